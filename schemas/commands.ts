@@ -1,0 +1,27 @@
+// Arguments of every membership action, validated before anything else looks at them.
+import { z } from "zod";
+import { CurvePublicKey, MemberRole, Role, Slug, UserPublicKey } from "./ids.ts";
+
+const Limit = z.number().int().min(1).max(10_000).default(1000);
+
+export const MembershipActionArgs = {
+  "user.add": z.object({ handle: Slug, role: Role.default("admin"), sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable().default(null) }).strict(),
+  "user.list": z.object({ limit: Limit }).strict(),
+  "room.create": z.object({ room: Slug, subject: z.string().max(200).default("") }).strict(),
+  "room.list": z.object({ limit: Limit, archived: z.boolean().default(true) }).strict(),
+  "room.show": z.object({ room: Slug }).strict(),
+  "room.archive": z.object({ room: Slug }).strict(),
+  "member.add": z.object({ room: Slug, user: Slug, role: MemberRole.default("member") }).strict(),
+  "member.role": z.object({ room: Slug, user: Slug, role: MemberRole }).strict(),
+  "member.remove": z.object({ room: Slug, user: Slug }).strict(),
+  "member.list": z.object({ room: Slug.optional(), user: Slug.optional(), limit: Limit }).strict()
+    .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
+} as const;
+
+export type MembershipAction = keyof typeof MembershipActionArgs;
+export const MembershipActions = Object.keys(MembershipActionArgs) as MembershipAction[];
+export type ArgsOf<A extends MembershipAction> = z.infer<(typeof MembershipActionArgs)[A]>;
+
+export function isMembershipAction(action: string): action is MembershipAction {
+  return Object.hasOwn(MembershipActionArgs, action);
+}

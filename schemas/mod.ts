@@ -1,0 +1,5 @@
+export * from "./ids.ts";
+export * from "./events.ts";
+export * from "./envelopes.ts";
+export * from "./commands.ts";
+export * from "./records.ts";

@@ -1,0 +1,42 @@
+// The JetStream at-rest key: a per-node secret in a 0600 file, handed to nats-server only through
+// its environment. A key check (an HMAC made with the key, never the key's hash) lets membershipd
+// refuse a wrong key before nats-server would silently start with an empty store.
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { constantTimeEqualHex, hmacHex } from "../core/mod.ts";
+import { readSecretFile, writeSecretFile } from "./secret-file.ts";
+
+export class AtRestKeyError extends Error {
+  readonly code = "E_AT_REST_KEY";
+}
+
+const CHECK_LABEL = "unibus at-rest key check v1";
+
+export interface AtRestKeyPaths { keyFile: string; checkFile: string; storeExists: boolean }
+
+/** Returns the key as the hex string nats-server reads from $UNIBUS_JS_KEY. */
+export function loadOrCreateAtRestKey({ keyFile, checkFile, storeExists }: AtRestKeyPaths): string {
+  if (!existsSync(keyFile)) {
+    if (storeExists) throw new AtRestKeyError(`the at-rest key file ${keyFile} is missing but an encrypted store exists; restore the key file (it cannot be recreated)`);
+    const raw = randomBytes(32);
+    writeSecretFile(keyFile, raw.toString("hex") + "\n");
+    raw.fill(0);
+  }
+  const buf = readSecretFile(keyFile);
+  const key = buf.toString("utf8").trim();
+  buf.fill(0);
+  if (!/^[0-9a-f]{64}$/.test(key)) throw new AtRestKeyError(`the at-rest key file ${keyFile} does not hold a 64-hex-digit key`);
+  if (existsSync(checkFile)) {
+    if (!constantTimeEqualHex(readFileSync(checkFile, "utf8").trim(), hmacHex(key, CHECK_LABEL))) {
+      throw new AtRestKeyError(`the at-rest key in ${keyFile} does not open the store (key check mismatch); refusing to start with an empty store`);
+    }
+  } else if (!storeExists) {
+    recordAtRestKeyCheck(checkFile, key);
+  }
+  return key;
+}
+
+/** Called once a store is known to open with this key (a store that predates key checks). */
+export function recordAtRestKeyCheck(checkFile: string, key: string): void {
+  if (!existsSync(checkFile)) writeFileSync(checkFile, hmacHex(key, CHECK_LABEL) + "\n", { mode: 0o600 });
+}

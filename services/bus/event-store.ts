@@ -1,0 +1,134 @@
+// The one source of truth: stream UNIBUS_EVENTS, one subject per aggregate. Appends are guarded by
+// Nats-Expected-Last-Subject-Sequence and deduplicated by Nats-Msg-Id.
+import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
+import type { StoredEvent } from "../core/mod.ts";
+
+export const EVENTS_STREAM = "UNIBUS_EVENTS";
+export const EVENT_SUBJECT_PREFIX = "unibus.evt";
+const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_NOT_FOUND = 10059;
+
+export function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND;
+}
+
+export function eventSubject(kind: string, aggregate: string): string {
+  return `${EVENT_SUBJECT_PREFIX}.${kind}.${aggregate}`;
+}
+
+export async function ensureEventStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  const config = {
+    name: EVENTS_STREAM,
+    subjects: [`${EVENT_SUBJECT_PREFIX}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    num_replicas: replicas,
+    deny_delete: true,
+    deny_purge: true,
+    duplicate_window: nanos(120_000),
+    max_msg_size: 256 * 1024,
+  };
+  try {
+    const info = await jsm.streams.info(EVENTS_STREAM);
+    if (!info.config.deny_delete || !info.config.deny_purge) throw new Error(`stream ${EVENTS_STREAM} exists without deny_delete/deny_purge`);
+  } catch (err) {
+    if (!isStreamNotFound(err)) throw err;
+    await jsm.streams.add(config);
+  }
+}
+
+export class ConcurrencyConflict extends Error {
+  readonly code = "E_CONFLICT";
+}
+
+export interface AppendResult {
+  seqs: number[];
+  duplicate: boolean;
+}
+
+/**
+ * Appends events to one aggregate subject. `expectedSeq` is the aggregate's last stream sequence
+ * (0: it must not exist yet); each further event expects the one before it. Throws
+ * ConcurrencyConflict when another writer got there first.
+ */
+export async function appendEvents(js: JetStreamClient, subject: string, expectedSeq: number, events: EventEnvelope[]): Promise<AppendResult> {
+  const seqs: number[] = [];
+  let expected = expectedSeq;
+  let duplicate = false;
+  for (const event of events) {
+    try {
+      const ack = await js.publish(subject, JSON.stringify(event), { msgID: event.id, expect: { lastSubjectSequence: expected } });
+      seqs.push(ack.seq);
+      duplicate ||= ack.duplicate;
+      expected = ack.seq;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+        throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
+      }
+      throw err;
+    }
+  }
+  return { seqs, duplicate };
+}
+
+/** Parses and validates one stored event; an event this version cannot read is an error, never skipped. */
+export function decodeEvent(data: Uint8Array): EventEnvelope {
+  const env = EventEnvelope.parse(JSON.parse(new TextDecoder().decode(data)));
+  const info = eventTypeInfo(env.type);
+  if (!info || info.kind !== env.kind) throw new Error(`unknown event type ${env.kind}/${env.type}`);
+  info.schema.parse(env.data);
+  return env;
+}
+
+export function toStoredEvent(env: EventEnvelope, seq: number): StoredEvent {
+  return { seq, ts: env.ts, type: env.type, kind: env.kind, aggregate: env.aggregate, data: env.data };
+}
+
+export async function lastSequence(jsm: JetStreamManager): Promise<number> {
+  return (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+}
+
+/** The last event of one subject, or null when the aggregate does not exist yet. */
+export async function lastEventOf(jsm: JetStreamManager, subject: string): Promise<{ seq: number; data: Uint8Array } | null> {
+  const msg = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: subject });
+  return msg ? { seq: msg.seq, data: msg.data } : null;
+}
+
+export interface ReadOptions {
+  /** First stream sequence to deliver (default 1). */
+  fromSeq?: number;
+  filter?: string;
+  /** Keep waiting for new events instead of stopping at the end of the stream. */
+  follow?: boolean;
+  /** Stop after this sequence (inclusive). */
+  untilSeq?: number;
+}
+
+/**
+ * Yields the stream's messages in order through an ordered consumer (gapless by construction:
+ * the client recreates the consumer at the right sequence if anything is missed).
+ */
+export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamManager, opts: ReadOptions = {}): AsyncGenerator<JsMsg> {
+  const fromSeq = Math.max(1, opts.fromSeq ?? 1);
+  let until = opts.untilSeq;
+  if (!opts.follow && until === undefined) until = await lastSequence(jsm);
+  if (until !== undefined && until < fromSeq) return;
+  const consumer = await js.consumers.get(EVENTS_STREAM, {
+    filter_subjects: opts.filter ?? `${EVENT_SUBJECT_PREFIX}.>`,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: fromSeq,
+  });
+  const messages = await consumer.consume({ max_messages: 2048 });
+  try {
+    for await (const m of messages) {
+      yield m;
+      if (until !== undefined && (m.seq >= until || (opts.filter !== undefined && m.info.pending === 0))) break;
+    }
+  } finally {
+    await messages.close();
+  }
+}
+
+

@@ -1,0 +1,138 @@
+// Applies the event stream to the KV projections. It reads through an ordered consumer from its
+// checkpoint (so it never skips an event), folds a batch of events per record in memory, writes
+// each changed record once with compare-and-set on its revision, and only then moves the
+// checkpoint. Records keep the sequence they last applied, so replaying a batch after a crash is
+// harmless.
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { allProjections, applyEvent, type Projection, type StoredEvent } from "../core/mod.ts";
+import { decodeEvent, readEventMessages, toStoredEvent } from "./event-store.ts";
+import { CHECKPOINTS_BUCKET, type Buckets } from "./buckets.ts";
+
+const BATCH_MAX = 1000;
+const CACHE_LIMIT = 100_000;
+const CHECKPOINT_KEY = "projector";
+
+interface Cached { record: any; revision: number }
+
+export class Projector {
+  applied = 0;
+  batches = 0;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private readonly cache = new Map<string, Cached>();
+  lastError: Error | null = null;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly buckets: Buckets,
+    private readonly log: (line: string) => void = () => {},
+  ) {}
+
+  async start(): Promise<void> {
+    this.applied = await this.readCheckpoint();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop?.catch(() => {});
+  }
+
+  /** Resolves once every event up to `seq` is in the KV buckets, or after `timeoutMs`. */
+  waitFor(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.applied >= seq) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.waiters.push({ seq, resolve: () => { clearTimeout(timer); resolve(true); } });
+    });
+  }
+
+  private async readCheckpoint(): Promise<number> {
+    const entry = await this.buckets[CHECKPOINTS_BUCKET].get(CHECKPOINT_KEY);
+    return entry && entry.operation === "PUT" ? Number(entry.string()) || 0 : 0;
+  }
+
+  private async run(): Promise<void> {
+    for (let failures = 0; !this.stopped; ) {
+      try {
+        await this.consume();
+      } catch (err) {
+        if (this.stopped) return;
+        this.lastError = err as Error;
+        failures++;
+        const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+        this.log(`projector: ${(err as Error).message}; resuming from ${this.applied} in ${delay} ms`);
+        this.cache.clear();
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private async consume(): Promise<void> {
+    let batch: StoredEvent[] = [];
+    for await (const m of readEventMessages(this.js, this.jsm, { fromSeq: this.applied + 1, follow: true })) {
+      if (this.stopped) break;
+      batch.push(toStoredEvent(decodeEvent(m.data), m.seq));
+      if (batch.length >= BATCH_MAX || m.info.pending === 0) {
+        await this.applyBatch(batch);
+        batch = [];
+      }
+    }
+    if (batch.length) await this.applyBatch(batch);
+  }
+
+  private async applyBatch(events: StoredEvent[]): Promise<void> {
+    const expected = this.applied + 1;
+    if (events[0]!.seq !== expected) throw new Error(`projector expected sequence ${expected}, got ${events[0]!.seq}`);
+    await Promise.all(allProjections.map((p) => this.applyProjection(p, events)));
+    const last = events[events.length - 1]!.seq;
+    await this.buckets[CHECKPOINTS_BUCKET].put(CHECKPOINT_KEY, String(last));
+    this.applied = last;
+    this.batches++;
+    this.waiters = this.waiters.filter((w) => (w.seq <= last ? (w.resolve(), false) : true));
+  }
+
+  private async applyProjection(p: Projection<any>, events: StoredEvent[]): Promise<void> {
+    const byKey = new Map<string, StoredEvent[]>();
+    for (const e of events) for (const key of p.keys(e)) (byKey.get(key) ?? byKey.set(key, []).get(key)!).push(e);
+    const kv = this.buckets[p.bucket]!;
+    await Promise.all([...byKey].map(([key, evs]) => this.writeRecord(kv, p, key, evs)));
+  }
+
+  /** Folds the events into the record and writes it with CAS; on a lost race, rereads and refolds. */
+  private async writeRecord(kv: KV, p: Projection<any>, key: string, events: StoredEvent[]): Promise<void> {
+    const cacheKey = `${p.bucket}/${key}`;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = this.cache.get(cacheKey) ?? (await this.readRecord(kv, key));
+      const next = events.reduce((r, e) => applyEvent(p, r, e), current.record);
+      if (next === current.record) return this.remember(cacheKey, current);
+      try {
+        if (next === undefined) {
+          // A delete marker has its own revision: let the next write reread it.
+          await kv.delete(key, { previousSeq: current.revision });
+          return void this.cache.delete(cacheKey);
+        }
+        const value = JSON.stringify(next);
+        const revision = current.revision === 0 ? await kv.create(key, value) : await kv.update(key, value, current.revision);
+        return this.remember(cacheKey, { record: next, revision });
+      } catch (err) {
+        this.cache.delete(cacheKey);
+        if (attempt === 4) throw err;
+      }
+    }
+  }
+
+  private async readRecord(kv: KV, key: string): Promise<Cached> {
+    const entry = await kv.get(key);
+    if (!entry) return { record: undefined, revision: 0 };
+    return { record: entry.operation === "PUT" ? entry.json() : undefined, revision: entry.revision };
+  }
+
+  private remember(key: string, value: Cached): void {
+    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, value);
+  }
+}

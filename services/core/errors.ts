@@ -1,0 +1,24 @@
+// Errors are values with stable codes; the CLI shows `message` as one sentence and exits by code.
+export const ErrorCodes = [
+  "E_BAD_JSON", "E_BAD_REQUEST", "E_TOO_LARGE", "E_CLOCK_SKEW", "E_NONCE_REUSED", "E_BAD_SIGNATURE",
+  "E_UNKNOWN_ACTOR", "E_FORBIDDEN", "E_UNKNOWN_ACTION", "E_CONFLICT", "E_UNAVAILABLE", "E_INTERNAL",
+  "E_USER_EXISTS", "E_USER_NOT_FOUND", "E_ROOM_EXISTS", "E_ROOM_NOT_FOUND", "E_ROOM_ARCHIVED",
+  "E_MEMBER_EXISTS", "E_MEMBER_NOT_FOUND", "E_NO_CHANGE",
+] as const;
+
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export interface DomainError {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly details?: Record<string, unknown>;
+}
+
+export function domainError(code: ErrorCode, message: string, details?: Record<string, unknown>): DomainError {
+  return details ? { code, message, details } : { code, message };
+}
+
+export function isDomainError(value: unknown): value is DomainError {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as DomainError).code === "string" && typeof (value as DomainError).message === "string";
+}

@@ -1,0 +1,10 @@
+export { canonicalJson } from "./canonical.ts";
+export * from "./crypto.ts";
+export * from "./errors.ts";
+export * from "./envelope.ts";
+export * from "./decider.ts";
+export * from "./users.ts";
+export * from "./rooms.ts";
+export * from "./members.ts";
+export * from "./projections.ts";
+export { roleAllows } from "./roles.ts";

@@ -1,0 +1,99 @@
+// Pure projections: project(record | undefined, event) → record | undefined (undefined = delete).
+// Idempotence lives in applyEvent: a record never takes an event at or below the sequence it holds.
+import type { MemberRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
+
+export interface StoredEvent {
+  seq: number;
+  ts: string;
+  type: string;
+  kind: string;
+  aggregate: string;
+  data: Record<string, any>;
+}
+
+export interface Projection<R extends { seq: number }> {
+  bucket: string;
+  /** The record keys this event touches (none for events the projection ignores). */
+  keys(event: StoredEvent): string[];
+  project(record: R | undefined, event: StoredEvent): R | undefined;
+}
+
+export function applyEvent<R extends { seq: number }>(p: Projection<R>, record: R | undefined, event: StoredEvent): R | undefined {
+  if (record && record.seq >= event.seq) return record;
+  return p.project(record, event);
+}
+
+export const usersProjection: Projection<UserRecord> = {
+  bucket: "UNIBUS_users",
+  keys: (e) => (e.type === "UserCreated" ? [e.data.handle] : []),
+  project: (_r, e) => ({ handle: e.data.handle, role: e.data.role, sign_key: e.data.sign_key, kex_key: e.data.kex_key, created_at: e.ts, seq: e.seq }),
+};
+
+export const roomsProjection: Projection<RoomRecord> = {
+  bucket: "UNIBUS_rooms",
+  keys: (e) => (["RoomCreated", "RoomArchived", "MemberAdded", "MemberRemoved"].includes(e.type) ? [e.data.room] : []),
+  project(r, e) {
+    switch (e.type) {
+      case "RoomCreated":
+        return { room: e.data.room, subject: e.data.subject, created_by: e.data.created_by, created_at: e.ts, archived: false, members: r?.members ?? 0, seq: e.seq };
+      case "RoomArchived":
+        return r && { ...r, archived: true, seq: e.seq };
+      case "MemberAdded":
+        return r && { ...r, members: r.members + 1, seq: e.seq };
+      case "MemberRemoved":
+        return r && { ...r, members: Math.max(0, r.members - 1), seq: e.seq };
+      default:
+        return r;
+    }
+  },
+};
+
+const isMemberEvent = (e: StoredEvent) => e.kind === "member";
+
+export const membersProjection: Projection<MemberRecord> = {
+  bucket: "UNIBUS_members",
+  keys: (e) => (isMemberEvent(e) ? [`${e.data.room}.${e.data.user}`] : []),
+  project(r, e) {
+    switch (e.type) {
+      case "MemberAdded":
+        return { room: e.data.room, user: e.data.user, role: e.data.role, since: e.ts, seq: e.seq };
+      case "MemberRoleChanged":
+        return r && { ...r, role: e.data.role, seq: e.seq };
+      default:
+        return undefined;
+    }
+  },
+};
+
+export const roomsByMemberProjection: Projection<RoomByMemberRecord> = {
+  bucket: "UNIBUS_rooms_by_member",
+  keys: (e) => (isMemberEvent(e) ? [`${e.data.user}.${e.data.room}`] : []),
+  project(r, e) {
+    switch (e.type) {
+      case "MemberAdded":
+        return { user: e.data.user, room: e.data.room, role: e.data.role, seq: e.seq };
+      case "MemberRoleChanged":
+        return r && { ...r, role: e.data.role, seq: e.seq };
+      default:
+        return undefined;
+    }
+  },
+};
+
+export const allProjections: readonly Projection<any>[] = [usersProjection, roomsProjection, membersProjection, roomsByMemberProjection];
+
+/** Replays events into in-memory buckets: the reference the KV buckets are audited against. */
+export class MemoryProjections {
+  readonly buckets = new Map<string, Map<string, any>>(allProjections.map((p) => [p.bucket, new Map()]));
+
+  apply(event: StoredEvent): void {
+    for (const p of allProjections) {
+      const bucket = this.buckets.get(p.bucket)!;
+      for (const key of p.keys(event)) {
+        const next = applyEvent(p, bucket.get(key), event);
+        if (next === undefined) bucket.delete(key);
+        else bucket.set(key, next);
+      }
+    }
+  }
+}

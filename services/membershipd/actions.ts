@@ -1,0 +1,79 @@
+// What each membership action does once the pipeline has let it through. Writes go through the
+// deciders; reads come from the KV projections after they have caught up with the stream.
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { MembershipActionArgs, isMembershipAction, type CommandEnvelope, type MembershipAction } from "../../schemas/mod.ts";
+import { domainError, isDomainError, memberDecider, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
+import { lastSequence, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
+import { zodMessage } from "./command-pipeline.ts";
+
+const READ_WAIT_MS = 1000;
+
+export interface ActionDeps {
+  aggregates: AggregateStore;
+  buckets: Buckets;
+  projector: Projector;
+  jsm: JetStreamManager;
+}
+
+export function parseActionArgs(action: string, args: unknown) {
+  if (!isMembershipAction(action)) return undefined;
+  const r = MembershipActionArgs[action].safeParse(args);
+  return r.success ? { ok: true as const, args: r.data } : { ok: false as const, error: domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(r.error)}`) };
+}
+
+export function createActions(deps: ActionDeps) {
+  const { aggregates, buckets } = deps;
+
+  async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
+    const r = await aggregates.execute(kind, id, decider, command, { actor: cmd.actor, commandId: cmd.id });
+    if (isDomainError(r)) return r;
+    return { seq: r.seqs[r.seqs.length - 1] ?? null, events: r.events.map((e) => e.type), replayed: r.replayed };
+  }
+
+  /** Reads wait (up to a second) for the projections to reach the stream's head: read-your-writes. */
+  async function caughtUp(): Promise<void> {
+    await deps.projector.waitFor(await lastSequence(deps.jsm), READ_WAIT_MS);
+  }
+
+  async function list(kv: KV, prefix: string | undefined, limit: number) {
+    await caughtUp();
+    const keys: string[] = [];
+    for await (const k of await kv.keys(prefix ? `${prefix}.>` : undefined)) keys.push(k);
+    keys.sort();
+    const entries = await Promise.all(keys.slice(0, limit).map((k) => kv.get(k)));
+    return { items: entries.filter((e) => e && e.operation === "PUT").map((e) => e!.json()), total: keys.length };
+  }
+
+  async function facts(room: string, user: string): Promise<{ roomState: RoomState; userState: UserState }> {
+    const [r, u] = await Promise.all([aggregates.load<RoomState>("room", room, roomDecider), aggregates.load<UserState>("user", user, userDecider)]);
+    return { roomState: r.state, userState: u.state };
+  }
+
+  const handlers: { [A in MembershipAction]: (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError> } = {
+    "user.add": (a, cmd) => write("user", a.handle, userDecider, { type: "CreateUser", ...a }, cmd),
+    "user.list": (a) => list(buckets.UNIBUS_users!, undefined, a.limit),
+    "room.create": (a, cmd) => write("room", a.room, roomDecider, { type: "CreateRoom", room: a.room, subject: a.subject, by: cmd.actor.id }, cmd),
+    "room.archive": (a, cmd) => write("room", a.room, roomDecider, { type: "ArchiveRoom", room: a.room, by: cmd.actor.id }, cmd),
+    "room.list": async (a) => {
+      const r = await list(buckets.UNIBUS_rooms!, undefined, a.limit);
+      return a.archived ? r : { ...r, items: r.items.filter((x: any) => !x.archived) };
+    },
+    "room.show": async (a) => {
+      await caughtUp();
+      const entry = await buckets.UNIBUS_rooms!.get(a.room);
+      if (!entry || entry.operation !== "PUT") return domainError("E_ROOM_NOT_FOUND", `room ${a.room} does not exist`, { room: a.room });
+      const members = await list(buckets.UNIBUS_members!, a.room, 10_000);
+      return { room: entry.json(), members: members.items };
+    },
+    "member.add": async (a, cmd) => write("member", `${a.room}.${a.user}`, memberDecider,
+      { type: "AddMember", room: a.room, user: a.user, role: a.role, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
+    "member.role": async (a, cmd) => write("member", `${a.room}.${a.user}`, memberDecider,
+      { type: "ChangeMemberRole", room: a.room, user: a.user, role: a.role, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
+    "member.remove": async (a, cmd) => write("member", `${a.room}.${a.user}`, memberDecider,
+      { type: "RemoveMember", room: a.room, user: a.user, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
+    "member.list": (a) => (a.room ? list(buckets.UNIBUS_members!, a.room, a.limit) : list(buckets.UNIBUS_rooms_by_member!, a.user, a.limit)),
+  };
+
+  return (action: string, args: unknown, cmd: CommandEnvelope) => handlers[action as MembershipAction](args, cmd);
+}

@@ -1,0 +1,2 @@
+import { runMain } from "./main.ts";
+runMain(process.argv.slice(2));

@@ -1,0 +1,65 @@
+// Flags, each also an environment variable UNIBUS_<NAME> (--data-dir ↔ UNIBUS_DATA_DIR).
+import { hostname } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+const Port = z.coerce.number().int().min(0).max(65535);
+
+export const MembershipdConfig = z.object({
+  dataDir: z.string().min(1),
+  natsPort: Port,
+  natsHost: z.string().min(1),
+  httpPort: Port,
+  httpHost: z.string().min(1),
+  atRestKeyFile: z.string().min(1),
+  natsUrl: z.string().optional(),
+  replicas: z.coerce.number().int().min(1).max(5),
+  clusterName: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
+  serverName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+});
+export type MembershipdConfig = z.infer<typeof MembershipdConfig>;
+
+const flags = {
+  "data-dir": "local_files",
+  "nats-port": "4250",
+  "nats-host": "127.0.0.1",
+  "http-port": "8470",
+  "http-host": "127.0.0.1",
+  "at-rest-key-file": "",
+  "nats-url": "",
+  replicas: "1",
+  "cluster-name": "unibus",
+  "server-name": hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "unibus",
+} as const;
+
+export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS_<FLAG>, e.g. UNIBUS_DATA_DIR)
+  --data-dir DIR           runtime data (default local_files/)
+  --nats-port N            embedded NATS client port (default 4250)
+  --nats-host HOST         embedded NATS listen address (default 127.0.0.1)
+  --http-port N            /healthz and /metrics port (default 8470)
+  --http-host HOST         /healthz and /metrics address (default 127.0.0.1)
+  --at-rest-key-file FILE  JetStream at-rest key (default DATA_DIR/at-rest.key, created 0600 on first start)
+  --nats-url URL           use an existing NATS instead of the embedded server
+  --replicas N             stream and KV replicas (default 1)
+  --cluster-name NAME      cluster name recorded in the first event (default unibus)
+  --server-name NAME       NATS server name (default: host name)`;
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): MembershipdConfig {
+  const { values } = parseArgs({ args: argv, options: Object.fromEntries(Object.keys(flags).map((k) => [k, { type: "string" as const }])), strict: true });
+  const pick = (name: keyof typeof flags) => (values as Record<string, string | undefined>)[name] ?? env[`UNIBUS_${name.toUpperCase().replace(/-/g, "_")}`] ?? flags[name];
+  const dataDir = resolve(pick("data-dir"));
+  const keyFile = pick("at-rest-key-file");
+  return MembershipdConfig.parse({
+    dataDir,
+    natsPort: pick("nats-port"),
+    natsHost: pick("nats-host"),
+    httpPort: pick("http-port"),
+    httpHost: pick("http-host"),
+    atRestKeyFile: keyFile ? (isAbsolute(keyFile) ? keyFile : resolve(keyFile)) : join(dataDir, "at-rest.key"),
+    natsUrl: pick("nats-url") || undefined,
+    replicas: pick("replicas"),
+    clusterName: pick("cluster-name"),
+    serverName: pick("server-name"),
+  });
+}

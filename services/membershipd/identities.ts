@@ -1,0 +1,33 @@
+// membershipd's own signing key and the bootstrap admin identity: nkey seeds in 0600 files,
+// created on first start. The admin seed is what the CLI uses by default.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { newUserSeed, signerFromSeed, type Signer } from "../core/mod.ts";
+import { readSecretFile, writeSecretFile } from "../bus/mod.ts";
+
+export const SERVICE_SEED_FILE = "service.nk";
+export const ADMIN_SEED_FILE = "admin.nk";
+export const ADMIN_HANDLE = "admin";
+
+/** Loads the seed in `path` as a signer, creating a new user seed there first if there is none. */
+export function loadOrCreateSigner(path: string): Signer {
+  if (!existsSync(path)) {
+    const seed = newUserSeed();
+    writeSecretFile(path, Buffer.concat([Buffer.from(seed), Buffer.from("\n")]));
+    seed.fill(0);
+  }
+  const buf = readSecretFile(path);
+  try {
+    return signerFromSeed(new Uint8Array(buf.buffer, buf.byteOffset, buf.length).subarray(0, buf.indexOf(10) >= 0 ? buf.indexOf(10) : buf.length));
+  } finally {
+    buf.fill(0);
+  }
+}
+
+export function serviceSigner(dataDir: string): Signer {
+  return loadOrCreateSigner(join(dataDir, SERVICE_SEED_FILE));
+}
+
+export function adminSigner(dataDir: string): Signer {
+  return loadOrCreateSigner(join(dataDir, ADMIN_SEED_FILE));
+}

@@ -1,0 +1,160 @@
+// membershipd: starts (or joins) NATS, owns the event stream, the projections, the membership
+// commands and the posture endpoint.
+import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  AggregateStore, AtRestKeyError, EmbeddedNatsServer, EVENTS_STREAM, NONCES_BUCKET, Projector, connectNats, ensureEventStream,
+  loadOrCreateAtRestKey, openBuckets, recordAtRestKeyCheck, SecretFileError, NatsServerMissingError, lastEventOf, eventSubject, isStreamNotFound,
+} from "../bus/mod.ts";
+import { userDecider, type UserState } from "../core/mod.ts";
+import { createActions, parseActionArgs } from "./actions.ts";
+import { bootstrapStore } from "./bootstrap.ts";
+import { handleCommand, zodMessage, type ActorRecord } from "./command-pipeline.ts";
+import { ZodError } from "zod";
+import { loadConfig, usage, type MembershipdConfig } from "./config.ts";
+import { startHttp } from "./http.ts";
+import { adminSigner, serviceSigner } from "./identities.ts";
+import { Metrics } from "./metrics.ts";
+
+export const COMMAND_PREFIX = "unibus.cmd.membership.";
+const MAX_IN_FLIGHT = 512;
+const VERSION = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version as string;
+
+const log = (line: string) => process.stderr.write(`membershipd: ${line}\n`);
+
+class StartupError extends Error {}
+
+let embeddedForCleanup: EmbeddedNatsServer | null = null;
+
+async function waitForJetStream(nc: NatsConnection, budgetMs: number): Promise<JetStreamManager> {
+  const deadline = Date.now() + budgetMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await jetstreamManager(nc, { timeout: 2000 });
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw new StartupError(`JetStream did not become available within ${budgetMs} ms: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+async function streamExists(jsm: JetStreamManager): Promise<boolean> {
+  try {
+    await jsm.streams.info(EVENTS_STREAM);
+    return true;
+  } catch (err) {
+    if (isStreamNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function startEmbedded(cfg: MembershipdConfig, onFatal: (e: Error) => void) {
+  const storeExisted = EmbeddedNatsServer.storeExists(cfg.dataDir);
+  const checkFile = join(cfg.dataDir, "at-rest.check");
+  const key = loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
+  const server = new EmbeddedNatsServer({
+    dataDir: cfg.dataDir, host: cfg.natsHost, port: cfg.natsPort, serverName: cfg.serverName, atRestKey: key, keyFile: cfg.atRestKeyFile, log,
+  });
+  embeddedForCleanup = server;
+  await server.start(onFatal);
+  return { server, storeExisted, confirmKey: () => recordAtRestKeyCheck(checkFile, key) };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) return void console.log(usage);
+  let cfg: MembershipdConfig;
+  try {
+    cfg = loadConfig(argv);
+  } catch (err) {
+    throw new StartupError(err instanceof ZodError ? `bad flag: ${zodMessage(err)}` : `${(err as Error).message}\n${usage}`);
+  }
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const fatal = (err: Error) => {
+    log(err.message);
+    embeddedForCleanup?.killNow();
+    process.exit(1);
+  };
+
+  const embedded = cfg.natsUrl ? null : await startEmbedded(cfg, fatal);
+  const server = embedded?.server ?? null;
+  const natsUrl = cfg.natsUrl ?? server!.url;
+  const nc = await connectNats({ servers: natsUrl, name: `membershipd-${cfg.serverName}`, forever: true });
+  const jsm = await waitForJetStream(nc, 15_000);
+  const js = jetstream(nc);
+
+  if (embedded?.storeExisted && !(await streamExists(jsm))) {
+    throw new AtRestKeyError(`the store in ${server!.storeDir} exists but holds no ${EVENTS_STREAM}: the at-rest key in ${cfg.atRestKeyFile} does not open it`);
+  }
+  await ensureEventStream(jsm, cfg.replicas);
+  embedded?.confirmKey();
+  const buckets = await openBuckets(nc, cfg.replicas);
+
+  const service = serviceSigner(cfg.dataDir);
+  const aggregates = new AggregateStore(js, jsm, service);
+  await bootstrapStore(aggregates, service, adminSigner(cfg.dataDir), cfg.clusterName);
+
+  const projector = new Projector(js, jsm, buckets, log);
+  await projector.start();
+
+  const metrics = new Metrics();
+  const run = createActions({ aggregates, buckets, projector, jsm });
+  const lookupActor = async (id: string): Promise<ActorRecord | null> => {
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id) || !(await lastEventOf(jsm, eventSubject("user", id)))) return null;
+    const u = (await aggregates.load<UserState>("user", id, userDecider)).state;
+    return u.exists ? { role: u.role, signKey: u.signKey } : null;
+  };
+  let inFlight = 0;
+  const sub = nc.subscribe(`${COMMAND_PREFIX}>`, {
+    queue: "membershipd",
+    callback: (err, msg) => {
+      if (err || !msg.reply) return;
+      const action = msg.subject.slice(COMMAND_PREFIX.length);
+      if (inFlight >= MAX_IN_FLIGHT) {
+        return void msg.respond(JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "membershipd is busy; retry" } }));
+      }
+      inFlight++;
+      const started = performance.now();
+      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run })
+        .then((reply) => {
+          metrics.countCommand(action, reply.ok ? "ok" : reply.error.code, performance.now() - started);
+          msg.respond(JSON.stringify(reply));
+        })
+        .finally(() => inFlight--);
+    },
+  });
+
+  const http = await startHttp(cfg.httpHost, cfg.httpPort, {
+    node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server,
+  }, metrics, () => server?.restarts ?? 0);
+  const httpAddr = http.address() as { port: number };
+  const runtime = { pid: process.pid, nats_url: natsUrl, http_url: `http://${cfg.httpHost}:${httpAddr.port}`, data_dir: cfg.dataDir, version: VERSION };
+  writeFileSync(join(cfg.dataDir, "membershipd.json"), JSON.stringify(runtime, null, 2) + "\n", { mode: 0o644 });
+  log(`ready: nats ${natsUrl}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: shutting down`);
+    http.close();
+    await sub.drain().catch(() => {});
+    await projector.stop();
+    await nc.drain().catch(() => {});
+    await server?.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+export function runMain(argv: string[]): void {
+  main(argv).catch((err: Error) => {
+    embeddedForCleanup?.killNow();
+    const known = err instanceof AtRestKeyError || err instanceof SecretFileError || err instanceof NatsServerMissingError || err instanceof StartupError;
+    log(known ? err.message : `failed to start: ${err.message}`);
+    if (!known && process.env.UNIBUS_DEBUG) console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,69 @@
+// /healthz: the security posture and health as the running system reports it, within a second,
+// also when JetStream is down (then "degraded", never a hang).
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { EVENTS_STREAM, type EmbeddedNatsServer, type Projector } from "../bus/mod.ts";
+
+const PROBE_MS = 400;
+
+export interface PostureDeps {
+  node: string;
+  version: string;
+  clusterName: string;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  projector: Projector;
+  server: EmbeddedNatsServer | null;
+}
+
+function within<T>(p: Promise<T>, ms = PROBE_MS): Promise<T | null> {
+  return Promise.race([p.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
+}
+
+async function monitor(server: EmbeddedNatsServer | null, path: string): Promise<any | null> {
+  if (!server?.facts.monitorPort) return null;
+  return within(fetch(`http://127.0.0.1:${server.facts.monitorPort}${path}`, { signal: AbortSignal.timeout(PROBE_MS) }).then((r) => r.json()));
+}
+
+function atRest(server: EmbeddedNatsServer | null): string {
+  if (!server) return "unknown";
+  const enc = server.facts.encryption;
+  if (!enc) return "none";
+  return /chacha/i.test(enc) ? "chachapoly" : /aes/i.test(enc) ? "aes" : enc;
+}
+
+export async function healthz(d: PostureDeps): Promise<{ status: string; [k: string]: unknown }> {
+  const [info, varz, jsz] = await Promise.all([
+    within(d.jsm.streams.info(EVENTS_STREAM)),
+    monitor(d.server, "/varz"),
+    monitor(d.server, "/jsz"),
+  ]);
+  const problems: string[] = [];
+  if (d.nc.isClosed() || d.server?.running === false) problems.push("nats unavailable");
+  if (!info) problems.push("event stream unavailable");
+  if (d.projector.lastError && info && d.projector.applied < info.state.last_seq) problems.push(`projector: ${d.projector.lastError.message}`);
+  const lastSeq = info?.state.last_seq ?? null;
+  const meta = jsz?.meta_cluster;
+  return {
+    status: problems.length ? "degraded" : "ok",
+    node: d.node,
+    version: d.version,
+    posture: {
+      auth: varz?.auth_required ? "enforce" : d.server ? "none" : "unknown",
+      tls: Boolean(varz?.tls_required),
+      routes: varz?.cluster?.port ? "enabled" : "none",
+      acl: false,
+      at_rest: atRest(d.server),
+      signed_commands: true,
+      sealed_keys: false,
+    },
+    cluster: {
+      name: meta?.name ?? d.clusterName,
+      peers: (meta?.replicas ?? []).map((p: { name: string }) => p.name),
+      meta_leader: meta?.leader ?? (meta ? null : d.node),
+    },
+    stream: { replicas: info?.config.num_replicas ?? null, last_seq: lastSeq },
+    projections: { applied_seq: d.projector.applied, lag: lastSeq === null ? null : Math.max(0, lastSeq - d.projector.applied) },
+    problems,
+  };
+}
