@@ -159,8 +159,10 @@ export class EmbeddedNatsServer {
         reject(this.fatal ?? new Error(`nats-server exited during start (code ${code}, signal ${signal}); see ${this.logPath}`));
       });
     });
-    child.once("exit", (code, signal) => this.onExit(child, code, signal));
     await ready;
+    // Only a server that came up is restarted on exit; a failed start is the caller's to report.
+    child.once("exit", (code, signal) => this.onExit(child, code, signal));
+    if (child.exitCode !== null) this.onExit(child, child.exitCode, null);
   }
 
   private readFacts(line: string): void {

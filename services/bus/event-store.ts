@@ -104,6 +104,8 @@ export interface ReadOptions {
   follow?: boolean;
   /** Stop after this sequence (inclusive). */
   untilSeq?: number;
+  /** Ends the read (a pending wait included) when aborted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -121,12 +123,15 @@ export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamMana
     opt_start_seq: fromSeq,
   });
   const messages = await consumer.consume({ max_messages: 2048 });
+  const onAbort = () => void messages.close();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     for await (const m of messages) {
       yield m;
       if (until !== undefined && (m.seq >= until || (opts.filter !== undefined && m.info.pending === 0))) break;
     }
   } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
     await messages.close();
   }
 }

@@ -6,3 +6,4 @@ export * from "./connect.ts";
 export * from "./embedded-server.ts";
 export * from "./at-rest-key.ts";
 export * from "./secret-file.ts";
+export * from "./kv-snapshot.ts";

@@ -19,6 +19,7 @@ export class Projector {
   applied = 0;
   batches = 0;
   private stopped = false;
+  private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   private waiters: { seq: number; resolve: () => void }[] = [];
   private readonly cache = new Map<string, Cached>();
@@ -38,6 +39,7 @@ export class Projector {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.abort.abort();
     await this.loop?.catch(() => {});
   }
 
@@ -66,14 +68,14 @@ export class Projector {
         const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
         this.log(`projector: ${(err as Error).message}; resuming from ${this.applied} in ${delay} ms`);
         this.cache.clear();
-        await new Promise((r) => setTimeout(r, delay));
+        await new Promise((r) => setTimeout(r, delay).unref());
       }
     }
   }
 
   private async consume(): Promise<void> {
     let batch: StoredEvent[] = [];
-    for await (const m of readEventMessages(this.js, this.jsm, { fromSeq: this.applied + 1, follow: true })) {
+    for await (const m of readEventMessages(this.js, this.jsm, { fromSeq: this.applied + 1, follow: true, signal: this.abort.signal })) {
       if (this.stopped) break;
       batch.push(toStoredEvent(decodeEvent(m.data), m.seq));
       if (batch.length >= BATCH_MAX || m.info.pending === 0) {

@@ -8,3 +8,4 @@ export * from "./rooms.ts";
 export * from "./members.ts";
 export * from "./projections.ts";
 export { roleAllows } from "./roles.ts";
+export * from "./audit.ts";

@@ -138,6 +138,11 @@ export async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log(`${signal}: shutting down`);
+    setTimeout(() => {
+      log("shutdown took over 15 s; stopping hard");
+      server?.killNow();
+      process.exit(1);
+    }, 15_000).unref();
     http.close();
     await sub.drain().catch(() => {});
     await projector.stop();

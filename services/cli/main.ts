@@ -1,0 +1,225 @@
+// The `unibus` command. Each verb is a signed request to a command subject, except `events` and
+// `audit`, which read the stream directly.
+import { join } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { MembershipActionArgs, isMembershipAction } from "../../schemas/mod.ts";
+import { newUserSeed, signerFromSeed } from "../core/mod.ts";
+import { decodeEvent, lastSequence, readEventMessages, writeSecretFile } from "../bus/mod.ts";
+import { auditReplay, auditVerify } from "./audit.ts";
+import { loadIdentity, openConnection, type GlobalOptions } from "./context.ts";
+import { CliError, EXIT, print, table } from "./output.ts";
+import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
+
+export const usage = `usage: unibus [global flags] <verb> [args]
+
+verbs:
+  user add <handle> [--role admin|monitor|…] [--sign-key U…] [--kex-key X…]
+                                       without --sign-key a new key is made and its seed saved (0600)
+  user list
+  room create <room> [--subject TEXT] | room list [--active] | room show <room> | room archive <room>
+  member add <room> <user> [--role owner|moderator|member] | member role <room> <user> <role>
+  member remove <room> <user> | member list --room R | member list --user U
+  events tail [--lines N] [--follow]   the newest events, then new ones as they come
+  audit replay                         rebuild every projection from the stream, diff against KV
+  audit verify [--trust KEY]…          check every signature and every aggregate's hash chain
+  req <subject> <json-args>            send a signed command with these args, print the reply
+
+global flags (env in brackets):
+  --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
+  --server URL [UNIBUS_SERVER]         NATS URL (default: from DATA_DIR/membershipd.json)
+  --identity FILE [UNIBUS_IDENTITY]    nkey seed file to sign with (default DATA_DIR/admin.nk)
+  --as HANDLE [UNIBUS_AS]              the identity's handle (default admin)
+  --json                               machine-readable output
+  --dry-run                            print the signed command and its subject instead of sending it
+  --timeout MS                         request timeout (default 5000)
+
+exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable`;
+
+const globalOptions = {
+  "data-dir": { type: "string" }, server: { type: "string" }, identity: { type: "string" }, as: { type: "string" },
+  json: { type: "boolean" }, "dry-run": { type: "boolean" }, timeout: { type: "string" }, help: { type: "boolean", short: "h" },
+  role: { type: "string" }, "sign-key": { type: "string" }, "kex-key": { type: "string" }, "seed-out": { type: "string" },
+  subject: { type: "string" }, active: { type: "boolean" }, room: { type: "string" }, user: { type: "string" },
+  lines: { type: "string" }, follow: { type: "boolean" }, trust: { type: "string", multiple: true }, limit: { type: "string" },
+} satisfies ParseArgsConfig["options"];
+
+type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
+
+function usageError(message: string): never {
+  throw new CliError("E_USAGE", `${message} (see unibus --help)`, EXIT.usage);
+}
+
+function need(args: string[], n: number, what: string): string[] {
+  if (args.length !== n) usageError(`expected ${what}`);
+  return args;
+}
+
+/** Runs the CLI and returns its exit code; output goes to stdout, errors to stderr. */
+export async function main(argv: string[]): Promise<number> {
+  let flags: Flags, positionals: string[];
+  try {
+    ({ values: flags, positionals } = parseArgs({ args: argv, options: globalOptions, allowPositionals: true, strict: true }) as { values: Flags; positionals: string[] });
+  } catch (err) {
+    return fail(new CliError("E_USAGE", `${(err as Error).message} (see unibus --help)`, EXIT.usage), false);
+  }
+  if (flags.help || positionals.length === 0) {
+    console.log(usage);
+    return flags.help ? EXIT.ok : EXIT.usage;
+  }
+  const o: GlobalOptions = {
+    dataDir: flags["data-dir"] ?? process.env.UNIBUS_DATA_DIR ?? "local_files",
+    server: flags.server ?? process.env.UNIBUS_SERVER,
+    identity: flags.identity ?? process.env.UNIBUS_IDENTITY,
+    as: flags.as ?? process.env.UNIBUS_AS ?? "admin",
+    json: flags.json ?? false,
+    dryRun: flags["dry-run"] ?? false,
+    timeoutMs: Number(flags.timeout ?? 5000),
+  };
+  let nc: NatsConnection | null = null;
+  const connection = async () => (nc ??= await openConnection(o));
+  try {
+    return await dispatch(positionals, flags, o, connection);
+  } catch (err) {
+    return fail(err, o.json);
+  } finally {
+    await (nc as NatsConnection | null)?.close();
+  }
+}
+
+function fail(err: unknown, json: boolean): number {
+  const e = err instanceof CliError ? err : new CliError("E_INTERNAL", (err as Error).message ?? String(err), EXIT.failed);
+  if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
+  process.stderr.write(`unibus: ${e.message} [${e.code}]\n`);
+  return e.exitCode;
+}
+
+async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: () => Promise<NatsConnection>): Promise<number> {
+  const [noun, verb, ...rest] = pos;
+  const send = (action: string, args: Record<string, unknown>) => command(o, connection, `${MEMBERSHIP_PREFIX}${action}`, action, args);
+  const limit = f.limit ? { limit: Number(f.limit) } : {};
+  switch (noun === "req" ? "req" : `${noun} ${verb ?? ""}`.trim()) {
+    case "user add": return userAdd(o, f, need(rest, 1, "a handle")[0]!, send);
+    case "user list": return show(o, await send("user.list", limit), (r) => table(r.items, ["handle", "role", "sign_key", "created_at"]));
+    case "room create": return show(o, await send("room.create", { room: need(rest, 1, "a room name")[0], subject: f.subject ?? "" }), (r) => `created room ${rest[0]} (event ${r.seq})`);
+    case "room list": return show(o, await send("room.list", { ...limit, archived: !f.active }), (r) => table(r.items, ["room", "subject", "members", "archived", "created_by", "created_at"]));
+    case "room show": return show(o, await send("room.show", { room: need(rest, 1, "a room name")[0] }), (r) =>
+      `${table([r.room], ["room", "subject", "archived", "created_by", "created_at"])}\n\n${table(r.members, ["user", "role", "since"])}`);
+    case "room archive": return show(o, await send("room.archive", { room: need(rest, 1, "a room name")[0] }), () => `archived room ${rest[0]}`);
+    case "member add": {
+      const [room, user] = need(rest, 2, "<room> <user>");
+      return show(o, await send("member.add", { room, user, ...(f.role ? { role: f.role } : {}) }), () => `added ${user} to ${room}`);
+    }
+    case "member role": {
+      const [room, user, role] = need(rest, 3, "<room> <user> <role>");
+      return show(o, await send("member.role", { room, user, role }), () => `${user} is now ${role} in ${room}`);
+    }
+    case "member remove": {
+      const [room, user] = need(rest, 2, "<room> <user>");
+      return show(o, await send("member.remove", { room, user }), () => `removed ${user} from ${room}`);
+    }
+    case "member list": return show(o, await send("member.list", { ...(f.room ? { room: f.room } : {}), ...(f.user ? { user: f.user } : {}), ...limit }),
+      (r) => table(r.items, f.room ? ["user", "role", "since"] : ["room", "role"]));
+    case "events tail": return eventsTail(o, f, await connection());
+    case "audit replay": return replay(o, await connection());
+    case "audit verify": return verify(o, f, await connection());
+    case "req": {
+      const [subject, json] = [verb, ...rest];
+      if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");
+      let args: unknown;
+      try {
+        args = JSON.parse(json!);
+      } catch {
+        usageError("the args are not valid JSON");
+      }
+      const action = subject.startsWith("unibus.cmd.") ? subject.split(".").slice(3).join(".") : usageError("the subject must start with unibus.cmd.");
+      const reply = await command(o, connection, subject, action, args as Record<string, unknown>, true);
+      print(true, reply, () => "");
+      return reply?.ok === false ? EXIT.failed : EXIT.ok;
+    }
+    default:
+      usageError(`unknown verb "${pos.join(" ")}"`);
+  }
+}
+
+function show(o: GlobalOptions, result: any, human: (r: any) => string): number {
+  if (result === DRY_RUN) return EXIT.ok;
+  print(o.json, result, () => human(result));
+  return EXIT.ok;
+}
+
+const DRY_RUN = Symbol("dry-run");
+
+/** Signs and sends one command (or prints it with --dry-run). `raw` returns the reply unopened. */
+async function command(o: GlobalOptions, connection: () => Promise<NatsConnection>, subject: string, action: string, args: Record<string, unknown>, raw = false): Promise<any> {
+  if (isMembershipAction(action) && !raw) {
+    const check = MembershipActionArgs[action].safeParse(args);
+    if (!check.success) usageError(check.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
+  }
+  const cmd = buildCommand(loadIdentity(o), o.as, action, args);
+  if (o.dryRun) {
+    const body = JSON.stringify(cmd);
+    print(o.json, { subject, command: cmd }, () => `# valid for 60 s; send with:\nnats req ${subject} '${body}'`);
+    return DRY_RUN;
+  }
+  const reply = await sendCommand(await connection(), subject, cmd, o.timeoutMs);
+  return raw ? reply : resultOf(reply);
+}
+
+async function userAdd(o: GlobalOptions, f: Flags, handle: string, send: (a: string, args: Record<string, unknown>) => Promise<any>): Promise<number> {
+  let signKey = f["sign-key"];
+  let seedPath: string | null = null;
+  if (!signKey) {
+    // A new identity: the seed is written 0600 before the user exists, and never printed.
+    seedPath = f["seed-out"] ?? join(o.dataDir, "users", `${handle}.nk`);
+    const seed = newUserSeed();
+    signKey = signerFromSeed(seed).publicKey;
+    if (!o.dryRun) writeSecretFile(seedPath, Buffer.concat([Buffer.from(seed), Buffer.from("\n")]));
+    seed.fill(0);
+  }
+  const result = await send("user.add", { handle, sign_key: signKey, ...(f.role ? { role: f.role } : {}), ...(f["kex-key"] ? { kex_key: f["kex-key"] } : {}) });
+  return show(o, result === DRY_RUN ? result : { ...result, handle, sign_key: signKey, seed_file: seedPath },
+    () => `created user ${handle} (${signKey})${seedPath ? `; its seed is in ${seedPath}` : ""}`);
+}
+
+async function eventsTail(o: GlobalOptions, f: Flags, nc: NatsConnection): Promise<number> {
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const last = await lastSequence(jsm);
+  const lines = Number(f.lines ?? 20);
+  if (!Number.isInteger(lines) || lines < 0) usageError("--lines takes a whole number");
+  const from = Math.max(1, last - lines + 1);
+  if (!f.follow && last === 0) return EXIT.ok;
+  const stop = new Promise<void>((r) => process.once("SIGINT", () => r()));
+  const iter = readEventMessages(js, jsm, f.follow ? { fromSeq: from, follow: true } : { fromSeq: from, untilSeq: last });
+  const run = (async () => {
+    for await (const m of iter) {
+      const e = decodeEvent(m.data);
+      if (o.json) process.stdout.write(JSON.stringify({ seq: m.seq, ...e }) + "\n");
+      else process.stdout.write(`${String(m.seq).padStart(6)}  ${e.ts}  ${`${e.kind}/${e.aggregate}`.padEnd(24)} ${e.type.padEnd(18)} by ${e.actor.id}  ${JSON.stringify(e.data)}\n`);
+    }
+  })();
+  await Promise.race([run, stop]);
+  return EXIT.ok;
+}
+
+async function replay(o: GlobalOptions, nc: NatsConnection): Promise<number> {
+  const r = await auditReplay(nc, jetstream(nc), await jetstreamManager(nc), !o.json);
+  print(o.json, r, () => {
+    const head = `replayed ${r.events} events in ${r.seconds.toFixed(2)} s (${r.rate}/s)${r.projections_caught_up ? "" : "; warning: membershipd's projector had not caught up"}`;
+    if (r.differences.length === 0) return `${head}\nno differences: every KV bucket matches the stream`;
+    return `${head}\n${r.differences.length} difference(s):\n${table(r.differences.map((d) => ({ ...d, expected: d.expected ?? null, actual: d.actual ?? null })), ["bucket", "key", "problem", "expected", "actual"])}`;
+  });
+  return r.differences.length ? EXIT.failed : EXIT.ok;
+}
+
+async function verify(o: GlobalOptions, f: Flags, nc: NatsConnection): Promise<number> {
+  const r = await auditVerify(jetstream(nc), await jetstreamManager(nc), f.trust ?? [], !o.json);
+  print(o.json, r, () => {
+    const head = `verified ${r.events} events`;
+    if (r.findings.length === 0) return `${head}: every signature and hash chain is intact`;
+    return `${head}: ${r.findings.length} problem(s)\n${table(r.findings as unknown as Record<string, unknown>[], ["seq", "problem", "detail"])}`;
+  });
+  return r.findings.length ? EXIT.failed : EXIT.ok;
+}

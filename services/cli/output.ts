@@ -1,0 +1,40 @@
+// Tables for people, JSON for scripts, and errors as one sentence with a documented exit code.
+export class CliError extends Error {
+  constructor(readonly code: string, message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3 } as const;
+
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  if (rows.length === 0) return "(none)";
+  const cell = (v: unknown) => (v === null || v === undefined ? "-" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join("\n");
+}
+
+export function print(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write((json ? JSON.stringify(value, null, 2) : human()) + "\n");
+}
+
+/** A progress line on stderr, rewritten in place on a terminal and every few seconds otherwise. */
+export function progress(label: string): { update(done: number, total: number): void; end(): void } {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  const started = Date.now();
+  return {
+    update(done, total) {
+      const now = Date.now();
+      if (now - last < (tty ? 200 : 3000)) return;
+      last = now;
+      const rate = Math.round(done / Math.max(0.001, (now - started) / 1000));
+      const text = `${label}: ${done}/${total} events (${rate}/s)`;
+      process.stderr.write(tty ? `\r${text}` : `${text}\n`);
+    },
+    end() {
+      if (tty && last) process.stderr.write("\n");
+    },
+  };
+}
