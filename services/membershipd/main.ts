@@ -2,24 +2,18 @@
 // commands and the posture endpoint.
 import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  AggregateStore, AtRestKeyError, EmbeddedNatsServer, EVENTS_STREAM, NONCES_BUCKET, Projector, connectNats, ensureEventStream,
-  loadOrCreateAtRestKey, openBuckets, recordAtRestKeyCheck, SecretFileError, NatsServerMissingError, lastEventOf, eventSubject, isStreamNotFound,
+  AtRestKeyError, EmbeddedNatsServer, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck,
+  SecretFileError, NatsServerMissingError,
 } from "../bus/mod.ts";
-import { userDecider, type UserState } from "../core/mod.ts";
-import { createActions, parseActionArgs } from "./actions.ts";
-import { bootstrapStore } from "./bootstrap.ts";
-import { handleCommand, zodMessage, type ActorRecord } from "./command-pipeline.ts";
+import { zodMessage } from "./command-pipeline.ts";
+import { startControlPlane } from "./control-plane.ts";
 import { ZodError } from "zod";
 import { loadConfig, usage, type MembershipdConfig } from "./config.ts";
 import { startHttp } from "./http.ts";
-import { adminSigner, serviceSigner } from "./identities.ts";
-import { Metrics } from "./metrics.ts";
 
-export const COMMAND_PREFIX = "unibus.cmd.membership.";
-const MAX_IN_FLIGHT = 512;
 const VERSION = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version as string;
 
 const log = (line: string) => process.stderr.write(`membershipd: ${line}\n`);
@@ -82,48 +76,12 @@ export async function main(argv: string[]): Promise<void> {
   const natsUrl = cfg.natsUrl ?? server!.url;
   const nc = await connectNats({ servers: natsUrl, name: `membershipd-${cfg.serverName}`, forever: true });
   const jsm = await waitForJetStream(nc, 15_000);
-  const js = jetstream(nc);
-
   if (embedded?.storeExisted && !(await streamExists(jsm))) {
     throw new AtRestKeyError(`the store in ${server!.storeDir} exists but holds no ${EVENTS_STREAM}: the at-rest key in ${cfg.atRestKeyFile} does not open it`);
   }
-  await ensureEventStream(jsm, cfg.replicas);
+  const plane = await startControlPlane({ nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log });
   embedded?.confirmKey();
-  const buckets = await openBuckets(nc, cfg.replicas);
-
-  const service = serviceSigner(cfg.dataDir);
-  const aggregates = new AggregateStore(js, jsm, service);
-  await bootstrapStore(aggregates, service, adminSigner(cfg.dataDir), cfg.clusterName);
-
-  const projector = new Projector(js, jsm, buckets, log);
-  await projector.start();
-
-  const metrics = new Metrics();
-  const run = createActions({ aggregates, buckets, projector, jsm });
-  const lookupActor = async (id: string): Promise<ActorRecord | null> => {
-    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id) || !(await lastEventOf(jsm, eventSubject("user", id)))) return null;
-    const u = (await aggregates.load<UserState>("user", id, userDecider)).state;
-    return u.exists ? { role: u.role, signKey: u.signKey } : null;
-  };
-  let inFlight = 0;
-  const sub = nc.subscribe(`${COMMAND_PREFIX}>`, {
-    queue: "membershipd",
-    callback: (err, msg) => {
-      if (err || !msg.reply) return;
-      const action = msg.subject.slice(COMMAND_PREFIX.length);
-      if (inFlight >= MAX_IN_FLIGHT) {
-        return void msg.respond(JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "membershipd is busy; retry" } }));
-      }
-      inFlight++;
-      const started = performance.now();
-      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run })
-        .then((reply) => {
-          metrics.countCommand(action, reply.ok ? "ok" : reply.error.code, performance.now() - started);
-          msg.respond(JSON.stringify(reply));
-        })
-        .finally(() => inFlight--);
-    },
-  });
+  const { projector, metrics } = plane;
 
   const http = await startHttp(cfg.httpHost, cfg.httpPort, {
     node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server,
@@ -144,8 +102,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(1);
     }, 15_000).unref();
     http.close();
-    await sub.drain().catch(() => {});
-    await projector.stop();
+    await plane.stop();
     await nc.drain().catch(() => {});
     await server?.stop();
     process.exit(0);

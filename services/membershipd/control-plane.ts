@@ -1,0 +1,71 @@
+// The control plane proper, on an open NATS connection: event store, projector and the
+// membership command service. membershipd's main wraps it with the embedded server and HTTP.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { AggregateStore, NONCES_BUCKET, Projector, ensureEventStream, eventSubject, lastEventOf, openBuckets } from "../bus/mod.ts";
+import { userDecider, type UserState } from "../core/mod.ts";
+import { createActions, parseActionArgs } from "./actions.ts";
+import { bootstrapStore } from "./bootstrap.ts";
+import { handleCommand, type ActorRecord } from "./command-pipeline.ts";
+import { adminSigner, serviceSigner } from "./identities.ts";
+import { Metrics } from "./metrics.ts";
+
+export const COMMAND_PREFIX = "unibus.cmd.membership.";
+const MAX_IN_FLIGHT = 512;
+
+export interface ControlPlaneOptions {
+  nc: NatsConnection;
+  dataDir: string;
+  replicas: number;
+  clusterName: string;
+  log?: (line: string) => void;
+}
+
+/** Everything membershipd runs on an open NATS connection: store, projector, command service. */
+export async function startControlPlane(o: ControlPlaneOptions) {
+  const jsm = await jetstreamManager(o.nc);
+  const js = jetstream(o.nc);
+  await ensureEventStream(jsm, o.replicas);
+  const buckets = await openBuckets(o.nc, o.replicas);
+  const service = serviceSigner(o.dataDir);
+  const aggregates = new AggregateStore(js, jsm, service);
+  await bootstrapStore(aggregates, service, adminSigner(o.dataDir), o.clusterName);
+  const projector = new Projector(js, jsm, buckets, o.log);
+  await projector.start();
+
+  const metrics = new Metrics();
+  const run = createActions({ aggregates, buckets, projector, jsm });
+  const lookupActor = async (id: string): Promise<ActorRecord | null> => {
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id) || !(await lastEventOf(jsm, eventSubject("user", id)))) return null;
+    const u = (await aggregates.load<UserState>("user", id, userDecider)).state;
+    return u.exists ? { role: u.role, signKey: u.signKey } : null;
+  };
+  let inFlight = 0;
+  const sub = o.nc.subscribe(`${COMMAND_PREFIX}>`, {
+    queue: "membershipd",
+    callback: (err, msg) => {
+      if (err || !msg.reply) return;
+      const action = msg.subject.slice(COMMAND_PREFIX.length);
+      if (inFlight >= MAX_IN_FLIGHT) {
+        return void msg.respond(JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "membershipd is busy; retry" } }));
+      }
+      inFlight++;
+      const started = performance.now();
+      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run })
+        .then((reply) => {
+          metrics.countCommand(action, reply.ok ? "ok" : reply.error.code, performance.now() - started);
+          msg.respond(JSON.stringify(reply));
+        })
+        .finally(() => inFlight--);
+    },
+  });
+  return {
+    js, jsm, buckets, aggregates, projector, metrics, service,
+    async stop() {
+      await sub.drain().catch(() => {});
+      await projector.stop();
+    },
+  };
+}
+
+export type ControlPlane = Awaited<ReturnType<typeof startControlPlane>>;

@@ -1,0 +1,169 @@
+// Real parts for tests and benchmarks: nats-server from the distribution package on a random
+// loopback port in a temp dir, membershipd and the CLI as real processes. No mocks of NATS.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectNats, freePort } from "../services/bus/mod.ts";
+import { startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+
+export function tempDir(prefix = "unibus-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface NatsHandle {
+  url: string;
+  port: number;
+  dir: string;
+  proc: ChildProcess;
+  /** SIGTERM and wait; removes the temp dir unless `keep`. */
+  stop(keep?: boolean): Promise<void>;
+}
+
+/** A real nats-server with JetStream (at-rest encrypted unless `encrypted: false`) on 127.0.0.1:<random>. */
+export async function startNats(opts: { encrypted?: boolean; dir?: string } = {}): Promise<NatsHandle> {
+  const dir = opts.dir ?? tempDir("unibus-nats-");
+  const port = await freePort();
+  const conf = join(dir, "server.conf");
+  const enc = opts.encrypted === false ? "" : "cipher: chachapoly, key: $UNIBUS_JS_KEY";
+  writeFileSync(conf, `listen: 127.0.0.1:${port}\nmax_payload: 1MB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))}, ${enc} }\n`, { mode: 0o600 });
+  const proc = spawn("nats-server", ["-c", conf], {
+    env: { PATH: process.env.PATH, UNIBUS_JS_KEY: randomBytes(32).toString("hex") },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  await new Promise<void>((res, rej) => {
+    let buf = "";
+    const t = setTimeout(() => rej(new Error(`nats-server did not start: ${buf}`)), 10_000);
+    proc.stderr!.on("data", (d) => {
+      buf += d;
+      if (buf.includes("Server is ready")) {
+        clearTimeout(t);
+        res();
+      }
+    });
+    proc.once("exit", (c) => rej(new Error(`nats-server exited ${c}: ${buf}`)));
+  });
+  proc.stderr!.resume();
+  return {
+    url: `nats://127.0.0.1:${port}`, port, dir, proc,
+    async stop(keep = false) {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once("exit", r));
+        proc.kill("SIGTERM");
+        await exited;
+      }
+      if (!keep && !opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface PlaneHandle {
+  nats: NatsHandle;
+  nc: NatsConnection;
+  plane: ControlPlane;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** The control plane in this process on a fresh server: for pipeline and store tests. */
+export async function startPlane(): Promise<PlaneHandle> {
+  const nats = await startNats();
+  const nc = await connectNats({ servers: nats.url, name: "test-plane" });
+  const dataDir = tempDir("unibus-plane-");
+  const plane = await startControlPlane({ nc, dataDir, replicas: 1, clusterName: "test" });
+  return {
+    nats, nc, plane, dataDir,
+    async stop() {
+      await plane.stop();
+      await nc.close();
+      await nats.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function clientFor(url: string) {
+  const nc = await connectNats({ servers: url, name: "test-client" });
+  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+}
+
+export interface MembershipdHandle {
+  dataDir: string;
+  natsPort: number;
+  httpPort: number;
+  natsUrl: string;
+  httpUrl: string;
+  proc: ChildProcess;
+  output(): string;
+  /** SIGTERM, wait for exit. */
+  stop(): Promise<number | null>;
+  /** kill -9 membershipd (its nats-server is left orphaned, as after a real crash). */
+  kill9(): Promise<void>;
+}
+
+/** Runs bin/membershipd as a real process and waits for "ready" (or its exit). */
+export async function startMembershipd(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<MembershipdHandle> {
+  const dataDir = opts.dataDir ?? tempDir("unibus-md-");
+  const natsPort = await freePort();
+  const httpPort = await freePort();
+  const proc = spawn(join(ROOT, "bin/membershipd"), ["--data-dir", dataDir, "--nats-port", String(natsPort), "--http-port", String(httpPort), ...(opts.args ?? [])], {
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
+  await new Promise<void>((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`membershipd not ready in 30 s:\n${out}`)), 30_000);
+    const check = setInterval(() => {
+      if (out.includes("membershipd: ready")) {
+        clearInterval(check);
+        clearTimeout(t);
+        res();
+      }
+    }, 50);
+    exited.then((code) => {
+      clearInterval(check);
+      clearTimeout(t);
+      rej(Object.assign(new Error(`membershipd exited ${code}:\n${out}`), { exitCode: code, output: out }));
+    });
+  });
+  return {
+    dataDir, natsPort, httpPort, proc,
+    natsUrl: `nats://127.0.0.1:${natsPort}`,
+    httpUrl: `http://127.0.0.1:${httpPort}`,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill("SIGTERM");
+      return await exited;
+    },
+    async kill9() {
+      proc.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+/** Runs bin/unibus as a real process against a data dir. */
+export function runCli(args: string[], opts: { dataDir?: string; env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+  return new Promise((res) => {
+    const proc = spawn(join(ROOT, "bin/unibus"), opts.dataDir ? ["--data-dir", opts.dataDir, ...args] : args, {
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout!.on("data", (d) => (stdout += d));
+    proc.stderr!.on("data", (d) => (stderr += d));
+    proc.once("exit", (code) => res({ code: code ?? -1, stdout, stderr }));
+  });
+}
