@@ -15,7 +15,8 @@ export interface Signer {
 
 /** Builds a native Ed25519 signer from an nkey seed ("SU…", "SN…", …). */
 export function signerFromSeed(seed: string | Uint8Array): Signer {
-  const seedBytes = typeof seed === "string" ? new TextEncoder().encode(seed.trim()) : seed;
+  // nkeys keeps (and later clears) the array it is given: hand it a copy, never the caller's bytes.
+  const seedBytes = typeof seed === "string" ? new TextEncoder().encode(seed.trim()) : seed.slice();
   const kp = fromSeed(seedBytes);
   const raw = Codec.decodeSeed(seedBytes).buf;
   const der = Buffer.concat([PKCS8_ED25519, raw]);
@@ -24,14 +25,19 @@ export function signerFromSeed(seed: string | Uint8Array): Signer {
   der.fill(0);
   const publicKey = kp.getPublicKey();
   kp.clear();
+  seedBytes.fill(0);
   return { publicKey, sign: (data) => sign(null, data, key) };
 }
 
 const publicKeyCache = new Map<string, KeyObject>();
 
+const NKEY_PUBLIC = /^[UNAO][A-Z2-7]{55}$/;
+
 function nativePublicKey(nkey: string): KeyObject {
   let key = publicKeyCache.get(nkey);
   if (!key) {
+    // One spelling per key: base32 decoding would also accept trailing junk characters.
+    if (!NKEY_PUBLIC.test(nkey)) throw new Error("not a canonical nkey public key");
     const prefix = nkeyPrefix(nkey);
     const raw = Codec.decode(prefix, new TextEncoder().encode(nkey));
     key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: "der", type: "spki" });
@@ -85,4 +91,13 @@ export function toBase64Url(bytes: Uint8Array): string {
 
 export function fromBase64Url(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, "base64url"));
+}
+
+/**
+ * Decodes a signature only from its one canonical spelling: base64url ignores the last
+ * character's spare bits, so 15 other strings would decode to the same bytes (and hash differently).
+ */
+export function decodeSignature(text: string): Uint8Array | null {
+  const bytes = fromBase64Url(text);
+  return bytes.length === 64 && toBase64Url(bytes) === text ? bytes : null;
 }

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { Actor, CommandEnvelope, EventEnvelope } from "../../schemas/mod.ts";
 import { canonicalJson } from "./canonical.ts";
-import { fromBase64Url, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
+import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
 
 const encoder = new TextEncoder();
 
@@ -31,7 +31,8 @@ export function signEvent(draft: EventDraft, signer: Signer): EventEnvelope {
 }
 
 export function verifyEventSignature(event: EventEnvelope): boolean {
-  return verifySignature(event.signer, signingBytes(event), fromBase64Url(event.sig));
+  const sig = decodeSignature(event.sig);
+  return sig !== null && verifySignature(event.signer, signingBytes(event), sig);
 }
 
 /** The value the next event of the same aggregate carries as `prev`. */
@@ -61,5 +62,6 @@ export function signCommand(draft: CommandDraft, signer: Signer): CommandEnvelop
 }
 
 export function verifyCommandSignature(command: CommandEnvelope): boolean {
-  return verifySignature(command.actor.key, signingBytes(command), fromBase64Url(command.sig));
+  const sig = decodeSignature(command.sig);
+  return sig !== null && verifySignature(command.actor.key, signingBytes(command), sig);
 }

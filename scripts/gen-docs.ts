@@ -1,0 +1,86 @@
+// Generates docs/events.md from the zod schemas, so the catalogue cannot drift from the code.
+// `make docs` writes it and schemas/json/; test/docs.test.ts fails when either is stale.
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { AggregateKinds, CommandEnvelope, EventDataSchemas, EventEnvelope, MembershipActionArgs, MembershipActions } from "../schemas/mod.ts";
+
+export const EVENTS_DOC = resolve(import.meta.dirname, "../docs/events.md");
+export const JSON_SCHEMA_DIR = resolve(import.meta.dirname, "../schemas/json");
+
+export function jsonSchema(schema: z.ZodType): any {
+  return z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
+}
+
+function describeType(p: any): string {
+  if (p.const !== undefined) return `\`${JSON.stringify(p.const)}\``;
+  if (p.enum) return p.enum.map((v: unknown) => `\`${v}\``).join(" \\| ");
+  if (p.anyOf) return p.anyOf.map(describeType).join(" \\| ");
+  const bits = [p.type ?? "any"];
+  if (p.format) bits.push(p.format);
+  else if (p.pattern) bits.push(`\`${p.pattern.replace(/\|/g, "\\|")}\``);
+  if (p.minLength !== undefined || p.maxLength !== undefined) bits.push(`length ${p.minLength ?? 0}..${p.maxLength ?? "∞"}`);
+  if (p.minimum !== undefined || p.maximum !== undefined) bits.push(`${p.minimum ?? "-∞"}..${p.maximum ?? "∞"}`);
+  return bits.join(", ");
+}
+
+/** A field table for people; the full JSON Schemas are in schemas/json/. */
+function schemaBlock(schema: z.ZodType): string {
+  const js = jsonSchema(schema);
+  const required = new Set<string>(js.required ?? []);
+  const rows = Object.entries(js.properties ?? {}).map(([name, p]: [string, any]) =>
+    `| \`${name}\` | ${describeType(p)} | ${required.has(name) ? "yes" : `no${p.default !== undefined ? ` (default \`${JSON.stringify(p.default)}\`)` : ""}`} |`);
+  return ["| field | type | required |", "|---|---|---|", ...rows, ""].join("\n") + "\n";
+}
+
+export function renderJsonSchemas(): Record<string, string> {
+  const out: Record<string, string> = {
+    "event-envelope.json": JSON.stringify(jsonSchema(EventEnvelope), null, 2) + "\n",
+    "command-envelope.json": JSON.stringify(jsonSchema(CommandEnvelope), null, 2) + "\n",
+  };
+  for (const kind of AggregateKinds) {
+    for (const [type, schema] of Object.entries(EventDataSchemas[kind])) out[`event.${type}.json`] = JSON.stringify(jsonSchema(schema as z.ZodType), null, 2) + "\n";
+  }
+  for (const action of MembershipActions) out[`command.${action}.json`] = JSON.stringify(jsonSchema(MembershipActionArgs[action]), null, 2) + "\n";
+  return out;
+}
+
+export function renderEventsDoc(): string {
+  const out: string[] = [
+    "# Events and commands",
+    "",
+    "Generated from `schemas/` by `make docs`; do not edit by hand (a test fails when this file is stale).",
+    "",
+    "Every event is stored on `unibus.evt.<kind>.<aggregate>` in stream `UNIBUS_EVENTS`, inside the signed envelope below;",
+    "`data` holds the event type's fields. Every command is sent to `unibus.cmd.membership.<action>` inside the",
+    "signed command envelope; `args` holds the action's arguments. The full JSON Schemas are in `schemas/json/`.",
+    "",
+    "## Event envelope",
+    "",
+    schemaBlock(EventEnvelope),
+    "## Event types",
+    "",
+    "| kind | type | meaning |",
+    "|---|---|---|",
+  ];
+  for (const kind of AggregateKinds) {
+    for (const [type, schema] of Object.entries(EventDataSchemas[kind])) out.push(`| ${kind} | ${type} | ${(schema as z.ZodType).description ?? ""} |`);
+  }
+  out.push("");
+  for (const kind of AggregateKinds) {
+    for (const [type, schema] of Object.entries(EventDataSchemas[kind])) {
+      out.push(`### ${type}`, "", `Kind \`${kind}\`. ${(schema as z.ZodType).description ?? ""}`, "", schemaBlock(schema as z.ZodType));
+    }
+  }
+  out.push("## Command envelope", "", schemaBlock(CommandEnvelope), "## Membership actions", "");
+  for (const action of MembershipActions) out.push(`### ${action}`, "", `Subject \`unibus.cmd.membership.${action}\`.`, "", schemaBlock(MembershipActionArgs[action]));
+  return out.join("\n");
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("gen-docs.ts")) {
+  writeFileSync(EVENTS_DOC, renderEventsDoc());
+  rmSync(JSON_SCHEMA_DIR, { recursive: true, force: true });
+  mkdirSync(JSON_SCHEMA_DIR, { recursive: true });
+  for (const [name, text] of Object.entries(renderJsonSchemas())) writeFileSync(resolve(JSON_SCHEMA_DIR, name), text);
+  console.log(`wrote ${EVENTS_DOC} and ${JSON_SCHEMA_DIR}/`);
+}

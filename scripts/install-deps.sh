@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl)
+# with apt when run as root, and the npm dependencies from package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_node_major=20
+if ! command -v node >/dev/null 2>&1; then
+  echo "unibus: Node.js ${need_node_major}+ is required (apt-get install nodejs, or your usual Node install)" >&2
+  exit 1
+fi
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt "$need_node_major" ]; then
+  echo "unibus: Node.js ${need_node_major}+ is required, found $(node --version)" >&2
+  exit 1
+fi
+
+missing=()
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "unibus: installing ${missing[*]} with apt" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The Debian package enables a system-wide nats-server on 4222; unibus runs its own.
+    if [ -d /run/systemd/system ]; then systemctl disable --now nats-server >/dev/null 2>&1 || true; fi
+  else
+    echo "unibus: missing ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# npm ci only when the lock file changed since the last install.
+stamp=node_modules/.unibus-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  echo "unibus: installing npm dependencies" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
