@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, freePort } from "../services/bus/mod.ts";
+import { connectNats, freePort, serverKeyValue } from "../services/bus/mod.ts";
 import { startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..");
@@ -33,7 +33,7 @@ export async function startNats(opts: { encrypted?: boolean; dir?: string } = {}
   const enc = opts.encrypted === false ? "" : "cipher: chachapoly, key: $UNIBUS_JS_KEY";
   writeFileSync(conf, `listen: 127.0.0.1:${port}\nmax_payload: 1MB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))}, ${enc} }\n`, { mode: 0o600 });
   const proc = spawn("nats-server", ["-c", conf], {
-    env: { PATH: process.env.PATH, UNIBUS_JS_KEY: randomBytes(32).toString("hex") },
+    env: { PATH: process.env.PATH, UNIBUS_JS_KEY: serverKeyValue(randomBytes(32).toString("hex")) },
     stdio: ["ignore", "ignore", "pipe"],
   });
   await new Promise<void>((res, rej) => {

@@ -2,7 +2,7 @@
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Actor, EventEnvelope } from "../../schemas/mod.ts";
-import { eventHash, fold, isDomainError, signEvent, type Decider, type DomainError, type Signer } from "../core/mod.ts";
+import { eventHash, isDomainError, signEvent, type Decider, type DomainError, type Signer } from "../core/mod.ts";
 import { appendEvents, ConcurrencyConflict, decodeEvent, eventSubject, lastEventOf, readEventMessages } from "./event-store.ts";
 
 export interface Loaded<S> {
@@ -30,7 +30,9 @@ export interface Executed {
 
 type AnyDecider = Decider<any, { type: string; data: Record<string, unknown> }, any>;
 
-const MAX_ATTEMPTS = 8;
+const MAX_ATTEMPTS = 50;
+/** Past this a lost race is reported (E_CONFLICT) rather than retried, so callers get an answer in time. */
+const RETRY_BUDGET_MS = 4000;
 const CACHE_LIMIT = 50_000;
 
 export class AggregateStore {
@@ -42,16 +44,32 @@ export class AggregateStore {
     const subject = eventSubject(kind, id);
     const last = await lastEventOf(this.jsm, subject);
     if (!last) return { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
-    const cached = this.cache.get(subject);
-    if (cached && cached.seq === last.seq) return cached as Loaded<S>;
-    const events: EventEnvelope[] = [];
-    for await (const m of readEventMessages(this.js, this.jsm, { filter: subject, untilSeq: last.seq })) events.push(decodeEvent(m.data));
-    const loaded: Loaded<S> = {
-      state: fold(decider, events),
-      seq: last.seq,
-      hash: eventHash(events[events.length - 1]!),
-      causations: new Set(events.map((e) => e.causation).filter((c): c is string => c !== null)),
-    };
+    const cached = this.cache.get(subject) as Loaded<S> | undefined;
+    if (cached && cached.seq === last.seq) return cached;
+    if (cached && cached.seq < last.seq) {
+      // Usually a lost race lost to exactly one event: the last one, if it chains onto our cache.
+      const next = decodeEvent(last.data);
+      if (next.prev !== null && next.prev === cached.hash) return this.extend(subject, cached, decider, next, last.seq);
+    }
+    // A cached state is a valid prefix: read only what came after it (all of it on a cold cache).
+    const base: Loaded<S> = cached && cached.seq < last.seq ? cached : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
+    let { state, hash } = base;
+    const causations = new Set(base.causations);
+    for await (const m of readEventMessages(this.js, this.jsm, { filter: subject, fromSeq: base.seq + 1, untilSeq: last.seq })) {
+      const e = decodeEvent(m.data);
+      state = decider.evolve(state, e as never);
+      hash = eventHash(e);
+      if (e.causation !== null) causations.add(e.causation);
+    }
+    const loaded: Loaded<S> = { state, seq: last.seq, hash, causations };
+    this.remember(subject, loaded);
+    return loaded;
+  }
+
+  private extend<S>(subject: string, from: Loaded<S>, decider: AnyDecider, e: EventEnvelope, seq: number): Loaded<S> {
+    const causations = new Set(from.causations);
+    if (e.causation !== null) causations.add(e.causation);
+    const loaded: Loaded<S> = { state: decider.evolve(from.state, e as never), seq, hash: eventHash(e), causations };
     this.remember(subject, loaded);
     return loaded;
   }
@@ -59,6 +77,7 @@ export class AggregateStore {
   /** Runs `decide` against fresh state and appends its events; a DomainError is returned, not thrown. */
   async execute<C>(kind: string, id: string, decider: AnyDecider, command: C | ((state: any) => C), meta: CommandMeta): Promise<Executed | DomainError> {
     const subject = eventSubject(kind, id);
+    const deadline = Date.now() + RETRY_BUDGET_MS;
     for (let attempt = 1; ; attempt++) {
       const loaded = await this.load<unknown>(kind, id, decider);
       if (loaded.causations.has(meta.commandId)) return { events: [], seqs: [], replayed: true };
@@ -68,8 +87,10 @@ export class AggregateStore {
       if (decided.length === 0) return { events: [], seqs: [], replayed: false };
       const envelopes = this.sign(kind, id, decided, loaded.hash, meta);
       try {
-        const { seqs } = await appendEvents(this.js, subject, loaded.seq, envelopes);
-        this.remember(subject, {
+        const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes);
+        // A duplicate ack means an earlier attempt's envelopes are the stored ones: reload next time.
+        if (duplicate) this.cache.delete(subject);
+        else this.remember(subject, {
           state: envelopes.reduce((s, _e, i) => decider.evolve(s, decided[i]!), loaded.state),
           seq: seqs[seqs.length - 1]!,
           hash: eventHash(envelopes[envelopes.length - 1]!),
@@ -77,9 +98,10 @@ export class AggregateStore {
         });
         return { events: envelopes, seqs, replayed: false };
       } catch (err) {
-        this.cache.delete(subject);
-        if (!(err instanceof ConcurrencyConflict) || attempt >= MAX_ATTEMPTS) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+        if (!(err instanceof ConcurrencyConflict)) this.cache.delete(subject);
+        if (!(err instanceof ConcurrencyConflict) || attempt >= MAX_ATTEMPTS || Date.now() > deadline) throw err;
+        // Jitter that widens with each loss spreads a herd of writers out instead of colliding again.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 10 * attempt)));
       }
     }
   }

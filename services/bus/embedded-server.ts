@@ -28,6 +28,14 @@ export interface ServerFacts {
 
 const KEY_ENV = "UNIBUS_JS_KEY";
 
+/**
+ * The config parser reads $VAR values like literals: hex such as "92e3…" would become a number
+ * (and fail), so the key is handed over behind a letter prefix that keeps it a string.
+ */
+export function serverKeyValue(hexKey: string): string {
+  return `ub${hexKey}`;
+}
+
 export class NatsServerMissingError extends Error {
   readonly code = "E_NATS_SERVER_MISSING";
   constructor() {
@@ -137,7 +145,7 @@ export class EmbeddedNatsServer {
 
   private async spawnOnce(): Promise<void> {
     const budget = this.opts.startBudgetMs ?? 15_000;
-    const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", [KEY_ENV]: this.opts.atRestKey };
+    const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", [KEY_ENV]: serverKeyValue(this.opts.atRestKey) };
     const child = spawn("nats-server", ["-c", this.confPath], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     const ready = new Promise<void>((resolve, reject) => {

@@ -3,10 +3,9 @@
 import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
-import type { StoredEvent } from "../core/mod.ts";
+import { EVENT_SUBJECT_PREFIX, eventSubject, type StoredEvent } from "../core/mod.ts";
 
 export const EVENTS_STREAM = "UNIBUS_EVENTS";
-export const EVENT_SUBJECT_PREFIX = "unibus.evt";
 const WRONG_LAST_SEQUENCE = 10071;
 const STREAM_NOT_FOUND = 10059;
 
@@ -14,9 +13,7 @@ export function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND;
 }
 
-export function eventSubject(kind: string, aggregate: string): string {
-  return `${EVENT_SUBJECT_PREFIX}.${kind}.${aggregate}`;
-}
+export { eventSubject, EVENT_SUBJECT_PREFIX };
 
 export async function ensureEventStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   const config = {

@@ -5,7 +5,7 @@
 // harmless.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { allProjections, applyEvent, type Projection, type StoredEvent } from "../core/mod.ts";
+import { allProjections, applyEvent, storageKey, type Projection, type StoredEvent } from "../core/mod.ts";
 import { decodeEvent, readEventMessages, toStoredEvent } from "./event-store.ts";
 import { CHECKPOINTS_BUCKET, type Buckets } from "./buckets.ts";
 
@@ -105,10 +105,11 @@ export class Projector {
   }
 
   /** Folds the events into the record and writes it with CAS; on a lost race, rereads and refolds. */
-  private async writeRecord(kv: KV, p: Projection<any>, key: string, events: StoredEvent[]): Promise<void> {
+  private async writeRecord(kv: KV, p: Projection<any>, naturalKey: string, events: StoredEvent[]): Promise<void> {
+    const key = storageKey(naturalKey);
     const cacheKey = `${p.bucket}/${key}`;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = this.cache.get(cacheKey) ?? (await this.readRecord(kv, key));
+      const current = this.cache.get(cacheKey) ?? (attempt === 0 ? this.assumeAbsent(p, events) : null) ?? (await this.readRecord(kv, key));
       const next = events.reduce((r, e) => applyEvent(p, r, e), current.record);
       if (next === current.record) return this.remember(cacheKey, current);
       try {
@@ -125,6 +126,15 @@ export class Projector {
         if (attempt === 4) throw err;
       }
     }
+  }
+
+  /**
+   * Most uncached keys are new ones (an event that creates its record): write those with `create`
+   * straight away instead of reading first; if the key exists after all, create fails and the
+   * next attempt reads it.
+   */
+  private assumeAbsent(p: Projection<any>, events: StoredEvent[]): Cached | null {
+    return p.project(undefined, events[0]!) === undefined ? null : { record: undefined, revision: 0 };
   }
 
   private async readRecord(kv: KV, key: string): Promise<Cached> {

@@ -2,7 +2,7 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ChainVerifier, diffBuckets, MemoryProjections, type Difference } from "../core/mod.ts";
+import { ChainVerifier, diffBuckets, MemoryProjections, storageKey, toStorageKeys, type Difference } from "../core/mod.ts";
 import { CHECKPOINTS_BUCKET, decodeEvent, lastSequence, projectionBuckets, readEventMessages, readKvSnapshot, toStoredEvent } from "../bus/mod.ts";
 import { progress } from "./output.ts";
 
@@ -44,7 +44,10 @@ export async function auditReplay(nc: NatsConnection, js: JetStreamClient, jsm: 
   const caughtUp = await waitForProjector(nc, atSeq, 10_000);
   const stored = new Map<string, Map<string, any>>();
   for (const bucket of projectionBuckets) stored.set(bucket, await readKvSnapshot(js, jsm, bucket));
-  return { events: atSeq, at_seq: atSeq, seconds, rate: Math.round(atSeq / Math.max(seconds, 1e-6)), projections_caught_up: caughtUp, differences: diffBuckets(memory.buckets, stored, atSeq) };
+  // Compared under the digested keys KV stores; reported under the names people know.
+  const names = new Map([...memory.buckets.values()].flatMap((records) => [...records.keys()].map((k) => [storageKey(k), k] as const)));
+  const differences = diffBuckets(toStorageKeys(memory.buckets), stored, atSeq).map((d) => ({ ...d, key: names.get(d.key) ?? d.key }));
+  return { events: atSeq, at_seq: atSeq, seconds, rate: Math.round(atSeq / Math.max(seconds, 1e-6)), projections_caught_up: caughtUp, differences };
 }
 
 export async function auditVerify(js: JetStreamClient, jsm: JetStreamManager, pinned: string[], showProgress: boolean) {

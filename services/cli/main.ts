@@ -1,5 +1,6 @@
 // The `unibus` command. Each verb is a signed request to a command subject, except `events` and
 // `audit`, which read the stream directly.
+import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -151,6 +152,11 @@ function show(o: GlobalOptions, result: any, human: (r: any) => string): number 
 
 const DRY_RUN = Symbol("dry-run");
 
+/** Single-quotes for POSIX shells: a ' inside becomes '\'' . */
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, "'\\''")}'`;
+}
+
 /** Signs and sends one command (or prints it with --dry-run). `raw` returns the reply unopened. */
 async function command(o: GlobalOptions, connection: () => Promise<NatsConnection>, subject: string, action: string, args: Record<string, unknown>, raw = false): Promise<any> {
   if (isMembershipAction(action) && !raw) {
@@ -160,7 +166,7 @@ async function command(o: GlobalOptions, connection: () => Promise<NatsConnectio
   const cmd = buildCommand(loadIdentity(o), o.as, action, args);
   if (o.dryRun) {
     const body = JSON.stringify(cmd);
-    print(o.json, { subject, command: cmd }, () => `# valid for 60 s; send with:\nnats req ${subject} '${body}'`);
+    print(o.json, { subject, command: cmd }, () => `# valid for 60 s; send with:\nnats req ${subject} ${shellQuote(body)}`);
     return DRY_RUN;
   }
   const reply = await sendCommand(await connection(), subject, cmd, o.timeoutMs);
@@ -171,14 +177,26 @@ async function userAdd(o: GlobalOptions, f: Flags, handle: string, send: (a: str
   let signKey = f["sign-key"];
   let seedPath: string | null = null;
   if (!signKey) {
-    // A new identity: the seed is written 0600 before the user exists, and never printed.
+    // A new identity: the seed is written 0600 next to its final place first and moved there only
+    // once the user exists, so a failed or retried `user add` leaves nothing behind; never printed.
     seedPath = f["seed-out"] ?? join(o.dataDir, "users", `${handle}.nk`);
+    if (existsSync(seedPath)) throw new CliError("E_USAGE", `${seedPath} already exists; move it away or pass --seed-out`, EXIT.usage);
     const seed = newUserSeed();
     signKey = signerFromSeed(seed).publicKey;
-    if (!o.dryRun) writeSecretFile(seedPath, Buffer.concat([Buffer.from(seed), Buffer.from("\n")]));
+    if (!o.dryRun) {
+      rmSync(`${seedPath}.pending`, { force: true });
+      writeSecretFile(`${seedPath}.pending`, Buffer.concat([Buffer.from(seed), Buffer.from("\n")]));
+    }
     seed.fill(0);
   }
-  const result = await send("user.add", { handle, sign_key: signKey, ...(f.role ? { role: f.role } : {}), ...(f["kex-key"] ? { kex_key: f["kex-key"] } : {}) });
+  let result;
+  try {
+    result = await send("user.add", { handle, sign_key: signKey, ...(f.role ? { role: f.role } : {}), ...(f["kex-key"] ? { kex_key: f["kex-key"] } : {}) });
+  } catch (err) {
+    if (seedPath) rmSync(`${seedPath}.pending`, { force: true });
+    throw err;
+  }
+  if (seedPath && result !== DRY_RUN) renameSync(`${seedPath}.pending`, seedPath);
   return show(o, result === DRY_RUN ? result : { ...result, handle, sign_key: signKey, seed_file: seedPath },
     () => `created user ${handle} (${signKey})${seedPath ? `; its seed is in ${seedPath}` : ""}`);
 }

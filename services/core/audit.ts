@@ -3,6 +3,7 @@
 // projections rebuilt from the stream with what the KV buckets hold.
 import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
 import { eventHash, verifyEventSignature } from "./envelope.ts";
+import { eventSubject } from "./blind.ts";
 
 export type AuditProblem = "gap" | "malformed" | "misplaced" | "bad_signature" | "untrusted_signer" | "chain_broken";
 
@@ -28,7 +29,7 @@ export class ChainVerifier {
     const e = parsed.data;
     const info = eventTypeInfo(e.type);
     if (!info || info.kind !== e.kind || !info.schema.safeParse(e.data).success) return found("malformed", `unknown or invalid ${e.kind}/${e.type}`);
-    if (subject !== `unibus.evt.${e.kind}.${e.aggregate}`) found("misplaced", `${e.kind}/${e.aggregate} stored on ${subject}`);
+    if (subject !== eventSubject(e.kind, e.aggregate)) found("misplaced", `${e.kind}/${e.aggregate} stored on ${subject}`);
     if (!verifyEventSignature(e)) return found("bad_signature", `${e.type} ${e.id} signature does not verify`);
     this.trustGenesis(e);
     if (!this.trusted.has(e.signer)) found("untrusted_signer", `${e.type} ${e.id} signed by ${e.signer}, not a trusted writer`);

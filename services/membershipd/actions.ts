@@ -3,7 +3,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { MembershipActionArgs, isMembershipAction, type CommandEnvelope, type MembershipAction } from "../../schemas/mod.ts";
-import { domainError, isDomainError, memberDecider, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
+import { domainError, isDomainError, memberDecider, storageKey, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
 import { lastSequence, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
 
@@ -14,6 +14,10 @@ export interface ActionDeps {
   buckets: Buckets;
   projector: Projector;
   jsm: JetStreamManager;
+}
+
+function naturalOrder(r: Record<string, unknown>): string {
+  return [r.handle, r.room, r.user].filter((v) => typeof v === "string").join(".");
 }
 
 export function parseActionArgs(action: string, args: unknown) {
@@ -39,10 +43,12 @@ export function createActions(deps: ActionDeps) {
   async function list(kv: KV, prefix: string | undefined, limit: number) {
     await caughtUp();
     const keys: string[] = [];
-    for await (const k of await kv.keys(prefix ? `${prefix}.>` : undefined)) keys.push(k);
-    keys.sort();
-    const entries = await Promise.all(keys.slice(0, limit).map((k) => kv.get(k)));
-    return { items: entries.filter((e) => e && e.operation === "PUT").map((e) => e!.json()), total: keys.length };
+    for await (const k of await kv.keys(prefix ? `${storageKey(prefix)}.>` : undefined)) keys.push(k);
+    const entries = await Promise.all(keys.map((k) => kv.get(k)));
+    // Keys are digests, so order by the records' own names.
+    const items = entries.filter((e) => e && e.operation === "PUT").map((e) => e!.json<Record<string, unknown>>())
+      .sort((a, b) => naturalOrder(a).localeCompare(naturalOrder(b)));
+    return { items: items.slice(0, limit), total: items.length };
   }
 
   async function facts(room: string, user: string): Promise<{ roomState: RoomState; userState: UserState }> {
@@ -61,7 +67,7 @@ export function createActions(deps: ActionDeps) {
     },
     "room.show": async (a) => {
       await caughtUp();
-      const entry = await buckets.UNIBUS_rooms!.get(a.room);
+      const entry = await buckets.UNIBUS_rooms!.get(storageKey(a.room));
       if (!entry || entry.operation !== "PUT") return domainError("E_ROOM_NOT_FOUND", `room ${a.room} does not exist`, { room: a.room });
       const members = await list(buckets.UNIBUS_members!, a.room, 10_000);
       return { room: entry.json(), members: members.items };

@@ -4,6 +4,7 @@
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import { CommandEnvelope, type Reply, type Role } from "../../schemas/mod.ts";
+import { ConcurrencyConflict } from "../bus/mod.ts";
 import { canonicalJson, domainError, isDomainError, roleAllows, sha256Hex, verifyCommandSignature, type DomainError } from "../core/mod.ts";
 
 export const MAX_COMMAND_BYTES = 64 * 1024;
@@ -18,6 +19,8 @@ export interface PipelineDeps {
   /** Validates args against the action's schema; undefined when the action does not exist. */
   parseArgs(action: string, args: unknown): { ok: true; args: any } | { ok: false; error: DomainError } | undefined;
   run(action: string, args: any, command: CommandEnvelope): Promise<unknown | DomainError>;
+  /** Reads are not stored with their nonce (they can be large, and re-running them is harmless). */
+  isRead(action: string): boolean;
   now?: () => number;
 }
 
@@ -35,6 +38,7 @@ export async function handleCommand(raw: Uint8Array, expectedAction: string, dep
   try {
     return await pipeline(raw, expectedAction, deps);
   } catch (err) {
+    if (err instanceof ConcurrencyConflict) return errorReply(domainError("E_CONFLICT", "too many concurrent writers on the same record; retry"));
     const message = (err as Error)?.message ?? String(err);
     const unavailable = /timeout|no responders|connection|closed|disconnect|503/i.test(message);
     return errorReply(domainError(unavailable ? "E_UNAVAILABLE" : "E_INTERNAL", unavailable ? "the event store is unavailable; retry" : "internal error; see membershipd log"));
@@ -85,6 +89,6 @@ async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineD
   }
   const result = await deps.run(cmd.action, args.args, cmd);
   const reply: Reply = isDomainError(result) ? errorReply(result) : { ok: true, result };
-  await deps.nonces.put(cmd.nonce, JSON.stringify({ command: fingerprint, reply } satisfies NonceRecord));
+  if (!deps.isRead(cmd.action)) await deps.nonces.put(cmd.nonce, JSON.stringify({ command: fingerprint, reply } satisfies NonceRecord));
   return reply;
 }

@@ -3,14 +3,23 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AggregateStore, NONCES_BUCKET, Projector, ensureEventStream, eventSubject, lastEventOf, openBuckets } from "../bus/mod.ts";
-import { userDecider, type UserState } from "../core/mod.ts";
+import { domainError, isReadAction, userDecider, type UserState } from "../core/mod.ts";
 import { createActions, parseActionArgs } from "./actions.ts";
 import { bootstrapStore } from "./bootstrap.ts";
-import { handleCommand, type ActorRecord } from "./command-pipeline.ts";
+import { errorReply, handleCommand, type ActorRecord } from "./command-pipeline.ts";
+import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, serviceSigner } from "./identities.ts";
 import { Metrics } from "./metrics.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
+
+/** A reply the server would refuse to carry becomes a structured error the caller can act on. */
+function fitReply(reply: Reply, maxPayload: number): string {
+  const text = JSON.stringify(reply);
+  const size = Buffer.byteLength(text);
+  if (size <= maxPayload - 512) return text;
+  return JSON.stringify(errorReply(domainError("E_TOO_LARGE", `the reply would be ${size} bytes, over the server's ${maxPayload}-byte limit; ask for fewer with limit`)));
+}
 const MAX_IN_FLIGHT = 512;
 
 export interface ControlPlaneOptions {
@@ -51,10 +60,10 @@ export async function startControlPlane(o: ControlPlaneOptions) {
       }
       inFlight++;
       const started = performance.now();
-      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run })
+      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run, isRead: isReadAction })
         .then((reply) => {
           metrics.countCommand(action, reply.ok ? "ok" : reply.error.code, performance.now() - started);
-          msg.respond(JSON.stringify(reply));
+          msg.respond(fitReply(reply, o.nc.info?.max_payload ?? 1024 * 1024));
         })
         .finally(() => inFlight--);
     },

@@ -1,0 +1,261 @@
+// The unibus CLI as a real process against a real membershipd: the README walkthrough, --json,
+// exit codes, --dry-run as a plain NATS request, and the audits catching tampering done directly
+// in the stream and in KV.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { Kvm, type KV } from "@nats-io/kv";
+import { freePort } from "../services/bus/mod.ts";
+import { eventSubject, newUserSeed, signEvent, signerFromSeed, storageKey, type Signer } from "../services/core/mod.ts";
+import { serviceSigner } from "../services/membershipd/identities.ts";
+import { clientFor, runCli, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
+import { cleanupMembershipd, startFreshMembershipd, startNatsRetrying } from "./process-tools.ts";
+
+type Client = Awaited<ReturnType<typeof clientFor>>;
+
+/** stderr is exactly one line `unibus: <sentence> [CODE]`; returns it. */
+function oneErrorLine(r: CliResult, code: string): string {
+  const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0]!, new RegExp(`^unibus: .+ \\[${code}\\]$`), lines[0]);
+  return lines[0]!;
+}
+
+function ok(r: CliResult, what: string): CliResult {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+/** The KV record under `key` once it exists and satisfies `cond` (the projector may lag a moment). */
+async function eventually(kv: KV, key: string, cond: (r: any) => boolean, timeoutMs = 10_000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const e = await kv.get(key);
+    const r = e && e.operation === "PUT" ? e.json<any>() : undefined;
+    if (r !== undefined && cond(r)) return r;
+    if (Date.now() > deadline) assert.fail(`KV ${key}: ${JSON.stringify(r)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+/** What a POSIX shell passes to `nats` when it runs the printed line (a fake `nats` prints its argv). */
+function shellArgs(line: string): { status: number | null; args: string[]; stderr: string } {
+  const r = spawnSync("bash", ["-c", `nats() { printf '%s\\0' "$@"; }\n${line}`], { encoding: "utf8" });
+  return { status: r.status, args: r.stdout.split("\0").slice(0, -1), stderr: r.stderr };
+}
+
+describe("unibus CLI against a real membershipd", () => {
+  let md: MembershipdHandle | undefined;
+  let dataDir = "";
+  let client: Client | undefined;
+  let nats: NatsHandle | undefined;
+  const cli = (args: string[]) => runCli(args, { dataDir });
+
+  before(async () => {
+    md = await startFreshMembershipd();
+    dataDir = md.dataDir;
+    client = await clientFor(md.natsUrl);
+  });
+
+  after(async () => {
+    await client?.nc.close().catch(() => {});
+    await nats?.stop();
+    await cleanupMembershipd(md, dataDir || undefined);
+  });
+
+  test("the README walkthrough, every step exit 0", async () => {
+    const alice = ok(await cli(["user", "add", "alice", "--role", "admin"]), "user add alice");
+    assert.match(alice.stdout, /^created user alice \(U[A-Z2-7]{55}\); its seed is in .*users\/alice\.nk\n$/);
+    assert.equal(statSync(join(dataDir, "users", "alice.nk")).mode & 0o777, 0o600);
+    ok(await cli(["user", "add", "bob", "--role", "monitor"]), "user add bob");
+    assert.match(ok(await cli(["room", "create", "ops", "--subject", "Operations"]), "room create").stdout, /^created room ops \(event \d+\)\n$/);
+    assert.match(ok(await cli(["member", "add", "ops", "alice", "--role", "owner"]), "member add alice").stdout, /^added alice to ops\n$/);
+    ok(await cli(["member", "add", "ops", "bob"]), "member add bob");
+
+    const [users, byRoom, byUser, show, tail, replay, verify] = await Promise.all([
+      cli(["user", "list"]), cli(["member", "list", "--room", "ops"]), cli(["member", "list", "--user", "alice"]), cli(["room", "show", "ops"]),
+      cli(["events", "tail"]), cli(["audit", "replay"]), cli(["audit", "verify"]),
+    ]);
+    assert.match(ok(users, "user list").stdout, /^HANDLE +ROLE +SIGN_KEY +CREATED_AT\n/);
+    for (const h of ["admin", "alice", "bob"]) assert.match(users.stdout, new RegExp(`^${h} `, "m"));
+    assert.match(ok(byRoom, "member list --room").stdout, /^alice +owner /m);
+    assert.match(byRoom.stdout, /^bob +member /m);
+    assert.match(ok(byUser, "member list --user").stdout, /^ops +owner$/m);
+    assert.match(ok(show, "room show").stdout, /^ops +Operations +false +admin /m);
+    assert.match(show.stdout, /^alice +owner /m);
+    for (const t of ["SystemInitialized", "UserCreated", "RoomCreated", "MemberAdded"]) assert.match(ok(tail, "events tail").stdout, new RegExp(` ${t} `));
+    assert.equal(tail.stdout.trim().split("\n").length, 7, tail.stdout);
+    assert.match(ok(replay, "audit replay").stdout, /no differences: every KV bucket matches the stream/);
+    assert.match(ok(verify, "audit verify").stdout, /^verified 7 events: every signature and hash chain is intact\n$/);
+  });
+
+  test("--json output parses (user list, room show, events tail, audit verify; audit replay below)", async () => {
+    const [users, show, tail, verify] = await Promise.all([
+      cli(["--json", "user", "list"]), cli(["--json", "room", "show", "ops"]), cli(["--json", "events", "tail", "--lines", "3"]), cli(["--json", "audit", "verify"]),
+    ]);
+    assert.deepEqual(JSON.parse(ok(users, "user list").stdout).items.map((u: { handle: string; role: string }) => [u.handle, u.role]).sort(),
+      [["admin", "admin"], ["alice", "admin"], ["bob", "monitor"]]);
+    const s = JSON.parse(ok(show, "room show").stdout);
+    assert.equal(s.room.subject, "Operations");
+    assert.equal(s.room.archived, false);
+    assert.deepEqual(s.members.map((m: { user: string; role: string }) => [m.user, m.role]).sort(), [["alice", "owner"], ["bob", "member"]]);
+    const events = ok(tail, "events tail").stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(events.map((e) => e.seq), [5, 6, 7]);
+    assert.deepEqual(events.map((e) => e.type), ["RoomCreated", "MemberAdded", "MemberAdded"]);
+    assert.deepEqual(events.map((e) => e.data.user ?? e.data.room), ["ops", "alice", "bob"]);
+    assert.deepEqual(JSON.parse(ok(verify, "audit verify").stdout), { events: 7, at_seq: 7, findings: [] });
+  });
+
+  test("a refused command exits 1 with one sentence carrying the code", async () => {
+    const alicePub = signerFromSeed(readFileSync(join(dataDir, "users", "alice.nk"), "utf8")).publicKey;
+    const cases: [string[], string][] = [
+      [["room", "create", "ops"], "E_ROOM_EXISTS"],
+      [["member", "add", "ops", "ghost"], "E_USER_NOT_FOUND"],
+      [["user", "add", "alice", "--sign-key", alicePub], "E_USER_EXISTS"],
+      [["--as", "bob", "--identity", join(dataDir, "users", "bob.nk"), "room", "create", "bobs-room"], "E_FORBIDDEN"],
+    ];
+    const [json, ...results] = await Promise.all([cli(["--json", "room", "create", "ops"]), ...cases.map(([args]) => cli(args))]);
+    results.forEach((r, i) => {
+      const [args, code] = cases[i]!;
+      assert.equal(r.code, 1, `${args.join(" ")}: exit ${r.code}\n${r.stderr}`);
+      oneErrorLine(r, code);
+      assert.equal(r.stdout, "");
+    });
+    assert.match(results[0]!.stderr, /^unibus: room ops already exists \[E_ROOM_EXISTS\]\n$/);
+    assert.equal(json!.code, 1);
+    assert.deepEqual(JSON.parse(json!.stdout), { ok: false, error: { code: "E_ROOM_EXISTS", message: "room ops already exists" } });
+  });
+
+  test("usage errors exit 2", async () => {
+    const cases = [
+      ["bogus"], ["room", "create"], ["--no-such-flag", "user", "list"], ["member", "add", "ops", "Bad Name!"], ["req", "unibus.cmd.membership.room.show", "{not json"],
+    ];
+    const results = await Promise.all(cases.map((args) => cli(args)));
+    results.forEach((r, i) => {
+      assert.equal(r.code, 2, `${cases[i]!.join(" ")}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+      oneErrorLine(r, "E_USAGE");
+    });
+    const bare = await runCli([]);
+    assert.equal(bare.code, 2);
+    assert.match(bare.stdout, /^usage: unibus /);
+    assert.match(bare.stdout, /exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable/);
+  });
+
+  test("an unreachable server exits 3", async () => {
+    nats = await startNatsRetrying();
+    const dead = `nats://127.0.0.1:${await freePort()}`;
+    const [list, noResponders] = await Promise.all([cli(["--server", dead, "user", "list"]), cli(["--server", nats.url, "room", "list"])]);
+    for (const r of [list, noResponders]) {
+      assert.equal(r.code, 3, `exit ${r.code}\n${r.stderr}`);
+      oneErrorLine(r, "E_UNAVAILABLE");
+    }
+    assert.match(list.stderr, new RegExp(`cannot reach NATS at ${dead}`));
+    assert.match(noResponders.stderr, /nobody serves unibus\.cmd\.membership\.room\.list; is membershipd running\?/);
+  });
+
+  test("user add can be retried after the server was unreachable", async () => {
+    const first = await cli(["--server", `nats://127.0.0.1:${await freePort()}`, "user", "add", "carol"]);
+    assert.equal(first.code, 3, first.stderr);
+    const retry = await cli(["user", "add", "carol"]);
+    assert.equal(retry.code, 0, `retry: exit ${retry.code}: ${retry.stderr.trim()}`);
+  });
+
+  test("--dry-run prints a command that works as a plain NATS request", async () => {
+    const printed = ok(await cli(["--dry-run", "room", "create", "dry-room", "--subject", "Dry run"]), "dry-run");
+    const lines = printed.stdout.trimEnd().split("\n");
+    assert.equal(lines[0], "# valid for 60 s; send with:");
+    const m = /^nats req (unibus\.cmd\.membership\.room\.create) '(.*)'$/.exec(lines[1]!);
+    assert.ok(m && lines.length === 2, printed.stdout);
+    const [, subject, body] = m;
+    // What a shell hands to `nats` is exactly that subject and JSON.
+    assert.deepEqual(shellArgs(lines[1]!).args, ["req", subject, body]);
+    const cmd = JSON.parse(body!);
+    assert.equal(cmd.action, "room.create");
+    assert.deepEqual(cmd.args, { room: "dry-room", subject: "Dry run" });
+    const rooms = await new Kvm(client!.nc).open("UNIBUS_rooms");
+    assert.equal(await rooms.get(storageKey("dry-room")), null, "--dry-run must not send");
+
+    const reply = (await client!.nc.request(subject!, body!, { timeout: 5000 })).json<any>();
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    assert.deepEqual(reply.result.events, ["RoomCreated"]);
+    // The same signed command again is answered from its nonce record, not run twice.
+    const again = (await client!.nc.request(subject!, body!, { timeout: 5000 })).json<any>();
+    assert.deepEqual(again, reply);
+
+    const asJson = ok(await cli(["--json", "--dry-run", "member", "add", "dry-room", "alice"]), "dry-run --json");
+    const { subject: s2, command } = JSON.parse(asJson.stdout);
+    assert.equal(s2, "unibus.cmd.membership.member.add");
+    const reply2 = (await client!.nc.request(s2, JSON.stringify(command), { timeout: 5000 })).json<any>();
+    assert.equal(reply2.ok, true, JSON.stringify(reply2));
+    // Both took effect: the projections show the room with its subject and alice in it.
+    const room = await eventually(rooms, storageKey("dry-room"), (r) => r.members === 1);
+    assert.equal(room.subject, "Dry run");
+    const member = await eventually(await new Kvm(client!.nc).open("UNIBUS_members"), storageKey("dry-room.alice"), () => true);
+    assert.equal(member.role, "member");
+  });
+
+  test("--dry-run's printed line is shell-safe when an argument holds a quote", async () => {
+    const printed = ok(await cli(["--dry-run", "room", "create", "quoted-room", "--subject", "it's ours"]), "dry-run");
+    const line = printed.stdout.trimEnd().split("\n")[1]!;
+    const sh = shellArgs(line);
+    assert.equal(sh.status, 0, sh.stderr.trim());
+    assert.equal(sh.args.length, 3, `the shell passed ${JSON.stringify(sh.args)}`);
+    assert.deepEqual(JSON.parse(sh.args[2]!).args, { room: "quoted-room", subject: "it's ours" });
+  });
+
+  test("audit replay finds a KV record tampered directly and one deleted from KV (exit 1)", async () => {
+    const base = await cli(["--json", "audit", "replay"]);
+    assert.deepEqual(JSON.parse(ok(base, "baseline replay").stdout).differences, []);
+    const users = await new Kvm(client!.nc).open("UNIBUS_users");
+    const alice = (await users.get(storageKey("alice")))!.json<Record<string, unknown>>();
+    const bob = (await users.get(storageKey("bob")))!.json<Record<string, unknown>>();
+    const tampered = { ...alice, role: "monitor" };
+    await users.put(storageKey("alice"), JSON.stringify(tampered));
+    await users.delete(storageKey("bob"));
+    const r = await cli(["--json", "audit", "replay"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const diffs = JSON.parse(r.stdout).differences;
+    assert.ok(Array.isArray(diffs), r.stdout + r.stderr);
+    assert.deepEqual(diffs.sort((a: { key: string }, b: { key: string }) => a.key.localeCompare(b.key)), [
+      { bucket: "UNIBUS_users", key: "alice", problem: "different", expected: alice, actual: tampered },
+      { bucket: "UNIBUS_users", key: "bob", problem: "missing", expected: bob },
+    ]);
+  });
+
+  test("audit verify finds an event signed by an unknown key and one whose prev is wrong (exit 1)", async () => {
+    const base = await cli(["--json", "audit", "verify"]);
+    assert.deepEqual(JSON.parse(ok(base, "baseline verify").stdout).findings, []);
+
+    const mallory: Signer = signerFromSeed(newUserSeed());
+    const forged = signEvent({
+      id: randomBytes(12).toString("base64url"), type: "UserCreated", kind: "user", aggregate: "mallory", ts: new Date().toISOString(),
+      actor: { id: "mallory", key: mallory.publicKey }, causation: null, correlation: null, prev: null,
+      data: { handle: "mallory", role: "admin", sign_key: mallory.publicKey, kex_key: null },
+    }, mallory);
+    const a1 = await client!.js.publish(eventSubject("user", "mallory"), JSON.stringify(forged));
+
+    // Signed by membershipd's own (trusted) key, but not chained to the room's last event.
+    assert.ok(existsSync(join(dataDir, "service.nk")));
+    const service = serviceSigner(dataDir);
+    const admin = signerFromSeed(readFileSync(join(dataDir, "admin.nk"), "utf8"));
+    const unchained = signEvent({
+      id: randomBytes(12).toString("base64url"), type: "RoomArchived", kind: "room", aggregate: "ops", ts: new Date().toISOString(),
+      actor: { id: "admin", key: admin.publicKey }, causation: null, correlation: null, prev: "0".repeat(64),
+      data: { room: "ops", archived_by: "admin" },
+    }, service);
+    const a2 = await client!.js.publish(eventSubject("room", "ops"), JSON.stringify(unchained));
+
+    const [json, human] = await Promise.all([cli(["--json", "audit", "verify"]), cli(["audit", "verify"])]);
+    assert.equal(json.code, 1, json.stdout + json.stderr);
+    assert.equal(human.code, 1, human.stdout + human.stderr);
+    const report = JSON.parse(json.stdout);
+    assert.equal(report.at_seq, a2.seq, json.stdout + json.stderr);
+    assert.deepEqual(report.findings.map((f: { seq: number; problem: string }) => [f.seq, f.problem]), [[a1.seq, "untrusted_signer"], [a2.seq, "chain_broken"]]);
+    assert.match(human.stdout, /: 2 problem\(s\)\n/);
+    assert.match(human.stdout, /untrusted_signer/);
+    assert.match(human.stdout, /chain_broken/);
+  });
+});
