@@ -1,0 +1,184 @@
+// (a) Append: signed, hash-chained, OCC-guarded appends (signEvent + prev chain + appendEvents with
+// each aggregate's expected sequence, as AggregateStore does) against raw js.publish of the very
+// same payload bytes, on the same server with the same number of concurrent writers.
+import { RetentionPolicy, StorageType, type JetStreamClient } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import type { EventEnvelope } from "../schemas/mod.ts";
+import { appendEvents, ensureEventStream, eventSubject } from "../services/bus/mod.ts";
+import { eventHash } from "../services/core/mod.ts";
+import { clientFor } from "../test/harness.ts";
+import { fmtInt, fmtMs, fmtRatio, log, newWriter, now, percentiles, RUN_TAG, buildEvent, benchNats, cpuMeter, microUs, addCpu, fmtCpuPerEvent, type BenchResult, type CpuUse, type Writer, scaled } from "./common.ts";
+
+const WRITERS = 64;
+const AGGREGATES_PER_WRITER = 4;
+const EVENTS_PER_ROUND = scaled(10_000);
+const ROUNDS = 2;
+const WARMUP_EVENTS = scaled(2_000);
+const TARGET_RATIO = 0.5;
+const RAW_STREAM = "BENCH_RAW";
+
+interface Aggregate { room: string; user: string; subject: string; seq: number; hash: string | null; n: number }
+
+interface RoundResult { events: number; seconds: number; latencies: Float64Array; cpu: CpuUse }
+
+/** The next event of a membership aggregate: added, then role changes that always change the role. */
+function nextMemberEvent(w: Writer, agg: Aggregate, round: string): EventEnvelope {
+  const cmd = `${RUN_TAG}-${round}-${agg.room}-${agg.user}-${agg.n}`;
+  const aggregate = `${agg.room}.${agg.user}`;
+  const env = agg.n === 0
+    ? buildEvent(w, cmd, "member", aggregate, "MemberAdded", { room: agg.room, user: agg.user, role: "member", added_by: "admin" }, agg.hash)
+    : buildEvent(w, cmd, "member", aggregate, "MemberRoleChanged", { room: agg.room, user: agg.user, role: agg.n % 2 ? "moderator" : "member", changed_by: "admin" }, agg.hash);
+  agg.n++;
+  return env;
+}
+
+function writerAggregates(round: string, wi: number): Aggregate[] {
+  return Array.from({ length: AGGREGATES_PER_WRITER }, (_, ai) => {
+    const room = `${round}-w${wi}`;
+    const user = `u${ai}`;
+    return { room, user, subject: eventSubject("member", `${room}.${user}`), seq: 0, hash: null, n: 0 };
+  });
+}
+
+/**
+ * WRITERS concurrent writers, each appending in turn to its own aggregates with the right expected
+ * sequence. `presigned`: the envelopes (with their prev chain) are built before the clock starts,
+ * so only appendEvents is timed.
+ */
+async function unibusRound(js: JetStreamClient, natsPid: number | undefined, w: Writer, round: string, total: number, keep: string[][] | null, presigned = false): Promise<RoundResult> {
+  const perWriter = Math.ceil(total / WRITERS);
+  const latencies = new Float64Array(perWriter * WRITERS);
+  const prepared = presigned
+    ? Array.from({ length: WRITERS }, (_, wi) => {
+      const aggs = writerAggregates(round, wi);
+      return Array.from({ length: perWriter }, (_, i) => {
+        const agg = aggs[i % AGGREGATES_PER_WRITER]!;
+        const env = nextMemberEvent(w, agg, round);
+        agg.hash = eventHash(env);
+        return env;
+      });
+    })
+    : null;
+  const cpu = cpuMeter(natsPid);
+  const t0 = now();
+  await Promise.all(Array.from({ length: WRITERS }, async (_, wi) => {
+    const aggs = writerAggregates(round, wi);
+    const sent: EventEnvelope[] = [];
+    for (let i = 0; i < perWriter; i++) {
+      const agg = aggs[i % AGGREGATES_PER_WRITER]!;
+      const start = now();
+      const env = prepared ? prepared[wi]![i]! : nextMemberEvent(w, agg, round);
+      const { seqs } = await appendEvents(js, agg.subject, agg.seq, [env]);
+      agg.seq = seqs[0]!;
+      if (!prepared) agg.hash = eventHash(env);
+      latencies[wi * perWriter + i] = now() - start;
+      if (keep) sent.push(env);
+    }
+    // Stringified after the clock stopped: the raw round publishes exactly these bytes.
+    if (keep) keep[wi] = sent.map((e) => JSON.stringify(e));
+  }));
+  const seconds = (now() - t0) / 1000;
+  return { events: perWriter * WRITERS, seconds, latencies, cpu: cpu() };
+}
+
+/** The same writers publishing the same bytes with plain js.publish: no signing, no msg id, no expectation. */
+async function rawRound(js: JetStreamClient, natsPid: number | undefined, payloads: string[][]): Promise<RoundResult> {
+  const perWriter = payloads[0]!.length;
+  const latencies = new Float64Array(perWriter * WRITERS);
+  const cpu = cpuMeter(natsPid);
+  const t0 = now();
+  await Promise.all(payloads.map(async (mine, wi) => {
+    for (let i = 0; i < mine.length; i++) {
+      const start = now();
+      await js.publish(`bench.raw.w${wi}.a${i % AGGREGATES_PER_WRITER}`, mine[i]!);
+      latencies[wi * perWriter + i] = now() - start;
+    }
+  }));
+  const seconds = (now() - t0) / 1000;
+  return { events: perWriter * WRITERS, seconds, latencies, cpu: cpu() };
+}
+
+function pool(rounds: RoundResult[]) {
+  const events = rounds.reduce((s, r) => s + r.events, 0);
+  const seconds = rounds.reduce((s, r) => s + r.seconds, 0);
+  const all = new Float64Array(rounds.reduce((s, r) => s + r.latencies.length, 0));
+  let o = 0;
+  for (const r of rounds) (all.set(r.latencies, o), (o += r.latencies.length));
+  const [p50, p99] = percentiles(all, [50, 99]);
+  const cpu = rounds.reduce((c, r) => addCpu(c, r.cpu), { nodeMs: 0, natsMs: 0 });
+  return { events, seconds, rate: events / seconds, p50: p50!, p99: p99!, perRound: rounds.map((r) => r.events / r.seconds), cpu };
+}
+
+export async function run(): Promise<BenchResult> {
+  const started = now();
+  const nats = await benchNats();
+  const { nc, js, jsm } = await clientFor(nats.url);
+  try {
+    await ensureEventStream(jsm, 1);
+    // The baseline stream has the events stream's storage settings (file, limits, same duplicate window).
+    await jsm.streams.add({ name: RAW_STREAM, subjects: ["bench.raw.>"], storage: StorageType.File, retention: RetentionPolicy.Limits, num_replicas: 1, duplicate_window: nanos(120_000), max_msg_size: 256 * 1024 });
+    const w = newWriter();
+    const pid = nats.proc.pid;
+
+    log(`append: warm-up (${WARMUP_EVENTS} events each side)`);
+    const warmPayloads: string[][] = [];
+    await unibusRound(js, pid, w, "warm", WARMUP_EVENTS, warmPayloads);
+    await rawRound(js, pid, warmPayloads);
+
+    const uni: RoundResult[] = [];
+    const raw: RoundResult[] = [];
+    const pre: RoundResult[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const payloads: string[][] = [];
+      uni.push(await unibusRound(js, pid, w, `r${r}`, EVENTS_PER_ROUND, payloads));
+      log(`append: round ${r + 1} unibus ${fmtInt(uni[r]!.events / uni[r]!.seconds)} ev/s`);
+      raw.push(await rawRound(js, pid, payloads));
+      log(`append: round ${r + 1} raw    ${fmtInt(raw[r]!.events / raw[r]!.seconds)} ev/s`);
+      pre.push(await unibusRound(js, pid, w, `p${r}`, EVENTS_PER_ROUND, null, true));
+      log(`append: round ${r + 1} appendEvents of pre-signed envelopes ${fmtInt(pre[r]!.events / pre[r]!.seconds)} ev/s`);
+    }
+    // The steps only the unibus side does, timed alone on this thread (no I/O; best of 5 passes).
+    const probe = Array.from({ length: 2_000 }, (_, i) => ({ room: "probe", user: `u${i}`, subject: "", seq: 0, hash: null, n: 0 }) as Aggregate);
+    const probeEvents = probe.map((a) => nextMemberEvent(w, a, "probe"));
+    const signUs = microUs(probe, (a) => nextMemberEvent(w, { ...a }, "probe"));
+    const hashUs = microUs(probeEvents, (e) => eventHash(e));
+    const jsonUs = microUs(probeEvents, (e) => JSON.stringify(e));
+
+    const u = pool(uni);
+    const b = pool(raw);
+    const q = pool(pre);
+    const cpuPer = (x: ReturnType<typeof pool>) => (x.cpu.nodeMs + x.cpu.natsMs) / x.events;
+    const ratio = u.rate / b.rate;
+    const payloadBytes = warmPayloads[0]![0]!.length;
+    return {
+      name: "append",
+      title: "Append throughput and latency",
+      description: `${WRITERS} concurrent writers, each owning ${AGGREGATES_PER_WRITER} membership aggregates and appending one event at a time: ` +
+        "unibus = signEvent (Ed25519) with the `prev` hash chain + `appendEvents` with the aggregate's expected last sequence and `Nats-Msg-Id`; " +
+        `raw = \`js.publish\` of the identical JSON bytes (~${payloadBytes} B) to a stream with the same storage settings. ` +
+        `${ROUNDS} alternating rounds of ${fmtInt(EVENTS_PER_ROUND)} events per side after a ${fmtInt(WARMUP_EVENTS)}-event warm-up; latency is per append (signing included for unibus). ` +
+        "A third variant, appendEvents of envelopes signed before the clock starts (same writers, OCC and Nats-Msg-Id, no signing or hashing), separates the cost of signing from the cost of the guarded append.",
+      headers: ["", "unibus: sign + OCC append", "raw js.publish", "unibus / raw", "appendEvents only (pre-signed)", "appendEvents only / raw"],
+      rows: [
+        ["events", fmtInt(u.events), fmtInt(b.events), "", fmtInt(q.events), ""],
+        ["throughput (events/s)", fmtInt(u.rate), fmtInt(b.rate), fmtRatio(ratio), fmtInt(q.rate), fmtRatio(q.rate / b.rate)],
+        ["per-round events/s", u.perRound.map(fmtInt).join(", "), b.perRound.map(fmtInt).join(", "), "", q.perRound.map(fmtInt).join(", "), ""],
+        ["latency p50 (ms)", fmtMs(u.p50), fmtMs(b.p50), fmtRatio(u.p50 / b.p50), fmtMs(q.p50), fmtRatio(q.p50 / b.p50)],
+        ["latency p99 (ms)", fmtMs(u.p99), fmtMs(b.p99), fmtRatio(u.p99 / b.p99), fmtMs(q.p99), fmtRatio(q.p99 / b.p99)],
+        ["CPU µs per event: client + server", fmtCpuPerEvent(u.cpu, u.events), fmtCpuPerEvent(b.cpu, b.events), fmtRatio(cpuPer(u) / cpuPer(b)), fmtCpuPerEvent(q.cpu, q.events), fmtRatio(cpuPer(q) / cpuPer(b))],
+      ],
+      target: `≥ ${TARGET_RATIO}× raw throughput`,
+      measured: `${fmtRatio(ratio)} raw`,
+      pass: ratio >= TARGET_RATIO,
+      notes: [
+        `Unibus-only client work per event, timed alone on one thread (best of 5 passes over 2,000 events): build + signEvent (canonical JSON + Ed25519) ${signUs.toFixed(0)} µs, ` +
+          `eventHash for the next \`prev\` (canonical JSON + SHA-256) ${hashUs.toFixed(0)} µs, JSON.stringify ${jsonUs.toFixed(0)} µs.`,
+        "CPU µs per event = CPU time of this process (client) and of the nats-server (server) over the measured rounds, divided by events; it does not depend on how busy the rest of the machine is.",
+      ],
+      seconds: (now() - started) / 1000,
+    };
+  } finally {
+    await nc.close();
+    await nats.stop();
+  }
+}

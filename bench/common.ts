@@ -1,0 +1,264 @@
+// Shared pieces of the benchmarks: signed event builders, percentiles, rate-driven load and the
+// result shape that bench/run.ts prints and writes to docs/benchmarks.md.
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import type { EventEnvelope } from "../schemas/mod.ts";
+import { EVENT_SUBJECT_PREFIX, EVENTS_STREAM, eventSubject } from "../services/bus/mod.ts";
+import { newUserSeed, signEvent, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { startNats, startPlane, type NatsHandle, type PlaneHandle } from "../test/harness.ts";
+
+export interface BenchResult {
+  name: string;
+  title: string;
+  /** What was measured, in one or two sentences (markdown). */
+  description: string;
+  headers: string[];
+  rows: string[][];
+  target: string;
+  /** The measured value the target is judged on, e.g. "0.62× raw". */
+  measured: string;
+  pass: boolean;
+  notes: string[];
+  seconds: number;
+}
+
+export const now = () => performance.now();
+
+/** BENCH_SCALE=0.1 shrinks every workload for a quick smoke run; docs/benchmarks.md is then not written. */
+export const SCALE = Number(process.env.BENCH_SCALE ?? "1") || 1;
+export const scaled = (n: number) => Math.max(1, Math.round(n * SCALE));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Nearest-rank percentile of an unsorted sample (copied and sorted once per call). */
+export function percentiles(sample: ArrayLike<number>, ps: number[]): number[] {
+  const sorted = Float64Array.from(sample).sort();
+  if (sorted.length === 0) return ps.map(() => NaN);
+  return ps.map((p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!);
+}
+
+export const fmtInt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
+export const fmtMs = (n: number) => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2)) : "n/a");
+export const fmtRatio = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "n/a");
+
+export function newSigner(): Signer {
+  const seed = newUserSeed();
+  const signer = signerFromSeed(seed);
+  seed.fill(0);
+  return signer;
+}
+
+/** A unique tag per process, so event ids (Nats-Msg-Id) never collide inside the duplicate window. */
+export const RUN_TAG = randomBytes(6).toString("base64url");
+
+export interface Writer {
+  signer: Signer;
+  actor: { id: string; key: string };
+}
+
+export function newWriter(actorId = "bench"): Writer {
+  const signer = newSigner();
+  return { signer, actor: { id: actorId, key: signer.publicKey } };
+}
+
+/** One signed event the way AggregateStore.sign builds it (id `<command>:0`, causation = correlation = command). */
+export function buildEvent(w: Writer, commandId: string, kind: string, aggregate: string, type: string, data: Record<string, unknown>, prev: string | null): EventEnvelope {
+  const id = `${commandId}:0`;
+  return signEvent({ id, type, kind, aggregate, ts: new Date().toISOString(), actor: w.actor, causation: commandId, correlation: commandId, prev, data }, w.signer);
+}
+
+export interface NewEvent {
+  subject: string;
+  env: EventEnvelope;
+}
+
+/**
+ * The i-th event of a realistic load where every event opens a new aggregate (expected sequence 0):
+ * per group of five, one room, two users, and both users joining that room. All data is valid for
+ * its schema, so decodeEvent and the projections take their normal path.
+ */
+export function newAggregateEvent(w: Writer, prefix: string, i: number): NewEvent {
+  const k = Math.floor(i / 5);
+  const room = `${prefix}-r${k}`;
+  const a = `${prefix}-a${k}`;
+  const b = `${prefix}-b${k}`;
+  const cmd = `${RUN_TAG}-${prefix}-${i}`;
+  let kind: string, aggregate: string, type: string, data: Record<string, unknown>;
+  switch (i % 5) {
+    case 0:
+      [kind, aggregate, type, data] = ["room", room, "RoomCreated", { room, subject: `Benchmark room ${k}`, created_by: "admin" }];
+      break;
+    case 1:
+    case 2: {
+      const handle = i % 5 === 1 ? a : b;
+      [kind, aggregate, type, data] = ["user", handle, "UserCreated", { handle, role: "service", sign_key: w.signer.publicKey, kex_key: null }];
+      break;
+    }
+    default: {
+      const user = i % 5 === 3 ? a : b;
+      [kind, aggregate, type, data] = ["member", `${room}.${user}`, "MemberAdded", { room, user, role: "member", added_by: "admin" }];
+    }
+  }
+  return { subject: eventSubject(kind, aggregate), env: buildEvent(w, cmd, kind, aggregate, type, data, null) };
+}
+
+/**
+ * Issues `total` calls of `send` at `rate` per second (open loop: a slow ack does not slow the
+ * schedule down, so queueing shows up as latency), and resolves when every call has settled.
+ */
+export async function driveAtRate(rate: number, total: number, send: (i: number) => Promise<void>, maxInFlight = 20_000): Promise<{ seconds: number; behind: number; errors: number }> {
+  const t0 = now();
+  let issued = 0;
+  let inFlight = 0;
+  let errors = 0;
+  let behind = 0;
+  const pending = new Set<Promise<void>>();
+  while (issued < total) {
+    const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000) + 1);
+    while (issued < due) {
+      if (inFlight >= maxInFlight) {
+        behind++;
+        break;
+      }
+      const i = issued++;
+      inFlight++;
+      const p: Promise<void> = send(i).catch(() => void errors++).finally(() => {
+        inFlight--;
+        pending.delete(p);
+      });
+      pending.add(p);
+    }
+    await sleep(1);
+  }
+  await Promise.all(pending);
+  return { seconds: (now() - t0) / 1000, behind, errors };
+}
+
+/**
+ * The raw baseline reader: an ordered consumer on the events stream with the same options
+ * readEventMessages uses (all event subjects, from `fromSeq`, max_messages 2048), calling `onMsg`
+ * per message and doing nothing else with it.
+ */
+export async function rawOrderedRead(js: JetStreamClient, fromSeq: number, untilSeq: number | null, onMsg: (seq: number, m: JsMsg) => void, signal?: AbortSignal): Promise<number> {
+  const consumer = await js.consumers.get(EVENTS_STREAM, {
+    filter_subjects: `${EVENT_SUBJECT_PREFIX}.>`,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: fromSeq,
+  });
+  const messages = await consumer.consume({ max_messages: 2048 });
+  const onAbort = () => void messages.close();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let count = 0;
+  try {
+    for await (const m of messages) {
+      count++;
+      onMsg(m.seq, m);
+      if (untilSeq !== null && m.seq >= untilSeq) break;
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    await messages.close();
+  }
+  return count;
+}
+
+/**
+ * Starts a server through the harness, retrying when nats-server refuses its own config: the
+ * harness hands a random hex at-rest key to the config as $UNIBUS_JS_KEY, and nats-server parses a
+ * key like "12e3…" (digits, "e", digit) as a number and exits ("could not be parsed"), ~6% of starts.
+ */
+async function startWithRetry<T>(start: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (n >= attempts || !/could not be parsed/.test((err as Error).message)) throw err;
+      log(`nats-server rejected its random at-rest key (${(err as Error).message.split("\n")[0]!.slice(0, 100)}…); retrying`);
+    }
+  }
+}
+
+/** nats-server children still running: killed on any exit, so a crashed benchmark leaves no orphans. */
+const children = new Map<ChildProcess, string[]>();
+let exitHookInstalled = false;
+
+function track(proc: ChildProcess, dirs: string[]): void {
+  children.set(proc, dirs);
+  proc.once("exit", () => children.delete(proc));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const [c, ds] of children) {
+      c.kill("SIGKILL");
+      for (const d of ds) rmSync(d, { recursive: true, force: true });
+    }
+  });
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => process.exit(130));
+}
+
+export async function benchNats(): Promise<NatsHandle> {
+  const h = await startWithRetry(() => startNats());
+  track(h.proc, [h.dir]);
+  return h;
+}
+
+export async function benchPlane(): Promise<PlaneHandle> {
+  const h = await startWithRetry(() => startPlane());
+  track(h.nats.proc, [h.nats.dir, h.dataDir]);
+  return h;
+}
+
+/** CPU seconds used by a process (Linux /proc/<pid>/stat utime + stime), NaN when unavailable. */
+function processCpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+export interface CpuUse { nodeMs: number; natsMs: number }
+
+/**
+ * CPU used by this process (the benchmark, plus the control plane when it runs in-process) and by
+ * the nats-server between start and stop: unlike wall time, this does not depend on how busy the
+ * rest of the machine is.
+ */
+export function cpuMeter(natsPid: number | undefined): () => CpuUse {
+  const node0 = process.cpuUsage();
+  const nats0 = processCpuSeconds(natsPid);
+  return () => {
+    const d = process.cpuUsage(node0);
+    return { nodeMs: (d.user + d.system) / 1000, natsMs: (processCpuSeconds(natsPid) - nats0) * 1000 };
+  };
+}
+
+export function addCpu(a: CpuUse, b: CpuUse): CpuUse {
+  return { nodeMs: a.nodeMs + b.nodeMs, natsMs: a.natsMs + b.natsMs };
+}
+
+/** "node 123 + server 45" µs of CPU per event. */
+export function fmtCpuPerEvent(c: CpuUse, events: number): string {
+  const us = (ms: number) => (Number.isFinite(ms) ? fmtInt((ms * 1000) / events) : "n/a");
+  return `${us(c.nodeMs)} + ${us(c.natsMs)}`;
+}
+
+/**
+ * CPU-only cost of `fn` per item in µs: the fastest of `repeats` passes over `items`, so that a
+ * busy machine (descheduling, steal) inflates it as little as possible.
+ */
+export function microUs<T>(items: T[], fn: (item: T, i: number) => unknown, repeats = 5): number {
+  let best = Infinity;
+  for (let r = 0; r < repeats; r++) {
+    const t = now();
+    items.forEach(fn);
+    best = Math.min(best, now() - t);
+  }
+  return (best * 1000) / items.length;
+}
+
+export function log(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}

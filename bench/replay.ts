@@ -1,0 +1,127 @@
+// (c) Replay: `audit replay`'s core, rebuildProjections (ordered consumer → decodeEvent (zod) →
+// MemoryProjections), over 200,000 valid signed events, against a raw ordered consumer that reads
+// the same messages and only counts them. Rounds alternate so neither side gets a warmer cache.
+import { headers } from "@nats-io/transport-node";
+import { decodeEvent, ensureEventStream, lastSequence, readEventMessages, toStoredEvent } from "../services/bus/mod.ts";
+import { rebuildProjections } from "../services/cli/audit.ts";
+import { clientFor } from "../test/harness.ts";
+import { fmtInt, fmtMs, fmtRatio, log, newAggregateEvent, newWriter, now, rawOrderedRead, sleep, benchNats, cpuMeter, fmtCpuPerEvent, type BenchResult, type CpuUse, scaled } from "./common.ts";
+
+const EVENTS = scaled(200_000);
+const CHUNK = 2_000;
+const ROUNDS = 2;
+const TARGET_RATIO = 0.5;
+
+export async function run(): Promise<BenchResult> {
+  const started = now();
+  const nats = await benchNats();
+  const { nc, js, jsm } = await clientFor(nats.url);
+  try {
+    await ensureEventStream(jsm, 1);
+    log(`replay: writing ${fmtInt(EVENTS)} signed events (pipelined, flushed every ${fmtInt(CHUNK)})`);
+    const w = newWriter();
+    const writeStart = now();
+    // Setup only: the same message appendEvents would send (Nats-Msg-Id, expected last subject
+    // sequence 0), but as pipelined core publishes with a flush per chunk instead of one awaited
+    // ack per event; signing the next chunk overlaps with the server storing the last one.
+    for (let from = 0; from < EVENTS; from += CHUNK) {
+      for (let i = from; i < Math.min(EVENTS, from + CHUNK); i++) {
+        const e = newAggregateEvent(w, "rp", i);
+        const h = headers();
+        h.set("Nats-Msg-Id", e.env.id);
+        h.set("Nats-Expected-Last-Subject-Sequence", "0");
+        nc.publish(e.subject, JSON.stringify(e.env), { headers: h });
+      }
+      await nc.flush();
+    }
+    for (const deadline = now() + 120_000; (await lastSequence(jsm)) < EVENTS && now() < deadline; ) await sleep(100);
+    const writeSeconds = (now() - writeStart) / 1000;
+    const lastSeq = await lastSequence(jsm);
+    if (lastSeq !== EVENTS) throw new Error(`expected ${EVENTS} events in the stream, found ${lastSeq}`);
+    log(`replay: wrote ${fmtInt(EVENTS)} events in ${writeSeconds.toFixed(1)} s`);
+
+    const pid = nats.proc.pid;
+    /** Times one full read of events 1..lastSeq; returns seconds and the CPU it took. */
+    const timed = async (read: () => Promise<number>) => {
+      const cpu = cpuMeter(pid);
+      const t = now();
+      const count = await read();
+      const seconds = (now() - t) / 1000;
+      if (count !== lastSeq) throw new Error(`read ${count} of ${lastSeq} events`);
+      return { seconds, cpu: cpu() };
+    };
+    const rawRead = () => rawOrderedRead(js, 1, lastSeq, () => {});
+    let buckets = "";
+    const rebuild = async () => {
+      const memory = await rebuildProjections(js, jsm, lastSeq, false);
+      buckets = [...memory.buckets].map(([name, m]) => `${name} ${fmtInt(m.size)}`).join(", ");
+      return lastSeq;
+    };
+    // Two layers of rebuildProjections on their own, to show where its time goes.
+    const generatorOnly = async () => {
+      let n = 0;
+      for await (const _m of readEventMessages(js, jsm, { untilSeq: lastSeq })) n++;
+      return n;
+    };
+    const withDecode = async () => {
+      let n = 0;
+      for await (const m of readEventMessages(js, jsm, { untilSeq: lastSeq })) {
+        toStoredEvent(decodeEvent(m.data), m.seq);
+        n++;
+      }
+      return n;
+    };
+
+    const raw: { seconds: number; cpu: CpuUse }[] = [];
+    const uni: { seconds: number; cpu: CpuUse }[] = [];
+    let gen = { seconds: NaN, cpu: { nodeMs: NaN, natsMs: NaN } as CpuUse };
+    let dec = gen;
+    for (let r = 0; r < ROUNDS; r++) {
+      raw.push(await timed(rawRead));
+      log(`replay: round ${r + 1} raw                        ${fmtInt(lastSeq / raw[r]!.seconds)} ev/s`);
+      if (r === 0) {
+        gen = await timed(generatorOnly);
+        log(`replay: round 1 readEventMessages only    ${fmtInt(lastSeq / gen.seconds)} ev/s`);
+        dec = await timed(withDecode);
+        log(`replay: round 1 readEventMessages+decode  ${fmtInt(lastSeq / dec.seconds)} ev/s`);
+      }
+      uni.push(await timed(rebuild));
+      log(`replay: round ${r + 1} rebuildProjections         ${fmtInt(lastSeq / uni[r]!.seconds)} ev/s`);
+    }
+    const bestOf = (xs: { seconds: number; cpu: CpuUse }[]) => xs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+    const u = bestOf(uni);
+    const b = bestOf(raw);
+    const ratio = b.seconds / u.seconds;
+    const cpuUs = (c: CpuUse) => fmtCpuPerEvent(c, lastSeq);
+    const cpuRatio = (c: CpuUse) => fmtRatio((c.nodeMs + c.natsMs) / (b.cpu.nodeMs + b.cpu.natsMs));
+    const rate = (x: { seconds: number }) => fmtInt(lastSeq / x.seconds);
+    return {
+      name: "replay",
+      title: "Replay (audit replay core)",
+      description: `\`rebuildProjections(js, jsm, lastSeq, false)\` over ${fmtInt(lastSeq)} valid signed events (every event a new aggregate: rooms, users, memberships) ` +
+        "vs a raw ordered consumer (same options as readEventMessages: all event subjects, max_messages 2048) that only counts the same messages. " +
+        `${ROUNDS} alternating rounds per side; the best round of each is compared. Round 1 also times two layers of rebuildProjections alone ` +
+        "(readEventMessages without decoding; readEventMessages + decodeEvent without projecting) to show where the time goes.",
+      headers: ["", "events/s", "ratio to raw", "time (ms)", "CPU µs per event: client + server", "CPU ratio to raw"],
+      rows: [
+        ["raw ordered consumer (best round)", rate(b), "1.00×", fmtMs(b.seconds * 1000), cpuUs(b.cpu), "1.00×"],
+        ["readEventMessages only (round 1)", rate(gen), fmtRatio(b.seconds / gen.seconds), fmtMs(gen.seconds * 1000), cpuUs(gen.cpu), cpuRatio(gen.cpu)],
+        ["+ decodeEvent, toStoredEvent (round 1)", rate(dec), fmtRatio(b.seconds / dec.seconds), fmtMs(dec.seconds * 1000), cpuUs(dec.cpu), cpuRatio(dec.cpu)],
+        ["**unibus rebuildProjections** (best round)", rate(u), fmtRatio(ratio), fmtMs(u.seconds * 1000), cpuUs(u.cpu), cpuRatio(u.cpu)],
+        ["per-round events/s: raw | rebuildProjections", raw.map(rate).join(", "), "", uni.map(rate).join(", "), "", ""],
+      ],
+      target: `≥ ${TARGET_RATIO}× raw throughput`,
+      measured: `${fmtRatio(ratio)} raw`,
+      pass: ratio >= TARGET_RATIO,
+      notes: [
+        `Setup (not timed in the comparison): ${fmtInt(EVENTS)} events signed and published (pipelined core publishes with the appendEvents headers, a flush every ${fmtInt(CHUNK)}) in ${writeSeconds.toFixed(1)} s (${fmtInt(EVENTS / writeSeconds)} events/s).`,
+        `Rebuilt projections: ${buckets}.`,
+        "CPU µs per event = CPU time of this process and of the nats-server during the read, divided by events read.",
+      ],
+      seconds: (now() - started) / 1000,
+    };
+  } finally {
+    await nc.close();
+    await nats.stop();
+  }
+}
