@@ -11,8 +11,8 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { freePort } from "../services/bus/mod.ts";
 import { eventSubject, newUserSeed, signEvent, signerFromSeed, storageKey, type Signer } from "../services/core/mod.ts";
 import { serviceSigner } from "../services/membershipd/identities.ts";
-import { clientFor, runCli, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
-import { cleanupMembershipd, startFreshMembershipd, startNatsRetrying } from "./process-tools.ts";
+import { clientFor, runCli, startNats, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
+import { cleanupMembershipd, startFreshMembershipd } from "./process-tools.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
 
@@ -145,7 +145,7 @@ describe("unibus CLI against a real membershipd", () => {
   });
 
   test("an unreachable server exits 3", async () => {
-    nats = await startNatsRetrying();
+    nats = await startNats();
     const dead = `nats://127.0.0.1:${await freePort()}`;
     const [list, noResponders] = await Promise.all([cli(["--server", dead, "user", "list"]), cli(["--server", nats.url, "room", "list"])]);
     for (const r of [list, noResponders]) {

@@ -6,10 +6,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { signerFromSeed } from "../services/core/mod.ts";
-import { clientFor, ROOT, runCli, startMembershipd, type MembershipdHandle, type NatsHandle } from "./harness.ts";
+import { clientFor, ROOT, runCli, startMembershipd, startNats, type MembershipdHandle, type NatsHandle } from "./harness.ts";
 import {
   cleanupMembershipd, crashMembershipd, getJson, isAlive, membershipdPid, natsPidFile, natsServersFor, sleep, startFreshMembershipd,
-  startNatsRetrying, stopMembershipd, waitUntil,
+  stopMembershipd, waitUntil,
 } from "./process-tools.ts";
 
 const VERSION = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
@@ -241,7 +241,7 @@ describe("membershipd on an external NATS (--nats-url)", () => {
   let md: MembershipdHandle | undefined;
 
   before(async () => {
-    nats = await startNatsRetrying();
+    nats = await startNats();
     md = await startFreshMembershipd({ args: ["--nats-url", nats.url] });
   });
 

@@ -1,12 +1,12 @@
 // Process-level helpers for the membershipd / CLI tests: find the real processes behind the
-// bin/ launchers (bin/membershipd execs tsx, which runs membershipd in a child node process),
+// bin/ launchers,
 // find the nats-server of a data dir, run membershipd to its exit, and clean up only what the
 // tests started (identified by their temp data dirs).
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../services/bus/mod.ts";
-import { ROOT, startMembershipd, startNats, tempDir, type MembershipdHandle, type NatsHandle } from "./harness.ts";
+import { ROOT, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -73,43 +73,9 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
   return Date.now() - started;
 }
 
-const KEY_PARSE_BUG = /could not be parsed/;
-
-function natsLog(dataDir: string): string {
-  const p = join(dataDir, "nats", "nats-server.log");
-  return existsSync(p) ? readFileSync(p, "utf8") : "";
-}
-
-/**
- * startMembershipd on a fresh temp data dir (membershipd creates the key). nats-server 2.9 cannot
- * parse ~6% of random hex keys (see at-rest.test.ts); such a start is retried on a new dir so that
- * unrelated tests do not flake on that bug, which has its own test.
- */
-export async function startFreshMembershipd(opts: { args?: string[] } = {}): Promise<MembershipdHandle> {
-  for (let attempt = 1; ; attempt++) {
-    const dataDir = tempDir("unibus-md-");
-    try {
-      return await startMembershipd({ dataDir, args: opts.args });
-    } catch (err) {
-      if (attempt < 6 && KEY_PARSE_BUG.test(natsLog(dataDir))) {
-        rmSync(dataDir, { recursive: true, force: true });
-        continue;
-      }
-      throw err;
-    }
-  }
-}
-
-/** The harness's startNats, retried when nats-server cannot parse the random key (same bug). */
-export async function startNatsRetrying(): Promise<NatsHandle> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startNats();
-    } catch (err) {
-      if (attempt < 6 && KEY_PARSE_BUG.test((err as Error).message)) continue;
-      throw err;
-    }
-  }
+/** startMembershipd on a fresh temp data dir (membershipd creates the key). */
+export function startFreshMembershipd(opts: { args?: string[] } = {}): Promise<MembershipdHandle> {
+  return startMembershipd({ dataDir: tempDir("unibus-md-"), args: opts.args });
 }
 
 export interface ExitResult { code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }

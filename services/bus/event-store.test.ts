@@ -99,22 +99,8 @@ async function facts(store: AggregateStore, room: string, user: string) {
   return { room, user, by: "tester", roomState: r.state, userState: u.state };
 }
 
-/**
- * startNats, again with a new random at-rest key when nats-server cannot parse the one it got
- * (see the at-rest key test below): this file is about the event store, not that bug.
- */
-async function startNatsReliably(opts: { encrypted?: boolean } = {}): Promise<NatsHandle> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startNats(opts);
-    } catch (err) {
-      if (attempt >= 5 || !/could not be parsed/.test(String(err))) throw err;
-    }
-  }
-}
-
 before(async () => {
-  nats = await startNatsReliably();
+  nats = await startNats();
   main = await clientFor(nats.url);
   await ensureEventStream(main.jsm, 1);
   // A genesis event signed by `service`, so the whole stream can be audited at the end.
@@ -157,7 +143,7 @@ describe("ensureEventStream", () => {
   });
 
   test("refuses an existing UNIBUS_EVENTS stream that allows delete/purge", async () => {
-    const other = await startNatsReliably({ encrypted: false });
+    const other = await startNats({ encrypted: false });
     const c = await clientFor(other.url);
     try {
       await c.jsm.streams.add({ name: EVENTS_STREAM, subjects: ["unibus.evt.>"] });

@@ -30,17 +30,6 @@ const actor = { id: "tester", key: service.publicKey };
 let ids = 0;
 const commandId = () => `cmd-${++ids}`;
 
-/** startNats, again with a new random at-rest key when nats-server cannot parse the one it got (see event-store.test.ts). */
-async function startNatsReliably(): Promise<NatsHandle> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startNats();
-    } catch (err) {
-      if (attempt >= 5 || !/could not be parsed/.test(String(err))) throw err;
-    }
-  }
-}
-
 function newProjector(): Projector {
   const p = new Projector(c.js, c.jsm, buckets);
   running.push(p);
@@ -172,7 +161,7 @@ async function busy(prefix: string, writers: number, writesEach: number): Promis
 }
 
 before(async () => {
-  nats = await startNatsReliably();
+  nats = await startNats();
   c = await clientFor(nats.url);
   await ensureEventStream(c.jsm, 1);
   buckets = await openBuckets(c.nc, 1);

@@ -27,17 +27,6 @@ let admin: Signer;
 let uniq = 0;
 const fresh = (prefix: string) => `${prefix}-${++uniq}`;
 
-/** startPlane, again when nats-server could not parse the random at-rest key it got (see event-store.test.ts). */
-async function startPlaneReliably(): Promise<PlaneHandle> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startPlane();
-    } catch (err) {
-      if (attempt >= 5 || !/could not be parsed/.test(String(err))) throw err;
-    }
-  }
-}
-
 interface Draft { signer?: Signer; actorId?: string; now?: Date; nonce?: string; id?: string }
 
 /** A signed command with any field chosen (the CLI's signCommand, with overrides). */
@@ -119,7 +108,7 @@ async function subjectCount(subject: string): Promise<number> {
 const newKey = () => signerFromSeed(newUserSeed()).publicKey;
 
 before(async () => {
-  plane = await startPlaneReliably();
+  plane = await startPlane();
   admin = adminSigner(plane.dataDir);
 });
 
