@@ -7,6 +7,6 @@ export * from "./users.ts";
 export * from "./rooms.ts";
 export * from "./members.ts";
 export * from "./projections.ts";
-export { roleAllows, isReadAction, READ_ACTIONS } from "./roles.ts";
+export { roleAllows, isReadAction } from "./roles.ts";
 export * from "./audit.ts";
 export * from "./blind.ts";
