@@ -109,7 +109,7 @@ export interface ReadOptions {
  * Yields the stream's messages in order through an ordered consumer (gapless by construction:
  * the client recreates the consumer at the right sequence if anything is missed).
  */
-export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamManager, opts: ReadOptions = {}): AsyncGenerator<JsMsg> {
+export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamManager, opts: ReadOptions = {}): AsyncGenerator<JsMsg & { buffered: number }> {
   const fromSeq = Math.max(1, opts.fromSeq ?? 1);
   let until = opts.untilSeq;
   if (!opts.follow && until === undefined) until = await lastSequence(jsm);
@@ -124,7 +124,9 @@ export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamMana
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     for await (const m of messages) {
-      yield m;
+      // `m.info.pending` counts what the server still holds; `buffered`, what this client has
+      // prefetched but not yet handed out. Only both at 0 means "caught up".
+      yield Object.assign(m, { buffered: messages.getPending() });
       if (until !== undefined && (m.seq >= until || (opts.filter !== undefined && m.info.pending === 0))) break;
     }
   } finally {

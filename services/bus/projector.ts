@@ -78,7 +78,7 @@ export class Projector {
     for await (const m of readEventMessages(this.js, this.jsm, { fromSeq: this.applied + 1, follow: true, signal: this.abort.signal })) {
       if (this.stopped) break;
       batch.push(toStoredEvent(decodeEvent(m.data), m.seq));
-      if (batch.length >= BATCH_MAX || m.info.pending === 0) {
+      if (batch.length >= BATCH_MAX || (m.info.pending === 0 && m.buffered === 0)) {
         await this.applyBatch(batch);
         batch = [];
       }
