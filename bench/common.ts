@@ -163,22 +163,6 @@ export async function rawOrderedRead(js: JetStreamClient, fromSeq: number, until
   return count;
 }
 
-/**
- * Starts a server through the harness, retrying when nats-server refuses its own config: the
- * harness hands a random hex at-rest key to the config as $UNIBUS_JS_KEY, and nats-server parses a
- * key like "12e3…" (digits, "e", digit) as a number and exits ("could not be parsed"), ~6% of starts.
- */
-async function startWithRetry<T>(start: () => Promise<T>, attempts = 5): Promise<T> {
-  for (let n = 1; ; n++) {
-    try {
-      return await start();
-    } catch (err) {
-      if (n >= attempts || !/could not be parsed/.test((err as Error).message)) throw err;
-      log(`nats-server rejected its random at-rest key (${(err as Error).message.split("\n")[0]!.slice(0, 100)}…); retrying`);
-    }
-  }
-}
-
 /** nats-server children still running: killed on any exit, so a crashed benchmark leaves no orphans. */
 const children = new Map<ChildProcess, string[]>();
 let exitHookInstalled = false;
@@ -198,13 +182,13 @@ function track(proc: ChildProcess, dirs: string[]): void {
 }
 
 export async function benchNats(): Promise<NatsHandle> {
-  const h = await startWithRetry(() => startNats());
+  const h = await startNats();
   track(h.proc, [h.dir]);
   return h;
 }
 
 export async function benchPlane(): Promise<PlaneHandle> {
-  const h = await startWithRetry(() => startPlane());
+  const h = await startPlane();
   track(h.nats.proc, [h.nats.dir, h.dataDir]);
   return h;
 }
