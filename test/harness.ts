@@ -12,6 +12,16 @@ import { startControlPlane, type ControlPlane } from "../services/membershipd/mo
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
+/** A seeded PRNG (mulberry32) in [0, 1): tests print the seed so a failing run can be replayed. */
+export function seededRandom(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export function tempDir(prefix = "unibus-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

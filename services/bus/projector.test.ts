@@ -11,7 +11,7 @@ import {
   type MemberCommand, type RoomState, type Signer, type UserState, storageKey, toStorageKeys,
 } from "../core/mod.ts";
 import { rebuildProjections } from "../cli/audit.ts";
-import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
+import { clientFor, seededRandom as rng, startNats, type NatsHandle } from "../../test/harness.ts";
 import { AggregateStore } from "./aggregate-store.ts";
 import { CHECKPOINTS_BUCKET, openBuckets, projectionBuckets, type Buckets } from "./buckets.ts";
 import { appendEvents, ensureEventStream, eventSubject, lastSequence } from "./event-store.ts";
@@ -92,16 +92,6 @@ function wrote(r: Awaited<ReturnType<AggregateStore["execute"]>>): number {
   assert.ok(!isDomainError(r), `expected an event, got ${JSON.stringify(r)}`);
   assert.equal(r.replayed, false);
   return r.seqs[r.seqs.length - 1]!;
-}
-
-/** Seeded PRNG (mulberry32) so a failing history can be replayed. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

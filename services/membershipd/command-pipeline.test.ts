@@ -14,7 +14,7 @@ import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
 import { canonicalJson, ErrorCodes, isDomainError, newUserSeed, signerFromSeed, signEvent, toBase64Url, userDecider, type Signer } from "../core/mod.ts";
 import { connectNats, EVENTS_STREAM, eventSubject, freePort, lastSequence } from "../bus/mod.ts";
 import { buildCommand } from "../cli/request.ts";
-import { startPlane, tempDir, type PlaneHandle } from "../../test/harness.ts";
+import { seededRandom as rng, startPlane, tempDir, type PlaneHandle } from "../../test/harness.ts";
 import { startControlPlane } from "./control-plane.ts";
 import { adminSigner } from "./identities.ts";
 import { MAX_COMMAND_BYTES } from "./command-pipeline.ts";
@@ -360,16 +360,6 @@ describe("idempotent retries", () => {
 });
 
 describe("fuzzing", () => {
-  /** Seeded PRNG (mulberry32): the seed is printed, so a failure can be replayed. */
-  function rng(seed: number) {
-    return () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   test("500 random mutations: every reply is {ok:false,error:{code,message}} with a known code; nothing is appended; the service still answers", async (t) => {
     const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
     t.diagnostic(`FUZZ_SEED=${seed}`);
