@@ -1,12 +1,24 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
-import { CurvePublicKey, MemberRole, Role, Slug, UserPublicKey } from "./ids.ts";
+import { CurvePublicKey, MemberRole, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
 
 export const MembershipActionArgs = {
   "user.add": z.object({ handle: Slug, role: Role.default("admin"), sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable().default(null) }).strict(),
   "user.list": z.object({ limit: Limit }).strict(),
+  "user.revoke": z.object({ handle: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
+  "node.invite": z.object({
+    expiry_s: z.number().int().min(60).max(30 * 86400).default(86400), uses: z.number().int().min(1).max(10_000).default(1), note: z.string().max(200).default(""),
+  }).strict(),
+  "node.invites": z.object({ limit: Limit }).strict(),
+  "node.invite.revoke": z.object({ hash: z.string().regex(/^[0-9a-f]{8,64}$/, "at least 8 hex digits of the invite hash") }).strict(),
+  "node.enroll": z.object({ wait_id: Sha256Hex, wait_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/), secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict(),
+  "node.wait-bundle": z.object({ expiry_s: z.number().int().min(60).max(30 * 86400).default(86400) }).strict(),
+  "node.list": z.object({ limit: Limit }).strict(),
+  "node.show": z.object({ node: Slug }).strict(),
+  "node.leave": z.object({ node: Slug }).strict(),
+  "node.revoke": z.object({ node: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
   "room.create": z.object({ room: Slug, subject: z.string().max(200).default("") }).strict(),
   "room.list": z.object({ limit: Limit, archived: z.boolean().default(true) }).strict(),
   "room.show": z.object({ room: Slug }).strict(),

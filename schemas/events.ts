@@ -1,6 +1,9 @@
 // Every event type, by aggregate kind. docs/events.md is generated from this file (`make docs`).
 import { z } from "zod";
-import { CurvePublicKey, MemberRole, NodePublicKey, Role, Slug, UserPublicKey } from "./ids.ts";
+import { CurvePublicKey, IsoTime, MemberRole, NodePublicKey, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+
+const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
+const Ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
 
 export const EventDataSchemas = {
   system: {
@@ -16,6 +19,25 @@ export const EventDataSchemas = {
       .describe("A room with its subject (topic line), created by a user."),
     RoomArchived: z.object({ room: Slug, archived_by: Slug }).strict()
       .describe("The room is read-only from now on: no new members."),
+  },
+  identity: {
+    IdentityIssued: z.object({ key: UserPublicKey, role: Role, name: z.string().min(1).max(128), expires_at: IsoTime.nullable() }).strict()
+      .describe("A NATS user JWT was minted for this key with its role's permissions."),
+    IdentityRevoked: z.object({ key: UserPublicKey, reason: z.string().max(200) }).strict()
+      .describe("The key is revoked in the account JWT pushed to the servers: its connections are cut and it cannot reconnect."),
+  },
+  fleet: {
+    InviteIssued: z.object({ hash: Sha256Hex, expires_at: IsoTime, uses: z.number().int().min(1).max(10_000), note: z.string().max(200), bootstrap_key: UserPublicKey }).strict()
+      .describe("An invite token exists; only the SHA-256 of its secret is recorded, never the secret."),
+    InviteRevoked: z.object({ hash: Sha256Hex }).strict()
+      .describe("The invite can no longer be used; its bootstrap credential is revoked."),
+    NodeEnrolled: z.object({
+      node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, address: Ipv4, labels: Labels, invite: Sha256Hex, flow: z.enum(["join", "code"]),
+    }).strict().describe("A node joined with an invite: its keys, overlay address and labels. Uses one use of the invite."),
+    NodeLeft: z.object({ node: Slug, address: Ipv4 }).strict()
+      .describe("A node left gracefully; its identity is revoked and its address may be reused."),
+    NodeRevoked: z.object({ node: Slug, address: Ipv4, reason: z.string().max(200) }).strict()
+      .describe("A compromised node was cut off; its identity is revoked and its address may be reused."),
   },
   member: {
     MemberAdded: z.object({ room: Slug, user: Slug, role: MemberRole, added_by: Slug }).strict()
@@ -38,7 +60,9 @@ export type SystemEvent = DataOf<"system">;
 export type UserEvent = DataOf<"user">;
 export type RoomEvent = DataOf<"room">;
 export type MemberEvent = DataOf<"member">;
-export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent;
+export type IdentityEvent = DataOf<"identity">;
+export type FleetEvent = DataOf<"fleet">;
+export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent;
 export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();

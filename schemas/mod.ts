@@ -3,3 +3,4 @@ export * from "./events.ts";
 export * from "./envelopes.ts";
 export * from "./commands.ts";
 export * from "./records.ts";
+export * from "./enrollment.ts";

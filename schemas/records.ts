@@ -20,3 +20,21 @@ export type MemberRecord = z.infer<typeof MemberRecord>;
 /** UNIBUS_rooms_by_member: key `<user>.<room>`, so one user's rooms are one key-prefix scan. */
 export const RoomByMemberRecord = z.object({ user: Slug, room: Slug, role: MemberRole, seq: Seq }).strict();
 export type RoomByMemberRecord = z.infer<typeof RoomByMemberRecord>;
+
+export const NodeRecord = z.object({
+  node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, address: z.string(), labels: z.record(z.string(), z.string()),
+  status: z.enum(["active", "left", "revoked"]), flow: z.enum(["join", "code"]), enrolled_at: IsoTime, invite: z.string(), seq: Seq,
+}).strict();
+export type NodeRecord = z.infer<typeof NodeRecord>;
+
+/** UNIBUS_invites: key = the invite's hash; the secret itself is never stored anywhere. */
+export const InviteRecord = z.object({
+  hash: z.string(), note: z.string(), expires_at: IsoTime, uses: z.number().int(), uses_left: z.number().int(), revoked: z.boolean(), issued_at: IsoTime, seq: Seq,
+}).strict();
+export type InviteRecord = z.infer<typeof InviteRecord>;
+
+/** UNIBUS_identities: the credentials state, key = the identity's public key. */
+export const IdentityRecord = z.object({
+  key: UserPublicKey, role: Role, name: z.string(), status: z.enum(["active", "revoked"]), issued_at: IsoTime, expires_at: IsoTime.nullable(), seq: Seq,
+}).strict();
+export type IdentityRecord = z.infer<typeof IdentityRecord>;

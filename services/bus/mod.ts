@@ -7,3 +7,5 @@ export * from "./embedded-server.ts";
 export * from "./at-rest-key.ts";
 export * from "./secret-file.ts";
 export * from "./kv-snapshot.ts";
+export * from "./operator.ts";
+export * from "./tls.ts";

@@ -10,3 +10,8 @@ export * from "./projections.ts";
 export { roleAllows, isReadAction } from "./roles.ts";
 export * from "./audit.ts";
 export * from "./blind.ts";
+export * from "./fleet.ts";
+export * from "./identities.ts";
+export { allocateAddress } from "./overlay.ts";
+export * from "./permissions.ts";
+export * from "./enroll-code.ts";

@@ -72,6 +72,10 @@ const expectedBuckets = {
     "alice.ops": { user: "alice", room: "ops", role: "owner", seq: 7 },
     "bob.ops": { user: "bob", room: "ops", role: "moderator", seq: 10 },
   },
+  // This history has no fleet or identity events.
+  UNIBUS_nodes: {},
+  UNIBUS_invites: {},
+  UNIBUS_identities: {},
 };
 
 function snapshot(mp: MemoryProjections): Record<string, Record<string, unknown>> {
@@ -212,8 +216,9 @@ describe("roomsByMemberProjection", () => {
 });
 
 describe("allProjections", () => {
-  test("lists the four projections with distinct buckets", () => {
-    assert.deepEqual(allProjections.map((p) => p.bucket), ["UNIBUS_users", "UNIBUS_rooms", "UNIBUS_members", "UNIBUS_rooms_by_member"]);
+  test("lists the seven projections with distinct buckets", () => {
+    assert.deepEqual(allProjections.map((p) => p.bucket),
+      ["UNIBUS_users", "UNIBUS_rooms", "UNIBUS_members", "UNIBUS_rooms_by_member", "UNIBUS_nodes", "UNIBUS_invites", "UNIBUS_identities"]);
   });
 });
 

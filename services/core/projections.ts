@@ -1,6 +1,6 @@
 // Pure projections: project(record | undefined, event) → record | undefined (undefined = delete).
 // Idempotence lives in applyEvent: a record never takes an event at or below the sequence it holds.
-import type { MemberRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
+import type { IdentityRecord, InviteRecord, MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
 
 export interface StoredEvent {
   seq: number;
@@ -80,7 +80,60 @@ export const roomsByMemberProjection: Projection<RoomByMemberRecord> = {
   },
 };
 
-export const allProjections: readonly Projection<any>[] = [usersProjection, roomsProjection, membersProjection, roomsByMemberProjection];
+export const nodesProjection: Projection<NodeRecord> = {
+  bucket: "UNIBUS_nodes",
+  keys: (e) => (["NodeEnrolled", "NodeLeft", "NodeRevoked"].includes(e.type) ? [e.data.node] : []),
+  project(r, e) {
+    switch (e.type) {
+      case "NodeEnrolled": {
+        const d = e.data;
+        return { node: d.node, sign_key: d.sign_key, kex_key: d.kex_key, address: d.address, labels: d.labels, status: "active", flow: d.flow, enrolled_at: e.ts, invite: d.invite, seq: e.seq };
+      }
+      case "NodeLeft":
+        return r && { ...r, status: "left", seq: e.seq };
+      case "NodeRevoked":
+        return r && { ...r, status: "revoked", seq: e.seq };
+      default:
+        return r;
+    }
+  },
+};
+
+export const invitesProjection: Projection<InviteRecord> = {
+  bucket: "UNIBUS_invites",
+  keys: (e) => (e.type === "InviteIssued" || e.type === "InviteRevoked" ? [e.data.hash] : e.type === "NodeEnrolled" ? [e.data.invite] : []),
+  project(r, e) {
+    switch (e.type) {
+      case "InviteIssued":
+        return { hash: e.data.hash, note: e.data.note, expires_at: e.data.expires_at, uses: e.data.uses, uses_left: e.data.uses, revoked: false, issued_at: e.ts, seq: e.seq };
+      case "InviteRevoked":
+        return r && { ...r, revoked: true, seq: e.seq };
+      case "NodeEnrolled":
+        return r && { ...r, uses_left: r.uses_left - 1, seq: e.seq };
+      default:
+        return r;
+    }
+  },
+};
+
+export const identitiesProjection: Projection<IdentityRecord> = {
+  bucket: "UNIBUS_identities",
+  keys: (e) => (e.kind === "identity" ? [e.data.key] : []),
+  project(r, e) {
+    switch (e.type) {
+      case "IdentityIssued":
+        return { key: e.data.key, role: e.data.role, name: e.data.name, status: "active", issued_at: e.ts, expires_at: e.data.expires_at, seq: e.seq };
+      case "IdentityRevoked":
+        return r && { ...r, status: "revoked", seq: e.seq };
+      default:
+        return r;
+    }
+  },
+};
+
+export const allProjections: readonly Projection<any>[] = [
+  usersProjection, roomsProjection, membersProjection, roomsByMemberProjection, nodesProjection, invitesProjection, identitiesProjection,
+];
 
 /** Replays events into in-memory buckets: the reference the KV buckets are audited against. */
 export class MemoryProjections {

@@ -1,0 +1,39 @@
+// What crosses the wire during enrollment: the invite token, a node's join request, a waiting
+// node's announcement and the configuration handed back.
+import { z } from "zod";
+import { CurvePublicKey, IsoTime, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+
+export const NodeLabels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128)).refine((l) => Object.keys(l).length <= 32, "at most 32 labels");
+
+export const INVITE_PREFIX = "unibus-invite:";
+
+/** The decoded invite token: where to connect, the secret, a bootstrap credential, the CA fingerprint. */
+export const InviteToken = z.object({
+  v: z.literal(1),
+  cluster: Slug,
+  urls: z.array(z.string().min(1).max(200)).min(1).max(16),
+  secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+  creds: z.string().min(1).max(4096),
+  ca: Sha256Hex,
+}).strict();
+export type InviteToken = z.infer<typeof InviteToken>;
+
+/** The bundle a locked-down node starts `enroll-wait` with: no secret, only the right to wait. */
+export const WaitBundle = InviteToken.omit({ secret: true });
+export type WaitBundle = z.infer<typeof WaitBundle>;
+
+const signedBody = { v: z.literal(1), ts: IsoTime, node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, labels: NodeLabels };
+
+/** Signed by the node's own key: proves it holds the seed of `sign_key`. */
+export const JoinRequest = z.object({ ...signedBody, secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/), sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
+export type JoinRequest = z.infer<typeof JoinRequest>;
+
+export const WaitAnnouncement = z.object({ ...signedBody, wait_id: Sha256Hex, sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
+export type WaitAnnouncement = z.infer<typeof WaitAnnouncement>;
+
+/** What an enrolled node receives: its JWT (for its own key) and where it lives. */
+export const NodeConfig = z.object({ node: Slug, address: z.string(), jwt: z.string().min(1), urls: z.array(z.string()), ca: Sha256Hex, cluster: Slug }).strict();
+export type NodeConfig = z.infer<typeof NodeConfig>;
+
+/** The sealed form of NodeConfig for the code flow (XChaCha20-Poly1305 under a key derived from the code). */
+export const SealedConfig = z.object({ wait_id: Sha256Hex, nonce: z.string(), box: z.string() }).strict();

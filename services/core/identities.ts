@@ -1,0 +1,35 @@
+// NATS identities: a JWT minted per key with a role; revocation is final for that key.
+import type { IdentityEvent, Role } from "../../schemas/mod.ts";
+import type { Decider } from "./decider.ts";
+import { domainError } from "./errors.ts";
+
+export type IdentityState = { status: "none" } | { status: "active" | "revoked"; key: string; role: Role; name: string };
+
+export type IdentityCommand =
+  | { type: "IssueIdentity"; key: string; role: Role; name: string; expiresAt: string | null }
+  | { type: "RevokeIdentity"; key: string; reason: string };
+
+export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentityState> = {
+  initialState: () => ({ status: "none" }),
+  decide(c, s) {
+    switch (c.type) {
+      case "IssueIdentity":
+        if (s.status === "revoked") return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
+        if (s.status === "active" && (s.role !== c.role || s.name !== c.name)) return domainError("E_CONFLICT", "this key already has another identity");
+        if (s.status === "active") return [];
+        return [{ type: "IdentityIssued", data: { key: c.key, role: c.role, name: c.name, expires_at: c.expiresAt } }];
+      case "RevokeIdentity":
+        if (s.status === "none") return domainError("E_IDENTITY_NOT_FOUND", `no identity ${c.key}`);
+        if (s.status === "revoked") return [];
+        return [{ type: "IdentityRevoked", data: { key: c.key, reason: c.reason } }];
+    }
+  },
+  evolve(s, e) {
+    switch (e.type) {
+      case "IdentityIssued":
+        return { status: "active", key: e.data.key, role: e.data.role, name: e.data.name };
+      case "IdentityRevoked":
+        return s.status === "none" ? s : { ...s, status: "revoked" };
+    }
+  },
+};

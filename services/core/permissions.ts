@@ -1,0 +1,62 @@
+// Each role's NATS subject permissions, minted into its user JWT. docs/security.md is generated
+// from this file. Every identity but the service has its own inbox prefix, so none can read
+// another's replies.
+import type { Role } from "../../schemas/mod.ts";
+import { READ_ACTIONS } from "./roles.ts";
+
+export interface SubjectPermissions {
+  pub: { allow: string[]; deny: string[] };
+  sub: { allow: string[]; deny: string[] };
+  /** Allowed to publish one reply to each request it receives (agents answering commands). */
+  resp?: { max: number; ttl: number };
+}
+
+export interface PermissionContext {
+  key: string;
+  /** The node's name, for role "node". */
+  node?: string;
+  /** Streams an admin may read (the event stream and the KV buckets' streams). */
+  readableStreams?: string[];
+  /** For role "bootstrap": enroll with a token, or wait for an operator to enroll by code. */
+  flow?: "join" | "wait";
+}
+
+export function inboxPrefix(key: string): string {
+  return `_INBOX_${key}`;
+}
+
+
+function streamReads(stream: string): string[] {
+  return [
+    `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`,
+    `$JS.API.CONSUMER.CREATE.${stream}`, `$JS.API.CONSUMER.CREATE.${stream}.>`, `$JS.API.CONSUMER.MSG.NEXT.${stream}.*`,
+    `$JS.API.CONSUMER.DELETE.${stream}.*`, `$JS.API.CONSUMER.INFO.${stream}.*`,
+  ];
+}
+
+export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermissions {
+  const inbox = `${inboxPrefix(ctx.key)}.>`;
+  switch (role) {
+    case "service":
+      return { pub: { allow: [">"], deny: [] }, sub: { allow: [">"], deny: [] } };
+    case "admin":
+      return {
+        pub: { allow: ["unibus.cmd.>", "$JS.API.INFO", ...(ctx.readableStreams ?? []).flatMap(streamReads)], deny: ["unibus.evt.>"] },
+        sub: { allow: [inbox], deny: [] },
+      };
+    case "monitor":
+      return { pub: { allow: [...READ_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), deny: [] }, sub: { allow: [inbox], deny: [] } };
+    case "node": {
+      if (!ctx.node) throw new Error("a node identity needs its node name");
+      return {
+        pub: { allow: [`unibus.evt.node.${ctx.node}`, `unibus.logs.${ctx.node}.>`], deny: [] },
+        sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", inbox], deny: [] },
+        resp: { max: 1, ttl: 0 },
+      };
+    }
+    case "bootstrap":
+      return ctx.flow === "wait"
+        ? { pub: { allow: ["unibus.enroll.wait.announce"], deny: [] }, sub: { allow: ["unibus.enroll.wait.*", inbox], deny: [] } }
+        : { pub: { allow: ["unibus.enroll.join"], deny: [] }, sub: { allow: [inbox], deny: [] } };
+  }
+}

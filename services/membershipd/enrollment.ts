@@ -1,0 +1,179 @@
+// Invites and enrollment. A node joins by presenting an invite's secret and its public keys,
+// signed with the key it claims (`unibus.enroll.join`, reachable with the invite's bootstrap
+// credential), or waits with a code that an operator enrolls (`unibus.enroll.wait.*`).
+// Either way the fleet aggregate records NodeEnrolled, the node's identity is issued, and the
+// node gets a JWT for the key it generated itself: its seed never leaves it.
+import { randomBytes } from "node:crypto";
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  INVITE_PREFIX, JoinRequest, WaitAnnouncement, type CommandEnvelope, type InviteToken, type NodeConfig, type WaitBundle,
+} from "../../schemas/mod.ts";
+import {
+  canonicalJson, decodeSignature, domainError, sealConfig, fleetDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
+  type DomainError, type FleetState,
+} from "../core/mod.ts";
+import { credsFor, type AggregateStore } from "../bus/mod.ts";
+import type { IdentityService } from "./identity-service.ts";
+import { CLOCK_WINDOW_MS, errorReply, zodMessage } from "./command-pipeline.ts";
+
+export const JOIN_SUBJECT = "unibus.enroll.join";
+export const WAIT_ANNOUNCE_SUBJECT = "unibus.enroll.wait.announce";
+const FLEET = "main";
+
+export interface EnrollmentOptions {
+  cluster: string;
+  urls: string[];
+  caFingerprint: string;
+  cidr: string;
+}
+
+interface Announcement { announcement: WaitAnnouncement; config?: { nonce: string; box: string } }
+
+export class EnrollmentService {
+  constructor(
+    private readonly o: EnrollmentOptions,
+    private readonly aggregates: AggregateStore,
+    private readonly identities: IdentityService,
+    private readonly waiting: KV,
+    private readonly nc: NatsConnection,
+  ) {}
+
+  private fleet(): Promise<FleetState> {
+    return this.aggregates.load<FleetState>("fleet", FLEET, fleetDecider).then((l) => l.state);
+  }
+
+  /** A new invite: a random secret (only its hash is recorded) and a bootstrap credential that can only ask to join. */
+  async invite(args: { expiry_s: number; uses: number; note: string }, cmd: CommandEnvelope): Promise<unknown> {
+    const secret = randomBytes(32);
+    const secretText = secret.toString("base64url");
+    secret.fill(0);
+    const hash = sha256Hex(secretText);
+    const expiresAt = new Date(Date.now() + args.expiry_s * 1000);
+    const creds = await this.bootstrapCreds("join", expiresAt, `invite ${hash.slice(0, 12)}`);
+    const r = await this.aggregates.execute("fleet", FLEET, fleetDecider,
+      { type: "IssueInvite", hash, expiresAt: expiresAt.toISOString(), uses: args.uses, note: args.note, bootstrapKey: creds.key },
+      { actor: cmd.actor, commandId: cmd.id });
+    if (isDomainError(r)) return r;
+    const token: InviteToken = { v: 1, cluster: this.o.cluster, urls: this.o.urls, secret: secretText, creds: creds.text, ca: this.o.caFingerprint };
+    return { token: INVITE_PREFIX + Buffer.from(JSON.stringify(token)).toString("base64url"), hash, expires_at: expiresAt.toISOString(), uses: args.uses, note: args.note };
+  }
+
+  /** The bundle a locked-down node waits with: the right to announce itself and nothing more. */
+  async waitBundle(args: { expiry_s: number }): Promise<unknown> {
+    const expiresAt = new Date(Date.now() + args.expiry_s * 1000);
+    const creds = await this.bootstrapCreds("wait", expiresAt, "enroll-wait");
+    const bundle: WaitBundle = { v: 1, cluster: this.o.cluster, urls: this.o.urls, creds: creds.text, ca: this.o.caFingerprint };
+    return { bundle: Buffer.from(JSON.stringify(bundle)).toString("base64url"), expires_at: expiresAt.toISOString() };
+  }
+
+  private async bootstrapCreds(flow: "join" | "wait", expiresAt: Date, name: string): Promise<{ key: string; text: string }> {
+    const seed = newUserSeed();
+    const key = signerFromSeed(seed).publicKey;
+    const jwt = await this.identities.mint({ key, role: "bootstrap", name, ctx: { flow }, expiresAt });
+    const text = new TextDecoder().decode(credsFor(jwt, seed));
+    seed.fill(0);
+    return { key, text };
+  }
+
+  async revokeInvite(args: { hash: string }, cmd: CommandEnvelope): Promise<unknown> {
+    const r = await this.aggregates.execute("fleet", FLEET, fleetDecider, { type: "RevokeInvite", hashPrefix: args.hash }, { actor: cmd.actor, commandId: cmd.id });
+    if (isDomainError(r)) return r;
+    const hash = String(r.events[0]?.data.hash ?? "");
+    const invite = (await this.fleet()).invites.get(hash);
+    if (invite) await this.identities.revoke(invite.bootstrapKey, "invite revoked", cmd.id);
+    return { hash, revoked: true };
+  }
+
+  /** Checks the request's own signature: the sender holds the seed of the key it enrolls. */
+  private checkProof(body: JoinRequest | WaitAnnouncement, checkClock = true): DomainError | null {
+    if (checkClock && Math.abs(Date.parse(body.ts) - Date.now()) > CLOCK_WINDOW_MS) return domainError("E_CLOCK_SKEW", "the request's time is outside ±60 s of the server clock");
+    const { sig, ...rest } = body;
+    const bytes = decodeSignature(sig);
+    if (!bytes || !verifySignature(body.sign_key, new TextEncoder().encode(canonicalJson(rest)), bytes)) {
+      return domainError("E_PROOF", "the request is not signed by the key it enrolls");
+    }
+    return null;
+  }
+
+  /** Enrolls (or, for a retry with the same key, re-answers) and returns the node's configuration. */
+  private async enroll(body: JoinRequest | WaitAnnouncement, inviteHash: string, flow: "join" | "code", commandId: string): Promise<NodeConfig | DomainError> {
+    const state = await this.fleet();
+    const previous = [...state.nodes.values()].find((n) => n.signKey === body.sign_key);
+    const retry = previous && previous.status === "active" && previous.node === body.node;
+    if (!retry) {
+      const r = await this.aggregates.execute("fleet", FLEET, fleetDecider, {
+        type: "EnrollNode", node: body.node, signKey: body.sign_key, kexKey: body.kex_key, labels: body.labels, inviteHash, flow,
+        now: new Date().toISOString(), cidr: this.o.cidr,
+      }, { actor: { id: body.node, key: body.sign_key }, commandId });
+      if (isDomainError(r)) return r;
+    }
+    const node = (await this.fleet()).nodes.get(body.node)!;
+    const issued = await this.identities.issue({ key: body.sign_key, role: "node", name: body.node, ctx: { node: body.node } }, `enroll-${body.sign_key}`);
+    if (isDomainError(issued)) return issued;
+    return { node: body.node, address: node.address, jwt: issued.jwt, urls: this.o.urls, ca: this.o.caFingerprint, cluster: this.o.cluster };
+  }
+
+  async handleJoin(raw: Uint8Array): Promise<unknown> {
+    const parsed = parseJson(raw, JoinRequest);
+    if ("error" in parsed) return parsed.error;
+    const bad = this.checkProof(parsed.value);
+    if (bad) return errorReply(bad);
+    const result = await this.enroll(parsed.value, sha256Hex(parsed.value.secret), "join", `join-${sha256Hex(parsed.value.sign_key).slice(0, 32)}`);
+    return isDomainError(result) ? errorReply(result) : { ok: true, result };
+  }
+
+  /** A waiting node announces itself (again every few seconds); an enrolled one gets its sealed config back. */
+  async handleAnnounce(raw: Uint8Array): Promise<unknown> {
+    const parsed = parseJson(raw, WaitAnnouncement);
+    if ("error" in parsed) return parsed.error;
+    const a = parsed.value;
+    const bad = this.checkProof(a);
+    if (bad) return errorReply(bad);
+    const entry = await this.waiting.get(a.wait_id);
+    const known = entry?.operation === "PUT" ? entry.json<Announcement>() : null;
+    if (known && known.announcement.sign_key !== a.sign_key) return errorReply(domainError("E_CONFLICT", "another node waits with this code"));
+    if (known?.config) {
+      this.nc.publish(`unibus.enroll.wait.${a.wait_id}`, JSON.stringify({ wait_id: a.wait_id, ...known.config }));
+      return { ok: true, result: { state: "enrolled" } };
+    }
+    await this.waiting.put(a.wait_id, JSON.stringify({ announcement: a } satisfies Announcement));
+    return { ok: true, result: { state: "waiting" } };
+  }
+
+  /** `unibus node enroll --code … --token …`: the operator vouches for a waiting node. */
+  async enrollByCode(args: { wait_id: string; wait_key: string; secret: string }, cmd: CommandEnvelope): Promise<unknown> {
+    const entry = await this.waiting.get(args.wait_id);
+    if (!entry || entry.operation !== "PUT") return domainError("E_NODE_NOT_FOUND", "no node is waiting with that code (is `unibus-agent enroll-wait` running?)");
+    const { announcement } = entry.json<Announcement>();
+    const bad = this.checkProof(announcement, false);
+    if (bad) return bad;
+    const config = await this.enroll(announcement, sha256Hex(args.secret), "code", cmd.id);
+    if (isDomainError(config)) return config;
+    const sealed = await sealConfig(config, args.wait_key);
+    await this.waiting.put(args.wait_id, JSON.stringify({ announcement, config: sealed } satisfies Announcement));
+    this.nc.publish(`unibus.enroll.wait.${args.wait_id}`, JSON.stringify({ wait_id: args.wait_id, ...sealed }));
+    return { node: config.node, address: config.address };
+  }
+
+  async leaveOrRevoke(kind: "leave" | "revoke", args: { node: string; reason?: string }, cmd: CommandEnvelope): Promise<unknown> {
+    const command = kind === "leave" ? { type: "LeaveNode" as const, node: args.node } : { type: "RevokeNode" as const, node: args.node, reason: args.reason ?? "" };
+    const before = (await this.fleet()).nodes.get(args.node);
+    const r = await this.aggregates.execute("fleet", FLEET, fleetDecider, command, { actor: cmd.actor, commandId: cmd.id });
+    if (isDomainError(r)) return r;
+    if (before) await this.identities.revoke(before.signKey, kind === "leave" ? "node left" : args.reason ?? "node revoked", cmd.id);
+    return { node: args.node, status: kind === "leave" ? "left" : "revoked" };
+  }
+}
+
+function parseJson<T>(raw: Uint8Array, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: any } }): { value: T } | { error: unknown } {
+  if (raw.length > 16 * 1024) return { error: errorReply(domainError("E_TOO_LARGE", "request too large")) };
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
+  } catch {
+    return { error: errorReply(domainError("E_BAD_JSON", "request is not valid UTF-8 JSON")) };
+  }
+  const r = schema.safeParse(json);
+  return r.success ? { value: r.data } : { error: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(r.error)}`)) };
+}
