@@ -1,11 +1,11 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
-import { CurvePublicKey, MemberRole, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import { CurvePublicKey, MemberRole, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
 
 export const MembershipActionArgs = {
-  "user.add": z.object({ handle: Slug, role: Role.default("admin"), sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable().default(null) }).strict(),
+  "user.add": z.object({ handle: Slug, role: z.enum(["admin", "monitor"]).default("admin"), sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable().default(null) }).strict(),
   "user.list": z.object({ limit: Limit }).strict(),
   "user.revoke": z.object({ handle: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
   "node.invite": z.object({

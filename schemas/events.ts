@@ -13,6 +13,8 @@ export const EventDataSchemas = {
   user: {
     UserCreated: z.object({ handle: Slug, role: Role, sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable() }).strict()
       .describe("A user identity with its role, Ed25519 signing key and optional X25519 key-exchange key."),
+    UserRevoked: z.object({ handle: Slug, reason: z.string().max(200) }).strict()
+      .describe("The user may no longer sign commands; its NATS identity is revoked with it (IdentityRevoked)."),
   },
   room: {
     RoomCreated: z.object({ room: Slug, subject: z.string().max(200), created_by: Slug }).strict()

@@ -5,7 +5,7 @@ import { CurvePublicKey, IsoTime, MemberRole, Role, Slug, UserPublicKey } from "
 const Seq = z.number().int().positive();
 
 export const UserRecord = z.object({
-  handle: Slug, role: Role, sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable(), created_at: IsoTime, seq: Seq,
+  handle: Slug, role: Role, sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable(), created_at: IsoTime, revoked: z.boolean(), seq: Seq,
 }).strict();
 export type UserRecord = z.infer<typeof UserRecord>;
 

@@ -57,7 +57,7 @@ describe("unibus CLI against a real membershipd", () => {
   before(async () => {
     md = await startFreshMembershipd();
     dataDir = md.dataDir;
-    client = await clientFor(md.natsUrl);
+    client = await clientFor(md);
   });
 
   after(async () => {

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, freePort, serverKeyValue } from "../services/bus/mod.ts";
-import { startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
+import { EmbeddedNatsServer, connectNats, freePort, serverKeyValue, type ConnectOptions } from "../services/bus/mod.ts";
+import { prepareSecurity, startControlPlane, type ControlPlane, type SecurityMaterial } from "../services/membershipd/mod.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
@@ -97,9 +97,66 @@ export async function startPlane(): Promise<PlaneHandle> {
   };
 }
 
-export async function clientFor(url: string) {
-  const nc = await connectNats({ servers: url, name: "test-client" });
+/**
+ * A JetStream client. For a data dir of a secured membershipd (or a secure plane) it connects as
+ * the service identity (TLS, its .creds): what a test that tampers with the stream directly needs.
+ */
+export async function clientFor(target: string | { natsUrl: string; dataDir: string }) {
+  const opts: ConnectOptions = typeof target === "string" ? { servers: target, name: "test-client" } : { servers: target.natsUrl, name: "test-client", ...(await serviceAccess(target.dataDir)) };
+  const nc = await connectNats(opts);
   return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+}
+
+/** TLS CA and service .creds for a secured data dir, minted from its own operator keys. */
+export async function serviceAccess(dataDir: string): Promise<{ caFile: string; creds: Uint8Array }> {
+  const m = await prepareSecurity(dataDir, "test", []);
+  return { caFile: m.tls.caFile, creds: m.serviceCreds };
+}
+
+export interface SecurePlaneHandle {
+  server: EmbeddedNatsServer;
+  natsUrl: string;
+  dataDir: string;
+  security: SecurityMaterial;
+  nc: NatsConnection;
+  plane: ControlPlane;
+  /** Connection options for any identity's .creds (TLS with the plane's CA, the identity's inbox prefix). */
+  connectAs(creds: Uint8Array, inboxPrefix?: string): Promise<NatsConnection>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The control plane in this process on the same secured server membershipd runs (operator mode,
+ * TLS, at-rest encryption), for identity and enrollment tests that need more than the CLI.
+ */
+export async function startSecurePlane(opts: { cidr?: string } = {}): Promise<SecurePlaneHandle> {
+  const dataDir = tempDir("unibus-secure-");
+  const port = await freePort();
+  const security = await prepareSecurity(dataDir, "test", ["127.0.0.1"]);
+  const server = new EmbeddedNatsServer({
+    dataDir, host: "127.0.0.1", port, serverName: "test", atRestKey: randomBytes(32).toString("hex"), keyFile: join(dataDir, "none"),
+    authConfig: security.serverAuthConfig, tls: security.tls,
+  });
+  await server.start((err) => console.error(`test server: ${err.message}`));
+  const natsUrl = server.url;
+  const connectAs = (creds: Uint8Array, inboxPrefix?: string) =>
+    connectNats({ servers: natsUrl, name: "test", caFile: security.tls.caFile, creds, ...(inboxPrefix ? { inboxPrefix } : {}) });
+  const nc = await connectAs(security.serviceCreds);
+  const systemNc = await connectAs(security.systemCreds);
+  const plane = await startControlPlane({
+    nc, dataDir, replicas: 1, clusterName: "test",
+    security: { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: [natsUrl], cidr: opts.cidr ?? "10.0.0.0/24" },
+  });
+  return {
+    server, natsUrl, dataDir, security, nc, plane, connectAs,
+    async stop() {
+      await plane.stop();
+      await nc.close();
+      await systemNc.close();
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface MembershipdHandle {

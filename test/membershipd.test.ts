@@ -96,7 +96,7 @@ describe("membershipd with its embedded nats-server", () => {
   });
 
   test("/metrics is Prometheus text whose unibus_stream_last_seq follows the stream", async () => {
-    const c = await clientFor(md!.natsUrl);
+    const c = await clientFor(md!);
     try {
       const before = (await c.jsm.streams.info("UNIBUS_EVENTS")).state.last_seq;
       const m1 = await metricsWhenUp(md!);
@@ -157,7 +157,7 @@ describe("membershipd with its embedded nats-server", () => {
   test("kill -9 of membershipd between appends: the restart cleans up the orphaned nats-server, replay and verify pass", async (t) => {
     md = await startMembershipd({ dataDir });
     const admin = signerFromSeed(readFileSync(join(dataDir, "admin.nk"), "utf8"));
-    const client = await clientFor(md.natsUrl);
+    const client = await clientFor(md);
     let stop = false;
     let cliOk = 0;
     let fastOk = 0;

@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 
 export interface ConnectOptions {
   servers: string | string[];
@@ -6,6 +6,12 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Keep reconnecting forever (daemons) rather than giving up (the CLI). */
   forever?: boolean;
+  /** A standard .creds file's bytes (JWT + seed); read once at connect and on reconnects. */
+  creds?: Uint8Array;
+  /** The cluster CA: when set the connection is TLS and the server must present a certificate under it. */
+  caFile?: string;
+  /** Every identity but the service has its own inbox prefix (`_INBOX_<key>`); its JWT allows no other. */
+  inboxPrefix?: string;
 }
 
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
@@ -16,5 +22,8 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     maxReconnectAttempts: opts.forever ? -1 : 10,
     reconnectTimeWait: 500,
     reconnectJitter: 250,
+    ...(opts.creds ? { authenticator: credsAuthenticator(opts.creds) } : {}),
+    ...(opts.caFile ? { tls: { caFile: opts.caFile } } : {}),
+    ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
   });
 }

@@ -18,6 +18,10 @@ export interface EmbeddedServerOptions {
   keyFile: string;
   startBudgetMs?: number;
   log?: (line: string) => void;
+  /** Operator-mode lines (operator JWT, system account, resolver): see OperatorAuth.serverConfig. */
+  authConfig?: string;
+  /** Client TLS: the server's certificate chain (its certificate, then the CA) and key. */
+  tls?: { chainFile: string; keyFile: string };
 }
 
 export interface ServerFacts {
@@ -118,6 +122,10 @@ export class EmbeddedNatsServer {
       `http: ${JSON.stringify(`127.0.0.1:${this.facts.monitorPort}`)}`,
       `pid_file: ${JSON.stringify(this.pidPath)}`,
       `max_payload: 1MB`,
+      // An admin JWT lists every stream it may read: its CONNECT line is longer than the 4 KB default.
+      `max_control_line: 32KB`,
+      ...(this.opts.tls ? [`tls {`, `  cert_file: ${JSON.stringify(this.opts.tls.chainFile)}`, `  key_file: ${JSON.stringify(this.opts.tls.keyFile)}`, `  timeout: 2`, `}`] : []),
+      ...(this.opts.authConfig ? [this.opts.authConfig] : []),
       `jetstream {`,
       `  store_dir: ${JSON.stringify(this.storeDir)}`,
       `  cipher: chachapoly`,

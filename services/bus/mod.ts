@@ -9,3 +9,4 @@ export * from "./secret-file.ts";
 export * from "./kv-snapshot.ts";
 export * from "./operator.ts";
 export * from "./tls.ts";
+export * from "./creds.ts";

@@ -1,5 +1,5 @@
 // Secrets live in 0600 files. Reading refuses files others can read; writing never widens the mode.
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 export class SecretFileError extends Error {
@@ -20,4 +20,12 @@ export function writeSecretFile(path: string, content: Uint8Array | string): voi
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSync(path, content, { mode: 0o600, flag: "wx" });
   chmodSync(path, 0o600);
+}
+
+/** Replaces a secret file atomically (a 0600 temp file renamed over it): readers never see half of it. */
+export function replaceSecretFile(path: string, content: Uint8Array | string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  writeSecretFile(tmp, content);
+  renameSync(tmp, path);
 }

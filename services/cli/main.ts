@@ -1,16 +1,17 @@
 // The `unibus` command. Each verb is a signed request to a command subject, except `events` and
 // `audit`, which read the stream directly.
-import { existsSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { MembershipActionArgs, isMembershipAction } from "../../schemas/mod.ts";
-import { newUserSeed, signerFromSeed } from "../core/mod.ts";
-import { decodeEvent, lastSequence, readEventMessages, writeSecretFile } from "../bus/mod.ts";
+import { inboxPrefix, newUserSeed, signerFromSeed } from "../core/mod.ts";
+import { credsFromSeedFile, decodeEvent, lastSequence, readEventMessages, replaceSecretFile, writeSecretFile } from "../bus/mod.ts";
 import { auditReplay, auditVerify } from "./audit.ts";
-import { loadIdentity, openConnection, type GlobalOptions } from "./context.ts";
-import { CliError, EXIT, print, table } from "./output.ts";
+import { loadIdentity, openConnection, resolveCa, resolveCreds, resolveServer, type GlobalOptions } from "./context.ts";
+import { nodeVerb } from "./node.ts";
+import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
 
 export const usage = `usage: unibus [global flags] <verb> [args]
@@ -18,7 +19,12 @@ export const usage = `usage: unibus [global flags] <verb> [args]
 verbs:
   user add <handle> [--role admin|monitor|…] [--sign-key U…] [--kex-key X…]
                                        without --sign-key a new key is made and its seed saved (0600)
-  user list
+  user list | user revoke <handle> [--reason TEXT]   revoking cuts its NATS connections at once
+  node invite [--expiry 24h] [--uses 1] [--note TEXT]  a one-time token for unibus-agent join (shown once)
+  node invites | node invite revoke <hash-prefix>
+  node enroll --code CODE --token TOKEN  enroll a node waiting with unibus-agent enroll-wait
+  node wait-bundle [--expiry 24h]      the bundle unibus-agent enroll-wait starts with
+  node list | node show <node> | node leave <node> | node revoke <node> [--reason TEXT]
   room create <room> [--subject TEXT] | room list [--active] | room show <room> | room archive <room>
   member add <room> <user> [--role owner|moderator|member] | member role <room> <user> <role>
   member remove <room> <user> | member list --room R | member list --user U
@@ -30,7 +36,9 @@ verbs:
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
   --server URL [UNIBUS_SERVER]         NATS URL (default: from DATA_DIR/membershipd.json)
-  --identity FILE [UNIBUS_IDENTITY]    nkey seed file to sign with (default DATA_DIR/admin.nk)
+  --creds FILE [UNIBUS_CREDS]          NATS .creds to connect with (default DATA_DIR/admin.creds)
+  --ca FILE [UNIBUS_CA]                cluster CA certificate (default DATA_DIR/tls/ca.pem)
+  --identity FILE [UNIBUS_IDENTITY]    seed (or .creds) file to sign with (default: the --creds file, else DATA_DIR/admin.nk)
   --as HANDLE [UNIBUS_AS]              the identity's handle (default admin)
   --json                               machine-readable output
   --dry-run                            print the signed command and its subject instead of sending it
@@ -44,18 +52,11 @@ const globalOptions = {
   role: { type: "string" }, "sign-key": { type: "string" }, "kex-key": { type: "string" }, "seed-out": { type: "string" },
   subject: { type: "string" }, active: { type: "boolean" }, room: { type: "string" }, user: { type: "string" },
   lines: { type: "string" }, follow: { type: "boolean" }, trust: { type: "string", multiple: true }, limit: { type: "string" },
+  creds: { type: "string" }, ca: { type: "string" }, reason: { type: "string" }, expiry: { type: "string" }, uses: { type: "string" },
+  note: { type: "string" }, code: { type: "string" }, token: { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
-type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
-
-function usageError(message: string): never {
-  throw new CliError("E_USAGE", `${message} (see unibus --help)`, EXIT.usage);
-}
-
-function need(args: string[], n: number, what: string): string[] {
-  if (args.length !== n) usageError(`expected ${what}`);
-  return args;
-}
+export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
 
 /** Runs the CLI and returns its exit code; output goes to stdout, errors to stderr. */
 export async function main(argv: string[]): Promise<number> {
@@ -73,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
     dataDir: flags["data-dir"] ?? process.env.UNIBUS_DATA_DIR ?? "local_files",
     server: flags.server ?? process.env.UNIBUS_SERVER,
     identity: flags.identity ?? process.env.UNIBUS_IDENTITY,
+    creds: flags.creds ?? process.env.UNIBUS_CREDS,
+    ca: flags.ca ?? process.env.UNIBUS_CA,
     as: flags.as ?? process.env.UNIBUS_AS ?? "admin",
     json: flags.json ?? false,
     dryRun: flags["dry-run"] ?? false,
@@ -102,7 +105,11 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
   const limit = f.limit ? { limit: Number(f.limit) } : {};
   switch (noun === "req" ? "req" : `${noun} ${verb ?? ""}`.trim()) {
     case "user add": return userAdd(o, f, need(rest, 1, "a handle")[0]!, send);
-    case "user list": return show(o, await send("user.list", limit), (r) => table(r.items, ["handle", "role", "sign_key", "created_at"]));
+    case "user list": return show(o, await send("user.list", limit), (r) => table(r.items, ["handle", "role", "revoked", "sign_key", "created_at"]));
+    case "user revoke": {
+      const [handle] = need(rest, 1, "a handle");
+      return show(o, await send("user.revoke", { handle, ...(f.reason ? { reason: f.reason } : {}) }), (r) => `revoked ${handle} (${r.key}): its connections are cut`);
+    }
     case "room create": return show(o, await send("room.create", { room: need(rest, 1, "a room name")[0], subject: f.subject ?? "" }), (r) => `created room ${rest[0]} (event ${r.seq})`);
     case "room list": return show(o, await send("room.list", { ...limit, archived: !f.active }), (r) => table(r.items, ["room", "subject", "members", "archived", "created_by", "created_at"]));
     case "room show": return show(o, await send("room.show", { room: need(rest, 1, "a room name")[0] }), (r) =>
@@ -122,6 +129,8 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     }
     case "member list": return show(o, await send("member.list", { ...(f.room ? { room: f.room } : {}), ...(f.user ? { user: f.user } : {}), ...limit }),
       (r) => table(r.items, f.room ? ["user", "role", "since"] : ["room", "role"]));
+    case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node leave": case "node revoke":
+      return nodeVerb(verb!, rest, f, o, send, show);
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
@@ -144,7 +153,9 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
   }
 }
 
-function show(o: GlobalOptions, result: any, human: (r: any) => string): number {
+export type Send = (action: string, args: Record<string, unknown>) => Promise<any>;
+
+export function show(o: GlobalOptions, result: any, human: (r: any) => string): number {
   if (result === DRY_RUN) return EXIT.ok;
   print(o.json, result, () => human(result));
   return EXIT.ok;
@@ -157,6 +168,16 @@ function shellQuote(text: string): string {
   return `'${text.replace(/'/g, "'\\''")}'`;
 }
 
+/** The `nats` CLI flags that reach this server as this identity (TLS CA, creds, its own inbox prefix). */
+function natsCliPrefix(o: GlobalOptions): string {
+  const creds = resolveCreds(o);
+  const ca = resolveCa(o);
+  const parts = ["nats", "--server", shellQuote(resolveServer(o))];
+  if (ca) parts.push("--tlsca", shellQuote(ca));
+  if (creds) parts.push("--creds", shellQuote(creds), "--inbox-prefix", inboxPrefix(loadIdentity({ ...o, identity: o.identity ?? creds }).publicKey));
+  return parts.join(" ") + " ";
+}
+
 /** Signs and sends one command (or prints it with --dry-run). `raw` returns the reply unopened. */
 async function command(o: GlobalOptions, connection: () => Promise<NatsConnection>, subject: string, action: string, args: Record<string, unknown>, raw = false): Promise<any> {
   if (isMembershipAction(action) && !raw) {
@@ -166,7 +187,7 @@ async function command(o: GlobalOptions, connection: () => Promise<NatsConnectio
   const cmd = buildCommand(loadIdentity(o), o.as, action, args);
   if (o.dryRun) {
     const body = JSON.stringify(cmd);
-    print(o.json, { subject, command: cmd }, () => `# valid for 60 s; send with:\nnats req ${subject} ${shellQuote(body)}`);
+    print(o.json, { subject, command: cmd }, () => `# valid for 60 s; send with:\n${natsCliPrefix(o)}req ${subject} ${shellQuote(body)}`);
     return DRY_RUN;
   }
   const reply = await sendCommand(await connection(), subject, cmd, o.timeoutMs);
@@ -196,9 +217,23 @@ async function userAdd(o: GlobalOptions, f: Flags, handle: string, send: (a: str
     if (seedPath) rmSync(`${seedPath}.pending`, { force: true });
     throw err;
   }
-  if (seedPath && result !== DRY_RUN) renameSync(`${seedPath}.pending`, seedPath);
-  return show(o, result === DRY_RUN ? result : { ...result, handle, sign_key: signKey, seed_file: seedPath },
-    () => `created user ${handle} (${signKey})${seedPath ? `; its seed is in ${seedPath}` : ""}`);
+  if (result === DRY_RUN) return show(o, result, () => "");
+  if (seedPath) renameSync(`${seedPath}.pending`, seedPath);
+  const credsFile = result.jwt ? writeUserCreds(result.jwt, seedPath, seedPath ? seedPath.replace(/\.nk$/, "") : join(o.dataDir, "users", handle)) : null;
+  const { jwt: _jwt, ...shown } = result;
+  return show(o, { ...shown, handle, sign_key: signKey, seed_file: seedPath, creds_file: credsFile },
+    () => `created user ${handle} (${signKey})${seedPath ? `; its seed is in ${seedPath}` : ""}${credsFile ? `; its NATS credentials are in ${credsFile}` : ""}`);
+}
+
+/** users/<handle>.creds when we hold the seed; otherwise users/<handle>.jwt for its owner to combine with theirs. */
+function writeUserCreds(jwt: string, seedPath: string | null, base: string): string {
+  if (seedPath) {
+    replaceSecretFile(`${base}.creds`, credsFromSeedFile(jwt, seedPath));
+    return `${base}.creds`;
+  }
+  mkdirSync(dirname(base), { recursive: true, mode: 0o700 });
+  writeFileSync(`${base}.jwt`, jwt + "\n", { mode: 0o600 });
+  return `${base}.jwt`;
 }
 
 async function eventsTail(o: GlobalOptions, f: Flags, nc: NatsConnection): Promise<number> {

@@ -38,3 +38,12 @@ export function progress(label: string): { update(done: number, total: number): 
     },
   };
 }
+
+export function usageError(message: string): never {
+  throw new CliError("E_USAGE", `${message} (see unibus --help)`, EXIT.usage);
+}
+
+export function need(args: string[], n: number, what: string): string[] {
+  if (args.length !== n) usageError(`expected ${what}`);
+  return args;
+}

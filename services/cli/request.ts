@@ -16,6 +16,7 @@ export async function sendCommand(nc: NatsConnection, subject: string, command: 
     raw = await nc.request(subject, JSON.stringify(command), { timeout: timeoutMs });
   } catch (err) {
     const msg = (err as Error).message;
+    if (/permissions violation/i.test(msg)) throw new CliError("E_FORBIDDEN", `this identity may not send ${subject} (the server refused it)`, 1);
     throw new CliError("E_UNAVAILABLE", /no responders/i.test(msg) ? `nobody serves ${subject}; is membershipd running?` : `no reply on ${subject}: ${msg}`, 3);
   }
   const parsed = Reply.safeParse(raw.json());

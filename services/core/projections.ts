@@ -25,8 +25,17 @@ export function applyEvent<R extends { seq: number }>(p: Projection<R>, record: 
 
 export const usersProjection: Projection<UserRecord> = {
   bucket: "UNIBUS_users",
-  keys: (e) => (e.type === "UserCreated" ? [e.data.handle] : []),
-  project: (_r, e) => ({ handle: e.data.handle, role: e.data.role, sign_key: e.data.sign_key, kex_key: e.data.kex_key, created_at: e.ts, seq: e.seq }),
+  keys: (e) => (e.kind === "user" ? [e.data.handle] : []),
+  project(r, e) {
+    switch (e.type) {
+      case "UserCreated":
+        return { handle: e.data.handle, role: e.data.role, sign_key: e.data.sign_key, kex_key: e.data.kex_key, created_at: e.ts, revoked: false, seq: e.seq };
+      case "UserRevoked":
+        return r && { ...r, revoked: true, seq: e.seq };
+      default:
+        return r;
+    }
+  },
 };
 
 export const roomsProjection: Projection<RoomRecord> = {

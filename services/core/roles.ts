@@ -1,7 +1,7 @@
 import type { Role } from "../../schemas/mod.ts";
 
 /** Actions that only read projections. */
-const READ_ACTIONS: ReadonlySet<string> = new Set(["user.list", "room.list", "room.show", "member.list", "node.list", "node.show", "node.invites"]);
+export const READ_ACTIONS: ReadonlySet<string> = new Set(["user.list", "room.list", "room.show", "member.list", "node.list", "node.show", "node.invites"]);
 
 export function isReadAction(action: string): boolean {
   return READ_ACTIONS.has(action);

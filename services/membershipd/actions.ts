@@ -6,10 +6,11 @@ import { MembershipActionArgs, isMembershipAction, type CommandEnvelope, type Me
 import { domainError, isDomainError, memberDecider, storageKey, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
 import { lastSequence, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
+import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 
 const READ_WAIT_MS = 1000;
 
-export interface ActionDeps {
+export interface ActionDeps extends FleetActionDeps {
   aggregates: AggregateStore;
   buckets: Buckets;
   projector: Projector;
@@ -17,7 +18,7 @@ export interface ActionDeps {
 }
 
 function naturalOrder(r: Record<string, unknown>): string {
-  return [r.handle, r.room, r.user].filter((v) => typeof v === "string").join(".");
+  return [r.handle, r.room, r.user, r.node, r.issued_at].filter((v) => typeof v === "string").join(".");
 }
 
 export function parseActionArgs(action: string, args: unknown) {
@@ -28,6 +29,7 @@ export function parseActionArgs(action: string, args: unknown) {
 
 export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
+  const fleet = createFleetActions(deps);
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
     const r = await aggregates.execute(kind, id, decider, command, { actor: cmd.actor, commandId: cmd.id });
@@ -57,7 +59,12 @@ export function createActions(deps: ActionDeps) {
   }
 
   const handlers: { [A in MembershipAction]: (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError> } = {
-    "user.add": (a, cmd) => write("user", a.handle, userDecider, { type: "CreateUser", ...a }, cmd),
+    "user.add": async (a, cmd) => {
+      const created = await write("user", a.handle, userDecider, { type: "CreateUser", ...a }, cmd);
+      if (isDomainError(created)) return created;
+      const jwt = await fleet.issueUserJwt(a.handle, a.role, a.sign_key, cmd);
+      return isDomainError(jwt) ? jwt : { ...created, jwt };
+    },
     "user.list": (a) => list(buckets.UNIBUS_users!, undefined, a.limit),
     "room.create": (a, cmd) => write("room", a.room, roomDecider, { type: "CreateRoom", room: a.room, subject: a.subject, by: cmd.actor.id }, cmd),
     "room.archive": (a, cmd) => write("room", a.room, roomDecider, { type: "ArchiveRoom", room: a.room, by: cmd.actor.id }, cmd),
@@ -78,6 +85,15 @@ export function createActions(deps: ActionDeps) {
       { type: "ChangeMemberRole", room: a.room, user: a.user, role: a.role, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
     "member.remove": async (a, cmd) => write("member", `${a.room}.${a.user}`, memberDecider,
       { type: "RemoveMember", room: a.room, user: a.user, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
+    "node.list": (a) => list(buckets.UNIBUS_nodes!, undefined, a.limit),
+    "node.show": async (a) => {
+      await caughtUp();
+      const entry = await buckets.UNIBUS_nodes!.get(storageKey(a.node));
+      if (!entry || entry.operation !== "PUT") return domainError("E_NODE_NOT_FOUND", `no node ${a.node}`, { node: a.node });
+      return entry.json();
+    },
+    "node.invites": (a) => list(buckets.UNIBUS_invites!, undefined, a.limit),
+    ...fleet.handlers,
     "member.list": (a) => (a.room ? list(buckets.UNIBUS_members!, a.room, a.limit) : list(buckets.UNIBUS_rooms_by_member!, a.user, a.limit)),
   };
 

@@ -10,7 +10,7 @@ import { canonicalJson, domainError, isDomainError, roleAllows, sha256Hex, verif
 export const MAX_COMMAND_BYTES = 64 * 1024;
 export const CLOCK_WINDOW_MS = 60_000;
 
-export interface ActorRecord { role: Role; signKey: string }
+export interface ActorRecord { role: Role; signKey: string; revoked?: boolean }
 
 export interface PipelineDeps {
   nonces: KV;
@@ -77,6 +77,7 @@ async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineD
   if (!verifyCommandSignature(cmd)) return errorReply(domainError("E_BAD_SIGNATURE", "command signature does not verify against the actor's key"));
   const actor = await deps.lookupActor(cmd.actor.id);
   if (!actor || actor.signKey !== cmd.actor.key) return errorReply(domainError("E_UNKNOWN_ACTOR", `no identity ${cmd.actor.id} with that key`));
+  if (actor.revoked) return errorReply(domainError("E_IDENTITY_REVOKED", `identity ${cmd.actor.id} was revoked`));
   if (!roleAllows(actor.role, cmd.action)) return errorReply(domainError("E_FORBIDDEN", `role ${actor.role} may not ${cmd.action}`));
 
   if (!seen) {

@@ -14,6 +14,10 @@ export const MembershipdConfig = z.object({
   httpHost: z.string().min(1),
   atRestKeyFile: z.string().min(1),
   natsUrl: z.string().optional(),
+  natsCreds: z.string().optional(),
+  natsCa: z.string().optional(),
+  advertise: z.array(z.string().regex(/^(nats|tls):\/\/[^\s/]+:\d+$/, "a URL like nats://host:4250")).min(1),
+  overlayCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "a CIDR like 10.0.0.0/24"),
   replicas: z.coerce.number().int().min(1).max(5),
   clusterName: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
   serverName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
@@ -28,6 +32,10 @@ const flags = {
   "http-host": "127.0.0.1",
   "at-rest-key-file": "",
   "nats-url": "",
+  "nats-creds": "",
+  "nats-ca": "",
+  advertise: "",
+  "overlay-cidr": "10.0.0.0/24",
   replicas: "1",
   "cluster-name": "unibus",
   "server-name": hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "unibus",
@@ -40,7 +48,12 @@ export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS
   --http-port N            /healthz and /metrics port (default 8470)
   --http-host HOST         /healthz and /metrics address (default 127.0.0.1)
   --at-rest-key-file FILE  JetStream at-rest key (default DATA_DIR/at-rest.key, created 0600 on first start)
-  --nats-url URL           use an existing NATS instead of the embedded server
+  --advertise URL[,URL]    client URLs written into invites (default nats://HOST:PORT of the listener)
+  --overlay-cidr CIDR      overlay network for node addresses (default 10.0.0.0/24)
+  --nats-url URL           use an existing NATS instead of the embedded server (no operator mode:
+                           identities, invites and enrollment are then unsupported)
+  --nats-creds FILE        .creds file for --nats-url
+  --nats-ca FILE           CA certificate for --nats-url over TLS
   --replicas N             stream and KV replicas (default 1)
   --cluster-name NAME      cluster name recorded in the first event (default unibus)
   --server-name NAME       NATS server name (default: host name)`;
@@ -50,14 +63,20 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const pick = (name: keyof typeof flags) => (values as Record<string, string | undefined>)[name] ?? env[`UNIBUS_${name.toUpperCase().replace(/-/g, "_")}`] ?? flags[name];
   const dataDir = resolve(pick("data-dir"));
   const keyFile = pick("at-rest-key-file");
+  const natsHost = pick("nats-host");
+  const publicHost = natsHost === "0.0.0.0" || natsHost === "::" ? hostname() : natsHost;
   return MembershipdConfig.parse({
     dataDir,
     natsPort: pick("nats-port"),
-    natsHost: pick("nats-host"),
+    natsHost,
     httpPort: pick("http-port"),
     httpHost: pick("http-host"),
     atRestKeyFile: keyFile ? (isAbsolute(keyFile) ? keyFile : resolve(keyFile)) : join(dataDir, "at-rest.key"),
     natsUrl: pick("nats-url") || undefined,
+    natsCreds: pick("nats-creds") || undefined,
+    natsCa: pick("nats-ca") || undefined,
+    advertise: (pick("advertise") || `nats://${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pick("nats-port")}`).split(",").map((u) => u.trim()).filter(Boolean),
+    overlayCidr: pick("overlay-cidr"),
     replicas: pick("replicas"),
     clusterName: pick("cluster-name"),
     serverName: pick("server-name"),

@@ -9,6 +9,7 @@ import { bootstrapStore } from "./bootstrap.ts";
 import { errorReply, handleCommand, type ActorRecord } from "./command-pipeline.ts";
 import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, serviceSigner } from "./identities.ts";
+import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
@@ -28,6 +29,8 @@ export interface ControlPlaneOptions {
   replicas: number;
   clusterName: string;
   log?: (line: string) => void;
+  /** Operator-mode auth; without it (an external NATS) identity and fleet actions are unsupported. */
+  security?: PlaneSecurity;
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -38,16 +41,20 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const buckets = await openBuckets(o.nc, o.replicas);
   const service = serviceSigner(o.dataDir);
   const aggregates = new AggregateStore(js, jsm, service);
-  await bootstrapStore(aggregates, service, adminSigner(o.dataDir), o.clusterName);
+  const admin = adminSigner(o.dataDir);
+  await bootstrapStore(aggregates, service, admin, o.clusterName);
   const projector = new Projector(js, jsm, buckets, o.log);
   await projector.start();
+  const auth = o.security
+    ? await startAuthServices({ ...o, security: o.security, js, jsm, aggregates, service, admin })
+    : null;
 
   const metrics = new Metrics();
-  const run = createActions({ aggregates, buckets, projector, jsm });
+  const run = createActions({ aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null });
   const lookupActor = async (id: string): Promise<ActorRecord | null> => {
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id) || !(await lastEventOf(jsm, eventSubject("user", id)))) return null;
     const u = (await aggregates.load<UserState>("user", id, userDecider)).state;
-    return u.exists ? { role: u.role, signKey: u.signKey } : null;
+    return u.exists ? { role: u.role, signKey: u.signKey, revoked: u.revoked } : null;
   };
   let inFlight = 0;
   const sub = o.nc.subscribe(`${COMMAND_PREFIX}>`, {
@@ -69,9 +76,10 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     },
   });
   return {
-    js, jsm, buckets, aggregates, projector, metrics, service,
+    js, jsm, buckets, aggregates, projector, metrics, service, auth,
     async stop() {
       await sub.drain().catch(() => {});
+      await auth?.stop();
       await projector.stop();
     },
   };

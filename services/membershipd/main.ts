@@ -13,6 +13,8 @@ import { startControlPlane } from "./control-plane.ts";
 import { ZodError } from "zod";
 import { loadConfig, usage, type MembershipdConfig } from "./config.ts";
 import { startHttp } from "./http.ts";
+import { ADMIN_CREDS_FILE } from "./auth-services.ts";
+import { hostsOf, prepareSecurity, type SecurityMaterial } from "./security.ts";
 
 const VERSION = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version as string;
 
@@ -44,12 +46,13 @@ async function streamExists(jsm: JetStreamManager): Promise<boolean> {
   }
 }
 
-async function startEmbedded(cfg: MembershipdConfig, onFatal: (e: Error) => void) {
+async function startEmbedded(cfg: MembershipdConfig, security: SecurityMaterial, onFatal: (e: Error) => void) {
   const storeExisted = EmbeddedNatsServer.storeExists(cfg.dataDir);
   const checkFile = join(cfg.dataDir, "at-rest.check");
   const key = loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
   const server = new EmbeddedNatsServer({
     dataDir: cfg.dataDir, host: cfg.natsHost, port: cfg.natsPort, serverName: cfg.serverName, atRestKey: key, keyFile: cfg.atRestKeyFile, log,
+    authConfig: security.serverAuthConfig, tls: security.tls,
   });
   embeddedForCleanup = server;
   await server.start(onFatal);
@@ -71,25 +74,37 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(1);
   };
 
-  const embedded = cfg.natsUrl ? null : await startEmbedded(cfg, fatal);
+  const security = cfg.natsUrl ? null : await prepareSecurity(cfg.dataDir, cfg.serverName, [cfg.natsHost, ...hostsOf(cfg.advertise)]);
+  const embedded = security ? await startEmbedded(cfg, security, fatal) : null;
   const server = embedded?.server ?? null;
   const natsUrl = cfg.natsUrl ?? server!.url;
-  const nc = await connectNats({ servers: natsUrl, name: `membershipd-${cfg.serverName}`, forever: true });
+  const caFile = security?.tls.caFile ?? cfg.natsCa;
+  const nc = await connectNats({
+    servers: natsUrl, name: `membershipd-${cfg.serverName}`, forever: true, caFile,
+    creds: security?.serviceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
+  });
+  const systemNc = security ? await connectNats({ servers: natsUrl, name: `membershipd-${cfg.serverName}-system`, forever: true, caFile, creds: security.systemCreds }) : null;
   const jsm = await waitForJetStream(nc, 15_000);
   if (embedded?.storeExisted && !(await streamExists(jsm))) {
     throw new AtRestKeyError(`the store in ${server!.storeDir} exists but holds no ${EVENTS_STREAM}: the at-rest key in ${cfg.atRestKeyFile} does not open it`);
   }
-  const plane = await startControlPlane({ nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log });
+  const plane = await startControlPlane({
+    nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log,
+    security: security && systemNc ? { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: cfg.advertise, cidr: cfg.overlayCidr } : undefined,
+  });
   embedded?.confirmKey();
   const { projector, metrics } = plane;
 
   const http = await startHttp(cfg.httpHost, cfg.httpPort, {
-    node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server,
+    node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server, operatorKey: security?.auth.operator.publicKey ?? null,
   }, metrics, () => server?.restarts ?? 0);
   const httpAddr = http.address() as { port: number };
-  const runtime = { pid: process.pid, nats_url: natsUrl, http_url: `http://${cfg.httpHost}:${httpAddr.port}`, data_dir: cfg.dataDir, version: VERSION };
+  const runtime = {
+    pid: process.pid, nats_url: natsUrl, http_url: `http://${cfg.httpHost}:${httpAddr.port}`, data_dir: cfg.dataDir, version: VERSION,
+    ca_file: caFile ?? null, admin_creds: security ? join(cfg.dataDir, ADMIN_CREDS_FILE) : null,
+  };
   writeFileSync(join(cfg.dataDir, "membershipd.json"), JSON.stringify(runtime, null, 2) + "\n", { mode: 0o644 });
-  log(`ready: nats ${natsUrl}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`);
+  log(`ready: nats ${natsUrl}${security ? " (TLS, operator-mode auth)" : ""}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -104,6 +119,7 @@ export async function main(argv: string[]): Promise<void> {
     http.close();
     await plane.stop();
     await nc.drain().catch(() => {});
+    await systemNc?.drain().catch(() => {});
     await server?.stop();
     process.exit(0);
   };

@@ -14,6 +14,8 @@ export interface PostureDeps {
   jsm: JetStreamManager;
   projector: Projector;
   server: EmbeddedNatsServer | null;
+  /** Our operator's public key: subject permissions are in force only when the server trusts it. */
+  operatorKey: string | null;
 }
 
 function within<T>(p: Promise<T>, ms = PROBE_MS): Promise<T | null> {
@@ -52,7 +54,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
       auth: varz?.auth_required ? "enforce" : d.server ? "none" : "unknown",
       tls: Boolean(varz?.tls_required),
       routes: varz?.cluster?.port ? "enabled" : "none",
-      acl: false,
+      acl: Boolean(varz?.auth_required && d.operatorKey && varz?.trusted_operators_claim?.some((c: { sub?: string }) => c.sub === d.operatorKey)),
       at_rest: atRest(d.server),
       signed_commands: true,
       sealed_keys: false,

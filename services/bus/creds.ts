@@ -1,0 +1,41 @@
+// Reading standard NATS .creds files (a user JWT and the seed of the key it was minted for).
+import { readSecretFile } from "./secret-file.ts";
+
+export interface Creds {
+  /** The whole file, for the connection's authenticator. */
+  bytes: Uint8Array;
+  jwt: string;
+  /** The user's public key (the JWT's subject): its inbox prefix is derived from it. */
+  publicKey: string;
+}
+
+const JWT_BLOCK = /-----BEGIN NATS USER JWT-----\s*([A-Za-z0-9_.-]+)\s*------END NATS USER JWT------/;
+const SEED_BLOCK = /-----BEGIN USER NKEY SEED-----\s*(SU[A-Z2-7]+)\s*------END USER NKEY SEED------/;
+
+export class CredsError extends Error {
+  readonly code = "E_CREDS";
+}
+
+export function parseCreds(bytes: Uint8Array, where = "creds"): Creds {
+  const text = Buffer.from(bytes).toString("utf8");
+  const jwt = JWT_BLOCK.exec(text)?.[1];
+  if (!jwt) throw new CredsError(`${where} holds no NATS user JWT`);
+  let sub: unknown;
+  try {
+    sub = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")).sub;
+  } catch {
+    sub = undefined;
+  }
+  if (typeof sub !== "string" || !/^U[A-Z2-7]{55}$/.test(sub)) throw new CredsError(`${where} holds a malformed JWT`);
+  return { bytes, jwt, publicKey: sub };
+}
+
+export function readCredsFile(path: string): Creds {
+  return parseCreds(new Uint8Array(readSecretFile(path)), path);
+}
+
+/** The seed inside a .creds file, as bytes the caller zeroes after use; null when there is none. */
+export function seedFromCreds(bytes: Uint8Array): Uint8Array | null {
+  const m = SEED_BLOCK.exec(Buffer.from(bytes).toString("utf8"));
+  return m ? new TextEncoder().encode(m[1]) : null;
+}

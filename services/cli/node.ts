@@ -1,0 +1,68 @@
+// `unibus node …`: invites, enrollment by code, and the fleet's nodes.
+import { INVITE_PREFIX, InviteToken } from "../../schemas/mod.ts";
+import { deriveWaitKey, normalizeCode, waitIdFor } from "../core/mod.ts";
+import type { GlobalOptions } from "./context.ts";
+import { need, table, usageError } from "./output.ts";
+import type { Flags, Send, show as Show } from "./main.ts";
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** "90s", "30m", "24h", "7d" → seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)([smhd])$/.exec(text.trim());
+  if (!m) usageError(`"${text}" is not a duration like 30m, 24h or 7d`);
+  return Number(m[1]) * UNITS[m[2]!]!;
+}
+
+/** The invite token's parts; the CLI needs only its secret (the agent uses the rest). */
+export function decodeInviteToken(text: string): InviteToken {
+  const body = text.trim().startsWith(INVITE_PREFIX) ? text.trim().slice(INVITE_PREFIX.length) : usageError(`an invite token starts with ${INVITE_PREFIX}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(body, "base64url").toString("utf8"));
+  } catch {
+    usageError("the invite token is damaged (not base64url JSON)");
+  }
+  const r = InviteToken.safeParse(json);
+  return r.success ? r.data : usageError("the invite token is damaged (unexpected fields)");
+}
+
+export async function nodeVerb(verb: string, rest: string[], f: Flags, o: GlobalOptions, send: Send, show: typeof Show): Promise<number> {
+  const limit = f.limit ? { limit: Number(f.limit) } : {};
+  switch (verb) {
+    case "invite": {
+      if (rest[0] === "revoke") {
+        const [, hash] = need(rest, 2, "revoke <hash-prefix>");
+        return show(o, await send("node.invite.revoke", { hash }), (r) => `revoked invite ${r.hash.slice(0, 12)}; its bootstrap credential is cut`);
+      }
+      need(rest, 0, "no arguments (flags --expiry, --uses, --note)");
+      const args = { expiry_s: parseDuration(f.expiry ?? "24h"), uses: Number(f.uses ?? 1), note: f.note ?? "" };
+      return show(o, await send("node.invite", args), (r) =>
+        `${r.token}\n\n# invite ${r.hash.slice(0, 12)}: ${r.uses} use(s), expires ${r.expires_at}. This token is shown once; on the node run:\n#   unibus-agent join --token <token>`);
+    }
+    case "invites":
+      return show(o, await send("node.invites", limit), (r) =>
+        table(r.items.map((i: any) => ({ ...i, hash: i.hash.slice(0, 12) })), ["hash", "note", "expires_at", "uses", "uses_left", "revoked"]));
+    case "enroll": {
+      const code = normalizeCode(f.code ?? "") ?? usageError("--code takes the 8-character code the waiting node prints");
+      const token = decodeInviteToken(f.token ?? usageError("--token takes an invite token (unibus node invite)"));
+      const args = { wait_id: waitIdFor(code), wait_key: deriveWaitKey(code), secret: token.secret };
+      return show(o, await send("node.enroll", args), (r) => `enrolled ${r.node} at ${r.address}; its configuration is on its way, sealed with the code`);
+    }
+    case "wait-bundle":
+      return show(o, await send("node.wait-bundle", { expiry_s: parseDuration(f.expiry ?? "24h") }), (r) =>
+        `${r.bundle}\n\n# valid until ${r.expires_at}; on the node run: unibus-agent enroll-wait --bundle <bundle>`);
+    case "list":
+      return show(o, await send("node.list", limit), (r) => table(r.items, ["node", "address", "status", "flow", "enrolled_at", "sign_key"]));
+    case "show":
+      return show(o, await send("node.show", { node: need(rest, 1, "a node name")[0] }), (r) => JSON.stringify(r, null, 2));
+    case "leave":
+    case "revoke": {
+      const [node] = need(rest, 1, "a node name");
+      const reason = verb === "revoke" && f.reason ? { reason: f.reason } : {};
+      return show(o, await send(`node.${verb}`, { node, ...reason }), (r) => `${node} is ${r.status}; its identity is revoked and its connections are cut`);
+    }
+    default:
+      return usageError(`unknown verb "node ${verb}"`);
+  }
+}

@@ -1,0 +1,93 @@
+// Operator-mode services on top of the control plane: identities (JWTs, revocation push) and
+// enrollment (invites, joins, waiting nodes). They start only when membershipd runs the server
+// in operator mode and holds the account signing key.
+import { Kvm } from "@nats-io/kv";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection, Msg } from "@nats-io/transport-node";
+import { join } from "node:path";
+import { CHECKPOINTS_BUCKET, EVENTS_STREAM, credsFromSeedFile, projectionBuckets, replaceSecretFile, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
+import { isDomainError, type Signer } from "../core/mod.ts";
+import { EnrollmentService, JOIN_SUBJECT, WAIT_ANNOUNCE_SUBJECT } from "./enrollment.ts";
+import { IdentityService } from "./identity-service.ts";
+import { ADMIN_HANDLE, ADMIN_SEED_FILE } from "./identities.ts";
+
+export const ADMIN_CREDS_FILE = "admin.creds";
+export const ENROLL_WAIT_BUCKET = "UNIBUS_enroll_wait";
+/** A waiting node re-announces every few seconds, so an hour-old announcement is long dead. */
+const WAIT_TTL_MS = 3_600_000;
+
+export interface PlaneSecurity {
+  auth: OperatorAuth;
+  /** A connection as the system account's user: it pushes account JWT updates to the servers. */
+  systemNc: NatsConnection;
+  caFingerprint: string;
+  /** Client URLs written into invites: where a joining node connects. */
+  urls: string[];
+  /** The overlay network nodes get their addresses from. */
+  cidr: string;
+}
+
+export interface AuthServicesOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  aggregates: AggregateStore;
+  security: PlaneSecurity;
+  dataDir: string;
+  clusterName: string;
+  replicas: number;
+  service: Signer;
+  admin: Signer;
+  log?: (line: string) => void;
+}
+
+/** What an admin may read with its JWT: the event stream and every projection's KV stream. */
+export const ADMIN_READABLE_STREAMS = [EVENTS_STREAM, ...[...projectionBuckets, CHECKPOINTS_BUCKET].map((b) => `KV_${b}`)];
+
+export async function startAuthServices(o: AuthServicesOptions) {
+  const actor = { id: "membershipd", key: o.service.publicKey };
+  const identities = new IdentityService(o.security.auth, o.aggregates, o.security.systemNc, actor, ADMIN_READABLE_STREAMS);
+  await identities.start(o.js, o.jsm);
+  const svc = await identities.issue({ key: o.service.publicKey, role: "service", name: "membershipd" }, "bootstrap-service");
+  if (isDomainError(svc)) throw new Error(`cannot record the service identity: ${svc.message}`);
+  await writeAdminCreds(identities, o);
+
+  const waiting = await new Kvm(o.nc).create(ENROLL_WAIT_BUCKET, { history: 1, ttl: WAIT_TTL_MS, replicas: o.replicas });
+  const enrollment = new EnrollmentService(
+    { cluster: o.clusterName, urls: o.security.urls, caFingerprint: o.security.caFingerprint, cidr: o.security.cidr },
+    o.aggregates, identities, waiting, o.nc,
+  );
+  const serve = (subject: string, handle: (data: Uint8Array) => Promise<unknown>) =>
+    o.nc.subscribe(subject, {
+      queue: "membershipd",
+      callback: (err, msg: Msg) => {
+        if (err || !msg.reply) return;
+        handle(msg.data)
+          .catch((e: Error) => {
+            o.log?.(`${subject}: ${e.message}`);
+            return { ok: false, error: { code: "E_INTERNAL", message: "internal error; see membershipd log" } };
+          })
+          .then((reply) => msg.respond(JSON.stringify(reply)));
+      },
+    });
+  const subs = [serve(JOIN_SUBJECT, (d) => enrollment.handleJoin(d)), serve(WAIT_ANNOUNCE_SUBJECT, (d) => enrollment.handleAnnounce(d))];
+  return {
+    identities, enrollment,
+    async stop() {
+      await Promise.all(subs.map((s) => s.drain().catch(() => {})));
+    },
+  };
+}
+
+/** DATA_DIR/admin.creds: the bootstrap admin's JWT and seed for the CLI, unless it was revoked. */
+async function writeAdminCreds(identities: IdentityService, o: AuthServicesOptions): Promise<void> {
+  if (identities.isRevoked(o.admin.publicKey)) {
+    o.log?.(`the bootstrap admin's key is revoked; ${ADMIN_CREDS_FILE} is not written`);
+    return;
+  }
+  const issued = await identities.issue({ key: o.admin.publicKey, role: "admin", name: ADMIN_HANDLE }, "bootstrap-admin");
+  if (isDomainError(issued)) throw new Error(`cannot issue the bootstrap admin identity: ${issued.message}`);
+  replaceSecretFile(join(o.dataDir, ADMIN_CREDS_FILE), credsFromSeedFile(issued.jwt, join(o.dataDir, ADMIN_SEED_FILE)));
+}
+
+export type AuthServices = Awaited<ReturnType<typeof startAuthServices>>;
