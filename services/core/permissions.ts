@@ -3,6 +3,7 @@
 // another's replies.
 import type { Role } from "../../schemas/mod.ts";
 import { READ_ACTIONS } from "./roles.ts";
+import { eventSubject } from "./blind.ts";
 
 export interface SubjectPermissions {
   pub: { allow: string[]; deny: string[] };
@@ -49,7 +50,8 @@ export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermi
     case "node": {
       if (!ctx.node) throw new Error("a node identity needs its node name");
       return {
-        pub: { allow: [`unibus.evt.node.${ctx.node}`, `unibus.logs.${ctx.node}.>`], deny: [] },
+        // Event subjects carry a digest of the name (names never reach the disk in clear).
+        pub: { allow: [eventSubject("node", ctx.node), `unibus.logs.${ctx.node}.>`], deny: [] },
         sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", inbox], deny: [] },
         resp: { max: 1, ttl: 0 },
       };
