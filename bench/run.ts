@@ -10,8 +10,9 @@ import { log, SCALE, type BenchResult } from "./common.ts";
 import * as append from "./append.ts";
 import * as projectionLag from "./projection-lag.ts";
 import * as replay from "./replay.ts";
+import * as enroll from "./enroll.ts";
 
-const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay };
+const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll };
 
 function machine() {
   let nats = "unknown";

@@ -37,3 +37,9 @@ export type NodeConfig = z.infer<typeof NodeConfig>;
 
 /** The sealed form of NodeConfig for the code flow (XChaCha20-Poly1305 under a key derived from the code). */
 export const SealedConfig = z.object({ wait_id: Sha256Hex, nonce: z.string(), box: z.string() }).strict();
+
+/** Where a joining node sends its JoinRequest (the bootstrap credential may publish only here). */
+export const ENROLL_JOIN_SUBJECT = "unibus.enroll.join";
+/** Where a waiting node announces itself; its sealed configuration comes on enrollWaitSubject. */
+export const ENROLL_WAIT_ANNOUNCE_SUBJECT = "unibus.enroll.wait.announce";
+export const enrollWaitSubject = (waitId: string) => `unibus.enroll.wait.${waitId}`;

@@ -15,11 +15,20 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 
+# This machine's agent joins the fleet once, with an invite made for it.
+agent_dir="$data_dir/agent"
+if ! bin/unibus-agent --data-dir "$agent_dir" status >/dev/null 2>&1; then
+  bin/unibus --data-dir "$data_dir" node invite --note "make run: this machine" | head -1 |
+    bin/unibus-agent --data-dir "$agent_dir" join --token - || echo "unibus: this machine's agent did not enroll (see above)" >&2
+fi
+
 cat <<MSG
 
 unibus is running (data in ${data_dir}/, posture on http://127.0.0.1:${http_port}/healthz).
 Try, in another terminal:
 
+  bin/unibus node list                       # this machine's agent, enrolled with an invite
+  bin/unibus node invite --note "web server" # a token for unibus-agent join on another node
   bin/unibus user add alice --role admin
   bin/unibus room create ops --subject "Operations"
   bin/unibus member add ops alice --role owner

@@ -79,6 +79,9 @@ function loadCreds(path: string): Creds {
   }
 }
 
+/** TLS and the JWT handshake make a cold CLI's connect cost seconds on a loaded host. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 export async function openConnection(o: GlobalOptions): Promise<NatsConnection> {
   const server = resolveServer(o);
   const credsPath = resolveCreds(o);
@@ -86,7 +89,7 @@ export async function openConnection(o: GlobalOptions): Promise<NatsConnection> 
   const caFile = resolveCa(o) ?? undefined;
   try {
     return await connectNats({
-      servers: server, name: "unibus-cli", timeoutMs: Math.min(o.timeoutMs, 5000), caFile,
+      servers: server, name: "unibus-cli", timeoutMs: Math.max(o.timeoutMs, CONNECT_TIMEOUT_MS), caFile,
       ...(creds ? { creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) } : {}),
     });
   } catch (err) {

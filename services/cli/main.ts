@@ -22,7 +22,7 @@ verbs:
   user list | user revoke <handle> [--reason TEXT]   revoking cuts its NATS connections at once
   node invite [--expiry 24h] [--uses 1] [--note TEXT]  a one-time token for unibus-agent join (shown once)
   node invites | node invite revoke <hash-prefix>
-  node enroll --code CODE --token TOKEN  enroll a node waiting with unibus-agent enroll-wait
+  node enroll --code CODE --token-file FILE|--token -   enroll a node waiting with unibus-agent enroll-wait
   node wait-bundle [--expiry 24h]      the bundle unibus-agent enroll-wait starts with
   node list | node show <node> | node leave <node> | node revoke <node> [--reason TEXT]
   room create <room> [--subject TEXT] | room list [--active] | room show <room> | room archive <room>
@@ -53,7 +53,7 @@ const globalOptions = {
   subject: { type: "string" }, active: { type: "boolean" }, room: { type: "string" }, user: { type: "string" },
   lines: { type: "string" }, follow: { type: "boolean" }, trust: { type: "string", multiple: true }, limit: { type: "string" },
   creds: { type: "string" }, ca: { type: "string" }, reason: { type: "string" }, expiry: { type: "string" }, uses: { type: "string" },
-  note: { type: "string" }, code: { type: "string" }, token: { type: "string" },
+  note: { type: "string" }, code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };

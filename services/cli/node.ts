@@ -1,4 +1,5 @@
 // `unibus node …`: invites, enrollment by code, and the fleet's nodes.
+import { readFileSync } from "node:fs";
 import { INVITE_PREFIX, InviteToken } from "../../schemas/mod.ts";
 import { deriveWaitKey, normalizeCode, waitIdFor } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
@@ -27,6 +28,13 @@ export function decodeInviteToken(text: string): InviteToken {
   return r.success ? r.data : usageError("the invite token is damaged (unexpected fields)");
 }
 
+/** The invite from --token-file, stdin (--token -) or, visible in the process list, --token TOKEN. */
+function tokenInput(f: Flags): string {
+  if (f["token-file"]) return readFileSync(f["token-file"], "utf8");
+  if (f.token === "-") return readFileSync(0, "utf8");
+  return f.token ?? usageError("--token-file FILE (or --token -) takes an invite token (unibus node invite)");
+}
+
 export async function nodeVerb(verb: string, rest: string[], f: Flags, o: GlobalOptions, send: Send, show: typeof Show): Promise<number> {
   const limit = f.limit ? { limit: Number(f.limit) } : {};
   switch (verb) {
@@ -45,7 +53,7 @@ export async function nodeVerb(verb: string, rest: string[], f: Flags, o: Global
         table(r.items.map((i: any) => ({ ...i, hash: i.hash.slice(0, 12) })), ["hash", "note", "expires_at", "uses", "uses_left", "revoked"]));
     case "enroll": {
       const code = normalizeCode(f.code ?? "") ?? usageError("--code takes the 8-character code the waiting node prints");
-      const token = decodeInviteToken(f.token ?? usageError("--token takes an invite token (unibus node invite)"));
+      const token = decodeInviteToken(tokenInput(f));
       const args = { wait_id: waitIdFor(code), wait_key: deriveWaitKey(code), secret: token.secret };
       return show(o, await send("node.enroll", args), (r) => `enrolled ${r.node} at ${r.address}; its configuration is on its way, sealed with the code`);
     }

@@ -1,0 +1,182 @@
+// The two ways a node joins: with an invite token (`join`), or by waiting with a code an operator
+// enrolls (`enroll-wait`). Either way the CA is pinned before anything is sent, the keys are made
+// here and only public keys leave, and the node ends by connecting with its own identity.
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, INVITE_PREFIX, InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
+import { connectNats, parseCreds } from "../bus/mod.ts";
+import { canonicalJson, deriveWaitKey, inboxPrefix, newEnrollCode, openConfig, toBase64Url, waitIdFor, type Signer } from "../core/mod.ts";
+import { fetchPinnedCa } from "./ca-pin.ts";
+import type { NodeStore } from "./node-store.ts";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as joinPath } from "node:path";
+
+export class EnrollError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+const ANNOUNCE_EVERY_MS = 3000;
+
+export interface JoinOptions {
+  node: string;
+  labels: Record<string, string>;
+  timeoutMs: number;
+  log: (line: string) => void;
+}
+
+function decodeBase64Json<T>(text: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, what: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(text.trim(), "base64url").toString("utf8"));
+  } catch {
+    throw new EnrollError("E_BAD_TOKEN", `the ${what} is damaged (not base64url JSON)`);
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) throw new EnrollError("E_BAD_TOKEN", `the ${what} is damaged (unexpected fields)`);
+  return r.data;
+}
+
+export function decodeInvite(text: string): InviteToken {
+  const t = text.trim();
+  if (!t.startsWith(INVITE_PREFIX)) throw new EnrollError("E_BAD_TOKEN", `an invite token starts with ${INVITE_PREFIX}`);
+  return decodeBase64Json(t.slice(INVITE_PREFIX.length), InviteToken, "invite token");
+}
+
+export function decodeWaitBundle(text: string): WaitBundle {
+  return decodeBase64Json(text, WaitBundle, "wait bundle");
+}
+
+function signed<T extends Record<string, unknown>>(body: T, signer: Signer): T & { sig: string } {
+  return { ...body, sig: toBase64Url(signer.sign(new TextEncoder().encode(canonicalJson(body)))) };
+}
+
+/** Pins the CA from the first URL that answers; the PEM goes to a private temp file for the client. */
+async function pinCa(urls: string[], fingerprint: string, log: (l: string) => void): Promise<{ pem: string; url: string }> {
+  let last: Error | null = null;
+  for (const url of urls) {
+    try {
+      const pem = await fetchPinnedCa(url, fingerprint);
+      log(`${url}: the server's CA matches the invite (${fingerprint.slice(0, 16)}…)`);
+      return { pem, url };
+    } catch (err) {
+      if ((err as { code?: string }).code === "E_CA_MISMATCH") throw new EnrollError("E_CA_MISMATCH", (err as Error).message);
+      last = err as Error;
+    }
+  }
+  throw new EnrollError("E_UNAVAILABLE", `no server in the invite answered: ${last?.message}`);
+}
+
+async function withCaFile<T>(pem: string, fn: (caFile: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(joinPath(tmpdir(), "unibus-agent-"));
+  const caFile = joinPath(dir, "ca.pem");
+  writeFileSync(caFile, pem, { mode: 0o600 });
+  try {
+    return await fn(caFile);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function connectBootstrap(url: string, caFile: string, creds: string): Promise<NatsConnection> {
+  const bytes = new TextEncoder().encode(creds);
+  const { publicKey } = parseCreds(bytes, "the invite's bootstrap credential");
+  try {
+    return await connectNats({ servers: url, name: "unibus-agent-enroll", caFile, creds: bytes, inboxPrefix: inboxPrefix(publicKey) });
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (/expired/i.test(msg)) throw new EnrollError("E_INVITE_EXPIRED", "the invite's bootstrap credential has expired; ask for a new invite");
+    if (/authoriz|authentic|revoked/i.test(msg)) throw new EnrollError("E_INVITE_REFUSED", `the server refused the invite's bootstrap credential (revoked or expired): ${msg}`);
+    throw new EnrollError("E_UNAVAILABLE", `cannot reach ${url}: ${msg}`);
+  }
+}
+
+function configFrom(raw: unknown): NodeConfig {
+  const reply = Reply.safeParse(raw);
+  if (!reply.success) throw new EnrollError("E_BAD_REPLY", "membershipd sent a malformed reply");
+  if (!reply.data.ok) throw new EnrollError(reply.data.error.code, reply.data.error.message);
+  const config = NodeConfig.safeParse(reply.data.result);
+  if (!config.success) throw new EnrollError("E_BAD_REPLY", "membershipd's reply holds no node configuration");
+  return config.data;
+}
+
+/** Connects once with the node's own identity: enrollment is done only when that works. */
+async function proveIdentity(store: NodeStore, config: NodeConfig, caFile: string, signer: Signer): Promise<void> {
+  const nc = await connectNats({ servers: config.urls, name: `unibus-agent-${config.node}`, caFile, creds: store.creds(), inboxPrefix: inboxPrefix(signer.publicKey) });
+  await nc.flush();
+  await nc.close();
+}
+
+export async function join(store: NodeStore, tokenText: string, o: JoinOptions): Promise<NodeConfig> {
+  const token = decodeInvite(tokenText);
+  const { pem, url } = await pinCa(token.urls, token.ca, o.log);
+  const { signer, kexPublicKey } = store.keys();
+  const request: JoinRequest = signed({
+    v: 1 as const, ts: new Date().toISOString(), node: o.node, sign_key: signer.publicKey, kex_key: kexPublicKey, labels: o.labels, secret: token.secret,
+  }, signer);
+  return await withCaFile(pem, async (caFile) => {
+    const nc = await connectBootstrap(url, caFile, token.creds);
+    let config: NodeConfig;
+    try {
+      const reply = await nc.request(ENROLL_JOIN_SUBJECT, JSON.stringify(request), { timeout: o.timeoutMs });
+      config = configFrom(reply.json());
+    } catch (err) {
+      if (err instanceof EnrollError) throw err;
+      throw new EnrollError("E_UNAVAILABLE", `no answer to the join request: ${(err as Error).message}`);
+    } finally {
+      await nc.close().catch(() => {});
+    }
+    store.saveEnrollment(config, pem);
+    await proveIdentity(store, config, store.path("ca"), signer);
+    return config;
+  });
+}
+
+export interface WaitOptions extends JoinOptions {
+  /** Shown on the console for the operator to type into `unibus node enroll --code`. */
+  onCode: (code: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Announces itself every few seconds until an operator enrolls it by code, then opens the sealed config. */
+export async function enrollWait(store: NodeStore, bundleText: string, o: WaitOptions): Promise<NodeConfig> {
+  const bundle = decodeWaitBundle(bundleText);
+  const { pem, url } = await pinCa(bundle.urls, bundle.ca, o.log);
+  const { signer, kexPublicKey } = store.keys();
+  const code = newEnrollCode();
+  const waitId = waitIdFor(code);
+  const waitKey = deriveWaitKey(code);
+  o.onCode(code);
+  return await withCaFile(pem, async (caFile) => {
+    const nc = await connectBootstrap(url, caFile, bundle.creds);
+    try {
+      const sealed = nc.subscribe(enrollWaitSubject(waitId), { max: 1 });
+      const announce = async () => {
+        const body: WaitAnnouncement = signed({
+          v: 1 as const, ts: new Date().toISOString(), node: o.node, sign_key: signer.publicKey, kex_key: kexPublicKey, labels: o.labels, wait_id: waitId,
+        }, signer);
+        const reply = Reply.safeParse((await nc.request(ENROLL_WAIT_ANNOUNCE_SUBJECT, JSON.stringify(body), { timeout: o.timeoutMs })).json());
+        if (reply.success && !reply.data.ok) throw new EnrollError(reply.data.error.code, reply.data.error.message);
+      };
+      const timer = setInterval(() => void announce().catch((e: Error) => o.log(`announce: ${e.message}`)), ANNOUNCE_EVERY_MS);
+      o.signal?.addEventListener("abort", () => sealed.unsubscribe(), { once: true });
+      try {
+        await announce();
+        for await (const m of sealed) {
+          const box = SealedConfig.safeParse(m.json());
+          const config = box.success ? await openConfig(box.data, waitKey) : null;
+          if (!config) throw new EnrollError("E_BAD_REPLY", "the sealed configuration does not open with this code");
+          store.saveEnrollment(config, pem);
+          await proveIdentity(store, config, store.path("ca"), signer);
+          return config;
+        }
+        throw new EnrollError("E_ABORTED", "stopped waiting before an operator enrolled this node");
+      } finally {
+        clearInterval(timer);
+      }
+    } finally {
+      await nc.close().catch(() => {});
+    }
+  });
+}

@@ -1,0 +1,101 @@
+// `unibus-agent`: the node daemon. This part enrolls the node (`join`, `enroll-wait`) and shows
+// what it is (`status`); it listens on nothing.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { NodeLabels } from "../../schemas/mod.ts";
+import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
+import { NodeStore } from "./node-store.ts";
+
+export const usage = `usage: unibus-agent [flags] <command>
+
+commands:
+  join --token-file FILE | --token -   enroll with an invite (unibus node invite); "-" reads it from stdin
+       [--token TOKEN]                 (also accepted, but then the token shows in the process list)
+  enroll-wait --bundle-file FILE | --bundle -
+                                       print a registration code and wait for an operator to run
+                                       unibus node enroll --code CODE --token INVITE
+  status                               this node's enrollment
+
+flags (env in brackets):
+  --data-dir DIR [UNIBUS_AGENT_DATA_DIR]  keys and credentials (default local_files/agent)
+  --name NAME                             the node's name (default: host name)
+  --label KEY=VALUE                       a label (repeatable)
+  --json                                  machine-readable output
+  --timeout MS                            request timeout (default 10000)
+
+exit codes: 0 ok · 1 refused · 2 usage error · 3 server unreachable`;
+
+const EXIT_BY_CODE: Record<string, number> = { E_USAGE: 2, E_UNAVAILABLE: 3 };
+
+const options = {
+  "data-dir": { type: "string" }, name: { type: "string" }, label: { type: "string", multiple: true }, json: { type: "boolean" },
+  timeout: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" }, bundle: { type: "string" },
+  "bundle-file": { type: "string" }, help: { type: "boolean", short: "h" },
+} as const;
+
+function usageError(message: string): never {
+  throw new EnrollError("E_USAGE", `${message} (see unibus-agent --help)`);
+}
+
+/** A secret from a file, from stdin ("-"), or (discouraged) inline. */
+function secretInput(inline: string | undefined, file: string | undefined, what: string): string {
+  if (file) return readFileSync(resolve(file), "utf8").trim();
+  if (inline === "-") return readFileSync(0, "utf8").trim();
+  if (inline) return inline;
+  return usageError(`${what} is required`);
+}
+
+function parseLabels(list: string[] = []): Record<string, string> {
+  const labels = Object.fromEntries(list.map((l) => {
+    const i = l.indexOf("=");
+    return i > 0 ? [l.slice(0, i), l.slice(i + 1)] : usageError(`--label takes KEY=VALUE, not "${l}"`);
+  }));
+  const r = NodeLabels.safeParse(labels);
+  return r.success ? r.data : usageError(`bad labels: ${r.error.issues[0]?.message}`);
+}
+
+function defaultName(): string {
+  return hostname().toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 63) || "node";
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let json = false;
+  try {
+    const { values: f, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    json = f.json ?? false;
+    if (f.help || positionals.length === 0) {
+      console.log(usage);
+      return f.help ? 0 : 2;
+    }
+    const store = new NodeStore(resolve(f["data-dir"] ?? process.env.UNIBUS_AGENT_DATA_DIR ?? "local_files/agent"));
+    const log = (line: string) => process.stderr.write(`unibus-agent: ${line}\n`);
+    const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
+    const [command] = positionals;
+    if (command === "status") return status(store, json);
+    if (command !== "join" && command !== "enroll-wait") usageError(`unknown command "${positionals.join(" ")}"`);
+    const already = store.enrolled();
+    if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
+    const config = command === "join"
+      ? await join(store, secretInput(f.token, f["token-file"], "--token-file or --token"), o)
+      : await enrollWait(store, secretInput(f.bundle, f["bundle-file"], "--bundle-file or --bundle"), {
+        ...o, onCode: (code) => process.stdout.write(json ? JSON.stringify({ code }) + "\n" : `registration code: ${code.slice(0, 4)}-${code.slice(4)}\nwaiting for an operator to run: unibus node enroll --code ${code} --token <invite>\n`),
+      });
+    const shown = { node: config.node, address: config.address, cluster: config.cluster, creds: store.path("creds") };
+    process.stdout.write(json ? JSON.stringify({ ok: true, result: shown }) + "\n" : `enrolled as ${config.node} (${config.address}) in cluster ${config.cluster}; credentials in ${shown.creds}\n`);
+    return 0;
+  } catch (err) {
+    const e = err instanceof EnrollError ? err : new EnrollError(/ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL", (err as Error).message);
+    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
+    process.stderr.write(`unibus-agent: ${e.message} [${e.code}]\n`);
+    return EXIT_BY_CODE[e.code] ?? 1;
+  }
+}
+
+function status(store: NodeStore, json: boolean): number {
+  const c = store.enrolled();
+  const shown = c ? { enrolled: true, node: c.node, address: c.address, cluster: c.cluster, urls: c.urls } : { enrolled: false };
+  process.stdout.write(json ? JSON.stringify(shown) + "\n" : c ? `${c.node} (${c.address}) in cluster ${c.cluster}, via ${c.urls.join(", ")}\n` : "not enrolled\n");
+  return c ? 0 : 1;
+}

@@ -1,0 +1,90 @@
+// The agent's data dir: its keys (created here, never sent anywhere), and once enrolled its
+// credentials, the pinned CA and what membershipd told it. Seeds and creds are 0600 files.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createCurve, fromCurveSeed } from "@nats-io/nkeys";
+import { NodeConfig } from "../../schemas/mod.ts";
+import { credsFor, readSecretFile, replaceSecretFile, writeSecretFile } from "../bus/mod.ts";
+import { newUserSeed, signerFromSeed, type Signer } from "../core/mod.ts";
+
+export const FILES = { sign: "node.nk", kex: "kex.nk", creds: "node.creds", ca: "ca.pem", config: "node.json" } as const;
+
+export interface NodeKeys {
+  signer: Signer;
+  kexPublicKey: string;
+}
+
+export class NodeStore {
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  path(name: keyof typeof FILES): string {
+    return join(this.dir, FILES[name]);
+  }
+
+  enrolled(): NodeConfig | null {
+    if (!existsSync(this.path("config")) || !existsSync(this.path("creds"))) return null;
+    const r = NodeConfig.safeParse(JSON.parse(readFileSync(this.path("config"), "utf8")));
+    return r.success ? r.data : null;
+  }
+
+  /**
+   * The node's signing and key-exchange keys, made on first use. A join that failed after the
+   * keys were made reuses them, so membershipd recognises the retry.
+   */
+  keys(): NodeKeys {
+    if (!existsSync(this.path("sign"))) {
+      const seed = newUserSeed();
+      writeSecretFile(this.path("sign"), Buffer.concat([Buffer.from(seed), Buffer.from("\n")]));
+      seed.fill(0);
+    }
+    if (!existsSync(this.path("kex"))) {
+      const seed = createCurve().getSeed();
+      writeSecretFile(this.path("kex"), Buffer.concat([Buffer.from(seed), Buffer.from("\n")]));
+      seed.fill(0);
+    }
+    return { signer: this.loadSigner(), kexPublicKey: this.loadKexPublicKey() };
+  }
+
+  private seed(name: "sign" | "kex"): Uint8Array {
+    const buf = readSecretFile(this.path(name));
+    const seed = new Uint8Array(buf).slice(0, buf.toString("utf8").trimEnd().length);
+    buf.fill(0);
+    return seed;
+  }
+
+  private loadSigner(): Signer {
+    const seed = this.seed("sign");
+    try {
+      return signerFromSeed(seed);
+    } finally {
+      seed.fill(0);
+    }
+  }
+
+  private loadKexPublicKey(): string {
+    const seed = this.seed("kex");
+    const kp = fromCurveSeed(seed);
+    const key = kp.getPublicKey();
+    kp.clear();
+    seed.fill(0);
+    return key;
+  }
+
+  /** Writes the pinned CA first, then the creds, then the config: the config marks "enrolled". */
+  saveEnrollment(config: NodeConfig, caPem: string): void {
+    writeFileSync(this.path("ca"), caPem, { mode: 0o644 });
+    const seed = this.seed("sign");
+    try {
+      replaceSecretFile(this.path("creds"), credsFor(config.jwt, seed));
+    } finally {
+      seed.fill(0);
+    }
+    writeFileSync(this.path("config"), JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+  }
+
+  creds(): Uint8Array {
+    return new Uint8Array(readSecretFile(this.path("creds")));
+  }
+}
