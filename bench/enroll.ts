@@ -37,17 +37,21 @@ async function enrollments(h: SecurePlaneHandle, keys: NodeKeys[]) {
   const boot = await h.connectAs(bytes, inboxPrefix(parseCreds(bytes).publicKey));
   const requests = keys.map((k, i) => JSON.stringify(joinRequest(k, { node: `bench-${i}`, secret: invite.token.secret })));
   const configs: unknown[] = [];
+  const refusals: Record<string, number> = {};
   let failures = 0;
   const r = await pool(keys.length, CONCURRENCY, async (i) => {
     const reply = (await boot.request("unibus.enroll.join", requests[i]!, { timeout: 60_000 })).json<any>();
     if (reply.ok) configs[i] = reply.result;
-    else failures++;
+    else {
+      failures++;
+      refusals[reply.error.code] = (refusals[reply.error.code] ?? 0) + 1;
+    }
   });
   const t = now();
   await h.plane.projector.waitFor(await h.plane.jsm.streams.info("UNIBUS_EVENTS").then((s) => s.state.last_seq), 120_000);
   const projected = (now() - t) / 1000;
   await boot.close();
-  return { ...r, failures, configs, projectedAfter: projected, replyBytes: JSON.stringify({ ok: true, result: configs[0] }).length, requestBytes: requests[0]!.length };
+  return { ...r, failures, refusals, configs, projectedAfter: projected, replyBytes: JSON.stringify({ ok: true, result: configs[0] }).length, requestBytes: requests[0]!.length };
 }
 
 /** The same bytes through a plain responder on the same server (service identity both sides). */
@@ -63,14 +67,24 @@ async function rawRequests(h: SecurePlaneHandle, n: number, requestBytes: number
 }
 
 /** Waits for a connection to close; ms since `t0`, or NaN after 10 s. */
+/**
+ * The moment the server drops the connection (its first "disconnect" status): `closed()` would
+ * also count the client's own reconnect attempts that the server then refuses.
+ */
 function cutAfter(nc: NatsConnection, t0: number): Promise<number> {
-  return Promise.race([nc.closed().then(() => now() - t0), sleep(10_000).then(() => NaN)]);
+  const disconnected = (async () => {
+    for await (const s of nc.status()) if (s.type === "disconnect" || s.type === "close") return now() - t0;
+    return now() - t0;
+  })();
+  return Promise.race([disconnected, nc.closed().then(() => now() - t0), sleep(10_000).then(() => NaN)]);
 }
 
 async function revocations(h: SecurePlaneHandle, keys: NodeKeys[], configs: any[]) {
   const send = adminClient(h);
   const out: number[] = [];
-  for (let i = 0; i < REVOCATIONS; i++) {
+  const enrolled = [...configs.keys()].filter((i) => configs[i]).slice(0, REVOCATIONS);
+  if (enrolled.length < REVOCATIONS) throw new Error(`only ${enrolled.length} nodes enrolled; ${REVOCATIONS} are needed for the revocation run`);
+  for (const i of enrolled) {
     const nc = await connectNode(h, configs[i], keys[i]!);
     const t0 = now();
     const cut = cutAfter(nc, t0);
@@ -132,7 +146,7 @@ export async function run(): Promise<BenchResult> {
       rows: [
         ["enrollments/s (until projected)", fmtInt(uRate), fmtInt(rawRate), fmtRatio(uRate / rawRate)],
         ["join latency p50 / p99 (ms)", `${fmtMs(up50!)} / ${fmtMs(up99!)}`, `${fmtMs(rp50!)} / ${fmtMs(rp99!)}`, ""],
-        ["refused joins", fmtInt(u.failures), "", ""],
+        ["refused joins", `${fmtInt(u.failures)}${u.failures ? ` (${Object.entries(u.refusals).map(([c, n]) => `${c} ${n}`).join(", ")})` : ""}`, "", ""],
         ["projection caught up after the last reply (ms)", fmtMs(u.projectedAfter * 1000), "", ""],
         ["revoke → cut p50 / p99 (ms)", `${fmtMs(c50!)} / ${fmtMs(c99!)}`, `${fmtMs(rc50!)} / ${fmtMs(rc99!)}`, fmtRatio(c50! / rc50!)],
         ["connections not cut within 10 s", fmtInt(missed), fmtInt(rawCuts.filter((c) => !Number.isFinite(c)).length), ""],

@@ -1,9 +1,13 @@
-// Generates docs/events.md from the zod schemas, so the catalogue cannot drift from the code.
-// `make docs` writes it and schemas/json/; test/docs.test.ts fails when either is stale.
+// Generates docs/events.md from the zod schemas and docs/security.md from the roles' permissions and
+// the secrets' file names (scripts/security-doc.ts), so neither can drift from the code.
+// `make docs` writes them and schemas/json/; test/docs.test.ts fails when any is stale.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { AggregateKinds, CommandEnvelope, EventDataSchemas, EventEnvelope, MembershipActionArgs, MembershipActions } from "../schemas/mod.ts";
+import { SECURITY_DOC, renderSecurityDoc } from "./security-doc.ts";
+
+export { SECURITY_DOC, renderSecurityDoc };
 
 export const EVENTS_DOC = resolve(import.meta.dirname, "../docs/events.md");
 export const JSON_SCHEMA_DIR = resolve(import.meta.dirname, "../schemas/json");
@@ -79,8 +83,9 @@ export function renderEventsDoc(): string {
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("gen-docs.ts")) {
   writeFileSync(EVENTS_DOC, renderEventsDoc());
+  writeFileSync(SECURITY_DOC, renderSecurityDoc());
   rmSync(JSON_SCHEMA_DIR, { recursive: true, force: true });
   mkdirSync(JSON_SCHEMA_DIR, { recursive: true });
   for (const [name, text] of Object.entries(renderJsonSchemas())) writeFileSync(resolve(JSON_SCHEMA_DIR, name), text);
-  console.log(`wrote ${EVENTS_DOC} and ${JSON_SCHEMA_DIR}/`);
+  console.log(`wrote ${EVENTS_DOC}, ${SECURITY_DOC} and ${JSON_SCHEMA_DIR}/`);
 }

@@ -5,13 +5,13 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Kvm, type KV } from "@nats-io/kv";
-import { freePort } from "../services/bus/mod.ts";
+import { connectNats, freePort } from "../services/bus/mod.ts";
 import { eventSubject, newUserSeed, signEvent, signerFromSeed, storageKey, type Signer } from "../services/core/mod.ts";
 import { serviceSigner } from "../services/membershipd/identities.ts";
-import { clientFor, runCli, startNats, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
+import { clientFor, runCli, startNats, tempDir, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
 import { cleanupMembershipd, startFreshMembershipd } from "./process-tools.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
@@ -68,8 +68,8 @@ describe("unibus CLI against a real membershipd", () => {
 
   test("the README walkthrough, every step exit 0", async () => {
     const alice = ok(await cli(["user", "add", "alice", "--role", "admin"]), "user add alice");
-    assert.match(alice.stdout, /^created user alice \(U[A-Z2-7]{55}\); its seed is in .*users\/alice\.nk\n$/);
-    assert.equal(statSync(join(dataDir, "users", "alice.nk")).mode & 0o777, 0o600);
+    assert.match(alice.stdout, /^created user alice \(U[A-Z2-7]{55}\); its seed is in .*users\/alice\.nk; its NATS credentials are in .*users\/alice\.creds\n$/);
+    for (const f of ["alice.nk", "alice.creds"]) assert.equal(statSync(join(dataDir, "users", f)).mode & 0o777, 0o600, f);
     ok(await cli(["user", "add", "bob", "--role", "monitor"]), "user add bob");
     assert.match(ok(await cli(["room", "create", "ops", "--subject", "Operations"]), "room create").stdout, /^created room ops \(event \d+\)\n$/);
     assert.match(ok(await cli(["member", "add", "ops", "alice", "--role", "owner"]), "member add alice").stdout, /^added alice to ops\n$/);
@@ -79,17 +79,18 @@ describe("unibus CLI against a real membershipd", () => {
       cli(["user", "list"]), cli(["member", "list", "--room", "ops"]), cli(["member", "list", "--user", "alice"]), cli(["room", "show", "ops"]),
       cli(["events", "tail"]), cli(["audit", "replay"]), cli(["audit", "verify"]),
     ]);
-    assert.match(ok(users, "user list").stdout, /^HANDLE +ROLE +SIGN_KEY +CREATED_AT\n/);
+    assert.match(ok(users, "user list").stdout, /^HANDLE +ROLE +REVOKED +SIGN_KEY +CREATED_AT\n/);
     for (const h of ["admin", "alice", "bob"]) assert.match(users.stdout, new RegExp(`^${h} `, "m"));
     assert.match(ok(byRoom, "member list --room").stdout, /^alice +owner /m);
     assert.match(byRoom.stdout, /^bob +member /m);
     assert.match(ok(byUser, "member list --user").stdout, /^ops +owner$/m);
     assert.match(ok(show, "room show").stdout, /^ops +Operations +false +admin /m);
     assert.match(show.stdout, /^alice +owner /m);
-    for (const t of ["SystemInitialized", "UserCreated", "RoomCreated", "MemberAdded"]) assert.match(ok(tail, "events tail").stdout, new RegExp(` ${t} `));
-    assert.equal(tail.stdout.trim().split("\n").length, 7, tail.stdout);
+    for (const t of ["SystemInitialized", "UserCreated", "IdentityIssued", "RoomCreated", "MemberAdded"]) assert.match(ok(tail, "events tail").stdout, new RegExp(` ${t} `));
+    // 4 at start (system, admin user, service and admin identities), 2 per user add (user, identity), 1 room, 2 members.
+    assert.equal(tail.stdout.trim().split("\n").length, 11, tail.stdout);
     assert.match(ok(replay, "audit replay").stdout, /no differences: every KV bucket matches the stream/);
-    assert.match(ok(verify, "audit verify").stdout, /^verified 7 events: every signature and hash chain is intact\n$/);
+    assert.match(ok(verify, "audit verify").stdout, /^verified 11 events: every signature and hash chain is intact\n$/);
   });
 
   test("--json output parses (user list, room show, events tail, audit verify; audit replay below)", async () => {
@@ -103,10 +104,10 @@ describe("unibus CLI against a real membershipd", () => {
     assert.equal(s.room.archived, false);
     assert.deepEqual(s.members.map((m: { user: string; role: string }) => [m.user, m.role]).sort(), [["alice", "owner"], ["bob", "member"]]);
     const events = ok(tail, "events tail").stdout.trim().split("\n").map((l) => JSON.parse(l));
-    assert.deepEqual(events.map((e) => e.seq), [5, 6, 7]);
+    assert.deepEqual(events.map((e) => e.seq), [9, 10, 11]);
     assert.deepEqual(events.map((e) => e.type), ["RoomCreated", "MemberAdded", "MemberAdded"]);
     assert.deepEqual(events.map((e) => e.data.user ?? e.data.room), ["ops", "alice", "bob"]);
-    assert.deepEqual(JSON.parse(ok(verify, "audit verify").stdout), { events: 7, at_seq: 7, findings: [] });
+    assert.deepEqual(JSON.parse(ok(verify, "audit verify").stdout), { events: 11, at_seq: 11, findings: [] });
   });
 
   test("a refused command exits 1 with one sentence carrying the code", async () => {
@@ -147,7 +148,13 @@ describe("unibus CLI against a real membershipd", () => {
   test("an unreachable server exits 3", async () => {
     nats = await startNats();
     const dead = `nats://127.0.0.1:${await freePort()}`;
-    const [list, noResponders] = await Promise.all([cli(["--server", dead, "user", "list"]), cli(["--server", nats.url, "room", "list"])]);
+    // A plain server with nobody serving commands: reached without this data dir's CA and creds
+    // (which demand TLS), signing with its admin key all the same.
+    const plainDir = tempDir();
+    const [list, noResponders] = await Promise.all([
+      cli(["--server", dead, "user", "list"]),
+      runCli(["--data-dir", plainDir, "--identity", join(dataDir, "admin.nk"), "--server", nats.url, "room", "list"]).finally(() => rmSync(plainDir, { recursive: true })),
+    ]);
     for (const r of [list, noResponders]) {
       assert.equal(r.code, 3, `exit ${r.code}\n${r.stderr}`);
       oneErrorLine(r, "E_UNAVAILABLE");
@@ -167,29 +174,38 @@ describe("unibus CLI against a real membershipd", () => {
     const printed = ok(await cli(["--dry-run", "room", "create", "dry-room", "--subject", "Dry run"]), "dry-run");
     const lines = printed.stdout.trimEnd().split("\n");
     assert.equal(lines[0], "# valid for 60 s; send with:");
-    const m = /^nats req (unibus\.cmd\.membership\.room\.create) '(.*)'$/.exec(lines[1]!);
+    const m = /^nats --server .* req (unibus\.cmd\.membership\.room\.create) '(.*)'$/.exec(lines[1]!);
     assert.ok(m && lines.length === 2, printed.stdout);
     const [, subject, body] = m;
-    // What a shell hands to `nats` is exactly that subject and JSON.
-    assert.deepEqual(shellArgs(lines[1]!).args, ["req", subject, body]);
+    // What a shell hands to `nats`: this server, its CA, the admin's creds and inbox, then that subject and JSON.
+    const admin = signerFromSeed(readFileSync(join(dataDir, "admin.nk"), "utf8"));
+    const flags = { server: md!.natsUrl, tlsca: join(dataDir, "tls", "ca.pem"), creds: join(dataDir, "admin.creds"), inbox: `_INBOX_${admin.publicKey}` };
+    assert.deepEqual(shellArgs(lines[1]!).args,
+      ["--server", flags.server, "--tlsca", flags.tlsca, "--creds", flags.creds, "--inbox-prefix", flags.inbox, "req", subject, body]);
     const cmd = JSON.parse(body!);
     assert.equal(cmd.action, "room.create");
     assert.deepEqual(cmd.args, { room: "dry-room", subject: "Dry run" });
     const rooms = await new Kvm(client!.nc).open("UNIBUS_rooms");
     assert.equal(await rooms.get(storageKey("dry-room")), null, "--dry-run must not send");
 
-    const reply = (await client!.nc.request(subject!, body!, { timeout: 5000 })).json<any>();
-    assert.equal(reply.ok, true, JSON.stringify(reply));
-    assert.deepEqual(reply.result.events, ["RoomCreated"]);
-    // The same signed command again is answered from its nonce record, not run twice.
-    const again = (await client!.nc.request(subject!, body!, { timeout: 5000 })).json<any>();
-    assert.deepEqual(again, reply);
+    // Sent as the plain `nats` client would with those flags: TLS with that CA, those creds, that inbox.
+    const plain = await connectNats({ servers: flags.server, name: "plain-nats", caFile: flags.tlsca, creds: readFileSync(flags.creds), inboxPrefix: flags.inbox });
+    try {
+      const reply = (await plain.request(subject!, body!, { timeout: 5000 })).json<any>();
+      assert.equal(reply.ok, true, JSON.stringify(reply));
+      assert.deepEqual(reply.result.events, ["RoomCreated"]);
+      // The same signed command again is answered from its nonce record, not run twice.
+      const again = (await plain.request(subject!, body!, { timeout: 5000 })).json<any>();
+      assert.deepEqual(again, reply);
 
-    const asJson = ok(await cli(["--json", "--dry-run", "member", "add", "dry-room", "alice"]), "dry-run --json");
-    const { subject: s2, command } = JSON.parse(asJson.stdout);
-    assert.equal(s2, "unibus.cmd.membership.member.add");
-    const reply2 = (await client!.nc.request(s2, JSON.stringify(command), { timeout: 5000 })).json<any>();
-    assert.equal(reply2.ok, true, JSON.stringify(reply2));
+      const asJson = ok(await cli(["--json", "--dry-run", "member", "add", "dry-room", "alice"]), "dry-run --json");
+      const { subject: s2, command } = JSON.parse(asJson.stdout);
+      assert.equal(s2, "unibus.cmd.membership.member.add");
+      const reply2 = (await plain.request(s2, JSON.stringify(command), { timeout: 5000 })).json<any>();
+      assert.equal(reply2.ok, true, JSON.stringify(reply2));
+    } finally {
+      await plain.close();
+    }
     // Both took effect: the projections show the room with its subject and alice in it.
     const room = await eventually(rooms, storageKey("dry-room"), (r) => r.members === 1);
     assert.equal(room.subject, "Dry run");
@@ -202,8 +218,10 @@ describe("unibus CLI against a real membershipd", () => {
     const line = printed.stdout.trimEnd().split("\n")[1]!;
     const sh = shellArgs(line);
     assert.equal(sh.status, 0, sh.stderr.trim());
-    assert.equal(sh.args.length, 3, `the shell passed ${JSON.stringify(sh.args)}`);
-    assert.deepEqual(JSON.parse(sh.args[2]!).args, { room: "quoted-room", subject: "it's ours" });
+    // Four flag pairs (server, CA, creds, inbox prefix), then req, the subject and the JSON as one argument.
+    assert.equal(sh.args.length, 11, `the shell passed ${JSON.stringify(sh.args)}`);
+    assert.deepEqual(sh.args.slice(8, 10), ["req", "unibus.cmd.membership.room.create"]);
+    assert.deepEqual(JSON.parse(sh.args[10]!).args, { room: "quoted-room", subject: "it's ours" });
   });
 
   test("audit replay finds a KV record tampered directly and one deleted from KV (exit 1)", async () => {

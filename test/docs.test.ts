@@ -2,8 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { EVENTS_DOC, JSON_SCHEMA_DIR, renderEventsDoc, renderJsonSchemas } from "../scripts/gen-docs.ts";
-import { AggregateKinds, EventDataSchemas } from "../schemas/mod.ts";
+import { EVENTS_DOC, JSON_SCHEMA_DIR, SECURITY_DOC, renderEventsDoc, renderJsonSchemas, renderSecurityDoc } from "../scripts/gen-docs.ts";
+import {
+  NODE_PLACEHOLDER, ROLE_VARIANTS, SECRETS, TRANSIENT_SECRETS, permissionRows, placeholderPermissions, sourceOf, type RoleVariant,
+} from "../scripts/security-doc.ts";
+import { AggregateKinds, EventDataSchemas, Role } from "../schemas/mod.ts";
+import { blindToken, permissionsFor } from "../services/core/mod.ts";
+import { ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts";
 
 test("docs/events.md matches the zod schemas (run `make docs` when this fails)", () => {
   assert.equal(readFileSync(EVENTS_DOC, "utf8"), renderEventsDoc());
@@ -18,4 +23,57 @@ test("schemas/json/ matches the zod schemas (run `make docs` when this fails)", 
 test("the catalogue names every event type", () => {
   const doc = renderEventsDoc();
   for (const kind of AggregateKinds) for (const type of Object.keys(EventDataSchemas[kind])) assert.match(doc, new RegExp(`### ${type}\\n`));
+});
+
+test("docs/security.md matches the code (run `make docs` when this fails)", () => {
+  assert.equal(readFileSync(SECURITY_DOC, "utf8"), renderSecurityDoc());
+});
+
+/** The (direction, rule, subject) rows of one role's table in the doc as written on disk. */
+function docRows(doc: string, v: RoleVariant): string[] {
+  const section = doc.split(`\n### ${v.label}\n`)[1];
+  assert.ok(section, `docs/security.md has no table for ${v.label}`);
+  const table = section.split("\n\n")[0]!.trim().split("\n").slice(2);
+  return table.map((line) => {
+    const m = /^\| (publish|subscribe) \| (allow|deny) \| `([^`]+)` \|$/.exec(line);
+    assert.ok(m, `unexpected row in ${v.label}'s table: ${line}`);
+    return `${m[1]} ${m[2]} ${m[3]}`;
+  });
+}
+
+// The doc's own vocabulary, expanded here independently of the generator.
+function expand(row: string): string[] {
+  const withDigest = row.split("<digest(node)>").join(blindToken(NODE_PLACEHOLDER));
+  return withDigest.includes("<stream>") ? ADMIN_READABLE_STREAMS.map((s) => withDigest.split("<stream>").join(s)) : [withDigest];
+}
+
+test("each role's table in docs/security.md lists exactly the subjects permissionsFor returns", () => {
+  const doc = readFileSync(SECURITY_DOC, "utf8");
+  assert.deepEqual(new Set(ROLE_VARIANTS.map((v) => v.role)), new Set(Role.options), "every role has a table");
+  for (const v of ROLE_VARIANTS) {
+    const fromCode = permissionRows(placeholderPermissions(v)).map((r) => r.join(" ")).sort();
+    assert.deepEqual(docRows(doc, v).flatMap(expand).sort(), fromCode, v.label);
+    if (placeholderPermissions(v).resp) assert.match(doc.split(`\n### ${v.label}\n`)[1]!.split("\n### ")[0]!, /Replies: may publish up to/, v.label);
+  }
+});
+
+test("every secret's file name in docs/security.md is the one the code uses", () => {
+  for (const entry of [...SECRETS, ...TRANSIENT_SECRETS]) assert.ok(sourceOf(entry).includes(entry.source.text), `${entry.source.path} no longer contains ${entry.source.text}`);
+});
+
+// The threat model's prose leans on these; if one stops holding, the prose must change too.
+test("the permission facts docs/security.md's prose states still hold", () => {
+  const ctx = { key: "UKEY", node: "web-1", readableStreams: ADMIN_READABLE_STREAMS };
+  const admin = permissionsFor("admin", ctx);
+  assert.ok(admin.pub.deny.includes("unibus.evt.>"), "admins may not publish events");
+  assert.ok(admin.pub.allow.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)), "admins cannot change a stream");
+  const node = permissionsFor("node", ctx);
+  assert.ok(node.pub.allow.every((s) => !s.startsWith("unibus.evt.")) && node.pub.deny.includes("unibus.evt.>"), "nodes append no events");
+  assert.ok(node.sub.allow.every((s) => !s.startsWith("$JS.")) && node.pub.allow.every((s) => !s.startsWith("$JS.")), "nodes have no JetStream access");
+  assert.deepEqual(permissionsFor("bootstrap", { ...ctx, flow: "join" }).pub.allow, ["unibus.enroll.join"], "an invite's credential may only ask to join");
+  assert.deepEqual(permissionsFor("service", ctx).pub.allow, [">"], "the service's `>` is a stated limit");
+  for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {
+    const inboxes = permissionsFor(role, ctx).sub.allow.filter((s) => s.startsWith("_INBOX"));
+    assert.deepEqual(inboxes, ["_INBOX_UKEY.>"], `${role} reads only its own inbox`);
+  }
 });

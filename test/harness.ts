@@ -129,7 +129,7 @@ export interface SecurePlaneHandle {
  * The control plane in this process on the same secured server membershipd runs (operator mode,
  * TLS, at-rest encryption), for identity and enrollment tests that need more than the CLI.
  */
-export async function startSecurePlane(opts: { cidr?: string } = {}): Promise<SecurePlaneHandle> {
+export async function startSecurePlane(opts: { cidr?: string; now?: () => number } = {}): Promise<SecurePlaneHandle> {
   const dataDir = tempDir("unibus-secure-");
   const port = await freePort();
   const security = await prepareSecurity(dataDir, "test", ["127.0.0.1"]);
@@ -145,7 +145,7 @@ export async function startSecurePlane(opts: { cidr?: string } = {}): Promise<Se
   const systemNc = await connectAs(security.systemCreds);
   const plane = await startControlPlane({
     nc, dataDir, replicas: 1, clusterName: "test",
-    security: { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: [natsUrl], cidr: opts.cidr ?? "10.0.0.0/24" },
+    security: { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: [natsUrl], cidr: opts.cidr ?? "10.0.0.0/24", now: opts.now },
   });
   return {
     server, natsUrl, dataDir, security, nc, plane, connectAs,

@@ -68,9 +68,13 @@ describe("membershipd with its embedded nats-server", () => {
     for (let i = 0; i < 5; i++) times.push(Math.round((await healthz(md!)).ms));
     t.diagnostic(`/healthz answered in ${times.join(", ")} ms`);
     assert.ok(median(times) < 1000, `/healthz took ${times.join(", ")} ms`);
-    // ok once the projector has caught up (a probe that misses its 400 ms on a loaded machine reads degraded).
+    // ok once the projector has caught up (a probe that misses its 400 ms on a loaded machine reads
+    // degraded, or acl false: it needs /varz to see which operator the server trusts).
     let h = await healthz(md!);
-    await waitUntil("/healthz ok with projection lag 0", async () => (h = await healthz(md!)).body.status === "ok" && h.body.projections.lag === 0, 10_000)
+    await waitUntil("/healthz ok with projection lag 0 and acl", async () => {
+      h = await healthz(md!);
+      return h.body.status === "ok" && h.body.projections.lag === 0 && h.body.posture.acl === true;
+    }, 10_000)
       .catch(() => assert.fail(JSON.stringify(h.body)));
     assert.equal(h.status, 200);
     assert.match(h.contentType ?? "", /^application\/json/);
@@ -80,10 +84,11 @@ describe("membershipd with its embedded nats-server", () => {
     assert.ok(b.node.length > 0);
     assert.equal(b.version, VERSION);
     assert.deepEqual(Object.keys(b.posture).sort(), ["acl", "at_rest", "auth", "routes", "sealed_keys", "signed_commands", "tls"]);
-    assert.equal(b.posture.auth, "none");
-    assert.equal(b.posture.tls, false);
+    // Operator-mode JWT auth, client TLS, and subject permissions the server enforces for our operator.
+    assert.equal(b.posture.auth, "enforce");
+    assert.equal(b.posture.tls, true);
     assert.equal(b.posture.routes, "none");
-    assert.equal(typeof b.posture.acl, "boolean");
+    assert.equal(b.posture.acl, true);
     assert.equal(b.posture.at_rest, "chachapoly");
     assert.equal(b.posture.signed_commands, true);
     assert.equal(typeof b.posture.sealed_keys, "boolean");
@@ -256,6 +261,12 @@ describe("membershipd on an external NATS (--nats-url)", () => {
     assert.equal(h.body.status, "ok");
     assert.equal(h.body.stream.replicas, 1);
     assert.ok(h.body.stream.last_seq >= 2);
+  });
+
+  test("/healthz tells the truth about a plain external server: no auth, no TLS, no subject permissions", async () => {
+    const h = await healthz(md!);
+    // From the INFO the server sent membershipd's own connection: it asks for neither auth nor TLS.
+    assert.deepEqual({ auth: h.body.posture.auth, tls: h.body.posture.tls, acl: h.body.posture.acl }, { auth: "none", tls: false, acl: false });
   });
 
   test("stopping the NATS server makes /healthz answer degraded in under 1 s, without hanging", async (t) => {

@@ -108,6 +108,25 @@ async function proveIdentity(store: NodeStore, config: NodeConfig, caFile: strin
   await nc.close();
 }
 
+const TRANSIENT = new Set(["E_CONFLICT", "E_UNAVAILABLE"]);
+
+/**
+ * A join is idempotent for its key (membershipd answers a repeat without using the invite again),
+ * so a busy or briefly unreachable control plane is simply asked again, a few times.
+ */
+async function withRetries<T>(attempt: () => Promise<T>, log: (line: string) => void, tries = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof EnrollError) || !TRANSIENT.has(err.code) || i >= tries) throw err;
+      const delay = 250 * 2 ** i + Math.random() * 250;
+      log(`${err.message}; retrying in ${Math.round(delay)} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 export async function join(store: NodeStore, tokenText: string, o: JoinOptions): Promise<NodeConfig> {
   const token = decodeInvite(tokenText);
   const { pem, url } = await pinCa(token.urls, token.ca, o.log);
@@ -119,11 +138,14 @@ export async function join(store: NodeStore, tokenText: string, o: JoinOptions):
     const nc = await connectBootstrap(url, caFile, token.creds);
     let config: NodeConfig;
     try {
-      const reply = await nc.request(ENROLL_JOIN_SUBJECT, JSON.stringify(request), { timeout: o.timeoutMs });
-      config = configFrom(reply.json());
-    } catch (err) {
-      if (err instanceof EnrollError) throw err;
-      throw new EnrollError("E_UNAVAILABLE", `no answer to the join request: ${(err as Error).message}`);
+      config = await withRetries(async () => {
+        try {
+          return configFrom((await nc.request(ENROLL_JOIN_SUBJECT, JSON.stringify(request), { timeout: o.timeoutMs })).json());
+        } catch (err) {
+          if (err instanceof EnrollError) throw err;
+          throw new EnrollError("E_UNAVAILABLE", `no answer to the join request: ${(err as Error).message}`);
+        }
+      }, o.log);
     } finally {
       await nc.close().catch(() => {});
     }

@@ -124,7 +124,9 @@ export class EmbeddedNatsServer {
       `max_payload: 1MB`,
       // An admin JWT lists every stream it may read: its CONNECT line is longer than the 4 KB default.
       `max_control_line: 32KB`,
-      ...(this.opts.tls ? [`tls {`, `  cert_file: ${JSON.stringify(this.opts.tls.chainFile)}`, `  key_file: ${JSON.stringify(this.opts.tls.keyFile)}`, `  timeout: 2`, `}`] : []),
+      // A cold client process on a loaded host needs seconds for its first handshake; past the
+      // deadline the server drops it and the client only notices at its own connect timeout.
+      ...(this.opts.tls ? [`tls {`, `  cert_file: ${JSON.stringify(this.opts.tls.chainFile)}`, `  key_file: ${JSON.stringify(this.opts.tls.keyFile)}`, `  timeout: 10`, `}`] : []),
       ...(this.opts.authConfig ? [this.opts.authConfig] : []),
       `jetstream {`,
       `  store_dir: ${JSON.stringify(this.storeDir)}`,

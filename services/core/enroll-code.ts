@@ -1,6 +1,6 @@
-// The code flow's secrets. An 8-character code shown on the node's console names the wait
-// (its SHA-256) and, stretched with scrypt, keys the node's sealed configuration, so whoever can
-// read the wait subjects (the bootstrap account) learns nothing without the code.
+// The code flow's secrets. An 8-character code shown on the node's console names the wait and
+// keys the node's sealed configuration, both through scrypt, so whoever can read the wait
+// subjects (the bootstrap account) learns nothing without the code.
 import { randomInt, scryptSync } from "node:crypto";
 import sodium from "libsodium-wrappers";
 import { NodeConfig } from "../../schemas/mod.ts";
@@ -17,13 +17,25 @@ export function normalizeCode(code: string): string | null {
   return c.length === 8 && [...c].every((ch) => ALPHABET.includes(ch)) ? c : null;
 }
 
-export function waitIdFor(code: string): string {
-  return sha256Hex(`unibus-wait:${code}`);
+/** scrypt (N=2^15) of the code for one purpose: every guess at a code costs a slow hash. */
+function stretch(code: string, purpose: string): Buffer {
+  return scryptSync(code, `unibus-wait-${purpose}`, 32, { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
 }
 
-/** 32 bytes from the code (scrypt N=2^15), base64url. */
+/**
+ * Names the wait on the subjects every wait-bundle holder can read, so it is stretched too: a fast
+ * hash of a 40-bit code could be reversed offline and the sealed configuration opened.
+ */
+export function waitIdFor(code: string): string {
+  const stretched = stretch(code, "id");
+  const id = sha256Hex(stretched);
+  stretched.fill(0);
+  return id;
+}
+
+/** 32 bytes from the code, base64url: the key the node's configuration is sealed with. */
 export function deriveWaitKey(code: string): string {
-  const key = scryptSync(code, `unibus-wait-key:${waitIdFor(code)}`, 32, { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
+  const key = stretch(code, "key");
   const text = key.toString("base64url");
   key.fill(0);
   return text;

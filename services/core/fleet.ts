@@ -47,6 +47,8 @@ function enroll(c: Extract<FleetCommand, { type: "EnrollNode" }>, s: FleetState)
   const existing = s.nodes.get(c.node);
   if (existing && existing.status === "active") return domainError("E_NODE_EXISTS", `a node named ${c.node} is already enrolled`, { node: c.node });
   if ([...s.nodes.values()].some((n) => n.signKey === c.signKey)) return domainError("E_KEY_IN_USE", "that node key was already enrolled once; generate a new one");
+  // Everyone holding an invite token holds its bootstrap seed: such a key proves nothing.
+  if ([...s.invites.values()].some((i) => i.bootstrapKey === c.signKey)) return domainError("E_KEY_IN_USE", "that key is an invite's bootstrap key; generate a node key of your own");
   const cidr = parseCidr(c.cidr);
   if (!cidr) return domainError("E_INTERNAL", `overlay CIDR ${c.cidr} is invalid`);
   const address = allocateAddress(cidr, s.addresses);

@@ -3,7 +3,6 @@
 // another's replies.
 import type { Role } from "../../schemas/mod.ts";
 import { READ_ACTIONS } from "./roles.ts";
-import { eventSubject } from "./blind.ts";
 
 export interface SubjectPermissions {
   pub: { allow: string[]; deny: string[] };
@@ -50,15 +49,17 @@ export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermi
     case "node": {
       if (!ctx.node) throw new Error("a node identity needs its node name");
       return {
-        // Event subjects carry a digest of the name (names never reach the disk in clear).
-        pub: { allow: [eventSubject("node", ctx.node), `unibus.logs.${ctx.node}.>`], deny: [] },
+        // Never an event subject: whatever lands there is in the stream for good (deny_delete), and
+        // one unparsable message would stall every projection. Only membershipd appends events.
+        pub: { allow: [`unibus.logs.${ctx.node}.>`], deny: ["unibus.evt.>"] },
         sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", inbox], deny: [] },
         resp: { max: 1, ttl: 0 },
       };
     }
     case "bootstrap":
       return ctx.flow === "wait"
-        ? { pub: { allow: ["unibus.enroll.wait.announce"], deny: [] }, sub: { allow: ["unibus.enroll.wait.*", inbox], deny: [] } }
+        // Not the announcements: other waiting nodes' wait ids (and so their codes' hashes) stay private.
+        ? { pub: { allow: ["unibus.enroll.wait.announce"], deny: [] }, sub: { allow: ["unibus.enroll.wait.*", inbox], deny: ["unibus.enroll.wait.announce"] } }
         : { pub: { allow: ["unibus.enroll.join"], deny: [] }, sub: { allow: [inbox], deny: [] } };
   }
 }

@@ -7,6 +7,7 @@ import type { NatsConnection, Msg } from "@nats-io/transport-node";
 import { join } from "node:path";
 import { CHECKPOINTS_BUCKET, EVENTS_STREAM, credsFromSeedFile, projectionBuckets, replaceSecretFile, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
 import { isDomainError, type Signer } from "../core/mod.ts";
+import { failureReply } from "./command-pipeline.ts";
 import { EnrollmentService, JOIN_SUBJECT, WAIT_ANNOUNCE_SUBJECT } from "./enrollment.ts";
 import { IdentityService } from "./identity-service.ts";
 import { ADMIN_HANDLE, ADMIN_SEED_FILE } from "./identities.ts";
@@ -25,6 +26,8 @@ export interface PlaneSecurity {
   urls: string[];
   /** The overlay network nodes get their addresses from. */
   cidr: string;
+  /** The enrollment clock, for tests; Date.now by default. */
+  now?: () => number;
 }
 
 export interface AuthServicesOptions {
@@ -54,7 +57,7 @@ export async function startAuthServices(o: AuthServicesOptions) {
 
   const waiting = await new Kvm(o.nc).create(ENROLL_WAIT_BUCKET, { history: 1, ttl: WAIT_TTL_MS, replicas: o.replicas });
   const enrollment = new EnrollmentService(
-    { cluster: o.clusterName, urls: o.security.urls, caFingerprint: o.security.caFingerprint, cidr: o.security.cidr },
+    { cluster: o.clusterName, urls: o.security.urls, caFingerprint: o.security.caFingerprint, cidr: o.security.cidr, now: o.security.now },
     o.aggregates, identities, waiting, o.nc,
   );
   const serve = (subject: string, handle: (data: Uint8Array) => Promise<unknown>) =>
@@ -65,7 +68,7 @@ export async function startAuthServices(o: AuthServicesOptions) {
         handle(msg.data)
           .catch((e: Error) => {
             o.log?.(`${subject}: ${e.message}`);
-            return { ok: false, error: { code: "E_INTERNAL", message: "internal error; see membershipd log" } };
+            return failureReply(e);
           })
           .then((reply) => msg.respond(JSON.stringify(reply)));
       },

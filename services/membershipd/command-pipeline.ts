@@ -38,11 +38,16 @@ export async function handleCommand(raw: Uint8Array, expectedAction: string, dep
   try {
     return await pipeline(raw, expectedAction, deps);
   } catch (err) {
-    if (err instanceof ConcurrencyConflict) return errorReply(domainError("E_CONFLICT", "too many concurrent writers on the same record; retry"));
-    const message = (err as Error)?.message ?? String(err);
-    const unavailable = /timeout|no responders|connection|closed|disconnect|503/i.test(message);
-    return errorReply(domainError(unavailable ? "E_UNAVAILABLE" : "E_INTERNAL", unavailable ? "the event store is unavailable; retry" : "internal error; see membershipd log"));
+    return failureReply(err);
   }
+}
+
+/** A thrown failure as a reply: lost races and an unreachable store are worth a retry, the rest is ours. */
+export function failureReply(err: unknown): Reply {
+  if (err instanceof ConcurrencyConflict) return errorReply(domainError("E_CONFLICT", "too many concurrent writers on the same record; retry"));
+  const message = (err as Error)?.message ?? String(err);
+  const unavailable = /timeout|no responders|connection|closed|disconnect|503/i.test(message);
+  return errorReply(domainError(unavailable ? "E_UNAVAILABLE" : "E_INTERNAL", unavailable ? "the event store is unavailable; retry" : "internal error; see membershipd log"));
 }
 
 async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineDeps): Promise<Reply> {

@@ -7,18 +7,17 @@ import { randomBytes } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  INVITE_PREFIX, JoinRequest, WaitAnnouncement, type CommandEnvelope, type InviteToken, type NodeConfig, type WaitBundle,
+  type Actor, INVITE_PREFIX, enrollWaitSubject, JoinRequest, WaitAnnouncement, type CommandEnvelope, type InviteToken, type NodeConfig, type WaitBundle,
 } from "../../schemas/mod.ts";
 import {
-  canonicalJson, decodeSignature, domainError, sealConfig, fleetDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
-  type DomainError, type FleetState,
+  canonicalJson, decodeSignature, domainError, sealConfig, fleetDecider, identityDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
+  type DomainError, type FleetCommand, type FleetState, type IdentityState,
 } from "../core/mod.ts";
 import { credsFor, type AggregateStore } from "../bus/mod.ts";
 import type { IdentityService } from "./identity-service.ts";
 import { CLOCK_WINDOW_MS, errorReply, zodMessage } from "./command-pipeline.ts";
 
-export const JOIN_SUBJECT = "unibus.enroll.join";
-export const WAIT_ANNOUNCE_SUBJECT = "unibus.enroll.wait.announce";
+export { ENROLL_JOIN_SUBJECT as JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT as WAIT_ANNOUNCE_SUBJECT } from "../../schemas/mod.ts";
 const FLEET = "main";
 
 export interface EnrollmentOptions {
@@ -26,6 +25,8 @@ export interface EnrollmentOptions {
   urls: string[];
   caFingerprint: string;
   cidr: string;
+  /** The clock invites and joins are judged by (tests move it); Date.now by default. */
+  now?: () => number;
 }
 
 interface Announcement { announcement: WaitAnnouncement; config?: { nonce: string; box: string } }
@@ -39,6 +40,22 @@ export class EnrollmentService {
     private readonly nc: NatsConnection,
   ) {}
 
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /**
+   * Fleet writes from this process go one at a time: they all hit one aggregate, and letting them
+   * race only turns into expected-sequence retries. Other instances are still held off by OCC.
+   */
+  private fleetWrites: Promise<unknown> = Promise.resolve();
+
+  private writeFleet(command: FleetCommand, meta: { actor: Actor; commandId: string }) {
+    const run = this.fleetWrites.then(() => this.aggregates.execute("fleet", FLEET, fleetDecider, command, meta));
+    this.fleetWrites = run.catch(() => {});
+    return run;
+  }
+
   private fleet(): Promise<FleetState> {
     return this.aggregates.load<FleetState>("fleet", FLEET, fleetDecider).then((l) => l.state);
   }
@@ -49,9 +66,9 @@ export class EnrollmentService {
     const secretText = secret.toString("base64url");
     secret.fill(0);
     const hash = sha256Hex(secretText);
-    const expiresAt = new Date(Date.now() + args.expiry_s * 1000);
-    const creds = await this.bootstrapCreds("join", expiresAt, `invite ${hash.slice(0, 12)}`);
-    const r = await this.aggregates.execute("fleet", FLEET, fleetDecider,
+    const expiresAt = new Date(this.now() + args.expiry_s * 1000);
+    const creds = await this.bootstrapCreds("join", expiresAt, `invite ${hash.slice(0, 12)}`, cmd.id);
+    const r = await this.writeFleet(
       { type: "IssueInvite", hash, expiresAt: expiresAt.toISOString(), uses: args.uses, note: args.note, bootstrapKey: creds.key },
       { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
@@ -60,24 +77,28 @@ export class EnrollmentService {
   }
 
   /** The bundle a locked-down node waits with: the right to announce itself and nothing more. */
-  async waitBundle(args: { expiry_s: number }): Promise<unknown> {
-    const expiresAt = new Date(Date.now() + args.expiry_s * 1000);
-    const creds = await this.bootstrapCreds("wait", expiresAt, "enroll-wait");
+  async waitBundle(args: { expiry_s: number }, cmd: CommandEnvelope): Promise<unknown> {
+    const expiresAt = new Date(this.now() + args.expiry_s * 1000);
+    const creds = await this.bootstrapCreds("wait", expiresAt, "enroll-wait", cmd.id);
     const bundle: WaitBundle = { v: 1, cluster: this.o.cluster, urls: this.o.urls, creds: creds.text, ca: this.o.caFingerprint };
     return { bundle: Buffer.from(JSON.stringify(bundle)).toString("base64url"), expires_at: expiresAt.toISOString() };
   }
 
-  private async bootstrapCreds(flow: "join" | "wait", expiresAt: Date, name: string): Promise<{ key: string; text: string }> {
+  /** A bootstrap identity is recorded like any other, so revoking it (with its invite) survives restarts. */
+  private async bootstrapCreds(flow: "join" | "wait", expiresAt: Date, name: string, commandId: string): Promise<{ key: string; text: string }> {
     const seed = newUserSeed();
-    const key = signerFromSeed(seed).publicKey;
-    const jwt = await this.identities.mint({ key, role: "bootstrap", name, ctx: { flow }, expiresAt });
-    const text = new TextDecoder().decode(credsFor(jwt, seed));
-    seed.fill(0);
-    return { key, text };
+    try {
+      const key = signerFromSeed(seed).publicKey;
+      const issued = await this.identities.issue({ key, role: "bootstrap", name, ctx: { flow }, expiresAt }, commandId);
+      if (isDomainError(issued)) throw new Error(`cannot issue a bootstrap identity: ${issued.message}`);
+      return { key, text: new TextDecoder().decode(credsFor(issued.jwt, seed)) };
+    } finally {
+      seed.fill(0);
+    }
   }
 
   async revokeInvite(args: { hash: string }, cmd: CommandEnvelope): Promise<unknown> {
-    const r = await this.aggregates.execute("fleet", FLEET, fleetDecider, { type: "RevokeInvite", hashPrefix: args.hash }, { actor: cmd.actor, commandId: cmd.id });
+    const r = await this.writeFleet( { type: "RevokeInvite", hashPrefix: args.hash }, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
     const hash = String(r.events[0]?.data.hash ?? "");
     const invite = (await this.fleet()).invites.get(hash);
@@ -87,7 +108,7 @@ export class EnrollmentService {
 
   /** Checks the request's own signature: the sender holds the seed of the key it enrolls. */
   private checkProof(body: JoinRequest | WaitAnnouncement, checkClock = true): DomainError | null {
-    if (checkClock && Math.abs(Date.parse(body.ts) - Date.now()) > CLOCK_WINDOW_MS) return domainError("E_CLOCK_SKEW", "the request's time is outside ±60 s of the server clock");
+    if (checkClock && Math.abs(Date.parse(body.ts) - this.now()) > CLOCK_WINDOW_MS) return domainError("E_CLOCK_SKEW", "the request's time is outside ±60 s of the server clock");
     const { sig, ...rest } = body;
     const bytes = decodeSignature(sig);
     if (!bytes || !verifySignature(body.sign_key, new TextEncoder().encode(canonicalJson(rest)), bytes)) {
@@ -97,21 +118,33 @@ export class EnrollmentService {
   }
 
   /** Enrolls (or, for a retry with the same key, re-answers) and returns the node's configuration. */
-  private async enroll(body: JoinRequest | WaitAnnouncement, inviteHash: string, flow: "join" | "code", commandId: string): Promise<NodeConfig | DomainError> {
+  private async enroll(body: JoinRequest | WaitAnnouncement, inviteHash: string, flow: "join" | "code", commandId: string, actor: Actor): Promise<NodeConfig | DomainError> {
     const state = await this.fleet();
     const previous = [...state.nodes.values()].find((n) => n.signKey === body.sign_key);
     const retry = previous && previous.status === "active" && previous.node === body.node;
     if (!retry) {
-      const r = await this.aggregates.execute("fleet", FLEET, fleetDecider, {
+      const taken = await this.keyTaken(body);
+      if (taken) return taken;
+      const r = await this.writeFleet( {
         type: "EnrollNode", node: body.node, signKey: body.sign_key, kexKey: body.kex_key, labels: body.labels, inviteHash, flow,
-        now: new Date().toISOString(), cidr: this.o.cidr,
-      }, { actor: { id: body.node, key: body.sign_key }, commandId });
+        now: new Date(this.now()).toISOString(), cidr: this.o.cidr,
+      }, { actor, commandId });
       if (isDomainError(r)) return r;
     }
-    const node = (await this.fleet()).nodes.get(body.node)!;
+    const node = (await this.fleet()).nodes.get(body.node);
+    // A replayed command id appends nothing (this key's join was recorded before): only an
+    // active node with this very key gets a JWT.
+    if (node?.status !== "active" || node.signKey !== body.sign_key) return domainError("E_KEY_IN_USE", "that node key was already enrolled once; generate a new one");
     const issued = await this.identities.issue({ key: body.sign_key, role: "node", name: body.node, ctx: { node: body.node } }, `enroll-${body.sign_key}`);
     if (isDomainError(issued)) return issued;
     return { node: body.node, address: node.address, jwt: issued.jwt, urls: this.o.urls, ca: this.o.caFingerprint, cluster: this.o.cluster };
+  }
+
+  /** A key that is (or was) another identity would get NodeEnrolled and then no JWT: refuse it first. */
+  private async keyTaken(body: JoinRequest | WaitAnnouncement): Promise<DomainError | null> {
+    const s = (await this.aggregates.load<IdentityState>("identity", body.sign_key, identityDecider)).state;
+    if (s.status === "none" || (s.status === "active" && s.role === "node" && s.name === body.node)) return null;
+    return domainError("E_KEY_IN_USE", "that key belongs to another identity (or a revoked one); generate a node key of your own");
   }
 
   async handleJoin(raw: Uint8Array): Promise<unknown> {
@@ -119,7 +152,9 @@ export class EnrollmentService {
     if ("error" in parsed) return parsed.error;
     const bad = this.checkProof(parsed.value);
     if (bad) return errorReply(bad);
-    const result = await this.enroll(parsed.value, sha256Hex(parsed.value.secret), "join", `join-${sha256Hex(parsed.value.sign_key).slice(0, 32)}`);
+    const v = parsed.value;
+    // A joining node speaks for itself: it is the actor of its own enrollment.
+    const result = await this.enroll(v, sha256Hex(v.secret), "join", `join-${sha256Hex(v.sign_key).slice(0, 32)}`, { id: v.node, key: v.sign_key });
     return isDomainError(result) ? errorReply(result) : { ok: true, result };
   }
 
@@ -134,7 +169,7 @@ export class EnrollmentService {
     const known = entry?.operation === "PUT" ? entry.json<Announcement>() : null;
     if (known && known.announcement.sign_key !== a.sign_key) return errorReply(domainError("E_CONFLICT", "another node waits with this code"));
     if (known?.config) {
-      this.nc.publish(`unibus.enroll.wait.${a.wait_id}`, JSON.stringify({ wait_id: a.wait_id, ...known.config }));
+      this.nc.publish(enrollWaitSubject(a.wait_id), JSON.stringify({ wait_id: a.wait_id, ...known.config }));
       return { ok: true, result: { state: "enrolled" } };
     }
     await this.waiting.put(a.wait_id, JSON.stringify({ announcement: a } satisfies Announcement));
@@ -148,18 +183,19 @@ export class EnrollmentService {
     const { announcement } = entry.json<Announcement>();
     const bad = this.checkProof(announcement, false);
     if (bad) return bad;
-    const config = await this.enroll(announcement, sha256Hex(args.secret), "code", cmd.id);
+    // The operator vouches for the waiting node: the enrollment is theirs.
+    const config = await this.enroll(announcement, sha256Hex(args.secret), "code", cmd.id, cmd.actor);
     if (isDomainError(config)) return config;
     const sealed = await sealConfig(config, args.wait_key);
     await this.waiting.put(args.wait_id, JSON.stringify({ announcement, config: sealed } satisfies Announcement));
-    this.nc.publish(`unibus.enroll.wait.${args.wait_id}`, JSON.stringify({ wait_id: args.wait_id, ...sealed }));
+    this.nc.publish(enrollWaitSubject(args.wait_id), JSON.stringify({ wait_id: args.wait_id, ...sealed }));
     return { node: config.node, address: config.address };
   }
 
   async leaveOrRevoke(kind: "leave" | "revoke", args: { node: string; reason?: string }, cmd: CommandEnvelope): Promise<unknown> {
     const command = kind === "leave" ? { type: "LeaveNode" as const, node: args.node } : { type: "RevokeNode" as const, node: args.node, reason: args.reason ?? "" };
     const before = (await this.fleet()).nodes.get(args.node);
-    const r = await this.aggregates.execute("fleet", FLEET, fleetDecider, command, { actor: cmd.actor, commandId: cmd.id });
+    const r = await this.writeFleet( command, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
     if (before) await this.identities.revoke(before.signKey, kind === "leave" ? "node left" : args.reason ?? "node revoked", cmd.id);
     return { node: args.node, status: kind === "leave" ? "left" : "revoked" };

@@ -45,7 +45,7 @@ export function createFleetActions(d: FleetActionDeps) {
     "node.invite": withEnrollment((e, a, cmd) => e.invite(a, cmd)),
     "node.invite.revoke": withEnrollment((e, a, cmd) => e.revokeInvite(a, cmd)),
     "node.enroll": withEnrollment((e, a, cmd) => e.enrollByCode(a, cmd)),
-    "node.wait-bundle": withEnrollment((e, a) => e.waitBundle(a)),
+    "node.wait-bundle": withEnrollment((e, a, cmd) => e.waitBundle(a, cmd)),
     "node.leave": withEnrollment((e, a, cmd) => e.leaveOrRevoke("leave", a, cmd)),
     "node.revoke": withEnrollment((e, a, cmd) => e.leaveOrRevoke("revoke", a, cmd)),
   };

@@ -34,6 +34,15 @@ function atRest(server: EmbeddedNatsServer | null): string {
   return /chacha/i.test(enc) ? "chachapoly" : /aes/i.test(enc) ? "aes" : enc;
 }
 
+/**
+ * Whether the server requires auth and TLS: from /varz, else from the INFO it sent our own
+ * connection (an external NATS has no monitor we know of; a slow /varz probe must not read "none").
+ */
+function required(varz: any | null, nc: NatsConnection, field: "auth_required" | "tls_required"): boolean | null {
+  if (varz) return Boolean(varz[field]);
+  return nc.info ? Boolean(nc.info[field]) : null;
+}
+
 export async function healthz(d: PostureDeps): Promise<{ status: string; [k: string]: unknown }> {
   const [info, varz, jsz] = await Promise.all([
     within(d.jsm.streams.info(EVENTS_STREAM)),
@@ -46,13 +55,14 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
   if (d.projector.lastError && info && d.projector.applied < info.state.last_seq) problems.push(`projector: ${d.projector.lastError.message}`);
   const lastSeq = info?.state.last_seq ?? null;
   const meta = jsz?.meta_cluster;
+  const auth = required(varz, d.nc, "auth_required");
   return {
     status: problems.length ? "degraded" : "ok",
     node: d.node,
     version: d.version,
     posture: {
-      auth: varz?.auth_required ? "enforce" : d.server ? "none" : "unknown",
-      tls: Boolean(varz?.tls_required),
+      auth: auth === null ? "unknown" : auth ? "enforce" : "none",
+      tls: required(varz, d.nc, "tls_required") === true,
       routes: varz?.cluster?.port ? "enabled" : "none",
       acl: Boolean(varz?.auth_required && d.operatorKey && varz?.trusted_operators_claim?.some((c: { sub?: string }) => c.sub === d.operatorKey)),
       at_rest: atRest(d.server),
