@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { EventEnvelope } from "../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, EVENTS_STREAM, eventSubject } from "../services/bus/mod.ts";
-import { newUserSeed, signEvent, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { newUserSeed, signEvent, signerFromSeed, type EventDraft, type Signer } from "../services/core/mod.ts";
 import { startNats, startPlane, type NatsHandle, type PlaneHandle } from "../test/harness.ts";
 
 export interface BenchResult {
@@ -62,10 +62,15 @@ export function newWriter(actorId = "bench"): Writer {
   return { signer, actor: { id: actorId, key: signer.publicKey } };
 }
 
-/** One signed event the way AggregateStore.sign builds it (id `<command>:0`, causation = correlation = command). */
-export function buildEvent(w: Writer, commandId: string, kind: string, aggregate: string, type: string, data: Record<string, unknown>, prev: string | null): EventEnvelope {
+/** One event draft the way AggregateStore.sign builds it (id `<command>:0`, causation = correlation = command). */
+export function eventDraft(w: Writer, commandId: string, kind: string, aggregate: string, type: string, data: Record<string, unknown>, prev: string | null): EventDraft {
   const id = `${commandId}:0`;
-  return signEvent({ id, type, kind, aggregate, ts: new Date().toISOString(), actor: w.actor, causation: commandId, correlation: commandId, prev, data }, w.signer);
+  return { id, type, kind, aggregate, ts: new Date().toISOString(), actor: w.actor, causation: commandId, correlation: commandId, prev, data };
+}
+
+/** eventDraft, signed on this thread: for setting up loads before a timed window. */
+export function buildEvent(...args: Parameters<typeof eventDraft>): EventEnvelope {
+  return signEvent(eventDraft(...args), args[0].signer);
 }
 
 export interface NewEvent {

@@ -3,6 +3,7 @@
 // sequence 0). Lag is sampled as stream last_seq − projector.applied every 50 ms, and measured per
 // event as the time from its publish ack until projector.applied reaches its sequence. Baseline:
 // a raw ordered consumer on the same stream under the same load (on its own fresh server).
+import { availableParallelism } from "node:os";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { appendEvents, ensureEventStream, EVENTS_STREAM, lastSequence } from "../services/bus/mod.ts";
@@ -163,6 +164,11 @@ async function planePhase(events: NewEvent[]): Promise<PhaseResult & { batches: 
   }
 }
 
+/** Events/s the machine's cores could carry if nothing else ran, at this CPU cost per event. */
+function ceiling(cpu: CpuUse, events: number): number {
+  return (availableParallelism() * 1000 * events) / (cpu.nodeMs + cpu.natsMs);
+}
+
 type KvCalls = { method: string; calls: number; p50: number; p99: number }[];
 
 /** Wraps the KV handles the projector writes through (the plane's bucket objects) to count calls and time them. */
@@ -222,6 +228,9 @@ export async function run(): Promise<BenchResult> {
       `${fmtInt(uni.batchSizes.ones)} batches of a single event), i.e. ${fmtInt(uni.applied / uni.seconds)} events/s applied over the ${uni.seconds.toFixed(0)} s phase; ` +
       `KV calls made during the run: ${uni.kv.map((k) => `${k.method} ${fmtInt(k.calls)} (${(k.calls / Math.max(1, uni.applied)).toFixed(2)}/event, p50 ${fmtMs(k.p50)} ms, p99 ${fmtMs(k.p99)} ms)`).join(", ")}.`,
     "CPU µs per event = CPU time of this process (publisher + reader; for unibus the whole control plane) and of the nats-server during the phase, divided by events offered.",
+    `The generator is the same for both sides, so the raw side's achieved rate (${fmtInt(raw.publish.rate)}/s) is what this machine sustains of this load without a projector. ` +
+      `CPU ceiling: at the CPU per event measured here, ${availableParallelism()} otherwise idle cores could absorb at most ${fmtInt(ceiling(raw.cpu, total))} events/s of the raw side's work ` +
+      `and ${fmtInt(ceiling(uni.cpu, total))} events/s of the unibus side's (${fmtInt(RATE)}/s offered).`,
     `PASS requires the load to be sustained (≥ 95% of ${fmtInt(RATE)}/s, no errors), per-event p99 < ${TARGET_MS} ms and the worst sample < ${TARGET_MS} ms of events.`,
   ];
   if (raw.perEvent.unapplied || uni.perEvent.unapplied) notes.push(`Acked events not applied within ${DRAIN_TIMEOUT_MS / 1000} s after the last ack (lag counted as infinite, shown n/a): raw ${fmtInt(raw.perEvent.unapplied)}, unibus ${fmtInt(uni.perEvent.unapplied)}.`);

@@ -2,7 +2,7 @@
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Actor, EventEnvelope } from "../../schemas/mod.ts";
-import { eventHash, isDomainError, signEvent, type Decider, type DomainError, type Signer } from "../core/mod.ts";
+import { eventHash, isDomainError, signEventAsync, type Decider, type DomainError, type Signer } from "../core/mod.ts";
 import { appendEvents, ConcurrencyConflict, decodeEvent, eventSubject, lastEventOf, readEventMessages } from "./event-store.ts";
 
 export interface Loaded<S> {
@@ -85,7 +85,7 @@ export class AggregateStore {
       const decided = decider.decide(cmd, loaded.state);
       if (isDomainError(decided)) return decided;
       if (decided.length === 0) return { events: [], seqs: [], replayed: false };
-      const envelopes = this.sign(kind, id, decided, loaded.hash, meta);
+      const envelopes = await this.sign(kind, id, decided, loaded.hash, meta);
       try {
         const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes);
         // A duplicate ack means an earlier attempt's envelopes are the stored ones: reload next time.
@@ -106,18 +106,19 @@ export class AggregateStore {
     }
   }
 
-  private sign(kind: string, id: string, events: { type: string; data: Record<string, unknown> }[], prevHash: string | null, meta: CommandMeta): EventEnvelope[] {
+  private async sign(kind: string, id: string, events: { type: string; data: Record<string, unknown> }[], prevHash: string | null, meta: CommandMeta): Promise<EventEnvelope[]> {
     const out: EventEnvelope[] = [];
     let prev = prevHash;
     const ts = new Date().toISOString();
-    events.forEach((e, n) => {
-      const env = signEvent({
+    // In order: each event's `prev` is the hash of the signed event before it.
+    for (const [n, e] of events.entries()) {
+      const env = await signEventAsync({
         id: `${meta.commandId}:${n}`, type: e.type, kind, aggregate: id, ts, actor: meta.actor,
         causation: meta.commandId, correlation: meta.correlation ?? meta.commandId, prev, data: e.data,
       }, this.signer);
       prev = eventHash(env);
       out.push(env);
-    });
+    }
     return out;
   }
 

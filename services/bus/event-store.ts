@@ -70,9 +70,13 @@ export async function appendEvents(js: JetStreamClient, subject: string, expecte
   return { seqs, duplicate };
 }
 
+// One decoder for every event: replay decodes hundreds of thousands, and a decoder is stateless
+// when each call decodes a whole message.
+const utf8 = new TextDecoder();
+
 /** Parses and validates one stored event; an event this version cannot read is an error, never skipped. */
 export function decodeEvent(data: Uint8Array): EventEnvelope {
-  const env = EventEnvelope.parse(JSON.parse(new TextDecoder().decode(data)));
+  const env = EventEnvelope.parse(JSON.parse(utf8.decode(data)));
   const info = eventTypeInfo(env.type);
   if (!info || info.kind !== env.kind) throw new Error(`unknown event type ${env.kind}/${env.type}`);
   info.schema.parse(env.data);

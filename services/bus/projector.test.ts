@@ -357,4 +357,65 @@ describe("Projector", () => {
       assert.deepEqual(seen, [], "the removed member came back during the replay");
       assert.deepEqual(await kvWriteMarks(), marks, "the replay rewrote records");
     });
+
+  test("a record write that fails mid-batch: no checkpoint passes it before the restart, then all catches up, also when it was the last event", async (t) => {
+    const members = buckets.UNIBUS_members!;
+    const log: string[] = [];
+    const originals = { create: members.create.bind(members), update: members.update.bind(members), put: buckets[CHECKPOINTS_BUCKET]!.put.bind(buckets[CHECKPOINTS_BUCKET]!) };
+    let calls = 0;
+    let failures = 0;
+    let failed: { key: string; seq: number } | null = null;
+    // The 8th write's record fails 5 times in a row: more than writeRecord's own retries, so the
+    // whole batch fails and the projector restarts from its checkpoint.
+    const guarded = (write: (k: string, v: any, ...rest: any[]) => Promise<number>) => async (k: string, v: any, ...rest: any[]) => {
+      const seq = JSON.parse(String(v)).seq as number;
+      if (++calls === 8) failed = { key: k, seq };
+      if (failed?.key === k && failures < 5) {
+        failures++;
+        log.push(`fail ${k} ${seq}`);
+        throw new Error("injected KV failure");
+      }
+      const revision = await write(k, v, ...rest);
+      log.push(`ok ${k} ${seq}`);
+      return revision;
+    };
+    members.create = guarded(originals.create) as typeof members.create;
+    members.update = guarded(originals.update) as typeof members.update;
+    buckets[CHECKPOINTS_BUCKET]!.put = (async (k: string, v: any) => {
+      log.push(`checkpoint ${v}`);
+      return originals.put(k, v);
+    }) as typeof members.put;
+    // The projector logs "resuming from <checkpoint>" once a failed batch and all after it have settled.
+    const p = new Projector(c.js, c.jsm, buckets, (line) => log.push(line));
+    running.push(p);
+    try {
+      await p.start();
+      // Many writers at once: batches of several events, some creating and removing the same member.
+      await busy("f", 6, 25);
+      const head = await lastSequence(c.jsm);
+      assert.equal(await p.waitFor(head, 20_000), true);
+      assert.equal(p.lastError?.message, "injected KV failure");
+      assert.ok(failed, `only ${calls} member writes`);
+      const { key, seq } = failed as { key: string; seq: number };
+      const resumed = log.findIndex((l) => l.includes("resuming from"));
+      t.diagnostic(`failed ${key} at seq ${seq}; ${log[resumed]}`);
+      assert.ok(resumed > log.lastIndexOf(`fail ${key} ${seq}`), "restarted after the failure");
+      assert.ok(Number(/resuming from (\d+)/.exec(log[resumed]!)![1]) < seq, "resumes before the failed event");
+      const early = log.slice(0, resumed).filter((l) => l.startsWith("checkpoint ") && Number(l.split(" ")[1]) >= seq);
+      assert.deepEqual(early, [], "a batch after the failed one moved the checkpoint past it");
+
+      // The failing write is the last event for a while: nothing new arrives to notice the failure by.
+      wrote(await roomCreate("f-last"));
+      wrote(await userAdd("f-last-u"));
+      [calls, failures, failed] = [7, 0, null];
+      const last = wrote(await member("AddMember", "f-last", "f-last-u"));
+      assert.equal(await p.waitFor(last, 10_000), true, "stalled on a failed batch with no event after it");
+      assert.equal((failed as { seq: number } | null)?.seq, last);
+    } finally {
+      await p.stop();
+      Object.assign(members, { create: originals.create, update: originals.update });
+      buckets[CHECKPOINTS_BUCKET]!.put = originals.put;
+    }
+    await assertMatchesStream("after the failed write");
+  });
 });

@@ -15,6 +15,15 @@ const CHECKPOINT_KEY = "projector";
 
 interface Cached { record: any; revision: number }
 
+/**
+ * Waits for every write to settle, then throws the first failure: Promise.all would reject at the
+ * first one and let the restart from the checkpoint run beside the batch's other writes.
+ */
+async function allSettled(promises: Promise<unknown>[]): Promise<void> {
+  const failure = (await Promise.allSettled(promises)).find((r) => r.status === "rejected");
+  if (failure) throw failure.reason;
+}
+
 export class Projector {
   applied = 0;
   batches = 0;
@@ -89,7 +98,7 @@ export class Projector {
   private async applyBatch(events: StoredEvent[]): Promise<void> {
     const expected = this.applied + 1;
     if (events[0]!.seq !== expected) throw new Error(`projector expected sequence ${expected}, got ${events[0]!.seq}`);
-    await Promise.all(allProjections.map((p) => this.applyProjection(p, events)));
+    await allSettled(allProjections.map((p) => this.applyProjection(p, events)));
     const last = events[events.length - 1]!.seq;
     await this.buckets[CHECKPOINTS_BUCKET].put(CHECKPOINT_KEY, String(last));
     this.applied = last;
@@ -101,7 +110,7 @@ export class Projector {
     const byKey = new Map<string, StoredEvent[]>();
     for (const e of events) for (const key of p.keys(e)) (byKey.get(key) ?? byKey.set(key, []).get(key)!).push(e);
     const kv = this.buckets[p.bucket]!;
-    await Promise.all([...byKey].map(([key, evs]) => this.writeRecord(kv, p, key, evs)));
+    await allSettled([...byKey].map(([key, evs]) => this.writeRecord(kv, p, key, evs)));
   }
 
   /** Folds the events into the record and writes it with CAS; on a lost race, rereads and refolds. */
@@ -131,10 +140,13 @@ export class Projector {
   /**
    * Most uncached keys are new ones (an event that creates its record): write those with `create`
    * straight away instead of reading first; if the key exists after all, create fails and the
-   * next attempt reads it.
+   * next attempt reads it. Only when the batch leaves a record behind: if it creates and deletes
+   * it, nothing would be written to prove the key absent, and a copy left by an earlier, failed
+   * attempt at the same events would survive, so that case reads.
    */
   private assumeAbsent(p: Projection<any>, events: StoredEvent[]): Cached | null {
-    return p.project(undefined, events[0]!) === undefined ? null : { record: undefined, revision: 0 };
+    const created = events.reduce((r, e) => applyEvent(p, r, e), undefined);
+    return created === undefined ? null : { record: undefined, revision: 0 };
   }
 
   private async readRecord(kv: KV, key: string): Promise<Cached> {

@@ -11,6 +11,11 @@ export interface Signer {
   /** nkey public key (U… for users, N… for nodes), the form shown to people and stored in events */
   readonly publicKey: string;
   sign(data: Uint8Array): Uint8Array;
+  /**
+   * The same signature computed on libuv's threadpool: the caller's event loop keeps serving acks
+   * and other writers meanwhile, and on a multi-core machine the signing runs beside it.
+   */
+  signAsync(data: Uint8Array): Promise<Uint8Array>;
 }
 
 /** Builds a native Ed25519 signer from an nkey seed ("SU…", "SN…", …). */
@@ -26,7 +31,11 @@ export function signerFromSeed(seed: string | Uint8Array): Signer {
   const publicKey = kp.getPublicKey();
   kp.clear();
   seedBytes.fill(0);
-  return { publicKey, sign: (data) => sign(null, data, key) };
+  return {
+    publicKey,
+    sign: (data) => sign(null, data, key),
+    signAsync: (data) => new Promise((resolve, reject) => sign(null, data, key, (err, sig) => (err ? reject(err) : resolve(sig)))),
+  };
 }
 
 const publicKeyCache = new Map<string, KeyObject>();

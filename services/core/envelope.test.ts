@@ -7,7 +7,7 @@ import { createAccount, createServer, fromPublic, fromSeed } from "@nats-io/nkey
 import { CommandEnvelope, EventEnvelope, type Actor } from "../../schemas/mod.ts";
 import { canonicalJson } from "./canonical.ts";
 import { fromBase64Url, newUserSeed, signerFromSeed, toBase64Url, verifySignature } from "./crypto.ts";
-import { eventHash, signCommand, signEvent, verifyCommandSignature, verifyEventSignature, type EventDraft } from "./envelope.ts";
+import { eventHash, signCommand, signEvent, signEventAsync, verifyCommandSignature, verifyEventSignature, type EventDraft } from "./envelope.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -69,6 +69,14 @@ describe("signEvent / verifyEventSignature", () => {
     assert.deepEqual(body, { v: 1, ...d, signer: node.publicKey });
     assert.match(sig, /^[A-Za-z0-9_-]{86}$/);
     assert.equal(fromBase64Url(sig).length, 64);
+  });
+
+  test("signEventAsync (signing on the threadpool) yields the very envelope signEvent does", async () => {
+    const d = draft();
+    const [e] = await Promise.all([signEventAsync(d, node), signEventAsync(draft({ id: "evt-concurrent" }), node)]);
+    // Ed25519 is deterministic: the same bytes signed by the same key give the same signature.
+    assert.deepEqual(e, signEvent(d, node));
+    assert.equal(verifyEventSignature(e), true);
   });
 
   test("the signature covers the canonical JSON of everything but sig", () => {

@@ -25,9 +25,19 @@ export interface EventDraft {
   data: Record<string, unknown>;
 }
 
+function eventBody(draft: EventDraft, signer: Signer): Omit<EventEnvelope, "sig"> {
+  return { v: 1 as const, ...draft, signer: signer.publicKey };
+}
+
 export function signEvent(draft: EventDraft, signer: Signer): EventEnvelope {
-  const body = { v: 1 as const, ...draft, signer: signer.publicKey };
+  const body = eventBody(draft, signer);
   return { ...body, sig: toBase64Url(signer.sign(signingBytes(body))) };
+}
+
+/** signEvent with the Ed25519 step off the event loop: the write path, where many commands sign at once. */
+export async function signEventAsync(draft: EventDraft, signer: Signer): Promise<EventEnvelope> {
+  const body = eventBody(draft, signer);
+  return { ...body, sig: toBase64Url(await signer.signAsync(signingBytes(body))) };
 }
 
 export function verifyEventSignature(event: EventEnvelope): boolean {
