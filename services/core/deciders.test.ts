@@ -78,8 +78,19 @@ describe("userDecider", () => {
   test("evolve UserCreated gives the full user state", () => {
     const evs = events(userDecider.decide(createAlice, userDecider.initialState()));
     assert.deepEqual(userDecider.evolve(userDecider.initialState(), evs[0]!), {
-      exists: true, handle: "alice", role: "admin", signKey, kexKey,
+      exists: true, handle: "alice", role: "admin", signKey, kexKey, revoked: false,
     });
+  });
+
+  test("RevokeUser: UserRevoked once, then nothing; an unknown user is E_USER_NOT_FOUND", () => {
+    const created = userDecider.evolve(userDecider.initialState(), events(userDecider.decide(createAlice, userDecider.initialState()))[0]!);
+    const revoke = { type: "RevokeUser" as const, handle: "alice", reason: "lost laptop" };
+    const evs = events(userDecider.decide(revoke, created));
+    assert.deepEqual(evs, [{ type: "UserRevoked", data: { handle: "alice", reason: "lost laptop" } }]);
+    const revoked = userDecider.evolve(created, evs[0]!);
+    assert.equal(revoked.exists && revoked.revoked, true);
+    assert.deepEqual(userDecider.decide(revoke, revoked), []);
+    assert.equal((userDecider.decide(revoke, userDecider.initialState()) as { code: string }).code, "E_USER_NOT_FOUND");
   });
 
   test("evolve does not mutate the previous state", () => {
@@ -93,7 +104,7 @@ describe("userDecider", () => {
     assert.deepEqual(fold(userDecider, []), { exists: false });
     const ev: UserEvent = { type: "UserCreated", data: { handle: "bob", role: "service", sign_key: otherSignKey, kex_key: null } };
     const state: UserState = fold(userDecider, [ev]);
-    assert.deepEqual(state, { exists: true, handle: "bob", role: "service", signKey: otherSignKey, kexKey: null });
+    assert.deepEqual(state, { exists: true, handle: "bob", role: "service", signKey: otherSignKey, kexKey: null, revoked: false });
   });
 });
 

@@ -56,9 +56,9 @@ const history: StoredEvent[] = [
 
 const expectedBuckets = {
   UNIBUS_users: {
-    alice: { handle: "alice", role: "admin", sign_key: aliceKey, kex_key: aliceKex, created_at: tsOf(2), seq: 2 },
-    bob: { handle: "bob", role: "admin", sign_key: bobKey, kex_key: null, created_at: tsOf(3), seq: 3 },
-    carol: { handle: "carol", role: "monitor", sign_key: carolKey, kex_key: null, created_at: tsOf(4), seq: 4 },
+    alice: { handle: "alice", role: "admin", sign_key: aliceKey, kex_key: aliceKex, created_at: tsOf(2), revoked: false, seq: 2 },
+    bob: { handle: "bob", role: "admin", sign_key: bobKey, kex_key: null, created_at: tsOf(3), revoked: false, seq: 3 },
+    carol: { handle: "carol", role: "monitor", sign_key: carolKey, kex_key: null, created_at: tsOf(4), revoked: false, seq: 4 },
   },
   UNIBUS_rooms: {
     ops: { room: "ops", subject: "Operations", created_by: "alice", created_at: tsOf(5), archived: false, members: 2, seq: 12 },
@@ -102,7 +102,7 @@ describe("usersProjection", () => {
 
   test("project: UserCreated gives the record with created_at = event ts and seq = event seq", () => {
     const rec = usersProjection.project(undefined, userCreated(2, "alice", "admin", aliceKey, aliceKex));
-    assert.deepEqual(rec, { handle: "alice", role: "admin", sign_key: aliceKey, kex_key: aliceKex, created_at: tsOf(2), seq: 2 });
+    assert.deepEqual(rec, { handle: "alice", role: "admin", sign_key: aliceKey, kex_key: aliceKex, created_at: tsOf(2), revoked: false, seq: 2 });
     UserRecord.parse(rec);
   });
 });

@@ -318,11 +318,9 @@ describe("bad input gets a structured error with a stable code, and the service 
     assertError(await send(command("member.add", { room: "x", user: handle }, asMon)), "E_FORBIDDEN");
     assert.equal(await subjectCount(eventSubject("room", room)), 0);
 
-    // A "node" identity may not even read here.
+    // Nodes are not users: they enroll with an invite, so user.add refuses the role outright.
     const node = signerFromSeed(newUserSeed());
-    const nodeId = fresh("node");
-    await ok("user.add", { handle: nodeId, role: "node", sign_key: node.publicKey });
-    assertError(await send(command("user.list", {}, { signer: node, actorId: nodeId })), "E_FORBIDDEN");
+    assertError(await send(command("user.add", { handle: fresh("node"), role: "node", sign_key: node.publicKey })), "E_BAD_REQUEST");
     await assertServing();
   });
 });
@@ -486,7 +484,7 @@ describe("every action end to end", () => {
     assert.equal(added.replayed, false);
     const list = await ok("user.list", {});
     const bob = list.items.find((u: any) => u.handle === handle);
-    assert.deepEqual(bob, { handle, role: "monitor", sign_key: key, kex_key: null, created_at: bob?.created_at, seq: added.seq });
+    assert.deepEqual(bob, { handle, role: "monitor", sign_key: key, kex_key: null, created_at: bob?.created_at, revoked: false, seq: added.seq });
     assert.ok(list.items.some((u: any) => u.handle === "admin" && u.role === "admin"), JSON.stringify(list.items));
     assert.equal(list.total, list.items.length);
     await fails("user.add", { handle, sign_key: newKey() }, "E_USER_EXISTS");
