@@ -18,6 +18,20 @@ export const InviteToken = z.object({
 }).strict();
 export type InviteToken = z.infer<typeof InviteToken>;
 
+/** Reads a token string ("unibus-invite:" + base64url JSON); a reason instead when it is not one. */
+export function parseInviteToken(text: string): { token: InviteToken } | { problem: string } {
+  const t = text.trim();
+  if (!t.startsWith(INVITE_PREFIX)) return { problem: `an invite token starts with ${INVITE_PREFIX}` };
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(t.slice(INVITE_PREFIX.length), "base64url").toString("utf8"));
+  } catch {
+    return { problem: "the invite token is damaged (not base64url JSON)" };
+  }
+  const r = InviteToken.safeParse(json);
+  return r.success ? { token: r.data } : { problem: "the invite token is damaged (unexpected fields)" };
+}
+
 /** The bundle a locked-down node starts `enroll-wait` with: no secret, only the right to wait. */
 export const WaitBundle = InviteToken.omit({ secret: true });
 export type WaitBundle = z.infer<typeof WaitBundle>;

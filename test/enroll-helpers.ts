@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCurve } from "@nats-io/nkeys";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { INVITE_PREFIX, InviteToken, type JoinRequest, type NodeConfig, type Reply, type WaitAnnouncement } from "../schemas/mod.ts";
+import { parseInviteToken, type InviteToken, type JoinRequest, type NodeConfig, type Reply, type WaitAnnouncement } from "../schemas/mod.ts";
 import { canonicalJson, inboxPrefix, newUserSeed, signerFromSeed, toBase64Url, type Signer } from "../services/core/mod.ts";
 import { credsFor, parseCreds } from "../services/bus/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
@@ -44,8 +44,9 @@ export function waitAnnouncement(keys: NodeKeys, node: string, waitId: string): 
 }
 
 export function decodeInvite(token: string): InviteToken {
-  if (!token.startsWith(INVITE_PREFIX)) throw new Error("not an invite token");
-  return InviteToken.parse(JSON.parse(Buffer.from(token.slice(INVITE_PREFIX.length), "base64url").toString("utf8")));
+  const r = parseInviteToken(token);
+  if ("problem" in r) throw new Error(r.problem);
+  return r.token;
 }
 
 /** Connects with a bootstrap (or any) .creds text under its own inbox prefix, as the JWT demands. */

@@ -1,15 +1,15 @@
 // The two ways a node joins: with an invite token (`join`), or by waiting with a code an operator
 // enrolls (`enroll-wait`). Either way the CA is pinned before anything is sent, the keys are made
 // here and only public keys leave, and the node ends by connecting with its own identity.
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as joinPath } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, INVITE_PREFIX, InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
+import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, parseInviteToken, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
 import { connectNats, parseCreds } from "../bus/mod.ts";
 import { canonicalJson, deriveWaitKey, inboxPrefix, newEnrollCode, openConfig, toBase64Url, waitIdFor, type Signer } from "../core/mod.ts";
 import { fetchPinnedCa } from "./ca-pin.ts";
 import type { NodeStore } from "./node-store.ts";
-import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join as joinPath } from "node:path";
 
 export class EnrollError extends Error {
   constructor(readonly code: string, message: string) {
@@ -39,9 +39,9 @@ function decodeBase64Json<T>(text: string, schema: { safeParse(v: unknown): { su
 }
 
 export function decodeInvite(text: string): InviteToken {
-  const t = text.trim();
-  if (!t.startsWith(INVITE_PREFIX)) throw new EnrollError("E_BAD_TOKEN", `an invite token starts with ${INVITE_PREFIX}`);
-  return decodeBase64Json(t.slice(INVITE_PREFIX.length), InviteToken, "invite token");
+  const r = parseInviteToken(text);
+  if ("problem" in r) throw new EnrollError("E_BAD_TOKEN", r.problem);
+  return r.token;
 }
 
 export function decodeWaitBundle(text: string): WaitBundle {

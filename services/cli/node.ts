@@ -1,6 +1,6 @@
 // `unibus node …`: invites, enrollment by code, and the fleet's nodes.
 import { readFileSync } from "node:fs";
-import { INVITE_PREFIX, InviteToken } from "../../schemas/mod.ts";
+import { parseInviteToken, type InviteToken } from "../../schemas/mod.ts";
 import { deriveWaitKey, normalizeCode, waitIdFor } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { need, table, usageError } from "./output.ts";
@@ -17,15 +17,8 @@ export function parseDuration(text: string): number {
 
 /** The invite token's parts; the CLI needs only its secret (the agent uses the rest). */
 export function decodeInviteToken(text: string): InviteToken {
-  const body = text.trim().startsWith(INVITE_PREFIX) ? text.trim().slice(INVITE_PREFIX.length) : usageError(`an invite token starts with ${INVITE_PREFIX}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(body, "base64url").toString("utf8"));
-  } catch {
-    usageError("the invite token is damaged (not base64url JSON)");
-  }
-  const r = InviteToken.safeParse(json);
-  return r.success ? r.data : usageError("the invite token is damaged (unexpected fields)");
+  const r = parseInviteToken(text);
+  return "token" in r ? r.token : usageError(r.problem);
 }
 
 /** The invite from --token-file, stdin (--token -) or, visible in the process list, --token TOKEN. */
