@@ -18,9 +18,15 @@ export const InviteToken = z.object({
 }).strict();
 export type InviteToken = z.infer<typeof InviteToken>;
 
+/** The first line that is not blank or a `#` comment: what the CLI prints above its notes. */
+export function firstLine(text: string): string {
+  return text.split("\n").map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#")) ?? "";
+}
+
 /** Reads a token string ("unibus-invite:" + base64url JSON); a reason instead when it is not one. */
 export function parseInviteToken(text: string): { token: InviteToken } | { problem: string } {
-  const t = text.trim();
+  // The token may come inside `unibus node invite`'s own output, with its comment lines.
+  const t = firstLine(text);
   if (!t.startsWith(INVITE_PREFIX)) return { problem: `an invite token starts with ${INVITE_PREFIX}` };
   let json: unknown;
   try {

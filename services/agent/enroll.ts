@@ -5,7 +5,7 @@ import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, parseInviteToken, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
+import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, firstLine, parseInviteToken, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
 import { connectNats, parseCreds } from "../bus/mod.ts";
 import { canonicalJson, deriveWaitKey, inboxPrefix, newEnrollCode, openConfig, toBase64Url, waitIdFor, type Signer } from "../core/mod.ts";
 import { fetchPinnedCa } from "./ca-pin.ts";
@@ -45,7 +45,7 @@ export function decodeInvite(text: string): InviteToken {
 }
 
 export function decodeWaitBundle(text: string): WaitBundle {
-  return decodeBase64Json(text, WaitBundle, "wait bundle");
+  return decodeBase64Json(firstLine(text), WaitBundle, "wait bundle");
 }
 
 function signed<T extends Record<string, unknown>>(body: T, signer: Signer): T & { sig: string } {
