@@ -23,24 +23,37 @@ export function firstLine(text: string): string {
   return text.split("\n").map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#")) ?? "";
 }
 
+type Parsed<T> = { value: T } | { problem: string };
+
+/** base64url JSON checked against a schema; a one-sentence problem instead of a throw. */
+function parseBase64Json<T>(body: string, schema: z.ZodType<T>, what: string): Parsed<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(body, "base64url").toString("utf8"));
+  } catch {
+    return { problem: `the ${what} is damaged (not base64url JSON)` };
+  }
+  const r = schema.safeParse(json);
+  return r.success ? { value: r.data } : { problem: `the ${what} is damaged (unexpected fields)` };
+}
+
 /** Reads a token string ("unibus-invite:" + base64url JSON); a reason instead when it is not one. */
 export function parseInviteToken(text: string): { token: InviteToken } | { problem: string } {
   // The token may come inside `unibus node invite`'s own output, with its comment lines.
   const t = firstLine(text);
   if (!t.startsWith(INVITE_PREFIX)) return { problem: `an invite token starts with ${INVITE_PREFIX}` };
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(t.slice(INVITE_PREFIX.length), "base64url").toString("utf8"));
-  } catch {
-    return { problem: "the invite token is damaged (not base64url JSON)" };
-  }
-  const r = InviteToken.safeParse(json);
-  return r.success ? { token: r.data } : { problem: "the invite token is damaged (unexpected fields)" };
+  const r = parseBase64Json(t.slice(INVITE_PREFIX.length), InviteToken, "invite token");
+  return "value" in r ? { token: r.value } : r;
 }
 
 /** The bundle a locked-down node starts `enroll-wait` with: no secret, only the right to wait. */
 export const WaitBundle = InviteToken.omit({ secret: true });
 export type WaitBundle = z.infer<typeof WaitBundle>;
+
+/** Reads a wait bundle (base64url JSON, possibly inside `unibus node wait-bundle`'s output). */
+export function parseWaitBundle(text: string): Parsed<WaitBundle> {
+  return parseBase64Json(firstLine(text), WaitBundle, "wait bundle");
+}
 
 const signedBody = { v: z.literal(1), ts: IsoTime, node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, labels: NodeLabels };
 

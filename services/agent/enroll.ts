@@ -5,7 +5,7 @@ import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, firstLine, parseInviteToken, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
+import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, parseInviteToken, parseWaitBundle, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, type WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
 import { connectNats, parseCreds } from "../bus/mod.ts";
 import { canonicalJson, deriveWaitKey, inboxPrefix, newEnrollCode, openConfig, toBase64Url, waitIdFor, type Signer } from "../core/mod.ts";
 import { fetchPinnedCa } from "./ca-pin.ts";
@@ -26,18 +26,6 @@ export interface JoinOptions {
   log: (line: string) => void;
 }
 
-function decodeBase64Json<T>(text: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, what: string): T {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(text.trim(), "base64url").toString("utf8"));
-  } catch {
-    throw new EnrollError("E_BAD_TOKEN", `the ${what} is damaged (not base64url JSON)`);
-  }
-  const r = schema.safeParse(json);
-  if (!r.success) throw new EnrollError("E_BAD_TOKEN", `the ${what} is damaged (unexpected fields)`);
-  return r.data;
-}
-
 export function decodeInvite(text: string): InviteToken {
   const r = parseInviteToken(text);
   if ("problem" in r) throw new EnrollError("E_BAD_TOKEN", r.problem);
@@ -45,7 +33,9 @@ export function decodeInvite(text: string): InviteToken {
 }
 
 export function decodeWaitBundle(text: string): WaitBundle {
-  return decodeBase64Json(firstLine(text), WaitBundle, "wait bundle");
+  const r = parseWaitBundle(text);
+  if ("problem" in r) throw new EnrollError("E_BAD_TOKEN", r.problem);
+  return r.value;
 }
 
 function signed<T extends Record<string, unknown>>(body: T, signer: Signer): T & { sig: string } {

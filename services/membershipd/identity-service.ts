@@ -47,7 +47,7 @@ export class IdentityService {
     return { jwt: await this.mint(r) };
   }
 
-  mint(r: IssueRequest): Promise<string> {
+  private mint(r: IssueRequest): Promise<string> {
     const permissions = permissionsFor(r.role, { key: r.key, readableStreams: this.readableStreams, ...r.ctx });
     return this.auth.userJwt({ name: r.name, key: r.key, permissions, expiresAt: r.expiresAt ?? null });
   }
