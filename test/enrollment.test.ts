@@ -332,8 +332,10 @@ describe("enrollment against a secured plane", () => {
   });
 
   test("bad input on the join subject: structured errors, and the handler keeps serving", async (t) => {
-    const seed = Date.now() % 1_000_000;
-    t.diagnostic(`fuzz seed ${seed}`);
+    // UNIBUS_FUZZ_SEED / UNIBUS_FUZZ_ROUNDS replay a failing run or search longer.
+    const seed = Number(process.env.UNIBUS_FUZZ_SEED ?? Date.now() % 1_000_000);
+    const rounds = Number(process.env.UNIBUS_FUZZ_ROUNDS ?? 120);
+    t.diagnostic(`fuzz seed ${seed}, ${rounds} rounds`);
     const random = seededRandom(seed);
     const inv = await newInvite(send);
     const keys = nodeKeys();
@@ -344,7 +346,7 @@ describe("enrollment against a secured plane", () => {
     const codes = new Map<string, number>();
     const expect = async (data: Uint8Array | string, allowed: string[]) => {
       const r = await ask(data);
-      assert.equal(r.ok, false, JSON.stringify(r).slice(0, 200));
+      assert.equal(r.ok, false, `accepted ${JSON.stringify(Buffer.from(data).toString("latin1"))}: ${JSON.stringify(r).slice(0, 120)}`);
       assert.ok(allowed.includes(r.error.code), `${r.error.code}: ${r.error.message}`);
       codes.set(r.error.code, (codes.get(r.error.code) ?? 0) + 1);
     };
@@ -355,10 +357,12 @@ describe("enrollment against a secured plane", () => {
       for (const bad of ["null", "[]", "{}", "1", JSON.stringify({ ...JSON.parse(valid), extra: 1 }), JSON.stringify({ ...JSON.parse(valid), node: "../x" }), JSON.stringify({ ...JSON.parse(valid), labels: { "A B": "x" } })]) {
         await expect(bad, ["E_BAD_REQUEST"]);
       }
-      for (let i = 0; i < 120; i++) {
+      for (let i = 0; i < rounds; i++) {
         const bytes = Buffer.from(valid);
         const flips = 1 + Math.floor(random() * 4);
         for (let f = 0; f < flips; f++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+        // A "flip" may write the byte that was there: the request is then the valid one, and is accepted.
+        if (i % 3 !== 0 && bytes.equals(Buffer.from(valid))) continue;
         await expect(i % 3 === 0 ? randomBytesFrom(random) : bytes, ["E_BAD_JSON", "E_BAD_REQUEST", "E_PROOF", "E_CLOCK_SKEW", "E_INVITE_NOT_FOUND"]);
       }
       t.diagnostic(`codes: ${JSON.stringify(Object.fromEntries(codes))}`);
