@@ -7,8 +7,9 @@ import { createConnection } from "node:net";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, decodeEvent, OperatorAuth, readCredsFile } from "../services/bus/mod.ts";
-import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { AggregateStore, connectNats, decodeEvent, eventSubject, lastEventOf, OperatorAuth, readCredsFile } from "../services/bus/mod.ts";
+import { SERVICE_SEED_FILE } from "../services/membershipd/identities.ts";
+import { inboxPrefix, isDomainError, signerFromSeed, userDecider, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { clientFor, runCli, startMembershipd, startNats, type CliResult, type MembershipdHandle } from "./harness.ts";
 import { cleanupMembershipd, getJson, startFreshMembershipd, stopMembershipd, waitUntil } from "./process-tools.ts";
@@ -102,9 +103,10 @@ describe("identities on membershipd's secured embedded server", () => {
   before(async () => {
     md = await startFreshMembershipd();
     dataDir = md.dataDir;
-    const [bob, carol] = await Promise.all([cli(["user", "add", "bob", "--role", "monitor"]), cli(["user", "add", "carol", "--role", "admin"])]);
-    ok(bob, "user add bob");
-    ok(carol, "user add carol");
+    const [bob, carol, dave] = await Promise.all(["bob:monitor", "carol:admin", "dave:monitor"].map((u) => cli(["user", "add", u.split(":")[0]!, "--role", u.split(":")[1]!])));
+    ok(bob!, "user add bob");
+    ok(carol!, "user add carol");
+    ok(dave!, "user add dave");
     adminNc = await connectAs("admin.creds");
     service = await clientFor(md);
   });
@@ -226,14 +228,26 @@ describe("identities on membershipd's secured embedded server", () => {
     assert.match(ok(replay, "audit replay").stdout, /no differences/);
   });
 
-  test("after a restart on the same data dir, bob stays revoked and admin.creds still works", async () => {
+  test("after a restart on the same data dir, bob stays revoked, a revocation a crash cut short is finished, and admin.creds still works", async () => {
+    // dave's UserRevoked is durable but nothing after it happened (no account push, no
+    // IdentityRevoked), as a crash right after that append would leave it.
+    const daveKey = readCredsFile(path("users", "dave.creds")).publicKey;
+    const store = new AggregateStore(service!.js, service!.jsm, signerFromSeed(readFileSync(path(SERVICE_SEED_FILE), "utf8")));
+    const cut = await store.execute("user", "dave", userDecider, { type: "RevokeUser", handle: "dave", reason: "crash test" }, { actor: { id: "admin", key: signer("admin.nk").publicKey }, commandId: "crash-test" });
+    assert.ok(!isDomainError(cut), JSON.stringify(cut));
     await adminNc?.close();
     assert.equal(await stopMembershipd(md!), 0, md!.output());
     md = await startMembershipd({ dataDir });
     assert.match(await connectError(connectAs("users/bob.creds")), /authorization violation/i);
+    assert.match(await connectError(connectAs("users/dave.creds")), /authorization violation/i);
+    // The embedded server restarted with membershipd: a new connection reads the stream.
+    await service?.nc.close();
+    service = await clientFor(md);
+    const recorded = await lastEventOf(service.jsm, eventSubject("identity", daveKey));
+    assert.equal(recorded && decodeEvent(recorded.data).type, "IdentityRevoked", "the restart appends the IdentityRevoked the crash left out");
     const users = ok(await cli(["--json", "user", "list"]), "user list as admin after the restart");
     const revoked = Object.fromEntries(JSON.parse(users.stdout).items.map((u: { handle: string; revoked: boolean }) => [u.handle, u.revoked]));
-    assert.deepEqual(revoked, { admin: false, bob: true, carol: true });
+    assert.deepEqual(revoked, { admin: false, bob: true, carol: true, dave: true });
   });
 });
 

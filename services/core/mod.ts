@@ -15,3 +15,4 @@ export * from "./identities.ts";
 export { allocateAddress } from "./overlay.ts";
 export * from "./permissions.ts";
 export * from "./enroll-code.ts";
+export * from "./revocations.ts";
