@@ -4,3 +4,4 @@ export * from "./envelopes.ts";
 export * from "./commands.ts";
 export * from "./records.ts";
 export * from "./enrollment.ts";
+export * from "./service-config.ts";

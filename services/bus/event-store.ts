@@ -129,8 +129,11 @@ export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamMana
   try {
     for await (const m of messages) {
       // `m.info.pending` counts what the server still holds; `buffered`, what this client has
-      // prefetched but not yet handed out. Only both at 0 means "caught up".
-      yield Object.assign(m, { buffered: messages.getPending() });
+      // prefetched but not yet handed out. Only both at 0 means "caught up". Not `getPending()`:
+      // it also counts the status callbacks the consumer queues among the messages (nats.js 3.4
+      // never takes those out of its in-flight count), so it could stay at 1 with nothing
+      // buffered, and a reader waiting for 0 waited for the next event, forever on a quiet stream.
+      yield Object.assign(m, { buffered: Math.max(0, messages.getReceived() - messages.getProcessed()) });
       if (until !== undefined && (m.seq >= until || (opts.filter !== undefined && m.info.pending === 0))) break;
     }
   } finally {

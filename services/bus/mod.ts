@@ -10,3 +10,4 @@ export * from "./kv-snapshot.ts";
 export * from "./operator.ts";
 export * from "./tls.ts";
 export * from "./creds.ts";
+export * from "./logs-stream.ts";

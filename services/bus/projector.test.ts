@@ -359,8 +359,9 @@ describe("Projector", () => {
     });
 
   test("a record write that fails mid-batch: no checkpoint passes it before the restart, then all catches up, also when it was the last event",
-    // Still run and reported: it fails about half the time when the whole file runs (alone it passes).
-    { todo: "bug: after `resuming from <checkpoint>` the restarted projector sometimes completes no batch at all (no checkpoint in 60 s)" }, async (t) => {
+    // Still run and reported. Not the flush condition: it hangs the same with `buffered` counted from
+    // received minus processed messages (event-store.ts) as with nats.js's getPending().
+    { todo: "bug: after `resuming from <checkpoint>` the restarted projector completes no batch at all (no checkpoint in 60 s) in most whole-file runs" }, async (t) => {
     const members = buckets.UNIBUS_members!;
     const log: string[] = [];
     const originals = { create: members.create.bind(members), update: members.update.bind(members), put: buckets[CHECKPOINTS_BUCKET]!.put.bind(buckets[CHECKPOINTS_BUCKET]!) };

@@ -25,6 +25,8 @@ verbs:
   node enroll --code CODE --token-file FILE|--token -   enroll a node waiting with unibus-agent enroll-wait
   node wait-bundle [--expiry 24h]      the bundle unibus-agent enroll-wait starts with
   node list | node show <node> | node leave <node> | node revoke <node> [--reason TEXT]
+  node logs <node> <service> [--lines 100] [--since 10m] [--follow]
+                                       a service's output from UNIBUS_LOGS (admins); --since 2h, 30s, 1d or an ISO time
   room create <room> [--subject TEXT] | room list [--active] | room show <room> | room archive <room>
   member add <room> <user> [--role owner|moderator|member] | member role <room> <user> <role>
   member remove <room> <user> | member list --room R | member list --user U
@@ -51,7 +53,7 @@ const globalOptions = {
   json: { type: "boolean" }, "dry-run": { type: "boolean" }, timeout: { type: "string" }, help: { type: "boolean", short: "h" },
   role: { type: "string" }, "sign-key": { type: "string" }, "kex-key": { type: "string" }, "seed-out": { type: "string" },
   subject: { type: "string" }, active: { type: "boolean" }, room: { type: "string" }, user: { type: "string" },
-  lines: { type: "string" }, follow: { type: "boolean" }, trust: { type: "string", multiple: true }, limit: { type: "string" },
+  lines: { type: "string" }, follow: { type: "boolean" }, since: { type: "string" }, trust: { type: "string", multiple: true }, limit: { type: "string" },
   creds: { type: "string" }, ca: { type: "string" }, reason: { type: "string" }, expiry: { type: "string" }, uses: { type: "string" },
   note: { type: "string" }, code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" },
 } satisfies ParseArgsConfig["options"];
@@ -129,8 +131,8 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     }
     case "member list": return show(o, await send("member.list", { ...(f.room ? { room: f.room } : {}), ...(f.user ? { user: f.user } : {}), ...limit }),
       (r) => table(r.items, f.room ? ["user", "role", "since"] : ["room", "role"]));
-    case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node leave": case "node revoke":
-      return nodeVerb(verb!, rest, f, o, send, show);
+    case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node leave": case "node revoke": case "node logs":
+      return nodeVerb(verb!, rest, f, o, send, show, connection);
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());

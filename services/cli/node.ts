@@ -4,6 +4,8 @@ import { parseInviteToken, type InviteToken } from "../../schemas/mod.ts";
 import { deriveWaitKey, normalizeCode, waitIdFor } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { need, table, usageError } from "./output.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { nodeLogs } from "./logs.ts";
 import type { Flags, Send, show as Show } from "./main.ts";
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
@@ -28,7 +30,7 @@ function tokenInput(f: Flags): string {
   return f.token ?? usageError("--token-file FILE (or --token -) takes an invite token (unibus node invite)");
 }
 
-export async function nodeVerb(verb: string, rest: string[], f: Flags, o: GlobalOptions, send: Send, show: typeof Show): Promise<number> {
+export async function nodeVerb(verb: string, rest: string[], f: Flags, o: GlobalOptions, send: Send, show: typeof Show, connection?: () => Promise<NatsConnection>): Promise<number> {
   const limit = f.limit ? { limit: Number(f.limit) } : {};
   switch (verb) {
     case "invite": {
@@ -63,6 +65,9 @@ export async function nodeVerb(verb: string, rest: string[], f: Flags, o: Global
       const reason = verb === "revoke" && f.reason ? { reason: f.reason } : {};
       return show(o, await send(`node.${verb}`, { node, ...reason }), (r) => `${node} is ${r.status}; its identity is revoked and its connections are cut`);
     }
+    case "logs":
+      if (o.dryRun) usageError("node logs reads the log stream; there is no command to print with --dry-run");
+      return nodeLogs(rest, f, o, connection ?? usageError("node logs needs a connection"), send);
     default:
       return usageError(`unknown verb "node ${verb}"`);
   }

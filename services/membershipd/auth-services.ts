@@ -5,7 +5,7 @@ import { Kvm } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Msg } from "@nats-io/transport-node";
 import { join } from "node:path";
-import { CHECKPOINTS_BUCKET, EVENTS_STREAM, credsFromSeedFile, projectionBuckets, replaceSecretFile, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
+import { CHECKPOINTS_BUCKET, EVENTS_STREAM, LOGS_STREAM, credsFromSeedFile, projectionBuckets, replaceSecretFile, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
 import { isDomainError, type Signer } from "../core/mod.ts";
 import { failureReply } from "./command-pipeline.ts";
 import { EnrollmentService, JOIN_SUBJECT, WAIT_ANNOUNCE_SUBJECT } from "./enrollment.ts";
@@ -44,8 +44,8 @@ export interface AuthServicesOptions {
   log?: (line: string) => void;
 }
 
-/** What an admin may read with its JWT: the event stream and every projection's KV stream. */
-export const ADMIN_READABLE_STREAMS = [EVENTS_STREAM, ...[...projectionBuckets, CHECKPOINTS_BUCKET].map((b) => `KV_${b}`)];
+/** What an admin may read with its JWT: the event stream, every projection's KV stream, and the services' logs. */
+export const ADMIN_READABLE_STREAMS = [EVENTS_STREAM, ...[...projectionBuckets, CHECKPOINTS_BUCKET].map((b) => `KV_${b}`), LOGS_STREAM];
 
 export async function startAuthServices(o: AuthServicesOptions) {
   const actor = { id: "membershipd", key: o.service.publicKey };

@@ -2,7 +2,7 @@
 // membership command service. membershipd's main wraps it with the embedded server and HTTP.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AggregateStore, NONCES_BUCKET, Projector, ensureEventStream, eventSubject, lastEventOf, openBuckets } from "../bus/mod.ts";
+import { AggregateStore, NONCES_BUCKET, Projector, ensureEventStream, ensureLogsStream, eventSubject, lastEventOf, openBuckets } from "../bus/mod.ts";
 import { domainError, isReadAction, userDecider, type UserState } from "../core/mod.ts";
 import { createActions, parseActionArgs } from "./actions.ts";
 import { bootstrapStore } from "./bootstrap.ts";
@@ -38,6 +38,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const jsm = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
   await ensureEventStream(jsm, o.replicas);
+  await ensureLogsStream(jsm, { replicas: o.replicas });
   const buckets = await openBuckets(o.nc, o.replicas);
   const service = serviceSigner(o.dataDir);
   const aggregates = new AggregateStore(js, jsm, service);

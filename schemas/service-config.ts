@@ -1,0 +1,96 @@
+// One service a node runs, as declared in `<services dir>/<name>.json`. The agent never hands any
+// of it to a shell: the command is exec'd with its args as they are, inside the sandbox it names.
+import { posix } from "node:path";
+import { z } from "zod";
+
+/** Service names become file names, hostnames and log fields: letters, digits and dashes only. */
+export const ServiceName = z.string()
+  .regex(/^[a-z][a-z0-9-]{0,62}$/, "must be 1-63 of a-z 0-9 - starting with a letter")
+  .describe("the service's name: 1-63 of a-z 0-9 -, starting with a letter");
+
+const noNul = (s: string) => !s.includes("\0");
+
+/** An absolute path in its one normalized spelling, so "/srv/a/../../etc" cannot pass for "/srv". */
+export const AbsolutePath = z.string().max(4096)
+  .refine((p) => p.startsWith("/") && noNul(p) && posix.normalize(p) === p && (p === "/" || !p.endsWith("/")), "must be an absolute, normalized path");
+
+// The agent chowns a writable path to the service, so a slip here would hand it a system
+// directory: the root, top-level directories, shared parents such as /var/lib, and the system and
+// kernel trees never become writable.
+const SYSTEM_TREES = ["/proc", "/sys", "/dev", "/etc", "/usr", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+const SHARED_PARENTS = ["/var/lib", "/var/log", "/var/cache", "/var/tmp", "/var/spool", "/var/run", "/run/user"];
+const WritablePath = AbsolutePath.refine(
+  (p) => p.split("/").length >= 3 && !SHARED_PARENTS.includes(p) && !SYSTEM_TREES.some((t) => p.startsWith(`${t}/`)),
+  "must be a service's own directory (e.g. /var/lib/app): not a top-level or shared directory like /var/lib, nor inside /etc, /usr, /boot, /proc, /sys, /dev or a bin or lib directory",
+);
+
+const Arg = z.string().max(4096).refine(noNul, "must not contain NUL");
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "must be a variable name (letters, digits, _; not starting with a digit)");
+const Millis = (max: number) => z.number().int().min(0).max(max);
+const Positive = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+export const RestartConfig = z.object({
+  policy: z.enum(["always", "on-failure", "never"]).default("on-failure")
+    .describe("always: restart after any exit; on-failure: only after a non-zero code or a signal; never"),
+  backoff_ms: Millis(3_600_000).default(500).describe("delay before the first restart; doubles with each restart in the crash-loop window"),
+  max_backoff_ms: Millis(3_600_000).default(30_000).describe("the delay never grows beyond this"),
+  crash_loop: z.object({
+    max_restarts: z.number().int().min(1).max(10_000).default(5).describe("restarts allowed within window_ms before the service is given up as a crash loop"),
+    window_ms: Millis(86_400_000).default(60_000).describe("the sliding window restarts are counted in; a service that stays up longer starts afresh"),
+  }).strict().prefault({}),
+}).strict().refine((r) => r.max_backoff_ms >= r.backoff_ms, "max_backoff_ms must not be below backoff_ms");
+export type RestartConfig = z.infer<typeof RestartConfig>;
+
+export const HealthCheck = z.object({
+  command: AbsolutePath.describe("absolute path of the check's executable; run in the same sandbox as the service, without a shell"),
+  args: z.array(Arg).max(256).default([]).describe("its arguments, passed as they are"),
+  timeout_ms: z.number().int().min(1).max(300_000).default(5_000).describe("the check is killed and counts as failed after this"),
+}).strict();
+export type HealthCheck = z.infer<typeof HealthCheck>;
+
+export const ServiceLimits = z.object({
+  memory_bytes: Positive.optional().describe("address-space limit (RLIMIT_AS) in bytes"),
+  cpu_seconds: Positive.optional().describe("CPU time limit (RLIMIT_CPU) in seconds"),
+  open_files: Positive.optional().describe("open file descriptors (RLIMIT_NOFILE)"),
+  processes: Positive.optional().describe("processes of the service's UID (RLIMIT_NPROC)"),
+}).strict();
+export type ServiceLimits = z.infer<typeof ServiceLimits>;
+
+const Id = z.number().int().min(1).max(4_294_967_294);
+
+export const SandboxConfig = z.object({
+  profile: z.enum(["bwrap", "none"]).default("bwrap").describe("bwrap: namespaces and a read-only root; none: unsandboxed (still its own UID and limits)"),
+  network: z.boolean().default(false).describe("false: an own network namespace with only loopback"),
+  hostname: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i, "must be a host name label").optional().describe("hostname inside the sandbox; the service name by default"),
+  uid: Id.optional().describe("the UID the service runs as (never 0); derived from the name by default"),
+  gid: Id.optional().describe("the GID the service runs as; the UID's number by default"),
+}).strict();
+export type SandboxConfig = z.infer<typeof SandboxConfig>;
+
+const within = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+
+export const ServiceConfig = z.object({
+  name: ServiceName,
+  command: AbsolutePath.describe("absolute path of the executable; exec'd directly, never through a shell"),
+  args: z.array(Arg).max(256).default([]).describe("arguments, passed as they are"),
+  env: z.record(EnvName, z.string().max(32_768).refine(noNul, "must not contain NUL"))
+    .refine((e) => Object.keys(e).length <= 128, "at most 128 variables").default({})
+    .describe("the service's whole environment besides PATH; nothing of the agent's leaks in"),
+  cwd: AbsolutePath.default("/").describe("working directory"),
+  writable: z.array(WritablePath).max(32).default([]).describe("the only paths the service may write (created and owned by its UID); everything else is read-only"),
+  after: z.array(ServiceName).max(64).default([]).describe("services started before this one"),
+  restart: RestartConfig.prefault({}),
+  health_check: HealthCheck.optional(),
+  limits: ServiceLimits.prefault({}),
+  sandbox: SandboxConfig.prefault({}),
+  stop_grace_ms: Millis(600_000).default(10_000).describe("time between SIGTERM and SIGKILL on stop"),
+}).strict().superRefine((c, ctx) => {
+  if (c.after.includes(c.name)) ctx.addIssue({ code: "custom", path: ["after"], message: "a service cannot come after itself" });
+  // The sandbox's /tmp is a private tmpfs: a working directory there exists only inside a writable path.
+  if (c.sandbox.profile === "bwrap" && within(c.cwd, "/tmp") && !c.writable.some((w) => within(c.cwd, w))) {
+    ctx.addIssue({ code: "custom", path: ["cwd"], message: "a working directory under /tmp must lie in a writable path (the sandbox's /tmp is private)" });
+  }
+});
+export type ServiceConfig = z.infer<typeof ServiceConfig>;
+/** What a service file may leave out: every defaulted field. */
+export type ServiceConfigInput = z.input<typeof ServiceConfig>;

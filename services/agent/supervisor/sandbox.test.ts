@@ -1,0 +1,107 @@
+// The argv a service runs with, built without running anything: bwrap's namespaces and mounts,
+// prlimit's limits, setpriv's identity, and no shell anywhere.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ServiceConfig, type ServiceConfigInput } from "../../../schemas/mod.ts";
+import { DERIVED_UID_BASE, DERIVED_UID_SPAN, derivedUid, serviceIdentity } from "./identity.ts";
+import { DEFAULT_TOOLS, healthInvocation, limitArgv, mountArgv, serviceExit, serviceInvocation, type Host } from "./sandbox.ts";
+
+const asRoot: Host = { root: true, tools: DEFAULT_TOOLS };
+const asUser: Host = { root: false, tools: DEFAULT_TOOLS };
+const config = (more: Partial<ServiceConfigInput> = {}) => ServiceConfig.parse({ name: "web", command: "/usr/bin/web", args: ["--port", "8080; rm -rf /"], ...more });
+
+/** The argv after the first "--" that ends bwrap's options. */
+const inner = (args: string[]) => args.slice(args.indexOf("--") + 1);
+
+test("as root: bwrap with every namespace, then setpriv to the service's own UID, then the command as given", () => {
+  const inv = serviceInvocation(config({ writable: ["/var/lib/web"], cwd: "/var/lib/web" }), asRoot);
+  const uid = String(derivedUid("web"));
+  assert.equal(inv.file, "/usr/bin/bwrap");
+  assert.equal(inv.sandboxed, true);
+  assert.deepEqual(inv.args, [
+    "--die-with-parent", "--new-session", "--unshare-uts", "--hostname", "web", "--unshare-pid", "--unshare-ipc", "--unshare-net",
+    "--json-status-fd", "3",
+    "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+    "--bind", "/var/lib/web", "/var/lib/web",
+    "--chdir", "/var/lib/web",
+    "--",
+    "/usr/bin/setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--",
+    "/usr/bin/web", "--port", "8080; rm -rf /",
+  ]);
+  assert.ok(!inv.args.some((a) => /^(\/bin\/)?(ba)?sh$/.test(a)), "no shell is involved");
+});
+
+test("network, hostname and explicit UID/GID are honoured", () => {
+  const inv = serviceInvocation(config({ sandbox: { network: true, hostname: "box-1", uid: 4242, gid: 4343 } }), asRoot);
+  assert.ok(!inv.args.includes("--unshare-net"));
+  assert.deepEqual(inv.args.slice(inv.args.indexOf("--hostname"), inv.args.indexOf("--hostname") + 2), ["--hostname", "box-1"]);
+  assert.deepEqual(inner(inv.args).slice(0, 5), ["/usr/bin/setpriv", "--reuid", "4242", "--regid", "4343"]);
+});
+
+test("not root: bwrap maps the UID in a user namespace and no setpriv is needed", () => {
+  const inv = serviceInvocation(config(), asUser);
+  const uid = String(derivedUid("web"));
+  assert.deepEqual(inv.args.slice(inv.args.indexOf("--unshare-user"), inv.args.indexOf("--unshare-user") + 5), ["--unshare-user", "--uid", uid, "--gid", uid]);
+  assert.deepEqual(inner(inv.args), ["/usr/bin/web", "--port", "8080; rm -rf /"]);
+});
+
+test("limits go through prlimit (soft = hard), before setpriv so they may be raised", () => {
+  const limits = { memory_bytes: 1 << 30, cpu_seconds: 60, open_files: 256, processes: 32 };
+  assert.deepEqual(limitArgv(limits, DEFAULT_TOOLS), ["/usr/bin/prlimit", "--as=1073741824:1073741824", "--cpu=60:60", "--nofile=256:256", "--nproc=32:32", "--"]);
+  assert.deepEqual(limitArgv({ open_files: 10 }, DEFAULT_TOOLS), ["/usr/bin/prlimit", "--nofile=10:10", "--"]);
+  assert.deepEqual(limitArgv({}, DEFAULT_TOOLS), []);
+  const argv = inner(serviceInvocation(config({ limits: { open_files: 64 } }), asRoot).args);
+  assert.deepEqual(argv.slice(0, 3), ["/usr/bin/prlimit", "--nofile=64:64", "--"]);
+  assert.equal(argv[3], "/usr/bin/setpriv");
+});
+
+test("profile none: no bwrap, still prlimit and setpriv (with a death signal), never a shell", () => {
+  const root = serviceInvocation(config({ sandbox: { profile: "none" }, limits: { open_files: 64 }, cwd: "/srv" }), asRoot);
+  assert.equal(root.sandboxed, false);
+  assert.equal(root.file, "/usr/bin/prlimit");
+  assert.equal(root.cwd, "/srv");
+  assert.deepEqual(root.args.slice(0, 2), ["--nofile=64:64", "--"]);
+  assert.ok(root.args.includes("--reuid") && root.args.includes("--pdeathsig"));
+  const user = serviceInvocation(config({ sandbox: { profile: "none" } }), asUser);
+  assert.deepEqual([user.file, ...user.args], ["/usr/bin/setpriv", "--no-new-privs", "--pdeathsig", "SIGKILL", "--", "/usr/bin/web", "--port", "8080; rm -rf /"]);
+});
+
+test("the environment is PATH and the service's own variables only", () => {
+  const inv = serviceInvocation(config({ env: { MODE: "prod" } }), asRoot);
+  assert.deepEqual(Object.keys(inv.env).sort(), ["MODE", "PATH"]);
+});
+
+test("writable paths: parents bound before children; under /tmp their parents are made traversable on the private tmpfs", () => {
+  const argv = mountArgv(["/tmp/a/b/data/logs", "/srv/app", "/tmp/a/b/data"]);
+  assert.deepEqual(argv.slice(11), [
+    "--perms", "0755", "--dir", "/tmp/a", "--perms", "0755", "--dir", "/tmp/a/b",
+    "--bind", "/srv/app", "/srv/app", "--bind", "/tmp/a/b/data", "/tmp/a/b/data", "--bind", "/tmp/a/b/data/logs", "/tmp/a/b/data/logs",
+  ]);
+});
+
+test("a health check runs in the same kind of sandbox as its service", () => {
+  const c = config({ health_check: { command: "/usr/bin/curl", args: ["-f", "http://127.0.0.1/"] } });
+  const svc = serviceInvocation(c, asRoot);
+  const check = healthInvocation(c, c.health_check!, asRoot);
+  assert.deepEqual(check.args.slice(0, check.args.indexOf("--")), svc.args.slice(0, svc.args.indexOf("--")));
+  assert.deepEqual(inner(check.args).slice(-3), ["/usr/bin/curl", "-f", "http://127.0.0.1/"]);
+});
+
+test("derived UIDs are stable, in their range, and the GID follows the UID", () => {
+  assert.equal(derivedUid("web"), derivedUid("web"));
+  assert.notEqual(derivedUid("web"), derivedUid("api"));
+  for (const n of ["a", "web", "x-1", "z".repeat(63)]) {
+    const uid = derivedUid(n);
+    assert.ok(uid >= DERIVED_UID_BASE && uid < DERIVED_UID_BASE + DERIVED_UID_SPAN, `${uid} out of range`);
+  }
+  assert.deepEqual(serviceIdentity(config({ sandbox: { uid: 5000 } })), { uid: 5000, gid: 5000 });
+  assert.deepEqual(serviceIdentity(config()), { uid: derivedUid("web"), gid: derivedUid("web") });
+});
+
+test("bwrap's 128+N exit codes read back as the signal, only for sandboxed runs", () => {
+  assert.deepEqual(serviceExit(true, 143, null), { code: null, signal: "SIGTERM" });
+  assert.deepEqual(serviceExit(true, 137, null), { code: null, signal: "SIGKILL" });
+  assert.deepEqual(serviceExit(true, 3, null), { code: 3, signal: null });
+  assert.deepEqual(serviceExit(false, 143, null), { code: 143, signal: null });
+  assert.deepEqual(serviceExit(false, null, "SIGTERM"), { code: null, signal: "SIGTERM" });
+});

@@ -1,0 +1,133 @@
+// The exact argv that runs a service: bwrap (namespaces, a read-only root, binds of the writable
+// paths), then prlimit (its rlimits), then setpriv (its own UID), then the command. Pure: no
+// shell anywhere, every value is one argv element.
+//
+// Identity: as root, bwrap's own --uid needs --unshare-user, and measured with bwrap 0.8 the
+// process then still runs as host UID 0 (uid_map "N 0 1"): files it writes are root's. So as
+// root the sandbox keeps the host's user namespace and setpriv drops to the service's real UID
+// and GID inside it (no groups, no capabilities, empty bounding set, no_new_privs). When the
+// agent is not root it cannot switch UIDs: bwrap then maps the service UID in a user namespace,
+// and on the host the service is the agent's UID. prlimit runs before setpriv so that it may
+// also raise a limit above the agent's soft limit.
+import { constants } from "node:os";
+import type { HealthCheck, ServiceConfig, ServiceLimits } from "../../../schemas/mod.ts";
+import { serviceIdentity, type ServiceIdentity } from "./identity.ts";
+import type { ExitInfo } from "./restart-policy.ts";
+
+export interface Tools {
+  readonly bwrap: string;
+  readonly setpriv: string;
+  readonly prlimit: string;
+}
+
+export const DEFAULT_TOOLS: Tools = { bwrap: "/usr/bin/bwrap", setpriv: "/usr/bin/setpriv", prlimit: "/usr/bin/prlimit" };
+
+/** What the argv depends on besides the config: whether the agent is root, where the tools are. */
+export interface Host {
+  readonly root: boolean;
+  readonly tools: Tools;
+}
+
+export interface Invocation {
+  readonly file: string;
+  readonly args: string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+  /** Run inside bwrap: its pid namespace, its status fd, its 128+N exit codes. */
+  readonly sandboxed: boolean;
+}
+
+/** bwrap writes `{"child-pid": N}` here: the sandbox's init, whose child is the service. */
+export const STATUS_FD = 3;
+
+// The service sees PATH and its own variables, nothing of the agent's environment.
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export function serviceInvocation(config: ServiceConfig, host: Host): Invocation {
+  return invocation(config, host, config.command, config.args);
+}
+
+/** A health check runs the same way as its service: a sandbox of its own, the same UID and binds. */
+export function healthInvocation(config: ServiceConfig, check: HealthCheck, host: Host): Invocation {
+  return invocation(config, host, check.command, check.args);
+}
+
+function invocation(config: ServiceConfig, host: Host, command: string, args: string[]): Invocation {
+  const id = serviceIdentity(config);
+  const profile = config.sandbox.profile;
+  const inner = [...limitArgv(config.limits, host.tools), ...privilegeArgv(id, host, profile), command, ...args];
+  const env = { PATH: DEFAULT_PATH, ...config.env };
+  if (profile === "none") return { file: inner[0]!, args: inner.slice(1), cwd: config.cwd, env, sandboxed: false };
+  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...mountArgv(config.writable), "--chdir", config.cwd];
+  return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env, sandboxed: true };
+}
+
+/** prlimit sets soft and hard limit alike; no limits, no prlimit. */
+export function limitArgv(limits: ServiceLimits, tools: Tools): string[] {
+  const set: [string, number | undefined][] = [["as", limits.memory_bytes], ["cpu", limits.cpu_seconds], ["nofile", limits.open_files], ["nproc", limits.processes]];
+  const opts = set.filter(([, v]) => v !== undefined).map(([k, v]) => `--${k}=${v}:${v}`);
+  return opts.length === 0 ? [] : [tools.prlimit, ...opts, "--"];
+}
+
+function privilegeArgv(id: ServiceIdentity, host: Host, profile: "bwrap" | "none"): string[] {
+  // Unsandboxed there is no pid namespace to take leftovers down with the agent: the death signal does.
+  const orphanGuard = profile === "none" ? ["--pdeathsig", "SIGKILL"] : [];
+  if (host.root) {
+    const drop = ["--reuid", String(id.uid), "--regid", String(id.gid), "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all"];
+    return [host.tools.setpriv, ...drop, ...orphanGuard, "--"];
+  }
+  // Not root: bwrap has already mapped the UID, dropped every capability and set no_new_privs.
+  return profile === "none" ? [host.tools.setpriv, "--no-new-privs", ...orphanGuard, "--"] : [];
+}
+
+/** Every namespace but the mount one (bwrap always makes that); the network only when not asked for. */
+function namespaceArgv(config: Pick<ServiceConfig, "name" | "sandbox">, id: ServiceIdentity, host: Host): string[] {
+  const { network, hostname } = config.sandbox;
+  return [
+    "--die-with-parent", "--new-session",
+    "--unshare-uts", "--hostname", hostname ?? config.name,
+    "--unshare-pid", "--unshare-ipc",
+    ...(network ? [] : ["--unshare-net"]),
+    ...(host.root ? [] : ["--unshare-user", "--uid", String(id.uid), "--gid", String(id.gid)]),
+  ];
+}
+
+/**
+ * A read-only root, fresh /proc, /dev and /tmp, then the writable paths bound over it, parents
+ * before children. A writable path under /tmp needs its parents made on the fresh tmpfs: bwrap
+ * would make them 0700 root, which the service's UID could not pass.
+ */
+export function mountArgv(writable: readonly string[]): string[] {
+  const ordered = [...writable].sort((a, b) => depth(a) - depth(b) || a.localeCompare(b));
+  const parents = [...new Set(ordered.flatMap(tmpParents))].filter((p) => !ordered.includes(p));
+  return [
+    "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+    ...parents.flatMap((p) => ["--perms", "0755", "--dir", p]),
+    ...ordered.flatMap((w) => ["--bind", w, w]),
+  ];
+}
+
+const depth = (p: string) => p.split("/").length;
+
+function tmpParents(path: string): string[] {
+  if (!path.startsWith("/tmp/")) return [];
+  const parts = path.split("/");
+  return Array.from({ length: parts.length - 3 }, (_, i) => parts.slice(0, 3 + i).join("/"));
+}
+
+/** The argv that shows whether bwrap can make the sandbox's namespaces and mounts on this host. */
+export function probeArgv(host: Host): string[] {
+  const probe = { name: "probe", sandbox: { profile: "bwrap" as const, network: false } };
+  return [...namespaceArgv(probe, { uid: 1, gid: 1 }, host), ...mountArgv([]), "--", "/bin/true"];
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
+
+/**
+ * bwrap's init reports a service killed by signal N as exit code 128+N: the signal is read back
+ * from it (a sandboxed service that itself exits with 143 reads as SIGTERM too).
+ */
+export function serviceExit(sandboxed: boolean, code: number | null, signal: string | null): ExitInfo {
+  const name = sandboxed && code !== null && code > 128 ? SIGNAL_NAMES.get(code - 128) : undefined;
+  return name ? { code: null, signal: name } : { code, signal };
+}

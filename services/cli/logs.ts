@@ -1,0 +1,182 @@
+// `unibus node logs <node> <service> [--lines N] [--since DUR] [--follow] [--json]`: reads
+// UNIBUS_LOGS with an ordered consumer filtered on the service's subject. The last N lines start at
+// a sequence found by asking the server how many of the subject's messages lie past a point
+// (a consumer's num_pending), so a big stream is not read from its start; --since alone starts
+// by time. Loss markers and unexplained gaps in a run's line numbers are printed where they are.
+import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, type LogRecord } from "../bus/mod.ts";
+import { parseSince } from "../agent/logs/mod.ts";
+import type { GlobalOptions } from "./context.ts";
+import { CliError, EXIT, need, usageError } from "./output.ts";
+import type { Flags, Send } from "./main.ts";
+
+const DEFAULT_LINES = 100;
+/** --since starts the server-side read this much earlier, for a node clock ahead of the server's; lines are then filtered by their own time. */
+const CLOCK_MARGIN_MS = 120_000;
+/** A start found within this many extra messages is good enough: they are read and skipped. */
+const SKIP_BUDGET = 500;
+
+/**
+ * Where to start reading for the last `n` messages of a subject whose last message has stream
+ * sequence `last`: the sequence, and how many messages of the subject to skip from there. `count(s)`
+ * is the number of the subject's messages at sequence ≥ s. Gallops back from the end, then halves
+ * the interval until the start is within `skipBudget` extra messages. Pure but for `count`.
+ */
+export async function seekLastN(n: number, last: number, count: (seq: number) => Promise<number>, skipBudget = SKIP_BUDGET): Promise<{ startSeq: number; skip: number }> {
+  if (n <= 0) return { startSeq: last + 1, skip: 0 };
+  let bad = last + 1; // count(bad) < n
+  let good = 0; // count(good) ≥ n once found
+  let goodCount = 0;
+  for (let span = n; ; span *= 2) {
+    const probe = Math.max(1, bad - span);
+    const c = await count(probe);
+    if (c >= n) {
+      good = probe;
+      goodCount = c;
+      break;
+    }
+    if (probe === 1) return { startSeq: 1, skip: 0 }; // fewer than n in the whole stream
+    bad = probe;
+  }
+  while (goodCount - n > skipBudget && bad - good > 1) {
+    const mid = good + Math.floor((bad - good) / 2);
+    const c = await count(mid);
+    if (c >= n) {
+      good = mid;
+      goodCount = c;
+    } else {
+      bad = mid;
+    }
+  }
+  return { startSeq: good, skip: goodCount - n };
+}
+
+/** The subject's messages at sequence ≥ seq: what an ephemeral consumer starting there has pending. */
+async function pendingFrom(jsm: JetStreamManager, subject: string, seq: number): Promise<number> {
+  const info = await jsm.consumers.add(LOGS_STREAM, {
+    filter_subject: subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq,
+    ack_policy: AckPolicy.None, inactive_threshold: nanos(30_000), mem_storage: true, num_replicas: 1,
+  });
+  await jsm.consumers.delete(LOGS_STREAM, info.name).catch(() => {});
+  return info.num_pending;
+}
+
+function refused(err: unknown): never {
+  const msg = (err as Error).message ?? String(err);
+  if (/permissions violation|authorization/i.test(msg)) throw new CliError("E_FORBIDDEN", `this identity may not read ${LOGS_STREAM} (the server refused it); logs are for admins`, EXIT.failed);
+  if (isStreamNotFound(err)) throw new CliError("E_UNAVAILABLE", `stream ${LOGS_STREAM} does not exist; membershipd creates it when it starts`, EXIT.unavailable);
+  if (err instanceof JetStreamApiError || err instanceof CliError) throw err;
+  throw new CliError("E_UNAVAILABLE", `cannot read ${LOGS_STREAM}: ${msg}`, EXIT.unavailable);
+}
+
+function clean(text: string): string {
+  // A line goes to a terminal as text, never as control sequences or a forged line of its own.
+  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f\u009b]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/** Prints records in order, noting gaps in a run's line numbers that no marker explains. */
+function printer(o: GlobalOptions, node: string) {
+  let boot = "";
+  let next = 0;
+  return (rec: LogRecord, streamSeq: number) => {
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ stream_seq: streamSeq, node, ...rec }) + "\n");
+      return;
+    }
+    const sameRun = rec.boot === boot;
+    const first = rec.kind === "line" ? rec.seq : rec.first_seq;
+    if (sameRun && first > next) process.stdout.write(`${rec.ts} !!!!!! ${first - next} line(s) missing (seq ${next}-${first - 1}): not in the stream, no marker says why (an agent crash, or removed by the stream's limits)\n`);
+    if (rec.kind === "loss") {
+      process.stdout.write(`${rec.ts} !!!!!! ${rec.count} line(s) lost (seq ${rec.first_seq}-${rec.last_seq}): the agent's buffer was full while NATS was unreachable\n`);
+    } else {
+      process.stdout.write(`${rec.ts} ${rec.stream} ${clean(rec.line)}${rec.truncated ? " [truncated]" : ""}\n`);
+    }
+    boot = rec.boot;
+    next = Math.max(sameRun ? next : 0, (rec.kind === "line" ? rec.seq : rec.last_seq) + 1);
+  };
+}
+
+/** `unibus node logs <node> <service>`. */
+export async function nodeLogs(rest: string[], f: Flags, o: GlobalOptions, connection: () => Promise<NatsConnection>, send: Send): Promise<number> {
+  const [node, service] = need(rest, 2, "<node> <service>");
+  let subject: string;
+  try {
+    subject = logSubject(node!, service!);
+  } catch (err) {
+    usageError((err as Error).message);
+  }
+  const lines = f.lines === undefined ? undefined : Number(f.lines);
+  if (lines !== undefined && (!Number.isInteger(lines) || lines < 0)) usageError("--lines takes a whole number");
+  let sinceMs: number | undefined;
+  if (f.since !== undefined) {
+    const s = parseSince(f.since, Date.now());
+    if (!s.ok) usageError(`--since: ${s.error.message}`);
+    sinceMs = s.sinceMs;
+  }
+  const follow = f.follow ?? false;
+
+  const nc = await connection();
+  let jsm: JetStreamManager;
+  let last: StoredMsg | null;
+  try {
+    jsm = await jetstreamManager(nc);
+    last = await jsm.streams.getMessage(LOGS_STREAM, { last_by_subj: subject });
+  } catch (err) {
+    refused(err);
+  }
+  if (!last) {
+    if (!follow) throw new CliError("E_NO_LOGS", `no log lines from service ${service} on node ${node} (check both names; a service that never wrote a line has none)`, EXIT.failed);
+    await send("node.show", { node }); // an unknown node is E_NODE_NOT_FOUND, not an endless wait
+    process.stderr.write(`unibus: no lines from ${service} on ${node} yet; waiting (Ctrl-C to stop)\n`);
+  }
+
+  // Where to start: the last N (default 100 without --since), or by time with --since alone.
+  let start: { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string };
+  let skip = 0;
+  const lastSeq = last?.seq ?? 0;
+  if (!last) {
+    start = { deliver_policy: DeliverPolicy.All };
+  } else if (sinceMs !== undefined && lines === undefined) {
+    if (!follow && last.time.getTime() < sinceMs - CLOCK_MARGIN_MS) return EXIT.ok;
+    start = { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs - CLOCK_MARGIN_MS).toISOString() };
+  } else {
+    let seek;
+    try {
+      seek = await seekLastN(lines ?? DEFAULT_LINES, lastSeq, (seq) => pendingFrom(jsm, subject, seq));
+    } catch (err) {
+      refused(err);
+    }
+    if (!follow && seek.startSeq > lastSeq) return EXIT.ok;
+    start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seek.startSeq };
+    skip = seek.skip;
+  }
+
+  const print = printer(o, node!);
+  const done = new AbortController();
+  const onSigint = () => done.abort();
+  process.once("SIGINT", onSigint);
+  let unreadable = 0;
+  try {
+    const consumer = await jetstream(nc).consumers.get(LOGS_STREAM, { filter_subjects: subject, ...start });
+    const messages = await consumer.consume({ max_messages: 512 });
+    done.signal.addEventListener("abort", () => void messages.close(), { once: true });
+    for await (const m of messages) {
+      if (skip > 0) {
+        skip--;
+      } else {
+        const rec = decodeLogRecord(m.data);
+        if (!rec || rec.service !== service) unreadable++;
+        else if (sinceMs === undefined || Date.parse(rec.ts) >= sinceMs) print(rec, m.seq);
+      }
+      if (!follow && (m.seq >= lastSeq || m.info.pending === 0)) break;
+    }
+    await messages.close();
+  } catch (err) {
+    if (!done.signal.aborted) refused(err);
+  } finally {
+    process.removeListener("SIGINT", onSigint);
+    if (unreadable) process.stderr.write(`unibus: skipped ${unreadable} record(s) that are not log lines of ${service} this version can read\n`);
+  }
+  return EXIT.ok;
+}
