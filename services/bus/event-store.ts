@@ -119,7 +119,10 @@ export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamMana
   if (!opts.follow && until === undefined) until = await lastSequence(jsm);
   if (until !== undefined && until < fromSeq) return;
   const consumer = await js.consumers.get(EVENTS_STREAM, {
-    filter_subjects: opts.filter ?? `${EVENT_SUBJECT_PREFIX}.>`,
+    // No filter for the whole stream (its only subject is `unibus.evt.>`): nats-server 2.9.10
+    // miscounts `num_pending` for a wildcard-filtered consumer that starts mid-stream (seen: 26 still
+    // "pending" at the stream's last message), and a reader waiting for 0 then waits forever.
+    ...(opts.filter ? { filter_subjects: opts.filter } : {}),
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: fromSeq,
   });
