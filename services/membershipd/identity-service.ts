@@ -4,8 +4,10 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Actor, Role } from "../../schemas/mod.ts";
-import { foldRevocation, identityDecider, isDomainError, newRevocationFold, permissionsFor, revocationSeconds, type DomainError, type PermissionContext } from "../core/mod.ts";
+import { EVENT_SUBJECT_PREFIX, foldRevocation, identityDecider, isDomainError, newRevocationFold, permissionsFor, revocationSeconds, type DomainError, type PermissionContext } from "../core/mod.ts";
 import { decodeEvent, readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
+
+const REVOKING_KINDS = ["fleet", "user", "identity"];
 
 export interface IssueRequest { key: string; role: Role; name: string; ctx?: Omit<PermissionContext, "key">; expiresAt?: Date | null }
 
@@ -37,6 +39,8 @@ export class IdentityService {
     const last = await jsm.streams.info("UNIBUS_EVENTS").then((i) => i.state.last_seq);
     if (last > 0) {
       for await (const m of readEventMessages(js, jsm, { untilSeq: last })) {
+        // Only these kinds hold keys and their revocations; rooms and members are most of a stream.
+        if (!REVOKING_KINDS.some((k) => m.subject.startsWith(`${EVENT_SUBJECT_PREFIX}.${k}.`))) continue;
         const e = decodeEvent(m.data);
         foldRevocation(fold, e);
         if (e.type === "IdentityIssued") issued.add(String(e.data.key));
