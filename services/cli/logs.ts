@@ -6,7 +6,7 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, type LogRecord } from "../bus/mod.ts";
-import { parseSince } from "../agent/logs/mod.ts";
+import { parseSince } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { CliError, EXIT, need, usageError } from "./output.ts";
 import type { Flags, Send } from "./main.ts";

@@ -1,20 +1,18 @@
 // `unibus node …`: invites, enrollment by code, and the fleet's nodes.
 import { readFileSync } from "node:fs";
 import { parseInviteToken, type InviteToken } from "../../schemas/mod.ts";
-import { deriveWaitKey, normalizeCode, waitIdFor } from "../core/mod.ts";
+import { deriveWaitKey, normalizeCode, parseDurationMs, waitIdFor } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { need, table, usageError } from "./output.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { nodeLogs } from "./logs.ts";
 import type { Flags, Send, show as Show } from "./main.ts";
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
-/** "90s", "30m", "24h", "7d" → seconds. */
+/** "90s", "30m", "24h", "7d" → seconds: one unit, whole seconds. */
 export function parseDuration(text: string): number {
-  const m = /^(\d+)([smhd])$/.exec(text.trim());
-  if (!m) usageError(`"${text}" is not a duration like 30m, 24h or 7d`);
-  return Number(m[1]) * UNITS[m[2]!]!;
+  const ms = /^\d+[smhd]$/.test(text.trim()) ? parseDurationMs(text) : null;
+  if (ms === null) usageError(`"${text}" is not a duration like 30m, 24h or 7d`);
+  return ms / 1000;
 }
 
 /** The invite token's parts; the CLI needs only its secret (the agent uses the rest). */

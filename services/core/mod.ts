@@ -16,3 +16,4 @@ export { allocateAddress } from "./overlay.ts";
 export * from "./permissions.ts";
 export * from "./enroll-code.ts";
 export * from "./revocations.ts";
+export * from "./since.ts";

@@ -2,5 +2,4 @@
 export { LogShipper, type LineSink, type LogShipperOptions, type LogShipperStats, type ServiceLogStats } from "./shipper.ts";
 export { LineRing, type CapturedLine, type OutputStream } from "./ring.ts";
 export { ShipQueue, type LossRange, type Outgoing, type QueuedLine, type QueueLimits } from "./queue.ts";
-export { parseDurationMs, parseSince, type SinceResult } from "./since.ts";
 export { LogsQueryArgs, answerLogsQuery, type LogsAnswer, type LogsQueryResult } from "./query.ts";

@@ -4,9 +4,8 @@
 import { z } from "zod";
 import { Slug } from "../../../schemas/mod.ts";
 import type { LogLineRecord } from "../../bus/mod.ts";
-import { domainError, type DomainError } from "../../core/mod.ts";
+import { domainError, parseSince, type DomainError } from "../../core/mod.ts";
 import type { LogShipper } from "./shipper.ts";
-import { parseSince } from "./since.ts";
 
 export const LogsQueryArgs = z.object({
   service: Slug,

@@ -1,7 +1,7 @@
-// `--since 10m`: a duration back from now ("30s", "10m", "2h", "1d", "1h30m", "250ms") or an
-// ISO 8601 time ("2024-05-01T12:00:00Z"). Pure: the clock is an argument.
+// Durations for the CLI and the agent. `--since 10m`: a duration back from now ("30s", "10m", "2h",
+// "1d", "1h30m", "250ms") or an ISO 8601 time ("2024-05-01T12:00:00Z"). Pure: the clock is an argument.
 import { z } from "zod";
-import { domainError, type DomainError } from "../../core/mod.ts";
+import { domainError, type DomainError } from "./errors.ts";
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION = /^(?:\d+(?:ms|s|m|h|d))+$/;
