@@ -11,8 +11,9 @@ import * as append from "./append.ts";
 import * as projectionLag from "./projection-lag.ts";
 import * as replay from "./replay.ts";
 import * as enroll from "./enroll.ts";
+import * as agent from "./agent.ts";
 
-const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll };
+const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll, agent };
 
 function machine() {
   let nats = "unknown";

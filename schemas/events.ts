@@ -1,8 +1,17 @@
 // Every event type, by aggregate kind. docs/events.md is generated from this file (`make docs`).
 import { z } from "zod";
+import { Actor, CommandEnvelope } from "./envelopes.ts";
 import { CurvePublicKey, IsoTime, MemberRole, NodePublicKey, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import { ServiceName } from "./service-config.ts";
 
 const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
+/**
+ * What every event a node's agent reports carries: the node, the agent's own report sequence
+ * (monotonic per node across agent restarts: membershipd appends each one once) and the agent's
+ * clock when it happened (the envelope's `ts` is when membershipd appended it).
+ */
+const Reported = { node: Slug, seq: z.number().int().positive(), at: IsoTime };
+const Signal = z.string().regex(/^SIG[A-Z0-9]+$/);
 const Ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
 
 export const EventDataSchemas = {
@@ -41,6 +50,26 @@ export const EventDataSchemas = {
     NodeRevoked: z.object({ node: Slug, address: Ipv4, reason: z.string().max(200) }).strict()
       .describe("A compromised node was cut off; its identity is revoked and its address may be reused."),
   },
+  node: {
+    AgentStarted: z.object({
+      ...Reported, version: z.string().max(64), services: z.array(ServiceName).max(256),
+      sandbox: z.enum(["bwrap", "none", "unavailable"]), identity: z.enum(["own-uid", "userns"]), bwrap_version: z.string().max(64).nullable(),
+    }).strict().describe("The node's agent (re)started: its version, its declared services and its sandbox posture."),
+    ServiceStarted: z.object({ ...Reported, service: ServiceName, pid: z.number().int().positive() }).strict()
+      .describe("A service's process is running."),
+    ServiceExited: z.object({ ...Reported, service: ServiceName, code: z.number().int().nullable(), signal: Signal.nullable() }).strict()
+      .describe("A service's process ended, with its exit code or the signal that ended it."),
+    ServiceRestarted: z.object({ ...Reported, service: ServiceName, reason: z.string().max(200), attempt: z.number().int().min(0) }).strict()
+      .describe("The agent restarts a service: on request (attempt 0) or by its restart policy."),
+    ServiceStopped: z.object({ ...Reported, service: ServiceName, reason: z.enum(["requested", "exited", "failed", "crash-loop"]) }).strict()
+      .describe("A service is down and stays down until someone starts it, and why."),
+    CommandReceived: z.object({ ...Reported, command: CommandEnvelope }).strict()
+      .describe("The agent accepted a signed command: the whole envelope, so an audit can check the operator's signature."),
+    CommandCompleted: z.object({
+      ...Reported, command: z.string().max(64), actor: Actor, action: z.string().max(64), ok: z.boolean(),
+      code: z.string().max(64).nullable(), message: z.string().max(500).nullable(), ms: z.number().int().min(0),
+    }).strict().describe("How a command the agent accepted went: ok, or its error code and message."),
+  },
   member: {
     MemberAdded: z.object({ room: Slug, user: Slug, role: MemberRole, added_by: Slug }).strict()
       .describe("A user joins a room with a role."),
@@ -64,7 +93,8 @@ export type RoomEvent = DataOf<"room">;
 export type MemberEvent = DataOf<"member">;
 export type IdentityEvent = DataOf<"identity">;
 export type FleetEvent = DataOf<"fleet">;
-export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent;
+export type NodeEvent = DataOf<"node">;
+export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent;
 export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();

@@ -5,3 +5,4 @@ export * from "./commands.ts";
 export * from "./records.ts";
 export * from "./enrollment.ts";
 export * from "./service-config.ts";
+export * from "./node-agent.ts";

@@ -1,6 +1,7 @@
 // KV records: the projections' shapes. Each keeps `seq`, the last stream sequence applied to it.
 import { z } from "zod";
 import { CurvePublicKey, IsoTime, MemberRole, Role, Slug, UserPublicKey } from "./ids.ts";
+import { ServiceName } from "./service-config.ts";
 
 const Seq = z.number().int().positive();
 
@@ -21,9 +22,32 @@ export type MemberRecord = z.infer<typeof MemberRecord>;
 export const RoomByMemberRecord = z.object({ user: Slug, room: Slug, role: MemberRole, seq: Seq }).strict();
 export type RoomByMemberRecord = z.infer<typeof RoomByMemberRecord>;
 
+/** One service of a node as its agent reported it (events of kind `node`). */
+export const NodeServiceRecord = z.object({
+  state: z.enum(["running", "exited", "restarting", "stopped", "crash-loop", "failed"]),
+  pid: z.number().int().positive().nullable(),
+  /** When it last started (the agent's clock). */
+  since: IsoTime.nullable(),
+  /** Automatic restarts since it was last started by request (or by the agent at boot). */
+  restarts: z.number().int().min(0),
+  last_exit: z.object({ code: z.number().int().nullable(), signal: z.string().nullable(), at: IsoTime }).strict().nullable(),
+  last_event: z.object({ type: z.string(), at: IsoTime }).strict(),
+}).strict();
+export type NodeServiceRecord = z.infer<typeof NodeServiceRecord>;
+
+/** The node's agent as it last reported itself; null until its first AgentStarted. */
+export const NodeAgentRecord = z.object({
+  version: z.string(), started_at: IsoTime, sandbox: z.enum(["bwrap", "none", "unavailable"]), identity: z.enum(["own-uid", "userns"]),
+  /** The last report sequence appended, and when membershipd appended it (its clock). */
+  last_seq: z.number().int().min(0), last_report_at: IsoTime,
+  last_command: z.object({ action: z.string(), actor: z.string(), ok: z.boolean(), at: IsoTime }).strict().nullable(),
+}).strict();
+export type NodeAgentRecord = z.infer<typeof NodeAgentRecord>;
+
 export const NodeRecord = z.object({
   node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, address: z.string(), labels: z.record(z.string(), z.string()),
-  status: z.enum(["active", "left", "revoked"]), flow: z.enum(["join", "code"]), enrolled_at: IsoTime, invite: z.string(), seq: Seq,
+  status: z.enum(["active", "left", "revoked"]), flow: z.enum(["join", "code"]), enrolled_at: IsoTime, invite: z.string(),
+  services: z.record(ServiceName, NodeServiceRecord), agent: NodeAgentRecord.nullable(), seq: Seq,
 }).strict();
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

@@ -4,7 +4,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { AggregateKinds, CommandEnvelope, EventDataSchemas, EventEnvelope, MembershipActionArgs, MembershipActions } from "../schemas/mod.ts";
+import { AggregateKinds, CommandEnvelope, EventDataSchemas, EventEnvelope, MembershipActionArgs, MembershipActions, NodeReportArgs } from "../schemas/mod.ts";
 import { SECURITY_DOC, renderSecurityDoc } from "./security-doc.ts";
 
 export { SECURITY_DOC, renderSecurityDoc };
@@ -46,6 +46,7 @@ export function renderJsonSchemas(): Record<string, string> {
     for (const [type, schema] of Object.entries(EventDataSchemas[kind])) out[`event.${type}.json`] = JSON.stringify(jsonSchema(schema as z.ZodType), null, 2) + "\n";
   }
   for (const action of MembershipActions) out[`command.${action}.json`] = JSON.stringify(jsonSchema(MembershipActionArgs[action]), null, 2) + "\n";
+  for (const [action, schema] of Object.entries(NodeReportArgs)) out[`command.${action}.json`] = JSON.stringify(jsonSchema(schema), null, 2) + "\n";
   return out;
 }
 
@@ -78,6 +79,10 @@ export function renderEventsDoc(): string {
   }
   out.push("## Command envelope", "", schemaBlock(CommandEnvelope), "## Membership actions", "");
   for (const action of MembershipActions) out.push(`### ${action}`, "", `Subject \`unibus.cmd.membership.${action}\`.`, "", schemaBlock(MembershipActionArgs[action]));
+  out.push("## Node report actions", "", "Sent to membershipd by a node's agent, signed with the node's key as actor `node:<name>` (role `node`).", "");
+  for (const [action, schema] of Object.entries(NodeReportArgs)) {
+    out.push(`### ${action}`, "", `Subject \`unibus.cmd.membership.${action}\`.`, "", schemaBlock(schema));
+  }
   return out.join("\n");
 }
 

@@ -7,7 +7,8 @@ http_port=${UNIBUS_HTTP_PORT:-8470}
 
 bin/membershipd --data-dir "$data_dir" &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+agent_pid=
+trap 'kill -TERM $agent_pid $pid 2>/dev/null; wait $agent_pid $pid' INT TERM
 
 for _ in $(seq 1 150); do
   if node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:${http_port}/healthz"; then break; fi
@@ -22,12 +23,38 @@ if ! bin/unibus-agent --data-dir "$agent_dir" status >/dev/null 2>&1; then
     bin/unibus-agent --data-dir "$agent_dir" join --token - || echo "unibus: this machine's agent did not enroll (see above)" >&2
 fi
 
+# One example service, sandboxed when bubblewrap can run here (see docs/architecture.md).
+if [ ! -d "$agent_dir/services" ]; then
+  mkdir -p -m 700 "$agent_dir/services"
+  profile=none
+  if command -v bwrap >/dev/null && bwrap --ro-bind / / --unshare-user --unshare-uts true 2>/dev/null; then profile=bwrap; fi
+  cat >"$agent_dir/services/hello.json" <<JSON
+{
+  "name": "hello",
+  "command": "/bin/sh",
+  "args": ["-c", "while true; do echo \"hello from \$(hostname) as uid \$(id -u)\"; sleep 10; done"],
+  "restart": { "policy": "always" },
+  "health_check": { "command": "/bin/true" },
+  "sandbox": { "profile": "$profile" }
+}
+JSON
+fi
+node_name=$(bin/unibus-agent --data-dir "$agent_dir" --json status 2>/dev/null | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).node??"")}catch{console.log("")}})')
+if [ -n "$node_name" ]; then
+  bin/unibus-agent --data-dir "$agent_dir" run &
+  agent_pid=$!
+fi
+
 cat <<MSG
 
 unibus is running (data in ${data_dir}/, posture on http://127.0.0.1:${http_port}/healthz).
 Try, in another terminal:
 
   bin/unibus node list                       # this machine's agent, enrolled with an invite
+  bin/unibus node status ${node_name:-<node>}            # its services, live from the agent
+  bin/unibus node restart ${node_name:-<node>} hello     # a signed command; the restart is an event
+  bin/unibus node logs ${node_name:-<node>} hello --lines 5
+  bin/unibus node command all status         # fan out to every node (label selectors: role=web)
   bin/unibus node invite --note "web server" # a token for unibus-agent join on another node
   bin/unibus user add alice --role admin
   bin/unibus room create ops --subject "Operations"
@@ -37,6 +64,6 @@ Try, in another terminal:
   bin/unibus audit replay && bin/unibus audit verify
   curl -s http://127.0.0.1:${http_port}/healthz
 
-Ctrl-C stops membershipd and its nats-server.
+Ctrl-C stops the agent (and its services), membershipd and its nats-server.
 MSG
 wait $pid

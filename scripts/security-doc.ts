@@ -2,7 +2,7 @@
 // code, so the roles, their NATS subject permissions and the secrets' file names cannot drift.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { MembershipActions, Role, type Role as RoleName } from "../schemas/mod.ts";
+import { MembershipActions, NodeReportArgs, Role, type Role as RoleName } from "../schemas/mod.ts";
 import { blindToken, permissionsFor, roleAllows, type SubjectPermissions } from "../services/core/mod.ts";
 import { ADMIN_CREDS_FILE, ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts";
 import { ADMIN_SEED_FILE, SERVICE_SEED_FILE } from "../services/membershipd/identities.ts";
@@ -55,10 +55,16 @@ const HELD_BY: Record<RoleName, { who: string; expiry: string }> = {
   bootstrap: { who: "every holder of an invite token (flow join) or a wait bundle (flow wait)", expiry: "the invite's or bundle's expiry" },
 };
 
+/** Every action membershipd serves: the operators' and the agents' own (`node.report`, `node.trust`). */
+const ALL_ACTIONS: string[] = [...MembershipActions, ...Object.keys(NodeReportArgs)];
+
 function commandsOf(role: RoleName): string {
-  const allowed = MembershipActions.filter((a) => roleAllows(role, a));
-  if (allowed.length === MembershipActions.length) return "every action";
-  return allowed.length ? allowed.map((a) => `\`${a}\``).join(", ") : "none";
+  const allowed = ALL_ACTIONS.filter((a) => roleAllows(role, a));
+  const denied = ALL_ACTIONS.filter((a) => !roleAllows(role, a));
+  const names = (list: string[]) => list.map((a) => `\`${a}\``).join(", ");
+  if (denied.length === 0) return "every action";
+  if (allowed.length > denied.length) return `every action but ${names(denied)}`;
+  return allowed.length ? names(allowed) : "none";
 }
 
 function renderRoleSummary(): string {

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { NodeLabels } from "../../schemas/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
+import { AgentError, startAgent } from "./run/agent.ts";
 
 export const usage = `usage: unibus-agent [flags] <command>
 
@@ -16,6 +17,10 @@ commands:
   enroll-wait --bundle-file FILE | --bundle -
                                        print a registration code and wait for an operator to run
                                        unibus node enroll --code CODE --token INVITE
+  run [--services-dir DIR]             the daemon: runs this node's services (DIR/<name>.json, default
+                                       <data dir>/services), answers signed commands on
+                                       unibus.cmd.node.<node>.<action>, ships logs, reports events;
+                                       SIGTERM or SIGINT stops the services and exits
   status                               this node's enrollment
 
 flags (env in brackets):
@@ -32,7 +37,7 @@ const EXIT_BY_CODE: Record<string, number> = { E_USAGE: 2, E_UNAVAILABLE: 3 };
 const options = {
   "data-dir": { type: "string" }, name: { type: "string" }, label: { type: "string", multiple: true }, json: { type: "boolean" },
   timeout: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" }, bundle: { type: "string" },
-  "bundle-file": { type: "string" }, help: { type: "boolean", short: "h" },
+  "bundle-file": { type: "string" }, "services-dir": { type: "string" }, help: { type: "boolean", short: "h" },
 } as const;
 
 function usageError(message: string): never {
@@ -74,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
     const [command] = positionals;
     if (command === "status") return status(store, json);
+    if (command === "run") return await run(store, f["services-dir"], log);
     if (command !== "join" && command !== "enroll-wait") usageError(`unknown command "${positionals.join(" ")}"`);
     const already = store.enrolled();
     if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
@@ -86,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(json ? JSON.stringify({ ok: true, result: shown }) + "\n" : `enrolled as ${config.node} (${config.address}) in cluster ${config.cluster}; credentials in ${shown.creds}\n`);
     return 0;
   } catch (err) {
-    const e = err instanceof EnrollError ? err : new EnrollError(/ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL", (err as Error).message);
+    const e = err instanceof EnrollError || err instanceof AgentError ? err : new EnrollError(/ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL", (err as Error).message);
     if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
     process.stderr.write(`unibus-agent: ${e.message} [${e.code}]\n`);
     return EXIT_BY_CODE[e.code] ?? 1;
@@ -98,4 +104,13 @@ function status(store: NodeStore, json: boolean): number {
   const shown = c ? { enrolled: true, node: c.node, address: c.address, cluster: c.cluster, urls: c.urls } : { enrolled: false };
   process.stdout.write(json ? JSON.stringify(shown) + "\n" : c ? `${c.node} (${c.address}) in cluster ${c.cluster}, via ${c.urls.join(", ")}\n` : "not enrolled\n");
   return c ? 0 : 1;
+}
+
+async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void): Promise<number> {
+  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}) });
+  log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
+  const stop = () => void agent.stop();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  return await agent.done;
 }

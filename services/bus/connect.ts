@@ -12,6 +12,10 @@ export interface ConnectOptions {
   caFile?: string;
   /** Every identity but the service has its own inbox prefix (`_INBOX_<key>`); its JWT allows no other. */
   inboxPrefix?: string;
+  /** Daemons that must come up while NATS is down: keep trying the first connect too. */
+  waitOnFirstConnect?: boolean;
+  /** The wait before each reconnect attempt (the agent's jittered exponential backoff). */
+  reconnectDelay?: () => number;
 }
 
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
@@ -28,5 +32,7 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     ...(opts.creds ? { authenticator: credsAuthenticator(opts.creds) } : {}),
     ...(opts.caFile ? { tls: { caFile: opts.caFile } } : {}),
     ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
+    ...(opts.waitOnFirstConnect ? { waitOnFirstConnect: true } : {}),
+    ...(opts.reconnectDelay ? { reconnectDelayHandler: opts.reconnectDelay } : {}),
   });
 }

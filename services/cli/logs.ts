@@ -8,7 +8,7 @@ import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, type LogRecord } from "../bus/mod.ts";
 import { parseSince } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
-import { CliError, EXIT, need, usageError } from "./output.ts";
+import { CliError, EXIT, need, printable, usageError } from "./output.ts";
 import type { Flags, Send } from "./main.ts";
 
 const DEFAULT_LINES = 100;
@@ -70,11 +70,6 @@ function refused(err: unknown): never {
   throw new CliError("E_UNAVAILABLE", `cannot read ${LOGS_STREAM}: ${msg}`, EXIT.unavailable);
 }
 
-function clean(text: string): string {
-  // A line goes to a terminal as text, never as control sequences or a forged line of its own.
-  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f\u009b]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
-
 /** Prints records in order, noting gaps in a run's line numbers that no marker explains. */
 function printer(o: GlobalOptions, node: string) {
   let boot = "";
@@ -90,7 +85,7 @@ function printer(o: GlobalOptions, node: string) {
     if (rec.kind === "loss") {
       process.stdout.write(`${rec.ts} !!!!!! ${rec.count} line(s) lost (seq ${rec.first_seq}-${rec.last_seq}): the agent's buffer was full while NATS was unreachable\n`);
     } else {
-      process.stdout.write(`${rec.ts} ${rec.stream} ${clean(rec.line)}${rec.truncated ? " [truncated]" : ""}\n`);
+      process.stdout.write(`${rec.ts} ${rec.stream} ${printable(rec.line)}${rec.truncated ? " [truncated]" : ""}\n`);
     }
     boot = rec.boot;
     next = Math.max(sameRun ? next : 0, (rec.kind === "line" ? rec.seq : rec.last_seq) + 1);

@@ -6,10 +6,11 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { MembershipActionArgs, isMembershipAction } from "../../schemas/mod.ts";
-import { inboxPrefix, newUserSeed, signerFromSeed } from "../core/mod.ts";
+import { newUserSeed, parseDurationMs, signerFromSeed } from "../core/mod.ts";
 import { credsFromSeedFile, decodeEvent, lastSequence, readEventMessages, replaceSecretFile, writeSecretFile } from "../bus/mod.ts";
 import { auditReplay, auditVerify } from "./audit.ts";
-import { loadIdentity, openConnection, resolveCa, resolveCreds, resolveServer, type GlobalOptions } from "./context.ts";
+import { loadIdentity, openConnection, type GlobalOptions } from "./context.ts";
+import { DRY_RUN, printDryRun } from "./dry-run.ts";
 import { nodeVerb } from "./node.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
@@ -24,9 +25,21 @@ verbs:
   node invites | node invite revoke <hash-prefix>
   node enroll --code CODE --token-file FILE|--token -   enroll a node waiting with unibus-agent enroll-wait
   node wait-bundle [--expiry 24h]      the bundle unibus-agent enroll-wait starts with
-  node list | node show <node> | node leave <node> | node revoke <node> [--reason TEXT]
+  node list | node show <node> | node revoke <node> [--reason TEXT]
+  node leave <node>                    tells the node's agent to stop its services and forget its enrollment,
+                                       then removes the node from the fleet (even if the agent does not answer)
   node logs <node> <service> [--lines 100] [--since 10m] [--follow]
                                        a service's output from UNIBUS_LOGS (admins); --since 2h, 30s, 1d or an ISO time
+  node status <node>                   asks the node's agent: its sandbox and each service's state, pid, uptime,
+                                       restarts, last exit; without an answer (2 s), the last state it reported
+  node status [--all]                  every node's services as last reported to membershipd
+  node start|stop|restart <node> <service>   one service on one node; exit 1 unless it ends up running (stopped)
+  node check <node> <service>          runs the service's health check on the node; exit 1 if it fails
+  node command <selector> <action> [--service S] [--concurrency 64] [--timeout 5s]
+                                       the action (status, start, stop, restart, check) on every active node the
+                                       selector matches, in parallel; selector: role=web,zone=eu (every label must
+                                       match), name=<node>, or all; a table of ok / failed / timed out / no agent,
+                                       exit 1 unless every node is ok
   room create <room> [--subject TEXT] | room list [--active] | room show <room> | room archive <room>
   member add <room> <user> [--role owner|moderator|member] | member role <room> <user> <role>
   member remove <room> <user> | member list --room R | member list --user U
@@ -44,7 +57,8 @@ global flags (env in brackets):
   --as HANDLE [UNIBUS_AS]              the identity's handle (default admin)
   --json                               machine-readable output
   --dry-run                            print the signed command and its subject instead of sending it
-  --timeout MS                         request timeout (default 5000)
+  --timeout MS|DURATION                request timeout: 5000, 500ms, 5s (default 5 s; agent verbs: status 2 s, start 15 s,
+                                       stop, restart and check 30 s, leave 15 s, each node of node command 5 s)
 
 exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable`;
 
@@ -56,6 +70,7 @@ const globalOptions = {
   lines: { type: "string" }, follow: { type: "boolean" }, since: { type: "string" }, trust: { type: "string", multiple: true }, limit: { type: "string" },
   creds: { type: "string" }, ca: { type: "string" }, reason: { type: "string" }, expiry: { type: "string" }, uses: { type: "string" },
   note: { type: "string" }, code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" },
+  service: { type: "string" }, concurrency: { type: "string" }, all: { type: "boolean" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -81,8 +96,13 @@ export async function main(argv: string[]): Promise<number> {
     as: flags.as ?? process.env.UNIBUS_AS ?? "admin",
     json: flags.json ?? false,
     dryRun: flags["dry-run"] ?? false,
-    timeoutMs: Number(flags.timeout ?? 5000),
+    timeoutMs: 5000,
   };
+  try {
+    if (flags.timeout !== undefined) o.timeoutMs = parseTimeoutMs(flags.timeout);
+  } catch (err) {
+    return fail(err, o.json);
+  }
   let nc: NatsConnection | null = null;
   const connection = async () => (nc ??= await openConnection(o));
   try {
@@ -92,6 +112,13 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     await (nc as NatsConnection | null)?.close();
   }
+}
+
+/** --timeout: milliseconds ("5000") or a duration ("500ms", "5s", "1m"). */
+function parseTimeoutMs(text: string): number {
+  const ms = /^\d+$/.test(text.trim()) ? Number(text) : parseDurationMs(text);
+  if (ms === null || ms < 1 || ms > 3_600_000) usageError(`--timeout takes milliseconds or a duration like 500ms, 5s or 1m (up to 1h), not "${text}"`);
+  return ms;
 }
 
 function fail(err: unknown, json: boolean): number {
@@ -132,6 +159,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "member list": return show(o, await send("member.list", { ...(f.room ? { room: f.room } : {}), ...(f.user ? { user: f.user } : {}), ...limit }),
       (r) => table(r.items, f.room ? ["user", "role", "since"] : ["room", "role"]));
     case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node leave": case "node revoke": case "node logs":
+    case "node status": case "node start": case "node stop": case "node restart": case "node check": case "node command":
       return nodeVerb(verb!, rest, f, o, send, show, connection);
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
@@ -145,7 +173,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
       } catch {
         usageError("the args are not valid JSON");
       }
-      const action = subject.startsWith("unibus.cmd.") ? subject.split(".").slice(3).join(".") : usageError("the subject must start with unibus.cmd.");
+      const action = commandAction(subject) ?? usageError("the subject must be unibus.cmd.membership.<action> or unibus.cmd.node.<node>.<action>");
       const reply = await command(o, connection, subject, action, args as Record<string, unknown>, true);
       print(true, reply, () => "");
       return reply?.ok === false ? EXIT.failed : EXIT.ok;
@@ -153,6 +181,14 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     default:
       usageError(`unknown verb "${pos.join(" ")}"`);
   }
+}
+
+/** The action a command subject names: the envelope's action must be the same. */
+function commandAction(subject: string): string | null {
+  const t = subject.split(".");
+  if (t[0] !== "unibus" || t[1] !== "cmd") return null;
+  const action = t.slice(t[2] === "node" ? 4 : 3).join(".");
+  return action === "" ? null : action;
 }
 
 export type Send = (action: string, args: Record<string, unknown>) => Promise<any>;
@@ -163,23 +199,6 @@ export function show(o: GlobalOptions, result: any, human: (r: any) => string): 
   return EXIT.ok;
 }
 
-const DRY_RUN = Symbol("dry-run");
-
-/** Single-quotes for POSIX shells: a ' inside becomes '\'' . */
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, "'\\''")}'`;
-}
-
-/** The `nats` CLI flags that reach this server as this identity (TLS CA, creds, its own inbox prefix). */
-function natsCliPrefix(o: GlobalOptions): string {
-  const creds = resolveCreds(o);
-  const ca = resolveCa(o);
-  const parts = ["nats", "--server", shellQuote(resolveServer(o))];
-  if (ca) parts.push("--tlsca", shellQuote(ca));
-  if (creds) parts.push("--creds", shellQuote(creds), "--inbox-prefix", inboxPrefix(loadIdentity({ ...o, identity: o.identity ?? creds }).publicKey));
-  return parts.join(" ") + " ";
-}
-
 /** Signs and sends one command (or prints it with --dry-run). `raw` returns the reply unopened. */
 async function command(o: GlobalOptions, connection: () => Promise<NatsConnection>, subject: string, action: string, args: Record<string, unknown>, raw = false): Promise<any> {
   if (isMembershipAction(action) && !raw) {
@@ -187,11 +206,7 @@ async function command(o: GlobalOptions, connection: () => Promise<NatsConnectio
     if (!check.success) usageError(check.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
   }
   const cmd = buildCommand(loadIdentity(o), o.as, action, args);
-  if (o.dryRun) {
-    const body = JSON.stringify(cmd);
-    print(o.json, { subject, command: cmd }, () => `# valid for 60 s; send with:\n${natsCliPrefix(o)}req ${subject} ${shellQuote(body)}`);
-    return DRY_RUN;
-  }
+  if (o.dryRun) return printDryRun(o, subject, cmd);
   const reply = await sendCommand(await connection(), subject, cmd, o.timeoutMs);
   return raw ? reply : resultOf(reply);
 }

@@ -1,4 +1,4 @@
-// `unibus node …`: invites, enrollment by code, and the fleet's nodes.
+// `unibus node …`: invites, enrollment by code, the fleet's nodes, and their agents.
 import { readFileSync } from "node:fs";
 import { parseInviteToken, type InviteToken } from "../../schemas/mod.ts";
 import { deriveWaitKey, normalizeCode, parseDurationMs, waitIdFor } from "../core/mod.ts";
@@ -6,6 +6,10 @@ import type { GlobalOptions } from "./context.ts";
 import { need, table, usageError } from "./output.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { nodeLogs } from "./logs.ts";
+import { nodeCommand, planFanout } from "./node-command.ts";
+import { nodeLeave } from "./node-leave.ts";
+import { serviceVerb } from "./node-service.ts";
+import { nodeStatus } from "./node-status.ts";
 import type { Flags, Send, show as Show } from "./main.ts";
 
 /** "90s", "30m", "24h", "7d" → seconds: one unit, whole seconds. */
@@ -30,6 +34,9 @@ function tokenInput(f: Flags): string {
 
 export async function nodeVerb(verb: string, rest: string[], f: Flags, o: GlobalOptions, send: Send, show: typeof Show, connection?: () => Promise<NatsConnection>): Promise<number> {
   const limit = f.limit ? { limit: Number(f.limit) } : {};
+  // --timeout, when given, overrides each agent action's own default.
+  const given = f.timeout === undefined ? undefined : o.timeoutMs;
+  const conn = () => connection ?? usageError(`node ${verb} needs a connection`);
   switch (verb) {
     case "invite": {
       if (rest[0] === "revoke") {
@@ -58,14 +65,20 @@ export async function nodeVerb(verb: string, rest: string[], f: Flags, o: Global
     case "show":
       return show(o, await send("node.show", { node: need(rest, 1, "a node name")[0] }), (r) => JSON.stringify(r, null, 2));
     case "leave":
+      return nodeLeave(rest, given, o, send, conn());
     case "revoke": {
       const [node] = need(rest, 1, "a node name");
-      const reason = verb === "revoke" && f.reason ? { reason: f.reason } : {};
-      return show(o, await send(`node.${verb}`, { node, ...reason }), (r) => `${node} is ${r.status}; its identity is revoked and its connections are cut`);
+      return show(o, await send("node.revoke", { node, ...(f.reason ? { reason: f.reason } : {}) }), (r) => `${node} is ${r.status}; its identity is revoked and its connections are cut`);
     }
     case "logs":
       if (o.dryRun) usageError("node logs reads the log stream; there is no command to print with --dry-run");
-      return nodeLogs(rest, f, o, connection ?? usageError("node logs needs a connection"), send);
+      return nodeLogs(rest, f, o, conn(), send);
+    case "status":
+      return nodeStatus(rest, f.all ?? false, given, o, send, conn());
+    case "start": case "stop": case "restart": case "check":
+      return serviceVerb(verb, rest, given, o, conn());
+    case "command":
+      return nodeCommand(planFanout(rest, f.service, f.concurrency, given), o, send, conn());
     default:
       return usageError(`unknown verb "node ${verb}"`);
   }

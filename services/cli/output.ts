@@ -47,3 +47,29 @@ export function need(args: string[], n: number, what: string): string[] {
   if (args.length !== n) usageError(`expected ${what}`);
   return args;
 }
+
+/** 45s, 3m 12s, 2h 5m, 3d 4h: two units at most, for a table cell. */
+export function humanDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const parts: [number, string][] = [[Math.floor(s / 86400), "d"], [Math.floor(s / 3600) % 24, "h"], [Math.floor(s / 60) % 60, "m"], [s % 60, "s"]];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first === -1) return "0s";
+  return parts.slice(first, first + 2).filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join(" ");
+}
+
+/** "3m ago" for an ISO time; "-" when there is none or it does not parse. */
+export function ago(iso: string | null | undefined, nowMs = Date.now()): string {
+  const t = iso ? Date.parse(iso) : NaN;
+  if (Number.isNaN(t)) return "-";
+  return t > nowMs ? `in ${humanDuration(t - nowMs)}` : `${humanDuration(nowMs - t)} ago`;
+}
+
+/** A timeout as given: "5s", "1m 30s", or "250 ms" when it is not whole seconds. */
+export function durationText(ms: number): string {
+  return ms < 1000 || ms % 1000 !== 0 ? `${ms} ms` : humanDuration(ms);
+}
+
+/** Text from a node goes to a terminal as text, never as control sequences or a forged line of its own. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f\u009b]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}

@@ -1,5 +1,5 @@
 // A CLI verb is a signed command on a subject; the same JSON works with a plain `nats req`.
-import type { NatsConnection } from "@nats-io/transport-node";
+import { RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
 import { signCommand, type Signer } from "../core/mod.ts";
 import { CliError } from "./output.ts";
@@ -10,18 +10,51 @@ export function buildCommand(signer: Signer, actorId: string, action: string, ar
   return signCommand({ action, args, actor: { id: actorId, key: signer.publicKey } }, signer);
 }
 
-export async function sendCommand(nc: NatsConnection, subject: string, command: CommandEnvelope, timeoutMs: number): Promise<Reply> {
+/**
+ * What became of one request: a reply, or why there is none. A value, not a throw, so a fan-out
+ * to a thousand agents can count its outcomes instead of stopping at the first.
+ */
+export type Delivery =
+  | { kind: "reply"; reply: Reply }
+  | { kind: "no-responders" }
+  | { kind: "timeout" }
+  | { kind: "forbidden" }
+  | { kind: "malformed" }
+  | { kind: "error"; message: string };
+
+export async function deliver(nc: NatsConnection, subject: string, command: CommandEnvelope, timeoutMs: number): Promise<Delivery> {
   let raw;
   try {
     raw = await nc.request(subject, JSON.stringify(command), { timeout: timeoutMs });
   } catch (err) {
-    const msg = (err as Error).message;
-    if (/permissions violation/i.test(msg)) throw new CliError("E_FORBIDDEN", `this identity may not send ${subject} (the server refused it)`, 1);
-    throw new CliError("E_UNAVAILABLE", /no responders/i.test(msg) ? `nobody serves ${subject}; is membershipd running?` : `no reply on ${subject}: ${msg}`, 3);
+    if (err instanceof TimeoutError) return { kind: "timeout" };
+    if (err instanceof RequestError && err.isNoResponders()) return { kind: "no-responders" };
+    const msg = (err as Error).message ?? String(err);
+    if (/permissions violation/i.test(msg)) return { kind: "forbidden" };
+    if (/no responders/i.test(msg)) return { kind: "no-responders" };
+    if (/timeout/i.test(msg)) return { kind: "timeout" };
+    return { kind: "error", message: msg };
   }
-  const parsed = Reply.safeParse(raw.json());
-  if (!parsed.success) throw new CliError("E_BAD_REPLY", `malformed reply on ${subject}`, 1);
-  return parsed.data;
+  let body: unknown;
+  try {
+    body = raw.json();
+  } catch {
+    return { kind: "malformed" };
+  }
+  const parsed = Reply.safeParse(body);
+  return parsed.success ? { kind: "reply", reply: parsed.data } : { kind: "malformed" };
+}
+
+export async function sendCommand(nc: NatsConnection, subject: string, command: CommandEnvelope, timeoutMs: number): Promise<Reply> {
+  const d = await deliver(nc, subject, command, timeoutMs);
+  switch (d.kind) {
+    case "reply": return d.reply;
+    case "forbidden": throw new CliError("E_FORBIDDEN", `this identity may not send ${subject} (the server refused it)`, 1);
+    case "no-responders": throw new CliError("E_UNAVAILABLE", `nobody serves ${subject}; is ${subject.startsWith("unibus.cmd.node.") ? "the node's agent" : "membershipd"} running?`, 3);
+    case "timeout": throw new CliError("E_UNAVAILABLE", `no reply on ${subject} within ${timeoutMs} ms`, 3);
+    case "malformed": throw new CliError("E_BAD_REPLY", `malformed reply on ${subject}`, 1);
+    case "error": throw new CliError("E_UNAVAILABLE", `no reply on ${subject}: ${d.message}`, 3);
+  }
 }
 
 /** Unwraps a reply: the result, or a CliError carrying the server's code and sentence. */

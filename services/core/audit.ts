@@ -1,8 +1,8 @@
 // Pure audit rules. ChainVerifier checks one event at a time, in stream order: sequence gaps,
 // schema, subject, signature, trusted writer, and each aggregate's hash chain. diffBuckets compares
 // projections rebuilt from the stream with what the KV buckets hold.
-import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
-import { eventHash, verifyEventSignature } from "./envelope.ts";
+import { EventEnvelope, eventTypeInfo, type CommandEnvelope } from "../../schemas/mod.ts";
+import { eventHash, verifyCommandSignature, verifyEventSignature } from "./envelope.ts";
 import { eventSubject } from "./blind.ts";
 
 export type AuditProblem = "gap" | "malformed" | "misplaced" | "bad_signature" | "untrusted_signer" | "chain_broken";
@@ -31,6 +31,10 @@ export class ChainVerifier {
     if (!info || info.kind !== e.kind || !info.schema.safeParse(e.data).success) return found("malformed", `unknown or invalid ${e.kind}/${e.type}`);
     if (subject !== eventSubject(e.kind, e.aggregate)) found("misplaced", `${e.kind}/${e.aggregate} stored on ${subject}`);
     if (!verifyEventSignature(e)) return found("bad_signature", `${e.type} ${e.id} signature does not verify`);
+    // membershipd signed the event, but the command inside is the operator's: it must hold up on its own.
+    if (e.type === "CommandReceived" && !verifyCommandSignature(e.data.command as CommandEnvelope)) {
+      found("bad_signature", `${e.type} ${e.id} holds command ${(e.data.command as CommandEnvelope).id} whose signature does not verify against its actor's key`);
+    }
     this.trustGenesis(e);
     if (!this.trusted.has(e.signer)) found("untrusted_signer", `${e.type} ${e.id} signed by ${e.signer}, not a trusted writer`);
     const key = `${e.kind}.${e.aggregate}`;

@@ -266,10 +266,11 @@ describe("subject permissions per role", () => {
     assert.deepEqual(p.sub, { allow: [inbox], deny: [] });
   });
 
-  test("node: its own logs; its own commands, services discovery and inbox; one reply per request", () => {
+  test("node: its own logs, its reports and trust list; its own commands, services discovery, trust changes and inbox; one reply per request", () => {
     const p = permissionsFor("node", { key, node: "n1" });
-    assert.deepEqual(p.pub.allow, ["unibus.logs.n1.>"]);
-    assert.deepEqual(p.sub.allow, ["unibus.cmd.node.n1.>", "$SRV.>", inbox]);
+    assert.deepEqual(p.pub.allow, ["unibus.logs.n1.>", "unibus.cmd.membership.node.report", "unibus.cmd.membership.node.trust"]);
+    assert.deepEqual(p.sub.allow, ["unibus.cmd.node.n1.>", "$SRV.>", "unibus.trust.changed", inbox]);
+    for (const w of ["user.add", "node.revoke", "node.list", "user.list"]) assert.ok(!allows(p.pub, `unibus.cmd.membership.${w}`), w);
     assert.deepEqual(p.resp, { max: 1, ttl: 0 });
     assert.ok(!allows(p.pub, "unibus.logs.n2.x") && !allows(p.sub, "unibus.cmd.node.n2.restart") && !allows(p.sub, "unibus.cmd.node.n10.x"));
     assert.ok(!allows(p.sub, `${inboxPrefix(newKey())}.x`));

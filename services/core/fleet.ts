@@ -6,6 +6,9 @@ import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 import { allocateAddress, inCidr, parseCidr } from "./overlay.ts";
 
+/** The fleet is one aggregate: `fleet/main`. */
+export const FLEET_ID = "main";
+
 export interface Invite { hash: string; expiresAt: string; usesLeft: number; revoked: boolean; note: string; bootstrapKey: string }
 export interface FleetNode { node: string; signKey: string; kexKey: string; address: string; status: "active" | "left" | "revoked" }
 

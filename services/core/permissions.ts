@@ -1,8 +1,8 @@
 // Each role's NATS subject permissions, minted into its user JWT. docs/security.md is generated
 // from this file. Every identity but the service has its own inbox prefix, so none can read
 // another's replies.
-import type { Role } from "../../schemas/mod.ts";
-import { READ_ACTIONS } from "./roles.ts";
+import { TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
+import { NODE_ACTIONS, READ_ACTIONS } from "./roles.ts";
 
 export interface SubjectPermissions {
   pub: { allow: string[]; deny: string[] };
@@ -50,9 +50,10 @@ export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermi
       if (!ctx.node) throw new Error("a node identity needs its node name");
       return {
         // Never an event subject: whatever lands there is in the stream for good (deny_delete), and
-        // one unparsable message would stall every projection. Only membershipd appends events.
-        pub: { allow: [`unibus.logs.${ctx.node}.>`], deny: ["unibus.evt.>"] },
-        sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", inbox], deny: [] },
+        // one unparsable message would stall every projection. Only membershipd appends events: a
+        // node hands its own to membershipd as `node.report`, which checks them first.
+        pub: { allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`)], deny: ["unibus.evt.>"] },
+        sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", TRUST_CHANGED_SUBJECT, inbox], deny: [] },
         resp: { max: 1, ttl: 0 },
       };
     }

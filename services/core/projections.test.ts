@@ -3,10 +3,10 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createCurve } from "@nats-io/nkeys";
-import { MemberRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
+import { MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
 import { newUserSeed, signerFromSeed } from "./crypto.ts";
 import {
-  allProjections, applyEvent, MemoryProjections, membersProjection, roomsByMemberProjection, roomsProjection, usersProjection,
+  allProjections, applyEvent, MemoryProjections, membersProjection, nodesProjection, roomsByMemberProjection, roomsProjection, usersProjection,
   type Projection, type StoredEvent,
 } from "./projections.ts";
 
@@ -373,3 +373,143 @@ describe("MemoryProjections", () => {
     assert.deepEqual(snapshot(mp), expectedBuckets);
   });
 });
+
+describe("nodesProjection: enrollment and the node's own reports", () => {
+  const nodeKey = signerFromSeed(newUserSeed()).publicKey;
+  const adminKey = signerFromSeed(newUserSeed()).publicKey;
+  const at = (n: number) => new Date(Date.UTC(2025, 0, 1, 1, 0, n)).toISOString();
+  const fleetEv = (seq: number, type: string, data: Record<string, unknown>): StoredEvent => ({ seq, ts: tsOf(seq), type, kind: "fleet", aggregate: "main", data });
+  const nodeEv = (seq: number, type: string, data: Record<string, unknown>, node = "web-1"): StoredEvent =>
+    ({ seq, ts: tsOf(seq), type, kind: "node", aggregate: node, data: { node, seq: seq - 1, at: at(seq), ...data } });
+  const enrolled = (seq: number, node = "web-1") => fleetEv(seq, "NodeEnrolled", {
+    node, sign_key: nodeKey, kex_key: aliceKex, address: "10.0.0.1", labels: { zone: "a" }, invite: "f".repeat(64), flow: "join",
+  });
+  const agentStarted = (seq: number, services: string[]) =>
+    nodeEv(seq, "AgentStarted", { version: "0.2.0", services, sandbox: "bwrap", identity: "userns", bwrap_version: "0.8.0" });
+  const started = (seq: number, service: string, pid = 4000 + seq) => nodeEv(seq, "ServiceStarted", { service, pid });
+  const exited = (seq: number, service: string, code: number | null, signal: string | null = null) => nodeEv(seq, "ServiceExited", { service, code, signal });
+  const restarted = (seq: number, service: string, attempt: number) => nodeEv(seq, "ServiceRestarted", { service, reason: attempt ? "exited 1" : "requested", attempt });
+  const stopped = (seq: number, service: string, reason: string) => nodeEv(seq, "ServiceStopped", { service, reason });
+  const command = { v: 1, id: "cmd-0001", ts: at(0), nonce: "n".repeat(16), actor: { id: "alice", key: adminKey }, action: "restart", args: { node: "web-1", service: "api" }, sig: "s".repeat(86) };
+  const received = (seq: number) => nodeEv(seq, "CommandReceived", { command });
+  const completed = (seq: number, ok: boolean) =>
+    nodeEv(seq, "CommandCompleted", { command: "cmd-0001", actor: command.actor, action: "restart", ok, code: ok ? null : "E_X", message: ok ? null : "no", ms: 5 });
+
+  /** An agent's life: boot with two services, a crash and an automatic restart, a requested restart, a crash loop. */
+  const life: StoredEvent[] = [
+    enrolled(1),
+    agentStarted(2, ["api", "worker"]),
+    started(3, "api"), started(4, "worker"),
+    exited(5, "api", 1), restarted(6, "api", 1), started(7, "api"),
+    exited(8, "worker", null, "SIGSEGV"), restarted(9, "worker", 1), started(10, "worker"), exited(11, "worker", 139), stopped(12, "worker", "crash-loop"),
+    received(13), exited(14, "api", 0, null), stopped(15, "api", "requested"), restarted(16, "api", 0), started(17, "api"), completed(18, true),
+  ];
+
+  const expectedNode = {
+    node: "web-1", sign_key: nodeKey, kex_key: aliceKex, address: "10.0.0.1", labels: { zone: "a" }, status: "active", flow: "join", enrolled_at: tsOf(1), invite: "f".repeat(64),
+    services: {
+      api: { state: "running", pid: 4017, since: at(17), restarts: 0, last_exit: { code: 0, signal: null, at: at(14) }, last_event: { type: "ServiceStarted", at: at(17) } },
+      worker: { state: "crash-loop", pid: null, since: at(10), restarts: 1, last_exit: { code: 139, signal: null, at: at(11) }, last_event: { type: "ServiceStopped", at: at(12) } },
+    },
+    agent: { version: "0.2.0", started_at: at(2), sandbox: "bwrap", identity: "userns", last_seq: 17, last_report_at: tsOf(18), last_command: { action: "restart", actor: "alice", ok: true, at: at(18) } },
+    seq: 18,
+  };
+
+  const nodeOf = (events: StoredEvent[], node = "web-1") => replay(events).buckets.get("UNIBUS_nodes")!.get(node);
+
+  test("keys: fleet node events and every node-kind event are keyed by the node's name; invites and others are ignored", () => {
+    assert.deepEqual(nodesProjection.keys(enrolled(1)), ["web-1"]);
+    assert.deepEqual(nodesProjection.keys(fleetEv(2, "NodeLeft", { node: "web-1", address: "10.0.0.1" })), ["web-1"]);
+    for (const e of [agentStarted(2, []), started(3, "api"), received(4), completed(5, true)]) assert.deepEqual(nodesProjection.keys(e), ["web-1"], e.type);
+    assert.deepEqual(nodesProjection.keys(fleetEv(3, "InviteIssued", { hash: "a".repeat(64) })), []);
+    assert.deepEqual(nodesProjection.keys(userCreated(4, "alice", "admin", aliceKey, null)), []);
+  });
+
+  test("NodeEnrolled gives a record with no services and no agent yet", () => {
+    const rec = nodesProjection.project(undefined, enrolled(1))!;
+    assert.deepEqual(rec.services, {});
+    assert.equal(rec.agent, null);
+    NodeRecord.parse(rec);
+  });
+
+  test("an agent's life gives each service's state, restarts and last exit, and the agent's facts", () => {
+    const rec = nodeOf(life);
+    assert.deepEqual(rec, expectedNode);
+    NodeRecord.parse(rec);
+  });
+
+  test("intermediate states: exited, restarting (counting automatic restarts), running again", () => {
+    assert.equal(nodeOf(life.slice(0, 5)).services.api.state, "exited");
+    assert.deepEqual(pick(nodeOf(life.slice(0, 6)).services.api, "state", "pid", "restarts"), { state: "restarting", pid: null, restarts: 1 });
+    assert.deepEqual(pick(nodeOf(life.slice(0, 7)).services.api, "state", "pid", "restarts"), { state: "running", pid: 4007, restarts: 1 });
+    assert.equal(nodeOf(life.slice(0, 13)).services.api.restarts, 1, "a command received changes no service");
+  });
+
+  test("ServiceStopped: requested and exited are stopped; crash-loop and failed are themselves", () => {
+    for (const [reason, state] of [["requested", "stopped"], ["exited", "stopped"], ["crash-loop", "crash-loop"], ["failed", "failed"]]) {
+      assert.equal(nodeOf([enrolled(1), started(2, "api"), stopped(3, "api", reason!)]).services.api.state, state, reason);
+    }
+  });
+
+  test("a start by request (no ServiceRestarted before it) resets the restart count", () => {
+    const rec = nodeOf([...life.slice(0, 12), started(13, "worker")]);
+    assert.deepEqual(pick(rec.services.worker, "state", "restarts"), { state: "running", restarts: 0 });
+  });
+
+  test("AgentStarted: new services appear stopped, undeclared ones go, running ones are no longer running", () => {
+    const rec = nodeOf([...life, agentStarted(19, ["api", "cron"])]);
+    assert.deepEqual(Object.keys(rec.services), ["api", "cron"]);
+    assert.deepEqual(rec.services.cron, { state: "stopped", pid: null, since: null, restarts: 0, last_exit: null, last_event: { type: "AgentStarted", at: at(19) } });
+    assert.deepEqual(pick(rec.services.api, "state", "pid", "since", "last_exit"), { state: "stopped", pid: null, since: at(17), last_exit: { code: 0, signal: null, at: at(14) } });
+    assert.deepEqual(rec.agent, { ...expectedNode.agent, started_at: at(19), last_seq: 18, last_report_at: tsOf(19) });
+    const looping = nodeOf([...life, agentStarted(19, ["worker"])]);
+    assert.equal(looping.services.worker.state, "crash-loop", "a crash loop stays visible until the service is started again");
+  });
+
+  test("reports before the first AgentStarted track services but leave the agent unknown", () => {
+    const rec = nodeOf([enrolled(1), started(2, "api"), completed(3, false)]);
+    assert.equal(rec.agent, null);
+    assert.equal(rec.services.api.state, "running");
+    NodeRecord.parse(rec);
+  });
+
+  test("a failed command is the agent's last command", () => {
+    assert.deepEqual(nodeOf([...life, completed(19, false)]).agent.last_command, { action: "restart", actor: "alice", ok: false, at: at(19) });
+  });
+
+  test("reports for a node with no record create none", () => {
+    const mp = replay([agentStarted(1, ["api"]), started(2, "api")]);
+    assert.equal(mp.buckets.get("UNIBUS_nodes")!.size, 0);
+    assert.equal(nodesProjection.project(undefined, started(3, "api")), undefined);
+  });
+
+  test("a node that left keeps its last reported state; a new enrollment of the name starts empty", () => {
+    const left = [...life, fleetEv(19, "NodeLeft", { node: "web-1", address: "10.0.0.1" })];
+    assert.equal(nodeOf(left).status, "left");
+    assert.deepEqual(nodeOf(left).services, expectedNode.services);
+    const again = nodeOf([...left, enrolled(20)]);
+    assert.deepEqual([again.services, again.agent], [{}, null]);
+  });
+
+  test("a service named like an Object.prototype property is a service like any other", () => {
+    const rec = nodeOf([enrolled(1), started(2, "constructor"), exited(3, "constructor", 0), agentStarted(4, ["constructor", "valueof"])]);
+    assert.deepEqual(Object.keys(rec.services), ["constructor", "valueof"]);
+    assert.equal(rec.services.constructor.last_exit.code, 0);
+    NodeRecord.parse(rec);
+  });
+
+  test("replaying the life twice, or any suffix again, changes nothing; nor does any single event again", () => {
+    const once = snapshot(replay(life));
+    assert.deepEqual(snapshot(replay(life, replay(life))), once);
+    for (let i = 0; i < life.length; i++) assert.deepEqual(snapshot(replay(life.slice(i), replay(life))), once, `suffix from ${i}`);
+    for (const e of life) {
+      const mp = replay(life);
+      mp.apply(e);
+      assert.deepEqual(snapshot(mp), once, `${e.type} at ${e.seq}`);
+    }
+  });
+});
+
+function pick(o: Record<string, unknown>, ...keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]]));
+}

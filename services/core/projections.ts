@@ -1,6 +1,7 @@
 // Pure projections: project(record | undefined, event) → record | undefined (undefined = delete).
 // Idempotence lives in applyEvent: a record never takes an event at or below the sequence it holds.
 import type { IdentityRecord, InviteRecord, MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
+import { projectNodeActivity } from "./node-projection.ts";
 
 export interface StoredEvent {
   seq: number;
@@ -91,19 +92,23 @@ export const roomsByMemberProjection: Projection<RoomByMemberRecord> = {
 
 export const nodesProjection: Projection<NodeRecord> = {
   bucket: "UNIBUS_nodes",
-  keys: (e) => (["NodeEnrolled", "NodeLeft", "NodeRevoked"].includes(e.type) ? [e.data.node] : []),
+  keys: (e) => (e.kind === "node" || ["NodeEnrolled", "NodeLeft", "NodeRevoked"].includes(e.type) ? [e.data.node] : []),
   project(r, e) {
     switch (e.type) {
       case "NodeEnrolled": {
         const d = e.data;
-        return { node: d.node, sign_key: d.sign_key, kex_key: d.kex_key, address: d.address, labels: d.labels, status: "active", flow: d.flow, enrolled_at: e.ts, invite: d.invite, seq: e.seq };
+        return {
+          node: d.node, sign_key: d.sign_key, kex_key: d.kex_key, address: d.address, labels: d.labels, status: "active", flow: d.flow, enrolled_at: e.ts, invite: d.invite,
+          services: {}, agent: null, seq: e.seq,
+        };
       }
       case "NodeLeft":
         return r && { ...r, status: "left", seq: e.seq };
       case "NodeRevoked":
         return r && { ...r, status: "revoked", seq: e.seq };
       default:
-        return r;
+        // A report for a node with no record (never enrolled here) has nothing to attach to.
+        return r && e.kind === "node" ? { ...projectNodeActivity(r, e), seq: e.seq } : r;
     }
   },
 };

@@ -3,15 +3,24 @@ import type { Role } from "../../schemas/mod.ts";
 /** Actions that only read projections. */
 export const READ_ACTIONS: ReadonlySet<string> = new Set(["user.list", "room.list", "room.show", "member.list", "node.list", "node.show", "node.invites"]);
 
+/**
+ * What a node's agent asks of membershipd: append its own events, and learn which admins it obeys.
+ * Kept apart from READ_ACTIONS, which monitors may send.
+ */
+export const NODE_ACTIONS: ReadonlySet<string> = new Set(["node.report", "node.trust"]);
+
+/** Reads whose reply is not stored with the nonce: the read actions and `node.trust`. */
 export function isReadAction(action: string): boolean {
-  return READ_ACTIONS.has(action);
+  return READ_ACTIONS.has(action) || action === "node.trust";
 }
 
-/** What each role may ask of membershipd. Agents, services and bootstrap identities get nothing here. */
+/** What each role may ask of membershipd. Services and bootstrap identities get nothing here. */
 export function roleAllows(role: Role, action: string): boolean {
   switch (role) {
-    case "admin": return true;
+    // node.report would let an admin forge a node's own account of itself; node.trust is a harmless read.
+    case "admin": return action !== "node.report";
     case "monitor": return READ_ACTIONS.has(action);
+    case "node": return NODE_ACTIONS.has(action);
     default: return false;
   }
 }

@@ -2,11 +2,14 @@
 // deciders; reads come from the KV projections after they have caught up with the stream.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { MembershipActionArgs, isMembershipAction, type CommandEnvelope, type MembershipAction } from "../../schemas/mod.ts";
+import type { z } from "zod";
+import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type CommandEnvelope, type MembershipAction } from "../../schemas/mod.ts";
 import { domainError, isDomainError, memberDecider, storageKey, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
 import { lastSequence, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
+import { createNodeReportHandlers } from "./node-reports.ts";
+import { trustedAdmins } from "./trust.ts";
 
 const READ_WAIT_MS = 1000;
 
@@ -21,15 +24,23 @@ function naturalOrder(r: Record<string, unknown>): string {
   return [r.handle, r.room, r.user, r.node, r.issued_at].filter((v) => typeof v === "string").join(".");
 }
 
+/** The args schema of every action served here: the operators' and the agents' (node.report, node.trust). */
+function argsSchema(action: string): z.ZodType | undefined {
+  if (isMembershipAction(action)) return MembershipActionArgs[action];
+  return Object.hasOwn(NodeReportArgs, action) ? NodeReportArgs[action as keyof typeof NodeReportArgs] : undefined;
+}
+
 export function parseActionArgs(action: string, args: unknown) {
-  if (!isMembershipAction(action)) return undefined;
-  const r = MembershipActionArgs[action].safeParse(args);
+  const schema = argsSchema(action);
+  if (!schema) return undefined;
+  const r = schema.safeParse(args);
   return r.success ? { ok: true as const, args: r.data } : { ok: false as const, error: domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(r.error)}`) };
 }
 
 export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
   const fleet = createFleetActions(deps);
+  const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, users: buckets.UNIBUS_users!, caughtUp }) });
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
     const r = await aggregates.execute(kind, id, decider, command, { actor: cmd.actor, commandId: cmd.id });
@@ -58,10 +69,12 @@ export function createActions(deps: ActionDeps) {
     return { roomState: r.state, userState: u.state };
   }
 
-  const handlers: { [A in MembershipAction]: (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError> } = {
+  const handlers: { [A in MembershipAction | keyof typeof NodeReportArgs]: (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError> } = {
     "user.add": async (a, cmd) => {
       const created = await write("user", a.handle, userDecider, { type: "CreateUser", ...a }, cmd);
       if (isDomainError(created)) return created;
+      // UserCreated is durable: agents fetch their trust list again (a replayed add announces again, harmlessly).
+      if (a.role === "admin") deps.trustChanged?.();
       const jwt = await fleet.issueUserJwt(a.handle, a.role, a.sign_key, cmd);
       return isDomainError(jwt) ? jwt : { ...created, jwt };
     },
@@ -94,8 +107,9 @@ export function createActions(deps: ActionDeps) {
     },
     "node.invites": (a) => list(buckets.UNIBUS_invites!, undefined, a.limit),
     ...fleet.handlers,
+    ...nodeReports,
     "member.list": (a) => (a.room ? list(buckets.UNIBUS_members!, a.room, a.limit) : list(buckets.UNIBUS_rooms_by_member!, a.user, a.limit)),
   };
 
-  return (action: string, args: unknown, cmd: CommandEnvelope) => handlers[action as MembershipAction](args, cmd);
+  return (action: string, args: unknown, cmd: CommandEnvelope) => handlers[action as keyof typeof handlers](args, cmd);
 }

@@ -1,14 +1,16 @@
-// The checks every command passes, in DESIGN.md's order: schema → clock window → nonce unused →
-// signature → the actor's role allows the action → decide → append → reply. Any failure is a
-// structured error reply; nothing here throws at the caller.
+// The checks every command passes, in DESIGN.md's order: schema → clock window (the stateless front,
+// shared with the node agent: services/core/command-check.ts) → args → nonce unused → signature →
+// the actor's role allows the action → decide → append → reply. Any failure is a structured error
+// reply; nothing here throws at the caller.
 import type { KV } from "@nats-io/kv";
-import { z } from "zod";
-import { CommandEnvelope, type Reply, type Role } from "../../schemas/mod.ts";
+import type { CommandEnvelope, Reply, Role } from "../../schemas/mod.ts";
 import { ConcurrencyConflict } from "../bus/mod.ts";
-import { canonicalJson, domainError, isDomainError, roleAllows, sha256Hex, verifyCommandSignature, type DomainError } from "../core/mod.ts";
+import {
+  checkCommandFront, checkCommandSignature, commandFingerprint, CommandRefusal, domainError, errorReply, isDomainError, roleAllows, type DomainError,
+} from "../core/mod.ts";
 
-export const MAX_COMMAND_BYTES = 64 * 1024;
-export const CLOCK_WINDOW_MS = 60_000;
+// Shared with the node agent (services/core/command-check.ts); re-exported for this folder's users.
+export { CLOCK_WINDOW_MS, MAX_COMMAND_BYTES, errorReply, zodMessage } from "../core/mod.ts";
 
 export interface ActorRecord { role: Role; signKey: string; revoked?: boolean }
 
@@ -25,14 +27,6 @@ export interface PipelineDeps {
 }
 
 interface NonceRecord { command: string; reply?: Reply }
-
-export function errorReply(e: DomainError): Reply {
-  return { ok: false, error: e.details ? { code: e.code, message: e.message, details: e.details } : { code: e.code, message: e.message } };
-}
-
-export function zodMessage(err: z.ZodError): string {
-  return err.issues.slice(0, 3).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-}
 
 export async function handleCommand(raw: Uint8Array, expectedAction: string, deps: PipelineDeps): Promise<Reply> {
   try {
@@ -51,46 +45,35 @@ export function failureReply(err: unknown): Reply {
 }
 
 async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineDeps): Promise<Reply> {
-  if (raw.length > MAX_COMMAND_BYTES) return errorReply(domainError("E_TOO_LARGE", `command is ${raw.length} bytes; the limit is ${MAX_COMMAND_BYTES}`));
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
-  } catch {
-    return errorReply(domainError("E_BAD_JSON", "command is not valid UTF-8 JSON"));
-  }
-  const parsed = CommandEnvelope.safeParse(json);
-  if (!parsed.success) return errorReply(domainError("E_BAD_REQUEST", `malformed command envelope: ${zodMessage(parsed.error)}`));
-  const cmd = parsed.data;
-  if (cmd.action !== expectedAction) return errorReply(domainError("E_BAD_REQUEST", `envelope action ${cmd.action} does not match subject action ${expectedAction}`));
+  const front = checkCommandFront(raw, expectedAction, deps.now?.() ?? Date.now());
+  if (!front.ok) return errorReply(front.error);
+  const cmd = front.command;
   const args = deps.parseArgs(cmd.action, cmd.args);
-  if (!args) return errorReply(domainError("E_UNKNOWN_ACTION", `unknown action ${cmd.action}`));
+  if (!args) return errorReply(CommandRefusal.unknownAction(cmd.action));
   if (!args.ok) return errorReply(args.error);
 
-  const now = deps.now?.() ?? Date.now();
-  const skew = Date.parse(cmd.ts) - now;
-  if (Math.abs(skew) > CLOCK_WINDOW_MS) return errorReply(domainError("E_CLOCK_SKEW", `command time is ${Math.round(skew / 1000)} s off the server clock (limit ±${CLOCK_WINDOW_MS / 1000} s)`));
-
-  const fingerprint = sha256Hex(canonicalJson(cmd));
+  const fingerprint = commandFingerprint(cmd);
   const seen = await deps.nonces.get(cmd.nonce);
   if (seen && seen.operation === "PUT") {
     const record = seen.json<NonceRecord>();
     // The same signed command sent again is answered from its record, never run twice.
     if (record.command === fingerprint && record.reply) return record.reply;
-    if (record.command !== fingerprint) return errorReply(domainError("E_NONCE_REUSED", "this nonce was already used by another command"));
+    if (record.command !== fingerprint) return errorReply(CommandRefusal.nonceReused());
   }
 
-  if (!verifyCommandSignature(cmd)) return errorReply(domainError("E_BAD_SIGNATURE", "command signature does not verify against the actor's key"));
+  const badSignature = checkCommandSignature(cmd);
+  if (badSignature) return errorReply(badSignature);
   const actor = await deps.lookupActor(cmd.actor.id);
-  if (!actor || actor.signKey !== cmd.actor.key) return errorReply(domainError("E_UNKNOWN_ACTOR", `no identity ${cmd.actor.id} with that key`));
+  if (!actor || actor.signKey !== cmd.actor.key) return errorReply(CommandRefusal.unknownActor(cmd.actor.id));
   if (actor.revoked) return errorReply(domainError("E_IDENTITY_REVOKED", `identity ${cmd.actor.id} was revoked`));
-  if (!roleAllows(actor.role, cmd.action)) return errorReply(domainError("E_FORBIDDEN", `role ${actor.role} may not ${cmd.action}`));
+  if (!roleAllows(actor.role, cmd.action)) return errorReply(CommandRefusal.forbidden(actor.role, cmd.action));
 
   if (!seen) {
     try {
       await deps.nonces.create(cmd.nonce, JSON.stringify({ command: fingerprint } satisfies NonceRecord));
     } catch {
       // Another instance claimed it first: the same command racing itself, or a replay.
-      return errorReply(domainError("E_NONCE_REUSED", "this nonce is being used by a command in flight"));
+      return errorReply(CommandRefusal.nonceInFlight());
     }
   }
   const result = await deps.run(cmd.action, args.args, cmd);

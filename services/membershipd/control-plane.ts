@@ -2,11 +2,13 @@
 // membership command service. membershipd's main wraps it with the embedded server and HTTP.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AggregateStore, NONCES_BUCKET, Projector, ensureEventStream, ensureLogsStream, eventSubject, lastEventOf, openBuckets } from "../bus/mod.ts";
-import { domainError, isReadAction, userDecider, type UserState } from "../core/mod.ts";
+import { AggregateStore, NONCES_BUCKET, Projector, ensureEventStream, ensureLogsStream, openBuckets } from "../bus/mod.ts";
+import { domainError, isReadAction } from "../core/mod.ts";
 import { createActions, parseActionArgs } from "./actions.ts";
+import { createActorLookup } from "./actors.ts";
+import { announceTrustChange } from "./trust.ts";
 import { bootstrapStore } from "./bootstrap.ts";
-import { errorReply, handleCommand, type ActorRecord } from "./command-pipeline.ts";
+import { errorReply, handleCommand } from "./command-pipeline.ts";
 import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
@@ -51,12 +53,11 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     : null;
 
   const metrics = new Metrics();
-  const run = createActions({ aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null });
-  const lookupActor = async (id: string): Promise<ActorRecord | null> => {
-    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id) || !(await lastEventOf(jsm, eventSubject("user", id)))) return null;
-    const u = (await aggregates.load<UserState>("user", id, userDecider)).state;
-    return u.exists ? { role: u.role, signKey: u.signKey, revoked: u.revoked } : null;
-  };
+  const run = createActions({
+    aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
+    trustChanged: () => announceTrustChange(o.nc),
+  });
+  const lookupActor = createActorLookup(jsm, aggregates);
   let inFlight = 0;
   const sub = o.nc.subscribe(`${COMMAND_PREFIX}>`, {
     queue: "membershipd",

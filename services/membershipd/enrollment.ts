@@ -10,7 +10,7 @@ import {
   type Actor, INVITE_PREFIX, enrollWaitSubject, JoinRequest, WaitAnnouncement, type CommandEnvelope, type InviteToken, type NodeConfig, type WaitBundle,
 } from "../../schemas/mod.ts";
 import {
-  canonicalJson, decodeSignature, domainError, sealConfig, fleetDecider, identityDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
+  canonicalJson, decodeSignature, domainError, sealConfig, fleetDecider, FLEET_ID, identityDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
   type DomainError, type FleetCommand, type FleetState, type IdentityState,
 } from "../core/mod.ts";
 import { credsFor, type AggregateStore } from "../bus/mod.ts";
@@ -18,7 +18,7 @@ import type { IdentityService } from "./identity-service.ts";
 import { CLOCK_WINDOW_MS, errorReply, zodMessage } from "./command-pipeline.ts";
 
 export { ENROLL_JOIN_SUBJECT as JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT as WAIT_ANNOUNCE_SUBJECT } from "../../schemas/mod.ts";
-const FLEET = "main";
+const FLEET = FLEET_ID;
 
 export interface EnrollmentOptions {
   cluster: string;

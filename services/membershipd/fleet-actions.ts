@@ -11,6 +11,8 @@ export interface FleetActionDeps {
   aggregates: AggregateStore;
   identities: IdentityService | null;
   enrollment: EnrollmentService | null;
+  /** Called once a change to the set of admins is durable (agents re-fetch `node.trust`). */
+  trustChanged?: () => void;
 }
 
 type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
@@ -36,6 +38,7 @@ export function createFleetActions(d: FleetActionDeps) {
     if (isDomainError(r)) return r;
     const user = (await d.aggregates.load<UserState>("user", a.handle, userDecider)).state;
     if (!user.exists) return domainError("E_USER_NOT_FOUND", `user ${a.handle} does not exist`);
+    if (user.role === "admin") d.trustChanged?.();
     const revoked = await i.revoke(user.signKey, a.reason, cmd.id);
     return isDomainError(revoked) ? revoked : { handle: a.handle, key: user.signKey, revoked: true };
   });

@@ -20,29 +20,8 @@ export const SupervisorEvent = z.discriminatedUnion("type", [ServiceStarted, Ser
 export type SupervisorEvent = z.infer<typeof SupervisorEvent>;
 export type StopReason = z.infer<typeof ServiceStopped>["reason"];
 
-export const ServiceState = z.enum(["starting", "running", "backoff", "stopped", "crash-loop", "failed"]);
-export type ServiceState = z.infer<typeof ServiceState>;
-
-export const ServiceStatus = z.object({
-  name: ServiceName,
-  state: ServiceState,
-  profile: z.enum(["bwrap", "none"]),
-  pid: Pid.nullable(),
-  uptime_ms: z.number().int().min(0).nullable(),
-  restarts: z.number().int().min(0).describe("automatic restarts since it was last started by request"),
-  last_exit: z.object({ code: z.number().int().nullable(), signal: Signal.nullable(), ts: IsoTime }).strict().nullable(),
-  problem: z.object({ code: z.string(), message: z.string() }).strict().nullable().describe("why it could not be started, if it could not"),
-}).strict();
-export type ServiceStatus = z.infer<typeof ServiceStatus>;
-
-export const HealthResult = z.object({
-  ok: z.boolean(),
-  code: z.number().int().nullable(),
-  output: z.string().describe("the check's stdout and stderr lines, the last 4 KiB"),
-  ms: z.number().int().min(0),
-  timed_out: z.boolean(),
-}).strict();
-export type HealthResult = z.infer<typeof HealthResult>;
+// Status and health results are part of the wire contract (the CLI reads them): they live in schemas/.
+export { ServiceState, ServiceStatus, HealthResult } from "../../../schemas/mod.ts";
 
 export type LineSink = (service: string, stream: "stdout" | "stderr", line: string) => void;
 export type EventSink = (event: SupervisorEvent) => void;

@@ -1,0 +1,121 @@
+// The agent's side of the wire: the actions an operator sends to `unibus.cmd.node.<node>.<action>`
+// (their args and results), and what the agent sends membershipd (`node.report`, `node.trust`).
+// Every agent action names its node in its args, so a command signed for one node cannot be
+// replayed to another: the subject is not covered by the signature, the args are.
+import { z } from "zod";
+import { Actor } from "./envelopes.ts";
+import { EventDataSchemas } from "./events.ts";
+import { IsoTime, Slug } from "./ids.ts";
+import { ServiceName } from "./service-config.ts";
+
+const Node = { node: Slug };
+const OneService = z.object({ ...Node, service: ServiceName }).strict();
+
+export const NodeActionArgs = {
+  status: z.object(Node).strict(),
+  start: OneService,
+  stop: OneService,
+  restart: OneService,
+  /** Lines from the agent's memory (UNIBUS_LOGS is read directly by the CLI). */
+  logs: z.object({ ...Node, service: ServiceName, lines: z.number().int().min(1).max(1000).default(100), since: z.string().max(64).optional() }).strict(),
+  "exec-check": OneService,
+  /** Stops every service, reports, forgets the enrollment and ends `unibus-agent run`. */
+  leave: z.object(Node).strict(),
+} as const;
+
+export type NodeAction = keyof typeof NodeActionArgs;
+export const NodeActions = Object.keys(NodeActionArgs) as NodeAction[];
+/** Actions that change nothing on the node: not recorded as CommandReceived/CommandCompleted. */
+export const NODE_READ_ACTIONS: ReadonlySet<NodeAction> = new Set(["status", "logs"]);
+
+export function isNodeAction(action: string): action is NodeAction {
+  return Object.hasOwn(NodeActionArgs, action);
+}
+
+/** The subject an agent answers `action` on. */
+export function nodeCommandSubject(node: string, action: NodeAction): string {
+  return `unibus.cmd.node.${node}.${action}`;
+}
+
+const Signal = z.string().regex(/^SIG[A-Z0-9]+$/);
+const Pid = z.number().int().positive();
+
+export const ServiceState = z.enum(["starting", "running", "backoff", "stopped", "crash-loop", "failed"]);
+export type ServiceState = z.infer<typeof ServiceState>;
+
+/** One service as the supervisor sees it: the result of `start`, `stop`, `restart`, and a row of `status`. */
+export const ServiceStatus = z.object({
+  name: ServiceName,
+  state: ServiceState,
+  profile: z.enum(["bwrap", "none"]),
+  pid: Pid.nullable(),
+  uptime_ms: z.number().int().min(0).nullable(),
+  restarts: z.number().int().min(0).describe("automatic restarts since it was last started by request"),
+  last_exit: z.object({ code: z.number().int().nullable(), signal: Signal.nullable(), ts: IsoTime }).strict().nullable(),
+  problem: z.object({ code: z.string(), message: z.string() }).strict().nullable().describe("why it could not be started, if it could not"),
+}).strict();
+export type ServiceStatus = z.infer<typeof ServiceStatus>;
+
+/** The result of `exec-check`: the service's declared health check, run once. */
+export const HealthResult = z.object({
+  ok: z.boolean(),
+  code: z.number().int().nullable(),
+  output: z.string().describe("the check's stdout and stderr lines, the last 4 KiB"),
+  ms: z.number().int().min(0),
+  timed_out: z.boolean(),
+}).strict();
+export type HealthResult = z.infer<typeof HealthResult>;
+
+/** What the agent says of itself in a `status` reply. */
+export const AgentInfo = z.object({
+  version: z.string(),
+  started_at: IsoTime,
+  sandbox: z.enum(["bwrap", "none", "unavailable"]),
+  identity: z.enum(["own-uid", "userns"]),
+  bwrap_version: z.string().nullable(),
+  sandbox_problem: z.string().nullable(),
+  /** Reported events waiting for membershipd to take them (NATS away, or membershipd down). */
+  reports_pending: z.number().int().min(0),
+  reports_dropped: z.number().int().min(0),
+  logs_dropped: z.number().int().min(0),
+}).strict();
+export type AgentInfo = z.infer<typeof AgentInfo>;
+
+/** The result of `status`. */
+export const NodeStatusResult = z.object({ node: Slug, agent: AgentInfo, services: z.array(ServiceStatus) }).strict();
+export type NodeStatusResult = z.infer<typeof NodeStatusResult>;
+
+/** The result of `leave`: the services that were running and are now stopped. */
+export const LeaveResult = z.object({ node: Slug, stopped: z.array(ServiceName) }).strict();
+export type LeaveResult = z.infer<typeof LeaveResult>;
+
+/** The actor id a node signs its own requests with: never a user handle (those have no colon). */
+export function nodeActorId(node: string): string {
+  return `node:${node}`;
+}
+
+/** One event the agent reports: a node event's type and data (validated against its schema). */
+export const ReportedEvent = z.object({
+  type: z.enum(Object.keys(EventDataSchemas.node) as [keyof typeof EventDataSchemas.node, ...(keyof typeof EventDataSchemas.node)[]]),
+  data: z.record(z.string(), z.unknown()),
+}).strict();
+export type ReportedEvent = z.infer<typeof ReportedEvent>;
+
+export const MAX_REPORT_EVENTS = 100;
+
+/** membershipd actions a node may call (role "node"). */
+export const NodeReportArgs = {
+  /** Events in the agent's seq order; those at or below the seq membershipd holds are skipped. */
+  "node.report": z.object({ ...Node, events: z.array(ReportedEvent).min(1).max(MAX_REPORT_EVENTS) }).strict(),
+  /** The admins whose signed commands the agent obeys. */
+  "node.trust": z.object(Node).strict(),
+} as const;
+
+export const ReportResult = z.object({ applied: z.number().int().min(0), last_seq: z.number().int().min(0) }).strict();
+export type ReportResult = z.infer<typeof ReportResult>;
+
+export const TrustResult = z.object({ admins: z.array(Actor), at: IsoTime }).strict();
+export type TrustResult = z.infer<typeof TrustResult>;
+
+/** membershipd publishes here (empty payload) when an admin is added or revoked: agents re-fetch. */
+export const TRUST_CHANGED_SUBJECT = "unibus.trust.changed";

@@ -1,0 +1,145 @@
+// Whose signed commands this agent obeys: the fleet's admins (id and key), as membershipd last told
+// us. The list is kept on disk (0600) so an agent restarted while membershipd is down still obeys
+// the admins it knew. It is fetched again when membershipd announces a change, and when a command
+// comes from a key we do not know (at most once a second, so unknown keys cannot make us hammer
+// membershipd).
+import { existsSync } from "node:fs";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { TRUST_CHANGED_SUBJECT, TrustResult, type Actor } from "../../../schemas/mod.ts";
+import { readSecretFile, replaceSecretFile } from "../../bus/mod.ts";
+import { CommandRefusal, domainError, isDomainError, zodMessage, type DomainError } from "../../core/mod.ts";
+
+/** Asks membershipd for the admins (fetchTrust, or a test's stand-in); may throw or return an error value. */
+export type TrustFetcher = () => Promise<TrustResult | DomainError>;
+
+export interface TrustListOptions {
+  now?: () => number;
+  /** The least time between two fetches caused by unknown keys (default 1000 ms). */
+  unknownKeyRefreshMs?: number;
+}
+
+/** The authorization step of a command: null when the actor may run it. */
+export interface TrustCheck {
+  authorize(actor: Actor, action: string): DomainError | null | Promise<DomainError | null>;
+}
+
+export class TrustList implements TrustCheck {
+  private trusted = new Set<string>();
+  private list: TrustResult | null = null;
+  private inFlight: Promise<DomainError | null> | null = null;
+  private again = false;
+  private lastUnknownRefresh = Number.NEGATIVE_INFINITY;
+  private sub: Subscription | null = null;
+  private readonly now: () => number;
+  private readonly unknownKeyRefreshMs: number;
+  /** Why the file on disk was not used, if it was not (it is then replaced by the next fetch). */
+  readonly loadProblem: string | null = null;
+
+  /** Reads the last good list from `path`; a file others may read or write is refused (throws). */
+  constructor(readonly path: string, private readonly fetcher: TrustFetcher, opts: TrustListOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.unknownKeyRefreshMs = opts.unknownKeyRefreshMs ?? 1000;
+    if (!existsSync(path)) return;
+    const parsed = parseTrustFile(readSecretFile(path).toString("utf8"));
+    if (isDomainError(parsed)) this.loadProblem = `${path}: ${parsed.message}`;
+    else this.adopt(parsed);
+  }
+
+  get admins(): readonly Actor[] {
+    return this.list?.admins ?? [];
+  }
+
+  /** membershipd's time of the list held, null before the first one. */
+  get at(): string | null {
+    return this.list?.at ?? null;
+  }
+
+  async authorize(actor: Actor, action: string): Promise<DomainError | null> {
+    const verdict = this.judge(actor, action);
+    if (verdict?.code !== "E_UNKNOWN_ACTOR") return verdict;
+    if (this.inFlight) await this.inFlight;
+    else if (this.now() - this.lastUnknownRefresh >= this.unknownKeyRefreshMs) {
+      this.lastUnknownRefresh = this.now();
+      await this.refresh();
+    } else return verdict;
+    return this.judge(actor, action);
+  }
+
+  /**
+   * Fetches the list and, if it is good, holds and saves it. Never rejects. Calls that arrive
+   * during a fetch share it, and one more fetch follows it (the change they announce may be newer).
+   */
+  refresh(): Promise<DomainError | null> {
+    if (this.inFlight) {
+      this.again = true;
+      return this.inFlight;
+    }
+    this.inFlight = this.fetchOnce().finally(() => {
+      this.inFlight = null;
+      if (this.again) {
+        this.again = false;
+        void this.refresh();
+      }
+    });
+    return this.inFlight;
+  }
+
+  /** Re-fetches whenever membershipd announces a change of admins. */
+  watch(nc: NatsConnection): void {
+    this.sub?.unsubscribe();
+    this.sub = nc.subscribe(TRUST_CHANGED_SUBJECT, { callback: () => void this.refresh() });
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    this.sub = null;
+  }
+
+  /** Only a user key listed as an admin under this very id; a node is never obeyed, whatever the list says. */
+  private judge(actor: Actor, action: string): DomainError | null {
+    if (isNodeIdentity(actor)) return CommandRefusal.forbidden("node", action);
+    return this.trusted.has(trustKey(actor)) ? null : CommandRefusal.unknownActor(actor.id);
+  }
+
+  private async fetchOnce(): Promise<DomainError | null> {
+    let fetched: TrustResult | DomainError;
+    try {
+      fetched = await this.fetcher();
+    } catch (err) {
+      return domainError("E_UNAVAILABLE", `could not fetch the admins: ${(err as Error)?.message ?? String(err)}`);
+    }
+    if (isDomainError(fetched)) return fetched;
+    const parsed = TrustResult.safeParse(fetched);
+    if (!parsed.success) return domainError("E_BAD_REQUEST", `the admin list is malformed: ${zodMessage(parsed.error)}`);
+    this.adopt(parsed.data);
+    try {
+      replaceSecretFile(this.path, JSON.stringify(parsed.data) + "\n");
+    } catch (err) {
+      return domainError("E_INTERNAL", `the admin list is in use but could not be saved to ${this.path}: ${(err as Error)?.message ?? String(err)}`);
+    }
+    return null;
+  }
+
+  private adopt(list: TrustResult): void {
+    this.list = list;
+    this.trusted = new Set(list.admins.filter((a) => !isNodeIdentity(a)).map(trustKey));
+  }
+}
+
+function trustKey(actor: Actor): string {
+  return `${actor.id} ${actor.key}`;
+}
+
+/** Nodes sign as `node:<name>` with an N key; users' handles have no colon and their keys start with U. */
+function isNodeIdentity(actor: Actor): boolean {
+  return actor.id.includes(":") || !actor.key.startsWith("U");
+}
+
+function parseTrustFile(text: string): TrustResult | DomainError {
+  try {
+    const parsed = TrustResult.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : domainError("E_BAD_REQUEST", `not an admin list: ${zodMessage(parsed.error)}`);
+  } catch {
+    return domainError("E_BAD_JSON", "not JSON");
+  }
+}

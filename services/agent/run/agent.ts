@@ -1,0 +1,205 @@
+// `unibus-agent run`: the node daemon. It starts the node's services first (they must run whether
+// or not NATS is there), then connects with the node's own credentials and keeps reconnecting
+// with jittered backoff for as long as it runs. Once connected it answers signed commands on its
+// subjects, ships the services' logs and reports its events to membershipd. A killed agent takes
+// its services with it (bwrap --die-with-parent, setpriv --pdeathsig), so the next agent starts
+// them afresh: never a second copy.
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Reply, nodeActorId, type AgentInfo, type NodeConfig, type ReportedEvent } from "../../../schemas/mod.ts";
+import { connectNats } from "../../bus/mod.ts";
+import { inboxPrefix, signCommand, type Signer } from "../../core/mod.ts";
+import { CommandRecord, TrustList, fetchTrust, startNodeCommandService, type NodeOps } from "../commands/mod.ts";
+import { LogShipper, answerLogsQuery } from "../logs/mod.ts";
+import { ReportJournal, Reporter } from "../reports/mod.ts";
+import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
+import type { NodeStore } from "../node-store.ts";
+import { jitteredBackoff } from "./backoff.ts";
+import { reportOf } from "./node-events.ts";
+
+export const AGENT_VERSION = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version as string;
+const REQUEST_TIMEOUT_MS = 10_000;
+
+export class AgentError extends Error {
+  constructor(readonly code: "E_NOT_ENROLLED" | "E_SERVICE_CONFIG", message: string) {
+    super(message);
+  }
+}
+
+export interface AgentOptions {
+  store: NodeStore;
+  /** Where `<service>.json` files are (default `<data dir>/services`). */
+  servicesDir?: string;
+  log: (line: string) => void;
+  /** Test hook: the supervisor's tools (bwrap, setpriv, prlimit paths). */
+  tools?: Partial<Tools>;
+}
+
+export interface RunningAgent {
+  node: string;
+  /** Resolves with the exit code once the agent has stopped (SIGTERM, or `leave`). */
+  done: Promise<number>;
+  stop(): Promise<void>;
+  supervisor: Supervisor;
+}
+
+/** Signs `action` as this node and asks membershipd; a timeout or no responders rejects. */
+async function askMembershipd(nc: NatsConnection, node: string, signer: Signer, action: string, args: Record<string, unknown>): Promise<Reply> {
+  const cmd = signCommand({ action, args, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
+  const msg = await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: REQUEST_TIMEOUT_MS });
+  return Reply.parse(msg.json());
+}
+
+/** True if `p` settled within `ms` (its failure counts as settled); false if it was still pending. */
+async function atMost(ms: number, p: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  const settled = p.then(() => true as const, () => true as const);
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function loadServices(dir: string) {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const loaded = loadServiceConfigs(dir);
+  if (!loaded.ok) {
+    const lines = loaded.errors.map((e) => `  ${e.file ?? dir}: ${e.message}`).join("\n");
+    throw new AgentError("E_SERVICE_CONFIG", `the service configs in ${dir} have problems; fix them and start again:\n${lines}`);
+  }
+  return loaded.configs;
+}
+
+export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
+  const config: NodeConfig | null = o.store.enrolled();
+  if (!config) throw new AgentError("E_NOT_ENROLLED", `${o.store.dir} holds no enrollment; run unibus-agent join first`);
+  const node = config.node;
+  const { signer } = o.store.keys();
+  const servicesDir = o.servicesDir ?? join(o.store.dir, "services");
+  const configs = loadServices(servicesDir);
+  const startedAt = new Date().toISOString();
+
+  const journal = new ReportJournal(join(o.store.dir, "reports.jsonl"));
+  const reporter = new Reporter(journal, { log: o.log });
+  const report = (type: ReportedEvent["type"], data: Record<string, unknown>, at = new Date().toISOString()) => {
+    journal.add(type, { node, ...data }, at);
+    reporter.notify();
+  };
+  const shipper = new LogShipper({ node, log: o.log });
+  const created = Supervisor.create(configs, {
+    onEvent: (e: SupervisorEvent) => {
+      const r = reportOf(node, e);
+      report(r.type, r.data, r.at);
+    },
+    onLine: shipper.onLine,
+    ...(o.tools ? { tools: o.tools } : {}),
+  });
+  if (!created.ok) throw new AgentError("E_SERVICE_CONFIG", created.errors.map((e) => e.message).join("; "));
+  const supervisor = created.result;
+  const posture = supervisor.posture();
+  report("AgentStarted", {
+    version: AGENT_VERSION, services: configs.map((c) => c.name), sandbox: posture.sandbox, identity: posture.identity, bwrap_version: posture.bwrap_version,
+  });
+  if (posture.sandbox === "unavailable") o.log(`sandbox unavailable (${posture.reason}); services that ask for bwrap will not start`);
+  await supervisor.startAll();
+
+  let finish!: (code: number) => void;
+  const done = new Promise<number>((r) => (finish = r));
+  let stopping: Promise<void> | null = null;
+
+  const info = (): AgentInfo => {
+    const p = supervisor.posture();
+    return {
+      version: AGENT_VERSION, started_at: startedAt, sandbox: p.sandbox, identity: p.identity, bwrap_version: p.bwrap_version, sandbox_problem: p.reason,
+      reports_pending: journal.pendingCount, reports_dropped: journal.dropped, logs_dropped: shipper.stats().dropped,
+    };
+  };
+  const ops: NodeOps = {
+    status: async () => ({ node, agent: info(), services: supervisor.status() }),
+    start: (service) => supervisor.start(service),
+    stop: (service) => supervisor.stop(service),
+    restart: (service) => supervisor.restart(service),
+    logs: async (args) => answerLogsQuery(shipper, { service: args.service, lines: args.lines, ...(args.since ? { since: args.since } : {}) }, Date.now()),
+    execCheck: (service) => supervisor.runHealthCheck(service),
+    leave: async () => {
+      const stopped = supervisor.status().filter((s) => s.pid !== null).map((s) => s.name);
+      await supervisor.stopAll();
+      // After the reply and its CommandCompleted are out: stop, flush, forget the enrollment.
+      setTimeout(() => void shutdown(true), 50);
+      return { node, stopped };
+    },
+  };
+
+  const record = new CommandRecord(join(o.store.dir, "commands.jsonl"));
+  const trust = new TrustList(join(o.store.dir, "trust.json"), async () => {
+    if (!nc) throw new Error("not connected");
+    return await fetchTrust(nc, node, signer, REQUEST_TIMEOUT_MS);
+  });
+  const backoff = jitteredBackoff();
+  let nc: NatsConnection | null = null;
+  let commands: Awaited<ReturnType<typeof startNodeCommandService>> | null = null;
+
+  const connected = (async () => {
+    nc = await connectNats({
+      servers: config.urls, name: `unibus-agent ${node}`, forever: true, creds: o.store.creds(), caFile: o.store.path("ca"),
+      inboxPrefix: inboxPrefix(signer.publicKey), waitOnFirstConnect: true, reconnectDelay: () => backoff.next(),
+    });
+    if (stopping) return void (await nc.close());
+    o.log(`connected to ${nc.getServer()} as ${node}`);
+    watch(nc);
+    shipper.setConnection(nc);
+    reporter.setSender((events) => askMembershipd(nc!, node, signer, "node.report", { node, events }));
+    trust.watch(nc);
+    void trust.refresh().catch((err) => o.log(`trust: could not fetch the admins (${(err as Error).message}); using the last known list`));
+    commands = await startNodeCommandService(nc, {
+      node, version: AGENT_VERSION, ops, trust, record,
+      onEvent: (type, data) => report(type, data),
+    });
+  })().catch((err) => o.log(`NATS: ${(err as Error).message}`));
+
+  function watch(conn: NatsConnection): void {
+    void (async () => {
+      for await (const s of conn.status()) {
+        if (s.type === "disconnect") o.log("NATS: disconnected; services keep running, events and log lines wait");
+        if (s.type === "reconnect") {
+          backoff.reset();
+          o.log(`NATS: reconnected to ${conn.getServer()}`);
+          void trust.refresh().catch(() => {});
+        }
+      }
+    })().catch(() => {});
+  }
+
+  async function shutdown(leaving: boolean): Promise<void> {
+    stopping ??= (async () => {
+      await supervisor.stopAll();
+      // Each NATS step is bounded: with the connection gone (`leave` revokes this node's
+      // credentials, and the server cuts it) a drain waits for a reconnect that never comes.
+      if (commands && !(await atMost(3000, commands.stop()))) o.log("stopping the command service timed out");
+      const flushed = await reporter.flush(5000);
+      if (!flushed) o.log(`${journal.pendingCount} events are not reported yet; they stay in the journal for the next start`);
+      await reporter.stop();
+      await shipper.stop(2000);
+      const conn = nc as NatsConnection | null;
+      if (conn && !(await atMost(2000, conn.drain()))) await conn.close().catch(() => {});
+      if (leaving) forget();
+      finish(0);
+    })();
+    await stopping;
+  }
+
+  /** After `leave`: the enrollment is set aside (not deleted: an operator may want to look at it). */
+  function forget(): void {
+    for (const f of ["config", "creds"] as const) {
+      const p = o.store.path(f);
+      if (existsSync(p)) renameSync(p, `${p}.left`);
+    }
+    o.log(`left the fleet: ${node}'s enrollment is set aside (${o.store.path("config")}.left)`);
+  }
+
+  void connected;
+  return { node, done, supervisor, stop: () => shutdown(false) };
+}

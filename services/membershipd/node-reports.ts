@@ -1,0 +1,58 @@
+// The actions a node's agent sends membershipd: `node.report` appends the agent's own events to
+// `node/<name>` (nodes may not publish on the event stream themselves), `node.trust` lists the
+// admins whose commands the agent obeys.
+import { ReportResult, nodeActorId, type CommandEnvelope, type ReportedEvent, type TrustResult } from "../../schemas/mod.ts";
+import {
+  domainError, fleetDecider, FLEET_ID, isDomainError, nodeActivityDecider, type DomainError, type FleetState, type NodeActivityCommand, type NodeActivityState,
+} from "../core/mod.ts";
+import type { AggregateStore } from "../bus/mod.ts";
+
+export interface NodeReportDeps {
+  aggregates: AggregateStore;
+  trust(): Promise<TrustResult>;
+}
+
+type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
+
+/** A node speaks only for itself: the args' node must be the signing actor. */
+function notForItself(node: string, cmd: CommandEnvelope): DomainError | null {
+  if (cmd.actor.id === nodeActorId(node)) return null;
+  return domainError("E_FORBIDDEN", `${cmd.actor.id} may not speak for node ${node}; a node reports only for itself`, { node });
+}
+
+export function createNodeReportHandlers(d: NodeReportDeps): Record<"node.report" | "node.trust", Handler> {
+  /** The pipeline found the actor active; the fleet is read again here so the rule does not hang on it. */
+  async function enrolled(node: string): Promise<DomainError | null> {
+    const n = (await d.aggregates.load<FleetState>("fleet", FLEET_ID, fleetDecider)).state.nodes.get(node);
+    if (!n) return domainError("E_NODE_NOT_FOUND", `no enrolled node ${node}`, { node });
+    return n.status === "active" ? null : domainError("E_IDENTITY_REVOKED", `node ${node} has ${n.status === "left" ? "left" : "been revoked"}; it reports nothing more`, { node });
+  }
+
+  async function lastSeq(node: string): Promise<number> {
+    return (await d.aggregates.load<NodeActivityState>("node", node, nodeActivityDecider)).state.lastSeq;
+  }
+
+  const report: Handler = async (a: { node: string; events: ReportedEvent[] }, cmd) => {
+    const refused = notForItself(a.node, cmd) ?? (await enrolled(a.node));
+    if (refused) return refused;
+    let seen = 0;
+    const command = (s: NodeActivityState): NodeActivityCommand => ((seen = s.lastSeq), { type: "Report", node: a.node, events: a.events });
+    // The envelope's actor is the node: these are its own statements, written down by membershipd.
+    const r = await d.aggregates.execute("node", a.node, nodeActivityDecider, command, { actor: cmd.actor, commandId: cmd.id });
+    if (isDomainError(r)) return r;
+    // A command id already in the aggregate (retried after a lost reply) appended nothing now.
+    const last = r.replayed ? await lastSeq(a.node) : Math.max(seen, ...r.events.map((e) => Number(e.data.seq)));
+    return ReportResult.parse({ applied: r.events.length, last_seq: last });
+  };
+
+  const trust: Handler = async (a: { node: string }, cmd) => {
+    // Admins may read the list too (it is what every agent obeys); a node only under its own name.
+    if (cmd.actor.id.startsWith("node:")) {
+      const refused = notForItself(a.node, cmd);
+      if (refused) return refused;
+    }
+    return d.trust();
+  };
+
+  return { "node.report": report, "node.trust": trust };
+}

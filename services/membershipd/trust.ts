@@ -1,0 +1,46 @@
+// Which admins a node's agent obeys (`node.trust`), and the nudge that makes agents ask again.
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { TRUST_CHANGED_SUBJECT, TrustResult, UserRecord, type Actor } from "../../schemas/mod.ts";
+import { userDecider, type UserState } from "../core/mod.ts";
+import type { AggregateStore } from "../bus/mod.ts";
+
+export interface TrustDeps {
+  aggregates: AggregateStore;
+  users: KV;
+  /** Waits (bounded) for the projections to reach the stream's head. */
+  caughtUp(): Promise<void>;
+  now?: () => Date;
+}
+
+async function adminCandidates(users: KV): Promise<string[]> {
+  const handles: string[] = [];
+  for await (const key of await users.keys()) {
+    const entry = await users.get(key);
+    const r = entry?.operation === "PUT" ? UserRecord.safeParse(entry.json()) : null;
+    if (r?.success && r.data.role === "admin" && !r.data.revoked) handles.push(r.data.handle);
+  }
+  return handles;
+}
+
+/**
+ * Every admin that is not revoked. The projection lists them (there is no other index of users);
+ * each is then confirmed from its own aggregate, read from the stream: a lagging projection can
+ * leave out an admin added a moment ago (the agent trusts one admin fewer until the next change),
+ * but it can never hand an agent an admin who was revoked.
+ */
+export async function trustedAdmins(d: TrustDeps): Promise<TrustResult> {
+  await d.caughtUp();
+  const admins: Actor[] = [];
+  for (const handle of await adminCandidates(d.users)) {
+    const u = (await d.aggregates.load<UserState>("user", handle, userDecider)).state;
+    if (u.exists && u.role === "admin" && !u.revoked) admins.push({ id: u.handle, key: u.signKey });
+  }
+  admins.sort((a, b) => a.id.localeCompare(b.id));
+  return TrustResult.parse({ admins, at: (d.now?.() ?? new Date()).toISOString() });
+}
+
+/** Tells every agent its trust list changed (an empty message: they ask `node.trust` again). */
+export function announceTrustChange(nc: NatsConnection): void {
+  nc.publish(TRUST_CHANGED_SUBJECT);
+}

@@ -1,0 +1,185 @@
+// `unibus-agent run` end to end, as real processes: membershipd with its embedded nats-server, an
+// agent enrolled with an invite running real services, and signed commands from the operator.
+// What the README shows works here: status, restart (an event with who asked), logs, the agent
+// surviving a NATS restart with its services untouched, a killed agent coming back without a
+// second copy of any service, and a graceful leave.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { nodeCommandSubject, type NodeAction } from "../schemas/mod.ts";
+import { connectNats, readCredsFile } from "../services/bus/mod.ts";
+import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { buildCommand, sendCommand } from "../services/cli/request.ts";
+import { ROOT, runCli, tempDir, type CliResult, type MembershipdHandle } from "./harness.ts";
+import { cleanupMembershipd, cmdline, isAlive, natsPidFile, sleep, startFreshMembershipd, waitUntil } from "./process-tools.ts";
+
+const NODE = "run-1";
+const MARK = "unibus-agent-run-test";
+
+function runAgentToEnd(args: string[], input = ""): Promise<CliResult> {
+  return new Promise((res) => {
+    const proc = spawn(join(ROOT, "bin/unibus-agent"), args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d) => (stdout += d));
+    proc.stderr.on("data", (d) => (stderr += d));
+    proc.stdin.end(input);
+    proc.once("exit", (code) => res({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+interface AgentProc { proc: ChildProcess; out(): string; exited: Promise<number | null> }
+
+function startAgentDaemon(dir: string): AgentProc {
+  const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "run"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
+  return { proc, out: () => out, exited };
+}
+
+/** Processes whose command line carries `marker` (the services this test declared). */
+function servicePids(marker: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = cmdline(Number(name));
+    // The service's own shell, not bwrap or setpriv wrapping it.
+    if (argv[0] === "/bin/sh" && argv.some((a) => a.includes(marker)) && isAlive(Number(name))) pids.push(Number(name));
+  }
+  return pids;
+}
+
+function writeServices(dir: string, marker: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const profile = process.env.UNIBUS_TEST_SANDBOX ?? "none";
+  writeFileSync(join(dir, "ticker.json"), JSON.stringify({
+    name: "ticker", command: "/bin/sh", args: ["-c", `echo start ${marker}; while true; do echo tick ${marker}; sleep 0.2; done`],
+    restart: { policy: "always", backoff_ms: 100 }, health_check: { command: "/bin/true" }, sandbox: { profile }, stop_grace_ms: 2000,
+  }));
+}
+
+describe("unibus-agent run", { timeout: 240_000 }, () => {
+  let md: MembershipdHandle | undefined;
+  let admin: { nc: NatsConnection; signer: Signer } | undefined;
+  let agent: AgentProc | undefined;
+  const dir = tempDir("unibus-agent-run-");
+  const cli = (args: string[]) => runCli(["--json", ...args], { dataDir: md!.dataDir });
+  const send = async (action: string, args: Record<string, unknown>, timeout = 10_000) =>
+    await sendCommand(admin!.nc, `unibus.cmd.membership.${action}`, buildCommand(admin!.signer, "admin", action, args), timeout);
+  const ask = async (action: NodeAction, args: Record<string, unknown> = {}, timeout = 10_000) =>
+    await sendCommand(admin!.nc, nodeCommandSubject(NODE, action), buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }), timeout);
+  const result = (r: Awaited<ReturnType<typeof ask>>) => {
+    assert.ok(r.ok, `refused: ${JSON.stringify(r)}`);
+    return (r as { ok: true; result: any }).result;
+  };
+  const nodeRecord = async () => {
+    const r = await send("node.show", { node: NODE });
+    return (r as { ok: true; result: any }).result;
+  };
+
+  before(async () => {
+    md = await startFreshMembershipd();
+    const creds = readCredsFile(join(md.dataDir, "admin.creds"));
+    const nc = await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) });
+    admin = { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
+    const invite = await send("node.invite", { note: "agent run test" });
+    assert.ok(invite.ok);
+    const joined = await runAgentToEnd(["--data-dir", dir, "--name", NODE, "--label", "role=test", "join", "--token", "-"], (invite as any).result.token);
+    assert.equal(joined.code, 0, joined.stderr);
+    writeServices(join(dir, "services"), MARK);
+    agent = startAgentDaemon(dir);
+    await waitUntil("the agent to answer status", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
+  });
+
+  after(async () => {
+    if (agent && agent.proc.exitCode === null) {
+      agent.proc.kill("SIGTERM");
+      await Promise.race([agent.exited, sleep(10_000)]);
+      agent.proc.kill("SIGKILL");
+    }
+    await admin?.nc.close();
+    await cleanupMembershipd(md);
+  });
+
+  test("status: the services run, the posture is reported, and the projection follows", async () => {
+    const s = result(await ask("status"));
+    assert.equal(s.node, NODE);
+    assert.equal(s.services.find((x: any) => x.name === "ticker")?.state, "running");
+    assert.ok(["bwrap", "none", "unavailable"].includes(s.agent.sandbox));
+    assert.equal(servicePids(MARK).length, 1);
+    await waitUntil("UNIBUS_nodes to show ticker running", async () => (await nodeRecord())?.services?.ticker?.state === "running", 15_000, 200);
+    const rec = await nodeRecord();
+    assert.equal(rec.agent.version.length > 0, true);
+  });
+
+  test("restart is a signed command: the process changes, and the stream says who asked", async () => {
+    const before = servicePids(MARK);
+    const r = result(await ask("restart", { service: "ticker" }));
+    assert.equal(r.state, "running");
+    await waitUntil("a new ticker process", () => { const now = servicePids(MARK); return now.length === 1 && now[0] !== before[0]; }, 10_000);
+    await waitUntil("the restart in UNIBUS_nodes", async () => (await nodeRecord())?.agent?.last_command?.action === "restart", 15_000, 200);
+    const rec = await nodeRecord();
+    assert.equal(rec.agent.last_command.actor, "admin");
+    assert.equal(rec.agent.last_command.ok, true);
+  });
+
+  test("a bad or unsigned request gets a structured refusal and runs nothing", async () => {
+    const pids = servicePids(MARK);
+    const raw = await admin!.nc.request(nodeCommandSubject(NODE, "restart"), JSON.stringify({ node: NODE, service: "ticker" }), { timeout: 5000 });
+    const reply = raw.json<any>();
+    assert.equal(reply.ok, false);
+    assert.equal(reply.error.code, "E_BAD_REQUEST");
+    const unknown = await ask("restart", { service: "nope" });
+    assert.equal(unknown.ok, false);
+    assert.equal((unknown as any).error.code, "E_SERVICE_UNKNOWN");
+    assert.deepEqual(servicePids(MARK), pids);
+  });
+
+  test("logs: the agent answers from its buffer, and the stream has the lines", async () => {
+    const r = result(await ask("logs", { service: "ticker", lines: 3 }));
+    assert.equal(r.lines.length, 3);
+    assert.ok(r.lines.every((l: any) => l.line.includes(MARK)));
+    const viaCli = await cli(["node", "logs", NODE, "ticker", "--lines", "2"]);
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    assert.match(viaCli.stdout, new RegExp(MARK));
+  });
+
+  test("NATS goes away: services keep running; the agent reconnects and its events arrive", async () => {
+    const pids = servicePids(MARK);
+    process.kill(natsPidFile(md!.dataDir), "SIGKILL");
+    await sleep(1500);
+    assert.deepEqual(servicePids(MARK), pids, "the services were disturbed by the outage");
+    await waitUntil("the agent to answer again", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 250);
+    assert.deepEqual(servicePids(MARK), pids);
+    const seqBefore = (await nodeRecord()).agent.last_seq;
+    result(await ask("restart", { service: "ticker" }));
+    await waitUntil("the restart after the outage in UNIBUS_nodes", async () => ((await nodeRecord().catch(() => null))?.agent?.last_seq ?? 0) > seqBefore + 2, 20_000, 250)
+      .catch(async (err) => assert.fail(`${(err as Error).message}; the agent said:\n${agent!.out()}\nmembershipd said:\n${md!.output().slice(-4000)}\n/healthz: ${await fetch(`${md!.httpUrl}/healthz`).then((r) => r.text()).catch((e) => String(e))}`));
+    const s = result(await ask("status"));
+    assert.equal(s.agent.reports_pending, 0);
+  });
+
+  test("a killed agent takes its services along; the next one starts them once", async () => {
+    agent!.proc.kill("SIGKILL");
+    await agent!.exited;
+    await waitUntil("the services to die with the agent", () => servicePids(MARK).length === 0, 10_000);
+    agent = startAgentDaemon(dir);
+    await waitUntil("the new agent to answer", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
+    await sleep(500);
+    assert.equal(servicePids(MARK).length, 1);
+  });
+
+  test("leave: the agent stops its services, forgets its enrollment and exits 0", async () => {
+    const left = await cli(["node", "leave", NODE]);
+    assert.equal(left.code, 0, left.stdout + left.stderr);
+    assert.equal(await Promise.race([agent!.exited, sleep(20_000).then(() => "still running")]), 0, agent!.out());
+    assert.equal(servicePids(MARK).length, 0);
+    assert.ok(existsSync(join(dir, "node.json.left")));
+    assert.equal((await nodeRecord()).status, "left");
+  });
+});
