@@ -45,15 +45,18 @@ if [ -n "$node_name" ]; then
   agent_pid=$!
 fi
 
+# One line of the list below, its comment in the same column as the others'.
+try() { printf '  %-42s # %s' "$1" "$2"; }
+
 cat <<MSG
 
 unibus is running (data in ${data_dir}/, posture on http://127.0.0.1:${http_port}/healthz).
 Try, in another terminal:
 
   bin/unibus node list                       # this machine's agent, enrolled with an invite
-  bin/unibus node status ${node_name:-<node>}            # its services, live from the agent
-  bin/unibus node restart ${node_name:-<node>} hello     # a signed command; the restart is an event
-  bin/unibus node logs ${node_name:-<node>} hello --lines 5
+$(try "bin/unibus node status ${node_name:-<node>}" "its services, live from the agent")
+$(try "bin/unibus node restart ${node_name:-<node>} hello" "a signed command; the restart is an event")
+$(try "bin/unibus node logs ${node_name:-<node>} hello --lines 5" "what hello printed, from the UNIBUS_LOGS stream")
   bin/unibus node command all status         # fan out to every node (label selectors: role=web)
   bin/unibus node invite --note "web server" # a token for unibus-agent join on another node
   bin/unibus user add alice --role admin
