@@ -261,6 +261,37 @@ describe("service logs on a secured plane", () => {
     assert.match(text, /^\S+ !!!!!! 260 line\(s\) lost \(seq 2-261\): the agent's buffer was full while NATS was unreachable\n\S+ stderr line 261\n/);
   });
 
+  test("--follow goes on after nats-server restarts: a line shipped after the restart is printed", async (t) => {
+    const s = shipper();
+    s.capture("cont", "stdout", "before restart");
+    assert.ok(await s.flush(15_000));
+    const proc = spawn(join(ROOT, "bin/unibus"), ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", plane.security.tls.caFile, "node", "logs", NODE, "cont", "--follow", "--lines", "1"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    cleanups.push(() => void (proc.exitCode === null && proc.kill("SIGKILL")));
+    let out = "";
+    let err = "";
+    proc.stdout.on("data", (d) => (out += d));
+    proc.stderr.on("data", (d) => (err += d));
+    const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
+    await waitUntil("the backlog line", () => out.includes("before restart") || proc.exitCode !== null, 30_000);
+    assert.equal(proc.exitCode, null, `exited early: ${out}\n${err}`);
+
+    const pid = Number(readFileSync(plane.server.pidPath, "utf8").trim());
+    process.kill(pid, "SIGTERM");
+    await waitUntil("the old server to exit", () => !isAlive(pid), 15_000);
+    await waitUntil("the shipper to reconnect", () => s.stats().connected, 30_000);
+    s.capture("cont", "stdout", "after restart");
+    assert.ok(await s.flush(30_000));
+    const ms = await waitUntil("the follower to print the line shipped after the restart", () => out.includes("after restart") || proc.exitCode !== null, 20_000)
+      .catch((e: Error) => assert.fail(`${e.message}; it printed:\n${out}\n${err}`));
+    t.diagnostic(`printed ${ms} ms after it was shipped`);
+    assert.equal(proc.exitCode, null, `exited: ${out}\n${err}`);
+    proc.kill("SIGINT");
+    assert.equal(await exited, 0, err);
+    assert.match(out, /^\S+ stdout before restart\n\S+ stdout after restart\n$/);
+  });
+
   test("throughput of one shipper over the node's TLS connection (diagnostic)", async (t) => {
     const s = shipper({ maxQueuedLines: 20_000 });
     const n = 5000;

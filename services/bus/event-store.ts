@@ -1,9 +1,10 @@
 // The one source of truth: stream UNIBUS_EVENTS, one subject per aggregate. Appends are guarded by
 // Nats-Expected-Last-Subject-Sequence and deduplicated by Nats-Msg-Id.
-import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
 import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject, type StoredEvent } from "../core/mod.ts";
+import { orderedRead } from "./ordered-read.ts";
 
 export const EVENTS_STREAM = "UNIBUS_EVENTS";
 const WRONG_LAST_SEQUENCE = 10071;
@@ -109,88 +110,22 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
-/** How long a reader keeps trying to reopen after a reconnect before it gives up (follow: never). */
-const REOPEN_BUDGET_MS = 30_000;
-
 /**
  * Yields the stream's messages in order through an ordered consumer (gapless by construction:
- * the client recreates the consumer at the right sequence if anything is missed).
- *
- * After a reconnect the reader reopens its consumer at the next sequence itself. nats.js resumes
- * an ordered consumer only if its check right after the reconnect succeeds; when the server was
- * restarted, JetStream is often still recovering then, the check fails, heartbeat tracking stays
- * off, and the consumer waits forever (seen: a projector 6 events behind for good after a
- * nats-server kill -9 and restart).
+ * the client recreates the consumer at the right sequence if anything is missed, and orderedRead
+ * reopens it after a reconnect).
  */
-export async function* readEventMessages(js: JetStreamClient, jsm: JetStreamManager, opts: ReadOptions = {}): AsyncGenerator<JsMsg & { buffered: number }> {
-  let next = Math.max(1, opts.fromSeq ?? 1);
-  let until = opts.untilSeq;
-  if (!opts.follow && until === undefined) until = await lastSequence(jsm);
-  const nc = (js as unknown as { nc: NatsConnection }).nc;
-  let reopenSince = 0;
-  while (until === undefined || until >= next) {
-    if (opts.signal?.aborted) return;
-    let consumer: Consumer;
-    try {
-      consumer = await js.consumers.get(EVENTS_STREAM, {
-        // No filter for the whole stream (its only subject is `unibus.evt.>`): nats-server 2.9.10
-        // miscounts `num_pending` for a wildcard-filtered consumer that starts mid-stream (seen: 26 still
-        // "pending" at the stream's last message), and a reader waiting for 0 then waits forever.
-        ...(opts.filter ? { filter_subjects: opts.filter } : {}),
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: next,
-      });
-    } catch (err) {
-      // Only a reopen is retried; the first open's failure is the caller's to handle.
-      if (!reopenSince || (!opts.follow && Date.now() - reopenSince > REOPEN_BUDGET_MS)) throw err;
-      await abortableSleep(250, opts.signal);
-      continue;
-    }
-    const messages = await consumer.consume({ max_messages: 2048 });
-    let reconnected = false;
-    // A QueuedIterator: stop() ends it, and the watcher with it.
-    const status = nc.status() as AsyncIterable<{ type: string }> & { stop(): void };
-    void (async () => {
-      for await (const s of status) {
-        if (s.type !== "reconnect") continue;
-        reconnected = true;
-        void messages.close();
-        break;
-      }
-    })();
-    const onAbort = () => void messages.close();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      for await (const m of messages) {
-        // `m.info.pending` counts what the server still holds; `buffered`, what this client has
-        // prefetched but not yet handed out. Only both at 0 means "caught up". Not `getPending()`:
-        // it also counts the status callbacks the consumer queues among the messages (nats.js 3.4
-        // never takes those out of its in-flight count), so it could stay at 1 with nothing
-        // buffered, and a reader waiting for 0 waited for the next event, forever on a quiet stream.
-        if (reconnected) break;
-        next = m.seq + 1;
-        yield Object.assign(m, { buffered: Math.max(0, messages.getReceived() - messages.getProcessed()) });
-        if (until !== undefined && (m.seq >= until || (opts.filter !== undefined && m.info.pending === 0))) return;
-      }
-    } finally {
-      opts.signal?.removeEventListener("abort", onAbort);
-      status.stop();
-      await messages.close();
-    }
-    if (!reconnected) return;
-    reopenSince = Date.now();
-  }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
+export function readEventMessages(js: JetStreamClient, jsm: JetStreamManager, opts: ReadOptions = {}): AsyncGenerator<JsMsg & { buffered: number }> {
+  return orderedRead(js, EVENTS_STREAM, {
+    // No filter for the whole stream (its only subject is `unibus.evt.>`): nats-server 2.9.10
+    // miscounts `num_pending` for a wildcard-filtered consumer that starts mid-stream (seen: 26 still
+    // "pending" at the stream's last message), and a reader waiting for 0 then waits forever.
+    ...(opts.filter ? { filter: opts.filter } : {}),
+    start: { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, opts.fromSeq ?? 1) },
+    maxMessages: 2048,
+    ...(opts.untilSeq !== undefined ? { until: opts.untilSeq } : opts.follow ? {} : { until: () => lastSequence(jsm) }),
+    follow: opts.follow ?? false,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
 }
 

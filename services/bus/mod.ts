@@ -1,4 +1,5 @@
 export * from "./event-store.ts";
+export { orderedRead, type ConsumerStart, type OrderedReadOptions } from "./ordered-read.ts";
 export * from "./aggregate-store.ts";
 export * from "./projector.ts";
 export * from "./buckets.ts";

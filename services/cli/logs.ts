@@ -5,7 +5,7 @@
 // by time. Loss markers and unexplained gaps in a run's line numbers are printed where they are.
 import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, type LogRecord } from "../bus/mod.ts";
+import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, orderedRead, type LogRecord } from "../bus/mod.ts";
 import { parseSince } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { CliError, EXIT, need, printable, usageError } from "./output.ts";
@@ -153,20 +153,17 @@ export async function nodeLogs(rest: string[], f: Flags, o: GlobalOptions, conne
   process.once("SIGINT", onSigint);
   let unreadable = 0;
   try {
-    const consumer = await jetstream(nc).consumers.get(LOGS_STREAM, { filter_subjects: subject, ...start });
-    const messages = await consumer.consume({ max_messages: 512 });
-    done.signal.addEventListener("abort", () => void messages.close(), { once: true });
-    for await (const m of messages) {
+    // Without --follow it stops at the last line there was; with it, it goes on across reconnects.
+    const read = orderedRead(jetstream(nc), LOGS_STREAM, { filter: subject, start, maxMessages: 512, follow, signal: done.signal, ...(follow ? {} : { until: lastSeq }) });
+    for await (const m of read) {
       if (skip > 0) {
         skip--;
-      } else {
-        const rec = decodeLogRecord(m.data);
-        if (!rec || rec.service !== service) unreadable++;
-        else if (sinceMs === undefined || Date.parse(rec.ts) >= sinceMs) print(rec, m.seq);
+        continue;
       }
-      if (!follow && (m.seq >= lastSeq || m.info.pending === 0)) break;
+      const rec = decodeLogRecord(m.data);
+      if (!rec || rec.service !== service) unreadable++;
+      else if (sinceMs === undefined || Date.parse(rec.ts) >= sinceMs) print(rec, m.seq);
     }
-    await messages.close();
   } catch (err) {
     if (!done.signal.aborted) refused(err);
   } finally {

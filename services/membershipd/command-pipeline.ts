@@ -2,6 +2,7 @@
 // shared with the node agent: services/core/command-check.ts) → args → nonce unused → signature →
 // the actor's role allows the action → decide → append → reply. Any failure is a structured error
 // reply; nothing here throws at the caller.
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { CommandEnvelope, Reply, Role } from "../../schemas/mod.ts";
 import { ConcurrencyConflict } from "../bus/mod.ts";
@@ -44,6 +45,12 @@ export function failureReply(err: unknown): Reply {
   return errorReply(domainError(unavailable ? "E_UNAVAILABLE" : "E_INTERNAL", unavailable ? "the event store is unavailable; retry" : "internal error; see membershipd log"));
 }
 
+/** What KV `create` throws when the key exists. */
+function isKeyTaken(err: unknown): boolean {
+  return err instanceof JetStreamApiError
+    && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
 async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineDeps): Promise<Reply> {
   const front = checkCommandFront(raw, expectedAction, deps.now?.() ?? Date.now());
   if (!front.ok) return errorReply(front.error);
@@ -71,9 +78,10 @@ async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineD
   if (!seen) {
     try {
       await deps.nonces.create(cmd.nonce, JSON.stringify({ command: fingerprint } satisfies NonceRecord));
-    } catch {
-      // Another instance claimed it first: the same command racing itself, or a replay.
-      return errorReply(CommandRefusal.nonceInFlight());
+    } catch (err) {
+      // Another instance claimed it first (the same command racing itself, or a replay); any other
+      // failure (a timeout, a store that is restarting) says nothing about the nonce.
+      return isKeyTaken(err) ? errorReply(CommandRefusal.nonceInFlight()) : failureReply(err);
     }
   }
   const result = await deps.run(cmd.action, args.args, cmd);

@@ -1,0 +1,99 @@
+// Reads a stream in order through an ordered consumer, and goes on across reconnects. nats.js
+// resumes an ordered consumer only if its own check right after a reconnect succeeds; after a
+// nats-server restart JetStream is often still recovering then, the check fails, and nats.js waits
+// out a 30 s backoff, ignoring further reconnects meanwhile (seen: membershipd's projector that long
+// behind after a kill -9 of its nats-server). So on every reconnect the reader closes its consumer
+// and opens a new one just after the last message it handed out.
+import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+/** How long a reopen is retried before the read fails (a follower retries for as long as it runs). */
+const REOPEN_BUDGET_MS = 30_000;
+const REOPEN_RETRY_MS = 250;
+
+export interface ConsumerStart { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string }
+
+export interface OrderedReadOptions {
+  /** Where the first consumer starts; a reopen starts after the last message handed out. */
+  start: ConsumerStart;
+  filter?: string;
+  maxMessages: number;
+  /**
+   * The last sequence to read (or a function that finds it once, before the first open); the read
+   * also ends once a filtered consumer has nothing pending. Without it the read follows forever.
+   */
+  until?: number | (() => Promise<number>);
+  /** Retry reopening for as long as it takes, not REOPEN_BUDGET_MS. */
+  follow?: boolean;
+  /** Ends the read, a pending wait included. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Messages in stream order, each with `buffered`: the messages this client has prefetched but not
+ * yet handed out. `m.info.pending` counts what the server still holds; only both at 0 means "caught
+ * up". Not `getPending()`: it also counts the status callbacks the consumer queues among the messages
+ * (nats.js 3.4 never takes those out of its in-flight count), so it could stay at 1 with nothing
+ * buffered, and a reader waiting for 0 waited for the next message, forever on a quiet stream.
+ */
+export async function* orderedRead(js: JetStreamClient, stream: string, o: OrderedReadOptions): AsyncGenerator<JsMsg & { buffered: number }> {
+  const until = typeof o.until === "function" ? await o.until() : o.until;
+  const nc = (js as unknown as { nc: NatsConnection }).nc;
+  let start = o.start;
+  let nextSeq = start.deliver_policy === DeliverPolicy.StartSequence ? start.opt_start_seq ?? 1 : 1;
+  let reopenSince = 0;
+  while (until === undefined || until >= nextSeq) {
+    if (o.signal?.aborted) return;
+    let consumer: Consumer;
+    try {
+      consumer = await js.consumers.get(stream, { ...(o.filter ? { filter_subjects: o.filter } : {}), ...start });
+    } catch (err) {
+      // Only a reopen is retried: the first open's failure is the caller's to handle.
+      if (!reopenSince || (!o.follow && Date.now() - reopenSince > REOPEN_BUDGET_MS)) throw err;
+      await abortableSleep(REOPEN_RETRY_MS, o.signal);
+      continue;
+    }
+    const messages = await consumer.consume({ max_messages: o.maxMessages });
+    let reconnected = false;
+    // A QueuedIterator: stop() ends it, and the watcher with it.
+    const status = nc.status() as AsyncIterable<{ type: string }> & { stop(): void };
+    void (async () => {
+      for await (const s of status) {
+        if (s.type !== "reconnect") continue;
+        reconnected = true;
+        void messages.close();
+        break;
+      }
+    })();
+    const onAbort = () => void messages.close();
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const m of messages) {
+        if (reconnected) break;
+        nextSeq = m.seq + 1;
+        yield Object.assign(m, { buffered: Math.max(0, messages.getReceived() - messages.getProcessed()) });
+        if (until !== undefined && (m.seq >= until || (o.filter !== undefined && m.info.pending === 0))) return;
+      }
+    } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+      status.stop();
+      await messages.close();
+    }
+    if (!reconnected) return;
+    reopenSince = Date.now();
+    // Nothing handed out yet: start where the first consumer was asked to.
+    if (nextSeq > 1 || start.deliver_policy === DeliverPolicy.StartSequence) start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
