@@ -1,9 +1,27 @@
 // KV records: the projections' shapes. Each keeps `seq`, the last stream sequence applied to it.
+// A removed record is not deleted but replaced by a Tombstone, which keeps the removing event's
+// `seq`; every reader treats a tombstone as absent (no record schema below accepts one).
 import { z } from "zod";
 import { CurvePublicKey, IsoTime, MemberRole, Role, Slug, UserPublicKey } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 
 const Seq = z.number().int().positive();
+
+/**
+ * What a removal (MemberRemoved) leaves under a record's key: no fields but the removing event's
+ * sequence, so an older event replayed later (a projector resumed from an old checkpoint, a
+ * redelivery) is ignored instead of bringing the record back. Readers treat it as absent.
+ */
+export const Tombstone = z.object({ deleted: z.literal(true), seq: Seq }).strict();
+export type Tombstone = z.infer<typeof Tombstone>;
+
+/** Whether a stored value is a tombstone (cheap: readers call it on every value they list). */
+export function isTombstone(value: unknown): value is Tombstone {
+  return typeof value === "object" && value !== null && (value as { deleted?: unknown }).deleted === true;
+}
+
+/** A projection bucket's value: the live record, or the tombstone of a removed one. */
+export const StoredRecord = <R extends z.ZodType>(record: R) => z.union([record, Tombstone]);
 
 export const UserRecord = z.object({
   handle: Slug, role: Role, sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable(), created_at: IsoTime, revoked: z.boolean(), seq: Seq,

@@ -1,7 +1,20 @@
-// Every live record of a KV bucket in one pass over its stream (last value per key), rather than
-// a request per key.
+// Every value of a KV bucket in one pass over its stream (last value per key), rather than a
+// request per key; and the one way readers turn a KV entry into a live record.
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { KvEntry } from "@nats-io/kv";
+import { isTombstone } from "../../schemas/mod.ts";
 
+/**
+ * The live record an entry holds: undefined for no entry, a KV delete or purge marker, or a
+ * projection's tombstone (what a removal leaves, see services/core/projections.ts).
+ */
+export function liveEntry<R = Record<string, unknown>>(entry: KvEntry | null): R | undefined {
+  if (!entry || entry.operation !== "PUT") return undefined;
+  const value = entry.json<unknown>();
+  return isTombstone(value) ? undefined : (value as R);
+}
+
+/** Every value the bucket holds, tombstones included (they are what `audit replay` compares too). */
 export async function readKvSnapshot(js: JetStreamClient, jsm: JetStreamManager, bucket: string): Promise<Map<string, any>> {
   const stream = `KV_${bucket}`;
   const out = new Map<string, any>();

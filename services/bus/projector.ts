@@ -1,8 +1,9 @@
 // Applies the event stream to the KV projections. It reads through an ordered consumer from its
 // checkpoint (so it never skips an event), folds a batch of events per record in memory, writes
 // each changed record once with compare-and-set on its revision, and only then moves the
-// checkpoint. Records keep the sequence they last applied, so replaying a batch after a crash is
-// harmless.
+// checkpoint. Records keep the sequence they last applied, and a removed record stays as a
+// tombstone that keeps the removal's, so replaying events after a crash or from an old checkpoint
+// is harmless: nothing older than what a key holds is applied to it again.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { allProjections, applyEvent, storageKey, type Projection, type StoredEvent } from "../core/mod.ts";
@@ -122,11 +123,8 @@ export class Projector {
       const next = events.reduce((r, e) => applyEvent(p, r, e), current.record);
       if (next === current.record) return this.remember(cacheKey, current);
       try {
-        if (next === undefined) {
-          // A delete marker has its own revision: let the next write reread it.
-          await kv.delete(key, { previousSeq: current.revision });
-          return void this.cache.delete(cacheKey);
-        }
+        // `next` is a record or a tombstone (applyEvent never turns a stored value into nothing):
+        // a removal is a write like any other, and the tombstone keeps the removal's seq.
         const value = JSON.stringify(next);
         const revision = current.revision === 0 ? await kv.create(key, value) : await kv.update(key, value, current.revision);
         return this.remember(cacheKey, { record: next, revision });
@@ -139,10 +137,10 @@ export class Projector {
 
   /**
    * Most uncached keys are new ones (an event that creates its record): write those with `create`
-   * straight away instead of reading first; if the key exists after all, create fails and the
-   * next attempt reads it. Only when the batch leaves a record behind: if it creates and deletes
-   * it, nothing would be written to prove the key absent, and a copy left by an earlier, failed
-   * attempt at the same events would survive, so that case reads.
+   * straight away instead of reading first; if the key exists after all (a record or a tombstone),
+   * create fails and the next attempt reads it. Only when the batch leaves a value behind (a
+   * record, or the tombstone of one it created and removed): if the batch makes nothing out of
+   * nothing, nothing would be written to prove the key absent, so that case reads.
    */
   private assumeAbsent(p: Projection<any>, events: StoredEvent[]): Cached | null {
     const created = events.reduce((r, e) => applyEvent(p, r, e), undefined);

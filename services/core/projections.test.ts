@@ -1,13 +1,13 @@
-// Pure projections: keys/project of each one, applyEvent's idempotence by stream sequence, and
-// MemoryProjections over a realistic history with exact bucket contents.
+// Pure projections: keys/project of each one, applyEvent's idempotence by stream sequence (and the
+// tombstones removals leave), and MemoryProjections over a realistic history with exact bucket contents.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createCurve } from "@nats-io/nkeys";
-import { MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
+import { isTombstone, MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, StoredRecord, Tombstone, UserRecord } from "../../schemas/mod.ts";
 import { newUserSeed, signerFromSeed } from "./crypto.ts";
 import {
-  allProjections, applyEvent, MemoryProjections, membersProjection, nodesProjection, roomsByMemberProjection, roomsProjection, usersProjection,
-  type Projection, type StoredEvent,
+  allProjections, applyEvent, liveRecord, liveRecords, MemoryProjections, membersProjection, nodesProjection, roomsByMemberProjection, roomsProjection,
+  usersProjection, type Projection, type StoredEvent,
 } from "./projections.ts";
 
 const aliceKey = signerFromSeed(newUserSeed()).publicKey;
@@ -64,13 +64,18 @@ const expectedBuckets = {
     ops: { room: "ops", subject: "Operations", created_by: "alice", created_at: tsOf(5), archived: false, members: 2, seq: 12 },
     dev: { room: "dev", subject: "", created_by: "alice", created_at: tsOf(6), archived: true, members: 0, seq: 14 },
   },
+  // A removed member leaves a tombstone with the removal's seq under both of its keys.
   UNIBUS_members: {
     "ops.alice": { room: "ops", user: "alice", role: "owner", since: tsOf(7), seq: 7 },
     "ops.bob": { room: "ops", user: "bob", role: "moderator", since: tsOf(8), seq: 10 },
+    "ops.carol": { deleted: true, seq: 12 },
+    "dev.bob": { deleted: true, seq: 14 },
   },
   UNIBUS_rooms_by_member: {
     "alice.ops": { user: "alice", room: "ops", role: "owner", seq: 7 },
     "bob.ops": { user: "bob", room: "ops", role: "moderator", seq: 10 },
+    "carol.ops": { deleted: true, seq: 12 },
+    "bob.dev": { deleted: true, seq: 14 },
   },
   // This history has no fleet or identity events.
   UNIBUS_nodes: {},
@@ -187,9 +192,13 @@ describe("membersProjection", () => {
     assert.equal(membersProjection.project(undefined, roleChanged(9, "ops", "bob", "owner")), undefined);
   });
 
-  test("project MemberRemoved deletes the record", () => {
+  test("project MemberRemoved leaves no live record; applyEvent stores a tombstone with the removal's seq", () => {
     const added = membersProjection.project(undefined, memberAdded(7, "ops", "bob", "member"))!;
     assert.equal(membersProjection.project(added, memberRemoved(9, "ops", "bob")), undefined);
+    const removed = applyEvent(membersProjection, added, memberRemoved(9, "ops", "bob"));
+    assert.deepEqual(removed, { deleted: true, seq: 9 });
+    Tombstone.parse(removed);
+    assert.equal(MemberRecord.safeParse(removed).success, false, "a tombstone is not a member record");
   });
 });
 
@@ -265,16 +274,54 @@ describe("applyEvent", () => {
     const add = memberAdded(6, "ops", "bob", "member");
     const once = applyEvent(roomsProjection, created, add)!;
     const twice = applyEvent(roomsProjection, once, add)!;
-    assert.equal(once.members, 1);
+    assert.equal(liveRecord(once)!.members, 1);
     assert.equal(twice, once);
   });
 
   test("with real projections: an older role change cannot overwrite a newer one", () => {
     const added = membersProjection.project(undefined, memberAdded(7, "ops", "bob", "member"))!;
     const newer = applyEvent(membersProjection, added, roleChanged(10, "ops", "bob", "owner"))!;
-    const stale = applyEvent(membersProjection, newer, roleChanged(9, "ops", "bob", "moderator"))!;
+    const stale = liveRecord(applyEvent(membersProjection, newer, roleChanged(9, "ops", "bob", "moderator")))!;
     assert.equal(stale.role, "owner");
     assert.equal(stale.seq, 10);
+  });
+
+  test("an event that makes nothing of nothing leaves the key empty (no tombstone for a record never there)", () => {
+    assert.equal(applyEvent(membersProjection, undefined, memberRemoved(9, "ops", "bob")), undefined);
+    assert.equal(applyEvent(membersProjection, undefined, roleChanged(9, "ops", "bob", "owner")), undefined);
+    assert.equal(applyEvent(roomsProjection, undefined, memberAdded(9, "ops", "bob", "member")), undefined);
+  });
+
+  test("a tombstone ignores every event at or below its seq: a stale MemberAdded or role change does not bring the member back", () => {
+    const tomb = { deleted: true as const, seq: 12 };
+    for (const e of [memberAdded(9, "ops", "bob", "member"), memberAdded(12, "ops", "bob", "member"), roleChanged(10, "ops", "bob", "owner"), memberRemoved(12, "ops", "bob")]) {
+      assert.equal(applyEvent(membersProjection, tomb, e), tomb, `${e.type} at ${e.seq}`);
+      assert.equal(applyEvent(roomsByMemberProjection, tomb, e), tomb, `${e.type} at ${e.seq}`);
+    }
+  });
+
+  test("a tombstone is an absent record to later events: a newer MemberAdded re-creates the member, a newer role change or removal leaves it as it is", () => {
+    const tomb = { deleted: true as const, seq: 12 };
+    assert.deepEqual(applyEvent(membersProjection, tomb, memberAdded(15, "ops", "bob", "owner")), { room: "ops", user: "bob", role: "owner", since: tsOf(15), seq: 15 });
+    assert.deepEqual(applyEvent(roomsByMemberProjection, tomb, memberAdded(15, "ops", "bob", "owner")), { user: "bob", room: "ops", role: "owner", seq: 15 });
+    assert.equal(applyEvent(membersProjection, tomb, roleChanged(15, "ops", "bob", "owner")), tomb);
+    assert.equal(applyEvent(membersProjection, tomb, memberRemoved(15, "ops", "bob")), tomb);
+    // project never sees the tombstone itself: only "no record".
+    const seen: unknown[] = [];
+    const p: Projection<{ seq: number }> = { bucket: "spy", keys: () => ["k"], project: (r, e) => (seen.push(r), { seq: e.seq }) };
+    assert.deepEqual(applyEvent(p, tomb, roomCreated(13, "ops", "", "alice")), { seq: 13 });
+    assert.deepEqual(seen, [undefined]);
+  });
+
+  test("isTombstone, liveRecord and liveRecords tell tombstones from records", () => {
+    const bob = { room: "ops", user: "bob", role: "member", since: tsOf(7), seq: 7 };
+    const tomb = { deleted: true, seq: 9 };
+    assert.equal(isTombstone(tomb), true);
+    for (const v of [bob, undefined, null, 3, "x", { deleted: false, seq: 1 }]) assert.equal(isTombstone(v), false, JSON.stringify(v));
+    assert.equal(liveRecord(tomb), undefined);
+    assert.equal(liveRecord(undefined), undefined);
+    assert.equal(liveRecord(bob), bob);
+    assert.deepEqual(liveRecords(new Map<string, unknown>([["ops.bob", bob], ["ops.carol", tomb]])), new Map([["ops.bob", bob]]));
   });
 });
 
@@ -289,11 +336,13 @@ describe("MemoryProjections", () => {
     assert.deepEqual(snapshot(replay(history)), expectedBuckets);
   });
 
-  test("every record it holds matches its KV record schema", () => {
+  test("every value it holds matches its KV record schema or is a tombstone; every live one is a record", () => {
     const mp = replay(history);
     const schemas = { UNIBUS_users: UserRecord, UNIBUS_rooms: RoomRecord, UNIBUS_members: MemberRecord, UNIBUS_rooms_by_member: RoomByMemberRecord };
     for (const [bucket, records] of mp.buckets) {
-      for (const rec of records.values()) schemas[bucket as keyof typeof schemas].parse(rec);
+      const schema = schemas[bucket as keyof typeof schemas];
+      for (const rec of records.values()) StoredRecord(schema).parse(rec);
+      for (const rec of liveRecords(records).values()) schema.parse(rec);
     }
   });
 
@@ -318,16 +367,19 @@ describe("MemoryProjections", () => {
     }
   });
 
-  test("re-applying any single event whose record still exists changes nothing", () => {
+  test("re-applying any single event changes nothing, also one whose record was removed since", () => {
     const once = snapshot(replay(history));
-    // Events whose keys all still hold a record (deleted keys have no seq left to compare with).
-    const surviving = history.filter((e) => allProjections.every((p) =>
-      p.keys(e).every((k) => (expectedBuckets as Record<string, Record<string, unknown>>)[p.bucket]![k] !== undefined)));
-    assert.ok(surviving.length >= 10);
-    for (const e of surviving) {
+    for (const e of history) {
       const mp = replay(history);
       mp.apply(e);
       assert.deepEqual(snapshot(mp), once, `re-applied seq ${e.seq} (${e.type})`);
+    }
+  });
+
+  test("replaying any prefix of the history over its end state (a projector resumed from an old checkpoint, stopped after any batch) changes nothing", () => {
+    const once = snapshot(replay(history));
+    for (let k = 1; k <= history.length; k++) {
+      assert.deepEqual(snapshot(replay(history.slice(0, k), replay(history))), once, `prefix up to seq ${history[k - 1]!.seq}`);
     }
   });
 
@@ -351,9 +403,10 @@ describe("MemoryProjections", () => {
     ]);
     assert.deepEqual(mp.buckets.get("UNIBUS_rooms")!.get("lab"),
       { room: "lab", subject: "Lab", created_by: "alice", created_at: tsOf(1), archived: true, members: 2, seq: 7 });
-    // members in the rooms record equals the number of <room>.* keys in the members bucket
-    const listed = [...mp.buckets.get("UNIBUS_members")!.keys()].filter((k) => k.startsWith("lab."));
+    // members in the rooms record equals the number of live <room>.* records in the members bucket
+    const listed = [...liveRecords(mp.buckets.get("UNIBUS_members")!).keys()].filter((k) => k.startsWith("lab."));
     assert.deepEqual(listed.sort(), ["lab.a", "lab.b"]);
+    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("lab.c"), { deleted: true, seq: 6 });
   });
 
   test("member events for a room with no record create no room record", () => {
@@ -367,7 +420,7 @@ describe("MemoryProjections", () => {
     for (const b of mp.buckets.values()) assert.equal(b.size, 0);
   });
 
-  test("BUG (todo): a stale MemberAdded redelivered after MemberRemoved resurrects the member", { todo: "deleting a record drops its seq, so nothing remembers the removal" }, () => {
+  test("a stale MemberAdded redelivered after MemberRemoved does not resurrect the member", () => {
     const mp = replay(history);
     mp.apply(history.find((e) => e.seq === 9)!); // MemberAdded ops.carol, removed at seq 12
     assert.deepEqual(snapshot(mp), expectedBuckets);

@@ -1,6 +1,8 @@
-// Pure projections: project(record | undefined, event) → record | undefined (undefined = delete).
-// Idempotence lives in applyEvent: a record never takes an event at or below the sequence it holds.
-import type { IdentityRecord, InviteRecord, MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
+// Pure projections: project(record | undefined, event) → record | undefined (undefined = removed).
+// Idempotence lives in applyEvent: a record never takes an event at or below the sequence it holds,
+// and a removal leaves a tombstone `{deleted: true, seq}` in the record's place, so the removal's
+// sequence is remembered too and an older event cannot bring the record back.
+import { isTombstone, type IdentityRecord, type InviteRecord, type MemberRecord, type NodeRecord, type RoomByMemberRecord, type RoomRecord, type Tombstone, type UserRecord } from "../../schemas/mod.ts";
 import { projectNodeActivity } from "./node-projection.ts";
 
 export interface StoredEvent {
@@ -16,12 +18,35 @@ export interface Projection<R extends { seq: number }> {
   bucket: string;
   /** The record keys this event touches (none for events the projection ignores). */
   keys(event: StoredEvent): string[];
+  /** The live record after the event; undefined = there is none (applyEvent turns a removal into a tombstone). */
   project(record: R | undefined, event: StoredEvent): R | undefined;
 }
 
-export function applyEvent<R extends { seq: number }>(p: Projection<R>, record: R | undefined, event: StoredEvent): R | undefined {
-  if (record && record.seq >= event.seq) return record;
-  return p.project(record, event);
+/** What a bucket holds under a key: a live record or the tombstone of a removed one. */
+export type Stored<R> = R | Tombstone;
+
+/**
+ * The stored value after one event. An event at or below the value's `seq` changes nothing (the
+ * same value comes back, so the caller can tell nothing changed); a tombstone is an absent record
+ * to `project`; a live record that `project` removes becomes a tombstone carrying the removing
+ * event's `seq`. Only a key that never held anything stays undefined.
+ */
+export function applyEvent<R extends { seq: number }>(p: Projection<R>, stored: Stored<R> | undefined, event: StoredEvent): Stored<R> | undefined {
+  if (stored && stored.seq >= event.seq) return stored;
+  const current = isTombstone(stored) ? undefined : stored;
+  const next = p.project(current, event);
+  if (next === current) return stored;
+  return next ?? { deleted: true, seq: event.seq };
+}
+
+/** The live record a stored value stands for: undefined for a tombstone or nothing. */
+export function liveRecord<R>(stored: Stored<R> | undefined): R | undefined {
+  return isTombstone(stored) ? undefined : stored;
+}
+
+/** A bucket's live records only (tombstones left out), as readers see it. */
+export function liveRecords<R>(bucket: ReadonlyMap<string, Stored<R>>): Map<string, R> {
+  return new Map([...bucket].filter((kv): kv is [string, R] => !isTombstone(kv[1])));
 }
 
 export const usersProjection: Projection<UserRecord> = {
@@ -149,7 +174,10 @@ export const allProjections: readonly Projection<any>[] = [
   usersProjection, roomsProjection, membersProjection, roomsByMemberProjection, nodesProjection, invitesProjection, identitiesProjection,
 ];
 
-/** Replays events into in-memory buckets: the reference the KV buckets are audited against. */
+/**
+ * Replays events into in-memory buckets: the reference the KV buckets are audited against. The
+ * buckets hold what KV holds, tombstones included; `liveRecords` gives what readers see.
+ */
 export class MemoryProjections {
   readonly buckets = new Map<string, Map<string, any>>(allProjections.map((p) => [p.bucket, new Map()]));
 
@@ -157,9 +185,9 @@ export class MemoryProjections {
     for (const p of allProjections) {
       const bucket = this.buckets.get(p.bucket)!;
       for (const key of p.keys(event)) {
+        // undefined only for a key that never held a record (applyEvent keeps a tombstone otherwise).
         const next = applyEvent(p, bucket.get(key), event);
-        if (next === undefined) bucket.delete(key);
-        else bucket.set(key, next);
+        if (next !== undefined) bucket.set(key, next);
       }
     }
   }

@@ -5,7 +5,7 @@ import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
 import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type CommandEnvelope, type MembershipAction } from "../../schemas/mod.ts";
 import { domainError, isDomainError, memberDecider, storageKey, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
-import { lastSequence, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
+import { lastSequence, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 import { createNodeReportHandlers } from "./node-reports.ts";
@@ -58,8 +58,9 @@ export function createActions(deps: ActionDeps) {
     const keys: string[] = [];
     for await (const k of await kv.keys(prefix ? `${storageKey(prefix)}.>` : undefined)) keys.push(k);
     const entries = await Promise.all(keys.map((k) => kv.get(k)));
+    // A removed member's key holds a tombstone: not a record, neither listed nor counted.
     // Keys are digests, so order by the records' own names.
-    const items = entries.filter((e) => e && e.operation === "PUT").map((e) => e!.json<Record<string, unknown>>())
+    const items = entries.map((e) => liveEntry(e)).filter((r) => r !== undefined)
       .sort((a, b) => naturalOrder(a).localeCompare(naturalOrder(b)));
     return { items: items.slice(0, limit), total: items.length };
   }
@@ -87,10 +88,10 @@ export function createActions(deps: ActionDeps) {
     },
     "room.show": async (a) => {
       await caughtUp();
-      const entry = await buckets.UNIBUS_rooms!.get(storageKey(a.room));
-      if (!entry || entry.operation !== "PUT") return domainError("E_ROOM_NOT_FOUND", `room ${a.room} does not exist`, { room: a.room });
+      const room = liveEntry(await buckets.UNIBUS_rooms!.get(storageKey(a.room)));
+      if (!room) return domainError("E_ROOM_NOT_FOUND", `room ${a.room} does not exist`, { room: a.room });
       const members = await list(buckets.UNIBUS_members!, a.room, 10_000);
-      return { room: entry.json(), members: members.items };
+      return { room, members: members.items };
     },
     "member.add": async (a, cmd) => write("member", `${a.room}.${a.user}`, memberDecider,
       { type: "AddMember", room: a.room, user: a.user, role: a.role, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
@@ -101,9 +102,8 @@ export function createActions(deps: ActionDeps) {
     "node.list": (a) => list(buckets.UNIBUS_nodes!, undefined, a.limit),
     "node.show": async (a) => {
       await caughtUp();
-      const entry = await buckets.UNIBUS_nodes!.get(storageKey(a.node));
-      if (!entry || entry.operation !== "PUT") return domainError("E_NODE_NOT_FOUND", `no node ${a.node}`, { node: a.node });
-      return entry.json();
+      const node = liveEntry(await buckets.UNIBUS_nodes!.get(storageKey(a.node)));
+      return node ?? domainError("E_NODE_NOT_FOUND", `no node ${a.node}`, { node: a.node });
     },
     "node.invites": (a) => list(buckets.UNIBUS_invites!, undefined, a.limit),
     ...fleet.handlers,

@@ -537,12 +537,24 @@ describe("every action end to end", () => {
     assert.equal(show.room.members, 2);
     assert.equal(show.members.length, 2);
 
-    // member.remove
+    // member.remove: the projections keep a tombstone under bob's keys, which no read shows or counts.
     assert.deepEqual((await ok("member.remove", { room, user: bob })).events, ["MemberRemoved"]);
-    assert.deepEqual((await ok("member.list", { room })).items.map((m: any) => m.user), [alice]);
-    assert.deepEqual((await ok("member.list", { user: bob })).items, []);
+    members = await ok("member.list", { room });
+    assert.deepEqual([members.items.map((m: any) => m.user), members.total], [[alice], 1]);
+    assert.deepEqual(await ok("member.list", { user: bob }), { items: [], total: 0 });
     await fails("member.remove", { room, user: bob }, "E_MEMBER_NOT_FOUND");
     await fails("member.role", { room, user: bob, role: "owner" }, "E_MEMBER_NOT_FOUND");
+    show = await ok("room.show", { room });
+    assert.equal(show.room.members, 1);
+    assert.deepEqual(show.members.map((m: any) => m.user), [alice]);
+    // Added again over the tombstone: listed once, with the new role, and counted; then removed again.
+    await ok("member.add", { room, user: bob, role: "owner" });
+    members = await ok("member.list", { room });
+    assert.deepEqual([members.items.map((m: any) => [m.user, m.role]).sort(), members.total], [[[alice, "owner"], [bob, "owner"]].sort(), 2]);
+    assert.deepEqual((await ok("member.list", { user: bob })).items.map((m: any) => [m.room, m.role]), [[room, "owner"]]);
+    assert.equal((await ok("room.show", { room })).room.members, 2);
+    await ok("member.remove", { room, user: bob });
+    assert.deepEqual(await ok("member.list", { user: bob }), { items: [], total: 0 });
     assert.equal((await ok("room.show", { room })).room.members, 1);
 
     // room.archive: no new members, still listed (unless archived rooms are filtered out).
@@ -556,7 +568,8 @@ describe("every action end to end", () => {
     // Existing members keep their role in an archived room, and may leave.
     assert.deepEqual((await ok("member.list", { room })).items.map((m: any) => m.user), [alice]);
     await ok("member.remove", { room, user: alice });
-    assert.deepEqual((await ok("member.list", { room })).items, []);
+    assert.deepEqual(await ok("member.list", { room }), { items: [], total: 0 });
+    assert.deepEqual((await ok("room.show", { room })).members, []);
   });
 
   test("read-your-writes: 10 times in a row, a list right after a write shows it", async () => {

@@ -3,7 +3,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TRUST_CHANGED_SUBJECT, TrustResult, UserRecord, type Actor } from "../../schemas/mod.ts";
 import { userDecider, type UserState } from "../core/mod.ts";
-import type { AggregateStore } from "../bus/mod.ts";
+import { liveEntry, type AggregateStore } from "../bus/mod.ts";
 
 export interface TrustDeps {
   aggregates: AggregateStore;
@@ -16,8 +16,8 @@ export interface TrustDeps {
 async function adminCandidates(users: KV): Promise<string[]> {
   const handles: string[] = [];
   for await (const key of await users.keys()) {
-    const entry = await users.get(key);
-    const r = entry?.operation === "PUT" ? UserRecord.safeParse(entry.json()) : null;
+    const record = liveEntry(await users.get(key));
+    const r = record ? UserRecord.safeParse(record) : null;
     if (r?.success && r.data.role === "admin" && !r.data.revoked) handles.push(r.data.handle);
   }
   return handles;
