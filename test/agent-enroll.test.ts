@@ -11,21 +11,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
 import { buildCommand, resultOf, sendCommand } from "../services/cli/request.ts";
-import { ROOT, runCli, tempDir, type CliResult, type MembershipdHandle } from "./harness.ts";
+import { ROOT, runAgent, runCli, tempDir, type CliResult, type MembershipdHandle } from "./harness.ts";
 import { cleanupMembershipd, startFreshMembershipd } from "./process-tools.ts";
-
-/** Runs bin/unibus-agent to completion (stdin optional). */
-function runAgent(args: string[], input?: string): Promise<CliResult> {
-  return new Promise((res) => {
-    const proc = spawn(join(ROOT, "bin/unibus-agent"), args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.on("data", (d) => (stdout += d));
-    proc.stderr.on("data", (d) => (stderr += d));
-    proc.stdin.end(input ?? "");
-    proc.once("exit", (code) => res({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 function ok(r: CliResult, what: string): CliResult {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);

@@ -13,23 +13,11 @@ import { nodeCommandSubject, type NodeAction } from "../schemas/mod.ts";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
-import { ROOT, runCli, tempDir, type CliResult, type MembershipdHandle } from "./harness.ts";
+import { ROOT, runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
 import { cleanupMembershipd, cmdline, isAlive, natsPidFile, sleep, startFreshMembershipd, waitUntil } from "./process-tools.ts";
 
 const NODE = "run-1";
 const MARK = "unibus-agent-run-test";
-
-function runAgentToEnd(args: string[], input = ""): Promise<CliResult> {
-  return new Promise((res) => {
-    const proc = spawn(join(ROOT, "bin/unibus-agent"), args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.on("data", (d) => (stdout += d));
-    proc.stderr.on("data", (d) => (stderr += d));
-    proc.stdin.end(input);
-    proc.once("exit", (code) => res({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 interface AgentProc { proc: ChildProcess; out(): string; exited: Promise<number | null> }
 
@@ -89,7 +77,7 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     admin = { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
     const invite = await send("node.invite", { note: "agent run test" });
     assert.ok(invite.ok);
-    const joined = await runAgentToEnd(["--data-dir", dir, "--name", NODE, "--label", "role=test", "join", "--token", "-"], (invite as any).result.token);
+    const joined = await runAgent(["--data-dir", dir, "--name", NODE, "--label", "role=test", "join", "--token", "-"], (invite as any).result.token);
     assert.equal(joined.code, 0, joined.stderr);
     writeServices(join(dir, "services"), MARK);
     agent = startAgentDaemon(dir);

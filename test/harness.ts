@@ -234,3 +234,16 @@ export function runCli(args: string[], opts: { dataDir?: string; env?: Record<st
     proc.once("exit", (code) => res({ code: code ?? -1, stdout, stderr }));
   });
 }
+
+/** Runs bin/unibus-agent to completion, with `input` on its stdin (a token or bundle read from "-"). */
+export function runAgent(args: string[], input = ""): Promise<CliResult> {
+  return new Promise((res) => {
+    const proc = spawn(join(ROOT, "bin/unibus-agent"), args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d) => (stdout += d));
+    proc.stderr.on("data", (d) => (stderr += d));
+    proc.stdin.end(input);
+    proc.once("exit", (code) => res({ code: code ?? -1, stdout, stderr }));
+  });
+}

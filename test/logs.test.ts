@@ -74,6 +74,26 @@ describe("service logs on a secured plane", () => {
     return { keys, config: NodeConfig.parse(reply.result) };
   }
 
+  /** `unibus node logs <NODE> <service> --follow --lines 1`, once it has printed `backlog`. */
+  async function follow(service: string, backlog: string) {
+    const proc = spawn(join(ROOT, "bin/unibus"), ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", plane.security.tls.caFile, "node", "logs", NODE, service, "--follow", "--lines", "1"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    cleanups.push(() => void (proc.exitCode === null && proc.kill("SIGKILL")));
+    let out = "";
+    let err = "";
+    proc.stdout.on("data", (d) => (out += d));
+    proc.stderr.on("data", (d) => (err += d));
+    const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
+    await waitUntil("the backlog line", () => out.includes(backlog) || proc.exitCode !== null, 30_000);
+    assert.equal(proc.exitCode, null, `exited early: ${out}\n${err}`);
+    return {
+      out: () => out, err: () => err, running: () => proc.exitCode === null,
+      /** Ctrl-C; resolves with the exit code. */
+      interrupt: () => (proc.kill("SIGINT"), exited),
+    };
+  }
+
   before(async () => {
     plane = await startSecurePlane();
     send = adminClient(plane);
@@ -168,22 +188,11 @@ describe("service logs on a secured plane", () => {
     const s = shipper();
     s.capture("tail", "stdout", "before follow");
     assert.ok(await s.flush(15_000));
-    const proc = spawn(join(ROOT, "bin/unibus"), ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", plane.security.tls.caFile, "node", "logs", NODE, "tail", "--follow", "--lines", "1"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    cleanups.push(() => void (proc.exitCode === null && proc.kill("SIGKILL")));
-    let out = "";
-    let err = "";
-    proc.stdout.on("data", (d) => (out += d));
-    proc.stderr.on("data", (d) => (err += d));
-    const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
-    await waitUntil("the backlog line", () => out.includes("before follow") || proc.exitCode !== null, 30_000);
-    assert.equal(proc.exitCode, null, `exited early: ${out}\n${err}`);
+    const f = await follow("tail", "before follow");
     s.capture("tail", "stderr", "during follow");
-    await waitUntil("the new line", () => out.includes("during follow"), 15_000);
-    proc.kill("SIGINT");
-    assert.equal(await exited, 0, err);
-    assert.match(out, /^\S+ stdout before follow\n\S+ stderr during follow\n$/);
+    await waitUntil("the new line", () => f.out().includes("during follow"), 15_000);
+    assert.equal(await f.interrupt(), 0, f.err());
+    assert.match(f.out(), /^\S+ stdout before follow\n\S+ stderr during follow\n$/);
   });
 
   test("the server refuses a node's lines on another node's subject, and a monitor's read of the logs", async (t) => {
@@ -265,17 +274,7 @@ describe("service logs on a secured plane", () => {
     const s = shipper();
     s.capture("cont", "stdout", "before restart");
     assert.ok(await s.flush(15_000));
-    const proc = spawn(join(ROOT, "bin/unibus"), ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", plane.security.tls.caFile, "node", "logs", NODE, "cont", "--follow", "--lines", "1"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    cleanups.push(() => void (proc.exitCode === null && proc.kill("SIGKILL")));
-    let out = "";
-    let err = "";
-    proc.stdout.on("data", (d) => (out += d));
-    proc.stderr.on("data", (d) => (err += d));
-    const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
-    await waitUntil("the backlog line", () => out.includes("before restart") || proc.exitCode !== null, 30_000);
-    assert.equal(proc.exitCode, null, `exited early: ${out}\n${err}`);
+    const f = await follow("cont", "before restart");
 
     const pid = Number(readFileSync(plane.server.pidPath, "utf8").trim());
     process.kill(pid, "SIGTERM");
@@ -283,13 +282,12 @@ describe("service logs on a secured plane", () => {
     await waitUntil("the shipper to reconnect", () => s.stats().connected, 30_000);
     s.capture("cont", "stdout", "after restart");
     assert.ok(await s.flush(30_000));
-    const ms = await waitUntil("the follower to print the line shipped after the restart", () => out.includes("after restart") || proc.exitCode !== null, 20_000)
-      .catch((e: Error) => assert.fail(`${e.message}; it printed:\n${out}\n${err}`));
+    const ms = await waitUntil("the follower to print the line shipped after the restart", () => f.out().includes("after restart") || !f.running(), 20_000)
+      .catch((e: Error) => assert.fail(`${e.message}; it printed:\n${f.out()}\n${f.err()}`));
     t.diagnostic(`printed ${ms} ms after it was shipped`);
-    assert.equal(proc.exitCode, null, `exited: ${out}\n${err}`);
-    proc.kill("SIGINT");
-    assert.equal(await exited, 0, err);
-    assert.match(out, /^\S+ stdout before restart\n\S+ stdout after restart\n$/);
+    assert.ok(f.running(), `exited: ${f.out()}\n${f.err()}`);
+    assert.equal(await f.interrupt(), 0, f.err());
+    assert.match(f.out(), /^\S+ stdout before restart\n\S+ stdout after restart\n$/);
   });
 
   test("throughput of one shipper over the node's TLS connection (diagnostic)", async (t) => {

@@ -11,12 +11,13 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
-import { canonicalJson, ErrorCodes, isDomainError, newUserSeed, signerFromSeed, signEvent, toBase64Url, userDecider, type Signer } from "../core/mod.ts";
+import { ErrorCodes, isDomainError, newUserSeed, signerFromSeed, signEvent, userDecider, type Signer } from "../core/mod.ts";
 import { connectNats, EVENTS_STREAM, eventSubject, freePort, lastSequence } from "../bus/mod.ts";
 import { buildCommand } from "../cli/request.ts";
 import { seededRandom as rng, startPlane, tempDir, type PlaneHandle } from "../../test/harness.ts";
 import { startControlPlane } from "./control-plane.ts";
 import { adminSigner } from "./identities.ts";
+import { resign, signed, type Draft } from "../../test/signed-commands.ts";
 import { MAX_COMMAND_BYTES } from "./command-pipeline.ts";
 
 const PREFIX = "unibus.cmd.membership.";
@@ -27,28 +28,8 @@ let admin: Signer;
 let uniq = 0;
 const fresh = (prefix: string) => `${prefix}-${++uniq}`;
 
-interface Draft { signer?: Signer; actorId?: string; now?: Date; nonce?: string; id?: string }
-
 /** A signed command with any field chosen (the CLI's signCommand, with overrides). */
-function command(action: string, args: Record<string, unknown>, o: Draft = {}): CommandEnvelope {
-  const signer = o.signer ?? admin;
-  const body = {
-    v: 1 as const,
-    id: o.id ?? randomBytes(12).toString("base64url"),
-    ts: (o.now ?? new Date()).toISOString(),
-    nonce: o.nonce ?? randomBytes(18).toString("base64url"),
-    actor: { id: o.actorId ?? "admin", key: signer.publicKey },
-    action,
-    args,
-  };
-  return { ...body, sig: resign(body, signer) };
-}
-
-/** The signature of an envelope body: Ed25519 over its canonical JSON without `sig`. */
-function resign(body: Record<string, unknown>, signer: Signer): string {
-  const { sig: _drop, ...rest } = body;
-  return toBase64Url(signer.sign(encoder.encode(canonicalJson(rest))));
-}
+const command = (action: string, args: Record<string, unknown>, o: Draft = {}): CommandEnvelope => signed(o.signer ?? admin, action, args, o);
 
 /** One raw request on `unibus.cmd.membership.<subjectAction>`; the reply must be a well-formed Reply. */
 async function raw(subjectAction: string, payload: string | Uint8Array, nc: NatsConnection = plane.nc): Promise<Reply> {

@@ -1,12 +1,11 @@
 // Test helpers for the command endpoint: signed envelopes with any field chosen, and a fake `ops`
 // that records what it was asked (ops are ours, not NATS: faking them is fine).
-import { randomBytes } from "node:crypto";
 import { createServer } from "@nats-io/nkeys";
-import type { CommandEnvelope, HealthResult, LeaveResult, NodeStatusResult, ServiceStatus } from "../../../schemas/mod.ts";
-import { canonicalJson, newUserSeed, signerFromSeed, toBase64Url, type Signer } from "../../core/mod.ts";
+import type { HealthResult, LeaveResult, NodeStatusResult, ServiceStatus } from "../../../schemas/mod.ts";
+import { newUserSeed, signerFromSeed, type Signer } from "../../core/mod.ts";
 import type { LogsRequest, NodeOps, OpResult } from "./ops.ts";
 
-export interface Draft { signer?: Signer; actorId?: string; now?: Date; nonce?: string; id?: string }
+export { signed, resign, type Draft } from "../../../test/signed-commands.ts";
 
 export function newUser(): Signer {
   return signerFromSeed(newUserSeed());
@@ -15,25 +14,6 @@ export function newUser(): Signer {
 /** A node's key (N…), as `unibus-agent join` makes it. */
 export function newNode(): Signer {
   return signerFromSeed(createServer().getSeed());
-}
-
-/** A signed command (signCommand's envelope) with overrides. */
-export function signed(signer: Signer, action: string, args: Record<string, unknown>, o: Omit<Draft, "signer"> = {}): CommandEnvelope {
-  const body = {
-    v: 1 as const,
-    id: o.id ?? randomBytes(12).toString("base64url"),
-    ts: (o.now ?? new Date()).toISOString(),
-    nonce: o.nonce ?? randomBytes(18).toString("base64url"),
-    actor: { id: o.actorId ?? "admin", key: signer.publicKey },
-    action,
-    args,
-  };
-  return { ...body, sig: resign(body, signer) };
-}
-
-export function resign(body: Record<string, unknown>, signer: Signer): string {
-  const { sig: _drop, ...rest } = body;
-  return toBase64Url(signer.sign(new TextEncoder().encode(canonicalJson(rest))));
 }
 
 export function serviceStatus(name: string, state: ServiceStatus["state"] = "running"): ServiceStatus {
