@@ -150,6 +150,9 @@ export async function run(): Promise<BenchResult> {
     const cpuPer = (x: ReturnType<typeof pool>) => (x.cpu.nodeMs + x.cpu.natsMs) / x.events;
     const ratio = u.rate / b.rate;
     const payloadBytes = warmPayloads[0]![0]!.length;
+    // If CPU were all that bounds both sides: raw's whole cost per event against the guarded append's
+    // plus what signing and hashing alone add, with nothing else.
+    const floorRatio = cpuPer(q) > 0 ? (cpuPer(b) * 1000) / (cpuPer(q) * 1000 + signUs + hashUs) : NaN;
     return {
       name: "append",
       title: "Append throughput and latency",
@@ -173,6 +176,8 @@ export async function run(): Promise<BenchResult> {
       notes: [
         `Unibus-only client work per event, timed alone on one thread (best of 5 passes over 2,000 events): build + signEvent (canonical JSON + Ed25519, here on the calling thread) ${signUs.toFixed(0)} µs, ` +
           `eventHash for the next \`prev\` (canonical JSON + SHA-256) ${hashUs.toFixed(0)} µs, JSON.stringify ${jsonUs.toFixed(0)} µs.`,
+        `CPU bound: raw costs ${fmtInt(cpuPer(b) * 1000)} µs per event (client + server) and the pre-signed guarded append ${fmtInt(cpuPer(q) * 1000)} µs; with signing and hashing added at their ` +
+          `one-thread cost, the best throughput ratio CPU allows on this machine is ${fmtRatio(floorRatio)} raw (one Ed25519 signature per event, as every event carries).`,
         "Both sides share one connection made by connectNats, which turns off nats.js async stack traces (an Error object built per request); " +
           "that lowers the raw baseline's client cost as much as unibus's, so the raw rate is higher than in runs before that change.",
         "CPU µs per event = CPU time of this process (client) and of the nats-server (server) over the measured rounds, divided by events; it does not depend on how busy the rest of the machine is.",
