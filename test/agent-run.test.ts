@@ -168,6 +168,10 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     assert.equal(await Promise.race([agent!.exited, sleep(20_000).then(() => "still running")]), 0, agent!.out());
     assert.equal(servicePids(MARK).length, 0);
     assert.ok(existsSync(join(dir, "node.json.left")));
-    assert.equal((await nodeRecord()).status, "left");
+    const rec = await nodeRecord();
+    assert.equal(rec.status, "left");
+    // Who made it leave reached the stream before the node's credentials were revoked.
+    assert.equal(rec.agent.last_command.action, "leave");
+    assert.equal(rec.agent.last_command.ok, true);
   });
 });

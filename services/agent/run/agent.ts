@@ -156,7 +156,14 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     void trust.refresh().catch((err) => o.log(`trust: could not fetch the admins (${(err as Error).message}); using the last known list`));
     commands = await startNodeCommandService(nc, {
       node, version: AGENT_VERSION, ops, trust, record,
-      onEvent: (type, data) => report(type, data),
+      onEvent: async (type, data) => {
+        report(type, data);
+        // The leave's reply is what tells the operator's CLI to remove this node, which revokes its
+        // credentials: the events that say who made it leave must be in membershipd's hands first.
+        if (type === "CommandCompleted" && "action" in data && data.action === "leave" && !(await reporter.flush(5000))) {
+          o.log("leave: not every event reached membershipd before the reply; they stay in the journal");
+        }
+      },
     });
   })().catch((err) => o.log(`NATS: ${(err as Error).message}`));
 
