@@ -106,9 +106,9 @@ export async function run(): Promise<BenchResult> {
     const [r50, r99] = percentiles(restartLat, [50, 99]);
     const rttRatio = s50! / e50!;
     // What the design cannot do without: the CLI signs each command, the agent verifies it.
-    const drafts = Array.from({ length: 500 }, () => buildCommand(signer, admin.id, "status", { node: "rtt-node" }));
-    const signUs = microUs(drafts, () => buildCommand(signer, admin.id, "status", { node: "rtt-node" }));
-    const verifyUs = microUs(drafts, (c) => verifyCommandSignature(c));
+    const commands = Array.from({ length: 500 }, () => buildCommand(signer, admin.id, "status", { node: "rtt-node" }));
+    const signUs = microUs(commands, () => buildCommand(signer, admin.id, "status", { node: "rtt-node" }));
+    const verifyUs = microUs(commands, (c) => verifyCommandSignature(c));
     const floorMs = e50! + (signUs + verifyUs) / 1000;
 
     // (b) fan-out to AGENTS simulated agents.

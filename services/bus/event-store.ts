@@ -128,5 +128,3 @@ export function readEventMessages(js: JetStreamClient, jsm: JetStreamManager, op
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
 }
-
-

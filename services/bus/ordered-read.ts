@@ -6,6 +6,7 @@
 // and opens a new one just after the last message it handed out.
 import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** How long a reopen is retried before the read fails (a follower retries for as long as it runs). */
 const REOPEN_BUDGET_MS = 30_000;
@@ -50,7 +51,8 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
     } catch (err) {
       // Only a reopen is retried: the first open's failure is the caller's to handle.
       if (!reopenSince || (!o.follow && Date.now() - reopenSince > REOPEN_BUDGET_MS)) throw err;
-      await abortableSleep(REOPEN_RETRY_MS, o.signal);
+      // An abort ends the wait early; the loop then returns.
+      await sleep(REOPEN_RETRY_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
       continue;
     }
     const messages = await consumer.consume({ max_messages: o.maxMessages });
@@ -84,16 +86,4 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
     // Nothing handed out yet: start where the first consumer was asked to.
     if (nextSeq > 1 || start.deliver_policy === DeliverPolicy.StartSequence) start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
