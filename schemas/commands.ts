@@ -28,6 +28,8 @@ export const MembershipActionArgs = {
   "member.remove": z.object({ room: Slug, user: Slug }).strict(),
   "member.list": z.object({ room: Slug.optional(), user: Slug.optional(), limit: Limit }).strict()
     .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
+  "cluster.status": z.object({}).strict(),
+  "cluster.scale": z.object({ replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]) }).strict(),
 } as const;
 
 export type MembershipAction = keyof typeof MembershipActionArgs;

@@ -78,6 +78,12 @@ export const EventDataSchemas = {
     MemberRemoved: z.object({ room: Slug, user: Slug, removed_by: Slug }).strict()
       .describe("A user leaves a room (or is removed)."),
   },
+  cluster: {
+    ClusterScaled: z.object({
+      cluster: Slug, replicas: z.number().int().min(1).max(5), previous: z.number().int().min(1).max(5), peers: z.array(z.string().max(64)).max(16),
+      streams: z.array(z.string().max(64)).max(64),
+    }).strict().describe("Every stream and KV bucket of the control plane now keeps this many replicas, on a cluster of these peers."),
+  },
 } as const;
 
 export type AggregateKind = keyof typeof EventDataSchemas;

@@ -22,6 +22,20 @@ export interface EmbeddedServerOptions {
   authConfig?: string;
   /** Client TLS: the server's certificate chain (its certificate, then the CA) and key. */
   tls?: { chainFile: string; keyFile: string };
+  /** Cluster mode: mutual-TLS routes to the other servers (see RouteSecurity). */
+  cluster?: ClusterOptions;
+}
+
+export interface ClusterOptions {
+  name: string;
+  host: string;
+  port: number;
+  /** The other servers' route listeners, host:port each. */
+  routes: string[];
+  /** Route certificate and key, and the route CA every peer's certificate must chain to. */
+  tls: { certFile: string; keyFile: string; caFile: string };
+  /** The routes' shared secret; handed to the child through the environment only. */
+  secret: string;
 }
 
 export interface ServerFacts {
@@ -31,6 +45,9 @@ export interface ServerFacts {
 }
 
 const KEY_ENV = "UNIBUS_JS_KEY";
+const ROUTE_SECRET_ENV = "UNIBUS_ROUTE_PASSWORD";
+const ROUTE_URL_ENV = "UNIBUS_ROUTE_URL_";
+const ROUTE_USER = "route";
 
 /**
  * The config parser reads $VAR values like literals: hex such as "92e3…" would become a number
@@ -59,6 +76,38 @@ export function versionAtLeast(version: string | null, min: string): boolean {
   const b = min.split(".").map(Number);
   for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
   return true;
+}
+
+/**
+ * The cluster block: routes only with a client certificate under the route CA (verify) and the
+ * route secret; the secret and the route URLs that carry it are $VARs, never written here.
+ * no_advertise keeps discovered addresses out of what clients are told.
+ */
+function clusterBlock(c: ClusterOptions): string[] {
+  return [
+    `cluster {`,
+    `  name: ${JSON.stringify(c.name)}`,
+    `  listen: ${JSON.stringify(`${c.host}:${c.port}`)}`,
+    `  no_advertise: true`,
+    `  authorization { user: ${ROUTE_USER}, password: $${ROUTE_SECRET_ENV}, timeout: 5 }`,
+    `  tls {`,
+    `    cert_file: ${JSON.stringify(c.tls.certFile)}`,
+    `    key_file: ${JSON.stringify(c.tls.keyFile)}`,
+    `    ca_file: ${JSON.stringify(c.tls.caFile)}`,
+    `    verify: true`,
+    `    timeout: 5`,
+    `  }`,
+    `  routes: [${c.routes.map((_, i) => `$${ROUTE_URL_ENV}${i}`).join(", ")}]`,
+    `}`,
+  ];
+}
+
+function routeEnv(c: ClusterOptions | undefined): Record<string, string> {
+  if (!c) return {};
+  const secret = serverKeyValue(c.secret);
+  const env: Record<string, string> = { [ROUTE_SECRET_ENV]: secret };
+  c.routes.forEach((r, i) => (env[`${ROUTE_URL_ENV}${i}`] = `nats-route://${ROUTE_USER}:${secret}@${r}`));
+  return env;
 }
 
 export async function freePort(host = "127.0.0.1"): Promise<number> {
@@ -92,7 +141,9 @@ export class EmbeddedNatsServer {
   }
 
   get url(): string {
-    return `nats://${this.opts.host}:${this.opts.port}`;
+    // A server listening on every address is reached here on loopback, which its certificate names.
+    const host = this.opts.host === "0.0.0.0" || this.opts.host === "::" ? "127.0.0.1" : this.opts.host;
+    return `nats://${host}:${this.opts.port}`;
   }
 
   /** True when a JetStream store already exists: a key must then open it, never a fresh one. */
@@ -128,6 +179,7 @@ export class EmbeddedNatsServer {
       // deadline the server drops it and the client only notices at its own connect timeout.
       ...(this.opts.tls ? [`tls {`, `  cert_file: ${JSON.stringify(this.opts.tls.chainFile)}`, `  key_file: ${JSON.stringify(this.opts.tls.keyFile)}`, `  timeout: 10`, `}`] : []),
       ...(this.opts.authConfig ? [this.opts.authConfig] : []),
+      ...(this.opts.cluster ? clusterBlock(this.opts.cluster) : []),
       `jetstream {`,
       `  store_dir: ${JSON.stringify(this.storeDir)}`,
       `  cipher: chachapoly`,
@@ -155,7 +207,7 @@ export class EmbeddedNatsServer {
 
   private async spawnOnce(): Promise<void> {
     const budget = this.opts.startBudgetMs ?? 15_000;
-    const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", [KEY_ENV]: serverKeyValue(this.opts.atRestKey) };
+    const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", [KEY_ENV]: serverKeyValue(this.opts.atRestKey), ...routeEnv(this.opts.cluster) };
     const child = spawn("nats-server", ["-c", this.confPath], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     const ready = new Promise<void>((resolve, reject) => {
@@ -212,6 +264,17 @@ export class EmbeddedNatsServer {
         if (!this.fatal && !this.stopping) this.scheduleRestart();
       });
     }, delay).unref();
+  }
+
+  /** One of the server's monitoring endpoints (/varz, /jsz…) as JSON, or null within `ms`. */
+  async monitor(path: string, ms = 1000): Promise<any | null> {
+    if (!this.facts.monitorPort) return null;
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.facts.monitorPort}${path}`, { signal: AbortSignal.timeout(ms) });
+      return await r.json();
+    } catch {
+      return null;
+    }
   }
 
   get running(): boolean {

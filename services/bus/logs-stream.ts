@@ -128,6 +128,8 @@ export async function ensureLogsStream(jsm: JetStreamManager, o: LogsStreamLimit
     return { created: true, updated: false };
   }
   if (current.storage !== StorageType.File) throw new Error(`stream ${LOGS_STREAM} exists with ${current.storage} storage; logs need file storage`);
+  // Replicas are raised by `cluster scale`, never lowered by a restart with an older setting.
+  want.num_replicas = Math.max(want.num_replicas, current.num_replicas ?? 1);
   const keys = ["subjects", "retention", "discard", "num_replicas", "max_age", "max_bytes", "max_msg_size", "duplicate_window"] as const;
   const differs = keys.some((k) => JSON.stringify(current[k]) !== JSON.stringify(want[k]));
   if (!differs) return { created: false, updated: false };

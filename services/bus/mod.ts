@@ -12,3 +12,4 @@ export * from "./operator.ts";
 export * from "./tls.ts";
 export * from "./creds.ts";
 export * from "./logs-stream.ts";
+export * from "./cold-start.ts";

@@ -12,6 +12,7 @@ import { auditReplay, auditVerify } from "./audit.ts";
 import { loadIdentity, openConnection, type GlobalOptions } from "./context.ts";
 import { DRY_RUN, printDryRun } from "./dry-run.ts";
 import { nodeVerb } from "./node.ts";
+import { clusterVerb, SCALE_TIMEOUT_MS } from "./cluster.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
 
@@ -43,6 +44,8 @@ verbs:
   room create <room> [--subject TEXT] | room list [--active] | room show <room> | room archive <room>
   member add <room> <user> [--role owner|moderator|member] | member role <room> <user> <role>
   member remove <room> <user> | member list --room R | member list --user U
+  cluster status                       peers, meta leader, and each stream's leader, replicas and lag
+  cluster scale --replicas 3           raise every stream's and bucket's replicas in place (needs 3 peers)
   events tail [--lines N] [--follow]   the newest events, then new ones as they come
   audit replay                         rebuild every projection from the stream, diff against KV
   audit verify [--trust KEY]…          check every signature and every aggregate's hash chain
@@ -71,6 +74,7 @@ const globalOptions = {
   creds: { type: "string" }, ca: { type: "string" }, reason: { type: "string" }, expiry: { type: "string" }, uses: { type: "string" },
   note: { type: "string" }, code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" },
   service: { type: "string" }, concurrency: { type: "string" }, all: { type: "boolean" },
+  replicas: { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -161,6 +165,11 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node leave": case "node revoke": case "node logs":
     case "node status": case "node start": case "node stop": case "node restart": case "node check": case "node command":
       return nodeVerb(verb!, rest, f, o, send, show, connection);
+    case "cluster status": return clusterVerb("status", rest, o, send, send);
+    case "cluster scale": {
+      const slow = { ...o, timeoutMs: SCALE_TIMEOUT_MS };
+      return clusterVerb("scale", f.replicas ? [f.replicas, ...rest] : rest, o, send, (action, args) => command(slow, connection, `${MEMBERSHIP_PREFIX}${action}`, action, args));
+    }
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());

@@ -7,6 +7,7 @@ export const ErrorCodes = [
   "E_INVITE_NOT_FOUND", "E_INVITE_EXPIRED", "E_INVITE_USED", "E_INVITE_REVOKED", "E_NODE_EXISTS", "E_NODE_NOT_FOUND",
   "E_KEY_IN_USE", "E_NO_ADDRESS", "E_IDENTITY_REVOKED", "E_IDENTITY_NOT_FOUND", "E_PROOF", "E_UNSUPPORTED",
   "E_WRONG_NODE", "E_INTERRUPTED",
+  "E_TOO_FEW_PEERS", "E_SCALE_TIMEOUT",
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -21,6 +21,12 @@ export const MembershipdConfig = z.object({
   replicas: z.coerce.number().int().min(1).max(5),
   clusterName: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
   serverName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  /** Cluster mode when non-empty: the other servers' route listeners. */
+  routes: z.array(z.string().regex(/^[^\s/:]+:\d+$/, "host:port")),
+  routeHost: z.string().min(1),
+  routePort: Port,
+  routeTlsDir: z.string().min(1),
+  routeSecretFile: z.string().min(1),
 });
 export type MembershipdConfig = z.infer<typeof MembershipdConfig>;
 
@@ -39,6 +45,11 @@ const flags = {
   replicas: "1",
   "cluster-name": "unibus",
   "server-name": hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "unibus",
+  routes: "",
+  "route-host": "",
+  "route-port": "6250",
+  "route-tls-dir": "",
+  "route-secret-file": "",
 } as const;
 
 export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS_<FLAG>, e.g. UNIBUS_DATA_DIR)
@@ -56,7 +67,19 @@ export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS
   --nats-ca FILE           CA certificate for --nats-url over TLS
   --replicas N             stream and KV replicas (default 1)
   --cluster-name NAME      cluster name recorded in the first event (default unibus)
-  --server-name NAME       NATS server name (default: host name)`;
+  --server-name NAME       NATS server name (default: host name)
+cluster mode (docs/operations.md):
+  --routes HOST:PORT[,…]   the other servers' route listeners; turns cluster mode on
+  --route-host HOST        route listen address (default: --nats-host)
+  --route-port N           route listen port (default 6250)
+  --route-tls-dir DIR      route-ca.pem, route.pem, route.key (default DATA_DIR/route)
+  --route-secret-file F    the routes' shared secret, 0600 (default DATA_DIR/route.secret;
+                           env UNIBUS_ROUTE_SECRET instead of a file, never a flag's value)`;
+
+function abs(path: string): string | undefined {
+  if (!path) return undefined;
+  return isAbsolute(path) ? path : resolve(path);
+}
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): MembershipdConfig {
   const { values } = parseArgs({ args: argv, options: Object.fromEntries(Object.keys(flags).map((k) => [k, { type: "string" as const }])), strict: true });
@@ -71,7 +94,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     natsHost,
     httpPort: pick("http-port"),
     httpHost: pick("http-host"),
-    atRestKeyFile: keyFile ? (isAbsolute(keyFile) ? keyFile : resolve(keyFile)) : join(dataDir, "at-rest.key"),
+    atRestKeyFile: abs(keyFile) ?? join(dataDir, "at-rest.key"),
     natsUrl: pick("nats-url") || undefined,
     natsCreds: pick("nats-creds") || undefined,
     natsCa: pick("nats-ca") || undefined,
@@ -80,5 +103,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     replicas: pick("replicas"),
     clusterName: pick("cluster-name"),
     serverName: pick("server-name"),
+    routes: pick("routes").split(",").map((r) => r.trim()).filter(Boolean),
+    routeHost: pick("route-host") || natsHost,
+    routePort: pick("route-port"),
+    routeTlsDir: abs(pick("route-tls-dir")) ?? join(dataDir, "route"),
+    routeSecretFile: abs(pick("route-secret-file")) ?? join(dataDir, "route.secret"),
   });
 }

@@ -2,7 +2,7 @@
 // membership command service. membershipd's main wraps it with the embedded server and HTTP.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AggregateStore, NONCES_BUCKET, Projector, ensureEventStream, ensureLogsStream, openBuckets } from "../bus/mod.ts";
+import { AggregateStore, NONCES_BUCKET, Projector, coldStartRetry, ensureEventStream, ensureLogsStream, openBuckets } from "../bus/mod.ts";
 import { domainError, isReadAction } from "../core/mod.ts";
 import { createActions, parseActionArgs } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
@@ -13,6 +13,7 @@ import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
+import type { MetaCluster } from "./cluster-actions.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
 
@@ -33,19 +34,25 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
   /** Operator-mode auth; without it (an external NATS) identity and fleet actions are unsupported. */
   security?: PlaneSecurity;
+  /** How long the first steps may wait for a cold cluster's meta leader and peers (0: no waiting). */
+  coldStartBudgetMs?: number;
+  /** This server's name and its view of the JetStream meta group, for cluster status and scale. */
+  self?: string;
+  meta?: () => Promise<MetaCluster | null>;
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
 export async function startControlPlane(o: ControlPlaneOptions) {
   const jsm = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
-  await ensureEventStream(jsm, o.replicas);
-  await ensureLogsStream(jsm, { replicas: o.replicas });
-  const buckets = await openBuckets(o.nc, o.replicas);
+  const cold = coldStartRetry(o.coldStartBudgetMs ?? 0, o.log);
+  await cold("the event stream", () => ensureEventStream(jsm, o.replicas));
+  await cold("the logs stream", () => ensureLogsStream(jsm, { replicas: o.replicas }));
+  const buckets = await cold("the KV buckets", () => openBuckets(o.nc, o.replicas));
   const service = serviceSigner(o.dataDir);
   const aggregates = new AggregateStore(js, jsm, service);
   const admin = adminSigner(o.dataDir);
-  await bootstrapStore(aggregates, service, admin, o.clusterName);
+  await cold("the genesis events", () => bootstrapStore(aggregates, service, admin, o.clusterName));
   const projector = new Projector(js, jsm, buckets, o.log);
   await projector.start();
   const auth = o.security
@@ -56,6 +63,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const run = createActions({
     aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
     trustChanged: () => announceTrustChange(o.nc),
+    cluster: { name: o.clusterName, self: o.self ?? o.clusterName, meta: o.meta ?? (async () => null) },
   });
   const lookupActor = createActorLookup(jsm, aggregates);
   let inFlight = 0;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  AtRestKeyError, EmbeddedNatsServer, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck,
+  AtRestKeyError, EmbeddedNatsServer, coldStartRetry, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck,
   SecretFileError, NatsServerMissingError,
 } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
@@ -15,6 +15,12 @@ import { loadConfig, usage, type MembershipdConfig } from "./config.ts";
 import { startHttp } from "./http.ts";
 import { ADMIN_CREDS_FILE } from "./auth-services.ts";
 import { hostsOf, prepareSecurity, type SecurityMaterial } from "./security.ts";
+import { metaClusterView } from "./meta-cluster.ts";
+import { loadRouteSecurity, RouteSecurityError } from "./route-security.ts";
+import type { ClusterOptions } from "../bus/mod.ts";
+
+/** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
+const CLUSTER_START_BUDGET_MS = 180_000;
 
 const VERSION = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version as string;
 
@@ -46,13 +52,13 @@ async function streamExists(jsm: JetStreamManager): Promise<boolean> {
   }
 }
 
-async function startEmbedded(cfg: MembershipdConfig, security: SecurityMaterial, onFatal: (e: Error) => void) {
+async function startEmbedded(cfg: MembershipdConfig, security: SecurityMaterial, cluster: ClusterOptions | null, onFatal: (e: Error) => void) {
   const storeExisted = EmbeddedNatsServer.storeExists(cfg.dataDir);
   const checkFile = join(cfg.dataDir, "at-rest.check");
   const key = loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
   const server = new EmbeddedNatsServer({
     dataDir: cfg.dataDir, host: cfg.natsHost, port: cfg.natsPort, serverName: cfg.serverName, atRestKey: key, keyFile: cfg.atRestKeyFile, log,
-    authConfig: security.serverAuthConfig, tls: security.tls,
+    authConfig: security.serverAuthConfig, tls: security.tls, ...(cluster ? { cluster } : {}),
   });
   embeddedForCleanup = server;
   await server.start(onFatal);
@@ -74,8 +80,10 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(1);
   };
 
+  const cluster = cfg.natsUrl ? null : loadRouteSecurity(cfg);
   const security = cfg.natsUrl ? null : await prepareSecurity(cfg.dataDir, cfg.serverName, [cfg.natsHost, ...hostsOf(cfg.advertise)]);
-  const embedded = security ? await startEmbedded(cfg, security, fatal) : null;
+  const embedded = security ? await startEmbedded(cfg, security, cluster, fatal) : null;
+  const startBudget = cluster ? CLUSTER_START_BUDGET_MS : 15_000;
   const server = embedded?.server ?? null;
   const natsUrl = cfg.natsUrl ?? server!.url;
   const caFile = security?.tls.caFile ?? cfg.natsCa;
@@ -84,19 +92,22 @@ export async function main(argv: string[]): Promise<void> {
     creds: security?.serviceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
   });
   const systemNc = security ? await connectNats({ servers: natsUrl, name: `membershipd-${cfg.serverName}-system`, forever: true, caFile, creds: security.systemCreds }) : null;
-  const jsm = await waitForJetStream(nc, 15_000);
-  if (embedded?.storeExisted && !(await streamExists(jsm))) {
+  const jsm = await waitForJetStream(nc, startBudget);
+  const cold = coldStartRetry(cluster ? startBudget : 0, log);
+  if (embedded?.storeExisted && !(await cold("the event stream", () => streamExists(jsm)))) {
     throw new AtRestKeyError(`the store in ${server!.storeDir} exists but holds no ${EVENTS_STREAM}: the at-rest key in ${cfg.atRestKeyFile} does not open it`);
   }
+  const meta = metaClusterView(server, systemNc);
   const plane = await startControlPlane({
-    nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log,
+    nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log, coldStartBudgetMs: cluster ? startBudget : 0,
+    self: cfg.serverName, meta,
     security: security && systemNc ? { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: cfg.advertise, cidr: cfg.overlayCidr } : undefined,
   });
   embedded?.confirmKey();
   const { projector, metrics } = plane;
 
   const http = await startHttp(cfg.httpHost, cfg.httpPort, {
-    node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server, operatorKey: security?.auth.operator.publicKey ?? null,
+    node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server, operatorKey: security?.auth.operator.publicKey ?? null, meta,
   }, metrics, () => server?.restarts ?? 0);
   const httpAddr = http.address() as { port: number };
   const runtime = {
@@ -130,7 +141,7 @@ export async function main(argv: string[]): Promise<void> {
 export function runMain(argv: string[]): void {
   main(argv).catch((err: Error) => {
     embeddedForCleanup?.killNow();
-    const known = err instanceof AtRestKeyError || err instanceof SecretFileError || err instanceof NatsServerMissingError || err instanceof StartupError;
+    const known = err instanceof AtRestKeyError || err instanceof SecretFileError || err instanceof NatsServerMissingError || err instanceof StartupError || err instanceof RouteSecurityError;
     log(known ? err.message : `failed to start: ${err.message}`);
     if (!known && process.env.UNIBUS_DEBUG) console.error(err);
     process.exit(1);

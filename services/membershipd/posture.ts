@@ -3,6 +3,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, type EmbeddedNatsServer, type Projector } from "../bus/mod.ts";
+import { metaPeers, type MetaCluster } from "./cluster-actions.ts";
 
 const PROBE_MS = 400;
 
@@ -16,15 +17,16 @@ export interface PostureDeps {
   server: EmbeddedNatsServer | null;
   /** Our operator's public key: subject permissions are in force only when the server trusts it. */
   operatorKey: string | null;
+  /** The JetStream meta group (metaClusterView); null when not clustered. */
+  meta: () => Promise<MetaCluster | null>;
 }
 
 function within<T>(p: Promise<T>, ms = PROBE_MS): Promise<T | null> {
   return Promise.race([p.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
 }
 
-async function monitor(server: EmbeddedNatsServer | null, path: string): Promise<any | null> {
-  if (!server?.facts.monitorPort) return null;
-  return within(fetch(`http://127.0.0.1:${server.facts.monitorPort}${path}`, { signal: AbortSignal.timeout(PROBE_MS) }).then((r) => r.json()));
+function monitor(server: EmbeddedNatsServer | null, path: string): Promise<any | null> {
+  return server ? server.monitor(path, PROBE_MS) : Promise.resolve(null);
 }
 
 function atRest(server: EmbeddedNatsServer | null): string {
@@ -43,18 +45,28 @@ function required(varz: any | null, nc: NatsConnection, field: "auth_required" |
   return nc.info ? Boolean(nc.info[field]) : null;
 }
 
+/** "mtls" only when routes require TLS and verify the peer's certificate (cluster mode's rule). */
+function routes(varz: any | null): "none" | "mtls" | "tls" | "plain" | "unknown" {
+  if (!varz) return "unknown";
+  const c = varz.cluster;
+  if (!c?.cluster_port) return "none";
+  return c.tls_required ? (c.tls_verify ? "mtls" : "tls") : "plain";
+}
+
 export async function healthz(d: PostureDeps): Promise<{ status: string; [k: string]: unknown }> {
-  const [info, varz, jsz] = await Promise.all([
+  const [info, varz, meta] = await Promise.all([
     within(d.jsm.streams.info(EVENTS_STREAM)),
     monitor(d.server, "/varz"),
-    monitor(d.server, "/jsz"),
+    within(d.meta(), 2 * PROBE_MS),
   ]);
   const problems: string[] = [];
   if (d.nc.isClosed() || d.server?.running === false) problems.push("nats unavailable");
   if (!info) problems.push("event stream unavailable");
   if (d.projector.lastError && info && d.projector.applied < info.state.last_seq) problems.push(`projector: ${d.projector.lastError.message}`);
   const lastSeq = info?.state.last_seq ?? null;
-  const meta = jsz?.meta_cluster;
+  // A clustered server without a meta leader has lost quorum: nothing can be written.
+  if (meta && (meta.cluster_size ?? 1) > 1 && !meta.leader) problems.push("no JetStream meta leader (cluster quorum lost)");
+  const peers = metaPeers(d.node, meta);
   const auth = required(varz, d.nc, "auth_required");
   return {
     status: problems.length ? "degraded" : "ok",
@@ -63,7 +75,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     posture: {
       auth: auth === null ? "unknown" : auth ? "enforce" : "none",
       tls: required(varz, d.nc, "tls_required") === true,
-      routes: varz?.cluster?.port ? "enabled" : "none",
+      routes: routes(varz),
       acl: Boolean(varz?.auth_required && d.operatorKey && varz?.trusted_operators_claim?.some((c: { sub?: string }) => c.sub === d.operatorKey)),
       at_rest: atRest(d.server),
       signed_commands: true,
@@ -71,7 +83,9 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     },
     cluster: {
       name: meta?.name ?? d.clusterName,
-      peers: (meta?.replicas ?? []).map((p: { name: string }) => p.name),
+      size: meta?.cluster_size ?? 1,
+      peers: peers.map((p) => p.name),
+      peers_current: peers.filter((p) => p.current).length,
       meta_leader: meta?.leader ?? (meta ? null : d.node),
     },
     stream: { replicas: info?.config.num_replicas ?? null, last_seq: lastSeq },

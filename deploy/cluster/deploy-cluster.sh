@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Deploys unibus to every node in cluster.env. Dry run by default: prints what it would do on each
+# node; --apply does it. Per node: install the package and nats-server, copy that node's
+# certificates, keys and rendered env, install the hardened systemd units, start membershipd; once
+# every node's /healthz answers ok, enroll each node's agent through its own membershipd and start it.
+#
+#   deploy-cluster.sh [--env FILE] [--secrets DIR] [--apply] [--only NAME]
+#                     [--transport ssh|netns] [--netns-root DIR] [--netns-prefix P]
+#
+# --transport ssh (default) runs each step as root over `ssh SSH_USER@SSH_HOST sudo`. --transport
+# netns runs the same steps on this machine inside the network namespace P<NAME> (default prefix
+# unibus-), with each node's files under DIR/<NAME>/ instead of /, and processes started directly
+# instead of by systemd: this is how the cluster is tested (test/cluster.test.ts).
+# Rerunning is safe: what is in place is kept, a node that runs is left running.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+env_file="$here/cluster.env" secrets="$here/secrets" apply=0 transport=ssh only=""
+netns_root="$repo/local_files/netns" netns_prefix="unibus-"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --env) env_file=$2; shift 2 ;;
+    --secrets) secrets=$2; shift 2 ;;
+    --apply) apply=1; shift ;;
+    --only) only=$2; shift 2 ;;
+    --transport) transport=$2; shift 2 ;;
+    --netns-root) netns_root=$2; shift 2 ;;
+    --netns-prefix) netns_prefix=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "deploy-cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$transport" in ssh|netns) ;; *) echo "deploy-cluster.sh: --transport is ssh or netns, not $transport" >&2; exit 2 ;; esac
+require_no_placeholders "$env_file"
+# shellcheck disable=SC1090
+source "$env_file"
+[ -d "$secrets/identities" ] || { echo "deploy-cluster.sh: no cluster material in $secrets; run generate-cluster-certs.sh first" >&2; exit 1; }
+
+say() { printf '[%s] %s\n' "$1" "$2"; }
+
+# The address of a node on the network cluster.env chose: routes, the monitor and invites use it.
+node_addr() { if [ "$ROUTE_NETWORK" = wg ]; then echo "$4"; else echo "$3"; fi; }
+
+# Per-node paths: the real ones over ssh; under the node's own root directory in netns mode.
+paths() { # NAME
+  if [ "$transport" = netns ]; then
+    ROOT="$netns_root/$1" APP="$repo"
+  else
+    ROOT="" APP=/opt/unibus
+  fi
+  ETC="$ROOT/etc/unibus" DATA="$ROOT/var/lib/unibus" UNITS="$ROOT/etc/systemd/system" RUN="$ROOT/run/unibus"
+}
+
+# Runs a bash script (stdin) as root on the node, with the listed variables set.
+on_node() { # NAME SSH_HOST
+  local name=$1 host=$2
+  if [ "$transport" = netns ]; then
+    ip netns exec "${netns_prefix}${name}" bash -s
+  else
+    ssh -o BatchMode=yes -o ConnectTimeout=10 "$SSH_USER@$host" sudo bash -s
+  fi
+}
+
+# Copies a local directory's contents to DEST on the node (modes kept).
+put_dir() { # NAME SSH_HOST SRC DEST
+  if [ "$transport" = netns ]; then
+    mkdir -p "$4" && cp -a "$3/." "$4/"
+  else
+    tar -C "$3" -cf - . | ssh -o BatchMode=yes "$SSH_USER@$2" sudo bash -c "'mkdir -p $4 && tar -C $4 -xf -'"
+  fi
+}
+
+render_env() { # NAME ADDR
+  local name=$1 addr=$2 routes="" advertise="nats://$2:$NATS_CLIENT_PORT"
+  for e in "${CLUSTER_NODES[@]}"; do
+    read -r n _s p w <<<"$e"
+    [ "$n" = "$name" ] && continue
+    a=$(node_addr "$n" "$_s" "$p" "$w")
+    routes="${routes:+$routes,}$a:$NATS_ROUTE_PORT"
+    advertise="$advertise,nats://$a:$NATS_CLIENT_PORT"
+  done
+  cat <<ENV
+# rendered by deploy-cluster.sh for $name; no secrets here (they are files next to it)
+UNIBUS_DATA_DIR=$DATA/membershipd
+UNIBUS_SERVER_NAME=$name
+UNIBUS_CLUSTER_NAME=$CLUSTER_NAME
+UNIBUS_NATS_HOST=0.0.0.0
+UNIBUS_NATS_PORT=$NATS_CLIENT_PORT
+UNIBUS_HTTP_HOST=$addr
+UNIBUS_HTTP_PORT=$HTTP_PORT
+UNIBUS_AT_REST_KEY_FILE=$ETC/at-rest.key
+UNIBUS_ADVERTISE=$advertise
+UNIBUS_REPLICAS=$KV_REPLICAS
+UNIBUS_ROUTES=$routes
+UNIBUS_ROUTE_HOST=$addr
+UNIBUS_ROUTE_PORT=$NATS_ROUTE_PORT
+UNIBUS_ROUTE_TLS_DIR=$ETC/route
+UNIBUS_ROUTE_SECRET_FILE=$ETC/route.secret
+ENV
+}
+
+render_unit() { # TEMPLATE
+  sed -e "s|@USER@|$CLUSTER_USER|g" -e "s|@ETC@|$ETC|g" -e "s|@APP@|$APP|g" -e "s|@DATA@|$DATA|g" "$here/systemd/$1"
+}
+
+# Everything one node gets, staged locally first so both transports copy the same files.
+stage() { # NAME ADDR STAGE_DIR
+  local name=$1 addr=$2 s=$3 m="$secrets/nodes/$1"
+  [ -d "$m" ] || { echo "deploy-cluster.sh: no material for node $name in $secrets/nodes; rerun generate-cluster-certs.sh" >&2; exit 1; }
+  (umask 077
+   mkdir -p "$s/etc/route" "$s/units" "$s/data/tls" "$s/data/auth"
+   render_env "$name" "$addr" >"$s/etc/node.env"
+   cp "$m/at-rest.key" "$s/etc/at-rest.key"
+   cp "$secrets/route.secret" "$s/etc/route.secret"
+   cp "$m/route/." "$s/etc/route/" -a
+   cp -a "$m/tls/ca.pem" "$m/tls/server-chain.pem" "$m/tls/server.key" "$s/data/tls/"
+   cp -a "$secrets/identities/auth/." "$s/data/auth/"
+   cp -a "$secrets/identities/service.nk" "$secrets/identities/admin.nk" "$s/data/"
+   render_unit unibus-membershipd.service >"$s/units/unibus-membershipd.service"
+   render_unit unibus-agent.service >"$s/units/unibus-agent.service"
+   chmod 644 "$s/etc/node.env" "$s/units/"*)
+}
+
+install_steps() { # runs on the node
+  cat <<SH
+set -euo pipefail
+if [ "$transport" = ssh ]; then
+  command -v nats-server >/dev/null && command -v node >/dev/null && command -v bwrap >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server nodejs npm bubblewrap openssl >/dev/null; }
+  id -u "$CLUSTER_USER" >/dev/null 2>&1 || useradd --system --home-dir /var/lib/unibus --shell /usr/sbin/nologin "$CLUSTER_USER"
+else
+  command -v nats-server >/dev/null || { echo "nats-server is not installed on this machine" >&2; exit 1; }
+fi
+mkdir -p "$ETC" "$DATA/membershipd" "$DATA/agent" "$UNITS" "$RUN"
+chmod 700 "$ETC" "$DATA/membershipd" "$DATA/agent"
+SH
+}
+
+# Copies keep what is in place: a running node's data dir already holds what it was given.
+place_steps() {
+  cat <<SH
+set -euo pipefail
+stage="\$1"
+cp -a "\$stage/etc/." "$ETC/"
+cp -a -n "\$stage/data/." "$DATA/membershipd/"
+cp "\$stage/units/"*.service "$UNITS/"
+if [ "$transport" = ssh ]; then chown -R "$CLUSTER_USER:$CLUSTER_USER" "$ETC" "$DATA"; systemctl daemon-reload; fi
+SH
+}
+
+start_steps() { # SERVICE: membershipd | agent
+  cat <<SH
+set -euo pipefail
+if [ "$transport" = ssh ]; then systemctl enable --now "unibus-$1" >/dev/null; exit 0; fi
+pidfile="$RUN/$1.pid"
+if [ -f "\$pidfile" ] && kill -0 "\$(cat "\$pidfile")" 2>/dev/null; then echo "already running (pid \$(cat "\$pidfile"))"; exit 0; fi
+if [ "$1" = membershipd ]; then
+  setsid bash -c 'set -a; . "\$1"; set +a; exec "\$2/bin/membershipd"' _ "$ETC/node.env" "$APP" >>"$DATA/membershipd.log" 2>&1 </dev/null &
+else
+  setsid "$APP/bin/unibus-agent" --data-dir "$DATA/agent" run >>"$DATA/agent.log" 2>&1 </dev/null &
+fi
+echo \$! >"\$pidfile"
+echo "started (pid \$!)"
+SH
+}
+
+enroll_steps() { # NAME: the node's agent joins through its own membershipd, once
+  cat <<SH
+set -euo pipefail
+if "$APP/bin/unibus-agent" --data-dir "$DATA/agent" status >/dev/null 2>&1; then echo "already enrolled"; exit 0; fi
+"$APP/bin/unibus" --data-dir "$DATA/membershipd" node invite --note "deploy-cluster: $1" | head -1 |
+  "$APP/bin/unibus-agent" --data-dir "$DATA/agent" --name "$1" join --token -
+SH
+}
+
+healthy_steps() { # ADDR: waits for /healthz to answer ok
+  cat <<SH
+node -e '
+  const url = process.argv[1], deadline = Date.now() + Number(process.argv[2]);
+  (async () => {
+    for (;;) {
+      const ok = await fetch(url, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+      if (ok) return process.exit(0);
+      if (Date.now() > deadline) { console.error("no healthy answer from " + url); process.exit(1); }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();' "http://$1:$HTTP_PORT/healthz" "${DEPLOY_HEALTH_BUDGET_MS:-240000}"
+SH
+}
+
+run_step() { # NAME HOST LABEL SCRIPT [ARGS…]
+  local name=$1 host=$2 label=$3 script=$4; shift 4
+  if [ "$apply" = 0 ]; then say "$name" "would $label"; return; fi
+  say "$name" "$label"
+  if [ "$transport" = netns ]; then
+    ip netns exec "${netns_prefix}${name}" bash -c "$script" _ "$@"
+  else
+    ssh -o BatchMode=yes -o ConnectTimeout=10 "$SSH_USER@$host" sudo bash -c "$(printf '%q' "$script")" _ "$@"
+  fi
+}
+
+selected=()
+for e in "${CLUSTER_NODES[@]}"; do
+  read -r n _ <<<"$e"
+  if [ -z "$only" ] || [ "$only" = "$n" ]; then selected+=("$e"); fi
+done
+[ ${#selected[@]} -gt 0 ] || { echo "deploy-cluster.sh: no node named $only in $env_file" >&2; exit 2; }
+[ "$apply" = 1 ] || echo "dry run ($transport): nothing is changed; --apply does it"
+
+staging=$(mktemp -d)
+trap 'rm -rf "$staging"' EXIT
+for e in "${selected[@]}"; do
+  read -r name host public wg <<<"$e"
+  paths "$name"
+  addr=$(node_addr "$name" "$host" "$public" "$wg")
+  stage "$name" "$addr" "$staging/$name"
+  run_step "$name" "$host" "install nats-server and unibus ($APP), create $ETC and $DATA" "$(install_steps)"
+  if [ "$apply" = 1 ] && [ "$transport" = ssh ]; then
+    say "$name" "copy the unibus package to $APP"
+    git -C "$repo" archive --format=tar HEAD | ssh -o BatchMode=yes "$SSH_USER@$host" sudo bash -c "'mkdir -p $APP && tar -C $APP -xf - && cd $APP && npm ci --no-audit --no-fund >/dev/null'"
+    put_dir "$name" "$host" "$staging/$name" "/tmp/unibus-stage"
+    stage_dir=/tmp/unibus-stage
+  else
+    stage_dir="$staging/$name"
+  fi
+  run_step "$name" "$host" "place certificates, keys, node.env (routes to the other nodes over $ROUTE_NETWORK) and systemd units" "$(place_steps)" "$stage_dir"
+  run_step "$name" "$host" "start membershipd" "$(start_steps membershipd)"
+done
+for e in "${selected[@]}"; do
+  read -r name host public wg <<<"$e"
+  paths "$name"
+  run_step "$name" "$host" "wait for /healthz on $(node_addr "$name" "$host" "$public" "$wg"):$HTTP_PORT" "$(healthy_steps "$(node_addr "$name" "$host" "$public" "$wg")")"
+done
+for e in "${selected[@]}"; do
+  read -r name host _ _ <<<"$e"
+  paths "$name"
+  run_step "$name" "$host" "enroll this node's agent through its own membershipd" "$(enroll_steps "$name")"
+  run_step "$name" "$host" "start the agent" "$(start_steps agent)"
+done
+[ "$apply" = 1 ] && echo "deployed: ${#selected[@]} node(s); unibus monitor report --env $env_file" || true

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Makes everything a cluster's nodes need to trust each other, with openssl, into a directory git
+# ignores (deploy/cluster/secrets/ unless --out):
+#   client-ca/        the CA clients and agents trust (its fingerprint goes into every invite)
+#   route-ca/         a separate CA for the routes between servers (mutual TLS)
+#   route.secret      the routes' shared secret
+#   identities/       the NATS operator and account keys (auth/), service.nk and admin.nk
+#   nodes/NAME/       per node: tls/ (server certificate for clients), route/ (route certificate),
+#                     at-rest.key (its JetStream at-rest key)
+# Keys are 0600. A rerun keeps every existing key and certificate and only adds what is missing;
+# --rotate issues new server and route keys and certificates for every node under the same CAs
+# (CAs, identities, the route secret and the at-rest keys are never rotated here: see
+# docs/operations.md).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+env_file="$here/cluster.env" out="$here/secrets" rotate=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --env) env_file=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --rotate) rotate=1; shift ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "generate-cluster-certs.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+require_no_placeholders "$env_file"
+# shellcheck disable=SC1090
+source "$env_file"
+command -v openssl >/dev/null || { echo "generate-cluster-certs.sh: openssl is not installed (apt-get install openssl)" >&2; exit 1; }
+umask 077
+mkdir -p "$out"
+
+quiet() { "$@" 2>/dev/null >/dev/null || { echo "generate-cluster-certs.sh: failed: $*" >&2; "$@" >&2; exit 1; }; }
+
+make_ca() { # DIR CN
+  [ -f "$1/ca.pem" ] && return
+  mkdir -p "$1"
+  quiet openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$1/ca.key" -out "$1/ca.pem" \
+    -days 3650 -subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  echo "made $2 ($1/ca.pem)"
+}
+
+issue() { # CA_DIR KEY CERT CN SAN
+  local ca=$1 key=$2 cert=$3 cn=$4 san=$5 ext
+  if [ -f "$cert" ] && [ "$rotate" = 0 ]; then return; fi
+  ext=$(mktemp)
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n' "$san" >"$ext"
+  quiet openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$key.new" -out "$key.csr" -subj "/CN=$cn"
+  quiet openssl x509 -req -in "$key.csr" -CA "$ca/ca.pem" -CAkey "$ca/ca.key" -CAcreateserial -out "$cert.new" -days 825 -extfile "$ext"
+  mv "$key.new" "$key" && mv "$cert.new" "$cert" && rm -f "$key.csr" "$ext"
+  chmod 600 "$key"
+}
+
+make_ca "$out/client-ca" "unibus $CLUSTER_NAME client CA"
+make_ca "$out/route-ca" "unibus $CLUSTER_NAME route CA"
+if [ ! -f "$out/route.secret" ]; then
+  openssl rand -hex 32 >"$out/route.secret"
+  echo "made the route secret ($out/route.secret)"
+fi
+(cd "$root" && node --import "file://$root/node_modules/tsx/dist/loader.mjs" scripts/cluster-keys.ts "$out/identities") | sed 's/^/identity: /'
+
+for entry in "${CLUSTER_NODES[@]}"; do
+  read -r name _ssh public wg <<<"$entry"
+  dir="$out/nodes/$name"
+  mkdir -p "$dir/tls" "$dir/route"
+  san="DNS:$name,DNS:localhost,IP:127.0.0.1,IP:$public,IP:$wg"
+  issue "$out/client-ca" "$dir/tls/server.key" "$dir/tls/server.pem" "$name" "$san"
+  cat "$dir/tls/server.pem" "$out/client-ca/ca.pem" >"$dir/tls/server-chain.pem"
+  cp "$out/client-ca/ca.pem" "$dir/tls/ca.pem"
+  issue "$out/route-ca" "$dir/route/route.key" "$dir/route/route.pem" "$name" "DNS:$name,IP:$public,IP:$wg"
+  cp "$out/route-ca/ca.pem" "$dir/route/route-ca.pem"
+  if [ ! -f "$dir/at-rest.key" ]; then openssl rand -hex 32 >"$dir/at-rest.key"; fi
+  chmod 600 "$dir/at-rest.key" "$dir/tls/server.key" "$dir/route/route.key"
+  echo "node $name: server and route certificates ($san), at-rest key"
+done
+echo "cluster material in $out (keep it off git; deploy-cluster.sh copies each node's part)"

@@ -1,0 +1,44 @@
+// The cluster aggregate: how many replicas the control plane's streams keep. Scaling is decided
+// here (enough peers, a real change); moving the data is the shell's work, done before the event
+// is appended, so the event records a fact rather than an intention.
+import type { Decider } from "./decider.ts";
+import { domainError, type DomainError } from "./errors.ts";
+
+export interface ClusterState {
+  replicas: number;
+}
+
+export interface ScaleCluster {
+  type: "ScaleCluster";
+  cluster: string;
+  replicas: number;
+  /** The servers that are current members of the JetStream meta group, this one included. */
+  peers: string[];
+  streams: string[];
+  /** What the streams kept before, when the aggregate has no event yet. */
+  current: number;
+}
+
+interface ClusterScaledEvent {
+  type: "ClusterScaled";
+  data: { cluster: string; replicas: number; previous: number; peers: string[]; streams: string[] };
+}
+
+/** Before the scale the shell checks the same rule: replicas never exceed the current peers. */
+export function scaleRefusal(replicas: number, peers: string[]): DomainError | null {
+  if (peers.length >= replicas) return null;
+  return domainError("E_TOO_FEW_PEERS", `${replicas} replicas need ${replicas} current peers; the cluster has ${peers.length} (${peers.join(", ") || "none"})`,
+    { replicas, peers });
+}
+
+export const clusterDecider: Decider<ScaleCluster, ClusterScaledEvent, ClusterState | null> = {
+  initialState: () => null,
+  decide(c, s) {
+    const refusal = scaleRefusal(c.replicas, c.peers);
+    if (refusal) return refusal;
+    const previous = s?.replicas ?? c.current;
+    if (s?.replicas === c.replicas) return [];
+    return [{ type: "ClusterScaled", data: { cluster: c.cluster, replicas: c.replicas, previous, peers: [...c.peers].sort(), streams: [...c.streams].sort() } }];
+  },
+  evolve: (_s, e) => ({ replicas: e.data.replicas }),
+};

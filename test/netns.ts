@@ -1,0 +1,88 @@
+// Several hosts on one machine for tests that must cross a network: one network namespace per
+// host, each with a veth into a bridge that has no address of its own, so every address lives
+// only inside the namespaces this harness made (and took down again). Two subnets on each link
+// stand in for a node's public and WireGuard addresses.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { ROOT, type CliResult } from "./harness.ts";
+
+export interface NetnsHost {
+  name: string;
+  ns: string;
+  publicIp: string;
+  wgIp: string;
+}
+
+export interface NetnsLab {
+  prefix: string;
+  hosts: NetnsHost[];
+  /** Runs a command inside a host's namespace to completion. */
+  exec(host: string, cmd: string[], opts?: { input?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult>;
+  /** Kills every process left in the namespaces and removes them and the bridge. */
+  destroy(): void;
+}
+
+function ip(args: string[]): void {
+  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** Why network namespaces cannot be made here, or null when they can. */
+export function netnsUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return "network namespaces need root";
+  const probe = `ubprobe${randomBytes(3).toString("hex")}`;
+  const r = spawnSync("ip", ["netns", "add", probe], { encoding: "utf8" });
+  if (r.error || r.status !== 0) return `ip netns add failed: ${(r.stderr || r.error?.message || "").trim()}`;
+  spawnSync("ip", ["netns", "del", probe]);
+  return null;
+}
+
+/** `names` hosts, 10.231.<net>.x ("public") and 10.232.<net>.x ("wg") on one bridge. */
+export function createLab(names: string[]): NetnsLab {
+  const id = randomBytes(2).toString("hex");
+  const prefix = `ub${id}-`;
+  const bridge = `ubbr${id}`;
+  const net = 1 + (parseInt(id, 16) % 250);
+  const hosts: NetnsHost[] = names.map((name, i) => ({ name, ns: `${prefix}${name}`, publicIp: `10.231.${net}.${10 + i}`, wgIp: `10.232.${net}.${10 + i}` }));
+  const lab: NetnsLab = {
+    prefix, hosts,
+    exec: (host, cmd, opts = {}) => new Promise((resolve) => {
+      const proc = spawn("ip", ["netns", "exec", `${prefix}${host}`, ...cmd], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+      proc.stdout.on("data", (d) => (stdout += d));
+      proc.stderr.on("data", (d) => (stderr += d));
+      proc.stdin.end(opts.input ?? "");
+      proc.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+    }),
+    destroy() {
+      for (const h of hosts) {
+        const pids = spawnSync("ip", ["netns", "pids", h.ns], { encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean);
+        for (const pid of pids) spawnSync("kill", ["-9", pid]);
+      }
+      for (const h of hosts) spawnSync("ip", ["netns", "del", h.ns]);
+      spawnSync("ip", ["link", "del", bridge]);
+    },
+  };
+  try {
+    ip(["link", "add", bridge, "type", "bridge"]);
+    ip(["link", "set", bridge, "up"]);
+    hosts.forEach((h, i) => {
+      const outside = `ubv${id}${i}`;
+      ip(["netns", "add", h.ns]);
+      ip(["link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", h.ns]);
+      ip(["link", "set", outside, "master", bridge, "up"]);
+      ip(["-n", h.ns, "link", "set", "lo", "up"]);
+      ip(["-n", h.ns, "addr", "add", `${h.publicIp}/24`, "dev", "eth0"]);
+      ip(["-n", h.ns, "addr", "add", `${h.wgIp}/24`, "dev", "eth0"]);
+      ip(["-n", h.ns, "link", "set", "eth0", "up"]);
+    });
+  } catch (err) {
+    lab.destroy();
+    throw err;
+  }
+  return lab;
+}
