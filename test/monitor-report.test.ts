@@ -89,6 +89,14 @@ describe("unibus monitor report", () => {
     const j = JSON.parse((await report("--url", urlOf(s), "--json")).stdout);
     assert.equal(j.exit_code, 1);
     assert.deepEqual([j.nodes[0].status, j.nodes[0].http_status, j.nodes[0].problems], ["degraded", 503, ["event stream unavailable"]]);
+
+    // membershipd's own 500 answer ({ status: "degraded", error }), and a 503 whose body says ok, are degraded too.
+    const failing = await serve("127.0.0.1", 0, (res) => res.writeHead(500, { "content-type": "application/json" }).end('{"status":"degraded","error":"boom"}'));
+    const odd = await serve("127.0.0.1", 0, (res) => res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(healthy)));
+    servers.push(failing, odd);
+    const k = JSON.parse((await report("--url", `${urlOf(failing)},${urlOf(odd)}`, "--json")).stdout);
+    assert.deepEqual(k.nodes.map((n: any) => [n.status, n.problems]), [["degraded", ["boom"]], ["degraded", ["HTTP 503 while the answer says ok"]]]);
+    assert.equal(k.exit_code, 1);
   });
 
   test("garbage and silence are unreachable (exit 2), polled concurrently within the timeout", async () => {
