@@ -100,7 +100,8 @@ function fetchProblem(err: unknown): string {
   if (code === "ECONNRESET" || code === "UND_ERR_SOCKET") return "connection reset";
   if (code === "EHOSTUNREACH" || code === "ENETUNREACH") return "host unreachable";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "host name not found";
-  if (code === "HPE_INVALID_CONSTANT" || code?.startsWith("HPE_")) return "the answer is not HTTP";
+  if (code?.startsWith("HPE_")) return "the answer is not HTTP";
+  if ((err as Error).message === "bad port") return "a port fetch refuses to use (bad port)";
   return printable(cause?.message ?? (err as Error).message ?? String(err));
 }
 
