@@ -11,6 +11,7 @@ import { credsFromSeedFile, decodeEvent, lastSequence, readEventMessages, replac
 import { auditReplay, auditVerify } from "./audit.ts";
 import { loadIdentity, openConnection, type GlobalOptions } from "./context.ts";
 import { DRY_RUN, printDryRun } from "./dry-run.ts";
+import { monitorReport } from "./monitor.ts";
 import { nodeVerb } from "./node.ts";
 import { clusterVerb, SCALE_TIMEOUT_MS } from "./cluster.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
@@ -50,6 +51,15 @@ verbs:
   audit replay                         rebuild every projection from the stream, diff against KV
   audit verify [--trust KEY]…          check every signature and every aggregate's hash chain
   req <subject> <json-args>            send a signed command with these args, print the reply
+  monitor report [--env FILE] [--url URL[,URL]] [--timeout 2s]
+                                       GET /healthz of every node of a cluster.env at once (FILE default
+                                       $UNIBUS_CLUSTER_ENV, else deploy/cluster/cluster.env): each node at its WG_IP when
+                                       ROUTE_NETWORK=wg, its PUBLIC_IP when public, port HTTP_PORT; or of the given base
+                                       URLs. One table: status, posture flags (a name when on, -name when off), peers,
+                                       meta leader, last sequence, projection lag, problems. A node gets --timeout (2 s);
+                                       an answer that is no /healthz JSON, or none in time, is unreachable. Needs no NATS.
+                                       exit 0 every node ok · 1 some degraded, none unreachable · 2 some unreachable
+                                       (2 also for a usage or cluster.env error: then nothing was polled)
 
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
@@ -75,6 +85,7 @@ const globalOptions = {
   note: { type: "string" }, code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" },
   service: { type: "string" }, concurrency: { type: "string" }, all: { type: "boolean" },
   replicas: { type: "string" },
+  env: { type: "string" }, url: { type: "string", multiple: true },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -173,6 +184,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
+    case "monitor report": return monitorReport(rest, f, o);
     case "req": {
       const [subject, json] = [verb, ...rest];
       if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");
