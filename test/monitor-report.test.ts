@@ -56,7 +56,7 @@ describe("unibus monitor report", () => {
     assert.match(r.stdout, /^NODE +ADDRESS +STATUS +POSTURE +PEERS +META_LEADER +LAST_SEQ +LAG +PROBLEMS\n/);
     for (const u of [a!, b!]) {
       const row = rowOf(r, host(u));
-      assert.match(row, / ok +auth tls acl -routes at_rest:chachapoly -sealed_keys +none +\S+ +\d+ +0 +-$/, row);
+      assert.match(row, / ok +auth tls acl -routes at_rest:chachapoly -sealed_keys +\S+ +\S+ +\d+ +0 +-$/, row);
     }
     assert.match(r.stdout, /\nall 2 node\(s\) ok\n$/);
 

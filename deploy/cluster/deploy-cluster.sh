@@ -234,10 +234,22 @@ for e in "${selected[@]}"; do
   paths "$name"
   run_step "$name" "$host" "wait for /healthz on $(node_addr "$name" "$host" "$public" "$wg"):$HTTP_PORT" "$(healthy_steps "$(node_addr "$name" "$host" "$public" "$wg")")"
 done
+# The operator's CLI needs the bootstrap admin's JWT, which membershipd issues (and records as an event).
+read -r first first_host first_public first_wg <<<"${selected[0]}"
+first_addr=$(node_addr "$first" "$first_host" "$first_public" "$first_wg")
+paths "$first"
+if [ "$apply" = 1 ]; then
+  say "$first" "fetch the bootstrap admin's credentials into $secrets/identities/admin.creds"
+  (umask 077
+   if [ "$transport" = netns ]; then cat "$DATA/membershipd/admin.creds"; else ssh -o BatchMode=yes "$SSH_USER@$first_host" sudo cat "$DATA/membershipd/admin.creds"; fi >"$secrets/identities/admin.creds.new")
+  mv "$secrets/identities/admin.creds.new" "$secrets/identities/admin.creds"
+else
+  say "$first" "would fetch the bootstrap admin's credentials into $secrets/identities/admin.creds"
+fi
 for e in "${selected[@]}"; do
   read -r name host _ _ <<<"$e"
   paths "$name"
   run_step "$name" "$host" "enroll this node's agent through its own membershipd" "$(enroll_steps "$name")"
   run_step "$name" "$host" "start the agent" "$(start_steps agent)"
 done
-[ "$apply" = 1 ] && echo "deployed: ${#selected[@]} node(s); unibus monitor report --env $env_file" || true
+[ "$apply" = 1 ] && echo "deployed: ${#selected[@]} node(s). Next: bin/unibus monitor report --env $env_file; bin/unibus --data-dir $secrets/identities --server nats://$first_addr:$NATS_CLIENT_PORT cluster status" || true

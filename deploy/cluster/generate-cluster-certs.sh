@@ -4,7 +4,8 @@
 #   client-ca/        the CA clients and agents trust (its fingerprint goes into every invite)
 #   route-ca/         a separate CA for the routes between servers (mutual TLS)
 #   route.secret      the routes' shared secret
-#   identities/       the NATS operator and account keys (auth/), service.nk and admin.nk
+#   identities/       the NATS operator and account keys (auth/), service.nk and admin.nk, the client
+#                     CA (tls/ca.pem); deploy-cluster.sh adds admin.creds: `unibus --data-dir` it
 #   nodes/NAME/       per node: tls/ (server certificate for clients), route/ (route certificate),
 #                     at-rest.key (its JetStream at-rest key)
 # Keys are 0600. A rerun keeps every existing key and certificate and only adds what is missing;
@@ -61,6 +62,7 @@ if [ ! -f "$out/route.secret" ]; then
   openssl rand -hex 32 >"$out/route.secret"
   echo "made the route secret ($out/route.secret)"
 fi
+mkdir -p "$out/identities/tls" && cp "$out/client-ca/ca.pem" "$out/identities/tls/ca.pem"   # so --data-dir identities finds the CA
 (cd "$root" && node --import "file://$root/node_modules/tsx/dist/loader.mjs" scripts/cluster-keys.ts "$out/identities") | sed 's/^/identity: /'
 
 for entry in "${CLUSTER_NODES[@]}"; do

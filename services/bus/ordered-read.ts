@@ -28,6 +28,11 @@ export interface OrderedReadOptions {
   follow?: boolean;
   /** Ends the read, a pending wait included. */
   signal?: AbortSignal;
+  /**
+   * A bounded read the server says has nothing (left) to deliver: "fail" (the default) throws,
+   * since the caller knew messages were there; "end" ends the read (a filter that may match none).
+   */
+  whenNothingPending?: "fail" | "end";
 }
 
 /**
@@ -54,6 +59,12 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       // An abort ends the wait early; the loop then returns.
       await sleep(REOPEN_RETRY_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
       continue;
+    }
+    // A bounded read that the server says has nothing left would wait forever for messages its
+    // copy of the stream does not hold (seen: a replica nats-server 2.9 left without its head).
+    if (until !== undefined && (await consumer.info(true)).num_pending === 0) {
+      if (o.whenNothingPending === "end") return;
+      throw new Error(`${stream} holds nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""}: its leader's copy lacks messages it acknowledged`);
     }
     const messages = await consumer.consume({ max_messages: o.maxMessages });
     let reconnected = false;

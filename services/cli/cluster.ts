@@ -8,7 +8,7 @@ import { show, type Send } from "./main.ts";
 export const SCALE_TIMEOUT_MS = 150_000;
 
 function followers(row: any): string {
-  return row.followers.map((f: any) => `${f.name}${f.offline ? " (offline)" : f.current ? "" : ` (lag ${f.lag})`}`).join(", ") || "-";
+  return row.followers.map((f: any) => `${f.name}${f.offline ? " (offline)" : f.incomplete ? " (INCOMPLETE copy)" : f.current ? "" : ` (lag ${f.lag})`}`).join(", ") || "-";
 }
 
 function streamsTable(rows: any[]): string {
@@ -30,8 +30,13 @@ export async function clusterVerb(verb: string, rest: string[], o: GlobalOptions
     case "scale": {
       const replicas = Number(rest[0]);
       if (rest.length !== 1 || ![1, 3, 5].includes(replicas)) usageError("expected cluster scale --replicas 1|3|5");
-      return show(o, await sendSlow("cluster.scale", { replicas }), (r) =>
-        `every stream and bucket keeps ${r.replicas} replicas now (was ${r.previous}), on ${r.peers.join(", ")}\n\n${streamsTable(r.streams)}`);
+      return show(o, await sendSlow("cluster.scale", { replicas }), (r) => [
+        `every stream and bucket keeps ${r.replicas} replicas now (was ${r.previous}), on ${r.peers.join(", ")}`,
+        ...(r.remade.length ? [`${r.remade.length} copies made by the scale-up from R1 were rebuilt from a replicated leader (a nats-server 2.9 fault; see docs/operations.md)`] : []),
+        ...r.rebuilt.map((b: any) => `rebuilt ${b.server}'s copy of ${b.stream}: it lacked messages its leader had`),
+        "",
+        streamsTable(r.streams),
+      ].join("\n"));
     }
     default:
       return usageError(`unknown verb "cluster ${verb}"`);

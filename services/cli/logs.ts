@@ -154,7 +154,7 @@ export async function nodeLogs(rest: string[], f: Flags, o: GlobalOptions, conne
   let unreadable = 0;
   try {
     // Without --follow it stops at the last line there was; with it, it goes on across reconnects.
-    const read = orderedRead(jetstream(nc), LOGS_STREAM, { filter: subject, start, maxMessages: 512, follow, signal: done.signal, ...(follow ? {} : { until: lastSeq }) });
+    const read = orderedRead(jetstream(nc), LOGS_STREAM, { filter: subject, start, maxMessages: 512, follow, signal: done.signal, ...(follow ? {} : { until: lastSeq, whenNothingPending: "end" as const }) });
     for await (const m of read) {
       if (skip > 0) {
         skip--;

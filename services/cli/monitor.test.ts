@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { postureFlags, summarize, urlTargets, type NodeReport } from "./monitor.ts";
 
 test("the posture cell: names when on, -name when off, ?name when the node did not say", () => {
-  assert.equal(postureFlags({ auth: "enforce", tls: true, routes: "enabled", acl: true, at_rest: "chachapoly", sealed_keys: true }), "auth tls acl routes at_rest:chachapoly sealed_keys");
+  assert.equal(postureFlags({ auth: "enforce", tls: true, routes: "mtls", acl: true, at_rest: "chachapoly", sealed_keys: true }), "auth tls acl routes:mtls at_rest:chachapoly sealed_keys");
   assert.equal(postureFlags({ auth: "none", tls: false, routes: "none", acl: false, at_rest: "none", sealed_keys: false }), "-auth -tls -acl -routes -at_rest -sealed_keys");
   assert.equal(postureFlags({ auth: "unknown", at_rest: "unknown" }), "?auth ?tls ?acl ?routes ?at_rest ?sealed_keys");
   assert.equal(postureFlags({ auth: "enforce", at_rest: "aes\u001b[2J" }), "auth ?tls ?acl ?routes at_rest:aes\\x1b[2J ?sealed_keys");

@@ -117,7 +117,7 @@ export function summarize(nodes: NodeReport[]): MonitorSummary {
 
 /**
  * The posture in one cell: each flag by name when on, "-name" when off, at_rest with its cipher.
- * "auth tls acl routes at_rest:chachapoly -sealed_keys"; "?name" when the node did not say.
+ * "auth tls acl routes:mtls at_rest:chachapoly -sealed_keys"; "?name" when the node did not say.
  */
 export function postureFlags(p: Record<string, unknown> | null): string | null {
   if (!p) return null;
@@ -131,7 +131,7 @@ export function postureFlags(p: Record<string, unknown> | null): string | null {
     auth === "unknown" ? "?auth" : flag("auth", auth === undefined ? undefined : auth !== "none"),
     flag("tls", bool("tls")),
     flag("acl", bool("acl")),
-    flag("routes", routes === undefined ? undefined : routes !== "none"),
+    routes === undefined || routes === "unknown" ? "?routes" : routes === "none" ? "-routes" : `routes:${printable(routes)}`,
     atRest === undefined || atRest === "unknown" ? "?at_rest" : atRest === "none" ? "-at_rest" : `at_rest:${printable(atRest)}`,
     flag("sealed_keys", bool("sealed_keys")),
   ].join(" ");

@@ -10,7 +10,6 @@ import { zodMessage } from "./command-pipeline.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 import { createNodeReportHandlers } from "./node-reports.ts";
 import { trustedAdmins } from "./trust.ts";
-import { createClusterActions, type MetaCluster } from "./cluster-actions.ts";
 
 const READ_WAIT_MS = 1000;
 
@@ -19,7 +18,8 @@ export interface ActionDeps extends FleetActionDeps {
   buckets: Buckets;
   projector: Projector;
   jsm: JetStreamManager;
-  cluster: { name: string; self: string; meta: () => Promise<MetaCluster | null> };
+  /** cluster.status and cluster.scale (createClusterActions). */
+  clusterHandlers: Record<"cluster.status" | "cluster.scale", (args: any, cmd: CommandEnvelope) => Promise<unknown>>;
 }
 
 function naturalOrder(r: Record<string, unknown>): string {
@@ -42,7 +42,6 @@ export function parseActionArgs(action: string, args: unknown) {
 export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
   const fleet = createFleetActions(deps);
-  const cluster = createClusterActions({ aggregates, jsm: deps.jsm, clusterName: deps.cluster.name, self: deps.cluster.self, meta: deps.cluster.meta });
   const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, users: buckets.UNIBUS_users!, caughtUp }) });
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
@@ -111,7 +110,7 @@ export function createActions(deps: ActionDeps) {
     "node.invites": (a) => list(buckets.UNIBUS_invites!, undefined, a.limit),
     ...fleet.handlers,
     ...nodeReports,
-    ...cluster,
+    ...deps.clusterHandlers,
     "member.list": (a) => (a.room ? list(buckets.UNIBUS_members!, a.room, a.limit) : list(buckets.UNIBUS_rooms_by_member!, a.user, a.limit)),
   };
 

@@ -3,8 +3,9 @@
 // NATS moves the data (its own RAFT); this only asks, waits for the new replicas to be current,
 // and records the fact as ClusterScaled.
 import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { CommandEnvelope } from "../../schemas/mod.ts";
-import { clusterDecider, domainError, isDomainError, scaleRefusal, type DomainError } from "../core/mod.ts";
+import { clusterDecider, domainError, incompleteReplicas, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 
 /** The meta group as this server's /jsz reports it (null: not clustered, or unreachable). */
@@ -17,7 +18,10 @@ export interface MetaCluster {
 
 export interface ClusterActionDeps {
   aggregates: AggregateStore;
+  nc: NatsConnection;
   jsm: JetStreamManager;
+  /** Each server's own copy of every stream (replicaStatesView). */
+  copies: () => Promise<Map<string, ReplicaCopy[]>>;
   clusterName: string;
   /** This server's name and its view of the meta group. */
   self: string;
@@ -51,17 +55,22 @@ function currentPeers(self: string, meta: MetaCluster | null): string[] {
   return metaPeers(self, meta).filter((p) => p.current).map((p) => p.name);
 }
 
-function streamRow(info: StreamInfo) {
+function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
   const c = info.cluster;
+  const incomplete = new Set(copies && c?.leader ? incompleteReplicas(c.leader, copies) : []);
   return {
     stream: info.config.name,
     replicas: info.config.num_replicas,
     leader: c?.leader ?? null,
     messages: info.state.messages,
     last_seq: info.state.last_seq,
-    followers: (c?.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: Boolean(r.offline), lag: r.lag ?? 0 })),
+    followers: (c?.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: Boolean(r.offline), lag: r.lag ?? 0, incomplete: incomplete.has(r.name) })),
+    copies: copies ?? [],
   };
 }
+
+const PEER_REMAP_FAILED = 10075;
+const REPAIR_ROUNDS = 3;
 
 /** Every replica of the stream is placed and current. */
 function settled(info: StreamInfo, replicas: number): boolean {
@@ -70,16 +79,64 @@ function settled(info: StreamInfo, replicas: number): boolean {
     followers.length === replicas - 1 && followers.every((r) => r.current && !r.offline);
 }
 
+export type ClusterActions = ReturnType<typeof createClusterActions>;
+
 export function createClusterActions(d: ClusterActionDeps) {
   async function status() {
-    const [meta, streams] = await Promise.all([d.meta(), ourStreams(d.jsm)]);
+    const [meta, streams, copies] = await Promise.all([d.meta(), ourStreams(d.jsm), d.copies().catch(() => new Map<string, ReplicaCopy[]>())]);
     return {
       cluster: meta?.name ?? d.clusterName,
       meta_leader: meta ? meta.leader ?? null : d.self,
       cluster_size: meta?.cluster_size ?? 1,
       peers: metaPeers(d.self, meta),
-      streams: streams.map(streamRow),
+      streams: streams.map((s) => streamRow(s, copies.get(s.config.name))),
     };
+  }
+
+  /** Replicas missing messages in two looks a second apart (one look can catch a copy mid-apply). */
+  async function incompleteNow(names: string[]): Promise<{ stream: string; server: string }[]> {
+    const look = async () => {
+      const [copies, infos] = await Promise.all([d.copies(), Promise.all(names.map((n) => d.jsm.streams.info(n)))]);
+      return infos.flatMap((i) => (i.cluster?.leader ? incompleteReplicas(i.cluster.leader, copies.get(i.config.name) ?? []) : []).map((server) => `${i.config.name} ${server}`));
+    };
+    const first = new Set(await look());
+    if (!first.size) return [];
+    await new Promise((r) => setTimeout(r, 1000));
+    return (await look()).filter((k) => first.has(k)).map((k) => ({ stream: k.split(" ")[0]!, server: k.split(" ")[1]! }));
+  }
+
+  /**
+   * Gives an incomplete replica a fresh, full copy: remove the peer (on a cluster with no spare
+   * server NATS answers "peer remap failed" and just drops it), scale to the peers left, and back.
+   * The way back is an ordinary catch-up from a replicated leader.
+   */
+  async function rebuildReplica(stream: string, server: string, replicas: number): Promise<void> {
+    const r = (await d.nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer: server }), { timeout: 10_000 })).json<{ error?: { err_code?: number; description?: string } }>();
+    if (r.error && r.error.err_code !== PEER_REMAP_FAILED) throw new Error(`removing ${server} from ${stream}: ${r.error.description}`);
+    for (const n of [replicas - 1, replicas]) {
+      const info = await d.jsm.streams.info(stream);
+      await d.jsm.streams.update(stream, { ...info.config, num_replicas: n });
+      const settledAt = await waitSettled([stream], n);
+      if (isDomainError(settledAt)) throw new Error(settledAt.message);
+    }
+  }
+
+  /** After a scale: every replica whole, rebuilding the ones that are not (a few rounds at most). */
+  async function makeWhole(names: string[], replicas: number): Promise<DomainError | { stream: string; server: string }[]> {
+    const rebuilt: { stream: string; server: string }[] = [];
+    if (replicas < 2) return rebuilt;
+    for (let round = 0; round < REPAIR_ROUNDS; round++) {
+      const bad = await incompleteNow(names);
+      if (!bad.length) return rebuilt;
+      for (const b of bad) {
+        await rebuildReplica(b.stream, b.server, replicas);
+        rebuilt.push(b);
+      }
+    }
+    const left = await incompleteNow(names);
+    if (!left.length) return rebuilt;
+    return domainError("E_REPLICA_INCOMPLETE", `${left.map((b) => `${b.server}'s copy of ${b.stream}`).join(", ")} still lacks messages its leader has after ${REPAIR_ROUNDS} rebuilds; run cluster scale again`,
+      { incomplete: left });
   }
 
   async function waitSettled(names: string[], replicas: number): Promise<DomainError | StreamInfo[]> {
@@ -108,13 +165,36 @@ export function createClusterActions(d: ClusterActionDeps) {
       if (s.config.num_replicas !== a.replicas) await d.jsm.streams.update(s.config.name, { ...s.config, num_replicas: a.replicas });
     }
     const names = streams.map((s) => s.config.name);
+    const settledNow = await waitSettled(names, a.replicas);
+    if (isDomainError(settledNow)) return settledNow;
+    // A copy made by the scale-up from R1 may look complete and still lack the messages stored
+    // before it (nats-server 2.9: after a kill -9 it comes back without them, and can become the
+    // leader). A copy made by an ordinary catch-up from a replicated leader is sound, so every
+    // follower the scale-up made is rebuilt that way, the streams side by side.
+    const fromR1 = settledNow.filter((i) => streams.find((s) => s.config.name === i.config.name)!.config.num_replicas === 1 && a.replicas > 1);
+    const remade = (await Promise.all(fromR1.map(async (i) => {
+      const done: { stream: string; server: string }[] = [];
+      for (const f of i.cluster?.replicas ?? []) {
+        await rebuildReplica(i.config.name, f.name, a.replicas);
+        done.push({ stream: i.config.name, server: f.name });
+      }
+      return done;
+    }))).flat();
+    const rebuilt = await makeWhole(names, a.replicas);
+    if (isDomainError(rebuilt)) return rebuilt;
     const done = await waitSettled(names, a.replicas);
     if (isDomainError(done)) return done;
     const r = await d.aggregates.execute("cluster", d.clusterName, clusterDecider,
       { type: "ScaleCluster", cluster: d.clusterName, replicas: a.replicas, peers, streams: names, current: previous }, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
-    return { replicas: a.replicas, previous, peers, streams: done.map(streamRow), seq: r.seqs.at(-1) ?? null };
+    return { replicas: a.replicas, previous, peers, remade, rebuilt, streams: done.map((s) => streamRow(s)), seq: r.seqs.at(-1) ?? null };
   }
 
-  return { "cluster.status": () => status(), "cluster.scale": scale };
+  return {
+    handlers: { "cluster.status": () => status(), "cluster.scale": scale },
+    streams: () => ourStreams(d.jsm),
+    incompleteNow,
+    rebuildReplica,
+    stepDown: async (stream: string) => void (await d.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, "", { timeout: 10_000 })),
+  };
 }

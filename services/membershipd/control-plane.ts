@@ -3,7 +3,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AggregateStore, NONCES_BUCKET, Projector, coldStartRetry, ensureEventStream, ensureLogsStream, openBuckets } from "../bus/mod.ts";
-import { domainError, isReadAction } from "../core/mod.ts";
+import { domainError, isReadAction, type ReplicaCopy } from "../core/mod.ts";
 import { createActions, parseActionArgs } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
@@ -13,7 +13,8 @@ import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
-import type { MetaCluster } from "./cluster-actions.ts";
+import { createClusterActions, type MetaCluster } from "./cluster-actions.ts";
+import { startReplicaWatch } from "./replica-watch.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
 
@@ -39,6 +40,8 @@ export interface ControlPlaneOptions {
   /** This server's name and its view of the JetStream meta group, for cluster status and scale. */
   self?: string;
   meta?: () => Promise<MetaCluster | null>;
+  /** Each server's own copy of every stream (replicaStatesView). */
+  copies?: () => Promise<Map<string, ReplicaCopy[]>>;
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -59,11 +62,16 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     ? await startAuthServices({ ...o, security: o.security, js, jsm, aggregates, service, admin })
     : null;
 
+  const meta = o.meta ?? (async () => null);
+  const cluster = createClusterActions({
+    aggregates, jsm, nc: o.nc, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()),
+  });
+  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, copies: o.copies, log: o.log }) : null;
   const metrics = new Metrics();
   const run = createActions({
     aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
     trustChanged: () => announceTrustChange(o.nc),
-    cluster: { name: o.clusterName, self: o.self ?? o.clusterName, meta: o.meta ?? (async () => null) },
+    clusterHandlers: cluster.handlers,
   });
   const lookupActor = createActorLookup(jsm, aggregates);
   let inFlight = 0;
@@ -88,6 +96,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   return {
     js, jsm, buckets, aggregates, projector, metrics, service, auth,
     async stop() {
+      watch?.stop();
       await sub.drain().catch(() => {});
       await auth?.stop();
       await projector.stop();

@@ -3,9 +3,8 @@
 import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  AtRestKeyError, EmbeddedNatsServer, coldStartRetry, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck,
+  AtRestKeyError, ColdStartTimeout, EmbeddedNatsServer, coldStartRetry, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck,
   SecretFileError, NatsServerMissingError,
 } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
@@ -15,7 +14,7 @@ import { loadConfig, usage, type MembershipdConfig } from "./config.ts";
 import { startHttp } from "./http.ts";
 import { ADMIN_CREDS_FILE } from "./auth-services.ts";
 import { hostsOf, prepareSecurity, type SecurityMaterial } from "./security.ts";
-import { metaClusterView } from "./meta-cluster.ts";
+import { metaClusterView, replicaStatesView } from "./meta-cluster.ts";
 import { loadRouteSecurity, RouteSecurityError } from "./route-security.ts";
 import type { ClusterOptions } from "../bus/mod.ts";
 
@@ -30,17 +29,6 @@ class StartupError extends Error {}
 
 let embeddedForCleanup: EmbeddedNatsServer | null = null;
 
-async function waitForJetStream(nc: NatsConnection, budgetMs: number): Promise<JetStreamManager> {
-  const deadline = Date.now() + budgetMs;
-  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
-    try {
-      return await jetstreamManager(nc, { timeout: 2000 });
-    } catch (err) {
-      if (Date.now() + delay > deadline) throw new StartupError(`JetStream did not become available within ${budgetMs} ms: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
 
 async function streamExists(jsm: JetStreamManager): Promise<boolean> {
   try {
@@ -92,15 +80,15 @@ export async function main(argv: string[]): Promise<void> {
     creds: security?.serviceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
   });
   const systemNc = security ? await connectNats({ servers: natsUrl, name: `membershipd-${cfg.serverName}-system`, forever: true, caFile, creds: security.systemCreds }) : null;
-  const jsm = await waitForJetStream(nc, startBudget);
-  const cold = coldStartRetry(cluster ? startBudget : 0, log);
+  const cold = coldStartRetry(startBudget, log);
+  const jsm = await cold("JetStream", () => jetstreamManager(nc, { timeout: 2000 }));
   if (embedded?.storeExisted && !(await cold("the event stream", () => streamExists(jsm)))) {
     throw new AtRestKeyError(`the store in ${server!.storeDir} exists but holds no ${EVENTS_STREAM}: the at-rest key in ${cfg.atRestKeyFile} does not open it`);
   }
   const meta = metaClusterView(server, systemNc);
   const plane = await startControlPlane({
     nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log, coldStartBudgetMs: cluster ? startBudget : 0,
-    self: cfg.serverName, meta,
+    self: cfg.serverName, meta, copies: replicaStatesView(systemNc),
     security: security && systemNc ? { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: cfg.advertise, cidr: cfg.overlayCidr } : undefined,
   });
   embedded?.confirmKey();
@@ -141,7 +129,7 @@ export async function main(argv: string[]): Promise<void> {
 export function runMain(argv: string[]): void {
   main(argv).catch((err: Error) => {
     embeddedForCleanup?.killNow();
-    const known = err instanceof AtRestKeyError || err instanceof SecretFileError || err instanceof NatsServerMissingError || err instanceof StartupError || err instanceof RouteSecurityError;
+    const known = err instanceof AtRestKeyError || err instanceof SecretFileError || err instanceof NatsServerMissingError || err instanceof StartupError || err instanceof RouteSecurityError || err instanceof ColdStartTimeout;
     log(known ? err.message : `failed to start: ${err.message}`);
     if (!known && process.env.UNIBUS_DEBUG) console.error(err);
     process.exit(1);

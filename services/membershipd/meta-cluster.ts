@@ -3,6 +3,7 @@
 // the system account and takes the leader's answer. Bounded: posture must answer within a second.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { EmbeddedNatsServer } from "../bus/mod.ts";
+import type { ReplicaCopy } from "../core/mod.ts";
 import type { MetaCluster } from "./cluster-actions.ts";
 
 const ASK_ALL_MS = 500;
@@ -26,5 +27,27 @@ export function metaClusterView(server: EmbeddedNatsServer | null, systemNc: Nat
     if (!local || local.replicas || !local.leader || !systemNc) return local;
     const leaders = await leadersView(systemNc);
     return leaders && leaders.leader === local.leader ? { ...local, replicas: leaders.replicas } : local;
+  };
+}
+
+/** Every server's own copy of each stream (name → copies), over the system account. */
+export function replicaStatesView(systemNc: NatsConnection | null) {
+  return async (): Promise<Map<string, ReplicaCopy[]>> => {
+    const out = new Map<string, ReplicaCopy[]>();
+    if (!systemNc) return out;
+    const replies = await systemNc.requestMany("$SYS.REQ.SERVER.PING.JSZ", JSON.stringify({ accounts: true, streams: true }), { maxWait: 1000, strategy: "timer" as never });
+    for await (const m of replies) {
+      const r = m.json() as { server?: { name?: string }; data?: { account_details?: { stream_detail?: { name: string; state: ReplicaCopy & { bytes: number } }[] }[] } };
+      const server = r.server?.name;
+      if (!server) continue;
+      for (const a of r.data?.account_details ?? []) {
+        for (const s of a.stream_detail ?? []) {
+          const list = out.get(s.name) ?? [];
+          list.push({ server, messages: s.state.messages, first_seq: s.state.first_seq, last_seq: s.state.last_seq, bytes: s.state.bytes });
+          out.set(s.name, list);
+        }
+      }
+    }
+    return out;
   };
 }

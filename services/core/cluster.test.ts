@@ -1,0 +1,44 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { clusterDecider, incompleteCopies, incompleteReplicas, scaleRefusal, type ScaleCluster } from "./cluster.ts";
+import { fold } from "./decider.ts";
+import { isDomainError } from "./errors.ts";
+
+const scale = (replicas: number, peers = ["n1", "n2", "n3"]): ScaleCluster =>
+  ({ type: "ScaleCluster", cluster: "lab", replicas, peers, streams: ["UNIBUS_EVENTS", "KV_UNIBUS_users"], current: 1 });
+
+test("scaling to more replicas than current peers is refused, naming them", () => {
+  const r = clusterDecider.decide(scale(3, ["n1", "n2"]), null);
+  assert.ok(isDomainError(r));
+  assert.equal(r.code, "E_TOO_FEW_PEERS");
+  assert.match(r.message, /3 replicas need 3 current peers; the cluster has 2 \(n1, n2\)/);
+  assert.equal(scaleRefusal(1, ["n1"]), null);
+});
+
+test("a scale records ClusterScaled once, with what it was before; a retry records nothing", () => {
+  const events = clusterDecider.decide(scale(3), null);
+  assert.ok(!isDomainError(events));
+  assert.deepEqual(events, [{ type: "ClusterScaled", data: { cluster: "lab", replicas: 3, previous: 1, peers: ["n1", "n2", "n3"], streams: ["KV_UNIBUS_users", "UNIBUS_EVENTS"] } }]);
+  const state = fold(clusterDecider, events);
+  assert.deepEqual(clusterDecider.decide(scale(3), state), []);
+  const down = clusterDecider.decide(scale(1), state);
+  assert.ok(!isDomainError(down) && down[0]!.data.previous === 3);
+});
+
+test("a copy that lacks its leader's head is incomplete; lag alone is not", () => {
+  const leader = { server: "n2", messages: 4987, first_seq: 1, last_seq: 4987 };
+  assert.deepEqual(incompleteReplicas("n2", [leader, { server: "n1", messages: 4809, first_seq: 181, last_seq: 4989 }, { ...leader, server: "n3" }]), ["n1"]);
+  // 10 behind and 10 fewer: catching up, not missing anything.
+  assert.deepEqual(incompleteReplicas("n2", [leader, { server: "n3", messages: 4977, first_seq: 1, last_seq: 4977 }]), []);
+  // A KV copy with more messages (deletes not applied yet) is fine too.
+  assert.deepEqual(incompleteReplicas("n2", [leader, { server: "n3", messages: 5000, first_seq: 1, last_seq: 4987 }]), []);
+  assert.deepEqual(incompleteReplicas("n9", [leader]), [], "no copy from the leader: nothing to compare");
+});
+
+test("on an append-only stream a copy without its head is found whichever copy leads", () => {
+  const full = { messages: 3643, first_seq: 1, last_seq: 3643 };
+  const headless = { server: "n2", messages: 3392, first_seq: 256, last_seq: 3647 };
+  assert.deepEqual(incompleteCopies([{ server: "n1", ...full }, headless, { server: "n3", ...full }]), ["n2"]);
+  // Followers a few appends behind the leader are only behind.
+  assert.deepEqual(incompleteCopies([{ server: "n1", ...full }, { server: "n2", messages: 3640, first_seq: 1, last_seq: 3640 }]), []);
+});

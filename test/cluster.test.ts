@@ -1,0 +1,245 @@
+// The 3-node cluster, deployed the way an operator deploys it (generate-cluster-certs.sh, then
+// deploy-cluster.sh --transport netns --apply) onto three hosts in network namespaces, with a
+// fourth namespace as the operator's machine. Mutual-TLS routes, R1 → R3 under load, the loss
+// of the meta leader's node under load, lost quorum, and a full-cluster restart.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, tempDir } from "./harness.ts";
+import { createLab, netnsUnavailable, type NetnsLab } from "./netns.ts";
+
+const why = netnsUnavailable();
+const NODES = ["n1", "n2", "n3"];
+
+describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${why}` : false, timeout: 600_000 }, () => {
+  let lab: NetnsLab;
+  let dir: string;
+  let envFile: string;
+  let secrets: string;
+  let netnsRoot: string;
+  const ipOf = (n: string) => lab.hosts.find((h) => h.name === n)!.wgIp;
+  const dataDir = (n: string) => join(netnsRoot, n, "var/lib/unibus/membershipd");
+  const pidOf = (n: string, what: "membershipd" | "agent") => Number(readFileSync(join(netnsRoot, n, "run/unibus", `${what}.pid`), "utf8"));
+  const natsPidOf = (n: string) => Number(readFileSync(join(dataDir(n), "nats/nats-server.pid"), "utf8"));
+  const tsx = (script: string, args: string[]) => ["node", "--import", `file://${ROOT}/node_modules/tsx/dist/loader.mjs`, join(ROOT, script), ...args];
+
+  /** The operator's CLI, in its own namespace, through one node's client port. */
+  const cli = (via: string, args: string[], timeoutMs = 60_000) =>
+    lab.exec("op", [join(ROOT, "bin/unibus"), "--data-dir", dataDir("n1"), "--server", `nats://${ipOf(via)}:4250`, ...args], { timeoutMs });
+  const deploy = (extra: string[] = []) => lab.exec("op", [join(ROOT, "deploy/cluster/deploy-cluster.sh"), "--env", envFile, "--secrets", secrets,
+    "--transport", "netns", "--netns-prefix", lab.prefix, "--netns-root", netnsRoot, "--apply", ...extra], { timeoutMs: 300_000 });
+  const monitor = () => lab.exec("op", [join(ROOT, "bin/unibus"), "monitor", "report", "--env", envFile, "--json"], { timeoutMs: 30_000 });
+  const healthz = async (n: string): Promise<any | null> => {
+    const r = await lab.exec("op", ["node", "-e", `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => console.log(t), () => console.log("null"))`, `http://${ipOf(n)}:8470/healthz`]);
+    try {
+      return JSON.parse(r.stdout);
+    } catch {
+      return null;
+    }
+  };
+  async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, ms = 60_000): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await probe();
+      if (v) return v;
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  const kill9 = (pid: number) => {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  };
+  /** kill -9 a node's membershipd and its nats-server, as a power cut would. */
+  const crash = (n: string) => {
+    const pids = [pidOf(n, "membershipd"), natsPidOf(n)];
+    pids.forEach(kill9);
+    return until(`${n} down`, async () => pids.every((p) => !existsSync(`/proc/${p}`)) || null, 10_000);
+  };
+
+  // The steady load: signed room.create commands through every node until told to stop.
+  let load: ChildProcess | null = null;
+  let loadOut = "";
+  const stopFile = () => join(dir, "load.stop");
+  const acked = () => (existsSync(loadOut) ? readFileSync(loadOut, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split("\t")[0]!) : []);
+  function startLoad(tag: string) {
+    rmSync(stopFile(), { force: true });
+    loadOut = join(dir, `acked-${tag}.tsv`);
+    load = spawn("ip", ["netns", "exec", `${lab.prefix}op`, ...tsx("test/cluster-load.ts", [dataDir("n1"), NODES.map((n) => `nats://${ipOf(n)}:4250`).join(","), loadOut, stopFile(), tag])],
+      { stdio: ["ignore", "pipe", "inherit"] });
+  }
+  async function stopLoad(): Promise<{ ok: number; failed: number }> {
+    writeFileSync(stopFile(), "");
+    let out = "";
+    const proc = load!;
+    load = null;
+    proc.stdout!.on("data", (d) => (out += d));
+    if (proc.exitCode === null) await new Promise((r) => proc.once("exit", r));
+    return JSON.parse(out.trim());
+  }
+  /** Every server's own copy of the event stream holds the same messages (waits out replication lag). */
+  async function copiesAgree(via: string): Promise<void> {
+    await until("every copy of UNIBUS_EVENTS the same", async () => {
+      const status = JSON.parse((await cli(via, ["--json", "cluster", "status"])).stdout);
+      const events = status.streams.find((x: any) => x.stream === "UNIBUS_EVENTS");
+      const copies = events.copies as { server: string; messages: number; first_seq: number; last_seq: number }[];
+      const same = copies.length === 3 && copies.every((c) => c.first_seq === 1 && c.messages === copies[0]!.messages && c.last_seq === copies[0]!.last_seq);
+      return same ? copies : null;
+    }, 30_000);
+  }
+  async function rooms(via: string): Promise<string[]> {
+    const r = await cli(via, ["--json", "room", "list", "--limit", "10000"]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).items.map((x: any) => x.room).sort();
+  }
+
+  before(async () => {
+    dir = tempDir("unibus-cluster-");
+    lab = createLab([...NODES, "op"]);
+    secrets = join(dir, "secrets");
+    netnsRoot = join(dir, "hosts");
+    envFile = join(dir, "cluster.env");
+    writeFileSync(envFile, [
+      `CLUSTER_NAME="lab"`, `CLUSTER_USER="unibus"`, `KV_REPLICAS=1`, `NATS_CLIENT_PORT=4250`, `NATS_ROUTE_PORT=6250`, `HTTP_PORT=8470`,
+      `SSH_USER="root"`, `ROUTE_NETWORK="wg"`, `CLUSTER_NODES=(`,
+      ...lab.hosts.filter((h) => h.name !== "op").map((h) => `  "${h.name} ${h.name}.lab.invalid ${h.publicIp} ${h.wgIp}"`), `)`, ``,
+    ].join("\n"));
+    const certs = await lab.exec("op", [join(ROOT, "deploy/cluster/generate-cluster-certs.sh"), "--env", envFile, "--out", secrets]);
+    assert.equal(certs.code, 0, certs.stderr);
+    const d = await deploy();
+    assert.equal(d.code, 0, `${d.stdout}\n${d.stderr}`);
+  });
+
+  after(async () => {
+    if (load) await stopLoad().catch(() => {});
+    // UNIBUS_KEEP_LAB=1 leaves the hosts running for a look after a failure (ip netns list).
+    if (process.env.UNIBUS_KEEP_LAB) return void process.stderr.write(`lab kept: ${lab?.prefix}* in ${dir}\n`);
+    lab?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the cluster forms with mutual-TLS routes; a route without the route CA's client certificate is refused", async () => {
+    const m = await monitor();
+    assert.equal(m.code, 0, m.stdout + m.stderr);
+    for (const n of NODES) {
+      const h = await healthz(n);
+      assert.equal(h.status, "ok", JSON.stringify(h));
+      assert.equal(h.posture.routes, "mtls");
+      assert.deepEqual(h.cluster.peers, NODES);
+      assert.equal(h.cluster.peers_current, 3);
+    }
+    const probe = (args: string[]) => lab.exec("op", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
+    const n2 = join(secrets, "nodes/n2");
+    assert.match((await probe([])).stdout, /^refused/, "no client certificate");
+    assert.match((await probe([join(n2, "tls/server.pem"), join(n2, "tls/server.key")])).stdout, /^refused/, "a certificate from the client CA, not the route CA");
+    assert.match((await probe([join(n2, "route/route.pem"), join(n2, "route/route.key")])).stdout, /^accepted/, "the route certificate");
+    // The route secret and the at-rest key reach nats-server through its environment only.
+    const secret = readFileSync(join(secrets, "route.secret"), "utf8").trim();
+    const atRest = readFileSync(join(secrets, "nodes/n1/at-rest.key"), "utf8").trim();
+    const conf = readFileSync(join(dataDir("n1"), "nats/server.conf"), "utf8");
+    const argv = readFileSync(`/proc/${natsPidOf("n1")}/cmdline`, "utf8");
+    for (const text of [conf, argv]) for (const s of [secret, atRest]) assert.ok(!text.includes(s));
+    assert.match(conf, /verify: true/);
+  });
+
+  test("a node's agent, enrolled through the cluster, is commandable through every node", async () => {
+    for (const via of NODES) {
+      const r = await cli(via, ["--json", "node", "status", "n1"]);
+      assert.equal(r.code, 0, `via ${via}: ${r.stderr}`);
+      assert.equal(JSON.parse(r.stdout).node, "n1");
+    }
+  });
+
+  test("R1 → R3 in place under load: every stream and bucket gets three current replicas, no event lost", async (t) => {
+    startLoad("scale");
+    await until("load running", async () => acked().length >= 20);
+    const r = await cli("n2", ["--json", "cluster", "scale", "--replicas", "3"], 180_000);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const scaled = JSON.parse(r.stdout);
+    assert.equal(scaled.previous, 1);
+    t.diagnostic(`copies remade after the scale-up: ${scaled.remade.length}; rebuilt as incomplete: ${JSON.stringify(scaled.rebuilt)}`);
+    assert.deepEqual(scaled.peers, NODES);
+    await until("more load after the scale", async () => acked().length >= 60);
+    await stopLoad();
+    const status = JSON.parse((await cli("n3", ["--json", "cluster", "status"])).stdout);
+    assert.ok(status.streams.length >= 10, "the event and logs streams and every bucket");
+    for (const s of status.streams) {
+      assert.equal(s.replicas, 3, s.stream);
+      assert.equal(s.followers.length, 2, s.stream);
+    }
+    const have = new Set(await rooms("n1"));
+    const missing = acked().filter((room) => !have.has(room));
+    assert.deepEqual(missing, [], `acknowledged rooms missing after the scale`);
+    await copiesAgree("n1");
+  });
+
+  test("kill -9 of the meta leader's node under load: failover, degraded in monitor report, nothing acknowledged lost, projections converge", async () => {
+    const leader = (await healthz("n1")).cluster.meta_leader as string;
+    assert.ok(NODES.includes(leader));
+    const survivors = NODES.filter((n) => n !== leader);
+    startLoad("crash");
+    await until("load running", async () => acked().length >= 20);
+    await crash(leader);
+    const down = await until("monitor report names the lost node", async () => {
+      const m = await monitor();
+      const report = JSON.parse(m.stdout);
+      const row = report.nodes.find((x: any) => x.node === leader);
+      return m.code === 2 && row?.status === "unreachable" ? report : null;
+    }, 20_000);
+    assert.ok(down.nodes.filter((x: any) => x.status !== "unreachable").length === 2);
+    const newLeader = await until("a new meta leader", async () => {
+      const h = await healthz(survivors[0]!);
+      return h?.cluster?.meta_leader && h.cluster.meta_leader !== leader ? (h.cluster.meta_leader as string) : null;
+    }, 30_000);
+    assert.ok(survivors.includes(newLeader));
+    const before = acked().length;
+    await until("writes go on without the lost node", async () => acked().length >= before + 30, 60_000);
+
+    const back = await deploy(["--only", leader]);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    await until("all three healthy again", async () => (await monitor()).code === 0 || null, 90_000);
+    const { ok } = await stopLoad();
+    assert.ok(ok >= 50);
+    const lists = await Promise.all(NODES.map((n) => rooms(n)));
+    const missing = acked().filter((room) => !lists[0]!.includes(room));
+    assert.deepEqual(missing, [], "acknowledged rooms missing after the crash");
+    assert.deepEqual(lists[1], lists[0]);
+    assert.deepEqual(lists[2], lists[0]);
+    await copiesAgree("n2");
+    for (const n of NODES) {
+      const replay = await cli(n, ["audit", "replay"], 120_000);
+      assert.equal(replay.code, 0, `audit replay via ${n}: ${replay.stdout}${replay.stderr}`);
+    }
+  });
+
+  test("a node that has lost quorum answers degraded quickly; a full-cluster restart keeps everything", async () => {
+    const [lone, ...others] = NODES as [string, ...string[]];
+    await Promise.all(others.map(crash));
+    const started = Date.now();
+    const h = await until("the lone node says degraded", async () => {
+      const t = Date.now();
+      const v = await healthz(lone);
+      return v?.status === "degraded" ? { ...v, ms: Date.now() - t } : null;
+    }, 30_000);
+    assert.ok(h.ms < 2500, `healthz answered in ${h.ms} ms`);
+    assert.ok(Date.now() - started < 30_000);
+
+    const roomsBefore = acked();
+    await crash(lone);
+    const d = await deploy();
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    await until("all three healthy after the full restart", async () => (await monitor()).code === 0 || null, 120_000);
+    const have = new Set(await rooms("n3"));
+    assert.deepEqual(roomsBefore.filter((r) => !have.has(r)), []);
+    const verify = await cli("n2", ["audit", "verify"], 120_000);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    await copiesAgree("n3");
+    const replay = await cli("n1", ["audit", "replay"], 120_000);
+    assert.equal(replay.code, 0, replay.stdout + replay.stderr);
+  });
+});
