@@ -1,6 +1,7 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
 import { CurvePublicKey, MemberRole, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import { ReleaseActionArgs } from "./releases.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
 
@@ -28,6 +29,7 @@ export const MembershipActionArgs = {
   "member.remove": z.object({ room: Slug, user: Slug }).strict(),
   "member.list": z.object({ room: Slug.optional(), user: Slug.optional(), limit: Limit }).strict()
     .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
+  ...ReleaseActionArgs,
 } as const;
 
 export type MembershipAction = keyof typeof MembershipActionArgs;

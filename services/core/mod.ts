@@ -19,3 +19,8 @@ export * from "./permissions.ts";
 export * from "./enroll-code.ts";
 export * from "./revocations.ts";
 export * from "./since.ts";
+export * from "./minisign.ts";
+export * from "./releases.ts";
+export * from "./rollouts.ts";
+export * from "./locks.ts";
+export * from "./node-releases.ts";
