@@ -13,6 +13,9 @@ import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
+import { startUpdates } from "./updates/mod.ts";
+import { lastSequence } from "../bus/mod.ts";
+import { ADMIN_HANDLE } from "./identities.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
 
@@ -33,6 +36,8 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
   /** Operator-mode auth; without it (an external NATS) identity and fleet actions are unsupported. */
   security?: PlaneSecurity;
+  /** Rollout driver timings (tests and benches shorten them). */
+  updates?: { updateTimeoutMs?: number; retryMs?: number; maxRetries?: number; scanMs?: number };
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -53,9 +58,13 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     : null;
 
   const metrics = new Metrics();
+  const updates = await startUpdates({
+    nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
+    caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)), ...(o.updates ? { driver: o.updates } : {}),
+  });
   const run = createActions({
     aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
-    trustChanged: () => announceTrustChange(o.nc),
+    trustChanged: () => announceTrustChange(o.nc), updateHandlers: updates.handlers as any,
   });
   const lookupActor = createActorLookup(jsm, aggregates);
   let inFlight = 0;
@@ -78,8 +87,9 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     },
   });
   return {
-    js, jsm, buckets, aggregates, projector, metrics, service, auth,
+    js, jsm, buckets, aggregates, projector, metrics, service, auth, updates,
     async stop() {
+      await updates.stop();
       await sub.drain().catch(() => {});
       await auth?.stop();
       await projector.stop();
