@@ -12,6 +12,7 @@ import { auditReplay, auditVerify } from "./audit.ts";
 import { loadIdentity, openConnection, type GlobalOptions } from "./context.ts";
 import { DRY_RUN, printDryRun } from "./dry-run.ts";
 import { nodeVerb } from "./node.ts";
+import { nodeUpdateVerb, releaseVerb, rolloutVerb } from "./release.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
 
@@ -43,6 +44,16 @@ verbs:
   room create <room> [--subject TEXT] | room list [--active] | room show <room> | room archive <room>
   member add <room> <user> [--role owner|moderator|member] | member role <room> <user> <role>
   member remove <room> <user> | member list --room R | member list --user U
+  release publish <dir|tarball> --version V --key FILE [--name N] [--notes T] [--spec FILE]
+                                       tars a directory, signs its manifest (minisign format) with the key in a 0600 file
+                                       (nkey seed or minisign -W secret key), uploads to UNIBUS_releases, publishes it
+  release manifest <dir|tarball> --version V [--out DIR]   tarball + canonical manifest to sign with minisign -S
+  release publish <tarball> --manifest FILE [--signature FILE.minisig]   publish a manifest signed with minisign
+  release list [--name N] | release show <name> <version> | release key <key file> (the public key for agents)
+  rollout start <name> <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force]
+  rollout status <id> | rollout list | rollout resume <id> | rollout abort <id> [--reason TEXT]
+  node lock <node> [--reason TEXT] | node unlock <node>   a locked node is skipped by rollouts unless --force
+  node update <node> <name> <version>  updates one node now (A/B slots, health probe, rollback on failure)
   events tail [--lines N] [--follow]   the newest events, then new ones as they come
   audit replay                         rebuild every projection from the stream, diff against KV
   audit verify [--trust KEY]…          check every signature and every aggregate's hash chain
@@ -71,6 +82,9 @@ const globalOptions = {
   creds: { type: "string" }, ca: { type: "string" }, reason: { type: "string" }, expiry: { type: "string" }, uses: { type: "string" },
   note: { type: "string" }, code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" },
   service: { type: "string" }, concurrency: { type: "string" }, all: { type: "boolean" },
+  version: { type: "string" }, key: { type: "string" }, name: { type: "string" }, notes: { type: "string" }, spec: { type: "string" }, manifest: { type: "string" },
+  signature: { type: "string" }, out: { type: "string" }, selector: { type: "string" }, canary: { type: "string" }, batch: { type: "string" },
+  "max-failures": { type: "string" }, force: { type: "boolean" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -161,6 +175,12 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node leave": case "node revoke": case "node logs":
     case "node status": case "node start": case "node stop": case "node restart": case "node check": case "node command":
       return nodeVerb(verb!, rest, f, o, send, show, connection);
+    case "release manifest": case "release publish": case "release list": case "release show": case "release key":
+      return releaseVerb(verb!, rest, f, o, send, show, connection);
+    case "rollout start": case "rollout status": case "rollout list": case "rollout resume": case "rollout abort":
+      return rolloutVerb(verb!, rest, f, o, send, show);
+    case "node lock": case "node unlock": case "node update":
+      return nodeUpdateVerb(verb!, rest, f, o, send, show, connection);
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
