@@ -56,7 +56,7 @@ export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermi
         // Never an event subject: whatever lands there is in the stream for good (deny_delete), and
         // one unparsable message would stall every projection. Only membershipd appends events: a
         // node hands its own to membershipd as `node.report`, which checks them first.
-        pub: { allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), ...streamReads(RELEASE_OBJECTS_STREAM)], deny: ["unibus.evt.>"] },
+        pub: { allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), "$JS.API.INFO", ...streamReads(RELEASE_OBJECTS_STREAM)], deny: ["unibus.evt.>"] },
         sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", TRUST_CHANGED_SUBJECT, inbox], deny: [] },
         resp: { max: 1, ttl: 0 },
       };

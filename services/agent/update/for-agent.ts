@@ -42,7 +42,9 @@ export interface AgentUpdaterOptions {
 export function createAgentUpdater(o: AgentUpdaterOptions): Updater {
   const crash = process.env.UNIBUS_TEST_CRASH_AT;
   return new Updater({
-    dir: join(o.dataDir, "releases"),
+    // The slots hold code the node's services run as their own UIDs, so they may not sit under the
+    // 0700 data dir: UNIBUS_RELEASES_DIR (e.g. /var/lib/unibus-releases) puts them where those can read.
+    dir: process.env.UNIBUS_RELEASES_DIR ?? join(o.dataDir, "releases"),
     agentVersion: o.version,
     trustedKeys: () => readReleaseKeys(join(o.dataDir, RELEASE_KEYS_FILE), o.log),
     fetch: objectStoreFetcher(o.connection),

@@ -44,7 +44,8 @@ const fail = (e: DomainError): OpResult<never> => ({ ok: false, error: { code: e
 export class Updater {
   private readonly lanes = new Map<string, Promise<unknown>>();
   constructor(private readonly o: UpdaterOptions) {
-    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    // Release code is not secret (every node may read the object store); services must read their slot.
+    mkdirSync(o.dir, { recursive: true, mode: 0o755 });
   }
 
   private paths(release: string) {
@@ -72,7 +73,7 @@ export class Updater {
     const m = parsed.data;
     return this.inLane(m.name, async () => {
       const p = this.paths(m.name);
-      mkdirSync(join(p.root, "slots"), { recursive: true, mode: 0o700 });
+      mkdirSync(join(p.root, "slots"), { recursive: true, mode: 0o755 });
       let state = loadSlotState(p.state, m.name);
       const base = { release: m.name, version: m.version, attempt };
       if (!state.pending && goodVersion(state) === m.version && state.slots[state.good!]?.sha256 === m.sha256) {
