@@ -36,7 +36,8 @@ function streamReads(stream: string): string[] {
 
 /** The object store release tarballs live in (services/membershipd/updates): admins upload, nodes download. */
 export const RELEASE_OBJECTS_STREAM = "OBJ_UNIBUS_releases";
-const releaseUploads = ["$O.UNIBUS_releases.>", `$JS.API.STREAM.PURGE.${RELEASE_OBJECTS_STREAM}`, ...streamReads(RELEASE_OBJECTS_STREAM)];
+// Objects are named by their SHA-256 and never replaced, so uploading needs no purge.
+const releaseUploads = ["$O.UNIBUS_releases.>", ...streamReads(RELEASE_OBJECTS_STREAM)];
 
 export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermissions {
   const inbox = `${inboxPrefix(ctx.key)}.>`;
