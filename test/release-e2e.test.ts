@@ -14,7 +14,7 @@ import { nodeCommandSubject } from "../schemas/mod.ts";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
-import { ROOT, runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
+import { ROOT, runAgent, runCli, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
 import { cleanupMembershipd, sleep, startFreshMembershipd, waitUntil } from "./process-tools.ts";
 
 const NODE = "upd-1";
@@ -28,11 +28,11 @@ function startAgentDaemon(dir: string, releases: string): { proc: ChildProcess; 
 }
 
 /** A release directory: the service prints the slot's VERSION; its health step checks the install ran. */
-function releaseDir(root: string, version: string, healthExit = 0): string {
+function releaseDir(root: string, version: string, healthExit = 0, installSleep = 0): string {
   const dir = join(root, `web-${version}`);
   mkdirSync(join(dir, "bin"), { recursive: true });
   writeFileSync(join(dir, "VERSION"), version);
-  writeFileSync(join(dir, "install.sh"), "#!/bin/sh\necho ok > installed\n", { mode: 0o755 });
+  writeFileSync(join(dir, "install.sh"), `#!/bin/sh\nsleep ${installSleep}\necho ok > installed\n`, { mode: 0o755 });
   writeFileSync(join(dir, "health.sh"), `#!/bin/sh\ntest -f installed && exit ${healthExit}\nexit 2\n`, { mode: 0o755 });
   writeFileSync(join(dir, "unibus-release.json"), JSON.stringify({
     name: "web", install: { command: ["./install.sh"] }, health: { command: ["./health.sh"], deadline_ms: 400, interval_ms: 100 }, services: ["web"],
@@ -133,5 +133,32 @@ describe("signed updates, end to end", { timeout: 240_000 }, () => {
     }, 15_000, 300);
     const ev = (await cli(["events", "tail", "--lines", "40"])).stdout;
     assert.equal((ev.match(/UpdateProbeFailed/g) ?? []).length, 3, ev);
+  });
+
+  test("membershipd restarted mid-rollout (its nats-server with it) resumes the rollout; the node installs once", async () => {
+    const pub = await cli(["release", "publish", releaseDir(work, "3.0.0", 0, 3), "--version", "3.0.0", "--key", join(work, "release.key")]);
+    assert.equal(pub.code, 0, pub.stdout + pub.stderr);
+    const started = await cli(["rollout", "start", "web", "3.0.0", "--selector", "role=web"]);
+    assert.equal(started.code, 0, started.stdout + started.stderr);
+    const id = JSON.parse(started.stdout).rollout;
+    await waitUntil("the node to be sent the update", async () => JSON.parse((await cli(["rollout", "status", id])).stdout).nodes[0]?.rollout_state === "updating", 20_000, 100);
+    // The install step sleeps 3 s: membershipd goes away while the node is installing.
+    const ports = { natsPort: md!.natsPort, httpPort: md!.httpPort };
+    assert.equal(await md!.stop(), 0);
+    await admin!.nc.close().catch(() => {});
+    md = await startMembershipd({ dataDir: md!.dataDir, ...ports });
+    const creds = readCredsFile(join(md.dataDir, "admin.creds"));
+    admin = { ...admin!, nc: await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) }) };
+    let status: any;
+    await waitUntil("the resumed rollout to complete", async () => {
+      const r = await cli(["rollout", "status", id]);
+      status = r.code === 0 ? JSON.parse(r.stdout) : null;
+      return status?.state === "completed" && status.nodes[0]?.version === "3.0.0";
+    }, 90_000, 500).catch(() => assert.fail(`rollout status: ${JSON.stringify(status)}\nagent:\n${agent!.out().slice(-3000)}\nmembershipd:\n${md!.output().slice(-2000)}`));
+    assert.equal(status.nodes[0].rollout_state, "committed");
+    assert.equal(status.nodes[0].slot, "B");
+    // Three updates so far (1.0.0, the rolled-back 2.0.0, 3.0.0): 3.0.0 was installed once, the resent update answered already-active.
+    assert.equal(status.nodes[0].attempts, 3);
+    assert.equal(readFileSync(join(releases, "web", "current", "VERSION"), "utf8"), "3.0.0");
   });
 });

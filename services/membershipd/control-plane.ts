@@ -37,7 +37,7 @@ export interface ControlPlaneOptions {
   /** Operator-mode auth; without it (an external NATS) identity and fleet actions are unsupported. */
   security?: PlaneSecurity;
   /** Rollout driver timings (tests and benches shorten them). */
-  updates?: { updateTimeoutMs?: number; retryMs?: number; maxRetries?: number; scanMs?: number };
+  updates?: { updateTimeoutMs?: number; retryMs?: number; giveUpMs?: number; scanMs?: number };
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */

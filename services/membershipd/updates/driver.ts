@@ -29,10 +29,13 @@ export interface DriverOptions {
   log(line: string): void;
   /** How long one node's update may take (download, install, every try): default 10 min. */
   updateTimeoutMs?: number;
-  /** Wait before sending a node the update again after a retryable answer. */
+  /** Wait before sending a node the update again after a retryable answer (doubling, at most 10 s). */
   retryMs?: number;
-  /** Give a node up (RolloutNodeFinished, not ok) after this many retryable answers in a row. */
-  maxRetries?: number;
+  /**
+   * Give a node up (RolloutNodeFinished, not ok, E_UNAVAILABLE) once it has given no usable answer
+   * for this long (default 5 min): long enough for agents to reconnect after a control-plane restart.
+   */
+  giveUpMs?: number;
   /** How often running rollouts are looked for (a missed kick, a restart). */
   scanMs?: number;
 }
@@ -40,7 +43,7 @@ export interface DriverOptions {
 export class RolloutDriver {
   private readonly running = new Map<string, { dirty: boolean }>();
   private readonly sending = new Set<string>();
-  private readonly retries = new Map<string, number>();
+  private readonly retries = new Map<string, { n: number; since: number }>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -127,14 +130,15 @@ export class RolloutDriver {
     if (this.stopped) return;
     const key = `${rollout}/${node}`;
     if (outcome === "retry") {
-      const n = (this.retries.get(key) ?? 0) + 1;
-      this.retries.set(key, n);
-      if (n <= (this.o.maxRetries ?? 5)) {
-        await new Promise((r) => setTimeout(r, this.o.retryMs ?? 2000));
+      const r = this.retries.get(key) ?? { n: 0, since: Date.now() };
+      r.n++;
+      this.retries.set(key, r);
+      if (Date.now() - r.since < (this.o.giveUpMs ?? 300_000)) {
+        await new Promise((res) => setTimeout(res, Math.min(10_000, (this.o.retryMs ?? 2000) * 2 ** Math.min(r.n - 1, 10))));
         this.sending.delete(key);
         return this.kick(rollout);
       }
-      outcome = { ok: false, code: "E_UNAVAILABLE", reason: `no usable answer after ${n} tries` };
+      outcome = { ok: false, code: "E_UNAVAILABLE", reason: `no usable answer for ${Math.round((Date.now() - r.since) / 1000)} s (${r.n} tries)` };
     }
     this.retries.delete(key);
     const r = await this.o.aggregates.execute("rollout", rollout, rolloutDecider, { type: "FinishNode", node, ...outcome }, this.meta(`finish-${rollout}-${node}-${cmd.id}`));

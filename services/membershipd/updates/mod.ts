@@ -22,7 +22,7 @@ export interface UpdatesOptions {
   adminId: string;
   serviceKey: string;
   log(line: string): void;
-  driver?: Partial<Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "maxRetries" | "scanMs">>;
+  driver?: Partial<Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "giveUpMs" | "scanMs">>;
 }
 
 type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
