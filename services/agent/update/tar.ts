@@ -4,7 +4,7 @@
 // no `..`) are allowed (no hard links, devices or fifos), and the unpacked size and the entry
 // count are bounded. Writing then creates every file fresh (O_EXCL, O_NOFOLLOW) under real
 // directories only, so no symlink written earlier can redirect a later entry.
-import { closeSync, constants, lstatSync, mkdirSync, openSync, symlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, writeSync } from "node:fs";
 import { join, posix } from "node:path";
 import { gunzipSync } from "node:zlib";
 
@@ -162,9 +162,21 @@ export function unpackTar(listed: { data: Buffer; entries: TarEntry[] }, root: s
     try {
       let done = 0;
       while (done < e.size) done += writeSync(fd, listed.data, e.offset + done, e.size - done);
+      // On disk before the state says the slot holds this release (a power cut must not leave half a slot "staged").
+      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
   }
+  for (const d of new Set(listed.entries.map((e) => e.path.split("/").slice(0, -1).join("/")))) syncDir(d === "" ? root : join(root, d));
   return null;
+}
+
+function syncDir(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
