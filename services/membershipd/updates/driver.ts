@@ -15,8 +15,11 @@ import {
 import type { AggregateStore } from "../../bus/mod.ts";
 import { listBucket } from "./release-actions.ts";
 
-/** Answers that say "not now" rather than "failed": the node is sent the update again later. */
-const RETRYABLE = new Set(["E_CONFLICT", "E_UNAVAILABLE", "E_INTERRUPTED", "E_CLOCK_SKEW"]);
+/**
+ * Answers that say "not now" rather than "failed": the node is sent the update again later. An
+ * agent whose trust list does not know the admin key yet fetches it again on that refusal.
+ */
+const RETRYABLE = new Set(["E_CONFLICT", "E_UNAVAILABLE", "E_INTERRUPTED", "E_CLOCK_SKEW", "E_UNKNOWN_ACTOR"]);
 
 export interface DriverOptions {
   nc: NatsConnection;

@@ -1,10 +1,9 @@
 // rollout.start / status / list / resume / abort. Start resolves the selector against the active
 // nodes (UNIBUS_nodes) and their locks (UNIBUS_node_locks) and hands them to the pure decider as
 // facts; the driver (driver.ts) then does the rest.
-import { randomBytes } from "node:crypto";
 import type { CommandEnvelope } from "../../../schemas/mod.ts";
 import {
-  batchSize, domainError, isDomainError, releaseDecider, releaseId, rolloutDecider, storageKey, type DomainError, type ReleaseState, type RolloutState,
+  batchSize, domainError, isDomainError, releaseDecider, releaseId, rolloutDecider, sha256Hex, storageKey, type DomainError, type ReleaseState, type RolloutState,
 } from "../../core/mod.ts";
 import { liveEntry } from "../../bus/mod.ts";
 import { listBucket, type UpdateActionDeps } from "./release-actions.ts";
@@ -32,7 +31,7 @@ export function rolloutHandlers(d: UpdateActionDeps, kick: (rollout: string) => 
       const locks = new Map((await listBucket(d.locks)).map((l) => [l.node as string, l.locked === true]));
       const candidates = nodes.map((n) => ({ node: n.node as string, locked: locks.get(n.node) ?? false })).sort((x, y) => x.node.localeCompare(y.node));
       // The id is derived from the command id, so a retried start names the same rollout.
-      const rollout = a.rollout ?? `${slugOf(a.name)}-${slugOf(a.version)}-${Buffer.from(cmd.id).toString("hex").slice(0, 8) || randomBytes(4).toString("hex")}`;
+      const rollout = a.rollout ?? `${slugOf(a.name)}-${slugOf(a.version)}-${sha256Hex(cmd.id).slice(0, 10)}`;
       const r = await d.aggregates.execute("rollout", rollout, rolloutDecider, {
         type: "StartRollout", rollout, name: a.name, version: a.version, selector: a.selector, candidates, force: a.force, canary: a.canary,
         batch: batchSize(a.batch, Math.max(1, candidates.length - a.canary)), maxFailures: a.max_failures, by: cmd.actor.id,
