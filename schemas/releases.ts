@@ -124,7 +124,7 @@ export const UpdateArgs = z.object({ node: Slug, manifest: z.unknown(), signatur
 export type UpdateArgs = z.infer<typeof UpdateArgs>;
 
 export const UpdateResult = z.object({
-  release: Slug, version: Version, outcome: z.enum(["committed", "already-active"]), slot: SlotName, attempt: z.string(),
+  release: Slug, version: Version, outcome: z.enum(["committed", "already-active", "switched"]).describe("switched: the agent's own code, which the boot step tries after the agent restarts"), slot: SlotName, attempt: z.string(),
 }).strict();
 export type UpdateResult = z.infer<typeof UpdateResult>;
 

@@ -5,3 +5,4 @@ export { listTar, unpackTar, DEFAULT_TAR_LIMITS, type TarLimits, type TarEntry }
 export * from "./slots.ts";
 export { loadSlotState, saveSlotState, writeFileAtomic } from "./state-file.ts";
 export { createAgentUpdater, readReleaseKeys, RELEASE_KEYS_FILE, type AgentUpdaterOptions } from "./for-agent.ts";
+export { bootRelease, BOOT_NOTE, type BootChoice } from "./boot.ts";

@@ -15,6 +15,7 @@ import { runStep } from "./run-step.ts";
 import { activeVersion, beginTry, commit, goodVersion, recovery, stage, standby, switchTo, type SlotState } from "./slots.ts";
 import { fsyncDir, loadSlotState, saveSlotState, writeFileAtomic } from "./state-file.ts";
 import { DEFAULT_TAR_LIMITS, listTar, unpackTar, type TarLimits } from "./tar.ts";
+import { BOOT_NOTE } from "./boot.ts";
 
 export type UpdateEventType = "UpdateAttempted" | "UpdateVerified" | "UpdateRejected" | "UpdateSwitched" | "UpdateProbeFailed" | "UpdateCommitted" | "UpdateRolledBack";
 
@@ -35,6 +36,13 @@ export interface UpdaterOptions {
   log(line: string): void;
   limits?: TarLimits;
   crashAt?: CrashPoint | null;
+  /**
+   * Releases whose tries are counted by the boot step (boot.ts), not here: the agent's own code.
+   * After their switch the updater calls `restartSelf` instead of probing; the agent that comes up
+   * commits its slot with `commitRunning`.
+   */
+  bootManaged?: ReadonlySet<string>;
+  restartSelf?(release: string): void;
 }
 
 interface Trial { release: string; attempt: string; version: string; spec: ReleaseSpec }
@@ -131,6 +139,11 @@ export class Updater {
       this.crash("switch");
       this.point(m.name, state.active);
       this.o.report("UpdateSwitched", { ...base, slot, tries_left: state.pending!.tries_left });
+      if (this.o.bootManaged?.has(m.name)) {
+        // The boot step counts the tries from here; the reply goes out before the restart.
+        setTimeout(() => this.o.restartSelf?.(m.name), 100);
+        return { ok: true, result: { release: m.name, version: m.version, outcome: "switched", slot, attempt } };
+      }
       return this.trial({ release: m.name, attempt, version: m.version, spec: m.spec }, state);
     });
   }
@@ -148,8 +161,17 @@ export class Updater {
       trials.push(this.inLane(release, async () => {
         const p = this.paths(release);
         let state = loadSlotState(p.state, release);
+        const note = join(p.root, BOOT_NOTE);
+        if (existsSync(note)) {
+          // The boot step rolled the agent's own code back before this agent started: say so.
+          const n = JSON.parse(readFileSync(note, "utf8"));
+          this.o.report("UpdateRolledBack", { release, version: n.version, attempt: n.attempt, slot: n.slot, to_version: n.to_version, reason: String(n.reason).slice(0, 500) });
+          rmSync(note, { force: true });
+        }
         const r = recovery(state);
         if (r.kind === "none") return this.point(release, state.active);
+        // The boot step owns these tries; the running agent commits with commitRunning.
+        if (r.kind === "resume-trial" && this.o.bootManaged?.has(release)) return;
         const base = { release, version: r.pending.version, attempt: r.pending.attempt };
         if (r.kind === "discard-staged") {
           state = r.state;
@@ -165,6 +187,23 @@ export class Updater {
       }).catch((err) => this.o.log(`update recovery of ${release} failed: ${(err as Error).stack ?? err}`)));
     }
     await Promise.all(trials);
+  }
+
+  /**
+   * The agent running from a boot-managed release's slot on trial is up (connected, answering):
+   * that slot is good now. A no-op when nothing is on trial or `slot` is not the one on trial.
+   */
+  commitRunning(release: string, slot: SlotName | null): Promise<boolean> {
+    return this.inLane(release, async () => {
+      const p = this.paths(release);
+      if (!existsSync(p.state)) return false;
+      const state = loadSlotState(p.state, release);
+      if (!state.pending || state.pending.phase !== "switched" || state.pending.slot !== slot) return false;
+      const next = commit(state);
+      saveSlotState(p.state, next);
+      this.o.report("UpdateCommitted", { release, version: state.pending.version, attempt: state.pending.attempt, slot });
+      return true;
+    });
   }
 
   private async trial(t: Trial, start: SlotState): Promise<OpResult<UpdateResult>> {
