@@ -81,6 +81,8 @@ describe("rollouts", { timeout: 120_000 }, () => {
     const r = await ok("rollout.start", { name: "api", version: "1.0.0", selector: { role: "web" }, canary: 1, batch: 2, max_failures: 1 });
     assert.equal(r.nodes, 4);
     await waitUntil("the rollout to pause", async () => (await status(r.rollout)).state === "paused", 30_000, 100);
+    // The node's own report of its rollback reaches UNIBUS_node_releases on its own time (node.report).
+    await waitUntil("the canary's report of its rollback", async () => (await status(r.rollout)).nodes.find((n: any) => n.node === "n-01")?.state === "rolled-back", 15_000, 100);
     const s = await status(r.rollout);
     assert.match(s.reason, /canary failed/);
     assert.equal(s.batches_started, 1);
