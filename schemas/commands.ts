@@ -1,6 +1,7 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
 import { CurvePublicKey, MemberRole, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import { ReleaseActionArgs } from "./releases.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
 
@@ -30,6 +31,7 @@ export const MembershipActionArgs = {
     .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
   "cluster.status": z.object({}).strict(),
   "cluster.scale": z.object({ replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]) }).strict(),
+  ...ReleaseActionArgs,
 } as const;
 
 export type MembershipAction = keyof typeof MembershipActionArgs;

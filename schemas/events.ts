@@ -3,6 +3,7 @@ import { z } from "zod";
 import { Actor, CommandEnvelope } from "./envelopes.ts";
 import { CurvePublicKey, IsoTime, MemberRole, NodePublicKey, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
+import { ReleaseEventSchemas, UpdateEventSchemas } from "./releases.ts";
 
 const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
 /**
@@ -69,6 +70,7 @@ export const EventDataSchemas = {
       ...Reported, command: z.string().max(64), actor: Actor, action: z.string().max(64), ok: z.boolean(),
       code: z.string().max(64).nullable(), message: z.string().max(500).nullable(), ms: z.number().int().min(0),
     }).strict().describe("How a command the agent accepted went: ok, or its error code and message."),
+    ...UpdateEventSchemas,
   },
   member: {
     MemberAdded: z.object({ room: Slug, user: Slug, role: MemberRole, added_by: Slug }).strict()
@@ -84,6 +86,7 @@ export const EventDataSchemas = {
       streams: z.array(z.string().max(64)).max(64),
     }).strict().describe("Every stream and KV bucket of the control plane now keeps this many replicas, on a cluster of these peers."),
   },
+  ...ReleaseEventSchemas,
 } as const;
 
 export type AggregateKind = keyof typeof EventDataSchemas;
@@ -100,7 +103,10 @@ export type MemberEvent = DataOf<"member">;
 export type IdentityEvent = DataOf<"identity">;
 export type FleetEvent = DataOf<"fleet">;
 export type NodeEvent = DataOf<"node">;
-export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent;
+export type ReleaseEvent = DataOf<"release">;
+export type RolloutEvent = DataOf<"rollout">;
+export type LockEvent = DataOf<"lock">;
+export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent | ReleaseEvent | RolloutEvent | LockEvent;
 export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();

@@ -7,6 +7,7 @@ import { Actor } from "./envelopes.ts";
 import { EventDataSchemas } from "./events.ts";
 import { IsoTime, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
+import { UpdateArgs } from "./releases.ts";
 
 const Node = { node: Slug };
 const OneService = z.object({ ...Node, service: ServiceName }).strict();
@@ -21,6 +22,8 @@ export const NodeActionArgs = {
   "exec-check": OneService,
   /** Stops every service, reports, forgets the enrollment and ends `unibus-agent run`. */
   leave: z.object(Node).strict(),
+  /** Downloads, verifies and installs a signed release into the standby slot, switches, probes, commits or rolls back. */
+  update: UpdateArgs,
 } as const;
 
 export type NodeAction = keyof typeof NodeActionArgs;

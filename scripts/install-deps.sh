@@ -19,6 +19,7 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v minisign >/dev/null 2>&1 || missing+=(minisign)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "unibus: installing ${missing[*]} with apt" >&2

@@ -69,7 +69,10 @@ test("the permission facts docs/security.md's prose states still hold", () => {
   assert.ok(admin.pub.allow.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)), "admins cannot change a stream");
   const node = permissionsFor("node", ctx);
   assert.ok(node.pub.allow.every((s) => !s.startsWith("unibus.evt.")) && node.pub.deny.includes("unibus.evt.>"), "nodes append no events");
-  assert.ok(node.sub.allow.every((s) => !s.startsWith("$JS.")) && node.pub.allow.every((s) => !s.startsWith("$JS.")), "nodes have no JetStream access");
+  // Issue 7: nodes download releases from the object store, so they may read that one stream (and ask $JS.API.INFO), nothing else.
+  const nodeJs = node.pub.allow.filter((s) => s.startsWith("$JS."));
+  assert.ok(node.sub.allow.every((s) => !s.startsWith("$JS.")) && nodeJs.every((s) => s === "$JS.API.INFO" || s.includes(".OBJ_UNIBUS_releases")), "nodes have no JetStream access but reading the release objects");
+  assert.ok(nodeJs.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)) && node.pub.allow.every((s) => !s.startsWith("$O.")), "nodes cannot change the release objects");
   assert.deepEqual(permissionsFor("bootstrap", { ...ctx, flow: "join" }).pub.allow, ["unibus.enroll.join"], "an invite's credential may only ask to join");
   assert.deepEqual(permissionsFor("service", ctx).pub.allow, [">"], "the service's `>` is a stated limit");
   for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {

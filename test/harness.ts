@@ -174,10 +174,11 @@ export interface MembershipdHandle {
 }
 
 /** Runs bin/membershipd as a real process and waits for "ready" (or its exit). */
-export async function startMembershipd(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<MembershipdHandle> {
+export async function startMembershipd(opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; natsPort?: number; httpPort?: number } = {}): Promise<MembershipdHandle> {
   const dataDir = opts.dataDir ?? tempDir("unibus-md-");
-  const natsPort = await freePort();
-  const httpPort = await freePort();
+  // The same ports again restart a membershipd its nodes can reconnect to (their node.json names the URL).
+  const natsPort = opts.natsPort ?? await freePort();
+  const httpPort = opts.httpPort ?? await freePort();
   const proc = spawn(join(ROOT, "bin/membershipd"), ["--data-dir", dataDir, "--nats-port", String(natsPort), "--http-port", String(httpPort), ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -14,6 +14,7 @@ import { DRY_RUN, printDryRun } from "./dry-run.ts";
 import { monitorReport } from "./monitor.ts";
 import { nodeVerb } from "./node.ts";
 import { clusterVerb, SCALE_TIMEOUT_MS } from "./cluster.ts";
+import { nodeUpdateVerb, releaseVerb, rolloutVerb } from "./release.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
 
@@ -47,6 +48,16 @@ verbs:
   member remove <room> <user> | member list --room R | member list --user U
   cluster status                       peers, meta leader, and each stream's leader, replicas and lag
   cluster scale --replicas 3           raise every stream's and bucket's replicas in place (needs 3 peers)
+  release publish <dir|tarball> --version V --key FILE [--name N] [--notes T] [--spec FILE]
+                                       tars a directory, signs its manifest (minisign format) with the key in a 0600 file
+                                       (nkey seed or minisign -W secret key), uploads to UNIBUS_releases, publishes it
+  release manifest <dir|tarball> --version V [--out DIR]   tarball + canonical manifest to sign with minisign -S
+  release publish <tarball> --manifest FILE [--signature FILE.minisig]   publish a manifest signed with minisign
+  release list [--name N] | release show <name> <version> | release key <key file> (the public key for agents)
+  rollout start <name> <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force]
+  rollout status <id> | rollout list | rollout resume <id> | rollout abort <id> [--reason TEXT]
+  node lock <node> [--reason TEXT] | node unlock <node>   a locked node is skipped by rollouts unless --force
+  node update <node> <name> <version>  updates one node now (A/B slots, health probe, rollback on failure)
   events tail [--lines N] [--follow]   the newest events, then new ones as they come
   audit replay                         rebuild every projection from the stream, diff against KV
   audit verify [--trust KEY]…          check every signature and every aggregate's hash chain
@@ -86,6 +97,9 @@ const globalOptions = {
   service: { type: "string" }, concurrency: { type: "string" }, all: { type: "boolean" },
   replicas: { type: "string" },
   env: { type: "string" }, url: { type: "string", multiple: true },
+  version: { type: "string" }, key: { type: "string" }, name: { type: "string" }, notes: { type: "string" }, spec: { type: "string" }, manifest: { type: "string" },
+  signature: { type: "string" }, out: { type: "string" }, selector: { type: "string" }, canary: { type: "string" }, batch: { type: "string" },
+  "max-failures": { type: "string" }, force: { type: "boolean" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -181,6 +195,12 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
       const slow = { ...o, timeoutMs: SCALE_TIMEOUT_MS };
       return clusterVerb("scale", f.replicas ? [f.replicas, ...rest] : rest, o, send, (action, args) => command(slow, connection, `${MEMBERSHIP_PREFIX}${action}`, action, args));
     }
+    case "release manifest": case "release publish": case "release list": case "release show": case "release key":
+      return releaseVerb(verb!, rest, f, o, send, show, connection);
+    case "rollout start": case "rollout status": case "rollout list": case "rollout resume": case "rollout abort":
+      return rolloutVerb(verb!, rest, f, o, send, show);
+    case "node lock": case "node unlock": case "node update":
+      return nodeUpdateVerb(verb!, rest, f, o, send, show, connection);
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());

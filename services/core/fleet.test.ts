@@ -268,7 +268,11 @@ describe("subject permissions per role", () => {
 
   test("node: its own logs, its reports and trust list; its own commands, services discovery, trust changes and inbox; one reply per request", () => {
     const p = permissionsFor("node", { key, node: "n1" });
-    assert.deepEqual(p.pub.allow, ["unibus.logs.n1.>", "unibus.cmd.membership.node.report", "unibus.cmd.membership.node.trust"]);
+    const [own, ...releaseReads] = [p.pub.allow.slice(0, 3), ...p.pub.allow.slice(3)];
+    assert.deepEqual(own, ["unibus.logs.n1.>", "unibus.cmd.membership.node.report", "unibus.cmd.membership.node.trust"]);
+    // Issue 7: reading the release object store (to download updates), and nothing else of JetStream.
+    assert.ok(releaseReads.length > 0 && releaseReads.every((s) => s === "$JS.API.INFO" || /^\$JS\.API\.(STREAM\.INFO|STREAM\.MSG\.GET|DIRECT\.GET|CONSUMER\.(CREATE|MSG\.NEXT|DELETE|INFO))\.OBJ_UNIBUS_releases(\.|$)/.test(s)), releaseReads.join(" "));
+    assert.ok(allows(p.pub, "$JS.API.CONSUMER.CREATE.OBJ_UNIBUS_releases.x.y") && !allows(p.pub, "$JS.API.STREAM.INFO.UNIBUS_EVENTS") && !allows(p.pub, "$O.UNIBUS_releases.C.x"));
     assert.deepEqual(p.sub.allow, ["unibus.cmd.node.n1.>", "$SRV.>", "unibus.trust.changed", inbox]);
     for (const w of ["user.add", "node.revoke", "node.list", "user.list"]) assert.ok(!allows(p.pub, `unibus.cmd.membership.${w}`), w);
     assert.deepEqual(p.resp, { max: 1, ttl: 0 });

@@ -20,3 +20,8 @@ export * from "./enroll-code.ts";
 export * from "./revocations.ts";
 export * from "./since.ts";
 export * from "./cluster.ts";
+export * from "./minisign.ts";
+export * from "./releases.ts";
+export * from "./rollouts.ts";
+export * from "./locks.ts";
+export * from "./node-releases.ts";

@@ -34,6 +34,11 @@ function streamReads(stream: string): string[] {
   ];
 }
 
+/** The object store release tarballs live in (services/membershipd/updates): admins upload, nodes download. */
+export const RELEASE_OBJECTS_STREAM = "OBJ_UNIBUS_releases";
+// Objects are named by their SHA-256 and never replaced, so uploading needs no purge.
+const releaseUploads = ["$O.UNIBUS_releases.>", ...streamReads(RELEASE_OBJECTS_STREAM)];
+
 export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermissions {
   const inbox = `${inboxPrefix(ctx.key)}.>`;
   switch (role) {
@@ -41,7 +46,7 @@ export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermi
       return { pub: { allow: [">"], deny: [] }, sub: { allow: [">"], deny: [] } };
     case "admin":
       return {
-        pub: { allow: ["unibus.cmd.>", "$JS.API.INFO", ...(ctx.readableStreams ?? []).flatMap(streamReads)], deny: ["unibus.evt.>"] },
+        pub: { allow: ["unibus.cmd.>", "$JS.API.INFO", ...(ctx.readableStreams ?? []).flatMap(streamReads), ...releaseUploads], deny: ["unibus.evt.>"] },
         sub: { allow: [inbox], deny: [] },
       };
     case "monitor":
@@ -52,7 +57,7 @@ export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermi
         // Never an event subject: whatever lands there is in the stream for good (deny_delete), and
         // one unparsable message would stall every projection. Only membershipd appends events: a
         // node hands its own to membershipd as `node.report`, which checks them first.
-        pub: { allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`)], deny: ["unibus.evt.>"] },
+        pub: { allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), "$JS.API.INFO", ...streamReads(RELEASE_OBJECTS_STREAM)], deny: ["unibus.evt.>"] },
         sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", TRUST_CHANGED_SUBJECT, inbox], deny: [] },
         resp: { max: 1, ttl: 0 },
       };

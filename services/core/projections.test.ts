@@ -81,6 +81,11 @@ const expectedBuckets = {
   UNIBUS_nodes: {},
   UNIBUS_invites: {},
   UNIBUS_identities: {},
+  // Nor release, rollout, lock or node update events (issue 7).
+  UNIBUS_releases: {},
+  UNIBUS_rollouts: {},
+  UNIBUS_node_locks: {},
+  UNIBUS_node_releases: {},
 };
 
 function snapshot(mp: MemoryProjections): Record<string, Record<string, unknown>> {
@@ -225,9 +230,10 @@ describe("roomsByMemberProjection", () => {
 });
 
 describe("allProjections", () => {
-  test("lists the seven projections with distinct buckets", () => {
+  test("lists the eleven projections with distinct buckets", () => {
     assert.deepEqual(allProjections.map((p) => p.bucket),
-      ["UNIBUS_users", "UNIBUS_rooms", "UNIBUS_members", "UNIBUS_rooms_by_member", "UNIBUS_nodes", "UNIBUS_invites", "UNIBUS_identities"]);
+      ["UNIBUS_users", "UNIBUS_rooms", "UNIBUS_members", "UNIBUS_rooms_by_member", "UNIBUS_nodes", "UNIBUS_invites", "UNIBUS_identities",
+        "UNIBUS_releases", "UNIBUS_rollouts", "UNIBUS_node_locks", "UNIBUS_node_releases"]);
   });
 });
 

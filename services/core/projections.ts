@@ -4,6 +4,10 @@
 // sequence is remembered too and an older event cannot bring the record back.
 import { isTombstone, type IdentityRecord, type InviteRecord, type MemberRecord, type NodeRecord, type RoomByMemberRecord, type RoomRecord, type Tombstone, type UserRecord } from "../../schemas/mod.ts";
 import { projectNodeActivity } from "./node-projection.ts";
+import { releasesProjection } from "./releases.ts";
+import { rolloutsProjection } from "./rollouts.ts";
+import { locksProjection } from "./locks.ts";
+import { nodeReleasesProjection } from "./node-releases.ts";
 
 export interface StoredEvent {
   seq: number;
@@ -172,6 +176,7 @@ export const identitiesProjection: Projection<IdentityRecord> = {
 
 export const allProjections: readonly Projection<any>[] = [
   usersProjection, roomsProjection, membersProjection, roomsByMemberProjection, nodesProjection, invitesProjection, identitiesProjection,
+  releasesProjection, rolloutsProjection, locksProjection, nodeReleasesProjection,
 ];
 
 /**

@@ -1,7 +1,8 @@
 import type { Role } from "../../schemas/mod.ts";
 
 /** Actions that only read projections. */
-export const READ_ACTIONS: ReadonlySet<string> = new Set(["user.list", "room.list", "room.show", "member.list", "node.list", "node.show", "node.invites", "cluster.status"]);
+export const READ_ACTIONS: ReadonlySet<string> = new Set(["user.list", "room.list", "room.show", "member.list", "node.list", "node.show", "node.invites",
+  "release.list", "release.show", "rollout.status", "rollout.list", "cluster.status"]);
 
 /**
  * What a node's agent asks of membershipd: append its own events, and learn which admins it obeys.

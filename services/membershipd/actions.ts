@@ -3,7 +3,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
-import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type CommandEnvelope, type MembershipAction } from "../../schemas/mod.ts";
+import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type CommandEnvelope, type MembershipAction, type ReleaseActionArgs } from "../../schemas/mod.ts";
 import { domainError, isDomainError, memberDecider, storageKey, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
 import { lastSequence, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
@@ -20,6 +20,8 @@ export interface ActionDeps extends FleetActionDeps {
   jsm: JetStreamManager;
   /** cluster.status and cluster.scale (createClusterActions). */
   clusterHandlers: Record<"cluster.status" | "cluster.scale", (args: any, cmd: CommandEnvelope) => Promise<unknown>>;
+  /** release.*, rollout.*, node.lock/unlock (services/membershipd/updates). */
+  updateHandlers: Record<keyof typeof ReleaseActionArgs, (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>>;
 }
 
 function naturalOrder(r: Record<string, unknown>): string {
@@ -112,6 +114,7 @@ export function createActions(deps: ActionDeps) {
     ...nodeReports,
     ...deps.clusterHandlers,
     "member.list": (a) => (a.room ? list(buckets.UNIBUS_members!, a.room, a.limit) : list(buckets.UNIBUS_rooms_by_member!, a.user, a.limit)),
+    ...deps.updateHandlers,
   };
 
   return (action: string, args: unknown, cmd: CommandEnvelope) => handlers[action as keyof typeof handlers](args, cmd);

@@ -15,6 +15,9 @@ import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
 import { createClusterActions, type MetaCluster } from "./cluster-actions.ts";
 import { startReplicaWatch } from "./replica-watch.ts";
+import { startUpdates } from "./updates/mod.ts";
+import { lastSequence } from "../bus/mod.ts";
+import { ADMIN_HANDLE } from "./identities.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
 
@@ -42,6 +45,8 @@ export interface ControlPlaneOptions {
   meta?: () => Promise<MetaCluster | null>;
   /** Each server's own copy of every stream (replicaStatesView). */
   copies?: () => Promise<Map<string, ReplicaCopy[]>>;
+  /** Rollout driver timings (tests and benches shorten them). */
+  updates?: { updateTimeoutMs?: number; retryMs?: number; giveUpMs?: number; scanMs?: number };
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -68,9 +73,13 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   });
   const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, copies: o.copies, log: o.log }) : null;
   const metrics = new Metrics();
+  const updates = await cold("the release store", () => startUpdates({
+    nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
+    caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)), ...(o.updates ? { driver: o.updates } : {}),
+  }));
   const run = createActions({
     aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
-    trustChanged: () => announceTrustChange(o.nc),
+    trustChanged: () => announceTrustChange(o.nc), updateHandlers: updates.handlers as any,
     clusterHandlers: cluster.handlers,
   });
   const lookupActor = createActorLookup(jsm, aggregates);
@@ -94,9 +103,10 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     },
   });
   return {
-    js, jsm, buckets, aggregates, projector, metrics, service, auth,
+    js, jsm, buckets, aggregates, projector, metrics, service, auth, updates,
     async stop() {
       watch?.stop();
+      await updates.stop();
       await sub.drain().catch(() => {});
       await auth?.stop();
       await projector.stop();

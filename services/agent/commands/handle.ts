@@ -100,6 +100,7 @@ async function runOp(checked: CheckedCommand, ctx: HandlerContext): Promise<Repl
 }
 
 async function dispatch(checked: CheckedCommand, ops: NodeOps): Promise<OpResult<unknown>> {
+  // An update runs in its release's own lane (the updater's), beside service commands.
   switch (checked.action) {
     case "status": return { ok: true, result: await ops.status() };
     case "start": return ops.start(checked.args.service);
@@ -111,6 +112,7 @@ async function dispatch(checked: CheckedCommand, ops: NodeOps): Promise<OpResult
       return ops.logs(since === undefined ? { service, lines } : { service, lines, since });
     }
     case "leave": return { ok: true, result: await ops.leave() };
+    case "update": return ops.update(checked.command.id, checked.args.manifest, checked.args.signature);
   }
 }
 

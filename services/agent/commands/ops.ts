@@ -27,4 +27,6 @@ export interface NodeOps {
   execCheck(service: string): Promise<OpResult<HealthResult>>;
   /** Stops every service; the daemon ends itself after the reply is out. */
   leave(): Promise<LeaveResult>;
+  /** A signed release into the standby slot, switch, probe, commit or roll back (services/agent/update). */
+  update(attempt: string, manifest: unknown, signature: string | null): Promise<OpResult<unknown>>;
 }

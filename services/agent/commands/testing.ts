@@ -60,6 +60,7 @@ export function fakeOps(node: string): FakeOps {
       if (!r.ok) throw new Error(r.error.message);
       return r.result;
     },
+    update: (attempt: string) => write("update", "", () => ({ outcome: "committed", attempt })),
   };
   async function write<T>(action: string, service: string, make: () => T): Promise<OpResult<T>> {
     const key = service ? `${action} ${service}` : action;

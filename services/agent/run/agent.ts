@@ -17,6 +17,7 @@ import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from
 import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
 import { reportOf } from "./node-events.ts";
+import { createAgentUpdater } from "../update/mod.ts";
 
 export const AGENT_VERSION = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version as string;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -105,6 +106,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   });
   if (posture.sandbox === "unavailable") o.log(`sandbox unavailable (${posture.reason}); services that ask for bwrap will not start`);
   await supervisor.startAll();
+  const updater = createAgentUpdater({ dataDir: o.store.dir, version: AGENT_VERSION, supervisor, connection: () => nc, report: (type, data) => report(type, data), log: o.log });
+  // An update cut short by a crash is finished (tried again, or rolled back) before anything else.
+  void updater.recover();
 
   let finish!: (code: number) => void;
   const done = new Promise<number>((r) => (finish = r));
@@ -131,6 +135,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       setTimeout(() => void shutdown(true), 50);
       return { node, stopped };
     },
+    update: (attempt, manifest, signature) => updater.update(attempt, manifest, signature),
   };
 
   const record = new CommandRecord(join(o.store.dir, "commands.jsonl"));

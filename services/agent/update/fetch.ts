@@ -1,0 +1,46 @@
+// Fetching a release's tarball from the replicated object store UNIBUS_releases, bounded: a
+// stored object larger than the manifest says is cut off and refused, never read to its end.
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+export const RELEASES_OBJECT_STORE = "UNIBUS_releases";
+
+export type Fetched = { ok: true; bytes: Uint8Array } | { ok: false; code: "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED" | "E_UNAVAILABLE"; message: string };
+export type ReleaseFetcher = (object: string, maxBytes: number) => Promise<Fetched>;
+
+export function objectStoreFetcher(nc: () => NatsConnection | null): ReleaseFetcher {
+  let store: ObjectStore | null = null;
+  return async (object, maxBytes) => {
+    const conn = nc();
+    if (!conn) return { ok: false, code: "E_UNAVAILABLE", message: "not connected to NATS; the release cannot be downloaded now" };
+    try {
+      store ??= await new Objm(conn).open(RELEASES_OBJECT_STORE);
+      return await readBounded(store, object, maxBytes);
+    } catch (err) {
+      store = null;
+      return { ok: false, code: "E_UNAVAILABLE", message: `the object store could not be read: ${(err as Error).message}` };
+    }
+  };
+}
+
+export async function readBounded(store: ObjectStore, object: string, maxBytes: number): Promise<Fetched> {
+  const r = await store.get(object);
+  if (!r) return { ok: false, code: "E_RELEASE_NOT_FOUND", message: `the release's tarball (${object}) is not in ${RELEASES_OBJECT_STORE}` };
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = r.data.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball is larger than the ${maxBytes} bytes its manifest says` };
+    }
+    chunks.push(value);
+  }
+  const err = await r.error;
+  // The client checks the object's own SHA-256 digest; ours (against the signed manifest) follows.
+  if (err) return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball failed its object-store check: ${err.message}` };
+  return { ok: true, bytes: Buffer.concat(chunks) };
+}

@@ -1,0 +1,8 @@
+// Signed updates on the node: A/B slots of each release name with automatic rollback.
+export { Updater, type UpdaterOptions, type UpdateEventType, type CrashPoint } from "./updater.ts";
+export { objectStoreFetcher, readBounded, RELEASES_OBJECT_STORE, type ReleaseFetcher, type Fetched } from "./fetch.ts";
+export { listTar, unpackTar, DEFAULT_TAR_LIMITS, type TarLimits, type TarEntry } from "./tar.ts";
+export * from "./slots.ts";
+export { loadSlotState, saveSlotState, writeFileAtomic } from "./state-file.ts";
+export { createAgentUpdater, readReleaseKeys, RELEASE_KEYS_FILE, type AgentUpdaterOptions } from "./for-agent.ts";
+export { bootRelease, BOOT_NOTE, type BootChoice } from "./boot.ts";

@@ -1,0 +1,83 @@
+// Releases: the release aggregate (`release/<name>@<version>`, published once), the signed bytes
+// of a manifest, its verification against trusted minisign keys, and the UNIBUS_releases
+// projection. Pure: the shell fetches the tarball and the keys.
+import { ReleaseManifest, type ReleaseEvent, type ReleaseRecord } from "../../schemas/mod.ts";
+import { canonicalJson } from "./canonical.ts";
+import type { Decider } from "./decider.ts";
+import { domainError, type DomainError } from "./errors.ts";
+import { parseSignature, verifyMinisign, type MinisignPublicKey } from "./minisign.ts";
+import type { Projection } from "./projections.ts";
+
+export const releaseId = (name: string, version: string) => `${name}@${version}`;
+/** Object names are the tarball's digest: content-addressed, and no release name in a subject. */
+export const releaseObjectName = (sha256: string) => `sha256-${sha256}`;
+
+/** The exact bytes a release signature covers: the manifest's canonical JSON. */
+export function manifestBytes(m: ReleaseManifest): Uint8Array {
+  return new TextEncoder().encode(canonicalJson(m));
+}
+
+export type VerifiedManifest = { manifest: ReleaseManifest; keyId: string };
+
+/**
+ * The manifest's schema and its signature by one of `trusted`. Codes: E_RELEASE_UNSIGNED (no
+ * signature), E_RELEASE_WRONG_KEY (signed, but not by a key we trust), E_RELEASE_BAD_SIGNATURE
+ * (a trusted key id, but the bytes do not verify), E_BAD_REQUEST (not a manifest).
+ */
+export function verifyManifest(manifest: unknown, signature: string | null | undefined, trusted: readonly MinisignPublicKey[]): VerifiedManifest | DomainError {
+  const m = ReleaseManifest.safeParse(manifest);
+  if (!m.success) return domainError("E_BAD_REQUEST", `not a release manifest: ${m.error.issues.slice(0, 2).map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  if (!signature || signature.trim() === "") return domainError("E_RELEASE_UNSIGNED", `release ${m.data.name} ${m.data.version} has no signature; nothing unsigned is installed`);
+  const v = verifyMinisign(manifestBytes(m.data), signature, trusted);
+  if ("code" in v) {
+    const code = v.code === "E_WRONG_KEY" ? "E_RELEASE_WRONG_KEY" : v.code === "E_MINISIGN_FORMAT" ? "E_RELEASE_UNSIGNED" : "E_RELEASE_BAD_SIGNATURE";
+    return domainError(code, `release ${m.data.name} ${m.data.version}: ${v.message}`);
+  }
+  return { manifest: m.data, keyId: v.keyId };
+}
+
+/** Compares dotted versions numerically (pre-releases sort before their release). */
+export function compareVersions(a: string, b: string): number {
+  const [ma, pa] = a.split("-", 2) as [string, string | undefined];
+  const [mb, pb] = b.split("-", 2) as [string, string | undefined];
+  const x = ma.split(".").map(Number);
+  const y = mb.split(".").map(Number);
+  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return (x[i] ?? 0) - (y[i] ?? 0);
+  if (pa === pb) return 0;
+  if (pa === undefined) return 1;
+  if (pb === undefined) return -1;
+  return pa < pb ? -1 : 1;
+}
+
+export type ReleaseState = { published: false } | { published: true; manifest: ReleaseManifest; signature: string; keyId: string; object: string };
+export type ReleaseCommand = { type: "PublishRelease"; manifest: ReleaseManifest; signature: string };
+
+export const releaseDecider: Decider<ReleaseCommand, ReleaseEvent, ReleaseState> = {
+  initialState: () => ({ published: false }),
+  decide(c, s) {
+    const sig = parseSignature(c.signature);
+    if ("code" in sig) return domainError("E_RELEASE_UNSIGNED", `the signature of ${c.manifest.name} ${c.manifest.version} is not a minisign signature: ${sig.message}`);
+    if (s.published) {
+      // The same signed manifest again is a retry; anything else under a published version is refused.
+      if (canonicalJson(s.manifest) === canonicalJson(c.manifest)) return [];
+      return domainError("E_RELEASE_EXISTS", `release ${c.manifest.name} ${c.manifest.version} is already published with other contents; publish a new version`);
+    }
+    return [{ type: "ReleasePublished", data: {
+      name: c.manifest.name, version: c.manifest.version, manifest: c.manifest, signature: c.signature, key_id: sig.keyId, object: releaseObjectName(c.manifest.sha256),
+    } }];
+  },
+  evolve(_s, e) {
+    return { published: true, manifest: e.data.manifest, signature: e.data.signature, keyId: e.data.key_id, object: e.data.object };
+  },
+};
+
+export const releasesProjection: Projection<ReleaseRecord> = {
+  bucket: "UNIBUS_releases",
+  keys: (e) => (e.type === "ReleasePublished" ? [`${e.data.name}.${e.data.version.replaceAll(".", "_")}`] : []),
+  project: (_r, e) => ({
+    name: e.data.name, version: e.data.version, manifest: e.data.manifest, signature: e.data.signature, key_id: e.data.key_id, object: e.data.object, published_at: e.ts, seq: e.seq,
+  }),
+};
+
+/** The KV key of a release (versions have dots, which are KV token separators). */
+export const releaseKey = (name: string, version: string) => `${name}.${version.replaceAll(".", "_")}`;

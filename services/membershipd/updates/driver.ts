@@ -1,0 +1,151 @@
+// The rollout driver, in membershipd: for each running rollout it asks the pure decider to
+// advance (start the next batch, pause on failures, complete), sends each node of the started
+// batches a signed `update` (the release's manifest and signature; signed with membershipd's
+// bootstrap admin key, which agents trust like any admin), and hands each outcome back as
+// FinishNode. Everything it knows is in the rollout's events, so a membershipd restarted
+// mid-rollout finds the running rollouts in UNIBUS_rollouts and carries on: nodes that were sent
+// the update and have no outcome get it again (the agent answers a version it already committed
+// with `already-active`, and one still on trial with E_CONFLICT, which is retried).
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { KV } from "@nats-io/kv";
+import { nodeCommandSubject, Reply } from "../../../schemas/mod.ts";
+import {
+  isDomainError, nodesInFlight, releaseDecider, releaseId, rolloutDecider, signCommand, type ReleaseState, type RolloutState, type Signer,
+} from "../../core/mod.ts";
+import type { AggregateStore } from "../../bus/mod.ts";
+import { listBucket } from "./release-actions.ts";
+
+/**
+ * Answers that say "not now" rather than "failed": the node is sent the update again later. An
+ * agent whose trust list does not know the admin key yet fetches it again on that refusal.
+ */
+const RETRYABLE = new Set(["E_CONFLICT", "E_UNAVAILABLE", "E_INTERRUPTED", "E_CLOCK_SKEW", "E_UNKNOWN_ACTOR"]);
+
+export interface DriverOptions {
+  nc: NatsConnection;
+  aggregates: AggregateStore;
+  rollouts: KV;
+  admin: Signer;
+  adminId: string;
+  /** membershipd's own key: the actor of the events the driver appends. */
+  serviceKey: string;
+  log(line: string): void;
+  /** How long one node's update may take (download, install, every try): default 10 min. */
+  updateTimeoutMs?: number;
+  /** Wait before sending a node the update again after a retryable answer (doubling, at most 10 s). */
+  retryMs?: number;
+  /**
+   * Give a node up (RolloutNodeFinished, not ok, E_UNAVAILABLE) once it has given no usable answer
+   * for this long (default 5 min): long enough for agents to reconnect after a control-plane restart.
+   */
+  giveUpMs?: number;
+  /** How often running rollouts are looked for (a missed kick, a restart). */
+  scanMs?: number;
+}
+
+export class RolloutDriver {
+  private readonly running = new Map<string, { dirty: boolean }>();
+  private readonly sending = new Set<string>();
+  private readonly retries = new Map<string, { n: number; since: number }>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  constructor(private readonly o: DriverOptions) {}
+
+  start(): void {
+    void this.scan();
+    this.timer = setInterval(() => void this.scan(), this.o.scanMs ?? 2000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    // In-flight requests are left to time out; their outcome is learned again after a restart.
+  }
+
+  /** Running and paused rollouts (a paused one still collects the outcomes of nodes already sent). */
+  private async scan(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      for (const r of await listBucket(this.o.rollouts)) if (r.state === "running" || r.state === "paused") this.kick(r.rollout);
+    } catch (err) {
+      this.o.log(`rollouts: could not scan: ${(err as Error).message}`);
+    }
+  }
+
+  kick(rollout: string): void {
+    if (this.stopped) return;
+    const r = this.running.get(rollout);
+    if (r) return void (r.dirty = true);
+    const entry = { dirty: false };
+    this.running.set(rollout, entry);
+    void (async () => {
+      try {
+        do {
+          entry.dirty = false;
+          await this.step(rollout);
+        } while (entry.dirty && !this.stopped);
+      } catch (err) {
+        this.o.log(`rollout ${rollout}: ${(err as Error).stack ?? err}`);
+      } finally {
+        this.running.delete(rollout);
+      }
+    })();
+  }
+
+  private meta(id: string) {
+    return { actor: { id: "membershipd", key: this.o.serviceKey }, commandId: id };
+  }
+
+  private async step(rollout: string): Promise<void> {
+    const adv = await this.o.aggregates.execute("rollout", rollout, rolloutDecider, { type: "AdvanceRollout" }, this.meta(`advance-${rollout}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`));
+    if (isDomainError(adv)) return this.o.log(`rollout ${rollout}: ${adv.message}`);
+    const state = (await this.o.aggregates.load<RolloutState>("rollout", rollout, rolloutDecider)).state;
+    if (!state.exists || state.phase === "completed" || state.phase === "aborted") return;
+    const pending = nodesInFlight(state).filter((n) => !this.sending.has(`${rollout}/${n}`));
+    if (pending.length === 0) return;
+    const release = (await this.o.aggregates.load<ReleaseState>("release", releaseId(state.name, state.version), releaseDecider)).state;
+    if (!release.published) return this.o.log(`rollout ${rollout}: release ${state.name} ${state.version} is gone`);
+    for (const node of pending) {
+      const key = `${rollout}/${node}`;
+      this.sending.add(key);
+      const p = this.send(rollout, node, release).finally(() => {
+        this.sending.delete(key);
+        this.inflight.delete(p);
+      });
+      this.inflight.add(p);
+    }
+  }
+
+  private async send(rollout: string, node: string, release: Extract<ReleaseState, { published: true }>): Promise<void> {
+    const cmd = signCommand({ action: "update", args: { node, manifest: release.manifest, signature: release.signature }, actor: { id: this.o.adminId, key: this.o.admin.publicKey } }, this.o.admin);
+    let outcome: { ok: boolean; code: string | null; reason: string | null } | "retry";
+    try {
+      const msg = await this.o.nc.request(nodeCommandSubject(node, "update"), JSON.stringify(cmd), { timeout: this.o.updateTimeoutMs ?? 600_000 });
+      const reply = Reply.parse(msg.json());
+      outcome = reply.ok ? { ok: true, code: null, reason: null } : RETRYABLE.has(reply.error.code) ? "retry" : { ok: false, code: reply.error.code, reason: reply.error.message.slice(0, 500) };
+    } catch (err) {
+      outcome = "retry";
+      this.o.log(`rollout ${rollout}: ${node} did not answer the update (${(err as Error).message}); it will be sent again`);
+    }
+    if (this.stopped) return;
+    const key = `${rollout}/${node}`;
+    if (outcome === "retry") {
+      const r = this.retries.get(key) ?? { n: 0, since: Date.now() };
+      r.n++;
+      this.retries.set(key, r);
+      if (Date.now() - r.since < (this.o.giveUpMs ?? 300_000)) {
+        await new Promise((res) => setTimeout(res, Math.min(10_000, (this.o.retryMs ?? 2000) * 2 ** Math.min(r.n - 1, 10))));
+        this.sending.delete(key);
+        return this.kick(rollout);
+      }
+      outcome = { ok: false, code: "E_UNAVAILABLE", reason: `no usable answer for ${Math.round((Date.now() - r.since) / 1000)} s (${r.n} tries)` };
+    }
+    this.retries.delete(key);
+    const r = await this.o.aggregates.execute("rollout", rollout, rolloutDecider, { type: "FinishNode", node, ...outcome }, this.meta(`finish-${rollout}-${node}-${cmd.id}`));
+    if (isDomainError(r)) this.o.log(`rollout ${rollout}: recording ${node}: ${r.message}`);
+    this.kick(rollout);
+  }
+}

@@ -1,0 +1,62 @@
+// release.publish / list / show and node.lock / unlock. Publishing checks the manifest's schema,
+// that the signature is minisign's format and that the tarball is stored as the manifest says;
+// whether the signing key is trusted is each agent's decision (its own list of keys).
+import type { ObjectStore } from "@nats-io/obj";
+import type { KV } from "@nats-io/kv";
+import type { CommandEnvelope, ReleaseManifest } from "../../../schemas/mod.ts";
+import { domainError, isDomainError, lockDecider, releaseDecider, releaseId, releaseKey, storageKey, type DomainError } from "../../core/mod.ts";
+import { liveEntry, type AggregateStore } from "../../bus/mod.ts";
+import { checkStoredTarball } from "./release-store.ts";
+
+export interface UpdateActionDeps {
+  aggregates: AggregateStore;
+  releases: KV;
+  rollouts: KV;
+  locks: KV;
+  nodeReleases: KV;
+  nodes: KV;
+  store: ObjectStore;
+  caughtUp(): Promise<void>;
+}
+
+type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
+
+export async function listBucket(kv: KV, filter?: string): Promise<Record<string, any>[]> {
+  const keys: string[] = [];
+  for await (const k of await kv.keys(filter)) keys.push(k);
+  const entries = await Promise.all(keys.map((k) => kv.get(k)));
+  return entries.map((e) => liveEntry(e)).filter((r): r is Record<string, any> => r !== undefined);
+}
+
+export function releaseHandlers(d: UpdateActionDeps): Record<"release.publish" | "release.list" | "release.show" | "node.lock" | "node.unlock", Handler> {
+  const meta = (cmd: CommandEnvelope) => ({ actor: cmd.actor, commandId: cmd.id });
+  return {
+    "release.publish": async (a: { manifest: ReleaseManifest; signature: string }, cmd) => {
+      const stored = await checkStoredTarball(d.store, a.manifest);
+      if (stored) return stored;
+      const r = await d.aggregates.execute("release", releaseId(a.manifest.name, a.manifest.version), releaseDecider, { type: "PublishRelease", manifest: a.manifest, signature: a.signature }, meta(cmd));
+      if (isDomainError(r)) return r;
+      return { name: a.manifest.name, version: a.manifest.version, sha256: a.manifest.sha256, size: a.manifest.size, published: r.events.length > 0, seq: r.seqs.at(-1) ?? null };
+    },
+    "release.list": async (a: { name?: string; limit: number }) => {
+      await d.caughtUp();
+      const items = (await listBucket(d.releases, a.name ? `${storageKey(a.name)}.>` : undefined))
+        .map((r) => ({ name: r.name, version: r.version, sha256: r.manifest.sha256, size: r.manifest.size, key_id: r.key_id, published_at: r.published_at, notes: r.manifest.notes }))
+        .sort((x, y) => (x.name === y.name ? x.published_at.localeCompare(y.published_at) : x.name.localeCompare(y.name)));
+      return { items: items.slice(0, a.limit), total: items.length };
+    },
+    "release.show": async (a: { name: string; version: string }) => {
+      await d.caughtUp();
+      const r = liveEntry(await d.releases.get(storageKey(releaseKey(a.name, a.version))));
+      return r ?? domainError("E_RELEASE_NOT_FOUND", `no release ${a.name} ${a.version}`);
+    },
+    "node.lock": async (a: { node: string; reason: string }, cmd) => {
+      const r = await d.aggregates.execute("lock", a.node, lockDecider, { type: "LockNode", node: a.node, reason: a.reason, by: cmd.actor.id }, meta(cmd));
+      return isDomainError(r) ? r : { node: a.node, locked: true };
+    },
+    "node.unlock": async (a: { node: string }, cmd) => {
+      const r = await d.aggregates.execute("lock", a.node, lockDecider, { type: "UnlockNode", node: a.node, by: cmd.actor.id }, meta(cmd));
+      return isDomainError(r) ? r : { node: a.node, locked: false };
+    },
+  };
+}

@@ -1,0 +1,170 @@
+// Signed updates end to end, as real processes: membershipd (embedded nats-server, operator mode,
+// TLS), an enrolled `unibus-agent run` whose service runs from its release slot, and the CLI:
+// `release publish` (key from a 0600 minisign -W file) uploads and publishes, `release list`
+// shows it, `rollout start --all` updates the node (object-store download over the node's own
+// credentials, verify, A/B switch, the service restarted on the new slot, probe, commit), and
+// `rollout status` shows the node's version, slot, state and attempts; a bad release rolls back.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { nodeCommandSubject } from "../schemas/mod.ts";
+import { connectNats, readCredsFile } from "../services/bus/mod.ts";
+import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { buildCommand, sendCommand } from "../services/cli/request.ts";
+import { ROOT, runAgent, runCli, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
+import { cleanupMembershipd, sleep, startFreshMembershipd, waitUntil } from "./process-tools.ts";
+
+const NODE = "upd-1";
+
+function startAgentDaemon(dir: string, releases: string): { proc: ChildProcess; out(): string; exited: Promise<number | null> } {
+  const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "run"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UNIBUS_RELEASES_DIR: releases } });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  return { proc, out: () => out, exited: new Promise((r) => proc.once("exit", (c) => r(c))) };
+}
+
+/** A release directory: the service prints the slot's VERSION; its health step checks the install ran. */
+function releaseDir(root: string, version: string, healthExit = 0, installSleep = 0): string {
+  const dir = join(root, `web-${version}`);
+  mkdirSync(join(dir, "bin"), { recursive: true });
+  writeFileSync(join(dir, "VERSION"), version);
+  writeFileSync(join(dir, "install.sh"), `#!/bin/sh\nsleep ${installSleep}\necho ok > installed\n`, { mode: 0o755 });
+  writeFileSync(join(dir, "health.sh"), `#!/bin/sh\ntest -f installed && exit ${healthExit}\nexit 2\n`, { mode: 0o755 });
+  writeFileSync(join(dir, "unibus-release.json"), JSON.stringify({
+    name: "web", install: { command: ["./install.sh"] }, health: { command: ["./health.sh"], deadline_ms: 400, interval_ms: 100 }, services: ["web"],
+  }));
+  return dir;
+}
+
+describe("signed updates, end to end", { timeout: 240_000 }, () => {
+  let md: MembershipdHandle | undefined;
+  let admin: { nc: NatsConnection; signer: Signer } | undefined;
+  let agent: ReturnType<typeof startAgentDaemon> | undefined;
+  const dir = tempDir("unibus-upd-agent-");
+  const work = tempDir("unibus-upd-work-");
+  // Where the slots live: readable by the service's own UID (the data dir is 0700).
+  const releases = tempDir("unibus-upd-releases-");
+  chmodSync(releases, 0o755);
+  const cli = (args: string[]) => runCli(["--json", ...args], { dataDir: md!.dataDir });
+  const ask = async (action: string, args: Record<string, unknown> = {}) =>
+    await sendCommand(admin!.nc, nodeCommandSubject(NODE, action as any), buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }), 5000);
+
+  before(async () => {
+    md = await startFreshMembershipd();
+    const creds = readCredsFile(join(md.dataDir, "admin.creds"));
+    const nc = await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) });
+    admin = { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
+    const invite = await cli(["node", "invite"]);
+    assert.equal(invite.code, 0, invite.stderr);
+    const joined = await runAgent(["--data-dir", dir, "--name", NODE, "--label", "role=web", "join", "--token", "-"], JSON.parse(invite.stdout).token);
+    assert.equal(joined.code, 0, joined.stderr);
+    // The release signing key, made by minisign without a password (-W), 0600; its public half goes to the agent.
+    execFileSync("minisign", ["-G", "-W", "-p", join(work, "release.pub"), "-s", join(work, "release.key")], { stdio: "ignore" });
+    chmodSync(join(work, "release.key"), 0o600);
+    writeFileSync(join(dir, "release-keys.pub"), readFileSync(join(work, "release.pub")), { mode: 0o644 });
+    mkdirSync(join(dir, "services"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, "services", "web.json"), JSON.stringify({
+      name: "web", command: "/bin/sh", args: ["-c", `while true; do cat ${join(releases, "web", "current", "VERSION")} 2>/dev/null; echo; sleep 0.3; done`],
+      restart: { policy: "always", backoff_ms: 100 }, health_check: { command: "/bin/true" }, sandbox: { profile: "none" }, stop_grace_ms: 1000,
+    }));
+    agent = startAgentDaemon(dir, releases);
+    await waitUntil("the agent to answer status", async () => (await ask("status").catch(() => null))?.ok === true, 60_000, 200);
+  });
+
+  after(async () => {
+    if (agent && agent.proc.exitCode === null) {
+      agent.proc.kill("SIGTERM");
+      await Promise.race([agent.exited, sleep(10_000)]);
+      agent.proc.kill("SIGKILL");
+    }
+    await admin?.nc.close();
+    await cleanupMembershipd(md);
+  });
+
+  test("release publish signs with a key from a 0600 file and uploads; release list shows it; a readable key file is refused", async () => {
+    const pub = await cli(["release", "publish", releaseDir(work, "1.0.0"), "--version", "1.0.0", "--key", join(work, "release.key"), "--notes", "first"]);
+    assert.equal(pub.code, 0, pub.stdout + pub.stderr);
+    assert.equal(JSON.parse(pub.stdout).published, true);
+    const list = await cli(["release", "list"]);
+    assert.equal(list.code, 0, list.stderr);
+    const items = JSON.parse(list.stdout).items;
+    assert.deepEqual(items.map((i: any) => `${i.name} ${i.version}`), ["web 1.0.0"]);
+    chmodSync(join(work, "release.key"), 0o644);
+    const loose = await runCli(["release", "publish", releaseDir(work, "1.0.1"), "--version", "1.0.1", "--key", join(work, "release.key")], { dataDir: md!.dataDir });
+    chmodSync(join(work, "release.key"), 0o600);
+    assert.notEqual(loose.code, 0);
+    assert.match(loose.stderr, /readable by others.*\[E_SECRET_PERMS\]/);
+  });
+
+  test("rollout start --all: the node downloads, verifies, switches, restarts its service on the new slot and commits", async () => {
+    const started = await cli(["rollout", "start", "web", "1.0.0", "--all", "--canary", "1"]);
+    assert.equal(started.code, 0, started.stdout + started.stderr);
+    const id = JSON.parse(started.stdout).rollout;
+    let status: any;
+    await waitUntil("the rollout to complete", async () => {
+      const r = await cli(["rollout", "status", id]);
+      status = r.code === 0 ? JSON.parse(r.stdout) : null;
+      return status?.state === "completed" && status.nodes[0]?.state === "committed";
+    }, 60_000, 300).catch(() => assert.fail(`rollout status: ${JSON.stringify(status)}\nagent:\n${agent!.out().slice(-3000)}`));
+    const n = status.nodes[0];
+    assert.equal(n.node, NODE);
+    assert.equal(n.version, "1.0.0");
+    assert.equal(n.slot, "A");
+    assert.equal(n.attempts, 1);
+    assert.equal(readlinkSync(join(releases, "web", "current")), "slots/A");
+    const logs = await ask("logs", { service: "web", lines: 3 });
+    assert.ok(logs.ok && (logs.result as any).lines.some((l: any) => l.line === "1.0.0"), JSON.stringify(logs));
+  });
+
+  test("a release whose health check fails rolls back after three tries; the service runs the good slot again", async () => {
+    const pub = await cli(["release", "publish", releaseDir(work, "2.0.0", 1), "--version", "2.0.0", "--key", join(work, "release.key")]);
+    assert.equal(pub.code, 0, pub.stdout + pub.stderr);
+    const up = await runCli(["node", "update", NODE, "web", "2.0.0"], { dataDir: md!.dataDir });
+    assert.equal(up.code, 1);
+    assert.match(up.stderr, /rolled back to 1\.0\.0.*\[E_UPDATE_ROLLED_BACK\]/);
+    assert.equal(readlinkSync(join(releases, "web", "current")), "slots/A");
+    await waitUntil("the rollback in the event stream", async () => {
+      const ev = await cli(["events", "tail", "--lines", "40"]);
+      return /UpdateRolledBack/.test(ev.stdout);
+    }, 15_000, 300);
+    const ev = (await cli(["events", "tail", "--lines", "40"])).stdout;
+    assert.equal((ev.match(/UpdateProbeFailed/g) ?? []).length, 3, ev);
+  });
+
+  test("membershipd restarted mid-rollout (its nats-server with it) resumes the rollout; the node installs once", async () => {
+    const pub = await cli(["release", "publish", releaseDir(work, "3.0.0", 0, 8), "--version", "3.0.0", "--key", join(work, "release.key")]);
+    assert.equal(pub.code, 0, pub.stdout + pub.stderr);
+    const started = await cli(["rollout", "start", "web", "3.0.0", "--selector", "role=web"]);
+    assert.equal(started.code, 0, started.stdout + started.stderr);
+    const id = JSON.parse(started.stdout).rollout;
+    // Polled over the test's own connection (a CLI process per poll is slow on a busy machine).
+    const rolloutStatus = async () => {
+      const r = await sendCommand(admin!.nc, "unibus.cmd.membership.rollout.status", buildCommand(admin!.signer, "admin", "rollout.status", { rollout: id }), 5000);
+      return r.ok ? (r.result as any) : null;
+    };
+    await waitUntil("the node to be sent the update", async () => (await rolloutStatus())?.nodes[0]?.rollout_state === "updating", 20_000, 50);
+    // The install step sleeps 8 s: membershipd goes away while the node is installing.
+    const ports = { natsPort: md!.natsPort, httpPort: md!.httpPort };
+    assert.equal(await md!.stop(), 0);
+    await admin!.nc.close().catch(() => {});
+    md = await startMembershipd({ dataDir: md!.dataDir, ...ports });
+    const creds = readCredsFile(join(md.dataDir, "admin.creds"));
+    admin = { ...admin!, nc: await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) }) };
+    let status: any;
+    await waitUntil("the resumed rollout to complete", async () => {
+      const r = await cli(["rollout", "status", id]);
+      status = r.code === 0 ? JSON.parse(r.stdout) : null;
+      return status?.state === "completed" && status.nodes[0]?.version === "3.0.0";
+    }, 90_000, 500).catch(() => assert.fail(`rollout status: ${JSON.stringify(status)}\nagent:\n${agent!.out().slice(-3000)}\nmembershipd:\n${md!.output().slice(-2000)}`));
+    assert.equal(status.nodes[0].rollout_state, "committed");
+    assert.equal(status.nodes[0].slot, "B");
+    // Three updates so far (1.0.0, the rolled-back 2.0.0, 3.0.0): 3.0.0 was installed once, the resent update answered already-active.
+    assert.equal(status.nodes[0].attempts, 3);
+    // The first membershipd was stopped 8 s before the install could end, so only the restarted one can have recorded the outcome.
+    assert.equal(readFileSync(join(releases, "web", "current", "VERSION"), "utf8"), "3.0.0");
+  });
+});

@@ -1,0 +1,143 @@
+// Rollouts against a real nats-server: the control plane (command pipeline, projector, rollout
+// driver) and simulated nodes running the real command endpoint and Updater (test/sim-agents.ts).
+// A failing canary stops the rollout before the first batch; a locked node is skipped unless
+// forced; a control plane stopped mid-rollout and started again resumes it to the end; status
+// shows per node its version, slot, state and attempts.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { Objm } from "@nats-io/obj";
+import type { Reply } from "../schemas/mod.ts";
+import { releaseObjectName, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { readEventMessages } from "../services/bus/mod.ts";
+import { startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
+import { buildCommand, sendCommand } from "../services/cli/request.ts";
+import { makeTar, manifestFor, sign } from "./release-helpers.ts";
+import { enrollNodes, newReleaseKey, startSimNodes, stopSimNodes, type SimNode } from "./sim-agents.ts";
+import { startPlane, tempDir, type PlaneHandle } from "./harness.ts";
+import { waitUntil } from "./process-tools.ts";
+
+const releaseKey = newReleaseKey();
+const DRIVER = { retryMs: 200, scanMs: 300, updateTimeoutMs: 20_000 };
+
+let h: PlaneHandle;
+let plane: ControlPlane;
+let admin: Signer;
+const dir = tempDir("unibus-rollouts-");
+
+async function send(action: string, args: Record<string, unknown>): Promise<Reply> {
+  return await sendCommand(h.nc, `unibus.cmd.membership.${action}`, buildCommand(admin, "admin", action, args), 15_000);
+}
+async function ok(action: string, args: Record<string, unknown>): Promise<any> {
+  const r = await send(action, args);
+  assert.ok(r.ok, `${action}: ${JSON.stringify(r)}`);
+  return r.result;
+}
+
+/** A release whose health check fails on the nodes named in `failOn` (it sees its slot's path) and whose install takes `installMs`. */
+async function publish(name: string, version: string, o: { failOn?: string[]; installMs?: number } = {}) {
+  const fail = (o.failOn ?? []).map((n) => `*/${n}/*) exit 1;;`).join(" ");
+  const tarball = makeTar([
+    { name: "install.sh", content: `#!/bin/sh\nsleep ${(o.installMs ?? 0) / 1000}\n`, mode: 0o755 },
+    { name: "health.sh", content: `#!/bin/sh\ncase "$UNIBUS_SLOT_DIR" in ${fail} *) exit 0;; esac\n`, mode: 0o755 },
+  ]);
+  await (await new Objm(h.nc).open("UNIBUS_releases")).putBlob({ name: releaseObjectName(manifestFor(name, version, tarball).sha256) }, tarball);
+  const manifest = manifestFor(name, version, tarball, {
+    install: { command: ["./install.sh"], timeout_ms: 10_000 }, health: { command: ["./health.sh"], timeout_ms: 2000, deadline_ms: 150, interval_ms: 50 }, services: [],
+  });
+  return await ok("release.publish", { manifest, signature: sign(manifest, releaseKey) });
+}
+
+const status = (rollout: string) => ok("rollout.status", { rollout });
+const attempted = (nodes: SimNode[], release: string) => nodes.filter((n) => n.events.some((e) => e.type === "UpdateAttempted" && e.data.release === release)).map((n) => n.node).sort();
+
+describe("rollouts", { timeout: 120_000 }, () => {
+  let nodes: SimNode[] = [];
+  const names = ["n-01", "n-02", "n-03", "n-04", "n-05"];
+
+  before(async () => {
+    h = await startPlane();
+    await h.plane.stop();
+    // The plane again, with the driver's timings shortened for the test.
+    plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "test", updates: DRIVER });
+    admin = signerFromSeed(readFileSync(join(h.dataDir, "admin.nk"), "utf8").trim());
+    const signers = await enrollNodes(plane.aggregates, names, (n) => ({ role: n === "n-05" ? "db" : "web" }));
+    nodes = await startSimNodes([h.nc], signers, { dir, admin: { id: "admin", key: admin.publicKey }, releaseKey, report: true });
+  });
+
+  after(async () => {
+    await stopSimNodes(nodes);
+    await plane.stop();
+    // startPlane's own stop closes the connection and the server (its plane was already stopped).
+    await h.nc.close();
+    await h.nats.stop();
+    rmSync(h.dataDir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a rollout with a failing canary stops before the first batch; abort ends it", async () => {
+    await publish("api", "1.0.0", { failOn: ["n-01"] });
+    const r = await ok("rollout.start", { name: "api", version: "1.0.0", selector: { role: "web" }, canary: 1, batch: 2, max_failures: 1 });
+    assert.equal(r.nodes, 4);
+    await waitUntil("the rollout to pause", async () => (await status(r.rollout)).state === "paused", 30_000, 100);
+    // The node's own report of its rollback reaches UNIBUS_node_releases on its own time (node.report).
+    await waitUntil("the canary's report of its rollback", async () => (await status(r.rollout)).nodes.find((n: any) => n.node === "n-01")?.state === "rolled-back", 15_000, 100);
+    const s = await status(r.rollout);
+    assert.match(s.reason, /canary failed/);
+    assert.equal(s.batches_started, 1);
+    const canary = s.nodes.find((n: any) => n.node === "n-01");
+    assert.equal(canary.rollout_state, "failed");
+    assert.equal(canary.code, "E_UPDATE_ROLLED_BACK");
+    assert.equal(canary.state, "rolled-back");
+    assert.equal(canary.attempts, 1);
+    assert.deepEqual(s.nodes.filter((n: any) => n.node !== "n-01").map((n: any) => n.rollout_state), ["pending", "pending", "pending"]);
+    // Nothing but the canary was ever sent the update, also a while later.
+    await new Promise((res) => setTimeout(res, 800));
+    assert.deepEqual(attempted(nodes, "api"), ["n-01"]);
+    await ok("rollout.abort", { rollout: r.rollout, reason: "bad canary" });
+    assert.equal((await status(r.rollout)).state, "aborted");
+    const again = await send("rollout.resume", { rollout: r.rollout });
+    assert.equal(!again.ok && again.error.code, "E_ROLLOUT_STATE");
+  });
+
+  test("a locked node is skipped unless the rollout is forced", async () => {
+    await publish("cache", "1.0.0");
+    await ok("node.lock", { node: "n-03", reason: "maintenance" });
+    const r = await ok("rollout.start", { name: "cache", version: "1.0.0", selector: { role: "web" }, canary: 1, batch: "50%", max_failures: 0 });
+    assert.deepEqual(r.skipped.map((s: any) => s.node), ["n-03"]);
+    await waitUntil("the rollout to complete", async () => (await status(r.rollout)).state === "completed", 30_000, 100);
+    assert.deepEqual(attempted(nodes, "cache"), ["n-01", "n-02", "n-04"]);
+    const forced = await ok("rollout.start", { name: "cache", version: "1.0.0", selector: { role: "web" }, force: true, canary: 0, batch: 10 });
+    assert.deepEqual(forced.skipped, []);
+    await waitUntil("the forced rollout to complete", async () => (await status(forced.rollout)).state === "completed", 30_000, 100);
+    assert.deepEqual(attempted(nodes, "cache"), ["n-01", "n-02", "n-03", "n-04"]);
+    await ok("node.unlock", { node: "n-03" });
+  });
+
+  test("the control plane stopped mid-rollout and started again resumes it: every node commits once", async () => {
+    await publish("web", "2.0.0", { installMs: 600 });
+    const r = await ok("rollout.start", { name: "web", version: "2.0.0", all: true, canary: 1, batch: 2, max_failures: 0 });
+    assert.equal(r.nodes, 5);
+    await waitUntil("the first batch after the canary", async () => (await status(r.rollout)).batches_started >= 2, 30_000, 50);
+    // membershipd goes away while batch 1 is in flight (its driver with it), and comes back.
+    await plane.stop();
+    plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "test", updates: DRIVER });
+    await waitUntil("the resumed rollout to complete", async () => (await status(r.rollout)).state === "completed", 60_000, 100);
+    const s = await status(r.rollout);
+    assert.deepEqual(s.nodes.map((n: any) => [n.node, n.rollout_state, n.batch]), [["n-01", "committed", 0], ["n-02", "committed", 1], ["n-03", "committed", 1], ["n-04", "committed", 2], ["n-05", "committed", 2]]);
+    await waitUntil("every node's report of its commit", async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "2.0.0"), 15_000, 100);
+    for (const n of (await status(r.rollout)).nodes) {
+      assert.equal(n.state, "committed");
+      assert.equal(n.slot, "A");
+      assert.equal(n.attempts, 1, `${n.node} was installed once (a resent update is answered already-active)`);
+    }
+    // Each batch started once, also across the restart.
+    const events: string[] = [];
+    for await (const m of readEventMessages(plane.js, plane.jsm)) {
+      const e = m.json<{ type: string; data: { rollout?: string; batch?: number } }>();
+      if (e.data.rollout === r.rollout && e.type === "RolloutBatchStarted") events.push(String(e.data.batch));
+    }
+    assert.deepEqual(events, ["0", "1", "2"]);
+  });
+});

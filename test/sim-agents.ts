@@ -1,0 +1,101 @@
+// Simulated nodes for rollout tests and the rollout bench, all in one process on a real
+// nats-server: each is enrolled in the fleet aggregate (with a key held here), answers its
+// command subjects with the real command endpoint (checks, record, trust) and runs the real
+// Updater (object-store download, size, SHA-256 and signature checks, tar reader, A/B slots,
+// health probe), and reports its events to membershipd as `node.report`, like an agent. Only the
+// services are not there: restarting and checking them is a no-op.
+import { createCurve } from "@nats-io/nkeys";
+import { Objm } from "@nats-io/obj";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { nodeActorId, Reply, type Actor } from "../schemas/mod.ts";
+import {
+  FLEET_ID, fleetDecider, isDomainError, newUserSeed, parseSigningKey, publicKeyOf, sha256Hex, signCommand, type MinisignSecretKey, type Signer, signerFromSeed,
+} from "../services/core/mod.ts";
+import type { AggregateStore } from "../services/bus/mod.ts";
+import { CommandRecord, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
+import { fakeOps } from "../services/agent/commands/testing.ts";
+import { readBounded, RELEASES_OBJECT_STORE, Updater, type TarLimits } from "../services/agent/update/mod.ts";
+
+export interface SimNode { node: string; signer: Signer; updater: Updater; svc: NodeCommandService; events: { type: string; data: Record<string, any> }[]; record: CommandRecord }
+
+/** Issues an invite and enrolls each node straight through the fleet decider (no JWTs: the plane runs without operator mode). */
+export async function enrollNodes(aggregates: AggregateStore, names: readonly string[], labels: (n: string) => Record<string, string>): Promise<Map<string, Signer>> {
+  const actor = { id: "test", key: signerFromSeed(newUserSeed()).publicKey };
+  const hash = sha256Hex(`invite-${Math.random()}`);
+  const inv = await aggregates.execute("fleet", FLEET_ID, fleetDecider, {
+    type: "IssueInvite", hash, expiresAt: new Date(Date.now() + 3600_000).toISOString(), uses: names.length, note: "sim", bootstrapKey: signerFromSeed(newUserSeed()).publicKey,
+  }, { actor, commandId: `inv-${hash.slice(0, 8)}` });
+  if (isDomainError(inv)) throw new Error(inv.message);
+  const out = new Map<string, Signer>();
+  for (const node of names) {
+    const signer = signerFromSeed(newUserSeed());
+    const r = await aggregates.execute("fleet", FLEET_ID, fleetDecider, {
+      type: "EnrollNode", node, signKey: signer.publicKey, kexKey: createCurve().getPublicKey(), labels: labels(node), inviteHash: hash, flow: "join", now: new Date().toISOString(), cidr: "10.0.0.0/16",
+    }, { actor, commandId: `enroll-${node}-${hash.slice(0, 8)}` });
+    if (isDomainError(r)) throw new Error(r.message);
+    out.set(node, signer);
+  }
+  return out;
+}
+
+export interface SimOptions {
+  dir: string;
+  admin: Actor;
+  releaseKey: MinisignSecretKey;
+  /** Report events to membershipd (node.report), as an agent does. */
+  report?: boolean;
+  limits?: TarLimits;
+  log?: (line: string) => void;
+}
+
+export async function startSimNodes(conns: readonly NatsConnection[], signers: Map<string, Signer>, o: SimOptions): Promise<SimNode[]> {
+  const out: SimNode[] = [];
+  let i = 0;
+  for (const [node, signer] of signers) {
+    const nc = conns[i++ % conns.length]!;
+    const store = await new Objm(nc).open(RELEASES_OBJECT_STORE);
+    const events: SimNode["events"] = [];
+    let seq = 0;
+    let chain: Promise<unknown> = Promise.resolve();
+    const report = (type: string, data: Record<string, unknown>) => {
+      const e = { type, data: { node, ...data, seq: ++seq, at: new Date().toISOString() } };
+      events.push(e);
+      if (!o.report) return;
+      // Like the agent's journal: sent again until membershipd takes it (it may be restarting).
+      chain = chain.then(async () => {
+        for (let attempt = 0; attempt < 100; attempt++) {
+          try {
+            const cmd = signCommand({ action: "node.report", args: { node, events: [e] }, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
+            const r = Reply.parse((await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 5_000 })).json());
+            if (r.ok) return;
+            o.log?.(`${node}: node.report refused: ${r.error.code} ${r.error.message}`);
+          } catch (err) {
+            o.log?.(`${node}: node.report failed: ${(err as Error).message}`);
+          }
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      });
+    };
+    const updater = new Updater({
+      dir: join(o.dir, node, "releases"), agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(o.releaseKey)], fetch: (obj, max) => readBounded(store, obj, max),
+      restartServices: async () => null, checkServices: async () => null, report, log: o.log ?? (() => {}), ...(o.limits ? { limits: o.limits } : {}),
+    });
+    const trust = new TrustList(join(o.dir, `${node}.trust.json`), async () => ({ admins: [o.admin], at: new Date().toISOString() }));
+    await trust.refresh();
+    const record = new CommandRecord(join(o.dir, `${node}.commands.jsonl`));
+    const ops = { ...fakeOps(node), update: (attempt: string, manifest: unknown, signature: string | null) => updater.update(attempt, manifest, signature) };
+    const svc = await startNodeCommandService(nc, { node, version: "0.1.0", ops, trust, record, onEvent: (type, data) => report(type, data as Record<string, unknown>) });
+    out.push({ node, signer, updater, svc, events, record });
+  }
+  return out;
+}
+
+export async function stopSimNodes(nodes: readonly SimNode[]): Promise<void> {
+  for (const n of nodes) {
+    await n.svc.stop();
+    n.record.close();
+  }
+}
+
+export const newReleaseKey = () => parseSigningKey(new TextDecoder().decode(newUserSeed())) as MinisignSecretKey;
