@@ -48,6 +48,7 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
   let start = o.start;
   let nextSeq = start.deliver_policy === DeliverPolicy.StartSequence ? start.opt_start_seq ?? 1 : 1;
   let reopenSince = 0;
+  let emptySince = 0;
   while (until === undefined || until >= nextSeq) {
     if (o.signal?.aborted) return;
     let consumer: Consumer;
@@ -60,11 +61,19 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       await sleep(REOPEN_RETRY_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
       continue;
     }
-    // A bounded read that the server says has nothing left would wait forever for messages its
-    // copy of the stream does not hold (seen: a replica nats-server 2.9 left without its head).
+    // A bounded read whose consumer has nothing pending would wait forever for messages that are
+    // there. Seen with nats-server 2.9: right after a full-cluster restart a new consumer reports
+    // 0 pending and delivers nothing, though every copy holds them (a later one delivers), and a
+    // copy left without its head does the same for good. So: open again for a while, then fail.
     if (until !== undefined && (await consumer.info(true)).num_pending === 0) {
       if (o.whenNothingPending === "end") return;
-      throw new Error(`${stream} holds nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""}: its leader's copy lacks messages it acknowledged`);
+      void consumer.delete().catch(() => {});
+      emptySince ||= Date.now();
+      if (Date.now() - emptySince > REOPEN_BUDGET_MS) {
+        throw new Error(`${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${REOPEN_BUDGET_MS / 1000} s: its leader's copy lacks messages it acknowledged`);
+      }
+      await sleep(REOPEN_RETRY_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
+      continue;
     }
     const messages = await consumer.consume({ max_messages: o.maxMessages });
     let reconnected = false;
