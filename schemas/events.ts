@@ -3,6 +3,7 @@ import { z } from "zod";
 import { Actor, CommandEnvelope } from "./envelopes.ts";
 import { CurvePublicKey, IsoTime, MemberRole, NodePublicKey, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
+import { Commitment, Epoch, MAX_GUARDIANS } from "./vault.ts";
 
 const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
 /**
@@ -78,6 +79,19 @@ export const EventDataSchemas = {
     MemberRemoved: z.object({ room: Slug, user: Slug, removed_by: Slug }).strict()
       .describe("A user leaves a room (or is removed)."),
   },
+  vault: {
+    SharesDistributed: z.object({
+      owner: Slug, guardians: z.array(Slug).min(2).max(MAX_GUARDIANS), k: z.number().int().min(2).max(MAX_GUARDIANS), n: z.number().int().min(2).max(MAX_GUARDIANS), epoch: Epoch, commitment: Commitment,
+    }).strict().describe("The owner's data key is split into N shares (K rebuild it), one sealed to each guardian, for this epoch; older epochs are void. Never the shares' contents: those are sealed in UNIBUS_shares."),
+    GenesisHandover: z.object({ owner: Slug, guardians: z.array(Slug).min(2).max(MAX_GUARDIANS), epoch: Epoch }).strict()
+      .describe("The owner's key, kept under an operator key until the fleet had five nodes, is now held by its peers; the operator-encrypted copy is deleted."),
+  },
+  share: {
+    ShareReleased: z.object({ owner: Slug, guardian: Slug, epoch: Epoch, request: z.string().max(64) }).strict()
+      .describe("membershipd handed a guardian its sealed share for the owner's signed request (its id); the guardian re-seals it to the request's ephemeral key."),
+    ShareMismatch: z.object({ owner: Slug, guardian: Slug, epoch: Epoch }).strict()
+      .describe("The owner rebuilt its key without this guardian's share, which did not fit the key's commitment."),
+  },
 } as const;
 
 export type AggregateKind = keyof typeof EventDataSchemas;
@@ -94,7 +108,9 @@ export type MemberEvent = DataOf<"member">;
 export type IdentityEvent = DataOf<"identity">;
 export type FleetEvent = DataOf<"fleet">;
 export type NodeEvent = DataOf<"node">;
-export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent;
+export type VaultEvent = DataOf<"vault">;
+export type ShareEvent = DataOf<"share">;
+export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent | VaultEvent | ShareEvent;
 export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();

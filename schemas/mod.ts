@@ -6,3 +6,4 @@ export * from "./records.ts";
 export * from "./enrollment.ts";
 export * from "./service-config.ts";
 export * from "./node-agent.ts";
+export * from "./vault.ts";

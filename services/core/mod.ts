@@ -19,3 +19,4 @@ export * from "./permissions.ts";
 export * from "./enroll-code.ts";
 export * from "./revocations.ts";
 export * from "./since.ts";
+export * from "./vault/mod.ts";
