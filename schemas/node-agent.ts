@@ -7,6 +7,7 @@ import { Actor } from "./envelopes.ts";
 import { EventDataSchemas } from "./events.ts";
 import { IsoTime, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
+import { VaultInfo } from "./vault.ts";
 
 const Node = { node: Slug };
 const OneService = z.object({ ...Node, service: ServiceName }).strict();
@@ -78,6 +79,8 @@ export const AgentInfo = z.object({
   reports_pending: z.number().int().min(0),
   reports_dropped: z.number().int().min(0),
   logs_dropped: z.number().int().min(0),
+  /** The node's vault (its data key split among its peers): off, locked, waiting-for-peers, unlocked. */
+  vault: VaultInfo.optional(),
 }).strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
 

@@ -8,7 +8,7 @@ export * from "./users.ts";
 export * from "./rooms.ts";
 export * from "./members.ts";
 export * from "./projections.ts";
-export { roleAllows, isReadAction, NODE_ACTIONS } from "./roles.ts";
+export { roleAllows, isReadAction, NODE_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
 export * from "./audit.ts";
 export * from "./blind.ts";
 export * from "./fleet.ts";

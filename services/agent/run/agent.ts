@@ -16,6 +16,7 @@ import { ReportJournal, Reporter } from "../reports/mod.ts";
 import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
+import { OwnerVault, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
 import { reportOf } from "./node-events.ts";
 
 export const AGENT_VERSION = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version as string;
@@ -34,6 +35,21 @@ export interface AgentOptions {
   log: (line: string) => void;
   /** Test hook: the supervisor's tools (bwrap, setpriv, prlimit paths). */
   tools?: Partial<Tools>;
+  vault?: AgentVaultOptions;
+}
+
+/** Vault mode: this node's data key split among its peers (services/agent/vault). */
+export interface AgentVaultOptions {
+  /** Make a vault (a new key, shares to the peers) when the data dir has none yet. */
+  create?: boolean;
+  initialSecrets?: Secrets;
+  backoffUnitMs?: number;
+  checkIntervalMs?: number;
+  threshold?: number | null;
+  minGuardians?: number;
+  rateLimit?: RateLimit;
+  /** Test hook: this node, as a guardian, alters the shares it releases. */
+  tamper?: (share: Uint8Array) => void;
 }
 
 export interface RunningAgent {
@@ -42,6 +58,8 @@ export interface RunningAgent {
   done: Promise<number>;
   stop(): Promise<void>;
   supervisor: Supervisor;
+  /** The owner's side of the vault (state "off" unless vault mode). */
+  vault: OwnerVault;
 }
 
 /** Signs `action` as this node and asks membershipd; a timeout or no responders rejects. */
@@ -110,11 +128,26 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const done = new Promise<number>((r) => (finish = r));
   let stopping: Promise<void> | null = null;
 
+  const ask = (action: string, args: Record<string, unknown>) => {
+    if (!nc) return Promise.reject(new Error("not connected"));
+    return askMembershipd(nc, node, signer, action, args);
+  };
+  const vault = new OwnerVault({
+    node, dir: o.store.dir, signer, ask, log: o.log,
+    request: async (subject, payload, timeout) => {
+      if (!nc) throw new Error("not connected");
+      return (await nc.request(subject, payload, { timeout })).json();
+    },
+    ...(o.vault ?? {}),
+  });
+  let guardian: Guardian | null = null;
+
   const info = (): AgentInfo => {
     const p = supervisor.posture();
     return {
       version: AGENT_VERSION, started_at: startedAt, sandbox: p.sandbox, identity: p.identity, bwrap_version: p.bwrap_version, sandbox_problem: p.reason,
       reports_pending: journal.pendingCount, reports_dropped: journal.dropped, logs_dropped: shipper.stats().dropped,
+      vault: vault.info(),
     };
   };
   const ops: NodeOps = {
@@ -153,6 +186,12 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     shipper.setConnection(nc);
     reporter.setSender((events) => askMembershipd(nc!, node, signer, "node.report", { node, events }));
     trust.watch(nc);
+    // Every node guards its peers' shares; a vault-mode node also unlocks its own key.
+    guardian = startGuardian(nc, {
+      node, kexSeed: () => o.store.kexSeed(), ask, log: o.log,
+      ...(o.vault?.rateLimit ? { rateLimit: o.vault.rateLimit } : {}), tamper: (share) => o.vault?.tamper?.(share),
+    });
+    vault.start(o.vault?.create ?? false);
     void trust.refresh().catch((err) => o.log(`trust: could not fetch the admins (${(err as Error).message}); using the last known list`));
     commands = await startNodeCommandService(nc, {
       node, version: AGENT_VERSION, ops, trust, record,
@@ -183,6 +222,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   async function shutdown(leaving: boolean): Promise<void> {
     stopping ??= (async () => {
       await supervisor.stopAll();
+      await vault.stop();
+      if (guardian) await atMost(2000, guardian.stop());
       // Each NATS step is bounded: with the connection gone (`leave` revokes this node's
       // credentials, and the server cuts it) a drain waits for a reconnect that never comes.
       if (commands && !(await atMost(3000, commands.stop()))) o.log("stopping the command service timed out");
@@ -208,5 +249,5 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   }
 
   void connected;
-  return { node, done, supervisor, stop: () => shutdown(false) };
+  return { node, done, supervisor, vault, stop: () => shutdown(false) };
 }
