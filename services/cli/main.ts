@@ -14,6 +14,7 @@ import { DRY_RUN, printDryRun } from "./dry-run.ts";
 import { nodeVerb } from "./node.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
+import { vaultStatus } from "./vault.ts";
 
 export const usage = `usage: unibus [global flags] <verb> [args]
 
@@ -47,6 +48,7 @@ verbs:
   audit replay                         rebuild every projection from the stream, diff against KV
   audit verify [--trust KEY]…          check every signature and every aggregate's hash chain
   req <subject> <json-args>            send a signed command with these args, print the reply
+  vault status                         each vault-mode node: K, N, epoch, guardians active and reachable, unlock state
 
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
@@ -164,6 +166,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
+    case "vault status": return vaultStatus(o, send, connection, f.timeout === undefined ? 2000 : o.timeoutMs);
     case "req": {
       const [subject, json] = [verb, ...rest];
       if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");
