@@ -17,7 +17,7 @@ import { connectNats, eventSubject, lastEventOf, readEventMessages, SHARES_BUCKE
 import { blindToken, ephemeralPair, inboxPrefix, storageKey, signCommand, toBase64Url, decryptWith, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
-import { startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
+import { runCli, startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
 import { waitUntil } from "./process-tools.ts";
 
 const OWNER = "vault-owner";
@@ -185,6 +185,18 @@ describe("vault", { timeout: 180_000 }, () => {
     await unlocked(a);
     assert.equal(a.vault.secrets()?.db_password, SECRET);
     assert.equal(a.vault.info().epoch, 2);
+  });
+
+  test("unibus vault status shows K, N, epoch, guardians and the owner's unlock state (table and --json)", async () => {
+    const flags = ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds")];
+    const json = await runCli([...flags, "--json", "vault", "status"]);
+    assert.equal(json.code, 0, json.stderr);
+    const [row] = JSON.parse(json.stdout).items;
+    assert.deepEqual([row.owner, row.k, row.n, row.epoch, row.active_guardians, row.unlock, row.reachable, row.mismatches], [OWNER, 3, 3, 2, 3, "unlocked", 3, 1]); // guard-2's mismatch, reported earlier
+    const human = await runCli([...flags, "vault", "status"]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /NODE\s+K\s+N\s+EPOCH\s+GUARDIANS\s+REACHABLE\s+UNLOCK/);
+    assert.match(human.stdout, new RegExp(`${OWNER}\\s+3\\s+3\\s+2\\s+3/3 active\\s+3/3\\s+unlocked`));
   });
 
   test("the at-rest store of a vault-mode node is unreadable without its peers", async () => {
