@@ -12,8 +12,9 @@ import * as projectionLag from "./projection-lag.ts";
 import * as replay from "./replay.ts";
 import * as enroll from "./enroll.ts";
 import * as agent from "./agent.ts";
+import * as unlock from "./unlock.ts";
 
-const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll, agent };
+const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll, agent, unlock };
 
 function machine() {
   let nats = "unknown";
