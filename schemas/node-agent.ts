@@ -7,7 +7,7 @@ import { Actor } from "./envelopes.ts";
 import { EventDataSchemas } from "./events.ts";
 import { IsoTime, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
-import { VaultInfo } from "./vault.ts";
+import { SealedBlob, VaultInfo } from "./vault.ts";
 
 const Node = { node: Slug };
 const OneService = z.object({ ...Node, service: ServiceName }).strict();
@@ -22,6 +22,8 @@ export const NodeActionArgs = {
   "exec-check": OneService,
   /** Stops every service, reports, forgets the enrollment and ends `unibus-agent run`. */
   leave: z.object(Node).strict(),
+  /** Genesis: the operator hands a vault-mode node its data key, sealed to the node's X25519 key. */
+  unlock: z.object({ ...Node, sealed: SealedBlob }).strict(),
 } as const;
 
 export type NodeAction = keyof typeof NodeActionArgs;

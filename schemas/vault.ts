@@ -87,5 +87,9 @@ export const VaultInfo = z.object({
   next_retry_ms: z.number().int().min(0).nullable(),
   mismatches: z.array(Slug),
   problem: z.string().nullable(),
+  /** Genesis: the data key sealed to the operator's X25519 key, for `unibus node unlock --genesis`. */
+  genesis_sealed: SealedBlob.nullable().optional(),
+  /** Genesis: the one-boot X25519 key the operator seals the key back to (never on disk, so a recorded unlock command is useless later). */
+  genesis_ephemeral: EphemeralKey.nullable().optional(),
 }).strict();
 export type VaultInfo = z.infer<typeof VaultInfo>;

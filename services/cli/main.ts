@@ -14,7 +14,7 @@ import { DRY_RUN, printDryRun } from "./dry-run.ts";
 import { nodeVerb } from "./node.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
-import { vaultStatus } from "./vault.ts";
+import { nodeUnlock, vaultStatus } from "./vault.ts";
 
 export const usage = `usage: unibus [global flags] <verb> [args]
 
@@ -49,6 +49,8 @@ verbs:
   audit verify [--trust KEY]…          check every signature and every aggregate's hash chain
   req <subject> <json-args>            send a signed command with these args, print the reply
   vault status                         each vault-mode node: K, N, epoch, guardians active and reachable, unlock state
+  node unlock --genesis <node> --kex-seed FILE
+                                       unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed
 
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
@@ -73,6 +75,7 @@ const globalOptions = {
   creds: { type: "string" }, ca: { type: "string" }, reason: { type: "string" }, expiry: { type: "string" }, uses: { type: "string" },
   note: { type: "string" }, code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" },
   service: { type: "string" }, concurrency: { type: "string" }, all: { type: "boolean" },
+  genesis: { type: "boolean" }, "kex-seed": { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -167,6 +170,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
     case "vault status": return vaultStatus(o, send, connection, f.timeout === undefined ? 2000 : o.timeoutMs);
+    case "node unlock": return nodeUnlock(rest, f, o, connection);
     case "req": {
       const [subject, json] = [verb, ...rest];
       if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");

@@ -111,6 +111,7 @@ async function dispatch(checked: CheckedCommand, ops: NodeOps): Promise<OpResult
       return ops.logs(since === undefined ? { service, lines } : { service, lines, since });
     }
     case "leave": return { ok: true, result: await ops.leave() };
+    case "unlock": return ops.unlock ? ops.unlock(checked.args.sealed) : { ok: false, error: { code: "E_UNSUPPORTED", message: "this agent has no vault to unlock" } };
   }
 }
 

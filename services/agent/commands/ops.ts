@@ -27,4 +27,6 @@ export interface NodeOps {
   execCheck(service: string): Promise<OpResult<HealthResult>>;
   /** Stops every service; the daemon ends itself after the reply is out. */
   leave(): Promise<LeaveResult>;
+  /** Genesis: opens the data key the operator sealed to this node and unlocks the vault with it. */
+  unlock?(sealed: string): Promise<OpResult<unknown>>;
 }

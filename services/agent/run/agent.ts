@@ -48,6 +48,8 @@ export interface AgentVaultOptions {
   threshold?: number | null;
   minGuardians?: number;
   rateLimit?: RateLimit;
+  /** The operator's X25519 (curve nkey) public key: a vault made while the fleet is under 5 nodes is kept under it (genesis). */
+  genesisKey?: string | null;
   /** Test hook: this node, as a guardian, alters the shares it releases. */
   tamper?: (share: Uint8Array) => void;
 }
@@ -164,6 +166,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       setTimeout(() => void shutdown(true), 50);
       return { node, stopped };
     },
+    unlock: (sealed) => vault.unlockGenesis(sealed),
   };
 
   const record = new CommandRecord(join(o.store.dir, "commands.jsonl"));

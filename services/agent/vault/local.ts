@@ -2,16 +2,20 @@
 // which reveal nothing of the key) and `secrets.enc`, its secret store encrypted under the data
 // key (XChaCha20-Poly1305, bound to the node's name). The data key itself is never written: it
 // exists only in memory, rebuilt from the guardians' shares, for as long as one use takes.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { Commitment, Slug } from "../../../schemas/mod.ts";
 import { decryptWith, encryptWith } from "../../core/mod.ts";
 import { replaceSecretFile } from "../../bus/mod.ts";
 
-export const VAULT_FILES = { vault: "vault.json", store: "secrets.enc" } as const;
+export const VAULT_FILES = { vault: "vault.json", store: "secrets.enc", genesis: "genesis.key" } as const;
 
-export const VaultFile = z.object({ v: z.literal(1), owner: Slug, commitment: Commitment, created_at: z.string() }).strict();
+/** `genesis`: the key is still kept under the operator's key (genesis.key), not yet by peers. */
+export const VaultFile = z.object({ v: z.literal(1), owner: Slug, commitment: Commitment, created_at: z.string(), genesis: z.boolean().default(false) }).strict();
+/** genesis.key: the data key sealed to the operator's X25519 (curve nkey) public key. */
+export const GenesisFile = z.object({ v: z.literal(1), operator: z.string(), sealed: z.string() }).strict();
+export type GenesisFile = z.infer<typeof GenesisFile>;
 export type VaultFile = z.infer<typeof VaultFile>;
 
 const StoreFile = z.object({ v: z.literal(1), nonce: z.string(), box: z.string() }).strict();
@@ -38,6 +42,18 @@ export class VaultDisk {
 
   write(file: VaultFile): void {
     replaceSecretFile(this.path("vault"), new TextEncoder().encode(JSON.stringify(VaultFile.parse(file), null, 2) + "\n"));
+  }
+
+  readGenesis(): GenesisFile {
+    return GenesisFile.parse(JSON.parse(readFileSync(this.path("genesis"), "utf8")));
+  }
+
+  writeGenesis(file: GenesisFile): void {
+    replaceSecretFile(this.path("genesis"), new TextEncoder().encode(JSON.stringify(GenesisFile.parse(file)) + "\n"));
+  }
+
+  deleteGenesis(): void {
+    rmSync(this.path("genesis"), { force: true });
   }
 
   async writeStore(key: Uint8Array, owner: string, secrets: Secrets): Promise<void> {

@@ -6,12 +6,20 @@
 // round again, forever, jittered). Once unlocked it checks every `checkIntervalMs` whether its
 // guardians are still all active and K still fits N, and if not rebuilds the key once more and
 // redistributes it under the next epoch (a reshare: same key, fresh polynomial).
+//
+// Genesis: while the fleet has fewer than 5 nodes there are too few peers to hold the key, so with
+// an operator key (`genesisKey`, an X25519 curve nkey) a new vault keeps its key sealed to the
+// operator in genesis.key instead. At boot such a node is "genesis-locked" until the operator runs
+// `unibus node unlock --genesis <node>`, which opens the key and sends it back (the signed `unlock`
+// command) sealed to a one-boot ephemeral key this node shows in its status and never writes down. From then on it keeps the key in memory (the one exception to
+// "zeroed after use": nobody else could give it back) until the fifth node is there, distributes it
+// with GenesisHandover, deletes genesis.key and zeroes it; from then on it unlocks from its peers.
 import { randomInt } from "node:crypto";
 import {
   PlanResult, Reply, SHARE_ACTION, ShareReleaseResult, nodeActorId, vaultShareSubject, type Commitment, type PlanResult as Plan, type VaultInfo,
 } from "../../../schemas/mod.ts";
 import {
-  commitTo, curvePublicRaw, ephemeralPair, newDataKey, openSealed, rebuild, sealTo, signCommand, splitKey, thresholdFor, toBase64Url, zeroShares,
+  commitTo, curvePublicRaw, ephemeralPair, fitsCommitment, newDataKey, openSealed, rebuild, sealTo, signCommand, splitKey, thresholdFor, toBase64Url, zeroShares,
   type Share, type Signer,
 } from "../../core/mod.ts";
 import { VaultDisk, type Secrets } from "./local.ts";
@@ -42,6 +50,8 @@ export interface OwnerVaultOptions {
   guardianTimeoutMs?: number;
   /** What a new vault's secret store starts with. */
   initialSecrets?: Secrets;
+  /** The operator's X25519 (curve nkey, X…) public key: allows a genesis vault while the fleet is too small. */
+  genesisKey?: string | null;
 }
 
 export interface Attempt { reachable: number; asked: number; bad: string[] }
@@ -64,6 +74,10 @@ export class OwnerVault {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private checking: Promise<boolean> | null = null;
+  /** Genesis only: the key, held until the handover. */
+  private heldKey: Uint8Array | null = null;
+  private genesisUnlocked: (() => void) | null = null;
+  private genesisEph: Awaited<ReturnType<typeof ephemeralPair>> | null = null;
 
   constructor(private readonly o: OwnerVaultOptions) {
     this.disk = new VaultDisk(o.dir);
@@ -92,6 +106,8 @@ export class OwnerVault {
     await this.loop?.catch(() => {});
     await this.checking?.catch(() => {});
     this.unlockedSecrets = null;
+    this.heldKey?.fill(0);
+    this.heldKey = null;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -106,8 +122,10 @@ export class OwnerVault {
     while (!this.stopped) {
       this.status = { ...this.status, state: "unlocking", attempts: this.status.attempts + 1, next_retry_ms: null };
       try {
-        if (this.disk.exists()) await this.unlockAtBoot();
+        if (this.disk.exists() && this.disk.read().genesis) await this.genesisBoot();
+        else if (this.disk.exists()) await this.unlockAtBoot();
         else await this.create();
+        if (this.stopped) return;
         this.status = { ...this.status, state: "unlocked", problem: null };
         break;
       } catch (err) {
@@ -131,23 +149,91 @@ export class OwnerVault {
     return PlanResult.parse(r.result);
   }
 
+  private minPeers(): number {
+    return Math.max(2, this.o.minGuardians ?? 4);
+  }
+
   /** A first vault: a new key, the secret store under it, shares to every active peer, vault.json. */
   private async create(): Promise<void> {
     const plan = await this.plan();
-    const min = this.o.minGuardians ?? 4;
-    if (plan.peers.length < Math.max(2, min)) throw new VaultError("E_TOO_FEW_PEERS", `${plan.peers.length} peers can guard this node's key; it needs ${Math.max(2, min)}`);
+    const min = this.minPeers();
+    if (plan.peers.length < min && this.o.genesisKey && !plan.distribution) return await this.createGenesis();
+    if (plan.peers.length < min) throw new VaultError("E_TOO_FEW_PEERS", `${plan.peers.length} peers can guard this node's key; it needs ${min}`);
     if (plan.distribution) throw new VaultError("E_EPOCH", `membershipd already holds a distribution of ${this.o.node}'s key (epoch ${plan.distribution.epoch}) but this node has no vault.json`);
     const key = newDataKey();
     try {
       const commitment = commitTo(key, this.o.node);
       await this.disk.writeStore(key, this.o.node, this.o.initialSecrets ?? {});
       await this.distribute(key, plan, commitment);
-      this.disk.write({ v: 1, owner: this.o.node, commitment, created_at: new Date().toISOString() });
+      this.disk.write({ v: 1, owner: this.o.node, commitment, created_at: new Date().toISOString(), genesis: false });
       this.unlockedSecrets = await this.disk.openStore(key, this.o.node);
       this.o.log(`vault: ${this.o.node}'s data key is split among ${plan.peers.length} peers`);
     } finally {
       key.fill(0);
     }
+  }
+
+  private async createGenesis(): Promise<void> {
+    const operator = this.o.genesisKey!;
+    const key = newDataKey();
+    const commitment = commitTo(key, this.o.node);
+    await this.disk.writeStore(key, this.o.node, this.o.initialSecrets ?? {});
+    this.disk.writeGenesis({ v: 1, operator, sealed: await sealTo(curvePublicRaw(operator), key) });
+    this.disk.write({ v: 1, owner: this.o.node, commitment, created_at: new Date().toISOString(), genesis: true });
+    this.unlockedSecrets = await this.disk.openStore(key, this.o.node);
+    this.heldKey = key;
+    this.o.log(`vault: genesis: ${this.o.node}'s data key is kept under the operator's key until the fleet has ${this.minPeers() + 1} nodes`);
+  }
+
+  /** A genesis vault at boot: handed over already (finish it), or wait for the operator's unlock. */
+  private async genesisBoot(): Promise<void> {
+    const plan = await this.plan();
+    if (plan.distribution) {
+      // The handover's SharesDistributed is in the stream but the files were not updated: finish it.
+      this.finishHandover();
+      return await this.unlockAtBoot();
+    }
+    if (this.heldKey) return;
+    this.genesisEph ??= await ephemeralPair();
+    this.status = {
+      ...this.status, state: "genesis-locked", genesis_sealed: this.disk.readGenesis().sealed, genesis_ephemeral: toBase64Url(this.genesisEph.publicKey),
+      problem: "waiting for unibus node unlock --genesis",
+    };
+    this.o.log(`vault: genesis-locked; an operator unlocks it with: unibus node unlock --genesis ${this.o.node}`);
+    await new Promise<void>((r) => (this.genesisUnlocked = r));
+  }
+
+  /** The operator's `unlock`: the key sealed to this node; it must fit the commitment and open the store. */
+  async unlockGenesis(sealed: string): Promise<{ ok: true; result: VaultInfo } | { ok: false; error: { code: string; message: string } }> {
+    const eph = this.genesisEph;
+    if (this.status.state !== "genesis-locked" || !eph) return { ok: false, error: { code: "E_BAD_REQUEST", message: `${this.o.node}'s vault is ${this.status.state}, not waiting for a genesis unlock` } };
+    const key = await openSealed(sealed, eph);
+    const { commitment } = this.disk.read();
+    if (!key || !fitsCommitment(key, this.o.node, commitment)) {
+      key?.fill(0);
+      return { ok: false, error: { code: "E_SHARE_MISMATCH", message: `that is not ${this.o.node}'s data key (it does not fit the commitment)` } };
+    }
+    const secrets = await this.disk.openStore(key, this.o.node);
+    if (!secrets) {
+      key.fill(0);
+      return { ok: false, error: { code: "E_SHARE_MISMATCH", message: "the key fits the commitment but does not open secrets.enc" } };
+    }
+    this.unlockedSecrets = secrets;
+    this.heldKey = key;
+    eph.secretKey.fill(0);
+    this.genesisEph = null;
+    this.status = { ...this.status, state: "unlocked", genesis_sealed: null, genesis_ephemeral: null, problem: null };
+    this.genesisUnlocked?.();
+    this.o.log("vault: unlocked by the operator (genesis)");
+    return { ok: true, result: this.info() };
+  }
+
+  private finishHandover(): void {
+    this.disk.write({ ...this.disk.read(), genesis: false });
+    this.disk.deleteGenesis();
+    this.heldKey?.fill(0);
+    this.heldKey = null;
+    this.status = { ...this.status, genesis_sealed: null };
   }
 
   private async unlockAtBoot(): Promise<void> {
@@ -173,6 +259,13 @@ export class OwnerVault {
     this.checking ??= (async () => {
       try {
         const plan = await this.plan();
+        if (this.heldKey && this.disk.read().genesis) {
+          if (plan.peers.length < this.minPeers()) return false;
+          await this.distribute(this.heldKey, plan, this.disk.read().commitment, true);
+          this.finishHandover();
+          this.o.log(`vault: genesis handed over: ${this.o.node}'s key is now held by ${plan.peers.length} peers`);
+          return true;
+        }
         if (!this.needsReshare(plan)) return false;
         await this.withKey((key, fresh) => this.distribute(key, fresh, this.disk.read().commitment));
         return true;
@@ -183,7 +276,7 @@ export class OwnerVault {
     return this.checking;
   }
 
-  private async distribute(key: Uint8Array, plan: Plan, commitment: Commitment): Promise<void> {
+  private async distribute(key: Uint8Array, plan: Plan, commitment: Commitment, genesisHandover = false): Promise<void> {
     const n = plan.peers.length;
     const k = thresholdFor(n, this.o.threshold);
     const shares = await splitKey(key, n, k);
@@ -194,7 +287,7 @@ export class OwnerVault {
       for (const s of shares) s.fill(0);
     }
     const epoch = (plan.distribution?.epoch ?? 0) + 1;
-    const r = await this.o.ask("vault.distribute", { owner: this.o.node, epoch, k, commitment, shares: sealed });
+    const r = await this.o.ask("vault.distribute", { owner: this.o.node, epoch, k, commitment, shares: sealed, genesis_handover: genesisHandover });
     if (!r.ok) throw new VaultError(r.error.code === "E_EPOCH" ? "E_EPOCH" : "E_UNAVAILABLE", `membershipd refused the distribution: ${r.error.message}`);
     this.status = { ...this.status, epoch, k, n };
     this.o.log(`vault: ${this.o.node}'s key distributed to ${n} guardians, K=${k}, epoch ${epoch}`);
