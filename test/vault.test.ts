@@ -199,6 +199,38 @@ describe("vault", { timeout: 180_000 }, () => {
     assert.match(human.stdout, new RegExp(`${OWNER}\\s+3\\s+3\\s+2\\s+3/3 active\\s+3/3\\s+unlocked`));
   });
 
+  test("membershipd refuses a distribution by another node or for a spent epoch, and a guardian fetching another guardian's share, and writes nothing", async () => {
+    const kv = await new Kvm(plane.nc).open(SHARES_BUCKET);
+    const before: string[] = [];
+    for await (const k of await kv.keys(`${blindToken(OWNER)}.>`)) before.push(k);
+    const commitment = { mac: "0".repeat(64), salt: "0".repeat(32) };
+    const shares = ["guard-1", "guard-2", "guard-3"].map((guardian) => ({ guardian, sealed: "A".repeat(120) }));
+    const as = async (node: string, action: string, args: Record<string, unknown>): Promise<Reply> => {
+      const nc = await nodeConnection(node);
+      try {
+        const signer = signerOf(node);
+        const cmd = signCommand({ action, args, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
+        return (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: 5000 })).json();
+      } finally {
+        await nc.close();
+      }
+    };
+    const other = await as("guard-1", "vault.distribute", { owner: OWNER, epoch: 3, k: 3, commitment, shares });
+    assert.ok(!other.ok && other.error.code === "E_FORBIDDEN", JSON.stringify(other));
+    const spent = await as(OWNER, "vault.distribute", { owner: OWNER, epoch: 2, k: 3, commitment, shares });
+    assert.ok(!spent.ok && spent.error.code === "E_EPOCH", JSON.stringify(spent));
+    const rekeyed = await as(OWNER, "vault.distribute", { owner: OWNER, epoch: 3, k: 3, commitment, shares });
+    assert.ok(!rekeyed.ok && /same key/.test(rekeyed.error.message), JSON.stringify(rekeyed));
+    const eph = await ephemeralPair();
+    const ownerSigner = signerOf(OWNER);
+    const request = signCommand({ action: SHARE_ACTION, args: { owner: OWNER, guardian: "guard-2", epoch: 2, ephemeral: toBase64Url(eph.publicKey) }, actor: { id: nodeActorId(OWNER), key: ownerSigner.publicKey } }, ownerSigner);
+    const stolen = await as("guard-1", "vault.fetch", { owner: OWNER, guardian: "guard-2", epoch: 2, request });
+    assert.ok(!stolen.ok && stolen.error.code === "E_FORBIDDEN", JSON.stringify(stolen));
+    const after: string[] = [];
+    for await (const k of await kv.keys(`${blindToken(OWNER)}.>`)) after.push(k);
+    assert.deepEqual(after.sort(), before.sort());
+  });
+
   test("the at-rest store of a vault-mode node is unreadable without its peers", async () => {
     await stop(OWNER);
     const dir = dirs.get(OWNER)!;

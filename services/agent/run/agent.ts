@@ -1,7 +1,8 @@
 // `unibus-agent run`: the node daemon. It starts the node's services first (they must run whether
 // or not NATS is there), then connects with the node's own credentials and keeps reconnecting
 // with jittered backoff for as long as it runs. Once connected it answers signed commands on its
-// subjects, ships the services' logs and reports its events to membershipd. A killed agent takes
+// subjects, ships the services' logs and reports its events to membershipd; it guards its peers'
+// key shares and, in vault mode, unlocks its own data key from them (services/agent/vault). A killed agent takes
 // its services with it (bwrap --die-with-parent, setpriv --pdeathsig), so the next agent starts
 // them afresh: never a second copy.
 import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
