@@ -193,6 +193,7 @@ describe("vault", { timeout: 180_000 }, () => {
     assert.equal(json.code, 0, json.stderr);
     const [row] = JSON.parse(json.stdout).items;
     assert.deepEqual([row.owner, row.k, row.n, row.epoch, row.active_guardians, row.unlock, row.reachable, row.mismatches], [OWNER, 3, 3, 2, 3, "unlocked", 3, 1]); // guard-2's mismatch, reported earlier
+    assert.ok(Date.now() - Date.parse(row.distributed_at) < 10 * 60_000, row.distributed_at);
     const human = await runCli([...flags, "vault", "status"]);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /NODE\s+K\s+N\s+EPOCH\s+GUARDIANS\s+REACHABLE\s+UNLOCK/);

@@ -43,7 +43,7 @@ export function parseActionArgs(action: string, args: unknown) {
 export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
   const fleet = createFleetActions(deps);
-  const vault = createVaultHandlers({ aggregates, buckets });
+  const vault = createVaultHandlers({ aggregates, buckets, jsm: deps.jsm });
   const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, users: buckets.UNIBUS_users!, caughtUp }) });
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {

@@ -4,6 +4,7 @@
 // reports mismatches. A guardian fetches its sealed share (`vault.fetch`) only with the owner's own
 // signed request in hand, checked here against the owner's current identity and the current epoch:
 // a revoked owner, another node, or an old epoch gets E_SHARE_REFUSED. Operators read `vault.status`.
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import {
   FetchResult, PlanResult, SHARE_ACTION, ShareEntry, ShareRequestArgs, VaultActionArgs, VaultStatusRow, nodeActorId, type CommandEnvelope, type VaultAction,
@@ -12,11 +13,12 @@ import {
   CLOCK_WINDOW_MS, FLEET_ID, blindToken, domainError, storageKey, fleetDecider, isDomainError, shareAggregate, shareDecider, shareRefusal, vaultDecider, verifyCommandSignature,
   type DomainError, type FleetState, type ShareState, type VaultState,
 } from "../core/mod.ts";
-import { SHARES_BUCKET, type AggregateStore, type Buckets } from "../bus/mod.ts";
+import { SHARES_BUCKET, decodeEvent, eventSubject, lastEventOf, type AggregateStore, type Buckets } from "../bus/mod.ts";
 
 export interface VaultDeps {
   aggregates: AggregateStore;
   buckets: Buckets;
+  jsm: JetStreamManager;
   now?: () => number;
 }
 
@@ -141,9 +143,11 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
         mismatches += s.mismatches;
         released += s.released;
       }
+      // The aggregate's last event is the last distribution (a handover is appended with it).
+      const last = await lastEventOf(d.jsm, eventSubject("vault", owner));
       rows.push(VaultStatusRow.parse({
         owner, epoch: v.epoch, k: v.k, n: v.guardians.length, guardians: [...v.guardians], active_guardians: v.guardians.filter((g) => active.has(g)).length,
-        distributed_at: v.distributedAt ?? new Date(0).toISOString(), mismatches, released,
+        distributed_at: last ? decodeEvent(last.data).ts : new Date(0).toISOString(), mismatches, released,
       }));
     }
     return { items: rows.slice(0, a.limit), total: rows.length };

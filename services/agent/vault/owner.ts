@@ -24,6 +24,7 @@ import {
 } from "../../core/mod.ts";
 import { VaultDisk, type Secrets } from "./local.ts";
 import { unlockBackoff } from "./pacing.ts";
+import { needsReshare } from "./reshare.ts";
 
 export class VaultError extends Error {
   constructor(readonly code: "E_TOO_FEW_PEERS" | "E_SHARE_MISMATCH" | "E_VAULT_LOCKED" | "E_UNAVAILABLE" | "E_EPOCH", message: string) {
@@ -248,10 +249,7 @@ export class OwnerVault {
 
   /** Whether the guardians are not all active any more, or N's K is not the distribution's. */
   needsReshare(plan: Plan): boolean {
-    const d = plan.distribution;
-    if (!d || plan.peers.length < 2) return false;
-    const active = new Set(plan.peers.map((p) => p.node));
-    return d.guardians.some((g) => !active.has(g)) || thresholdFor(plan.peers.length, this.o.threshold) !== d.k;
+    return needsReshare(plan, this.o.threshold);
   }
 
   /** Reshares when needed (true when it did). */

@@ -12,7 +12,6 @@ export interface VaultState {
   k: number;
   guardians: readonly string[];
   commitment: Commitment | null;
-  distributedAt: string | null;
   handedOver: boolean;
 }
 
@@ -46,13 +45,13 @@ function distribute(c: VaultCommand, s: VaultState): VaultEvent[] | DomainError 
   return c.genesisHandover ? [shared, { type: "GenesisHandover", data: { owner: c.owner, guardians: [...c.guardians], epoch: c.epoch } }] : [shared];
 }
 
-export const vaultDecider: Decider<VaultCommand, VaultEvent, VaultState & { _ts?: string }> = {
-  initialState: () => ({ epoch: 0, k: 0, guardians: [], commitment: null, distributedAt: null, handedOver: false }),
+export const vaultDecider: Decider<VaultCommand, VaultEvent, VaultState> = {
+  initialState: () => ({ epoch: 0, k: 0, guardians: [], commitment: null, handedOver: false }),
   decide: distribute,
   evolve: (s, e) => {
     switch (e.type) {
       case "SharesDistributed":
-        return { ...s, epoch: e.data.epoch, k: e.data.k, guardians: e.data.guardians, commitment: e.data.commitment, distributedAt: (e as { ts?: string }).ts ?? s.distributedAt };
+        return { ...s, epoch: e.data.epoch, k: e.data.k, guardians: e.data.guardians, commitment: e.data.commitment };
       case "GenesisHandover":
         return { ...s, handedOver: true };
       default:
