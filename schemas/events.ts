@@ -70,6 +70,10 @@ export const EventDataSchemas = {
       ...Reported, command: z.string().max(64), actor: Actor, action: z.string().max(64), ok: z.boolean(),
       code: z.string().max(64).nullable(), message: z.string().max(500).nullable(), ms: z.number().int().min(0),
     }).strict().describe("How a command the agent accepted went: ok, or its error code and message."),
+    VaultStateChanged: z.object({
+      ...Reported, state: z.enum(["locked", "unlocking", "waiting-for-peers", "unlocked", "genesis-locked"]), epoch: z.number().int().min(0),
+      k: z.number().int().min(0), n: z.number().int().min(0), reachable: z.number().int().min(0), problem: z.string().max(500).nullable(),
+    }).strict().describe("The node's vault changed state: waiting for peers (too few guardians answered), unlocked, genesis-locked (waiting for the operator)."),
   },
   member: {
     MemberAdded: z.object({ room: Slug, user: Slug, role: MemberRole, added_by: Slug }).strict()

@@ -147,6 +147,10 @@ describe("vault", { timeout: 180_000 }, () => {
     await start("guard-3");
     await unlocked(a);
     assert.equal(a.vault.secrets()?.db_password, SECRET);
+    // Reported to membershipd: the wait (once, not once per attempt), then the unlock.
+    await waitUntil("VaultStateChanged reported", async () => (await events(eventSubject("node", OWNER))).filter((e) => e.type === "VaultStateChanged").slice(-2).map((e) => e.data.state).join() === "waiting-for-peers,unlocked", 10_000);
+    const states = (await events(eventSubject("node", OWNER))).filter((e) => e.type === "VaultStateChanged").map((e) => e.data.state);
+    assert.ok(states.filter((s) => s === "waiting-for-peers").length < a.vault.info().attempts, states.join());
   });
 
   test("a node asking for another node's share is refused", async () => {

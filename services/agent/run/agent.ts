@@ -137,6 +137,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
   const vault = new OwnerVault({
     node, dir: o.store.dir, signer, ask, log: o.log,
+    onState: (v) => {
+      if (v.state !== "off") report("VaultStateChanged", { state: v.state, epoch: v.epoch, k: v.k, n: v.n, reachable: v.reachable, problem: v.problem?.slice(0, 500) ?? null });
+    },
     request: async (subject, payload, timeout) => {
       if (!nc) throw new Error("not connected");
       return (await nc.request(subject, payload, { timeout })).json();

@@ -51,6 +51,8 @@ export interface OwnerVaultOptions {
   guardianTimeoutMs?: number;
   /** What a new vault's secret store starts with. */
   initialSecrets?: Secrets;
+  /** Hears each change of state (the agent reports it as VaultStateChanged). */
+  onState?: (info: VaultInfo) => void;
   /** The operator's X25519 (curve nkey, X…) public key: allows a genesis vault while the fleet is too small. */
   genesisKey?: string | null;
 }
@@ -89,6 +91,18 @@ export class OwnerVault {
     return { ...this.status, mismatches: [...this.status.mismatches] };
   }
 
+  private reported: VaultInfo["state"] | null = null;
+
+  /** The status changes here; a new state (not each attempt in between) is told to onState. */
+  private set(next: Partial<VaultInfo>): void {
+    this.status = { ...this.status, ...next };
+    const s = this.status.state;
+    if (s !== "unlocking" && s !== this.reported) {
+      this.reported = s;
+      this.o.onState?.(this.info());
+    }
+  }
+
   /** The secret store once unlocked (its consumer's view); null while locked. */
   secrets(): Secrets | null {
     return this.unlockedSecrets;
@@ -121,18 +135,18 @@ export class OwnerVault {
   private async run(): Promise<void> {
     const backoff = unlockBackoff(this.o.backoffUnitMs ?? 1000);
     while (!this.stopped) {
-      this.status = { ...this.status, state: "unlocking", attempts: this.status.attempts + 1, next_retry_ms: null };
+      this.set({ state: "unlocking", attempts: this.status.attempts + 1, next_retry_ms: null });
       try {
         if (this.disk.exists() && this.disk.read().genesis) await this.genesisBoot();
         else if (this.disk.exists()) await this.unlockAtBoot();
         else await this.create();
         if (this.stopped) return;
-        this.status = { ...this.status, state: "unlocked", problem: null };
+        this.set({ state: "unlocked", problem: null });
         break;
       } catch (err) {
         if (this.stopped) return;
         const wait = backoff.next();
-        this.status = { ...this.status, state: "waiting-for-peers", next_retry_ms: wait, problem: (err as Error).message };
+        this.set({ state: "waiting-for-peers", next_retry_ms: wait, problem: (err as Error).message });
         this.o.log(`vault: ${(err as Error).message}; waiting for peers, next try in ${wait} ms`);
         await this.sleep(wait);
       }
@@ -196,10 +210,10 @@ export class OwnerVault {
     }
     if (this.heldKey) return;
     this.genesisEph ??= await ephemeralPair();
-    this.status = {
-      ...this.status, state: "genesis-locked", genesis_sealed: this.disk.readGenesis().sealed, genesis_ephemeral: toBase64Url(this.genesisEph.publicKey),
+    this.set({
+      state: "genesis-locked", genesis_sealed: this.disk.readGenesis().sealed, genesis_ephemeral: toBase64Url(this.genesisEph.publicKey),
       problem: "waiting for unibus node unlock --genesis",
-    };
+    });
     this.o.log(`vault: genesis-locked; an operator unlocks it with: unibus node unlock --genesis ${this.o.node}`);
     await new Promise<void>((r) => (this.genesisUnlocked = r));
   }
@@ -223,7 +237,7 @@ export class OwnerVault {
     this.heldKey = key;
     eph.secretKey.fill(0);
     this.genesisEph = null;
-    this.status = { ...this.status, state: "unlocked", genesis_sealed: null, genesis_ephemeral: null, problem: null };
+    this.set({ state: "unlocked", genesis_sealed: null, genesis_ephemeral: null, problem: null });
     this.genesisUnlocked?.();
     this.o.log("vault: unlocked by the operator (genesis)");
     return { ok: true, result: this.info() };
