@@ -230,7 +230,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     stopping ??= (async () => {
       await supervisor.stopAll();
       await vault.stop();
-      if (guardian) await atMost(2000, guardian.stop());
+      await guardian?.stop();
       // Each NATS step is bounded: with the connection gone (`leave` revokes this node's
       // credentials, and the server cuts it) a drain waits for a reconnect that never comes.
       if (commands && !(await atMost(3000, commands.stop()))) o.log("stopping the command service timed out");

@@ -85,7 +85,9 @@ export async function handleShareRequest(raw: Uint8Array, o: GuardianOptions, st
 
 export function startGuardian(nc: NatsConnection, o: GuardianOptions): Guardian {
   const state = { nonces: new SeenNonces(o.now ?? Date.now), buckets: new TokenBuckets(o.rateLimit, o.now) };
-  const g: Guardian = { released: 0, refused: 0, stop: async () => void (await sub.drain().catch(() => {})) };
+  // Unsubscribed, not drained: the agent drains its whole connection right after (and a drain of
+  // a connection the server has cut never ends, so nothing here waits on one).
+  const g: Guardian = { released: 0, refused: 0, stop: async () => void sub.unsubscribe() };
   const sub: Subscription = nc.subscribe(vaultShareSubject(o.node), {
     callback: (err, msg: Msg) => {
       if (err || !msg.reply) return;
