@@ -13,8 +13,9 @@ import * as replay from "./replay.ts";
 import * as enroll from "./enroll.ts";
 import * as agent from "./agent.ts";
 import * as rollout from "./rollout.ts";
+import * as unlock from "./unlock.ts";
 
-const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll, agent, rollout };
+const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll, agent, rollout, unlock };
 
 function machine() {
   let nats = "unknown";

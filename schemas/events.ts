@@ -4,6 +4,7 @@ import { Actor, CommandEnvelope } from "./envelopes.ts";
 import { CurvePublicKey, IsoTime, MemberRole, NodePublicKey, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { ReleaseEventSchemas, UpdateEventSchemas } from "./releases.ts";
+import { Commitment, Epoch, MAX_GUARDIANS } from "./vault.ts";
 
 const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
 /**
@@ -71,6 +72,10 @@ export const EventDataSchemas = {
       code: z.string().max(64).nullable(), message: z.string().max(500).nullable(), ms: z.number().int().min(0),
     }).strict().describe("How a command the agent accepted went: ok, or its error code and message."),
     ...UpdateEventSchemas,
+    VaultStateChanged: z.object({
+      ...Reported, state: z.enum(["locked", "unlocking", "waiting-for-peers", "unlocked", "genesis-locked"]), epoch: z.number().int().min(0),
+      k: z.number().int().min(0), n: z.number().int().min(0), reachable: z.number().int().min(0), problem: z.string().max(500).nullable(),
+    }).strict().describe("The node's vault changed state: waiting for peers (too few guardians answered), unlocked, genesis-locked (waiting for the operator)."),
   },
   member: {
     MemberAdded: z.object({ room: Slug, user: Slug, role: MemberRole, added_by: Slug }).strict()
@@ -87,6 +92,19 @@ export const EventDataSchemas = {
     }).strict().describe("Every stream and KV bucket of the control plane now keeps this many replicas, on a cluster of these peers."),
   },
   ...ReleaseEventSchemas,
+  vault: {
+    SharesDistributed: z.object({
+      owner: Slug, guardians: z.array(Slug).min(2).max(MAX_GUARDIANS), k: z.number().int().min(2).max(MAX_GUARDIANS), n: z.number().int().min(2).max(MAX_GUARDIANS), epoch: Epoch, commitment: Commitment,
+    }).strict().describe("The owner's data key is split into N shares (K rebuild it), one sealed to each guardian, for this epoch; older epochs are void. Never the shares' contents: those are sealed in UNIBUS_shares."),
+    GenesisHandover: z.object({ owner: Slug, guardians: z.array(Slug).min(2).max(MAX_GUARDIANS), epoch: Epoch }).strict()
+      .describe("The owner's key, kept under an operator key until the fleet had five nodes, is now held by its peers; the operator-encrypted copy is deleted."),
+  },
+  share: {
+    ShareReleased: z.object({ owner: Slug, guardian: Slug, epoch: Epoch, request: z.string().max(64) }).strict()
+      .describe("membershipd handed a guardian its sealed share for the owner's signed request (its id); the guardian re-seals it to the request's ephemeral key."),
+    ShareMismatch: z.object({ owner: Slug, guardian: Slug, epoch: Epoch }).strict()
+      .describe("The owner rebuilt its key without this guardian's share, which did not fit the key's commitment."),
+  },
 } as const;
 
 export type AggregateKind = keyof typeof EventDataSchemas;
@@ -106,7 +124,9 @@ export type NodeEvent = DataOf<"node">;
 export type ReleaseEvent = DataOf<"release">;
 export type RolloutEvent = DataOf<"rollout">;
 export type LockEvent = DataOf<"lock">;
-export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent | ReleaseEvent | RolloutEvent | LockEvent;
+export type VaultEvent = DataOf<"vault">;
+export type ShareEvent = DataOf<"share">;
+export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent | ReleaseEvent | RolloutEvent | LockEvent | VaultEvent | ShareEvent;
 export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();

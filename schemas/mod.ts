@@ -7,3 +7,4 @@ export * from "./enrollment.ts";
 export * from "./service-config.ts";
 export * from "./node-agent.ts";
 export * from "./releases.ts";
+export * from "./vault.ts";

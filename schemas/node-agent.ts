@@ -8,6 +8,7 @@ import { EventDataSchemas } from "./events.ts";
 import { IsoTime, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { UpdateArgs } from "./releases.ts";
+import { SealedBlob, VaultInfo } from "./vault.ts";
 
 const Node = { node: Slug };
 const OneService = z.object({ ...Node, service: ServiceName }).strict();
@@ -24,6 +25,8 @@ export const NodeActionArgs = {
   leave: z.object(Node).strict(),
   /** Downloads, verifies and installs a signed release into the standby slot, switches, probes, commits or rolls back. */
   update: UpdateArgs,
+  /** Genesis: the operator hands a vault-mode node its data key, sealed to the node's X25519 key. */
+  unlock: z.object({ ...Node, sealed: SealedBlob }).strict(),
 } as const;
 
 export type NodeAction = keyof typeof NodeActionArgs;
@@ -81,6 +84,8 @@ export const AgentInfo = z.object({
   reports_pending: z.number().int().min(0),
   reports_dropped: z.number().int().min(0),
   logs_dropped: z.number().int().min(0),
+  /** The node's vault (its data key split among its peers): off, locked, waiting-for-peers, unlocked. */
+  vault: VaultInfo.optional(),
 }).strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
 

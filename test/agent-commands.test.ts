@@ -133,7 +133,7 @@ describe("discovery: the NATS services protocol", () => {
       assert.equal(info.type, "io.nats.micro.v1.info_response");
       assert.deepEqual(info.endpoints.map((e: any) => e.subject).sort(), NodeActions.map((a) => nodeCommandSubject(NODE, a)).sort());
       assert.deepEqual(Object.fromEntries(info.endpoints.map((e: any) => [e.name, e.metadata.kind])), {
-        status: "read", logs: "read", start: "write", stop: "write", restart: "write", "exec-check": "write", leave: "write", update: "write",
+        status: "read", logs: "read", start: "write", stop: "write", restart: "write", "exec-check": "write", leave: "write", update: "write", unlock: "write",
       });
       result(await send(cmd("status")));
       const stats = (await nc.request(`$SRV.STATS.${AGENT_SERVICE_NAME}.${ping.id}`, "", { timeout: 2000 })).json<any>();

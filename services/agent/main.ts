@@ -21,6 +21,11 @@ commands:
                                        <data dir>/services), answers signed commands on
                                        unibus.cmd.node.<node>.<action>, ships logs, reports events;
                                        SIGTERM or SIGINT stops the services and exits
+      [--vault]                        vault mode: make this node's data key (once the fleet has 5
+                                       nodes) and split it among its peers; a node that has one
+                                       (vault.json) unlocks it from its peers at every start
+      [--genesis-key X…]               with fewer peers, keep the key under this operator curve key
+                                       until the fifth node joins (unibus node unlock --genesis)
   status                               this node's enrollment
 
 flags (env in brackets):
@@ -38,6 +43,7 @@ const options = {
   "data-dir": { type: "string" }, name: { type: "string" }, label: { type: "string", multiple: true }, json: { type: "boolean" },
   timeout: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" }, bundle: { type: "string" },
   "bundle-file": { type: "string" }, "services-dir": { type: "string" }, help: { type: "boolean", short: "h" },
+  vault: { type: "boolean" }, "genesis-key": { type: "string" },
 } as const;
 
 function usageError(message: string): never {
@@ -79,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
     const [command] = positionals;
     if (command === "status") return status(store, json);
-    if (command === "run") return await run(store, f["services-dir"], log);
+    if (command === "run") return await run(store, f["services-dir"], log, f.vault ?? false, f["genesis-key"] ?? null);
     if (command !== "join" && command !== "enroll-wait") usageError(`unknown command "${positionals.join(" ")}"`);
     const already = store.enrolled();
     if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
@@ -106,8 +112,9 @@ function status(store: NodeStore, json: boolean): number {
   return c ? 0 : 1;
 }
 
-async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void): Promise<number> {
-  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}) });
+async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: boolean, genesisKey: string | null): Promise<number> {
+  if (genesisKey !== null && !/^X[A-Z2-7]{55}$/.test(genesisKey)) usageError("--genesis-key takes an operator curve public key (X…)");
+  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault: { create: vault, genesisKey } });
   log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
   const stop = () => void agent.stop();
   process.once("SIGTERM", stop);

@@ -87,4 +87,9 @@ export class NodeStore {
   creds(): Uint8Array {
     return new Uint8Array(readSecretFile(this.path("creds")));
   }
+
+  /** The X25519 (curve nkey) seed, for the vault's sealed boxes; the caller zeroes it after use. */
+  kexSeed(): Uint8Array {
+    return this.seed("kex");
+  }
 }

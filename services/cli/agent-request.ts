@@ -20,7 +20,9 @@ export async function agentLink(o: GlobalOptions, connection: () => Promise<Nats
  * the CLI shows the last reported state instead. Stopping waits out a service's stop grace (10 s
  * by default) and a restart does that and starts it again.
  */
-const DEFAULT_TIMEOUT_MS: Record<NodeAction, number> = { status: 2000, logs: 5000, start: 15_000, stop: 30_000, restart: 30_000, "exec-check": 30_000, leave: 15_000, update: 600_000 };
+const DEFAULT_TIMEOUT_MS: Record<NodeAction, number> = {
+  status: 2000, logs: 5000, start: 15_000, stop: 30_000, restart: 30_000, "exec-check": 30_000, leave: 15_000, update: 600_000, unlock: 15_000,
+};
 
 export function agentTimeoutMs(action: NodeAction, given: number | undefined): number {
   return given ?? DEFAULT_TIMEOUT_MS[action];

@@ -17,6 +17,7 @@ import { clusterVerb, SCALE_TIMEOUT_MS } from "./cluster.ts";
 import { nodeUpdateVerb, releaseVerb, rolloutVerb } from "./release.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
+import { nodeUnlock, vaultStatus } from "./vault.ts";
 
 export const usage = `usage: unibus [global flags] <verb> [args]
 
@@ -71,6 +72,9 @@ verbs:
                                        an answer that is no /healthz JSON, or none in time, is unreachable. Needs no NATS.
                                        exit 0 every node ok · 1 some degraded, none unreachable · 2 some unreachable
                                        (2 also for a usage or cluster.env error: then nothing was polled)
+  vault status                         each vault-mode node: K, N, epoch, guardians active and reachable, unlock state
+  node unlock --genesis <node> --kex-seed FILE
+                                       unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed
 
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
@@ -100,6 +104,7 @@ const globalOptions = {
   version: { type: "string" }, key: { type: "string" }, name: { type: "string" }, notes: { type: "string" }, spec: { type: "string" }, manifest: { type: "string" },
   signature: { type: "string" }, out: { type: "string" }, selector: { type: "string" }, canary: { type: "string" }, batch: { type: "string" },
   "max-failures": { type: "string" }, force: { type: "boolean" },
+  genesis: { type: "boolean" }, "kex-seed": { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -205,6 +210,8 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
     case "monitor report": return monitorReport(rest, f, o);
+    case "vault status": return vaultStatus(o, send, connection, f.timeout === undefined ? 2000 : o.timeoutMs);
+    case "node unlock": return nodeUnlock(rest, f, o, connection);
     case "req": {
       const [subject, json] = [verb, ...rest];
       if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");

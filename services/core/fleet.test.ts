@@ -268,12 +268,17 @@ describe("subject permissions per role", () => {
 
   test("node: its own logs, its reports and trust list; its own commands, services discovery, trust changes and inbox; one reply per request", () => {
     const p = permissionsFor("node", { key, node: "n1" });
-    const [own, ...releaseReads] = [p.pub.allow.slice(0, 3), ...p.pub.allow.slice(3)];
-    assert.deepEqual(own, ["unibus.logs.n1.>", "unibus.cmd.membership.node.report", "unibus.cmd.membership.node.trust"]);
+    const [own, releaseReads] = [p.pub.allow.slice(0, 8), p.pub.allow.slice(8)];
+    assert.deepEqual(own, [
+      "unibus.logs.n1.>", "unibus.cmd.membership.node.report", "unibus.cmd.membership.node.trust",
+      "unibus.cmd.membership.vault.distribute", "unibus.cmd.membership.vault.plan", "unibus.cmd.membership.vault.fetch", "unibus.cmd.membership.vault.mismatch",
+      "unibus.vault.*.share",
+    ]);
     // Issue 7: reading the release object store (to download updates), and nothing else of JetStream.
     assert.ok(releaseReads.length > 0 && releaseReads.every((s) => s === "$JS.API.INFO" || /^\$JS\.API\.(STREAM\.INFO|STREAM\.MSG\.GET|DIRECT\.GET|CONSUMER\.(CREATE|MSG\.NEXT|DELETE|INFO))\.OBJ_UNIBUS_releases(\.|$)/.test(s)), releaseReads.join(" "));
     assert.ok(allows(p.pub, "$JS.API.CONSUMER.CREATE.OBJ_UNIBUS_releases.x.y") && !allows(p.pub, "$JS.API.STREAM.INFO.UNIBUS_EVENTS") && !allows(p.pub, "$O.UNIBUS_releases.C.x"));
-    assert.deepEqual(p.sub.allow, ["unibus.cmd.node.n1.>", "$SRV.>", "unibus.trust.changed", inbox]);
+    assert.deepEqual(p.sub.allow, ["unibus.cmd.node.n1.>", "$SRV.>", "unibus.trust.changed", inbox, "unibus.vault.n1.share"]);
+    assert.ok(!allows(p.sub, "unibus.vault.n2.share"), "a node hears share requests for its own shares only");
     for (const w of ["user.add", "node.revoke", "node.list", "user.list"]) assert.ok(!allows(p.pub, `unibus.cmd.membership.${w}`), w);
     assert.deepEqual(p.resp, { max: 1, ttl: 0 });
     assert.ok(!allows(p.pub, "unibus.logs.n2.x") && !allows(p.sub, "unibus.cmd.node.n2.restart") && !allows(p.sub, "unibus.cmd.node.n10.x"));

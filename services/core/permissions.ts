@@ -2,7 +2,7 @@
 // from this file. Every identity but the service has its own inbox prefix, so none can read
 // another's replies.
 import { TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
-import { NODE_ACTIONS, READ_ACTIONS } from "./roles.ts";
+import { NODE_ACTIONS, READ_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
 
 export interface SubjectPermissions {
   pub: { allow: string[]; deny: string[] };
@@ -57,8 +57,14 @@ export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermi
         // Never an event subject: whatever lands there is in the stream for good (deny_delete), and
         // one unparsable message would stall every projection. Only membershipd appends events: a
         // node hands its own to membershipd as `node.report`, which checks them first.
-        pub: { allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), "$JS.API.INFO", ...streamReads(RELEASE_OBJECTS_STREAM)], deny: ["unibus.evt.>"] },
-        sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", TRUST_CHANGED_SUBJECT, inbox], deny: [] },
+        // The vault: a node asks any guardian for its own shares (the guardian checks whose they
+        // are) and answers requests for the shares it guards on its own subject only.
+        pub: {
+          allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`),
+            ...[...VAULT_NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), "unibus.vault.*.share", "$JS.API.INFO", ...streamReads(RELEASE_OBJECTS_STREAM)],
+          deny: ["unibus.evt.>"],
+        },
+        sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", TRUST_CHANGED_SUBJECT, inbox, `unibus.vault.${ctx.node}.share`], deny: [] },
         resp: { max: 1, ttl: 0 },
       };
     }

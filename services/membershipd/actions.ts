@@ -10,6 +10,8 @@ import { zodMessage } from "./command-pipeline.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 import { createNodeReportHandlers } from "./node-reports.ts";
 import { trustedAdmins } from "./trust.ts";
+import { createVaultHandlers, isVaultAction } from "./vault.ts";
+import { VaultActionArgs } from "../../schemas/mod.ts";
 
 const READ_WAIT_MS = 1000;
 
@@ -31,6 +33,7 @@ function naturalOrder(r: Record<string, unknown>): string {
 /** The args schema of every action served here: the operators' and the agents' (node.report, node.trust). */
 function argsSchema(action: string): z.ZodType | undefined {
   if (isMembershipAction(action)) return MembershipActionArgs[action];
+  if (isVaultAction(action)) return VaultActionArgs[action];
   return Object.hasOwn(NodeReportArgs, action) ? NodeReportArgs[action as keyof typeof NodeReportArgs] : undefined;
 }
 
@@ -44,6 +47,7 @@ export function parseActionArgs(action: string, args: unknown) {
 export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
   const fleet = createFleetActions(deps);
+  const vault = createVaultHandlers({ aggregates, buckets, jsm: deps.jsm });
   const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, users: buckets.UNIBUS_users!, caughtUp }) });
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
@@ -74,7 +78,7 @@ export function createActions(deps: ActionDeps) {
     return { roomState: r.state, userState: u.state };
   }
 
-  const handlers: { [A in MembershipAction | keyof typeof NodeReportArgs]: (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError> } = {
+  const handlers: { [A in MembershipAction | keyof typeof NodeReportArgs | keyof typeof vault]: (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError> } = {
     "user.add": async (a, cmd) => {
       const created = await write("user", a.handle, userDecider, { type: "CreateUser", ...a }, cmd);
       if (isDomainError(created)) return created;
@@ -115,6 +119,7 @@ export function createActions(deps: ActionDeps) {
     ...deps.clusterHandlers,
     "member.list": (a) => (a.room ? list(buckets.UNIBUS_members!, a.room, a.limit) : list(buckets.UNIBUS_rooms_by_member!, a.user, a.limit)),
     ...deps.updateHandlers,
+    ...vault,
   };
 
   return (action: string, args: unknown, cmd: CommandEnvelope) => handlers[action as keyof typeof handlers](args, cmd);

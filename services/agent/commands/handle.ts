@@ -113,6 +113,7 @@ async function dispatch(checked: CheckedCommand, ops: NodeOps): Promise<OpResult
     }
     case "leave": return { ok: true, result: await ops.leave() };
     case "update": return ops.update(checked.command.id, checked.args.manifest, checked.args.signature);
+    case "unlock": return ops.unlock ? ops.unlock(checked.args.sealed) : { ok: false, error: { code: "E_UNSUPPORTED", message: "this agent has no vault to unlock" } };
   }
 }
 

@@ -29,4 +29,6 @@ export interface NodeOps {
   leave(): Promise<LeaveResult>;
   /** A signed release into the standby slot, switch, probe, commit or roll back (services/agent/update). */
   update(attempt: string, manifest: unknown, signature: string | null): Promise<OpResult<unknown>>;
+  /** Genesis: opens the data key the operator sealed to this node and unlocks the vault with it. */
+  unlock?(sealed: string): Promise<OpResult<unknown>>;
 }

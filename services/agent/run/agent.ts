@@ -1,7 +1,8 @@
 // `unibus-agent run`: the node daemon. It starts the node's services first (they must run whether
 // or not NATS is there), then connects with the node's own credentials and keeps reconnecting
 // with jittered backoff for as long as it runs. Once connected it answers signed commands on its
-// subjects, ships the services' logs and reports its events to membershipd. A killed agent takes
+// subjects, ships the services' logs and reports its events to membershipd; it guards its peers'
+// key shares and, in vault mode, unlocks its own data key from them (services/agent/vault). A killed agent takes
 // its services with it (bwrap --die-with-parent, setpriv --pdeathsig), so the next agent starts
 // them afresh: never a second copy.
 import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
@@ -16,6 +17,7 @@ import { ReportJournal, Reporter } from "../reports/mod.ts";
 import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
+import { OwnerVault, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
 import { reportOf } from "./node-events.ts";
 import { createAgentUpdater } from "../update/mod.ts";
 
@@ -35,6 +37,23 @@ export interface AgentOptions {
   log: (line: string) => void;
   /** Test hook: the supervisor's tools (bwrap, setpriv, prlimit paths). */
   tools?: Partial<Tools>;
+  vault?: AgentVaultOptions;
+}
+
+/** Vault mode: this node's data key split among its peers (services/agent/vault). */
+export interface AgentVaultOptions {
+  /** Make a vault (a new key, shares to the peers) when the data dir has none yet. */
+  create?: boolean;
+  initialSecrets?: Secrets;
+  backoffUnitMs?: number;
+  checkIntervalMs?: number;
+  threshold?: number | null;
+  minGuardians?: number;
+  rateLimit?: RateLimit;
+  /** The operator's X25519 (curve nkey) public key: a vault made while the fleet is under 5 nodes is kept under it (genesis). */
+  genesisKey?: string | null;
+  /** Test hook: this node, as a guardian, alters the shares it releases. */
+  tamper?: (share: Uint8Array) => void;
 }
 
 export interface RunningAgent {
@@ -43,6 +62,8 @@ export interface RunningAgent {
   done: Promise<number>;
   stop(): Promise<void>;
   supervisor: Supervisor;
+  /** The owner's side of the vault (state "off" unless vault mode). */
+  vault: OwnerVault;
 }
 
 /** Signs `action` as this node and asks membershipd; a timeout or no responders rejects. */
@@ -114,11 +135,29 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const done = new Promise<number>((r) => (finish = r));
   let stopping: Promise<void> | null = null;
 
+  const ask = (action: string, args: Record<string, unknown>) => {
+    if (!nc) return Promise.reject(new Error("not connected"));
+    return askMembershipd(nc, node, signer, action, args);
+  };
+  const vault = new OwnerVault({
+    node, dir: o.store.dir, signer, ask, log: o.log,
+    onState: (v) => {
+      if (v.state !== "off") report("VaultStateChanged", { state: v.state, epoch: v.epoch, k: v.k, n: v.n, reachable: v.reachable, problem: v.problem?.slice(0, 500) ?? null });
+    },
+    request: async (subject, payload, timeout) => {
+      if (!nc) throw new Error("not connected");
+      return (await nc.request(subject, payload, { timeout })).json();
+    },
+    ...(o.vault ?? {}),
+  });
+  let guardian: Guardian | null = null;
+
   const info = (): AgentInfo => {
     const p = supervisor.posture();
     return {
       version: AGENT_VERSION, started_at: startedAt, sandbox: p.sandbox, identity: p.identity, bwrap_version: p.bwrap_version, sandbox_problem: p.reason,
       reports_pending: journal.pendingCount, reports_dropped: journal.dropped, logs_dropped: shipper.stats().dropped,
+      vault: vault.info(),
     };
   };
   const ops: NodeOps = {
@@ -136,6 +175,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       return { node, stopped };
     },
     update: (attempt, manifest, signature) => updater.update(attempt, manifest, signature),
+    unlock: (sealed) => vault.unlockGenesis(sealed),
   };
 
   const record = new CommandRecord(join(o.store.dir, "commands.jsonl"));
@@ -158,6 +198,12 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     shipper.setConnection(nc);
     reporter.setSender((events) => askMembershipd(nc!, node, signer, "node.report", { node, events }));
     trust.watch(nc);
+    // Every node guards its peers' shares; a vault-mode node also unlocks its own key.
+    guardian = startGuardian(nc, {
+      node, kexSeed: () => o.store.kexSeed(), ask, log: o.log,
+      ...(o.vault?.rateLimit ? { rateLimit: o.vault.rateLimit } : {}), tamper: (share) => o.vault?.tamper?.(share),
+    });
+    vault.start(o.vault?.create ?? false);
     void trust.refresh().catch((err) => o.log(`trust: could not fetch the admins (${(err as Error).message}); using the last known list`));
     commands = await startNodeCommandService(nc, {
       node, version: AGENT_VERSION, ops, trust, record,
@@ -188,6 +234,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   async function shutdown(leaving: boolean): Promise<void> {
     stopping ??= (async () => {
       await supervisor.stopAll();
+      await vault.stop();
+      await guardian?.stop();
       // Each NATS step is bounded: with the connection gone (`leave` revokes this node's
       // credentials, and the server cuts it) a drain waits for a reconnect that never comes.
       if (commands && !(await atMost(3000, commands.stop()))) o.log("stopping the command service timed out");
@@ -213,5 +261,5 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   }
 
   void connected;
-  return { node, done, supervisor, stop: () => shutdown(false) };
+  return { node, done, supervisor, vault, stop: () => shutdown(false) };
 }

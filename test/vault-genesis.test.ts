@@ -1,0 +1,111 @@
+// The vault's genesis path on a real secured server with real agents: in a fleet of four nodes a
+// vault-mode node keeps its key under the operator's curve key; rebooted, it is genesis-locked
+// until `unibus node unlock --genesis` (the real CLI) sends the key back; when the fifth node
+// joins, it distributes shares with GenesisHandover, deletes genesis.key, and from then on
+// unlocks from its peers alone.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createCurve } from "@nats-io/nkeys";
+import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
+import { startAgent, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
+import { eventSubject, lastEventOf, readEventMessages } from "../services/bus/mod.ts";
+import { adminClient, newInvite } from "./enroll-helpers.ts";
+import { runCli, startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
+import { waitUntil } from "./process-tools.ts";
+
+const OWNER = "gen-owner";
+const SECRET = `genesis-secret-${Math.random().toString(36).slice(2)}`;
+
+describe("vault genesis", { timeout: 120_000 }, () => {
+  let plane: SecurePlaneHandle;
+  let admin: ReturnType<typeof adminClient>;
+  const dirs = new Map<string, string>();
+  const agents = new Map<string, RunningAgent>();
+  const operator = createCurve();
+  const seedFile = join(tempDir("unibus-genesis-op-"), "operator-kex.nk");
+  const opts: AgentVaultOptions = {
+    create: true, genesisKey: operator.getPublicKey(), initialSecrets: { token: SECRET }, backoffUnitMs: 40, checkIntervalMs: 150, rateLimit: { burst: 1000, perSecond: 100 },
+  };
+
+  async function enroll(node: string): Promise<void> {
+    const dir = tempDir(`unibus-genesis-${node}-`);
+    dirs.set(node, dir);
+    await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
+  }
+  async function start(node: string): Promise<RunningAgent> {
+    const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: () => {}, vault: node === OWNER ? opts : { rateLimit: opts.rateLimit! } });
+    agents.set(node, a);
+    return a;
+  }
+  async function stop(node: string): Promise<void> {
+    await agents.get(node)?.stop();
+    agents.delete(node);
+  }
+  async function types(kind: string, id: string): Promise<string[]> {
+    const subject = eventSubject(kind, id);
+    const last = await lastEventOf(plane.plane.jsm, subject);
+    const out: string[] = [];
+    if (last) for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter: subject, untilSeq: last.seq })) out.push(JSON.parse(new TextDecoder().decode(m.data)).type);
+    return out;
+  }
+  const cli = (args: string[]) => runCli(["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds"), ...args]);
+  const state = (node: string) => agents.get(node)!.vault.info().state;
+
+  before(async () => {
+    plane = await startSecurePlane();
+    admin = adminClient(plane);
+    writeFileSync(seedFile, Buffer.concat([Buffer.from(operator.getSeed()), Buffer.from("\n")]), { mode: 0o600 });
+    for (const node of [OWNER, "peer-1", "peer-2", "peer-3"]) await enroll(node);
+    for (const node of ["peer-1", "peer-2", "peer-3"]) await start(node);
+  });
+
+  after(async () => {
+    for (const node of [...agents.keys()]) await stop(node).catch(() => {});
+    await plane?.stop();
+  });
+
+  test("with 3 peers the new key is kept under the operator's key, not distributed", async () => {
+    await start(OWNER);
+    await waitUntil("genesis vault made", () => state(OWNER) === "unlocked", 15_000);
+    assert.equal(agents.get(OWNER)!.vault.secrets()?.token, SECRET);
+    const dir = dirs.get(OWNER)!;
+    assert.ok(existsSync(join(dir, "genesis.key")));
+    assert.equal(JSON.parse(readFileSync(join(dir, "vault.json"), "utf8")).genesis, true);
+    assert.deepEqual(await types("vault", OWNER), []);
+  });
+
+  test("rebooted, it is genesis-locked until the operator unlocks it with unibus node unlock --genesis", async () => {
+    await stop(OWNER);
+    const a = await start(OWNER);
+    await waitUntil("genesis-locked", () => state(OWNER) === "genesis-locked", 15_000);
+    assert.equal(a.vault.secrets(), null);
+    const wrong = join(tempDir("unibus-genesis-wrong-"), "other.nk");
+    writeFileSync(wrong, Buffer.from(createCurve().getSeed()), { mode: 0o600 });
+    const refused = await cli(["node", "unlock", "--genesis", OWNER, "--kex-seed", wrong]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /not sealed to the key/);
+    assert.equal(state(OWNER), "genesis-locked");
+    const ok = await cli(["node", "unlock", "--genesis", OWNER, "--kex-seed", seedFile]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(state(OWNER), "unlocked");
+    assert.equal(a.vault.secrets()?.token, SECRET);
+  });
+
+  test("at the fifth node the key is handed over to the peers (GenesisHandover), genesis.key is deleted, and a restart unlocks from peers", async () => {
+    await enroll("peer-4");
+    await start("peer-4");
+    await waitUntil("handover", async () => (await types("vault", OWNER)).includes("GenesisHandover"), 15_000);
+    assert.deepEqual(await types("vault", OWNER), ["SharesDistributed", "GenesisHandover"]);
+    const dir = dirs.get(OWNER)!;
+    await waitUntil("genesis.key deleted", () => !existsSync(join(dir, "genesis.key")), 5000);
+    assert.equal(JSON.parse(readFileSync(join(dir, "vault.json"), "utf8")).genesis, false);
+    await stop(OWNER);
+    const a = await start(OWNER);
+    await waitUntil("unlocked from peers", () => state(OWNER) === "unlocked", 15_000);
+    assert.equal(a.vault.secrets()?.token, SECRET);
+    assert.deepEqual([a.vault.info().epoch, a.vault.info().k, a.vault.info().n], [1, 3, 4]);
+    assert.ok(a.vault.info().reachable >= 3);
+  });
+});
