@@ -5,7 +5,6 @@
 // second copy of any service, and a graceful leave.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -13,22 +12,11 @@ import { nodeCommandSubject, type NodeAction } from "../schemas/mod.ts";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
-import { ROOT, runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
-import { cleanupMembershipd, cmdline, isAlive, natsPidFile, sleep, startFreshMembershipd, waitUntil } from "./process-tools.ts";
+import { runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
+import { cleanupMembershipd, cmdline, isAlive, natsPidFile, sleep, startAgentDaemon, startFreshMembershipd, stopAgentDaemon, waitUntil, type AgentDaemon } from "./process-tools.ts";
 
 const NODE = "run-1";
 const MARK = "unibus-agent-run-test";
-
-interface AgentProc { proc: ChildProcess; out(): string; exited: Promise<number | null> }
-
-function startAgentDaemon(dir: string): AgentProc {
-  const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "run"], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  proc.stdout!.on("data", (d) => (out += d));
-  proc.stderr!.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
-  return { proc, out: () => out, exited };
-}
 
 /** Processes whose command line carries `marker` (the services this test declared). */
 function servicePids(marker: string): number[] {
@@ -54,7 +42,7 @@ function writeServices(dir: string, marker: string): void {
 describe("unibus-agent run", { timeout: 240_000 }, () => {
   let md: MembershipdHandle | undefined;
   let admin: { nc: NatsConnection; signer: Signer } | undefined;
-  let agent: AgentProc | undefined;
+  let agent: AgentDaemon | undefined;
   const dir = tempDir("unibus-agent-run-");
   const cli = (args: string[]) => runCli(["--json", ...args], { dataDir: md!.dataDir });
   const send = async (action: string, args: Record<string, unknown>, timeout = 10_000) =>
@@ -85,11 +73,7 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
   });
 
   after(async () => {
-    if (agent && agent.proc.exitCode === null) {
-      agent.proc.kill("SIGTERM");
-      await Promise.race([agent.exited, sleep(10_000)]);
-      agent.proc.kill("SIGKILL");
-    }
+    await stopAgentDaemon(agent);
     await admin?.nc.close();
     await cleanupMembershipd(md);
   });

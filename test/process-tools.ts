@@ -2,7 +2,7 @@
 // bin/ launchers,
 // find the nats-server of a data dir, run membershipd to its exit, and clean up only what the
 // tests started (identified by their temp data dirs).
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../services/bus/mod.ts";
@@ -165,4 +165,23 @@ export async function getJson(url: string, timeoutMs = 5000): Promise<{ status: 
     // not JSON: returned as text
   }
   return { status: res.status, body, ms, contentType: res.headers.get("content-type") };
+}
+
+/** `unibus-agent run` as a real process, its output kept. */
+export interface AgentDaemon { proc: ChildProcess; out(): string; exited: Promise<number | null> }
+
+export function startAgentDaemon(dir: string, env: Record<string, string> = {}): AgentDaemon {
+  const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "run"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  return { proc, out: () => out, exited: new Promise((r) => proc.once("exit", (c) => r(c))) };
+}
+
+/** SIGTERM, up to 10 s for the agent to stop its services, then SIGKILL. */
+export async function stopAgentDaemon(agent: AgentDaemon | undefined): Promise<void> {
+  if (!agent || agent.proc.exitCode !== null) return;
+  agent.proc.kill("SIGTERM");
+  await Promise.race([agent.exited, sleep(10_000)]);
+  agent.proc.kill("SIGKILL");
 }

@@ -6,7 +6,7 @@
 // `rollout status` shows the node's version, slot, state and attempts; a bad release rolls back.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -14,18 +14,10 @@ import { nodeCommandSubject } from "../schemas/mod.ts";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
-import { ROOT, runAgent, runCli, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
-import { cleanupMembershipd, sleep, startFreshMembershipd, waitUntil } from "./process-tools.ts";
+import { runAgent, runCli, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
+import { cleanupMembershipd, startAgentDaemon, startFreshMembershipd, stopAgentDaemon, waitUntil, type AgentDaemon } from "./process-tools.ts";
 
 const NODE = "upd-1";
-
-function startAgentDaemon(dir: string, releases: string): { proc: ChildProcess; out(): string; exited: Promise<number | null> } {
-  const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "run"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UNIBUS_RELEASES_DIR: releases } });
-  let out = "";
-  proc.stdout!.on("data", (d) => (out += d));
-  proc.stderr!.on("data", (d) => (out += d));
-  return { proc, out: () => out, exited: new Promise((r) => proc.once("exit", (c) => r(c))) };
-}
 
 /** A release directory: the service prints the slot's VERSION; its health step checks the install ran. */
 function releaseDir(root: string, version: string, healthExit = 0, installSleep = 0): string {
@@ -43,7 +35,7 @@ function releaseDir(root: string, version: string, healthExit = 0, installSleep 
 describe("signed updates, end to end", { timeout: 240_000 }, () => {
   let md: MembershipdHandle | undefined;
   let admin: { nc: NatsConnection; signer: Signer } | undefined;
-  let agent: ReturnType<typeof startAgentDaemon> | undefined;
+  let agent: AgentDaemon | undefined;
   const dir = tempDir("unibus-upd-agent-");
   const work = tempDir("unibus-upd-work-");
   // Where the slots live: readable by the service's own UID (the data dir is 0700).
@@ -71,16 +63,12 @@ describe("signed updates, end to end", { timeout: 240_000 }, () => {
       name: "web", command: "/bin/sh", args: ["-c", `while true; do cat ${join(releases, "web", "current", "VERSION")} 2>/dev/null; echo; sleep 0.3; done`],
       restart: { policy: "always", backoff_ms: 100 }, health_check: { command: "/bin/true" }, sandbox: { profile: "none" }, stop_grace_ms: 1000,
     }));
-    agent = startAgentDaemon(dir, releases);
+    agent = startAgentDaemon(dir, { UNIBUS_RELEASES_DIR: releases });
     await waitUntil("the agent to answer status", async () => (await ask("status").catch(() => null))?.ok === true, 60_000, 200);
   });
 
   after(async () => {
-    if (agent && agent.proc.exitCode === null) {
-      agent.proc.kill("SIGTERM");
-      await Promise.race([agent.exited, sleep(10_000)]);
-      agent.proc.kill("SIGKILL");
-    }
+    await stopAgentDaemon(agent);
     await admin?.nc.close();
     await cleanupMembershipd(md);
   });

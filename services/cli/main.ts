@@ -204,14 +204,15 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
       return releaseVerb(verb!, rest, f, o, send, show, connection);
     case "rollout start": case "rollout status": case "rollout list": case "rollout resume": case "rollout abort":
       return rolloutVerb(verb!, rest, f, o, send, show);
+    // `node unlock --genesis` opens a genesis-locked vault; plain `node unlock` lifts an update lock.
     case "node lock": case "node unlock": case "node update":
+      if (verb === "unlock" && f.genesis) return nodeUnlock(rest, f, o, connection);
       return nodeUpdateVerb(verb!, rest, f, o, send, show, connection);
     case "events tail": return eventsTail(o, f, await connection());
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
     case "monitor report": return monitorReport(rest, f, o);
     case "vault status": return vaultStatus(o, send, connection, f.timeout === undefined ? 2000 : o.timeoutMs);
-    case "node unlock": return nodeUnlock(rest, f, o, connection);
     case "req": {
       const [subject, json] = [verb, ...rest];
       if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");

@@ -28,6 +28,7 @@ export interface ClusterActionDeps {
   meta: () => Promise<MetaCluster | null>;
   /** How long a scale waits for every new replica to catch up. */
   scaleWaitMs?: number;
+  log?: (line: string) => void;
 }
 
 const OURS = /^(UNIBUS_|KV_UNIBUS_|OBJ_UNIBUS_)/;
@@ -71,6 +72,27 @@ function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
 
 const PEER_REMAP_FAILED = 10075;
 const REPAIR_ROUNDS = 3;
+/** Streams rebuilt at once: each rebuild is a RAFT group re-forming, and a loaded host has 2 cores. */
+const REBUILDS_AT_ONCE = 3;
+
+/** A JetStream API call on a busy cluster times out now and then; it is idempotent, so try again. */
+async function patiently<T>(step: () => Promise<T>, tries = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (i >= tries || !/timeout|503|no responders|temporarily unavailable/i.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 500 * i));
+    }
+  }
+}
+
+/** Runs `work` over `items`, `n` at a time. */
+async function inBatches<T, R>(items: T[], n: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += n) out.push(...(await Promise.all(items.slice(i, i + n).map(work))));
+  return out;
+}
 
 /** Every replica of the stream is placed and current. */
 function settled(info: StreamInfo, replicas: number): boolean {
@@ -111,11 +133,16 @@ export function createClusterActions(d: ClusterActionDeps) {
    * The way back is an ordinary catch-up from a replicated leader.
    */
   async function rebuildReplica(stream: string, server: string, replicas: number): Promise<void> {
-    const r = (await d.nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer: server }), { timeout: 10_000 })).json<{ error?: { err_code?: number; description?: string } }>();
-    if (r.error && r.error.err_code !== PEER_REMAP_FAILED) throw new Error(`removing ${server} from ${stream}: ${r.error.description}`);
+    d.log?.(`rebuilding ${server}'s copy of ${stream}`);
+    const r = await patiently(async () => (await d.nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer: server }), { timeout: 10_000 }))
+      .json<{ error?: { err_code?: number; description?: string } }>());
+    // A peer already gone (a retried scale) is what a removal wants.
+    if (r.error && r.error.err_code !== PEER_REMAP_FAILED && !/not a member|peer not/i.test(r.error.description ?? "")) {
+      throw new Error(`removing ${server} from ${stream}: ${r.error.description}`);
+    }
     for (const n of [replicas - 1, replicas]) {
-      const info = await d.jsm.streams.info(stream);
-      await d.jsm.streams.update(stream, { ...info.config, num_replicas: n });
+      const info = await patiently(() => d.jsm.streams.info(stream));
+      if (info.config.num_replicas !== n) await patiently(() => d.jsm.streams.update(stream, { ...info.config, num_replicas: n }));
       const settledAt = await waitSettled([stream], n);
       if (isDomainError(settledAt)) throw new Error(settledAt.message);
     }
@@ -142,7 +169,7 @@ export function createClusterActions(d: ClusterActionDeps) {
   async function waitSettled(names: string[], replicas: number): Promise<DomainError | StreamInfo[]> {
     const deadline = Date.now() + (d.scaleWaitMs ?? 120_000);
     for (;;) {
-      const infos = await Promise.all(names.map((n) => d.jsm.streams.info(n)));
+      const infos = await Promise.all(names.map((n) => patiently(() => d.jsm.streams.info(n))));
       const pending = infos.filter((i) => !settled(i, replicas));
       if (!pending.length) return infos;
       if (Date.now() > deadline) {
@@ -162,7 +189,7 @@ export function createClusterActions(d: ClusterActionDeps) {
     // One stream at a time: each new replica catches up through RAFT while the leader keeps
     // taking writes, so nothing acknowledged before, during or after is lost.
     for (const s of streams) {
-      if (s.config.num_replicas !== a.replicas) await d.jsm.streams.update(s.config.name, { ...s.config, num_replicas: a.replicas });
+      if (s.config.num_replicas !== a.replicas) await patiently(() => d.jsm.streams.update(s.config.name, { ...s.config, num_replicas: a.replicas }));
     }
     const names = streams.map((s) => s.config.name);
     const settledNow = await waitSettled(names, a.replicas);
@@ -172,14 +199,14 @@ export function createClusterActions(d: ClusterActionDeps) {
     // leader). A copy made by an ordinary catch-up from a replicated leader is sound, so every
     // follower the scale-up made is rebuilt that way, the streams side by side.
     const fromR1 = settledNow.filter((i) => streams.find((s) => s.config.name === i.config.name)!.config.num_replicas === 1 && a.replicas > 1);
-    const remade = (await Promise.all(fromR1.map(async (i) => {
+    const remade = (await inBatches(fromR1, REBUILDS_AT_ONCE, async (i) => {
       const done: { stream: string; server: string }[] = [];
       for (const f of i.cluster?.replicas ?? []) {
         await rebuildReplica(i.config.name, f.name, a.replicas);
         done.push({ stream: i.config.name, server: f.name });
       }
       return done;
-    }))).flat();
+    })).flat();
     const rebuilt = await makeWhole(names, a.replicas);
     if (isDomainError(rebuilt)) return rebuilt;
     const done = await waitSettled(names, a.replicas);

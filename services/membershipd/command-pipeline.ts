@@ -25,6 +25,8 @@ export interface PipelineDeps {
   /** Reads are not stored with their nonce (they can be large, and re-running them is harmless). */
   isRead(action: string): boolean;
   now?: () => number;
+  /** Where a failure the reply only names as internal is told in full. */
+  log?: (line: string) => void;
 }
 
 interface NonceRecord { command: string; reply?: Reply }
@@ -33,7 +35,9 @@ export async function handleCommand(raw: Uint8Array, expectedAction: string, dep
   try {
     return await pipeline(raw, expectedAction, deps);
   } catch (err) {
-    return failureReply(err);
+    const reply = failureReply(err);
+    if (!reply.ok && reply.error.code !== "E_CONFLICT") deps.log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
+    return reply;
   }
 }
 

@@ -69,7 +69,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
 
   const meta = o.meta ?? (async () => null);
   const cluster = createClusterActions({
-    aggregates, jsm, nc: o.nc, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()),
+    aggregates, jsm, nc: o.nc, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()), log: o.log,
   });
   const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, copies: o.copies, log: o.log }) : null;
   const metrics = new Metrics();
@@ -94,7 +94,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
       }
       inFlight++;
       const started = performance.now();
-      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run, isRead: isReadAction })
+      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run, isRead: isReadAction, log: o.log })
         .then((reply) => {
           metrics.countCommand(action, reply.ok ? "ok" : reply.error.code, performance.now() - started);
           msg.respond(fitReply(reply, o.nc.info?.max_payload ?? 1024 * 1024));
