@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { clusterDecider, incompleteCopies, incompleteReplicas, scaleRefusal, type ScaleCluster } from "./cluster.ts";
+import { clusterDecider, incompleteCopies, scaleRefusal, type ScaleCluster } from "./cluster.ts";
 import { fold } from "./decider.ts";
 import { isDomainError } from "./errors.ts";
 
@@ -23,16 +23,6 @@ test("a scale records ClusterScaled once, with what it was before; a retry recor
   assert.deepEqual(clusterDecider.decide(scale(3), state), []);
   const down = clusterDecider.decide(scale(1), state);
   assert.ok(!isDomainError(down) && down[0]!.data.previous === 3);
-});
-
-test("a copy that lacks its leader's head is incomplete; lag alone is not", () => {
-  const leader = { server: "n2", messages: 4987, first_seq: 1, last_seq: 4987 };
-  assert.deepEqual(incompleteReplicas("n2", [leader, { server: "n1", messages: 4809, first_seq: 181, last_seq: 4989 }, { ...leader, server: "n3" }]), ["n1"]);
-  // 10 behind and 10 fewer: catching up, not missing anything.
-  assert.deepEqual(incompleteReplicas("n2", [leader, { server: "n3", messages: 4977, first_seq: 1, last_seq: 4977 }]), []);
-  // A KV copy with more messages (deletes not applied yet) is fine too.
-  assert.deepEqual(incompleteReplicas("n2", [leader, { server: "n3", messages: 5000, first_seq: 1, last_seq: 4987 }]), []);
-  assert.deepEqual(incompleteReplicas("n9", [leader]), [], "no copy from the leader: nothing to compare");
 });
 
 test("on an append-only stream a copy without its head is found whichever copy leads", () => {

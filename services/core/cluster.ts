@@ -47,21 +47,11 @@ export const clusterDecider: Decider<ScaleCluster, ClusterScaledEvent, ClusterSt
 export interface ReplicaCopy { server: string; messages: number; first_seq: number; last_seq: number; bytes?: number }
 
 /**
- * The replicas that lack messages the leader has, beyond what their lag behind it explains.
- * nats-server 2.9's scale-up from R1 can leave a new replica without everything stored before the
- * scale while RAFT calls it current (fixed upstream in 2.10: nats-server#5001, #5454); a replica
- * that is missing the head has fewer messages than the leader at no lag at all.
- */
-export function incompleteReplicas(leader: string, copies: ReplicaCopy[]): string[] {
-  const lead = copies.find((c) => c.server === leader);
-  if (!lead) return [];
-  return copies.filter((c) => c.server !== leader && lead.messages - c.messages > Math.max(0, lead.last_seq - c.last_seq)).map((c) => c.server).sort();
-}
-
-/**
  * For an append-only stream (deny_delete, no limits): the copies that hold fewer messages than
- * some other copy beyond what their lag explains, whichever of them leads. A leader without its
- * head is found this way too; on a stream with deletes (KV) counts differ legitimately.
+ * some other copy beyond what their lag explains, whichever of them leads. nats-server 2.9 can
+ * leave a copy made by a scale-up from R1 without the messages stored before it (fixed upstream
+ * in 2.10: nats-server#5001, #5454); such a copy, leader or not, shows here once its server has
+ * restarted. On a stream with deletes (KV) counts differ legitimately.
  */
 export function incompleteCopies(copies: ReplicaCopy[]): string[] {
   return copies.filter((c) => copies.some((o) => o.messages - c.messages > Math.max(0, o.last_seq - c.last_seq))).map((c) => c.server).sort();

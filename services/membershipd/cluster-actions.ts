@@ -5,7 +5,7 @@
 import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CommandEnvelope } from "../../schemas/mod.ts";
-import { clusterDecider, domainError, incompleteReplicas, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy } from "../core/mod.ts";
+import { clusterDecider, domainError, incompleteCopies, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 
 /** The meta group as this server's /jsz reports it (null: not clustered, or unreachable). */
@@ -58,7 +58,8 @@ function currentPeers(self: string, meta: MetaCluster | null): string[] {
 
 function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
   const c = info.cluster;
-  const incomplete = new Set(copies && c?.leader ? incompleteReplicas(c.leader, copies) : []);
+  // Only an append-only stream's copies can be compared by their counts (KV deletes apply unevenly).
+  const incomplete = new Set(copies && info.config.deny_delete ? incompleteCopies(copies) : []);
   return {
     stream: info.config.name,
     replicas: info.config.num_replicas,
@@ -119,7 +120,7 @@ export function createClusterActions(d: ClusterActionDeps) {
   async function incompleteNow(names: string[]): Promise<{ stream: string; server: string }[]> {
     const look = async () => {
       const [copies, infos] = await Promise.all([d.copies(), Promise.all(names.map((n) => d.jsm.streams.info(n)))]);
-      return infos.flatMap((i) => (i.cluster?.leader ? incompleteReplicas(i.cluster.leader, copies.get(i.config.name) ?? []) : []).map((server) => `${i.config.name} ${server}`));
+      return infos.flatMap((i) => incompleteCopies(copies.get(i.config.name) ?? []).map((server) => `${i.config.name} ${server}`));
     };
     const first = new Set(await look());
     if (!first.size) return [];
@@ -207,7 +208,9 @@ export function createClusterActions(d: ClusterActionDeps) {
       }
       return done;
     })).flat();
-    const rebuilt = await makeWhole(names, a.replicas);
+    // Counts tell a lacking copy only on an append-only stream (the event stream); the buckets'
+    // copies were all remade above, and replay rebuilds a bucket anyway.
+    const rebuilt = await makeWhole(settledNow.filter((i) => i.config.deny_delete).map((i) => i.config.name), a.replicas);
     if (isDomainError(rebuilt)) return rebuilt;
     const done = await waitSettled(names, a.replicas);
     if (isDomainError(done)) return done;

@@ -36,7 +36,8 @@ export async function handleCommand(raw: Uint8Array, expectedAction: string, dep
     return await pipeline(raw, expectedAction, deps);
   } catch (err) {
     const reply = failureReply(err);
-    if (!reply.ok && reply.error.code !== "E_CONFLICT") deps.log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
+    if (!reply.ok && reply.error.code === "E_INTERNAL") deps.log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
+    else if (!reply.ok && reply.error.code === "E_UNAVAILABLE") deps.log?.(`${expectedAction}: ${(err as Error)?.message ?? String(err)}`);
     return reply;
   }
 }
@@ -45,7 +46,7 @@ export async function handleCommand(raw: Uint8Array, expectedAction: string, dep
 export function failureReply(err: unknown): Reply {
   if (err instanceof ConcurrencyConflict) return errorReply(domainError("E_CONFLICT", "too many concurrent writers on the same record; retry"));
   const message = (err as Error)?.message ?? String(err);
-  const unavailable = /timeout|no responders|connection|closed|disconnect|503/i.test(message);
+  const unavailable = /timeout|no responders|connection|closed|disconnect|503|jetstream is not enabled/i.test(message);
   return errorReply(domainError(unavailable ? "E_UNAVAILABLE" : "E_INTERNAL", unavailable ? "the event store is unavailable; retry" : "internal error; see membershipd log"));
 }
 
