@@ -168,7 +168,7 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
   test("R1 → R3 in place under load: every stream and bucket gets three current replicas, no event lost", async (t) => {
     startLoad("scale");
     await until("load running", async () => acked().length >= 20);
-    const r = await cli("n2", ["--json", "cluster", "scale", "--replicas", "3"], 180_000);
+    const r = await cli("n2", ["--json", "cluster", "scale", "--replicas", "3"], 330_000);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const scaled = JSON.parse(r.stdout);
     assert.equal(scaled.previous, 1);

@@ -5,7 +5,7 @@ import { table, usageError } from "./output.ts";
 import { show, type Send } from "./main.ts";
 
 /** A scale waits for every new replica to be current: longer than any other command. */
-export const SCALE_TIMEOUT_MS = 150_000;
+export const SCALE_TIMEOUT_MS = 320_000;
 
 function followers(row: any): string {
   return row.followers.map((f: any) => `${f.name}${f.offline ? " (offline)" : f.incomplete ? " (INCOMPLETE copy)" : f.current ? "" : ` (lag ${f.lag})`}`).join(", ") || "-";

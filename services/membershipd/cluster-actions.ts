@@ -7,6 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { CommandEnvelope } from "../../schemas/mod.ts";
 import { clusterDecider, domainError, incompleteCopies, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
+import { pauseWrites, resumeWrites } from "./write-pause.ts";
 
 /** The meta group as this server's /jsz reports it (null: not clustered, or unreachable). */
 export interface MetaCluster {
@@ -72,9 +73,13 @@ function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
 }
 
 const PEER_REMAP_FAILED = 10075;
+/** The longest a scale holds every membershipd's writes (it resumes them as soon as it is done). */
+const SCALE_PAUSE_MS = 300_000;
 const REPAIR_ROUNDS = 3;
 /** Streams rebuilt at once: each rebuild is a RAFT group re-forming, and a loaded host has 2 cores. */
 const REBUILDS_AT_ONCE = 3;
+const REBUILD_ATTEMPTS = 3;
+const REBUILD_SETTLE_MS = 30_000;
 
 /** A JetStream API call on a busy cluster times out now and then; it is idempotent, so try again. */
 async function patiently<T>(step: () => Promise<T>, tries = 5): Promise<T> {
@@ -134,18 +139,31 @@ export function createClusterActions(d: ClusterActionDeps) {
    * The way back is an ordinary catch-up from a replicated leader.
    */
   async function rebuildReplica(stream: string, server: string, replicas: number): Promise<void> {
-    d.log?.(`rebuilding ${server}'s copy of ${stream}`);
-    const r = await patiently(async () => (await d.nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer: server }), { timeout: 10_000 }))
-      .json<{ error?: { err_code?: number; description?: string } }>());
-    // A peer already gone (a retried scale) is what a removal wants.
-    if (r.error && r.error.err_code !== PEER_REMAP_FAILED && !/not a member|peer not/i.test(r.error.description ?? "")) {
-      throw new Error(`removing ${server} from ${stream}: ${r.error.description}`);
-    }
-    for (const n of [replicas - 1, replicas]) {
+    // A re-added peer now and then never becomes current (2.9 again): then the stuck one is
+    // removed and re-added once more, a few times at most.
+    let peer = server;
+    for (let attempt = 1; ; attempt++) {
+      d.log?.(`rebuilding ${peer}'s copy of ${stream}${attempt > 1 ? ` (attempt ${attempt})` : ""}`);
+      const r = await patiently(async () => (await d.nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer }), { timeout: 10_000 }))
+        .json<{ error?: { err_code?: number; description?: string } }>());
+      // A peer already gone (a retried scale) is what a removal wants.
+      if (r.error && r.error.err_code !== PEER_REMAP_FAILED && !/not a member|peer not/i.test(r.error.description ?? "")) {
+        throw new Error(`removing ${peer} from ${stream}: ${r.error.description}`);
+      }
+      let stuck: DomainError | null = null;
+      for (const n of [replicas - 1, replicas]) {
+        const info = await patiently(() => d.jsm.streams.info(stream));
+        if (info.config.num_replicas !== n) await patiently(() => d.jsm.streams.update(stream, { ...info.config, num_replicas: n }));
+        const settledAt = await waitSettled([stream], n, REBUILD_SETTLE_MS);
+        if (isDomainError(settledAt)) {
+          stuck = settledAt;
+          break;
+        }
+      }
+      if (!stuck) return;
+      if (attempt >= REBUILD_ATTEMPTS) throw new Error(stuck.message);
       const info = await patiently(() => d.jsm.streams.info(stream));
-      if (info.config.num_replicas !== n) await patiently(() => d.jsm.streams.update(stream, { ...info.config, num_replicas: n }));
-      const settledAt = await waitSettled([stream], n);
-      if (isDomainError(settledAt)) throw new Error(settledAt.message);
+      peer = info.cluster?.replicas?.find((f) => !f.current || f.offline)?.name ?? peer;
     }
   }
 
@@ -167,8 +185,8 @@ export function createClusterActions(d: ClusterActionDeps) {
       { incomplete: left });
   }
 
-  async function waitSettled(names: string[], replicas: number): Promise<DomainError | StreamInfo[]> {
-    const deadline = Date.now() + (d.scaleWaitMs ?? 120_000);
+  async function waitSettled(names: string[], replicas: number, waitMs = d.scaleWaitMs ?? 120_000): Promise<DomainError | StreamInfo[]> {
+    const deadline = Date.now() + waitMs;
     for (;;) {
       const infos = await Promise.all(names.map((n) => patiently(() => d.jsm.streams.info(n))));
       const pending = infos.filter((i) => !settled(i, replicas));
@@ -187,6 +205,15 @@ export function createClusterActions(d: ClusterActionDeps) {
     if (refusal) return refusal;
     const streams = await ourStreams(d.jsm);
     const previous = Math.max(...streams.map((s) => s.config.num_replicas), 1);
+    await pauseWrites(d.nc, SCALE_PAUSE_MS);
+    try {
+      return await scaleStreams(a, cmd, peers, streams, previous);
+    } finally {
+      await resumeWrites(d.nc).catch(() => {});
+    }
+  }
+
+  async function scaleStreams(a: { replicas: number }, cmd: CommandEnvelope, peers: string[], streams: StreamInfo[], previous: number) {
     // One stream at a time: each new replica catches up through RAFT while the leader keeps
     // taking writes, so nothing acknowledged before, during or after is lost.
     for (const s of streams) {

@@ -15,6 +15,7 @@ import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
 import { createClusterActions, type MetaCluster } from "./cluster-actions.ts";
 import { startReplicaWatch } from "./replica-watch.ts";
+import { WritePause } from "./write-pause.ts";
 import { startUpdates } from "./updates/mod.ts";
 import { lastSequence } from "../bus/mod.ts";
 import { ADMIN_HANDLE } from "./identities.ts";
@@ -71,7 +72,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const cluster = createClusterActions({
     aggregates, jsm, nc: o.nc, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()), log: o.log,
   });
-  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, copies: o.copies, log: o.log }) : null;
+  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, copies: o.copies, nc: o.nc, log: o.log }) : null;
   const metrics = new Metrics();
   const updates = await cold("the release store", () => startUpdates({
     nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
@@ -83,12 +84,16 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     clusterHandlers: cluster.handlers,
   });
   const lookupActor = createActorLookup(jsm, aggregates);
+  const pause = new WritePause(o.nc, o.log);
   let inFlight = 0;
   const sub = o.nc.subscribe(`${COMMAND_PREFIX}>`, {
     queue: "membershipd",
     callback: (err, msg) => {
       if (err || !msg.reply) return;
       const action = msg.subject.slice(COMMAND_PREFIX.length);
+      if (pause.active && !isReadAction(action) && action !== "cluster.scale") {
+        return void msg.respond(JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "the cluster is changing its replicas (cluster scale); retry in a few seconds" } }));
+      }
       if (inFlight >= MAX_IN_FLIGHT) {
         return void msg.respond(JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "membershipd is busy; retry" } }));
       }
@@ -106,6 +111,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     js, jsm, buckets, aggregates, projector, metrics, service, auth, updates,
     async stop() {
       watch?.stop();
+      pause.stop();
       await updates.stop();
       await sub.drain().catch(() => {});
       await auth?.stop();

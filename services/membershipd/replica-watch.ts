@@ -6,13 +6,18 @@
 // leader steps down first so a whole copy leads.
 import { incompleteCopies, type ReplicaCopy } from "../core/mod.ts";
 import { EVENTS_STREAM } from "../bus/mod.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClusterActions, MetaCluster } from "./cluster-actions.ts";
+import { pauseWrites, resumeWrites } from "./write-pause.ts";
+
+const REBUILD_PAUSE_MS = 120_000;
 
 export interface ReplicaWatchOptions {
   self: string;
   meta: () => Promise<MetaCluster | null>;
   cluster: Pick<ClusterActions, "streams" | "rebuildReplica" | "stepDown">;
   copies: () => Promise<Map<string, ReplicaCopy[]>>;
+  nc: NatsConnection;
   log?: (line: string) => void;
   intervalMs?: number;
 }
@@ -34,10 +39,16 @@ export function startReplicaWatch(o: ReplicaWatchOptions): { stop(): void } {
       const bad = incompleteCopies((await o.copies()).get(EVENTS_STREAM) ?? []).filter((s) => first.has(s));
       // Never all of them at once: with every copy "incomplete" the counts say nothing.
       if (bad.length >= info.config.num_replicas) return;
-      for (const server of bad) {
-        o.log?.(`${server}'s copy of ${EVENTS_STREAM} lacks messages another copy holds: rebuilding it`);
-        if (info.cluster?.leader === server) await o.cluster.stepDown(EVENTS_STREAM);
-        await o.cluster.rebuildReplica(EVENTS_STREAM, server, info.config.num_replicas);
+      // A rebuild under appends can lose them (write-pause.ts): writes wait while it runs.
+      await pauseWrites(o.nc, REBUILD_PAUSE_MS);
+      try {
+        for (const server of bad) {
+          o.log?.(`${server}'s copy of ${EVENTS_STREAM} lacks messages another copy holds: rebuilding it`);
+          if (info.cluster?.leader === server) await o.cluster.stepDown(EVENTS_STREAM);
+          await o.cluster.rebuildReplica(EVENTS_STREAM, server, info.config.num_replicas);
+        }
+      } finally {
+        await resumeWrites(o.nc).catch(() => {});
       }
     } catch (err) {
       o.log?.(`replica check: ${(err as Error).message}`);
