@@ -126,7 +126,8 @@ export type RolloutEvent = DataOf<"rollout">;
 export type LockEvent = DataOf<"lock">;
 export type VaultEvent = DataOf<"vault">;
 export type ShareEvent = DataOf<"share">;
-export type DomainEvent = SystemEvent | UserEvent | RoomEvent | MemberEvent | IdentityEvent | FleetEvent | NodeEvent | ReleaseEvent | RolloutEvent | LockEvent | VaultEvent | ShareEvent;
+/** Every event of every kind, derived so that a new kind cannot be left out. */
+export type DomainEvent = { [K in AggregateKind]: DataOf<K> }[AggregateKind];
 export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();

@@ -54,16 +54,6 @@ paths() { # NAME
   ETC="$ROOT/etc/unibus" DATA="$ROOT/var/lib/unibus" UNITS="$ROOT/etc/systemd/system" RUN="$ROOT/run/unibus"
 }
 
-# Runs a bash script (stdin) as root on the node, with the listed variables set.
-on_node() { # NAME SSH_HOST
-  local name=$1 host=$2
-  if [ "$transport" = netns ]; then
-    ip netns exec "${netns_prefix}${name}" bash -s
-  else
-    ssh -o BatchMode=yes -o ConnectTimeout=10 "$SSH_USER@$host" sudo bash -s
-  fi
-}
-
 # Copies a local directory's contents to DEST on the node (modes kept).
 put_dir() { # NAME SSH_HOST SRC DEST
   if [ "$transport" = netns ]; then

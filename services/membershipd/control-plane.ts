@@ -72,7 +72,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const cluster = createClusterActions({
     aggregates, jsm, nc: o.nc, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()), log: o.log,
   });
-  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, copies: o.copies, nc: o.nc, log: o.log }) : null;
+  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, log: o.log }) : null;
   const metrics = new Metrics();
   const updates = await cold("the release store", () => startUpdates({
     nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),

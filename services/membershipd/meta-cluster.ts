@@ -8,17 +8,23 @@ import type { MetaCluster } from "./cluster-actions.ts";
 
 const ASK_ALL_MS = 500;
 
+interface JszReply {
+  server?: { name?: string };
+  data?: { meta_cluster?: MetaCluster; account_details?: { stream_detail?: { name: string; state: ReplicaCopy & { bytes: number } }[] }[] };
+}
+
+/** Every server's /jsz, asked over the system account; whatever answered within `ms`. */
+async function jszOfEveryServer(systemNc: NatsConnection, options: Record<string, boolean>, ms: number): Promise<JszReply[]> {
+  const out: JszReply[] = [];
+  const replies = await systemNc.requestMany("$SYS.REQ.SERVER.PING.JSZ", JSON.stringify(options), { maxWait: ms, strategy: "timer" as never });
+  for await (const m of replies) out.push(m.json() as JszReply);
+  return out;
+}
+
 async function leadersView(systemNc: NatsConnection): Promise<MetaCluster | null> {
-  try {
-    const replies = await systemNc.requestMany("$SYS.REQ.SERVER.PING.JSZ", "", { maxWait: ASK_ALL_MS, strategy: "timer" as never });
-    for await (const m of replies) {
-      const meta = (m.json() as { data?: { meta_cluster?: MetaCluster } }).data?.meta_cluster;
-      if (meta?.replicas) return meta;
-    }
-  } catch {
-    // no answer in time: the local view is all there is
-  }
-  return null;
+  // No answer in time: the local view is all there is.
+  const replies = await jszOfEveryServer(systemNc, {}, ASK_ALL_MS).catch(() => []);
+  return replies.map((r) => r.data?.meta_cluster).find((meta) => meta?.replicas) ?? null;
 }
 
 export function metaClusterView(server: EmbeddedNatsServer | null, systemNc: NatsConnection | null, timeoutMs = 400) {
@@ -35,9 +41,7 @@ export function replicaStatesView(systemNc: NatsConnection | null) {
   return async (): Promise<Map<string, ReplicaCopy[]>> => {
     const out = new Map<string, ReplicaCopy[]>();
     if (!systemNc) return out;
-    const replies = await systemNc.requestMany("$SYS.REQ.SERVER.PING.JSZ", JSON.stringify({ accounts: true, streams: true }), { maxWait: 1000, strategy: "timer" as never });
-    for await (const m of replies) {
-      const r = m.json() as { server?: { name?: string }; data?: { account_details?: { stream_detail?: { name: string; state: ReplicaCopy & { bytes: number } }[] }[] } };
+    for (const r of await jszOfEveryServer(systemNc, { accounts: true, streams: true }, 1000)) {
       const server = r.server?.name;
       if (!server) continue;
       for (const a of r.data?.account_details ?? []) {

@@ -4,7 +4,6 @@
 // rebuilds them). A copy lacking messages another holds is rebuilt from a sound replica; when that
 // copy is the leader (it can win an election: its RAFT log is current, its store is not), the
 // leader steps down first so a whole copy leads.
-import { incompleteCopies, type ReplicaCopy } from "../core/mod.ts";
 import { EVENTS_STREAM } from "../bus/mod.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClusterActions, MetaCluster } from "./cluster-actions.ts";
@@ -15,8 +14,7 @@ const REBUILD_PAUSE_MS = 120_000;
 export interface ReplicaWatchOptions {
   self: string;
   meta: () => Promise<MetaCluster | null>;
-  cluster: Pick<ClusterActions, "streams" | "rebuildReplica" | "stepDown">;
-  copies: () => Promise<Map<string, ReplicaCopy[]>>;
+  cluster: Pick<ClusterActions, "streams" | "incompleteNow" | "rebuildReplica" | "stepDown">;
   nc: NatsConnection;
   log?: (line: string) => void;
   intervalMs?: number;
@@ -32,11 +30,8 @@ export function startReplicaWatch(o: ReplicaWatchOptions): { stop(): void } {
       if (!meta || meta.leader !== o.self) return;
       const info = (await o.cluster.streams()).find((s) => s.config.name === EVENTS_STREAM);
       if (!info || info.config.num_replicas < 2) return;
-      // Two looks a second apart: one can catch a copy between two appends.
-      const first = new Set(incompleteCopies((await o.copies()).get(EVENTS_STREAM) ?? []));
-      if (!first.size) return;
-      await new Promise((r) => setTimeout(r, 1000));
-      const bad = incompleteCopies((await o.copies()).get(EVENTS_STREAM) ?? []).filter((s) => first.has(s));
+      const bad = (await o.cluster.incompleteNow([EVENTS_STREAM])).map((b) => b.server);
+      if (!bad.length) return;
       // Never all of them at once: with every copy "incomplete" the counts say nothing.
       if (bad.length >= info.config.num_replicas) return;
       // A rebuild under appends can lose them (write-pause.ts): writes wait while it runs.
