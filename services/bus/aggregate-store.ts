@@ -2,7 +2,8 @@
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Actor, EventEnvelope } from "../../schemas/mod.ts";
-import { eventHash, isDomainError, signEventAsync, type Decider, type DomainError, type Signer } from "../core/mod.ts";
+import { eventHash, isDomainError, type Decider, type DomainError, type HashedEvent, type Signer } from "../core/mod.ts";
+import { EventSigner } from "./event-signer.ts";
 import { appendEvents, ConcurrencyConflict, decodeEvent, eventSubject, lastEventOf, readEventMessages } from "./event-store.ts";
 
 export interface Loaded<S> {
@@ -38,7 +39,11 @@ const CACHE_LIMIT = 50_000;
 export class AggregateStore {
   private readonly cache = new Map<string, Loaded<unknown>>();
 
-  constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, private readonly signer: Signer) {}
+  private readonly signer: EventSigner;
+
+  constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, signer: Signer) {
+    this.signer = new EventSigner(signer);
+  }
 
   async load<S>(kind: string, id: string, decider: AnyDecider): Promise<Loaded<S>> {
     const subject = eventSubject(kind, id);
@@ -85,15 +90,16 @@ export class AggregateStore {
       const decided = decider.decide(cmd, loaded.state);
       if (isDomainError(decided)) return decided;
       if (decided.length === 0) return { events: [], seqs: [], replayed: false };
-      const envelopes = await this.sign(kind, id, decided, loaded.hash, meta);
+      const signed = await this.sign(kind, id, decided, loaded.hash, meta);
+      const envelopes = signed.map((s) => s.event);
       try {
-        const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes);
+        const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes, signed.map((s) => s.json));
         // A duplicate ack means an earlier attempt's envelopes are the stored ones: reload next time.
         if (duplicate) this.cache.delete(subject);
         else this.remember(subject, {
           state: envelopes.reduce((s, _e, i) => decider.evolve(s, decided[i]!), loaded.state),
           seq: seqs[seqs.length - 1]!,
-          hash: eventHash(envelopes[envelopes.length - 1]!),
+          hash: signed[signed.length - 1]!.hash,
           causations: new Set([...loaded.causations, meta.commandId]),
         });
         return { events: envelopes, seqs, replayed: false };
@@ -106,18 +112,18 @@ export class AggregateStore {
     }
   }
 
-  private async sign(kind: string, id: string, events: { type: string; data: Record<string, unknown> }[], prevHash: string | null, meta: CommandMeta): Promise<EventEnvelope[]> {
-    const out: EventEnvelope[] = [];
+  private async sign(kind: string, id: string, events: { type: string; data: Record<string, unknown> }[], prevHash: string | null, meta: CommandMeta): Promise<HashedEvent[]> {
+    const out: HashedEvent[] = [];
     let prev = prevHash;
     const ts = new Date().toISOString();
     // In order: each event's `prev` is the hash of the signed event before it.
     for (const [n, e] of events.entries()) {
-      const env = await signEventAsync({
+      const signed = await this.signer.sign({
         id: `${meta.commandId}:${n}`, type: e.type, kind, aggregate: id, ts, actor: meta.actor,
         causation: meta.commandId, correlation: meta.correlation ?? meta.commandId, prev, data: e.data,
-      }, this.signer);
-      prev = eventHash(env);
-      out.push(env);
+      });
+      prev = signed.hash;
+      out.push(signed);
     }
     return out;
   }

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventEnvelope } from "../../schemas/mod.ts";
 import {
-  eventHash, isDomainError, MemoryProjections, memberDecider, newUserSeed, roomDecider, signerFromSeed, signEvent, userDecider,
+  eventHash, isDomainError, MemoryProjections, verifyEventSignature, memberDecider, newUserSeed, roomDecider, signerFromSeed, signEvent, userDecider,
   type DomainError, type MemberCommand, type MemberState, type RoomState, type Signer, type UserState,
 } from "../core/mod.ts";
 import { auditVerify } from "../cli/audit.ts";
@@ -380,6 +380,25 @@ describe("AggregateStore retries (same commandId)", () => {
     const results = await Promise.all(stores.map((s) => s.execute("room", room, roomDecider, { type: "CreateRoom", room, subject: "", by: "tester" }, meta)));
     for (const r of results) executed(r);
     assert.equal(await subjectCount(main.jsm, subject), 1);
+  });
+
+  test("40 commands at once through one store share signatures: each event carries its batch proof and verifies alone", async () => {
+    const store = new AggregateStore(main.js, main.jsm, service);
+    const rooms = Array.from({ length: 40 }, () => fresh("batch"));
+    const results = await Promise.all(rooms.map((room) =>
+      store.execute("room", room, roomDecider, { type: "CreateRoom", room, subject: "", by: "tester" }, { actor, commandId: fresh("batch-cmd") })));
+    const events = results.map((r) => executed(r).events[0]!);
+    const batched = events.filter((e) => e.batch);
+    assert.ok(batched.length >= 20, `${batched.length} of 40 events were signed in batches`);
+    assert.ok(new Set(events.map((e) => e.sig)).size < 40, "some events share a signature");
+    for (const room of rooms) {
+      const [stored] = await readSubject(main.js, main.jsm, eventSubject("room", room));
+      assert.equal(EventEnvelope.safeParse(stored!.env).success, true);
+      assert.equal(verifyEventSignature(stored!.env), true, room);
+    }
+    // The next event of a batched aggregate chains onto the hash the store kept (batch proof included).
+    const again = executed(await store.execute("room", rooms[0]!, roomDecider, { type: "ArchiveRoom", room: rooms[0]!, by: "tester" }, { actor, commandId: fresh("archive") }));
+    assert.equal(again.events[0]!.prev, eventHash(events[0]!));
   });
 
   test("the whole stream so far passes audit verify (signatures, trusted writer, hash chains, no gaps)", async () => {

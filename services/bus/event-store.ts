@@ -51,13 +51,17 @@ export interface AppendResult {
  * (0: it must not exist yet); each further event expects the one before it. Throws
  * ConcurrencyConflict when another writer got there first.
  */
-export async function appendEvents(js: JetStreamClient, subject: string, expectedSeq: number, events: EventEnvelope[]): Promise<AppendResult> {
+/**
+ * `encoded`: each event's JSON when the caller has it already (signing assembles the canonical
+ * JSON anyway: HashedEvent.json), so it is not serialized twice.
+ */
+export async function appendEvents(js: JetStreamClient, subject: string, expectedSeq: number, events: EventEnvelope[], encoded?: readonly string[]): Promise<AppendResult> {
   const seqs: number[] = [];
   let expected = expectedSeq;
   let duplicate = false;
-  for (const event of events) {
+  for (const [i, event] of events.entries()) {
     try {
-      const ack = await js.publish(subject, JSON.stringify(event), { msgID: event.id, expect: { lastSubjectSequence: expected } });
+      const ack = await js.publish(subject, encoded?.[i] ?? JSON.stringify(event), { msgID: event.id, expect: { lastSubjectSequence: expected } });
       seqs.push(ack.seq);
       duplicate ||= ack.duplicate;
       expected = ack.seq;

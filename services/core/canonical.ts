@@ -9,3 +9,30 @@ export function canonicalJson(value: unknown): string {
   if (out === undefined) throw new TypeError("value has no canonical JSON form");
   return out;
 }
+
+/** An object's members as [key, canonical JSON of the value], for assembling with canonicalObject. */
+export type CanonicalMembers = [string, string][];
+
+export function canonicalMembers(value: Record<string, unknown>): CanonicalMembers {
+  const out: CanonicalMembers = [];
+  // A string, finite number, boolean or null serializes in RFC 8785 exactly as JSON.stringify does
+  // (the library itself hands them to JSON.stringify); only objects and arrays need the library.
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    out.push([k, v === null || typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v)) ? JSON.stringify(v) : canonicalJson(v)]);
+  }
+  return out;
+}
+
+/**
+ * The canonical JSON of an object from its members' canonical values: what canonicalJson gives for
+ * the whole object (keys sorted by UTF-16 code units, as RFC 8785 and `canonicalize` sort them),
+ * without serializing again the values it already has. The write path builds an event's signed
+ * bytes and then its hash (with `sig` added) from one serialization of its fields.
+ */
+export function canonicalObject(members: CanonicalMembers): string {
+  const sorted = members.slice().sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  let out = "{";
+  for (let i = 0; i < sorted.length; i++) out += `${i ? "," : ""}${JSON.stringify(sorted[i]![0])}:${sorted[i]![1]}`;
+  return `${out}}`;
+}

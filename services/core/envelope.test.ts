@@ -7,7 +7,7 @@ import { createAccount, createServer, fromPublic, fromSeed } from "@nats-io/nkey
 import { CommandEnvelope, EventEnvelope, type Actor } from "../../schemas/mod.ts";
 import { canonicalJson } from "./canonical.ts";
 import { fromBase64Url, newUserSeed, signerFromSeed, toBase64Url, verifySignature } from "./crypto.ts";
-import { eventHash, signCommand, signEvent, signEventAsync, verifyCommandSignature, verifyEventSignature, type EventDraft } from "./envelope.ts";
+import { eventHash, signCommand, signEvent, signEventAsync, signEventBatch, verifyCommandSignature, verifyEventSignature, type EventDraft, type HashedEvent } from "./envelope.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -148,6 +148,79 @@ describe("signEvent / verifyEventSignature", () => {
       assert.notEqual(eventHash(variant), eventHash(e));
       assert.equal(verifyEventSignature(variant), false);
     });
+});
+
+describe("signEventBatch: one signature for a batch of events", () => {
+  const drafts = (n: number) => Array.from({ length: n }, (_, i) => draft({ id: `evt-${i}`, aggregate: `room.r${i}`, data: { room: `r${i}`, subject: `S${i}`, created_by: "alice" } }));
+
+  const batchOf = async (n: number, key = node) => (await signEventBatch(drafts(n), key)).map((h) => h.event);
+
+  test("a batch of one is signEvent's plain form, with no batch proof, and its hash is eventHash's", async () => {
+    const [{ event, hash }] = (await signEventBatch([draft()], node)) as [HashedEvent];
+    assert.deepEqual(event, signEvent(draft(), node));
+    assert.equal("batch" in event, false);
+    assert.equal(hash, eventHash(event));
+  });
+
+  test("the JSON given with each event is its canonical JSON, the very bytes its hash covers", async () => {
+    for (const n of [1, 3]) {
+      for (const { event, json, hash } of await signEventBatch(drafts(n), node)) {
+        assert.equal(json, canonicalJson(event));
+        assert.deepEqual(JSON.parse(json), event);
+        assert.equal(hash, createHash("sha256").update(json).digest("hex"));
+      }
+    }
+  });
+
+  test("the hash given with each event of a batch is eventHash's", async () => {
+    for (const n of [2, 5, 64]) for (const { event, hash } of await signEventBatch(drafts(n), node)) assert.equal(hash, eventHash(event));
+    const odd = draft({ data: { "é": "ü\u0000\ud83d\ude00", a: [1, 2.5, -0, 1e21, null, { z: true, "": false }], b10: 1, b9: 2 } });
+    const [{ event, hash, json }] = (await signEventBatch([odd, draft({ id: "x" })], node)) as [HashedEvent];
+    assert.equal(hash, eventHash(event));
+    assert.equal(json, canonicalJson(event));
+  });
+
+  test("every event of batches of 2..70 verifies alone, shares one signature, and parses", async () => {
+    for (const n of [2, 3, 7, 16, 33, 64, 70]) {
+      const events = await batchOf(n);
+      assert.equal(new Set(events.map((e) => e.sig)).size, 1);
+      for (const [i, e] of events.entries()) {
+        assert.deepEqual(e.batch && { i: e.batch.i, n: e.batch.n }, { i, n });
+        assert.equal(EventEnvelope.safeParse(e).success, true, `schema ${i}/${n}`);
+        assert.equal(verifyEventSignature(JSON.parse(JSON.stringify(e))), true, `event ${i} of ${n}`);
+      }
+    }
+  });
+
+  test("tampering with any field, the proof's place, size or siblings makes verification fail", async () => {
+    const events = await batchOf(5);
+    const e = events[2]!;
+    const b = e.batch!;
+    for (const [what, t] of eventTampers(e)) assert.equal(verifyEventSignature({ ...t, batch: b }), false, what);
+    const flip = (p: string) => toBase64Url(Buffer.from(p, "base64url").map((x, k) => (k === 0 ? x ^ 1 : x)));
+    const bad: [string, EventEnvelope][] = [
+      ["index", { ...e, batch: { ...b, i: 3 } }],
+      ["size", { ...e, batch: { ...b, n: 6 } }],
+      ["size, same steps", { ...events[0]!, batch: { ...events[0]!.batch!, n: 6 } }],
+      ["a sibling", { ...e, batch: { ...b, path: [flip(b.path[0]!), ...b.path.slice(1)] } }],
+      ["a sibling dropped", { ...e, batch: { ...b, path: b.path.slice(1) } }],
+      ["another event's proof", { ...e, batch: events[3]!.batch! }],
+      ["no proof", (({ batch: _b, ...rest }) => rest as EventEnvelope)(e)],
+      ["a sibling's other spelling", { ...e, batch: { ...b, path: [b.path[0]!.slice(0, 42) + (b.path[0]!.endsWith("A") ? "B" : "A"), ...b.path.slice(1)] } }],
+    ];
+    for (const [what, t] of bad) assert.equal(verifyEventSignature(t), false, what);
+    assert.equal(verifyEventSignature(e), true, "the original still verifies");
+  });
+
+  test("a batch signed by another key does not verify under this signer", async () => {
+    const [e] = await batchOf(2, mallory);
+    assert.equal(verifyEventSignature({ ...e!, signer: node.publicKey }), false);
+  });
+
+  test("the batch proof is part of the event's hash (the next event's prev)", async () => {
+    const [a, b] = await batchOf(2);
+    assert.notEqual(eventHash(a!), eventHash({ ...a!, batch: b!.batch! }));
+  });
 });
 
 describe("eventHash", () => {

@@ -1,16 +1,29 @@
-// Signed envelopes: the signature covers the canonical JSON of everything but `sig`, and each
-// event's `prev` is the SHA-256 of the previous event of its aggregate (a hash chain per aggregate).
+// Signed envelopes: the signature covers the canonical JSON of everything but `sig` (and, for an
+// event signed in a batch, `batch`), and each event's `prev` is the SHA-256 of the previous event of
+// its aggregate (a hash chain per aggregate). Events can be signed in batches: one Ed25519
+// signature over a Merkle root of several events' signing bytes, each event carrying its inclusion
+// proof, because on this hardware one signature costs as much as the whole raw publish of an event.
 import { randomBytes } from "node:crypto";
-import type { Actor, CommandEnvelope, EventEnvelope } from "../../schemas/mod.ts";
-import { canonicalJson } from "./canonical.ts";
+import type { Actor, CommandEnvelope, EventBatchProof, EventEnvelope } from "../../schemas/mod.ts";
+import { canonicalJson, canonicalMembers, canonicalObject, type CanonicalMembers } from "./canonical.ts";
 import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
+import { leafHash, merkleTree, rootFromProof } from "./merkle.ts";
 
 const encoder = new TextEncoder();
 
 function signingBytes<T extends { sig: string }>(envelope: Omit<T, "sig"> | T): Uint8Array {
-  const { sig: _ignored, ...body } = envelope as T;
+  const { sig: _sig, batch: _batch, ...body } = envelope as T & { batch?: unknown };
   return encoder.encode(canonicalJson(body));
 }
+
+/** What a batch signature signs: a domain tag, the batch's size and its Merkle root. */
+function batchMessage(size: number, root: Uint8Array): Buffer {
+  const n = Buffer.alloc(4);
+  n.writeUInt32BE(size);
+  return Buffer.concat([BATCH_DOMAIN, n, root]);
+}
+
+const BATCH_DOMAIN = Buffer.from("unibus event batch v1\0");
 
 export interface EventDraft {
   id: string;
@@ -40,9 +53,62 @@ export async function signEventAsync(draft: EventDraft, signer: Signer): Promise
   return { ...body, sig: toBase64Url(await signer.signAsync(signingBytes(body))) };
 }
 
+/**
+ * A signed event, its canonical JSON (what it is stored as) and its hash (the next event's `prev`),
+ * assembled from the serialization signing made.
+ */
+export interface HashedEvent { event: EventEnvelope; json: string; hash: string }
+
+function hashed(event: EventEnvelope, members: CanonicalMembers, added: Record<string, unknown>): HashedEvent {
+  const json = canonicalObject([...members, ...canonicalMembers(added)]);
+  return { event, json, hash: sha256Hex(json) };
+}
+
+/**
+ * Signs several events with one signature over the Merkle root of their signing bytes, each event
+ * getting its inclusion proof; a single draft is signed on its own, in exactly signEvent's form.
+ */
+export async function signEventBatch(drafts: readonly EventDraft[], signer: Signer): Promise<HashedEvent[]> {
+  const bodies = drafts.map((d) => eventBody(d, signer));
+  const members = bodies.map((b) => canonicalMembers(b));
+  const bytes = members.map((m) => encoder.encode(canonicalObject(m)));
+  if (bodies.length === 1) {
+    const sig = toBase64Url(await signer.signAsync(bytes[0]!));
+    return [hashed({ ...bodies[0]!, sig }, members[0]!, { sig })];
+  }
+  const { root, paths } = merkleTree(bytes.map((b) => leafHash(b)));
+  const sig = toBase64Url(await signer.signAsync(batchMessage(bodies.length, root)));
+  return bodies.map((b, i) => {
+    const batch = { i, n: bodies.length, path: paths[i]!.map(toBase64Url) };
+    return hashed({ ...b, batch, sig }, members[i]!, { batch, sig });
+  });
+}
+
+// A batch's events share one signature: verify it once per batch, not once per event.
+const verifiedBatches = new Set<string>();
+const VERIFIED_BATCHES_LIMIT = 4096;
+
+function verifyBatch(event: EventEnvelope, batch: EventBatchProof, sig: Uint8Array): boolean {
+  const path: Uint8Array[] = [];
+  for (const p of batch.path) {
+    const bytes = Buffer.from(p, "base64url");
+    if (bytes.length !== 32 || bytes.toString("base64url") !== p) return false;
+    path.push(bytes);
+  }
+  const root = rootFromProof(leafHash(signingBytes(event)), batch.i, batch.n, path);
+  if (!root) return false;
+  const key = `${event.signer} ${event.sig} ${batch.n} ${root.toString("hex")}`;
+  if (verifiedBatches.has(key)) return true;
+  if (!verifySignature(event.signer, batchMessage(batch.n, root), sig)) return false;
+  if (verifiedBatches.size >= VERIFIED_BATCHES_LIMIT) verifiedBatches.clear();
+  verifiedBatches.add(key);
+  return true;
+}
+
 export function verifyEventSignature(event: EventEnvelope): boolean {
   const sig = decodeSignature(event.sig);
-  return sig !== null && verifySignature(event.signer, signingBytes(event), sig);
+  if (sig === null) return false;
+  return event.batch ? verifyBatch(event, event.batch, sig) : verifySignature(event.signer, signingBytes(event), sig);
 }
 
 /** The value the next event of the same aggregate carries as `prev`. */

@@ -1,0 +1,66 @@
+// Merkle trees as RFC 9162 (Certificate Transparency v2, section 2.1) defines them: leaves and
+// interior nodes hashed with distinct prefixes (0x00, 0x01), so no leaf can pose as a subtree, and
+// inclusion proofs that fix both the leaf's index and the tree's size. One Ed25519 signature over a
+// root then vouches for every leaf: the event writer signs a batch of events at once (envelope.ts).
+import { createHash } from "node:crypto";
+
+const LEAF = Buffer.from([0]);
+const NODE = Buffer.from([1]);
+
+export function leafHash(data: Uint8Array): Buffer {
+  return createHash("sha256").update(LEAF).update(data).digest();
+}
+
+function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
+  return createHash("sha256").update(NODE).update(left).update(right).digest();
+}
+
+/** The largest power of two strictly below n (n ≥ 2). */
+function split(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+/** The tree's root and, for each leaf, its inclusion proof (siblings from the leaf upwards). */
+export function merkleTree(leaves: readonly Uint8Array[]): { root: Buffer; paths: Buffer[][] } {
+  if (leaves.length === 0) throw new RangeError("a Merkle tree needs at least one leaf");
+  const paths: Buffer[][] = leaves.map(() => []);
+  const build = (from: number, to: number): Buffer => {
+    if (to - from === 1) return Buffer.from(leaves[from]!);
+    const k = split(to - from);
+    const left = build(from, from + k);
+    const right = build(from + k, to);
+    // Each leaf of one half gets the other half's root: RFC 9162's PATH(m, D[n]), built bottom-up.
+    for (let i = from; i < from + k; i++) paths[i]!.push(right);
+    for (let i = from + k; i < to; i++) paths[i]!.push(left);
+    return nodeHash(left, right);
+  };
+  return { root: build(0, leaves.length), paths };
+}
+
+/**
+ * The root a leaf's inclusion proof leads to, or null when the proof cannot belong to a tree of
+ * `size` leaves at `index` (RFC 9162 section 2.1.3.2, the verification of an inclusion proof).
+ */
+export function rootFromProof(leaf: Uint8Array, index: number, size: number, path: readonly Uint8Array[]): Buffer | null {
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return null;
+  let fn = index;
+  let sn = size - 1;
+  let r: Buffer = Buffer.from(leaf);
+  for (const p of path) {
+    if (sn === 0) return null;
+    if (fn % 2 === 1 || fn === sn) {
+      r = nodeHash(p, r);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      r = nodeHash(r, p);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 ? r : null;
+}
