@@ -14,7 +14,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { SlotName } from "../schemas/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
 import { publicKeyOf, releaseObjectName } from "../services/core/mod.ts";
-import { loadSlotState, readBounded, RELEASES_OBJECT_STORE, Updater } from "../services/agent/update/mod.ts";
+import { loadSlotState, readBounded, RELEASES_OBJECT_STORE, sandboxedSteps, Updater } from "../services/agent/update/mod.ts";
 import { makeTar, manifestFor, sign } from "./release-helpers.ts";
 import { newReleaseKey } from "./sim-agents.ts";
 import { ROOT, startNats, tempDir, type NatsHandle } from "./harness.ts";
@@ -31,7 +31,7 @@ function updaterAt(dir: string) {
   const restarts: string[] = [];
   const updater = new Updater({
     dir, agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(key)], fetch: (o, m) => readBounded(store, o, m),
-    restartServices: async () => null, checkServices: async () => null, report: (type, data) => void events.push({ type, data }), log: () => {},
+    restartServices: async () => null, checkServices: async () => null, steps: sandboxedSteps({ hidden: [], allowUnsandboxed: false }), report: (type, data) => void events.push({ type, data }), log: () => {},
     bootManaged: new Set([RELEASE]), restartSelf: (r) => void restarts.push(r),
   });
   return { updater, events, restarts };
@@ -48,7 +48,7 @@ async function agentRelease(version: string, exitCode: number) {
 function startLoop(dir: string, max: number): { ran: string[]; slot: SlotName | null } {
   const ran: string[] = [];
   for (let i = 0; i < max; i++) {
-    const chosen = execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "services/agent/update/boot-cli.ts"), dir, RELEASE], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const chosen = execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "services/agent/update/boot-cli.ts"), "run"], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, UNIBUS_RELEASES_DIR: dir } });
     const r = spawnSync(join(chosen, "agent.sh"), { encoding: "utf8" });
     ran.push(r.stdout.trim());
     if (r.status === 0) return { ran, slot: basename(chosen) as SlotName };
@@ -80,7 +80,7 @@ describe("self-update: the boot step decides", { timeout: 60_000 }, () => {
     const up = startLoop(dir, 5);
     assert.deepEqual(up.ran, ["1.0.0"]);
     // The agent that came up (from slot A) commits it.
-    assert.equal(await updaterAt(dir).updater.commitRunning(RELEASE, up.slot), true);
+    assert.equal(await updaterAt(dir).updater.commitRunning(RELEASE, up.slot), "committed");
     assert.equal(loadSlotState(join(dir, RELEASE, "state.json"), RELEASE).good, "A");
 
     const v2 = await agentRelease("2.0.0", 1);
@@ -90,7 +90,7 @@ describe("self-update: the boot step decides", { timeout: 60_000 }, () => {
     assert.deepEqual(down.ran, ["2.0.0", "2.0.0", "2.0.0", "1.0.0"], "three starts of the new code, then the good slot");
     assert.equal(down.slot, "A");
     const back = updaterAt(dir);
-    assert.equal(await back.updater.commitRunning(RELEASE, down.slot), false, "nothing is on trial any more");
+    assert.equal(await back.updater.commitRunning(RELEASE, down.slot), "not-on-trial", "nothing is on trial any more");
     await back.updater.recover();
     assert.deepEqual(back.events.map((e) => e.type), ["UpdateRolledBack"]);
     assert.equal(back.events[0]!.data.version, "2.0.0");
