@@ -2,8 +2,8 @@
 // switched by the updater, then tried by the boot step (a real process, boot-cli.ts) on each
 // start of a restart loop standing in for systemd's Restart=; a program that comes up commits its
 // slot, one that keeps crashing is rolled back to the good slot after three starts, and the agent
-// that then runs reports UpdateRolledBack. The programs here are shell scripts, not the real agent
-// (see docs/updates.md: the agent's own code is not packaged as a release yet).
+// that then runs reports UpdateRolledBack. The programs here are shell scripts; the real agent
+// under bin/unibus-agent-boot is test/self-update-agent.test.ts.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
