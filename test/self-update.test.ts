@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { rmSync } from "node:fs";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { SlotName } from "../schemas/mod.ts";
+import type { ReleaseSpec, SlotName } from "../schemas/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
 import { publicKeyOf, releaseObjectName } from "../services/core/mod.ts";
 import { loadSlotState, readBounded, RELEASES_OBJECT_STORE, sandboxedSteps, Updater } from "../services/agent/update/mod.ts";
@@ -37,10 +37,10 @@ function updaterAt(dir: string) {
   return { updater, events, restarts };
 }
 
-async function agentRelease(version: string, exitCode: number) {
+async function agentRelease(version: string, exitCode: number, health: ReleaseSpec["health"] = null) {
   const tarball = makeTar([{ name: "agent.sh", content: `#!/bin/sh\necho ${version}\nexit ${exitCode}\n`, mode: 0o755 }]);
   await store.putBlob({ name: releaseObjectName(manifestFor(RELEASE, version, tarball).sha256) }, tarball);
-  const manifest = manifestFor(RELEASE, version, tarball, { install: null, health: null, services: [] });
+  const manifest = manifestFor(RELEASE, version, tarball, { install: null, health, services: [] });
   return { manifest, signature: sign(manifest, key) };
 }
 
@@ -99,5 +99,22 @@ describe("self-update: the boot step decides", { timeout: 60_000 }, () => {
     const s = loadSlotState(join(dir, RELEASE, "state.json"), RELEASE);
     assert.equal(s.active, "A");
     assert.equal(s.pending, null);
+  });
+
+  test("a new agent that is up but fails its release's declared health check does not commit: UpdateProbeFailed, and its deadline", async () => {
+    const dir = tempDir("unibus-self-update-health-");
+    dirs.push(dir);
+    const a = updaterAt(dir);
+    const v1 = await agentRelease("1.0.0", 0, { command: ["/bin/sh", "-c", "exit 1"], timeout_ms: 1000, deadline_ms: 200, interval_ms: 50 });
+    assert.ok((await a.updater.update("h1", v1.manifest, v1.signature)).ok);
+    const up = startLoop(dir, 1);
+    assert.equal(up.slot, "A");
+    const running = updaterAt(dir);
+    assert.deepEqual(running.updater.onTrial(RELEASE, "A"), { version: "1.0.0", deadlineMs: 200 });
+    assert.equal(running.updater.onTrial(RELEASE, "B"), null);
+    assert.equal(await running.updater.commitRunning(RELEASE, "A"), "unhealthy");
+    assert.deepEqual(running.events.map((e) => [e.type, e.data.tries_left]), [["UpdateProbeFailed", 2]]);
+    assert.match(running.events[0]!.data.reason, /not healthy within 200 ms/);
+    assert.notEqual(loadSlotState(join(dir, RELEASE, "state.json"), RELEASE).pending, null, "still on trial: the boot step counts the next start");
   });
 });
