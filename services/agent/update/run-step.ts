@@ -6,6 +6,7 @@
 // unsandboxed only if the agent was told it may (`run --allow-unsandboxed-steps`); otherwise it is
 // refused with E_SANDBOX_UNAVAILABLE.
 import { execFile } from "node:child_process";
+import { existsSync, realpathSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { ServiceLimits, StepSandboxSpec } from "../../../schemas/mod.ts";
 import { StepSandboxRunner, type Tools } from "../supervisor/mod.ts";
@@ -64,9 +65,12 @@ export function sandboxedSteps(o: StepRunnerOptions): StepRunner {
     }
     const [bin, ...args] = step.command;
     const sb = step.sandbox;
+    // Mounts name real paths: a tmpfs on a symlink's path would hide nothing.
+    const slot = realpathSync(step.slotDir);
+    const hidden = o.hidden.filter((h) => existsSync(h)).map((h) => realpathSync(h));
     const r = await runner.run({
-      name: `release-${step.release}`, hostname: step.release, command: resolveBin(bin!, step.slotDir), args, cwd: step.slotDir, env: step.env,
-      writable: step.kind === "install" ? [step.slotDir] : [], readOnly: step.kind === "install" ? [] : [step.slotDir], hidden: o.hidden,
+      name: `release-${step.release}`, hostname: step.release, command: resolveBin(bin!, slot), args, cwd: slot, env: step.env,
+      writable: step.kind === "install" ? [slot] : [], readOnly: step.kind === "install" ? [] : [slot], hidden,
       network: sb?.network ?? false, ...(sb?.uid ? { uid: sb.uid } : {}), ...(sb?.gid ? { gid: sb.gid } : {}), limits: sb?.limits ?? defaultLimits(root),
     }, step.timeoutMs);
     const output = r.spawnError ? `${r.output}could not run the step: ${r.spawnError}\n` : r.output;
