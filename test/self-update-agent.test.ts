@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { nodeCommandSubject } from "../schemas/mod.ts";
@@ -111,6 +111,7 @@ describe("self-update of the real agent under its boot step", { timeout: 240_000
     await loop?.stop();
     await admin?.nc.close();
     await cleanupMembershipd(md);
+    for (const d of [dir, work]) rmSync(d, { recursive: true, force: true });
   });
 
   test("node update moves the agent to a bundled release: it restarts into the new slot and commits", async () => {
