@@ -75,6 +75,8 @@ export type HealthResult = z.infer<typeof HealthResult>;
 /** What the agent says of itself in a `status` reply. */
 export const AgentInfo = z.object({
   version: z.string(),
+  /** The slot of the unibus-agent release this agent's code runs from; null: the built-in code. */
+  code_slot: z.enum(["A", "B"]).nullable().optional(),
   started_at: IsoTime,
   sandbox: z.enum(["bwrap", "none", "unavailable"]),
   identity: z.enum(["own-uid", "userns"]),

@@ -3,7 +3,7 @@
 // rollout.*, node.lock/unlock), the agent's `update` action and the records projected from them.
 import { z } from "zod";
 import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
-import { ServiceName } from "./service-config.ts";
+import { ServiceLimits, ServiceName } from "./service-config.ts";
 
 /** major.minor.patch with an optional pre-release: what releases and agents are versioned by. */
 export const Version = z.string().max(64).regex(/^\d{1,9}\.\d{1,9}\.\d{1,9}(-[0-9A-Za-z.-]{1,40})?$/, "must be a version like 1.2.3 or 1.2.3-rc.1");
@@ -14,6 +14,17 @@ const Arg = z.string().min(1).max(4096).refine((s) => !s.includes("\0"), "must n
 const Argv = z.array(Arg).min(1).max(64);
 const Ms = (min: number, max: number) => z.number().int().min(min).max(max);
 
+const StepId = z.number().int().min(1).max(4_294_967_294);
+
+/** The sandbox the install and health steps run in (the service sandbox: bwrap, prlimit, setpriv). */
+export const StepSandboxSpec = z.object({
+  network: z.boolean().default(false).describe("false: the steps get an own network namespace with only loopback"),
+  uid: StepId.optional().describe("the UID the steps run as when the agent is root (never 0); derived from the release name by default"),
+  gid: StepId.optional().describe("their GID; the UID's number by default"),
+  limits: ServiceLimits.optional().describe("rlimits of the steps; default: 1024 open files, 512 processes"),
+}).strict();
+export type StepSandboxSpec = z.infer<typeof StepSandboxSpec>;
+
 /** What the release declares it needs on the node; signed as part of the manifest. */
 export const ReleaseSpec = z.object({
   install: z.object({ command: Argv, timeout_ms: Ms(100, 600_000).default(60_000) }).strict().nullable().default(null)
@@ -22,6 +33,8 @@ export const ReleaseSpec = z.object({
     command: Argv, timeout_ms: Ms(100, 60_000).default(5_000), deadline_ms: Ms(100, 600_000).default(30_000), interval_ms: Ms(10, 60_000).default(500),
   }).strict().nullable().default(null).describe("probed after each switch (cwd = the slot) until it exits 0 or the deadline passes"),
   services: z.array(ServiceName).max(64).default([]).describe("the node's services that run this release: restarted after a switch or a rollback, their health checks probed too"),
+  // Optional, not defaulted: a manifest signed without it must keep its canonical bytes.
+  sandbox: StepSandboxSpec.optional().describe("how the install and health steps are sandboxed; absent: no network, a derived UID, the default limits"),
 }).strict();
 export type ReleaseSpec = z.infer<typeof ReleaseSpec>;
 

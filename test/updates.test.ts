@@ -12,13 +12,15 @@ import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../services/bus/mod.ts";
 import { canonicalJson, newUserSeed, parsePublicKey, parseSigningKey, publicKeyOf, releaseObjectName, type MinisignPublicKey, type MinisignSecretKey } from "../services/core/mod.ts";
-import { loadSlotState, readBounded, RELEASES_OBJECT_STORE, Updater, type CrashPoint, type UpdateEventType } from "../services/agent/update/mod.ts";
+import { loadSlotState, readBounded, RELEASES_OBJECT_STORE, sandboxedSteps, Updater, type CrashPoint, type UpdateEventType } from "../services/agent/update/mod.ts";
 import { APP_SPEC, appRelease, makeTar, manifestFor, sign } from "./release-helpers.ts";
 import { ROOT, startNats, tempDir, type NatsHandle } from "./harness.ts";
 
 const key = parseSigningKey(new TextDecoder().decode(newUserSeed())) as MinisignSecretKey;
 const otherKey = parseSigningKey(new TextDecoder().decode(newUserSeed())) as MinisignSecretKey;
 
+// The steps run in the service sandbox (bwrap, as on a real node).
+const steps = sandboxedSteps({ hidden: [], allowUnsandboxed: false });
 let nats: NatsHandle;
 let nc: NatsConnection;
 let store: ObjectStore;
@@ -31,7 +33,7 @@ function updaterAt(dir: string, trusted: MinisignPublicKey[] = [publicKeyOf(key)
   const restarts: string[][] = [];
   const updater = new Updater({
     dir, agentVersion: "0.1.0", trustedKeys: () => trusted, fetch: (object, max) => readBounded(store, object, max),
-    restartServices: async (s) => (restarts.push([...s]), null), checkServices: async () => null,
+    restartServices: async (s) => (restarts.push([...s]), null), checkServices: async () => null, steps,
     report: (type, data) => void events.push({ type, data }), log: () => {},
   });
   return { updater, events, dir, restarts };
@@ -157,7 +159,7 @@ describe("updates: A/B slots against a real object store", { timeout: 120_000 },
       const events: string[] = [];
       const u = new Updater({
         dir, agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(key)], fetch: (o, m) => readBounded(store, o, m),
-        restartServices: async () => null, checkServices: async () => null, report: (t) => void events.push(t), log: () => {}, limits: { maxBytes: 200_000, maxEntries: 100 },
+        restartServices: async () => null, checkServices: async () => null, steps, report: (t) => void events.push(t), log: () => {}, limits: { maxBytes: 200_000, maxEntries: 100 },
       });
       await publish(tarball);
       const m = manifestFor("evil", "1.0.0", tarball, { install: { command: ["/bin/sh", "-c", "touch ran"], timeout_ms: 1000 }, health: null, services: [] });

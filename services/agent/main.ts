@@ -8,6 +8,7 @@ import { NodeLabels } from "../../schemas/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
 import { AgentError, startAgent } from "./run/agent.ts";
+import { DEFAULT_DATA_DIR, options } from "./cli-options.ts";
 
 export const usage = `usage: unibus-agent [flags] <command>
 
@@ -26,6 +27,10 @@ commands:
                                        (vault.json) unlocks it from its peers at every start
       [--genesis-key X…]               with fewer peers, keep the key under this operator curve key
                                        until the fifth node joins (unibus node unlock --genesis)
+      [--allow-unsandboxed-steps]      where bwrap cannot run, run releases' install and health
+                                       steps as the agent, unsandboxed (else such updates are refused)
+                                       (start it as bin/unibus-agent-boot [flags] run to take updates of
+                                       its own code: the boot step picks a release slot or this code)
   status                               this node's enrollment
 
 flags (env in brackets):
@@ -39,12 +44,6 @@ exit codes: 0 ok · 1 refused · 2 usage error · 3 server unreachable`;
 
 const EXIT_BY_CODE: Record<string, number> = { E_USAGE: 2, E_UNAVAILABLE: 3 };
 
-const options = {
-  "data-dir": { type: "string" }, name: { type: "string" }, label: { type: "string", multiple: true }, json: { type: "boolean" },
-  timeout: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" }, bundle: { type: "string" },
-  "bundle-file": { type: "string" }, "services-dir": { type: "string" }, help: { type: "boolean", short: "h" },
-  vault: { type: "boolean" }, "genesis-key": { type: "string" },
-} as const;
 
 function usageError(message: string): never {
   throw new EnrollError("E_USAGE", `${message} (see unibus-agent --help)`);
@@ -80,12 +79,12 @@ export async function main(argv: string[]): Promise<number> {
       console.log(usage);
       return f.help ? 0 : 2;
     }
-    const store = new NodeStore(resolve(f["data-dir"] ?? process.env.UNIBUS_AGENT_DATA_DIR ?? "local_files/agent"));
+    const store = new NodeStore(resolve(f["data-dir"] ?? process.env.UNIBUS_AGENT_DATA_DIR ?? DEFAULT_DATA_DIR));
     const log = (line: string) => process.stderr.write(`unibus-agent: ${line}\n`);
     const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
     const [command] = positionals;
     if (command === "status") return status(store, json);
-    if (command === "run") return await run(store, f["services-dir"], log, f.vault ?? false, f["genesis-key"] ?? null);
+    if (command === "run") return await run(store, f["services-dir"], log, f.vault ?? false, f["genesis-key"] ?? null, f["allow-unsandboxed-steps"] ?? false);
     if (command !== "join" && command !== "enroll-wait") usageError(`unknown command "${positionals.join(" ")}"`);
     const already = store.enrolled();
     if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
@@ -112,9 +111,9 @@ function status(store: NodeStore, json: boolean): number {
   return c ? 0 : 1;
 }
 
-async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: boolean, genesisKey: string | null): Promise<number> {
+async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: boolean, genesisKey: string | null, allowUnsandboxedSteps: boolean): Promise<number> {
   if (genesisKey !== null && !/^X[A-Z2-7]{55}$/.test(genesisKey)) usageError("--genesis-key takes an operator curve public key (X…)");
-  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault: { create: vault, genesisKey } });
+  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault: { create: vault, genesisKey }, allowUnsandboxedSteps });
   log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
   const stop = () => void agent.stop();
   process.once("SIGTERM", stop);

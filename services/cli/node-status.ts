@@ -22,7 +22,8 @@ function exitText(e: LastExit | null | undefined, nowMs: number): string {
 
 function agentLine(node: string, s: StatusView, nowMs: number): string {
   const a = s.agent;
-  const parts = [`${node}: agent ${a.version}, up ${humanDuration(nowMs - Date.parse(a.started_at))}`, `sandbox ${a.sandbox} (${a.identity})`];
+  const code = typeof a.code_slot === "string" ? ` (unibus-agent slot ${a.code_slot})` : "";
+  const parts = [`${node}: agent ${a.version}${code}, up ${humanDuration(nowMs - Date.parse(a.started_at))}`, `sandbox ${a.sandbox} (${a.identity})`];
   if (a.sandbox_problem) parts.push(`sandbox problem: ${printable(a.sandbox_problem)}`);
   if (a.reports_pending) parts.push(`${a.reports_pending} report(s) waiting for membershipd`);
   const dropped = [a.reports_dropped && `${a.reports_dropped} report(s)`, a.logs_dropped && `${a.logs_dropped} log line(s)`].filter(Boolean);

@@ -5,7 +5,7 @@
 // key shares and, in vault mode, unlocks its own data key from them (services/agent/vault). A killed agent takes
 // its services with it (bwrap --die-with-parent, setpriv --pdeathsig), so the next agent starts
 // them afresh: never a second copy.
-import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Reply, nodeActorId, type AgentInfo, type NodeConfig, type ReportedEvent } from "../../../schemas/mod.ts";
@@ -19,9 +19,10 @@ import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
 import { OwnerVault, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
 import { reportOf } from "./node-events.ts";
-import { createAgentUpdater } from "../update/mod.ts";
+import { createAgentUpdater, EXIT_RESTART_INTO_SLOT, EXIT_TRIAL_UNHEALTHY, releasesDir, runningSlot, SELF_RELEASE } from "../update/mod.ts";
+import { AGENT_VERSION } from "../version.ts";
 
-export const AGENT_VERSION = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version as string;
+export { AGENT_VERSION };
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export class AgentError extends Error {
@@ -38,6 +39,8 @@ export interface AgentOptions {
   /** Test hook: the supervisor's tools (bwrap, setpriv, prlimit paths). */
   tools?: Partial<Tools>;
   vault?: AgentVaultOptions;
+  /** Where bwrap cannot run, run releases' install and health steps unsandboxed (else they are refused). */
+  allowUnsandboxedSteps?: boolean;
 }
 
 /** Vault mode: this node's data key split among its peers (services/agent/vault). */
@@ -58,7 +61,11 @@ export interface AgentVaultOptions {
 
 export interface RunningAgent {
   node: string;
-  /** Resolves with the exit code once the agent has stopped (SIGTERM, or `leave`). */
+  /**
+   * Resolves with the exit code once the agent has stopped: 0 (SIGTERM, or `leave`),
+   * EXIT_RESTART_INTO_SLOT after a switch of its own code, EXIT_TRIAL_UNHEALTHY when its new code
+   * did not come up healthy in time (the boot step then counts the try).
+   */
   done: Promise<number>;
   stop(): Promise<void>;
   supervisor: Supervisor;
@@ -127,9 +134,24 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   });
   if (posture.sandbox === "unavailable") o.log(`sandbox unavailable (${posture.reason}); services that ask for bwrap will not start`);
   await supervisor.startAll();
-  const updater = createAgentUpdater({ dataDir: o.store.dir, version: AGENT_VERSION, supervisor, connection: () => nc, report: (type, data) => report(type, data), log: o.log });
+  const updater = createAgentUpdater({
+    dataDir: o.store.dir, version: AGENT_VERSION, supervisor, connection: () => nc, report: (type, data) => report(type, data), log: o.log,
+    allowUnsandboxedSteps: o.allowUnsandboxedSteps ?? false,
+    restartSelf: () => {
+      o.log(`switched to a new ${SELF_RELEASE}; exiting (${EXIT_RESTART_INTO_SLOT}) for the boot step to start it`);
+      void shutdown(false, EXIT_RESTART_INTO_SLOT);
+    },
+  });
   // An update cut short by a crash is finished (tried again, or rolled back) before anything else.
   void updater.recover();
+  // The agent's own code on trial: this process must come up healthy before the deadline, or exit for the boot step to count the try.
+  const slot = runningSlot(releasesDir(o.store.dir));
+  const trial = updater.onTrial(SELF_RELEASE, slot);
+  let trialTimer: NodeJS.Timeout | undefined;
+  if (trial) {
+    o.log(`running ${SELF_RELEASE} ${trial.version} from slot ${slot} on trial: it commits once healthy (within ${trial.deadlineMs} ms)`);
+    trialTimer = setTimeout(() => giveUpTrial(`not healthy within ${trial.deadlineMs} ms`), trial.deadlineMs);
+  }
 
   let finish!: (code: number) => void;
   const done = new Promise<number>((r) => (finish = r));
@@ -155,7 +177,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const info = (): AgentInfo => {
     const p = supervisor.posture();
     return {
-      version: AGENT_VERSION, started_at: startedAt, sandbox: p.sandbox, identity: p.identity, bwrap_version: p.bwrap_version, sandbox_problem: p.reason,
+      version: AGENT_VERSION, code_slot: slot, started_at: startedAt, sandbox: p.sandbox, identity: p.identity, bwrap_version: p.bwrap_version, sandbox_problem: p.reason,
       reports_pending: journal.pendingCount, reports_dropped: journal.dropped, logs_dropped: shipper.stats().dropped,
       vault: vault.info(),
     };
@@ -216,7 +238,30 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         }
       },
     });
+    if (trial) void commitSelf();
   })().catch((err) => o.log(`NATS: ${(err as Error).message}`));
+
+  /**
+   * Healthy, for the agent's own code on trial: connected, its command service answering, each
+   * service launched (a service that could not even be spawned, E_SERVICE_START or
+   * E_SANDBOX_UNAVAILABLE, says the new code cannot run this node's services), and the release's
+   * declared health check passing. Then the slot is committed.
+   */
+  async function commitSelf(): Promise<void> {
+    const unlaunched = supervisor.status().filter((s) => s.problem !== null).map((s) => `${s.name} (${s.problem!.code})`);
+    if (unlaunched.length > 0) return giveUpTrial(`could not launch ${unlaunched.join(", ")}`);
+    const r = await updater.commitRunning(SELF_RELEASE, slot);
+    if (r === "unhealthy") return giveUpTrial("its release's health check failed");
+    clearTimeout(trialTimer);
+    if (r === "committed") o.log(`${SELF_RELEASE} ${trial!.version} in slot ${slot} is healthy: committed`);
+  }
+
+  function giveUpTrial(why: string): void {
+    clearTimeout(trialTimer);
+    if (stopping) return;
+    o.log(`${SELF_RELEASE} ${trial!.version} in slot ${slot} ${why}; exiting (${EXIT_TRIAL_UNHEALTHY}) so the boot step counts the try`);
+    void shutdown(false, EXIT_TRIAL_UNHEALTHY);
+  }
 
   function watch(conn: NatsConnection): void {
     void (async () => {
@@ -231,8 +276,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     })().catch(() => {});
   }
 
-  async function shutdown(leaving: boolean): Promise<void> {
+  async function shutdown(leaving: boolean, code = 0): Promise<void> {
     stopping ??= (async () => {
+      clearTimeout(trialTimer);
       await supervisor.stopAll();
       await vault.stop();
       await guardian?.stop();
@@ -246,7 +292,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       const conn = nc as NatsConnection | null;
       if (conn && !(await atMost(2000, conn.drain()))) await conn.close().catch(() => {});
       if (leaving) forget();
-      finish(0);
+      finish(code);
     })();
     await stopping;
   }

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ServiceConfig, type ServiceConfigInput } from "../../../schemas/mod.ts";
 import { DERIVED_UID_BASE, DERIVED_UID_SPAN, derivedUid, serviceIdentity } from "./identity.ts";
-import { DEFAULT_TOOLS, healthInvocation, limitArgv, mountArgv, serviceExit, serviceInvocation, type Host } from "./sandbox.ts";
+import { DEFAULT_TOOLS, healthInvocation, limitArgv, mountArgv, serviceExit, serviceInvocation, stepInvocation, stepMountArgv, type Host } from "./sandbox.ts";
 
 const asRoot: Host = { root: true, tools: DEFAULT_TOOLS };
 const asUser: Host = { root: false, tools: DEFAULT_TOOLS };
@@ -104,4 +104,29 @@ test("bwrap's 128+N exit codes read back as the signal, only for sandboxed runs"
   assert.deepEqual(serviceExit(true, 3, null), { code: 3, signal: null });
   assert.deepEqual(serviceExit(false, 143, null), { code: 143, signal: null });
   assert.deepEqual(serviceExit(false, null, "SIGTERM"), { code: null, signal: "SIGTERM" });
+});
+
+test("a release step: the data dir under an empty tmpfs, the slot bound inside it (install: writable), its parents made passable", () => {
+  const slot = "/var/lib/unibus/agent/releases/web/slots/B";
+  assert.deepEqual(stepMountArgv({ writable: [slot], readOnly: [], hidden: ["/var/lib/unibus/agent"] }), [
+    "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+    "--perms", "0755", "--tmpfs", "/var/lib/unibus/agent",
+    "--perms", "0755", "--dir", "/var/lib/unibus/agent/releases",
+    "--perms", "0755", "--dir", "/var/lib/unibus/agent/releases/web",
+    "--perms", "0755", "--dir", "/var/lib/unibus/agent/releases/web/slots",
+    "--bind", slot, slot,
+  ]);
+  // Health: read-only, and under /tmp the slot must still be there on the private tmpfs.
+  assert.deepEqual(stepMountArgv({ writable: [], readOnly: ["/tmp/r/web/slots/A"], hidden: [] }).slice(11), [
+    "--perms", "0755", "--dir", "/tmp/r", "--perms", "0755", "--dir", "/tmp/r/web", "--perms", "0755", "--dir", "/tmp/r/web/slots",
+    "--ro-bind", "/tmp/r/web/slots/A", "/tmp/r/web/slots/A",
+  ]);
+  const inv = stepInvocation({
+    name: "release-web", hostname: "web", command: `${slot}/install.sh`, args: [], cwd: slot, env: { UNIBUS_RELEASE: "web" },
+    writable: [slot], readOnly: [], hidden: [], network: false, limits: { open_files: 1024 },
+  }, asRoot);
+  assert.ok(inv.args.includes("--unshare-net"), "no network unless declared");
+  assert.deepEqual(inner(inv.args), ["/usr/bin/prlimit", "--nofile=1024:1024", "--", "/usr/bin/setpriv", "--reuid", String(derivedUid("release-web")), "--regid", String(derivedUid("release-web")),
+    "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--", `${slot}/install.sh`]);
+  assert.equal(inv.env.UNIBUS_RELEASE, "web");
 });

@@ -62,6 +62,70 @@ function invocation(config: ServiceConfig, host: Host, command: string, args: st
   return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env, sandboxed: true };
 }
 
+/**
+ * A release's install or health step (update/): the service sandbox around a command of the slot.
+ * `writable` are bound read-write (the slot, for install), `readOnly` bound read-only (the slot,
+ * for health: it must stay visible when it lies under /tmp or a hidden directory), `hidden` get an
+ * empty tmpfs over them (the agent's data dir: seeds, credentials). No network unless asked for.
+ */
+export interface StepSandbox {
+  /** What a derived UID is derived from. */
+  readonly name: string;
+  readonly hostname: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+  readonly writable: readonly string[];
+  readonly readOnly: readonly string[];
+  readonly hidden: readonly string[];
+  readonly network: boolean;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly limits: ServiceLimits;
+}
+
+export function stepInvocation(step: StepSandbox, host: Host): Invocation {
+  const config = { name: step.name, sandbox: { profile: "bwrap" as const, network: step.network, hostname: step.hostname, ...(step.uid ? { uid: step.uid } : {}), ...(step.gid ? { gid: step.gid } : {}) } };
+  const id = serviceIdentity(config);
+  const inner = [...limitArgv(step.limits, host.tools), ...privilegeArgv(id, host, "bwrap"), step.command, ...step.args];
+  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...stepMountArgv(step), "--chdir", step.cwd];
+  return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env: { PATH: DEFAULT_PATH, ...step.env }, sandboxed: true };
+}
+
+/**
+ * A read-only root with fresh /proc, /dev and /tmp; a tmpfs over each hidden path; then the binds.
+ * Mounts go shallow to deep; a mount point inside a tmpfs gets its parents made 0755 first (bwrap
+ * would make them 0700 root, which the step's UID could not pass).
+ */
+export function stepMountArgv(step: Pick<StepSandbox, "writable" | "readOnly" | "hidden">): string[] {
+  type Mount = { path: string; argv: string[] };
+  const mounts: Mount[] = [
+    ...step.hidden.map((p) => ({ path: p, argv: ["--perms", "0755", "--tmpfs", p] })),
+    ...step.readOnly.map((p) => ({ path: p, argv: ["--ro-bind", p, p] })),
+    ...step.writable.map((p) => ({ path: p, argv: ["--bind", p, p] })),
+  ].sort((a, b) => depth(a.path) - depth(b.path));
+  const tmpfs = ["/tmp"];
+  const made = new Set<string>();
+  const out = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"];
+  for (const m of mounts) {
+    for (const parent of ancestors(m.path)) {
+      if (made.has(parent) || !tmpfs.some((t) => parent.startsWith(`${t}/`))) continue;
+      made.add(parent);
+      out.push("--perms", "0755", "--dir", parent);
+    }
+    out.push(...m.argv);
+    if (m.argv.includes("--tmpfs")) tmpfs.push(m.path);
+  }
+  return out;
+}
+
+/** "/a/b/c" → ["/a", "/a/b"] */
+function ancestors(path: string): string[] {
+  const parts = path.split("/").filter(Boolean);
+  return parts.slice(0, -1).map((_, i) => `/${parts.slice(0, i + 1).join("/")}`);
+}
+
 /** prlimit sets soft and hard limit alike; no limits, no prlimit. */
 export function limitArgv(limits: ServiceLimits, tools: Tools): string[] {
   const set: [string, number | undefined][] = [["as", limits.memory_bytes], ["cpu", limits.cpu_seconds], ["nofile", limits.open_files], ["nproc", limits.processes]];

@@ -5,9 +5,11 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { parsePublicKey, type MinisignPublicKey } from "../../core/mod.ts";
+import { domainError, parsePublicKey, type MinisignPublicKey } from "../../core/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { objectStoreFetcher } from "./fetch.ts";
+import { sandboxedSteps } from "./run-step.ts";
+import { BOOT_ENV, releasesDir, SELF_RELEASE } from "./self.ts";
 import { Updater, type CrashPoint, type UpdateEventType } from "./updater.ts";
 
 export const RELEASE_KEYS_FILE = "release-keys.pub";
@@ -37,6 +39,10 @@ export interface AgentUpdaterOptions {
   connection(): NatsConnection | null;
   report(type: UpdateEventType, data: Record<string, unknown>): void;
   log(line: string): void;
+  /** Where bwrap cannot run, run install and health steps unsandboxed (`run --allow-unsandboxed-steps`). */
+  allowUnsandboxedSteps: boolean;
+  /** Leaves the process for the boot step to start the new slot (exit EXIT_RESTART_INTO_SLOT). */
+  restartSelf(): void;
 }
 
 export function createAgentUpdater(o: AgentUpdaterOptions): Updater {
@@ -44,7 +50,7 @@ export function createAgentUpdater(o: AgentUpdaterOptions): Updater {
   return new Updater({
     // The slots hold code the node's services run as their own UIDs, so they may not sit under the
     // 0700 data dir: UNIBUS_RELEASES_DIR (e.g. /var/lib/unibus-releases) puts them where those can read.
-    dir: process.env.UNIBUS_RELEASES_DIR ?? join(o.dataDir, "releases"),
+    dir: releasesDir(o.dataDir),
     agentVersion: o.version,
     trustedKeys: () => readReleaseKeys(join(o.dataDir, RELEASE_KEYS_FILE), o.log),
     fetch: objectStoreFetcher(o.connection),
@@ -63,8 +69,16 @@ export function createAgentUpdater(o: AgentUpdaterOptions): Updater {
       }
       return null;
     },
+    // The steps never see the agent's data dir (its seeds, credentials, vault).
+    steps: sandboxedSteps({ hidden: [o.dataDir], allowUnsandboxed: o.allowUnsandboxedSteps, log: o.log }),
     report: o.report,
     log: o.log,
+    // The agent's own code: tried by the boot step, which only runs when bin/unibus-agent-boot started this agent.
+    bootManaged: new Set([SELF_RELEASE]),
+    restartSelf: () => o.restartSelf(),
+    refuse: (m) => m.name === SELF_RELEASE && process.env[BOOT_ENV] !== "1"
+      ? domainError("E_NOT_BOOT_MANAGED", `this agent was not started by its boot step (bin/unibus-agent-boot), which is what tries a new ${SELF_RELEASE} and rolls it back; start the agent with it to self-update`)
+      : null,
     crashAt: crash === "staged" || crash === "switch" || crash === "trial" ? (crash as CrashPoint) : null,
   });
 }

@@ -7,11 +7,11 @@
 // node event. An agent killed anywhere resumes from state.json on its next start (`recover`).
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { ReleaseManifest, type ReleaseSpec, type SlotName, type UpdateResult } from "../../../schemas/mod.ts";
+import { ReleaseManifest, type ReleaseManifest as Manifest, type ReleaseSpec, type SlotName, type UpdateResult } from "../../../schemas/mod.ts";
 import { compareVersions, domainError, isDomainError, sha256Hex, verifyManifest, releaseObjectName, type DomainError, type MinisignPublicKey } from "../../core/mod.ts";
 import type { OpResult } from "../commands/mod.ts";
 import type { ReleaseFetcher } from "./fetch.ts";
-import { runStep } from "./run-step.ts";
+import type { StepRunner } from "./run-step.ts";
 import { activeVersion, beginTry, commit, goodVersion, recovery, stage, standby, switchTo, type SlotState } from "./slots.ts";
 import { fsyncDir, loadSlotState, saveSlotState, writeFileAtomic } from "./state-file.ts";
 import { DEFAULT_TAR_LIMITS, listTar, unpackTar, type TarLimits } from "./tar.ts";
@@ -28,6 +28,8 @@ export interface UpdaterOptions {
   agentVersion: string;
   trustedKeys(): readonly MinisignPublicKey[];
   fetch: ReleaseFetcher;
+  /** Runs the install and health steps (run-step.ts: in the service sandbox). */
+  steps: StepRunner;
   /** Restarts the node's services that run the release; a problem is a sentence, null when done. */
   restartServices(services: readonly string[]): Promise<string | null>;
   /** Runs the services' declared health checks once; null when all pass. */
@@ -43,9 +45,17 @@ export interface UpdaterOptions {
    */
   bootManaged?: ReadonlySet<string>;
   restartSelf?(release: string): void;
+  /** A release this agent must not take, checked once the signature is (the agent's own code when no boot step started it). */
+  refuse?(manifest: Manifest): DomainError | null;
 }
 
+/** What `commitRunning` found: the slot committed, its declared health check failing, or nothing of it on trial. */
+export type RunningOutcome = "committed" | "unhealthy" | "not-on-trial";
+
 interface Trial { release: string; attempt: string; version: string; spec: ReleaseSpec }
+
+/** How long a new agent on trial has to come up healthy when its release declares no health deadline. */
+export const DEFAULT_SELF_DEADLINE_MS = 120_000;
 
 const fail = (e: DomainError): OpResult<never> => ({ ok: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
 
@@ -94,6 +104,8 @@ export class Updater {
       };
       const verified = verifyManifest(m, signature, this.o.trustedKeys());
       if (isDomainError(verified)) return reject(verified);
+      const refused = this.o.refuse?.(m);
+      if (refused) return reject(refused);
       if (compareVersions(this.o.agentVersion, m.min_agent_version) < 0) {
         return reject(domainError("E_AGENT_TOO_OLD", `release ${m.name} ${m.version} needs agent ${m.min_agent_version} or newer; this one is ${this.o.agentVersion}`));
       }
@@ -124,9 +136,10 @@ export class Updater {
       fsyncDir(slotDir);
       const env = this.stepEnv(m.name, m.version, slotDir);
       if (m.spec.install) {
-        const r = await runStep(m.spec.install.command, slotDir, env, m.spec.install.timeout_ms);
+        const r = await this.o.steps({ kind: "install", release: m.name, command: m.spec.install.command, slotDir, env, timeoutMs: m.spec.install.timeout_ms, sandbox: m.spec.sandbox });
         if (!r.ok) {
           rmSync(slotDir, { recursive: true, force: true });
+          if (r.refused) return reject(domainError(r.refused.code, r.refused.message));
           return reject(domainError("E_UPDATE_INSTALL_FAILED", `the install step ${r.timedOut ? "timed out" : `exited ${r.code}`}: ${r.output.trim().slice(-300)}`));
         }
       }
@@ -189,20 +202,39 @@ export class Updater {
     await Promise.all(trials);
   }
 
+  /** The version on trial in `slot` of a release, and its declared health deadline; null when `slot` is not on trial. */
+  onTrial(release: string, slot: SlotName | null): { version: string; deadlineMs: number } | null {
+    const p = this.paths(release);
+    if (!slot || !existsSync(p.state)) return null;
+    const state = loadSlotState(p.state, release);
+    if (!state.pending || state.pending.phase !== "switched" || state.pending.slot !== slot) return null;
+    return { version: state.pending.version, deadlineMs: loadSpecOr(p.spec(slot), null)?.health?.deadline_ms ?? DEFAULT_SELF_DEADLINE_MS };
+  }
+
   /**
-   * The agent running from a boot-managed release's slot on trial is up (connected, answering):
-   * that slot is good now. A no-op when nothing is on trial or `slot` is not the one on trial.
+   * The agent running from a boot-managed release's slot on trial is up (connected, answering, its
+   * services launched): once the release's declared health check passes too (within its
+   * deadline) that slot is good. Unhealthy: an UpdateProbeFailed, and the caller exits so that
+   * the boot step counts the try. A no-op when `slot` is not the one on trial.
    */
-  commitRunning(release: string, slot: SlotName | null): Promise<boolean> {
+  commitRunning(release: string, slot: SlotName | null): Promise<RunningOutcome> {
     return this.inLane(release, async () => {
       const p = this.paths(release);
-      if (!existsSync(p.state)) return false;
+      if (!slot || !existsSync(p.state)) return "not-on-trial";
       const state = loadSlotState(p.state, release);
-      if (!state.pending || state.pending.phase !== "switched" || state.pending.slot !== slot) return false;
-      const next = commit(state);
-      saveSlotState(p.state, next);
-      this.o.report("UpdateCommitted", { release, version: state.pending.version, attempt: state.pending.attempt, slot });
-      return true;
+      if (!state.pending || state.pending.phase !== "switched" || state.pending.slot !== slot) return "not-on-trial";
+      const base = { release, version: state.pending.version, attempt: state.pending.attempt };
+      const spec = loadSpecOr(p.spec(slot), null);
+      if (spec?.health) {
+        const problem = await this.probe({ ...base, spec }, p.slot(slot));
+        if (problem) {
+          this.o.report("UpdateProbeFailed", { ...base, slot, tries_left: state.pending.tries_left, reason: problem.slice(0, 500) });
+          return "unhealthy";
+        }
+      }
+      saveSlotState(p.state, commit(state));
+      this.o.report("UpdateCommitted", { ...base, slot });
+      return "committed";
     });
   }
 
@@ -250,8 +282,9 @@ export class Updater {
     for (;;) {
       let problem: string | null = null;
       if (h) {
-        const r = await runStep(h.command, slotDir, this.stepEnv(t.release, t.version, slotDir), h.timeout_ms);
-        if (!r.ok) problem = `health check ${r.timedOut ? "timed out" : `exited ${r.code}`}: ${r.output.trim().slice(-200)}`;
+        const r = await this.o.steps({ kind: "health", release: t.release, command: h.command, slotDir, env: this.stepEnv(t.release, t.version, slotDir), timeoutMs: h.timeout_ms, sandbox: t.spec.sandbox });
+        if (r.refused) problem = r.refused.message;
+        else if (!r.ok) problem = `health check ${r.timedOut ? "timed out" : `exited ${r.code}`}: ${r.output.trim().slice(-200)}`;
       }
       if (!problem && t.spec.services.length > 0) problem = await this.o.checkServices(t.spec.services);
       if (!problem) return null;
@@ -302,7 +335,7 @@ function loadSpec(path: string): ReleaseSpec {
   return JSON.parse(readFileSync(path, "utf8")) as ReleaseSpec;
 }
 
-function loadSpecOr(path: string, fallback: ReleaseSpec): ReleaseSpec {
+function loadSpecOr<T extends ReleaseSpec | null>(path: string, fallback: T): ReleaseSpec | T {
   try {
     return loadSpec(path);
   } catch {
