@@ -4,7 +4,7 @@
 // naming the release unibus-agent (boot-managed: the boot step tries it). Then
 // `unibus release publish DIR --version V --key KEY` publishes it like any release. A slot's
 // node_modules could not be a release (symlinks out of the slot are refused, rightly); a bundle
-// has none. esbuild is the one tsx already brings.
+// has none. esbuild is a dev dependency (tsx runs on it too).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
