@@ -76,6 +76,17 @@ export type VaultStatusRow = z.infer<typeof VaultStatusRow>;
 export const ShareEntry = z.object({ owner: Slug, guardian: Slug, epoch: Epoch, sealed: SealedBlob }).strict();
 export type ShareEntry = z.infer<typeof ShareEntry>;
 
+/**
+ * A passphrase-derived operator key: scrypt(passphrase, salt, N = 2^ln, r, p) is the X25519 secret.
+ * Recorded with the sealed genesis key so the operator can derive it again; 128·r·2^ln bytes of memory
+ * (ln 17, r 8: 128 MiB) are capped at 1 GiB so a planted record cannot make the CLI swap.
+ */
+export const GenesisKdf = z.object({
+  alg: z.literal("scrypt"), ln: z.number().int().min(14).max(22), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16),
+  salt: z.string().regex(/^[A-Za-z0-9_-]{22}$/, "must be 16 bytes, base64url"),
+}).strict().refine((k) => 128 * k.r * 2 ** k.ln <= 2 ** 30, "scrypt memory (128·r·2^ln) is capped at 1 GiB");
+export type GenesisKdf = z.infer<typeof GenesisKdf>;
+
 /** What the owner's agent says of its vault in `status`. */
 export const VaultInfo = z.object({
   state: z.enum(["off", "locked", "unlocking", "waiting-for-peers", "unlocked", "genesis-locked"]),
@@ -91,5 +102,8 @@ export const VaultInfo = z.object({
   genesis_sealed: SealedBlob.nullable().optional(),
   /** Genesis: the one-boot X25519 key the operator seals the key back to (never on disk, so a recorded unlock command is useless later). */
   genesis_ephemeral: EphemeralKey.nullable().optional(),
+  /** Genesis: the operator's curve public key the key is sealed to, and how it derives from a passphrase (null: an nkey seed). */
+  genesis_operator: CurvePublicKey.nullable().optional(),
+  genesis_kdf: GenesisKdf.nullable().optional(),
 }).strict();
 export type VaultInfo = z.infer<typeof VaultInfo>;
