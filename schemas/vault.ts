@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { CommandEnvelope } from "./envelopes.ts";
 import { CurvePublicKey, IsoTime, Slug } from "./ids.ts";
+import { NodeVaultRecord } from "./records.ts";
 
 /** A libsodium sealed box, base64url (48 bytes of overhead on a 33-byte share). */
 export const SealedBlob = z.string().regex(/^[A-Za-z0-9_-]{64,2048}$/, "must be a base64url sealed box");
@@ -65,10 +66,15 @@ export const PlanResult = z.object({
 }).strict();
 export type PlanResult = z.infer<typeof PlanResult>;
 
-/** One row of `vault.status`. */
+/**
+ * One row of `vault.status`: a node with a distribution, or one whose agent reported a vault
+ * (genesis, or waiting for peers before its first distribution: epoch 0, no guardians yet).
+ */
 export const VaultStatusRow = z.object({
-  owner: Slug, epoch: Epoch, k: z.number().int(), n: z.number().int(), guardians: z.array(Slug),
-  active_guardians: z.number().int().min(0), distributed_at: IsoTime, mismatches: z.number().int().min(0), released: z.number().int().min(0),
+  owner: Slug, epoch: z.number().int().min(0), k: z.number().int(), n: z.number().int(), guardians: z.array(Slug),
+  active_guardians: z.number().int().min(0), distributed_at: IsoTime.nullable(), mismatches: z.number().int().min(0), released: z.number().int().min(0),
+  /** The vault's state as the node last reported it (UNIBUS_nodes); null when it never did. */
+  reported: NodeVaultRecord.nullable(),
 }).strict();
 export type VaultStatusRow = z.infer<typeof VaultStatusRow>;
 

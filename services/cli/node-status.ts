@@ -20,9 +20,19 @@ function exitText(e: LastExit | null | undefined, nowMs: number): string {
   return `${e.signal ?? `code ${e.code ?? "?"}`}, ${ago(e.ts ?? e.at, nowMs)}`;
 }
 
+/** "vault unlocked (epoch 2, K 3 of N 4, 4 guardians reached)", or "" for a node without a vault. */
+export function vaultText(v: { state: string; epoch: number; k: number; n: number; reachable: number; problem?: string | null; last_unlock_at?: string | null } | null | undefined, nowMs: number): string {
+  if (!v || v.state === "off") return "";
+  const shape = v.epoch ? `epoch ${v.epoch}, K ${v.k} of N ${v.n}, ${v.reachable} guardian(s) reached` : "no distribution yet";
+  const last = v.last_unlock_at ? `, last unlocked ${ago(v.last_unlock_at, nowMs)}` : "";
+  return `vault ${v.state} (${shape}${last})${v.problem && v.state !== "unlocked" ? `: ${printable(v.problem)}` : ""}`;
+}
+
 function agentLine(node: string, s: StatusView, nowMs: number): string {
   const a = s.agent;
   const parts = [`${node}: agent ${a.version}, up ${humanDuration(nowMs - Date.parse(a.started_at))}`, `sandbox ${a.sandbox} (${a.identity})`];
+  const vault = vaultText(a.vault, nowMs);
+  if (vault) parts.push(vault);
   if (a.sandbox_problem) parts.push(`sandbox problem: ${printable(a.sandbox_problem)}`);
   if (a.reports_pending) parts.push(`${a.reports_pending} report(s) waiting for membershipd`);
   const dropped = [a.reports_dropped && `${a.reports_dropped} report(s)`, a.logs_dropped && `${a.logs_dropped} log line(s)`].filter(Boolean);
@@ -62,7 +72,8 @@ export function fallbackText(n: NodeView, why: string, nowMs: number): string {
   const head = `${n.node} (${n.status}): its agent did not answer (${why}); this is the last reported state, reported ${at ?? "at an unknown time"}${at ? ` (${ago(at, nowMs)})` : ""}`;
   const a = n.agent;
   const last = a?.last_command ? `; last command: ${a.last_command.action} by ${a.last_command.actor}, ${a.last_command.ok ? "ok" : "failed"}, ${ago(a.last_command.at, nowMs)}` : "";
-  const agent = a ? `agent ${a.version}, started ${a.started_at}, sandbox ${a.sandbox} (${a.identity})${last}` : "no agent report";
+  const vault = vaultText(n.vault, nowMs);
+  const agent = `${a ? `agent ${a.version}, started ${a.started_at}, sandbox ${a.sandbox} (${a.identity})${last}` : "no agent report"}${vault ? `\n${vault}` : ""}`;
   const rows = Object.entries(n.services ?? {}).map(([name, s]) => {
     const up = uptimeOf(s, nowMs);
     return { service: name, state: s.state, pid: s.pid ?? null, uptime: up === null ? null : humanDuration(up), restarts: s.restarts ?? null, last_exit: exitText(s.last_exit, nowMs), last_event: lastEventText(s.last_event, nowMs) };
