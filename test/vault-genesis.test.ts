@@ -12,7 +12,8 @@ import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
 import { startAgent, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
 import { eventSubject, lastEventOf, readEventMessages } from "../services/bus/mod.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
-import { runCli, startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
+import { spawn } from "node:child_process";
+import { ROOT, runCli, startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
 import { waitUntil } from "./process-tools.ts";
 
 const OWNER = "gen-owner";
@@ -232,5 +233,34 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     const byEnv = await cli(["node", "unlock", "--genesis", NODE], { UNIBUS_GENESIS_PASSPHRASE: PASSPHRASE });
     assert.equal(byEnv.code, 0, byEnv.stderr);
     assert.equal(b.vault.secrets()?.token, SECRET);
+  });
+
+  test("on a terminal (a real pty, util-linux script) the CLI prompts with echo off and unlocks", async () => {
+    await stop(NODE);
+    const a = await start(NODE);
+    await waitUntil("genesis-locked", () => vault().info().state === "genesis-locked", 15_000);
+    const args = ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds"), "node", "unlock", "--genesis", NODE];
+    const line = [join(ROOT, "bin/unibus"), ...args].map((x) => `'${x.replace(/'/g, "'\\''")}'`).join(" ");
+    const env = { ...process.env };
+    delete env.UNIBUS_GENESIS_PASSPHRASE;
+    const proc = spawn("script", ["-qec", line, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"], env });
+    let out = "";
+    let typed = false;
+    const code = await new Promise<number>((resolve) => {
+      proc.stdout!.on("data", (d) => {
+        out += d;
+        // Typed only once the prompt is up: raw mode (echo off) is set before it is written.
+        if (!typed && out.includes("genesis passphrase: ")) {
+          typed = true;
+          proc.stdin!.write(`${PASSPHRASE}\r`);
+        }
+      });
+      proc.once("exit", (c) => resolve(c ?? -1));
+    });
+    assert.equal(code, 0, out);
+    assert.ok(!out.includes(PASSPHRASE), `the passphrase was echoed: ${out}`);
+    assert.match(out, /unlocked \(genesis\)/);
+    assert.equal(a.vault.info().state, "unlocked");
+    assert.equal(a.vault.secrets()?.token, SECRET);
   });
 });
