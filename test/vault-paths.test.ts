@@ -48,7 +48,11 @@ describe("vault paths", { timeout: 240_000 }, () => {
     agents.delete(node);
   }
   const owner = () => agents.get(OWNER)!;
-  const unlocked = (a: RunningAgent, ms = 20_000) => waitUntil(`${a.node} unlocked (${a.vault.info().state}: ${a.vault.info().problem})`, () => a.vault.info().state === "unlocked", ms);
+  const unlocked = (a: RunningAgent, ms = 20_000) =>
+    waitUntil(`${a.node} unlocked`, () => a.vault.info().state === "unlocked", ms).catch((err) => {
+      const said = logs.filter((l) => l.startsWith(`${a.node}: `)).slice(-15).join("\n");
+      throw new Error(`${(err as Error).message} (${a.vault.info().state}: ${a.vault.info().problem}); it logged:\n${said}`);
+    });
   const flags = () => ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds")];
   const cliJson = async (args: string[]) => {
     const r = await runCli([...flags(), "--json", ...args]);
@@ -98,7 +102,8 @@ describe("vault paths", { timeout: 240_000 }, () => {
     for (const g of GUARDIANS) await enroll(g, { checkIntervalMs: 150, rateLimit: GENEROUS });
     for (const g of GUARDIANS) await start(g);
     await start(OWNER);
-    await unlocked(owner());
+    // The first start connects five agents at once: on a loaded machine that alone can take a while.
+    await unlocked(owner(), 60_000);
   });
 
   after(async () => {
@@ -134,6 +139,9 @@ describe("vault paths", { timeout: 240_000 }, () => {
     const human = await runCli([...flags(), "node", "status", OWNER]);
     assert.match(human.stdout, /vault waiting-for-peers \(epoch 1, K 3 of N 4, 2 guardian\(s\) reached/);
     await waitUntil("the projection says waiting-for-peers", async () => (await reportedVault())?.state === "waiting-for-peers", 10_000);
+    const fleetTable = await runCli([...flags(), "node", "status"]);
+    assert.match(fleetTable.stdout, /^NODE +STATUS +VAULT +SERVICE +STATE/);
+    assert.match(fleetTable.stdout, new RegExp(`^${OWNER} +active +waiting-for-peers `, "m"));
     await waitUntil("/healthz counts it", async () => ((await health()).vaults as any)?.waiting_for_peers === 1, 10_000);
     const h = await health();
     assert.deepEqual(h.vaults, { owners: 1, unlocked: 0, waiting_for_peers: 1, genesis_locked: 0, locked: 0 });

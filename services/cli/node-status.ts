@@ -107,7 +107,8 @@ async function statusOne(node: string, given: number | undefined, o: GlobalOptio
 }
 
 export interface FleetRow {
-  node: string; status: string; service: string | null; state: string | null; pid: number | null; since: string | null;
+  /** The node's vault state as last reported; null for a node without a vault. */
+  node: string; status: string; vault: string | null; service: string | null; state: string | null; pid: number | null; since: string | null;
   uptime_ms: number | null; restarts: number | null; last_exit: LastExit | null; last_event: { type: string; at: string } | null;
 }
 
@@ -117,10 +118,10 @@ export function fleetRows(nodes: NodeView[], nowMs: number): FleetRow[] {
     const services = Object.entries(n.services ?? {});
     if (services.length === 0) {
       const at = n.agent?.last_report_at;
-      return [{ node: n.node, status: n.status, service: null, state: null, pid: null, since: null, uptime_ms: null, restarts: null, last_exit: null, last_event: at ? { type: "report", at } : null }];
+      return [{ node: n.node, status: n.status, vault: n.vault?.state ?? null, service: null, state: null, pid: null, since: null, uptime_ms: null, restarts: null, last_exit: null, last_event: at ? { type: "report", at } : null }];
     }
     return services.map(([name, s]) => ({
-      node: n.node, status: n.status, service: name, state: s.state, pid: s.pid ?? null, since: s.since ?? null,
+      node: n.node, status: n.status, vault: n.vault?.state ?? null, service: name, state: s.state, pid: s.pid ?? null, since: s.since ?? null,
       uptime_ms: uptimeOf(s, nowMs), restarts: s.restarts ?? null, last_exit: s.last_exit ?? null, last_event: s.last_event ?? null,
     }));
   });
@@ -136,7 +137,9 @@ async function statusAll(o: GlobalOptions, send: Send): Promise<number> {
       ...x, uptime: x.uptime_ms === null ? null : humanDuration(x.uptime_ms),
       last_event: x.last_event ? lastEventText(x.last_event, nowMs) : x.service ? null : "no report yet",
     }));
-    return `${table(human, ["node", "status", "service", "state", "uptime", "last_event"])}\n(last reported state, from membershipd; unibus node status <node> asks the node itself)`;
+    // The vault column only when some node has a vault: most fleets' tables stay as they were.
+    const columns = rows.some((x) => x.vault) ? ["node", "status", "vault", "service", "state", "uptime", "last_event"] : ["node", "status", "service", "state", "uptime", "last_event"];
+    return `${table(human, columns)}\n(last reported state, from membershipd; unibus node status <node> asks the node itself)`;
   });
   return EXIT.ok;
 }
