@@ -74,7 +74,7 @@ export const VaultStatusRow = z.object({
   owner: Slug, epoch: z.number().int().min(0), k: z.number().int(), n: z.number().int(), guardians: z.array(Slug),
   active_guardians: z.number().int().min(0), distributed_at: IsoTime.nullable(), mismatches: z.number().int().min(0), released: z.number().int().min(0),
   /** The vault's state as the node last reported it (UNIBUS_nodes); null when it never did. */
-  reported: NodeVaultRecord.nullable(),
+  reported: NodeVaultRecord.nullable().default(null),
 }).strict();
 export type VaultStatusRow = z.infer<typeof VaultStatusRow>;
 

@@ -206,6 +206,11 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     const a = await start(NODE);
     await waitUntil("genesis-locked", () => vault().info().state === "genesis-locked", 15_000);
     assert.deepEqual(a.vault.info().genesis_kdf, JSON.parse(readFileSync(join(dirs.get(NODE)!, "genesis.key"), "utf8")).kdf);
+    // No distribution yet, but vault status lists it (epoch 0) with its state.
+    const listed = await cli(["--json", "vault", "status"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const row = JSON.parse(listed.stdout).items.find((r: { owner: string }) => r.owner === NODE);
+    assert.deepEqual([row?.epoch, row?.n, row?.guardians, row?.unlock, row?.source], [0, 0, [], "genesis-locked", "agent"]);
     const wrong = join(files, "wrong");
     writeFileSync(wrong, "not the genesis passphrase\n", { mode: 0o600 });
     const before = await unlockCommands();
