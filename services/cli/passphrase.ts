@@ -38,6 +38,8 @@ function prompt(question: string): Promise<Buffer> {
         if (byte === 0x0d || byte === 0x0a) return done(null);
         if (byte === 0x03 || byte === 0x04) return done(new CliError("E_USAGE", "no passphrase given", EXIT.usage));
         if (byte === 0x7f || byte === 0x08) {
+          // The erased byte is zeroed, not just left beyond the view.
+          if (buf.length > 0) buf[buf.length - 1] = 0;
           buf = buf.subarray(0, Math.max(0, buf.length - 1));
           continue;
         }
