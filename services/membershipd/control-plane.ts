@@ -75,7 +75,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   });
   const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, log: o.log }) : null;
   const metrics = new Metrics();
-  const vaultTally = await startVaultTally(buckets.UNIBUS_nodes!, o.log);
+  const vaultTally = await cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
   const updates = await cold("the release store", () => startUpdates({
     nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
     caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)), ...(o.updates ? { driver: o.updates } : {}),

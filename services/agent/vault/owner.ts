@@ -8,8 +8,8 @@
 // redistributes it under the next epoch (a reshare: same key, fresh polynomial).
 //
 // Genesis: while the fleet has fewer than 5 nodes there are too few peers to hold the key, so with
-// an operator key (`genesisKey`: an X25519 curve nkey, or the spec of one derived from a passphrase) a new vault keeps its key sealed to the
-// operator in genesis.key instead. At boot such a node is "genesis-locked" until the operator runs
+// an operator key (`genesisKey`: an X25519 curve nkey, or the spec of one derived from a
+// passphrase) a new vault keeps its key sealed to the operator in genesis.key instead. At boot such a node is "genesis-locked" until the operator runs
 // `unibus node unlock --genesis <node>`, which opens the key and sends it back (the signed `unlock`
 // command) sealed to a one-boot ephemeral key this node shows in its status and never writes down. From then on it keeps the key in memory (the one exception to
 // "zeroed after use": nobody else could give it back) until the fifth node is there, distributes it
