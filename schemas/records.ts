@@ -62,10 +62,27 @@ export const NodeAgentRecord = z.object({
 }).strict();
 export type NodeAgentRecord = z.infer<typeof NodeAgentRecord>;
 
+/**
+ * The node's vault as its agent last reported it (VaultStateChanged); null while it never reported
+ * one (no vault, "off"). A new agent run starts "locked": the key it held died with the old one.
+ */
+export const NodeVaultRecord = z.object({
+  state: z.enum(["locked", "unlocking", "waiting-for-peers", "unlocked", "genesis-locked"]),
+  epoch: z.number().int().min(0), k: z.number().int().min(0), n: z.number().int().min(0),
+  /** Guardians that released a share at the reported attempt. */
+  reachable: z.number().int().min(0),
+  problem: z.string().nullable(),
+  /** When it entered this state, and when it last unlocked (the agent's clock). */
+  since: IsoTime, last_unlock_at: IsoTime.nullable(),
+}).strict();
+export type NodeVaultRecord = z.infer<typeof NodeVaultRecord>;
+
 export const NodeRecord = z.object({
   node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, address: z.string(), labels: z.record(z.string(), z.string()),
   status: z.enum(["active", "left", "revoked"]), flow: z.enum(["join", "code"]), enrolled_at: IsoTime, invite: z.string(),
-  services: z.record(ServiceName, NodeServiceRecord), agent: NodeAgentRecord.nullable(), seq: Seq,
+  services: z.record(ServiceName, NodeServiceRecord), agent: NodeAgentRecord.nullable(),
+  /** Absent in records written before vault state was projected: read as null. */
+  vault: NodeVaultRecord.nullable().default(null), seq: Seq,
 }).strict();
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

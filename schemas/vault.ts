@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { CommandEnvelope } from "./envelopes.ts";
 import { CurvePublicKey, IsoTime, Slug } from "./ids.ts";
+import { NodeVaultRecord } from "./records.ts";
 
 /** A libsodium sealed box, base64url (48 bytes of overhead on a 33-byte share). */
 export const SealedBlob = z.string().regex(/^[A-Za-z0-9_-]{64,2048}$/, "must be a base64url sealed box");
@@ -65,16 +66,32 @@ export const PlanResult = z.object({
 }).strict();
 export type PlanResult = z.infer<typeof PlanResult>;
 
-/** One row of `vault.status`. */
+/**
+ * One row of `vault.status`: a node with a distribution, or one whose agent reported a vault
+ * (genesis, or waiting for peers before its first distribution: epoch 0, no guardians yet).
+ */
 export const VaultStatusRow = z.object({
-  owner: Slug, epoch: Epoch, k: z.number().int(), n: z.number().int(), guardians: z.array(Slug),
-  active_guardians: z.number().int().min(0), distributed_at: IsoTime, mismatches: z.number().int().min(0), released: z.number().int().min(0),
+  owner: Slug, epoch: z.number().int().min(0), k: z.number().int(), n: z.number().int(), guardians: z.array(Slug),
+  active_guardians: z.number().int().min(0), distributed_at: IsoTime.nullable(), mismatches: z.number().int().min(0), released: z.number().int().min(0),
+  /** The vault's state as the node last reported it (UNIBUS_nodes); null when it never did. */
+  reported: NodeVaultRecord.nullable().default(null),
 }).strict();
 export type VaultStatusRow = z.infer<typeof VaultStatusRow>;
 
 /** UNIBUS_shares under `<owner>.<guardian>.<epoch>`: written by membershipd for `vault.distribute`. */
 export const ShareEntry = z.object({ owner: Slug, guardian: Slug, epoch: Epoch, sealed: SealedBlob }).strict();
 export type ShareEntry = z.infer<typeof ShareEntry>;
+
+/**
+ * A passphrase-derived operator key: scrypt(passphrase, salt, N = 2^ln, r, p) is the X25519 secret.
+ * Recorded with the sealed genesis key so the operator can derive it again; 128·r·2^ln bytes of memory
+ * (ln 17, r 8: 128 MiB) are capped at 1 GiB so a planted record cannot make the CLI swap.
+ */
+export const GenesisKdf = z.object({
+  alg: z.literal("scrypt"), ln: z.number().int().min(14).max(22), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16),
+  salt: z.string().regex(/^[A-Za-z0-9_-]{22}$/, "must be 16 bytes, base64url"),
+}).strict().refine((k) => 128 * k.r * 2 ** k.ln <= 2 ** 30, "scrypt memory (128·r·2^ln) is capped at 1 GiB");
+export type GenesisKdf = z.infer<typeof GenesisKdf>;
 
 /** What the owner's agent says of its vault in `status`. */
 export const VaultInfo = z.object({
@@ -91,5 +108,8 @@ export const VaultInfo = z.object({
   genesis_sealed: SealedBlob.nullable().optional(),
   /** Genesis: the one-boot X25519 key the operator seals the key back to (never on disk, so a recorded unlock command is useless later). */
   genesis_ephemeral: EphemeralKey.nullable().optional(),
+  /** Genesis: the operator's curve public key the key is sealed to, and how it derives from a passphrase (null: an nkey seed). */
+  genesis_operator: CurvePublicKey.nullable().optional(),
+  genesis_kdf: GenesisKdf.nullable().optional(),
 }).strict();
 export type VaultInfo = z.infer<typeof VaultInfo>;

@@ -150,6 +150,8 @@ export const TRANSIENT_SECRETS: SecretEntry[] = [
     readers: "the operators who start waiting nodes with it", source: { path: "services/membershipd/enrollment.ts", text: `this.bootstrapCreds("wait"` } },
   { file: "(shown on the waiting node's console)", what: "enrollment code, 8 characters: its SHA-256 names the wait, its scrypt-derived key seals the node's configuration", mode: "n/a",
     readers: "the node and the operator who types it into `unibus node enroll`", source: { path: "services/core/enroll-code.ts", text: "scryptSync(code" } },
+  { file: "(the operator's head, a 0600 `--passphrase-file`, or `$UNIBUS_GENESIS_PASSPHRASE`)", what: "genesis passphrase: scrypt (N = 2^17, r = 8, p = 1) of it and a salt is the operator's X25519 key a genesis node's data key is sealed to",
+    mode: "0600 when a file", readers: "the CLI, for `vault genesis-key` and `node unlock --genesis`; never argv, never sent, zeroed after the derivation", source: { path: "services/cli/passphrase.ts", text: `PASSPHRASE_ENV = "UNIBUS_GENESIS_PASSPHRASE"` } },
 ];
 
 function renderSecrets(): string {

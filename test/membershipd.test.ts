@@ -92,6 +92,7 @@ describe("membershipd with its embedded nats-server", () => {
     assert.equal(b.posture.at_rest, "chachapoly");
     assert.equal(b.posture.signed_commands, true);
     assert.equal(typeof b.posture.sealed_keys, "boolean");
+    assert.deepEqual(b.vaults, { owners: 0, unlocked: 0, waiting_for_peers: 0, genesis_locked: 0, locked: 0 }, "no node has reported a vault");
     assert.equal(b.cluster.name, "unibus");
     assert.ok(Array.isArray(b.cluster.peers));
     assert.ok(b.cluster.meta_leader === null || typeof b.cluster.meta_leader === "string");
@@ -112,6 +113,7 @@ describe("membershipd with its embedded nats-server", () => {
       const m2 = await metricsWhenUp(md!);
       assert.equal(m2.get("unibus_stream_last_seq"), before + 1);
       assert.equal(m2.get('unibus_commands_total{action="room.create",result="ok"}'), 1);
+      assert.equal(m2.get("unibus_vaults_waiting_for_peers"), 0);
     } finally {
       await c.nc.close();
     }

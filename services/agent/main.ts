@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { NodeLabels } from "../../schemas/mod.ts";
+import { parseGenesisKey } from "../core/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
 import { AgentError, startAgent } from "./run/agent.ts";
@@ -25,8 +26,10 @@ commands:
       [--vault]                        vault mode: make this node's data key (once the fleet has 5
                                        nodes) and split it among its peers; a node that has one
                                        (vault.json) unlocks it from its peers at every start
-      [--genesis-key X…]               with fewer peers, keep the key under this operator curve key
-                                       until the fifth node joins (unibus node unlock --genesis)
+      [--genesis-key KEY]              with fewer peers, keep the key under this operator key until the
+                                       fifth node joins (unibus node unlock --genesis): a curve public
+                                       key (X…), or the scrypt:…:X… spec that unibus vault genesis-key
+                                       derives from a passphrase
       [--allow-unsandboxed-steps]      where bwrap cannot run, run releases' install and health
                                        steps as the agent, unsandboxed (else such updates are refused)
                                        (start it as bin/unibus-agent-boot [flags] run to take updates of
@@ -112,7 +115,7 @@ function status(store: NodeStore, json: boolean): number {
 }
 
 async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: boolean, genesisKey: string | null, allowUnsandboxedSteps: boolean): Promise<number> {
-  if (genesisKey !== null && !/^X[A-Z2-7]{55}$/.test(genesisKey)) usageError("--genesis-key takes an operator curve public key (X…)");
+  if (genesisKey !== null && !parseGenesisKey(genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
   const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault: { create: vault, genesisKey }, allowUnsandboxedSteps });
   log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
   const stop = () => void agent.stop();

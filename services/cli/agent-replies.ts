@@ -3,12 +3,14 @@
 // and a service's state is any string: an older CLI must still read a newer agent that adds a
 // field or a state; the table shows what it does not know as it is.
 import { z } from "zod";
-import { AgentInfo, HealthResult, NodeAgentRecord, NodeServiceRecord, NodeStatusResult, ServiceStatus } from "../../schemas/mod.ts";
+import { AgentInfo, HealthResult, NodeAgentRecord, NodeServiceRecord, NodeStatusResult, NodeVaultRecord, ServiceStatus, VaultInfo } from "../../schemas/mod.ts";
 
 export const ServiceStatusView = ServiceStatus.extend({ state: z.string() }).loose();
 export type ServiceStatusView = z.infer<typeof ServiceStatusView>;
 
-export const StatusView = NodeStatusResult.extend({ agent: AgentInfo.loose(), services: z.array(ServiceStatusView) }).loose();
+export const StatusView = NodeStatusResult.extend({
+  agent: AgentInfo.extend({ vault: VaultInfo.extend({ state: z.string() }).loose().optional() }).loose(), services: z.array(ServiceStatusView),
+}).loose();
 export type StatusView = z.infer<typeof StatusView>;
 
 export const CheckView = HealthResult.loose();
@@ -25,6 +27,7 @@ export const NodeView = z.looseObject({
   enrolled_at: z.string().optional(),
   services: z.record(z.string(), NodeServiceRecord.extend({ state: z.string() }).loose()).optional(),
   agent: NodeAgentRecord.loose().nullable().optional(),
+  vault: NodeVaultRecord.extend({ state: z.string() }).loose().nullable().optional(),
 });
 export type NodeView = z.infer<typeof NodeView>;
 

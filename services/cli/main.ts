@@ -17,7 +17,8 @@ import { clusterVerb, SCALE_TIMEOUT_MS } from "./cluster.ts";
 import { nodeUpdateVerb, releaseVerb, rolloutVerb } from "./release.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
-import { nodeUnlock, vaultStatus } from "./vault.ts";
+import { vaultStatus } from "./vault.ts";
+import { nodeUnlock, vaultGenesisKey } from "./genesis.ts";
 
 export const usage = `usage: unibus [global flags] <verb> [args]
 
@@ -73,8 +74,13 @@ verbs:
                                        exit 0 every node ok · 1 some degraded, none unreachable · 2 some unreachable
                                        (2 also for a usage or cluster.env error: then nothing was polled)
   vault status                         each vault-mode node: K, N, epoch, guardians active and reachable, unlock state
-  node unlock --genesis <node> --kex-seed FILE
-                                       unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed
+  vault genesis-key [--passphrase-file FILE]
+                                       derives the operator's genesis key from a passphrase (scrypt, a new salt) and prints
+                                       the spec for unibus-agent run --vault --genesis-key; the passphrase comes from FILE
+                                       (mode 0600), UNIBUS_GENESIS_PASSPHRASE or a prompt (echo off), never argv
+  node unlock --genesis <node> --kex-seed FILE | [--passphrase-file FILE]
+                                       unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed,
+                                       or with the passphrase its genesis key was made for (FILE, the env, or a prompt)
 
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
@@ -104,7 +110,7 @@ const globalOptions = {
   version: { type: "string" }, key: { type: "string" }, name: { type: "string" }, notes: { type: "string" }, spec: { type: "string" }, manifest: { type: "string" },
   signature: { type: "string" }, out: { type: "string" }, selector: { type: "string" }, canary: { type: "string" }, batch: { type: "string" },
   "max-failures": { type: "string" }, force: { type: "boolean" },
-  genesis: { type: "boolean" }, "kex-seed": { type: "string" },
+  genesis: { type: "boolean" }, "kex-seed": { type: "string" }, "passphrase-file": { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
 export type Flags = { [K in keyof typeof globalOptions]?: (typeof globalOptions)[K] extends { multiple: true } ? string[] : (typeof globalOptions)[K]["type"] extends "boolean" ? boolean : string };
@@ -212,6 +218,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "audit replay": return replay(o, await connection());
     case "audit verify": return verify(o, f, await connection());
     case "monitor report": return monitorReport(rest, f, o);
+    case "vault genesis-key": return vaultGenesisKey(o, f["passphrase-file"]);
     case "vault status": return vaultStatus(o, send, connection, f.timeout === undefined ? 2000 : o.timeoutMs);
     case "req": {
       const [subject, json] = [verb, ...rest];

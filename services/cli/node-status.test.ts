@@ -34,6 +34,16 @@ test("a node that never reported, with or without the report fields in its recor
   }
 });
 
+test("the vault, in the fallback and in --all rows, as the node last reported it", () => {
+  const vault = { state: "waiting-for-peers", epoch: 2, k: 3, n: 4, reachable: 2, problem: "2 of 4 guardians released a share; 3 are needed", since: "2024-05-01T11:59:00.000Z", last_unlock_at: "2024-05-01T11:00:00.000Z" };
+  const withVault = NodeView.parse({ ...reported, vault });
+  const lines = fallbackText(withVault, "no agent is listening", NOW).split("\n");
+  assert.equal(lines[2], "vault waiting-for-peers (epoch 2, K 3 of N 4, 2 guardian(s) reached, last unlocked 1h ago): 2 of 4 guardians released a share; 3 are needed");
+  assert.match(lines[3]!, /^SERVICE +STATE/);
+  assert.deepEqual(fleetRows([withVault, NodeView.parse({ ...base, node: "db-1", services: {}, agent: null, vault: null })], NOW).map((r) => [r.node, r.vault]),
+    [["web-1", "waiting-for-peers"], ["web-1", "waiting-for-peers"], ["db-1", null]]);
+});
+
 test("--all rows: one per service, one for a node without a report; uptime only while running", () => {
   const rows = fleetRows([reported, NodeView.parse({ ...base, node: "db-1", services: {}, agent: null })], NOW);
   assert.deepEqual(rows.map((r) => [r.node, r.service, r.state, r.uptime_ms, r.last_event?.type ?? null]), [

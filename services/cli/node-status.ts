@@ -20,10 +20,20 @@ function exitText(e: LastExit | null | undefined, nowMs: number): string {
   return `${e.signal ?? `code ${e.code ?? "?"}`}, ${ago(e.ts ?? e.at, nowMs)}`;
 }
 
+/** "vault unlocked (epoch 2, K 3 of N 4, 4 guardians reached)", or "" for a node without a vault. */
+export function vaultText(v: { state: string; epoch: number; k: number; n: number; reachable: number; problem?: string | null; last_unlock_at?: string | null } | null | undefined, nowMs: number): string {
+  if (!v || v.state === "off") return "";
+  const shape = v.epoch ? `epoch ${v.epoch}, K ${v.k} of N ${v.n}, ${v.reachable} guardian(s) reached` : "no distribution yet";
+  const last = v.last_unlock_at ? `, last unlocked ${ago(v.last_unlock_at, nowMs)}` : "";
+  return `vault ${v.state} (${shape}${last})${v.problem && v.state !== "unlocked" ? `: ${printable(v.problem)}` : ""}`;
+}
+
 function agentLine(node: string, s: StatusView, nowMs: number): string {
   const a = s.agent;
   const code = typeof a.code_slot === "string" ? ` (unibus-agent slot ${a.code_slot})` : "";
   const parts = [`${node}: agent ${a.version}${code}, up ${humanDuration(nowMs - Date.parse(a.started_at))}`, `sandbox ${a.sandbox} (${a.identity})`];
+  const vault = vaultText(a.vault, nowMs);
+  if (vault) parts.push(vault);
   if (a.sandbox_problem) parts.push(`sandbox problem: ${printable(a.sandbox_problem)}`);
   if (a.reports_pending) parts.push(`${a.reports_pending} report(s) waiting for membershipd`);
   const dropped = [a.reports_dropped && `${a.reports_dropped} report(s)`, a.logs_dropped && `${a.logs_dropped} log line(s)`].filter(Boolean);
@@ -63,7 +73,8 @@ export function fallbackText(n: NodeView, why: string, nowMs: number): string {
   const head = `${n.node} (${n.status}): its agent did not answer (${why}); this is the last reported state, reported ${at ?? "at an unknown time"}${at ? ` (${ago(at, nowMs)})` : ""}`;
   const a = n.agent;
   const last = a?.last_command ? `; last command: ${a.last_command.action} by ${a.last_command.actor}, ${a.last_command.ok ? "ok" : "failed"}, ${ago(a.last_command.at, nowMs)}` : "";
-  const agent = a ? `agent ${a.version}, started ${a.started_at}, sandbox ${a.sandbox} (${a.identity})${last}` : "no agent report";
+  const vault = vaultText(n.vault, nowMs);
+  const agent = `${a ? `agent ${a.version}, started ${a.started_at}, sandbox ${a.sandbox} (${a.identity})${last}` : "no agent report"}${vault ? `\n${vault}` : ""}`;
   const rows = Object.entries(n.services ?? {}).map(([name, s]) => {
     const up = uptimeOf(s, nowMs);
     return { service: name, state: s.state, pid: s.pid ?? null, uptime: up === null ? null : humanDuration(up), restarts: s.restarts ?? null, last_exit: exitText(s.last_exit, nowMs), last_event: lastEventText(s.last_event, nowMs) };
@@ -97,7 +108,8 @@ async function statusOne(node: string, given: number | undefined, o: GlobalOptio
 }
 
 export interface FleetRow {
-  node: string; status: string; service: string | null; state: string | null; pid: number | null; since: string | null;
+  /** The node's vault state as last reported; null for a node without a vault. */
+  node: string; status: string; vault: string | null; service: string | null; state: string | null; pid: number | null; since: string | null;
   uptime_ms: number | null; restarts: number | null; last_exit: LastExit | null; last_event: { type: string; at: string } | null;
 }
 
@@ -107,10 +119,10 @@ export function fleetRows(nodes: NodeView[], nowMs: number): FleetRow[] {
     const services = Object.entries(n.services ?? {});
     if (services.length === 0) {
       const at = n.agent?.last_report_at;
-      return [{ node: n.node, status: n.status, service: null, state: null, pid: null, since: null, uptime_ms: null, restarts: null, last_exit: null, last_event: at ? { type: "report", at } : null }];
+      return [{ node: n.node, status: n.status, vault: n.vault?.state ?? null, service: null, state: null, pid: null, since: null, uptime_ms: null, restarts: null, last_exit: null, last_event: at ? { type: "report", at } : null }];
     }
     return services.map(([name, s]) => ({
-      node: n.node, status: n.status, service: name, state: s.state, pid: s.pid ?? null, since: s.since ?? null,
+      node: n.node, status: n.status, vault: n.vault?.state ?? null, service: name, state: s.state, pid: s.pid ?? null, since: s.since ?? null,
       uptime_ms: uptimeOf(s, nowMs), restarts: s.restarts ?? null, last_exit: s.last_exit ?? null, last_event: s.last_event ?? null,
     }));
   });
@@ -126,7 +138,9 @@ async function statusAll(o: GlobalOptions, send: Send): Promise<number> {
       ...x, uptime: x.uptime_ms === null ? null : humanDuration(x.uptime_ms),
       last_event: x.last_event ? lastEventText(x.last_event, nowMs) : x.service ? null : "no report yet",
     }));
-    return `${table(human, ["node", "status", "service", "state", "uptime", "last_event"])}\n(last reported state, from membershipd; unibus node status <node> asks the node itself)`;
+    // The vault column only when some node has a vault: most fleets' tables stay as they were.
+    const columns = rows.some((x) => x.vault) ? ["node", "status", "vault", "service", "state", "uptime", "last_event"] : ["node", "status", "service", "state", "uptime", "last_event"];
+    return `${table(human, columns)}\n(last reported state, from membershipd; unibus node status <node> asks the node itself)`;
   });
   return EXIT.ok;
 }

@@ -1,6 +1,6 @@
 // How a node's own reports (events of kind `node`) show in its UNIBUS_nodes record: each service's
-// state and the agent's. Pure; nodesProjection sets `seq` around it.
-import type { NodeAgentRecord, NodeRecord, NodeServiceRecord } from "../../schemas/mod.ts";
+// state, the agent's, and its vault's. Pure; nodesProjection sets `seq` around it.
+import type { NodeAgentRecord, NodeRecord, NodeServiceRecord, NodeVaultRecord } from "../../schemas/mod.ts";
 import type { StoredEvent } from "./projections.ts";
 
 type Services = NodeRecord["services"];
@@ -61,9 +61,20 @@ function agentAfter(agent: NodeAgentRecord | null, e: StoredEvent): NodeAgentRec
   return { ...agent, last_seq: Math.max(agent.last_seq, d.seq), last_report_at: e.ts, last_command };
 }
 
+/** A vault report replaces the state; a new agent run makes a known vault "locked" until it says more. */
+function vaultAfter(v: NodeVaultRecord | null, e: StoredEvent): NodeVaultRecord | null {
+  const d = e.data;
+  if (e.type === "AgentStarted") return v && { ...v, state: "locked", reachable: 0, problem: null, since: d.at };
+  if (e.type !== "VaultStateChanged") return v;
+  return {
+    state: d.state, epoch: d.epoch, k: d.k, n: d.n, reachable: d.reachable, problem: d.problem, since: d.at,
+    last_unlock_at: d.state === "unlocked" ? d.at : v?.last_unlock_at ?? null,
+  };
+}
+
 export function projectNodeActivity(r: NodeRecord, e: StoredEvent): NodeRecord {
-  const agent = agentAfter(r.agent, e);
-  if (e.type === "AgentStarted") return { ...r, agent, services: servicesAtStart(r.services, e.data.services, e.data.at) };
-  if (typeof e.data.service !== "string") return { ...r, agent };
-  return { ...r, agent, services: { ...r.services, [e.data.service]: nextService(serviceOf(r.services, e.data.service), e) } };
+  const next = { ...r, agent: agentAfter(r.agent, e), vault: vaultAfter(r.vault ?? null, e) };
+  if (e.type === "AgentStarted") return { ...next, services: servicesAtStart(r.services, e.data.services, e.data.at) };
+  if (typeof e.data.service !== "string") return next;
+  return { ...next, services: { ...r.services, [e.data.service]: nextService(serviceOf(r.services, e.data.service), e) } };
 }

@@ -471,6 +471,7 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
       worker: { state: "crash-loop", pid: null, since: at(10), restarts: 1, last_exit: { code: 139, signal: null, at: at(11) }, last_event: { type: "ServiceStopped", at: at(12) } },
     },
     agent: { version: "0.2.0", started_at: at(2), sandbox: "bwrap", identity: "userns", last_seq: 17, last_report_at: tsOf(18), last_command: { action: "restart", actor: "alice", ok: true, at: at(18) } },
+    vault: null,
     seq: 18,
   };
 
@@ -530,6 +531,22 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
     assert.equal(rec.agent, null);
     assert.equal(rec.services.api.state, "running");
     NodeRecord.parse(rec);
+  });
+
+  test("the vault's reported state: waiting for peers, unlocked (the last unlock remembered), locked again at the next agent run", () => {
+    const vaultEv = (seq: number, state: string, reachable: number, problem: string | null = null) =>
+      nodeEv(seq, "VaultStateChanged", { state, epoch: 2, k: 3, n: 4, reachable, problem });
+    assert.equal(nodeOf(life).vault, null, "no vault report: off");
+    const waiting = nodeOf([...life, vaultEv(19, "waiting-for-peers", 2, "2 of 4 guardians released a share; 3 are needed")]);
+    assert.deepEqual(waiting.vault, { state: "waiting-for-peers", epoch: 2, k: 3, n: 4, reachable: 2, problem: "2 of 4 guardians released a share; 3 are needed", since: at(19), last_unlock_at: null });
+    NodeRecord.parse(waiting);
+    const unlocked = nodeOf([...life, vaultEv(19, "waiting-for-peers", 2), vaultEv(20, "unlocked", 4)]);
+    assert.deepEqual(pick(unlocked.vault, "state", "reachable", "since", "last_unlock_at"), { state: "unlocked", reachable: 4, since: at(20), last_unlock_at: at(20) });
+    const rebooted = nodeOf([...life, vaultEv(19, "unlocked", 4), agentStarted(20, ["api"])]);
+    assert.deepEqual(rebooted.vault, { state: "locked", epoch: 2, k: 3, n: 4, reachable: 0, problem: null, since: at(20), last_unlock_at: at(19) });
+    const genesis = nodeOf([...life, nodeEv(19, "VaultStateChanged", { state: "genesis-locked", epoch: 0, k: 0, n: 0, reachable: 0, problem: "waiting for unibus node unlock --genesis" })]);
+    assert.deepEqual(pick(genesis.vault, "state", "epoch"), { state: "genesis-locked", epoch: 0 });
+    assert.equal(NodeRecord.parse({ ...expectedNode, vault: undefined }).vault, null, "a record written before vaults were projected reads as off");
   });
 
   test("a failed command is the agent's last command", () => {

@@ -128,7 +128,7 @@ export const nodesProjection: Projection<NodeRecord> = {
         const d = e.data;
         return {
           node: d.node, sign_key: d.sign_key, kex_key: d.kex_key, address: d.address, labels: d.labels, status: "active", flow: d.flow, enrolled_at: e.ts, invite: d.invite,
-          services: {}, agent: null, seq: e.seq,
+          services: {}, agent: null, vault: null, seq: e.seq,
         };
       }
       case "NodeLeft":

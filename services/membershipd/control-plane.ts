@@ -19,6 +19,7 @@ import { WritePause } from "./write-pause.ts";
 import { startUpdates } from "./updates/mod.ts";
 import { lastSequence } from "../bus/mod.ts";
 import { ADMIN_HANDLE } from "./identities.ts";
+import { startVaultTally } from "./vault-tally.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
 
@@ -74,6 +75,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   });
   const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, log: o.log }) : null;
   const metrics = new Metrics();
+  const vaultTally = await cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
   const updates = await cold("the release store", () => startUpdates({
     nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
     caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)), ...(o.updates ? { driver: o.updates } : {}),
@@ -108,9 +110,10 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     },
   });
   return {
-    js, jsm, buckets, aggregates, projector, metrics, service, auth, updates,
+    js, jsm, buckets, aggregates, projector, metrics, service, auth, updates, vaultTally,
     async stop() {
       watch?.stop();
+      vaultTally.stop();
       pause.stop();
       await updates.stop();
       await sub.drain().catch(() => {});

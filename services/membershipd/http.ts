@@ -2,6 +2,12 @@
 import { createServer, type Server } from "node:http";
 import { healthz, type PostureDeps } from "./posture.ts";
 import type { Metrics } from "./metrics.ts";
+import type { VaultCounts } from "./vault-tally.ts";
+
+/** The fleet's vaults by state, once the tally knows them. */
+function vaultGauges(v: VaultCounts | null): Record<string, number> {
+  return v ? { unibus_vaults: v.owners, unibus_vaults_unlocked: v.unlocked, unibus_vaults_waiting_for_peers: v.waiting_for_peers, unibus_vaults_genesis_locked: v.genesis_locked } : {};
+}
 
 export function startHttp(host: string, port: number, deps: PostureDeps, metrics: Metrics, restarts: () => number): Promise<Server> {
   const server = createServer(async (req, res) => {
@@ -20,6 +26,7 @@ export function startHttp(host: string, port: number, deps: PostureDeps, metrics
           unibus_projection_applied_seq: deps.projector.applied,
           unibus_projection_lag: (h.projections as { lag: number | null }).lag ?? 0,
           unibus_nats_server_restarts_total: restarts(),
+          ...vaultGauges(h.vaults as VaultCounts | null),
         });
         return void res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(text);
       }

@@ -96,6 +96,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const http = await startHttp(cfg.httpHost, cfg.httpPort, {
     node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server, operatorKey: security?.auth.operator.publicKey ?? null, meta,
+    vaults: () => plane.vaultTally.counts(),
   }, metrics, () => server?.restarts ?? 0);
   const httpAddr = http.address() as { port: number };
   const runtime = {

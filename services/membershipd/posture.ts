@@ -4,6 +4,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, type EmbeddedNatsServer, type Projector } from "../bus/mod.ts";
 import { metaPeers, type MetaCluster } from "./cluster-actions.ts";
+import type { VaultCounts } from "./vault-tally.ts";
 
 const PROBE_MS = 400;
 
@@ -19,6 +20,8 @@ export interface PostureDeps {
   operatorKey: string | null;
   /** The JetStream meta group (metaClusterView); null when not clustered. */
   meta: () => Promise<MetaCluster | null>;
+  /** Active nodes' vaults by reported state (VaultTally); null while not yet known. */
+  vaults?: () => VaultCounts | null;
 }
 
 function within<T>(p: Promise<T>, ms = PROBE_MS): Promise<T | null> {
@@ -90,6 +93,9 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     },
     stream: { replicas: info?.config.num_replicas ?? null, last_seq: lastSeq },
     projections: { applied_seq: d.projector.applied, lag: lastSeq === null ? null : Math.max(0, lastSeq - d.projector.applied) },
+    // The fleet's vaults, as their nodes last reported them: a node waiting for peers has too few
+    // guardians answering. Its own field: it says nothing of this membershipd's health, so no status change.
+    vaults: d.vaults?.() ?? null,
     problems,
   };
 }

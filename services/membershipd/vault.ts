@@ -7,13 +7,16 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import {
-  FetchResult, PlanResult, SHARE_ACTION, ShareEntry, ShareRequestArgs, VaultActionArgs, VaultStatusRow, nodeActorId, type CommandEnvelope, type VaultAction,
+  FetchResult, NodeRecord, PlanResult, SHARE_ACTION, ShareEntry, ShareRequestArgs, VaultActionArgs, VaultStatusRow, nodeActorId,
+  type CommandEnvelope, type NodeVaultRecord, type VaultAction,
 } from "../../schemas/mod.ts";
 import {
-  CLOCK_WINDOW_MS, FLEET_ID, blindToken, domainError, storageKey, fleetDecider, isDomainError, shareAggregate, shareDecider, shareRefusal, vaultDecider, verifyCommandSignature,
+  CLOCK_WINDOW_MS, FLEET_ID, blindToken, domainError, storageKey, fleetDecider, isDomainError, nodesProjection, shareAggregate, shareDecider, shareRefusal, vaultDecider, verifyCommandSignature,
   type DomainError, type FleetState, type ShareState, type VaultState,
 } from "../core/mod.ts";
 import { SHARES_BUCKET, decodeEvent, eventSubject, lastEventOf, type AggregateStore, type Buckets } from "../bus/mod.ts";
+
+const NODES_BUCKET = nodesProjection.bucket;
 
 export interface VaultDeps {
   aggregates: AggregateStore;
@@ -129,13 +132,25 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
     return isDomainError(r) ? r : { owner: a.owner, guardian: a.guardian, epoch: a.epoch };
   };
 
+  /** What the node last reported of its vault (the UNIBUS_nodes projection). */
+  async function reported(owner: string): Promise<NodeVaultRecord | null> {
+    const entry = await d.buckets[NODES_BUCKET]?.get(storageKey(owner));
+    if (!entry || entry.operation !== "PUT") return null;
+    return NodeRecord.safeParse(entry.json()).data?.vault ?? null;
+  }
+
   const status: Handler = async (a) => {
     const f = await fleet();
     const active = activeSet(f);
     const rows = [];
     for (const owner of [...f.nodes.keys()].sort()) {
       const v = (await vault(owner)).state;
-      if (!v.epoch) continue;
+      const said = f.nodes.get(owner)?.status === "active" ? await reported(owner) : null;
+      if (!v.epoch && !said) continue;
+      if (!v.epoch) {
+        rows.push(VaultStatusRow.parse({ owner, epoch: 0, k: said!.k, n: said!.n, guardians: [], active_guardians: 0, distributed_at: null, mismatches: 0, released: 0, reported: said }));
+        continue;
+      }
       let mismatches = 0;
       let released = 0;
       for (const g of v.guardians) {
@@ -147,7 +162,7 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
       const last = await lastEventOf(d.jsm, eventSubject("vault", owner));
       rows.push(VaultStatusRow.parse({
         owner, epoch: v.epoch, k: v.k, n: v.guardians.length, guardians: [...v.guardians], active_guardians: v.guardians.filter((g) => active.has(g)).length,
-        distributed_at: last ? decodeEvent(last.data).ts : new Date(0).toISOString(), mismatches, released,
+        distributed_at: last ? decodeEvent(last.data).ts : null, mismatches, released, reported: said,
       }));
     }
     return { items: rows.slice(0, a.limit), total: rows.length };

@@ -53,7 +53,7 @@ export interface AgentVaultOptions {
   threshold?: number | null;
   minGuardians?: number;
   rateLimit?: RateLimit;
-  /** The operator's X25519 (curve nkey) public key: a vault made while the fleet is under 5 nodes is kept under it (genesis). */
+  /** The operator's X25519 key (a curve nkey X…, or a passphrase's scrypt:…:X… spec): a vault made while the fleet is under 5 nodes is kept under it (genesis). */
   genesisKey?: string | null;
   /** Test hook: this node, as a guardian, alters the shares it releases. */
   tamper?: (share: Uint8Array) => void;

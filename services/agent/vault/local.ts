@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { Commitment, Slug } from "../../../schemas/mod.ts";
+import { Commitment, CurvePublicKey, GenesisKdf, Slug } from "../../../schemas/mod.ts";
 import { decryptWith, encryptWith } from "../../core/mod.ts";
 import { replaceSecretFile } from "../../bus/mod.ts";
 
@@ -13,8 +13,11 @@ export const VAULT_FILES = { vault: "vault.json", store: "secrets.enc", genesis:
 
 /** `genesis`: the key is still kept under the operator's key (genesis.key), not yet by peers. */
 export const VaultFile = z.object({ v: z.literal(1), owner: Slug, commitment: Commitment, created_at: z.string(), genesis: z.boolean().default(false) }).strict();
-/** genesis.key: the data key sealed to the operator's X25519 (curve nkey) public key. */
-export const GenesisFile = z.object({ v: z.literal(1), operator: z.string(), sealed: z.string() }).strict();
+/**
+ * genesis.key: the data key sealed to the operator's X25519 (curve nkey) public key, and when that
+ * key derives from a passphrase, the KDF and salt to derive it again (public, like the key).
+ */
+export const GenesisFile = z.object({ v: z.literal(1), operator: CurvePublicKey, sealed: z.string(), kdf: GenesisKdf.nullable().default(null) }).strict();
 export type GenesisFile = z.infer<typeof GenesisFile>;
 export type VaultFile = z.infer<typeof VaultFile>;
 

@@ -8,8 +8,8 @@
 // redistributes it under the next epoch (a reshare: same key, fresh polynomial).
 //
 // Genesis: while the fleet has fewer than 5 nodes there are too few peers to hold the key, so with
-// an operator key (`genesisKey`, an X25519 curve nkey) a new vault keeps its key sealed to the
-// operator in genesis.key instead. At boot such a node is "genesis-locked" until the operator runs
+// an operator key (`genesisKey`: an X25519 curve nkey, or the spec of one derived from a
+// passphrase) a new vault keeps its key sealed to the operator in genesis.key instead. At boot such a node is "genesis-locked" until the operator runs
 // `unibus node unlock --genesis <node>`, which opens the key and sends it back (the signed `unlock`
 // command) sealed to a one-boot ephemeral key this node shows in its status and never writes down. From then on it keeps the key in memory (the one exception to
 // "zeroed after use": nobody else could give it back) until the fifth node is there, distributes it
@@ -19,7 +19,7 @@ import {
   PlanResult, Reply, SHARE_ACTION, ShareReleaseResult, nodeActorId, vaultShareSubject, type Commitment, type PlanResult as Plan, type VaultInfo,
 } from "../../../schemas/mod.ts";
 import {
-  commitTo, curvePublicRaw, ephemeralPair, fitsCommitment, newDataKey, openSealed, rebuild, sealTo, signCommand, splitKey, thresholdFor, toBase64Url, zeroShares,
+  commitTo, curvePublicRaw, ephemeralPair, fitsCommitment, newDataKey, openSealed, parseGenesisKey, rebuild, sealTo, signCommand, splitKey, thresholdFor, toBase64Url, zeroShares,
   type Share, type Signer,
 } from "../../core/mod.ts";
 import { VaultDisk, type Secrets } from "./local.ts";
@@ -53,7 +53,7 @@ export interface OwnerVaultOptions {
   initialSecrets?: Secrets;
   /** Hears each change of state (the agent reports it as VaultStateChanged). */
   onState?: (info: VaultInfo) => void;
-  /** The operator's X25519 (curve nkey, X…) public key: allows a genesis vault while the fleet is too small. */
+  /** The operator's genesis key (a curve nkey X…, or a passphrase's scrypt:…:X… spec): allows a genesis vault while the fleet is too small. */
   genesisKey?: string | null;
 }
 
@@ -189,11 +189,12 @@ export class OwnerVault {
   }
 
   private async createGenesis(): Promise<void> {
-    const operator = this.o.genesisKey!;
+    const spec = parseGenesisKey(this.o.genesisKey!);
+    if (!spec) throw new VaultError("E_VAULT_LOCKED", "the genesis key is neither a curve public key (X…) nor a scrypt:…:X… spec");
     const key = newDataKey();
     const commitment = commitTo(key, this.o.node);
     await this.disk.writeStore(key, this.o.node, this.o.initialSecrets ?? {});
-    this.disk.writeGenesis({ v: 1, operator, sealed: await sealTo(curvePublicRaw(operator), key) });
+    this.disk.writeGenesis({ v: 1, operator: spec.operator, kdf: spec.kdf, sealed: await sealTo(curvePublicRaw(spec.operator), key) });
     this.disk.write({ v: 1, owner: this.o.node, commitment, created_at: new Date().toISOString(), genesis: true });
     this.unlockedSecrets = await this.disk.openStore(key, this.o.node);
     this.heldKey = key;
@@ -210,8 +211,9 @@ export class OwnerVault {
     }
     if (this.heldKey) return;
     this.genesisEph ??= await ephemeralPair();
+    const genesis = this.disk.readGenesis();
     this.set({
-      state: "genesis-locked", genesis_sealed: this.disk.readGenesis().sealed, genesis_ephemeral: toBase64Url(this.genesisEph.publicKey),
+      state: "genesis-locked", genesis_sealed: genesis.sealed, genesis_ephemeral: toBase64Url(this.genesisEph.publicKey), genesis_operator: genesis.operator, genesis_kdf: genesis.kdf,
       problem: "waiting for unibus node unlock --genesis",
     });
     this.o.log(`vault: genesis-locked; an operator unlocks it with: unibus node unlock --genesis ${this.o.node}`);
@@ -237,7 +239,7 @@ export class OwnerVault {
     this.heldKey = key;
     eph.secretKey.fill(0);
     this.genesisEph = null;
-    this.set({ state: "unlocked", genesis_sealed: null, genesis_ephemeral: null, problem: null });
+    this.set({ state: "unlocked", genesis_sealed: null, genesis_ephemeral: null, genesis_operator: null, genesis_kdf: null, problem: null });
     this.genesisUnlocked?.();
     this.o.log("vault: unlocked by the operator (genesis)");
     return { ok: true, result: this.info() };
