@@ -5,21 +5,25 @@
 // shows per node its version, slot, state and attempts.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, rmSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Reply } from "../schemas/mod.ts";
 import { releaseObjectName, signerFromSeed, type Signer } from "../services/core/mod.ts";
-import { readEventMessages } from "../services/bus/mod.ts";
+import { connectNats, readEventMessages } from "../services/bus/mod.ts";
 import { startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { makeTar, manifestFor, sign } from "./release-helpers.ts";
 import { enrollNodes, newReleaseKey, startSimNodes, stopSimNodes, type SimNode } from "./sim-agents.ts";
-import { startPlane, tempDir, type PlaneHandle } from "./harness.ts";
+import { ROOT, startPlane, tempDir, type PlaneHandle } from "./harness.ts";
 import { waitUntil } from "./process-tools.ts";
 
 const releaseKey = newReleaseKey();
-const DRIVER = { retryMs: 200, scanMs: 300, updateTimeoutMs: 20_000 };
+const DRIVER = { retryMs: 200, scanMs: 300, updateTimeoutMs: 20_000, leaseMs: 2000 };
 
 let h: PlaneHandle;
 let plane: ControlPlane;
@@ -50,7 +54,46 @@ async function publish(name: string, version: string, o: { failOn?: string[]; in
 }
 
 const status = (rollout: string) => ok("rollout.status", { rollout });
+
+/** The consumers on a stream right now. */
+async function consumerCount(jsm: JetStreamManager, stream: string): Promise<number> {
+  let n = 0;
+  for await (const _c of jsm.consumers.list(stream)) n++;
+  return n;
+}
+
+/** Samples the consumers on KV_UNIBUS_rollouts until stopped: the driver scans it every scanMs. */
+function sampleRolloutConsumers(jsm: JetStreamManager): { stop(): Promise<number[]> } {
+  const seen: number[] = [];
+  let done = false;
+  const loop = (async () => {
+    while (!done) {
+      seen.push(await consumerCount(jsm, "KV_UNIBUS_rollouts"));
+      await new Promise((res) => setTimeout(res, 150));
+    }
+  })();
+  return { stop: async () => ((done = true), await loop, seen) };
+}
 const attempted = (nodes: SimNode[], release: string) => nodes.filter((n) => n.events.some((e) => e.type === "UpdateAttempted" && e.data.release === release)).map((n) => n.node).sort();
+
+/** A control plane in a child process (test/plane-child.ts), resolved once it is serving. */
+async function startChildPlane(dataDir: string, self: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "plane-child.ts")], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  child.stdin!.end(JSON.stringify({ url: h.nats.url, dataDir, self, updates: DRIVER }));
+  await new Promise<void>((res, rej) => {
+    child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && res());
+    child.once("exit", (code) => rej(new Error(`plane ${self} exited (${code}) before it was ready`)));
+  });
+  return child;
+}
+
+/** A status that may be lost to a plane being killed: null instead of a throw. */
+async function statusOrNull(rollout: string): Promise<any> {
+  const r = await sendCommand(h.nc, "unibus.cmd.membership.rollout.status", buildCommand(admin, "admin", "rollout.status", { rollout }), 2000).catch(() => null);
+  return r?.ok ? r.result : null;
+}
+
+const extra: { children: ChildProcess[]; conns: NatsConnection[] } = { children: [], conns: [] };
 
 describe("rollouts", { timeout: 120_000 }, () => {
   let nodes: SimNode[] = [];
@@ -59,7 +102,9 @@ describe("rollouts", { timeout: 120_000 }, () => {
   before(async () => {
     h = await startPlane();
     await h.plane.stop();
-    // The plane again, with the driver's timings shortened for the test.
+    // The plane again, with the driver's timings shortened for the test. The lease's time to live
+    // is its bucket's max_age, fixed when the bucket is made: made again here with the test's.
+    await h.plane.jsm.streams.delete("KV_UNIBUS_leases");
     plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "test", updates: DRIVER });
     admin = signerFromSeed(readFileSync(join(h.dataDir, "admin.nk"), "utf8").trim());
     const signers = await enrollNodes(plane.aggregates, names, (n) => ({ role: n === "n-05" ? "db" : "web" }));
@@ -67,8 +112,10 @@ describe("rollouts", { timeout: 120_000 }, () => {
   });
 
   after(async () => {
+    for (const c of extra.children) c.kill("SIGKILL");
     await stopSimNodes(nodes);
     await plane.stop();
+    for (const c of extra.conns) await c.close();
     // startPlane's own stop closes the connection and the server (its plane was already stopped).
     await h.nc.close();
     await h.nats.stop();
@@ -117,6 +164,7 @@ describe("rollouts", { timeout: 120_000 }, () => {
 
   test("the control plane stopped mid-rollout and started again resumes it: every node commits once", async () => {
     await publish("web", "2.0.0", { installMs: 600 });
+    const consumers = sampleRolloutConsumers(plane.jsm);
     const r = await ok("rollout.start", { name: "web", version: "2.0.0", all: true, canary: 1, batch: 2, max_failures: 0 });
     assert.equal(r.nodes, 5);
     await waitUntil("the first batch after the canary", async () => (await status(r.rollout)).batches_started >= 2, 30_000, 50);
@@ -124,6 +172,13 @@ describe("rollouts", { timeout: 120_000 }, () => {
     await plane.stop();
     plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "test", updates: DRIVER });
     await waitUntil("the resumed rollout to complete", async () => (await status(r.rollout)).state === "completed", 60_000, 100);
+    // The driver scanned UNIBUS_rollouts every 300 ms all along (kv.keys() left one consumer per
+    // scan for 5 minutes): listing keys now leaves none, during the rollout and after it.
+    const seen = await consumers.stop();
+    assert.ok(seen.length >= 10 && Math.max(...seen) <= 1, `consumers on KV_UNIBUS_rollouts while it ran: ${seen.join(" ")}`);
+    for await (const si of plane.jsm.streams.list()) {
+      if (si.config.name.startsWith("KV_")) assert.equal(await consumerCount(plane.jsm, si.config.name), 0, `consumers left on ${si.config.name}`);
+    }
     const s = await status(r.rollout);
     assert.deepEqual(s.nodes.map((n: any) => [n.node, n.rollout_state, n.batch]), [["n-01", "committed", 0], ["n-02", "committed", 1], ["n-03", "committed", 1], ["n-04", "committed", 2], ["n-05", "committed", 2]]);
     await waitUntil("every node's report of its commit", async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "2.0.0"), 15_000, 100);
@@ -139,5 +194,52 @@ describe("rollouts", { timeout: 120_000 }, () => {
       if (e.data.rollout === r.rollout && e.type === "RolloutBatchStarted") events.push(String(e.data.batch));
     }
     assert.deepEqual(events, ["0", "1", "2"]);
+  });
+  test("two control planes: one drives; the other takes over when it is killed, never both in the same window", async () => {
+    // membershipd A in its own process and B in this one, both on this server, sharing the
+    // cluster's keys (as deploy-cluster.sh copies them). The plane used so far steps aside first.
+    await plane.stop();
+    const dirA = join(dir, "plane-a");
+    mkdirSync(dirA, { recursive: true });
+    for (const f of ["service.nk", "admin.nk"]) copyFileSync(join(h.dataDir, f), join(dirA, f));
+    const a = await startChildPlane(dirA, "plane-a");
+    extra.children.push(a);
+    const leases = await new Kvm(h.nc).open("UNIBUS_leases");
+    const holder = async () => {
+      const e = await leases.get("rollout-driver");
+      return e?.operation === "PUT" ? e.json<{ holder: string }>().holder : null;
+    };
+    await waitUntil("plane A to take the driver lease", async () => (await holder())?.startsWith("plane-a@") ?? false, 10_000, 50);
+    const ncB = await connectNats({ servers: h.nats.url, name: "test-plane-b" });
+    extra.conns.push(ncB);
+    plane = await startControlPlane({ nc: ncB, dataDir: h.dataDir, replicas: 1, clusterName: "test", self: "plane-b", updates: DRIVER });
+    assert.equal(plane.updates.lease.held(), false, "B waits while A holds the lease");
+
+    // Every update sent, by whom: a request's reply subject is under its connection's own inbox.
+    const sends: { at: number; by: string }[] = [];
+    const watch = h.nc.subscribe("unibus.cmd.node.*.update", { callback: (_e, m) => void sends.push({ at: Date.now(), by: (m.reply ?? "").split(".").slice(0, 2).join(".") }) });
+    await h.nc.flush();
+    await publish("edge", "3.0.0", { installMs: 400 });
+    const r = await ok("rollout.start", { name: "edge", version: "3.0.0", all: true, canary: 1, batch: 2, max_failures: 0 });
+    await waitUntil("the first batch after the canary", async () => (await statusOrNull(r.rollout))?.batches_started >= 2, 30_000, 50);
+    a.kill("SIGKILL");
+    const killedAt = Date.now();
+    await waitUntil("B to finish the rollout", async () => (await statusOrNull(r.rollout))?.state === "completed", 60_000, 100);
+    watch.unsubscribe();
+    assert.equal(plane.updates.lease.held(), true);
+    assert.match((await holder()) ?? "", /^plane-b@/);
+
+    const by = [...new Set(sends.map((x) => x.by))];
+    assert.equal(by.length, 2, `updates came from ${by.length} connections: ${JSON.stringify(sends)}`);
+    const [first, second] = by.map((c) => sends.filter((x) => x.by === c).map((x) => x.at));
+    // A's sends all came before B's first one, and B took over within the lease's bound.
+    assert.ok(Math.max(...first!) < Math.min(...second!), `the two drivers' sends overlap: ${JSON.stringify(sends)}`);
+    assert.ok(Math.max(...first!) <= killedAt);
+    const takeover = Math.min(...second!) - killedAt;
+    assert.ok(takeover <= DRIVER.leaseMs + DRIVER.scanMs + 2000, `B took ${takeover} ms to take over`);
+    const s = await status(r.rollout);
+    assert.deepEqual(s.nodes.map((n: any) => n.rollout_state), ["committed", "committed", "committed", "committed", "committed"]);
+    await waitUntil("every node's report of its commit", async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "3.0.0"), 15_000, 100);
+    for (const n of (await status(r.rollout)).nodes) assert.equal(n.attempts, 1, `${n.node} was installed once`);
   });
 });

@@ -47,7 +47,7 @@ export interface ControlPlaneOptions {
   /** Each server's own copy of every stream (replicaStatesView). */
   copies?: () => Promise<Map<string, ReplicaCopy[]>>;
   /** Rollout driver timings (tests and benches shorten them). */
-  updates?: { updateTimeoutMs?: number; retryMs?: number; giveUpMs?: number; scanMs?: number };
+  updates?: { updateTimeoutMs?: number; retryMs?: number; giveUpMs?: number; scanMs?: number; leaseMs?: number };
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -75,7 +75,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, log: o.log }) : null;
   const metrics = new Metrics();
   const updates = await cold("the release store", () => startUpdates({
-    nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
+    nc: o.nc, jsm, self: o.self ?? o.clusterName, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
     caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)), ...(o.updates ? { driver: o.updates } : {}),
   }));
   const run = createActions({

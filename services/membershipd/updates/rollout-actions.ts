@@ -27,8 +27,8 @@ export function rolloutHandlers(d: UpdateActionDeps, kick: (rollout: string) => 
       const release = (await d.aggregates.load<ReleaseState>("release", releaseId(a.name, a.version), releaseDecider)).state;
       if (!release.published) return domainError("E_RELEASE_NOT_FOUND", `no release ${a.name} ${a.version}; publish it first`);
       await d.caughtUp();
-      const nodes = (await listBucket(d.nodes)).filter((n) => n.status === "active" && (a.all || matches(n.labels ?? {}, a.selector)));
-      const locks = new Map((await listBucket(d.locks)).map((l) => [l.node as string, l.locked === true]));
+      const nodes = (await listBucket(d.jsm, d.nodes, "UNIBUS_nodes")).filter((n) => n.status === "active" && (a.all || matches(n.labels ?? {}, a.selector)));
+      const locks = new Map((await listBucket(d.jsm, d.locks, "UNIBUS_node_locks")).map((l) => [l.node as string, l.locked === true]));
       const candidates = nodes.map((n) => ({ node: n.node as string, locked: locks.get(n.node) ?? false })).sort((x, y) => x.node.localeCompare(y.node));
       // The id is derived from the command id, so a retried start names the same rollout.
       const rollout = a.rollout ?? `${slugOf(a.name)}-${slugOf(a.version)}-${sha256Hex(cmd.id).slice(0, 10)}`;
@@ -53,7 +53,7 @@ export function rolloutHandlers(d: UpdateActionDeps, kick: (rollout: string) => 
     },
     "rollout.list": async (a: { limit: number }) => {
       await d.caughtUp();
-      const items = (await listBucket(d.rollouts)).map((r) => ({
+      const items = (await listBucket(d.jsm, d.rollouts, "UNIBUS_rollouts")).map((r) => ({
         rollout: r.rollout, name: r.name, version: r.version, state: r.state, failures: r.failures, nodes: Object.keys(r.nodes).length, started_at: r.started_at, reason: r.reason,
       })).sort((x, y) => x.started_at.localeCompare(y.started_at));
       return { items: items.slice(0, a.limit), total: items.length };
