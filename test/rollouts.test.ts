@@ -150,6 +150,11 @@ describe("rollouts", { timeout: 120_000 }, () => {
 
   test("a locked node is skipped unless the rollout is forced", async () => {
     await publish("cache", "1.0.0");
+    // `rollout start 1.0.0` alone: api and cache both have that version.
+    const ambiguous = await send("rollout.start", { version: "1.0.0", selector: { role: "web" } });
+    assert.ok(!ambiguous.ok && ambiguous.error.code === "E_RELEASE_AMBIGUOUS", JSON.stringify(ambiguous));
+    assert.deepEqual(ambiguous.error.details?.candidates, ["api", "cache"]);
+    assert.match(ambiguous.error.message, /2 releases have version 1\.0\.0 \(api, cache\); choose one with --release NAME/);
     await ok("node.lock", { node: "n-03", reason: "maintenance" });
     const r = await ok("rollout.start", { name: "cache", version: "1.0.0", selector: { role: "web" }, canary: 1, batch: "50%", max_failures: 0 });
     assert.deepEqual(r.skipped.map((s: any) => s.node), ["n-03"]);
@@ -165,7 +170,9 @@ describe("rollouts", { timeout: 120_000 }, () => {
   test("the control plane stopped mid-rollout and started again resumes it: every node commits once", async () => {
     await publish("web", "2.0.0", { installMs: 600 });
     const consumers = sampleRolloutConsumers(plane.jsm);
-    const r = await ok("rollout.start", { name: "web", version: "2.0.0", all: true, canary: 1, batch: 2, max_failures: 0 });
+    // No name: the one release published with 2.0.0.
+    const r = await ok("rollout.start", { version: "2.0.0", all: true, canary: 1, batch: 2, max_failures: 0 });
+    assert.equal(r.name, "web");
     assert.equal(r.nodes, 5);
     await waitUntil("the first batch after the canary", async () => (await status(r.rollout)).batches_started >= 2, 30_000, 50);
     // membershipd goes away while batch 1 is in flight (its driver with it), and comes back.
