@@ -12,10 +12,10 @@ import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Reply } from "../schemas/mod.ts";
-import { releaseObjectName, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { TRUST_CHANGED_SUBJECT, type Reply } from "../schemas/mod.ts";
+import { isDomainError, newUserSeed, releaseObjectName, signerFromSeed, userDecider, type Signer } from "../services/core/mod.ts";
 import { connectNats, readEventMessages } from "../services/bus/mod.ts";
-import { startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
+import { DRIVER_ACTOR_ID, driverSigner, startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { makeTar, manifestFor, sign } from "./release-helpers.ts";
 import { enrollNodes, newReleaseKey, startSimNodes, stopSimNodes, type SimNode } from "./sim-agents.ts";
@@ -28,10 +28,11 @@ const DRIVER = { retryMs: 200, scanMs: 300, updateTimeoutMs: 20_000, leaseMs: 20
 let h: PlaneHandle;
 let plane: ControlPlane;
 let admin: Signer;
+let adminId = "admin";
 const dir = tempDir("unibus-rollouts-");
 
 async function send(action: string, args: Record<string, unknown>): Promise<Reply> {
-  return await sendCommand(h.nc, `unibus.cmd.membership.${action}`, buildCommand(admin, "admin", action, args), 15_000);
+  return await sendCommand(h.nc, `unibus.cmd.membership.${action}`, buildCommand(admin, adminId, action, args), 15_000);
 }
 async function ok(action: string, args: Record<string, unknown>): Promise<any> {
   const r = await send(action, args);
@@ -89,7 +90,7 @@ async function startChildPlane(dataDir: string, self: string): Promise<ChildProc
 
 /** A status that may be lost to a plane being killed: null instead of a throw. */
 async function statusOrNull(rollout: string): Promise<any> {
-  const r = await sendCommand(h.nc, "unibus.cmd.membership.rollout.status", buildCommand(admin, "admin", "rollout.status", { rollout }), 2000).catch(() => null);
+  const r = await sendCommand(h.nc, "unibus.cmd.membership.rollout.status", buildCommand(admin, adminId, "rollout.status", { rollout }), 2000).catch(() => null);
   return r?.ok ? r.result : null;
 }
 
@@ -108,7 +109,7 @@ describe("rollouts", { timeout: 120_000 }, () => {
     plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "test", updates: DRIVER });
     admin = signerFromSeed(readFileSync(join(h.dataDir, "admin.nk"), "utf8").trim());
     const signers = await enrollNodes(plane.aggregates, names, (n) => ({ role: n === "n-05" ? "db" : "web" }));
-    nodes = await startSimNodes([h.nc], signers, { dir, admin: { id: "admin", key: admin.publicKey }, releaseKey, report: true });
+    nodes = await startSimNodes([h.nc], signers, { dir, releaseKey, report: true });
   });
 
   after(async () => {
@@ -248,5 +249,34 @@ describe("rollouts", { timeout: 120_000 }, () => {
     assert.deepEqual(s.nodes.map((n: any) => n.rollout_state), ["committed", "committed", "committed", "committed", "committed"]);
     await waitUntil("every node's report of its commit", async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "3.0.0"), 15_000, 100);
     for (const n of (await status(r.rollout)).nodes) assert.equal(n.attempts, 1, `${n.node} was installed once`);
+  });
+  test("the driver is its own identity: rollouts go on after the bootstrap admin is revoked; agents obey it for update alone, membershipd for nothing", async () => {
+    // Another admin takes over and the bootstrap admin is revoked: the events user.add and
+    // user.revoke append (this plane runs without operator mode, so no JWTs are involved).
+    const ops = signerFromSeed(newUserSeed());
+    const by = { actor: { id: adminId, key: admin.publicKey }, commandId: `ops-${ops.publicKey.slice(0, 8)}` };
+    assert.ok(!isDomainError(await plane.aggregates.execute("user", "ops", userDecider, { type: "CreateUser", handle: "ops", role: "admin", sign_key: ops.publicKey, kex_key: null }, by)));
+    assert.ok(!isDomainError(await plane.aggregates.execute("user", "admin", userDecider, { type: "RevokeUser", handle: "admin", reason: "left" }, { ...by, commandId: `${by.commandId}-revoke` })));
+    h.nc.publish(TRUST_CHANGED_SUBJECT);
+    [admin, adminId] = [ops, "ops"];
+    await waitUntil("the nodes to drop the bootstrap admin", () => nodes.every((n) => n.trust.admins.every((a) => a.id !== "admin") && n.trust.admins.some((a) => a.id === "ops")), 10_000, 50);
+
+    await publish("db", "1.0.0");
+    const r = await ok("rollout.start", { version: "1.0.0", name: "db", all: true, canary: 1, batch: 4, max_failures: 0 });
+    await waitUntil("the rollout to complete", async () => (await status(r.rollout)).state === "completed", 30_000, 100);
+    assert.deepEqual((await status(r.rollout)).nodes.map((n: any) => n.rollout_state), ["committed", "committed", "committed", "committed", "committed"]);
+    assert.deepEqual(attempted(nodes, "db"), names);
+
+    // The driver's key (derived from service.nk) may send update and nothing else.
+    const driver = driverSigner(h.dataDir);
+    assert.notEqual(driver.publicKey, admin.publicKey);
+    const asDriver = (subject: string, action: string, args: Record<string, unknown>) => sendCommand(h.nc, subject, buildCommand(driver, DRIVER_ACTOR_ID, action, args), 10_000);
+    for (const [action, args] of [["status", { node: "n-01" }], ["restart", { node: "n-01", service: "web" }]] as const) {
+      const refused = await asDriver(`unibus.cmd.node.n-01.${action}`, action, args);
+      assert.ok(!refused.ok && refused.error.code === "E_FORBIDDEN", `${action}: ${JSON.stringify(refused)}`);
+      assert.equal(refused.error.message, `role updater may not ${action}`);
+    }
+    const list = await asDriver("unibus.cmd.membership.rollout.list", "rollout.list", {});
+    assert.ok(!list.ok && list.error.code === "E_UNKNOWN_ACTOR", JSON.stringify(list));
   });
 });

@@ -2,7 +2,7 @@
 // deciders; reads come from the KV projections after they have caught up with the stream.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { z } from "zod";
-import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type CommandEnvelope, type MembershipAction, type ReleaseActionArgs } from "../../schemas/mod.ts";
+import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type Actor, type CommandEnvelope, type MembershipAction, type ReleaseActionArgs } from "../../schemas/mod.ts";
 import { domainError, isDomainError, memberDecider, storageKey, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
 import { bucketKeys, lastSequence, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
@@ -19,6 +19,8 @@ export interface ActionDeps extends FleetActionDeps {
   buckets: Buckets;
   projector: Projector;
   jsm: JetStreamManager;
+  /** Actors agents obey for `update` alone (node.trust): the rollout driver. */
+  updaters: readonly Actor[];
   /** cluster.status and cluster.scale (createClusterActions). */
   clusterHandlers: Record<"cluster.status" | "cluster.scale", (args: any, cmd: CommandEnvelope) => Promise<unknown>>;
   /** release.*, rollout.*, node.lock/unlock (services/membershipd/updates). */
@@ -47,7 +49,7 @@ export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
   const fleet = createFleetActions(deps);
   const vault = createVaultHandlers({ aggregates, buckets, jsm: deps.jsm });
-  const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, jsm: deps.jsm, users: buckets.UNIBUS_users!, caughtUp }) });
+  const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, jsm: deps.jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp }) });
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
     const r = await aggregates.execute(kind, id, decider, command, { actor: cmd.actor, commandId: cmd.id });

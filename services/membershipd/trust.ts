@@ -1,4 +1,5 @@
 // Which admins a node's agent obeys (`node.trust`), and the nudge that makes agents ask again.
+// The answer also names the rollout driver, which agents obey for `update` alone.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -10,6 +11,8 @@ export interface TrustDeps {
   aggregates: AggregateStore;
   jsm: JetStreamManager;
   users: KV;
+  /** Obeyed for `update` only: the rollout driver (services/membershipd/updates). */
+  updaters: readonly Actor[];
   /** Waits (bounded) for the projections to reach the stream's head. */
   caughtUp(): Promise<void>;
   now?: () => Date;
@@ -39,7 +42,7 @@ export async function trustedAdmins(d: TrustDeps): Promise<TrustResult> {
     if (u.exists && u.role === "admin" && !u.revoked) admins.push({ id: u.handle, key: u.signKey });
   }
   admins.sort((a, b) => a.id.localeCompare(b.id));
-  return TrustResult.parse({ admins, at: (d.now?.() ?? new Date()).toISOString() });
+  return TrustResult.parse({ admins, updaters: [...d.updaters], at: (d.now?.() ?? new Date()).toISOString() });
 }
 
 /** Tells every agent its trust list changed (an empty message: they ask `node.trust` again). */

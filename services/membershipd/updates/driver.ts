@@ -1,8 +1,8 @@
 // The rollout driver, in membershipd: while this membershipd holds the driver lease
 // (driver-lease.ts: one driver in a cluster at a time), for each running rollout it asks the pure decider to
 // advance (start the next batch, pause on failures, complete), sends each node of the started
-// batches a signed `update` (the release's manifest and signature; signed with membershipd's
-// bootstrap admin key, which agents trust like any admin), and hands each outcome back as
+// batches a signed `update` (the release's manifest and signature; signed with the driver's own
+// key, which agents obey for `update` alone and membershipd for nothing), and hands each outcome back as
 // FinishNode. Everything it knows is in the rollout's events, so a membershipd restarted
 // mid-rollout finds the running rollouts in UNIBUS_rollouts and carries on: nodes that were sent
 // the update and have no outcome get it again (the agent answers a version it already committed
@@ -19,7 +19,7 @@ import { listBucket } from "./release-actions.ts";
 
 /**
  * Answers that say "not now" rather than "failed": the node is sent the update again later. An
- * agent whose trust list does not know the admin key yet fetches it again on that refusal.
+ * agent whose trust list does not know the driver's key yet fetches it again on that refusal.
  */
 const RETRYABLE = new Set(["E_CONFLICT", "E_UNAVAILABLE", "E_INTERRUPTED", "E_CLOCK_SKEW", "E_UNKNOWN_ACTOR"]);
 
@@ -30,8 +30,9 @@ export interface DriverOptions {
   rollouts: KV;
   /** Whether this membershipd holds the driver lease now: nothing is advanced or sent otherwise. */
   leader(): boolean;
-  admin: Signer;
-  adminId: string;
+  /** Signs the updates: the driver's own identity (not an admin; agents obey it for `update` alone). */
+  driverKey: Signer;
+  driverId: string;
   /** membershipd's own key: the actor of the events the driver appends. */
   serviceKey: string;
   log(line: string): void;
@@ -127,7 +128,7 @@ export class RolloutDriver {
   }
 
   private async send(rollout: string, node: string, release: Extract<ReleaseState, { published: true }>): Promise<void> {
-    const cmd = signCommand({ action: "update", args: { node, manifest: release.manifest, signature: release.signature }, actor: { id: this.o.adminId, key: this.o.admin.publicKey } }, this.o.admin);
+    const cmd = signCommand({ action: "update", args: { node, manifest: release.manifest, signature: release.signature }, actor: { id: this.o.driverId, key: this.o.driverKey.publicKey } }, this.o.driverKey);
     let outcome: { ok: boolean; code: string | null; reason: string | null } | "retry";
     // Checked right before the send: the lease may have lapsed while the batch was being read.
     if (!this.o.leader() || this.stopped) return;

@@ -26,8 +26,9 @@ export interface UpdatesOptions {
   aggregates: AggregateStore;
   buckets: Buckets;
   caughtUp(): Promise<void>;
-  admin: Signer;
-  adminId: string;
+  /** The rollout driver's key and actor id (identities.ts: agents obey it for `update` alone). */
+  driverKey: Signer;
+  driverId: string;
   serviceKey: string;
   log(line: string): void;
   driver?: Partial<Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "giveUpMs" | "scanMs">> & { leaseMs?: number };
@@ -48,7 +49,7 @@ export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Recor
     releases: o.buckets.UNIBUS_releases!, rollouts: o.buckets.UNIBUS_rollouts!, locks: o.buckets.UNIBUS_node_locks!, nodeReleases: o.buckets.UNIBUS_node_releases!, nodes: o.buckets.UNIBUS_nodes!,
   };
   const d = new RolloutDriver({
-    nc: o.nc, jsm: o.jsm, aggregates: o.aggregates, rollouts: deps.rollouts, leader: () => lease.held(), admin: o.admin, adminId: o.adminId, serviceKey: o.serviceKey, log: o.log, ...timings,
+    nc: o.nc, jsm: o.jsm, aggregates: o.aggregates, rollouts: deps.rollouts, leader: () => lease.held(), driverKey: o.driverKey, driverId: o.driverId, serviceKey: o.serviceKey, log: o.log, ...timings,
   });
   driver = d;
   const handlers = { ...releaseHandlers(deps), ...rolloutHandlers(deps, (r) => d.kick(r)) };
