@@ -18,6 +18,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 export const LEASES_BUCKET = "UNIBUS_leases";
 export const DRIVER_LEASE_KEY = "rollout-driver";
 export const DEFAULT_LEASE_MS = 10_000;
+const RELEASE_WAIT_MS = 1000;
 
 export interface LeaseOptions {
   nc: NatsConnection;
@@ -27,8 +28,6 @@ export interface LeaseOptions {
   /** The time to live of a bucket made now; an existing bucket keeps its own (its max_age rules). */
   ttlMs?: number;
   log(line: string): void;
-  /** Called each time the lease is taken (the driver scans at once). */
-  onAcquired(): void;
 }
 
 /** Whether a lease renewed at `renewedAt` (monotonic ms) still counts as held at `now`. */
@@ -50,6 +49,7 @@ export class DriverLease {
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private stopped = false;
+  private onAcquired: () => void = () => {};
 
   private constructor(private readonly o: LeaseOptions, private readonly kv: KV, readonly ttlMs: number) {}
 
@@ -65,20 +65,34 @@ export class DriverLease {
     return this.revision !== null && leaseCurrent(this.renewedAt, performance.now(), this.ttlMs);
   }
 
-  start(): void {
+  /** Takes the lease when it is free and keeps it; `onAcquired` runs each time it is taken (the driver scans at once). */
+  start(onAcquired: () => void): void {
+    this.onAcquired = onAcquired;
     void this.tick();
     this.timer = setInterval(() => void this.tick(), leaseMargin(this.ttlMs));
     this.timer.unref();
   }
 
-  /** Stops renewing and, if held, deletes the entry so another membershipd takes over at once. */
+  /**
+   * Stops renewing and, if held, deletes the entry so another membershipd takes over at once.
+   * A renewal in flight is waited for first (its revision is the one to delete). Waits at most
+   * RELEASE_WAIT_MS in all (NATS may be down while membershipd stops): an entry left behind
+   * expires by itself.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.ticking;
-    const rev = this.revision;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((res) => (timer = setTimeout(res, RELEASE_WAIT_MS)));
+    const release = async () => {
+      await this.ticking;
+      const rev = this.revision;
+      this.revision = null;
+      if (rev !== null) await this.kv.delete(DRIVER_LEASE_KEY, { previousSeq: rev }).catch(() => {});
+    };
+    await Promise.race([release(), deadline]);
     this.revision = null;
-    if (rev !== null) await this.kv.delete(DRIVER_LEASE_KEY, { previousSeq: rev }).catch(() => {});
+    clearTimeout(timer);
   }
 
   private tick(): Promise<void> {
@@ -94,11 +108,14 @@ export class DriverLease {
     try {
       this.revision = had ? await this.kv.update(DRIVER_LEASE_KEY, value, this.revision!) : await this.kv.create(DRIVER_LEASE_KEY, value);
       this.renewedAt = sentAt;
+      // Stopped meanwhile: stop() deletes what was just written; nothing starts driving.
+      if (this.stopped) return;
       if (!had) {
         this.o.log(`rollouts: this membershipd drives them now (lease ${DRIVER_LEASE_KEY}, ttl ${this.ttlMs} ms)`);
-        this.o.onAcquired();
+        this.onAcquired();
       }
     } catch (err) {
+      if (this.stopped) return;
       if (isWrongRevision(err)) {
         // Someone else holds it (or took it after ours expired): wait for it to expire.
         if (had) this.o.log("rollouts: the driver lease was taken over by another membershipd");

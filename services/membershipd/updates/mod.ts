@@ -39,10 +39,8 @@ type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainErro
 export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Record<string, Handler>; driver: RolloutDriver; lease: DriverLease; stop(): Promise<void> }> {
   const store = await ensureReleaseStore(o.nc, o.replicas);
   const { leaseMs, ...timings } = o.driver ?? {};
-  let driver: RolloutDriver | null = null;
   const lease = await DriverLease.open({
-    nc: o.nc, replicas: o.replicas, holder: `${o.self}@${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`, log: o.log,
-    onAcquired: () => void driver?.scan(), ...(leaseMs ? { ttlMs: leaseMs } : {}),
+    nc: o.nc, replicas: o.replicas, holder: `${o.self}@${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`, log: o.log, ...(leaseMs ? { ttlMs: leaseMs } : {}),
   });
   const deps = {
     aggregates: o.aggregates, jsm: o.jsm, store, caughtUp: o.caughtUp,
@@ -51,10 +49,9 @@ export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Recor
   const d = new RolloutDriver({
     nc: o.nc, jsm: o.jsm, aggregates: o.aggregates, rollouts: deps.rollouts, leader: () => lease.held(), driverKey: o.driverKey, driverId: o.driverId, serviceKey: o.serviceKey, log: o.log, ...timings,
   });
-  driver = d;
   const handlers = { ...releaseHandlers(deps), ...rolloutHandlers(deps, (r) => d.kick(r)) };
   d.start();
-  lease.start();
+  lease.start(() => void d.scan());
   return {
     handlers, driver: d, lease,
     async stop() {
