@@ -187,6 +187,9 @@ describe("rollouts", { timeout: 120_000 }, () => {
     for await (const si of plane.jsm.streams.list()) {
       if (si.config.name.startsWith("KV_")) assert.equal(await consumerCount(plane.jsm, si.config.name), 0, `consumers left on ${si.config.name}`);
     }
+    // On the event stream: the running plane's projector, and at most a load's reader being deleted
+    // (a read used to leave its ordered consumer for 5 minutes: 13 were left here).
+    assert.ok(await consumerCount(plane.jsm, "UNIBUS_EVENTS") <= 2, "consumers left on UNIBUS_EVENTS");
     const s = await status(r.rollout);
     assert.deepEqual(s.nodes.map((n: any) => [n.node, n.rollout_state, n.batch]), [["n-01", "committed", 0], ["n-02", "committed", 1], ["n-03", "committed", 1], ["n-04", "committed", 2], ["n-05", "committed", 2]]);
     await waitUntil("every node's report of its commit", async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "2.0.0"), 15_000, 100);
