@@ -1,8 +1,11 @@
 // Rollouts against a real nats-server: the control plane (command pipeline, projector, rollout
 // driver) and simulated nodes running the real command endpoint and Updater (test/sim-agents.ts).
 // A failing canary stops the rollout before the first batch; a locked node is skipped unless
-// forced; a control plane stopped mid-rollout and started again resumes it to the end; status
-// shows per node its version, slot, state and attempts.
+// forced; a control plane stopped mid-rollout and started again resumes it to the end (and the
+// driver's scans leave no consumers behind); status shows per node its version, slot, state and
+// attempts; with two control planes one drives and the other takes over when it is SIGKILLed,
+// never both in the same window; the driver signs as its own identity, so revoking the bootstrap
+// admin does not stop rollouts, and that identity may send `update` and nothing else.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";

@@ -80,9 +80,11 @@ export function verifySignature(nkey: string, data: Uint8Array, signature: Uint8
  * info): the same on every host holding that seed, and telling nothing about it. The caller zeroes it.
  */
 export function deriveUserSeed(seed: Uint8Array, label: string): Uint8Array {
-  const raw = Codec.decodeSeed(seed.slice()).buf;
+  const copy = seed.slice();
+  const raw = Codec.decodeSeed(copy).buf;
   const derived = new Uint8Array(hkdfSync("sha256", raw, new Uint8Array(0), label, 32));
   raw.fill(0);
+  copy.fill(0);
   try {
     return Codec.encodeSeed(Prefix.User, derived);
   } finally {
