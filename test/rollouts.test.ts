@@ -209,7 +209,7 @@ describe("rollouts", { timeout: 120_000 }, () => {
     }
     assert.deepEqual(events, ["0", "1", "2"]);
   });
-  test("two control planes: one drives; the other takes over when it is killed, never both in the same window", async () => {
+  test("two control planes: one drives; the other takes over when it is killed, never both in the same window", async (t) => {
     // membershipd A in its own process and B in this one, both on this server, sharing the
     // cluster's keys (as deploy-cluster.sh copies them). The plane used so far steps aside first.
     await plane.stop();
@@ -250,6 +250,7 @@ describe("rollouts", { timeout: 120_000 }, () => {
     assert.ok(Math.max(...first!) < Math.min(...second!), `the two drivers' sends overlap: ${JSON.stringify(sends)}`);
     assert.ok(Math.max(...first!) <= killedAt);
     const takeover = Math.min(...second!) - killedAt;
+    t.diagnostic(`B's first update ${takeover} ms after A was killed (lease ttl ${DRIVER.leaseMs} ms); A's last ${killedAt - Math.max(...first!)} ms before`);
     assert.ok(takeover <= DRIVER.leaseMs + DRIVER.scanMs + 2000, `B took ${takeover} ms to take over`);
     const s = await status(r.rollout);
     assert.deepEqual(s.nodes.map((n: any) => n.rollout_state), ["committed", "committed", "committed", "committed", "committed"]);
