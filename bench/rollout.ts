@@ -49,7 +49,7 @@ export async function run(): Promise<BenchResult> {
     const names = Array.from({ length: NODES }, (_v, i) => `sim-${String(i).padStart(3, "0")}`);
     log(`rollout: enrolling and starting ${NODES} simulated nodes`);
     const signers = await enrollNodes(plane.aggregates, names, () => ({ role: "bench" }));
-    nodes = await startSimNodes(conns, signers, { dir, admin: { id: "admin", key: admin.publicKey }, releaseKey: key, report: false });
+    nodes = await startSimNodes(conns, signers, { dir, releaseKey: key, report: false });
     const store = await new Objm(h.nc).open("UNIBUS_releases");
 
     // Incompressible bytes, so the gzip'd tarball is about 1 MiB.

@@ -124,7 +124,12 @@ export const NodeReportArgs = {
 export const ReportResult = z.object({ applied: z.number().int().min(0), last_seq: z.number().int().min(0) }).strict();
 export type ReportResult = z.infer<typeof ReportResult>;
 
-export const TrustResult = z.object({ admins: z.array(Actor), at: IsoTime }).strict();
+export const TrustResult = z.object({
+  admins: z.array(Actor),
+  /** Keys the agent obeys for `update` alone: membershipd's rollout driver. Absent from an older membershipd's answer. */
+  updaters: z.array(Actor).optional(),
+  at: IsoTime,
+}).strict();
 export type TrustResult = z.infer<typeof TrustResult>;
 
 /** membershipd publishes here (empty payload) when an admin is added or revoked: agents re-fetch. */

@@ -121,7 +121,7 @@ export const ReleaseActionArgs = {
   "release.list": z.object({ name: Slug.optional(), limit: Limit }).strict(),
   "release.show": z.object({ name: Slug, version: Version }).strict(),
   "rollout.start": z.object({
-    rollout: Slug.optional(), name: Slug, version: Version, selector: Labels.default({}), all: z.boolean().default(false),
+    rollout: Slug.optional(), name: Slug.optional().describe("the release's name; without it, the one published release with this version"), version: Version, selector: Labels.default({}), all: z.boolean().default(false),
     canary: z.number().int().min(0).max(1000).default(1), batch: BatchSpec.default("10%"), max_failures: z.number().int().min(0).max(10_000).default(1), force: z.boolean().default(false),
   }).strict().refine((a) => a.all || Object.keys(a.selector).length > 0, "give a label selector or all"),
   "rollout.status": z.object({ rollout: Slug }).strict(),

@@ -11,6 +11,7 @@ import { NodeConfig, NodeRecord, ReportResult, TRUST_CHANGED_SUBJECT, TrustResul
 import { eventSubject, newUserSeed, signCommand, signerFromSeed, storageKey } from "../services/core/mod.ts";
 import { decodeEvent, lastEventOf, lastSequence, readEventMessages } from "../services/bus/mod.ts";
 import { auditReplay, auditVerify } from "../services/cli/audit.ts";
+import { driverSigner } from "../services/membershipd/mod.ts";
 import { startSecurePlane, type SecurePlaneHandle } from "./harness.ts";
 import { adminClient, connectNode, joinRequest, newInvite, nodeKeys, sendJoin, type NodeKeys } from "./enroll-helpers.ts";
 
@@ -230,6 +231,12 @@ describe("node trust", () => {
     assert.equal((await admin("user.revoke", { handle: "ops2" })).ok, true);
     assert.equal(await revoked.done, true);
     assert.deepEqual((await trust()).admins, [{ id: "admin", key: adminKey() }]);
+  });
+
+  test("node.trust names the rollout driver as the one updater: its own key (from service.nk), not an admin's", async () => {
+    const t = await trust();
+    assert.deepEqual(t.updaters, [{ id: "rollout-driver", key: driverSigner(plane.dataDir).publicKey }]);
+    assert.ok(!t.admins.some((a) => a.key === t.updaters![0]!.key || a.id === "rollout-driver"));
   });
 
   test("a node reads node.trust only under its own name", async () => {

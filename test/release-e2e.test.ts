@@ -88,9 +88,20 @@ describe("signed updates, end to end", { timeout: 240_000 }, () => {
     assert.match(loose.stderr, /readable by others.*\[E_SECRET_PERMS\]/);
   });
 
-  test("rollout start --all: the node downloads, verifies, switches, restarts its service on the new slot and commits", async () => {
-    const started = await cli(["rollout", "start", "web", "1.0.0", "--all", "--canary", "1"]);
+  test("rollout start <version> --all: the node downloads, verifies, switches, restarts its service on the new slot and commits", async () => {
+    // The form: the release is the one published with that version; --dry-run prints the
+    // plain request (no name in it: membershipd finds it), and a version nobody published is refused.
+    const dry = await cli(["--dry-run", "rollout", "start", "1.0.0", "--all", "--canary", "1"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const printed = JSON.parse(dry.stdout);
+    assert.equal(printed.subject, "unibus.cmd.membership.rollout.start");
+    assert.deepEqual(printed.command.args, { version: "1.0.0", selector: {}, all: true, batch: "10%", force: false, canary: 1 });
+    const none = await runCli(["rollout", "start", "9.9.9", "--all"], { dataDir: md!.dataDir });
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /no published release has version 9\.9\.9 \(published: web 1\.0\.0\).*\[E_RELEASE_NOT_FOUND\]/);
+    const started = await cli(["rollout", "start", "1.0.0", "--all", "--canary", "1"]);
     assert.equal(started.code, 0, started.stdout + started.stderr);
+    assert.equal(JSON.parse(started.stdout).name, "web");
     const id = JSON.parse(started.stdout).rollout;
     let status: any;
     await waitUntil("the rollout to complete", async () => {

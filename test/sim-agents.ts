@@ -2,22 +2,23 @@
 // nats-server: each is enrolled in the fleet aggregate (with a key held here), answers its
 // command subjects with the real command endpoint (checks, record, trust) and runs the real
 // Updater (object-store download, size, SHA-256 and signature checks, tar reader, A/B slots,
-// health probe), and reports its events to membershipd as `node.report`, like an agent. Only the
-// services are not there: restarting and checking them is a no-op.
+// health probe), learns whom it obeys from membershipd (`node.trust`, again on unibus.trust.changed:
+// the admins, and the rollout driver for `update` alone) and reports its events to membershipd as
+// `node.report`, like an agent. Only the services are not there: restarting and checking them is a no-op.
 import { createCurve } from "@nats-io/nkeys";
 import { Objm } from "@nats-io/obj";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { nodeActorId, Reply, type Actor } from "../schemas/mod.ts";
+import { nodeActorId, Reply } from "../schemas/mod.ts";
 import {
   FLEET_ID, fleetDecider, isDomainError, newUserSeed, parseSigningKey, publicKeyOf, sha256Hex, signCommand, type MinisignSecretKey, type Signer, signerFromSeed,
 } from "../services/core/mod.ts";
 import type { AggregateStore } from "../services/bus/mod.ts";
-import { CommandRecord, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
+import { CommandRecord, fetchTrust, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
 import { fakeOps } from "../services/agent/commands/testing.ts";
 import { unsandboxedStep, readBounded, RELEASES_OBJECT_STORE, Updater, type TarLimits } from "../services/agent/update/mod.ts";
 
-export interface SimNode { node: string; signer: Signer; updater: Updater; svc: NodeCommandService; events: { type: string; data: Record<string, any> }[]; record: CommandRecord }
+export interface SimNode { node: string; signer: Signer; updater: Updater; svc: NodeCommandService; events: { type: string; data: Record<string, any> }[]; record: CommandRecord; trust: TrustList }
 
 /** Issues an invite and enrolls each node straight through the fleet decider (no JWTs: the plane runs without operator mode). */
 export async function enrollNodes(aggregates: AggregateStore, names: readonly string[], labels: (n: string) => Record<string, string>): Promise<Map<string, Signer>> {
@@ -41,7 +42,6 @@ export async function enrollNodes(aggregates: AggregateStore, names: readonly st
 
 export interface SimOptions {
   dir: string;
-  admin: Actor;
   releaseKey: MinisignSecretKey;
   /** Report events to membershipd (node.report), as an agent does. */
   report?: boolean;
@@ -83,18 +83,21 @@ export async function startSimNodes(conns: readonly NatsConnection[], signers: M
       // Many simulated nodes at once: their steps run as the test, the sandbox is tested with the real agent.
       steps: unsandboxedStep,
     });
-    const trust = new TrustList(join(o.dir, `${node}.trust.json`), async () => ({ admins: [o.admin], at: new Date().toISOString() }));
-    await trust.refresh();
+    const trust = new TrustList(join(o.dir, `${node}.trust.json`), () => fetchTrust(nc, node, signer, 5_000));
+    const fetched = await trust.refresh();
+    if (fetched) throw new Error(`${node}: node.trust: ${fetched.code} ${fetched.message}`);
+    trust.watch(nc);
     const record = new CommandRecord(join(o.dir, `${node}.commands.jsonl`));
     const ops = { ...fakeOps(node), update: (attempt: string, manifest: unknown, signature: string | null) => updater.update(attempt, manifest, signature) };
     const svc = await startNodeCommandService(nc, { node, version: "0.1.0", ops, trust, record, onEvent: (type, data) => report(type, data as Record<string, unknown>) });
-    out.push({ node, signer, updater, svc, events, record });
+    out.push({ node, signer, updater, svc, events, record, trust });
   }
   return out;
 }
 
 export async function stopSimNodes(nodes: readonly SimNode[]): Promise<void> {
   for (const n of nodes) {
+    n.trust.stop();
     await n.svc.stop();
     n.record.close();
   }

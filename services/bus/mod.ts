@@ -8,6 +8,7 @@ export * from "./embedded-server.ts";
 export * from "./at-rest-key.ts";
 export * from "./secret-file.ts";
 export * from "./kv-snapshot.ts";
+export * from "./kv-keys.ts";
 export * from "./operator.ts";
 export * from "./tls.ts";
 export * from "./creds.ts";

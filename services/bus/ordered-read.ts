@@ -100,6 +100,9 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       o.signal?.removeEventListener("abort", onAbort);
       status.stop();
       await messages.close();
+      // Closing does not delete an ordered consumer: the server would keep it for its 5-minute
+      // inactive threshold (one per aggregate load that missed the cache). Nobody else uses it.
+      void consumer.delete().catch(() => {});
     }
     if (!reconnected) return;
     reopenSince = Date.now();

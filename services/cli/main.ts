@@ -56,7 +56,9 @@ verbs:
   release manifest <dir|tarball> --version V [--out DIR]   tarball + canonical manifest to sign with minisign -S
   release publish <tarball> --manifest FILE [--signature FILE.minisig]   publish a manifest signed with minisign
   release list [--name N] | release show <name> <version> | release key <key file> (the public key for agents)
-  rollout start <name> <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force]
+  rollout start <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force] [--release NAME]
+                                       the release is the one published with that version (--release NAME, or
+                                       rollout start <name> <version>, when several are); canary first, then batches
   rollout status <id> | rollout list | rollout resume <id> | rollout abort <id> [--reason TEXT]
   node lock <node> [--reason TEXT] | node unlock <node>   a locked node is skipped by rollouts unless --force
   node update <node> <name> <version>  updates one node now (A/B slots, health probe, rollback on failure)
@@ -109,7 +111,7 @@ const globalOptions = {
   env: { type: "string" }, url: { type: "string", multiple: true },
   version: { type: "string" }, key: { type: "string" }, name: { type: "string" }, notes: { type: "string" }, spec: { type: "string" }, manifest: { type: "string" },
   signature: { type: "string" }, out: { type: "string" }, selector: { type: "string" }, canary: { type: "string" }, batch: { type: "string" },
-  "max-failures": { type: "string" }, force: { type: "boolean" },
+  "max-failures": { type: "string" }, force: { type: "boolean" }, release: { type: "string" },
   genesis: { type: "boolean" }, "kex-seed": { type: "string" }, "passphrase-file": { type: "string" },
 } satisfies ParseArgsConfig["options"];
 

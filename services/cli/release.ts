@@ -137,14 +137,18 @@ const statusText = (r: any) =>
 export async function rolloutVerb(verb: string, rest: string[], f: Flags, o: GlobalOptions, send: Send, show: typeof Show): Promise<number> {
   switch (verb) {
     case "start": {
-      const [name, version] = need(rest, 2, "<release name> <version>");
+      // `rollout start <version>` (the issue's form; membershipd finds the release, or --release
+      // names it) or `rollout start <name> <version>`.
+      if (rest.length < 1 || rest.length > 2) usageError("expected <version> (or <release name> <version>)");
+      const [name, version] = rest.length === 2 ? rest : [f.release, rest[0]];
+      if (rest.length === 2 && f.release !== undefined && f.release !== name) usageError(`--release ${f.release} and the release name ${name} differ`);
       const batch = f.batch === undefined ? "10%" : /%$/.test(f.batch) ? f.batch : Number(f.batch);
       const args = {
-        name, version, ...parseSelector(f.selector, f.all ?? false), batch, force: f.force ?? false,
+        ...(name !== undefined ? { name } : {}), version, ...parseSelector(f.selector, f.all ?? false), batch, force: f.force ?? false,
         ...(f.canary !== undefined ? { canary: Number(f.canary) } : {}), ...(f["max-failures"] !== undefined ? { max_failures: Number(f["max-failures"]) } : {}),
       };
       return show(o, await send("rollout.start", args), (r) =>
-        `rollout ${r.rollout}: ${r.nodes} nodes in batches of ${r.batch}${r.skipped.length ? `, skipped ${r.skipped.map((s: any) => s.node).join(", ")} (locked)` : ""}\n# follow it: unibus rollout status ${r.rollout}`);
+        `rollout ${r.rollout} of ${r.name} ${r.version}: ${r.nodes} nodes in batches of ${r.batch}${r.skipped.length ? `, skipped ${r.skipped.map((s: any) => s.node).join(", ")} (locked)` : ""}\n# follow it: unibus rollout status ${r.rollout}`);
     }
     case "status": return show(o, await send("rollout.status", { rollout: need(rest, 1, "a rollout id")[0] }), statusText);
     case "list": return show(o, await send("rollout.list", {}), (r) => table(r.items, ["rollout", "name", "version", "state", "nodes", "failures", "started_at", "reason"]));

@@ -1,6 +1,6 @@
 // Ed25519 through node:crypto (native, ~300x faster than nkeys' pure-JS sign/verify);
 // nkeys is used only to encode and decode keys, so signatures stay byte-identical to nkeys'.
-import { createHash, createHmac, createPrivateKey, createPublicKey, sign, verify, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, hkdfSync, createPublicKey, sign, verify, timingSafeEqual, type KeyObject } from "node:crypto";
 import { createUser, fromSeed, Prefix } from "@nats-io/nkeys";
 import { Codec } from "@nats-io/nkeys/lib/codec.js";
 
@@ -74,6 +74,23 @@ export function verifySignature(nkey: string, data: Uint8Array, signature: Uint8
     return signature.length === 64 && verify(null, data, nativePublicKey(nkey), signature);
   } catch {
     return false;
+  }
+}
+
+/**
+ * A user nkey seed derived from another seed (HKDF-SHA-256 over its 32 raw bytes, `label` as the
+ * info): the same on every host holding that seed, and telling nothing about it. The caller zeroes it.
+ */
+export function deriveUserSeed(seed: Uint8Array, label: string): Uint8Array {
+  const copy = seed.slice();
+  const raw = Codec.decodeSeed(copy).buf;
+  const derived = new Uint8Array(hkdfSync("sha256", raw, new Uint8Array(0), label, 32));
+  raw.fill(0);
+  copy.fill(0);
+  try {
+    return Codec.encodeSeed(Prefix.User, derived);
+  } finally {
+    derived.fill(0);
   }
 }
 

@@ -81,3 +81,18 @@ export const releasesProjection: Projection<ReleaseRecord> = {
 
 /** The KV key of a release (versions have dots, which are KV token separators). */
 export const releaseKey = (name: string, version: string) => `${name}.${version.replaceAll(".", "_")}`;
+
+/**
+ * The name of the one published release with `version` (`rollout start <version>`): none, or
+ * several without `name` to choose, is an error value naming the candidates.
+ */
+export function releaseNameForVersion(published: readonly { name: string; version: string }[], version: string): string | DomainError {
+  const names = [...new Set(published.filter((r) => r.version === version).map((r) => r.name))].sort();
+  if (names.length === 1) return names[0]!;
+  if (names.length > 1) {
+    return domainError("E_RELEASE_AMBIGUOUS", `${names.length} releases have version ${version} (${names.join(", ")}); choose one with --release NAME`, { candidates: names });
+  }
+  const all = [...published].sort((a, b) => a.name.localeCompare(b.name) || compareVersions(a.version, b.version)).map((r) => `${r.name} ${r.version}`);
+  const shown = all.length === 0 ? " (none is published)" : ` (published: ${all.slice(0, 10).join(", ")}${all.length > 10 ? `, and ${all.length - 10} more` : ""})`;
+  return domainError("E_RELEASE_NOT_FOUND", `no published release has version ${version}${shown}`, { candidates: [] });
+}

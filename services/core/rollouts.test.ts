@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import type { RolloutEvent } from "../../schemas/mod.ts";
 import { isDomainError } from "./errors.ts";
 import { batchSize, nodesInFlight, planBatches, rolloutDecider, type RolloutCommand, type RolloutState } from "./rollouts.ts";
+import { releaseNameForVersion } from "./releases.ts";
 
 const start = (o: Partial<Extract<RolloutCommand, { type: "StartRollout" }>> = {}): RolloutCommand => ({
   type: "StartRollout", rollout: "r1", name: "web", version: "1.0.0", selector: {}, force: false, canary: 1, batch: 2, maxFailures: 0, by: "alice",
@@ -72,4 +73,21 @@ test("locked nodes are skipped unless forced; nothing to do is an error; abort i
   assert.equal(aborted.events.filter((x) => x.type === "RolloutBatchStarted").length, 1);
   const again = rolloutDecider.decide({ type: "AbortRollout", by: "x", reason: "again" }, aborted.state);
   assert.equal(isDomainError(again) && again.code, "E_ROLLOUT_STATE");
+});
+
+test("releaseNameForVersion: the one release with that version; several or none is an error naming the candidates", () => {
+  const published = [{ name: "web", version: "1.4.0" }, { name: "web", version: "1.10.0" }, { name: "api", version: "1.4.0" }, { name: "db", version: "2.0.0" }];
+  assert.equal(releaseNameForVersion(published, "2.0.0"), "db");
+  assert.equal(releaseNameForVersion(published, "1.10.0"), "web");
+  const both = releaseNameForVersion(published, "1.4.0");
+  assert.ok(isDomainError(both) && both.code === "E_RELEASE_AMBIGUOUS");
+  assert.deepEqual(both.details, { candidates: ["api", "web"] });
+  assert.equal(both.message, "2 releases have version 1.4.0 (api, web); choose one with --release NAME");
+  const none = releaseNameForVersion(published, "9.0.0");
+  assert.ok(isDomainError(none) && none.code === "E_RELEASE_NOT_FOUND");
+  assert.equal(none.message, "no published release has version 9.0.0 (published: api 1.4.0, db 2.0.0, web 1.4.0, web 1.10.0)");
+  const empty = releaseNameForVersion([], "1.0.0");
+  assert.ok(isDomainError(empty) && /none is published/.test(empty.message));
+  const many = releaseNameForVersion(Array.from({ length: 12 }, (_v, i) => ({ name: "x", version: `1.${i}.0` })), "9.0.0");
+  assert.ok(isDomainError(many) && /, and 2 more\)$/.test(many.message));
 });

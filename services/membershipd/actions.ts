@@ -1,11 +1,10 @@
 // What each membership action does once the pipeline has let it through. Writes go through the
 // deciders; reads come from the KV projections after they have caught up with the stream.
 import type { JetStreamManager } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
-import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type CommandEnvelope, type MembershipAction, type ReleaseActionArgs } from "../../schemas/mod.ts";
+import { MembershipActionArgs, NodeReportArgs, isMembershipAction, type Actor, type CommandEnvelope, type MembershipAction, type ReleaseActionArgs } from "../../schemas/mod.ts";
 import { domainError, isDomainError, memberDecider, storageKey, roomDecider, userDecider, type DomainError, type RoomState, type UserState } from "../core/mod.ts";
-import { lastSequence, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
+import { bucketKeys, lastSequence, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 import { createNodeReportHandlers } from "./node-reports.ts";
@@ -20,6 +19,8 @@ export interface ActionDeps extends FleetActionDeps {
   buckets: Buckets;
   projector: Projector;
   jsm: JetStreamManager;
+  /** Actors agents obey for `update` alone (node.trust): the rollout driver. */
+  updaters: readonly Actor[];
   /** cluster.status and cluster.scale (createClusterActions). */
   clusterHandlers: Record<"cluster.status" | "cluster.scale", (args: any, cmd: CommandEnvelope) => Promise<unknown>>;
   /** release.*, rollout.*, node.lock/unlock (services/membershipd/updates). */
@@ -48,7 +49,7 @@ export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
   const fleet = createFleetActions(deps);
   const vault = createVaultHandlers({ aggregates, buckets, jsm: deps.jsm });
-  const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, users: buckets.UNIBUS_users!, caughtUp }) });
+  const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, jsm: deps.jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp }) });
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
     const r = await aggregates.execute(kind, id, decider, command, { actor: cmd.actor, commandId: cmd.id });
@@ -61,10 +62,10 @@ export function createActions(deps: ActionDeps) {
     await deps.projector.waitFor(await lastSequence(deps.jsm), READ_WAIT_MS);
   }
 
-  async function list(kv: KV, prefix: string | undefined, limit: number) {
+  async function list(bucket: string, prefix: string | undefined, limit: number) {
     await caughtUp();
-    const keys: string[] = [];
-    for await (const k of await kv.keys(prefix ? `${storageKey(prefix)}.>` : undefined)) keys.push(k);
+    const kv = buckets[bucket]!;
+    const keys = await bucketKeys(deps.jsm, bucket, prefix ? `${storageKey(prefix)}.>` : undefined);
     const entries = await Promise.all(keys.map((k) => kv.get(k)));
     // A removed member's key holds a tombstone: not a record, neither listed nor counted.
     // Keys are digests, so order by the records' own names.
@@ -87,18 +88,18 @@ export function createActions(deps: ActionDeps) {
       const jwt = await fleet.issueUserJwt(a.handle, a.role, a.sign_key, cmd);
       return isDomainError(jwt) ? jwt : { ...created, jwt };
     },
-    "user.list": (a) => list(buckets.UNIBUS_users!, undefined, a.limit),
+    "user.list": (a) => list("UNIBUS_users", undefined, a.limit),
     "room.create": (a, cmd) => write("room", a.room, roomDecider, { type: "CreateRoom", room: a.room, subject: a.subject, by: cmd.actor.id }, cmd),
     "room.archive": (a, cmd) => write("room", a.room, roomDecider, { type: "ArchiveRoom", room: a.room, by: cmd.actor.id }, cmd),
     "room.list": async (a) => {
-      const r = await list(buckets.UNIBUS_rooms!, undefined, a.limit);
+      const r = await list("UNIBUS_rooms", undefined, a.limit);
       return a.archived ? r : { ...r, items: r.items.filter((x: any) => !x.archived) };
     },
     "room.show": async (a) => {
       await caughtUp();
       const room = liveEntry(await buckets.UNIBUS_rooms!.get(storageKey(a.room)));
       if (!room) return domainError("E_ROOM_NOT_FOUND", `room ${a.room} does not exist`, { room: a.room });
-      const members = await list(buckets.UNIBUS_members!, a.room, 10_000);
+      const members = await list("UNIBUS_members", a.room, 10_000);
       return { room, members: members.items };
     },
     "member.add": async (a, cmd) => write("member", `${a.room}.${a.user}`, memberDecider,
@@ -107,17 +108,17 @@ export function createActions(deps: ActionDeps) {
       { type: "ChangeMemberRole", room: a.room, user: a.user, role: a.role, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
     "member.remove": async (a, cmd) => write("member", `${a.room}.${a.user}`, memberDecider,
       { type: "RemoveMember", room: a.room, user: a.user, by: cmd.actor.id, ...(await facts(a.room, a.user)) }, cmd),
-    "node.list": (a) => list(buckets.UNIBUS_nodes!, undefined, a.limit),
+    "node.list": (a) => list("UNIBUS_nodes", undefined, a.limit),
     "node.show": async (a) => {
       await caughtUp();
       const node = liveEntry(await buckets.UNIBUS_nodes!.get(storageKey(a.node)));
       return node ?? domainError("E_NODE_NOT_FOUND", `no node ${a.node}`, { node: a.node });
     },
-    "node.invites": (a) => list(buckets.UNIBUS_invites!, undefined, a.limit),
+    "node.invites": (a) => list("UNIBUS_invites", undefined, a.limit),
     ...fleet.handlers,
     ...nodeReports,
     ...deps.clusterHandlers,
-    "member.list": (a) => (a.room ? list(buckets.UNIBUS_members!, a.room, a.limit) : list(buckets.UNIBUS_rooms_by_member!, a.user, a.limit)),
+    "member.list": (a) => (a.room ? list("UNIBUS_members", a.room, a.limit) : list("UNIBUS_rooms_by_member", a.user, a.limit)),
     ...deps.updateHandlers,
     ...vault,
   };

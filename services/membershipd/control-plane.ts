@@ -10,7 +10,7 @@ import { announceTrustChange } from "./trust.ts";
 import { bootstrapStore } from "./bootstrap.ts";
 import { errorReply, handleCommand } from "./command-pipeline.ts";
 import type { Reply } from "../../schemas/mod.ts";
-import { adminSigner, serviceSigner } from "./identities.ts";
+import { adminSigner, driverSigner, DRIVER_ACTOR_ID, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
 import { createClusterActions, type MetaCluster } from "./cluster-actions.ts";
@@ -18,7 +18,6 @@ import { startReplicaWatch } from "./replica-watch.ts";
 import { WritePause } from "./write-pause.ts";
 import { startUpdates } from "./updates/mod.ts";
 import { lastSequence } from "../bus/mod.ts";
-import { ADMIN_HANDLE } from "./identities.ts";
 import { startVaultTally } from "./vault-tally.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
@@ -48,7 +47,7 @@ export interface ControlPlaneOptions {
   /** Each server's own copy of every stream (replicaStatesView). */
   copies?: () => Promise<Map<string, ReplicaCopy[]>>;
   /** Rollout driver timings (tests and benches shorten them). */
-  updates?: { updateTimeoutMs?: number; retryMs?: number; giveUpMs?: number; scanMs?: number };
+  updates?: { updateTimeoutMs?: number; retryMs?: number; giveUpMs?: number; scanMs?: number; leaseMs?: number };
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -62,6 +61,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const service = serviceSigner(o.dataDir);
   const aggregates = new AggregateStore(js, jsm, service);
   const admin = adminSigner(o.dataDir);
+  const driver = driverSigner(o.dataDir);
   await cold("the genesis events", () => bootstrapStore(aggregates, service, admin, o.clusterName));
   const projector = new Projector(js, jsm, buckets, o.log);
   await projector.start();
@@ -77,11 +77,11 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const metrics = new Metrics();
   const vaultTally = await cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
   const updates = await cold("the release store", () => startUpdates({
-    nc: o.nc, replicas: o.replicas, aggregates, buckets, admin, adminId: ADMIN_HANDLE, serviceKey: service.publicKey, log: o.log ?? (() => {}),
+    nc: o.nc, jsm, self: o.self ?? o.clusterName, replicas: o.replicas, aggregates, buckets, driverKey: driver, driverId: DRIVER_ACTOR_ID, serviceKey: service.publicKey, log: o.log ?? (() => {}),
     caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)), ...(o.updates ? { driver: o.updates } : {}),
   }));
   const run = createActions({
-    aggregates, buckets, projector, jsm, identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
+    aggregates, buckets, projector, jsm, updaters: [{ id: DRIVER_ACTOR_ID, key: driver.publicKey }], identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
     trustChanged: () => announceTrustChange(o.nc), updateHandlers: updates.handlers as any,
     clusterHandlers: cluster.handlers,
   });

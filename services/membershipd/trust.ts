@@ -1,21 +1,26 @@
 // Which admins a node's agent obeys (`node.trust`), and the nudge that makes agents ask again.
+// The answer also names the rollout driver, which agents obey for `update` alone.
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TRUST_CHANGED_SUBJECT, TrustResult, UserRecord, type Actor } from "../../schemas/mod.ts";
 import { userDecider, type UserState } from "../core/mod.ts";
-import { liveEntry, type AggregateStore } from "../bus/mod.ts";
+import { bucketKeys, liveEntry, type AggregateStore } from "../bus/mod.ts";
 
 export interface TrustDeps {
   aggregates: AggregateStore;
+  jsm: JetStreamManager;
   users: KV;
+  /** Obeyed for `update` only: the rollout driver (services/membershipd/updates). */
+  updaters: readonly Actor[];
   /** Waits (bounded) for the projections to reach the stream's head. */
   caughtUp(): Promise<void>;
   now?: () => Date;
 }
 
-async function adminCandidates(users: KV): Promise<string[]> {
+async function adminCandidates(jsm: JetStreamManager, users: KV): Promise<string[]> {
   const handles: string[] = [];
-  for await (const key of await users.keys()) {
+  for (const key of await bucketKeys(jsm, "UNIBUS_users")) {
     const record = liveEntry(await users.get(key));
     const r = record ? UserRecord.safeParse(record) : null;
     if (r?.success && r.data.role === "admin" && !r.data.revoked) handles.push(r.data.handle);
@@ -32,12 +37,12 @@ async function adminCandidates(users: KV): Promise<string[]> {
 export async function trustedAdmins(d: TrustDeps): Promise<TrustResult> {
   await d.caughtUp();
   const admins: Actor[] = [];
-  for (const handle of await adminCandidates(d.users)) {
+  for (const handle of await adminCandidates(d.jsm, d.users)) {
     const u = (await d.aggregates.load<UserState>("user", handle, userDecider)).state;
     if (u.exists && u.role === "admin" && !u.revoked) admins.push({ id: u.handle, key: u.signKey });
   }
   admins.sort((a, b) => a.id.localeCompare(b.id));
-  return TrustResult.parse({ admins, at: (d.now?.() ?? new Date()).toISOString() });
+  return TrustResult.parse({ admins, updaters: [...d.updaters], at: (d.now?.() ?? new Date()).toISOString() });
 }
 
 /** Tells every agent its trust list changed (an empty message: they ask `node.trust` again). */

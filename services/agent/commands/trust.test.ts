@@ -65,6 +65,33 @@ describe("TrustList", () => {
     }
   });
 
+  test("an updater is obeyed for update alone, under its own id and key; a list without updaters (an older membershipd) has none", async () => {
+    const f = fixture();
+    try {
+      const driver = newUser();
+      const driverActor: Actor = { id: "rollout-driver", key: driver.publicKey };
+      f.state.answer = { ...list(aliceActor), updaters: [driverActor] };
+      const t = f.open();
+      await t.refresh();
+      assert.equal(await t.authorize(driverActor, "update"), null);
+      for (const action of ["restart", "status", "logs", "command"]) {
+        const e = await t.authorize(driverActor, action);
+        assert.equal(e?.code, "E_FORBIDDEN", action);
+        assert.equal(e?.message, `role updater may not ${action}`);
+      }
+      assert.equal((await t.authorize({ id: "rollout-driver", key: alice.publicKey }, "update"))?.code, "E_UNKNOWN_ACTOR");
+      assert.equal((await t.authorize({ id: "alice", key: driver.publicKey }, "update"))?.code, "E_UNKNOWN_ACTOR");
+      // Saved with the list and read back after a restart; an older answer without the field drops it.
+      assert.equal(await f.open().authorize(driverActor, "update"), null);
+      f.state.answer = list(aliceActor);
+      f.clock.now += 2000;
+      await t.refresh();
+      assert.equal((await t.authorize(driverActor, "update"))?.code, "E_UNKNOWN_ACTOR");
+    } finally {
+      f.done();
+    }
+  });
+
   test("an unknown key makes it fetch again, at most once a second", async () => {
     const f = fixture();
     try {

@@ -1,5 +1,6 @@
 // Whose signed commands this agent obeys: the fleet's admins (id and key), as membershipd last told
-// us. The list is kept on disk (0600) so an agent restarted while membershipd is down still obeys
+// us, and for `update` alone the updaters (membershipd's rollout driver: it can send this node a
+// release, which the updater still checks against the node's own release keys, and nothing else). The list is kept on disk (0600) so an agent restarted while membershipd is down still obeys
 // the admins it knew. It is fetched again when membershipd announces a change, and when a command
 // comes from a key we do not know (at most once a second, so unknown keys cannot make us hammer
 // membershipd).
@@ -25,6 +26,7 @@ export interface TrustCheck {
 
 export class TrustList implements TrustCheck {
   private trusted = new Set<string>();
+  private updaters = new Set<string>();
   private list: TrustResult | null = null;
   private inFlight: Promise<DomainError | null> | null = null;
   private again = false;
@@ -95,10 +97,16 @@ export class TrustList implements TrustCheck {
     this.sub = null;
   }
 
-  /** Only a user key listed as an admin under this very id; a node is never obeyed, whatever the list says. */
+  /**
+   * Only a user key listed as an admin under this very id, or as an updater for `update`; a node
+   * is never obeyed, whatever the list says.
+   */
   private judge(actor: Actor, action: string): DomainError | null {
     if (isNodeIdentity(actor)) return CommandRefusal.forbidden("node", action);
-    return this.trusted.has(trustKey(actor)) ? null : CommandRefusal.unknownActor(actor.id);
+    const key = trustKey(actor);
+    if (this.trusted.has(key)) return null;
+    if (this.updaters.has(key)) return action === UPDATER_ACTION ? null : CommandRefusal.forbidden("updater", action);
+    return CommandRefusal.unknownActor(actor.id);
   }
 
   private async fetchOnce(): Promise<DomainError | null> {
@@ -123,8 +131,12 @@ export class TrustList implements TrustCheck {
   private adopt(list: TrustResult): void {
     this.list = list;
     this.trusted = new Set(list.admins.filter((a) => !isNodeIdentity(a)).map(trustKey));
+    this.updaters = new Set((list.updaters ?? []).filter((a) => !isNodeIdentity(a)).map(trustKey));
   }
 }
+
+/** The one action an updater may send. */
+const UPDATER_ACTION = "update";
 
 function trustKey(actor: Actor): string {
   return `${actor.id} ${actor.key}`;

@@ -1,12 +1,14 @@
-// The rollout driver, in membershipd: for each running rollout it asks the pure decider to
+// The rollout driver, in membershipd: while this membershipd holds the driver lease
+// (driver-lease.ts: one driver in a cluster at a time), for each running rollout it asks the pure decider to
 // advance (start the next batch, pause on failures, complete), sends each node of the started
-// batches a signed `update` (the release's manifest and signature; signed with membershipd's
-// bootstrap admin key, which agents trust like any admin), and hands each outcome back as
+// batches a signed `update` (the release's manifest and signature; signed with the driver's own
+// key, which agents obey for `update` alone and membershipd for nothing), and hands each outcome back as
 // FinishNode. Everything it knows is in the rollout's events, so a membershipd restarted
 // mid-rollout finds the running rollouts in UNIBUS_rollouts and carries on: nodes that were sent
 // the update and have no outcome get it again (the agent answers a version it already committed
 // with `already-active`, and one still on trial with E_CONFLICT, which is retried).
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { nodeCommandSubject, Reply } from "../../../schemas/mod.ts";
 import {
@@ -17,16 +19,20 @@ import { listBucket } from "./release-actions.ts";
 
 /**
  * Answers that say "not now" rather than "failed": the node is sent the update again later. An
- * agent whose trust list does not know the admin key yet fetches it again on that refusal.
+ * agent whose trust list does not know the driver's key yet fetches it again on that refusal.
  */
 const RETRYABLE = new Set(["E_CONFLICT", "E_UNAVAILABLE", "E_INTERRUPTED", "E_CLOCK_SKEW", "E_UNKNOWN_ACTOR"]);
 
 export interface DriverOptions {
   nc: NatsConnection;
   aggregates: AggregateStore;
+  jsm: JetStreamManager;
   rollouts: KV;
-  admin: Signer;
-  adminId: string;
+  /** Whether this membershipd holds the driver lease now: nothing is advanced or sent otherwise. */
+  leader(): boolean;
+  /** Signs the updates: the driver's own identity (not an admin; agents obey it for `update` alone). */
+  driverKey: Signer;
+  driverId: string;
   /** membershipd's own key: the actor of the events the driver appends. */
   serviceKey: string;
   log(line: string): void;
@@ -66,17 +72,18 @@ export class RolloutDriver {
   }
 
   /** Running and paused rollouts (a paused one still collects the outcomes of nodes already sent). */
-  private async scan(): Promise<void> {
-    if (this.stopped) return;
+  async scan(): Promise<void> {
+    if (this.stopped || !this.o.leader()) return;
     try {
-      for (const r of await listBucket(this.o.rollouts)) if (r.state === "running" || r.state === "paused") this.kick(r.rollout);
+      for (const r of await listBucket(this.o.jsm, this.o.rollouts, "UNIBUS_rollouts")) if (r.state === "running" || r.state === "paused") this.kick(r.rollout);
     } catch (err) {
       this.o.log(`rollouts: could not scan: ${(err as Error).message}`);
     }
   }
 
+  /** Drives one rollout now (a start, a resume, an outcome); a membershipd without the lease leaves it to the holder's scan. */
   kick(rollout: string): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.o.leader()) return;
     const r = this.running.get(rollout);
     if (r) return void (r.dirty = true);
     const entry = { dirty: false };
@@ -100,6 +107,7 @@ export class RolloutDriver {
   }
 
   private async step(rollout: string): Promise<void> {
+    if (!this.o.leader()) return;
     const adv = await this.o.aggregates.execute("rollout", rollout, rolloutDecider, { type: "AdvanceRollout" }, this.meta(`advance-${rollout}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`));
     if (isDomainError(adv)) return this.o.log(`rollout ${rollout}: ${adv.message}`);
     const state = (await this.o.aggregates.load<RolloutState>("rollout", rollout, rolloutDecider)).state;
@@ -120,8 +128,10 @@ export class RolloutDriver {
   }
 
   private async send(rollout: string, node: string, release: Extract<ReleaseState, { published: true }>): Promise<void> {
-    const cmd = signCommand({ action: "update", args: { node, manifest: release.manifest, signature: release.signature }, actor: { id: this.o.adminId, key: this.o.admin.publicKey } }, this.o.admin);
+    const cmd = signCommand({ action: "update", args: { node, manifest: release.manifest, signature: release.signature }, actor: { id: this.o.driverId, key: this.o.driverKey.publicKey } }, this.o.driverKey);
     let outcome: { ok: boolean; code: string | null; reason: string | null } | "retry";
+    // Checked right before the send: the lease may have lapsed while the batch was being read.
+    if (!this.o.leader() || this.stopped) return;
     try {
       const msg = await this.o.nc.request(nodeCommandSubject(node, "update"), JSON.stringify(cmd), { timeout: this.o.updateTimeoutMs ?? 600_000 });
       const reply = Reply.parse(msg.json());

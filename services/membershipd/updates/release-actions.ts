@@ -3,13 +3,15 @@
 // whether the signing key is trusted is each agent's decision (its own list of keys).
 import type { ObjectStore } from "@nats-io/obj";
 import type { KV } from "@nats-io/kv";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { CommandEnvelope, ReleaseManifest } from "../../../schemas/mod.ts";
 import { domainError, isDomainError, lockDecider, releaseDecider, releaseId, releaseKey, storageKey, type DomainError } from "../../core/mod.ts";
-import { liveEntry, type AggregateStore } from "../../bus/mod.ts";
+import { bucketKeys, liveEntry, type AggregateStore } from "../../bus/mod.ts";
 import { checkStoredTarball } from "./release-store.ts";
 
 export interface UpdateActionDeps {
   aggregates: AggregateStore;
+  jsm: JetStreamManager;
   releases: KV;
   rollouts: KV;
   locks: KV;
@@ -21,9 +23,9 @@ export interface UpdateActionDeps {
 
 type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
 
-export async function listBucket(kv: KV, filter?: string): Promise<Record<string, any>[]> {
-  const keys: string[] = [];
-  for await (const k of await kv.keys(filter)) keys.push(k);
+/** Every live record of a bucket (`bucket` names `kv`), listed without a consumer (bucketKeys). */
+export async function listBucket(jsm: JetStreamManager, kv: KV, bucket: string, filter?: string): Promise<Record<string, any>[]> {
+  const keys = await bucketKeys(jsm, bucket, filter);
   const entries = await Promise.all(keys.map((k) => kv.get(k)));
   return entries.map((e) => liveEntry(e)).filter((r): r is Record<string, any> => r !== undefined);
 }
@@ -40,7 +42,7 @@ export function releaseHandlers(d: UpdateActionDeps): Record<"release.publish" |
     },
     "release.list": async (a: { name?: string; limit: number }) => {
       await d.caughtUp();
-      const items = (await listBucket(d.releases, a.name ? `${storageKey(a.name)}.>` : undefined))
+      const items = (await listBucket(d.jsm, d.releases, "UNIBUS_releases", a.name ? `${storageKey(a.name)}.>` : undefined))
         .map((r) => ({ name: r.name, version: r.version, sha256: r.manifest.sha256, size: r.manifest.size, key_id: r.key_id, published_at: r.published_at, notes: r.manifest.notes }))
         .sort((x, y) => (x.name === y.name ? x.published_at.localeCompare(y.published_at) : x.name.localeCompare(y.name)));
       return { items: items.slice(0, a.limit), total: items.length };

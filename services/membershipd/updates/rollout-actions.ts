@@ -3,7 +3,7 @@
 // facts; the driver (driver.ts) then does the rest.
 import type { CommandEnvelope } from "../../../schemas/mod.ts";
 import {
-  batchSize, domainError, isDomainError, releaseDecider, releaseId, rolloutDecider, sha256Hex, storageKey, type DomainError, type ReleaseState, type RolloutState,
+  batchSize, domainError, isDomainError, releaseDecider, releaseId, releaseNameForVersion, rolloutDecider, sha256Hex, storageKey, type DomainError, type ReleaseState, type RolloutState,
 } from "../../core/mod.ts";
 import { liveEntry } from "../../bus/mod.ts";
 import { listBucket, type UpdateActionDeps } from "./release-actions.ts";
@@ -11,7 +11,7 @@ import { listBucket, type UpdateActionDeps } from "./release-actions.ts";
 type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
 
 export interface RolloutStartArgs {
-  rollout?: string; name: string; version: string; selector: Record<string, string>; all: boolean; canary: number; batch: number | string; max_failures: number; force: boolean;
+  rollout?: string; name?: string; version: string; selector: Record<string, string>; all: boolean; canary: number; batch: number | string; max_failures: number; force: boolean;
 }
 
 function matches(labels: Record<string, string>, selector: Record<string, string>): boolean {
@@ -23,12 +23,16 @@ const slugOf = (s: string) => s.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").slic
 export function rolloutHandlers(d: UpdateActionDeps, kick: (rollout: string) => void): Record<"rollout.start" | "rollout.status" | "rollout.list" | "rollout.resume" | "rollout.abort", Handler> {
   const meta = (cmd: CommandEnvelope) => ({ actor: cmd.actor, commandId: cmd.id });
   return {
-    "rollout.start": async (a: RolloutStartArgs, cmd) => {
+    "rollout.start": async (args: RolloutStartArgs, cmd) => {
+      await d.caughtUp();
+      // `rollout start <version>`: the release is the one published with that version.
+      const name = args.name ?? releaseNameForVersion(await listBucket(d.jsm, d.releases, "UNIBUS_releases") as { name: string; version: string }[], args.version);
+      if (isDomainError(name)) return name;
+      const a = { ...args, name };
       const release = (await d.aggregates.load<ReleaseState>("release", releaseId(a.name, a.version), releaseDecider)).state;
       if (!release.published) return domainError("E_RELEASE_NOT_FOUND", `no release ${a.name} ${a.version}; publish it first`);
-      await d.caughtUp();
-      const nodes = (await listBucket(d.nodes)).filter((n) => n.status === "active" && (a.all || matches(n.labels ?? {}, a.selector)));
-      const locks = new Map((await listBucket(d.locks)).map((l) => [l.node as string, l.locked === true]));
+      const nodes = (await listBucket(d.jsm, d.nodes, "UNIBUS_nodes")).filter((n) => n.status === "active" && (a.all || matches(n.labels ?? {}, a.selector)));
+      const locks = new Map((await listBucket(d.jsm, d.locks, "UNIBUS_node_locks")).map((l) => [l.node as string, l.locked === true]));
       const candidates = nodes.map((n) => ({ node: n.node as string, locked: locks.get(n.node) ?? false })).sort((x, y) => x.node.localeCompare(y.node));
       // The id is derived from the command id, so a retried start names the same rollout.
       const rollout = a.rollout ?? `${slugOf(a.name)}-${slugOf(a.version)}-${sha256Hex(cmd.id).slice(0, 10)}`;
@@ -39,7 +43,7 @@ export function rolloutHandlers(d: UpdateActionDeps, kick: (rollout: string) => 
       if (isDomainError(r)) return r;
       kick(rollout);
       const started = r.events[0]?.data as { nodes: string[]; skipped: unknown[]; batch: number } | undefined;
-      return { rollout, nodes: started?.nodes.length ?? null, skipped: started?.skipped ?? [], batch: started?.batch ?? null };
+      return { rollout, name: a.name, version: a.version, nodes: started?.nodes.length ?? null, skipped: started?.skipped ?? [], batch: started?.batch ?? null };
     },
     "rollout.status": async (a: { rollout: string }) => {
       await d.caughtUp();
@@ -53,7 +57,7 @@ export function rolloutHandlers(d: UpdateActionDeps, kick: (rollout: string) => 
     },
     "rollout.list": async (a: { limit: number }) => {
       await d.caughtUp();
-      const items = (await listBucket(d.rollouts)).map((r) => ({
+      const items = (await listBucket(d.jsm, d.rollouts, "UNIBUS_rollouts")).map((r) => ({
         rollout: r.rollout, name: r.name, version: r.version, state: r.state, failures: r.failures, nodes: Object.keys(r.nodes).length, started_at: r.started_at, reason: r.reason,
       })).sort((x, y) => x.started_at.localeCompare(y.started_at));
       return { items: items.slice(0, a.limit), total: items.length };
