@@ -56,7 +56,7 @@ function bootLoop(dataDir: string) {
   };
 }
 
-describe("self-update of the real agent under its boot step", { timeout: 240_000 }, () => {
+describe("self-update of the real agent under its boot step", { timeout: 420_000 }, () => {
   let md: MembershipdHandle | undefined;
   let admin: { nc: NatsConnection; signer: Signer } | undefined;
   let loop: ReturnType<typeof bootLoop> | undefined;
@@ -162,5 +162,44 @@ describe("self-update of the real agent under its boot step", { timeout: 240_000
     const state = slotState();
     assert.equal(state.active, "A");
     assert.equal(state.pending, null);
+  });
+  /** Starts a rollout of the unibus-agent release at `version` to every node; its status once it stops moving. */
+  async function rollOut(version: string, done: (status: any) => boolean): Promise<any> {
+    const started = await cli(["rollout", "start", version, "--all", "--canary", "1"]);
+    assert.equal(started.code, 0, started.stdout + started.stderr);
+    const id = JSON.parse(started.stdout).rollout;
+    let status: any;
+    await waitUntil(`rollout ${id} to finish`, async () => {
+      const r = await cli(["rollout", "status", id]);
+      status = r.code === 0 ? JSON.parse(r.stdout) : null;
+      return status !== null && done(status);
+    }, 150_000, 500).catch(() => assert.fail(`rollout status: ${JSON.stringify(status)}\n${log()}`));
+    return status;
+  }
+
+  test("a rollout of new agent code waits for the commit, not the switch: the node counts as done once the new agent committed", async () => {
+    await publishAgent("0.4.0");
+    const done = await rollOut("0.4.0", (s) => s.state !== "running");
+    assert.equal(done.state, "completed", JSON.stringify(done));
+    const n = done.nodes[0];
+    assert.equal(n.rollout_state, "committed");
+    // Had the driver counted the `switched` reply, the rollout could complete before this commit.
+    assert.equal(n.state, "committed");
+    assert.equal(n.version, "0.4.0");
+    assert.equal(n.slot, "B");
+    assert.equal(slotState().good, "B");
+    assert.equal((await status())?.agent.version, "0.4.0");
+  });
+
+  test("a rollout of agent code that crashes counts the node failed once the boot step rolled it back, and pauses after the canary", async () => {
+    await publishAgent("0.5.0", true);
+    const done = await rollOut("0.5.0", (s) => s.state !== "running");
+    assert.equal(done.state, "paused", JSON.stringify(done));
+    const n = done.nodes[0];
+    assert.equal(n.rollout_state, "failed");
+    assert.equal(n.code, "E_UPDATE_ROLLED_BACK");
+    assert.match(n.reason ?? "", /used up its 3 tries/);
+    assert.equal(n.version, "0.4.0", "back on the good code");
+    assert.equal(slotState().active, "B");
   });
 });

@@ -16,6 +16,7 @@ import {
 } from "../../core/mod.ts";
 import type { AggregateStore } from "../../bus/mod.ts";
 import { listBucket } from "./release-actions.ts";
+import { awaitBootOutcome, nodeReleaseSeq, type NodeOutcome } from "./boot-outcome.ts";
 
 /**
  * Answers that say "not now" rather than "failed": the node is sent the update again later. An
@@ -47,6 +48,15 @@ export interface DriverOptions {
   giveUpMs?: number;
   /** How often running rollouts are looked for (a missed kick, a restart). */
   scanMs?: number;
+  /** UNIBUS_node_releases: where a self-update's commit or rollback shows, after its `switched` reply. */
+  nodeReleases?: KV;
+  /**
+   * How long a node that switched to new agent code may take to commit it or be rolled back (default
+   * 20 min: three tries of up to the release's health deadline, 120 s by default, plus restarts).
+   */
+  bootWaitMs?: number;
+  /** How often the node's release record is read during that wait. */
+  bootPollMs?: number;
 }
 
 export class RolloutDriver {
@@ -129,13 +139,23 @@ export class RolloutDriver {
 
   private async send(rollout: string, node: string, release: Extract<ReleaseState, { published: true }>): Promise<void> {
     const cmd = signCommand({ action: "update", args: { node, manifest: release.manifest, signature: release.signature }, actor: { id: this.o.driverId, key: this.o.driverKey.publicKey } }, this.o.driverKey);
-    let outcome: { ok: boolean; code: string | null; reason: string | null } | "retry";
+    let outcome: NodeOutcome | "retry" | null;
     // Checked right before the send: the lease may have lapsed while the batch was being read.
     if (!this.o.leader() || this.stopped) return;
+    const sentAtSeq = this.o.nodeReleases ? await nodeReleaseSeq(this.o.nodeReleases, node, release.manifest.name) : 0;
     try {
       const msg = await this.o.nc.request(nodeCommandSubject(node, "update"), JSON.stringify(cmd), { timeout: this.o.updateTimeoutMs ?? 600_000 });
       const reply = Reply.parse(msg.json());
       outcome = reply.ok ? { ok: true, code: null, reason: null } : RETRYABLE.has(reply.error.code) ? "retry" : { ok: false, code: reply.error.code, reason: reply.error.message.slice(0, 500) };
+      // New agent code: the switch is not the outcome; the commit or the boot step's rollback is.
+      if (reply.ok && (reply.result as { outcome?: string } | null)?.outcome === "switched" && this.o.nodeReleases) {
+        outcome = await awaitBootOutcome({
+          nodeReleases: this.o.nodeReleases, node, release: release.manifest.name, version: release.manifest.version, sentAtSeq,
+          deadlineMs: this.o.bootWaitMs ?? 20 * 60_000, pollMs: this.o.bootPollMs ?? 2000, carryOn: () => this.o.leader() && !this.stopped,
+        });
+        // Stopped or no longer the driver: the next holder sends it again (E_CONFLICT while on trial, already-active once committed).
+        if (outcome === null) return;
+      }
     } catch (err) {
       outcome = "retry";
       this.o.log(`rollout ${rollout}: ${node} did not answer the update (${(err as Error).message}); it will be sent again`);

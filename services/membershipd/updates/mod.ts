@@ -31,7 +31,7 @@ export interface UpdatesOptions {
   driverId: string;
   serviceKey: string;
   log(line: string): void;
-  driver?: Partial<Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "giveUpMs" | "scanMs">> & { leaseMs?: number };
+  driver?: Partial<Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "giveUpMs" | "scanMs" | "bootWaitMs" | "bootPollMs">> & { leaseMs?: number };
 }
 
 type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
@@ -47,7 +47,7 @@ export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Recor
     releases: o.buckets.UNIBUS_releases!, rollouts: o.buckets.UNIBUS_rollouts!, locks: o.buckets.UNIBUS_node_locks!, nodeReleases: o.buckets.UNIBUS_node_releases!, nodes: o.buckets.UNIBUS_nodes!,
   };
   const d = new RolloutDriver({
-    nc: o.nc, jsm: o.jsm, aggregates: o.aggregates, rollouts: deps.rollouts, leader: () => lease.held(), driverKey: o.driverKey, driverId: o.driverId, serviceKey: o.serviceKey, log: o.log, ...timings,
+    nc: o.nc, jsm: o.jsm, aggregates: o.aggregates, rollouts: deps.rollouts, nodeReleases: deps.nodeReleases, leader: () => lease.held(), driverKey: o.driverKey, driverId: o.driverId, serviceKey: o.serviceKey, log: o.log, ...timings,
   });
   const handlers = { ...releaseHandlers(deps), ...rolloutHandlers(deps, (r) => d.kick(r)) };
   d.start();
