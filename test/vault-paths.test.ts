@@ -224,6 +224,8 @@ describe("vault paths", { timeout: 240_000 }, () => {
     const unsigned = { ...signed(SHARE_ACTION, share) } as Record<string, unknown>;
     delete unsigned.sig;
     const forged = { ...signed(SHARE_ACTION, share), args: { ...share, guardian: "pg-1", epoch: 2 } };
+    // pg-1 was restarted by the test before: its guardian subscribes once the new agent is connected.
+    await waitUntil("pg-1's guardian to serve", async () => await nc.request(vaultShareSubject("pg-1"), "{}", { timeout: 1000 }).then(() => true, () => false), 20_000, 200);
     try {
       const codes = new Map<string, string>();
       for (const [what, payload] of [
