@@ -13,3 +13,4 @@ export * from "./tls.ts";
 export * from "./creds.ts";
 export * from "./logs-stream.ts";
 export * from "./cold-start.ts";
+export * from "./key-handoff.ts";

@@ -18,6 +18,7 @@ import { nodeUpdateVerb, releaseVerb, rolloutVerb } from "./release.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
 import { nodeUnlock, vaultStatus } from "./vault.ts";
+import { coldAnswerVerb } from "./vault-cold.ts";
 
 export const usage = `usage: unibus [global flags] <verb> [args]
 
@@ -75,6 +76,8 @@ verbs:
   vault status                         each vault-mode node: K, N, epoch, guardians active and reachable, unlock state
   node unlock --genesis <node> --kex-seed FILE
                                        unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed
+  vault cold-answer --kex-seed FILE    full-cluster cold start: reads the request line of unibus-agent vault cold-unlock
+                                       on stdin, prints the answer line (the node's key sealed to its one-time key); no NATS
 
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
@@ -213,6 +216,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "audit verify": return verify(o, f, await connection());
     case "monitor report": return monitorReport(rest, f, o);
     case "vault status": return vaultStatus(o, send, connection, f.timeout === undefined ? 2000 : o.timeoutMs);
+    case "vault cold-answer": return coldAnswerVerb(f);
     case "req": {
       const [subject, json] = [verb, ...rest];
       if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");

@@ -17,7 +17,7 @@ import { ReportJournal, Reporter } from "../reports/mod.ts";
 import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
-import { OwnerVault, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
+import { KeyConsumers, KeyHandoff, OwnerVault, keyRuntimeDir, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
 import { reportOf } from "./node-events.ts";
 import { createAgentUpdater } from "../update/mod.ts";
 
@@ -54,6 +54,10 @@ export interface AgentVaultOptions {
   genesisKey?: string | null;
   /** Test hook: this node, as a guardian, alters the shares it releases. */
   tamper?: (share: Uint8Array) => void;
+  /** Where the unlocked key is handed to its consumers (tmpfs; default $UNIBUS_KEY_RUNTIME_DIR or /run/unibus/<node>). */
+  keyRuntimeDir?: string;
+  /** Root only: open the LUKS devices services declare (cryptsetup). */
+  allowLuks?: boolean;
 }
 
 export interface RunningAgent {
@@ -111,7 +115,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     reporter.notify();
   };
   const shipper = new LogShipper({ node, log: o.log });
+  const keys = new KeyConsumers({ handoff: new KeyHandoff(o.vault?.keyRuntimeDir ?? keyRuntimeDir(node)), allowLuks: o.vault?.allowLuks ?? false, log: o.log });
   const created = Supervisor.create(configs, {
+    dataKey: keys.sandboxView(),
     onEvent: (e: SupervisorEvent) => {
       const r = reportOf(node, e);
       report(r.type, r.data, r.at);
@@ -141,7 +147,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
   const vault = new OwnerVault({
     node, dir: o.store.dir, signer, ask, log: o.log,
+    onKey: (key) => keys.onKey(key),
     onState: (v) => {
+      keys.onState(v);
       if (v.state !== "off") report("VaultStateChanged", { state: v.state, epoch: v.epoch, k: v.k, n: v.n, reachable: v.reachable, problem: v.problem?.slice(0, 500) ?? null });
     },
     request: async (subject, payload, timeout) => {
@@ -150,6 +158,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     },
     ...(o.vault ?? {}),
   });
+  // Vault mode only: a node without a vault never touches the key runtime directory.
+  if (vault.disk.exists() || o.vault?.create) keys.start(supervisor, vault);
   let guardian: Guardian | null = null;
 
   const info = (): AgentInfo => {
@@ -222,6 +232,11 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     void (async () => {
       for await (const s of conn.status()) {
         if (s.type === "disconnect") o.log("NATS: disconnected; services keep running, events and log lines wait");
+        // The server cut us for revoked credentials: whatever holds the data key must not keep it.
+        if (s.type === "error" && /revoked/i.test(s.error.message)) {
+          o.log("NATS: this node's credentials were revoked; its key services are stopped and their key wiped");
+          void keys.revoke();
+        }
         if (s.type === "reconnect") {
           backoff.reset();
           o.log(`NATS: reconnected to ${conn.getServer()}`);
@@ -235,6 +250,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     stopping ??= (async () => {
       await supervisor.stopAll();
       await vault.stop();
+      await keys.stop();
       await guardian?.stop();
       // Each NATS step is bounded: with the connection gone (`leave` revokes this node's
       // credentials, and the server cuts it) a drain waits for a reconnect that never comes.
