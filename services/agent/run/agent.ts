@@ -17,7 +17,7 @@ import { ReportJournal, Reporter } from "../reports/mod.ts";
 import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
-import { KeyConsumers, KeyHandoff, OwnerVault, keyRuntimeDir, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
+import { KeyConsumers, KeyHandoff, OwnerVault, VaultDisk, keyRuntimeDir, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
 import { reportOf } from "./node-events.ts";
 import { createAgentUpdater } from "../update/mod.ts";
 
@@ -132,6 +132,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     version: AGENT_VERSION, services: configs.map((c) => c.name), sandbox: posture.sandbox, identity: posture.identity, bwrap_version: posture.bwrap_version,
   });
   if (posture.sandbox === "unavailable") o.log(`sandbox unavailable (${posture.reason}); services that ask for bwrap will not start`);
+  // Vault mode only: a node without a vault never touches the key runtime directory.
+  const vaultMode = new VaultDisk(o.store.dir).exists() || Boolean(o.vault?.create);
+  if (vaultMode) keys.prepare();
   await supervisor.startAll();
   const updater = createAgentUpdater({ dataDir: o.store.dir, version: AGENT_VERSION, supervisor, connection: () => nc, report: (type, data) => report(type, data), log: o.log });
   // An update cut short by a crash is finished (tried again, or rolled back) before anything else.
@@ -158,8 +161,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     },
     ...(o.vault ?? {}),
   });
-  // Vault mode only: a node without a vault never touches the key runtime directory.
-  if (vault.disk.exists() || o.vault?.create) keys.start(supervisor, vault);
+  if (vaultMode) keys.start(supervisor, vault);
   let guardian: Guardian | null = null;
 
   const info = (): AgentInfo => {

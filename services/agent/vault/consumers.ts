@@ -35,18 +35,24 @@ export class KeyConsumers {
     return { dir: h.dir, exists: () => existsSync(h.dir), file: (service: string) => h.serviceKeyFile(service) };
   }
 
-  /** Vault mode: checks the runtime directory and starts answering membershipd. */
+  /**
+   * Vault mode, before any service starts: the runtime directory is made and checked, so that
+   * every sandbox hides it from the first start on.
+   */
+  prepare(): void {
+    try {
+      this.o.handoff.prepare();
+      this.active = true;
+    } catch (err) {
+      this.o.log(`vault: ${(err as Error).message}; no key is handed to services or membershipd [${(err as { code?: string }).code}]`);
+    }
+  }
+
+  /** Then, with the vault: answers membershipd's requests. */
   start(supervisor: Supervisor, vault: OwnerVault): void {
     this.supervisor = supervisor;
     this.vault = vault;
-    this.active = true;
-    try {
-      this.o.handoff.prepare();
-    } catch (err) {
-      this.o.log(`vault: ${(err as Error).message}; no key is handed to services or membershipd [${(err as { code?: string }).code}]`);
-      this.active = false;
-      return;
-    }
+    if (!this.active) return;
     this.timer = setInterval(() => this.answerMembershipd(), this.o.pollMs ?? 500);
     this.timer.unref();
   }
