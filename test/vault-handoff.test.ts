@@ -3,15 +3,19 @@
 // run in real bwrap sandboxes. A service that declares `data_key` is held back while the vault is
 // locked and, once it is unlocked, finds its own read-only copy of the key in its sandbox; other
 // services see an empty directory where the keys are; membershipd's request (at-rest.key.want) is
-// answered with the key; and every hand-off file is gone when the agent stops.
+// answered with the key; every hand-off file is gone when the agent stops; a revoked node's key
+// services are stopped and their key wiped. And `adopt-key` (an existing key made the data key),
+// with a rerun after a crash and a refusal of another key.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { ServiceConfig } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
 import { startAgent, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
 import { VaultDisk } from "../services/agent/vault/mod.ts";
+import { AdoptError, adoptKey } from "../services/agent/vault/adopt.ts";
 import { probeSandbox } from "../services/agent/supervisor/probe.ts";
 import { DEFAULT_TOOLS } from "../services/agent/supervisor/sandbox.ts";
 import { fsTypeOf, takeKeyFile, wantPath } from "../services/bus/mod.ts";
@@ -22,11 +26,14 @@ import { waitUntil } from "./process-tools.ts";
 
 const OWNER = "keyed-owner";
 const GUARDIANS = ["kg-1", "kg-2", "kg-3", "kg-4"];
+/** Enrolled, never run as agents: adopt-key's subjects (it connects as the node itself). */
+const ADOPTERS = ["adopter-1", "adopter-2"];
 const probe = probeSandbox({ root: process.getuid?.() === 0, tools: DEFAULT_TOOLS });
 const why = !probe.available ? `bwrap cannot run here: ${probe.reason}` : !existsSync("/dev/shm") || fsTypeOf("/dev/shm") !== "tmpfs" ? "no tmpfs at /dev/shm" : null;
 
 describe("data key hand-off to services and membershipd", { skip: why ?? false, timeout: 180_000 }, () => {
   let plane: SecurePlaneHandle;
+  let admin: ReturnType<typeof adminClient>;
   const dirs = new Map<string, string>();
   const agents = new Map<string, RunningAgent>();
   const opts = new Map<string, AgentVaultOptions>();
@@ -51,7 +58,7 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
 
   before(async () => {
     plane = await startSecurePlane();
-    const admin = adminClient(plane);
+    admin = adminClient(plane);
     shm = mkdtempSync("/dev/shm/unibus-vh-");
     runtime = join(shm, OWNER);
     out = join(tempDir("unibus-vh-out-"), "out");
@@ -66,7 +73,7 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
       args: ["-c", `ls -A ${runtime} > ${out}/plain/ls 2>&1; echo "var=$UNIBUS_DATA_KEY_FILE" >> ${out}/plain/ls; exec sleep 600`],
     });
     for (const c of [keyed, plain]) writeFileSync(join(servicesDir, `${c.name}.json`), JSON.stringify(c));
-    for (const node of [OWNER, ...GUARDIANS]) {
+    for (const node of [OWNER, ...GUARDIANS, ...ADOPTERS]) {
       const dir = tempDir(`unibus-vh-${node}-`);
       dirs.set(node, dir);
       const invite = await newInvite(admin, { note: node });
@@ -134,5 +141,45 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     await waitUntil("keyed running", () => service("keyed").state === "running" && existsSync(join(out, "keyed", "key")), 20_000);
     await stop(OWNER);
     assert.equal(existsSync(runtime), false);
+  });
+
+  test("adopt-key: an existing key becomes the data key; the file is wiped only after the guardians give it back; a rerun after a crash resumes; another key is refused", async () => {
+    const hexKey = (k: Uint8Array) => Buffer.from(k).toString("hex");
+    const fileKey = new Uint8Array(randomBytes(32));
+    const keyFile = join(tempDir("unibus-vh-adopt-"), "at-rest.key");
+    writeFileSync(keyFile, hexKey(fileKey) + "\n", { mode: 0o600 });
+    const store = new NodeStore(dirs.get("adopter-1")!);
+    const done = await adoptKey({ store, from: keyFile, operatorKey: null, log: (l) => logs.push(`adopt: ${l}`) });
+    assert.deepEqual([done.node, done.k, done.cold_start], ["adopter-1", 3, false]);
+    assert.equal(existsSync(keyFile), false, "wiped once the guardians gave the key back");
+    assert.ok(fitsCommitment(fileKey, "adopter-1", new VaultDisk(store.dir).read().commitment), "the vault commits to the file's key");
+
+    // A crash after the distribution, before vault.json: the file is still there; the rerun resumes.
+    const second = new NodeStore(dirs.get("adopter-2")!);
+    const key2 = new Uint8Array(randomBytes(32));
+    const file2 = join(tempDir("unibus-vh-adopt-"), "at-rest.key");
+    writeFileSync(file2, hexKey(key2) + "\n", { mode: 0o600 });
+    await adoptKey({ store: second, from: file2, operatorKey: null, log: () => {} });
+    writeFileSync(file2, hexKey(key2) + "\n", { mode: 0o600 });
+    rmSync(join(second.dir, "vault.json"));
+    const resumed = await adoptKey({ store: second, from: file2, operatorKey: null, log: (l) => logs.push(`adopt: ${l}`) });
+    assert.equal(resumed.epoch, 1, "no second distribution");
+    assert.ok(logs.some((l) => l.includes("resumed an adoption")));
+    assert.equal(existsSync(file2), false);
+    // Another key for a node whose vault holds one already: refused, and the file is kept.
+    writeFileSync(file2, hexKey(new Uint8Array(randomBytes(32))) + "\n", { mode: 0o600 });
+    await assert.rejects(adoptKey({ store: second, from: file2, operatorKey: null, log: () => {} }), (e: unknown) => e instanceof AdoptError && e.code === "E_ADOPT" && /another data key/.test(e.message));
+    assert.ok(existsSync(file2), "a refused adoption keeps the file");
+  });
+
+  test("a revoked node: its key services are stopped and their key wiped", async () => {
+    const a = await start(OWNER);
+    await waitUntil("keyed running", () => a.vault.info().state === "unlocked" && service("keyed").state === "running", 20_000);
+    assert.ok(existsSync(join(runtime, "services", "keyed.key")));
+    const r = await admin("node.revoke", { node: OWNER, reason: "hand-off test" });
+    assert.ok(r.ok, JSON.stringify(r));
+    await waitUntil("keyed stopped and its key gone", () => service("keyed").state !== "running" && !existsSync(join(runtime, "services", "keyed.key")), 20_000)
+      .catch((err) => assert.fail(`${(err as Error).message}; the owner said:\n${logs.filter((l) => l.startsWith(OWNER)).slice(-8).join("\n")}`));
+    assert.equal(service("plain").state, "running", "only the key services are stopped");
   });
 });
