@@ -80,6 +80,12 @@ describe("membershipd --at-rest-key-handoff", { skip: why ?? false, timeout: 120
     const sealed = await getJson(`http://127.0.0.1:${httpPort}/healthz`);
     assert.equal(sealed.body.posture.sealed_keys, true);
     assert.equal(sealed.body.posture.at_rest, "chachapoly");
+    // Running, but the co-located agent's vault waits for peers (it restarted): /healthz says so.
+    writeFileSync(join(shm, "n1", "vault-state.json"), JSON.stringify({ state: "waiting-for-peers", problem: "2 of 4 guardians released a share; 3 are needed" }));
+    const waitingAgent = await getJson(`http://127.0.0.1:${httpPort}/healthz`);
+    assert.equal(waitingAgent.body.status, "degraded");
+    assert.ok(waitingAgent.body.problems.some((p: string) => /the agent's vault is waiting for peers: 2 of 4/.test(p)), JSON.stringify(waitingAgent.body.problems));
+    assert.equal(waitingAgent.body.vault.state, "waiting-for-peers");
     md2.proc.kill("SIGTERM");
     await md2.exited;
   });

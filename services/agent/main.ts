@@ -9,9 +9,7 @@ import { NodeLabels } from "../../schemas/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
 import { AgentError, startAgent } from "./run/agent.ts";
-import { AdoptError, adoptKey } from "./vault/adopt.ts";
-import { ColdStartError, coldUnlock } from "./vault/cold-start.ts";
-import { KeyHandoff, keyRuntimeDir } from "./vault/handoff.ts";
+import { AdoptError, ColdStartError, KeyHandoff, adoptKey, coldUnlock, keyRuntimeDir } from "./vault/mod.ts";
 import { KeyHandoffError } from "../bus/mod.ts";
 
 export const usage = `usage: unibus-agent [flags] <command>

@@ -30,6 +30,7 @@ test("prepareKeyDir refuses a directory on disk with E_KEY_DIR_NOT_TMPFS", { ski
   const dir = join(mkdtempSync(join(tmpdir(), "unibus-kh-")), "keys");
   try {
     assert.throws(() => prepareKeyDir(dir), (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_NOT_TMPFS");
+    assert.equal(existsSync(dir), false, "nothing is made on the disk");
   } finally {
     rmSync(join(dir, ".."), { recursive: true, force: true });
   }
@@ -44,8 +45,8 @@ test("on tmpfs: the directory must be 0700 and no symlink; the key file is 0600,
     chmodSync(dir, 0o755);
     assert.throws(() => prepareKeyDir(dir), (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE");
     chmodSync(dir, 0o700);
-    mkdirSync(join(tmpdir(), "unibus-kh-target"), { recursive: true });
-    symlinkSync(join(tmpdir(), "unibus-kh-target"), join(root, "link"));
+    mkdirSync(join(root, "target"), { mode: 0o700 });
+    symlinkSync(join(root, "target"), join(root, "link"));
     assert.throws(() => prepareKeyDir(join(root, "link")), (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE");
 
     const file = join(dir, "at-rest.key");
@@ -61,6 +62,5 @@ test("on tmpfs: the directory must be 0700 and no symlink; the key file is 0600,
     assert.equal(existsSync(file), false, "a file others could read is removed, not used");
   } finally {
     rmSync(root, { recursive: true, force: true });
-    rmSync(join(tmpdir(), "unibus-kh-target"), { recursive: true, force: true });
   }
 });

@@ -45,12 +45,20 @@ export function fsTypeOf(path: string): string | null {
  * Throws KeyHandoffError otherwise.
  */
 export function prepareKeyDir(dir: string): void {
+  // The nearest existing parent first: a directory on disk is refused before anything is made there.
+  let parent = dir;
+  while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+  refuseUnlessMemory(parent, dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new KeyHandoffError("E_KEY_DIR_UNSAFE", `the key hand-off directory ${dir} is not a directory (a symlink is refused)`);
   if (st.uid !== process.getuid?.()) throw new KeyHandoffError("E_KEY_DIR_UNSAFE", `the key hand-off directory ${dir} belongs to UID ${st.uid}, not to this process`);
   if ((st.mode & 0o777) !== 0o700) throw new KeyHandoffError("E_KEY_DIR_UNSAFE", `the key hand-off directory ${dir} has mode ${(st.mode & 0o777).toString(8)}, not 700`);
-  const type = fsTypeOf(dir);
+  refuseUnlessMemory(dir, dir);
+}
+
+function refuseUnlessMemory(path: string, dir: string): void {
+  const type = fsTypeOf(path);
   if (!type || !(MEMORY_FS as readonly string[]).includes(type)) {
     throw new KeyHandoffError("E_KEY_DIR_NOT_TMPFS", `the key hand-off directory ${dir} is on ${type ?? "an unknown file system"}, not tmpfs or ramfs: a key written there could reach a disk`);
   }

@@ -7,3 +7,4 @@ export {
 export type { ServiceError, SupervisorErrorCode, Outcome } from "./errors.ts";
 export type { SandboxProbe } from "./probe.ts";
 export type { Tools } from "./sandbox.ts";
+export { serviceIdentity, type ServiceIdentity } from "./identity.ts";

@@ -6,8 +6,7 @@
 // stopped, their devices closed and every hand-off file wiped.
 import { existsSync } from "node:fs";
 import type { ServiceConfig, VaultInfo } from "../../../schemas/mod.ts";
-import { serviceIdentity } from "../supervisor/identity.ts";
-import type { Supervisor } from "../supervisor/mod.ts";
+import { serviceIdentity, type Supervisor } from "../supervisor/mod.ts";
 import { KeyHandoff } from "./handoff.ts";
 import { closeLuks, openLuks } from "./luks.ts";
 import type { OwnerVault } from "./owner.ts";
