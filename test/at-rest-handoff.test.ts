@@ -61,9 +61,16 @@ describe("membershipd --at-rest-key-handoff", { skip: why ?? false, timeout: 120
     assert.equal(peers.body.vault.state, "waiting-for-peers");
     assert.deepEqual(natsServersFor(dataDir), [], "no nats-server while it waits");
 
+    // SIGTERM while it waits: exit 0, the request withdrawn.
+    md.proc.kill("SIGTERM");
+    assert.equal(await md.exited, 0, md.out());
+    assert.equal(existsSync(`${handoff}.want`), false);
+
+    const md1 = waitingMd(httpPort, natsPort);
+    await waitUntil("waiting once more", () => existsSync(`${handoff}.want`), 15_000);
     writeFileSync(handoff, "ab".repeat(32) + "\n", { mode: 0o600 });
-    assert.equal(await md.exited, 1, md.out());
-    assert.match(md.out(), /does not open this store \(key check mismatch\)/);
+    assert.equal(await md1.exited, 1, md1.out());
+    assert.match(md1.out(), /does not open this store \(key check mismatch\)/);
     assert.equal(existsSync(handoff), false, "the wrong key was wiped too");
     assert.deepEqual(natsServersFor(dataDir), [], "never an empty store");
 

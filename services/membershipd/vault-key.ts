@@ -7,6 +7,8 @@
 import { createServer, type Server } from "node:http";
 import { dirname } from "node:path";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { z } from "zod";
+import { VaultInfo } from "../../schemas/mod.ts";
 import { AtRestKeyError, KeyHandoffError, fitsAtRestCheck, prepareKeyDir, takeKeyFile, vaultStatePath, wantPath, wipeFile } from "../bus/mod.ts";
 
 export interface HandedKeyOptions {
@@ -22,10 +24,18 @@ export interface HandedKeyOptions {
   logEveryMs?: number;
 }
 
-/** The agent's vault state as it last wrote it (no secret), or null. */
-export function agentVaultState(handoff: string): { state: string; problem: string | null; reachable?: number; k?: number; next_retry_ms?: number | null } | null {
+/** vault-state.json as the agent writes it (services/agent/vault/handoff.ts); no secret in it. */
+const AgentVaultState = z.object({
+  state: VaultInfo.shape.state, problem: z.string().max(1000).nullable().default(null),
+  reachable: z.number().int().min(0).optional(), k: z.number().int().min(0).optional(), n: z.number().int().min(0).optional(),
+  next_retry_ms: z.number().int().min(0).nullable().optional(), at: z.string().max(64).optional(),
+}).strip();
+export type AgentVaultState = z.infer<typeof AgentVaultState>;
+
+/** The agent's vault state as it last wrote it, or null (none, or not what the agent writes). */
+export function agentVaultState(handoff: string): AgentVaultState | null {
   try {
-    return JSON.parse(readFileSync(vaultStatePath(handoff), "utf8"));
+    return AgentVaultState.safeParse(JSON.parse(readFileSync(vaultStatePath(handoff), "utf8"))).data ?? null;
   } catch {
     return null;
   }
@@ -68,6 +78,16 @@ export async function awaitHandedKey(o: HandedKeyOptions): Promise<string> {
   const want = wantPath(o.path);
   const server = await waitingServer(o);
   let lastLog = 0;
+  // Stopped while it waits: the request is withdrawn (the normal shutdown is installed only later).
+  const stop = (signal: string) => {
+    wipeFile(want);
+    o.log(`${signal} while waiting for the vault key: stopping`);
+    process.exit(0);
+  };
+  const onTerm = () => stop("SIGTERM");
+  const onInt = () => stop("SIGINT");
+  process.once("SIGTERM", onTerm);
+  process.once("SIGINT", onInt);
   try {
     for (;;) {
       if (!existsSync(want)) writeFileSync(want, "", { mode: 0o600 });
@@ -86,6 +106,8 @@ export async function awaitHandedKey(o: HandedKeyOptions): Promise<string> {
       await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
     }
   } finally {
+    process.off("SIGTERM", onTerm);
+    process.off("SIGINT", onInt);
     wipeFile(want);
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
   }
