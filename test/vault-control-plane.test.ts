@@ -185,7 +185,7 @@ describe("membershipd in vault mode on a three-server loopback cluster", { skip:
     assert.notEqual(again.status, 0, "nothing left to adopt");
   });
 
-  test("n1 restarted with its peers up: membershipd waits for the vault key (healthz says so), the agent unlocks over a peer's server, the stream is intact, sealed_keys is true, no key on disk", async () => {
+  test("n1 restarted with its peers up: membershipd waits for the vault key (healthz says so), the agent unlocks over a peer's server, the stream is intact, sealed_keys is true, no key on disk", async (t) => {
     await stopAgent("n1");
     await stopMd("n1");
     const md = startMd("n1", true);
@@ -200,9 +200,12 @@ describe("membershipd in vault mode on a three-server loopback cluster", { skip:
     assert.deepEqual(holders(join(root, "n1"), n1Key), []);
     assert.deepEqual(holders(agentDirs.get("n1")!, n1Key), []);
 
+    const t0 = Date.now();
     const a = await startNodeAgent("n1");
     await waitUntil(`n1 unlocked (${a.vault.info().state}: ${a.vault.info().problem})`, () => a.vault.info().state === "unlocked", 30_000);
+    const t1 = Date.now();
     await ready("n1", 120_000);
+    t.diagnostic(`agent start → unlocked from its guardians: ${t1 - t0} ms; → membershipd ready: ${Date.now() - t0} ms`);
     assert.equal(existsSync(handoff("n1")), false, "membershipd took the key: wiped and gone");
     assert.equal(existsSync(`${handoff("n1")}.want`), false);
     const health = () => getJson(`http://127.0.0.1:${ports.get("n1")!.http}/healthz`);
@@ -218,7 +221,7 @@ describe("membershipd in vault mode on a three-server loopback cluster", { skip:
     assert.equal((await getJson(`http://127.0.0.1:${ports.get("n2")!.http}/healthz`)).body.posture.sealed_keys, false);
   });
 
-  test("full-cluster cold start: n1 waits rather than start empty; the operator's cold-start answer unlocks it locally; the cluster comes back with its data", async () => {
+  test("full-cluster cold start: n1 waits rather than start empty; the operator's cold-start answer unlocks it locally; the cluster comes back with its data", async (t) => {
     await stopAgent("n1");
     for (const n of NODES) await stopMd(n);
     const md = startMd("n1", true);
@@ -239,8 +242,10 @@ describe("membershipd in vault mode on a three-server loopback cluster", { skip:
     assert.ok(!request.includes(n1Key), "the request holds no key in the clear");
     const answer = await exec(join(ROOT, "bin/unibus"), ["vault", "cold-answer", "--kex-seed", operatorSeedFile], { input: request + "\n" });
     assert.equal(answer.status, 0, answer.stderr);
+    const t0 = Date.now();
     node.stdin!.end(answer.stdout);
     assert.equal(await nodeExit, 0, nodeErr);
+    t.diagnostic(`cold-unlock: answer given → key handed over: ${Date.now() - t0} ms`);
     for (const n of ["n2", "n3"]) startMd(n);
     for (const n of NODES) await ready(n);
     assert.equal(existsSync(handoff("n1")), false);
