@@ -34,10 +34,15 @@ describe("membershipd --at-rest-key-handoff", { skip: why ?? false, timeout: 120
   }
 
   test("a hand-off directory on disk is refused before anything starts", async () => {
-    const onDisk = join(tempDir("unibus-handoff-disk-"), "n1", "at-rest.key");
-    const r = await runMembershipdToExit(tempDir("unibus-handoff-md2-"), ["--at-rest-key-handoff", onDisk]);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /not tmpfs or ramfs.*\[E_KEY_DIR_NOT_TMPFS\]/);
+    const [disk, other] = [tempDir("unibus-handoff-disk-"), tempDir("unibus-handoff-md2-")];
+    try {
+      const r = await runMembershipdToExit(other, ["--at-rest-key-handoff", join(disk, "n1", "at-rest.key")]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /not tmpfs or ramfs.*\[E_KEY_DIR_NOT_TMPFS\]/);
+      assert.equal(existsSync(join(disk, "n1")), false, "nothing made on the disk");
+    } finally {
+      for (const d of [disk, other]) rmSync(d, { recursive: true, force: true });
+    }
   });
 
   test("waits for the key with /healthz degraded; a wrong key is refused; the right one is taken and gone; sealed_keys once no key file is left", async () => {

@@ -168,6 +168,7 @@ describe("membershipd in vault mode on a three-server loopback cluster", { skip:
   after(async () => {
     for (const n of [...agents.keys()]) await stopAgent(n).catch(() => {});
     for (const n of [...mds.keys()]) await stopMd(n).catch(() => {});
+    for (const d of agentDirs.values()) rmSync(d, { recursive: true, force: true });
     if (!process.env.KEEP_VCP) rmSync(root, { recursive: true, force: true });
     else console.error(`kept ${root}`);
     if (shm) rmSync(shm, { recursive: true, force: true });

@@ -41,6 +41,12 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
   let runtime: string;
   let out: string;
   let servicesDir: string;
+  const scratch: string[] = [];
+  const scratchDir = (prefix: string) => {
+    const d = tempDir(prefix);
+    scratch.push(d);
+    return d;
+  };
 
   async function start(node: string): Promise<RunningAgent> {
     const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: (l) => logs.push(`${node}: ${l}`), vault: opts.get(node)!, ...(node === OWNER ? { servicesDir } : {}) });
@@ -88,6 +94,7 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     for (const node of [...agents.keys()]) await stop(node).catch(() => {});
     await plane?.stop();
     if (shm) rmSync(shm, { recursive: true, force: true });
+    for (const d of [...dirs.values(), servicesDir, out && join(out, ".."), ...scratch]) if (d) rmSync(d, { recursive: true, force: true });
   });
 
   test("a data_key service starts once the vault is unlocked and finds its own read-only copy of the key in its sandbox; others see an empty directory", async () => {
@@ -145,7 +152,7 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
   test("adopt-key: an existing key becomes the data key; the file is wiped only after the guardians give it back; a rerun after a crash resumes; another key is refused", async () => {
     const hexKey = (k: Uint8Array) => Buffer.from(k).toString("hex");
     const fileKey = new Uint8Array(randomBytes(32));
-    const keyFile = join(tempDir("unibus-vh-adopt-"), "at-rest.key");
+    const keyFile = join(scratchDir("unibus-vh-adopt-"), "at-rest.key");
     writeFileSync(keyFile, hexKey(fileKey) + "\n", { mode: 0o600 });
     const store = new NodeStore(dirs.get("adopter-1")!);
     const done = await adoptKey({ store, from: keyFile, operatorKey: null, log: (l) => logs.push(`adopt: ${l}`) });
@@ -156,7 +163,7 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     // A crash after the distribution, before vault.json: the file is still there; the rerun resumes.
     const second = new NodeStore(dirs.get("adopter-2")!);
     const key2 = new Uint8Array(randomBytes(32));
-    const file2 = join(tempDir("unibus-vh-adopt-"), "at-rest.key");
+    const file2 = join(scratchDir("unibus-vh-adopt-"), "at-rest.key");
     writeFileSync(file2, hexKey(key2) + "\n", { mode: 0o600 });
     await adoptKey({ store: second, from: file2, operatorKey: null, log: () => {} });
     writeFileSync(file2, hexKey(key2) + "\n", { mode: 0o600 });
