@@ -1,8 +1,8 @@
 # make run · make test · make bench · make docs
 SHELL := /bin/bash
-# The 3-node cluster test runs by itself after the rest: it times failovers, and on 2 cores a
-# neighbouring test file starves its three servers.
-SOLO_TESTS = test/cluster.test.ts
+# The 3-node cluster tests run by themselves after the rest: they time failovers and cold starts, and on 2 cores a
+# neighbouring test file starves their three servers.
+SOLO_TESTS = test/cluster.test.ts test/vault-control-plane.test.ts
 TESTS = $(filter-out $(SOLO_TESTS),$(shell find services schemas test -name '*.test.ts' | sort))
 
 .PHONY: deps run test typecheck bench docs

@@ -84,7 +84,19 @@ export const ServiceConfig = z.object({
   limits: ServiceLimits.prefault({}),
   sandbox: SandboxConfig.prefault({}),
   stop_grace_ms: Millis(600_000).default(10_000).describe("time between SIGTERM and SIGKILL on stop"),
+  data_key: z.boolean().default(false)
+    .describe("true: the node's data key (vault mode) is bound read-only into the sandbox, its path in $UNIBUS_DATA_KEY_FILE; the service starts only once the vault is unlocked"),
+  luks: z.object({
+    device: AbsolutePath.describe("the LUKS block device the data key opens (cryptsetup open --key-file -)"),
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,47}$/, "a device-mapper name: a-z 0-9 -").describe("its name under /dev/mapper/"),
+    format: z.boolean().default(false).describe("true: a device that is not LUKS yet is formatted with the data key and given an ext4 file system (its contents are lost)"),
+    mount: AbsolutePath.describe("where the agent mounts the opened device (nodev, nosuid): one of the service's writable paths"),
+  }).strict().optional().describe("a LUKS device opened with the data key before the service starts (the agent as root, with --allow-luks) and closed after it stops"),
 }).strict().superRefine((c, ctx) => {
+  // Unsandboxed, a service shares the host's view (and in userns mode the agent's UID): no private key file.
+  if (c.data_key && c.sandbox.profile !== "bwrap") ctx.addIssue({ code: "custom", path: ["data_key"], message: "a service that needs the data key must run in the bwrap sandbox" });
+  if (c.luks && !c.data_key) ctx.addIssue({ code: "custom", path: ["luks"], message: "a LUKS device is opened with the data key: set data_key too" });
+  if (c.luks && !c.writable.includes(c.luks.mount)) ctx.addIssue({ code: "custom", path: ["luks", "mount"], message: "the LUKS mount point must be one of the service's writable paths" });
   if (c.after.includes(c.name)) ctx.addIssue({ code: "custom", path: ["after"], message: "a service cannot come after itself" });
   // The sandbox's /tmp is a private tmpfs: a working directory there exists only inside a writable path.
   if (c.sandbox.profile === "bwrap" && within(c.cwd, "/tmp") && !c.writable.some((w) => within(c.cwd, w))) {

@@ -113,3 +113,13 @@ export const VaultInfo = z.object({
   genesis_kdf: GenesisKdf.nullable().optional(),
 }).strict();
 export type VaultInfo = z.infer<typeof VaultInfo>;
+
+/**
+ * A cold start's request (unibus-agent vault cold-unlock → unibus vault cold-answer): the node's
+ * data key sealed to the operator's curve key, its commitment, and a one-time ephemeral key the
+ * answer is sealed to. Nothing in it opens without the operator's seed.
+ */
+export const ColdStartRequest = z.object({
+  v: z.literal(1), node: Slug, operator: CurvePublicKey, sealed: SealedBlob, commitment: Commitment, ephemeral: EphemeralKey,
+}).strict();
+export type ColdStartRequest = z.infer<typeof ColdStartRequest>;

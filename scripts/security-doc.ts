@@ -114,7 +114,7 @@ const OP = "services/bus/operator.ts";
 const MEMBERSHIPD = "membershipd (its own user)";
 
 export const SECRETS: SecretEntry[] = [
-  { file: "at-rest.key", what: "JetStream at-rest key (32 random bytes, hex); `--at-rest-key-file` moves it", mode: "0600",
+  { file: "at-rest.key", what: "JetStream at-rest key (32 random bytes, hex); `--at-rest-key-file` moves it; gone in vault mode (`unibus-agent vault adopt-key` wipes it)", mode: "0600",
     readers: `${MEMBERSHIPD}, which hands it to its nats-server child as \`$UNIBUS_JS_KEY\` in the environment only (never argv or a file); root and the same user can read a process's environment`,
     source: { path: "services/membershipd/config.ts", text: `"at-rest.key"` } },
   { file: "at-rest.check", what: "HMAC-SHA256 of a fixed label under the at-rest key: tells a wrong key from the right one, reveals nothing usable", mode: "0600",

@@ -63,6 +63,13 @@ put_dir() { # NAME SSH_HOST SRC DEST
   fi
 }
 
+# Vault mode (docs/operations.md): once a node's at-rest key is adopted into its vault, the
+# operator replaces secrets/nodes/NAME/at-rest.key with at-rest.vault; membershipd then waits for
+# the key its agent hands over on tmpfs, and no key file is copied to the node again.
+vault_env() { # NAME
+  if [ -f "$secrets/nodes/$1/at-rest.vault" ]; then echo "UNIBUS_AT_REST_KEY_HANDOFF=$RUN/$1/at-rest.key"; fi
+}
+
 render_env() { # NAME ADDR
   local name=$1 addr=$2 routes="" advertise="nats://$2:$NATS_CLIENT_PORT"
   for e in "${CLUSTER_NODES[@]}"; do
@@ -89,6 +96,7 @@ UNIBUS_ROUTE_HOST=$addr
 UNIBUS_ROUTE_PORT=$NATS_ROUTE_PORT
 UNIBUS_ROUTE_TLS_DIR=$ETC/route
 UNIBUS_ROUTE_SECRET_FILE=$ETC/route.secret
+$(vault_env "$name")
 ENV
 }
 
@@ -103,7 +111,7 @@ stage() { # NAME ADDR STAGE_DIR
   (umask 077
    mkdir -p "$s/etc/route" "$s/units" "$s/data/tls" "$s/data/auth"
    render_env "$name" "$addr" >"$s/etc/node.env"
-   cp "$m/at-rest.key" "$s/etc/at-rest.key"
+   if [ -f "$m/at-rest.key" ]; then cp "$m/at-rest.key" "$s/etc/at-rest.key"; fi
    cp "$secrets/route.secret" "$s/etc/route.secret"
    cp "$m/route/." "$s/etc/route/" -a
    cp -a "$m/tls/ca.pem" "$m/tls/server-chain.pem" "$m/tls/server.key" "$s/data/tls/"

@@ -75,8 +75,10 @@ for entry in "${CLUSTER_NODES[@]}"; do
   cp "$out/client-ca/ca.pem" "$dir/tls/ca.pem"
   issue "$out/route-ca" "$dir/route/route.key" "$dir/route/route.pem" "$name" "DNS:$name,IP:$public,IP:$wg"
   cp "$out/route-ca/ca.pem" "$dir/route/route-ca.pem"
-  if [ ! -f "$dir/at-rest.key" ]; then openssl rand -hex 32 >"$dir/at-rest.key"; fi
-  chmod 600 "$dir/at-rest.key" "$dir/tls/server.key" "$dir/route/route.key"
+  # A node in vault mode (at-rest.vault) has no key file any more: making a new one would be wrong.
+  if [ ! -f "$dir/at-rest.key" ] && [ ! -f "$dir/at-rest.vault" ]; then openssl rand -hex 32 >"$dir/at-rest.key"; fi
+  [ -f "$dir/at-rest.key" ] && chmod 600 "$dir/at-rest.key"
+  chmod 600 "$dir/tls/server.key" "$dir/route/route.key"
   echo "node $name: server and route certificates ($san), at-rest key"
 done
 echo "cluster material in $out (keep it off git; deploy-cluster.sh copies each node's part)"

@@ -4,7 +4,8 @@ export const options = {
   "data-dir": { type: "string" }, name: { type: "string" }, label: { type: "string", multiple: true }, json: { type: "boolean" },
   timeout: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" }, bundle: { type: "string" },
   "bundle-file": { type: "string" }, "services-dir": { type: "string" }, help: { type: "boolean", short: "h" },
-  vault: { type: "boolean" }, "genesis-key": { type: "string" }, "allow-unsandboxed-steps": { type: "boolean" },
+  vault: { type: "boolean" }, "genesis-key": { type: "string" }, "allow-unsandboxed-steps": { type: "boolean" }, "allow-luks": { type: "boolean" },
+  from: { type: "string" }, "operator-key": { type: "string" }, "no-cold-start": { type: "boolean" },
 } as const;
 
 /** Where the data dir is: --data-dir, UNIBUS_AGENT_DATA_DIR, or local_files/agent (relative to the working directory). */

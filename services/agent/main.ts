@@ -4,12 +4,15 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { createInterface } from "node:readline";
 import { NodeLabels } from "../../schemas/mod.ts";
 import { parseGenesisKey } from "../core/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
 import { AgentError, startAgent } from "./run/agent.ts";
 import { DEFAULT_DATA_DIR, options } from "./cli-options.ts";
+import { AdoptError, ColdStartError, KeyHandoff, adoptKey, coldUnlock, keyRuntimeDir } from "./vault/mod.ts";
+import { KeyHandoffError } from "../bus/mod.ts";
 
 export const usage = `usage: unibus-agent [flags] <command>
 
@@ -34,6 +37,17 @@ commands:
                                        steps as the agent, unsandboxed (else such updates are refused)
                                        (start it as bin/unibus-agent-boot [flags] run to take updates of
                                        its own code: the boot step picks a release slot or this code)
+      [--allow-luks]                   as root: open the LUKS devices services declare with the data key
+                                       the unlocked key goes to its consumers in $UNIBUS_KEY_RUNTIME_DIR
+                                       (default /run/unibus/<node>, must be tmpfs)
+  vault adopt-key --from FILE --operator-key X… | --no-cold-start
+                                       control-plane nodes, once: this node's JetStream at-rest key (FILE)
+                                       becomes its vault data key, split among its peers; FILE is wiped
+                                       after the key is rebuilt from them. --operator-key keeps a copy
+                                       sealed to the operator for a full-cluster cold start
+  vault cold-unlock                    full-cluster cold start: prints a request line for
+                                       unibus vault cold-answer, reads its answer on stdin and hands the
+                                       key to membershipd (--at-rest-key-handoff) on tmpfs
   status                               this node's enrollment
 
 flags (env in brackets):
@@ -87,7 +101,8 @@ export async function main(argv: string[]): Promise<number> {
     const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
     const [command] = positionals;
     if (command === "status") return status(store, json);
-    if (command === "run") return await run(store, f["services-dir"], log, f.vault ?? false, f["genesis-key"] ?? null, f["allow-unsandboxed-steps"] ?? false);
+    if (command === "run") return await run(store, f["services-dir"], log, { create: f.vault ?? false, genesisKey: f["genesis-key"] ?? null, allowLuks: f["allow-luks"] ?? false }, f["allow-unsandboxed-steps"] ?? false);
+    if (command === "vault") return await vaultCommand(store, positionals.slice(1), f, log, json);
     if (command !== "join" && command !== "enroll-wait") usageError(`unknown command "${positionals.join(" ")}"`);
     const already = store.enrolled();
     if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
@@ -114,12 +129,50 @@ function status(store: NodeStore, json: boolean): number {
   return c ? 0 : 1;
 }
 
-async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: boolean, genesisKey: string | null, allowUnsandboxedSteps: boolean): Promise<number> {
-  if (genesisKey !== null && !parseGenesisKey(genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
-  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault: { create: vault, genesisKey }, allowUnsandboxedSteps });
+async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: { create: boolean; genesisKey: string | null; allowLuks: boolean }, allowUnsandboxedSteps: boolean): Promise<number> {
+  if (vault.genesisKey !== null && !parseGenesisKey(vault.genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
+  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps });
   log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
   const stop = () => void agent.stop();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
   return await agent.done;
+}
+
+const CURVE_KEY = /^X[A-Z2-7]{55}$/;
+
+async function vaultCommand(store: NodeStore, args: string[], f: { from?: string; "operator-key"?: string; "no-cold-start"?: boolean }, log: (line: string) => void, json: boolean): Promise<number> {
+  const [verb] = args;
+  const node = store.enrolled()?.node ?? usageError(`${store.dir} holds no enrollment`);
+  if (verb === "adopt-key") {
+    const from = f.from ?? usageError("vault adopt-key needs --from FILE (the at-rest key file)");
+    const operatorKey = f["operator-key"] ?? null;
+    if (operatorKey === null && !f["no-cold-start"]) usageError("vault adopt-key needs --operator-key X… (a copy for a full-cluster cold start), or --no-cold-start to go without one");
+    if (operatorKey !== null && !CURVE_KEY.test(operatorKey)) usageError("--operator-key takes an operator curve public key (X…)");
+    const r = await adoptKey({ store, from: resolve(from), operatorKey, log }).catch((err) => {
+      throw err instanceof AdoptError ? new EnrollError(err.code, err.message) : err;
+    });
+    process.stdout.write(json ? JSON.stringify({ ok: true, result: r }) + "\n" : `${r.node}: the JetStream key is now the vault's data key (epoch ${r.epoch}, K=${r.k} of ${r.n}); ${r.removed} wiped${r.cold_start ? "; cold-start copy sealed to the operator" : ""}\n`);
+    return 0;
+  }
+  if (verb === "cold-unlock") {
+    const handoff = new KeyHandoff(keyRuntimeDir(node));
+    const lines = createInterface({ input: process.stdin });
+    const answer = (request: string) => new Promise<string>((res, rej) => {
+      process.stdout.write(request + "\n");
+      process.stderr.write("unibus-agent: give that line to unibus vault cold-answer --kex-seed FILE on the operator's machine, then paste its answer here\n");
+      lines.once("line", res);
+      lines.once("close", () => rej(new EnrollError("E_USAGE", "stdin closed before the answer came")));
+    });
+    try {
+      await coldUnlock({ node, dir: store.dir, handoff, answer }).catch((err) => {
+        throw err instanceof ColdStartError || err instanceof KeyHandoffError ? new EnrollError(err.code, err.message) : err;
+      });
+    } finally {
+      lines.close();
+    }
+    log(`the key is handed over in ${handoff.atRestPath}; membershipd --at-rest-key-handoff takes it`);
+    return 0;
+  }
+  return usageError(`unknown vault command "${args.join(" ")}" (adopt-key, cold-unlock)`);
 }

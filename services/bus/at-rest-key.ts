@@ -26,14 +26,28 @@ export function loadOrCreateAtRestKey({ keyFile, checkFile, storeExists }: AtRes
   const key = buf.toString("utf8").trim();
   buf.fill(0);
   if (!/^[0-9a-f]{64}$/.test(key)) throw new AtRestKeyError(`the at-rest key file ${keyFile} does not hold a 64-hex-digit key`);
-  if (existsSync(checkFile)) {
-    if (!constantTimeEqualHex(readFileSync(checkFile, "utf8").trim(), hmacHex(key, CHECK_LABEL))) {
-      throw new AtRestKeyError(`the at-rest key in ${keyFile} does not open the store (key check mismatch); refusing to start with an empty store`);
-    }
-  } else if (!storeExists) {
-    recordAtRestKeyCheck(checkFile, key);
-  }
+  checkAtRestKey(key, { checkFile, storeExists, source: `the at-rest key in ${keyFile}` });
   return key;
+}
+
+/**
+ * Checks a key (from a file or the vault's hand-off) against at-rest.check: a mismatch throws
+ * rather than let nats-server start on an empty store. A fresh store records the check.
+ */
+export function checkAtRestKey(key: string, o: { checkFile: string; storeExists: boolean; source: string }): void {
+  if (existsSync(o.checkFile)) {
+    if (!constantTimeEqualHex(readFileSync(o.checkFile, "utf8").trim(), hmacHex(key, CHECK_LABEL))) {
+      throw new AtRestKeyError(`${o.source} does not open the store (key check mismatch); refusing to start with an empty store`);
+    }
+  } else if (!o.storeExists) {
+    recordAtRestKeyCheck(o.checkFile, key);
+  }
+}
+
+/** Whether `key` fits at-rest.check (null when there is no check file yet). */
+export function fitsAtRestCheck(key: string, checkFile: string): boolean | null {
+  if (!existsSync(checkFile)) return null;
+  return constantTimeEqualHex(readFileSync(checkFile, "utf8").trim(), hmacHex(key, CHECK_LABEL));
 }
 
 /** Called once a store is known to open with this key (a store that predates key checks). */

@@ -15,3 +15,4 @@ export * from "./creds.ts";
 export * from "./logs-stream.ts";
 export * from "./cold-start.ts";
 export { EventSigner, MAX_EVENT_BATCH } from "./event-signer.ts";
+export * from "./key-handoff.ts";

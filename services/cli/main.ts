@@ -19,6 +19,7 @@ import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "./request.ts";
 import { vaultStatus } from "./vault.ts";
 import { nodeUnlock, vaultGenesisKey } from "./genesis.ts";
+import { coldAnswerVerb } from "./vault-cold.ts";
 
 export const usage = `usage: unibus [global flags] <verb> [args]
 
@@ -83,6 +84,8 @@ verbs:
   node unlock --genesis <node> --kex-seed FILE | [--passphrase-file FILE]
                                        unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed,
                                        or with the passphrase its genesis key was made for (FILE, the env, or a prompt)
+  vault cold-answer --kex-seed FILE    full-cluster cold start: reads the request line of unibus-agent vault cold-unlock
+                                       on stdin, prints the answer line (the node's key sealed to its one-time key); no NATS
 
 global flags (env in brackets):
   --data-dir DIR [UNIBUS_DATA_DIR]     where membershipd keeps membershipd.json and admin.nk (default local_files)
@@ -222,6 +225,7 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     case "monitor report": return monitorReport(rest, f, o);
     case "vault genesis-key": return vaultGenesisKey(o, f["passphrase-file"]);
     case "vault status": return vaultStatus(o, send, connection, f.timeout === undefined ? 2000 : o.timeoutMs);
+    case "vault cold-answer": return coldAnswerVerb(f);
     case "req": {
       const [subject, json] = [verb, ...rest];
       if (!subject || rest.length !== 1) usageError("expected <subject> <json-args>");

@@ -13,6 +13,8 @@ export const MembershipdConfig = z.object({
   httpPort: Port,
   httpHost: z.string().min(1),
   atRestKeyFile: z.string().min(1),
+  /** Vault mode: the agent hands the key over in this file (tmpfs); no key file is read. */
+  atRestKeyHandoff: z.string().optional(),
   natsUrl: z.string().optional(),
   natsCreds: z.string().optional(),
   natsCa: z.string().optional(),
@@ -37,6 +39,7 @@ const flags = {
   "http-port": "8470",
   "http-host": "127.0.0.1",
   "at-rest-key-file": "",
+  "at-rest-key-handoff": "",
   "nats-url": "",
   "nats-creds": "",
   "nats-ca": "",
@@ -59,6 +62,8 @@ export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS
   --http-port N            /healthz and /metrics port (default 8470)
   --http-host HOST         /healthz and /metrics address (default 127.0.0.1)
   --at-rest-key-file FILE  JetStream at-rest key (default DATA_DIR/at-rest.key, created 0600 on first start)
+  --at-rest-key-handoff F  vault mode: wait for the co-located agent to hand the key over in F (on
+                           tmpfs, e.g. /run/unibus/NODE/at-rest.key) instead of reading a key file
   --advertise URL[,URL]    client URLs written into invites (default nats://HOST:PORT of the listener)
   --overlay-cidr CIDR      overlay network for node addresses (default 10.0.0.0/24)
   --nats-url URL           use an existing NATS instead of the embedded server (no operator mode:
@@ -95,6 +100,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     httpPort: pick("http-port"),
     httpHost: pick("http-host"),
     atRestKeyFile: abs(keyFile) ?? join(dataDir, "at-rest.key"),
+    atRestKeyHandoff: abs(pick("at-rest-key-handoff")),
     natsUrl: pick("nats-url") || undefined,
     natsCreds: pick("nats-creds") || undefined,
     natsCa: pick("nats-ca") || undefined,

@@ -1,10 +1,10 @@
 // membershipd: starts (or joins) NATS, owns the event stream, the projections, the membership
 // commands and the posture endpoint.
-import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import {
-  AtRestKeyError, ColdStartTimeout, EmbeddedNatsServer, coldStartRetry, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck,
+  AtRestKeyError, ColdStartTimeout, EmbeddedNatsServer, coldStartRetry, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck, checkAtRestKey,
   SecretFileError, NatsServerMissingError,
 } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
@@ -17,6 +17,7 @@ import { hostsOf, prepareSecurity, type SecurityMaterial } from "./security.ts";
 import { metaClusterView, replicaStatesView } from "./meta-cluster.ts";
 import { loadRouteSecurity, RouteSecurityError } from "./route-security.ts";
 import type { ClusterOptions } from "../bus/mod.ts";
+import { agentVaultState, awaitHandedKey } from "./vault-key.ts";
 
 /** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
 const CLUSTER_START_BUDGET_MS = 180_000;
@@ -43,14 +44,24 @@ async function streamExists(jsm: JetStreamManager): Promise<boolean> {
 async function startEmbedded(cfg: MembershipdConfig, security: SecurityMaterial, cluster: ClusterOptions | null, onFatal: (e: Error) => void) {
   const storeExisted = EmbeddedNatsServer.storeExists(cfg.dataDir);
   const checkFile = join(cfg.dataDir, "at-rest.check");
-  const key = loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
+  const handoff = cfg.atRestKeyHandoff;
+  const key = handoff ? await handedKey(cfg, handoff, checkFile, storeExisted) : loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
   const server = new EmbeddedNatsServer({
-    dataDir: cfg.dataDir, host: cfg.natsHost, port: cfg.natsPort, serverName: cfg.serverName, atRestKey: key, keyFile: cfg.atRestKeyFile, log,
+    dataDir: cfg.dataDir, host: cfg.natsHost, port: cfg.natsPort, serverName: cfg.serverName, atRestKey: key, keyFile: handoff ?? cfg.atRestKeyFile, log,
     authConfig: security.serverAuthConfig, tls: security.tls, ...(cluster ? { cluster } : {}),
   });
   embeddedForCleanup = server;
   await server.start(onFatal);
-  return { server, storeExisted, confirmKey: () => recordAtRestKeyCheck(checkFile, key) };
+  return { server, storeExisted, fromVault: Boolean(handoff), confirmKey: () => recordAtRestKeyCheck(checkFile, key) };
+}
+
+/** Vault mode: the key from the agent's hand-off (services/membershipd/vault-key.ts). */
+async function handedKey(cfg: MembershipdConfig, handoff: string, checkFile: string, storeExists: boolean): Promise<string> {
+  if (existsSync(cfg.atRestKeyFile)) log(`vault mode, but the clear key file ${cfg.atRestKeyFile} still exists: delete it once unibus-agent vault adopt-key has finished (sealed_keys stays false until then)`);
+  log(`waiting for the vault key (the agent hands it over in ${handoff})`);
+  const key = await awaitHandedKey({ path: handoff, checkFile, storeExists, node: cfg.serverName, version: VERSION, http: { host: cfg.httpHost, port: cfg.httpPort }, log });
+  checkAtRestKey(key, { checkFile, storeExists, source: "the key the vault handed over" });
+  return key;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -97,6 +108,9 @@ export async function main(argv: string[]): Promise<void> {
   const http = await startHttp(cfg.httpHost, cfg.httpPort, {
     node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server, operatorKey: security?.auth.operator.publicKey ?? null, meta,
     vaults: () => plane.vaultTally.counts(),
+    // Sealed: the running key came from the vault and no clear copy is on this disk.
+    sealedKeys: () => Boolean(embedded?.fromVault) && !existsSync(cfg.atRestKeyFile),
+    agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
   }, metrics, () => server?.restarts ?? 0);
   const httpAddr = http.address() as { port: number };
   const runtime = {

@@ -22,6 +22,10 @@ export interface PostureDeps {
   meta: () => Promise<MetaCluster | null>;
   /** Active nodes' vaults by reported state (VaultTally); null while not yet known. */
   vaults?: () => VaultCounts | null;
+  /** True when the running JetStream key came from the vault's hand-off and no clear key file exists. */
+  sealedKeys?: () => boolean;
+  /** Vault mode: the co-located agent's vault state (vault-state.json), or null. */
+  agentVault?: () => { state: string; problem: string | null } | null;
 }
 
 function within<T>(p: Promise<T>, ms = PROBE_MS): Promise<T | null> {
@@ -70,6 +74,9 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
   // A clustered server without a meta leader has lost quorum: nothing can be written.
   if (meta && (meta.cluster_size ?? 1) > 1 && !meta.leader) problems.push("no JetStream meta leader (cluster quorum lost)");
   const peers = metaPeers(d.node, meta);
+  // Running already, but this node's own vault waits for peers: its key services cannot start.
+  const vault = d.agentVault?.() ?? null;
+  if (vault?.state === "waiting-for-peers") problems.push(`the agent's vault is waiting for peers: ${vault.problem ?? "too few guardians"}`);
   const auth = required(varz, d.nc, "auth_required");
   return {
     status: problems.length ? "degraded" : "ok",
@@ -82,7 +89,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
       acl: Boolean(varz?.auth_required && d.operatorKey && varz?.trusted_operators_claim?.some((c: { sub?: string }) => c.sub === d.operatorKey)),
       at_rest: atRest(d.server),
       signed_commands: true,
-      sealed_keys: false,
+      sealed_keys: d.sealedKeys?.() ?? false,
     },
     cluster: {
       name: meta?.name ?? d.clusterName,
@@ -92,6 +99,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
       meta_leader: meta?.leader ?? (meta ? null : d.node),
     },
     stream: { replicas: info?.config.num_replicas ?? null, last_seq: lastSeq },
+    ...(vault ? { vault: { state: vault.state } } : {}),
     projections: { applied_seq: d.projector.applied, lag: lastSeq === null ? null : Math.max(0, lastSeq - d.projector.applied) },
     // The fleet's vaults, as their nodes last reported them: a node waiting for peers has too few
     // guardians answering. Its own field: it says nothing of this membershipd's health, so no status change.

@@ -17,7 +17,7 @@ import { ReportJournal, Reporter } from "../reports/mod.ts";
 import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
-import { OwnerVault, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
+import { KeyConsumers, KeyHandoff, OwnerVault, VaultDisk, keyRuntimeDir, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
 import { reportOf } from "./node-events.ts";
 import { createAgentUpdater, EXIT_RESTART_INTO_SLOT, EXIT_TRIAL_UNHEALTHY, releasesDir, runningSlot, SELF_RELEASE } from "../update/mod.ts";
 import { AGENT_VERSION } from "../version.ts";
@@ -57,6 +57,10 @@ export interface AgentVaultOptions {
   genesisKey?: string | null;
   /** Test hook: this node, as a guardian, alters the shares it releases. */
   tamper?: (share: Uint8Array) => void;
+  /** Where the unlocked key is handed to its consumers (tmpfs; default $UNIBUS_KEY_RUNTIME_DIR or /run/unibus/<node>). */
+  keyRuntimeDir?: string;
+  /** Root only: open the LUKS devices services declare (cryptsetup). */
+  allowLuks?: boolean;
 }
 
 export interface RunningAgent {
@@ -118,7 +122,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     reporter.notify();
   };
   const shipper = new LogShipper({ node, log: o.log });
+  const keys = new KeyConsumers({ handoff: new KeyHandoff(o.vault?.keyRuntimeDir ?? keyRuntimeDir(node)), allowLuks: o.vault?.allowLuks ?? false, log: o.log });
   const created = Supervisor.create(configs, {
+    dataKey: keys.sandboxView(),
     onEvent: (e: SupervisorEvent) => {
       const r = reportOf(node, e);
       report(r.type, r.data, r.at);
@@ -133,6 +139,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     version: AGENT_VERSION, services: configs.map((c) => c.name), sandbox: posture.sandbox, identity: posture.identity, bwrap_version: posture.bwrap_version,
   });
   if (posture.sandbox === "unavailable") o.log(`sandbox unavailable (${posture.reason}); services that ask for bwrap will not start`);
+  // Vault mode only: a node without a vault never touches the key runtime directory.
+  const vaultMode = new VaultDisk(o.store.dir).exists() || Boolean(o.vault?.create);
+  if (vaultMode) keys.prepare();
   await supervisor.startAll();
   const updater = createAgentUpdater({
     dataDir: o.store.dir, version: AGENT_VERSION, supervisor, connection: () => nc, report: (type, data) => report(type, data), log: o.log,
@@ -163,7 +172,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
   const vault = new OwnerVault({
     node, dir: o.store.dir, signer, ask, log: o.log,
+    onKey: (key) => keys.onKey(key),
     onState: (v) => {
+      keys.onState(v);
       if (v.state !== "off") report("VaultStateChanged", { state: v.state, epoch: v.epoch, k: v.k, n: v.n, reachable: v.reachable, problem: v.problem?.slice(0, 500) ?? null });
     },
     request: async (subject, payload, timeout) => {
@@ -172,6 +183,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     },
     ...(o.vault ?? {}),
   });
+  if (vaultMode) keys.start(supervisor, vault);
   let guardian: Guardian | null = null;
 
   const info = (): AgentInfo => {
@@ -267,6 +279,11 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     void (async () => {
       for await (const s of conn.status()) {
         if (s.type === "disconnect") o.log("NATS: disconnected; services keep running, events and log lines wait");
+        // The server cut us for revoked credentials: whatever holds the data key must not keep it.
+        if (s.type === "error" && /revoked/i.test(s.error.message)) {
+          o.log("NATS: this node's credentials were revoked; its key services are stopped and their key wiped");
+          void keys.revoke();
+        }
         if (s.type === "reconnect") {
           backoff.reset();
           o.log(`NATS: reconnected to ${conn.getServer()}`);
@@ -281,6 +298,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       clearTimeout(trialTimer);
       await supervisor.stopAll();
       await vault.stop();
+      await keys.stop();
       await guardian?.stop();
       // Each NATS step is bounded: with the connection gone (`leave` revokes this node's
       // credentials, and the server cuts it) a drain waits for a reconnect that never comes.

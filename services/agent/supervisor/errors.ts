@@ -6,7 +6,8 @@ export type SupervisorErrorCode =
   | "E_SERVICE_UNKNOWN" // no declared service has that name
   | "E_SANDBOX_UNAVAILABLE" // the service asks for bwrap and bwrap cannot run here
   | "E_SERVICE_START" // the process could not be set up or spawned
-  | "E_NO_HEALTH_CHECK"; // the service declares no health check
+  | "E_NO_HEALTH_CHECK" // the service declares no health check
+  | "E_VAULT_LOCKED"; // the service needs the data key and the vault is not unlocked yet
 
 export interface ServiceError {
   readonly code: SupervisorErrorCode;

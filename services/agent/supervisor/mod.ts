@@ -8,3 +8,4 @@ export type { ServiceError, SupervisorErrorCode, Outcome } from "./errors.ts";
 export type { SandboxProbe } from "./probe.ts";
 export type { Tools } from "./sandbox.ts";
 export { StepSandboxRunner, type SandboxedStepResult, type StepSandbox } from "./step.ts";
+export { serviceIdentity, type ServiceIdentity } from "./identity.ts";

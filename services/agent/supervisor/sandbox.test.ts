@@ -130,3 +130,21 @@ test("a release step: the data dir under an empty tmpfs, the slot bound inside i
     "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--", `${slot}/install.sh`]);
   assert.equal(inv.env.UNIBUS_RELEASE, "web");
 });
+
+test("vault mode: the key runtime dir is an empty tmpfs in every sandbox; a data_key service gets its own copy bound read-only, its path in $UNIBUS_DATA_KEY_FILE", () => {
+  const dataKey = { dir: "/run/unibus/n1", exists: () => true, file: (s: string) => (s === "db" ? "/run/unibus/n1/services/db.key" : null) };
+  const host: Host = { ...asRoot, dataKey };
+  const db = serviceInvocation(config({ name: "db", data_key: true }), host);
+  const at = db.args.indexOf("--chdir");
+  assert.deepEqual(db.args.slice(at - 7, at), ["--perms", "0755", "--tmpfs", "/run/unibus/n1", "--ro-bind", "/run/unibus/n1/services/db.key", "/run/unibus/n1/data.key"]);
+  assert.equal(db.env.UNIBUS_DATA_KEY_FILE, "/run/unibus/n1/data.key");
+  const web = serviceInvocation(config(), host);
+  assert.ok(web.args.includes("/run/unibus/n1"), "hidden from a service that does not need the key");
+  assert.ok(!web.args.includes("/run/unibus/n1/data.key"), "and nothing bound into it");
+  assert.equal(web.env.UNIBUS_DATA_KEY_FILE, undefined);
+  const locked = serviceInvocation(config({ name: "db", data_key: true }), { ...asRoot, dataKey: { ...dataKey, file: () => null } });
+  assert.equal(locked.env.UNIBUS_DATA_KEY_FILE, undefined, "no key handed over: no variable, no bind");
+  assert.ok(!locked.args.includes("/run/unibus/n1/data.key"));
+  const none = serviceInvocation(config(), { ...asRoot, dataKey: { ...dataKey, exists: () => false } });
+  assert.ok(!none.args.includes("/run/unibus/n1"), "a runtime dir that is not there is not mounted over (bwrap could not make it on the read-only root)");
+});

@@ -26,7 +26,12 @@ export const DEFAULT_TOOLS: Tools = { bwrap: "/usr/bin/bwrap", setpriv: "/usr/bi
 export interface Host {
   readonly root: boolean;
   readonly tools: Tools;
+  /** Vault mode: the key runtime directory (hidden in every sandbox) and each service's key file, once handed over. */
+  readonly dataKey?: { readonly dir: string; exists(): boolean; file(service: string): string | null };
 }
+
+/** Where a service that declares `data_key` finds the key inside its sandbox ($UNIBUS_DATA_KEY_FILE). */
+export const dataKeyInSandbox = (dir: string) => `${dir}/data.key`;
 
 export interface Invocation {
   readonly file: string;
@@ -56,9 +61,10 @@ function invocation(config: ServiceConfig, host: Host, command: string, args: st
   const id = serviceIdentity(config);
   const profile = config.sandbox.profile;
   const inner = [...limitArgv(config.limits, host.tools), ...privilegeArgv(id, host, profile), command, ...args];
-  const env = { PATH: DEFAULT_PATH, ...config.env };
+  const keyFile = config.data_key ? host.dataKey?.file(config.name) ?? null : null;
+  const env = { PATH: DEFAULT_PATH, ...config.env, ...(keyFile ? { UNIBUS_DATA_KEY_FILE: dataKeyInSandbox(host.dataKey!.dir) } : {}) };
   if (profile === "none") return { file: inner[0]!, args: inner.slice(1), cwd: config.cwd, env, sandboxed: false };
-  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...mountArgv(config.writable), "--chdir", config.cwd];
+  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...mountArgv(config.writable), ...keyArgv(host, keyFile), "--chdir", config.cwd];
   return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env, sandboxed: true };
 }
 
@@ -169,6 +175,17 @@ export function mountArgv(writable: readonly string[]): string[] {
     ...parents.flatMap((p) => ["--perms", "0755", "--dir", p]),
     ...ordered.flatMap((w) => ["--bind", w, w]),
   ];
+}
+
+/**
+ * The key runtime directory is an empty tmpfs in every sandbox (a userns-mode service runs as the
+ * agent's UID and could read it otherwise); a service that declares `data_key` gets its own copy
+ * bound read-only inside it. bwrap takes the bind's source from the host's tree, not the tmpfs.
+ */
+function keyArgv(host: Host, keyFile: string | null): string[] {
+  if (!host.dataKey?.exists()) return [];
+  const dir = host.dataKey.dir;
+  return ["--perms", "0755", "--tmpfs", dir, ...(keyFile ? ["--ro-bind", keyFile, dataKeyInSandbox(dir)] : [])];
 }
 
 const depth = (p: string) => p.split("/").length;

@@ -135,3 +135,14 @@ test("the service set: duplicate names and shared UIDs are refused", () => {
   assert.equal(shared.errors[0]!.code, "E_SERVICE_CONFIG");
   assert.match(shared.errors[0]!.message, /^services web and api would both run as UID \d+; set sandbox\.uid on one of them$/);
 });
+
+test("data_key needs the bwrap sandbox; luks needs data_key and mounts on a writable path", () => {
+  assert.equal(ServiceConfig.parse(base).data_key, false);
+  assert.ok(valid({ data_key: true }));
+  assert.ok(!valid({ data_key: true, sandbox: { profile: "none" } }), "unsandboxed, the key file would be the host's to see");
+  const luks = { device: "/dev/vdb", name: "web-data", mount: "/var/lib/web" };
+  assert.ok(valid({ data_key: true, writable: ["/var/lib/web"], luks }));
+  assert.ok(!valid({ writable: ["/var/lib/web"], luks }), "luks without data_key");
+  assert.ok(!valid({ data_key: true, writable: ["/var/lib/other"], luks }), "mount point not writable");
+  assert.ok(!valid({ data_key: true, writable: ["/var/lib/web"], luks: { ...luks, name: "../x" } }));
+});

@@ -19,6 +19,8 @@ export interface SupervisorOptions {
   onLine?: LineSink;
   /** Where bwrap, setpriv and prlimit are; the Debian paths by default. */
   tools?: Partial<Tools>;
+  /** Vault mode: the key runtime directory and the services' key files (services/agent/vault/handoff.ts). */
+  dataKey?: Host["dataKey"];
 }
 
 export interface SandboxPosture {
@@ -68,7 +70,7 @@ export class Supervisor {
   }
 
   private constructor(ordered: ServiceConfig[], private readonly options: SupervisorOptions) {
-    this.host = { root: process.getuid?.() === 0, tools: { ...DEFAULT_TOOLS, ...options.tools } };
+    this.host = { root: process.getuid?.() === 0, tools: { ...DEFAULT_TOOLS, ...options.tools }, ...(options.dataKey ? { dataKey: options.dataKey } : {}) };
     for (const config of ordered) {
       this.slots.set(config.name, {
         config, state: "stopped", proc: null, settled: Promise.resolve(), pid: null, since: null,
@@ -130,6 +132,11 @@ export class Supervisor {
     }
   }
 
+  /** The services that declare `data_key`, in start order. */
+  keyConsumers(): ServiceConfig[] {
+    return [...this.slots.values()].map((s) => s.config).filter((c) => c.data_key);
+  }
+
   status(): ServiceStatus[] {
     return [...this.slots.values()].map((s) => this.statusOf(s));
   }
@@ -165,6 +172,12 @@ export class Supervisor {
   /** Spawns the service; resolves once it runs, or with the reason it could not be started. */
   private async launchSlot(slot: Slot, automatic: boolean): Promise<ServiceError | null> {
     const refused = this.preflight(slot.config) ?? this.prepare(slot.config);
+    if (refused?.code === "E_VAULT_LOCKED") {
+      // Not a failure: it waits, stopped, until the agent starts it after the unlock.
+      slot.problem = refused;
+      slot.state = "stopped";
+      return refused;
+    }
     if (refused) {
       slot.problem = refused;
       if (automatic) this.settle(slot, "failed", "failed");
@@ -195,6 +208,9 @@ export class Supervisor {
       if (!probe.available) {
         return serviceError("E_SANDBOX_UNAVAILABLE", `service ${config.name} asks for a bwrap sandbox, which cannot run here: ${probe.reason}`, { service: config.name });
       }
+    }
+    if (config.data_key && !this.host.dataKey?.file(config.name)) {
+      return serviceError("E_VAULT_LOCKED", `service ${config.name} needs the data key; it starts once this node's vault is unlocked`, { service: config.name });
     }
     if (!isFile(config.command)) return serviceError("E_SERVICE_START", `service ${config.name} cannot start: its command ${config.command} is not a file`, { service: config.name });
     return null;

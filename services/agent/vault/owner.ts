@@ -55,6 +55,10 @@ export interface OwnerVaultOptions {
   onState?: (info: VaultInfo) => void;
   /** The operator's genesis key (a curve nkey X…, or a passphrase's scrypt:…:X… spec): allows a genesis vault while the fleet is too small. */
   genesisKey?: string | null;
+  /** Hears the key each time it is in hand at an unlock (handoff.ts writes it for its consumers); it must not keep it. */
+  onKey?: (key: Uint8Array) => Promise<void> | void;
+  /** adopt.ts: the key a new vault takes instead of a fresh one (an existing at-rest key). */
+  adoptKey?: () => Uint8Array;
 }
 
 export interface Attempt { reachable: number; asked: number; bad: string[] }
@@ -175,13 +179,14 @@ export class OwnerVault {
     if (plan.peers.length < min && this.o.genesisKey && !plan.distribution) return await this.createGenesis();
     if (plan.peers.length < min) throw new VaultError("E_TOO_FEW_PEERS", `${plan.peers.length} peers can guard this node's key; it needs ${min}`);
     if (plan.distribution) throw new VaultError("E_EPOCH", `membershipd already holds a distribution of ${this.o.node}'s key (epoch ${plan.distribution.epoch}) but this node has no vault.json`);
-    const key = newDataKey();
+    const key = this.o.adoptKey?.() ?? newDataKey();
     try {
       const commitment = commitTo(key, this.o.node);
       await this.disk.writeStore(key, this.o.node, this.o.initialSecrets ?? {});
       await this.distribute(key, plan, commitment);
       this.disk.write({ v: 1, owner: this.o.node, commitment, created_at: new Date().toISOString(), genesis: false });
       this.unlockedSecrets = await this.disk.openStore(key, this.o.node);
+      await this.o.onKey?.(key);
       this.o.log(`vault: ${this.o.node}'s data key is split among ${plan.peers.length} peers`);
     } finally {
       key.fill(0);
@@ -191,13 +196,14 @@ export class OwnerVault {
   private async createGenesis(): Promise<void> {
     const spec = parseGenesisKey(this.o.genesisKey!);
     if (!spec) throw new VaultError("E_VAULT_LOCKED", "the genesis key is neither a curve public key (X…) nor a scrypt:…:X… spec");
-    const key = newDataKey();
+    const key = this.o.adoptKey?.() ?? newDataKey();
     const commitment = commitTo(key, this.o.node);
     await this.disk.writeStore(key, this.o.node, this.o.initialSecrets ?? {});
     this.disk.writeGenesis({ v: 1, operator: spec.operator, kdf: spec.kdf, sealed: await sealTo(curvePublicRaw(spec.operator), key) });
     this.disk.write({ v: 1, owner: this.o.node, commitment, created_at: new Date().toISOString(), genesis: true });
     this.unlockedSecrets = await this.disk.openStore(key, this.o.node);
     this.heldKey = key;
+    await this.o.onKey?.(key);
     this.o.log(`vault: genesis: ${this.o.node}'s data key is kept under the operator's key until the fleet has ${this.minPeers() + 1} nodes`);
   }
 
@@ -237,6 +243,7 @@ export class OwnerVault {
     }
     this.unlockedSecrets = secrets;
     this.heldKey = key;
+    await this.o.onKey?.(key);
     eph.secretKey.fill(0);
     this.genesisEph = null;
     this.set({ state: "unlocked", genesis_sealed: null, genesis_ephemeral: null, genesis_operator: null, genesis_kdf: null, problem: null });
@@ -258,9 +265,17 @@ export class OwnerVault {
       const secrets = await this.disk.openStore(key, this.o.node);
       if (!secrets) throw new VaultError("E_SHARE_MISMATCH", "the rebuilt key fits the commitment but does not open secrets.enc");
       this.unlockedSecrets = secrets;
+      await this.o.onKey?.(key);
       if (this.needsReshare(plan)) await this.distribute(key, plan, this.disk.read().commitment);
     });
     this.o.log(`vault: unlocked from ${this.status.reachable} guardians (epoch ${this.status.epoch})`);
+  }
+
+  /** The key once more for `use` (the one held in genesis, else rebuilt from the guardians), zeroed after. */
+  async useKey<T>(use: (key: Uint8Array) => Promise<T>): Promise<T> {
+    if (this.status.state !== "unlocked") throw new VaultError("E_VAULT_LOCKED", `${this.o.node}'s vault is ${this.status.state}`);
+    if (this.heldKey) return await use(this.heldKey);
+    return await this.withKey((key) => use(key));
   }
 
   /** Whether the guardians are not all active any more, or N's K is not the distribution's. */
