@@ -14,7 +14,7 @@ import {
   CLOCK_WINDOW_MS, FLEET_ID, blindToken, domainError, storageKey, fleetDecider, isDomainError, nodesProjection, shareAggregate, shareDecider, shareRefusal, vaultDecider, verifyCommandSignature,
   type DomainError, type FleetState, type ShareState, type VaultState,
 } from "../core/mod.ts";
-import { SHARES_BUCKET, decodeEvent, eventSubject, lastEventOf, type AggregateStore, type Buckets } from "../bus/mod.ts";
+import { SHARES_BUCKET, bucketKeys, decodeEvent, eventSubject, lastEventOf, type AggregateStore, type Buckets } from "../bus/mod.ts";
 
 const NODES_BUCKET = nodesProjection.bucket;
 
@@ -49,7 +49,10 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
   async function purgeOtherEpochs(owner: string, epoch: number): Promise<void> {
     const kv = shares();
     const stale: string[] = [];
-    for await (const key of await kv.keys(`${blindToken(owner)}.>`)) if (!key.endsWith(`.${epoch}`)) stale.push(key);
+    // From the stream's subject index: kv.keys() would leave an ordered consumer behind for 5 minutes.
+    for (const key of await bucketKeys(d.jsm, SHARES_BUCKET, `${blindToken(owner)}.>`)) {
+      if (!key.endsWith(`.${epoch}`) && (await kv.get(key))?.operation === "PUT") stale.push(key);
+    }
     await Promise.all(stale.map((k) => kv.purge(k)));
   }
 
