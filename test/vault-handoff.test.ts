@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ServiceConfig } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
-import { startAgent, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
+import { vaultFleet } from "./vault-fleet.ts";
 import { AdoptError, VaultDisk, adoptKey } from "../services/agent/vault/mod.ts";
 import { probeSandbox } from "../services/agent/supervisor/probe.ts";
 import { DEFAULT_TOOLS } from "../services/agent/supervisor/sandbox.ts";
@@ -33,10 +33,7 @@ const why = !probe.available ? `bwrap cannot run here: ${probe.reason}` : !exist
 describe("data key hand-off to services and membershipd", { skip: why ?? false, timeout: 180_000 }, () => {
   let plane: SecurePlaneHandle;
   let admin: ReturnType<typeof adminClient>;
-  const dirs = new Map<string, string>();
-  const agents = new Map<string, RunningAgent>();
-  const opts = new Map<string, AgentVaultOptions>();
-  const logs: string[] = [];
+  const { dirs, agents, opts, logs, start, stop } = vaultFleet((node) => (node === OWNER ? { servicesDir } : {}));
   let shm: string;
   let runtime: string;
   let out: string;
@@ -48,15 +45,6 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     return d;
   };
 
-  async function start(node: string): Promise<RunningAgent> {
-    const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: (l) => logs.push(`${node}: ${l}`), vault: opts.get(node)!, ...(node === OWNER ? { servicesDir } : {}) });
-    agents.set(node, a);
-    return a;
-  }
-  async function stop(node: string): Promise<void> {
-    await agents.get(node)?.stop();
-    agents.delete(node);
-  }
   const service = (name: string) => agents.get(OWNER)!.supervisor.status().find((s) => s.name === name)!;
   const keyOf = (hex: string) => new Uint8Array(Buffer.from(hex.trim(), "hex"));
   const commitment = () => new VaultDisk(dirs.get(OWNER)!).read().commitment;

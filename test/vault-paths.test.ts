@@ -10,7 +10,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { SHARE_ACTION, VaultActionArgs, nodeActorId, vaultShareSubject, type Reply } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
-import { startAgent, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
+import { type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
+import { vaultFleet } from "./vault-fleet.ts";
 import { UNLOCK_STEPS } from "../services/agent/vault/mod.ts";
 import { connectNats, eventSubject, lastEventOf, readEventMessages, SHARES_BUCKET } from "../services/bus/mod.ts";
 import { blindToken, ephemeralPair, inboxPrefix, signCommand, storageKey, toBase64Url, type Signer } from "../services/core/mod.ts";
@@ -27,25 +28,13 @@ const GENEROUS = { burst: 1000, perSecond: 100 };
 describe("vault paths", { timeout: 240_000 }, () => {
   let plane: SecurePlaneHandle;
   let admin: ReturnType<typeof adminClient>;
-  const dirs = new Map<string, string>();
-  const agents = new Map<string, RunningAgent>();
-  const opts = new Map<string, AgentVaultOptions>();
-  const logs: string[] = [];
+  const { dirs, agents, opts, logs, start, stop } = vaultFleet();
 
   async function enroll(node: string, vault: AgentVaultOptions): Promise<void> {
     const dir = tempDir(`unibus-paths-${node}-`);
     dirs.set(node, dir);
     await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
     opts.set(node, vault);
-  }
-  async function start(node: string): Promise<RunningAgent> {
-    const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: (l) => logs.push(`${node}: ${l}`), vault: opts.get(node)! });
-    agents.set(node, a);
-    return a;
-  }
-  async function stop(node: string): Promise<void> {
-    await agents.get(node)?.stop();
-    agents.delete(node);
   }
   const owner = () => agents.get(OWNER)!;
   const unlocked = (a: RunningAgent, ms = 20_000) =>

@@ -11,7 +11,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { SHARE_ACTION, nodeActorId, nodeCommandSubject, vaultShareSubject, type Reply } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
-import { startAgent, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
+import { type RunningAgent } from "../services/agent/run/agent.ts";
+import { vaultFleet } from "./vault-fleet.ts";
 import { VaultDisk } from "../services/agent/vault/mod.ts";
 import { connectNats, eventSubject, lastEventOf, readEventMessages, SHARES_BUCKET } from "../services/bus/mod.ts";
 import { blindToken, ephemeralPair, inboxPrefix, storageKey, signCommand, toBase64Url, decryptWith, type Signer } from "../services/core/mod.ts";
@@ -27,20 +28,7 @@ const SECRET = `db-password-${Math.random().toString(36).slice(2)}`;
 describe("vault", { timeout: 180_000 }, () => {
   let plane: SecurePlaneHandle;
   let admin: ReturnType<typeof adminClient>;
-  const dirs = new Map<string, string>();
-  const agents = new Map<string, RunningAgent>();
-  const vaultOpts = new Map<string, AgentVaultOptions>();
-  const logs: string[] = [];
-
-  async function start(node: string): Promise<RunningAgent> {
-    const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: (l) => logs.push(`${node}: ${l}`), vault: vaultOpts.get(node)! });
-    agents.set(node, a);
-    return a;
-  }
-  async function stop(node: string): Promise<void> {
-    await agents.get(node)?.stop();
-    agents.delete(node);
-  }
+  const { dirs, agents, opts: vaultOpts, start, stop } = vaultFleet();
   const owner = () => agents.get(OWNER)!;
   const unlocked = (a: RunningAgent) => waitUntil(`${a.node} unlocked (${a.vault.info().state}: ${a.vault.info().problem})`, () => a.vault.info().state === "unlocked", 20_000);
 
