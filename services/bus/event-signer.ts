@@ -9,13 +9,22 @@ interface Waiting { draft: EventDraft; resolve(e: HashedEvent): void; reject(err
 /** Batches beyond this are split: the proof grows with log2 of the size, the latency with the size. */
 export const MAX_EVENT_BATCH = 64;
 
+/**
+ * `UNIBUS_EVENT_BATCH_MAX=1` signs every event alone, in the form readers older than batches
+ * understand: for a rolling upgrade, until every membershipd reads batch proofs.
+ */
+function configuredMax(): number {
+  const n = Number(process.env.UNIBUS_EVENT_BATCH_MAX ?? MAX_EVENT_BATCH);
+  return Number.isInteger(n) && n >= 1 && n <= MAX_EVENT_BATCH ? n : MAX_EVENT_BATCH;
+}
+
 export class EventSigner {
   private waiting: Waiting[] = [];
   private scheduled = false;
   /** Signatures made and events they covered: events / batches is the mean batch size. */
   readonly stats = { batches: 0, events: 0 };
 
-  constructor(private readonly signer: Signer, private readonly maxBatch = MAX_EVENT_BATCH) {}
+  constructor(private readonly signer: Signer, private readonly maxBatch = configuredMax()) {}
 
   /** The signed event with its hash (what the aggregate's next event carries as `prev`). */
   sign(draft: EventDraft): Promise<HashedEvent> {
