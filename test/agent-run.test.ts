@@ -27,7 +27,18 @@ function servicePids(marker: string): number[] {
     // The service's own shell, not bwrap or setpriv wrapping it.
     if (argv[0] === "/bin/sh" && argv.some((a) => a.includes(marker)) && isAlive(Number(name))) pids.push(Number(name));
   }
-  return pids;
+  // The shell forks for each `sleep`: until the child execs, it has the shell's very argv. Only the
+  // shells whose parent is not one of them are services (seen: a second "ticker" for an instant).
+  return pids.filter((pid) => !pids.includes(parentOf(pid)));
+}
+
+function parentOf(pid: number): number {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so read after its ")".
+    return Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+  } catch {
+    return 0;
+  }
 }
 
 function writeServices(dir: string, marker: string): void {
