@@ -120,19 +120,22 @@ describe("vault paths", { timeout: 240_000 }, () => {
     }
     assert.ok([...waits].some(([attempt, ms]) => ms !== UNLOCK_STEPS[(attempt - 1) % UNLOCK_STEPS.length]! * unit), "the waits are jittered");
 
-    const row = await vaultRow();
+    // With a 100 ms unit the owner is between waits (state "unlocking") for part of each cycle: each
+    // view is read again until it catches a wait.
+    let row: any;
+    await waitUntil("vault status to show the wait", async () => (row = await vaultRow()).unlock === "waiting-for-peers", 10_000, 50);
     assert.deepEqual([row.unlock, row.source, row.k, row.n, row.epoch, row.reachable], ["waiting-for-peers", "agent", 3, 4, 1, 2]);
     assert.match(row.problem, /2 of 4 guardians released a share; 3 are needed/);
-    const live = await cliJson(["node", "status", OWNER]);
-    assert.equal(live.agent.vault.state, "waiting-for-peers");
-    const human = await runCli([...flags(), "node", "status", OWNER]);
-    assert.match(human.stdout, /vault waiting-for-peers \(epoch 1, K 3 of N 4, 2 guardian\(s\) reached/);
+    await waitUntil("node status --json to show the wait", async () => (await cliJson(["node", "status", OWNER])).agent.vault.state === "waiting-for-peers", 10_000, 50);
+    let human = "";
+    await waitUntil("node status to show the wait", async () => /vault waiting-for-peers/.test(human = (await runCli([...flags(), "node", "status", OWNER])).stdout), 10_000, 50);
+    assert.match(human, /vault waiting-for-peers \(epoch 1, K 3 of N 4, 2 guardian\(s\) reached/);
     await waitUntil("the projection says waiting-for-peers", async () => (await reportedVault())?.state === "waiting-for-peers", 10_000);
-    const fleetTable = await runCli([...flags(), "node", "status"]);
-    assert.match(fleetTable.stdout, /^NODE +STATUS +VAULT +SERVICE +STATE/);
-    assert.match(fleetTable.stdout, new RegExp(`^${OWNER} +active +waiting-for-peers `, "m"));
-    await waitUntil("/healthz counts it", async () => ((await health()).vaults as any)?.waiting_for_peers === 1, 10_000);
-    const h = await health();
+    let fleetTable = "";
+    await waitUntil("the fleet table to show the wait", async () => new RegExp(`^${OWNER} +active +waiting-for-peers `, "m").test(fleetTable = (await runCli([...flags(), "node", "status"])).stdout), 10_000, 50);
+    assert.match(fleetTable, /^NODE +STATUS +VAULT +SERVICE +STATE/);
+    let h: any;
+    await waitUntil("/healthz counts it", async () => ((h = await health()).vaults as any)?.waiting_for_peers === 1, 10_000);
     assert.deepEqual(h.vaults, { owners: 1, unlocked: 0, waiting_for_peers: 1, genesis_locked: 0, locked: 0 });
     assert.equal(h.status, "ok", "a node waiting for peers is the fleet's problem, not this membershipd's");
 
