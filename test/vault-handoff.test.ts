@@ -88,7 +88,8 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
   test("a data_key service starts once the vault is unlocked and finds its own read-only copy of the key in its sandbox; others see an empty directory", async () => {
     const a = await start(OWNER);
     await waitUntil(`unlocked (${a.vault.info().state})`, () => a.vault.info().state === "unlocked", 20_000);
-    await waitUntil("keyed running and has read its key", () => service("keyed").state === "running" && existsSync(`${out}/keyed/ls`) && readFileSync(`${out}/keyed/key`, "utf8").length > 0, 15_000);
+    // The shell creates each file before the command writes it: wait for the listing itself.
+    await waitUntil("keyed running and has read its key", () => service("keyed").state === "running" && existsSync(`${out}/keyed/ls`) && readFileSync(`${out}/keyed/key`, "utf8").length > 0 && readFileSync(`${out}/keyed/ls`, "utf8").endsWith("\n"), 15_000);
     const seen = readFileSync(`${out}/keyed/key`, "utf8");
     assert.match(seen, /^[0-9a-f]{64}\n$/);
     assert.ok(fitsCommitment(keyOf(seen), OWNER, commitment()), "the service's key is the node's data key");
