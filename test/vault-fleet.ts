@@ -2,6 +2,8 @@
 // running agent (started and stopped by name, its log lines kept with the node's name in front).
 import { NodeStore } from "../services/agent/mod.ts";
 import { startAgent, type AgentOptions, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { lastEventOf, readEventMessages } from "../services/bus/mod.ts";
 
 export interface VaultFleet {
   dirs: Map<string, string>;
@@ -30,4 +32,13 @@ export function vaultFleet(extra: (node: string) => Partial<AgentOptions> = () =
       agents.delete(node);
     },
   };
+}
+
+/** Every event stored on `filter` so far, parsed, in stream order. */
+export async function subjectEvents(js: JetStreamClient, jsm: JetStreamManager, filter: string): Promise<{ type: string; data: any }[]> {
+  const out: { type: string; data: any }[] = [];
+  const last = await lastEventOf(jsm, filter);
+  if (!last) return out;
+  for await (const m of readEventMessages(js, jsm, { filter, untilSeq: last.seq })) out.push(JSON.parse(new TextDecoder().decode(m.data)));
+  return out;
 }

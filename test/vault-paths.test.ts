@@ -11,9 +11,9 @@ import { Kvm } from "@nats-io/kv";
 import { SHARE_ACTION, VaultActionArgs, nodeActorId, vaultShareSubject, type Reply } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
 import { type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
-import { vaultFleet } from "./vault-fleet.ts";
+import { subjectEvents, vaultFleet } from "./vault-fleet.ts";
 import { UNLOCK_STEPS } from "../services/agent/vault/mod.ts";
-import { connectNats, eventSubject, lastEventOf, readEventMessages, SHARES_BUCKET } from "../services/bus/mod.ts";
+import { connectNats, eventSubject, SHARES_BUCKET } from "../services/bus/mod.ts";
 import { blindToken, ephemeralPair, inboxPrefix, signCommand, storageKey, toBase64Url, type Signer } from "../services/core/mod.ts";
 import { healthz } from "../services/membershipd/posture.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
@@ -59,13 +59,7 @@ describe("vault paths", { timeout: 240_000 }, () => {
     operatorKey: null, meta: async () => null, vaults: () => plane.plane.vaultTally.counts(),
   });
 
-  async function events(filter: string): Promise<{ type: string; data: any }[]> {
-    const out: { type: string; data: any }[] = [];
-    const last = await lastEventOf(plane.plane.jsm, filter);
-    if (!last) return out;
-    for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter, untilSeq: last.seq })) out.push(JSON.parse(new TextDecoder().decode(m.data)));
-    return out;
-  }
+  const events = (filter: string) => subjectEvents(plane.plane.js, plane.plane.jsm, filter);
   const signerOf = (node: string): Signer => new NodeStore(dirs.get(node)!).keys().signer;
   async function nodeConnection(node: string): Promise<NatsConnection> {
     const store = new NodeStore(dirs.get(node)!);

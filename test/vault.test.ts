@@ -12,9 +12,9 @@ import { Kvm } from "@nats-io/kv";
 import { SHARE_ACTION, nodeActorId, nodeCommandSubject, vaultShareSubject, type Reply } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
 import { type RunningAgent } from "../services/agent/run/agent.ts";
-import { vaultFleet } from "./vault-fleet.ts";
+import { subjectEvents, vaultFleet } from "./vault-fleet.ts";
 import { VaultDisk } from "../services/agent/vault/mod.ts";
-import { connectNats, eventSubject, lastEventOf, readEventMessages, SHARES_BUCKET } from "../services/bus/mod.ts";
+import { connectNats, eventSubject, SHARES_BUCKET } from "../services/bus/mod.ts";
 import { blindToken, ephemeralPair, inboxPrefix, storageKey, signCommand, toBase64Url, decryptWith, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
@@ -32,13 +32,7 @@ describe("vault", { timeout: 180_000 }, () => {
   const owner = () => agents.get(OWNER)!;
   const unlocked = (a: RunningAgent) => waitUntil(`${a.node} unlocked (${a.vault.info().state}: ${a.vault.info().problem})`, () => a.vault.info().state === "unlocked", 20_000);
 
-  async function events(filter: string): Promise<{ type: string; data: any }[]> {
-    const out: { type: string; data: any }[] = [];
-    const last = await lastEventOf(plane.plane.jsm, filter);
-    if (!last) return out;
-    for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter, untilSeq: last.seq })) out.push(JSON.parse(new TextDecoder().decode(m.data)));
-    return out;
-  }
+  const events = (filter: string) => subjectEvents(plane.plane.js, plane.plane.jsm, filter);
   function signerOf(node: string): Signer {
     return new NodeStore(dirs.get(node)!).keys().signer;
   }
