@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { EventEnvelope } from "../schemas/mod.ts";
-import { EVENT_SUBJECT_PREFIX, EVENTS_STREAM, eventSubject } from "../services/bus/mod.ts";
+import { EVENTS_STREAM, eventSubject } from "../services/bus/mod.ts";
 import { newUserSeed, signEvent, signerFromSeed, type EventDraft, type Signer } from "../services/core/mod.ts";
 import { startNats, startPlane, type NatsHandle, type PlaneHandle } from "../test/harness.ts";
 
@@ -142,12 +142,12 @@ export async function driveAtRate(rate: number, total: number, send: (i: number)
 
 /**
  * The raw baseline reader: an ordered consumer on the events stream with the same options
- * readEventMessages uses (all event subjects, from `fromSeq`, max_messages 2048), calling `onMsg`
- * per message and doing nothing else with it.
+ * readEventMessages uses (the whole stream, no subject filter: the server delivers a filtered
+ * consumer measurably slower; from `fromSeq`, max_messages 2048), calling `onMsg` per message and
+ * doing nothing else with it.
  */
 export async function rawOrderedRead(js: JetStreamClient, fromSeq: number, untilSeq: number | null, onMsg: (seq: number, m: JsMsg) => void, signal?: AbortSignal): Promise<number> {
   const consumer = await js.consumers.get(EVENTS_STREAM, {
-    filter_subjects: `${EVENT_SUBJECT_PREFIX}.>`,
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: fromSeq,
   });

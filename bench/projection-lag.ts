@@ -6,7 +6,7 @@
 import { availableParallelism } from "node:os";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { appendEvents, ensureEventStream, EVENTS_STREAM, lastSequence } from "../services/bus/mod.ts";
+import { appendEvents, ensureEventStream, EVENTS_STREAM, lastSequence, type Projector, type RecordWriter } from "../services/bus/mod.ts";
 import { clientFor } from "../test/harness.ts";
 import { driveAtRate, fmtInt, fmtMs, fmtRatio, log, newAggregateEvent, newWriter, now, percentiles, rawOrderedRead, sleep, benchNats, benchPlane, cpuMeter, fmtCpuPerEvent, type BenchResult, type CpuUse, type NewEvent, SCALE } from "./common.ts";
 
@@ -150,7 +150,7 @@ async function planePhase(events: NewEvent[]): Promise<PhaseResult & { batches: 
     });
     const batches0 = projector.batches;
     const applied0 = value;
-    const kv = instrumentKv(plane.plane.buckets);
+    const kv = instrumentKv(plane.plane.buckets, projector);
     const r = await loadPhase(writer.js, writer.jsm, plane.nats.proc.pid, events, progress);
     const projectorError = projector.lastError?.message ?? null;
     if (projectorError) log(`projection-lag: projector error during the run: ${projectorError}`);
@@ -171,26 +171,34 @@ function ceiling(cpu: CpuUse, events: number): number {
 
 type KvCalls = { method: string; calls: number; p50: number; p99: number }[];
 
-/** Wraps the KV handles the projector writes through (the plane's bucket objects) to count calls and time them. */
-function instrumentKv(buckets: Record<string, KV>): { summary(): KvCalls } {
+/**
+ * Wraps the KV handles the projector reads and checkpoints through (the plane's bucket objects) and
+ * its record writer (compare-and-set publishes: "create" from revision 0, "update" otherwise) to
+ * count calls and time them.
+ */
+function instrumentKv(buckets: Record<string, KV>, projector: Projector): { summary(): KvCalls } {
   const lat = new Map<string, number[]>();
+  const timed = <A extends unknown[], R>(method: string, f: (...a: A) => Promise<R>) => {
+    const list = lat.get(method) ?? lat.set(method, []).get(method)!;
+    return async (...args: A): Promise<R> => {
+      const start = now();
+      try {
+        return await f(...args);
+      } finally {
+        list.push(now() - start);
+      }
+    };
+  };
   for (const kv of Object.values(buckets)) {
     for (const method of ["get", "create", "update", "put", "delete"] as const) {
-      const original = (kv[method] as (...a: unknown[]) => Promise<unknown>).bind(kv);
-      const list = lat.get(method) ?? lat.set(method, []).get(method)!;
-      Object.defineProperty(kv, method, {
-        configurable: true,
-        value: async (...args: unknown[]) => {
-          const start = now();
-          try {
-            return await original(...args);
-          } finally {
-            list.push(now() - start);
-          }
-        },
-      });
+      Object.defineProperty(kv, method, { configurable: true, value: timed(method, (kv[method] as (...a: unknown[]) => Promise<unknown>).bind(kv)) });
     }
   }
+  // The writer is private to the projector; the benchmark wraps it in place to see every write.
+  const inner = (projector as unknown as { write: RecordWriter }).write;
+  const create = timed("create", inner);
+  const update = timed("update", inner);
+  Object.defineProperty(projector, "write", { configurable: true, value: ((bucket, key, value, revision) => (revision === 0 ? create : update)(bucket, key, value, revision)) satisfies RecordWriter });
   return {
     summary: () => [...lat].filter(([, xs]) => xs.length).map(([method, xs]) => {
       const [p50, p99] = percentiles(xs, [50, 99]);
@@ -226,7 +234,7 @@ export async function run(): Promise<BenchResult> {
       "Per-event lag = time from the publish ack to the first moment applied ≥ the event's sequence (projector.applied observed through a property hook).",
     `Projector: ${fmtInt(uni.applied)} events in ${fmtInt(uni.batches)} batches (events per batch: mean ${(uni.applied / Math.max(1, uni.batches)).toFixed(1)}, p50 ${fmtInt(uni.batchSizes.p50)}, p99 ${fmtInt(uni.batchSizes.p99)}; ` +
       `${fmtInt(uni.batchSizes.ones)} batches of a single event), i.e. ${fmtInt(uni.applied / uni.seconds)} events/s applied over the ${uni.seconds.toFixed(0)} s phase; ` +
-      `KV calls made during the run: ${uni.kv.map((k) => `${k.method} ${fmtInt(k.calls)} (${(k.calls / Math.max(1, uni.applied)).toFixed(2)}/event, p50 ${fmtMs(k.p50)} ms, p99 ${fmtMs(k.p99)} ms)`).join(", ")}.`,
+      `KV calls made during the run (create and update: record writes, compare-and-set publishes through JetStreamPublisher from revision 0 or a known revision; put: checkpoints): ${uni.kv.map((k) => `${k.method} ${fmtInt(k.calls)} (${(k.calls / Math.max(1, uni.applied)).toFixed(2)}/event, p50 ${fmtMs(k.p50)} ms, p99 ${fmtMs(k.p99)} ms)`).join(", ")}.`,
     "CPU µs per event = CPU time of this process (publisher + reader; for unibus the whole control plane) and of the nats-server during the phase, divided by events offered.",
     `The generator is the same for both sides, so the raw side's achieved rate (${fmtInt(raw.publish.rate)}/s) is what this machine sustains of this load without a projector. ` +
       `CPU ceiling: at the CPU per event measured here, ${availableParallelism()} otherwise idle cores could absorb at most ${fmtInt(ceiling(raw.cpu, total))} events/s of the raw side's work ` +

@@ -4,6 +4,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { publisherFor } from "./publisher.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -428,14 +429,11 @@ describe("AggregateStore retries (same commandId)", () => {
       const gate = new Promise<void>((r) => (open = r));
       let reached!: () => void;
       const atGate = new Promise<void>((r) => (reached = r));
-      const gatedJs = new Proxy(c.js, {
-        get(target, prop) {
-          if (prop === "publish") return async (...args: Parameters<JetStreamClient["publish"]>) => { reached(); await gate; return target.publish(...args); };
-          const v = Reflect.get(target, prop);
-          return typeof v === "function" ? v.bind(target) : v;
-        },
-      });
-      const b = new AggregateStore(gatedJs, c.jsm, service);
+      // B has a connection of its own: hold every publish of its connection's publisher.
+      const publisher = publisherFor(c.nc);
+      const publish = publisher.publish.bind(publisher);
+      publisher.publish = async (...args: Parameters<typeof publish>) => { reached(); await gate; return publish(...args); };
+      const b = new AggregateStore(c.js, c.jsm, service);
       const pb = b.execute("member", id, memberDecider, { type: "AddMember", role: "member", ...base } satisfies MemberCommand, meta);
       await atGate;
       await new Promise((r) => setTimeout(r, 5)); // A signs at a later millisecond than B did

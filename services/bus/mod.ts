@@ -16,3 +16,4 @@ export * from "./logs-stream.ts";
 export * from "./cold-start.ts";
 export { EventSigner, MAX_EVENT_BATCH } from "./event-signer.ts";
 export * from "./key-handoff.ts";
+export { JetStreamPublisher, PublishTimeout, publisherFor, type PublishOptions } from "./publisher.ts";

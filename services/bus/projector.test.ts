@@ -17,7 +17,7 @@ import { AggregateStore } from "./aggregate-store.ts";
 import { CHECKPOINTS_BUCKET, openBuckets, projectionBuckets, type Buckets } from "./buckets.ts";
 import { appendEvents, ensureEventStream, eventSubject, lastSequence } from "./event-store.ts";
 import { readKvSnapshot } from "./kv-snapshot.ts";
-import { Projector } from "./projector.ts";
+import { Projector, recordWriter, type RecordWriter } from "./projector.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
 
@@ -364,34 +364,33 @@ describe("Projector", () => {
     });
 
   test("a record write that fails mid-batch: no checkpoint passes it before the restart, then all catches up, also when it was the last event", async (t) => {
-    const members = buckets.UNIBUS_members!;
     const log: string[] = [];
-    const originals = { create: members.create.bind(members), update: members.update.bind(members), put: buckets[CHECKPOINTS_BUCKET]!.put.bind(buckets[CHECKPOINTS_BUCKET]!) };
+    const originalPut = buckets[CHECKPOINTS_BUCKET]!.put.bind(buckets[CHECKPOINTS_BUCKET]!);
+    const write = recordWriter(c.nc);
     let calls = 0;
     let failures = 0;
     let failed: { key: string; seq: number } | null = null;
-    // The 8th write's record fails 5 times in a row: more than writeRecord's own retries, so the
-    // whole batch fails and the projector restarts from its checkpoint.
-    const guarded = (write: (k: string, v: any, ...rest: any[]) => Promise<number>) => async (k: string, v: any, ...rest: any[]) => {
-      const seq = JSON.parse(String(v)).seq as number;
+    // The 8th member write's record fails 5 times in a row: more than writeRecord's own retries, so
+    // the whole batch fails and the projector restarts from its checkpoint.
+    const guarded: RecordWriter = async (bucket, k, v, revision) => {
+      if (bucket !== "UNIBUS_members") return write(bucket, k, v, revision);
+      const seq = JSON.parse(v).seq as number;
       if (++calls === 8) failed = { key: k, seq };
       if (failed?.key === k && failures < 5) {
         failures++;
         log.push(`fail ${k} ${seq}`);
         throw new Error("injected KV failure");
       }
-      const revision = await write(k, v, ...rest);
+      const written = await write(bucket, k, v, revision);
       log.push(`ok ${k} ${seq}`);
-      return revision;
+      return written;
     };
-    members.create = guarded(originals.create) as typeof members.create;
-    members.update = guarded(originals.update) as typeof members.update;
     buckets[CHECKPOINTS_BUCKET]!.put = (async (k: string, v: any) => {
       log.push(`checkpoint ${v}`);
-      return originals.put(k, v);
-    }) as typeof members.put;
+      return originalPut(k, v);
+    }) as typeof originalPut;
     // The projector logs "resuming from <checkpoint>" once a failed batch and all after it have settled.
-    const p = new Projector(c.js, c.jsm, buckets, (line) => log.push(line));
+    const p = new Projector(c.js, c.jsm, buckets, (line) => log.push(line), guarded);
     running.push(p);
     try {
       await p.start();
@@ -420,8 +419,7 @@ describe("Projector", () => {
       assert.equal((failed as { seq: number } | null)?.seq, last);
     } finally {
       await p.stop();
-      Object.assign(members, { create: originals.create, update: originals.update });
-      buckets[CHECKPOINTS_BUCKET]!.put = originals.put;
+      buckets[CHECKPOINTS_BUCKET]!.put = originalPut;
     }
     await assertMatchesStream("after the failed write");
   });

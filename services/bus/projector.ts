@@ -6,15 +6,32 @@
 // is harmless: nothing older than what a key holds is applied to it again.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { allProjections, applyEvent, storageKey, type Projection, type StoredEvent } from "../core/mod.ts";
 import { decodeEvent, readEventMessages, toStoredEvent } from "./event-store.ts";
 import { CHECKPOINTS_BUCKET, type Buckets } from "./buckets.ts";
+import { publisherFor } from "./publisher.ts";
 
 const BATCH_MAX = 1000;
 const CACHE_LIMIT = 100_000;
 const CHECKPOINT_KEY = "projector";
 
 interface Cached { record: any; revision: number }
+
+/**
+ * Writes one record's JSON with compare-and-set: `revision` is the one it was folded from (0: the
+ * key holds nothing), the answer the revision written. It fails when the key has moved on.
+ */
+export type RecordWriter = (bucket: string, key: string, value: string, revision: number) => Promise<number>;
+
+/**
+ * kv.create / kv.update as one pipelined publish with the expected last subject sequence: the same
+ * message and guard, its ack collected on the connection's one subscription (publisher.ts says why).
+ */
+export function recordWriter(nc: NatsConnection): RecordWriter {
+  const publisher = publisherFor(nc);
+  return async (bucket, key, value, revision) => (await publisher.publish(`$KV.${bucket}.${key}`, value, { expectLastSubjectSeq: revision })).seq;
+}
 
 /**
  * Waits for every write to settle, then throws the first failure: Promise.all would reject at the
@@ -40,6 +57,7 @@ export class Projector {
     private readonly jsm: JetStreamManager,
     private readonly buckets: Buckets,
     private readonly log: (line: string) => void = () => {},
+    private readonly write: RecordWriter = recordWriter((js as unknown as { nc: NatsConnection }).nc),
   ) {}
 
   async start(): Promise<void> {
@@ -125,8 +143,7 @@ export class Projector {
       try {
         // `next` is a record or a tombstone (applyEvent never turns a stored value into nothing):
         // a removal is a write like any other, and the tombstone keeps the removal's seq.
-        const value = JSON.stringify(next);
-        const revision = current.revision === 0 ? await kv.create(key, value) : await kv.update(key, value, current.revision);
+        const revision = await this.write(p.bucket, key, JSON.stringify(next), current.revision);
         return this.remember(cacheKey, { record: next, revision });
       } catch (err) {
         this.cache.delete(cacheKey);

@@ -24,15 +24,37 @@ export function canonicalMembers(value: Record<string, unknown>): CanonicalMembe
   return out;
 }
 
-/**
- * The canonical JSON of an object from its members' canonical values: what canonicalJson gives for
- * the whole object (keys sorted by UTF-16 code units, as RFC 8785 and `canonicalize` sort them),
- * without serializing again the values it already has. The write path builds an event's signed
- * bytes and then its hash (with `sig` added) from one serialization of its fields.
- */
-export function canonicalObject(members: CanonicalMembers): string {
-  const sorted = members.slice().sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+const byKey = ([a]: [string, string], [b]: [string, string]) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Members in canonical order (keys sorted by UTF-16 code units, as RFC 8785 and `canonicalize` sort them). */
+export function sortedMembers(members: CanonicalMembers): CanonicalMembers {
+  return members.slice().sort(byKey);
+}
+
+function assemble(sorted: CanonicalMembers): string {
   let out = "{";
   for (let i = 0; i < sorted.length; i++) out += `${i ? "," : ""}${JSON.stringify(sorted[i]![0])}:${sorted[i]![1]}`;
   return `${out}}`;
+}
+
+/**
+ * The canonical JSON of an object from its members' canonical values: what canonicalJson gives for
+ * the whole object, without serializing again the values it already has. The write path builds an
+ * event's signed bytes and then its hash (with `sig` added) from one serialization of its fields.
+ */
+export function canonicalObject(members: CanonicalMembers): string {
+  return assemble(sortedMembers(members));
+}
+
+/**
+ * canonicalObject of `sorted` (already in canonical order) plus `extra` (keys `sorted` lacks):
+ * merged into their places instead of sorting everything again.
+ */
+export function canonicalObjectWith(sorted: CanonicalMembers, extra: CanonicalMembers): string {
+  const more = sortedMembers(extra);
+  const merged: CanonicalMembers = [];
+  let i = 0;
+  let j = 0;
+  while (i < sorted.length || j < more.length) merged.push(j >= more.length || (i < sorted.length && byKey(sorted[i]!, more[j]!) < 0) ? sorted[i++]! : more[j++]!);
+  return assemble(merged);
 }

@@ -5,7 +5,7 @@
 // proof, because on this hardware one signature costs as much as the whole raw publish of an event.
 import { randomBytes } from "node:crypto";
 import type { Actor, CommandEnvelope, EventBatchProof, EventEnvelope } from "../../schemas/mod.ts";
-import { canonicalJson, canonicalMembers, canonicalObject, type CanonicalMembers } from "./canonical.ts";
+import { canonicalJson, canonicalMembers, canonicalObject, canonicalObjectWith, sortedMembers, type CanonicalMembers } from "./canonical.ts";
 import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
 import { leafHash, merkleTree, rootFromProof } from "./merkle.ts";
 
@@ -59,9 +59,18 @@ export async function signEventAsync(draft: EventDraft, signer: Signer): Promise
  */
 export interface HashedEvent { event: EventEnvelope; json: string; hash: string }
 
-function hashed(event: EventEnvelope, members: CanonicalMembers, added: Record<string, unknown>): HashedEvent {
-  const json = canonicalObject([...members, ...canonicalMembers(added)]);
+/** `sorted`: the event's signed members in canonical order; `added`: what signing added, canonical. */
+function hashed(event: EventEnvelope, sorted: CanonicalMembers, added: CanonicalMembers): HashedEvent {
+  const json = canonicalObjectWith(sorted, added);
   return { event, json, hash: sha256Hex(json) };
+}
+
+/**
+ * A batch proof's canonical JSON, written out: its keys in canonical order, two integers and
+ * base64url strings, none of which JSON escapes (the tests hold it to canonicalJson's answer).
+ */
+function batchJson(b: EventBatchProof): string {
+  return `{"i":${b.i},"n":${b.n},"path":[${b.path.map((p) => `"${p}"`).join(",")}]}`;
 }
 
 /**
@@ -70,17 +79,21 @@ function hashed(event: EventEnvelope, members: CanonicalMembers, added: Record<s
  */
 export async function signEventBatch(drafts: readonly EventDraft[], signer: Signer): Promise<HashedEvent[]> {
   const bodies = drafts.map((d) => eventBody(d, signer));
-  const members = bodies.map((b) => canonicalMembers(b));
+  const members = bodies.map((b) => sortedMembers(canonicalMembers(b)));
   const bytes = members.map((m) => encoder.encode(canonicalObject(m)));
   if (bodies.length === 1) {
     const sig = toBase64Url(await signer.signAsync(bytes[0]!));
-    return [hashed({ ...bodies[0]!, sig }, members[0]!, { sig })];
+    return [hashed({ ...bodies[0]!, sig }, members[0]!, [["sig", JSON.stringify(sig)]])];
   }
   const { root, paths } = merkleTree(bytes.map((b) => leafHash(b)));
   const sig = toBase64Url(await signer.signAsync(batchMessage(bodies.length, root)));
+  const sigJson = JSON.stringify(sig);
+  // Every leaf's path repeats the upper nodes: encode each node once.
+  const encoded = new Map<Buffer, string>();
+  const b64 = (node: Buffer) => encoded.get(node) ?? encoded.set(node, toBase64Url(node)).get(node)!;
   return bodies.map((b, i) => {
-    const batch = { i, n: bodies.length, path: paths[i]!.map(toBase64Url) };
-    return hashed({ ...b, batch, sig }, members[i]!, { batch, sig });
+    const batch = { i, n: bodies.length, path: paths[i]!.map(b64) };
+    return hashed({ ...b, batch, sig }, members[i]!, [["batch", batchJson(batch)], ["sig", sigJson]]);
   });
 }
 

@@ -2,17 +2,25 @@
 // interior nodes hashed with distinct prefixes (0x00, 0x01), so no leaf can pose as a subtree, and
 // inclusion proofs that fix both the leaf's index and the tree's size. One Ed25519 signature over a
 // root then vouches for every leaf: the event writer signs a batch of events at once (envelope.ts).
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
-const LEAF = Buffer.from([0]);
-const NODE = Buffer.from([1]);
+const LEAF = 0;
+const NODE = 1;
 
+// One-shot hashes over the prefixed bytes: cheaper than a Hash object with three updates.
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash("sha256").update(LEAF).update(data).digest();
+  const b = Buffer.allocUnsafe(1 + data.length);
+  b[0] = LEAF;
+  b.set(data, 1);
+  return hash("sha256", b, "buffer");
 }
 
 function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash("sha256").update(NODE).update(left).update(right).digest();
+  const b = Buffer.allocUnsafe(1 + left.length + right.length);
+  b[0] = NODE;
+  b.set(left, 1);
+  b.set(right, 1 + left.length);
+  return hash("sha256", b, "buffer");
 }
 
 /** The largest power of two strictly below n (n ≥ 2). */

@@ -1,0 +1,84 @@
+// JetStreamPublisher against a real nats-server: the same guarantees as js.publish (ack with the
+// stream sequence, Nats-Msg-Id deduplication, the expected-last-subject-sequence guard as a
+// JetStreamApiError), no stream, an ack that never comes, and a closed connection.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { JetStreamApiError, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { connectNats } from "./connect.ts";
+import { JetStreamPublisher, PublishTimeout, publisherFor } from "./publisher.ts";
+import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
+
+let nats: NatsHandle;
+let c: Awaited<ReturnType<typeof clientFor>>;
+
+before(async () => {
+  nats = await startNats();
+  c = await clientFor(nats.url);
+  await c.jsm.streams.add({ name: "PUB", subjects: ["pub.>"], storage: StorageType.File, retention: RetentionPolicy.Limits });
+});
+
+after(async () => {
+  await c.nc.close();
+  await nats.stop();
+});
+
+test("publish: acks carry the stream and sequence; 500 in flight each get their own", async () => {
+  const p = publisherFor(c.nc);
+  assert.equal(publisherFor(c.nc), p, "one publisher per connection");
+  const acks = await Promise.all(Array.from({ length: 500 }, (_, i) => p.publish(`pub.many.${i % 7}`, `m${i}`)));
+  assert.deepEqual(new Set(acks.map((a) => a.stream)), new Set(["PUB"]));
+  const seqs = acks.map((a) => a.seq);
+  assert.equal(new Set(seqs).size, 500);
+  const stored = await c.jsm.streams.getMessage("PUB", { seq: acks[123]!.seq });
+  assert.equal(stored?.string(), "m123");
+});
+
+test("publish: a repeated Nats-Msg-Id is acked as a duplicate and stored once", async () => {
+  const p = publisherFor(c.nc);
+  const first = await p.publish("pub.dup", "once", { msgID: "dup-1" });
+  const again = await p.publish("pub.dup", "once", { msgID: "dup-1" });
+  assert.equal(first.duplicate, false);
+  assert.equal(again.duplicate, true);
+  assert.equal(again.seq, first.seq);
+});
+
+test("publish: the expected last subject sequence guards the write, and a lost race is JetStreamApiError 10071", async () => {
+  const p = publisherFor(c.nc);
+  const created = await p.publish("pub.cas", "v1", { expectLastSubjectSeq: 0 });
+  await assert.rejects(p.publish("pub.cas", "again", { expectLastSubjectSeq: 0 }), (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
+  const updated = await p.publish("pub.cas", "v2", { expectLastSubjectSeq: created.seq });
+  await assert.rejects(p.publish("pub.cas", "stale", { expectLastSubjectSeq: created.seq }), (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
+  const last = await c.jsm.streams.getMessage("PUB", { last_by_subj: "pub.cas" });
+  assert.equal(last?.seq, updated.seq);
+  assert.equal(last?.string(), "v2");
+});
+
+test("publish: a subject no stream holds is refused at once, not after a timeout", async () => {
+  const started = Date.now();
+  await assert.rejects(publisherFor(c.nc).publish("nostream.x", "lost"), /not stored: 503/);
+  assert.ok(Date.now() - started < 2000);
+});
+
+test("publish: an ack that never comes times out; a late one is ignored", async () => {
+  // A plain subscriber takes the message and never answers.
+  const silent = c.nc.subscribe("silent.x", { callback: () => {} });
+  const p = new JetStreamPublisher(c.nc, 300);
+  const started = Date.now();
+  await assert.rejects(p.publish("silent.x", "hello"), (err: unknown) => err instanceof PublishTimeout);
+  assert.ok(Date.now() - started < 2000, "timed out in about its timeout");
+  // The publisher keeps working after a timeout.
+  assert.equal((await p.publish("pub.after-timeout", "ok")).stream, "PUB");
+  silent.unsubscribe();
+});
+
+test("publish: a connection that closes fails what is in flight and what comes after", async () => {
+  const nc = await connectNats({ servers: nats.url, name: "publisher-close" });
+  const p = new JetStreamPublisher(nc);
+  // A subscriber that never answers keeps these in flight until the close.
+  nc.subscribe("silent.y", { callback: () => {} });
+  const inFlight = p.publish("silent.y", "x");
+  await nc.flush();
+  await nc.close();
+  await assert.rejects(inFlight, /closed/);
+  await assert.rejects(p.publish("pub.z", "x"), /closed/);
+});

@@ -1,0 +1,25 @@
+// The hand-assembled canonical forms agree with the canonicalize library (RFC 8785) byte for byte.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { seededRandom } from "../../test/harness.ts";
+import { canonicalJson, canonicalMembers, canonicalObject, canonicalObjectWith, sortedMembers } from "./canonical.ts";
+
+const KEYS = ["a", "B", "aa", "ä", "z", "_", "id", "sig", "batch", "10", "9", "é", "\u{1F600}", "Z"];
+
+function randomObject(rand: () => number, keys: string[]): Record<string, unknown> {
+  const values = [null, true, 0, -1.5, 1e21, "x", "quote \" and \\ and \n", { b: 1, a: [2, { d: null, c: "é" }] }, [3, 2, 1]];
+  return Object.fromEntries(keys.filter(() => rand() < 0.6).map((k) => [k, values[Math.floor(rand() * values.length)]]));
+}
+
+test("canonicalObject and canonicalObjectWith give canonicalJson's bytes for any split of an object's keys", () => {
+  const rand = seededRandom(7);
+  for (let n = 0; n < 500; n++) {
+    const keys = KEYS.slice().sort(() => rand() - 0.5);
+    const cut = Math.floor(rand() * keys.length);
+    const a = randomObject(rand, keys.slice(0, cut));
+    const b = randomObject(rand, keys.slice(cut));
+    const whole = canonicalJson({ ...a, ...b });
+    assert.equal(canonicalObject(canonicalMembers({ ...a, ...b })), whole);
+    assert.equal(canonicalObjectWith(sortedMembers(canonicalMembers(a)), canonicalMembers(b)), whole);
+  }
+});
