@@ -3,7 +3,11 @@
 // nats-server restart JetStream is often still recovering then, the check fails, and nats.js waits
 // out a 30 s backoff, ignoring further reconnects meanwhile (seen: membershipd's projector that long
 // behind after a kill -9 of its nats-server). So on every reconnect the reader closes its consumer
-// and opens a new one just after the last message it handed out.
+// and opens a new one just after the last message it handed out. A bounded read does the same when
+// its consumer stalls: in a cluster after a node's kill -9 and return, a consumer once handed out
+// the first event of 883 and then nothing for two minutes while it heartbeated (seen in CI:
+// `audit replay` timed out); nats.js resets an ordered consumer on a gap or missed heartbeats,
+// never on silence, so the reader watches for silence itself.
 import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,6 +15,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 /** How long a reopen is retried before the read fails (a follower retries for as long as it runs). */
 const REOPEN_BUDGET_MS = 30_000;
 const REOPEN_RETRY_MS = 250;
+/** A bounded read waiting this long for its next message, with messages still to come, reopens its consumer. */
+const STALL_MS = 5_000;
 
 export interface ConsumerStart { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string }
 
@@ -33,6 +39,11 @@ export interface OrderedReadOptions {
    * since the caller knew messages were there; "end" ends the read (a filter that may match none).
    */
   whenNothingPending?: "fail" | "end";
+  /** For tests: the silence after which a bounded read reopens (STALL_MS), and the reopen budget. */
+  stallMs?: number;
+  reopenBudgetMs?: number;
+  /** Called before each reopen, with why and the sequence the new consumer starts at. */
+  onReopen?: (reason: "reconnect" | "stall", fromSeq: number) => void;
 }
 
 /**
@@ -45,6 +56,10 @@ export interface OrderedReadOptions {
 export async function* orderedRead(js: JetStreamClient, stream: string, o: OrderedReadOptions): AsyncGenerator<JsMsg & { buffered: number }> {
   const until = typeof o.until === "function" ? await o.until() : o.until;
   const nc = (js as unknown as { nc: NatsConnection }).nc;
+  const stallMs = o.stallMs ?? STALL_MS;
+  const budgetMs = o.reopenBudgetMs ?? REOPEN_BUDGET_MS;
+  // Since when the read has had nothing though it kept reopening (0: it is moving).
+  let stalledSince = 0;
   let start = o.start;
   let nextSeq = start.deliver_policy === DeliverPolicy.StartSequence ? start.opt_start_seq ?? 1 : 1;
   let reopenSince = 0;
@@ -56,7 +71,7 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       consumer = await js.consumers.get(stream, { ...(o.filter ? { filter_subjects: o.filter } : {}), ...start });
     } catch (err) {
       // Only a reopen is retried: the first open's failure is the caller's to handle.
-      if (!reopenSince || (!o.follow && Date.now() - reopenSince > REOPEN_BUDGET_MS)) throw err;
+      if (!reopenSince || (!o.follow && Date.now() - reopenSince > budgetMs)) throw err;
       // An abort ends the wait early; the loop then returns.
       await sleep(REOPEN_RETRY_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
       continue;
@@ -69,8 +84,8 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       if (o.whenNothingPending === "end") return;
       void consumer.delete().catch(() => {});
       emptySince ||= Date.now();
-      if (Date.now() - emptySince > REOPEN_BUDGET_MS) {
-        throw new Error(`${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${REOPEN_BUDGET_MS / 1000} s: its leader's copy lacks messages it acknowledged`);
+      if (Date.now() - emptySince > budgetMs) {
+        throw new Error(`${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${budgetMs / 1000} s: its leader's copy lacks messages it acknowledged`);
       }
       await sleep(REOPEN_RETRY_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
       continue;
@@ -89,14 +104,27 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
     })();
     const onAbort = () => void messages.close();
     o.signal?.addEventListener("abort", onAbort, { once: true });
+    // Silence is measured only while the reader waits for the consumer, not while its caller works.
+    let stalled = false;
+    let waitingSince = Date.now();
+    const watchdog = until === undefined ? null : setInterval(() => {
+      if (waitingSince && Date.now() - waitingSince >= stallMs) {
+        stalled = true;
+        void messages.close();
+      }
+    }, Math.min(1000, stallMs));
     try {
       for await (const m of messages) {
-        if (reconnected) break;
+        if (reconnected || stalled) break;
+        waitingSince = 0;
+        stalledSince = 0;
         nextSeq = m.seq + 1;
         yield Object.assign(m, { buffered: Math.max(0, messages.getReceived() - messages.getProcessed()) });
         if (until !== undefined && (m.seq >= until || (o.filter !== undefined && m.info.pending === 0))) return;
+        waitingSince = Date.now();
       }
     } finally {
+      if (watchdog) clearInterval(watchdog);
       o.signal?.removeEventListener("abort", onAbort);
       status.stop();
       await messages.close();
@@ -104,7 +132,16 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       // inactive threshold (one per aggregate load that missed the cache). Nobody else uses it.
       void consumer.delete().catch(() => {});
     }
-    if (!reconnected) return;
+    if (stalled && !reconnected) {
+      stalledSince ||= Date.now() - stallMs;
+      if (Date.now() - stalledSince > budgetMs) {
+        throw new Error(`${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${Math.round((Date.now() - stalledSince) / 1000)} s though its consumers report messages pending`);
+      }
+      o.onReopen?.("stall", nextSeq);
+    } else if (reconnected) {
+      o.onReopen?.("reconnect", nextSeq);
+    }
+    if (!reconnected && !stalled) return;
     reopenSince = Date.now();
     // Nothing handed out yet: start where the first consumer was asked to.
     if (nextSeq > 1 || start.deliver_policy === DeliverPolicy.StartSequence) start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };

@@ -40,7 +40,7 @@ export class JetStreamPublisher {
     void nc.closed().then((err) => this.failAll(err ?? new Error("connection closed")));
   }
 
-  /** Stores `data` on `subject` and resolves with the stream's ack; a rejection is a JetStreamApiError. */
+  /** Stores `data` on `subject` and resolves with the stream's ack; the stream's refusal (a lost guard) is a JetStreamApiError. */
   publish(subject: string, data: string | Uint8Array, opts: PublishOptions = {}): Promise<PubAck> {
     if (this.closed) return Promise.reject(this.closed);
     const token = (this.next++).toString(36);
