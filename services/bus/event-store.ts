@@ -116,6 +116,8 @@ export interface ReadOptions {
   untilSeq?: number;
   /** Ends the read (a pending wait included) when aborted. */
   signal?: AbortSignal;
+  /** Told before the reader reopens its consumer (after a reconnect, or a bounded read's stall). */
+  onReopen?: (reason: "reconnect" | "stall", fromSeq: number) => void;
 }
 
 /**
@@ -134,5 +136,6 @@ export function readEventMessages(js: JetStreamClient, jsm: JetStreamManager, op
     ...(opts.untilSeq !== undefined ? { until: opts.untilSeq } : opts.follow ? {} : { until: () => lastSequence(jsm) }),
     follow: opts.follow ?? false,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onReopen ? { onReopen: opts.onReopen } : {}),
   });
 }

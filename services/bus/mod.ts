@@ -1,5 +1,5 @@
 export * from "./event-store.ts";
-export { orderedRead, type ConsumerStart, type OrderedReadOptions } from "./ordered-read.ts";
+export { orderedRead, STALL_MS as READ_STALL_MS, type ConsumerStart, type OrderedReadOptions } from "./ordered-read.ts";
 export * from "./aggregate-store.ts";
 export * from "./projector.ts";
 export * from "./buckets.ts";

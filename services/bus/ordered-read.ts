@@ -16,7 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 const REOPEN_BUDGET_MS = 30_000;
 const REOPEN_RETRY_MS = 250;
 /** A bounded read waiting this long for its next message, with messages still to come, reopens its consumer. */
-const STALL_MS = 5_000;
+export const STALL_MS = 5_000;
 
 export interface ConsumerStart { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string }
 

@@ -3,16 +3,22 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ChainVerifier, diffBuckets, MemoryProjections, storageKey, toStorageKeys, type Difference } from "../core/mod.ts";
-import { CHECKPOINTS_BUCKET, decodeEvent, lastSequence, projectionBuckets, readEventMessages, readKvSnapshot, toStoredEvent } from "../bus/mod.ts";
+import { CHECKPOINTS_BUCKET, READ_STALL_MS, decodeEvent, lastSequence, projectionBuckets, readEventMessages, readKvSnapshot, toStoredEvent } from "../bus/mod.ts";
 import { progress } from "./output.ts";
 
 export interface ReplayReport { events: number; at_seq: number; seconds: number; rate: number; projections_caught_up: boolean; differences: Difference[] }
+
+/** Says on the progress stream why the read paused, so a slow replay explains itself. */
+function reopenNote(p: ReturnType<typeof progress> | null) {
+  return (reason: "reconnect" | "stall", fromSeq: number) =>
+    p?.note(reason === "stall" ? `no event came for ${READ_STALL_MS / 1000} s; reading on from event ${fromSeq} through a new consumer` : `reconnected; reading on from event ${fromSeq}`);
+}
 
 /** Rebuilds every projection in memory from events 1..atSeq. */
 export async function rebuildProjections(js: JetStreamClient, jsm: JetStreamManager, atSeq: number, showProgress: boolean): Promise<MemoryProjections> {
   const memory = new MemoryProjections();
   const p = showProgress ? progress("replay") : null;
-  for await (const m of readEventMessages(js, jsm, { untilSeq: atSeq })) {
+  for await (const m of readEventMessages(js, jsm, { untilSeq: atSeq, onReopen: reopenNote(p) })) {
     memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
     p?.update(m.seq, atSeq);
   }
@@ -55,7 +61,7 @@ export async function auditVerify(js: JetStreamClient, jsm: JetStreamManager, pi
   const verifier = new ChainVerifier(pinned);
   const p = showProgress ? progress("verify") : null;
   const decoder = new TextDecoder();
-  for await (const m of readEventMessages(js, jsm, { untilSeq: atSeq })) {
+  for await (const m of readEventMessages(js, jsm, { untilSeq: atSeq, onReopen: reopenNote(p) })) {
     let raw: unknown = null;
     try {
       raw = JSON.parse(decoder.decode(m.data));

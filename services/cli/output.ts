@@ -20,7 +20,7 @@ export function print(json: boolean, value: unknown, human: () => string): void 
 }
 
 /** A progress line on stderr, rewritten in place on a terminal and every few seconds otherwise. */
-export function progress(label: string): { update(done: number, total: number): void; end(): void } {
+export function progress(label: string): { update(done: number, total: number): void; note(text: string): void; end(): void } {
   const tty = process.stderr.isTTY;
   let last = 0;
   const started = Date.now();
@@ -32,6 +32,11 @@ export function progress(label: string): { update(done: number, total: number): 
       const rate = Math.round(done / Math.max(0.001, (now - started) / 1000));
       const text = `${label}: ${done}/${total} events (${rate}/s)`;
       process.stderr.write(tty ? `\r${text}` : `${text}\n`);
+    },
+    /** A line of its own among the updates: something the reader did that the count does not show. */
+    note(text) {
+      process.stderr.write(`${tty && last ? "\n" : ""}${label}: ${text}\n`);
+      last = 0;
     },
     end() {
       if (tty && last) process.stderr.write("\n");

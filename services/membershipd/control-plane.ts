@@ -64,9 +64,12 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const driver = driverSigner(o.dataDir);
   await cold("the genesis events", () => bootstrapStore(aggregates, service, admin, o.clusterName));
   const projector = new Projector(js, jsm, buckets, o.log);
-  await projector.start();
+  // A cold cluster can have its buckets placed before their streams have leaders: the first reads
+  // then time out (seen in CI: a full-cluster cold start failed on one, after the vault key had
+  // been handed over). Both steps only read and append idempotently before they subscribe.
+  await cold("the projector's checkpoint", () => projector.start());
   const auth = o.security
-    ? await startAuthServices({ ...o, security: o.security, js, jsm, aggregates, service, admin })
+    ? await cold("the identity service", () => startAuthServices({ ...o, security: o.security!, js, jsm, aggregates, service, admin }))
     : null;
 
   const meta = o.meta ?? (async () => null);
