@@ -20,6 +20,9 @@ function withoutNewline(raw: Buffer): Buffer {
 /** One line typed with echo off; Ctrl-C or Ctrl-D give up. */
 function prompt(question: string): Promise<Buffer> {
   const stdin = process.stdin;
+  // Echo goes off before the prompt is shown: whatever is typed (or pasted) once it is up is never
+  // echoed (seen in CI: a passphrase typed on the prompt's arrival was echoed back).
+  stdin.setRawMode(true);
   process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
@@ -51,7 +54,6 @@ function prompt(question: string): Promise<Buffer> {
       }
       chunk.fill(0);
     };
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on("data", onData);
   });
