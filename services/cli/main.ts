@@ -21,6 +21,9 @@ import { vaultStatus } from "./vault.ts";
 import { nodeUnlock, vaultGenesisKey } from "./genesis.ts";
 import { coldAnswerVerb } from "./vault-cold.ts";
 
+/** Every request's timeout unless --timeout says otherwise. */
+const DEFAULT_TIMEOUT_MS = 5000;
+
 export const usage = `usage: unibus [global flags] <verb> [args]
 
 verbs:
@@ -97,7 +100,8 @@ global flags (env in brackets):
   --json                               machine-readable output
   --dry-run                            print the signed command and its subject instead of sending it
   --timeout MS|DURATION                request timeout: 5000, 500ms, 5s (default 5 s; agent verbs: status 2 s, start 15 s,
-                                       stop, restart and check 30 s, leave 15 s, each node of node command 5 s)
+                                       stop, restart and check 30 s, leave 15 s, each node of node command 5 s; for node leave
+                                       it bounds the agent's answer, and membershipd's steps wait at least 5 s)
 
 exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable`;
 
@@ -141,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
     as: flags.as ?? process.env.UNIBUS_AS ?? "admin",
     json: flags.json ?? false,
     dryRun: flags["dry-run"] ?? false,
-    timeoutMs: 5000,
+    timeoutMs: DEFAULT_TIMEOUT_MS,
   };
   try {
     if (flags.timeout !== undefined) o.timeoutMs = parseTimeoutMs(flags.timeout);
@@ -203,7 +207,15 @@ async function dispatch(pos: string[], f: Flags, o: GlobalOptions, connection: (
     }
     case "member list": return show(o, await send("member.list", { ...(f.room ? { room: f.room } : {}), ...(f.user ? { user: f.user } : {}), ...limit }),
       (r) => table(r.items, f.room ? ["user", "role", "since"] : ["room", "role"]));
-    case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node leave": case "node revoke": case "node logs":
+    case "node leave": {
+      // --timeout bounds the wait for the node's agent; membershipd's own steps (the revocation
+      // among them) get at least the default, so a short agent wait cannot fail a leave that
+      // membershipd is carrying out (seen in CI: --timeout 300ms, membershipd answered later).
+      const patient = { ...o, timeoutMs: Math.max(o.timeoutMs, DEFAULT_TIMEOUT_MS) };
+      const sendPatiently: Send = (action, args) => command(patient, connection, `${MEMBERSHIP_PREFIX}${action}`, action, args);
+      return nodeVerb(verb!, rest, f, o, sendPatiently, show, connection);
+    }
+    case "node invite": case "node invites": case "node enroll": case "node wait-bundle": case "node list": case "node show": case "node revoke": case "node logs":
     case "node status": case "node start": case "node stop": case "node restart": case "node check": case "node command":
       return nodeVerb(verb!, rest, f, o, send, show, connection);
     case "cluster status": return clusterVerb("status", rest, o, send, send);
