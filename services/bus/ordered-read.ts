@@ -132,16 +132,14 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       // inactive threshold (one per aggregate load that missed the cache). Nobody else uses it.
       void consumer.delete().catch(() => {});
     }
-    if (stalled && !reconnected) {
+    if (!reconnected && !stalled) return;
+    if (!reconnected) {
       stalledSince ||= Date.now() - stallMs;
       if (Date.now() - stalledSince > budgetMs) {
         throw new Error(`${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${Math.round((Date.now() - stalledSince) / 1000)} s though its consumers report messages pending`);
       }
-      o.onReopen?.("stall", nextSeq);
-    } else if (reconnected) {
-      o.onReopen?.("reconnect", nextSeq);
     }
-    if (!reconnected && !stalled) return;
+    o.onReopen?.(reconnected ? "reconnect" : "stall", nextSeq);
     reopenSince = Date.now();
     // Nothing handed out yet: start where the first consumer was asked to.
     if (nextSeq > 1 || start.deliver_policy === DeliverPolicy.StartSequence) start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };

@@ -31,7 +31,8 @@ export function sortedMembers(members: CanonicalMembers): CanonicalMembers {
   return members.slice().sort(byKey);
 }
 
-function assemble(sorted: CanonicalMembers): string {
+/** The canonical JSON of members already in canonical order (sortedMembers). */
+export function canonicalSortedObject(sorted: CanonicalMembers): string {
   let out = "{";
   for (let i = 0; i < sorted.length; i++) out += `${i ? "," : ""}${JSON.stringify(sorted[i]![0])}:${sorted[i]![1]}`;
   return `${out}}`;
@@ -43,7 +44,7 @@ function assemble(sorted: CanonicalMembers): string {
  * event's signed bytes and then its hash (with `sig` added) from one serialization of its fields.
  */
 export function canonicalObject(members: CanonicalMembers): string {
-  return assemble(sortedMembers(members));
+  return canonicalSortedObject(sortedMembers(members));
 }
 
 /**
@@ -56,5 +57,5 @@ export function canonicalObjectWith(sorted: CanonicalMembers, extra: CanonicalMe
   let i = 0;
   let j = 0;
   while (i < sorted.length || j < more.length) merged.push(j >= more.length || (i < sorted.length && byKey(sorted[i]!, more[j]!) < 0) ? sorted[i++]! : more[j++]!);
-  return assemble(merged);
+  return canonicalSortedObject(merged);
 }

@@ -5,7 +5,7 @@
 // proof, because on this hardware one signature costs as much as the whole raw publish of an event.
 import { randomBytes } from "node:crypto";
 import type { Actor, CommandEnvelope, EventBatchProof, EventEnvelope } from "../../schemas/mod.ts";
-import { canonicalJson, canonicalMembers, canonicalObject, canonicalObjectWith, sortedMembers, type CanonicalMembers } from "./canonical.ts";
+import { canonicalJson, canonicalMembers, canonicalObjectWith, canonicalSortedObject, sortedMembers, type CanonicalMembers } from "./canonical.ts";
 import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
 import { leafHash, merkleTree, rootFromProof } from "./merkle.ts";
 
@@ -80,7 +80,7 @@ function batchJson(b: EventBatchProof): string {
 export async function signEventBatch(drafts: readonly EventDraft[], signer: Signer): Promise<HashedEvent[]> {
   const bodies = drafts.map((d) => eventBody(d, signer));
   const members = bodies.map((b) => sortedMembers(canonicalMembers(b)));
-  const bytes = members.map((m) => encoder.encode(canonicalObject(m)));
+  const bytes = members.map((m) => encoder.encode(canonicalSortedObject(m)));
   if (bodies.length === 1) {
     const sig = toBase64Url(await signer.signAsync(bytes[0]!));
     return [hashed({ ...bodies[0]!, sig }, members[0]!, [["sig", JSON.stringify(sig)]])];
