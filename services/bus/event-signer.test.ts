@@ -36,3 +36,14 @@ test("EventSigner: batches split at the maximum; UNIBUS_EVENT_BATCH_MAX=1 signs 
     delete process.env.UNIBUS_EVENT_BATCH_MAX;
   }
 });
+
+test("EventSigner: a backlog is signed one batch per loop turn, so other callbacks run between its batches", async () => {
+  const s = new EventSigner(signer, 4);
+  const order: string[] = [];
+  const all = Array.from({ length: 10 }, (_, i) => s.sign(draft(i)).then(() => order.push(`e${i}`)));
+  // Queued behind the first batch's turn, it runs in the second turn, after the second batch.
+  setImmediate(() => setImmediate(() => order.push("other")));
+  await Promise.all(all);
+  assert.deepEqual(order, ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "other", "e8", "e9"]);
+  assert.deepEqual(s.stats, { batches: 3, events: 10 });
+});

@@ -42,6 +42,21 @@ test("publish: a repeated Nats-Msg-Id is acked as a duplicate and stored once", 
   assert.equal(again.seq, first.seq);
 });
 
+test("publish: the stored message carries both headers as nats.js would have written them; a line break in a value is refused", async () => {
+  const p = publisherFor(c.nc);
+  const ack = await p.publish("pub.hdr", "h", { msgID: " hdr-1 ", expectLastSubjectSeq: 0 });
+  const stored = await c.jsm.streams.getMessage("PUB", { seq: ack.seq });
+  assert.equal(stored?.header.get("Nats-Msg-Id"), "hdr-1", "trimmed, like nats.js's headers");
+  assert.equal(stored?.header.get("Nats-Expected-Last-Subject-Sequence"), "0");
+  assert.equal(stored?.string(), "h");
+  await assert.rejects(p.publish("pub.hdr", "x", { msgID: "a\r\nNats-Expected-Last-Subject-Sequence: 9" }), TypeError);
+  await assert.rejects(p.publish("pub.hdr", "x", { msgID: "a\nb" }), TypeError);
+  const next = await p.publish("pub.hdr", "after", { msgID: "hdr-2" });
+  assert.equal(next.seq, ack.seq + 1, "nothing was stored for the refused values, and the publisher goes on");
+  const plain = await p.publish("pub.hdr", "no headers");
+  assert.equal((await c.jsm.streams.getMessage("PUB", { seq: plain.seq }))?.header.keys().length ?? 0, 0);
+});
+
 test("publish: the expected last subject sequence guards the write, and a lost race is JetStreamApiError 10071", async () => {
   const p = publisherFor(c.nc);
   const created = await p.publish("pub.cas", "v1", { expectLastSubjectSeq: 0 });

@@ -10,7 +10,7 @@ export function canonicalJson(value: unknown): string {
   return out;
 }
 
-/** An object's members as [key, canonical JSON of the value], for assembling with canonicalObject. */
+/** An object's members as [key, canonical JSON of the value], for assembling an object's canonical JSON piece by piece. */
 export type CanonicalMembers = [string, string][];
 
 export function canonicalMembers(value: Record<string, unknown>): CanonicalMembers {
@@ -29,33 +29,4 @@ const byKey = ([a]: [string, string], [b]: [string, string]) => (a < b ? -1 : a 
 /** Members in canonical order (keys sorted by UTF-16 code units, as RFC 8785 and `canonicalize` sort them). */
 export function sortedMembers(members: CanonicalMembers): CanonicalMembers {
   return members.slice().sort(byKey);
-}
-
-/** The canonical JSON of members already in canonical order (sortedMembers). */
-export function canonicalSortedObject(sorted: CanonicalMembers): string {
-  let out = "{";
-  for (let i = 0; i < sorted.length; i++) out += `${i ? "," : ""}${JSON.stringify(sorted[i]![0])}:${sorted[i]![1]}`;
-  return `${out}}`;
-}
-
-/**
- * The canonical JSON of an object from its members' canonical values: what canonicalJson gives for
- * the whole object, without serializing again the values it already has. The write path builds an
- * event's signed bytes and then its hash (with `sig` added) from one serialization of its fields.
- */
-export function canonicalObject(members: CanonicalMembers): string {
-  return canonicalSortedObject(sortedMembers(members));
-}
-
-/**
- * canonicalObject of `sorted` (already in canonical order) plus `extra` (keys `sorted` lacks):
- * merged into their places instead of sorting everything again.
- */
-export function canonicalObjectWith(sorted: CanonicalMembers, extra: CanonicalMembers): string {
-  const more = sortedMembers(extra);
-  const merged: CanonicalMembers = [];
-  let i = 0;
-  let j = 0;
-  while (i < sorted.length || j < more.length) merged.push(j >= more.length || (i < sorted.length && byKey(sorted[i]!, more[j]!) < 0) ? sorted[i++]! : more[j++]!);
-  return canonicalSortedObject(merged);
 }

@@ -11,13 +11,6 @@ export interface Signer {
   /** nkey public key (U… for users, N… for nodes), the form shown to people and stored in events */
   readonly publicKey: string;
   sign(data: Uint8Array): Uint8Array;
-  /**
-   * The same signature computed on libuv's threadpool: the caller's event loop keeps serving acks
-   * meanwhile (measured on Node 20: 8 µs of the calling thread's CPU against 62 µs for the
-   * synchronous form). It still costs the machine a whole signature, which is why the write path
-   * signs events in batches (services/bus/event-signer.ts).
-   */
-  signAsync(data: Uint8Array): Promise<Uint8Array>;
 }
 
 /** Builds a native Ed25519 signer from an nkey seed ("SU…", "SN…", …). */
@@ -36,7 +29,6 @@ export function signerFromSeed(seed: string | Uint8Array): Signer {
   return {
     publicKey,
     sign: (data) => sign(null, data, key),
-    signAsync: (data) => new Promise((resolve, reject) => sign(null, data, key, (err, sig) => (err ? reject(err) : resolve(sig)))),
   };
 }
 

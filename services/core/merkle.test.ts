@@ -55,3 +55,8 @@ test("merkle: impossible index and size are refused", () => {
   assert.equal(rootFromProof(leaf, 0, 2, []), null, "a two-leaf tree needs one sibling");
   assert.throws(() => merkleTree([]), RangeError);
 });
+
+test("a string leaf is the leaf of its UTF-8 bytes", () => {
+  for (const s of ["", "event 1", "é ü \u0000 \ud83d\ude00 \u2028", "x".repeat(5000)]) assert.deepEqual(leafHash(s), leafHash(Buffer.from(s, "utf8")), JSON.stringify(s.slice(0, 20)));
+  assert.equal(leafHash("abc").toString("hex"), createHash("sha256").update(Buffer.from([0, 0x61, 0x62, 0x63])).digest("hex"), "RFC 9162's leaf: SHA-256 of 0x00 and the data");
+});
