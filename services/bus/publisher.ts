@@ -30,7 +30,7 @@ const utf8 = new TextDecoder();
 function headerBlock(opts: PublishOptions): MsgHdrs | undefined {
   let block = "NATS/1.0";
   if (opts.msgID !== undefined) block += `\r\nNats-Msg-Id: ${headerValue(opts.msgID)}`;
-  if (opts.expectLastSubjectSeq !== undefined) block += `\r\nNats-Expected-Last-Subject-Sequence: ${headerValue(String(opts.expectLastSubjectSeq))}`;
+  if (opts.expectLastSubjectSeq !== undefined) block += `\r\nNats-Expected-Last-Subject-Sequence: ${opts.expectLastSubjectSeq}`;
   if (block.length === "NATS/1.0".length) return undefined;
   const bytes = Buffer.from(`${block}\r\n\r\n`);
   return { encode: () => bytes } as unknown as MsgHdrs;

@@ -60,7 +60,7 @@ export interface HashedEvent { event: EventEnvelope; json: string; hash: string 
  */
 interface BodyParts { head: string; middle: string; tail: string }
 
-const json = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : canonicalJson(v));
+const valueJson = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : canonicalJson(v));
 
 /** An actor of the schema's shape (just `id` and `key`, both strings) written out; anything else canonicalized. */
 function actorJson(a: Actor): string {
@@ -80,9 +80,9 @@ function draftParts(d: EventDraft, signer: string): BodyParts | null {
   const { actor, aggregate, causation, correlation, data, id, kind, prev, ts, type } = d;
   if (actor === undefined || aggregate === undefined || causation === undefined || correlation === undefined || data === undefined || id === undefined || kind === undefined || prev === undefined || ts === undefined || type === undefined) return null;
   return {
-    head: `"actor":${actorJson(actor)},"aggregate":${json(aggregate)}`,
-    middle: `"causation":${json(causation)},"correlation":${json(correlation)},"data":${json(data)},"id":${json(id)},"kind":${json(kind)},"prev":${json(prev)}`,
-    tail: `"signer":${JSON.stringify(signer)},"ts":${json(ts)},"type":${json(type)},"v":1`,
+    head: `"actor":${actorJson(actor)},"aggregate":${valueJson(aggregate)}`,
+    middle: `"causation":${valueJson(causation)},"correlation":${valueJson(correlation)},"data":${valueJson(data)},"id":${valueJson(id)},"kind":${valueJson(kind)},"prev":${valueJson(prev)}`,
+    tail: `"signer":${JSON.stringify(signer)},"ts":${valueJson(ts)},"type":${valueJson(type)},"v":1`,
   };
 }
 
@@ -133,7 +133,7 @@ function hashed(event: EventEnvelope, json: string): HashedEvent {
  * The signature is made on the calling thread. On libuv's threadpool it cost the calling thread
  * less but the process more (measured here: 18 µs of the caller's CPU and 124 µs in all for one
  * signature, against 94 µs synchronously), and a batch's share of one signature is a few µs per
- * event: with the nats-server on the same two cores, appends interleaved in one process were 10–24 %
+ * event: with the nats-server on the same two cores, appends interleaved in one process were 9–24 %
  * faster signing synchronously, with larger batches (docs/architecture.md).
  */
 export function signEventBatch(drafts: readonly EventDraft[], signer: Signer): HashedEvent[] {
@@ -142,7 +142,7 @@ export function signEventBatch(drafts: readonly EventDraft[], signer: Signer): H
   if (drafts.length === 1) {
     const sig = toBase64Url(signer.sign(Buffer.from(signed[0]!)));
     const p = parts[0]!;
-    return [hashed({ v: 1, ...drafts[0]!, signer: signer.publicKey, sig }, storedJson(p, null, `"sig":${JSON.stringify(sig)}`))];
+    return [hashed({ ...eventBody(drafts[0]!, signer), sig }, storedJson(p, null, `"sig":${JSON.stringify(sig)}`))];
   }
   // A string leaf hashes its UTF-8 bytes: the signed bytes, without encoding them first.
   const { root, paths } = merkleTree(signed.map((s) => leafHash(s)));
@@ -154,7 +154,7 @@ export function signEventBatch(drafts: readonly EventDraft[], signer: Signer): H
   return drafts.map((d, i) => {
     const batch = { i, n: drafts.length, path: paths[i]!.map(b64) };
     const p = parts[i]!;
-    return hashed({ v: 1, ...d, signer: signer.publicKey, batch, sig }, storedJson(p, `"batch":${batchJson(batch)}`, sigMember));
+    return hashed({ ...eventBody(d, signer), batch, sig }, storedJson(p, `"batch":${batchJson(batch)}`, sigMember));
   });
 }
 
