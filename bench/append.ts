@@ -71,7 +71,7 @@ async function unibusRound(js: JetStreamClient, natsPid: number | undefined, w: 
       const start = now();
       const signed = prepared ? null : await signer.sign(nextMemberDraft(w, agg, round));
       const env = signed ? signed.event : prepared![wi]![i]!;
-      const { seqs } = await appendEvents(js, agg.subject, agg.seq, [env], signed ? [signed.json] : undefined);
+      const { seqs } = await appendEvents(js, agg.subject, agg.seq, [env], signed ? [signed.bytes] : undefined);
       agg.seq = seqs[0]!;
       if (signed) agg.hash = signed.hash;
       latencies[wi * perWriter + i] = now() - start;

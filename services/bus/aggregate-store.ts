@@ -93,7 +93,7 @@ export class AggregateStore {
       const signed = await this.sign(kind, id, decided, loaded.hash, meta);
       const envelopes = signed.map((s) => s.event);
       try {
-        const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes, signed.map((s) => s.json));
+        const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes, signed.map((s) => s.bytes));
         // A duplicate ack means an earlier attempt's envelopes are the stored ones: reload next time.
         if (duplicate) this.cache.delete(subject);
         else this.remember(subject, {

@@ -1,11 +1,11 @@
 // The one source of truth: stream UNIBUS_EVENTS, one subject per aggregate. Appends are guarded by
 // Nats-Expected-Last-Subject-Sequence and deduplicated by Nats-Msg-Id.
-import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject, type StoredEvent } from "../core/mod.ts";
 import { orderedRead } from "./ordered-read.ts";
-import { publisherFor } from "./publisher.ts";
+import { publisherFor, type JetStreamPublisher } from "./publisher.ts";
 
 export const EVENTS_STREAM = "UNIBUS_EVENTS";
 const WRONG_LAST_SEQUENCE = 10071;
@@ -51,30 +51,45 @@ export interface AppendResult {
  * Appends events to one aggregate subject. `expectedSeq` is the aggregate's last stream sequence
  * (0: it must not exist yet); each further event expects the one before it. Throws
  * ConcurrencyConflict when another writer got there first.
+ *
+ * `encoded`: each event's JSON or its UTF-8 bytes when the caller has them already (signing
+ * assembles the canonical JSON and its bytes anyway: HashedEvent.bytes), so it is not serialized
+ * twice.
  */
-/**
- * `encoded`: each event's JSON when the caller has it already (signing assembles the canonical
- * JSON anyway: HashedEvent.json), so it is not serialized twice.
- */
-export async function appendEvents(js: JetStreamClient, subject: string, expectedSeq: number, events: EventEnvelope[], encoded?: readonly string[]): Promise<AppendResult> {
-  const seqs: number[] = [];
+export function appendEvents(js: JetStreamClient, subject: string, expectedSeq: number, events: EventEnvelope[], encoded?: readonly (string | Uint8Array)[]): Promise<AppendResult> {
   // The connection's pipelined publisher, not js.publish: the same message and guards, a fraction
   // of the client's CPU per append (publisher.ts).
   const publisher = publisherFor((js as unknown as { nc: NatsConnection }).nc);
+  // One event, the common case, without an async loop around it: a few µs per append at the
+  // write path's rates (measured against the publisher called directly).
+  if (events.length === 1) {
+    return appendOne(publisher, subject, expectedSeq, events[0]!, encoded?.[0]).then((ack) => ({ seqs: [ack.seq], duplicate: ack.duplicate }));
+  }
+  return appendInTurn(publisher, subject, expectedSeq, events, encoded);
+}
+
+function appendOne(publisher: JetStreamPublisher, subject: string, expected: number, event: EventEnvelope, encoded: string | Uint8Array | undefined): Promise<PubAck> {
+  let payload: string | Uint8Array;
+  try {
+    payload = encoded ?? JSON.stringify(event);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return publisher.publish(subject, payload, { msgID: event.id, expectLastSubjectSeq: expected }).catch((err: unknown) => {
+    if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
+    throw err;
+  });
+}
+
+async function appendInTurn(publisher: JetStreamPublisher, subject: string, expectedSeq: number, events: EventEnvelope[], encoded?: readonly (string | Uint8Array)[]): Promise<AppendResult> {
+  const seqs: number[] = [];
   let expected = expectedSeq;
   let duplicate = false;
   for (const [i, event] of events.entries()) {
-    try {
-      const ack = await publisher.publish(subject, encoded?.[i] ?? JSON.stringify(event), { msgID: event.id, expectLastSubjectSeq: expected });
-      seqs.push(ack.seq);
-      duplicate ||= ack.duplicate;
-      expected = ack.seq;
-    } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
-        throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
-      }
-      throw err;
-    }
+    const ack = await appendOne(publisher, subject, expected, event, encoded?.[i]);
+    seqs.push(ack.seq);
+    duplicate ||= ack.duplicate;
+    expected = ack.seq;
   }
   return { seqs, duplicate };
 }

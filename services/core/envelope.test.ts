@@ -186,8 +186,9 @@ describe("signEventBatch: one signature for a batch of events", () => {
     for (const n of [1, 2]) {
       for (const d of shapes) {
         const all = [d, ...drafts(n - 1)];
-        for (const { event, json, hash } of signEventBatch(all, node)) {
+        for (const { event, json, bytes, hash } of signEventBatch(all, node)) {
           assert.equal(json, canonicalJson(event));
+          assert.deepEqual(Buffer.from(bytes), Buffer.from(json, "utf8"));
           assert.equal(hash, eventHash(event));
           assert.equal(verifyEventSignature(JSON.parse(json)), true);
         }
@@ -204,8 +205,9 @@ describe("signEventBatch: one signature for a batch of events", () => {
     for (let n = 0; n < 200; n++) {
       const d = { ...draft({ id: `r${n}`, data: some() }), ...(rand() < 0.3 ? { extra: pick() } : {}), ...(rand() < 0.2 ? { causation: undefined } : {}) } as EventDraft;
       const batch = signEventBatch(rand() < 0.5 ? [d] : [d, draft({ id: `o${n}` })], node);
-      for (const { event, json, hash } of batch) {
+      for (const { event, json, bytes, hash } of batch) {
         assert.equal(json, canonicalJson(event));
+        assert.deepEqual(Buffer.from(bytes), Buffer.from(json, "utf8"), "the published bytes are the stored JSON's UTF-8");
         assert.equal(hash, eventHash(event));
         assert.equal(verifyEventSignature(JSON.parse(json)), true);
       }

@@ -51,20 +51,29 @@ export function signEvent(draft: EventDraft, signer: Signer): EventEnvelope {
  * A signed event, its canonical JSON (what it is stored as) and its hash (the next event's `prev`),
  * assembled from the serialization signing made.
  */
-export interface HashedEvent { event: EventEnvelope; json: string; hash: string }
+export interface HashedEvent { event: EventEnvelope; json: string; bytes: Uint8Array; hash: string }
 
 /**
  * An event body's canonical members, comma-joined, cut where signing adds its two members: in
  * canonical order they are actor, aggregate | batch | causation … prev | sig | signer, ts, type, v.
  * The signed bytes and the stored JSON are then both concatenations of one serialization.
+ * `standard`: the draft has exactly EventDraft's fields (the event object is then a literal).
  */
-interface BodyParts { head: string; middle: string; tail: string }
+interface BodyParts { head: string; middle: string; tail: string; standard: boolean }
 
 const valueJson = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : canonicalJson(v));
 
+// The actor of consecutive events is mostly the same one (membershipd's own identity): its JSON is
+// kept for the next event with an equal id and key.
+let lastActor: { id: string; key: string; json: string } | null = null;
+
 /** An actor of the schema's shape (just `id` and `key`, both strings) written out; anything else canonicalized. */
 function actorJson(a: Actor): string {
-  return Object.keys(a).length === 2 && typeof a.id === "string" && typeof a.key === "string" ? `{"id":${JSON.stringify(a.id)},"key":${JSON.stringify(a.key)}}` : canonicalJson(a);
+  if (Object.keys(a).length !== 2 || typeof a.id !== "string" || typeof a.key !== "string") return canonicalJson(a);
+  if (lastActor === null || lastActor.id !== a.id || lastActor.key !== a.key) {
+    lastActor = { id: a.id, key: a.key, json: `{"id":${JSON.stringify(a.id)},"key":${JSON.stringify(a.key)}}` };
+  }
+  return lastActor.json;
 }
 
 /** The number of EventDraft's fields: a draft with just these is written out in canonical order. */
@@ -73,27 +82,40 @@ const DRAFT_FIELDS = 10;
 /**
  * A draft of exactly EventDraft's fields, written out in canonical order without sorting (the
  * write path's case: sorting and joining members per event was a third of signing's cost); null
- * for any other shape, which bodyParts serializes the general way.
+ * for any other shape, which bodyParts serializes the general way. `signerMember` is the batch's
+ * `"signer":…`, serialized once.
  */
-function draftParts(d: EventDraft, signer: string): BodyParts | null {
+function draftParts(d: EventDraft, signerMember: string): BodyParts | null {
   if (Object.keys(d).length !== DRAFT_FIELDS) return null;
   const { actor, aggregate, causation, correlation, data, id, kind, prev, ts, type } = d;
   if (actor === undefined || aggregate === undefined || causation === undefined || correlation === undefined || data === undefined || id === undefined || kind === undefined || prev === undefined || ts === undefined || type === undefined) return null;
   return {
     head: `"actor":${actorJson(actor)},"aggregate":${valueJson(aggregate)}`,
     middle: `"causation":${valueJson(causation)},"correlation":${valueJson(correlation)},"data":${valueJson(data)},"id":${valueJson(id)},"kind":${valueJson(kind)},"prev":${valueJson(prev)}`,
-    tail: `"signer":${JSON.stringify(signer)},"ts":${valueJson(ts)},"type":${valueJson(type)},"v":1`,
+    tail: `${signerMember},"ts":${valueJson(ts)},"type":${valueJson(type)},"v":1`,
+    standard: true,
   };
 }
 
-function bodyParts(draft: EventDraft, signer: Signer): BodyParts {
-  const fast = draftParts(draft, signer.publicKey);
+function bodyParts(draft: EventDraft, signer: Signer, signerMember: string): BodyParts {
+  const fast = draftParts(draft, signerMember);
   if (fast) return fast;
   // What verification strips (signingBytes) is not part of the body either.
   const { batch: _batch, sig: _sig, ...body } = eventBody(draft, signer) as Omit<EventEnvelope, "sig"> & { batch?: unknown; sig?: unknown };
   const members = sortedMembers(canonicalMembers(body)).map(([k, v]) => [k, `${JSON.stringify(k)}:${v}`] as const);
   const group = (keep: (k: string) => boolean) => members.filter(([k]) => keep(k)).map(([, m]) => m).join(",");
-  return { head: group((k) => k < "batch"), middle: group((k) => k > "batch" && k < "sig"), tail: group((k) => k > "sig") };
+  return { head: group((k) => k < "batch"), middle: group((k) => k > "batch" && k < "sig"), tail: group((k) => k > "sig"), standard: false };
+}
+
+/**
+ * The signed event object. A standard draft's is one literal of a fixed shape: two object spreads
+ * per event cost about a microsecond more.
+ */
+function eventOf(d: EventDraft, p: BodyParts, signer: string, batch: EventBatchProof | undefined, sig: string): EventEnvelope {
+  if (!p.standard) return batch ? { v: 1, ...d, signer, batch, sig } : { v: 1, ...d, signer, sig };
+  const event: EventEnvelope = { v: 1, id: d.id, type: d.type, kind: d.kind, aggregate: d.aggregate, ts: d.ts, actor: d.actor, causation: d.causation, correlation: d.correlation, prev: d.prev, data: d.data, signer, sig };
+  if (batch) event.batch = batch;
+  return event;
 }
 
 /** `{…}` of the non-empty comma-joined member lists, in the order given. */
@@ -109,21 +131,39 @@ function signedJson(p: BodyParts): string {
 }
 
 /** The stored JSON: the body with `batch` (for an event signed in one) and `sig` in their places. */
-function storedJson(p: BodyParts, batchMember: string | null, sigMember: string): string {
-  if (!whole(p)) return object(p.head, batchMember ?? "", p.middle, sigMember, p.tail);
-  return batchMember === null ? `{${p.head},${p.middle},${sigMember},${p.tail}}` : `{${p.head},${batchMember},${p.middle},${sigMember},${p.tail}}`;
+function storedJson(p: BodyParts, batch: string | null, sigMember: string): string {
+  if (!whole(p)) return object(p.head, batch ?? "", p.middle, sigMember, p.tail);
+  return batch === null ? `{${p.head},${p.middle},${sigMember},${p.tail}}` : `{${p.head},${batch},${p.middle},${sigMember},${p.tail}}`;
 }
 
 /**
- * A batch proof's canonical JSON, written out: its keys in canonical order, two integers and
+ * A batch proof's `"batch":…` member, written out: its keys in canonical order, two integers and
  * base64url strings, none of which JSON escapes (the tests hold it to canonicalJson's answer).
  */
-function batchJson(b: EventBatchProof): string {
-  return `{"i":${b.i},"n":${b.n},"path":[${b.path.map((p) => `"${p}"`).join(",")}]}`;
+function batchMember(i: number, n: number, path: readonly string[]): string {
+  return `"batch":{"i":${i},"n":${n},"path":[${path.length > 0 ? `"${path.join('","')}"` : ""}]}`;
 }
 
-function hashed(event: EventEnvelope, json: string): HashedEvent {
-  return { event, json, hash: sha256Hex(json) };
+/**
+ * The stored JSON's UTF-8 bytes are made once: hashed here for the next `prev`, and published as
+ * they are (appendEvents), not encoded a second time.
+ */
+function hashed(event: EventEnvelope, json: string, bytes: Uint8Array = Buffer.from(json)): HashedEvent {
+  return { event, json, bytes, hash: sha256Hex(bytes) };
+}
+
+/**
+ * The UTF-8 bytes of each string, views of one buffer: a kilobyte-sized event would take a new 8 KiB
+ * pool from Buffer.from every few events. Three bytes per UTF-16 unit are always enough.
+ */
+function utf8Views(texts: readonly string[]): Uint8Array[] {
+  const buf = Buffer.allocUnsafe(3 * texts.reduce((n, t) => n + t.length, 0));
+  let at = 0;
+  return texts.map((t) => {
+    const start = at;
+    at += buf.write(t, at);
+    return buf.subarray(start, at);
+  });
 }
 
 /**
@@ -137,25 +177,28 @@ function hashed(event: EventEnvelope, json: string): HashedEvent {
  * faster signing synchronously, with larger batches (docs/architecture.md).
  */
 export function signEventBatch(drafts: readonly EventDraft[], signer: Signer): HashedEvent[] {
-  const parts = drafts.map((d) => bodyParts(d, signer));
-  const signed = parts.map(signedJson);
+  const signerMember = `"signer":${JSON.stringify(signer.publicKey)}`;
+  const parts = drafts.map((d) => bodyParts(d, signer, signerMember));
   if (drafts.length === 1) {
-    const sig = toBase64Url(signer.sign(Buffer.from(signed[0]!)));
     const p = parts[0]!;
-    return [hashed({ ...eventBody(drafts[0]!, signer), sig }, storedJson(p, null, `"sig":${JSON.stringify(sig)}`))];
+    const sig = toBase64Url(signer.sign(Buffer.from(signedJson(p))));
+    return [hashed(eventOf(drafts[0]!, p, signer.publicKey, undefined, sig), storedJson(p, null, `"sig":${JSON.stringify(sig)}`))];
   }
   // A string leaf hashes its UTF-8 bytes: the signed bytes, without encoding them first.
-  const { root, paths } = merkleTree(signed.map((s) => leafHash(s)));
+  const { root, paths } = merkleTree(parts.map((p) => leafHash(signedJson(p))));
   const sig = toBase64Url(signer.sign(batchMessage(drafts.length, root)));
   const sigMember = `"sig":${JSON.stringify(sig)}`;
   // Every leaf's path repeats the upper nodes: encode each node once.
   const encoded = new Map<Buffer, string>();
-  const b64 = (node: Buffer) => encoded.get(node) ?? encoded.set(node, toBase64Url(node)).get(node)!;
-  return drafts.map((d, i) => {
-    const batch = { i, n: drafts.length, path: paths[i]!.map(b64) };
-    const p = parts[i]!;
-    return hashed({ ...eventBody(d, signer), batch, sig }, storedJson(p, `"batch":${batchJson(batch)}`, sigMember));
-  });
+  const b64 = (node: Buffer) => {
+    let e = encoded.get(node);
+    if (e === undefined) encoded.set(node, (e = toBase64Url(node)));
+    return e;
+  };
+  const pathsB64 = paths.map((nodes) => nodes.map(b64));
+  const jsons = parts.map((p, i) => storedJson(p, batchMember(i, drafts.length, pathsB64[i]!), sigMember));
+  const bytes = utf8Views(jsons);
+  return drafts.map((d, i) => hashed(eventOf(d, parts[i]!, signer.publicKey, { i, n: drafts.length, path: pathsB64[i]! }, sig), jsons[i]!, bytes[i]!));
 }
 
 // A batch's events share one signature: verify it once per batch, not once per event.
