@@ -200,7 +200,7 @@ describe("at-rest encryption of the embedded store", () => {
         const log = existsSync(join(dir, "nats", "nats-server.log")) ? readFileSync(join(dir, "nats", "nats-server.log"), "utf8").trim().split("\n").pop() : "";
         assert.fail(`membershipd did not start with key ${key.slice(0, 8)}…: ${(err as Error).message.trim()}\nnats-server.log: ${log}`);
       } finally {
-        if (started) assert.equal(await stopMembershipd(started), 0);
+        if (started) assert.equal(await stopMembershipd(started), 0, started.output());
         await cleanupMembershipd(undefined, dir);
       }
     }

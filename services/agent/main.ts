@@ -9,7 +9,7 @@ import { NodeLabels } from "../../schemas/mod.ts";
 import { parseGenesisKey } from "../core/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
-import { AgentError, startAgent } from "./run/agent.ts";
+import { AgentError, startAgent, type RunningAgent } from "./run/agent.ts";
 import { DEFAULT_DATA_DIR, options } from "./cli-options.ts";
 import { AdoptError, ColdStartError, KeyHandoff, adoptKey, coldUnlock, keyRuntimeDir } from "./vault/mod.ts";
 import { KeyHandoffError } from "../bus/mod.ts";
@@ -131,11 +131,19 @@ function status(store: NodeStore, json: boolean): number {
 
 async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: { create: boolean; genesisKey: string | null; allowLuks: boolean }, allowUnsandboxedSteps: boolean): Promise<number> {
   if (vault.genesisKey !== null && !parseGenesisKey(vault.genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
-  const agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps });
-  log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
-  const stop = () => void agent.stop();
+  // The handler is in place before the first service starts: with Node's default a signal in
+  // between would kill the agent and leave its services (each in its own session) running.
+  let agent: RunningAgent | null = null;
+  let stopAsked = false;
+  const stop = () => {
+    stopAsked = true;
+    void agent?.stop();
+  };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps });
+  if (stopAsked) void agent.stop();
+  else log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
   return await agent.done;
 }
 

@@ -206,6 +206,8 @@ export class EmbeddedNatsServer {
   }
 
   private async spawnOnce(): Promise<void> {
+    // stop() during start (a signal while membershipd starts): no server may be spawned after it.
+    if (this.stopping) throw new Error("nats-server: stopped before it started");
     const budget = this.opts.startBudgetMs ?? 15_000;
     const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", [KEY_ENV]: serverKeyValue(this.opts.atRestKey), ...routeEnv(this.opts.cluster) };
     const child = spawn("nats-server", ["-c", this.confPath], { env, stdio: ["ignore", "pipe", "pipe"] });

@@ -18,6 +18,7 @@ import { metaClusterView, replicaStatesView } from "./meta-cluster.ts";
 import { loadRouteSecurity, RouteSecurityError } from "./route-security.ts";
 import type { ClusterOptions } from "../bus/mod.ts";
 import { agentVaultState, awaitHandedKey } from "./vault-key.ts";
+import { StopSignals } from "./stop-signals.ts";
 
 /** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
 const CLUSTER_START_BUDGET_MS = 180_000;
@@ -29,6 +30,14 @@ const log = (line: string) => process.stderr.write(`membershipd: ${line}\n`);
 class StartupError extends Error {}
 
 let embeddedForCleanup: EmbeddedNatsServer | null = null;
+const signals = new StopSignals();
+
+/** A signal before membershipd is ready: the nats-server it started must not outlive it. */
+async function stopWhileStarting(signal: NodeJS.Signals): Promise<void> {
+  log(`${signal} while starting: stopping`);
+  await embeddedForCleanup?.stop();
+  process.exit(0);
+}
 
 
 async function streamExists(jsm: JetStreamManager): Promise<boolean> {
@@ -46,6 +55,8 @@ async function startEmbedded(cfg: MembershipdConfig, security: SecurityMaterial,
   const checkFile = join(cfg.dataDir, "at-rest.check");
   const handoff = cfg.atRestKeyHandoff;
   const key = handoff ? await handedKey(cfg, handoff, checkFile, storeExisted) : loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
+  // Only now: while it waits for a handed-over key, the wait owns the signals (it withdraws its request).
+  signals.use(stopWhileStarting);
   const server = new EmbeddedNatsServer({
     dataDir: cfg.dataDir, host: cfg.natsHost, port: cfg.natsPort, serverName: cfg.serverName, atRestKey: key, keyFile: handoff ?? cfg.atRestKeyFile, log,
     authConfig: security.serverAuthConfig, tls: security.tls, ...(cluster ? { cluster } : {}),
@@ -85,6 +96,7 @@ export async function main(argv: string[]): Promise<void> {
   const startBudget = cluster ? CLUSTER_START_BUDGET_MS : 15_000;
   const server = embedded?.server ?? null;
   const natsUrl = cfg.natsUrl ?? server!.url;
+  if (!embedded) signals.use(stopWhileStarting);
   const caFile = security?.tls.caFile ?? cfg.natsCa;
   const nc = await connectNats({
     servers: natsUrl, name: `membershipd-${cfg.serverName}`, forever: true, caFile,
@@ -113,17 +125,7 @@ export async function main(argv: string[]): Promise<void> {
     agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
   }, metrics, () => server?.restarts ?? 0);
   const httpAddr = http.address() as { port: number };
-  const runtime = {
-    pid: process.pid, nats_url: natsUrl, http_url: `http://${cfg.httpHost}:${httpAddr.port}`, data_dir: cfg.dataDir, version: VERSION,
-    ca_file: caFile ?? null, admin_creds: security ? join(cfg.dataDir, ADMIN_CREDS_FILE) : null,
-  };
-  writeFileSync(join(cfg.dataDir, "membershipd.json"), JSON.stringify(runtime, null, 2) + "\n", { mode: 0o644 });
-  log(`ready: nats ${natsUrl}${security ? " (TLS, operator-mode auth)" : ""}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`);
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  const shutdown = async (signal: NodeJS.Signals) => {
     log(`${signal}: shutting down`);
     setTimeout(() => {
       log("shutdown took over 15 s; stopping hard");
@@ -137,12 +139,22 @@ export async function main(argv: string[]): Promise<void> {
     await server?.stop();
     process.exit(0);
   };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  // A signal while it started: that stop exits; nothing is announced.
+  if (signals.stopping) return;
+  // Before "ready" is written anywhere: whoever acts on it may signal at once.
+  signals.use(shutdown);
+  const runtime = {
+    pid: process.pid, nats_url: natsUrl, http_url: `http://${cfg.httpHost}:${httpAddr.port}`, data_dir: cfg.dataDir, version: VERSION,
+    ca_file: caFile ?? null, admin_creds: security ? join(cfg.dataDir, ADMIN_CREDS_FILE) : null,
+  };
+  writeFileSync(join(cfg.dataDir, "membershipd.json"), JSON.stringify(runtime, null, 2) + "\n", { mode: 0o644 });
+  log(`ready: nats ${natsUrl}${security ? " (TLS, operator-mode auth)" : ""}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`);
 }
 
 export function runMain(argv: string[]): void {
   main(argv).catch((err: Error) => {
+    // Stopped by a signal while starting: what failed is that start being cut short; the stop exits.
+    if (signals.stopping) return;
     embeddedForCleanup?.killNow();
     const known = err instanceof AtRestKeyError || err instanceof SecretFileError || err instanceof NatsServerMissingError || err instanceof StartupError || err instanceof RouteSecurityError || err instanceof ColdStartTimeout;
     log(known ? err.message : `failed to start: ${err.message}`);
