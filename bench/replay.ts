@@ -9,7 +9,7 @@ import { fmtInt, fmtMs, fmtRatio, log, newAggregateEvent, newWriter, now, rawOrd
 
 const EVENTS = scaled(200_000);
 const CHUNK = 2_000;
-const ROUNDS = 2;
+const ROUNDS = 3;
 const TARGET_RATIO = 0.5;
 
 export async function run(): Promise<BenchResult> {

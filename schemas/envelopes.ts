@@ -29,7 +29,9 @@ export const EventEnvelope = z.object({
   causation: z.string().max(200).nullable(),
   correlation: z.string().max(200).nullable(),
   prev: Sha256Hex.nullable(),
-  data: z.record(z.string(), z.unknown()),
+  // Any object: its type's own schema checks it (decodeEvent). A loose object, not z.record: the
+  // same JSON Schema, a third of the time, and replay parses hundreds of thousands.
+  data: z.looseObject({}),
   /** Present when one signature covers a batch of events: this event's place in the batch's Merkle tree. */
   batch: EventBatchProof.optional(),
   sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),

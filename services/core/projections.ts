@@ -185,10 +185,11 @@ export const allProjections: readonly Projection<any>[] = [
  */
 export class MemoryProjections {
   readonly buckets = new Map<string, Map<string, any>>(allProjections.map((p) => [p.bucket, new Map()]));
+  // Each projection beside its bucket: replay applies hundreds of thousands of events.
+  private readonly pairs = allProjections.map((p) => [p, this.buckets.get(p.bucket)!] as const);
 
   apply(event: StoredEvent): void {
-    for (const p of allProjections) {
-      const bucket = this.buckets.get(p.bucket)!;
+    for (const [p, bucket] of this.pairs) {
       for (const key of p.keys(event)) {
         // undefined only for a key that never held a record (applyEvent keeps a tombstone otherwise).
         const next = applyEvent(p, bucket.get(key), event);
