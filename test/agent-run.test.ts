@@ -157,6 +157,21 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     assert.equal(servicePids(MARK).length, 1);
   });
 
+  test("a SIGTERM the moment its first service runs: the agent stops it and exits 0", async () => {
+    agent!.proc.kill("SIGTERM");
+    assert.equal(await agent!.exited, 0, agent!.out());
+    await waitUntil("the services to stop with the agent", () => servicePids(MARK).length === 0, 10_000);
+    agent = startAgentDaemon(dir);
+    // Still inside the agent's start: it has launched the service but not said it runs.
+    await waitUntil("its service", () => servicePids(MARK).length > 0, 30_000, 5);
+    agent.proc.kill("SIGTERM");
+    assert.equal(await Promise.race([agent.exited, sleep(20_000).then(() => "still running")]), 0, agent.out());
+    await waitUntil("the service to be stopped", () => servicePids(MARK).length === 0, 10_000);
+    agent = startAgentDaemon(dir);
+    await waitUntil("the next agent to answer", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
+    await waitUntil("its service, once", () => servicePids(MARK).length === 1, 10_000);
+  });
+
   test("leave: the agent stops its services, forgets its enrollment and exits 0", async () => {
     const left = await cli(["node", "leave", NODE]);
     assert.equal(left.code, 0, left.stdout + left.stderr);

@@ -71,12 +71,13 @@ describe("membershipd and SIGTERM during its start", { timeout: 120_000 }, () =>
   test("on an external NATS that does not answer, a SIGTERM while it connects exits 0", async () => {
     const dir = tempDir("unibus-md-sig-ext-");
     // Takes the connection and never says a word: membershipd waits in its connect, the start it is stopped in.
-    const mute = createServer(() => {});
+    let connected = false;
+    const mute = createServer(() => (connected = true));
     await new Promise<void>((r) => mute.listen(0, "127.0.0.1", r));
     try {
       const port = (mute.address() as AddressInfo).port;
       const md = await spawnMembershipd(dir, ["--nats-url", `nats://127.0.0.1:${port}`]);
-      await sleep(1500);
+      await waitUntil("membershipd to connect", () => connected || md.proc.exitCode !== null, 30_000, 10);
       assert.equal(md.proc.exitCode, null, md.out());
       md.proc.kill("SIGTERM");
       const [code, signal] = await md.exited;
