@@ -131,8 +131,8 @@ function status(store: NodeStore, json: boolean): number {
 
 async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: { create: boolean; genesisKey: string | null; allowLuks: boolean }, allowUnsandboxedSteps: boolean): Promise<number> {
   if (vault.genesisKey !== null && !parseGenesisKey(vault.genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
-  // The handler is in place before the first service starts: with Node's default a signal in
-  // between would kill the agent and leave its services (each in its own session) running.
+  // The handler is in place before the first service starts: Node's default would kill the agent
+  // at once: its services die with it, without their stop grace, and the exit code is lost.
   let agent: RunningAgent | null = null;
   let stopAsked = false;
   const stop = () => {
