@@ -4,7 +4,7 @@
 // signals on "ready" met exactly that). So the handler is in place before anything is announced,
 // and the phase only decides what it does: while starting, stop what has started and exit; once
 // running, the full shutdown.
-export type StopHandler = (signal: NodeJS.Signals) => void | Promise<void>;
+type StopHandler = (signal: NodeJS.Signals) => void | Promise<void>;
 
 const SIGNALS = ["SIGTERM", "SIGINT"] as const;
 
