@@ -168,6 +168,32 @@ export async function rawOrderedRead(js: JetStreamClient, fromSeq: number, until
   return count;
 }
 
+/**
+ * rawOrderedRead through consume()'s callback instead of its iterator: nats.js hands each message
+ * to the callback as it parses the socket's bytes, without a promise per message. Counts messages
+ * from `fromSeq` through `untilSeq`; the replay benchmark shows it beside the iterator.
+ */
+export async function rawOrderedReadByCallback(js: JetStreamClient, fromSeq: number, untilSeq: number): Promise<number> {
+  const consumer = await js.consumers.get(EVENTS_STREAM, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
+  let count = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const messages = await consumer.consume({
+    max_messages: 2048,
+    callback: (m) => {
+      count++;
+      if (m.seq >= untilSeq) done();
+    },
+  });
+  try {
+    // Closed early (the connection went away): the count falls short and the caller says so.
+    await Promise.race([finished, messages.closed()]);
+  } finally {
+    await messages.close();
+  }
+  return count;
+}
+
 /** nats-server children still running: killed on any exit, so a crashed benchmark leaves no orphans. */
 const children = new Map<ChildProcess, string[]>();
 let exitHookInstalled = false;
