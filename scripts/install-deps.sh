@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl)
+# Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl, minisign)
 # with apt when run as root, and the npm dependencies from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
