@@ -88,6 +88,8 @@ export const AgentInfo = z.object({
   logs_dropped: z.number().int().min(0),
   /** The node's vault (its data key split among its peers): off, locked, waiting-for-peers, unlocked. */
   vault: VaultInfo.optional(),
+  /** Service files the agent refused (and skipped) at its start: each with its reasons; the other services run. */
+  refused_services: z.array(z.object({ file: z.string().nullable(), code: z.string(), message: z.string() }).strict()).max(1000).optional(),
 }).strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
 

@@ -26,6 +26,20 @@ const WritablePath = AbsolutePath.refine(
 
 const Arg = z.string().max(4096).refine(noNul, "must not contain NUL");
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "must be a variable name (letters, digits, _; not starting with a digit)");
+
+// Variables that make a program load code or data from a path (or parse text) they name: glibc's
+// loader and libc read them before main(), and drop them only for setuid programs. Inside the
+// sandbox prlimit and setpriv still run as root before the UID drop, and with them a library of
+// the service's choosing would run as root: refused, whatever the profile. TMPDIR (also on glibc's
+// list) stays allowed: it only says where temporary files go, and the sandbox's /tmp is private.
+const LOADER_ENV = ["GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR"];
+const LOADER_ENV_PREFIXES = ["LD_", "MALLOC_"];
+/** Why a variable name is refused in a service's environment, or null. */
+export function refusedEnvName(name: string): string | null {
+  if (!LOADER_ENV.includes(name) && !LOADER_ENV_PREFIXES.some((p) => name.startsWith(p))) return null;
+  return `${name} is refused: it makes a program load code or data from a path it names, and the sandbox's helpers (prlimit, setpriv) still run as root when they start`;
+}
+
 const Millis = (max: number) => z.number().int().min(0).max(max);
 const Positive = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
@@ -74,7 +88,13 @@ export const ServiceConfig = z.object({
   command: AbsolutePath.describe("absolute path of the executable; exec'd directly, never through a shell"),
   args: z.array(Arg).max(256).default([]).describe("arguments, passed as they are"),
   env: z.record(EnvName, z.string().max(32_768).refine(noNul, "must not contain NUL"))
-    .refine((e) => Object.keys(e).length <= 128, "at most 128 variables").default({})
+    .refine((e) => Object.keys(e).length <= 128, "at most 128 variables")
+    .superRefine((e, ctx) => {
+      for (const name of Object.keys(e)) {
+        const why = refusedEnvName(name);
+        if (why) ctx.addIssue({ code: "custom", path: [name], message: why });
+      }
+    }).default({})
     .describe("the service's whole environment besides PATH; nothing of the agent's leaks in"),
   cwd: AbsolutePath.default("/").describe("working directory"),
   writable: z.array(WritablePath).max(32).default([]).describe("the only paths the service may write (created and owned by its UID); everything else is read-only"),
@@ -97,6 +117,11 @@ export const ServiceConfig = z.object({
   if (c.data_key && c.sandbox.profile !== "bwrap") ctx.addIssue({ code: "custom", path: ["data_key"], message: "a service that needs the data key must run in the bwrap sandbox" });
   if (c.luks && !c.data_key) ctx.addIssue({ code: "custom", path: ["luks"], message: "a LUKS device is opened with the data key: set data_key too" });
   if (c.luks && !c.writable.includes(c.luks.mount)) ctx.addIssue({ code: "custom", path: ["luks", "mount"], message: "the LUKS mount point must be one of the service's writable paths" });
+  // Unsandboxed, `env -i` sets the environment last, and it reads an argument with "=" as a variable.
+  if (c.sandbox.profile === "none") {
+    if (c.command.includes("=")) ctx.addIssue({ code: "custom", path: ["command"], message: "an unsandboxed command's path must not contain \"=\" (env -i, which sets its environment, would read it as a variable)" });
+    if (c.health_check?.command.includes("=")) ctx.addIssue({ code: "custom", path: ["health_check", "command"], message: "an unsandboxed check's path must not contain \"=\" (env -i, which sets its environment, would read it as a variable)" });
+  }
   if (c.after.includes(c.name)) ctx.addIssue({ code: "custom", path: ["after"], message: "a service cannot come after itself" });
   // The sandbox's /tmp is a private tmpfs: a working directory there exists only inside a writable path.
   if (c.sandbox.profile === "bwrap" && within(c.cwd, "/tmp") && !c.writable.some((w) => within(c.cwd, w))) {

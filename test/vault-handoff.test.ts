@@ -9,7 +9,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ServiceConfig } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
@@ -33,7 +33,7 @@ const why = !probe.available ? `bwrap cannot run here: ${probe.reason}` : !exist
 describe("data key hand-off to services and membershipd", { skip: why ?? false, timeout: 180_000 }, () => {
   let plane: SecurePlaneHandle;
   let admin: ReturnType<typeof adminClient>;
-  const { dirs, agents, opts, logs, start, stop } = vaultFleet((node) => (node === OWNER ? { servicesDir } : {}));
+  const { dirs, agents, opts, logs, start, stop } = vaultFleet((node) => (node === OWNER ? { servicesDir, writableRoots: [dirname(out)] } : {}));
   let shm: string;
   let runtime: string;
   let out: string;

@@ -6,6 +6,7 @@ export const options = {
   "bundle-file": { type: "string" }, "services-dir": { type: "string" }, help: { type: "boolean", short: "h" },
   vault: { type: "boolean" }, "genesis-key": { type: "string" }, "allow-unsandboxed-steps": { type: "boolean" }, "allow-luks": { type: "boolean" },
   from: { type: "string" }, "operator-key": { type: "string" }, "no-cold-start": { type: "boolean" },
+  "writable-root": { type: "string", multiple: true },
 } as const;
 
 /** Where the data dir is: --data-dir, UNIBUS_AGENT_DATA_DIR, or local_files/agent (relative to the working directory). */

@@ -1,6 +1,6 @@
 // `unibus-agent`: the node daemon. This part enrolls the node (`join`, `enroll-wait`) and shows
 // what it is (`status`); it listens on nothing.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -13,6 +13,7 @@ import { AgentError, startAgent, type RunningAgent } from "./run/agent.ts";
 import { DEFAULT_DATA_DIR, options } from "./cli-options.ts";
 import { AdoptError, ColdStartError, KeyHandoff, adoptKey, coldUnlock, keyRuntimeDir } from "./vault/mod.ts";
 import { KeyHandoffError } from "../bus/mod.ts";
+import { writableRootProblem } from "./supervisor/mod.ts";
 
 export const usage = `usage: unibus-agent [flags] <command>
 
@@ -37,6 +38,9 @@ commands:
                                        steps as the agent, unsandboxed (else such updates are refused)
                                        (start it as bin/unibus-agent-boot [flags] run to take updates of
                                        its own code: the boot step picks a release slot or this code)
+      [--writable-root DIR]            services may also keep data below DIR (repeatable; DIR must be
+                                       root's own and writable by no one else); by default only
+                                       <data dir>/service-data/<service> may be a writable path
       [--allow-luks]                   as root: open the LUKS devices services declare with the data key
                                        the unlocked key goes to its consumers in $UNIBUS_KEY_RUNTIME_DIR
                                        (default /run/unibus/<node>, must be tmpfs)
@@ -101,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
     const [command] = positionals;
     if (command === "status") return status(store, json);
-    if (command === "run") return await run(store, f["services-dir"], log, { create: f.vault ?? false, genesisKey: f["genesis-key"] ?? null, allowLuks: f["allow-luks"] ?? false }, f["allow-unsandboxed-steps"] ?? false);
+    if (command === "run") return await run(store, f["services-dir"], log, { create: f.vault ?? false, genesisKey: f["genesis-key"] ?? null, allowLuks: f["allow-luks"] ?? false }, f["allow-unsandboxed-steps"] ?? false, f["writable-root"] ?? []);
     if (command === "vault") return await vaultCommand(store, positionals.slice(1), f, log, json);
     if (command !== "join" && command !== "enroll-wait") usageError(`unknown command "${positionals.join(" ")}"`);
     const already = store.enrolled();
@@ -129,8 +133,13 @@ function status(store: NodeStore, json: boolean): number {
   return c ? 0 : 1;
 }
 
-async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: { create: boolean; genesisKey: string | null; allowLuks: boolean }, allowUnsandboxedSteps: boolean): Promise<number> {
+async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: { create: boolean; genesisKey: string | null; allowLuks: boolean }, allowUnsandboxedSteps: boolean, writableRoots: string[]): Promise<number> {
   if (vault.genesisKey !== null && !parseGenesisKey(vault.genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
+  const permitted = writableRoots.map((r) => (existsSync(r) ? realpathSync(resolve(r)) : usageError(`--writable-root ${r} does not exist`)));
+  for (const r of permitted) {
+    const problem = writableRootProblem(r);
+    if (problem) usageError(`${problem}: a service could swap a directory in it for a link`);
+  }
   // The handler is in place before the first service starts: Node's default would kill the agent
   // at once: its services die with it, without their stop grace, and the exit code is lost.
   let agent: RunningAgent | null = null;
@@ -141,7 +150,7 @@ async function run(store: NodeStore, servicesDir: string | undefined, log: (line
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps });
+  agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps, writableRoots: permitted });
   if (stopAsked) void agent.stop();
   else log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
   return await agent.done;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { NodeView } from "./agent-replies.ts";
-import { fallbackText, fleetRows } from "./node-status.ts";
+import { NodeView, StatusView } from "./agent-replies.ts";
+import { fallbackText, fleetRows, liveTable } from "./node-status.ts";
 
 const NOW = Date.parse("2024-05-01T12:00:00.000Z");
 const base = { node: "web-1", sign_key: "U".padEnd(56, "A"), address: "10.0.0.2", labels: { role: "web" }, status: "active", flow: "join", enrolled_at: "2024-04-01T00:00:00.000Z", invite: "abc", seq: 7 };
@@ -51,4 +51,18 @@ test("--all rows: one per service, one for a node without a report; uptime only 
     ["web-1", "worker", "crash-loop", null, "ServiceStopped"],
     ["db-1", null, null, null, null],
   ]);
+});
+
+test("the live table names each service file the agent refused, with its code and why", () => {
+  const s = StatusView.parse({
+    node: "web-1",
+    agent: {
+      version: "0.1.0", started_at: "2024-05-01T10:00:00.000Z", sandbox: "bwrap", identity: "own-uid", bwrap_version: "0.8.0", sandbox_problem: null,
+      reports_pending: 0, reports_dropped: 0, logs_dropped: 0, refused_services: [{ file: "broken.json", code: "E_SERVICE_CONFIG", message: "broken.json is not readable JSON" }],
+    },
+    services: [{ name: "api", state: "running", profile: "bwrap", pid: 42, uptime_ms: 1000, restarts: 0, last_exit: null, problem: null }],
+  });
+  const lines = liveTable(s, NOW).split("\n");
+  assert.match(lines[1]!, /^api +running +42/);
+  assert.equal(lines[2], "refused broken.json [E_SERVICE_CONFIG]: broken.json is not readable JSON");
 });

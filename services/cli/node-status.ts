@@ -41,12 +41,14 @@ function agentLine(node: string, s: StatusView, nowMs: number): string {
   return parts.join(", ");
 }
 
-function liveTable(s: StatusView, nowMs: number): string {
+/** The agent's own answer as a table, and each service file it refused with why. */
+export function liveTable(s: StatusView, nowMs: number): string {
   const rows = s.services.map((svc) => ({
     service: svc.name, state: svc.state, pid: svc.pid, uptime: svc.uptime_ms === null ? null : humanDuration(svc.uptime_ms),
     restarts: svc.restarts, last_exit: exitText(svc.last_exit, nowMs), problem: svc.problem ? `${svc.problem.code}: ${printable(svc.problem.message)}` : null,
   }));
-  return table(rows, ["service", "state", "pid", "uptime", "restarts", "last_exit", "problem"]);
+  const refused = (s.agent.refused_services ?? []).map((r) => `refused ${r.file ?? "(services dir)"} [${r.code}]: ${printable(r.message)}`);
+  return [table(rows, ["service", "state", "pid", "uptime", "restarts", "last_exit", "problem"]), ...refused].join("\n");
 }
 
 /** When the node last told membershipd anything: its last report, else its newest service event. */

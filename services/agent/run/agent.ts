@@ -5,16 +5,16 @@
 // key shares and, in vault mode, unlocks its own data key from them (services/agent/vault). A killed agent takes
 // its services with it (bwrap --die-with-parent, setpriv --pdeathsig), so the next agent starts
 // them afresh: never a second copy.
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Reply, nodeActorId, type AgentInfo, type NodeConfig, type ReportedEvent } from "../../../schemas/mod.ts";
+import { Reply, nodeActorId, type AgentInfo, type NodeConfig, type ReportedEvent, type ServiceConfig } from "../../../schemas/mod.ts";
 import { connectNats } from "../../bus/mod.ts";
 import { inboxPrefix, signCommand, type Signer } from "../../core/mod.ts";
 import { CommandRecord, TrustList, fetchTrust, startNodeCommandService, type NodeOps } from "../commands/mod.ts";
 import { LogShipper, answerLogsQuery } from "../logs/mod.ts";
 import { ReportJournal, Reporter } from "../reports/mod.ts";
-import { Supervisor, loadServiceConfigs, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
+import { Supervisor, loadServiceConfigs, type ConfigError, type SupervisorEvent, type Tools } from "../supervisor/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { jitteredBackoff } from "./backoff.ts";
 import { KeyConsumers, KeyHandoff, OwnerVault, VaultDisk, keyRuntimeDir, startGuardian, type Guardian, type RateLimit, type Secrets } from "../vault/mod.ts";
@@ -24,6 +24,8 @@ import { AGENT_VERSION } from "../version.ts";
 
 export { AGENT_VERSION };
 const REQUEST_TIMEOUT_MS = 10_000;
+/** `<data dir>/service-data/<service>`: where a service's data may live without an operator's --writable-root. */
+export const SERVICE_DATA_DIR = "service-data";
 
 export class AgentError extends Error {
   constructor(readonly code: "E_NOT_ENROLLED" | "E_SERVICE_CONFIG", message: string) {
@@ -41,6 +43,8 @@ export interface AgentOptions {
   vault?: AgentVaultOptions;
   /** Where bwrap cannot run, run releases' install and health steps unsandboxed (else they are refused). */
   allowUnsandboxedSteps?: boolean;
+  /** Real paths the operator permits service data below (--writable-root), besides `<data dir>/service-data/<service>`. */
+  writableRoots?: readonly string[];
 }
 
 /** Vault mode: this node's data key split among its peers (services/agent/vault). */
@@ -96,14 +100,13 @@ async function atMost(ms: number, p: Promise<unknown>): Promise<boolean> {
   }
 }
 
-function loadServices(dir: string) {
+/** The usable services; a refused file is logged with its reasons and skipped, the others run. */
+function loadServices(dir: string, log: (line: string) => void): { configs: ServiceConfig[]; refused: ConfigError[] } {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const loaded = loadServiceConfigs(dir);
-  if (!loaded.ok) {
-    const lines = loaded.errors.map((e) => `  ${e.file ?? dir}: ${e.message}`).join("\n");
-    throw new AgentError("E_SERVICE_CONFIG", `the service configs in ${dir} have problems; fix them and start again:\n${lines}`);
-  }
-  return loaded.configs;
+  if (loaded.ok) return { configs: loaded.configs, refused: [] };
+  for (const e of loaded.errors) log(`service config ${e.file ?? dir} refused, skipped [${e.code}]: ${e.message}`);
+  return { configs: loaded.configs, refused: loaded.errors };
 }
 
 export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
@@ -112,7 +115,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const node = config.node;
   const { signer } = o.store.keys();
   const servicesDir = o.servicesDir ?? join(o.store.dir, "services");
-  const configs = loadServices(servicesDir);
+  const { configs, refused } = loadServices(servicesDir, o.log);
   const startedAt = new Date().toISOString();
 
   const journal = new ReportJournal(join(o.store.dir, "reports.jsonl"));
@@ -123,8 +126,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
   const shipper = new LogShipper({ node, log: o.log });
   const keys = new KeyConsumers({ handoff: new KeyHandoff(o.vault?.keyRuntimeDir ?? keyRuntimeDir(node)), allowLuks: o.vault?.allowLuks ?? false, log: o.log });
+  // The data dir (seeds, credentials) is under an empty tmpfs in every sandbox; each service's own
+  // directory below it is bound back in.
+  const dataDir = realpathSync(o.store.dir);
   const created = Supervisor.create(configs, {
     dataKey: keys.sandboxView(),
+    hidden: [dataDir],
+    writableRoots: { serviceData: join(dataDir, SERVICE_DATA_DIR), permitted: o.writableRoots ?? [], reserved: [dataDir, keys.sandboxView().dir] },
     onEvent: (e: SupervisorEvent) => {
       const r = reportOf(node, e);
       report(r.type, r.data, r.at);
@@ -192,6 +200,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       version: AGENT_VERSION, code_slot: slot, started_at: startedAt, sandbox: p.sandbox, identity: p.identity, bwrap_version: p.bwrap_version, sandbox_problem: p.reason,
       reports_pending: journal.pendingCount, reports_dropped: journal.dropped, logs_dropped: shipper.stats().dropped,
       vault: vault.info(),
+      ...(refused.length > 0 ? { refused_services: refused.map((e) => ({ file: e.file, code: e.code, message: e.message.slice(0, 2000) })) } : {}),
     };
   };
   const ops: NodeOps = {
@@ -231,7 +240,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     watch(nc);
     shipper.setConnection(nc);
     reporter.setSender((events) => askMembershipd(nc!, node, signer, "node.report", { node, events }));
-    trust.watch(nc);
+    trust.watch(nc, o.log);
     // Every node guards its peers' shares; a vault-mode node also unlocks its own key.
     guardian = startGuardian(nc, {
       node, kexSeed: () => o.store.kexSeed(), ask, log: o.log,

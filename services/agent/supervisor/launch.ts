@@ -3,7 +3,7 @@
 // and so its process group can be signalled as a whole.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { LineSplitter } from "./lines.ts";
 import type { ExitInfo } from "./restart-policy.ts";
 import { serviceExit, STATUS_FD, type Invocation } from "./sandbox.ts";
@@ -25,10 +25,9 @@ export interface Launched {
 const DRAIN_MS = 2000;
 
 export function launch(inv: Invocation, onLine: (stream: Stream, line: string) => void): Launched {
-  const child = spawn(inv.file, inv.args, {
-    cwd: inv.cwd, env: inv.env, detached: true,
-    stdio: inv.sandboxed ? ["ignore", "pipe", "pipe", "pipe"] : ["ignore", "pipe", "pipe"],
-  });
+  // The helper starts with its fixed environment; the service's own reaches it through bwrap's --args pipe or env -i.
+  const child = spawn(inv.file, inv.args, { cwd: inv.cwd, env: inv.spawnEnv, detached: true, stdio: stdioFor(inv) });
+  for (const input of inv.inputs) writeInput(child, input.fd, input.data);
   let exited = false;
   // Sandboxed, the group is the one bwrap's init leads (--new-session); until it is known, bwrap itself.
   let group: number | null = inv.sandboxed ? null : child.pid ?? null;
@@ -55,6 +54,22 @@ export function launch(inv: Invocation, onLine: (stream: Stream, line: string) =
       }
     },
   };
+}
+
+/** stdin closed; stdout, stderr and bwrap's status fd read; each input a pipe we write. */
+function stdioFor(inv: Invocation): ("ignore" | "pipe")[] {
+  const fds = [STATUS_FD, ...inv.inputs.map((i) => i.fd)];
+  const stdio: ("ignore" | "pipe")[] = ["ignore", "pipe", "pipe"];
+  for (let fd = 3; fd <= Math.max(...fds); fd++) stdio.push((fd === STATUS_FD && inv.sandboxed) || inv.inputs.some((i) => i.fd === fd) ? "pipe" : "ignore");
+  return stdio;
+}
+
+function writeInput(child: ChildProcess, fd: number, data: Buffer): void {
+  const pipe = child.stdio[fd] as Writable | null;
+  if (!pipe) return;
+  // A helper that exits before reading it all is reported by its exit, not by an EPIPE here.
+  pipe.on("error", () => {});
+  pipe.end(data);
 }
 
 function spawned(child: ChildProcess, ended: Promise<Ended>): Promise<number | null> {

@@ -9,3 +9,4 @@ export type { SandboxProbe } from "./probe.ts";
 export type { Tools } from "./sandbox.ts";
 export { StepSandboxRunner, type SandboxedStepResult, type StepSandbox } from "./step.ts";
 export { serviceIdentity, type ServiceIdentity } from "./identity.ts";
+export { writableRootProblem, type WritableRoots } from "./writable.ts";

@@ -20,7 +20,7 @@ test("as root: bwrap with every namespace, then setpriv to the service's own UID
   assert.equal(inv.sandboxed, true);
   assert.deepEqual(inv.args, [
     "--die-with-parent", "--new-session", "--unshare-uts", "--hostname", "web", "--unshare-pid", "--unshare-ipc", "--unshare-net",
-    "--json-status-fd", "3",
+    "--json-status-fd", "3", "--args", "4", "--seccomp", "5",
     "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
     "--bind", "/var/lib/web", "/var/lib/web",
     "--chdir", "/var/lib/web",
@@ -41,7 +41,7 @@ test("network, hostname and explicit UID/GID are honoured", () => {
 test("not root: bwrap maps the UID in a user namespace and no setpriv is needed", () => {
   const inv = serviceInvocation(config(), asUser);
   const uid = String(derivedUid("web"));
-  assert.deepEqual(inv.args.slice(inv.args.indexOf("--unshare-user"), inv.args.indexOf("--unshare-user") + 5), ["--unshare-user", "--uid", uid, "--gid", uid]);
+  assert.deepEqual(inv.args.slice(inv.args.indexOf("--unshare-user"), inv.args.indexOf("--unshare-user") + 6), ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid]);
   assert.deepEqual(inner(inv.args), ["/usr/bin/web", "--port", "8080; rm -rf /"]);
 });
 
@@ -63,12 +63,31 @@ test("profile none: no bwrap, still prlimit and setpriv (with a death signal), n
   assert.deepEqual(root.args.slice(0, 2), ["--nofile=64:64", "--"]);
   assert.ok(root.args.includes("--reuid") && root.args.includes("--pdeathsig"));
   const user = serviceInvocation(config({ sandbox: { profile: "none" } }), asUser);
-  assert.deepEqual([user.file, ...user.args], ["/usr/bin/setpriv", "--no-new-privs", "--pdeathsig", "SIGKILL", "--", "/usr/bin/web", "--port", "8080; rm -rf /"]);
+  assert.deepEqual([user.file, ...user.args], [
+    "/usr/bin/setpriv", "--no-new-privs", "--pdeathsig", "SIGKILL", "--",
+    "/usr/bin/env", "-i", `PATH=${user.env.PATH}`, "/usr/bin/web", "--port", "8080; rm -rf /",
+  ]);
+  assert.ok(root.args.indexOf("/usr/bin/env") > root.args.indexOf("--reuid"), "the environment is set after the UID drop");
+  assert.deepEqual(root.spawnEnv, { PATH: root.env.PATH }, "prlimit and setpriv start with a fixed environment");
 });
 
 test("the environment is PATH and the service's own variables only", () => {
   const inv = serviceInvocation(config({ env: { MODE: "prod" } }), asRoot);
   assert.deepEqual(Object.keys(inv.env).sort(), ["MODE", "PATH"]);
+});
+
+test("bwrap starts with a fixed environment and reads the service's from a pipe, never from its argv", () => {
+  const inv = serviceInvocation(config({ env: { MODE: "prod", TOKEN: "s3cret" } }), asRoot);
+  assert.deepEqual(inv.spawnEnv, { PATH: inv.env.PATH });
+  assert.ok(!inv.args.some((a) => a.includes("s3cret")), "no value in bwrap's argv");
+  assert.deepEqual(inv.inputs.map((i) => i.fd), [4, 5], "the environment, then the seccomp filter");
+  assert.deepEqual(inv.inputs[0]!.data.toString("utf8").split("\0"), ["--clearenv", "--setenv", "PATH", inv.env.PATH, "--setenv", "MODE", "prod", "--setenv", "TOKEN", "s3cret", ""]);
+  const step = stepInvocation({
+    name: "release-web", hostname: "web", command: "/srv/slot/install.sh", args: [], cwd: "/srv/slot", env: { UNIBUS_RELEASE: "web" },
+    writable: [], readOnly: [], hidden: [], network: false, limits: {},
+  }, asRoot);
+  assert.deepEqual(step.spawnEnv, { PATH: inv.env.PATH });
+  assert.ok(step.args.includes("--args") && !step.args.includes("UNIBUS_RELEASE"));
 });
 
 test("writable paths: parents bound before children; under /tmp their parents are made traversable on the private tmpfs", () => {

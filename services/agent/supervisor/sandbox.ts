@@ -9,23 +9,36 @@
 // agent is not root it cannot switch UIDs: bwrap then maps the service UID in a user namespace,
 // and on the host the service is the agent's UID. prlimit runs before setpriv so that it may
 // also raise a limit above the agent's soft limit.
+//
+// Environment: bwrap runs as root on the host, so it starts with HELPER_ENV and nothing of the
+// service's; it reads `--clearenv --setenv …` from a pipe (ENV_ARGS_FD), which keeps the values out
+// of its argv too. Its child, prlimit and then setpriv, still run as root inside the sandbox with
+// those variables: the ones glibc loads code or data by are refused by the schema (and again by
+// the supervisor). Seccomp: every sandbox gets seccomp.ts's filter on SECCOMP_FD.
 import { constants } from "node:os";
 import type { HealthCheck, ServiceConfig, ServiceLimits } from "../../../schemas/mod.ts";
 import { serviceIdentity, type ServiceIdentity } from "./identity.ts";
+import { seccompFilter } from "./seccomp.ts";
 import type { ExitInfo } from "./restart-policy.ts";
 
 export interface Tools {
   readonly bwrap: string;
   readonly setpriv: string;
   readonly prlimit: string;
+  /** Unsandboxed, `env -i` sets the service's environment as the last step, after the UID drop. */
+  readonly env: string;
 }
 
-export const DEFAULT_TOOLS: Tools = { bwrap: "/usr/bin/bwrap", setpriv: "/usr/bin/setpriv", prlimit: "/usr/bin/prlimit" };
+export const DEFAULT_TOOLS: Tools = { bwrap: "/usr/bin/bwrap", setpriv: "/usr/bin/setpriv", prlimit: "/usr/bin/prlimit", env: "/usr/bin/env" };
 
 /** What the argv depends on besides the config: whether the agent is root, where the tools are. */
 export interface Host {
   readonly root: boolean;
   readonly tools: Tools;
+  /** Directories under an empty tmpfs in every sandbox (the agent's data dir); a writable path inside one is bound into it. */
+  readonly hidden?: readonly string[];
+  /** The architecture the seccomp filter is made for (process.arch by default). */
+  readonly arch?: string;
   /** Vault mode: the key runtime directory (hidden in every sandbox) and each service's key file, once handed over. */
   readonly dataKey?: { readonly dir: string; exists(): boolean; file(service: string): string | null };
 }
@@ -37,16 +50,34 @@ export interface Invocation {
   readonly file: string;
   readonly args: string[];
   readonly cwd: string;
+  /** The environment the command itself gets. */
   readonly env: Record<string, string>;
+  /**
+   * The fixed environment the spawned helper (bwrap, or prlimit/setpriv unsandboxed) starts with:
+   * none of the service's variables, which would reach a program running as root.
+   */
+  readonly spawnEnv: Record<string, string>;
+  /** Data written to extra pipes of the spawned process: bwrap reads its --args and --seccomp from them. */
+  readonly inputs: readonly { fd: number; data: Buffer }[];
   /** Run inside bwrap: its pid namespace, its status fd, its 128+N exit codes. */
   readonly sandboxed: boolean;
 }
 
 /** bwrap writes `{"child-pid": N}` here: the sandbox's init, whose child is the service. */
 export const STATUS_FD = 3;
+/**
+ * bwrap reads `--clearenv --setenv NAME VALUE…` from here (`--args`): the service's variables reach
+ * the sandbox without being in bwrap's argv (which any local user can read for as long as it runs)
+ * and without being in bwrap's own environment (it runs as root on the host).
+ */
+export const ENV_ARGS_FD = 4;
+/** bwrap reads the compiled seccomp filter (seccomp.ts) from here. */
+export const SECCOMP_FD = 5;
 
 // The service sees PATH and its own variables, nothing of the agent's environment.
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** All a helper that runs as root outside the sandbox ever gets: the tools are named by absolute path. */
+export const HELPER_ENV: Readonly<Record<string, string>> = Object.freeze({ PATH: DEFAULT_PATH });
 
 export function serviceInvocation(config: ServiceConfig, host: Host): Invocation {
   return invocation(config, host, config.command, config.args);
@@ -60,12 +91,36 @@ export function healthInvocation(config: ServiceConfig, check: HealthCheck, host
 function invocation(config: ServiceConfig, host: Host, command: string, args: string[]): Invocation {
   const id = serviceIdentity(config);
   const profile = config.sandbox.profile;
-  const inner = [...limitArgv(config.limits, host.tools), ...privilegeArgv(id, host, profile), command, ...args];
+  const helpers = [...limitArgv(config.limits, host.tools), ...privilegeArgv(id, host, profile)];
   const keyFile = config.data_key ? host.dataKey?.file(config.name) ?? null : null;
   const env = { PATH: DEFAULT_PATH, ...config.env, ...(keyFile ? { UNIBUS_DATA_KEY_FILE: dataKeyInSandbox(host.dataKey!.dir) } : {}) };
-  if (profile === "none") return { file: inner[0]!, args: inner.slice(1), cwd: config.cwd, env, sandboxed: false };
-  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...mountArgv(config.writable), ...keyArgv(host, keyFile), "--chdir", config.cwd];
-  return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env, sandboxed: true };
+  if (profile === "none") {
+    // No bwrap to set it: `env -i` does, after setpriv has dropped to the service's UID. The values
+    // are in argv only for the moment it takes prlimit, setpriv and env to exec the next step.
+    const inner = [...helpers, host.tools.env, "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), command, ...args];
+    return { file: inner[0]!, args: inner.slice(1), cwd: config.cwd, env, spawnEnv: { ...HELPER_ENV }, inputs: [], sandboxed: false };
+  }
+  const filter = seccomp(host, config.sandbox.network);
+  const bwrap = [
+    ...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...envArgv(), ...filter.argv,
+    ...stepMountArgv({ writable: config.writable, readOnly: [], hidden: host.hidden ?? [] }), ...keyArgv(host, keyFile), "--chdir", config.cwd,
+  ];
+  return { file: host.tools.bwrap, args: [...bwrap, "--", ...helpers, command, ...args], cwd: "/", env, spawnEnv: { ...HELPER_ENV }, inputs: [envInput(env), ...filter.inputs], sandboxed: true };
+}
+
+/** The default seccomp profile on SECCOMP_FD; `network: false` also refuses socket(AF_UNIX). */
+function seccomp(host: Host, network: boolean): { argv: string[]; inputs: { fd: number; data: Buffer }[] } {
+  const data = seccompFilter(host.arch ?? process.arch, { unixSockets: network });
+  return data ? { argv: ["--seccomp", String(SECCOMP_FD)], inputs: [{ fd: SECCOMP_FD, data }] } : { argv: [], inputs: [] };
+}
+
+/** bwrap's options that read the environment from ENV_ARGS_FD. */
+const envArgv = () => ["--args", String(ENV_ARGS_FD)];
+
+/** What bwrap reads from ENV_ARGS_FD: NUL-separated options, nothing of bwrap's own environment kept. */
+export function envInput(env: Record<string, string>): { fd: number; data: Buffer } {
+  const args = ["--clearenv", ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v])];
+  return { fd: ENV_ARGS_FD, data: Buffer.from(args.map((a) => `${a}\0`).join(""), "utf8") };
 }
 
 /**
@@ -95,8 +150,10 @@ export function stepInvocation(step: StepSandbox, host: Host): Invocation {
   const config = { name: step.name, sandbox: { profile: "bwrap" as const, network: step.network, hostname: step.hostname, ...(step.uid ? { uid: step.uid } : {}), ...(step.gid ? { gid: step.gid } : {}) } };
   const id = serviceIdentity(config);
   const inner = [...limitArgv(step.limits, host.tools), ...privilegeArgv(id, host, "bwrap"), step.command, ...step.args];
-  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...stepMountArgv(step), "--chdir", step.cwd];
-  return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env: { PATH: DEFAULT_PATH, ...step.env }, sandboxed: true };
+  const filter = seccomp(host, step.network);
+  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...envArgv(), ...filter.argv, ...stepMountArgv(step), "--chdir", step.cwd];
+  const env = { PATH: DEFAULT_PATH, ...step.env };
+  return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env, spawnEnv: { ...HELPER_ENV }, inputs: [envInput(env), ...filter.inputs], sandboxed: true };
 }
 
 /**
@@ -158,7 +215,8 @@ function namespaceArgv(config: Pick<ServiceConfig, "name" | "sandbox">, id: Serv
     "--unshare-uts", "--hostname", hostname ?? config.name,
     "--unshare-pid", "--unshare-ipc",
     ...(network ? [] : ["--unshare-net"]),
-    ...(host.root ? [] : ["--unshare-user", "--uid", String(id.uid), "--gid", String(id.gid)]),
+    // Not root, the sandbox is a user namespace: no further one may be made in it (the seccomp filter refuses them too).
+    ...(host.root ? [] : ["--unshare-user", "--disable-userns", "--uid", String(id.uid), "--gid", String(id.gid)]),
   ];
 }
 

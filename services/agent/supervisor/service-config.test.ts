@@ -68,6 +68,18 @@ test("args, env, ids and limits", () => {
   assert.equal(valid({ stop_grace_ms: -1 }), false);
 });
 
+test("loader variables are refused by name, with the reason; TMPDIR and ordinary names are not", () => {
+  for (const name of ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_anything", "GCONV_PATH", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "NLSPATH", "LOCPATH", "MALLOC_CHECK_", "MALLOC_ARENA_MAX", "TZDIR"]) {
+    const r = ServiceConfig.safeParse({ ...base, env: { [name]: "/srv/x" } });
+    assert.ok(!r.success, name);
+    assert.equal(r.error.issues[0]!.path.join("."), `env.${name}`);
+    assert.match(r.error.issues[0]!.message, new RegExp(`^${name} is refused: it makes a program load code or data from a path it names`));
+  }
+  assert.ok(valid({ env: { TMPDIR: "/srv/tmp", LANG: "C.UTF-8", PLD_PRELOAD: "x", ld_preload: "x" } }));
+  assert.ok(!valid({ command: "/opt/a=b/run", sandbox: { profile: "none" } }), "env -i would read it as a variable");
+  assert.ok(valid({ command: "/opt/a=b/run" }), "sandboxed, bwrap sets the environment");
+});
+
 function serviceDir(files: Record<string, unknown>): string {
   const dir = fixture.tempDir();
   for (const [file, body] of Object.entries(files)) writeFileSync(join(dir, file), typeof body === "string" ? body : JSON.stringify(body));
@@ -103,6 +115,26 @@ test("the loader reports every bad file with E_SERVICE_CONFIG, the file and the 
   assert.match(byFile["evil.json"]!.message, /^evil\.json does not match the service schema: name: must be 1-63 of a-z 0-9 -/);
   assert.match(byFile["extra.json"]!.message, /Unrecognized key: "privileged"/);
   assert.equal(byFile["other.json"]!.message, "other.json declares service renamed; the file must be named renamed.json");
+});
+
+test("a bad file refuses only its own service and those that come after it; the others are still loaded", () => {
+  const r = loadServiceConfigs(serviceDir({
+    "ok.json": { name: "ok", command: "/bin/true" },
+    "db.json": "{ not json",
+    "web.json": { name: "web", command: "/bin/true", after: ["db"] },
+    "front.json": { name: "front", command: "/bin/true", after: ["web", "ok"] },
+    "preload.json": { name: "preload", command: "/bin/true", env: { LD_PRELOAD: "/x.so" } },
+    "a.json": { name: "a", command: "/bin/true", after: ["b"] },
+    "b.json": { name: "b", command: "/bin/true", after: ["a"] },
+  }));
+  assert.ok(!r.ok);
+  assert.deepEqual(r.configs.map((c) => c.name), ["ok"]);
+  const byFile = Object.fromEntries(r.errors.map((e) => [e.file, e.message]));
+  assert.deepEqual(Object.keys(byFile).sort(), ["a.json", "db.json", "front.json", "preload.json", "web.json"]);
+  assert.equal(byFile["web.json"], "service web comes after db, which is refused");
+  assert.equal(byFile["front.json"], "service front comes after web, which is refused");
+  assert.match(byFile["a.json"]!, /cycle/);
+  assert.match(byFile["preload.json"]!, /env\.LD_PRELOAD: LD_PRELOAD is refused/);
 });
 
 test("the loader refuses unknown dependencies and cycles with E_SERVICE_DEPENDENCY", () => {

@@ -2,7 +2,7 @@
 // restarts them as their policy says, and stops them with SIGTERM, then SIGKILL after their grace.
 // The rules it follows are the pure modules next to it; this file only keeps state and spawns.
 import { statSync } from "node:fs";
-import type { ServiceConfig } from "../../../schemas/mod.ts";
+import { refusedEnvName, type ServiceConfig } from "../../../schemas/mod.ts";
 import { failure, serviceError, success, type Outcome, type ServiceError } from "./errors.ts";
 import type { EventSink, HealthResult, LineSink, ServiceState, ServiceStatus, StopReason, SupervisorEvent } from "./events.ts";
 import { runCheck } from "./health.ts";
@@ -12,7 +12,7 @@ import { probeSandbox, type SandboxProbe } from "./probe.ts";
 import { decideRestart, recentRestarts } from "./restart-policy.ts";
 import { DEFAULT_TOOLS, serviceInvocation, type Host, type Tools } from "./sandbox.ts";
 import { checkServiceSet } from "./service-set.ts";
-import { prepareWritable } from "./writable.ts";
+import { prepareWritable, type WritableRoots } from "./writable.ts";
 
 export interface SupervisorOptions {
   onEvent?: EventSink;
@@ -21,6 +21,10 @@ export interface SupervisorOptions {
   tools?: Partial<Tools>;
   /** Vault mode: the key runtime directory and the services' key files (services/agent/vault/handoff.ts). */
   dataKey?: Host["dataKey"];
+  /** Where service data may live (writable.ts); nowhere unless given. */
+  writableRoots?: WritableRoots;
+  /** Directories every sandbox gets an empty tmpfs over (the agent's data dir). */
+  hidden?: readonly string[];
 }
 
 export interface SandboxPosture {
@@ -70,7 +74,10 @@ export class Supervisor {
   }
 
   private constructor(ordered: ServiceConfig[], private readonly options: SupervisorOptions) {
-    this.host = { root: process.getuid?.() === 0, tools: { ...DEFAULT_TOOLS, ...options.tools }, ...(options.dataKey ? { dataKey: options.dataKey } : {}) };
+    this.host = {
+      root: process.getuid?.() === 0, tools: { ...DEFAULT_TOOLS, ...options.tools }, hidden: options.hidden ?? [],
+      ...(options.dataKey ? { dataKey: options.dataKey } : {}),
+    };
     for (const config of ordered) {
       this.slots.set(config.name, {
         config, state: "stopped", proc: null, settled: Promise.resolve(), pid: null, since: null,
@@ -203,6 +210,9 @@ export class Supervisor {
   }
 
   private preflight(config: ServiceConfig): ServiceError | null {
+    // The schema refuses these; a config built in code is held to the same rule.
+    const loader = Object.keys(config.env).map(refusedEnvName).find((why) => why !== null);
+    if (loader) return serviceError("E_SERVICE_CONFIG", `service ${config.name} cannot start: ${loader}`, { service: config.name });
     if (config.sandbox.profile === "bwrap") {
       const probe = this.sandboxAvailable();
       if (!probe.available) {
@@ -218,8 +228,10 @@ export class Supervisor {
 
   /** Writable paths made and owned; then the working directory must exist (it may be one of them). */
   private prepare(config: ServiceConfig): ServiceError | null {
+    const roots = this.options.writableRoots ?? { serviceData: null, permitted: [] };
     try {
-      prepareWritable(config.writable, serviceIdentity(config), this.host.root);
+      const r = prepareWritable(config.writable, { service: config.name, id: serviceIdentity(config), root: this.host.root, roots, ...(config.luks ? { agentMount: config.luks.mount } : {}) });
+      if (!r.ok) return serviceError("E_SERVICE_START", `service ${config.name} cannot start: ${r.message}`, { service: config.name });
     } catch (err) {
       return serviceError("E_SERVICE_START", `service ${config.name} cannot start: its writable paths could not be prepared (${(err as Error).message})`, { service: config.name });
     }

@@ -90,8 +90,11 @@ export class Fixture {
   private readonly dirs: string[] = [];
   private readonly uids = new Set<number>();
 
+  /** The test's temp dirs stand for roots an operator permits: writable paths live in them. */
+  readonly writableRoots = { serviceData: null, permitted: this.dirs };
+
   supervisor(configs: ServiceConfig[], options: SupervisorOptions = {}): Supervisor {
-    const made = Supervisor.create(configs, options);
+    const made = Supervisor.create(configs, { writableRoots: this.writableRoots, ...options });
     assert.ok(made.ok, made.ok ? "" : made.errors.map((e) => e.message).join("; "));
     this.supervisors.push(made.result);
     for (const c of configs) this.uids.add(serviceIdentity(c).uid);
