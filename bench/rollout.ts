@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../services/bus/mod.ts";
+import { putReleaseObject } from "../services/bus/release-objects.ts";
 import { batchSize, planBatches, publicKeyOf, releaseObjectName, signerFromSeed, verifyManifest, sha256Hex } from "../services/core/mod.ts";
 import { startControlPlane } from "../services/membershipd/mod.ts";
 import { readBounded, listTar } from "../services/agent/update/mod.ts";
@@ -56,7 +57,7 @@ export async function run(): Promise<BenchResult> {
     const release = (version: string) => makeTar([{ name: "payload.bin", content: randomBytes(RELEASE_BYTES - 4096) }, { name: "VERSION", content: version }]);
     const publish = async (version: string) => {
       const tarball = release(version);
-      await store.putBlob({ name: releaseObjectName(sha256Hex(tarball)) }, tarball);
+      await putReleaseObject(h.nc, releaseObjectName(sha256Hex(tarball)), tarball, `app ${version}`);
       const manifest = manifestFor("app", version, tarball, { install: null, health: null, services: [] });
       await send("release.publish", { manifest, signature: sign(manifest, key) });
       return { tarball, manifest };

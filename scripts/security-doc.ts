@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { MembershipActions, NodeReportArgs, Role, type Role as RoleName } from "../schemas/mod.ts";
-import { blindToken, permissionsFor, roleAllows, type SubjectPermissions } from "../services/core/mod.ts";
+import { blindToken, grantsFor, permissionsFor, roleAllows, type RoleGrants, type SubjectPermissions } from "../services/core/mod.ts";
 import { ADMIN_CREDS_FILE, ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts";
 import { ADMIN_SEED_FILE, SERVICE_SEED_FILE } from "../services/membershipd/identities.ts";
 
@@ -29,8 +29,16 @@ export const ROLE_VARIANTS: RoleVariant[] = Role.options.flatMap((role): RoleVar
     ? [{ label: "bootstrap (flow join)", role, flow: "join" }, { label: "bootstrap (flow wait)", role, flow: "wait" }]
     : [{ label: role, role }]);
 
+function placeholderContext(v: RoleVariant) {
+  return { key: KEY_PLACEHOLDER, node: NODE_PLACEHOLDER, readableStreams: ADMIN_READABLE_STREAMS, ...(v.flow ? { flow: v.flow } : {}) };
+}
+
 export function placeholderPermissions(v: RoleVariant): SubjectPermissions {
-  return permissionsFor(v.role, { key: KEY_PLACEHOLDER, node: NODE_PLACEHOLDER, readableStreams: ADMIN_READABLE_STREAMS, ...(v.flow ? { flow: v.flow } : {}) });
+  return permissionsFor(v.role, placeholderContext(v));
+}
+
+export function placeholderGrants(v: RoleVariant): RoleGrants {
+  return grantsFor(v.role, placeholderContext(v));
 }
 
 export function symbolic(subject: string): string {
@@ -72,10 +80,19 @@ function renderRoleSummary(): string {
   return ["| role | held by | JWT expiry | membershipd actions it may send |", "|---|---|---|---|", ...rows].join("\n");
 }
 
+/** Rows of (direction, rule, subject, why), in the order the JWT lists them. */
+export function grantRows(p: RoleGrants): Array<[string, string, string, string]> {
+  const rows: Array<[string, string, string, string]> = [];
+  for (const [direction, lists] of [["publish", p.pub], ["subscribe", p.sub]] as const) {
+    for (const rule of ["allow", "deny"] as const) for (const x of lists[rule]) rows.push([direction, rule, x.subject, x.why]);
+  }
+  return rows;
+}
+
 function renderRoleTable(v: RoleVariant): string {
   const p = placeholderPermissions(v);
-  const rows = [...new Set(permissionRows(p).map(([d, r, sub]) => `| ${d} | ${r} | \`${symbolic(sub)}\` |`))];
-  const out = [`### ${v.label}`, "", "| direction | rule | subject |", "|---|---|---|", ...rows, ""];
+  const rows = [...new Set(grantRows(placeholderGrants(v)).map(([d, r, sub, why]) => `| ${d} | ${r} | \`${symbolic(sub)}\` | ${why.replace(/\|/g, "\\|")} |`))];
+  const out = [`### ${v.label}`, "", "| direction | rule | subject | why |", "|---|---|---|---|", ...rows, ""];
   if (p.resp) out.push(`Replies: may publish up to ${p.resp.max} reply to each request it receives${p.resp.ttl ? ` within ${p.resp.ttl} ns` : ""}, on the request's reply subject.`, "");
   return out.join("\n");
 }
@@ -93,6 +110,7 @@ function renderPermissions(): string {
   return [
     `In the admin's table \`${STREAM_SYMBOL}\` stands for each stream in \`ADMIN_READABLE_STREAMS\` (\`services/membershipd/auth-services.ts\`): ${streams}.`,
     "None of these calls changes a stream: they read its info and single messages, and create, read through, inspect and delete consumers.",
+    "Every `$JS.API` subject a role may reach is in its table with the reason it is needed; a role without one reaches no JetStream API at all.",
     "",
     ...ROLE_VARIANTS.map(renderRoleTable),
     renderDigestNote(),

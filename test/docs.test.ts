@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EVENTS_DOC, JSON_SCHEMA_DIR, SECURITY_DOC, renderEventsDoc, renderJsonSchemas, renderSecurityDoc } from "../scripts/gen-docs.ts";
 import {
-  NODE_PLACEHOLDER, ROLE_VARIANTS, SECRETS, TRANSIENT_SECRETS, permissionRows, placeholderPermissions, sourceOf, type RoleVariant,
+  NODE_PLACEHOLDER, ROLE_VARIANTS, SECRETS, TRANSIENT_SECRETS, grantRows, permissionRows, placeholderGrants, placeholderPermissions, sourceOf, type RoleVariant,
 } from "../scripts/security-doc.ts";
 import { AggregateKinds, EventDataSchemas, Role } from "../schemas/mod.ts";
 import { blindToken, permissionsFor } from "../services/core/mod.ts";
@@ -35,7 +35,7 @@ function docRows(doc: string, v: RoleVariant): string[] {
   assert.ok(section, `docs/security.md has no table for ${v.label}`);
   const table = section.split("\n\n")[0]!.trim().split("\n").slice(2);
   return table.map((line) => {
-    const m = /^\| (publish|subscribe) \| (allow|deny) \| `([^`]+)` \|$/.exec(line);
+    const m = /^\| (publish|subscribe) \| (allow|deny) \| `([^`]+)` \| [^|]*\S[^|]* \|$/.exec(line);
     assert.ok(m, `unexpected row in ${v.label}'s table: ${line}`);
     return `${m[1]} ${m[2]} ${m[3]}`;
   });
@@ -57,6 +57,12 @@ test("each role's table in docs/security.md lists exactly the subjects permissio
   }
 });
 
+test("every grant of every role says why it is needed", () => {
+  for (const v of ROLE_VARIANTS) {
+    for (const [d, r, subject, why] of grantRows(placeholderGrants(v))) assert.ok(why.trim().length >= 10, `${v.label}: ${d} ${r} ${subject} has no reason`);
+  }
+});
+
 test("every secret's file name in docs/security.md is the one the code uses", () => {
   for (const entry of [...SECRETS, ...TRANSIENT_SECRETS]) assert.ok(sourceOf(entry).includes(entry.source.text), `${entry.source.path} no longer contains ${entry.source.text}`);
 });
@@ -73,6 +79,15 @@ test("the permission facts docs/security.md's prose states still hold", () => {
   const nodeJs = node.pub.allow.filter((s) => s.startsWith("$JS."));
   assert.ok(node.sub.allow.every((s) => !s.startsWith("$JS.")) && nodeJs.every((s) => s === "$JS.API.INFO" || s.includes(".OBJ_UNIBUS_releases")), "nodes have no JetStream access but reading the release objects");
   assert.ok(nodeJs.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)) && node.pub.allow.every((s) => !s.startsWith("$O.")), "nodes cannot change the release objects");
+  // Issue 19: the server publishes a push consumer's messages on any deliver subject, so nodes
+  // create no consumer (they download by direct get) and no one but membershipd may touch the release store's consumers.
+  assert.deepEqual(nodeJs, ["$JS.API.DIRECT.GET.OBJ_UNIBUS_releases"], "a node's only JetStream call is a direct get of the release objects");
+  for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {
+    const js = permissionsFor(role, ctx).pub.allow.filter((s) => s.startsWith("$JS.API.CONSUMER."));
+    assert.ok(js.every((s) => !s.includes(".OBJ_UNIBUS_releases")), `${role} creates no consumer on the release objects`);
+    assert.ok(js.every((s) => ADMIN_READABLE_STREAMS.some((st) => s.includes(`.${st}`))) && (role === "admin" || js.length === 0), `${role}: consumers only where the doc's known limits say`);
+  }
+  assert.deepEqual(admin.pub.allow.filter((s) => s.startsWith("$O.")), ["$O.UNIBUS_releases.C.*", "$O.UNIBUS_releases.M.*"], "admins add release objects, one chunk or description subject at a time");
   assert.deepEqual(permissionsFor("bootstrap", { ...ctx, flow: "join" }).pub.allow, ["unibus.enroll.join"], "an invite's credential may only ask to join");
   assert.deepEqual(permissionsFor("service", ctx).pub.allow, [">"], "the service's `>` is a stated limit");
   for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {

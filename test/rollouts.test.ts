@@ -12,10 +12,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
-import { Objm } from "@nats-io/obj";
+import { putReleaseObject } from "../services/bus/release-objects.ts";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { TRUST_CHANGED_SUBJECT, type Reply } from "../schemas/mod.ts";
+import type { Reply } from "../schemas/mod.ts";
+import { announceTrustChange } from "../services/membershipd/trust.ts";
 import { isDomainError, newUserSeed, releaseObjectName, signerFromSeed, userDecider, type Signer } from "../services/core/mod.ts";
 import { connectNats, readEventMessages } from "../services/bus/mod.ts";
 import { DRIVER_ACTOR_ID, driverSigner, startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
@@ -50,7 +51,7 @@ async function publish(name: string, version: string, o: { failOn?: string[]; in
     { name: "install.sh", content: `#!/bin/sh\nsleep ${(o.installMs ?? 0) / 1000}\n`, mode: 0o755 },
     { name: "health.sh", content: `#!/bin/sh\ncase "$UNIBUS_SLOT_DIR" in ${fail} *) exit 0;; esac\n`, mode: 0o755 },
   ]);
-  await (await new Objm(h.nc).open("UNIBUS_releases")).putBlob({ name: releaseObjectName(manifestFor(name, version, tarball).sha256) }, tarball);
+  await putReleaseObject(h.nc, releaseObjectName(manifestFor(name, version, tarball).sha256), tarball, `${name} ${version}`);
   const manifest = manifestFor(name, version, tarball, {
     install: { command: ["./install.sh"], timeout_ms: 10_000 }, health: { command: ["./health.sh"], timeout_ms: 2000, deadline_ms: 150, interval_ms: 50 }, services: [],
   });
@@ -272,7 +273,7 @@ describe("rollouts", { timeout: 120_000 }, () => {
     const by = { actor: { id: adminId, key: admin.publicKey }, commandId: `ops-${ops.publicKey.slice(0, 8)}` };
     assert.ok(!isDomainError(await plane.aggregates.execute("user", "ops", userDecider, { type: "CreateUser", handle: "ops", role: "admin", sign_key: ops.publicKey, kex_key: null }, by)));
     assert.ok(!isDomainError(await plane.aggregates.execute("user", "admin", userDecider, { type: "RevokeUser", handle: "admin", reason: "left" }, { ...by, commandId: `${by.commandId}-revoke` })));
-    h.nc.publish(TRUST_CHANGED_SUBJECT);
+    announceTrustChange(h.nc, driverSigner(h.dataDir));
     [admin, adminId] = [ops, "ops"];
     await waitUntil("the nodes to drop the bootstrap admin", () => nodes.every((n) => n.trust.admins.every((a) => a.id !== "admin") && n.trust.admins.some((a) => a.id === "ops")), 10_000, 50);
 

@@ -6,7 +6,6 @@
 // the admins, and the rollout driver for `update` alone) and reports its events to membershipd as
 // `node.report`, like an agent. Only the services are not there: restarting and checking them is a no-op.
 import { createCurve } from "@nats-io/nkeys";
-import { Objm } from "@nats-io/obj";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { nodeActorId, Reply } from "../schemas/mod.ts";
@@ -16,7 +15,7 @@ import {
 import type { AggregateStore } from "../services/bus/mod.ts";
 import { CommandRecord, fetchTrust, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
 import { fakeOps } from "../services/agent/commands/testing.ts";
-import { unsandboxedStep, readBounded, RELEASES_OBJECT_STORE, Updater, type TarLimits } from "../services/agent/update/mod.ts";
+import { objectStoreFetcher, unsandboxedStep, Updater, type TarLimits } from "../services/agent/update/mod.ts";
 
 export interface SimNode { node: string; signer: Signer; updater: Updater; svc: NodeCommandService; events: { type: string; data: Record<string, any> }[]; record: CommandRecord; trust: TrustList }
 
@@ -54,7 +53,6 @@ export async function startSimNodes(conns: readonly NatsConnection[], signers: M
   let i = 0;
   for (const [node, signer] of signers) {
     const nc = conns[i++ % conns.length]!;
-    const store = await new Objm(nc).open(RELEASES_OBJECT_STORE);
     const events: SimNode["events"] = [];
     let seq = 0;
     let chain: Promise<unknown> = Promise.resolve();
@@ -78,7 +76,7 @@ export async function startSimNodes(conns: readonly NatsConnection[], signers: M
       });
     };
     const updater = new Updater({
-      dir: join(o.dir, node, "releases"), agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(o.releaseKey)], fetch: (obj, max) => readBounded(store, obj, max),
+      dir: join(o.dir, node, "releases"), agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(o.releaseKey)], fetch: objectStoreFetcher(() => nc),
       restartServices: async () => null, checkServices: async () => null, report, log: o.log ?? (() => {}), ...(o.limits ? { limits: o.limits } : {}),
       // Many simulated nodes at once: their steps run as the test, the sandbox is tested with the real agent.
       steps: unsandboxedStep,

@@ -7,11 +7,11 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ReleaseManifest, ReleaseSpec, nodeCommandSubject, type ReleaseManifest as Manifest } from "../../schemas/mod.ts";
 import { canonicalJson, manifestBytes, parseSigningKey, publicKeyLine, publicKeyOf, releaseObjectName, sha256Hex, signMinisign } from "../core/mod.ts";
 import { readSecretFile } from "../bus/mod.ts";
+import { putReleaseObject } from "../bus/release-objects.ts";
 import type { GlobalOptions } from "./context.ts";
 import { CliError, EXIT, need, table, usageError } from "./output.ts";
 import { buildCommand, resultOf, sendCommand } from "./request.ts";
@@ -57,12 +57,9 @@ function signingKey(path: string) {
   return k;
 }
 
+/** Adds the tarball under its SHA-256 unless it is there (an object is never replaced). */
 async function upload(nc: NatsConnection, tarball: Uint8Array, m: Manifest): Promise<void> {
-  const store = await new Objm(nc).open("UNIBUS_releases");
-  const name = releaseObjectName(m.sha256);
-  const have = await store.info(name);
-  if (have && !have.deleted && have.size === m.size) return;
-  await store.putBlob({ name, description: `${m.name} ${m.version}` }, tarball);
+  await putReleaseObject(nc, releaseObjectName(m.sha256), tarball, `${m.name} ${m.version}`);
 }
 
 export async function releaseVerb(verb: string, rest: string[], f: Flags, o: GlobalOptions, send: Send, show: typeof Show, connection: () => Promise<NatsConnection>): Promise<number> {

@@ -1,6 +1,13 @@
-// Each role's NATS subject permissions, minted into its user JWT. docs/security.md is generated
-// from this file. Every identity but the service has its own inbox prefix, so none can read
-// another's replies.
+// Each role's NATS subject permissions, minted into its user JWT, each grant with the reason it is
+// needed. docs/security.md is generated from this file. Every identity but the service has its own
+// inbox prefix, so none can read another's replies.
+//
+// nats-server 2.9 checks nothing about a push consumer's deliver subject: whoever may create a
+// consumer on a stream can have the server publish that stream's messages on any subject of the
+// account (measured in test/attack-permissions.test.ts). The consumer-create subjects cannot tell
+// push from pull, nor a durable from an ephemeral, so the only role that may create consumers on
+// a stream it shares with others is the admin, and every control subject a receiver acts on
+// carries membershipd's signature (services/core/control-message.ts).
 import { TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
 import { NODE_ACTIONS, READ_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
 
@@ -8,6 +15,15 @@ export interface SubjectPermissions {
   pub: { allow: string[]; deny: string[] };
   sub: { allow: string[]; deny: string[] };
   /** Allowed to publish one reply to each request it receives (agents answering commands). */
+  resp?: { max: number; ttl: number };
+}
+
+/** One subject of a permission list and why the role needs it. */
+export interface Grant { subject: string; why: string }
+
+export interface RoleGrants {
+  pub: { allow: Grant[]; deny: Grant[] };
+  sub: { allow: Grant[]; deny: Grant[] };
   resp?: { max: number; ttl: number };
 }
 
@@ -25,53 +41,100 @@ export function inboxPrefix(key: string): string {
   return `_INBOX_${key}`;
 }
 
+const g = (subject: string, why: string): Grant => ({ subject, why });
 
-function streamReads(stream: string): string[] {
+/** What the CLI's reads of a stream call (audit, replay, logs, KV snapshots): info, single messages, ordered consumers. */
+function streamReads(stream: string): Grant[] {
   return [
-    `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`,
-    `$JS.API.CONSUMER.CREATE.${stream}`, `$JS.API.CONSUMER.CREATE.${stream}.>`, `$JS.API.CONSUMER.MSG.NEXT.${stream}.*`,
-    `$JS.API.CONSUMER.DELETE.${stream}.*`, `$JS.API.CONSUMER.INFO.${stream}.*`,
+    g(`$JS.API.STREAM.INFO.${stream}`, "the stream's state and its subject index (bucket keys without a consumer)"),
+    g(`$JS.API.STREAM.MSG.GET.${stream}`, "one message by sequence or last by subject (an aggregate's head)"),
+    g(`$JS.API.DIRECT.GET.${stream}`, "one message by direct get (KV reads)"),
+    g(`$JS.API.DIRECT.GET.${stream}.>`, "the last message of a subject by direct get (KV reads)"),
+    g(`$JS.API.CONSUMER.CREATE.${stream}`, "an ordered consumer (older clients' create call): see the admin's known limit on consumers"),
+    g(`$JS.API.CONSUMER.CREATE.${stream}.>`, "an ordered consumer to read the stream in order (audit, replay, logs); 2.9.10 cannot restrict it to pull: see Known limits"),
+    g(`$JS.API.CONSUMER.MSG.NEXT.${stream}.*`, "pulling the next messages of that consumer"),
+    g(`$JS.API.CONSUMER.DELETE.${stream}.*`, "deleting that consumer when the read is done"),
+    g(`$JS.API.CONSUMER.INFO.${stream}.*`, "that consumer's pending count (a read knows it reached the head)"),
   ];
 }
 
-/** The object store release tarballs live in (services/membershipd/updates): admins upload, nodes download. */
+/** The object store release tarballs live in (services/bus/release-objects.ts): admins add, nodes download. */
 export const RELEASE_OBJECTS_STREAM = "OBJ_UNIBUS_releases";
-// Objects are named by their SHA-256 and never replaced, so uploading needs no purge.
-const releaseUploads = ["$O.UNIBUS_releases.>", ...streamReads(RELEASE_OBJECTS_STREAM)];
+const releaseDirectGet = (why: string) => g(`$JS.API.DIRECT.GET.${RELEASE_OBJECTS_STREAM}`, why);
+// The stream refuses rollups, purges and deletes, and readers take an object's first description,
+// so adding is all these allow.
+const releaseUploads: Grant[] = [
+  g("$O.UNIBUS_releases.C.*", "`release publish` adds a tarball's chunks"),
+  g("$O.UNIBUS_releases.M.*", "`release publish` adds the tarball's description, only where none exists"),
+  releaseDirectGet("`release publish` asks whether the tarball is stored already (by direct get, no consumer)"),
+];
 
-export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermissions {
-  const inbox = `${inboxPrefix(ctx.key)}.>`;
+const evtDeny = g("unibus.evt.>", "only membershipd appends events: whatever lands there stays (deny_delete)");
+
+export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
+  const inbox = g(`${inboxPrefix(ctx.key)}.>`, "replies to its own requests, and no one else's");
+  const cmd = (a: string, why: string) => g(`unibus.cmd.membership.${a}`, why);
   switch (role) {
     case "service":
-      return { pub: { allow: [">"], deny: [] }, sub: { allow: [">"], deny: [] } };
+      return { pub: { allow: [g(">", "membershipd: appends events, serves every action, manages the streams")], deny: [] }, sub: { allow: [g(">", "membershipd serves every subject it answers")], deny: [] } };
     case "admin":
       return {
-        pub: { allow: ["unibus.cmd.>", "$JS.API.INFO", ...(ctx.readableStreams ?? []).flatMap(streamReads), ...releaseUploads], deny: ["unibus.evt.>"] },
+        pub: {
+          allow: [
+            g("unibus.cmd.>", "signed commands to membershipd and to nodes"),
+            g("$JS.API.INFO", "the JetStream client's account check before any stream call"),
+            ...(ctx.readableStreams ?? []).flatMap(streamReads),
+            ...releaseUploads,
+          ],
+          deny: [evtDeny],
+        },
         sub: { allow: [inbox], deny: [] },
       };
     case "monitor":
-      return { pub: { allow: [...READ_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), deny: [] }, sub: { allow: [inbox], deny: [] } };
+      return { pub: { allow: [...READ_ACTIONS].map((a) => cmd(a, "a read-only membershipd action")), deny: [] }, sub: { allow: [inbox], deny: [] } };
     case "node": {
       if (!ctx.node) throw new Error("a node identity needs its node name");
+      const why: Record<string, string> = {
+        "node.report": "its own events, which membershipd checks before appending them",
+        "node.trust": "the admins (and the rollout driver) it obeys",
+        "vault.distribute": "as a vault owner: hand membershipd its sealed shares",
+        "vault.plan": "as a vault owner: the guardians to seal shares to",
+        "vault.fetch": "as a guardian: the sealed share an owner's signed request asks for",
+        "vault.mismatch": "as a vault owner: report a share that failed the commitment",
+      };
       return {
-        // Never an event subject: whatever lands there is in the stream for good (deny_delete), and
-        // one unparsable message would stall every projection. Only membershipd appends events: a
-        // node hands its own to membershipd as `node.report`, which checks them first.
         // The vault: a node asks any guardian for its own shares (the guardian checks whose they
         // are) and answers requests for the shares it guards on its own subject only.
         pub: {
-          allow: [`unibus.logs.${ctx.node}.>`, ...[...NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`),
-            ...[...VAULT_NODE_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), "unibus.vault.*.share", "$JS.API.INFO", ...streamReads(RELEASE_OBJECTS_STREAM)],
-          deny: ["unibus.evt.>"],
+          allow: [g(`unibus.logs.${ctx.node}.>`, "its services' log lines, into the logs stream"),
+            ...[...NODE_ACTIONS, ...VAULT_NODE_ACTIONS].map((a) => cmd(a, why[a] ?? "a node action")),
+            g("unibus.vault.*.share", "asks any guardian for its own key shares (the guardian checks the owner's signature)"),
+            releaseDirectGet("downloads a release tarball: its description, then its chunks, by direct get (no consumer)"),
+          ],
+          deny: [evtDeny],
         },
-        sub: { allow: [`unibus.cmd.node.${ctx.node}.>`, "$SRV.>", TRUST_CHANGED_SUBJECT, inbox, `unibus.vault.${ctx.node}.share`], deny: [] },
+        sub: {
+          allow: [g(`unibus.cmd.node.${ctx.node}.>`, "signed commands addressed to it"), g("$SRV.>", "services-protocol discovery pings"),
+            g(TRUST_CHANGED_SUBJECT, "membershipd's signed nudge to fetch the admins again"), inbox,
+            g(`unibus.vault.${ctx.node}.share`, "share requests for the shares it guards")],
+          deny: [],
+        },
         resp: { max: 1, ttl: 0 },
       };
     }
     case "bootstrap":
       return ctx.flow === "wait"
         // Not the announcements: other waiting nodes' wait ids (and so their codes' hashes) stay private.
-        ? { pub: { allow: ["unibus.enroll.wait.announce"], deny: [] }, sub: { allow: ["unibus.enroll.wait.*", inbox], deny: ["unibus.enroll.wait.announce"] } }
-        : { pub: { allow: ["unibus.enroll.join"], deny: [] }, sub: { allow: [inbox], deny: [] } };
+        ? {
+          pub: { allow: [g("unibus.enroll.wait.announce", "announces the waiting node's keys under its wait id")], deny: [] },
+          sub: { allow: [g("unibus.enroll.wait.*", "its sealed configuration, on its wait id"), inbox], deny: [g("unibus.enroll.wait.announce", "other waiting nodes' announcements stay private")] },
+        }
+        : { pub: { allow: [g("unibus.enroll.join", "asks to enroll with the invite's secret")], deny: [] }, sub: { allow: [inbox], deny: [] } };
   }
+}
+
+export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermissions {
+  const r = grantsFor(role, ctx);
+  const subjects = (l: { allow: Grant[]; deny: Grant[] }) => ({ allow: l.allow.map((x) => x.subject), deny: l.deny.map((x) => x.subject) });
+  return { pub: subjects(r.pub), sub: subjects(r.sub), ...(r.resp ? { resp: r.resp } : {}) };
 }

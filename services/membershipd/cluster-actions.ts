@@ -5,7 +5,7 @@
 import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CommandEnvelope } from "../../schemas/mod.ts";
-import { clusterDecider, domainError, incompleteCopies, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy } from "../core/mod.ts";
+import { clusterDecider, domainError, incompleteCopies, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy, type Signer } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 import { pauseWrites, resumeWrites } from "./write-pause.ts";
 
@@ -20,6 +20,8 @@ export interface MetaCluster {
 export interface ClusterActionDeps {
   aggregates: AggregateStore;
   nc: NatsConnection;
+  /** Signs the write pause (membershipd's own key). */
+  signer: Signer;
   jsm: JetStreamManager;
   /** Each server's own copy of every stream (replicaStatesView). */
   copies: () => Promise<Map<string, ReplicaCopy[]>>;
@@ -205,11 +207,11 @@ export function createClusterActions(d: ClusterActionDeps) {
     if (refusal) return refusal;
     const streams = await ourStreams(d.jsm);
     const previous = Math.max(...streams.map((s) => s.config.num_replicas), 1);
-    await pauseWrites(d.nc, SCALE_PAUSE_MS);
+    await pauseWrites(d.nc, d.signer, SCALE_PAUSE_MS);
     try {
       return await scaleStreams(a, cmd, peers, streams, previous);
     } finally {
-      await resumeWrites(d.nc).catch(() => {});
+      await resumeWrites(d.nc, d.signer).catch(() => {});
     }
   }
 

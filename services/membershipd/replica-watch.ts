@@ -6,6 +6,7 @@
 // leader steps down first so a whole copy leads.
 import { EVENTS_STREAM } from "../bus/mod.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Signer } from "../core/mod.ts";
 import type { ClusterActions, MetaCluster } from "./cluster-actions.ts";
 import { pauseWrites, resumeWrites } from "./write-pause.ts";
 
@@ -16,6 +17,8 @@ export interface ReplicaWatchOptions {
   meta: () => Promise<MetaCluster | null>;
   cluster: Pick<ClusterActions, "streams" | "incompleteNow" | "rebuildReplica" | "stepDown">;
   nc: NatsConnection;
+  /** Signs the write pause (membershipd's own key). */
+  signer: Signer;
   log?: (line: string) => void;
   intervalMs?: number;
 }
@@ -35,7 +38,7 @@ export function startReplicaWatch(o: ReplicaWatchOptions): { stop(): void } {
       // Never all of them at once: with every copy "incomplete" the counts say nothing.
       if (bad.length >= info.config.num_replicas) return;
       // A rebuild under appends can lose them (write-pause.ts): writes wait while it runs.
-      await pauseWrites(o.nc, REBUILD_PAUSE_MS);
+      await pauseWrites(o.nc, o.signer, REBUILD_PAUSE_MS);
       try {
         for (const server of bad) {
           o.log?.(`${server}'s copy of ${EVENTS_STREAM} lacks messages another copy holds: rebuilding it`);
@@ -43,7 +46,7 @@ export function startReplicaWatch(o: ReplicaWatchOptions): { stop(): void } {
           await o.cluster.rebuildReplica(EVENTS_STREAM, server, info.config.num_replicas);
         }
       } finally {
-        await resumeWrites(o.nc).catch(() => {});
+        await resumeWrites(o.nc, o.signer).catch(() => {});
       }
     } catch (err) {
       o.log?.(`replica check: ${(err as Error).message}`);

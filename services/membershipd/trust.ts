@@ -4,7 +4,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TRUST_CHANGED_SUBJECT, TrustResult, UserRecord, type Actor } from "../../schemas/mod.ts";
-import { userDecider, type UserState } from "../core/mod.ts";
+import { signControl, userDecider, type Signer, type UserState } from "../core/mod.ts";
 import { bucketKeys, liveEntry, type AggregateStore } from "../bus/mod.ts";
 
 export interface TrustDeps {
@@ -45,7 +45,12 @@ export async function trustedAdmins(d: TrustDeps): Promise<TrustResult> {
   return TrustResult.parse({ admins, updaters: [...d.updaters], at: (d.now?.() ?? new Date()).toISOString() });
 }
 
-/** Tells every agent its trust list changed (an empty message: they ask `node.trust` again). */
-export function announceTrustChange(nc: NatsConnection): void {
-  nc.publish(TRUST_CHANGED_SUBJECT);
+/**
+ * Tells every agent its trust list changed: they ask `node.trust` again. Signed with the rollout
+ * driver's key (derived from service.nk), the one membershipd key every agent already holds from
+ * `node.trust` (as an updater), so an agent can tell this nudge from a message the server delivers
+ * for someone else.
+ */
+export function announceTrustChange(nc: NatsConnection, signer: Signer): void {
+  nc.publish(TRUST_CHANGED_SUBJECT, signControl(TRUST_CHANGED_SUBJECT, {}, signer));
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CommandEnvelope, TRUST_CHANGED_SUBJECT, type Actor, type TrustResult } from "../../../schemas/mod.ts";
 import { connectNats } from "../../bus/mod.ts";
-import { domainError, verifyCommandSignature, type DomainError } from "../../core/mod.ts";
+import { domainError, signControl, verifyCommandSignature, type DomainError } from "../../core/mod.ts";
 import { startNats, tempDir, type NatsHandle } from "../../../test/harness.ts";
 import { fetchTrust, TRUST_SUBJECT } from "./fetch-trust.ts";
 import { TrustList } from "./trust.ts";
@@ -180,6 +180,8 @@ describe("against a real nats-server", () => {
   const node = "web-1";
   const nodeSigner = newNode();
   let admins: Actor[] = [aliceActor];
+  // membershipd's rollout driver: its key signs the trust-change nudge.
+  const driver = newUser();
   let seen: CommandEnvelope[] = [];
   let refuse: { code: string; message: string } | null = null;
 
@@ -192,7 +194,7 @@ describe("against a real nats-server", () => {
         const cmd = CommandEnvelope.parse(msg.json());
         seen.push(cmd);
         const good = verifyCommandSignature(cmd) && cmd.actor.id === `node:${node}` && cmd.action === "node.trust" && cmd.args.node === node;
-        const reply = refuse ? { ok: false, error: refuse } : good ? { ok: true, result: list(...admins) } : { ok: false, error: { code: "E_BAD_SIGNATURE", message: "bad" } };
+        const reply = refuse ? { ok: false, error: refuse } : good ? { ok: true, result: { ...list(...admins), updaters: [{ id: "rollout-driver", key: driver.publicKey }] } } : { ok: false, error: { code: "E_BAD_SIGNATURE", message: "bad" } };
         msg.respond(JSON.stringify(reply));
       },
     });
@@ -244,7 +246,7 @@ describe("against a real nats-server", () => {
       assert.equal((await t.authorize(bobActor, "restart"))?.code, "E_UNKNOWN_ACTOR");
       admins = [bobActor];
       seen = [];
-      nc.publish(TRUST_CHANGED_SUBJECT);
+      nc.publish(TRUST_CHANGED_SUBJECT, signControl(TRUST_CHANGED_SUBJECT, {}, driver));
       const deadline = Date.now() + 5000;
       while (t.admins[0]?.id !== "bob" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.equal(seen.length >= 1, true, "it asked membershipd");

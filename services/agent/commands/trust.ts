@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { TRUST_CHANGED_SUBJECT, TrustResult, type Actor } from "../../../schemas/mod.ts";
 import { readSecretFile, replaceSecretFile } from "../../bus/mod.ts";
-import { CommandRefusal, domainError, isDomainError, zodMessage, type DomainError } from "../../core/mod.ts";
+import { checkControl, CommandRefusal, quietLog, domainError, isDomainError, zodMessage, type DomainError } from "../../core/mod.ts";
 
 /** Asks membershipd for the admins (fetchTrust, or a test's stand-in); may throw or return an error value. */
 export type TrustFetcher = () => Promise<TrustResult | DomainError>;
@@ -86,10 +86,22 @@ export class TrustList implements TrustCheck {
     return this.inFlight;
   }
 
-  /** Re-fetches whenever membershipd announces a change of admins. */
-  watch(nc: NatsConnection): void {
+  /**
+   * Re-fetches whenever membershipd announces a change of admins: a nudge signed by a key the list
+   * names as membershipd's (its updaters, services/membershipd/trust.ts). Anything else on the
+   * subject (a message the server delivers for someone else) is ignored and logged.
+   */
+  watch(nc: NatsConnection, log?: (line: string) => void): void {
     this.sub?.unsubscribe();
-    this.sub = nc.subscribe(TRUST_CHANGED_SUBJECT, { callback: () => void this.refresh() });
+    const ignored = quietLog(log);
+    this.sub = nc.subscribe(TRUST_CHANGED_SUBJECT, {
+      callback: (_err, msg) => {
+        const keys = (this.list?.updaters ?? []).filter((a) => !isNodeIdentity(a)).map((a) => a.key);
+        const c = checkControl(TRUST_CHANGED_SUBJECT, msg.data, keys, this.now());
+        if (c.ok) void this.refresh();
+        else ignored(`ignored a message on ${TRUST_CHANGED_SUBJECT} that membershipd did not sign (${c.reason})`);
+      },
+    });
   }
 
   stop(): void {

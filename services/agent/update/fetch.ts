@@ -1,28 +1,28 @@
 // Fetching a release's tarball from the replicated object store UNIBUS_releases, bounded: a
-// stored object larger than the manifest says is cut off and refused, never read to its end.
-import { Objm, type ObjectStore } from "@nats-io/obj";
+// stored object larger than the manifest says is cut off and refused, never read to its end. The
+// agent reads it by direct get (services/bus/release-objects.ts): a node may create no consumer.
+import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { readReleaseObject, RELEASES_OBJECT_STORE } from "../../bus/release-objects.ts";
 
-export const RELEASES_OBJECT_STORE = "UNIBUS_releases";
+export { RELEASES_OBJECT_STORE };
 
 export type Fetched = { ok: true; bytes: Uint8Array } | { ok: false; code: "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED" | "E_UNAVAILABLE"; message: string };
 export type ReleaseFetcher = (object: string, maxBytes: number) => Promise<Fetched>;
 
 export function objectStoreFetcher(nc: () => NatsConnection | null): ReleaseFetcher {
-  let store: ObjectStore | null = null;
   return async (object, maxBytes) => {
     const conn = nc();
     if (!conn) return { ok: false, code: "E_UNAVAILABLE", message: "not connected to NATS; the release cannot be downloaded now" };
     try {
-      store ??= await new Objm(conn).open(RELEASES_OBJECT_STORE);
-      return await readBounded(store, object, maxBytes);
+      return await readReleaseObject(conn, object, maxBytes);
     } catch (err) {
-      store = null;
       return { ok: false, code: "E_UNAVAILABLE", message: `the object store could not be read: ${(err as Error).message}` };
     }
   };
 }
 
+/** The same bounded read through a nats.js object store handle (tests that set up their own store). */
 export async function readBounded(store: ObjectStore, object: string, maxBytes: number): Promise<Fetched> {
   const r = await store.get(object);
   if (!r) return { ok: false, code: "E_RELEASE_NOT_FOUND", message: `the release's tarball (${object}) is not in ${RELEASES_OBJECT_STORE}` };

@@ -13,7 +13,7 @@ import { releaseHandlers } from "./release-actions.ts";
 import { ensureReleaseStore } from "./release-store.ts";
 import { rolloutHandlers } from "./rollout-actions.ts";
 
-export { RELEASES_OBJECT_STORE, ensureReleaseStore, checkStoredTarball } from "./release-store.ts";
+export { RELEASES_OBJECT_STORE, ensureReleaseStore, checkStoredTarball, type ReleaseStore } from "./release-store.ts";
 export { RolloutDriver, type DriverOptions } from "./driver.ts";
 export { DRIVER_LEASE_KEY, DriverLease, LEASES_BUCKET, leaseCurrent } from "./driver-lease.ts";
 
@@ -37,7 +37,7 @@ export interface UpdatesOptions {
 type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
 
 export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Record<string, Handler>; driver: RolloutDriver; lease: DriverLease; stop(): Promise<void> }> {
-  const store = await ensureReleaseStore(o.nc, o.replicas);
+  const store = await ensureReleaseStore(o.nc, o.jsm, o.replicas);
   const { leaseMs, ...timings } = o.driver ?? {};
   const lease = await DriverLease.open({
     nc: o.nc, replicas: o.replicas, holder: `${o.self}@${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`, log: o.log, ...(leaseMs ? { ttlMs: leaseMs } : {}),

@@ -1,13 +1,12 @@
 // release.publish / list / show and node.lock / unlock. Publishing checks the manifest's schema,
 // that the signature is minisign's format and that the tarball is stored as the manifest says;
 // whether the signing key is trusted is each agent's decision (its own list of keys).
-import type { ObjectStore } from "@nats-io/obj";
 import type { KV } from "@nats-io/kv";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { CommandEnvelope, ReleaseManifest } from "../../../schemas/mod.ts";
 import { domainError, isDomainError, lockDecider, releaseDecider, releaseId, releaseKey, storageKey, type DomainError } from "../../core/mod.ts";
 import { bucketKeys, liveEntry, type AggregateStore } from "../../bus/mod.ts";
-import { checkStoredTarball } from "./release-store.ts";
+import { checkStoredTarball, type ReleaseStore } from "./release-store.ts";
 
 export interface UpdateActionDeps {
   aggregates: AggregateStore;
@@ -17,7 +16,7 @@ export interface UpdateActionDeps {
   locks: KV;
   nodeReleases: KV;
   nodes: KV;
-  store: ObjectStore;
+  store: ReleaseStore;
   caughtUp(): Promise<void>;
 }
 

@@ -1,0 +1,203 @@
+// Issue 19, attacks 3 and 5, replayed against a real membershipd (bin/membershipd, its own secured
+// nats-server), a real enrolled agent (`unibus-agent run`) and the identities' own credentials:
+// 3. a node creates a push consumer on the release object stream whose deliver subject is
+//    `unibus.cluster.writes` or `unibus.trust.changed`, makes 200 durable consumers and deletes a
+//    consumer someone else made; an admin stores `{"pause_ms":600000}` as an object and has it
+//    delivered on `unibus.cluster.writes` the same way (and, since admins still read the logs
+//    stream through consumers, through a node's log line).
+// 5. an admin publishes to `$O.UNIBUS_releases.M.x` with `Nats-Rollup: all`.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { connectNats, EVENTS_STREAM, LOGS_STREAM, logSubject, readCredsFile } from "../services/bus/mod.ts";
+import { putReleaseObject } from "../services/bus/release-objects.ts";
+import { inboxPrefix, newUserSeed, releaseObjectName } from "../services/core/mod.ts";
+import { objectStoreFetcher } from "../services/agent/update/fetch.ts";
+import { clientFor, runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
+import { cleanupMembershipd, startAgentDaemon, startFreshMembershipd, stopAgentDaemon, waitUntil, type AgentDaemon } from "./process-tools.ts";
+
+const NODE = "att-1";
+const RELEASES = "OBJ_UNIBUS_releases";
+const PAUSE = JSON.stringify({ pause_ms: 600_000 });
+
+describe("attacks 3 and 5: what the server does on a client's behalf", { timeout: 240_000 }, () => {
+  let md: MembershipdHandle | undefined;
+  let agent: AgentDaemon | undefined;
+  let admin: NatsConnection;
+  let node: NatsConnection;
+  let service: Awaited<ReturnType<typeof clientFor>>;
+  const dir = tempDir("unibus-att-agent-");
+  const work = tempDir("unibus-att-work-");
+  const cli = (args: string[]) => runCli(["--json", ...args], { dataDir: md!.dataDir });
+  const connectAs = (creds: Uint8Array, publicKey: string, name: string) =>
+    connectNats({ servers: md!.natsUrl, name, caFile: join(md!.dataDir, "tls", "ca.pem"), creds, inboxPrefix: inboxPrefix(publicKey) });
+  /** The consumers on a stream, as membershipd sees them. */
+  const consumers = async (stream: string) => {
+    const out: { name: string; deliver?: string }[] = [];
+    for await (const c of service.jsm.consumers.list(stream)) out.push({ name: c.name, ...(c.config.deliver_subject ? { deliver: c.config.deliver_subject } : {}) });
+    return out;
+  };
+  /** A JetStream call's outcome: "ok", or the refusal's text. */
+  const attempt = async (call: () => Promise<unknown>): Promise<string> => {
+    try {
+      await call();
+      return "ok";
+    } catch (err) {
+      return (err as Error).message || String(err);
+    }
+  };
+  const nodeJsm = () => jetstreamManager(node, { checkAPI: false, timeout: 3000 }) as Promise<JetStreamManager>;
+
+  before(async () => {
+    md = await startFreshMembershipd();
+    service = await clientFor({ natsUrl: md.natsUrl, dataDir: md.dataDir });
+    const adminCreds = readCredsFile(join(md.dataDir, "admin.creds"));
+    admin = await connectAs(adminCreds.bytes, adminCreds.publicKey, "attack-admin");
+    const invite = await cli(["node", "invite"]);
+    assert.equal(invite.code, 0, invite.stderr);
+    const joined = await runAgent(["--data-dir", dir, "--name", NODE, "join", "--token", "-"], JSON.parse(invite.stdout).token);
+    assert.equal(joined.code, 0, joined.stderr);
+    const nodeCreds = readCredsFile(join(dir, "node.creds"));
+    node = await connectAs(nodeCreds.bytes, nodeCreds.publicKey, "attack-node");
+    mkdirSync(join(dir, "services"), { recursive: true, mode: 0o700 });
+    agent = startAgentDaemon(dir);
+    await waitUntil("the agent to hold its trust list", () => existsSync(join(dir, "trust.json")) && /connected to/.test(agent!.out()), 60_000, 100);
+    // What the stream holds when the attacks run: a real release, as `release publish` stores it.
+    const rel = join(work, "web");
+    mkdirSync(rel, { recursive: true });
+    writeFileSync(join(rel, "VERSION"), "1.0.0");
+    writeFileSync(join(rel, "unibus-release.json"), JSON.stringify({ name: "web", services: ["web"] }));
+    writeFileSync(join(work, "release.nk"), Buffer.from(newUserSeed()), { mode: 0o600 });
+    const pub = await cli(["release", "publish", rel, "--version", "1.0.0", "--key", join(work, "release.nk")]);
+    assert.equal(pub.code, 0, pub.stdout + pub.stderr);
+  });
+
+  after(async () => {
+    await stopAgentDaemon(agent);
+    await node?.close();
+    await admin?.close();
+    await service?.nc.close();
+    await cleanupMembershipd(md);
+  });
+
+  test("3: a node's push consumer on the release objects delivering to unibus.cluster.writes or unibus.trust.changed is refused", async () => {
+    const jsm = await nodeJsm();
+    for (const deliver_subject of ["unibus.cluster.writes", "unibus.trust.changed"]) {
+      const r = await attempt(() => jsm.consumers.add(RELEASES, { deliver_subject, ack_policy: AckPolicy.None }));
+      assert.match(r, /permission/i, `a push consumer delivering to ${deliver_subject}: ${r}`);
+    }
+    assert.deepEqual((await consumers(RELEASES)).filter((c) => c.deliver), [], "no push consumer was made");
+    assert.doesNotMatch(md!.output(), /writes resumed/, "membershipd never heard a resume");
+  });
+
+  test("3: a node makes no durable consumer (200 tried at once) and deletes none it did not make", async () => {
+    const jsm = await nodeJsm();
+    const made = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+      attempt(() => jsm.consumers.add(RELEASES, { durable_name: `n${i}`, ack_policy: AckPolicy.Explicit }))));
+    assert.equal(made.filter((r) => r === "ok").length, 0, `made: ${made.filter((r) => r === "ok").length} of 200`);
+    assert.deepEqual(await consumers(RELEASES), []);
+    // Someone else's consumer on that stream (an admin's in the issue; only membershipd may make one now).
+    const theirs = await service.jsm.consumers.add(RELEASES, { durable_name: "someone-elses", ack_policy: AckPolicy.Explicit });
+    try {
+      const r = await attempt(() => jsm.consumers.delete(RELEASES, theirs.name));
+      assert.match(r, /permission/i, `the delete: ${r}`);
+      assert.deepEqual((await consumers(RELEASES)).map((c) => c.name), ["someone-elses"], "it is still there");
+    } finally {
+      await service.jsm.consumers.delete(RELEASES, theirs.name);
+    }
+  });
+
+  test("3: a node still downloads a release, by direct get", async () => {
+    const listed = JSON.parse((await cli(["release", "show", "web", "1.0.0"])).stdout);
+    const fetched = await objectStoreFetcher(() => node)(releaseObjectName(listed.manifest.sha256), listed.manifest.size);
+    assert.ok(fetched.ok, JSON.stringify(fetched));
+    assert.equal(createHash("sha256").update(fetched.bytes).digest("hex"), listed.manifest.sha256);
+  });
+
+  test("3: an admin's {\"pause_ms\":600000} object delivered on unibus.cluster.writes pauses nothing", async () => {
+    const jsm = await jetstreamManager(admin, { timeout: 3000 });
+    const object = `pause-${Date.now()}`;
+    assert.equal(await putReleaseObject(admin, object, new TextEncoder().encode(PAUSE), "not a release"), "stored");
+    const r = await attempt(() => jsm.consumers.add(RELEASES, { deliver_subject: "unibus.cluster.writes", ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All }));
+    assert.match(r, /permission/i, `an admin's push consumer on the release objects: ${r}`);
+
+    // Admins still read the logs stream through consumers, and nats-server 2.9 cannot tell their
+    // push consumers from pull ones: a node logs the pause, an admin delivers it. membershipd
+    // acts only on its own signature, so it is ignored and logged.
+    const subject = logSubject(NODE, "probe");
+    await jetstream(node).publish(subject, PAUSE);
+    // Durable: under load a connection can miss a beat, and an ephemeral consumer without interest goes away.
+    const delivered = await jsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-pause", deliver_subject: "unibus.cluster.writes", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    try {
+      await waitUntil("membershipd to refuse the unsigned pause", () => /ignored a message on unibus\.cluster\.writes that membershipd did not sign/.test(md!.output()), 30_000);
+      assert.doesNotMatch(md!.output(), /writes paused/);
+      const write = await cli(["node", "lock", NODE, "--reason", "attack 3"]);
+      assert.equal(write.code, 0, `a write after the delivery: ${write.stdout}${write.stderr}`);
+      assert.equal((await cli(["node", "unlock", NODE])).code, 0);
+    } finally {
+      await jsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
+    }
+  });
+
+  test("3: a delivery on unibus.trust.changed is ignored by the agent; membershipd's own nudge still works", async () => {
+    const jsm = await jetstreamManager(admin, { timeout: 3000 });
+    const subject = logSubject(NODE, "nudge");
+    await jetstream(node).publish(subject, "");
+    const delivered = await jsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-nudge", deliver_subject: "unibus.trust.changed", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    try {
+      await waitUntil("the agent to refuse the unsigned nudge", () => /ignored a message on unibus\.trust\.changed that membershipd did not sign/.test(agent!.out()), 30_000)
+        .catch((err: Error) => assert.fail(`${err.message}\nagent:\n${agent!.out().slice(-3000)}\nconsumer: ${JSON.stringify(delivered)}`));
+    } finally {
+      await jsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
+    }
+    // A new admin: membershipd's signed nudge makes the agent fetch the list again.
+    const added = await cli(["user", "add", "ops2", "--role", "admin"]);
+    assert.equal(added.code, 0, added.stdout + added.stderr);
+    await waitUntil("the agent to learn of ops2", () => readFileSync(join(dir, "trust.json"), "utf8").includes("\"ops2\""), 30_000);
+  });
+
+  test("3: a delivery on an event subject is not stored in the event stream", async () => {
+    const jsm = await jetstreamManager(admin, { timeout: 3000 });
+    const subject = logSubject(NODE, "evt");
+    await jetstream(node).publish(subject, "not an event");
+    const target = "unibus.evt.fleet.attack";
+    const seen = service.nc.subscribe(target, { max: 1 });
+    await service.nc.flush();
+    const delivered = await jsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-evt", deliver_subject: target, filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    try {
+      for await (const m of seen) assert.equal(m.string(), "not an event");
+      await service.nc.flush();
+      const events = await service.jsm.streams.info(EVENTS_STREAM, { subjects_filter: target });
+      assert.equal(Object.keys(events.state.subjects ?? {}).length, 0, `the event stream holds ${target}`);
+    } finally {
+      await jsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
+    }
+  });
+
+  test("5: an admin's Nats-Rollup publish on the release objects is refused and the store keeps every object", async () => {
+    const before = (await service.jsm.streams.info(RELEASES)).state.messages;
+    assert.ok(before >= 3, `${before} messages`);
+    const js = jetstream(admin, { timeout: 3000 });
+    for (const [subject, value] of [["$O.UNIBUS_releases.M.x", "all"], ["$O.UNIBUS_releases.M.x", "sub"]] as const) {
+      const h = headers();
+      h.set("Nats-Rollup", value);
+      const r = await attempt(() => js.publish(subject, "{}", { headers: h }));
+      assert.notEqual(r, "ok", `Nats-Rollup: ${value} on ${subject} was accepted`);
+    }
+    assert.equal((await service.jsm.streams.info(RELEASES)).state.messages, before, "nothing was rolled up");
+    // A second description under the release's name (no rollup) changes nothing either: the first one counts.
+    const listed = JSON.parse((await cli(["release", "show", "web", "1.0.0"])).stdout);
+    const name = releaseObjectName(listed.manifest.sha256);
+    const b = Buffer.from(name).toString("base64url");
+    await attempt(() => js.publish(`$O.UNIBUS_releases.M.${b}${"=".repeat((4 - (b.length % 4)) % 4)}`, JSON.stringify({ name, nuid: "x", size: 0, chunks: 0, digest: "", deleted: true })));
+    const fetched = await objectStoreFetcher(() => node)(name, listed.manifest.size);
+    assert.ok(fetched.ok, JSON.stringify(fetched));
+    // And the tarball is still there for membershipd: the same bytes published as another version pass its check.
+    const again = await cli(["release", "publish", join(work, "web"), "--version", "1.0.1", "--key", join(work, "release.nk")]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+  });
+});
