@@ -1,6 +1,7 @@
 // The stateless front of every signed command's checks, shared by membershipd's pipeline and the
 // node agent's endpoint so both refuse the same input with the same code and the same sentence:
-// size → UTF-8 JSON → envelope schema → envelope action = subject action → clock window. What
+// size → nesting depth (on the bytes, before any parse or walk) → UTF-8 JSON → envelope schema →
+// envelope action = subject action → clock window. What
 // follows (args, nonce, signature, who the actor is) needs each side's own state.
 import type { z } from "zod";
 import { CommandEnvelope, type Reply } from "../../schemas/mod.ts";
@@ -8,6 +9,9 @@ import { canonicalJson } from "./canonical.ts";
 import { sha256Hex } from "./crypto.ts";
 import { verifyCommandSignature } from "./envelope.ts";
 import { domainError, type DomainError } from "./errors.ts";
+import { parseUntrustedJson } from "./json-limits.ts";
+
+export { MAX_JSON_DEPTH, jsonDepth, parseUntrustedJson, type UntrustedJson } from "./json-limits.ts";
 
 export const MAX_COMMAND_BYTES = 64 * 1024;
 /** A command's `ts` may be this far off the receiver's clock, either way. */
@@ -15,18 +19,11 @@ export const CLOCK_WINDOW_MS = 60_000;
 
 export type FrontCheck = { ok: true; command: CommandEnvelope } | { ok: false; error: DomainError };
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** Size, JSON, envelope schema, action match and clock window, in that order; pure. */
+/** Size, depth, JSON, envelope schema, action match and clock window, in that order; pure. */
 export function checkCommandFront(raw: Uint8Array, expectedAction: string, nowMs: number): FrontCheck {
-  if (raw.length > MAX_COMMAND_BYTES) return refuse(domainError("E_TOO_LARGE", `command is ${raw.length} bytes; the limit is ${MAX_COMMAND_BYTES}`));
-  let json: unknown;
-  try {
-    json = JSON.parse(utf8.decode(raw));
-  } catch {
-    return refuse(domainError("E_BAD_JSON", "command is not valid UTF-8 JSON"));
-  }
-  const parsed = CommandEnvelope.safeParse(json);
+  const json = parseUntrustedJson(raw, { maxBytes: MAX_COMMAND_BYTES, what: "command" });
+  if (!json.ok) return refuse(json.error);
+  const parsed = CommandEnvelope.safeParse(json.value);
   if (!parsed.success) return refuse(domainError("E_BAD_REQUEST", `malformed command envelope: ${zodMessage(parsed.error)}`));
   const command = parsed.data;
   if (command.action !== expectedAction) return refuse(domainError("E_BAD_REQUEST", `envelope action ${command.action} does not match subject action ${expectedAction}`));
@@ -49,7 +46,6 @@ export const CommandRefusal = {
   unknownAction: (action: string, details?: Record<string, unknown>) => domainError("E_UNKNOWN_ACTION", `unknown action ${action}`, details),
   badArgs: (action: string, err: z.ZodError) => domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(err)}`),
   nonceReused: () => domainError("E_NONCE_REUSED", "this nonce was already used by another command"),
-  nonceInFlight: () => domainError("E_NONCE_REUSED", "this nonce is being used by a command in flight"),
   badSignature: () => domainError("E_BAD_SIGNATURE", "command signature does not verify against the actor's key"),
   unknownActor: (id: string) => domainError("E_UNKNOWN_ACTOR", `no identity ${id} with that key`),
   forbidden: (role: string, action: string) => domainError("E_FORBIDDEN", `role ${role} may not ${action}`),

@@ -1,7 +1,10 @@
 // The checks every command passes, in DESIGN.md's order: schema → clock window (the stateless front,
 // shared with the node agent: services/core/command-check.ts) → args → nonce unused → signature →
-// the actor's role allows the action → decide → append → reply. Any failure is a structured error
-// reply; nothing here throws at the caller.
+// the actor's role allows the action → the nonce claimed (atomically: a KV create) → decide →
+// append → reply stored with the nonce → reply. A copy of a write that arrives while the first copy
+// runs never runs itself: it waits (bounded) for the first one's reply. Any failure is a structured
+// error reply; nothing here throws at the caller.
+import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { CommandEnvelope, Reply, Role } from "../../schemas/mod.ts";
@@ -27,9 +30,24 @@ export interface PipelineDeps {
   now?: () => number;
   /** Where a failure the reply only names as internal is told in full. */
   log?: (line: string) => void;
+  /** How long a copy of a running write waits for its reply (DUPLICATE_WAIT_MS by default). */
+  duplicateWaitMs?: number;
 }
 
-interface NonceRecord { command: string; reply?: Reply }
+/** `claimed_at` (ms, wall clock) lets a copy take over a claim whose process died before replying. */
+interface NonceRecord { command: string; reply?: Reply; claimed_at?: number }
+
+/** How long a copy of a write waits for the first copy's reply before it is told to retry. */
+export const DUPLICATE_WAIT_MS = 10_000;
+/**
+ * A claim with no reply this old was left by a process that died running it; a copy may take it
+ * over and run the command (its handler's events are deduplicated by command id). A copy can only
+ * arrive within the clock window, so this must stay well under 2 × CLOCK_WINDOW_MS.
+ */
+export const CLAIM_LEASE_MS = 30_000;
+
+/** Writes running in this process, by nonce store and nonce: a copy waits on the promise, not the store. */
+const running = new WeakMap<KV, Map<string, Promise<Reply>>>();
 
 export async function handleCommand(raw: Uint8Array, expectedAction: string, deps: PipelineDeps): Promise<Reply> {
   try {
@@ -65,12 +83,12 @@ async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineD
   if (!args.ok) return errorReply(args.error);
 
   const fingerprint = commandFingerprint(cmd);
+  // A stored reply answers the same signed command sent again, before the signature is checked again.
   const seen = await deps.nonces.get(cmd.nonce);
   if (seen && seen.operation === "PUT") {
     const record = seen.json<NonceRecord>();
-    // The same signed command sent again is answered from its record, never run twice.
-    if (record.command === fingerprint && record.reply) return record.reply;
     if (record.command !== fingerprint) return errorReply(CommandRefusal.nonceReused());
+    if (record.reply) return record.reply;
   }
 
   const badSignature = checkCommandSignature(cmd);
@@ -80,17 +98,94 @@ async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineD
   if (actor.revoked) return errorReply(domainError("E_IDENTITY_REVOKED", `identity ${cmd.actor.id} was revoked`));
   if (!roleAllows(actor.role, cmd.action)) return errorReply(CommandRefusal.forbidden(actor.role, cmd.action));
 
-  if (!seen) {
-    try {
-      await deps.nonces.create(cmd.nonce, JSON.stringify({ command: fingerprint } satisfies NonceRecord));
-    } catch (err) {
-      // Another instance claimed it first (the same command racing itself, or a replay); any other
-      // failure (a timeout, a store that is restarting) says nothing about the nonce.
-      return isKeyTaken(err) ? errorReply(CommandRefusal.nonceInFlight()) : failureReply(err);
-    }
+  const write = !deps.isRead(cmd.action);
+  const claim = await claimNonce(deps, cmd.nonce, fingerprint, write);
+  if (claim !== "run") return claim;
+  if (!write) return replyOf(await deps.run(cmd.action, args.args, cmd));
+
+  const local = running.get(deps.nonces) ?? new Map<string, Promise<Reply>>();
+  running.set(deps.nonces, local);
+  let settle!: (r: Reply) => void;
+  local.set(cmd.nonce, new Promise<Reply>((r) => (settle = r)));
+  let reply: Reply;
+  try {
+    reply = replyOf(await deps.run(cmd.action, args.args, cmd));
+  } catch (err) {
+    // It threw before any reply: the claim is given back so a retry runs it (events it appended,
+    // if any, are deduplicated by command id) rather than waiting out the lease.
+    await deps.nonces.delete(cmd.nonce).catch(() => {});
+    local.delete(cmd.nonce);
+    settle(failureReply(err));
+    throw err;
   }
-  const result = await deps.run(cmd.action, args.args, cmd);
-  const reply: Reply = isDomainError(result) ? errorReply(result) : { ok: true, result };
-  if (!deps.isRead(cmd.action)) await deps.nonces.put(cmd.nonce, JSON.stringify({ command: fingerprint, reply } satisfies NonceRecord));
+  try {
+    await deps.nonces.put(cmd.nonce, JSON.stringify({ command: fingerprint, reply } satisfies NonceRecord));
+  } catch (err) {
+    // It ran: this caller gets its real reply; a copy sent later waits out the claim's lease.
+    deps.log?.(`${cmd.action}: the reply of command ${cmd.id} could not be stored with its nonce: ${(err as Error)?.message ?? String(err)}`);
+  } finally {
+    local.delete(cmd.nonce);
+    settle(reply);
+  }
   return reply;
 }
+
+const replyOf = (result: unknown): Reply => (isDomainError(result) ? errorReply(result) : { ok: true, result });
+
+/**
+ * Claims `nonce` for this command with a KV create (atomic across every membershipd): "run" when the
+ * caller is to run it, or the reply to send instead. A copy of a write finds the claim taken and
+ * waits for the first copy's reply (in this process on its promise, from another by reading the
+ * store) for at most `duplicateWaitMs`, then gets the retryable E_IN_PROGRESS. A read is never
+ * stored with its reply, so a copy of a read runs again (harmless).
+ */
+async function claimNonce(deps: PipelineDeps, nonce: string, fingerprint: string, write: boolean): Promise<"run" | Reply> {
+  const deadline = Date.now() + (deps.duplicateWaitMs ?? DUPLICATE_WAIT_MS);
+  const claim = () => JSON.stringify({ command: fingerprint, claimed_at: Date.now() } satisfies NonceRecord);
+  let pause = 5;
+  for (;;) {
+    try {
+      await deps.nonces.create(nonce, claim());
+      return "run";
+    } catch (err) {
+      // Any failure but a taken key (a timeout, a store that is restarting) says nothing about the nonce.
+      if (!isKeyTaken(err)) return failureReply(err);
+    }
+    const entry = await deps.nonces.get(nonce);
+    if (entry && entry.operation === "PUT") {
+      const record = entry.json<NonceRecord>();
+      if (record.command !== fingerprint) return errorReply(CommandRefusal.nonceReused());
+      if (record.reply) return record.reply;
+      if (!write) return "run";
+      const here = running.get(deps.nonces)?.get(nonce);
+      if (here) {
+        return (await within(here, deadline - Date.now())) ?? inProgress();
+      }
+      if (Date.now() - (record.claimed_at ?? 0) > CLAIM_LEASE_MS) {
+        try {
+          await deps.nonces.update(nonce, claim(), entry.revision);
+          return "run";
+        } catch (err) {
+          if (!isKeyTaken(err)) return failureReply(err);
+          continue;
+        }
+      }
+    }
+    // Still running in another instance, or given back after a failure (then the next create claims it).
+    if (Date.now() >= deadline) return inProgress();
+    await sleep(pause);
+    pause = Math.min(pause * 2, 200);
+  }
+}
+
+/** The promise's value, or null once `ms` passed (the timer is cleared either way). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  const stop = new AbortController();
+  try {
+    return await Promise.race([p, sleep(Math.max(0, ms), null, { signal: stop.signal })]);
+  } finally {
+    stop.abort();
+  }
+}
+
+const inProgress = () => errorReply(domainError("E_IN_PROGRESS", "the first copy of this command is still running; send it again to get its reply"));

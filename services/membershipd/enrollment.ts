@@ -10,7 +10,7 @@ import {
   type Actor, INVITE_PREFIX, enrollWaitSubject, JoinRequest, WaitAnnouncement, type CommandEnvelope, type InviteToken, type NodeConfig, type WaitBundle,
 } from "../../schemas/mod.ts";
 import {
-  canonicalJson, decodeSignature, domainError, sealConfig, fleetDecider, FLEET_ID, identityDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
+  canonicalJson, decodeSignature, domainError, parseUntrustedJson, sealConfig, fleetDecider, FLEET_ID, identityDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
   type DomainError, type FleetCommand, type FleetState, type IdentityState,
 } from "../core/mod.ts";
 import { credsFor, type AggregateStore } from "../bus/mod.ts";
@@ -60,18 +60,36 @@ export class EnrollmentService {
     return this.aggregates.load<FleetState>("fleet", FLEET, fleetDecider).then((l) => l.state);
   }
 
-  /** A new invite: a random secret (only its hash is recorded) and a bootstrap credential that can only ask to join. */
+  /**
+   * A new invite: a random secret (only its hash is recorded) and a bootstrap credential that can
+   * only ask to join. The credential is minted only after InviteIssued is recorded, and only for the
+   * key that event names: every bootstrap JWT belongs to a recorded invite, so revoking the invite
+   * reaches it. A run whose event was already recorded (the same command id) mints nothing.
+   */
   async invite(args: { expiry_s: number; uses: number; note: string }, cmd: CommandEnvelope): Promise<unknown> {
     const secret = randomBytes(32);
     const secretText = secret.toString("base64url");
     secret.fill(0);
     const hash = sha256Hex(secretText);
     const expiresAt = new Date(this.now() + args.expiry_s * 1000);
-    const creds = await this.bootstrapCreds("join", expiresAt, `invite ${hash.slice(0, 12)}`, cmd.id);
-    const r = await this.writeFleet(
-      { type: "IssueInvite", hash, expiresAt: expiresAt.toISOString(), uses: args.uses, note: args.note, bootstrapKey: creds.key },
-      { actor: cmd.actor, commandId: cmd.id });
-    if (isDomainError(r)) return r;
+    const seed = newUserSeed();
+    try {
+      const bootstrapKey = signerFromSeed(seed).publicKey;
+      const r = await this.writeFleet(
+        { type: "IssueInvite", hash, expiresAt: expiresAt.toISOString(), uses: args.uses, note: args.note, bootstrapKey },
+        { actor: cmd.actor, commandId: cmd.id });
+      if (isDomainError(r)) return r;
+      if (r.replayed) {
+        return domainError("E_INTERRUPTED", "this invite command was already run and its token cannot be shown again; revoke that invite (node invites) and create another");
+      }
+      const creds = await this.bootstrapCreds("join", seed, expiresAt, `invite ${hash.slice(0, 12)}`, cmd.id);
+      return this.inviteReply(args, hash, expiresAt, secretText, creds);
+    } finally {
+      seed.fill(0);
+    }
+  }
+
+  private inviteReply(args: { uses: number; note: string }, hash: string, expiresAt: Date, secretText: string, creds: { text: string }) {
     const token: InviteToken = { v: 1, cluster: this.o.cluster, urls: this.o.urls, secret: secretText, creds: creds.text, ca: this.o.caFingerprint };
     return { token: INVITE_PREFIX + Buffer.from(JSON.stringify(token)).toString("base64url"), hash, expires_at: expiresAt.toISOString(), uses: args.uses, note: args.note };
   }
@@ -79,22 +97,23 @@ export class EnrollmentService {
   /** The bundle a locked-down node waits with: the right to announce itself and nothing more. */
   async waitBundle(args: { expiry_s: number }, cmd: CommandEnvelope): Promise<unknown> {
     const expiresAt = new Date(this.now() + args.expiry_s * 1000);
-    const creds = await this.bootstrapCreds("wait", expiresAt, "enroll-wait", cmd.id);
+    const seed = newUserSeed();
+    let creds: { key: string; text: string };
+    try {
+      creds = await this.bootstrapCreds("wait", seed, expiresAt, "enroll-wait", cmd.id);
+    } finally {
+      seed.fill(0);
+    }
     const bundle: WaitBundle = { v: 1, cluster: this.o.cluster, urls: this.o.urls, creds: creds.text, ca: this.o.caFingerprint };
     return { bundle: Buffer.from(JSON.stringify(bundle)).toString("base64url"), expires_at: expiresAt.toISOString() };
   }
 
-  /** A bootstrap identity is recorded like any other, so revoking it (with its invite) survives restarts. */
-  private async bootstrapCreds(flow: "join" | "wait", expiresAt: Date, name: string, commandId: string): Promise<{ key: string; text: string }> {
-    const seed = newUserSeed();
-    try {
-      const key = signerFromSeed(seed).publicKey;
-      const issued = await this.identities.issue({ key, role: "bootstrap", name, ctx: { flow }, expiresAt }, commandId);
-      if (isDomainError(issued)) throw new Error(`cannot issue a bootstrap identity: ${issued.message}`);
-      return { key, text: new TextDecoder().decode(credsFor(issued.jwt, seed)) };
-    } finally {
-      seed.fill(0);
-    }
+  /** A bootstrap identity is recorded like any other, so revoking it (with its invite) survives restarts. The caller zeroes `seed`. */
+  private async bootstrapCreds(flow: "join" | "wait", seed: Uint8Array, expiresAt: Date, name: string, commandId: string): Promise<{ key: string; text: string }> {
+    const key = signerFromSeed(seed).publicKey;
+    const issued = await this.identities.issue({ key, role: "bootstrap", name, ctx: { flow }, expiresAt }, commandId);
+    if (isDomainError(issued)) throw new Error(`cannot issue a bootstrap identity: ${issued.message}`);
+    return { key, text: new TextDecoder().decode(credsFor(issued.jwt, seed)) };
   }
 
   async revokeInvite(args: { hash: string }, cmd: CommandEnvelope): Promise<unknown> {
@@ -202,14 +221,10 @@ export class EnrollmentService {
   }
 }
 
+/** Size and nesting depth are checked on the bytes, before the schema (or anything else) walks them. */
 function parseJson<T>(raw: Uint8Array, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: any } }): { value: T } | { error: unknown } {
-  if (raw.length > 16 * 1024) return { error: errorReply(domainError("E_TOO_LARGE", "request too large")) };
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
-  } catch {
-    return { error: errorReply(domainError("E_BAD_JSON", "request is not valid UTF-8 JSON")) };
-  }
-  const r = schema.safeParse(json);
+  const json = parseUntrustedJson(raw, { maxBytes: 16 * 1024, what: "request" });
+  if (!json.ok) return { error: errorReply(json.error) };
+  const r = schema.safeParse(json.value);
   return r.success ? { value: r.data } : { error: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(r.error)}`)) };
 }

@@ -1,8 +1,9 @@
 // One command, from its bytes to its reply, in this order: the stateless checks (check.ts) → the
-// record (the same command again is answered from it, another one reusing its id or nonce is
-// refused) → signature → the actor is an admin we trust → for a write: recorded, CommandReceived,
+// record (the same command again is answered from it, waiting at most DUPLICATE_WAIT_MS for a copy
+// still running; another one reusing its id or nonce is refused) → signature → the actor is an admin we trust → for a write: recorded, CommandReceived,
 // run in its service's lane, recorded again, CommandCompleted → reply. Reads (status, logs) touch
 // no disk and report nothing. Never throws: anything unexpected is E_INTERNAL.
+import { setTimeout as sleep } from "node:timers/promises";
 import { NODE_READ_ACTIONS, type Actor, type CommandEnvelope, type Reply } from "../../../schemas/mod.ts";
 import { checkCommandSignature, domainError, errorReply } from "../../core/mod.ts";
 import { checkNodeCommand, type CheckedCommand } from "./check.ts";
@@ -31,6 +32,9 @@ export interface HandlerContext {
 }
 
 export const INTERNAL = domainError("E_INTERNAL", "internal error; see the agent's log");
+/** How long a copy of a running write waits for the first copy's reply before it is told to retry. */
+export const DUPLICATE_WAIT_MS = 10_000;
+const IN_PROGRESS = domainError("E_IN_PROGRESS", "the first copy of this command is still running; send it again to get its reply");
 
 /** `subjectAction` is what the subject names after the node: the endpoint's action, or an unknown one. */
 export async function handleNodeCommand(raw: Uint8Array, subjectAction: string, ctx: HandlerContext): Promise<Reply> {
@@ -57,7 +61,14 @@ async function handle(raw: Uint8Array, subjectAction: string, ctx: HandlerContex
 async function answerFromRecord(prior: Exclude<Prior, { kind: "none" }>): Promise<Reply> {
   // A different envelope under a used id or nonce is not a retry: it may be a tampered copy.
   if (prior.kind === "clash") return errorReply(domainError("E_NONCE_REUSED", "this command id or nonce was already used by another command"));
-  return await prior.reply;
+  if (!(prior.reply instanceof Promise)) return prior.reply;
+  // A copy of a command still running holds a slot while it waits: not for longer than this.
+  const stop = new AbortController();
+  try {
+    return await Promise.race([prior.reply, sleep(DUPLICATE_WAIT_MS, errorReply(IN_PROGRESS), { signal: stop.signal })]);
+  } finally {
+    stop.abort();
+  }
 }
 
 async function runWrite(checked: CheckedCommand, ctx: HandlerContext): Promise<Reply> {

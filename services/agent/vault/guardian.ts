@@ -1,10 +1,12 @@
 // The guardian's endpoint, `unibus.vault.<this node>.share`: an owner node asks for the share of
 // its key this node guards, with a signed `vault.share` request that names an ephemeral X25519
-// key. The guardian checks the request (schema, clock, addressed to it, asked by the owner for
-// itself, signature, not replayed, within the owner's rate), then hands it to membershipd
-// (`vault.fetch`), which checks the owner's current identity and the epoch and returns the share
-// sealed to this guardian. The guardian opens it, seals it to the ephemeral key, answers, and
-// zeroes the opened share and its own secret key before the handler returns.
+// key. The guardian checks the request (size and depth, schema, clock, addressed to it, asked by the
+// owner for itself, signed by the key it names, not replayed by that key, the owner has a token
+// left), then hands it to membershipd (`vault.fetch`), which authenticates it (the owner's current
+// key and identity, the epoch) and returns the share sealed to this guardian. Only then is the
+// owner's rate-limit token spent: a request signed by any other key never touches the owner's
+// bucket. The guardian opens the share, seals it to the ephemeral key, answers, and zeroes the
+// opened share and its own secret key before the handler returns.
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { FetchResult, Reply, SHARE_ACTION, ShareReleaseResult, ShareRequestArgs, nodeActorId, vaultShareSubject, type CommandEnvelope } from "../../../schemas/mod.ts";
 import {
@@ -33,18 +35,30 @@ export interface Guardian {
 
 const refuse = (message: string) => errorReply(domainError("E_SHARE_REFUSED", message));
 
-/** Nonces of requests already answered, kept past the clock window (after which the clock check refuses them). */
+/**
+ * Nonces of signed requests already taken, per signing key (so a request under another key, which
+ * anyone can make, cannot use up the owner's nonce), kept past the clock window (after which the
+ * clock check refuses them). Entries expire in the order they were added: pruning stops at the
+ * first live one.
+ */
 class SeenNonces {
   private readonly seen = new Map<string, number>();
   constructor(private readonly now: () => number) {}
-  claim(nonce: string): boolean {
+  claim(key: string, nonce: string): boolean {
     const t = this.now();
-    if (this.seen.size > 1000) for (const [n, exp] of this.seen) if (exp < t) this.seen.delete(n);
-    if ((this.seen.get(nonce) ?? 0) >= t) return false;
-    this.seen.set(nonce, t + 2 * CLOCK_WINDOW_MS);
+    for (const [n, exp] of this.seen) {
+      if (exp >= t) break;
+      this.seen.delete(n);
+    }
+    const id = `${key} ${nonce}`;
+    if ((this.seen.get(id) ?? 0) >= t) return false;
+    this.seen.delete(id);
+    this.seen.set(id, t + 2 * CLOCK_WINDOW_MS);
     return true;
   }
 }
+
+const rateLimited = (owner: string) => errorReply(domainError("E_RATE_LIMITED", `${owner} asked for its share too often; wait and retry`));
 
 export async function handleShareRequest(raw: Uint8Array, o: GuardianOptions, state: { nonces: SeenNonces; buckets: TokenBuckets }): Promise<Reply> {
   const now = o.now ?? Date.now;
@@ -58,14 +72,17 @@ export async function handleShareRequest(raw: Uint8Array, o: GuardianOptions, st
   if (cmd.actor.id !== nodeActorId(a.owner)) return refuse(`${cmd.actor.id} asked for ${a.owner}'s share; a node gets only its own shares`);
   const badSig = checkCommandSignature(cmd);
   if (badSig) return errorReply(badSig);
-  if (!state.nonces.claim(cmd.nonce)) return errorReply(domainError("E_NONCE_REUSED", "this request was already answered"));
-  if (!state.buckets.take(a.owner)) return errorReply(domainError("E_RATE_LIMITED", `${a.owner} asked for its share too often; wait and retry`));
+  if (!state.nonces.claim(cmd.actor.key, cmd.nonce)) return errorReply(domainError("E_NONCE_REUSED", "this request was already answered"));
+  // Looked at, not spent: the request is not known to be the owner's yet.
+  if (!state.buckets.allows(a.owner)) return rateLimited(a.owner);
 
   const fetched = await o.ask("vault.fetch", { owner: a.owner, guardian: o.node, epoch: a.epoch, request: cmd });
   if (!fetched.ok) return { ok: false, error: fetched.error };
   const f = FetchResult.safeParse(fetched.result);
   if (!f.success) return errorReply(domainError("E_INTERNAL", "membershipd answered vault.fetch with something else"));
   if (f.data.owner_key !== cmd.actor.key) return refuse(`the request is not signed with ${a.owner}'s current key`);
+  // Authenticated (membershipd checked the owner's current key): now the owner's token is spent.
+  state.buckets.charge(a.owner);
 
   const seed = o.kexSeed();
   const pair = await kexPairFromSeed(seed);

@@ -21,3 +21,19 @@ test("token buckets: a burst per owner, then one token per refill interval", () 
   t = 1000;
   assert.deepEqual([b.take("a"), b.take("a")], [true, false]);
 });
+
+test("token buckets: `allows` spends nothing; `charge` spends, and a burst charged past zero is paid back before the next request", () => {
+  let t = 0;
+  const b = new TokenBuckets({ burst: 2, perSecond: 1 }, () => t);
+  for (let i = 0; i < 100; i++) assert.ok(b.allows("a"), "looking never spends");
+  // Three genuine requests that all passed `allows` at once are all charged.
+  b.charge("a");
+  b.charge("a");
+  b.charge("a");
+  assert.equal(b.allows("a"), false);
+  t = 1000;
+  assert.equal(b.allows("a"), false, "one token back pays the debt of the third");
+  t = 2000;
+  assert.equal(b.allows("a"), true);
+  assert.ok(b.allows("b"), "another owner is untouched");
+});

@@ -30,21 +30,41 @@ export interface RateLimit {
 
 export const DEFAULT_RATE_LIMIT: RateLimit = { burst: 10, perSecond: 10 / 60 };
 
-/** One bucket per owner; `take` is true when the request may go ahead. */
+/**
+ * One bucket per owner. The guardian asks `allows` before it authenticates a request (it spends
+ * nothing and remembers nothing, so requests anyone can forge never touch an owner's bucket) and
+ * `charge`s only a request proven to be the owner's. A burst of genuine requests that all passed
+ * `allows` at once is charged in full: the bucket goes below zero and the debt is paid back first.
+ */
 export class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(private readonly limit: RateLimit = DEFAULT_RATE_LIMIT, private readonly now: () => number = Date.now) {}
 
-  take(owner: string): boolean {
+  /** True when `owner` has a token now. */
+  allows(owner: string): boolean {
+    return this.refilled(owner, this.now()) >= 1;
+  }
+
+  /** Spends one of `owner`'s tokens (call it once the request is authenticated). */
+  charge(owner: string): void {
     const t = this.now();
-    const b = this.buckets.get(owner) ?? { tokens: this.limit.burst, at: t };
-    b.tokens = Math.min(this.limit.burst, b.tokens + ((t - b.at) / 1000) * this.limit.perSecond);
-    b.at = t;
-    if (this.buckets.size > 10_000) this.buckets.clear();
-    this.buckets.set(owner, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
+    const tokens = this.refilled(owner, t) - 1;
+    // Only authenticated owners have a bucket, so this bounds a fleet larger than any real one.
+    if (this.buckets.size > 10_000 && !this.buckets.has(owner)) this.buckets.clear();
+    this.buckets.set(owner, { tokens, at: t });
+  }
+
+  /** `allows`, then `charge` when it does: for a caller that authenticated the request already. */
+  take(owner: string): boolean {
+    if (!this.allows(owner)) return false;
+    this.charge(owner);
     return true;
+  }
+
+  private refilled(owner: string, t: number): number {
+    const b = this.buckets.get(owner);
+    if (!b) return this.limit.burst;
+    return Math.min(this.limit.burst, b.tokens + ((t - b.at) / 1000) * this.limit.perSecond);
   }
 }
