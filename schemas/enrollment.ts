@@ -61,8 +61,16 @@ const signedBody = { v: z.literal(1), ts: IsoTime, node: Slug, sign_key: UserPub
 export const JoinRequest = z.object({ ...signedBody, secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/), sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
 export type JoinRequest = z.infer<typeof JoinRequest>;
 
-export const WaitAnnouncement = z.object({ ...signedBody, wait_id: Sha256Hex, sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
+/** Signed by the node's own key; `bundle_key` names the wait bundle (bootstrap identity) it waits with. */
+export const WaitAnnouncement = z.object({ ...signedBody, wait_id: Sha256Hex, bundle_key: UserPublicKey, sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
 export type WaitAnnouncement = z.infer<typeof WaitAnnouncement>;
+
+/**
+ * What a waiting node sends: its announcement and `bundle_sig`, the wait bundle's own key's
+ * signature over the same body, so membershipd knows which bundle to charge the waiting node to.
+ */
+export const WaitAnnounceRequest = WaitAnnouncement.extend({ bundle_sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
+export type WaitAnnounceRequest = z.infer<typeof WaitAnnounceRequest>;
 
 /** What an enrolled node receives: its JWT (for its own key) and where it lives. */
 export const NodeConfig = z.object({ node: Slug, address: z.string(), jwt: z.string().min(1), urls: z.array(z.string()), ca: Sha256Hex, cluster: Slug }).strict();

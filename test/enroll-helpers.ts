@@ -4,9 +4,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCurve } from "@nats-io/nkeys";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { parseInviteToken, type InviteToken, type JoinRequest, type NodeConfig, type Reply, type WaitAnnouncement } from "../schemas/mod.ts";
-import { canonicalJson, inboxPrefix, newUserSeed, signerFromSeed, toBase64Url, type Signer } from "../services/core/mod.ts";
-import { credsFor, parseCreds } from "../services/bus/mod.ts";
+import { parseInviteToken, type InviteToken, type JoinRequest, type NodeConfig, type Reply, type WaitAnnounceRequest } from "../schemas/mod.ts";
+import { canonicalJson, inboxPrefix, newUserSeed, signerFromSeed, signWaitAnnouncement, toBase64Url, type Signer } from "../services/core/mod.ts";
+import { credsFor, parseCreds, seedFromCreds } from "../services/bus/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import type { SecurePlaneHandle } from "./harness.ts";
 
@@ -38,9 +38,13 @@ export function joinRequest(keys: NodeKeys, o: JoinOptions): JoinRequest {
   return signed(body, o.signWith ?? keys.signer);
 }
 
-export function waitAnnouncement(keys: NodeKeys, node: string, waitId: string): WaitAnnouncement {
-  const body = { v: 1 as const, ts: new Date().toISOString(), node, sign_key: keys.signer.publicKey, kex_key: keys.kex, labels: {}, wait_id: waitId };
-  return signed(body, keys.signer);
+/** What enroll-wait sends: signed by the node's key and by the wait bundle's (from its .creds text). */
+export function waitAnnouncement(keys: NodeKeys, node: string, waitId: string, bundleCreds: string): WaitAnnounceRequest {
+  const seed = seedFromCreds(new TextEncoder().encode(bundleCreds));
+  if (!seed) throw new Error("the bundle's creds hold no seed");
+  const bundle = signerFromSeed(seed);
+  const body = { v: 1 as const, ts: new Date().toISOString(), node, sign_key: keys.signer.publicKey, kex_key: keys.kex, labels: {}, wait_id: waitId, bundle_key: bundle.publicKey };
+  return signWaitAnnouncement(body, keys.signer, bundle);
 }
 
 export function decodeInvite(token: string): InviteToken {

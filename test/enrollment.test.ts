@@ -308,7 +308,7 @@ describe("enrollment against a secured plane", () => {
     try {
       t.diagnostic(`peeking at announcements: ${await violation(nc, "unibus.enroll.wait.announce", () => nc.subscribe("unibus.enroll.wait.announce"))}`);
       const sealedMsgs = nc.subscribe(`unibus.enroll.wait.${waitId}`, { max: 1 });
-      const announce = async (k: NodeKeys) => (await nc.request("unibus.enroll.wait.announce", JSON.stringify(waitAnnouncement(k, "coded-1", waitId)), { timeout: 10_000 })).json<any>();
+      const announce = async (k: NodeKeys) => (await nc.request("unibus.enroll.wait.announce", JSON.stringify(waitAnnouncement(k, "coded-1", waitId, bundle.creds)), { timeout: 10_000 })).json<any>();
       assert.deepEqual(await announce(keys), { ok: true, result: { state: "waiting" } });
       t.diagnostic(`another key on the same code: ${refused(await announce(nodeKeys()), "E_CONFLICT")}`);
 

@@ -5,9 +5,9 @@ import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, parseInviteToken, parseWaitBundle, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, type WaitBundle, type JoinRequest, type WaitAnnouncement } from "../../schemas/mod.ts";
-import { connectNats, parseCreds } from "../bus/mod.ts";
-import { canonicalJson, deriveWaitKey, inboxPrefix, newEnrollCode, openConfig, toBase64Url, waitIdFor, type Signer } from "../core/mod.ts";
+import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, parseInviteToken, parseWaitBundle, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, type WaitBundle, type JoinRequest } from "../../schemas/mod.ts";
+import { connectNats, parseCreds, seedFromCreds } from "../bus/mod.ts";
+import { canonicalJson, deriveWaitKey, inboxPrefix, newEnrollCode, openConfig, signerFromSeed, signWaitAnnouncement, toBase64Url, waitIdFor, type Signer } from "../core/mod.ts";
 import { fetchPinnedCa } from "./ca-pin.ts";
 import type { NodeStore } from "./node-store.ts";
 
@@ -151,11 +151,23 @@ export interface WaitOptions extends JoinOptions {
   signal?: AbortSignal;
 }
 
+/** The wait bundle's own key, from the seed in its credential. */
+function bundleSignerOf(creds: string): Signer {
+  const seed = seedFromCreds(new TextEncoder().encode(creds));
+  if (!seed) throw new EnrollError("E_BAD_TOKEN", "the wait bundle's credential holds no key");
+  try {
+    return signerFromSeed(seed);
+  } finally {
+    seed.fill(0);
+  }
+}
+
 /** Announces itself every few seconds until an operator enrolls it by code, then opens the sealed config. */
 export async function enrollWait(store: NodeStore, bundleText: string, o: WaitOptions): Promise<NodeConfig> {
   const bundle = decodeWaitBundle(bundleText);
   const { pem, url } = await pinCa(bundle.urls, bundle.ca, o.log);
   const { signer, kexPublicKey } = store.keys();
+  const bundleSigner = bundleSignerOf(bundle.creds);
   const code = newEnrollCode();
   const waitId = waitIdFor(code);
   const waitKey = deriveWaitKey(code);
@@ -165,9 +177,11 @@ export async function enrollWait(store: NodeStore, bundleText: string, o: WaitOp
     try {
       const sealed = nc.subscribe(enrollWaitSubject(waitId), { max: 1 });
       const announce = async () => {
-        const body: WaitAnnouncement = signed({
+        // Signed by the bundle's key too: membershipd counts waiting nodes per bundle it can prove.
+        const body = signWaitAnnouncement({
           v: 1 as const, ts: new Date().toISOString(), node: o.node, sign_key: signer.publicKey, kex_key: kexPublicKey, labels: o.labels, wait_id: waitId,
-        }, signer);
+          bundle_key: bundleSigner.publicKey,
+        }, signer, bundleSigner);
         const reply = Reply.safeParse((await nc.request(ENROLL_WAIT_ANNOUNCE_SUBJECT, JSON.stringify(body), { timeout: o.timeoutMs })).json());
         if (reply.success && !reply.data.ok) throw new EnrollError(reply.data.error.code, reply.data.error.message);
       };

@@ -2,9 +2,9 @@
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Actor, EventEnvelope } from "../../schemas/mod.ts";
-import { eventHash, isDomainError, type Decider, type DomainError, type HashedEvent, type Signer } from "../core/mod.ts";
+import { domainError, eventHash, isDomainError, type Decider, type DomainError, type HashedEvent, type Signer } from "../core/mod.ts";
 import { EventSigner } from "./event-signer.ts";
-import { appendEvents, ConcurrencyConflict, decodeEvent, eventSubject, lastEventOf, readEventMessages } from "./event-store.ts";
+import { appendEvents, ConcurrencyConflict, decodeEvent, eventSubject, lastEventOf, readEventMessages, StoreFull } from "./event-store.ts";
 
 export interface Loaded<S> {
   state: S;
@@ -104,6 +104,8 @@ export class AggregateStore {
         });
         return { events: envelopes, seqs, replayed: false };
       } catch (err) {
+        // A full store is an answer, not a crash: the caller says so in one sentence.
+        if (err instanceof StoreFull) return (this.cache.delete(subject), domainError("E_STORE_FULL", err.message));
         if (!(err instanceof ConcurrencyConflict)) this.cache.delete(subject);
         if (!(err instanceof ConcurrencyConflict) || attempt >= MAX_ATTEMPTS || Date.now() > deadline) throw err;
         // Jitter that widens with each loss spreads a herd of writers out instead of colliding again.

@@ -19,7 +19,7 @@ import { clientFor, startNats, tempDir, type NatsHandle } from "../../test/harne
 import { AggregateStore, type Executed } from "./aggregate-store.ts";
 import { EmbeddedNatsServer, freePort } from "./embedded-server.ts";
 import {
-  appendEvents, ConcurrencyConflict, decodeEvent, ensureEventStream, EVENTS_STREAM, eventSubject, lastSequence, readEventMessages, toStoredEvent,
+  appendEvents, ConcurrencyConflict, decodeEvent, ensureEventStream, EVENTS_STREAM, eventSubject, lastSequence, readEventMessages, safeMaxBytes, toStoredEvent,
 } from "./event-store.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
@@ -480,4 +480,17 @@ describe("at-rest encrypted store", () => {
       const bad = ["92e3784e725f2076b5cbf54a0782a1d260da026c2c66c26156f197b6fffead7e", "0e7e309f607c597b802b35d51a7b210b6f8d214cd840561f9dfb23916d9218b8"];
       for (const key of bad) assert.equal(await startsWithKey(key), true, key);
     });
+});
+
+describe("the stream's size limit on an existing store", () => {
+  test("safeMaxBytes never sets a limit below what the stream holds plus room for racing appends", () => {
+    const MIB = 1024 * 1024;
+    // A new limit above the current one (or none before): as asked.
+    assert.equal(safeMaxBytes(10 * MIB, 9 * MIB, 5 * MIB), 10 * MIB);
+    // Lowering, with room to spare: as asked.
+    assert.equal(safeMaxBytes(10 * MIB, 1 * MIB, -1), 10 * MIB);
+    // Lowering below what it holds (or too close to it): what it holds plus min(8 MiB, limit / 4).
+    assert.equal(safeMaxBytes(1 * MIB, 2 * MIB, -1), 2 * MIB + MIB / 4);
+    assert.equal(safeMaxBytes(100 * MIB, 99 * MIB, 200 * MIB), 107 * MIB);
+  });
 });

@@ -1,6 +1,8 @@
 // The one source of truth: stream UNIBUS_EVENTS, one subject per aggregate. Appends are guarded by
-// Nats-Expected-Last-Subject-Sequence and deduplicated by Nats-Msg-Id.
-import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type PubAck } from "@nats-io/jetstream";
+// Nats-Expected-Last-Subject-Sequence and deduplicated by Nats-Msg-Id. It is bounded in bytes
+// (max_bytes) with discard `new`: history can never be deleted (deny_delete), so when it is full
+// the server refuses the append (StoreFull) and nothing stored is ever dropped.
+import { DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject, type StoredEvent } from "../core/mod.ts";
@@ -10,6 +12,13 @@ import { publisherFor, type JetStreamPublisher } from "./publisher.ts";
 export const EVENTS_STREAM = "UNIBUS_EVENTS";
 const WRONG_LAST_SEQUENCE = 10071;
 const STREAM_NOT_FOUND = 10059;
+/** nats-server 2.9's answer to a publish that would take a discard-new stream past max_bytes. */
+const MAXIMUM_BYTES_EXCEEDED = 10077;
+
+/** The event stream's default size limit: past it appends are refused, with an alarm at 80 % before. */
+export const EVENTS_DEFAULT_MAX_BYTES = 10 * 1024 ** 3;
+/** Below this the limit cannot sensibly hold a store (one event may be 256 KiB). */
+export const EVENTS_MIN_MAX_BYTES = 1024 * 1024;
 
 export function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND;
@@ -17,7 +26,26 @@ export function isStreamNotFound(err: unknown): boolean {
 
 export { eventSubject, EVENT_SUBJECT_PREFIX };
 
-export async function ensureEventStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+export interface EventStreamLimits {
+  /** The stream's size limit in bytes (default EVENTS_DEFAULT_MAX_BYTES). */
+  maxBytes?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * The limit to set on a stream holding `bytes` now. A lower max_bytes makes the server drop the
+ * oldest messages at once, deny_delete or not (seen with 2.9.10: 20 messages became 9), so the
+ * limit never goes below what is stored plus room for appends racing this update.
+ */
+export function safeMaxBytes(wanted: number, bytes: number, current: number): number {
+  if (current > 0 && wanted >= current) return wanted;
+  const headroom = Math.min(8 * 1024 * 1024, Math.floor(wanted / 4));
+  return Math.max(wanted, bytes + headroom);
+}
+
+/** The event stream as it must be; an existing one gets the size limit (never below what it holds). Returns the limit in force. */
+export async function ensureEventStream(jsm: JetStreamManager, replicas: number, limits: EventStreamLimits = {}): Promise<number> {
+  const wanted = limits.maxBytes ?? EVENTS_DEFAULT_MAX_BYTES;
   const config = {
     name: EVENTS_STREAM,
     subjects: [`${EVENT_SUBJECT_PREFIX}.>`],
@@ -28,14 +56,34 @@ export async function ensureEventStream(jsm: JetStreamManager, replicas: number)
     deny_purge: true,
     duplicate_window: nanos(120_000),
     max_msg_size: 256 * 1024,
+    max_bytes: wanted,
+    discard: DiscardPolicy.New,
   };
+  let info;
   try {
-    const info = await jsm.streams.info(EVENTS_STREAM);
-    if (!info.config.deny_delete || !info.config.deny_purge) throw new Error(`stream ${EVENTS_STREAM} exists without deny_delete/deny_purge`);
+    info = await jsm.streams.info(EVENTS_STREAM);
   } catch (err) {
     if (!isStreamNotFound(err)) throw err;
     await jsm.streams.add(config);
+    return wanted;
   }
+  if (!info.config.deny_delete || !info.config.deny_purge) throw new Error(`stream ${EVENTS_STREAM} exists without deny_delete/deny_purge`);
+  const limit = safeMaxBytes(wanted, info.state.bytes, info.config.max_bytes);
+  if (info.config.max_bytes === limit && info.config.discard === DiscardPolicy.New) return limit;
+  // One update sets both; the limit is at least what is stored, so the server drops nothing.
+  const updated = await jsm.streams.update(EVENTS_STREAM, { max_bytes: limit, discard: DiscardPolicy.New });
+  if (updated.state.messages < info.state.messages) throw new Error(`stream ${EVENTS_STREAM} lost messages while its limit was set`);
+  if (limit !== wanted) {
+    limits.log?.(`the event stream holds ${info.state.bytes} bytes, at or over the configured limit of ${wanted}; its limit is ${limit} so nothing is lost, and appends stop soon: raise --event-stream-max-bytes`);
+  } else if (info.config.max_bytes !== limit) {
+    limits.log?.(`the event stream's size limit is now ${limit} bytes (it holds ${info.state.bytes})`);
+  }
+  return limit;
+}
+
+/** An append the stream refused because it is at its size limit: nothing was stored. */
+export class StoreFull extends Error {
+  readonly code = "E_STORE_FULL";
 }
 
 export class ConcurrencyConflict extends Error {
@@ -77,6 +125,9 @@ function appendOne(publisher: JetStreamPublisher, subject: string, expected: num
   }
   return publisher.publish(subject, payload, { msgID: event.id, expectLastSubjectSeq: expected }).catch((err: unknown) => {
     if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
+    if (err instanceof JetStreamApiError && err.code === MAXIMUM_BYTES_EXCEEDED) {
+      throw new StoreFull(`the event stream is full (its size limit, --event-stream-max-bytes, is reached); nothing was written: an operator must raise the limit or add disk`);
+    }
     throw err;
   });
 }

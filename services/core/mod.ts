@@ -26,3 +26,6 @@ export * from "./rollouts.ts";
 export * from "./locks.ts";
 export * from "./node-releases.ts";
 export * from "./vault/mod.ts";
+export * from "./quota.ts";
+export * from "./wait-proof.ts";
+export * from "./control-message.ts";

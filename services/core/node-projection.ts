@@ -5,6 +5,13 @@ import type { StoredEvent } from "./projections.ts";
 
 type Services = NodeRecord["services"];
 
+/**
+ * A record keeps at most as many services as one AgentStarted may declare: otherwise a node could
+ * grow its own record (one KV value, which the projector must write whole) without bound by
+ * reporting services under ever new names. Events for a new name past it leave the record as is.
+ */
+export const MAX_NODE_SERVICES = 256;
+
 const STOPPED_STATE: Record<string, NodeServiceRecord["state"]> = { requested: "stopped", exited: "stopped", "crash-loop": "crash-loop", failed: "failed" };
 
 function newService(type: string, at: string): NodeServiceRecord {
@@ -76,5 +83,6 @@ export function projectNodeActivity(r: NodeRecord, e: StoredEvent): NodeRecord {
   const next = { ...r, agent: agentAfter(r.agent, e), vault: vaultAfter(r.vault ?? null, e) };
   if (e.type === "AgentStarted") return { ...next, services: servicesAtStart(r.services, e.data.services, e.data.at) };
   if (typeof e.data.service !== "string") return next;
+  if (!serviceOf(r.services, e.data.service) && Object.keys(r.services).length >= MAX_NODE_SERVICES) return next;
   return { ...next, services: { ...r.services, [e.data.service]: nextService(serviceOf(r.services, e.data.service), e) } };
 }

@@ -492,6 +492,16 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
     NodeRecord.parse(rec);
   });
 
+  test("a node cannot grow its record past 256 services by reporting new names", () => {
+    const names = Array.from({ length: 300 }, (_, i) => `svc-${i}`);
+    const rec = nodeOf([enrolled(1), agentStarted(2, []), ...names.map((n, i) => started(3 + i, n))]);
+    assert.equal(Object.keys(rec.services).length, 256);
+    assert.equal(rec.services["svc-299"], undefined);
+    // A service it already has still changes.
+    const again = nodeOf([enrolled(1), agentStarted(2, []), ...names.map((n, i) => started(3 + i, n)), exited(303, "svc-0", 1)]);
+    assert.equal(again.services["svc-0"].state, "exited");
+  });
+
   test("an agent's life gives each service's state, restarts and last exit, and the agent's facts", () => {
     const rec = nodeOf(life);
     assert.deepEqual(rec, expectedNode);

@@ -8,6 +8,7 @@ import { bucketKeys, lastSequence, liveEntry, type AggregateStore, type Buckets,
 import { zodMessage } from "./command-pipeline.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 import { createNodeReportHandlers } from "./node-reports.ts";
+import type { NodeQuotas } from "./node-quotas.ts";
 import { trustedAdmins } from "./trust.ts";
 import { createVaultHandlers, isVaultAction } from "./vault.ts";
 import { VaultActionArgs } from "../../schemas/mod.ts";
@@ -25,6 +26,8 @@ export interface ActionDeps extends FleetActionDeps {
   clusterHandlers: Record<"cluster.status" | "cluster.scale", (args: any, cmd: CommandEnvelope) => Promise<unknown>>;
   /** release.*, rollout.*, node.lock/unlock (services/membershipd/updates). */
   updateHandlers: Record<keyof typeof ReleaseActionArgs, (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>>;
+  /** Per-node quotas node.report charges (node-quotas.ts); defaults when not given. */
+  nodeQuotas?: NodeQuotas;
 }
 
 function naturalOrder(r: Record<string, unknown>): string {
@@ -49,7 +52,9 @@ export function createActions(deps: ActionDeps) {
   const { aggregates, buckets } = deps;
   const fleet = createFleetActions(deps);
   const vault = createVaultHandlers({ aggregates, buckets, jsm: deps.jsm });
-  const nodeReports = createNodeReportHandlers({ aggregates, trust: () => trustedAdmins({ aggregates, jsm: deps.jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp }) });
+  const nodeReports = createNodeReportHandlers({
+    aggregates, trust: () => trustedAdmins({ aggregates, jsm: deps.jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp }), ...(deps.nodeQuotas ? { quotas: deps.nodeQuotas } : {}),
+  });
 
   async function write(kind: string, id: string, decider: any, command: unknown, cmd: CommandEnvelope) {
     const r = await aggregates.execute(kind, id, decider, command, { actor: cmd.actor, commandId: cmd.id });

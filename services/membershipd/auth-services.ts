@@ -10,6 +10,7 @@ import { isDomainError, type Signer } from "../core/mod.ts";
 import { failureReply } from "./command-pipeline.ts";
 import { EnrollmentService, JOIN_SUBJECT, WAIT_ANNOUNCE_SUBJECT } from "./enrollment.ts";
 import { IdentityService } from "./identity-service.ts";
+import { WaitGate } from "./wait-gate.ts";
 import { ADMIN_HANDLE, ADMIN_SEED_FILE } from "./identities.ts";
 
 export const ADMIN_CREDS_FILE = "admin.creds";
@@ -73,9 +74,18 @@ export async function startAuthServices(o: AuthServicesOptions) {
           .then((reply) => msg.respond(JSON.stringify(reply)));
       },
     });
-  const subs = [serve(JOIN_SUBJECT, (d) => enrollment.handleJoin(d)), serve(WAIT_ANNOUNCE_SUBJECT, (d) => enrollment.handleAnnounce(d))];
+  // Which wait bundle an announcement comes with, proven, and that bundle's quotas (wait-gate.ts).
+  const waitGate = new WaitGate(o.aggregates, WAIT_TTL_MS, undefined, o.security.now);
+  const announce = async (d: Uint8Array) => {
+    const admitted = await waitGate.admit(d);
+    if ("reply" in admitted) return admitted.reply;
+    const reply = await enrollment.handleAnnounce(admitted.announcement);
+    admitted.settle(reply);
+    return reply;
+  };
+  const subs = [serve(JOIN_SUBJECT, (d) => enrollment.handleJoin(d)), serve(WAIT_ANNOUNCE_SUBJECT, announce)];
   return {
-    identities, enrollment,
+    identities, enrollment, waitGate,
     async stop() {
       await Promise.all(subs.map((s) => s.drain().catch(() => {})));
     },

@@ -3,8 +3,15 @@ import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { EVENTS_DEFAULT_MAX_BYTES, EVENTS_MIN_MAX_BYTES } from "../bus/event-store.ts";
 
 const Port = z.coerce.number().int().min(0).max(65535);
+
+const UNITS: Record<string, number> = { "": 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+/** A size as bytes, or with a binary unit: 10GiB, 512MiB. */
+const Bytes = z.string().regex(/^\d+(KiB|MiB|GiB|TiB)?$/, "a size in bytes, or with KiB, MiB, GiB or TiB (e.g. 10GiB)")
+  .transform((v) => Number(v.match(/^\d+/)![0]) * UNITS[v.replace(/^\d+/, "")]!)
+  .pipe(z.number().int().min(EVENTS_MIN_MAX_BYTES, `at least ${EVENTS_MIN_MAX_BYTES} bytes (1MiB)`).max(Number.MAX_SAFE_INTEGER));
 
 export const MembershipdConfig = z.object({
   dataDir: z.string().min(1),
@@ -21,6 +28,8 @@ export const MembershipdConfig = z.object({
   advertise: z.array(z.string().regex(/^(nats|tls):\/\/[^\s/]+:\d+$/, "a URL like nats://host:4250")).min(1),
   overlayCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "a CIDR like 10.0.0.0/24"),
   replicas: z.coerce.number().int().min(1).max(5),
+  /** The event stream's size limit: appends are refused past it, never history dropped. */
+  eventStreamMaxBytes: Bytes,
   clusterName: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
   serverName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
   /** Cluster mode when non-empty: the other servers' route listeners. */
@@ -46,6 +55,7 @@ const flags = {
   advertise: "",
   "overlay-cidr": "10.0.0.0/24",
   replicas: "1",
+  "event-stream-max-bytes": `${EVENTS_DEFAULT_MAX_BYTES / 1024 ** 3}GiB`,
   "cluster-name": "unibus",
   "server-name": hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "unibus",
   routes: "",
@@ -71,6 +81,10 @@ export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS
   --nats-creds FILE        .creds file for --nats-url
   --nats-ca FILE           CA certificate for --nats-url over TLS
   --replicas N             stream and KV replicas (default 1)
+  --event-stream-max-bytes SIZE
+                           the event stream's size limit (default 10GiB, at least 1MiB); past it
+                           writes are refused (E_STORE_FULL), never history dropped; /healthz is
+                           degraded from 80 % of it
   --cluster-name NAME      cluster name recorded in the first event (default unibus)
   --server-name NAME       NATS server name (default: host name)
 cluster mode (docs/operations.md):
@@ -107,6 +121,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     advertise: (pick("advertise") || `nats://${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pick("nats-port")}`).split(",").map((u) => u.trim()).filter(Boolean),
     overlayCidr: pick("overlay-cidr"),
     replicas: pick("replicas"),
+    eventStreamMaxBytes: pick("event-stream-max-bytes"),
     clusterName: pick("cluster-name"),
     serverName: pick("server-name"),
     routes: pick("routes").split(",").map((r) => r.trim()).filter(Boolean),

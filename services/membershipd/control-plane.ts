@@ -19,6 +19,7 @@ import { WritePause } from "./write-pause.ts";
 import { startUpdates } from "./updates/mod.ts";
 import { lastSequence } from "../bus/mod.ts";
 import { startVaultTally } from "./vault-tally.ts";
+import { NodeQuotas, type NodeQuotaLimits } from "./node-quotas.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
 
@@ -48,6 +49,10 @@ export interface ControlPlaneOptions {
   copies?: () => Promise<Map<string, ReplicaCopy[]>>;
   /** Rollout driver timings (tests and benches shorten them). */
   updates?: { updateTimeoutMs?: number; retryMs?: number; giveUpMs?: number; scanMs?: number; leaseMs?: number };
+  /** The event stream's size limit (--event-stream-max-bytes; EVENTS_DEFAULT_MAX_BYTES when not given). */
+  eventStreamMaxBytes?: number;
+  /** Per-node quotas on node.report and the event growth it causes (DEFAULT_NODE_QUOTAS when not given). */
+  nodeQuotas?: Partial<NodeQuotaLimits>;
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -55,7 +60,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const jsm = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
   const cold = coldStartRetry(o.coldStartBudgetMs ?? 0, o.log);
-  await cold("the event stream", () => ensureEventStream(jsm, o.replicas));
+  const streamMaxBytes = await cold("the event stream", () => ensureEventStream(jsm, o.replicas, { ...(o.eventStreamMaxBytes ? { maxBytes: o.eventStreamMaxBytes } : {}), log: o.log }));
   await cold("the logs stream", () => ensureLogsStream(jsm, { replicas: o.replicas }));
   const buckets = await cold("the KV buckets", () => openBuckets(o.nc, o.replicas));
   const service = serviceSigner(o.dataDir);
@@ -74,10 +79,12 @@ export async function startControlPlane(o: ControlPlaneOptions) {
 
   const meta = o.meta ?? (async () => null);
   const cluster = createClusterActions({
-    aggregates, jsm, nc: o.nc, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()), log: o.log,
+    aggregates, jsm, nc: o.nc, signer: service, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()), log: o.log,
   });
-  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, log: o.log }) : null;
+  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, signer: service, log: o.log }) : null;
   const metrics = new Metrics();
+  const nodeQuotas = new NodeQuotas(o.nodeQuotas);
+  metrics.addCounter("unibus_quota_refusals_total", "quota", () => new Map([...nodeQuotas.refusals, ...(auth?.waitGate.refusals ?? [])]));
   const vaultTally = await cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
   const updates = await cold("the release store", () => startUpdates({
     nc: o.nc, jsm, self: o.self ?? o.clusterName, replicas: o.replicas, aggregates, buckets, driverKey: driver, driverId: DRIVER_ACTOR_ID, serviceKey: service.publicKey, log: o.log ?? (() => {}),
@@ -85,11 +92,11 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   }));
   const run = createActions({
     aggregates, buckets, projector, jsm, updaters: [{ id: DRIVER_ACTOR_ID, key: driver.publicKey }], identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
-    trustChanged: () => announceTrustChange(o.nc), updateHandlers: updates.handlers as any,
-    clusterHandlers: cluster.handlers,
+    trustChanged: () => announceTrustChange(o.nc, driver), updateHandlers: updates.handlers as any,
+    clusterHandlers: cluster.handlers, nodeQuotas,
   });
   const lookupActor = createActorLookup(jsm, aggregates);
-  const pause = new WritePause(o.nc, o.log);
+  const pause = new WritePause(o.nc, service.publicKey, o.log);
   let inFlight = 0;
   const sub = o.nc.subscribe(`${COMMAND_PREFIX}>`, {
     queue: "membershipd",
@@ -113,7 +120,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     },
   });
   return {
-    js, jsm, buckets, aggregates, projector, metrics, service, auth, updates, vaultTally,
+    js, jsm, buckets, aggregates, projector, metrics, service, auth, updates, vaultTally, streamMaxBytes,
     async stop() {
       watch?.stop();
       vaultTally.stop();

@@ -19,10 +19,13 @@ export function startHttp(host: string, port: number, deps: PostureDeps, metrics
       }
       if (req.url === "/metrics") {
         const h = await healthz(deps);
-        const s = h.stream as { last_seq: number | null };
+        const s = h.stream as { last_seq: number | null; bytes: number | null; max_bytes: number | null };
         const text = metrics.render({
           unibus_up: h.status === "ok" ? 1 : 0,
           unibus_stream_last_seq: s.last_seq ?? 0,
+          // Alert on bytes / max_bytes (membershipd's own alarm is at 80 %); max_bytes 0: unlimited.
+          unibus_stream_bytes: s.bytes ?? 0,
+          unibus_stream_max_bytes: s.max_bytes ?? 0,
           unibus_projection_applied_seq: deps.projector.applied,
           unibus_projection_lag: (h.projections as { lag: number | null }).lag ?? 0,
           unibus_nats_server_restarts_total: restarts(),

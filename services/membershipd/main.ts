@@ -19,6 +19,7 @@ import { loadRouteSecurity, RouteSecurityError } from "./route-security.ts";
 import type { ClusterOptions } from "../bus/mod.ts";
 import { agentVaultState, awaitHandedKey } from "./vault-key.ts";
 import { StopSignals } from "./stop-signals.ts";
+import { StreamAlarmLog, startStreamWatch } from "./stream-watch.ts";
 
 /** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
 const CLUSTER_START_BUDGET_MS = 180_000;
@@ -110,12 +111,14 @@ export async function main(argv: string[]): Promise<void> {
   }
   const meta = metaClusterView(server, systemNc);
   const plane = await startControlPlane({
-    nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log, coldStartBudgetMs: cluster ? startBudget : 0,
+    nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log, coldStartBudgetMs: cluster ? startBudget : 0, eventStreamMaxBytes: cfg.eventStreamMaxBytes,
     self: cfg.serverName, meta, copies: replicaStatesView(systemNc),
     security: security && systemNc ? { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: cfg.advertise, cidr: cfg.overlayCidr } : undefined,
   });
   embedded?.confirmKey();
   const { projector, metrics } = plane;
+  const streamAlarms = new StreamAlarmLog(log);
+  const streamWatch = startStreamWatch(jsm, streamAlarms);
 
   const http = await startHttp(cfg.httpHost, cfg.httpPort, {
     node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server, operatorKey: security?.auth.operator.publicKey ?? null, meta,
@@ -123,6 +126,7 @@ export async function main(argv: string[]): Promise<void> {
     // Sealed: the running key came from the vault and no clear copy is on this disk.
     sealedKeys: () => Boolean(embedded?.fromVault) && !existsSync(cfg.atRestKeyFile),
     agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
+    onStreamAlarm: (alarm) => streamAlarms.observe(alarm),
   }, metrics, () => server?.restarts ?? 0);
   const httpAddr = http.address() as { port: number };
   const shutdown = async (signal: NodeJS.Signals) => {
@@ -133,6 +137,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(1);
     }, 15_000).unref();
     http.close();
+    streamWatch.stop();
     await plane.stop();
     await nc.drain().catch(() => {});
     await systemNc?.drain().catch(() => {});

@@ -1,15 +1,19 @@
 // The actions a node's agent sends membershipd: `node.report` appends the agent's own events to
 // `node/<name>` (nodes may not publish on the event stream themselves), `node.trust` lists the
-// admins whose commands the agent obeys.
+// admins whose commands the agent obeys. Reports are charged to the node's quotas (node-quotas.ts)
+// here, after the pipeline has authenticated the node: never before.
 import { ReportResult, nodeActorId, type CommandEnvelope, type ReportedEvent, type TrustResult } from "../../schemas/mod.ts";
 import {
   domainError, fleetDecider, FLEET_ID, isDomainError, nodeActivityDecider, type DomainError, type FleetState, type NodeActivityCommand, type NodeActivityState,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
+import { NodeQuotas } from "./node-quotas.ts";
 
 export interface NodeReportDeps {
   aggregates: AggregateStore;
   trust(): Promise<TrustResult>;
+  /** Per-node quotas on reports and on the event growth they cause; defaults when not given. */
+  quotas?: NodeQuotas;
 }
 
 type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
@@ -21,6 +25,7 @@ function notForItself(node: string, cmd: CommandEnvelope): DomainError | null {
 }
 
 export function createNodeReportHandlers(d: NodeReportDeps): Record<"node.report" | "node.trust", Handler> {
+  const quotas = d.quotas ?? new NodeQuotas();
   /** The pipeline found the actor active; the fleet is read again here so the rule does not hang on it. */
   async function enrolled(node: string): Promise<DomainError | null> {
     const n = (await d.aggregates.load<FleetState>("fleet", FLEET_ID, fleetDecider)).state.nodes.get(node);
@@ -35,10 +40,16 @@ export function createNodeReportHandlers(d: NodeReportDeps): Record<"node.report
   const report: Handler = async (a: { node: string; events: ReportedEvent[] }, cmd) => {
     const refused = notForItself(a.node, cmd) ?? (await enrolled(a.node));
     if (refused) return refused;
+    // The size of what the node asks us to store: its events' JSON (the envelopes add a little).
+    const bytes = a.events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0);
+    const over = quotas.admitReport(a.node, bytes);
+    if (over) return over;
     let seen = 0;
     const command = (s: NodeActivityState): NodeActivityCommand => ((seen = s.lastSeq), { type: "Report", node: a.node, events: a.events });
     // The envelope's actor is the node: these are its own statements, written down by membershipd.
-    const r = await d.aggregates.execute("node", a.node, nodeActivityDecider, command, { actor: cmd.actor, commandId: cmd.id });
+    const r = await d.aggregates.execute("node", a.node, nodeActivityDecider, command, { actor: cmd.actor, commandId: cmd.id })
+      .catch((err: unknown) => (quotas.appended(a.node, bytes, 0), Promise.reject(err)));
+    quotas.appended(a.node, bytes, isDomainError(r) ? 0 : r.events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0));
     if (isDomainError(r)) return r;
     // A command id already in the aggregate (retried after a lost reply) appended nothing now.
     const last = r.replayed ? await lastSeq(a.node) : Math.max(seen, ...r.events.map((e) => Number(e.data.seq)));

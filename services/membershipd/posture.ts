@@ -8,6 +8,19 @@ import type { VaultCounts } from "./vault-tally.ts";
 
 const PROBE_MS = 400;
 
+/** From this share of the event stream's size limit on, membershipd says so: well before writes stop. */
+export const STREAM_ALARM_RATIO = 0.8;
+
+/** The event stream's fill as a problem sentence, or null while below the alarm (or unlimited). */
+export function streamAlarm(bytes: number, maxBytes: number): string | null {
+  if (!(maxBytes > 0) || bytes < STREAM_ALARM_RATIO * maxBytes) return null;
+  const pct = Math.floor((100 * bytes) / maxBytes);
+  // Full: less room than a typical command's events, so most writes are refused already.
+  return maxBytes - bytes < 64 * 1024
+    ? `the event stream is full (${bytes} of its ${maxBytes}-byte limit): writes are refused until an operator raises --event-stream-max-bytes`
+    : `the event stream holds ${bytes} of its ${maxBytes}-byte limit (${pct} %): writes stop at the limit; raise --event-stream-max-bytes or add disk`;
+}
+
 export interface PostureDeps {
   node: string;
   version: string;
@@ -26,6 +39,8 @@ export interface PostureDeps {
   sealedKeys?: () => boolean;
   /** Vault mode: the co-located agent's vault state (vault-state.json), or null. */
   agentVault?: () => { state: string; problem: string | null } | null;
+  /** Told the stream alarm (or null) each time it is computed: membershipd logs its changes. */
+  onStreamAlarm?: (alarm: string | null) => void;
 }
 
 function within<T>(p: Promise<T>, ms = PROBE_MS): Promise<T | null> {
@@ -70,6 +85,9 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
   if (d.nc.isClosed() || d.server?.running === false) problems.push("nats unavailable");
   if (!info) problems.push("event stream unavailable");
   if (d.projector.lastError && info && d.projector.applied < info.state.last_seq) problems.push(`projector: ${d.projector.lastError.message}`);
+  const alarm = info ? streamAlarm(info.state.bytes, info.config.max_bytes) : null;
+  if (alarm) problems.push(alarm);
+  if (info) d.onStreamAlarm?.(alarm);
   const lastSeq = info?.state.last_seq ?? null;
   // A clustered server without a meta leader has lost quorum: nothing can be written.
   if (meta && (meta.cluster_size ?? 1) > 1 && !meta.leader) problems.push("no JetStream meta leader (cluster quorum lost)");
@@ -98,7 +116,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
       peers_current: peers.filter((p) => p.current).length,
       meta_leader: meta?.leader ?? (meta ? null : d.node),
     },
-    stream: { replicas: info?.config.num_replicas ?? null, last_seq: lastSeq },
+    stream: { replicas: info?.config.num_replicas ?? null, last_seq: lastSeq, bytes: info?.state.bytes ?? null, max_bytes: info ? Math.max(0, info.config.max_bytes) : null },
     ...(vault ? { vault: { state: vault.state } } : {}),
     projections: { applied_seq: d.projector.applied, lag: lastSeq === null ? null : Math.max(0, lastSeq - d.projector.applied) },
     // The fleet's vaults, as their nodes last reported them: a node waiting for peers has too few

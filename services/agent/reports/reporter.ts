@@ -16,8 +16,11 @@ export interface ReporterOptions {
   log?: (line: string) => void;
 }
 
-/** Worth sending again later: the store or the link was away, or a race was lost. */
-const RETRYABLE = new Set(["E_UNAVAILABLE", "E_CONFLICT", "E_INTERNAL", "E_CLOCK_SKEW", "E_TIMEOUT", "E_NONCE_REUSED"]);
+/**
+ * Worth sending again later: the store or the link was away, a race was lost, this node is over a
+ * quota (E_QUOTA; the reply says when it frees), or the event store is full until an operator acts.
+ */
+const RETRYABLE = new Set(["E_UNAVAILABLE", "E_CONFLICT", "E_INTERNAL", "E_CLOCK_SKEW", "E_TIMEOUT", "E_NONCE_REUSED", "E_QUOTA", "E_STORE_FULL"]);
 /** Nothing this node sends will be taken: keep the events and wait (an operator may fix it). */
 const REFUSED_NODE = new Set(["E_IDENTITY_REVOKED", "E_UNKNOWN_ACTOR", "E_NODE_NOT_FOUND"]);
 
@@ -31,6 +34,8 @@ export class Reporter {
   private readonly o: Required<Omit<ReporterOptions, "log">> & Pick<ReporterOptions, "log">;
   private readonly loop: Promise<void>;
   private idleWaiters: (() => void)[] = [];
+  /** At least this long before the next try: what a quota refusal said (retry_after_ms), else 0. */
+  private retryAfter = 0;
 
   constructor(private readonly journal: ReportJournal, opts: ReporterOptions = {}) {
     this.o = { maxEvents: 100, maxBytes: 48 * 1024, retryMinMs: 250, retryMaxMs: 10_000, ...opts };
@@ -104,7 +109,7 @@ export class Reporter {
       }
       const events = this.batch();
       const outcome = await this.sendOnce(send, events);
-      if (outcome === "retry") await this.wait(this.backoff());
+      if (outcome === "retry") await this.wait(Math.max(this.backoff(), this.retryAfter));
     }
   }
 
@@ -136,6 +141,10 @@ export class Reporter {
       return "ok";
     }
     const { code, message } = reply.error;
+    const after = Number(reply.error.details?.retry_after_ms);
+    this.retryAfter = code === "E_QUOTA" && Number.isFinite(after) ? Math.min(after, 3_600_000) : 0;
+    // A report larger than the whole quota fits one event at a time (a batch is never sent whole again).
+    if (code === "E_QUOTA" && !Number.isFinite(after) && events.length > 1) return (this.single = true), "ok";
     if (RETRYABLE.has(code) || REFUSED_NODE.has(code)) {
       this.note(`reports: membershipd refused node.report: ${message} [${code}]; ${this.journal.pendingCount} events wait`);
       return "retry";

@@ -117,3 +117,27 @@ test("a lost journal: membershipd's higher seq renumbers the waiting events so n
   assert.deepEqual(m.held, [41, 42]);
   await r.stop();
 });
+
+test("a quota refusal (E_QUOTA) keeps every event, waits the time it names, and sends them all after", async () => {
+  const j = new ReportJournal(file());
+  const m = fakeMembershipd();
+  const tries: number[] = [];
+  let over = 2;
+  const send = async (events: ReportedEvent[]): Promise<Reply> => {
+    tries.push(performance.now());
+    return over-- > 0
+      ? { ok: false, error: { code: "E_QUOTA", message: "node web1 is over its report_bytes quota (1048576 bytes of reports per minute); it frees enough in 1 s", details: { quota: "report_bytes", retry_after_ms: 150 } } }
+      : m.send(events);
+  };
+  const lines: string[] = [];
+  const r = new Reporter(j, { retryMinMs: 1, log: (l) => lines.push(l) });
+  for (let i = 0; i < 5; i++) j.add("ServiceStarted", started("a"), at);
+  r.setSender(send);
+  assert.equal(await r.flush(5000), true);
+  assert.deepEqual(m.held, [1, 2, 3, 4, 5], "nothing dropped, in order");
+  assert.equal(j.dropped, 0);
+  // Both retries waited at least the 150 ms the refusal named (less a little of the jitter's 25 %).
+  assert.ok(tries[1]! - tries[0]! >= 140 && tries[2]! - tries[1]! >= 140, JSON.stringify(tries));
+  assert.ok(lines.some((l) => /over its report_bytes quota.*\[E_QUOTA\]; 5 events wait/.test(l)), lines.join("\n"));
+  await r.stop();
+});
