@@ -155,9 +155,9 @@ export const SECRETS: SecretEntry[] = [
   { file: ADMIN_CREDS_FILE, what: "the bootstrap admin's JWT and seed; rewritten at each start unless that admin is revoked", mode: "0600",
     readers: "the CLI", source: { path: "services/membershipd/auth-services.ts", text: `ADMIN_CREDS_FILE = "${ADMIN_CREDS_FILE}"` } },
   { file: "users/<handle>.nk", what: "a seed `unibus user add` made (no `--sign-key`), to hand to its user", mode: "0600",
-    readers: "the operator who ran `user add`, then the user", source: { path: "services/cli/main.ts", text: '"users", `${handle}.nk`' } },
+    readers: "the operator who ran `user add`, then the user", source: { path: "services/cli/verbs/user.ts", text: '"users", `${handle}.nk`' } },
   { file: "users/<handle>.creds", what: "that user's JWT and seed (with `--sign-key`: `users/<handle>.jwt`, the JWT alone)", mode: "0600",
-    readers: "the same", source: { path: "services/cli/main.ts", text: "`${base}.creds`" } },
+    readers: "the same", source: { path: "services/cli/verbs/user.ts", text: "`${base}.creds`" } },
 ];
 
 /** Secrets that are not files unibus keeps. */

@@ -11,7 +11,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { connectNats, freePort } from "../services/bus/mod.ts";
 import { eventSubject, newUserSeed, signEvent, signerFromSeed, storageKey, type Signer } from "../services/core/mod.ts";
 import { serviceSigner } from "../services/membershipd/identities.ts";
-import { clientFor, runCli, startNats, tempDir, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
+import { clientFor, ROOT, runCli, startNats, tempDir, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
 import { cleanupMembershipd, startFreshMembershipd } from "./process-tools.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
@@ -287,5 +287,51 @@ describe("unibus CLI against a real membershipd", () => {
     assert.match(human.stdout, /: 2 problem\(s\)\n/);
     assert.match(human.stdout, /untrusted_signer/);
     assert.match(human.stdout, /chain_broken/);
+  });
+});
+
+describe("the unibus command line, without a server", () => {
+  test("a flag the verb does not take is a usage error naming the flag and the verb's usage", async () => {
+    const [canary, trust] = await Promise.all([runCli(["user", "list", "--canary", "3", "--replicas", "9"]), runCli(["--json", "audit", "replay", "--trust", "K"])]);
+    assert.equal(canary.code, 2, canary.stderr);
+    assert.equal(oneErrorLine(canary, "E_USAGE"), "unibus: user list has no flag --canary (usage: unibus user list [--limit N]) [E_USAGE]");
+    assert.equal(canary.stdout, "");
+    assert.equal(trust.code, 2, trust.stderr);
+    assert.match(oneErrorLine(trust, "E_USAGE"), /^unibus: audit replay has no flag --trust \(usage: unibus audit replay\)/);
+  });
+
+  test("--version prints the version", async () => {
+    const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
+    const [plain, json] = await Promise.all([runCli(["--version"]), runCli(["--json", "--version"])]);
+    assert.equal(ok(plain, "--version").stdout, `unibus ${version}\n`);
+    assert.deepEqual(JSON.parse(ok(json, "--json --version").stdout), { version });
+  });
+
+  test("<noun> <verb> --help prints that verb's help, exit 0", async () => {
+    const [logs, dash] = await Promise.all([runCli(["node", "logs", "--help"]), runCli(["rollout", "-h", "start"])]);
+    assert.match(ok(logs, "node logs --help").stdout, /^usage: unibus \[global flags\] node logs <node> <service> \[--lines 100\] \[--since 10m\] \[--follow\]\n/);
+    assert.match(logs.stdout, /--dry-run does not apply: node logs reads the log stream/);
+    assert.doesNotMatch(logs.stdout, /room create/);
+    assert.match(ok(dash, "rollout -h start").stdout, /^usage: unibus \[global flags\] rollout start .*--selector/);
+  });
+
+  test("--dry-run is refused by a verb that sends no command", async () => {
+    const cases = [["events", "tail"], ["audit", "verify"], ["monitor", "report", "--url", "http://127.0.0.1:9"], ["release", "key", "k"], ["node", "logs", "n", "s"]];
+    const results = await Promise.all(cases.map((args) => runCli(["--dry-run", ...args])));
+    results.forEach((r, i) => {
+      const name = cases[i]!.slice(0, 2).join(" ");
+      assert.equal(r.code, 2, `${name}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+      assert.match(oneErrorLine(r, "E_USAGE"), new RegExp(`^unibus: ${name} .*--dry-run`));
+      assert.equal(r.stdout, "");
+    });
+  });
+
+  test("the help lists every verb, built from the verb definitions", async () => {
+    const { VERBS } = await import("../services/cli/verbs/mod.ts");
+    const help = ok(await runCli(["--help"]), "--help").stdout;
+    for (const v of VERBS) assert.match(help, new RegExp(`^  ${v.words.join(" ")}( |$)`, "m"), `--help lacks ${v.words.join(" ")}`);
+    // One entry per definition, and nothing else in the list of verbs.
+    const listed = help.split("\nverbs:\n")[1]!.split("\n\n")[0]!.split("\n").filter((l) => /^  [a-z]/.test(l));
+    assert.equal(listed.length, VERBS.length, listed.join("\n"));
   });
 });

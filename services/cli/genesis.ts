@@ -105,13 +105,16 @@ export async function nodeUnlockGenesis(o: GlobalOptions, node: string, secret: 
   return EXIT.ok;
 }
 
-type UnlockFlags = { genesis?: boolean; "kex-seed"?: string; "passphrase-file"?: string; timeout?: string };
+type UnlockFlags = { genesis?: boolean | undefined; "kex-seed"?: string | undefined; "passphrase-file"?: string | undefined };
 
-/** `node unlock --genesis <node>` with --kex-seed FILE, or with the passphrase (--passphrase-file FILE, the env, a prompt). */
-export function nodeUnlock(rest: string[], f: UnlockFlags, o: GlobalOptions, connection: () => Promise<NatsConnection>): Promise<number> {
+/**
+ * `node unlock --genesis <node>` with --kex-seed FILE, or with the passphrase (--passphrase-file
+ * FILE, the env, a prompt); `givenTimeoutMs` is --timeout when it was given.
+ */
+export function nodeUnlock(rest: string[], f: UnlockFlags, o: GlobalOptions, connection: () => Promise<NatsConnection>, givenTimeoutMs: number | undefined): Promise<number> {
   const [node] = need(rest, 1, "a node");
   if (!f.genesis) usageError("node unlock takes --genesis: a node in a fleet of five or more unlocks from its peers by itself");
   if (f["kex-seed"] !== undefined && f["passphrase-file"] !== undefined) usageError("give --kex-seed or --passphrase-file, not both");
   const secret: OperatorSecret = f["kex-seed"] !== undefined ? { kind: "kex-seed", file: f["kex-seed"] } : { kind: "passphrase", file: f["passphrase-file"] };
-  return nodeUnlockGenesis(o, node!, secret, connection, f.timeout === undefined ? 5000 : o.timeoutMs);
+  return nodeUnlockGenesis(o, node!, secret, connection, givenTimeoutMs ?? 5000);
 }

@@ -9,7 +9,7 @@ import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, orderedRead
 import { parseSince } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { CliError, EXIT, need, printable, usageError } from "./output.ts";
-import type { Flags, Send } from "./main.ts";
+import type { Send } from "./session.ts";
 
 const DEFAULT_LINES = 100;
 /** --since starts the server-side read this much earlier, for a node clock ahead of the server's; lines are then filtered by their own time. */
@@ -92,12 +92,17 @@ function printer(o: GlobalOptions, node: string) {
   };
 }
 
-/** `unibus node logs <node> <service>`. */
-export async function nodeLogs(rest: string[], f: Flags, o: GlobalOptions, connection: () => Promise<NatsConnection>, send: Send): Promise<number> {
-  const [node, service] = need(rest, 2, "<node> <service>");
+/** What `node logs` reads of its flags. */
+interface LogsFlags { lines?: string | undefined; since?: string | undefined; follow?: boolean | undefined }
+
+/** What `node logs` was asked for, checked before any connection is made. */
+interface LogsQuery { node: string; service: string; subject: string; lines: number | undefined; sinceMs: number | undefined; follow: boolean }
+
+function logsQuery(rest: string[], f: LogsFlags): LogsQuery {
+  const [node, service] = need(rest, 2, "<node> <service>") as [string, string];
   let subject: string;
   try {
-    subject = logSubject(node!, service!);
+    subject = logSubject(node, service);
   } catch (err) {
     usageError((err as Error).message);
   }
@@ -109,66 +114,77 @@ export async function nodeLogs(rest: string[], f: Flags, o: GlobalOptions, conne
     if (!s.ok) usageError(`--since: ${s.error.message}`);
     sinceMs = s.sinceMs;
   }
-  const follow = f.follow ?? false;
+  return { node, service, subject, lines, sinceMs, follow: f.follow ?? false };
+}
 
-  const nc = await connection();
-  let jsm: JetStreamManager;
-  let last: StoredMsg | null;
+type ReadStart = { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string };
+
+/**
+ * Where to start reading and how many of the subject's messages to skip from there: the last N
+ * (default 100 without --since), or by time with --since alone. null when there is nothing to print.
+ */
+async function readStart(jsm: JetStreamManager, q: LogsQuery, last: StoredMsg | null): Promise<{ start: ReadStart; skip: number } | null> {
+  if (!last) return { start: { deliver_policy: DeliverPolicy.All }, skip: 0 };
+  if (q.sinceMs !== undefined && q.lines === undefined) {
+    if (!q.follow && last.time.getTime() < q.sinceMs - CLOCK_MARGIN_MS) return null;
+    return { start: { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(q.sinceMs - CLOCK_MARGIN_MS).toISOString() }, skip: 0 };
+  }
+  let seek;
   try {
-    jsm = await jetstreamManager(nc);
-    last = await jsm.streams.getMessage(LOGS_STREAM, { last_by_subj: subject });
+    seek = await seekLastN(q.lines ?? DEFAULT_LINES, last.seq, (seq) => pendingFrom(jsm, q.subject, seq));
   } catch (err) {
     refused(err);
   }
-  if (!last) {
-    if (!follow) throw new CliError("E_NO_LOGS", `no log lines from service ${service} on node ${node} (check both names; a service that never wrote a line has none)`, EXIT.failed);
-    await send("node.show", { node }); // an unknown node is E_NODE_NOT_FOUND, not an endless wait
-    process.stderr.write(`unibus: no lines from ${service} on ${node} yet; waiting (Ctrl-C to stop)\n`);
-  }
+  if (!q.follow && seek.startSeq > last.seq) return null;
+  return { start: { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seek.startSeq }, skip: seek.skip };
+}
 
-  // Where to start: the last N (default 100 without --since), or by time with --since alone.
-  let start: { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string };
-  let skip = 0;
-  const lastSeq = last?.seq ?? 0;
-  if (!last) {
-    start = { deliver_policy: DeliverPolicy.All };
-  } else if (sinceMs !== undefined && lines === undefined) {
-    if (!follow && last.time.getTime() < sinceMs - CLOCK_MARGIN_MS) return EXIT.ok;
-    start = { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs - CLOCK_MARGIN_MS).toISOString() };
-  } else {
-    let seek;
-    try {
-      seek = await seekLastN(lines ?? DEFAULT_LINES, lastSeq, (seq) => pendingFrom(jsm, subject, seq));
-    } catch (err) {
-      refused(err);
-    }
-    if (!follow && seek.startSeq > lastSeq) return EXIT.ok;
-    start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seek.startSeq };
-    skip = seek.skip;
-  }
-
-  const print = printer(o, node!);
+/** Prints the lines from `start` on: up to `lastSeq`, or with --follow until Ctrl-C, across reconnects. */
+async function printLines(nc: NatsConnection, o: GlobalOptions, q: LogsQuery, from: { start: ReadStart; skip: number }, lastSeq: number): Promise<void> {
+  const print = printer(o, q.node);
   const done = new AbortController();
   const onSigint = () => done.abort();
   process.once("SIGINT", onSigint);
+  let { skip } = from;
   let unreadable = 0;
   try {
-    // Without --follow it stops at the last line there was; with it, it goes on across reconnects.
-    const read = orderedRead(jetstream(nc), LOGS_STREAM, { filter: subject, start, maxMessages: 512, follow, signal: done.signal, ...(follow ? {} : { until: lastSeq, whenNothingPending: "end" as const }) });
+    const until = q.follow ? {} : { until: lastSeq, whenNothingPending: "end" as const };
+    const read = orderedRead(jetstream(nc), LOGS_STREAM, { filter: q.subject, start: from.start, maxMessages: 512, follow: q.follow, signal: done.signal, ...until });
     for await (const m of read) {
       if (skip > 0) {
         skip--;
         continue;
       }
       const rec = decodeLogRecord(m.data);
-      if (!rec || rec.service !== service) unreadable++;
-      else if (sinceMs === undefined || Date.parse(rec.ts) >= sinceMs) print(rec, m.seq);
+      if (!rec || rec.service !== q.service) unreadable++;
+      else if (q.sinceMs === undefined || Date.parse(rec.ts) >= q.sinceMs) print(rec, m.seq);
     }
   } catch (err) {
     if (!done.signal.aborted) refused(err);
   } finally {
     process.removeListener("SIGINT", onSigint);
-    if (unreadable) process.stderr.write(`unibus: skipped ${unreadable} record(s) that are not log lines of ${service} this version can read\n`);
+    if (unreadable) process.stderr.write(`unibus: skipped ${unreadable} record(s) that are not log lines of ${q.service} this version can read\n`);
   }
+}
+
+/** `unibus node logs <node> <service>`. */
+export async function nodeLogs(rest: string[], f: LogsFlags, o: GlobalOptions, connection: () => Promise<NatsConnection>, send: Send): Promise<number> {
+  const q = logsQuery(rest, f);
+  const nc = await connection();
+  let jsm: JetStreamManager;
+  let last: StoredMsg | null;
+  try {
+    jsm = await jetstreamManager(nc);
+    last = await jsm.streams.getMessage(LOGS_STREAM, { last_by_subj: q.subject });
+  } catch (err) {
+    refused(err);
+  }
+  if (!last) {
+    if (!q.follow) throw new CliError("E_NO_LOGS", `no log lines from service ${q.service} on node ${q.node} (check both names; a service that never wrote a line has none)`, EXIT.failed);
+    await send("node.show", { node: q.node }); // an unknown node is E_NODE_NOT_FOUND, not an endless wait
+    process.stderr.write(`unibus: no lines from ${q.service} on ${q.node} yet; waiting (Ctrl-C to stop)\n`);
+  }
+  const from = await readStart(jsm, q, last);
+  if (from) await printLines(nc, o, q, from, last?.seq ?? 0);
   return EXIT.ok;
 }

@@ -3,7 +3,6 @@
 import { z } from "zod";
 import { healthzBase, readClusterEnv } from "./cluster-env.ts";
 import type { GlobalOptions } from "./context.ts";
-import type { Flags } from "./main.ts";
 import { CliError, EXIT, durationText, print, printable, table, usageError } from "./output.ts";
 
 export const MONITOR_TIMEOUT_MS = 2000;
@@ -181,12 +180,12 @@ export function envTargets(file: string): Target[] {
   return r.env.nodes.map((n) => ({ node: n.name, url: `${healthzBase(r.env, n)}/healthz` }));
 }
 
-export async function monitorReport(rest: string[], f: Flags, o: GlobalOptions): Promise<number> {
+/** `monitor report [--env FILE] [--url URL[,URL]]`; `givenTimeoutMs` is --timeout when it was given. */
+export async function monitorReport(rest: string[], f: { env?: string | undefined; url?: string[] | undefined }, o: GlobalOptions, givenTimeoutMs: number | undefined): Promise<number> {
   if (rest.length) usageError(`monitor report takes no arguments, not "${rest.join(" ")}"`);
-  if (o.dryRun) usageError("monitor report only reads /healthz; there is no command to print with --dry-run");
   if (f.url?.length && f.env) usageError("give either --env FILE or --url URL, not both");
   const targets = f.url?.length ? urlTargets(f.url) : envTargets(f.env ?? process.env.UNIBUS_CLUSTER_ENV ?? DEFAULT_CLUSTER_ENV);
-  const timeoutMs = f.timeout === undefined ? MONITOR_TIMEOUT_MS : o.timeoutMs;
+  const timeoutMs = givenTimeoutMs ?? MONITOR_TIMEOUT_MS;
   const summary = summarize(await Promise.all(targets.map((t) => pollHealthz(t, timeoutMs))));
   print(o.json, summary, () => renderReport(summary));
   return summary.exit_code;

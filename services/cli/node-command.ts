@@ -13,7 +13,7 @@ import { addOutcome, allOk, emptyTally, progressDue, progressText, summaryText, 
 import { mapLimited } from "./limited.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { describeSelector, parseSelector, selects, type Selector } from "./selector.ts";
-import type { Send } from "./main.ts";
+import type { Send } from "./session.ts";
 
 export const DEFAULT_CONCURRENCY = 64;
 export const DEFAULT_FANOUT_TIMEOUT_MS = 5000;

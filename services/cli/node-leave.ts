@@ -9,7 +9,7 @@ import { agentArgs, agentLink, agentTimeoutMs, askAgent } from "./agent-request.
 import type { GlobalOptions } from "./context.ts";
 import { DRY_RUN, printAgentDryRun } from "./dry-run.ts";
 import { EXIT, need, print } from "./output.ts";
-import type { Send } from "./main.ts";
+import type { Send } from "./session.ts";
 
 interface AgentPart { result: "ok" | "failed" | "timed out" | "no agent" | "skipped"; detail: string }
 

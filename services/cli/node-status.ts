@@ -8,7 +8,7 @@ import { agentArgs, agentLink, agentTimeoutMs, answerError, askAgent } from "./a
 import type { GlobalOptions } from "./context.ts";
 import { DRY_RUN, printAgentDryRun } from "./dry-run.ts";
 import { CliError, EXIT, ago, durationText, humanDuration, print, printable, table, usageError } from "./output.ts";
-import type { Send } from "./main.ts";
+import type { Send } from "./session.ts";
 
 type Report = NonNullable<NodeView["services"]>[string];
 /** An agent says when a service exited as `ts`, the projection as `at`. */

@@ -40,7 +40,7 @@ export async function coldAnswer(requestLine: string, kexSeedFile: string): Prom
   }
 }
 
-export async function coldAnswerVerb(f: { "kex-seed"?: string }): Promise<number> {
+export async function coldAnswerVerb(f: { "kex-seed"?: string | undefined }): Promise<number> {
   const seedFile = f["kex-seed"] ?? usageError("--kex-seed FILE: the operator's curve nkey seed the cold-start key is sealed to");
   const line = readFileSync(0, "utf8").split("\n").find((l) => l.trim().startsWith("{")) ?? "";
   const { node, answer } = await coldAnswer(line.trim(), seedFile);

@@ -10,7 +10,7 @@ import type { GlobalOptions } from "./context.ts";
 import { DRY_RUN } from "./dry-run.ts";
 import { mapLimited } from "./limited.ts";
 import { EXIT, ago, print, table } from "./output.ts";
-import type { Send } from "./main.ts";
+import type { Send } from "./session.ts";
 
 export interface VaultStatusLine extends VaultStatusRow {
   unlock: VaultInfo["state"] | "no answer";

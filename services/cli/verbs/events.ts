@@ -1,0 +1,36 @@
+// `unibus events tail`: the newest events straight from the stream, then new ones with --follow.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { decodeEvent, lastSequence, readEventMessages } from "../../bus/mod.ts";
+import { EXIT, usageError } from "../output.ts";
+import { defineVerb } from "../verb.ts";
+
+export const EVENTS_VERBS = [
+  defineVerb({
+    words: ["events", "tail"],
+    usage: "[--lines N] [--follow]",
+    help: "the newest events (20 unless --lines), then new ones as they come with --follow",
+    flags: { lines: { type: "string" }, follow: { type: "boolean" } },
+    dryRun: "reads the event stream; there is no command to print with --dry-run",
+    run: async ({ flags, o, connection }) => {
+      const nc = await connection();
+      const js = jetstream(nc);
+      const jsm = await jetstreamManager(nc);
+      const last = await lastSequence(jsm);
+      const lines = Number(flags.lines ?? 20);
+      if (!Number.isInteger(lines) || lines < 0) usageError("--lines takes a whole number");
+      const from = Math.max(1, last - lines + 1);
+      if (!flags.follow && last === 0) return EXIT.ok;
+      const stop = new Promise<void>((r) => process.once("SIGINT", () => r()));
+      const iter = readEventMessages(js, jsm, flags.follow ? { fromSeq: from, follow: true } : { fromSeq: from, untilSeq: last });
+      const printed = (async () => {
+        for await (const m of iter) {
+          const e = decodeEvent(m.data);
+          if (o.json) process.stdout.write(JSON.stringify({ seq: m.seq, ...e }) + "\n");
+          else process.stdout.write(`${String(m.seq).padStart(6)}  ${e.ts}  ${`${e.kind}/${e.aggregate}`.padEnd(24)} ${e.type.padEnd(18)} by ${e.actor.id}  ${JSON.stringify(e.data)}\n`);
+        }
+      })();
+      await Promise.race([printed, stop]);
+      return EXIT.ok;
+    },
+  }),
+];

@@ -1,0 +1,19 @@
+// Every verb of the unibus command, noun by noun, in the order the help lists them.
+import type { Verb } from "../verb.ts";
+import { AUDIT_VERBS } from "./audit.ts";
+import { CLUSTER_VERBS } from "./cluster.ts";
+import { EVENTS_VERBS } from "./events.ts";
+import { MEMBER_VERBS } from "./member.ts";
+import { MONITOR_VERBS } from "./monitor.ts";
+import { NODE_VERBS } from "./node.ts";
+import { RELEASE_VERBS } from "./release.ts";
+import { REQ_VERBS } from "./req.ts";
+import { ROLLOUT_VERBS } from "./rollout.ts";
+import { ROOM_VERBS } from "./room.ts";
+import { USER_VERBS } from "./user.ts";
+import { VAULT_VERBS } from "./vault.ts";
+
+export const VERBS: readonly Verb[] = [
+  ...USER_VERBS, ...NODE_VERBS, ...ROOM_VERBS, ...MEMBER_VERBS, ...CLUSTER_VERBS, ...RELEASE_VERBS, ...ROLLOUT_VERBS,
+  ...EVENTS_VERBS, ...AUDIT_VERBS, ...REQ_VERBS, ...MONITOR_VERBS, ...VAULT_VERBS,
+];
