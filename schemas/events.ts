@@ -110,24 +110,25 @@ export const EventDataSchemas = {
 export type AggregateKind = keyof typeof EventDataSchemas;
 export const AggregateKinds = Object.keys(EventDataSchemas) as AggregateKind[];
 
-type DataOf<K extends AggregateKind> = {
+/** The events of one aggregate kind, each with its type and its data. */
+export type EventOf<K extends AggregateKind> = {
   [T in keyof (typeof EventDataSchemas)[K]]: { type: T; data: z.infer<(typeof EventDataSchemas)[K][T] & z.ZodType> };
 }[keyof (typeof EventDataSchemas)[K]];
 
-export type SystemEvent = DataOf<"system">;
-export type UserEvent = DataOf<"user">;
-export type RoomEvent = DataOf<"room">;
-export type MemberEvent = DataOf<"member">;
-export type IdentityEvent = DataOf<"identity">;
-export type FleetEvent = DataOf<"fleet">;
-export type NodeEvent = DataOf<"node">;
-export type ReleaseEvent = DataOf<"release">;
-export type RolloutEvent = DataOf<"rollout">;
-export type LockEvent = DataOf<"lock">;
-export type VaultEvent = DataOf<"vault">;
-export type ShareEvent = DataOf<"share">;
+export type SystemEvent = EventOf<"system">;
+export type UserEvent = EventOf<"user">;
+export type RoomEvent = EventOf<"room">;
+export type MemberEvent = EventOf<"member">;
+export type IdentityEvent = EventOf<"identity">;
+export type FleetEvent = EventOf<"fleet">;
+export type NodeEvent = EventOf<"node">;
+export type ReleaseEvent = EventOf<"release">;
+export type RolloutEvent = EventOf<"rollout">;
+export type LockEvent = EventOf<"lock">;
+export type VaultEvent = EventOf<"vault">;
+export type ShareEvent = EventOf<"share">;
 /** Every event of every kind, derived so that a new kind cannot be left out. */
-export type DomainEvent = { [K in AggregateKind]: DataOf<K> }[AggregateKind];
+export type DomainEvent = { [K in AggregateKind]: EventOf<K> }[AggregateKind];
 export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();

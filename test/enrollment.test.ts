@@ -10,7 +10,7 @@ import { encodeUser } from "@nats-io/jwt";
 import { createAccount } from "@nats-io/nkeys";
 import { NodeConfig, SealedConfig, WaitBundle } from "../schemas/mod.ts";
 import {
-  deriveWaitKey, eventSubject, fleetDecider, inboxPrefix, newEnrollCode, openConfig, permissionsFor, signerFromSeed, storageKey, waitIdFor,
+  deriveWaitKey, eventSubject, fleetAggregate, inboxPrefix, newEnrollCode, openConfig, permissionsFor, signerFromSeed, storageKey, waitIdFor,
   type FleetState,
 } from "../services/core/mod.ts";
 import { credsFor, decodeEvent, lastEventOf, lastSequence, readEventMessages, seedFromCreds } from "../services/bus/mod.ts";
@@ -38,7 +38,7 @@ after(async () => {
   await plane?.stop();
 });
 
-const fleet = async (): Promise<FleetState> => (await plane.plane.aggregates.load<FleetState>("fleet", "main", fleetDecider)).state;
+const fleet = async (): Promise<FleetState> => (await plane.plane.aggregates.load(fleetAggregate, "main")).state;
 
 /** What must stay unchanged when an attack is refused. */
 async function snapshot() {

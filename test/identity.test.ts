@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AggregateStore, connectNats, decodeEvent, eventSubject, lastEventOf, OperatorAuth, readCredsFile } from "../services/bus/mod.ts";
 import { SERVICE_SEED_FILE } from "../services/membershipd/identities.ts";
-import { inboxPrefix, isDomainError, signerFromSeed, userDecider, type Signer } from "../services/core/mod.ts";
+import { inboxPrefix, isDomainError, signerFromSeed, userAggregate, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { clientFor, runCli, startMembershipd, startNats, type CliResult, type MembershipdHandle } from "./harness.ts";
 import { cleanupMembershipd, getJson, startFreshMembershipd, stopMembershipd, waitUntil } from "./process-tools.ts";
@@ -233,7 +233,7 @@ describe("identities on membershipd's secured embedded server", () => {
     // IdentityRevoked), as a crash right after that append would leave it.
     const daveKey = readCredsFile(path("users", "dave.creds")).publicKey;
     const store = new AggregateStore(service!.js, service!.jsm, signerFromSeed(readFileSync(path(SERVICE_SEED_FILE), "utf8")));
-    const cut = await store.execute("user", "dave", userDecider, { type: "RevokeUser", handle: "dave", reason: "crash test" }, { actor: { id: "admin", key: signer("admin.nk").publicKey }, commandId: "crash-test" });
+    const cut = await store.execute(userAggregate, "dave", { type: "RevokeUser", handle: "dave", reason: "crash test" }, { actor: { id: "admin", key: signer("admin.nk").publicKey }, commandId: "crash-test" });
     assert.ok(!isDomainError(cut), JSON.stringify(cut));
     await adminNc?.close();
     assert.equal(await stopMembershipd(md!), 0, md!.output());

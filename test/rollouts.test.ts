@@ -17,7 +17,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Reply } from "../schemas/mod.ts";
 import { announceTrustChange } from "../services/membershipd/trust.ts";
-import { isDomainError, newUserSeed, releaseObjectName, signerFromSeed, userDecider, type Signer } from "../services/core/mod.ts";
+import { isDomainError, newUserSeed, releaseObjectName, signerFromSeed, userAggregate, type Signer } from "../services/core/mod.ts";
 import { connectNats, readEventMessages } from "../services/bus/mod.ts";
 import { DRIVER_ACTOR_ID, driverSigner, startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
@@ -271,8 +271,8 @@ describe("rollouts", { timeout: 120_000 }, () => {
     // user.revoke append (this plane runs without operator mode, so no JWTs are involved).
     const ops = signerFromSeed(newUserSeed());
     const by = { actor: { id: adminId, key: admin.publicKey }, commandId: `ops-${ops.publicKey.slice(0, 8)}` };
-    assert.ok(!isDomainError(await plane.aggregates.execute("user", "ops", userDecider, { type: "CreateUser", handle: "ops", role: "admin", sign_key: ops.publicKey, kex_key: null }, by)));
-    assert.ok(!isDomainError(await plane.aggregates.execute("user", "admin", userDecider, { type: "RevokeUser", handle: "admin", reason: "left" }, { ...by, commandId: `${by.commandId}-revoke` })));
+    assert.ok(!isDomainError(await plane.aggregates.execute(userAggregate, "ops", { type: "CreateUser", handle: "ops", role: "admin", sign_key: ops.publicKey, kex_key: null }, by)));
+    assert.ok(!isDomainError(await plane.aggregates.execute(userAggregate, "admin", { type: "RevokeUser", handle: "admin", reason: "left" }, { ...by, commandId: `${by.commandId}-revoke` })));
     announceTrustChange(h.nc, driverSigner(h.dataDir));
     [admin, adminId] = [ops, "ops"];
     await waitUntil("the nodes to drop the bootstrap admin", () => nodes.every((n) => n.trust.admins.every((a) => a.id !== "admin") && n.trust.admins.some((a) => a.id === "ops")), 10_000, 50);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { nodeActorId, Reply } from "../schemas/mod.ts";
 import {
-  FLEET_ID, fleetDecider, isDomainError, newUserSeed, parseSigningKey, publicKeyOf, sha256Hex, signCommand, type MinisignSecretKey, type Signer, signerFromSeed,
+  FLEET_ID, fleetAggregate, isDomainError, newUserSeed, parseSigningKey, publicKeyOf, sha256Hex, signCommand, type MinisignSecretKey, type Signer, signerFromSeed,
 } from "../services/core/mod.ts";
 import type { AggregateStore } from "../services/bus/mod.ts";
 import { CommandRecord, fetchTrust, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
@@ -23,14 +23,14 @@ export interface SimNode { node: string; signer: Signer; updater: Updater; svc: 
 export async function enrollNodes(aggregates: AggregateStore, names: readonly string[], labels: (n: string) => Record<string, string>): Promise<Map<string, Signer>> {
   const actor = { id: "test", key: signerFromSeed(newUserSeed()).publicKey };
   const hash = sha256Hex(`invite-${Math.random()}`);
-  const inv = await aggregates.execute("fleet", FLEET_ID, fleetDecider, {
+  const inv = await aggregates.execute(fleetAggregate, FLEET_ID, {
     type: "IssueInvite", hash, expiresAt: new Date(Date.now() + 3600_000).toISOString(), uses: names.length, note: "sim", bootstrapKey: signerFromSeed(newUserSeed()).publicKey,
   }, { actor, commandId: `inv-${hash.slice(0, 8)}` });
   if (isDomainError(inv)) throw new Error(inv.message);
   const out = new Map<string, Signer>();
   for (const node of names) {
     const signer = signerFromSeed(newUserSeed());
-    const r = await aggregates.execute("fleet", FLEET_ID, fleetDecider, {
+    const r = await aggregates.execute(fleetAggregate, FLEET_ID, {
       type: "EnrollNode", node, signKey: signer.publicKey, kexKey: createCurve().getPublicKey(), labels: labels(node), inviteHash: hash, flow: "join", now: new Date().toISOString(), cidr: "10.0.0.0/16",
     }, { actor, commandId: `enroll-${node}-${hash.slice(0, 8)}` });
     if (isDomainError(r)) throw new Error(r.message);

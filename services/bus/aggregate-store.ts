@@ -1,8 +1,8 @@
 // Load → decide → append for one aggregate, with optimistic concurrency: the loser of a race
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import type { Actor, EventEnvelope } from "../../schemas/mod.ts";
-import { domainError, eventHash, isDomainError, type Decider, type DomainError, type HashedEvent, type Signer } from "../core/mod.ts";
+import type { Actor, AggregateKind, DomainEvent, EventEnvelope, EventOf } from "../../schemas/mod.ts";
+import { asDomainEvent, domainError, eventHash, isDomainError, isEventOf, type Aggregate, type CommandShape, type DomainError, type HashedEvent, type Signer } from "../core/mod.ts";
 import { EventSigner } from "./event-signer.ts";
 import { appendEvents, ConcurrencyConflict, decodeEvent, eventSubject, lastEventOf, readEventMessages, StoreFull } from "./event-store.ts";
 
@@ -29,8 +29,6 @@ export interface Executed {
   replayed: boolean;
 }
 
-type AnyDecider = Decider<any, { type: string; data: Record<string, unknown> }, any>;
-
 const MAX_ATTEMPTS = 50;
 /** Past this a lost race is reported (E_CONFLICT) rather than retried, so callers get an answer in time. */
 const RETRY_BUDGET_MS = 4000;
@@ -45,16 +43,18 @@ export class AggregateStore {
     this.signer = new EventSigner(signer);
   }
 
-  async load<S>(kind: string, id: string, decider: AnyDecider): Promise<Loaded<S>> {
+  async load<K extends AggregateKind, C extends CommandShape, S>(aggregate: Aggregate<K, C, S>, id: string): Promise<Loaded<S>> {
+    const { kind, decider } = aggregate;
     const subject = eventSubject(kind, id);
     const last = await lastEventOf(this.jsm, subject);
     if (!last) return { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
+    // The cache is keyed by subject, and a subject names its kind: an entry holds this decider's state.
     const cached = this.cache.get(subject) as Loaded<S> | undefined;
     if (cached && cached.seq === last.seq) return cached;
     if (cached && cached.seq < last.seq) {
       // Usually a lost race lost to exactly one event: the last one, if it chains onto our cache.
       const next = decodeEvent(last.data);
-      if (next.prev !== null && next.prev === cached.hash) return this.extend(subject, cached, decider, next, last.seq);
+      if (next.prev !== null && next.prev === cached.hash) return this.extend(subject, cached, aggregate, next, last.seq);
     }
     // A cached state is a valid prefix: read only what came after it (all of it on a cold cache).
     const base: Loaded<S> = cached && cached.seq < last.seq ? cached : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
@@ -62,7 +62,7 @@ export class AggregateStore {
     const causations = new Set(base.causations);
     for await (const m of readEventMessages(this.js, this.jsm, { filter: subject, fromSeq: base.seq + 1, untilSeq: last.seq })) {
       const e = decodeEvent(m.data);
-      state = decider.evolve(state, e as never);
+      state = decider.evolve(state, eventOf(kind, e));
       hash = eventHash(e);
       if (e.causation !== null) causations.add(e.causation);
     }
@@ -71,26 +71,29 @@ export class AggregateStore {
     return loaded;
   }
 
-  private extend<S>(subject: string, from: Loaded<S>, decider: AnyDecider, e: EventEnvelope, seq: number): Loaded<S> {
+  private extend<K extends AggregateKind, C extends CommandShape, S>(subject: string, from: Loaded<S>, aggregate: Aggregate<K, C, S>, e: EventEnvelope, seq: number): Loaded<S> {
     const causations = new Set(from.causations);
     if (e.causation !== null) causations.add(e.causation);
-    const loaded: Loaded<S> = { state: decider.evolve(from.state, e as never), seq, hash: eventHash(e), causations };
+    const loaded: Loaded<S> = { state: aggregate.decider.evolve(from.state, eventOf(aggregate.kind, e)), seq, hash: eventHash(e), causations };
     this.remember(subject, loaded);
     return loaded;
   }
 
   /** Runs `decide` against fresh state and appends its events; a DomainError is returned, not thrown. */
-  async execute<C>(kind: string, id: string, decider: AnyDecider, command: C | ((state: any) => C), meta: CommandMeta): Promise<Executed | DomainError> {
+  async execute<K extends AggregateKind, C extends CommandShape, S>(
+    aggregate: Aggregate<K, C, S>, id: string, command: C | ((state: S) => C), meta: CommandMeta,
+  ): Promise<Executed | DomainError> {
+    const { kind, decider } = aggregate;
     const subject = eventSubject(kind, id);
     const deadline = Date.now() + RETRY_BUDGET_MS;
     for (let attempt = 1; ; attempt++) {
-      const loaded = await this.load<unknown>(kind, id, decider);
+      const loaded = await this.load(aggregate, id);
       if (loaded.causations.has(meta.commandId)) return { events: [], seqs: [], replayed: true };
-      const cmd = typeof command === "function" ? (command as (s: unknown) => C)(loaded.state) : command;
+      const cmd = typeof command === "function" ? command(loaded.state) : command;
       const decided = decider.decide(cmd, loaded.state);
       if (isDomainError(decided)) return decided;
       if (decided.length === 0) return { events: [], seqs: [], replayed: false };
-      const signed = await this.sign(kind, id, decided, loaded.hash, meta);
+      const signed = await this.sign(kind, id, decided.map(asDomainEvent), loaded.hash, meta);
       const envelopes = signed.map((s) => s.event);
       try {
         const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes, signed.map((s) => s.bytes));
@@ -114,7 +117,7 @@ export class AggregateStore {
     }
   }
 
-  private async sign(kind: string, id: string, events: { type: string; data: Record<string, unknown> }[], prevHash: string | null, meta: CommandMeta): Promise<HashedEvent[]> {
+  private async sign(kind: AggregateKind, id: string, events: readonly DomainEvent[], prevHash: string | null, meta: CommandMeta): Promise<HashedEvent[]> {
     const out: HashedEvent[] = [];
     let prev = prevHash;
     const ts = new Date().toISOString();
@@ -134,4 +137,10 @@ export class AggregateStore {
     if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(subject, loaded);
   }
+}
+
+/** A stored event of `kind` as its decider's event; anything else on its subject is a corrupt store. */
+function eventOf<K extends AggregateKind>(kind: K, e: EventEnvelope): EventOf<K> {
+  if (!isEventOf(kind, e)) throw new Error(`event ${e.id} on a ${kind} subject is a ${e.kind}/${e.type}`);
+  return e;
 }

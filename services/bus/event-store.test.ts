@@ -10,8 +10,8 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventEnvelope } from "../../schemas/mod.ts";
 import {
-  eventHash, isDomainError, MemoryProjections, verifyEventSignature, memberDecider, newUserSeed, roomDecider, signerFromSeed, signEvent, userDecider,
-  type DomainError, type MemberCommand, type MemberState, type RoomState, type Signer, type UserState,
+  eventHash, isDomainError, MemoryProjections, verifyEventSignature, memberAggregate, newUserSeed, roomAggregate, signerFromSeed, signEvent, userAggregate,
+  type DomainError, type MemberCommand, type MemberState, type RoomCommand, type Signer,
 } from "../core/mod.ts";
 import { auditVerify } from "../cli/audit.ts";
 import { bootstrapStore } from "../membershipd/bootstrap.ts";
@@ -86,17 +86,17 @@ function executed(r: Executed | DomainError): Executed {
 
 async function createUser(store: AggregateStore, handle: string): Promise<void> {
   const key = signerFromSeed(newUserSeed()).publicKey;
-  executed(await store.execute("user", handle, userDecider, { type: "CreateUser", handle, role: "admin", sign_key: key, kex_key: null },
+  executed(await store.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: key, kex_key: null },
     { actor, commandId: fresh("cu") }));
 }
 
 async function createRoom(store: AggregateStore, room: string): Promise<void> {
-  executed(await store.execute("room", room, roomDecider, { type: "CreateRoom", room, subject: "", by: "tester" }, { actor, commandId: fresh("cr") }));
+  executed(await store.execute(roomAggregate, room, { type: "CreateRoom", room, subject: "", by: "tester" }, { actor, commandId: fresh("cr") }));
 }
 
 /** The facts the member decider needs, loaded as membershipd's actions do. */
 async function facts(store: AggregateStore, room: string, user: string) {
-  const [r, u] = await Promise.all([store.load<RoomState>("room", room, roomDecider), store.load<UserState>("user", user, userDecider)]);
+  const [r, u] = await Promise.all([store.load(roomAggregate, room), store.load(userAggregate, user)]);
   return { room, user, by: "tester", roomState: r.state, userState: u.state };
 }
 
@@ -228,7 +228,7 @@ describe("AggregateStore races between separate writers", () => {
     const keys = stores.map(() => signerFromSeed(newUserSeed()).publicKey);
     const ids = stores.map((_s, i) => fresh(`create-${i}`));
     const results = await Promise.all(stores.map((s, i) =>
-      s.execute("user", handle, userDecider, { type: "CreateUser", handle, role: "admin", sign_key: keys[i]!, kex_key: null }, { actor, commandId: ids[i]! })));
+      s.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: keys[i]!, kex_key: null }, { actor, commandId: ids[i]! })));
 
     const winners = results.map((r, i) => ({ r, i })).filter(({ r }) => !isDomainError(r));
     const losers = results.filter(isDomainError);
@@ -257,7 +257,7 @@ describe("AggregateStore races between separate writers", () => {
 
     const stores = await writers(20);
     const results = await Promise.allSettled(stores.map(async (s, i) =>
-      s.execute("member", `${room}.${users[i]}`, memberDecider,
+      s.execute(memberAggregate, `${room}.${users[i]}`,
         { type: "AddMember", role: i === 0 ? "owner" : "member", ...(await facts(s, room, users[i]!)) } satisfies MemberCommand,
         { actor, commandId: fresh(`add-${i}`) })));
     for (const [i, r] of results.entries()) {
@@ -320,7 +320,7 @@ describe("AggregateStore races between separate writers", () => {
       // What a client does with E_CONFLICT: send the same command (same id) again.
       for (let attempt = 1; ; attempt++) {
         try {
-          return executed(await s.execute("member", hot.id, memberDecider, hot.toggle, { actor, commandId: ids[i]! }));
+          return executed(await s.execute(memberAggregate, hot.id, hot.toggle, { actor, commandId: ids[i]! }));
         } catch (err) {
           if (!(err instanceof ConcurrencyConflict) || attempt >= 20) throw err;
           conflicts++;
@@ -336,7 +336,7 @@ describe("AggregateStore races between separate writers", () => {
       const hot = await hotMember();
       const stores = await writers(20);
       const ids = stores.map((_s, i) => fresh(`toggle-${i}`));
-      const settled = await Promise.allSettled(stores.map((s, i) => s.execute("member", hot.id, memberDecider, hot.toggle, { actor, commandId: ids[i]! })));
+      const settled = await Promise.allSettled(stores.map((s, i) => s.execute(memberAggregate, hot.id, hot.toggle, { actor, commandId: ids[i]! })));
       const failed = settled.map((r, i) => ({ r, i })).filter(({ r }) => r.status === "rejected");
       // Whatever happened, what is stored is a clean chain of the writers that succeeded.
       const okIds = settled.flatMap((r, i) => (r.status === "fulfilled" ? [ids[i]!] : []));
@@ -351,21 +351,21 @@ describe("AggregateStore retries (same commandId)", () => {
     const room = fresh("retry");
     const subject = eventSubject("room", room);
     const meta = { actor, commandId: fresh("cmd") };
-    const cmd = { type: "CreateRoom", room, subject: "s", by: "tester" };
-    const first = executed(await store.execute("room", room, roomDecider, cmd, meta));
+    const cmd: RoomCommand = { type: "CreateRoom", room, subject: "s", by: "tester" };
+    const first = executed(await store.execute(roomAggregate, room, cmd, meta));
     assert.equal(first.replayed, false);
     assert.equal(first.events.length, 1);
     assert.equal(first.events[0]!.id, `${meta.commandId}:0`);
 
-    const second = executed(await store.execute("room", room, roomDecider, cmd, meta));
+    const second = executed(await store.execute(roomAggregate, room, cmd, meta));
     assert.deepEqual(second, { events: [], seqs: [], replayed: true });
     // Another writer (no cache) recognises the retry from the stored causation as well.
     const other = (await writers(1))[0]!;
-    const third = executed(await other.execute("room", room, roomDecider, cmd, meta));
+    const third = executed(await other.execute(roomAggregate, room, cmd, meta));
     assert.deepEqual(third, { events: [], seqs: [], replayed: true });
     // Even after the aggregate has moved on, the old command is still recognised.
-    executed(await store.execute("room", room, roomDecider, { type: "ArchiveRoom", room, by: "tester" }, { actor, commandId: fresh("arch") }));
-    const fourth = executed(await other.execute("room", room, roomDecider, cmd, meta));
+    executed(await store.execute(roomAggregate, room, { type: "ArchiveRoom", room, by: "tester" }, { actor, commandId: fresh("arch") }));
+    const fourth = executed(await other.execute(roomAggregate, room, cmd, meta));
     assert.equal(fourth.replayed, true);
 
     const stored = await readSubject(main.js, main.jsm, subject);
@@ -378,7 +378,7 @@ describe("AggregateStore retries (same commandId)", () => {
     const subject = eventSubject("room", room);
     const meta = { actor, commandId: fresh("cmd") };
     const stores = await writers(5);
-    const results = await Promise.all(stores.map((s) => s.execute("room", room, roomDecider, { type: "CreateRoom", room, subject: "", by: "tester" }, meta)));
+    const results = await Promise.all(stores.map((s) => s.execute(roomAggregate, room, { type: "CreateRoom", room, subject: "", by: "tester" }, meta)));
     for (const r of results) executed(r);
     assert.equal(await subjectCount(main.jsm, subject), 1);
   });
@@ -387,7 +387,7 @@ describe("AggregateStore retries (same commandId)", () => {
     const store = new AggregateStore(main.js, main.jsm, service);
     const rooms = Array.from({ length: 40 }, () => fresh("batch"));
     const results = await Promise.all(rooms.map((room) =>
-      store.execute("room", room, roomDecider, { type: "CreateRoom", room, subject: "", by: "tester" }, { actor, commandId: fresh("batch-cmd") })));
+      store.execute(roomAggregate, room, { type: "CreateRoom", room, subject: "", by: "tester" }, { actor, commandId: fresh("batch-cmd") })));
     const events = results.map((r) => executed(r).events[0]!);
     const batched = events.filter((e) => e.batch);
     assert.ok(batched.length >= 20, `${batched.length} of 40 events were signed in batches`);
@@ -398,7 +398,7 @@ describe("AggregateStore retries (same commandId)", () => {
       assert.equal(verifyEventSignature(stored!.env), true, room);
     }
     // The next event of a batched aggregate chains onto the hash the store kept (batch proof included).
-    const again = executed(await store.execute("room", rooms[0]!, roomDecider, { type: "ArchiveRoom", room: rooms[0]!, by: "tester" }, { actor, commandId: fresh("archive") }));
+    const again = executed(await store.execute(roomAggregate, rooms[0]!, { type: "ArchiveRoom", room: rooms[0]!, by: "tester" }, { actor, commandId: fresh("archive") }));
     assert.equal(again.events[0]!.prev, eventHash(events[0]!));
   });
 
@@ -434,18 +434,18 @@ describe("AggregateStore retries (same commandId)", () => {
       const publish = publisher.publish.bind(publisher);
       publisher.publish = async (...args: Parameters<typeof publish>) => { reached(); await gate; return publish(...args); };
       const b = new AggregateStore(c.js, c.jsm, service);
-      const pb = b.execute("member", id, memberDecider, { type: "AddMember", role: "member", ...base } satisfies MemberCommand, meta);
+      const pb = b.execute(memberAggregate, id, { type: "AddMember", role: "member", ...base } satisfies MemberCommand, meta);
       await atGate;
       await new Promise((r) => setTimeout(r, 5)); // A signs at a later millisecond than B did
       const a = new AggregateStore(main.js, main.jsm, service);
-      const ra = executed(await a.execute("member", id, memberDecider, { type: "AddMember", role: "member", ...base } satisfies MemberCommand, meta));
+      const ra = executed(await a.execute(memberAggregate, id, { type: "AddMember", role: "member", ...base } satisfies MemberCommand, meta));
       open();
       const rb = executed(await pb);
       assert.equal(await subjectCount(main.jsm, subject), 1, "the retry is not stored twice");
       assert.equal(rb.seqs[0], ra.seqs[0]);
 
       // B goes on with the aggregate: its next event must chain onto what is really stored.
-      executed(await b.execute("member", id, memberDecider, { type: "ChangeMemberRole", role: "owner", ...base } satisfies MemberCommand, { actor, commandId: fresh("role") }));
+      executed(await b.execute(memberAggregate, id, { type: "ChangeMemberRole", role: "owner", ...base } satisfies MemberCommand, { actor, commandId: fresh("role") }));
       const stored = await readSubject(main.js, main.jsm, subject);
       assert.equal(stored.length, 2);
       assertChain(stored, subject);

@@ -5,7 +5,7 @@
 import { DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
-import { EVENT_SUBJECT_PREFIX, eventSubject, type StoredEvent } from "../core/mod.ts";
+import { EVENT_SUBJECT_PREFIX, eventSubject, storedEvent, type StoredEvent } from "../core/mod.ts";
 import { orderedRead } from "./ordered-read.ts";
 import { publisherFor, type JetStreamPublisher } from "./publisher.ts";
 
@@ -159,7 +159,7 @@ export function decodeEvent(data: Uint8Array): EventEnvelope {
 }
 
 export function toStoredEvent(env: EventEnvelope, seq: number): StoredEvent {
-  return { seq, ts: env.ts, type: env.type, kind: env.kind, aggregate: env.aggregate, data: env.data };
+  return storedEvent({ seq, ts: env.ts, type: env.type, kind: env.kind, aggregate: env.aggregate, data: env.data });
 }
 
 export async function lastSequence(jsm: JetStreamManager): Promise<number> {

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { KvWatchInclude } from "@nats-io/kv";
 import { MemberRecord, RoomByMemberRecord, RoomRecord, UserRecord, type MemberRole } from "../../schemas/mod.ts";
 import {
-  diffBuckets, isDomainError, liveRecords, memberDecider, newUserSeed, roomDecider, signerFromSeed, signEvent, userDecider,
-  type MemberCommand, type RoomState, type Signer, type UserState, storageKey, toStorageKeys,
+  diffBuckets, isDomainError, liveRecords, memberAggregate, newUserSeed, roomAggregate, signerFromSeed, signEvent, userAggregate,
+  type MemberCommand, type Signer, storageKey, toStorageKeys,
 } from "../core/mod.ts";
 import { rebuildProjections } from "../cli/audit.ts";
 import { clientFor, seededRandom as rng, startNats, type NatsHandle } from "../../test/harness.ts";
@@ -74,19 +74,19 @@ async function assertMatchesStream(label: string): Promise<number> {
 // --- writing history through the aggregates, as membershipd does ---
 
 async function userAdd(handle: string) {
-  return store.execute("user", handle, userDecider, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: commandId() });
+  return store.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: commandId() });
 }
 async function roomCreate(room: string, subject = "") {
-  return store.execute("room", room, roomDecider, { type: "CreateRoom", room, subject, by: "tester" }, { actor, commandId: commandId() });
+  return store.execute(roomAggregate, room, { type: "CreateRoom", room, subject, by: "tester" }, { actor, commandId: commandId() });
 }
 async function roomArchive(room: string) {
-  return store.execute("room", room, roomDecider, { type: "ArchiveRoom", room, by: "tester" }, { actor, commandId: commandId() });
+  return store.execute(roomAggregate, room, { type: "ArchiveRoom", room, by: "tester" }, { actor, commandId: commandId() });
 }
 async function member(type: MemberCommand["type"], room: string, user: string, role: MemberRole = "member") {
-  const [r, u] = await Promise.all([store.load<RoomState>("room", room, roomDecider), store.load<UserState>("user", user, userDecider)]);
+  const [r, u] = await Promise.all([store.load(roomAggregate, room), store.load(userAggregate, user)]);
   const facts = { room, user, by: "tester", roomState: r.state, userState: u.state };
   const cmd = (type === "RemoveMember" ? { type, ...facts } : { type, role, ...facts }) as MemberCommand;
-  return store.execute("member", `${room}.${user}`, memberDecider, cmd, { actor, commandId: commandId() });
+  return store.execute(memberAggregate, `${room}.${user}`, cmd, { actor, commandId: commandId() });
 }
 /** Asserts the command wrote and returns the stream sequence of its (last) event. */
 function wrote(r: Awaited<ReturnType<AggregateStore["execute"]>>): number {

@@ -7,7 +7,7 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { allProjections, applyEvent, storageKey, type Projection, type StoredEvent } from "../core/mod.ts";
+import { allProjections, applyEvent, storageKey, type AnyRecordProjection, type Stored, type StoredEvent } from "../core/mod.ts";
 import { decodeEvent, readEventMessages, toStoredEvent } from "./event-store.ts";
 import { CHECKPOINTS_BUCKET, type Buckets } from "./buckets.ts";
 import { publisherFor } from "./publisher.ts";
@@ -16,7 +16,8 @@ const BATCH_MAX = 1000;
 const CACHE_LIMIT = 100_000;
 const CHECKPOINT_KEY = "projector";
 
-interface Cached { record: any; revision: number }
+/** A record (or its tombstone) as the bucket holds it, with the KV revision it was read or written at. */
+interface Cached { record: Stored<{ seq: number }> | undefined; revision: number }
 
 /**
  * Writes one record's JSON with compare-and-set: `revision` is the one it was folded from (0: the
@@ -125,7 +126,7 @@ export class Projector {
     this.waiters = this.waiters.filter((w) => (w.seq <= last ? (w.resolve(), false) : true));
   }
 
-  private async applyProjection(p: Projection<any>, events: StoredEvent[]): Promise<void> {
+  private async applyProjection(p: AnyRecordProjection, events: StoredEvent[]): Promise<void> {
     const byKey = new Map<string, StoredEvent[]>();
     for (const e of events) for (const key of p.keys(e)) (byKey.get(key) ?? byKey.set(key, []).get(key)!).push(e);
     const kv = this.buckets[p.bucket]!;
@@ -133,7 +134,7 @@ export class Projector {
   }
 
   /** Folds the events into the record and writes it with CAS; on a lost race, rereads and refolds. */
-  private async writeRecord(kv: KV, p: Projection<any>, naturalKey: string, events: StoredEvent[]): Promise<void> {
+  private async writeRecord(kv: KV, p: AnyRecordProjection, naturalKey: string, events: StoredEvent[]): Promise<void> {
     const key = storageKey(naturalKey);
     const cacheKey = `${p.bucket}/${key}`;
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -159,15 +160,15 @@ export class Projector {
    * record, or the tombstone of one it created and removed): if the batch makes nothing out of
    * nothing, nothing would be written to prove the key absent, so that case reads.
    */
-  private assumeAbsent(p: Projection<any>, events: StoredEvent[]): Cached | null {
-    const created = events.reduce((r, e) => applyEvent(p, r, e), undefined);
+  private assumeAbsent(p: AnyRecordProjection, events: StoredEvent[]): Cached | null {
+    const created = events.reduce<Cached["record"]>((r, e) => applyEvent(p, r, e), undefined);
     return created === undefined ? null : { record: undefined, revision: 0 };
   }
 
   private async readRecord(kv: KV, key: string): Promise<Cached> {
     const entry = await kv.get(key);
     if (!entry) return { record: undefined, revision: 0 };
-    return { record: entry.operation === "PUT" ? entry.json() : undefined, revision: entry.revision };
+    return { record: entry.operation === "PUT" ? entry.json<Cached["record"]>() : undefined, revision: entry.revision };
   }
 
   private remember(key: string, value: Cached): void {

@@ -12,7 +12,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { newUserSeed, signerFromSeed, userDecider } from "../core/mod.ts";
+import { newUserSeed, signerFromSeed, userAggregate } from "../core/mod.ts";
 import { tempDir } from "../../test/harness.ts";
 import { AggregateStore } from "./aggregate-store.ts";
 import { openBuckets } from "./buckets.ts";
@@ -34,7 +34,7 @@ let users = 0;
 async function addUsers(n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     const handle = `u${++users}`;
-    await store.execute("user", handle, userDecider, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: `c-${handle}` });
+    await store.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: `c-${handle}` });
   }
 }
 
@@ -151,7 +151,7 @@ describe("reading the stream across a nats-server crash and restart", () => {
     const add = async (k: number) => {
       for (let i = 0; i < k; i++) {
         const handle = `s${++n}`;
-        await cstore.execute("user", handle, userDecider, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: `s-${handle}` });
+        await cstore.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: `s-${handle}` });
       }
     };
     const reconnects = () => new Promise<void>((resolve) => {

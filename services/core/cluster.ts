@@ -1,6 +1,7 @@
 // The cluster aggregate: how many replicas the control plane's streams keep. Scaling is decided
 // here (enough peers, a real change); moving the data is the shell's work, done before the event
 // is appended, so the event records a fact rather than an intention.
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError, type DomainError } from "./errors.ts";
 
@@ -56,3 +57,5 @@ export interface ReplicaCopy { server: string; messages: number; first_seq: numb
 export function incompleteCopies(copies: ReplicaCopy[]): string[] {
   return copies.filter((c) => copies.some((o) => o.messages - c.messages > Math.max(0, o.last_seq - c.last_seq))).map((c) => c.server).sort();
 }
+
+export const clusterAggregate = defineAggregate("cluster", clusterDecider);

@@ -2,6 +2,7 @@
 // one aggregate, so an enrollment consumes an invite use, claims a name and takes an address in
 // one event, and two racing enrollments cannot both take the last address.
 import type { FleetEvent } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 import { allocateAddress, inCidr, parseCidr } from "./overlay.ts";
@@ -112,5 +113,7 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
     }
   },
 };
+
+export const fleetAggregate = defineAggregate("fleet", fleetDecider);
 
 export { inCidr, parseCidr };

@@ -1,5 +1,6 @@
 // NATS identities: a JWT minted per key with a role; revocation is final for that key.
 import type { IdentityEvent, Role } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 
@@ -33,3 +34,5 @@ export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentitySt
     }
   },
 };
+
+export const identityAggregate = defineAggregate("identity", identityDecider);

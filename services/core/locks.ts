@@ -1,5 +1,6 @@
 // A node's update lock (`lock/<node>`): a locked node takes no rollout unless it is forced.
 import type { LockEvent, LockRecord } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import type { Projection } from "./projections.ts";
 
@@ -15,10 +16,13 @@ export const lockDecider: Decider<LockCommand, LockEvent, LockState> = {
   evolve: (_s, e) => (e.type === "NodeLocked" ? { locked: true, reason: e.data.reason } : { locked: false, reason: "" }),
 };
 
+export const lockAggregate = defineAggregate("lock", lockDecider);
+
 export const locksProjection: Projection<LockRecord> = {
   bucket: "UNIBUS_node_locks",
   keys: (e) => (e.kind === "lock" ? [e.data.node] : []),
-  project: (_r, e) => ({
+  // keys() hands it lock events only.
+  project: (r, e) => (e.kind !== "lock" ? r : {
     node: e.data.node, locked: e.type === "NodeLocked", reason: e.type === "NodeLocked" ? e.data.reason : "", by: e.data.by, at: e.ts, seq: e.seq,
   }),
 };

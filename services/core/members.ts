@@ -1,6 +1,7 @@
 // Membership of one user in one room. The room and user facts are loaded by the shell and passed
 // in with the command, so the rule stays pure.
 import type { MemberEvent, MemberRole } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 import type { RoomState } from "./rooms.ts";
@@ -45,3 +46,5 @@ export const memberDecider: Decider<MemberCommand, MemberEvent, MemberState> = {
     }
   },
 };
+
+export const memberAggregate = defineAggregate("member", memberDecider);

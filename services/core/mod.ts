@@ -4,6 +4,8 @@ export * from "./errors.ts";
 export * from "./envelope.ts";
 export * from "./command-check.ts";
 export * from "./decider.ts";
+export * from "./aggregate.ts";
+export * from "./system.ts";
 export * from "./users.ts";
 export * from "./rooms.ts";
 export * from "./members.ts";

@@ -4,6 +4,7 @@
 // carries the agent's own report sequence: a retried report appends nothing twice.
 import type { z } from "zod";
 import { EventDataSchemas, type NodeEvent, type ReportedEvent } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError, type DomainError } from "./errors.ts";
 
@@ -55,3 +56,5 @@ export const nodeActivityDecider: Decider<NodeActivityCommand, NodeEvent, NodeAc
   decide: (c, s) => report(c, s),
   evolve: (s, e) => ({ lastSeq: Math.max(s.lastSeq, e.data.seq) }),
 };
+
+export const nodeActivityAggregate = defineAggregate("node", nodeActivityDecider);

@@ -4,6 +4,10 @@ import type { NodeAgentRecord, NodeRecord, NodeServiceRecord, NodeVaultRecord } 
 import type { StoredEvent } from "./projections.ts";
 
 type Services = NodeRecord["services"];
+/** A node's own report. */
+type NodeReport = Extract<StoredEvent, { kind: "node" }>;
+/** A report about one of its services. */
+type ServiceReport = Extract<NodeReport, { type: "ServiceStarted" | "ServiceExited" | "ServiceRestarted" | "ServiceStopped" }>;
 
 /**
  * A record keeps at most as many services as one AgentStarted may declare: otherwise a node could
@@ -24,22 +28,20 @@ function serviceOf(services: Services, name: string): NodeServiceRecord | undefi
 }
 
 /** The service's record after one of its events; a service first heard of here starts as stopped. */
-function nextService(current: NodeServiceRecord | undefined, e: StoredEvent): NodeServiceRecord {
-  const d = e.data;
-  const s = { ...(current ?? newService(e.type, d.at)), last_event: { type: e.type, at: d.at } };
+function nextService(current: NodeServiceRecord | undefined, e: ServiceReport): NodeServiceRecord {
+  const at = e.data.at;
+  const s = { ...(current ?? newService(e.type, at)), last_event: { type: e.type, at } };
   switch (e.type) {
     case "ServiceStarted":
       // Started without a ServiceRestarted just before: by request (or at boot), so the count restarts.
-      return { ...s, state: "running", pid: d.pid, since: d.at, restarts: s.state === "restarting" ? s.restarts : 0 };
+      return { ...s, state: "running", pid: e.data.pid, since: at, restarts: s.state === "restarting" ? s.restarts : 0 };
     case "ServiceExited":
-      return { ...s, state: "exited", pid: null, last_exit: { code: d.code, signal: d.signal, at: d.at } };
+      return { ...s, state: "exited", pid: null, last_exit: { code: e.data.code, signal: e.data.signal, at } };
     case "ServiceRestarted":
       // attempt 0 is a restart someone asked for; the others are the restart policy's.
-      return { ...s, state: "restarting", pid: null, restarts: d.attempt === 0 ? 0 : s.restarts + 1 };
+      return { ...s, state: "restarting", pid: null, restarts: e.data.attempt === 0 ? 0 : s.restarts + 1 };
     case "ServiceStopped":
-      return { ...s, state: STOPPED_STATE[d.reason] ?? "stopped", pid: null };
-    default:
-      return s;
+      return { ...s, state: STOPPED_STATE[e.data.reason] ?? "stopped", pid: null };
   }
 }
 
@@ -57,32 +59,37 @@ function servicesAtStart(services: Services, declared: string[], at: string): Se
   return next;
 }
 
-function agentAfter(agent: NodeAgentRecord | null, e: StoredEvent): NodeAgentRecord | null {
-  const d = e.data;
+function agentAfter(agent: NodeAgentRecord | null, e: NodeReport): NodeAgentRecord | null {
   if (e.type === "AgentStarted") {
+    const d = e.data;
     return { version: d.version, started_at: d.at, sandbox: d.sandbox, identity: d.identity, last_seq: d.seq, last_report_at: e.ts, last_command: agent?.last_command ?? null };
   }
   // Before its first AgentStarted (dropped from a full outbox) the agent's facts are unknown.
   if (!agent) return null;
-  const last_command = e.type === "CommandCompleted" ? { action: d.action, actor: d.actor.id, ok: d.ok, at: d.at } : agent.last_command;
-  return { ...agent, last_seq: Math.max(agent.last_seq, d.seq), last_report_at: e.ts, last_command };
+  const last_command = e.type === "CommandCompleted" ? { action: e.data.action, actor: e.data.actor.id, ok: e.data.ok, at: e.data.at } : agent.last_command;
+  return { ...agent, last_seq: Math.max(agent.last_seq, e.data.seq), last_report_at: e.ts, last_command };
 }
 
 /** A vault report replaces the state; a new agent run makes a known vault "locked" until it says more. */
-function vaultAfter(v: NodeVaultRecord | null, e: StoredEvent): NodeVaultRecord | null {
-  const d = e.data;
-  if (e.type === "AgentStarted") return v && { ...v, state: "locked", reachable: 0, problem: null, since: d.at };
+function vaultAfter(v: NodeVaultRecord | null, e: NodeReport): NodeVaultRecord | null {
+  if (e.type === "AgentStarted") return v && { ...v, state: "locked", reachable: 0, problem: null, since: e.data.at };
   if (e.type !== "VaultStateChanged") return v;
+  const d = e.data;
   return {
     state: d.state, epoch: d.epoch, k: d.k, n: d.n, reachable: d.reachable, problem: d.problem, since: d.at,
     last_unlock_at: d.state === "unlocked" ? d.at : v?.last_unlock_at ?? null,
   };
 }
 
-export function projectNodeActivity(r: NodeRecord, e: StoredEvent): NodeRecord {
+export function projectNodeActivity(r: NodeRecord, e: NodeReport): NodeRecord {
   const next = { ...r, agent: agentAfter(r.agent, e), vault: vaultAfter(r.vault ?? null, e) };
   if (e.type === "AgentStarted") return { ...next, services: servicesAtStart(r.services, e.data.services, e.data.at) };
-  if (typeof e.data.service !== "string") return next;
+  if (!isServiceReport(e)) return next;
   if (!serviceOf(r.services, e.data.service) && Object.keys(r.services).length >= MAX_NODE_SERVICES) return next;
   return { ...next, services: { ...r.services, [e.data.service]: nextService(serviceOf(r.services, e.data.service), e) } };
+}
+
+/** The reports about a service: the ones whose data names it. */
+function isServiceReport(e: NodeReport): e is ServiceReport {
+  return e.type === "ServiceStarted" || e.type === "ServiceExited" || e.type === "ServiceRestarted" || e.type === "ServiceStopped";
 }

@@ -2,20 +2,38 @@
 // Idempotence lives in applyEvent: a record never takes an event at or below the sequence it holds,
 // and a removal leaves a tombstone `{deleted: true, seq}` in the record's place, so the removal's
 // sequence is remembered too and an older event cannot bring the record back.
-import { isTombstone, type IdentityRecord, type InviteRecord, type MemberRecord, type NodeRecord, type RoomByMemberRecord, type RoomRecord, type Tombstone, type UserRecord } from "../../schemas/mod.ts";
+import { eventTypeInfo, isTombstone, type AggregateKind, type EventOf, type IdentityRecord, type InviteRecord, type MemberRecord, type NodeRecord, type RoomByMemberRecord, type RoomRecord, type Tombstone, type UserRecord } from "../../schemas/mod.ts";
 import { projectNodeActivity } from "./node-projection.ts";
 import { releasesProjection } from "./releases.ts";
 import { rolloutsProjection } from "./rollouts.ts";
 import { locksProjection } from "./locks.ts";
 import { nodeReleasesProjection } from "./node-releases.ts";
 
-export interface StoredEvent {
+/** An event as projections see it: its kind's typed event with its stream sequence, append time and aggregate. */
+export type StoredEvent = { [K in AggregateKind]: EventOf<K> & { kind: K; seq: number; ts: string; aggregate: string } }[AggregateKind];
+
+/** The fields of a stored event, as read from the stream. */
+export interface StoredEventFields {
   seq: number;
   ts: string;
   type: string;
   kind: string;
   aggregate: string;
-  data: Record<string, any>;
+  data: Record<string, unknown>;
+}
+
+/**
+ * A decoded event's fields as a StoredEvent. decodeEvent has checked its data against its type's
+ * schema; what is left to check is that its type is its kind's.
+ */
+export function storedEvent(e: StoredEventFields): StoredEvent {
+  if (eventTypeInfo(e.type)?.kind !== e.kind) throw new Error(`unknown event type ${e.kind}/${e.type}`);
+  return e as StoredEvent;
+}
+
+/** Whether the event is one of `types` (each type belongs to one kind: its data is that type's). */
+export function isOneOf<T extends StoredEvent["type"]>(e: StoredEvent, types: readonly T[]): e is Extract<StoredEvent, { type: T }> {
+  return (types as readonly string[]).includes(e.type);
 }
 
 export interface Projection<R extends { seq: number }> {
@@ -70,7 +88,7 @@ export const usersProjection: Projection<UserRecord> = {
 
 export const roomsProjection: Projection<RoomRecord> = {
   bucket: "UNIBUS_rooms",
-  keys: (e) => (["RoomCreated", "RoomArchived", "MemberAdded", "MemberRemoved"].includes(e.type) ? [e.data.room] : []),
+  keys: (e) => (isOneOf(e, ["RoomCreated", "RoomArchived", "MemberAdded", "MemberRemoved"]) ? [e.data.room] : []),
   project(r, e) {
     switch (e.type) {
       case "RoomCreated":
@@ -87,11 +105,9 @@ export const roomsProjection: Projection<RoomRecord> = {
   },
 };
 
-const isMemberEvent = (e: StoredEvent) => e.kind === "member";
-
 export const membersProjection: Projection<MemberRecord> = {
   bucket: "UNIBUS_members",
-  keys: (e) => (isMemberEvent(e) ? [`${e.data.room}.${e.data.user}`] : []),
+  keys: (e) => (e.kind === "member" ? [`${e.data.room}.${e.data.user}`] : []),
   project(r, e) {
     switch (e.type) {
       case "MemberAdded":
@@ -106,7 +122,7 @@ export const membersProjection: Projection<MemberRecord> = {
 
 export const roomsByMemberProjection: Projection<RoomByMemberRecord> = {
   bucket: "UNIBUS_rooms_by_member",
-  keys: (e) => (isMemberEvent(e) ? [`${e.data.user}.${e.data.room}`] : []),
+  keys: (e) => (e.kind === "member" ? [`${e.data.user}.${e.data.room}`] : []),
   project(r, e) {
     switch (e.type) {
       case "MemberAdded":
@@ -121,7 +137,7 @@ export const roomsByMemberProjection: Projection<RoomByMemberRecord> = {
 
 export const nodesProjection: Projection<NodeRecord> = {
   bucket: "UNIBUS_nodes",
-  keys: (e) => (e.kind === "node" || ["NodeEnrolled", "NodeLeft", "NodeRevoked"].includes(e.type) ? [e.data.node] : []),
+  keys: (e) => (e.kind === "node" || isOneOf(e, ["NodeEnrolled", "NodeLeft", "NodeRevoked"]) ? [e.data.node] : []),
   project(r, e) {
     switch (e.type) {
       case "NodeEnrolled": {
@@ -174,7 +190,10 @@ export const identitiesProjection: Projection<IdentityRecord> = {
   },
 };
 
-export const allProjections: readonly Projection<any>[] = [
+/** A projection of some record: what the projector and the in-memory replay go through. */
+export type AnyRecordProjection = Projection<{ seq: number }>;
+
+export const allProjections: readonly AnyRecordProjection[] = [
   usersProjection, roomsProjection, membersProjection, roomsByMemberProjection, nodesProjection, invitesProjection, identitiesProjection,
   releasesProjection, rolloutsProjection, locksProjection, nodeReleasesProjection,
 ];

@@ -3,6 +3,7 @@
 // projection. Pure: the shell fetches the tarball and the keys.
 import { ReleaseManifest, type ReleaseEvent, type ReleaseRecord } from "../../schemas/mod.ts";
 import { canonicalJson } from "./canonical.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError, type DomainError } from "./errors.ts";
 import { parseSignature, verifyMinisign, type MinisignPublicKey } from "./minisign.ts";
@@ -71,10 +72,13 @@ export const releaseDecider: Decider<ReleaseCommand, ReleaseEvent, ReleaseState>
   },
 };
 
+export const releaseAggregate = defineAggregate("release", releaseDecider);
+
 export const releasesProjection: Projection<ReleaseRecord> = {
   bucket: "UNIBUS_releases",
   keys: (e) => (e.type === "ReleasePublished" ? [`${e.data.name}.${e.data.version.replaceAll(".", "_")}`] : []),
-  project: (_r, e) => ({
+  // keys() hands it ReleasePublished only.
+  project: (r, e) => (e.type !== "ReleasePublished" ? r : {
     name: e.data.name, version: e.data.version, manifest: e.data.manifest, signature: e.data.signature, key_id: e.data.key_id, object: e.data.object, published_at: e.ts, seq: e.seq,
   }),
 };

@@ -4,6 +4,7 @@
 // sends the updates and hands the outcomes back as commands, so a restarted membershipd rebuilds
 // everything from the events and carries on.
 import type { RolloutEvent, RolloutRecord } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 import type { Projection } from "./projections.ts";
@@ -119,12 +120,16 @@ export const rolloutDecider: Decider<RolloutCommand, RolloutEvent, RolloutState>
   },
 };
 
+export const rolloutAggregate = defineAggregate("rollout", rolloutDecider);
+
 export const rolloutsProjection: Projection<RolloutRecord> = {
   bucket: "UNIBUS_rollouts",
   keys: (e) => (e.kind === "rollout" ? [e.data.rollout] : []),
   project(r, e) {
-    const d = e.data;
+    // keys() hands it rollout events only.
+    if (e.kind !== "rollout") return r;
     if (e.type === "RolloutStarted") {
+      const d = e.data;
       const nodes: RolloutRecord["nodes"] = {};
       for (const n of d.nodes) nodes[n] = { state: "pending", batch: null, code: null, reason: null };
       for (const n of d.skipped) nodes[n.node] = { state: "skipped", batch: null, code: null, reason: n.reason };
@@ -137,21 +142,23 @@ export const rolloutsProjection: Projection<RolloutRecord> = {
     const base = { ...r, updated_at: e.ts, seq: e.seq };
     switch (e.type) {
       case "RolloutBatchStarted": {
+        const d = e.data;
         const nodes = { ...r.nodes };
         for (const n of d.nodes) nodes[n] = { state: "updating", batch: d.batch, code: null, reason: null };
         return { ...base, batches_started: d.batch + 1, nodes };
       }
       case "RolloutNodeFinished": {
+        const d = e.data;
         const prev = r.nodes[d.node];
         return {
           ...base, failures: r.failures + (d.ok ? 0 : 1),
           nodes: { ...r.nodes, [d.node]: { state: d.ok ? "committed" : "failed", batch: prev?.batch ?? null, code: d.code, reason: d.reason } },
         };
       }
-      case "RolloutPaused": return { ...base, state: "paused", reason: d.reason };
+      case "RolloutPaused": return { ...base, state: "paused", reason: e.data.reason };
       case "RolloutResumed": return { ...base, state: "running", failures: 0, reason: null };
       case "RolloutCompleted": return { ...base, state: "completed", reason: null };
-      case "RolloutAborted": return { ...base, state: "aborted", reason: d.reason };
+      case "RolloutAborted": return { ...base, state: "aborted", reason: e.data.reason };
       default: return r;
     }
   },

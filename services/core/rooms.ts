@@ -1,4 +1,5 @@
 import type { RoomEvent } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 
@@ -30,3 +31,5 @@ export const roomDecider: Decider<RoomCommand, RoomEvent, RoomState> = {
     }
   },
 };
+
+export const roomAggregate = defineAggregate("room", roomDecider);

@@ -1,4 +1,5 @@
 import type { ArgsOf, Role, UserEvent } from "../../schemas/mod.ts";
+import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 
@@ -34,3 +35,5 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
     }
   },
 };
+
+export const userAggregate = defineAggregate("user", userDecider);

@@ -2,7 +2,7 @@
 // handle, or a node's agent by `node:<name>` (its enrolled key; revoked once it left or was revoked).
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Slug } from "../../schemas/mod.ts";
-import { fleetDecider, FLEET_ID, userDecider, type FleetState, type UserState } from "../core/mod.ts";
+import { fleetAggregate, FLEET_ID, userAggregate } from "../core/mod.ts";
 import { eventSubject, lastEventOf, type AggregateStore } from "../bus/mod.ts";
 import type { ActorRecord } from "./command-pipeline.ts";
 
@@ -12,12 +12,12 @@ export function createActorLookup(jsm: JetStreamManager, aggregates: AggregateSt
   async function user(handle: string): Promise<ActorRecord | null> {
     // A handle that never existed costs one lookup, not a load.
     if (!(await lastEventOf(jsm, eventSubject("user", handle)))) return null;
-    const u = (await aggregates.load<UserState>("user", handle, userDecider)).state;
+    const u = (await aggregates.load(userAggregate, handle)).state;
     return u.exists ? { role: u.role, signKey: u.signKey, revoked: u.revoked } : null;
   }
 
   async function node(name: string): Promise<ActorRecord | null> {
-    const n = (await aggregates.load<FleetState>("fleet", FLEET_ID, fleetDecider)).state.nodes.get(name);
+    const n = (await aggregates.load(fleetAggregate, FLEET_ID)).state.nodes.get(name);
     return n ? { role: "node", signKey: n.signKey, revoked: n.status !== "active" } : null;
   }
 

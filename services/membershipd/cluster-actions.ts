@@ -5,8 +5,9 @@
 import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CommandEnvelope } from "../../schemas/mod.ts";
-import { clusterDecider, domainError, incompleteCopies, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy, type Signer } from "../core/mod.ts";
+import { clusterAggregate, domainError, incompleteCopies, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy, type Signer } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
+import type { Handlers, ServedArgs } from "./handlers.ts";
 import { pauseWrites, resumeWrites } from "./write-pause.ts";
 
 /** The meta group as this server's /jsz reports it (null: not clustered, or unreachable). */
@@ -201,7 +202,7 @@ export function createClusterActions(d: ClusterActionDeps) {
     }
   }
 
-  async function scale(a: { replicas: number }, cmd: CommandEnvelope) {
+  async function scale(a: ServedArgs<"cluster.scale">, cmd: CommandEnvelope) {
     const peers = currentPeers(d.self, await d.meta());
     const refusal = scaleRefusal(a.replicas, peers);
     if (refusal) return refusal;
@@ -243,14 +244,14 @@ export function createClusterActions(d: ClusterActionDeps) {
     if (isDomainError(rebuilt)) return rebuilt;
     const done = await waitSettled(names, a.replicas);
     if (isDomainError(done)) return done;
-    const r = await d.aggregates.execute("cluster", d.clusterName, clusterDecider,
+    const r = await d.aggregates.execute(clusterAggregate, d.clusterName,
       { type: "ScaleCluster", cluster: d.clusterName, replicas: a.replicas, peers, streams: names, current: previous }, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
     return { replicas: a.replicas, previous, peers, remade, rebuilt, streams: done.map((s) => streamRow(s)), seq: r.seqs.at(-1) ?? null };
   }
 
   return {
-    handlers: { "cluster.status": () => status(), "cluster.scale": scale },
+    handlers: { "cluster.status": () => status(), "cluster.scale": scale } satisfies Handlers<"cluster.status" | "cluster.scale">,
     streams: () => ourStreams(d.jsm),
     incompleteNow,
     rebuildReplica,

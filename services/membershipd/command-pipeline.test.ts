@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
-import { ErrorCodes, isDomainError, newUserSeed, signerFromSeed, signEvent, userDecider, type Signer } from "../core/mod.ts";
+import { ErrorCodes, isDomainError, newUserSeed, signerFromSeed, signEvent, userAggregate, type Signer } from "../core/mod.ts";
 import { connectNats, EVENTS_STREAM, eventSubject, freePort, lastSequence } from "../bus/mod.ts";
 import { buildCommand } from "../cli/request.ts";
 import { seededRandom as rng, startPlane, tempDir, type PlaneHandle } from "../../test/harness.ts";
@@ -703,7 +703,7 @@ describe("errors that are not the caller's fault", () => {
         for (let i = 0; i < 130; i += 65) {
           await Promise.all(Array.from({ length: 65 }, async (_v, j) => {
             const handle = `user-${i + j}`;
-            const r = await small.aggregates.execute("user", handle, userDecider, { type: "CreateUser", handle, role: "monitor", sign_key: key, kex_key: null }, { actor, commandId: `add-${handle}` });
+            const r = await small.aggregates.execute(userAggregate, handle, { type: "CreateUser", handle, role: "monitor", sign_key: key, kex_key: null }, { actor, commandId: `add-${handle}` });
             assert.ok(!isDomainError(r), JSON.stringify(r));
           }));
         }

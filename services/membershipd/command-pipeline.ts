@@ -18,13 +18,14 @@ export { CLOCK_WINDOW_MS, MAX_COMMAND_BYTES, errorReply, zodMessage } from "../c
 
 export interface ActorRecord { role: Role; signKey: string; revoked?: boolean }
 
-export interface PipelineDeps {
+/** `Args`: what parseArgs makes of a command's args and run takes (membershipd: handlers.ts's ParsedCommand). */
+export interface PipelineDeps<Args = unknown> {
   nonces: KV;
   /** The actor's current identity, read from the event stream (not a lagging projection). */
   lookupActor(id: string): Promise<ActorRecord | null>;
   /** Validates args against the action's schema; undefined when the action does not exist. */
-  parseArgs(action: string, args: unknown): { ok: true; args: any } | { ok: false; error: DomainError } | undefined;
-  run(action: string, args: any, command: CommandEnvelope): Promise<unknown | DomainError>;
+  parseArgs(action: string, args: unknown): { ok: true; args: Args } | { ok: false; error: DomainError } | undefined;
+  run(action: string, args: Args, command: CommandEnvelope): Promise<unknown | DomainError>;
   /** Reads are not stored with their nonce (they can be large, and re-running them is harmless). */
   isRead(action: string): boolean;
   now?: () => number;
@@ -49,7 +50,7 @@ export const CLAIM_LEASE_MS = 30_000;
 /** Writes running in this process, by nonce store and nonce: a copy waits on the promise, not the store. */
 const running = new WeakMap<KV, Map<string, Promise<Reply>>>();
 
-export async function handleCommand(raw: Uint8Array, expectedAction: string, deps: PipelineDeps): Promise<Reply> {
+export async function handleCommand<Args>(raw: Uint8Array, expectedAction: string, deps: PipelineDeps<Args>): Promise<Reply> {
   try {
     return await pipeline(raw, expectedAction, deps);
   } catch (err) {
@@ -74,7 +75,7 @@ function isKeyTaken(err: unknown): boolean {
     && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }
 
-async function pipeline(raw: Uint8Array, expectedAction: string, deps: PipelineDeps): Promise<Reply> {
+async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: PipelineDeps<Args>): Promise<Reply> {
   const front = checkCommandFront(raw, expectedAction, deps.now?.() ?? Date.now());
   if (!front.ok) return errorReply(front.error);
   const cmd = front.command;
@@ -139,7 +140,7 @@ const replyOf = (result: unknown): Reply => (isDomainError(result) ? errorReply(
  * store) for at most `duplicateWaitMs`, then gets the retryable E_IN_PROGRESS. A read is never
  * stored with its reply, so a copy of a read runs again (harmless).
  */
-async function claimNonce(deps: PipelineDeps, nonce: string, fingerprint: string, write: boolean): Promise<"run" | Reply> {
+async function claimNonce<Args>(deps: PipelineDeps<Args>, nonce: string, fingerprint: string, write: boolean): Promise<"run" | Reply> {
   const deadline = Date.now() + (deps.duplicateWaitMs ?? DUPLICATE_WAIT_MS);
   const claim = () => JSON.stringify({ command: fingerprint, claimed_at: Date.now() } satisfies NonceRecord);
   let pause = 5;

@@ -92,7 +92,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   }));
   const run = createActions({
     aggregates, buckets, projector, jsm, updaters: [{ id: DRIVER_ACTOR_ID, key: driver.publicKey }], identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
-    trustChanged: () => announceTrustChange(o.nc, driver), updateHandlers: updates.handlers as any,
+    trustChanged: () => announceTrustChange(o.nc, driver), updateHandlers: updates.handlers,
     clusterHandlers: cluster.handlers, nodeQuotas,
   });
   const lookupActor = createActorLookup(jsm, aggregates);

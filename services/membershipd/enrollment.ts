@@ -6,12 +6,13 @@
 import { randomBytes } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { z } from "zod";
 import {
   type Actor, INVITE_PREFIX, enrollWaitSubject, JoinRequest, WaitAnnouncement, type CommandEnvelope, type InviteToken, type NodeConfig, type WaitBundle,
 } from "../../schemas/mod.ts";
 import {
-  canonicalJson, decodeSignature, domainError, parseUntrustedJson, sealConfig, fleetDecider, FLEET_ID, identityDecider, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
-  type DomainError, type FleetCommand, type FleetState, type IdentityState,
+  canonicalJson, decodeSignature, domainError, parseUntrustedJson, sealConfig, fleetAggregate, FLEET_ID, identityAggregate, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
+  type DomainError, type FleetCommand, type FleetState,
 } from "../core/mod.ts";
 import { credsFor, type AggregateStore } from "../bus/mod.ts";
 import type { IdentityService } from "./identity-service.ts";
@@ -51,13 +52,13 @@ export class EnrollmentService {
   private fleetWrites: Promise<unknown> = Promise.resolve();
 
   private writeFleet(command: FleetCommand, meta: { actor: Actor; commandId: string }) {
-    const run = this.fleetWrites.then(() => this.aggregates.execute("fleet", FLEET, fleetDecider, command, meta));
+    const run = this.fleetWrites.then(() => this.aggregates.execute(fleetAggregate, FLEET, command, meta));
     this.fleetWrites = run.catch(() => {});
     return run;
   }
 
   private fleet(): Promise<FleetState> {
-    return this.aggregates.load<FleetState>("fleet", FLEET, fleetDecider).then((l) => l.state);
+    return this.aggregates.load(fleetAggregate, FLEET).then((l) => l.state);
   }
 
   /**
@@ -161,7 +162,7 @@ export class EnrollmentService {
 
   /** A key that is (or was) another identity would get NodeEnrolled and then no JWT: refuse it first. */
   private async keyTaken(body: JoinRequest | WaitAnnouncement): Promise<DomainError | null> {
-    const s = (await this.aggregates.load<IdentityState>("identity", body.sign_key, identityDecider)).state;
+    const s = (await this.aggregates.load(identityAggregate, body.sign_key)).state;
     if (s.status === "none" || (s.status === "active" && s.role === "node" && s.name === body.node)) return null;
     return domainError("E_KEY_IN_USE", "that key belongs to another identity (or a revoked one); generate a node key of your own");
   }
@@ -222,7 +223,7 @@ export class EnrollmentService {
 }
 
 /** Size and nesting depth are checked on the bytes, before the schema (or anything else) walks them. */
-function parseJson<T>(raw: Uint8Array, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: any } }): { value: T } | { error: unknown } {
+function parseJson<T>(raw: Uint8Array, schema: z.ZodType<T>): { value: T } | { error: unknown } {
   const json = parseUntrustedJson(raw, { maxBytes: 16 * 1024, what: "request" });
   if (!json.ok) return { error: errorReply(json.error) };
   const r = schema.safeParse(json.value);

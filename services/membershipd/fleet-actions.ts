@@ -2,9 +2,10 @@
 // fleet (invites, enrollment by code, nodes leaving or revoked). Without operator mode (an
 // external NATS) they answer E_UNSUPPORTED rather than pretend.
 import type { CommandEnvelope } from "../../schemas/mod.ts";
-import { domainError, isDomainError, userDecider, type DomainError, type UserState } from "../core/mod.ts";
+import { domainError, isDomainError, userAggregate } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 import type { EnrollmentService } from "./enrollment.ts";
+import type { Handler, Handlers, ServedAction, ServedArgs } from "./handlers.ts";
 import type { IdentityService } from "./identity-service.ts";
 
 export interface FleetActionDeps {
@@ -15,15 +16,13 @@ export interface FleetActionDeps {
   trustChanged?: () => void;
 }
 
-type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
-
 const unsupported = () => domainError("E_UNSUPPORTED", "this control plane runs without operator-mode auth (external --nats-url), so it issues no identities");
 
 export function createFleetActions(d: FleetActionDeps) {
   const { identities, enrollment } = d;
-  const withIdentities = (h: (i: IdentityService, args: any, cmd: CommandEnvelope) => Promise<unknown>): Handler =>
+  const withIdentities = <A extends ServedAction>(h: (i: IdentityService, args: ServedArgs<A>, cmd: CommandEnvelope) => Promise<unknown>): Handler<A> =>
     async (args, cmd) => (identities ? h(identities, args, cmd) : unsupported());
-  const withEnrollment = (h: (e: EnrollmentService, args: any, cmd: CommandEnvelope) => Promise<unknown>): Handler =>
+  const withEnrollment = <A extends ServedAction>(h: (e: EnrollmentService, args: ServedArgs<A>, cmd: CommandEnvelope) => Promise<unknown>): Handler<A> =>
     async (args, cmd) => (enrollment ? h(enrollment, args, cmd) : unsupported());
 
   /** The user's NATS JWT, minted for the key it registered (its seed stays with the caller). */
@@ -33,17 +32,17 @@ export function createFleetActions(d: FleetActionDeps) {
     return isDomainError(issued) ? issued : issued.jwt;
   };
 
-  const revokeUser: Handler = withIdentities(async (i, a, cmd) => {
-    const r = await d.aggregates.execute("user", a.handle, userDecider, { type: "RevokeUser", handle: a.handle, reason: a.reason }, { actor: cmd.actor, commandId: cmd.id });
+  const revokeUser = withIdentities<"user.revoke">(async (i, a, cmd) => {
+    const r = await d.aggregates.execute(userAggregate, a.handle, { type: "RevokeUser", handle: a.handle, reason: a.reason }, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
-    const user = (await d.aggregates.load<UserState>("user", a.handle, userDecider)).state;
+    const user = (await d.aggregates.load(userAggregate, a.handle)).state;
     if (!user.exists) return domainError("E_USER_NOT_FOUND", `user ${a.handle} does not exist`);
     if (user.role === "admin") d.trustChanged?.();
     const revoked = await i.revoke(user.signKey, a.reason, cmd.id);
     return isDomainError(revoked) ? revoked : { handle: a.handle, key: user.signKey, revoked: true };
   });
 
-  const handlers: Record<"user.revoke" | "node.invite" | "node.invite.revoke" | "node.enroll" | "node.wait-bundle" | "node.leave" | "node.revoke", Handler> = {
+  const handlers: Handlers<"user.revoke" | "node.invite" | "node.invite.revoke" | "node.enroll" | "node.wait-bundle" | "node.leave" | "node.revoke"> = {
     "user.revoke": revokeUser,
     "node.invite": withEnrollment((e, a, cmd) => e.invite(a, cmd)),
     "node.invite.revoke": withEnrollment((e, a, cmd) => e.revokeInvite(a, cmd)),
@@ -54,3 +53,5 @@ export function createFleetActions(d: FleetActionDeps) {
   };
   return { handlers, issueUserJwt };
 }
+
+export type FleetActions = ReturnType<typeof createFleetActions>;

@@ -4,7 +4,7 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Actor, Role } from "../../schemas/mod.ts";
-import { EVENT_SUBJECT_PREFIX, foldRevocation, identityDecider, isDomainError, newRevocationFold, permissionsFor, revocationSeconds, type DomainError, type PermissionContext } from "../core/mod.ts";
+import { EVENT_SUBJECT_PREFIX, foldRevocation, identityAggregate, isDomainError, newRevocationFold, permissionsFor, revocationSeconds, type DomainError, type PermissionContext } from "../core/mod.ts";
 import { decodeEvent, readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
 
 const REVOKING_KINDS = ["fleet", "user", "identity"];
@@ -63,7 +63,7 @@ export class IdentityService {
 
   /** Records the identity (idempotent for the same key, role and name) and mints its JWT. */
   async issue(r: IssueRequest, commandId: string): Promise<{ jwt: string } | DomainError> {
-    const result = await this.aggregates.execute("identity", r.key, identityDecider,
+    const result = await this.aggregates.execute(identityAggregate, r.key,
       { type: "IssueIdentity", key: r.key, role: r.role, name: r.name, expiresAt: r.expiresAt ? r.expiresAt.toISOString() : null },
       { actor: this.actor, commandId: `${commandId}:identity` });
     if (isDomainError(result)) return result;
@@ -90,7 +90,7 @@ export class IdentityService {
   }
 
   private recordRevocation(key: string, reason: string, commandId: string) {
-    return this.aggregates.execute("identity", key, identityDecider, { type: "RevokeIdentity", key, reason },
+    return this.aggregates.execute(identityAggregate, key, { type: "RevokeIdentity", key, reason },
       { actor: this.actor, commandId: `${commandId}:revoke` });
   }
 

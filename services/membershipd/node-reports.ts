@@ -2,11 +2,12 @@
 // `node/<name>` (nodes may not publish on the event stream themselves), `node.trust` lists the
 // admins whose commands the agent obeys. Reports are charged to the node's quotas (node-quotas.ts)
 // here, after the pipeline has authenticated the node: never before.
-import { ReportResult, nodeActorId, type CommandEnvelope, type ReportedEvent, type TrustResult } from "../../schemas/mod.ts";
+import { ReportResult, nodeActorId, type CommandEnvelope, type TrustResult } from "../../schemas/mod.ts";
 import {
-  domainError, fleetDecider, FLEET_ID, isDomainError, nodeActivityDecider, type DomainError, type FleetState, type NodeActivityCommand, type NodeActivityState,
+  domainError, fleetAggregate, FLEET_ID, isDomainError, nodeActivityAggregate, type DomainError, type NodeActivityCommand, type NodeActivityState,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
+import type { Handler, Handlers } from "./handlers.ts";
 import { NodeQuotas } from "./node-quotas.ts";
 
 export interface NodeReportDeps {
@@ -16,28 +17,26 @@ export interface NodeReportDeps {
   quotas?: NodeQuotas;
 }
 
-type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
-
 /** A node speaks only for itself: the args' node must be the signing actor. */
 function notForItself(node: string, cmd: CommandEnvelope): DomainError | null {
   if (cmd.actor.id === nodeActorId(node)) return null;
   return domainError("E_FORBIDDEN", `${cmd.actor.id} may not speak for node ${node}; a node reports only for itself`, { node });
 }
 
-export function createNodeReportHandlers(d: NodeReportDeps): Record<"node.report" | "node.trust", Handler> {
+export function createNodeReportHandlers(d: NodeReportDeps): Handlers<"node.report" | "node.trust"> {
   const quotas = d.quotas ?? new NodeQuotas();
   /** The pipeline found the actor active; the fleet is read again here so the rule does not hang on it. */
   async function enrolled(node: string): Promise<DomainError | null> {
-    const n = (await d.aggregates.load<FleetState>("fleet", FLEET_ID, fleetDecider)).state.nodes.get(node);
+    const n = (await d.aggregates.load(fleetAggregate, FLEET_ID)).state.nodes.get(node);
     if (!n) return domainError("E_NODE_NOT_FOUND", `no enrolled node ${node}`, { node });
     return n.status === "active" ? null : domainError("E_IDENTITY_REVOKED", `node ${node} has ${n.status === "left" ? "left" : "been revoked"}; it reports nothing more`, { node });
   }
 
   async function lastSeq(node: string): Promise<number> {
-    return (await d.aggregates.load<NodeActivityState>("node", node, nodeActivityDecider)).state.lastSeq;
+    return (await d.aggregates.load(nodeActivityAggregate, node)).state.lastSeq;
   }
 
-  const report: Handler = async (a: { node: string; events: ReportedEvent[] }, cmd) => {
+  const report: Handler<"node.report"> = async (a, cmd) => {
     const refused = notForItself(a.node, cmd) ?? (await enrolled(a.node));
     if (refused) return refused;
     // The size of what the node asks us to store: its events' JSON (the envelopes add a little).
@@ -47,7 +46,7 @@ export function createNodeReportHandlers(d: NodeReportDeps): Record<"node.report
     let seen = 0;
     const command = (s: NodeActivityState): NodeActivityCommand => ((seen = s.lastSeq), { type: "Report", node: a.node, events: a.events });
     // The envelope's actor is the node: these are its own statements, written down by membershipd.
-    const r = await d.aggregates.execute("node", a.node, nodeActivityDecider, command, { actor: cmd.actor, commandId: cmd.id })
+    const r = await d.aggregates.execute(nodeActivityAggregate, a.node, command, { actor: cmd.actor, commandId: cmd.id })
       .catch((err: unknown) => (quotas.appended(a.node, bytes, 0), Promise.reject(err)));
     quotas.appended(a.node, bytes, isDomainError(r) ? 0 : r.events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0));
     if (isDomainError(r)) return r;
@@ -56,7 +55,7 @@ export function createNodeReportHandlers(d: NodeReportDeps): Record<"node.report
     return ReportResult.parse({ applied: r.events.length, last_seq: last });
   };
 
-  const trust: Handler = async (a: { node: string }, cmd) => {
+  const trust: Handler<"node.trust"> = async (a, cmd) => {
     // Admins may read the list too (it is what every agent obeys); a node only under its own name.
     if (cmd.actor.id.startsWith("node:")) {
       const refused = notForItself(a.node, cmd);

@@ -4,7 +4,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TRUST_CHANGED_SUBJECT, TrustResult, UserRecord, type Actor } from "../../schemas/mod.ts";
-import { signControl, userDecider, type Signer, type UserState } from "../core/mod.ts";
+import { signControl, userAggregate, type Signer } from "../core/mod.ts";
 import { bucketKeys, liveEntry, type AggregateStore } from "../bus/mod.ts";
 
 export interface TrustDeps {
@@ -38,7 +38,7 @@ export async function trustedAdmins(d: TrustDeps): Promise<TrustResult> {
   await d.caughtUp();
   const admins: Actor[] = [];
   for (const handle of await adminCandidates(d.jsm, d.users)) {
-    const u = (await d.aggregates.load<UserState>("user", handle, userDecider)).state;
+    const u = (await d.aggregates.load(userAggregate, handle)).state;
     if (u.exists && u.role === "admin" && !u.revoked) admins.push({ id: u.handle, key: u.signKey });
   }
   admins.sort((a, b) => a.id.localeCompare(b.id));

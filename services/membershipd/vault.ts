@@ -7,13 +7,14 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import {
-  FetchResult, NodeRecord, PlanResult, SHARE_ACTION, ShareEntry, ShareRequestArgs, VaultActionArgs, VaultStatusRow, nodeActorId,
+  FetchResult, NodeRecord, PlanResult, SHARE_ACTION, ShareEntry, ShareRequestArgs, VaultStatusRow, nodeActorId,
   type CommandEnvelope, type NodeVaultRecord, type VaultAction,
 } from "../../schemas/mod.ts";
 import {
-  CLOCK_WINDOW_MS, FLEET_ID, blindToken, domainError, storageKey, fleetDecider, isDomainError, nodesProjection, shareAggregate, shareDecider, shareRefusal, vaultDecider, verifyCommandSignature,
-  type DomainError, type FleetState, type ShareState, type VaultState,
+  CLOCK_WINDOW_MS, FLEET_ID, blindToken, domainError, storageKey, fleetAggregate, isDomainError, nodesProjection, shareAggregate, shareAggregateId, shareRefusal, vaultAggregate, vaultDecider, verifyCommandSignature,
+  type DomainError, type FleetState,
 } from "../core/mod.ts";
+import type { Handler, Handlers } from "./handlers.ts";
 import { SHARES_BUCKET, bucketKeys, decodeEvent, eventSubject, lastEventOf, type AggregateStore, type Buckets } from "../bus/mod.ts";
 
 const NODES_BUCKET = nodesProjection.bucket;
@@ -25,12 +26,6 @@ export interface VaultDeps {
   now?: () => number;
 }
 
-type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
-
-export function isVaultAction(action: string): action is VaultAction {
-  return Object.hasOwn(VaultActionArgs, action);
-}
-
 /** `<owner>.<guardian>.<epoch>` with the names blinded like every KV key (services/core/blind.ts). */
 export function shareKey(owner: string, guardian: string, epoch: number): string {
   return `${storageKey(`${owner}.${guardian}`)}.${epoch}`;
@@ -38,10 +33,10 @@ export function shareKey(owner: string, guardian: string, epoch: number): string
 
 const refuse = (message: string, details?: Record<string, unknown>) => domainError("E_SHARE_REFUSED", message, details);
 
-export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> {
+export function createVaultHandlers(d: VaultDeps): Handlers<VaultAction> {
   const shares = (): KV => d.buckets[SHARES_BUCKET]!;
-  const fleet = async () => (await d.aggregates.load<FleetState>("fleet", FLEET_ID, fleetDecider)).state;
-  const vault = (owner: string) => d.aggregates.load<VaultState>("vault", owner, vaultDecider);
+  const fleet = async () => (await d.aggregates.load(fleetAggregate, FLEET_ID)).state;
+  const vault = (owner: string) => d.aggregates.load(vaultAggregate, owner);
   const activeSet = (f: FleetState) => new Set([...f.nodes.values()].filter((n) => n.status === "active").map((n) => n.node));
   const onlyOwner = (owner: string, cmd: CommandEnvelope) =>
     cmd.actor.id === nodeActorId(owner) ? null : domainError("E_FORBIDDEN", `${cmd.actor.id} may not act for ${owner}'s vault; only the owner node does`, { owner });
@@ -56,7 +51,7 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
     await Promise.all(stale.map((k) => kv.purge(k)));
   }
 
-  const distribute: Handler = async (a, cmd) => {
+  const distribute: Handler<"vault.distribute"> = async (a, cmd) => {
     const refused = onlyOwner(a.owner, cmd);
     if (refused) return refused;
     const guardians = a.shares.map((s: { guardian: string }) => s.guardian);
@@ -73,13 +68,13 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
       await Promise.all(a.shares.map((s: { guardian: string; sealed: string }) =>
         kv.put(shareKey(a.owner, s.guardian, a.epoch), JSON.stringify(ShareEntry.parse({ owner: a.owner, guardian: s.guardian, epoch: a.epoch, sealed: s.sealed })))));
     }
-    const r = await d.aggregates.execute("vault", a.owner, vaultDecider, command(active), { actor: cmd.actor, commandId: cmd.id });
+    const r = await d.aggregates.execute(vaultAggregate, a.owner, command(active), { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
     await purgeOtherEpochs(a.owner, a.epoch);
     return { owner: a.owner, epoch: a.epoch, k: a.k, n: guardians.length, seq: r.seqs[r.seqs.length - 1] ?? null, replayed: r.replayed };
   };
 
-  const plan: Handler = async (a, cmd) => {
+  const plan: Handler<"vault.plan"> = async (a, cmd) => {
     if (cmd.actor.id.startsWith("node:")) {
       const refused = onlyOwner(a.owner, cmd);
       if (refused) return refused;
@@ -111,7 +106,7 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
     return null;
   }
 
-  const fetch: Handler = async (a, cmd) => {
+  const fetch: Handler<"vault.fetch"> = async (a, cmd) => {
     if (cmd.actor.id !== nodeActorId(a.guardian)) return domainError("E_FORBIDDEN", `${cmd.actor.id} may not fetch ${a.guardian}'s shares`);
     const f = await fleet();
     const bad = checkRequest(a, f);
@@ -122,15 +117,15 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
     const entry = await shares().get(shareKey(a.owner, a.guardian, a.epoch));
     if (!entry || entry.operation !== "PUT") return refuse(`no share of ${a.owner}'s epoch ${a.epoch} is stored for ${a.guardian}`);
     const stored = ShareEntry.parse(entry.json());
-    const r = await d.aggregates.execute("share", shareAggregate(a.owner, a.guardian), shareDecider,
+    const r = await d.aggregates.execute(shareAggregate, shareAggregateId(a.owner, a.guardian),
       { type: "Release", owner: a.owner, guardian: a.guardian, epoch: a.epoch, request: a.request.id, vault: v }, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
     return FetchResult.parse({ sealed: stored.sealed, epoch: stored.epoch, owner_key: f.nodes.get(a.owner)!.signKey });
   };
 
-  const mismatch: Handler = async (a, cmd) => {
+  const mismatch: Handler<"vault.mismatch"> = async (a, cmd) => {
     const v = (await vault(a.owner)).state;
-    const r = await d.aggregates.execute("share", shareAggregate(a.owner, a.guardian), shareDecider,
+    const r = await d.aggregates.execute(shareAggregate, shareAggregateId(a.owner, a.guardian),
       { type: "Mismatch", owner: a.owner, guardian: a.guardian, epoch: a.epoch, by: cmd.actor.id, vault: v }, { actor: cmd.actor, commandId: cmd.id });
     return isDomainError(r) ? r : { owner: a.owner, guardian: a.guardian, epoch: a.epoch };
   };
@@ -142,7 +137,7 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
     return NodeRecord.safeParse(entry.json()).data?.vault ?? null;
   }
 
-  const status: Handler = async (a) => {
+  const status: Handler<"vault.status"> = async (a) => {
     const f = await fleet();
     const active = activeSet(f);
     const rows = [];
@@ -157,7 +152,7 @@ export function createVaultHandlers(d: VaultDeps): Record<VaultAction, Handler> 
       let mismatches = 0;
       let released = 0;
       for (const g of v.guardians) {
-        const s = (await d.aggregates.load<ShareState>("share", shareAggregate(owner, g), shareDecider)).state;
+        const s = (await d.aggregates.load(shareAggregate, shareAggregateId(owner, g))).state;
         mismatches += s.mismatches;
         released += s.released;
       }

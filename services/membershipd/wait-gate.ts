@@ -6,7 +6,7 @@
 // One process's count: with several membershipds behind the queue group, each bounds its own share.
 import { WaitAnnounceRequest, type Reply } from "../../schemas/mod.ts";
 import {
-  checkBundleProof, domainError, identityDecider, parseUntrustedJson, QuotaLedger, quotaError, type DomainError, type IdentityState, type QuotaRefusal,
+  checkBundleProof, domainError, identityAggregate, parseUntrustedJson, QuotaLedger, quotaError, type DomainError, type QuotaRefusal,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 import { errorReply, zodMessage } from "./command-pipeline.ts";
@@ -60,7 +60,7 @@ export class WaitGate {
     const { announcement, bundleSigned } = checkBundleProof(parsed.data);
     if (!bundleSigned) return { reply: errorReply(domainError("E_PROOF", "the announcement is not signed by the wait bundle it names")) };
     const bundle = announcement.bundle_key;
-    const id = (await this.aggregates.load<IdentityState>("identity", bundle, identityDecider)).state;
+    const id = (await this.aggregates.load(identityAggregate, bundle)).state;
     if (id.status !== "active" || id.role !== "bootstrap" || id.name !== WAIT_BUNDLE_NAME) {
       return { reply: errorReply(domainError("E_FORBIDDEN", "the key that signed this announcement is not an active wait bundle")) };
     }

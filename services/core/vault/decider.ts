@@ -4,6 +4,7 @@
 // a fact, as member.add passes the room and the user), so K+1 guardians releasing at once append
 // to K+1 aggregates instead of racing on one.
 import type { Commitment, ShareEvent, VaultEvent } from "../../../schemas/mod.ts";
+import { defineAggregate } from "../aggregate.ts";
 import type { Decider } from "../decider.ts";
 import { domainError, type DomainError } from "../errors.ts";
 
@@ -60,6 +61,8 @@ export const vaultDecider: Decider<VaultCommand, VaultEvent, VaultState> = {
   },
 };
 
+export const vaultAggregate = defineAggregate("vault", vaultDecider);
+
 export interface ShareState { released: number; mismatches: number }
 
 export type ShareCommand =
@@ -90,6 +93,9 @@ export const shareDecider: Decider<ShareCommand, ShareEvent, ShareState> = {
   evolve: (s, e) => (e.type === "ShareReleased" ? { ...s, released: s.released + 1 } : { ...s, mismatches: s.mismatches + 1 }),
 };
 
-export function shareAggregate(owner: string, guardian: string): string {
+export const shareAggregate = defineAggregate("share", shareDecider);
+
+/** The id of the share aggregate of one guardian of one owner. */
+export function shareAggregateId(owner: string, guardian: string): string {
   return `${owner}.${guardian}`;
 }

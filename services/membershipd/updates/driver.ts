@@ -10,9 +10,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { nodeCommandSubject, Reply } from "../../../schemas/mod.ts";
+import { nodeCommandSubject, Reply, type RolloutRecord } from "../../../schemas/mod.ts";
 import {
-  isDomainError, nodesInFlight, releaseDecider, releaseId, rolloutDecider, signCommand, type ReleaseState, type RolloutState, type Signer,
+  isDomainError, nodesInFlight, releaseAggregate, releaseId, rolloutAggregate, signCommand, type ReleaseState, type Signer,
 } from "../../core/mod.ts";
 import type { AggregateStore } from "../../bus/mod.ts";
 import { listBucket } from "./release-actions.ts";
@@ -85,7 +85,7 @@ export class RolloutDriver {
   async scan(): Promise<void> {
     if (this.stopped || !this.o.leader()) return;
     try {
-      for (const r of await listBucket(this.o.jsm, this.o.rollouts, "UNIBUS_rollouts")) if (r.state === "running" || r.state === "paused") this.kick(r.rollout);
+      for (const r of await listBucket<RolloutRecord>(this.o.jsm, this.o.rollouts, "UNIBUS_rollouts")) if (r.state === "running" || r.state === "paused") this.kick(r.rollout);
     } catch (err) {
       this.o.log(`rollouts: could not scan: ${(err as Error).message}`);
     }
@@ -118,13 +118,13 @@ export class RolloutDriver {
 
   private async step(rollout: string): Promise<void> {
     if (!this.o.leader()) return;
-    const adv = await this.o.aggregates.execute("rollout", rollout, rolloutDecider, { type: "AdvanceRollout" }, this.meta(`advance-${rollout}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`));
+    const adv = await this.o.aggregates.execute(rolloutAggregate, rollout, { type: "AdvanceRollout" }, this.meta(`advance-${rollout}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`));
     if (isDomainError(adv)) return this.o.log(`rollout ${rollout}: ${adv.message}`);
-    const state = (await this.o.aggregates.load<RolloutState>("rollout", rollout, rolloutDecider)).state;
+    const state = (await this.o.aggregates.load(rolloutAggregate, rollout)).state;
     if (!state.exists || state.phase === "completed" || state.phase === "aborted") return;
     const pending = nodesInFlight(state).filter((n) => !this.sending.has(`${rollout}/${n}`));
     if (pending.length === 0) return;
-    const release = (await this.o.aggregates.load<ReleaseState>("release", releaseId(state.name, state.version), releaseDecider)).state;
+    const release = (await this.o.aggregates.load(releaseAggregate, releaseId(state.name, state.version))).state;
     if (!release.published) return this.o.log(`rollout ${rollout}: release ${state.name} ${state.version} is gone`);
     for (const node of pending) {
       const key = `${rollout}/${node}`;
@@ -174,7 +174,7 @@ export class RolloutDriver {
       outcome = { ok: false, code: "E_UNAVAILABLE", reason: `no usable answer for ${Math.round((Date.now() - r.since) / 1000)} s (${r.n} tries)` };
     }
     this.retries.delete(key);
-    const r = await this.o.aggregates.execute("rollout", rollout, rolloutDecider, { type: "FinishNode", node, ...outcome }, this.meta(`finish-${rollout}-${node}-${cmd.id}`));
+    const r = await this.o.aggregates.execute(rolloutAggregate, rollout, { type: "FinishNode", node, ...outcome }, this.meta(`finish-${rollout}-${node}-${cmd.id}`));
     if (isDomainError(r)) this.o.log(`rollout ${rollout}: recording ${node}: ${r.message}`);
     this.kick(rollout);
   }

@@ -4,9 +4,10 @@
 import { hostname } from "node:os";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { CommandEnvelope } from "../../../schemas/mod.ts";
-import type { DomainError, Signer } from "../../core/mod.ts";
+import type { ReleaseActionArgs } from "../../../schemas/mod.ts";
+import type { Signer } from "../../core/mod.ts";
 import type { AggregateStore, Buckets } from "../../bus/mod.ts";
+import type { Handlers } from "../handlers.ts";
 import { RolloutDriver, type DriverOptions } from "./driver.ts";
 import { DriverLease } from "./driver-lease.ts";
 import { releaseHandlers } from "./release-actions.ts";
@@ -34,9 +35,10 @@ export interface UpdatesOptions {
   driver?: Partial<Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "giveUpMs" | "scanMs" | "bootWaitMs" | "bootPollMs">> & { leaseMs?: number };
 }
 
-type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
+/** The actions served here: release.*, rollout.*, node.lock and node.unlock. */
+export type UpdateAction = keyof typeof ReleaseActionArgs;
 
-export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Record<string, Handler>; driver: RolloutDriver; lease: DriverLease; stop(): Promise<void> }> {
+export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Handlers<UpdateAction>; driver: RolloutDriver; lease: DriverLease; stop(): Promise<void> }> {
   const store = await ensureReleaseStore(o.nc, o.jsm, o.replicas);
   const { leaseMs, ...timings } = o.driver ?? {};
   const lease = await DriverLease.open({

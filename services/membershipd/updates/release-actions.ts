@@ -3,9 +3,10 @@
 // whether the signing key is trusted is each agent's decision (its own list of keys).
 import type { KV } from "@nats-io/kv";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import type { CommandEnvelope, ReleaseManifest } from "../../../schemas/mod.ts";
-import { domainError, isDomainError, lockDecider, releaseDecider, releaseId, releaseKey, storageKey, type DomainError } from "../../core/mod.ts";
+import type { CommandEnvelope, ReleaseRecord } from "../../../schemas/mod.ts";
+import { domainError, isDomainError, lockAggregate, releaseAggregate, releaseId, releaseKey, storageKey } from "../../core/mod.ts";
 import { bucketKeys, liveEntry, type AggregateStore } from "../../bus/mod.ts";
+import type { Handlers } from "../handlers.ts";
 import { checkStoredTarball, type ReleaseStore } from "./release-store.ts";
 
 export interface UpdateActionDeps {
@@ -20,43 +21,41 @@ export interface UpdateActionDeps {
   caughtUp(): Promise<void>;
 }
 
-type Handler = (args: any, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
-
-/** Every live record of a bucket (`bucket` names `kv`), listed without a consumer (bucketKeys). */
-export async function listBucket(jsm: JetStreamManager, kv: KV, bucket: string, filter?: string): Promise<Record<string, any>[]> {
+/** Every live record of a bucket (`bucket` names `kv`, whose records are `R`s), listed without a consumer (bucketKeys). */
+export async function listBucket<R extends object>(jsm: JetStreamManager, kv: KV, bucket: string, filter?: string): Promise<R[]> {
   const keys = await bucketKeys(jsm, bucket, filter);
   const entries = await Promise.all(keys.map((k) => kv.get(k)));
-  return entries.map((e) => liveEntry(e)).filter((r): r is Record<string, any> => r !== undefined);
+  return entries.map((e) => liveEntry<R>(e)).filter((r) => r !== undefined);
 }
 
-export function releaseHandlers(d: UpdateActionDeps): Record<"release.publish" | "release.list" | "release.show" | "node.lock" | "node.unlock", Handler> {
+export function releaseHandlers(d: UpdateActionDeps): Handlers<"release.publish" | "release.list" | "release.show" | "node.lock" | "node.unlock"> {
   const meta = (cmd: CommandEnvelope) => ({ actor: cmd.actor, commandId: cmd.id });
   return {
-    "release.publish": async (a: { manifest: ReleaseManifest; signature: string }, cmd) => {
+    "release.publish": async (a, cmd) => {
       const stored = await checkStoredTarball(d.store, a.manifest);
       if (stored) return stored;
-      const r = await d.aggregates.execute("release", releaseId(a.manifest.name, a.manifest.version), releaseDecider, { type: "PublishRelease", manifest: a.manifest, signature: a.signature }, meta(cmd));
+      const r = await d.aggregates.execute(releaseAggregate, releaseId(a.manifest.name, a.manifest.version), { type: "PublishRelease", manifest: a.manifest, signature: a.signature }, meta(cmd));
       if (isDomainError(r)) return r;
       return { name: a.manifest.name, version: a.manifest.version, sha256: a.manifest.sha256, size: a.manifest.size, published: r.events.length > 0, seq: r.seqs.at(-1) ?? null };
     },
-    "release.list": async (a: { name?: string; limit: number }) => {
+    "release.list": async (a) => {
       await d.caughtUp();
-      const items = (await listBucket(d.jsm, d.releases, "UNIBUS_releases", a.name ? `${storageKey(a.name)}.>` : undefined))
+      const items = (await listBucket<ReleaseRecord>(d.jsm, d.releases, "UNIBUS_releases", a.name ? `${storageKey(a.name)}.>` : undefined))
         .map((r) => ({ name: r.name, version: r.version, sha256: r.manifest.sha256, size: r.manifest.size, key_id: r.key_id, published_at: r.published_at, notes: r.manifest.notes }))
         .sort((x, y) => (x.name === y.name ? x.published_at.localeCompare(y.published_at) : x.name.localeCompare(y.name)));
       return { items: items.slice(0, a.limit), total: items.length };
     },
-    "release.show": async (a: { name: string; version: string }) => {
+    "release.show": async (a) => {
       await d.caughtUp();
       const r = liveEntry(await d.releases.get(storageKey(releaseKey(a.name, a.version))));
       return r ?? domainError("E_RELEASE_NOT_FOUND", `no release ${a.name} ${a.version}`);
     },
-    "node.lock": async (a: { node: string; reason: string }, cmd) => {
-      const r = await d.aggregates.execute("lock", a.node, lockDecider, { type: "LockNode", node: a.node, reason: a.reason, by: cmd.actor.id }, meta(cmd));
+    "node.lock": async (a, cmd) => {
+      const r = await d.aggregates.execute(lockAggregate, a.node, { type: "LockNode", node: a.node, reason: a.reason, by: cmd.actor.id }, meta(cmd));
       return isDomainError(r) ? r : { node: a.node, locked: true };
     },
-    "node.unlock": async (a: { node: string }, cmd) => {
-      const r = await d.aggregates.execute("lock", a.node, lockDecider, { type: "UnlockNode", node: a.node, by: cmd.actor.id }, meta(cmd));
+    "node.unlock": async (a, cmd) => {
+      const r = await d.aggregates.execute(lockAggregate, a.node, { type: "UnlockNode", node: a.node, by: cmd.actor.id }, meta(cmd));
       return isDomainError(r) ? r : { node: a.node, locked: false };
     },
   };

@@ -1,0 +1,21 @@
+// user.add and user.list. Adding an admin changes whom agents obey (they fetch node.trust again);
+// the user's NATS JWT is minted for the key it registered (fleet-actions.ts). user.revoke needs
+// operator-mode auth and lives with the fleet's actions.
+import { isDomainError, userAggregate } from "../core/mod.ts";
+import type { ActionKit } from "./action-kit.ts";
+import type { FleetActions } from "./fleet-actions.ts";
+import type { Handlers } from "./handlers.ts";
+
+export function userHandlers(kit: ActionKit, fleet: FleetActions, trustChanged?: () => void): Handlers<"user.add" | "user.list"> {
+  return {
+    "user.add": async (a, cmd) => {
+      const created = await kit.write(userAggregate, a.handle, { type: "CreateUser", ...a }, cmd);
+      if (isDomainError(created)) return created;
+      // UserCreated is durable: agents fetch their trust list again (a replayed add announces again, harmlessly).
+      if (a.role === "admin") trustChanged?.();
+      const jwt = await fleet.issueUserJwt(a.handle, a.role, a.sign_key, cmd);
+      return isDomainError(jwt) ? jwt : { ...created, jwt };
+    },
+    "user.list": (a) => kit.list("UNIBUS_users", undefined, a.limit),
+  };
+}
