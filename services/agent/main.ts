@@ -1,5 +1,5 @@
-// `unibus-agent`: the node daemon. This part enrolls the node (`join`, `enroll-wait`) and shows
-// what it is (`status`); it listens on nothing.
+// `unibus-agent`: the node's command line. It parses the flags and runs one command: `join` and
+// `enroll-wait` (enroll.ts), `status`, `run` (the daemon: run/), `vault adopt-key` and `vault cold-unlock`.
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
@@ -9,7 +9,7 @@ import { NodeLabels } from "../../schemas/mod.ts";
 import { parseGenesisKey } from "../core/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
-import { AgentError, startAgent, type RunningAgent } from "./run/agent.ts";
+import { AgentError, runDaemon, type AgentOptions } from "./run/agent.ts";
 import { DEFAULT_DATA_DIR, options } from "./cli-options.ts";
 import { AdoptError, ColdStartError, KeyHandoff, adoptKey, coldUnlock, keyRuntimeDir } from "./vault/mod.ts";
 import { KeyHandoffError } from "../bus/mod.ts";
@@ -91,10 +91,16 @@ function defaultName(): string {
   return hostname().toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 63) || "node";
 }
 
+type Flags = ReturnType<typeof parseFlags>["values"];
+
+function parseFlags(argv: string[]) {
+  return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+}
+
 export async function main(argv: string[]): Promise<number> {
   let json = false;
   try {
-    const { values: f, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values: f, positionals } = parseFlags(argv);
     json = f.json ?? false;
     if (f.help || positionals.length === 0) {
       console.log(usage);
@@ -105,25 +111,21 @@ export async function main(argv: string[]): Promise<number> {
     const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
     const [command] = positionals;
     if (command === "status") return status(store, json);
-    if (command === "run") return await run(store, f["services-dir"], log, { create: f.vault ?? false, genesisKey: f["genesis-key"] ?? null, allowLuks: f["allow-luks"] ?? false }, f["allow-unsandboxed-steps"] ?? false, f["writable-root"] ?? []);
+    if (command === "run") return await runDaemon(daemonOptions(store, f, log));
     if (command === "vault") return await vaultCommand(store, positionals.slice(1), f, log, json);
-    if (command !== "join" && command !== "enroll-wait") usageError(`unknown command "${positionals.join(" ")}"`);
-    const already = store.enrolled();
-    if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
-    const config = command === "join"
-      ? await join(store, secretInput(f.token, f["token-file"], "--token-file or --token"), o)
-      : await enrollWait(store, secretInput(f.bundle, f["bundle-file"], "--bundle-file or --bundle"), {
-        ...o, onCode: (code) => process.stdout.write(json ? JSON.stringify({ code }) + "\n" : `registration code: ${code.slice(0, 4)}-${code.slice(4)}\nwaiting for an operator to run: unibus node enroll --code ${code} --token <invite>\n`),
-      });
-    const shown = { node: config.node, address: config.address, cluster: config.cluster, creds: store.path("creds") };
-    process.stdout.write(json ? JSON.stringify({ ok: true, result: shown }) + "\n" : `enrolled as ${config.node} (${config.address}) in cluster ${config.cluster}; credentials in ${shown.creds}\n`);
-    return 0;
+    if (command === "join" || command === "enroll-wait") return await enroll(command, store, f, o, json);
+    return usageError(`unknown command "${positionals.join(" ")}"`);
   } catch (err) {
-    const e = err instanceof EnrollError || err instanceof AgentError ? err : new EnrollError(/ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL", (err as Error).message);
-    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
-    process.stderr.write(`unibus-agent: ${e.message} [${e.code}]\n`);
-    return EXIT_BY_CODE[e.code] ?? 1;
+    return failed(err, json);
   }
+}
+
+/** The error as one line on stderr (and the JSON answer with --json); the exit code by its code. */
+function failed(err: unknown, json: boolean): number {
+  const e = err instanceof EnrollError || err instanceof AgentError ? err : new EnrollError(/ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL", (err as Error).message);
+  if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
+  process.stderr.write(`unibus-agent: ${e.message} [${e.code}]\n`);
+  return EXIT_BY_CODE[e.code] ?? 1;
 }
 
 function status(store: NodeStore, json: boolean): number {
@@ -133,32 +135,35 @@ function status(store: NodeStore, json: boolean): number {
   return c ? 0 : 1;
 }
 
-async function run(store: NodeStore, servicesDir: string | undefined, log: (line: string) => void, vault: { create: boolean; genesisKey: string | null; allowLuks: boolean }, allowUnsandboxedSteps: boolean, writableRoots: string[]): Promise<number> {
+async function enroll(command: "join" | "enroll-wait", store: NodeStore, f: Flags, o: JoinOptions, json: boolean): Promise<number> {
+  const already = store.enrolled();
+  if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
+  const config = command === "join"
+    ? await join(store, secretInput(f.token, f["token-file"], "--token-file or --token"), o)
+    : await enrollWait(store, secretInput(f.bundle, f["bundle-file"], "--bundle-file or --bundle"), {
+      ...o, onCode: (code) => process.stdout.write(json ? JSON.stringify({ code }) + "\n" : `registration code: ${code.slice(0, 4)}-${code.slice(4)}\nwaiting for an operator to run: unibus node enroll --code ${code} --token <invite>\n`),
+    });
+  const shown = { node: config.node, address: config.address, cluster: config.cluster, creds: store.path("creds") };
+  process.stdout.write(json ? JSON.stringify({ ok: true, result: shown }) + "\n" : `enrolled as ${config.node} (${config.address}) in cluster ${config.cluster}; credentials in ${shown.creds}\n`);
+  return 0;
+}
+
+/** `run`'s flags, checked before anything starts. */
+function daemonOptions(store: NodeStore, f: Flags, log: (line: string) => void): AgentOptions {
+  const vault = { create: f.vault ?? false, genesisKey: f["genesis-key"] ?? null, allowLuks: f["allow-luks"] ?? false };
   if (vault.genesisKey !== null && !parseGenesisKey(vault.genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
-  const permitted = writableRoots.map((r) => (existsSync(r) ? realpathSync(resolve(r)) : usageError(`--writable-root ${r} does not exist`)));
+  const permitted = (f["writable-root"] ?? []).map((r) => (existsSync(r) ? realpathSync(resolve(r)) : usageError(`--writable-root ${r} does not exist`)));
   for (const r of permitted) {
     const problem = writableRootProblem(r);
     if (problem) usageError(`${problem}: a service could swap a directory in it for a link`);
   }
-  // The handler is in place before the first service starts: Node's default would kill the agent
-  // at once: its services die with it, without their stop grace, and the exit code is lost.
-  let agent: RunningAgent | null = null;
-  let stopAsked = false;
-  const stop = () => {
-    stopAsked = true;
-    void agent?.stop();
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  agent = await startAgent({ store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps, writableRoots: permitted });
-  if (stopAsked) void agent.stop();
-  else log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
-  return await agent.done;
+  const servicesDir = f["services-dir"];
+  return { store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps: f["allow-unsandboxed-steps"] ?? false, writableRoots: permitted };
 }
 
 const CURVE_KEY = /^X[A-Z2-7]{55}$/;
 
-async function vaultCommand(store: NodeStore, args: string[], f: { from?: string; "operator-key"?: string; "no-cold-start"?: boolean }, log: (line: string) => void, json: boolean): Promise<number> {
+async function vaultCommand(store: NodeStore, args: string[], f: Flags, log: (line: string) => void, json: boolean): Promise<number> {
   const [verb] = args;
   const node = store.enrolled()?.node ?? usageError(`${store.dir} holds no enrollment`);
   if (verb === "adopt-key") {
