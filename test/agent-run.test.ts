@@ -5,7 +5,7 @@
 // second copy of any service, and a graceful leave.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { nodeCommandSubject, type NodeAction } from "../schemas/mod.ts";
@@ -170,6 +170,26 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     agent = startAgentDaemon(dir);
     await waitUntil("the next agent to answer", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
     await waitUntil("its service, once", () => servicePids(MARK).length === 1, 10_000);
+  });
+
+  test("a start that fails after the services run (a trust list others may read) stops them and exits non-zero", async () => {
+    const trust = join(dir, "trust.json");
+    await waitUntil("the agent's trust list on disk", () => existsSync(trust), 20_000, 100);
+    await stopAgentDaemon(agent);
+    await waitUntil("the services to stop with the agent", () => servicePids(MARK).length === 0, 10_000);
+    chmodSync(trust, 0o644);
+    try {
+      agent = startAgentDaemon(dir);
+      const code = await Promise.race([agent.exited, sleep(20_000).then(() => "still running")]);
+      assert.notEqual(code, 0, agent.out());
+      assert.notEqual(code, "still running", `the agent hung with its services running:\n${agent.out()}`);
+      assert.match(agent.out(), /trust\.json/);
+      assert.equal(servicePids(MARK).length, 0, "a service outlived the agent");
+    } finally {
+      chmodSync(trust, 0o600);
+    }
+    agent = startAgentDaemon(dir);
+    await waitUntil("the next agent to answer", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
   });
 
   test("leave: the agent stops its services, forgets its enrollment and exits 0", async () => {

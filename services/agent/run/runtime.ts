@@ -57,7 +57,19 @@ export class AgentRuntime implements RunningAgent {
 
   /** Starts the node's services, then connects in the background (forever, with backoff). */
   static async start(o: AgentOptions): Promise<AgentRuntime> {
-    const agent = new AgentRuntime(o, await startLocalServices(o));
+    const local = await startLocalServices(o);
+    let agent: AgentRuntime;
+    try {
+      agent = new AgentRuntime(o, local);
+    } catch (err) {
+      // The services run already: left running, they would keep the process alive with no agent
+      // and no signal handler that could stop them.
+      await local.supervisor.stopAll();
+      await local.keyConsumers.stop();
+      await local.reports.reporter.stop();
+      await local.logShipper.stop(2000);
+      throw err;
+    }
     void agent.connect();
     return agent;
   }
