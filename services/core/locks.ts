@@ -2,7 +2,7 @@
 import type { LockEvent, LockRecord } from "../../schemas/mod.ts";
 import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
-import type { Projection } from "./projections.ts";
+import type { Projection } from "./projection-kernel.ts";
 
 export type LockState = { locked: boolean; reason: string };
 export type LockCommand = { type: "LockNode"; node: string; reason: string; by: string } | { type: "UnlockNode"; node: string; by: string };

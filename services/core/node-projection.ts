@@ -1,7 +1,7 @@
 // How a node's own reports (events of kind `node`) show in its UNIBUS_nodes record: each service's
 // state, the agent's, and its vault's. Pure; nodesProjection sets `seq` around it.
 import type { NodeAgentRecord, NodeRecord, NodeServiceRecord, NodeVaultRecord } from "../../schemas/mod.ts";
-import type { StoredEvent } from "./projections.ts";
+import type { StoredEvent } from "./projection-kernel.ts";
 
 type Services = NodeRecord["services"];
 /** A node's own report. */

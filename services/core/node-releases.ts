@@ -2,7 +2,7 @@
 // events its agent reports (key `<node>.<release>`): the committed version and slot, where the
 // latest attempt stands, how many attempts there were and the last reason given.
 import type { NodeReleaseRecord } from "../../schemas/mod.ts";
-import { isOneOf, type Projection } from "./projections.ts";
+import { isOneOf, type Projection } from "./projection-kernel.ts";
 
 const STATE = {
   UpdateAttempted: "attempting", UpdateVerified: "verified", UpdateSwitched: "switched", UpdateProbeFailed: "switched",

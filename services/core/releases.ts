@@ -7,7 +7,7 @@ import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError, type DomainError } from "./errors.ts";
 import { parseSignature, verifyMinisign, type MinisignPublicKey } from "./minisign.ts";
-import type { Projection } from "./projections.ts";
+import type { Projection } from "./projection-kernel.ts";
 
 export const releaseId = (name: string, version: string) => `${name}@${version}`;
 /** Object names are the tarball's digest: content-addressed, and no release name in a subject. */

@@ -7,7 +7,7 @@ import type { RolloutEvent, RolloutRecord } from "../../schemas/mod.ts";
 import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
-import type { Projection } from "./projections.ts";
+import type { Projection } from "./projection-kernel.ts";
 
 export type RolloutPhase = "running" | "paused" | "completed" | "aborted";
 export interface NodeOutcome { ok: boolean; code: string | null; reason: string | null }
