@@ -24,7 +24,7 @@ let nc: NatsConnection;
 let store: ObjectStore;
 // Not under /tmp: the sandbox's /tmp is private anyway, and the data dir must be hidden on its own merit.
 const dataDir = mkdtempSync("/var/tmp/unibus-steps-");
-const escape = `${dataDir}-escaped`;
+const escapeTarget = `${dataDir}-escaped`;
 const SEED = "SUAFAKESEEDFORTHESANDBOXTESTXXXXXXXXXXXXXXXXXXXXXXXXXXX";
 let n = 0;
 
@@ -63,14 +63,14 @@ describe("release steps run in the service sandbox", { timeout: 60_000 }, () => 
     await nc.close();
     await nats.stop();
     rmSync(dataDir, { recursive: true, force: true });
-    rmSync(escape, { force: true });
+    rmSync(escapeTarget, { force: true });
   });
 
   test("an install that reads the agent's seed, writes outside its slot or reaches the network is rejected", async () => {
     const cases: [string, ReturnType<typeof sh>, RegExp][] = [
       ["reads the node seed", sh(`cat ${join(dataDir, "node.nk")}`), /No such file/],
       ["writes the release's state dir", sh("echo x > ../../evil"), /Read-only file system|Permission denied/],
-      ["writes next to the data dir", sh(`echo x > ${escape}`), /Read-only file system/],
+      ["writes next to the data dir", sh(`echo x > ${escapeTarget}`), /Read-only file system/],
       ["reaches the host's loopback", { command: ["/bin/bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${nats.port}`], timeout_ms: 10_000 }, /Connection refused|unreachable/],
     ];
     for (const [what, install, why] of cases) {
@@ -81,7 +81,7 @@ describe("release steps run in the service sandbox", { timeout: 60_000 }, () => 
       assert.equal(existsSync(join(dataDir, "releases", name, "evil")), false, what);
       assert.equal(existsSync(join(dataDir, "releases", name, "current")), false, `${what}: nothing switched`);
     }
-    assert.equal(existsSync(escape), false);
+    assert.equal(existsSync(escapeTarget), false);
   });
 
   test("a well-behaved install commits: it writes its slot as its own UID, and the slot is root's again after", async () => {

@@ -18,7 +18,7 @@ export class KeyHandoffError extends Error {
 export const MEMORY_FS = ["tmpfs", "ramfs"] as const;
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 /** The file system type of the mount `path` lies on, from mountinfo's text (pure). */
 export function fsTypeIn(mountinfo: string, path: string): string | null {
@@ -26,7 +26,7 @@ export function fsTypeIn(mountinfo: string, path: string): string | null {
   for (const line of mountinfo.split("\n")) {
     const [left, right] = line.split(" - ");
     if (!left || !right) continue;
-    const point = unescape(left.split(" ")[4] ?? "");
+    const point = unescapeOctal(left.split(" ")[4] ?? "");
     const type = right.split(" ")[0] ?? "";
     const under = point === "/" || path === point || path.startsWith(`${point}/`);
     // A later line with the same mount point is mounted over the earlier one: it wins.
