@@ -1,4 +1,4 @@
-// (c) Replay: `audit replay`'s core, rebuildProjections (ordered consumer → decodeEvent (zod) →
+// (c) Replay: `audit replay`'s core, rebuildProjections (message gets → decodeEvent (zod) →
 // MemoryProjections), over 200,000 valid signed events, against a raw ordered consumer that reads
 // the same messages and only counts them. Rounds alternate so neither side gets a warmer cache.
 import { headers } from "@nats-io/transport-node";

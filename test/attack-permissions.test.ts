@@ -3,8 +3,11 @@
 // 3. a node creates a push consumer on the release object stream whose deliver subject is
 //    `unibus.cluster.writes` or `unibus.trust.changed`, makes 200 durable consumers and deletes a
 //    consumer someone else made; an admin stores `{"pause_ms":600000}` as an object and has it
-//    delivered on `unibus.cluster.writes` the same way (and, since admins still read the logs
-//    stream through consumers, through a node's log line).
+//    delivered on `unibus.cluster.writes` the same way; an admin's push consumer on the event, KV or
+//    logs stream delivering where it chooses, and 200 consumers at once. Admins read those streams
+//    by message gets now; the deliveries the receivers must still ignore (from an admin JWT minted
+//    before this version, which keeps its consumer grants until minted again) are made here with
+//    the service's credentials.
 // 5. an admin publishes to `$O.UNIBUS_releases.M.x` with `Nats-Rollup: all`.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -50,11 +53,14 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
       return (err as Error).message || String(err);
     }
   };
+  /** Stands in for an admin JWT minted before this version (consumer grants on the streams it reads). */
+  let olderAdminJsm: JetStreamManager;
   const nodeJsm = () => jetstreamManager(node, { checkAPI: false, timeout: 3000 }) as Promise<JetStreamManager>;
 
   before(async () => {
     md = await startFreshMembershipd();
     service = await clientFor({ natsUrl: md.natsUrl, dataDir: md.dataDir });
+    olderAdminJsm = service.jsm;
     const adminCreds = readCredsFile(join(md.dataDir, "admin.creds"));
     admin = await connectAs(adminCreds.bytes, adminCreds.publicKey, "attack-admin");
     const invite = await cli(["node", "invite"]);
@@ -125,13 +131,16 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     const r = await attempt(() => jsm.consumers.add(RELEASES, { deliver_subject: "unibus.cluster.writes", ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All }));
     assert.match(r, /permission/i, `an admin's push consumer on the release objects: ${r}`);
 
-    // Admins still read the logs stream through consumers, and nats-server 2.9 cannot tell their
-    // push consumers from pull ones: a node logs the pause, an admin delivers it. membershipd
-    // acts only on its own signature, so it is ignored and logged.
+    // Nor on the logs stream, which a node writes to.
     const subject = logSubject(NODE, "probe");
     await jetstream(node).publish(subject, PAUSE);
+    const push = { deliver_subject: "unibus.cluster.writes", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All };
+    const refused = await attempt(() => jsm.consumers.add(LOGS_STREAM, push));
+    assert.match(refused, /permission/i, `an admin's push consumer on ${LOGS_STREAM}: ${refused}`);
+    // An admin JWT minted before this version still could: a node logs the pause, the old JWT has
+    // it delivered. membershipd acts only on its own signature, so it is ignored and logged.
     // Durable: under load a connection can miss a beat, and an ephemeral consumer without interest goes away.
-    const delivered = await jsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-pause", deliver_subject: "unibus.cluster.writes", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-pause", deliver_subject: "unibus.cluster.writes", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
     try {
       await waitUntil("membershipd to refuse the unsigned pause", () => /ignored a message on unibus\.cluster\.writes that membershipd did not sign/.test(md!.output()), 30_000);
       assert.doesNotMatch(md!.output(), /writes paused/);
@@ -139,20 +148,55 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
       assert.equal(write.code, 0, `a write after the delivery: ${write.stdout}${write.stderr}`);
       assert.equal((await cli(["node", "unlock", NODE])).code, 0);
     } finally {
-      await jsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
+      await olderAdminJsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
     }
   });
 
-  test("3: a delivery on unibus.trust.changed is ignored by the agent; membershipd's own nudge still works", async () => {
+  test("3: an admin makes no consumer on the streams it reads (a push one delivering where it chooses, or 200 at once); audit, events tail and logs still read them", async () => {
     const jsm = await jetstreamManager(admin, { timeout: 3000 });
+    const streams = [EVENTS_STREAM, "KV_UNIBUS_users", LOGS_STREAM];
+    for (const stream of streams) {
+      for (const deliver_subject of ["unibus.cluster.writes", "unibus.trust.changed", "attack.elsewhere"]) {
+        const r = await attempt(() => jsm.consumers.add(stream, { deliver_subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All }));
+        assert.match(r, /permission/i, `an admin's push consumer on ${stream} delivering to ${deliver_subject}: ${r}`);
+      }
+      const pull = await attempt(() => jsm.consumers.add(stream, { name: "attack-pull", ack_policy: AckPolicy.None }));
+      assert.match(pull, /permission/i, `an admin's pull consumer on ${stream}: ${pull}`);
+    }
+    const made = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+      attempt(() => jsm.consumers.add(EVENTS_STREAM, { durable_name: `a${i}`, ack_policy: AckPolicy.Explicit }))));
+    assert.equal(made.filter((r) => r === "ok").length, 0, `made: ${made.filter((r) => r === "ok").length} of 200`);
+    // membershipd's own readers come and go meanwhile: what must not be there is a push consumer or one of the admin's names.
+    for (const stream of streams) {
+      const now = await consumers(stream);
+      assert.deepEqual(now.filter((c) => c.deliver && !c.deliver.startsWith("_INBOX")), [], `no push consumer delivering to a chosen subject on ${stream}`);
+      assert.deepEqual(now.filter((c) => c.name === "attack-pull" || /^a\d+$/.test(c.name)), [], `none of the admin's consumers on ${stream}`);
+    }
+    // The admin's reads, with the credentials minted for it now.
+    const verify = await cli(["audit", "verify"]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    const replay = await cli(["audit", "replay"]);
+    assert.equal(replay.code, 0, replay.stdout + replay.stderr);
+    assert.deepEqual(JSON.parse(replay.stdout).differences, []);
+    const tail = await cli(["events", "tail", "--lines", "3"]);
+    assert.equal(tail.code, 0, tail.stderr);
+    assert.equal(tail.stdout.trim().split("\n").length, 3, tail.stdout);
+    const subject = logSubject(NODE, "reader");
+    for (let i = 1; i <= 5; i++) await jetstream(node).publish(subject, JSON.stringify({ v: 1, ts: new Date().toISOString(), boot: "0123abcd", service: "reader", kind: "line", stream: "stdout", seq: i, line: `line ${i}` }));
+    const logs = await cli(["node", "logs", NODE, "reader", "--lines", "2"]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.deepEqual(logs.stdout.trim().split("\n").map((l) => JSON.parse(l).line), ["line 4", "line 5"]);
+  });
+
+  test("3: a delivery on unibus.trust.changed is ignored by the agent; membershipd's own nudge still works", async () => {
     const subject = logSubject(NODE, "nudge");
     await jetstream(node).publish(subject, "");
-    const delivered = await jsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-nudge", deliver_subject: "unibus.trust.changed", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-nudge", deliver_subject: "unibus.trust.changed", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
     try {
       await waitUntil("the agent to refuse the unsigned nudge", () => /ignored a message on unibus\.trust\.changed that membershipd did not sign/.test(agent!.out()), 30_000)
         .catch((err: Error) => assert.fail(`${err.message}\nagent:\n${agent!.out().slice(-3000)}\nconsumer: ${JSON.stringify(delivered)}`));
     } finally {
-      await jsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
+      await olderAdminJsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
     }
     // A new admin: membershipd's signed nudge makes the agent fetch the list again.
     const added = await cli(["user", "add", "ops2", "--role", "admin"]);
@@ -161,20 +205,19 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
   });
 
   test("3: a delivery on an event subject is not stored in the event stream", async () => {
-    const jsm = await jetstreamManager(admin, { timeout: 3000 });
     const subject = logSubject(NODE, "evt");
     await jetstream(node).publish(subject, "not an event");
     const target = "unibus.evt.fleet.attack";
     const seen = service.nc.subscribe(target, { max: 1 });
     await service.nc.flush();
-    const delivered = await jsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-evt", deliver_subject: target, filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-evt", deliver_subject: target, filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
     try {
       for await (const m of seen) assert.equal(m.string(), "not an event");
       await service.nc.flush();
       const events = await service.jsm.streams.info(EVENTS_STREAM, { subjects_filter: target });
       assert.equal(Object.keys(events.state.subjects ?? {}).length, 0, `the event stream holds ${target}`);
     } finally {
-      await jsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
+      await olderAdminJsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
     }
   });
 

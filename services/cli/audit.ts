@@ -3,22 +3,31 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ChainVerifier, diffBuckets, MemoryProjections, storageKey, toStorageKeys, type Difference } from "../core/mod.ts";
-import { CHECKPOINTS_BUCKET, READ_STALL_MS, decodeEvent, lastSequence, projectionBuckets, readEventMessages, readKvSnapshot, toStoredEvent } from "../bus/mod.ts";
+import { CHECKPOINTS_BUCKET, EVENTS_STREAM, decodeEvent, lastSequence, projectionBuckets, readKvSnapshot, streamRead, toStoredEvent } from "../bus/mod.ts";
 import { progress } from "./output.ts";
 
 export interface ReplayReport { events: number; at_seq: number; seconds: number; rate: number; projections_caught_up: boolean; differences: Difference[] }
 
-/** Says on the progress stream why the read paused, so a slow replay explains itself. */
-function reopenNote(p: ReturnType<typeof progress> | null) {
-  return (reason: "reconnect" | "stall", fromSeq: number) =>
-    p?.note(reason === "stall" ? `no event came for ${READ_STALL_MS / 1000} s; reading on from event ${fromSeq} through a new consumer` : `reconnected; reading on from event ${fromSeq}`);
+/** Says on the progress stream why the read paused, so a slow replay explains itself (once per event). */
+function retryNote(p: ReturnType<typeof progress> | null) {
+  let noted = 0;
+  return (seq: number, why: string) => {
+    if (seq === noted) return;
+    noted = seq;
+    p?.note(`event ${seq} did not come (${why}); asking again`);
+  };
+}
+
+/** Events 1..atSeq in order, by message gets (no consumer: only membershipd makes those). */
+function readEvents(jsm: JetStreamManager, atSeq: number, p: ReturnType<typeof progress> | null) {
+  return streamRead(jsm, EVENTS_STREAM, { untilSeq: atSeq, onRetry: retryNote(p) });
 }
 
 /** Rebuilds every projection in memory from events 1..atSeq. */
-export async function rebuildProjections(js: JetStreamClient, jsm: JetStreamManager, atSeq: number, showProgress: boolean): Promise<MemoryProjections> {
+export async function rebuildProjections(_js: JetStreamClient, jsm: JetStreamManager, atSeq: number, showProgress: boolean): Promise<MemoryProjections> {
   const memory = new MemoryProjections();
   const p = showProgress ? progress("replay") : null;
-  for await (const m of readEventMessages(js, jsm, { untilSeq: atSeq, onReopen: reopenNote(p) })) {
+  for await (const m of readEvents(jsm, atSeq, p)) {
     memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
     p?.update(m.seq, atSeq);
   }
@@ -56,12 +65,12 @@ export async function auditReplay(nc: NatsConnection, js: JetStreamClient, jsm: 
   return { events: atSeq, at_seq: atSeq, seconds, rate: Math.round(atSeq / Math.max(seconds, 1e-6)), projections_caught_up: caughtUp, differences };
 }
 
-export async function auditVerify(js: JetStreamClient, jsm: JetStreamManager, pinned: string[], showProgress: boolean) {
+export async function auditVerify(_js: JetStreamClient, jsm: JetStreamManager, pinned: string[], showProgress: boolean) {
   const atSeq = await lastSequence(jsm);
   const verifier = new ChainVerifier(pinned);
   const p = showProgress ? progress("verify") : null;
   const decoder = new TextDecoder();
-  for await (const m of readEventMessages(js, jsm, { untilSeq: atSeq, onReopen: reopenNote(p) })) {
+  for await (const m of readEvents(jsm, atSeq, p)) {
     let raw: unknown = null;
     try {
       raw = JSON.parse(decoder.decode(m.data));

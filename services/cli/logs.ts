@@ -1,11 +1,12 @@
 // `unibus node logs <node> <service> [--lines N] [--since DUR] [--follow] [--json]`: reads
-// UNIBUS_LOGS with an ordered consumer filtered on the service's subject. The last N lines start at
-// a sequence found by asking the server how many of the subject's messages lie past a point
-// (a consumer's num_pending), so a big stream is not read from its start; --since alone starts
-// by time. Loss markers and unexplained gaps in a run's line numbers are printed where they are.
-import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, orderedRead, type LogRecord } from "../bus/mod.ts";
+// UNIBUS_LOGS by message gets walking the service's subject (next_by_subj), no consumer: only
+// membershipd makes those. The last N lines start at a sequence found by walking back from the end
+// in growing steps, so a big stream is not read from its start; --since alone starts at the first
+// line at or after that time, found by bisecting on the messages' times; --follow polls the end.
+// Loss markers and unexplained gaps in a run's line numbers are printed where they are.
+import { JetStreamApiError, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, streamRead, type LogRecord } from "../bus/mod.ts";
 import { parseSince } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { CliError, EXIT, need, printable, usageError } from "./output.ts";
@@ -52,14 +53,45 @@ export async function seekLastN(n: number, last: number, count: (seq: number) =>
   return { startSeq: good, skip: goodCount - n };
 }
 
-/** The subject's messages at sequence ≥ seq: what an ephemeral consumer starting there has pending. */
-async function pendingFrom(jsm: JetStreamManager, subject: string, seq: number): Promise<number> {
-  const info = await jsm.consumers.add(LOGS_STREAM, {
-    filter_subject: subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq,
-    ack_policy: AckPolicy.None, inactive_threshold: nanos(30_000), mem_storage: true, num_replicas: 1,
-  });
-  await jsm.consumers.delete(LOGS_STREAM, info.name).catch(() => {});
-  return info.num_pending;
+/**
+ * Counts the subject's messages at sequence ≥ seq (up to `last`) by walking them with message gets.
+ * What it has walked it remembers: seekLastN's probes go back in growing steps, then bisect inside
+ * what is already known, so each message is fetched once.
+ */
+function subjectCounter(jsm: JetStreamManager, subject: string, last: number): (seq: number) => Promise<number> {
+  let known: number[] = []; // the subject's sequences from coveredFrom to last, ascending
+  let coveredFrom = last + 1;
+  return async (seq) => {
+    if (seq < coveredFrom) {
+      const found: number[] = [];
+      for await (const m of streamRead(jsm, LOGS_STREAM, { filter: subject, fromSeq: seq, untilSeq: coveredFrom - 1 })) found.push(m.seq);
+      known = found.concat(known);
+      coveredFrom = seq;
+    }
+    let lo = 0;
+    let hi = known.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (known[mid]! < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return known.length - lo;
+  };
+}
+
+/** Where to read from for the subject's messages stored at or after `ms` (past `last` if none): a bisection on the stream's times. */
+async function firstAtOrAfter(jsm: JetStreamManager, subject: string, ms: number, last: StoredMsg): Promise<number> {
+  if (last.time.getTime() < ms) return last.seq + 1;
+  let lo = 1;
+  let hi = last.seq; // the answer is in [lo, hi]
+  while (lo < hi) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    // The subject's first message at or after mid: reading from mid starts there.
+    const m = await jsm.streams.getMessage(LOGS_STREAM, { seq: mid, next_by_subj: subject } as never);
+    if (!m || m.time.getTime() >= ms) hi = mid;
+    else lo = m.seq + 1; // everything of the subject up to m.seq is older
+  }
+  return lo;
 }
 
 function refused(err: unknown): never {
@@ -117,30 +149,27 @@ function logsQuery(rest: string[], f: LogsFlags): LogsQuery {
   return { node, service, subject, lines, sinceMs, follow: f.follow ?? false };
 }
 
-type ReadStart = { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string };
-
 /**
  * Where to start reading and how many of the subject's messages to skip from there: the last N
  * (default 100 without --since), or by time with --since alone. null when there is nothing to print.
  */
-async function readStart(jsm: JetStreamManager, q: LogsQuery, last: StoredMsg | null): Promise<{ start: ReadStart; skip: number } | null> {
-  if (!last) return { start: { deliver_policy: DeliverPolicy.All }, skip: 0 };
-  if (q.sinceMs !== undefined && q.lines === undefined) {
-    if (!q.follow && last.time.getTime() < q.sinceMs - CLOCK_MARGIN_MS) return null;
-    return { start: { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(q.sinceMs - CLOCK_MARGIN_MS).toISOString() }, skip: 0 };
-  }
-  let seek;
+async function readStart(jsm: JetStreamManager, q: LogsQuery, last: StoredMsg | null): Promise<{ startSeq: number; skip: number } | null> {
+  if (!last) return { startSeq: 1, skip: 0 };
   try {
-    seek = await seekLastN(q.lines ?? DEFAULT_LINES, last.seq, (seq) => pendingFrom(jsm, q.subject, seq));
+    if (q.sinceMs !== undefined && q.lines === undefined) {
+      if (!q.follow && last.time.getTime() < q.sinceMs - CLOCK_MARGIN_MS) return null;
+      return { startSeq: await firstAtOrAfter(jsm, q.subject, q.sinceMs - CLOCK_MARGIN_MS, last), skip: 0 };
+    }
+    const seek = await seekLastN(q.lines ?? DEFAULT_LINES, last.seq, subjectCounter(jsm, q.subject, last.seq));
+    if (!q.follow && seek.startSeq > last.seq) return null;
+    return seek;
   } catch (err) {
     refused(err);
   }
-  if (!q.follow && seek.startSeq > last.seq) return null;
-  return { start: { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seek.startSeq }, skip: seek.skip };
 }
 
 /** Prints the lines from `start` on: up to `lastSeq`, or with --follow until Ctrl-C, across reconnects. */
-async function printLines(nc: NatsConnection, o: GlobalOptions, q: LogsQuery, from: { start: ReadStart; skip: number }, lastSeq: number): Promise<void> {
+async function printLines(jsm: JetStreamManager, o: GlobalOptions, q: LogsQuery, from: { startSeq: number; skip: number }, lastSeq: number): Promise<void> {
   const print = printer(o, q.node);
   const done = new AbortController();
   const onSigint = () => done.abort();
@@ -148,8 +177,8 @@ async function printLines(nc: NatsConnection, o: GlobalOptions, q: LogsQuery, fr
   let { skip } = from;
   let unreadable = 0;
   try {
-    const until = q.follow ? {} : { until: lastSeq, whenNothingPending: "end" as const };
-    const read = orderedRead(jetstream(nc), LOGS_STREAM, { filter: q.subject, start: from.start, maxMessages: 512, follow: q.follow, signal: done.signal, ...until });
+    const until = q.follow ? { follow: true } : { untilSeq: lastSeq };
+    const read = streamRead(jsm, LOGS_STREAM, { filter: q.subject, fromSeq: from.startSeq, signal: done.signal, ...until });
     for await (const m of read) {
       if (skip > 0) {
         skip--;
@@ -185,6 +214,6 @@ export async function nodeLogs(rest: string[], f: LogsFlags, o: GlobalOptions, c
     process.stderr.write(`unibus: no lines from ${q.service} on ${q.node} yet; waiting (Ctrl-C to stop)\n`);
   }
   const from = await readStart(jsm, q, last);
-  if (from) await printLines(nc, o, q, from, last?.seq ?? 0);
+  if (from) await printLines(jsm, o, q, from, last?.seq ?? 0);
   return EXIT.ok;
 }

@@ -252,7 +252,8 @@ describe("subject permissions per role", () => {
   test("admin: commands and reads of the streams it is given; never an event subject; only its own inbox", () => {
     const p = permissionsFor("admin", { key, readableStreams: ["UNIBUS_EVENTS"] });
     assert.ok(allows(p.pub, "unibus.cmd.membership.node.revoke") && allows(p.pub, "unibus.cmd.node.n1.restart"));
-    assert.ok(allows(p.pub, "$JS.API.STREAM.INFO.UNIBUS_EVENTS") && allows(p.pub, "$JS.API.CONSUMER.CREATE.UNIBUS_EVENTS.x.y"));
+    assert.ok(allows(p.pub, "$JS.API.STREAM.INFO.UNIBUS_EVENTS") && allows(p.pub, "$JS.API.STREAM.MSG.GET.UNIBUS_EVENTS"));
+    assert.ok(!allows(p.pub, "$JS.API.CONSUMER.CREATE.UNIBUS_EVENTS.x.y") && !allows(p.pub, "$JS.API.CONSUMER.CREATE.UNIBUS_EVENTS"), "it reads by message gets; only the service creates consumers");
     assert.ok(!allows(p.pub, "$JS.API.STREAM.INFO.KV_UNIBUS_users"), "a stream it was not given");
     assert.ok(!allows(p.pub, "$JS.API.STREAM.PURGE.UNIBUS_EVENTS") && !allows(p.pub, "$JS.API.STREAM.DELETE.UNIBUS_EVENTS"));
     assert.deepEqual(p.pub.deny, ["unibus.evt.>"]);

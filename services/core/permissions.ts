@@ -43,18 +43,17 @@ export function inboxPrefix(key: string): string {
 
 const g = (subject: string, why: string): Grant => ({ subject, why });
 
-/** What the CLI's reads of a stream call (audit, replay, logs, KV snapshots): info, single messages, ordered consumers. */
+/**
+ * What the CLI's reads of a stream call (audit, replay, logs, KV snapshots): info and single
+ * messages, no consumer. nats-server 2.9 cannot tell a push consumer from a pull one by its create
+ * subject nor check its deliver subject, so only the service identity creates consumers.
+ */
 function streamReads(stream: string): Grant[] {
   return [
     g(`$JS.API.STREAM.INFO.${stream}`, "the stream's state and its subject index (bucket keys without a consumer)"),
-    g(`$JS.API.STREAM.MSG.GET.${stream}`, "one message by sequence or last by subject (an aggregate's head)"),
+    g(`$JS.API.STREAM.MSG.GET.${stream}`, "one message by sequence, next or last by subject, answered by the leader: how audit, replay, logs and KV snapshots read in order, complete up to last_seq"),
     g(`$JS.API.DIRECT.GET.${stream}`, "one message by direct get (KV reads)"),
     g(`$JS.API.DIRECT.GET.${stream}.>`, "the last message of a subject by direct get (KV reads)"),
-    g(`$JS.API.CONSUMER.CREATE.${stream}`, "an ordered consumer (older clients' create call): see the admin's known limit on consumers"),
-    g(`$JS.API.CONSUMER.CREATE.${stream}.>`, "an ordered consumer to read the stream in order (audit, replay, logs); 2.9.10 cannot restrict it to pull: see Known limits"),
-    g(`$JS.API.CONSUMER.MSG.NEXT.${stream}.*`, "pulling the next messages of that consumer"),
-    g(`$JS.API.CONSUMER.DELETE.${stream}.*`, "deleting that consumer when the read is done"),
-    g(`$JS.API.CONSUMER.INFO.${stream}.*`, "that consumer's pending count (a read knows it reached the head)"),
   ];
 }
 

@@ -1,6 +1,6 @@
 // `unibus events tail`: the newest events straight from the stream, then new ones with --follow.
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { decodeEvent, lastSequence, readEventMessages } from "../../bus/mod.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { EVENTS_STREAM, decodeEvent, lastSequence, streamRead } from "../../bus/mod.ts";
 import { EXIT, usageError } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -13,15 +13,16 @@ export const EVENTS_VERBS = [
     dryRun: "reads the event stream; there is no command to print with --dry-run",
     run: async ({ flags, o, connection }) => {
       const nc = await connection();
-      const js = jetstream(nc);
       const jsm = await jetstreamManager(nc);
       const last = await lastSequence(jsm);
       const lines = Number(flags.lines ?? 20);
       if (!Number.isInteger(lines) || lines < 0) usageError("--lines takes a whole number");
       const from = Math.max(1, last - lines + 1);
       if (!flags.follow && last === 0) return EXIT.ok;
-      const stop = new Promise<void>((r) => process.once("SIGINT", () => r()));
-      const iter = readEventMessages(js, jsm, flags.follow ? { fromSeq: from, follow: true } : { fromSeq: from, untilSeq: last });
+      const done = new AbortController();
+      const stop = new Promise<void>((r) => process.once("SIGINT", () => (done.abort(), r())));
+      // By message gets, polling at the end with --follow: no consumer (only membershipd makes those).
+      const iter = streamRead(jsm, EVENTS_STREAM, flags.follow ? { fromSeq: from, follow: true, signal: done.signal } : { fromSeq: from, untilSeq: last });
       const printed = (async () => {
         for await (const m of iter) {
           const e = decodeEvent(m.data);
