@@ -38,6 +38,8 @@ export const EventDataSchemas = {
       .describe("A NATS user JWT was minted for this key with its role's permissions."),
     IdentityRevoked: z.object({ key: UserPublicKey, reason: z.string().max(200) }).strict()
       .describe("The key is revoked in the account JWT pushed to the servers: its connections are cut and it cannot reconnect."),
+    IdentityReissued: z.object({ key: UserPublicKey, revokes_until: z.number().int().min(0) }).strict()
+      .describe("The key connected with a JWT minted again with its role's current grants: every older JWT of the key (issued at or before `revokes_until`, unix seconds) is refused by the servers."),
   },
   fleet: {
     InviteIssued: z.object({ hash: Sha256Hex, expires_at: IsoTime, uses: z.number().int().min(1).max(10_000), note: z.string().max(200), bootstrap_key: UserPublicKey }).strict()

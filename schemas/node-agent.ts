@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { Actor } from "./envelopes.ts";
 import { EventDataSchemas } from "./events.ts";
-import { IsoTime, Slug } from "./ids.ts";
+import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { UpdateArgs } from "./releases.ts";
 import { SealedBlob, VaultInfo } from "./vault.ts";
@@ -115,12 +115,20 @@ export type ReportedEvent = z.infer<typeof ReportedEvent>;
 
 export const MAX_REPORT_EVENTS = 100;
 
+/** What a node's JWT carries: its `iat` (unix seconds) and the digest of its grants (core/grants-digest.ts). */
+export const HeldJwt = z.object({ iat: z.number().int().min(0).max(2 ** 40), grants: Sha256Hex }).strict();
+export type HeldJwt = z.infer<typeof HeldJwt>;
+
 /** membershipd actions a node may call (role "node"). */
 export const NodeReportArgs = {
   /** Events in the agent's seq order; those at or below the seq membershipd holds are skipped. */
   "node.report": z.object({ ...Node, events: z.array(ReportedEvent).min(1).max(MAX_REPORT_EVENTS) }).strict(),
-  /** The admins whose signed commands the agent obeys. */
-  "node.trust": z.object(Node).strict(),
+  /**
+   * The admins whose signed commands the agent obeys. A node also says what its own JWT carries
+   * (`credentials`): when its grants are not its role's current ones, the reply hands it a JWT
+   * minted again; once it connects with that one, its older JWTs are revoked.
+   */
+  "node.trust": z.object({ ...Node, credentials: HeldJwt.optional() }).strict(),
 } as const;
 
 export const ReportResult = z.object({ applied: z.number().int().min(0), last_seq: z.number().int().min(0) }).strict();
@@ -131,6 +139,8 @@ export const TrustResult = z.object({
   /** Keys the agent obeys for `update` alone: membershipd's rollout driver. Absent from an older membershipd's answer. */
   updaters: z.array(Actor).optional(),
   at: IsoTime,
+  /** A user JWT minted again for the asking node's key with its current grants (see node.trust's `credentials`). */
+  credentials: z.object({ jwt: z.string().min(1).max(16_384).regex(/^[A-Za-z0-9_.-]+$/) }).strict().optional(),
 }).strict();
 export type TrustResult = z.infer<typeof TrustResult>;
 

@@ -84,6 +84,22 @@ export class NodeStore {
     writeFileSync(this.path("config"), JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
   }
 
+  /**
+   * Replaces the creds file's JWT with `jwt` (minted again for this node's key): tmp file and
+   * rename, so a crash leaves the old file or the new one, never half of one.
+   */
+  replaceJwt(jwt: string): void {
+    const seed = this.seed("sign");
+    let creds: Uint8Array | null = null;
+    try {
+      creds = credsFor(jwt, seed);
+      replaceSecretFile(this.path("creds"), creds);
+    } finally {
+      seed.fill(0);
+      creds?.fill(0);
+    }
+  }
+
   creds(): Uint8Array {
     return new Uint8Array(readSecretFile(this.path("creds")));
   }

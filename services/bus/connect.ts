@@ -6,8 +6,8 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Keep reconnecting forever (daemons) rather than giving up (the CLI). */
   forever?: boolean;
-  /** A standard .creds file's bytes (JWT + seed); read once at connect and on reconnects. */
-  creds?: Uint8Array;
+  /** A standard .creds file's bytes (JWT + seed), or a function read at each connect and reconnect (a file that may be replaced). */
+  creds?: Uint8Array | (() => Uint8Array);
   /** The cluster CA: when set the connection is TLS and the server must present a certificate under it. */
   caFile?: string;
   /** Every identity but the service has its own inbox prefix (`_INBOX_<key>`); its JWT allows no other. */

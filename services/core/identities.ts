@@ -1,4 +1,5 @@
-// NATS identities: a JWT minted per key with a role; revocation is final for that key.
+// NATS identities: a JWT minted per key with a role; revocation is final for that key. A key's
+// JWT may be minted again with its role's current grants (IdentityReissued), which revokes the older ones.
 import type { IdentityEvent, Role } from "../../schemas/mod.ts";
 import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
@@ -8,7 +9,9 @@ export type IdentityState = { status: "none" } | { status: "active" | "revoked";
 
 export type IdentityCommand =
   | { type: "IssueIdentity"; key: string; role: Role; name: string; expiresAt: string | null }
-  | { type: "RevokeIdentity"; key: string; reason: string };
+  | { type: "RevokeIdentity"; key: string; reason: string }
+  /** The key holds a JWT minted again with its current grants: older JWTs (issued up to `revokesUntil`) stop working. */
+  | { type: "ReissueIdentity"; key: string; revokesUntil: number };
 
 export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentityState> = {
   initialState: () => ({ status: "none" }),
@@ -23,6 +26,10 @@ export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentitySt
         if (s.status === "none") return domainError("E_IDENTITY_NOT_FOUND", `no identity ${c.key}`);
         if (s.status === "revoked") return [];
         return [{ type: "IdentityRevoked", data: { key: c.key, reason: c.reason } }];
+      case "ReissueIdentity":
+        if (s.status === "none") return domainError("E_IDENTITY_NOT_FOUND", `no identity ${c.key}`);
+        if (s.status === "revoked") return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
+        return [{ type: "IdentityReissued", data: { key: c.key, revokes_until: c.revokesUntil } }];
     }
   },
   evolve(s, e) {
@@ -31,6 +38,8 @@ export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentitySt
         return { status: "active", key: e.data.key, role: e.data.role, name: e.data.name };
       case "IdentityRevoked":
         return s.status === "none" ? s : { ...s, status: "revoked" };
+      case "IdentityReissued":
+        return s;
     }
   },
 };

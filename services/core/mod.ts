@@ -20,6 +20,7 @@ export { allocateAddress } from "./overlay.ts";
 export * from "./permissions.ts";
 export * from "./enroll-code.ts";
 export * from "./revocations.ts";
+export * from "./grants-digest.ts";
 export * from "./since.ts";
 export * from "./cluster.ts";
 export * from "./minisign.ts";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { revocationsOf, revocationSeconds } from "./revocations.ts";
+import { foldRevocation, newRevocationFold, revocationList, revocationsOf, revocationSeconds } from "./revocations.ts";
 
 const at = (s: number) => new Date(Date.UTC(2026, 10, 23, 9, 0, s, 400)).toISOString();
 const ev = (type: string, data: Record<string, unknown>, s = 0) => ({ type, data, ts: at(s) });
@@ -38,4 +38,22 @@ test("a name enrolled again after leaving: the old key stays revoked, the new on
 
 test("unknown names and unrelated events revoke nothing", () => {
   assert.equal(revocationsOf([ev("NodeRevoked", { node: "ghost" }), ev("UserRevoked", { handle: "nobody" }), ev("RoomCreated", { room: "r" })]).size, 0);
+});
+
+test("a key minted again is listed up to its latest cut-off, and a later real revocation wins for good", () => {
+  const fold = newRevocationFold();
+  const events = [
+    ev("NodeEnrolled", { node: "n1", sign_key: "UNODE1" }),
+    ev("IdentityReissued", { key: "UNODE1", revokes_until: 1000 }, 1),
+    ev("IdentityReissued", { key: "UNODE1", revokes_until: 900 }, 2),
+    ev("IdentityReissued", { key: "UNODE2", revokes_until: 1100 }, 3),
+  ];
+  for (const e of events) foldRevocation(fold, e);
+  assert.deepEqual(fold.revoked.size, 0, "a re-mint revokes no key");
+  assert.deepEqual(revocationList(fold.revoked, fold.reissued), { UNODE1: 1000, UNODE2: 1100 });
+  foldRevocation(fold, ev("NodeRevoked", { node: "n1" }, 5));
+  foldRevocation(fold, ev("IdentityReissued", { key: "UNODE1", revokes_until: 2 ** 40 }, 6));
+  const revokedAt = revocationSeconds(Date.parse(at(5)));
+  assert.equal(fold.revoked.get("UNODE1"), revokedAt, "the revocation stays recorded whatever follows");
+  assert.equal(revocationList(fold.revoked, new Map([["UNODE1", 5]]))["UNODE1"], revokedAt, "a revoked key keeps its revocation time over an earlier cut-off");
 });

@@ -8,6 +8,7 @@ import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 import { dispatch, type Handlers, type ParsedCommand, type ServedAction } from "./handlers.ts";
 import { memberHandlers } from "./member-actions.ts";
 import { nodeReadHandlers } from "./node-actions.ts";
+import { NodeCredentials } from "./node-credentials.ts";
 import { createNodeReportHandlers } from "./node-reports.ts";
 import type { NodeQuotas } from "./node-quotas.ts";
 import { roomHandlers } from "./room-actions.ts";
@@ -27,6 +28,7 @@ export interface ActionDeps extends FleetActionDeps, ActionKitDeps {
   updateHandlers: Handlers<UpdateAction>;
   /** Per-node quotas node.report charges (node-quotas.ts); defaults when not given. */
   nodeQuotas?: NodeQuotas;
+  log?: (line: string) => void;
 }
 
 export function createActions(deps: ActionDeps) {
@@ -41,7 +43,10 @@ export function createActions(deps: ActionDeps) {
     ...memberHandlers(kit),
     ...nodeReadHandlers(kit),
     ...fleet.handlers,
-    ...createNodeReportHandlers({ aggregates, trust, ...(deps.nodeQuotas ? { quotas: deps.nodeQuotas } : {}) }),
+    ...createNodeReportHandlers({
+      aggregates, trust, credentials: deps.identities ? new NodeCredentials(deps.identities) : null,
+      ...(deps.nodeQuotas ? { quotas: deps.nodeQuotas } : {}), ...(deps.log ? { log: deps.log } : {}),
+    }),
     ...deps.clusterHandlers,
     ...deps.updateHandlers,
     ...createVaultHandlers({ aggregates, buckets, jsm }),

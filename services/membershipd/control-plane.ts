@@ -93,7 +93,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const run = createActions({
     aggregates, buckets, projector, jsm, updaters: [{ id: DRIVER_ACTOR_ID, key: driver.publicKey }], identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
     trustChanged: () => announceTrustChange(o.nc, driver), updateHandlers: updates.handlers,
-    clusterHandlers: cluster.handlers, nodeQuotas,
+    clusterHandlers: cluster.handlers, nodeQuotas, ...(o.log ? { log: o.log } : {}),
   });
   const lookupActor = createActorLookup(jsm, aggregates);
   const pause = new WritePause(o.nc, service.publicKey, o.log);

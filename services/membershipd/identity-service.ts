@@ -1,10 +1,16 @@
 // Identities: each is an IdentityIssued event plus a user JWT minted with its role's permissions;
 // revoking one appends IdentityRevoked and pushes the account JWT with the key in its revocation
 // list to the servers ($SYS.REQ.CLAIMS.UPDATE), which cuts its connections at once.
+// A key's JWT can be minted again with its role's current grants (`reissue`); once the holder
+// connects with it (`confirmReissue`), IdentityReissued is appended and the account JWT revokes
+// the key's JWTs issued up to one second before the new one: older grants stop working.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Actor, Role } from "../../schemas/mod.ts";
-import { EVENT_SUBJECT_PREFIX, foldRevocation, identityAggregate, isDomainError, newRevocationFold, permissionsFor, revocationSeconds, type DomainError, type PermissionContext } from "../core/mod.ts";
+import {
+  EVENT_SUBJECT_PREFIX, foldRevocation, identityAggregate, isDomainError, newRevocationFold, permissionsFor, revocationList, revocationSeconds,
+  domainError, type DomainError, type PermissionContext,
+} from "../core/mod.ts";
 import { decodeEvent, readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
 
 const REVOKING_KINDS = ["fleet", "user", "identity"];
@@ -14,6 +20,10 @@ export interface IssueRequest { key: string; role: Role; name: string; ctx?: Omi
 export class IdentityService {
   /** Revoked user keys → revocation time (unix seconds), as the account JWT carries them. */
   private readonly revocations: Record<string, number> = {};
+  /** Re-minted keys → the time up to which their older JWTs are refused (unix seconds). */
+  private readonly reissued = new Map<string, number>();
+  /** Issued keys → when (unix seconds): a JWT the key was enrolled with has an `iat` at most one later. */
+  private readonly issuedAt = new Map<string, number>();
   /** Changes made to `revocations`, and how many of them the servers have acknowledged. */
   private changes = 0;
   private pushed = 0;
@@ -43,11 +53,15 @@ export class IdentityService {
         if (!REVOKING_KINDS.some((k) => m.subject.startsWith(`${EVENT_SUBJECT_PREFIX}.${k}.`))) continue;
         const e = decodeEvent(m.data);
         foldRevocation(fold, e);
-        if (e.type === "IdentityIssued") issued.add(String(e.data.key));
+        if (e.type === "IdentityIssued") {
+          issued.add(String(e.data.key));
+          this.issuedAt.set(String(e.data.key), Math.floor(Date.parse(e.ts) / 1000));
+        }
         if (e.type === "IdentityRevoked") recorded.add(String(e.data.key));
       }
     }
     for (const [key, at] of fold.revoked) this.revocations[key] = at;
+    for (const [key, until] of fold.reissued) this.reissued.set(key, until);
     this.changes++;
     await this.pushLatest();
     for (const key of fold.revoked.keys()) {
@@ -67,7 +81,50 @@ export class IdentityService {
       { type: "IssueIdentity", key: r.key, role: r.role, name: r.name, expiresAt: r.expiresAt ? r.expiresAt.toISOString() : null },
       { actor: this.actor, commandId: `${commandId}:identity` });
     if (isDomainError(result)) return result;
+    if (!this.issuedAt.has(r.key)) this.issuedAt.set(r.key, Math.floor(Date.now() / 1000));
     return { jwt: await this.mint(r) };
+  }
+
+  /** The permissions `r`'s role has now: what a JWT minted again carries. */
+  currentPermissions(r: IssueRequest) {
+    return permissionsFor(r.role, { key: r.key, readableStreams: this.readableStreams, ...r.ctx });
+  }
+
+  /**
+   * Mints `r.key`'s JWT again with its current grants; nothing is recorded or revoked until the
+   * holder connects with it (`confirmReissue`), so a reply lost on the way costs nothing. Its `iat`
+   * is at least two seconds after every earlier JWT of the key (`heldIat`: the one its holder has),
+   * so the cut-off `iat - 1` covers all of them and tells this JWT from the one it was enrolled with.
+   */
+  async reissue(r: IssueRequest, heldIat: number): Promise<{ jwt: string } | DomainError> {
+    if (this.isRevoked(r.key)) return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
+    const floor = Math.max(this.floorOf(r.key) + 2, heldIat + 1);
+    if (floor > Math.floor(Date.now() / 1000) + 3) return domainError("E_BAD_REQUEST", "the JWT held for this key claims to be issued in the future");
+    // JWT times are whole seconds: wait for the second the new one must carry (at most ~2 s).
+    while (Math.floor(Date.now() / 1000) < floor) await new Promise((res) => setTimeout(res, 1000 - (Date.now() % 1000) + 5));
+    return { jwt: await this.mint(r) };
+  }
+
+  /**
+   * The holder of `key` connected with a JWT issued at `iat` carrying the current grants: when it is
+   * one minted again (later than every cut-off and than its enrollment), every older JWT of the key
+   * is revoked from now on. Returns whether it was.
+   */
+  async confirmReissue(key: string, iat: number, commandId: string): Promise<{ revokedOlder: boolean } | DomainError> {
+    const until = iat - 1;
+    if (this.isRevoked(key) || until <= this.floorOf(key) || iat > Math.floor(Date.now() / 1000) + 1) return { revokedOlder: false };
+    const r = await this.aggregates.execute(identityAggregate, key, { type: "ReissueIdentity", key, revokesUntil: until },
+      { actor: this.actor, commandId: `${commandId}:reissued` });
+    if (isDomainError(r)) return r;
+    this.reissued.set(key, Math.max(this.reissued.get(key) ?? 0, until));
+    this.changes++;
+    await this.pushLatest();
+    return { revokedOlder: true };
+  }
+
+  /** Its latest cut-off, or else when it was issued: a JWT it was enrolled with has an `iat` at most one later. */
+  private floorOf(key: string): number {
+    return Math.max(this.reissued.get(key) ?? 0, this.issuedAt.get(key) ?? 0);
   }
 
   private mint(r: IssueRequest): Promise<string> {
@@ -114,7 +171,7 @@ export class IdentityService {
 
   /** Sends the account JWT to every server; the servers answer with the outcome. */
   private async sendAccount(): Promise<void> {
-    const jwt = await this.auth.accountJwt(this.revocations);
+    const jwt = await this.auth.accountJwt(revocationList(new Map(Object.entries(this.revocations)), this.reissued));
     const reply = await this.systemConnection.request("$SYS.REQ.CLAIMS.UPDATE", jwt, { timeout: 5000 });
     const body = reply.json<{ data?: { code?: number; message?: string }; error?: { description?: string } }>();
     if (body.error || (body.data?.code && body.data.code !== 200)) throw new Error(`account update refused: ${body.error?.description ?? body.data?.message}`);

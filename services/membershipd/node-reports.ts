@@ -1,13 +1,15 @@
 // The actions a node's agent sends membershipd: `node.report` appends the agent's own events to
 // `node/<name>` (nodes may not publish on the event stream themselves), `node.trust` lists the
 // admins whose commands the agent obeys. Reports are charged to the node's quotas (node-quotas.ts)
-// here, after the pipeline has authenticated the node: never before.
+// here, after the pipeline has authenticated the node: never before. A node's `node.trust` also
+// says what its JWT carries, and may get one minted again with current grants (node-credentials.ts).
 import { ReportResult, nodeActorId, type CommandEnvelope, type TrustResult } from "../../schemas/mod.ts";
 import {
   domainError, fleetAggregate, FLEET_ID, isDomainError, nodeActivityAggregate, type DomainError, type NodeActivityCommand, type NodeActivityState,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 import type { Handler, Handlers } from "./handlers.ts";
+import type { NodeCredentials } from "./node-credentials.ts";
 import { NodeQuotas } from "./node-quotas.ts";
 
 export interface NodeReportDeps {
@@ -15,6 +17,9 @@ export interface NodeReportDeps {
   trust(): Promise<TrustResult>;
   /** Per-node quotas on reports and on the event growth they cause; defaults when not given. */
   quotas?: NodeQuotas;
+  /** Mints a node's JWT again when its grants are old; null without operator-mode auth. */
+  credentials?: NodeCredentials | null;
+  log?: (line: string) => void;
 }
 
 /** A node speaks only for itself: the args' node must be the signing actor. */
@@ -57,11 +62,16 @@ export function createNodeReportHandlers(d: NodeReportDeps): Handlers<"node.repo
 
   const trust: Handler<"node.trust"> = async (a, cmd) => {
     // Admins may read the list too (it is what every agent obeys); a node only under its own name.
-    if (cmd.actor.id.startsWith("node:")) {
-      const refused = notForItself(a.node, cmd);
-      if (refused) return refused;
-    }
-    return d.trust();
+    if (!cmd.actor.id.startsWith("node:")) return d.trust();
+    const refused = notForItself(a.node, cmd);
+    if (refused) return refused;
+    if (!a.credentials || !d.credentials) return d.trust();
+    const inactive = await enrolled(a.node);
+    if (inactive) return inactive;
+    const minted = await d.credentials.check(a.node, cmd.actor.key, a.credentials, cmd.id);
+    if (minted && "refused" in minted) d.log?.(`node.trust: ${a.node}'s JWT was not minted again or confirmed: ${minted.refused.message}`);
+    const trust = await d.trust();
+    return minted && "jwt" in minted ? { ...trust, credentials: { jwt: minted.jwt } } : trust;
   };
 
   return { "node.report": report, "node.trust": trust };

@@ -2,13 +2,14 @@
 // node's own key (actor `node:<name>`), answered with TrustResult. Never throws: NATS trouble and
 // refusals come back as error values, so the caller keeps its last good list.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { nodeActorId, Reply, TrustResult } from "../../../schemas/mod.ts";
+import { nodeActorId, Reply, TrustResult, type HeldJwt } from "../../../schemas/mod.ts";
 import { domainError, ErrorCodes, signCommand, zodMessage, type DomainError, type ErrorCode, type Signer } from "../../core/mod.ts";
 
 export const TRUST_SUBJECT = "unibus.cmd.membership.node.trust";
 
-export async function fetchTrust(nc: NatsConnection, node: string, signer: Signer, timeoutMs: number): Promise<TrustResult | DomainError> {
-  const command = signCommand({ action: "node.trust", args: { node }, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
+/** `held`: what the node's JWT carries, so membershipd can hand back one with current grants (`credentials`). */
+export async function fetchTrust(nc: NatsConnection, node: string, signer: Signer, timeoutMs: number, held?: HeldJwt): Promise<TrustResult | DomainError> {
+  const command = signCommand({ action: "node.trust", args: { node, ...(held ? { credentials: held } : {}) }, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
   let body: unknown;
   try {
     body = (await nc.request(TRUST_SUBJECT, JSON.stringify(command), { timeout: timeoutMs })).json();

@@ -1,19 +1,31 @@
 // The agent's wait before each reconnect: doubling from 250 ms to 30 s, each wait jittered ±25 %
-// so a fleet that lost its server at once does not come back at once.
+// so a fleet that lost its server at once does not come back at once. nats.js asks for the wait
+// each time it checks whether to dial yet (not once per attempt), so it reads `current()` and the
+// agent counts an attempt with `next()` when nats.js says it dials ("reconnecting"): otherwise
+// the wait would grow while nats.js only polls, and a reconnect soon after a connect took 30 s.
 export interface Backoff {
+  /** The wait before the coming attempt, then counts that attempt. */
   next(): number;
+  /** The wait before the coming attempt, without counting one. */
+  current(): number;
   reset(): void;
 }
 
 export function jitteredBackoff(minMs = 250, maxMs = 30_000, random: () => number = Math.random): Backoff {
   let attempt = 0;
+  let wait: number | null = null;
+  const current = () => (wait ??= Math.round(Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20)) * (0.75 + random() * 0.5)));
   return {
+    current,
     next() {
-      const base = Math.min(maxMs, minMs * 2 ** Math.min(attempt++, 20));
-      return Math.round(base * (0.75 + random() * 0.5));
+      const w = current();
+      attempt++;
+      wait = null;
+      return w;
     },
     reset() {
       attempt = 0;
+      wait = null;
     },
   };
 }

@@ -1,10 +1,12 @@
 // The agent's NATS connection, and the requests that go through it: null until the first connect
 // succeeds, and never null again (nats.js reconnects it forever). What needs it before then (the
-// vault, the guardian's checks, the trust list) is refused with "not connected".
+// vault, the guardian's checks, the trust list) is refused with "not connected". The creds file is
+// read at each connect and reconnect: membershipd may hand back a JWT minted again with the node
+// role's current grants (node.trust), which replaces the file's JWT before a reconnect with it.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Reply, nodeActorId, type NodeConfig } from "../../../schemas/mod.ts";
-import { connectNats } from "../../bus/mod.ts";
-import { inboxPrefix, signCommand, type Signer } from "../../core/mod.ts";
+import { Reply, nodeActorId, type HeldJwt, type NodeConfig, type TrustResult } from "../../../schemas/mod.ts";
+import { connectNats, credsFor, parseCreds } from "../../bus/mod.ts";
+import { inboxPrefix, isDomainError, jwtGrants, signCommand, type DomainError, type Signer } from "../../core/mod.ts";
 import { fetchTrust } from "../commands/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import type { Backoff } from "./backoff.ts";
@@ -13,8 +15,9 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 export class AgentConnection {
   private nc: NatsConnection | null = null;
+  private store: NodeStore | null = null;
 
-  constructor(private readonly node: string, private readonly signer: Signer) {}
+  constructor(private readonly node: string, private readonly signer: Signer, private readonly log: (line: string) => void = () => {}) {}
 
   get current(): NatsConnection | null {
     return this.nc;
@@ -25,9 +28,13 @@ export class AgentConnection {
    * reconnects forever after `backoff`.
    */
   async open(config: NodeConfig, store: NodeStore, backoff: Backoff): Promise<NatsConnection> {
+    this.store = store;
     this.nc = await connectNats({
-      servers: config.urls, name: `unibus-agent ${this.node}`, forever: true, creds: store.creds(), caFile: store.path("ca"),
-      inboxPrefix: inboxPrefix(this.signer.publicKey), waitOnFirstConnect: true, reconnectDelay: () => backoff.next(),
+      servers: config.urls, name: `unibus-agent ${this.node}`, forever: true, creds: () => store.creds(), caFile: store.path("ca"),
+      inboxPrefix: inboxPrefix(this.signer.publicKey), waitOnFirstConnect: true,
+      // Until the first connect nothing reports attempts ("reconnecting" statuses are read after
+      // it), so each ask counts one there, as before; after it the runtime counts them (backoff.ts).
+      reconnectDelay: () => (this.nc ? backoff.current() : backoff.next()),
     });
     return this.nc;
   }
@@ -46,8 +53,52 @@ export class AgentConnection {
   }
 
   /** The admins and updaters this node obeys, from membershipd (`node.trust`). */
-  async fetchTrust(): ReturnType<typeof fetchTrust> {
-    return await fetchTrust(this.connected(), this.node, this.signer, REQUEST_TIMEOUT_MS);
+  async fetchTrust(): Promise<TrustResult | DomainError> {
+    const nc = this.connected();
+    const held = this.heldJwt();
+    let result = await fetchTrust(nc, this.node, this.signer, REQUEST_TIMEOUT_MS, held);
+    // A membershipd older than this agent knows no `credentials` in node.trust's args.
+    if (held && isDomainError(result) && result.code === "E_BAD_REQUEST") result = await fetchTrust(nc, this.node, this.signer, REQUEST_TIMEOUT_MS);
+    if (isDomainError(result) || !result.credentials) return result;
+    const { credentials, ...trust } = result;
+    this.adoptJwt(nc, credentials.jwt);
+    return trust;
+  }
+
+  /** What the creds file's JWT carries; undefined when it cannot be read (then nothing is asked). */
+  private heldJwt(): HeldJwt | undefined {
+    if (!this.store) return undefined;
+    let bytes: Uint8Array | null = null;
+    try {
+      bytes = this.store.creds();
+      return jwtGrants(parseCreds(bytes).jwt) ?? undefined;
+    } catch {
+      return undefined;
+    } finally {
+      bytes?.fill(0);
+    }
+  }
+
+  /**
+   * A JWT membershipd minted again for this node's key: it replaces the creds file's JWT and the
+   * connection reconnects with it; the next node.trust (after the reconnect) tells membershipd,
+   * which then revokes the older JWTs.
+   */
+  private adoptJwt(nc: NatsConnection, jwt: string): void {
+    let subject: string;
+    try {
+      subject = parseCreds(credsFor(jwt, null)).publicKey;
+    } catch (err) {
+      return this.log(`credentials: membershipd's new JWT is malformed (${(err as Error).message}); keeping the current one`);
+    }
+    if (subject !== this.signer.publicKey) return this.log("credentials: membershipd's new JWT is for another key; keeping the current one");
+    try {
+      this.store!.replaceJwt(jwt);
+    } catch (err) {
+      return this.log(`credentials: cannot write the new JWT (${(err as Error).message}); keeping the current one`);
+    }
+    this.log("credentials: membershipd minted this node's JWT again with the current grants; reconnecting with it");
+    nc.reconnect().catch((err: unknown) => this.log(`credentials: reconnect failed (${(err as Error)?.message ?? String(err)}); nats.js keeps trying`));
   }
 
   private connected(): NatsConnection {

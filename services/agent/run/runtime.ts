@@ -87,7 +87,7 @@ export class AgentRuntime implements RunningAgent {
     this.store = o.store;
     this.log = o.log;
     this.vaultOptions = o.vault ?? {};
-    this.connection = new AgentConnection(this.node, local.signer);
+    this.connection = new AgentConnection(this.node, local.signer, (line) => this.log(line));
     this.updater = createAgentUpdater({
       dataDir: this.store.dir, version: AGENT_VERSION, supervisor: this.supervisor, connection: () => this.connection.current,
       report: (type, data) => this.reports.add(type, data), log: this.log, allowUnsandboxedSteps: o.allowUnsandboxedSteps ?? false,
@@ -221,6 +221,8 @@ export class AgentRuntime implements RunningAgent {
   }
 
   private connectionChanged(nc: NatsConnection, s: Status): void {
+    // nats.js dials now: the next wait doubles (backoff.ts).
+    if (s.type === "reconnecting") this.reconnectBackoff.next();
     if (s.type === "disconnect") this.log("NATS: disconnected; services keep running, events and log lines wait");
     // The server cut us for revoked credentials: whatever holds the data key must not keep it.
     if (s.type === "error" && /revoked/i.test(s.error.message)) {
