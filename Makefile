@@ -1,11 +1,11 @@
-# make run · make test · make bench · make docs
+# make run · make test · make bench · make docs · make fmt
 SHELL := /bin/bash
 # The 3-node cluster tests run by themselves after the rest: they time failovers and cold starts, and on 2 cores a
 # neighbouring test file starves their three servers.
 SOLO_TESTS = test/cluster.test.ts test/vault-control-plane.test.ts
 TESTS = $(filter-out $(SOLO_TESTS),$(shell find services schemas test -name '*.test.ts' | sort))
 
-.PHONY: deps run test typecheck bench docs
+.PHONY: deps run test typecheck bench docs fmt
 
 deps:
 	@scripts/install-deps.sh
@@ -18,6 +18,7 @@ typecheck: deps
 
 test: deps
 	npx tsc --noEmit
+	npx biome ci .
 	npx tsx --test --test-concurrency=2 $(TESTS)
 	npx tsx --test $(SOLO_TESTS)
 
@@ -26,3 +27,8 @@ bench: deps
 
 docs: deps
 	npx tsx scripts/gen-docs.ts
+
+# Biome formats and lints every .ts file (biome.jsonc); make test checks what this writes.
+fmt: deps
+	npx biome format --write .
+	npx biome lint .
