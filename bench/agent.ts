@@ -14,13 +14,31 @@ import { type Actor, type NodeAction } from "../schemas/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
 import { buildCommand } from "../services/cli/request.ts";
 import { verifyCommandSignature } from "../services/core/mod.ts";
-import { CommandRecord, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
+import {
+  CommandRecord,
+  startNodeCommandService,
+  TrustList,
+  type NodeCommandService,
+} from "../services/agent/commands/mod.ts";
 import { fakeOps, newUser } from "../services/agent/commands/testing.ts";
 import { askAgent, type AgentLink } from "../services/cli/agent-request.ts";
 import { mapLimited } from "../services/cli/limited.ts";
 import { DEFAULT_CONCURRENCY } from "../services/cli/node-command.ts";
 import { tempDir } from "../test/harness.ts";
-import { benchNats, cpuMeter, fmtCpuPerEvent, fmtInt, fmtMs, fmtRatio, log, microUs, now, percentiles, scaled, type BenchResult } from "./common.ts";
+import {
+  benchNats,
+  cpuMeter,
+  fmtCpuPerEvent,
+  fmtInt,
+  fmtMs,
+  fmtRatio,
+  log,
+  microUs,
+  now,
+  percentiles,
+  scaled,
+  type BenchResult,
+} from "./common.ts";
 
 const ROUND_TRIPS = scaled(2000);
 const WARMUP = scaled(300);
@@ -31,13 +49,26 @@ const RTT_TARGET = 2;
 const FANOUT_TARGET_MS = 2000;
 const FANOUT_TIMEOUT_MS = 10_000;
 
-interface SimAgent { svc: NodeCommandService; record: CommandRecord }
+interface SimAgent {
+  svc: NodeCommandService;
+  record: CommandRecord;
+}
 
 async function startSimAgent(nc: NatsConnection, node: string, dir: string, admin: Actor): Promise<SimAgent> {
-  const trust = new TrustList(join(dir, `${node}.trust.json`), async () => ({ admins: [admin], at: new Date().toISOString() }));
+  const trust = new TrustList(join(dir, `${node}.trust.json`), async () => ({
+    admins: [admin],
+    at: new Date().toISOString(),
+  }));
   await trust.refresh();
   const record = new CommandRecord(join(dir, `${node}.commands.jsonl`));
-  const svc = await startNodeCommandService(nc, { node, version: "0.1.0", ops: fakeOps(node), trust, record, onEvent: () => {} });
+  const svc = await startNodeCommandService(nc, {
+    node,
+    version: "0.1.0",
+    ops: fakeOps(node),
+    trust,
+    record,
+    onEvent: () => {},
+  });
   return { svc, record };
 }
 
@@ -64,7 +95,8 @@ export async function run(): Promise<BenchResult> {
   const admin: Actor = { id: "bench-admin", key: signer.publicKey };
   const operator = await connectNats({ servers: nats.url, name: "bench-operator" });
   const agentConns: NatsConnection[] = [];
-  for (let i = 0; i < AGENT_CONNECTIONS; i++) agentConns.push(await connectNats({ servers: nats.url, name: `bench-agents-${i}` }));
+  for (let i = 0; i < AGENT_CONNECTIONS; i++)
+    agentConns.push(await connectNats({ servers: nats.url, name: `bench-agents-${i}` }));
   const link: AgentLink = { nc: operator, signer, actorId: admin.id };
   const agents: SimAgent[] = [];
   try {
@@ -73,10 +105,24 @@ export async function run(): Promise<BenchResult> {
     agents.push(one);
     const echoSub = agentConns[1]!.subscribe("bench.echo", { callback: (_e, m) => void m.respond(m.data) });
     await agentConns[1]!.flush();
-    const statusOnce = async () => mustBeOk("status", (await askAgent(link, "rtt-node", "status", { node: "rtt-node" }, 5000)).kind);
-    const restartOnce = async () => mustBeOk("restart", (await askAgent(link, "rtt-node", "restart", { node: "rtt-node", service: "web" }, 5000)).kind);
+    const statusOnce = async () =>
+      mustBeOk("status", (await askAgent(link, "rtt-node", "status", { node: "rtt-node" }, 5000)).kind);
+    const restartOnce = async () =>
+      mustBeOk(
+        "restart",
+        (await askAgent(link, "rtt-node", "restart", { node: "rtt-node", service: "web" }, 5000)).kind,
+      );
     // The echo carries what a status request carries: a signed envelope's bytes out, the reply's bytes back.
-    const envelopeBytes = JSON.stringify({ v: 1, id: "x".repeat(16), ts: new Date().toISOString(), nonce: "n".repeat(24), actor: admin, action: "status", args: { node: "rtt-node" }, sig: "s".repeat(86) });
+    const envelopeBytes = JSON.stringify({
+      v: 1,
+      id: "x".repeat(16),
+      ts: new Date().toISOString(),
+      nonce: "n".repeat(24),
+      actor: admin,
+      action: "status",
+      args: { node: "rtt-node" },
+      sig: "s".repeat(86),
+    });
     const echoOnce = async () => void (await operator.request("bench.echo", envelopeBytes, { timeout: 5000 }));
     await sequential(WARMUP, echoOnce);
     await sequential(WARMUP, statusOnce);
@@ -88,12 +134,12 @@ export async function run(): Promise<BenchResult> {
     const block = Math.max(1, Math.floor(ROUND_TRIPS / 10));
     for (let done = 0; done < ROUND_TRIPS; done += block) {
       let meter = cpuMeter(nats.proc.pid);
-      echoLat.push(...await sequential(block, echoOnce));
+      echoLat.push(...(await sequential(block, echoOnce)));
       let c = meter();
       rttCpu.echo.nodeMs += c.nodeMs;
       rttCpu.echo.natsMs += c.natsMs;
       meter = cpuMeter(nats.proc.pid);
-      statusLat.push(...await sequential(block, statusOnce));
+      statusLat.push(...(await sequential(block, statusOnce)));
       c = meter();
       rttCpu.status.nodeMs += c.nodeMs;
       rttCpu.status.natsMs += c.natsMs;
@@ -115,14 +161,26 @@ export async function run(): Promise<BenchResult> {
     log(`agent: starting ${fmtInt(AGENTS)} simulated agents on ${AGENT_CONNECTIONS} connections`);
     const t0 = now();
     const nodes = Array.from({ length: AGENTS }, (_v, i) => `sim-${i}`);
-    await mapLimited(nodes, 50, async (node, i) => void agents.push(await startSimAgent(agentConns[i % AGENT_CONNECTIONS]!, node, dir, admin)));
+    await mapLimited(
+      nodes,
+      50,
+      async (node, i) => void agents.push(await startSimAgent(agentConns[i % AGENT_CONNECTIONS]!, node, dir, admin)),
+    );
     for (const c of agentConns) await c.flush();
     const setupSeconds = (now() - t0) / 1000;
-    const echoSubs = nodes.map((node, i) => agentConns[i % AGENT_CONNECTIONS]!.subscribe(`bench.raw.${node}`, { callback: (_e, m) => void m.respond(m.data) }));
+    const echoSubs = nodes.map((node, i) =>
+      agentConns[i % AGENT_CONNECTIONS]!.subscribe(`bench.raw.${node}`, {
+        callback: (_e, m) => void m.respond(m.data),
+      }),
+    );
     for (const c of agentConns) await c.flush();
     const fanout = async (action: NodeAction) => {
       const t = now();
-      const answers = await mapLimited(nodes, DEFAULT_CONCURRENCY, async (node) => (await askAgent(link, node, action, { node }, FANOUT_TIMEOUT_MS)).kind);
+      const answers = await mapLimited(
+        nodes,
+        DEFAULT_CONCURRENCY,
+        async (node) => (await askAgent(link, node, action, { node }, FANOUT_TIMEOUT_MS)).kind,
+      );
       const ms = now() - t;
       const failed = answers.filter((k) => k !== "ok").length;
       if (failed) throw new Error(`fan-out: ${failed} of ${nodes.length} agents did not answer ok`);
@@ -130,7 +188,12 @@ export async function run(): Promise<BenchResult> {
     };
     const rawFanout = async () => {
       const t = now();
-      await mapLimited(nodes, DEFAULT_CONCURRENCY, async (node) => void (await operator.request(`bench.raw.${node}`, envelopeBytes, { timeout: FANOUT_TIMEOUT_MS })));
+      await mapLimited(
+        nodes,
+        DEFAULT_CONCURRENCY,
+        async (node) =>
+          void (await operator.request(`bench.raw.${node}`, envelopeBytes, { timeout: FANOUT_TIMEOUT_MS })),
+      );
       return now() - t;
     };
     await fanout("status");
@@ -164,11 +227,29 @@ export async function run(): Promise<BenchResult> {
       headers: ["", "p50 (ms)", "p99 (ms)", "ratio to raw at p50", "CPU µs per request: client+agent + server"],
       rows: [
         ["raw request/reply echo", fmtMs(e50!), fmtMs(e99!), "1.00×", fmtCpuPerEvent(rttCpu.echo, echoLat.length)],
-        ["**status** (signed, verified, answered)", fmtMs(s50!), fmtMs(s99!), fmtRatio(rttRatio), fmtCpuPerEvent(rttCpu.status, statusLat.length)],
-        ["floor: raw p50 + signing + verifying one command", fmtMs(floorMs), "", fmtRatio(floorMs / e50!), `${fmtInt(signUs)} + ${fmtInt(verifyUs)} µs`],
+        [
+          "**status** (signed, verified, answered)",
+          fmtMs(s50!),
+          fmtMs(s99!),
+          fmtRatio(rttRatio),
+          fmtCpuPerEvent(rttCpu.status, statusLat.length),
+        ],
+        [
+          "floor: raw p50 + signing + verifying one command",
+          fmtMs(floorMs),
+          "",
+          fmtRatio(floorMs / e50!),
+          `${fmtInt(signUs)} + ${fmtInt(verifyUs)} µs`,
+        ],
         [`restart (recorded write, ${fmtInt(restartN)} sent)`, fmtMs(r50!), fmtMs(r99!), fmtRatio(r50! / e50!), ""],
         [`fan-out to ${fmtInt(AGENTS)}: raw, best of ${FANOUT_ROUNDS} (ms)`, fmtMs(bestRaw), "", "1.00×", ""],
-        [`**fan-out to ${fmtInt(AGENTS)}: status**, best / worst of ${FANOUT_ROUNDS} (ms)`, fmtMs(bestUni), fmtMs(worstUni), fmtRatio(bestUni / bestRaw), cpuOf(fanCpu[uni.indexOf(bestUni)]!)],
+        [
+          `**fan-out to ${fmtInt(AGENTS)}: status**, best / worst of ${FANOUT_ROUNDS} (ms)`,
+          fmtMs(bestUni),
+          fmtMs(worstUni),
+          fmtRatio(bestUni / bestRaw),
+          cpuOf(fanCpu[uni.indexOf(bestUni)]!),
+        ],
       ],
       target: `status round trip ≤ ${RTT_TARGET}× raw at p50; fan-out to ${fmtInt(AGENTS)} agents < ${fmtInt(FANOUT_TARGET_MS)} ms (every round)`,
       measured: `round trip ${fmtRatio(rttRatio)} raw at p50 (${fmtMs(s50!)} vs ${fmtMs(e50!)} ms); fan-out ${fmtMs(bestUni)}–${fmtMs(worstUni)} ms`,

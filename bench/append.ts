@@ -3,10 +3,36 @@
 // same payload bytes, on the same server with the same number of concurrent writers.
 import { RetentionPolicy, StorageType, type JetStreamClient } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { EventSigner, MAX_EVENT_BATCH, appendEvents, ensureEventStream, eventSubject, publisherFor } from "../services/bus/mod.ts";
+import {
+  EventSigner,
+  MAX_EVENT_BATCH,
+  appendEvents,
+  ensureEventStream,
+  eventSubject,
+  publisherFor,
+} from "../services/bus/mod.ts";
 import { eventHash, signEvent, signEventBatch, type EventDraft } from "../services/core/mod.ts";
 import { clientFor } from "../test/harness.ts";
-import { fmtInt, fmtMs, fmtRatio, log, newWriter, now, percentiles, RUN_TAG, eventDraft, benchNats, cpuMeter, microUs, addCpu, fmtCpuPerEvent, type BenchResult, type CpuUse, type Writer, scaled } from "./common.ts";
+import {
+  fmtInt,
+  fmtMs,
+  fmtRatio,
+  log,
+  newWriter,
+  now,
+  percentiles,
+  RUN_TAG,
+  eventDraft,
+  benchNats,
+  cpuMeter,
+  microUs,
+  addCpu,
+  fmtCpuPerEvent,
+  type BenchResult,
+  type CpuUse,
+  type Writer,
+  scaled,
+} from "./common.ts";
 
 const WRITERS = 64;
 const AGGREGATES_PER_WRITER = 4;
@@ -18,17 +44,47 @@ const WARMUP_EVENTS = scaled(10_000);
 const TARGET_RATIO = 0.5;
 const RAW_STREAM = "BENCH_RAW";
 
-interface Aggregate { room: string; user: string; subject: string; seq: number; hash: string | null; n: number }
+interface Aggregate {
+  room: string;
+  user: string;
+  subject: string;
+  seq: number;
+  hash: string | null;
+  n: number;
+}
 
-interface RoundResult { events: number; seconds: number; latencies: Float64Array; cpu: CpuUse; signatures: number }
+interface RoundResult {
+  events: number;
+  seconds: number;
+  latencies: Float64Array;
+  cpu: CpuUse;
+  signatures: number;
+}
 
 /** The next event of a membership aggregate: added, then role changes that always change the role. */
 function nextMemberDraft(w: Writer, agg: Aggregate, round: string): EventDraft {
   const cmd = `${RUN_TAG}-${round}-${agg.room}-${agg.user}-${agg.n}`;
   const aggregate = `${agg.room}.${agg.user}`;
-  const draft = agg.n === 0
-    ? eventDraft(w, cmd, "member", aggregate, "MemberAdded", { room: agg.room, user: agg.user, role: "member", added_by: "admin" }, agg.hash)
-    : eventDraft(w, cmd, "member", aggregate, "MemberRoleChanged", { room: agg.room, user: agg.user, role: agg.n % 2 ? "moderator" : "member", changed_by: "admin" }, agg.hash);
+  const draft =
+    agg.n === 0
+      ? eventDraft(
+          w,
+          cmd,
+          "member",
+          aggregate,
+          "MemberAdded",
+          { room: agg.room, user: agg.user, role: "member", added_by: "admin" },
+          agg.hash,
+        )
+      : eventDraft(
+          w,
+          cmd,
+          "member",
+          aggregate,
+          "MemberRoleChanged",
+          { room: agg.room, user: agg.user, role: agg.n % 2 ? "moderator" : "member", changed_by: "admin" },
+          agg.hash,
+        );
   agg.n++;
   return draft;
 }
@@ -46,40 +102,50 @@ function writerAggregates(round: string, wi: number): Aggregate[] {
  * sequence. `presigned`: the envelopes (with their prev chain) are built before the clock starts,
  * so only appendEvents is timed.
  */
-async function unibusRound(js: JetStreamClient, natsPid: number | undefined, w: Writer, round: string, total: number, keep: string[][] | null, presigned = false): Promise<RoundResult> {
+async function unibusRound(
+  js: JetStreamClient,
+  natsPid: number | undefined,
+  w: Writer,
+  round: string,
+  total: number,
+  keep: string[][] | null,
+  presigned = false,
+): Promise<RoundResult> {
   const perWriter = Math.ceil(total / WRITERS);
   const latencies = new Float64Array(perWriter * WRITERS);
   const prepared = presigned
     ? Array.from({ length: WRITERS }, (_, wi) => {
-      const aggs = writerAggregates(round, wi);
-      return Array.from({ length: perWriter }, (_, i) => {
-        const agg = aggs[i % AGGREGATES_PER_WRITER]!;
-        const env = signEvent(nextMemberDraft(w, agg, round), w.signer);
-        agg.hash = eventHash(env);
-        return env;
-      });
-    })
+        const aggs = writerAggregates(round, wi);
+        return Array.from({ length: perWriter }, (_, i) => {
+          const agg = aggs[i % AGGREGATES_PER_WRITER]!;
+          const env = signEvent(nextMemberDraft(w, agg, round), w.signer);
+          agg.hash = eventHash(env);
+          return env;
+        });
+      })
     : null;
   const signer = new EventSigner(w.signer);
   const cpu = cpuMeter(natsPid);
   const t0 = now();
-  await Promise.all(Array.from({ length: WRITERS }, async (_, wi) => {
-    const aggs = writerAggregates(round, wi);
-    const sent: string[] = [];
-    for (let i = 0; i < perWriter; i++) {
-      const agg = aggs[i % AGGREGATES_PER_WRITER]!;
-      const start = now();
-      const signed = prepared ? null : await signer.sign(nextMemberDraft(w, agg, round));
-      const env = signed ? signed.event : prepared![wi]![i]!;
-      const { seqs } = await appendEvents(js, agg.subject, agg.seq, [env], signed ? [signed.bytes] : undefined);
-      agg.seq = seqs[0]!;
-      if (signed) agg.hash = signed.hash;
-      latencies[wi * perWriter + i] = now() - start;
-      if (keep) sent.push(signed ? signed.json : JSON.stringify(env));
-    }
-    // The raw round publishes exactly these bytes.
-    if (keep) keep[wi] = sent;
-  }));
+  await Promise.all(
+    Array.from({ length: WRITERS }, async (_, wi) => {
+      const aggs = writerAggregates(round, wi);
+      const sent: string[] = [];
+      for (let i = 0; i < perWriter; i++) {
+        const agg = aggs[i % AGGREGATES_PER_WRITER]!;
+        const start = now();
+        const signed = prepared ? null : await signer.sign(nextMemberDraft(w, agg, round));
+        const env = signed ? signed.event : prepared![wi]![i]!;
+        const { seqs } = await appendEvents(js, agg.subject, agg.seq, [env], signed ? [signed.bytes] : undefined);
+        agg.seq = seqs[0]!;
+        if (signed) agg.hash = signed.hash;
+        latencies[wi * perWriter + i] = now() - start;
+        if (keep) sent.push(signed ? signed.json : JSON.stringify(env));
+      }
+      // The raw round publishes exactly these bytes.
+      if (keep) keep[wi] = sent;
+    }),
+  );
   const seconds = (now() - t0) / 1000;
   return { events: perWriter * WRITERS, seconds, latencies, cpu: cpu(), signatures: signer.stats.batches };
 }
@@ -88,20 +154,30 @@ async function unibusRound(js: JetStreamClient, natsPid: number | undefined, w: 
  * The same writers publishing the same bytes, no signing, no msg id, no expectation: with nats.js's
  * js.publish, or with the pipelined JetStreamPublisher that appendEvents itself publishes through.
  */
-async function rawRound(js: JetStreamClient, natsPid: number | undefined, payloads: string[][], via: "js.publish" | "publisher" = "js.publish"): Promise<RoundResult> {
+async function rawRound(
+  js: JetStreamClient,
+  natsPid: number | undefined,
+  payloads: string[][],
+  via: "js.publish" | "publisher" = "js.publish",
+): Promise<RoundResult> {
   const publisher = publisherFor((js as unknown as { nc: NatsConnection }).nc);
-  const publish = via === "js.publish" ? (subject: string, data: string) => js.publish(subject, data) : (subject: string, data: string) => publisher.publish(subject, data);
+  const publish =
+    via === "js.publish"
+      ? (subject: string, data: string) => js.publish(subject, data)
+      : (subject: string, data: string) => publisher.publish(subject, data);
   const perWriter = payloads[0]!.length;
   const latencies = new Float64Array(perWriter * WRITERS);
   const cpu = cpuMeter(natsPid);
   const t0 = now();
-  await Promise.all(payloads.map(async (mine, wi) => {
-    for (let i = 0; i < mine.length; i++) {
-      const start = now();
-      await publish(`bench.raw.w${wi}.a${i % AGGREGATES_PER_WRITER}`, mine[i]!);
-      latencies[wi * perWriter + i] = now() - start;
-    }
-  }));
+  await Promise.all(
+    payloads.map(async (mine, wi) => {
+      for (let i = 0; i < mine.length; i++) {
+        const start = now();
+        await publish(`bench.raw.w${wi}.a${i % AGGREGATES_PER_WRITER}`, mine[i]!);
+        latencies[wi * perWriter + i] = now() - start;
+      }
+    }),
+  );
   const seconds = (now() - t0) / 1000;
   return { events: perWriter * WRITERS, seconds, latencies, cpu: cpu(), signatures: 0 };
 }
@@ -111,11 +187,20 @@ function pool(rounds: RoundResult[]) {
   const seconds = rounds.reduce((s, r) => s + r.seconds, 0);
   const all = new Float64Array(rounds.reduce((s, r) => s + r.latencies.length, 0));
   let o = 0;
-  for (const r of rounds) (all.set(r.latencies, o), (o += r.latencies.length));
+  for (const r of rounds) all.set(r.latencies, o), (o += r.latencies.length);
   const [p50, p99] = percentiles(all, [50, 99]);
   const cpu = rounds.reduce((c, r) => addCpu(c, r.cpu), { nodeMs: 0, natsMs: 0 });
   const signatures = rounds.reduce((s, r) => s + r.signatures, 0);
-  return { events, seconds, rate: events / seconds, p50: p50!, p99: p99!, perRound: rounds.map((r) => r.events / r.seconds), cpu, signatures };
+  return {
+    events,
+    seconds,
+    rate: events / seconds,
+    p50: p50!,
+    p99: p99!,
+    perRound: rounds.map((r) => r.events / r.seconds),
+    cpu,
+    signatures,
+  };
 }
 
 export async function run(): Promise<BenchResult> {
@@ -125,7 +210,15 @@ export async function run(): Promise<BenchResult> {
   try {
     await ensureEventStream(jsm, 1);
     // The baseline stream has the events stream's storage settings (file, limits, same duplicate window).
-    await jsm.streams.add({ name: RAW_STREAM, subjects: ["bench.raw.>"], storage: StorageType.File, retention: RetentionPolicy.Limits, num_replicas: 1, duplicate_window: nanos(120_000), max_msg_size: 256 * 1024 });
+    await jsm.streams.add({
+      name: RAW_STREAM,
+      subjects: ["bench.raw.>"],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      num_replicas: 1,
+      duplicate_window: nanos(120_000),
+      max_msg_size: 256 * 1024,
+    });
     const w = newWriter();
     const pid = nats.proc.pid;
 
@@ -148,10 +241,15 @@ export async function run(): Promise<BenchResult> {
       lean.push(await rawRound(js, pid, payloads, "publisher"));
       log(`append: round ${r + 1} raw through JetStreamPublisher ${fmtInt(lean[r]!.events / lean[r]!.seconds)} ev/s`);
       pre.push(await unibusRound(js, pid, w, `p${r}`, EVENTS_PER_ROUND, null, true));
-      log(`append: round ${r + 1} appendEvents of pre-signed envelopes ${fmtInt(pre[r]!.events / pre[r]!.seconds)} ev/s`);
+      log(
+        `append: round ${r + 1} appendEvents of pre-signed envelopes ${fmtInt(pre[r]!.events / pre[r]!.seconds)} ev/s`,
+      );
     }
     // The steps only the unibus side does, timed alone on this thread (no I/O; best of 5 passes).
-    const probe = Array.from({ length: 2_000 }, (_, i) => ({ room: "probe", user: `u${i}`, subject: "", seq: 0, hash: null, n: 0 }) as Aggregate);
+    const probe = Array.from(
+      { length: 2_000 },
+      (_, i) => ({ room: "probe", user: `u${i}`, subject: "", seq: 0, hash: null, n: 0 }) as Aggregate,
+    );
     const probeEvents = probe.map((a) => signEvent(nextMemberDraft(w, a, "probe"), w.signer));
     const signUs = microUs(probe, (a) => signEvent(nextMemberDraft(w, { ...a }, "probe"), w.signer));
     const hashUs = microUs(probeEvents, (e) => eventHash(e));
@@ -175,20 +273,69 @@ export async function run(): Promise<BenchResult> {
     return {
       name: "append",
       title: "Append throughput and latency",
-      description: `${WRITERS} concurrent writers, each owning ${AGGREGATES_PER_WRITER} membership aggregates and appending one event at a time: ` +
+      description:
+        `${WRITERS} concurrent writers, each owning ${AGGREGATES_PER_WRITER} membership aggregates and appending one event at a time: ` +
         "unibus = EventSigner (batched Ed25519 on the calling thread, as AggregateStore signs) with the `prev` hash chain + `appendEvents` with the aggregate's expected last sequence and `Nats-Msg-Id`; " +
         `raw = the identical JSON bytes (~${payloadBytes} B) published to a stream with the same storage settings, twice over: with nats.js's \`js.publish\`, and with the pipelined JetStreamPublisher that appendEvents publishes through; the target is judged against the faster. ` +
         `${ROUNDS} alternating rounds of ${fmtInt(EVENTS_PER_ROUND)} events per side after a ${fmtInt(WARMUP_EVENTS)}-event warm-up; latency is per append (signing included for unibus). ` +
         "A third variant, appendEvents of envelopes signed before the clock starts (same writers, OCC and Nats-Msg-Id, no signing or hashing), separates the cost of signing from the cost of the guarded append.",
-      headers: ["", "unibus: sign + OCC append", "raw js.publish", "raw JetStreamPublisher", "unibus / faster raw", "appendEvents only (pre-signed)", "appendEvents only / faster raw"],
+      headers: [
+        "",
+        "unibus: sign + OCC append",
+        "raw js.publish",
+        "raw JetStreamPublisher",
+        "unibus / faster raw",
+        "appendEvents only (pre-signed)",
+        "appendEvents only / faster raw",
+      ],
       rows: [
         ["events", fmtInt(u.events), fmtInt(jsRaw.events), fmtInt(leanRaw.events), "", fmtInt(q.events), ""],
-        ["throughput (events/s)", fmtInt(u.rate), fmtInt(jsRaw.rate), fmtInt(leanRaw.rate), fmtRatio(ratio), fmtInt(q.rate), fmtRatio(q.rate / b.rate)],
-        ["per-round events/s", u.perRound.map(fmtInt).join(", "), jsRaw.perRound.map(fmtInt).join(", "), leanRaw.perRound.map(fmtInt).join(", "), "", q.perRound.map(fmtInt).join(", "), ""],
-        ["latency p50 (ms)", fmtMs(u.p50), fmtMs(jsRaw.p50), fmtMs(leanRaw.p50), fmtRatio(u.p50 / b.p50), fmtMs(q.p50), fmtRatio(q.p50 / b.p50)],
-        ["latency p99 (ms)", fmtMs(u.p99), fmtMs(jsRaw.p99), fmtMs(leanRaw.p99), fmtRatio(u.p99 / b.p99), fmtMs(q.p99), fmtRatio(q.p99 / b.p99)],
+        [
+          "throughput (events/s)",
+          fmtInt(u.rate),
+          fmtInt(jsRaw.rate),
+          fmtInt(leanRaw.rate),
+          fmtRatio(ratio),
+          fmtInt(q.rate),
+          fmtRatio(q.rate / b.rate),
+        ],
+        [
+          "per-round events/s",
+          u.perRound.map(fmtInt).join(", "),
+          jsRaw.perRound.map(fmtInt).join(", "),
+          leanRaw.perRound.map(fmtInt).join(", "),
+          "",
+          q.perRound.map(fmtInt).join(", "),
+          "",
+        ],
+        [
+          "latency p50 (ms)",
+          fmtMs(u.p50),
+          fmtMs(jsRaw.p50),
+          fmtMs(leanRaw.p50),
+          fmtRatio(u.p50 / b.p50),
+          fmtMs(q.p50),
+          fmtRatio(q.p50 / b.p50),
+        ],
+        [
+          "latency p99 (ms)",
+          fmtMs(u.p99),
+          fmtMs(jsRaw.p99),
+          fmtMs(leanRaw.p99),
+          fmtRatio(u.p99 / b.p99),
+          fmtMs(q.p99),
+          fmtRatio(q.p99 / b.p99),
+        ],
         ["events per signature (mean batch)", (u.events / Math.max(1, u.signatures)).toFixed(1), "", "", "", "", ""],
-        ["CPU µs per event: client + server", fmtCpuPerEvent(u.cpu, u.events), fmtCpuPerEvent(jsRaw.cpu, jsRaw.events), fmtCpuPerEvent(leanRaw.cpu, leanRaw.events), fmtRatio(cpuPer(u) / cpuPer(b)), fmtCpuPerEvent(q.cpu, q.events), fmtRatio(cpuPer(q) / cpuPer(b))],
+        [
+          "CPU µs per event: client + server",
+          fmtCpuPerEvent(u.cpu, u.events),
+          fmtCpuPerEvent(jsRaw.cpu, jsRaw.events),
+          fmtCpuPerEvent(leanRaw.cpu, leanRaw.events),
+          fmtRatio(cpuPer(u) / cpuPer(b)),
+          fmtCpuPerEvent(q.cpu, q.events),
+          fmtRatio(cpuPer(q) / cpuPer(b)),
+        ],
       ],
       target: `≥ ${TARGET_RATIO}× raw throughput`,
       measured: `${fmtRatio(ratio)} raw`,

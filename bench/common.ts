@@ -39,7 +39,8 @@ export function percentiles(sample: ArrayLike<number>, ps: number[]): number[] {
 }
 
 export const fmtInt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
-export const fmtMs = (n: number) => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2)) : "n/a");
+export const fmtMs = (n: number) =>
+  Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2)) : "n/a";
 export const fmtRatio = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "n/a");
 
 export function newSigner(): Signer {
@@ -63,9 +64,28 @@ export function newWriter(actorId = "bench"): Writer {
 }
 
 /** One event draft the way AggregateStore.sign builds it (id `<command>:0`, causation = correlation = command). */
-export function eventDraft(w: Writer, commandId: string, kind: string, aggregate: string, type: string, data: Record<string, unknown>, prev: string | null): EventDraft {
+export function eventDraft(
+  w: Writer,
+  commandId: string,
+  kind: string,
+  aggregate: string,
+  type: string,
+  data: Record<string, unknown>,
+  prev: string | null,
+): EventDraft {
   const id = `${commandId}:0`;
-  return { id, type, kind, aggregate, ts: new Date().toISOString(), actor: w.actor, causation: commandId, correlation: commandId, prev, data };
+  return {
+    id,
+    type,
+    kind,
+    aggregate,
+    ts: new Date().toISOString(),
+    actor: w.actor,
+    causation: commandId,
+    correlation: commandId,
+    prev,
+    data,
+  };
 }
 
 /** eventDraft, signed on this thread: for setting up loads before a timed window. */
@@ -92,17 +112,32 @@ export function newAggregateEvent(w: Writer, prefix: string, i: number): NewEven
   let kind: string, aggregate: string, type: string, data: Record<string, unknown>;
   switch (i % 5) {
     case 0:
-      [kind, aggregate, type, data] = ["room", room, "RoomCreated", { room, subject: `Benchmark room ${k}`, created_by: "admin" }];
+      [kind, aggregate, type, data] = [
+        "room",
+        room,
+        "RoomCreated",
+        { room, subject: `Benchmark room ${k}`, created_by: "admin" },
+      ];
       break;
     case 1:
     case 2: {
       const handle = i % 5 === 1 ? a : b;
-      [kind, aggregate, type, data] = ["user", handle, "UserCreated", { handle, role: "service", sign_key: w.signer.publicKey, kex_key: null }];
+      [kind, aggregate, type, data] = [
+        "user",
+        handle,
+        "UserCreated",
+        { handle, role: "service", sign_key: w.signer.publicKey, kex_key: null },
+      ];
       break;
     }
     default: {
       const user = i % 5 === 3 ? a : b;
-      [kind, aggregate, type, data] = ["member", `${room}.${user}`, "MemberAdded", { room, user, role: "member", added_by: "admin" }];
+      [kind, aggregate, type, data] = [
+        "member",
+        `${room}.${user}`,
+        "MemberAdded",
+        { room, user, role: "member", added_by: "admin" },
+      ];
     }
   }
   return { subject: eventSubject(kind, aggregate), env: buildEvent(w, cmd, kind, aggregate, type, data, null) };
@@ -112,7 +147,12 @@ export function newAggregateEvent(w: Writer, prefix: string, i: number): NewEven
  * Issues `total` calls of `send` at `rate` per second (open loop: a slow ack does not slow the
  * schedule down, so queueing shows up as latency), and resolves when every call has settled.
  */
-export async function driveAtRate(rate: number, total: number, send: (i: number) => Promise<void>, maxInFlight = 20_000): Promise<{ seconds: number; behind: number; errors: number }> {
+export async function driveAtRate(
+  rate: number,
+  total: number,
+  send: (i: number) => Promise<void>,
+  maxInFlight = 20_000,
+): Promise<{ seconds: number; behind: number; errors: number }> {
   const t0 = now();
   let issued = 0;
   let inFlight = 0;
@@ -128,10 +168,12 @@ export async function driveAtRate(rate: number, total: number, send: (i: number)
       }
       const i = issued++;
       inFlight++;
-      const p: Promise<void> = send(i).catch(() => void errors++).finally(() => {
-        inFlight--;
-        pending.delete(p);
-      });
+      const p: Promise<void> = send(i)
+        .catch(() => void errors++)
+        .finally(() => {
+          inFlight--;
+          pending.delete(p);
+        });
       pending.add(p);
     }
     await sleep(1);
@@ -146,7 +188,13 @@ export async function driveAtRate(rate: number, total: number, send: (i: number)
  * consumer measurably slower; from `fromSeq`, max_messages 2048), calling `onMsg` per message and
  * doing nothing else with it.
  */
-export async function rawOrderedRead(js: JetStreamClient, fromSeq: number, untilSeq: number | null, onMsg: (seq: number, m: JsMsg) => void, signal?: AbortSignal): Promise<number> {
+export async function rawOrderedRead(
+  js: JetStreamClient,
+  fromSeq: number,
+  untilSeq: number | null,
+  onMsg: (seq: number, m: JsMsg) => void,
+  signal?: AbortSignal,
+): Promise<number> {
   const consumer = await js.consumers.get(EVENTS_STREAM, {
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: fromSeq,
@@ -173,8 +221,15 @@ export async function rawOrderedRead(js: JetStreamClient, fromSeq: number, until
  * to the callback as it parses the socket's bytes, without a promise per message. Counts messages
  * from `fromSeq` through `untilSeq`; the replay benchmark shows it beside the iterator.
  */
-export async function rawOrderedReadByCallback(js: JetStreamClient, fromSeq: number, untilSeq: number): Promise<number> {
-  const consumer = await js.consumers.get(EVENTS_STREAM, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
+export async function rawOrderedReadByCallback(
+  js: JetStreamClient,
+  fromSeq: number,
+  untilSeq: number,
+): Promise<number> {
+  const consumer = await js.consumers.get(EVENTS_STREAM, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: fromSeq,
+  });
   let count = 0;
   let done!: () => void;
   const finished = new Promise<void>((resolve) => (done = resolve));
@@ -234,7 +289,10 @@ function processCpuSeconds(pid: number | undefined): number {
   }
 }
 
-export interface CpuUse { nodeMs: number; natsMs: number }
+export interface CpuUse {
+  nodeMs: number;
+  natsMs: number;
+}
 
 /**
  * CPU used by this process (the benchmark, plus the control plane when it runs in-process) and by

@@ -6,9 +6,36 @@
 import { availableParallelism } from "node:os";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { appendEvents, ensureEventStream, EVENTS_STREAM, lastSequence, type Projector, type RecordWriter } from "../services/bus/mod.ts";
+import {
+  appendEvents,
+  ensureEventStream,
+  EVENTS_STREAM,
+  lastSequence,
+  type Projector,
+  type RecordWriter,
+} from "../services/bus/mod.ts";
 import { clientFor } from "../test/harness.ts";
-import { driveAtRate, fmtInt, fmtMs, fmtRatio, log, newAggregateEvent, newWriter, now, percentiles, rawOrderedRead, sleep, benchNats, benchPlane, cpuMeter, fmtCpuPerEvent, type BenchResult, type CpuUse, type NewEvent, SCALE } from "./common.ts";
+import {
+  driveAtRate,
+  fmtInt,
+  fmtMs,
+  fmtRatio,
+  log,
+  newAggregateEvent,
+  newWriter,
+  now,
+  percentiles,
+  rawOrderedRead,
+  sleep,
+  benchNats,
+  benchPlane,
+  cpuMeter,
+  fmtCpuPerEvent,
+  type BenchResult,
+  type CpuUse,
+  type NewEvent,
+  SCALE,
+} from "./common.ts";
 
 const RATE = 5_000;
 const SECONDS = Math.max(1, Math.round(10 * SCALE));
@@ -42,7 +69,13 @@ interface PhaseResult {
 }
 
 /** Drives the load, samples lag, waits until `progress` reaches the head, and computes per-event lag. */
-async function loadPhase(js: JetStreamClient, jsm: JetStreamManager, natsPid: number | undefined, events: NewEvent[], progress: Progress): Promise<PhaseResult> {
+async function loadPhase(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  natsPid: number | undefined,
+  events: NewEvent[],
+  progress: Progress,
+): Promise<PhaseResult> {
   const cpu = cpuMeter(natsPid);
   const phaseStart = now();
   const ackAt = new Float64Array(events.length);
@@ -64,14 +97,19 @@ async function loadPhase(js: JetStreamClient, jsm: JetStreamManager, natsPid: nu
     }
   })();
 
-  const drive = await driveAtRate(RATE, events.length, async (i) => {
-    const e = events[i]!;
-    const start = now();
-    const { seqs } = await appendEvents(js, e.subject, 0, [e.env]);
-    ackAt[i] = now();
-    ackLat[i] = ackAt[i]! - start;
-    seqOf[i] = seqs[0]!;
-  }, MAX_IN_FLIGHT);
+  const drive = await driveAtRate(
+    RATE,
+    events.length,
+    async (i) => {
+      const e = events[i]!;
+      const start = now();
+      const { seqs } = await appendEvents(js, e.subject, 0, [e.env]);
+      ackAt[i] = now();
+      ackLat[i] = ackAt[i]! - start;
+      seqOf[i] = seqs[0]!;
+    },
+    MAX_IN_FLIGHT,
+  );
   const head = await lastSequence(jsm);
   const drainStart = now();
   while (progress.current < head && now() - drainStart < DRAIN_TIMEOUT_MS) await sleep(5);
@@ -82,7 +120,9 @@ async function loadPhase(js: JetStreamClient, jsm: JetStreamManager, natsPid: nu
   const phaseSeconds = (now() - phaseStart) / 1000;
 
   // Per event: first progress step at or past its sequence, minus its ack time.
-  const order = Array.from(seqOf.keys()).filter((i) => seqOf[i]! > 0).sort((a, b) => seqOf[a]! - seqOf[b]!);
+  const order = Array.from(seqOf.keys())
+    .filter((i) => seqOf[i]! > 0)
+    .sort((a, b) => seqOf[a]! - seqOf[b]!);
   const lags = new Float64Array(order.length);
   let early = 0;
   let s = 0;
@@ -95,13 +135,23 @@ async function loadPhase(js: JetStreamClient, jsm: JetStreamManager, natsPid: nu
   });
   const [p50, p99, max] = percentiles(lags, [50, 99, 100]);
   const acked = order.length;
-  const [ap50, ap99] = percentiles(Float64Array.from(order, (i) => ackLat[i]!), [50, 99]);
+  const [ap50, ap99] = percentiles(
+    Float64Array.from(order, (i) => ackLat[i]!),
+    [50, 99],
+  );
   const unapplied = lags.filter((l) => l === Infinity).length;
   const [sp50, sp99, smax] = percentiles(samples, [50, 99, 100]);
   return {
     cpu: used,
     seconds: phaseSeconds,
-    publish: { seconds: drive.seconds, rate: acked / drive.seconds, errors: drive.errors, behind: drive.behind, ackP50: ap50!, ackP99: ap99! },
+    publish: {
+      seconds: drive.seconds,
+      rate: acked / drive.seconds,
+      errors: drive.errors,
+      behind: drive.behind,
+      ackP50: ap50!,
+      ackP99: ap99!,
+    },
     sampled: { p50: sp50!, p99: sp99!, max: smax!, count: samples.length, errors: sampleErrors },
     perEvent: { p50: p50!, p99: p99!, max: max!, early, unapplied },
     drainMs,
@@ -129,12 +179,21 @@ async function rawPhase(events: NewEvent[]): Promise<PhaseResult> {
   }
 }
 
-async function planePhase(events: NewEvent[]): Promise<PhaseResult & { batches: number; applied: number; projectorError: string | null; kv: KvCalls; batchSizes: { p50: number; p99: number; ones: number } }> {
+async function planePhase(events: NewEvent[]): Promise<
+  PhaseResult & {
+    batches: number;
+    applied: number;
+    projectorError: string | null;
+    kv: KvCalls;
+    batchSizes: { p50: number; p99: number; ones: number };
+  }
+> {
   const plane = await benchPlane();
   const writer = await clientFor(plane.nats.url);
   try {
     const projector = plane.plane.projector;
-    if (!(await projector.waitFor(await lastSequence(writer.jsm), 10_000))) throw new Error("projector did not catch up with the bootstrap events");
+    if (!(await projector.waitFor(await lastSequence(writer.jsm), 10_000)))
+      throw new Error("projector did not catch up with the bootstrap events");
     // Observe every move of projector.applied without touching the Projector class.
     const progress = new Progress();
     progress.current = projector.applied;
@@ -157,7 +216,14 @@ async function planePhase(events: NewEvent[]): Promise<PhaseResult & { batches: 
     const sizes = progress.seqs.map((seq, i) => seq - (i === 0 ? applied0 : progress.seqs[i - 1]!));
     const [b50, b99] = percentiles(sizes, [50, 99]);
     const batchSizes = { p50: b50!, p99: b99!, ones: sizes.filter((n) => n === 1).length };
-    return { ...r, batches: projector.batches - batches0, applied: value - applied0, projectorError, kv: kv.summary(), batchSizes };
+    return {
+      ...r,
+      batches: projector.batches - batches0,
+      applied: value - applied0,
+      projectorError,
+      kv: kv.summary(),
+      batchSizes,
+    };
   } finally {
     await writer.nc.close();
     await plane.stop();
@@ -191,19 +257,29 @@ function instrumentKv(buckets: Record<string, KV>, projector: Projector): { summ
   };
   for (const kv of Object.values(buckets)) {
     for (const method of ["get", "create", "update", "put", "delete"] as const) {
-      Object.defineProperty(kv, method, { configurable: true, value: timed(method, (kv[method] as (...a: unknown[]) => Promise<unknown>).bind(kv)) });
+      Object.defineProperty(kv, method, {
+        configurable: true,
+        value: timed(method, (kv[method] as (...a: unknown[]) => Promise<unknown>).bind(kv)),
+      });
     }
   }
   // The writer is private to the projector; the benchmark wraps it in place to see every write.
   const inner = (projector as unknown as { write: RecordWriter }).write;
   const create = timed("create", inner);
   const update = timed("update", inner);
-  Object.defineProperty(projector, "write", { configurable: true, value: ((bucket, key, value, revision) => (revision === 0 ? create : update)(bucket, key, value, revision)) satisfies RecordWriter });
+  Object.defineProperty(projector, "write", {
+    configurable: true,
+    value: ((bucket, key, value, revision) =>
+      (revision === 0 ? create : update)(bucket, key, value, revision)) satisfies RecordWriter,
+  });
   return {
-    summary: () => [...lat].filter(([, xs]) => xs.length).map(([method, xs]) => {
-      const [p50, p99] = percentiles(xs, [50, 99]);
-      return { method, calls: xs.length, p50: p50!, p99: p99! };
-    }),
+    summary: () =>
+      [...lat]
+        .filter(([, xs]) => xs.length)
+        .map(([method, xs]) => {
+          const [p50, p99] = percentiles(xs, [50, 99]);
+          return { method, calls: xs.length, p50: p50!, p99: p99! };
+        }),
   };
 }
 
@@ -222,7 +298,8 @@ export async function run(): Promise<BenchResult> {
   const uni = await planePhase(events);
 
   const lagMs = (n: number) => (Number.isFinite(n) ? fmtMs(n) : `> ${DRAIN_TIMEOUT_MS / 1000} s (not applied)`);
-  const lagText = (n: number) => (Number.isFinite(n) ? `${fmtMs(n)} ms` : `> ${DRAIN_TIMEOUT_MS / 1000} s (not applied)`);
+  const lagText = (n: number) =>
+    Number.isFinite(n) ? `${fmtMs(n)} ms` : `> ${DRAIN_TIMEOUT_MS / 1000} s (not applied)`;
   const sec = (n: number) => `${fmtInt(n)} (${fmtMs((n / RATE) * 1000)} ms)`;
   const sustained = uni.publish.rate >= RATE * 0.95 && uni.publish.errors === 0;
   const worstSampledMs = (uni.sampled.max / RATE) * 1000;
@@ -241,26 +318,70 @@ export async function run(): Promise<BenchResult> {
       `and ${fmtInt(ceiling(uni.cpu, total))} events/s of the unibus side's (${fmtInt(RATE)}/s offered).`,
     `PASS requires the load to be sustained (≥ 95% of ${fmtInt(RATE)}/s, no errors), per-event p99 < ${TARGET_MS} ms and the worst sample < ${TARGET_MS} ms of events.`,
   ];
-  if (raw.perEvent.unapplied || uni.perEvent.unapplied) notes.push(`Acked events not applied within ${DRAIN_TIMEOUT_MS / 1000} s after the last ack (lag counted as infinite, shown n/a): raw ${fmtInt(raw.perEvent.unapplied)}, unibus ${fmtInt(uni.perEvent.unapplied)}.`);
-  if (uni.projectorError) notes.push(`The projector reported an error during the run (it retries from its checkpoint): ${uni.projectorError}.`);
-  if (raw.perEvent.early || uni.perEvent.early) notes.push(`Events seen by the reader before their ack reached the publisher (counted as 0 ms): raw ${raw.perEvent.early}, unibus ${uni.perEvent.early}.`);
+  if (raw.perEvent.unapplied || uni.perEvent.unapplied)
+    notes.push(
+      `Acked events not applied within ${DRAIN_TIMEOUT_MS / 1000} s after the last ack (lag counted as infinite, shown n/a): raw ${fmtInt(raw.perEvent.unapplied)}, unibus ${fmtInt(uni.perEvent.unapplied)}.`,
+    );
+  if (uni.projectorError)
+    notes.push(
+      `The projector reported an error during the run (it retries from its checkpoint): ${uni.projectorError}.`,
+    );
+  if (raw.perEvent.early || uni.perEvent.early)
+    notes.push(
+      `Events seen by the reader before their ack reached the publisher (counted as 0 ms): raw ${raw.perEvent.early}, unibus ${uni.perEvent.early}.`,
+    );
   return {
     name: "projection-lag",
     title: "Projection lag under sustained load",
     description: `Control plane in-process (\`startPlane\`) under ${fmtInt(RATE)} events/s for ${SECONDS} s; lag of \`plane.projector\` vs a raw ordered consumer's delivery lag under the same load on its own fresh server.`,
     headers: ["", "unibus projector", "raw ordered consumer", "ratio to raw"],
     rows: [
-      ["achieved publish rate (events/s)", fmtInt(uni.publish.rate), fmtInt(raw.publish.rate), fmtRatio(uni.publish.rate / raw.publish.rate)],
-      ["failed appends (of offered)", `${fmtInt(uni.publish.errors)} of ${fmtInt(total)}`, `${fmtInt(raw.publish.errors)} of ${fmtInt(total)}`, ""],
-      ["append ack p50 / p99 (ms)", `${fmtMs(uni.publish.ackP50)} / ${fmtMs(uni.publish.ackP99)}`, `${fmtMs(raw.publish.ackP50)} / ${fmtMs(raw.publish.ackP99)}`, ""],
-      ["per-event lag p50 (ms)", lagMs(uni.perEvent.p50), lagMs(raw.perEvent.p50), fmtRatio(uni.perEvent.p50 / raw.perEvent.p50)],
-      ["per-event lag p99 (ms)", lagMs(uni.perEvent.p99), lagMs(raw.perEvent.p99), fmtRatio(uni.perEvent.p99 / raw.perEvent.p99)],
-      ["per-event lag max (ms)", lagMs(uni.perEvent.max), lagMs(raw.perEvent.max), fmtRatio(uni.perEvent.max / raw.perEvent.max)],
+      [
+        "achieved publish rate (events/s)",
+        fmtInt(uni.publish.rate),
+        fmtInt(raw.publish.rate),
+        fmtRatio(uni.publish.rate / raw.publish.rate),
+      ],
+      [
+        "failed appends (of offered)",
+        `${fmtInt(uni.publish.errors)} of ${fmtInt(total)}`,
+        `${fmtInt(raw.publish.errors)} of ${fmtInt(total)}`,
+        "",
+      ],
+      [
+        "append ack p50 / p99 (ms)",
+        `${fmtMs(uni.publish.ackP50)} / ${fmtMs(uni.publish.ackP99)}`,
+        `${fmtMs(raw.publish.ackP50)} / ${fmtMs(raw.publish.ackP99)}`,
+        "",
+      ],
+      [
+        "per-event lag p50 (ms)",
+        lagMs(uni.perEvent.p50),
+        lagMs(raw.perEvent.p50),
+        fmtRatio(uni.perEvent.p50 / raw.perEvent.p50),
+      ],
+      [
+        "per-event lag p99 (ms)",
+        lagMs(uni.perEvent.p99),
+        lagMs(raw.perEvent.p99),
+        fmtRatio(uni.perEvent.p99 / raw.perEvent.p99),
+      ],
+      [
+        "per-event lag max (ms)",
+        lagMs(uni.perEvent.max),
+        lagMs(raw.perEvent.max),
+        fmtRatio(uni.perEvent.max / raw.perEvent.max),
+      ],
       ["sampled lag p50, events (time)", sec(uni.sampled.p50), sec(raw.sampled.p50), ""],
       ["sampled lag p99, events (time)", sec(uni.sampled.p99), sec(raw.sampled.p99), ""],
       ["sampled lag max, events (time)", sec(uni.sampled.max), sec(raw.sampled.max), ""],
       ["catch-up after last ack (ms)", lagMs(uni.drainMs), lagMs(raw.drainMs), ""],
-      ["CPU µs per event: client + server", fmtCpuPerEvent(uni.cpu, total), fmtCpuPerEvent(raw.cpu, total), fmtRatio((uni.cpu.nodeMs + uni.cpu.natsMs) / (raw.cpu.nodeMs + raw.cpu.natsMs))],
+      [
+        "CPU µs per event: client + server",
+        fmtCpuPerEvent(uni.cpu, total),
+        fmtCpuPerEvent(raw.cpu, total),
+        fmtRatio((uni.cpu.nodeMs + uni.cpu.natsMs) / (raw.cpu.nodeMs + raw.cpu.natsMs)),
+      ],
     ],
     target: `lag < ${fmtInt(TARGET_MS)} ms at ${fmtInt(RATE)} events/s`,
     measured: `per-event lag p99 ${lagText(uni.perEvent.p99)}, max ${lagText(uni.perEvent.max)}; worst sample ${fmtMs(worstSampledMs)} ms; ${fmtInt(uni.publish.rate)}/s achieved`,

@@ -6,7 +6,24 @@ import { decodeEvent, ensureEventStream, lastSequence, readEventMessages, toStor
 import { rebuildProjections } from "../services/cli/audit.ts";
 import { MemoryProjections } from "../services/core/mod.ts";
 import { clientFor } from "../test/harness.ts";
-import { fmtInt, fmtMs, fmtRatio, log, newAggregateEvent, newWriter, now, rawOrderedRead, rawOrderedReadByCallback, sleep, benchNats, cpuMeter, fmtCpuPerEvent, type BenchResult, type CpuUse, scaled } from "./common.ts";
+import {
+  fmtInt,
+  fmtMs,
+  fmtRatio,
+  log,
+  newAggregateEvent,
+  newWriter,
+  now,
+  rawOrderedRead,
+  rawOrderedReadByCallback,
+  sleep,
+  benchNats,
+  cpuMeter,
+  fmtCpuPerEvent,
+  type BenchResult,
+  type CpuUse,
+  scaled,
+} from "./common.ts";
 
 const EVENTS = scaled(200_000);
 const CHUNK = 2_000;
@@ -81,7 +98,8 @@ export async function run(): Promise<BenchResult> {
     const unchecked = async () => {
       const memory = new MemoryProjections();
       const utf8 = new TextDecoder();
-      for await (const m of readEventMessages(js, jsm, { untilSeq: lastSeq })) memory.apply(toStoredEvent(JSON.parse(utf8.decode(m.data)), m.seq));
+      for await (const m of readEventMessages(js, jsm, { untilSeq: lastSeq }))
+        memory.apply(toStoredEvent(JSON.parse(utf8.decode(m.data)), m.seq));
       return lastSeq;
     };
 
@@ -119,7 +137,8 @@ export async function run(): Promise<BenchResult> {
     return {
       name: "replay",
       title: "Replay (audit replay core)",
-      description: `\`rebuildProjections(js, jsm, lastSeq, false)\` over ${fmtInt(lastSeq)} valid signed events (every event a new aggregate: rooms, users, memberships) ` +
+      description:
+        `\`rebuildProjections(js, jsm, lastSeq, false)\` over ${fmtInt(lastSeq)} valid signed events (every event a new aggregate: rooms, users, memberships) ` +
         "vs a raw ordered consumer (same options as readEventMessages: the whole stream without a subject filter, max_messages 2048) that only counts the same messages. " +
         `${ROUNDS} alternating rounds per side; the best round of each is compared. Round 1 also times two layers of rebuildProjections alone ` +
         "(readEventMessages without decoding; readEventMessages + decodeEvent without projecting) to show where the time goes, " +
@@ -127,13 +146,62 @@ export async function run(): Promise<BenchResult> {
       headers: ["", "events/s", "ratio to raw", "time (ms)", "CPU µs per event: client + server", "CPU ratio to raw"],
       rows: [
         ["raw ordered consumer (best round)", rate(b), "1.00×", fmtMs(b.seconds * 1000), cpuUs(b.cpu), "1.00×"],
-        ["readEventMessages only (round 1)", rate(gen), fmtRatio(b.seconds / gen.seconds), fmtMs(gen.seconds * 1000), cpuUs(gen.cpu), cpuRatio(gen.cpu)],
-        ["+ decodeEvent, toStoredEvent (round 1)", rate(dec), fmtRatio(b.seconds / dec.seconds), fmtMs(dec.seconds * 1000), cpuUs(dec.cpu), cpuRatio(dec.cpu)],
-        ["**unibus rebuildProjections** (best round)", rate(u), fmtRatio(ratio), fmtMs(u.seconds * 1000), cpuUs(u.cpu), cpuRatio(u.cpu)],
-        ["reference: raw consumer by consume() callback (best round)", rate(cb), fmtRatio(b.seconds / cb.seconds), fmtMs(cb.seconds * 1000), cpuUs(cb.cpu), cpuRatio(cb.cpu)],
-        ["reference: rebuild with bare JSON.parse, no schema checks (best round)", rate(bare), fmtRatio(b.seconds / bare.seconds), fmtMs(bare.seconds * 1000), cpuUs(bare.cpu), cpuRatio(bare.cpu)],
-        ["per-round events/s: raw | rebuildProjections", raw.map(rate).join(", "), "", uni.map(rate).join(", "), "", ""],
-        ["per-round events/s: raw by callback | no schema checks", cbs.map(rate).join(", "), "", bares.map(rate).join(", "), "", ""],
+        [
+          "readEventMessages only (round 1)",
+          rate(gen),
+          fmtRatio(b.seconds / gen.seconds),
+          fmtMs(gen.seconds * 1000),
+          cpuUs(gen.cpu),
+          cpuRatio(gen.cpu),
+        ],
+        [
+          "+ decodeEvent, toStoredEvent (round 1)",
+          rate(dec),
+          fmtRatio(b.seconds / dec.seconds),
+          fmtMs(dec.seconds * 1000),
+          cpuUs(dec.cpu),
+          cpuRatio(dec.cpu),
+        ],
+        [
+          "**unibus rebuildProjections** (best round)",
+          rate(u),
+          fmtRatio(ratio),
+          fmtMs(u.seconds * 1000),
+          cpuUs(u.cpu),
+          cpuRatio(u.cpu),
+        ],
+        [
+          "reference: raw consumer by consume() callback (best round)",
+          rate(cb),
+          fmtRatio(b.seconds / cb.seconds),
+          fmtMs(cb.seconds * 1000),
+          cpuUs(cb.cpu),
+          cpuRatio(cb.cpu),
+        ],
+        [
+          "reference: rebuild with bare JSON.parse, no schema checks (best round)",
+          rate(bare),
+          fmtRatio(b.seconds / bare.seconds),
+          fmtMs(bare.seconds * 1000),
+          cpuUs(bare.cpu),
+          cpuRatio(bare.cpu),
+        ],
+        [
+          "per-round events/s: raw | rebuildProjections",
+          raw.map(rate).join(", "),
+          "",
+          uni.map(rate).join(", "),
+          "",
+          "",
+        ],
+        [
+          "per-round events/s: raw by callback | no schema checks",
+          cbs.map(rate).join(", "),
+          "",
+          bares.map(rate).join(", "),
+          "",
+          "",
+        ],
       ],
       target: `≥ ${TARGET_RATIO}× raw throughput`,
       measured: `${fmtRatio(ratio)} raw`,

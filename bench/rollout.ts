@@ -12,7 +12,15 @@ import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../services/bus/mod.ts";
 import { putReleaseObject } from "../services/bus/release-objects.ts";
-import { batchSize, planBatches, publicKeyOf, releaseObjectName, signerFromSeed, verifyManifest, sha256Hex } from "../services/core/mod.ts";
+import {
+  batchSize,
+  planBatches,
+  publicKeyOf,
+  releaseObjectName,
+  signerFromSeed,
+  verifyManifest,
+  sha256Hex,
+} from "../services/core/mod.ts";
 import { startControlPlane } from "../services/membershipd/mod.ts";
 import { readBounded, listTar } from "../services/agent/update/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
@@ -34,15 +42,27 @@ export async function run(): Promise<BenchResult> {
   const started = now();
   const h = await startPlane();
   await h.plane.stop();
-  const plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "bench", updates: { scanMs: 1000, retryMs: 200 } });
+  const plane = await startControlPlane({
+    nc: h.nc,
+    dataDir: h.dataDir,
+    replicas: 1,
+    clusterName: "bench",
+    updates: { scanMs: 1000, retryMs: 200 },
+  });
   const dir = tempDir("unibus-bench-rollout-");
   const conns: NatsConnection[] = [];
   let nodes: SimNode[] = [];
   try {
-    for (let i = 0; i < CONNECTIONS; i++) conns.push(await connectNats({ servers: h.nats.url, name: `bench-nodes-${i}` }));
+    for (let i = 0; i < CONNECTIONS; i++)
+      conns.push(await connectNats({ servers: h.nats.url, name: `bench-nodes-${i}` }));
     const admin = signerFromSeed(readFileSync(join(h.dataDir, "admin.nk"), "utf8").trim());
     const send = async (action: string, args: Record<string, unknown>) => {
-      const r = await sendCommand(h.nc, `unibus.cmd.membership.${action}`, buildCommand(admin, "admin", action, args), 30_000);
+      const r = await sendCommand(
+        h.nc,
+        `unibus.cmd.membership.${action}`,
+        buildCommand(admin, "admin", action, args),
+        30_000,
+      );
       if (!r.ok) throw new Error(`${action}: ${r.error.code} ${r.error.message}`);
       return r.result as any;
     };
@@ -54,7 +74,11 @@ export async function run(): Promise<BenchResult> {
     const store = await new Objm(h.nc).open("UNIBUS_releases");
 
     // Incompressible bytes, so the gzip'd tarball is about 1 MiB.
-    const release = (version: string) => makeTar([{ name: "payload.bin", content: randomBytes(RELEASE_BYTES - 4096) }, { name: "VERSION", content: version }]);
+    const release = (version: string) =>
+      makeTar([
+        { name: "payload.bin", content: randomBytes(RELEASE_BYTES - 4096) },
+        { name: "VERSION", content: version },
+      ]);
     const publish = async (version: string) => {
       const tarball = release(version);
       await putReleaseObject(h.nc, releaseObjectName(sha256Hex(tarball)), tarball, `app ${version}`);
@@ -66,7 +90,13 @@ export async function run(): Promise<BenchResult> {
     const plan = planBatches(names, 1, batchSize("10%", NODES - 1));
     const rawPlan = async (object: string) => {
       const t = now();
-      for (const batch of plan) await Promise.all(batch.map(async (_n, i) => void (await (await new Objm(conns[i % CONNECTIONS]!).open("UNIBUS_releases")).getBlob(object))));
+      for (const batch of plan)
+        await Promise.all(
+          batch.map(
+            async (_n, i) =>
+              void (await (await new Objm(conns[i % CONNECTIONS]!).open("UNIBUS_releases")).getBlob(object)),
+          ),
+        );
       return now() - t;
     };
     const rollout = async (version: string) => {
@@ -128,9 +158,9 @@ export async function run(): Promise<BenchResult> {
     const boundedLat: number[] = [];
     const checkedLat: number[] = [];
     for (let i = 0; i < 4; i++) {
-      rawLat.push(...await timeEach(DOWNLOADS / 4, getRaw));
-      boundedLat.push(...await timeEach(DOWNLOADS / 4, getBounded));
-      checkedLat.push(...await timeEach(DOWNLOADS / 4, getChecked));
+      rawLat.push(...(await timeEach(DOWNLOADS / 4, getRaw)));
+      boundedLat.push(...(await timeEach(DOWNLOADS / 4, getBounded)));
+      checkedLat.push(...(await timeEach(DOWNLOADS / 4, getChecked)));
     }
     const mib = sample.tarball.length / 2 ** 20;
     const rate = (lat: number[]) => mib / (percentiles(lat, [50])[0]! / 1000);
@@ -151,11 +181,26 @@ export async function run(): Promise<BenchResult> {
         `(b) One download at a time of that object: a raw \`getBlob\`, the updater's bounded read, and the bounded read plus every check made before unpacking; ${fmtInt(DOWNLOADS)} each, interleaved.`,
       headers: ["", "time (ms)", "MiB/s", "ratio to raw"],
       rows: [
-        [`raw plan: ${plan.length} batches of gets, best of ${ROUNDS}`, fmtMs(bestRaw), fmtMs((mib * NODES) / (bestRaw / 1000)), "1.00×"],
-        [`**rollout to ${fmtInt(NODES)} nodes, all committed**, best / worst of ${ROUNDS}`, `${fmtMs(bestUni)} / ${fmtMs(Math.max(...uni))}`, fmtMs((mib * NODES) / (bestUni / 1000)), fmtRatio(ratio)],
+        [
+          `raw plan: ${plan.length} batches of gets, best of ${ROUNDS}`,
+          fmtMs(bestRaw),
+          fmtMs((mib * NODES) / (bestRaw / 1000)),
+          "1.00×",
+        ],
+        [
+          `**rollout to ${fmtInt(NODES)} nodes, all committed**, best / worst of ${ROUNDS}`,
+          `${fmtMs(bestUni)} / ${fmtMs(Math.max(...uni))}`,
+          fmtMs((mib * NODES) / (bestUni / 1000)),
+          fmtRatio(ratio),
+        ],
         ["raw getBlob, p50", fmtMs(r50!), fmtMs(rate(rawLat)), "1.00×"],
         ["updater's bounded read, p50", fmtMs(b50!), fmtMs(rate(boundedLat)), fmtRatio(b50! / r50!)],
-        ["bounded read + SHA-256 + signature + tar listing, p50", fmtMs(c50!), fmtMs(rate(checkedLat)), fmtRatio(c50! / r50!)],
+        [
+          "bounded read + SHA-256 + signature + tar listing, p50",
+          fmtMs(c50!),
+          fmtMs(rate(checkedLat)),
+          fmtRatio(c50! / r50!),
+        ],
       ],
       target: `rollout to all committed ≤ ${TARGET_RATIO}× the raw plan of gets`,
       measured: `${fmtRatio(ratio)} (${fmtMs(bestUni)} vs ${fmtMs(bestRaw)} ms)`,

@@ -15,7 +15,15 @@ import * as agent from "./agent.ts";
 import * as rollout from "./rollout.ts";
 import * as unlock from "./unlock.ts";
 
-const BENCHES: Record<string, { run(): Promise<BenchResult> }> = { append, "projection-lag": projectionLag, replay, enroll, agent, rollout, unlock };
+const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
+  append,
+  "projection-lag": projectionLag,
+  replay,
+  enroll,
+  agent,
+  rollout,
+  unlock,
+};
 
 function machine() {
   let nats = "unknown";
@@ -27,7 +35,12 @@ function machine() {
   let code = "unknown";
   try {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, encoding: "utf8" }).split("\n").filter(Boolean).length;
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    })
+      .split("\n")
+      .filter(Boolean).length;
     code = dirty ? `${head} with uncommitted changes to ${dirty} tracked files` : head;
   } catch {
     // reported as unknown
@@ -57,17 +70,22 @@ function machineLoad(before: ReturnType<typeof cpuTimes>, after: ReturnType<type
   const load = `load average ${loadavg()[0]!.toFixed(2)} after the run`;
   if (!before || !after || after.total <= before.total) return load;
   const d = after.total - before.total;
-  return `machine CPU busy ${(100 * (1 - (after.idle - before.idle) / d)).toFixed(0)}% of ${availableParallelism()} cores (steal ${(100 * (after.steal - before.steal) / d).toFixed(1)}%) during the run, ${load}`;
+  return `machine CPU busy ${(100 * (1 - (after.idle - before.idle) / d)).toFixed(0)}% of ${availableParallelism()} cores (steal ${((100 * (after.steal - before.steal)) / d).toFixed(1)}%) during the run, ${load}`;
 }
 
 function table(headers: string[], rows: string[][]): string {
   const esc = (s: string) => s.replace(/\|/g, "\\|");
-  return [`| ${headers.map(esc).join(" | ")} |`, `|${headers.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`)].join("\n");
+  return [
+    `| ${headers.map(esc).join(" | ")} |`,
+    `|${headers.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
+  ].join("\n");
 }
 
 function printResult(r: BenchResult): void {
   const widths = r.headers.map((h, i) => Math.max(h.length, ...r.rows.map((row) => (row[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   console.log(`\n== ${r.title} (${r.name}, ${r.seconds.toFixed(1)} s) ==`);
   console.log(line(r.headers));
   for (const row of r.rows) console.log(line(row));
@@ -75,7 +93,14 @@ function printResult(r: BenchResult): void {
   for (const n of r.notes) console.log(`  note: ${n}`);
 }
 
-function markdown(results: BenchResult[], m: ReturnType<typeof machine>, date: Date, totalSeconds: number, loadAtStart: number, maxLoad: number): string {
+function markdown(
+  results: BenchResult[],
+  m: ReturnType<typeof machine>,
+  date: Date,
+  totalSeconds: number,
+  loadAtStart: number,
+  maxLoad: number,
+): string {
   const out: string[] = [
     "# Benchmarks",
     "",
@@ -92,17 +117,31 @@ function markdown(results: BenchResult[], m: ReturnType<typeof machine>, date: D
     `- Load average (1 min): ${loadAtStart.toFixed(2)} at start, up to ${maxLoad.toFixed(2)} between benchmarks`,
     "",
     ...(maxLoad > m.nproc + 1
-      ? [`> The load average reached ${maxLoad.toFixed(2)} on ${m.nproc} cores (the benchmark's own node and nats-server account for about 2 of it), so other work shared the machine: ` +
-          "wall-clock rates and latencies are depressed and noisy. " +
-          "The CPU µs per event rows, and the ratios (both sides measured in the same run, alternating where possible), are the more robust numbers.", ""]
+      ? [
+          `> The load average reached ${maxLoad.toFixed(2)} on ${m.nproc} cores (the benchmark's own node and nats-server account for about 2 of it), so other work shared the machine: ` +
+            "wall-clock rates and latencies are depressed and noisy. " +
+            "The CPU µs per event rows, and the ratios (both sides measured in the same run, alternating where possible), are the more robust numbers.",
+          "",
+        ]
       : []),
     "## Summary",
     "",
-    table(["benchmark", "target", "measured", "result"], results.map((r) => [r.title, r.target, r.measured, r.pass ? "PASS" : "FAIL"])),
+    table(
+      ["benchmark", "target", "measured", "result"],
+      results.map((r) => [r.title, r.target, r.measured, r.pass ? "PASS" : "FAIL"]),
+    ),
   ];
   for (const r of results) {
-    out.push("", `## ${r.title}`, "", `\`bench/${r.name}.ts\` — ${r.description}`, "", table(r.headers, r.rows), "",
-      `Target: ${r.target}. Measured: ${r.measured}. **${r.pass ? "PASS" : "FAIL"}**`);
+    out.push(
+      "",
+      `## ${r.title}`,
+      "",
+      `\`bench/${r.name}.ts\` — ${r.description}`,
+      "",
+      table(r.headers, r.rows),
+      "",
+      `Target: ${r.target}. Measured: ${r.measured}. **${r.pass ? "PASS" : "FAIL"}**`,
+    );
     if (r.notes.length) out.push("", ...r.notes.map((n) => `- ${n}`));
   }
   return out.join("\n") + "\n";
@@ -110,14 +149,17 @@ function markdown(results: BenchResult[], m: ReturnType<typeof machine>, date: D
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
-  for (const name of wanted) if (!BENCHES[name]) throw new Error(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(", ")}`);
+  for (const name of wanted)
+    if (!BENCHES[name]) throw new Error(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(", ")}`);
   const names = wanted.length ? wanted : Object.keys(BENCHES);
   const m = machine();
   const date = new Date();
   const loadAtStart = loadavg()[0]!;
   let maxLoad = loadAtStart;
   const t0 = performance.now();
-  console.log(`unibus benchmarks — nproc ${m.nproc}, node ${m.node}, ${m.nats}, ${date.toISOString()}, load average ${loadAtStart.toFixed(2)}`);
+  console.log(
+    `unibus benchmarks — nproc ${m.nproc}, node ${m.node}, ${m.nats}, ${date.toISOString()}, load average ${loadAtStart.toFixed(2)}`,
+  );
   const results: BenchResult[] = [];
   for (const name of names) {
     log(`${name}: starting`);

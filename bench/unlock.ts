@@ -24,7 +24,13 @@ const TARGET_P99_MS = 500;
 
 async function nodeConnection(store: NodeStore, node: string): Promise<NatsConnection> {
   const config = store.enrolled()!;
-  return await connectNats({ servers: config.urls, name: `bench ${node}`, creds: store.creds(), caFile: store.path("ca"), inboxPrefix: inboxPrefix(store.keys().signer.publicKey) });
+  return await connectNats({
+    servers: config.urls,
+    name: `bench ${node}`,
+    creds: store.creds(),
+    caFile: store.path("ca"),
+    inboxPrefix: inboxPrefix(store.keys().signer.publicKey),
+  });
 }
 
 export async function run(): Promise<BenchResult> {
@@ -41,30 +47,50 @@ export async function run(): Promise<BenchResult> {
       const dir = tempDir("unibus-bench-vault-");
       dirs.push(dir);
       const store = new NodeStore(dir);
-      await joinFleet(store, (await newInvite(admin, { note: node })).raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
+      await joinFleet(store, (await newInvite(admin, { note: node })).raw, {
+        node,
+        labels: {},
+        timeoutMs: 10_000,
+        log: () => {},
+      });
       stores.set(node, store);
     }
-    const ask = (nc: NatsConnection, node: string) => async (action: string, args: Record<string, unknown>): Promise<Reply> => {
-      const signer = stores.get(node)!.keys().signer;
-      const cmd = signCommand({ action, args, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
-      return (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: 10_000 })).json();
-    };
+    const ask =
+      (nc: NatsConnection, node: string) =>
+      async (action: string, args: Record<string, unknown>): Promise<Reply> => {
+        const signer = stores.get(node)!.keys().signer;
+        const cmd = signCommand({ action, args, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
+        return (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: 10_000 })).json();
+      };
     for (const g of nodes.slice(1)) {
       const nc = await nodeConnection(stores.get(g)!, g);
       conns.push(nc);
       // The rate limit is raised: 100 unlocks in a row are what it exists to stop.
-      guardians.push(startGuardian(nc, { node: g, kexSeed: () => stores.get(g)!.kexSeed(), ask: ask(nc, g), rateLimit: { burst: 1e6, perSecond: 1e6 } }));
+      guardians.push(
+        startGuardian(nc, {
+          node: g,
+          kexSeed: () => stores.get(g)!.kexSeed(),
+          ask: ask(nc, g),
+          rateLimit: { burst: 1e6, perSecond: 1e6 },
+        }),
+      );
     }
     const ownerNc = await nodeConnection(stores.get("owner")!, "owner");
     conns.push(ownerNc);
     const vault = new OwnerVault({
-      node: "owner", dir: dirs[0]!, signer: stores.get("owner")!.keys().signer, ask: ask(ownerNc, "owner"), log: () => {},
+      node: "owner",
+      dir: dirs[0]!,
+      signer: stores.get("owner")!.keys().signer,
+      ask: ask(ownerNc, "owner"),
+      log: () => {},
       request: async (subject, payload, timeout) => (await ownerNc.request(subject, payload, { timeout })).json(),
-      checkIntervalMs: 3_600_000, initialSecrets: { bench: "x" },
+      checkIntervalMs: 3_600_000,
+      initialSecrets: { bench: "x" },
     });
     vault.start(true);
     while (vault.info().state !== "unlocked") {
-      if (vault.info().state === "waiting-for-peers") throw new Error(`bench vault did not start: ${vault.info().problem}`);
+      if (vault.info().state === "waiting-for-peers")
+        throw new Error(`bench vault did not start: ${vault.info().problem}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     const { k, n } = vault.info();
@@ -77,12 +103,18 @@ export async function run(): Promise<BenchResult> {
     const rawServer = await plane.connectAs(plane.security.serviceCreds);
     const rawClient = await plane.connectAs(plane.security.serviceCreds);
     conns.push(rawServer, rawClient);
-    const rawSubs = Array.from({ length: fanout }, (_, i) => rawServer.subscribe(`bench.raw.g${i}`, { callback: (_e, m) => void m.respond(new Uint8Array(shareBytes / 4)) }));
-    rawSubs.push(rawServer.subscribe("bench.raw.plan", { callback: (_e, m) => void m.respond(new Uint8Array(planBytes)) }));
+    const rawSubs = Array.from({ length: fanout }, (_, i) =>
+      rawServer.subscribe(`bench.raw.g${i}`, { callback: (_e, m) => void m.respond(new Uint8Array(shareBytes / 4)) }),
+    );
+    rawSubs.push(
+      rawServer.subscribe("bench.raw.plan", { callback: (_e, m) => void m.respond(new Uint8Array(planBytes)) }),
+    );
     const payload = new Uint8Array(shareBytes);
     const rawUnlock = async () => {
       await rawClient.request("bench.raw.plan", new Uint8Array(400), { timeout: 5000 });
-      await Promise.all(Array.from({ length: fanout }, (_, i) => rawClient.request(`bench.raw.g${i}`, payload, { timeout: 5000 })));
+      await Promise.all(
+        Array.from({ length: fanout }, (_, i) => rawClient.request(`bench.raw.g${i}`, payload, { timeout: 5000 })),
+      );
     };
     const unlock = () => vault.withKey(async () => {});
 

@@ -6,16 +6,49 @@ import { ReleaseActionArgs } from "./releases.ts";
 const Limit = z.number().int().min(1).max(10_000).default(1000);
 
 export const MembershipActionArgs = {
-  "user.add": z.object({ handle: Slug, role: z.enum(["admin", "monitor"]).default("admin"), sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable().default(null) }).strict(),
+  "user.add": z
+    .object({
+      handle: Slug,
+      role: z.enum(["admin", "monitor"]).default("admin"),
+      sign_key: UserPublicKey,
+      kex_key: CurvePublicKey.nullable().default(null),
+    })
+    .strict(),
   "user.list": z.object({ limit: Limit }).strict(),
   "user.revoke": z.object({ handle: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
-  "node.invite": z.object({
-    expiry_s: z.number().int().min(60).max(30 * 86400).default(86400), uses: z.number().int().min(1).max(10_000).default(1), note: z.string().max(200).default(""),
-  }).strict(),
+  "node.invite": z
+    .object({
+      expiry_s: z
+        .number()
+        .int()
+        .min(60)
+        .max(30 * 86400)
+        .default(86400),
+      uses: z.number().int().min(1).max(10_000).default(1),
+      note: z.string().max(200).default(""),
+    })
+    .strict(),
   "node.invites": z.object({ limit: Limit }).strict(),
-  "node.invite.revoke": z.object({ hash: z.string().regex(/^[0-9a-f]{8,64}$/, "at least 8 hex digits of the invite hash") }).strict(),
-  "node.enroll": z.object({ wait_id: Sha256Hex, wait_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/), secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict(),
-  "node.wait-bundle": z.object({ expiry_s: z.number().int().min(60).max(30 * 86400).default(86400) }).strict(),
+  "node.invite.revoke": z
+    .object({ hash: z.string().regex(/^[0-9a-f]{8,64}$/, "at least 8 hex digits of the invite hash") })
+    .strict(),
+  "node.enroll": z
+    .object({
+      wait_id: Sha256Hex,
+      wait_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+      secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    })
+    .strict(),
+  "node.wait-bundle": z
+    .object({
+      expiry_s: z
+        .number()
+        .int()
+        .min(60)
+        .max(30 * 86400)
+        .default(86400),
+    })
+    .strict(),
   "node.list": z.object({ limit: Limit }).strict(),
   "node.show": z.object({ node: Slug }).strict(),
   "node.leave": z.object({ node: Slug }).strict(),
@@ -27,7 +60,9 @@ export const MembershipActionArgs = {
   "member.add": z.object({ room: Slug, user: Slug, role: MemberRole.default("member") }).strict(),
   "member.role": z.object({ room: Slug, user: Slug, role: MemberRole }).strict(),
   "member.remove": z.object({ room: Slug, user: Slug }).strict(),
-  "member.list": z.object({ room: Slug.optional(), user: Slug.optional(), limit: Limit }).strict()
+  "member.list": z
+    .object({ room: Slug.optional(), user: Slug.optional(), limit: Limit })
+    .strict()
     .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
   "cluster.status": z.object({}).strict(),
   "cluster.scale": z.object({ replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]) }).strict(),

@@ -3,24 +3,33 @@
 import { z } from "zod";
 import { CurvePublicKey, IsoTime, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 
-export const NodeLabels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128)).refine((l) => Object.keys(l).length <= 32, "at most 32 labels");
+export const NodeLabels = z
+  .record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128))
+  .refine((l) => Object.keys(l).length <= 32, "at most 32 labels");
 
 export const INVITE_PREFIX = "unibus-invite:";
 
 /** The decoded invite token: where to connect, the secret, a bootstrap credential, the CA fingerprint. */
-export const InviteToken = z.object({
-  v: z.literal(1),
-  cluster: Slug,
-  urls: z.array(z.string().min(1).max(200)).min(1).max(16),
-  secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
-  creds: z.string().min(1).max(4096),
-  ca: Sha256Hex,
-}).strict();
+export const InviteToken = z
+  .object({
+    v: z.literal(1),
+    cluster: Slug,
+    urls: z.array(z.string().min(1).max(200)).min(1).max(16),
+    secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    creds: z.string().min(1).max(4096),
+    ca: Sha256Hex,
+  })
+  .strict();
 export type InviteToken = z.infer<typeof InviteToken>;
 
 /** The first line that is not blank or a `#` comment: what the CLI prints above its notes. */
 export function firstLine(text: string): string {
-  return text.split("\n").map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#")) ?? "";
+  return (
+    text
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l !== "" && !l.startsWith("#")) ?? ""
+  );
 }
 
 type Parsed<T> = { value: T } | { problem: string };
@@ -55,25 +64,56 @@ export function parseWaitBundle(text: string): Parsed<WaitBundle> {
   return parseBase64Json(firstLine(text), WaitBundle, "wait bundle");
 }
 
-const signedBody = { v: z.literal(1), ts: IsoTime, node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, labels: NodeLabels };
+const signedBody = {
+  v: z.literal(1),
+  ts: IsoTime,
+  node: Slug,
+  sign_key: UserPublicKey,
+  kex_key: CurvePublicKey,
+  labels: NodeLabels,
+};
 
 /** Signed by the node's own key: proves it holds the seed of `sign_key`. */
-export const JoinRequest = z.object({ ...signedBody, secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/), sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
+export const JoinRequest = z
+  .object({
+    ...signedBody,
+    secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
+  })
+  .strict();
 export type JoinRequest = z.infer<typeof JoinRequest>;
 
 /** Signed by the node's own key; `bundle_key` names the wait bundle (bootstrap identity) it waits with. */
-export const WaitAnnouncement = z.object({ ...signedBody, wait_id: Sha256Hex, bundle_key: UserPublicKey, sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
+export const WaitAnnouncement = z
+  .object({
+    ...signedBody,
+    wait_id: Sha256Hex,
+    bundle_key: UserPublicKey,
+    sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
+  })
+  .strict();
 export type WaitAnnouncement = z.infer<typeof WaitAnnouncement>;
 
 /**
  * What a waiting node sends: its announcement and `bundle_sig`, the wait bundle's own key's
  * signature over the same body, so membershipd knows which bundle to charge the waiting node to.
  */
-export const WaitAnnounceRequest = WaitAnnouncement.extend({ bundle_sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }).strict();
+export const WaitAnnounceRequest = WaitAnnouncement.extend({
+  bundle_sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
+}).strict();
 export type WaitAnnounceRequest = z.infer<typeof WaitAnnounceRequest>;
 
 /** What an enrolled node receives: its JWT (for its own key) and where it lives. */
-export const NodeConfig = z.object({ node: Slug, address: z.string(), jwt: z.string().min(1), urls: z.array(z.string()), ca: Sha256Hex, cluster: Slug }).strict();
+export const NodeConfig = z
+  .object({
+    node: Slug,
+    address: z.string(),
+    jwt: z.string().min(1),
+    urls: z.array(z.string()),
+    ca: Sha256Hex,
+    cluster: Slug,
+  })
+  .strict();
 export type NodeConfig = z.infer<typeof NodeConfig>;
 
 /** The sealed form of NodeConfig for the code flow (XChaCha20-Poly1305 under a key derived from the code). */

@@ -18,93 +18,208 @@ const Ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
 
 export const EventDataSchemas = {
   system: {
-    SystemInitialized: z.object({ cluster: Slug, service_key: NodePublicKey }).strict()
+    SystemInitialized: z
+      .object({ cluster: Slug, service_key: NodePublicKey })
+      .strict()
       .describe("The first event of a store: names the cluster and the first trusted writer key."),
   },
   user: {
-    UserCreated: z.object({ handle: Slug, role: Role, sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable() }).strict()
+    UserCreated: z
+      .object({ handle: Slug, role: Role, sign_key: UserPublicKey, kex_key: CurvePublicKey.nullable() })
+      .strict()
       .describe("A user identity with its role, Ed25519 signing key and optional X25519 key-exchange key."),
-    UserRevoked: z.object({ handle: Slug, reason: z.string().max(200) }).strict()
+    UserRevoked: z
+      .object({ handle: Slug, reason: z.string().max(200) })
+      .strict()
       .describe("The user may no longer sign commands; its NATS identity is revoked with it (IdentityRevoked)."),
   },
   room: {
-    RoomCreated: z.object({ room: Slug, subject: z.string().max(200), created_by: Slug }).strict()
+    RoomCreated: z
+      .object({ room: Slug, subject: z.string().max(200), created_by: Slug })
+      .strict()
       .describe("A room with its subject (topic line), created by a user."),
-    RoomArchived: z.object({ room: Slug, archived_by: Slug }).strict()
+    RoomArchived: z
+      .object({ room: Slug, archived_by: Slug })
+      .strict()
       .describe("The room is read-only from now on: no new members."),
   },
   identity: {
-    IdentityIssued: z.object({ key: UserPublicKey, role: Role, name: z.string().min(1).max(128), expires_at: IsoTime.nullable() }).strict()
+    IdentityIssued: z
+      .object({ key: UserPublicKey, role: Role, name: z.string().min(1).max(128), expires_at: IsoTime.nullable() })
+      .strict()
       .describe("A NATS user JWT was minted for this key with its role's permissions."),
-    IdentityRevoked: z.object({ key: UserPublicKey, reason: z.string().max(200) }).strict()
-      .describe("The key is revoked in the account JWT pushed to the servers: its connections are cut and it cannot reconnect."),
-    IdentityReissued: z.object({ key: UserPublicKey, revokes_until: z.number().int().min(0) }).strict()
-      .describe("The key connected with a JWT minted again with its role's current grants: every older JWT of the key (issued at or before `revokes_until`, unix seconds) is refused by the servers."),
+    IdentityRevoked: z
+      .object({ key: UserPublicKey, reason: z.string().max(200) })
+      .strict()
+      .describe(
+        "The key is revoked in the account JWT pushed to the servers: its connections are cut and it cannot reconnect.",
+      ),
+    IdentityReissued: z
+      .object({ key: UserPublicKey, revokes_until: z.number().int().min(0) })
+      .strict()
+      .describe(
+        "The key connected with a JWT minted again with its role's current grants: every older JWT of the key (issued at or before `revokes_until`, unix seconds) is refused by the servers.",
+      ),
   },
   fleet: {
-    InviteIssued: z.object({ hash: Sha256Hex, expires_at: IsoTime, uses: z.number().int().min(1).max(10_000), note: z.string().max(200), bootstrap_key: UserPublicKey }).strict()
+    InviteIssued: z
+      .object({
+        hash: Sha256Hex,
+        expires_at: IsoTime,
+        uses: z.number().int().min(1).max(10_000),
+        note: z.string().max(200),
+        bootstrap_key: UserPublicKey,
+      })
+      .strict()
       .describe("An invite token exists; only the SHA-256 of its secret is recorded, never the secret."),
-    InviteRevoked: z.object({ hash: Sha256Hex }).strict()
+    InviteRevoked: z
+      .object({ hash: Sha256Hex })
+      .strict()
       .describe("The invite can no longer be used; its bootstrap credential is revoked."),
-    NodeEnrolled: z.object({
-      node: Slug, sign_key: UserPublicKey, kex_key: CurvePublicKey, address: Ipv4, labels: Labels, invite: Sha256Hex, flow: z.enum(["join", "code"]),
-    }).strict().describe("A node joined with an invite: its keys, overlay address and labels. Uses one use of the invite."),
-    NodeLeft: z.object({ node: Slug, address: Ipv4 }).strict()
+    NodeEnrolled: z
+      .object({
+        node: Slug,
+        sign_key: UserPublicKey,
+        kex_key: CurvePublicKey,
+        address: Ipv4,
+        labels: Labels,
+        invite: Sha256Hex,
+        flow: z.enum(["join", "code"]),
+      })
+      .strict()
+      .describe("A node joined with an invite: its keys, overlay address and labels. Uses one use of the invite."),
+    NodeLeft: z
+      .object({ node: Slug, address: Ipv4 })
+      .strict()
       .describe("A node left gracefully; its identity is revoked and its address may be reused."),
-    NodeRevoked: z.object({ node: Slug, address: Ipv4, reason: z.string().max(200) }).strict()
+    NodeRevoked: z
+      .object({ node: Slug, address: Ipv4, reason: z.string().max(200) })
+      .strict()
       .describe("A compromised node was cut off; its identity is revoked and its address may be reused."),
   },
   node: {
-    AgentStarted: z.object({
-      ...Reported, version: z.string().max(64), services: z.array(ServiceName).max(256),
-      sandbox: z.enum(["bwrap", "none", "unavailable"]), identity: z.enum(["own-uid", "userns"]), bwrap_version: z.string().max(64).nullable(),
-    }).strict().describe("The node's agent (re)started: its version, its declared services and its sandbox posture."),
-    ServiceStarted: z.object({ ...Reported, service: ServiceName, pid: z.number().int().positive() }).strict()
+    AgentStarted: z
+      .object({
+        ...Reported,
+        version: z.string().max(64),
+        services: z.array(ServiceName).max(256),
+        sandbox: z.enum(["bwrap", "none", "unavailable"]),
+        identity: z.enum(["own-uid", "userns"]),
+        bwrap_version: z.string().max(64).nullable(),
+      })
+      .strict()
+      .describe("The node's agent (re)started: its version, its declared services and its sandbox posture."),
+    ServiceStarted: z
+      .object({ ...Reported, service: ServiceName, pid: z.number().int().positive() })
+      .strict()
       .describe("A service's process is running."),
-    ServiceExited: z.object({ ...Reported, service: ServiceName, code: z.number().int().nullable(), signal: Signal.nullable() }).strict()
+    ServiceExited: z
+      .object({ ...Reported, service: ServiceName, code: z.number().int().nullable(), signal: Signal.nullable() })
+      .strict()
       .describe("A service's process ended, with its exit code or the signal that ended it."),
-    ServiceRestarted: z.object({ ...Reported, service: ServiceName, reason: z.string().max(200), attempt: z.number().int().min(0) }).strict()
+    ServiceRestarted: z
+      .object({ ...Reported, service: ServiceName, reason: z.string().max(200), attempt: z.number().int().min(0) })
+      .strict()
       .describe("The agent restarts a service: on request (attempt 0) or by its restart policy."),
-    ServiceStopped: z.object({ ...Reported, service: ServiceName, reason: z.enum(["requested", "exited", "failed", "crash-loop"]) }).strict()
+    ServiceStopped: z
+      .object({ ...Reported, service: ServiceName, reason: z.enum(["requested", "exited", "failed", "crash-loop"]) })
+      .strict()
       .describe("A service is down and stays down until someone starts it, and why."),
-    CommandReceived: z.object({ ...Reported, command: CommandEnvelope }).strict()
-      .describe("The agent accepted a signed command: the whole envelope, so an audit can check the operator's signature."),
-    CommandCompleted: z.object({
-      ...Reported, command: z.string().max(64), actor: Actor, action: z.string().max(64), ok: z.boolean(),
-      code: z.string().max(64).nullable(), message: z.string().max(500).nullable(), ms: z.number().int().min(0),
-    }).strict().describe("How a command the agent accepted went: ok, or its error code and message."),
+    CommandReceived: z
+      .object({ ...Reported, command: CommandEnvelope })
+      .strict()
+      .describe(
+        "The agent accepted a signed command: the whole envelope, so an audit can check the operator's signature.",
+      ),
+    CommandCompleted: z
+      .object({
+        ...Reported,
+        command: z.string().max(64),
+        actor: Actor,
+        action: z.string().max(64),
+        ok: z.boolean(),
+        code: z.string().max(64).nullable(),
+        message: z.string().max(500).nullable(),
+        ms: z.number().int().min(0),
+      })
+      .strict()
+      .describe("How a command the agent accepted went: ok, or its error code and message."),
     ...UpdateEventSchemas,
-    VaultStateChanged: z.object({
-      ...Reported, state: z.enum(["locked", "unlocking", "waiting-for-peers", "unlocked", "genesis-locked"]), epoch: z.number().int().min(0),
-      k: z.number().int().min(0), n: z.number().int().min(0), reachable: z.number().int().min(0), problem: z.string().max(500).nullable(),
-    }).strict().describe("The node's vault changed state: waiting for peers (too few guardians answered), unlocked, genesis-locked (waiting for the operator)."),
+    VaultStateChanged: z
+      .object({
+        ...Reported,
+        state: z.enum(["locked", "unlocking", "waiting-for-peers", "unlocked", "genesis-locked"]),
+        epoch: z.number().int().min(0),
+        k: z.number().int().min(0),
+        n: z.number().int().min(0),
+        reachable: z.number().int().min(0),
+        problem: z.string().max(500).nullable(),
+      })
+      .strict()
+      .describe(
+        "The node's vault changed state: waiting for peers (too few guardians answered), unlocked, genesis-locked (waiting for the operator).",
+      ),
   },
   member: {
-    MemberAdded: z.object({ room: Slug, user: Slug, role: MemberRole, added_by: Slug }).strict()
+    MemberAdded: z
+      .object({ room: Slug, user: Slug, role: MemberRole, added_by: Slug })
+      .strict()
       .describe("A user joins a room with a role."),
-    MemberRoleChanged: z.object({ room: Slug, user: Slug, role: MemberRole, changed_by: Slug }).strict()
+    MemberRoleChanged: z
+      .object({ room: Slug, user: Slug, role: MemberRole, changed_by: Slug })
+      .strict()
       .describe("A member's role in a room changes."),
-    MemberRemoved: z.object({ room: Slug, user: Slug, removed_by: Slug }).strict()
+    MemberRemoved: z
+      .object({ room: Slug, user: Slug, removed_by: Slug })
+      .strict()
       .describe("A user leaves a room (or is removed)."),
   },
   cluster: {
-    ClusterScaled: z.object({
-      cluster: Slug, replicas: z.number().int().min(1).max(5), previous: z.number().int().min(1).max(5), peers: z.array(z.string().max(64)).max(16),
-      streams: z.array(z.string().max(64)).max(64),
-    }).strict().describe("Every stream and KV bucket of the control plane now keeps this many replicas, on a cluster of these peers."),
+    ClusterScaled: z
+      .object({
+        cluster: Slug,
+        replicas: z.number().int().min(1).max(5),
+        previous: z.number().int().min(1).max(5),
+        peers: z.array(z.string().max(64)).max(16),
+        streams: z.array(z.string().max(64)).max(64),
+      })
+      .strict()
+      .describe(
+        "Every stream and KV bucket of the control plane now keeps this many replicas, on a cluster of these peers.",
+      ),
   },
   ...ReleaseEventSchemas,
   vault: {
-    SharesDistributed: z.object({
-      owner: Slug, guardians: z.array(Slug).min(2).max(MAX_GUARDIANS), k: z.number().int().min(2).max(MAX_GUARDIANS), n: z.number().int().min(2).max(MAX_GUARDIANS), epoch: Epoch, commitment: Commitment,
-    }).strict().describe("The owner's data key is split into N shares (K rebuild it), one sealed to each guardian, for this epoch; older epochs are void. Never the shares' contents: those are sealed in UNIBUS_shares."),
-    GenesisHandover: z.object({ owner: Slug, guardians: z.array(Slug).min(2).max(MAX_GUARDIANS), epoch: Epoch }).strict()
-      .describe("The owner's key, kept under an operator key until the fleet had five nodes, is now held by its peers; the operator-encrypted copy is deleted."),
+    SharesDistributed: z
+      .object({
+        owner: Slug,
+        guardians: z.array(Slug).min(2).max(MAX_GUARDIANS),
+        k: z.number().int().min(2).max(MAX_GUARDIANS),
+        n: z.number().int().min(2).max(MAX_GUARDIANS),
+        epoch: Epoch,
+        commitment: Commitment,
+      })
+      .strict()
+      .describe(
+        "The owner's data key is split into N shares (K rebuild it), one sealed to each guardian, for this epoch; older epochs are void. Never the shares' contents: those are sealed in UNIBUS_shares.",
+      ),
+    GenesisHandover: z
+      .object({ owner: Slug, guardians: z.array(Slug).min(2).max(MAX_GUARDIANS), epoch: Epoch })
+      .strict()
+      .describe(
+        "The owner's key, kept under an operator key until the fleet had five nodes, is now held by its peers; the operator-encrypted copy is deleted.",
+      ),
   },
   share: {
-    ShareReleased: z.object({ owner: Slug, guardian: Slug, epoch: Epoch, request: z.string().max(64) }).strict()
-      .describe("membershipd handed a guardian its sealed share for the owner's signed request (its id); the guardian re-seals it to the request's ephemeral key."),
-    ShareMismatch: z.object({ owner: Slug, guardian: Slug, epoch: Epoch }).strict()
+    ShareReleased: z
+      .object({ owner: Slug, guardian: Slug, epoch: Epoch, request: z.string().max(64) })
+      .strict()
+      .describe(
+        "membershipd handed a guardian its sealed share for the owner's signed request (its id); the guardian re-seals it to the request's ephemeral key.",
+      ),
+    ShareMismatch: z
+      .object({ owner: Slug, guardian: Slug, epoch: Epoch })
+      .strict()
       .describe("The owner rebuilt its key without this guardian's share, which did not fit the key's commitment."),
   },
 } as const;
@@ -135,7 +250,8 @@ export type EventType = DomainEvent["type"];
 
 const dataByType = new Map<string, { kind: AggregateKind; schema: z.ZodType }>();
 for (const kind of AggregateKinds) {
-  for (const [type, schema] of Object.entries(EventDataSchemas[kind])) dataByType.set(type, { kind, schema: schema as z.ZodType });
+  for (const [type, schema] of Object.entries(EventDataSchemas[kind]))
+    dataByType.set(type, { kind, schema: schema as z.ZodType });
 }
 
 /** The kind and data schema of an event type, or undefined for a type this version does not know. */

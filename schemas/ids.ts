@@ -1,7 +1,9 @@
 import { z } from "zod";
 
 /** A name that is safe as one NATS subject token and one KV key token: no dots, wildcards or spaces. */
-export const Slug = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1-63 of a-z 0-9 _ - starting with a letter or digit");
+export const Slug = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1-63 of a-z 0-9 _ - starting with a letter or digit");
 export const UserPublicKey = z.string().regex(/^U[A-Z2-7]{55}$/, "must be an nkey user public key (U…)");
 export const NodePublicKey = z.string().regex(/^[UN][A-Z2-7]{55}$/, "must be an nkey public key");
 export const CurvePublicKey = z.string().regex(/^X[A-Z2-7]{55}$/, "must be an nkey curve public key (X…)");

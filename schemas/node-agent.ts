@@ -19,7 +19,14 @@ export const NodeActionArgs = {
   stop: OneService,
   restart: OneService,
   /** Lines from the agent's memory (UNIBUS_LOGS is read directly by the CLI). */
-  logs: z.object({ ...Node, service: ServiceName, lines: z.number().int().min(1).max(1000).default(100), since: z.string().max(64).optional() }).strict(),
+  logs: z
+    .object({
+      ...Node,
+      service: ServiceName,
+      lines: z.number().int().min(1).max(1000).default(100),
+      since: z.string().max(64).optional(),
+    })
+    .strict(),
   "exec-check": OneService,
   /** Stops every service, reports, forgets the enrollment and ends `unibus-agent run`. */
   leave: z.object(Node).strict(),
@@ -50,47 +57,63 @@ export const ServiceState = z.enum(["starting", "running", "backoff", "stopped",
 export type ServiceState = z.infer<typeof ServiceState>;
 
 /** One service as the supervisor sees it: the result of `start`, `stop`, `restart`, and a row of `status`. */
-export const ServiceStatus = z.object({
-  name: ServiceName,
-  state: ServiceState,
-  profile: z.enum(["bwrap", "none"]),
-  pid: Pid.nullable(),
-  uptime_ms: z.number().int().min(0).nullable(),
-  restarts: z.number().int().min(0).describe("automatic restarts since it was last started by request"),
-  last_exit: z.object({ code: z.number().int().nullable(), signal: Signal.nullable(), ts: IsoTime }).strict().nullable(),
-  problem: z.object({ code: z.string(), message: z.string() }).strict().nullable().describe("why it could not be started, if it could not"),
-}).strict();
+export const ServiceStatus = z
+  .object({
+    name: ServiceName,
+    state: ServiceState,
+    profile: z.enum(["bwrap", "none"]),
+    pid: Pid.nullable(),
+    uptime_ms: z.number().int().min(0).nullable(),
+    restarts: z.number().int().min(0).describe("automatic restarts since it was last started by request"),
+    last_exit: z
+      .object({ code: z.number().int().nullable(), signal: Signal.nullable(), ts: IsoTime })
+      .strict()
+      .nullable(),
+    problem: z
+      .object({ code: z.string(), message: z.string() })
+      .strict()
+      .nullable()
+      .describe("why it could not be started, if it could not"),
+  })
+  .strict();
 export type ServiceStatus = z.infer<typeof ServiceStatus>;
 
 /** The result of `exec-check`: the service's declared health check, run once. */
-export const HealthResult = z.object({
-  ok: z.boolean(),
-  code: z.number().int().nullable(),
-  output: z.string().describe("the check's stdout and stderr lines, the last 4 KiB"),
-  ms: z.number().int().min(0),
-  timed_out: z.boolean(),
-}).strict();
+export const HealthResult = z
+  .object({
+    ok: z.boolean(),
+    code: z.number().int().nullable(),
+    output: z.string().describe("the check's stdout and stderr lines, the last 4 KiB"),
+    ms: z.number().int().min(0),
+    timed_out: z.boolean(),
+  })
+  .strict();
 export type HealthResult = z.infer<typeof HealthResult>;
 
 /** What the agent says of itself in a `status` reply. */
-export const AgentInfo = z.object({
-  version: z.string(),
-  /** The slot of the unibus-agent release this agent's code runs from; null: the built-in code. */
-  code_slot: z.enum(["A", "B"]).nullable().optional(),
-  started_at: IsoTime,
-  sandbox: z.enum(["bwrap", "none", "unavailable"]),
-  identity: z.enum(["own-uid", "userns"]),
-  bwrap_version: z.string().nullable(),
-  sandbox_problem: z.string().nullable(),
-  /** Reported events waiting for membershipd to take them (NATS away, or membershipd down). */
-  reports_pending: z.number().int().min(0),
-  reports_dropped: z.number().int().min(0),
-  logs_dropped: z.number().int().min(0),
-  /** The node's vault (its data key split among its peers): off, locked, waiting-for-peers, unlocked. */
-  vault: VaultInfo.optional(),
-  /** Service files the agent refused (and skipped) at its start: each with its reasons; the other services run. */
-  refused_services: z.array(z.object({ file: z.string().nullable(), code: z.string(), message: z.string() }).strict()).max(1000).optional(),
-}).strict();
+export const AgentInfo = z
+  .object({
+    version: z.string(),
+    /** The slot of the unibus-agent release this agent's code runs from; null: the built-in code. */
+    code_slot: z.enum(["A", "B"]).nullable().optional(),
+    started_at: IsoTime,
+    sandbox: z.enum(["bwrap", "none", "unavailable"]),
+    identity: z.enum(["own-uid", "userns"]),
+    bwrap_version: z.string().nullable(),
+    sandbox_problem: z.string().nullable(),
+    /** Reported events waiting for membershipd to take them (NATS away, or membershipd down). */
+    reports_pending: z.number().int().min(0),
+    reports_dropped: z.number().int().min(0),
+    logs_dropped: z.number().int().min(0),
+    /** The node's vault (its data key split among its peers): off, locked, waiting-for-peers, unlocked. */
+    vault: VaultInfo.optional(),
+    /** Service files the agent refused (and skipped) at its start: each with its reasons; the other services run. */
+    refused_services: z
+      .array(z.object({ file: z.string().nullable(), code: z.string(), message: z.string() }).strict())
+      .max(1000)
+      .optional(),
+  })
+  .strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
 
 /** The result of `status`. */
@@ -107,16 +130,32 @@ export function nodeActorId(node: string): string {
 }
 
 /** One event the agent reports: a node event's type and data (validated against its schema). */
-export const ReportedEvent = z.object({
-  type: z.enum(Object.keys(EventDataSchemas.node) as [keyof typeof EventDataSchemas.node, ...(keyof typeof EventDataSchemas.node)[]]),
-  data: z.record(z.string(), z.unknown()),
-}).strict();
+export const ReportedEvent = z
+  .object({
+    type: z.enum(
+      Object.keys(EventDataSchemas.node) as [
+        keyof typeof EventDataSchemas.node,
+        ...(keyof typeof EventDataSchemas.node)[],
+      ],
+    ),
+    data: z.record(z.string(), z.unknown()),
+  })
+  .strict();
 export type ReportedEvent = z.infer<typeof ReportedEvent>;
 
 export const MAX_REPORT_EVENTS = 100;
 
 /** What a node's JWT carries: its `iat` (unix seconds) and the digest of its grants (core/grants-digest.ts). */
-export const HeldJwt = z.object({ iat: z.number().int().min(0).max(2 ** 40), grants: Sha256Hex }).strict();
+export const HeldJwt = z
+  .object({
+    iat: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 40),
+    grants: Sha256Hex,
+  })
+  .strict();
 export type HeldJwt = z.infer<typeof HeldJwt>;
 
 /** membershipd actions a node may call (role "node"). */
@@ -134,14 +173,25 @@ export const NodeReportArgs = {
 export const ReportResult = z.object({ applied: z.number().int().min(0), last_seq: z.number().int().min(0) }).strict();
 export type ReportResult = z.infer<typeof ReportResult>;
 
-export const TrustResult = z.object({
-  admins: z.array(Actor),
-  /** Keys the agent obeys for `update` alone: membershipd's rollout driver. Absent from an older membershipd's answer. */
-  updaters: z.array(Actor).optional(),
-  at: IsoTime,
-  /** A user JWT minted again for the asking node's key with its current grants (see node.trust's `credentials`). */
-  credentials: z.object({ jwt: z.string().min(1).max(16_384).regex(/^[A-Za-z0-9_.-]+$/) }).strict().optional(),
-}).strict();
+export const TrustResult = z
+  .object({
+    admins: z.array(Actor),
+    /** Keys the agent obeys for `update` alone: membershipd's rollout driver. Absent from an older membershipd's answer. */
+    updaters: z.array(Actor).optional(),
+    at: IsoTime,
+    /** A user JWT minted again for the asking node's key with its current grants (see node.trust's `credentials`). */
+    credentials: z
+      .object({
+        jwt: z
+          .string()
+          .min(1)
+          .max(16_384)
+          .regex(/^[A-Za-z0-9_.-]+$/),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
 export type TrustResult = z.infer<typeof TrustResult>;
 
 /** membershipd publishes here (empty payload) when an admin is added or revoked: agents re-fetch. */

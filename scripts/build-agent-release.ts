@@ -23,7 +23,9 @@ export interface AgentReleaseOptions {
   minAgentVersion?: string;
 }
 
-export async function buildAgentRelease(o: AgentReleaseOptions): Promise<{ dir: string; entry: string; bytes: number }> {
+export async function buildAgentRelease(
+  o: AgentReleaseOptions,
+): Promise<{ dir: string; entry: string; bytes: number }> {
   const version = Version.parse(o.version);
   mkdirSync(o.out, { recursive: true });
   const entry = join(o.out, SELF_ENTRY);
@@ -35,7 +37,9 @@ export async function buildAgentRelease(o: AgentReleaseOptions): Promise<{ dir: 
     format: "esm",
     target: "node20",
     // Bundled CommonJS (libsodium-wrappers, the nats transport) calls require for Node's built-ins.
-    banner: { js: `import { createRequire as __unibusRequire } from "node:module";\nconst require = __unibusRequire(import.meta.url);` },
+    banner: {
+      js: `import { createRequire as __unibusRequire } from "node:module";\nconst require = __unibusRequire(import.meta.url);`,
+    },
     // The bundle has no package.json beside it: its version is the release's (services/agent/version.ts).
     define: { UNIBUS_AGENT_BUILD_VERSION: JSON.stringify(version) },
     legalComments: "inline",
@@ -43,20 +47,48 @@ export async function buildAgentRelease(o: AgentReleaseOptions): Promise<{ dir: 
     metafile: true,
   });
   if (r.errors.length > 0) throw new Error(`esbuild: ${r.errors.map((e) => e.text).join("; ")}`);
-  writeFileSync(join(o.out, "unibus-release.json"), JSON.stringify({
-    name: SELF_RELEASE, min_agent_version: o.minAgentVersion ?? "0.1.0", notes: o.notes ?? `unibus agent ${version}`,
-    install: null, health: null, services: [],
-  }, null, 2) + "\n");
+  writeFileSync(
+    join(o.out, "unibus-release.json"),
+    JSON.stringify(
+      {
+        name: SELF_RELEASE,
+        min_agent_version: o.minAgentVersion ?? "0.1.0",
+        notes: o.notes ?? `unibus agent ${version}`,
+        install: null,
+        health: null,
+        services: [],
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   const bytes = Object.values(r.metafile.outputs).reduce((n, x) => n + x.bytes, 0);
   return { dir: o.out, entry, bytes };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values: f } = parseArgs({ options: { out: { type: "string" }, version: { type: "string" }, notes: { type: "string" }, "min-agent-version": { type: "string" } }, strict: true });
+  const { values: f } = parseArgs({
+    options: {
+      out: { type: "string" },
+      version: { type: "string" },
+      notes: { type: "string" },
+      "min-agent-version": { type: "string" },
+    },
+    strict: true,
+  });
   if (!f.out || !f.version) {
-    console.error("usage: npx tsx scripts/build-agent-release.ts --out DIR --version 1.2.3 [--notes TEXT] [--min-agent-version V]");
+    console.error(
+      "usage: npx tsx scripts/build-agent-release.ts --out DIR --version 1.2.3 [--notes TEXT] [--min-agent-version V]",
+    );
     process.exit(2);
   }
-  const built = await buildAgentRelease({ out: resolve(f.out), version: f.version, ...(f.notes ? { notes: f.notes } : {}), ...(f["min-agent-version"] ? { minAgentVersion: f["min-agent-version"] } : {}) });
-  console.log(`wrote ${built.entry} (${built.bytes} bytes) and ${join(built.dir, "unibus-release.json")}\n# publish: bin/unibus release publish ${built.dir} --version ${f.version} --key release.key`);
+  const built = await buildAgentRelease({
+    out: resolve(f.out),
+    version: f.version,
+    ...(f.notes ? { notes: f.notes } : {}),
+    ...(f["min-agent-version"] ? { minAgentVersion: f["min-agent-version"] } : {}),
+  });
+  console.log(
+    `wrote ${built.entry} (${built.bytes} bytes) and ${join(built.dir, "unibus-release.json")}\n# publish: bin/unibus release publish ${built.dir} --version ${f.version} --key release.key`,
+  );
 }

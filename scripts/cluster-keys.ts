@@ -14,4 +14,6 @@ if (!out) {
 const auth = new OperatorAuth(join(out, "auth"));
 const service = loadOrCreateSigner(join(out, SERVICE_SEED_FILE));
 const admin = loadOrCreateSigner(join(out, ADMIN_SEED_FILE));
-process.stdout.write(`operator ${auth.operator.publicKey}\nservice  ${service.publicKey}\nadmin    ${admin.publicKey}\n`);
+process.stdout.write(
+  `operator ${auth.operator.publicKey}\nservice  ${service.publicKey}\nadmin    ${admin.publicKey}\n`,
+);

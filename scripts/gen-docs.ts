@@ -4,7 +4,15 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { AggregateKinds, CommandEnvelope, EventDataSchemas, EventEnvelope, MembershipActionArgs, MembershipActions, NodeReportArgs } from "../schemas/mod.ts";
+import {
+  AggregateKinds,
+  CommandEnvelope,
+  EventDataSchemas,
+  EventEnvelope,
+  MembershipActionArgs,
+  MembershipActions,
+  NodeReportArgs,
+} from "../schemas/mod.ts";
 import { SECURITY_DOC, renderSecurityDoc } from "./security-doc.ts";
 
 export { SECURITY_DOC, renderSecurityDoc };
@@ -23,7 +31,8 @@ function describeType(p: any): string {
   const bits = [p.type ?? "any"];
   if (p.format) bits.push(p.format);
   else if (p.pattern) bits.push(`\`${p.pattern.replace(/\|/g, "\\|")}\``);
-  if (p.minLength !== undefined || p.maxLength !== undefined) bits.push(`length ${p.minLength ?? 0}..${p.maxLength ?? "∞"}`);
+  if (p.minLength !== undefined || p.maxLength !== undefined)
+    bits.push(`length ${p.minLength ?? 0}..${p.maxLength ?? "∞"}`);
   if (p.minimum !== undefined || p.maximum !== undefined) bits.push(`${p.minimum ?? "-∞"}..${p.maximum ?? "∞"}`);
   return bits.join(", ");
 }
@@ -32,8 +41,10 @@ function describeType(p: any): string {
 function schemaBlock(schema: z.ZodType): string {
   const js = jsonSchema(schema);
   const required = new Set<string>(js.required ?? []);
-  const rows = Object.entries(js.properties ?? {}).map(([name, p]: [string, any]) =>
-    `| \`${name}\` | ${describeType(p)} | ${required.has(name) ? "yes" : `no${p.default !== undefined ? ` (default \`${JSON.stringify(p.default)}\`)` : ""}`} |`);
+  const rows = Object.entries(js.properties ?? {}).map(
+    ([name, p]: [string, any]) =>
+      `| \`${name}\` | ${describeType(p)} | ${required.has(name) ? "yes" : `no${p.default !== undefined ? ` (default \`${JSON.stringify(p.default)}\`)` : ""}`} |`,
+  );
   return ["| field | type | required |", "|---|---|---|", ...rows, ""].join("\n") + "\n";
 }
 
@@ -43,10 +54,13 @@ export function renderJsonSchemas(): Record<string, string> {
     "command-envelope.json": JSON.stringify(jsonSchema(CommandEnvelope), null, 2) + "\n",
   };
   for (const kind of AggregateKinds) {
-    for (const [type, schema] of Object.entries(EventDataSchemas[kind])) out[`event.${type}.json`] = JSON.stringify(jsonSchema(schema as z.ZodType), null, 2) + "\n";
+    for (const [type, schema] of Object.entries(EventDataSchemas[kind]))
+      out[`event.${type}.json`] = JSON.stringify(jsonSchema(schema as z.ZodType), null, 2) + "\n";
   }
-  for (const action of MembershipActions) out[`command.${action}.json`] = JSON.stringify(jsonSchema(MembershipActionArgs[action]), null, 2) + "\n";
-  for (const [action, schema] of Object.entries(NodeReportArgs)) out[`command.${action}.json`] = JSON.stringify(jsonSchema(schema), null, 2) + "\n";
+  for (const action of MembershipActions)
+    out[`command.${action}.json`] = JSON.stringify(jsonSchema(MembershipActionArgs[action]), null, 2) + "\n";
+  for (const [action, schema] of Object.entries(NodeReportArgs))
+    out[`command.${action}.json`] = JSON.stringify(jsonSchema(schema), null, 2) + "\n";
   return out;
 }
 
@@ -64,9 +78,9 @@ export function renderEventsDoc(): string {
     "",
     schemaBlock(EventEnvelope),
     "`sig` is Ed25519 by `signer` over the canonical JSON (RFC 8785) of every field but `sig` and `batch`. An event",
-    "signed as one of a batch also carries `batch` `{ i, n, path }`, and its `sig` covers `\"unibus event batch v1\\0\"`,",
+    'signed as one of a batch also carries `batch` `{ i, n, path }`, and its `sig` covers `"unibus event batch v1\\0"`,',
     "`n` (4 bytes, big-endian) and the root of the RFC 9162 Merkle tree whose leaf `i` of `n` is that canonical JSON;",
-    "`path` holds the SHA-256 siblings (base64url) from the leaf up. See docs/architecture.md, \"Signed envelopes\".",
+    '`path` holds the SHA-256 siblings (base64url) from the leaf up. See docs/architecture.md, "Signed envelopes".',
     "",
     "## Event types",
     "",
@@ -74,17 +88,36 @@ export function renderEventsDoc(): string {
     "|---|---|---|",
   ];
   for (const kind of AggregateKinds) {
-    for (const [type, schema] of Object.entries(EventDataSchemas[kind])) out.push(`| ${kind} | ${type} | ${(schema as z.ZodType).description ?? ""} |`);
+    for (const [type, schema] of Object.entries(EventDataSchemas[kind]))
+      out.push(`| ${kind} | ${type} | ${(schema as z.ZodType).description ?? ""} |`);
   }
   out.push("");
   for (const kind of AggregateKinds) {
     for (const [type, schema] of Object.entries(EventDataSchemas[kind])) {
-      out.push(`### ${type}`, "", `Kind \`${kind}\`. ${(schema as z.ZodType).description ?? ""}`, "", schemaBlock(schema as z.ZodType));
+      out.push(
+        `### ${type}`,
+        "",
+        `Kind \`${kind}\`. ${(schema as z.ZodType).description ?? ""}`,
+        "",
+        schemaBlock(schema as z.ZodType),
+      );
     }
   }
   out.push("## Command envelope", "", schemaBlock(CommandEnvelope), "## Membership actions", "");
-  for (const action of MembershipActions) out.push(`### ${action}`, "", `Subject \`unibus.cmd.membership.${action}\`.`, "", schemaBlock(MembershipActionArgs[action]));
-  out.push("## Node report actions", "", "Sent to membershipd by a node's agent, signed with the node's key as actor `node:<name>` (role `node`).", "");
+  for (const action of MembershipActions)
+    out.push(
+      `### ${action}`,
+      "",
+      `Subject \`unibus.cmd.membership.${action}\`.`,
+      "",
+      schemaBlock(MembershipActionArgs[action]),
+    );
+  out.push(
+    "## Node report actions",
+    "",
+    "Sent to membershipd by a node's agent, signed with the node's key as actor `node:<name>` (role `node`).",
+    "",
+  );
   for (const [action, schema] of Object.entries(NodeReportArgs)) {
     out.push(`### ${action}`, "", `Subject \`unibus.cmd.membership.${action}\`.`, "", schemaBlock(schema));
   }

@@ -36,7 +36,8 @@ function nameOf(node: ts.SignatureDeclaration, sf: ts.SourceFile): string {
     return ts.isClassElement(node) ? `${classNameOf(node)}.${own}` : own;
   }
   const parent = node.parent;
-  if (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent)) return parent.name.getText(sf);
+  if (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent))
+    return parent.name.getText(sf);
   if (ts.isCallExpression(parent)) return `(argument of ${parent.expression.getText(sf).slice(0, 40)})`;
   return "(anonymous)";
 }
@@ -63,7 +64,9 @@ function functionsIn(file: string): FunctionSpan[] {
 
 function main(argv: string[]): number {
   const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, options: { top: { type: "string", default: "10" }, tests: { type: "boolean", default: false } },
+    args: argv,
+    allowPositionals: true,
+    options: { top: { type: "string", default: "10" }, tests: { type: "boolean", default: false } },
   });
   const top = Number(values.top);
   if (positionals.length === 0 || !Number.isInteger(top) || top < 1) {
@@ -72,7 +75,8 @@ function main(argv: string[]): number {
   }
   const spans = positionals.flatMap((p) => sourceFiles(p, values.tests)).flatMap(functionsIn);
   spans.sort((a, b) => b.lines - a.lines || a.file.localeCompare(b.file) || a.line - b.line);
-  for (const s of spans.slice(0, top)) process.stdout.write(`${String(s.lines).padStart(5)}  ${relative(process.cwd(), s.file)}:${s.line}  ${s.name}\n`);
+  for (const s of spans.slice(0, top))
+    process.stdout.write(`${String(s.lines).padStart(5)}  ${relative(process.cwd(), s.file)}:${s.line}  ${s.name}\n`);
   return 0;
 }
 

@@ -3,7 +3,14 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { MembershipActions, NodeReportArgs, Role, type Role as RoleName } from "../schemas/mod.ts";
-import { blindToken, grantsFor, permissionsFor, roleAllows, type RoleGrants, type SubjectPermissions } from "../services/core/mod.ts";
+import {
+  blindToken,
+  grantsFor,
+  permissionsFor,
+  roleAllows,
+  type RoleGrants,
+  type SubjectPermissions,
+} from "../services/core/mod.ts";
 import { ADMIN_CREDS_FILE, ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts";
 import { ADMIN_SEED_FILE, SERVICE_SEED_FILE } from "../services/membershipd/identities.ts";
 
@@ -21,16 +28,29 @@ export const NODE_DIGEST_SYMBOL = "<digest(node)>";
 /** The admin reads many streams with the same calls: one row per call, `<stream>` standing for each. */
 export const STREAM_SYMBOL = "<stream>";
 
-export interface RoleVariant { label: string; role: RoleName; flow?: "join" | "wait" }
+export interface RoleVariant {
+  label: string;
+  role: RoleName;
+  flow?: "join" | "wait";
+}
 
 /** One table per role; bootstrap has one per enrollment flow. */
 export const ROLE_VARIANTS: RoleVariant[] = Role.options.flatMap((role): RoleVariant[] =>
   role === "bootstrap"
-    ? [{ label: "bootstrap (flow join)", role, flow: "join" }, { label: "bootstrap (flow wait)", role, flow: "wait" }]
-    : [{ label: role, role }]);
+    ? [
+        { label: "bootstrap (flow join)", role, flow: "join" },
+        { label: "bootstrap (flow wait)", role, flow: "wait" },
+      ]
+    : [{ label: role, role }],
+);
 
 function placeholderContext(v: RoleVariant) {
-  return { key: KEY_PLACEHOLDER, node: NODE_PLACEHOLDER, readableStreams: ADMIN_READABLE_STREAMS, ...(v.flow ? { flow: v.flow } : {}) };
+  return {
+    key: KEY_PLACEHOLDER,
+    node: NODE_PLACEHOLDER,
+    readableStreams: ADMIN_READABLE_STREAMS,
+    ...(v.flow ? { flow: v.flow } : {}),
+  };
 }
 
 export function placeholderPermissions(v: RoleVariant): SubjectPermissions {
@@ -43,24 +63,36 @@ export function placeholderGrants(v: RoleVariant): RoleGrants {
 
 export function symbolic(subject: string): string {
   const digest = blindToken(NODE_PLACEHOLDER);
-  return subject.split(".").map((t) => (t === digest ? NODE_DIGEST_SYMBOL : ADMIN_READABLE_STREAMS.includes(t) ? STREAM_SYMBOL : t)).join(".");
+  return subject
+    .split(".")
+    .map((t) => (t === digest ? NODE_DIGEST_SYMBOL : ADMIN_READABLE_STREAMS.includes(t) ? STREAM_SYMBOL : t))
+    .join(".");
 }
 
 /** Rows of (direction, rule, subject), in the order the JWT lists them. */
 export function permissionRows(p: SubjectPermissions): Array<[string, string, string]> {
   const rows: Array<[string, string, string]> = [];
-  for (const [direction, lists] of [["publish", p.pub], ["subscribe", p.sub]] as const) {
+  for (const [direction, lists] of [
+    ["publish", p.pub],
+    ["subscribe", p.sub],
+  ] as const) {
     for (const rule of ["allow", "deny"] as const) for (const s of lists[rule]) rows.push([direction, rule, s]);
   }
   return rows;
 }
 
 const HELD_BY: Record<RoleName, { who: string; expiry: string }> = {
-  admin: { who: "operators: the bootstrap `admin` membershipd creates, and users added with `--role admin`", expiry: "none (revocation)" },
+  admin: {
+    who: "operators: the bootstrap `admin` membershipd creates, and users added with `--role admin`",
+    expiry: "none (revocation)",
+  },
   node: { who: "each enrolled agent, for the key it generated", expiry: "none (revocation)" },
   service: { who: "membershipd", expiry: "none" },
   monitor: { who: "users added with `--role monitor` (read-only dashboards)", expiry: "none (revocation)" },
-  bootstrap: { who: "every holder of an invite token (flow join) or a wait bundle (flow wait)", expiry: "the invite's or bundle's expiry" },
+  bootstrap: {
+    who: "every holder of an invite token (flow join) or a wait bundle (flow wait)",
+    expiry: "the invite's or bundle's expiry",
+  },
 };
 
 /** Every action membershipd serves: the operators' and the agents' own (`node.report`, `node.trust`). */
@@ -83,26 +115,44 @@ function renderRoleSummary(): string {
 /** Rows of (direction, rule, subject, why), in the order the JWT lists them. */
 export function grantRows(p: RoleGrants): Array<[string, string, string, string]> {
   const rows: Array<[string, string, string, string]> = [];
-  for (const [direction, lists] of [["publish", p.pub], ["subscribe", p.sub]] as const) {
-    for (const rule of ["allow", "deny"] as const) for (const x of lists[rule]) rows.push([direction, rule, x.subject, x.why]);
+  for (const [direction, lists] of [
+    ["publish", p.pub],
+    ["subscribe", p.sub],
+  ] as const) {
+    for (const rule of ["allow", "deny"] as const)
+      for (const x of lists[rule]) rows.push([direction, rule, x.subject, x.why]);
   }
   return rows;
 }
 
 function renderRoleTable(v: RoleVariant): string {
   const p = placeholderPermissions(v);
-  const rows = [...new Set(grantRows(placeholderGrants(v)).map(([d, r, sub, why]) => `| ${d} | ${r} | \`${symbolic(sub)}\` | ${why.replace(/\|/g, "\\|")} |`))];
+  const rows = [
+    ...new Set(
+      grantRows(placeholderGrants(v)).map(
+        ([d, r, sub, why]) => `| ${d} | ${r} | \`${symbolic(sub)}\` | ${why.replace(/\|/g, "\\|")} |`,
+      ),
+    ),
+  ];
   const out = [`### ${v.label}`, "", "| direction | rule | subject | why |", "|---|---|---|---|", ...rows, ""];
-  if (p.resp) out.push(`Replies: may publish up to ${p.resp.max} reply to each request it receives${p.resp.ttl ? ` within ${p.resp.ttl} ns` : ""}, on the request's reply subject.`, "");
+  if (p.resp)
+    out.push(
+      `Replies: may publish up to ${p.resp.max} reply to each request it receives${p.resp.ttl ? ` within ${p.resp.ttl} ns` : ""}, on the request's reply subject.`,
+      "",
+    );
   return out.join("\n");
 }
 
 /** Explains the node digest only when a table uses it. */
 function renderDigestNote(): string {
-  const used = ROLE_VARIANTS.some((v) => permissionRows(placeholderPermissions(v)).some(([, , sub]) => symbolic(sub).includes(NODE_DIGEST_SYMBOL)));
+  const used = ROLE_VARIANTS.some((v) =>
+    permissionRows(placeholderPermissions(v)).some(([, , sub]) => symbolic(sub).includes(NODE_DIGEST_SYMBOL)),
+  );
   if (!used) return "";
-  return `\`${NODE_DIGEST_SYMBOL}\` is \`blindToken(node)\` (\`services/core/blind.ts\`): 32 hex digits of SHA-256 of the name, `
-    + `because event subjects never carry names in clear. For a node named \`web-1\` it is \`${blindToken("web-1")}\`.\n`;
+  return (
+    `\`${NODE_DIGEST_SYMBOL}\` is \`blindToken(node)\` (\`services/core/blind.ts\`): 32 hex digits of SHA-256 of the name, ` +
+    `because event subjects never carry names in clear. For a node named \`web-1\` it is \`${blindToken("web-1")}\`.\n`
+  );
 }
 
 function renderPermissions(): string {
@@ -114,7 +164,9 @@ function renderPermissions(): string {
     "",
     ...ROLE_VARIANTS.map(renderRoleTable),
     renderDigestNote(),
-  ].join("\n").trimEnd();
+  ]
+    .join("\n")
+    .trimEnd();
 }
 
 // ---------------------------------------------------------------- secrets
@@ -132,44 +184,137 @@ const OP = "services/bus/operator.ts";
 const MEMBERSHIPD = "membershipd (its own user)";
 
 export const SECRETS: SecretEntry[] = [
-  { file: "at-rest.key", what: "JetStream at-rest key (32 random bytes, hex); `--at-rest-key-file` moves it; gone in vault mode (`unibus-agent vault adopt-key` wipes it)", mode: "0600",
+  {
+    file: "at-rest.key",
+    what: "JetStream at-rest key (32 random bytes, hex); `--at-rest-key-file` moves it; gone in vault mode (`unibus-agent vault adopt-key` wipes it)",
+    mode: "0600",
     readers: `${MEMBERSHIPD}, which hands it to its nats-server child as \`$UNIBUS_JS_KEY\` in the environment only (never argv or a file); root and the same user can read a process's environment`,
-    source: { path: "services/membershipd/config.ts", text: `"at-rest.key"` } },
-  { file: "at-rest.check", what: "HMAC-SHA256 of a fixed label under the at-rest key: tells a wrong key from the right one, reveals nothing usable", mode: "0600",
-    readers: MEMBERSHIPD, source: { path: "services/membershipd/main.ts", text: `"at-rest.check"` } },
-  { file: "auth/operator.nk", what: "operator seed: signs the operator JWT and every account JWT, including the revocation list", mode: "0600",
-    readers: MEMBERSHIPD, source: { path: OP, text: `"operator.nk"` } },
-  { file: "auth/system-account.nk", what: "system account seed: signs the system user's JWT", mode: "0600", readers: MEMBERSHIPD, source: { path: OP, text: `"system-account.nk"` } },
-  { file: "auth/account.nk", what: "`UNIBUS` account seed: an account's own key can sign user JWTs, so it is as strong as the signing key", mode: "0600",
-    readers: MEMBERSHIPD, source: { path: OP, text: `"account.nk"` } },
-  { file: "auth/account-signing.nk", what: "the account signing key: mints every user JWT", mode: "0600", readers: MEMBERSHIPD, source: { path: OP, text: `"account-signing.nk"` } },
-  { file: "auth/system-user.nk", what: "the system user's seed: membershipd's connection that pushes account updates (`$SYS.REQ.CLAIMS.UPDATE`)", mode: "0600",
-    readers: MEMBERSHIPD, source: { path: OP, text: `"system-user.nk"` } },
-  { file: "tls/ca.key", what: "cluster CA private key: joining nodes trust any certificate it signs", mode: "0600",
-    readers: "openssl, run by membershipd when it makes the server certificate; nothing else", source: { path: "services/bus/tls.ts", text: `"ca.key"` } },
-  { file: "tls/server.key", what: "the server's TLS private key", mode: "0600", readers: "nats-server (membershipd's child, same user)", source: { path: "services/bus/tls.ts", text: `"server.key"` } },
-  { file: SERVICE_SEED_FILE, what: "membershipd's seed: its NATS identity (role `service`) and the key that signs every event", mode: "0600",
-    readers: MEMBERSHIPD, source: { path: "services/membershipd/identities.ts", text: `SERVICE_SEED_FILE = "${SERVICE_SEED_FILE}"` } },
-  { file: ADMIN_SEED_FILE, what: "the bootstrap admin's seed (handle `admin`): signs its commands", mode: "0600",
-    readers: "membershipd (to write the admin's `.creds`) and the CLI on the control-plane host", source: { path: "services/membershipd/identities.ts", text: `ADMIN_SEED_FILE = "${ADMIN_SEED_FILE}"` } },
-  { file: ADMIN_CREDS_FILE, what: "the bootstrap admin's JWT and seed; rewritten at each start unless that admin is revoked", mode: "0600",
-    readers: "the CLI", source: { path: "services/membershipd/auth-services.ts", text: `ADMIN_CREDS_FILE = "${ADMIN_CREDS_FILE}"` } },
-  { file: "users/<handle>.nk", what: "a seed `unibus user add` made (no `--sign-key`), to hand to its user", mode: "0600",
-    readers: "the operator who ran `user add`, then the user", source: { path: "services/cli/verbs/user.ts", text: '"users", `${handle}.nk`' } },
-  { file: "users/<handle>.creds", what: "that user's JWT and seed (with `--sign-key`: `users/<handle>.jwt`, the JWT alone)", mode: "0600",
-    readers: "the same", source: { path: "services/cli/verbs/user.ts", text: "`${base}.creds`" } },
+    source: { path: "services/membershipd/config.ts", text: `"at-rest.key"` },
+  },
+  {
+    file: "at-rest.check",
+    what: "HMAC-SHA256 of a fixed label under the at-rest key: tells a wrong key from the right one, reveals nothing usable",
+    mode: "0600",
+    readers: MEMBERSHIPD,
+    source: { path: "services/membershipd/main.ts", text: `"at-rest.check"` },
+  },
+  {
+    file: "auth/operator.nk",
+    what: "operator seed: signs the operator JWT and every account JWT, including the revocation list",
+    mode: "0600",
+    readers: MEMBERSHIPD,
+    source: { path: OP, text: `"operator.nk"` },
+  },
+  {
+    file: "auth/system-account.nk",
+    what: "system account seed: signs the system user's JWT",
+    mode: "0600",
+    readers: MEMBERSHIPD,
+    source: { path: OP, text: `"system-account.nk"` },
+  },
+  {
+    file: "auth/account.nk",
+    what: "`UNIBUS` account seed: an account's own key can sign user JWTs, so it is as strong as the signing key",
+    mode: "0600",
+    readers: MEMBERSHIPD,
+    source: { path: OP, text: `"account.nk"` },
+  },
+  {
+    file: "auth/account-signing.nk",
+    what: "the account signing key: mints every user JWT",
+    mode: "0600",
+    readers: MEMBERSHIPD,
+    source: { path: OP, text: `"account-signing.nk"` },
+  },
+  {
+    file: "auth/system-user.nk",
+    what: "the system user's seed: membershipd's connection that pushes account updates (`$SYS.REQ.CLAIMS.UPDATE`)",
+    mode: "0600",
+    readers: MEMBERSHIPD,
+    source: { path: OP, text: `"system-user.nk"` },
+  },
+  {
+    file: "tls/ca.key",
+    what: "cluster CA private key: joining nodes trust any certificate it signs",
+    mode: "0600",
+    readers: "openssl, run by membershipd when it makes the server certificate; nothing else",
+    source: { path: "services/bus/tls.ts", text: `"ca.key"` },
+  },
+  {
+    file: "tls/server.key",
+    what: "the server's TLS private key",
+    mode: "0600",
+    readers: "nats-server (membershipd's child, same user)",
+    source: { path: "services/bus/tls.ts", text: `"server.key"` },
+  },
+  {
+    file: SERVICE_SEED_FILE,
+    what: "membershipd's seed: its NATS identity (role `service`) and the key that signs every event",
+    mode: "0600",
+    readers: MEMBERSHIPD,
+    source: { path: "services/membershipd/identities.ts", text: `SERVICE_SEED_FILE = "${SERVICE_SEED_FILE}"` },
+  },
+  {
+    file: ADMIN_SEED_FILE,
+    what: "the bootstrap admin's seed (handle `admin`): signs its commands",
+    mode: "0600",
+    readers: "membershipd (to write the admin's `.creds`) and the CLI on the control-plane host",
+    source: { path: "services/membershipd/identities.ts", text: `ADMIN_SEED_FILE = "${ADMIN_SEED_FILE}"` },
+  },
+  {
+    file: ADMIN_CREDS_FILE,
+    what: "the bootstrap admin's JWT and seed; rewritten at each start unless that admin is revoked",
+    mode: "0600",
+    readers: "the CLI",
+    source: { path: "services/membershipd/auth-services.ts", text: `ADMIN_CREDS_FILE = "${ADMIN_CREDS_FILE}"` },
+  },
+  {
+    file: "users/<handle>.nk",
+    what: "a seed `unibus user add` made (no `--sign-key`), to hand to its user",
+    mode: "0600",
+    readers: "the operator who ran `user add`, then the user",
+    source: { path: "services/cli/verbs/user.ts", text: '"users", `${handle}.nk`' },
+  },
+  {
+    file: "users/<handle>.creds",
+    what: "that user's JWT and seed (with `--sign-key`: `users/<handle>.jwt`, the JWT alone)",
+    mode: "0600",
+    readers: "the same",
+    source: { path: "services/cli/verbs/user.ts", text: "`${base}.creds`" },
+  },
 ];
 
 /** Secrets that are not files unibus keeps. */
 export const TRANSIENT_SECRETS: SecretEntry[] = [
-  { file: "(printed once by `unibus node invite`)", what: "invite token: the invite secret, a bootstrap seed and JWT, URLs, CA fingerprint; the stream keeps only the secret's SHA-256",
-    mode: "n/a", readers: "whoever the operator gives it to; the joining agent", source: { path: "services/membershipd/enrollment.ts", text: "const hash = sha256Hex(secretText)" } },
-  { file: "(printed by `unibus node wait-bundle`)", what: "wait bundle: a bootstrap seed and JWT for flow wait, URLs, CA fingerprint; no invite secret", mode: "n/a",
-    readers: "the operators who start waiting nodes with it", source: { path: "services/membershipd/enrollment.ts", text: `this.bootstrapCreds("wait"` } },
-  { file: "(shown on the waiting node's console)", what: "enrollment code, 8 characters: its SHA-256 names the wait, its scrypt-derived key seals the node's configuration", mode: "n/a",
-    readers: "the node and the operator who types it into `unibus node enroll`", source: { path: "services/core/enroll-code.ts", text: "scryptSync(code" } },
-  { file: "(the operator's head, a 0600 `--passphrase-file`, or `$UNIBUS_GENESIS_PASSPHRASE`)", what: "genesis passphrase: scrypt (N = 2^17, r = 8, p = 1) of it and a salt is the operator's X25519 key a genesis node's data key is sealed to",
-    mode: "0600 when a file", readers: "the CLI, for `vault genesis-key` and `node unlock --genesis`; never argv, never sent, zeroed after the derivation", source: { path: "services/cli/passphrase.ts", text: `PASSPHRASE_ENV = "UNIBUS_GENESIS_PASSPHRASE"` } },
+  {
+    file: "(printed once by `unibus node invite`)",
+    what: "invite token: the invite secret, a bootstrap seed and JWT, URLs, CA fingerprint; the stream keeps only the secret's SHA-256",
+    mode: "n/a",
+    readers: "whoever the operator gives it to; the joining agent",
+    source: { path: "services/membershipd/enrollment.ts", text: "const hash = sha256Hex(secretText)" },
+  },
+  {
+    file: "(printed by `unibus node wait-bundle`)",
+    what: "wait bundle: a bootstrap seed and JWT for flow wait, URLs, CA fingerprint; no invite secret",
+    mode: "n/a",
+    readers: "the operators who start waiting nodes with it",
+    source: { path: "services/membershipd/enrollment.ts", text: `this.bootstrapCreds("wait"` },
+  },
+  {
+    file: "(shown on the waiting node's console)",
+    what: "enrollment code, 8 characters: its SHA-256 names the wait, its scrypt-derived key seals the node's configuration",
+    mode: "n/a",
+    readers: "the node and the operator who types it into `unibus node enroll`",
+    source: { path: "services/core/enroll-code.ts", text: "scryptSync(code" },
+  },
+  {
+    file: "(the operator's head, a 0600 `--passphrase-file`, or `$UNIBUS_GENESIS_PASSPHRASE`)",
+    what: "genesis passphrase: scrypt (N = 2^17, r = 8, p = 1) of it and a salt is the operator's X25519 key a genesis node's data key is sealed to",
+    mode: "0600 when a file",
+    readers:
+      "the CLI, for `vault genesis-key` and `node unlock --genesis`; never argv, never sent, zeroed after the derivation",
+    source: { path: "services/cli/passphrase.ts", text: `PASSPHRASE_ENV = "UNIBUS_GENESIS_PASSPHRASE"` },
+  },
 ];
 
 function renderSecrets(): string {
@@ -177,9 +322,15 @@ function renderSecrets(): string {
   const where = (s: SecretEntry) => (s.file.startsWith("(") ? s.file : `\`${s.file}\``);
   const row = (s: SecretEntry) => `| ${where(s)} | ${s.what} | ${s.mode} | ${s.readers} |`;
   return [
-    "| file | what | mode | who reads it |", "|---|---|---|---|", ...SECRETS.map(row),
-    "", "Secrets that are not kept in a file:", "",
-    "| where | what | mode | who has it |", "|---|---|---|---|", ...TRANSIENT_SECRETS.map(row),
+    "| file | what | mode | who reads it |",
+    "|---|---|---|---|",
+    ...SECRETS.map(row),
+    "",
+    "Secrets that are not kept in a file:",
+    "",
+    "| where | what | mode | who has it |",
+    "|---|---|---|---|",
+    ...TRANSIENT_SECRETS.map(row),
   ].join("\n");
 }
 
@@ -190,7 +341,11 @@ export function sourceOf(entry: SecretEntry): string {
 }
 
 export function renderSecurityDoc(): string {
-  const parts: Record<string, string> = { roles: renderRoleSummary(), permissions: renderPermissions(), secrets: renderSecrets() };
+  const parts: Record<string, string> = {
+    roles: renderRoleSummary(),
+    permissions: renderPermissions(),
+    secrets: renderSecrets(),
+  };
   let doc = readFileSync(TEMPLATE, "utf8");
   for (const [name, text] of Object.entries(parts)) {
     const marker = `<!-- GENERATED:${name} -->`;

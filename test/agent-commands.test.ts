@@ -8,13 +8,37 @@ import { appendFileSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  EventDataSchemas, HealthResult, LeaveResult, NodeActions, nodeCommandSubject, NodeStatusResult, Reply, ServiceStatus,
-  type Actor, type CommandEnvelope, type TrustResult,
+  EventDataSchemas,
+  HealthResult,
+  LeaveResult,
+  NodeActions,
+  nodeCommandSubject,
+  NodeStatusResult,
+  Reply,
+  ServiceStatus,
+  type Actor,
+  type CommandEnvelope,
+  type TrustResult,
 } from "../schemas/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
 import { MAX_COMMAND_BYTES, type ErrorCode } from "../services/core/mod.ts";
-import { AGENT_SERVICE_NAME, CommandRecord, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
-import { fakeOps, gate, newNode, newUser, resign, signed, type Draft, type FakeOps } from "../services/agent/commands/testing.ts";
+import {
+  AGENT_SERVICE_NAME,
+  CommandRecord,
+  startNodeCommandService,
+  TrustList,
+  type NodeCommandService,
+} from "../services/agent/commands/mod.ts";
+import {
+  fakeOps,
+  gate,
+  newNode,
+  newUser,
+  resign,
+  signed,
+  type Draft,
+  type FakeOps,
+} from "../services/agent/commands/testing.ts";
 import { seededRandom, startNats, tempDir, type NatsHandle } from "./harness.ts";
 
 const NODE = "web-1";
@@ -52,13 +76,25 @@ async function startAgent(o: { dir?: string; admins?: Actor[]; maxInFlight?: num
   const events: Agent["events"] = [];
   const logs: string[] = [];
   const svc = await startNodeCommandService(agentNc, {
-    node: NODE, version: "0.1.0", ops, trust, record, log: (l) => logs.push(l),
+    node: NODE,
+    version: "0.1.0",
+    ops,
+    trust,
+    record,
+    log: (l) => logs.push(l),
     onEvent: (type, data) => void events.push({ type, data }),
     ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
   });
   await agentNc.flush();
   return {
-    ops, events, record, trust, svc, dir, logs, fetches: () => fetches,
+    ops,
+    events,
+    record,
+    trust,
+    svc,
+    dir,
+    logs,
+    fetches: () => fetches,
     async stop() {
       await svc.stop();
       record.close();
@@ -131,12 +167,25 @@ describe("discovery: the NATS services protocol", () => {
       assert.equal(ping.metadata.node, NODE);
       const info = (await nc.request(`$SRV.INFO.${AGENT_SERVICE_NAME}`, "", { timeout: 2000 })).json<any>();
       assert.equal(info.type, "io.nats.micro.v1.info_response");
-      assert.deepEqual(info.endpoints.map((e: any) => e.subject).sort(), NodeActions.map((a) => nodeCommandSubject(NODE, a)).sort());
+      assert.deepEqual(
+        info.endpoints.map((e: any) => e.subject).sort(),
+        NodeActions.map((a) => nodeCommandSubject(NODE, a)).sort(),
+      );
       assert.deepEqual(Object.fromEntries(info.endpoints.map((e: any) => [e.name, e.metadata.kind])), {
-        status: "read", logs: "read", start: "write", stop: "write", restart: "write", "exec-check": "write", leave: "write", update: "write", unlock: "write",
+        status: "read",
+        logs: "read",
+        start: "write",
+        stop: "write",
+        restart: "write",
+        "exec-check": "write",
+        leave: "write",
+        update: "write",
+        unlock: "write",
       });
       result(await send(cmd("status")));
-      const stats = (await nc.request(`$SRV.STATS.${AGENT_SERVICE_NAME}.${ping.id}`, "", { timeout: 2000 })).json<any>();
+      const stats = (
+        await nc.request(`$SRV.STATS.${AGENT_SERVICE_NAME}.${ping.id}`, "", { timeout: 2000 })
+      ).json<any>();
       assert.equal(stats.endpoints.find((e: any) => e.name === "status").num_requests, 1);
     });
   });
@@ -170,11 +219,26 @@ describe("every action, through the daemon's ops", () => {
       sent.push(leave);
       assert.deepEqual(LeaveResult.parse(result(await send(leave))), { node: NODE, stopped: ["web"] });
       assert.deepEqual(a.ops.calls, ["start web", "stop web", "restart web", "exec-check web", "leave"]);
-      assert.deepEqual(a.events.map((e) => e.type), sent.flatMap(() => ["CommandReceived", "CommandCompleted"]));
+      assert.deepEqual(
+        a.events.map((e) => e.type),
+        sent.flatMap(() => ["CommandReceived", "CommandCompleted"]),
+      );
       sent.forEach((c, i) => {
         assert.deepEqual(a.events[2 * i]!.data, { node: NODE, command: c });
         const done = a.events[2 * i + 1]!.data;
-        assert.deepEqual({ ...done, ms: 0 }, { node: NODE, command: c.id, actor: adminActor, action: c.action, ok: true, code: null, message: null, ms: 0 });
+        assert.deepEqual(
+          { ...done, ms: 0 },
+          {
+            node: NODE,
+            command: c.id,
+            actor: adminActor,
+            action: c.action,
+            ok: true,
+            code: null,
+            message: null,
+            ms: 0,
+          },
+        );
       });
       assertEventShapes(a);
       assert.equal(a.record.size, 5);
@@ -183,7 +247,10 @@ describe("every action, through the daemon's ops", () => {
 
   test("the supervisor's refusal passes through with its code (unknown service), and is reported", async () => {
     await withAgent(async (a) => {
-      a.ops.results.set("restart ghost", { ok: false, error: { code: "E_SERVICE_UNKNOWN", message: "no service ghost is declared" } });
+      a.ops.results.set("restart ghost", {
+        ok: false,
+        error: { code: "E_SERVICE_UNKNOWN", message: "no service ghost is declared" },
+      });
       refused(await send(cmd("restart", { service: "ghost" })), "E_SERVICE_UNKNOWN", /no service ghost/);
       const done = a.events.find((e) => e.type === "CommandCompleted")!.data;
       assert.equal(done.ok, false);
@@ -196,7 +263,10 @@ describe("every action, through the daemon's ops", () => {
     await withAgent(async (a) => {
       a.ops.throws.set("stop web", new Error("kaboom"));
       refused(await send(cmd("stop", { service: "web" })), "E_INTERNAL", /internal error/);
-      assert.ok(a.logs.some((l) => l.includes("kaboom")), "the cause is in the agent's log");
+      assert.ok(
+        a.logs.some((l) => l.includes("kaboom")),
+        "the cause is in the agent's log",
+      );
       assert.equal(a.events.at(-1)!.data.code, "E_INTERNAL");
       result(await send(cmd("stop", { service: "db" })));
     });
@@ -222,35 +292,125 @@ describe("bad input gets a structured refusal, and nothing runs", () => {
       const cases: [string, string, string | Uint8Array, string, RegExp?][] = [
         ["unsigned", "restart", JSON.stringify(unsigned), "E_BAD_REQUEST", /sig/],
         ["signature of zeros", "restart", JSON.stringify({ ...valid, sig: "A".repeat(86) }), "E_BAD_SIGNATURE"],
-        ["args changed after signing", "restart", JSON.stringify({ ...valid, args: { node: NODE, service: "db" } }), "E_BAD_SIGNATURE"],
-        ["signed by another key", "restart", JSON.stringify({ ...valid, sig: resign(valid, stranger) }), "E_BAD_SIGNATURE"],
-        ["unknown actor", "restart", JSON.stringify(cmd("restart", { service: "web" }, { signer: stranger, actorId: "mallory" })), "E_UNKNOWN_ACTOR", /no identity mallory/],
-        ["an admin's id with another key", "restart", JSON.stringify(cmd("restart", { service: "web" }, { signer: stranger })), "E_UNKNOWN_ACTOR"],
-        ["a node's key", "restart", JSON.stringify(cmd("restart", { service: "web" }, { signer: node, actorId: "node:web-2" })), "E_FORBIDDEN", /role node may not restart/],
-        ["a node's key under an admin's name", "restart", JSON.stringify(cmd("restart", { service: "web" }, { signer: node, actorId: "alice" })), "E_FORBIDDEN"],
-        ["another node's command", "restart", JSON.stringify(cmd("restart", { service: "web", node: "web-2" })), "E_WRONG_NODE", /for node web-2; this is node web-1/],
-        ["61 s old", "restart", JSON.stringify(cmd("restart", { service: "web" }, { now: new Date(Date.now() - 61_000) })), "E_CLOCK_SKEW"],
-        ["61 s ahead", "restart", JSON.stringify(cmd("restart", { service: "web" }, { now: new Date(Date.now() + 61_000) })), "E_CLOCK_SKEW"],
+        [
+          "args changed after signing",
+          "restart",
+          JSON.stringify({ ...valid, args: { node: NODE, service: "db" } }),
+          "E_BAD_SIGNATURE",
+        ],
+        [
+          "signed by another key",
+          "restart",
+          JSON.stringify({ ...valid, sig: resign(valid, stranger) }),
+          "E_BAD_SIGNATURE",
+        ],
+        [
+          "unknown actor",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web" }, { signer: stranger, actorId: "mallory" })),
+          "E_UNKNOWN_ACTOR",
+          /no identity mallory/,
+        ],
+        [
+          "an admin's id with another key",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web" }, { signer: stranger })),
+          "E_UNKNOWN_ACTOR",
+        ],
+        [
+          "a node's key",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web" }, { signer: node, actorId: "node:web-2" })),
+          "E_FORBIDDEN",
+          /role node may not restart/,
+        ],
+        [
+          "a node's key under an admin's name",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web" }, { signer: node, actorId: "alice" })),
+          "E_FORBIDDEN",
+        ],
+        [
+          "another node's command",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web", node: "web-2" })),
+          "E_WRONG_NODE",
+          /for node web-2; this is node web-1/,
+        ],
+        [
+          "61 s old",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web" }, { now: new Date(Date.now() - 61_000) })),
+          "E_CLOCK_SKEW",
+        ],
+        [
+          "61 s ahead",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web" }, { now: new Date(Date.now() + 61_000) })),
+          "E_CLOCK_SKEW",
+        ],
         ["unknown action", "reboot", JSON.stringify(cmd("reboot")), "E_UNKNOWN_ACTION", /unknown action reboot/],
         ["an Object.prototype name", "constructor", JSON.stringify(cmd("constructor")), "E_UNKNOWN_ACTION"],
         ["a dotted unknown action", "a.b", JSON.stringify(cmd("a.b")), "E_UNKNOWN_ACTION"],
-        ["envelope action is not the subject's", "restart", JSON.stringify(cmd("stop", { service: "web" })), "E_BAD_REQUEST", /does not match/],
+        [
+          "envelope action is not the subject's",
+          "restart",
+          JSON.stringify(cmd("stop", { service: "web" })),
+          "E_BAD_REQUEST",
+          /does not match/,
+        ],
         ["malformed: {}", "restart", "{}", "E_BAD_REQUEST", /malformed command envelope/],
         ["malformed: null", "restart", "null", "E_BAD_REQUEST"],
         ["malformed: []", "restart", "[]", "E_BAD_REQUEST"],
         ["malformed: an extra field", "restart", JSON.stringify({ ...valid, extra: 1 }), "E_BAD_REQUEST"],
         ["malformed: v 2", "restart", JSON.stringify({ ...valid, v: 2 }), "E_BAD_REQUEST"],
-        ["oversized", "restart", JSON.stringify({ ...valid, args: { node: NODE, service: "web", pad: "x".repeat(MAX_COMMAND_BYTES) } }), "E_TOO_LARGE"],
+        [
+          "oversized",
+          "restart",
+          JSON.stringify({ ...valid, args: { node: NODE, service: "web", pad: "x".repeat(MAX_COMMAND_BYTES) } }),
+          "E_TOO_LARGE",
+        ],
         ["not JSON", "restart", "restart web please", "E_BAD_JSON"],
         ["empty", "restart", "", "E_BAD_JSON"],
         ["not UTF-8", "restart", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), "E_BAD_JSON"],
-        ["an extra arg", "restart", JSON.stringify(cmd("restart", { service: "web", force: true })), "E_BAD_REQUEST", /bad arguments for restart/],
+        [
+          "an extra arg",
+          "restart",
+          JSON.stringify(cmd("restart", { service: "web", force: true })),
+          "E_BAD_REQUEST",
+          /bad arguments for restart/,
+        ],
         ["no service", "restart", JSON.stringify(cmd("restart")), "E_BAD_REQUEST"],
         ["too many log lines", "logs", JSON.stringify(cmd("logs", { service: "web", lines: 5000 })), "E_BAD_REQUEST"],
       ];
-      for (const name of ["../etc", "a/b", "a b", "", ".", "..", "Web", "web\u0000", "-web", "web.1", "*", ">", "x".repeat(64)]) {
-        cases.push([`service name ${JSON.stringify(name)}`, "restart", JSON.stringify(cmd("restart", { service: name })), "E_BAD_REQUEST", /bad arguments for restart: service/]);
-        cases.push([`logs of ${JSON.stringify(name)}`, "logs", JSON.stringify(cmd("logs", { service: name })), "E_BAD_REQUEST"]);
+      for (const name of [
+        "../etc",
+        "a/b",
+        "a b",
+        "",
+        ".",
+        "..",
+        "Web",
+        "web\u0000",
+        "-web",
+        "web.1",
+        "*",
+        ">",
+        "x".repeat(64),
+      ]) {
+        cases.push([
+          `service name ${JSON.stringify(name)}`,
+          "restart",
+          JSON.stringify(cmd("restart", { service: name })),
+          "E_BAD_REQUEST",
+          /bad arguments for restart: service/,
+        ]);
+        cases.push([
+          `logs of ${JSON.stringify(name)}`,
+          "logs",
+          JSON.stringify(cmd("logs", { service: name })),
+          "E_BAD_REQUEST",
+        ]);
       }
       for (const [label, subject, payload, code, message] of cases) {
         await test_(label, async () => refused(await raw(subject, payload), code, message));
@@ -267,7 +427,8 @@ describe("bad input gets a structured refusal, and nothing runs", () => {
     await withAgent(async (a) => {
       const before = a.fetches();
       const stranger = newUser();
-      for (let i = 0; i < 5; i++) refused(await send(cmd("status", {}, { signer: stranger, actorId: `x${i}` })), "E_UNKNOWN_ACTOR");
+      for (let i = 0; i < 5; i++)
+        refused(await send(cmd("status", {}, { signer: stranger, actorId: `x${i}` })), "E_UNKNOWN_ACTOR");
       assert.equal(a.fetches() - before, 1);
     });
   });
@@ -297,7 +458,10 @@ describe("a command runs once", () => {
       assert.deepEqual(r1, r2);
       assert.deepEqual(await send(c), r1);
       assert.deepEqual(a.ops.calls, ["restart web"]);
-      assert.deepEqual(a.events.map((e) => e.type), ["CommandReceived", "CommandCompleted"]);
+      assert.deepEqual(
+        a.events.map((e) => e.type),
+        ["CommandReceived", "CommandCompleted"],
+      );
       refused(await send(cmd("restart", { service: "web" }, { id: c.id })), "E_NONCE_REUSED");
       refused(await send(cmd("restart", { service: "web" }, { nonce: c.nonce })), "E_NONCE_REUSED");
       refused(await send(cmd("status", {}, { nonce: c.nonce })), "E_NONCE_REUSED", /already used/);
@@ -310,15 +474,21 @@ describe("a command runs once", () => {
     dirs.push(dir);
     const c = cmd("restart", { service: "web" });
     let reply!: Reply;
-    await withAgent(async (a) => {
-      reply = await send(c);
-      assert.deepEqual(a.ops.calls, ["restart web"]);
-    }, { dir });
-    await withAgent(async (a) => {
-      assert.deepEqual(await send(c), reply);
-      assert.deepEqual(a.ops.calls, []);
-      assert.deepEqual(a.events, []);
-    }, { dir });
+    await withAgent(
+      async (a) => {
+        reply = await send(c);
+        assert.deepEqual(a.ops.calls, ["restart web"]);
+      },
+      { dir },
+    );
+    await withAgent(
+      async (a) => {
+        assert.deepEqual(await send(c), reply);
+        assert.deepEqual(a.ops.calls, []);
+        assert.deepEqual(a.events, []);
+      },
+      { dir },
+    );
   });
 
   test("a command the agent died running is answered E_INTERRUPTED, reported as completed, and never run", async () => {
@@ -329,16 +499,25 @@ describe("a command runs once", () => {
     const crashed = new CommandRecord(join(dir, "commands.jsonl"));
     crashed.begin(c);
     crashed.close();
-    await withAgent(async (a) => {
-      assert.deepEqual(a.events.map((e) => [e.type, e.data.command, e.data.code]), [["CommandCompleted", c.id, "E_INTERRUPTED"]]);
-      assertEventShapes(a);
-      refused(await send(c), "E_INTERRUPTED", /the agent restarted while running this command; check status/);
-      assert.deepEqual(a.ops.calls, []);
-    }, { dir });
-    await withAgent(async (a) => {
-      assert.deepEqual(a.events, [], "reported once, not at every start");
-      refused(await send(c), "E_INTERRUPTED");
-    }, { dir });
+    await withAgent(
+      async (a) => {
+        assert.deepEqual(
+          a.events.map((e) => [e.type, e.data.command, e.data.code]),
+          [["CommandCompleted", c.id, "E_INTERRUPTED"]],
+        );
+        assertEventShapes(a);
+        refused(await send(c), "E_INTERRUPTED", /the agent restarted while running this command; check status/);
+        assert.deepEqual(a.ops.calls, []);
+      },
+      { dir },
+    );
+    await withAgent(
+      async (a) => {
+        assert.deepEqual(a.events, [], "reported once, not at every start");
+        refused(await send(c), "E_INTERRUPTED");
+      },
+      { dir },
+    );
   });
 
   test("a torn last line in the record file (a crash mid-write) is skipped", async () => {
@@ -349,12 +528,20 @@ describe("a command runs once", () => {
     await withAgent(async () => void (reply = await send(c)), { dir });
     const path = join(dir, "commands.jsonl");
     appendFileSync(path, readFileSync(path, "utf8").split("\n")[0]!.slice(0, 57));
-    await withAgent(async (a) => {
-      assert.deepEqual(await send(c), reply);
-      result(await send(cmd("stop", { service: "db" })));
-      assert.deepEqual(a.ops.calls, ["stop db"]);
-    }, { dir });
-    assert.ok(readFileSync(path, "utf8").split("\n").filter(Boolean).every((l) => JSON.parse(l)));
+    await withAgent(
+      async (a) => {
+        assert.deepEqual(await send(c), reply);
+        result(await send(cmd("stop", { service: "db" })));
+        assert.deepEqual(a.ops.calls, ["stop db"]);
+      },
+      { dir },
+    );
+    assert.ok(
+      readFileSync(path, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .every((l) => JSON.parse(l)),
+    );
   });
 });
 
@@ -372,28 +559,46 @@ describe("concurrency", () => {
       assert.equal(a.ops.calls.includes("stop web"), false, "the second write to web waits");
       g.open();
       await Promise.all([w1, w2, d1]);
-      assert.deepEqual(a.ops.calls.filter((c) => c.endsWith("web")), ["restart web", "stop web"]);
+      assert.deepEqual(
+        a.ops.calls.filter((c) => c.endsWith("web")),
+        ["restart web", "stop web"],
+      );
       assert.equal(a.ops.maxRunning, 2);
     });
   });
 
   test("too many commands in hand: E_UNAVAILABLE at once", async () => {
-    await withAgent(async (a) => {
-      const g = gate();
-      a.ops.gate = g.promise;
-      const held = [send(cmd("restart", { service: "a" })), send(cmd("restart", { service: "b" }))];
-      await waitFor(() => a.svc.inFlight === 2);
-      refused(await send(cmd("status")), "E_UNAVAILABLE", /too many commands/);
-      g.open();
-      await Promise.all(held);
-      result(await send(cmd("status")));
-    }, { maxInFlight: 2 });
+    await withAgent(
+      async (a) => {
+        const g = gate();
+        a.ops.gate = g.promise;
+        const held = [send(cmd("restart", { service: "a" })), send(cmd("restart", { service: "b" }))];
+        await waitFor(() => a.svc.inFlight === 2);
+        refused(await send(cmd("status")), "E_UNAVAILABLE", /too many commands/);
+        g.open();
+        await Promise.all(held);
+        result(await send(cmd("status")));
+      },
+      { maxInFlight: 2 },
+    );
   });
 
   test("a reply larger than the server takes is E_TOO_LARGE", async () => {
     await withAgent(async (a) => {
-      const line = { v: 1, kind: "line", ts: new Date().toISOString(), boot: "b", service: "web", stream: "stdout", seq: 1, line: "x".repeat(16_000) };
-      a.ops.results.set("logs web", { ok: true, result: { source: "buffer", service: "web", lines: Array(80).fill(line), dropped: 0 } });
+      const line = {
+        v: 1,
+        kind: "line",
+        ts: new Date().toISOString(),
+        boot: "b",
+        service: "web",
+        stream: "stdout",
+        seq: 1,
+        line: "x".repeat(16_000),
+      };
+      a.ops.results.set("logs web", {
+        ok: true,
+        result: { source: "buffer", service: "web", lines: Array(80).fill(line), dropped: 0 },
+      });
       refused(await send(cmd("logs", { service: "web", lines: 1000 })), "E_TOO_LARGE", /fewer lines/);
     });
   });
@@ -408,7 +613,17 @@ describe("fuzz", () => {
     const random = seededRandom(seed);
     await withAgent(async (a) => {
       const valid = Buffer.from(JSON.stringify(cmd("restart", { service: "web" })));
-      const allowed = ["E_BAD_JSON", "E_BAD_REQUEST", "E_BAD_SIGNATURE", "E_CLOCK_SKEW", "E_UNKNOWN_ACTION", "E_WRONG_NODE", "E_UNKNOWN_ACTOR", "E_FORBIDDEN", "E_TOO_LARGE"];
+      const allowed = [
+        "E_BAD_JSON",
+        "E_BAD_REQUEST",
+        "E_BAD_SIGNATURE",
+        "E_CLOCK_SKEW",
+        "E_UNKNOWN_ACTION",
+        "E_WRONG_NODE",
+        "E_UNKNOWN_ACTOR",
+        "E_FORBIDDEN",
+        "E_TOO_LARGE",
+      ];
       const codes = new Map<string, number>();
       for (let i = 0; i < rounds; i++) {
         const bytes = mutate(valid, random, i);
@@ -416,7 +631,10 @@ describe("fuzz", () => {
         const r = await raw("restart", bytes);
         assert.equal(r.ok, false, `accepted ${bytes.toString("latin1").slice(0, 200)}`);
         if (!r.ok) {
-          assert.ok(allowed.includes(r.error.code), `${r.error.code}: ${r.error.message} for ${bytes.toString("latin1").slice(0, 200)}`);
+          assert.ok(
+            allowed.includes(r.error.code),
+            `${r.error.code}: ${r.error.message} for ${bytes.toString("latin1").slice(0, 200)}`,
+          );
           codes.set(r.error.code, (codes.get(r.error.code) ?? 0) + 1);
         }
       }
@@ -449,7 +667,9 @@ describe("round trip", () => {
       const echoP50 = await time((i) => nc.request("bench.echo", commands[i]!));
       const statusP50 = await time((i) => nc.request(nodeCommandSubject(NODE, "status"), commands[i]!));
       echo.unsubscribe();
-      t.diagnostic(`p50: echo ${echoP50.toFixed(3)} ms, status ${statusP50.toFixed(3)} ms (${(statusP50 / echoP50).toFixed(2)}x)`);
+      t.diagnostic(
+        `p50: echo ${echoP50.toFixed(3)} ms, status ${statusP50.toFixed(3)} ms (${(statusP50 / echoP50).toFixed(2)}x)`,
+      );
     });
   });
 });
@@ -493,9 +713,40 @@ function mutate(valid: Buffer, random: () => number, i: number): Buffer {
     }
     default: {
       const json = JSON.parse(valid.toString());
-      const paths: string[][] = [["v"], ["id"], ["ts"], ["nonce"], ["actor"], ["actor", "id"], ["actor", "key"], ["action"], ["args"], ["args", "node"], ["args", "service"], ["sig"], ["extra"]];
+      const paths: string[][] = [
+        ["v"],
+        ["id"],
+        ["ts"],
+        ["nonce"],
+        ["actor"],
+        ["actor", "id"],
+        ["actor", "key"],
+        ["action"],
+        ["args"],
+        ["args", "node"],
+        ["args", "service"],
+        ["sig"],
+        ["extra"],
+      ];
       const path = pick(paths);
-      const values = [null, 0, -1, 1e308, "", "x".repeat(70), "../etc", "web-2", "status", [], {}, true, "A".repeat(86), new Date(0).toISOString(), admin.publicKey, { id: "alice" }];
+      const values = [
+        null,
+        0,
+        -1,
+        1e308,
+        "",
+        "x".repeat(70),
+        "../etc",
+        "web-2",
+        "status",
+        [],
+        {},
+        true,
+        "A".repeat(86),
+        new Date(0).toISOString(),
+        admin.publicKey,
+        { id: "alice" },
+      ];
       let target = json;
       for (const k of path.slice(0, -1)) target = target[k];
       if (random() < 0.2) delete target[path.at(-1)!];

@@ -32,9 +32,17 @@ describe("unibus-agent enrollment", () => {
   // The admin's commands go through one in-process connection (a CLI process costs seconds of
   // start-up on a loaded machine); the CLI itself is exercised where the README uses it.
   const send = async (action: string, args: Record<string, unknown>) =>
-    resultOf(await sendCommand(admin!.nc, `unibus.cmd.membership.${action}`, buildCommand(admin!.signer, "admin", action, args), 10_000));
+    resultOf(
+      await sendCommand(
+        admin!.nc,
+        `unibus.cmd.membership.${action}`,
+        buildCommand(admin!.signer, "admin", action, args),
+        10_000,
+      ),
+    );
   const invite = async (uses = 1) => (await send("node.invite", { uses })).token as string;
-  const nodes = async () => (await send("node.list", {})).items as { node: string; status: string; address: string; sign_key: string }[];
+  const nodes = async () =>
+    (await send("node.list", {})).items as { node: string; status: string; address: string; sign_key: string }[];
   const tokenFile = (token: string) => {
     const f = join(tempDir("unibus-token-"), "invite");
     writeFileSync(f, token, { mode: 0o600 });
@@ -44,7 +52,13 @@ describe("unibus-agent enrollment", () => {
   before(async () => {
     md = await startFreshMembershipd();
     const creds = readCredsFile(join(md.dataDir, "admin.creds"));
-    const nc = await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) });
+    const nc = await connectNats({
+      servers: md.natsUrl,
+      name: "test-admin",
+      caFile: join(md.dataDir, "tls", "ca.pem"),
+      creds: creds.bytes,
+      inboxPrefix: inboxPrefix(creds.publicKey),
+    });
     admin = { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
   });
   after(async () => {
@@ -54,11 +68,31 @@ describe("unibus-agent enrollment", () => {
 
   test("join with an invite (token file): keys and creds 0600, the node is listed and can connect as itself", async () => {
     const dir = tempDir("unibus-agent-");
-    const token = JSON.parse(ok(await cli(["node", "invite", "--note", "web-1"]), "node invite").stdout).token as string;
-    const r = ok(await runAgent(["--data-dir", dir, "--name", "web-1", "--label", "role=web", "join", "--token-file", tokenFile(token)]), "join");
+    const token = JSON.parse(ok(await cli(["node", "invite", "--note", "web-1"]), "node invite").stdout)
+      .token as string;
+    const r = ok(
+      await runAgent([
+        "--data-dir",
+        dir,
+        "--name",
+        "web-1",
+        "--label",
+        "role=web",
+        "join",
+        "--token-file",
+        tokenFile(token),
+      ]),
+      "join",
+    );
     assert.match(r.stdout, /^enrolled as web-1 \(10\.0\.0\.\d+\) in cluster unibus; credentials in .*node\.creds\n$/);
     for (const f of ["node.nk", "kex.nk", "node.creds"]) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
-    const listed = (JSON.parse(ok(await cli(["node", "list"]), "node list").stdout).items as { node: string; status: string; address: string }[]).find((n) => n.node === "web-1");
+    const listed = (
+      JSON.parse(ok(await cli(["node", "list"]), "node list").stdout).items as {
+        node: string;
+        status: string;
+        address: string;
+      }[]
+    ).find((n) => n.node === "web-1");
     assert.equal(listed?.status, "active");
     const status = JSON.parse(ok(await runAgent(["--data-dir", dir, "--json", "status"]), "status").stdout);
     assert.deepEqual({ node: status.node, address: status.address }, { node: "web-1", address: listed!.address });
@@ -70,7 +104,10 @@ describe("unibus-agent enrollment", () => {
 
   test("the token read from stdin works, and a second run on an enrolled data dir is refused", async () => {
     const dir = tempDir("unibus-agent-");
-    ok(await runAgent(["--data-dir", dir, "--name", "web-2", "join", "--token", "-"], await invite()), "join from stdin");
+    ok(
+      await runAgent(["--data-dir", dir, "--name", "web-2", "join", "--token", "-"], await invite()),
+      "join from stdin",
+    );
     const again = await runAgent(["--data-dir", dir, "--name", "web-2", "join", "--token", "-"], await invite());
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already enrolled as web-2 .*\[E_ALREADY_ENROLLED\]/);
@@ -79,13 +116,35 @@ describe("unibus-agent enrollment", () => {
   test("a CA that does not match the invite's fingerprint is refused before anything is sent", async () => {
     const token = await invite();
     const dir = tempDir("unibus-agent-");
-    const r = await runAgent(["--data-dir", dir, "--name", "mitm-1", "join", "--token-file", tokenFile(alteredToken(token, { ca: "0".repeat(64) }))]);
+    const r = await runAgent([
+      "--data-dir",
+      dir,
+      "--name",
+      "mitm-1",
+      "join",
+      "--token-file",
+      tokenFile(alteredToken(token, { ca: "0".repeat(64) })),
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /certificate chain without the CA the invite names .*\[E_CA_MISMATCH\]/);
     assert.ok(!existsSync(join(dir, "node.creds")));
-    assert.equal((await nodes()).some((n) => n.node === "mitm-1"), false);
+    assert.equal(
+      (await nodes()).some((n) => n.node === "mitm-1"),
+      false,
+    );
     // The untouched token still has its one use: nothing reached membershipd.
-    ok(await runAgent(["--data-dir", tempDir("unibus-agent-"), "--name", "mitm-2", "join", "--token-file", tokenFile(token)]), "the genuine token still works");
+    ok(
+      await runAgent([
+        "--data-dir",
+        tempDir("unibus-agent-"),
+        "--name",
+        "mitm-2",
+        "join",
+        "--token-file",
+        tokenFile(token),
+      ]),
+      "the genuine token still works",
+    );
   });
 
   test("a damaged token is a clear error (exit 1), a missing one a usage error (exit 2)", async () => {
@@ -101,10 +160,16 @@ describe("unibus-agent enrollment", () => {
   test("a join that crashed after enrolling (no creds written) is completed by running join again", async () => {
     const token = await invite();
     const dir = tempDir("unibus-agent-");
-    ok(await runAgent(["--data-dir", dir, "--name", "crash-1", "join", "--token-file", tokenFile(token)]), "first join");
+    ok(
+      await runAgent(["--data-dir", dir, "--name", "crash-1", "join", "--token-file", tokenFile(token)]),
+      "first join",
+    );
     // As if the agent died after membershipd answered but before it saved anything: keys stay.
     for (const f of ["node.creds", "node.json", "ca.pem"]) rmSync(join(dir, f));
-    const retry = ok(await runAgent(["--data-dir", dir, "--name", "crash-1", "join", "--token-file", tokenFile(token)]), "retry with the used token");
+    const retry = ok(
+      await runAgent(["--data-dir", dir, "--name", "crash-1", "join", "--token-file", tokenFile(token)]),
+      "retry with the used token",
+    );
     assert.match(retry.stdout, /enrolled as crash-1/);
     assert.equal((await nodes()).filter((n) => n.node === "crash-1").length, 1);
   });
@@ -112,7 +177,11 @@ describe("unibus-agent enrollment", () => {
   test("enroll-wait prints a code; `unibus node enroll --code` delivers the sealed config", async () => {
     const bundle = (await send("node.wait-bundle", {})).bundle as string;
     const dir = tempDir("unibus-agent-");
-    const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "--name", "db-1", "enroll-wait", "--bundle", "-"], { stdio: ["pipe", "pipe", "pipe"] });
+    const proc = spawn(
+      join(ROOT, "bin/unibus-agent"),
+      ["--data-dir", dir, "--name", "db-1", "enroll-wait", "--bundle", "-"],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
     proc.stdin.end(bundle);
     let out = "";
     proc.stdout.on("data", (d) => (out += d));
@@ -140,10 +209,21 @@ describe("unibus-agent enrollment", () => {
 
   test("`unibus node revoke` cuts the node's live connection within 2 s, and it cannot reconnect", async () => {
     const dir = tempDir("unibus-agent-");
-    ok(await runAgent(["--data-dir", dir, "--name", "bad-1", "join", "--token-file", tokenFile(await invite())]), "join");
+    ok(
+      await runAgent(["--data-dir", dir, "--name", "bad-1", "join", "--token-file", tokenFile(await invite())]),
+      "join",
+    );
     const creds = readFileSync(join(dir, "node.creds"));
     const key = (await nodes()).find((n) => n.node === "bad-1")!.sign_key;
-    const connect = () => connectNats({ servers: md!.natsUrl, name: "bad-1", caFile: join(dir, "ca.pem"), creds, inboxPrefix: inboxPrefix(key), timeoutMs: 3000 });
+    const connect = () =>
+      connectNats({
+        servers: md!.natsUrl,
+        name: "bad-1",
+        caFile: join(dir, "ca.pem"),
+        creds,
+        inboxPrefix: inboxPrefix(key),
+        timeoutMs: 3000,
+      });
     const nc = await connect();
     // The cut is the server dropping the connection (the first disconnect): `closed()` would also
     // wait out the client's own reconnect attempts, which the server then refuses.

@@ -13,7 +13,18 @@ import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
-import { cleanupMembershipd, cmdline, isAlive, natsPidFile, sleep, startAgentDaemon, startFreshMembershipd, stopAgentDaemon, waitUntil, type AgentDaemon } from "./process-tools.ts";
+import {
+  cleanupMembershipd,
+  cmdline,
+  isAlive,
+  natsPidFile,
+  sleep,
+  startAgentDaemon,
+  startFreshMembershipd,
+  stopAgentDaemon,
+  waitUntil,
+  type AgentDaemon,
+} from "./process-tools.ts";
 
 const NODE = "run-1";
 const MARK = "unibus-agent-run-test";
@@ -44,10 +55,18 @@ function parentOf(pid: number): number {
 function writeServices(dir: string, marker: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const profile = process.env.UNIBUS_TEST_SANDBOX ?? "none";
-  writeFileSync(join(dir, "ticker.json"), JSON.stringify({
-    name: "ticker", command: "/bin/sh", args: ["-c", `echo start ${marker}; while true; do echo tick ${marker}; sleep 0.2; done`],
-    restart: { policy: "always", backoff_ms: 100 }, health_check: { command: "/bin/true" }, sandbox: { profile }, stop_grace_ms: 2000,
-  }));
+  writeFileSync(
+    join(dir, "ticker.json"),
+    JSON.stringify({
+      name: "ticker",
+      command: "/bin/sh",
+      args: ["-c", `echo start ${marker}; while true; do echo tick ${marker}; sleep 0.2; done`],
+      restart: { policy: "always", backoff_ms: 100 },
+      health_check: { command: "/bin/true" },
+      sandbox: { profile },
+      stop_grace_ms: 2000,
+    }),
+  );
 }
 
 describe("unibus-agent run", { timeout: 240_000 }, () => {
@@ -57,9 +76,19 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
   const dir = tempDir("unibus-agent-run-");
   const cli = (args: string[]) => runCli(["--json", ...args], { dataDir: md!.dataDir });
   const send = async (action: string, args: Record<string, unknown>, timeout = 10_000) =>
-    await sendCommand(admin!.nc, `unibus.cmd.membership.${action}`, buildCommand(admin!.signer, "admin", action, args), timeout);
+    await sendCommand(
+      admin!.nc,
+      `unibus.cmd.membership.${action}`,
+      buildCommand(admin!.signer, "admin", action, args),
+      timeout,
+    );
   const ask = async (action: NodeAction, args: Record<string, unknown> = {}, timeout = 10_000) =>
-    await sendCommand(admin!.nc, nodeCommandSubject(NODE, action), buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }), timeout);
+    await sendCommand(
+      admin!.nc,
+      nodeCommandSubject(NODE, action),
+      buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }),
+      timeout,
+    );
   const result = (r: Awaited<ReturnType<typeof ask>>) => {
     assert.ok(r.ok, `refused: ${JSON.stringify(r)}`);
     return (r as { ok: true; result: any }).result;
@@ -72,15 +101,29 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
   before(async () => {
     md = await startFreshMembershipd();
     const creds = readCredsFile(join(md.dataDir, "admin.creds"));
-    const nc = await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) });
+    const nc = await connectNats({
+      servers: md.natsUrl,
+      name: "test-admin",
+      caFile: join(md.dataDir, "tls", "ca.pem"),
+      creds: creds.bytes,
+      inboxPrefix: inboxPrefix(creds.publicKey),
+    });
     admin = { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
     const invite = await send("node.invite", { note: "agent run test" });
     assert.ok(invite.ok);
-    const joined = await runAgent(["--data-dir", dir, "--name", NODE, "--label", "role=test", "join", "--token", "-"], (invite as any).result.token);
+    const joined = await runAgent(
+      ["--data-dir", dir, "--name", NODE, "--label", "role=test", "join", "--token", "-"],
+      (invite as any).result.token,
+    );
     assert.equal(joined.code, 0, joined.stderr);
     writeServices(join(dir, "services"), MARK);
     agent = startAgentDaemon(dir);
-    await waitUntil("the agent to answer status", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
+    await waitUntil(
+      "the agent to answer status",
+      async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true,
+      60_000,
+      200,
+    );
   });
 
   after(async () => {
@@ -95,7 +138,12 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     assert.equal(s.services.find((x: any) => x.name === "ticker")?.state, "running");
     assert.ok(["bwrap", "none", "unavailable"].includes(s.agent.sandbox));
     assert.equal(servicePids(MARK).length, 1);
-    await waitUntil("UNIBUS_nodes to show ticker running", async () => (await nodeRecord())?.services?.ticker?.state === "running", 15_000, 200);
+    await waitUntil(
+      "UNIBUS_nodes to show ticker running",
+      async () => (await nodeRecord())?.services?.ticker?.state === "running",
+      15_000,
+      200,
+    );
     const rec = await nodeRecord();
     assert.equal(rec.agent.version.length > 0, true);
   });
@@ -104,8 +152,20 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     const before = servicePids(MARK);
     const r = result(await ask("restart", { service: "ticker" }));
     assert.equal(r.state, "running");
-    await waitUntil("a new ticker process", () => { const now = servicePids(MARK); return now.length === 1 && now[0] !== before[0]; }, 10_000);
-    await waitUntil("the restart in UNIBUS_nodes", async () => (await nodeRecord())?.agent?.last_command?.action === "restart", 15_000, 200);
+    await waitUntil(
+      "a new ticker process",
+      () => {
+        const now = servicePids(MARK);
+        return now.length === 1 && now[0] !== before[0];
+      },
+      10_000,
+    );
+    await waitUntil(
+      "the restart in UNIBUS_nodes",
+      async () => (await nodeRecord())?.agent?.last_command?.action === "restart",
+      15_000,
+      200,
+    );
     const rec = await nodeRecord();
     assert.equal(rec.agent.last_command.actor, "admin");
     assert.equal(rec.agent.last_command.ok, true);
@@ -113,7 +173,11 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
 
   test("a bad or unsigned request gets a structured refusal and runs nothing", async () => {
     const pids = servicePids(MARK);
-    const raw = await admin!.nc.request(nodeCommandSubject(NODE, "restart"), JSON.stringify({ node: NODE, service: "ticker" }), { timeout: 5000 });
+    const raw = await admin!.nc.request(
+      nodeCommandSubject(NODE, "restart"),
+      JSON.stringify({ node: NODE, service: "ticker" }),
+      { timeout: 5000 },
+    );
     const reply = raw.json<any>();
     assert.equal(reply.ok, false);
     assert.equal(reply.error.code, "E_BAD_REQUEST");
@@ -137,12 +201,29 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     process.kill(natsPidFile(md!.dataDir), "SIGKILL");
     await sleep(1500);
     assert.deepEqual(servicePids(MARK), pids, "the services were disturbed by the outage");
-    await waitUntil("the agent to answer again", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 250);
+    await waitUntil(
+      "the agent to answer again",
+      async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true,
+      60_000,
+      250,
+    );
     assert.deepEqual(servicePids(MARK), pids);
     const seqBefore = (await nodeRecord()).agent.last_seq;
     result(await ask("restart", { service: "ticker" }));
-    await waitUntil("the restart after the outage in UNIBUS_nodes", async () => ((await nodeRecord().catch(() => null))?.agent?.last_seq ?? 0) > seqBefore + 2, 20_000, 250)
-      .catch(async (err) => assert.fail(`${(err as Error).message}; the agent said:\n${agent!.out()}\nmembershipd said:\n${md!.output().slice(-4000)}\n/healthz: ${await fetch(`${md!.httpUrl}/healthz`).then((r) => r.text()).catch((e) => String(e))}`));
+    await waitUntil(
+      "the restart after the outage in UNIBUS_nodes",
+      async () => ((await nodeRecord().catch(() => null))?.agent?.last_seq ?? 0) > seqBefore + 2,
+      20_000,
+      250,
+    ).catch(async (err) =>
+      assert.fail(
+        `${(err as Error).message}; the agent said:\n${agent!.out()}\nmembershipd said:\n${md!.output().slice(-4000)}\n/healthz: ${await fetch(
+          `${md!.httpUrl}/healthz`,
+        )
+          .then((r) => r.text())
+          .catch((e) => String(e))}`,
+      ),
+    );
     const s = result(await ask("status"));
     assert.equal(s.agent.reports_pending, 0);
   });
@@ -152,7 +233,12 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     await agent!.exited;
     await waitUntil("the services to die with the agent", () => servicePids(MARK).length === 0, 10_000);
     agent = startAgentDaemon(dir);
-    await waitUntil("the new agent to answer", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
+    await waitUntil(
+      "the new agent to answer",
+      async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true,
+      60_000,
+      200,
+    );
     await sleep(500);
     assert.equal(servicePids(MARK).length, 1);
   });
@@ -168,7 +254,12 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
     assert.equal(await Promise.race([agent.exited, sleep(20_000).then(() => "still running")]), 0, agent.out());
     await waitUntil("the service to be stopped", () => servicePids(MARK).length === 0, 10_000);
     agent = startAgentDaemon(dir);
-    await waitUntil("the next agent to answer", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
+    await waitUntil(
+      "the next agent to answer",
+      async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true,
+      60_000,
+      200,
+    );
     await waitUntil("its service, once", () => servicePids(MARK).length === 1, 10_000);
   });
 
@@ -189,7 +280,12 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
       chmodSync(trust, 0o600);
     }
     agent = startAgentDaemon(dir);
-    await waitUntil("the next agent to answer", async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true, 60_000, 200);
+    await waitUntil(
+      "the next agent to answer",
+      async () => (await ask("status", {}, 1000).catch(() => null))?.ok === true,
+      60_000,
+      200,
+    );
   });
 
   test("leave: the agent stops its services, forgets its enrollment and exits 0", async () => {

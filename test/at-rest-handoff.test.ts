@@ -24,8 +24,20 @@ describe("membershipd --at-rest-key-handoff", { skip: why ?? false, timeout: 120
   });
 
   function waitingMd(httpPort: number, natsPort: number) {
-    const proc = spawn(join(ROOT, "bin/membershipd"), ["--data-dir", dataDir, "--nats-port", String(natsPort), "--http-port", String(httpPort), "--at-rest-key-handoff", handoff],
-      { stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(
+      join(ROOT, "bin/membershipd"),
+      [
+        "--data-dir",
+        dataDir,
+        "--nats-port",
+        String(natsPort),
+        "--http-port",
+        String(httpPort),
+        "--at-rest-key-handoff",
+        handoff,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     proc.stdout!.on("data", (d) => (out += d));
     proc.stderr!.on("data", (d) => (out += d));
@@ -60,7 +72,16 @@ describe("membershipd --at-rest-key-handoff", { skip: why ?? false, timeout: 120
     assert.match(h.body.problems[0], /^waiting for the vault key; no agent has reported its vault yet/);
     assert.ok(existsSync(`${handoff}.want`), "it asks for the key");
     assert.equal(statSync(join(shm, "n1")).mode & 0o777, 0o700);
-    writeFileSync(join(shm, "n1", "vault-state.json"), JSON.stringify({ state: "waiting-for-peers", reachable: 1, k: 3, n: 4, problem: "1 of 4 guardians released a share; 3 are needed" }));
+    writeFileSync(
+      join(shm, "n1", "vault-state.json"),
+      JSON.stringify({
+        state: "waiting-for-peers",
+        reachable: 1,
+        k: 3,
+        n: 4,
+        problem: "1 of 4 guardians released a share; 3 are needed",
+      }),
+    );
     const peers = await getJson(`http://127.0.0.1:${httpPort}/healthz`);
     assert.match(peers.body.problems[0], /waiting for peers \(1 of 3 guardians answered\)/);
     assert.equal(peers.body.vault.state, "waiting-for-peers");
@@ -93,10 +114,16 @@ describe("membershipd --at-rest-key-handoff", { skip: why ?? false, timeout: 120
     assert.equal(sealed.body.posture.sealed_keys, true);
     assert.equal(sealed.body.posture.at_rest, "chachapoly");
     // Running, but the co-located agent's vault waits for peers (it restarted): /healthz says so.
-    writeFileSync(join(shm, "n1", "vault-state.json"), JSON.stringify({ state: "waiting-for-peers", problem: "2 of 4 guardians released a share; 3 are needed" }));
+    writeFileSync(
+      join(shm, "n1", "vault-state.json"),
+      JSON.stringify({ state: "waiting-for-peers", problem: "2 of 4 guardians released a share; 3 are needed" }),
+    );
     const waitingAgent = await getJson(`http://127.0.0.1:${httpPort}/healthz`);
     assert.equal(waitingAgent.body.status, "degraded");
-    assert.ok(waitingAgent.body.problems.some((p: string) => /the agent's vault is waiting for peers: 2 of 4/.test(p)), JSON.stringify(waitingAgent.body.problems));
+    assert.ok(
+      waitingAgent.body.problems.some((p: string) => /the agent's vault is waiting for peers: 2 of 4/.test(p)),
+      JSON.stringify(waitingAgent.body.problems),
+    );
     assert.equal(waitingAgent.body.vault.state, "waiting-for-peers");
     md2.proc.kill("SIGTERM");
     await md2.exited;

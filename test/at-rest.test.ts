@@ -8,7 +8,15 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, wr
 import { join, relative } from "node:path";
 import { runCli, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
 import {
-  cleanupMembershipd, cmdline, isAlive, membershipdPid, natsPidFile, natsServersFor, runMembershipdToExit, startFreshMembershipd, stopMembershipd,
+  cleanupMembershipd,
+  cmdline,
+  isAlive,
+  membershipdPid,
+  natsPidFile,
+  natsServersFor,
+  runMembershipdToExit,
+  startFreshMembershipd,
+  stopMembershipd,
 } from "./process-tools.ts";
 
 const HANDLE = "zebra-unicorn-4711";
@@ -32,7 +40,8 @@ function filesContaining(dir: string, needles: (string | Buffer)[]): string[] {
     const bytes = readFileSync(file);
     for (const n of needles) {
       const needle = typeof n === "string" ? Buffer.from(n, "utf8") : n;
-      if (bytes.includes(needle)) hits.push(`${relative(dir, file)}: ${typeof n === "string" ? n : `<${n.length} raw key bytes>`}`);
+      if (bytes.includes(needle))
+        hits.push(`${relative(dir, file)}: ${typeof n === "string" ? n : `<${n.length} raw key bytes>`}`);
     }
   }
   return hits;
@@ -104,7 +113,10 @@ describe("at-rest encryption of the embedded store", () => {
     assert.ok(argv.includes(join(natsDir, "server.conf")), `unexpected argv ${argv.join(" ")}`);
     const raw = readFileSync(`/proc/${pid}/cmdline`, "latin1");
     assert.ok(!raw.toLowerCase().includes(goodKey), "nats-server's argv holds the key");
-    assert.ok(!cmdline(membershipdPid(dataDir)).join(" ").toLowerCase().includes(goodKey), "membershipd's argv holds the key");
+    assert.ok(
+      !cmdline(membershipdPid(dataDir)).join(" ").toLowerCase().includes(goodKey),
+      "membershipd's argv holds the key",
+    );
   });
 
   describe("after a SIGTERM stop", () => {
@@ -169,8 +181,10 @@ describe("at-rest encryption of the embedded store", () => {
       writeFileSync(keyFile, goodKey + "\n", { mode: 0o600 });
       md = await startMembershipd({ dataDir });
       const [users, room, replay, verify] = await Promise.all([
-        runCli(["--json", "user", "list"], { dataDir }), runCli(["--json", "room", "show", ROOM], { dataDir }),
-        runCli(["audit", "replay"], { dataDir }), runCli(["audit", "verify"], { dataDir }),
+        runCli(["--json", "user", "list"], { dataDir }),
+        runCli(["--json", "room", "show", ROOM], { dataDir }),
+        runCli(["audit", "replay"], { dataDir }),
+        runCli(["audit", "verify"], { dataDir }),
       ]);
       assert.equal(users.code, 0, users.stderr);
       const u = JSON.parse(users.stdout).items.find((x: { handle: string }) => x.handle === HANDLE);
@@ -178,7 +192,10 @@ describe("at-rest encryption of the embedded store", () => {
       assert.equal(room.code, 0, room.stderr);
       const shown = JSON.parse(room.stdout);
       assert.equal(shown.room.subject, `the ${MARKER} room`);
-      assert.deepEqual(shown.members.map((m: { user: string }) => m.user), [HANDLE]);
+      assert.deepEqual(
+        shown.members.map((m: { user: string }) => m.user),
+        [HANDLE],
+      );
       assert.equal(replay.code, 0, replay.stdout + replay.stderr);
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);
       assert.equal(readFileSync(checkFile, "utf8"), goodCheck, "the key check is recorded again for the right key");
@@ -197,8 +214,15 @@ describe("at-rest encryption of the embedded store", () => {
       try {
         started = await startMembershipd({ dataDir: dir });
       } catch (err) {
-        const log = existsSync(join(dir, "nats", "nats-server.log")) ? readFileSync(join(dir, "nats", "nats-server.log"), "utf8").trim().split("\n").pop() : "";
-        assert.fail(`membershipd did not start with key ${key.slice(0, 8)}…: ${(err as Error).message.trim()}\nnats-server.log: ${log}`);
+        const log = existsSync(join(dir, "nats", "nats-server.log"))
+          ? readFileSync(join(dir, "nats", "nats-server.log"), "utf8")
+              .trim()
+              .split("\n")
+              .pop()
+          : "";
+        assert.fail(
+          `membershipd did not start with key ${key.slice(0, 8)}…: ${(err as Error).message.trim()}\nnats-server.log: ${log}`,
+        );
       } finally {
         if (started) assert.equal(await stopMembershipd(started), 0, started.output());
         await cleanupMembershipd(undefined, dir);

@@ -11,11 +11,30 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { nodeCommandSubject, Reply, type Actor, type NodeAction, type CommandEnvelope, type TrustResult } from "../schemas/mod.ts";
-import { CommandRecord, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
+import {
+  nodeCommandSubject,
+  Reply,
+  type Actor,
+  type NodeAction,
+  type CommandEnvelope,
+  type TrustResult,
+} from "../schemas/mod.ts";
+import {
+  CommandRecord,
+  startNodeCommandService,
+  TrustList,
+  type NodeCommandService,
+} from "../services/agent/commands/mod.ts";
 import { fakeOps, gate, newUser } from "../services/agent/commands/testing.ts";
 import { connectNats, parseCreds, readCredsFile } from "../services/bus/mod.ts";
-import { FLEET_ID, eventSubject, inboxPrefix, isDomainError, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import {
+  FLEET_ID,
+  eventSubject,
+  inboxPrefix,
+  isDomainError,
+  signerFromSeed,
+  type Signer,
+} from "../services/core/mod.ts";
 import { buildCommand } from "../services/cli/request.ts";
 import { decodeInvite, joinRequest, nodeKeys } from "./enroll-helpers.ts";
 import { clientFor, startNats, startSecurePlane, tempDir, type MembershipdHandle, type NatsHandle } from "./harness.ts";
@@ -53,21 +72,34 @@ describe("attacks 7 and 9 against a real membershipd", { timeout: 240_000 }, () 
 
   const request = async (action: string, payload: string | Uint8Array, timeout = 20_000): Promise<Reply> =>
     parseReply((await nc.request(`unibus.cmd.membership.${action}`, payload, { timeout })).string());
-  const send = (action: string, args: Record<string, unknown>) => request(action, JSON.stringify(buildCommand(admin, "admin", action, args)));
+  const send = (action: string, args: Record<string, unknown>) =>
+    request(action, JSON.stringify(buildCommand(admin, "admin", action, args)));
   /** A connection with a token's bootstrap credential, or the server's refusal. */
   const connectWith = async (token: string): Promise<NatsConnection | Error> => {
     const creds = new TextEncoder().encode(decodeInvite(token).creds);
     return await connectNats({
-      servers: md.natsUrl, name: "attack-7 bootstrap", caFile: join(md.dataDir, "tls", "ca.pem"), creds, inboxPrefix: inboxPrefix(parseCreds(creds).publicKey),
+      servers: md.natsUrl,
+      name: "attack-7 bootstrap",
+      caFile: join(md.dataDir, "tls", "ca.pem"),
+      creds,
+      inboxPrefix: inboxPrefix(parseCreds(creds).publicKey),
     }).catch((err: Error) => err);
   };
   const invitesIssued = async (note: string) =>
-    (await subjectEvents(service.js, service.jsm, eventSubject("fleet", FLEET_ID))).filter((e) => e.type === "InviteIssued" && e.data.note === note);
+    (await subjectEvents(service.js, service.jsm, eventSubject("fleet", FLEET_ID))).filter(
+      (e) => e.type === "InviteIssued" && e.data.note === note,
+    );
 
   before(async () => {
     md = await startFreshMembershipd();
     const creds = readCredsFile(join(md.dataDir, "admin.creds"));
-    nc = await connectNats({ servers: md.natsUrl, name: "attack-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) });
+    nc = await connectNats({
+      servers: md.natsUrl,
+      name: "attack-admin",
+      caFile: join(md.dataDir, "tls", "ca.pem"),
+      creds: creds.bytes,
+      inboxPrefix: inboxPrefix(creds.publicKey),
+    });
     admin = signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim());
     service = await clientFor({ natsUrl: md.natsUrl, dataDir: md.dataDir });
   });
@@ -92,7 +124,10 @@ describe("attacks 7 and 9 against a real membershipd", { timeout: 240_000 }, () 
     const codes = replies.map((r) => (r.ok ? "ok" : r.error.code));
 
     // Every copy answered with the first one's reply: one token, never a second run.
-    assert.ok(replies.every((r) => r.ok), `every copy gets the reply of the first: ${JSON.stringify(codes)}`);
+    assert.ok(
+      replies.every((r) => r.ok),
+      `every copy gets the reply of the first: ${JSON.stringify(codes)}`,
+    );
     assert.equal(tokens.size, 1, `${tokens.size} different tokens for one command`);
     for (const r of replies) assert.deepEqual(r, replies[0]);
 
@@ -100,7 +135,11 @@ describe("attacks 7 and 9 against a real membershipd", { timeout: 240_000 }, () 
     const issued = await invitesIssued(note);
     assert.equal(issued.length, 1, JSON.stringify(issued));
     for (const token of tokens) {
-      assert.equal(parseCreds(new TextEncoder().encode(decodeInvite(token).creds)).publicKey, issued[0]!.data.bootstrap_key, "the token's identity is the recorded invite's");
+      assert.equal(
+        parseCreds(new TextEncoder().encode(decodeInvite(token).creds)).publicKey,
+        issued[0]!.data.bootstrap_key,
+        "the token's identity is the recorded invite's",
+      );
     }
 
     // Revoking the recorded invite reaches every credential that was handed out.
@@ -109,7 +148,10 @@ describe("attacks 7 and 9 against a real membershipd", { timeout: 240_000 }, () 
     for (const token of tokens) {
       const conn = await connectWith(token);
       if (!(conn instanceof Error)) await conn.close();
-      assert.ok(conn instanceof Error && /authorization violation/i.test(conn.message), `a token of the revoked invite still connects: ${conn instanceof Error ? conn.message : "connected"}`);
+      assert.ok(
+        conn instanceof Error && /authorization violation/i.test(conn.message),
+        `a token of the revoked invite still connects: ${conn instanceof Error ? conn.message : "connected"}`,
+      );
     }
   }
 
@@ -123,10 +165,23 @@ describe("attacks 7 and 9 against a real membershipd", { timeout: 240_000 }, () 
 
   test("attack 9: a command whose args nest 5,000 deep is refused E_TOO_DEEP before anything walks it; no stack in the log; membershipd keeps serving", async () => {
     // A node.report's event data is free-form: the one place args may nest at all.
-    const base = JSON.stringify(signed(admin, "node.report", { node: "n1", events: [{ type: "CommandReceived", data: { attack: 0 } }] }, { actorId: "admin" }));
+    const base = JSON.stringify(
+      signed(
+        admin,
+        "node.report",
+        { node: "n1", events: [{ type: "CommandReceived", data: { attack: 0 } }] },
+        { actorId: "admin" },
+      ),
+    );
     for (let i = 0; i < 3; i++) refusedWith(await request("node.report", nestDeep(base, "attack")), "E_TOO_DEEP");
     // The same depth at the envelope's top level (an extra member) and as the whole body.
-    refusedWith(await request("user.list", nestDeep(JSON.stringify({ ...buildCommand(admin, "admin", "user.list", {}), extra: 0 }), "extra")), "E_TOO_DEEP");
+    refusedWith(
+      await request(
+        "user.list",
+        nestDeep(JSON.stringify({ ...buildCommand(admin, "admin", "user.list", {}), extra: 0 }), "extra"),
+      ),
+      "E_TOO_DEEP",
+    );
     refusedWith(await request("user.list", deep), "E_TOO_DEEP");
     assert.doesNotMatch(md.output(), /RangeError|Maximum call stack/, "no stack in membershipd's log");
     const list = await send("user.list", { limit: 1 });
@@ -140,8 +195,17 @@ describe("attacks 7 and 9 against a real membershipd", { timeout: 240_000 }, () 
     const conn = await connectWith(token);
     assert.ok(!(conn instanceof Error), String(conn));
     try {
-      const body = nestDeep(JSON.stringify({ ...joinRequest(nodeKeys(), { node: "deep-1", secret: decodeInvite(token).secret }), attack: 0 }), "attack");
-      refusedWith(parseReply((await conn.request("unibus.enroll.join", body, { timeout: 20_000 })).string()), "E_TOO_DEEP");
+      const body = nestDeep(
+        JSON.stringify({
+          ...joinRequest(nodeKeys(), { node: "deep-1", secret: decodeInvite(token).secret }),
+          attack: 0,
+        }),
+        "attack",
+      );
+      refusedWith(
+        parseReply((await conn.request("unibus.enroll.join", body, { timeout: 20_000 })).string()),
+        "E_TOO_DEEP",
+      );
     } finally {
       await conn.close();
     }
@@ -166,11 +230,20 @@ describe("attacks 7 and 9 against a real agent command endpoint", { timeout: 60_
     nc = await connectNats({ servers: nats.url, name: "operator" });
     agentNc = await connectNats({ servers: nats.url, name: `agent ${NODE}` });
     const dir = tempDir("unibus-attack9-agent-");
-    const trust = new TrustList(join(dir, "trust.json"), async (): Promise<TrustResult> => ({ admins: [actor], at: new Date().toISOString() }));
+    const trust = new TrustList(
+      join(dir, "trust.json"),
+      async (): Promise<TrustResult> => ({ admins: [actor], at: new Date().toISOString() }),
+    );
     await trust.refresh();
     record = new CommandRecord(join(dir, "commands.jsonl"));
     svc = await startNodeCommandService(agentNc, {
-      node: NODE, version: "0.1.0", ops, trust, record, log: (l) => logs.push(l), onEvent: () => {},
+      node: NODE,
+      version: "0.1.0",
+      ops,
+      trust,
+      record,
+      log: (l) => logs.push(l),
+      onEvent: () => {},
     });
     await agentNc.flush();
   });
@@ -183,9 +256,12 @@ describe("attacks 7 and 9 against a real agent command endpoint", { timeout: 60_
     await nats?.stop();
   });
 
-  const command = (action: string, args: Record<string, unknown>): CommandEnvelope => signed(operator, action, { node: NODE, ...args }, { actorId: "alice" });
+  const command = (action: string, args: Record<string, unknown>): CommandEnvelope =>
+    signed(operator, action, { node: NODE, ...args }, { actorId: "alice" });
   const ask = async (action: string, payload: string): Promise<Reply> =>
-    parseReply((await nc.request(nodeCommandSubject(NODE, action as NodeAction), payload, { timeout: 10_000 })).string());
+    parseReply(
+      (await nc.request(nodeCommandSubject(NODE, action as NodeAction), payload, { timeout: 10_000 })).string(),
+    );
 
   test("attack 7 at the agent: 50 copies of one signed restart in flight while the first runs: it runs once, every copy gets its reply", async () => {
     const held = gate();
@@ -216,7 +292,9 @@ describe("attacks 7 and 9 against a real agent command endpoint", { timeout: 60_
   });
 });
 
-describe("attack 7's class: the invite handler mints a credential only for the invite it recorded", { timeout: 60_000 }, () => {
+describe("attack 7's class: the invite handler mints a credential only for the invite it recorded", {
+  timeout: 60_000,
+}, () => {
   test("run twice for one command (a claim taken over after a crash), the second run records nothing and hands out no token", async () => {
     const plane = await startSecurePlane();
     try {
@@ -228,9 +306,14 @@ describe("attack 7's class: the invite handler mints a credential only for the i
       const second = await enrollment.invite(args, cmd);
       assert.ok(isDomainError(second), `the second run handed out ${JSON.stringify(second).slice(0, 200)}`);
       assert.equal(second.code, "E_INTERRUPTED");
-      const issued = (await subjectEvents(plane.plane.js, plane.plane.jsm, eventSubject("fleet", FLEET_ID))).filter((e) => e.type === "InviteIssued" && e.data.note === "rerun");
+      const issued = (await subjectEvents(plane.plane.js, plane.plane.jsm, eventSubject("fleet", FLEET_ID))).filter(
+        (e) => e.type === "InviteIssued" && e.data.note === "rerun",
+      );
       assert.equal(issued.length, 1);
-      assert.equal(parseCreds(new TextEncoder().encode(decodeInvite(first.token).creds)).publicKey, issued[0]!.data.bootstrap_key);
+      assert.equal(
+        parseCreds(new TextEncoder().encode(decodeInvite(first.token).creds)).publicKey,
+        issued[0]!.data.bootstrap_key,
+      );
     } finally {
       await plane.stop();
     }

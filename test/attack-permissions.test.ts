@@ -21,7 +21,14 @@ import { putReleaseObject } from "../services/bus/release-objects.ts";
 import { inboxPrefix, newUserSeed, releaseObjectName } from "../services/core/mod.ts";
 import { objectStoreFetcher } from "../services/agent/update/fetch.ts";
 import { clientFor, runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
-import { cleanupMembershipd, startAgentDaemon, startFreshMembershipd, stopAgentDaemon, waitUntil, type AgentDaemon } from "./process-tools.ts";
+import {
+  cleanupMembershipd,
+  startAgentDaemon,
+  startFreshMembershipd,
+  stopAgentDaemon,
+  waitUntil,
+  type AgentDaemon,
+} from "./process-tools.ts";
 
 const NODE = "att-1";
 const RELEASES = "OBJ_UNIBUS_releases";
@@ -37,11 +44,18 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
   const work = tempDir("unibus-att-work-");
   const cli = (args: string[]) => runCli(["--json", ...args], { dataDir: md!.dataDir });
   const connectAs = (creds: Uint8Array, publicKey: string, name: string) =>
-    connectNats({ servers: md!.natsUrl, name, caFile: join(md!.dataDir, "tls", "ca.pem"), creds, inboxPrefix: inboxPrefix(publicKey) });
+    connectNats({
+      servers: md!.natsUrl,
+      name,
+      caFile: join(md!.dataDir, "tls", "ca.pem"),
+      creds,
+      inboxPrefix: inboxPrefix(publicKey),
+    });
   /** The consumers on a stream, as membershipd sees them. */
   const consumers = async (stream: string) => {
     const out: { name: string; deliver?: string }[] = [];
-    for await (const c of service.jsm.consumers.list(stream)) out.push({ name: c.name, ...(c.config.deliver_subject ? { deliver: c.config.deliver_subject } : {}) });
+    for await (const c of service.jsm.consumers.list(stream))
+      out.push({ name: c.name, ...(c.config.deliver_subject ? { deliver: c.config.deliver_subject } : {}) });
     return out;
   };
   /** A JetStream call's outcome: "ok", or the refusal's text. */
@@ -65,13 +79,21 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     admin = await connectAs(adminCreds.bytes, adminCreds.publicKey, "attack-admin");
     const invite = await cli(["node", "invite"]);
     assert.equal(invite.code, 0, invite.stderr);
-    const joined = await runAgent(["--data-dir", dir, "--name", NODE, "join", "--token", "-"], JSON.parse(invite.stdout).token);
+    const joined = await runAgent(
+      ["--data-dir", dir, "--name", NODE, "join", "--token", "-"],
+      JSON.parse(invite.stdout).token,
+    );
     assert.equal(joined.code, 0, joined.stderr);
     const nodeCreds = readCredsFile(join(dir, "node.creds"));
     node = await connectAs(nodeCreds.bytes, nodeCreds.publicKey, "attack-node");
     mkdirSync(join(dir, "services"), { recursive: true, mode: 0o700 });
     agent = startAgentDaemon(dir);
-    await waitUntil("the agent to hold its trust list", () => existsSync(join(dir, "trust.json")) && /connected to/.test(agent!.out()), 60_000, 100);
+    await waitUntil(
+      "the agent to hold its trust list",
+      () => existsSync(join(dir, "trust.json")) && /connected to/.test(agent!.out()),
+      60_000,
+      100,
+    );
     // What the stream holds when the attacks run: a real release, as `release publish` stores it.
     const rel = join(work, "web");
     mkdirSync(rel, { recursive: true });
@@ -96,22 +118,36 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
       const r = await attempt(() => jsm.consumers.add(RELEASES, { deliver_subject, ack_policy: AckPolicy.None }));
       assert.match(r, /permission/i, `a push consumer delivering to ${deliver_subject}: ${r}`);
     }
-    assert.deepEqual((await consumers(RELEASES)).filter((c) => c.deliver), [], "no push consumer was made");
+    assert.deepEqual(
+      (await consumers(RELEASES)).filter((c) => c.deliver),
+      [],
+      "no push consumer was made",
+    );
     assert.doesNotMatch(md!.output(), /writes resumed/, "membershipd never heard a resume");
   });
 
   test("3: a node makes no durable consumer (200 tried at once) and deletes none it did not make", async () => {
     const jsm = await nodeJsm();
-    const made = await Promise.all(Array.from({ length: 200 }, (_, i) =>
-      attempt(() => jsm.consumers.add(RELEASES, { durable_name: `n${i}`, ack_policy: AckPolicy.Explicit }))));
+    const made = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        attempt(() => jsm.consumers.add(RELEASES, { durable_name: `n${i}`, ack_policy: AckPolicy.Explicit })),
+      ),
+    );
     assert.equal(made.filter((r) => r === "ok").length, 0, `made: ${made.filter((r) => r === "ok").length} of 200`);
     assert.deepEqual(await consumers(RELEASES), []);
     // Someone else's consumer on that stream (an admin's in the issue; only membershipd may make one now).
-    const theirs = await service.jsm.consumers.add(RELEASES, { durable_name: "someone-elses", ack_policy: AckPolicy.Explicit });
+    const theirs = await service.jsm.consumers.add(RELEASES, {
+      durable_name: "someone-elses",
+      ack_policy: AckPolicy.Explicit,
+    });
     try {
       const r = await attempt(() => jsm.consumers.delete(RELEASES, theirs.name));
       assert.match(r, /permission/i, `the delete: ${r}`);
-      assert.deepEqual((await consumers(RELEASES)).map((c) => c.name), ["someone-elses"], "it is still there");
+      assert.deepEqual(
+        (await consumers(RELEASES)).map((c) => c.name),
+        ["someone-elses"],
+        "it is still there",
+      );
     } finally {
       await service.jsm.consumers.delete(RELEASES, theirs.name);
     }
@@ -119,30 +155,54 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
 
   test("3: a node still downloads a release, by direct get", async () => {
     const listed = JSON.parse((await cli(["release", "show", "web", "1.0.0"])).stdout);
-    const fetched = await objectStoreFetcher(() => node)(releaseObjectName(listed.manifest.sha256), listed.manifest.size);
+    const fetched = await objectStoreFetcher(() => node)(
+      releaseObjectName(listed.manifest.sha256),
+      listed.manifest.size,
+    );
     assert.ok(fetched.ok, JSON.stringify(fetched));
     assert.equal(createHash("sha256").update(fetched.bytes).digest("hex"), listed.manifest.sha256);
   });
 
-  test("3: an admin's {\"pause_ms\":600000} object delivered on unibus.cluster.writes pauses nothing", async () => {
+  test('3: an admin\'s {"pause_ms":600000} object delivered on unibus.cluster.writes pauses nothing', async () => {
     const jsm = await jetstreamManager(admin, { timeout: 3000 });
     const object = `pause-${Date.now()}`;
     assert.equal(await putReleaseObject(admin, object, new TextEncoder().encode(PAUSE), "not a release"), "stored");
-    const r = await attempt(() => jsm.consumers.add(RELEASES, { deliver_subject: "unibus.cluster.writes", ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All }));
+    const r = await attempt(() =>
+      jsm.consumers.add(RELEASES, {
+        deliver_subject: "unibus.cluster.writes",
+        ack_policy: AckPolicy.None,
+        deliver_policy: DeliverPolicy.All,
+      }),
+    );
     assert.match(r, /permission/i, `an admin's push consumer on the release objects: ${r}`);
 
     // Nor on the logs stream, which a node writes to.
     const subject = logSubject(NODE, "probe");
     await jetstream(node).publish(subject, PAUSE);
-    const push = { deliver_subject: "unibus.cluster.writes", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All };
+    const push = {
+      deliver_subject: "unibus.cluster.writes",
+      filter_subject: subject,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    };
     const refused = await attempt(() => jsm.consumers.add(LOGS_STREAM, push));
     assert.match(refused, /permission/i, `an admin's push consumer on ${LOGS_STREAM}: ${refused}`);
     // An admin JWT minted before this version still could: a node logs the pause, the old JWT has
     // it delivered. membershipd acts only on its own signature, so it is ignored and logged.
     // Durable: under load a connection can miss a beat, and an ephemeral consumer without interest goes away.
-    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-pause", deliver_subject: "unibus.cluster.writes", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, {
+      durable_name: "attack-3-pause",
+      deliver_subject: "unibus.cluster.writes",
+      filter_subject: subject,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    });
     try {
-      await waitUntil("membershipd to refuse the unsigned pause", () => /ignored a message on unibus\.cluster\.writes that membershipd did not sign/.test(md!.output()), 30_000);
+      await waitUntil(
+        "membershipd to refuse the unsigned pause",
+        () => /ignored a message on unibus\.cluster\.writes that membershipd did not sign/.test(md!.output()),
+        30_000,
+      );
       assert.doesNotMatch(md!.output(), /writes paused/);
       const write = await cli(["node", "lock", NODE, "--reason", "attack 3"]);
       assert.equal(write.code, 0, `a write after the delivery: ${write.stdout}${write.stderr}`);
@@ -157,20 +217,33 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     const streams = [EVENTS_STREAM, "KV_UNIBUS_users", LOGS_STREAM];
     for (const stream of streams) {
       for (const deliver_subject of ["unibus.cluster.writes", "unibus.trust.changed", "attack.elsewhere"]) {
-        const r = await attempt(() => jsm.consumers.add(stream, { deliver_subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All }));
+        const r = await attempt(() =>
+          jsm.consumers.add(stream, { deliver_subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All }),
+        );
         assert.match(r, /permission/i, `an admin's push consumer on ${stream} delivering to ${deliver_subject}: ${r}`);
       }
       const pull = await attempt(() => jsm.consumers.add(stream, { name: "attack-pull", ack_policy: AckPolicy.None }));
       assert.match(pull, /permission/i, `an admin's pull consumer on ${stream}: ${pull}`);
     }
-    const made = await Promise.all(Array.from({ length: 200 }, (_, i) =>
-      attempt(() => jsm.consumers.add(EVENTS_STREAM, { durable_name: `a${i}`, ack_policy: AckPolicy.Explicit }))));
+    const made = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        attempt(() => jsm.consumers.add(EVENTS_STREAM, { durable_name: `a${i}`, ack_policy: AckPolicy.Explicit })),
+      ),
+    );
     assert.equal(made.filter((r) => r === "ok").length, 0, `made: ${made.filter((r) => r === "ok").length} of 200`);
     // membershipd's own readers come and go meanwhile: what must not be there is a push consumer or one of the admin's names.
     for (const stream of streams) {
       const now = await consumers(stream);
-      assert.deepEqual(now.filter((c) => c.deliver && !c.deliver.startsWith("_INBOX")), [], `no push consumer delivering to a chosen subject on ${stream}`);
-      assert.deepEqual(now.filter((c) => c.name === "attack-pull" || /^a\d+$/.test(c.name)), [], `none of the admin's consumers on ${stream}`);
+      assert.deepEqual(
+        now.filter((c) => c.deliver && !c.deliver.startsWith("_INBOX")),
+        [],
+        `no push consumer delivering to a chosen subject on ${stream}`,
+      );
+      assert.deepEqual(
+        now.filter((c) => c.name === "attack-pull" || /^a\d+$/.test(c.name)),
+        [],
+        `none of the admin's consumers on ${stream}`,
+      );
     }
     // The admin's reads, with the credentials minted for it now.
     const verify = await cli(["audit", "verify"]);
@@ -182,26 +255,60 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     assert.equal(tail.code, 0, tail.stderr);
     assert.equal(tail.stdout.trim().split("\n").length, 3, tail.stdout);
     const subject = logSubject(NODE, "reader");
-    for (let i = 1; i <= 5; i++) await jetstream(node).publish(subject, JSON.stringify({ v: 1, ts: new Date().toISOString(), boot: "0123abcd", service: "reader", kind: "line", stream: "stdout", seq: i, line: `line ${i}` }));
+    for (let i = 1; i <= 5; i++)
+      await jetstream(node).publish(
+        subject,
+        JSON.stringify({
+          v: 1,
+          ts: new Date().toISOString(),
+          boot: "0123abcd",
+          service: "reader",
+          kind: "line",
+          stream: "stdout",
+          seq: i,
+          line: `line ${i}`,
+        }),
+      );
     const logs = await cli(["node", "logs", NODE, "reader", "--lines", "2"]);
     assert.equal(logs.code, 0, logs.stderr);
-    assert.deepEqual(logs.stdout.trim().split("\n").map((l) => JSON.parse(l).line), ["line 4", "line 5"]);
+    assert.deepEqual(
+      logs.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).line),
+      ["line 4", "line 5"],
+    );
   });
 
   test("3: a delivery on unibus.trust.changed is ignored by the agent; membershipd's own nudge still works", async () => {
     const subject = logSubject(NODE, "nudge");
     await jetstream(node).publish(subject, "");
-    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-nudge", deliver_subject: "unibus.trust.changed", filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, {
+      durable_name: "attack-3-nudge",
+      deliver_subject: "unibus.trust.changed",
+      filter_subject: subject,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    });
     try {
-      await waitUntil("the agent to refuse the unsigned nudge", () => /ignored a message on unibus\.trust\.changed that membershipd did not sign/.test(agent!.out()), 30_000)
-        .catch((err: Error) => assert.fail(`${err.message}\nagent:\n${agent!.out().slice(-3000)}\nconsumer: ${JSON.stringify(delivered)}`));
+      await waitUntil(
+        "the agent to refuse the unsigned nudge",
+        () => /ignored a message on unibus\.trust\.changed that membershipd did not sign/.test(agent!.out()),
+        30_000,
+      ).catch((err: Error) =>
+        assert.fail(`${err.message}\nagent:\n${agent!.out().slice(-3000)}\nconsumer: ${JSON.stringify(delivered)}`),
+      );
     } finally {
       await olderAdminJsm.consumers.delete(LOGS_STREAM, delivered.name).catch(() => {});
     }
     // A new admin: membershipd's signed nudge makes the agent fetch the list again.
     const added = await cli(["user", "add", "ops2", "--role", "admin"]);
     assert.equal(added.code, 0, added.stdout + added.stderr);
-    await waitUntil("the agent to learn of ops2", () => readFileSync(join(dir, "trust.json"), "utf8").includes("\"ops2\""), 30_000);
+    await waitUntil(
+      "the agent to learn of ops2",
+      () => readFileSync(join(dir, "trust.json"), "utf8").includes('"ops2"'),
+      30_000,
+    );
   });
 
   test("3: a delivery on an event subject is not stored in the event stream", async () => {
@@ -210,7 +317,13 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     const target = "unibus.evt.fleet.attack";
     const seen = service.nc.subscribe(target, { max: 1 });
     await service.nc.flush();
-    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, { durable_name: "attack-3-evt", deliver_subject: target, filter_subject: subject, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const delivered = await olderAdminJsm.consumers.add(LOGS_STREAM, {
+      durable_name: "attack-3-evt",
+      deliver_subject: target,
+      filter_subject: subject,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    });
     try {
       for await (const m of seen) assert.equal(m.string(), "not an event");
       await service.nc.flush();
@@ -225,7 +338,10 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     const before = (await service.jsm.streams.info(RELEASES)).state.messages;
     assert.ok(before >= 3, `${before} messages`);
     const js = jetstream(admin, { timeout: 3000 });
-    for (const [subject, value] of [["$O.UNIBUS_releases.M.x", "all"], ["$O.UNIBUS_releases.M.x", "sub"]] as const) {
+    for (const [subject, value] of [
+      ["$O.UNIBUS_releases.M.x", "all"],
+      ["$O.UNIBUS_releases.M.x", "sub"],
+    ] as const) {
       const h = headers();
       h.set("Nats-Rollup", value);
       const r = await attempt(() => js.publish(subject, "{}", { headers: h }));
@@ -236,11 +352,24 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     const listed = JSON.parse((await cli(["release", "show", "web", "1.0.0"])).stdout);
     const name = releaseObjectName(listed.manifest.sha256);
     const b = Buffer.from(name).toString("base64url");
-    await attempt(() => js.publish(`$O.UNIBUS_releases.M.${b}${"=".repeat((4 - (b.length % 4)) % 4)}`, JSON.stringify({ name, nuid: "x", size: 0, chunks: 0, digest: "", deleted: true })));
+    await attempt(() =>
+      js.publish(
+        `$O.UNIBUS_releases.M.${b}${"=".repeat((4 - (b.length % 4)) % 4)}`,
+        JSON.stringify({ name, nuid: "x", size: 0, chunks: 0, digest: "", deleted: true }),
+      ),
+    );
     const fetched = await objectStoreFetcher(() => node)(name, listed.manifest.size);
     assert.ok(fetched.ok, JSON.stringify(fetched));
     // And the tarball is still there for membershipd: the same bytes published as another version pass its check.
-    const again = await cli(["release", "publish", join(work, "web"), "--version", "1.0.1", "--key", join(work, "release.nk")]);
+    const again = await cli([
+      "release",
+      "publish",
+      join(work, "web"),
+      "--version",
+      "1.0.1",
+      "--key",
+      join(work, "release.nk"),
+    ]);
     assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 });

@@ -11,20 +11,47 @@ import { rmSync } from "node:fs";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NodeConfig, WaitBundle, nodeActorId, type Reply, type ReportedEvent } from "../schemas/mod.ts";
-import { canonicalJson, newUserSeed, signCommand, signerFromSeed, signWaitAnnouncement, toBase64Url } from "../services/core/mod.ts";
+import {
+  canonicalJson,
+  newUserSeed,
+  signCommand,
+  signerFromSeed,
+  signWaitAnnouncement,
+  toBase64Url,
+} from "../services/core/mod.ts";
 import { connectNats, EVENTS_STREAM, seedFromCreds } from "../services/bus/mod.ts";
 import { serviceAccess, startMembershipd, tempDir, type MembershipdHandle, type SecurePlaneHandle } from "./harness.ts";
-import { adminClient, connectNode, connectWithCreds, joinRequest, newInvite, nodeKeys, sendJoin, type NodeKeys } from "./enroll-helpers.ts";
+import {
+  adminClient,
+  connectNode,
+  connectWithCreds,
+  joinRequest,
+  newInvite,
+  nodeKeys,
+  sendJoin,
+  type NodeKeys,
+} from "./enroll-helpers.ts";
 
 const MIB = 1024 * 1024;
 
 /** A running membershipd seen through the enrollment helpers (they need its data dir and a service connection). */
-interface Plane { md: MembershipdHandle; shim: SecurePlaneHandle; jsm: JetStreamManager; send: ReturnType<typeof adminClient> }
+interface Plane {
+  md: MembershipdHandle;
+  shim: SecurePlaneHandle;
+  jsm: JetStreamManager;
+  send: ReturnType<typeof adminClient>;
+}
 
 async function openPlane(md: MembershipdHandle): Promise<Plane> {
   const { caFile, creds } = await serviceAccess(md.dataDir);
   const connectAs = (c: Uint8Array, inboxPrefix?: string) =>
-    connectNats({ servers: md.natsUrl, name: "attack-quotas", caFile, creds: c, ...(inboxPrefix ? { inboxPrefix } : {}) });
+    connectNats({
+      servers: md.natsUrl,
+      name: "attack-quotas",
+      caFile,
+      creds: c,
+      ...(inboxPrefix ? { inboxPrefix } : {}),
+    });
   const nc = await connectAs(creds);
   const shim = { dataDir: md.dataDir, natsUrl: md.natsUrl, nc, connectAs } as unknown as SecurePlaneHandle;
   return { md, shim, jsm: await jetstreamManager(nc), send: adminClient(shim) };
@@ -34,7 +61,13 @@ async function closePlane(p: Plane | undefined): Promise<void> {
   await p?.shim.nc.close().catch(() => {});
 }
 
-interface Node { name: string; keys: NodeKeys; config: NodeConfig; nc: NatsConnection; seq: number }
+interface Node {
+  name: string;
+  keys: NodeKeys;
+  config: NodeConfig;
+  nc: NatsConnection;
+  seq: number;
+}
 
 async function enroll(p: Plane, name: string): Promise<Node> {
   const invite = await newInvite(p.send);
@@ -46,9 +79,19 @@ async function enroll(p: Plane, name: string): Promise<Node> {
 }
 
 /** node.report signed by `signer` as node:<claim>, over `nc`. */
-async function report(nc: NatsConnection, claim: string, signer: ReturnType<typeof signerFromSeed>, events: ReportedEvent[]): Promise<Reply> {
-  const cmd = signCommand({ action: "node.report", args: { node: claim, events }, actor: { id: nodeActorId(claim), key: signer.publicKey } }, signer);
-  return (await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 15_000 })).json<Reply>();
+async function report(
+  nc: NatsConnection,
+  claim: string,
+  signer: ReturnType<typeof signerFromSeed>,
+  events: ReportedEvent[],
+): Promise<Reply> {
+  const cmd = signCommand(
+    { action: "node.report", args: { node: claim, events }, actor: { id: nodeActorId(claim), key: signer.publicKey } },
+    signer,
+  );
+  return (
+    await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 15_000 })
+  ).json<Reply>();
 }
 
 /** Valid events of `node` whose JSON adds up to at least 59 KB: agent starts with 256 long service names, then restarts. */
@@ -58,9 +101,25 @@ function bigReport(n: Node): ReportedEvent[] {
   let bytes = 0;
   while (bytes < 59_000) {
     const seq = ++n.seq;
-    const e: ReportedEvent = 59_000 - bytes > 18_000
-      ? { type: "AgentStarted", data: { node: n.name, seq, at, version: "0.3.0", services: Array.from({ length: 256 }, (_, i) => `s${String(i).padStart(3, "0")}${"x".repeat(59)}`), sandbox: "bwrap", identity: "userns", bwrap_version: "0.8.0" } }
-      : { type: "ServiceRestarted", data: { node: n.name, seq, at, service: `s${"y".repeat(62)}`, reason: "r".repeat(200), attempt: seq } };
+    const e: ReportedEvent =
+      59_000 - bytes > 18_000
+        ? {
+            type: "AgentStarted",
+            data: {
+              node: n.name,
+              seq,
+              at,
+              version: "0.3.0",
+              services: Array.from({ length: 256 }, (_, i) => `s${String(i).padStart(3, "0")}${"x".repeat(59)}`),
+              sandbox: "bwrap",
+              identity: "userns",
+              bwrap_version: "0.8.0",
+            },
+          }
+        : {
+            type: "ServiceRestarted",
+            data: { node: n.name, seq, at, service: `s${"y".repeat(62)}`, reason: "r".repeat(200), attempt: seq },
+          };
     events.push(e);
     bytes += Buffer.byteLength(JSON.stringify(e));
   }
@@ -73,7 +132,15 @@ function sendBig(n: Node): Promise<Reply> {
 
 async function streamState(jsm: JetStreamManager) {
   const i = await jsm.streams.info(EVENTS_STREAM);
-  return { messages: i.state.messages, bytes: i.state.bytes, first: i.state.first_seq, last: i.state.last_seq, maxBytes: i.config.max_bytes, discard: i.config.discard, denyDelete: i.config.deny_delete };
+  return {
+    messages: i.state.messages,
+    bytes: i.state.bytes,
+    first: i.state.first_seq,
+    last: i.state.last_seq,
+    maxBytes: i.config.max_bytes,
+    discard: i.config.discard,
+    denyDelete: i.config.deny_delete,
+  };
 }
 
 async function get(url: string): Promise<{ status: number; text: string }> {
@@ -107,7 +174,11 @@ describe("attack 6: disk exhaustion through node reports and wait bundles", () =
     nodes.push(n1, n2);
     // First, reports that only claim to be n1 (signed by keys that are not n1's): the pipeline refuses
     // them before any quota is charged, so they cannot use up n1's.
-    const forged = await Promise.all(Array.from({ length: 30 }, () => report(n2.nc, n1.name, signerFromSeed(newUserSeed()), bigReport({ ...n1, seq: 1000 }))));
+    const forged = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        report(n2.nc, n1.name, signerFromSeed(newUserSeed()), bigReport({ ...n1, seq: 1000 })),
+      ),
+    );
     t.diagnostic(`forged as n1: ${JSON.stringify(codes(forged))}`);
     assert.equal(forged.filter((r) => r.ok || r.error.code === "E_QUOTA").length, 0);
 
@@ -116,20 +187,28 @@ describe("attack 6: disk exhaustion through node reports and wait bundles", () =
     const replies = await Promise.all(Array.from({ length: 30 }, () => sendBig(n1)));
     const after = await streamState(p.jsm);
     const tally = codes(replies);
-    t.diagnostic(`30 × 59 KB from n1 in ${Math.round(performance.now() - started)} ms: ${JSON.stringify(tally)}; stream grew ${after.bytes - before.bytes} bytes`);
+    t.diagnostic(
+      `30 × 59 KB from n1 in ${Math.round(performance.now() - started)} ms: ${JSON.stringify(tally)}; stream grew ${after.bytes - before.bytes} bytes`,
+    );
     // 1 MiB of reports a minute: 17 of 59 KB at most, and at least that many, since the forged ones spent nothing.
     assert.ok((tally.ok ?? 0) >= 10 && (tally.ok ?? 0) <= 18, JSON.stringify(tally));
     assert.equal((tally.ok ?? 0) + (tally.E_QUOTA ?? 0), 30, JSON.stringify(tally));
     assert.ok(after.bytes - before.bytes < 1.3 * MIB, `the stream grew ${after.bytes - before.bytes} bytes`);
     const refusal = replies.find((r) => !r.ok)!;
     assert.ok(!refusal.ok);
-    assert.match(refusal.error.message, /^node q-n1 is over its (reports|report_bytes|event_bytes_minute|event_bytes_hour) quota \(\d+ [a-z ]+ per (minute|hour)\); it frees enough in \d+ s$/);
+    assert.match(
+      refusal.error.message,
+      /^node q-n1 is over its (reports|report_bytes|event_bytes_minute|event_bytes_hour) quota \(\d+ [a-z ]+ per (minute|hour)\); it frees enough in \d+ s$/,
+    );
     assert.ok(Number(refusal.error.details?.retry_after_ms) > 0);
 
     // Another node's quota is its own.
     assert.equal((await sendBig(n2)).ok, true);
     const metrics = (await get(`${p.md.httpUrl}/metrics`)).text;
-    const counted = [...metrics.matchAll(/^unibus_quota_refusals_total\{quota="[a-z_]+"\} (\d+)$/gm)].reduce((s, m) => s + Number(m[1]), 0);
+    const counted = [...metrics.matchAll(/^unibus_quota_refusals_total\{quota="[a-z_]+"\} (\d+)$/gm)].reduce(
+      (s, m) => s + Number(m[1]),
+      0,
+    );
     assert.equal(counted, tally.E_QUOTA, metrics);
     assert.match(metrics, /^unibus_commands_total\{action="node.report",result="E_QUOTA"\} \d+$/m);
   });
@@ -137,29 +216,51 @@ describe("attack 6: disk exhaustion through node reports and wait bundles", () =
   test("one wait bundle registers 200 fake waiting nodes: a bounded few wait, the rest get E_QUOTA", async (t) => {
     const bundleReply = await p.send("node.wait-bundle", { expiry_s: 600 });
     assert.equal(bundleReply.ok, true, JSON.stringify(bundleReply));
-    const bundle = WaitBundle.parse(JSON.parse(Buffer.from((bundleReply.result as { bundle: string }).bundle, "base64url").toString()));
+    const bundle = WaitBundle.parse(
+      JSON.parse(Buffer.from((bundleReply.result as { bundle: string }).bundle, "base64url").toString()),
+    );
     const bundleSigner = signerFromSeed(seedFromCreds(new TextEncoder().encode(bundle.creds))!);
     const nc = await connectWithCreds(p.shim, bundle.creds);
     const waitInfo = () => p.jsm.streams.info("KV_UNIBUS_enroll_wait").then((i) => i.state.messages);
     try {
-      const ask = async (body: unknown) => (await nc.request("unibus.enroll.wait.announce", JSON.stringify(body), { timeout: 10_000 })).json<Reply>();
+      const ask = async (body: unknown) =>
+        (await nc.request("unibus.enroll.wait.announce", JSON.stringify(body), { timeout: 10_000 })).json<Reply>();
       const body = (k: NodeKeys, i: number) => ({
-        v: 1 as const, ts: new Date().toISOString(), node: `fake-${i}`, sign_key: k.signer.publicKey, kex_key: k.kex, labels: {}, wait_id: randomBytes(32).toString("hex"),
+        v: 1 as const,
+        ts: new Date().toISOString(),
+        node: `fake-${i}`,
+        sign_key: k.signer.publicKey,
+        kex_key: k.kex,
+        labels: {},
+        wait_id: randomBytes(32).toString("hex"),
       });
       // As the attack sent it: signed by the node's own (fresh) key only, naming no bundle.
       const k0 = nodeKeys();
       const bare = body(k0, 0);
-      const unproven = await ask({ ...bare, sig: toBase64Url(k0.signer.sign(new TextEncoder().encode(canonicalJson(bare)))) });
+      const unproven = await ask({
+        ...bare,
+        sig: toBase64Url(k0.signer.sign(new TextEncoder().encode(canonicalJson(bare)))),
+      });
       t.diagnostic(`an announcement without the bundle's proof: ${JSON.stringify(unproven).slice(0, 200)}`);
       assert.equal(unproven.ok, false, "an announcement must prove the wait bundle it is charged to");
 
       const before = await waitInfo();
       const replies: Reply[] = [];
       for (let batch = 0; batch < 10; batch++) {
-        replies.push(...await Promise.all(Array.from({ length: 20 }, (_, j) => {
-          const k = nodeKeys();
-          return ask(signWaitAnnouncement({ ...body(k, batch * 20 + j + 1), bundle_key: bundleSigner.publicKey }, k.signer, bundleSigner));
-        })));
+        replies.push(
+          ...(await Promise.all(
+            Array.from({ length: 20 }, (_, j) => {
+              const k = nodeKeys();
+              return ask(
+                signWaitAnnouncement(
+                  { ...body(k, batch * 20 + j + 1), bundle_key: bundleSigner.publicKey },
+                  k.signer,
+                  bundleSigner,
+                ),
+              );
+            }),
+          )),
+        );
       }
       const tally = codes(replies);
       const stored = (await waitInfo()) - before;
@@ -169,14 +270,22 @@ describe("attack 6: disk exhaustion through node reports and wait bundles", () =
       assert.ok(stored <= 16, `${stored} announcements stored`);
       const refusal = replies.find((r) => !r.ok)!;
       assert.ok(!refusal.ok);
-      assert.match(refusal.error.message, /^wait bundle U[A-Z2-7]{11}… (is over its wait_new_nodes quota|already has \d+ nodes waiting)/);
+      assert.match(
+        refusal.error.message,
+        /^wait bundle U[A-Z2-7]{11}… (is over its wait_new_nodes quota|already has \d+ nodes waiting)/,
+      );
 
       // A key that is not a wait bundle, and a bundle named but not signed for: refused, charging nothing.
       const k1 = nodeKeys();
       const stranger = signerFromSeed(newUserSeed());
-      const notBundle = await ask(signWaitAnnouncement({ ...body(k1, 900), bundle_key: stranger.publicKey }, k1.signer, stranger));
+      const notBundle = await ask(
+        signWaitAnnouncement({ ...body(k1, 900), bundle_key: stranger.publicKey }, k1.signer, stranger),
+      );
       assert.equal(!notBundle.ok && notBundle.error.code, "E_FORBIDDEN", JSON.stringify(notBundle));
-      const forged = { ...signWaitAnnouncement({ ...body(k1, 901), bundle_key: stranger.publicKey }, k1.signer, stranger), bundle_key: bundleSigner.publicKey };
+      const forged = {
+        ...signWaitAnnouncement({ ...body(k1, 901), bundle_key: stranger.publicKey }, k1.signer, stranger),
+        bundle_key: bundleSigner.publicKey,
+      };
       const forgedReply = await ask(forged);
       assert.equal(!forgedReply.ok && forgedReply.error.code, "E_PROOF", JSON.stringify(forgedReply));
       const metrics = (await get(`${p.md.httpUrl}/metrics`)).text;
@@ -219,20 +328,35 @@ describe("attack 6: the event stream's size limit", () => {
     await p.md.stop();
 
     // Restarted with a limit below what the store holds: the limit is what it holds plus a little, nothing is dropped.
-    p = await openPlane(await startMembershipd({ dataDir, natsPort, httpPort, args: ["--event-stream-max-bytes", "1MiB"] }));
+    p = await openPlane(
+      await startMembershipd({ dataDir, natsPort, httpPort, args: ["--event-stream-max-bytes", "1MiB"] }),
+    );
     const limited = await streamState(p.jsm);
     t.diagnostic(`after the restart with 1MiB: ${JSON.stringify(limited)}`);
     assert.equal(limited.first, 1);
     assert.ok(limited.messages >= filled.messages && limited.last >= filled.last, "no event was dropped");
-    assert.ok(limited.maxBytes >= limited.bytes && limited.maxBytes <= limited.bytes + MIB / 4 + 64 * 1024, `limit ${limited.maxBytes} for ${limited.bytes} bytes`);
-    assert.match(p.md.output(), /the event stream holds \d+ bytes, at or over the configured limit of 1048576; its limit is \d+ so nothing is lost/);
+    assert.ok(
+      limited.maxBytes >= limited.bytes && limited.maxBytes <= limited.bytes + MIB / 4 + 64 * 1024,
+      `limit ${limited.maxBytes} for ${limited.bytes} bytes`,
+    );
+    assert.match(
+      p.md.output(),
+      /the event stream holds \d+ bytes, at or over the configured limit of 1048576; its limit is \d+ so nothing is lost/,
+    );
 
     // Over 80 % of it: /healthz degraded with one sentence, the gauges, and a log line.
     const health = await get(`${p.md.httpUrl}/healthz`);
     assert.equal(health.status, 503, health.text);
     const h = JSON.parse(health.text);
     assert.equal(h.status, "degraded");
-    assert.ok(h.problems.some((x: string) => /^the event stream holds \d+ of its \d+-byte limit \(\d+ %\): writes stop at the limit; raise --event-stream-max-bytes or add disk$/.test(x)), JSON.stringify(h.problems));
+    assert.ok(
+      h.problems.some((x: string) =>
+        /^the event stream holds \d+ of its \d+-byte limit \(\d+ %\): writes stop at the limit; raise --event-stream-max-bytes or add disk$/.test(
+          x,
+        ),
+      ),
+      JSON.stringify(h.problems),
+    );
     assert.equal(h.stream.max_bytes, limited.maxBytes);
     const metrics = (await get(`${p.md.httpUrl}/metrics`)).text;
     assert.match(metrics, new RegExp(`^unibus_stream_max_bytes ${limited.maxBytes}$`, "m"));
@@ -250,7 +374,10 @@ describe("attack 6: the event stream's size limit", () => {
     t.diagnostic(`the last report: ${JSON.stringify(last).slice(0, 300)}`);
     assert.ok(last && !last.ok, "the stream filled up");
     assert.equal(last.error.code, "E_STORE_FULL", last.error.message);
-    assert.match(last.error.message, /^the event stream is full \(its size limit, --event-stream-max-bytes, is reached\); nothing was written/);
+    assert.match(
+      last.error.message,
+      /^the event stream is full \(its size limit, --event-stream-max-bytes, is reached\); nothing was written/,
+    );
     const full = await streamState(p.jsm);
     assert.equal(full.first, 1, "the oldest event is still there");
     assert.ok(full.messages >= limited.messages);

@@ -12,7 +12,17 @@
 //     restart of the agent), and says which file it refused and why.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -22,7 +32,14 @@ import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.t
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { derivedUid } from "../services/agent/supervisor/identity.ts";
 import { runAgent, tempDir, type MembershipdHandle } from "./harness.ts";
-import { cleanupMembershipd, startAgentDaemon, startFreshMembershipd, stopAgentDaemon, waitUntil, type AgentDaemon } from "./process-tools.ts";
+import {
+  cleanupMembershipd,
+  startAgentDaemon,
+  startFreshMembershipd,
+  stopAgentDaemon,
+  waitUntil,
+  type AgentDaemon,
+} from "./process-tools.ts";
 
 const NODE = "attack-1";
 const asRoot = process.getuid?.() === 0;
@@ -55,7 +72,10 @@ function parentOf(pid: number): number {
   }
 }
 
-describe("issue 19: attacks on the service sandbox, against a running agent", { timeout: 240_000, skip: asRoot ? false : "needs root (the agent's own-UID mode)" }, () => {
+describe("issue 19: attacks on the service sandbox, against a running agent", {
+  timeout: 240_000,
+  skip: asRoot ? false : "needs root (the agent's own-UID mode)",
+}, () => {
   let md: MembershipdHandle | undefined;
   let admin: { nc: NatsConnection; signer: Signer } | undefined;
   let agent: AgentDaemon | undefined;
@@ -73,7 +93,12 @@ describe("issue 19: attacks on the service sandbox, against a running agent", { 
   const socketPath = join(host, "host.sock");
 
   const ask = async (action: NodeAction, args: Record<string, unknown> = {}, timeout = 10_000) =>
-    await sendCommand(admin!.nc, nodeCommandSubject(NODE, action), buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }), timeout);
+    await sendCommand(
+      admin!.nc,
+      nodeCommandSubject(NODE, action),
+      buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }),
+      timeout,
+    );
   const status = async () => {
     const r = await ask("status", {}, 2000).catch(() => null);
     return r?.ok ? (r as { ok: true; result: any }).result : null;
@@ -96,11 +121,25 @@ describe("issue 19: attacks on the service sandbox, against a running agent", { 
 
     md = await startFreshMembershipd();
     const creds = readCredsFile(join(md.dataDir, "admin.creds"));
-    const nc = await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) });
+    const nc = await connectNats({
+      servers: md.natsUrl,
+      name: "test-admin",
+      caFile: join(md.dataDir, "tls", "ca.pem"),
+      creds: creds.bytes,
+      inboxPrefix: inboxPrefix(creds.publicKey),
+    });
     admin = { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
-    const invite = await sendCommand(nc, "unibus.cmd.membership.node.invite", buildCommand(admin.signer, "admin", "node.invite", { note: "sandbox attacks" }), 10_000);
+    const invite = await sendCommand(
+      nc,
+      "unibus.cmd.membership.node.invite",
+      buildCommand(admin.signer, "admin", "node.invite", { note: "sandbox attacks" }),
+      10_000,
+    );
     assert.ok(invite.ok);
-    const joined = await runAgent(["--data-dir", dir, "--name", NODE, "join", "--token", "-"], (invite as any).result.token);
+    const joined = await runAgent(
+      ["--data-dir", dir, "--name", NODE, "join", "--token", "-"],
+      (invite as any).result.token,
+    );
     assert.equal(joined.code, 0, joined.stderr);
     mkdirSync(servicesDir, { recursive: true, mode: 0o700 });
 
@@ -108,32 +147,51 @@ describe("issue 19: attacks on the service sandbox, against a running agent", { 
     sh("steady", "echo up; exec sleep 3600", { env: { ATTACK_PROBE: "from-the-service-file" } });
     // 1: compile a library into the writable dir, point LD_PRELOAD at it, exit 1 for the restart.
     const w1 = own("preload");
-    sh("preload", [
-      `test -e ${w1}/evil.so || gcc -shared -fPIC -DHOSTDIR='"${host}"' -DOWNDIR='"${w1}"' -o ${w1}/evil.so ${host}/evil.c`,
-      `echo run >> ${w1}/runs`, "exit 1",
-    ].join("\n"), { writable: [w1], env: { LD_PRELOAD: `${w1}/evil.so` }, restart: { policy: "on-failure", backoff_ms: 100 } });
+    sh(
+      "preload",
+      [
+        `test -e ${w1}/evil.so || gcc -shared -fPIC -DHOSTDIR='"${host}"' -DOWNDIR='"${w1}"' -o ${w1}/evil.so ${host}/evil.c`,
+        `echo run >> ${w1}/runs`,
+        "exit 1",
+      ].join("\n"),
+      { writable: [w1], env: { LD_PRELOAD: `${w1}/evil.so` }, restart: { policy: "on-failure", backoff_ms: 100 } },
+    );
     // 2: a root-owned .ssh named as a writable path, and one placed where the service's own data would be.
     mkdirSync(ownedSsh, { recursive: true, mode: 0o700 });
     writeFileSync(join(ownedSsh, "authorized_keys"), authorized, { mode: 0o600 });
-    for (const [name, ssh] of [["keys", sshDir], ["keys-own", ownedSsh]] as const) {
-      sh(name, `echo 'ssh-ed25519 AAAAattacker attacker@${name}' >> ${ssh}/authorized_keys; echo appended; exec sleep 3600`, {
-        writable: [name === "keys" ? ssh : own(name)], restart: { policy: "never" },
-      });
+    for (const [name, ssh] of [
+      ["keys", sshDir],
+      ["keys-own", ownedSsh],
+    ] as const) {
+      sh(
+        name,
+        `echo 'ssh-ed25519 AAAAattacker attacker@${name}' >> ${ssh}/authorized_keys; echo appended; exec sleep 3600`,
+        {
+          writable: [name === "keys" ? ssh : own(name)],
+          restart: { policy: "never" },
+        },
+      );
     }
     // 8: what a service without network can still do.
     const w8 = own("nsprobe");
     const perl = `use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]); if ($s) { print $s "hello from the sandbox\\n"; print "unix=yes\\n" } else { print "unix=no\\n" }`;
-    sh("nsprobe", [
-      `if unshare -Urn true 2>/dev/null; then echo userns=yes; else echo userns=no; fi > ${w8}/facts.tmp`,
-      `if unshare -Ur true 2>/dev/null; then echo userns_keep_net=yes; else echo userns_keep_net=no; fi >> ${w8}/facts.tmp`,
-      `perl -e '${perl}' ${socketPath} >> ${w8}/facts.tmp 2>/dev/null`,
-      `echo seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2) >> ${w8}/facts.tmp`,
-      `mv ${w8}/facts.tmp ${w8}/facts`, "exec sleep 3600",
-    ].join("\n"), { writable: [w8], restart: { policy: "never" } });
+    sh(
+      "nsprobe",
+      [
+        `if unshare -Urn true 2>/dev/null; then echo userns=yes; else echo userns=no; fi > ${w8}/facts.tmp`,
+        `if unshare -Ur true 2>/dev/null; then echo userns_keep_net=yes; else echo userns_keep_net=no; fi >> ${w8}/facts.tmp`,
+        `perl -e '${perl}' ${socketPath} >> ${w8}/facts.tmp 2>/dev/null`,
+        `echo seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2) >> ${w8}/facts.tmp`,
+        `mv ${w8}/facts.tmp ${w8}/facts`,
+        "exec sleep 3600",
+      ].join("\n"),
+      { writable: [w8], restart: { policy: "never" } },
+    );
 
     agent = startAgentDaemon(dir);
-    await waitUntil("the agent to answer status", async () => (await status()) !== null, 60_000, 200)
-      .catch((err) => assert.fail(`${(err as Error).message}; the agent said:\n${agent!.out()}`));
+    await waitUntil("the agent to answer status", async () => (await status()) !== null, 60_000, 200).catch((err) =>
+      assert.fail(`${(err as Error).message}; the agent said:\n${agent!.out()}`),
+    );
   });
 
   after(async () => {
@@ -147,17 +205,31 @@ describe("issue 19: attacks on the service sandbox, against a running agent", { 
   test("1: a service's LD_PRELOAD never runs as root: the file is refused with why, and bwrap starts with a clean environment", async () => {
     const w1 = own("preload");
     // Either the agent refused the file, or the service ran again after its restart (bwrap then loaded the library).
-    await waitUntil("preload refused, or restarted with its library", async () => {
-      const s = await status();
-      const refused = (s?.agent?.refused_services ?? []).some((r: any) => r.file === "preload.json");
-      return refused || (existsSync(join(w1, "runs")) && readFileSync(join(w1, "runs"), "utf8").split("\n").length > 2);
-    }, 30_000, 200);
-    const marks = [host, ...(existsSync(w1) ? [w1] : [])].flatMap((d) => readdirSync(d).filter((f) => f.startsWith("root-")).map((f) => `${d}/${f}: ${readFileSync(join(d, f), "utf8").trim()}`));
+    await waitUntil(
+      "preload refused, or restarted with its library",
+      async () => {
+        const s = await status();
+        const refused = (s?.agent?.refused_services ?? []).some((r: any) => r.file === "preload.json");
+        return (
+          refused || (existsSync(join(w1, "runs")) && readFileSync(join(w1, "runs"), "utf8").split("\n").length > 2)
+        );
+      },
+      30_000,
+      200,
+    );
+    const marks = [host, ...(existsSync(w1) ? [w1] : [])].flatMap((d) =>
+      readdirSync(d)
+        .filter((f) => f.startsWith("root-"))
+        .map((f) => `${d}/${f}: ${readFileSync(join(d, f), "utf8").trim()}`),
+    );
     assert.deepEqual(marks, [], "the service's library ran as root");
     const s = await status();
     const refused = s.agent.refused_services.find((r: any) => r.file === "preload.json");
     assert.equal(refused.code, "E_SERVICE_CONFIG");
-    assert.match(refused.message, /env\.LD_PRELOAD: LD_PRELOAD is refused: it makes a program load code or data from a path it names/);
+    assert.match(
+      refused.message,
+      /env\.LD_PRELOAD: LD_PRELOAD is refused: it makes a program load code or data from a path it names/,
+    );
     assert.match(agent!.out(), /service config preload\.json refused, skipped \[E_SERVICE_CONFIG\]/);
 
     // The class: whatever a service declares stays out of bwrap (root on the host) and out of its argv.
@@ -166,17 +238,29 @@ describe("issue 19: attacks on the service sandbox, against a running agent", { 
     const outer = parentOf(parentOf(steady.pid));
     assert.equal(readFileSync(`/proc/${outer}/comm`, "utf8").trim(), "bwrap");
     const environ = readFileSync(`/proc/${outer}/environ`, "utf8").split("\0").filter(Boolean);
-    assert.deepEqual(environ.map((e) => e.split("=")[0]), ["PATH"], "bwrap's environment is the fixed one");
+    assert.deepEqual(
+      environ.map((e) => e.split("=")[0]),
+      ["PATH"],
+      "bwrap's environment is the fixed one",
+    );
     assert.ok(!readFileSync(`/proc/${outer}/cmdline`, "utf8").includes("from-the-service-file"), "nor in its argv");
-    assert.ok(readFileSync(`/proc/${steady.pid}/environ`, "utf8").split("\0").includes("ATTACK_PROBE=from-the-service-file"), "the service itself has it");
+    assert.ok(
+      readFileSync(`/proc/${steady.pid}/environ`, "utf8").split("\0").includes("ATTACK_PROBE=from-the-service-file"),
+      "the service itself has it",
+    );
   });
 
   test("2: a root-owned .ssh as a writable path is refused; authorized_keys stays root's and unchanged", async () => {
     for (const name of ["keys", "keys-own"]) {
-      await waitUntil(`${name} to be refused or to have run`, async () => {
-        const s = await service(name);
-        return s !== null && (s.problem !== null || s.state === "running");
-      }, 20_000, 200);
+      await waitUntil(
+        `${name} to be refused or to have run`,
+        async () => {
+          const s = await service(name);
+          return s !== null && (s.problem !== null || s.state === "running");
+        },
+        20_000,
+        200,
+      );
     }
     for (const ssh of [sshDir, ownedSsh]) {
       const file = join(ssh, "authorized_keys");
@@ -188,14 +272,22 @@ describe("issue 19: attacks on the service sandbox, against a running agent", { 
     assert.match(keys.problem.message, /writable path .*\/\.ssh is outside where service data may live/);
     const keysOwn = await service("keys-own");
     assert.equal(keysOwn.problem.code, "E_SERVICE_START");
-    assert.match(keysOwn.problem.message, /is owned by UID 0, not by service keys-own \(UID \d+\): the agent hands a service only directories it makes for it/);
+    assert.match(
+      keysOwn.problem.message,
+      /is owned by UID 0, not by service keys-own \(UID \d+\): the agent hands a service only directories it makes for it/,
+    );
     assert.notEqual(statSync(own("keys-own")).uid, derivedUid("keys-own"));
   });
 
   test("8: without network, no user namespace, a seccomp filter, and no connection to a host Unix socket", async () => {
     const facts = join(own("nsprobe"), "facts");
     await waitUntil("the probe's facts", () => existsSync(facts), 20_000, 100);
-    const got = Object.fromEntries(readFileSync(facts, "utf8").trim().split("\n").map((l) => l.split("=") as [string, string]));
+    const got = Object.fromEntries(
+      readFileSync(facts, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split("=") as [string, string]),
+    );
     assert.deepEqual(got, { userns: "no", userns_keep_net: "no", unix: "no", seccomp: "2" });
     assert.deepEqual(unixConnections, [], "the host's socket heard from the sandbox");
   });
@@ -208,8 +300,9 @@ describe("issue 19: attacks on the service sandbox, against a running agent", { 
     agent!.proc.kill("SIGTERM");
     assert.equal(await agent!.exited, 0, agent!.out());
     agent = startAgentDaemon(dir);
-    await waitUntil("the restarted agent to answer", async () => (await status()) !== null, 30_000, 200)
-      .catch((err) => assert.fail(`${(err as Error).message}; the agent said:\n${agent!.out()}`));
+    await waitUntil("the restarted agent to answer", async () => (await status()) !== null, 30_000, 200).catch((err) =>
+      assert.fail(`${(err as Error).message}; the agent said:\n${agent!.out()}`),
+    );
     await waitUntil("steady to run again", async () => (await service("steady"))?.state === "running", 10_000, 100);
     const s = await status();
     assert.notEqual((await service("steady")).pid, before);

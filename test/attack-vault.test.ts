@@ -9,7 +9,15 @@ import { SHARE_ACTION, nodeActorId, vaultShareSubject, type Reply } from "../sch
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
 import { DEFAULT_RATE_LIMIT } from "../services/agent/vault/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
-import { ephemeralPair, inboxPrefix, newUserSeed, signCommand, signerFromSeed, toBase64Url, type Signer } from "../services/core/mod.ts";
+import {
+  ephemeralPair,
+  inboxPrefix,
+  newUserSeed,
+  signCommand,
+  signerFromSeed,
+  toBase64Url,
+  type Signer,
+} from "../services/core/mod.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
 import { startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
 import { waitUntil } from "./process-tools.ts";
@@ -19,20 +27,33 @@ const OWNER = "n3";
 const GUARDIAN = "n2";
 const ATTACKER = "n1";
 
-describe("attack 4: a node blocks another node's vault unlock through the guardian's rate limit", { timeout: 180_000 }, () => {
+describe("attack 4: a node blocks another node's vault unlock through the guardian's rate limit", {
+  timeout: 180_000,
+}, () => {
   let plane: SecurePlaneHandle;
   const { dirs, agents, opts, logs, start, stop } = vaultFleet();
 
   async function connectionOf(node: string): Promise<NatsConnection> {
     const store = new NodeStore(dirs.get(node)!);
-    return await connectNats({ servers: store.enrolled()!.urls, name: `test ${node}`, creds: store.creds(), caFile: store.path("ca"), inboxPrefix: inboxPrefix(store.keys().signer.publicKey) });
+    return await connectNats({
+      servers: store.enrolled()!.urls,
+      name: `test ${node}`,
+      creds: store.creds(),
+      caFile: store.path("ca"),
+      inboxPrefix: inboxPrefix(store.keys().signer.publicKey),
+    });
   }
   /** A share request for n3's share at n2, as node n3, signed by `signer`. */
   async function askShare(nc: NatsConnection, signer: Signer): Promise<Reply> {
     const eph = await ephemeralPair();
-    const cmd = signCommand({
-      action: SHARE_ACTION, args: { owner: OWNER, guardian: GUARDIAN, epoch: 1, ephemeral: toBase64Url(eph.publicKey) }, actor: { id: nodeActorId(OWNER), key: signer.publicKey },
-    }, signer);
+    const cmd = signCommand(
+      {
+        action: SHARE_ACTION,
+        args: { owner: OWNER, guardian: GUARDIAN, epoch: 1, ephemeral: toBase64Url(eph.publicKey) },
+        actor: { id: nodeActorId(OWNER), key: signer.publicKey },
+      },
+      signer,
+    );
     return (await nc.request(vaultShareSubject(GUARDIAN), JSON.stringify(cmd), { timeout: 10_000 })).json();
   }
 
@@ -42,7 +63,12 @@ describe("attack 4: a node blocks another node's vault unlock through the guardi
     for (const node of [ATTACKER, GUARDIAN, OWNER]) {
       const dir = tempDir(`unibus-attack4-${node}-`);
       dirs.set(node, dir);
-      await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
+      await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, {
+        node,
+        labels: {},
+        timeoutMs: 10_000,
+        log: () => {},
+      });
       // The guardians keep the default limit the attack was made against (a burst of 10).
       opts.set(node, { backoffUnitMs: 40, checkIntervalMs: 60_000, minGuardians: 2, rateLimit: DEFAULT_RATE_LIMIT });
     }
@@ -66,12 +92,18 @@ describe("attack 4: a node blocks another node's vault unlock through the guardi
     const n3 = new NodeStore(dirs.get(OWNER)!).keys().signer;
     try {
       for (let round = 0; round < 3; round++) {
-        const forged = await Promise.all(Array.from({ length: 12 }, () => askShare(attacker, signerFromSeed(newUserSeed()))));
+        const forged = await Promise.all(
+          Array.from({ length: 12 }, () => askShare(attacker, signerFromSeed(newUserSeed()))),
+        );
         const genuine = await askShare(victim, n3);
         assert.ok(genuine.ok, `round ${round}: n3's own request after the flood: ${JSON.stringify(genuine)}`);
         for (const r of forged) {
           assert.ok(!r.ok, JSON.stringify(r));
-          assert.equal(r.error.code, "E_SHARE_REFUSED", `round ${round}: a forged request is refused as not n3's, not charged to n3: ${JSON.stringify(r)}`);
+          assert.equal(
+            r.error.code,
+            "E_SHARE_REFUSED",
+            `round ${round}: a forged request is refused as not n3's, not charged to n3: ${JSON.stringify(r)}`,
+          );
         }
       }
       assert.ok(!logs.some((l) => /E_RATE_LIMITED/.test(l)), logs.filter((l) => /E_RATE_LIMITED/.test(l)).join("\n"));
@@ -86,9 +118,16 @@ describe("attack 4: a node blocks another node's vault unlock through the guardi
     const n3 = new NodeStore(dirs.get(OWNER)!).keys().signer;
     try {
       const eph = await ephemeralPair();
-      const body = JSON.stringify(signCommand({
-        action: SHARE_ACTION, args: { owner: OWNER, guardian: GUARDIAN, epoch: 1, ephemeral: toBase64Url(eph.publicKey), attack: 0 }, actor: { id: nodeActorId(OWNER), key: n3.publicKey },
-      }, n3)).replace('"attack":0', `"attack":${"[".repeat(5000)}${"]".repeat(5000)}`);
+      const body = JSON.stringify(
+        signCommand(
+          {
+            action: SHARE_ACTION,
+            args: { owner: OWNER, guardian: GUARDIAN, epoch: 1, ephemeral: toBase64Url(eph.publicKey), attack: 0 },
+            actor: { id: nodeActorId(OWNER), key: n3.publicKey },
+          },
+          n3,
+        ),
+      ).replace('"attack":0', `"attack":${"[".repeat(5000)}${"]".repeat(5000)}`);
       const r: Reply = (await victim.request(vaultShareSubject(GUARDIAN), body, { timeout: 10_000 })).json();
       assert.ok(!r.ok && r.error.code === "E_TOO_DEEP", JSON.stringify(r));
       assert.ok(!logs.some((l) => /RangeError|Maximum call stack/.test(l)), logs.join("\n"));
@@ -106,7 +145,10 @@ describe("attack 4: a node blocks another node's vault unlock through the guardi
       for (let i = 0; i < DEFAULT_RATE_LIMIT.burst + 1; i++) replies.push(await askShare(victim, n3));
       const limited = replies.filter((r) => !r.ok && r.error.code === "E_RATE_LIMITED");
       assert.ok(limited.length >= 1, JSON.stringify(replies.map((r) => (r.ok ? "ok" : r.error.code))));
-      assert.ok(replies.every((r) => r.ok || r.error.code === "E_RATE_LIMITED"), JSON.stringify(replies.map((r) => (r.ok ? "ok" : r.error.code))));
+      assert.ok(
+        replies.every((r) => r.ok || r.error.code === "E_RATE_LIMITED"),
+        JSON.stringify(replies.map((r) => (r.ok ? "ok" : r.error.code))),
+      );
     } finally {
       await victim.close();
     }

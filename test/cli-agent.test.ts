@@ -25,7 +25,8 @@ describe("unibus node status / start / stop / restart / check / command / leave,
   let agentsNc: NatsConnection;
   let fleet: FakeFleet;
 
-  const cli = (args: string[]): Promise<CliResult> => runCli(["--server", plane.natsUrl, "--ca", plane.security.tls.caFile, ...args], { dataDir: plane.dataDir });
+  const cli = (args: string[]): Promise<CliResult> =>
+    runCli(["--server", plane.natsUrl, "--ca", plane.security.tls.caFile, ...args], { dataDir: plane.dataDir });
   const ok = (r: CliResult, what: string): CliResult => {
     assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
     return r;
@@ -45,7 +46,13 @@ describe("unibus node status / start / stop / restart / check / command / leave,
     const nc = await connectWithCreds(plane, inv.token.creds);
     try {
       for (const { name, labels } of nodes) {
-        const reply = (await nc.request("unibus.enroll.join", JSON.stringify(joinRequest(nodeKeys(), { node: name, secret: inv.token.secret, labels })), { timeout: 15_000 })).json<any>();
+        const reply = (
+          await nc.request(
+            "unibus.enroll.join",
+            JSON.stringify(joinRequest(nodeKeys(), { node: name, secret: inv.token.secret, labels })),
+            { timeout: 15_000 },
+          )
+        ).json<any>();
         assert.equal(reply.ok, true, `join ${name}: ${JSON.stringify(reply)}`);
       }
     } finally {
@@ -90,7 +97,9 @@ describe("unibus node status / start / stop / restart / check / command / leave,
 
   test("node status <node>: the agent's own answer, as a table and as JSON", async () => {
     const [human, json, req] = await Promise.all([
-      cli(["node", "status", "web-1"]), cli(["--json", "node", "status", "web-1"]), cli(["req", "unibus.cmd.node.web-1.status", '{"node":"web-1"}']),
+      cli(["node", "status", "web-1"]),
+      cli(["--json", "node", "status", "web-1"]),
+      cli(["req", "unibus.cmd.node.web-1.status", '{"node":"web-1"}']),
     ]);
     const lines = ok(human, "status web-1").stdout.trimEnd().split("\n");
     assert.match(lines[0]!, /^web-1: agent 0\.1\.0-fake, up 1h \d+m, sandbox bwrap \(own-uid\)$/);
@@ -99,7 +108,15 @@ describe("unibus node status / start / stop / restart / check / command / leave,
     assert.match(human.stdout, /^worker +backoff +- +- +2 +code 1, 1m( \d+s)? ago +-$/m);
     const s = JSON.parse(ok(json, "status --json").stdout);
     assert.equal(s.source, "agent");
-    assert.deepEqual(s.services.map((x: { name: string; state: string }) => [x.name, x.state]), [["api", "running"], ["worker", "backoff"], ["flaky", "running"], ["loopy", "running"]]);
+    assert.deepEqual(
+      s.services.map((x: { name: string; state: string }) => [x.name, x.state]),
+      [
+        ["api", "running"],
+        ["worker", "backoff"],
+        ["flaky", "running"],
+        ["loopy", "running"],
+      ],
+    );
     // `req` on a node subject signs the action the agent expects (the subject's last token), as `nats req` would send it.
     const raw = JSON.parse(ok(req, "req").stdout);
     assert.deepEqual([raw.ok, raw.result.node], [true, "web-1"]);
@@ -115,10 +132,19 @@ describe("unibus node status / start / stop / restart / check / command / leave,
     ]);
     t.diagnostic(ok(quiet, "quiet-1").stdout.split("\n")[0]!);
     // Until agents report to membershipd, the record has no services: the message says so.
-    assert.match(quiet.stdout, /^quiet-1 \(active\): its agent did not answer \(no agent is listening\)(, and membershipd has no report from it yet|; this is the last reported state, reported )/);
-    assert.match(ok(stuck, "stuck-1").stdout, /^stuck-1 \(active\): its agent did not answer \(no answer within 400 ms\)/);
+    assert.match(
+      quiet.stdout,
+      /^quiet-1 \(active\): its agent did not answer \(no agent is listening\)(, and membershipd has no report from it yet|; this is the last reported state, reported )/,
+    );
+    assert.match(
+      ok(stuck, "stuck-1").stdout,
+      /^stuck-1 \(active\): its agent did not answer \(no answer within 400 ms\)/,
+    );
     const j = JSON.parse(ok(stuckJson, "stuck-1 --json").stdout);
-    assert.deepEqual([j.source, j.agent_answer.result, j.node.node, j.node.status], ["membershipd", "timed out", "stuck-1", "active"]);
+    assert.deepEqual(
+      [j.source, j.agent_answer.result, j.node.node, j.node.status],
+      ["membershipd", "timed out", "stuck-1", "active"],
+    );
     assert.ok("reported_at" in j);
     refused(ghost, 1, "E_NODE_NOT_FOUND", "status of an unknown node");
     refused(bad, 2, "E_USAGE", "status of a bad name");
@@ -126,12 +152,18 @@ describe("unibus node status / start / stop / restart / check / command / leave,
 
   test("node status --all (and with no node): one row per node from the projection", async () => {
     const [all, bare, json, both] = await Promise.all([
-      cli(["node", "status", "--all"]), cli(["node", "status"]), cli(["--json", "node", "status", "--all"]), cli(["node", "status", "web-1", "--all"]),
+      cli(["node", "status", "--all"]),
+      cli(["node", "status"]),
+      cli(["--json", "node", "status", "--all"]),
+      cli(["node", "status", "web-1", "--all"]),
     ]);
     const text = ok(all, "--all").stdout;
     assert.match(text, /^NODE +STATUS +SERVICE +STATE +UPTIME +LAST_EVENT\n/);
     for (const n of ["web-1", "quiet-1", "stuck-1", ...FLEET]) assert.match(text, new RegExp(`^${n} +active `, "m"));
-    assert.match(text, /\n\(last reported state, from membershipd; unibus node status <node> asks the node itself\)\n$/);
+    assert.match(
+      text,
+      /\n\(last reported state, from membershipd; unibus node status <node> asks the node itself\)\n$/,
+    );
     assert.equal(ok(bare, "no node").stdout, text);
     const items = JSON.parse(ok(json, "--all --json").stdout).items as { node: string; status: string }[];
     assert.equal(new Set(items.map((i) => i.node)).size, FLEET.length + 3);
@@ -159,13 +191,25 @@ describe("unibus node status / start / stop / restart / check / command / leave,
       cli(["--dry-run", "--json", "node", "restart", "web-1", "api"]),
     ]);
     assert.match(ok(check, "check").stdout, /^ {2}ok\ncheck of api on web-1 passed in 12 ms\n$/);
-    assert.match(refused(flaky, 1, "E_CHECK_FAILED", "failing check"), /^unibus: check of flaky on web-1 failed: exit 3 after 12 ms: connection refused \[E_CHECK_FAILED\]$/);
+    assert.match(
+      refused(flaky, 1, "E_CHECK_FAILED", "failing check"),
+      /^unibus: check of flaky on web-1 failed: exit 3 after 12 ms: connection refused \[E_CHECK_FAILED\]$/,
+    );
     assert.equal(flaky.stdout, "  GET /health\n  connection refused\n", "the check's output is shown");
-    assert.match(refused(unknown, 1, "E_SERVICE_UNKNOWN", "unknown service"), /^unibus: web-1: no declared service has the name nosuch \[E_SERVICE_UNKNOWN\]$/);
+    assert.match(
+      refused(unknown, 1, "E_SERVICE_UNKNOWN", "unknown service"),
+      /^unibus: web-1: no declared service has the name nosuch \[E_SERVICE_UNKNOWN\]$/,
+    );
     refused(noCheck, 1, "E_NO_HEALTH_CHECK", "no health check");
-    assert.match(refused(loopy, 1, "E_SERVICE_START", "crash-loop after restart"), /loopy on web-1 is crash-loop after 5 restarts \(E_SERVICE_START: it exits as soon as it starts\) after restart/);
+    assert.match(
+      refused(loopy, 1, "E_SERVICE_START", "crash-loop after restart"),
+      /loopy on web-1 is crash-loop after 5 restarts \(E_SERVICE_START: it exits as soon as it starts\) after restart/,
+    );
     assert.match(refused(quiet, 1, "E_NO_AGENT", "no agent"), /no agent answers for quiet-1/);
-    assert.match(refused(stuck, 1, "E_TIMEOUT", "stalled agent"), /stuck-1's agent did not answer restart within 300 ms; it may still be doing it/);
+    assert.match(
+      refused(stuck, 1, "E_TIMEOUT", "stalled agent"),
+      /stuck-1's agent did not answer restart within 300 ms; it may still be doing it/,
+    );
     refused(badName, 2, "E_USAGE", "bad service name");
     refused(missing, 2, "E_USAGE", "missing service");
     const d = JSON.parse(ok(dry, "--dry-run").stdout);
@@ -184,11 +228,22 @@ describe("unibus node status / start / stop / restart / check / command / leave,
     const rows = human.stdout.trimEnd().split("\n");
     assert.match(rows[0]!, /^NODE +RESULT +DETAIL$/);
     for (const n of FLEET) {
-      assert.match(human.stdout, new RegExp(STALLED.has(n) ? `^${n} +timed out +no answer within 1s$` : `^${n} +ok +running \\(pid \\d+\\)$`, "m"), n);
+      assert.match(
+        human.stdout,
+        new RegExp(
+          STALLED.has(n) ? `^${n} +timed out +no answer within 1s$` : `^${n} +ok +running \\(pid \\d+\\)$`,
+          "m",
+        ),
+        n,
+      );
     }
     assert.match(rows.at(-1)!, /^50 nodes: 47 ok, 0 failed, 3 timed out, 0 no agent in \d+\.\d s$/);
     t.diagnostic(rows.at(-1)!);
-    assert.equal(human.stderr.split("\n").filter(Boolean).length, 1, `one progress line for 50 nodes in a pipe:\n${human.stderr}`);
+    assert.equal(
+      human.stderr.split("\n").filter(Boolean).length,
+      1,
+      `one progress line for 50 nodes in a pipe:\n${human.stderr}`,
+    );
     assert.match(human.stderr, /^25\/50 done, \d+ failed, \d+ timed out\n$/);
 
     assert.equal(json.code, 1, json.stderr);
@@ -196,9 +251,17 @@ describe("unibus node status / start / stop / restart / check / command / leave,
     const r = JSON.parse(json.stdout);
     assert.deepEqual(r.counts, { total: 50, done: 50, ok: 47, failed: 0, timed_out: 3, no_agent: 0 });
     assert.equal(r.ok, false);
-    assert.deepEqual(r.nodes.filter((n: { result: string }) => n.result !== "ok").map((n: { node: string; code: string }) => [n.node, n.code]), [...STALLED].map((n) => [n, "E_TIMEOUT"]));
+    assert.deepEqual(
+      r.nodes
+        .filter((n: { result: string }) => n.result !== "ok")
+        .map((n: { node: string; code: string }) => [n.node, n.code]),
+      [...STALLED].map((n) => [n, "E_TIMEOUT"]),
+    );
     t.diagnostic(`fan-out ${r.ms} ms`);
-    assert.ok(r.ms >= 1000 && r.ms < 1900, `the fan-out took ${r.ms} ms: about one 1 s timeout, not one per stalled node`);
+    assert.ok(
+      r.ms >= 1000 && r.ms < 1900,
+      `the fan-out took ${r.ms} ms: about one 1 s timeout, not one per stalled node`,
+    );
 
     const after = fleet.countsOf("restart");
     for (const n of FLEET) assert.equal((after.get(n) ?? 0) - (before.get(n) ?? 0), 2, `${n} got one restart per run`);
@@ -214,10 +277,19 @@ describe("unibus node status / start / stop / restart / check / command / leave,
       cli(["--json", "node", "command", "all", "status", "--timeout", "500ms", "--concurrency", "16"]),
     ]);
     const euNodes = JSON.parse(ok(eu, "zone=eu").stdout).nodes as { node: string; result: string; detail: string }[];
-    assert.deepEqual(euNodes.map((n) => n.node), FLEET.filter((_, i) => zoneOf(i) === "eu"));
-    assert.ok(euNodes.every((n) => n.result === "ok" && n.detail === "1 service: 1 running"), JSON.stringify(euNodes[0]));
+    assert.deepEqual(
+      euNodes.map((n) => n.node),
+      FLEET.filter((_, i) => zoneOf(i) === "eu"),
+    );
+    assert.ok(
+      euNodes.every((n) => n.result === "ok" && n.detail === "1 service: 1 running"),
+      JSON.stringify(euNodes[0]),
+    );
     const single = JSON.parse(one.stdout);
-    assert.deepEqual(single.nodes.map((n: { node: string; result: string; code: string }) => [n.node, n.result, n.code]), [["fleet-07", "failed", "E_NO_HEALTH_CHECK"]]);
+    assert.deepEqual(
+      single.nodes.map((n: { node: string; result: string; code: string }) => [n.node, n.result, n.code]),
+      [["fleet-07", "failed", "E_NO_HEALTH_CHECK"]],
+    );
     assert.equal(one.code, 1);
     assert.equal(web.code, 1, web.stderr);
     assert.match(web.stdout, /^web-1 +ok +4 services: /m);
@@ -227,11 +299,19 @@ describe("unibus node status / start / stop / restart / check / command / leave,
     const a = JSON.parse(all.stdout);
     assert.deepEqual(a.counts, { total: 53, done: 53, ok: 48, failed: 0, timed_out: 4, no_agent: 1 });
 
-    const usage = await Promise.all([
-      ["node", "command", "role=", "status"], ["node", "command", "all", "dance"], ["node", "command", "all", "restart"],
-      ["node", "command", "all", "leave"], ["node", "command", "all", "status", "--service", "api"], ["node", "command", "all", "status", "--concurrency", "0"],
-      ["node", "command", "all"], ["node", "command", "all", "status", "--timeout", "soon"], ["--dry-run", "node", "command", "all", "status"],
-    ].map((args) => cli(args).then((r) => [args, r] as const)));
+    const usage = await Promise.all(
+      [
+        ["node", "command", "role=", "status"],
+        ["node", "command", "all", "dance"],
+        ["node", "command", "all", "restart"],
+        ["node", "command", "all", "leave"],
+        ["node", "command", "all", "status", "--service", "api"],
+        ["node", "command", "all", "status", "--concurrency", "0"],
+        ["node", "command", "all"],
+        ["node", "command", "all", "status", "--timeout", "soon"],
+        ["--dry-run", "node", "command", "all", "status"],
+      ].map((args) => cli(args).then((r) => [args, r] as const)),
+    );
     for (const [args, r] of usage) refused(r, 2, "E_USAGE", args.join(" "));
     assert.deepEqual(fleet.violations, []);
   });
@@ -241,7 +321,12 @@ describe("unibus node status / start / stop / restart / check / command / leave,
     for (const n of eu) fleet.setOptions(n, { delayMs: 60 });
     fleet.peakInFlight = 0;
     try {
-      const r = JSON.parse(ok(await cli(["--json", "node", "command", "zone=eu,role=fleet", "status", "--concurrency", "4"]), "--concurrency 4").stdout);
+      const r = JSON.parse(
+        ok(
+          await cli(["--json", "node", "command", "zone=eu,role=fleet", "status", "--concurrency", "4"]),
+          "--concurrency 4",
+        ).stdout,
+      );
       t.diagnostic(`25 nodes answering in 60 ms each, 4 at a time: ${r.ms} ms, peak ${fleet.peakInFlight} in flight`);
       assert.equal(r.counts.ok, 25);
       assert.ok(fleet.peakInFlight <= 4 && fleet.peakInFlight >= 2, `peak ${fleet.peakInFlight}`);
@@ -254,7 +339,9 @@ describe("unibus node status / start / stop / restart / check / command / leave,
   test("a fake agent refuses a command signed for another node (the check above has teeth)", async () => {
     const admin = signerFromSeed(readFileSync(join(plane.dataDir, "admin.nk"), "utf8"));
     const forWeb1 = buildCommand(admin, "admin", "status", { node: "web-1" });
-    const reply = (await plane.nc.request(nodeCommandSubject("fleet-00", "status"), JSON.stringify(forWeb1), { timeout: 5000 })).json<any>();
+    const reply = (
+      await plane.nc.request(nodeCommandSubject("fleet-00", "status"), JSON.stringify(forWeb1), { timeout: 5000 })
+    ).json<any>();
     assert.equal(reply.error?.code, "E_WRONG_NODE");
     assert.equal(fleet.violations.length, 1);
     fleet.violations.length = 0;
@@ -266,19 +353,31 @@ describe("unibus node status / start / stop / restart / check / command / leave,
       cli(["node", "leave", "quiet-1"]),
       cli(["--json", "node", "leave", "stuck-1", "--timeout", "300ms"]),
     ]);
-    assert.equal(ok(web, "leave web-1").stdout, "web-1's agent stopped its services and forgot its enrollment\nweb-1 is left; its identity is revoked and its connections are cut\n");
+    assert.equal(
+      ok(web, "leave web-1").stdout,
+      "web-1's agent stopped its services and forgot its enrollment\nweb-1 is left; its identity is revoked and its connections are cut\n",
+    );
     assert.equal(web.stderr, "");
     assert.equal(fleet.countsOf("leave").get("web-1"), 1);
     assert.equal(fleet.service("web-1", "api")!.state, "stopped");
-    assert.equal(ok(quiet, "leave quiet-1").stdout, "quiet-1 is left; its identity is revoked and its connections are cut\n");
-    assert.match(quiet.stderr, /^unibus: quiet-1's agent did not take the leave \(no agent: nothing listens on the node's command subject\); removing quiet-1 from the fleet anyway\n$/);
+    assert.equal(
+      ok(quiet, "leave quiet-1").stdout,
+      "quiet-1 is left; its identity is revoked and its connections are cut\n",
+    );
+    assert.match(
+      quiet.stderr,
+      /^unibus: quiet-1's agent did not take the leave \(no agent: nothing listens on the node's command subject\); removing quiet-1 from the fleet anyway\n$/,
+    );
     const s = JSON.parse(ok(stuck, "leave stuck-1").stdout);
     assert.deepEqual([s.node, s.status, s.agent.result], ["stuck-1", "left", "timed out"]);
 
     const nodes = ((await send("node.list", {})) as any).result.items as { node: string; status: string }[];
     for (const n of ["web-1", "quiet-1", "stuck-1"]) assert.equal(nodes.find((x) => x.node === n)?.status, "left", n);
     // Gone nodes are not targets, and leaving again asks no agent.
-    const [again, status] = await Promise.all([cli(["node", "leave", "web-1"]), cli(["--json", "node", "command", "role=web", "status"])]);
+    const [again, status] = await Promise.all([
+      cli(["node", "leave", "web-1"]),
+      cli(["--json", "node", "command", "role=web", "status"]),
+    ]);
     assert.equal(again.code, 1, again.stderr);
     assert.equal(fleet.countsOf("leave").get("web-1"), 1);
     assert.match(refused(status, 1, "E_NO_MATCH", "no active web node"), /no active node matches role=web/);

@@ -11,7 +11,16 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { connectNats, freePort } from "../services/bus/mod.ts";
 import { eventSubject, newUserSeed, signEvent, signerFromSeed, storageKey, type Signer } from "../services/core/mod.ts";
 import { serviceSigner } from "../services/membershipd/identities.ts";
-import { clientFor, ROOT, runCli, startNats, tempDir, type CliResult, type MembershipdHandle, type NatsHandle } from "./harness.ts";
+import {
+  clientFor,
+  ROOT,
+  runCli,
+  startNats,
+  tempDir,
+  type CliResult,
+  type MembershipdHandle,
+  type NatsHandle,
+} from "./harness.ts";
 import { cleanupMembershipd, startFreshMembershipd } from "./process-tools.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
@@ -68,16 +77,31 @@ describe("unibus CLI against a real membershipd", () => {
 
   test("the README walkthrough, every step exit 0", async () => {
     const alice = ok(await cli(["user", "add", "alice", "--role", "admin"]), "user add alice");
-    assert.match(alice.stdout, /^created user alice \(U[A-Z2-7]{55}\); its seed is in .*users\/alice\.nk; its NATS credentials are in .*users\/alice\.creds\n$/);
-    for (const f of ["alice.nk", "alice.creds"]) assert.equal(statSync(join(dataDir, "users", f)).mode & 0o777, 0o600, f);
+    assert.match(
+      alice.stdout,
+      /^created user alice \(U[A-Z2-7]{55}\); its seed is in .*users\/alice\.nk; its NATS credentials are in .*users\/alice\.creds\n$/,
+    );
+    for (const f of ["alice.nk", "alice.creds"])
+      assert.equal(statSync(join(dataDir, "users", f)).mode & 0o777, 0o600, f);
     ok(await cli(["user", "add", "bob", "--role", "monitor"]), "user add bob");
-    assert.match(ok(await cli(["room", "create", "ops", "--subject", "Operations"]), "room create").stdout, /^created room ops \(event \d+\)\n$/);
-    assert.match(ok(await cli(["member", "add", "ops", "alice", "--role", "owner"]), "member add alice").stdout, /^added alice to ops\n$/);
+    assert.match(
+      ok(await cli(["room", "create", "ops", "--subject", "Operations"]), "room create").stdout,
+      /^created room ops \(event \d+\)\n$/,
+    );
+    assert.match(
+      ok(await cli(["member", "add", "ops", "alice", "--role", "owner"]), "member add alice").stdout,
+      /^added alice to ops\n$/,
+    );
     ok(await cli(["member", "add", "ops", "bob"]), "member add bob");
 
     const [users, byRoom, byUser, show, tail, replay, verify] = await Promise.all([
-      cli(["user", "list"]), cli(["member", "list", "--room", "ops"]), cli(["member", "list", "--user", "alice"]), cli(["room", "show", "ops"]),
-      cli(["events", "tail"]), cli(["audit", "replay"]), cli(["audit", "verify"]),
+      cli(["user", "list"]),
+      cli(["member", "list", "--room", "ops"]),
+      cli(["member", "list", "--user", "alice"]),
+      cli(["room", "show", "ops"]),
+      cli(["events", "tail"]),
+      cli(["audit", "replay"]),
+      cli(["audit", "verify"]),
     ]);
     assert.match(ok(users, "user list").stdout, /^HANDLE +ROLE +REVOKED +SIGN_KEY +CREATED_AT\n/);
     for (const h of ["admin", "alice", "bob"]) assert.match(users.stdout, new RegExp(`^${h} `, "m"));
@@ -86,7 +110,8 @@ describe("unibus CLI against a real membershipd", () => {
     assert.match(ok(byUser, "member list --user").stdout, /^ops +owner$/m);
     assert.match(ok(show, "room show").stdout, /^ops +Operations +false +admin /m);
     assert.match(show.stdout, /^alice +owner /m);
-    for (const t of ["SystemInitialized", "UserCreated", "IdentityIssued", "RoomCreated", "MemberAdded"]) assert.match(ok(tail, "events tail").stdout, new RegExp(` ${t} `));
+    for (const t of ["SystemInitialized", "UserCreated", "IdentityIssued", "RoomCreated", "MemberAdded"])
+      assert.match(ok(tail, "events tail").stdout, new RegExp(` ${t} `));
     // 4 at start (system, admin user, service and admin identities), 2 per user add (user, identity), 1 room, 2 members.
     assert.equal(tail.stdout.trim().split("\n").length, 11, tail.stdout);
     assert.match(ok(replay, "audit replay").stdout, /no differences: every KV bucket matches the stream/);
@@ -95,18 +120,44 @@ describe("unibus CLI against a real membershipd", () => {
 
   test("--json output parses (user list, room show, events tail, audit verify; audit replay below)", async () => {
     const [users, show, tail, verify] = await Promise.all([
-      cli(["--json", "user", "list"]), cli(["--json", "room", "show", "ops"]), cli(["--json", "events", "tail", "--lines", "3"]), cli(["--json", "audit", "verify"]),
+      cli(["--json", "user", "list"]),
+      cli(["--json", "room", "show", "ops"]),
+      cli(["--json", "events", "tail", "--lines", "3"]),
+      cli(["--json", "audit", "verify"]),
     ]);
-    assert.deepEqual(JSON.parse(ok(users, "user list").stdout).items.map((u: { handle: string; role: string }) => [u.handle, u.role]).sort(),
-      [["admin", "admin"], ["alice", "admin"], ["bob", "monitor"]]);
+    assert.deepEqual(
+      JSON.parse(ok(users, "user list").stdout)
+        .items.map((u: { handle: string; role: string }) => [u.handle, u.role])
+        .sort(),
+      [
+        ["admin", "admin"],
+        ["alice", "admin"],
+        ["bob", "monitor"],
+      ],
+    );
     const s = JSON.parse(ok(show, "room show").stdout);
     assert.equal(s.room.subject, "Operations");
     assert.equal(s.room.archived, false);
-    assert.deepEqual(s.members.map((m: { user: string; role: string }) => [m.user, m.role]).sort(), [["alice", "owner"], ["bob", "member"]]);
-    const events = ok(tail, "events tail").stdout.trim().split("\n").map((l) => JSON.parse(l));
-    assert.deepEqual(events.map((e) => e.seq), [9, 10, 11]);
-    assert.deepEqual(events.map((e) => e.type), ["RoomCreated", "MemberAdded", "MemberAdded"]);
-    assert.deepEqual(events.map((e) => e.data.user ?? e.data.room), ["ops", "alice", "bob"]);
+    assert.deepEqual(s.members.map((m: { user: string; role: string }) => [m.user, m.role]).sort(), [
+      ["alice", "owner"],
+      ["bob", "member"],
+    ]);
+    const events = ok(tail, "events tail")
+      .stdout.trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      [9, 10, 11],
+    );
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ["RoomCreated", "MemberAdded", "MemberAdded"],
+    );
+    assert.deepEqual(
+      events.map((e) => e.data.user ?? e.data.room),
+      ["ops", "alice", "bob"],
+    );
     assert.deepEqual(JSON.parse(ok(verify, "audit verify").stdout), { events: 11, at_seq: 11, findings: [] });
   });
 
@@ -118,7 +169,10 @@ describe("unibus CLI against a real membershipd", () => {
       [["user", "add", "alice", "--sign-key", alicePub], "E_USER_EXISTS"],
       [["--as", "bob", "--identity", join(dataDir, "users", "bob.nk"), "room", "create", "bobs-room"], "E_FORBIDDEN"],
     ];
-    const [json, ...results] = await Promise.all([cli(["--json", "room", "create", "ops"]), ...cases.map(([args]) => cli(args))]);
+    const [json, ...results] = await Promise.all([
+      cli(["--json", "room", "create", "ops"]),
+      ...cases.map(([args]) => cli(args)),
+    ]);
     results.forEach((r, i) => {
       const [args, code] = cases[i]!;
       assert.equal(r.code, 1, `${args.join(" ")}: exit ${r.code}\n${r.stderr}`);
@@ -127,12 +181,19 @@ describe("unibus CLI against a real membershipd", () => {
     });
     assert.match(results[0]!.stderr, /^unibus: room ops already exists \[E_ROOM_EXISTS\]\n$/);
     assert.equal(json!.code, 1);
-    assert.deepEqual(JSON.parse(json!.stdout), { ok: false, error: { code: "E_ROOM_EXISTS", message: "room ops already exists" } });
+    assert.deepEqual(JSON.parse(json!.stdout), {
+      ok: false,
+      error: { code: "E_ROOM_EXISTS", message: "room ops already exists" },
+    });
   });
 
   test("usage errors exit 2", async () => {
     const cases = [
-      ["bogus"], ["room", "create"], ["--no-such-flag", "user", "list"], ["member", "add", "ops", "Bad Name!"], ["req", "unibus.cmd.membership.room.show", "{not json"],
+      ["bogus"],
+      ["room", "create"],
+      ["--no-such-flag", "user", "list"],
+      ["member", "add", "ops", "Bad Name!"],
+      ["req", "unibus.cmd.membership.room.show", "{not json"],
     ];
     const results = await Promise.all(cases.map((args) => cli(args)));
     results.forEach((r, i) => {
@@ -142,7 +203,10 @@ describe("unibus CLI against a real membershipd", () => {
     const bare = await runCli([]);
     assert.equal(bare.code, 2);
     assert.match(bare.stdout, /^usage: unibus /);
-    assert.match(bare.stdout, /exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable/);
+    assert.match(
+      bare.stdout,
+      /exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable/,
+    );
   });
 
   test("an unreachable server exits 3", async () => {
@@ -153,7 +217,16 @@ describe("unibus CLI against a real membershipd", () => {
     const plainDir = tempDir();
     const [list, noResponders] = await Promise.all([
       cli(["--server", dead, "user", "list"]),
-      runCli(["--data-dir", plainDir, "--identity", join(dataDir, "admin.nk"), "--server", nats.url, "room", "list"]).finally(() => rmSync(plainDir, { recursive: true })),
+      runCli([
+        "--data-dir",
+        plainDir,
+        "--identity",
+        join(dataDir, "admin.nk"),
+        "--server",
+        nats.url,
+        "room",
+        "list",
+      ]).finally(() => rmSync(plainDir, { recursive: true })),
     ]);
     for (const r of [list, noResponders]) {
       assert.equal(r.code, 3, `exit ${r.code}\n${r.stderr}`);
@@ -179,9 +252,25 @@ describe("unibus CLI against a real membershipd", () => {
     const [, subject, body] = m;
     // What a shell hands to `nats`: this server, its CA, the admin's creds and inbox, then that subject and JSON.
     const admin = signerFromSeed(readFileSync(join(dataDir, "admin.nk"), "utf8"));
-    const flags = { server: md!.natsUrl, tlsca: join(dataDir, "tls", "ca.pem"), creds: join(dataDir, "admin.creds"), inbox: `_INBOX_${admin.publicKey}` };
-    assert.deepEqual(shellArgs(lines[1]!).args,
-      ["--server", flags.server, "--tlsca", flags.tlsca, "--creds", flags.creds, "--inbox-prefix", flags.inbox, "req", subject, body]);
+    const flags = {
+      server: md!.natsUrl,
+      tlsca: join(dataDir, "tls", "ca.pem"),
+      creds: join(dataDir, "admin.creds"),
+      inbox: `_INBOX_${admin.publicKey}`,
+    };
+    assert.deepEqual(shellArgs(lines[1]!).args, [
+      "--server",
+      flags.server,
+      "--tlsca",
+      flags.tlsca,
+      "--creds",
+      flags.creds,
+      "--inbox-prefix",
+      flags.inbox,
+      "req",
+      subject,
+      body,
+    ]);
     const cmd = JSON.parse(body!);
     assert.equal(cmd.action, "room.create");
     assert.deepEqual(cmd.args, { room: "dry-room", subject: "Dry run" });
@@ -189,7 +278,13 @@ describe("unibus CLI against a real membershipd", () => {
     assert.equal(await rooms.get(storageKey("dry-room")), null, "--dry-run must not send");
 
     // Sent as the plain `nats` client would with those flags: TLS with that CA, those creds, that inbox.
-    const plain = await connectNats({ servers: flags.server, name: "plain-nats", caFile: flags.tlsca, creds: readFileSync(flags.creds), inboxPrefix: flags.inbox });
+    const plain = await connectNats({
+      servers: flags.server,
+      name: "plain-nats",
+      caFile: flags.tlsca,
+      creds: readFileSync(flags.creds),
+      inboxPrefix: flags.inbox,
+    });
     try {
       const reply = (await plain.request(subject!, body!, { timeout: 5000 })).json<any>();
       assert.equal(reply.ok, true, JSON.stringify(reply));
@@ -209,7 +304,11 @@ describe("unibus CLI against a real membershipd", () => {
     // Both took effect: the projections show the room with its subject and alice in it.
     const room = await eventually(rooms, storageKey("dry-room"), (r) => r.members === 1);
     assert.equal(room.subject, "Dry run");
-    const member = await eventually(await new Kvm(client!.nc).open("UNIBUS_members"), storageKey("dry-room.alice"), () => true);
+    const member = await eventually(
+      await new Kvm(client!.nc).open("UNIBUS_members"),
+      storageKey("dry-room.alice"),
+      () => true,
+    );
     assert.equal(member.role, "member");
   });
 
@@ -226,9 +325,18 @@ describe("unibus CLI against a real membershipd", () => {
 
   test("audit replay finds a KV record tampered directly, one deleted from KV and a removed member's tombstone deleted from KV (exit 1)", async () => {
     // A removal leaves tombstones in KV; the rebuild in memory makes the same ones, so none is a difference.
-    assert.match(ok(await cli(["member", "remove", "ops", "bob"]), "member remove bob").stdout, /^removed bob from ops\n$/);
-    const [byRoom, byUser] = await Promise.all([cli(["--json", "member", "list", "--room", "ops"]), cli(["--json", "member", "list", "--user", "bob"])]);
-    assert.deepEqual(JSON.parse(ok(byRoom, "member list --room").stdout).items.map((m: { user: string }) => m.user), ["alice"]);
+    assert.match(
+      ok(await cli(["member", "remove", "ops", "bob"]), "member remove bob").stdout,
+      /^removed bob from ops\n$/,
+    );
+    const [byRoom, byUser] = await Promise.all([
+      cli(["--json", "member", "list", "--room", "ops"]),
+      cli(["--json", "member", "list", "--user", "bob"]),
+    ]);
+    assert.deepEqual(
+      JSON.parse(ok(byRoom, "member list --room").stdout).items.map((m: { user: string }) => m.user),
+      ["alice"],
+    );
     assert.deepEqual(JSON.parse(ok(byUser, "member list --user").stdout), { items: [], total: 0 });
     const byMember = await new Kvm(client!.nc).open("UNIBUS_rooms_by_member");
     const tombstone = (await byMember.get(storageKey("bob.ops")))!.json<Record<string, unknown>>();
@@ -248,11 +356,14 @@ describe("unibus CLI against a real membershipd", () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     const diffs = JSON.parse(r.stdout).differences;
     assert.ok(Array.isArray(diffs), r.stdout + r.stderr);
-    assert.deepEqual(diffs.sort((a: { key: string }, b: { key: string }) => a.key.localeCompare(b.key)), [
-      { bucket: "UNIBUS_users", key: "alice", problem: "different", expected: alice, actual: tampered },
-      { bucket: "UNIBUS_users", key: "bob", problem: "missing", expected: bob },
-      { bucket: "UNIBUS_rooms_by_member", key: "bob.ops", problem: "missing", expected: tombstone },
-    ]);
+    assert.deepEqual(
+      diffs.sort((a: { key: string }, b: { key: string }) => a.key.localeCompare(b.key)),
+      [
+        { bucket: "UNIBUS_users", key: "alice", problem: "different", expected: alice, actual: tampered },
+        { bucket: "UNIBUS_users", key: "bob", problem: "missing", expected: bob },
+        { bucket: "UNIBUS_rooms_by_member", key: "bob.ops", problem: "missing", expected: tombstone },
+      ],
+    );
   });
 
   test("audit verify finds an event signed by an unknown key and one whose prev is wrong (exit 1)", async () => {
@@ -260,22 +371,42 @@ describe("unibus CLI against a real membershipd", () => {
     assert.deepEqual(JSON.parse(ok(base, "baseline verify").stdout).findings, []);
 
     const mallory: Signer = signerFromSeed(newUserSeed());
-    const forged = signEvent({
-      id: randomBytes(12).toString("base64url"), type: "UserCreated", kind: "user", aggregate: "mallory", ts: new Date().toISOString(),
-      actor: { id: "mallory", key: mallory.publicKey }, causation: null, correlation: null, prev: null,
-      data: { handle: "mallory", role: "admin", sign_key: mallory.publicKey, kex_key: null },
-    }, mallory);
+    const forged = signEvent(
+      {
+        id: randomBytes(12).toString("base64url"),
+        type: "UserCreated",
+        kind: "user",
+        aggregate: "mallory",
+        ts: new Date().toISOString(),
+        actor: { id: "mallory", key: mallory.publicKey },
+        causation: null,
+        correlation: null,
+        prev: null,
+        data: { handle: "mallory", role: "admin", sign_key: mallory.publicKey, kex_key: null },
+      },
+      mallory,
+    );
     const a1 = await client!.js.publish(eventSubject("user", "mallory"), JSON.stringify(forged));
 
     // Signed by membershipd's own (trusted) key, but not chained to the room's last event.
     assert.ok(existsSync(join(dataDir, "service.nk")));
     const service = serviceSigner(dataDir);
     const admin = signerFromSeed(readFileSync(join(dataDir, "admin.nk"), "utf8"));
-    const unchained = signEvent({
-      id: randomBytes(12).toString("base64url"), type: "RoomArchived", kind: "room", aggregate: "ops", ts: new Date().toISOString(),
-      actor: { id: "admin", key: admin.publicKey }, causation: null, correlation: null, prev: "0".repeat(64),
-      data: { room: "ops", archived_by: "admin" },
-    }, service);
+    const unchained = signEvent(
+      {
+        id: randomBytes(12).toString("base64url"),
+        type: "RoomArchived",
+        kind: "room",
+        aggregate: "ops",
+        ts: new Date().toISOString(),
+        actor: { id: "admin", key: admin.publicKey },
+        causation: null,
+        correlation: null,
+        prev: "0".repeat(64),
+        data: { room: "ops", archived_by: "admin" },
+      },
+      service,
+    );
     const a2 = await client!.js.publish(eventSubject("room", "ops"), JSON.stringify(unchained));
 
     const [json, human] = await Promise.all([cli(["--json", "audit", "verify"]), cli(["audit", "verify"])]);
@@ -283,7 +414,13 @@ describe("unibus CLI against a real membershipd", () => {
     assert.equal(human.code, 1, human.stdout + human.stderr);
     const report = JSON.parse(json.stdout);
     assert.equal(report.at_seq, a2.seq, json.stdout + json.stderr);
-    assert.deepEqual(report.findings.map((f: { seq: number; problem: string }) => [f.seq, f.problem]), [[a1.seq, "untrusted_signer"], [a2.seq, "chain_broken"]]);
+    assert.deepEqual(
+      report.findings.map((f: { seq: number; problem: string }) => [f.seq, f.problem]),
+      [
+        [a1.seq, "untrusted_signer"],
+        [a2.seq, "chain_broken"],
+      ],
+    );
     assert.match(human.stdout, /: 2 problem\(s\)\n/);
     assert.match(human.stdout, /untrusted_signer/);
     assert.match(human.stdout, /chain_broken/);
@@ -292,12 +429,21 @@ describe("unibus CLI against a real membershipd", () => {
 
 describe("the unibus command line, without a server", () => {
   test("a flag the verb does not take is a usage error naming the flag and the verb's usage", async () => {
-    const [canary, trust] = await Promise.all([runCli(["user", "list", "--canary", "3", "--replicas", "9"]), runCli(["--json", "audit", "replay", "--trust", "K"])]);
+    const [canary, trust] = await Promise.all([
+      runCli(["user", "list", "--canary", "3", "--replicas", "9"]),
+      runCli(["--json", "audit", "replay", "--trust", "K"]),
+    ]);
     assert.equal(canary.code, 2, canary.stderr);
-    assert.equal(oneErrorLine(canary, "E_USAGE"), "unibus: user list has no flag --canary (usage: unibus user list [--limit N]) [E_USAGE]");
+    assert.equal(
+      oneErrorLine(canary, "E_USAGE"),
+      "unibus: user list has no flag --canary (usage: unibus user list [--limit N]) [E_USAGE]",
+    );
     assert.equal(canary.stdout, "");
     assert.equal(trust.code, 2, trust.stderr);
-    assert.match(oneErrorLine(trust, "E_USAGE"), /^unibus: audit replay has no flag --trust \(usage: unibus audit replay\)/);
+    assert.match(
+      oneErrorLine(trust, "E_USAGE"),
+      /^unibus: audit replay has no flag --trust \(usage: unibus audit replay\)/,
+    );
   });
 
   test("--version prints the version", async () => {
@@ -309,14 +455,23 @@ describe("the unibus command line, without a server", () => {
 
   test("<noun> <verb> --help prints that verb's help, exit 0", async () => {
     const [logs, dash] = await Promise.all([runCli(["node", "logs", "--help"]), runCli(["rollout", "-h", "start"])]);
-    assert.match(ok(logs, "node logs --help").stdout, /^usage: unibus \[global flags\] node logs <node> <service> \[--lines 100\] \[--since 10m\] \[--follow\]\n/);
+    assert.match(
+      ok(logs, "node logs --help").stdout,
+      /^usage: unibus \[global flags\] node logs <node> <service> \[--lines 100\] \[--since 10m\] \[--follow\]\n/,
+    );
     assert.match(logs.stdout, /--dry-run does not apply: node logs reads the log stream/);
     assert.doesNotMatch(logs.stdout, /room create/);
     assert.match(ok(dash, "rollout -h start").stdout, /^usage: unibus \[global flags\] rollout start .*--selector/);
   });
 
   test("--dry-run is refused by a verb that sends no command", async () => {
-    const cases = [["events", "tail"], ["audit", "verify"], ["monitor", "report", "--url", "http://127.0.0.1:9"], ["release", "key", "k"], ["node", "logs", "n", "s"]];
+    const cases = [
+      ["events", "tail"],
+      ["audit", "verify"],
+      ["monitor", "report", "--url", "http://127.0.0.1:9"],
+      ["release", "key", "k"],
+      ["node", "logs", "n", "s"],
+    ];
     const results = await Promise.all(cases.map((args) => runCli(["--dry-run", ...args])));
     results.forEach((r, i) => {
       const name = cases[i]!.slice(0, 2).join(" ");
@@ -329,9 +484,14 @@ describe("the unibus command line, without a server", () => {
   test("the help lists every verb, built from the verb definitions", async () => {
     const { VERBS } = await import("../services/cli/verbs/mod.ts");
     const help = ok(await runCli(["--help"]), "--help").stdout;
-    for (const v of VERBS) assert.match(help, new RegExp(`^  ${v.words.join(" ")}( |$)`, "m"), `--help lacks ${v.words.join(" ")}`);
+    for (const v of VERBS)
+      assert.match(help, new RegExp(`^  ${v.words.join(" ")}( |$)`, "m"), `--help lacks ${v.words.join(" ")}`);
     // One entry per definition, and nothing else in the list of verbs.
-    const listed = help.split("\nverbs:\n")[1]!.split("\n\n")[0]!.split("\n").filter((l) => /^  [a-z]/.test(l));
+    const listed = help
+      .split("\nverbs:\n")[1]!
+      .split("\n\n")[0]!
+      .split("\n")
+      .filter((l) => /^  [a-z]/.test(l));
     assert.equal(listed.length, VERBS.length, listed.join("\n"));
   });
 });

@@ -14,15 +14,26 @@ const [dataDir, servers, out, stop, tag] = process.argv.slice(2) as [string, str
 const creds = readCredsFile(join(dataDir, "admin.creds"));
 const admin = loadOrCreateSigner(join(dataDir, "admin.nk"));
 const nc = await connectNats({
-  servers: servers.split(","), name: "cluster-load", forever: true, caFile: join(dataDir, "tls", "ca.pem"),
-  creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey), timeoutMs: 5000,
+  servers: servers.split(","),
+  name: "cluster-load",
+  forever: true,
+  caFile: join(dataDir, "tls", "ca.pem"),
+  creds: creds.bytes,
+  inboxPrefix: inboxPrefix(creds.publicKey),
+  timeoutMs: 5000,
 });
 let ok = 0;
 let failed = 0;
 for (let i = 0; !existsSync(stop); i++) {
   const room = `${tag}-${i}`;
   try {
-    const reply = (await nc.request("unibus.cmd.membership.room.create", JSON.stringify(signed(admin, "room.create", { room, subject: "load" })), { timeout: 3000 })).json<any>();
+    const reply = (
+      await nc.request(
+        "unibus.cmd.membership.room.create",
+        JSON.stringify(signed(admin, "room.create", { room, subject: "load" })),
+        { timeout: 3000 },
+      )
+    ).json<any>();
     if (reply.ok) {
       appendFileSync(out, `${room}\t${reply.result.seq}\n`);
       ok++;

@@ -13,7 +13,10 @@ import { createLab, netnsUnavailable, type NetnsLab } from "./netns.ts";
 const why = netnsUnavailable();
 const NODES = ["n1", "n2", "n3"];
 
-describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${why}` : false, timeout: 600_000 }, () => {
+describe("cluster on three network-namespace hosts", {
+  skip: why ? `skipped: ${why}` : false,
+  timeout: 600_000,
+}, () => {
   let lab: NetnsLab;
   let dir: string;
   let envFile: string;
@@ -21,18 +24,53 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
   let netnsRoot: string;
   const ipOf = (n: string) => lab.hosts.find((h) => h.name === n)!.wgIp;
   const dataDir = (n: string) => join(netnsRoot, n, "var/lib/unibus/membershipd");
-  const pidOf = (n: string, what: "membershipd" | "agent") => Number(readFileSync(join(netnsRoot, n, "run/unibus", `${what}.pid`), "utf8"));
+  const pidOf = (n: string, what: "membershipd" | "agent") =>
+    Number(readFileSync(join(netnsRoot, n, "run/unibus", `${what}.pid`), "utf8"));
   const natsPidOf = (n: string) => Number(readFileSync(join(dataDir(n), "nats/nats-server.pid"), "utf8"));
-  const tsx = (script: string, args: string[]) => ["node", "--import", `file://${ROOT}/node_modules/tsx/dist/loader.mjs`, join(ROOT, script), ...args];
+  const tsx = (script: string, args: string[]) => [
+    "node",
+    "--import",
+    `file://${ROOT}/node_modules/tsx/dist/loader.mjs`,
+    join(ROOT, script),
+    ...args,
+  ];
 
   /** The operator's CLI, in its own namespace, through one node's client port. */
   const cli = (via: string, args: string[], timeoutMs = 60_000) =>
-    lab.exec("op", [join(ROOT, "bin/unibus"), "--data-dir", dataDir("n1"), "--server", `nats://${ipOf(via)}:4250`, ...args], { timeoutMs });
-  const deploy = (extra: string[] = []) => lab.exec("op", [join(ROOT, "deploy/cluster/deploy-cluster.sh"), "--env", envFile, "--secrets", secrets,
-    "--transport", "netns", "--netns-prefix", lab.prefix, "--netns-root", netnsRoot, "--apply", ...extra], { timeoutMs: 300_000 });
-  const monitor = () => lab.exec("op", [join(ROOT, "bin/unibus"), "monitor", "report", "--env", envFile, "--json"], { timeoutMs: 30_000 });
+    lab.exec(
+      "op",
+      [join(ROOT, "bin/unibus"), "--data-dir", dataDir("n1"), "--server", `nats://${ipOf(via)}:4250`, ...args],
+      { timeoutMs },
+    );
+  const deploy = (extra: string[] = []) =>
+    lab.exec(
+      "op",
+      [
+        join(ROOT, "deploy/cluster/deploy-cluster.sh"),
+        "--env",
+        envFile,
+        "--secrets",
+        secrets,
+        "--transport",
+        "netns",
+        "--netns-prefix",
+        lab.prefix,
+        "--netns-root",
+        netnsRoot,
+        "--apply",
+        ...extra,
+      ],
+      { timeoutMs: 300_000 },
+    );
+  const monitor = () =>
+    lab.exec("op", [join(ROOT, "bin/unibus"), "monitor", "report", "--env", envFile, "--json"], { timeoutMs: 30_000 });
   const healthz = async (n: string): Promise<any | null> => {
-    const r = await lab.exec("op", ["node", "-e", `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => console.log(t), () => console.log("null"))`, `http://${ipOf(n)}:8470/healthz`]);
+    const r = await lab.exec("op", [
+      "node",
+      "-e",
+      `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => console.log(t), () => console.log("null"))`,
+      `http://${ipOf(n)}:8470/healthz`,
+    ]);
     try {
       return JSON.parse(r.stdout);
     } catch {
@@ -66,12 +104,33 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
   let load: ChildProcess | null = null;
   let loadOut = "";
   const stopFile = () => join(dir, "load.stop");
-  const acked = () => (existsSync(loadOut) ? readFileSync(loadOut, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split("\t")[0]!) : []);
+  const acked = () =>
+    existsSync(loadOut)
+      ? readFileSync(loadOut, "utf8")
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => l.split("\t")[0]!)
+      : [];
   function startLoad(tag: string) {
     rmSync(stopFile(), { force: true });
     loadOut = join(dir, `acked-${tag}.tsv`);
-    load = spawn("ip", ["netns", "exec", `${lab.prefix}op`, ...tsx("test/cluster-load.ts", [dataDir("n1"), NODES.map((n) => `nats://${ipOf(n)}:4250`).join(","), loadOut, stopFile(), tag])],
-      { stdio: ["ignore", "pipe", "inherit"] });
+    load = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        `${lab.prefix}op`,
+        ...tsx("test/cluster-load.ts", [
+          dataDir("n1"),
+          NODES.map((n) => `nats://${ipOf(n)}:4250`).join(","),
+          loadOut,
+          stopFile(),
+          tag,
+        ]),
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
   }
   async function stopLoad(): Promise<{ ok: number; failed: number }> {
     writeFileSync(stopFile(), "");
@@ -84,32 +143,52 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
   }
   /** Every server's own copy of the event stream holds the same messages (waits out replication lag). */
   async function copiesAgree(via: string): Promise<void> {
-    await until("every copy of UNIBUS_EVENTS the same", async () => {
-      const status = JSON.parse((await cli(via, ["--json", "cluster", "status"])).stdout);
-      const events = status.streams.find((x: any) => x.stream === "UNIBUS_EVENTS");
-      const copies = events.copies as { server: string; messages: number; first_seq: number; last_seq: number }[];
-      const same = copies.length === 3 && copies.every((c) => c.first_seq === 1 && c.messages === copies[0]!.messages && c.last_seq === copies[0]!.last_seq);
-      return same ? copies : null;
-    }, 30_000);
+    await until(
+      "every copy of UNIBUS_EVENTS the same",
+      async () => {
+        const status = JSON.parse((await cli(via, ["--json", "cluster", "status"])).stdout);
+        const events = status.streams.find((x: any) => x.stream === "UNIBUS_EVENTS");
+        const copies = events.copies as { server: string; messages: number; first_seq: number; last_seq: number }[];
+        const same =
+          copies.length === 3 &&
+          copies.every(
+            (c) => c.first_seq === 1 && c.messages === copies[0]!.messages && c.last_seq === copies[0]!.last_seq,
+          );
+        return same ? copies : null;
+      },
+      30_000,
+    );
   }
   /** The acknowledged rooms a node's projection lacks, once it has had up to a minute to catch up. */
   async function unprojected(via: string, want: string[] = acked()): Promise<string[]> {
     let missing: string[] = want;
-    await until(`every acknowledged room in ${via}'s projection`, async () => {
-      const have = new Set(await rooms(via));
-      missing = want.filter((room) => !have.has(room));
-      return missing.length === 0;
-    }, 60_000).catch(() => {});
+    await until(
+      `every acknowledged room in ${via}'s projection`,
+      async () => {
+        const have = new Set(await rooms(via));
+        missing = want.filter((room) => !have.has(room));
+        return missing.length === 0;
+      },
+      60_000,
+    ).catch(() => {});
     return missing;
   }
   /** `audit replay` via a node exits 0; when not, the message adds each server's copy of every stream. */
   async function replayClean(via: string): Promise<void> {
     const replay = await cli(via, ["audit", "replay"], 120_000);
     if (replay.code === 0) return;
-    const status = await cli(via, ["--json", "cluster", "status"]).catch((err) => ({ stdout: "", stderr: String(err) }));
+    const status = await cli(via, ["--json", "cluster", "status"]).catch((err) => ({
+      stdout: "",
+      stderr: String(err),
+    }));
     let copies = status.stdout + status.stderr;
     try {
-      copies = JSON.parse(status.stdout).streams.map((s: any) => `${s.stream} leader ${s.leader}: ${s.copies.map((c: any) => `${c.server} ${c.messages} msgs ${c.first_seq}..${c.last_seq}`).join(", ")}`).join("\n");
+      copies = JSON.parse(status.stdout)
+        .streams.map(
+          (s: any) =>
+            `${s.stream} leader ${s.leader}: ${s.copies.map((c: any) => `${c.server} ${c.messages} msgs ${c.first_seq}..${c.last_seq}`).join(", ")}`,
+        )
+        .join("\n");
     } catch {
       // the raw answer is shown
     }
@@ -118,7 +197,9 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
   async function rooms(via: string): Promise<string[]> {
     const r = await cli(via, ["--json", "room", "list", "--limit", "10000"]);
     assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout).items.map((x: any) => x.room).sort();
+    return JSON.parse(r.stdout)
+      .items.map((x: any) => x.room)
+      .sort();
   }
 
   before(async () => {
@@ -127,12 +208,32 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
     secrets = join(dir, "secrets");
     netnsRoot = join(dir, "hosts");
     envFile = join(dir, "cluster.env");
-    writeFileSync(envFile, [
-      `CLUSTER_NAME="lab"`, `CLUSTER_USER="unibus"`, `KV_REPLICAS=1`, `NATS_CLIENT_PORT=4250`, `NATS_ROUTE_PORT=6250`, `HTTP_PORT=8470`,
-      `SSH_USER="root"`, `ROUTE_NETWORK="wg"`, `CLUSTER_NODES=(`,
-      ...lab.hosts.filter((h) => h.name !== "op").map((h) => `  "${h.name} ${h.name}.lab.invalid ${h.publicIp} ${h.wgIp}"`), `)`, ``,
-    ].join("\n"));
-    const certs = await lab.exec("op", [join(ROOT, "deploy/cluster/generate-cluster-certs.sh"), "--env", envFile, "--out", secrets]);
+    writeFileSync(
+      envFile,
+      [
+        `CLUSTER_NAME="lab"`,
+        `CLUSTER_USER="unibus"`,
+        `KV_REPLICAS=1`,
+        `NATS_CLIENT_PORT=4250`,
+        `NATS_ROUTE_PORT=6250`,
+        `HTTP_PORT=8470`,
+        `SSH_USER="root"`,
+        `ROUTE_NETWORK="wg"`,
+        `CLUSTER_NODES=(`,
+        ...lab.hosts
+          .filter((h) => h.name !== "op")
+          .map((h) => `  "${h.name} ${h.name}.lab.invalid ${h.publicIp} ${h.wgIp}"`),
+        `)`,
+        ``,
+      ].join("\n"),
+    );
+    const certs = await lab.exec("op", [
+      join(ROOT, "deploy/cluster/generate-cluster-certs.sh"),
+      "--env",
+      envFile,
+      "--out",
+      secrets,
+    ]);
     assert.equal(certs.code, 0, certs.stderr);
     const d = await deploy();
     assert.equal(d.code, 0, `${d.stdout}\n${d.stderr}`);
@@ -156,11 +257,20 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
       assert.deepEqual(h.cluster.peers, NODES);
       assert.equal(h.cluster.peers_current, 3);
     }
-    const probe = (args: string[]) => lab.exec("op", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
+    const probe = (args: string[]) =>
+      lab.exec("op", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
     const n2 = join(secrets, "nodes/n2");
     assert.match((await probe([])).stdout, /^refused/, "no client certificate");
-    assert.match((await probe([join(n2, "tls/server.pem"), join(n2, "tls/server.key")])).stdout, /^refused/, "a certificate from the client CA, not the route CA");
-    assert.match((await probe([join(n2, "route/route.pem"), join(n2, "route/route.key")])).stdout, /^accepted/, "the route certificate");
+    assert.match(
+      (await probe([join(n2, "tls/server.pem"), join(n2, "tls/server.key")])).stdout,
+      /^refused/,
+      "a certificate from the client CA, not the route CA",
+    );
+    assert.match(
+      (await probe([join(n2, "route/route.pem"), join(n2, "route/route.key")])).stdout,
+      /^accepted/,
+      "the route certificate",
+    );
     // The route secret and the at-rest key reach nats-server through its environment only.
     const secret = readFileSync(join(secrets, "route.secret"), "utf8").trim();
     const atRest = readFileSync(join(secrets, "nodes/n1/at-rest.key"), "utf8").trim();
@@ -185,7 +295,9 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const scaled = JSON.parse(r.stdout);
     assert.equal(scaled.previous, 1);
-    t.diagnostic(`copies remade after the scale-up: ${scaled.remade.length}; rebuilt as incomplete: ${JSON.stringify(scaled.rebuilt)}`);
+    t.diagnostic(
+      `copies remade after the scale-up: ${scaled.remade.length}; rebuilt as incomplete: ${JSON.stringify(scaled.rebuilt)}`,
+    );
     assert.deepEqual(scaled.peers, NODES);
     await until("more load after the scale", async () => acked().length >= 60);
     await stopLoad();
@@ -206,17 +318,25 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
     startLoad("crash");
     await until("load running", async () => acked().length >= 20);
     await crash(leader);
-    const down = await until("monitor report names the lost node", async () => {
-      const m = await monitor();
-      const report = JSON.parse(m.stdout);
-      const row = report.nodes.find((x: any) => x.node === leader);
-      return m.code === 2 && row?.status === "unreachable" ? report : null;
-    }, 20_000);
+    const down = await until(
+      "monitor report names the lost node",
+      async () => {
+        const m = await monitor();
+        const report = JSON.parse(m.stdout);
+        const row = report.nodes.find((x: any) => x.node === leader);
+        return m.code === 2 && row?.status === "unreachable" ? report : null;
+      },
+      20_000,
+    );
     assert.ok(down.nodes.filter((x: any) => x.status !== "unreachable").length === 2);
-    const newLeader = await until("a new meta leader", async () => {
-      const h = await healthz(survivors[0]!);
-      return h?.cluster?.meta_leader && h.cluster.meta_leader !== leader ? (h.cluster.meta_leader as string) : null;
-    }, 30_000);
+    const newLeader = await until(
+      "a new meta leader",
+      async () => {
+        const h = await healthz(survivors[0]!);
+        return h?.cluster?.meta_leader && h.cluster.meta_leader !== leader ? (h.cluster.meta_leader as string) : null;
+      },
+      30_000,
+    );
     assert.ok(survivors.includes(newLeader));
     const before = acked().length;
     await until("writes go on without the lost node", async () => acked().length >= before + 30, 60_000);
@@ -226,7 +346,8 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
     await until("all three healthy again", async () => (await monitor()).code === 0 || null, 90_000);
     const { ok } = await stopLoad();
     assert.ok(ok >= 50);
-    for (const n of NODES) assert.deepEqual(await unprojected(n), [], `acknowledged rooms missing via ${n} after the crash`);
+    for (const n of NODES)
+      assert.deepEqual(await unprojected(n), [], `acknowledged rooms missing via ${n} after the crash`);
     const lists = await Promise.all(NODES.map((n) => rooms(n)));
     assert.deepEqual(lists[1], lists[0]);
     assert.deepEqual(lists[2], lists[0]);
@@ -238,11 +359,15 @@ describe("cluster on three network-namespace hosts", { skip: why ? `skipped: ${w
     const [lone, ...others] = NODES as [string, ...string[]];
     await Promise.all(others.map(crash));
     const started = Date.now();
-    const h = await until("the lone node says degraded", async () => {
-      const t = Date.now();
-      const v = await healthz(lone);
-      return v?.status === "degraded" ? { ...v, ms: Date.now() - t } : null;
-    }, 30_000);
+    const h = await until(
+      "the lone node says degraded",
+      async () => {
+        const t = Date.now();
+        const v = await healthz(lone);
+        return v?.status === "degraded" ? { ...v, ms: Date.now() - t } : null;
+      },
+      30_000,
+    );
     assert.ok(h.ms < 2500, `healthz answered in ${h.ms} ms`);
     assert.ok(Date.now() - started < 30_000);
 

@@ -2,9 +2,25 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { EVENTS_DOC, JSON_SCHEMA_DIR, SECURITY_DOC, renderEventsDoc, renderJsonSchemas, renderSecurityDoc } from "../scripts/gen-docs.ts";
 import {
-  NODE_PLACEHOLDER, ROLE_VARIANTS, SECRETS, TRANSIENT_SECRETS, grantRows, permissionRows, placeholderGrants, placeholderPermissions, sourceOf, type RoleVariant,
+  EVENTS_DOC,
+  JSON_SCHEMA_DIR,
+  SECURITY_DOC,
+  renderEventsDoc,
+  renderJsonSchemas,
+  renderSecurityDoc,
+} from "../scripts/gen-docs.ts";
+import {
+  NODE_PLACEHOLDER,
+  ROLE_VARIANTS,
+  SECRETS,
+  TRANSIENT_SECRETS,
+  grantRows,
+  permissionRows,
+  placeholderGrants,
+  placeholderPermissions,
+  sourceOf,
+  type RoleVariant,
 } from "../scripts/security-doc.ts";
 import { AggregateKinds, EventDataSchemas, Role } from "../schemas/mod.ts";
 import { blindToken, permissionsFor } from "../services/core/mod.ts";
@@ -17,12 +33,14 @@ test("docs/events.md matches the zod schemas (run `make docs` when this fails)",
 test("schemas/json/ matches the zod schemas (run `make docs` when this fails)", () => {
   const expected = renderJsonSchemas();
   assert.deepEqual(readdirSync(JSON_SCHEMA_DIR).sort(), Object.keys(expected).sort());
-  for (const [name, text] of Object.entries(expected)) assert.equal(readFileSync(join(JSON_SCHEMA_DIR, name), "utf8"), text, name);
+  for (const [name, text] of Object.entries(expected))
+    assert.equal(readFileSync(join(JSON_SCHEMA_DIR, name), "utf8"), text, name);
 });
 
 test("the catalogue names every event type", () => {
   const doc = renderEventsDoc();
-  for (const kind of AggregateKinds) for (const type of Object.keys(EventDataSchemas[kind])) assert.match(doc, new RegExp(`### ${type}\\n`));
+  for (const kind of AggregateKinds)
+    for (const type of Object.keys(EventDataSchemas[kind])) assert.match(doc, new RegExp(`### ${type}\\n`));
 });
 
 test("docs/security.md matches the code (run `make docs` when this fails)", () => {
@@ -44,27 +62,37 @@ function docRows(doc: string, v: RoleVariant): string[] {
 // The doc's own vocabulary, expanded here independently of the generator.
 function expand(row: string): string[] {
   const withDigest = row.split("<digest(node)>").join(blindToken(NODE_PLACEHOLDER));
-  return withDigest.includes("<stream>") ? ADMIN_READABLE_STREAMS.map((s) => withDigest.split("<stream>").join(s)) : [withDigest];
+  return withDigest.includes("<stream>")
+    ? ADMIN_READABLE_STREAMS.map((s) => withDigest.split("<stream>").join(s))
+    : [withDigest];
 }
 
 test("each role's table in docs/security.md lists exactly the subjects permissionsFor returns", () => {
   const doc = readFileSync(SECURITY_DOC, "utf8");
   assert.deepEqual(new Set(ROLE_VARIANTS.map((v) => v.role)), new Set(Role.options), "every role has a table");
   for (const v of ROLE_VARIANTS) {
-    const fromCode = permissionRows(placeholderPermissions(v)).map((r) => r.join(" ")).sort();
+    const fromCode = permissionRows(placeholderPermissions(v))
+      .map((r) => r.join(" "))
+      .sort();
     assert.deepEqual(docRows(doc, v).flatMap(expand).sort(), fromCode, v.label);
-    if (placeholderPermissions(v).resp) assert.match(doc.split(`\n### ${v.label}\n`)[1]!.split("\n### ")[0]!, /Replies: may publish up to/, v.label);
+    if (placeholderPermissions(v).resp)
+      assert.match(doc.split(`\n### ${v.label}\n`)[1]!.split("\n### ")[0]!, /Replies: may publish up to/, v.label);
   }
 });
 
 test("every grant of every role says why it is needed", () => {
   for (const v of ROLE_VARIANTS) {
-    for (const [d, r, subject, why] of grantRows(placeholderGrants(v))) assert.ok(why.trim().length >= 10, `${v.label}: ${d} ${r} ${subject} has no reason`);
+    for (const [d, r, subject, why] of grantRows(placeholderGrants(v)))
+      assert.ok(why.trim().length >= 10, `${v.label}: ${d} ${r} ${subject} has no reason`);
   }
 });
 
 test("every secret's file name in docs/security.md is the one the code uses", () => {
-  for (const entry of [...SECRETS, ...TRANSIENT_SECRETS]) assert.ok(sourceOf(entry).includes(entry.source.text), `${entry.source.path} no longer contains ${entry.source.text}`);
+  for (const entry of [...SECRETS, ...TRANSIENT_SECRETS])
+    assert.ok(
+      sourceOf(entry).includes(entry.source.text),
+      `${entry.source.path} no longer contains ${entry.source.text}`,
+    );
 });
 
 // The threat model's prose leans on these; if one stops holding, the prose must change too.
@@ -72,23 +100,53 @@ test("the permission facts docs/security.md's prose states still hold", () => {
   const ctx = { key: "UKEY", node: "web-1", readableStreams: ADMIN_READABLE_STREAMS };
   const admin = permissionsFor("admin", ctx);
   assert.ok(admin.pub.deny.includes("unibus.evt.>"), "admins may not publish events");
-  assert.ok(admin.pub.allow.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)), "admins cannot change a stream");
+  assert.ok(
+    admin.pub.allow.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)),
+    "admins cannot change a stream",
+  );
   const node = permissionsFor("node", ctx);
-  assert.ok(node.pub.allow.every((s) => !s.startsWith("unibus.evt.")) && node.pub.deny.includes("unibus.evt.>"), "nodes append no events");
+  assert.ok(
+    node.pub.allow.every((s) => !s.startsWith("unibus.evt.")) && node.pub.deny.includes("unibus.evt.>"),
+    "nodes append no events",
+  );
   // Issue 7: nodes download releases from the object store, so they may read that one stream (and ask $JS.API.INFO), nothing else.
   const nodeJs = node.pub.allow.filter((s) => s.startsWith("$JS."));
-  assert.ok(node.sub.allow.every((s) => !s.startsWith("$JS.")) && nodeJs.every((s) => s === "$JS.API.INFO" || s.includes(".OBJ_UNIBUS_releases")), "nodes have no JetStream access but reading the release objects");
-  assert.ok(nodeJs.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)) && node.pub.allow.every((s) => !s.startsWith("$O.")), "nodes cannot change the release objects");
+  assert.ok(
+    node.sub.allow.every((s) => !s.startsWith("$JS.")) &&
+      nodeJs.every((s) => s === "$JS.API.INFO" || s.includes(".OBJ_UNIBUS_releases")),
+    "nodes have no JetStream access but reading the release objects",
+  );
+  assert.ok(
+    nodeJs.every((s) => !/^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE|PURGE|MSG\.DELETE)/.test(s)) &&
+      node.pub.allow.every((s) => !s.startsWith("$O.")),
+    "nodes cannot change the release objects",
+  );
   // Issue 19: the server publishes a push consumer's messages on any deliver subject, so nodes
   // create no consumer (they download by direct get) and no one but membershipd may touch the release store's consumers.
-  assert.deepEqual(nodeJs, ["$JS.API.DIRECT.GET.OBJ_UNIBUS_releases"], "a node's only JetStream call is a direct get of the release objects");
+  assert.deepEqual(
+    nodeJs,
+    ["$JS.API.DIRECT.GET.OBJ_UNIBUS_releases"],
+    "a node's only JetStream call is a direct get of the release objects",
+  );
   // Nor may admins: they read streams by message gets, so no role but the service creates consumers.
   for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {
     const js = permissionsFor(role, ctx).pub.allow.filter((s) => s.startsWith("$JS.API.CONSUMER."));
-    assert.deepEqual(js, [], `${role} creates, reads and deletes no consumer: no role but the service creates consumers`);
+    assert.deepEqual(
+      js,
+      [],
+      `${role} creates, reads and deletes no consumer: no role but the service creates consumers`,
+    );
   }
-  assert.deepEqual(admin.pub.allow.filter((s) => s.startsWith("$O.")), ["$O.UNIBUS_releases.C.*", "$O.UNIBUS_releases.M.*"], "admins add release objects, one chunk or description subject at a time");
-  assert.deepEqual(permissionsFor("bootstrap", { ...ctx, flow: "join" }).pub.allow, ["unibus.enroll.join"], "an invite's credential may only ask to join");
+  assert.deepEqual(
+    admin.pub.allow.filter((s) => s.startsWith("$O.")),
+    ["$O.UNIBUS_releases.C.*", "$O.UNIBUS_releases.M.*"],
+    "admins add release objects, one chunk or description subject at a time",
+  );
+  assert.deepEqual(
+    permissionsFor("bootstrap", { ...ctx, flow: "join" }).pub.allow,
+    ["unibus.enroll.join"],
+    "an invite's credential may only ask to join",
+  );
   assert.deepEqual(permissionsFor("service", ctx).pub.allow, [">"], "the service's `>` is a stated limit");
   for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {
     const inboxes = permissionsFor(role, ctx).sub.allow.filter((s) => s.startsWith("_INBOX"));

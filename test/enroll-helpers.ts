@@ -4,13 +4,32 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCurve } from "@nats-io/nkeys";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { parseInviteToken, type InviteToken, type JoinRequest, type NodeConfig, type Reply, type WaitAnnounceRequest } from "../schemas/mod.ts";
-import { canonicalJson, inboxPrefix, newUserSeed, signerFromSeed, signWaitAnnouncement, toBase64Url, type Signer } from "../services/core/mod.ts";
+import {
+  parseInviteToken,
+  type InviteToken,
+  type JoinRequest,
+  type NodeConfig,
+  type Reply,
+  type WaitAnnounceRequest,
+} from "../schemas/mod.ts";
+import {
+  canonicalJson,
+  inboxPrefix,
+  newUserSeed,
+  signerFromSeed,
+  signWaitAnnouncement,
+  toBase64Url,
+  type Signer,
+} from "../services/core/mod.ts";
 import { credsFor, parseCreds, seedFromCreds } from "../services/bus/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import type { SecurePlaneHandle } from "./harness.ts";
 
-export interface NodeKeys { seed: Uint8Array; signer: Signer; kex: string }
+export interface NodeKeys {
+  seed: Uint8Array;
+  signer: Signer;
+  kex: string;
+}
 
 export function nodeKeys(): NodeKeys {
   const seed = newUserSeed();
@@ -32,18 +51,37 @@ export interface JoinOptions {
 
 export function joinRequest(keys: NodeKeys, o: JoinOptions): JoinRequest {
   const body = {
-    v: 1 as const, ts: new Date(o.now ?? Date.now()).toISOString(), node: o.node, sign_key: keys.signer.publicKey, kex_key: keys.kex,
-    labels: o.labels ?? {}, secret: o.secret,
+    v: 1 as const,
+    ts: new Date(o.now ?? Date.now()).toISOString(),
+    node: o.node,
+    sign_key: keys.signer.publicKey,
+    kex_key: keys.kex,
+    labels: o.labels ?? {},
+    secret: o.secret,
   };
   return signed(body, o.signWith ?? keys.signer);
 }
 
 /** What enroll-wait sends: signed by the node's key and by the wait bundle's (from its .creds text). */
-export function waitAnnouncement(keys: NodeKeys, node: string, waitId: string, bundleCreds: string): WaitAnnounceRequest {
+export function waitAnnouncement(
+  keys: NodeKeys,
+  node: string,
+  waitId: string,
+  bundleCreds: string,
+): WaitAnnounceRequest {
   const seed = seedFromCreds(new TextEncoder().encode(bundleCreds));
   if (!seed) throw new Error("the bundle's creds hold no seed");
   const bundle = signerFromSeed(seed);
-  const body = { v: 1 as const, ts: new Date().toISOString(), node, sign_key: keys.signer.publicKey, kex_key: keys.kex, labels: {}, wait_id: waitId, bundle_key: bundle.publicKey };
+  const body = {
+    v: 1 as const,
+    ts: new Date().toISOString(),
+    node,
+    sign_key: keys.signer.publicKey,
+    kex_key: keys.kex,
+    labels: {},
+    wait_id: waitId,
+    bundle_key: bundle.publicKey,
+  };
   return signWaitAnnouncement(body, keys.signer, bundle);
 }
 
@@ -60,7 +98,12 @@ export function connectWithCreds(plane: SecurePlaneHandle, credsText: string): P
 }
 
 /** Sends raw bytes (or JSON) on a subject over the bootstrap credential and returns the parsed reply. */
-export async function requestWith(plane: SecurePlaneHandle, credsText: string, subject: string, payload: unknown): Promise<any> {
+export async function requestWith(
+  plane: SecurePlaneHandle,
+  credsText: string,
+  subject: string,
+  payload: unknown,
+): Promise<any> {
   const nc = await connectWithCreds(plane, credsText);
   try {
     const data = payload instanceof Uint8Array ? payload : JSON.stringify(payload);
@@ -87,7 +130,10 @@ export function adminClient(plane: SecurePlaneHandle) {
 }
 
 /** A fresh invite: its token decoded and its hash. */
-export async function newInvite(send: ReturnType<typeof adminClient>, args: { expiry_s?: number; uses?: number; note?: string } = {}) {
+export async function newInvite(
+  send: ReturnType<typeof adminClient>,
+  args: { expiry_s?: number; uses?: number; note?: string } = {},
+) {
   const r = await send("node.invite", { expiry_s: 3600, uses: 1, note: "", ...args });
   if (!r.ok) throw new Error(`node.invite: ${r.error.code} ${r.error.message}`);
   const res = r.result as { token: string; hash: string };

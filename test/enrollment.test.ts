@@ -10,15 +10,38 @@ import { encodeUser } from "@nats-io/jwt";
 import { createAccount } from "@nats-io/nkeys";
 import { NodeConfig, SealedConfig, WaitBundle } from "../schemas/mod.ts";
 import {
-  deriveWaitKey, eventSubject, fleetAggregate, inboxPrefix, newEnrollCode, openConfig, permissionsFor, signerFromSeed, storageKey, waitIdFor,
+  deriveWaitKey,
+  eventSubject,
+  fleetAggregate,
+  inboxPrefix,
+  newEnrollCode,
+  openConfig,
+  permissionsFor,
+  signerFromSeed,
+  storageKey,
+  waitIdFor,
   type FleetState,
 } from "../services/core/mod.ts";
-import { credsFor, decodeEvent, lastEventOf, lastSequence, readEventMessages, seedFromCreds } from "../services/bus/mod.ts";
+import {
+  credsFor,
+  decodeEvent,
+  lastEventOf,
+  lastSequence,
+  readEventMessages,
+  seedFromCreds,
+} from "../services/bus/mod.ts";
 import { auditReplay, auditVerify } from "../services/cli/audit.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { seededRandom, startSecurePlane, type SecurePlaneHandle } from "./harness.ts";
 import {
-  adminClient, connectNode, connectWithCreds, joinRequest, newInvite, nodeKeys, sendJoin, waitAnnouncement,
+  adminClient,
+  connectNode,
+  connectWithCreds,
+  joinRequest,
+  newInvite,
+  nodeKeys,
+  sendJoin,
+  waitAnnouncement,
   type NodeKeys,
 } from "./enroll-helpers.ts";
 
@@ -42,7 +65,10 @@ const fleet = async (): Promise<FleetState> => (await plane.plane.aggregates.loa
 
 /** What must stay unchanged when an attack is refused. */
 async function snapshot() {
-  return { seq: await lastSequence(plane.plane.jsm), invites: new Map([...(await fleet()).invites].map(([h, i]) => [h, i.usesLeft])) };
+  return {
+    seq: await lastSequence(plane.plane.jsm),
+    invites: new Map([...(await fleet()).invites].map(([h, i]) => [h, i.usesLeft])),
+  };
 }
 
 /** Nothing was written for `node`/`key`: the stream did not grow, no record, no identity, no invite use. */
@@ -50,10 +76,17 @@ async function assertNoTrace(before: Awaited<ReturnType<typeof snapshot>>, node:
   const after = await snapshot();
   assert.equal(after.seq, before.seq, "the refused attempt appended events");
   assert.deepEqual(after.invites, before.invites, "an invite use was consumed");
-  assert.equal(await lastEventOf(plane.plane.jsm, eventSubject("identity", key)), null, `an identity was issued for ${key}`);
+  assert.equal(
+    await lastEventOf(plane.plane.jsm, eventSubject("identity", key)),
+    null,
+    `an identity was issued for ${key}`,
+  );
   await plane.plane.projector.waitFor(after.seq, 5000);
   const record = await plane.plane.buckets.UNIBUS_nodes!.get(storageKey(node));
-  assert.ok(!record || record.operation !== "PUT" || record.json<{ sign_key: string }>().sign_key !== key, `${node} has a node record with this key`);
+  assert.ok(
+    !record || record.operation !== "PUT" || record.json<{ sign_key: string }>().sign_key !== key,
+    `${node} has a node record with this key`,
+  );
 }
 
 function refused(reply: any, code: string): string {
@@ -63,7 +96,10 @@ function refused(reply: any, code: string): string {
   return `${code}: ${reply.error.message}`;
 }
 
-async function enroll(node: string, invite?: Awaited<ReturnType<typeof newInvite>>): Promise<{ keys: NodeKeys; config: NodeConfig }> {
+async function enroll(
+  node: string,
+  invite?: Awaited<ReturnType<typeof newInvite>>,
+): Promise<{ keys: NodeKeys; config: NodeConfig }> {
   const inv = invite ?? (await newInvite(send));
   const keys = nodeKeys();
   const reply = await sendJoin(plane, inv.token, joinRequest(keys, { node, secret: inv.token.secret }));
@@ -91,7 +127,9 @@ async function violation(nc: NatsConnection, subject: string, act: () => unknown
     }
     return "connection closed";
   })();
-  await Promise.resolve().then(act).catch(() => {});
+  await Promise.resolve()
+    .then(act)
+    .catch(() => {});
   await nc.flush();
   const timeout = new Promise<string>((r) => setTimeout(() => r("no violation"), 3000).unref());
   const got = await Promise.race([seen, timeout]);
@@ -103,7 +141,9 @@ async function violation(nc: NatsConnection, subject: string, act: () => unknown
 async function cutLatency(nc: NatsConnection, act: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   const cut = (async () => {
-    for await (const s of nc.status()) if (s.type === "disconnect" || (s.type === "error" && /revoked|authorization/i.test(String(s.error)))) return performance.now() - started;
+    for await (const s of nc.status())
+      if (s.type === "disconnect" || (s.type === "error" && /revoked|authorization/i.test(String(s.error))))
+        return performance.now() - started;
     return performance.now() - started;
   })();
   await act();
@@ -146,7 +186,12 @@ describe("enrollment against a secured plane", () => {
 
     const before = await snapshot();
     const other = nodeKeys();
-    t.diagnostic(refused(await sendJoin(plane, inv.token, joinRequest(other, { node: "used-2", secret: inv.token.secret })), "E_INVITE_USED"));
+    t.diagnostic(
+      refused(
+        await sendJoin(plane, inv.token, joinRequest(other, { node: "used-2", secret: inv.token.secret })),
+        "E_INVITE_USED",
+      ),
+    );
     await assertNoTrace(before, "used-2", other.signer.publicKey);
 
     // The replay (by the node retrying, or by anyone who captured it within the clock window) gets the same
@@ -154,11 +199,16 @@ describe("enrollment against a secured plane", () => {
     const replay = await sendJoin(plane, inv.token, request);
     assert.equal(replay.ok, true, JSON.stringify(replay));
     assert.equal(replay.result.address, first.result.address);
-    assert.equal(JSON.parse(Buffer.from(replay.result.jwt.split(".")[1], "base64url").toString()).sub, keys.signer.publicKey);
+    assert.equal(
+      JSON.parse(Buffer.from(replay.result.jwt.split(".")[1], "base64url").toString()).sub,
+      keys.signer.publicKey,
+    );
     assert.equal(await lastSequence(plane.plane.jsm), before.seq, "the replay appended events");
     // Under another name it is not a retry: the key is the node's identity already.
     const spare = await newInvite(send);
-    t.diagnostic(`same key, new name: ${refused(await sendJoin(plane, spare.token, joinRequest(keys, { node: "used-1-renamed", secret: spare.token.secret })), "E_KEY_IN_USE")}`);
+    t.diagnostic(
+      `same key, new name: ${refused(await sendJoin(plane, spare.token, joinRequest(keys, { node: "used-1-renamed", secret: spare.token.secret })), "E_KEY_IN_USE")}`,
+    );
   });
 
   test("revoked invite: its bootstrap credential is cut at the server; its secret is refused (E_INVITE_REVOKED)", async (t) => {
@@ -169,31 +219,51 @@ describe("enrollment against a secured plane", () => {
     const keys = nodeKeys();
     const before = await snapshot();
     const server = await connectionRefused(() => connectWithCreds(plane, inv.token.creds));
-    const reply = await sendJoin(plane, live.token, joinRequest(keys, { node: "revoked-inv-1", secret: inv.token.secret }));
+    const reply = await sendJoin(
+      plane,
+      live.token,
+      joinRequest(keys, { node: "revoked-inv-1", secret: inv.token.secret }),
+    );
     t.diagnostic(`server: ${server}; membershipd: ${refused(reply, "E_INVITE_REVOKED")}`);
     await assertNoTrace(before, "revoked-inv-1", keys.signer.publicKey);
-    t.diagnostic(`revoking again: ${refused(await send("node.invite.revoke", { hash: inv.hash }), "E_INVITE_REVOKED")}`);
+    t.diagnostic(
+      `revoking again: ${refused(await send("node.invite.revoke", { hash: inv.hash }), "E_INVITE_REVOKED")}`,
+    );
   });
 
   test("forged tokens: an unknown secret is E_INVITE_NOT_FOUND; forged or tampered bootstrap credentials are refused by the server", async (t) => {
     const inv = await newInvite(send);
     const keys = nodeKeys();
     const before = await snapshot();
-    const reply = await sendJoin(plane, inv.token, joinRequest(keys, { node: "forged-1", secret: randomBytes(32).toString("base64url") }));
+    const reply = await sendJoin(
+      plane,
+      inv.token,
+      joinRequest(keys, { node: "forged-1", secret: randomBytes(32).toString("base64url") }),
+    );
     t.diagnostic(refused(reply, "E_INVITE_NOT_FOUND"));
     await assertNoTrace(before, "forged-1", keys.signer.publicKey);
 
     // An admin credential for the real account, signed by a key that is not the account's signing key.
     const forged = nodeKeys();
     const p = permissionsFor("admin", { key: forged.signer.publicKey });
-    const jwt = await encodeUser("forged", forged.signer.publicKey, plane.security.auth.account.publicKey, { pub: p.pub, sub: p.sub }, { signer: createAccount() });
-    t.diagnostic(`forged admin credential: ${await connectionRefused(() => plane.connectAs(credsFor(jwt, forged.seed), inboxPrefix(forged.signer.publicKey)))}`);
+    const jwt = await encodeUser(
+      "forged",
+      forged.signer.publicKey,
+      plane.security.auth.account.publicKey,
+      { pub: p.pub, sub: p.sub },
+      { signer: createAccount() },
+    );
+    t.diagnostic(
+      `forged admin credential: ${await connectionRefused(() => plane.connectAs(credsFor(jwt, forged.seed), inboxPrefix(forged.signer.publicKey)))}`,
+    );
     const [head, payload, sig] = inv.token.creds.match(/eyJ[A-Za-z0-9_.-]+/)![0].split(".");
     const claims = JSON.parse(Buffer.from(payload!, "base64url").toString());
     claims.nats.pub.allow = [">"];
     const tampered = `${head}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`;
     const bootstrapSeed = seedFromCreds(new TextEncoder().encode(inv.token.creds))!;
-    t.diagnostic(`tampered credential: ${await connectionRefused(() => plane.connectAs(credsFor(tampered, bootstrapSeed), inboxPrefix(claims.sub)))}`);
+    t.diagnostic(
+      `tampered credential: ${await connectionRefused(() => plane.connectAs(credsFor(tampered, bootstrapSeed), inboxPrefix(claims.sub)))}`,
+    );
     assert.equal((await fleet()).invites.get(inv.hash)!.usesLeft, 1);
   });
 
@@ -201,21 +271,46 @@ describe("enrollment against a secured plane", () => {
     const inv = await newInvite(send);
     const keys = nodeKeys();
     const before = await snapshot();
-    t.diagnostic(refused(await sendJoin(plane, inv.token, joinRequest(keys, { node: "proof-1", secret: inv.token.secret, signWith: nodeKeys().signer })), "E_PROOF"));
-    t.diagnostic(refused(await sendJoin(plane, inv.token, joinRequest(keys, { node: "proof-1", secret: inv.token.secret, now: Date.now() - 5 * 60_000 })), "E_CLOCK_SKEW"));
+    t.diagnostic(
+      refused(
+        await sendJoin(
+          plane,
+          inv.token,
+          joinRequest(keys, { node: "proof-1", secret: inv.token.secret, signWith: nodeKeys().signer }),
+        ),
+        "E_PROOF",
+      ),
+    );
+    t.diagnostic(
+      refused(
+        await sendJoin(
+          plane,
+          inv.token,
+          joinRequest(keys, { node: "proof-1", secret: inv.token.secret, now: Date.now() - 5 * 60_000 }),
+        ),
+        "E_CLOCK_SKEW",
+      ),
+    );
     await assertNoTrace(before, "proof-1", keys.signer.publicKey);
 
     // The invite's own bootstrap key: every holder of the token has its seed.
     const bootstrapSeed = seedFromCreds(new TextEncoder().encode(inv.token.creds))!;
     const bootstrap: NodeKeys = { seed: bootstrapSeed, signer: signerFromSeed(bootstrapSeed), kex: keys.kex };
-    t.diagnostic(`bootstrap key: ${refused(await sendJoin(plane, inv.token, joinRequest(bootstrap, { node: "proof-2", secret: inv.token.secret })), "E_KEY_IN_USE")}`);
+    t.diagnostic(
+      `bootstrap key: ${refused(await sendJoin(plane, inv.token, joinRequest(bootstrap, { node: "proof-2", secret: inv.token.secret })), "E_KEY_IN_USE")}`,
+    );
 
     // A revoked monitor's key: enrolling it would leave a node without an identity.
     const monitor = nodeKeys();
-    assert.equal((await send("user.add", { handle: "mon-revoked", role: "monitor", sign_key: monitor.signer.publicKey })).ok, true);
+    assert.equal(
+      (await send("user.add", { handle: "mon-revoked", role: "monitor", sign_key: monitor.signer.publicKey })).ok,
+      true,
+    );
     assert.equal((await send("user.revoke", { handle: "mon-revoked" })).ok, true);
     const beforeMon = await snapshot();
-    t.diagnostic(`revoked user's key: ${refused(await sendJoin(plane, inv.token, joinRequest(monitor, { node: "proof-3", secret: inv.token.secret })), "E_KEY_IN_USE")}`);
+    t.diagnostic(
+      `revoked user's key: ${refused(await sendJoin(plane, inv.token, joinRequest(monitor, { node: "proof-3", secret: inv.token.secret })), "E_KEY_IN_USE")}`,
+    );
     assert.equal(await lastSequence(plane.plane.jsm), beforeMon.seq);
     assert.equal((await fleet()).invites.get(inv.hash)!.usesLeft, 1);
   });
@@ -226,12 +321,23 @@ describe("enrollment against a secured plane", () => {
     const nc = await connectNode(plane, beta.config, beta.keys);
     try {
       const seq = await lastSequence(plane.plane.jsm);
-      for (const subject of [eventSubject("node", "perm-gamma"), eventSubject("node", "perm-beta"), eventSubject("fleet", "main"), "unibus.logs.perm-gamma.x"]) {
+      for (const subject of [
+        eventSubject("node", "perm-gamma"),
+        eventSubject("node", "perm-beta"),
+        eventSubject("fleet", "main"),
+        "unibus.logs.perm-gamma.x",
+      ]) {
         t.diagnostic(await violation(nc, subject, () => nc.publish(subject, "{}")));
       }
       assert.equal(await lastSequence(plane.plane.jsm), seq, "a node wrote into the event stream");
-      t.diagnostic(await violation(nc, "unibus.cmd.node.perm-gamma.>", () => nc.subscribe("unibus.cmd.node.perm-gamma.>")));
-      t.diagnostic(await violation(nc, `${inboxPrefix(gamma.keys.signer.publicKey)}.>`, () => nc.subscribe(`${inboxPrefix(gamma.keys.signer.publicKey)}.>`)));
+      t.diagnostic(
+        await violation(nc, "unibus.cmd.node.perm-gamma.>", () => nc.subscribe("unibus.cmd.node.perm-gamma.>")),
+      );
+      t.diagnostic(
+        await violation(nc, `${inboxPrefix(gamma.keys.signer.publicKey)}.>`, () =>
+          nc.subscribe(`${inboxPrefix(gamma.keys.signer.publicKey)}.>`),
+        ),
+      );
 
       // What it may do: answer its own commands and ship its own logs.
       nc.subscribe("unibus.cmd.node.perm-beta.>", { callback: (_e, m) => void m.respond(`pong ${m.subject}`) });
@@ -250,7 +356,10 @@ describe("enrollment against a secured plane", () => {
     const mon = nodeKeys();
     const added = await send("user.add", { handle: "mon-1", role: "monitor", sign_key: mon.signer.publicKey });
     assert.equal(added.ok, true, JSON.stringify(added));
-    const monNc = await plane.connectAs(credsFor((added.result as { jwt: string }).jwt, mon.seed), inboxPrefix(mon.signer.publicKey));
+    const monNc = await plane.connectAs(
+      credsFor((added.result as { jwt: string }).jwt, mon.seed),
+      inboxPrefix(mon.signer.publicKey),
+    );
     const asMonitor = (action: string, args: Record<string, unknown>, nc: NatsConnection) =>
       sendCommand(nc, `unibus.cmd.membership.${action}`, buildCommand(mon.signer, "mon-1", action, args), 5000);
     try {
@@ -260,15 +369,21 @@ describe("enrollment against a secured plane", () => {
         return e.code === "E_FORBIDDEN";
       });
       // Its signed envelope smuggled over a connection that may publish there: the pipeline refuses it too.
-      t.diagnostic(`monitor envelope over another connection: ${refused(await asMonitor("node.revoke", { node: "alpha" }, plane.nc), "E_FORBIDDEN")}`);
+      t.diagnostic(
+        `monitor envelope over another connection: ${refused(await asMonitor("node.revoke", { node: "alpha" }, plane.nc), "E_FORBIDDEN")}`,
+      );
     } finally {
       await monNc.close();
     }
     const node = await enroll("nonadmin-node");
     const nodeNc = await connectNode(plane, node.config, node.keys);
     try {
-      t.diagnostic(`node: ${await violation(nodeNc, "unibus.cmd.membership.node.invite", () => nodeNc.publish("unibus.cmd.membership.node.invite", "{}"))}`);
-      t.diagnostic(`node: ${await violation(nodeNc, "$JS.API.STREAM.INFO.UNIBUS_EVENTS", () => nodeNc.request("$JS.API.STREAM.INFO.UNIBUS_EVENTS", "", { timeout: 1000 }))}`);
+      t.diagnostic(
+        `node: ${await violation(nodeNc, "unibus.cmd.membership.node.invite", () => nodeNc.publish("unibus.cmd.membership.node.invite", "{}"))}`,
+      );
+      t.diagnostic(
+        `node: ${await violation(nodeNc, "$JS.API.STREAM.INFO.UNIBUS_EVENTS", () => nodeNc.request("$JS.API.STREAM.INFO.UNIBUS_EVENTS", "", { timeout: 1000 }))}`,
+      );
     } finally {
       await nodeNc.close();
     }
@@ -285,8 +400,12 @@ describe("enrollment against a secured plane", () => {
       t.diagnostic(`reconnect: ${await connectionRefused(() => connectNode(plane, config, keys))}`);
       const inv = await newInvite(send);
       const before = await snapshot();
-      t.diagnostic(`rejoin: ${refused(await sendJoin(plane, inv.token, joinRequest(keys, { node: name, secret: inv.token.secret })), "E_KEY_IN_USE")}`);
-      t.diagnostic(`rejoin renamed: ${refused(await sendJoin(plane, inv.token, joinRequest(keys, { node: `${name}-b`, secret: inv.token.secret })), "E_KEY_IN_USE")}`);
+      t.diagnostic(
+        `rejoin: ${refused(await sendJoin(plane, inv.token, joinRequest(keys, { node: name, secret: inv.token.secret })), "E_KEY_IN_USE")}`,
+      );
+      t.diagnostic(
+        `rejoin renamed: ${refused(await sendJoin(plane, inv.token, joinRequest(keys, { node: `${name}-b`, secret: inv.token.secret })), "E_KEY_IN_USE")}`,
+      );
       assert.deepEqual(await snapshot(), before);
       t.diagnostic(`again: ${refused(await send(`node.${kind}`, { node: name }), "E_NODE_NOT_FOUND")}`);
       // Its address was the lowest free one when it joined, so it is again now: the next node gets it.
@@ -298,7 +417,9 @@ describe("enrollment against a secured plane", () => {
   test("the code flow: wait bundle → announce → node.enroll by code → sealed config only the code opens", async (t) => {
     const bundleReply = await send("node.wait-bundle", { expiry_s: 600 });
     assert.equal(bundleReply.ok, true, JSON.stringify(bundleReply));
-    const bundle = WaitBundle.parse(JSON.parse(Buffer.from((bundleReply.result as { bundle: string }).bundle, "base64url").toString()));
+    const bundle = WaitBundle.parse(
+      JSON.parse(Buffer.from((bundleReply.result as { bundle: string }).bundle, "base64url").toString()),
+    );
     const code = newEnrollCode();
     const waitId = waitIdFor(code);
     // scrypt is slow on purpose: derive each key once.
@@ -306,14 +427,25 @@ describe("enrollment against a secured plane", () => {
     const keys = nodeKeys();
     const nc = await connectWithCreds(plane, bundle.creds);
     try {
-      t.diagnostic(`peeking at announcements: ${await violation(nc, "unibus.enroll.wait.announce", () => nc.subscribe("unibus.enroll.wait.announce"))}`);
+      t.diagnostic(
+        `peeking at announcements: ${await violation(nc, "unibus.enroll.wait.announce", () => nc.subscribe("unibus.enroll.wait.announce"))}`,
+      );
       const sealedMsgs = nc.subscribe(`unibus.enroll.wait.${waitId}`, { max: 1 });
-      const announce = async (k: NodeKeys) => (await nc.request("unibus.enroll.wait.announce", JSON.stringify(waitAnnouncement(k, "coded-1", waitId, bundle.creds)), { timeout: 10_000 })).json<any>();
+      const announce = async (k: NodeKeys) =>
+        (
+          await nc.request(
+            "unibus.enroll.wait.announce",
+            JSON.stringify(waitAnnouncement(k, "coded-1", waitId, bundle.creds)),
+            { timeout: 10_000 },
+          )
+        ).json<any>();
       assert.deepEqual(await announce(keys), { ok: true, result: { state: "waiting" } });
       t.diagnostic(`another key on the same code: ${refused(await announce(nodeKeys()), "E_CONFLICT")}`);
 
       const inv = await newInvite(send);
-      t.diagnostic(`wrong code: ${refused(await send("node.enroll", { wait_id: waitIdFor(newEnrollCode()), wait_key: waitKey, secret: inv.token.secret }), "E_NODE_NOT_FOUND")}`);
+      t.diagnostic(
+        `wrong code: ${refused(await send("node.enroll", { wait_id: waitIdFor(newEnrollCode()), wait_key: waitKey, secret: inv.token.secret }), "E_NODE_NOT_FOUND")}`,
+      );
       const enrolled = await send("node.enroll", { wait_id: waitId, wait_key: waitKey, secret: inv.token.secret });
       assert.equal(enrolled.ok, true, JSON.stringify(enrolled));
       let sealed: ReturnType<typeof SealedConfig.parse> | undefined;
@@ -342,11 +474,16 @@ describe("enrollment against a secured plane", () => {
     const valid = JSON.stringify(joinRequest(keys, { node: "fuzz-ok", secret: inv.token.secret }));
     const before = await snapshot();
     const nc = await connectWithCreds(plane, inv.token.creds);
-    const ask = async (data: Uint8Array | string) => (await nc.request("unibus.enroll.join", data, { timeout: 10_000 })).json<any>();
+    const ask = async (data: Uint8Array | string) =>
+      (await nc.request("unibus.enroll.join", data, { timeout: 10_000 })).json<any>();
     const codes = new Map<string, number>();
     const expect = async (data: Uint8Array | string, allowed: string[]) => {
       const r = await ask(data);
-      assert.equal(r.ok, false, `accepted ${JSON.stringify(Buffer.from(data).toString("latin1"))}: ${JSON.stringify(r).slice(0, 120)}`);
+      assert.equal(
+        r.ok,
+        false,
+        `accepted ${JSON.stringify(Buffer.from(data).toString("latin1"))}: ${JSON.stringify(r).slice(0, 120)}`,
+      );
       assert.ok(allowed.includes(r.error.code), `${r.error.code}: ${r.error.message}`);
       codes.set(r.error.code, (codes.get(r.error.code) ?? 0) + 1);
     };
@@ -354,7 +491,15 @@ describe("enrollment against a secured plane", () => {
       await expect("not json", ["E_BAD_JSON"]);
       await expect(new Uint8Array([0xff, 0xfe, 0x7b]), ["E_BAD_JSON"]);
       await expect("x".repeat(200_000), ["E_TOO_LARGE"]);
-      for (const bad of ["null", "[]", "{}", "1", JSON.stringify({ ...JSON.parse(valid), extra: 1 }), JSON.stringify({ ...JSON.parse(valid), node: "../x" }), JSON.stringify({ ...JSON.parse(valid), labels: { "A B": "x" } })]) {
+      for (const bad of [
+        "null",
+        "[]",
+        "{}",
+        "1",
+        JSON.stringify({ ...JSON.parse(valid), extra: 1 }),
+        JSON.stringify({ ...JSON.parse(valid), node: "../x" }),
+        JSON.stringify({ ...JSON.parse(valid), labels: { "A B": "x" } }),
+      ]) {
         await expect(bad, ["E_BAD_REQUEST"]);
       }
       for (let i = 0; i < rounds; i++) {
@@ -363,7 +508,13 @@ describe("enrollment against a secured plane", () => {
         for (let f = 0; f < flips; f++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
         // A "flip" may write the byte that was there: the request is then the valid one, and is accepted.
         if (i % 3 !== 0 && bytes.equals(Buffer.from(valid))) continue;
-        await expect(i % 3 === 0 ? randomBytesFrom(random) : bytes, ["E_BAD_JSON", "E_BAD_REQUEST", "E_PROOF", "E_CLOCK_SKEW", "E_INVITE_NOT_FOUND"]);
+        await expect(i % 3 === 0 ? randomBytesFrom(random) : bytes, [
+          "E_BAD_JSON",
+          "E_BAD_REQUEST",
+          "E_PROOF",
+          "E_CLOCK_SKEW",
+          "E_INVITE_NOT_FOUND",
+        ]);
       }
       t.diagnostic(`codes: ${JSON.stringify(Object.fromEntries(codes))}`);
       await assertNoTrace(before, "fuzz-ok", keys.signer.publicKey);
@@ -381,13 +532,18 @@ describe("enrollment against a secured plane", () => {
     await Promise.all(Array.from({ length: size - 1 - active }, (_, i) => enroll(`filler-${i}`, fillers)));
     const inv = await newInvite(send, { uses: 4 });
     const racers = ["race-a", "race-b", "race-c", "race-d"].map((node) => ({ node, keys: nodeKeys() }));
-    const replies = await Promise.all(racers.map((r) => sendJoin(plane, inv.token, joinRequest(r.keys, { node: r.node, secret: inv.token.secret }))));
+    const replies = await Promise.all(
+      racers.map((r) => sendJoin(plane, inv.token, joinRequest(r.keys, { node: r.node, secret: inv.token.secret }))),
+    );
     const winners = replies.filter((r) => r.ok);
     assert.equal(winners.length, 1, JSON.stringify(replies.map((r) => (r.ok ? r.result.node : r.error.code))));
     for (const r of replies.filter((x) => !x.ok)) t.diagnostic(refused(r, "E_NO_ADDRESS"));
     const enrolled = await fleetEvents("NodeEnrolled");
     assert.equal(enrolled.filter((e) => racers.some((r) => r.node === e.node)).length, 1);
-    assert.equal(enrolled.filter((e) => e.address === winners[0].result.address && e.node === winners[0].result.node).length, 1);
+    assert.equal(
+      enrolled.filter((e) => e.address === winners[0].result.address && e.node === winners[0].result.node).length,
+      1,
+    );
     const state = await fleet();
     assert.equal(state.invites.get(inv.hash)!.usesLeft, 3);
     const addresses = [...state.nodes.values()].filter((n) => n.status === "active").map((n) => n.address);
@@ -414,7 +570,9 @@ function randomBytesFrom(random: () => number): Uint8Array {
 /** The fleet aggregate's events of one type, from the stream itself. */
 async function fleetEvents(type: string): Promise<Record<string, string>[]> {
   const out: Record<string, string>[] = [];
-  for await (const m of readEventMessages(jetstream(plane.nc), plane.plane.jsm, { filter: eventSubject("fleet", "main") })) {
+  for await (const m of readEventMessages(jetstream(plane.nc), plane.plane.jsm, {
+    filter: eventSubject("fleet", "main"),
+  })) {
     const e = decodeEvent(m.data);
     if (e.type === type) out.push(e.data as Record<string, string>);
   }

@@ -26,11 +26,23 @@ export interface FakeAgentOptions {
   delayMs?: number;
 }
 
-export interface Received { node: string; action: string; args: Record<string, unknown>; at: number }
+export interface Received {
+  node: string;
+  action: string;
+  args: Record<string, unknown>;
+  at: number;
+}
 
 const AGENT_INFO = {
-  version: "0.1.0-fake", started_at: new Date(Date.now() - 3_723_000).toISOString(), sandbox: "bwrap", identity: "own-uid", bwrap_version: "0.8.0",
-  sandbox_problem: null, reports_pending: 0, reports_dropped: 0, logs_dropped: 0,
+  version: "0.1.0-fake",
+  started_at: new Date(Date.now() - 3_723_000).toISOString(),
+  sandbox: "bwrap",
+  identity: "own-uid",
+  bwrap_version: "0.8.0",
+  sandbox_problem: null,
+  reports_pending: 0,
+  reports_dropped: 0,
+  logs_dropped: 0,
 };
 
 export class FakeFleet {
@@ -43,7 +55,10 @@ export class FakeFleet {
   private readonly options = new Map<string, FakeAgentOptions>();
   private nextPid = 4000;
 
-  constructor(private readonly nc: NatsConnection, private readonly operatorKey: string) {}
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly operatorKey: string,
+  ) {}
 
   add(node: string, o: FakeAgentOptions = {}): void {
     const svcs = new Map<string, FakeService>();
@@ -52,12 +67,14 @@ export class FakeFleet {
     }
     this.services.set(node, svcs);
     this.options.set(node, o);
-    const sub = this.nc.subscribe(`unibus.cmd.node.${node}.*`, { callback: (err, msg) => {
-      if (err) return;
-      void this.handle(node, msg.subject, msg.data).then((reply) => {
-        if (reply !== null) msg.respond(JSON.stringify(reply));
-      });
-    } });
+    const sub = this.nc.subscribe(`unibus.cmd.node.${node}.*`, {
+      callback: (err, msg) => {
+        if (err) return;
+        void this.handle(node, msg.subject, msg.data).then((reply) => {
+          if (reply !== null) msg.respond(JSON.stringify(reply));
+        });
+      },
+    });
     this.subs.set(node, sub);
   }
 
@@ -102,10 +119,13 @@ export class FakeFleet {
     const env = CommandEnvelope.safeParse(body);
     if (!env.success) return this.refuse("E_BAD_REQUEST", `${node}: not a command envelope`);
     const cmd = env.data;
-    if (cmd.action !== action || !isNodeAction(action)) return this.refuse("E_BAD_REQUEST", `${node}: envelope action ${cmd.action} on subject ${subject}`);
-    if (cmd.args.node !== node) return this.refuse("E_WRONG_NODE", `${node}: the command was signed for ${String(cmd.args.node)}`);
+    if (cmd.action !== action || !isNodeAction(action))
+      return this.refuse("E_BAD_REQUEST", `${node}: envelope action ${cmd.action} on subject ${subject}`);
+    if (cmd.args.node !== node)
+      return this.refuse("E_WRONG_NODE", `${node}: the command was signed for ${String(cmd.args.node)}`);
     if (!verifyCommandSignature(cmd)) return this.refuse("E_BAD_SIGNATURE", `${node}: the signature does not verify`);
-    if (cmd.actor.key !== this.operatorKey) return this.refuse("E_FORBIDDEN", `${node}: ${cmd.actor.key} is not the operator`);
+    if (cmd.actor.key !== this.operatorKey)
+      return this.refuse("E_FORBIDDEN", `${node}: ${cmd.actor.key} is not the operator`);
     const args = NodeActionArgs[action].safeParse(cmd.args);
     if (!args.success) return this.refuse("E_BAD_REQUEST", `${node}: bad args for ${action}`);
     this.received.push({ node, action, args: cmd.args, at: Date.now() });
@@ -123,7 +143,12 @@ export class FakeFleet {
 
   private status(name: string, s: FakeService) {
     return {
-      name, state: s.state, profile: "bwrap", pid: s.pid, uptime_ms: s.state === "running" ? 125_000 : null, restarts: s.restarts,
+      name,
+      state: s.state,
+      profile: "bwrap",
+      pid: s.pid,
+      uptime_ms: s.state === "running" ? 125_000 : null,
+      restarts: s.restarts,
       last_exit: s.restarts > 0 ? { code: 1, signal: null, ts: new Date(Date.now() - 60_000).toISOString() } : null,
       problem: s.state === "crash-loop" ? { code: "E_SERVICE_START", message: "it exits as soon as it starts" } : null,
     };
@@ -131,7 +156,8 @@ export class FakeFleet {
 
   private answer(node: string, action: string, args: { node: string; service?: string }): unknown {
     const svcs = this.services.get(node)!;
-    if (action === "status") return { ok: true, result: { node, agent: AGENT_INFO, services: [...svcs].map(([n, s]) => this.status(n, s)) } };
+    if (action === "status")
+      return { ok: true, result: { node, agent: AGENT_INFO, services: [...svcs].map(([n, s]) => this.status(n, s)) } };
     if (action === "leave") {
       for (const s of svcs.values()) Object.assign(s, { state: "stopped", pid: null });
       return { ok: true, result: { node, stopped: [...svcs.keys()] } };
@@ -141,7 +167,10 @@ export class FakeFleet {
     switch (action) {
       case "start":
       case "restart":
-        Object.assign(s, s.startsAs ? { state: s.startsAs, pid: null, restarts: 5 } : { state: "running", pid: this.nextPid++ });
+        Object.assign(
+          s,
+          s.startsAs ? { state: s.startsAs, pid: null, restarts: 5 } : { state: "running", pid: this.nextPid++ },
+        );
         return { ok: true, result: this.status(args.service!, s) };
       case "stop":
         Object.assign(s, { state: "stopped", pid: null });

@@ -8,7 +8,12 @@ import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EmbeddedNatsServer, connectNats, freePort, serverKeyValue, type ConnectOptions } from "../services/bus/mod.ts";
-import { prepareSecurity, startControlPlane, type ControlPlane, type SecurityMaterial } from "../services/membershipd/mod.ts";
+import {
+  prepareSecurity,
+  startControlPlane,
+  type ControlPlane,
+  type SecurityMaterial,
+} from "../services/membershipd/mod.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
@@ -41,7 +46,11 @@ export async function startNats(opts: { encrypted?: boolean; dir?: string } = {}
   const port = await freePort();
   const conf = join(dir, "server.conf");
   const enc = opts.encrypted === false ? "" : "cipher: chachapoly, key: $UNIBUS_JS_KEY";
-  writeFileSync(conf, `listen: 127.0.0.1:${port}\nmax_payload: 1MB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))}, ${enc} }\n`, { mode: 0o600 });
+  writeFileSync(
+    conf,
+    `listen: 127.0.0.1:${port}\nmax_payload: 1MB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))}, ${enc} }\n`,
+    { mode: 0o600 },
+  );
   const proc = spawn("nats-server", ["-c", conf], {
     env: { PATH: process.env.PATH, UNIBUS_JS_KEY: serverKeyValue(randomBytes(32).toString("hex")) },
     stdio: ["ignore", "ignore", "pipe"],
@@ -60,7 +69,10 @@ export async function startNats(opts: { encrypted?: boolean; dir?: string } = {}
   });
   proc.stderr!.resume();
   return {
-    url: `nats://127.0.0.1:${port}`, port, dir, proc,
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    dir,
+    proc,
     async stop(keep = false) {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
@@ -87,7 +99,10 @@ export async function startPlane(): Promise<PlaneHandle> {
   const dataDir = tempDir("unibus-plane-");
   const plane = await startControlPlane({ nc, dataDir, replicas: 1, clusterName: "test" });
   return {
-    nats, nc, plane, dataDir,
+    nats,
+    nc,
+    plane,
+    dataDir,
     async stop() {
       await plane.stop();
       await nc.close();
@@ -102,7 +117,10 @@ export async function startPlane(): Promise<PlaneHandle> {
  * the service identity (TLS, its .creds): what a test that tampers with the stream directly needs.
  */
 export async function clientFor(target: string | { natsUrl: string; dataDir: string }) {
-  const opts: ConnectOptions = typeof target === "string" ? { servers: target, name: "test-client" } : { servers: target.natsUrl, name: "test-client", ...(await serviceAccess(target.dataDir)) };
+  const opts: ConnectOptions =
+    typeof target === "string"
+      ? { servers: target, name: "test-client" }
+      : { servers: target.natsUrl, name: "test-client", ...(await serviceAccess(target.dataDir)) };
   const nc = await connectNats(opts);
   return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
 }
@@ -134,21 +152,49 @@ export async function startSecurePlane(opts: { cidr?: string; now?: () => number
   const port = await freePort();
   const security = await prepareSecurity(dataDir, "test", ["127.0.0.1"]);
   const server = new EmbeddedNatsServer({
-    dataDir, host: "127.0.0.1", port, serverName: "test", atRestKey: randomBytes(32).toString("hex"), keyFile: join(dataDir, "none"),
-    authConfig: security.serverAuthConfig, tls: security.tls,
+    dataDir,
+    host: "127.0.0.1",
+    port,
+    serverName: "test",
+    atRestKey: randomBytes(32).toString("hex"),
+    keyFile: join(dataDir, "none"),
+    authConfig: security.serverAuthConfig,
+    tls: security.tls,
   });
   await server.start((err) => console.error(`test server: ${err.message}`));
   const natsUrl = server.url;
   const connectAs = (creds: Uint8Array, inboxPrefix?: string) =>
-    connectNats({ servers: natsUrl, name: "test", caFile: security.tls.caFile, creds, ...(inboxPrefix ? { inboxPrefix } : {}) });
+    connectNats({
+      servers: natsUrl,
+      name: "test",
+      caFile: security.tls.caFile,
+      creds,
+      ...(inboxPrefix ? { inboxPrefix } : {}),
+    });
   const nc = await connectAs(security.serviceCreds);
   const systemNc = await connectAs(security.systemCreds);
   const plane = await startControlPlane({
-    nc, dataDir, replicas: 1, clusterName: "test",
-    security: { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: [natsUrl], cidr: opts.cidr ?? "10.0.0.0/24", now: opts.now },
+    nc,
+    dataDir,
+    replicas: 1,
+    clusterName: "test",
+    security: {
+      auth: security.auth,
+      systemNc,
+      caFingerprint: security.tls.caFingerprint,
+      urls: [natsUrl],
+      cidr: opts.cidr ?? "10.0.0.0/24",
+      now: opts.now,
+    },
   });
   return {
-    server, natsUrl, dataDir, security, nc, plane, connectAs,
+    server,
+    natsUrl,
+    dataDir,
+    security,
+    nc,
+    plane,
+    connectAs,
     async stop() {
       await plane.stop();
       await nc.close();
@@ -174,15 +220,21 @@ export interface MembershipdHandle {
 }
 
 /** Runs bin/membershipd as a real process and waits for "ready" (or its exit). */
-export async function startMembershipd(opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; natsPort?: number; httpPort?: number } = {}): Promise<MembershipdHandle> {
+export async function startMembershipd(
+  opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; natsPort?: number; httpPort?: number } = {},
+): Promise<MembershipdHandle> {
   const dataDir = opts.dataDir ?? tempDir("unibus-md-");
   // The same ports again restart a membershipd its nodes can reconnect to (their node.json names the URL).
-  const natsPort = opts.natsPort ?? await freePort();
-  const httpPort = opts.httpPort ?? await freePort();
-  const proc = spawn(join(ROOT, "bin/membershipd"), ["--data-dir", dataDir, "--nats-port", String(natsPort), "--http-port", String(httpPort), ...(opts.args ?? [])], {
-    env: { ...process.env, ...opts.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const natsPort = opts.natsPort ?? (await freePort());
+  const httpPort = opts.httpPort ?? (await freePort());
+  const proc = spawn(
+    join(ROOT, "bin/membershipd"),
+    ["--data-dir", dataDir, "--nats-port", String(natsPort), "--http-port", String(httpPort), ...(opts.args ?? [])],
+    {
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));
@@ -203,7 +255,10 @@ export async function startMembershipd(opts: { dataDir?: string; args?: string[]
     });
   });
   return {
-    dataDir, natsPort, httpPort, proc,
+    dataDir,
+    natsPort,
+    httpPort,
+    proc,
     natsUrl: `nats://127.0.0.1:${natsPort}`,
     httpUrl: `http://127.0.0.1:${httpPort}`,
     output: () => out,
@@ -219,10 +274,17 @@ export async function startMembershipd(opts: { dataDir?: string; args?: string[]
   };
 }
 
-export interface CliResult { code: number; stdout: string; stderr: string }
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs bin/unibus as a real process against a data dir. */
-export function runCli(args: string[], opts: { dataDir?: string; env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { dataDir?: string; env?: Record<string, string>; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((res) => {
     const proc = spawn(join(ROOT, "bin/unibus"), opts.dataDir ? ["--data-dir", opts.dataDir, ...args] : args, {
       env: { ...process.env, ...opts.env },

@@ -7,7 +7,15 @@ import { createConnection } from "node:net";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AggregateStore, connectNats, decodeEvent, eventSubject, lastEventOf, OperatorAuth, readCredsFile } from "../services/bus/mod.ts";
+import {
+  AggregateStore,
+  connectNats,
+  decodeEvent,
+  eventSubject,
+  lastEventOf,
+  OperatorAuth,
+  readCredsFile,
+} from "../services/bus/mod.ts";
 import { SERVICE_SEED_FILE } from "../services/membershipd/identities.ts";
 import { inboxPrefix, isDomainError, signerFromSeed, userAggregate, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
@@ -49,7 +57,10 @@ function whenCut(nc: NatsConnection): Promise<number> {
 }
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms).unref())]);
+  return Promise.race([
+    p,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms).unref()),
+  ]);
 }
 
 /**
@@ -57,7 +68,11 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * CONNECT and a PING. Returns the INFO, what the server sent after it (until it hung up or said
  * PONG) and whether it hung up.
  */
-async function plainTextSession(port: number, credsFile: string, signer: Signer): Promise<{ info: any; after: string; hungUp: boolean }> {
+async function plainTextSession(
+  port: number,
+  credsFile: string,
+  signer: Signer,
+): Promise<{ info: any; after: string; hungUp: boolean }> {
   const sock = createConnection(port, "127.0.0.1");
   let buf = "";
   let hungUp = false;
@@ -69,7 +84,9 @@ async function plainTextSession(port: number, credsFile: string, signer: Signer)
     const info = JSON.parse(/^INFO (.*)\r\n/.exec(buf)![1]!);
     buf = "";
     const sig = Buffer.from(signer.sign(new TextEncoder().encode(info.nonce ?? ""))).toString("base64url");
-    sock.write(`CONNECT ${JSON.stringify({ jwt: readCredsFile(credsFile).jwt, sig, verbose: false, pedantic: false, protocol: 1 })}\r\nPING\r\n`);
+    sock.write(
+      `CONNECT ${JSON.stringify({ jwt: readCredsFile(credsFile).jwt, sig, verbose: false, pedantic: false, protocol: 1 })}\r\nPING\r\n`,
+    );
     await waitUntil("the server hanging up or answering", () => hungUp || buf.includes("PONG"), 15_000);
     return { info, after: buf, hungUp };
   } finally {
@@ -88,10 +105,14 @@ describe("identities on membershipd's secured embedded server", () => {
   const signer = (seedFile: string) => signerFromSeed(readFileSync(path(seedFile), "utf8"));
 
   /** A TLS connection with one identity's .creds and its own inbox prefix, as any NATS client makes it. */
-  const connectAs = (credsFile: string) => connectNats({
-    servers: md!.natsUrl, name: "identity-test", caFile: path("tls", "ca.pem"), creds: readFileSync(path(credsFile)),
-    inboxPrefix: inboxPrefix(readCredsFile(path(credsFile)).publicKey),
-  });
+  const connectAs = (credsFile: string) =>
+    connectNats({
+      servers: md!.natsUrl,
+      name: "identity-test",
+      caFile: path("tls", "ca.pem"),
+      creds: readFileSync(path(credsFile)),
+      inboxPrefix: inboxPrefix(readCredsFile(path(credsFile)).publicKey),
+    });
   const liveAs = async (credsFile: string) => {
     const nc = await connectAs(credsFile);
     live.push(nc);
@@ -103,7 +124,11 @@ describe("identities on membershipd's secured embedded server", () => {
   before(async () => {
     md = await startFreshMembershipd();
     dataDir = md.dataDir;
-    const [bob, carol, dave] = await Promise.all(["bob:monitor", "carol:admin", "dave:monitor"].map((u) => cli(["user", "add", u.split(":")[0]!, "--role", u.split(":")[1]!])));
+    const [bob, carol, dave] = await Promise.all(
+      ["bob:monitor", "carol:admin", "dave:monitor"].map((u) =>
+        cli(["user", "add", u.split(":")[0]!, "--role", u.split(":")[1]!]),
+      ),
+    );
     ok(bob!, "user add bob");
     ok(carol!, "user add carol");
     ok(dave!, "user add dave");
@@ -119,19 +144,30 @@ describe("identities on membershipd's secured embedded server", () => {
   test("/healthz says auth enforce, tls true, acl true, and the server's own /varz agrees", async () => {
     let h: any;
     // acl needs membershipd's /varz probe, which can miss its 400 ms on a loaded machine: poll.
-    await waitUntil("/healthz with acl", async () => (h = (await getJson(`${md!.httpUrl}/healthz`)).body).posture?.acl === true, 10_000)
-      .catch(() => assert.fail(JSON.stringify(h?.posture)));
-    assert.deepEqual({ auth: h.posture.auth, tls: h.posture.tls, acl: h.posture.acl }, { auth: "enforce", tls: true, acl: true });
+    await waitUntil(
+      "/healthz with acl",
+      async () => (h = (await getJson(`${md!.httpUrl}/healthz`)).body).posture?.acl === true,
+      10_000,
+    ).catch(() => assert.fail(JSON.stringify(h?.posture)));
+    assert.deepEqual(
+      { auth: h.posture.auth, tls: h.posture.tls, acl: h.posture.acl },
+      { auth: "enforce", tls: true, acl: true },
+    );
     const monitorPort = /^http: "127\.0\.0\.1:(\d+)"$/m.exec(readFileSync(path("nats", "server.conf"), "utf8"))![1];
     const varz = (await getJson(`http://127.0.0.1:${monitorPort}/varz`)).body;
     assert.equal(varz.auth_required, true);
     assert.equal(varz.tls_required, true);
     const operator = new OperatorAuth(path("auth")).operator.publicKey;
-    assert.deepEqual(varz.trusted_operators_claim.map((c: { sub: string }) => c.sub), [operator]);
+    assert.deepEqual(
+      varz.trusted_operators_claim.map((c: { sub: string }) => c.sub),
+      [operator],
+    );
   });
 
   test("the server refuses a TLS connection without creds, and a plain-text one even with valid creds", async () => {
-    const noCreds = await connectError(connectNats({ servers: md!.natsUrl, name: "no-creds", caFile: path("tls", "ca.pem") }));
+    const noCreds = await connectError(
+      connectNats({ servers: md!.natsUrl, name: "no-creds", caFile: path("tls", "ca.pem") }),
+    );
     assert.match(noCreds, /authorization violation/i);
     const { info, after, hungUp } = await plainTextSession(md!.natsPort, path("admin.creds"), signer("admin.nk"));
     assert.equal(info.tls_required, true);
@@ -144,8 +180,15 @@ describe("identities on membershipd's secured embedded server", () => {
     const plain = await startNats({ encrypted: false });
     try {
       // bob's JWT: the admin's is longer than a default server's 4 KB control line.
-      const { info, after, hungUp } = await plainTextSession(plain.port, path("users", "bob.creds"), signer("users/bob.nk"));
-      assert.deepEqual({ tls: info.tls_required ?? false, pong: after.includes("PONG"), hungUp }, { tls: false, pong: true, hungUp: false });
+      const { info, after, hungUp } = await plainTextSession(
+        plain.port,
+        path("users", "bob.creds"),
+        signer("users/bob.nk"),
+      );
+      assert.deepEqual(
+        { tls: info.tls_required ?? false, pong: after.includes("PONG"), hungUp },
+        { tls: false, pong: true, hungUp: false },
+      );
     } finally {
       await plain.stop();
     }
@@ -155,8 +198,13 @@ describe("identities on membershipd's secured embedded server", () => {
     assert.equal(statSync(path("users", "bob.creds")).mode & 0o777, 0o600);
     assert.equal(readCredsFile(path("users", "bob.creds")).publicKey, signer("users/bob.nk").publicKey);
     const asBob = ["--creds", path("users", "bob.creds"), "--as", "bob"];
-    const [list, create] = await Promise.all([cli([...asBob, "--json", "user", "list"]), cli([...asBob, "room", "create", "bobs-room"])]);
-    assert.ok(JSON.parse(ok(list, "user list as bob").stdout).items.some((u: { handle: string }) => u.handle === "bob"));
+    const [list, create] = await Promise.all([
+      cli([...asBob, "--json", "user", "list"]),
+      cli([...asBob, "room", "create", "bobs-room"]),
+    ]);
+    assert.ok(
+      JSON.parse(ok(list, "user list as bob").stdout).items.some((u: { handle: string }) => u.handle === "bob"),
+    );
     // Refused by the server's permissions for bob's JWT, before membershipd's role check sees it.
     assert.match(refused(create, "E_FORBIDDEN"), /\(the server refused it\)/);
   });
@@ -165,8 +213,11 @@ describe("identities on membershipd's secured embedded server", () => {
     const bobNc = await liveAs("users/bob.creds");
     const admin = signer("admin.nk").publicKey;
     const subs = [bobNc.subscribe(`${inboxPrefix(admin)}.>`), bobNc.subscribe("unibus.evt.>")];
-    const outcomes = await Promise.all(subs.map((s) => within(s.closed, 10_000, `the server refusing ${s.getSubject()}`)));
-    for (const [i, o] of outcomes.entries()) assert.match(String((o as Error)?.message), /permissions violation for subscription/i, subs[i]!.getSubject());
+    const outcomes = await Promise.all(
+      subs.map((s) => within(s.closed, 10_000, `the server refusing ${s.getSubject()}`)),
+    );
+    for (const [i, o] of outcomes.entries())
+      assert.match(String((o as Error)?.message), /permissions violation for subscription/i, subs[i]!.getSubject());
     // The connection itself is fine: its own inbox works for a read command.
     const reply = await command(bobNc, "bob", signer("users/bob.nk"), "user.list", {});
     assert.equal(reply.ok, true, JSON.stringify(reply));
@@ -232,8 +283,17 @@ describe("identities on membershipd's secured embedded server", () => {
     // dave's UserRevoked is durable but nothing after it happened (no account push, no
     // IdentityRevoked), as a crash right after that append would leave it.
     const daveKey = readCredsFile(path("users", "dave.creds")).publicKey;
-    const store = new AggregateStore(service!.js, service!.jsm, signerFromSeed(readFileSync(path(SERVICE_SEED_FILE), "utf8")));
-    const cut = await store.execute(userAggregate, "dave", { type: "RevokeUser", handle: "dave", reason: "crash test" }, { actor: { id: "admin", key: signer("admin.nk").publicKey }, commandId: "crash-test" });
+    const store = new AggregateStore(
+      service!.js,
+      service!.jsm,
+      signerFromSeed(readFileSync(path(SERVICE_SEED_FILE), "utf8")),
+    );
+    const cut = await store.execute(
+      userAggregate,
+      "dave",
+      { type: "RevokeUser", handle: "dave", reason: "crash test" },
+      { actor: { id: "admin", key: signer("admin.nk").publicKey }, commandId: "crash-test" },
+    );
     assert.ok(!isDomainError(cut), JSON.stringify(cut));
     await adminNc?.close();
     assert.equal(await stopMembershipd(md!), 0, md!.output());
@@ -244,10 +304,15 @@ describe("identities on membershipd's secured embedded server", () => {
     await service?.nc.close();
     service = await clientFor(md);
     const recorded = await lastEventOf(service.jsm, eventSubject("identity", daveKey));
-    assert.equal(recorded && decodeEvent(recorded.data).type, "IdentityRevoked", "the restart appends the IdentityRevoked the crash left out");
+    assert.equal(
+      recorded && decodeEvent(recorded.data).type,
+      "IdentityRevoked",
+      "the restart appends the IdentityRevoked the crash left out",
+    );
     const users = ok(await cli(["--json", "user", "list"]), "user list as admin after the restart");
-    const revoked = Object.fromEntries(JSON.parse(users.stdout).items.map((u: { handle: string; revoked: boolean }) => [u.handle, u.revoked]));
+    const revoked = Object.fromEntries(
+      JSON.parse(users.stdout).items.map((u: { handle: string; revoked: boolean }) => [u.handle, u.revoked]),
+    );
     assert.deepEqual(revoked, { admin: false, bob: true, carol: true, dave: true });
   });
 });
-

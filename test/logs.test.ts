@@ -13,7 +13,15 @@ import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { NodeConfig } from "../schemas/mod.ts";
 import { inboxPrefix } from "../services/core/mod.ts";
 import {
-  LOGS_DEFAULT_MAX_AGE_MS, LOGS_DEFAULT_MAX_BYTES, LOGS_STREAM, connectNats, credsFor, decodeLogRecord, ensureLogsStream, logSubject, type LogRecord,
+  LOGS_DEFAULT_MAX_AGE_MS,
+  LOGS_DEFAULT_MAX_BYTES,
+  LOGS_STREAM,
+  connectNats,
+  credsFor,
+  decodeLogRecord,
+  ensureLogsStream,
+  logSubject,
+  type LogRecord,
 } from "../services/bus/mod.ts";
 import { LogShipper } from "../services/agent/logs/mod.ts";
 import { seekLastN } from "../services/cli/logs.ts";
@@ -54,12 +62,19 @@ describe("service logs on a secured plane", () => {
   const cleanups: (() => unknown)[] = [];
 
   const cli = (args: string[], extra: string[] = []): Promise<CliResult> =>
-    runCli(["--server", plane.natsUrl, "--ca", plane.security.tls.caFile, ...extra, ...args], { dataDir: plane.dataDir });
+    runCli(["--server", plane.natsUrl, "--ca", plane.security.tls.caFile, ...extra, ...args], {
+      dataDir: plane.dataDir,
+    });
   const ok = (r: CliResult, what: string): CliResult => {
     assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
     return r;
   };
-  const jsonLines = (r: CliResult): (LogRecord & { stream_seq: number; node: string })[] => r.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const jsonLines = (r: CliResult): (LogRecord & { stream_seq: number; node: string })[] =>
+    r.stdout
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   const shipper = (o: Partial<ConstructorParameters<typeof LogShipper>[0]> = {}) => {
     const s = new LogShipper({ node: NODE, nc: nodeNc, log: () => {}, ...o });
     shippers.push(s);
@@ -76,9 +91,27 @@ describe("service logs on a secured plane", () => {
 
   /** `unibus node logs <NODE> <service> --follow --lines 1`, once it has printed `backlog`. */
   async function follow(service: string, backlog: string) {
-    const proc = spawn(join(ROOT, "bin/unibus"), ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", plane.security.tls.caFile, "node", "logs", NODE, service, "--follow", "--lines", "1"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const proc = spawn(
+      join(ROOT, "bin/unibus"),
+      [
+        "--data-dir",
+        plane.dataDir,
+        "--server",
+        plane.natsUrl,
+        "--ca",
+        plane.security.tls.caFile,
+        "node",
+        "logs",
+        NODE,
+        service,
+        "--follow",
+        "--lines",
+        "1",
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     cleanups.push(() => void (proc.exitCode === null && proc.kill("SIGKILL")));
     let out = "";
     let err = "";
@@ -88,7 +121,9 @@ describe("service logs on a secured plane", () => {
     await waitUntil("the backlog line", () => out.includes(backlog) || proc.exitCode !== null, 30_000);
     assert.equal(proc.exitCode, null, `exited early: ${out}\n${err}`);
     return {
-      out: () => out, err: () => err, running: () => proc.exitCode === null,
+      out: () => out,
+      err: () => err,
+      running: () => proc.exitCode === null,
       /** Ctrl-C; resolves with the exit code. */
       interrupt: () => (proc.kill("SIGINT"), exited),
     };
@@ -100,8 +135,12 @@ describe("service logs on a secured plane", () => {
     node = await enroll(NODE);
     // As the agent connects: its own JWT, and reconnecting for as long as it takes (a daemon never gives up).
     nodeNc = await connectNats({
-      servers: plane.natsUrl, name: "agent", caFile: plane.security.tls.caFile, forever: true,
-      creds: credsFor(node.config.jwt, node.keys.seed), inboxPrefix: inboxPrefix(node.keys.signer.publicKey),
+      servers: plane.natsUrl,
+      name: "agent",
+      caFile: plane.security.tls.caFile,
+      forever: true,
+      creds: credsFor(node.config.jwt, node.keys.seed),
+      inboxPrefix: inboxPrefix(node.keys.signer.publicKey),
     });
   });
 
@@ -116,8 +155,22 @@ describe("service logs on a secured plane", () => {
     const jsm = plane.plane.jsm;
     const c = (await jsm.streams.info(LOGS_STREAM)).config;
     assert.deepEqual(
-      { subjects: c.subjects, storage: c.storage, retention: c.retention, discard: c.discard, max_age: c.max_age, max_bytes: c.max_bytes },
-      { subjects: ["unibus.logs.>"], storage: StorageType.File, retention: RetentionPolicy.Limits, discard: DiscardPolicy.Old, max_age: nanos(LOGS_DEFAULT_MAX_AGE_MS), max_bytes: LOGS_DEFAULT_MAX_BYTES },
+      {
+        subjects: c.subjects,
+        storage: c.storage,
+        retention: c.retention,
+        discard: c.discard,
+        max_age: c.max_age,
+        max_bytes: c.max_bytes,
+      },
+      {
+        subjects: ["unibus.logs.>"],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        max_age: nanos(LOGS_DEFAULT_MAX_AGE_MS),
+        max_bytes: LOGS_DEFAULT_MAX_BYTES,
+      },
     );
     assert.deepEqual(await ensureLogsStream(jsm, { replicas: 1 }), { created: false, updated: false });
     const custom = { replicas: 1, maxAgeMs: 3_600_000, maxBytes: 64 * 1024 * 1024 };
@@ -151,7 +204,17 @@ describe("service logs on a secured plane", () => {
 
     // Records as any client holding the node's JWT could write them: a gap no marker explains, and junk.
     const js = jetstream(nodeNc);
-    const rec = (seq: number) => JSON.stringify({ v: 1, kind: "line", ts: new Date().toISOString(), boot: "0123abcd", service: "gappy", stream: "stdout", seq, line: `gappy ${seq}` });
+    const rec = (seq: number) =>
+      JSON.stringify({
+        v: 1,
+        kind: "line",
+        ts: new Date().toISOString(),
+        boot: "0123abcd",
+        service: "gappy",
+        stream: "stdout",
+        seq,
+        line: `gappy ${seq}`,
+      });
     for (const body of [rec(1), "not a record", rec(5)]) await js.publish(logSubject(NODE, "gappy"), body);
 
     // One batch of CLI processes (each costs a node start-up): human and JSON output, --lines,
@@ -168,14 +231,38 @@ describe("service logs on a secured plane", () => {
     const human = ok(last5, "--lines 5").stdout.trim().split("\n");
     t.diagnostic(human[0]!);
     assert.equal(human.length, 5);
-    human.forEach((l, i) => assert.match(l, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z stdout new line ${21 + i} with \\\\x1b\\[31mcolour\\\\x1b\\[0m$`)));
-    assert.deepEqual(ok(since, "--since 10m").stdout.trim().split("\n").map((l) => l.replace(/^\S+ /, "").slice(0, 18)), [21, 22, 23, 24, 25].map((i) => `stdout new line ${i}`));
+    human.forEach((l, i) =>
+      assert.match(
+        l,
+        new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z stdout new line ${21 + i} with \\\\x1b\\[31mcolour\\\\x1b\\[0m$`),
+      ),
+    );
+    assert.deepEqual(
+      ok(since, "--since 10m")
+        .stdout.trim()
+        .split("\n")
+        .map((l) => l.replace(/^\S+ /, "").slice(0, 18)),
+      [21, 22, 23, 24, 25].map((i) => `stdout new line ${i}`),
+    );
     const every = jsonLines(ok(all, "default lines"));
-    assert.deepEqual(every.map((r) => (r.kind === "line" ? r.seq : -1)), Array.from({ length: 25 }, (_, i) => i + 1), "all 25 in order (fewer than the default 100)");
-    assert.deepEqual([every[0]!.node, every[0]!.service, every[1]!.kind === "line" && every[1]!.stream], [NODE, "api", "stderr"]);
+    assert.deepEqual(
+      every.map((r) => (r.kind === "line" ? r.seq : -1)),
+      Array.from({ length: 25 }, (_, i) => i + 1),
+      "all 25 in order (fewer than the default 100)",
+    );
+    assert.deepEqual(
+      [every[0]!.node, every[0]!.service, every[1]!.kind === "line" && every[1]!.stream],
+      [NODE, "api", "stderr"],
+    );
     assert.ok(every.every((r, i) => i === 0 || r.stream_seq > every[i - 1]!.stream_seq));
-    assert.deepEqual(jsonLines(ok(both, "--since --lines")).map((r) => (r.kind === "line" ? r.seq : -1)), [24, 25]);
-    assert.match(ok(gappy, "gappy").stdout, /^\S+ stdout gappy 1\n\S+ !!!!!! 3 line\(s\) missing \(seq 2-4\): not in the stream, no marker says why .*\n\S+ stdout gappy 5\n$/);
+    assert.deepEqual(
+      jsonLines(ok(both, "--since --lines")).map((r) => (r.kind === "line" ? r.seq : -1)),
+      [24, 25],
+    );
+    assert.match(
+      ok(gappy, "gappy").stdout,
+      /^\S+ stdout gappy 1\n\S+ !!!!!! 3 line\(s\) missing \(seq 2-4\): not in the stream, no marker says why .*\n\S+ stdout gappy 5\n$/,
+    );
     assert.equal(gappy.stderr, "unibus: skipped 1 record(s) that are not log lines of gappy this version can read\n");
     assert.equal(unknown.code, 1, unknown.stderr);
     assert.match(unknown.stderr, /^unibus: no log lines from service nosuch on node web-1 .*\[E_NO_LOGS\]\n$/);
@@ -202,7 +289,11 @@ describe("service logs on a secured plane", () => {
       t.diagnostic(`node ${NODE} on web-2's subject: ${e.message}`);
       return /permissions violation/i.test(e.message);
     });
-    assert.equal(await plane.plane.jsm.streams.getMessage(LOGS_STREAM, { last_by_subj: logSubject("web-2", "api") }), null, "nothing landed on web-2's subject");
+    assert.equal(
+      await plane.plane.jsm.streams.getMessage(LOGS_STREAM, { last_by_subj: logSubject("web-2", "api") }),
+      null,
+      "nothing landed on web-2's subject",
+    );
     // A shipper told it is another node gets nowhere either: its lines wait, nothing is shipped.
     const imposter = shipper({ node: "web-2", retryMinMs: 100, publishTimeoutMs: 2000 });
     imposter.capture("api", "stdout", "forged");
@@ -227,7 +318,10 @@ describe("service logs on a secured plane", () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /\[E_FORBIDDEN\]/);
     // A node has no JetStream API at all, so it cannot read logs either.
-    await assert.rejects(jetstreamManager(nodeNc, { checkAPI: false }).then((m) => m.streams.info(LOGS_STREAM)), /permissions violation/i);
+    await assert.rejects(
+      jetstreamManager(nodeNc, { checkAPI: false }).then((m) => m.streams.info(LOGS_STREAM)),
+      /permissions violation/i,
+    );
   });
 
   test("nats-server restarts: lines that fit the buffer all arrive in order; an overflow drops the oldest and the reader sees how many", async (t) => {
@@ -239,18 +333,32 @@ describe("service logs on a secured plane", () => {
 
     // The server goes away (SIGTERM: it flushes its store) and membershipd's supervisor restarts it.
     const pid = Number(readFileSync(plane.server.pidPath, "utf8").trim());
-    assert.ok(readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(plane.server.confPath), "the pid file names our nats-server");
+    assert.ok(
+      readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(plane.server.confPath),
+      "the pid file names our nats-server",
+    );
     process.kill(pid, "SIGTERM");
-    await waitUntil("the shippers to see the server gone", () => !steady.stats().connected && !tiny.stats().connected, 15_000);
+    await waitUntil(
+      "the shippers to see the server gone",
+      () => !steady.stats().connected && !tiny.stats().connected,
+      15_000,
+    );
     for (let i = 1; i <= 300; i++) {
       steady.capture("steady", "stdout", `line ${i}`);
       tiny.capture("tiny", i % 3 ? "stdout" : "stderr", `line ${i}`);
     }
     t.diagnostic(`while down: ${JSON.stringify(tiny.stats().services.tiny)}`);
     await waitUntil("the old server to exit", () => !isAlive(pid), 15_000);
-    const back = await waitUntil("the shippers to reconnect", () => steady.stats().connected && tiny.stats().connected, 30_000);
+    const back = await waitUntil(
+      "the shippers to reconnect",
+      () => steady.stats().connected && tiny.stats().connected,
+      30_000,
+    );
     t.diagnostic(`reconnected ${back} ms after the old server exited`);
-    assert.ok((await steady.flush(30_000)) && (await tiny.flush(30_000)), JSON.stringify([steady.stats(), tiny.stats()]));
+    assert.ok(
+      (await steady.flush(30_000)) && (await tiny.flush(30_000)),
+      JSON.stringify([steady.stats(), tiny.stats()]),
+    );
     assert.deepEqual(steady.stats().services.steady, { queued: 0, shipped: 301, dropped: 0, reported: 0 });
     assert.deepEqual(tiny.stats().services.tiny, { queued: 0, shipped: 41, dropped: 260, reported: 260 });
 
@@ -260,14 +368,23 @@ describe("service logs on a secured plane", () => {
       // --lines counts records: the last 41 are the marker and the 40 lines kept after it.
       cli(["node", "logs", NODE, "tiny", "--lines", "41"]),
     ]);
-    assert.deepEqual(jsonLines(ok(s, "steady")).map((r) => (r.kind === "line" ? r.line : r.kind)), Array.from({ length: 301 }, (_, i) => `line ${i}`));
+    assert.deepEqual(
+      jsonLines(ok(s, "steady")).map((r) => (r.kind === "line" ? r.line : r.kind)),
+      Array.from({ length: 301 }, (_, i) => `line ${i}`),
+    );
     const tinyRecs = jsonLines(ok(j, "tiny"));
-    assert.deepEqual(tinyRecs.map((r) => (r.kind === "line" ? r.seq : `lost ${r.first_seq}-${r.last_seq} (${r.count})`)),
-      [1, "lost 2-261 (260)", ...Array.from({ length: 40 }, (_, i) => 262 + i)], "the oldest 260 of the outage were dropped, the newest 40 kept");
+    assert.deepEqual(
+      tinyRecs.map((r) => (r.kind === "line" ? r.seq : `lost ${r.first_seq}-${r.last_seq} (${r.count})`)),
+      [1, "lost 2-261 (260)", ...Array.from({ length: 40 }, (_, i) => 262 + i)],
+      "the oldest 260 of the outage were dropped, the newest 40 kept",
+    );
     const text = ok(marked, "tiny marker").stdout;
     t.diagnostic(text.split("\n").slice(0, 2).join(" | "));
     assert.equal(text.trim().split("\n").length, 41);
-    assert.match(text, /^\S+ !!!!!! 260 line\(s\) lost \(seq 2-261\): the agent's buffer was full while NATS was unreachable\n\S+ stderr line 261\n/);
+    assert.match(
+      text,
+      /^\S+ !!!!!! 260 line\(s\) lost \(seq 2-261\): the agent's buffer was full while NATS was unreachable\n\S+ stderr line 261\n/,
+    );
   });
 
   test("--follow goes on after nats-server restarts: a line shipped after the restart is printed", async (t) => {
@@ -282,8 +399,11 @@ describe("service logs on a secured plane", () => {
     await waitUntil("the shipper to reconnect", () => s.stats().connected, 30_000);
     s.capture("cont", "stdout", "after restart");
     assert.ok(await s.flush(30_000));
-    const ms = await waitUntil("the follower to print the line shipped after the restart", () => f.out().includes("after restart") || !f.running(), 20_000)
-      .catch((e: Error) => assert.fail(`${e.message}; it printed:\n${f.out()}\n${f.err()}`));
+    const ms = await waitUntil(
+      "the follower to print the line shipped after the restart",
+      () => f.out().includes("after restart") || !f.running(),
+      20_000,
+    ).catch((e: Error) => assert.fail(`${e.message}; it printed:\n${f.out()}\n${f.err()}`));
     t.diagnostic(`printed ${ms} ms after it was shipped`);
     assert.ok(f.running(), `exited: ${f.out()}\n${f.err()}`);
     assert.equal(await f.interrupt(), 0, f.err());
@@ -297,7 +417,9 @@ describe("service logs on a secured plane", () => {
     for (let i = 0; i < n; i++) s.capture("bulk", "stdout", `bulk line ${i} ${"x".repeat(80)}`);
     assert.ok(await s.flush(60_000), JSON.stringify(s.stats()));
     const ms = performance.now() - started;
-    t.diagnostic(`${n} lines of ~100 bytes shipped with acks in ${Math.round(ms)} ms: ${Math.round(n / (ms / 1000))} lines/s`);
+    t.diagnostic(
+      `${n} lines of ~100 bytes shipped with acks in ${Math.round(ms)} ms: ${Math.round(n / (ms / 1000))} lines/s`,
+    );
     assert.equal(s.stats().services.bulk!.shipped, n);
     const last = await plane.plane.jsm.streams.getMessage(LOGS_STREAM, { last_by_subj: logSubject(NODE, "bulk") });
     const rec = decodeLogRecord(last!.data);

@@ -11,19 +11,36 @@ import { freePort } from "../services/bus/mod.ts";
 import { ROOT, tempDir } from "./harness.ts";
 import { cleanupMembershipd, natsServersFor, sleep, waitUntil } from "./process-tools.ts";
 
-interface Run { proc: ReturnType<typeof spawn>; out: () => string; exited: Promise<[number | null, string | null]> }
+interface Run {
+  proc: ReturnType<typeof spawn>;
+  out: () => string;
+  exited: Promise<[number | null, string | null]>;
+}
 
-async function spawnMembershipd(dataDir: string, extra: string[] = [], onLine?: (text: string, run: Run) => void): Promise<Run> {
-  const args = ["--data-dir", dataDir, "--nats-port", String(await freePort()), "--http-port", String(await freePort()), ...extra];
+async function spawnMembershipd(
+  dataDir: string,
+  extra: string[] = [],
+  onLine?: (text: string, run: Run) => void,
+): Promise<Run> {
+  const args = [
+    "--data-dir",
+    dataDir,
+    "--nats-port",
+    String(await freePort()),
+    "--http-port",
+    String(await freePort()),
+    ...extra,
+  ];
   // bin/membershipd execs node: the process spawned here is membershipd itself.
   const proc = spawn(join(ROOT, "bin/membershipd"), args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const exited = new Promise<[number | null, string | null]>((r) => proc.once("exit", (c, s) => r([c, s])));
   const run: Run = { proc, out: () => out, exited };
-  for (const s of [proc.stdout!, proc.stderr!]) s.on("data", (d) => {
-    out += d;
-    onLine?.(String(d), run);
-  });
+  for (const s of [proc.stdout!, proc.stderr!])
+    s.on("data", (d) => {
+      out += d;
+      onLine?.(String(d), run);
+    });
   return run;
 }
 
@@ -53,7 +70,12 @@ describe("membershipd and SIGTERM during its start", { timeout: 120_000 }, () =>
     try {
       const md = await spawnMembershipd(dir);
       // Held still as soon as its nats-server exists, so that the signal is waiting when it goes on.
-      await waitUntil("its nats-server", () => natsServersFor(dir).length > 0 || md.out().includes("ready"), 30_000, 10);
+      await waitUntil(
+        "its nats-server",
+        () => natsServersFor(dir).length > 0 || md.out().includes("ready"),
+        30_000,
+        10,
+      );
       md.proc.kill("SIGSTOP");
       md.proc.kill("SIGTERM");
       await sleep(100);

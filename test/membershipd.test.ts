@@ -6,10 +6,27 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { signerFromSeed } from "../services/core/mod.ts";
-import { clientFor, ROOT, runCli, startMembershipd, startNats, type MembershipdHandle, type NatsHandle } from "./harness.ts";
 import {
-  cleanupMembershipd, crashMembershipd, getJson, isAlive, membershipdPid, natsPidFile, natsServersFor, sleep, startFreshMembershipd,
-  stopMembershipd, waitUntil,
+  clientFor,
+  ROOT,
+  runCli,
+  startMembershipd,
+  startNats,
+  type MembershipdHandle,
+  type NatsHandle,
+} from "./harness.ts";
+import {
+  cleanupMembershipd,
+  crashMembershipd,
+  getJson,
+  isAlive,
+  membershipdPid,
+  natsPidFile,
+  natsServersFor,
+  sleep,
+  startFreshMembershipd,
+  stopMembershipd,
+  waitUntil,
 } from "./process-tools.ts";
 
 const VERSION = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
@@ -19,7 +36,10 @@ function parseMetrics(text: string): Map<string, number> {
   const samples = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line === "" || /^# (TYPE|HELP) [a-zA-Z_:][a-zA-Z0-9_:]*( .*)?$/.test(line)) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})?) (-?[0-9.eE+-]+|NaN|[+-]Inf)$/.exec(line);
+    const m =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})?) (-?[0-9.eE+-]+|NaN|[+-]Inf)$/.exec(
+        line,
+      );
     assert.ok(m, `not a Prometheus sample line: ${JSON.stringify(line)}`);
     samples.set(m[1]!, Number(m[2]));
   }
@@ -71,11 +91,14 @@ describe("membershipd with its embedded nats-server", () => {
     // ok once the projector has caught up (a probe that misses its 400 ms on a loaded machine reads
     // degraded, or acl false: it needs /varz to see which operator the server trusts).
     let h = await healthz(md!);
-    await waitUntil("/healthz ok with projection lag 0 and acl", async () => {
-      h = await healthz(md!);
-      return h.body.status === "ok" && h.body.projections.lag === 0 && h.body.posture.acl === true;
-    }, 10_000)
-      .catch(() => assert.fail(JSON.stringify(h.body)));
+    await waitUntil(
+      "/healthz ok with projection lag 0 and acl",
+      async () => {
+        h = await healthz(md!);
+        return h.body.status === "ok" && h.body.projections.lag === 0 && h.body.posture.acl === true;
+      },
+      10_000,
+    ).catch(() => assert.fail(JSON.stringify(h.body)));
     assert.equal(h.status, 200);
     assert.match(h.contentType ?? "", /^application\/json/);
     const b = h.body;
@@ -83,7 +106,15 @@ describe("membershipd with its embedded nats-server", () => {
     assert.equal(typeof b.node, "string");
     assert.ok(b.node.length > 0);
     assert.equal(b.version, VERSION);
-    assert.deepEqual(Object.keys(b.posture).sort(), ["acl", "at_rest", "auth", "routes", "sealed_keys", "signed_commands", "tls"]);
+    assert.deepEqual(Object.keys(b.posture).sort(), [
+      "acl",
+      "at_rest",
+      "auth",
+      "routes",
+      "sealed_keys",
+      "signed_commands",
+      "tls",
+    ]);
     // Operator-mode JWT auth, client TLS, and subject permissions the server enforces for our operator.
     assert.equal(b.posture.auth, "enforce");
     assert.equal(b.posture.tls, true);
@@ -92,7 +123,11 @@ describe("membershipd with its embedded nats-server", () => {
     assert.equal(b.posture.at_rest, "chachapoly");
     assert.equal(b.posture.signed_commands, true);
     assert.equal(typeof b.posture.sealed_keys, "boolean");
-    assert.deepEqual(b.vaults, { owners: 0, unlocked: 0, waiting_for_peers: 0, genesis_locked: 0, locked: 0 }, "no node has reported a vault");
+    assert.deepEqual(
+      b.vaults,
+      { owners: 0, unlocked: 0, waiting_for_peers: 0, genesis_locked: 0, locked: 0 },
+      "no node has reported a vault",
+    );
     assert.equal(b.cluster.name, "unibus");
     assert.ok(Array.isArray(b.cluster.peers));
     assert.ok(b.cluster.meta_leader === null || typeof b.cluster.meta_leader === "string");
@@ -125,12 +160,16 @@ describe("membershipd with its embedded nats-server", () => {
     process.kill(oldPid, "SIGKILL");
     const statuses: string[] = [];
     let slowest = 0;
-    const ms = await waitUntil("/healthz ok on a new nats-server", async () => {
-      const h = await healthz(md!);
-      slowest = Math.max(slowest, h.ms);
-      if (statuses.at(-1) !== h.body.status) statuses.push(h.body.status);
-      return h.body.status === "ok" && natsPidFile(dataDir) !== oldPid;
-    }, 30_000);
+    const ms = await waitUntil(
+      "/healthz ok on a new nats-server",
+      async () => {
+        const h = await healthz(md!);
+        slowest = Math.max(slowest, h.ms);
+        if (statuses.at(-1) !== h.body.status) statuses.push(h.body.status);
+        return h.body.status === "ok" && natsPidFile(dataDir) !== oldPid;
+      },
+      30_000,
+    );
     assert.ok(statuses.includes("degraded"), `never reported degraded: ${statuses.join(" → ")}`);
     assert.ok(slowest < 2000, `a /healthz took ${slowest.toFixed(0)} ms while nats-server was down`);
     const newPid = natsPidFile(dataDir);
@@ -180,8 +219,16 @@ describe("membershipd with its embedded nats-server", () => {
       for (let i = 0; !stop; i++) {
         try {
           const room = `crash-fast-${i}`;
-          for (const [action, args] of [["room.create", { room }], ["member.add", { room, user: "admin" }]] as const) {
-            const reply = await sendCommand(client.nc, `unibus.cmd.membership.${action}`, buildCommand(admin, "admin", action, args), 2000);
+          for (const [action, args] of [
+            ["room.create", { room }],
+            ["member.add", { room, user: "admin" }],
+          ] as const) {
+            const reply = await sendCommand(
+              client.nc,
+              `unibus.cmd.membership.${action}`,
+              buildCommand(admin, "admin", action, args),
+              2000,
+            );
             if (!reply.ok) throw new Error(reply.error.code);
           }
           fastOk++;
@@ -200,7 +247,9 @@ describe("membershipd with its embedded nats-server", () => {
     await Promise.all([cliLoop, fastLoop]);
     await client.nc.close().catch(() => {});
     const orphanSurvived = isAlive(orphan);
-    t.diagnostic(`killed after ${cliOk} CLI and ${fastOk} fast writes; orphaned nats-server ${orphan} alive: ${orphanSurvived}`);
+    t.diagnostic(
+      `killed after ${cliOk} CLI and ${fastOk} fast writes; orphaned nats-server ${orphan} alive: ${orphanSurvived}`,
+    );
     assert.ok(fastOk > 0, "the fast writer never wrote");
 
     md = await startMembershipd({ dataDir });
@@ -209,7 +258,10 @@ describe("membershipd with its embedded nats-server", () => {
     if (orphanSurvived) assert.match(md.output(), new RegExp(`stopped an orphaned nats-server \\(pid ${orphan}\\)`));
     assert.deepEqual(natsServersFor(dataDir), [natsPidFile(dataDir)]);
 
-    const [replay, verify] = await Promise.all([runCli(["--json", "audit", "replay"], { dataDir }), runCli(["audit", "verify"], { dataDir })]);
+    const [replay, verify] = await Promise.all([
+      runCli(["--json", "audit", "replay"], { dataDir }),
+      runCli(["audit", "verify"], { dataDir }),
+    ]);
     lap("audited");
     assert.equal(replay.code, 0, replay.stdout + replay.stderr);
     const report = JSON.parse(replay.stdout);
@@ -218,8 +270,11 @@ describe("membershipd with its embedded nats-server", () => {
     assert.ok(report.events >= 2 + cliOk + 2 * fastOk, `${report.events} events`);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     let last: any = null;
-    await waitUntil("/healthz ok after the restart", async () => (last = (await healthz(md!)).body).status === "ok", 10_000)
-      .catch(() => assert.fail(`/healthz stays ${last?.status}: ${JSON.stringify(last?.problems)}`));
+    await waitUntil(
+      "/healthz ok after the restart",
+      async () => (last = (await healthz(md!)).body).status === "ok",
+      10_000,
+    ).catch(() => assert.fail(`/healthz stays ${last?.status}: ${JSON.stringify(last?.problems)}`));
   });
 
   test("SIGTERM to the bin/membershipd launcher stops membershipd gracefully even when it is busy for a moment", async () => {
@@ -237,9 +292,17 @@ describe("membershipd with its embedded nats-server", () => {
     }
     const code = await Promise.race([exited, sleep(20_000).then(() => "timeout" as const)]);
     await sleep(500);
-    const seen = { launcherExit: code, membershipdAlive: isAlive(inner), natsServerAlive: isAlive(natsPid), natsServersForDataDir: natsServersFor(dataDir) };
-    assert.deepEqual(seen, { launcherExit: 0, membershipdAlive: false, natsServerAlive: false, natsServersForDataDir: [] },
-      `membershipd said: ${md.output().trim().split("\n").slice(-3).join(" | ")}`);
+    const seen = {
+      launcherExit: code,
+      membershipdAlive: isAlive(inner),
+      natsServerAlive: isAlive(natsPid),
+      natsServersForDataDir: natsServersFor(dataDir),
+    };
+    assert.deepEqual(
+      seen,
+      { launcherExit: 0, membershipdAlive: false, natsServerAlive: false, natsServersForDataDir: [] },
+      `membershipd said: ${md.output().trim().split("\n").slice(-3).join(" | ")}`,
+    );
   });
 });
 
@@ -268,7 +331,10 @@ describe("membershipd on an external NATS (--nats-url)", () => {
   test("/healthz tells the truth about a plain external server: no auth, no TLS, no subject permissions", async () => {
     const h = await healthz(md!);
     // From the INFO the server sent membershipd's own connection: it asks for neither auth nor TLS.
-    assert.deepEqual({ auth: h.body.posture.auth, tls: h.body.posture.tls, acl: h.body.posture.acl }, { auth: "none", tls: false, acl: false });
+    assert.deepEqual(
+      { auth: h.body.posture.auth, tls: h.body.posture.tls, acl: h.body.posture.acl },
+      { auth: "none", tls: false, acl: false },
+    );
   });
 
   test("stopping the NATS server makes /healthz answer degraded in under 1 s, without hanging", async (t) => {

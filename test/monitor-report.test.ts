@@ -21,7 +21,11 @@ function rowOf(r: CliResult, node: string): string {
   return row;
 }
 
-function serve(hostName: string, port: number, handler: (res: import("node:http").ServerResponse) => void): Promise<Server> {
+function serve(
+  hostName: string,
+  port: number,
+  handler: (res: import("node:http").ServerResponse) => void,
+): Promise<Server> {
   const s = createServer((_req, res) => handler(res));
   return new Promise((resolve, reject) => {
     s.once("error", reject);
@@ -74,12 +78,22 @@ describe("unibus monitor report", () => {
       assert.equal(n.lag, 0);
       assert.deepEqual(n.problems, []);
     }
-    assert.deepEqual(out.nodes.map((n: any) => n.url), [`${a}/healthz`, `${b}/healthz`]);
+    assert.deepEqual(
+      out.nodes.map((n: any) => n.url),
+      [`${a}/healthz`, `${b}/healthz`],
+    );
   });
 
   test("a node answering 503 with a degraded posture: exit 1, not unreachable", async () => {
-    const degraded = { ...healthy, status: "degraded", problems: ["event stream unavailable"], cluster: { name: "c", peers: ["n2", "n3"], meta_leader: null } };
-    const s = await serve("127.0.0.1", 0, (res) => res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(degraded)));
+    const degraded = {
+      ...healthy,
+      status: "degraded",
+      problems: ["event stream unavailable"],
+      cluster: { name: "c", peers: ["n2", "n3"], meta_leader: null },
+    };
+    const s = await serve("127.0.0.1", 0, (res) =>
+      res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(degraded)),
+    );
     servers.push(s);
     const r = await report("--url", `${mds[0]!.httpUrl},${urlOf(s)}`);
     assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
@@ -88,30 +102,60 @@ describe("unibus monitor report", () => {
     assert.match(r.stdout, new RegExp(`\\ndegraded: ${host(urlOf(s))}\\n$`));
     const j = JSON.parse((await report("--url", urlOf(s), "--json")).stdout);
     assert.equal(j.exit_code, 1);
-    assert.deepEqual([j.nodes[0].status, j.nodes[0].http_status, j.nodes[0].problems], ["degraded", 503, ["event stream unavailable"]]);
+    assert.deepEqual(
+      [j.nodes[0].status, j.nodes[0].http_status, j.nodes[0].problems],
+      ["degraded", 503, ["event stream unavailable"]],
+    );
 
     // membershipd's own 500 answer ({ status: "degraded", error }), and a 503 whose body says ok, are degraded too.
-    const failing = await serve("127.0.0.1", 0, (res) => res.writeHead(500, { "content-type": "application/json" }).end('{"status":"degraded","error":"boom"}'));
-    const odd = await serve("127.0.0.1", 0, (res) => res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(healthy)));
+    const failing = await serve("127.0.0.1", 0, (res) =>
+      res.writeHead(500, { "content-type": "application/json" }).end('{"status":"degraded","error":"boom"}'),
+    );
+    const odd = await serve("127.0.0.1", 0, (res) =>
+      res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(healthy)),
+    );
     servers.push(failing, odd);
     const k = JSON.parse((await report("--url", `${urlOf(failing)},${urlOf(odd)}`, "--json")).stdout);
-    assert.deepEqual(k.nodes.map((n: any) => [n.status, n.problems]), [["degraded", ["boom"]], ["degraded", ["HTTP 503 while the answer says ok"]]]);
+    assert.deepEqual(
+      k.nodes.map((n: any) => [n.status, n.problems]),
+      [
+        ["degraded", ["boom"]],
+        ["degraded", ["HTTP 503 while the answer says ok"]],
+      ],
+    );
     assert.equal(k.exit_code, 1);
   });
 
   test("garbage and silence are unreachable (exit 2), polled concurrently within the timeout", async () => {
     const garbage = await serve("127.0.0.1", 0, (res) => res.writeHead(200).end("hello, not json"));
-    const notHealthz = await serve("127.0.0.1", 0, (res) => res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}'));
+    const notHealthz = await serve("127.0.0.1", 0, (res) =>
+      res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}'),
+    );
     const arrived: number[] = [];
     const silent = await serve("127.0.0.1", 0, () => void arrived.push(Date.now()));
     servers.push(garbage, notHealthz, silent);
-    const r = await report("--url", [mds[0]!.httpUrl, urlOf(garbage), urlOf(notHealthz), urlOf(silent), urlOf(silent)].join(","), "--timeout", "800ms", "--json");
+    const r = await report(
+      "--url",
+      [mds[0]!.httpUrl, urlOf(garbage), urlOf(notHealthz), urlOf(silent), urlOf(silent)].join(","),
+      "--timeout",
+      "800ms",
+      "--json",
+    );
     assert.equal(r.code, 2, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.deepEqual(out.nodes.map((n: any) => n.status), ["ok", "unreachable", "unreachable", "unreachable", "unreachable"]);
-    assert.deepEqual(out.nodes.slice(1).map((n: any) => n.problems), [
-      ["HTTP 200 with an answer that is not JSON"], ["HTTP 404 with JSON that is not a unibus /healthz answer"], ["no answer within 800 ms"], ["no answer within 800 ms"],
-    ]);
+    assert.deepEqual(
+      out.nodes.map((n: any) => n.status),
+      ["ok", "unreachable", "unreachable", "unreachable", "unreachable"],
+    );
+    assert.deepEqual(
+      out.nodes.slice(1).map((n: any) => n.problems),
+      [
+        ["HTTP 200 with an answer that is not JSON"],
+        ["HTTP 404 with JSON that is not a unibus /healthz answer"],
+        ["no answer within 800 ms"],
+        ["no answer within 800 ms"],
+      ],
+    );
     assert.match(out.reason, /^unreachable: /);
     // Polled at once: the second silent node was asked while the first was still silent, not after its timeout.
     assert.equal(arrived.length, 2);
@@ -122,14 +166,32 @@ describe("unibus monitor report", () => {
   test("--env: each node at its WG_IP with ROUTE_NETWORK=wg, its PUBLIC_IP with public", async () => {
     const port = await freePort();
     for (const ip of ["127.0.0.2", "127.0.0.3"]) {
-      servers.push(await serve(ip, port, (res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ...healthy, node: ip }))));
+      servers.push(
+        await serve(ip, port, (res) =>
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ...healthy, node: ip })),
+        ),
+      );
     }
     const envFile = (net: string) => {
       const file = join(dir, `${net}.env`);
-      writeFileSync(file, [
-        'CLUSTER_NAME="lab"', "CLUSTER_USER=unibus", "KV_REPLICAS=1", "NATS_CLIENT_PORT=4250", "NATS_ROUTE_PORT=6250", `HTTP_PORT=${port}`,
-        "SSH_USER=deploy", `ROUTE_NETWORK=${net}`, "CLUSTER_NODES=(", '  "alpha alpha.lab 127.0.0.4 127.0.0.2"', '  "beta beta.lab 127.0.0.5 127.0.0.3"', ")", "",
-      ].join("\n"));
+      writeFileSync(
+        file,
+        [
+          'CLUSTER_NAME="lab"',
+          "CLUSTER_USER=unibus",
+          "KV_REPLICAS=1",
+          "NATS_CLIENT_PORT=4250",
+          "NATS_ROUTE_PORT=6250",
+          `HTTP_PORT=${port}`,
+          "SSH_USER=deploy",
+          `ROUTE_NETWORK=${net}`,
+          "CLUSTER_NODES=(",
+          '  "alpha alpha.lab 127.0.0.4 127.0.0.2"',
+          '  "beta beta.lab 127.0.0.5 127.0.0.3"',
+          ")",
+          "",
+        ].join("\n"),
+      );
       return file;
     };
     const wg = await report("--env", envFile("wg"));
@@ -139,10 +201,13 @@ describe("unibus monitor report", () => {
     const pub = await report("--env", envFile("public"), "--json");
     assert.equal(pub.code, 2);
     const out = JSON.parse(pub.stdout);
-    assert.deepEqual(out.nodes.map((n: any) => [n.node, n.url, n.status, n.problems]), [
-      ["alpha", `http://127.0.0.4:${port}/healthz`, "unreachable", ["connection refused"]],
-      ["beta", `http://127.0.0.5:${port}/healthz`, "unreachable", ["connection refused"]],
-    ]);
+    assert.deepEqual(
+      out.nodes.map((n: any) => [n.node, n.url, n.status, n.problems]),
+      [
+        ["alpha", `http://127.0.0.4:${port}/healthz`, "unreachable", ["connection refused"]],
+        ["beta", `http://127.0.0.5:${port}/healthz`, "unreachable", ["connection refused"]],
+      ],
+    );
     assert.equal(out.reason, "unreachable: alpha, beta");
   });
 
@@ -150,7 +215,10 @@ describe("unibus monitor report", () => {
     const r = await report("--env", SHIPPED_ENV);
     assert.equal(r.code, 2);
     assert.equal(r.stdout, "");
-    assert.match(r.stderr, /^unibus: .*cluster\.env still has 8 placeholder\(s\) to fill in: CLUSTER_NAME="<cluster-name>", .*CLUSTER_NODES\[2\]="<node3-name> [^\n]*\[E_CLUSTER_ENV_PLACEHOLDER\]\n$/);
+    assert.match(
+      r.stderr,
+      /^unibus: .*cluster\.env still has 8 placeholder\(s\) to fill in: CLUSTER_NAME="<cluster-name>", .*CLUSTER_NODES\[2\]="<node3-name> [^\n]*\[E_CLUSTER_ENV_PLACEHOLDER\]\n$/,
+    );
     const both = await report("--env", SHIPPED_ENV, "--url", "http://127.0.0.1:1");
     assert.equal(both.code, 2);
     assert.match(both.stderr, /either --env FILE or --url URL, not both .*\[E_USAGE\]/);

@@ -17,7 +17,11 @@ export interface NetnsLab {
   prefix: string;
   hosts: NetnsHost[];
   /** Runs a command inside a host's namespace to completion. */
-  exec(host: string, cmd: string[], opts?: { input?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult>;
+  exec(
+    host: string,
+    cmd: string[],
+    opts?: { input?: string; env?: Record<string, string>; timeoutMs?: number },
+  ): Promise<CliResult>;
   /** Kills every process left in the namespaces and removes them and the bridge. */
   destroy(): void;
 }
@@ -42,22 +46,33 @@ export function createLab(names: string[]): NetnsLab {
   const prefix = `ub${id}-`;
   const bridge = `ubbr${id}`;
   const net = 1 + (parseInt(id, 16) % 250);
-  const hosts: NetnsHost[] = names.map((name, i) => ({ name, ns: `${prefix}${name}`, publicIp: `10.231.${net}.${10 + i}`, wgIp: `10.232.${net}.${10 + i}` }));
+  const hosts: NetnsHost[] = names.map((name, i) => ({
+    name,
+    ns: `${prefix}${name}`,
+    publicIp: `10.231.${net}.${10 + i}`,
+    wgIp: `10.232.${net}.${10 + i}`,
+  }));
   const lab: NetnsLab = {
-    prefix, hosts,
-    exec: (host, cmd, opts = {}) => new Promise((resolve) => {
-      const proc = spawn("ip", ["netns", "exec", `${prefix}${host}`, ...cmd], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
-      proc.stdout.on("data", (d) => (stdout += d));
-      proc.stderr.on("data", (d) => (stderr += d));
-      proc.stdin.end(opts.input ?? "");
-      proc.once("exit", (code) => {
-        clearTimeout(timer);
-        resolve({ code: code ?? -1, stdout, stderr });
-      });
-    }),
+    prefix,
+    hosts,
+    exec: (host, cmd, opts = {}) =>
+      new Promise((resolve) => {
+        const proc = spawn("ip", ["netns", "exec", `${prefix}${host}`, ...cmd], {
+          cwd: ROOT,
+          env: { ...process.env, ...opts.env },
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+        proc.stdout.on("data", (d) => (stdout += d));
+        proc.stderr.on("data", (d) => (stderr += d));
+        proc.stdin.end(opts.input ?? "");
+        proc.once("exit", (code) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? -1, stdout, stderr });
+        });
+      }),
     destroy() {
       for (const h of hosts) {
         const pids = spawnSync("ip", ["netns", "pids", h.ns], { encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean);

@@ -7,18 +7,40 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { NodeConfig, NodeRecord, ReportResult, TRUST_CHANGED_SUBJECT, TrustResult, nodeActorId, type Reply, type ReportedEvent } from "../schemas/mod.ts";
+import {
+  NodeConfig,
+  NodeRecord,
+  ReportResult,
+  TRUST_CHANGED_SUBJECT,
+  TrustResult,
+  nodeActorId,
+  type Reply,
+  type ReportedEvent,
+} from "../schemas/mod.ts";
 import { eventSubject, newUserSeed, signCommand, signerFromSeed, storageKey } from "../services/core/mod.ts";
 import { decodeEvent, lastEventOf, lastSequence, readEventMessages } from "../services/bus/mod.ts";
 import { auditReplay, auditVerify } from "../services/cli/audit.ts";
 import { driverSigner } from "../services/membershipd/mod.ts";
 import { startSecurePlane, type SecurePlaneHandle } from "./harness.ts";
-import { adminClient, connectNode, joinRequest, newInvite, nodeKeys, sendJoin, type NodeKeys } from "./enroll-helpers.ts";
+import {
+  adminClient,
+  connectNode,
+  joinRequest,
+  newInvite,
+  nodeKeys,
+  sendJoin,
+  type NodeKeys,
+} from "./enroll-helpers.ts";
 
 let plane: SecurePlaneHandle;
 let admin: ReturnType<typeof adminClient>;
 
-interface Enrolled { name: string; keys: NodeKeys; config: NodeConfig; nc: NatsConnection }
+interface Enrolled {
+  name: string;
+  keys: NodeKeys;
+  config: NodeConfig;
+  nc: NatsConnection;
+}
 const nodes: Enrolled[] = [];
 
 async function enroll(name: string): Promise<Enrolled> {
@@ -43,18 +65,45 @@ after(async () => {
 });
 
 /** A command signed by `as` (a node's keys, as actor `node:<claimed>`), sent over `nc`. */
-async function nodeSend(as: Enrolled, action: string, args: Record<string, unknown>, o: { nc?: NatsConnection; claim?: string } = {}): Promise<Reply> {
-  const cmd = signCommand({ action, args, actor: { id: nodeActorId(o.claim ?? as.name), key: as.keys.signer.publicKey } }, as.keys.signer);
-  const msg = await (o.nc ?? as.nc).request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: 10_000 });
+async function nodeSend(
+  as: Enrolled,
+  action: string,
+  args: Record<string, unknown>,
+  o: { nc?: NatsConnection; claim?: string } = {},
+): Promise<Reply> {
+  const cmd = signCommand(
+    { action, args, actor: { id: nodeActorId(o.claim ?? as.name), key: as.keys.signer.publicKey } },
+    as.keys.signer,
+  );
+  const msg = await (o.nc ?? as.nc).request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), {
+    timeout: 10_000,
+  });
   return msg.json<Reply>();
 }
 
 const at = () => new Date().toISOString();
 const ev = {
-  agentStarted: (node: string, seq: number, services: string[]): ReportedEvent =>
-    ({ type: "AgentStarted", data: { node, seq, at: at(), version: "0.3.0", services, sandbox: "bwrap", identity: "userns", bwrap_version: "0.8.0" } }),
-  started: (node: string, seq: number, service: string): ReportedEvent => ({ type: "ServiceStarted", data: { node, seq, at: at(), service, pid: 1000 + seq } }),
-  exited: (node: string, seq: number, service: string): ReportedEvent => ({ type: "ServiceExited", data: { node, seq, at: at(), service, code: 1, signal: null } }),
+  agentStarted: (node: string, seq: number, services: string[]): ReportedEvent => ({
+    type: "AgentStarted",
+    data: {
+      node,
+      seq,
+      at: at(),
+      version: "0.3.0",
+      services,
+      sandbox: "bwrap",
+      identity: "userns",
+      bwrap_version: "0.8.0",
+    },
+  }),
+  started: (node: string, seq: number, service: string): ReportedEvent => ({
+    type: "ServiceStarted",
+    data: { node, seq, at: at(), service, pid: 1000 + seq },
+  }),
+  exited: (node: string, seq: number, service: string): ReportedEvent => ({
+    type: "ServiceExited",
+    data: { node, seq, at: at(), service, code: 1, signal: null },
+  }),
 };
 
 function ok<T>(reply: Reply, schema: { parse(v: unknown): T }): T {
@@ -113,13 +162,30 @@ describe("node reports", () => {
   });
 
   test("a report lands on the node's own subject, acted by the node, and UNIBUS_nodes shows its services and agent", async () => {
-    const r = ok(await nodeSend(web, "node.report", {
-      node: web.name, events: [ev.agentStarted(web.name, 1, ["api", "worker"]), ev.started(web.name, 2, "api"), ev.started(web.name, 3, "worker"), ev.exited(web.name, 4, "worker")],
-    }), ReportResult);
+    const r = ok(
+      await nodeSend(web, "node.report", {
+        node: web.name,
+        events: [
+          ev.agentStarted(web.name, 1, ["api", "worker"]),
+          ev.started(web.name, 2, "api"),
+          ev.started(web.name, 3, "worker"),
+          ev.exited(web.name, 4, "worker"),
+        ],
+      }),
+      ReportResult,
+    );
     assert.deepEqual(r, { applied: 4, last_seq: 4 });
 
     const events = await nodeEventsOf(web.name);
-    assert.deepEqual(events.map((e) => [e.type, e.data.seq]), [["AgentStarted", 1], ["ServiceStarted", 2], ["ServiceStarted", 3], ["ServiceExited", 4]]);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.data.seq]),
+      [
+        ["AgentStarted", 1],
+        ["ServiceStarted", 2],
+        ["ServiceStarted", 3],
+        ["ServiceExited", 4],
+      ],
+    );
     for (const e of events) {
       assert.deepEqual(e.actor, { id: nodeActorId(web.name), key: web.keys.signer.publicKey });
       assert.equal(e.signer, plane.plane.service.publicKey, "membershipd writes and signs the node's events");
@@ -136,23 +202,52 @@ describe("node reports", () => {
     assert.equal(rec.agent?.version, "0.3.0");
     assert.equal(rec.agent?.last_seq, 4);
     const shown = await admin("node.show", { node: web.name });
-    assert.equal(shown.ok && (shown.result as NodeRecord).services.api!.state, "running", "node.show serves the same record");
+    assert.equal(
+      shown.ok && (shown.result as NodeRecord).services.api!.state,
+      "running",
+      "node.show serves the same record",
+    );
   });
 
   test("the same events sent again in a new command append nothing; an overlapping report appends only what is new", async () => {
     const seq = await lastSequence(plane.plane.jsm);
-    const again = ok(await nodeSend(web, "node.report", { node: web.name, events: [ev.started(web.name, 2, "api"), ev.started(web.name, 3, "worker")] }), ReportResult);
+    const again = ok(
+      await nodeSend(web, "node.report", {
+        node: web.name,
+        events: [ev.started(web.name, 2, "api"), ev.started(web.name, 3, "worker")],
+      }),
+      ReportResult,
+    );
     assert.deepEqual(again, { applied: 0, last_seq: 4 });
     assert.equal(await lastSequence(plane.plane.jsm), seq, "a duplicate report appended events");
 
-    const overlap = ok(await nodeSend(web, "node.report", { node: web.name, events: [ev.exited(web.name, 4, "worker"), ev.started(web.name, 7, "worker")] }), ReportResult);
+    const overlap = ok(
+      await nodeSend(web, "node.report", {
+        node: web.name,
+        events: [ev.exited(web.name, 4, "worker"), ev.started(web.name, 7, "worker")],
+      }),
+      ReportResult,
+    );
     assert.deepEqual(overlap, { applied: 1, last_seq: 7 }, "seq 5 and 6 are a gap the agent dropped: allowed");
-    assert.deepEqual((await nodeEventsOf(web.name)).map((e) => e.data.seq), [1, 2, 3, 4, 7]);
+    assert.deepEqual(
+      (await nodeEventsOf(web.name)).map((e) => e.data.seq),
+      [1, 2, 3, 4, 7],
+    );
   });
 
   test("the very same signed report again gets its stored reply and appends nothing", async () => {
-    const cmd = signCommand({ action: "node.report", args: { node: web.name, events: [ev.started(web.name, 8, "api")] }, actor: { id: nodeActorId(web.name), key: web.keys.signer.publicKey } }, web.keys.signer);
-    const send = async () => (await web.nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 10_000 })).json<Reply>();
+    const cmd = signCommand(
+      {
+        action: "node.report",
+        args: { node: web.name, events: [ev.started(web.name, 8, "api")] },
+        actor: { id: nodeActorId(web.name), key: web.keys.signer.publicKey },
+      },
+      web.keys.signer,
+    );
+    const send = async () =>
+      (
+        await web.nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 10_000 })
+      ).json<Reply>();
     const first = await send();
     const seq = await lastSequence(plane.plane.jsm);
     assert.deepEqual(await send(), first);
@@ -162,23 +257,60 @@ describe("node reports", () => {
 
   test("seqs out of order are refused and nothing is appended", async () => {
     const seq = await lastSequence(plane.plane.jsm);
-    refused(await nodeSend(web, "node.report", { node: web.name, events: [ev.started(web.name, 20, "api"), ev.exited(web.name, 19, "api")] }), "E_BAD_REQUEST", /event 1 has seq 19/);
-    refused(await nodeSend(web, "node.report", { node: web.name, events: [{ type: "ServiceStarted", data: { node: web.name, seq: 21, at: at(), service: "api" } }] }), "E_BAD_REQUEST", /event 0 \(ServiceStarted\) is invalid: pid/);
+    refused(
+      await nodeSend(web, "node.report", {
+        node: web.name,
+        events: [ev.started(web.name, 20, "api"), ev.exited(web.name, 19, "api")],
+      }),
+      "E_BAD_REQUEST",
+      /event 1 has seq 19/,
+    );
+    refused(
+      await nodeSend(web, "node.report", {
+        node: web.name,
+        events: [{ type: "ServiceStarted", data: { node: web.name, seq: 21, at: at(), service: "api" } }],
+      }),
+      "E_BAD_REQUEST",
+      /event 0 \(ServiceStarted\) is invalid: pid/,
+    );
     refused(await nodeSend(web, "node.report", { node: web.name, events: [] }), "E_BAD_REQUEST");
     assert.equal(await lastSequence(plane.plane.jsm), seq);
   });
 
   test("a node may not report for another node, nor about another node, nor claim another node's name", async () => {
     const seq = await lastSequence(plane.plane.jsm);
-    refused(await nodeSend(web, "node.report", { node: db.name, events: [ev.started(db.name, 1, "api")] }), "E_FORBIDDEN", /node:rep-web may not speak for node rep-db/);
-    refused(await nodeSend(web, "node.report", { node: web.name, events: [ev.started(web.name, 30, "api"), ev.started(db.name, 31, "api")] }), "E_FORBIDDEN", /event 1 is about node rep-db/);
-    refused(await nodeSend(web, "node.report", { node: db.name, events: [ev.started(db.name, 1, "api")] }, { claim: db.name }), "E_UNKNOWN_ACTOR");
+    refused(
+      await nodeSend(web, "node.report", { node: db.name, events: [ev.started(db.name, 1, "api")] }),
+      "E_FORBIDDEN",
+      /node:rep-web may not speak for node rep-db/,
+    );
+    refused(
+      await nodeSend(web, "node.report", {
+        node: web.name,
+        events: [ev.started(web.name, 30, "api"), ev.started(db.name, 31, "api")],
+      }),
+      "E_FORBIDDEN",
+      /event 1 is about node rep-db/,
+    );
+    refused(
+      await nodeSend(
+        web,
+        "node.report",
+        { node: db.name, events: [ev.started(db.name, 1, "api")] },
+        { claim: db.name },
+      ),
+      "E_UNKNOWN_ACTOR",
+    );
     assert.equal(await lastSequence(plane.plane.jsm), seq);
     assert.deepEqual(await nodeEventsOf(db.name), []);
   });
 
   test("an admin may not send node.report (it would forge a node's events), but may read node.trust", async () => {
-    refused(await admin("node.report", { node: web.name, events: [ev.started(web.name, 40, "api")] }), "E_FORBIDDEN", /role admin may not node.report/);
+    refused(
+      await admin("node.report", { node: web.name, events: [ev.started(web.name, 40, "api")] }),
+      "E_FORBIDDEN",
+      /role admin may not node.report/,
+    );
     const trust = await admin("node.trust", { node: web.name });
     assert.equal(trust.ok, true);
   });
@@ -218,11 +350,23 @@ describe("node trust", () => {
     await web.nc.flush();
     assert.equal((await admin("user.add", { handle: "ops2", role: "admin", sign_key: opsKey })).ok, true);
     assert.equal(await added.done, true, "the node heard the trust change");
-    assert.deepEqual((await trust()).admins, [{ id: "admin", key: adminKey() }, { id: "ops2", key: opsKey }]);
+    assert.deepEqual((await trust()).admins, [
+      { id: "admin", key: adminKey() },
+      { id: "ops2", key: opsKey },
+    ]);
 
     const quiet = nextMessage(web.nc, TRUST_CHANGED_SUBJECT, 500);
     await web.nc.flush();
-    assert.equal((await admin("user.add", { handle: "watcher", role: "monitor", sign_key: signerFromSeed(newUserSeed()).publicKey })).ok, true);
+    assert.equal(
+      (
+        await admin("user.add", {
+          handle: "watcher",
+          role: "monitor",
+          sign_key: signerFromSeed(newUserSeed()).publicKey,
+        })
+      ).ok,
+      true,
+    );
     assert.equal(await quiet.done, false, "a monitor does not change the trust list");
     assert.equal((await trust()).admins.length, 2);
 
@@ -247,18 +391,32 @@ describe("node trust", () => {
 describe("a node that was revoked", () => {
   test("its connection is cut and its signed reports are refused with E_IDENTITY_REVOKED", async () => {
     const gone = await enroll("rep-gone");
-    ok(await nodeSend(gone, "node.report", { node: gone.name, events: [ev.agentStarted(gone.name, 1, ["api"])] }), ReportResult);
+    ok(
+      await nodeSend(gone, "node.report", { node: gone.name, events: [ev.agentStarted(gone.name, 1, ["api"])] }),
+      ReportResult,
+    );
     const cut = (async () => {
       for await (const s of gone.nc.status()) if (s.type === "disconnect") return "cut";
       return "closed";
     })();
     assert.equal((await admin("node.revoke", { node: gone.name, reason: "test" })).ok, true);
     // The server drops the connection as soon as the account JWT with the revoked key arrives.
-    assert.equal(await Promise.race([cut, new Promise((r) => setTimeout(() => r("still connected"), 5000).unref())]), "cut");
+    assert.equal(
+      await Promise.race([cut, new Promise((r) => setTimeout(() => r("still connected"), 5000).unref())]),
+      "cut",
+    );
     await gone.nc.close().catch(() => {});
     const seq = await lastSequence(plane.plane.jsm);
     // Whatever the node's connection does, membershipd refuses its signed commands (sent here over the service connection).
-    refused(await nodeSend(gone, "node.report", { node: gone.name, events: [ev.started(gone.name, 2, "api")] }, { nc: plane.nc }), "E_IDENTITY_REVOKED");
+    refused(
+      await nodeSend(
+        gone,
+        "node.report",
+        { node: gone.name, events: [ev.started(gone.name, 2, "api")] },
+        { nc: plane.nc },
+      ),
+      "E_IDENTITY_REVOKED",
+    );
     refused(await nodeSend(gone, "node.trust", { node: gone.name }, { nc: plane.nc }), "E_IDENTITY_REVOKED");
     assert.equal(await lastSequence(plane.plane.jsm), seq);
     assert.equal((await nodeRecord(gone.name)).status, "revoked");

@@ -5,8 +5,21 @@ import { readFileSync } from "node:fs";
 import { connectNats } from "../services/bus/mod.ts";
 import { startControlPlane } from "../services/membershipd/mod.ts";
 
-const input = JSON.parse(readFileSync(0, "utf8")) as { url: string; dataDir: string; self: string; updates: Record<string, number> };
+const input = JSON.parse(readFileSync(0, "utf8")) as {
+  url: string;
+  dataDir: string;
+  self: string;
+  updates: Record<string, number>;
+};
 const nc = await connectNats({ servers: input.url, name: `test-plane-${input.self}` });
-await startControlPlane({ nc, dataDir: input.dataDir, replicas: 1, clusterName: "test", self: input.self, updates: input.updates, log: (l) => console.error(`${input.self}: ${l}`) });
+await startControlPlane({
+  nc,
+  dataDir: input.dataDir,
+  replicas: 1,
+  clusterName: "test",
+  self: input.self,
+  updates: input.updates,
+  log: (l) => console.error(`${input.self}: ${l}`),
+});
 process.stdout.write("ready\n");
 setInterval(() => {}, 60_000);

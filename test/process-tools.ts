@@ -64,7 +64,12 @@ export function membershipdPid(dataDir: string): number {
   return JSON.parse(readFileSync(join(dataDir, "membershipd.json"), "utf8")).pid as number;
 }
 
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<number> {
+export async function waitUntil(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<number> {
   const started = Date.now();
   while (!(await cond())) {
     if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -78,11 +83,29 @@ export function startFreshMembershipd(opts: { args?: string[] } = {}): Promise<M
   return startMembershipd({ dataDir: tempDir("unibus-md-"), args: opts.args });
 }
 
-export interface ExitResult { code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }
+export interface ExitResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
 
 /** Runs bin/membershipd on `dataDir` until it exits by itself (it is killed after `timeoutMs`). */
-export async function runMembershipdToExit(dataDir: string, extra: string[] = [], timeoutMs = 30_000): Promise<ExitResult> {
-  const args = ["--data-dir", dataDir, "--nats-port", String(await freePort()), "--http-port", String(await freePort()), ...extra];
+export async function runMembershipdToExit(
+  dataDir: string,
+  extra: string[] = [],
+  timeoutMs = 30_000,
+): Promise<ExitResult> {
+  const args = [
+    "--data-dir",
+    dataDir,
+    "--nats-port",
+    String(await freePort()),
+    "--http-port",
+    String(await freePort()),
+    ...extra,
+  ];
   const started = Date.now();
   const proc = spawn(join(ROOT, "bin/membershipd"), args, { env: process.env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
@@ -93,7 +116,9 @@ export async function runMembershipdToExit(dataDir: string, extra: string[] = []
     for (const c of childrenOf(proc.pid!)) killTree(c);
     proc.kill("SIGKILL");
   }, timeoutMs);
-  const [code, signal] = await new Promise<[number | null, string | null]>((r) => proc.once("exit", (c, s) => r([c, s])));
+  const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+    proc.once("exit", (c, s) => r([c, s])),
+  );
   clearTimeout(timer);
   return { code, signal, stdout, stderr, ms: Date.now() - started };
 }
@@ -132,7 +157,11 @@ export async function stopMembershipd(md: MembershipdHandle): Promise<number | n
 }
 
 /** For `after`: stop a membershipd started by a test and anything left for its data dir, then remove the dir. */
-export async function cleanupMembershipd(md: MembershipdHandle | undefined, dataDir = md?.dataDir, removeDir = true): Promise<void> {
+export async function cleanupMembershipd(
+  md: MembershipdHandle | undefined,
+  dataDir = md?.dataDir,
+  removeDir = true,
+): Promise<void> {
   if (md && md.proc.exitCode === null && md.proc.signalCode === null) {
     const inner = childrenOf(md.proc.pid!);
     const timer = setTimeout(() => {
@@ -153,7 +182,10 @@ export async function cleanupMembershipd(md: MembershipdHandle | undefined, data
   if (removeDir) rmSync(dataDir, { recursive: true, force: true });
 }
 
-export async function getJson(url: string, timeoutMs = 5000): Promise<{ status: number; body: any; ms: number; contentType: string | null }> {
+export async function getJson(
+  url: string,
+  timeoutMs = 5000,
+): Promise<{ status: number; body: any; ms: number; contentType: string | null }> {
   const started = performance.now();
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
@@ -168,10 +200,17 @@ export async function getJson(url: string, timeoutMs = 5000): Promise<{ status: 
 }
 
 /** `unibus-agent run` as a real process, its output kept. */
-export interface AgentDaemon { proc: ChildProcess; out(): string; exited: Promise<number | null> }
+export interface AgentDaemon {
+  proc: ChildProcess;
+  out(): string;
+  exited: Promise<number | null>;
+}
 
 export function startAgentDaemon(dir: string, env: Record<string, string> = {}): AgentDaemon {
-  const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "run"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const proc = spawn(join(ROOT, "bin/unibus-agent"), ["--data-dir", dir, "run"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));

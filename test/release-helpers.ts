@@ -4,7 +4,13 @@ import { gzipSync } from "node:zlib";
 import type { ReleaseManifest, ReleaseSpec } from "../schemas/mod.ts";
 import { manifestBytes, sha256Hex, signMinisign, type MinisignSecretKey } from "../services/core/mod.ts";
 
-export interface TarInput { name: string; type?: "file" | "dir" | "symlink" | "hardlink" | "fifo"; content?: string | Uint8Array; target?: string; mode?: number }
+export interface TarInput {
+  name: string;
+  type?: "file" | "dir" | "symlink" | "hardlink" | "fifo";
+  content?: string | Uint8Array;
+  target?: string;
+  mode?: number;
+}
 
 function header(name: string, size: number, type: string, mode: number, link = ""): Buffer {
   const h = Buffer.alloc(512);
@@ -44,8 +50,16 @@ export function appRelease(version: string, o: { healthExit?: number; installExi
   return makeTar([
     { name: "bin", type: "dir" },
     { name: "bin/app", content: `#!/bin/sh\necho app ${version}\n`, mode: 0o755 },
-    { name: "install.sh", content: `#!/bin/sh\necho installed > installed.txt\nexit ${o.installExit ?? 0}\n`, mode: 0o755 },
-    { name: "health.sh", content: `#!/bin/sh\ntest -f installed.txt || exit 3\nexit ${o.healthExit ?? 0}\n`, mode: 0o755 },
+    {
+      name: "install.sh",
+      content: `#!/bin/sh\necho installed > installed.txt\nexit ${o.installExit ?? 0}\n`,
+      mode: 0o755,
+    },
+    {
+      name: "health.sh",
+      content: `#!/bin/sh\ntest -f installed.txt || exit 3\nexit ${o.healthExit ?? 0}\n`,
+      mode: 0o755,
+    },
     { name: "VERSION", content: version },
   ]);
 }
@@ -56,9 +70,23 @@ export const APP_SPEC: ReleaseSpec = {
   services: [],
 };
 
-export function manifestFor(name: string, version: string, tarball: Uint8Array, spec: ReleaseSpec = APP_SPEC, minAgent = "0.0.1"): ReleaseManifest {
+export function manifestFor(
+  name: string,
+  version: string,
+  tarball: Uint8Array,
+  spec: ReleaseSpec = APP_SPEC,
+  minAgent = "0.0.1",
+): ReleaseManifest {
   return {
-    v: 1, name, version, sha256: sha256Hex(tarball), size: tarball.length, min_agent_version: minAgent, created_at: new Date().toISOString().replace(/\.\d+Z$/, ".000Z"), notes: "", spec,
+    v: 1,
+    name,
+    version,
+    sha256: sha256Hex(tarball),
+    size: tarball.length,
+    min_agent_version: minAgent,
+    created_at: new Date().toISOString().replace(/\.\d+Z$/, ".000Z"),
+    notes: "",
+    spec,
   };
 }
 

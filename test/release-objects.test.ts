@@ -8,7 +8,14 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import { Objm } from "@nats-io/obj";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../services/bus/mod.ts";
-import { ensureReleaseStream, putReleaseObject, readReleaseObject, releaseMetaSubject, RELEASE_OBJECTS_STREAM, RELEASES_OBJECT_STORE } from "../services/bus/release-objects.ts";
+import {
+  ensureReleaseStream,
+  putReleaseObject,
+  readReleaseObject,
+  releaseMetaSubject,
+  RELEASE_OBJECTS_STREAM,
+  RELEASES_OBJECT_STORE,
+} from "../services/bus/release-objects.ts";
 import { startNats, type NatsHandle } from "./harness.ts";
 
 let nats: NatsHandle;
@@ -50,7 +57,10 @@ test("an object is written once; rollups and later descriptions change nothing; 
   const h = headers();
   h.set("Nats-Rollup", "all");
   await assert.rejects(js.publish(releaseMetaSubject("sha256-new"), "{}", { headers: h }), /rollup/i);
-  await js.publish(releaseMetaSubject("sha256-new"), JSON.stringify({ name: "sha256-new", nuid: "x", size: 0, chunks: 0, digest: "", deleted: true }));
+  await js.publish(
+    releaseMetaSubject("sha256-new"),
+    JSON.stringify({ name: "sha256-new", nuid: "x", size: 0, chunks: 0, digest: "", deleted: true }),
+  );
   await assert.rejects(jsm.streams.purge(RELEASE_OBJECTS_STREAM), /purge/i);
   const r = await readReleaseObject(nc, "sha256-new", bytes.length);
   assert.ok(r.ok, JSON.stringify(r));

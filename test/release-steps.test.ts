@@ -13,7 +13,13 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { ReleaseSpec } from "../schemas/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
 import { publicKeyOf, releaseObjectName } from "../services/core/mod.ts";
-import { readBounded, RELEASES_OBJECT_STORE, sandboxedSteps, Updater, type StepRunner } from "../services/agent/update/mod.ts";
+import {
+  readBounded,
+  RELEASES_OBJECT_STORE,
+  sandboxedSteps,
+  Updater,
+  type StepRunner,
+} from "../services/agent/update/mod.ts";
 import { appRelease, manifestFor, sign } from "./release-helpers.ts";
 import { newReleaseKey } from "./sim-agents.ts";
 import { startNats, type NatsHandle } from "./harness.ts";
@@ -31,8 +37,15 @@ let n = 0;
 function updater(steps: StepRunner) {
   const events: { type: string; data: Record<string, any> }[] = [];
   const u = new Updater({
-    dir: join(dataDir, "releases"), agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(key)], fetch: (o, m) => readBounded(store, o, m),
-    restartServices: async () => null, checkServices: async () => null, steps, report: (type, data) => void events.push({ type, data }), log: () => {},
+    dir: join(dataDir, "releases"),
+    agentVersion: "0.1.0",
+    trustedKeys: () => [publicKeyOf(key)],
+    fetch: (o, m) => readBounded(store, o, m),
+    restartServices: async () => null,
+    checkServices: async () => null,
+    steps,
+    report: (type, data) => void events.push({ type, data }),
+    log: () => {},
   });
   return { u, events };
 }
@@ -46,7 +59,12 @@ async function attempt(spec: Partial<ReleaseSpec>, steps: StepRunner = sandboxed
   await store.putBlob({ name: releaseObjectName(manifestFor(name, "1.0.0", tarball).sha256) }, tarball);
   const m = manifestFor(name, "1.0.0", tarball, { install: null, health: null, services: [], ...spec });
   const { u, events } = updater(steps);
-  return { name, r: await u.update(`a-${n}`, m, sign(m, key)), events, slot: join(dataDir, "releases", name, "slots", "A") };
+  return {
+    name,
+    r: await u.update(`a-${n}`, m, sign(m, key)),
+    events,
+    slot: join(dataDir, "releases", name, "slots", "A"),
+  };
 }
 
 const sh = (script: string, timeout_ms = 10_000) => ({ command: ["/bin/sh", "-c", script], timeout_ms });
@@ -71,7 +89,11 @@ describe("release steps run in the service sandbox", { timeout: 60_000 }, () => 
       ["reads the node seed", sh(`cat ${join(dataDir, "node.nk")}`), /No such file/],
       ["writes the release's state dir", sh("echo x > ../../evil"), /Read-only file system|Permission denied/],
       ["writes next to the data dir", sh(`echo x > ${escapeTarget}`), /Read-only file system/],
-      ["reaches the host's loopback", { command: ["/bin/bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${nats.port}`], timeout_ms: 10_000 }, /Connection refused|unreachable/],
+      [
+        "reaches the host's loopback",
+        { command: ["/bin/bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${nats.port}`], timeout_ms: 10_000 },
+        /Connection refused|unreachable/,
+      ],
     ];
     for (const [what, install, why] of cases) {
       const { name, r, events } = await attempt({ install });
@@ -92,18 +114,27 @@ describe("release steps run in the service sandbox", { timeout: 60_000 }, () => 
     });
     assert.ok(r.ok && r.result.outcome === "committed", JSON.stringify(r));
     assert.equal(readFileSync(join(slot, "uid.txt"), "utf8").trim(), "4242", "the declared UID");
-    assert.equal(statSync(join(slot, "installed.txt")).uid, 0, "handed back to root: services cannot change their code");
+    assert.equal(
+      statSync(join(slot, "installed.txt")).uid,
+      0,
+      "handed back to root: services cannot change their code",
+    );
     // Without a declared UID: one derived from the release name, never root.
     const derived = await attempt({ install: sh("id -u > uid.txt && echo installed > installed.txt") });
     assert.ok(derived.r.ok, JSON.stringify(derived.r));
     assert.notEqual(readFileSync(join(derived.slot, "uid.txt"), "utf8").trim(), "0");
     // Declared network: the host's loopback is reachable.
-    const net = await attempt({ install: { command: ["/bin/bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${nats.port}`], timeout_ms: 10_000 }, sandbox: { network: true } });
+    const net = await attempt({
+      install: { command: ["/bin/bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${nats.port}`], timeout_ms: 10_000 },
+      sandbox: { network: true },
+    });
     assert.ok(net.r.ok, JSON.stringify(net.r));
   });
 
   test("a health step sees its slot read-only; a step past its timeout is killed", async () => {
-    const { r, events } = await attempt({ health: { command: ["/bin/sh", "-c", "touch ./probe"], timeout_ms: 2000, deadline_ms: 200, interval_ms: 50 } });
+    const { r, events } = await attempt({
+      health: { command: ["/bin/sh", "-c", "touch ./probe"], timeout_ms: 2000, deadline_ms: 200, interval_ms: 50 },
+    });
     assert.equal(!r.ok && r.error.code, "E_UPDATE_ROLLED_BACK", JSON.stringify(r));
     assert.match(events.find((e) => e.type === "UpdateProbeFailed")!.data.reason, /Read-only file system/);
     const started = Date.now();
@@ -115,10 +146,16 @@ describe("release steps run in the service sandbox", { timeout: 60_000 }, () => 
 
   test("where bwrap cannot run, steps are refused with E_SANDBOX_UNAVAILABLE unless the agent allows unsandboxed steps", async () => {
     const tools = { bwrap: "/nonexistent/bwrap" };
-    const refused = await attempt({ install: sh("echo installed > installed.txt") }, sandboxedSteps({ hidden: [dataDir], allowUnsandboxed: false, tools }));
+    const refused = await attempt(
+      { install: sh("echo installed > installed.txt") },
+      sandboxedSteps({ hidden: [dataDir], allowUnsandboxed: false, tools }),
+    );
     assert.equal(!refused.r.ok && refused.r.error.code, "E_SANDBOX_UNAVAILABLE", JSON.stringify(refused.r));
     assert.match(!refused.r.ok ? refused.r.error.message : "", /--allow-unsandboxed-steps/);
-    const allowed = await attempt({ install: sh("echo installed > installed.txt") }, sandboxedSteps({ hidden: [dataDir], allowUnsandboxed: true, tools }));
+    const allowed = await attempt(
+      { install: sh("echo installed > installed.txt") },
+      sandboxedSteps({ hidden: [dataDir], allowUnsandboxed: true, tools }),
+    );
     assert.ok(allowed.r.ok && allowed.r.result.outcome === "committed", JSON.stringify(allowed.r));
   });
 });

@@ -17,7 +17,14 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Reply } from "../schemas/mod.ts";
 import { announceTrustChange } from "../services/membershipd/trust.ts";
-import { isDomainError, newUserSeed, releaseObjectName, signerFromSeed, userAggregate, type Signer } from "../services/core/mod.ts";
+import {
+  isDomainError,
+  newUserSeed,
+  releaseObjectName,
+  signerFromSeed,
+  userAggregate,
+  type Signer,
+} from "../services/core/mod.ts";
 import { connectNats, readEventMessages } from "../services/bus/mod.ts";
 import { DRIVER_ACTOR_ID, driverSigner, startControlPlane, type ControlPlane } from "../services/membershipd/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
@@ -51,9 +58,16 @@ async function publish(name: string, version: string, o: { failOn?: string[]; in
     { name: "install.sh", content: `#!/bin/sh\nsleep ${(o.installMs ?? 0) / 1000}\n`, mode: 0o755 },
     { name: "health.sh", content: `#!/bin/sh\ncase "$UNIBUS_SLOT_DIR" in ${fail} *) exit 0;; esac\n`, mode: 0o755 },
   ]);
-  await putReleaseObject(h.nc, releaseObjectName(manifestFor(name, version, tarball).sha256), tarball, `${name} ${version}`);
+  await putReleaseObject(
+    h.nc,
+    releaseObjectName(manifestFor(name, version, tarball).sha256),
+    tarball,
+    `${name} ${version}`,
+  );
   const manifest = manifestFor(name, version, tarball, {
-    install: { command: ["./install.sh"], timeout_ms: 10_000 }, health: { command: ["./health.sh"], timeout_ms: 2000, deadline_ms: 150, interval_ms: 50 }, services: [],
+    install: { command: ["./install.sh"], timeout_ms: 10_000 },
+    health: { command: ["./health.sh"], timeout_ms: 2000, deadline_ms: 150, interval_ms: 50 },
+    services: [],
   });
   return await ok("release.publish", { manifest, signature: sign(manifest, releaseKey) });
 }
@@ -79,11 +93,18 @@ function sampleRolloutConsumers(jsm: JetStreamManager): { stop(): Promise<number
   })();
   return { stop: async () => ((done = true), await loop, seen) };
 }
-const attempted = (nodes: SimNode[], release: string) => nodes.filter((n) => n.events.some((e) => e.type === "UpdateAttempted" && e.data.release === release)).map((n) => n.node).sort();
+const attempted = (nodes: SimNode[], release: string) =>
+  nodes
+    .filter((n) => n.events.some((e) => e.type === "UpdateAttempted" && e.data.release === release))
+    .map((n) => n.node)
+    .sort();
 
 /** A control plane in a child process (test/plane-child.ts), resolved once it is serving. */
 async function startChildPlane(dataDir: string, self: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "plane-child.ts")], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "plane-child.ts")], {
+    cwd: ROOT,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
   child.stdin!.end(JSON.stringify({ url: h.nats.url, dataDir, self, updates: DRIVER }));
   await new Promise<void>((res, rej) => {
     child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && res());
@@ -94,7 +115,12 @@ async function startChildPlane(dataDir: string, self: string): Promise<ChildProc
 
 /** A status that may be lost to a plane being killed: null instead of a throw. */
 async function statusOrNull(rollout: string): Promise<any> {
-  const r = await sendCommand(h.nc, "unibus.cmd.membership.rollout.status", buildCommand(admin, adminId, "rollout.status", { rollout }), 2000).catch(() => null);
+  const r = await sendCommand(
+    h.nc,
+    "unibus.cmd.membership.rollout.status",
+    buildCommand(admin, adminId, "rollout.status", { rollout }),
+    2000,
+  ).catch(() => null);
   return r?.ok ? r.result : null;
 }
 
@@ -110,7 +136,13 @@ describe("rollouts", { timeout: 120_000 }, () => {
     // The plane again, with the driver's timings shortened for the test. The lease's time to live
     // is its bucket's max_age, fixed when the bucket is made: made again here with the test's.
     await h.plane.jsm.streams.delete("KV_UNIBUS_leases");
-    plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "test", updates: DRIVER });
+    plane = await startControlPlane({
+      nc: h.nc,
+      dataDir: h.dataDir,
+      replicas: 1,
+      clusterName: "test",
+      updates: DRIVER,
+    });
     admin = signerFromSeed(readFileSync(join(h.dataDir, "admin.nk"), "utf8").trim());
     const signers = await enrollNodes(plane.aggregates, names, (n) => ({ role: n === "n-05" ? "db" : "web" }));
     nodes = await startSimNodes([h.nc], signers, { dir, releaseKey, report: true });
@@ -130,11 +162,23 @@ describe("rollouts", { timeout: 120_000 }, () => {
 
   test("a rollout with a failing canary stops before the first batch; abort ends it", async () => {
     await publish("api", "1.0.0", { failOn: ["n-01"] });
-    const r = await ok("rollout.start", { name: "api", version: "1.0.0", selector: { role: "web" }, canary: 1, batch: 2, max_failures: 1 });
+    const r = await ok("rollout.start", {
+      name: "api",
+      version: "1.0.0",
+      selector: { role: "web" },
+      canary: 1,
+      batch: 2,
+      max_failures: 1,
+    });
     assert.equal(r.nodes, 4);
     await waitUntil("the rollout to pause", async () => (await status(r.rollout)).state === "paused", 30_000, 100);
     // The node's own report of its rollback reaches UNIBUS_node_releases on its own time (node.report).
-    await waitUntil("the canary's report of its rollback", async () => (await status(r.rollout)).nodes.find((n: any) => n.node === "n-01")?.state === "rolled-back", 15_000, 100);
+    await waitUntil(
+      "the canary's report of its rollback",
+      async () => (await status(r.rollout)).nodes.find((n: any) => n.node === "n-01")?.state === "rolled-back",
+      15_000,
+      100,
+    );
     const s = await status(r.rollout);
     assert.match(s.reason, /canary failed/);
     assert.equal(s.batches_started, 1);
@@ -143,7 +187,10 @@ describe("rollouts", { timeout: 120_000 }, () => {
     assert.equal(canary.code, "E_UPDATE_ROLLED_BACK");
     assert.equal(canary.state, "rolled-back");
     assert.equal(canary.attempts, 1);
-    assert.deepEqual(s.nodes.filter((n: any) => n.node !== "n-01").map((n: any) => n.rollout_state), ["pending", "pending", "pending"]);
+    assert.deepEqual(
+      s.nodes.filter((n: any) => n.node !== "n-01").map((n: any) => n.rollout_state),
+      ["pending", "pending", "pending"],
+    );
     // Nothing but the canary was ever sent the update, also a while later.
     await new Promise((res) => setTimeout(res, 800));
     assert.deepEqual(attempted(nodes, "api"), ["n-01"]);
@@ -159,15 +206,45 @@ describe("rollouts", { timeout: 120_000 }, () => {
     const ambiguous = await send("rollout.start", { version: "1.0.0", selector: { role: "web" } });
     assert.ok(!ambiguous.ok && ambiguous.error.code === "E_RELEASE_AMBIGUOUS", JSON.stringify(ambiguous));
     assert.deepEqual(ambiguous.error.details?.candidates, ["api", "cache"]);
-    assert.match(ambiguous.error.message, /2 releases have version 1\.0\.0 \(api, cache\); choose one with --release NAME/);
+    assert.match(
+      ambiguous.error.message,
+      /2 releases have version 1\.0\.0 \(api, cache\); choose one with --release NAME/,
+    );
     await ok("node.lock", { node: "n-03", reason: "maintenance" });
-    const r = await ok("rollout.start", { name: "cache", version: "1.0.0", selector: { role: "web" }, canary: 1, batch: "50%", max_failures: 0 });
-    assert.deepEqual(r.skipped.map((s: any) => s.node), ["n-03"]);
-    await waitUntil("the rollout to complete", async () => (await status(r.rollout)).state === "completed", 30_000, 100);
+    const r = await ok("rollout.start", {
+      name: "cache",
+      version: "1.0.0",
+      selector: { role: "web" },
+      canary: 1,
+      batch: "50%",
+      max_failures: 0,
+    });
+    assert.deepEqual(
+      r.skipped.map((s: any) => s.node),
+      ["n-03"],
+    );
+    await waitUntil(
+      "the rollout to complete",
+      async () => (await status(r.rollout)).state === "completed",
+      30_000,
+      100,
+    );
     assert.deepEqual(attempted(nodes, "cache"), ["n-01", "n-02", "n-04"]);
-    const forced = await ok("rollout.start", { name: "cache", version: "1.0.0", selector: { role: "web" }, force: true, canary: 0, batch: 10 });
+    const forced = await ok("rollout.start", {
+      name: "cache",
+      version: "1.0.0",
+      selector: { role: "web" },
+      force: true,
+      canary: 0,
+      batch: 10,
+    });
     assert.deepEqual(forced.skipped, []);
-    await waitUntil("the forced rollout to complete", async () => (await status(forced.rollout)).state === "completed", 30_000, 100);
+    await waitUntil(
+      "the forced rollout to complete",
+      async () => (await status(forced.rollout)).state === "completed",
+      30_000,
+      100,
+    );
     assert.deepEqual(attempted(nodes, "cache"), ["n-01", "n-02", "n-03", "n-04"]);
     await ok("node.unlock", { node: "n-03" });
   });
@@ -179,15 +256,34 @@ describe("rollouts", { timeout: 120_000 }, () => {
     const r = await ok("rollout.start", { version: "2.0.0", all: true, canary: 1, batch: 2, max_failures: 0 });
     assert.equal(r.name, "web");
     assert.equal(r.nodes, 5);
-    await waitUntil("the first batch after the canary", async () => (await status(r.rollout)).batches_started >= 2, 30_000, 50);
+    await waitUntil(
+      "the first batch after the canary",
+      async () => (await status(r.rollout)).batches_started >= 2,
+      30_000,
+      50,
+    );
     // membershipd goes away while batch 1 is in flight (its driver with it), and comes back.
     await plane.stop();
-    plane = await startControlPlane({ nc: h.nc, dataDir: h.dataDir, replicas: 1, clusterName: "test", updates: DRIVER });
-    await waitUntil("the resumed rollout to complete", async () => (await status(r.rollout)).state === "completed", 60_000, 100);
+    plane = await startControlPlane({
+      nc: h.nc,
+      dataDir: h.dataDir,
+      replicas: 1,
+      clusterName: "test",
+      updates: DRIVER,
+    });
+    await waitUntil(
+      "the resumed rollout to complete",
+      async () => (await status(r.rollout)).state === "completed",
+      60_000,
+      100,
+    );
     // The driver scanned UNIBUS_rollouts every 300 ms all along (kv.keys() left one consumer per
     // scan for 5 minutes): listing keys now leaves none, during the rollout and after it.
     const seen = await consumers.stop();
-    assert.ok(seen.length >= 10 && Math.max(...seen) <= 1, `consumers on KV_UNIBUS_rollouts while it ran: ${seen.join(" ")}`);
+    assert.ok(
+      seen.length >= 10 && Math.max(...seen) <= 1,
+      `consumers on KV_UNIBUS_rollouts while it ran: ${seen.join(" ")}`,
+    );
     for await (const si of plane.jsm.streams.list()) {
       if (!si.config.name.startsWith("KV_")) continue;
       const left = [];
@@ -195,16 +291,37 @@ describe("rollouts", { timeout: 120_000 }, () => {
       // Each control plane watches UNIBUS_nodes for its /healthz vault counts (vault-tally.ts), by
       // design; a stopped plane's watch stays until nats.js's 5-minute inactive threshold. Every
       // other consumer on a bucket is a leak.
-      const watches = si.config.name === "KV_UNIBUS_nodes" ? left.filter((c) => !c.config.headers_only && c.config.deliver_policy === "last_per_subject") : [];
+      const watches =
+        si.config.name === "KV_UNIBUS_nodes"
+          ? left.filter((c) => !c.config.headers_only && c.config.deliver_policy === "last_per_subject")
+          : [];
       assert.ok(watches.length <= 3, `${watches.length} watches on KV_UNIBUS_nodes: one per plane this file started`);
-      assert.equal(left.length - watches.length, 0, `consumers left on ${si.config.name}: ${left.map((c) => JSON.stringify(c.config)).join(" ")}`);
+      assert.equal(
+        left.length - watches.length,
+        0,
+        `consumers left on ${si.config.name}: ${left.map((c) => JSON.stringify(c.config)).join(" ")}`,
+      );
     }
     // On the event stream: the running plane's projector, and at most a load's reader being deleted
     // (a read used to leave its ordered consumer for 5 minutes: 13 were left here).
-    assert.ok(await consumerCount(plane.jsm, "UNIBUS_EVENTS") <= 2, "consumers left on UNIBUS_EVENTS");
+    assert.ok((await consumerCount(plane.jsm, "UNIBUS_EVENTS")) <= 2, "consumers left on UNIBUS_EVENTS");
     const s = await status(r.rollout);
-    assert.deepEqual(s.nodes.map((n: any) => [n.node, n.rollout_state, n.batch]), [["n-01", "committed", 0], ["n-02", "committed", 1], ["n-03", "committed", 1], ["n-04", "committed", 2], ["n-05", "committed", 2]]);
-    await waitUntil("every node's report of its commit", async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "2.0.0"), 15_000, 100);
+    assert.deepEqual(
+      s.nodes.map((n: any) => [n.node, n.rollout_state, n.batch]),
+      [
+        ["n-01", "committed", 0],
+        ["n-02", "committed", 1],
+        ["n-03", "committed", 1],
+        ["n-04", "committed", 2],
+        ["n-05", "committed", 2],
+      ],
+    );
+    await waitUntil(
+      "every node's report of its commit",
+      async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "2.0.0"),
+      15_000,
+      100,
+    );
     for (const n of (await status(r.rollout)).nodes) {
       assert.equal(n.state, "committed");
       assert.equal(n.slot, "A");
@@ -232,22 +349,53 @@ describe("rollouts", { timeout: 120_000 }, () => {
       const e = await leases.get("rollout-driver");
       return e?.operation === "PUT" ? e.json<{ holder: string }>().holder : null;
     };
-    await waitUntil("plane A to take the driver lease", async () => (await holder())?.startsWith("plane-a@") ?? false, 10_000, 50);
+    await waitUntil(
+      "plane A to take the driver lease",
+      async () => (await holder())?.startsWith("plane-a@") ?? false,
+      10_000,
+      50,
+    );
     const ncB = await connectNats({ servers: h.nats.url, name: "test-plane-b" });
     extra.conns.push(ncB);
-    plane = await startControlPlane({ nc: ncB, dataDir: h.dataDir, replicas: 1, clusterName: "test", self: "plane-b", updates: DRIVER });
+    plane = await startControlPlane({
+      nc: ncB,
+      dataDir: h.dataDir,
+      replicas: 1,
+      clusterName: "test",
+      self: "plane-b",
+      updates: DRIVER,
+    });
     assert.equal(plane.updates.lease.held(), false, "B waits while A holds the lease");
 
     // Every update sent, by whom: a request's reply subject is under its connection's own inbox.
     const sends: { at: number; by: string }[] = [];
-    const watch = h.nc.subscribe("unibus.cmd.node.*.update", { callback: (_e, m) => void sends.push({ at: Date.now(), by: (m.reply ?? "").split(".").slice(0, 2).join(".") }) });
+    const watch = h.nc.subscribe("unibus.cmd.node.*.update", {
+      callback: (_e, m) => void sends.push({ at: Date.now(), by: (m.reply ?? "").split(".").slice(0, 2).join(".") }),
+    });
     await h.nc.flush();
     await publish("edge", "3.0.0", { installMs: 400 });
-    const r = await ok("rollout.start", { name: "edge", version: "3.0.0", all: true, canary: 1, batch: 2, max_failures: 0 });
-    await waitUntil("the first batch after the canary", async () => (await statusOrNull(r.rollout))?.batches_started >= 2, 30_000, 50);
+    const r = await ok("rollout.start", {
+      name: "edge",
+      version: "3.0.0",
+      all: true,
+      canary: 1,
+      batch: 2,
+      max_failures: 0,
+    });
+    await waitUntil(
+      "the first batch after the canary",
+      async () => (await statusOrNull(r.rollout))?.batches_started >= 2,
+      30_000,
+      50,
+    );
     a.kill("SIGKILL");
     const killedAt = Date.now();
-    await waitUntil("B to finish the rollout", async () => (await statusOrNull(r.rollout))?.state === "completed", 60_000, 100);
+    await waitUntil(
+      "B to finish the rollout",
+      async () => (await statusOrNull(r.rollout))?.state === "completed",
+      60_000,
+      100,
+    );
     watch.unsubscribe();
     assert.equal(plane.updates.lease.held(), true);
     assert.match((await holder()) ?? "", /^plane-b@/);
@@ -259,11 +407,21 @@ describe("rollouts", { timeout: 120_000 }, () => {
     assert.ok(Math.max(...first!) < Math.min(...second!), `the two drivers' sends overlap: ${JSON.stringify(sends)}`);
     assert.ok(Math.max(...first!) <= killedAt);
     const takeover = Math.min(...second!) - killedAt;
-    t.diagnostic(`B's first update ${takeover} ms after A was killed (lease ttl ${DRIVER.leaseMs} ms); A's last ${killedAt - Math.max(...first!)} ms before`);
+    t.diagnostic(
+      `B's first update ${takeover} ms after A was killed (lease ttl ${DRIVER.leaseMs} ms); A's last ${killedAt - Math.max(...first!)} ms before`,
+    );
     assert.ok(takeover <= DRIVER.leaseMs + DRIVER.scanMs + 2000, `B took ${takeover} ms to take over`);
     const s = await status(r.rollout);
-    assert.deepEqual(s.nodes.map((n: any) => n.rollout_state), ["committed", "committed", "committed", "committed", "committed"]);
-    await waitUntil("every node's report of its commit", async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "3.0.0"), 15_000, 100);
+    assert.deepEqual(
+      s.nodes.map((n: any) => n.rollout_state),
+      ["committed", "committed", "committed", "committed", "committed"],
+    );
+    await waitUntil(
+      "every node's report of its commit",
+      async () => (await status(r.rollout)).nodes.every((n: any) => n.version === "3.0.0"),
+      15_000,
+      100,
+    );
     for (const n of (await status(r.rollout)).nodes) assert.equal(n.attempts, 1, `${n.node} was installed once`);
   });
   test("the driver is its own identity: rollouts go on after the bootstrap admin is revoked; agents obey it for update alone, membershipd for nothing", async () => {
@@ -271,23 +429,66 @@ describe("rollouts", { timeout: 120_000 }, () => {
     // user.revoke append (this plane runs without operator mode, so no JWTs are involved).
     const ops = signerFromSeed(newUserSeed());
     const by = { actor: { id: adminId, key: admin.publicKey }, commandId: `ops-${ops.publicKey.slice(0, 8)}` };
-    assert.ok(!isDomainError(await plane.aggregates.execute(userAggregate, "ops", { type: "CreateUser", handle: "ops", role: "admin", sign_key: ops.publicKey, kex_key: null }, by)));
-    assert.ok(!isDomainError(await plane.aggregates.execute(userAggregate, "admin", { type: "RevokeUser", handle: "admin", reason: "left" }, { ...by, commandId: `${by.commandId}-revoke` })));
+    assert.ok(
+      !isDomainError(
+        await plane.aggregates.execute(
+          userAggregate,
+          "ops",
+          { type: "CreateUser", handle: "ops", role: "admin", sign_key: ops.publicKey, kex_key: null },
+          by,
+        ),
+      ),
+    );
+    assert.ok(
+      !isDomainError(
+        await plane.aggregates.execute(
+          userAggregate,
+          "admin",
+          { type: "RevokeUser", handle: "admin", reason: "left" },
+          { ...by, commandId: `${by.commandId}-revoke` },
+        ),
+      ),
+    );
     announceTrustChange(h.nc, driverSigner(h.dataDir));
     [admin, adminId] = [ops, "ops"];
-    await waitUntil("the nodes to drop the bootstrap admin", () => nodes.every((n) => n.trust.admins.every((a) => a.id !== "admin") && n.trust.admins.some((a) => a.id === "ops")), 10_000, 50);
+    await waitUntil(
+      "the nodes to drop the bootstrap admin",
+      () =>
+        nodes.every((n) => n.trust.admins.every((a) => a.id !== "admin") && n.trust.admins.some((a) => a.id === "ops")),
+      10_000,
+      50,
+    );
 
     await publish("db", "1.0.0");
-    const r = await ok("rollout.start", { version: "1.0.0", name: "db", all: true, canary: 1, batch: 4, max_failures: 0 });
-    await waitUntil("the rollout to complete", async () => (await status(r.rollout)).state === "completed", 30_000, 100);
-    assert.deepEqual((await status(r.rollout)).nodes.map((n: any) => n.rollout_state), ["committed", "committed", "committed", "committed", "committed"]);
+    const r = await ok("rollout.start", {
+      version: "1.0.0",
+      name: "db",
+      all: true,
+      canary: 1,
+      batch: 4,
+      max_failures: 0,
+    });
+    await waitUntil(
+      "the rollout to complete",
+      async () => (await status(r.rollout)).state === "completed",
+      30_000,
+      100,
+    );
+    assert.deepEqual(
+      (await status(r.rollout)).nodes.map((n: any) => n.rollout_state),
+      ["committed", "committed", "committed", "committed", "committed"],
+    );
     assert.deepEqual(attempted(nodes, "db"), names);
 
     // The driver's key (derived from service.nk) may send update and nothing else.
     const driver = driverSigner(h.dataDir);
     assert.notEqual(driver.publicKey, admin.publicKey);
-    const asDriver = (subject: string, action: string, args: Record<string, unknown>) => sendCommand(h.nc, subject, buildCommand(driver, DRIVER_ACTOR_ID, action, args), 10_000);
-    for (const [action, args] of [["status", { node: "n-01" }], ["restart", { node: "n-01", service: "web" }]] as const) {
+    const asDriver = (subject: string, action: string, args: Record<string, unknown>) =>
+      sendCommand(h.nc, subject, buildCommand(driver, DRIVER_ACTOR_ID, action, args), 10_000);
+    for (const [action, args] of [
+      ["status", { node: "n-01" }],
+      ["restart", { node: "n-01", service: "web" }],
+    ] as const) {
       const refused = await asDriver(`unibus.cmd.node.n-01.${action}`, action, args);
       assert.ok(!refused.ok && refused.error.code === "E_FORBIDDEN", `${action}: ${JSON.stringify(refused)}`);
       assert.equal(refused.error.message, `role updater may not ${action}`);

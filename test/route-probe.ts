@@ -12,7 +12,13 @@ const done = (verdict: string) => {
 };
 setTimeout(() => done("refused: no answer within 10 s"), 10_000).unref();
 // A route's TLS starts at once (the accepting server sends INFO only inside the session).
-const tls = tlsConnect({ host, port: Number(port), ca: readFileSync(ca), rejectUnauthorized: false, ...(cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : {}) });
+const tls = tlsConnect({
+  host,
+  port: Number(port),
+  ca: readFileSync(ca),
+  rejectUnauthorized: false,
+  ...(cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : {}),
+});
 tls.once("error", (e) => done(`refused: ${e.message}`));
 tls.once("close", () => done("refused: the server closed the session"));
 // TLS 1.3 checks the client's certificate after the handshake: INFO arriving means it passed.

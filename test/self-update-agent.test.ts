@@ -23,7 +23,11 @@ import { cleanupMembershipd, sleep, startFreshMembershipd, waitUntil } from "./p
 
 const NODE = "self-1";
 
-interface Run { code: number | null; out: string; ms: number }
+interface Run {
+  code: number | null;
+  out: string;
+  ms: number;
+}
 
 /** systemd's Restart=on-failure around the boot wrapper: every non-zero exit starts it again. */
 function bootLoop(dataDir: string) {
@@ -35,7 +39,10 @@ function bootLoop(dataDir: string) {
     while (!stopped) {
       out = "";
       const started = Date.now();
-      proc = spawn(join(ROOT, "bin/unibus-agent-boot"), ["--data-dir", dataDir, "run"], { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+      proc = spawn(join(ROOT, "bin/unibus-agent-boot"), ["--data-dir", dataDir, "run"], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: process.env,
+      });
       proc.stdout!.on("data", (d) => (out += d));
       proc.stderr!.on("data", (d) => (out += d));
       const code = await new Promise<number | null>((r) => proc!.once("exit", (c) => r(c)));
@@ -64,13 +71,24 @@ describe("self-update of the real agent under its boot step", { timeout: 420_000
   const work = tempDir("unibus-self-work-");
   const cli = (args: string[]) => runCli(["--json", ...args], { dataDir: md!.dataDir });
   const ask = async (action: string, args: Record<string, unknown> = {}) =>
-    await sendCommand(admin!.nc, nodeCommandSubject(NODE, action as any), buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }), 5000);
+    await sendCommand(
+      admin!.nc,
+      nodeCommandSubject(NODE, action as any),
+      buildCommand(admin!.signer, "admin", action, { node: NODE, ...args }),
+      5000,
+    );
   const status = async () => {
     const r = await ask("status").catch(() => null);
     return r?.ok ? (r.result as any) : null;
   };
-  const events = async (): Promise<any[]> => (await cli(["events", "tail", "--lines", "200"])).stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
-  const log = () => loop!.runs.map((r, i) => `--- run ${i} exited ${r.code} after ${r.ms} ms\n${r.out.slice(-1500)}`).join("\n") + `\n--- now\n${loop!.current().slice(-1500)}`;
+  const events = async (): Promise<any[]> =>
+    (await cli(["events", "tail", "--lines", "200"])).stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+  const log = () =>
+    loop!.runs.map((r, i) => `--- run ${i} exited ${r.code} after ${r.ms} ms\n${r.out.slice(-1500)}`).join("\n") +
+    `\n--- now\n${loop!.current().slice(-1500)}`;
 
   const slotState = () => JSON.parse(readFileSync(join(dir, "releases", "unibus-agent", "state.json"), "utf8"));
 
@@ -90,20 +108,39 @@ describe("self-update of the real agent under its boot step", { timeout: 420_000
   before(async () => {
     md = await startFreshMembershipd();
     const creds = readCredsFile(join(md.dataDir, "admin.creds"));
-    const nc = await connectNats({ servers: md.natsUrl, name: "test-admin", caFile: join(md.dataDir, "tls", "ca.pem"), creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) });
+    const nc = await connectNats({
+      servers: md.natsUrl,
+      name: "test-admin",
+      caFile: join(md.dataDir, "tls", "ca.pem"),
+      creds: creds.bytes,
+      inboxPrefix: inboxPrefix(creds.publicKey),
+    });
     admin = { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
     const invite = await cli(["node", "invite"]);
     assert.equal(invite.code, 0, invite.stderr);
-    const joined = await runAgent(["--data-dir", dir, "--name", NODE, "join", "--token", "-"], JSON.parse(invite.stdout).token);
+    const joined = await runAgent(
+      ["--data-dir", dir, "--name", NODE, "join", "--token", "-"],
+      JSON.parse(invite.stdout).token,
+    );
     assert.equal(joined.code, 0, joined.stderr);
-    execFileSync("minisign", ["-G", "-W", "-p", join(work, "release.pub"), "-s", join(work, "release.key")], { stdio: "ignore" });
+    execFileSync("minisign", ["-G", "-W", "-p", join(work, "release.pub"), "-s", join(work, "release.key")], {
+      stdio: "ignore",
+    });
     chmodSync(join(work, "release.key"), 0o600);
     writeFileSync(join(dir, "release-keys.pub"), readFileSync(join(work, "release.pub")), { mode: 0o644 });
     // A sandboxed service: the new agent must launch it to count as healthy.
     mkdirSync(join(dir, "services"), { recursive: true, mode: 0o700 });
-    writeFileSync(join(dir, "services", "idle.json"), JSON.stringify({ name: "idle", command: "/bin/sleep", args: ["1000"], stop_grace_ms: 1000 }));
+    writeFileSync(
+      join(dir, "services", "idle.json"),
+      JSON.stringify({ name: "idle", command: "/bin/sleep", args: ["1000"], stop_grace_ms: 1000 }),
+    );
     loop = bootLoop(dir);
-    await waitUntil("the built-in agent to answer status", async () => (await status())?.agent.version === "0.1.0", 60_000, 200).catch(() => assert.fail(log()));
+    await waitUntil(
+      "the built-in agent to answer status",
+      async () => (await status())?.agent.version === "0.1.0",
+      60_000,
+      200,
+    ).catch(() => assert.fail(log()));
   });
 
   after(async () => {
@@ -121,13 +158,26 @@ describe("self-update of the real agent under its boot step", { timeout: 420_000
     const up = await cli(["node", "update", NODE, "unibus-agent", "0.2.0"]);
     assert.equal(up.code, 0, up.stdout + up.stderr);
     assert.equal(JSON.parse(up.stdout).outcome, "switched");
-    await waitUntil("the new agent to answer from slot A", async () => {
-      const s = await status();
-      return s?.agent.version === "0.2.0" && s.agent.code_slot === "A";
-    }, 60_000, 300).catch(() => assert.fail(log()));
+    await waitUntil(
+      "the new agent to answer from slot A",
+      async () => {
+        const s = await status();
+        return s?.agent.version === "0.2.0" && s.agent.code_slot === "A";
+      },
+      60_000,
+      300,
+    ).catch(() => assert.fail(log()));
     assert.equal(loop!.runs.at(-1)!.code, 75, "the old agent exited for the boot step");
     await waitUntil("the slot committed", () => slotState().good === "A", 30_000, 100).catch(() => assert.fail(log()));
-    await waitUntil("UpdateCommitted in the event stream", async () => (await events()).some((e) => e.type === "UpdateCommitted" && e.data.release === "unibus-agent" && e.data.version === "0.2.0"), 30_000, 500).catch(() => assert.fail(log()));
+    await waitUntil(
+      "UpdateCommitted in the event stream",
+      async () =>
+        (await events()).some(
+          (e) => e.type === "UpdateCommitted" && e.data.release === "unibus-agent" && e.data.version === "0.2.0",
+        ),
+      30_000,
+      500,
+    ).catch(() => assert.fail(log()));
     const shown = await cli(["node", "status", NODE]);
     assert.equal(shown.code, 0, shown.stderr);
     const s = JSON.parse(shown.stdout);
@@ -145,12 +195,22 @@ describe("self-update of the real agent under its boot step", { timeout: 420_000
     const up = await cli(["node", "update", NODE, "unibus-agent", "0.3.0"]);
     assert.equal(up.code, 0, up.stdout + up.stderr);
     assert.equal(JSON.parse(up.stdout).slot, "B");
-    await waitUntil("the rollback and the old agent up again", async () => slotState().pending === null && (await status())?.agent.code_slot === "A", 90_000, 200).catch(() => assert.fail(log()));
+    await waitUntil(
+      "the rollback and the old agent up again",
+      async () => slotState().pending === null && (await status())?.agent.code_slot === "A",
+      90_000,
+      200,
+    ).catch(() => assert.fail(log()));
     let rolledBack: any;
-    await waitUntil("UpdateRolledBack from the agent in slot A", async () => {
-      rolledBack = (await events()).find((e: any) => e.type === "UpdateRolledBack" && e.data?.version === "0.3.0");
-      return rolledBack !== undefined;
-    }, 90_000, 500).catch(() => assert.fail(log()));
+    await waitUntil(
+      "UpdateRolledBack from the agent in slot A",
+      async () => {
+        rolledBack = (await events()).find((e: any) => e.type === "UpdateRolledBack" && e.data?.version === "0.3.0");
+        return rolledBack !== undefined;
+      },
+      90_000,
+      500,
+    ).catch(() => assert.fail(log()));
     assert.equal(rolledBack.data.to_version, "0.2.0");
     assert.match(rolledBack.data.reason, /used up its 3 tries/);
     const s = await status();
@@ -169,11 +229,16 @@ describe("self-update of the real agent under its boot step", { timeout: 420_000
     assert.equal(started.code, 0, started.stdout + started.stderr);
     const id = JSON.parse(started.stdout).rollout;
     let status: any;
-    await waitUntil(`rollout ${id} to finish`, async () => {
-      const r = await cli(["rollout", "status", id]);
-      status = r.code === 0 ? JSON.parse(r.stdout) : null;
-      return status !== null && done(status);
-    }, 150_000, 500).catch(() => assert.fail(`rollout status: ${JSON.stringify(status)}\n${log()}`));
+    await waitUntil(
+      `rollout ${id} to finish`,
+      async () => {
+        const r = await cli(["rollout", "status", id]);
+        status = r.code === 0 ? JSON.parse(r.stdout) : null;
+        return status !== null && done(status);
+      },
+      150_000,
+      500,
+    ).catch(() => assert.fail(`rollout status: ${JSON.stringify(status)}\n${log()}`));
     return status;
   }
 

@@ -14,7 +14,13 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { ReleaseSpec, SlotName } from "../schemas/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
 import { publicKeyOf, releaseObjectName } from "../services/core/mod.ts";
-import { loadSlotState, readBounded, RELEASES_OBJECT_STORE, sandboxedSteps, Updater } from "../services/agent/update/mod.ts";
+import {
+  loadSlotState,
+  readBounded,
+  RELEASES_OBJECT_STORE,
+  sandboxedSteps,
+  Updater,
+} from "../services/agent/update/mod.ts";
 import { makeTar, manifestFor, sign } from "./release-helpers.ts";
 import { newReleaseKey } from "./sim-agents.ts";
 import { ROOT, startNats, tempDir, type NatsHandle } from "./harness.ts";
@@ -30,15 +36,25 @@ function updaterAt(dir: string) {
   const events: { type: string; data: Record<string, any> }[] = [];
   const restarts: string[] = [];
   const updater = new Updater({
-    dir, agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(key)], fetch: (o, m) => readBounded(store, o, m),
-    restartServices: async () => null, checkServices: async () => null, steps: sandboxedSteps({ hidden: [], allowUnsandboxed: false }), report: (type, data) => void events.push({ type, data }), log: () => {},
-    bootManaged: new Set([RELEASE]), restartSelf: (r) => void restarts.push(r),
+    dir,
+    agentVersion: "0.1.0",
+    trustedKeys: () => [publicKeyOf(key)],
+    fetch: (o, m) => readBounded(store, o, m),
+    restartServices: async () => null,
+    checkServices: async () => null,
+    steps: sandboxedSteps({ hidden: [], allowUnsandboxed: false }),
+    report: (type, data) => void events.push({ type, data }),
+    log: () => {},
+    bootManaged: new Set([RELEASE]),
+    restartSelf: (r) => void restarts.push(r),
   });
   return { updater, events, restarts };
 }
 
 async function agentRelease(version: string, exitCode: number, health: ReleaseSpec["health"] = null) {
-  const tarball = makeTar([{ name: "agent.sh", content: `#!/bin/sh\necho ${version}\nexit ${exitCode}\n`, mode: 0o755 }]);
+  const tarball = makeTar([
+    { name: "agent.sh", content: `#!/bin/sh\necho ${version}\nexit ${exitCode}\n`, mode: 0o755 },
+  ]);
   await store.putBlob({ name: releaseObjectName(manifestFor(RELEASE, version, tarball).sha256) }, tarball);
   const manifest = manifestFor(RELEASE, version, tarball, { install: null, health, services: [] });
   return { manifest, signature: sign(manifest, key) };
@@ -48,7 +64,16 @@ async function agentRelease(version: string, exitCode: number, health: ReleaseSp
 function startLoop(dir: string, max: number): { ran: string[]; slot: SlotName | null } {
   const ran: string[] = [];
   for (let i = 0; i < max; i++) {
-    const chosen = execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "services/agent/update/boot-cli.ts"), "run"], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, UNIBUS_RELEASES_DIR: dir } });
+    const chosen = execFileSync(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "services/agent/update/boot-cli.ts"), "run"],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+        env: { ...process.env, UNIBUS_RELEASES_DIR: dir },
+      },
+    );
     const r = spawnSync(join(chosen, "agent.sh"), { encoding: "utf8" });
     ran.push(r.stdout.trim());
     if (r.status === 0) return { ran, slot: basename(chosen) as SlotName };
@@ -87,12 +112,19 @@ describe("self-update: the boot step decides", { timeout: 60_000 }, () => {
     const s2 = await a.updater.update("u2", v2.manifest, v2.signature);
     assert.ok(s2.ok && s2.result.slot === "B");
     const down = startLoop(dir, 6);
-    assert.deepEqual(down.ran, ["2.0.0", "2.0.0", "2.0.0", "1.0.0"], "three starts of the new code, then the good slot");
+    assert.deepEqual(
+      down.ran,
+      ["2.0.0", "2.0.0", "2.0.0", "1.0.0"],
+      "three starts of the new code, then the good slot",
+    );
     assert.equal(down.slot, "A");
     const back = updaterAt(dir);
     assert.equal(await back.updater.commitRunning(RELEASE, down.slot), "not-on-trial", "nothing is on trial any more");
     await back.updater.recover();
-    assert.deepEqual(back.events.map((e) => e.type), ["UpdateRolledBack"]);
+    assert.deepEqual(
+      back.events.map((e) => e.type),
+      ["UpdateRolledBack"],
+    );
     assert.equal(back.events[0]!.data.version, "2.0.0");
     assert.equal(back.events[0]!.data.to_version, "1.0.0");
     assert.match(back.events[0]!.data.reason, /did not come up healthy/);
@@ -105,7 +137,12 @@ describe("self-update: the boot step decides", { timeout: 60_000 }, () => {
     const dir = tempDir("unibus-self-update-health-");
     dirs.push(dir);
     const a = updaterAt(dir);
-    const v1 = await agentRelease("1.0.0", 0, { command: ["/bin/sh", "-c", "exit 1"], timeout_ms: 1000, deadline_ms: 200, interval_ms: 50 });
+    const v1 = await agentRelease("1.0.0", 0, {
+      command: ["/bin/sh", "-c", "exit 1"],
+      timeout_ms: 1000,
+      deadline_ms: 200,
+      interval_ms: 50,
+    });
     assert.ok((await a.updater.update("h1", v1.manifest, v1.signature)).ok);
     const up = startLoop(dir, 1);
     assert.equal(up.slot, "A");
@@ -113,8 +150,15 @@ describe("self-update: the boot step decides", { timeout: 60_000 }, () => {
     assert.deepEqual(running.updater.onTrial(RELEASE, "A"), { version: "1.0.0", deadlineMs: 200 });
     assert.equal(running.updater.onTrial(RELEASE, "B"), null);
     assert.equal(await running.updater.commitRunning(RELEASE, "A"), "unhealthy");
-    assert.deepEqual(running.events.map((e) => [e.type, e.data.tries_left]), [["UpdateProbeFailed", 2]]);
+    assert.deepEqual(
+      running.events.map((e) => [e.type, e.data.tries_left]),
+      [["UpdateProbeFailed", 2]],
+    );
     assert.match(running.events[0]!.data.reason, /not healthy within 200 ms/);
-    assert.notEqual(loadSlotState(join(dir, RELEASE, "state.json"), RELEASE).pending, null, "still on trial: the boot step counts the next start");
+    assert.notEqual(
+      loadSlotState(join(dir, RELEASE, "state.json"), RELEASE).pending,
+      null,
+      "still on trial: the boot step counts the next start",
+    );
   });
 });

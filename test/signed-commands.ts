@@ -4,10 +4,21 @@ import { randomBytes } from "node:crypto";
 import type { CommandEnvelope } from "../schemas/mod.ts";
 import { canonicalJson, toBase64Url, type Signer } from "../services/core/mod.ts";
 
-export interface Draft { signer?: Signer; actorId?: string; now?: Date; nonce?: string; id?: string }
+export interface Draft {
+  signer?: Signer;
+  actorId?: string;
+  now?: Date;
+  nonce?: string;
+  id?: string;
+}
 
 /** A signed command (signCommand's envelope) with overrides; the actor id is "admin" unless set. */
-export function signed(signer: Signer, action: string, args: Record<string, unknown>, o: Omit<Draft, "signer"> = {}): CommandEnvelope {
+export function signed(
+  signer: Signer,
+  action: string,
+  args: Record<string, unknown>,
+  o: Omit<Draft, "signer"> = {},
+): CommandEnvelope {
   const body = {
     v: 1 as const,
     id: o.id ?? randomBytes(12).toString("base64url"),

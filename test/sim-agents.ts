@@ -10,29 +10,80 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { nodeActorId, Reply } from "../schemas/mod.ts";
 import {
-  FLEET_ID, fleetAggregate, isDomainError, newUserSeed, parseSigningKey, publicKeyOf, sha256Hex, signCommand, type MinisignSecretKey, type Signer, signerFromSeed,
+  FLEET_ID,
+  fleetAggregate,
+  isDomainError,
+  newUserSeed,
+  parseSigningKey,
+  publicKeyOf,
+  sha256Hex,
+  signCommand,
+  type MinisignSecretKey,
+  type Signer,
+  signerFromSeed,
 } from "../services/core/mod.ts";
 import type { AggregateStore } from "../services/bus/mod.ts";
-import { CommandRecord, fetchTrust, startNodeCommandService, TrustList, type NodeCommandService } from "../services/agent/commands/mod.ts";
+import {
+  CommandRecord,
+  fetchTrust,
+  startNodeCommandService,
+  TrustList,
+  type NodeCommandService,
+} from "../services/agent/commands/mod.ts";
 import { fakeOps } from "../services/agent/commands/testing.ts";
 import { objectStoreFetcher, unsandboxedStep, Updater, type TarLimits } from "../services/agent/update/mod.ts";
 
-export interface SimNode { node: string; signer: Signer; updater: Updater; svc: NodeCommandService; events: { type: string; data: Record<string, any> }[]; record: CommandRecord; trust: TrustList }
+export interface SimNode {
+  node: string;
+  signer: Signer;
+  updater: Updater;
+  svc: NodeCommandService;
+  events: { type: string; data: Record<string, any> }[];
+  record: CommandRecord;
+  trust: TrustList;
+}
 
 /** Issues an invite and enrolls each node straight through the fleet decider (no JWTs: the plane runs without operator mode). */
-export async function enrollNodes(aggregates: AggregateStore, names: readonly string[], labels: (n: string) => Record<string, string>): Promise<Map<string, Signer>> {
+export async function enrollNodes(
+  aggregates: AggregateStore,
+  names: readonly string[],
+  labels: (n: string) => Record<string, string>,
+): Promise<Map<string, Signer>> {
   const actor = { id: "test", key: signerFromSeed(newUserSeed()).publicKey };
   const hash = sha256Hex(`invite-${Math.random()}`);
-  const inv = await aggregates.execute(fleetAggregate, FLEET_ID, {
-    type: "IssueInvite", hash, expiresAt: new Date(Date.now() + 3600_000).toISOString(), uses: names.length, note: "sim", bootstrapKey: signerFromSeed(newUserSeed()).publicKey,
-  }, { actor, commandId: `inv-${hash.slice(0, 8)}` });
+  const inv = await aggregates.execute(
+    fleetAggregate,
+    FLEET_ID,
+    {
+      type: "IssueInvite",
+      hash,
+      expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+      uses: names.length,
+      note: "sim",
+      bootstrapKey: signerFromSeed(newUserSeed()).publicKey,
+    },
+    { actor, commandId: `inv-${hash.slice(0, 8)}` },
+  );
   if (isDomainError(inv)) throw new Error(inv.message);
   const out = new Map<string, Signer>();
   for (const node of names) {
     const signer = signerFromSeed(newUserSeed());
-    const r = await aggregates.execute(fleetAggregate, FLEET_ID, {
-      type: "EnrollNode", node, signKey: signer.publicKey, kexKey: createCurve().getPublicKey(), labels: labels(node), inviteHash: hash, flow: "join", now: new Date().toISOString(), cidr: "10.0.0.0/16",
-    }, { actor, commandId: `enroll-${node}-${hash.slice(0, 8)}` });
+    const r = await aggregates.execute(
+      fleetAggregate,
+      FLEET_ID,
+      {
+        type: "EnrollNode",
+        node,
+        signKey: signer.publicKey,
+        kexKey: createCurve().getPublicKey(),
+        labels: labels(node),
+        inviteHash: hash,
+        flow: "join",
+        now: new Date().toISOString(),
+        cidr: "10.0.0.0/16",
+      },
+      { actor, commandId: `enroll-${node}-${hash.slice(0, 8)}` },
+    );
     if (isDomainError(r)) throw new Error(r.message);
     out.set(node, signer);
   }
@@ -48,7 +99,11 @@ export interface SimOptions {
   log?: (line: string) => void;
 }
 
-export async function startSimNodes(conns: readonly NatsConnection[], signers: Map<string, Signer>, o: SimOptions): Promise<SimNode[]> {
+export async function startSimNodes(
+  conns: readonly NatsConnection[],
+  signers: Map<string, Signer>,
+  o: SimOptions,
+): Promise<SimNode[]> {
   const out: SimNode[] = [];
   let i = 0;
   for (const [node, signer] of signers) {
@@ -64,8 +119,17 @@ export async function startSimNodes(conns: readonly NatsConnection[], signers: M
       chain = chain.then(async () => {
         for (let attempt = 0; attempt < 100; attempt++) {
           try {
-            const cmd = signCommand({ action: "node.report", args: { node, events: [e] }, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
-            const r = Reply.parse((await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 5_000 })).json());
+            const cmd = signCommand(
+              {
+                action: "node.report",
+                args: { node, events: [e] },
+                actor: { id: nodeActorId(node), key: signer.publicKey },
+              },
+              signer,
+            );
+            const r = Reply.parse(
+              (await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 5_000 })).json(),
+            );
             if (r.ok) return;
             o.log?.(`${node}: node.report refused: ${r.error.code} ${r.error.message}`);
           } catch (err) {
@@ -76,8 +140,15 @@ export async function startSimNodes(conns: readonly NatsConnection[], signers: M
       });
     };
     const updater = new Updater({
-      dir: join(o.dir, node, "releases"), agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(o.releaseKey)], fetch: objectStoreFetcher(() => nc),
-      restartServices: async () => null, checkServices: async () => null, report, log: o.log ?? (() => {}), ...(o.limits ? { limits: o.limits } : {}),
+      dir: join(o.dir, node, "releases"),
+      agentVersion: "0.1.0",
+      trustedKeys: () => [publicKeyOf(o.releaseKey)],
+      fetch: objectStoreFetcher(() => nc),
+      restartServices: async () => null,
+      checkServices: async () => null,
+      report,
+      log: o.log ?? (() => {}),
+      ...(o.limits ? { limits: o.limits } : {}),
       // Many simulated nodes at once: their steps run as the test, the sandbox is tested with the real agent.
       steps: unsandboxedStep,
     });
@@ -86,8 +157,19 @@ export async function startSimNodes(conns: readonly NatsConnection[], signers: M
     if (fetched) throw new Error(`${node}: node.trust: ${fetched.code} ${fetched.message}`);
     trust.watch(nc);
     const record = new CommandRecord(join(o.dir, `${node}.commands.jsonl`));
-    const ops = { ...fakeOps(node), update: (attempt: string, manifest: unknown, signature: string | null) => updater.update(attempt, manifest, signature) };
-    const svc = await startNodeCommandService(nc, { node, version: "0.1.0", ops, trust, record, onEvent: (type, data) => report(type, data as Record<string, unknown>) });
+    const ops = {
+      ...fakeOps(node),
+      update: (attempt: string, manifest: unknown, signature: string | null) =>
+        updater.update(attempt, manifest, signature),
+    };
+    const svc = await startNodeCommandService(nc, {
+      node,
+      version: "0.1.0",
+      ops,
+      trust,
+      record,
+      onEvent: (type, data) => report(type, data as Record<string, unknown>),
+    });
     out.push({ node, signer, updater, svc, events, record, trust });
   }
   return out;

@@ -11,8 +11,25 @@ import { join } from "node:path";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../services/bus/mod.ts";
-import { canonicalJson, newUserSeed, parsePublicKey, parseSigningKey, publicKeyOf, releaseObjectName, type MinisignPublicKey, type MinisignSecretKey } from "../services/core/mod.ts";
-import { loadSlotState, readBounded, RELEASES_OBJECT_STORE, sandboxedSteps, Updater, type CrashPoint, type UpdateEventType } from "../services/agent/update/mod.ts";
+import {
+  canonicalJson,
+  newUserSeed,
+  parsePublicKey,
+  parseSigningKey,
+  publicKeyOf,
+  releaseObjectName,
+  type MinisignPublicKey,
+  type MinisignSecretKey,
+} from "../services/core/mod.ts";
+import {
+  loadSlotState,
+  readBounded,
+  RELEASES_OBJECT_STORE,
+  sandboxedSteps,
+  Updater,
+  type CrashPoint,
+  type UpdateEventType,
+} from "../services/agent/update/mod.ts";
 import { APP_SPEC, appRelease, makeTar, manifestFor, sign } from "./release-helpers.ts";
 import { ROOT, startNats, tempDir, type NatsHandle } from "./harness.ts";
 
@@ -26,15 +43,26 @@ let nc: NatsConnection;
 let store: ObjectStore;
 const dirs: string[] = [];
 
-interface Harness { updater: Updater; events: { type: UpdateEventType; data: Record<string, any> }[]; dir: string; restarts: string[][] }
+interface Harness {
+  updater: Updater;
+  events: { type: UpdateEventType; data: Record<string, any> }[];
+  dir: string;
+  restarts: string[][];
+}
 
 function updaterAt(dir: string, trusted: MinisignPublicKey[] = [publicKeyOf(key)]): Harness {
   const events: Harness["events"] = [];
   const restarts: string[][] = [];
   const updater = new Updater({
-    dir, agentVersion: "0.1.0", trustedKeys: () => trusted, fetch: (object, max) => readBounded(store, object, max),
-    restartServices: async (s) => (restarts.push([...s]), null), checkServices: async () => null, steps,
-    report: (type, data) => void events.push({ type, data }), log: () => {},
+    dir,
+    agentVersion: "0.1.0",
+    trustedKeys: () => trusted,
+    fetch: (object, max) => readBounded(store, object, max),
+    restartServices: async (s) => (restarts.push([...s]), null),
+    checkServices: async () => null,
+    steps,
+    report: (type, data) => void events.push({ type, data }),
+    log: () => {},
   });
   return { updater, events, dir, restarts };
 }
@@ -48,7 +76,7 @@ function fresh(trusted?: MinisignPublicKey[]): Harness {
 async function publish(tarball: Uint8Array): Promise<void> {
   await store.putBlob({ name: releaseObjectName(sha(tarball)) }, tarball);
 }
-const sha = (b: Uint8Array) => (manifestFor("x", "1.0.0", b).sha256);
+const sha = (b: Uint8Array) => manifestFor("x", "1.0.0", b).sha256;
 
 async function released(name: string, version: string, o: Parameters<typeof appRelease>[1] = {}) {
   const tarball = appRelease(version, o);
@@ -105,8 +133,19 @@ describe("updates: A/B slots against a real object store", { timeout: 120_000 },
     const r = await h.updater.update("b", bad.manifest, bad.signature);
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.error.code, "E_UPDATE_ROLLED_BACK");
-    assert.deepEqual(types(h), ["UpdateAttempted", "UpdateVerified", "UpdateSwitched", "UpdateProbeFailed", "UpdateProbeFailed", "UpdateProbeFailed", "UpdateRolledBack"]);
-    assert.deepEqual(h.events.filter((e) => e.type === "UpdateProbeFailed").map((e) => e.data.tries_left), [2, 1, 0]);
+    assert.deepEqual(types(h), [
+      "UpdateAttempted",
+      "UpdateVerified",
+      "UpdateSwitched",
+      "UpdateProbeFailed",
+      "UpdateProbeFailed",
+      "UpdateProbeFailed",
+      "UpdateRolledBack",
+    ]);
+    assert.deepEqual(
+      h.events.filter((e) => e.type === "UpdateProbeFailed").map((e) => e.data.tries_left),
+      [2, 1, 0],
+    );
     const back = h.events.at(-1)!.data;
     assert.equal(back.to_version, "1.0.0");
     assert.equal(back.slot, "A");
@@ -128,7 +167,10 @@ describe("updates: A/B slots against a real object store", { timeout: 120_000 },
     const tampered = await h.updater.update("t", tamperedManifest, sign(tamperedManifest, key));
     assert.equal(!tampered.ok && tampered.error.code, "E_RELEASE_TAMPERED", JSON.stringify(tampered));
     // A manifest changed after signing.
-    const changed = { ...r.manifest, spec: { ...APP_SPEC, install: { command: ["/bin/sh", "-c", "touch /tmp/pwned"], timeout_ms: 1000 } } };
+    const changed = {
+      ...r.manifest,
+      spec: { ...APP_SPEC, install: { command: ["/bin/sh", "-c", "touch /tmp/pwned"], timeout_ms: 1000 } },
+    };
     const c = await h.updater.update("c", changed, r.signature);
     assert.equal(!c.ok && c.error.code, "E_RELEASE_BAD_SIGNATURE");
     const wrong = await h.updater.update("w", r.manifest, sign(r.manifest, otherKey));
@@ -137,38 +179,88 @@ describe("updates: A/B slots against a real object store", { timeout: 120_000 },
     assert.equal(!unsigned.ok && unsigned.error.code, "E_RELEASE_UNSIGNED");
     const garbage = await h.updater.update("u2", r.manifest, "untrusted comment: x\nnot a signature\n");
     assert.equal(!garbage.ok && garbage.error.code, "E_RELEASE_UNSIGNED");
-    assert.deepEqual(types(h).filter((t) => t !== "UpdateAttempted"), Array(5).fill("UpdateRejected"), "no UpdateVerified: each was refused at its check");
+    assert.deepEqual(
+      types(h).filter((t) => t !== "UpdateAttempted"),
+      Array(5).fill("UpdateRejected"),
+      "no UpdateVerified: each was refused at its check",
+    );
     assert.equal(existsSync(join(h.dir, "db", "slots", "A")), false, "nothing was unpacked");
     assert.equal(existsSync(join(h.dir, "db", "current")), false);
   });
 
   test("traversal, absolute paths, links out of the slot, hard links, devices and oversized archives are refused before writing", async () => {
     const cases: [string, Uint8Array, string, RegExp][] = [
-      ["traversal", makeTar([{ name: "ok.txt", content: "x" }, { name: "../../escape.txt", content: "x" }]), "E_RELEASE_UNSAFE", /climbs out/],
+      [
+        "traversal",
+        makeTar([
+          { name: "ok.txt", content: "x" },
+          { name: "../../escape.txt", content: "x" },
+        ]),
+        "E_RELEASE_UNSAFE",
+        /climbs out/,
+      ],
       ["absolute", makeTar([{ name: "/etc/cron.d/evil", content: "x" }]), "E_RELEASE_UNSAFE", /absolute/],
-      ["symlink out", makeTar([{ name: "etc", type: "symlink", target: "/etc" }, { name: "etc/passwd", content: "x" }]), "E_RELEASE_UNSAFE", /absolute path \/etc/],
+      [
+        "symlink out",
+        makeTar([
+          { name: "etc", type: "symlink", target: "/etc" },
+          { name: "etc/passwd", content: "x" },
+        ]),
+        "E_RELEASE_UNSAFE",
+        /absolute path \/etc/,
+      ],
       ["symlink up", makeTar([{ name: "up", type: "symlink", target: "../.." }]), "E_RELEASE_UNSAFE", /no \.\./],
       ["hard link", makeTar([{ name: "h", type: "hardlink", target: "/etc/shadow" }]), "E_RELEASE_UNSAFE", /hard link/],
       ["fifo", makeTar([{ name: "p", type: "fifo" }]), "E_RELEASE_UNSAFE", /fifo/],
-      ["through a link", makeTar([{ name: "d", type: "dir" }, { name: "l", type: "symlink", target: "d" }, { name: "l/x", content: "x" }]), "E_RELEASE_UNSAFE", /not a directory/],
-      ["oversized", makeTar([{ name: "big", content: Buffer.alloc(300_000) }]), "E_RELEASE_TOO_LARGE", /more than 200000 bytes/],
+      [
+        "through a link",
+        makeTar([
+          { name: "d", type: "dir" },
+          { name: "l", type: "symlink", target: "d" },
+          { name: "l/x", content: "x" },
+        ]),
+        "E_RELEASE_UNSAFE",
+        /not a directory/,
+      ],
+      [
+        "oversized",
+        makeTar([{ name: "big", content: Buffer.alloc(300_000) }]),
+        "E_RELEASE_TOO_LARGE",
+        /more than 200000 bytes/,
+      ],
     ];
     for (const [what, tarball, code, message] of cases) {
       const dir = tempDir("unibus-updates-unsafe-");
       dirs.push(dir);
       const events: string[] = [];
       const u = new Updater({
-        dir, agentVersion: "0.1.0", trustedKeys: () => [publicKeyOf(key)], fetch: (o, m) => readBounded(store, o, m),
-        restartServices: async () => null, checkServices: async () => null, steps, report: (t) => void events.push(t), log: () => {}, limits: { maxBytes: 200_000, maxEntries: 100 },
+        dir,
+        agentVersion: "0.1.0",
+        trustedKeys: () => [publicKeyOf(key)],
+        fetch: (o, m) => readBounded(store, o, m),
+        restartServices: async () => null,
+        checkServices: async () => null,
+        steps,
+        report: (t) => void events.push(t),
+        log: () => {},
+        limits: { maxBytes: 200_000, maxEntries: 100 },
       });
       await publish(tarball);
-      const m = manifestFor("evil", "1.0.0", tarball, { install: { command: ["/bin/sh", "-c", "touch ran"], timeout_ms: 1000 }, health: null, services: [] });
+      const m = manifestFor("evil", "1.0.0", tarball, {
+        install: { command: ["/bin/sh", "-c", "touch ran"], timeout_ms: 1000 },
+        health: null,
+        services: [],
+      });
       const r = await u.update(what, m, sign(m, key));
       assert.equal(!r.ok && r.error.code, code, `${what}: ${JSON.stringify(r)}`);
       assert.match(!r.ok ? r.error.message : "", message, what);
       assert.deepEqual(events, ["UpdateAttempted", "UpdateVerified", "UpdateRejected"], what);
       const slots = join(dir, "evil", "slots");
-      assert.deepEqual(readdirSync(slots).filter((n) => !n.endsWith(".json")), [], `${what}: nothing unpacked`);
+      assert.deepEqual(
+        readdirSync(slots).filter((n) => !n.endsWith(".json")),
+        [],
+        `${what}: nothing unpacked`,
+      );
       assert.equal(existsSync(join(dir, "..", "escape.txt")), false);
     }
   });
@@ -185,18 +277,31 @@ describe("updates: A/B slots against a real object store", { timeout: 120_000 },
     execFileSync("minisign", ["-S", "-s", join(dir, "k.key"), "-m", join(dir, "manifest.json")], { stdio: "ignore" });
     const pub = parsePublicKey(readFileSync(join(dir, "k.pub"), "utf8")) as MinisignPublicKey;
     const h = updaterAt(join(dir, "agent"), [pub]);
-    const r = await h.updater.update("m", JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")), readFileSync(join(dir, "manifest.json.minisig"), "utf8"));
+    const r = await h.updater.update(
+      "m",
+      JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")),
+      readFileSync(join(dir, "manifest.json.minisig"), "utf8"),
+    );
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.result.outcome, "committed");
     assert.equal(h.events.find((e) => e.type === "UpdateVerified")!.data.key_id, pub.keyId);
   });
 
   /** Runs an update in a child process that SIGKILLs itself at `point`. */
-  async function crashingUpdate(dir: string, point: CrashPoint, manifest: unknown, signature: string): Promise<number | string | null> {
+  async function crashingUpdate(
+    dir: string,
+    point: CrashPoint,
+    manifest: unknown,
+    signature: string,
+  ): Promise<number | string | null> {
     const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "update-child.ts")], {
-      cwd: ROOT, env: { ...process.env, UNIBUS_TEST_CRASH_AT: point }, stdio: ["pipe", "inherit", "inherit"],
+      cwd: ROOT,
+      env: { ...process.env, UNIBUS_TEST_CRASH_AT: point },
+      stdio: ["pipe", "inherit", "inherit"],
     });
-    child.stdin!.end(JSON.stringify({ dir, url: nats.url, key: [...publicKeyOf(key).key], keyId: key.keyId, manifest, signature }));
+    child.stdin!.end(
+      JSON.stringify({ dir, url: nats.url, key: [...publicKeyOf(key).key], keyId: key.keyId, manifest, signature }),
+    );
     return await new Promise((r) => child.once("exit", (code, signal) => r(signal ?? code)));
   }
 
@@ -239,7 +344,10 @@ describe("updates: A/B slots against a real object store", { timeout: 120_000 },
     await again.updater.recover();
     assert.equal(readFileSync(join(h.dir, "bad", "current", "VERSION"), "utf8"), "1.0.0");
     // One try died with the agent; the two left fail; then back.
-    assert.deepEqual(again.events.filter((e) => e.type === "UpdateProbeFailed").map((e) => e.data.tries_left), [2, 1, 0]);
+    assert.deepEqual(
+      again.events.filter((e) => e.type === "UpdateProbeFailed").map((e) => e.data.tries_left),
+      [2, 1, 0],
+    );
     assert.equal(types(again).at(-1), "UpdateRolledBack");
   });
 });

@@ -1,7 +1,12 @@
 // The in-process fleet the vault tests run: each node's data dir, its vault options and its
 // running agent (started and stopped by name, its log lines kept with the node's name in front).
 import { NodeStore } from "../services/agent/mod.ts";
-import { startAgent, type AgentOptions, type AgentVaultOptions, type RunningAgent } from "../services/agent/run/agent.ts";
+import {
+  startAgent,
+  type AgentOptions,
+  type AgentVaultOptions,
+  type RunningAgent,
+} from "../services/agent/run/agent.ts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { lastEventOf, readEventMessages } from "../services/bus/mod.ts";
 
@@ -21,9 +26,17 @@ export function vaultFleet(extra: (node: string) => Partial<AgentOptions> = () =
   const opts = new Map<string, AgentVaultOptions>();
   const logs: string[] = [];
   return {
-    dirs, agents, opts, logs,
+    dirs,
+    agents,
+    opts,
+    logs,
     async start(node) {
-      const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: (l) => logs.push(`${node}: ${l}`), vault: opts.get(node)!, ...extra(node) });
+      const a = await startAgent({
+        store: new NodeStore(dirs.get(node)!),
+        log: (l) => logs.push(`${node}: ${l}`),
+        vault: opts.get(node)!,
+        ...extra(node),
+      });
       agents.set(node, a);
       return a;
     },
@@ -35,10 +48,15 @@ export function vaultFleet(extra: (node: string) => Partial<AgentOptions> = () =
 }
 
 /** Every event stored on `filter` so far, parsed, in stream order. */
-export async function subjectEvents(js: JetStreamClient, jsm: JetStreamManager, filter: string): Promise<{ type: string; data: any }[]> {
+export async function subjectEvents(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  filter: string,
+): Promise<{ type: string; data: any }[]> {
   const out: { type: string; data: any }[] = [];
   const last = await lastEventOf(jsm, filter);
   if (!last) return out;
-  for await (const m of readEventMessages(js, jsm, { filter, untilSeq: last.seq })) out.push(JSON.parse(new TextDecoder().decode(m.data)));
+  for await (const m of readEventMessages(js, jsm, { filter, untilSeq: last.seq }))
+    out.push(JSON.parse(new TextDecoder().decode(m.data)));
   return out;
 }

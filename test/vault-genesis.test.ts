@@ -27,16 +27,30 @@ describe("vault genesis", { timeout: 120_000 }, () => {
   const operator = createCurve();
   const seedFile = join(tempDir("unibus-genesis-op-"), "operator-kex.nk");
   const opts: AgentVaultOptions = {
-    create: true, genesisKey: operator.getPublicKey(), initialSecrets: { token: SECRET }, backoffUnitMs: 40, checkIntervalMs: 150, rateLimit: { burst: 1000, perSecond: 100 },
+    create: true,
+    genesisKey: operator.getPublicKey(),
+    initialSecrets: { token: SECRET },
+    backoffUnitMs: 40,
+    checkIntervalMs: 150,
+    rateLimit: { burst: 1000, perSecond: 100 },
   };
 
   async function enroll(node: string): Promise<void> {
     const dir = tempDir(`unibus-genesis-${node}-`);
     dirs.set(node, dir);
-    await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
+    await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, {
+      node,
+      labels: {},
+      timeoutMs: 10_000,
+      log: () => {},
+    });
   }
   async function start(node: string): Promise<RunningAgent> {
-    const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: () => {}, vault: node === OWNER ? opts : { rateLimit: opts.rateLimit! } });
+    const a = await startAgent({
+      store: new NodeStore(dirs.get(node)!),
+      log: () => {},
+      vault: node === OWNER ? opts : { rateLimit: opts.rateLimit! },
+    });
     agents.set(node, a);
     return a;
   }
@@ -48,10 +62,23 @@ describe("vault genesis", { timeout: 120_000 }, () => {
     const subject = eventSubject(kind, id);
     const last = await lastEventOf(plane.plane.jsm, subject);
     const out: string[] = [];
-    if (last) for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter: subject, untilSeq: last.seq })) out.push(JSON.parse(new TextDecoder().decode(m.data)).type);
+    if (last)
+      for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter: subject, untilSeq: last.seq }))
+        out.push(JSON.parse(new TextDecoder().decode(m.data)).type);
     return out;
   }
-  const cli = (args: string[]) => runCli(["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds"), ...args]);
+  const cli = (args: string[]) =>
+    runCli([
+      "--data-dir",
+      plane.dataDir,
+      "--server",
+      plane.natsUrl,
+      "--ca",
+      join(plane.dataDir, "tls", "ca.pem"),
+      "--creds",
+      join(plane.dataDir, "admin.creds"),
+      ...args,
+    ]);
   const state = (node: string) => agents.get(node)!.vault.info().state;
 
   before(async () => {
@@ -126,9 +153,25 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
   let spec = "";
 
   const cli = (args: string[], env: Record<string, string> = {}) =>
-    runCli(["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds"), ...args], { env });
+    runCli(
+      [
+        "--data-dir",
+        plane.dataDir,
+        "--server",
+        plane.natsUrl,
+        "--ca",
+        join(plane.dataDir, "tls", "ca.pem"),
+        "--creds",
+        join(plane.dataDir, "admin.creds"),
+        ...args,
+      ],
+      { env },
+    );
   async function start(node: string): Promise<RunningAgent> {
-    const vault: AgentVaultOptions = node === NODE ? { create: true, genesisKey: spec, initialSecrets: { token: SECRET }, backoffUnitMs: 40, checkIntervalMs: 150 } : {};
+    const vault: AgentVaultOptions =
+      node === NODE
+        ? { create: true, genesisKey: spec, initialSecrets: { token: SECRET }, backoffUnitMs: 40, checkIntervalMs: 150 }
+        : {};
     const a = await startAgent({ store: new NodeStore(dirs.get(node)!), log: () => {}, vault });
     agents.set(node, a);
     return a;
@@ -143,7 +186,10 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     const last = await lastEventOf(plane.plane.jsm, subject);
     let n = 0;
     if (last) {
-      for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter: subject, untilSeq: last.seq })) {
+      for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, {
+        filter: subject,
+        untilSeq: last.seq,
+      })) {
         const e = JSON.parse(new TextDecoder().decode(m.data));
         if (e.type === "CommandReceived" && e.data.command.action === "unlock") n++;
       }
@@ -158,7 +204,12 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     for (const node of [NODE, "pass-peer-1", "pass-peer-2"]) {
       const dir = tempDir(`unibus-genesis-${node}-`);
       dirs.set(node, dir);
-      await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
+      await joinFleet(new NodeStore(dir), (await newInvite(admin, { note: node })).raw, {
+        node,
+        labels: {},
+        timeoutMs: 10_000,
+        log: () => {},
+      });
     }
     for (const node of ["pass-peer-1", "pass-peer-2"]) await start(node);
   });
@@ -177,7 +228,9 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     assert.ok(!made.stdout.includes(PASSPHRASE));
     spec = out.genesis_key;
     // The same passphrase with another salt is another key: the salt is what the spec records.
-    const again = JSON.parse((await cli(["--json", "vault", "genesis-key"], { UNIBUS_GENESIS_PASSPHRASE: PASSPHRASE })).stdout);
+    const again = JSON.parse(
+      (await cli(["--json", "vault", "genesis-key"], { UNIBUS_GENESIS_PASSPHRASE: PASSPHRASE })).stdout,
+    );
     assert.notEqual(again.operator, out.operator);
     const weak = await cli(["vault", "genesis-key"], { UNIBUS_GENESIS_PASSPHRASE: "short" });
     assert.equal(weak.code, 2);
@@ -205,12 +258,18 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     await stop(NODE);
     const a = await start(NODE);
     await waitUntil("genesis-locked", () => vault().info().state === "genesis-locked", 15_000);
-    assert.deepEqual(a.vault.info().genesis_kdf, JSON.parse(readFileSync(join(dirs.get(NODE)!, "genesis.key"), "utf8")).kdf);
+    assert.deepEqual(
+      a.vault.info().genesis_kdf,
+      JSON.parse(readFileSync(join(dirs.get(NODE)!, "genesis.key"), "utf8")).kdf,
+    );
     // No distribution yet, but vault status lists it (epoch 0) with its state.
     const listed = await cli(["--json", "vault", "status"]);
     assert.equal(listed.code, 0, listed.stderr);
     const row = JSON.parse(listed.stdout).items.find((r: { owner: string }) => r.owner === NODE);
-    assert.deepEqual([row?.epoch, row?.n, row?.guardians, row?.unlock, row?.source], [0, 0, [], "genesis-locked", "agent"]);
+    assert.deepEqual(
+      [row?.epoch, row?.n, row?.guardians, row?.unlock, row?.source],
+      [0, 0, [], "genesis-locked", "agent"],
+    );
     const wrong = join(files, "wrong");
     writeFileSync(wrong, "not the genesis passphrase\n", { mode: 0o600 });
     const before = await unlockCommands();
@@ -244,7 +303,20 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     await stop(NODE);
     const a = await start(NODE);
     await waitUntil("genesis-locked", () => vault().info().state === "genesis-locked", 15_000);
-    const args = ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds"), "node", "unlock", "--genesis", NODE];
+    const args = [
+      "--data-dir",
+      plane.dataDir,
+      "--server",
+      plane.natsUrl,
+      "--ca",
+      join(plane.dataDir, "tls", "ca.pem"),
+      "--creds",
+      join(plane.dataDir, "admin.creds"),
+      "node",
+      "unlock",
+      "--genesis",
+      NODE,
+    ];
     const line = [join(ROOT, "bin/unibus"), ...args].map((x) => `'${x.replace(/'/g, "'\\''")}'`).join(" ");
     const env = { ...process.env };
     delete env.UNIBUS_GENESIS_PASSPHRASE;

@@ -8,7 +8,16 @@
 // with a rerun after a crash and a refusal of another key.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ServiceConfig } from "../schemas/mod.ts";
@@ -28,12 +37,18 @@ const GUARDIANS = ["kg-1", "kg-2", "kg-3", "kg-4"];
 /** Enrolled, never run as agents: adopt-key's subjects (it connects as the node itself). */
 const ADOPTERS = ["adopter-1", "adopter-2"];
 const probe = probeSandbox({ root: process.getuid?.() === 0, tools: DEFAULT_TOOLS });
-const why = !probe.available ? `bwrap cannot run here: ${probe.reason}` : !existsSync("/dev/shm") || fsTypeOf("/dev/shm") !== "tmpfs" ? "no tmpfs at /dev/shm" : null;
+const why = !probe.available
+  ? `bwrap cannot run here: ${probe.reason}`
+  : !existsSync("/dev/shm") || fsTypeOf("/dev/shm") !== "tmpfs"
+    ? "no tmpfs at /dev/shm"
+    : null;
 
 describe("data key hand-off to services and membershipd", { skip: why ?? false, timeout: 180_000 }, () => {
   let plane: SecurePlaneHandle;
   let admin: ReturnType<typeof adminClient>;
-  const { dirs, agents, opts, logs, start, stop } = vaultFleet((node) => (node === OWNER ? { servicesDir, writableRoots: [dirname(out)] } : {}));
+  const { dirs, agents, opts, logs, start, stop } = vaultFleet((node) =>
+    node === OWNER ? { servicesDir, writableRoots: [dirname(out)] } : {},
+  );
   let shm: string;
   let runtime: string;
   let out: string;
@@ -45,7 +60,11 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     return d;
   };
 
-  const service = (name: string) => agents.get(OWNER)!.supervisor.status().find((s) => s.name === name)!;
+  const service = (name: string) =>
+    agents
+      .get(OWNER)!
+      .supervisor.status()
+      .find((s) => s.name === name)!;
   const keyOf = (hex: string) => new Uint8Array(Buffer.from(hex.trim(), "hex"));
   const commitment = () => new VaultDisk(dirs.get(OWNER)!).read().commitment;
 
@@ -58,12 +77,25 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     servicesDir = tempDir("unibus-vh-services-");
     // `keyed` reads its key and lists the directory it is in; `plain` lists the runtime dir, which must look empty.
     const keyed = ServiceConfig.parse({
-      name: "keyed", command: "/bin/sh", data_key: true, writable: [`${out}/keyed`], stop_grace_ms: 2000,
-      args: ["-c", `cat "$UNIBUS_DATA_KEY_FILE" > ${out}/keyed/key; ls -A "$(dirname "$UNIBUS_DATA_KEY_FILE")" > ${out}/keyed/ls; exec sleep 600`],
+      name: "keyed",
+      command: "/bin/sh",
+      data_key: true,
+      writable: [`${out}/keyed`],
+      stop_grace_ms: 2000,
+      args: [
+        "-c",
+        `cat "$UNIBUS_DATA_KEY_FILE" > ${out}/keyed/key; ls -A "$(dirname "$UNIBUS_DATA_KEY_FILE")" > ${out}/keyed/ls; exec sleep 600`,
+      ],
     });
     const plain = ServiceConfig.parse({
-      name: "plain", command: "/bin/sh", writable: [`${out}/plain`], stop_grace_ms: 2000,
-      args: ["-c", `ls -A ${runtime} > ${out}/plain/ls 2>&1; echo "var=$UNIBUS_DATA_KEY_FILE" >> ${out}/plain/ls; exec sleep 600`],
+      name: "plain",
+      command: "/bin/sh",
+      writable: [`${out}/plain`],
+      stop_grace_ms: 2000,
+      args: [
+        "-c",
+        `ls -A ${runtime} > ${out}/plain/ls 2>&1; echo "var=$UNIBUS_DATA_KEY_FILE" >> ${out}/plain/ls; exec sleep 600`,
+      ],
     });
     for (const c of [keyed, plain]) writeFileSync(join(servicesDir, `${c.name}.json`), JSON.stringify(c));
     for (const node of [OWNER, ...GUARDIANS, ...ADOPTERS]) {
@@ -71,7 +103,13 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
       dirs.set(node, dir);
       const invite = await newInvite(admin, { note: node });
       await joinFleet(new NodeStore(dir), invite.raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
-      opts.set(node, { backoffUnitMs: 40, checkIntervalMs: 60_000, minGuardians: 4, rateLimit: { burst: 1000, perSecond: 100 }, keyRuntimeDir: join(shm, node) });
+      opts.set(node, {
+        backoffUnitMs: 40,
+        checkIntervalMs: 60_000,
+        minGuardians: 4,
+        rateLimit: { burst: 1000, perSecond: 100 },
+        keyRuntimeDir: join(shm, node),
+      });
     }
     opts.get(OWNER)!.create = true;
     for (const node of GUARDIANS) await start(node);
@@ -82,20 +120,41 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     for (const node of [...agents.keys()]) await stop(node).catch(() => {});
     await plane?.stop();
     if (shm) rmSync(shm, { recursive: true, force: true });
-    for (const d of [...dirs.values(), servicesDir, out && join(out, ".."), ...scratch]) if (d) rmSync(d, { recursive: true, force: true });
+    for (const d of [...dirs.values(), servicesDir, out && join(out, ".."), ...scratch])
+      if (d) rmSync(d, { recursive: true, force: true });
   });
 
   test("a data_key service starts once the vault is unlocked and finds its own read-only copy of the key in its sandbox; others see an empty directory", async () => {
     const a = await start(OWNER);
     await waitUntil(`unlocked (${a.vault.info().state})`, () => a.vault.info().state === "unlocked", 20_000);
     // The shell creates each file before the command writes it: wait for the listing itself.
-    await waitUntil("keyed running and has read its key", () => service("keyed").state === "running" && existsSync(`${out}/keyed/ls`) && readFileSync(`${out}/keyed/key`, "utf8").length > 0 && readFileSync(`${out}/keyed/ls`, "utf8").endsWith("\n"), 15_000);
+    await waitUntil(
+      "keyed running and has read its key",
+      () =>
+        service("keyed").state === "running" &&
+        existsSync(`${out}/keyed/ls`) &&
+        readFileSync(`${out}/keyed/key`, "utf8").length > 0 &&
+        readFileSync(`${out}/keyed/ls`, "utf8").endsWith("\n"),
+      15_000,
+    );
     const seen = readFileSync(`${out}/keyed/key`, "utf8");
     assert.match(seen, /^[0-9a-f]{64}\n$/);
     assert.ok(fitsCommitment(keyOf(seen), OWNER, commitment()), "the service's key is the node's data key");
-    assert.equal(readFileSync(`${out}/keyed/ls`, "utf8"), "data.key\n", "in its sandbox the key directory holds its own key and nothing else");
-    await waitUntil("plain listed", () => existsSync(`${out}/plain/ls`) && readFileSync(`${out}/plain/ls`, "utf8").includes("var="), 10_000);
-    assert.equal(readFileSync(`${out}/plain/ls`, "utf8"), "var=\n", "a service without data_key sees an empty key directory and no variable");
+    assert.equal(
+      readFileSync(`${out}/keyed/ls`, "utf8"),
+      "data.key\n",
+      "in its sandbox the key directory holds its own key and nothing else",
+    );
+    await waitUntil(
+      "plain listed",
+      () => existsSync(`${out}/plain/ls`) && readFileSync(`${out}/plain/ls`, "utf8").includes("var="),
+      10_000,
+    );
+    assert.equal(
+      readFileSync(`${out}/plain/ls`, "utf8"),
+      "var=\n",
+      "a service without data_key sees an empty key directory and no variable",
+    );
     // On the host: the runtime dir is 0700, the service's copy 0600 and (as root) the service's own.
     assert.equal(statSync(runtime).mode & 0o777, 0o700);
     const copy = statSync(join(runtime, "services", "keyed.key"));
@@ -123,17 +182,32 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     await stop("kg-2");
     await stop("kg-3");
     const a = await start(OWNER);
-    await waitUntil("waiting for peers", () => a.vault.info().state === "waiting-for-peers" && a.vault.info().attempts >= 2, 20_000);
+    await waitUntil(
+      "waiting for peers",
+      () => a.vault.info().state === "waiting-for-peers" && a.vault.info().attempts >= 2,
+      20_000,
+    );
     assert.equal(service("keyed").state, "stopped");
     assert.equal(service("keyed").problem?.code, "E_VAULT_LOCKED");
     assert.equal(service("plain").state, "running", "services that do not need the key run anyway");
     assert.equal(existsSync(join(out, "keyed", "key")), false);
-    assert.deepEqual(readdirSync(runtime).filter((f) => f.endsWith(".key")), []);
+    assert.deepEqual(
+      readdirSync(runtime).filter((f) => f.endsWith(".key")),
+      [],
+    );
     assert.equal(existsSync(join(runtime, "services")), false);
-    assert.equal(JSON.parse(readFileSync(join(runtime, "vault-state.json"), "utf8")).state, "waiting-for-peers", "membershipd's /healthz can tell");
+    assert.equal(
+      JSON.parse(readFileSync(join(runtime, "vault-state.json"), "utf8")).state,
+      "waiting-for-peers",
+      "membershipd's /healthz can tell",
+    );
     await start("kg-2");
     await start("kg-3");
-    await waitUntil("keyed running", () => service("keyed").state === "running" && existsSync(join(out, "keyed", "key")), 20_000);
+    await waitUntil(
+      "keyed running",
+      () => service("keyed").state === "running" && existsSync(join(out, "keyed", "key")),
+      20_000,
+    );
     await stop(OWNER);
     assert.equal(existsSync(runtime), false);
   });
@@ -147,7 +221,10 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     const done = await adoptKey({ store, from: keyFile, operatorKey: null, log: (l) => logs.push(`adopt: ${l}`) });
     assert.deepEqual([done.node, done.k, done.cold_start], ["adopter-1", 3, false]);
     assert.equal(existsSync(keyFile), false, "wiped once the guardians gave the key back");
-    assert.ok(fitsCommitment(fileKey, "adopter-1", new VaultDisk(store.dir).read().commitment), "the vault commits to the file's key");
+    assert.ok(
+      fitsCommitment(fileKey, "adopter-1", new VaultDisk(store.dir).read().commitment),
+      "the vault commits to the file's key",
+    );
 
     // A crash after the distribution, before vault.json: the file is still there; the rerun resumes.
     const second = new NodeStore(dirs.get("adopter-2")!);
@@ -157,24 +234,46 @@ describe("data key hand-off to services and membershipd", { skip: why ?? false, 
     await adoptKey({ store: second, from: file2, operatorKey: null, log: () => {} });
     writeFileSync(file2, hexKey(key2) + "\n", { mode: 0o600 });
     rmSync(join(second.dir, "vault.json"));
-    const resumed = await adoptKey({ store: second, from: file2, operatorKey: null, log: (l) => logs.push(`adopt: ${l}`) });
+    const resumed = await adoptKey({
+      store: second,
+      from: file2,
+      operatorKey: null,
+      log: (l) => logs.push(`adopt: ${l}`),
+    });
     assert.equal(resumed.epoch, 1, "no second distribution");
     assert.ok(logs.some((l) => l.includes("resumed an adoption")));
     assert.equal(existsSync(file2), false);
     // Another key for a node whose vault holds one already: refused, and the file is kept.
     writeFileSync(file2, hexKey(new Uint8Array(randomBytes(32))) + "\n", { mode: 0o600 });
-    await assert.rejects(adoptKey({ store: second, from: file2, operatorKey: null, log: () => {} }), (e: unknown) => e instanceof AdoptError && e.code === "E_ADOPT" && /another data key/.test(e.message));
+    await assert.rejects(
+      adoptKey({ store: second, from: file2, operatorKey: null, log: () => {} }),
+      (e: unknown) => e instanceof AdoptError && e.code === "E_ADOPT" && /another data key/.test(e.message),
+    );
     assert.ok(existsSync(file2), "a refused adoption keeps the file");
   });
 
   test("a revoked node: its key services are stopped and their key wiped", async () => {
     const a = await start(OWNER);
-    await waitUntil("keyed running", () => a.vault.info().state === "unlocked" && service("keyed").state === "running", 20_000);
+    await waitUntil(
+      "keyed running",
+      () => a.vault.info().state === "unlocked" && service("keyed").state === "running",
+      20_000,
+    );
     assert.ok(existsSync(join(runtime, "services", "keyed.key")));
     const r = await admin("node.revoke", { node: OWNER, reason: "hand-off test" });
     assert.ok(r.ok, JSON.stringify(r));
-    await waitUntil("keyed stopped and its key gone", () => service("keyed").state !== "running" && !existsSync(join(runtime, "services", "keyed.key")), 20_000)
-      .catch((err) => assert.fail(`${(err as Error).message}; the owner said:\n${logs.filter((l) => l.startsWith(OWNER)).slice(-8).join("\n")}`));
+    await waitUntil(
+      "keyed stopped and its key gone",
+      () => service("keyed").state !== "running" && !existsSync(join(runtime, "services", "keyed.key")),
+      20_000,
+    ).catch((err) =>
+      assert.fail(
+        `${(err as Error).message}; the owner said:\n${logs
+          .filter((l) => l.startsWith(OWNER))
+          .slice(-8)
+          .join("\n")}`,
+      ),
+    );
     assert.equal(service("plain").state, "running", "only the key services are stopped");
   });
 });

@@ -15,7 +15,16 @@ import { type RunningAgent } from "../services/agent/run/agent.ts";
 import { subjectEvents, vaultFleet } from "./vault-fleet.ts";
 import { VaultDisk } from "../services/agent/vault/mod.ts";
 import { connectNats, eventSubject, SHARES_BUCKET } from "../services/bus/mod.ts";
-import { blindToken, ephemeralPair, inboxPrefix, storageKey, signCommand, toBase64Url, decryptWith, type Signer } from "../services/core/mod.ts";
+import {
+  blindToken,
+  ephemeralPair,
+  inboxPrefix,
+  storageKey,
+  signCommand,
+  toBase64Url,
+  decryptWith,
+  type Signer,
+} from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
 import { runCli, startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
@@ -30,7 +39,12 @@ describe("vault", { timeout: 180_000 }, () => {
   let admin: ReturnType<typeof adminClient>;
   const { dirs, agents, opts: vaultOpts, start, stop } = vaultFleet();
   const owner = () => agents.get(OWNER)!;
-  const unlocked = (a: RunningAgent) => waitUntil(`${a.node} unlocked (${a.vault.info().state}: ${a.vault.info().problem})`, () => a.vault.info().state === "unlocked", 20_000);
+  const unlocked = (a: RunningAgent) =>
+    waitUntil(
+      `${a.node} unlocked (${a.vault.info().state}: ${a.vault.info().problem})`,
+      () => a.vault.info().state === "unlocked",
+      20_000,
+    );
 
   const events = (filter: string) => subjectEvents(plane.plane.js, plane.plane.jsm, filter);
   function signerOf(node: string): Signer {
@@ -39,12 +53,30 @@ describe("vault", { timeout: 180_000 }, () => {
   async function nodeConnection(node: string): Promise<NatsConnection> {
     const store = new NodeStore(dirs.get(node)!);
     const config = store.enrolled()!;
-    return await connectNats({ servers: config.urls, name: `test ${node}`, creds: store.creds(), caFile: store.path("ca"), inboxPrefix: inboxPrefix(store.keys().signer.publicKey) });
+    return await connectNats({
+      servers: config.urls,
+      name: `test ${node}`,
+      creds: store.creds(),
+      caFile: store.path("ca"),
+      inboxPrefix: inboxPrefix(store.keys().signer.publicKey),
+    });
   }
   /** A share request signed by `signer` as `actorNode`, for `owner`'s share at `guardian`. */
-  async function askShare(nc: NatsConnection, signer: Signer, actorNode: string, o: { owner: string; guardian: string; epoch: number }): Promise<Reply> {
+  async function askShare(
+    nc: NatsConnection,
+    signer: Signer,
+    actorNode: string,
+    o: { owner: string; guardian: string; epoch: number },
+  ): Promise<Reply> {
     const eph = await ephemeralPair();
-    const cmd = signCommand({ action: SHARE_ACTION, args: { ...o, ephemeral: toBase64Url(eph.publicKey) }, actor: { id: nodeActorId(actorNode), key: signer.publicKey } }, signer);
+    const cmd = signCommand(
+      {
+        action: SHARE_ACTION,
+        args: { ...o, ephemeral: toBase64Url(eph.publicKey) },
+        actor: { id: nodeActorId(actorNode), key: signer.publicKey },
+      },
+      signer,
+    );
     return (await nc.request(vaultShareSubject(o.guardian), JSON.stringify(cmd), { timeout: 5000 })).json();
   }
 
@@ -56,7 +88,12 @@ describe("vault", { timeout: 180_000 }, () => {
       dirs.set(node, dir);
       const invite = await newInvite(admin, { note: node });
       await joinFleet(new NodeStore(dir), invite.raw, { node, labels: {}, timeoutMs: 10_000, log: () => {} });
-      vaultOpts.set(node, { backoffUnitMs: 40, checkIntervalMs: 150, minGuardians: 4, rateLimit: { burst: 1000, perSecond: 100 } });
+      vaultOpts.set(node, {
+        backoffUnitMs: 40,
+        checkIntervalMs: 150,
+        minGuardians: 4,
+        rateLimit: { burst: 1000, perSecond: 100 },
+      });
     }
     vaultOpts.get(OWNER)!.create = true;
     vaultOpts.get(OWNER)!.initialSecrets = { db_password: SECRET };
@@ -75,14 +112,18 @@ describe("vault", { timeout: 180_000 }, () => {
     assert.deepEqual([owner().vault.info().epoch, owner().vault.info().k, owner().vault.info().n], [1, 3, 4]);
     const [distributed] = await events(eventSubject("vault", OWNER));
     assert.equal(distributed!.type, "SharesDistributed");
-    assert.deepEqual([distributed!.data.k, distributed!.data.n, distributed!.data.epoch, [...distributed!.data.guardians].sort()], [3, 4, 1, GUARDIANS]);
+    assert.deepEqual(
+      [distributed!.data.k, distributed!.data.n, distributed!.data.epoch, [...distributed!.data.guardians].sort()],
+      [3, 4, 1, GUARDIANS],
+    );
     const kv = await new Kvm(plane.nc).open(SHARES_BUCKET);
     const keys: string[] = [];
     for await (const k of await kv.keys(`${blindToken(OWNER)}.>`)) keys.push(k);
     assert.deepEqual(keys.sort(), GUARDIANS.map((g) => `${storageKey(`${OWNER}.${g}`)}.1`).sort());
     const sealed = (await kv.get(keys[0]!))!.json<{ sealed: string }>().sealed;
     assert.ok(!JSON.stringify(distributed).includes(sealed), "the event carries no share");
-    for (const f of ["vault.json", "secrets.enc"]) assert.equal(statSync(join(dirs.get(OWNER)!, f)).mode & 0o777, 0o600, f);
+    for (const f of ["vault.json", "secrets.enc"])
+      assert.equal(statSync(join(dirs.get(OWNER)!, f)).mode & 0o777, 0o600, f);
   });
 
   test("unlock after an agent restart with one guardian down", async () => {
@@ -106,7 +147,9 @@ describe("vault", { timeout: 180_000 }, () => {
       assert.equal(a.vault.secrets()?.db_password, SECRET);
       assert.deepEqual(a.vault.info().mismatches, ["guard-2"]);
       const reported = await events(eventSubject("share", `${OWNER}.guard-2`));
-      assert.ok(reported.some((e) => e.type === "ShareMismatch" && e.data.guardian === "guard-2" && e.data.epoch === 1));
+      assert.ok(
+        reported.some((e) => e.type === "ShareMismatch" && e.data.guardian === "guard-2" && e.data.epoch === 1),
+      );
     } finally {
       delete vaultOpts.get("guard-2")!.tamper;
     }
@@ -117,9 +160,22 @@ describe("vault", { timeout: 180_000 }, () => {
     await stop("guard-2");
     await stop("guard-3");
     const a = await start(OWNER);
-    await waitUntil("waiting for peers", () => a.vault.info().state === "waiting-for-peers" && a.vault.info().attempts >= 3, 20_000);
-    const sent = await sendCommand(plane.nc, nodeCommandSubject(OWNER, "status"), buildCommand(
-      (await import("../services/core/mod.ts")).signerFromSeed(readFileSync(join(plane.dataDir, "admin.nk"), "utf8")), "admin", "status", { node: OWNER }), 10_000);
+    await waitUntil(
+      "waiting for peers",
+      () => a.vault.info().state === "waiting-for-peers" && a.vault.info().attempts >= 3,
+      20_000,
+    );
+    const sent = await sendCommand(
+      plane.nc,
+      nodeCommandSubject(OWNER, "status"),
+      buildCommand(
+        (await import("../services/core/mod.ts")).signerFromSeed(readFileSync(join(plane.dataDir, "admin.nk"), "utf8")),
+        "admin",
+        "status",
+        { node: OWNER },
+      ),
+      10_000,
+    );
     assert.ok(sent.ok, JSON.stringify(sent));
     const vault = (sent as { ok: true; result: any }).result.agent.vault;
     assert.equal(vault.state, "waiting-for-peers");
@@ -130,8 +186,19 @@ describe("vault", { timeout: 180_000 }, () => {
     await unlocked(a);
     assert.equal(a.vault.secrets()?.db_password, SECRET);
     // Reported to membershipd: the wait (once, not once per attempt), then the unlock.
-    await waitUntil("VaultStateChanged reported", async () => (await events(eventSubject("node", OWNER))).filter((e) => e.type === "VaultStateChanged").slice(-2).map((e) => e.data.state).join() === "waiting-for-peers,unlocked", 10_000);
-    const states = (await events(eventSubject("node", OWNER))).filter((e) => e.type === "VaultStateChanged").map((e) => e.data.state);
+    await waitUntil(
+      "VaultStateChanged reported",
+      async () =>
+        (await events(eventSubject("node", OWNER)))
+          .filter((e) => e.type === "VaultStateChanged")
+          .slice(-2)
+          .map((e) => e.data.state)
+          .join() === "waiting-for-peers,unlocked",
+      10_000,
+    );
+    const states = (await events(eventSubject("node", OWNER)))
+      .filter((e) => e.type === "VaultStateChanged")
+      .map((e) => e.data.state);
     assert.ok(states.filter((s) => s === "waiting-for-peers").length < a.vault.info().attempts, states.join());
   });
 
@@ -142,7 +209,10 @@ describe("vault", { timeout: 180_000 }, () => {
       assert.ok(!own.ok && own.error.code === "E_SHARE_REFUSED", JSON.stringify(own));
       // Claiming to be the owner with its own key: the owner's current key is not that one.
       const claimed = await askShare(nc, signerOf("guard-1"), OWNER, { owner: OWNER, guardian: "guard-3", epoch: 1 });
-      assert.ok(!claimed.ok && claimed.error.code === "E_SHARE_REFUSED" && /current key/.test(claimed.error.message), JSON.stringify(claimed));
+      assert.ok(
+        !claimed.ok && claimed.error.code === "E_SHARE_REFUSED" && /current key/.test(claimed.error.message),
+        JSON.stringify(claimed),
+      );
     } finally {
       await nc.close();
     }
@@ -155,14 +225,23 @@ describe("vault", { timeout: 180_000 }, () => {
     await waitUntil("epoch 2", () => owner().vault.info().epoch === 2, 20_000);
     const all = await events(eventSubject("vault", OWNER));
     const last = all[all.length - 1]!;
-    assert.deepEqual([last.type, last.data.epoch, last.data.n, last.data.k, [...last.data.guardians].sort()], ["SharesDistributed", 2, 3, 3, ["guard-1", "guard-2", "guard-3"]]);
+    assert.deepEqual(
+      [last.type, last.data.epoch, last.data.n, last.data.k, [...last.data.guardians].sort()],
+      ["SharesDistributed", 2, 3, 3, ["guard-1", "guard-2", "guard-3"]],
+    );
     const kv = await new Kvm(plane.nc).open(SHARES_BUCKET);
     const keys: string[] = [];
     for await (const k of await kv.keys(`${blindToken(OWNER)}.>`)) keys.push(k);
-    assert.deepEqual(keys.sort(), ["guard-1", "guard-2", "guard-3"].map((g) => `${storageKey(`${OWNER}.${g}`)}.2`).sort());
+    assert.deepEqual(
+      keys.sort(),
+      ["guard-1", "guard-2", "guard-3"].map((g) => `${storageKey(`${OWNER}.${g}`)}.2`).sort(),
+    );
     // The owner itself asking for an old-epoch share: refused by the guardian (membershipd says superseded).
     const old = await askShare(plane.nc, signerOf(OWNER), OWNER, { owner: OWNER, guardian: "guard-1", epoch: 1 });
-    assert.ok(!old.ok && old.error.code === "E_SHARE_REFUSED" && /superseded/.test(old.error.message), JSON.stringify(old));
+    assert.ok(
+      !old.ok && old.error.code === "E_SHARE_REFUSED" && /superseded/.test(old.error.message),
+      JSON.stringify(old),
+    );
     const fresh = await askShare(plane.nc, signerOf(OWNER), OWNER, { owner: OWNER, guardian: "guard-1", epoch: 2 });
     assert.ok(fresh.ok, JSON.stringify(fresh));
     // And the restarted owner unlocks from epoch 2.
@@ -174,11 +253,23 @@ describe("vault", { timeout: 180_000 }, () => {
   });
 
   test("unibus vault status shows K, N, epoch, guardians and the owner's unlock state (table and --json)", async () => {
-    const flags = ["--data-dir", plane.dataDir, "--server", plane.natsUrl, "--ca", join(plane.dataDir, "tls", "ca.pem"), "--creds", join(plane.dataDir, "admin.creds")];
+    const flags = [
+      "--data-dir",
+      plane.dataDir,
+      "--server",
+      plane.natsUrl,
+      "--ca",
+      join(plane.dataDir, "tls", "ca.pem"),
+      "--creds",
+      join(plane.dataDir, "admin.creds"),
+    ];
     const json = await runCli([...flags, "--json", "vault", "status"]);
     assert.equal(json.code, 0, json.stderr);
     const [row] = JSON.parse(json.stdout).items;
-    assert.deepEqual([row.owner, row.k, row.n, row.epoch, row.active_guardians, row.unlock, row.reachable, row.mismatches], [OWNER, 3, 3, 2, 3, "unlocked", 3, 1]); // guard-2's mismatch, reported earlier
+    assert.deepEqual(
+      [row.owner, row.k, row.n, row.epoch, row.active_guardians, row.unlock, row.reachable, row.mismatches],
+      [OWNER, 3, 3, 2, 3, "unlocked", 3, 1],
+    ); // guard-2's mismatch, reported earlier
     assert.ok(Date.now() - Date.parse(row.distributed_at) < 10 * 60_000, row.distributed_at);
     const human = await runCli([...flags, "vault", "status"]);
     assert.equal(human.code, 0, human.stderr);
@@ -210,7 +301,14 @@ describe("vault", { timeout: 180_000 }, () => {
     assert.ok(!rekeyed.ok && /same key/.test(rekeyed.error.message), JSON.stringify(rekeyed));
     const eph = await ephemeralPair();
     const ownerSigner = signerOf(OWNER);
-    const request = signCommand({ action: SHARE_ACTION, args: { owner: OWNER, guardian: "guard-2", epoch: 2, ephemeral: toBase64Url(eph.publicKey) }, actor: { id: nodeActorId(OWNER), key: ownerSigner.publicKey } }, ownerSigner);
+    const request = signCommand(
+      {
+        action: SHARE_ACTION,
+        args: { owner: OWNER, guardian: "guard-2", epoch: 2, ephemeral: toBase64Url(eph.publicKey) },
+        actor: { id: nodeActorId(OWNER), key: ownerSigner.publicKey },
+      },
+      ownerSigner,
+    );
     const stolen = await as("guard-1", "vault.fetch", { owner: OWNER, guardian: "guard-2", epoch: 2, request });
     assert.ok(!stolen.ok && stolen.error.code === "E_FORBIDDEN", JSON.stringify(stolen));
     const after: string[] = [];
@@ -221,15 +319,25 @@ describe("vault", { timeout: 180_000 }, () => {
   test("the at-rest store of a vault-mode node is unreadable without its peers", async () => {
     await stop(OWNER);
     const dir = dirs.get(OWNER)!;
-    const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name));
     const store = JSON.parse(readFileSync(join(dir, "secrets.enc"), "utf8"));
     for (const f of files) {
       const bytes = readFileSync(f);
       assert.ok(!bytes.includes(SECRET), `${f} holds the secret in the clear`);
       // No 32 bytes anywhere on the disk open the store: the key is not there, in any encoding we wrote.
-      for (const candidate of [bytes, Buffer.from(bytes.toString("utf8").trim(), "base64url"), Buffer.from(bytes.toString("utf8").replace(/[^0-9a-f]/g, ""), "hex")]) {
+      for (const candidate of [
+        bytes,
+        Buffer.from(bytes.toString("utf8").trim(), "base64url"),
+        Buffer.from(bytes.toString("utf8").replace(/[^0-9a-f]/g, ""), "hex"),
+      ]) {
         for (let i = 0; i + 32 <= candidate.length; i++) {
-          assert.equal(await decryptWith(new Uint8Array(candidate.subarray(i, i + 32)), store, `unibus.vault.store.v1:${OWNER}`), null, `${f}@${i}`);
+          assert.equal(
+            await decryptWith(new Uint8Array(candidate.subarray(i, i + 32)), store, `unibus.vault.store.v1:${OWNER}`),
+            null,
+            `${f}@${i}`,
+          );
         }
       }
     }

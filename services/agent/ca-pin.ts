@@ -7,7 +7,10 @@ import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type PeerCertificate, type DetailedPeerCertificate } from "node:tls";
 
 export class CaPinError extends Error {
-  constructor(readonly code: "E_CA_MISMATCH" | "E_UNREACHABLE" | "E_NO_TLS", message: string) {
+  constructor(
+    readonly code: "E_CA_MISMATCH" | "E_UNREACHABLE" | "E_NO_TLS",
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -29,7 +32,10 @@ function readInfoLine(socket: Socket, timeoutMs: number): Promise<Record<string,
     const onData = (d: Buffer) => {
       buf += d.toString("latin1");
       const end = buf.indexOf("\r\n");
-      if (end < 0) return buf.length > 64 * 1024 ? fail(new CaPinError("E_UNREACHABLE", "not a NATS server (no INFO line)")) : undefined;
+      if (end < 0)
+        return buf.length > 64 * 1024
+          ? fail(new CaPinError("E_UNREACHABLE", "not a NATS server (no INFO line)"))
+          : undefined;
       clearTimeout(timer);
       socket.off("data", onData);
       const line = buf.slice(0, end);
@@ -49,7 +55,11 @@ function readInfoLine(socket: Socket, timeoutMs: number): Promise<Record<string,
 function presentedChain(peer: DetailedPeerCertificate): X509Certificate[] {
   const out: X509Certificate[] = [];
   const seen = new Set<string>();
-  for (let c: PeerCertificate | undefined = peer; c?.raw && !seen.has(c.fingerprint256); c = (c as DetailedPeerCertificate).issuerCertificate) {
+  for (
+    let c: PeerCertificate | undefined = peer;
+    c?.raw && !seen.has(c.fingerprint256);
+    c = (c as DetailedPeerCertificate).issuerCertificate
+  ) {
     seen.add(c.fingerprint256);
     out.push(new X509Certificate(c.raw));
   }
@@ -67,19 +77,30 @@ export async function fetchPinnedCa(url: string, expected: string, timeoutMs = 5
   socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
   try {
     const info = await readInfoLine(socket, timeoutMs);
-    if (!info.tls_required && !info.tls_available) throw new CaPinError("E_NO_TLS", `${url} does not offer TLS; refusing to join over a clear connection`);
+    if (!info.tls_required && !info.tls_available)
+      throw new CaPinError("E_NO_TLS", `${url} does not offer TLS; refusing to join over a clear connection`);
     const chain = await new Promise<X509Certificate[]>((resolve, reject) => {
-      const t = tlsConnect({ socket, rejectUnauthorized: false, ...(/^[\d.:]+$/.test(host) ? {} : { servername: host }) }, () => {
-        resolve(presentedChain(t.getPeerCertificate(true)));
-        t.destroy();
-      });
+      const t = tlsConnect(
+        { socket, rejectUnauthorized: false, ...(/^[\d.:]+$/.test(host) ? {} : { servername: host }) },
+        () => {
+          resolve(presentedChain(t.getPeerCertificate(true)));
+          t.destroy();
+        },
+      );
       t.once("error", (e) => reject(new CaPinError("E_UNREACHABLE", `TLS handshake with ${url} failed: ${e.message}`)));
     });
     const ca = chain.find((c) => fingerprintOf(c) === expected.toLowerCase());
     const leaf = chain[0];
     if (!ca || !leaf || !leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) {
-      const seen = chain.map(fingerprintOf).map((f) => f.slice(0, 16)).join(", ") || "none";
-      throw new CaPinError("E_CA_MISMATCH", `${url} presents a certificate chain without the CA the invite names (expected ${expected.slice(0, 16)}…, saw ${seen}…); refusing to send anything`);
+      const seen =
+        chain
+          .map(fingerprintOf)
+          .map((f) => f.slice(0, 16))
+          .join(", ") || "none";
+      throw new CaPinError(
+        "E_CA_MISMATCH",
+        `${url} presents a certificate chain without the CA the invite names (expected ${expected.slice(0, 16)}…, saw ${seen}…); refusing to send anything`,
+      );
     }
     return ca.toString();
   } finally {

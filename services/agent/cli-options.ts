@@ -1,11 +1,24 @@
 // unibus-agent's flags, shared with the boot step (update/boot-cli.ts), which reads the same argv
 // for --data-dir and must not pull in the daemon's modules to do so.
 export const options = {
-  "data-dir": { type: "string" }, name: { type: "string" }, label: { type: "string", multiple: true }, json: { type: "boolean" },
-  timeout: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" }, bundle: { type: "string" },
-  "bundle-file": { type: "string" }, "services-dir": { type: "string" }, help: { type: "boolean", short: "h" },
-  vault: { type: "boolean" }, "genesis-key": { type: "string" }, "allow-unsandboxed-steps": { type: "boolean" }, "allow-luks": { type: "boolean" },
-  from: { type: "string" }, "operator-key": { type: "string" }, "no-cold-start": { type: "boolean" },
+  "data-dir": { type: "string" },
+  name: { type: "string" },
+  label: { type: "string", multiple: true },
+  json: { type: "boolean" },
+  timeout: { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  bundle: { type: "string" },
+  "bundle-file": { type: "string" },
+  "services-dir": { type: "string" },
+  help: { type: "boolean", short: "h" },
+  vault: { type: "boolean" },
+  "genesis-key": { type: "string" },
+  "allow-unsandboxed-steps": { type: "boolean" },
+  "allow-luks": { type: "boolean" },
+  from: { type: "string" },
+  "operator-key": { type: "string" },
+  "no-cold-start": { type: "boolean" },
   "writable-root": { type: "string", multiple: true },
 } as const;
 

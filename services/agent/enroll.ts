@@ -5,14 +5,40 @@ import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ENROLL_JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT, parseInviteToken, parseWaitBundle, type InviteToken, enrollWaitSubject, NodeConfig, Reply, SealedConfig, type WaitBundle, type JoinRequest } from "../../schemas/mod.ts";
+import {
+  ENROLL_JOIN_SUBJECT,
+  ENROLL_WAIT_ANNOUNCE_SUBJECT,
+  parseInviteToken,
+  parseWaitBundle,
+  type InviteToken,
+  enrollWaitSubject,
+  NodeConfig,
+  Reply,
+  SealedConfig,
+  type WaitBundle,
+  type JoinRequest,
+} from "../../schemas/mod.ts";
 import { connectNats, parseCreds, seedFromCreds } from "../bus/mod.ts";
-import { canonicalJson, deriveWaitKey, inboxPrefix, newEnrollCode, openConfig, signerFromSeed, signWaitAnnouncement, toBase64Url, waitIdFor, type Signer } from "../core/mod.ts";
+import {
+  canonicalJson,
+  deriveWaitKey,
+  inboxPrefix,
+  newEnrollCode,
+  openConfig,
+  signerFromSeed,
+  signWaitAnnouncement,
+  toBase64Url,
+  waitIdFor,
+  type Signer,
+} from "../core/mod.ts";
 import { fetchPinnedCa } from "./ca-pin.ts";
 import type { NodeStore } from "./node-store.ts";
 
 export class EnrollError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -43,7 +69,11 @@ function signed<T extends Record<string, unknown>>(body: T, signer: Signer): T &
 }
 
 /** Pins the CA from the first URL that answers; the PEM goes to a private temp file for the client. */
-async function pinCa(urls: string[], fingerprint: string, log: (l: string) => void): Promise<{ pem: string; url: string }> {
+async function pinCa(
+  urls: string[],
+  fingerprint: string,
+  log: (l: string) => void,
+): Promise<{ pem: string; url: string }> {
   let last: Error | null = null;
   for (const url of urls) {
     try {
@@ -51,7 +81,8 @@ async function pinCa(urls: string[], fingerprint: string, log: (l: string) => vo
       log(`${url}: the server's CA matches the invite (${fingerprint.slice(0, 16)}…)`);
       return { pem, url };
     } catch (err) {
-      if ((err as { code?: string }).code === "E_CA_MISMATCH") throw new EnrollError("E_CA_MISMATCH", (err as Error).message);
+      if ((err as { code?: string }).code === "E_CA_MISMATCH")
+        throw new EnrollError("E_CA_MISMATCH", (err as Error).message);
       last = err as Error;
     }
   }
@@ -73,11 +104,22 @@ async function connectBootstrap(url: string, caFile: string, creds: string): Pro
   const bytes = new TextEncoder().encode(creds);
   const { publicKey } = parseCreds(bytes, "the invite's bootstrap credential");
   try {
-    return await connectNats({ servers: url, name: "unibus-agent-enroll", caFile, creds: bytes, inboxPrefix: inboxPrefix(publicKey) });
+    return await connectNats({
+      servers: url,
+      name: "unibus-agent-enroll",
+      caFile,
+      creds: bytes,
+      inboxPrefix: inboxPrefix(publicKey),
+    });
   } catch (err) {
     const msg = (err as Error).message;
-    if (/expired/i.test(msg)) throw new EnrollError("E_INVITE_EXPIRED", "the invite's bootstrap credential has expired; ask for a new invite");
-    if (/authoriz|authentic|revoked/i.test(msg)) throw new EnrollError("E_INVITE_REFUSED", `the server refused the invite's bootstrap credential (revoked or expired): ${msg}`);
+    if (/expired/i.test(msg))
+      throw new EnrollError("E_INVITE_EXPIRED", "the invite's bootstrap credential has expired; ask for a new invite");
+    if (/authoriz|authentic|revoked/i.test(msg))
+      throw new EnrollError(
+        "E_INVITE_REFUSED",
+        `the server refused the invite's bootstrap credential (revoked or expired): ${msg}`,
+      );
     throw new EnrollError("E_UNAVAILABLE", `cannot reach ${url}: ${msg}`);
   }
 }
@@ -93,7 +135,13 @@ function configFrom(raw: unknown): NodeConfig {
 
 /** Connects once with the node's own identity: enrollment is done only when that works. */
 async function proveIdentity(store: NodeStore, config: NodeConfig, caFile: string, signer: Signer): Promise<void> {
-  const nc = await connectNats({ servers: config.urls, name: `unibus-agent-${config.node}`, caFile, creds: store.creds(), inboxPrefix: inboxPrefix(signer.publicKey) });
+  const nc = await connectNats({
+    servers: config.urls,
+    name: `unibus-agent-${config.node}`,
+    caFile,
+    creds: store.creds(),
+    inboxPrefix: inboxPrefix(signer.publicKey),
+  });
   await nc.flush();
   await nc.close();
 }
@@ -121,16 +169,27 @@ export async function join(store: NodeStore, tokenText: string, o: JoinOptions):
   const token = decodeInvite(tokenText);
   const { pem, url } = await pinCa(token.urls, token.ca, o.log);
   const { signer, kexPublicKey } = store.keys();
-  const request: JoinRequest = signed({
-    v: 1 as const, ts: new Date().toISOString(), node: o.node, sign_key: signer.publicKey, kex_key: kexPublicKey, labels: o.labels, secret: token.secret,
-  }, signer);
+  const request: JoinRequest = signed(
+    {
+      v: 1 as const,
+      ts: new Date().toISOString(),
+      node: o.node,
+      sign_key: signer.publicKey,
+      kex_key: kexPublicKey,
+      labels: o.labels,
+      secret: token.secret,
+    },
+    signer,
+  );
   return await withCaFile(pem, async (caFile) => {
     const nc = await connectBootstrap(url, caFile, token.creds);
     let config: NodeConfig;
     try {
       config = await withRetries(async () => {
         try {
-          return configFrom((await nc.request(ENROLL_JOIN_SUBJECT, JSON.stringify(request), { timeout: o.timeoutMs })).json());
+          return configFrom(
+            (await nc.request(ENROLL_JOIN_SUBJECT, JSON.stringify(request), { timeout: o.timeoutMs })).json(),
+          );
         } catch (err) {
           if (err instanceof EnrollError) throw err;
           throw new EnrollError("E_UNAVAILABLE", `no answer to the join request: ${(err as Error).message}`);
@@ -178,14 +237,29 @@ export async function enrollWait(store: NodeStore, bundleText: string, o: WaitOp
       const sealed = nc.subscribe(enrollWaitSubject(waitId), { max: 1 });
       const announce = async () => {
         // Signed by the bundle's key too: membershipd counts waiting nodes per bundle it can prove.
-        const body = signWaitAnnouncement({
-          v: 1 as const, ts: new Date().toISOString(), node: o.node, sign_key: signer.publicKey, kex_key: kexPublicKey, labels: o.labels, wait_id: waitId,
-          bundle_key: bundleSigner.publicKey,
-        }, signer, bundleSigner);
-        const reply = Reply.safeParse((await nc.request(ENROLL_WAIT_ANNOUNCE_SUBJECT, JSON.stringify(body), { timeout: o.timeoutMs })).json());
+        const body = signWaitAnnouncement(
+          {
+            v: 1 as const,
+            ts: new Date().toISOString(),
+            node: o.node,
+            sign_key: signer.publicKey,
+            kex_key: kexPublicKey,
+            labels: o.labels,
+            wait_id: waitId,
+            bundle_key: bundleSigner.publicKey,
+          },
+          signer,
+          bundleSigner,
+        );
+        const reply = Reply.safeParse(
+          (await nc.request(ENROLL_WAIT_ANNOUNCE_SUBJECT, JSON.stringify(body), { timeout: o.timeoutMs })).json(),
+        );
         if (reply.success && !reply.data.ok) throw new EnrollError(reply.data.error.code, reply.data.error.message);
       };
-      const timer = setInterval(() => void announce().catch((e: Error) => o.log(`announce: ${e.message}`)), ANNOUNCE_EVERY_MS);
+      const timer = setInterval(
+        () => void announce().catch((e: Error) => o.log(`announce: ${e.message}`)),
+        ANNOUNCE_EVERY_MS,
+      );
       o.signal?.addEventListener("abort", () => sealed.unsubscribe(), { once: true });
       try {
         await announce();

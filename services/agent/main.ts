@@ -65,7 +65,6 @@ exit codes: 0 ok · 1 refused · 2 usage error · 3 server unreachable`;
 
 const EXIT_BY_CODE: Record<string, number> = { E_USAGE: 2, E_UNAVAILABLE: 3 };
 
-
 function usageError(message: string): never {
   throw new EnrollError("E_USAGE", `${message} (see unibus-agent --help)`);
 }
@@ -79,16 +78,24 @@ function secretInput(inline: string | undefined, file: string | undefined, what:
 }
 
 function parseLabels(list: string[] = []): Record<string, string> {
-  const labels = Object.fromEntries(list.map((l) => {
-    const i = l.indexOf("=");
-    return i > 0 ? [l.slice(0, i), l.slice(i + 1)] : usageError(`--label takes KEY=VALUE, not "${l}"`);
-  }));
+  const labels = Object.fromEntries(
+    list.map((l) => {
+      const i = l.indexOf("=");
+      return i > 0 ? [l.slice(0, i), l.slice(i + 1)] : usageError(`--label takes KEY=VALUE, not "${l}"`);
+    }),
+  );
   const r = NodeLabels.safeParse(labels);
   return r.success ? r.data : usageError(`bad labels: ${r.error.issues[0]?.message}`);
 }
 
 function defaultName(): string {
-  return hostname().toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 63) || "node";
+  return (
+    hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]/g, "-")
+      .replace(/^[^a-z0-9]+/, "")
+      .slice(0, 63) || "node"
+  );
 }
 
 type Flags = ReturnType<typeof parseFlags>["values"];
@@ -108,7 +115,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     const store = new NodeStore(resolve(f["data-dir"] ?? process.env.UNIBUS_AGENT_DATA_DIR ?? DEFAULT_DATA_DIR));
     const log = (line: string) => process.stderr.write(`unibus-agent: ${line}\n`);
-    const o: JoinOptions = { node: f.name ?? defaultName(), labels: parseLabels(f.label), timeoutMs: Number(f.timeout ?? 10_000), log };
+    const o: JoinOptions = {
+      node: f.name ?? defaultName(),
+      labels: parseLabels(f.label),
+      timeoutMs: Number(f.timeout ?? 10_000),
+      log,
+    };
     const [command] = positionals;
     if (command === "status") return status(store, json);
     if (command === "run") return await runDaemon(daemonOptions(store, f, log));
@@ -122,7 +134,13 @@ export async function main(argv: string[]): Promise<number> {
 
 /** The error as one line on stderr (and the JSON answer with --json); the exit code by its code. */
 function failed(err: unknown, json: boolean): number {
-  const e = err instanceof EnrollError || err instanceof AgentError ? err : new EnrollError(/ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL", (err as Error).message);
+  const e =
+    err instanceof EnrollError || err instanceof AgentError
+      ? err
+      : new EnrollError(
+          /ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL",
+          (err as Error).message,
+        );
   if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
   process.stderr.write(`unibus-agent: ${e.message} [${e.code}]\n`);
   return EXIT_BY_CODE[e.code] ?? 1;
@@ -130,65 +148,125 @@ function failed(err: unknown, json: boolean): number {
 
 function status(store: NodeStore, json: boolean): number {
   const c = store.enrolled();
-  const shown = c ? { enrolled: true, node: c.node, address: c.address, cluster: c.cluster, urls: c.urls } : { enrolled: false };
-  process.stdout.write(json ? JSON.stringify(shown) + "\n" : c ? `${c.node} (${c.address}) in cluster ${c.cluster}, via ${c.urls.join(", ")}\n` : "not enrolled\n");
+  const shown = c
+    ? { enrolled: true, node: c.node, address: c.address, cluster: c.cluster, urls: c.urls }
+    : { enrolled: false };
+  process.stdout.write(
+    json
+      ? JSON.stringify(shown) + "\n"
+      : c
+        ? `${c.node} (${c.address}) in cluster ${c.cluster}, via ${c.urls.join(", ")}\n`
+        : "not enrolled\n",
+  );
   return c ? 0 : 1;
 }
 
-async function enroll(command: "join" | "enroll-wait", store: NodeStore, f: Flags, o: JoinOptions, json: boolean): Promise<number> {
+async function enroll(
+  command: "join" | "enroll-wait",
+  store: NodeStore,
+  f: Flags,
+  o: JoinOptions,
+  json: boolean,
+): Promise<number> {
   const already = store.enrolled();
-  if (already) throw new EnrollError("E_ALREADY_ENROLLED", `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`);
-  const config = command === "join"
-    ? await join(store, secretInput(f.token, f["token-file"], "--token-file or --token"), o)
-    : await enrollWait(store, secretInput(f.bundle, f["bundle-file"], "--bundle-file or --bundle"), {
-      ...o, onCode: (code) => process.stdout.write(json ? JSON.stringify({ code }) + "\n" : `registration code: ${code.slice(0, 4)}-${code.slice(4)}\nwaiting for an operator to run: unibus node enroll --code ${code} --token <invite>\n`),
-    });
+  if (already)
+    throw new EnrollError(
+      "E_ALREADY_ENROLLED",
+      `this data dir is already enrolled as ${already.node} (${already.address}); use another --data-dir to enroll again`,
+    );
+  const config =
+    command === "join"
+      ? await join(store, secretInput(f.token, f["token-file"], "--token-file or --token"), o)
+      : await enrollWait(store, secretInput(f.bundle, f["bundle-file"], "--bundle-file or --bundle"), {
+          ...o,
+          onCode: (code) =>
+            process.stdout.write(
+              json
+                ? JSON.stringify({ code }) + "\n"
+                : `registration code: ${code.slice(0, 4)}-${code.slice(4)}\nwaiting for an operator to run: unibus node enroll --code ${code} --token <invite>\n`,
+            ),
+        });
   const shown = { node: config.node, address: config.address, cluster: config.cluster, creds: store.path("creds") };
-  process.stdout.write(json ? JSON.stringify({ ok: true, result: shown }) + "\n" : `enrolled as ${config.node} (${config.address}) in cluster ${config.cluster}; credentials in ${shown.creds}\n`);
+  process.stdout.write(
+    json
+      ? JSON.stringify({ ok: true, result: shown }) + "\n"
+      : `enrolled as ${config.node} (${config.address}) in cluster ${config.cluster}; credentials in ${shown.creds}\n`,
+  );
   return 0;
 }
 
 /** `run`'s flags, checked before anything starts. */
 function daemonOptions(store: NodeStore, f: Flags, log: (line: string) => void): AgentOptions {
   const vault = { create: f.vault ?? false, genesisKey: f["genesis-key"] ?? null, allowLuks: f["allow-luks"] ?? false };
-  if (vault.genesisKey !== null && !parseGenesisKey(vault.genesisKey)) usageError("--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key");
-  const permitted = (f["writable-root"] ?? []).map((r) => (existsSync(r) ? realpathSync(resolve(r)) : usageError(`--writable-root ${r} does not exist`)));
+  if (vault.genesisKey !== null && !parseGenesisKey(vault.genesisKey))
+    usageError(
+      "--genesis-key takes an operator curve public key (X…) or the scrypt:…:X… spec of unibus vault genesis-key",
+    );
+  const permitted = (f["writable-root"] ?? []).map((r) =>
+    existsSync(r) ? realpathSync(resolve(r)) : usageError(`--writable-root ${r} does not exist`),
+  );
   for (const r of permitted) {
     const problem = writableRootProblem(r);
     if (problem) usageError(`${problem}: a service could swap a directory in it for a link`);
   }
   const servicesDir = f["services-dir"];
-  return { store, log, ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}), vault, allowUnsandboxedSteps: f["allow-unsandboxed-steps"] ?? false, writableRoots: permitted };
+  return {
+    store,
+    log,
+    ...(servicesDir ? { servicesDir: resolve(servicesDir) } : {}),
+    vault,
+    allowUnsandboxedSteps: f["allow-unsandboxed-steps"] ?? false,
+    writableRoots: permitted,
+  };
 }
 
 const CURVE_KEY = /^X[A-Z2-7]{55}$/;
 
-async function vaultCommand(store: NodeStore, args: string[], f: Flags, log: (line: string) => void, json: boolean): Promise<number> {
+async function vaultCommand(
+  store: NodeStore,
+  args: string[],
+  f: Flags,
+  log: (line: string) => void,
+  json: boolean,
+): Promise<number> {
   const [verb] = args;
   const node = store.enrolled()?.node ?? usageError(`${store.dir} holds no enrollment`);
   if (verb === "adopt-key") {
     const from = f.from ?? usageError("vault adopt-key needs --from FILE (the at-rest key file)");
     const operatorKey = f["operator-key"] ?? null;
-    if (operatorKey === null && !f["no-cold-start"]) usageError("vault adopt-key needs --operator-key X… (a copy for a full-cluster cold start), or --no-cold-start to go without one");
-    if (operatorKey !== null && !CURVE_KEY.test(operatorKey)) usageError("--operator-key takes an operator curve public key (X…)");
+    if (operatorKey === null && !f["no-cold-start"])
+      usageError(
+        "vault adopt-key needs --operator-key X… (a copy for a full-cluster cold start), or --no-cold-start to go without one",
+      );
+    if (operatorKey !== null && !CURVE_KEY.test(operatorKey))
+      usageError("--operator-key takes an operator curve public key (X…)");
     const r = await adoptKey({ store, from: resolve(from), operatorKey, log }).catch((err) => {
       throw err instanceof AdoptError ? new EnrollError(err.code, err.message) : err;
     });
-    process.stdout.write(json ? JSON.stringify({ ok: true, result: r }) + "\n" : `${r.node}: the JetStream key is now the vault's data key (epoch ${r.epoch}, K=${r.k} of ${r.n}); ${r.removed} wiped${r.cold_start ? "; cold-start copy sealed to the operator" : ""}\n`);
+    process.stdout.write(
+      json
+        ? JSON.stringify({ ok: true, result: r }) + "\n"
+        : `${r.node}: the JetStream key is now the vault's data key (epoch ${r.epoch}, K=${r.k} of ${r.n}); ${r.removed} wiped${r.cold_start ? "; cold-start copy sealed to the operator" : ""}\n`,
+    );
     return 0;
   }
   if (verb === "cold-unlock") {
     const handoff = new KeyHandoff(keyRuntimeDir(node));
     const lines = createInterface({ input: process.stdin });
-    const answer = (request: string) => new Promise<string>((res, rej) => {
-      process.stdout.write(request + "\n");
-      process.stderr.write("unibus-agent: give that line to unibus vault cold-answer --kex-seed FILE on the operator's machine, then paste its answer here\n");
-      lines.once("line", res);
-      lines.once("close", () => rej(new EnrollError("E_USAGE", "stdin closed before the answer came")));
-    });
+    const answer = (request: string) =>
+      new Promise<string>((res, rej) => {
+        process.stdout.write(request + "\n");
+        process.stderr.write(
+          "unibus-agent: give that line to unibus vault cold-answer --kex-seed FILE on the operator's machine, then paste its answer here\n",
+        );
+        lines.once("line", res);
+        lines.once("close", () => rej(new EnrollError("E_USAGE", "stdin closed before the answer came")));
+      });
     try {
       await coldUnlock({ node, dir: store.dir, handoff, answer }).catch((err) => {
-        throw err instanceof ColdStartError || err instanceof KeyHandoffError ? new EnrollError(err.code, err.message) : err;
+        throw err instanceof ColdStartError || err instanceof KeyHandoffError
+          ? new EnrollError(err.code, err.message)
+          : err;
       });
     } finally {
       lines.close();

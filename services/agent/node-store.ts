@@ -7,7 +7,13 @@ import { NodeConfig } from "../../schemas/mod.ts";
 import { credsFor, readSecretFile, replaceSecretFile, writeSecretFile } from "../bus/mod.ts";
 import { newUserSeed, signerFromSeed, type Signer } from "../core/mod.ts";
 
-export const FILES = { sign: "node.nk", kex: "kex.nk", creds: "node.creds", ca: "ca.pem", config: "node.json" } as const;
+export const FILES = {
+  sign: "node.nk",
+  kex: "kex.nk",
+  creds: "node.creds",
+  ca: "ca.pem",
+  config: "node.json",
+} as const;
 
 export interface NodeKeys {
   signer: Signer;

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 
 declare const UNIBUS_AGENT_BUILD_VERSION: string | undefined;
 
-export const AGENT_VERSION: string = typeof UNIBUS_AGENT_BUILD_VERSION === "string"
-  ? UNIBUS_AGENT_BUILD_VERSION
-  : (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version as string);
+export const AGENT_VERSION: string =
+  typeof UNIBUS_AGENT_BUILD_VERSION === "string"
+    ? UNIBUS_AGENT_BUILD_VERSION
+    : (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version as string);

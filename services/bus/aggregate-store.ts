@@ -2,9 +2,28 @@
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Actor, AggregateKind, DomainEvent, EventEnvelope, EventOf } from "../../schemas/mod.ts";
-import { asDomainEvent, domainError, eventHash, isDomainError, isEventOf, type Aggregate, type CommandShape, type DomainError, type HashedEvent, type Signer } from "../core/mod.ts";
+import {
+  asDomainEvent,
+  domainError,
+  eventHash,
+  isDomainError,
+  isEventOf,
+  type Aggregate,
+  type CommandShape,
+  type DomainError,
+  type HashedEvent,
+  type Signer,
+} from "../core/mod.ts";
 import { EventSigner } from "./event-signer.ts";
-import { appendEvents, ConcurrencyConflict, decodeEvent, eventSubject, lastEventOf, readEventMessages, StoreFull } from "./event-store.ts";
+import {
+  appendEvents,
+  ConcurrencyConflict,
+  decodeEvent,
+  eventSubject,
+  lastEventOf,
+  readEventMessages,
+  StoreFull,
+} from "./event-store.ts";
 
 export interface Loaded<S> {
   state: S;
@@ -39,11 +58,18 @@ export class AggregateStore {
 
   private readonly signer: EventSigner;
 
-  constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, signer: Signer) {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    signer: Signer,
+  ) {
     this.signer = new EventSigner(signer);
   }
 
-  async load<K extends AggregateKind, C extends CommandShape, S>(aggregate: Aggregate<K, C, S>, id: string): Promise<Loaded<S>> {
+  async load<K extends AggregateKind, C extends CommandShape, S>(
+    aggregate: Aggregate<K, C, S>,
+    id: string,
+  ): Promise<Loaded<S>> {
     const { kind, decider } = aggregate;
     const subject = eventSubject(kind, id);
     const last = await lastEventOf(this.jsm, subject);
@@ -54,13 +80,21 @@ export class AggregateStore {
     if (cached && cached.seq < last.seq) {
       // Usually a lost race lost to exactly one event: the last one, if it chains onto our cache.
       const next = decodeEvent(last.data);
-      if (next.prev !== null && next.prev === cached.hash) return this.extend(subject, cached, aggregate, next, last.seq);
+      if (next.prev !== null && next.prev === cached.hash)
+        return this.extend(subject, cached, aggregate, next, last.seq);
     }
     // A cached state is a valid prefix: read only what came after it (all of it on a cold cache).
-    const base: Loaded<S> = cached && cached.seq < last.seq ? cached : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
+    const base: Loaded<S> =
+      cached && cached.seq < last.seq
+        ? cached
+        : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
     let { state, hash } = base;
     const causations = new Set(base.causations);
-    for await (const m of readEventMessages(this.js, this.jsm, { filter: subject, fromSeq: base.seq + 1, untilSeq: last.seq })) {
+    for await (const m of readEventMessages(this.js, this.jsm, {
+      filter: subject,
+      fromSeq: base.seq + 1,
+      untilSeq: last.seq,
+    })) {
       const e = decodeEvent(m.data);
       state = decider.evolve(state, eventOf(kind, e));
       hash = eventHash(e);
@@ -71,17 +105,31 @@ export class AggregateStore {
     return loaded;
   }
 
-  private extend<K extends AggregateKind, C extends CommandShape, S>(subject: string, from: Loaded<S>, aggregate: Aggregate<K, C, S>, e: EventEnvelope, seq: number): Loaded<S> {
+  private extend<K extends AggregateKind, C extends CommandShape, S>(
+    subject: string,
+    from: Loaded<S>,
+    aggregate: Aggregate<K, C, S>,
+    e: EventEnvelope,
+    seq: number,
+  ): Loaded<S> {
     const causations = new Set(from.causations);
     if (e.causation !== null) causations.add(e.causation);
-    const loaded: Loaded<S> = { state: aggregate.decider.evolve(from.state, eventOf(aggregate.kind, e)), seq, hash: eventHash(e), causations };
+    const loaded: Loaded<S> = {
+      state: aggregate.decider.evolve(from.state, eventOf(aggregate.kind, e)),
+      seq,
+      hash: eventHash(e),
+      causations,
+    };
     this.remember(subject, loaded);
     return loaded;
   }
 
   /** Runs `decide` against fresh state and appends its events; a DomainError is returned, not thrown. */
   async execute<K extends AggregateKind, C extends CommandShape, S>(
-    aggregate: Aggregate<K, C, S>, id: string, command: C | ((state: S) => C), meta: CommandMeta,
+    aggregate: Aggregate<K, C, S>,
+    id: string,
+    command: C | ((state: S) => C),
+    meta: CommandMeta,
   ): Promise<Executed | DomainError> {
     const { kind, decider } = aggregate;
     const subject = eventSubject(kind, id);
@@ -96,15 +144,22 @@ export class AggregateStore {
       const signed = await this.sign(kind, id, decided.map(asDomainEvent), loaded.hash, meta);
       const envelopes = signed.map((s) => s.event);
       try {
-        const { seqs, duplicate } = await appendEvents(this.js, subject, loaded.seq, envelopes, signed.map((s) => s.bytes));
+        const { seqs, duplicate } = await appendEvents(
+          this.js,
+          subject,
+          loaded.seq,
+          envelopes,
+          signed.map((s) => s.bytes),
+        );
         // A duplicate ack means an earlier attempt's envelopes are the stored ones: reload next time.
         if (duplicate) this.cache.delete(subject);
-        else this.remember(subject, {
-          state: envelopes.reduce((s, _e, i) => decider.evolve(s, decided[i]!), loaded.state),
-          seq: seqs[seqs.length - 1]!,
-          hash: signed[signed.length - 1]!.hash,
-          causations: new Set([...loaded.causations, meta.commandId]),
-        });
+        else
+          this.remember(subject, {
+            state: envelopes.reduce((s, _e, i) => decider.evolve(s, decided[i]!), loaded.state),
+            seq: seqs[seqs.length - 1]!,
+            hash: signed[signed.length - 1]!.hash,
+            causations: new Set([...loaded.causations, meta.commandId]),
+          });
         return { events: envelopes, seqs, replayed: false };
       } catch (err) {
         // A full store is an answer, not a crash: the caller says so in one sentence.
@@ -117,15 +172,29 @@ export class AggregateStore {
     }
   }
 
-  private async sign(kind: AggregateKind, id: string, events: readonly DomainEvent[], prevHash: string | null, meta: CommandMeta): Promise<HashedEvent[]> {
+  private async sign(
+    kind: AggregateKind,
+    id: string,
+    events: readonly DomainEvent[],
+    prevHash: string | null,
+    meta: CommandMeta,
+  ): Promise<HashedEvent[]> {
     const out: HashedEvent[] = [];
     let prev = prevHash;
     const ts = new Date().toISOString();
     // In order: each event's `prev` is the hash of the signed event before it.
     for (const [n, e] of events.entries()) {
       const signed = await this.signer.sign({
-        id: `${meta.commandId}:${n}`, type: e.type, kind, aggregate: id, ts, actor: meta.actor,
-        causation: meta.commandId, correlation: meta.correlation ?? meta.commandId, prev, data: e.data,
+        id: `${meta.commandId}:${n}`,
+        type: e.type,
+        kind,
+        aggregate: id,
+        ts,
+        actor: meta.actor,
+        causation: meta.commandId,
+        correlation: meta.correlation ?? meta.commandId,
+        prev,
+        data: e.data,
       });
       prev = signed.hash;
       out.push(signed);

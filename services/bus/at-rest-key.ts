@@ -12,12 +12,19 @@ export class AtRestKeyError extends Error {
 
 const CHECK_LABEL = "unibus at-rest key check v1";
 
-export interface AtRestKeyPaths { keyFile: string; checkFile: string; storeExists: boolean }
+export interface AtRestKeyPaths {
+  keyFile: string;
+  checkFile: string;
+  storeExists: boolean;
+}
 
 /** Returns the key as the hex string nats-server reads from $UNIBUS_JS_KEY. */
 export function loadOrCreateAtRestKey({ keyFile, checkFile, storeExists }: AtRestKeyPaths): string {
   if (!existsSync(keyFile)) {
-    if (storeExists) throw new AtRestKeyError(`the at-rest key file ${keyFile} is missing but an encrypted store exists; restore the key file (it cannot be recreated)`);
+    if (storeExists)
+      throw new AtRestKeyError(
+        `the at-rest key file ${keyFile} is missing but an encrypted store exists; restore the key file (it cannot be recreated)`,
+      );
     const raw = randomBytes(32);
     writeSecretFile(keyFile, raw.toString("hex") + "\n");
     raw.fill(0);
@@ -25,7 +32,8 @@ export function loadOrCreateAtRestKey({ keyFile, checkFile, storeExists }: AtRes
   const buf = readSecretFile(keyFile);
   const key = buf.toString("utf8").trim();
   buf.fill(0);
-  if (!/^[0-9a-f]{64}$/.test(key)) throw new AtRestKeyError(`the at-rest key file ${keyFile} does not hold a 64-hex-digit key`);
+  if (!/^[0-9a-f]{64}$/.test(key))
+    throw new AtRestKeyError(`the at-rest key file ${keyFile} does not hold a 64-hex-digit key`);
   checkAtRestKey(key, { checkFile, storeExists, source: `the at-rest key in ${keyFile}` });
   return key;
 }
@@ -37,7 +45,9 @@ export function loadOrCreateAtRestKey({ keyFile, checkFile, storeExists }: AtRes
 export function checkAtRestKey(key: string, o: { checkFile: string; storeExists: boolean; source: string }): void {
   if (existsSync(o.checkFile)) {
     if (!constantTimeEqualHex(readFileSync(o.checkFile, "utf8").trim(), hmacHex(key, CHECK_LABEL))) {
-      throw new AtRestKeyError(`${o.source} does not open the store (key check mismatch); refusing to start with an empty store`);
+      throw new AtRestKeyError(
+        `${o.source} does not open the store (key check mismatch); refusing to start with an empty store`,
+      );
     }
   } else if (!o.storeExists) {
     recordAtRestKeyCheck(o.checkFile, key);

@@ -24,7 +24,8 @@ export type Buckets = Record<string, KV>;
 export async function openBuckets(nc: NatsConnection, replicas: number): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const out: Buckets = {};
-  for (const name of [...projectionBuckets, CHECKPOINTS_BUCKET]) out[name] = await kvm.create(name, { replicas, history: 1 });
+  for (const name of [...projectionBuckets, CHECKPOINTS_BUCKET])
+    out[name] = await kvm.create(name, { replicas, history: 1 });
   out[NONCES_BUCKET] = await kvm.create(NONCES_BUCKET, { replicas, history: 1, ttl: NONCE_TTL_MS });
   out[SHARES_BUCKET] = await kvm.create(SHARES_BUCKET, { replicas, history: 1 });
   return out;

@@ -20,7 +20,9 @@ export function coldStartRetry(budgetMs: number, log?: (line: string) => void): 
         const message = (err as Error).message;
         if (Date.now() + delay > deadline) {
           if (budgetMs === 0) throw err;
-          throw new ColdStartTimeout(`${what}: JetStream was not ready within ${Math.round(budgetMs / 1000)} s (${message})`);
+          throw new ColdStartTimeout(
+            `${what}: JetStream was not ready within ${Math.round(budgetMs / 1000)} s (${message})`,
+          );
         }
         if (message !== said) log?.(`${what}: waiting for the cluster (${message})`);
         said = message;

@@ -60,7 +60,9 @@ export function serverKeyValue(hexKey: string): string {
 export class NatsServerMissingError extends Error {
   readonly code = "E_NATS_SERVER_MISSING";
   constructor() {
-    super("nats-server is not installed; run `make run` as root (it installs it with apt) or `apt-get install nats-server`");
+    super(
+      "nats-server is not installed; run `make run` as root (it installs it with apt) or `apt-get install nats-server`",
+    );
   }
 }
 
@@ -177,7 +179,15 @@ export class EmbeddedNatsServer {
       `max_control_line: 32KB`,
       // A cold client process on a loaded host needs seconds for its first handshake; past the
       // deadline the server drops it and the client only notices at its own connect timeout.
-      ...(this.opts.tls ? [`tls {`, `  cert_file: ${JSON.stringify(this.opts.tls.chainFile)}`, `  key_file: ${JSON.stringify(this.opts.tls.keyFile)}`, `  timeout: 10`, `}`] : []),
+      ...(this.opts.tls
+        ? [
+            `tls {`,
+            `  cert_file: ${JSON.stringify(this.opts.tls.chainFile)}`,
+            `  key_file: ${JSON.stringify(this.opts.tls.keyFile)}`,
+            `  timeout: 10`,
+            `}`,
+          ]
+        : []),
       ...(this.opts.authConfig ? [this.opts.authConfig] : []),
       ...(this.opts.cluster ? clusterBlock(this.opts.cluster) : []),
       `jetstream {`,
@@ -209,11 +219,18 @@ export class EmbeddedNatsServer {
     // stop() during start (a signal while membershipd starts): no server may be spawned after it.
     if (this.stopping) throw new Error("nats-server: stopped before it started");
     const budget = this.opts.startBudgetMs ?? 15_000;
-    const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", [KEY_ENV]: serverKeyValue(this.opts.atRestKey), ...routeEnv(this.opts.cluster) };
+    const env = {
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      [KEY_ENV]: serverKeyValue(this.opts.atRestKey),
+      ...routeEnv(this.opts.cluster),
+    };
     const child = spawn("nats-server", ["-c", this.confPath], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`nats-server did not become ready within ${budget} ms; see ${this.logPath}`)), budget);
+      const timer = setTimeout(
+        () => reject(new Error(`nats-server did not become ready within ${budget} ms; see ${this.logPath}`)),
+        budget,
+      );
       const onLine = (line: string) => {
         appendFileSync(this.logPath, line + "\n", { mode: 0o600 });
         this.readFacts(line);
@@ -228,7 +245,10 @@ export class EmbeddedNatsServer {
       for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on("line", onLine);
       child.once("exit", (code, signal) => {
         clearTimeout(timer);
-        reject(this.fatal ?? new Error(`nats-server exited during start (code ${code}, signal ${signal}); see ${this.logPath}`));
+        reject(
+          this.fatal ??
+            new Error(`nats-server exited during start (code ${code}, signal ${signal}); see ${this.logPath}`),
+        );
       });
     });
     await ready;
@@ -242,7 +262,9 @@ export class EmbeddedNatsServer {
     if (enc) this.facts.encryption = enc[1]!;
     if (/Error decrypting|message authentication failed/.test(line) && !this.fatal) {
       // nats-server 2.9 would go on with an empty store: never let that happen.
-      this.fatal = new AtRestKeyError(`the at-rest key in ${this.opts.keyFile} does not open the store in ${this.storeDir}; refusing to start with an empty store`);
+      this.fatal = new AtRestKeyError(
+        `the at-rest key in ${this.opts.keyFile} does not open the store in ${this.storeDir}; refusing to start with an empty store`,
+      );
       this.child?.kill("SIGKILL");
       this.onFatal(this.fatal);
     }

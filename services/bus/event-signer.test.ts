@@ -5,8 +5,16 @@ import { EventSigner } from "./event-signer.ts";
 
 const signer = signerFromSeed(newUserSeed());
 const draft = (i: number): EventDraft => ({
-  id: `cmd-${i}:0`, type: "RoomCreated", kind: "room", aggregate: `r${i}`, ts: "2026-01-01T00:00:00.000Z", actor: { id: "admin", key: signer.publicKey },
-  causation: `cmd-${i}`, correlation: `cmd-${i}`, prev: null, data: { room: `r${i}`, subject: "", created_by: "admin" },
+  id: `cmd-${i}:0`,
+  type: "RoomCreated",
+  kind: "room",
+  aggregate: `r${i}`,
+  ts: "2026-01-01T00:00:00.000Z",
+  actor: { id: "admin", key: signer.publicKey },
+  causation: `cmd-${i}`,
+  correlation: `cmd-${i}`,
+  prev: null,
+  data: { room: `r${i}`, subject: "", created_by: "admin" },
 });
 
 test("EventSigner: events handed in during one loop turn share a signature; each verifies and hashes as eventHash does", async () => {

@@ -5,7 +5,11 @@
 // and leaves the rest to the next: the acks that came meanwhile are not held up behind a backlog.
 import { signEventBatch, type EventDraft, type HashedEvent, type Signer } from "../core/mod.ts";
 
-interface Waiting { draft: EventDraft; resolve(e: HashedEvent): void; reject(err: unknown): void }
+interface Waiting {
+  draft: EventDraft;
+  resolve(e: HashedEvent): void;
+  reject(err: unknown): void;
+}
 
 /** Batches beyond this are split: the proof grows with log2 of the size, the latency with the size. */
 export const MAX_EVENT_BATCH = 64;
@@ -25,7 +29,10 @@ export class EventSigner {
   /** Signatures made and events they covered: events / batches is the mean batch size. */
   readonly stats = { batches: 0, events: 0 };
 
-  constructor(private readonly signer: Signer, private readonly maxBatch = configuredMax()) {}
+  constructor(
+    private readonly signer: Signer,
+    private readonly maxBatch = configuredMax(),
+  ) {}
 
   // setImmediate runs after the I/O callbacks of this turn: every ack that arrived with this one has
   // had its chance to hand in its next event.
@@ -51,7 +58,10 @@ export class EventSigner {
     this.stats.events += batch.length;
     let signed: HashedEvent[];
     try {
-      signed = signEventBatch(batch.map((w) => w.draft), this.signer);
+      signed = signEventBatch(
+        batch.map((w) => w.draft),
+        this.signer,
+      );
     } catch (err) {
       batch.forEach((w) => w.reject(err));
       return;

@@ -10,8 +10,21 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventEnvelope } from "../../schemas/mod.ts";
 import {
-  eventHash, isDomainError, MemoryProjections, verifyEventSignature, memberAggregate, newUserSeed, roomAggregate, signerFromSeed, signEvent, userAggregate,
-  type DomainError, type MemberCommand, type MemberState, type RoomCommand, type Signer,
+  eventHash,
+  isDomainError,
+  MemoryProjections,
+  verifyEventSignature,
+  memberAggregate,
+  newUserSeed,
+  roomAggregate,
+  signerFromSeed,
+  signEvent,
+  userAggregate,
+  type DomainError,
+  type MemberCommand,
+  type MemberState,
+  type RoomCommand,
+  type Signer,
 } from "../core/mod.ts";
 import { auditVerify } from "../cli/audit.ts";
 import { bootstrapStore } from "../membershipd/bootstrap.ts";
@@ -19,7 +32,16 @@ import { clientFor, startNats, tempDir, type NatsHandle } from "../../test/harne
 import { AggregateStore, type Executed } from "./aggregate-store.ts";
 import { EmbeddedNatsServer, freePort } from "./embedded-server.ts";
 import {
-  appendEvents, ConcurrencyConflict, decodeEvent, ensureEventStream, EVENTS_STREAM, eventSubject, lastSequence, readEventMessages, safeMaxBytes, toStoredEvent,
+  appendEvents,
+  ConcurrencyConflict,
+  decodeEvent,
+  ensureEventStream,
+  EVENTS_STREAM,
+  eventSubject,
+  lastSequence,
+  readEventMessages,
+  safeMaxBytes,
+  toStoredEvent,
 } from "./event-store.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
@@ -50,11 +72,16 @@ async function subjectCount(jsm: JetStreamManager, subject: string): Promise<num
 }
 
 /** Every stored event of one subject, in stream order, with its sequence. */
-async function readSubject(js: JetStreamClient, jsm: JetStreamManager, subject: string): Promise<{ seq: number; env: EventEnvelope }[]> {
+async function readSubject(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  subject: string,
+): Promise<{ seq: number; env: EventEnvelope }[]> {
   const count = await subjectCount(jsm, subject);
   if (count === 0) return [];
   const out: { seq: number; env: EventEnvelope }[] = [];
-  for await (const m of readEventMessages(js, jsm, { filter: subject })) out.push({ seq: m.seq, env: decodeEvent(m.data) });
+  for await (const m of readEventMessages(js, jsm, { filter: subject }))
+    out.push({ seq: m.seq, env: decodeEvent(m.data) });
   assert.equal(out.length, count, `read ${out.length} events of ${subject}, the stream holds ${count}`);
   return out;
 }
@@ -65,7 +92,11 @@ function assertChain(events: { seq: number; env: EventEnvelope }[], subject: str
   let lastSeq = 0;
   events.forEach(({ seq, env }, i) => {
     assert.ok(seq > lastSeq, `${subject}: sequence ${seq} after ${lastSeq}`);
-    assert.equal(env.prev, prev, `${subject}: event #${i} (seq ${seq}, ${env.type}) has prev ${env.prev}, expected ${prev}`);
+    assert.equal(
+      env.prev,
+      prev,
+      `${subject}: event #${i} (seq ${seq}, ${env.type}) has prev ${env.prev}, expected ${prev}`,
+    );
     prev = eventHash(env);
     lastSeq = seq;
   });
@@ -73,10 +104,21 @@ function assertChain(events: { seq: number; env: EventEnvelope }[], subject: str
 
 function userCreatedEvent(handle: string, id: string, prev: string | null): EventEnvelope {
   const user = signerFromSeed(newUserSeed());
-  return signEvent({
-    id, type: "UserCreated", kind: "user", aggregate: handle, ts: new Date().toISOString(), actor,
-    causation: id, correlation: id, prev, data: { handle, role: "monitor", sign_key: user.publicKey, kex_key: null },
-  }, service);
+  return signEvent(
+    {
+      id,
+      type: "UserCreated",
+      kind: "user",
+      aggregate: handle,
+      ts: new Date().toISOString(),
+      actor,
+      causation: id,
+      correlation: id,
+      prev,
+      data: { handle, role: "monitor", sign_key: user.publicKey, kex_key: null },
+    },
+    service,
+  );
 }
 
 function executed(r: Executed | DomainError): Executed {
@@ -86,12 +128,25 @@ function executed(r: Executed | DomainError): Executed {
 
 async function createUser(store: AggregateStore, handle: string): Promise<void> {
   const key = signerFromSeed(newUserSeed()).publicKey;
-  executed(await store.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: key, kex_key: null },
-    { actor, commandId: fresh("cu") }));
+  executed(
+    await store.execute(
+      userAggregate,
+      handle,
+      { type: "CreateUser", handle, role: "admin", sign_key: key, kex_key: null },
+      { actor, commandId: fresh("cu") },
+    ),
+  );
 }
 
 async function createRoom(store: AggregateStore, room: string): Promise<void> {
-  executed(await store.execute(roomAggregate, room, { type: "CreateRoom", room, subject: "", by: "tester" }, { actor, commandId: fresh("cr") }));
+  executed(
+    await store.execute(
+      roomAggregate,
+      room,
+      { type: "CreateRoom", room, subject: "", by: "tester" },
+      { actor, commandId: fresh("cr") },
+    ),
+  );
 }
 
 /** The facts the member decider needs, loaded as membershipd's actions do. */
@@ -192,8 +247,14 @@ describe("appendEvents", () => {
     assert.equal(r.seqs.length, 2);
     assert.ok(r.seqs[1]! > r.seqs[0]!, `sequences ${r.seqs}`);
     const stored = await readSubject(main.js, main.jsm, subject);
-    assert.deepEqual(stored.map((s) => s.seq), r.seqs);
-    assert.deepEqual(stored.map((s) => s.env.id), [a.id, b.id]);
+    assert.deepEqual(
+      stored.map((s) => s.seq),
+      r.seqs,
+    );
+    assert.deepEqual(
+      stored.map((s) => s.env.id),
+      [a.id, b.id],
+    );
   });
 
   test("the same event id appended twice is stored once: the second append gets a duplicate ack", async () => {
@@ -227,8 +288,16 @@ describe("AggregateStore races between separate writers", () => {
     const subject = eventSubject("user", handle);
     const keys = stores.map(() => signerFromSeed(newUserSeed()).publicKey);
     const ids = stores.map((_s, i) => fresh(`create-${i}`));
-    const results = await Promise.all(stores.map((s, i) =>
-      s.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: keys[i]!, kex_key: null }, { actor, commandId: ids[i]! })));
+    const results = await Promise.all(
+      stores.map((s, i) =>
+        s.execute(
+          userAggregate,
+          handle,
+          { type: "CreateUser", handle, role: "admin", sign_key: keys[i]!, kex_key: null },
+          { actor, commandId: ids[i]! },
+        ),
+      ),
+    );
 
     const winners = results.map((r, i) => ({ r, i })).filter(({ r }) => !isDomainError(r));
     const losers = results.filter(isDomainError);
@@ -256,10 +325,20 @@ describe("AggregateStore races between separate writers", () => {
     for (const u of users) await createUser(setup, u);
 
     const stores = await writers(20);
-    const results = await Promise.allSettled(stores.map(async (s, i) =>
-      s.execute(memberAggregate, `${room}.${users[i]}`,
-        { type: "AddMember", role: i === 0 ? "owner" : "member", ...(await facts(s, room, users[i]!)) } satisfies MemberCommand,
-        { actor, commandId: fresh(`add-${i}`) })));
+    const results = await Promise.allSettled(
+      stores.map(async (s, i) =>
+        s.execute(
+          memberAggregate,
+          `${room}.${users[i]}`,
+          {
+            type: "AddMember",
+            role: i === 0 ? "owner" : "member",
+            ...(await facts(s, room, users[i]!)),
+          } satisfies MemberCommand,
+          { actor, commandId: fresh(`add-${i}`) },
+        ),
+      ),
+    );
     for (const [i, r] of results.entries()) {
       assert.equal(r.status, "fulfilled", `writer ${i}: ${r.status === "rejected" ? r.reason : ""}`);
       const e = executed((r as PromiseFulfilledResult<Executed | DomainError>).value);
@@ -316,33 +395,45 @@ describe("AggregateStore races between separate writers", () => {
     const stores = await writers(20);
     const ids = stores.map((_s, i) => fresh(`toggle-${i}`));
     let conflicts = 0;
-    const results = await Promise.all(stores.map(async (s, i) => {
-      // What a client does with E_CONFLICT: send the same command (same id) again.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return executed(await s.execute(memberAggregate, hot.id, hot.toggle, { actor, commandId: ids[i]! }));
-        } catch (err) {
-          if (!(err instanceof ConcurrencyConflict) || attempt >= 20) throw err;
-          conflicts++;
+    const results = await Promise.all(
+      stores.map(async (s, i) => {
+        // What a client does with E_CONFLICT: send the same command (same id) again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return executed(await s.execute(memberAggregate, hot.id, hot.toggle, { actor, commandId: ids[i]! }));
+          } catch (err) {
+            if (!(err instanceof ConcurrencyConflict) || attempt >= 20) throw err;
+            conflicts++;
+          }
         }
-      }
-    }));
+      }),
+    );
     await assertToggledChain(hot.subject, ids, results);
-    t.diagnostic(`${conflicts} ConcurrencyConflicts escaped AggregateStore's own retries and were retried by the caller`);
+    t.diagnostic(
+      `${conflicts} ConcurrencyConflicts escaped AggregateStore's own retries and were retried by the caller`,
+    );
   });
 
-  test("20 writers on ONE aggregate all succeed within AggregateStore's own retries",
-    async () => {
-      const hot = await hotMember();
-      const stores = await writers(20);
-      const ids = stores.map((_s, i) => fresh(`toggle-${i}`));
-      const settled = await Promise.allSettled(stores.map((s, i) => s.execute(memberAggregate, hot.id, hot.toggle, { actor, commandId: ids[i]! })));
-      const failed = settled.map((r, i) => ({ r, i })).filter(({ r }) => r.status === "rejected");
-      // Whatever happened, what is stored is a clean chain of the writers that succeeded.
-      const okIds = settled.flatMap((r, i) => (r.status === "fulfilled" ? [ids[i]!] : []));
-      await assertToggledChain(hot.subject, okIds, settled.flatMap((r) => (r.status === "fulfilled" ? [executed(r.value)] : [])));
-      assert.deepEqual(failed.map(({ i, r }) => `writer ${i}: ${(r as PromiseRejectedResult).reason}`), []);
-    });
+  test("20 writers on ONE aggregate all succeed within AggregateStore's own retries", async () => {
+    const hot = await hotMember();
+    const stores = await writers(20);
+    const ids = stores.map((_s, i) => fresh(`toggle-${i}`));
+    const settled = await Promise.allSettled(
+      stores.map((s, i) => s.execute(memberAggregate, hot.id, hot.toggle, { actor, commandId: ids[i]! })),
+    );
+    const failed = settled.map((r, i) => ({ r, i })).filter(({ r }) => r.status === "rejected");
+    // Whatever happened, what is stored is a clean chain of the writers that succeeded.
+    const okIds = settled.flatMap((r, i) => (r.status === "fulfilled" ? [ids[i]!] : []));
+    await assertToggledChain(
+      hot.subject,
+      okIds,
+      settled.flatMap((r) => (r.status === "fulfilled" ? [executed(r.value)] : [])),
+    );
+    assert.deepEqual(
+      failed.map(({ i, r }) => `writer ${i}: ${(r as PromiseRejectedResult).reason}`),
+      [],
+    );
+  });
 });
 
 describe("AggregateStore retries (same commandId)", () => {
@@ -364,12 +455,22 @@ describe("AggregateStore retries (same commandId)", () => {
     const third = executed(await other.execute(roomAggregate, room, cmd, meta));
     assert.deepEqual(third, { events: [], seqs: [], replayed: true });
     // Even after the aggregate has moved on, the old command is still recognised.
-    executed(await store.execute(roomAggregate, room, { type: "ArchiveRoom", room, by: "tester" }, { actor, commandId: fresh("arch") }));
+    executed(
+      await store.execute(
+        roomAggregate,
+        room,
+        { type: "ArchiveRoom", room, by: "tester" },
+        { actor, commandId: fresh("arch") },
+      ),
+    );
     const fourth = executed(await other.execute(roomAggregate, room, cmd, meta));
     assert.equal(fourth.replayed, true);
 
     const stored = await readSubject(main.js, main.jsm, subject);
-    assert.deepEqual(stored.map((s) => s.env.type), ["RoomCreated", "RoomArchived"]);
+    assert.deepEqual(
+      stored.map((s) => s.env.type),
+      ["RoomCreated", "RoomArchived"],
+    );
     assertChain(stored, subject);
   });
 
@@ -378,7 +479,9 @@ describe("AggregateStore retries (same commandId)", () => {
     const subject = eventSubject("room", room);
     const meta = { actor, commandId: fresh("cmd") };
     const stores = await writers(5);
-    const results = await Promise.all(stores.map((s) => s.execute(roomAggregate, room, { type: "CreateRoom", room, subject: "", by: "tester" }, meta)));
+    const results = await Promise.all(
+      stores.map((s) => s.execute(roomAggregate, room, { type: "CreateRoom", room, subject: "", by: "tester" }, meta)),
+    );
     for (const r of results) executed(r);
     assert.equal(await subjectCount(main.jsm, subject), 1);
   });
@@ -386,8 +489,16 @@ describe("AggregateStore retries (same commandId)", () => {
   test("40 commands at once through one store share signatures: each event carries its batch proof and verifies alone", async () => {
     const store = new AggregateStore(main.js, main.jsm, service);
     const rooms = Array.from({ length: 40 }, () => fresh("batch"));
-    const results = await Promise.all(rooms.map((room) =>
-      store.execute(roomAggregate, room, { type: "CreateRoom", room, subject: "", by: "tester" }, { actor, commandId: fresh("batch-cmd") })));
+    const results = await Promise.all(
+      rooms.map((room) =>
+        store.execute(
+          roomAggregate,
+          room,
+          { type: "CreateRoom", room, subject: "", by: "tester" },
+          { actor, commandId: fresh("batch-cmd") },
+        ),
+      ),
+    );
     const events = results.map((r) => executed(r).events[0]!);
     const batched = events.filter((e) => e.batch);
     assert.ok(batched.length >= 20, `${batched.length} of 40 events were signed in batches`);
@@ -398,7 +509,14 @@ describe("AggregateStore retries (same commandId)", () => {
       assert.equal(verifyEventSignature(stored!.env), true, room);
     }
     // The next event of a batched aggregate chains onto the hash the store kept (batch proof included).
-    const again = executed(await store.execute(roomAggregate, rooms[0]!, { type: "ArchiveRoom", room: rooms[0]!, by: "tester" }, { actor, commandId: fresh("archive") }));
+    const again = executed(
+      await store.execute(
+        roomAggregate,
+        rooms[0]!,
+        { type: "ArchiveRoom", room: rooms[0]!, by: "tester" },
+        { actor, commandId: fresh("archive") },
+      ),
+    );
     assert.equal(again.events[0]!.prev, eventHash(events[0]!));
   });
 
@@ -409,47 +527,69 @@ describe("AggregateStore retries (same commandId)", () => {
     assert.deepEqual(report.findings, []);
   });
 
-  test("a retry that loses to its own first attempt (duplicate ack) must not corrupt the next event's prev",
-    async () => {
-      const setup = new AggregateStore(main.js, main.jsm, service);
-      const room = fresh("dup");
-      const user = fresh("dupuser");
-      await createRoom(setup, room);
-      await createUser(setup, user);
-      const id = `${room}.${user}`;
-      const subject = eventSubject("member", id);
-      const base = await facts(setup, room, user);
-      const meta = { actor, commandId: fresh("add") };
+  test("a retry that loses to its own first attempt (duplicate ack) must not corrupt the next event's prev", async () => {
+    const setup = new AggregateStore(main.js, main.jsm, service);
+    const room = fresh("dup");
+    const user = fresh("dupuser");
+    await createRoom(setup, room);
+    await createUser(setup, user);
+    const id = `${room}.${user}`;
+    const subject = eventSubject("member", id);
+    const base = await facts(setup, room, user);
+    const meta = { actor, commandId: fresh("add") };
 
-      // Writer B's publish is held until writer A has stored the same command: B loaded the
-      // aggregate before A's append, so B's append is answered by deduplication (duplicate ack).
-      const c = await clientFor(nats.url);
-      extra.push(c.nc);
-      let open!: () => void;
-      const gate = new Promise<void>((r) => (open = r));
-      let reached!: () => void;
-      const atGate = new Promise<void>((r) => (reached = r));
-      // B has a connection of its own: hold every publish of its connection's publisher.
-      const publisher = publisherFor(c.nc);
-      const publish = publisher.publish.bind(publisher);
-      publisher.publish = async (...args: Parameters<typeof publish>) => { reached(); await gate; return publish(...args); };
-      const b = new AggregateStore(c.js, c.jsm, service);
-      const pb = b.execute(memberAggregate, id, { type: "AddMember", role: "member", ...base } satisfies MemberCommand, meta);
-      await atGate;
-      await new Promise((r) => setTimeout(r, 5)); // A signs at a later millisecond than B did
-      const a = new AggregateStore(main.js, main.jsm, service);
-      const ra = executed(await a.execute(memberAggregate, id, { type: "AddMember", role: "member", ...base } satisfies MemberCommand, meta));
-      open();
-      const rb = executed(await pb);
-      assert.equal(await subjectCount(main.jsm, subject), 1, "the retry is not stored twice");
-      assert.equal(rb.seqs[0], ra.seqs[0]);
+    // Writer B's publish is held until writer A has stored the same command: B loaded the
+    // aggregate before A's append, so B's append is answered by deduplication (duplicate ack).
+    const c = await clientFor(nats.url);
+    extra.push(c.nc);
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let reached!: () => void;
+    const atGate = new Promise<void>((r) => (reached = r));
+    // B has a connection of its own: hold every publish of its connection's publisher.
+    const publisher = publisherFor(c.nc);
+    const publish = publisher.publish.bind(publisher);
+    publisher.publish = async (...args: Parameters<typeof publish>) => {
+      reached();
+      await gate;
+      return publish(...args);
+    };
+    const b = new AggregateStore(c.js, c.jsm, service);
+    const pb = b.execute(
+      memberAggregate,
+      id,
+      { type: "AddMember", role: "member", ...base } satisfies MemberCommand,
+      meta,
+    );
+    await atGate;
+    await new Promise((r) => setTimeout(r, 5)); // A signs at a later millisecond than B did
+    const a = new AggregateStore(main.js, main.jsm, service);
+    const ra = executed(
+      await a.execute(
+        memberAggregate,
+        id,
+        { type: "AddMember", role: "member", ...base } satisfies MemberCommand,
+        meta,
+      ),
+    );
+    open();
+    const rb = executed(await pb);
+    assert.equal(await subjectCount(main.jsm, subject), 1, "the retry is not stored twice");
+    assert.equal(rb.seqs[0], ra.seqs[0]);
 
-      // B goes on with the aggregate: its next event must chain onto what is really stored.
-      executed(await b.execute(memberAggregate, id, { type: "ChangeMemberRole", role: "owner", ...base } satisfies MemberCommand, { actor, commandId: fresh("role") }));
-      const stored = await readSubject(main.js, main.jsm, subject);
-      assert.equal(stored.length, 2);
-      assertChain(stored, subject);
-    });
+    // B goes on with the aggregate: its next event must chain onto what is really stored.
+    executed(
+      await b.execute(
+        memberAggregate,
+        id,
+        { type: "ChangeMemberRole", role: "owner", ...base } satisfies MemberCommand,
+        { actor, commandId: fresh("role") },
+      ),
+    );
+    const stored = await readSubject(main.js, main.jsm, subject);
+    assert.equal(stored.length, 2);
+    assertChain(stored, subject);
+  });
 });
 
 describe("at-rest encrypted store", () => {
@@ -457,7 +597,15 @@ describe("at-rest encrypted store", () => {
   async function startsWithKey(key: string): Promise<true | string> {
     assert.match(key, /^[0-9a-f]{64}$/, "a key loadOrCreateAtRestKey accepts and can generate");
     const dir = tempDir("unibus-key-");
-    const srv = new EmbeddedNatsServer({ dataDir: dir, host: "127.0.0.1", port: await freePort(), serverName: "keytest", atRestKey: key, keyFile: join(dir, "js.key"), startBudgetMs: 10_000 });
+    const srv = new EmbeddedNatsServer({
+      dataDir: dir,
+      host: "127.0.0.1",
+      port: await freePort(),
+      serverName: "keytest",
+      atRestKey: key,
+      keyFile: join(dir, "js.key"),
+      startBudgetMs: 10_000,
+    });
     try {
       await srv.start(() => {});
       assert.equal(srv.running, true);
@@ -475,11 +623,13 @@ describe("at-rest encrypted store", () => {
     assert.equal(await startsWithKey("a3e5c0ffee" + "0123456789abcdef".repeat(3) + "012345"), true);
   });
 
-  test("nats-server starts with every 64-hex key, also one that begins with digits then 'e' (92e3…)",
-    async () => {
-      const bad = ["92e3784e725f2076b5cbf54a0782a1d260da026c2c66c26156f197b6fffead7e", "0e7e309f607c597b802b35d51a7b210b6f8d214cd840561f9dfb23916d9218b8"];
-      for (const key of bad) assert.equal(await startsWithKey(key), true, key);
-    });
+  test("nats-server starts with every 64-hex key, also one that begins with digits then 'e' (92e3…)", async () => {
+    const bad = [
+      "92e3784e725f2076b5cbf54a0782a1d260da026c2c66c26156f197b6fffead7e",
+      "0e7e309f607c597b802b35d51a7b210b6f8d214cd840561f9dfb23916d9218b8",
+    ];
+    for (const key of bad) assert.equal(await startsWithKey(key), true, key);
+  });
 });
 
 describe("the stream's size limit on an existing store", () => {

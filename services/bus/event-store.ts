@@ -2,7 +2,17 @@
 // Nats-Expected-Last-Subject-Sequence and deduplicated by Nats-Msg-Id. It is bounded in bytes
 // (max_bytes) with discard `new`: history can never be deleted (deny_delete), so when it is full
 // the server refuses the append (StoreFull) and nothing stored is ever dropped.
-import { DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type PubAck } from "@nats-io/jetstream";
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type PubAck,
+} from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject, storedEvent, type StoredEvent } from "../core/mod.ts";
@@ -44,7 +54,11 @@ export function safeMaxBytes(wanted: number, bytes: number, current: number): nu
 }
 
 /** The event stream as it must be; an existing one gets the size limit (never below what it holds). Returns the limit in force. */
-export async function ensureEventStream(jsm: JetStreamManager, replicas: number, limits: EventStreamLimits = {}): Promise<number> {
+export async function ensureEventStream(
+  jsm: JetStreamManager,
+  replicas: number,
+  limits: EventStreamLimits = {},
+): Promise<number> {
   const wanted = limits.maxBytes ?? EVENTS_DEFAULT_MAX_BYTES;
   const config = {
     name: EVENTS_STREAM,
@@ -67,14 +81,18 @@ export async function ensureEventStream(jsm: JetStreamManager, replicas: number,
     await jsm.streams.add(config);
     return wanted;
   }
-  if (!info.config.deny_delete || !info.config.deny_purge) throw new Error(`stream ${EVENTS_STREAM} exists without deny_delete/deny_purge`);
+  if (!info.config.deny_delete || !info.config.deny_purge)
+    throw new Error(`stream ${EVENTS_STREAM} exists without deny_delete/deny_purge`);
   const limit = safeMaxBytes(wanted, info.state.bytes, info.config.max_bytes);
   if (info.config.max_bytes === limit && info.config.discard === DiscardPolicy.New) return limit;
   // One update sets both; the limit is at least what is stored, so the server drops nothing.
   const updated = await jsm.streams.update(EVENTS_STREAM, { max_bytes: limit, discard: DiscardPolicy.New });
-  if (updated.state.messages < info.state.messages) throw new Error(`stream ${EVENTS_STREAM} lost messages while its limit was set`);
+  if (updated.state.messages < info.state.messages)
+    throw new Error(`stream ${EVENTS_STREAM} lost messages while its limit was set`);
   if (limit !== wanted) {
-    limits.log?.(`the event stream holds ${info.state.bytes} bytes, at or over the configured limit of ${wanted}; its limit is ${limit} so nothing is lost, and appends stop soon: raise --event-stream-max-bytes`);
+    limits.log?.(
+      `the event stream holds ${info.state.bytes} bytes, at or over the configured limit of ${wanted}; its limit is ${limit} so nothing is lost, and appends stop soon: raise --event-stream-max-bytes`,
+    );
   } else if (info.config.max_bytes !== limit) {
     limits.log?.(`the event stream's size limit is now ${limit} bytes (it holds ${info.state.bytes})`);
   }
@@ -104,35 +122,61 @@ export interface AppendResult {
  * assembles the canonical JSON and its bytes anyway: HashedEvent.bytes), so it is not serialized
  * twice.
  */
-export function appendEvents(js: JetStreamClient, subject: string, expectedSeq: number, events: EventEnvelope[], encoded?: readonly (string | Uint8Array)[]): Promise<AppendResult> {
+export function appendEvents(
+  js: JetStreamClient,
+  subject: string,
+  expectedSeq: number,
+  events: EventEnvelope[],
+  encoded?: readonly (string | Uint8Array)[],
+): Promise<AppendResult> {
   // The connection's pipelined publisher, not js.publish: the same message and guards, a fraction
   // of the client's CPU per append (publisher.ts).
   const publisher = publisherFor((js as unknown as { nc: NatsConnection }).nc);
   // One event, the common case, without an async loop around it: a few µs per append at the
   // write path's rates (measured against the publisher called directly).
   if (events.length === 1) {
-    return appendOne(publisher, subject, expectedSeq, events[0]!, encoded?.[0]).then((ack) => ({ seqs: [ack.seq], duplicate: ack.duplicate }));
+    return appendOne(publisher, subject, expectedSeq, events[0]!, encoded?.[0]).then((ack) => ({
+      seqs: [ack.seq],
+      duplicate: ack.duplicate,
+    }));
   }
   return appendInTurn(publisher, subject, expectedSeq, events, encoded);
 }
 
-function appendOne(publisher: JetStreamPublisher, subject: string, expected: number, event: EventEnvelope, encoded: string | Uint8Array | undefined): Promise<PubAck> {
+function appendOne(
+  publisher: JetStreamPublisher,
+  subject: string,
+  expected: number,
+  event: EventEnvelope,
+  encoded: string | Uint8Array | undefined,
+): Promise<PubAck> {
   let payload: string | Uint8Array;
   try {
     payload = encoded ?? JSON.stringify(event);
   } catch (err) {
     return Promise.reject(err);
   }
-  return publisher.publish(subject, payload, { msgID: event.id, expectLastSubjectSeq: expected }).catch((err: unknown) => {
-    if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
-    if (err instanceof JetStreamApiError && err.code === MAXIMUM_BYTES_EXCEEDED) {
-      throw new StoreFull(`the event stream is full (its size limit, --event-stream-max-bytes, is reached); nothing was written: an operator must raise the limit or add disk`);
-    }
-    throw err;
-  });
+  return publisher
+    .publish(subject, payload, { msgID: event.id, expectLastSubjectSeq: expected })
+    .catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE)
+        throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
+      if (err instanceof JetStreamApiError && err.code === MAXIMUM_BYTES_EXCEEDED) {
+        throw new StoreFull(
+          `the event stream is full (its size limit, --event-stream-max-bytes, is reached); nothing was written: an operator must raise the limit or add disk`,
+        );
+      }
+      throw err;
+    });
 }
 
-async function appendInTurn(publisher: JetStreamPublisher, subject: string, expectedSeq: number, events: EventEnvelope[], encoded?: readonly (string | Uint8Array)[]): Promise<AppendResult> {
+async function appendInTurn(
+  publisher: JetStreamPublisher,
+  subject: string,
+  expectedSeq: number,
+  events: EventEnvelope[],
+  encoded?: readonly (string | Uint8Array)[],
+): Promise<AppendResult> {
   const seqs: number[] = [];
   let expected = expectedSeq;
   let duplicate = false;
@@ -167,7 +211,10 @@ export async function lastSequence(jsm: JetStreamManager): Promise<number> {
 }
 
 /** The last event of one subject, or null when the aggregate does not exist yet. */
-export async function lastEventOf(jsm: JetStreamManager, subject: string): Promise<{ seq: number; data: Uint8Array } | null> {
+export async function lastEventOf(
+  jsm: JetStreamManager,
+  subject: string,
+): Promise<{ seq: number; data: Uint8Array } | null> {
   const msg = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: subject });
   return msg ? { seq: msg.seq, data: msg.data } : null;
 }
@@ -191,7 +238,11 @@ export interface ReadOptions {
  * the client recreates the consumer at the right sequence if anything is missed, and orderedRead
  * reopens it after a reconnect).
  */
-export function readEventMessages(js: JetStreamClient, jsm: JetStreamManager, opts: ReadOptions = {}): AsyncGenerator<JsMsg & { buffered: number }> {
+export function readEventMessages(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  opts: ReadOptions = {},
+): AsyncGenerator<JsMsg & { buffered: number }> {
   return orderedRead(js, EVENTS_STREAM, {
     // No filter for the whole stream (its only subject is `unibus.evt.>`): nats-server 2.9.10
     // miscounts `num_pending` for a wildcard-filtered consumer that starts mid-stream (seen: 26 still

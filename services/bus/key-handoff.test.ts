@@ -26,28 +26,41 @@ test("fsTypeIn: the longest mount point above a path wins; mountinfo escapes are
 
 const shm = existsSync("/dev/shm") && fsTypeOf("/dev/shm") === "tmpfs";
 
-test("prepareKeyDir refuses a directory on disk with E_KEY_DIR_NOT_TMPFS", { skip: fsTypeOf(tmpdir()) === "tmpfs" ? "the temp dir is tmpfs here" : false }, () => {
+test("prepareKeyDir refuses a directory on disk with E_KEY_DIR_NOT_TMPFS", {
+  skip: fsTypeOf(tmpdir()) === "tmpfs" ? "the temp dir is tmpfs here" : false,
+}, () => {
   const dir = join(mkdtempSync(join(tmpdir(), "unibus-kh-")), "keys");
   try {
-    assert.throws(() => prepareKeyDir(dir), (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_NOT_TMPFS");
+    assert.throws(
+      () => prepareKeyDir(dir),
+      (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_NOT_TMPFS",
+    );
     assert.equal(existsSync(dir), false, "nothing is made on the disk");
   } finally {
     rmSync(join(dir, ".."), { recursive: true, force: true });
   }
 });
 
-test("on tmpfs: the directory must be 0700 and no symlink; the key file is 0600, wiped and gone once taken", { skip: shm ? false : "no tmpfs at /dev/shm" }, () => {
+test("on tmpfs: the directory must be 0700 and no symlink; the key file is 0600, wiped and gone once taken", {
+  skip: shm ? false : "no tmpfs at /dev/shm",
+}, () => {
   const root = mkdtempSync("/dev/shm/unibus-kh-");
   try {
     const dir = join(root, "n1");
     prepareKeyDir(dir);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     chmodSync(dir, 0o755);
-    assert.throws(() => prepareKeyDir(dir), (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE");
+    assert.throws(
+      () => prepareKeyDir(dir),
+      (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE",
+    );
     chmodSync(dir, 0o700);
     mkdirSync(join(root, "target"), { mode: 0o700 });
     symlinkSync(join(root, "target"), join(root, "link"));
-    assert.throws(() => prepareKeyDir(join(root, "link")), (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE");
+    assert.throws(
+      () => prepareKeyDir(join(root, "link")),
+      (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE",
+    );
 
     const file = join(dir, "at-rest.key");
     const hex = "ab".repeat(32);
@@ -58,7 +71,10 @@ test("on tmpfs: the directory must be 0700 and no symlink; the key file is 0600,
     assert.equal(takeKeyFile(file), null);
 
     writeFileSync(file, hex, { mode: 0o644 });
-    assert.throws(() => takeKeyFile(file), (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_HANDOFF");
+    assert.throws(
+      () => takeKeyFile(file),
+      (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_HANDOFF",
+    );
     assert.equal(existsSync(file), false, "a file others could read is removed, not used");
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -6,11 +6,27 @@
 // The file holds the key as 64 lowercase hex digits and a newline, the format of at-rest.key. For
 // membershipd the agent writes it only when asked: membershipd leaves `<file>.want` (no secret in
 // it) and waits; the agent answers with the key; membershipd reads, wipes and unlinks both.
-import { closeSync, existsSync, fchownSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fchownSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 
 export class KeyHandoffError extends Error {
-  constructor(readonly code: "E_KEY_DIR_NOT_TMPFS" | "E_KEY_DIR_UNSAFE" | "E_KEY_HANDOFF", message: string) {
+  constructor(
+    readonly code: "E_KEY_DIR_NOT_TMPFS" | "E_KEY_DIR_UNSAFE" | "E_KEY_HANDOFF",
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -51,16 +67,31 @@ export function prepareKeyDir(dir: string): void {
   refuseUnlessMemory(parent, dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
-  if (!st.isDirectory()) throw new KeyHandoffError("E_KEY_DIR_UNSAFE", `the key hand-off directory ${dir} is not a directory (a symlink is refused)`);
-  if (st.uid !== process.getuid?.()) throw new KeyHandoffError("E_KEY_DIR_UNSAFE", `the key hand-off directory ${dir} belongs to UID ${st.uid}, not to this process`);
-  if ((st.mode & 0o777) !== 0o700) throw new KeyHandoffError("E_KEY_DIR_UNSAFE", `the key hand-off directory ${dir} has mode ${(st.mode & 0o777).toString(8)}, not 700`);
+  if (!st.isDirectory())
+    throw new KeyHandoffError(
+      "E_KEY_DIR_UNSAFE",
+      `the key hand-off directory ${dir} is not a directory (a symlink is refused)`,
+    );
+  if (st.uid !== process.getuid?.())
+    throw new KeyHandoffError(
+      "E_KEY_DIR_UNSAFE",
+      `the key hand-off directory ${dir} belongs to UID ${st.uid}, not to this process`,
+    );
+  if ((st.mode & 0o777) !== 0o700)
+    throw new KeyHandoffError(
+      "E_KEY_DIR_UNSAFE",
+      `the key hand-off directory ${dir} has mode ${(st.mode & 0o777).toString(8)}, not 700`,
+    );
   refuseUnlessMemory(dir, dir);
 }
 
 function refuseUnlessMemory(path: string, dir: string): void {
   const type = fsTypeOf(path);
   if (!type || !(MEMORY_FS as readonly string[]).includes(type)) {
-    throw new KeyHandoffError("E_KEY_DIR_NOT_TMPFS", `the key hand-off directory ${dir} is on ${type ?? "an unknown file system"}, not tmpfs or ramfs: a key written there could reach a disk`);
+    throw new KeyHandoffError(
+      "E_KEY_DIR_NOT_TMPFS",
+      `the key hand-off directory ${dir} is on ${type ?? "an unknown file system"}, not tmpfs or ramfs: a key written there could reach a disk`,
+    );
   }
 }
 
@@ -101,7 +132,7 @@ export function wipeFile(path: string): void {
 export function takeKeyFile(path: string): string | null {
   if (!existsSync(path)) return null;
   const st = lstatSync(path);
-  if (!st.isFile() || (st.mode & 0o077)) {
+  if (!st.isFile() || st.mode & 0o077) {
     wipeFile(path);
     throw new KeyHandoffError("E_KEY_HANDOFF", `the hand-off file ${path} is not a 0600 file; it was removed`);
   }
@@ -109,7 +140,8 @@ export function takeKeyFile(path: string): string | null {
   const hex = buf.toString("utf8").trim();
   buf.fill(0);
   wipeFile(path);
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new KeyHandoffError("E_KEY_HANDOFF", `the hand-off file ${path} did not hold a 64-hex-digit key`);
+  if (!/^[0-9a-f]{64}$/.test(hex))
+    throw new KeyHandoffError("E_KEY_HANDOFF", `the hand-off file ${path} did not hold a 64-hex-digit key`);
   return hex;
 }
 

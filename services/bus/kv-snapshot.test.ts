@@ -6,7 +6,10 @@ import type { KvEntry } from "@nats-io/kv";
 import { liveEntry } from "./kv-snapshot.ts";
 
 const entry = (operation: KvEntry["operation"], value?: unknown) =>
-  ({ operation, json: () => (value === undefined ? assert.fail("a marker has no value to read") : value) }) as unknown as KvEntry;
+  ({
+    operation,
+    json: () => (value === undefined ? assert.fail("a marker has no value to read") : value),
+  }) as unknown as KvEntry;
 
 test("liveEntry: a record is itself; a tombstone, a delete or purge marker and no entry are absent", () => {
   const bob = { room: "ops", user: "bob", role: "member", since: "2025-01-01T00:00:00.000Z", seq: 7 };

@@ -22,13 +22,19 @@ export function liveEntry<R = Record<string, unknown>>(entry: KvEntry | null): R
  * the keys from the stream's subject index, then each key's last message by a get the stream's
  * leader answers, many in flight. No consumer: only membershipd creates those.
  */
-export async function readKvSnapshot(_js: JetStreamClient, jsm: JetStreamManager, bucket: string): Promise<Map<string, any>> {
+export async function readKvSnapshot(
+  _js: JetStreamClient,
+  jsm: JetStreamManager,
+  bucket: string,
+): Promise<Map<string, any>> {
   const out = new Map<string, any>();
   const stream = `KV_${bucket}`;
   const keys = await bucketKeys(jsm, bucket);
   for (let i = 0; i < keys.length; i += WINDOW) {
     const batch = keys.slice(i, i + WINDOW);
-    const msgs = await Promise.all(batch.map((k) => jsm.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${k}` })));
+    const msgs = await Promise.all(
+      batch.map((k) => jsm.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${k}` })),
+    );
     batch.forEach((key, j) => {
       const m = msgs[j];
       const op = m?.header?.get("KV-Operation");

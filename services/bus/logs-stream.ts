@@ -9,7 +9,13 @@
 // Nats-Msg-Id (`<boot>.<service>.<seq>`), so a publish retried after a timeout is stored once.
 // `seq` counts one shipper's lines of one service from 1; `boot` names that shipper's run, so a
 // reader can tell "the agent restarted" (new boot, seq back to 1) from "lines are missing" (a gap).
-import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import {
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { z } from "zod";
 import { IsoTime, Slug } from "../../schemas/mod.ts";
@@ -48,39 +54,51 @@ export class LogSubjectError extends Error {
  * exactly `unibus.logs.<node>.>` (services/core/permissions.ts).
  */
 export function logSubject(node: string, service: string): string {
-  for (const [what, name] of [["node", node], ["service", service]] as const) {
-    if (!Slug.safeParse(name).success) throw new LogSubjectError(`the ${what} name ${JSON.stringify(name)} is not a slug (1-63 of a-z 0-9 _ -, no dots, wildcards or spaces)`);
+  for (const [what, name] of [
+    ["node", node],
+    ["service", service],
+  ] as const) {
+    if (!Slug.safeParse(name).success)
+      throw new LogSubjectError(
+        `the ${what} name ${JSON.stringify(name)} is not a slug (1-63 of a-z 0-9 _ -, no dots, wildcards or spaces)`,
+      );
   }
   return `${LOGS_SUBJECT_PREFIX}.${node}.${blindToken(service)}`;
 }
 
 /** The Nats-Msg-Id of a record: unique per shipper run, service and line (or gap). */
 export function logMsgId(record: LogRecord): string {
-  return record.kind === "line" ? `${record.boot}.${record.service}.${record.seq}` : `${record.boot}.${record.service}.loss.${record.first_seq}`;
+  return record.kind === "line"
+    ? `${record.boot}.${record.service}.${record.seq}`
+    : `${record.boot}.${record.service}.loss.${record.first_seq}`;
 }
 
 const common = { v: z.literal(1), ts: IsoTime, boot: z.string().regex(/^[0-9a-f]{8,32}$/), service: Slug };
 
 /** One line a service wrote. */
-export const LogLineRecord = z.object({
-  ...common,
-  kind: z.literal("line"),
-  stream: z.enum(["stdout", "stderr"]),
-  seq: z.number().int().positive(),
-  line: z.string().max(LOG_LINE_MAX_BYTES),
-  /** Present when the line was longer than LOG_LINE_MAX_BYTES and was cut. */
-  truncated: z.literal(true).optional(),
-}).strict();
+export const LogLineRecord = z
+  .object({
+    ...common,
+    kind: z.literal("line"),
+    stream: z.enum(["stdout", "stderr"]),
+    seq: z.number().int().positive(),
+    line: z.string().max(LOG_LINE_MAX_BYTES),
+    /** Present when the line was longer than LOG_LINE_MAX_BYTES and was cut. */
+    truncated: z.literal(true).optional(),
+  })
+  .strict();
 
 /** Lines first_seq..last_seq of this boot and service were dropped before they could be shipped. */
-export const LogLossRecord = z.object({
-  ...common,
-  kind: z.literal("loss"),
-  first_seq: z.number().int().positive(),
-  last_seq: z.number().int().positive(),
-  count: z.number().int().positive(),
-  reason: z.enum(["buffer_full"]),
-}).strict();
+export const LogLossRecord = z
+  .object({
+    ...common,
+    kind: z.literal("loss"),
+    first_seq: z.number().int().positive(),
+    last_seq: z.number().int().positive(),
+    count: z.number().int().positive(),
+    reason: z.enum(["buffer_full"]),
+  })
+  .strict();
 
 export const LogRecord = z.discriminatedUnion("kind", [LogLineRecord, LogLossRecord]);
 export type LogLineRecord = z.infer<typeof LogLineRecord>;
@@ -117,7 +135,10 @@ function logsStreamConfig(o: LogsStreamLimits) {
  * Creates UNIBUS_LOGS, or brings an existing one's limits to these (idempotent: nothing is sent
  * when they already match). A stream of that name in memory storage is refused, not replaced.
  */
-export async function ensureLogsStream(jsm: JetStreamManager, o: LogsStreamLimits): Promise<{ created: boolean; updated: boolean }> {
+export async function ensureLogsStream(
+  jsm: JetStreamManager,
+  o: LogsStreamLimits,
+): Promise<{ created: boolean; updated: boolean }> {
   const want = logsStreamConfig(o);
   let current: StreamConfig;
   try {
@@ -127,10 +148,20 @@ export async function ensureLogsStream(jsm: JetStreamManager, o: LogsStreamLimit
     await jsm.streams.add({ name: LOGS_STREAM, ...want });
     return { created: true, updated: false };
   }
-  if (current.storage !== StorageType.File) throw new Error(`stream ${LOGS_STREAM} exists with ${current.storage} storage; logs need file storage`);
+  if (current.storage !== StorageType.File)
+    throw new Error(`stream ${LOGS_STREAM} exists with ${current.storage} storage; logs need file storage`);
   // Replicas are raised by `cluster scale`, never lowered by a restart with an older setting.
   want.num_replicas = Math.max(want.num_replicas, current.num_replicas ?? 1);
-  const keys = ["subjects", "retention", "discard", "num_replicas", "max_age", "max_bytes", "max_msg_size", "duplicate_window"] as const;
+  const keys = [
+    "subjects",
+    "retention",
+    "discard",
+    "num_replicas",
+    "max_age",
+    "max_bytes",
+    "max_msg_size",
+    "duplicate_window",
+  ] as const;
   const differs = keys.some((k) => JSON.stringify(current[k]) !== JSON.stringify(want[k]));
   if (!differs) return { created: false, updated: false };
   await jsm.streams.update(LOGS_STREAM, { ...current, ...want });

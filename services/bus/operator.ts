@@ -65,16 +65,23 @@ export class OperatorAuth {
   }
 
   systemAccountJwt(): Promise<string> {
-    return encodeAccount("SYS", jwtKeyPair(this.systemAccount), { limits: UNLIMITED } as never, { signer: jwtKeyPair(this.operator) });
+    return encodeAccount("SYS", jwtKeyPair(this.systemAccount), { limits: UNLIMITED } as never, {
+      signer: jwtKeyPair(this.operator),
+    });
   }
 
   /** The UNIBUS account JWT with every revoked user key; also kept as the server's preload. */
   async accountJwt(revocations: Record<string, number>): Promise<string> {
-    const jwt = await encodeAccount(ACCOUNT_NAME, jwtKeyPair(this.account), {
-      limits: { ...UNLIMITED, ...JETSTREAM_UNLIMITED },
-      signing_keys: [this.accountSigning.publicKey],
-      revocations,
-    } as never, { signer: jwtKeyPair(this.operator) });
+    const jwt = await encodeAccount(
+      ACCOUNT_NAME,
+      jwtKeyPair(this.account),
+      {
+        limits: { ...UNLIMITED, ...JETSTREAM_UNLIMITED },
+        signing_keys: [this.accountSigning.publicKey],
+        revocations,
+      } as never,
+      { signer: jwtKeyPair(this.operator) },
+    );
     writeFileSync(this.accountJwtPath, jwt + "\n", { mode: 0o600 });
     return jwt;
   }

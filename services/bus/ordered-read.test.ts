@@ -25,7 +25,12 @@ after(async () => {
 /** A fresh stream holding `n` messages; returns its name and a publisher of more. */
 async function streamWith(n: number) {
   const name = `OR${++streams}`;
-  await c.jsm.streams.add({ name, subjects: [`or${streams}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits });
+  await c.jsm.streams.add({
+    name,
+    subjects: [`or${streams}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+  });
   const subject = `or${streams}.x`;
   const publish = async (count: number) => {
     for (let i = 0; i < count; i++) await c.js.publish(subject, `m`);
@@ -34,15 +39,24 @@ async function streamWith(n: number) {
   return { name, publish };
 }
 
-const fromStart = (until: number, extra: Partial<OrderedReadOptions> = {}): OrderedReadOptions =>
-  ({ start: { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 }, maxMessages: 64, until, ...extra });
+const fromStart = (until: number, extra: Partial<OrderedReadOptions> = {}): OrderedReadOptions => ({
+  start: { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 },
+  maxMessages: 64,
+  until,
+  ...extra,
+});
 
 test("a bounded read whose consumer goes silent reopens after the last message it handed out, with no gap or repeat", async () => {
   const { name, publish } = await streamWith(5);
   const reopens: [string, number][] = [];
   const later = setTimeout(() => void publish(3), 1200);
   const seen: number[] = [];
-  for await (const m of orderedRead(c.js, name, fromStart(8, { stallMs: 300, onReopen: (why, from) => reopens.push([why, from]) }))) seen.push(m.seq);
+  for await (const m of orderedRead(
+    c.js,
+    name,
+    fromStart(8, { stallMs: 300, onReopen: (why, from) => reopens.push([why, from]) }),
+  ))
+    seen.push(m.seq);
   clearTimeout(later);
   assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8]);
   assert.ok(reopens.length >= 1, "the silent consumer was reopened");
@@ -64,7 +78,11 @@ test("a caller that takes its time between messages is not a stall", async () =>
   const { name } = await streamWith(4);
   const reopens: number[] = [];
   const seen: number[] = [];
-  for await (const m of orderedRead(c.js, name, fromStart(4, { stallMs: 300, onReopen: (_why, from) => reopens.push(from) }))) {
+  for await (const m of orderedRead(
+    c.js,
+    name,
+    fromStart(4, { stallMs: 300, onReopen: (_why, from) => reopens.push(from) }),
+  )) {
     seen.push(m.seq);
     await new Promise((r) => setTimeout(r, 700));
   }

@@ -18,7 +18,11 @@ const REOPEN_RETRY_MS = 250;
 /** A bounded read waiting this long for its next message, with messages still to come, reopens its consumer. */
 export const STALL_MS = 5_000;
 
-export interface ConsumerStart { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string }
+export interface ConsumerStart {
+  deliver_policy: DeliverPolicy;
+  opt_start_seq?: number;
+  opt_start_time?: string;
+}
 
 export interface OrderedReadOptions {
   /** Where the first consumer starts; a reopen starts after the last message handed out. */
@@ -53,7 +57,11 @@ export interface OrderedReadOptions {
  * (nats.js 3.4 never takes those out of its in-flight count), so it could stay at 1 with nothing
  * buffered, and a reader waiting for 0 waited for the next message, forever on a quiet stream.
  */
-export async function* orderedRead(js: JetStreamClient, stream: string, o: OrderedReadOptions): AsyncGenerator<JsMsg & { buffered: number }> {
+export async function* orderedRead(
+  js: JetStreamClient,
+  stream: string,
+  o: OrderedReadOptions,
+): AsyncGenerator<JsMsg & { buffered: number }> {
   const until = typeof o.until === "function" ? await o.until() : o.until;
   const nc = (js as unknown as { nc: NatsConnection }).nc;
   const stallMs = o.stallMs ?? STALL_MS;
@@ -61,7 +69,7 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
   // Since when the read has had nothing though it kept reopening (0: it is moving).
   let stalledSince = 0;
   let start = o.start;
-  let nextSeq = start.deliver_policy === DeliverPolicy.StartSequence ? start.opt_start_seq ?? 1 : 1;
+  let nextSeq = start.deliver_policy === DeliverPolicy.StartSequence ? (start.opt_start_seq ?? 1) : 1;
   let reopenSince = 0;
   let emptySince = 0;
   while (until === undefined || until >= nextSeq) {
@@ -85,7 +93,9 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
       void consumer.delete().catch(() => {});
       emptySince ||= Date.now();
       if (Date.now() - emptySince > budgetMs) {
-        throw new Error(`${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${budgetMs / 1000} s: its leader's copy lacks messages it acknowledged`);
+        throw new Error(
+          `${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${budgetMs / 1000} s: its leader's copy lacks messages it acknowledged`,
+        );
       }
       await sleep(REOPEN_RETRY_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
       continue;
@@ -107,12 +117,18 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
     // Silence is measured only while the reader waits for the consumer, not while its caller works.
     let stalled = false;
     let waitingSince = Date.now();
-    const watchdog = until === undefined ? null : setInterval(() => {
-      if (waitingSince && Date.now() - waitingSince >= stallMs) {
-        stalled = true;
-        void messages.close();
-      }
-    }, Math.min(1000, stallMs));
+    const watchdog =
+      until === undefined
+        ? null
+        : setInterval(
+            () => {
+              if (waitingSince && Date.now() - waitingSince >= stallMs) {
+                stalled = true;
+                void messages.close();
+              }
+            },
+            Math.min(1000, stallMs),
+          );
     try {
       for await (const m of messages) {
         if (reconnected || stalled) break;
@@ -136,12 +152,15 @@ export async function* orderedRead(js: JetStreamClient, stream: string, o: Order
     if (!reconnected) {
       stalledSince ||= Date.now() - stallMs;
       if (Date.now() - stalledSince > budgetMs) {
-        throw new Error(`${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${Math.round((Date.now() - stalledSince) / 1000)} s though its consumers report messages pending`);
+        throw new Error(
+          `${stream} delivers nothing from ${nextSeq} to ${until}${o.filter ? ` on ${o.filter}` : ""} for ${Math.round((Date.now() - stalledSince) / 1000)} s though its consumers report messages pending`,
+        );
       }
     }
     o.onReopen?.(reconnected ? "reconnect" : "stall", nextSeq);
     reopenSince = Date.now();
     // Nothing handed out yet: start where the first consumer was asked to.
-    if (nextSeq > 1 || start.deliver_policy === DeliverPolicy.StartSequence) start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };
+    if (nextSeq > 1 || start.deliver_policy === DeliverPolicy.StartSequence)
+      start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };
   }
 }

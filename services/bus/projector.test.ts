@@ -8,8 +8,19 @@ import assert from "node:assert/strict";
 import { KvWatchInclude } from "@nats-io/kv";
 import { MemberRecord, RoomByMemberRecord, RoomRecord, UserRecord, type MemberRole } from "../../schemas/mod.ts";
 import {
-  diffBuckets, isDomainError, liveRecords, memberAggregate, newUserSeed, roomAggregate, signerFromSeed, signEvent, userAggregate,
-  type MemberCommand, type Signer, storageKey, toStorageKeys,
+  diffBuckets,
+  isDomainError,
+  liveRecords,
+  memberAggregate,
+  newUserSeed,
+  roomAggregate,
+  signerFromSeed,
+  signEvent,
+  userAggregate,
+  type MemberCommand,
+  type Signer,
+  storageKey,
+  toStorageKeys,
 } from "../core/mod.ts";
 import { rebuildProjections } from "../cli/audit.ts";
 import { clientFor, seededRandom as rng, startNats, type NatsHandle } from "../../test/harness.ts";
@@ -60,8 +71,13 @@ async function assertMatchesStream(label: string): Promise<number> {
   const last = await lastSequence(c.jsm);
   const memory = await rebuildProjections(c.js, c.jsm, last, false);
   const stored = await snapshot();
-  assert.deepEqual(diffBuckets(toStorageKeys(memory.buckets), stored, last), [], `${label}: KV differs from the stream`);
-  for (const b of projectionBuckets) assert.deepEqual(stored.get(b), toStorageKeys(memory.buckets).get(b), `${label}: bucket ${b}`);
+  assert.deepEqual(
+    diffBuckets(toStorageKeys(memory.buckets), stored, last),
+    [],
+    `${label}: KV differs from the stream`,
+  );
+  for (const b of projectionBuckets)
+    assert.deepEqual(stored.get(b), toStorageKeys(memory.buckets).get(b), `${label}: bucket ${b}`);
   // No event counted twice: every room's member count is its number of live member records.
   const members = [...liveRecords(stored.get("UNIBUS_members")!).values()];
   for (const room of stored.get("UNIBUS_rooms")!.values()) {
@@ -74,13 +90,28 @@ async function assertMatchesStream(label: string): Promise<number> {
 // --- writing history through the aggregates, as membershipd does ---
 
 async function userAdd(handle: string) {
-  return store.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: commandId() });
+  return store.execute(
+    userAggregate,
+    handle,
+    { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null },
+    { actor, commandId: commandId() },
+  );
 }
 async function roomCreate(room: string, subject = "") {
-  return store.execute(roomAggregate, room, { type: "CreateRoom", room, subject, by: "tester" }, { actor, commandId: commandId() });
+  return store.execute(
+    roomAggregate,
+    room,
+    { type: "CreateRoom", room, subject, by: "tester" },
+    { actor, commandId: commandId() },
+  );
 }
 async function roomArchive(room: string) {
-  return store.execute(roomAggregate, room, { type: "ArchiveRoom", room, by: "tester" }, { actor, commandId: commandId() });
+  return store.execute(
+    roomAggregate,
+    room,
+    { type: "ArchiveRoom", room, by: "tester" },
+    { actor, commandId: commandId() },
+  );
 }
 async function member(type: MemberCommand["type"], room: string, user: string, role: MemberRole = "member") {
   const [r, u] = await Promise.all([store.load(roomAggregate, room), store.load(userAggregate, user)]);
@@ -147,7 +178,9 @@ async function churn(prefix: string, writes: number, seed: number): Promise<numb
 
 /** Several churns at once on disjoint worlds: a busy stream. */
 async function busy(prefix: string, writers: number, writesEach: number): Promise<number> {
-  const counts = await Promise.all(Array.from({ length: writers }, (_v, i) => churn(`${prefix}${i}-`, writesEach, 1000 + i)));
+  const counts = await Promise.all(
+    Array.from({ length: writers }, (_v, i) => churn(`${prefix}${i}-`, writesEach, 1000 + i)),
+  );
   return counts.reduce((a, b) => a + b, 0);
 }
 
@@ -207,9 +240,16 @@ describe("Projector", () => {
     assert.equal(bob.role, "moderator");
     const carol = await buckets.UNIBUS_members!.get(storageKey("ops.carol"));
     assert.equal(carol?.operation, "PUT");
-    assert.deepEqual(carol.json(), { deleted: true, seq: carolRemoved }, "a removed member leaves a tombstone with the removal's seq");
+    assert.deepEqual(
+      carol.json(),
+      { deleted: true, seq: carolRemoved },
+      "a removed member leaves a tombstone with the removal's seq",
+    );
     const byMember = await readKvSnapshot(c.js, c.jsm, "UNIBUS_rooms_by_member");
-    assert.deepEqual([...liveRecords(byMember).keys()].sort(), ["alice.ops", "bob.dev", "bob.ops"].map(storageKey).sort());
+    assert.deepEqual(
+      [...liveRecords(byMember).keys()].sort(),
+      ["alice.ops", "bob.dev", "bob.ops"].map(storageKey).sort(),
+    );
     assert.deepEqual(byMember.get(storageKey("carol.ops")), { deleted: true, seq: carolRemoved });
     assert.equal(RoomByMemberRecord.parse(byMember.get(storageKey("bob.ops"))).role, "moderator");
 
@@ -229,7 +269,11 @@ describe("Projector", () => {
     // Several waiters on the same and later sequences all resolve.
     const a = wrote(await roomCreate("w1"));
     const b = wrote(await member("AddMember", "w1", "dave"));
-    assert.deepEqual(await Promise.all([first.waitFor(a, 5000), first.waitFor(b, 5000), first.waitFor(a, 5000)]), [true, true, true]);
+    assert.deepEqual(await Promise.all([first.waitFor(a, 5000), first.waitFor(b, 5000), first.waitFor(a, 5000)]), [
+      true,
+      true,
+      true,
+    ]);
     assert.equal(MemberRecord.parse((await buckets.UNIBUS_members!.get(storageKey("w1.dave")))!.json()).seq, b);
 
     const started = performance.now();
@@ -303,65 +347,94 @@ describe("Projector", () => {
   });
 
   test("a replay longer than one batch (1000 events) never shows a removed member again", async (t) => {
-      // alice joins early, ~1000 unrelated events follow, then she leaves: replayed from 0, her
-      // MemberAdded falls in the first batch of 1000 and her MemberRemoved in a later one.
-      wrote(await roomCreate("gone"));
-      const added = wrote(await member("AddMember", "gone", "alice"));
-      const filler = 1050 - added;
-      const t0 = performance.now();
-      // Filler no projection reads (system events), appended directly to keep this quick.
-      for (let i = 0; i < filler; i += 100) {
-        await Promise.all(Array.from({ length: Math.min(100, filler - i) }, (_v, j) => {
+    // alice joins early, ~1000 unrelated events follow, then she leaves: replayed from 0, her
+    // MemberAdded falls in the first batch of 1000 and her MemberRemoved in a later one.
+    wrote(await roomCreate("gone"));
+    const added = wrote(await member("AddMember", "gone", "alice"));
+    const filler = 1050 - added;
+    const t0 = performance.now();
+    // Filler no projection reads (system events), appended directly to keep this quick.
+    for (let i = 0; i < filler; i += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, filler - i) }, (_v, j) => {
           const aggregate = `filler-${i + j}`;
           const id = commandId();
-          const env = signEvent({
-            id: `${id}:0`, type: "SystemInitialized", kind: "system", aggregate, ts: new Date().toISOString(), actor, causation: id, correlation: id, prev: null,
-            data: { cluster: "test", service_key: service.publicKey },
-          }, service);
+          const env = signEvent(
+            {
+              id: `${id}:0`,
+              type: "SystemInitialized",
+              kind: "system",
+              aggregate,
+              ts: new Date().toISOString(),
+              actor,
+              causation: id,
+              correlation: id,
+              prev: null,
+              data: { cluster: "test", service_key: service.publicKey },
+            },
+            service,
+          );
           return appendEvents(c.js, eventSubject("system", aggregate), 0, [env]);
-        }));
-      }
-      const removed = wrote(await member("RemoveMember", "gone", "alice"));
-      t.diagnostic(`${filler} filler events in ${(performance.now() - t0).toFixed(0)} ms`);
-      assert.ok(added <= 1000 && removed > 1000, `MemberAdded at ${added}, MemberRemoved at ${removed}`);
-      const live = newProjector();
-      try {
-        await live.start();
-        assert.equal(await live.waitFor(removed, 20_000), true);
-      } finally {
-        await live.stop();
-      }
-      t.diagnostic(`live projection done at ${(performance.now() - t0).toFixed(0)} ms`);
-      await assertMatchesStream("before the long replay");
-      const gone = await snapshot();
-      assert.deepEqual(gone.get("UNIBUS_members")!.get(storageKey("gone.alice")), { deleted: true, seq: removed }, "alice's membership is a tombstone");
-      assert.deepEqual(gone.get("UNIBUS_rooms_by_member")!.get(storageKey("alice.gone")), { deleted: true, seq: removed });
-
-      const marks = await kvWriteMarks();
-      // Everything the replay does to alice's membership records.
-      const seen: string[] = [];
-      // (KV keys are the digested ones: a watch on the plain names would see nothing.)
-      const watches = await Promise.all([buckets.UNIBUS_members!.watch({ key: storageKey("gone.alice"), include: KvWatchInclude.UpdatesOnly }),
-        buckets.UNIBUS_rooms_by_member!.watch({ key: storageKey("alice.gone"), include: KvWatchInclude.UpdatesOnly })]);
-      const watching = watches.map(async (w) => { for await (const e of w) seen.push(`${e.bucket}/${e.key} ${e.operation} seq=${e.operation === "PUT" ? e.json<{ seq: number }>().seq : "-"}`); });
-      t.diagnostic(`history: MemberAdded at seq ${added}, MemberRemoved at seq ${removed}, head ${await lastSequence(c.jsm)}`);
-      await buckets[CHECKPOINTS_BUCKET]!.put("projector", "0");
-      const replayer = newProjector();
-      try {
-        await replayer.start();
-        assert.equal(await replayer.waitFor(removed, 20_000), true);
-        assert.ok(replayer.batches >= 2, `replayed in ${replayer.batches} batches`);
-      } finally {
-        await replayer.stop();
-        await new Promise((r) => setTimeout(r, 100));
-        for (const w of watches) w.stop();
-        await Promise.all(watching);
-      }
-      t.diagnostic(`during the replay: ${JSON.stringify(seen)}`);
-      await assertMatchesStream("after the long replay");
-      assert.deepEqual(seen, [], "the removed member came back during the replay");
-      assert.deepEqual(await kvWriteMarks(), marks, "the replay rewrote records");
+        }),
+      );
+    }
+    const removed = wrote(await member("RemoveMember", "gone", "alice"));
+    t.diagnostic(`${filler} filler events in ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.ok(added <= 1000 && removed > 1000, `MemberAdded at ${added}, MemberRemoved at ${removed}`);
+    const live = newProjector();
+    try {
+      await live.start();
+      assert.equal(await live.waitFor(removed, 20_000), true);
+    } finally {
+      await live.stop();
+    }
+    t.diagnostic(`live projection done at ${(performance.now() - t0).toFixed(0)} ms`);
+    await assertMatchesStream("before the long replay");
+    const gone = await snapshot();
+    assert.deepEqual(
+      gone.get("UNIBUS_members")!.get(storageKey("gone.alice")),
+      { deleted: true, seq: removed },
+      "alice's membership is a tombstone",
+    );
+    assert.deepEqual(gone.get("UNIBUS_rooms_by_member")!.get(storageKey("alice.gone")), {
+      deleted: true,
+      seq: removed,
     });
+
+    const marks = await kvWriteMarks();
+    // Everything the replay does to alice's membership records.
+    const seen: string[] = [];
+    // (KV keys are the digested ones: a watch on the plain names would see nothing.)
+    const watches = await Promise.all([
+      buckets.UNIBUS_members!.watch({ key: storageKey("gone.alice"), include: KvWatchInclude.UpdatesOnly }),
+      buckets.UNIBUS_rooms_by_member!.watch({ key: storageKey("alice.gone"), include: KvWatchInclude.UpdatesOnly }),
+    ]);
+    const watching = watches.map(async (w) => {
+      for await (const e of w)
+        seen.push(
+          `${e.bucket}/${e.key} ${e.operation} seq=${e.operation === "PUT" ? e.json<{ seq: number }>().seq : "-"}`,
+        );
+    });
+    t.diagnostic(
+      `history: MemberAdded at seq ${added}, MemberRemoved at seq ${removed}, head ${await lastSequence(c.jsm)}`,
+    );
+    await buckets[CHECKPOINTS_BUCKET]!.put("projector", "0");
+    const replayer = newProjector();
+    try {
+      await replayer.start();
+      assert.equal(await replayer.waitFor(removed, 20_000), true);
+      assert.ok(replayer.batches >= 2, `replayed in ${replayer.batches} batches`);
+    } finally {
+      await replayer.stop();
+      await new Promise((r) => setTimeout(r, 100));
+      for (const w of watches) w.stop();
+      await Promise.all(watching);
+    }
+    t.diagnostic(`during the replay: ${JSON.stringify(seen)}`);
+    await assertMatchesStream("after the long replay");
+    assert.deepEqual(seen, [], "the removed member came back during the replay");
+    assert.deepEqual(await kvWriteMarks(), marks, "the replay rewrote records");
+  });
 
   test("a record write that fails mid-batch: no checkpoint passes it before the restart, then all catches up, also when it was the last event", async (t) => {
     const log: string[] = [];
@@ -399,7 +472,14 @@ describe("Projector", () => {
       const head = await lastSequence(c.jsm);
       // Two restarts with backoff on a loaded 2-core machine can take a while; the log says why if not.
       const caughtUp = await p.waitFor(head, 60_000);
-      assert.equal(caughtUp, true, `projector at ${p.applied} of ${head} after 60 s; its log:\n${log.filter((l) => !l.startsWith("ok ")).slice(-40).join("\n")}`);
+      assert.equal(
+        caughtUp,
+        true,
+        `projector at ${p.applied} of ${head} after 60 s; its log:\n${log
+          .filter((l) => !l.startsWith("ok "))
+          .slice(-40)
+          .join("\n")}`,
+      );
       assert.equal(p.lastError?.message, "injected KV failure");
       assert.ok(failed, `only ${calls} member writes`);
       const { key, seq } = failed as { key: string; seq: number };

@@ -7,7 +7,14 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { allProjections, applyEvent, storageKey, type AnyRecordProjection, type Stored, type StoredEvent } from "../core/mod.ts";
+import {
+  allProjections,
+  applyEvent,
+  storageKey,
+  type AnyRecordProjection,
+  type Stored,
+  type StoredEvent,
+} from "../core/mod.ts";
 import { decodeEvent, readEventMessages, toStoredEvent } from "./event-store.ts";
 import { CHECKPOINTS_BUCKET, type Buckets } from "./buckets.ts";
 import { publisherFor } from "./publisher.ts";
@@ -17,7 +24,10 @@ const CACHE_LIMIT = 100_000;
 const CHECKPOINT_KEY = "projector";
 
 /** A record (or its tombstone) as the bucket holds it, with the KV revision it was read or written at. */
-interface Cached { record: Stored<{ seq: number }> | undefined; revision: number }
+interface Cached {
+  record: Stored<{ seq: number }> | undefined;
+  revision: number;
+}
 
 /**
  * Writes one record's JSON with compare-and-set: `revision` is the one it was folded from (0: the
@@ -31,7 +41,8 @@ export type RecordWriter = (bucket: string, key: string, value: string, revision
  */
 export function recordWriter(nc: NatsConnection): RecordWriter {
   const publisher = publisherFor(nc);
-  return async (bucket, key, value, revision) => (await publisher.publish(`$KV.${bucket}.${key}`, value, { expectLastSubjectSeq: revision })).seq;
+  return async (bucket, key, value, revision) =>
+    (await publisher.publish(`$KV.${bucket}.${key}`, value, { expectLastSubjectSeq: revision })).seq;
 }
 
 /**
@@ -77,7 +88,13 @@ export class Projector {
     if (this.applied >= seq) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.waiters.push({ seq, resolve: () => { clearTimeout(timer); resolve(true); } });
+      this.waiters.push({
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      });
     });
   }
 
@@ -104,7 +121,11 @@ export class Projector {
 
   private async consume(): Promise<void> {
     let batch: StoredEvent[] = [];
-    for await (const m of readEventMessages(this.js, this.jsm, { fromSeq: this.applied + 1, follow: true, signal: this.abort.signal })) {
+    for await (const m of readEventMessages(this.js, this.jsm, {
+      fromSeq: this.applied + 1,
+      follow: true,
+      signal: this.abort.signal,
+    })) {
       if (this.stopped) break;
       batch.push(toStoredEvent(decodeEvent(m.data), m.seq));
       if (batch.length >= BATCH_MAX || (m.info.pending === 0 && m.buffered === 0)) {
@@ -138,7 +159,10 @@ export class Projector {
     const key = storageKey(naturalKey);
     const cacheKey = `${p.bucket}/${key}`;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = this.cache.get(cacheKey) ?? (attempt === 0 ? this.assumeAbsent(p, events) : null) ?? (await this.readRecord(kv, key));
+      const current =
+        this.cache.get(cacheKey) ??
+        (attempt === 0 ? this.assumeAbsent(p, events) : null) ??
+        (await this.readRecord(kv, key));
       const next = events.reduce((r, e) => applyEvent(p, r, e), current.record);
       if (next === current.record) return this.remember(cacheKey, current);
       try {

@@ -14,7 +14,12 @@ let c: Awaited<ReturnType<typeof clientFor>>;
 before(async () => {
   nats = await startNats();
   c = await clientFor(nats.url);
-  await c.jsm.streams.add({ name: "PUB", subjects: ["pub.>"], storage: StorageType.File, retention: RetentionPolicy.Limits });
+  await c.jsm.streams.add({
+    name: "PUB",
+    subjects: ["pub.>"],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+  });
 });
 
 after(async () => {
@@ -60,9 +65,15 @@ test("publish: the stored message carries both headers as nats.js would have wri
 test("publish: the expected last subject sequence guards the write, and a lost race is JetStreamApiError 10071", async () => {
   const p = publisherFor(c.nc);
   const created = await p.publish("pub.cas", "v1", { expectLastSubjectSeq: 0 });
-  await assert.rejects(p.publish("pub.cas", "again", { expectLastSubjectSeq: 0 }), (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
+  await assert.rejects(
+    p.publish("pub.cas", "again", { expectLastSubjectSeq: 0 }),
+    (err: unknown) => err instanceof JetStreamApiError && err.code === 10071,
+  );
   const updated = await p.publish("pub.cas", "v2", { expectLastSubjectSeq: created.seq });
-  await assert.rejects(p.publish("pub.cas", "stale", { expectLastSubjectSeq: created.seq }), (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
+  await assert.rejects(
+    p.publish("pub.cas", "stale", { expectLastSubjectSeq: created.seq }),
+    (err: unknown) => err instanceof JetStreamApiError && err.code === 10071,
+  );
   const last = await c.jsm.streams.getMessage("PUB", { last_by_subj: "pub.cas" });
   assert.equal(last?.seq, updated.seq);
   assert.equal(last?.string(), "v2");

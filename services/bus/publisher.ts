@@ -16,7 +16,11 @@ export interface PublishOptions {
   expectLastSubjectSeq?: number;
 }
 
-interface Pending { resolve(ack: PubAck): void; reject(err: Error): void; deadline: number }
+interface Pending {
+  resolve(ack: PubAck): void;
+  reject(err: Error): void;
+  deadline: number;
+}
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const utf8 = new TextDecoder();
@@ -30,7 +34,8 @@ const utf8 = new TextDecoder();
 function headerBlock(opts: PublishOptions): MsgHdrs | undefined {
   let block = "NATS/1.0";
   if (opts.msgID !== undefined) block += `\r\nNats-Msg-Id: ${headerValue(opts.msgID)}`;
-  if (opts.expectLastSubjectSeq !== undefined) block += `\r\nNats-Expected-Last-Subject-Sequence: ${opts.expectLastSubjectSeq}`;
+  if (opts.expectLastSubjectSeq !== undefined)
+    block += `\r\nNats-Expected-Last-Subject-Sequence: ${opts.expectLastSubjectSeq}`;
   if (block.length === "NATS/1.0".length) return undefined;
   const bytes = Buffer.from(`${block}\r\n\r\n`);
   return { encode: () => bytes } as unknown as MsgHdrs;
@@ -53,7 +58,10 @@ export class JetStreamPublisher {
   private sweeper: NodeJS.Timeout | null = null;
   private closed: Error | null = null;
 
-  constructor(private readonly nc: NatsConnection, private readonly timeoutMs = DEFAULT_TIMEOUT_MS) {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+  ) {
     // The identity's own inbox prefix: a secured connection may answer only there.
     const inboxPrefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
     this.prefix = createInbox(inboxPrefix);
@@ -71,12 +79,18 @@ export class JetStreamPublisher {
     } catch (err) {
       return Promise.reject(err);
     }
-    const done = new Promise<PubAck>((resolve, reject) => this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs }));
+    const done = new Promise<PubAck>((resolve, reject) =>
+      this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs }),
+    );
     try {
       // Buffer.from takes small strings from Node's pool; nats.js's TextEncoder allocates an
       // ArrayBuffer per payload.
       const payload = typeof data === "string" ? Buffer.from(data) : data;
-      this.nc.publish(subject, payload, h ? { headers: h, reply: `${this.prefix}.${token}` } : { reply: `${this.prefix}.${token}` });
+      this.nc.publish(
+        subject,
+        payload,
+        h ? { headers: h, reply: `${this.prefix}.${token}` } : { reply: `${this.prefix}.${token}` },
+      );
     } catch (err) {
       this.pending.delete(token);
       return Promise.reject(err);
@@ -92,14 +106,24 @@ export class JetStreamPublisher {
     this.pending.delete(token);
     // A status with no body: no stream listens on the subject (503) or the server refused it.
     if (m.data.length === 0 && m.headers?.code) {
-      p.reject(new Error(`publish was not stored: ${m.headers.code} ${m.headers.description || "no stream for this subject"}`));
+      p.reject(
+        new Error(`publish was not stored: ${m.headers.code} ${m.headers.description || "no stream for this subject"}`),
+      );
       return;
     }
     try {
-      const reply = JSON.parse(utf8.decode(m.data)) as PubAck & { error?: { code: number; err_code: number; description: string } };
+      const reply = JSON.parse(utf8.decode(m.data)) as PubAck & {
+        error?: { code: number; err_code: number; description: string };
+      };
       if (reply.error) p.reject(new JetStreamApiError(reply.error));
       else if (!reply.stream) p.reject(new Error("invalid ack response"));
-      else p.resolve({ stream: reply.stream, seq: reply.seq, duplicate: reply.duplicate === true, domain: reply.domain } as PubAck);
+      else
+        p.resolve({
+          stream: reply.stream,
+          seq: reply.seq,
+          duplicate: reply.duplicate === true,
+          domain: reply.domain,
+        } as PubAck);
     } catch (err) {
       p.reject(err as Error);
     }

@@ -34,7 +34,12 @@ let users = 0;
 async function addUsers(n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     const handle = `u${++users}`;
-    await store.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: `c-${handle}` });
+    await store.execute(
+      userAggregate,
+      handle,
+      { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null },
+      { actor, commandId: `c-${handle}` },
+    );
   }
 }
 
@@ -55,8 +60,15 @@ async function addUsersSoon(n: number): Promise<void> {
 /** A nats-server of the test's own on `port`, with JetStream on `store` (encrypted with `key`) or none. */
 async function plainServer(port: number, jetStream: { store: string; key: string } | null): Promise<ChildProcess> {
   const conf = join(dir, `plain-${port}-${jetStream ? "js" : "nojs"}.conf`);
-  writeFileSync(conf, `listen: 127.0.0.1:${port}\n${jetStream ? `jetstream { store_dir: ${JSON.stringify(jetStream.store)}, cipher: chachapoly, key: $UNIBUS_JS_KEY }\n` : ""}`, { mode: 0o600 });
-  const proc = spawn("nats-server", ["-c", conf], { env: { PATH: process.env.PATH, UNIBUS_JS_KEY: serverKeyValue(jetStream?.key ?? "00") }, stdio: ["ignore", "ignore", "pipe"] });
+  writeFileSync(
+    conf,
+    `listen: 127.0.0.1:${port}\n${jetStream ? `jetstream { store_dir: ${JSON.stringify(jetStream.store)}, cipher: chachapoly, key: $UNIBUS_JS_KEY }\n` : ""}`,
+    { mode: 0o600 },
+  );
+  const proc = spawn("nats-server", ["-c", conf], {
+    env: { PATH: process.env.PATH, UNIBUS_JS_KEY: serverKeyValue(jetStream?.key ?? "00") },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   await new Promise<void>((res, rej) => {
     let buf = "";
     proc.stderr!.on("data", (d) => (buf += d) && buf.includes("Server is ready") && res());
@@ -85,8 +97,13 @@ async function killServer(): Promise<void> {
 before(async () => {
   dir = tempDir("unibus-reconnect-");
   server = new EmbeddedNatsServer({
-    dataDir: dir, host: "127.0.0.1", port: await freePort(), serverName: "reconnect", atRestKey: randomBytes(32).toString("hex"),
-    keyFile: join(dir, "js.key"), startBudgetMs: 15_000,
+    dataDir: dir,
+    host: "127.0.0.1",
+    port: await freePort(),
+    serverName: "reconnect",
+    atRestKey: randomBytes(32).toString("hex"),
+    keyFile: join(dir, "js.key"),
+    startBudgetMs: 15_000,
   });
   await server.start((err) => assert.fail(`nats-server gave up: ${err.message}`));
   nc = await connectNats({ servers: server.url, name: "reconnect-test", forever: true });
@@ -103,7 +120,9 @@ after(async () => {
 });
 
 describe("reading the stream across a nats-server crash and restart", () => {
-  test("the projector and a following reader catch up with what was appended after the restart", { timeout: 120_000 }, async () => {
+  test("the projector and a following reader catch up with what was appended after the restart", {
+    timeout: 120_000,
+  }, async () => {
     const buckets = await openBuckets(nc, 1);
     const log: string[] = [];
     const projector = new Projector(js, jsm, buckets, (l) => log.push(l));
@@ -116,17 +135,29 @@ describe("reading the stream across a nats-server crash and restart", () => {
     try {
       await addUsers(5);
       const before = await lastSequence(jsm);
-      assert.equal(await projector.waitFor(before, 10_000), true, `projected before the crash; its log: ${log.join("; ")}`);
+      assert.equal(
+        await projector.waitFor(before, 10_000),
+        true,
+        `projected before the crash; its log: ${log.join("; ")}`,
+      );
 
       await killServer();
       await addUsersSoon(5);
       const head = await lastSequence(jsm);
       assert.ok(head > before);
       const caughtUp = await projector.waitFor(head, 20_000);
-      assert.equal(caughtUp, true, `projector at ${projector.applied} of ${head}, 20 s after the restart; its log: ${log.join("; ")}`);
+      assert.equal(
+        caughtUp,
+        true,
+        `projector at ${projector.applied} of ${head}, 20 s after the restart; its log: ${log.join("; ")}`,
+      );
       const deadline = Date.now() + 20_000;
       while (seen.length < head && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(seen, Array.from({ length: head }, (_v, i) => i + 1), "the follower saw every sequence once, in order");
+      assert.deepEqual(
+        seen,
+        Array.from({ length: head }, (_v, i) => i + 1),
+        "the follower saw every sequence once, in order",
+      );
     } finally {
       abort.abort();
       await follower;
@@ -134,7 +165,9 @@ describe("reading the stream across a nats-server crash and restart", () => {
     }
   });
 
-  test("a reconnect to a server without JetStream yet, then to the real one: the projector resumes at once", { timeout: 120_000 }, async () => {
+  test("a reconnect to a server without JetStream yet, then to the real one: the projector resumes at once", {
+    timeout: 120_000,
+  }, async () => {
     const port = await freePort();
     const store = join(dir, "plain-js");
     const key = randomBytes(32).toString("hex");
@@ -151,14 +184,26 @@ describe("reading the stream across a nats-server crash and restart", () => {
     const add = async (k: number) => {
       for (let i = 0; i < k; i++) {
         const handle = `s${++n}`;
-        await cstore.execute(userAggregate, handle, { type: "CreateUser", handle, role: "admin", sign_key: signerFromSeed(newUserSeed()).publicKey, kex_key: null }, { actor, commandId: `s-${handle}` });
+        await cstore.execute(
+          userAggregate,
+          handle,
+          {
+            type: "CreateUser",
+            handle,
+            role: "admin",
+            sign_key: signerFromSeed(newUserSeed()).publicKey,
+            kex_key: null,
+          },
+          { actor, commandId: `s-${handle}` },
+        );
       }
     };
-    const reconnects = () => new Promise<void>((resolve) => {
-      void (async () => {
-        for await (const s of conn.status()) if (s.type === "reconnect") return resolve();
-      })();
-    });
+    const reconnects = () =>
+      new Promise<void>((resolve) => {
+        void (async () => {
+          for await (const s of conn.status()) if (s.type === "reconnect") return resolve();
+        })();
+      });
     try {
       await add(3);
       assert.equal(await projector.waitFor(await lastSequence(cjsm), 10_000), true);
@@ -185,7 +230,11 @@ describe("reading the stream across a nats-server crash and restart", () => {
       const head = await lastSequence(cjsm);
       const t0 = Date.now();
       const caughtUp = await projector.waitFor(head, 10_000);
-      assert.equal(caughtUp, true, `projector at ${projector.applied} of ${head}, 10 s after JetStream was back; its log: ${log.join("; ")}`);
+      assert.equal(
+        caughtUp,
+        true,
+        `projector at ${projector.applied} of ${head}, 10 s after JetStream was back; its log: ${log.join("; ")}`,
+      );
       assert.ok(Date.now() - t0 < 10_000);
     } finally {
       await projector.stop();

@@ -30,21 +30,30 @@ export function releaseChunkSubject(id: string): string {
   return `${PREFIX}.C.${id}`;
 }
 
-const ObjectMeta = z.object({
-  name: z.string().max(256),
-  nuid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-  size: z.number().int().nonnegative(),
-  chunks: z.number().int().nonnegative().max(1_000_000),
-  digest: z.string().max(128),
-  deleted: z.boolean().optional(),
-}).passthrough();
+const ObjectMeta = z
+  .object({
+    name: z.string().max(256),
+    nuid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    size: z.number().int().nonnegative(),
+    chunks: z.number().int().nonnegative().max(1_000_000),
+    digest: z.string().max(128),
+    deleted: z.boolean().optional(),
+  })
+  .passthrough();
 export type ReleaseObjectInfo = z.infer<typeof ObjectMeta>;
 
 /** The stream's configuration: direct gets on, and no rollup, purge or delete by anyone. */
 export function releaseStreamConfig(replicas: number): Partial<StreamConfig> & { name: string } {
   return {
-    name: RELEASE_OBJECTS_STREAM, subjects: [`${PREFIX}.C.>`, `${PREFIX}.M.>`], description: "unibus release tarballs, by SHA-256",
-    num_replicas: replicas, discard: "new" as never, allow_direct: true, allow_rollup_hdrs: false, deny_delete: true, deny_purge: true,
+    name: RELEASE_OBJECTS_STREAM,
+    subjects: [`${PREFIX}.C.>`, `${PREFIX}.M.>`],
+    description: "unibus release tarballs, by SHA-256",
+    num_replicas: replicas,
+    discard: "new" as never,
+    allow_direct: true,
+    allow_rollup_hdrs: false,
+    deny_delete: true,
+    deny_purge: true,
   };
 }
 
@@ -69,23 +78,38 @@ type Got = { ok: true; seq: number; data: Uint8Array } | { ok: false };
 
 /** One direct get: the first message at or after `seq` on `subject`, or none. */
 async function directNext(nc: NatsConnection, subject: string, seq: number, timeoutMs: number): Promise<Got> {
-  const r: Msg = await nc.request(`$JS.API.DIRECT.GET.${RELEASE_OBJECTS_STREAM}`, JSON.stringify({ seq, next_by_subj: subject }), { timeout: timeoutMs });
+  const r: Msg = await nc.request(
+    `$JS.API.DIRECT.GET.${RELEASE_OBJECTS_STREAM}`,
+    JSON.stringify({ seq, next_by_subj: subject }),
+    { timeout: timeoutMs },
+  );
   const code = r.headers?.code ?? 0;
   if (code === 404) return { ok: false };
-  if (code !== 0) throw new Error(`the direct get of ${subject} answered ${code} ${r.headers?.description ?? ""}`.trim());
+  if (code !== 0)
+    throw new Error(`the direct get of ${subject} answered ${code} ${r.headers?.description ?? ""}`.trim());
   const at = Number(r.headers?.get("Nats-Sequence"));
-  if (!Number.isSafeInteger(at) || at < seq) throw new Error(`the direct get of ${subject} answered without a valid sequence`);
+  if (!Number.isSafeInteger(at) || at < seq)
+    throw new Error(`the direct get of ${subject} answered without a valid sequence`);
   return { ok: true, seq: at, data: r.data };
 }
 
 /** The object's first description, or null when there is none. */
-export async function releaseObjectInfo(nc: NatsConnection, name: string, timeoutMs = 5000): Promise<ReleaseObjectInfo | null> {
+export async function releaseObjectInfo(
+  nc: NatsConnection,
+  name: string,
+  timeoutMs = 5000,
+): Promise<ReleaseObjectInfo | null> {
   const got = await directNext(nc, releaseMetaSubject(name), 1, timeoutMs);
   if (!got.ok) return null;
-  const raw = parseUntrustedJson(got.data, { maxBytes: MAX_META_BYTES, maxDepth: 8, what: `the description of ${name}` });
+  const raw = parseUntrustedJson(got.data, {
+    maxBytes: MAX_META_BYTES,
+    maxDepth: 8,
+    what: `the description of ${name}`,
+  });
   if (!raw.ok) throw new Error(raw.error.message);
   const meta = ObjectMeta.safeParse(raw.value);
-  if (!meta.success || meta.data.name !== name) throw new Error(`the description of ${name} is not an object description`);
+  if (!meta.success || meta.data.name !== name)
+    throw new Error(`the description of ${name} is not an object description`);
   return meta.data;
 }
 
@@ -94,26 +118,55 @@ export type ReadObject =
   | { ok: false; code: "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED"; message: string };
 
 /** Reads an object's chunks in order, never more than `maxBytes`, and checks its own SHA-256 digest. */
-export async function readReleaseObject(nc: NatsConnection, name: string, maxBytes: number, timeoutMs = 5000): Promise<ReadObject> {
+export async function readReleaseObject(
+  nc: NatsConnection,
+  name: string,
+  maxBytes: number,
+  timeoutMs = 5000,
+): Promise<ReadObject> {
   const meta = await releaseObjectInfo(nc, name, timeoutMs);
-  if (!meta || meta.deleted) return { ok: false, code: "E_RELEASE_NOT_FOUND", message: `the release's tarball (${name}) is not in ${RELEASES_OBJECT_STORE}` };
-  if (meta.size > maxBytes) return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball is ${meta.size} bytes, larger than the ${maxBytes} bytes its manifest says` };
+  if (!meta || meta.deleted)
+    return {
+      ok: false,
+      code: "E_RELEASE_NOT_FOUND",
+      message: `the release's tarball (${name}) is not in ${RELEASES_OBJECT_STORE}`,
+    };
+  if (meta.size > maxBytes)
+    return {
+      ok: false,
+      code: "E_RELEASE_TAMPERED",
+      message: `the stored tarball is ${meta.size} bytes, larger than the ${maxBytes} bytes its manifest says`,
+    };
   const chunks: Uint8Array[] = [];
   const hash = createHash("sha256");
   let size = 0;
   let seq = 1;
   for (let i = 0; i < meta.chunks; i++) {
     const got = await directNext(nc, releaseChunkSubject(meta.nuid), seq, timeoutMs);
-    if (!got.ok) return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball lacks chunk ${i + 1} of ${meta.chunks}` };
+    if (!got.ok)
+      return {
+        ok: false,
+        code: "E_RELEASE_TAMPERED",
+        message: `the stored tarball lacks chunk ${i + 1} of ${meta.chunks}`,
+      };
     size += got.data.length;
-    if (size > meta.size) return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball's chunks hold more than the ${meta.size} bytes its description says` };
+    if (size > meta.size)
+      return {
+        ok: false,
+        code: "E_RELEASE_TAMPERED",
+        message: `the stored tarball's chunks hold more than the ${meta.size} bytes its description says`,
+      };
     hash.update(got.data);
     chunks.push(got.data);
     seq = got.seq + 1;
   }
   const digest = `SHA-256=${hash.digest("base64url")}`;
   if (size !== meta.size || digest !== meta.digest.replace(/=+$/, "")) {
-    return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball (${size} bytes) does not match its description (${meta.size} bytes, ${meta.digest})` };
+    return {
+      ok: false,
+      code: "E_RELEASE_TAMPERED",
+      message: `the stored tarball (${size} bytes) does not match its description (${meta.size} bytes, ${meta.digest})`,
+    };
   }
   return { ok: true, bytes: Buffer.concat(chunks) };
 }
@@ -123,7 +176,12 @@ export async function readReleaseObject(nc: NatsConnection, name: string, maxByt
  * description goes last and only where none exists (expected last subject sequence 0), with no
  * rollup header: the stream would refuse one.
  */
-export async function putReleaseObject(nc: NatsConnection, name: string, bytes: Uint8Array, description: string): Promise<"stored" | "present"> {
+export async function putReleaseObject(
+  nc: NatsConnection,
+  name: string,
+  bytes: Uint8Array,
+  description: string,
+): Promise<"stored" | "present"> {
   if (await releaseObjectInfo(nc, name)) return "present";
   const js = jetstream(nc);
   const id = randomBytes(16).toString("hex");
@@ -134,9 +192,16 @@ export async function putReleaseObject(nc: NatsConnection, name: string, bytes: 
     chunks++;
   }
   const meta = {
-    name, description, bucket: RELEASES_OBJECT_STORE, nuid: id, size: bytes.length, chunks, mtime: new Date().toISOString(),
-    digest: `SHA-256=${createHash("sha256").update(bytes).digest("base64")
-      .replace(/\+/g, "-").replace(/\//g, "_")}`, deleted: false, options: { max_chunk_size: chunk },
+    name,
+    description,
+    bucket: RELEASES_OBJECT_STORE,
+    nuid: id,
+    size: bytes.length,
+    chunks,
+    mtime: new Date().toISOString(),
+    digest: `SHA-256=${createHash("sha256").update(bytes).digest("base64").replace(/\+/g, "-").replace(/\//g, "_")}`,
+    deleted: false,
+    options: { max_chunk_size: chunk },
   };
   try {
     await js.publish(releaseMetaSubject(name), JSON.stringify(meta), { headers: onlyIfAbsent() });

@@ -3,7 +3,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, sta
 import { dirname } from "node:path";
 
 export class SecretFileError extends Error {
-  constructor(readonly code: "E_SECRET_MISSING" | "E_SECRET_PERMS", message: string) {
+  constructor(
+    readonly code: "E_SECRET_MISSING" | "E_SECRET_PERMS",
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -11,7 +14,11 @@ export class SecretFileError extends Error {
 export function readSecretFile(path: string): Buffer {
   if (!existsSync(path)) throw new SecretFileError("E_SECRET_MISSING", `secret file ${path} does not exist`);
   const mode = statSync(path).mode & 0o777;
-  if (mode & 0o077) throw new SecretFileError("E_SECRET_PERMS", `secret file ${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`);
+  if (mode & 0o077)
+    throw new SecretFileError(
+      "E_SECRET_PERMS",
+      `secret file ${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`,
+    );
   return readFileSync(path);
 }
 

@@ -42,7 +42,12 @@ export async function lastSeqOf(jsm: JetStreamManager, stream: string): Promise<
 }
 
 /** One get, retried on transport errors for the budget (for ever in follow mode). */
-async function getRetried(jsm: JetStreamManager, stream: string, req: Record<string, unknown>, o: StreamReadOptions): Promise<StoredMsg | null> {
+async function getRetried(
+  jsm: JetStreamManager,
+  stream: string,
+  req: Record<string, unknown>,
+  o: StreamReadOptions,
+): Promise<StoredMsg | null> {
   const since = Date.now();
   for (;;) {
     try {
@@ -64,7 +69,11 @@ function pause(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Messages of `stream` in sequence order, without a consumer. */
-export function streamRead(jsm: JetStreamManager, stream: string, o: StreamReadOptions = {}): AsyncGenerator<StoredMsg> {
+export function streamRead(
+  jsm: JetStreamManager,
+  stream: string,
+  o: StreamReadOptions = {},
+): AsyncGenerator<StoredMsg> {
   return o.filter === undefined ? readEvery(jsm, stream, o) : walkSubject(jsm, stream, o.filter, o);
 }
 
@@ -98,7 +107,8 @@ async function* readEvery(jsm: JetStreamManager, stream: string, o: StreamReadOp
     const since = Date.now();
     while (!m) {
       if (o.signal?.aborted) return;
-      if (Date.now() - since > (o.retryBudgetMs ?? RETRY_BUDGET_MS)) throw new Error(`${stream} has no message ${next} though its last sequence is ${end}`);
+      if (Date.now() - since > (o.retryBudgetMs ?? RETRY_BUDGET_MS))
+        throw new Error(`${stream} has no message ${next} though its last sequence is ${end}`);
       o.onRetry?.(next, "no message");
       await pause(RETRY_MS, o.signal);
       m = await getRetried(jsm, stream, { seq: next }, o);
@@ -121,7 +131,12 @@ async function lastSeqOfRetried(jsm: JetStreamManager, stream: string, o: Stream
 }
 
 /** The subject's messages one after the other (next_by_subj skips holes and other subjects server-side). */
-async function* walkSubject(jsm: JetStreamManager, stream: string, filter: string, o: StreamReadOptions): AsyncGenerator<StoredMsg> {
+async function* walkSubject(
+  jsm: JetStreamManager,
+  stream: string,
+  filter: string,
+  o: StreamReadOptions,
+): AsyncGenerator<StoredMsg> {
   let next = Math.max(1, o.fromSeq ?? 1);
   const end = o.untilSeq ?? (o.follow ? Infinity : await lastSeqOf(jsm, stream));
   let quiet = POLL_MIN_MS;

@@ -35,19 +35,87 @@ export function caFingerprint(pem: string): string {
 /** Creates the CA and a server certificate for `names` (DNS names and IPs) unless they exist. */
 export function ensureTlsMaterial(dir: string, serverName: string, names: string[]): TlsMaterial {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const m = { dir, caFile: join(dir, "ca.pem"), chainFile: join(dir, "server-chain.pem"), keyFile: join(dir, "server.key") };
+  const m = {
+    dir,
+    caFile: join(dir, "ca.pem"),
+    chainFile: join(dir, "server-chain.pem"),
+    keyFile: join(dir, "server.key"),
+  };
   if (!existsSync(m.caFile)) {
-    openssl(["req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", "ca.key", "-out", "ca.pem",
-      "-days", "3650", "-subj", `/CN=unibus CA ${serverName}`, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"], dir);
+    openssl(
+      [
+        "req",
+        "-x509",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        `/CN=unibus CA ${serverName}`,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      ],
+      dir,
+    );
     chmodSync(join(dir, "ca.key"), 0o600);
   }
   if (!existsSync(m.chainFile)) {
     const san = [...new Set(["localhost", "127.0.0.1", serverName, ...names])]
-      .map((n) => (/^[\d.]+$/.test(n) || n.includes(":") ? `IP:${n}` : `DNS:${n}`)).join(",");
-    writeFileSync(join(dir, "server.ext"), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n`);
-    openssl(["req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", "server.key", "-out", "server.csr", "-subj", `/CN=${serverName}`], dir);
+      .map((n) => (/^[\d.]+$/.test(n) || n.includes(":") ? `IP:${n}` : `DNS:${n}`))
+      .join(",");
+    writeFileSync(
+      join(dir, "server.ext"),
+      `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n`,
+    );
+    openssl(
+      [
+        "req",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        `/CN=${serverName}`,
+      ],
+      dir,
+    );
     chmodSync(join(dir, "server.key"), 0o600);
-    openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "825", "-extfile", "server.ext"], dir);
+    openssl(
+      [
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "825",
+        "-extfile",
+        "server.ext",
+      ],
+      dir,
+    );
     writeFileSync(m.chainFile, readFileSync(join(dir, "server.pem"), "utf8") + readFileSync(m.caFile, "utf8"));
     for (const f of ["server.csr", "server.ext"]) rmSync(join(dir, f), { force: true });
   }

@@ -7,10 +7,16 @@ import { CheckView, ServiceStatusView, StatusView } from "./agent-replies.ts";
 import type { NodeOutcome } from "./fanout-tally.ts";
 import { durationText, printable } from "./output.ts";
 
-export type Verdict = { ok: true; detail: string; value: unknown } | { ok: false; code: string; detail: string; value: unknown };
+export type Verdict =
+  | { ok: true; detail: string; value: unknown }
+  | { ok: false; code: string; detail: string; value: unknown };
 
 /** The states each service action should leave a service in. */
-const WANTED: Partial<Record<NodeAction, readonly string[]>> = { start: ["starting", "running"], restart: ["starting", "running"], stop: ["stopped"] };
+const WANTED: Partial<Record<NodeAction, readonly string[]>> = {
+  start: ["starting", "running"],
+  restart: ["starting", "running"],
+  stop: ["stopped"],
+};
 
 /** "running (pid 1234)", "stopped", "crash-loop after 5 restarts (E_X: why)". */
 export function serviceDetail(s: ServiceStatusView): string {
@@ -39,7 +45,12 @@ export function checkDetail(c: CheckView): string {
 }
 
 export function judge(action: NodeAction, result: unknown): Verdict {
-  const bad = (what: string): Verdict => ({ ok: false, code: "E_BAD_REPLY", detail: `the agent's ${action} result is not ${what}`, value: result });
+  const bad = (what: string): Verdict => ({
+    ok: false,
+    code: "E_BAD_REPLY",
+    detail: `the agent's ${action} result is not ${what}`,
+    value: result,
+  });
   switch (action) {
     case "status": {
       const s = StatusView.safeParse(result);
@@ -49,13 +60,22 @@ export function judge(action: NodeAction, result: unknown): Verdict {
       const c = CheckView.safeParse(result);
       if (!c.success) return bad("a check result");
       if (c.data.ok) return { ok: true, detail: checkDetail(c.data), value: c.data };
-      return { ok: false, code: c.data.timed_out ? "E_CHECK_TIMEOUT" : "E_CHECK_FAILED", detail: checkDetail(c.data), value: c.data };
+      return {
+        ok: false,
+        code: c.data.timed_out ? "E_CHECK_TIMEOUT" : "E_CHECK_FAILED",
+        detail: checkDetail(c.data),
+        value: c.data,
+      };
     }
-    case "start": case "stop": case "restart": {
+    case "start":
+    case "stop":
+    case "restart": {
       const s = ServiceStatusView.safeParse(result);
       if (!s.success) return bad("a service status");
       const fine = WANTED[action]!.includes(s.data.state);
-      return fine ? { ok: true, detail: serviceDetail(s.data), value: s.data } : { ok: false, code: s.data.problem?.code ?? "E_SERVICE_STATE", detail: serviceDetail(s.data), value: s.data };
+      return fine
+        ? { ok: true, detail: serviceDetail(s.data), value: s.data }
+        : { ok: false, code: s.data.problem?.code ?? "E_SERVICE_STATE", detail: serviceDetail(s.data), value: s.data };
     }
     default:
       return { ok: true, detail: "done", value: result };
@@ -66,11 +86,21 @@ export function judge(action: NodeAction, result: unknown): Verdict {
 export function outcomeOf(node: string, action: NodeAction, a: AgentAnswer, timeoutMs: number): NodeOutcome {
   if (a.kind === "ok") {
     const v = judge(action, a.result);
-    return { node, result: v.ok ? "ok" : "failed", code: v.ok ? null : v.code, detail: v.detail, ms: a.ms, value: v.value };
+    return {
+      node,
+      result: v.ok ? "ok" : "failed",
+      code: v.ok ? null : v.code,
+      detail: v.detail,
+      ms: a.ms,
+      value: v.value,
+    };
   }
   const { code, message } = answerProblem(node, action, a, timeoutMs);
-  const detail = a.kind === "timed out" ? `no answer within ${durationText(timeoutMs)}`
-    : a.kind === "no agent" ? "nothing listens on the node's command subject"
-    : `${code}: ${message.startsWith(`${node}: `) ? message.slice(node.length + 2) : message}`;
+  const detail =
+    a.kind === "timed out"
+      ? `no answer within ${durationText(timeoutMs)}`
+      : a.kind === "no agent"
+        ? "nothing listens on the node's command subject"
+        : `${code}: ${message.startsWith(`${node}: `) ? message.slice(node.length + 2) : message}`;
   return { node, result: a.kind === "refused" ? "failed" : a.kind, code, detail, ms: a.ms };
 }

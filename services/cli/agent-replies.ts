@@ -3,13 +3,23 @@
 // and a service's state is any string: an older CLI must still read a newer agent that adds a
 // field or a state; the table shows what it does not know as it is.
 import { z } from "zod";
-import { AgentInfo, HealthResult, NodeAgentRecord, NodeServiceRecord, NodeStatusResult, NodeVaultRecord, ServiceStatus, VaultInfo } from "../../schemas/mod.ts";
+import {
+  AgentInfo,
+  HealthResult,
+  NodeAgentRecord,
+  NodeServiceRecord,
+  NodeStatusResult,
+  NodeVaultRecord,
+  ServiceStatus,
+  VaultInfo,
+} from "../../schemas/mod.ts";
 
 export const ServiceStatusView = ServiceStatus.extend({ state: z.string() }).loose();
 export type ServiceStatusView = z.infer<typeof ServiceStatusView>;
 
 export const StatusView = NodeStatusResult.extend({
-  agent: AgentInfo.extend({ vault: VaultInfo.extend({ state: z.string() }).loose().optional() }).loose(), services: z.array(ServiceStatusView),
+  agent: AgentInfo.extend({ vault: VaultInfo.extend({ state: z.string() }).loose().optional() }).loose(),
+  services: z.array(ServiceStatusView),
 }).loose();
 export type StatusView = z.infer<typeof StatusView>;
 
@@ -35,6 +45,7 @@ export type NodeView = z.infer<typeof NodeView>;
 export function readNodes(list: { items: unknown[] }): NodeView[] {
   const parsed = list.items.map((i) => NodeView.safeParse(i));
   const unreadable = parsed.filter((p) => !p.success).length;
-  if (unreadable) process.stderr.write(`unibus: warning: skipped ${unreadable} node record(s) this version cannot read\n`);
+  if (unreadable)
+    process.stderr.write(`unibus: warning: skipped ${unreadable} node record(s) this version cannot read\n`);
   return parsed.filter((p) => p.success).map((p) => p.data);
 }

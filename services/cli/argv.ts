@@ -39,12 +39,19 @@ export function findVerb<V extends VerbInfo>(verbs: readonly V[], positionals: s
 
 /** A usage error about this verb: one sentence and the verb's usage. */
 export function verbUsageError(v: VerbInfo, message: string): CliError {
-  return new CliError("E_USAGE", `${message} (usage: unibus ${verbName(v)} ${v.usage})`.replace(/ \)$/, ")"), EXIT.usage);
+  return new CliError(
+    "E_USAGE",
+    `${message} (usage: unibus ${verbName(v)} ${v.usage})`.replace(/ \)$/, ")"),
+    EXIT.usage,
+  );
 }
 
 /** The first line of node:util's error, without its advice on `--` (see the verb's usage instead). */
 function parseProblem(err: unknown): string {
-  return ((err as Error).message ?? String(err)).split("\n")[0]!.replace(/\. To specify a positional argument.*$/, "").replace(/\.$/, "");
+  return ((err as Error).message ?? String(err))
+    .split("\n")[0]!
+    .replace(/\. To specify a positional argument.*$/, "")
+    .replace(/\.$/, "");
 }
 
 /**

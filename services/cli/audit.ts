@@ -2,11 +2,34 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ChainVerifier, diffBuckets, MemoryProjections, storageKey, toStorageKeys, type Difference } from "../core/mod.ts";
-import { CHECKPOINTS_BUCKET, EVENTS_STREAM, decodeEvent, lastSequence, projectionBuckets, readKvSnapshot, streamRead, toStoredEvent } from "../bus/mod.ts";
+import {
+  ChainVerifier,
+  diffBuckets,
+  MemoryProjections,
+  storageKey,
+  toStorageKeys,
+  type Difference,
+} from "../core/mod.ts";
+import {
+  CHECKPOINTS_BUCKET,
+  EVENTS_STREAM,
+  decodeEvent,
+  lastSequence,
+  projectionBuckets,
+  readKvSnapshot,
+  streamRead,
+  toStoredEvent,
+} from "../bus/mod.ts";
 import { progress } from "./output.ts";
 
-export interface ReplayReport { events: number; at_seq: number; seconds: number; rate: number; projections_caught_up: boolean; differences: Difference[] }
+export interface ReplayReport {
+  events: number;
+  at_seq: number;
+  seconds: number;
+  rate: number;
+  projections_caught_up: boolean;
+  differences: Difference[];
+}
 
 /** Says on the progress stream why the read paused, so a slow replay explains itself (once per event). */
 function retryNote(p: ReturnType<typeof progress> | null) {
@@ -24,7 +47,12 @@ function readEvents(jsm: JetStreamManager, atSeq: number, p: ReturnType<typeof p
 }
 
 /** Rebuilds every projection in memory from events 1..atSeq. */
-export async function rebuildProjections(_js: JetStreamClient, jsm: JetStreamManager, atSeq: number, showProgress: boolean): Promise<MemoryProjections> {
+export async function rebuildProjections(
+  _js: JetStreamClient,
+  jsm: JetStreamManager,
+  atSeq: number,
+  showProgress: boolean,
+): Promise<MemoryProjections> {
   const memory = new MemoryProjections();
   const p = showProgress ? progress("replay") : null;
   for await (const m of readEvents(jsm, atSeq, p)) {
@@ -51,7 +79,12 @@ async function waitForProjector(nc: NatsConnection, seq: number, timeoutMs: numb
   return true;
 }
 
-export async function auditReplay(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, showProgress: boolean): Promise<ReplayReport> {
+export async function auditReplay(
+  nc: NatsConnection,
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  showProgress: boolean,
+): Promise<ReplayReport> {
   const started = performance.now();
   const atSeq = await lastSequence(jsm);
   const memory = await rebuildProjections(js, jsm, atSeq, showProgress);
@@ -60,12 +93,29 @@ export async function auditReplay(nc: NatsConnection, js: JetStreamClient, jsm: 
   const stored = new Map<string, Map<string, any>>();
   for (const bucket of projectionBuckets) stored.set(bucket, await readKvSnapshot(js, jsm, bucket));
   // Compared under the digested keys KV stores; reported under the names people know.
-  const names = new Map([...memory.buckets.values()].flatMap((records) => [...records.keys()].map((k) => [storageKey(k), k] as const)));
-  const differences = diffBuckets(toStorageKeys(memory.buckets), stored, atSeq).map((d) => ({ ...d, key: names.get(d.key) ?? d.key }));
-  return { events: atSeq, at_seq: atSeq, seconds, rate: Math.round(atSeq / Math.max(seconds, 1e-6)), projections_caught_up: caughtUp, differences };
+  const names = new Map(
+    [...memory.buckets.values()].flatMap((records) => [...records.keys()].map((k) => [storageKey(k), k] as const)),
+  );
+  const differences = diffBuckets(toStorageKeys(memory.buckets), stored, atSeq).map((d) => ({
+    ...d,
+    key: names.get(d.key) ?? d.key,
+  }));
+  return {
+    events: atSeq,
+    at_seq: atSeq,
+    seconds,
+    rate: Math.round(atSeq / Math.max(seconds, 1e-6)),
+    projections_caught_up: caughtUp,
+    differences,
+  };
 }
 
-export async function auditVerify(_js: JetStreamClient, jsm: JetStreamManager, pinned: string[], showProgress: boolean) {
+export async function auditVerify(
+  _js: JetStreamClient,
+  jsm: JetStreamManager,
+  pinned: string[],
+  showProgress: boolean,
+) {
   const atSeq = await lastSequence(jsm);
   const verifier = new ChainVerifier(pinned);
   const p = showProgress ? progress("verify") : null;

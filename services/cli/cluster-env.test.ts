@@ -5,7 +5,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { filledEnv, SHIPPED_ENV } from "../../test/cluster-fixtures.ts";
-import { healthzBase, nodeAddress, parseClusterEnv, readClusterEnv, type ClusterEnvResult, type RawClusterEnv } from "./cluster-env.ts";
+import {
+  healthzBase,
+  nodeAddress,
+  parseClusterEnv,
+  readClusterEnv,
+  type ClusterEnvResult,
+  type RawClusterEnv,
+} from "./cluster-env.ts";
 
 function withFile<T>(name: string, text: string, f: (path: string) => T): T {
   const dir = mkdtempSync(join(tmpdir(), "unibus-env-"));
@@ -26,8 +33,21 @@ function failure(r: ClusterEnvResult, code: string): string {
 }
 
 const good = (): RawClusterEnv => ({
-  vars: { CLUSTER_NAME: "prod", CLUSTER_USER: "unibus", KV_REPLICAS: "3", NATS_CLIENT_PORT: "4250", NATS_ROUTE_PORT: "6250", HTTP_PORT: "8470", SSH_USER: "deploy", ROUTE_NETWORK: "wg" },
-  nodes: ["n1 n1.example.net 203.0.113.1 10.8.0.1", "n2 n2.example.net 203.0.113.2 10.8.0.2", "n3 2001:db8::3 2001:db8::3 fd00::3"],
+  vars: {
+    CLUSTER_NAME: "prod",
+    CLUSTER_USER: "unibus",
+    KV_REPLICAS: "3",
+    NATS_CLIENT_PORT: "4250",
+    NATS_ROUTE_PORT: "6250",
+    HTTP_PORT: "8470",
+    SSH_USER: "deploy",
+    ROUTE_NETWORK: "wg",
+  },
+  nodes: [
+    "n1 n1.example.net 203.0.113.1 10.8.0.1",
+    "n2 n2.example.net 203.0.113.2 10.8.0.2",
+    "n3 2001:db8::3 2001:db8::3 fd00::3",
+  ],
 });
 
 test("the shipped cluster.env is refused, naming each placeholder", () => {
@@ -35,8 +55,14 @@ test("the shipped cluster.env is refused, naming each placeholder", () => {
   const message = failure(r, "E_CLUSTER_ENV_PLACEHOLDER");
   assert.ok(!r.ok);
   assert.deepEqual(r.placeholders, [
-    'CLUSTER_NAME="<cluster-name>"', 'CLUSTER_USER="<cluster-user>"', 'KV_REPLICAS="<kv-replicas>"', 'SSH_USER="<ssh-user>"', 'ROUTE_NETWORK="<wg-or-public>"',
-    ...[1, 2, 3].map((i) => `CLUSTER_NODES[${i - 1}]="<node${i}-name> <node${i}-ssh-host> <node${i}-public-ip> <node${i}-wg-ip>"`),
+    'CLUSTER_NAME="<cluster-name>"',
+    'CLUSTER_USER="<cluster-user>"',
+    'KV_REPLICAS="<kv-replicas>"',
+    'SSH_USER="<ssh-user>"',
+    'ROUTE_NETWORK="<wg-or-public>"',
+    ...[1, 2, 3].map(
+      (i) => `CLUSTER_NODES[${i - 1}]="<node${i}-name> <node${i}-ssh-host> <node${i}-public-ip> <node${i}-wg-ip>"`,
+    ),
   ]);
   assert.match(message, /still has 8 placeholder\(s\) to fill in: CLUSTER_NAME="<cluster-name>", /);
   assert.doesNotMatch(message, /\n/, "one sentence");
@@ -46,8 +72,20 @@ test("a filled-in copy of the shipped file reads as typed config", () => {
   const r = withFile("cluster.env", filledEnv(), readClusterEnv);
   assert.ok(r.ok, r.ok ? "" : r.message);
   assert.deepEqual(r.env, {
-    clusterName: "prod", clusterUser: "unibus", kvReplicas: 3, natsClientPort: 4250, natsRoutePort: 6250, httpPort: 8470, sshUser: "deploy", routeNetwork: "wg",
-    nodes: [1, 2, 3].map((i) => ({ name: `n${i}`, sshHost: `n${i}.example.net`, publicIp: `203.0.113.${i}`, wgIp: `10.8.0.${i}` })),
+    clusterName: "prod",
+    clusterUser: "unibus",
+    kvReplicas: 3,
+    natsClientPort: 4250,
+    natsRoutePort: 6250,
+    httpPort: 8470,
+    sshUser: "deploy",
+    routeNetwork: "wg",
+    nodes: [1, 2, 3].map((i) => ({
+      name: `n${i}`,
+      sshHost: `n${i}.example.net`,
+      publicIp: `203.0.113.${i}`,
+      wgIp: `10.8.0.${i}`,
+    })),
   });
 });
 
@@ -78,8 +116,14 @@ test("the caller's environment does not stand in for a variable the file lacks",
 });
 
 test("a missing file and a file bash cannot source are errors with a code", () => {
-  assert.match(failure(readClusterEnv("/nonexistent/cluster.env"), "E_CLUSTER_ENV_MISSING"), /no cluster file at \/nonexistent\/cluster\.env/);
-  assert.match(withFile("bad.env", "return 7\n", (p) => failure(readClusterEnv(p), "E_CLUSTER_ENV_INVALID")), /bash could not source/);
+  assert.match(
+    failure(readClusterEnv("/nonexistent/cluster.env"), "E_CLUSTER_ENV_MISSING"),
+    /no cluster file at \/nonexistent\/cluster\.env/,
+  );
+  assert.match(
+    withFile("bad.env", "return 7\n", (p) => failure(readClusterEnv(p), "E_CLUSTER_ENV_INVALID")),
+    /bash could not source/,
+  );
 });
 
 test("zod checks ports, replicas, ROUTE_NETWORK, users and names", () => {
@@ -105,18 +149,28 @@ test("zod checks ports, replicas, ROUTE_NETWORK, users and names", () => {
 });
 
 test("node lines: four fields, valid addresses, unique names and addresses, an array", () => {
-  const check = (nodes: string[] | null, pattern: RegExp) => assert.match(failure(parseClusterEnv({ ...good(), nodes }), "E_CLUSTER_ENV_INVALID"), pattern);
+  const check = (nodes: string[] | null, pattern: RegExp) =>
+    assert.match(failure(parseClusterEnv({ ...good(), nodes }), "E_CLUSTER_ENV_INVALID"), pattern);
   check(["n1 n1.example.net 203.0.113.1"], /CLUSTER_NODES\[0\] has 3 field\(s\), not the 4/);
   check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.3 10.8.0.3 extra"], /CLUSTER_NODES\[2\] has 5 field/);
-  check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.300 10.8.0.3"], /CLUSTER_NODES\[2\]: PUBLIC_IP must be an IPv4 or IPv6 address/);
+  check(
+    [...good().nodes!.slice(0, 2), "n3 h 203.0.113.300 10.8.0.3"],
+    /CLUSTER_NODES\[2\]: PUBLIC_IP must be an IPv4 or IPv6 address/,
+  );
   check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.3 wg0"], /CLUSTER_NODES\[2\]: WG_IP must be/);
-  check([...good().nodes!.slice(0, 2), "n3 -oProxyCommand=x 203.0.113.3 10.8.0.3"], /CLUSTER_NODES\[2\]: SSH_HOST must be a host name/);
+  check(
+    [...good().nodes!.slice(0, 2), "n3 -oProxyCommand=x 203.0.113.3 10.8.0.3"],
+    /CLUSTER_NODES\[2\]: SSH_HOST must be a host name/,
+  );
   check([...good().nodes!.slice(0, 2), "n1 h 203.0.113.3 10.8.0.3"], /lists the name n1 twice/);
   check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.1 10.8.0.3"], /lists the PUBLIC_IP 203\.0\.113\.1 twice/);
   check([], /CLUSTER_NODES lists no node/);
   check(null, /CLUSTER_NODES must be a bash array/);
   // Every problem at once, in one sentence.
-  const all = failure(parseClusterEnv({ vars: { ...good().vars, HTTP_PORT: "0" }, nodes: ["a b c"] }), "E_CLUSTER_ENV_INVALID");
+  const all = failure(
+    parseClusterEnv({ vars: { ...good().vars, HTTP_PORT: "0" }, nodes: ["a b c"] }),
+    "E_CLUSTER_ENV_INVALID",
+  );
   assert.match(all, /HTTP_PORT must be a port from 1 to 65535; CLUSTER_NODES\[0\] has 3 field/);
 });
 

@@ -7,11 +7,23 @@ import { isIP } from "node:net";
 import { z } from "zod";
 
 export const CLUSTER_ENV_VARS = [
-  "CLUSTER_NAME", "CLUSTER_USER", "KV_REPLICAS", "NATS_CLIENT_PORT", "NATS_ROUTE_PORT", "HTTP_PORT", "SSH_USER", "ROUTE_NETWORK",
+  "CLUSTER_NAME",
+  "CLUSTER_USER",
+  "KV_REPLICAS",
+  "NATS_CLIENT_PORT",
+  "NATS_ROUTE_PORT",
+  "HTTP_PORT",
+  "SSH_USER",
+  "ROUTE_NETWORK",
 ] as const;
 type VarName = (typeof CLUSTER_ENV_VARS)[number];
 
-export interface ClusterNode { name: string; sshHost: string; publicIp: string; wgIp: string }
+export interface ClusterNode {
+  name: string;
+  sshHost: string;
+  publicIp: string;
+  wgIp: string;
+}
 export interface ClusterEnv {
   clusterName: string;
   clusterUser: string;
@@ -24,11 +36,19 @@ export interface ClusterEnv {
   nodes: ClusterNode[];
 }
 
-export type ClusterEnvError = { ok: false; code: "E_CLUSTER_ENV_MISSING" | "E_CLUSTER_ENV_PLACEHOLDER" | "E_CLUSTER_ENV_INVALID"; message: string; placeholders?: string[] };
+export type ClusterEnvError = {
+  ok: false;
+  code: "E_CLUSTER_ENV_MISSING" | "E_CLUSTER_ENV_PLACEHOLDER" | "E_CLUSTER_ENV_INVALID";
+  message: string;
+  placeholders?: string[];
+};
 export type ClusterEnvResult = { ok: true; env: ClusterEnv } | ClusterEnvError;
 
 /** What bash printed: each variable that is set, and CLUSTER_NODES when it is an array (else null). */
-export interface RawClusterEnv { vars: Partial<Record<VarName, string>>; nodes: string[] | null }
+export interface RawClusterEnv {
+  vars: Partial<Record<VarName, string>>;
+  nodes: string[] | null;
+}
 
 const PLACEHOLDER = /<[^<>]+>/;
 
@@ -47,10 +67,18 @@ fi`;
 
 /** Reads and checks a cluster.env: placeholders are refused (each named), then every value is validated. */
 export function readClusterEnv(file: string): ClusterEnvResult {
-  if (!existsSync(file)) return { ok: false, code: "E_CLUSTER_ENV_MISSING", message: `there is no cluster file at ${file}; copy deploy/cluster/cluster.env and fill it in, or pass --env FILE` };
+  if (!existsSync(file))
+    return {
+      ok: false,
+      code: "E_CLUSTER_ENV_MISSING",
+      message: `there is no cluster file at ${file}; copy deploy/cluster/cluster.env and fill it in, or pass --env FILE`,
+    };
   // A clean environment: a CLUSTER_NAME exported in the caller's shell must not stand in for one the file lacks.
   const r = spawnSync("bash", ["-c", SCRIPT, "cluster-env", file], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: ["ignore", "pipe", "pipe"], timeout: 10_000, maxBuffer: 1 << 20,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: 10_000,
+    maxBuffer: 1 << 20,
   });
   if (r.error || r.status !== 0) {
     const why = r.error ? r.error.message : (r.stderr.toString().trim().split("\n").pop() ?? `bash exited ${r.status}`);
@@ -75,14 +103,23 @@ export function placeholdersIn(raw: RawClusterEnv): string[] {
   return out;
 }
 
-const port = (v: VarName) => z.string({ error: `${v} is not set` })
-  .regex(/^\d{1,5}$/, `${v} must be a port number`)
-  .transform(Number)
-  .refine((n) => n >= 1 && n <= 65535, `${v} must be a port from 1 to 65535`);
-const name = (what: string) => z.string({ error: `${what} is not set` })
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, `${what} must be 1-63 letters, digits, - or _, starting with a letter or digit`);
-const unixUser = (v: VarName) => z.string({ error: `${v} is not set` })
-  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, `${v} must be a Unix user name (lower-case letters, digits, - and _)`);
+const port = (v: VarName) =>
+  z
+    .string({ error: `${v} is not set` })
+    .regex(/^\d{1,5}$/, `${v} must be a port number`)
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 65535, `${v} must be a port from 1 to 65535`);
+const name = (what: string) =>
+  z
+    .string({ error: `${what} is not set` })
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/,
+      `${what} must be 1-63 letters, digits, - or _, starting with a letter or digit`,
+    );
+const unixUser = (v: VarName) =>
+  z
+    .string({ error: `${v} is not set` })
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, `${v} must be a Unix user name (lower-case letters, digits, - and _)`);
 const ip = (what: string) => z.string().refine((s) => isIP(s) !== 0, `${what} must be an IPv4 or IPv6 address`);
 
 const NodeLine = z.tuple([
@@ -96,35 +133,54 @@ const NodeLine = z.tuple([
 const Vars = z.object({
   CLUSTER_NAME: name("CLUSTER_NAME"),
   CLUSTER_USER: unixUser("CLUSTER_USER"),
-  KV_REPLICAS: z.enum(["1", "3", "5"], { error: (i) => (i.input === undefined ? "KV_REPLICAS is not set" : "KV_REPLICAS must be 1, 3 or 5") }).transform((s) => Number(s) as 1 | 3 | 5),
+  KV_REPLICAS: z
+    .enum(["1", "3", "5"], {
+      error: (i) => (i.input === undefined ? "KV_REPLICAS is not set" : "KV_REPLICAS must be 1, 3 or 5"),
+    })
+    .transform((s) => Number(s) as 1 | 3 | 5),
   NATS_CLIENT_PORT: port("NATS_CLIENT_PORT"),
   NATS_ROUTE_PORT: port("NATS_ROUTE_PORT"),
   HTTP_PORT: port("HTTP_PORT"),
   SSH_USER: unixUser("SSH_USER"),
-  ROUTE_NETWORK: z.enum(["wg", "public"], { error: (i) => (i.input === undefined ? "ROUTE_NETWORK is not set" : "ROUTE_NETWORK must be wg or public") }),
+  ROUTE_NETWORK: z.enum(["wg", "public"], {
+    error: (i) => (i.input === undefined ? "ROUTE_NETWORK is not set" : "ROUTE_NETWORK must be wg or public"),
+  }),
 });
 
 /** The checks on what bash printed (pure: the unit tests call it directly). */
 export function parseClusterEnv(raw: RawClusterEnv, file = "cluster.env"): ClusterEnvResult {
   const placeholders = placeholdersIn(raw);
   if (placeholders.length) {
-    return { ok: false, code: "E_CLUSTER_ENV_PLACEHOLDER", placeholders, message: `${file} still has ${placeholders.length} placeholder(s) to fill in: ${placeholders.join(", ")}` };
+    return {
+      ok: false,
+      code: "E_CLUSTER_ENV_PLACEHOLDER",
+      placeholders,
+      message: `${file} still has ${placeholders.length} placeholder(s) to fill in: ${placeholders.join(", ")}`,
+    };
   }
   const problems: string[] = [];
   const vars = Vars.safeParse(raw.vars);
   if (!vars.success) problems.push(...vars.error.issues.map((i) => i.message));
   const nodes: ClusterNode[] = [];
-  if (raw.nodes === null) problems.push(`CLUSTER_NODES must be a bash array: CLUSTER_NODES=( "NAME SSH_HOST PUBLIC_IP WG_IP" … )`);
+  if (raw.nodes === null)
+    problems.push(`CLUSTER_NODES must be a bash array: CLUSTER_NODES=( "NAME SSH_HOST PUBLIC_IP WG_IP" … )`);
   else if (raw.nodes.length === 0) problems.push("CLUSTER_NODES lists no node");
   (raw.nodes ?? []).forEach((line, i) => {
     const fields = line.trim().split(/\s+/).filter(Boolean);
-    if (fields.length !== 4) return void problems.push(`CLUSTER_NODES[${i}] has ${fields.length} field(s), not the 4 of "NAME SSH_HOST PUBLIC_IP WG_IP"`);
+    if (fields.length !== 4)
+      return void problems.push(
+        `CLUSTER_NODES[${i}] has ${fields.length} field(s), not the 4 of "NAME SSH_HOST PUBLIC_IP WG_IP"`,
+      );
     const n = NodeLine.safeParse(fields);
     if (!n.success) return void problems.push(...n.error.issues.map((e) => `CLUSTER_NODES[${i}]: ${e.message}`));
     const [nodeName, sshHost, publicIp, wgIp] = n.data;
     nodes.push({ name: nodeName, sshHost, publicIp, wgIp });
   });
-  for (const [field, label] of [["name", "name"], ["publicIp", "PUBLIC_IP"], ["wgIp", "WG_IP"]] as const) {
+  for (const [field, label] of [
+    ["name", "name"],
+    ["publicIp", "PUBLIC_IP"],
+    ["wgIp", "WG_IP"],
+  ] as const) {
     const seen = new Set<string>();
     for (const n of nodes) {
       if (seen.has(n[field])) problems.push(`CLUSTER_NODES lists the ${label} ${n[field]} twice`);
@@ -133,19 +189,34 @@ export function parseClusterEnv(raw: RawClusterEnv, file = "cluster.env"): Clust
   }
   if (vars.success) {
     const v = vars.data;
-    const ports = [["NATS_CLIENT_PORT", v.NATS_CLIENT_PORT], ["NATS_ROUTE_PORT", v.NATS_ROUTE_PORT], ["HTTP_PORT", v.HTTP_PORT]] as const;
-    for (let i = 0; i < ports.length; i++) for (let j = i + 1; j < ports.length; j++) {
-      if (ports[i]![1] === ports[j]![1]) problems.push(`${ports[i]![0]} and ${ports[j]![0]} are both ${ports[i]![1]}`);
-    }
-    if (raw.nodes && raw.nodes.length > 0 && v.KV_REPLICAS > raw.nodes.length) problems.push(`KV_REPLICAS is ${v.KV_REPLICAS} but CLUSTER_NODES lists only ${raw.nodes.length} node(s)`);
+    const ports = [
+      ["NATS_CLIENT_PORT", v.NATS_CLIENT_PORT],
+      ["NATS_ROUTE_PORT", v.NATS_ROUTE_PORT],
+      ["HTTP_PORT", v.HTTP_PORT],
+    ] as const;
+    for (let i = 0; i < ports.length; i++)
+      for (let j = i + 1; j < ports.length; j++) {
+        if (ports[i]![1] === ports[j]![1])
+          problems.push(`${ports[i]![0]} and ${ports[j]![0]} are both ${ports[i]![1]}`);
+      }
+    if (raw.nodes && raw.nodes.length > 0 && v.KV_REPLICAS > raw.nodes.length)
+      problems.push(`KV_REPLICAS is ${v.KV_REPLICAS} but CLUSTER_NODES lists only ${raw.nodes.length} node(s)`);
   }
-  if (problems.length || !vars.success) return { ok: false, code: "E_CLUSTER_ENV_INVALID", message: `${file} is not valid: ${problems.join("; ")}` };
+  if (problems.length || !vars.success)
+    return { ok: false, code: "E_CLUSTER_ENV_INVALID", message: `${file} is not valid: ${problems.join("; ")}` };
   const v = vars.data;
   return {
     ok: true,
     env: {
-      clusterName: v.CLUSTER_NAME, clusterUser: v.CLUSTER_USER, kvReplicas: v.KV_REPLICAS, natsClientPort: v.NATS_CLIENT_PORT,
-      natsRoutePort: v.NATS_ROUTE_PORT, httpPort: v.HTTP_PORT, sshUser: v.SSH_USER, routeNetwork: v.ROUTE_NETWORK, nodes,
+      clusterName: v.CLUSTER_NAME,
+      clusterUser: v.CLUSTER_USER,
+      kvReplicas: v.KV_REPLICAS,
+      natsClientPort: v.NATS_CLIENT_PORT,
+      natsRoutePort: v.NATS_ROUTE_PORT,
+      httpPort: v.HTTP_PORT,
+      sshUser: v.SSH_USER,
+      routeNetwork: v.ROUTE_NETWORK,
+      nodes,
     },
   };
 }

@@ -20,7 +20,11 @@ export interface GlobalOptions {
   timeoutMs: number;
 }
 
-interface Runtime { nats_url?: string; ca_file?: string | null; admin_creds?: string | null }
+interface Runtime {
+  nats_url?: string;
+  ca_file?: string | null;
+  admin_creds?: string | null;
+}
 
 function runtime(o: GlobalOptions): Runtime {
   const path = join(o.dataDir, "membershipd.json");
@@ -50,7 +54,11 @@ function seedBytesOf(path: string): Uint8Array {
   try {
     buf = readSecretFile(path);
   } catch (err) {
-    throw new CliError("E_IDENTITY", `cannot read identity ${path}: ${(err as Error).message} (set --identity or UNIBUS_IDENTITY)`, 2);
+    throw new CliError(
+      "E_IDENTITY",
+      `cannot read identity ${path}: ${(err as Error).message} (set --identity or UNIBUS_IDENTITY)`,
+      2,
+    );
   }
   const fromCreds = path.endsWith(".creds") ? seedFromCreds(buf) : null;
   const seed = fromCreds ?? new Uint8Array(buf).slice(0, buf.toString("utf8").trimEnd().length);
@@ -89,13 +97,20 @@ export async function openConnection(o: GlobalOptions): Promise<NatsConnection> 
   const caFile = resolveCa(o) ?? undefined;
   try {
     return await connectNats({
-      servers: server, name: "unibus-cli", timeoutMs: Math.max(o.timeoutMs, CONNECT_TIMEOUT_MS), caFile,
+      servers: server,
+      name: "unibus-cli",
+      timeoutMs: Math.max(o.timeoutMs, CONNECT_TIMEOUT_MS),
+      caFile,
       ...(creds ? { creds: creds.bytes, inboxPrefix: inboxPrefix(creds.publicKey) } : {}),
     });
   } catch (err) {
     const msg = (err as Error).message;
     if (/authorization|authentication|expired|revoked/i.test(msg)) {
-      throw new CliError("E_AUTH", `NATS at ${server} refused ${credsPath ?? "a connection without credentials"}: ${msg}`, 1);
+      throw new CliError(
+        "E_AUTH",
+        `NATS at ${server} refused ${credsPath ?? "a connection without credentials"}: ${msg}`,
+        1,
+      );
     }
     throw new CliError("E_UNAVAILABLE", `cannot reach NATS at ${server}: ${msg}; is membershipd running?`, 3);
   }

@@ -19,17 +19,32 @@ function natsCliPrefix(o: GlobalOptions): string {
   const ca = resolveCa(o);
   const parts = ["nats", "--server", shellQuote(resolveServer(o))];
   if (ca) parts.push("--tlsca", shellQuote(ca));
-  if (creds) parts.push("--creds", shellQuote(creds), "--inbox-prefix", inboxPrefix(loadIdentity({ ...o, identity: o.identity ?? creds }).publicKey));
+  if (creds)
+    parts.push(
+      "--creds",
+      shellQuote(creds),
+      "--inbox-prefix",
+      inboxPrefix(loadIdentity({ ...o, identity: o.identity ?? creds }).publicKey),
+    );
   return parts.join(" ") + " ";
 }
 
 export function printDryRun(o: GlobalOptions, subject: string, cmd: CommandEnvelope): typeof DRY_RUN {
   const body = JSON.stringify(cmd);
-  print(o.json, { subject, command: cmd }, () => `# valid for 60 s; send with:\n${natsCliPrefix(o)}req ${subject} ${shellQuote(body)}`);
+  print(
+    o.json,
+    { subject, command: cmd },
+    () => `# valid for 60 s; send with:\n${natsCliPrefix(o)}req ${subject} ${shellQuote(body)}`,
+  );
   return DRY_RUN;
 }
 
 /** The command an agent verb would send to `node`, printed instead. */
-export function printAgentDryRun(o: GlobalOptions, node: string, action: NodeAction, args: Record<string, unknown>): typeof DRY_RUN {
+export function printAgentDryRun(
+  o: GlobalOptions,
+  node: string,
+  action: NodeAction,
+  args: Record<string, unknown>,
+): typeof DRY_RUN {
   return printDryRun(o, nodeCommandSubject(node, action), buildCommand(loadIdentity(o), o.as, action, args));
 }

@@ -15,7 +15,14 @@ export interface NodeOutcome {
   value?: unknown;
 }
 
-export interface Tally { total: number; done: number; ok: number; failed: number; timed_out: number; no_agent: number }
+export interface Tally {
+  total: number;
+  done: number;
+  ok: number;
+  failed: number;
+  timed_out: number;
+  no_agent: number;
+}
 
 export function emptyTally(total: number): Tally {
   return { total, done: 0, ok: 0, failed: 0, timed_out: 0, no_agent: 0 };

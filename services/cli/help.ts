@@ -6,7 +6,8 @@ const WIDTH = 120;
 /** Where descriptions start: a usage this short gets its description on the same line. */
 const TEXT_COLUMN = 39;
 
-export const EXIT_CODES = "exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable";
+export const EXIT_CODES =
+  "exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable";
 
 /** `text` in lines of at most `width` characters (a longer word stands alone; "5 s" stays whole). */
 export function wrap(text: string, width: number): string[] {
@@ -44,11 +45,13 @@ function dryRunNote(v: VerbInfo): string {
 }
 
 function globalFlagsHelp(): string {
-  return (Object.keys(TOP_LEVEL_FLAGS) as (keyof typeof TOP_LEVEL_FLAGS)[]).map((name) => {
-    const h = GLOBAL_FLAG_HELP[name];
-    const short = "short" in TOP_LEVEL_FLAGS[name] ? `-${TOP_LEVEL_FLAGS[name].short}, ` : "";
-    return entry(`${short}--${name}${h.value ? ` ${h.value}` : ""}${h.env ? ` [${h.env}]` : ""}`, h.text);
-  }).join("\n");
+  return (Object.keys(TOP_LEVEL_FLAGS) as (keyof typeof TOP_LEVEL_FLAGS)[])
+    .map((name) => {
+      const h = GLOBAL_FLAG_HELP[name];
+      const short = "short" in TOP_LEVEL_FLAGS[name] ? `-${TOP_LEVEL_FLAGS[name].short}, ` : "";
+      return entry(`${short}--${name}${h.value ? ` ${h.value}` : ""}${h.env ? ` [${h.env}]` : ""}`, h.text);
+    })
+    .join("\n");
 }
 
 /** `unibus --help`: every verb, then the global flags and the exit codes. */
@@ -68,12 +71,24 @@ export function usageText(verbs: readonly VerbInfo[]): string {
 
 /** `unibus <noun> --help`: the verbs of one noun. */
 export function nounHelp(noun: string, verbs: readonly VerbInfo[]): string {
-  return [`usage: unibus [global flags] ${noun} <verb> [args]`, "", ...verbs.map((v) => entry(synopsis(v, 2), v.help)), "", "(unibus --help for the global flags)"].join("\n");
+  return [
+    `usage: unibus [global flags] ${noun} <verb> [args]`,
+    "",
+    ...verbs.map((v) => entry(synopsis(v, 2), v.help)),
+    "",
+    "(unibus --help for the global flags)",
+  ].join("\n");
 }
 
 /** `unibus <noun> <verb> --help`. */
 export function verbHelp(v: VerbInfo): string {
   const about = [v.help, dryRunNote(v)].filter(Boolean).flatMap((t) => wrap(t, WIDTH - 2).map((l) => `  ${l}`));
   const prefix = "usage: unibus [global flags] ";
-  return [prefix + synopsis(v, prefix.length), ...(about.length ? ["", ...about] : []), "", "(unibus --help for the global flags)", EXIT_CODES].join("\n");
+  return [
+    prefix + synopsis(v, prefix.length),
+    ...(about.length ? ["", ...about] : []),
+    "",
+    "(unibus --help for the global flags)",
+    EXIT_CODES,
+  ].join("\n");
 }

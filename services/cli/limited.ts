@@ -12,7 +12,8 @@ export async function mapLimited<T, R>(
   task: (item: T, index: number) => Promise<R>,
   onSettled?: (result: R, index: number) => void,
 ): Promise<R[]> {
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`the concurrency limit must be a whole number ≥ 1, not ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`the concurrency limit must be a whole number ≥ 1, not ${limit}`);
   const results = new Array<R>(items.length);
   let next = 0;
   let stopped = false;

@@ -24,7 +24,12 @@ const SKIP_BUDGET = 500;
  * is the number of the subject's messages at sequence ≥ s. Gallops back from the end, then halves
  * the interval until the start is within `skipBudget` extra messages. Pure but for `count`.
  */
-export async function seekLastN(n: number, last: number, count: (seq: number) => Promise<number>, skipBudget = SKIP_BUDGET): Promise<{ startSeq: number; skip: number }> {
+export async function seekLastN(
+  n: number,
+  last: number,
+  count: (seq: number) => Promise<number>,
+  skipBudget = SKIP_BUDGET,
+): Promise<{ startSeq: number; skip: number }> {
   if (n <= 0) return { startSeq: last + 1, skip: 0 };
   let bad = last + 1; // count(bad) < n
   let good = 0; // count(good) ≥ n once found
@@ -64,7 +69,8 @@ function subjectCounter(jsm: JetStreamManager, subject: string, last: number): (
   return async (seq) => {
     if (seq < coveredFrom) {
       const found: number[] = [];
-      for await (const m of streamRead(jsm, LOGS_STREAM, { filter: subject, fromSeq: seq, untilSeq: coveredFrom - 1 })) found.push(m.seq);
+      for await (const m of streamRead(jsm, LOGS_STREAM, { filter: subject, fromSeq: seq, untilSeq: coveredFrom - 1 }))
+        found.push(m.seq);
       known = found.concat(known);
       coveredFrom = seq;
     }
@@ -96,8 +102,18 @@ async function firstAtOrAfter(jsm: JetStreamManager, subject: string, ms: number
 
 function refused(err: unknown): never {
   const msg = (err as Error).message ?? String(err);
-  if (/permissions violation|authorization/i.test(msg)) throw new CliError("E_FORBIDDEN", `this identity may not read ${LOGS_STREAM} (the server refused it); logs are for admins`, EXIT.failed);
-  if (isStreamNotFound(err)) throw new CliError("E_UNAVAILABLE", `stream ${LOGS_STREAM} does not exist; membershipd creates it when it starts`, EXIT.unavailable);
+  if (/permissions violation|authorization/i.test(msg))
+    throw new CliError(
+      "E_FORBIDDEN",
+      `this identity may not read ${LOGS_STREAM} (the server refused it); logs are for admins`,
+      EXIT.failed,
+    );
+  if (isStreamNotFound(err))
+    throw new CliError(
+      "E_UNAVAILABLE",
+      `stream ${LOGS_STREAM} does not exist; membershipd creates it when it starts`,
+      EXIT.unavailable,
+    );
   if (err instanceof JetStreamApiError || err instanceof CliError) throw err;
   throw new CliError("E_UNAVAILABLE", `cannot read ${LOGS_STREAM}: ${msg}`, EXIT.unavailable);
 }
@@ -113,9 +129,14 @@ function printer(o: GlobalOptions, node: string) {
     }
     const sameRun = rec.boot === boot;
     const first = rec.kind === "line" ? rec.seq : rec.first_seq;
-    if (sameRun && first > next) process.stdout.write(`${rec.ts} !!!!!! ${first - next} line(s) missing (seq ${next}-${first - 1}): not in the stream, no marker says why (an agent crash, or removed by the stream's limits)\n`);
+    if (sameRun && first > next)
+      process.stdout.write(
+        `${rec.ts} !!!!!! ${first - next} line(s) missing (seq ${next}-${first - 1}): not in the stream, no marker says why (an agent crash, or removed by the stream's limits)\n`,
+      );
     if (rec.kind === "loss") {
-      process.stdout.write(`${rec.ts} !!!!!! ${rec.count} line(s) lost (seq ${rec.first_seq}-${rec.last_seq}): the agent's buffer was full while NATS was unreachable\n`);
+      process.stdout.write(
+        `${rec.ts} !!!!!! ${rec.count} line(s) lost (seq ${rec.first_seq}-${rec.last_seq}): the agent's buffer was full while NATS was unreachable\n`,
+      );
     } else {
       process.stdout.write(`${rec.ts} ${rec.stream} ${printable(rec.line)}${rec.truncated ? " [truncated]" : ""}\n`);
     }
@@ -125,10 +146,21 @@ function printer(o: GlobalOptions, node: string) {
 }
 
 /** What `node logs` reads of its flags. */
-interface LogsFlags { lines?: string | undefined; since?: string | undefined; follow?: boolean | undefined }
+interface LogsFlags {
+  lines?: string | undefined;
+  since?: string | undefined;
+  follow?: boolean | undefined;
+}
 
 /** What `node logs` was asked for, checked before any connection is made. */
-interface LogsQuery { node: string; service: string; subject: string; lines: number | undefined; sinceMs: number | undefined; follow: boolean }
+interface LogsQuery {
+  node: string;
+  service: string;
+  subject: string;
+  lines: number | undefined;
+  sinceMs: number | undefined;
+  follow: boolean;
+}
 
 function logsQuery(rest: string[], f: LogsFlags): LogsQuery {
   const [node, service] = need(rest, 2, "<node> <service>") as [string, string];
@@ -153,7 +185,11 @@ function logsQuery(rest: string[], f: LogsFlags): LogsQuery {
  * Where to start reading and how many of the subject's messages to skip from there: the last N
  * (default 100 without --since), or by time with --since alone. null when there is nothing to print.
  */
-async function readStart(jsm: JetStreamManager, q: LogsQuery, last: StoredMsg | null): Promise<{ startSeq: number; skip: number } | null> {
+async function readStart(
+  jsm: JetStreamManager,
+  q: LogsQuery,
+  last: StoredMsg | null,
+): Promise<{ startSeq: number; skip: number } | null> {
   if (!last) return { startSeq: 1, skip: 0 };
   try {
     if (q.sinceMs !== undefined && q.lines === undefined) {
@@ -169,7 +205,13 @@ async function readStart(jsm: JetStreamManager, q: LogsQuery, last: StoredMsg | 
 }
 
 /** Prints the lines from `start` on: up to `lastSeq`, or with --follow until Ctrl-C, across reconnects. */
-async function printLines(jsm: JetStreamManager, o: GlobalOptions, q: LogsQuery, from: { startSeq: number; skip: number }, lastSeq: number): Promise<void> {
+async function printLines(
+  jsm: JetStreamManager,
+  o: GlobalOptions,
+  q: LogsQuery,
+  from: { startSeq: number; skip: number },
+  lastSeq: number,
+): Promise<void> {
   const print = printer(o, q.node);
   const done = new AbortController();
   const onSigint = () => done.abort();
@@ -178,7 +220,12 @@ async function printLines(jsm: JetStreamManager, o: GlobalOptions, q: LogsQuery,
   let unreadable = 0;
   try {
     const until = q.follow ? { follow: true } : { untilSeq: lastSeq };
-    const read = streamRead(jsm, LOGS_STREAM, { filter: q.subject, fromSeq: from.startSeq, signal: done.signal, ...until });
+    const read = streamRead(jsm, LOGS_STREAM, {
+      filter: q.subject,
+      fromSeq: from.startSeq,
+      signal: done.signal,
+      ...until,
+    });
     for await (const m of read) {
       if (skip > 0) {
         skip--;
@@ -192,12 +239,21 @@ async function printLines(jsm: JetStreamManager, o: GlobalOptions, q: LogsQuery,
     if (!done.signal.aborted) refused(err);
   } finally {
     process.removeListener("SIGINT", onSigint);
-    if (unreadable) process.stderr.write(`unibus: skipped ${unreadable} record(s) that are not log lines of ${q.service} this version can read\n`);
+    if (unreadable)
+      process.stderr.write(
+        `unibus: skipped ${unreadable} record(s) that are not log lines of ${q.service} this version can read\n`,
+      );
   }
 }
 
 /** `unibus node logs <node> <service>`. */
-export async function nodeLogs(rest: string[], f: LogsFlags, o: GlobalOptions, connection: () => Promise<NatsConnection>, send: Send): Promise<number> {
+export async function nodeLogs(
+  rest: string[],
+  f: LogsFlags,
+  o: GlobalOptions,
+  connection: () => Promise<NatsConnection>,
+  send: Send,
+): Promise<number> {
   const q = logsQuery(rest, f);
   const nc = await connection();
   let jsm: JetStreamManager;
@@ -209,7 +265,12 @@ export async function nodeLogs(rest: string[], f: LogsFlags, o: GlobalOptions, c
     refused(err);
   }
   if (!last) {
-    if (!q.follow) throw new CliError("E_NO_LOGS", `no log lines from service ${q.service} on node ${q.node} (check both names; a service that never wrote a line has none)`, EXIT.failed);
+    if (!q.follow)
+      throw new CliError(
+        "E_NO_LOGS",
+        `no log lines from service ${q.service} on node ${q.node} (check both names; a service that never wrote a line has none)`,
+        EXIT.failed,
+      );
     await send("node.show", { node: q.node }); // an unknown node is E_NODE_NOT_FOUND, not an endless wait
     process.stderr.write(`unibus: no lines from ${q.service} on ${q.node} yet; waiting (Ctrl-C to stop)\n`);
   }

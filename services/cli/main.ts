@@ -67,7 +67,8 @@ function withoutVerb(argv: string[], positionals: string[], help: boolean): numb
 }
 
 function fail(err: unknown, json: boolean): number {
-  const e = err instanceof CliError ? err : new CliError("E_INTERNAL", (err as Error).message ?? String(err), EXIT.failed);
+  const e =
+    err instanceof CliError ? err : new CliError("E_INTERNAL", (err as Error).message ?? String(err), EXIT.failed);
   if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
   process.stderr.write(`unibus: ${e.message} [${e.code}]\n`);
   return e.exitCode;

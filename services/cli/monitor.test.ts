@@ -4,16 +4,37 @@ import assert from "node:assert/strict";
 import { postureFlags, summarize, urlTargets, type NodeReport } from "./monitor.ts";
 
 test("the posture cell: names when on, -name when off, ?name when the node did not say", () => {
-  assert.equal(postureFlags({ auth: "enforce", tls: true, routes: "mtls", acl: true, at_rest: "chachapoly", sealed_keys: true }), "auth tls acl routes:mtls at_rest:chachapoly sealed_keys");
-  assert.equal(postureFlags({ auth: "none", tls: false, routes: "none", acl: false, at_rest: "none", sealed_keys: false }), "-auth -tls -acl -routes -at_rest -sealed_keys");
+  assert.equal(
+    postureFlags({ auth: "enforce", tls: true, routes: "mtls", acl: true, at_rest: "chachapoly", sealed_keys: true }),
+    "auth tls acl routes:mtls at_rest:chachapoly sealed_keys",
+  );
+  assert.equal(
+    postureFlags({ auth: "none", tls: false, routes: "none", acl: false, at_rest: "none", sealed_keys: false }),
+    "-auth -tls -acl -routes -at_rest -sealed_keys",
+  );
   assert.equal(postureFlags({ auth: "unknown", at_rest: "unknown" }), "?auth ?tls ?acl ?routes ?at_rest ?sealed_keys");
-  assert.equal(postureFlags({ auth: "enforce", at_rest: "aes\u001b[2J" }), "auth ?tls ?acl ?routes at_rest:aes\\x1b[2J ?sealed_keys");
+  assert.equal(
+    postureFlags({ auth: "enforce", at_rest: "aes\u001b[2J" }),
+    "auth ?tls ?acl ?routes at_rest:aes\\x1b[2J ?sealed_keys",
+  );
   assert.equal(postureFlags(null), null);
 });
 
 const node = (name: string, status: NodeReport["status"]): NodeReport => ({
-  node: name, url: `http://${name}:8470/healthz`, status, http_status: null, reported_node: null, version: null, posture: null, peers: null,
-  meta_leader: null, stream_replicas: null, last_seq: null, lag: null, problems: [], ms: 0,
+  node: name,
+  url: `http://${name}:8470/healthz`,
+  status,
+  http_status: null,
+  reported_node: null,
+  version: null,
+  posture: null,
+  peers: null,
+  meta_leader: null,
+  stream_replicas: null,
+  last_seq: null,
+  lag: null,
+  problems: [],
+  ms: 0,
 });
 
 test("the verdict: unreachable (2) beats degraded (1) beats ok (0), each named", () => {
@@ -31,5 +52,10 @@ test("--url: base URLs get /healthz, a /healthz URL stays, commas and repeats bo
     { node: "10.0.0.2:8470", url: "http://10.0.0.2:8470/healthz" },
     { node: "[::1]:9", url: "http://[::1]:9/base/healthz" },
   ]);
-  for (const bad of ["ftp://x/", "not a url", "http://u:p@h:1", ","]) assert.throws(() => urlTargets([bad]), (e: any) => e.code === "E_USAGE", bad);
+  for (const bad of ["ftp://x/", "not a url", "http://u:p@h:1", ","])
+    assert.throws(
+      () => urlTargets([bad]),
+      (e: any) => e.code === "E_USAGE",
+      bad,
+    );
 });

@@ -10,7 +10,10 @@ const MAX_BODY = 1 << 20;
 
 export const DEFAULT_CLUSTER_ENV = "deploy/cluster/cluster.env";
 
-export interface Target { node: string; url: string }
+export interface Target {
+  node: string;
+  url: string;
+}
 
 export type NodeStatus = "ok" | "degraded" | "unreachable";
 
@@ -32,17 +35,34 @@ export interface NodeReport {
   ms: number;
 }
 
-export interface MonitorSummary { status: NodeStatus; exit_code: 0 | 1 | 2; reason: string; nodes: NodeReport[] }
+export interface MonitorSummary {
+  status: NodeStatus;
+  exit_code: 0 | 1 | 2;
+  reason: string;
+  nodes: NodeReport[];
+}
 
 // What membershipd's /healthz answers (services/membershipd/posture.ts); fields it may add later are ignored.
 const Healthz = z.object({
   status: z.enum(["ok", "degraded"]),
   node: z.string().nullish(),
   version: z.string().nullish(),
-  posture: z.object({
-    auth: z.string(), tls: z.boolean(), routes: z.string(), acl: z.boolean(), at_rest: z.string(), signed_commands: z.boolean(), sealed_keys: z.boolean(),
-  }).partial().nullish(),
-  cluster: z.object({ name: z.string().nullish(), peers: z.array(z.string()).nullish(), meta_leader: z.string().nullish() }).partial().nullish(),
+  posture: z
+    .object({
+      auth: z.string(),
+      tls: z.boolean(),
+      routes: z.string(),
+      acl: z.boolean(),
+      at_rest: z.string(),
+      signed_commands: z.boolean(),
+      sealed_keys: z.boolean(),
+    })
+    .partial()
+    .nullish(),
+  cluster: z
+    .object({ name: z.string().nullish(), peers: z.array(z.string()).nullish(), meta_leader: z.string().nullish() })
+    .partial()
+    .nullish(),
   stream: z.object({ replicas: z.number().nullish(), last_seq: z.number().nullish() }).partial().nullish(),
   projections: z.object({ applied_seq: z.number().nullish(), lag: z.number().nullish() }).partial().nullish(),
   problems: z.array(z.string()).nullish(),
@@ -54,8 +74,20 @@ type Healthz = z.infer<typeof Healthz>;
 export async function pollHealthz(t: Target, timeoutMs: number): Promise<NodeReport> {
   const started = performance.now();
   const base: NodeReport = {
-    node: t.node, url: t.url, status: "unreachable", http_status: null, reported_node: null, version: null, posture: null, peers: null,
-    meta_leader: null, stream_replicas: null, last_seq: null, lag: null, problems: [], ms: 0,
+    node: t.node,
+    url: t.url,
+    status: "unreachable",
+    http_status: null,
+    reported_node: null,
+    version: null,
+    posture: null,
+    peers: null,
+    meta_leader: null,
+    stream_replicas: null,
+    last_seq: null,
+    lag: null,
+    problems: [],
+    ms: 0,
   };
   const done = (r: Partial<NodeReport>): NodeReport => ({ ...base, ...r, ms: Math.round(performance.now() - started) });
   const signal = AbortSignal.timeout(timeoutMs);
@@ -75,7 +107,8 @@ export async function pollHealthz(t: Target, timeoutMs: number): Promise<NodeRep
     return done({ http_status: http, problems: [`HTTP ${http} with an answer that is not JSON`] });
   }
   const h = Healthz.safeParse(body);
-  if (!h.success) return done({ http_status: http, problems: [`HTTP ${http} with JSON that is not a unibus /healthz answer`] });
+  if (!h.success)
+    return done({ http_status: http, problems: [`HTTP ${http} with JSON that is not a unibus /healthz answer`] });
   const v: Healthz = h.data;
   const problems = (v.problems ?? []).map(printable);
   if (v.error) problems.push(printable(v.error));
@@ -86,9 +119,17 @@ export async function pollHealthz(t: Target, timeoutMs: number): Promise<NodeRep
   }
   if (status === "degraded" && problems.length === 0) problems.push(`degraded (HTTP ${http})`);
   return done({
-    status, http_status: http, reported_node: v.node ? printable(v.node) : null, version: v.version ?? null, posture: v.posture ?? null,
-    peers: v.cluster?.peers?.map(printable) ?? null, meta_leader: v.cluster?.meta_leader ? printable(v.cluster.meta_leader) : null,
-    stream_replicas: v.stream?.replicas ?? null, last_seq: v.stream?.last_seq ?? null, lag: v.projections?.lag ?? null, problems,
+    status,
+    http_status: http,
+    reported_node: v.node ? printable(v.node) : null,
+    version: v.version ?? null,
+    posture: v.posture ?? null,
+    peers: v.cluster?.peers?.map(printable) ?? null,
+    meta_leader: v.cluster?.meta_leader ? printable(v.cluster.meta_leader) : null,
+    stream_replicas: v.stream?.replicas ?? null,
+    last_seq: v.stream?.last_seq ?? null,
+    lag: v.projections?.lag ?? null,
+    problems,
   });
 }
 
@@ -108,7 +149,10 @@ function fetchProblem(err: unknown): string {
 export function summarize(nodes: NodeReport[]): MonitorSummary {
   const names = (s: NodeStatus) => nodes.filter((n) => n.status === s).map((n) => n.node);
   const [down, degraded] = [names("unreachable"), names("degraded")];
-  const parts = [down.length ? `unreachable: ${down.join(", ")}` : "", degraded.length ? `degraded: ${degraded.join(", ")}` : ""].filter(Boolean);
+  const parts = [
+    down.length ? `unreachable: ${down.join(", ")}` : "",
+    degraded.length ? `degraded: ${degraded.join(", ")}` : "",
+  ].filter(Boolean);
   if (down.length) return { status: "unreachable", exit_code: 2, reason: parts.join("; "), nodes };
   if (degraded.length) return { status: "degraded", exit_code: 1, reason: parts.join("; "), nodes };
   return { status: "ok", exit_code: 0, reason: `all ${nodes.length} node(s) ok`, nodes };
@@ -130,8 +174,16 @@ export function postureFlags(p: Record<string, unknown> | null): string | null {
     auth === "unknown" ? "?auth" : flag("auth", auth === undefined ? undefined : auth !== "none"),
     flag("tls", bool("tls")),
     flag("acl", bool("acl")),
-    routes === undefined || routes === "unknown" ? "?routes" : routes === "none" ? "-routes" : `routes:${printable(routes)}`,
-    atRest === undefined || atRest === "unknown" ? "?at_rest" : atRest === "none" ? "-at_rest" : `at_rest:${printable(atRest)}`,
+    routes === undefined || routes === "unknown"
+      ? "?routes"
+      : routes === "none"
+        ? "-routes"
+        : `routes:${printable(routes)}`,
+    atRest === undefined || atRest === "unknown"
+      ? "?at_rest"
+      : atRest === "none"
+        ? "-at_rest"
+        : `at_rest:${printable(atRest)}`,
     flag("sealed_keys", bool("sealed_keys")),
   ].join(" ");
 }
@@ -154,14 +206,18 @@ export function renderReport(s: MonitorSummary): string {
 /** --url http://host:port[,…]: a base URL (…/healthz is added) or the /healthz URL itself. */
 export function urlTargets(values: string[]): Target[] {
   const out: Target[] = [];
-  for (const text of values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean)) {
+  for (const text of values
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter(Boolean)) {
     let u: URL;
     try {
       u = new URL(text);
     } catch {
       usageError(`--url takes http://host:port base URLs, not "${text}"`);
     }
-    if (u.protocol !== "http:" && u.protocol !== "https:") usageError(`--url takes http:// or https:// URLs, not "${text}"`);
+    if (u.protocol !== "http:" && u.protocol !== "https:")
+      usageError(`--url takes http:// or https:// URLs, not "${text}"`);
     if (u.username || u.password) usageError("--url must not carry a user or password");
     const path = u.pathname.replace(/\/+$/, "");
     u.pathname = path.endsWith("/healthz") ? path : `${path}/healthz`;
@@ -181,10 +237,17 @@ export function envTargets(file: string): Target[] {
 }
 
 /** `monitor report [--env FILE] [--url URL[,URL]]`; `givenTimeoutMs` is --timeout when it was given. */
-export async function monitorReport(rest: string[], f: { env?: string | undefined; url?: string[] | undefined }, o: GlobalOptions, givenTimeoutMs: number | undefined): Promise<number> {
+export async function monitorReport(
+  rest: string[],
+  f: { env?: string | undefined; url?: string[] | undefined },
+  o: GlobalOptions,
+  givenTimeoutMs: number | undefined,
+): Promise<number> {
   if (rest.length) usageError(`monitor report takes no arguments, not "${rest.join(" ")}"`);
   if (f.url?.length && f.env) usageError("give either --env FILE or --url URL, not both");
-  const targets = f.url?.length ? urlTargets(f.url) : envTargets(f.env ?? process.env.UNIBUS_CLUSTER_ENV ?? DEFAULT_CLUSTER_ENV);
+  const targets = f.url?.length
+    ? urlTargets(f.url)
+    : envTargets(f.env ?? process.env.UNIBUS_CLUSTER_ENV ?? DEFAULT_CLUSTER_ENV);
   const timeoutMs = givenTimeoutMs ?? MONITOR_TIMEOUT_MS;
   const summary = summarize(await Promise.all(targets.map((t) => pollHealthz(t, timeoutMs))));
   print(o.json, summary, () => renderReport(summary));

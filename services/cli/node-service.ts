@@ -12,21 +12,39 @@ import { CliError, EXIT, need, print, printable } from "./output.ts";
 
 export type ServiceVerb = "start" | "stop" | "restart" | "check";
 
-const ACTION: Record<ServiceVerb, NodeAction> = { start: "start", stop: "stop", restart: "restart", check: "exec-check" };
+const ACTION: Record<ServiceVerb, NodeAction> = {
+  start: "start",
+  stop: "stop",
+  restart: "restart",
+  check: "exec-check",
+};
 const DONE: Record<ServiceVerb, string> = { start: "started", stop: "stopped", restart: "restarted", check: "checked" };
 
 function sentence(verb: ServiceVerb, node: string, service: string, detail: string): string {
-  return verb === "check" ? `check of ${service} on ${node} ${detail}` : `${DONE[verb]} ${service} on ${node}: ${detail}`;
+  return verb === "check"
+    ? `check of ${service} on ${node} ${detail}`
+    : `${DONE[verb]} ${service} on ${node}: ${detail}`;
 }
 
 /** The check's own output, shown before its verdict (a failing check's output is the why). */
 function checkOutput(value: unknown): string {
   const raw = (value as Partial<CheckView> | null)?.output;
   const out = typeof raw === "string" ? raw.trimEnd() : "";
-  return out ? out.split("\n").map((l) => `  ${printable(l)}`).join("\n") + "\n" : "";
+  return out
+    ? out
+        .split("\n")
+        .map((l) => `  ${printable(l)}`)
+        .join("\n") + "\n"
+    : "";
 }
 
-export async function serviceVerb(verb: ServiceVerb, rest: string[], given: number | undefined, o: GlobalOptions, connection: () => Promise<NatsConnection>): Promise<number> {
+export async function serviceVerb(
+  verb: ServiceVerb,
+  rest: string[],
+  given: number | undefined,
+  o: GlobalOptions,
+  connection: () => Promise<NatsConnection>,
+): Promise<number> {
   const [node, service] = need(rest, 2, "<node> <service>") as [string, string];
   const action = ACTION[verb];
   const args = agentArgs(action, node, service);
@@ -48,6 +66,9 @@ export async function serviceVerb(verb: ServiceVerb, rest: string[], given: numb
     print(false, null, () => sentence(verb, node, service, v.detail));
     return EXIT.ok;
   }
-  const what = verb === "check" ? `check of ${service} on ${node} failed: ${v.detail}` : `${service} on ${node} is ${v.detail} after ${verb}`;
+  const what =
+    verb === "check"
+      ? `check of ${service} on ${node} failed: ${v.detail}`
+      : `${service} on ${node} is ${v.detail} after ${verb}`;
   throw new CliError(v.code, what, EXIT.failed);
 }

@@ -21,9 +21,25 @@ function exitText(e: LastExit | null | undefined, nowMs: number): string {
 }
 
 /** "vault unlocked (epoch 2, K 3 of N 4, 4 guardians reached)", or "" for a node without a vault. */
-export function vaultText(v: { state: string; epoch: number; k: number; n: number; reachable: number; problem?: string | null; last_unlock_at?: string | null } | null | undefined, nowMs: number): string {
+export function vaultText(
+  v:
+    | {
+        state: string;
+        epoch: number;
+        k: number;
+        n: number;
+        reachable: number;
+        problem?: string | null;
+        last_unlock_at?: string | null;
+      }
+    | null
+    | undefined,
+  nowMs: number,
+): string {
   if (!v || v.state === "off") return "";
-  const shape = v.epoch ? `epoch ${v.epoch}, K ${v.k} of N ${v.n}, ${v.reachable} guardian(s) reached` : "no distribution yet";
+  const shape = v.epoch
+    ? `epoch ${v.epoch}, K ${v.k} of N ${v.n}, ${v.reachable} guardian(s) reached`
+    : "no distribution yet";
   const last = v.last_unlock_at ? `, last unlocked ${ago(v.last_unlock_at, nowMs)}` : "";
   return `vault ${v.state} (${shape}${last})${v.problem && v.state !== "unlocked" ? `: ${printable(v.problem)}` : ""}`;
 }
@@ -31,12 +47,18 @@ export function vaultText(v: { state: string; epoch: number; k: number; n: numbe
 function agentLine(node: string, s: StatusView, nowMs: number): string {
   const a = s.agent;
   const code = typeof a.code_slot === "string" ? ` (unibus-agent slot ${a.code_slot})` : "";
-  const parts = [`${node}: agent ${a.version}${code}, up ${humanDuration(nowMs - Date.parse(a.started_at))}`, `sandbox ${a.sandbox} (${a.identity})`];
+  const parts = [
+    `${node}: agent ${a.version}${code}, up ${humanDuration(nowMs - Date.parse(a.started_at))}`,
+    `sandbox ${a.sandbox} (${a.identity})`,
+  ];
   const vault = vaultText(a.vault, nowMs);
   if (vault) parts.push(vault);
   if (a.sandbox_problem) parts.push(`sandbox problem: ${printable(a.sandbox_problem)}`);
   if (a.reports_pending) parts.push(`${a.reports_pending} report(s) waiting for membershipd`);
-  const dropped = [a.reports_dropped && `${a.reports_dropped} report(s)`, a.logs_dropped && `${a.logs_dropped} log line(s)`].filter(Boolean);
+  const dropped = [
+    a.reports_dropped && `${a.reports_dropped} report(s)`,
+    a.logs_dropped && `${a.logs_dropped} log line(s)`,
+  ].filter(Boolean);
   if (dropped.length) parts.push(`dropped ${dropped.join(" and ")}`);
   return parts.join(", ");
 }
@@ -44,16 +66,27 @@ function agentLine(node: string, s: StatusView, nowMs: number): string {
 /** The agent's own answer as a table, and each service file it refused with why. */
 export function liveTable(s: StatusView, nowMs: number): string {
   const rows = s.services.map((svc) => ({
-    service: svc.name, state: svc.state, pid: svc.pid, uptime: svc.uptime_ms === null ? null : humanDuration(svc.uptime_ms),
-    restarts: svc.restarts, last_exit: exitText(svc.last_exit, nowMs), problem: svc.problem ? `${svc.problem.code}: ${printable(svc.problem.message)}` : null,
+    service: svc.name,
+    state: svc.state,
+    pid: svc.pid,
+    uptime: svc.uptime_ms === null ? null : humanDuration(svc.uptime_ms),
+    restarts: svc.restarts,
+    last_exit: exitText(svc.last_exit, nowMs),
+    problem: svc.problem ? `${svc.problem.code}: ${printable(svc.problem.message)}` : null,
   }));
-  const refused = (s.agent.refused_services ?? []).map((r) => `refused ${r.file ?? "(services dir)"} [${r.code}]: ${printable(r.message)}`);
-  return [table(rows, ["service", "state", "pid", "uptime", "restarts", "last_exit", "problem"]), ...refused].join("\n");
+  const refused = (s.agent.refused_services ?? []).map(
+    (r) => `refused ${r.file ?? "(services dir)"} [${r.code}]: ${printable(r.message)}`,
+  );
+  return [table(rows, ["service", "state", "pid", "uptime", "restarts", "last_exit", "problem"]), ...refused].join(
+    "\n",
+  );
 }
 
 /** When the node last told membershipd anything: its last report, else its newest service event. */
 function reportedAt(n: NodeView): string | null {
-  const times = [n.agent?.last_report_at, ...Object.values(n.services ?? {}).map((s) => s.last_event?.at)].filter((t): t is string => typeof t === "string");
+  const times = [n.agent?.last_report_at, ...Object.values(n.services ?? {}).map((s) => s.last_event?.at)].filter(
+    (t): t is string => typeof t === "string",
+  );
   return times.sort().at(-1) ?? null;
 }
 
@@ -74,17 +107,33 @@ export function fallbackText(n: NodeView, why: string, nowMs: number): string {
   }
   const head = `${n.node} (${n.status}): its agent did not answer (${why}); this is the last reported state, reported ${at ?? "at an unknown time"}${at ? ` (${ago(at, nowMs)})` : ""}`;
   const a = n.agent;
-  const last = a?.last_command ? `; last command: ${a.last_command.action} by ${a.last_command.actor}, ${a.last_command.ok ? "ok" : "failed"}, ${ago(a.last_command.at, nowMs)}` : "";
+  const last = a?.last_command
+    ? `; last command: ${a.last_command.action} by ${a.last_command.actor}, ${a.last_command.ok ? "ok" : "failed"}, ${ago(a.last_command.at, nowMs)}`
+    : "";
   const vault = vaultText(n.vault, nowMs);
   const agent = `${a ? `agent ${a.version}, started ${a.started_at}, sandbox ${a.sandbox} (${a.identity})${last}` : "no agent report"}${vault ? `\n${vault}` : ""}`;
   const rows = Object.entries(n.services ?? {}).map(([name, s]) => {
     const up = uptimeOf(s, nowMs);
-    return { service: name, state: s.state, pid: s.pid ?? null, uptime: up === null ? null : humanDuration(up), restarts: s.restarts ?? null, last_exit: exitText(s.last_exit, nowMs), last_event: lastEventText(s.last_event, nowMs) };
+    return {
+      service: name,
+      state: s.state,
+      pid: s.pid ?? null,
+      uptime: up === null ? null : humanDuration(up),
+      restarts: s.restarts ?? null,
+      last_exit: exitText(s.last_exit, nowMs),
+      last_event: lastEventText(s.last_event, nowMs),
+    };
   });
   return `${head}\n${agent}\n${table(rows, ["service", "state", "pid", "uptime", "restarts", "last_exit", "last_event"])}`;
 }
 
-async function statusOne(node: string, given: number | undefined, o: GlobalOptions, send: Send, connection: () => Promise<NatsConnection>): Promise<number> {
+async function statusOne(
+  node: string,
+  given: number | undefined,
+  o: GlobalOptions,
+  send: Send,
+  connection: () => Promise<NatsConnection>,
+): Promise<number> {
   const args = agentArgs("status", node);
   if (o.dryRun) {
     printAgentDryRun(o, node, "status", args);
@@ -103,16 +152,30 @@ async function statusOne(node: string, given: number | undefined, o: GlobalOptio
   // No agent, or no answer in time: what the node last reported is still worth showing.
   const why = a.kind === "no agent" ? "no agent is listening" : `no answer within ${durationText(timeoutMs)}`;
   const n = NodeView.safeParse(await send("node.show", { node }));
-  if (!n.success) throw new CliError("E_BAD_REPLY", `membershipd's record of ${node} is not a node record`, EXIT.failed);
+  if (!n.success)
+    throw new CliError("E_BAD_REPLY", `membershipd's record of ${node} is not a node record`, EXIT.failed);
   const reported = reportedAt(n.data);
-  print(o.json, { source: "membershipd", agent_answer: { result: a.kind, detail: why }, reported_at: reported, node: n.data }, () => fallbackText(n.data, why, Date.now()));
+  print(
+    o.json,
+    { source: "membershipd", agent_answer: { result: a.kind, detail: why }, reported_at: reported, node: n.data },
+    () => fallbackText(n.data, why, Date.now()),
+  );
   return EXIT.ok;
 }
 
 export interface FleetRow {
   /** The node's vault state as last reported; null for a node without a vault. */
-  node: string; status: string; vault: string | null; service: string | null; state: string | null; pid: number | null; since: string | null;
-  uptime_ms: number | null; restarts: number | null; last_exit: LastExit | null; last_event: { type: string; at: string } | null;
+  node: string;
+  status: string;
+  vault: string | null;
+  service: string | null;
+  state: string | null;
+  pid: number | null;
+  since: string | null;
+  uptime_ms: number | null;
+  restarts: number | null;
+  last_exit: LastExit | null;
+  last_event: { type: string; at: string } | null;
 }
 
 /** One row per node and service, as last reported. A node with no report gets one row. */
@@ -121,11 +184,34 @@ export function fleetRows(nodes: NodeView[], nowMs: number): FleetRow[] {
     const services = Object.entries(n.services ?? {});
     if (services.length === 0) {
       const at = n.agent?.last_report_at;
-      return [{ node: n.node, status: n.status, vault: n.vault?.state ?? null, service: null, state: null, pid: null, since: null, uptime_ms: null, restarts: null, last_exit: null, last_event: at ? { type: "report", at } : null }];
+      return [
+        {
+          node: n.node,
+          status: n.status,
+          vault: n.vault?.state ?? null,
+          service: null,
+          state: null,
+          pid: null,
+          since: null,
+          uptime_ms: null,
+          restarts: null,
+          last_exit: null,
+          last_event: at ? { type: "report", at } : null,
+        },
+      ];
     }
     return services.map(([name, s]) => ({
-      node: n.node, status: n.status, vault: n.vault?.state ?? null, service: name, state: s.state, pid: s.pid ?? null, since: s.since ?? null,
-      uptime_ms: uptimeOf(s, nowMs), restarts: s.restarts ?? null, last_exit: s.last_exit ?? null, last_event: s.last_event ?? null,
+      node: n.node,
+      status: n.status,
+      vault: n.vault?.state ?? null,
+      service: name,
+      state: s.state,
+      pid: s.pid ?? null,
+      since: s.since ?? null,
+      uptime_ms: uptimeOf(s, nowMs),
+      restarts: s.restarts ?? null,
+      last_exit: s.last_exit ?? null,
+      last_event: s.last_event ?? null,
     }));
   });
 }
@@ -137,18 +223,29 @@ async function statusAll(o: GlobalOptions, send: Send): Promise<number> {
   const rows = fleetRows(readNodes(r), nowMs);
   print(o.json, { source: "membershipd", items: rows }, () => {
     const human = rows.map((x) => ({
-      ...x, uptime: x.uptime_ms === null ? null : humanDuration(x.uptime_ms),
+      ...x,
+      uptime: x.uptime_ms === null ? null : humanDuration(x.uptime_ms),
       last_event: x.last_event ? lastEventText(x.last_event, nowMs) : x.service ? null : "no report yet",
     }));
     // The vault column only when some node has a vault: most fleets' tables stay as they were.
-    const columns = rows.some((x) => x.vault) ? ["node", "status", "vault", "service", "state", "uptime", "last_event"] : ["node", "status", "service", "state", "uptime", "last_event"];
+    const columns = rows.some((x) => x.vault)
+      ? ["node", "status", "vault", "service", "state", "uptime", "last_event"]
+      : ["node", "status", "service", "state", "uptime", "last_event"];
     return `${table(human, columns)}\n(last reported state, from membershipd; unibus node status <node> asks the node itself)`;
   });
   return EXIT.ok;
 }
 
 /** `node status [<node>|--all]`; `given` is --timeout when it was set. */
-export function nodeStatus(rest: string[], all: boolean, given: number | undefined, o: GlobalOptions, send: Send, connection: () => Promise<NatsConnection>): Promise<number> {
-  if (rest.length > 1 || (all && rest.length > 0)) usageError("expected one node name, or --all (or nothing) for every node");
+export function nodeStatus(
+  rest: string[],
+  all: boolean,
+  given: number | undefined,
+  o: GlobalOptions,
+  send: Send,
+  connection: () => Promise<NatsConnection>,
+): Promise<number> {
+  if (rest.length > 1 || (all && rest.length > 0))
+    usageError("expected one node name, or --all (or nothing) for every node");
   return rest.length === 0 ? statusAll(o, send) : statusOne(rest[0]!, given, o, send, connection);
 }

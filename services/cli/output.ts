@@ -1,6 +1,10 @@
 // Tables for people, JSON for scripts, and errors as one sentence with a documented exit code.
 export class CliError extends Error {
-  constructor(readonly code: string, message: string, readonly exitCode = 1) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
   }
 }
@@ -9,10 +13,17 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3 } as const;
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
   if (rows.length === 0) return "(none)";
-  const cell = (v: unknown) => (v === null || v === undefined ? "-" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const cell = (v: unknown) =>
+    v === null || v === undefined ? "-" : typeof v === "object" ? JSON.stringify(v) : String(v);
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join("\n");
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join(
+    "\n",
+  );
 }
 
 export function print(json: boolean, value: unknown, human: () => string): void {
@@ -20,7 +31,11 @@ export function print(json: boolean, value: unknown, human: () => string): void 
 }
 
 /** A progress line on stderr, rewritten in place on a terminal and every few seconds otherwise. */
-export function progress(label: string): { update(done: number, total: number): void; note(text: string): void; end(): void } {
+export function progress(label: string): {
+  update(done: number, total: number): void;
+  note(text: string): void;
+  end(): void;
+} {
   const tty = process.stderr.isTTY;
   let last = 0;
   const started = Date.now();
@@ -56,10 +71,19 @@ export function need(args: string[], n: number, what: string): string[] {
 /** 45s, 3m 12s, 2h 5m, 3d 4h: two units at most, for a table cell. */
 export function humanDuration(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
-  const parts: [number, string][] = [[Math.floor(s / 86400), "d"], [Math.floor(s / 3600) % 24, "h"], [Math.floor(s / 60) % 60, "m"], [s % 60, "s"]];
+  const parts: [number, string][] = [
+    [Math.floor(s / 86400), "d"],
+    [Math.floor(s / 3600) % 24, "h"],
+    [Math.floor(s / 60) % 60, "m"],
+    [s % 60, "s"],
+  ];
   const first = parts.findIndex(([n]) => n > 0);
   if (first === -1) return "0s";
-  return parts.slice(first, first + 2).filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join(" ");
+  return parts
+    .slice(first, first + 2)
+    .filter(([n]) => n > 0)
+    .map(([n, u]) => `${n}${u}`)
+    .join(" ");
 }
 
 /** "3m ago" for an ISO time; "-" when there is none or it does not parse. */
@@ -76,5 +100,8 @@ export function durationText(ms: number): string {
 
 /** Text from a node goes to a terminal as text, never as control sequences or a forged line of its own. */
 export function printable(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f\u009b]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(
+    /[\u0000-\u0008\u000a-\u001f\u007f\u009b]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }

@@ -88,7 +88,11 @@ export async function readPassphrase(s: PassphraseSource): Promise<Buffer> {
       }
     }
   } else {
-    throw new CliError("E_USAGE", `give the genesis passphrase with --passphrase-file FILE (mode 0600), ${PASSPHRASE_ENV}, or on a terminal`, EXIT.usage);
+    throw new CliError(
+      "E_USAGE",
+      `give the genesis passphrase with --passphrase-file FILE (mode 0600), ${PASSPHRASE_ENV}, or on a terminal`,
+      EXIT.usage,
+    );
   }
   if (got.length === 0) throw new CliError("E_USAGE", "the genesis passphrase is empty", EXIT.usage);
   return got;

@@ -9,35 +9,82 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ReleaseManifest, ReleaseSpec, type ReleaseManifest as Manifest } from "../../schemas/mod.ts";
-import { canonicalJson, manifestBytes, parseSigningKey, releaseObjectName, sha256Hex, signMinisign } from "../core/mod.ts";
+import {
+  canonicalJson,
+  manifestBytes,
+  parseSigningKey,
+  releaseObjectName,
+  sha256Hex,
+  signMinisign,
+} from "../core/mod.ts";
 import { readSecretFile } from "../bus/mod.ts";
 import { putReleaseObject } from "../bus/release-objects.ts";
 import { CliError, EXIT, usageError } from "./output.ts";
 
 const SPEC_FILE = "unibus-release.json";
 
-interface Built { tarball: Uint8Array; manifest: Manifest }
+interface Built {
+  tarball: Uint8Array;
+  manifest: Manifest;
+}
 
 /** What the flags of `release manifest|publish` say of the release; the rest comes from its spec file or name. */
-export interface ReleaseFlags { version?: string | undefined; name?: string | undefined; notes?: string | undefined; spec?: string | undefined }
+export interface ReleaseFlags {
+  version?: string | undefined;
+  name?: string | undefined;
+  notes?: string | undefined;
+  spec?: string | undefined;
+}
 
 /** The tarball (a directory is tarred: sorted, owner 0, mtime 0) and its manifest. */
 export function buildRelease(input: string, f: ReleaseFlags): Built {
   if (!existsSync(input)) usageError(`${input} does not exist`);
   const isDir = statSync(input).isDirectory();
   const tarball = isDir
-    ? new Uint8Array(execFileSync("tar", ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--exclude", `./${SPEC_FILE}`, "-czf", "-", "-C", input, "."], { maxBuffer: 512 * 1024 * 1024 }))
+    ? new Uint8Array(
+        execFileSync(
+          "tar",
+          [
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--mtime=@0",
+            "--exclude",
+            `./${SPEC_FILE}`,
+            "-czf",
+            "-",
+            "-C",
+            input,
+            ".",
+          ],
+          { maxBuffer: 512 * 1024 * 1024 },
+        ),
+      )
     : new Uint8Array(readFileSync(input));
   const specPath = f.spec ?? (isDir && existsSync(join(input, SPEC_FILE)) ? join(input, SPEC_FILE) : null);
   const raw = specPath ? JSON.parse(readFileSync(specPath, "utf8")) : {};
   const { name: specName, min_agent_version, notes, ...rest } = raw as Record<string, unknown>;
   const spec = ReleaseSpec.safeParse(rest);
-  if (!spec.success) usageError(`${specPath}: ${spec.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  const name = f.name ?? (specName as string | undefined) ?? basename(input).replace(/\.(tar\.gz|tgz|tar)$/, "").toLowerCase();
+  if (!spec.success)
+    usageError(`${specPath}: ${spec.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  const name =
+    f.name ??
+    (specName as string | undefined) ??
+    basename(input)
+      .replace(/\.(tar\.gz|tgz|tar)$/, "")
+      .toLowerCase();
   const version = f.version ?? usageError("--version V names the release's version (1.2.3)");
   const manifest = ReleaseManifest.safeParse({
-    v: 1, name, version, sha256: sha256Hex(tarball), size: tarball.length, min_agent_version: (min_agent_version as string | undefined) ?? "0.0.1",
-    created_at: new Date().toISOString(), notes: f.notes ?? (notes as string | undefined) ?? "", spec: spec.data,
+    v: 1,
+    name,
+    version,
+    sha256: sha256Hex(tarball),
+    size: tarball.length,
+    min_agent_version: (min_agent_version as string | undefined) ?? "0.0.1",
+    created_at: new Date().toISOString(),
+    notes: f.notes ?? (notes as string | undefined) ?? "",
+    spec: spec.data,
   });
   if (!manifest.success) usageError(manifest.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
   return { tarball, manifest: manifest.data };
@@ -62,14 +109,20 @@ export async function upload(nc: NatsConnection, tarball: Uint8Array, m: Manifes
 }
 
 /** A release signed beforehand with minisign: the tarball, its canonical manifest and the signature. */
-export function presigned(input: string, manifestFile: string, signatureFile: string | undefined): Built & { signature: string } {
+export function presigned(
+  input: string,
+  manifestFile: string,
+  signatureFile: string | undefined,
+): Built & { signature: string } {
   const tarball = new Uint8Array(readFileSync(input));
   const text = readFileSync(manifestFile, "utf8");
   const parsed = ReleaseManifest.safeParse(JSON.parse(text));
   if (!parsed.success) usageError(`${manifestFile} is not a release manifest`);
   const manifest = parsed.data;
-  if (canonicalJson(manifest) !== text) usageError(`${manifestFile} is not in canonical form (make it with unibus release manifest and sign it unchanged)`);
-  if (sha256Hex(tarball) !== manifest.sha256) throw new CliError("E_RELEASE_TAMPERED", `${input} is not the tarball ${manifestFile} describes (SHA-256 differs)`);
+  if (canonicalJson(manifest) !== text)
+    usageError(`${manifestFile} is not in canonical form (make it with unibus release manifest and sign it unchanged)`);
+  if (sha256Hex(tarball) !== manifest.sha256)
+    throw new CliError("E_RELEASE_TAMPERED", `${input} is not the tarball ${manifestFile} describes (SHA-256 differs)`);
   return { tarball, manifest, signature: readFileSync(signatureFile ?? `${manifestFile}.minisig`, "utf8") };
 }
 
@@ -77,5 +130,13 @@ export function presigned(input: string, manifestFile: string, signatureFile: st
 export function signedHere(input: string, keyFile: string, f: ReleaseFlags): Built & { signature: string } {
   const key = signingKey(keyFile);
   const { tarball, manifest } = buildRelease(input, f);
-  return { tarball, manifest, signature: signMinisign(manifestBytes(manifest), key, `unibus release ${manifest.name} ${manifest.version} sha256:${manifest.sha256}`) };
+  return {
+    tarball,
+    manifest,
+    signature: signMinisign(
+      manifestBytes(manifest),
+      key,
+      `unibus release ${manifest.name} ${manifest.version} sha256:${manifest.sha256}`,
+    ),
+  };
 }

@@ -6,7 +6,12 @@ import { CliError } from "./output.ts";
 
 export const MEMBERSHIP_PREFIX = "unibus.cmd.membership.";
 
-export function buildCommand(signer: Signer, actorId: string, action: string, args: Record<string, unknown>): CommandEnvelope {
+export function buildCommand(
+  signer: Signer,
+  actorId: string,
+  action: string,
+  args: Record<string, unknown>,
+): CommandEnvelope {
   return signCommand({ action, args, actor: { id: actorId, key: signer.publicKey } }, signer);
 }
 
@@ -22,7 +27,12 @@ export type Delivery =
   | { kind: "malformed" }
   | { kind: "error"; message: string };
 
-export async function deliver(nc: NatsConnection, subject: string, command: CommandEnvelope, timeoutMs: number): Promise<Delivery> {
+export async function deliver(
+  nc: NatsConnection,
+  subject: string,
+  command: CommandEnvelope,
+  timeoutMs: number,
+): Promise<Delivery> {
   let raw;
   try {
     raw = await nc.request(subject, JSON.stringify(command), { timeout: timeoutMs });
@@ -45,15 +55,30 @@ export async function deliver(nc: NatsConnection, subject: string, command: Comm
   return parsed.success ? { kind: "reply", reply: parsed.data } : { kind: "malformed" };
 }
 
-export async function sendCommand(nc: NatsConnection, subject: string, command: CommandEnvelope, timeoutMs: number): Promise<Reply> {
+export async function sendCommand(
+  nc: NatsConnection,
+  subject: string,
+  command: CommandEnvelope,
+  timeoutMs: number,
+): Promise<Reply> {
   const d = await deliver(nc, subject, command, timeoutMs);
   switch (d.kind) {
-    case "reply": return d.reply;
-    case "forbidden": throw new CliError("E_FORBIDDEN", `this identity may not send ${subject} (the server refused it)`, 1);
-    case "no-responders": throw new CliError("E_UNAVAILABLE", `nobody serves ${subject}; is ${subject.startsWith("unibus.cmd.node.") ? "the node's agent" : "membershipd"} running?`, 3);
-    case "timeout": throw new CliError("E_UNAVAILABLE", `no reply on ${subject} within ${timeoutMs} ms`, 3);
-    case "malformed": throw new CliError("E_BAD_REPLY", `malformed reply on ${subject}`, 1);
-    case "error": throw new CliError("E_UNAVAILABLE", `no reply on ${subject}: ${d.message}`, 3);
+    case "reply":
+      return d.reply;
+    case "forbidden":
+      throw new CliError("E_FORBIDDEN", `this identity may not send ${subject} (the server refused it)`, 1);
+    case "no-responders":
+      throw new CliError(
+        "E_UNAVAILABLE",
+        `nobody serves ${subject}; is ${subject.startsWith("unibus.cmd.node.") ? "the node's agent" : "membershipd"} running?`,
+        3,
+      );
+    case "timeout":
+      throw new CliError("E_UNAVAILABLE", `no reply on ${subject} within ${timeoutMs} ms`, 3);
+    case "malformed":
+      throw new CliError("E_BAD_REPLY", `malformed reply on ${subject}`, 1);
+    case "error":
+      throw new CliError("E_UNAVAILABLE", `no reply on ${subject}: ${d.message}`, 3);
   }
 }
 

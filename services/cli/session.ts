@@ -27,22 +27,32 @@ export function openSession(o: GlobalOptions, givenTimeoutMs: number | undefined
   let nc: NatsConnection | null = null;
   const connection = async () => (nc ??= await openConnection(o));
   /** Signs one command and sends it, or prints it with --dry-run. */
-  const signAndSend = async (subject: string, action: string, args: Record<string, unknown>, timeoutMs: number): Promise<Reply | typeof DRY_RUN> => {
+  const signAndSend = async (
+    subject: string,
+    action: string,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<Reply | typeof DRY_RUN> => {
     const cmd = buildCommand(loadIdentity(o), o.as, action, args);
     if (o.dryRun) return printDryRun(o, subject, cmd);
     return await sendCommand(await connection(), subject, cmd, timeoutMs);
   };
-  const sendWithin = (timeoutMs: number): Send => async (action, args) => {
-    // Checked here against the wire contract, so a bad argument is a usage error before anything is signed.
-    if (isMembershipAction(action)) {
-      const check = MembershipActionArgs[action].safeParse(args);
-      if (!check.success) usageError(check.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
-    }
-    const reply = await signAndSend(`${MEMBERSHIP_PREFIX}${action}`, action, args, timeoutMs);
-    return reply === DRY_RUN ? DRY_RUN : resultOf(reply);
-  };
+  const sendWithin =
+    (timeoutMs: number): Send =>
+    async (action, args) => {
+      // Checked here against the wire contract, so a bad argument is a usage error before anything is signed.
+      if (isMembershipAction(action)) {
+        const check = MembershipActionArgs[action].safeParse(args);
+        if (!check.success)
+          usageError(check.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
+      }
+      const reply = await signAndSend(`${MEMBERSHIP_PREFIX}${action}`, action, args, timeoutMs);
+      return reply === DRY_RUN ? DRY_RUN : resultOf(reply);
+    };
   return {
-    o, givenTimeoutMs, connection,
+    o,
+    givenTimeoutMs,
+    connection,
     send: sendWithin(o.timeoutMs),
     sendWithin,
     request: (subject, action, args) => signAndSend(subject, action, args, o.timeoutMs),

@@ -16,7 +16,12 @@ export async function coldAnswer(requestLine: string, kexSeedFile: string): Prom
   } catch {
     parsed = null;
   }
-  if (!parsed?.success) throw new CliError("E_BAD_REQUEST", "stdin holds no cold-start request line (the one unibus-agent vault cold-unlock prints)", EXIT.failed);
+  if (!parsed?.success)
+    throw new CliError(
+      "E_BAD_REQUEST",
+      "stdin holds no cold-start request line (the one unibus-agent vault cold-unlock prints)",
+      EXIT.failed,
+    );
   const req = parsed.data;
   const raw = readSecretFile(kexSeedFile);
   const seed = new Uint8Array(raw).slice(0, raw.toString("utf8").trimEnd().length);
@@ -31,9 +36,15 @@ export async function coldAnswer(requestLine: string, kexSeedFile: string): Prom
   }
   const key = await openSealed(req.sealed, pair);
   pair.secretKey.fill(0);
-  if (!key) throw new CliError("E_FORBIDDEN", `${req.node}'s cold-start key is not sealed to the key in ${kexSeedFile}`, EXIT.failed);
+  if (!key)
+    throw new CliError(
+      "E_FORBIDDEN",
+      `${req.node}'s cold-start key is not sealed to the key in ${kexSeedFile}`,
+      EXIT.failed,
+    );
   try {
-    if (!fitsCommitment(key, req.node, req.commitment)) throw new CliError("E_SHARE_MISMATCH", `the key sealed for ${req.node} does not fit its commitment`, EXIT.failed);
+    if (!fitsCommitment(key, req.node, req.commitment))
+      throw new CliError("E_SHARE_MISMATCH", `the key sealed for ${req.node} does not fit its commitment`, EXIT.failed);
     return { node: req.node, answer: await sealTo(fromBase64Url(req.ephemeral), key) };
   } finally {
     key.fill(0);
@@ -41,8 +52,12 @@ export async function coldAnswer(requestLine: string, kexSeedFile: string): Prom
 }
 
 export async function coldAnswerVerb(f: { "kex-seed"?: string | undefined }): Promise<number> {
-  const seedFile = f["kex-seed"] ?? usageError("--kex-seed FILE: the operator's curve nkey seed the cold-start key is sealed to");
-  const line = readFileSync(0, "utf8").split("\n").find((l) => l.trim().startsWith("{")) ?? "";
+  const seedFile =
+    f["kex-seed"] ?? usageError("--kex-seed FILE: the operator's curve nkey seed the cold-start key is sealed to");
+  const line =
+    readFileSync(0, "utf8")
+      .split("\n")
+      .find((l) => l.trim().startsWith("{")) ?? "";
   const { node, answer } = await coldAnswer(line.trim(), seedFile);
   process.stderr.write(`unibus: the answer for ${node} (give it to unibus-agent vault cold-unlock on that node):\n`);
   process.stdout.write(answer + "\n");

@@ -49,7 +49,12 @@ export function defineVerb<const F extends FlagSpecs>(def: VerbDefinition<F>): V
   return {
     ...info,
     invoke(verbArgv, session) {
-      const { values, positionals } = parseArgs<StrictConfig<F>>({ args: verbArgv, options: def.flags, strict: true, allowPositionals: true });
+      const { values, positionals } = parseArgs<StrictConfig<F>>({
+        args: verbArgv,
+        options: def.flags,
+        strict: true,
+        allowPositionals: true,
+      });
       return run({ ...session, args: positionals.slice(def.words.length), flags: values });
     },
   };

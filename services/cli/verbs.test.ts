@@ -15,7 +15,11 @@ const flagsInUsage = (usage: string) => new Set([...usage.matchAll(/--([a-z][a-z
 test("each verb is named once, and no verb's words are another's arguments", () => {
   const names = VERBS.map(verbName);
   assert.equal(new Set(names).size, names.length, names.join(", "));
-  for (const v of VERBS) assert.ok(v.words.every((w) => /^[a-z][a-z-]*$/.test(w)), verbName(v));
+  for (const v of VERBS)
+    assert.ok(
+      v.words.every((w) => /^[a-z][a-z-]*$/.test(w)),
+      verbName(v),
+    );
 });
 
 test("a verb's usage shows exactly its own flags (global flags aside)", () => {
@@ -48,7 +52,10 @@ test("the help is built from the definitions: every verb with its usage and help
     if (v.help) assert.ok(squeezed.includes(v.help), `the help lacks what ${verbName(v)} does`);
   }
   for (const f of Object.keys(GLOBAL_FLAGS)) assert.match(text, new RegExp(`^  (-h, )?--${f}\\b`, "m"));
-  assert.ok(text.split("\n").every((l) => l.length <= 120), "a line of the help is wider than 120");
+  assert.ok(
+    text.split("\n").every((l) => l.length <= 120),
+    "a line of the help is wider than 120",
+  );
 });
 
 test("a verb's own help says when --dry-run does not apply", () => {
@@ -93,11 +100,23 @@ test("an unknown flag, a missing value or a value for a boolean is a usage error
     }
     return assert.fail(`${argv.join(" ")} was accepted`);
   };
-  assert.equal(refusal("user list", ["user", "list", "--canary", "3", "--replicas", "9"]), "user list has no flag --canary (usage: unibus user list [--limit N])");
-  assert.equal(refusal("audit replay", ["audit", "replay", "--trust", "K"]), "audit replay has no flag --trust (usage: unibus audit replay)");
-  assert.match(refusal("room create", ["room", "create", "r", "--subject"]), /^--subject takes a value \(usage: unibus room create <room> \[--subject TEXT\]\)$/);
+  assert.equal(
+    refusal("user list", ["user", "list", "--canary", "3", "--replicas", "9"]),
+    "user list has no flag --canary (usage: unibus user list [--limit N])",
+  );
+  assert.equal(
+    refusal("audit replay", ["audit", "replay", "--trust", "K"]),
+    "audit replay has no flag --trust (usage: unibus audit replay)",
+  );
+  assert.match(
+    refusal("room create", ["room", "create", "r", "--subject"]),
+    /^--subject takes a value \(usage: unibus room create <room> \[--subject TEXT\]\)$/,
+  );
   assert.match(refusal("room list", ["room", "list", "--active=yes"]), /^--active takes no value /);
-  assert.match(refusal("room create", ["room", "create", "r", "--subject", "--json"]), /^Option '--subject' argument is ambiguous \(usage: /);
+  assert.match(
+    refusal("room create", ["room", "create", "r", "--subject", "--json"]),
+    /^Option '--subject' argument is ambiguous \(usage: /,
+  );
 });
 
 test("a verb's run gets the arguments after its words and its own flags, parsed", async () => {
@@ -114,7 +133,10 @@ test("a verb's run gets the arguments after its words and its own flags, parsed"
     },
   });
   const o = { dataDir: "/nonexistent", as: "admin", json: false, dryRun: false, timeoutMs: 5000 };
-  assert.equal(await probe.invoke(["probe", "it", "x", "--n", "1", "--k", "a", "--on", "--k", "b"], openSession(o, undefined)), 0);
+  assert.equal(
+    await probe.invoke(["probe", "it", "x", "--n", "1", "--k", "a", "--on", "--k", "b"], openSession(o, undefined)),
+    0,
+  );
   assert.deepEqual(seen, { args: ["x"], n: "1", on: true, k: ["a", "b"] });
 });
 

@@ -1,7 +1,13 @@
 // One aggregate: its kind (the subject's second token, `events.<kind>.<id>`) bound to its decider,
 // so the store is handed one value and the compiler checks that the decider's events are the kind's
 // events, that a command is the decider's and that a loaded state is the decider's state.
-import { EventDataSchemas, type AggregateKind, type DomainEvent, type EventEnvelope, type EventOf } from "../../schemas/mod.ts";
+import {
+  EventDataSchemas,
+  type AggregateKind,
+  type DomainEvent,
+  type EventEnvelope,
+  type EventOf,
+} from "../../schemas/mod.ts";
 import type { Decider } from "./decider.ts";
 
 /** Every command is data tagged with its type (never a function: the store tells them apart). */

@@ -16,8 +16,14 @@ function chain(events: { type: string; kind: string; aggregate: string; data: Re
   const heads = new Map<string, string | null>();
   return events.map((e, i) => {
     const key = `${e.kind}.${e.aggregate}`;
-    const actor = e.kind === "node" ? { id: `node:${e.aggregate}`, key: node.publicKey } : { id: "membershipd", key: service.publicKey };
-    const env = signEvent({ id: `c${i}:0`, ts, actor, causation: `c${i}`, correlation: `c${i}`, prev: heads.get(key) ?? null, ...e }, service);
+    const actor =
+      e.kind === "node"
+        ? { id: `node:${e.aggregate}`, key: node.publicKey }
+        : { id: "membershipd", key: service.publicKey };
+    const env = signEvent(
+      { id: `c${i}:0`, ts, actor, causation: `c${i}`, correlation: `c${i}`, prev: heads.get(key) ?? null, ...e },
+      service,
+    );
     heads.set(key, eventHash(env));
     return { seq: i + 1, subject: eventSubject(e.kind, e.aggregate), env };
   });
@@ -29,18 +35,40 @@ function verify(events: ReturnType<typeof chain>) {
   return v.findings;
 }
 
-const genesis = { type: "SystemInitialized", kind: "system", aggregate: "genesis", data: { cluster: "c", service_key: service.publicKey } };
-const command = signCommand({ action: "restart", args: { node: "web-1", service: "api" }, actor: { id: "alice", key: admin.publicKey } }, admin);
-const reported = (seq: number, type: string, data: Record<string, unknown>) =>
-  ({ type, kind: "node", aggregate: "web-1", data: { node: "web-1", seq, at: ts, ...data } });
+const genesis = {
+  type: "SystemInitialized",
+  kind: "system",
+  aggregate: "genesis",
+  data: { cluster: "c", service_key: service.publicKey },
+};
+const command = signCommand(
+  { action: "restart", args: { node: "web-1", service: "api" }, actor: { id: "alice", key: admin.publicKey } },
+  admin,
+);
+const reported = (seq: number, type: string, data: Record<string, unknown>) => ({
+  type,
+  kind: "node",
+  aggregate: "web-1",
+  data: { node: "web-1", seq, at: ts, ...data },
+});
 
 test("node events signed by membershipd verify, with the node as their actor", () => {
-  const findings = verify(chain([
-    genesis,
-    reported(1, "ServiceStarted", { service: "api", pid: 7 }),
-    reported(2, "CommandReceived", { command }),
-    reported(3, "CommandCompleted", { command: command.id, actor: command.actor, action: "restart", ok: true, code: null, message: null, ms: 3 }),
-  ]));
+  const findings = verify(
+    chain([
+      genesis,
+      reported(1, "ServiceStarted", { service: "api", pid: 7 }),
+      reported(2, "CommandReceived", { command }),
+      reported(3, "CommandCompleted", {
+        command: command.id,
+        actor: command.actor,
+        action: "restart",
+        ok: true,
+        code: null,
+        message: null,
+        ms: 3,
+      }),
+    ]),
+  );
   assert.deepEqual(findings, []);
 });
 

@@ -7,7 +7,11 @@ import { eventSubject } from "./blind.ts";
 
 export type AuditProblem = "gap" | "malformed" | "misplaced" | "bad_signature" | "untrusted_signer" | "chain_broken";
 
-export interface AuditFinding { seq: number; problem: AuditProblem; detail: string }
+export interface AuditFinding {
+  seq: number;
+  problem: AuditProblem;
+  detail: string;
+}
 
 export class ChainVerifier {
   private lastSeq = 0;
@@ -28,18 +32,28 @@ export class ChainVerifier {
     if (!parsed.success) return found("malformed", "not a valid event envelope");
     const e = parsed.data;
     const info = eventTypeInfo(e.type);
-    if (!info || info.kind !== e.kind || !info.schema.safeParse(e.data).success) return found("malformed", `unknown or invalid ${e.kind}/${e.type}`);
-    if (subject !== eventSubject(e.kind, e.aggregate)) found("misplaced", `${e.kind}/${e.aggregate} stored on ${subject}`);
+    if (!info || info.kind !== e.kind || !info.schema.safeParse(e.data).success)
+      return found("malformed", `unknown or invalid ${e.kind}/${e.type}`);
+    if (subject !== eventSubject(e.kind, e.aggregate))
+      found("misplaced", `${e.kind}/${e.aggregate} stored on ${subject}`);
     if (!verifyEventSignature(e)) return found("bad_signature", `${e.type} ${e.id} signature does not verify`);
     // membershipd signed the event, but the command inside is the operator's: it must hold up on its own.
     if (e.type === "CommandReceived" && !verifyCommandSignature(e.data.command as CommandEnvelope)) {
-      found("bad_signature", `${e.type} ${e.id} holds command ${(e.data.command as CommandEnvelope).id} whose signature does not verify against its actor's key`);
+      found(
+        "bad_signature",
+        `${e.type} ${e.id} holds command ${(e.data.command as CommandEnvelope).id} whose signature does not verify against its actor's key`,
+      );
     }
     this.trustGenesis(e);
-    if (!this.trusted.has(e.signer)) found("untrusted_signer", `${e.type} ${e.id} signed by ${e.signer}, not a trusted writer`);
+    if (!this.trusted.has(e.signer))
+      found("untrusted_signer", `${e.type} ${e.id} signed by ${e.signer}, not a trusted writer`);
     const key = `${e.kind}.${e.aggregate}`;
     const head = this.heads.get(key) ?? null;
-    if (e.prev !== head) found("chain_broken", `${e.type} ${e.id} of ${key} does not follow the previous event (reordered, forged or missing)`);
+    if (e.prev !== head)
+      found(
+        "chain_broken",
+        `${e.type} ${e.id} of ${key} does not follow the previous event (reordered, forged or missing)`,
+      );
     this.heads.set(key, eventHash(e));
   }
 
@@ -50,13 +64,23 @@ export class ChainVerifier {
   }
 }
 
-export interface Difference { bucket: string; key: string; problem: "missing" | "extra" | "different"; expected?: unknown; actual?: unknown }
+export interface Difference {
+  bucket: string;
+  key: string;
+  problem: "missing" | "extra" | "different";
+  expected?: unknown;
+  actual?: unknown;
+}
 
 /**
  * Compares rebuilt records with KV records as of stream sequence `atSeq`: a KV record that has
  * already applied a later event is not a difference.
  */
-export function diffBuckets(rebuilt: Map<string, Map<string, any>>, stored: Map<string, Map<string, any>>, atSeq: number): Difference[] {
+export function diffBuckets(
+  rebuilt: Map<string, Map<string, any>>,
+  stored: Map<string, Map<string, any>>,
+  atSeq: number,
+): Difference[] {
   const out: Difference[] = [];
   for (const [bucket, expected] of rebuilt) {
     const actual = stored.get(bucket) ?? new Map();
@@ -64,9 +88,11 @@ export function diffBuckets(rebuilt: Map<string, Map<string, any>>, stored: Map<
       const got = actual.get(key);
       if (got === undefined) out.push({ bucket, key, problem: "missing", expected: want });
       else if (got.seq > atSeq) continue;
-      else if (JSON.stringify(sortKeys(got)) !== JSON.stringify(sortKeys(want))) out.push({ bucket, key, problem: "different", expected: want, actual: got });
+      else if (JSON.stringify(sortKeys(got)) !== JSON.stringify(sortKeys(want)))
+        out.push({ bucket, key, problem: "different", expected: want, actual: got });
     }
-    for (const [key, got] of actual) if (!expected.has(key) && !(got.seq > atSeq)) out.push({ bucket, key, problem: "extra", actual: got });
+    for (const [key, got] of actual)
+      if (!expected.has(key) && !(got.seq > atSeq)) out.push({ bucket, key, problem: "extra", actual: got });
   }
   return out;
 }

@@ -23,5 +23,7 @@ export function eventSubject(kind: string, aggregate: string): string {
 
 /** Re-keys rebuilt buckets (natural keys) the way the KV buckets store them. */
 export function toStorageKeys(buckets: Map<string, Map<string, any>>): Map<string, Map<string, any>> {
-  return new Map([...buckets].map(([name, records]) => [name, new Map([...records].map(([k, v]) => [storageKey(k), v]))]));
+  return new Map(
+    [...buckets].map(([name, records]) => [name, new Map([...records].map(([k, v]) => [storageKey(k), v]))]),
+  );
 }

@@ -35,7 +35,8 @@ function quotedKey(k: string): string {
  * class instance, a toJSON), which goes the library's way.
  */
 function flatObjectJson(o: object): string | undefined {
-  if (Object.getPrototypeOf(o) !== Object.prototype || (o as { toJSON?: unknown }).toJSON !== undefined) return undefined;
+  if (Object.getPrototypeOf(o) !== Object.prototype || (o as { toJSON?: unknown }).toJSON !== undefined)
+    return undefined;
   const keys = Object.keys(o);
   // Insertion sort: a handful of keys, compared by UTF-16 code units as Array.prototype.sort does.
   for (let i = 1; i < keys.length; i++) {

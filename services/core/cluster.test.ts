@@ -4,8 +4,14 @@ import { clusterDecider, incompleteCopies, scaleRefusal, type ScaleCluster } fro
 import { fold } from "./decider.ts";
 import { isDomainError } from "./errors.ts";
 
-const scale = (replicas: number, peers = ["n1", "n2", "n3"]): ScaleCluster =>
-  ({ type: "ScaleCluster", cluster: "lab", replicas, peers, streams: ["UNIBUS_EVENTS", "KV_UNIBUS_users"], current: 1 });
+const scale = (replicas: number, peers = ["n1", "n2", "n3"]): ScaleCluster => ({
+  type: "ScaleCluster",
+  cluster: "lab",
+  replicas,
+  peers,
+  streams: ["UNIBUS_EVENTS", "KV_UNIBUS_users"],
+  current: 1,
+});
 
 test("scaling to more replicas than current peers is refused, naming them", () => {
   const r = clusterDecider.decide(scale(3, ["n1", "n2"]), null);
@@ -18,7 +24,18 @@ test("scaling to more replicas than current peers is refused, naming them", () =
 test("a scale records ClusterScaled once, with what it was before; a retry records nothing", () => {
   const events = clusterDecider.decide(scale(3), null);
   assert.ok(!isDomainError(events));
-  assert.deepEqual(events, [{ type: "ClusterScaled", data: { cluster: "lab", replicas: 3, previous: 1, peers: ["n1", "n2", "n3"], streams: ["KV_UNIBUS_users", "UNIBUS_EVENTS"] } }]);
+  assert.deepEqual(events, [
+    {
+      type: "ClusterScaled",
+      data: {
+        cluster: "lab",
+        replicas: 3,
+        previous: 1,
+        peers: ["n1", "n2", "n3"],
+        streams: ["KV_UNIBUS_users", "UNIBUS_EVENTS"],
+      },
+    },
+  ]);
   const state = fold(clusterDecider, events);
   assert.deepEqual(clusterDecider.decide(scale(3), state), []);
   const down = clusterDecider.decide(scale(1), state);
@@ -30,5 +47,11 @@ test("on an append-only stream a copy without its head is found whichever copy l
   const headless = { server: "n2", messages: 3392, first_seq: 256, last_seq: 3647 };
   assert.deepEqual(incompleteCopies([{ server: "n1", ...full }, headless, { server: "n3", ...full }]), ["n2"]);
   // Followers a few appends behind the leader are only behind.
-  assert.deepEqual(incompleteCopies([{ server: "n1", ...full }, { server: "n2", messages: 3640, first_seq: 1, last_seq: 3640 }]), []);
+  assert.deepEqual(
+    incompleteCopies([
+      { server: "n1", ...full },
+      { server: "n2", messages: 3640, first_seq: 1, last_seq: 3640 },
+    ]),
+    [],
+  );
 });

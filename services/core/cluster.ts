@@ -28,8 +28,11 @@ interface ClusterScaledEvent {
 /** Before the scale the shell checks the same rule: replicas never exceed the current peers. */
 export function scaleRefusal(replicas: number, peers: string[]): DomainError | null {
   if (peers.length >= replicas) return null;
-  return domainError("E_TOO_FEW_PEERS", `${replicas} replicas need ${replicas} current peers; the cluster has ${peers.length} (${peers.join(", ") || "none"})`,
-    { replicas, peers });
+  return domainError(
+    "E_TOO_FEW_PEERS",
+    `${replicas} replicas need ${replicas} current peers; the cluster has ${peers.length} (${peers.join(", ") || "none"})`,
+    { replicas, peers },
+  );
 }
 
 export const clusterDecider: Decider<ScaleCluster, ClusterScaledEvent, ClusterState | null> = {
@@ -39,13 +42,30 @@ export const clusterDecider: Decider<ScaleCluster, ClusterScaledEvent, ClusterSt
     if (refusal) return refusal;
     const previous = s?.replicas ?? c.current;
     if (s?.replicas === c.replicas) return [];
-    return [{ type: "ClusterScaled", data: { cluster: c.cluster, replicas: c.replicas, previous, peers: [...c.peers].sort(), streams: [...c.streams].sort() } }];
+    return [
+      {
+        type: "ClusterScaled",
+        data: {
+          cluster: c.cluster,
+          replicas: c.replicas,
+          previous,
+          peers: [...c.peers].sort(),
+          streams: [...c.streams].sort(),
+        },
+      },
+    ];
   },
   evolve: (_s, e) => ({ replicas: e.data.replicas }),
 };
 
 /** One server's own copy of a stream. */
-export interface ReplicaCopy { server: string; messages: number; first_seq: number; last_seq: number; bytes?: number }
+export interface ReplicaCopy {
+  server: string;
+  messages: number;
+  first_seq: number;
+  last_seq: number;
+  bytes?: number;
+}
 
 /**
  * For an append-only stream (deny_delete, no limits): the copies that hold fewer messages than
@@ -55,7 +75,10 @@ export interface ReplicaCopy { server: string; messages: number; first_seq: numb
  * restarted. On a stream with deletes (KV) counts differ legitimately.
  */
 export function incompleteCopies(copies: ReplicaCopy[]): string[] {
-  return copies.filter((c) => copies.some((o) => o.messages - c.messages > Math.max(0, o.last_seq - c.last_seq))).map((c) => c.server).sort();
+  return copies
+    .filter((c) => copies.some((o) => o.messages - c.messages > Math.max(0, o.last_seq - c.last_seq)))
+    .map((c) => c.server)
+    .sort();
 }
 
 export const clusterAggregate = defineAggregate("cluster", clusterDecider);

@@ -2,12 +2,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { newUserSeed, signCommand, signerFromSeed } from "./mod.ts";
-import { checkCommandFront, checkCommandSignature, CLOCK_WINDOW_MS, commandFingerprint, MAX_COMMAND_BYTES } from "./command-check.ts";
+import {
+  checkCommandFront,
+  checkCommandSignature,
+  CLOCK_WINDOW_MS,
+  commandFingerprint,
+  MAX_COMMAND_BYTES,
+} from "./command-check.ts";
 
 const signer = signerFromSeed(newUserSeed());
 const enc = new TextEncoder();
 const now = Date.parse("2025-06-01T12:00:00.000Z");
-const valid = signCommand({ action: "status", args: { node: "n1" }, actor: { id: "alice", key: signer.publicKey }, now: new Date(now) }, signer);
+const valid = signCommand(
+  { action: "status", args: { node: "n1" }, actor: { id: "alice", key: signer.publicKey }, now: new Date(now) },
+  signer,
+);
 const bytes = (v: unknown) => enc.encode(typeof v === "string" ? v : JSON.stringify(v));
 
 function code(raw: Uint8Array, action = "status", at = now): string {
@@ -45,7 +54,10 @@ test("the messages are the ones membershipd has always sent", () => {
   };
   assert.equal(msg(bytes("x")), "command is not valid UTF-8 JSON");
   assert.equal(msg(bytes(valid), "start"), "envelope action status does not match subject action start");
-  assert.match(msg(bytes(valid), "status", now + 120_000), /^command time is -120 s off the server clock \(limit ±60 s\)$/);
+  assert.match(
+    msg(bytes(valid), "status", now + 120_000),
+    /^command time is -120 s off the server clock \(limit ±60 s\)$/,
+  );
   assert.match(msg(bytes({})), /^malformed command envelope: /);
 });
 
@@ -54,5 +66,9 @@ test("a tampered envelope fails the signature; the fingerprint changes with any 
   assert.equal(checkCommandSignature(tampered)?.code, "E_BAD_SIGNATURE");
   assert.notEqual(commandFingerprint(tampered), commandFingerprint(valid));
   assert.equal(commandFingerprint({ ...valid }), commandFingerprint(valid));
-  assert.equal(commandFingerprint(JSON.parse(JSON.stringify(valid))), commandFingerprint(valid), "key order does not matter");
+  assert.equal(
+    commandFingerprint(JSON.parse(JSON.stringify(valid))),
+    commandFingerprint(valid),
+    "key order does not matter",
+  );
 });

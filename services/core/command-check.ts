@@ -24,11 +24,21 @@ export function checkCommandFront(raw: Uint8Array, expectedAction: string, nowMs
   const json = parseUntrustedJson(raw, { maxBytes: MAX_COMMAND_BYTES, what: "command" });
   if (!json.ok) return refuse(json.error);
   const parsed = CommandEnvelope.safeParse(json.value);
-  if (!parsed.success) return refuse(domainError("E_BAD_REQUEST", `malformed command envelope: ${zodMessage(parsed.error)}`));
+  if (!parsed.success)
+    return refuse(domainError("E_BAD_REQUEST", `malformed command envelope: ${zodMessage(parsed.error)}`));
   const command = parsed.data;
-  if (command.action !== expectedAction) return refuse(domainError("E_BAD_REQUEST", `envelope action ${command.action} does not match subject action ${expectedAction}`));
+  if (command.action !== expectedAction)
+    return refuse(
+      domainError("E_BAD_REQUEST", `envelope action ${command.action} does not match subject action ${expectedAction}`),
+    );
   const skew = Date.parse(command.ts) - nowMs;
-  if (Math.abs(skew) > CLOCK_WINDOW_MS) return refuse(domainError("E_CLOCK_SKEW", `command time is ${Math.round(skew / 1000)} s off the server clock (limit ±${CLOCK_WINDOW_MS / 1000} s)`));
+  if (Math.abs(skew) > CLOCK_WINDOW_MS)
+    return refuse(
+      domainError(
+        "E_CLOCK_SKEW",
+        `command time is ${Math.round(skew / 1000)} s off the server clock (limit ±${CLOCK_WINDOW_MS / 1000} s)`,
+      ),
+    );
   return { ok: true, command };
 }
 
@@ -43,8 +53,10 @@ export function commandFingerprint(command: CommandEnvelope): string {
 
 /** The refusals of the stateful checks, worded once for every receiver. */
 export const CommandRefusal = {
-  unknownAction: (action: string, details?: Record<string, unknown>) => domainError("E_UNKNOWN_ACTION", `unknown action ${action}`, details),
-  badArgs: (action: string, err: z.ZodError) => domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(err)}`),
+  unknownAction: (action: string, details?: Record<string, unknown>) =>
+    domainError("E_UNKNOWN_ACTION", `unknown action ${action}`, details),
+  badArgs: (action: string, err: z.ZodError) =>
+    domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(err)}`),
   nonceReused: () => domainError("E_NONCE_REUSED", "this nonce was already used by another command"),
   badSignature: () => domainError("E_BAD_SIGNATURE", "command signature does not verify against the actor's key"),
   unknownActor: (id: string) => domainError("E_UNKNOWN_ACTOR", `no identity ${id} with that key`),
@@ -57,10 +69,16 @@ export function checkCommandSignature(command: CommandEnvelope): DomainError | n
 }
 
 export function errorReply(e: DomainError): Reply {
-  return { ok: false, error: e.details ? { code: e.code, message: e.message, details: e.details } : { code: e.code, message: e.message } };
+  return {
+    ok: false,
+    error: e.details ? { code: e.code, message: e.message, details: e.details } : { code: e.code, message: e.message },
+  };
 }
 
 /** The first three problems zod found, as one line a person can act on. */
 export function zodMessage(err: z.ZodError): string {
-  return err.issues.slice(0, 3).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
 }

@@ -14,20 +14,27 @@ export const MAX_CONTROL_BYTES = 4096;
 export const CONTROL_SKEW_MS = 60_000;
 const DOMAIN = "unibus-control-v1\n";
 
-const ControlMessage = z.object({
-  v: z.literal(1),
-  subject: z.string().max(256),
-  at: z.iso.datetime(),
-  body: z.record(z.string(), z.unknown()),
-  key: z.string().max(64),
-  sig: z.string().max(128),
-}).strict();
+const ControlMessage = z
+  .object({
+    v: z.literal(1),
+    subject: z.string().max(256),
+    at: z.iso.datetime(),
+    body: z.record(z.string(), z.unknown()),
+    key: z.string().max(64),
+    sig: z.string().max(128),
+  })
+  .strict();
 
 function signedBytes(m: { v: 1; subject: string; at: string; body: Record<string, unknown>; key: string }): Uint8Array {
   return new TextEncoder().encode(DOMAIN + canonicalJson(m));
 }
 
-export function signControl(subject: string, body: Record<string, unknown>, signer: Signer, now: Date = new Date()): string {
+export function signControl(
+  subject: string,
+  body: Record<string, unknown>,
+  signer: Signer,
+  now: Date = new Date(),
+): string {
   const m = { v: 1 as const, subject, at: now.toISOString(), body, key: signer.publicKey };
   return JSON.stringify({ ...m, sig: toBase64Url(signer.sign(signedBytes(m))) });
 }
@@ -35,7 +42,12 @@ export function signControl(subject: string, body: Record<string, unknown>, sign
 export type CheckedControl = { ok: true; body: Record<string, unknown>; at: number } | { ok: false; reason: string };
 
 /** The body of a control message `subject` carries, if one of `keys` signed it for that subject just now. */
-export function checkControl(subject: string, data: Uint8Array, keys: readonly string[], now: number = Date.now()): CheckedControl {
+export function checkControl(
+  subject: string,
+  data: Uint8Array,
+  keys: readonly string[],
+  now: number = Date.now(),
+): CheckedControl {
   if (data.length === 0) return { ok: false, reason: "empty" };
   const raw = parseUntrustedJson(data, { maxBytes: MAX_CONTROL_BYTES, maxDepth: 8, what: "the message" });
   if (!raw.ok) return { ok: false, reason: raw.error.message };
@@ -47,7 +59,8 @@ export function checkControl(subject: string, data: Uint8Array, keys: readonly s
   const bytes = decodeSignature(sig);
   if (!bytes || !verifySignature(m.key, signedBytes(m), bytes)) return { ok: false, reason: "bad signature" };
   const at = Date.parse(m.at);
-  if (Math.abs(now - at) > CONTROL_SKEW_MS) return { ok: false, reason: `sent at ${m.at}, outside the ±${CONTROL_SKEW_MS / 1000} s window` };
+  if (Math.abs(now - at) > CONTROL_SKEW_MS)
+    return { ok: false, reason: `sent at ${m.at}, outside the ±${CONTROL_SKEW_MS / 1000} s window` };
   return { ok: true, body: m.body, at };
 }
 
@@ -55,7 +68,11 @@ export function checkControl(subject: string, data: Uint8Array, keys: readonly s
  * A log for refused control messages that a flood cannot turn into a flood of lines: the first
  * is written at once, then at most one line per interval, with how many were left out.
  */
-export function quietLog(log: ((line: string) => void) | undefined, intervalMs = 10_000, now: () => number = Date.now): (line: string) => void {
+export function quietLog(
+  log: ((line: string) => void) | undefined,
+  intervalMs = 10_000,
+  now: () => number = Date.now,
+): (line: string) => void {
   let last = -Infinity;
   let skipped = 0;
   return (line) => {

@@ -1,6 +1,16 @@
 // Ed25519 through node:crypto (native, ~300x faster than nkeys' pure-JS sign/verify);
 // nkeys is used only to encode and decode keys, so signatures stay byte-identical to nkeys'.
-import { createHmac, hash, createPrivateKey, hkdfSync, createPublicKey, sign, verify, timingSafeEqual, type KeyObject } from "node:crypto";
+import {
+  createHmac,
+  hash,
+  createPrivateKey,
+  hkdfSync,
+  createPublicKey,
+  sign,
+  verify,
+  timingSafeEqual,
+  type KeyObject,
+} from "node:crypto";
 import { createUser, fromSeed, Prefix } from "@nats-io/nkeys";
 import { Codec } from "@nats-io/nkeys/lib/codec.js";
 
@@ -52,11 +62,16 @@ function nativePublicKey(nkey: string): KeyObject {
 
 function nkeyPrefix(nkey: string): Prefix {
   switch (nkey[0]) {
-    case "U": return Prefix.User;
-    case "N": return Prefix.Server;
-    case "A": return Prefix.Account;
-    case "O": return Prefix.Operator;
-    default: throw new Error("not an nkey public key");
+    case "U":
+      return Prefix.User;
+    case "N":
+      return Prefix.Server;
+    case "A":
+      return Prefix.Account;
+    case "O":
+      return Prefix.Operator;
+    default:
+      throw new Error("not an nkey public key");
   }
 }
 

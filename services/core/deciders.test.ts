@@ -44,7 +44,13 @@ function run<C, E, S>(d: Decider<C, E, S>, state: S, command: C): { state: S; ev
   return { state: evs.reduce((s, e) => d.evolve(s, e), state), events: evs };
 }
 
-const createAlice: UserCommand = { type: "CreateUser", handle: "alice", role: "admin", sign_key: signKey, kex_key: kexKey };
+const createAlice: UserCommand = {
+  type: "CreateUser",
+  handle: "alice",
+  role: "admin",
+  sign_key: signKey,
+  kex_key: kexKey,
+};
 
 describe("userDecider", () => {
   test("initialState is a user that does not exist", () => {
@@ -57,14 +63,24 @@ describe("userDecider", () => {
 
   test("CreateUser on a new user emits UserCreated with the command's fields", () => {
     const evs = events(userDecider.decide(createAlice, userDecider.initialState()));
-    assert.deepEqual(evs, [{ type: "UserCreated", data: { handle: "alice", role: "admin", sign_key: signKey, kex_key: kexKey } }]);
+    assert.deepEqual(evs, [
+      { type: "UserCreated", data: { handle: "alice", role: "admin", sign_key: signKey, kex_key: kexKey } },
+    ]);
     assertSchemaValid(evs[0]!, "user");
   });
 
   test("CreateUser carries a null kex_key and a non-admin role through unchanged", () => {
-    const cmd: UserCommand = { type: "CreateUser", handle: "mon-1", role: "monitor", sign_key: otherSignKey, kex_key: null };
+    const cmd: UserCommand = {
+      type: "CreateUser",
+      handle: "mon-1",
+      role: "monitor",
+      sign_key: otherSignKey,
+      kex_key: null,
+    };
     const evs = events(userDecider.decide(cmd, userDecider.initialState()));
-    assert.deepEqual(evs, [{ type: "UserCreated", data: { handle: "mon-1", role: "monitor", sign_key: otherSignKey, kex_key: null } }]);
+    assert.deepEqual(evs, [
+      { type: "UserCreated", data: { handle: "mon-1", role: "monitor", sign_key: otherSignKey, kex_key: null } },
+    ]);
     assertSchemaValid(evs[0]!, "user");
   });
 
@@ -78,12 +94,20 @@ describe("userDecider", () => {
   test("evolve UserCreated gives the full user state", () => {
     const evs = events(userDecider.decide(createAlice, userDecider.initialState()));
     assert.deepEqual(userDecider.evolve(userDecider.initialState(), evs[0]!), {
-      exists: true, handle: "alice", role: "admin", signKey, kexKey, revoked: false,
+      exists: true,
+      handle: "alice",
+      role: "admin",
+      signKey,
+      kexKey,
+      revoked: false,
     });
   });
 
   test("RevokeUser: UserRevoked once, then nothing; an unknown user is E_USER_NOT_FOUND", () => {
-    const created = userDecider.evolve(userDecider.initialState(), events(userDecider.decide(createAlice, userDecider.initialState()))[0]!);
+    const created = userDecider.evolve(
+      userDecider.initialState(),
+      events(userDecider.decide(createAlice, userDecider.initialState()))[0]!,
+    );
     const revoke = { type: "RevokeUser" as const, handle: "alice", reason: "lost laptop" };
     const evs = events(userDecider.decide(revoke, created));
     assert.deepEqual(evs, [{ type: "UserRevoked", data: { handle: "alice", reason: "lost laptop" } }]);
@@ -96,15 +120,28 @@ describe("userDecider", () => {
   test("evolve does not mutate the previous state", () => {
     const before = userDecider.initialState();
     const snapshot = structuredClone(before);
-    userDecider.evolve(before, { type: "UserCreated", data: { handle: "bob", role: "node", sign_key: signKey, kex_key: null } });
+    userDecider.evolve(before, {
+      type: "UserCreated",
+      data: { handle: "bob", role: "node", sign_key: signKey, kex_key: null },
+    });
     assert.deepEqual(before, snapshot);
   });
 
   test("fold of no events is the initial state; fold of UserCreated is the created user", () => {
     assert.deepEqual(fold(userDecider, []), { exists: false });
-    const ev: UserEvent = { type: "UserCreated", data: { handle: "bob", role: "service", sign_key: otherSignKey, kex_key: null } };
+    const ev: UserEvent = {
+      type: "UserCreated",
+      data: { handle: "bob", role: "service", sign_key: otherSignKey, kex_key: null },
+    };
     const state: UserState = fold(userDecider, [ev]);
-    assert.deepEqual(state, { exists: true, handle: "bob", role: "service", signKey: otherSignKey, kexKey: null, revoked: false });
+    assert.deepEqual(state, {
+      exists: true,
+      handle: "bob",
+      role: "service",
+      signKey: otherSignKey,
+      kexKey: null,
+      revoked: false,
+    });
   });
 });
 
@@ -160,15 +197,25 @@ describe("roomDecider", () => {
   });
 
   test("evolve RoomCreated gives an unarchived room; RoomArchived archives it", () => {
-    const created = roomDecider.evolve(roomDecider.initialState(), { type: "RoomCreated", data: { room: "ops", subject: "Operations", created_by: "alice" } });
+    const created = roomDecider.evolve(roomDecider.initialState(), {
+      type: "RoomCreated",
+      data: { room: "ops", subject: "Operations", created_by: "alice" },
+    });
     assert.deepEqual(created, { exists: true, room: "ops", subject: "Operations", archived: false });
     const archived = roomDecider.evolve(created, { type: "RoomArchived", data: { room: "ops", archived_by: "bob" } });
     assert.deepEqual(archived, { exists: true, room: "ops", subject: "Operations", archived: true });
-    assert.deepEqual(created, { exists: true, room: "ops", subject: "Operations", archived: false }, "evolve must not mutate");
+    assert.deepEqual(
+      created,
+      { exists: true, room: "ops", subject: "Operations", archived: false },
+      "evolve must not mutate",
+    );
   });
 
   test("evolve RoomArchived on a room that does not exist leaves it non-existent", () => {
-    const state = roomDecider.evolve(roomDecider.initialState(), { type: "RoomArchived", data: { room: "ops", archived_by: "bob" } });
+    const state = roomDecider.evolve(roomDecider.initialState(), {
+      type: "RoomArchived",
+      data: { room: "ops", archived_by: "bob" },
+    });
     assert.deepEqual(state, { exists: false });
   });
 
@@ -179,7 +226,12 @@ describe("roomDecider", () => {
     ];
     const state: RoomState = fold(roomDecider, history);
     assert.deepEqual(state, { exists: true, room: "ops", subject: "Operations", archived: true });
-    assert.deepEqual(fold(roomDecider, history.slice(0, 1)), { exists: true, room: "ops", subject: "Operations", archived: false });
+    assert.deepEqual(fold(roomDecider, history.slice(0, 1)), {
+      exists: true,
+      room: "ops",
+      subject: "Operations",
+      archived: false,
+    });
   });
 });
 
@@ -191,10 +243,18 @@ describe("memberDecider", () => {
   const noUser: UserState = { exists: false };
   type Facts = { room: string; user: string; by: string; roomState: RoomState; userState: UserState };
   const facts: Facts = { room: "ops", user: "carol", by: "alice", roomState: openRoom, userState: carol };
-  const add = (role: "owner" | "moderator" | "member" = "member", extra: Partial<Facts> = {}): MemberCommand =>
-    ({ type: "AddMember", role, ...facts, ...extra });
-  const change = (role: "owner" | "moderator" | "member", extra: Partial<Facts> = {}): MemberCommand =>
-    ({ type: "ChangeMemberRole", role, ...facts, ...extra });
+  const add = (role: "owner" | "moderator" | "member" = "member", extra: Partial<Facts> = {}): MemberCommand => ({
+    type: "AddMember",
+    role,
+    ...facts,
+    ...extra,
+  });
+  const change = (role: "owner" | "moderator" | "member", extra: Partial<Facts> = {}): MemberCommand => ({
+    type: "ChangeMemberRole",
+    role,
+    ...facts,
+    ...extra,
+  });
   const remove = (extra: Partial<Facts> = {}): MemberCommand => ({ type: "RemoveMember", ...facts, ...extra });
   const present = (role: "owner" | "moderator" | "member"): MemberState => ({ present: true, role });
   const absent = memberDecider.initialState();
@@ -205,7 +265,9 @@ describe("memberDecider", () => {
 
   test("AddMember emits MemberAdded with role and adder", () => {
     const evs = events(memberDecider.decide(add("moderator"), absent));
-    assert.deepEqual(evs, [{ type: "MemberAdded", data: { room: "ops", user: "carol", role: "moderator", added_by: "alice" } }]);
+    assert.deepEqual(evs, [
+      { type: "MemberAdded", data: { room: "ops", user: "carol", role: "moderator", added_by: "alice" } },
+    ]);
     assertSchemaValid(evs[0]!, "member");
   });
 
@@ -237,7 +299,9 @@ describe("memberDecider", () => {
 
   test("ChangeMemberRole of a member emits MemberRoleChanged", () => {
     const evs = events(memberDecider.decide(change("owner"), present("member")));
-    assert.deepEqual(evs, [{ type: "MemberRoleChanged", data: { room: "ops", user: "carol", role: "owner", changed_by: "alice" } }]);
+    assert.deepEqual(evs, [
+      { type: "MemberRoleChanged", data: { room: "ops", user: "carol", role: "owner", changed_by: "alice" } },
+    ]);
     assertSchemaValid(evs[0]!, "member");
   });
 
@@ -278,17 +342,29 @@ describe("memberDecider", () => {
   });
 
   test("evolve: MemberAdded and MemberRoleChanged set the role, MemberRemoved clears it", () => {
-    const added = memberDecider.evolve(absent, { type: "MemberAdded", data: { room: "ops", user: "carol", role: "member", added_by: "alice" } });
+    const added = memberDecider.evolve(absent, {
+      type: "MemberAdded",
+      data: { room: "ops", user: "carol", role: "member", added_by: "alice" },
+    });
     assert.deepEqual(added, { present: true, role: "member" });
-    const changed = memberDecider.evolve(added, { type: "MemberRoleChanged", data: { room: "ops", user: "carol", role: "owner", changed_by: "alice" } });
+    const changed = memberDecider.evolve(added, {
+      type: "MemberRoleChanged",
+      data: { room: "ops", user: "carol", role: "owner", changed_by: "alice" },
+    });
     assert.deepEqual(changed, { present: true, role: "owner" });
-    const removed = memberDecider.evolve(changed, { type: "MemberRemoved", data: { room: "ops", user: "carol", removed_by: "alice" } });
+    const removed = memberDecider.evolve(changed, {
+      type: "MemberRemoved",
+      data: { room: "ops", user: "carol", removed_by: "alice" },
+    });
     assert.deepEqual(removed, { present: false });
     assert.deepEqual(added, { present: true, role: "member" }, "evolve must not mutate");
   });
 
   test("evolve MemberRemoved on a non-member stays a non-member", () => {
-    const s = memberDecider.evolve(absent, { type: "MemberRemoved", data: { room: "ops", user: "carol", removed_by: "alice" } });
+    const s = memberDecider.evolve(absent, {
+      type: "MemberRemoved",
+      data: { room: "ops", user: "carol", removed_by: "alice" },
+    });
     assert.deepEqual(s, { present: false });
   });
 
@@ -330,14 +406,25 @@ describe("fold", () => {
 
   test("accepts any iterable, including a generator, and consumes it once", () => {
     let pulled = 0;
-    function* gen(): Generator<string> { for (const x of ["x", "y"]) { pulled++; yield x; } }
+    function* gen(): Generator<string> {
+      for (const x of ["x", "y"]) {
+        pulled++;
+        yield x;
+      }
+    }
     const counter = { initialState: () => "", evolve: (s: string, e: string) => s + e };
     assert.equal(fold(counter, gen()), "xy");
     assert.equal(pulled, 2);
   });
 
   test("calls initialState anew for each fold, so folds do not share state", () => {
-    const d = { initialState: () => ({ n: 0 }), evolve: (s: { n: number }, e: number) => { s.n += e; return s; } };
+    const d = {
+      initialState: () => ({ n: 0 }),
+      evolve: (s: { n: number }, e: number) => {
+        s.n += e;
+        return s;
+      },
+    };
     assert.deepEqual(fold(d, [1, 2]), { n: 3 });
     assert.deepEqual(fold(d, [5]), { n: 5 });
   });

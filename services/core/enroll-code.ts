@@ -55,7 +55,13 @@ export async function openConfig(sealed: { nonce: string; box: string }, waitKey
   await sodium.ready;
   const key = Buffer.from(waitKey, "base64url");
   try {
-    const plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, Buffer.from(sealed.box, "base64url"), null, Buffer.from(sealed.nonce, "base64url"), key);
+    const plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+      null,
+      Buffer.from(sealed.box, "base64url"),
+      null,
+      Buffer.from(sealed.nonce, "base64url"),
+      key,
+    );
     const parsed = NodeConfig.safeParse(JSON.parse(new TextDecoder().decode(plain)));
     return parsed.success ? parsed.data : null;
   } catch {

@@ -8,7 +8,16 @@ import { CommandEnvelope, EventEnvelope, type Actor } from "../../schemas/mod.ts
 import { seededRandom } from "../../test/harness.ts";
 import { canonicalJson } from "./canonical.ts";
 import { fromBase64Url, newUserSeed, signerFromSeed, toBase64Url, verifySignature } from "./crypto.ts";
-import { eventHash, signCommand, signEvent, signEventBatch, verifyCommandSignature, verifyEventSignature, type EventDraft, type HashedEvent } from "./envelope.ts";
+import {
+  eventHash,
+  signCommand,
+  signEvent,
+  signEventBatch,
+  verifyCommandSignature,
+  verifyEventSignature,
+  type EventDraft,
+  type HashedEvent,
+} from "./envelope.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -76,13 +85,19 @@ describe("signEvent / verifyEventSignature", () => {
     const e = signEvent(draft(), node);
     const { sig, ...body } = e;
     assert.ok(verifySignature(node.publicKey, enc.encode(canonicalJson(body)), fromBase64Url(sig)));
-    assert.ok(!verifySignature(node.publicKey, enc.encode(JSON.stringify(body)), fromBase64Url(sig)), "non-canonical bytes must not verify");
+    assert.ok(
+      !verifySignature(node.publicKey, enc.encode(JSON.stringify(body)), fromBase64Url(sig)),
+      "non-canonical bytes must not verify",
+    );
   });
 
   test("round trip: a signed event verifies, with user and node signers", () => {
     assert.equal(verifyEventSignature(signEvent(draft(), alice)), true);
     assert.equal(verifyEventSignature(signEvent(draft(), node)), true);
-    assert.equal(verifyEventSignature(signEvent(draft({ prev: null, causation: null, correlation: null, data: {} }), node)), true);
+    assert.equal(
+      verifyEventSignature(signEvent(draft({ prev: null, causation: null, correlation: null, data: {} }), node)),
+      true,
+    );
   });
 
   test("verification is against `signer`, which may differ from the actor", () => {
@@ -122,8 +137,13 @@ describe("signEvent / verifyEventSignature", () => {
   test("garbage signer or sig makes verification false, never throws", () => {
     const e = signEvent(draft(), node);
     for (const t of [
-      { ...e, signer: "" }, { ...e, signer: "not a key" }, { ...e, signer: node.publicKey.slice(0, -1) },
-      { ...e, sig: "" }, { ...e, sig: "!!!" }, { ...e, sig: e.sig.slice(0, 43) }, { ...e, sig: e.sig + e.sig },
+      { ...e, signer: "" },
+      { ...e, signer: "not a key" },
+      { ...e, signer: node.publicKey.slice(0, -1) },
+      { ...e, sig: "" },
+      { ...e, sig: "!!!" },
+      { ...e, sig: e.sig.slice(0, 43) },
+      { ...e, sig: e.sig + e.sig },
     ]) {
       assert.doesNotThrow(() => verifyEventSignature(t));
       assert.equal(verifyEventSignature(t), false);
@@ -131,25 +151,33 @@ describe("signEvent / verifyEventSignature", () => {
   });
 
   test("a sig string that is not the canonical base64url of the signature is rejected", () => {
-      const e = signEvent(draft(), node);
-      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-      const sigBytes = Buffer.from(fromBase64Url(e.sig));
-      const alt = [...alphabet].map((c) => e.sig.slice(0, -1) + c)
-        .find((s) => s !== e.sig && Buffer.from(fromBase64Url(s)).equals(sigBytes))!;
-      const variant = { ...e, sig: alt };
-      EventEnvelope.parse(variant); // the schema accepts it
-      assert.notEqual(eventHash(variant), eventHash(e));
-      assert.equal(verifyEventSignature(variant), false);
-    });
+    const e = signEvent(draft(), node);
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const sigBytes = Buffer.from(fromBase64Url(e.sig));
+    const alt = [...alphabet]
+      .map((c) => e.sig.slice(0, -1) + c)
+      .find((s) => s !== e.sig && Buffer.from(fromBase64Url(s)).equals(sigBytes))!;
+    const variant = { ...e, sig: alt };
+    EventEnvelope.parse(variant); // the schema accepts it
+    assert.notEqual(eventHash(variant), eventHash(e));
+    assert.equal(verifyEventSignature(variant), false);
+  });
 });
 
 describe("signEventBatch: one signature for a batch of events", () => {
-  const drafts = (n: number) => Array.from({ length: n }, (_, i) => draft({ id: `evt-${i}`, aggregate: `room.r${i}`, data: { room: `r${i}`, subject: `S${i}`, created_by: "alice" } }));
+  const drafts = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      draft({
+        id: `evt-${i}`,
+        aggregate: `room.r${i}`,
+        data: { room: `r${i}`, subject: `S${i}`, created_by: "alice" },
+      }),
+    );
 
-  const batchOf = async (n: number, key = node) => (signEventBatch(drafts(n), key)).map((h) => h.event);
+  const batchOf = async (n: number, key = node) => signEventBatch(drafts(n), key).map((h) => h.event);
 
   test("a batch of one is signEvent's plain form, with no batch proof, and its hash is eventHash's", async () => {
-    const [{ event, hash }] = (signEventBatch([draft()], node)) as [HashedEvent];
+    const [{ event, hash }] = signEventBatch([draft()], node) as [HashedEvent];
     assert.deepEqual(event, signEvent(draft(), node));
     assert.equal("batch" in event, false);
     assert.equal(hash, eventHash(event));
@@ -166,9 +194,12 @@ describe("signEventBatch: one signature for a batch of events", () => {
   });
 
   test("the hash given with each event of a batch is eventHash's", async () => {
-    for (const n of [2, 5, 64]) for (const { event, hash } of signEventBatch(drafts(n), node)) assert.equal(hash, eventHash(event));
-    const odd = draft({ data: { "é": "ü\u0000\ud83d\ude00", a: [1, 2.5, -0, 1e21, null, { z: true, "": false }], b10: 1, b9: 2 } });
-    const [{ event, hash, json }] = (signEventBatch([odd, draft({ id: "x" })], node)) as [HashedEvent];
+    for (const n of [2, 5, 64])
+      for (const { event, hash } of signEventBatch(drafts(n), node)) assert.equal(hash, eventHash(event));
+    const odd = draft({
+      data: { é: "ü\u0000\ud83d\ude00", a: [1, 2.5, -0, 1e21, null, { z: true, "": false }], b10: 1, b9: 2 },
+    });
+    const [{ event, hash, json }] = signEventBatch([odd, draft({ id: "x" })], node) as [HashedEvent];
     assert.equal(hash, eventHash(event));
     assert.equal(json, canonicalJson(event));
   });
@@ -177,8 +208,13 @@ describe("signEventBatch: one signature for a batch of events", () => {
     const shapes: EventDraft[] = [
       { ...draft(), extra: { b: 1, a: [true, null] } } as EventDraft,
       { ...draft(), causation: undefined } as unknown as EventDraft,
-      { ...draft(), "ba": 1, "batcha": 2, "s": 3, "sigz": 4, "0": "zero" } as unknown as EventDraft,
-      { ...draft(), prev: null, correlation: null, data: { "10": 1, "9": 2, "é": "\u2028", nested: { y: [1.5, -0], x: "" } } },
+      { ...draft(), ba: 1, batcha: 2, s: 3, sigz: 4, "0": "zero" } as unknown as EventDraft,
+      {
+        ...draft(),
+        prev: null,
+        correlation: null,
+        data: { "10": 1, "9": 2, é: "\u2028", nested: { y: [1.5, -0], x: "" } },
+      },
       { ...draft(), actor: { key: alice.publicKey, id: "keys in the other order" } },
       { ...draft(), actor: { id: "more", key: alice.publicKey, role: "x" } as Actor },
       { ...draft(), actor: { id: 7, key: alice.publicKey } as unknown as Actor },
@@ -199,15 +235,33 @@ describe("signEventBatch: one signature for a batch of events", () => {
   test("random data, extra members and missing ones: the stored JSON is canonicalJson's and each event verifies", () => {
     const rand = seededRandom(11);
     const keys = ["a", "B", "aa", "ä", "z", "_", "id", "10", "9", "é", "\u{1F600}", "sig", "batch", "kind", "v"];
-    const values = [null, true, 0, -1.5, 1e21, "x", "quote \" and \\ and \n", { b: 1, a: [2, { d: null, c: "é" }] }, [3, 2, 1]];
+    const values = [
+      null,
+      true,
+      0,
+      -1.5,
+      1e21,
+      "x",
+      'quote " and \\ and \n',
+      { b: 1, a: [2, { d: null, c: "é" }] },
+      [3, 2, 1],
+    ];
     const pick = () => values[Math.floor(rand() * values.length)];
     const some = () => Object.fromEntries(keys.filter(() => rand() < 0.4).map((k) => [k, pick()]));
     for (let n = 0; n < 200; n++) {
-      const d = { ...draft({ id: `r${n}`, data: some() }), ...(rand() < 0.3 ? { extra: pick() } : {}), ...(rand() < 0.2 ? { causation: undefined } : {}) } as EventDraft;
+      const d = {
+        ...draft({ id: `r${n}`, data: some() }),
+        ...(rand() < 0.3 ? { extra: pick() } : {}),
+        ...(rand() < 0.2 ? { causation: undefined } : {}),
+      } as EventDraft;
       const batch = signEventBatch(rand() < 0.5 ? [d] : [d, draft({ id: `o${n}` })], node);
       for (const { event, json, bytes, hash } of batch) {
         assert.equal(json, canonicalJson(event));
-        assert.deepEqual(Buffer.from(bytes), Buffer.from(json, "utf8"), "the published bytes are the stored JSON's UTF-8");
+        assert.deepEqual(
+          Buffer.from(bytes),
+          Buffer.from(json, "utf8"),
+          "the published bytes are the stored JSON's UTF-8",
+        );
         assert.equal(hash, eventHash(event));
         assert.equal(verifyEventSignature(JSON.parse(json)), true);
       }
@@ -240,7 +294,13 @@ describe("signEventBatch: one signature for a batch of events", () => {
       ["a sibling dropped", { ...e, batch: { ...b, path: b.path.slice(1) } }],
       ["another event's proof", { ...e, batch: events[3]!.batch! }],
       ["no proof", (({ batch: _b, ...rest }) => rest as EventEnvelope)(e)],
-      ["a sibling's other spelling", { ...e, batch: { ...b, path: [b.path[0]!.slice(0, 42) + (b.path[0]!.endsWith("A") ? "B" : "A"), ...b.path.slice(1)] } }],
+      [
+        "a sibling's other spelling",
+        {
+          ...e,
+          batch: { ...b, path: [b.path[0]!.slice(0, 42) + (b.path[0]!.endsWith("A") ? "B" : "A"), ...b.path.slice(1)] },
+        },
+      ],
     ];
     for (const [what, t] of bad) assert.equal(verifyEventSignature(t), false, what);
     assert.equal(verifyEventSignature(e), true, "the original still verifies");
@@ -272,7 +332,10 @@ describe("eventHash", () => {
   });
 
   test("changes when anything changes, including only the signature", () => {
-    for (const base of [signEvent(draft(), node), signEvent(draft({ prev: null, causation: null, correlation: null }), alice)]) {
+    for (const base of [
+      signEvent(draft(), node),
+      signEvent(draft({ prev: null, causation: null, correlation: null }), alice),
+    ]) {
       const h = eventHash(base);
       const seen = new Set([h]);
       for (const [what, t] of eventTampers(base)) {
@@ -290,11 +353,30 @@ describe("eventHash", () => {
 
   test("chains events of one aggregate: prev is the previous event's hash, and tampering breaks the link", () => {
     const first = signEvent(draft({ prev: null }), node);
-    const second = signEvent(draft({ id: "evt-0002", type: "RoomArchived", prev: eventHash(first), data: { room: "ops", archived_by: "alice" } }), node);
-    const third = signEvent(draft({ id: "evt-0003", type: "RoomArchived", prev: eventHash(second), data: { room: "ops", archived_by: "bob" } }), node);
+    const second = signEvent(
+      draft({
+        id: "evt-0002",
+        type: "RoomArchived",
+        prev: eventHash(first),
+        data: { room: "ops", archived_by: "alice" },
+      }),
+      node,
+    );
+    const third = signEvent(
+      draft({
+        id: "evt-0003",
+        type: "RoomArchived",
+        prev: eventHash(second),
+        data: { room: "ops", archived_by: "bob" },
+      }),
+      node,
+    );
     const chain = [first, second, third];
     for (let i = 1; i < chain.length; i++) assert.equal(chain[i]!.prev, eventHash(chain[i - 1]!));
-    for (const e of chain) { assert.ok(verifyEventSignature(e)); EventEnvelope.parse(e); }
+    for (const e of chain) {
+      assert.ok(verifyEventSignature(e));
+      EventEnvelope.parse(e);
+    }
     const tamperedFirst = { ...first, data: { ...first.data, subject: "changed" } };
     assert.notEqual(second.prev, eventHash(tamperedFirst));
   });
@@ -304,7 +386,10 @@ describe("signCommand / verifyCommandSignature", () => {
   const now = new Date("2025-02-03T04:05:06.789Z");
 
   test("builds v, id, ts, nonce, actor, action, args and an 86-char sig", () => {
-    const c = signCommand({ action: "room.create", args: { room: "ops" }, actor: aliceActor, id: "cmd-0001", now }, alice);
+    const c = signCommand(
+      { action: "room.create", args: { room: "ops" }, actor: aliceActor, id: "cmd-0001", now },
+      alice,
+    );
     assert.equal(c.v, 1);
     assert.equal(c.id, "cmd-0001");
     assert.equal(c.ts, "2025-02-03T04:05:06.789Z");
@@ -326,13 +411,18 @@ describe("signCommand / verifyCommandSignature", () => {
   });
 
   test("every command gets a fresh nonce and id", () => {
-    const cmds = Array.from({ length: 20 }, () => signCommand({ action: "user.list", args: {}, actor: aliceActor, now }, alice));
+    const cmds = Array.from({ length: 20 }, () =>
+      signCommand({ action: "user.list", args: {}, actor: aliceActor, now }, alice),
+    );
     assert.equal(new Set(cmds.map((c) => c.nonce)).size, 20);
     assert.equal(new Set(cmds.map((c) => c.id)).size, 20);
   });
 
   test("round trip: a signed command verifies, also after a JSON round trip", () => {
-    const c = signCommand({ action: "member.add", args: { room: "ops", user: "bob", role: "member" }, actor: aliceActor, now }, alice);
+    const c = signCommand(
+      { action: "member.add", args: { room: "ops", user: "bob", role: "member" }, actor: aliceActor, now },
+      alice,
+    );
     assert.equal(verifyCommandSignature(c), true);
     assert.equal(verifyCommandSignature(JSON.parse(JSON.stringify(c))), true);
   });
@@ -346,13 +436,22 @@ describe("signCommand / verifyCommandSignature", () => {
   test("verification is against actor.key: a command signed by someone else fails", () => {
     const c = signCommand({ action: "user.list", args: {}, actor: aliceActor, now }, mallory);
     assert.equal(verifyCommandSignature(c), false);
-    const honest = signCommand({ action: "user.list", args: {}, actor: { id: "mallory", key: mallory.publicKey }, now }, mallory);
+    const honest = signCommand(
+      { action: "user.list", args: {}, actor: { id: "mallory", key: mallory.publicKey }, now },
+      mallory,
+    );
     assert.equal(verifyCommandSignature(honest), true);
   });
 
   test("tampering with any field makes verification fail", () => {
-    const c = signCommand({ action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor, now }, alice);
-    const other = signCommand({ action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor, now }, alice);
+    const c = signCommand(
+      { action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor, now },
+      alice,
+    );
+    const other = signCommand(
+      { action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor, now },
+      alice,
+    );
     const tampers: [string, CommandEnvelope][] = [
       ["v", { ...c, v: 2 as unknown as 1 }],
       ["id", { ...c, id: c.id + "x" }],
@@ -373,8 +472,11 @@ describe("signCommand / verifyCommandSignature", () => {
   test("garbage actor key or sig makes verification false, never throws", () => {
     const c = signCommand({ action: "user.list", args: {}, actor: aliceActor, now }, alice);
     for (const t of [
-      { ...c, actor: { ...c.actor, key: "" } }, { ...c, actor: { ...c.actor, key: "Uxyz" } },
-      { ...c, sig: "" }, { ...c, sig: "%%%" }, { ...c, sig: c.sig.slice(1) },
+      { ...c, actor: { ...c.actor, key: "" } },
+      { ...c, actor: { ...c.actor, key: "Uxyz" } },
+      { ...c, sig: "" },
+      { ...c, sig: "%%%" },
+      { ...c, sig: c.sig.slice(1) },
     ]) {
       assert.doesNotThrow(() => verifyCommandSignature(t));
       assert.equal(verifyCommandSignature(t), false);
@@ -440,11 +542,21 @@ describe("crypto: native signatures match nkeys", () => {
     const sig = alice.sign(data);
     const badCrc = alice.publicKey.slice(0, -1) + (alice.publicKey.endsWith("A") ? "B" : "A");
     const garbageKeys = [
-      "", "U", "N", "hello", alice.publicKey.toLowerCase(), alice.publicKey.slice(0, 40), alice.publicKey + "AA", badCrc,
+      "",
+      "U",
+      "N",
+      "hello",
+      alice.publicKey.toLowerCase(),
+      alice.publicKey.slice(0, 40),
+      alice.publicKey + "AA",
+      badCrc,
       dec.decode(aliceSeed), // a seed is not a public key
       "X" + alice.publicKey.slice(1), // curve prefix
-      "S" + alice.publicKey.slice(1), "P" + alice.publicKey.slice(1),
-      "U" + "1".repeat(55), "U" + "A".repeat(55), "\u0000".repeat(56),
+      "S" + alice.publicKey.slice(1),
+      "P" + alice.publicKey.slice(1),
+      "U" + "1".repeat(55),
+      "U" + "A".repeat(55),
+      "\u0000".repeat(56),
       createAccount().getPublicKey(), // well-formed, but not the signer
     ];
     for (const key of garbageKeys) {
@@ -454,17 +566,24 @@ describe("crypto: native signatures match nkeys", () => {
   });
 
   test("verifySignature rejects a non-canonical 57-char spelling of a valid key", () => {
-      const data = enc.encode("hello");
-      const sig = alice.sign(data);
-      assert.equal(verifySignature(alice.publicKey + "A", data, sig), false);
-    });
+    const data = enc.encode("hello");
+    const sig = alice.sign(data);
+    assert.equal(verifySignature(alice.publicKey + "A", data, sig), false);
+  });
 
   test("verifySignature returns false, never throws, for garbage signatures", () => {
     const data = enc.encode("hello");
     const sig = alice.sign(data);
     const garbageSigs = [
-      new Uint8Array(0), new Uint8Array(63), new Uint8Array(64), new Uint8Array(65), new Uint8Array(64).fill(0xff),
-      Uint8Array.from(randomBytes(64)), sig.subarray(0, 63), Uint8Array.from([...sig, 0]), fromBase64Url("garbage!"),
+      new Uint8Array(0),
+      new Uint8Array(63),
+      new Uint8Array(64),
+      new Uint8Array(65),
+      new Uint8Array(64).fill(0xff),
+      Uint8Array.from(randomBytes(64)),
+      sig.subarray(0, 63),
+      Uint8Array.from([...sig, 0]),
+      fromBase64Url("garbage!"),
     ];
     for (const s of garbageSigs) {
       assert.doesNotThrow(() => verifySignature(alice.publicKey, data, s));
@@ -491,11 +610,11 @@ describe("crypto: native signatures match nkeys", () => {
   });
 
   test("signerFromSeed leaves the caller's seed bytes intact", () => {
-      const seed = newUserSeed();
-      const copy = seed.slice();
-      signerFromSeed(seed);
-      assert.deepEqual(seed, copy);
-    });
+    const seed = newUserSeed();
+    const copy = seed.slice();
+    signerFromSeed(seed);
+    assert.deepEqual(seed, copy);
+  });
 });
 
 describe("zod schemas accept the produced envelopes", () => {
@@ -517,7 +636,16 @@ describe("zod schemas accept the produced envelopes", () => {
   test("signCommand output passes CommandEnvelope, with a default and a given id", () => {
     for (const c of [
       signCommand({ action: "user.list", args: { limit: 10 }, actor: aliceActor }, alice),
-      signCommand({ action: "member.add", args: { room: "ops", user: "bob" }, actor: aliceActor, id: "cmd-0001", now: new Date(0) }, alice),
+      signCommand(
+        {
+          action: "member.add",
+          args: { room: "ops", user: "bob" },
+          actor: aliceActor,
+          id: "cmd-0001",
+          now: new Date(0),
+        },
+        alice,
+      ),
     ]) {
       assert.deepEqual(CommandEnvelope.parse(c), c);
       assert.equal(verifyCommandSignature(CommandEnvelope.parse(c)), true);

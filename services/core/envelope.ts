@@ -51,7 +51,12 @@ export function signEvent(draft: EventDraft, signer: Signer): EventEnvelope {
  * A signed event, its canonical JSON (what it is stored as) and its hash (the next event's `prev`),
  * assembled from the serialization signing made.
  */
-export interface HashedEvent { event: EventEnvelope; json: string; bytes: Uint8Array; hash: string }
+export interface HashedEvent {
+  event: EventEnvelope;
+  json: string;
+  bytes: Uint8Array;
+  hash: string;
+}
 
 /**
  * An event body's canonical members, comma-joined, cut where signing adds its two members: in
@@ -59,7 +64,12 @@ export interface HashedEvent { event: EventEnvelope; json: string; bytes: Uint8A
  * The signed bytes and the stored JSON are then both concatenations of one serialization.
  * `standard`: the draft has exactly EventDraft's fields (the event object is then a literal).
  */
-interface BodyParts { head: string; middle: string; tail: string; standard: boolean }
+interface BodyParts {
+  head: string;
+  middle: string;
+  tail: string;
+  standard: boolean;
+}
 
 const valueJson = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : canonicalJson(v));
 
@@ -88,7 +98,19 @@ const DRAFT_FIELDS = 10;
 function draftParts(d: EventDraft, signerMember: string): BodyParts | null {
   if (Object.keys(d).length !== DRAFT_FIELDS) return null;
   const { actor, aggregate, causation, correlation, data, id, kind, prev, ts, type } = d;
-  if (actor === undefined || aggregate === undefined || causation === undefined || correlation === undefined || data === undefined || id === undefined || kind === undefined || prev === undefined || ts === undefined || type === undefined) return null;
+  if (
+    actor === undefined ||
+    aggregate === undefined ||
+    causation === undefined ||
+    correlation === undefined ||
+    data === undefined ||
+    id === undefined ||
+    kind === undefined ||
+    prev === undefined ||
+    ts === undefined ||
+    type === undefined
+  )
+    return null;
   return {
     head: `"actor":${actorJson(actor)},"aggregate":${valueJson(aggregate)}`,
     middle: `"causation":${valueJson(causation)},"correlation":${valueJson(correlation)},"data":${valueJson(data)},"id":${valueJson(id)},"kind":${valueJson(kind)},"prev":${valueJson(prev)}`,
@@ -101,19 +123,52 @@ function bodyParts(draft: EventDraft, signer: Signer, signerMember: string): Bod
   const fast = draftParts(draft, signerMember);
   if (fast) return fast;
   // What verification strips (signingBytes) is not part of the body either.
-  const { batch: _batch, sig: _sig, ...body } = eventBody(draft, signer) as Omit<EventEnvelope, "sig"> & { batch?: unknown; sig?: unknown };
+  const {
+    batch: _batch,
+    sig: _sig,
+    ...body
+  } = eventBody(draft, signer) as Omit<EventEnvelope, "sig"> & { batch?: unknown; sig?: unknown };
   const members = sortedMembers(canonicalMembers(body)).map(([k, v]) => [k, `${JSON.stringify(k)}:${v}`] as const);
-  const group = (keep: (k: string) => boolean) => members.filter(([k]) => keep(k)).map(([, m]) => m).join(",");
-  return { head: group((k) => k < "batch"), middle: group((k) => k > "batch" && k < "sig"), tail: group((k) => k > "sig"), standard: false };
+  const group = (keep: (k: string) => boolean) =>
+    members
+      .filter(([k]) => keep(k))
+      .map(([, m]) => m)
+      .join(",");
+  return {
+    head: group((k) => k < "batch"),
+    middle: group((k) => k > "batch" && k < "sig"),
+    tail: group((k) => k > "sig"),
+    standard: false,
+  };
 }
 
 /**
  * The signed event object. A standard draft's is one literal of a fixed shape: two object spreads
  * per event cost about a microsecond more.
  */
-function eventOf(d: EventDraft, p: BodyParts, signer: string, batch: EventBatchProof | undefined, sig: string): EventEnvelope {
+function eventOf(
+  d: EventDraft,
+  p: BodyParts,
+  signer: string,
+  batch: EventBatchProof | undefined,
+  sig: string,
+): EventEnvelope {
   if (!p.standard) return batch ? { v: 1, ...d, signer, batch, sig } : { v: 1, ...d, signer, sig };
-  const event: EventEnvelope = { v: 1, id: d.id, type: d.type, kind: d.kind, aggregate: d.aggregate, ts: d.ts, actor: d.actor, causation: d.causation, correlation: d.correlation, prev: d.prev, data: d.data, signer, sig };
+  const event: EventEnvelope = {
+    v: 1,
+    id: d.id,
+    type: d.type,
+    kind: d.kind,
+    aggregate: d.aggregate,
+    ts: d.ts,
+    actor: d.actor,
+    causation: d.causation,
+    correlation: d.correlation,
+    prev: d.prev,
+    data: d.data,
+    signer,
+    sig,
+  };
   if (batch) event.batch = batch;
   return event;
 }
@@ -133,7 +188,9 @@ function signedJson(p: BodyParts): string {
 /** The stored JSON: the body with `batch` (for an event signed in one) and `sig` in their places. */
 function storedJson(p: BodyParts, batch: string | null, sigMember: string): string {
   if (!whole(p)) return object(p.head, batch ?? "", p.middle, sigMember, p.tail);
-  return batch === null ? `{${p.head},${p.middle},${sigMember},${p.tail}}` : `{${p.head},${batch},${p.middle},${sigMember},${p.tail}}`;
+  return batch === null
+    ? `{${p.head},${p.middle},${sigMember},${p.tail}}`
+    : `{${p.head},${batch},${p.middle},${sigMember},${p.tail}}`;
 }
 
 /**
@@ -182,7 +239,12 @@ export function signEventBatch(drafts: readonly EventDraft[], signer: Signer): H
   if (drafts.length === 1) {
     const p = parts[0]!;
     const sig = toBase64Url(signer.sign(Buffer.from(signedJson(p))));
-    return [hashed(eventOf(drafts[0]!, p, signer.publicKey, undefined, sig), storedJson(p, null, `"sig":${JSON.stringify(sig)}`))];
+    return [
+      hashed(
+        eventOf(drafts[0]!, p, signer.publicKey, undefined, sig),
+        storedJson(p, null, `"sig":${JSON.stringify(sig)}`),
+      ),
+    ];
   }
   // A string leaf hashes its UTF-8 bytes: the signed bytes, without encoding them first.
   const { root, paths } = merkleTree(parts.map((p) => leafHash(signedJson(p))));
@@ -198,7 +260,13 @@ export function signEventBatch(drafts: readonly EventDraft[], signer: Signer): H
   const pathsB64 = paths.map((nodes) => nodes.map(b64));
   const jsons = parts.map((p, i) => storedJson(p, batchMember(i, drafts.length, pathsB64[i]!), sigMember));
   const bytes = utf8Views(jsons);
-  return drafts.map((d, i) => hashed(eventOf(d, parts[i]!, signer.publicKey, { i, n: drafts.length, path: pathsB64[i]! }, sig), jsons[i]!, bytes[i]!));
+  return drafts.map((d, i) =>
+    hashed(
+      eventOf(d, parts[i]!, signer.publicKey, { i, n: drafts.length, path: pathsB64[i]! }, sig),
+      jsons[i]!,
+      bytes[i]!,
+    ),
+  );
 }
 
 // A batch's events share one signature: verify it once per batch, not once per event.

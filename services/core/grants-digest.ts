@@ -22,12 +22,18 @@ export function grantsDigest(p: PermissionLists): string {
 }
 
 /** What a user JWT says about itself: when it was issued (unix seconds) and its grants' digest. */
-export interface JwtGrants { iat: number; grants: string }
+export interface JwtGrants {
+  iat: number;
+  grants: string;
+}
 
 /** Reads a user JWT's claims without checking its signature (the agent reads its own creds). */
 export function jwtGrants(jwt: string): JwtGrants | null {
   try {
-    const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as { iat?: unknown; nats?: PermissionLists };
+    const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as {
+      iat?: unknown;
+      nats?: PermissionLists;
+    };
     if (typeof claims.iat !== "number" || !Number.isInteger(claims.iat) || claims.iat < 0) return null;
     return { iat: claims.iat, grants: grantsDigest(claims.nats ?? {}) };
   } catch {

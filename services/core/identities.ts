@@ -5,7 +5,9 @@ import { defineAggregate } from "./aggregate.ts";
 import type { Decider } from "./decider.ts";
 import { domainError } from "./errors.ts";
 
-export type IdentityState = { status: "none" } | { status: "active" | "revoked"; key: string; role: Role; name: string };
+export type IdentityState =
+  | { status: "none" }
+  | { status: "active" | "revoked"; key: string; role: Role; name: string };
 
 export type IdentityCommand =
   | { type: "IssueIdentity"; key: string; role: Role; name: string; expiresAt: string | null }
@@ -18,8 +20,10 @@ export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentitySt
   decide(c, s) {
     switch (c.type) {
       case "IssueIdentity":
-        if (s.status === "revoked") return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
-        if (s.status === "active" && (s.role !== c.role || s.name !== c.name)) return domainError("E_CONFLICT", "this key already has another identity");
+        if (s.status === "revoked")
+          return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
+        if (s.status === "active" && (s.role !== c.role || s.name !== c.name))
+          return domainError("E_CONFLICT", "this key already has another identity");
         if (s.status === "active") return [];
         return [{ type: "IdentityIssued", data: { key: c.key, role: c.role, name: c.name, expires_at: c.expiresAt } }];
       case "RevokeIdentity":
@@ -28,7 +32,8 @@ export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentitySt
         return [{ type: "IdentityRevoked", data: { key: c.key, reason: c.reason } }];
       case "ReissueIdentity":
         if (s.status === "none") return domainError("E_IDENTITY_NOT_FOUND", `no identity ${c.key}`);
-        if (s.status === "revoked") return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
+        if (s.status === "revoked")
+          return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
         return [{ type: "IdentityReissued", data: { key: c.key, revokes_until: c.revokesUntil } }];
     }
   },

@@ -46,11 +46,21 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * Size, then nesting depth (on the bytes), then UTF-8 and JSON.parse: the only way untrusted bytes
  * become a value to walk. `what` names the input in the refusal ("command", "request").
  */
-export function parseUntrustedJson(raw: Uint8Array, o: { maxBytes: number; maxDepth?: number; what: string }): UntrustedJson {
-  if (raw.length > o.maxBytes) return { ok: false, error: domainError("E_TOO_LARGE", `${o.what} is ${raw.length} bytes; the limit is ${o.maxBytes}`) };
+export function parseUntrustedJson(
+  raw: Uint8Array,
+  o: { maxBytes: number; maxDepth?: number; what: string },
+): UntrustedJson {
+  if (raw.length > o.maxBytes)
+    return {
+      ok: false,
+      error: domainError("E_TOO_LARGE", `${o.what} is ${raw.length} bytes; the limit is ${o.maxBytes}`),
+    };
   const maxDepth = o.maxDepth ?? MAX_JSON_DEPTH;
   if (jsonDepth(raw, maxDepth) > maxDepth) {
-    return { ok: false, error: domainError("E_TOO_DEEP", `${o.what} nests arrays and objects more than ${maxDepth} levels deep`) };
+    return {
+      ok: false,
+      error: domainError("E_TOO_DEEP", `${o.what} nests arrays and objects more than ${maxDepth} levels deep`),
+    };
   }
   try {
     return { ok: true, value: JSON.parse(utf8.decode(raw)) };

@@ -5,15 +5,21 @@ import type { Decider } from "./decider.ts";
 import type { Projection } from "./projection-kernel.ts";
 
 export type LockState = { locked: boolean; reason: string };
-export type LockCommand = { type: "LockNode"; node: string; reason: string; by: string } | { type: "UnlockNode"; node: string; by: string };
+export type LockCommand =
+  | { type: "LockNode"; node: string; reason: string; by: string }
+  | { type: "UnlockNode"; node: string; by: string };
 
 export const lockDecider: Decider<LockCommand, LockEvent, LockState> = {
   initialState: () => ({ locked: false, reason: "" }),
   decide(c, s) {
-    if (c.type === "LockNode") return s.locked && s.reason === c.reason ? [] : [{ type: "NodeLocked", data: { node: c.node, reason: c.reason, by: c.by } }];
+    if (c.type === "LockNode")
+      return s.locked && s.reason === c.reason
+        ? []
+        : [{ type: "NodeLocked", data: { node: c.node, reason: c.reason, by: c.by } }];
     return s.locked ? [{ type: "NodeUnlocked", data: { node: c.node, by: c.by } }] : [];
   },
-  evolve: (_s, e) => (e.type === "NodeLocked" ? { locked: true, reason: e.data.reason } : { locked: false, reason: "" }),
+  evolve: (_s, e) =>
+    e.type === "NodeLocked" ? { locked: true, reason: e.data.reason } : { locked: false, reason: "" },
 };
 
 export const lockAggregate = defineAggregate("lock", lockDecider);
@@ -22,7 +28,15 @@ export const locksProjection: Projection<LockRecord> = {
   bucket: "UNIBUS_node_locks",
   keys: (e) => (e.kind === "lock" ? [e.data.node] : []),
   // keys() hands it lock events only.
-  project: (r, e) => (e.kind !== "lock" ? r : {
-    node: e.data.node, locked: e.type === "NodeLocked", reason: e.type === "NodeLocked" ? e.data.reason : "", by: e.data.by, at: e.ts, seq: e.seq,
-  }),
+  project: (r, e) =>
+    e.kind !== "lock"
+      ? r
+      : {
+          node: e.data.node,
+          locked: e.type === "NodeLocked",
+          reason: e.type === "NodeLocked" ? e.data.reason : "",
+          by: e.data.by,
+          at: e.ts,
+          seq: e.seq,
+        },
 };

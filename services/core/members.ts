@@ -9,7 +9,13 @@ import type { UserState } from "./users.ts";
 
 export type MemberState = { present: false } | { present: true; role: MemberRole };
 
-interface Facts { room: string; user: string; by: string; roomState: RoomState; userState: UserState }
+interface Facts {
+  room: string;
+  user: string;
+  by: string;
+  roomState: RoomState;
+  userState: UserState;
+}
 
 export type MemberCommand =
   | ({ type: "AddMember"; role: MemberRole } & Facts)
@@ -25,14 +31,18 @@ export const memberDecider: Decider<MemberCommand, MemberEvent, MemberState> = {
     switch (command.type) {
       case "AddMember":
         if (command.roomState.archived) return domainError("E_ROOM_ARCHIVED", `room ${room} is archived`, { room });
-        if (state.present) return domainError("E_MEMBER_EXISTS", `${user} is already a member of ${room}`, { room, user });
+        if (state.present)
+          return domainError("E_MEMBER_EXISTS", `${user} is already a member of ${room}`, { room, user });
         return [{ type: "MemberAdded", data: { room, user, role: command.role, added_by: by } }];
       case "ChangeMemberRole":
-        if (!state.present) return domainError("E_MEMBER_NOT_FOUND", `${user} is not a member of ${room}`, { room, user });
-        if (state.role === command.role) return domainError("E_NO_CHANGE", `${user} is already ${command.role} in ${room}`, { room, user });
+        if (!state.present)
+          return domainError("E_MEMBER_NOT_FOUND", `${user} is not a member of ${room}`, { room, user });
+        if (state.role === command.role)
+          return domainError("E_NO_CHANGE", `${user} is already ${command.role} in ${room}`, { room, user });
         return [{ type: "MemberRoleChanged", data: { room, user, role: command.role, changed_by: by } }];
       case "RemoveMember":
-        if (!state.present) return domainError("E_MEMBER_NOT_FOUND", `${user} is not a member of ${room}`, { room, user });
+        if (!state.present)
+          return domainError("E_MEMBER_NOT_FOUND", `${user} is not a member of ${room}`, { room, user });
         return [{ type: "MemberRemoved", data: { room, user, removed_by: by } }];
     }
   },

@@ -8,7 +8,11 @@ function mth(leaves: Buffer[]): Buffer {
   if (leaves.length === 1) return leaves[0]!;
   let k = 1;
   while (k * 2 < leaves.length) k *= 2;
-  return createHash("sha256").update(Buffer.from([1])).update(mth(leaves.slice(0, k))).update(mth(leaves.slice(k))).digest();
+  return createHash("sha256")
+    .update(Buffer.from([1]))
+    .update(mth(leaves.slice(0, k)))
+    .update(mth(leaves.slice(k)))
+    .digest();
 }
 
 const leavesOf = (n: number) => Array.from({ length: n }, (_, i) => leafHash(Buffer.from(`event ${i}`)));
@@ -33,7 +37,8 @@ test("merkle: a proof fails for another leaf, index, or a changed, extra or miss
       const path = paths[i]!;
       const other = leafHash(Buffer.from("forged"));
       assert.notDeepEqual(rootFromProof(other, i, n, path), root);
-      for (let j = 0; j < n; j++) if (j !== i) assert.notDeepEqual(rootFromProof(leaves[i]!, j, n, path), root, `index ${j} for ${i} of ${n}`);
+      for (let j = 0; j < n; j++)
+        if (j !== i) assert.notDeepEqual(rootFromProof(leaves[i]!, j, n, path), root, `index ${j} for ${i} of ${n}`);
       // A proof alone does not pin the size (leaf 0 of 3 and of 4 take the same steps): the signed
       // message carries the size (envelope.ts).
       if (path.length > 0) {
@@ -57,6 +62,13 @@ test("merkle: impossible index and size are refused", () => {
 });
 
 test("a string leaf is the leaf of its UTF-8 bytes", () => {
-  for (const s of ["", "event 1", "é ü \u0000 \ud83d\ude00 \u2028", "x".repeat(5000)]) assert.deepEqual(leafHash(s), leafHash(Buffer.from(s, "utf8")), JSON.stringify(s.slice(0, 20)));
-  assert.equal(leafHash("abc").toString("hex"), createHash("sha256").update(Buffer.from([0, 0x61, 0x62, 0x63])).digest("hex"), "RFC 9162's leaf: SHA-256 of 0x00 and the data");
+  for (const s of ["", "event 1", "é ü \u0000 \ud83d\ude00 \u2028", "x".repeat(5000)])
+    assert.deepEqual(leafHash(s), leafHash(Buffer.from(s, "utf8")), JSON.stringify(s.slice(0, 20)));
+  assert.equal(
+    leafHash("abc").toString("hex"),
+    createHash("sha256")
+      .update(Buffer.from([0, 0x61, 0x62, 0x63]))
+      .digest("hex"),
+    "RFC 9162's leaf: SHA-256 of 0x00 and the data",
+  );
 });

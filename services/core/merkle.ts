@@ -59,7 +59,12 @@ export function merkleTree(leaves: readonly Uint8Array[]): { root: Buffer; paths
  * The root a leaf's inclusion proof leads to, or null when the proof cannot belong to a tree of
  * `size` leaves at `index` (RFC 9162 section 2.1.3.2, the verification of an inclusion proof).
  */
-export function rootFromProof(leaf: Uint8Array, index: number, size: number, path: readonly Uint8Array[]): Buffer | null {
+export function rootFromProof(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  path: readonly Uint8Array[],
+): Buffer | null {
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return null;
   let fn = index;
   let sn = size - 1;

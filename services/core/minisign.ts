@@ -34,7 +34,10 @@ export interface MinisignSignature {
   globalSignature: Uint8Array;
 }
 
-export type MinisignProblem = { code: "E_MINISIGN_FORMAT" | "E_KEY_ENCRYPTED" | "E_WRONG_KEY" | "E_BAD_SIGNATURE"; message: string };
+export type MinisignProblem = {
+  code: "E_MINISIGN_FORMAT" | "E_KEY_ENCRYPTED" | "E_WRONG_KEY" | "E_BAD_SIGNATURE";
+  message: string;
+};
 
 const keyIdHex = (b: Uint8Array) => Buffer.from(b).reverse().toString("hex").toUpperCase();
 const keyIdBytes = (hex: string) => Buffer.from(hex, "hex").reverse();
@@ -54,7 +57,11 @@ function payloadLines(text: string): string[] {
 export function parsePublicKey(text: string): MinisignPublicKey | MinisignProblem {
   const line = payloadLines(text)[0];
   const b = line ? base64Line(line) : null;
-  if (!b || b.length !== 42 || b.subarray(0, 2).toString("latin1") !== "Ed") return { code: "E_MINISIGN_FORMAT", message: "not a minisign public key (base64 of \"Ed\", an 8-byte key id and a 32-byte Ed25519 key)" };
+  if (!b || b.length !== 42 || b.subarray(0, 2).toString("latin1") !== "Ed")
+    return {
+      code: "E_MINISIGN_FORMAT",
+      message: 'not a minisign public key (base64 of "Ed", an 8-byte key id and a 32-byte Ed25519 key)',
+    };
   return { keyId: keyIdHex(b.subarray(2, 10)), key: new Uint8Array(b.subarray(10)) };
 }
 
@@ -72,18 +79,32 @@ export function publicKeyLine(k: MinisignPublicKey): string {
 export function parseSecretKey(text: string): MinisignSecretKey | MinisignProblem {
   const line = payloadLines(text)[0];
   const b = line ? base64Line(line) : null;
-  if (!b || b.length !== 158 || b.subarray(0, 2).toString("latin1") !== "Ed" || b.subarray(4, 6).toString("latin1") !== "B2") {
+  if (
+    !b ||
+    b.length !== 158 ||
+    b.subarray(0, 2).toString("latin1") !== "Ed" ||
+    b.subarray(4, 6).toString("latin1") !== "B2"
+  ) {
     return { code: "E_MINISIGN_FORMAT", message: "not a minisign secret key" };
   }
   const kdf = b.subarray(2, 4).toString("latin1");
-  if (kdf !== "\0\0") return { code: "E_KEY_ENCRYPTED", message: "the minisign secret key is password-protected; sign the manifest with minisign itself and pass --signature, or use a key made with minisign -G -W" };
+  if (kdf !== "\0\0")
+    return {
+      code: "E_KEY_ENCRYPTED",
+      message:
+        "the minisign secret key is password-protected; sign the manifest with minisign itself and pass --signature, or use a key made with minisign -G -W",
+    };
   const keynum = b.subarray(54, 62);
   const sk = b.subarray(62, 126);
   // Its checksum is BLAKE2b with a 32-byte output, which node:crypto cannot compute (only the
   // 64-byte variant): the public half is checked against the seed instead, which catches damage too.
   const seed = new Uint8Array(sk.subarray(0, 32));
   const publicKey = new Uint8Array(sk.subarray(32, 64));
-  if (!Buffer.from(publicKeyOfSeed(seed)).equals(Buffer.from(publicKey))) return { code: "E_MINISIGN_FORMAT", message: "the minisign secret key is damaged (its public half does not match)" };
+  if (!Buffer.from(publicKeyOfSeed(seed)).equals(Buffer.from(publicKey)))
+    return {
+      code: "E_MINISIGN_FORMAT",
+      message: "the minisign secret key is damaged (its public half does not match)",
+    };
   return { keyId: keyIdHex(keynum), seed, publicKey };
 }
 
@@ -126,7 +147,12 @@ export function publicKeyOf(k: MinisignSecretKey): MinisignPublicKey {
 }
 
 /** Signs `message` the way minisign ≥ 0.10 does by default (prehashed, "ED"). */
-export function signMinisign(message: Uint8Array, k: MinisignSecretKey, trustedComment: string, untrustedComment = "signature from unibus"): string {
+export function signMinisign(
+  message: Uint8Array,
+  k: MinisignSecretKey,
+  trustedComment: string,
+  untrustedComment = "signature from unibus",
+): string {
   if (/[\r\n]/.test(trustedComment) || /[\r\n]/.test(untrustedComment)) throw new Error("comments are one line");
   const key = privateKeyObject(k.seed);
   const digest = createHash("blake2b512").update(message).digest();
@@ -138,7 +164,10 @@ export function signMinisign(message: Uint8Array, k: MinisignSecretKey, trustedC
 
 export function parseSignature(text: string): MinisignSignature | MinisignProblem {
   const lines = payloadLines(text);
-  const bad = { code: "E_MINISIGN_FORMAT" as const, message: "not a minisign signature (signature line, trusted comment, global signature)" };
+  const bad = {
+    code: "E_MINISIGN_FORMAT" as const,
+    message: "not a minisign signature (signature line, trusted comment, global signature)",
+  };
   if (lines.length !== 3 || !lines[1]!.startsWith(TRUSTED)) return bad;
   const s = base64Line(lines[0]!);
   const g = base64Line(lines[2]!);
@@ -146,8 +175,11 @@ export function parseSignature(text: string): MinisignSignature | MinisignProble
   const algorithm = s.subarray(0, 2).toString("latin1");
   if (algorithm !== "Ed" && algorithm !== "ED") return bad;
   return {
-    algorithm, keyId: keyIdHex(s.subarray(2, 10)), signature: new Uint8Array(s.subarray(10)),
-    trustedComment: lines[1]!.slice(TRUSTED.length), globalSignature: new Uint8Array(g),
+    algorithm,
+    keyId: keyIdHex(s.subarray(2, 10)),
+    signature: new Uint8Array(s.subarray(10)),
+    trustedComment: lines[1]!.slice(TRUSTED.length),
+    globalSignature: new Uint8Array(g),
   };
 }
 
@@ -156,17 +188,28 @@ export function parseSignature(text: string): MinisignSignature | MinisignProble
  * must verify over the message (prehashed or legacy), and the global signature over the
  * signature and the trusted comment. Returns the key id that signed.
  */
-export function verifyMinisign(message: Uint8Array, signatureText: string, trusted: readonly MinisignPublicKey[]): { keyId: string; trustedComment: string } | MinisignProblem {
+export function verifyMinisign(
+  message: Uint8Array,
+  signatureText: string,
+  trusted: readonly MinisignPublicKey[],
+): { keyId: string; trustedComment: string } | MinisignProblem {
   const sig = parseSignature(signatureText);
   if ("code" in sig) return sig;
   const key = trusted.find((k) => k.keyId === sig.keyId);
-  if (!key) return { code: "E_WRONG_KEY", message: `the signature is by key ${sig.keyId}, which is not a trusted release key` };
+  if (!key)
+    return { code: "E_WRONG_KEY", message: `the signature is by key ${sig.keyId}, which is not a trusted release key` };
   try {
     const pub = publicKeyObject(key.key);
     const data = sig.algorithm === "ED" ? createHash("blake2b512").update(message).digest() : Buffer.from(message);
-    if (!verify(null, data, pub, sig.signature)) return { code: "E_BAD_SIGNATURE", message: "the signature does not match the manifest" };
-    if (!verify(null, Buffer.concat([sig.signature, Buffer.from(sig.trustedComment, "utf8")]), pub, sig.globalSignature)) {
-      return { code: "E_BAD_SIGNATURE", message: "the trusted comment was altered (its global signature does not verify)" };
+    if (!verify(null, data, pub, sig.signature))
+      return { code: "E_BAD_SIGNATURE", message: "the signature does not match the manifest" };
+    if (
+      !verify(null, Buffer.concat([sig.signature, Buffer.from(sig.trustedComment, "utf8")]), pub, sig.globalSignature)
+    ) {
+      return {
+        code: "E_BAD_SIGNATURE",
+        message: "the trusted comment was altered (its global signature does not verify)",
+      };
     }
   } catch {
     return { code: "E_BAD_SIGNATURE", message: "the signature could not be checked" };

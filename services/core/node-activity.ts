@@ -18,17 +18,25 @@ export type NodeActivityCommand = { type: "Report"; node: string; events: readon
 type NodeEventType = NodeEvent["type"];
 
 function issueText(issues: readonly { path: PropertyKey[]; message: string }[]): string {
-  return issues.slice(0, 3).map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`).join("; ");
+  return issues
+    .slice(0, 3)
+    .map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
 }
 
 /** One reported event checked against its type's data schema: the event, or why it is refused. */
 function checkEvent(e: ReportedEvent, index: number, node: string): NodeEvent | DomainError {
   const schema = EventDataSchemas.node[e.type as NodeEventType] as z.ZodType<NodeEvent["data"]> | undefined;
-  if (!schema) return domainError("E_BAD_REQUEST", `event ${index}: ${String(e.type)} is not a node event type`, { index });
+  if (!schema)
+    return domainError("E_BAD_REQUEST", `event ${index}: ${String(e.type)} is not a node event type`, { index });
   const parsed = schema.safeParse(e.data);
-  if (!parsed.success) return domainError("E_BAD_REQUEST", `event ${index} (${e.type}) is invalid: ${issueText(parsed.error.issues)}`, { index });
+  if (!parsed.success)
+    return domainError("E_BAD_REQUEST", `event ${index} (${e.type}) is invalid: ${issueText(parsed.error.issues)}`, {
+      index,
+    });
   // A node speaks only for itself; the shell has checked that the sender is `node`.
-  if (parsed.data.node !== node) return domainError("E_FORBIDDEN", `event ${index} is about node ${parsed.data.node}, not ${node}`, { index });
+  if (parsed.data.node !== node)
+    return domainError("E_FORBIDDEN", `event ${index} is about node ${parsed.data.node}, not ${node}`, { index });
   return { type: e.type, data: parsed.data } as NodeEvent;
 }
 
@@ -44,7 +52,11 @@ function report(c: NodeActivityCommand, s: NodeActivityState): NodeEvent[] | Dom
     if ("code" in event) return event;
     const previous = checked[checked.length - 1];
     if (previous && event.data.seq <= previous.data.seq) {
-      return domainError("E_BAD_REQUEST", `event ${index} has seq ${event.data.seq}, not above the previous event's ${previous.data.seq}; send events in seq order`, { index });
+      return domainError(
+        "E_BAD_REQUEST",
+        `event ${index} has seq ${event.data.seq}, not above the previous event's ${previous.data.seq}; send events in seq order`,
+        { index },
+      );
     }
     checked.push(event);
   }

@@ -7,7 +7,10 @@ type Services = NodeRecord["services"];
 /** A node's own report. */
 type NodeReport = Extract<StoredEvent, { kind: "node" }>;
 /** A report about one of its services. */
-type ServiceReport = Extract<NodeReport, { type: "ServiceStarted" | "ServiceExited" | "ServiceRestarted" | "ServiceStopped" }>;
+type ServiceReport = Extract<
+  NodeReport,
+  { type: "ServiceStarted" | "ServiceExited" | "ServiceRestarted" | "ServiceStopped" }
+>;
 
 /**
  * A record keeps at most as many services as one AgentStarted may declare: otherwise a node could
@@ -16,7 +19,12 @@ type ServiceReport = Extract<NodeReport, { type: "ServiceStarted" | "ServiceExit
  */
 export const MAX_NODE_SERVICES = 256;
 
-const STOPPED_STATE: Record<string, NodeServiceRecord["state"]> = { requested: "stopped", exited: "stopped", "crash-loop": "crash-loop", failed: "failed" };
+const STOPPED_STATE: Record<string, NodeServiceRecord["state"]> = {
+  requested: "stopped",
+  exited: "stopped",
+  "crash-loop": "crash-loop",
+  failed: "failed",
+};
 
 function newService(type: string, at: string): NodeServiceRecord {
   return { state: "stopped", pid: null, since: null, restarts: 0, last_exit: null, last_event: { type, at } };
@@ -34,7 +42,13 @@ function nextService(current: NodeServiceRecord | undefined, e: ServiceReport): 
   switch (e.type) {
     case "ServiceStarted":
       // Started without a ServiceRestarted just before: by request (or at boot), so the count restarts.
-      return { ...s, state: "running", pid: e.data.pid, since: at, restarts: s.state === "restarting" ? s.restarts : 0 };
+      return {
+        ...s,
+        state: "running",
+        pid: e.data.pid,
+        since: at,
+        restarts: s.state === "restarting" ? s.restarts : 0,
+      };
     case "ServiceExited":
       return { ...s, state: "exited", pid: null, last_exit: { code: e.data.code, signal: e.data.signal, at } };
     case "ServiceRestarted":
@@ -54,7 +68,11 @@ function servicesAtStart(services: Services, declared: string[], at: string): Se
   for (const name of declared) {
     const s = serviceOf(services, name);
     const stale = s && (s.state === "running" || s.state === "restarting");
-    next[name] = !s ? newService("AgentStarted", at) : stale ? { ...s, state: "stopped", pid: null, last_event: { type: "AgentStarted", at } } : s;
+    next[name] = !s
+      ? newService("AgentStarted", at)
+      : stale
+        ? { ...s, state: "stopped", pid: null, last_event: { type: "AgentStarted", at } }
+        : s;
   }
   return next;
 }
@@ -62,11 +80,22 @@ function servicesAtStart(services: Services, declared: string[], at: string): Se
 function agentAfter(agent: NodeAgentRecord | null, e: NodeReport): NodeAgentRecord | null {
   if (e.type === "AgentStarted") {
     const d = e.data;
-    return { version: d.version, started_at: d.at, sandbox: d.sandbox, identity: d.identity, last_seq: d.seq, last_report_at: e.ts, last_command: agent?.last_command ?? null };
+    return {
+      version: d.version,
+      started_at: d.at,
+      sandbox: d.sandbox,
+      identity: d.identity,
+      last_seq: d.seq,
+      last_report_at: e.ts,
+      last_command: agent?.last_command ?? null,
+    };
   }
   // Before its first AgentStarted (dropped from a full outbox) the agent's facts are unknown.
   if (!agent) return null;
-  const last_command = e.type === "CommandCompleted" ? { action: e.data.action, actor: e.data.actor.id, ok: e.data.ok, at: e.data.at } : agent.last_command;
+  const last_command =
+    e.type === "CommandCompleted"
+      ? { action: e.data.action, actor: e.data.actor.id, ok: e.data.ok, at: e.data.at }
+      : agent.last_command;
   return { ...agent, last_seq: Math.max(agent.last_seq, e.data.seq), last_report_at: e.ts, last_command };
 }
 
@@ -76,8 +105,14 @@ function vaultAfter(v: NodeVaultRecord | null, e: NodeReport): NodeVaultRecord |
   if (e.type !== "VaultStateChanged") return v;
   const d = e.data;
   return {
-    state: d.state, epoch: d.epoch, k: d.k, n: d.n, reachable: d.reachable, problem: d.problem, since: d.at,
-    last_unlock_at: d.state === "unlocked" ? d.at : v?.last_unlock_at ?? null,
+    state: d.state,
+    epoch: d.epoch,
+    k: d.k,
+    n: d.n,
+    reachable: d.reachable,
+    problem: d.problem,
+    since: d.at,
+    last_unlock_at: d.state === "unlocked" ? d.at : (v?.last_unlock_at ?? null),
   };
 }
 
@@ -86,10 +121,18 @@ export function projectNodeActivity(r: NodeRecord, e: NodeReport): NodeRecord {
   if (e.type === "AgentStarted") return { ...next, services: servicesAtStart(r.services, e.data.services, e.data.at) };
   if (!isServiceReport(e)) return next;
   if (!serviceOf(r.services, e.data.service) && Object.keys(r.services).length >= MAX_NODE_SERVICES) return next;
-  return { ...next, services: { ...r.services, [e.data.service]: nextService(serviceOf(r.services, e.data.service), e) } };
+  return {
+    ...next,
+    services: { ...r.services, [e.data.service]: nextService(serviceOf(r.services, e.data.service), e) },
+  };
 }
 
 /** The reports about a service: the ones whose data names it. */
 function isServiceReport(e: NodeReport): e is ServiceReport {
-  return e.type === "ServiceStarted" || e.type === "ServiceExited" || e.type === "ServiceRestarted" || e.type === "ServiceStopped";
+  return (
+    e.type === "ServiceStarted" ||
+    e.type === "ServiceExited" ||
+    e.type === "ServiceRestarted" ||
+    e.type === "ServiceStopped"
+  );
 }

@@ -1,5 +1,8 @@
 // IPv4 overlay addresses from a CIDR: the lowest free host address, never the network or broadcast.
-export interface Cidr { base: number; bits: number }
+export interface Cidr {
+  base: number;
+  bits: number;
+}
 
 function ipToInt(ip: string): number | null {
   const parts = ip.split(".");

@@ -19,7 +19,10 @@ export interface SubjectPermissions {
 }
 
 /** One subject of a permission list and why the role needs it. */
-export interface Grant { subject: string; why: string }
+export interface Grant {
+  subject: string;
+  why: string;
+}
 
 export interface RoleGrants {
   pub: { allow: Grant[]; deny: Grant[] };
@@ -51,7 +54,10 @@ const g = (subject: string, why: string): Grant => ({ subject, why });
 function streamReads(stream: string): Grant[] {
   return [
     g(`$JS.API.STREAM.INFO.${stream}`, "the stream's state and its subject index (bucket keys without a consumer)"),
-    g(`$JS.API.STREAM.MSG.GET.${stream}`, "one message by sequence, next or last by subject, answered by the leader: how audit, replay, logs and KV snapshots read in order, complete up to last_seq"),
+    g(
+      `$JS.API.STREAM.MSG.GET.${stream}`,
+      "one message by sequence, next or last by subject, answered by the leader: how audit, replay, logs and KV snapshots read in order, complete up to last_seq",
+    ),
     g(`$JS.API.DIRECT.GET.${stream}`, "one message by direct get (KV reads)"),
     g(`$JS.API.DIRECT.GET.${stream}.>`, "the last message of a subject by direct get (KV reads)"),
   ];
@@ -75,7 +81,10 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
   const cmd = (a: string, why: string) => g(`unibus.cmd.membership.${a}`, why);
   switch (role) {
     case "service":
-      return { pub: { allow: [g(">", "membershipd: appends events, serves every action, manages the streams")], deny: [] }, sub: { allow: [g(">", "membershipd serves every subject it answers")], deny: [] } };
+      return {
+        pub: { allow: [g(">", "membershipd: appends events, serves every action, manages the streams")], deny: [] },
+        sub: { allow: [g(">", "membershipd serves every subject it answers")], deny: [] },
+      };
     case "admin":
       return {
         pub: {
@@ -90,7 +99,10 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
         sub: { allow: [inbox], deny: [] },
       };
     case "monitor":
-      return { pub: { allow: [...READ_ACTIONS].map((a) => cmd(a, "a read-only membershipd action")), deny: [] }, sub: { allow: [inbox], deny: [] } };
+      return {
+        pub: { allow: [...READ_ACTIONS].map((a) => cmd(a, "a read-only membershipd action")), deny: [] },
+        sub: { allow: [inbox], deny: [] },
+      };
     case "node": {
       if (!ctx.node) throw new Error("a node identity needs its node name");
       const why: Record<string, string> = {
@@ -105,17 +117,27 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
         // The vault: a node asks any guardian for its own shares (the guardian checks whose they
         // are) and answers requests for the shares it guards on its own subject only.
         pub: {
-          allow: [g(`unibus.logs.${ctx.node}.>`, "its services' log lines, into the logs stream"),
+          allow: [
+            g(`unibus.logs.${ctx.node}.>`, "its services' log lines, into the logs stream"),
             ...[...NODE_ACTIONS, ...VAULT_NODE_ACTIONS].map((a) => cmd(a, why[a] ?? "a node action")),
-            g("unibus.vault.*.share", "asks any guardian for its own key shares (the guardian checks the owner's signature)"),
-            releaseDirectGet("downloads a release tarball: its description, then its chunks, by direct get (no consumer)"),
+            g(
+              "unibus.vault.*.share",
+              "asks any guardian for its own key shares (the guardian checks the owner's signature)",
+            ),
+            releaseDirectGet(
+              "downloads a release tarball: its description, then its chunks, by direct get (no consumer)",
+            ),
           ],
           deny: [evtDeny],
         },
         sub: {
-          allow: [g(`unibus.cmd.node.${ctx.node}.>`, "signed commands addressed to it"), g("$SRV.>", "services-protocol discovery pings"),
-            g(TRUST_CHANGED_SUBJECT, "membershipd's signed nudge to fetch the admins again"), inbox,
-            g(`unibus.vault.${ctx.node}.share`, "share requests for the shares it guards")],
+          allow: [
+            g(`unibus.cmd.node.${ctx.node}.>`, "signed commands addressed to it"),
+            g("$SRV.>", "services-protocol discovery pings"),
+            g(TRUST_CHANGED_SUBJECT, "membershipd's signed nudge to fetch the admins again"),
+            inbox,
+            g(`unibus.vault.${ctx.node}.share`, "share requests for the shares it guards"),
+          ],
           deny: [],
         },
         resp: { max: 1, ttl: 0 },
@@ -123,17 +145,29 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
     }
     case "bootstrap":
       return ctx.flow === "wait"
-        // Not the announcements: other waiting nodes' wait ids (and so their codes' hashes) stay private.
-        ? {
-          pub: { allow: [g("unibus.enroll.wait.announce", "announces the waiting node's keys under its wait id")], deny: [] },
-          sub: { allow: [g("unibus.enroll.wait.*", "its sealed configuration, on its wait id"), inbox], deny: [g("unibus.enroll.wait.announce", "other waiting nodes' announcements stay private")] },
-        }
-        : { pub: { allow: [g("unibus.enroll.join", "asks to enroll with the invite's secret")], deny: [] }, sub: { allow: [inbox], deny: [] } };
+        ? // Not the announcements: other waiting nodes' wait ids (and so their codes' hashes) stay private.
+          {
+            pub: {
+              allow: [g("unibus.enroll.wait.announce", "announces the waiting node's keys under its wait id")],
+              deny: [],
+            },
+            sub: {
+              allow: [g("unibus.enroll.wait.*", "its sealed configuration, on its wait id"), inbox],
+              deny: [g("unibus.enroll.wait.announce", "other waiting nodes' announcements stay private")],
+            },
+          }
+        : {
+            pub: { allow: [g("unibus.enroll.join", "asks to enroll with the invite's secret")], deny: [] },
+            sub: { allow: [inbox], deny: [] },
+          };
   }
 }
 
 export function permissionsFor(role: Role, ctx: PermissionContext): SubjectPermissions {
   const r = grantsFor(role, ctx);
-  const subjects = (l: { allow: Grant[]; deny: Grant[] }) => ({ allow: l.allow.map((x) => x.subject), deny: l.deny.map((x) => x.subject) });
+  const subjects = (l: { allow: Grant[]; deny: Grant[] }) => ({
+    allow: l.allow.map((x) => x.subject),
+    deny: l.deny.map((x) => x.subject),
+  });
   return { pub: subjects(r.pub), sub: subjects(r.sub), ...(r.resp ? { resp: r.resp } : {}) };
 }

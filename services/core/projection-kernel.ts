@@ -6,7 +6,9 @@
 import { eventTypeInfo, isTombstone, type AggregateKind, type EventOf, type Tombstone } from "../../schemas/mod.ts";
 
 /** An event as projections see it: its kind's typed event with its stream sequence, append time and aggregate. */
-export type StoredEvent = { [K in AggregateKind]: EventOf<K> & { kind: K; seq: number; ts: string; aggregate: string } }[AggregateKind];
+export type StoredEvent = {
+  [K in AggregateKind]: EventOf<K> & { kind: K; seq: number; ts: string; aggregate: string };
+}[AggregateKind];
 
 /** The fields of a stored event, as read from the stream. */
 export interface StoredEventFields {
@@ -28,7 +30,10 @@ export function storedEvent(e: StoredEventFields): StoredEvent {
 }
 
 /** Whether the event is one of `types` (each type belongs to one kind: its data is that type's). */
-export function isOneOf<T extends StoredEvent["type"]>(e: StoredEvent, types: readonly T[]): e is Extract<StoredEvent, { type: T }> {
+export function isOneOf<T extends StoredEvent["type"]>(
+  e: StoredEvent,
+  types: readonly T[],
+): e is Extract<StoredEvent, { type: T }> {
   return (types as readonly string[]).includes(e.type);
 }
 
@@ -49,7 +54,11 @@ export type Stored<R> = R | Tombstone;
  * to `project`; a live record that `project` removes becomes a tombstone carrying the removing
  * event's `seq`. Only a key that never held anything stays undefined.
  */
-export function applyEvent<R extends { seq: number }>(p: Projection<R>, stored: Stored<R> | undefined, event: StoredEvent): Stored<R> | undefined {
+export function applyEvent<R extends { seq: number }>(
+  p: Projection<R>,
+  stored: Stored<R> | undefined,
+  event: StoredEvent,
+): Stored<R> | undefined {
   if (stored && stored.seq >= event.seq) return stored;
   const current = isTombstone(stored) ? undefined : stored;
   const next = p.project(current, event);

@@ -3,11 +3,32 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createCurve } from "@nats-io/nkeys";
-import { isTombstone, MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, StoredRecord, Tombstone, UserRecord } from "../../schemas/mod.ts";
+import {
+  isTombstone,
+  MemberRecord,
+  NodeRecord,
+  RoomByMemberRecord,
+  RoomRecord,
+  StoredRecord,
+  Tombstone,
+  UserRecord,
+} from "../../schemas/mod.ts";
 import { newUserSeed, signerFromSeed } from "./crypto.ts";
 import {
-  allProjections, applyEvent, liveRecord, liveRecords, MemoryProjections, membersProjection, nodesProjection, roomsByMemberProjection, roomsProjection,
-  storedEvent, usersProjection, type Projection, type StoredEvent, type StoredEventFields,
+  allProjections,
+  applyEvent,
+  liveRecord,
+  liveRecords,
+  MemoryProjections,
+  membersProjection,
+  nodesProjection,
+  roomsByMemberProjection,
+  roomsProjection,
+  storedEvent,
+  usersProjection,
+  type Projection,
+  type StoredEvent,
+  type StoredEventFields,
 } from "./projections.ts";
 
 const aliceKey = signerFromSeed(newUserSeed()).publicKey;
@@ -26,7 +47,8 @@ const userCreated = (seq: number, handle: string, role: string, sign_key: string
   ev(seq, "user", "UserCreated", { handle, role, sign_key, kex_key });
 const roomCreated = (seq: number, room: string, subject: string, created_by: string) =>
   ev(seq, "room", "RoomCreated", { room, subject, created_by });
-const roomArchived = (seq: number, room: string, archived_by: string) => ev(seq, "room", "RoomArchived", { room, archived_by });
+const roomArchived = (seq: number, room: string, archived_by: string) =>
+  ev(seq, "room", "RoomArchived", { room, archived_by });
 const memberAdded = (seq: number, room: string, user: string, role: string, added_by = "alice") =>
   ev(seq, "member", "MemberAdded", { room, user, role, added_by });
 const roleChanged = (seq: number, room: string, user: string, role: string, changed_by = "alice") =>
@@ -56,12 +78,36 @@ const history: StoredEvent[] = [
 
 const expectedBuckets = {
   UNIBUS_users: {
-    alice: { handle: "alice", role: "admin", sign_key: aliceKey, kex_key: aliceKex, created_at: tsOf(2), revoked: false, seq: 2 },
+    alice: {
+      handle: "alice",
+      role: "admin",
+      sign_key: aliceKey,
+      kex_key: aliceKex,
+      created_at: tsOf(2),
+      revoked: false,
+      seq: 2,
+    },
     bob: { handle: "bob", role: "admin", sign_key: bobKey, kex_key: null, created_at: tsOf(3), revoked: false, seq: 3 },
-    carol: { handle: "carol", role: "monitor", sign_key: carolKey, kex_key: null, created_at: tsOf(4), revoked: false, seq: 4 },
+    carol: {
+      handle: "carol",
+      role: "monitor",
+      sign_key: carolKey,
+      kex_key: null,
+      created_at: tsOf(4),
+      revoked: false,
+      seq: 4,
+    },
   },
   UNIBUS_rooms: {
-    ops: { room: "ops", subject: "Operations", created_by: "alice", created_at: tsOf(5), archived: false, members: 2, seq: 12 },
+    ops: {
+      room: "ops",
+      subject: "Operations",
+      created_by: "alice",
+      created_at: tsOf(5),
+      archived: false,
+      members: 2,
+      seq: 12,
+    },
     dev: { room: "dev", subject: "", created_by: "alice", created_at: tsOf(6), archived: true, members: 0, seq: 14 },
   },
   // A removed member leaves a tombstone with the removal's seq under both of its keys.
@@ -104,15 +150,29 @@ describe("usersProjection", () => {
 
   test("keys: UserCreated is keyed by handle; every other event is ignored", () => {
     assert.deepEqual(usersProjection.keys(userCreated(2, "alice", "admin", aliceKey, null)), ["alice"]);
-    for (const e of [systemInitialized(1), roomCreated(5, "ops", "", "alice"), roomArchived(6, "ops", "alice"),
-      memberAdded(7, "ops", "alice", "owner"), roleChanged(8, "ops", "alice", "member"), memberRemoved(9, "ops", "alice")]) {
+    for (const e of [
+      systemInitialized(1),
+      roomCreated(5, "ops", "", "alice"),
+      roomArchived(6, "ops", "alice"),
+      memberAdded(7, "ops", "alice", "owner"),
+      roleChanged(8, "ops", "alice", "member"),
+      memberRemoved(9, "ops", "alice"),
+    ]) {
       assert.deepEqual(usersProjection.keys(e), [], e.type);
     }
   });
 
   test("project: UserCreated gives the record with created_at = event ts and seq = event seq", () => {
     const rec = usersProjection.project(undefined, userCreated(2, "alice", "admin", aliceKey, aliceKex));
-    assert.deepEqual(rec, { handle: "alice", role: "admin", sign_key: aliceKey, kex_key: aliceKex, created_at: tsOf(2), revoked: false, seq: 2 });
+    assert.deepEqual(rec, {
+      handle: "alice",
+      role: "admin",
+      sign_key: aliceKey,
+      kex_key: aliceKex,
+      created_at: tsOf(2),
+      revoked: false,
+      seq: 2,
+    });
     UserRecord.parse(rec);
   });
 });
@@ -132,7 +192,15 @@ describe("roomsProjection", () => {
 
   test("project RoomCreated: unarchived, zero members, created_at/seq from the event", () => {
     const rec = roomsProjection.project(undefined, roomCreated(5, "ops", "Operations", "alice"));
-    assert.deepEqual(rec, { room: "ops", subject: "Operations", created_by: "alice", created_at: tsOf(5), archived: false, members: 0, seq: 5 });
+    assert.deepEqual(rec, {
+      room: "ops",
+      subject: "Operations",
+      created_by: "alice",
+      created_at: tsOf(5),
+      archived: false,
+      members: 0,
+      seq: 5,
+    });
     RoomRecord.parse(rec);
   });
 
@@ -189,8 +257,13 @@ describe("membersProjection", () => {
 
   test("project MemberRoleChanged changes role and seq, keeps since", () => {
     const added = membersProjection.project(undefined, memberAdded(7, "ops", "bob", "member"))!;
-    assert.deepEqual(membersProjection.project(added, roleChanged(9, "ops", "bob", "owner")),
-      { room: "ops", user: "bob", role: "owner", since: tsOf(7), seq: 9 });
+    assert.deepEqual(membersProjection.project(added, roleChanged(9, "ops", "bob", "owner")), {
+      room: "ops",
+      user: "bob",
+      role: "owner",
+      since: tsOf(7),
+      seq: 9,
+    });
   });
 
   test("project MemberRoleChanged without a record leaves it absent", () => {
@@ -231,9 +304,22 @@ describe("roomsByMemberProjection", () => {
 
 describe("allProjections", () => {
   test("lists the eleven projections with distinct buckets", () => {
-    assert.deepEqual(allProjections.map((p) => p.bucket),
-      ["UNIBUS_users", "UNIBUS_rooms", "UNIBUS_members", "UNIBUS_rooms_by_member", "UNIBUS_nodes", "UNIBUS_invites", "UNIBUS_identities",
-        "UNIBUS_releases", "UNIBUS_rollouts", "UNIBUS_node_locks", "UNIBUS_node_releases"]);
+    assert.deepEqual(
+      allProjections.map((p) => p.bucket),
+      [
+        "UNIBUS_users",
+        "UNIBUS_rooms",
+        "UNIBUS_members",
+        "UNIBUS_rooms_by_member",
+        "UNIBUS_nodes",
+        "UNIBUS_invites",
+        "UNIBUS_identities",
+        "UNIBUS_releases",
+        "UNIBUS_rollouts",
+        "UNIBUS_node_locks",
+        "UNIBUS_node_releases",
+      ],
+    );
   });
 });
 
@@ -244,7 +330,10 @@ describe("applyEvent", () => {
       bucket: "spy",
       calls: 0,
       keys: () => ["k"],
-      project: (r: { seq: number; n: number } | undefined, e: StoredEvent) => { p.calls++; return { seq: e.seq, n: (r?.n ?? 0) + 1 }; },
+      project: (r: { seq: number; n: number } | undefined, e: StoredEvent) => {
+        p.calls++;
+        return { seq: e.seq, n: (r?.n ?? 0) + 1 };
+      },
     };
     return p;
   }
@@ -300,7 +389,12 @@ describe("applyEvent", () => {
 
   test("a tombstone ignores every event at or below its seq: a stale MemberAdded or role change does not bring the member back", () => {
     const tomb = { deleted: true as const, seq: 12 };
-    for (const e of [memberAdded(9, "ops", "bob", "member"), memberAdded(12, "ops", "bob", "member"), roleChanged(10, "ops", "bob", "owner"), memberRemoved(12, "ops", "bob")]) {
+    for (const e of [
+      memberAdded(9, "ops", "bob", "member"),
+      memberAdded(12, "ops", "bob", "member"),
+      roleChanged(10, "ops", "bob", "owner"),
+      memberRemoved(12, "ops", "bob"),
+    ]) {
       assert.equal(applyEvent(membersProjection, tomb, e), tomb, `${e.type} at ${e.seq}`);
       assert.equal(applyEvent(roomsByMemberProjection, tomb, e), tomb, `${e.type} at ${e.seq}`);
     }
@@ -308,13 +402,28 @@ describe("applyEvent", () => {
 
   test("a tombstone is an absent record to later events: a newer MemberAdded re-creates the member, a newer role change or removal leaves it as it is", () => {
     const tomb = { deleted: true as const, seq: 12 };
-    assert.deepEqual(applyEvent(membersProjection, tomb, memberAdded(15, "ops", "bob", "owner")), { room: "ops", user: "bob", role: "owner", since: tsOf(15), seq: 15 });
-    assert.deepEqual(applyEvent(roomsByMemberProjection, tomb, memberAdded(15, "ops", "bob", "owner")), { user: "bob", room: "ops", role: "owner", seq: 15 });
+    assert.deepEqual(applyEvent(membersProjection, tomb, memberAdded(15, "ops", "bob", "owner")), {
+      room: "ops",
+      user: "bob",
+      role: "owner",
+      since: tsOf(15),
+      seq: 15,
+    });
+    assert.deepEqual(applyEvent(roomsByMemberProjection, tomb, memberAdded(15, "ops", "bob", "owner")), {
+      user: "bob",
+      room: "ops",
+      role: "owner",
+      seq: 15,
+    });
     assert.equal(applyEvent(membersProjection, tomb, roleChanged(15, "ops", "bob", "owner")), tomb);
     assert.equal(applyEvent(membersProjection, tomb, memberRemoved(15, "ops", "bob")), tomb);
     // project never sees the tombstone itself: only "no record".
     const seen: unknown[] = [];
-    const p: Projection<{ seq: number }> = { bucket: "spy", keys: () => ["k"], project: (r, e) => (seen.push(r), { seq: e.seq }) };
+    const p: Projection<{ seq: number }> = {
+      bucket: "spy",
+      keys: () => ["k"],
+      project: (r, e) => (seen.push(r), { seq: e.seq }),
+    };
     assert.deepEqual(applyEvent(p, tomb, roomCreated(13, "ops", "", "alice")), { seq: 13 });
     assert.deepEqual(seen, [undefined]);
   });
@@ -323,18 +432,30 @@ describe("applyEvent", () => {
     const bob = { room: "ops", user: "bob", role: "member", since: tsOf(7), seq: 7 };
     const tomb = { deleted: true, seq: 9 };
     assert.equal(isTombstone(tomb), true);
-    for (const v of [bob, undefined, null, 3, "x", { deleted: false, seq: 1 }]) assert.equal(isTombstone(v), false, JSON.stringify(v));
+    for (const v of [bob, undefined, null, 3, "x", { deleted: false, seq: 1 }])
+      assert.equal(isTombstone(v), false, JSON.stringify(v));
     assert.equal(liveRecord(tomb), undefined);
     assert.equal(liveRecord(undefined), undefined);
     assert.equal(liveRecord(bob), bob);
-    assert.deepEqual(liveRecords(new Map<string, unknown>([["ops.bob", bob], ["ops.carol", tomb]])), new Map([["ops.bob", bob]]));
+    assert.deepEqual(
+      liveRecords(
+        new Map<string, unknown>([
+          ["ops.bob", bob],
+          ["ops.carol", tomb],
+        ]),
+      ),
+      new Map([["ops.bob", bob]]),
+    );
   });
 });
 
 describe("MemoryProjections", () => {
   test("starts with one empty bucket per projection", () => {
     const mp = new MemoryProjections();
-    assert.deepEqual([...mp.buckets.keys()], allProjections.map((p) => p.bucket));
+    assert.deepEqual(
+      [...mp.buckets.keys()],
+      allProjections.map((p) => p.bucket),
+    );
     for (const b of mp.buckets.values()) assert.equal(b.size, 0);
   });
 
@@ -344,7 +465,12 @@ describe("MemoryProjections", () => {
 
   test("every value it holds matches its KV record schema or is a tombstone; every live one is a record", () => {
     const mp = replay(history);
-    const schemas = { UNIBUS_users: UserRecord, UNIBUS_rooms: RoomRecord, UNIBUS_members: MemberRecord, UNIBUS_rooms_by_member: RoomByMemberRecord };
+    const schemas = {
+      UNIBUS_users: UserRecord,
+      UNIBUS_rooms: RoomRecord,
+      UNIBUS_members: MemberRecord,
+      UNIBUS_rooms_by_member: RoomByMemberRecord,
+    };
     for (const [bucket, records] of mp.buckets) {
       const schema = schemas[bucket as keyof typeof schemas];
       for (const rec of records.values()) StoredRecord(schema).parse(rec);
@@ -357,9 +483,25 @@ describe("MemoryProjections", () => {
     assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("ops").members, 3);
     assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("dev").members, 1);
     assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("dev").archived, false);
-    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("ops.carol"), { room: "ops", user: "carol", role: "member", since: tsOf(9), seq: 9 });
-    assert.deepEqual(mp.buckets.get("UNIBUS_rooms_by_member")!.get("bob.dev"), { user: "bob", room: "dev", role: "owner", seq: 11 });
-    assert.deepEqual([...mp.buckets.get("UNIBUS_members")!.keys()].sort(), ["dev.bob", "ops.alice", "ops.bob", "ops.carol"]);
+    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("ops.carol"), {
+      room: "ops",
+      user: "carol",
+      role: "member",
+      since: tsOf(9),
+      seq: 9,
+    });
+    assert.deepEqual(mp.buckets.get("UNIBUS_rooms_by_member")!.get("bob.dev"), {
+      user: "bob",
+      room: "dev",
+      role: "owner",
+      seq: 11,
+    });
+    assert.deepEqual([...mp.buckets.get("UNIBUS_members")!.keys()].sort(), [
+      "dev.bob",
+      "ops.alice",
+      "ops.bob",
+      "ops.carol",
+    ]);
   });
 
   test("replaying the whole history twice gives the same buckets as once", () => {
@@ -385,14 +527,29 @@ describe("MemoryProjections", () => {
   test("replaying any prefix of the history over its end state (a projector resumed from an old checkpoint, stopped after any batch) changes nothing", () => {
     const once = snapshot(replay(history));
     for (let k = 1; k <= history.length; k++) {
-      assert.deepEqual(snapshot(replay(history.slice(0, k), replay(history))), once, `prefix up to seq ${history[k - 1]!.seq}`);
+      assert.deepEqual(
+        snapshot(replay(history.slice(0, k), replay(history))),
+        once,
+        `prefix up to seq ${history[k - 1]!.seq}`,
+      );
     }
   });
 
   test("a member removed then re-added gets a fresh record and is counted again", () => {
     const mp = replay([...history, memberAdded(15, "ops", "carol", "moderator")]);
-    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("ops.carol"), { room: "ops", user: "carol", role: "moderator", since: tsOf(15), seq: 15 });
-    assert.deepEqual(mp.buckets.get("UNIBUS_rooms_by_member")!.get("carol.ops"), { user: "carol", room: "ops", role: "moderator", seq: 15 });
+    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("ops.carol"), {
+      room: "ops",
+      user: "carol",
+      role: "moderator",
+      since: tsOf(15),
+      seq: 15,
+    });
+    assert.deepEqual(mp.buckets.get("UNIBUS_rooms_by_member")!.get("carol.ops"), {
+      user: "carol",
+      room: "ops",
+      role: "moderator",
+      seq: 15,
+    });
     assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("ops").members, 3);
     assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("ops").seq, 15);
   });
@@ -407,8 +564,15 @@ describe("MemoryProjections", () => {
       memberRemoved(6, "lab", "c"),
       roomArchived(7, "lab", "alice"),
     ]);
-    assert.deepEqual(mp.buckets.get("UNIBUS_rooms")!.get("lab"),
-      { room: "lab", subject: "Lab", created_by: "alice", created_at: tsOf(1), archived: true, members: 2, seq: 7 });
+    assert.deepEqual(mp.buckets.get("UNIBUS_rooms")!.get("lab"), {
+      room: "lab",
+      subject: "Lab",
+      created_by: "alice",
+      created_at: tsOf(1),
+      archived: true,
+      members: 2,
+      seq: 7,
+    });
     // members in the rooms record equals the number of live <room>.* records in the members bucket
     const listed = [...liveRecords(mp.buckets.get("UNIBUS_members")!).keys()].filter((k) => k.startsWith("lab."));
     assert.deepEqual(listed.sort(), ["lab.a", "lab.b"]);
@@ -423,7 +587,14 @@ describe("MemoryProjections", () => {
 
   test("events no projection knows leave every bucket empty", () => {
     // A kind this version does not know never gets past decodeEvent; were one to, no projection takes it.
-    const widget: StoredEventFields = { seq: 2, ts: tsOf(2), type: "WidgetMade", kind: "widget", aggregate: "widget.x", data: { room: "x", user: "y" } };
+    const widget: StoredEventFields = {
+      seq: 2,
+      ts: tsOf(2),
+      type: "WidgetMade",
+      kind: "widget",
+      aggregate: "widget.x",
+      data: { room: "x", user: "y" },
+    };
     const mp = replay([systemInitialized(1), widget as StoredEvent]);
     for (const b of mp.buckets.values()) assert.equal(b.size, 0);
   });
@@ -439,40 +610,122 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
   const nodeKey = signerFromSeed(newUserSeed()).publicKey;
   const adminKey = signerFromSeed(newUserSeed()).publicKey;
   const at = (n: number) => new Date(Date.UTC(2025, 0, 1, 1, 0, n)).toISOString();
-  const fleetEv = (seq: number, type: string, data: Record<string, unknown>): StoredEvent => storedEvent({ seq, ts: tsOf(seq), type, kind: "fleet", aggregate: "main", data });
+  const fleetEv = (seq: number, type: string, data: Record<string, unknown>): StoredEvent =>
+    storedEvent({ seq, ts: tsOf(seq), type, kind: "fleet", aggregate: "main", data });
   const nodeEv = (seq: number, type: string, data: Record<string, unknown>, node = "web-1"): StoredEvent =>
-    storedEvent({ seq, ts: tsOf(seq), type, kind: "node", aggregate: node, data: { node, seq: seq - 1, at: at(seq), ...data } });
-  const enrolled = (seq: number, node = "web-1") => fleetEv(seq, "NodeEnrolled", {
-    node, sign_key: nodeKey, kex_key: aliceKex, address: "10.0.0.1", labels: { zone: "a" }, invite: "f".repeat(64), flow: "join",
-  });
+    storedEvent({
+      seq,
+      ts: tsOf(seq),
+      type,
+      kind: "node",
+      aggregate: node,
+      data: { node, seq: seq - 1, at: at(seq), ...data },
+    });
+  const enrolled = (seq: number, node = "web-1") =>
+    fleetEv(seq, "NodeEnrolled", {
+      node,
+      sign_key: nodeKey,
+      kex_key: aliceKex,
+      address: "10.0.0.1",
+      labels: { zone: "a" },
+      invite: "f".repeat(64),
+      flow: "join",
+    });
   const agentStarted = (seq: number, services: string[]) =>
-    nodeEv(seq, "AgentStarted", { version: "0.2.0", services, sandbox: "bwrap", identity: "userns", bwrap_version: "0.8.0" });
+    nodeEv(seq, "AgentStarted", {
+      version: "0.2.0",
+      services,
+      sandbox: "bwrap",
+      identity: "userns",
+      bwrap_version: "0.8.0",
+    });
   const started = (seq: number, service: string, pid = 4000 + seq) => nodeEv(seq, "ServiceStarted", { service, pid });
-  const exited = (seq: number, service: string, code: number | null, signal: string | null = null) => nodeEv(seq, "ServiceExited", { service, code, signal });
-  const restarted = (seq: number, service: string, attempt: number) => nodeEv(seq, "ServiceRestarted", { service, reason: attempt ? "exited 1" : "requested", attempt });
+  const exited = (seq: number, service: string, code: number | null, signal: string | null = null) =>
+    nodeEv(seq, "ServiceExited", { service, code, signal });
+  const restarted = (seq: number, service: string, attempt: number) =>
+    nodeEv(seq, "ServiceRestarted", { service, reason: attempt ? "exited 1" : "requested", attempt });
   const stopped = (seq: number, service: string, reason: string) => nodeEv(seq, "ServiceStopped", { service, reason });
-  const command = { v: 1, id: "cmd-0001", ts: at(0), nonce: "n".repeat(16), actor: { id: "alice", key: adminKey }, action: "restart", args: { node: "web-1", service: "api" }, sig: "s".repeat(86) };
+  const command = {
+    v: 1,
+    id: "cmd-0001",
+    ts: at(0),
+    nonce: "n".repeat(16),
+    actor: { id: "alice", key: adminKey },
+    action: "restart",
+    args: { node: "web-1", service: "api" },
+    sig: "s".repeat(86),
+  };
   const received = (seq: number) => nodeEv(seq, "CommandReceived", { command });
   const completed = (seq: number, ok: boolean) =>
-    nodeEv(seq, "CommandCompleted", { command: "cmd-0001", actor: command.actor, action: "restart", ok, code: ok ? null : "E_X", message: ok ? null : "no", ms: 5 });
+    nodeEv(seq, "CommandCompleted", {
+      command: "cmd-0001",
+      actor: command.actor,
+      action: "restart",
+      ok,
+      code: ok ? null : "E_X",
+      message: ok ? null : "no",
+      ms: 5,
+    });
 
   /** An agent's life: boot with two services, a crash and an automatic restart, a requested restart, a crash loop. */
   const life: StoredEvent[] = [
     enrolled(1),
     agentStarted(2, ["api", "worker"]),
-    started(3, "api"), started(4, "worker"),
-    exited(5, "api", 1), restarted(6, "api", 1), started(7, "api"),
-    exited(8, "worker", null, "SIGSEGV"), restarted(9, "worker", 1), started(10, "worker"), exited(11, "worker", 139), stopped(12, "worker", "crash-loop"),
-    received(13), exited(14, "api", 0, null), stopped(15, "api", "requested"), restarted(16, "api", 0), started(17, "api"), completed(18, true),
+    started(3, "api"),
+    started(4, "worker"),
+    exited(5, "api", 1),
+    restarted(6, "api", 1),
+    started(7, "api"),
+    exited(8, "worker", null, "SIGSEGV"),
+    restarted(9, "worker", 1),
+    started(10, "worker"),
+    exited(11, "worker", 139),
+    stopped(12, "worker", "crash-loop"),
+    received(13),
+    exited(14, "api", 0, null),
+    stopped(15, "api", "requested"),
+    restarted(16, "api", 0),
+    started(17, "api"),
+    completed(18, true),
   ];
 
   const expectedNode = {
-    node: "web-1", sign_key: nodeKey, kex_key: aliceKex, address: "10.0.0.1", labels: { zone: "a" }, status: "active", flow: "join", enrolled_at: tsOf(1), invite: "f".repeat(64),
+    node: "web-1",
+    sign_key: nodeKey,
+    kex_key: aliceKex,
+    address: "10.0.0.1",
+    labels: { zone: "a" },
+    status: "active",
+    flow: "join",
+    enrolled_at: tsOf(1),
+    invite: "f".repeat(64),
     services: {
-      api: { state: "running", pid: 4017, since: at(17), restarts: 0, last_exit: { code: 0, signal: null, at: at(14) }, last_event: { type: "ServiceStarted", at: at(17) } },
-      worker: { state: "crash-loop", pid: null, since: at(10), restarts: 1, last_exit: { code: 139, signal: null, at: at(11) }, last_event: { type: "ServiceStopped", at: at(12) } },
+      api: {
+        state: "running",
+        pid: 4017,
+        since: at(17),
+        restarts: 0,
+        last_exit: { code: 0, signal: null, at: at(14) },
+        last_event: { type: "ServiceStarted", at: at(17) },
+      },
+      worker: {
+        state: "crash-loop",
+        pid: null,
+        since: at(10),
+        restarts: 1,
+        last_exit: { code: 139, signal: null, at: at(11) },
+        last_event: { type: "ServiceStopped", at: at(12) },
+      },
     },
-    agent: { version: "0.2.0", started_at: at(2), sandbox: "bwrap", identity: "userns", last_seq: 17, last_report_at: tsOf(18), last_command: { action: "restart", actor: "alice", ok: true, at: at(18) } },
+    agent: {
+      version: "0.2.0",
+      started_at: at(2),
+      sandbox: "bwrap",
+      identity: "userns",
+      last_seq: 17,
+      last_report_at: tsOf(18),
+      last_command: { action: "restart", actor: "alice", ok: true, at: at(18) },
+    },
     vault: null,
     seq: 18,
   };
@@ -482,7 +735,8 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
   test("keys: fleet node events and every node-kind event are keyed by the node's name; invites and others are ignored", () => {
     assert.deepEqual(nodesProjection.keys(enrolled(1)), ["web-1"]);
     assert.deepEqual(nodesProjection.keys(fleetEv(2, "NodeLeft", { node: "web-1", address: "10.0.0.1" })), ["web-1"]);
-    for (const e of [agentStarted(2, []), started(3, "api"), received(4), completed(5, true)]) assert.deepEqual(nodesProjection.keys(e), ["web-1"], e.type);
+    for (const e of [agentStarted(2, []), started(3, "api"), received(4), completed(5, true)])
+      assert.deepEqual(nodesProjection.keys(e), ["web-1"], e.type);
     assert.deepEqual(nodesProjection.keys(fleetEv(3, "InviteIssued", { hash: "a".repeat(64) })), []);
     assert.deepEqual(nodesProjection.keys(userCreated(4, "alice", "admin", aliceKey, null)), []);
   });
@@ -500,7 +754,12 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
     assert.equal(Object.keys(rec.services).length, 256);
     assert.equal(rec.services["svc-299"], undefined);
     // A service it already has still changes.
-    const again = nodeOf([enrolled(1), agentStarted(2, []), ...names.map((n, i) => started(3 + i, n)), exited(303, "svc-0", 1)]);
+    const again = nodeOf([
+      enrolled(1),
+      agentStarted(2, []),
+      ...names.map((n, i) => started(3 + i, n)),
+      exited(303, "svc-0", 1),
+    ]);
     assert.equal(again.services["svc-0"].state, "exited");
   });
 
@@ -512,14 +771,31 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
 
   test("intermediate states: exited, restarting (counting automatic restarts), running again", () => {
     assert.equal(nodeOf(life.slice(0, 5)).services.api.state, "exited");
-    assert.deepEqual(pick(nodeOf(life.slice(0, 6)).services.api, "state", "pid", "restarts"), { state: "restarting", pid: null, restarts: 1 });
-    assert.deepEqual(pick(nodeOf(life.slice(0, 7)).services.api, "state", "pid", "restarts"), { state: "running", pid: 4007, restarts: 1 });
+    assert.deepEqual(pick(nodeOf(life.slice(0, 6)).services.api, "state", "pid", "restarts"), {
+      state: "restarting",
+      pid: null,
+      restarts: 1,
+    });
+    assert.deepEqual(pick(nodeOf(life.slice(0, 7)).services.api, "state", "pid", "restarts"), {
+      state: "running",
+      pid: 4007,
+      restarts: 1,
+    });
     assert.equal(nodeOf(life.slice(0, 13)).services.api.restarts, 1, "a command received changes no service");
   });
 
   test("ServiceStopped: requested and exited are stopped; crash-loop and failed are themselves", () => {
-    for (const [reason, state] of [["requested", "stopped"], ["exited", "stopped"], ["crash-loop", "crash-loop"], ["failed", "failed"]]) {
-      assert.equal(nodeOf([enrolled(1), started(2, "api"), stopped(3, "api", reason!)]).services.api.state, state, reason);
+    for (const [reason, state] of [
+      ["requested", "stopped"],
+      ["exited", "stopped"],
+      ["crash-loop", "crash-loop"],
+      ["failed", "failed"],
+    ]) {
+      assert.equal(
+        nodeOf([enrolled(1), started(2, "api"), stopped(3, "api", reason!)]).services.api.state,
+        state,
+        reason,
+      );
     }
   });
 
@@ -531,11 +807,27 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
   test("AgentStarted: new services appear stopped, undeclared ones go, running ones are no longer running", () => {
     const rec = nodeOf([...life, agentStarted(19, ["api", "cron"])]);
     assert.deepEqual(Object.keys(rec.services), ["api", "cron"]);
-    assert.deepEqual(rec.services.cron, { state: "stopped", pid: null, since: null, restarts: 0, last_exit: null, last_event: { type: "AgentStarted", at: at(19) } });
-    assert.deepEqual(pick(rec.services.api, "state", "pid", "since", "last_exit"), { state: "stopped", pid: null, since: at(17), last_exit: { code: 0, signal: null, at: at(14) } });
+    assert.deepEqual(rec.services.cron, {
+      state: "stopped",
+      pid: null,
+      since: null,
+      restarts: 0,
+      last_exit: null,
+      last_event: { type: "AgentStarted", at: at(19) },
+    });
+    assert.deepEqual(pick(rec.services.api, "state", "pid", "since", "last_exit"), {
+      state: "stopped",
+      pid: null,
+      since: at(17),
+      last_exit: { code: 0, signal: null, at: at(14) },
+    });
     assert.deepEqual(rec.agent, { ...expectedNode.agent, started_at: at(19), last_seq: 18, last_report_at: tsOf(19) });
     const looping = nodeOf([...life, agentStarted(19, ["worker"])]);
-    assert.equal(looping.services.worker.state, "crash-loop", "a crash loop stays visible until the service is started again");
+    assert.equal(
+      looping.services.worker.state,
+      "crash-loop",
+      "a crash loop stays visible until the service is started again",
+    );
   });
 
   test("reports before the first AgentStarted track services but leave the agent unknown", () => {
@@ -549,20 +841,65 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
     const vaultEv = (seq: number, state: string, reachable: number, problem: string | null = null) =>
       nodeEv(seq, "VaultStateChanged", { state, epoch: 2, k: 3, n: 4, reachable, problem });
     assert.equal(nodeOf(life).vault, null, "no vault report: off");
-    const waiting = nodeOf([...life, vaultEv(19, "waiting-for-peers", 2, "2 of 4 guardians released a share; 3 are needed")]);
-    assert.deepEqual(waiting.vault, { state: "waiting-for-peers", epoch: 2, k: 3, n: 4, reachable: 2, problem: "2 of 4 guardians released a share; 3 are needed", since: at(19), last_unlock_at: null });
+    const waiting = nodeOf([
+      ...life,
+      vaultEv(19, "waiting-for-peers", 2, "2 of 4 guardians released a share; 3 are needed"),
+    ]);
+    assert.deepEqual(waiting.vault, {
+      state: "waiting-for-peers",
+      epoch: 2,
+      k: 3,
+      n: 4,
+      reachable: 2,
+      problem: "2 of 4 guardians released a share; 3 are needed",
+      since: at(19),
+      last_unlock_at: null,
+    });
     NodeRecord.parse(waiting);
     const unlocked = nodeOf([...life, vaultEv(19, "waiting-for-peers", 2), vaultEv(20, "unlocked", 4)]);
-    assert.deepEqual(pick(unlocked.vault, "state", "reachable", "since", "last_unlock_at"), { state: "unlocked", reachable: 4, since: at(20), last_unlock_at: at(20) });
+    assert.deepEqual(pick(unlocked.vault, "state", "reachable", "since", "last_unlock_at"), {
+      state: "unlocked",
+      reachable: 4,
+      since: at(20),
+      last_unlock_at: at(20),
+    });
     const rebooted = nodeOf([...life, vaultEv(19, "unlocked", 4), agentStarted(20, ["api"])]);
-    assert.deepEqual(rebooted.vault, { state: "locked", epoch: 2, k: 3, n: 4, reachable: 0, problem: null, since: at(20), last_unlock_at: at(19) });
-    const genesis = nodeOf([...life, nodeEv(19, "VaultStateChanged", { state: "genesis-locked", epoch: 0, k: 0, n: 0, reachable: 0, problem: "waiting for unibus node unlock --genesis" })]);
+    assert.deepEqual(rebooted.vault, {
+      state: "locked",
+      epoch: 2,
+      k: 3,
+      n: 4,
+      reachable: 0,
+      problem: null,
+      since: at(20),
+      last_unlock_at: at(19),
+    });
+    const genesis = nodeOf([
+      ...life,
+      nodeEv(19, "VaultStateChanged", {
+        state: "genesis-locked",
+        epoch: 0,
+        k: 0,
+        n: 0,
+        reachable: 0,
+        problem: "waiting for unibus node unlock --genesis",
+      }),
+    ]);
     assert.deepEqual(pick(genesis.vault, "state", "epoch"), { state: "genesis-locked", epoch: 0 });
-    assert.equal(NodeRecord.parse({ ...expectedNode, vault: undefined }).vault, null, "a record written before vaults were projected reads as off");
+    assert.equal(
+      NodeRecord.parse({ ...expectedNode, vault: undefined }).vault,
+      null,
+      "a record written before vaults were projected reads as off",
+    );
   });
 
   test("a failed command is the agent's last command", () => {
-    assert.deepEqual(nodeOf([...life, completed(19, false)]).agent.last_command, { action: "restart", actor: "alice", ok: false, at: at(19) });
+    assert.deepEqual(nodeOf([...life, completed(19, false)]).agent.last_command, {
+      action: "restart",
+      actor: "alice",
+      ok: false,
+      at: at(19),
+    });
   });
 
   test("reports for a node with no record create none", () => {
@@ -580,7 +917,12 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
   });
 
   test("a service named like an Object.prototype property is a service like any other", () => {
-    const rec = nodeOf([enrolled(1), started(2, "constructor"), exited(3, "constructor", 0), agentStarted(4, ["constructor", "valueof"])]);
+    const rec = nodeOf([
+      enrolled(1),
+      started(2, "constructor"),
+      exited(3, "constructor", 0),
+      agentStarted(4, ["constructor", "valueof"]),
+    ]);
     assert.deepEqual(Object.keys(rec.services), ["constructor", "valueof"]);
     assert.equal(rec.services.constructor.last_exit.code, 0);
     NodeRecord.parse(rec);
@@ -589,7 +931,8 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
   test("replaying the life twice, or any suffix again, changes nothing; nor does any single event again", () => {
     const once = snapshot(replay(life));
     assert.deepEqual(snapshot(replay(life, replay(life))), once);
-    for (let i = 0; i < life.length; i++) assert.deepEqual(snapshot(replay(life.slice(i), replay(life))), once, `suffix from ${i}`);
+    for (let i = 0; i < life.length; i++)
+      assert.deepEqual(snapshot(replay(life.slice(i), replay(life))), once, `suffix from ${i}`);
     for (const e of life) {
       const mp = replay(life);
       mp.apply(e);

@@ -1,21 +1,57 @@
 // Pure projections: project(record | undefined, event) → record | undefined (undefined = removed),
 // applied through the kernel (projection-kernel.ts), one per bucket.
-import type { IdentityRecord, InviteRecord, MemberRecord, NodeRecord, RoomByMemberRecord, RoomRecord, UserRecord } from "../../schemas/mod.ts";
-import { applyEvent, isOneOf, liveRecord, liveRecords, storedEvent, type Projection, type Stored, type StoredEvent, type StoredEventFields } from "./projection-kernel.ts";
+import type {
+  IdentityRecord,
+  InviteRecord,
+  MemberRecord,
+  NodeRecord,
+  RoomByMemberRecord,
+  RoomRecord,
+  UserRecord,
+} from "../../schemas/mod.ts";
+import {
+  applyEvent,
+  isOneOf,
+  liveRecord,
+  liveRecords,
+  storedEvent,
+  type Projection,
+  type Stored,
+  type StoredEvent,
+  type StoredEventFields,
+} from "./projection-kernel.ts";
 import { projectNodeActivity } from "./node-projection.ts";
 import { releasesProjection } from "./releases.ts";
 import { rolloutsProjection } from "./rollouts.ts";
 import { locksProjection } from "./locks.ts";
 import { nodeReleasesProjection } from "./node-releases.ts";
 
-export { applyEvent, isOneOf, liveRecord, liveRecords, storedEvent, type Projection, type Stored, type StoredEvent, type StoredEventFields };
+export {
+  applyEvent,
+  isOneOf,
+  liveRecord,
+  liveRecords,
+  storedEvent,
+  type Projection,
+  type Stored,
+  type StoredEvent,
+  type StoredEventFields,
+};
 export const usersProjection: Projection<UserRecord> = {
   bucket: "UNIBUS_users",
   keys: (e) => (e.kind === "user" ? [e.data.handle] : []),
   project(r, e) {
     switch (e.type) {
       case "UserCreated":
-        return { handle: e.data.handle, role: e.data.role, sign_key: e.data.sign_key, kex_key: e.data.kex_key, created_at: e.ts, revoked: false, seq: e.seq };
+        return {
+          handle: e.data.handle,
+          role: e.data.role,
+          sign_key: e.data.sign_key,
+          kex_key: e.data.kex_key,
+          created_at: e.ts,
+          revoked: false,
+          seq: e.seq,
+        };
       case "UserRevoked":
         return r && { ...r, revoked: true, seq: e.seq };
       default:
@@ -30,7 +66,15 @@ export const roomsProjection: Projection<RoomRecord> = {
   project(r, e) {
     switch (e.type) {
       case "RoomCreated":
-        return { room: e.data.room, subject: e.data.subject, created_by: e.data.created_by, created_at: e.ts, archived: false, members: r?.members ?? 0, seq: e.seq };
+        return {
+          room: e.data.room,
+          subject: e.data.subject,
+          created_by: e.data.created_by,
+          created_at: e.ts,
+          archived: false,
+          members: r?.members ?? 0,
+          seq: e.seq,
+        };
       case "RoomArchived":
         return r && { ...r, archived: true, seq: e.seq };
       case "MemberAdded":
@@ -81,8 +125,19 @@ export const nodesProjection: Projection<NodeRecord> = {
       case "NodeEnrolled": {
         const d = e.data;
         return {
-          node: d.node, sign_key: d.sign_key, kex_key: d.kex_key, address: d.address, labels: d.labels, status: "active", flow: d.flow, enrolled_at: e.ts, invite: d.invite,
-          services: {}, agent: null, vault: null, seq: e.seq,
+          node: d.node,
+          sign_key: d.sign_key,
+          kex_key: d.kex_key,
+          address: d.address,
+          labels: d.labels,
+          status: "active",
+          flow: d.flow,
+          enrolled_at: e.ts,
+          invite: d.invite,
+          services: {},
+          agent: null,
+          vault: null,
+          seq: e.seq,
         };
       }
       case "NodeLeft":
@@ -98,11 +153,25 @@ export const nodesProjection: Projection<NodeRecord> = {
 
 export const invitesProjection: Projection<InviteRecord> = {
   bucket: "UNIBUS_invites",
-  keys: (e) => (e.type === "InviteIssued" || e.type === "InviteRevoked" ? [e.data.hash] : e.type === "NodeEnrolled" ? [e.data.invite] : []),
+  keys: (e) =>
+    e.type === "InviteIssued" || e.type === "InviteRevoked"
+      ? [e.data.hash]
+      : e.type === "NodeEnrolled"
+        ? [e.data.invite]
+        : [],
   project(r, e) {
     switch (e.type) {
       case "InviteIssued":
-        return { hash: e.data.hash, note: e.data.note, expires_at: e.data.expires_at, uses: e.data.uses, uses_left: e.data.uses, revoked: false, issued_at: e.ts, seq: e.seq };
+        return {
+          hash: e.data.hash,
+          note: e.data.note,
+          expires_at: e.data.expires_at,
+          uses: e.data.uses,
+          uses_left: e.data.uses,
+          revoked: false,
+          issued_at: e.ts,
+          seq: e.seq,
+        };
       case "InviteRevoked":
         return r && { ...r, revoked: true, seq: e.seq };
       case "NodeEnrolled":
@@ -119,7 +188,15 @@ export const identitiesProjection: Projection<IdentityRecord> = {
   project(r, e) {
     switch (e.type) {
       case "IdentityIssued":
-        return { key: e.data.key, role: e.data.role, name: e.data.name, status: "active", issued_at: e.ts, expires_at: e.data.expires_at, seq: e.seq };
+        return {
+          key: e.data.key,
+          role: e.data.role,
+          name: e.data.name,
+          status: "active",
+          issued_at: e.ts,
+          expires_at: e.data.expires_at,
+          seq: e.seq,
+        };
       case "IdentityRevoked":
         return r && { ...r, status: "revoked", seq: e.seq };
       default:
@@ -132,8 +209,17 @@ export const identitiesProjection: Projection<IdentityRecord> = {
 export type AnyRecordProjection = Projection<{ seq: number }>;
 
 export const allProjections: readonly AnyRecordProjection[] = [
-  usersProjection, roomsProjection, membersProjection, roomsByMemberProjection, nodesProjection, invitesProjection, identitiesProjection,
-  releasesProjection, rolloutsProjection, locksProjection, nodeReleasesProjection,
+  usersProjection,
+  roomsProjection,
+  membersProjection,
+  roomsByMemberProjection,
+  nodesProjection,
+  invitesProjection,
+  identitiesProjection,
+  releasesProjection,
+  rolloutsProjection,
+  locksProjection,
+  nodeReleasesProjection,
 ];
 
 /**

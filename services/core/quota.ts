@@ -21,7 +21,10 @@ export interface QuotaRefusal {
   readonly retryAfterMs: number;
 }
 
-interface Bucket { tokens: number; at: number }
+interface Bucket {
+  tokens: number;
+  at: number;
+}
 
 /** Past this many identities the longest-untouched bucket is forgotten (it would have refilled anyway, mostly). */
 const DEFAULT_MAX_KEYS = 10_000;
@@ -29,8 +32,12 @@ const DEFAULT_MAX_KEYS = 10_000;
 export class QuotaLedger {
   private readonly buckets = new Map<string, Bucket[]>();
 
-  constructor(readonly rules: readonly QuotaRule[], private readonly maxKeys = DEFAULT_MAX_KEYS) {
-    for (const r of rules) if (!(r.limit > 0 && r.windowMs > 0)) throw new Error(`quota ${r.name}: limit and window must be positive`);
+  constructor(
+    readonly rules: readonly QuotaRule[],
+    private readonly maxKeys = DEFAULT_MAX_KEYS,
+  ) {
+    for (const r of rules)
+      if (!(r.limit > 0 && r.windowMs > 0)) throw new Error(`quota ${r.name}: limit and window must be positive`);
   }
 
   private refilled(key: string, now: number): Bucket[] {
@@ -98,8 +105,13 @@ function seconds(ms: number): string {
 export function quotaError(who: string, r: QuotaRefusal): DomainError {
   const { rule } = r;
   const limit = `${rule.limit} ${rule.unit} per ${windowText(rule.windowMs)}`;
-  const when = Number.isFinite(r.retryAfterMs) ? `it frees enough in ${seconds(r.retryAfterMs)}` : "this one request is larger than the whole quota; send less at a time";
+  const when = Number.isFinite(r.retryAfterMs)
+    ? `it frees enough in ${seconds(r.retryAfterMs)}`
+    : "this one request is larger than the whole quota; send less at a time";
   return domainError("E_QUOTA", `${who} is over its ${rule.name} quota (${limit}); ${when}`, {
-    quota: rule.name, limit: rule.limit, window_ms: rule.windowMs, ...(Number.isFinite(r.retryAfterMs) ? { retry_after_ms: r.retryAfterMs } : {}),
+    quota: rule.name,
+    limit: rule.limit,
+    window_ms: rule.windowMs,
+    ...(Number.isFinite(r.retryAfterMs) ? { retry_after_ms: r.retryAfterMs } : {}),
   });
 }

@@ -32,14 +32,28 @@ export function foldRevocation(fold: RevocationFold, e: Revoking): void {
     if (key && !fold.revoked.has(key)) fold.revoked.set(key, revocationSeconds(Date.parse(e.ts)));
   };
   switch (e.type) {
-    case "NodeEnrolled": fold.keyOf.set(`node:${d.node}`, d.sign_key!); break;
-    case "UserCreated": fold.keyOf.set(`user:${d.handle}`, d.sign_key!); break;
-    case "InviteIssued": fold.keyOf.set(`invite:${d.hash}`, d.bootstrap_key!); break;
+    case "NodeEnrolled":
+      fold.keyOf.set(`node:${d.node}`, d.sign_key!);
+      break;
+    case "UserCreated":
+      fold.keyOf.set(`user:${d.handle}`, d.sign_key!);
+      break;
+    case "InviteIssued":
+      fold.keyOf.set(`invite:${d.hash}`, d.bootstrap_key!);
+      break;
     case "NodeLeft":
-    case "NodeRevoked": revoke(fold.keyOf.get(`node:${d.node}`)); break;
-    case "UserRevoked": revoke(fold.keyOf.get(`user:${d.handle}`)); break;
-    case "InviteRevoked": revoke(fold.keyOf.get(`invite:${d.hash}`)); break;
-    case "IdentityRevoked": revoke(d.key); break;
+    case "NodeRevoked":
+      revoke(fold.keyOf.get(`node:${d.node}`));
+      break;
+    case "UserRevoked":
+      revoke(fold.keyOf.get(`user:${d.handle}`));
+      break;
+    case "InviteRevoked":
+      revoke(fold.keyOf.get(`invite:${d.hash}`));
+      break;
+    case "IdentityRevoked":
+      revoke(d.key);
+      break;
     case "IdentityReissued": {
       const k = d.key!;
       const until = Number((e.data as { revokes_until: number }).revokes_until);
@@ -54,7 +68,10 @@ export function foldRevocation(fold: RevocationFold, e: Revoking): void {
  * A revoked key keeps the later of the two times (membershipd mints nothing for a revoked key, so
  * no JWT of it is newer than its revocation).
  */
-export function revocationList(revoked: ReadonlyMap<string, number>, reissued: ReadonlyMap<string, number>): Record<string, number> {
+export function revocationList(
+  revoked: ReadonlyMap<string, number>,
+  reissued: ReadonlyMap<string, number>,
+): Record<string, number> {
   const list: Record<string, number> = {};
   for (const [key, until] of reissued) list[key] = until;
   for (const [key, at] of revoked) list[key] = Math.max(at, list[key] ?? 0);

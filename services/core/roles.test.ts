@@ -22,7 +22,8 @@ test("an admin may do every membership action and read the trust list, but never
 });
 
 test("monitors, services and bootstrap identities send no node action", () => {
-  for (const role of ["monitor", "service", "bootstrap"] as const) for (const a of nodeActions) assert.ok(!roleAllows(role, a), `${role} ${a}`);
+  for (const role of ["monitor", "service", "bootstrap"] as const)
+    for (const a of nodeActions) assert.ok(!roleAllows(role, a), `${role} ${a}`);
   assert.ok(!READ_ACTIONS.has("node.trust"), "READ_ACTIONS is what monitors may send");
 });
 

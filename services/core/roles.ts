@@ -1,8 +1,21 @@
 import type { Role } from "../../schemas/mod.ts";
 
 /** Actions that only read projections. */
-export const READ_ACTIONS: ReadonlySet<string> = new Set(["user.list", "room.list", "room.show", "member.list", "node.list", "node.show", "node.invites",
-  "release.list", "release.show", "rollout.status", "rollout.list", "cluster.status", "vault.status"]);
+export const READ_ACTIONS: ReadonlySet<string> = new Set([
+  "user.list",
+  "room.list",
+  "room.show",
+  "member.list",
+  "node.list",
+  "node.show",
+  "node.invites",
+  "release.list",
+  "release.show",
+  "rollout.status",
+  "rollout.list",
+  "cluster.status",
+  "vault.status",
+]);
 
 /**
  * What a node's agent asks of membershipd: append its own events, and learn which admins it obeys.
@@ -11,7 +24,12 @@ export const READ_ACTIONS: ReadonlySet<string> = new Set(["user.list", "room.lis
 export const NODE_ACTIONS: ReadonlySet<string> = new Set(["node.report", "node.trust"]);
 
 /** What a node's agent asks membershipd for its vault: as an owner (distribute, plan, mismatch) or a guardian (fetch). */
-export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set(["vault.distribute", "vault.plan", "vault.fetch", "vault.mismatch"]);
+export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
+  "vault.distribute",
+  "vault.plan",
+  "vault.fetch",
+  "vault.mismatch",
+]);
 
 /** Reads whose reply is not stored with the nonce: the read actions and `node.trust`. */
 export function isReadAction(action: string): boolean {
@@ -22,9 +40,13 @@ export function isReadAction(action: string): boolean {
 export function roleAllows(role: Role, action: string): boolean {
   switch (role) {
     // node.report would let an admin forge a node's own account of itself; node.trust is a harmless read.
-    case "admin": return action !== "node.report";
-    case "monitor": return READ_ACTIONS.has(action);
-    case "node": return NODE_ACTIONS.has(action) || VAULT_NODE_ACTIONS.has(action);
-    default: return false;
+    case "admin":
+      return action !== "node.report";
+    case "monitor":
+      return READ_ACTIONS.has(action);
+    case "node":
+      return NODE_ACTIONS.has(action) || VAULT_NODE_ACTIONS.has(action);
+    default:
+      return false;
   }
 }

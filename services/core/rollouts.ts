@@ -10,20 +10,44 @@ import { domainError } from "./errors.ts";
 import type { Projection } from "./projection-kernel.ts";
 
 export type RolloutPhase = "running" | "paused" | "completed" | "aborted";
-export interface NodeOutcome { ok: boolean; code: string | null; reason: string | null }
+export interface NodeOutcome {
+  ok: boolean;
+  code: string | null;
+  reason: string | null;
+}
 
 export type RolloutState =
   | { exists: false }
   | {
-    exists: true; rollout: string; name: string; version: string; nodes: readonly string[]; canary: number; batch: number; maxFailures: number;
-    phase: RolloutPhase; started: number; finished: ReadonlyMap<string, NodeOutcome>; failures: number; canaryFailed: boolean;
-  };
+      exists: true;
+      rollout: string;
+      name: string;
+      version: string;
+      nodes: readonly string[];
+      canary: number;
+      batch: number;
+      maxFailures: number;
+      phase: RolloutPhase;
+      started: number;
+      finished: ReadonlyMap<string, NodeOutcome>;
+      failures: number;
+      canaryFailed: boolean;
+    };
 
 export type RolloutCommand =
   | {
-    type: "StartRollout"; rollout: string; name: string; version: string; selector: Record<string, string>;
-    candidates: readonly { node: string; locked: boolean }[]; force: boolean; canary: number; batch: number; maxFailures: number; by: string;
-  }
+      type: "StartRollout";
+      rollout: string;
+      name: string;
+      version: string;
+      selector: Record<string, string>;
+      candidates: readonly { node: string; locked: boolean }[];
+      force: boolean;
+      canary: number;
+      batch: number;
+      maxFailures: number;
+      by: string;
+    }
   | { type: "AdvanceRollout" }
   | { type: "FinishNode"; node: string; ok: boolean; code: string | null; reason: string | null }
   | { type: "ResumeRollout"; by: string }
@@ -50,18 +74,43 @@ const batchesOf = (s: Live) => planBatches(s.nodes, s.canary, s.batch);
 /** The nodes that were sent the update and have no outcome yet. */
 export function nodesInFlight(s: RolloutState): string[] {
   if (!s.exists) return [];
-  return batchesOf(s).slice(0, s.started).flat().filter((n) => !s.finished.has(n));
+  return batchesOf(s)
+    .slice(0, s.started)
+    .flat()
+    .filter((n) => !s.finished.has(n));
 }
 
 function advance(s: Live): RolloutEvent[] {
   if (s.phase !== "running") return [];
   const batches = batchesOf(s);
   if (s.started > 0 && nodesInFlight(s).length > 0) return [];
-  if (s.canaryFailed) return [{ type: "RolloutPaused", data: { rollout: s.rollout, reason: "the canary failed; no batch starts until rollout resume", failures: s.failures } }];
+  if (s.canaryFailed)
+    return [
+      {
+        type: "RolloutPaused",
+        data: {
+          rollout: s.rollout,
+          reason: "the canary failed; no batch starts until rollout resume",
+          failures: s.failures,
+        },
+      },
+    ];
   if (s.failures > s.maxFailures) {
-    return [{ type: "RolloutPaused", data: { rollout: s.rollout, reason: `${s.failures} failures, over the limit of ${s.maxFailures}`, failures: s.failures } }];
+    return [
+      {
+        type: "RolloutPaused",
+        data: {
+          rollout: s.rollout,
+          reason: `${s.failures} failures, over the limit of ${s.maxFailures}`,
+          failures: s.failures,
+        },
+      },
+    ];
   }
-  if (s.started < batches.length) return [{ type: "RolloutBatchStarted", data: { rollout: s.rollout, batch: s.started, nodes: batches[s.started]! } }];
+  if (s.started < batches.length)
+    return [
+      { type: "RolloutBatchStarted", data: { rollout: s.rollout, batch: s.started, nodes: batches[s.started]! } },
+    ];
   const failed = [...s.finished.values()].filter((o) => !o.ok).length;
   return [{ type: "RolloutCompleted", data: { rollout: s.rollout, committed: s.finished.size - failed, failed } }];
 }
@@ -71,12 +120,32 @@ export const rolloutDecider: Decider<RolloutCommand, RolloutEvent, RolloutState>
   decide(c, s) {
     if (c.type === "StartRollout") {
       if (s.exists) return domainError("E_ROLLOUT_EXISTS", `rollout ${c.rollout} already exists`);
-      const skipped = c.candidates.filter((n) => n.locked && !c.force).map((n) => ({ node: n.node, reason: "locked (unibus node lock); use --force to include it" }));
+      const skipped = c.candidates
+        .filter((n) => n.locked && !c.force)
+        .map((n) => ({ node: n.node, reason: "locked (unibus node lock); use --force to include it" }));
       const nodes = c.candidates.filter((n) => !n.locked || c.force).map((n) => n.node);
-      if (nodes.length === 0) return domainError("E_NO_NODES", `no node to update: the selector matched ${c.candidates.length} active nodes, ${skipped.length} of them locked`);
-      return [{ type: "RolloutStarted", data: {
-        rollout: c.rollout, name: c.name, version: c.version, selector: c.selector, nodes, skipped, canary: c.canary, batch: c.batch, max_failures: c.maxFailures, started_by: c.by,
-      } }];
+      if (nodes.length === 0)
+        return domainError(
+          "E_NO_NODES",
+          `no node to update: the selector matched ${c.candidates.length} active nodes, ${skipped.length} of them locked`,
+        );
+      return [
+        {
+          type: "RolloutStarted",
+          data: {
+            rollout: c.rollout,
+            name: c.name,
+            version: c.version,
+            selector: c.selector,
+            nodes,
+            skipped,
+            canary: c.canary,
+            batch: c.batch,
+            max_failures: c.maxFailures,
+            started_by: c.by,
+          },
+        },
+      ];
     }
     if (!s.exists) return domainError("E_ROLLOUT_NOT_FOUND", "no such rollout");
     switch (c.type) {
@@ -85,13 +154,20 @@ export const rolloutDecider: Decider<RolloutCommand, RolloutEvent, RolloutState>
       case "FinishNode": {
         const sent = batchesOf(s).slice(0, s.started).flat();
         if (!sent.includes(c.node) || s.finished.has(c.node)) return [];
-        return [{ type: "RolloutNodeFinished", data: { rollout: s.rollout, node: c.node, ok: c.ok, code: c.code, reason: c.reason } }];
+        return [
+          {
+            type: "RolloutNodeFinished",
+            data: { rollout: s.rollout, node: c.node, ok: c.ok, code: c.code, reason: c.reason },
+          },
+        ];
       }
       case "ResumeRollout":
-        if (s.phase !== "paused") return domainError("E_ROLLOUT_STATE", `rollout ${s.rollout} is ${s.phase}, not paused`);
+        if (s.phase !== "paused")
+          return domainError("E_ROLLOUT_STATE", `rollout ${s.rollout} is ${s.phase}, not paused`);
         return [{ type: "RolloutResumed", data: { rollout: s.rollout, by: c.by } }];
       case "AbortRollout":
-        if (s.phase === "completed" || s.phase === "aborted") return domainError("E_ROLLOUT_STATE", `rollout ${s.rollout} is already ${s.phase}`);
+        if (s.phase === "completed" || s.phase === "aborted")
+          return domainError("E_ROLLOUT_STATE", `rollout ${s.rollout} is already ${s.phase}`);
         return [{ type: "RolloutAborted", data: { rollout: s.rollout, by: c.by, reason: c.reason } }];
     }
   },
@@ -99,23 +175,49 @@ export const rolloutDecider: Decider<RolloutCommand, RolloutEvent, RolloutState>
     if (e.type === "RolloutStarted") {
       const d = e.data;
       return {
-        exists: true, rollout: d.rollout, name: d.name, version: d.version, nodes: d.nodes, canary: d.canary, batch: d.batch, maxFailures: d.max_failures,
-        phase: "running", started: 0, finished: new Map(), failures: 0, canaryFailed: false,
+        exists: true,
+        rollout: d.rollout,
+        name: d.name,
+        version: d.version,
+        nodes: d.nodes,
+        canary: d.canary,
+        batch: d.batch,
+        maxFailures: d.max_failures,
+        phase: "running",
+        started: 0,
+        finished: new Map(),
+        failures: 0,
+        canaryFailed: false,
       };
     }
     if (!s.exists) return s;
     switch (e.type) {
-      case "RolloutBatchStarted": return { ...s, started: e.data.batch + 1 };
+      case "RolloutBatchStarted":
+        return { ...s, started: e.data.batch + 1 };
       case "RolloutNodeFinished": {
-        const finished = new Map(s.finished).set(e.data.node, { ok: e.data.ok, code: e.data.code, reason: e.data.reason });
+        const finished = new Map(s.finished).set(e.data.node, {
+          ok: e.data.ok,
+          code: e.data.code,
+          reason: e.data.reason,
+        });
         const inCanary = s.canary > 0 && batchesOf(s)[0]!.includes(e.data.node);
-        return { ...s, finished, failures: s.failures + (e.data.ok ? 0 : 1), canaryFailed: s.canaryFailed || (inCanary && !e.data.ok) };
+        return {
+          ...s,
+          finished,
+          failures: s.failures + (e.data.ok ? 0 : 1),
+          canaryFailed: s.canaryFailed || (inCanary && !e.data.ok),
+        };
       }
-      case "RolloutPaused": return { ...s, phase: "paused" };
-      case "RolloutResumed": return { ...s, phase: "running", failures: 0, canaryFailed: false };
-      case "RolloutCompleted": return { ...s, phase: "completed" };
-      case "RolloutAborted": return { ...s, phase: "aborted" };
-      default: return s;
+      case "RolloutPaused":
+        return { ...s, phase: "paused" };
+      case "RolloutResumed":
+        return { ...s, phase: "running", failures: 0, canaryFailed: false };
+      case "RolloutCompleted":
+        return { ...s, phase: "completed" };
+      case "RolloutAborted":
+        return { ...s, phase: "aborted" };
+      default:
+        return s;
     }
   },
 };
@@ -134,8 +236,20 @@ export const rolloutsProjection: Projection<RolloutRecord> = {
       for (const n of d.nodes) nodes[n] = { state: "pending", batch: null, code: null, reason: null };
       for (const n of d.skipped) nodes[n.node] = { state: "skipped", batch: null, code: null, reason: n.reason };
       return {
-        rollout: d.rollout, name: d.name, version: d.version, state: "running", canary: d.canary, batch: d.batch, max_failures: d.max_failures, failures: 0,
-        batches_started: 0, nodes, started_at: e.ts, updated_at: e.ts, reason: null, seq: e.seq,
+        rollout: d.rollout,
+        name: d.name,
+        version: d.version,
+        state: "running",
+        canary: d.canary,
+        batch: d.batch,
+        max_failures: d.max_failures,
+        failures: 0,
+        batches_started: 0,
+        nodes,
+        started_at: e.ts,
+        updated_at: e.ts,
+        reason: null,
+        seq: e.seq,
       };
     }
     if (!r) return r;
@@ -151,15 +265,29 @@ export const rolloutsProjection: Projection<RolloutRecord> = {
         const d = e.data;
         const prev = r.nodes[d.node];
         return {
-          ...base, failures: r.failures + (d.ok ? 0 : 1),
-          nodes: { ...r.nodes, [d.node]: { state: d.ok ? "committed" : "failed", batch: prev?.batch ?? null, code: d.code, reason: d.reason } },
+          ...base,
+          failures: r.failures + (d.ok ? 0 : 1),
+          nodes: {
+            ...r.nodes,
+            [d.node]: {
+              state: d.ok ? "committed" : "failed",
+              batch: prev?.batch ?? null,
+              code: d.code,
+              reason: d.reason,
+            },
+          },
         };
       }
-      case "RolloutPaused": return { ...base, state: "paused", reason: e.data.reason };
-      case "RolloutResumed": return { ...base, state: "running", failures: 0, reason: null };
-      case "RolloutCompleted": return { ...base, state: "completed", reason: null };
-      case "RolloutAborted": return { ...base, state: "aborted", reason: e.data.reason };
-      default: return r;
+      case "RolloutPaused":
+        return { ...base, state: "paused", reason: e.data.reason };
+      case "RolloutResumed":
+        return { ...base, state: "running", failures: 0, reason: null };
+      case "RolloutCompleted":
+        return { ...base, state: "completed", reason: null };
+      case "RolloutAborted":
+        return { ...base, state: "aborted", reason: e.data.reason };
+      default:
+        return r;
     }
   },
 };

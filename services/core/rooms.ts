@@ -14,11 +14,16 @@ export const roomDecider: Decider<RoomCommand, RoomEvent, RoomState> = {
   decide(command, state) {
     switch (command.type) {
       case "CreateRoom":
-        if (state.exists) return domainError("E_ROOM_EXISTS", `room ${command.room} already exists`, { room: command.room });
-        return [{ type: "RoomCreated", data: { room: command.room, subject: command.subject, created_by: command.by } }];
+        if (state.exists)
+          return domainError("E_ROOM_EXISTS", `room ${command.room} already exists`, { room: command.room });
+        return [
+          { type: "RoomCreated", data: { room: command.room, subject: command.subject, created_by: command.by } },
+        ];
       case "ArchiveRoom":
-        if (!state.exists) return domainError("E_ROOM_NOT_FOUND", `room ${command.room} does not exist`, { room: command.room });
-        if (state.archived) return domainError("E_ROOM_ARCHIVED", `room ${command.room} is already archived`, { room: command.room });
+        if (!state.exists)
+          return domainError("E_ROOM_NOT_FOUND", `room ${command.room} does not exist`, { room: command.room });
+        if (state.archived)
+          return domainError("E_ROOM_ARCHIVED", `room ${command.room} is already archived`, { room: command.room });
         return [{ type: "RoomArchived", data: { room: command.room, archived_by: command.by } }];
     }
   },

@@ -12,7 +12,8 @@ test("durations: s, m, h, d, ms and combinations", () => {
   assert.equal(parseDurationMs("1h30m"), 5_400_000);
   assert.equal(parseDurationMs("250ms"), 250);
   assert.equal(parseDurationMs(" 5m "), 300_000);
-  for (const bad of ["", "10", "m", "-5m", "1.5h", "10 m", "5x", "3651d", "99999999999999999999s"]) assert.equal(parseDurationMs(bad), null, bad);
+  for (const bad of ["", "10", "m", "-5m", "1.5h", "10 m", "5x", "3651d", "99999999999999999999s"])
+    assert.equal(parseDurationMs(bad), null, bad);
 });
 
 test("since: now minus a duration, or an ISO time with a zone; otherwise an error value", () => {

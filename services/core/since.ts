@@ -27,5 +27,11 @@ export function parseSince(text: string, nowMs: number): SinceResult {
   if (ms !== null) return { ok: true, sinceMs: nowMs - ms };
   if (IsoWithZone.safeParse(text.trim()).success) return { ok: true, sinceMs: Date.parse(text.trim()) };
   const shown = text.length > 40 ? `${text.slice(0, 40)}…` : text;
-  return { ok: false, error: domainError("E_BAD_REQUEST", `${JSON.stringify(shown)} is not a duration like 30s, 10m, 2h or 1d (up to 3650d), nor an ISO 8601 time with a zone`) };
+  return {
+    ok: false,
+    error: domainError(
+      "E_BAD_REQUEST",
+      `${JSON.stringify(shown)} is not a duration like 30s, 10m, 2h or 1d (up to 3650d), nor an ISO 8601 time with a zone`,
+    ),
+  };
 }

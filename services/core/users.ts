@@ -16,10 +16,17 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
   decide(command, state) {
     switch (command.type) {
       case "CreateUser":
-        if (state.exists) return domainError("E_USER_EXISTS", `user ${command.handle} already exists`, { handle: command.handle });
-        return [{ type: "UserCreated", data: { handle: command.handle, role: command.role, sign_key: command.sign_key, kex_key: command.kex_key } }];
+        if (state.exists)
+          return domainError("E_USER_EXISTS", `user ${command.handle} already exists`, { handle: command.handle });
+        return [
+          {
+            type: "UserCreated",
+            data: { handle: command.handle, role: command.role, sign_key: command.sign_key, kex_key: command.kex_key },
+          },
+        ];
       case "RevokeUser":
-        if (!state.exists) return domainError("E_USER_NOT_FOUND", `user ${command.handle} does not exist`, { handle: command.handle });
+        if (!state.exists)
+          return domainError("E_USER_NOT_FOUND", `user ${command.handle} does not exist`, { handle: command.handle });
         if (state.revoked) return [];
         return [{ type: "UserRevoked", data: { handle: command.handle, reason: command.reason } }];
     }

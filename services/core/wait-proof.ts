@@ -14,7 +14,8 @@ function signedBytes(body: Body): Uint8Array {
 
 /** The request a waiting node sends; `body.bundle_key` must be `bundle`'s public key. */
 export function signWaitAnnouncement(body: Body, node: Signer, bundle: Signer): WaitAnnounceRequest {
-  if (body.bundle_key !== bundle.publicKey) throw new Error("the announcement names another wait bundle than the one signing it");
+  if (body.bundle_key !== bundle.publicKey)
+    throw new Error("the announcement names another wait bundle than the one signing it");
   const bytes = signedBytes(body);
   return { ...body, sig: toBase64Url(node.sign(bytes)), bundle_sig: toBase64Url(bundle.sign(bytes)) };
 }

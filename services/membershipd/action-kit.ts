@@ -31,7 +31,10 @@ export function createActionKit(deps: ActionKitDeps) {
   const { aggregates, buckets } = deps;
 
   async function write<K extends AggregateKind, C extends CommandShape, S>(
-    aggregate: Aggregate<K, C, S>, id: string, command: C, cmd: CommandEnvelope,
+    aggregate: Aggregate<K, C, S>,
+    id: string,
+    command: C,
+    cmd: CommandEnvelope,
   ): Promise<WriteResult | DomainError> {
     const r = await aggregates.execute(aggregate, id, command, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
@@ -50,7 +53,9 @@ export function createActionKit(deps: ActionKitDeps) {
     const entries = await Promise.all(keys.map((k) => kv.get(k)));
     // A removed member's key holds a tombstone: not a record, neither listed nor counted.
     // Keys are digests, so order by the records' own names.
-    const items = entries.map((e) => liveEntry(e)).filter((r) => r !== undefined)
+    const items = entries
+      .map((e) => liveEntry(e))
+      .filter((r) => r !== undefined)
       .sort((a, b) => naturalOrder(a).localeCompare(naturalOrder(b)));
     return { items: items.slice(0, limit), total: items.length };
   }

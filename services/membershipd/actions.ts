@@ -35,7 +35,8 @@ export function createActions(deps: ActionDeps) {
   const { aggregates, buckets, jsm } = deps;
   const kit = createActionKit(deps);
   const fleet = createFleetActions(deps);
-  const trust = () => trustedAdmins({ aggregates, jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp: kit.caughtUp });
+  const trust = () =>
+    trustedAdmins({ aggregates, jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp: kit.caughtUp });
 
   const handlers: Handlers<ServedAction> = {
     ...userHandlers(kit, fleet, deps.trustChanged),
@@ -44,8 +45,11 @@ export function createActions(deps: ActionDeps) {
     ...nodeReadHandlers(kit),
     ...fleet.handlers,
     ...createNodeReportHandlers({
-      aggregates, trust, credentials: deps.identities ? new NodeCredentials(deps.identities) : null,
-      ...(deps.nodeQuotas ? { quotas: deps.nodeQuotas } : {}), ...(deps.log ? { log: deps.log } : {}),
+      aggregates,
+      trust,
+      credentials: deps.identities ? new NodeCredentials(deps.identities) : null,
+      ...(deps.nodeQuotas ? { quotas: deps.nodeQuotas } : {}),
+      ...(deps.log ? { log: deps.log } : {}),
     }),
     ...deps.clusterHandlers,
     ...deps.updateHandlers,

@@ -5,7 +5,16 @@ import { Kvm } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Msg } from "@nats-io/transport-node";
 import { join } from "node:path";
-import { CHECKPOINTS_BUCKET, EVENTS_STREAM, LOGS_STREAM, credsFromSeedFile, projectionBuckets, replaceSecretFile, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
+import {
+  CHECKPOINTS_BUCKET,
+  EVENTS_STREAM,
+  LOGS_STREAM,
+  credsFromSeedFile,
+  projectionBuckets,
+  replaceSecretFile,
+  type AggregateStore,
+  type OperatorAuth,
+} from "../bus/mod.ts";
 import { isDomainError, type Signer } from "../core/mod.ts";
 import { failureReply } from "./command-pipeline.ts";
 import { EnrollmentService, JOIN_SUBJECT, WAIT_ANNOUNCE_SUBJECT } from "./enrollment.ts";
@@ -46,20 +55,46 @@ export interface AuthServicesOptions {
 }
 
 /** What an admin may read with its JWT: the event stream, every projection's KV stream, and the services' logs. */
-export const ADMIN_READABLE_STREAMS = [EVENTS_STREAM, ...[...projectionBuckets, CHECKPOINTS_BUCKET].map((b) => `KV_${b}`), LOGS_STREAM];
+export const ADMIN_READABLE_STREAMS = [
+  EVENTS_STREAM,
+  ...[...projectionBuckets, CHECKPOINTS_BUCKET].map((b) => `KV_${b}`),
+  LOGS_STREAM,
+];
 
 export async function startAuthServices(o: AuthServicesOptions) {
   const actor = { id: "membershipd", key: o.service.publicKey };
-  const identities = new IdentityService(o.security.auth, o.aggregates, o.security.systemNc, actor, ADMIN_READABLE_STREAMS);
+  const identities = new IdentityService(
+    o.security.auth,
+    o.aggregates,
+    o.security.systemNc,
+    actor,
+    ADMIN_READABLE_STREAMS,
+  );
   await identities.start(o.js, o.jsm);
-  const svc = await identities.issue({ key: o.service.publicKey, role: "service", name: "membershipd" }, "bootstrap-service");
+  const svc = await identities.issue(
+    { key: o.service.publicKey, role: "service", name: "membershipd" },
+    "bootstrap-service",
+  );
   if (isDomainError(svc)) throw new Error(`cannot record the service identity: ${svc.message}`);
   await writeAdminCreds(identities, o);
 
-  const waiting = await new Kvm(o.nc).create(ENROLL_WAIT_BUCKET, { history: 1, ttl: WAIT_TTL_MS, replicas: o.replicas });
+  const waiting = await new Kvm(o.nc).create(ENROLL_WAIT_BUCKET, {
+    history: 1,
+    ttl: WAIT_TTL_MS,
+    replicas: o.replicas,
+  });
   const enrollment = new EnrollmentService(
-    { cluster: o.clusterName, urls: o.security.urls, caFingerprint: o.security.caFingerprint, cidr: o.security.cidr, now: o.security.now },
-    o.aggregates, identities, waiting, o.nc,
+    {
+      cluster: o.clusterName,
+      urls: o.security.urls,
+      caFingerprint: o.security.caFingerprint,
+      cidr: o.security.cidr,
+      now: o.security.now,
+    },
+    o.aggregates,
+    identities,
+    waiting,
+    o.nc,
   );
   const serve = (subject: string, handle: (data: Uint8Array) => Promise<unknown>) =>
     o.nc.subscribe(subject, {
@@ -85,7 +120,9 @@ export async function startAuthServices(o: AuthServicesOptions) {
   };
   const subs = [serve(JOIN_SUBJECT, (d) => enrollment.handleJoin(d)), serve(WAIT_ANNOUNCE_SUBJECT, announce)];
   return {
-    identities, enrollment, waitGate,
+    identities,
+    enrollment,
+    waitGate,
     async stop() {
       await Promise.all(subs.map((s) => s.drain().catch(() => {})));
     },
@@ -98,7 +135,10 @@ async function writeAdminCreds(identities: IdentityService, o: AuthServicesOptio
     o.log?.(`the bootstrap admin's key is revoked; ${ADMIN_CREDS_FILE} is not written`);
     return;
   }
-  const issued = await identities.issue({ key: o.admin.publicKey, role: "admin", name: ADMIN_HANDLE }, "bootstrap-admin");
+  const issued = await identities.issue(
+    { key: o.admin.publicKey, role: "admin", name: ADMIN_HANDLE },
+    "bootstrap-admin",
+  );
   if (isDomainError(issued)) throw new Error(`cannot issue the bootstrap admin identity: ${issued.message}`);
   replaceSecretFile(join(o.dataDir, ADMIN_CREDS_FILE), credsFromSeedFile(issued.jwt, join(o.dataDir, ADMIN_SEED_FILE)));
 }

@@ -5,7 +5,16 @@
 import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CommandEnvelope } from "../../schemas/mod.ts";
-import { clusterAggregate, domainError, incompleteCopies, isDomainError, scaleRefusal, type DomainError, type ReplicaCopy, type Signer } from "../core/mod.ts";
+import {
+  clusterAggregate,
+  domainError,
+  incompleteCopies,
+  isDomainError,
+  scaleRefusal,
+  type DomainError,
+  type ReplicaCopy,
+  type Signer,
+} from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 import type { Handlers, ServedArgs } from "./handlers.ts";
 import { pauseWrites, resumeWrites } from "./write-pause.ts";
@@ -43,7 +52,11 @@ async function ourStreams(jsm: JetStreamManager): Promise<StreamInfo[]> {
   return out.sort((a, b) => a.config.name.localeCompare(b.config.name));
 }
 
-export interface MetaPeer { name: string; current: boolean; offline: boolean }
+export interface MetaPeer {
+  name: string;
+  current: boolean;
+  offline: boolean;
+}
 
 /**
  * Every member of the meta group: the leader (current by definition), the replicas it lists and
@@ -51,13 +64,17 @@ export interface MetaPeer { name: string; current: boolean; offline: boolean }
  */
 export function metaPeers(self: string, meta: MetaCluster | null): MetaPeer[] {
   const peers = new Map<string, MetaPeer>([[self, { name: self, current: true, offline: false }]]);
-  for (const p of meta?.replicas ?? []) if (p.name !== self) peers.set(p.name, { name: p.name, current: Boolean(p.current) && !p.offline, offline: Boolean(p.offline) });
+  for (const p of meta?.replicas ?? [])
+    if (p.name !== self)
+      peers.set(p.name, { name: p.name, current: Boolean(p.current) && !p.offline, offline: Boolean(p.offline) });
   if (meta?.leader) peers.set(meta.leader, { name: meta.leader, current: true, offline: false });
   return [...peers.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
 function currentPeers(self: string, meta: MetaCluster | null): string[] {
-  return metaPeers(self, meta).filter((p) => p.current).map((p) => p.name);
+  return metaPeers(self, meta)
+    .filter((p) => p.current)
+    .map((p) => p.name);
 }
 
 function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
@@ -70,7 +87,13 @@ function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
     leader: c?.leader ?? null,
     messages: info.state.messages,
     last_seq: info.state.last_seq,
-    followers: (c?.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: Boolean(r.offline), lag: r.lag ?? 0, incomplete: incomplete.has(r.name) })),
+    followers: (c?.replicas ?? []).map((r) => ({
+      name: r.name,
+      current: r.current,
+      offline: Boolean(r.offline),
+      lag: r.lag ?? 0,
+      incomplete: incomplete.has(r.name),
+    })),
     copies: copies ?? [],
   };
 }
@@ -106,18 +129,26 @@ async function inBatches<T, R>(items: T[], n: number, work: (item: T) => Promise
 /** Every replica of the stream is placed and current. */
 function settled(info: StreamInfo, replicas: number): boolean {
   const followers = info.cluster?.replicas ?? [];
-  return info.config.num_replicas === replicas && Boolean(info.cluster?.leader || replicas === 1) &&
-    followers.length === replicas - 1 && followers.every((r) => r.current && !r.offline);
+  return (
+    info.config.num_replicas === replicas &&
+    Boolean(info.cluster?.leader || replicas === 1) &&
+    followers.length === replicas - 1 &&
+    followers.every((r) => r.current && !r.offline)
+  );
 }
 
 export type ClusterActions = ReturnType<typeof createClusterActions>;
 
 export function createClusterActions(d: ClusterActionDeps) {
   async function status() {
-    const [meta, streams, copies] = await Promise.all([d.meta(), ourStreams(d.jsm), d.copies().catch(() => new Map<string, ReplicaCopy[]>())]);
+    const [meta, streams, copies] = await Promise.all([
+      d.meta(),
+      ourStreams(d.jsm),
+      d.copies().catch(() => new Map<string, ReplicaCopy[]>()),
+    ]);
     return {
       cluster: meta?.name ?? d.clusterName,
-      meta_leader: meta ? meta.leader ?? null : d.self,
+      meta_leader: meta ? (meta.leader ?? null) : d.self,
       cluster_size: meta?.cluster_size ?? 1,
       peers: metaPeers(d.self, meta),
       streams: streams.map((s) => streamRow(s, copies.get(s.config.name))),
@@ -128,12 +159,16 @@ export function createClusterActions(d: ClusterActionDeps) {
   async function incompleteNow(names: string[]): Promise<{ stream: string; server: string }[]> {
     const look = async () => {
       const [copies, infos] = await Promise.all([d.copies(), Promise.all(names.map((n) => d.jsm.streams.info(n)))]);
-      return infos.flatMap((i) => incompleteCopies(copies.get(i.config.name) ?? []).map((server) => `${i.config.name} ${server}`));
+      return infos.flatMap((i) =>
+        incompleteCopies(copies.get(i.config.name) ?? []).map((server) => `${i.config.name} ${server}`),
+      );
     };
     const first = new Set(await look());
     if (!first.size) return [];
     await new Promise((r) => setTimeout(r, 1000));
-    return (await look()).filter((k) => first.has(k)).map((k) => ({ stream: k.split(" ")[0]!, server: k.split(" ")[1]! }));
+    return (await look())
+      .filter((k) => first.has(k))
+      .map((k) => ({ stream: k.split(" ")[0]!, server: k.split(" ")[1]! }));
   }
 
   /**
@@ -147,16 +182,24 @@ export function createClusterActions(d: ClusterActionDeps) {
     let peer = server;
     for (let attempt = 1; ; attempt++) {
       d.log?.(`rebuilding ${peer}'s copy of ${stream}${attempt > 1 ? ` (attempt ${attempt})` : ""}`);
-      const r = await patiently(async () => (await d.nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer }), { timeout: 10_000 }))
-        .json<{ error?: { err_code?: number; description?: string } }>());
+      const r = await patiently(async () =>
+        (
+          await d.nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer }), { timeout: 10_000 })
+        ).json<{ error?: { err_code?: number; description?: string } }>(),
+      );
       // A peer already gone (a retried scale) is what a removal wants.
-      if (r.error && r.error.err_code !== PEER_REMAP_FAILED && !/not a member|peer not/i.test(r.error.description ?? "")) {
+      if (
+        r.error &&
+        r.error.err_code !== PEER_REMAP_FAILED &&
+        !/not a member|peer not/i.test(r.error.description ?? "")
+      ) {
         throw new Error(`removing ${peer} from ${stream}: ${r.error.description}`);
       }
       let stuck: DomainError | null = null;
       for (const n of [replicas - 1, replicas]) {
         const info = await patiently(() => d.jsm.streams.info(stream));
-        if (info.config.num_replicas !== n) await patiently(() => d.jsm.streams.update(stream, { ...info.config, num_replicas: n }));
+        if (info.config.num_replicas !== n)
+          await patiently(() => d.jsm.streams.update(stream, { ...info.config, num_replicas: n }));
         const settledAt = await waitSettled([stream], n, REBUILD_SETTLE_MS);
         if (isDomainError(settledAt)) {
           stuck = settledAt;
@@ -171,7 +214,10 @@ export function createClusterActions(d: ClusterActionDeps) {
   }
 
   /** After a scale: every replica whole, rebuilding the ones that are not (a few rounds at most). */
-  async function makeWhole(names: string[], replicas: number): Promise<DomainError | { stream: string; server: string }[]> {
+  async function makeWhole(
+    names: string[],
+    replicas: number,
+  ): Promise<DomainError | { stream: string; server: string }[]> {
     const rebuilt: { stream: string; server: string }[] = [];
     if (replicas < 2) return rebuilt;
     for (let round = 0; round < REPAIR_ROUNDS; round++) {
@@ -184,19 +230,29 @@ export function createClusterActions(d: ClusterActionDeps) {
     }
     const left = await incompleteNow(names);
     if (!left.length) return rebuilt;
-    return domainError("E_REPLICA_INCOMPLETE", `${left.map((b) => `${b.server}'s copy of ${b.stream}`).join(", ")} still lacks messages its leader has after ${REPAIR_ROUNDS} rebuilds; run cluster scale again`,
-      { incomplete: left });
+    return domainError(
+      "E_REPLICA_INCOMPLETE",
+      `${left.map((b) => `${b.server}'s copy of ${b.stream}`).join(", ")} still lacks messages its leader has after ${REPAIR_ROUNDS} rebuilds; run cluster scale again`,
+      { incomplete: left },
+    );
   }
 
-  async function waitSettled(names: string[], replicas: number, waitMs = d.scaleWaitMs ?? 120_000): Promise<DomainError | StreamInfo[]> {
+  async function waitSettled(
+    names: string[],
+    replicas: number,
+    waitMs = d.scaleWaitMs ?? 120_000,
+  ): Promise<DomainError | StreamInfo[]> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const infos = await Promise.all(names.map((n) => patiently(() => d.jsm.streams.info(n))));
       const pending = infos.filter((i) => !settled(i, replicas));
       if (!pending.length) return infos;
       if (Date.now() > deadline) {
-        return domainError("E_SCALE_TIMEOUT", `${pending.length} of ${names.length} streams have no current ${replicas} replicas yet (${pending.map((p) => p.config.name).join(", ")}); run cluster scale again to keep waiting`,
-          { pending: pending.map((p) => p.config.name) });
+        return domainError(
+          "E_SCALE_TIMEOUT",
+          `${pending.length} of ${names.length} streams have no current ${replicas} replicas yet (${pending.map((p) => p.config.name).join(", ")}); run cluster scale again to keep waiting`,
+          { pending: pending.map((p) => p.config.name) },
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -216,11 +272,18 @@ export function createClusterActions(d: ClusterActionDeps) {
     }
   }
 
-  async function scaleStreams(a: { replicas: number }, cmd: CommandEnvelope, peers: string[], streams: StreamInfo[], previous: number) {
+  async function scaleStreams(
+    a: { replicas: number },
+    cmd: CommandEnvelope,
+    peers: string[],
+    streams: StreamInfo[],
+    previous: number,
+  ) {
     // One stream at a time: each new replica catches up through RAFT while the leader keeps
     // taking writes, so nothing acknowledged before, during or after is lost.
     for (const s of streams) {
-      if (s.config.num_replicas !== a.replicas) await patiently(() => d.jsm.streams.update(s.config.name, { ...s.config, num_replicas: a.replicas }));
+      if (s.config.num_replicas !== a.replicas)
+        await patiently(() => d.jsm.streams.update(s.config.name, { ...s.config, num_replicas: a.replicas }));
     }
     const names = streams.map((s) => s.config.name);
     const settledNow = await waitSettled(names, a.replicas);
@@ -229,32 +292,54 @@ export function createClusterActions(d: ClusterActionDeps) {
     // before it (nats-server 2.9: after a kill -9 it comes back without them, and can become the
     // leader). A copy made by an ordinary catch-up from a replicated leader is sound, so every
     // follower the scale-up made is rebuilt that way, the streams side by side.
-    const fromR1 = settledNow.filter((i) => streams.find((s) => s.config.name === i.config.name)!.config.num_replicas === 1 && a.replicas > 1);
-    const remade = (await inBatches(fromR1, REBUILDS_AT_ONCE, async (i) => {
-      const done: { stream: string; server: string }[] = [];
-      for (const f of i.cluster?.replicas ?? []) {
-        await rebuildReplica(i.config.name, f.name, a.replicas);
-        done.push({ stream: i.config.name, server: f.name });
-      }
-      return done;
-    })).flat();
+    const fromR1 = settledNow.filter(
+      (i) => streams.find((s) => s.config.name === i.config.name)!.config.num_replicas === 1 && a.replicas > 1,
+    );
+    const remade = (
+      await inBatches(fromR1, REBUILDS_AT_ONCE, async (i) => {
+        const done: { stream: string; server: string }[] = [];
+        for (const f of i.cluster?.replicas ?? []) {
+          await rebuildReplica(i.config.name, f.name, a.replicas);
+          done.push({ stream: i.config.name, server: f.name });
+        }
+        return done;
+      })
+    ).flat();
     // Counts tell a lacking copy only on an append-only stream (the event stream); the buckets'
     // copies were all remade above, and replay rebuilds a bucket anyway.
-    const rebuilt = await makeWhole(settledNow.filter((i) => i.config.deny_delete).map((i) => i.config.name), a.replicas);
+    const rebuilt = await makeWhole(
+      settledNow.filter((i) => i.config.deny_delete).map((i) => i.config.name),
+      a.replicas,
+    );
     if (isDomainError(rebuilt)) return rebuilt;
     const done = await waitSettled(names, a.replicas);
     if (isDomainError(done)) return done;
-    const r = await d.aggregates.execute(clusterAggregate, d.clusterName,
-      { type: "ScaleCluster", cluster: d.clusterName, replicas: a.replicas, peers, streams: names, current: previous }, { actor: cmd.actor, commandId: cmd.id });
+    const r = await d.aggregates.execute(
+      clusterAggregate,
+      d.clusterName,
+      { type: "ScaleCluster", cluster: d.clusterName, replicas: a.replicas, peers, streams: names, current: previous },
+      { actor: cmd.actor, commandId: cmd.id },
+    );
     if (isDomainError(r)) return r;
-    return { replicas: a.replicas, previous, peers, remade, rebuilt, streams: done.map((s) => streamRow(s)), seq: r.seqs.at(-1) ?? null };
+    return {
+      replicas: a.replicas,
+      previous,
+      peers,
+      remade,
+      rebuilt,
+      streams: done.map((s) => streamRow(s)),
+      seq: r.seqs.at(-1) ?? null,
+    };
   }
 
   return {
-    handlers: { "cluster.status": () => status(), "cluster.scale": scale } satisfies Handlers<"cluster.status" | "cluster.scale">,
+    handlers: { "cluster.status": () => status(), "cluster.scale": scale } satisfies Handlers<
+      "cluster.status" | "cluster.scale"
+    >,
     streams: () => ourStreams(d.jsm),
     incompleteNow,
     rebuildReplica,
-    stepDown: async (stream: string) => void (await d.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, "", { timeout: 10_000 })),
+    stepDown: async (stream: string) =>
+      void (await d.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, "", { timeout: 10_000 })),
   };
 }

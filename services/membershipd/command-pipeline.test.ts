@@ -11,7 +11,15 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
-import { ErrorCodes, isDomainError, newUserSeed, signerFromSeed, signEvent, userAggregate, type Signer } from "../core/mod.ts";
+import {
+  ErrorCodes,
+  isDomainError,
+  newUserSeed,
+  signerFromSeed,
+  signEvent,
+  userAggregate,
+  type Signer,
+} from "../core/mod.ts";
 import { connectNats, EVENTS_STREAM, eventSubject, freePort, lastSequence } from "../bus/mod.ts";
 import { buildCommand } from "../cli/request.ts";
 import { seededRandom as rng, startPlane, tempDir, type PlaneHandle } from "../../test/harness.ts";
@@ -31,7 +39,8 @@ let uniq = 0;
 const fresh = (prefix: string) => `${prefix}-${++uniq}`;
 
 /** A signed command with any field chosen (the CLI's signCommand, with overrides). */
-const command = (action: string, args: Record<string, unknown>, o: Draft = {}): CommandEnvelope => signed(o.signer ?? admin, action, args, o);
+const command = (action: string, args: Record<string, unknown>, o: Draft = {}): CommandEnvelope =>
+  signed(o.signer ?? admin, action, args, o);
 
 /** One raw request on `unibus.cmd.membership.<subjectAction>`; the reply must be a well-formed Reply. */
 async function raw(subjectAction: string, payload: string | Uint8Array, nc: NatsConnection = plane.nc): Promise<Reply> {
@@ -65,7 +74,12 @@ function assertError(r: Reply, code: (typeof ErrorCodes)[number], message?: RegE
   if (message) assert.match(r.error.message, message);
 }
 
-async function fails(action: string, args: Record<string, unknown>, code: (typeof ErrorCodes)[number], o: Draft = {}): Promise<void> {
+async function fails(
+  action: string,
+  args: Record<string, unknown>,
+  code: (typeof ErrorCodes)[number],
+  o: Draft = {},
+): Promise<void> {
   assertError(await send(command(action, args, o)), code);
 }
 
@@ -77,7 +91,10 @@ async function assertAnswering(): Promise<void> {
 
 /** The service still answers a read and a write correctly (checked after every kind of bad input). */
 async function assertServing(): Promise<void> {
-  const [list, created] = await Promise.all([ok("user.list", { limit: 1 }), ok("room.create", { room: fresh("alive") })]);
+  const [list, created] = await Promise.all([
+    ok("user.list", { limit: 1 }),
+    ok("room.create", { room: fresh("alive") }),
+  ]);
   assert.equal(list.items.length, 1);
   assert.deepEqual(created.events, ["RoomCreated"]);
   assert.equal(created.replayed, false);
@@ -101,7 +118,7 @@ after(async () => {
 
 describe("bad input gets a structured error with a stable code, and the service keeps serving", () => {
   test("not JSON → E_BAD_JSON", async () => {
-    for (const payload of ["hello", "{", "{\"v\":1,", "", "}{", "[1,2", "{'v':1}", "NaN", "undefined"]) {
+    for (const payload of ["hello", "{", '{"v":1,', "", "}{", "[1,2", "{'v':1}", "NaN", "undefined"]) {
       assertError(await raw("user.list", payload), "E_BAD_JSON", /not valid UTF-8 JSON/);
       await assertAnswering();
     }
@@ -130,7 +147,12 @@ describe("bad input gets a structured error with a stable code, and the service 
   test("wrong envelope schema → E_BAD_REQUEST", async () => {
     const good = command("user.list", {});
     const variants: unknown[] = [
-      null, 42, "a string", [], [good], {},
+      null,
+      42,
+      "a string",
+      [],
+      [good],
+      {},
       { ...good, v: 2 },
       { ...good, extra: true },
       (({ sig: _s, ...rest }) => rest)(good),
@@ -174,7 +196,11 @@ describe("bad input gets a structured error with a stable code, and the service 
       ["room.list", { archived: "yes" }],
     ];
     for (const [action, args] of cases) {
-      assertError(await send(command(action, args)), "E_BAD_REQUEST", new RegExp(`bad arguments for ${action.replace(".", "\\.")}`));
+      assertError(
+        await send(command(action, args)),
+        "E_BAD_REQUEST",
+        new RegExp(`bad arguments for ${action.replace(".", "\\.")}`),
+      );
     }
     assert.equal(await lastSequence(plane.plane.jsm), before);
     await assertServing();
@@ -195,7 +221,10 @@ describe("bad input gets a structured error with a stable code, and the service 
     assertError(await send(bigArgs), "E_TOO_LARGE");
     await assertServing();
 
-    await assert.rejects(plane.nc.request(`${PREFIX}room.create`, "x".repeat(1_100_000), { timeout: 5000 }), /max_payload/);
+    await assert.rejects(
+      plane.nc.request(`${PREFIX}room.create`, "x".repeat(1_100_000), { timeout: 5000 }),
+      /max_payload/,
+    );
     await assertServing();
   });
 
@@ -232,7 +261,11 @@ describe("bad input gets a structured error with a stable code, and the service 
 
   test("a clock more than 60 s off (±61 s) → E_CLOCK_SKEW; 55 s off is accepted", async () => {
     for (const off of [61_000, -61_000, 3_600_000, -86_400_000]) {
-      assertError(await send(command("room.create", { room: fresh("skew") }, { now: new Date(Date.now() + off) })), "E_CLOCK_SKEW", /off the server clock/);
+      assertError(
+        await send(command("room.create", { room: fresh("skew") }, { now: new Date(Date.now() + off) })),
+        "E_CLOCK_SKEW",
+        /off the server clock/,
+      );
       await assertAnswering();
     }
     await assertServing();
@@ -255,7 +288,15 @@ describe("bad input gets a structured error with a stable code, and the service 
   });
 
   test("unknown action → E_UNKNOWN_ACTION (also for names on Object.prototype)", async () => {
-    for (const action of ["user.delete", "room.destroy", "membership", "constructor", "hasownproperty", "tostring", "a.b.c.d"]) {
+    for (const action of [
+      "user.delete",
+      "room.destroy",
+      "membership",
+      "constructor",
+      "hasownproperty",
+      "tostring",
+      "a.b.c.d",
+    ]) {
       assertError(await send(command(action, {})), "E_UNKNOWN_ACTION", /unknown action/);
       await assertAnswering();
     }
@@ -264,7 +305,11 @@ describe("bad input gets a structured error with a stable code, and the service 
 
   test("envelope action not matching the subject → E_BAD_REQUEST, nothing appended", async () => {
     const room = fresh("mismatch");
-    assertError(await send(command("room.create", { room }), "user.list"), "E_BAD_REQUEST", /does not match subject action user\.list/);
+    assertError(
+      await send(command("room.create", { room }), "user.list"),
+      "E_BAD_REQUEST",
+      /does not match subject action user\.list/,
+    );
     assertError(await send(command("room.create", { room }), "room.archive"), "E_BAD_REQUEST");
     assertError(await send(command("user.list", {}), "room.create"), "E_BAD_REQUEST");
     assertError(await send(command("room.create", { room }), "room.create.extra"), "E_BAD_REQUEST");
@@ -275,7 +320,11 @@ describe("bad input gets a structured error with a stable code, and the service 
   test("unknown actor → E_UNKNOWN_ACTOR (no such id, wrong key for a real id, ids that are not handles)", async () => {
     const stranger = signerFromSeed(newUserSeed());
     for (const actorId of ["nobody", "admin", "admin.x", "../admin", "ADMIN", "*", ">", "x".repeat(128)]) {
-      assertError(await send(command("user.list", {}, { signer: stranger, actorId })), "E_UNKNOWN_ACTOR", /no identity/);
+      assertError(
+        await send(command("user.list", {}, { signer: stranger, actorId })),
+        "E_UNKNOWN_ACTOR",
+        /no identity/,
+      );
       await assertAnswering();
     }
     await assertServing();
@@ -289,21 +338,38 @@ describe("bad input gets a structured error with a stable code, and the service 
 
     const listed = await send(command("user.list", {}, asMon));
     assert.ok(listed.ok, JSON.stringify(listed));
-    assert.ok((listed.result as any).items.some((u: any) => u.handle === handle && u.role === "monitor"), JSON.stringify(listed));
-    for (const [action, args] of [["room.list", {}], ["room.show", { room: fresh("nope") }], ["member.list", { user: handle }]] as const) {
+    assert.ok(
+      (listed.result as any).items.some((u: any) => u.handle === handle && u.role === "monitor"),
+      JSON.stringify(listed),
+    );
+    for (const [action, args] of [
+      ["room.list", {}],
+      ["room.show", { room: fresh("nope") }],
+      ["member.list", { user: handle }],
+    ] as const) {
       const r = await send(command(action, args, asMon));
       assert.ok(r.ok || r.error.code === "E_ROOM_NOT_FOUND", `${action} as monitor: ${JSON.stringify(r)}`);
     }
 
     const room = fresh("forbidden");
-    assertError(await send(command("room.create", { room }, asMon)), "E_FORBIDDEN", /role monitor may not room\.create/);
-    assertError(await send(command("user.add", { handle: fresh("sneaky"), role: "admin", sign_key: newKey() }, asMon)), "E_FORBIDDEN");
+    assertError(
+      await send(command("room.create", { room }, asMon)),
+      "E_FORBIDDEN",
+      /role monitor may not room\.create/,
+    );
+    assertError(
+      await send(command("user.add", { handle: fresh("sneaky"), role: "admin", sign_key: newKey() }, asMon)),
+      "E_FORBIDDEN",
+    );
     assertError(await send(command("member.add", { room: "x", user: handle }, asMon)), "E_FORBIDDEN");
     assert.equal(await subjectCount(eventSubject("room", room)), 0);
 
     // Nodes are not users: they enroll with an invite, so user.add refuses the role outright.
     const node = signerFromSeed(newUserSeed());
-    assertError(await send(command("user.add", { handle: fresh("node"), role: "node", sign_key: node.publicKey })), "E_BAD_REQUEST");
+    assertError(
+      await send(command("user.add", { handle: fresh("node"), role: "node", sign_key: node.publicKey })),
+      "E_BAD_REQUEST",
+    );
     await assertServing();
   });
 });
@@ -345,7 +411,9 @@ describe("the nonce claim: a copy of a running write waits for its reply, never 
       nonces: plane.plane.buckets[NONCES_BUCKET]!,
       lookupActor: async () => ({ role: "admin", signKey: admin.publicKey }),
       parseArgs: (_action, args) => ({ ok: true, args }),
-      run, isRead: () => false, ...o,
+      run,
+      isRead: () => false,
+      ...o,
     };
     return (c: CommandEnvelope) => handleCommand(encoder.encode(JSON.stringify(c)), c.action, deps);
   }
@@ -382,7 +450,10 @@ describe("the nonce claim: a copy of a running write waits for its reply, never 
     const send = pipeline(async () => ({ run: ++runs }));
     const cmd = command("room.create", { room: fresh("orphan") });
     const kv = plane.plane.buckets[NONCES_BUCKET]!;
-    await kv.put(cmd.nonce, JSON.stringify({ command: commandFingerprint(cmd), claimed_at: Date.now() - CLAIM_LEASE_MS - 1000 }));
+    await kv.put(
+      cmd.nonce,
+      JSON.stringify({ command: commandFingerprint(cmd), claimed_at: Date.now() - CLAIM_LEASE_MS - 1000 }),
+    );
     const replies = await Promise.all(Array.from({ length: 5 }, () => send(cmd)));
     for (const r of replies) assert.deepEqual(r, { ok: true, result: { run: 1 } });
     assert.equal(runs, 1);
@@ -414,12 +485,35 @@ describe("fuzzing", () => {
     const stranger = signerFromSeed(newUserSeed());
     const actions = ["room.create", "user.list", "user.add", "member.add", "room.archive", "nope.nope"];
     const base = (): Record<string, any> => JSON.parse(JSON.stringify(command("room.create", { room: existing })));
-    const weird = (): unknown => pick([
-      null, true, false, 0, -1, 1e308, -0, 3.14, 2 ** 53 + 1, "", "x", "\u0000", "\ud800", "\u202e", "😀".repeat(int(50)),
-      [], [1, [2, [3]]], {}, { a: { b: {} } }, "__proto__", { __proto__: { polluted: true } }, "a".repeat(int(5000)),
-    ]);
-    const paths = (o: Record<string, any>): string[][] => Object.entries(o).flatMap(([k, v]) =>
-      v && typeof v === "object" && !Array.isArray(v) ? [[k], ...paths(v).map((p) => [k, ...p])] : [[k]]);
+    const weird = (): unknown =>
+      pick([
+        null,
+        true,
+        false,
+        0,
+        -1,
+        1e308,
+        -0,
+        3.14,
+        2 ** 53 + 1,
+        "",
+        "x",
+        "\u0000",
+        "\ud800",
+        "\u202e",
+        "😀".repeat(int(50)),
+        [],
+        [1, [2, [3]]],
+        {},
+        { a: { b: {} } },
+        "__proto__",
+        { __proto__: { polluted: true } },
+        "a".repeat(int(5000)),
+      ]);
+    const paths = (o: Record<string, any>): string[][] =>
+      Object.entries(o).flatMap(([k, v]) =>
+        v && typeof v === "object" && !Array.isArray(v) ? [[k], ...paths(v).map((p) => [k, ...p])] : [[k]],
+      );
     const setAt = (o: Record<string, any>, path: string[], value: unknown) => {
       let cur = o;
       for (const k of path.slice(0, -1)) cur = cur[k];
@@ -430,7 +524,8 @@ describe("fuzzing", () => {
       for (const k of path.slice(0, -1)) cur = cur[k];
       delete cur[path[path.length - 1]!];
     };
-    const nest = (depth: number, open: string, close: string, inner = "1") => open.repeat(depth) + inner + close.repeat(depth);
+    const nest = (depth: number, open: string, close: string, inner = "1") =>
+      open.repeat(depth) + inner + close.repeat(depth);
 
     const mutations: ((i: number) => { subject: string; payload: string | Uint8Array; kind: string })[] = [
       () => ({ kind: "random bytes", subject: pick(actions), payload: new Uint8Array(randomBytes(int(3000))) }),
@@ -452,9 +547,12 @@ describe("fuzzing", () => {
         const depth = 10 + int(30_000);
         const b = base();
         const where = int(3);
-        const payload = where === 0 ? nest(depth, "[", "]")
-          : where === 1 ? JSON.stringify(b).replace(/"args":\{/, `"args":{"deep":${nest(Math.min(depth, 20_000), "{\"a\":", "}")},`)
-          : JSON.stringify(b).replace(/"room":"[^"]*"/, `"room":${nest(Math.min(depth, 30_000), "[", "]")}`);
+        const payload =
+          where === 0
+            ? nest(depth, "[", "]")
+            : where === 1
+              ? JSON.stringify(b).replace(/"args":\{/, `"args":{"deep":${nest(Math.min(depth, 20_000), '{"a":', "}")},`)
+              : JSON.stringify(b).replace(/"room":"[^"]*"/, `"room":${nest(Math.min(depth, 30_000), "[", "]")}`);
         return { kind: "deep nesting", subject: "room.create", payload };
       },
       () => {
@@ -472,15 +570,27 @@ describe("fuzzing", () => {
         const b = base();
         const target = pick([b, b.args, b.actor]);
         target[pick(["__proto__", "constructor", "prototype", "toString", "hasOwnProperty"])] = weird();
-        return { kind: "prototype keys", subject: "room.create", payload: JSON.stringify(b).replace(/"(prototype|toString|hasOwnProperty)"/, "\"__proto__\"") };
+        return {
+          kind: "prototype keys",
+          subject: "room.create",
+          payload: JSON.stringify(b).replace(/"(prototype|toString|hasOwnProperty)"/, '"__proto__"'),
+        };
       },
       () => {
         const b = base();
         const s = JSON.stringify(b);
         // Duplicate keys: JSON.parse keeps the last one, which is not what was signed.
-        return { kind: "duplicate keys", subject: "room.create", payload: s.slice(0, -1) + `,"args":{"room":"${fresh("dup")}"}}` };
+        return {
+          kind: "duplicate keys",
+          subject: "room.create",
+          payload: s.slice(0, -1) + `,"args":{"room":"${fresh("dup")}"}}`,
+        };
       },
-      () => ({ kind: "valid envelope, other subject", subject: pick([...actions, "user", "x.y.z", "ROOM.CREATE", "room.create.x"]), payload: JSON.stringify(base()) }),
+      () => ({
+        kind: "valid envelope, other subject",
+        subject: pick([...actions, "user", "x.y.z", "ROOM.CREATE", "room.create.x"]),
+        payload: JSON.stringify(base()),
+      }),
       () => {
         const b = base();
         b.actor = { id: pick(["admin", "nobody", fresh("ghost")]), key: stranger.publicKey };
@@ -509,9 +619,13 @@ describe("fuzzing", () => {
       });
     }
     t.diagnostic(`codes: ${JSON.stringify(Object.fromEntries(tally))}`);
-    assert.equal([...tally.values()].reduce((a, b) => a + b, 0), 500);
+    assert.equal(
+      [...tally.values()].reduce((a, b) => a + b, 0),
+      500,
+    );
     // The fuzz reached every stage of the pipeline, not only the JSON parser.
-    for (const code of ["E_BAD_JSON", "E_BAD_REQUEST", "E_TOO_LARGE", "E_BAD_SIGNATURE", "E_UNKNOWN_ACTOR"]) assert.ok(tally.has(code), `no ${code} in ${JSON.stringify(Object.fromEntries(tally))}`);
+    for (const code of ["E_BAD_JSON", "E_BAD_REQUEST", "E_TOO_LARGE", "E_BAD_SIGNATURE", "E_UNKNOWN_ACTOR"])
+      assert.ok(tally.has(code), `no ${code} in ${JSON.stringify(Object.fromEntries(tally))}`);
     assert.equal(await lastSequence(plane.plane.jsm), before, "a fuzzed request appended an event");
     await assertServing();
   });
@@ -527,8 +641,19 @@ describe("every action end to end", () => {
     assert.equal(added.replayed, false);
     const list = await ok("user.list", {});
     const bob = list.items.find((u: any) => u.handle === handle);
-    assert.deepEqual(bob, { handle, role: "monitor", sign_key: key, kex_key: null, created_at: bob?.created_at, revoked: false, seq: added.seq });
-    assert.ok(list.items.some((u: any) => u.handle === "admin" && u.role === "admin"), JSON.stringify(list.items));
+    assert.deepEqual(bob, {
+      handle,
+      role: "monitor",
+      sign_key: key,
+      kex_key: null,
+      created_at: bob?.created_at,
+      revoked: false,
+      seq: added.seq,
+    });
+    assert.ok(
+      list.items.some((u: any) => u.handle === "admin" && u.role === "admin"),
+      JSON.stringify(list.items),
+    );
     assert.equal(list.total, list.items.length);
     await fails("user.add", { handle, sign_key: newKey() }, "E_USER_EXISTS");
     // A user added without a role is an admin (the schema's default).
@@ -561,12 +686,24 @@ describe("every action end to end", () => {
     const add = await ok("member.add", { room, user: alice, role: "owner" });
     assert.deepEqual(add.events, ["MemberAdded"]);
     let members = await ok("member.list", { room });
-    assert.deepEqual(members.items.map((m: any) => [m.user, m.role]), [[alice, "owner"]]);
+    assert.deepEqual(
+      members.items.map((m: any) => [m.user, m.role]),
+      [[alice, "owner"]],
+    );
     await ok("member.add", { room, user: bob });
     members = await ok("member.list", { room });
-    assert.deepEqual(members.items.map((m: any) => [m.user, m.role]).sort(), [[alice, "owner"], [bob, "member"]].sort());
+    assert.deepEqual(
+      members.items.map((m: any) => [m.user, m.role]).sort(),
+      [
+        [alice, "owner"],
+        [bob, "member"],
+      ].sort(),
+    );
     assert.deepEqual((await ok("member.list", { room, limit: 1 })).items.length, 1);
-    assert.deepEqual((await ok("member.list", { user: bob })).items.map((m: any) => [m.room, m.role]), [[room, "member"]]);
+    assert.deepEqual(
+      (await ok("member.list", { user: bob })).items.map((m: any) => [m.room, m.role]),
+      [[room, "member"]],
+    );
     await fails("member.add", { room, user: bob }, "E_MEMBER_EXISTS");
     await fails("member.add", { room, user: fresh("ghost") }, "E_USER_NOT_FOUND");
     await fails("member.add", { room: fresh("noroom"), user: bob }, "E_ROOM_NOT_FOUND");
@@ -589,12 +726,27 @@ describe("every action end to end", () => {
     await fails("member.role", { room, user: bob, role: "owner" }, "E_MEMBER_NOT_FOUND");
     show = await ok("room.show", { room });
     assert.equal(show.room.members, 1);
-    assert.deepEqual(show.members.map((m: any) => m.user), [alice]);
+    assert.deepEqual(
+      show.members.map((m: any) => m.user),
+      [alice],
+    );
     // Added again over the tombstone: listed once, with the new role, and counted; then removed again.
     await ok("member.add", { room, user: bob, role: "owner" });
     members = await ok("member.list", { room });
-    assert.deepEqual([members.items.map((m: any) => [m.user, m.role]).sort(), members.total], [[[alice, "owner"], [bob, "owner"]].sort(), 2]);
-    assert.deepEqual((await ok("member.list", { user: bob })).items.map((m: any) => [m.room, m.role]), [[room, "owner"]]);
+    assert.deepEqual(
+      [members.items.map((m: any) => [m.user, m.role]).sort(), members.total],
+      [
+        [
+          [alice, "owner"],
+          [bob, "owner"],
+        ].sort(),
+        2,
+      ],
+    );
+    assert.deepEqual(
+      (await ok("member.list", { user: bob })).items.map((m: any) => [m.room, m.role]),
+      [[room, "owner"]],
+    );
     assert.equal((await ok("room.show", { room })).room.members, 2);
     await ok("member.remove", { room, user: bob });
     assert.deepEqual(await ok("member.list", { user: bob }), { items: [], total: 0 });
@@ -607,9 +759,15 @@ describe("every action end to end", () => {
     await fails("room.archive", { room: fresh("noroom") }, "E_ROOM_NOT_FOUND");
     assert.equal((await ok("room.show", { room })).room.archived, true);
     assert.equal((await ok("room.list", {})).items.find((r: any) => r.room === room)?.archived, true);
-    assert.equal((await ok("room.list", { archived: false })).items.some((r: any) => r.room === room), false);
+    assert.equal(
+      (await ok("room.list", { archived: false })).items.some((r: any) => r.room === room),
+      false,
+    );
     // Existing members keep their role in an archived room, and may leave.
-    assert.deepEqual((await ok("member.list", { room })).items.map((m: any) => m.user), [alice]);
+    assert.deepEqual(
+      (await ok("member.list", { room })).items.map((m: any) => m.user),
+      [alice],
+    );
     await ok("member.remove", { room, user: alice });
     assert.deepEqual(await ok("member.list", { room }), { items: [], total: 0 });
     assert.deepEqual((await ok("room.show", { room })).members, []);
@@ -621,9 +779,15 @@ describe("every action end to end", () => {
     for (let i = 0; i < 10; i++) {
       const room = fresh("ryw");
       await ok("room.create", { room });
-      assert.ok((await ok("room.list", {})).items.some((r: any) => r.room === room), `room ${room} listed`);
+      assert.ok(
+        (await ok("room.list", {})).items.some((r: any) => r.room === room),
+        `room ${room} listed`,
+      );
       await ok("member.add", { room, user });
-      assert.ok((await ok("member.list", { user })).items.some((m: any) => m.room === room), `membership ${room} listed`);
+      assert.ok(
+        (await ok("member.list", { user })).items.some((m: any) => m.room === room),
+        `membership ${room} listed`,
+      );
     }
   });
 
@@ -640,85 +804,119 @@ describe("every action end to end", () => {
 });
 
 describe("errors that are not the caller's fault", () => {
-  test("a command that keeps losing the race for its aggregate gets the retryable E_CONFLICT, not E_INTERNAL",
-    async () => {
-      const room = fresh("contended");
-      await ok("room.create", { room });
-      // Another writer keeps appending to the room's subject (valid RoomCreated events, no
-      // expected sequence), so every attempt of room.archive finds the aggregate moved on.
-      const other = await connectNats({ servers: plane.nats.url, name: "flood" });
-      const js = jetstream(other);
-      const writer = signerFromSeed(newUserSeed());
-      let flooding = true;
-      let n = 0;
-      // 16 publishers always in flight, so the aggregate never stands still between attempts.
-      const flood = Promise.all(Array.from({ length: 16 }, async () => {
+  test("a command that keeps losing the race for its aggregate gets the retryable E_CONFLICT, not E_INTERNAL", async () => {
+    const room = fresh("contended");
+    await ok("room.create", { room });
+    // Another writer keeps appending to the room's subject (valid RoomCreated events, no
+    // expected sequence), so every attempt of room.archive finds the aggregate moved on.
+    const other = await connectNats({ servers: plane.nats.url, name: "flood" });
+    const js = jetstream(other);
+    const writer = signerFromSeed(newUserSeed());
+    let flooding = true;
+    let n = 0;
+    // 16 publishers always in flight, so the aggregate never stands still between attempts.
+    const flood = Promise.all(
+      Array.from({ length: 16 }, async () => {
         while (flooding && n < 20_000) {
           const id = `flood-${++n}`;
-          const env = signEvent({
-            id, type: "RoomCreated", kind: "room", aggregate: room, ts: new Date().toISOString(), actor: { id: "flood", key: writer.publicKey },
-            causation: id, correlation: id, prev: null, data: { room, subject: "", created_by: "flood" },
-          }, writer);
+          const env = signEvent(
+            {
+              id,
+              type: "RoomCreated",
+              kind: "room",
+              aggregate: room,
+              ts: new Date().toISOString(),
+              actor: { id: "flood", key: writer.publicKey },
+              causation: id,
+              correlation: id,
+              prev: null,
+              data: { room, subject: "", created_by: "flood" },
+            },
+            writer,
+          );
           await js.publish(eventSubject("room", room), JSON.stringify(env));
         }
-      }));
-      try {
-        await new Promise((r) => setTimeout(r, 50));
-        const reply = await send(command("room.archive", { room }));
-        flooding = false;
-        await flood;
-        assert.equal(reply.ok, false, `room.archive went through: ${JSON.stringify(reply)} (${n} flood events)`);
-        assertError(reply, "E_CONFLICT");
-      } finally {
-        flooding = false;
-        await flood.catch(() => {});
-        await other.close();
-      }
-      await assertServing();
-    });
+      }),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const reply = await send(command("room.archive", { room }));
+      flooding = false;
+      await flood;
+      assert.equal(reply.ok, false, `room.archive went through: ${JSON.stringify(reply)} (${n} flood events)`);
+      assertError(reply, "E_CONFLICT");
+    } finally {
+      flooding = false;
+      await flood.catch(() => {});
+      await other.close();
+    }
+    await assertServing();
+  });
 
-  test("a list whose reply exceeds NATS max_payload gets a structured, specific error (scaled down: a server with max_payload 16 KB)",
-    async () => {
-      // With the real 1 MB limit the same happens to user.list {limit: 10000} past ~6,000 users,
-      // or room.show of a room with a few thousand members.
-      const dir = tempDir("unibus-small-");
-      const port = await freePort();
-      writeFileSync(join(dir, "server.conf"), `listen: 127.0.0.1:${port}\nmax_payload: 16KB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))} }\n`);
-      const proc = spawn("nats-server", ["-c", join(dir, "server.conf")], { stdio: ["ignore", "ignore", "pipe"] });
-      await new Promise<void>((res, rej) => {
-        let buf = "";
-        proc.stderr!.on("data", (d) => ((buf += d), buf.includes("Server is ready") && res()));
-        proc.once("exit", (code) => rej(new Error(`nats-server exited ${code}: ${buf}`)));
-      });
-      const nc = await connectNats({ servers: `nats://127.0.0.1:${port}`, name: "small" });
-      const logs: string[] = [];
-      const small = await startControlPlane({ nc, dataDir: dir, replicas: 1, clusterName: "small", log: (l) => logs.push(l) });
-      try {
-        const smallAdmin = adminSigner(dir);
-        const req = async (action: string, args: Record<string, unknown>) =>
-          Reply.parse((await nc.request(PREFIX + action, JSON.stringify(buildCommand(smallAdmin, "admin", action, args)), { timeout: 15_000 })).json());
-        // 130 users (straight through the aggregates, to be quick): a full list is about 21 KB.
-        const key = newKey();
-        const actor = { id: "membershipd", key: small.service.publicKey };
-        for (let i = 0; i < 130; i += 65) {
-          await Promise.all(Array.from({ length: 65 }, async (_v, j) => {
-            const handle = `user-${i + j}`;
-            const r = await small.aggregates.execute(userAggregate, handle, { type: "CreateUser", handle, role: "monitor", sign_key: key, kex_key: null }, { actor, commandId: `add-${handle}` });
-            assert.ok(!isDomainError(r), JSON.stringify(r));
-          }));
-        }
-        assert.equal(await small.projector.waitFor(await lastSequence(small.jsm), 30_000), true);
-        assert.ok((await req("user.list", { limit: 10 })).ok, "a short list works");
-        const r = await req("user.list", { limit: 10_000 });
-        assert.equal(r.ok, false);
-        if (!r.ok) assert.notEqual(r.error.code, "E_INTERNAL", `${JSON.stringify(r.error)}; log: ${JSON.stringify(logs)}`);
-      } finally {
-        await small.stop();
-        await nc.close();
-        const exited = new Promise((r) => proc.once("exit", r));
-        proc.kill("SIGTERM");
-        await exited;
-        rmSync(dir, { recursive: true, force: true });
-      }
+  test("a list whose reply exceeds NATS max_payload gets a structured, specific error (scaled down: a server with max_payload 16 KB)", async () => {
+    // With the real 1 MB limit the same happens to user.list {limit: 10000} past ~6,000 users,
+    // or room.show of a room with a few thousand members.
+    const dir = tempDir("unibus-small-");
+    const port = await freePort();
+    writeFileSync(
+      join(dir, "server.conf"),
+      `listen: 127.0.0.1:${port}\nmax_payload: 16KB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))} }\n`,
+    );
+    const proc = spawn("nats-server", ["-c", join(dir, "server.conf")], { stdio: ["ignore", "ignore", "pipe"] });
+    await new Promise<void>((res, rej) => {
+      let buf = "";
+      proc.stderr!.on("data", (d) => ((buf += d), buf.includes("Server is ready") && res()));
+      proc.once("exit", (code) => rej(new Error(`nats-server exited ${code}: ${buf}`)));
     });
+    const nc = await connectNats({ servers: `nats://127.0.0.1:${port}`, name: "small" });
+    const logs: string[] = [];
+    const small = await startControlPlane({
+      nc,
+      dataDir: dir,
+      replicas: 1,
+      clusterName: "small",
+      log: (l) => logs.push(l),
+    });
+    try {
+      const smallAdmin = adminSigner(dir);
+      const req = async (action: string, args: Record<string, unknown>) =>
+        Reply.parse(
+          (
+            await nc.request(PREFIX + action, JSON.stringify(buildCommand(smallAdmin, "admin", action, args)), {
+              timeout: 15_000,
+            })
+          ).json(),
+        );
+      // 130 users (straight through the aggregates, to be quick): a full list is about 21 KB.
+      const key = newKey();
+      const actor = { id: "membershipd", key: small.service.publicKey };
+      for (let i = 0; i < 130; i += 65) {
+        await Promise.all(
+          Array.from({ length: 65 }, async (_v, j) => {
+            const handle = `user-${i + j}`;
+            const r = await small.aggregates.execute(
+              userAggregate,
+              handle,
+              { type: "CreateUser", handle, role: "monitor", sign_key: key, kex_key: null },
+              { actor, commandId: `add-${handle}` },
+            );
+            assert.ok(!isDomainError(r), JSON.stringify(r));
+          }),
+        );
+      }
+      assert.equal(await small.projector.waitFor(await lastSequence(small.jsm), 30_000), true);
+      assert.ok((await req("user.list", { limit: 10 })).ok, "a short list works");
+      const r = await req("user.list", { limit: 10_000 });
+      assert.equal(r.ok, false);
+      if (!r.ok)
+        assert.notEqual(r.error.code, "E_INTERNAL", `${JSON.stringify(r.error)}; log: ${JSON.stringify(logs)}`);
+    } finally {
+      await small.stop();
+      await nc.close();
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

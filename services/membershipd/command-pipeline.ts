@@ -10,13 +10,25 @@ import type { KV } from "@nats-io/kv";
 import type { CommandEnvelope, Reply, Role } from "../../schemas/mod.ts";
 import { ConcurrencyConflict } from "../bus/mod.ts";
 import {
-  checkCommandFront, checkCommandSignature, commandFingerprint, CommandRefusal, domainError, errorReply, isDomainError, roleAllows, type DomainError,
+  checkCommandFront,
+  checkCommandSignature,
+  commandFingerprint,
+  CommandRefusal,
+  domainError,
+  errorReply,
+  isDomainError,
+  roleAllows,
+  type DomainError,
 } from "../core/mod.ts";
 
 // Shared with the node agent (services/core/command-check.ts); re-exported for this folder's users.
 export { CLOCK_WINDOW_MS, MAX_COMMAND_BYTES, errorReply, zodMessage } from "../core/mod.ts";
 
-export interface ActorRecord { role: Role; signKey: string; revoked?: boolean }
+export interface ActorRecord {
+  role: Role;
+  signKey: string;
+  revoked?: boolean;
+}
 
 /** `Args`: what parseArgs makes of a command's args and run takes (membershipd: handlers.ts's ParsedCommand). */
 export interface PipelineDeps<Args = unknown> {
@@ -36,7 +48,11 @@ export interface PipelineDeps<Args = unknown> {
 }
 
 /** `claimed_at` (ms, wall clock) lets a copy take over a claim whose process died before replying. */
-interface NonceRecord { command: string; reply?: Reply; claimed_at?: number }
+interface NonceRecord {
+  command: string;
+  reply?: Reply;
+  claimed_at?: number;
+}
 
 /** How long a copy of a write waits for the first copy's reply before it is told to retry. */
 export const DUPLICATE_WAIT_MS = 10_000;
@@ -50,29 +66,44 @@ export const CLAIM_LEASE_MS = 30_000;
 /** Writes running in this process, by nonce store and nonce: a copy waits on the promise, not the store. */
 const running = new WeakMap<KV, Map<string, Promise<Reply>>>();
 
-export async function handleCommand<Args>(raw: Uint8Array, expectedAction: string, deps: PipelineDeps<Args>): Promise<Reply> {
+export async function handleCommand<Args>(
+  raw: Uint8Array,
+  expectedAction: string,
+  deps: PipelineDeps<Args>,
+): Promise<Reply> {
   try {
     return await pipeline(raw, expectedAction, deps);
   } catch (err) {
     const reply = failureReply(err);
-    if (!reply.ok && reply.error.code === "E_INTERNAL") deps.log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
-    else if (!reply.ok && reply.error.code === "E_UNAVAILABLE") deps.log?.(`${expectedAction}: ${(err as Error)?.message ?? String(err)}`);
+    if (!reply.ok && reply.error.code === "E_INTERNAL")
+      deps.log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
+    else if (!reply.ok && reply.error.code === "E_UNAVAILABLE")
+      deps.log?.(`${expectedAction}: ${(err as Error)?.message ?? String(err)}`);
     return reply;
   }
 }
 
 /** A thrown failure as a reply: lost races and an unreachable store are worth a retry, the rest is ours. */
 export function failureReply(err: unknown): Reply {
-  if (err instanceof ConcurrencyConflict) return errorReply(domainError("E_CONFLICT", "too many concurrent writers on the same record; retry"));
+  if (err instanceof ConcurrencyConflict)
+    return errorReply(domainError("E_CONFLICT", "too many concurrent writers on the same record; retry"));
   const message = (err as Error)?.message ?? String(err);
   const unavailable = /timeout|no responders|connection|closed|disconnect|503|jetstream is not enabled/i.test(message);
-  return errorReply(domainError(unavailable ? "E_UNAVAILABLE" : "E_INTERNAL", unavailable ? "the event store is unavailable; retry" : "internal error; see membershipd log"));
+  return errorReply(
+    domainError(
+      unavailable ? "E_UNAVAILABLE" : "E_INTERNAL",
+      unavailable ? "the event store is unavailable; retry" : "internal error; see membershipd log",
+    ),
+  );
 }
 
 /** What KV `create` throws when the key exists. */
 function isKeyTaken(err: unknown): boolean {
-  return err instanceof JetStreamApiError
-    && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }
 
 async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: PipelineDeps<Args>): Promise<Reply> {
@@ -123,7 +154,9 @@ async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: Pip
     await deps.nonces.put(cmd.nonce, JSON.stringify({ command: fingerprint, reply } satisfies NonceRecord));
   } catch (err) {
     // It ran: this caller gets its real reply; a copy sent later waits out the claim's lease.
-    deps.log?.(`${cmd.action}: the reply of command ${cmd.id} could not be stored with its nonce: ${(err as Error)?.message ?? String(err)}`);
+    deps.log?.(
+      `${cmd.action}: the reply of command ${cmd.id} could not be stored with its nonce: ${(err as Error)?.message ?? String(err)}`,
+    );
   } finally {
     local.delete(cmd.nonce);
     settle(reply);
@@ -140,7 +173,12 @@ const replyOf = (result: unknown): Reply => (isDomainError(result) ? errorReply(
  * store) for at most `duplicateWaitMs`, then gets the retryable E_IN_PROGRESS. A read is never
  * stored with its reply, so a copy of a read runs again (harmless).
  */
-async function claimNonce<Args>(deps: PipelineDeps<Args>, nonce: string, fingerprint: string, write: boolean): Promise<"run" | Reply> {
+async function claimNonce<Args>(
+  deps: PipelineDeps<Args>,
+  nonce: string,
+  fingerprint: string,
+  write: boolean,
+): Promise<"run" | Reply> {
   const deadline = Date.now() + (deps.duplicateWaitMs ?? DUPLICATE_WAIT_MS);
   const claim = () => JSON.stringify({ command: fingerprint, claimed_at: Date.now() } satisfies NonceRecord);
   let pause = 5;
@@ -189,4 +227,7 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
   }
 }
 
-const inProgress = () => errorReply(domainError("E_IN_PROGRESS", "the first copy of this command is still running; send it again to get its reply"));
+const inProgress = () =>
+  errorReply(
+    domainError("E_IN_PROGRESS", "the first copy of this command is still running; send it again to get its reply"),
+  );

@@ -9,9 +9,17 @@ const Port = z.coerce.number().int().min(0).max(65535);
 
 const UNITS: Record<string, number> = { "": 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
 /** A size as bytes, or with a binary unit: 10GiB, 512MiB. */
-const Bytes = z.string().regex(/^\d+(KiB|MiB|GiB|TiB)?$/, "a size in bytes, or with KiB, MiB, GiB or TiB (e.g. 10GiB)")
+const Bytes = z
+  .string()
+  .regex(/^\d+(KiB|MiB|GiB|TiB)?$/, "a size in bytes, or with KiB, MiB, GiB or TiB (e.g. 10GiB)")
   .transform((v) => Number(v.match(/^\d+/)![0]) * UNITS[v.replace(/^\d+/, "")]!)
-  .pipe(z.number().int().min(EVENTS_MIN_MAX_BYTES, `at least ${EVENTS_MIN_MAX_BYTES} bytes (1MiB)`).max(Number.MAX_SAFE_INTEGER));
+  .pipe(
+    z
+      .number()
+      .int()
+      .min(EVENTS_MIN_MAX_BYTES, `at least ${EVENTS_MIN_MAX_BYTES} bytes (1MiB)`)
+      .max(Number.MAX_SAFE_INTEGER),
+  );
 
 export const MembershipdConfig = z.object({
   dataDir: z.string().min(1),
@@ -57,7 +65,10 @@ const flags = {
   replicas: "1",
   "event-stream-max-bytes": `${EVENTS_DEFAULT_MAX_BYTES / 1024 ** 3}GiB`,
   "cluster-name": "unibus",
-  "server-name": hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "unibus",
+  "server-name":
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, "-")
+      .slice(0, 64) || "unibus",
   routes: "",
   "route-host": "",
   "route-port": "6250",
@@ -101,8 +112,15 @@ function abs(path: string): string | undefined {
 }
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): MembershipdConfig {
-  const { values } = parseArgs({ args: argv, options: Object.fromEntries(Object.keys(flags).map((k) => [k, { type: "string" as const }])), strict: true });
-  const pick = (name: keyof typeof flags) => (values as Record<string, string | undefined>)[name] ?? env[`UNIBUS_${name.toUpperCase().replace(/-/g, "_")}`] ?? flags[name];
+  const { values } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(Object.keys(flags).map((k) => [k, { type: "string" as const }])),
+    strict: true,
+  });
+  const pick = (name: keyof typeof flags) =>
+    (values as Record<string, string | undefined>)[name] ??
+    env[`UNIBUS_${name.toUpperCase().replace(/-/g, "_")}`] ??
+    flags[name];
   const dataDir = resolve(pick("data-dir"));
   const keyFile = pick("at-rest-key-file");
   const natsHost = pick("nats-host");
@@ -118,13 +136,21 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     natsUrl: pick("nats-url") || undefined,
     natsCreds: pick("nats-creds") || undefined,
     natsCa: pick("nats-ca") || undefined,
-    advertise: (pick("advertise") || `nats://${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pick("nats-port")}`).split(",").map((u) => u.trim()).filter(Boolean),
+    advertise: (
+      pick("advertise") || `nats://${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pick("nats-port")}`
+    )
+      .split(",")
+      .map((u) => u.trim())
+      .filter(Boolean),
     overlayCidr: pick("overlay-cidr"),
     replicas: pick("replicas"),
     eventStreamMaxBytes: pick("event-stream-max-bytes"),
     clusterName: pick("cluster-name"),
     serverName: pick("server-name"),
-    routes: pick("routes").split(",").map((r) => r.trim()).filter(Boolean),
+    routes: pick("routes")
+      .split(",")
+      .map((r) => r.trim())
+      .filter(Boolean),
     routeHost: pick("route-host") || natsHost,
     routePort: pick("route-port"),
     routeTlsDir: abs(pick("route-tls-dir")) ?? join(dataDir, "route"),

@@ -2,7 +2,15 @@
 // membership command service. membershipd's main wraps it with the embedded server and HTTP.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AggregateStore, NONCES_BUCKET, Projector, coldStartRetry, ensureEventStream, ensureLogsStream, openBuckets } from "../bus/mod.ts";
+import {
+  AggregateStore,
+  NONCES_BUCKET,
+  Projector,
+  coldStartRetry,
+  ensureEventStream,
+  ensureLogsStream,
+  openBuckets,
+} from "../bus/mod.ts";
 import { domainError, isReadAction, type ReplicaCopy } from "../core/mod.ts";
 import { createActions, parseActionArgs } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
@@ -28,7 +36,14 @@ function fitReply(reply: Reply, maxPayload: number): string {
   const text = JSON.stringify(reply);
   const size = Buffer.byteLength(text);
   if (size <= maxPayload - 512) return text;
-  return JSON.stringify(errorReply(domainError("E_TOO_LARGE", `the reply would be ${size} bytes, over the server's ${maxPayload}-byte limit; ask for fewer with limit`)));
+  return JSON.stringify(
+    errorReply(
+      domainError(
+        "E_TOO_LARGE",
+        `the reply would be ${size} bytes, over the server's ${maxPayload}-byte limit; ask for fewer with limit`,
+      ),
+    ),
+  );
 }
 const MAX_IN_FLIGHT = 512;
 
@@ -60,7 +75,12 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const jsm = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
   const cold = coldStartRetry(o.coldStartBudgetMs ?? 0, o.log);
-  const streamMaxBytes = await cold("the event stream", () => ensureEventStream(jsm, o.replicas, { ...(o.eventStreamMaxBytes ? { maxBytes: o.eventStreamMaxBytes } : {}), log: o.log }));
+  const streamMaxBytes = await cold("the event stream", () =>
+    ensureEventStream(jsm, o.replicas, {
+      ...(o.eventStreamMaxBytes ? { maxBytes: o.eventStreamMaxBytes } : {}),
+      log: o.log,
+    }),
+  );
   await cold("the logs stream", () => ensureLogsStream(jsm, { replicas: o.replicas }));
   const buckets = await cold("the KV buckets", () => openBuckets(o.nc, o.replicas));
   const service = serviceSigner(o.dataDir);
@@ -74,26 +94,63 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   // been handed over). Both steps only read and append idempotently before they subscribe.
   await cold("the projector's checkpoint", () => projector.start());
   const auth = o.security
-    ? await cold("the identity service", () => startAuthServices({ ...o, security: o.security!, js, jsm, aggregates, service, admin }))
+    ? await cold("the identity service", () =>
+        startAuthServices({ ...o, security: o.security!, js, jsm, aggregates, service, admin }),
+      )
     : null;
 
   const meta = o.meta ?? (async () => null);
   const cluster = createClusterActions({
-    aggregates, jsm, nc: o.nc, signer: service, clusterName: o.clusterName, self: o.self ?? o.clusterName, meta, copies: o.copies ?? (async () => new Map()), log: o.log,
+    aggregates,
+    jsm,
+    nc: o.nc,
+    signer: service,
+    clusterName: o.clusterName,
+    self: o.self ?? o.clusterName,
+    meta,
+    copies: o.copies ?? (async () => new Map()),
+    log: o.log,
   });
-  const watch = o.copies ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, signer: service, log: o.log }) : null;
+  const watch = o.copies
+    ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, signer: service, log: o.log })
+    : null;
   const metrics = new Metrics();
   const nodeQuotas = new NodeQuotas(o.nodeQuotas);
-  metrics.addCounter("unibus_quota_refusals_total", "quota", () => new Map([...nodeQuotas.refusals, ...(auth?.waitGate.refusals ?? [])]));
+  metrics.addCounter(
+    "unibus_quota_refusals_total",
+    "quota",
+    () => new Map([...nodeQuotas.refusals, ...(auth?.waitGate.refusals ?? [])]),
+  );
   const vaultTally = await cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
-  const updates = await cold("the release store", () => startUpdates({
-    nc: o.nc, jsm, self: o.self ?? o.clusterName, replicas: o.replicas, aggregates, buckets, driverKey: driver, driverId: DRIVER_ACTOR_ID, serviceKey: service.publicKey, log: o.log ?? (() => {}),
-    caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)), ...(o.updates ? { driver: o.updates } : {}),
-  }));
+  const updates = await cold("the release store", () =>
+    startUpdates({
+      nc: o.nc,
+      jsm,
+      self: o.self ?? o.clusterName,
+      replicas: o.replicas,
+      aggregates,
+      buckets,
+      driverKey: driver,
+      driverId: DRIVER_ACTOR_ID,
+      serviceKey: service.publicKey,
+      log: o.log ?? (() => {}),
+      caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)),
+      ...(o.updates ? { driver: o.updates } : {}),
+    }),
+  );
   const run = createActions({
-    aggregates, buckets, projector, jsm, updaters: [{ id: DRIVER_ACTOR_ID, key: driver.publicKey }], identities: auth?.identities ?? null, enrollment: auth?.enrollment ?? null,
-    trustChanged: () => announceTrustChange(o.nc, driver), updateHandlers: updates.handlers,
-    clusterHandlers: cluster.handlers, nodeQuotas, ...(o.log ? { log: o.log } : {}),
+    aggregates,
+    buckets,
+    projector,
+    jsm,
+    updaters: [{ id: DRIVER_ACTOR_ID, key: driver.publicKey }],
+    identities: auth?.identities ?? null,
+    enrollment: auth?.enrollment ?? null,
+    trustChanged: () => announceTrustChange(o.nc, driver),
+    updateHandlers: updates.handlers,
+    clusterHandlers: cluster.handlers,
+    nodeQuotas,
+    ...(o.log ? { log: o.log } : {}),
   });
   const lookupActor = createActorLookup(jsm, aggregates);
   const pause = new WritePause(o.nc, service.publicKey, o.log);
@@ -104,14 +161,31 @@ export async function startControlPlane(o: ControlPlaneOptions) {
       if (err || !msg.reply) return;
       const action = msg.subject.slice(COMMAND_PREFIX.length);
       if (pause.active && !isReadAction(action) && action !== "cluster.scale") {
-        return void msg.respond(JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "the cluster is changing its replicas (cluster scale); retry in a few seconds" } }));
+        return void msg.respond(
+          JSON.stringify({
+            ok: false,
+            error: {
+              code: "E_UNAVAILABLE",
+              message: "the cluster is changing its replicas (cluster scale); retry in a few seconds",
+            },
+          }),
+        );
       }
       if (inFlight >= MAX_IN_FLIGHT) {
-        return void msg.respond(JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "membershipd is busy; retry" } }));
+        return void msg.respond(
+          JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "membershipd is busy; retry" } }),
+        );
       }
       inFlight++;
       const started = performance.now();
-      handleCommand(msg.data, action, { nonces: buckets[NONCES_BUCKET]!, lookupActor, parseArgs: parseActionArgs, run, isRead: isReadAction, log: o.log })
+      handleCommand(msg.data, action, {
+        nonces: buckets[NONCES_BUCKET]!,
+        lookupActor,
+        parseArgs: parseActionArgs,
+        run,
+        isRead: isReadAction,
+        log: o.log,
+      })
         .then((reply) => {
           metrics.countCommand(action, reply.ok ? "ok" : reply.error.code, performance.now() - started);
           msg.respond(fitReply(reply, o.nc.info?.max_payload ?? 1024 * 1024));
@@ -120,7 +194,17 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     },
   });
   return {
-    js, jsm, buckets, aggregates, projector, metrics, service, auth, updates, vaultTally, streamMaxBytes,
+    js,
+    jsm,
+    buckets,
+    aggregates,
+    projector,
+    metrics,
+    service,
+    auth,
+    updates,
+    vaultTally,
+    streamMaxBytes,
     async stop() {
       watch?.stop();
       vaultTally.stop();

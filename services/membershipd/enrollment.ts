@@ -8,17 +8,42 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { z } from "zod";
 import {
-  type Actor, INVITE_PREFIX, enrollWaitSubject, JoinRequest, WaitAnnouncement, type CommandEnvelope, type InviteToken, type NodeConfig, type WaitBundle,
+  type Actor,
+  INVITE_PREFIX,
+  enrollWaitSubject,
+  JoinRequest,
+  WaitAnnouncement,
+  type CommandEnvelope,
+  type InviteToken,
+  type NodeConfig,
+  type WaitBundle,
 } from "../../schemas/mod.ts";
 import {
-  canonicalJson, decodeSignature, domainError, parseUntrustedJson, sealConfig, fleetAggregate, FLEET_ID, identityAggregate, isDomainError, newUserSeed, sha256Hex, signerFromSeed, verifySignature,
-  type DomainError, type FleetCommand, type FleetState,
+  canonicalJson,
+  decodeSignature,
+  domainError,
+  parseUntrustedJson,
+  sealConfig,
+  fleetAggregate,
+  FLEET_ID,
+  identityAggregate,
+  isDomainError,
+  newUserSeed,
+  sha256Hex,
+  signerFromSeed,
+  verifySignature,
+  type DomainError,
+  type FleetCommand,
+  type FleetState,
 } from "../core/mod.ts";
 import { credsFor, type AggregateStore } from "../bus/mod.ts";
 import type { IdentityService } from "./identity-service.ts";
 import { CLOCK_WINDOW_MS, errorReply, zodMessage } from "./command-pipeline.ts";
 
-export { ENROLL_JOIN_SUBJECT as JOIN_SUBJECT, ENROLL_WAIT_ANNOUNCE_SUBJECT as WAIT_ANNOUNCE_SUBJECT } from "../../schemas/mod.ts";
+export {
+  ENROLL_JOIN_SUBJECT as JOIN_SUBJECT,
+  ENROLL_WAIT_ANNOUNCE_SUBJECT as WAIT_ANNOUNCE_SUBJECT,
+} from "../../schemas/mod.ts";
 const FLEET = FLEET_ID;
 
 export interface EnrollmentOptions {
@@ -30,7 +55,10 @@ export interface EnrollmentOptions {
   now?: () => number;
 }
 
-interface Announcement { announcement: WaitAnnouncement; config?: { nonce: string; box: string } }
+interface Announcement {
+  announcement: WaitAnnouncement;
+  config?: { nonce: string; box: string };
+}
 
 export class EnrollmentService {
   constructor(
@@ -77,11 +105,22 @@ export class EnrollmentService {
     try {
       const bootstrapKey = signerFromSeed(seed).publicKey;
       const r = await this.writeFleet(
-        { type: "IssueInvite", hash, expiresAt: expiresAt.toISOString(), uses: args.uses, note: args.note, bootstrapKey },
-        { actor: cmd.actor, commandId: cmd.id });
+        {
+          type: "IssueInvite",
+          hash,
+          expiresAt: expiresAt.toISOString(),
+          uses: args.uses,
+          note: args.note,
+          bootstrapKey,
+        },
+        { actor: cmd.actor, commandId: cmd.id },
+      );
       if (isDomainError(r)) return r;
       if (r.replayed) {
-        return domainError("E_INTERRUPTED", "this invite command was already run and its token cannot be shown again; revoke that invite (node invites) and create another");
+        return domainError(
+          "E_INTERRUPTED",
+          "this invite command was already run and its token cannot be shown again; revoke that invite (node invites) and create another",
+        );
       }
       const creds = await this.bootstrapCreds("join", seed, expiresAt, `invite ${hash.slice(0, 12)}`, cmd.id);
       return this.inviteReply(args, hash, expiresAt, secretText, creds);
@@ -90,9 +129,28 @@ export class EnrollmentService {
     }
   }
 
-  private inviteReply(args: { uses: number; note: string }, hash: string, expiresAt: Date, secretText: string, creds: { text: string }) {
-    const token: InviteToken = { v: 1, cluster: this.o.cluster, urls: this.o.urls, secret: secretText, creds: creds.text, ca: this.o.caFingerprint };
-    return { token: INVITE_PREFIX + Buffer.from(JSON.stringify(token)).toString("base64url"), hash, expires_at: expiresAt.toISOString(), uses: args.uses, note: args.note };
+  private inviteReply(
+    args: { uses: number; note: string },
+    hash: string,
+    expiresAt: Date,
+    secretText: string,
+    creds: { text: string },
+  ) {
+    const token: InviteToken = {
+      v: 1,
+      cluster: this.o.cluster,
+      urls: this.o.urls,
+      secret: secretText,
+      creds: creds.text,
+      ca: this.o.caFingerprint,
+    };
+    return {
+      token: INVITE_PREFIX + Buffer.from(JSON.stringify(token)).toString("base64url"),
+      hash,
+      expires_at: expiresAt.toISOString(),
+      uses: args.uses,
+      note: args.note,
+    };
   }
 
   /** The bundle a locked-down node waits with: the right to announce itself and nothing more. */
@@ -105,12 +163,24 @@ export class EnrollmentService {
     } finally {
       seed.fill(0);
     }
-    const bundle: WaitBundle = { v: 1, cluster: this.o.cluster, urls: this.o.urls, creds: creds.text, ca: this.o.caFingerprint };
+    const bundle: WaitBundle = {
+      v: 1,
+      cluster: this.o.cluster,
+      urls: this.o.urls,
+      creds: creds.text,
+      ca: this.o.caFingerprint,
+    };
     return { bundle: Buffer.from(JSON.stringify(bundle)).toString("base64url"), expires_at: expiresAt.toISOString() };
   }
 
   /** A bootstrap identity is recorded like any other, so revoking it (with its invite) survives restarts. The caller zeroes `seed`. */
-  private async bootstrapCreds(flow: "join" | "wait", seed: Uint8Array, expiresAt: Date, name: string, commandId: string): Promise<{ key: string; text: string }> {
+  private async bootstrapCreds(
+    flow: "join" | "wait",
+    seed: Uint8Array,
+    expiresAt: Date,
+    name: string,
+    commandId: string,
+  ): Promise<{ key: string; text: string }> {
     const key = signerFromSeed(seed).publicKey;
     const issued = await this.identities.issue({ key, role: "bootstrap", name, ctx: { flow }, expiresAt }, commandId);
     if (isDomainError(issued)) throw new Error(`cannot issue a bootstrap identity: ${issued.message}`);
@@ -118,7 +188,10 @@ export class EnrollmentService {
   }
 
   async revokeInvite(args: { hash: string }, cmd: CommandEnvelope): Promise<unknown> {
-    const r = await this.writeFleet( { type: "RevokeInvite", hashPrefix: args.hash }, { actor: cmd.actor, commandId: cmd.id });
+    const r = await this.writeFleet(
+      { type: "RevokeInvite", hashPrefix: args.hash },
+      { actor: cmd.actor, commandId: cmd.id },
+    );
     if (isDomainError(r)) return r;
     const hash = String(r.events[0]?.data.hash ?? "");
     const invite = (await this.fleet()).invites.get(hash);
@@ -128,7 +201,8 @@ export class EnrollmentService {
 
   /** Checks the request's own signature: the sender holds the seed of the key it enrolls. */
   private checkProof(body: JoinRequest | WaitAnnouncement, checkClock = true): DomainError | null {
-    if (checkClock && Math.abs(Date.parse(body.ts) - this.now()) > CLOCK_WINDOW_MS) return domainError("E_CLOCK_SKEW", "the request's time is outside ±60 s of the server clock");
+    if (checkClock && Math.abs(Date.parse(body.ts) - this.now()) > CLOCK_WINDOW_MS)
+      return domainError("E_CLOCK_SKEW", "the request's time is outside ±60 s of the server clock");
     const { sig, ...rest } = body;
     const bytes = decodeSignature(sig);
     if (!bytes || !verifySignature(body.sign_key, new TextEncoder().encode(canonicalJson(rest)), bytes)) {
@@ -138,33 +212,63 @@ export class EnrollmentService {
   }
 
   /** Enrolls (or, for a retry with the same key, re-answers) and returns the node's configuration. */
-  private async enroll(body: JoinRequest | WaitAnnouncement, inviteHash: string, flow: "join" | "code", commandId: string, actor: Actor): Promise<NodeConfig | DomainError> {
+  private async enroll(
+    body: JoinRequest | WaitAnnouncement,
+    inviteHash: string,
+    flow: "join" | "code",
+    commandId: string,
+    actor: Actor,
+  ): Promise<NodeConfig | DomainError> {
     const state = await this.fleet();
     const previous = [...state.nodes.values()].find((n) => n.signKey === body.sign_key);
     const retry = previous && previous.status === "active" && previous.node === body.node;
     if (!retry) {
       const taken = await this.keyTaken(body);
       if (taken) return taken;
-      const r = await this.writeFleet( {
-        type: "EnrollNode", node: body.node, signKey: body.sign_key, kexKey: body.kex_key, labels: body.labels, inviteHash, flow,
-        now: new Date(this.now()).toISOString(), cidr: this.o.cidr,
-      }, { actor, commandId });
+      const r = await this.writeFleet(
+        {
+          type: "EnrollNode",
+          node: body.node,
+          signKey: body.sign_key,
+          kexKey: body.kex_key,
+          labels: body.labels,
+          inviteHash,
+          flow,
+          now: new Date(this.now()).toISOString(),
+          cidr: this.o.cidr,
+        },
+        { actor, commandId },
+      );
       if (isDomainError(r)) return r;
     }
     const node = (await this.fleet()).nodes.get(body.node);
     // A replayed command id appends nothing (this key's join was recorded before): only an
     // active node with this very key gets a JWT.
-    if (node?.status !== "active" || node.signKey !== body.sign_key) return domainError("E_KEY_IN_USE", "that node key was already enrolled once; generate a new one");
-    const issued = await this.identities.issue({ key: body.sign_key, role: "node", name: body.node, ctx: { node: body.node } }, `enroll-${body.sign_key}`);
+    if (node?.status !== "active" || node.signKey !== body.sign_key)
+      return domainError("E_KEY_IN_USE", "that node key was already enrolled once; generate a new one");
+    const issued = await this.identities.issue(
+      { key: body.sign_key, role: "node", name: body.node, ctx: { node: body.node } },
+      `enroll-${body.sign_key}`,
+    );
     if (isDomainError(issued)) return issued;
-    return { node: body.node, address: node.address, jwt: issued.jwt, urls: this.o.urls, ca: this.o.caFingerprint, cluster: this.o.cluster };
+    return {
+      node: body.node,
+      address: node.address,
+      jwt: issued.jwt,
+      urls: this.o.urls,
+      ca: this.o.caFingerprint,
+      cluster: this.o.cluster,
+    };
   }
 
   /** A key that is (or was) another identity would get NodeEnrolled and then no JWT: refuse it first. */
   private async keyTaken(body: JoinRequest | WaitAnnouncement): Promise<DomainError | null> {
     const s = (await this.aggregates.load(identityAggregate, body.sign_key)).state;
     if (s.status === "none" || (s.status === "active" && s.role === "node" && s.name === body.node)) return null;
-    return domainError("E_KEY_IN_USE", "that key belongs to another identity (or a revoked one); generate a node key of your own");
+    return domainError(
+      "E_KEY_IN_USE",
+      "that key belongs to another identity (or a revoked one); generate a node key of your own",
+    );
   }
 
   async handleJoin(raw: Uint8Array): Promise<unknown> {
@@ -174,7 +278,10 @@ export class EnrollmentService {
     if (bad) return errorReply(bad);
     const v = parsed.value;
     // A joining node speaks for itself: it is the actor of its own enrollment.
-    const result = await this.enroll(v, sha256Hex(v.secret), "join", `join-${sha256Hex(v.sign_key).slice(0, 32)}`, { id: v.node, key: v.sign_key });
+    const result = await this.enroll(v, sha256Hex(v.secret), "join", `join-${sha256Hex(v.sign_key).slice(0, 32)}`, {
+      id: v.node,
+      key: v.sign_key,
+    });
     return isDomainError(result) ? errorReply(result) : { ok: true, result };
   }
 
@@ -187,7 +294,8 @@ export class EnrollmentService {
     if (bad) return errorReply(bad);
     const entry = await this.waiting.get(a.wait_id);
     const known = entry?.operation === "PUT" ? entry.json<Announcement>() : null;
-    if (known && known.announcement.sign_key !== a.sign_key) return errorReply(domainError("E_CONFLICT", "another node waits with this code"));
+    if (known && known.announcement.sign_key !== a.sign_key)
+      return errorReply(domainError("E_CONFLICT", "another node waits with this code"));
     if (known?.config) {
       this.nc.publish(enrollWaitSubject(a.wait_id), JSON.stringify({ wait_id: a.wait_id, ...known.config }));
       return { ok: true, result: { state: "enrolled" } };
@@ -197,9 +305,16 @@ export class EnrollmentService {
   }
 
   /** `unibus node enroll --code … --token …`: the operator vouches for a waiting node. */
-  async enrollByCode(args: { wait_id: string; wait_key: string; secret: string }, cmd: CommandEnvelope): Promise<unknown> {
+  async enrollByCode(
+    args: { wait_id: string; wait_key: string; secret: string },
+    cmd: CommandEnvelope,
+  ): Promise<unknown> {
     const entry = await this.waiting.get(args.wait_id);
-    if (!entry || entry.operation !== "PUT") return domainError("E_NODE_NOT_FOUND", "no node is waiting with that code (is `unibus-agent enroll-wait` running?)");
+    if (!entry || entry.operation !== "PUT")
+      return domainError(
+        "E_NODE_NOT_FOUND",
+        "no node is waiting with that code (is `unibus-agent enroll-wait` running?)",
+      );
     const { announcement } = entry.json<Announcement>();
     const bad = this.checkProof(announcement, false);
     if (bad) return bad;
@@ -212,12 +327,24 @@ export class EnrollmentService {
     return { node: config.node, address: config.address };
   }
 
-  async leaveOrRevoke(kind: "leave" | "revoke", args: { node: string; reason?: string }, cmd: CommandEnvelope): Promise<unknown> {
-    const command = kind === "leave" ? { type: "LeaveNode" as const, node: args.node } : { type: "RevokeNode" as const, node: args.node, reason: args.reason ?? "" };
+  async leaveOrRevoke(
+    kind: "leave" | "revoke",
+    args: { node: string; reason?: string },
+    cmd: CommandEnvelope,
+  ): Promise<unknown> {
+    const command =
+      kind === "leave"
+        ? { type: "LeaveNode" as const, node: args.node }
+        : { type: "RevokeNode" as const, node: args.node, reason: args.reason ?? "" };
     const before = (await this.fleet()).nodes.get(args.node);
-    const r = await this.writeFleet( command, { actor: cmd.actor, commandId: cmd.id });
+    const r = await this.writeFleet(command, { actor: cmd.actor, commandId: cmd.id });
     if (isDomainError(r)) return r;
-    if (before) await this.identities.revoke(before.signKey, kind === "leave" ? "node left" : args.reason ?? "node revoked", cmd.id);
+    if (before)
+      await this.identities.revoke(
+        before.signKey,
+        kind === "leave" ? "node left" : (args.reason ?? "node revoked"),
+        cmd.id,
+      );
     return { node: args.node, status: kind === "leave" ? "left" : "revoked" };
   }
 }
@@ -227,5 +354,7 @@ function parseJson<T>(raw: Uint8Array, schema: z.ZodType<T>): { value: T } | { e
   const json = parseUntrustedJson(raw, { maxBytes: 16 * 1024, what: "request" });
   if (!json.ok) return { error: errorReply(json.error) };
   const r = schema.safeParse(json.value);
-  return r.success ? { value: r.data } : { error: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(r.error)}`)) };
+  return r.success
+    ? { value: r.data }
+    : { error: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(r.error)}`)) };
 }

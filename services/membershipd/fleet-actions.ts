@@ -16,14 +16,26 @@ export interface FleetActionDeps {
   trustChanged?: () => void;
 }
 
-const unsupported = () => domainError("E_UNSUPPORTED", "this control plane runs without operator-mode auth (external --nats-url), so it issues no identities");
+const unsupported = () =>
+  domainError(
+    "E_UNSUPPORTED",
+    "this control plane runs without operator-mode auth (external --nats-url), so it issues no identities",
+  );
 
 export function createFleetActions(d: FleetActionDeps) {
   const { identities, enrollment } = d;
-  const withIdentities = <A extends ServedAction>(h: (i: IdentityService, args: ServedArgs<A>, cmd: CommandEnvelope) => Promise<unknown>): Handler<A> =>
-    async (args, cmd) => (identities ? h(identities, args, cmd) : unsupported());
-  const withEnrollment = <A extends ServedAction>(h: (e: EnrollmentService, args: ServedArgs<A>, cmd: CommandEnvelope) => Promise<unknown>): Handler<A> =>
-    async (args, cmd) => (enrollment ? h(enrollment, args, cmd) : unsupported());
+  const withIdentities =
+    <A extends ServedAction>(
+      h: (i: IdentityService, args: ServedArgs<A>, cmd: CommandEnvelope) => Promise<unknown>,
+    ): Handler<A> =>
+    async (args, cmd) =>
+      identities ? h(identities, args, cmd) : unsupported();
+  const withEnrollment =
+    <A extends ServedAction>(
+      h: (e: EnrollmentService, args: ServedArgs<A>, cmd: CommandEnvelope) => Promise<unknown>,
+    ): Handler<A> =>
+    async (args, cmd) =>
+      enrollment ? h(enrollment, args, cmd) : unsupported();
 
   /** The user's NATS JWT, minted for the key it registered (its seed stays with the caller). */
   const issueUserJwt = async (handle: string, role: "admin" | "monitor", key: string, cmd: CommandEnvelope) => {
@@ -33,7 +45,12 @@ export function createFleetActions(d: FleetActionDeps) {
   };
 
   const revokeUser = withIdentities<"user.revoke">(async (i, a, cmd) => {
-    const r = await d.aggregates.execute(userAggregate, a.handle, { type: "RevokeUser", handle: a.handle, reason: a.reason }, { actor: cmd.actor, commandId: cmd.id });
+    const r = await d.aggregates.execute(
+      userAggregate,
+      a.handle,
+      { type: "RevokeUser", handle: a.handle, reason: a.reason },
+      { actor: cmd.actor, commandId: cmd.id },
+    );
     if (isDomainError(r)) return r;
     const user = (await d.aggregates.load(userAggregate, a.handle)).state;
     if (!user.exists) return domainError("E_USER_NOT_FOUND", `user ${a.handle} does not exist`);
@@ -42,7 +59,15 @@ export function createFleetActions(d: FleetActionDeps) {
     return isDomainError(revoked) ? revoked : { handle: a.handle, key: user.signKey, revoked: true };
   });
 
-  const handlers: Handlers<"user.revoke" | "node.invite" | "node.invite.revoke" | "node.enroll" | "node.wait-bundle" | "node.leave" | "node.revoke"> = {
+  const handlers: Handlers<
+    | "user.revoke"
+    | "node.invite"
+    | "node.invite.revoke"
+    | "node.enroll"
+    | "node.wait-bundle"
+    | "node.leave"
+    | "node.revoke"
+  > = {
     "user.revoke": revokeUser,
     "node.invite": withEnrollment((e, a, cmd) => e.invite(a, cmd)),
     "node.invite.revoke": withEnrollment((e, a, cmd) => e.revokeInvite(a, cmd)),

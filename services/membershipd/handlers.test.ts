@@ -7,7 +7,14 @@ import { isDomainError } from "../core/mod.ts";
 import { dispatch, parseCommandArgs, type Handler, type Handlers, type ServedAction } from "./handlers.ts";
 
 const cmd: CommandEnvelope = {
-  v: 1, id: "c-1-000000", ts: new Date(0).toISOString(), nonce: "n".repeat(16), actor: { id: "ann", key: "U" }, action: "member.add", args: {}, sig: "",
+  v: 1,
+  id: "c-1-000000",
+  ts: new Date(0).toISOString(),
+  nonce: "n".repeat(16),
+  actor: { id: "ann", key: "U" },
+  action: "member.add",
+  args: {},
+  sig: "",
 };
 
 // @ts-expect-error: room.archive's handler is missing
@@ -25,7 +32,10 @@ export const crossed: Handler<"member.add"> = async (a: { handle: string; sign_k
 
 test("args are parsed with the action's schema, defaults filled in; an unknown action is undefined", () => {
   assert.equal(parseCommandArgs("room.explode", {}), undefined);
-  assert.deepEqual(parseCommandArgs("room.create", { room: "lobby" }), { ok: true, args: { action: "room.create", args: { room: "lobby", subject: "" } } });
+  assert.deepEqual(parseCommandArgs("room.create", { room: "lobby" }), {
+    ok: true,
+    args: { action: "room.create", args: { room: "lobby", subject: "" } },
+  });
   const bad = parseCommandArgs("room.create", { room: "lobby", replicas: 3 });
   assert.ok(bad && !bad.ok && isDomainError(bad.error));
   assert.equal(bad.error.code, "E_BAD_REQUEST");

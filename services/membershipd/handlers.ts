@@ -11,7 +11,10 @@ export type ServedAction = keyof typeof ServedActionArgs;
 /** An action's args once parsed (defaults filled in): ArgsOf<A> for the operators' actions. */
 export type ServedArgs<A extends ServedAction> = z.output<(typeof ServedActionArgs)[A]>;
 
-export type Handler<A extends ServedAction> = (args: ServedArgs<A>, cmd: CommandEnvelope) => Promise<unknown | DomainError>;
+export type Handler<A extends ServedAction> = (
+  args: ServedArgs<A>,
+  cmd: CommandEnvelope,
+) => Promise<unknown | DomainError>;
 /** One handler per action of `A`: a missing one, or one taking other args, does not compile. */
 export type Handlers<A extends ServedAction> = { [K in A]: Handler<K> };
 
@@ -26,17 +29,29 @@ export function isServedAction(action: string): action is ServedAction {
 const argsSchemas: { [A in ServedAction]: z.ZodType<ServedArgs<A>> } = ServedActionArgs;
 
 /** `action`'s args parsed with its schema; undefined when membershipd serves no such action. */
-export function parseCommandArgs(action: string, args: unknown): { ok: true; args: ParsedCommand } | { ok: false; error: DomainError } | undefined {
+export function parseCommandArgs(
+  action: string,
+  args: unknown,
+): { ok: true; args: ParsedCommand } | { ok: false; error: DomainError } | undefined {
   return isServedAction(action) ? parseArgsOf(action, args) : undefined;
 }
 
-function parseArgsOf<A extends ServedAction>(action: A, args: unknown): { ok: true; args: ParsedCommand<A> } | { ok: false; error: DomainError } {
+function parseArgsOf<A extends ServedAction>(
+  action: A,
+  args: unknown,
+): { ok: true; args: ParsedCommand<A> } | { ok: false; error: DomainError } {
   const r = argsSchemas[action].safeParse(args);
-  return r.success ? { ok: true, args: { action, args: r.data } } : { ok: false, error: domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(r.error)}`) };
+  return r.success
+    ? { ok: true, args: { action, args: r.data } }
+    : { ok: false, error: domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(r.error)}`) };
 }
 
 /** Runs the handler of a parsed command: handlers[action] takes exactly that action's args. */
-export function dispatch<A extends ServedAction>(handlers: Handlers<ServedAction>, parsed: ParsedCommand<A>, cmd: CommandEnvelope): Promise<unknown | DomainError> {
+export function dispatch<A extends ServedAction>(
+  handlers: Handlers<ServedAction>,
+  parsed: ParsedCommand<A>,
+  cmd: CommandEnvelope,
+): Promise<unknown | DomainError> {
   const handler: Handler<A> = handlers[parsed.action];
   return handler(parsed.args, cmd);
 }

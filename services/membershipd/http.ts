@@ -6,16 +6,31 @@ import type { VaultCounts } from "./vault-tally.ts";
 
 /** The fleet's vaults by state, once the tally knows them. */
 function vaultGauges(v: VaultCounts | null): Record<string, number> {
-  return v ? { unibus_vaults: v.owners, unibus_vaults_unlocked: v.unlocked, unibus_vaults_waiting_for_peers: v.waiting_for_peers, unibus_vaults_genesis_locked: v.genesis_locked } : {};
+  return v
+    ? {
+        unibus_vaults: v.owners,
+        unibus_vaults_unlocked: v.unlocked,
+        unibus_vaults_waiting_for_peers: v.waiting_for_peers,
+        unibus_vaults_genesis_locked: v.genesis_locked,
+      }
+    : {};
 }
 
-export function startHttp(host: string, port: number, deps: PostureDeps, metrics: Metrics, restarts: () => number): Promise<Server> {
+export function startHttp(
+  host: string,
+  port: number,
+  deps: PostureDeps,
+  metrics: Metrics,
+  restarts: () => number,
+): Promise<Server> {
   const server = createServer(async (req, res) => {
     try {
       if (req.method !== "GET") return void res.writeHead(405, { allow: "GET" }).end();
       if (req.url === "/healthz") {
         const body = await healthz(deps);
-        return void res.writeHead(body.status === "ok" ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify(body) + "\n");
+        return void res
+          .writeHead(body.status === "ok" ? 200 : 503, { "content-type": "application/json" })
+          .end(JSON.stringify(body) + "\n");
       }
       if (req.url === "/metrics") {
         const h = await healthz(deps);
@@ -35,7 +50,9 @@ export function startHttp(host: string, port: number, deps: PostureDeps, metrics
       }
       res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found" }) + "\n");
     } catch (err) {
-      res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ status: "degraded", error: (err as Error).message }) + "\n");
+      res
+        .writeHead(500, { "content-type": "application/json" })
+        .end(JSON.stringify({ status: "degraded", error: (err as Error).message }) + "\n");
     }
   });
   return new Promise((resolve, reject) => {

@@ -23,7 +23,12 @@ export function loadOrCreateSigner(path: string): Signer {
   }
   const buf = readSecretFile(path);
   try {
-    return signerFromSeed(new Uint8Array(buf.buffer, buf.byteOffset, buf.length).subarray(0, buf.indexOf(10) >= 0 ? buf.indexOf(10) : buf.length));
+    return signerFromSeed(
+      new Uint8Array(buf.buffer, buf.byteOffset, buf.length).subarray(
+        0,
+        buf.indexOf(10) >= 0 ? buf.indexOf(10) : buf.length,
+      ),
+    );
   } finally {
     buf.fill(0);
   }

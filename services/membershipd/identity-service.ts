@@ -8,14 +8,29 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Actor, Role } from "../../schemas/mod.ts";
 import {
-  EVENT_SUBJECT_PREFIX, foldRevocation, identityAggregate, isDomainError, newRevocationFold, permissionsFor, revocationList, revocationSeconds,
-  domainError, type DomainError, type PermissionContext,
+  EVENT_SUBJECT_PREFIX,
+  foldRevocation,
+  identityAggregate,
+  isDomainError,
+  newRevocationFold,
+  permissionsFor,
+  revocationList,
+  revocationSeconds,
+  domainError,
+  type DomainError,
+  type PermissionContext,
 } from "../core/mod.ts";
 import { decodeEvent, readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
 
 const REVOKING_KINDS = ["fleet", "user", "identity"];
 
-export interface IssueRequest { key: string; role: Role; name: string; ctx?: Omit<PermissionContext, "key">; expiresAt?: Date | null }
+export interface IssueRequest {
+  key: string;
+  role: Role;
+  name: string;
+  ctx?: Omit<PermissionContext, "key">;
+  expiresAt?: Date | null;
+}
 
 export class IdentityService {
   /** Revoked user keys → revocation time (unix seconds), as the account JWT carries them. */
@@ -67,7 +82,8 @@ export class IdentityService {
     for (const key of fold.revoked.keys()) {
       if (!issued.has(key) || recorded.has(key)) continue;
       const r = await this.recordRevocation(key, "revoked before a restart; recorded on start", `restart-${key}`);
-      if (isDomainError(r) && r.code !== "E_IDENTITY_NOT_FOUND") throw new Error(`cannot record the revocation of ${key}: ${r.message}`);
+      if (isDomainError(r) && r.code !== "E_IDENTITY_NOT_FOUND")
+        throw new Error(`cannot record the revocation of ${key}: ${r.message}`);
     }
   }
 
@@ -77,9 +93,18 @@ export class IdentityService {
 
   /** Records the identity (idempotent for the same key, role and name) and mints its JWT. */
   async issue(r: IssueRequest, commandId: string): Promise<{ jwt: string } | DomainError> {
-    const result = await this.aggregates.execute(identityAggregate, r.key,
-      { type: "IssueIdentity", key: r.key, role: r.role, name: r.name, expiresAt: r.expiresAt ? r.expiresAt.toISOString() : null },
-      { actor: this.actor, commandId: `${commandId}:identity` });
+    const result = await this.aggregates.execute(
+      identityAggregate,
+      r.key,
+      {
+        type: "IssueIdentity",
+        key: r.key,
+        role: r.role,
+        name: r.name,
+        expiresAt: r.expiresAt ? r.expiresAt.toISOString() : null,
+      },
+      { actor: this.actor, commandId: `${commandId}:identity` },
+    );
     if (isDomainError(result)) return result;
     if (!this.issuedAt.has(r.key)) this.issuedAt.set(r.key, Math.floor(Date.now() / 1000));
     return { jwt: await this.mint(r) };
@@ -97,11 +122,14 @@ export class IdentityService {
    * so the cut-off `iat - 1` covers all of them and tells this JWT from the one it was enrolled with.
    */
   async reissue(r: IssueRequest, heldIat: number): Promise<{ jwt: string } | DomainError> {
-    if (this.isRevoked(r.key)) return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
+    if (this.isRevoked(r.key))
+      return domainError("E_IDENTITY_REVOKED", "this key was revoked and cannot be issued again");
     const floor = Math.max(this.floorOf(r.key) + 2, heldIat + 1);
-    if (floor > Math.floor(Date.now() / 1000) + 3) return domainError("E_BAD_REQUEST", "the JWT held for this key claims to be issued in the future");
+    if (floor > Math.floor(Date.now() / 1000) + 3)
+      return domainError("E_BAD_REQUEST", "the JWT held for this key claims to be issued in the future");
     // JWT times are whole seconds: wait for the second the new one must carry (at most ~2 s).
-    while (Math.floor(Date.now() / 1000) < floor) await new Promise((res) => setTimeout(res, 1000 - (Date.now() % 1000) + 5));
+    while (Math.floor(Date.now() / 1000) < floor)
+      await new Promise((res) => setTimeout(res, 1000 - (Date.now() % 1000) + 5));
     return { jwt: await this.mint(r) };
   }
 
@@ -112,9 +140,14 @@ export class IdentityService {
    */
   async confirmReissue(key: string, iat: number, commandId: string): Promise<{ revokedOlder: boolean } | DomainError> {
     const until = iat - 1;
-    if (this.isRevoked(key) || until <= this.floorOf(key) || iat > Math.floor(Date.now() / 1000) + 1) return { revokedOlder: false };
-    const r = await this.aggregates.execute(identityAggregate, key, { type: "ReissueIdentity", key, revokesUntil: until },
-      { actor: this.actor, commandId: `${commandId}:reissued` });
+    if (this.isRevoked(key) || until <= this.floorOf(key) || iat > Math.floor(Date.now() / 1000) + 1)
+      return { revokedOlder: false };
+    const r = await this.aggregates.execute(
+      identityAggregate,
+      key,
+      { type: "ReissueIdentity", key, revokesUntil: until },
+      { actor: this.actor, commandId: `${commandId}:reissued` },
+    );
     if (isDomainError(r)) return r;
     this.reissued.set(key, Math.max(this.reissued.get(key) ?? 0, until));
     this.changes++;
@@ -147,8 +180,12 @@ export class IdentityService {
   }
 
   private recordRevocation(key: string, reason: string, commandId: string) {
-    return this.aggregates.execute(identityAggregate, key, { type: "RevokeIdentity", key, reason },
-      { actor: this.actor, commandId: `${commandId}:revoke` });
+    return this.aggregates.execute(
+      identityAggregate,
+      key,
+      { type: "RevokeIdentity", key, reason },
+      { actor: this.actor, commandId: `${commandId}:revoke` },
+    );
   }
 
   /**
@@ -174,6 +211,7 @@ export class IdentityService {
     const jwt = await this.auth.accountJwt(revocationList(new Map(Object.entries(this.revocations)), this.reissued));
     const reply = await this.systemConnection.request("$SYS.REQ.CLAIMS.UPDATE", jwt, { timeout: 5000 });
     const body = reply.json<{ data?: { code?: number; message?: string }; error?: { description?: string } }>();
-    if (body.error || (body.data?.code && body.data.code !== 200)) throw new Error(`account update refused: ${body.error?.description ?? body.data?.message}`);
+    if (body.error || (body.data?.code && body.data.code !== 200))
+      throw new Error(`account update refused: ${body.error?.description ?? body.data?.message}`);
   }
 }

@@ -4,8 +4,18 @@ import { existsSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import {
-  AtRestKeyError, ColdStartTimeout, EmbeddedNatsServer, coldStartRetry, EVENTS_STREAM, connectNats, isStreamNotFound, loadOrCreateAtRestKey, recordAtRestKeyCheck, checkAtRestKey,
-  SecretFileError, NatsServerMissingError,
+  AtRestKeyError,
+  ColdStartTimeout,
+  EmbeddedNatsServer,
+  coldStartRetry,
+  EVENTS_STREAM,
+  connectNats,
+  isStreamNotFound,
+  loadOrCreateAtRestKey,
+  recordAtRestKeyCheck,
+  checkAtRestKey,
+  SecretFileError,
+  NatsServerMissingError,
 } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
 import { startControlPlane } from "./control-plane.ts";
@@ -40,7 +50,6 @@ async function stopWhileStarting(signal: NodeJS.Signals): Promise<void> {
   process.exit(0);
 }
 
-
 async function streamExists(jsm: JetStreamManager): Promise<boolean> {
   try {
     await jsm.streams.info(EVENTS_STREAM);
@@ -51,16 +60,31 @@ async function streamExists(jsm: JetStreamManager): Promise<boolean> {
   }
 }
 
-async function startEmbedded(cfg: MembershipdConfig, security: SecurityMaterial, cluster: ClusterOptions | null, onFatal: (e: Error) => void) {
+async function startEmbedded(
+  cfg: MembershipdConfig,
+  security: SecurityMaterial,
+  cluster: ClusterOptions | null,
+  onFatal: (e: Error) => void,
+) {
   const storeExisted = EmbeddedNatsServer.storeExists(cfg.dataDir);
   const checkFile = join(cfg.dataDir, "at-rest.check");
   const handoff = cfg.atRestKeyHandoff;
-  const key = handoff ? await handedKey(cfg, handoff, checkFile, storeExisted) : loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
+  const key = handoff
+    ? await handedKey(cfg, handoff, checkFile, storeExisted)
+    : loadOrCreateAtRestKey({ keyFile: cfg.atRestKeyFile, checkFile, storeExists: storeExisted });
   // Only now: while it waits for a handed-over key, the wait owns the signals (it withdraws its request).
   signals.use(stopWhileStarting);
   const server = new EmbeddedNatsServer({
-    dataDir: cfg.dataDir, host: cfg.natsHost, port: cfg.natsPort, serverName: cfg.serverName, atRestKey: key, keyFile: handoff ?? cfg.atRestKeyFile, log,
-    authConfig: security.serverAuthConfig, tls: security.tls, ...(cluster ? { cluster } : {}),
+    dataDir: cfg.dataDir,
+    host: cfg.natsHost,
+    port: cfg.natsPort,
+    serverName: cfg.serverName,
+    atRestKey: key,
+    keyFile: handoff ?? cfg.atRestKeyFile,
+    log,
+    authConfig: security.serverAuthConfig,
+    tls: security.tls,
+    ...(cluster ? { cluster } : {}),
   });
   embeddedForCleanup = server;
   await server.start(onFatal);
@@ -68,10 +92,26 @@ async function startEmbedded(cfg: MembershipdConfig, security: SecurityMaterial,
 }
 
 /** Vault mode: the key from the agent's hand-off (services/membershipd/vault-key.ts). */
-async function handedKey(cfg: MembershipdConfig, handoff: string, checkFile: string, storeExists: boolean): Promise<string> {
-  if (existsSync(cfg.atRestKeyFile)) log(`vault mode, but the clear key file ${cfg.atRestKeyFile} still exists: delete it once unibus-agent vault adopt-key has finished (sealed_keys stays false until then)`);
+async function handedKey(
+  cfg: MembershipdConfig,
+  handoff: string,
+  checkFile: string,
+  storeExists: boolean,
+): Promise<string> {
+  if (existsSync(cfg.atRestKeyFile))
+    log(
+      `vault mode, but the clear key file ${cfg.atRestKeyFile} still exists: delete it once unibus-agent vault adopt-key has finished (sealed_keys stays false until then)`,
+    );
   log(`waiting for the vault key (the agent hands it over in ${handoff})`);
-  const key = await awaitHandedKey({ path: handoff, checkFile, storeExists, node: cfg.serverName, version: VERSION, http: { host: cfg.httpHost, port: cfg.httpPort }, log });
+  const key = await awaitHandedKey({
+    path: handoff,
+    checkFile,
+    storeExists,
+    node: cfg.serverName,
+    version: VERSION,
+    http: { host: cfg.httpHost, port: cfg.httpPort },
+    log,
+  });
   checkAtRestKey(key, { checkFile, storeExists, source: "the key the vault handed over" });
   return key;
 }
@@ -82,7 +122,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     cfg = loadConfig(argv);
   } catch (err) {
-    throw new StartupError(err instanceof ZodError ? `bad flag: ${zodMessage(err)}` : `${(err as Error).message}\n${usage}`);
+    throw new StartupError(
+      err instanceof ZodError ? `bad flag: ${zodMessage(err)}` : `${(err as Error).message}\n${usage}`,
+    );
   }
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const fatal = (err: Error) => {
@@ -92,7 +134,9 @@ export async function main(argv: string[]): Promise<void> {
   };
 
   const cluster = cfg.natsUrl ? null : loadRouteSecurity(cfg);
-  const security = cfg.natsUrl ? null : await prepareSecurity(cfg.dataDir, cfg.serverName, [cfg.natsHost, ...hostsOf(cfg.advertise)]);
+  const security = cfg.natsUrl
+    ? null
+    : await prepareSecurity(cfg.dataDir, cfg.serverName, [cfg.natsHost, ...hostsOf(cfg.advertise)]);
   const embedded = security ? await startEmbedded(cfg, security, cluster, fatal) : null;
   const startBudget = cluster ? CLUSTER_START_BUDGET_MS : 15_000;
   const server = embedded?.server ?? null;
@@ -100,34 +144,78 @@ export async function main(argv: string[]): Promise<void> {
   if (!embedded) signals.use(stopWhileStarting);
   const caFile = security?.tls.caFile ?? cfg.natsCa;
   const nc = await connectNats({
-    servers: natsUrl, name: `membershipd-${cfg.serverName}`, forever: true, caFile,
+    servers: natsUrl,
+    name: `membershipd-${cfg.serverName}`,
+    forever: true,
+    caFile,
     creds: security?.serviceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
   });
-  const systemNc = security ? await connectNats({ servers: natsUrl, name: `membershipd-${cfg.serverName}-system`, forever: true, caFile, creds: security.systemCreds }) : null;
+  const systemNc = security
+    ? await connectNats({
+        servers: natsUrl,
+        name: `membershipd-${cfg.serverName}-system`,
+        forever: true,
+        caFile,
+        creds: security.systemCreds,
+      })
+    : null;
   const cold = coldStartRetry(startBudget, log);
   const jsm = await cold("JetStream", () => jetstreamManager(nc, { timeout: 2000 }));
   if (embedded?.storeExisted && !(await cold("the event stream", () => streamExists(jsm)))) {
-    throw new AtRestKeyError(`the store in ${server!.storeDir} exists but holds no ${EVENTS_STREAM}: the at-rest key in ${cfg.atRestKeyFile} does not open it`);
+    throw new AtRestKeyError(
+      `the store in ${server!.storeDir} exists but holds no ${EVENTS_STREAM}: the at-rest key in ${cfg.atRestKeyFile} does not open it`,
+    );
   }
   const meta = metaClusterView(server, systemNc);
   const plane = await startControlPlane({
-    nc, dataDir: cfg.dataDir, replicas: cfg.replicas, clusterName: cfg.clusterName, log, coldStartBudgetMs: cluster ? startBudget : 0, eventStreamMaxBytes: cfg.eventStreamMaxBytes,
-    self: cfg.serverName, meta, copies: replicaStatesView(systemNc),
-    security: security && systemNc ? { auth: security.auth, systemNc, caFingerprint: security.tls.caFingerprint, urls: cfg.advertise, cidr: cfg.overlayCidr } : undefined,
+    nc,
+    dataDir: cfg.dataDir,
+    replicas: cfg.replicas,
+    clusterName: cfg.clusterName,
+    log,
+    coldStartBudgetMs: cluster ? startBudget : 0,
+    eventStreamMaxBytes: cfg.eventStreamMaxBytes,
+    self: cfg.serverName,
+    meta,
+    copies: replicaStatesView(systemNc),
+    security:
+      security && systemNc
+        ? {
+            auth: security.auth,
+            systemNc,
+            caFingerprint: security.tls.caFingerprint,
+            urls: cfg.advertise,
+            cidr: cfg.overlayCidr,
+          }
+        : undefined,
   });
   embedded?.confirmKey();
   const { projector, metrics } = plane;
   const streamAlarms = new StreamAlarmLog(log);
   const streamWatch = startStreamWatch(jsm, streamAlarms);
 
-  const http = await startHttp(cfg.httpHost, cfg.httpPort, {
-    node: cfg.serverName, version: VERSION, clusterName: cfg.clusterName, nc, jsm, projector, server, operatorKey: security?.auth.operator.publicKey ?? null, meta,
-    vaults: () => plane.vaultTally.counts(),
-    // Sealed: the running key came from the vault and no clear copy is on this disk.
-    sealedKeys: () => Boolean(embedded?.fromVault) && !existsSync(cfg.atRestKeyFile),
-    agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
-    onStreamAlarm: (alarm) => streamAlarms.observe(alarm),
-  }, metrics, () => server?.restarts ?? 0);
+  const http = await startHttp(
+    cfg.httpHost,
+    cfg.httpPort,
+    {
+      node: cfg.serverName,
+      version: VERSION,
+      clusterName: cfg.clusterName,
+      nc,
+      jsm,
+      projector,
+      server,
+      operatorKey: security?.auth.operator.publicKey ?? null,
+      meta,
+      vaults: () => plane.vaultTally.counts(),
+      // Sealed: the running key came from the vault and no clear copy is on this disk.
+      sealedKeys: () => Boolean(embedded?.fromVault) && !existsSync(cfg.atRestKeyFile),
+      agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
+      onStreamAlarm: (alarm) => streamAlarms.observe(alarm),
+    },
+    metrics,
+    () => server?.restarts ?? 0,
+  );
   const httpAddr = http.address() as { port: number };
   const shutdown = async (signal: NodeJS.Signals) => {
     log(`${signal}: shutting down`);
@@ -149,11 +237,18 @@ export async function main(argv: string[]): Promise<void> {
   // Before "ready" is written anywhere: whoever acts on it may signal at once.
   signals.use(shutdown);
   const runtime = {
-    pid: process.pid, nats_url: natsUrl, http_url: `http://${cfg.httpHost}:${httpAddr.port}`, data_dir: cfg.dataDir, version: VERSION,
-    ca_file: caFile ?? null, admin_creds: security ? join(cfg.dataDir, ADMIN_CREDS_FILE) : null,
+    pid: process.pid,
+    nats_url: natsUrl,
+    http_url: `http://${cfg.httpHost}:${httpAddr.port}`,
+    data_dir: cfg.dataDir,
+    version: VERSION,
+    ca_file: caFile ?? null,
+    admin_creds: security ? join(cfg.dataDir, ADMIN_CREDS_FILE) : null,
   };
   writeFileSync(join(cfg.dataDir, "membershipd.json"), JSON.stringify(runtime, null, 2) + "\n", { mode: 0o644 });
-  log(`ready: nats ${natsUrl}${security ? " (TLS, operator-mode auth)" : ""}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`);
+  log(
+    `ready: nats ${natsUrl}${security ? " (TLS, operator-mode auth)" : ""}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`,
+  );
 }
 
 export function runMain(argv: string[]): void {
@@ -161,7 +256,13 @@ export function runMain(argv: string[]): void {
     // Stopped by a signal while starting: what failed is that start being cut short; the stop exits.
     if (signals.stopping) return;
     embeddedForCleanup?.killNow();
-    const known = err instanceof AtRestKeyError || err instanceof SecretFileError || err instanceof NatsServerMissingError || err instanceof StartupError || err instanceof RouteSecurityError || err instanceof ColdStartTimeout;
+    const known =
+      err instanceof AtRestKeyError ||
+      err instanceof SecretFileError ||
+      err instanceof NatsServerMissingError ||
+      err instanceof StartupError ||
+      err instanceof RouteSecurityError ||
+      err instanceof ColdStartTimeout;
     log(known ? err.message : `failed to start: ${err.message}`);
     if (!known && process.env.UNIBUS_DEBUG) console.error(err);
     process.exit(1);

@@ -10,13 +10,23 @@ const ASK_ALL_MS = 500;
 
 interface JszReply {
   server?: { name?: string };
-  data?: { meta_cluster?: MetaCluster; account_details?: { stream_detail?: { name: string; state: ReplicaCopy & { bytes: number } }[] }[] };
+  data?: {
+    meta_cluster?: MetaCluster;
+    account_details?: { stream_detail?: { name: string; state: ReplicaCopy & { bytes: number } }[] }[];
+  };
 }
 
 /** Every server's /jsz, asked over the system account; whatever answered within `ms`. */
-async function jszOfEveryServer(systemNc: NatsConnection, options: Record<string, boolean>, ms: number): Promise<JszReply[]> {
+async function jszOfEveryServer(
+  systemNc: NatsConnection,
+  options: Record<string, boolean>,
+  ms: number,
+): Promise<JszReply[]> {
   const out: JszReply[] = [];
-  const replies = await systemNc.requestMany("$SYS.REQ.SERVER.PING.JSZ", JSON.stringify(options), { maxWait: ms, strategy: "timer" as never });
+  const replies = await systemNc.requestMany("$SYS.REQ.SERVER.PING.JSZ", JSON.stringify(options), {
+    maxWait: ms,
+    strategy: "timer" as never,
+  });
   for await (const m of replies) out.push(m.json() as JszReply);
   return out;
 }
@@ -29,7 +39,8 @@ async function leadersView(systemNc: NatsConnection): Promise<MetaCluster | null
 
 export function metaClusterView(server: EmbeddedNatsServer | null, systemNc: NatsConnection | null, timeoutMs = 400) {
   return async (): Promise<MetaCluster | null> => {
-    const local = ((await server?.monitor("/jsz", timeoutMs)) as { meta_cluster?: MetaCluster } | null)?.meta_cluster ?? null;
+    const local =
+      ((await server?.monitor("/jsz", timeoutMs)) as { meta_cluster?: MetaCluster } | null)?.meta_cluster ?? null;
     if (!local || local.replicas || !local.leader || !systemNc) return local;
     const leaders = await leadersView(systemNc);
     return leaders && leaders.leader === local.leader ? { ...local, replicas: leaders.replicas } : local;
@@ -47,7 +58,13 @@ export function replicaStatesView(systemNc: NatsConnection | null) {
       for (const a of r.data?.account_details ?? []) {
         for (const s of a.stream_detail ?? []) {
           const list = out.get(s.name) ?? [];
-          list.push({ server, messages: s.state.messages, first_seq: s.state.first_seq, last_seq: s.state.last_seq, bytes: s.state.bytes });
+          list.push({
+            server,
+            messages: s.state.messages,
+            first_seq: s.state.first_seq,
+            last_seq: s.state.last_seq,
+            bytes: s.state.bytes,
+          });
           out.set(s.name, list);
         }
       }

@@ -23,7 +23,8 @@ export class Metrics {
     lines.push("# TYPE unibus_commands_total counter");
     for (const [labels, n] of this.commands) lines.push(`unibus_commands_total{${labels}} ${n}`);
     const sorted = [...this.durations].sort((a, b) => a - b);
-    const q = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000 : 0);
+    const q = (p: number) =>
+      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000 : 0;
     for (const c of this.labelled) {
       lines.push(`# TYPE ${c.name} counter`);
       for (const [v, n] of c.values()) lines.push(`${c.name}{${c.label}="${v.replace(/[^a-z0-9_.-]/g, "_")}"} ${n}`);

@@ -7,7 +7,8 @@ import type { Handlers } from "./handlers.ts";
 export function nodeReadHandlers(kit: ActionKit): Handlers<"node.list" | "node.show" | "node.invites"> {
   return {
     "node.list": (a) => kit.list("UNIBUS_nodes", undefined, a.limit),
-    "node.show": async (a) => (await kit.get("UNIBUS_nodes", a.node)) ?? domainError("E_NODE_NOT_FOUND", `no node ${a.node}`, { node: a.node }),
+    "node.show": async (a) =>
+      (await kit.get("UNIBUS_nodes", a.node)) ?? domainError("E_NODE_NOT_FOUND", `no node ${a.node}`, { node: a.node }),
     "node.invites": (a) => kit.list("UNIBUS_invites", undefined, a.limit),
   };
 }

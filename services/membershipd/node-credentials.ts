@@ -13,9 +13,14 @@ const HOUR = 3_600_000;
 export const REISSUES_PER_HOUR = 4;
 
 export class NodeCredentials {
-  private readonly ledger = new QuotaLedger([{ name: "credentials", unit: "JWTs minted again", limit: REISSUES_PER_HOUR, windowMs: HOUR }]);
+  private readonly ledger = new QuotaLedger([
+    { name: "credentials", unit: "JWTs minted again", limit: REISSUES_PER_HOUR, windowMs: HOUR },
+  ]);
 
-  constructor(private readonly identities: IdentityService, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly identities: IdentityService,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
    * For an active node `node` whose current key is `key` (the caller checked both): a new JWT when
@@ -23,7 +28,12 @@ export class NodeCredentials {
    * the older JWTs are revoked when `held` is one minted again). A refusal does not fail the
    * node.trust it rides on: the admins are answered all the same, and the next connect asks again.
    */
-  async check(node: string, key: string, held: HeldJwt, commandId: string): Promise<{ jwt: string } | { refused: DomainError } | null> {
+  async check(
+    node: string,
+    key: string,
+    held: HeldJwt,
+    commandId: string,
+  ): Promise<{ jwt: string } | { refused: DomainError } | null> {
     const request = { key, role: "node" as const, name: node, ctx: { node } };
     if (grantsDigest(this.identities.currentPermissions(request)) === held.grants) {
       const confirmed = await this.identities.confirmReissue(key, held.iat, commandId);

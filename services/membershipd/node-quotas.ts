@@ -33,7 +33,10 @@ export class NodeQuotas {
   /** Refusals by quota name, for /metrics. */
   readonly refusals = new Map<string, number>();
 
-  constructor(limits: Partial<NodeQuotaLimits> = {}, private readonly now: () => number = Date.now) {
+  constructor(
+    limits: Partial<NodeQuotaLimits> = {},
+    private readonly now: () => number = Date.now,
+  ) {
     const l = { ...DEFAULT_NODE_QUOTAS, ...limits };
     this.reports = new QuotaLedger([
       { name: "reports", unit: "reports", limit: l.reportsPerMinute, windowMs: MINUTE },
@@ -56,8 +59,9 @@ export class NodeQuotas {
    */
   admitReport(node: string, bytes: number): DomainError | null {
     const now = this.now();
-    const r = this.reports.take(node, { reports: 1, report_bytes: bytes }, now)
-      ?? this.events.take(node, { event_bytes_minute: bytes, event_bytes_hour: bytes }, now);
+    const r =
+      this.reports.take(node, { reports: 1, report_bytes: bytes }, now) ??
+      this.events.take(node, { event_bytes_minute: bytes, event_bytes_hour: bytes }, now);
     return r ? this.refused(node, r) : null;
   }
 

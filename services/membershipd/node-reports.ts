@@ -5,7 +5,14 @@
 // says what its JWT carries, and may get one minted again with current grants (node-credentials.ts).
 import { ReportResult, nodeActorId, type CommandEnvelope, type TrustResult } from "../../schemas/mod.ts";
 import {
-  domainError, fleetAggregate, FLEET_ID, isDomainError, nodeActivityAggregate, type DomainError, type NodeActivityCommand, type NodeActivityState,
+  domainError,
+  fleetAggregate,
+  FLEET_ID,
+  isDomainError,
+  nodeActivityAggregate,
+  type DomainError,
+  type NodeActivityCommand,
+  type NodeActivityState,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 import type { Handler, Handlers } from "./handlers.ts";
@@ -25,7 +32,9 @@ export interface NodeReportDeps {
 /** A node speaks only for itself: the args' node must be the signing actor. */
 function notForItself(node: string, cmd: CommandEnvelope): DomainError | null {
   if (cmd.actor.id === nodeActorId(node)) return null;
-  return domainError("E_FORBIDDEN", `${cmd.actor.id} may not speak for node ${node}; a node reports only for itself`, { node });
+  return domainError("E_FORBIDDEN", `${cmd.actor.id} may not speak for node ${node}; a node reports only for itself`, {
+    node,
+  });
 }
 
 export function createNodeReportHandlers(d: NodeReportDeps): Handlers<"node.report" | "node.trust"> {
@@ -34,7 +43,13 @@ export function createNodeReportHandlers(d: NodeReportDeps): Handlers<"node.repo
   async function enrolled(node: string): Promise<DomainError | null> {
     const n = (await d.aggregates.load(fleetAggregate, FLEET_ID)).state.nodes.get(node);
     if (!n) return domainError("E_NODE_NOT_FOUND", `no enrolled node ${node}`, { node });
-    return n.status === "active" ? null : domainError("E_IDENTITY_REVOKED", `node ${node} has ${n.status === "left" ? "left" : "been revoked"}; it reports nothing more`, { node });
+    return n.status === "active"
+      ? null
+      : domainError(
+          "E_IDENTITY_REVOKED",
+          `node ${node} has ${n.status === "left" ? "left" : "been revoked"}; it reports nothing more`,
+          { node },
+        );
   }
 
   async function lastSeq(node: string): Promise<number> {
@@ -49,11 +64,18 @@ export function createNodeReportHandlers(d: NodeReportDeps): Handlers<"node.repo
     const over = quotas.admitReport(a.node, bytes);
     if (over) return over;
     let seen = 0;
-    const command = (s: NodeActivityState): NodeActivityCommand => ((seen = s.lastSeq), { type: "Report", node: a.node, events: a.events });
+    const command = (s: NodeActivityState): NodeActivityCommand => (
+      (seen = s.lastSeq), { type: "Report", node: a.node, events: a.events }
+    );
     // The envelope's actor is the node: these are its own statements, written down by membershipd.
-    const r = await d.aggregates.execute(nodeActivityAggregate, a.node, command, { actor: cmd.actor, commandId: cmd.id })
+    const r = await d.aggregates
+      .execute(nodeActivityAggregate, a.node, command, { actor: cmd.actor, commandId: cmd.id })
       .catch((err: unknown) => (quotas.appended(a.node, bytes, 0), Promise.reject(err)));
-    quotas.appended(a.node, bytes, isDomainError(r) ? 0 : r.events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0));
+    quotas.appended(
+      a.node,
+      bytes,
+      isDomainError(r) ? 0 : r.events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0),
+    );
     if (isDomainError(r)) return r;
     // A command id already in the aggregate (retried after a lost reply) appended nothing now.
     const last = r.replayed ? await lastSeq(a.node) : Math.max(seen, ...r.events.map((e) => Number(e.data.seq)));
@@ -69,7 +91,8 @@ export function createNodeReportHandlers(d: NodeReportDeps): Handlers<"node.repo
     const inactive = await enrolled(a.node);
     if (inactive) return inactive;
     const minted = await d.credentials.check(a.node, cmd.actor.key, a.credentials, cmd.id);
-    if (minted && "refused" in minted) d.log?.(`node.trust: ${a.node}'s JWT was not minted again or confirmed: ${minted.refused.message}`);
+    if (minted && "refused" in minted)
+      d.log?.(`node.trust: ${a.node}'s JWT was not minted again or confirmed: ${minted.refused.message}`);
     const trust = await d.trust();
     return minted && "jwt" in minted ? { ...trust, credentials: { jwt: minted.jwt } } : trust;
   };

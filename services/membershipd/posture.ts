@@ -84,17 +84,20 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
   const problems: string[] = [];
   if (d.nc.isClosed() || d.server?.running === false) problems.push("nats unavailable");
   if (!info) problems.push("event stream unavailable");
-  if (d.projector.lastError && info && d.projector.applied < info.state.last_seq) problems.push(`projector: ${d.projector.lastError.message}`);
+  if (d.projector.lastError && info && d.projector.applied < info.state.last_seq)
+    problems.push(`projector: ${d.projector.lastError.message}`);
   const alarm = info ? streamAlarm(info.state.bytes, info.config.max_bytes) : null;
   if (alarm) problems.push(alarm);
   if (info) d.onStreamAlarm?.(alarm);
   const lastSeq = info?.state.last_seq ?? null;
   // A clustered server without a meta leader has lost quorum: nothing can be written.
-  if (meta && (meta.cluster_size ?? 1) > 1 && !meta.leader) problems.push("no JetStream meta leader (cluster quorum lost)");
+  if (meta && (meta.cluster_size ?? 1) > 1 && !meta.leader)
+    problems.push("no JetStream meta leader (cluster quorum lost)");
   const peers = metaPeers(d.node, meta);
   // Running already, but this node's own vault waits for peers: its key services cannot start.
   const vault = d.agentVault?.() ?? null;
-  if (vault?.state === "waiting-for-peers") problems.push(`the agent's vault is waiting for peers: ${vault.problem ?? "too few guardians"}`);
+  if (vault?.state === "waiting-for-peers")
+    problems.push(`the agent's vault is waiting for peers: ${vault.problem ?? "too few guardians"}`);
   const auth = required(varz, d.nc, "auth_required");
   return {
     status: problems.length ? "degraded" : "ok",
@@ -104,7 +107,11 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
       auth: auth === null ? "unknown" : auth ? "enforce" : "none",
       tls: required(varz, d.nc, "tls_required") === true,
       routes: routes(varz),
-      acl: Boolean(varz?.auth_required && d.operatorKey && varz?.trusted_operators_claim?.some((c: { sub?: string }) => c.sub === d.operatorKey)),
+      acl: Boolean(
+        varz?.auth_required &&
+          d.operatorKey &&
+          varz?.trusted_operators_claim?.some((c: { sub?: string }) => c.sub === d.operatorKey),
+      ),
       at_rest: atRest(d.server),
       signed_commands: true,
       sealed_keys: d.sealedKeys?.() ?? false,
@@ -116,9 +123,17 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
       peers_current: peers.filter((p) => p.current).length,
       meta_leader: meta?.leader ?? (meta ? null : d.node),
     },
-    stream: { replicas: info?.config.num_replicas ?? null, last_seq: lastSeq, bytes: info?.state.bytes ?? null, max_bytes: info ? Math.max(0, info.config.max_bytes) : null },
+    stream: {
+      replicas: info?.config.num_replicas ?? null,
+      last_seq: lastSeq,
+      bytes: info?.state.bytes ?? null,
+      max_bytes: info ? Math.max(0, info.config.max_bytes) : null,
+    },
     ...(vault ? { vault: { state: vault.state } } : {}),
-    projections: { applied_seq: d.projector.applied, lag: lastSeq === null ? null : Math.max(0, lastSeq - d.projector.applied) },
+    projections: {
+      applied_seq: d.projector.applied,
+      lag: lastSeq === null ? null : Math.max(0, lastSeq - d.projector.applied),
+    },
     // The fleet's vaults, as their nodes last reported them: a node waiting for peers has too few
     // guardians answering. Its own field: it says nothing of this membershipd's health, so no status change.
     vaults: d.vaults?.() ?? null,

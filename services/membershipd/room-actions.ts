@@ -6,8 +6,10 @@ import type { Handlers } from "./handlers.ts";
 
 export function roomHandlers(kit: ActionKit): Handlers<"room.create" | "room.archive" | "room.list" | "room.show"> {
   return {
-    "room.create": (a, cmd) => kit.write(roomAggregate, a.room, { type: "CreateRoom", room: a.room, subject: a.subject, by: cmd.actor.id }, cmd),
-    "room.archive": (a, cmd) => kit.write(roomAggregate, a.room, { type: "ArchiveRoom", room: a.room, by: cmd.actor.id }, cmd),
+    "room.create": (a, cmd) =>
+      kit.write(roomAggregate, a.room, { type: "CreateRoom", room: a.room, subject: a.subject, by: cmd.actor.id }, cmd),
+    "room.archive": (a, cmd) =>
+      kit.write(roomAggregate, a.room, { type: "ArchiveRoom", room: a.room, by: cmd.actor.id }, cmd),
     "room.list": async (a) => {
       const r = await kit.list("UNIBUS_rooms", undefined, a.limit);
       return a.archived ? r : { ...r, items: r.items.filter((x) => !x.archived) };

@@ -32,12 +32,16 @@ test("every part of route security present: the cluster block's options, the sec
 
 test("partial route security is refused, naming every missing part", () => {
   const { cfg } = setup([ROUTE_FILES.cert], null);
-  assert.throws(() => loadRouteSecurity(cfg, {}), (e: Error) => {
-    assert.match(e.message, /^refusing to start a cluster with partial route security: missing /);
-    for (const part of ["the route CA", "the route key", "the route secret"]) assert.ok(e.message.includes(part), `${part} in: ${e.message}`);
-    assert.ok(!e.message.includes("the route certificate"));
-    return true;
-  });
+  assert.throws(
+    () => loadRouteSecurity(cfg, {}),
+    (e: Error) => {
+      assert.match(e.message, /^refusing to start a cluster with partial route security: missing /);
+      for (const part of ["the route CA", "the route key", "the route secret"])
+        assert.ok(e.message.includes(part), `${part} in: ${e.message}`);
+      assert.ok(!e.message.includes("the route certificate"));
+      return true;
+    },
+  );
 });
 
 test("the secret may come from the environment; a weak or readable one is refused", () => {

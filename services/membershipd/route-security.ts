@@ -38,10 +38,18 @@ export function loadRouteSecurity(cfg: MembershipdConfig, env: NodeJS.ProcessEnv
     if (!existsSync(path)) missing.push(`${what} (${path})`);
     return path;
   };
-  const tls = { caFile: file(ROUTE_FILES.ca, "the route CA"), certFile: file(ROUTE_FILES.cert, "the route certificate"), keyFile: file(ROUTE_FILES.key, "the route key") };
+  const tls = {
+    caFile: file(ROUTE_FILES.ca, "the route CA"),
+    certFile: file(ROUTE_FILES.cert, "the route certificate"),
+    keyFile: file(ROUTE_FILES.key, "the route key"),
+  };
   if (existsSync(tls.keyFile)) readSecretFile(tls.keyFile).fill(0); // refuses a key others can read
   const secret = readSecret(cfg, env, missing);
-  if (missing.length) throw new RouteSecurityError(`refusing to start a cluster with partial route security: missing ${missing.join(", ")}`);
-  if (!SECRET_FORMAT.test(secret!)) throw new RouteSecurityError(`the route secret must be 32 to 128 lowercase hex digits (openssl rand -hex 32)`);
+  if (missing.length)
+    throw new RouteSecurityError(
+      `refusing to start a cluster with partial route security: missing ${missing.join(", ")}`,
+    );
+  if (!SECRET_FORMAT.test(secret!))
+    throw new RouteSecurityError(`the route secret must be 32 to 128 lowercase hex digits (openssl rand -hex 32)`);
   return { name: cfg.clusterName, host: cfg.routeHost, port: cfg.routePort, routes: cfg.routes, tls, secret: secret! };
 }

@@ -20,9 +20,14 @@ export async function prepareSecurity(dataDir: string, serverName: string, names
   const auth = new OperatorAuth(join(dataDir, "auth"));
   const tls = ensureTlsMaterial(join(dataDir, "tls"), serverName, names);
   const service = serviceSigner(dataDir);
-  const jwt = await auth.userJwt({ name: "membershipd", key: service.publicKey, permissions: permissionsFor("service", { key: service.publicKey }) });
+  const jwt = await auth.userJwt({
+    name: "membershipd",
+    key: service.publicKey,
+    permissions: permissionsFor("service", { key: service.publicKey }),
+  });
   return {
-    auth, tls,
+    auth,
+    tls,
     serviceCreds: credsFromSeedFile(jwt, join(dataDir, SERVICE_SEED_FILE)),
     systemCreds: await auth.systemUserCreds(),
     serverAuthConfig: await auth.serverConfig(join(dataDir, "nats", "resolver")),

@@ -22,7 +22,11 @@ export class StreamAlarmLog {
 }
 
 export function startStreamWatch(jsm: JetStreamManager, alarms: StreamAlarmLog, everyMs = CHECK_MS): { stop(): void } {
-  const check = () => jsm.streams.info(EVENTS_STREAM).then((i) => alarms.observe(streamAlarm(i.state.bytes, i.config.max_bytes)), () => {});
+  const check = () =>
+    jsm.streams.info(EVENTS_STREAM).then(
+      (i) => alarms.observe(streamAlarm(i.state.bytes, i.config.max_bytes)),
+      () => {},
+    );
   void check();
   const timer = setInterval(check, everyMs);
   timer.unref();

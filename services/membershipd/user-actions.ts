@@ -6,7 +6,11 @@ import type { ActionKit } from "./action-kit.ts";
 import type { FleetActions } from "./fleet-actions.ts";
 import type { Handlers } from "./handlers.ts";
 
-export function userHandlers(kit: ActionKit, fleet: FleetActions, trustChanged?: () => void): Handlers<"user.add" | "user.list"> {
+export function userHandlers(
+  kit: ActionKit,
+  fleet: FleetActions,
+  trustChanged?: () => void,
+): Handlers<"user.add" | "user.list"> {
   return {
     "user.add": async (a, cmd) => {
       const created = await kit.write(userAggregate, a.handle, { type: "CreateUser", ...a }, cmd);

@@ -9,7 +9,16 @@ import { dirname } from "node:path";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 import { VaultInfo } from "../../schemas/mod.ts";
-import { AtRestKeyError, KeyHandoffError, fitsAtRestCheck, prepareKeyDir, takeKeyFile, vaultStatePath, wantPath, wipeFile } from "../bus/mod.ts";
+import {
+  AtRestKeyError,
+  KeyHandoffError,
+  fitsAtRestCheck,
+  prepareKeyDir,
+  takeKeyFile,
+  vaultStatePath,
+  wantPath,
+  wipeFile,
+} from "../bus/mod.ts";
 
 export interface HandedKeyOptions {
   path: string;
@@ -25,11 +34,17 @@ export interface HandedKeyOptions {
 }
 
 /** vault-state.json as the agent writes it (services/agent/vault/handoff.ts); no secret in it. */
-const AgentVaultState = z.object({
-  state: VaultInfo.shape.state, problem: z.string().max(1000).nullable().default(null),
-  reachable: z.number().int().min(0).optional(), k: z.number().int().min(0).optional(), n: z.number().int().min(0).optional(),
-  next_retry_ms: z.number().int().min(0).nullable().optional(), at: z.string().max(64).optional(),
-}).strip();
+const AgentVaultState = z
+  .object({
+    state: VaultInfo.shape.state,
+    problem: z.string().max(1000).nullable().default(null),
+    reachable: z.number().int().min(0).optional(),
+    k: z.number().int().min(0).optional(),
+    n: z.number().int().min(0).optional(),
+    next_retry_ms: z.number().int().min(0).nullable().optional(),
+    at: z.string().max(64).optional(),
+  })
+  .strip();
 export type AgentVaultState = z.infer<typeof AgentVaultState>;
 
 /** The agent's vault state as it last wrote it, or null (none, or not what the agent writes). */
@@ -44,9 +59,16 @@ export function agentVaultState(handoff: string): AgentVaultState | null {
 /** What /healthz says while the key is awaited (pure but for the state file). */
 export function waitingHealth(o: Pick<HandedKeyOptions, "path" | "node" | "version">): Record<string, unknown> {
   const vault = agentVaultState(o.path);
-  const peers = vault?.state === "waiting-for-peers" ? `; the agent's vault is waiting for peers (${vault.reachable ?? 0} of ${vault.k ?? "?"} guardians answered)` : vault ? `; the agent's vault is ${vault.state}` : "; no agent has reported its vault yet";
+  const peers =
+    vault?.state === "waiting-for-peers"
+      ? `; the agent's vault is waiting for peers (${vault.reachable ?? 0} of ${vault.k ?? "?"} guardians answered)`
+      : vault
+        ? `; the agent's vault is ${vault.state}`
+        : "; no agent has reported its vault yet";
   return {
-    status: "degraded", node: o.node, version: o.version,
+    status: "degraded",
+    node: o.node,
+    version: o.version,
     posture: { at_rest: "locked", sealed_keys: true },
     vault: vault ?? { state: "unknown" },
     problems: [`waiting for the vault key${peers}`],
@@ -55,8 +77,13 @@ export function waitingHealth(o: Pick<HandedKeyOptions, "path" | "node" | "versi
 
 function waitingServer(o: HandedKeyOptions): Promise<Server | null> {
   const server = createServer((req, res) => {
-    if (req.method === "GET" && req.url === "/healthz") return void res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(waitingHealth(o)) + "\n");
-    res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ status: "degraded", error: "waiting for the vault key" }) + "\n");
+    if (req.method === "GET" && req.url === "/healthz")
+      return void res
+        .writeHead(503, { "content-type": "application/json" })
+        .end(JSON.stringify(waitingHealth(o)) + "\n");
+    res
+      .writeHead(503, { "content-type": "application/json" })
+      .end(JSON.stringify({ status: "degraded", error: "waiting for the vault key" }) + "\n");
   });
   return new Promise((resolve) => {
     server.once("error", (err) => {
@@ -94,14 +121,20 @@ export async function awaitHandedKey(o: HandedKeyOptions): Promise<string> {
       const key = takeKeyFile(o.path);
       if (key) {
         const fits = fitsAtRestCheck(key, o.checkFile);
-        if (fits === false) throw new AtRestKeyError(`the key the vault handed over in ${o.path} does not open this store (key check mismatch): this node's vault data key is not its JetStream key (see unibus-agent vault adopt-key); refusing to start with an empty store`);
-        if (fits === null && o.storeExists) o.log("the store predates key checks; the handed-over key is checked by opening the event stream");
+        if (fits === false)
+          throw new AtRestKeyError(
+            `the key the vault handed over in ${o.path} does not open this store (key check mismatch): this node's vault data key is not its JetStream key (see unibus-agent vault adopt-key); refusing to start with an empty store`,
+          );
+        if (fits === null && o.storeExists)
+          o.log("the store predates key checks; the handed-over key is checked by opening the event stream");
         o.log("the vault key was handed over; starting nats-server with it");
         return key;
       }
       if (Date.now() - lastLog >= (o.logEveryMs ?? 30_000)) {
         lastLog = Date.now();
-        o.log(`waiting for the vault key in ${o.path}${String((waitingHealth(o).problems as string[])[0]).replace(/^waiting for the vault key/, "")}`);
+        o.log(
+          `waiting for the vault key in ${o.path}${String((waitingHealth(o).problems as string[])[0]).replace(/^waiting for the vault key/, "")}`,
+        );
       }
       await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
     }

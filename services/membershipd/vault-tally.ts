@@ -6,7 +6,10 @@ import type { QueuedIterator } from "@nats-io/nats-core";
 import { z } from "zod";
 
 /** Only the fields counted; the rest of the record may be anything. */
-const Counted = z.looseObject({ status: z.string(), vault: z.looseObject({ state: z.string() }).nullable().optional() });
+const Counted = z.looseObject({
+  status: z.string(),
+  vault: z.looseObject({ state: z.string() }).nullable().optional(),
+});
 
 export interface VaultCounts {
   /** Active nodes whose agent reported a vault. */

@@ -6,7 +6,14 @@
 // One process's count: with several membershipds behind the queue group, each bounds its own share.
 import { WaitAnnounceRequest, type Reply } from "../../schemas/mod.ts";
 import {
-  checkBundleProof, domainError, identityAggregate, parseUntrustedJson, QuotaLedger, quotaError, type DomainError, type QuotaRefusal,
+  checkBundleProof,
+  domainError,
+  identityAggregate,
+  parseUntrustedJson,
+  QuotaLedger,
+  quotaError,
+  type DomainError,
+  type QuotaRefusal,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
 import { errorReply, zodMessage } from "./command-pipeline.ts";
@@ -20,7 +27,11 @@ export interface WaitLimits {
   announcementsPerMinute: number;
 }
 
-export const DEFAULT_WAIT_LIMITS: WaitLimits = { waitingPerBundle: 16, newPerMinute: 8, announcementsPerMinute: 16 * 20 * 2 };
+export const DEFAULT_WAIT_LIMITS: WaitLimits = {
+  waitingPerBundle: 16,
+  newPerMinute: 8,
+  announcementsPerMinute: 16 * 20 * 2,
+};
 
 /** The name wait bundles' bootstrap identities are issued under (EnrollmentService.waitBundle). */
 const WAIT_BUNDLE_NAME = "enroll-wait";
@@ -41,10 +52,13 @@ export class WaitGate {
     private readonly limits: WaitLimits = DEFAULT_WAIT_LIMITS,
     private readonly now: () => number = Date.now,
   ) {
-    this.rates = new QuotaLedger([
-      { name: "wait_announcements", unit: "announcements", limit: limits.announcementsPerMinute, windowMs: 60_000 },
-      { name: "wait_new_nodes", unit: "new waiting nodes", limit: limits.newPerMinute, windowMs: 60_000 },
-    ], MAX_BUNDLES);
+    this.rates = new QuotaLedger(
+      [
+        { name: "wait_announcements", unit: "announcements", limit: limits.announcementsPerMinute, windowMs: 60_000 },
+        { name: "wait_new_nodes", unit: "new waiting nodes", limit: limits.newPerMinute, windowMs: 60_000 },
+      ],
+      MAX_BUNDLES,
+    );
   }
 
   /**
@@ -56,13 +70,21 @@ export class WaitGate {
     const json = parseUntrustedJson(raw, { maxBytes: MAX_REQUEST_BYTES, what: "request" });
     if (!json.ok) return { reply: errorReply(json.error) };
     const parsed = WaitAnnounceRequest.safeParse(json.value);
-    if (!parsed.success) return { reply: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(parsed.error)}`)) };
+    if (!parsed.success)
+      return { reply: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(parsed.error)}`)) };
     const { announcement, bundleSigned } = checkBundleProof(parsed.data);
-    if (!bundleSigned) return { reply: errorReply(domainError("E_PROOF", "the announcement is not signed by the wait bundle it names")) };
+    if (!bundleSigned)
+      return {
+        reply: errorReply(domainError("E_PROOF", "the announcement is not signed by the wait bundle it names")),
+      };
     const bundle = announcement.bundle_key;
     const id = (await this.aggregates.load(identityAggregate, bundle)).state;
     if (id.status !== "active" || id.role !== "bootstrap" || id.name !== WAIT_BUNDLE_NAME) {
-      return { reply: errorReply(domainError("E_FORBIDDEN", "the key that signed this announcement is not an active wait bundle")) };
+      return {
+        reply: errorReply(
+          domainError("E_FORBIDDEN", "the key that signed this announcement is not an active wait bundle"),
+        ),
+      };
     }
     const known = this.waitingOf(bundle, this.now()).has(announcement.wait_id);
     const refused = this.charge(bundle, announcement.wait_id);
@@ -85,11 +107,21 @@ export class WaitGate {
     if (!known && ids.size >= this.limits.waitingPerBundle) {
       const frees = Math.min(...ids.values()) + this.ttlMs - now;
       this.refusals.set("wait_waiting_nodes", (this.refusals.get("wait_waiting_nodes") ?? 0) + 1);
-      return domainError("E_QUOTA", `wait bundle ${bundle.slice(0, 12)}… already has ${ids.size} nodes waiting, its wait_waiting_nodes quota (${this.limits.waitingPerBundle} at once); one frees when it is enrolled, or within ${Math.ceil(frees / 1000)} s if one stops announcing`, {
-        quota: "wait_waiting_nodes", limit: this.limits.waitingPerBundle, retry_after_ms: frees,
-      });
+      return domainError(
+        "E_QUOTA",
+        `wait bundle ${bundle.slice(0, 12)}… already has ${ids.size} nodes waiting, its wait_waiting_nodes quota (${this.limits.waitingPerBundle} at once); one frees when it is enrolled, or within ${Math.ceil(frees / 1000)} s if one stops announcing`,
+        {
+          quota: "wait_waiting_nodes",
+          limit: this.limits.waitingPerBundle,
+          retry_after_ms: frees,
+        },
+      );
     }
-    const r = this.rates.take(bundle, known ? { wait_announcements: 1 } : { wait_announcements: 1, wait_new_nodes: 1 }, now);
+    const r = this.rates.take(
+      bundle,
+      known ? { wait_announcements: 1 } : { wait_announcements: 1, wait_new_nodes: 1 },
+      now,
+    );
     if (r) return this.refuse(bundle, r);
     ids.set(waitId, now);
     return null;

@@ -23,12 +23,17 @@ export class WritePause {
   private readonly sub;
 
   /** `serviceKey`: membershipd's public key, the only signer obeyed. */
-  constructor(nc: NatsConnection, serviceKey: string, private readonly log?: (line: string) => void) {
+  constructor(
+    nc: NatsConnection,
+    serviceKey: string,
+    private readonly log?: (line: string) => void,
+  ) {
     const ignored = quietLog(log);
     this.sub = nc.subscribe(WRITE_PAUSE_SUBJECT, {
       callback: (_err, msg) => {
         const c = checkControl(WRITE_PAUSE_SUBJECT, msg.data, [serviceKey]);
-        if (!c.ok) return ignored(`ignored a message on ${WRITE_PAUSE_SUBJECT} that membershipd did not sign (${c.reason})`);
+        if (!c.ok)
+          return ignored(`ignored a message on ${WRITE_PAUSE_SUBJECT} that membershipd did not sign (${c.reason})`);
         const p = c.body.pause_ms;
         const ms = typeof p === "number" && Number.isFinite(p) ? Math.min(Math.max(0, p), MAX_PAUSE_MS) : 0;
         this.until = ms ? Date.now() + ms : 0;

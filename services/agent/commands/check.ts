@@ -3,13 +3,21 @@
 // (the args name the node, and the signature covers them: a command signed for one node cannot be
 // replayed to another, since the subject is not signed).
 import type { z } from "zod";
-import { isNodeAction, NodeActionArgs, NodeActions, type CommandEnvelope, type NodeAction } from "../../../schemas/mod.ts";
+import {
+  isNodeAction,
+  NodeActionArgs,
+  NodeActions,
+  type CommandEnvelope,
+  type NodeAction,
+} from "../../../schemas/mod.ts";
 import { checkCommandFront, CommandRefusal, domainError, type DomainError } from "../../core/mod.ts";
 
 export type NodeArgs<A extends NodeAction> = z.output<(typeof NodeActionArgs)[A]>;
 
 /** A command that passed the stateless checks, its args narrowed by its action. */
-export type CheckedCommand = { [A in NodeAction]: { command: CommandEnvelope; action: A; args: NodeArgs<A> } }[NodeAction];
+export type CheckedCommand = {
+  [A in NodeAction]: { command: CommandEnvelope; action: A; args: NodeArgs<A> };
+}[NodeAction];
 
 export type CheckResult = { ok: true; checked: CheckedCommand } | { ok: false; error: DomainError };
 
@@ -19,7 +27,8 @@ export function checkNodeCommand(raw: Uint8Array, subjectAction: string, node: s
   if (!front.ok) return front;
   const command = front.command;
   const action = command.action;
-  if (!isNodeAction(action)) return { ok: false, error: CommandRefusal.unknownAction(action, { actions: NodeActions }) };
+  if (!isNodeAction(action))
+    return { ok: false, error: CommandRefusal.unknownAction(action, { actions: NodeActions }) };
   const parsed = NodeActionArgs[action].safeParse(command.args);
   if (!parsed.success) return { ok: false, error: CommandRefusal.badArgs(action, parsed.error) };
   if (parsed.data.node !== node) return { ok: false, error: wrongNode(parsed.data.node, node) };

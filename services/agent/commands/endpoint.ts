@@ -38,16 +38,31 @@ export interface NodeCommandService {
   stop(): Promise<void>;
 }
 
-export async function startNodeCommandService(nc: NatsConnection, o: NodeCommandServiceOptions): Promise<NodeCommandService> {
+export async function startNodeCommandService(
+  nc: NatsConnection,
+  o: NodeCommandServiceOptions,
+): Promise<NodeCommandService> {
   const ctx: HandlerContext = {
-    node: o.node, ops: o.ops, trust: o.trust, record: o.record, onEvent: o.onEvent, lanes: new Lanes(),
-    now: o.now ?? Date.now, log: o.log ?? (() => {}),
+    node: o.node,
+    ops: o.ops,
+    trust: o.trust,
+    record: o.record,
+    onEvent: o.onEvent,
+    lanes: new Lanes(),
+    now: o.now ?? Date.now,
+    log: o.log ?? (() => {}),
   };
   await settleInterrupted(ctx);
   const pending = new Set<Promise<void>>();
   const limit = o.maxInFlight ?? MAX_IN_FLIGHT;
   const serve = (msg: Msg | ServiceMsg, action: string): void => {
-    if (pending.size >= limit) return respond(nc, msg, errorReply(domainError("E_UNAVAILABLE", "the agent has too many commands in hand; retry")), ctx);
+    if (pending.size >= limit)
+      return respond(
+        nc,
+        msg,
+        errorReply(domainError("E_UNAVAILABLE", "the agent has too many commands in hand; retry")),
+        ctx,
+      );
     const done = handleNodeCommand(msg.data, action, ctx).then((reply) => respond(nc, msg, reply, ctx));
     pending.add(done);
     void done.finally(() => pending.delete(done));
@@ -56,7 +71,9 @@ export async function startNodeCommandService(nc: NatsConnection, o: NodeCommand
   // @nats-io/services 3.0.0-25 (the newest published) carries its own older nats-core; the
   // connection works with it at run time, only the two copies' types differ.
   const service = await new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0]).add({
-    name: AGENT_SERVICE_NAME, version: semverOr(o.version), description: `unibus node agent of ${o.node}: signed commands`,
+    name: AGENT_SERVICE_NAME,
+    version: semverOr(o.version),
+    description: `unibus node agent of ${o.node}: signed commands`,
     metadata: { node: o.node, version: o.version },
   });
   for (const action of NodeActions) {
@@ -98,7 +115,11 @@ async function settleInterrupted(ctx: HandlerContext): Promise<void> {
   const reply = errorReply(INTERRUPTED);
   for (const entry of ctx.record.interrupted()) {
     ctx.record.complete(entry.id, reply);
-    await emit(ctx, "CommandCompleted", completion(ctx.node, entry, reply, Math.max(0, Math.round(ctx.now() - entry.at))));
+    await emit(
+      ctx,
+      "CommandCompleted",
+      completion(ctx.node, entry, reply, Math.max(0, Math.round(ctx.now() - entry.at))),
+    );
   }
 }
 
@@ -109,7 +130,14 @@ function respond(nc: NatsConnection, msg: Msg | ServiceMsg, reply: Reply, ctx: H
   // A UTF-16 unit is at most 3 bytes of UTF-8: most replies are sized without encoding them.
   const size = body.length * 3 > max ? Buffer.byteLength(body) : 0;
   if (size > max) {
-    body = JSON.stringify(errorReply(domainError("E_TOO_LARGE", `the reply would be ${size} bytes, over the server's ${max}-byte limit; ask for fewer lines`)));
+    body = JSON.stringify(
+      errorReply(
+        domainError(
+          "E_TOO_LARGE",
+          `the reply would be ${size} bytes, over the server's ${max}-byte limit; ask for fewer lines`,
+        ),
+      ),
+    );
   }
   try {
     msg.respond(body);

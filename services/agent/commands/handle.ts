@@ -15,10 +15,20 @@ import type { TrustCheck } from "./trust.ts";
 /** A node event as the daemon gets it; it adds `seq` and `at` when it records it for membershipd. */
 export type CommandReceivedData = { node: string; command: CommandEnvelope };
 export type CommandCompletedData = {
-  node: string; command: string; actor: Actor; action: string; ok: boolean; code: string | null; message: string | null; ms: number;
+  node: string;
+  command: string;
+  actor: Actor;
+  action: string;
+  ok: boolean;
+  code: string | null;
+  message: string | null;
+  ms: number;
 };
 /** How CommandReceived and CommandCompleted reach the daemon (which reports them to membershipd). */
-export type CommandEventSink = (type: "CommandReceived" | "CommandCompleted", data: CommandReceivedData | CommandCompletedData) => void | Promise<void>;
+export type CommandEventSink = (
+  type: "CommandReceived" | "CommandCompleted",
+  data: CommandReceivedData | CommandCompletedData,
+) => void | Promise<void>;
 
 export interface HandlerContext {
   node: string;
@@ -34,7 +44,10 @@ export interface HandlerContext {
 export const INTERNAL = domainError("E_INTERNAL", "internal error; see the agent's log");
 /** How long a copy of a running write waits for the first copy's reply before it is told to retry. */
 export const DUPLICATE_WAIT_MS = 10_000;
-const IN_PROGRESS = domainError("E_IN_PROGRESS", "the first copy of this command is still running; send it again to get its reply");
+const IN_PROGRESS = domainError(
+  "E_IN_PROGRESS",
+  "the first copy of this command is still running; send it again to get its reply",
+);
 
 /** `subjectAction` is what the subject names after the node: the endpoint's action, or an unknown one. */
 export async function handleNodeCommand(raw: Uint8Array, subjectAction: string, ctx: HandlerContext): Promise<Reply> {
@@ -60,12 +73,16 @@ async function handle(raw: Uint8Array, subjectAction: string, ctx: HandlerContex
 
 async function answerFromRecord(prior: Exclude<Prior, { kind: "none" }>): Promise<Reply> {
   // A different envelope under a used id or nonce is not a retry: it may be a tampered copy.
-  if (prior.kind === "clash") return errorReply(domainError("E_NONCE_REUSED", "this command id or nonce was already used by another command"));
+  if (prior.kind === "clash")
+    return errorReply(domainError("E_NONCE_REUSED", "this command id or nonce was already used by another command"));
   if (!(prior.reply instanceof Promise)) return prior.reply;
   // A copy of a command still running holds a slot while it waits: not for longer than this.
   const stop = new AbortController();
   try {
-    return await Promise.race([prior.reply, sleep(DUPLICATE_WAIT_MS, errorReply(IN_PROGRESS), { signal: stop.signal })]);
+    return await Promise.race([
+      prior.reply,
+      sleep(DUPLICATE_WAIT_MS, errorReply(IN_PROGRESS), { signal: stop.signal }),
+    ]);
   } finally {
     stop.abort();
   }
@@ -90,7 +107,11 @@ async function runWrite(checked: CheckedCommand, ctx: HandlerContext): Promise<R
       ctx.log(`command ${command.id} (${action}): its reply could not be recorded: ${describe(err)}`);
     }
   }
-  await emit(ctx, "CommandCompleted", completion(ctx.node, command, reply, Math.max(0, Math.round(ctx.now() - started))));
+  await emit(
+    ctx,
+    "CommandCompleted",
+    completion(ctx.node, command, reply, Math.max(0, Math.round(ctx.now() - started))),
+  );
   return reply;
 }
 
@@ -113,18 +134,28 @@ async function runOp(checked: CheckedCommand, ctx: HandlerContext): Promise<Repl
 async function dispatch(checked: CheckedCommand, ops: NodeOps): Promise<OpResult<unknown>> {
   // An update runs in its release's own lane (the updater's), beside service commands.
   switch (checked.action) {
-    case "status": return { ok: true, result: await ops.status() };
-    case "start": return ops.start(checked.args.service);
-    case "stop": return ops.stop(checked.args.service);
-    case "restart": return ops.restart(checked.args.service);
-    case "exec-check": return ops.execCheck(checked.args.service);
+    case "status":
+      return { ok: true, result: await ops.status() };
+    case "start":
+      return ops.start(checked.args.service);
+    case "stop":
+      return ops.stop(checked.args.service);
+    case "restart":
+      return ops.restart(checked.args.service);
+    case "exec-check":
+      return ops.execCheck(checked.args.service);
     case "logs": {
       const { service, lines, since } = checked.args;
       return ops.logs(since === undefined ? { service, lines } : { service, lines, since });
     }
-    case "leave": return { ok: true, result: await ops.leave() };
-    case "update": return ops.update(checked.command.id, checked.args.manifest, checked.args.signature);
-    case "unlock": return ops.unlock ? ops.unlock(checked.args.sealed) : { ok: false, error: { code: "E_UNSUPPORTED", message: "this agent has no vault to unlock" } };
+    case "leave":
+      return { ok: true, result: await ops.leave() };
+    case "update":
+      return ops.update(checked.command.id, checked.args.manifest, checked.args.signature);
+    case "unlock":
+      return ops.unlock
+        ? ops.unlock(checked.args.sealed)
+        : { ok: false, error: { code: "E_UNSUPPORTED", message: "this agent has no vault to unlock" } };
   }
 }
 
@@ -134,15 +165,30 @@ function toReply(outcome: OpResult<unknown>): Reply {
   return { ok: false, error: details ? { code, message, details } : { code, message } };
 }
 
-export function completion(node: string, command: Pick<CommandEnvelope, "id" | "actor" | "action">, reply: Reply, ms: number): CommandCompletedData {
+export function completion(
+  node: string,
+  command: Pick<CommandEnvelope, "id" | "actor" | "action">,
+  reply: Reply,
+  ms: number,
+): CommandCompletedData {
   return {
-    node, command: command.id, actor: command.actor, action: command.action, ok: reply.ok,
-    code: reply.ok ? null : reply.error.code.slice(0, 64), message: reply.ok ? null : reply.error.message.slice(0, 500), ms,
+    node,
+    command: command.id,
+    actor: command.actor,
+    action: command.action,
+    ok: reply.ok,
+    code: reply.ok ? null : reply.error.code.slice(0, 64),
+    message: reply.ok ? null : reply.error.message.slice(0, 500),
+    ms,
   };
 }
 
 /** The daemon's sink must not stop a command: its failure is logged, and the command goes on. */
-export async function emit(ctx: Pick<HandlerContext, "onEvent" | "log">, type: "CommandReceived" | "CommandCompleted", data: CommandReceivedData | CommandCompletedData): Promise<void> {
+export async function emit(
+  ctx: Pick<HandlerContext, "onEvent" | "log">,
+  type: "CommandReceived" | "CommandCompleted",
+  data: CommandReceivedData | CommandCompletedData,
+): Promise<void> {
   try {
     await ctx.onEvent(type, data);
   } catch (err) {

@@ -9,9 +9,20 @@ test("one lane runs in arrival order, one at a time; other lanes run beside it",
   const lanes = new Lanes();
   const log: string[] = [];
   const g = gate();
-  const a1 = lanes.run("a", async () => { log.push("a1 start"); await g.promise; log.push("a1 end"); return 1; });
-  const a2 = lanes.run("a", async () => { log.push("a2"); return 2; });
-  const b1 = lanes.run("b", async () => { log.push("b1"); return 3; });
+  const a1 = lanes.run("a", async () => {
+    log.push("a1 start");
+    await g.promise;
+    log.push("a1 end");
+    return 1;
+  });
+  const a2 = lanes.run("a", async () => {
+    log.push("a2");
+    return 2;
+  });
+  const b1 = lanes.run("b", async () => {
+    log.push("b1");
+    return 3;
+  });
   await tick();
   assert.deepEqual(log, ["a1 start", "b1"]);
   g.open();
@@ -23,7 +34,12 @@ test("one lane runs in arrival order, one at a time; other lanes run beside it",
 
 test("a failure does not block the lane", async () => {
   const lanes = new Lanes();
-  await assert.rejects(lanes.run("a", async () => { throw new Error("boom"); }), /boom/);
+  await assert.rejects(
+    lanes.run("a", async () => {
+      throw new Error("boom");
+    }),
+    /boom/,
+  );
   assert.equal(await lanes.run("a", async () => "next"), "next");
 });
 
@@ -31,9 +47,16 @@ test("exclusive waits for every lane and holds the ones queued after it", async 
   const lanes = new Lanes();
   const log: string[] = [];
   const g = gate();
-  const a = lanes.run("a", async () => { await g.promise; log.push("a"); });
-  const x = lanes.exclusive(async () => { log.push("leave"); });
-  const b = lanes.run("b", async () => { log.push("b"); });
+  const a = lanes.run("a", async () => {
+    await g.promise;
+    log.push("a");
+  });
+  const x = lanes.exclusive(async () => {
+    log.push("leave");
+  });
+  const b = lanes.run("b", async () => {
+    log.push("b");
+  });
   await tick();
   assert.deepEqual(log, []);
   g.open();

@@ -24,7 +24,10 @@ export class Lanes {
 
   private queue<T>(after: Promise<unknown>, fn: () => Promise<T>, setTail: (done: Promise<void>) => void): Promise<T> {
     const result = after.then(fn);
-    const done = result.then(() => undefined, () => undefined);
+    const done = result.then(
+      () => undefined,
+      () => undefined,
+    );
     setTail(done);
     return result;
   }

@@ -14,16 +14,18 @@ export const RECORD_RETENTION_MS = 2 * CLOCK_WINDOW_MS;
 
 const Millis = z.number().int().min(0);
 
-const RecvLine = z.object({
-  t: z.literal("recv"),
-  id: CommandEnvelope.shape.id,
-  nonce: CommandEnvelope.shape.nonce,
-  fp: Sha256Hex,
-  ts: Millis,
-  at: Millis,
-  action: z.string().max(64),
-  actor: Actor,
-}).strict();
+const RecvLine = z
+  .object({
+    t: z.literal("recv"),
+    id: CommandEnvelope.shape.id,
+    nonce: CommandEnvelope.shape.nonce,
+    fp: Sha256Hex,
+    ts: Millis,
+    at: Millis,
+    action: z.string().max(64),
+    actor: Actor,
+  })
+  .strict();
 
 const DoneLine = z.object({ t: z.literal("done"), id: CommandEnvelope.shape.id, at: Millis, reply: Reply }).strict();
 
@@ -55,7 +57,17 @@ export function parseRecord(text: string): RecordEntry[] {
     const line = parseLine(raw);
     if (!line) continue;
     if (line.t === "recv") {
-      if (!byId.has(line.id)) byId.set(line.id, { id: line.id, nonce: line.nonce, fp: line.fp, ts: line.ts, at: line.at, action: line.action, actor: line.actor, reply: null });
+      if (!byId.has(line.id))
+        byId.set(line.id, {
+          id: line.id,
+          nonce: line.nonce,
+          fp: line.fp,
+          ts: line.ts,
+          at: line.at,
+          action: line.action,
+          actor: line.actor,
+          reply: null,
+        });
     } else {
       const entry = byId.get(line.id);
       if (entry) entry.reply = line.reply;
@@ -75,7 +87,18 @@ function parseLine(raw: string): RecordLine | null {
 }
 
 export function recvLine(e: RecordEntry): string {
-  return JSON.stringify({ t: "recv", id: e.id, nonce: e.nonce, fp: e.fp, ts: e.ts, at: e.at, action: e.action, actor: e.actor } satisfies RecordLine) + "\n";
+  return (
+    JSON.stringify({
+      t: "recv",
+      id: e.id,
+      nonce: e.nonce,
+      fp: e.fp,
+      ts: e.ts,
+      at: e.at,
+      action: e.action,
+      actor: e.actor,
+    } satisfies RecordLine) + "\n"
+  );
 }
 
 export function doneLine(id: string, at: number, reply: Reply): string {

@@ -18,8 +18,16 @@ function fixture() {
   const dir = tempDir("unibus-record-");
   const clock = { now: T0 };
   const open = () => new CommandRecord(join(dir, "commands.jsonl"), { now: () => clock.now, sync: false });
-  const cmd = (o: { id?: string; nonce?: string } = {}) => signed(admin, "restart", { node: "n1", service: "web" }, { ...o, now: new Date(clock.now) });
-  return { dir, path: join(dir, "commands.jsonl"), clock, open, cmd, done: () => rmSync(dir, { recursive: true, force: true }) };
+  const cmd = (o: { id?: string; nonce?: string } = {}) =>
+    signed(admin, "restart", { node: "n1", service: "web" }, { ...o, now: new Date(clock.now) });
+  return {
+    dir,
+    path: join(dir, "commands.jsonl"),
+    clock,
+    open,
+    cmd,
+    done: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 test("a command is claimed once; a retry waits for and then gets its reply; the file is 0600", async () => {
@@ -70,9 +78,17 @@ test("across a restart: answered commands are answered again, unfinished ones ar
     r1.close();
     const r2 = f.open();
     assert.deepEqual(r2.find(done), { kind: "same", reply: ok(7) });
-    assert.deepEqual(r2.interrupted().map((e) => e.id), [cut.id]);
+    assert.deepEqual(
+      r2.interrupted().map((e) => e.id),
+      [cut.id],
+    );
     const again = r2.find(cut);
-    assert.ok(again.kind === "same" && !(again.reply instanceof Promise) && !again.reply.ok && again.reply.error.code === "E_INTERRUPTED");
+    assert.ok(
+      again.kind === "same" &&
+        !(again.reply instanceof Promise) &&
+        !again.reply.ok &&
+        again.reply.error.code === "E_INTERRUPTED",
+    );
     r2.complete(cut.id, { ok: false, error: { code: "E_INTERRUPTED", message: "x" } });
     assert.deepEqual(r2.interrupted(), []);
     r2.close();
@@ -102,7 +118,13 @@ test("a torn last line (a crash mid-append) is skipped, and appending after it s
     assert.deepEqual(r3.find(d), { kind: "same", reply: ok(2) });
     assert.deepEqual(r3.find(c), { kind: "same", reply: ok(1) });
     r3.close();
-    assert.ok(readFileSync(f.path, "utf8").split("\n").filter(Boolean).every((l) => JSON.parse(l)), "every line is whole");
+    assert.ok(
+      readFileSync(f.path, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .every((l) => JSON.parse(l)),
+      "every line is whole",
+    );
   } finally {
     f.done();
   }
@@ -111,7 +133,11 @@ test("a torn last line (a crash mid-append) is skipped, and appending after it s
 test("garbage lines and a reply to an unknown id are ignored", () => {
   const f = fixture();
   try {
-    writeFileSync(f.path, `not json\n{"t":"done","id":"ABCDEFGHIJ","at":1,"reply":{"ok":true,"result":1}}\n{"t":"recv"}\n`, { mode: 0o600 });
+    writeFileSync(
+      f.path,
+      `not json\n{"t":"done","id":"ABCDEFGHIJ","at":1,"reply":{"ok":true,"result":1}}\n{"t":"recv"}\n`,
+      { mode: 0o600 },
+    );
     const r = f.open();
     assert.equal(r.size, 0);
     r.close();

@@ -16,10 +16,7 @@ export interface CommandRecordOptions {
 }
 
 /** What the record knows of a command: nothing, the same command (its reply, maybe still coming), or a clash. */
-export type Prior =
-  | { kind: "none" }
-  | { kind: "same"; reply: Reply | Promise<Reply> }
-  | { kind: "clash" };
+export type Prior = { kind: "none" } | { kind: "same"; reply: Reply | Promise<Reply> } | { kind: "clash" };
 
 export const INTERRUPTED = domainError("E_INTERRUPTED", "the agent restarted while running this command; check status");
 
@@ -37,7 +34,10 @@ export class CommandRecord {
   private lastPrune = 0;
 
   /** Reads the file (a torn last line is skipped), forgets what expired and rewrites it compactly. */
-  constructor(readonly path: string, opts: CommandRecordOptions = {}) {
+  constructor(
+    readonly path: string,
+    opts: CommandRecordOptions = {},
+  ) {
     this.now = opts.now ?? Date.now;
     this.sync = opts.sync ?? true;
     const text = existsSync(path) ? readSecretFile(path).toString("utf8") : "";
@@ -50,7 +50,8 @@ export class CommandRecord {
   find(command: CommandEnvelope): Prior {
     const entry = this.byId.get(command.id) ?? this.byNonce.get(command.nonce);
     if (!entry) return { kind: "none" };
-    if (entry.id !== command.id || entry.nonce !== command.nonce || entry.fp !== commandFingerprint(command)) return { kind: "clash" };
+    if (entry.id !== command.id || entry.nonce !== command.nonce || entry.fp !== commandFingerprint(command))
+      return { kind: "clash" };
     return { kind: "same", reply: entry.reply ?? this.running.get(entry.id)?.promise ?? errorReply(INTERRUPTED) };
   }
 
@@ -63,8 +64,14 @@ export class CommandRecord {
     if (prior.kind !== "none") return prior;
     this.prune();
     const entry: RecordEntry = {
-      id: command.id, nonce: command.nonce, fp: commandFingerprint(command), ts: Date.parse(command.ts), at: this.now(),
-      action: command.action, actor: command.actor, reply: null,
+      id: command.id,
+      nonce: command.nonce,
+      fp: commandFingerprint(command),
+      ts: Date.parse(command.ts),
+      at: this.now(),
+      action: command.action,
+      actor: command.actor,
+      reply: null,
     };
     this.append(recvLine(entry));
     this.index(entry);

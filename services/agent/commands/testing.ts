@@ -17,7 +17,16 @@ export function newNode(): Signer {
 }
 
 export function serviceStatus(name: string, state: ServiceStatus["state"] = "running"): ServiceStatus {
-  return { name, state, profile: "none", pid: state === "running" ? 4242 : null, uptime_ms: 5, restarts: 0, last_exit: null, problem: null };
+  return {
+    name,
+    state,
+    profile: "none",
+    pid: state === "running" ? 4242 : null,
+    uptime_ms: 5,
+    restarts: 0,
+    last_exit: null,
+    problem: null,
+  };
 }
 
 export interface FakeOps extends NodeOps {
@@ -35,14 +44,26 @@ export interface FakeOps extends NodeOps {
 
 export function fakeOps(node: string): FakeOps {
   const ops: FakeOps = {
-    calls: [], gate: null, results: new Map(), throws: new Map(), running: 0, maxRunning: 0,
+    calls: [],
+    gate: null,
+    results: new Map(),
+    throws: new Map(),
+    running: 0,
+    maxRunning: 0,
     status: (): NodeStatusResult => {
       ops.calls.push("status");
       return {
         node,
         agent: {
-          version: "0.1.0", started_at: "2025-01-01T00:00:00.000Z", sandbox: "none", identity: "own-uid", bwrap_version: null, sandbox_problem: null,
-          reports_pending: 0, reports_dropped: 0, logs_dropped: 0,
+          version: "0.1.0",
+          started_at: "2025-01-01T00:00:00.000Z",
+          sandbox: "none",
+          identity: "own-uid",
+          bwrap_version: null,
+          sandbox_problem: null,
+          reports_pending: 0,
+          reports_dropped: 0,
+          logs_dropped: 0,
         },
         services: [serviceStatus("web")],
       };
@@ -50,10 +71,16 @@ export function fakeOps(node: string): FakeOps {
     start: (s) => write("start", s, () => serviceStatus(s)),
     stop: (s) => write("stop", s, () => serviceStatus(s, "stopped")),
     restart: (s) => write("restart", s, () => serviceStatus(s)),
-    execCheck: (s) => write<HealthResult>("exec-check", s, () => ({ ok: true, code: 0, output: "fine", ms: 3, timed_out: false })),
+    execCheck: (s) =>
+      write<HealthResult>("exec-check", s, () => ({ ok: true, code: 0, output: "fine", ms: 3, timed_out: false })),
     logs: (a: LogsRequest) => {
       ops.calls.push(`logs ${a.service} ${a.lines}${a.since ? ` ${a.since}` : ""}`);
-      return (ops.results.get(`logs ${a.service}`) as OpResult<never>) ?? { ok: true, result: { source: "buffer", service: a.service, lines: [], dropped: 0 } };
+      return (
+        (ops.results.get(`logs ${a.service}`) as OpResult<never>) ?? {
+          ok: true,
+          result: { source: "buffer", service: a.service, lines: [], dropped: 0 },
+        }
+      );
     },
     leave: async (): Promise<LeaveResult> => {
       const r = await write<LeaveResult>("leave", "", () => ({ node, stopped: ["web"] }));

@@ -30,7 +30,14 @@ function fixture(initial: TrustResult | DomainError = list(aliceActor)) {
     return state.answer;
   };
   const open = () => new TrustList(join(dir, "trust.json"), fetcher, { now: () => clock.now });
-  return { dir, path: join(dir, "trust.json"), clock, state, open, done: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    path: join(dir, "trust.json"),
+    clock,
+    state,
+    open,
+    done: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 describe("TrustList", () => {
@@ -52,10 +59,18 @@ describe("TrustList", () => {
     const f = fixture();
     try {
       const node = newNode();
-      f.state.answer = list(aliceActor, { id: "node:web-1", key: node.publicKey }, { id: "sneaky", key: node.publicKey });
+      f.state.answer = list(
+        aliceActor,
+        { id: "node:web-1", key: node.publicKey },
+        { id: "sneaky", key: node.publicKey },
+      );
       const t = f.open();
       await t.refresh();
-      for (const actor of [{ id: "node:web-1", key: node.publicKey }, { id: "sneaky", key: node.publicKey }, { id: "node:x", key: alice.publicKey }]) {
+      for (const actor of [
+        { id: "node:web-1", key: node.publicKey },
+        { id: "sneaky", key: node.publicKey },
+        { id: "node:x", key: alice.publicKey },
+      ]) {
         const e = await t.authorize(actor, "restart");
         assert.equal(e?.code, "E_FORBIDDEN", JSON.stringify(actor));
         assert.equal(e?.message, "role node may not restart");
@@ -79,7 +94,10 @@ describe("TrustList", () => {
         assert.equal(e?.code, "E_FORBIDDEN", action);
         assert.equal(e?.message, `role updater may not ${action}`);
       }
-      assert.equal((await t.authorize({ id: "rollout-driver", key: alice.publicKey }, "update"))?.code, "E_UNKNOWN_ACTOR");
+      assert.equal(
+        (await t.authorize({ id: "rollout-driver", key: alice.publicKey }, "update"))?.code,
+        "E_UNKNOWN_ACTOR",
+      );
       assert.equal((await t.authorize({ id: "alice", key: driver.publicKey }, "update"))?.code, "E_UNKNOWN_ACTOR");
       // Saved with the list and read back after a restart; an older answer without the field drops it.
       assert.equal(await f.open().authorize(driverActor, "update"), null);
@@ -162,7 +180,7 @@ describe("TrustList", () => {
   test("a damaged file is set aside with a reason; one others may write is refused", () => {
     const f = fixture();
     try {
-      writeFileSync(f.path, "{\"admins\":[", { mode: 0o600 });
+      writeFileSync(f.path, '{"admins":[', { mode: 0o600 });
       const t = f.open();
       assert.deepEqual(t.admins, []);
       assert.match(t.loadProblem ?? "", /not JSON/);
@@ -193,8 +211,16 @@ describe("against a real nats-server", () => {
       callback: (_err, msg) => {
         const cmd = CommandEnvelope.parse(msg.json());
         seen.push(cmd);
-        const good = verifyCommandSignature(cmd) && cmd.actor.id === `node:${node}` && cmd.action === "node.trust" && cmd.args.node === node;
-        const reply = refuse ? { ok: false, error: refuse } : good ? { ok: true, result: { ...list(...admins), updaters: [{ id: "rollout-driver", key: driver.publicKey }] } } : { ok: false, error: { code: "E_BAD_SIGNATURE", message: "bad" } };
+        const good =
+          verifyCommandSignature(cmd) &&
+          cmd.actor.id === `node:${node}` &&
+          cmd.action === "node.trust" &&
+          cmd.args.node === node;
+        const reply = refuse
+          ? { ok: false, error: refuse }
+          : good
+            ? { ok: true, result: { ...list(...admins), updaters: [{ id: "rollout-driver", key: driver.publicKey }] } }
+            : { ok: false, error: { code: "E_BAD_SIGNATURE", message: "bad" } };
         msg.respond(JSON.stringify(reply));
       },
     });
@@ -217,11 +243,18 @@ describe("against a real nats-server", () => {
 
   test("fetchTrust returns refusals and silence as error values", async () => {
     refuse = { code: "E_FORBIDDEN", message: "role node may not node.trust" };
-    assert.deepEqual(await fetchTrust(nc, node, nodeSigner, 2000), domainError("E_FORBIDDEN", "role node may not node.trust"));
+    assert.deepEqual(
+      await fetchTrust(nc, node, nodeSigner, 2000),
+      domainError("E_FORBIDDEN", "role node may not node.trust"),
+    );
     refuse = { code: "E_SOMETHING_NEW", message: "later" };
     assert.equal(((await fetchTrust(nc, node, nodeSigner, 2000)) as DomainError).code, "E_UNAVAILABLE");
     refuse = null;
-    assert.equal(((await fetchTrust(nc, "web-2", nodeSigner, 2000)) as DomainError).code, "E_BAD_SIGNATURE", "the responder's own refusal code");
+    assert.equal(
+      ((await fetchTrust(nc, "web-2", nodeSigner, 2000)) as DomainError).code,
+      "E_BAD_SIGNATURE",
+      "the responder's own refusal code",
+    );
     const lone = await startNats({ encrypted: false });
     const lonely = await connectNats({ servers: lone.url, name: "no-membershipd" });
     try {
@@ -239,7 +272,9 @@ describe("against a real nats-server", () => {
     const agentNc = await connectNats({ servers: nats.url, name: "agent" });
     try {
       admins = [aliceActor];
-      const t = new TrustList(join(dir, "trust.json"), () => fetchTrust(agentNc, node, nodeSigner, 2000), { unknownKeyRefreshMs: 60_000 });
+      const t = new TrustList(join(dir, "trust.json"), () => fetchTrust(agentNc, node, nodeSigner, 2000), {
+        unknownKeyRefreshMs: 60_000,
+      });
       assert.equal(await t.refresh(), null);
       t.watch(agentNc);
       await agentNc.flush();

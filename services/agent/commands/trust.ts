@@ -8,7 +8,15 @@ import { existsSync } from "node:fs";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { TRUST_CHANGED_SUBJECT, TrustResult, type Actor } from "../../../schemas/mod.ts";
 import { readSecretFile, replaceSecretFile } from "../../bus/mod.ts";
-import { checkControl, CommandRefusal, quietLog, domainError, isDomainError, zodMessage, type DomainError } from "../../core/mod.ts";
+import {
+  checkControl,
+  CommandRefusal,
+  quietLog,
+  domainError,
+  isDomainError,
+  zodMessage,
+  type DomainError,
+} from "../../core/mod.ts";
 
 /** Asks membershipd for the admins (fetchTrust, or a test's stand-in); may throw or return an error value. */
 export type TrustFetcher = () => Promise<TrustResult | DomainError>;
@@ -38,7 +46,11 @@ export class TrustList implements TrustCheck {
   readonly loadProblem: string | null = null;
 
   /** Reads the last good list from `path`; a file others may read or write is refused (throws). */
-  constructor(readonly path: string, private readonly fetcher: TrustFetcher, opts: TrustListOptions = {}) {
+  constructor(
+    readonly path: string,
+    private readonly fetcher: TrustFetcher,
+    opts: TrustListOptions = {},
+  ) {
     this.now = opts.now ?? Date.now;
     this.unknownKeyRefreshMs = opts.unknownKeyRefreshMs ?? 1000;
     if (!existsSync(path)) return;
@@ -130,12 +142,16 @@ export class TrustList implements TrustCheck {
     }
     if (isDomainError(fetched)) return fetched;
     const parsed = TrustResult.safeParse(fetched);
-    if (!parsed.success) return domainError("E_BAD_REQUEST", `the admin list is malformed: ${zodMessage(parsed.error)}`);
+    if (!parsed.success)
+      return domainError("E_BAD_REQUEST", `the admin list is malformed: ${zodMessage(parsed.error)}`);
     this.adopt(parsed.data);
     try {
       replaceSecretFile(this.path, JSON.stringify(parsed.data) + "\n");
     } catch (err) {
-      return domainError("E_INTERNAL", `the admin list is in use but could not be saved to ${this.path}: ${(err as Error)?.message ?? String(err)}`);
+      return domainError(
+        "E_INTERNAL",
+        `the admin list is in use but could not be saved to ${this.path}: ${(err as Error)?.message ?? String(err)}`,
+      );
     }
     return null;
   }
@@ -162,7 +178,9 @@ function isNodeIdentity(actor: Actor): boolean {
 function parseTrustFile(text: string): TrustResult | DomainError {
   try {
     const parsed = TrustResult.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : domainError("E_BAD_REQUEST", `not an admin list: ${zodMessage(parsed.error)}`);
+    return parsed.success
+      ? parsed.data
+      : domainError("E_BAD_REQUEST", `not an admin list: ${zodMessage(parsed.error)}`);
   } catch {
     return domainError("E_BAD_JSON", "not JSON");
   }

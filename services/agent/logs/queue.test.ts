@@ -2,8 +2,21 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ShipQueue, type Outgoing, type QueuedLine } from "./queue.ts";
 
-const q = (service: string, seq: number, bytes = 10): QueuedLine => ({ service, seq, ts: seq, stream: "stdout", line: `${service}-${seq}`, truncated: false, bytes });
-const shape = (batch: Outgoing[]) => batch.map((o) => (o.kind === "line" ? `${o.line.service}:${o.line.seq}` : `LOSS ${o.loss.service}:${o.loss.first}-${o.loss.last}=${o.loss.count}`));
+const q = (service: string, seq: number, bytes = 10): QueuedLine => ({
+  service,
+  seq,
+  ts: seq,
+  stream: "stdout",
+  line: `${service}-${seq}`,
+  truncated: false,
+  bytes,
+});
+const shape = (batch: Outgoing[]) =>
+  batch.map((o) =>
+    o.kind === "line"
+      ? `${o.line.service}:${o.line.seq}`
+      : `LOSS ${o.loss.service}:${o.loss.first}-${o.loss.last}=${o.loss.count}`,
+  );
 
 test("hands lines out in order, in batches bounded by count and bytes", () => {
   const queue = new ShipQueue({ maxLines: 100, maxBytes: 10_000 });
@@ -94,6 +107,9 @@ test("many pushes: what is handed out plus what is dropped is exactly what came 
     if (i % 97 === 0) take(queue.nextBatch(20, 10_000));
   }
   take(queue.nextBatch(10_000, 1e9));
-  assert.deepEqual(seen.map(Math.abs), Array.from({ length: 5000 }, (_, k) => k + 1));
+  assert.deepEqual(
+    seen.map(Math.abs),
+    Array.from({ length: 5000 }, (_, k) => k + 1),
+  );
   assert.equal(lost, queue.dropped("a"));
 });

@@ -71,7 +71,8 @@ export class ShipQueue {
     this.items.push(line);
     this.used += line.bytes;
     this.queuedBy.set(line.service, this.queued(line.service) + 1);
-    while ((this.length > this.limits.maxLines || this.used > this.limits.maxBytes) && this.length > 1) this.drop(this.shift());
+    while ((this.length > this.limits.maxLines || this.used > this.limits.maxBytes) && this.length > 1)
+      this.drop(this.shift());
   }
 
   /**

@@ -21,7 +21,10 @@ export class LineRing {
   private count = 0;
   private used = 0;
 
-  constructor(readonly maxLines: number, readonly maxBytes: number = Number.POSITIVE_INFINITY) {
+  constructor(
+    readonly maxLines: number,
+    readonly maxBytes: number = Number.POSITIVE_INFINITY,
+  ) {
     if (!Number.isInteger(maxLines) || maxLines < 1) throw new RangeError("a ring holds at least one line");
     this.items = new Array(maxLines);
   }

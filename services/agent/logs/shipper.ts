@@ -8,7 +8,14 @@ import { randomBytes } from "node:crypto";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Slug } from "../../../schemas/mod.ts";
-import { LOG_LINE_MAX_BYTES, LogSubjectError, logMsgId, logSubject, type LogLineRecord, type LogRecord } from "../../bus/mod.ts";
+import {
+  LOG_LINE_MAX_BYTES,
+  LogSubjectError,
+  logMsgId,
+  logSubject,
+  type LogLineRecord,
+  type LogRecord,
+} from "../../bus/mod.ts";
 import { ShipQueue, type LossRange, type Outgoing } from "./queue.ts";
 import { LineRing, type CapturedLine, type OutputStream } from "./ring.ts";
 
@@ -107,7 +114,8 @@ export class LogShipper {
   private readonly loop: Promise<void>;
 
   constructor(opts: LogShipperOptions) {
-    if (!Slug.safeParse(opts.node).success) throw new LogSubjectError(`the node name ${JSON.stringify(opts.node)} is not a slug`);
+    if (!Slug.safeParse(opts.node).success)
+      throw new LogSubjectError(`the node name ${JSON.stringify(opts.node)} is not a slug`);
     this.o = {
       node: opts.node,
       maxQueuedLines: opts.maxQueuedLines ?? 10_000,
@@ -133,14 +141,24 @@ export class LogShipper {
     let s = this.services.get(service);
     if (!s) {
       if (!Slug.safeParse(service).success) {
-        if (this.rejected++ === 0) this.o.log?.(`logs: refusing lines of a service whose name is not a slug (${JSON.stringify(service.slice(0, 64))})`);
+        if (this.rejected++ === 0)
+          this.o.log?.(
+            `logs: refusing lines of a service whose name is not a slug (${JSON.stringify(service.slice(0, 64))})`,
+          );
         return;
       }
       s = { ring: new LineRing(this.o.ringLines, this.o.ringBytes), seq: 0, shipped: 0, reported: 0 };
       this.services.set(service, s);
     }
     const fit = fitLine(text);
-    const entry: CapturedLine = { ts: this.o.now(), stream, seq: ++s.seq, line: fit.line, truncated: fit.truncated, bytes: fit.bytes + RECORD_OVERHEAD };
+    const entry: CapturedLine = {
+      ts: this.o.now(),
+      stream,
+      seq: ++s.seq,
+      line: fit.line,
+      truncated: fit.truncated,
+      bytes: fit.bytes + RECORD_OVERHEAD,
+    };
     s.ring.push(entry);
     this.queue.push({ ...entry, service });
     this.wake();
@@ -164,18 +182,31 @@ export class LogShipper {
 
   stats(): LogShipperStats {
     const inflightBy = new Map<string, number>();
-    for (const o of this.inflight) if (o.kind === "line") inflightBy.set(o.line.service, (inflightBy.get(o.line.service) ?? 0) + 1);
+    for (const o of this.inflight)
+      if (o.kind === "line") inflightBy.set(o.line.service, (inflightBy.get(o.line.service) ?? 0) + 1);
     const services: Record<string, ServiceLogStats> = {};
     let dropped = 0;
     for (const [name, s] of this.services) {
       const d = this.queue.dropped(name);
       dropped += d;
-      services[name] = { queued: this.queue.queued(name) + (inflightBy.get(name) ?? 0), shipped: s.shipped, dropped: d, reported: s.reported };
+      services[name] = {
+        queued: this.queue.queued(name) + (inflightBy.get(name) ?? 0),
+        shipped: s.shipped,
+        dropped: d,
+        reported: s.reported,
+      };
     }
     const inFlight = this.inflight.filter((o) => o.kind === "line").length;
     return {
-      boot: this.boot, connected: this.connected, queued: this.queue.length + inFlight, queued_bytes: this.queue.bytes, in_flight: inFlight,
-      shipped: this.shippedTotal, dropped, rejected: this.rejected, services,
+      boot: this.boot,
+      connected: this.connected,
+      queued: this.queue.length + inFlight,
+      queued_bytes: this.queue.bytes,
+      in_flight: inFlight,
+      shipped: this.shippedTotal,
+      dropped,
+      rejected: this.rejected,
+      services,
     };
   }
 
@@ -286,11 +317,19 @@ export class LogShipper {
 
   /** Publishes a round all at once (one connection keeps them in order); how many acked from the start. */
   private async publish(js: JetStreamClient, round: Outgoing[]): Promise<number> {
-    const results = await Promise.allSettled(round.map((o) => {
-      const record = o.kind === "line" ? this.lineRecord(o.line.service, o.line) : this.lossRecord(o.loss);
-      const body = o.kind === "line" ? (o.line.body ??= encoder.encode(JSON.stringify(record))) : encoder.encode(JSON.stringify(record));
-      return js.publish(logSubject(this.o.node, record.service), body, { msgID: logMsgId(record), timeout: this.o.publishTimeoutMs });
-    }));
+    const results = await Promise.allSettled(
+      round.map((o) => {
+        const record = o.kind === "line" ? this.lineRecord(o.line.service, o.line) : this.lossRecord(o.loss);
+        const body =
+          o.kind === "line"
+            ? (o.line.body ??= encoder.encode(JSON.stringify(record)))
+            : encoder.encode(JSON.stringify(record));
+        return js.publish(logSubject(this.o.node, record.service), body, {
+          msgID: logMsgId(record),
+          timeout: this.o.publishTimeoutMs,
+        });
+      }),
+    );
     const firstFailure = results.findIndex((r) => r.status === "rejected");
     if (firstFailure === -1) return round.length;
     this.reportError((results[firstFailure] as PromiseRejectedResult).reason);
@@ -304,7 +343,9 @@ export class LogShipper {
         this.shippedTotal++;
       } else {
         this.services.get(o.loss.service)!.reported += o.loss.count;
-        this.o.log?.(`logs: ${o.loss.count} line(s) of ${o.loss.service} were dropped (seq ${o.loss.first}-${o.loss.last}); a loss marker is in the stream`);
+        this.o.log?.(
+          `logs: ${o.loss.count} line(s) of ${o.loss.service} were dropped (seq ${o.loss.first}-${o.loss.last}); a loss marker is in the stream`,
+        );
       }
     }
   }
@@ -322,18 +363,36 @@ export class LogShipper {
     if (message === this.lastError && now - this.lastErrorAt < 30_000) return;
     this.lastError = message;
     this.lastErrorAt = now;
-    this.o.log?.(`logs: publishing failed (${message}); ${this.queue.length + this.inflight.length} line(s) wait, retrying`);
+    this.o.log?.(
+      `logs: publishing failed (${message}); ${this.queue.length + this.inflight.length} line(s) wait, retrying`,
+    );
   }
 
   private lineRecord(service: string, e: CapturedLine): LogLineRecord {
     return {
-      v: 1, ts: new Date(e.ts).toISOString(), boot: this.boot, service, kind: "line", stream: e.stream, seq: e.seq, line: e.line,
+      v: 1,
+      ts: new Date(e.ts).toISOString(),
+      boot: this.boot,
+      service,
+      kind: "line",
+      stream: e.stream,
+      seq: e.seq,
+      line: e.line,
       ...(e.truncated ? { truncated: true as const } : {}),
     };
   }
 
   private lossRecord(l: LossRange): LogRecord {
-    return { v: 1, ts: new Date(l.ts).toISOString(), boot: this.boot, service: l.service, kind: "loss", first_seq: l.first, last_seq: l.last, count: l.count, reason: "buffer_full" };
+    return {
+      v: 1,
+      ts: new Date(l.ts).toISOString(),
+      boot: this.boot,
+      service: l.service,
+      kind: "loss",
+      first_seq: l.first,
+      last_seq: l.last,
+      count: l.count,
+      reason: "buffer_full",
+    };
   }
 }
-

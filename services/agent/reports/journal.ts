@@ -52,8 +52,13 @@ export class ReportJournal {
   private state: JournalState;
   private linesSinceCompact = 0;
 
-  constructor(private readonly path: string, private readonly maxPending = DEFAULT_MAX_PENDING) {
-    this.state = existsSync(path) ? parseJournal(readFileSync(path, "utf8")) : { lastSeq: 0, acked: 0, dropped: 0, pending: [] };
+  constructor(
+    private readonly path: string,
+    private readonly maxPending = DEFAULT_MAX_PENDING,
+  ) {
+    this.state = existsSync(path)
+      ? parseJournal(readFileSync(path, "utf8"))
+      : { lastSeq: 0, acked: 0, dropped: 0, pending: [] };
     this.compact();
   }
 

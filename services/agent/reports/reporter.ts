@@ -20,7 +20,16 @@ export interface ReporterOptions {
  * Worth sending again later: the store or the link was away, a race was lost, this node is over a
  * quota (E_QUOTA; the reply says when it frees), or the event store is full until an operator acts.
  */
-const RETRYABLE = new Set(["E_UNAVAILABLE", "E_CONFLICT", "E_INTERNAL", "E_CLOCK_SKEW", "E_TIMEOUT", "E_NONCE_REUSED", "E_QUOTA", "E_STORE_FULL"]);
+const RETRYABLE = new Set([
+  "E_UNAVAILABLE",
+  "E_CONFLICT",
+  "E_INTERNAL",
+  "E_CLOCK_SKEW",
+  "E_TIMEOUT",
+  "E_NONCE_REUSED",
+  "E_QUOTA",
+  "E_STORE_FULL",
+]);
 /** Nothing this node sends will be taken: keep the events and wait (an operator may fix it). */
 const REFUSED_NODE = new Set(["E_IDENTITY_REVOKED", "E_UNKNOWN_ACTOR", "E_NODE_NOT_FOUND"]);
 
@@ -37,7 +46,10 @@ export class Reporter {
   /** At least this long before the next try: what a quota refusal said (retry_after_ms), else 0. */
   private retryAfter = 0;
 
-  constructor(private readonly journal: ReportJournal, opts: ReporterOptions = {}) {
+  constructor(
+    private readonly journal: ReportJournal,
+    opts: ReporterOptions = {},
+  ) {
     this.o = { maxEvents: 100, maxBytes: 48 * 1024, retryMinMs: 250, retryMaxMs: 10_000, ...opts };
     this.loop = this.run();
   }
@@ -124,16 +136,21 @@ export class Reporter {
     try {
       reply = await send(events);
     } catch (err) {
-      this.note(`reports: membershipd unreachable (${(err as Error).message}); ${this.journal.pendingCount} events wait`);
+      this.note(
+        `reports: membershipd unreachable (${(err as Error).message}); ${this.journal.pendingCount} events wait`,
+      );
       return "retry";
     }
     if (reply.ok) {
       const r = ReportResult.safeParse(reply.result);
-      if (!r.success) return this.note("reports: membershipd answered node.report with an unexpected result"), "retry";
+      if (!r.success)
+        return (this.note("reports: membershipd answered node.report with an unexpected result"), "retry");
       this.failures = 0;
       this.single = false;
       if (r.data.last_seq > this.journal.lastSeq) {
-        this.note(`reports: membershipd holds seq ${r.data.last_seq}, past this journal's ${this.journal.lastSeq}; numbering waiting events after it`);
+        this.note(
+          `reports: membershipd holds seq ${r.data.last_seq}, past this journal's ${this.journal.lastSeq}; numbering waiting events after it`,
+        );
         this.journal.rebase(r.data.last_seq);
       } else {
         this.journal.ack(Math.min(r.data.last_seq, seqOf(events[events.length - 1]!)));
@@ -144,16 +161,20 @@ export class Reporter {
     const after = Number(reply.error.details?.retry_after_ms);
     this.retryAfter = code === "E_QUOTA" && Number.isFinite(after) ? Math.min(after, 3_600_000) : 0;
     // A report larger than the whole quota fits one event at a time (a batch is never sent whole again).
-    if (code === "E_QUOTA" && !Number.isFinite(after) && events.length > 1) return (this.single = true), "ok";
+    if (code === "E_QUOTA" && !Number.isFinite(after) && events.length > 1) return ((this.single = true), "ok");
     if (RETRYABLE.has(code) || REFUSED_NODE.has(code)) {
-      this.note(`reports: membershipd refused node.report: ${message} [${code}]; ${this.journal.pendingCount} events wait`);
+      this.note(
+        `reports: membershipd refused node.report: ${message} [${code}]; ${this.journal.pendingCount} events wait`,
+      );
       return "retry";
     }
     if (events.length > 1) {
       this.single = true;
       return "ok";
     }
-    this.note(`reports: membershipd refused event seq ${seqOf(events[0]!)} (${events[0]!.type}) for good: ${message} [${code}]; dropped`);
+    this.note(
+      `reports: membershipd refused event seq ${seqOf(events[0]!)} (${events[0]!.type}) for good: ${message} [${code}]; dropped`,
+    );
     this.journal.reject(seqOf(events[0]!));
     return "ok";
   }

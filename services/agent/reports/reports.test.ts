@@ -21,7 +21,10 @@ test("the journal numbers events, survives a restart and a torn last line, 0600"
   assert.equal(statSync(path).mode & 0o777, 0o600);
   const again = new ReportJournal(path);
   assert.equal(again.lastSeq, 3);
-  assert.deepEqual(again.next(10).map((e) => e.data.seq), [2, 3]);
+  assert.deepEqual(
+    again.next(10).map((e) => e.data.seq),
+    [2, 3],
+  );
   assert.equal(again.add("ServiceStarted", started("d"), at).data.seq, 4);
 });
 
@@ -48,7 +51,10 @@ test("rebase numbers waiting events after membershipd's seq", () => {
   j.add("ServiceStarted", started("a"), at);
   j.add("ServiceStarted", started("b"), at);
   j.rebase(500);
-  assert.deepEqual(j.next(5).map((e) => e.data.seq), [501, 502]);
+  assert.deepEqual(
+    j.next(5).map((e) => e.data.seq),
+    [501, 502],
+  );
   assert.equal(j.add("ServiceStarted", started("c"), at).data.seq, 503);
 });
 
@@ -61,7 +67,11 @@ function fakeMembershipd(refuse: (e: ReportedEvent) => string | null = () => nul
       const code = refuse(e);
       if (code) return { ok: false, error: { code, message: "no" } };
     }
-    for (const e of events) if (Number(e.data.seq) > last) { held.push(Number(e.data.seq)); last = Number(e.data.seq); }
+    for (const e of events)
+      if (Number(e.data.seq) > last) {
+        held.push(Number(e.data.seq));
+        last = Number(e.data.seq);
+      }
     return { ok: true, result: { applied: events.length, last_seq: last } };
   };
   return { send, held, setLast: (n: number) => (last = n) };
@@ -76,7 +86,10 @@ test("the reporter sends everything in order once a sender is there, and acks it
   assert.equal(await r.flush(50), false, "nothing goes out without a sender");
   r.setSender(m.send);
   assert.equal(await r.flush(5000), true);
-  assert.deepEqual(m.held, Array.from({ length: 30 }, (_, i) => i + 1));
+  assert.deepEqual(
+    m.held,
+    Array.from({ length: 30 }, (_, i) => i + 1),
+  );
   await r.stop();
 });
 
@@ -96,7 +109,8 @@ test("retryable refusals keep the events and retry with backoff", async () => {
   const j = new ReportJournal(file());
   let down = 3;
   const m = fakeMembershipd();
-  const send = async (events: ReportedEvent[]): Promise<Reply> => (down-- > 0 ? { ok: false, error: { code: "E_UNAVAILABLE", message: "down" } } : m.send(events));
+  const send = async (events: ReportedEvent[]): Promise<Reply> =>
+    down-- > 0 ? { ok: false, error: { code: "E_UNAVAILABLE", message: "down" } } : m.send(events);
   const r = new Reporter(j, { retryMinMs: 5, log: () => {} });
   j.add("ServiceStarted", started("a"), at);
   r.setSender(send);
@@ -126,7 +140,15 @@ test("a quota refusal (E_QUOTA) keeps every event, waits the time it names, and 
   const send = async (events: ReportedEvent[]): Promise<Reply> => {
     tries.push(performance.now());
     return over-- > 0
-      ? { ok: false, error: { code: "E_QUOTA", message: "node web1 is over its report_bytes quota (1048576 bytes of reports per minute); it frees enough in 1 s", details: { quota: "report_bytes", retry_after_ms: 150 } } }
+      ? {
+          ok: false,
+          error: {
+            code: "E_QUOTA",
+            message:
+              "node web1 is over its report_bytes quota (1048576 bytes of reports per minute); it frees enough in 1 s",
+            details: { quota: "report_bytes", retry_after_ms: 150 },
+          },
+        }
       : m.send(events);
   };
   const lines: string[] = [];
@@ -138,6 +160,9 @@ test("a quota refusal (E_QUOTA) keeps every event, waits the time it names, and 
   assert.equal(j.dropped, 0);
   // Both retries waited at least the 150 ms the refusal named (less a little of the jitter's 25 %).
   assert.ok(tries[1]! - tries[0]! >= 140 && tries[2]! - tries[1]! >= 140, JSON.stringify(tries));
-  assert.ok(lines.some((l) => /over its report_bytes quota.*\[E_QUOTA\]; 5 events wait/.test(l)), lines.join("\n"));
+  assert.ok(
+    lines.some((l) => /over its report_bytes quota.*\[E_QUOTA\]; 5 events wait/.test(l)),
+    lines.join("\n"),
+  );
   await r.stop();
 });

@@ -14,7 +14,8 @@ export interface Backoff {
 export function jitteredBackoff(minMs = 250, maxMs = 30_000, random: () => number = Math.random): Backoff {
   let attempt = 0;
   let wait: number | null = null;
-  const current = () => (wait ??= Math.round(Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20)) * (0.75 + random() * 0.5)));
+  const current = () =>
+    (wait ??= Math.round(Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20)) * (0.75 + random() * 0.5)));
   return {
     current,
     next() {

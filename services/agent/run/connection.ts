@@ -17,7 +17,11 @@ export class AgentConnection {
   private nc: NatsConnection | null = null;
   private store: NodeStore | null = null;
 
-  constructor(private readonly node: string, private readonly signer: Signer, private readonly log: (line: string) => void = () => {}) {}
+  constructor(
+    private readonly node: string,
+    private readonly signer: Signer,
+    private readonly log: (line: string) => void = () => {},
+  ) {}
 
   get current(): NatsConnection | null {
     return this.nc;
@@ -30,8 +34,13 @@ export class AgentConnection {
   async open(config: NodeConfig, store: NodeStore, backoff: Backoff): Promise<NatsConnection> {
     this.store = store;
     this.nc = await connectNats({
-      servers: config.urls, name: `unibus-agent ${this.node}`, forever: true, creds: () => store.creds(), caFile: store.path("ca"),
-      inboxPrefix: inboxPrefix(this.signer.publicKey), waitOnFirstConnect: true,
+      servers: config.urls,
+      name: `unibus-agent ${this.node}`,
+      forever: true,
+      creds: () => store.creds(),
+      caFile: store.path("ca"),
+      inboxPrefix: inboxPrefix(this.signer.publicKey),
+      waitOnFirstConnect: true,
       // Until the first connect nothing reports attempts ("reconnecting" statuses are read after
       // it), so each ask counts one there, as before; after it the runtime counts them (backoff.ts).
       reconnectDelay: () => (this.nc ? backoff.current() : backoff.next()),
@@ -42,8 +51,13 @@ export class AgentConnection {
   /** Signs `action` as this node and asks membershipd; a timeout or no responders rejects. */
   async ask(action: string, args: Record<string, unknown>): Promise<Reply> {
     const nc = this.connected();
-    const cmd = signCommand({ action, args, actor: { id: nodeActorId(this.node), key: this.signer.publicKey } }, this.signer);
-    const msg = await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: REQUEST_TIMEOUT_MS });
+    const cmd = signCommand(
+      { action, args, actor: { id: nodeActorId(this.node), key: this.signer.publicKey } },
+      this.signer,
+    );
+    const msg = await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), {
+      timeout: REQUEST_TIMEOUT_MS,
+    });
     return Reply.parse(msg.json());
   }
 
@@ -58,7 +72,8 @@ export class AgentConnection {
     const held = this.heldJwt();
     let result = await fetchTrust(nc, this.node, this.signer, REQUEST_TIMEOUT_MS, held);
     // A membershipd older than this agent knows no `credentials` in node.trust's args.
-    if (held && isDomainError(result) && result.code === "E_BAD_REQUEST") result = await fetchTrust(nc, this.node, this.signer, REQUEST_TIMEOUT_MS);
+    if (held && isDomainError(result) && result.code === "E_BAD_REQUEST")
+      result = await fetchTrust(nc, this.node, this.signer, REQUEST_TIMEOUT_MS);
     if (isDomainError(result) || !result.credentials) return result;
     const { credentials, ...trust } = result;
     this.adoptJwt(nc, credentials.jwt);
@@ -89,16 +104,21 @@ export class AgentConnection {
     try {
       subject = parseCreds(credsFor(jwt, null)).publicKey;
     } catch (err) {
-      return this.log(`credentials: membershipd's new JWT is malformed (${(err as Error).message}); keeping the current one`);
+      return this.log(
+        `credentials: membershipd's new JWT is malformed (${(err as Error).message}); keeping the current one`,
+      );
     }
-    if (subject !== this.signer.publicKey) return this.log("credentials: membershipd's new JWT is for another key; keeping the current one");
+    if (subject !== this.signer.publicKey)
+      return this.log("credentials: membershipd's new JWT is for another key; keeping the current one");
     try {
       this.store!.replaceJwt(jwt);
     } catch (err) {
       return this.log(`credentials: cannot write the new JWT (${(err as Error).message}); keeping the current one`);
     }
     this.log("credentials: membershipd minted this node's JWT again with the current grants; reconnecting with it");
-    nc.reconnect().catch((err: unknown) => this.log(`credentials: reconnect failed (${(err as Error)?.message ?? String(err)}); nats.js keeps trying`));
+    nc.reconnect().catch((err: unknown) =>
+      this.log(`credentials: reconnect failed (${(err as Error)?.message ?? String(err)}); nats.js keeps trying`),
+    );
   }
 
   private connected(): NatsConnection {

@@ -16,6 +16,14 @@ export async function runDaemon(o: AgentOptions): Promise<number> {
   process.once("SIGINT", stop);
   agent = await AgentRuntime.start(o);
   if (stopAsked) void agent.stop();
-  else o.log(`running as ${agent.node}: ${agent.supervisor.status().map((s) => `${s.name} ${s.state}`).join(", ") || "no services"}`);
+  else
+    o.log(
+      `running as ${agent.node}: ${
+        agent.supervisor
+          .status()
+          .map((s) => `${s.name} ${s.state}`)
+          .join(", ") || "no services"
+      }`,
+    );
   return await agent.done;
 }

@@ -31,7 +31,8 @@ export interface LocalServices {
 
 export async function startLocalServices(o: AgentOptions): Promise<LocalServices> {
   const config = o.store.enrolled();
-  if (!config) throw new AgentError("E_NOT_ENROLLED", `${o.store.dir} holds no enrollment; run unibus-agent join first`);
+  if (!config)
+    throw new AgentError("E_NOT_ENROLLED", `${o.store.dir} holds no enrollment; run unibus-agent join first`);
   const node = config.node;
   const { signer } = o.store.keys();
   const { configs, refused } = loadServices(o.servicesDir ?? join(o.store.dir, "services"), o.log);
@@ -39,19 +40,36 @@ export async function startLocalServices(o: AgentOptions): Promise<LocalServices
   const reports = new NodeReports(node, o.store.dir, o.log);
   const logShipper = new LogShipper({ node, log: o.log });
   const keyConsumers = new KeyConsumers({
-    handoff: new KeyHandoff(o.vault?.keyRuntimeDir ?? keyRuntimeDir(node)), allowLuks: o.vault?.allowLuks ?? false, log: o.log,
+    handoff: new KeyHandoff(o.vault?.keyRuntimeDir ?? keyRuntimeDir(node)),
+    allowLuks: o.vault?.allowLuks ?? false,
+    log: o.log,
   });
   const supervisor = createSupervisor(o, configs, { reports, logShipper, keyConsumers });
   const posture = supervisor.posture();
   reports.add("AgentStarted", {
-    version: AGENT_VERSION, services: configs.map((c) => c.name), sandbox: posture.sandbox, identity: posture.identity, bwrap_version: posture.bwrap_version,
+    version: AGENT_VERSION,
+    services: configs.map((c) => c.name),
+    sandbox: posture.sandbox,
+    identity: posture.identity,
+    bwrap_version: posture.bwrap_version,
   });
-  if (posture.sandbox === "unavailable") o.log(`sandbox unavailable (${posture.reason}); services that ask for bwrap will not start`);
+  if (posture.sandbox === "unavailable")
+    o.log(`sandbox unavailable (${posture.reason}); services that ask for bwrap will not start`);
   // Vault mode only: a node without a vault never touches the key runtime directory.
   const vaultMode = new VaultDisk(o.store.dir).exists() || Boolean(o.vault?.create);
   if (vaultMode) keyConsumers.prepare();
   await supervisor.startAll();
-  return { config, signer, startedAt, refusedServices: refused, reports, logShipper, keyConsumers, supervisor, vaultMode };
+  return {
+    config,
+    signer,
+    startedAt,
+    refusedServices: refused,
+    reports,
+    logShipper,
+    keyConsumers,
+    supervisor,
+    vaultMode,
+  };
 }
 
 /** The usable services; a refused file is logged with its reasons and skipped, the others run. */
@@ -65,7 +83,9 @@ function loadServices(dir: string, log: (line: string) => void): { configs: Serv
 
 /** The loader hands over a valid set; should the supervisor still refuse it, the agent stops with every reason. */
 function createSupervisor(
-  o: AgentOptions, configs: readonly ServiceConfig[], sinks: Pick<LocalServices, "reports" | "logShipper" | "keyConsumers">,
+  o: AgentOptions,
+  configs: readonly ServiceConfig[],
+  sinks: Pick<LocalServices, "reports" | "logShipper" | "keyConsumers">,
 ): Supervisor {
   // The data dir (seeds, credentials) is under an empty tmpfs in every sandbox; each service's own
   // directory below it is bound back in.
@@ -74,7 +94,11 @@ function createSupervisor(
   const created = Supervisor.create(configs, {
     dataKey,
     hidden: [dataDir],
-    writableRoots: { serviceData: join(dataDir, SERVICE_DATA_DIR), permitted: o.writableRoots ?? [], reserved: [dataDir, dataKey.dir] },
+    writableRoots: {
+      serviceData: join(dataDir, SERVICE_DATA_DIR),
+      permitted: o.writableRoots ?? [],
+      reserved: [dataDir, dataKey.dir],
+    },
     onEvent: (e) => sinks.reports.addSupervisorEvent(e),
     onLine: sinks.logShipper.onLine,
     ...(o.tools ? { tools: o.tools } : {}),

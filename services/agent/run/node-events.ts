@@ -3,7 +3,10 @@
 import type { ReportedEvent } from "../../../schemas/mod.ts";
 import type { SupervisorEvent } from "../supervisor/mod.ts";
 
-export function reportOf(node: string, e: SupervisorEvent): { type: ReportedEvent["type"]; data: Record<string, unknown>; at: string } {
+export function reportOf(
+  node: string,
+  e: SupervisorEvent,
+): { type: ReportedEvent["type"]; data: Record<string, unknown>; at: string } {
   const { type, ts, ...rest } = e;
   return { type, data: { node, ...rest }, at: ts };
 }

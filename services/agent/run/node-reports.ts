@@ -10,7 +10,11 @@ export class NodeReports {
   readonly journal: ReportJournal;
   readonly reporter: Reporter;
 
-  constructor(private readonly node: string, dataDir: string, log: (line: string) => void) {
+  constructor(
+    private readonly node: string,
+    dataDir: string,
+    log: (line: string) => void,
+  ) {
     this.journal = new ReportJournal(join(dataDir, "reports.jsonl"));
     this.reporter = new Reporter(this.journal, { log });
   }

@@ -4,7 +4,10 @@ import type { Supervisor, Tools } from "../supervisor/mod.ts";
 import type { OwnerVault, RateLimit, Secrets } from "../vault/mod.ts";
 
 export class AgentError extends Error {
-  constructor(readonly code: "E_NOT_ENROLLED" | "E_SERVICE_CONFIG", message: string) {
+  constructor(
+    readonly code: "E_NOT_ENROLLED" | "E_SERVICE_CONFIG",
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -9,13 +9,25 @@ import type { NatsConnection, Status } from "@nats-io/transport-node";
 import type { AgentInfo, LeaveResult, NodeConfig, SlotName, VaultInfo } from "../../../schemas/mod.ts";
 import type { Signer } from "../../core/mod.ts";
 import {
-  CommandRecord, TrustList, startNodeCommandService,
-  type CommandCompletedData, type CommandReceivedData, type NodeCommandService, type NodeOps,
+  CommandRecord,
+  TrustList,
+  startNodeCommandService,
+  type CommandCompletedData,
+  type CommandReceivedData,
+  type NodeCommandService,
+  type NodeOps,
 } from "../commands/mod.ts";
 import { answerLogsQuery, type LogShipper } from "../logs/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import type { ConfigError, Supervisor } from "../supervisor/mod.ts";
-import { createAgentUpdater, EXIT_RESTART_INTO_SLOT, releasesDir, runningSlot, SELF_RELEASE, type Updater } from "../update/mod.ts";
+import {
+  createAgentUpdater,
+  EXIT_RESTART_INTO_SLOT,
+  releasesDir,
+  runningSlot,
+  SELF_RELEASE,
+  type Updater,
+} from "../update/mod.ts";
 import { OwnerVault, startGuardian, type Guardian, type KeyConsumers } from "../vault/mod.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { atMost } from "./at-most.ts";
@@ -89,16 +101,24 @@ export class AgentRuntime implements RunningAgent {
     this.vaultOptions = o.vault ?? {};
     this.connection = new AgentConnection(this.node, local.signer, (line) => this.log(line));
     this.updater = createAgentUpdater({
-      dataDir: this.store.dir, version: AGENT_VERSION, supervisor: this.supervisor, connection: () => this.connection.current,
-      report: (type, data) => this.reports.add(type, data), log: this.log, allowUnsandboxedSteps: o.allowUnsandboxedSteps ?? false,
+      dataDir: this.store.dir,
+      version: AGENT_VERSION,
+      supervisor: this.supervisor,
+      connection: () => this.connection.current,
+      report: (type, data) => this.reports.add(type, data),
+      log: this.log,
+      allowUnsandboxedSteps: o.allowUnsandboxedSteps ?? false,
       restartSelf: () => this.restartIntoSlot(),
     });
     // An update cut short by a crash is finished (tried again, or rolled back) before anything else.
     void this.updater.recover();
     this.codeSlot = runningSlot(releasesDir(this.store.dir));
     this.selfTrial = SelfTrial.begin(this.codeSlot, {
-      updater: this.updater, supervisor: this.supervisor, log: this.log,
-      stopping: () => this.stopping !== null, exit: (code) => void this.shutdown(false, code),
+      updater: this.updater,
+      supervisor: this.supervisor,
+      log: this.log,
+      stopping: () => this.stopping !== null,
+      exit: (code) => void this.shutdown(false, code),
     });
     this.done = new Promise<number>((r) => (this.finish = r));
     this.vault = this.openVault(local.signer, local.vaultMode);
@@ -113,7 +133,10 @@ export class AgentRuntime implements RunningAgent {
   /** The owner's side of the vault (state "off" unless vault mode); in vault mode the key's consumers follow it. */
   private openVault(signer: Signer, vaultMode: boolean): OwnerVault {
     const vault = new OwnerVault({
-      node: this.node, dir: this.store.dir, signer, log: this.log,
+      node: this.node,
+      dir: this.store.dir,
+      signer,
+      log: this.log,
       ask: (action, args) => this.connection.ask(action, args),
       request: (subject, payload, timeoutMs) => this.connection.request(subject, payload, timeoutMs),
       onKey: (key) => this.keyConsumers.onKey(key),
@@ -127,7 +150,14 @@ export class AgentRuntime implements RunningAgent {
   private vaultStateChanged(v: VaultInfo): void {
     this.keyConsumers.onState(v);
     if (v.state === "off") return;
-    this.reports.add("VaultStateChanged", { state: v.state, epoch: v.epoch, k: v.k, n: v.n, reachable: v.reachable, problem: v.problem?.slice(0, 500) ?? null });
+    this.reports.add("VaultStateChanged", {
+      state: v.state,
+      epoch: v.epoch,
+      k: v.k,
+      n: v.n,
+      reachable: v.reachable,
+      problem: v.problem?.slice(0, 500) ?? null,
+    });
   }
 
   // Connected.
@@ -151,23 +181,43 @@ export class AgentRuntime implements RunningAgent {
     this.trustList.watch(nc, this.log);
     // Every node guards its peers' shares; a vault-mode node also unlocks its own key.
     this.guardian = startGuardian(nc, {
-      node: this.node, kexSeed: () => this.store.kexSeed(), ask: (action, args) => this.connection.ask(action, args), log: this.log,
-      ...(this.vaultOptions.rateLimit ? { rateLimit: this.vaultOptions.rateLimit } : {}), tamper: (share) => this.vaultOptions.tamper?.(share),
+      node: this.node,
+      kexSeed: () => this.store.kexSeed(),
+      ask: (action, args) => this.connection.ask(action, args),
+      log: this.log,
+      ...(this.vaultOptions.rateLimit ? { rateLimit: this.vaultOptions.rateLimit } : {}),
+      tamper: (share) => this.vaultOptions.tamper?.(share),
     });
     this.vault.start(this.vaultOptions.create ?? false);
-    void this.trustList.refresh().catch((err) => this.log(`trust: could not fetch the admins (${(err as Error).message}); using the last known list`));
+    void this.trustList
+      .refresh()
+      .catch((err) =>
+        this.log(`trust: could not fetch the admins (${(err as Error).message}); using the last known list`),
+      );
     this.commandService = await startNodeCommandService(nc, {
-      node: this.node, version: AGENT_VERSION, ops: this.nodeOps(), trust: this.trustList, record: this.commandRecord,
+      node: this.node,
+      version: AGENT_VERSION,
+      ops: this.nodeOps(),
+      trust: this.trustList,
+      record: this.commandRecord,
       onEvent: (type, data) => this.commandEvent(type, data),
     });
     if (this.selfTrial) void this.selfTrial.commit();
   }
 
-  private async commandEvent(type: "CommandReceived" | "CommandCompleted", data: CommandReceivedData | CommandCompletedData): Promise<void> {
+  private async commandEvent(
+    type: "CommandReceived" | "CommandCompleted",
+    data: CommandReceivedData | CommandCompletedData,
+  ): Promise<void> {
     this.reports.add(type, data);
     // The leave's reply is what tells the operator's CLI to remove this node, which revokes its
     // credentials: the events that say who made it leave must be in membershipd's hands first.
-    if (type === "CommandCompleted" && "action" in data && data.action === "leave" && !(await this.reports.reporter.flush(5000))) {
+    if (
+      type === "CommandCompleted" &&
+      "action" in data &&
+      data.action === "leave" &&
+      !(await this.reports.reporter.flush(5000))
+    ) {
       this.log("leave: not every event reached membershipd before the reply; they stay in the journal");
     }
   }
@@ -180,7 +230,12 @@ export class AgentRuntime implements RunningAgent {
       start: (service) => supervisor.start(service),
       stop: (service) => supervisor.stop(service),
       restart: (service) => supervisor.restart(service),
-      logs: async (args) => answerLogsQuery(this.logShipper, { service: args.service, lines: args.lines, ...(args.since ? { since: args.since } : {}) }, Date.now()),
+      logs: async (args) =>
+        answerLogsQuery(
+          this.logShipper,
+          { service: args.service, lines: args.lines, ...(args.since ? { since: args.since } : {}) },
+          Date.now(),
+        ),
       execCheck: (service) => supervisor.runHealthCheck(service),
       leave: () => this.leave(),
       update: (attempt, manifest, signature) => this.updater.update(attempt, manifest, signature),
@@ -191,11 +246,22 @@ export class AgentRuntime implements RunningAgent {
   private agentInfo(): AgentInfo {
     const p = this.supervisor.posture();
     const journal = this.reports.journal;
-    const refused = this.refusedServices.map((e) => ({ file: e.file, code: e.code, message: e.message.slice(0, 2000) }));
+    const refused = this.refusedServices.map((e) => ({
+      file: e.file,
+      code: e.code,
+      message: e.message.slice(0, 2000),
+    }));
     return {
-      version: AGENT_VERSION, code_slot: this.codeSlot, started_at: this.startedAt,
-      sandbox: p.sandbox, identity: p.identity, bwrap_version: p.bwrap_version, sandbox_problem: p.reason,
-      reports_pending: journal.pendingCount, reports_dropped: journal.dropped, logs_dropped: this.logShipper.stats().dropped,
+      version: AGENT_VERSION,
+      code_slot: this.codeSlot,
+      started_at: this.startedAt,
+      sandbox: p.sandbox,
+      identity: p.identity,
+      bwrap_version: p.bwrap_version,
+      sandbox_problem: p.reason,
+      reports_pending: journal.pendingCount,
+      reports_dropped: journal.dropped,
+      logs_dropped: this.logShipper.stats().dropped,
       vault: this.vault.info(),
       ...(refused.length > 0 ? { refused_services: refused } : {}),
     };
@@ -203,7 +269,10 @@ export class AgentRuntime implements RunningAgent {
 
   /** The services stop now; the agent itself once the reply and its CommandCompleted are out. */
   private async leave(): Promise<LeaveResult> {
-    const stopped = this.supervisor.status().filter((s) => s.pid !== null).map((s) => s.name);
+    const stopped = this.supervisor
+      .status()
+      .filter((s) => s.pid !== null)
+      .map((s) => s.name);
     await this.supervisor.stopAll();
     setTimeout(() => void this.shutdown(true), 50);
     return { node: this.node, stopped };
@@ -261,9 +330,11 @@ export class AgentRuntime implements RunningAgent {
     await this.vault.stop();
     await this.keyConsumers.stop();
     await this.guardian?.stop();
-    if (this.commandService && !(await atMost(3000, this.commandService.stop()))) this.log("stopping the command service timed out");
+    if (this.commandService && !(await atMost(3000, this.commandService.stop())))
+      this.log("stopping the command service timed out");
     const { journal, reporter } = this.reports;
-    if (!(await reporter.flush(5000))) this.log(`${journal.pendingCount} events are not reported yet; they stay in the journal for the next start`);
+    if (!(await reporter.flush(5000)))
+      this.log(`${journal.pendingCount} events are not reported yet; they stay in the journal for the next start`);
     await reporter.stop();
     await this.logShipper.stop(2000);
     const nc = this.connection.current;

@@ -5,11 +5,22 @@ import { EXIT_TRIAL_UNHEALTHY, type RunningOutcome } from "../update/mod.ts";
 import { SelfTrial, type SelfTrialOptions } from "./self-trial.ts";
 
 function service(name: string, problem: ServiceStatus["problem"] = null): ServiceStatus {
-  return { name, state: problem ? "failed" : "running", profile: "none", pid: problem ? null : 100, uptime_ms: 0, restarts: 0, last_exit: null, problem };
+  return {
+    name,
+    state: problem ? "failed" : "running",
+    profile: "none",
+    pid: problem ? null : 100,
+    uptime_ms: 0,
+    restarts: 0,
+    last_exit: null,
+    problem,
+  };
 }
 
 /** A trial of version 2.0.0 in slot B with a 1000 ms deadline; what it logs and the exits it asks for. */
-function harness(o: { onTrial?: boolean; outcome?: RunningOutcome; services?: ServiceStatus[]; stopping?: boolean } = {}) {
+function harness(
+  o: { onTrial?: boolean; outcome?: RunningOutcome; services?: ServiceStatus[]; stopping?: boolean } = {},
+) {
   const logs: string[] = [];
   const exits: number[] = [];
   const options: SelfTrialOptions = {
@@ -35,7 +46,10 @@ test("healthy before the deadline: committed, and the deadline no longer counts"
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const h = harness();
   const trial = h.begin();
-  assert.match(h.logs[0]!, /^running unibus-agent 2\.0\.0 from slot B on trial: it commits once healthy \(within 1000 ms\)$/);
+  assert.match(
+    h.logs[0]!,
+    /^running unibus-agent 2\.0\.0 from slot B on trial: it commits once healthy \(within 1000 ms\)$/,
+  );
   await trial!.commit();
   t.mock.timers.tick(2000);
   assert.deepEqual(h.exits, []);
@@ -43,14 +57,19 @@ test("healthy before the deadline: committed, and the deadline no longer counts"
 });
 
 test("a service that could not be launched, or a failing health check: the trial is given up", async () => {
-  const unlaunched = harness({ services: [service("web"), service("db", { code: "E_SERVICE_START", message: "no such file" })] });
+  const unlaunched = harness({
+    services: [service("web"), service("db", { code: "E_SERVICE_START", message: "no such file" })],
+  });
   await unlaunched.begin()!.commit();
   assert.deepEqual(unlaunched.exits, [EXIT_TRIAL_UNHEALTHY]);
   assert.match(unlaunched.logs.at(-1)!, /in slot B could not launch db \(E_SERVICE_START\); exiting \(76\)/);
   const unhealthy = harness({ outcome: "unhealthy" });
   await unhealthy.begin()!.commit();
   assert.deepEqual(unhealthy.exits, [EXIT_TRIAL_UNHEALTHY]);
-  assert.match(unhealthy.logs.at(-1)!, /its release's health check failed; exiting \(76\) so the boot step counts the try$/);
+  assert.match(
+    unhealthy.logs.at(-1)!,
+    /its release's health check failed; exiting \(76\) so the boot step counts the try$/,
+  );
 });
 
 test("the deadline passes: exit for the boot step, unless the agent is stopping anyway", (t) => {

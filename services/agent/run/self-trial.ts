@@ -24,8 +24,15 @@ export class SelfTrial {
     return trial ? new SelfTrial(slot, trial.version, trial.deadlineMs, o) : null;
   }
 
-  private constructor(private readonly slot: SlotName | null, private readonly version: string, deadlineMs: number, private readonly o: SelfTrialOptions) {
-    o.log(`running ${SELF_RELEASE} ${version} from slot ${slot} on trial: it commits once healthy (within ${deadlineMs} ms)`);
+  private constructor(
+    private readonly slot: SlotName | null,
+    private readonly version: string,
+    deadlineMs: number,
+    private readonly o: SelfTrialOptions,
+  ) {
+    o.log(
+      `running ${SELF_RELEASE} ${version} from slot ${slot} on trial: it commits once healthy (within ${deadlineMs} ms)`,
+    );
     this.timer = setTimeout(() => this.giveUp(`not healthy within ${deadlineMs} ms`), deadlineMs);
   }
 
@@ -52,7 +59,9 @@ export class SelfTrial {
   private giveUp(why: string): void {
     this.end();
     if (this.o.stopping()) return;
-    this.o.log(`${SELF_RELEASE} ${this.version} in slot ${this.slot} ${why}; exiting (${EXIT_TRIAL_UNHEALTHY}) so the boot step counts the try`);
+    this.o.log(
+      `${SELF_RELEASE} ${this.version} in slot ${this.slot} ${why}; exiting (${EXIT_TRIAL_UNHEALTHY}) so the boot step counts the try`,
+    );
     this.o.exit(EXIT_TRIAL_UNHEALTHY);
   }
 }

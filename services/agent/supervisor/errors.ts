@@ -15,7 +15,11 @@ export interface ServiceError {
   readonly details?: Record<string, unknown>;
 }
 
-export function serviceError(code: SupervisorErrorCode, message: string, details?: Record<string, unknown>): ServiceError {
+export function serviceError(
+  code: SupervisorErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+): ServiceError {
   return details ? { code, message, details } : { code, message };
 }
 

@@ -10,7 +10,10 @@ export async function runCheck(config: ServiceConfig, check: HealthCheck, host: 
   const started = Date.now();
   let output = "";
   // Only the tail is kept: the end of a check's output is what says why it failed.
-  const proc = launch(healthInvocation(config, check, host), (_, line) => (output = `${output}${line}\n`.slice(-OUTPUT_CHARS)));
+  const proc = launch(
+    healthInvocation(config, check, host),
+    (_, line) => (output = `${output}${line}\n`.slice(-OUTPUT_CHARS)),
+  );
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), check.timeout_ms)));
   const first = await Promise.race([proc.ended, timedOut]);

@@ -30,7 +30,7 @@ export function launch(inv: Invocation, onLine: (stream: Stream, line: string) =
   for (const input of inv.inputs) writeInput(child, input.fd, input.data);
   let exited = false;
   // Sandboxed, the group is the one bwrap's init leads (--new-session); until it is known, bwrap itself.
-  let group: number | null = inv.sandboxed ? null : child.pid ?? null;
+  let group: number | null = inv.sandboxed ? null : (child.pid ?? null);
   const ended = followExit(child, inv.sandboxed, onLine, () => (exited = true));
   const sandboxReady = async () => {
     const init = await sandboxInit(child, ended);
@@ -60,7 +60,8 @@ export function launch(inv: Invocation, onLine: (stream: Stream, line: string) =
 function stdioFor(inv: Invocation): ("ignore" | "pipe")[] {
   const fds = [STATUS_FD, ...inv.inputs.map((i) => i.fd)];
   const stdio: ("ignore" | "pipe")[] = ["ignore", "pipe", "pipe"];
-  for (let fd = 3; fd <= Math.max(...fds); fd++) stdio.push((fd === STATUS_FD && inv.sandboxed) || inv.inputs.some((i) => i.fd === fd) ? "pipe" : "ignore");
+  for (let fd = 3; fd <= Math.max(...fds); fd++)
+    stdio.push((fd === STATUS_FD && inv.sandboxed) || inv.inputs.some((i) => i.fd === fd) ? "pipe" : "ignore");
   return stdio;
 }
 
@@ -79,7 +80,12 @@ function spawned(child: ChildProcess, ended: Promise<Ended>): Promise<number | n
   });
 }
 
-function followExit(child: ChildProcess, sandboxed: boolean, onLine: (stream: Stream, line: string) => void, markExited: () => void): Promise<Ended> {
+function followExit(
+  child: ChildProcess,
+  sandboxed: boolean,
+  onLine: (stream: Stream, line: string) => void,
+  markExited: () => void,
+): Promise<Ended> {
   const out = new LineSplitter((l) => onLine("stdout", l));
   const err = new LineSplitter((l) => onLine("stderr", l));
   child.stdout!.on("data", (c: Buffer) => out.push(c));

@@ -9,7 +9,10 @@ export class LineSplitter {
   private size = 0;
   private cut = false;
 
-  constructor(private readonly emit: (line: string) => void, private readonly max = MAX_LINE_BYTES) {}
+  constructor(
+    private readonly emit: (line: string) => void,
+    private readonly max = MAX_LINE_BYTES,
+  ) {}
 
   push(chunk: Buffer): void {
     let start = 0;

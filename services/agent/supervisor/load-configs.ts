@@ -19,12 +19,21 @@ export interface ConfigError {
  * The usable services in start order, and every problem. A bad file refuses only its own service
  * (and those that come after it): one typo must not keep the node's other services from running.
  */
-export type LoadedConfigs = { ok: true; configs: ServiceConfig[] } | { ok: false; errors: ConfigError[]; configs: ServiceConfig[] };
+export type LoadedConfigs =
+  | { ok: true; configs: ServiceConfig[] }
+  | { ok: false; errors: ConfigError[]; configs: ServiceConfig[] };
 
 /** The services of `dir`, in start order; every problem, per file, with the services it refuses left out. */
 export function loadServiceConfigs(dir: string): LoadedConfigs {
-  if (!existsSync(dir)) return { ok: false, errors: [{ code: "E_SERVICE_CONFIG", file: null, message: `the service directory ${dir} does not exist` }], configs: [] };
-  const files = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
+  if (!existsSync(dir))
+    return {
+      ok: false,
+      errors: [{ code: "E_SERVICE_CONFIG", file: null, message: `the service directory ${dir} does not exist` }],
+      configs: [],
+    };
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort();
   const configs: ServiceConfig[] = [];
   const errors: ConfigError[] = [];
   for (const file of files) {
@@ -42,7 +51,10 @@ export function loadServiceConfigs(dir: string): LoadedConfigs {
  * Drops the services the set rules refuse (a dependency that is missing or refused, a cycle, a
  * shared UID: the one named by the problem) until the rest is a valid set.
  */
-function usableSet(configs: ServiceConfig[], fileRefused: (name: string) => boolean): { ordered: ServiceConfig[]; errors: ConfigError[] } {
+function usableSet(
+  configs: ServiceConfig[],
+  fileRefused: (name: string) => boolean,
+): { ordered: ServiceConfig[]; errors: ConfigError[] } {
   let left = configs;
   const errors: ConfigError[] = [];
   const refused = new Set<string>();
@@ -50,9 +62,16 @@ function usableSet(configs: ServiceConfig[], fileRefused: (name: string) => bool
     const set = checkServiceSet(left);
     if (set.ok) return { ordered: set.ordered, errors };
     const names = new Set(left.map((c) => c.name));
-    const named = set.errors.filter((e) => typeof e.details?.service === "string" && names.has(e.details.service as string));
+    const named = set.errors.filter(
+      (e) => typeof e.details?.service === "string" && names.has(e.details.service as string),
+    );
     // Every problem names one of the services; should one not, nothing of the set is trusted.
-    const dropped: ServiceError[] = named.length > 0 ? named : left.map((c) => serviceError("E_SERVICE_CONFIG", set.errors.map((e) => e.message).join("; "), { service: c.name }));
+    const dropped: ServiceError[] =
+      named.length > 0
+        ? named
+        : left.map((c) =>
+            serviceError("E_SERVICE_CONFIG", set.errors.map((e) => e.message).join("; "), { service: c.name }),
+          );
     for (const e of dropped) {
       const service = e.details!.service as string;
       if (!names.delete(service)) continue;
@@ -61,9 +80,10 @@ function usableSet(configs: ServiceConfig[], fileRefused: (name: string) => bool
       if (Array.isArray(cycle)) for (const c of cycle) if (names.delete(c as string)) refused.add(c as string);
       refused.add(service);
       const dependency = e.details?.dependency;
-      const message = typeof dependency === "string" && (fileRefused(dependency) || refused.has(dependency))
-        ? `service ${service} comes after ${dependency}, which is refused`
-        : e.message;
+      const message =
+        typeof dependency === "string" && (fileRefused(dependency) || refused.has(dependency))
+          ? `service ${service} comes after ${dependency}, which is refused`
+          : e.message;
       errors.push({ code: e.code, file: `${service}.json`, message });
     }
     left = left.filter((c) => names.has(c.name));
@@ -79,7 +99,8 @@ function readConfig(path: string, file: string): { config: ServiceConfig } | { e
   }
   const r = ServiceConfig.safeParse(json);
   if (!r.success) return fail(`${file} does not match the service schema: ${describeIssues(r.error)}`);
-  if (`${r.data.name}.json` !== file) return fail(`${file} declares service ${r.data.name}; the file must be named ${r.data.name}.json`);
+  if (`${r.data.name}.json` !== file)
+    return fail(`${file} declares service ${r.data.name}; the file must be named ${r.data.name}.json`);
   return { config: r.data };
 }
 

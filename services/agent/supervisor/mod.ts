@@ -1,8 +1,17 @@
 export { Supervisor, type SupervisorOptions, type SandboxPosture, type CreatedSupervisor } from "./supervisor.ts";
 export { loadServiceConfigs, type ConfigError, type LoadedConfigs } from "./load-configs.ts";
 export {
-  SupervisorEvent, ServiceStarted, ServiceExited, ServiceRestarted, ServiceStopped, ServiceState, ServiceStatus, HealthResult,
-  type EventSink, type LineSink, type StopReason,
+  SupervisorEvent,
+  ServiceStarted,
+  ServiceExited,
+  ServiceRestarted,
+  ServiceStopped,
+  ServiceState,
+  ServiceStatus,
+  HealthResult,
+  type EventSink,
+  type LineSink,
+  type StopReason,
 } from "./events.ts";
 export type { ServiceError, SupervisorErrorCode, Outcome } from "./errors.ts";
 export type { SandboxProbe } from "./probe.ts";

@@ -9,7 +9,8 @@ export type SandboxProbe = { available: true; version: string } | { available: f
 
 export function probeSandbox(host: Host): SandboxProbe {
   const bwrap = host.tools.bwrap;
-  if (!existsSync(bwrap)) return { available: false, reason: `bwrap is not installed at ${bwrap} (apt-get install bubblewrap)` };
+  if (!existsSync(bwrap))
+    return { available: false, reason: `bwrap is not installed at ${bwrap} (apt-get install bubblewrap)` };
   const run = spawnSync(bwrap, probeArgv(host), { encoding: "utf8", timeout: 10_000, env: { ...HELPER_ENV } });
   if (run.error || run.status !== 0) {
     const why = run.error?.message ?? (run.stderr.trim().split("\n")[0] || `exit code ${run.status}`);

@@ -35,10 +35,19 @@ export function backoffDelay(restart: RestartConfig, attempt: number): number {
  * `history` holds the times of the automatic restarts made so far. A service that stayed up for
  * longer than the window has none left in it, and starts again from the initial backoff.
  */
-export function decideRestart(restart: RestartConfig, exit: ExitInfo, history: readonly number[], now: number): RestartDecision {
+export function decideRestart(
+  restart: RestartConfig,
+  exit: ExitInfo,
+  history: readonly number[],
+  now: number,
+): RestartDecision {
   const why = describeExit(exit);
   if (restart.policy === "never" || (restart.policy === "on-failure" && !failed(exit))) {
-    return { action: "stay-stopped", state: failed(exit) ? "failed" : "stopped", reason: `${why}; restart policy is ${restart.policy}` };
+    return {
+      action: "stay-stopped",
+      state: failed(exit) ? "failed" : "stopped",
+      reason: `${why}; restart policy is ${restart.policy}`,
+    };
   }
   const recent = recentRestarts(history, restart, now);
   if (recent.length >= restart.crash_loop.max_restarts) {

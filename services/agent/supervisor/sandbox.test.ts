@@ -4,11 +4,22 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ServiceConfig, type ServiceConfigInput } from "../../../schemas/mod.ts";
 import { DERIVED_UID_BASE, DERIVED_UID_SPAN, derivedUid, serviceIdentity } from "./identity.ts";
-import { DEFAULT_TOOLS, healthInvocation, limitArgv, mountArgv, serviceExit, serviceInvocation, stepInvocation, stepMountArgv, type Host } from "./sandbox.ts";
+import {
+  DEFAULT_TOOLS,
+  healthInvocation,
+  limitArgv,
+  mountArgv,
+  serviceExit,
+  serviceInvocation,
+  stepInvocation,
+  stepMountArgv,
+  type Host,
+} from "./sandbox.ts";
 
 const asRoot: Host = { root: true, tools: DEFAULT_TOOLS };
 const asUser: Host = { root: false, tools: DEFAULT_TOOLS };
-const config = (more: Partial<ServiceConfigInput> = {}) => ServiceConfig.parse({ name: "web", command: "/usr/bin/web", args: ["--port", "8080; rm -rf /"], ...more });
+const config = (more: Partial<ServiceConfigInput> = {}) =>
+  ServiceConfig.parse({ name: "web", command: "/usr/bin/web", args: ["--port", "8080; rm -rf /"], ...more });
 
 /** The argv after the first "--" that ends bwrap's options. */
 const inner = (args: string[]) => args.slice(args.indexOf("--") + 1);
@@ -19,35 +30,91 @@ test("as root: bwrap with every namespace, then setpriv to the service's own UID
   assert.equal(inv.file, "/usr/bin/bwrap");
   assert.equal(inv.sandboxed, true);
   assert.deepEqual(inv.args, [
-    "--die-with-parent", "--new-session", "--unshare-uts", "--hostname", "web", "--unshare-pid", "--unshare-ipc", "--unshare-net",
-    "--json-status-fd", "3", "--args", "4", "--seccomp", "5",
-    "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-    "--bind", "/var/lib/web", "/var/lib/web",
-    "--chdir", "/var/lib/web",
+    "--die-with-parent",
+    "--new-session",
+    "--unshare-uts",
+    "--hostname",
+    "web",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-net",
+    "--json-status-fd",
+    "3",
+    "--args",
+    "4",
+    "--seccomp",
+    "5",
+    "--ro-bind",
+    "/",
+    "/",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--perms",
+    "1777",
+    "--tmpfs",
+    "/tmp",
+    "--bind",
+    "/var/lib/web",
+    "/var/lib/web",
+    "--chdir",
+    "/var/lib/web",
     "--",
-    "/usr/bin/setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--",
-    "/usr/bin/web", "--port", "8080; rm -rf /",
+    "/usr/bin/setpriv",
+    "--reuid",
+    uid,
+    "--regid",
+    uid,
+    "--clear-groups",
+    "--no-new-privs",
+    "--bounding-set=-all",
+    "--inh-caps=-all",
+    "--",
+    "/usr/bin/web",
+    "--port",
+    "8080; rm -rf /",
   ]);
   assert.ok(!inv.args.some((a) => /^(\/bin\/)?(ba)?sh$/.test(a)), "no shell is involved");
 });
 
 test("network, hostname and explicit UID/GID are honoured", () => {
-  const inv = serviceInvocation(config({ sandbox: { network: true, hostname: "box-1", uid: 4242, gid: 4343 } }), asRoot);
+  const inv = serviceInvocation(
+    config({ sandbox: { network: true, hostname: "box-1", uid: 4242, gid: 4343 } }),
+    asRoot,
+  );
   assert.ok(!inv.args.includes("--unshare-net"));
-  assert.deepEqual(inv.args.slice(inv.args.indexOf("--hostname"), inv.args.indexOf("--hostname") + 2), ["--hostname", "box-1"]);
+  assert.deepEqual(inv.args.slice(inv.args.indexOf("--hostname"), inv.args.indexOf("--hostname") + 2), [
+    "--hostname",
+    "box-1",
+  ]);
   assert.deepEqual(inner(inv.args).slice(0, 5), ["/usr/bin/setpriv", "--reuid", "4242", "--regid", "4343"]);
 });
 
 test("not root: bwrap maps the UID in a user namespace and no setpriv is needed", () => {
   const inv = serviceInvocation(config(), asUser);
   const uid = String(derivedUid("web"));
-  assert.deepEqual(inv.args.slice(inv.args.indexOf("--unshare-user"), inv.args.indexOf("--unshare-user") + 6), ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid]);
+  assert.deepEqual(inv.args.slice(inv.args.indexOf("--unshare-user"), inv.args.indexOf("--unshare-user") + 6), [
+    "--unshare-user",
+    "--disable-userns",
+    "--uid",
+    uid,
+    "--gid",
+    uid,
+  ]);
   assert.deepEqual(inner(inv.args), ["/usr/bin/web", "--port", "8080; rm -rf /"]);
 });
 
 test("limits go through prlimit (soft = hard), before setpriv so they may be raised", () => {
   const limits = { memory_bytes: 1 << 30, cpu_seconds: 60, open_files: 256, processes: 32 };
-  assert.deepEqual(limitArgv(limits, DEFAULT_TOOLS), ["/usr/bin/prlimit", "--as=1073741824:1073741824", "--cpu=60:60", "--nofile=256:256", "--nproc=32:32", "--"]);
+  assert.deepEqual(limitArgv(limits, DEFAULT_TOOLS), [
+    "/usr/bin/prlimit",
+    "--as=1073741824:1073741824",
+    "--cpu=60:60",
+    "--nofile=256:256",
+    "--nproc=32:32",
+    "--",
+  ]);
   assert.deepEqual(limitArgv({ open_files: 10 }, DEFAULT_TOOLS), ["/usr/bin/prlimit", "--nofile=10:10", "--"]);
   assert.deepEqual(limitArgv({}, DEFAULT_TOOLS), []);
   const argv = inner(serviceInvocation(config({ limits: { open_files: 64 } }), asRoot).args);
@@ -56,18 +123,36 @@ test("limits go through prlimit (soft = hard), before setpriv so they may be rai
 });
 
 test("profile none: no bwrap, still prlimit and setpriv (with a death signal), never a shell", () => {
-  const root = serviceInvocation(config({ sandbox: { profile: "none" }, limits: { open_files: 64 }, cwd: "/srv" }), asRoot);
+  const root = serviceInvocation(
+    config({ sandbox: { profile: "none" }, limits: { open_files: 64 }, cwd: "/srv" }),
+    asRoot,
+  );
   assert.equal(root.sandboxed, false);
   assert.equal(root.file, "/usr/bin/prlimit");
   assert.equal(root.cwd, "/srv");
   assert.deepEqual(root.args.slice(0, 2), ["--nofile=64:64", "--"]);
   assert.ok(root.args.includes("--reuid") && root.args.includes("--pdeathsig"));
   const user = serviceInvocation(config({ sandbox: { profile: "none" } }), asUser);
-  assert.deepEqual([user.file, ...user.args], [
-    "/usr/bin/setpriv", "--no-new-privs", "--pdeathsig", "SIGKILL", "--",
-    "/usr/bin/env", "-i", `PATH=${user.env.PATH}`, "/usr/bin/web", "--port", "8080; rm -rf /",
-  ]);
-  assert.ok(root.args.indexOf("/usr/bin/env") > root.args.indexOf("--reuid"), "the environment is set after the UID drop");
+  assert.deepEqual(
+    [user.file, ...user.args],
+    [
+      "/usr/bin/setpriv",
+      "--no-new-privs",
+      "--pdeathsig",
+      "SIGKILL",
+      "--",
+      "/usr/bin/env",
+      "-i",
+      `PATH=${user.env.PATH}`,
+      "/usr/bin/web",
+      "--port",
+      "8080; rm -rf /",
+    ],
+  );
+  assert.ok(
+    root.args.indexOf("/usr/bin/env") > root.args.indexOf("--reuid"),
+    "the environment is set after the UID drop",
+  );
   assert.deepEqual(root.spawnEnv, { PATH: root.env.PATH }, "prlimit and setpriv start with a fixed environment");
 });
 
@@ -80,12 +165,40 @@ test("bwrap starts with a fixed environment and reads the service's from a pipe,
   const inv = serviceInvocation(config({ env: { MODE: "prod", TOKEN: "s3cret" } }), asRoot);
   assert.deepEqual(inv.spawnEnv, { PATH: inv.env.PATH });
   assert.ok(!inv.args.some((a) => a.includes("s3cret")), "no value in bwrap's argv");
-  assert.deepEqual(inv.inputs.map((i) => i.fd), [4, 5], "the environment, then the seccomp filter");
-  assert.deepEqual(inv.inputs[0]!.data.toString("utf8").split("\0"), ["--clearenv", "--setenv", "PATH", inv.env.PATH, "--setenv", "MODE", "prod", "--setenv", "TOKEN", "s3cret", ""]);
-  const step = stepInvocation({
-    name: "release-web", hostname: "web", command: "/srv/slot/install.sh", args: [], cwd: "/srv/slot", env: { UNIBUS_RELEASE: "web" },
-    writable: [], readOnly: [], hidden: [], network: false, limits: {},
-  }, asRoot);
+  assert.deepEqual(
+    inv.inputs.map((i) => i.fd),
+    [4, 5],
+    "the environment, then the seccomp filter",
+  );
+  assert.deepEqual(inv.inputs[0]!.data.toString("utf8").split("\0"), [
+    "--clearenv",
+    "--setenv",
+    "PATH",
+    inv.env.PATH,
+    "--setenv",
+    "MODE",
+    "prod",
+    "--setenv",
+    "TOKEN",
+    "s3cret",
+    "",
+  ]);
+  const step = stepInvocation(
+    {
+      name: "release-web",
+      hostname: "web",
+      command: "/srv/slot/install.sh",
+      args: [],
+      cwd: "/srv/slot",
+      env: { UNIBUS_RELEASE: "web" },
+      writable: [],
+      readOnly: [],
+      hidden: [],
+      network: false,
+      limits: {},
+    },
+    asRoot,
+  );
   assert.deepEqual(step.spawnEnv, { PATH: inv.env.PATH });
   assert.ok(step.args.includes("--args") && !step.args.includes("UNIBUS_RELEASE"));
 });
@@ -93,8 +206,23 @@ test("bwrap starts with a fixed environment and reads the service's from a pipe,
 test("writable paths: parents bound before children; under /tmp their parents are made traversable on the private tmpfs", () => {
   const argv = mountArgv(["/tmp/a/b/data/logs", "/srv/app", "/tmp/a/b/data"]);
   assert.deepEqual(argv.slice(11), [
-    "--perms", "0755", "--dir", "/tmp/a", "--perms", "0755", "--dir", "/tmp/a/b",
-    "--bind", "/srv/app", "/srv/app", "--bind", "/tmp/a/b/data", "/tmp/a/b/data", "--bind", "/tmp/a/b/data/logs", "/tmp/a/b/data/logs",
+    "--perms",
+    "0755",
+    "--dir",
+    "/tmp/a",
+    "--perms",
+    "0755",
+    "--dir",
+    "/tmp/a/b",
+    "--bind",
+    "/srv/app",
+    "/srv/app",
+    "--bind",
+    "/tmp/a/b/data",
+    "/tmp/a/b/data",
+    "--bind",
+    "/tmp/a/b/data/logs",
+    "/tmp/a/b/data/logs",
   ]);
 });
 
@@ -128,42 +256,123 @@ test("bwrap's 128+N exit codes read back as the signal, only for sandboxed runs"
 test("a release step: the data dir under an empty tmpfs, the slot bound inside it (install: writable), its parents made passable", () => {
   const slot = "/var/lib/unibus/agent/releases/web/slots/B";
   assert.deepEqual(stepMountArgv({ writable: [slot], readOnly: [], hidden: ["/var/lib/unibus/agent"] }), [
-    "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-    "--perms", "0755", "--tmpfs", "/var/lib/unibus/agent",
-    "--perms", "0755", "--dir", "/var/lib/unibus/agent/releases",
-    "--perms", "0755", "--dir", "/var/lib/unibus/agent/releases/web",
-    "--perms", "0755", "--dir", "/var/lib/unibus/agent/releases/web/slots",
-    "--bind", slot, slot,
+    "--ro-bind",
+    "/",
+    "/",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--perms",
+    "1777",
+    "--tmpfs",
+    "/tmp",
+    "--perms",
+    "0755",
+    "--tmpfs",
+    "/var/lib/unibus/agent",
+    "--perms",
+    "0755",
+    "--dir",
+    "/var/lib/unibus/agent/releases",
+    "--perms",
+    "0755",
+    "--dir",
+    "/var/lib/unibus/agent/releases/web",
+    "--perms",
+    "0755",
+    "--dir",
+    "/var/lib/unibus/agent/releases/web/slots",
+    "--bind",
+    slot,
+    slot,
   ]);
   // Health: read-only, and under /tmp the slot must still be there on the private tmpfs.
   assert.deepEqual(stepMountArgv({ writable: [], readOnly: ["/tmp/r/web/slots/A"], hidden: [] }).slice(11), [
-    "--perms", "0755", "--dir", "/tmp/r", "--perms", "0755", "--dir", "/tmp/r/web", "--perms", "0755", "--dir", "/tmp/r/web/slots",
-    "--ro-bind", "/tmp/r/web/slots/A", "/tmp/r/web/slots/A",
+    "--perms",
+    "0755",
+    "--dir",
+    "/tmp/r",
+    "--perms",
+    "0755",
+    "--dir",
+    "/tmp/r/web",
+    "--perms",
+    "0755",
+    "--dir",
+    "/tmp/r/web/slots",
+    "--ro-bind",
+    "/tmp/r/web/slots/A",
+    "/tmp/r/web/slots/A",
   ]);
-  const inv = stepInvocation({
-    name: "release-web", hostname: "web", command: `${slot}/install.sh`, args: [], cwd: slot, env: { UNIBUS_RELEASE: "web" },
-    writable: [slot], readOnly: [], hidden: [], network: false, limits: { open_files: 1024 },
-  }, asRoot);
+  const inv = stepInvocation(
+    {
+      name: "release-web",
+      hostname: "web",
+      command: `${slot}/install.sh`,
+      args: [],
+      cwd: slot,
+      env: { UNIBUS_RELEASE: "web" },
+      writable: [slot],
+      readOnly: [],
+      hidden: [],
+      network: false,
+      limits: { open_files: 1024 },
+    },
+    asRoot,
+  );
   assert.ok(inv.args.includes("--unshare-net"), "no network unless declared");
-  assert.deepEqual(inner(inv.args), ["/usr/bin/prlimit", "--nofile=1024:1024", "--", "/usr/bin/setpriv", "--reuid", String(derivedUid("release-web")), "--regid", String(derivedUid("release-web")),
-    "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--", `${slot}/install.sh`]);
+  assert.deepEqual(inner(inv.args), [
+    "/usr/bin/prlimit",
+    "--nofile=1024:1024",
+    "--",
+    "/usr/bin/setpriv",
+    "--reuid",
+    String(derivedUid("release-web")),
+    "--regid",
+    String(derivedUid("release-web")),
+    "--clear-groups",
+    "--no-new-privs",
+    "--bounding-set=-all",
+    "--inh-caps=-all",
+    "--",
+    `${slot}/install.sh`,
+  ]);
   assert.equal(inv.env.UNIBUS_RELEASE, "web");
 });
 
 test("vault mode: the key runtime dir is an empty tmpfs in every sandbox; a data_key service gets its own copy bound read-only, its path in $UNIBUS_DATA_KEY_FILE", () => {
-  const dataKey = { dir: "/run/unibus/n1", exists: () => true, file: (s: string) => (s === "db" ? "/run/unibus/n1/services/db.key" : null) };
+  const dataKey = {
+    dir: "/run/unibus/n1",
+    exists: () => true,
+    file: (s: string) => (s === "db" ? "/run/unibus/n1/services/db.key" : null),
+  };
   const host: Host = { ...asRoot, dataKey };
   const db = serviceInvocation(config({ name: "db", data_key: true }), host);
   const at = db.args.indexOf("--chdir");
-  assert.deepEqual(db.args.slice(at - 7, at), ["--perms", "0755", "--tmpfs", "/run/unibus/n1", "--ro-bind", "/run/unibus/n1/services/db.key", "/run/unibus/n1/data.key"]);
+  assert.deepEqual(db.args.slice(at - 7, at), [
+    "--perms",
+    "0755",
+    "--tmpfs",
+    "/run/unibus/n1",
+    "--ro-bind",
+    "/run/unibus/n1/services/db.key",
+    "/run/unibus/n1/data.key",
+  ]);
   assert.equal(db.env.UNIBUS_DATA_KEY_FILE, "/run/unibus/n1/data.key");
   const web = serviceInvocation(config(), host);
   assert.ok(web.args.includes("/run/unibus/n1"), "hidden from a service that does not need the key");
   assert.ok(!web.args.includes("/run/unibus/n1/data.key"), "and nothing bound into it");
   assert.equal(web.env.UNIBUS_DATA_KEY_FILE, undefined);
-  const locked = serviceInvocation(config({ name: "db", data_key: true }), { ...asRoot, dataKey: { ...dataKey, file: () => null } });
+  const locked = serviceInvocation(config({ name: "db", data_key: true }), {
+    ...asRoot,
+    dataKey: { ...dataKey, file: () => null },
+  });
   assert.equal(locked.env.UNIBUS_DATA_KEY_FILE, undefined, "no key handed over: no variable, no bind");
   assert.ok(!locked.args.includes("/run/unibus/n1/data.key"));
   const none = serviceInvocation(config(), { ...asRoot, dataKey: { ...dataKey, exists: () => false } });
-  assert.ok(!none.args.includes("/run/unibus/n1"), "a runtime dir that is not there is not mounted over (bwrap could not make it on the read-only root)");
+  assert.ok(
+    !none.args.includes("/run/unibus/n1"),
+    "a runtime dir that is not there is not mounted over (bwrap could not make it on the read-only root)",
+  );
 });

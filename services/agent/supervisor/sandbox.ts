@@ -29,7 +29,12 @@ export interface Tools {
   readonly env: string;
 }
 
-export const DEFAULT_TOOLS: Tools = { bwrap: "/usr/bin/bwrap", setpriv: "/usr/bin/setpriv", prlimit: "/usr/bin/prlimit", env: "/usr/bin/env" };
+export const DEFAULT_TOOLS: Tools = {
+  bwrap: "/usr/bin/bwrap",
+  setpriv: "/usr/bin/setpriv",
+  prlimit: "/usr/bin/prlimit",
+  env: "/usr/bin/env",
+};
 
 /** What the argv depends on besides the config: whether the agent is root, where the tools are. */
 export interface Host {
@@ -92,26 +97,62 @@ function invocation(config: ServiceConfig, host: Host, command: string, args: st
   const id = serviceIdentity(config);
   const profile = config.sandbox.profile;
   const helpers = [...limitArgv(config.limits, host.tools), ...privilegeArgv(id, host, profile)];
-  const keyFile = config.data_key ? host.dataKey?.file(config.name) ?? null : null;
-  const env = { PATH: DEFAULT_PATH, ...config.env, ...(keyFile ? { UNIBUS_DATA_KEY_FILE: dataKeyInSandbox(host.dataKey!.dir) } : {}) };
+  const keyFile = config.data_key ? (host.dataKey?.file(config.name) ?? null) : null;
+  const env = {
+    PATH: DEFAULT_PATH,
+    ...config.env,
+    ...(keyFile ? { UNIBUS_DATA_KEY_FILE: dataKeyInSandbox(host.dataKey!.dir) } : {}),
+  };
   if (profile === "none") {
     // No bwrap to set it: `env -i` does, after setpriv has dropped to the service's UID. The values
     // are in argv only for the moment it takes prlimit, setpriv and env to exec the next step.
-    const inner = [...helpers, host.tools.env, "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), command, ...args];
-    return { file: inner[0]!, args: inner.slice(1), cwd: config.cwd, env, spawnEnv: { ...HELPER_ENV }, inputs: [], sandboxed: false };
+    const inner = [
+      ...helpers,
+      host.tools.env,
+      "-i",
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      command,
+      ...args,
+    ];
+    return {
+      file: inner[0]!,
+      args: inner.slice(1),
+      cwd: config.cwd,
+      env,
+      spawnEnv: { ...HELPER_ENV },
+      inputs: [],
+      sandboxed: false,
+    };
   }
   const filter = seccomp(host, config.sandbox.network);
   const bwrap = [
-    ...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...envArgv(), ...filter.argv,
-    ...stepMountArgv({ writable: config.writable, readOnly: [], hidden: host.hidden ?? [] }), ...keyArgv(host, keyFile), "--chdir", config.cwd,
+    ...namespaceArgv(config, id, host),
+    "--json-status-fd",
+    String(STATUS_FD),
+    ...envArgv(),
+    ...filter.argv,
+    ...stepMountArgv({ writable: config.writable, readOnly: [], hidden: host.hidden ?? [] }),
+    ...keyArgv(host, keyFile),
+    "--chdir",
+    config.cwd,
   ];
-  return { file: host.tools.bwrap, args: [...bwrap, "--", ...helpers, command, ...args], cwd: "/", env, spawnEnv: { ...HELPER_ENV }, inputs: [envInput(env), ...filter.inputs], sandboxed: true };
+  return {
+    file: host.tools.bwrap,
+    args: [...bwrap, "--", ...helpers, command, ...args],
+    cwd: "/",
+    env,
+    spawnEnv: { ...HELPER_ENV },
+    inputs: [envInput(env), ...filter.inputs],
+    sandboxed: true,
+  };
 }
 
 /** The default seccomp profile on SECCOMP_FD; `network: false` also refuses socket(AF_UNIX). */
 function seccomp(host: Host, network: boolean): { argv: string[]; inputs: { fd: number; data: Buffer }[] } {
   const data = seccompFilter(host.arch ?? process.arch, { unixSockets: network });
-  return data ? { argv: ["--seccomp", String(SECCOMP_FD)], inputs: [{ fd: SECCOMP_FD, data }] } : { argv: [], inputs: [] };
+  return data
+    ? { argv: ["--seccomp", String(SECCOMP_FD)], inputs: [{ fd: SECCOMP_FD, data }] }
+    : { argv: [], inputs: [] };
 }
 
 /** bwrap's options that read the environment from ENV_ARGS_FD. */
@@ -147,13 +188,44 @@ export interface StepSandbox {
 }
 
 export function stepInvocation(step: StepSandbox, host: Host): Invocation {
-  const config = { name: step.name, sandbox: { profile: "bwrap" as const, network: step.network, hostname: step.hostname, ...(step.uid ? { uid: step.uid } : {}), ...(step.gid ? { gid: step.gid } : {}) } };
+  const config = {
+    name: step.name,
+    sandbox: {
+      profile: "bwrap" as const,
+      network: step.network,
+      hostname: step.hostname,
+      ...(step.uid ? { uid: step.uid } : {}),
+      ...(step.gid ? { gid: step.gid } : {}),
+    },
+  };
   const id = serviceIdentity(config);
-  const inner = [...limitArgv(step.limits, host.tools), ...privilegeArgv(id, host, "bwrap"), step.command, ...step.args];
+  const inner = [
+    ...limitArgv(step.limits, host.tools),
+    ...privilegeArgv(id, host, "bwrap"),
+    step.command,
+    ...step.args,
+  ];
   const filter = seccomp(host, step.network);
-  const bwrap = [...namespaceArgv(config, id, host), "--json-status-fd", String(STATUS_FD), ...envArgv(), ...filter.argv, ...stepMountArgv(step), "--chdir", step.cwd];
+  const bwrap = [
+    ...namespaceArgv(config, id, host),
+    "--json-status-fd",
+    String(STATUS_FD),
+    ...envArgv(),
+    ...filter.argv,
+    ...stepMountArgv(step),
+    "--chdir",
+    step.cwd,
+  ];
   const env = { PATH: DEFAULT_PATH, ...step.env };
-  return { file: host.tools.bwrap, args: [...bwrap, "--", ...inner], cwd: "/", env, spawnEnv: { ...HELPER_ENV }, inputs: [envInput(env), ...filter.inputs], sandboxed: true };
+  return {
+    file: host.tools.bwrap,
+    args: [...bwrap, "--", ...inner],
+    cwd: "/",
+    env,
+    spawnEnv: { ...HELPER_ENV },
+    inputs: [envInput(env), ...filter.inputs],
+    sandboxed: true,
+  };
 }
 
 /**
@@ -191,7 +263,12 @@ function ancestors(path: string): string[] {
 
 /** prlimit sets soft and hard limit alike; no limits, no prlimit. */
 export function limitArgv(limits: ServiceLimits, tools: Tools): string[] {
-  const set: [string, number | undefined][] = [["as", limits.memory_bytes], ["cpu", limits.cpu_seconds], ["nofile", limits.open_files], ["nproc", limits.processes]];
+  const set: [string, number | undefined][] = [
+    ["as", limits.memory_bytes],
+    ["cpu", limits.cpu_seconds],
+    ["nofile", limits.open_files],
+    ["nproc", limits.processes],
+  ];
   const opts = set.filter(([, v]) => v !== undefined).map(([k, v]) => `--${k}=${v}:${v}`);
   return opts.length === 0 ? [] : [tools.prlimit, ...opts, "--"];
 }
@@ -200,7 +277,16 @@ function privilegeArgv(id: ServiceIdentity, host: Host, profile: "bwrap" | "none
   // Unsandboxed there is no pid namespace to take leftovers down with the agent: the death signal does.
   const orphanGuard = profile === "none" ? ["--pdeathsig", "SIGKILL"] : [];
   if (host.root) {
-    const drop = ["--reuid", String(id.uid), "--regid", String(id.gid), "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all"];
+    const drop = [
+      "--reuid",
+      String(id.uid),
+      "--regid",
+      String(id.gid),
+      "--clear-groups",
+      "--no-new-privs",
+      "--bounding-set=-all",
+      "--inh-caps=-all",
+    ];
     return [host.tools.setpriv, ...drop, ...orphanGuard, "--"];
   }
   // Not root: bwrap has already mapped the UID, dropped every capability and set no_new_privs.
@@ -211,9 +297,13 @@ function privilegeArgv(id: ServiceIdentity, host: Host, profile: "bwrap" | "none
 function namespaceArgv(config: Pick<ServiceConfig, "name" | "sandbox">, id: ServiceIdentity, host: Host): string[] {
   const { network, hostname } = config.sandbox;
   return [
-    "--die-with-parent", "--new-session",
-    "--unshare-uts", "--hostname", hostname ?? config.name,
-    "--unshare-pid", "--unshare-ipc",
+    "--die-with-parent",
+    "--new-session",
+    "--unshare-uts",
+    "--hostname",
+    hostname ?? config.name,
+    "--unshare-pid",
+    "--unshare-ipc",
     ...(network ? [] : ["--unshare-net"]),
     // Not root, the sandbox is a user namespace: no further one may be made in it (the seccomp filter refuses them too).
     ...(host.root ? [] : ["--unshare-user", "--disable-userns", "--uid", String(id.uid), "--gid", String(id.gid)]),
@@ -229,7 +319,17 @@ export function mountArgv(writable: readonly string[]): string[] {
   const ordered = [...writable].sort((a, b) => depth(a) - depth(b) || a.localeCompare(b));
   const parents = [...new Set(ordered.flatMap(tmpParents))].filter((p) => !ordered.includes(p));
   return [
-    "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+    "--ro-bind",
+    "/",
+    "/",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--perms",
+    "1777",
+    "--tmpfs",
+    "/tmp",
     ...parents.flatMap((p) => ["--perms", "0755", "--dir", p]),
     ...ordered.flatMap((w) => ["--bind", w, w]),
   ];

@@ -3,7 +3,17 @@
 // test/attack-sandbox.test.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ARCHES, BPF, CLONE_NEW_MASK, DENIED_CALLS, RET, assemble, evaluate, seccompFilter, seccompProgram } from "./seccomp.ts";
+import {
+  ARCHES,
+  BPF,
+  CLONE_NEW_MASK,
+  DENIED_CALLS,
+  RET,
+  assemble,
+  evaluate,
+  seccompFilter,
+  seccompProgram,
+} from "./seccomp.ts";
 
 const X64 = ARCHES.x64!;
 const ARM64 = ARCHES.arm64!;
@@ -21,19 +31,46 @@ test("the assembler: struct sock_filter little-endian, jumps counted from the ne
   ]);
   assert.equal(out.length, 4 * 8);
   assert.deepEqual([out.readUInt16LE(0), out.readUInt32LE(4)], [BPF.LD_W_ABS, 4]);
-  assert.deepEqual([out.readUInt16LE(8), out.readUInt8(10), out.readUInt8(11), out.readUInt32LE(12)], [BPF.JEQ_K, 0, 1, 0xc000003e]);
+  assert.deepEqual(
+    [out.readUInt16LE(8), out.readUInt8(10), out.readUInt8(11), out.readUInt32LE(12)],
+    [BPF.JEQ_K, 0, 1, 0xc000003e],
+  );
   assert.deepEqual([out.readUInt16LE(16), out.readUInt32LE(20)], [BPF.RET_K, RET.ALLOW]);
   assert.deepEqual([out.readUInt16LE(24), out.readUInt32LE(28)], [BPF.RET_K, RET.KILL_PROCESS]);
-  assert.throws(() => assemble([{ op: "jeq", k: 1, yes: "nowhere", no: null }, { op: "ret", k: 0 }]), /no label nowhere/);
-  assert.throws(() => assemble([{ op: "label", name: "back" }, { op: "jeq", k: 1, yes: "back", no: null }, { op: "ret", k: 0 }]), /out of range/);
-  const far = [{ op: "jeq", k: 1, yes: "end", no: null } as const, ...Array.from({ length: 256 }, () => ({ op: "ld", offset: 0 } as const)), { op: "label", name: "end" } as const, { op: "ret", k: 0 } as const];
+  assert.throws(
+    () =>
+      assemble([
+        { op: "jeq", k: 1, yes: "nowhere", no: null },
+        { op: "ret", k: 0 },
+      ]),
+    /no label nowhere/,
+  );
+  assert.throws(
+    () =>
+      assemble([
+        { op: "label", name: "back" },
+        { op: "jeq", k: 1, yes: "back", no: null },
+        { op: "ret", k: 0 },
+      ]),
+    /out of range/,
+  );
+  const far = [
+    { op: "jeq", k: 1, yes: "end", no: null } as const,
+    ...Array.from({ length: 256 }, () => ({ op: "ld", offset: 0 }) as const),
+    { op: "label", name: "end" } as const,
+    { op: "ret", k: 0 } as const,
+  ];
   assert.throws(() => assemble(far), /out of range \(256\)/);
 });
 
-for (const [arch, t] of [["x64", X64], ["arm64", ARM64]] as const) {
+for (const [arch, t] of [
+  ["x64", X64],
+  ["arm64", ARM64],
+] as const) {
   test(`${arch}: the default profile refuses namespaces, mounts and the rest of the list, and allows ordinary calls`, () => {
     const f = seccompFilter(arch, { unixSockets: true })!;
-    const call = (name: keyof typeof t.calls, arg0?: number) => evaluate(f, { arch: t.audit, nr: t.calls[name]!, ...(arg0 !== undefined ? { arg0 } : {}) });
+    const call = (name: keyof typeof t.calls, arg0?: number) =>
+      evaluate(f, { arch: t.audit, nr: t.calls[name]!, ...(arg0 !== undefined ? { arg0 } : {}) });
     for (const name of DENIED_CALLS) if (t.calls[name] !== undefined) assert.equal(call(name), EPERM, name);
     assert.equal(call("clone", 0x10000000 | 0x11), EPERM, "clone(CLONE_NEWUSER)");
     assert.equal(call("clone", 0x40000000), EPERM, "clone(CLONE_NEWNET)");
@@ -59,7 +96,11 @@ for (const [arch, t] of [["x64", X64], ["arm64", ARM64]] as const) {
 test("another ABI is refused whole: i386 and x32 on x86_64, 32-bit arm on arm64", () => {
   const f = seccompFilter("x64", { unixSockets: true })!;
   assert.equal(evaluate(f, { arch: 0x40000003, nr: 3 }), ENOSYS, "i386 read()");
-  assert.equal(evaluate(f, { arch: 0x40000003, nr: 310 }), ENOSYS, "i386 310 is not process_vm_readv there, and still refused");
+  assert.equal(
+    evaluate(f, { arch: 0x40000003, nr: 310 }),
+    ENOSYS,
+    "i386 310 is not process_vm_readv there, and still refused",
+  );
   assert.equal(evaluate(f, { arch: X64.audit, nr: 0x40000000 | 272 }), ENOSYS, "x32 unshare");
   assert.equal(evaluate(f, { arch: X64.audit, nr: 0x40000000 }), ENOSYS, "x32 read");
   const a = seccompFilter("arm64", { unixSockets: true })!;

@@ -27,15 +27,53 @@ const ENOSYS = 38;
 const EAFNOSUPPORT = 97;
 const AF_UNIX = 1;
 /** CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET and NEWTIME. */
-export const CLONE_NEW_MASK = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080;
+export const CLONE_NEW_MASK =
+  0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080;
 const X32_SYSCALL_BIT = 0x40000000;
 
 /** The calls refused with EPERM, by name: the documented default profile. */
 export const DENIED_CALLS = [
-  "unshare", "setns", "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
-  "keyctl", "add_key", "request_key", "ptrace", "process_vm_readv", "process_vm_writev", "bpf", "perf_event_open", "userfaultfd",
-  "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-  "reboot", "swapon", "swapoff", "acct", "quotactl", "syslog", "open_by_handle_at", "lookup_dcookie", "fanotify_init", "iopl", "ioperm", "uselib",
+  "unshare",
+  "setns",
+  "mount",
+  "umount2",
+  "pivot_root",
+  "move_mount",
+  "open_tree",
+  "fsopen",
+  "fsconfig",
+  "fsmount",
+  "fspick",
+  "mount_setattr",
+  "keyctl",
+  "add_key",
+  "request_key",
+  "ptrace",
+  "process_vm_readv",
+  "process_vm_writev",
+  "bpf",
+  "perf_event_open",
+  "userfaultfd",
+  "io_uring_setup",
+  "io_uring_enter",
+  "io_uring_register",
+  "kexec_load",
+  "kexec_file_load",
+  "init_module",
+  "finit_module",
+  "delete_module",
+  "reboot",
+  "swapon",
+  "swapoff",
+  "acct",
+  "quotactl",
+  "syslog",
+  "open_by_handle_at",
+  "lookup_dcookie",
+  "fanotify_init",
+  "iopl",
+  "ioperm",
+  "uselib",
 ] as const;
 type Call = (typeof DENIED_CALLS)[number] | "clone" | "clone3" | "socket";
 
@@ -47,28 +85,97 @@ interface ArchTable {
 }
 
 // From the kernel's uapi headers (asm/unistd_64.h; asm-generic/unistd.h for arm64).
-const NEW_MOUNT_API = { open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442 };
+const NEW_MOUNT_API = {
+  open_tree: 428,
+  move_mount: 429,
+  fsopen: 430,
+  fsconfig: 431,
+  fsmount: 432,
+  fspick: 433,
+  mount_setattr: 442,
+};
 const IO_URING = { io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427 };
 
 export const ARCHES: Readonly<Record<string, ArchTable>> = {
   x64: {
-    audit: 0xc000003e, x32Bit: true,
+    audit: 0xc000003e,
+    x32Bit: true,
     calls: {
-      unshare: 272, setns: 308, mount: 165, umount2: 166, pivot_root: 155, ...NEW_MOUNT_API, keyctl: 250, add_key: 248, request_key: 249,
-      ptrace: 101, process_vm_readv: 310, process_vm_writev: 311, bpf: 321, perf_event_open: 298, userfaultfd: 323, ...IO_URING,
-      kexec_load: 246, kexec_file_load: 320, init_module: 175, finit_module: 313, delete_module: 176, reboot: 169, swapon: 167, swapoff: 168,
-      acct: 163, quotactl: 179, syslog: 103, open_by_handle_at: 304, lookup_dcookie: 212, fanotify_init: 300, iopl: 172, ioperm: 173, uselib: 134,
-      clone: 56, clone3: 435, socket: 41,
+      unshare: 272,
+      setns: 308,
+      mount: 165,
+      umount2: 166,
+      pivot_root: 155,
+      ...NEW_MOUNT_API,
+      keyctl: 250,
+      add_key: 248,
+      request_key: 249,
+      ptrace: 101,
+      process_vm_readv: 310,
+      process_vm_writev: 311,
+      bpf: 321,
+      perf_event_open: 298,
+      userfaultfd: 323,
+      ...IO_URING,
+      kexec_load: 246,
+      kexec_file_load: 320,
+      init_module: 175,
+      finit_module: 313,
+      delete_module: 176,
+      reboot: 169,
+      swapon: 167,
+      swapoff: 168,
+      acct: 163,
+      quotactl: 179,
+      syslog: 103,
+      open_by_handle_at: 304,
+      lookup_dcookie: 212,
+      fanotify_init: 300,
+      iopl: 172,
+      ioperm: 173,
+      uselib: 134,
+      clone: 56,
+      clone3: 435,
+      socket: 41,
     },
   },
   arm64: {
-    audit: 0xc00000b7, x32Bit: false,
+    audit: 0xc00000b7,
+    x32Bit: false,
     calls: {
-      unshare: 97, setns: 268, mount: 40, umount2: 39, pivot_root: 41, ...NEW_MOUNT_API, keyctl: 219, add_key: 217, request_key: 218,
-      ptrace: 117, process_vm_readv: 270, process_vm_writev: 271, bpf: 280, perf_event_open: 241, userfaultfd: 282, ...IO_URING,
-      kexec_load: 104, kexec_file_load: 294, init_module: 105, finit_module: 273, delete_module: 106, reboot: 142, swapon: 224, swapoff: 225,
-      acct: 89, quotactl: 60, syslog: 116, open_by_handle_at: 265, lookup_dcookie: 18, fanotify_init: 262,
-      clone: 220, clone3: 435, socket: 198,
+      unshare: 97,
+      setns: 268,
+      mount: 40,
+      umount2: 39,
+      pivot_root: 41,
+      ...NEW_MOUNT_API,
+      keyctl: 219,
+      add_key: 217,
+      request_key: 218,
+      ptrace: 117,
+      process_vm_readv: 270,
+      process_vm_writev: 271,
+      bpf: 280,
+      perf_event_open: 241,
+      userfaultfd: 282,
+      ...IO_URING,
+      kexec_load: 104,
+      kexec_file_load: 294,
+      init_module: 105,
+      finit_module: 273,
+      delete_module: 106,
+      reboot: 142,
+      swapon: 224,
+      swapoff: 225,
+      acct: 89,
+      quotactl: 60,
+      syslog: 116,
+      open_by_handle_at: 265,
+      lookup_dcookie: 18,
+      fanotify_init: 262,
+      clone: 220,
+      clone3: 435,
+      socket: 198,
     },
   },
 };
@@ -108,11 +215,15 @@ export function assemble(program: readonly Insn[]): Buffer {
       return off;
     };
     const [op, jt, jf, k] =
-      i.op === "ld" ? [BPF.LD_W_ABS, 0, 0, i.offset]
-      : i.op === "ret" ? [BPF.RET_K, 0, 0, i.k]
-      : i.op === "jeq" ? [BPF.JEQ_K, jump(i.yes), jump(i.no), i.k]
-      : i.op === "jge" ? [BPF.JGE_K, jump(i.yes), jump(i.no), i.k]
-      : [BPF.JSET_K, jump(i.yes), jump(i.no), i.k];
+      i.op === "ld"
+        ? [BPF.LD_W_ABS, 0, 0, i.offset]
+        : i.op === "ret"
+          ? [BPF.RET_K, 0, 0, i.k]
+          : i.op === "jeq"
+            ? [BPF.JEQ_K, jump(i.yes), jump(i.no), i.k]
+            : i.op === "jge"
+              ? [BPF.JGE_K, jump(i.yes), jump(i.no), i.k]
+              : [BPF.JSET_K, jump(i.yes), jump(i.no), i.k];
     out.writeUInt16LE(op, n * 8);
     out.writeUInt8(jt, n * 8 + 2);
     out.writeUInt8(jf, n * 8 + 3);
@@ -141,14 +252,16 @@ export function seccompProgram(arch: string, o: SeccompOptions): Insn[] | null {
     { op: "ld", offset: DATA.ARG0_LO },
     { op: "jset", k: CLONE_NEW_MASK, yes: "eperm", no: null },
     { op: "ret", k: RET.ALLOW },
-    ...(o.unixSockets ? [] : [
-      { op: "label", name: "socket" } as Insn,
-      { op: "ld", offset: DATA.ARG0_LO } as Insn,
-      { op: "jeq", k: AF_UNIX, yes: "eafnosupport", no: null } as Insn,
-      { op: "ret", k: RET.ALLOW } as Insn,
-      { op: "label", name: "eafnosupport" } as Insn,
-      { op: "ret", k: RET.ERRNO | EAFNOSUPPORT } as Insn,
-    ]),
+    ...(o.unixSockets
+      ? []
+      : [
+          { op: "label", name: "socket" } as Insn,
+          { op: "ld", offset: DATA.ARG0_LO } as Insn,
+          { op: "jeq", k: AF_UNIX, yes: "eafnosupport", no: null } as Insn,
+          { op: "ret", k: RET.ALLOW } as Insn,
+          { op: "label", name: "eafnosupport" } as Insn,
+          { op: "ret", k: RET.ERRNO | EAFNOSUPPORT } as Insn,
+        ]),
     { op: "label", name: "eperm" },
     { op: "ret", k: RET.ERRNO | EPERM },
     { op: "label", name: "enosys" },
@@ -171,7 +284,7 @@ export function seccompFilter(arch: string, o: SeccompOptions): Buffer | null {
  */
 export function evaluate(filter: Buffer, call: { arch: number; nr: number; arg0?: number }): number {
   let a = 0;
-  for (let pc = 0; pc < filter.length / 8;) {
+  for (let pc = 0; pc < filter.length / 8; ) {
     const op = filter.readUInt16LE(pc * 8);
     const jt = filter.readUInt8(pc * 8 + 2);
     const jf = filter.readUInt8(pc * 8 + 3);
@@ -182,7 +295,8 @@ export function evaluate(filter: Buffer, call: { arch: number; nr: number; arg0?
       pc++;
       continue;
     }
-    const taken = op === BPF.JEQ_K ? a === k : op === BPF.JGE_K ? a >>> 0 >= k : op === BPF.JSET_K ? ((a & k) >>> 0) !== 0 : null;
+    const taken =
+      op === BPF.JEQ_K ? a === k : op === BPF.JGE_K ? a >>> 0 >= k : op === BPF.JSET_K ? (a & k) >>> 0 !== 0 : null;
     if (taken === null) throw new Error(`unknown instruction ${op} at ${pc}`);
     pc += 1 + (taken ? jt : jf);
   }

@@ -19,8 +19,16 @@ const valid = (more: object) => ServiceConfig.safeParse({ ...base, ...more }).su
 test("defaults: sandboxed without network, on-failure restarts with a capped backoff", () => {
   const c = ServiceConfig.parse(base);
   assert.deepEqual(c.sandbox, { profile: "bwrap", network: false });
-  assert.deepEqual(c.restart, { policy: "on-failure", backoff_ms: 500, max_backoff_ms: 30_000, crash_loop: { max_restarts: 5, window_ms: 60_000 } });
-  assert.deepEqual([c.args, c.env, c.writable, c.after, c.limits, c.cwd, c.stop_grace_ms], [[], {}, [], [], {}, "/", 10_000]);
+  assert.deepEqual(c.restart, {
+    policy: "on-failure",
+    backoff_ms: 500,
+    max_backoff_ms: 30_000,
+    crash_loop: { max_restarts: 5, window_ms: 60_000 },
+  });
+  assert.deepEqual(
+    [c.args, c.env, c.writable, c.after, c.limits, c.cwd, c.stop_grace_ms],
+    [[], {}, [], [], {}, "/", 10_000],
+  );
   assert.equal(c.health_check, undefined);
   assert.equal(ServiceConfig.parse({ ...base, health_check: { command: "/bin/true" } }).health_check?.timeout_ms, 5000);
 });
@@ -44,8 +52,22 @@ test("unknown fields are refused at every level", () => {
 });
 
 test("paths are absolute and normalized; writable paths stay out of top-level, shared and system directories", () => {
-  for (const command of ["web", "./web", "/usr/bin/../../etc/x", "/usr//bin/web", "/usr/bin/", "/a\0b"]) assert.equal(valid({ command }), false, command);
-  for (const w of ["/", "/var", "/etc", "/etc/ssh", "/usr/local", "/proc/self", "/sys/x", "/dev/shm", "/var/lib", "/var/log", "relative/x", "/var/lib/../../etc"]) {
+  for (const command of ["web", "./web", "/usr/bin/../../etc/x", "/usr//bin/web", "/usr/bin/", "/a\0b"])
+    assert.equal(valid({ command }), false, command);
+  for (const w of [
+    "/",
+    "/var",
+    "/etc",
+    "/etc/ssh",
+    "/usr/local",
+    "/proc/self",
+    "/sys/x",
+    "/dev/shm",
+    "/var/lib",
+    "/var/log",
+    "relative/x",
+    "/var/lib/../../etc",
+  ]) {
     assert.equal(valid({ writable: [w] }), false, w);
   }
   assert.equal(valid({ writable: ["/var/lib/web", "/srv/web/data"] }), true);
@@ -69,11 +91,29 @@ test("args, env, ids and limits", () => {
 });
 
 test("loader variables are refused by name, with the reason; TMPDIR and ordinary names are not", () => {
-  for (const name of ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_anything", "GCONV_PATH", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "NLSPATH", "LOCPATH", "MALLOC_CHECK_", "MALLOC_ARENA_MAX", "TZDIR"]) {
+  for (const name of [
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "LD_anything",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "RES_OPTIONS",
+    "NLSPATH",
+    "LOCPATH",
+    "MALLOC_CHECK_",
+    "MALLOC_ARENA_MAX",
+    "TZDIR",
+  ]) {
     const r = ServiceConfig.safeParse({ ...base, env: { [name]: "/srv/x" } });
     assert.ok(!r.success, name);
     assert.equal(r.error.issues[0]!.path.join("."), `env.${name}`);
-    assert.match(r.error.issues[0]!.message, new RegExp(`^${name} is refused: it makes a program load code or data from a path it names`));
+    assert.match(
+      r.error.issues[0]!.message,
+      new RegExp(`^${name} is refused: it makes a program load code or data from a path it names`),
+    );
   }
   assert.ok(valid({ env: { TMPDIR: "/srv/tmp", LANG: "C.UTF-8", PLD_PRELOAD: "x", ld_preload: "x" } }));
   assert.ok(!valid({ command: "/opt/a=b/run", sandbox: { profile: "none" } }), "env -i would read it as a variable");
@@ -82,7 +122,8 @@ test("loader variables are refused by name, with the reason; TMPDIR and ordinary
 
 function serviceDir(files: Record<string, unknown>): string {
   const dir = fixture.tempDir();
-  for (const [file, body] of Object.entries(files)) writeFileSync(join(dir, file), typeof body === "string" ? body : JSON.stringify(body));
+  for (const [file, body] of Object.entries(files))
+    writeFileSync(join(dir, file), typeof body === "string" ? body : JSON.stringify(body));
   return dir;
 }
 
@@ -95,7 +136,10 @@ test("the loader returns every service of the directory in start order; other fi
   });
   const r = loadServiceConfigs(dir);
   assert.ok(r.ok, JSON.stringify(r));
-  assert.deepEqual(r.configs.map((c) => c.name), ["db", "api", "web"]);
+  assert.deepEqual(
+    r.configs.map((c) => c.name),
+    ["db", "api", "web"],
+  );
 });
 
 test("the loader reports every bad file with E_SERVICE_CONFIG, the file and the schema's words", () => {
@@ -112,23 +156,34 @@ test("the loader reports every bad file with E_SERVICE_CONFIG, the file and the 
   assert.deepEqual(Object.keys(byFile).sort(), ["broken.json", "evil.json", "extra.json", "other.json"]);
   assert.ok(r.errors.every((e) => e.code === "E_SERVICE_CONFIG"));
   assert.match(byFile["broken.json"]!.message, /^broken\.json is not readable JSON/);
-  assert.match(byFile["evil.json"]!.message, /^evil\.json does not match the service schema: name: must be 1-63 of a-z 0-9 -/);
+  assert.match(
+    byFile["evil.json"]!.message,
+    /^evil\.json does not match the service schema: name: must be 1-63 of a-z 0-9 -/,
+  );
   assert.match(byFile["extra.json"]!.message, /Unrecognized key: "privileged"/);
-  assert.equal(byFile["other.json"]!.message, "other.json declares service renamed; the file must be named renamed.json");
+  assert.equal(
+    byFile["other.json"]!.message,
+    "other.json declares service renamed; the file must be named renamed.json",
+  );
 });
 
 test("a bad file refuses only its own service and those that come after it; the others are still loaded", () => {
-  const r = loadServiceConfigs(serviceDir({
-    "ok.json": { name: "ok", command: "/bin/true" },
-    "db.json": "{ not json",
-    "web.json": { name: "web", command: "/bin/true", after: ["db"] },
-    "front.json": { name: "front", command: "/bin/true", after: ["web", "ok"] },
-    "preload.json": { name: "preload", command: "/bin/true", env: { LD_PRELOAD: "/x.so" } },
-    "a.json": { name: "a", command: "/bin/true", after: ["b"] },
-    "b.json": { name: "b", command: "/bin/true", after: ["a"] },
-  }));
+  const r = loadServiceConfigs(
+    serviceDir({
+      "ok.json": { name: "ok", command: "/bin/true" },
+      "db.json": "{ not json",
+      "web.json": { name: "web", command: "/bin/true", after: ["db"] },
+      "front.json": { name: "front", command: "/bin/true", after: ["web", "ok"] },
+      "preload.json": { name: "preload", command: "/bin/true", env: { LD_PRELOAD: "/x.so" } },
+      "a.json": { name: "a", command: "/bin/true", after: ["b"] },
+      "b.json": { name: "b", command: "/bin/true", after: ["a"] },
+    }),
+  );
   assert.ok(!r.ok);
-  assert.deepEqual(r.configs.map((c) => c.name), ["ok"]);
+  assert.deepEqual(
+    r.configs.map((c) => c.name),
+    ["ok"],
+  );
   const byFile = Object.fromEntries(r.errors.map((e) => [e.file, e.message]));
   assert.deepEqual(Object.keys(byFile).sort(), ["a.json", "db.json", "front.json", "preload.json", "web.json"]);
   assert.equal(byFile["web.json"], "service web comes after db, which is refused");
@@ -140,11 +195,15 @@ test("a bad file refuses only its own service and those that come after it; the 
 test("the loader refuses unknown dependencies and cycles with E_SERVICE_DEPENDENCY", () => {
   const unknown = loadServiceConfigs(serviceDir({ "web.json": { name: "web", command: "/bin/true", after: ["db"] } }));
   assert.ok(!unknown.ok);
-  assert.deepEqual(unknown.errors, [{ code: "E_SERVICE_DEPENDENCY", file: "web.json", message: "service web comes after db, which is not declared" }]);
-  const cycle = loadServiceConfigs(serviceDir({
-    "a.json": { name: "a", command: "/bin/true", after: ["b"] },
-    "b.json": { name: "b", command: "/bin/true", after: ["a"] },
-  }));
+  assert.deepEqual(unknown.errors, [
+    { code: "E_SERVICE_DEPENDENCY", file: "web.json", message: "service web comes after db, which is not declared" },
+  ]);
+  const cycle = loadServiceConfigs(
+    serviceDir({
+      "a.json": { name: "a", command: "/bin/true", after: ["b"] },
+      "b.json": { name: "b", command: "/bin/true", after: ["a"] },
+    }),
+  );
   assert.ok(!cycle.ok);
   assert.equal(cycle.errors.length, 1);
   assert.equal(cycle.errors[0]!.code, "E_SERVICE_DEPENDENCY");
@@ -165,13 +224,19 @@ test("the service set: duplicate names and shared UIDs are refused", () => {
   const shared = checkServiceSet([web, api]);
   assert.ok(!shared.ok);
   assert.equal(shared.errors[0]!.code, "E_SERVICE_CONFIG");
-  assert.match(shared.errors[0]!.message, /^services web and api would both run as UID \d+; set sandbox\.uid on one of them$/);
+  assert.match(
+    shared.errors[0]!.message,
+    /^services web and api would both run as UID \d+; set sandbox\.uid on one of them$/,
+  );
 });
 
 test("data_key needs the bwrap sandbox; luks needs data_key and mounts on a writable path", () => {
   assert.equal(ServiceConfig.parse(base).data_key, false);
   assert.ok(valid({ data_key: true }));
-  assert.ok(!valid({ data_key: true, sandbox: { profile: "none" } }), "unsandboxed, the key file would be the host's to see");
+  assert.ok(
+    !valid({ data_key: true, sandbox: { profile: "none" } }),
+    "unsandboxed, the key file would be the host's to see",
+  );
   const luks = { device: "/dev/vdb", name: "web-data", mount: "/var/lib/web" };
   assert.ok(valid({ data_key: true, writable: ["/var/lib/web"], luks }));
   assert.ok(!valid({ writable: ["/var/lib/web"], luks }), "luks without data_key");

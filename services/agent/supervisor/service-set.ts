@@ -19,8 +19,9 @@ export function checkServiceSet(configs: readonly ServiceConfig[]): CheckedSet {
 
 function duplicateNames(configs: readonly ServiceConfig[]): ServiceError[] {
   const seen = new Set<string>();
-  return configs.filter((c) => seen.has(c.name) || !seen.add(c.name)).map((c) =>
-    serviceError("E_SERVICE_CONFIG", `service ${c.name} is declared more than once`, { service: c.name }));
+  return configs
+    .filter((c) => seen.has(c.name) || !seen.add(c.name))
+    .map((c) => serviceError("E_SERVICE_CONFIG", `service ${c.name} is declared more than once`, { service: c.name }));
 }
 
 function sharedUids(configs: readonly ServiceConfig[]): ServiceError[] {
@@ -30,7 +31,13 @@ function sharedUids(configs: readonly ServiceConfig[]): ServiceError[] {
     const { uid } = serviceIdentity(c);
     const other = owner.get(uid);
     if (other !== undefined && other !== c.name) {
-      errors.push(serviceError("E_SERVICE_CONFIG", `services ${other} and ${c.name} would both run as UID ${uid}; set sandbox.uid on one of them`, { service: c.name, uid }));
+      errors.push(
+        serviceError(
+          "E_SERVICE_CONFIG",
+          `services ${other} and ${c.name} would both run as UID ${uid}; set sandbox.uid on one of them`,
+          { service: c.name, uid },
+        ),
+      );
     }
     owner.set(uid, other ?? c.name);
   }

@@ -34,8 +34,13 @@ test("a service after itself, and two services after each other, are cycles", ()
 test("every unknown dependency is named", () => {
   const r = startOrder([s("web", "db", "cache"), s("api", "db")]);
   assert.ok(!r.ok);
-  assert.deepEqual(r.errors.map((e) => [e.code, e.details?.service, e.details?.dependency]), [
-    ["E_SERVICE_DEPENDENCY", "web", "db"], ["E_SERVICE_DEPENDENCY", "web", "cache"], ["E_SERVICE_DEPENDENCY", "api", "db"],
-  ]);
+  assert.deepEqual(
+    r.errors.map((e) => [e.code, e.details?.service, e.details?.dependency]),
+    [
+      ["E_SERVICE_DEPENDENCY", "web", "db"],
+      ["E_SERVICE_DEPENDENCY", "web", "cache"],
+      ["E_SERVICE_DEPENDENCY", "api", "db"],
+    ],
+  );
   assert.equal(r.errors[0]!.message, "service web comes after db, which is not declared");
 });

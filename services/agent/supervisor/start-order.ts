@@ -28,13 +28,24 @@ export function startOrder(services: readonly Dependent[]): StartOrder {
 }
 
 function readyNames(waitingOn: Map<string, Set<string>>): string[] {
-  return [...waitingOn].filter(([, deps]) => deps.size === 0).map(([name]) => name).sort();
+  return [...waitingOn]
+    .filter(([, deps]) => deps.size === 0)
+    .map(([name]) => name)
+    .sort();
 }
 
 function unknownDependencies(services: readonly Dependent[]): ServiceError[] {
   const names = new Set(services.map((s) => s.name));
-  return services.flatMap((s) => s.after.filter((d) => !names.has(d)).map((d) =>
-    serviceError("E_SERVICE_DEPENDENCY", `service ${s.name} comes after ${d}, which is not declared`, { service: s.name, dependency: d })));
+  return services.flatMap((s) =>
+    s.after
+      .filter((d) => !names.has(d))
+      .map((d) =>
+        serviceError("E_SERVICE_DEPENDENCY", `service ${s.name} comes after ${d}, which is not declared`, {
+          service: s.name,
+          dependency: d,
+        }),
+      ),
+  );
 }
 
 /** Every service left has an unmet dependency among those left, so following them must loop. */
@@ -49,5 +60,9 @@ function findCycle(waitingOn: Map<string, Set<string>>): string[] {
 }
 
 function cycleError(cycle: string[]): ServiceError {
-  return serviceError("E_SERVICE_DEPENDENCY", `services depend on each other in a cycle (${cycle.join(" → ")}), so none of them can start first`, { service: cycle[0], cycle });
+  return serviceError(
+    "E_SERVICE_DEPENDENCY",
+    `services depend on each other in a cycle (${cycle.join(" → ")}), so none of them can start first`,
+    { service: cycle[0], cycle },
+  );
 }

@@ -12,7 +12,12 @@ import { serviceIdentity } from "./identity.ts";
 
 export type { StepSandbox } from "./sandbox.ts";
 
-export interface SandboxedStepResult { code: number | null; output: string; timedOut: boolean; spawnError: string | null }
+export interface SandboxedStepResult {
+  code: number | null;
+  output: string;
+  timedOut: boolean;
+  spawnError: string | null;
+}
 
 const OUTPUT_CHARS = 4096;
 
@@ -31,18 +36,34 @@ export class StepSandboxRunner {
   }
 
   async run(step: StepSandbox, timeoutMs: number): Promise<SandboxedStepResult> {
-    const id = serviceIdentity({ name: step.name, sandbox: { profile: "bwrap", network: step.network, ...(step.uid ? { uid: step.uid } : {}), ...(step.gid ? { gid: step.gid } : {}) } });
+    const id = serviceIdentity({
+      name: step.name,
+      sandbox: {
+        profile: "bwrap",
+        network: step.network,
+        ...(step.uid ? { uid: step.uid } : {}),
+        ...(step.gid ? { gid: step.gid } : {}),
+      },
+    });
     if (this.host.root) for (const w of step.writable) chownTree(w, id.uid, id.gid);
     try {
       let output = "";
-      const proc = launch(stepInvocation(step, this.host), (_, line) => (output = `${output}${line}\n`.slice(-OUTPUT_CHARS)));
+      const proc = launch(
+        stepInvocation(step, this.host),
+        (_, line) => (output = `${output}${line}\n`.slice(-OUTPUT_CHARS)),
+      );
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
       const first = await Promise.race([proc.ended, late]);
       clearTimeout(timer);
       if (first === true) proc.signal("SIGKILL");
       const end = await proc.ended;
-      return { code: first === true ? null : end.signal ? null : end.code, output, timedOut: first === true, spawnError: end.spawnError };
+      return {
+        code: first === true ? null : end.signal ? null : end.code,
+        output,
+        timedOut: first === true,
+        spawnError: end.spawnError,
+      };
     } finally {
       if (this.host.root) for (const w of step.writable) chownTree(w, 0, 0);
     }

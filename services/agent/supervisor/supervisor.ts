@@ -4,7 +4,15 @@
 import { statSync } from "node:fs";
 import { refusedEnvName, type ServiceConfig } from "../../../schemas/mod.ts";
 import { failure, serviceError, success, type Outcome, type ServiceError } from "./errors.ts";
-import type { EventSink, HealthResult, LineSink, ServiceState, ServiceStatus, StopReason, SupervisorEvent } from "./events.ts";
+import type {
+  EventSink,
+  HealthResult,
+  LineSink,
+  ServiceState,
+  ServiceStatus,
+  StopReason,
+  SupervisorEvent,
+} from "./events.ts";
 import { runCheck } from "./health.ts";
 import { serviceIdentity } from "./identity.ts";
 import { launch, type Ended, type Launched } from "./launch.ts";
@@ -73,15 +81,30 @@ export class Supervisor {
     return set.ok ? { ok: true, result: new Supervisor(set.ordered, options) } : { ok: false, errors: set.errors };
   }
 
-  private constructor(ordered: ServiceConfig[], private readonly options: SupervisorOptions) {
+  private constructor(
+    ordered: ServiceConfig[],
+    private readonly options: SupervisorOptions,
+  ) {
     this.host = {
-      root: process.getuid?.() === 0, tools: { ...DEFAULT_TOOLS, ...options.tools }, hidden: options.hidden ?? [],
+      root: process.getuid?.() === 0,
+      tools: { ...DEFAULT_TOOLS, ...options.tools },
+      hidden: options.hidden ?? [],
       ...(options.dataKey ? { dataKey: options.dataKey } : {}),
     };
     for (const config of ordered) {
       this.slots.set(config.name, {
-        config, state: "stopped", proc: null, settled: Promise.resolve(), pid: null, since: null,
-        restarts: 0, history: [], lastExit: null, problem: null, timer: null, stopping: false,
+        config,
+        state: "stopped",
+        proc: null,
+        settled: Promise.resolve(),
+        pid: null,
+        since: null,
+        restarts: 0,
+        history: [],
+        lastExit: null,
+        problem: null,
+        timer: null,
+        stopping: false,
       });
     }
   }
@@ -152,7 +175,8 @@ export class Supervisor {
     const slot = this.slots.get(name);
     if (!slot) return failure(unknown(name));
     const check = slot.config.health_check;
-    if (!check) return failure(serviceError("E_NO_HEALTH_CHECK", `service ${name} declares no health check`, { service: name }));
+    if (!check)
+      return failure(serviceError("E_NO_HEALTH_CHECK", `service ${name} declares no health check`, { service: name }));
     const refused = this.preflight(slot.config);
     if (refused) return failure(refused);
     return success(await runCheck(slot.config, check, this.host));
@@ -166,7 +190,9 @@ export class Supervisor {
 
   posture(): SandboxPosture {
     const probe = this.sandboxAvailable();
-    const unsandboxed = [...this.slots.values()].filter((s) => s.config.sandbox.profile === "none").map((s) => s.config.name);
+    const unsandboxed = [...this.slots.values()]
+      .filter((s) => s.config.sandbox.profile === "none")
+      .map((s) => s.config.name);
     return {
       sandbox: !probe.available ? "unavailable" : unsandboxed.length > 0 ? "none" : "bwrap",
       identity: this.host.root ? "own-uid" : "userns",
@@ -211,18 +237,36 @@ export class Supervisor {
 
   private preflight(config: ServiceConfig): ServiceError | null {
     // The schema refuses these; a config built in code is held to the same rule.
-    const loader = Object.keys(config.env).map(refusedEnvName).find((why) => why !== null);
-    if (loader) return serviceError("E_SERVICE_CONFIG", `service ${config.name} cannot start: ${loader}`, { service: config.name });
+    const loader = Object.keys(config.env)
+      .map(refusedEnvName)
+      .find((why) => why !== null);
+    if (loader)
+      return serviceError("E_SERVICE_CONFIG", `service ${config.name} cannot start: ${loader}`, {
+        service: config.name,
+      });
     if (config.sandbox.profile === "bwrap") {
       const probe = this.sandboxAvailable();
       if (!probe.available) {
-        return serviceError("E_SANDBOX_UNAVAILABLE", `service ${config.name} asks for a bwrap sandbox, which cannot run here: ${probe.reason}`, { service: config.name });
+        return serviceError(
+          "E_SANDBOX_UNAVAILABLE",
+          `service ${config.name} asks for a bwrap sandbox, which cannot run here: ${probe.reason}`,
+          { service: config.name },
+        );
       }
     }
     if (config.data_key && !this.host.dataKey?.file(config.name)) {
-      return serviceError("E_VAULT_LOCKED", `service ${config.name} needs the data key; it starts once this node's vault is unlocked`, { service: config.name });
+      return serviceError(
+        "E_VAULT_LOCKED",
+        `service ${config.name} needs the data key; it starts once this node's vault is unlocked`,
+        { service: config.name },
+      );
     }
-    if (!isFile(config.command)) return serviceError("E_SERVICE_START", `service ${config.name} cannot start: its command ${config.command} is not a file`, { service: config.name });
+    if (!isFile(config.command))
+      return serviceError(
+        "E_SERVICE_START",
+        `service ${config.name} cannot start: its command ${config.command} is not a file`,
+        { service: config.name },
+      );
     return null;
   }
 
@@ -230,12 +274,30 @@ export class Supervisor {
   private prepare(config: ServiceConfig): ServiceError | null {
     const roots = this.options.writableRoots ?? { serviceData: null, permitted: [] };
     try {
-      const r = prepareWritable(config.writable, { service: config.name, id: serviceIdentity(config), root: this.host.root, roots, ...(config.luks ? { agentMount: config.luks.mount } : {}) });
-      if (!r.ok) return serviceError("E_SERVICE_START", `service ${config.name} cannot start: ${r.message}`, { service: config.name });
+      const r = prepareWritable(config.writable, {
+        service: config.name,
+        id: serviceIdentity(config),
+        root: this.host.root,
+        roots,
+        ...(config.luks ? { agentMount: config.luks.mount } : {}),
+      });
+      if (!r.ok)
+        return serviceError("E_SERVICE_START", `service ${config.name} cannot start: ${r.message}`, {
+          service: config.name,
+        });
     } catch (err) {
-      return serviceError("E_SERVICE_START", `service ${config.name} cannot start: its writable paths could not be prepared (${(err as Error).message})`, { service: config.name });
+      return serviceError(
+        "E_SERVICE_START",
+        `service ${config.name} cannot start: its writable paths could not be prepared (${(err as Error).message})`,
+        { service: config.name },
+      );
     }
-    if (!isDirectory(config.cwd)) return serviceError("E_SERVICE_START", `service ${config.name} cannot start: its working directory ${config.cwd} is not a directory`, { service: config.name });
+    if (!isDirectory(config.cwd))
+      return serviceError(
+        "E_SERVICE_START",
+        `service ${config.name} cannot start: its working directory ${config.cwd} is not a directory`,
+        { service: config.name },
+      );
     return null;
   }
 
@@ -257,7 +319,9 @@ export class Supervisor {
     slot.pid = null;
     slot.since = null;
     if (end.spawnError !== null) {
-      slot.problem = serviceError("E_SERVICE_START", `service ${name} could not be spawned: ${end.spawnError}`, { service: name });
+      slot.problem = serviceError("E_SERVICE_START", `service ${name} could not be spawned: ${end.spawnError}`, {
+        service: name,
+      });
       return this.settle(slot, "failed", "failed");
     }
     const now = Date.now();
@@ -265,7 +329,8 @@ export class Supervisor {
     this.emit({ type: "ServiceExited", ts: iso(now), service: name, code: end.code, signal: end.signal });
     if (slot.stopping || this.closing) return this.settle(slot, "stopped", "requested");
     const decision = decideRestart(slot.config.restart, end, slot.history, now);
-    if (decision.action === "stay-stopped") return this.settle(slot, decision.state, decision.state === "failed" ? "failed" : "exited");
+    if (decision.action === "stay-stopped")
+      return this.settle(slot, decision.state, decision.state === "failed" ? "failed" : "exited");
     if (decision.action === "crash-loop") return this.settle(slot, "crash-loop", "crash-loop");
     slot.state = "backoff";
     slot.timer = setTimeout(() => void this.autoRestart(slot, decision.reason, decision.attempt), decision.delay_ms);
@@ -325,7 +390,10 @@ export class Supervisor {
 }
 
 function unknown(name: string): ServiceError {
-  return serviceError("E_SERVICE_UNKNOWN", `no service named ${JSON.stringify(name.slice(0, 100))} is declared on this node`);
+  return serviceError(
+    "E_SERVICE_UNKNOWN",
+    `no service named ${JSON.stringify(name.slice(0, 100))} is declared on this node`,
+  );
 }
 
 function isFile(path: string): boolean {

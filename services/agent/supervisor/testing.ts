@@ -12,13 +12,20 @@ import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 /** A service running `script` under /bin/sh (the service's own command line), with test timings. */
 export function shService(name: string, script: string, more: Partial<ServiceConfigInput> = {}): ServiceConfig {
   return ServiceConfig.parse({
-    name, command: "/bin/sh", args: ["-c", script], stop_grace_ms: 3000,
+    name,
+    command: "/bin/sh",
+    args: ["-c", script],
+    stop_grace_ms: 3000,
     ...more,
     restart: { backoff_ms: 20, max_backoff_ms: 200, ...more.restart },
   });
 }
 
-export interface Line { service: string; stream: "stdout" | "stderr"; line: string }
+export interface Line {
+  service: string;
+  stream: "stdout" | "stderr";
+  line: string;
+}
 
 export class Recorder {
   readonly events: SupervisorEvent[] = [];
@@ -38,7 +45,10 @@ export class Recorder {
   };
 
   of<T extends SupervisorEvent["type"]>(type: T, service?: string): Extract<SupervisorEvent, { type: T }>[] {
-    return this.events.filter((e) => e.type === type && (service === undefined || e.service === service)) as Extract<SupervisorEvent, { type: T }>[];
+    return this.events.filter((e) => e.type === type && (service === undefined || e.service === service)) as Extract<
+      SupervisorEvent,
+      { type: T }
+    >[];
   }
 
   out(service: string, stream: "stdout" | "stderr" = "stdout"): string[] {
@@ -47,7 +57,11 @@ export class Recorder {
 
   /** Everything a service printed as `key=value` lines. */
   facts(service: string): Record<string, string> {
-    return Object.fromEntries(this.out(service).filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    return Object.fromEntries(
+      this.out(service)
+        .filter((l) => l.includes("="))
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
   }
 }
 
@@ -71,14 +85,17 @@ export function isAlive(pid: number): boolean {
 
 /** Live processes running as one of `uids`. */
 export function processesOf(uids: ReadonlySet<number>): number[] {
-  return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-    try {
-      const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
-      return uids.has(uid) && isAlive(pid);
-    } catch {
-      return false;
-    }
-  });
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+        return uids.has(uid) && isAlive(pid);
+      } catch {
+        return false;
+      }
+    });
 }
 
 /**

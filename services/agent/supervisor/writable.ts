@@ -97,14 +97,17 @@ function preparePath(path: string, base: string, owner: number, agent: number, c
       if (problem) return fail(`${path} lies under ${at}, which ${problem}`);
       continue;
     }
-    if (st.isSymbolicLink() || !st.isDirectory()) return fail(`${at} is not a directory (a symlink or a file is never bound writable)`);
+    if (st.isSymbolicLink() || !st.isDirectory())
+      return fail(`${at} is not a directory (a symlink or a file is never bound writable)`);
     if (st.uid === owner) continue;
     // A file system the agent mounted for this service (its LUKS device): its fresh root is root's.
     if (ctx.root && ctx.agentMount === at && st.uid === agent && isMountPoint(at)) {
       lchownSync(at, ctx.id.uid, ctx.id.gid);
       continue;
     }
-    return fail(`${at} is owned by UID ${st.uid}, not by service ${ctx.service} (UID ${owner}): the agent hands a service only directories it makes for it`);
+    return fail(
+      `${at} is owned by UID ${st.uid}, not by service ${ctx.service} (UID ${owner}): the agent hands a service only directories it makes for it`,
+    );
   }
   return { ok: true };
 }
@@ -134,5 +137,7 @@ function lstatOrNull(path: string): Stats | null {
 }
 
 function isMountPoint(path: string): boolean {
-  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === path);
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .some((l) => l.split(" ")[4] === path);
 }

@@ -8,7 +8,9 @@ import { DEFAULT_DATA_DIR, options } from "../cli-options.ts";
 import { bootRelease } from "./boot.ts";
 import { releasesDir, SELF_RELEASE } from "./self.ts";
 
-let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true; strict: false }>>;
+let parsed: ReturnType<
+  typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true; strict: false }>
+>;
 try {
   parsed = parseArgs({ args: process.argv.slice(2), options, allowPositionals: true, strict: false });
 } catch {
@@ -22,10 +24,18 @@ if (parsed.positionals[0] === "run" && !parsed.values.help) {
     c = bootRelease(releasesDir(dataDir), SELF_RELEASE);
   } catch (err) {
     // An unreadable slot state must not keep the node from running an agent at all: the built-in one says what is wrong.
-    console.error(`unibus-agent boot: cannot read the ${SELF_RELEASE} slots (${(err as Error).message}); running the built-in code`);
+    console.error(
+      `unibus-agent boot: cannot read the ${SELF_RELEASE} slots (${(err as Error).message}); running the built-in code`,
+    );
     process.exit(0);
   }
-  if (c.trying) console.error(`unibus-agent boot: trying ${SELF_RELEASE} ${c.trying.version} in slot ${c.slot} (${c.trying.tries_left} tries left after this one)`);
-  if (c.rolledBack) console.error(`unibus-agent boot: ${SELF_RELEASE} ${c.rolledBack.version} rolled back to ${c.rolledBack.to_version ?? "the built-in code"}: ${c.rolledBack.reason}`);
+  if (c.trying)
+    console.error(
+      `unibus-agent boot: trying ${SELF_RELEASE} ${c.trying.version} in slot ${c.slot} (${c.trying.tries_left} tries left after this one)`,
+    );
+  if (c.rolledBack)
+    console.error(
+      `unibus-agent boot: ${SELF_RELEASE} ${c.rolledBack.version} rolled back to ${c.rolledBack.to_version ?? "the built-in code"}: ${c.rolledBack.reason}`,
+    );
   process.stdout.write(c.dir ?? "");
 }

@@ -59,10 +59,26 @@ export function bootRelease(releasesDir: string, release: string): BootChoice {
   saveSlotState(statePath, d.state);
   if (d.kind === "try") {
     point(root, d.state.active);
-    return { dir: dirOf(d.state.active), slot: d.state.active, trying: { version: r.pending.version, tries_left: d.tries_left }, rolledBack: null };
+    return {
+      dir: dirOf(d.state.active),
+      slot: d.state.active,
+      trying: { version: r.pending.version, tries_left: d.tries_left },
+      rolledBack: null,
+    };
   }
-  const note = { attempt: r.pending.attempt, version: r.pending.version, slot: d.state.active, to_version: activeVersion(d.state), reason: `${d.reason}: the new agent did not come up healthy` };
+  const note = {
+    attempt: r.pending.attempt,
+    version: r.pending.version,
+    slot: d.state.active,
+    to_version: activeVersion(d.state),
+    reason: `${d.reason}: the new agent did not come up healthy`,
+  };
   writeFileAtomic(join(root, BOOT_NOTE), JSON.stringify(note));
   point(root, d.state.active);
-  return { dir: dirOf(d.state.active), slot: d.state.active, trying: null, rolledBack: { version: note.version, to_version: note.to_version, reason: note.reason } };
+  return {
+    dir: dirOf(d.state.active),
+    slot: d.state.active,
+    trying: null,
+    rolledBack: { version: note.version, to_version: note.to_version, reason: note.reason },
+  };
 }

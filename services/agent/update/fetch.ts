@@ -7,17 +7,28 @@ import { readReleaseObject, RELEASES_OBJECT_STORE } from "../../bus/release-obje
 
 export { RELEASES_OBJECT_STORE };
 
-export type Fetched = { ok: true; bytes: Uint8Array } | { ok: false; code: "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED" | "E_UNAVAILABLE"; message: string };
+export type Fetched =
+  | { ok: true; bytes: Uint8Array }
+  | { ok: false; code: "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED" | "E_UNAVAILABLE"; message: string };
 export type ReleaseFetcher = (object: string, maxBytes: number) => Promise<Fetched>;
 
 export function objectStoreFetcher(nc: () => NatsConnection | null): ReleaseFetcher {
   return async (object, maxBytes) => {
     const conn = nc();
-    if (!conn) return { ok: false, code: "E_UNAVAILABLE", message: "not connected to NATS; the release cannot be downloaded now" };
+    if (!conn)
+      return {
+        ok: false,
+        code: "E_UNAVAILABLE",
+        message: "not connected to NATS; the release cannot be downloaded now",
+      };
     try {
       return await readReleaseObject(conn, object, maxBytes);
     } catch (err) {
-      return { ok: false, code: "E_UNAVAILABLE", message: `the object store could not be read: ${(err as Error).message}` };
+      return {
+        ok: false,
+        code: "E_UNAVAILABLE",
+        message: `the object store could not be read: ${(err as Error).message}`,
+      };
     }
   };
 }
@@ -25,7 +36,12 @@ export function objectStoreFetcher(nc: () => NatsConnection | null): ReleaseFetc
 /** The same bounded read through a nats.js object store handle (tests that set up their own store). */
 export async function readBounded(store: ObjectStore, object: string, maxBytes: number): Promise<Fetched> {
   const r = await store.get(object);
-  if (!r) return { ok: false, code: "E_RELEASE_NOT_FOUND", message: `the release's tarball (${object}) is not in ${RELEASES_OBJECT_STORE}` };
+  if (!r)
+    return {
+      ok: false,
+      code: "E_RELEASE_NOT_FOUND",
+      message: `the release's tarball (${object}) is not in ${RELEASES_OBJECT_STORE}`,
+    };
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = r.data.getReader();
@@ -35,12 +51,21 @@ export async function readBounded(store: ObjectStore, object: string, maxBytes: 
     size += value.length;
     if (size > maxBytes) {
       await reader.cancel().catch(() => {});
-      return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball is larger than the ${maxBytes} bytes its manifest says` };
+      return {
+        ok: false,
+        code: "E_RELEASE_TAMPERED",
+        message: `the stored tarball is larger than the ${maxBytes} bytes its manifest says`,
+      };
     }
     chunks.push(value);
   }
   const err = await r.error;
   // The client checks the object's own SHA-256 digest; ours (against the signed manifest) follows.
-  if (err) return { ok: false, code: "E_RELEASE_TAMPERED", message: `the stored tarball failed its object-store check: ${err.message}` };
+  if (err)
+    return {
+      ok: false,
+      code: "E_RELEASE_TAMPERED",
+      message: `the stored tarball failed its object-store check: ${err.message}`,
+    };
   return { ok: true, bytes: Buffer.concat(chunks) };
 }

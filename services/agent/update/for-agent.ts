@@ -76,9 +76,13 @@ export function createAgentUpdater(o: AgentUpdaterOptions): Updater {
     // The agent's own code: tried by the boot step, which only runs when bin/unibus-agent-boot started this agent.
     bootManaged: new Set([SELF_RELEASE]),
     restartSelf: () => o.restartSelf(),
-    refuse: (m) => m.name === SELF_RELEASE && process.env[BOOT_ENV] !== "1"
-      ? domainError("E_NOT_BOOT_MANAGED", `this agent was not started by its boot step (bin/unibus-agent-boot), which is what tries a new ${SELF_RELEASE} and rolls it back; start the agent with it to self-update`)
-      : null,
+    refuse: (m) =>
+      m.name === SELF_RELEASE && process.env[BOOT_ENV] !== "1"
+        ? domainError(
+            "E_NOT_BOOT_MANAGED",
+            `this agent was not started by its boot step (bin/unibus-agent-boot), which is what tries a new ${SELF_RELEASE} and rolls it back; start the agent with it to self-update`,
+          )
+        : null,
     crashAt: crash === "staged" || crash === "switch" || crash === "trial" ? (crash as CrashPoint) : null,
   });
 }

@@ -57,7 +57,16 @@ export function sandboxedSteps(o: StepRunnerOptions): StepRunner {
     const probe = runner.available();
     if (!probe.available) {
       if (!o.allowUnsandboxed) {
-        return { ok: false, code: null, output: "", timedOut: false, refused: { code: "E_SANDBOX_UNAVAILABLE", message: `the ${step.kind} step of ${step.release} must run sandboxed, and bwrap cannot run here (${probe.reason}); start the agent with --allow-unsandboxed-steps to run it unsandboxed` } };
+        return {
+          ok: false,
+          code: null,
+          output: "",
+          timedOut: false,
+          refused: {
+            code: "E_SANDBOX_UNAVAILABLE",
+            message: `the ${step.kind} step of ${step.release} must run sandboxed, and bwrap cannot run here (${probe.reason}); start the agent with --allow-unsandboxed-steps to run it unsandboxed`,
+          },
+        };
       }
       if (!warned) o.log?.(`release steps run unsandboxed (--allow-unsandboxed-steps): ${probe.reason}`);
       warned = true;
@@ -68,11 +77,24 @@ export function sandboxedSteps(o: StepRunnerOptions): StepRunner {
     // Mounts name real paths: a tmpfs on a symlink's path would hide nothing.
     const slot = realpathSync(step.slotDir);
     const hidden = o.hidden.filter((h) => existsSync(h)).map((h) => realpathSync(h));
-    const r = await runner.run({
-      name: `release-${step.release}`, hostname: step.release, command: resolveBin(bin!, slot), args, cwd: slot, env: step.env,
-      writable: step.kind === "install" ? [slot] : [], readOnly: step.kind === "install" ? [] : [slot], hidden,
-      network: sb?.network ?? false, ...(sb?.uid ? { uid: sb.uid } : {}), ...(sb?.gid ? { gid: sb.gid } : {}), limits: sb?.limits ?? defaultLimits(root),
-    }, step.timeoutMs);
+    const r = await runner.run(
+      {
+        name: `release-${step.release}`,
+        hostname: step.release,
+        command: resolveBin(bin!, slot),
+        args,
+        cwd: slot,
+        env: step.env,
+        writable: step.kind === "install" ? [slot] : [],
+        readOnly: step.kind === "install" ? [] : [slot],
+        hidden,
+        network: sb?.network ?? false,
+        ...(sb?.uid ? { uid: sb.uid } : {}),
+        ...(sb?.gid ? { gid: sb.gid } : {}),
+        limits: sb?.limits ?? defaultLimits(root),
+      },
+      step.timeoutMs,
+    );
     const output = r.spawnError ? `${r.output}could not run the step: ${r.spawnError}\n` : r.output;
     return { ok: r.code === 0 && !r.timedOut, code: r.code, output, timedOut: r.timedOut };
   };
@@ -82,11 +104,27 @@ export function sandboxedSteps(o: StepRunnerOptions): StepRunner {
 export function unsandboxedStep(step: Step): Promise<StepResult> {
   const [bin, ...args] = step.command;
   return new Promise((resolve) => {
-    execFile(resolveBin(bin!, step.slotDir), args, { cwd: step.slotDir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...step.env }, timeout: step.timeoutMs, killSignal: "SIGKILL", maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
-      const output = `${stdout}${stderr}`.slice(-4096);
-      if (!err) return resolve({ ok: true, code: 0, output, timedOut: false });
-      const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
-      resolve({ ok: false, code: typeof e.code === "number" ? e.code : null, output: output || e.message, timedOut: e.killed === true });
-    });
+    execFile(
+      resolveBin(bin!, step.slotDir),
+      args,
+      {
+        cwd: step.slotDir,
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...step.env },
+        timeout: step.timeoutMs,
+        killSignal: "SIGKILL",
+        maxBuffer: 1024 * 1024,
+      },
+      (err, stdout, stderr) => {
+        const output = `${stdout}${stderr}`.slice(-4096);
+        if (!err) return resolve({ ok: true, code: 0, output, timedOut: false });
+        const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
+        resolve({
+          ok: false,
+          code: typeof e.code === "number" ? e.code : null,
+          output: output || e.message,
+          timedOut: e.killed === true,
+        });
+      },
+    );
   });
 }

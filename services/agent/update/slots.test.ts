@@ -2,7 +2,19 @@
 // three tries, each try costs one, and at zero the good slot comes back; recovery from any state.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { activeVersion, beginTry, commit, goodVersion, initialSlots, recovery, stage, standby, switchTo, TRIES, type SlotState } from "./slots.ts";
+import {
+  activeVersion,
+  beginTry,
+  commit,
+  goodVersion,
+  initialSlots,
+  recovery,
+  stage,
+  standby,
+  switchTo,
+  TRIES,
+  type SlotState,
+} from "./slots.ts";
 
 const c = (version: string) => ({ version, sha256: "0".repeat(64) });
 

@@ -6,7 +6,10 @@ import type { SlotName } from "../../../schemas/mod.ts";
 
 export const TRIES = 3;
 
-export interface SlotContent { version: string; sha256: string }
+export interface SlotContent {
+  version: string;
+  sha256: string;
+}
 
 export interface Pending {
   attempt: string;
@@ -38,13 +41,17 @@ export function standby(s: SlotState): SlotName {
   return busy === "A" ? "B" : "A";
 }
 
-export const activeVersion = (s: SlotState): string | null => (s.active ? s.slots[s.active]?.version ?? null : null);
-export const goodVersion = (s: SlotState): string | null => (s.good ? s.slots[s.good]?.version ?? null : null);
+export const activeVersion = (s: SlotState): string | null => (s.active ? (s.slots[s.active]?.version ?? null) : null);
+export const goodVersion = (s: SlotState): string | null => (s.good ? (s.slots[s.good]?.version ?? null) : null);
 
 /** The standby slot holds a verified, installed release (its old contents are gone). */
 export function stage(s: SlotState, attempt: string, content: SlotContent): SlotState {
   const slot = standby(s);
-  return { ...s, slots: { ...s.slots, [slot]: content }, pending: { attempt, version: content.version, slot, phase: "staged", tries_left: TRIES } };
+  return {
+    ...s,
+    slots: { ...s.slots, [slot]: content },
+    pending: { attempt, version: content.version, slot, phase: "staged", tries_left: TRIES },
+  };
 }
 
 /** The pointer moves to the staged slot, with TRIES tries to come up healthy. */
@@ -53,7 +60,9 @@ export function switchTo(s: SlotState): SlotState {
   return { ...s, active: s.pending.slot, pending: { ...s.pending, phase: "switched", tries_left: TRIES } };
 }
 
-export type TryDecision = { kind: "try"; state: SlotState; tries_left: number } | { kind: "rollback"; state: SlotState; reason: string };
+export type TryDecision =
+  | { kind: "try"; state: SlotState; tries_left: number }
+  | { kind: "rollback"; state: SlotState; reason: string };
 
 /**
  * One more try of the switched slot (after a switch, a failed probe, or an agent restart during a
@@ -62,8 +71,13 @@ export type TryDecision = { kind: "try"; state: SlotState; tries_left: number } 
 export function beginTry(s: SlotState): TryDecision {
   const p = s.pending;
   if (!p || p.phase !== "switched") throw new Error("no slot on trial");
-  if (p.tries_left <= 0) return { kind: "rollback", state: rollback(s), reason: `the new slot used up its ${TRIES} tries` };
-  return { kind: "try", state: { ...s, pending: { ...p, tries_left: p.tries_left - 1 } }, tries_left: p.tries_left - 1 };
+  if (p.tries_left <= 0)
+    return { kind: "rollback", state: rollback(s), reason: `the new slot used up its ${TRIES} tries` };
+  return {
+    kind: "try",
+    state: { ...s, pending: { ...p, tries_left: p.tries_left - 1 } },
+    tries_left: p.tries_left - 1,
+  };
 }
 
 /** The slot on trial was healthy: it is the good slot now. */

@@ -6,11 +6,29 @@ import { z } from "zod";
 import { SlotName, Slug, Version } from "../../../schemas/mod.ts";
 import { initialSlots, type SlotState } from "./slots.ts";
 
-const Content = z.object({ version: Version, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict().nullable();
-const StateSchema = z.object({
-  v: z.literal(1), release: Slug, active: SlotName.nullable(), good: SlotName.nullable(), slots: z.object({ A: Content, B: Content }).strict(),
-  pending: z.object({ attempt: z.string(), version: Version, slot: SlotName, phase: z.enum(["staged", "switched"]), tries_left: z.number().int().min(0) }).strict().nullable(),
-}).strict();
+const Content = z
+  .object({ version: Version, sha256: z.string().regex(/^[0-9a-f]{64}$/) })
+  .strict()
+  .nullable();
+const StateSchema = z
+  .object({
+    v: z.literal(1),
+    release: Slug,
+    active: SlotName.nullable(),
+    good: SlotName.nullable(),
+    slots: z.object({ A: Content, B: Content }).strict(),
+    pending: z
+      .object({
+        attempt: z.string(),
+        version: Version,
+        slot: SlotName,
+        phase: z.enum(["staged", "switched"]),
+        tries_left: z.number().int().min(0),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict();
 
 export function fsyncDir(dir: string): void {
   const fd = openSync(dir, "r");

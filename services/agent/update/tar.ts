@@ -8,9 +8,19 @@ import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, symlin
 import { join, posix } from "node:path";
 import { gunzipSync } from "node:zlib";
 
-export interface TarEntry { path: string; type: "file" | "dir" | "symlink"; size: number; mode: number; target: string | null; offset: number }
+export interface TarEntry {
+  path: string;
+  type: "file" | "dir" | "symlink";
+  size: number;
+  mode: number;
+  target: string | null;
+  offset: number;
+}
 export type TarProblem = { code: "E_RELEASE_UNSAFE" | "E_RELEASE_TOO_LARGE"; message: string };
-export interface TarLimits { maxBytes: number; maxEntries: number }
+export interface TarLimits {
+  maxBytes: number;
+  maxEntries: number;
+}
 export const DEFAULT_TAR_LIMITS: TarLimits = { maxBytes: 1024 * 1024 * 1024, maxEntries: 100_000 };
 
 const unsafe = (message: string): TarProblem => ({ code: "E_RELEASE_UNSAFE", message });
@@ -61,12 +71,20 @@ function slotPath(raw: string): string | TarProblem {
 }
 
 /** Every entry of the archive (.tar or .tar.gz), checked; nothing is written. */
-export function listTar(archive: Uint8Array, limits: TarLimits = DEFAULT_TAR_LIMITS): { data: Buffer; entries: TarEntry[] } | TarProblem {
+export function listTar(
+  archive: Uint8Array,
+  limits: TarLimits = DEFAULT_TAR_LIMITS,
+): { data: Buffer; entries: TarEntry[] } | TarProblem {
   let data: Buffer;
   try {
-    data = archive[0] === 0x1f && archive[1] === 0x8b ? gunzipSync(archive, { maxOutputLength: limits.maxBytes + 1024 * 1024 }) : Buffer.from(archive);
+    data =
+      archive[0] === 0x1f && archive[1] === 0x8b
+        ? gunzipSync(archive, { maxOutputLength: limits.maxBytes + 1024 * 1024 })
+        : Buffer.from(archive);
   } catch (err) {
-    return /maxOutputLength|buffer/i.test(String(err)) ? { code: "E_RELEASE_TOO_LARGE", message: `the archive unpacks to more than ${limits.maxBytes} bytes` } : unsafe("the archive is not valid gzip");
+    return /maxOutputLength|buffer/i.test(String(err))
+      ? { code: "E_RELEASE_TOO_LARGE", message: `the archive unpacks to more than ${limits.maxBytes} bytes` }
+      : unsafe("the archive is not valid gzip");
   }
   const entries: TarEntry[] = [];
   let total = 0;
@@ -87,10 +105,19 @@ export function listTar(archive: Uint8Array, limits: TarLimits = DEFAULT_TAR_LIM
     if (next > data.length) return unsafe("the archive is truncated");
     const content = data.subarray(body, body + size);
     off = next;
-    if (type === "x") { pax = paxRecords(content); continue; }
+    if (type === "x") {
+      pax = paxRecords(content);
+      continue;
+    }
     if (type === "g") continue;
-    if (type === "L") { longName = content.toString("utf8").replace(/\0+$/, ""); continue; }
-    if (type === "K") { longLink = content.toString("utf8").replace(/\0+$/, ""); continue; }
+    if (type === "L") {
+      longName = content.toString("utf8").replace(/\0+$/, "");
+      continue;
+    }
+    if (type === "K") {
+      longLink = content.toString("utf8").replace(/\0+$/, "");
+      continue;
+    }
     const prefix = field(h, 345, 155);
     const rawName = pax.get("path") ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
     const rawLink = pax.get("linkpath") ?? longLink ?? field(h, 157, 100);
@@ -100,25 +127,31 @@ export function listTar(archive: Uint8Array, limits: TarLimits = DEFAULT_TAR_LIM
     longLink = null;
     const path = slotPath(rawName);
     if (typeof path !== "string") return path;
-    if (entries.length >= limits.maxEntries) return { code: "E_RELEASE_TOO_LARGE", message: `the archive holds more than ${limits.maxEntries} entries` };
+    if (entries.length >= limits.maxEntries)
+      return { code: "E_RELEASE_TOO_LARGE", message: `the archive holds more than ${limits.maxEntries} entries` };
     const mode = (octal(h, 100, 8) ?? 0o644) & 0o777;
     if (type === "0" || type === "\0" || type === "7") {
       if (path === "") return unsafe("a file entry has no name");
       if (realSize !== size) return unsafe(`entry ${path}: its pax size disagrees with its header`);
       total += size;
-      if (total > limits.maxBytes) return { code: "E_RELEASE_TOO_LARGE", message: `the archive unpacks to more than ${limits.maxBytes} bytes` };
+      if (total > limits.maxBytes)
+        return { code: "E_RELEASE_TOO_LARGE", message: `the archive unpacks to more than ${limits.maxBytes} bytes` };
       entries.push({ path, type: "file", size, mode, target: null, offset: body });
     } else if (type === "5") {
       if (path !== "") entries.push({ path, type: "dir", size: 0, mode, target: null, offset: body });
     } else if (type === "2") {
       if (path === "") return unsafe("a symlink entry has no name");
-      if (rawLink.startsWith("/")) return unsafe(`symlink ${path} points to the absolute path ${rawLink}, out of the slot`);
-      if (rawLink === "" || rawLink.split("/").includes("..")) return unsafe(`symlink ${path} points to ${rawLink}: links may only point down into the slot (no ..)`);
+      if (rawLink.startsWith("/"))
+        return unsafe(`symlink ${path} points to the absolute path ${rawLink}, out of the slot`);
+      if (rawLink === "" || rawLink.split("/").includes(".."))
+        return unsafe(`symlink ${path} points to ${rawLink}: links may only point down into the slot (no ..)`);
       entries.push({ path, type: "symlink", size: 0, mode, target: rawLink, offset: body });
     } else if (type === "1") {
       return unsafe(`entry ${path} is a hard link (to ${rawLink}); releases may not hold hard links`);
     } else {
-      return unsafe(`entry ${path} is of tar type ${JSON.stringify(type)} (device, fifo or unknown); only files, directories and symlinks are unpacked`);
+      return unsafe(
+        `entry ${path} is of tar type ${JSON.stringify(type)} (device, fifo or unknown); only files, directories and symlinks are unpacked`,
+      );
     }
   }
   const seen = new Set<string>();
@@ -142,7 +175,8 @@ function realParents(root: string, rel: string): TarProblem | null {
       mkdirSync(at, { mode: 0o755 });
       continue;
     }
-    if (!st.isDirectory()) return unsafe(`entry ${rel} would be written through ${posix.relative(root, at)}, which is not a directory`);
+    if (!st.isDirectory())
+      return unsafe(`entry ${rel} would be written through ${posix.relative(root, at)}, which is not a directory`);
   }
   return null;
 }
@@ -158,7 +192,11 @@ export function unpackTar(listed: { data: Buffer; entries: TarEntry[] }, root: s
       symlinkSync(e.target!, to);
       continue;
     }
-    const fd = openSync(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, e.mode & 0o755);
+    const fd = openSync(
+      to,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      e.mode & 0o755,
+    );
     try {
       let done = 0;
       while (done < e.size) done += writeSync(fd, listed.data, e.offset + done, e.size - done);
@@ -168,7 +206,8 @@ export function unpackTar(listed: { data: Buffer; entries: TarEntry[] }, root: s
       closeSync(fd);
     }
   }
-  for (const d of new Set(listed.entries.map((e) => e.path.split("/").slice(0, -1).join("/")))) syncDir(d === "" ? root : join(root, d));
+  for (const d of new Set(listed.entries.map((e) => e.path.split("/").slice(0, -1).join("/"))))
+    syncDir(d === "" ? root : join(root, d));
   return null;
 }
 

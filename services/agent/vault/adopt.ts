@@ -18,7 +18,10 @@ import { sealColdStart } from "./cold-start.ts";
 import { OwnerVault } from "./owner.ts";
 
 export class AdoptError extends Error {
-  constructor(readonly code: "E_NOT_ENROLLED" | "E_ADOPT" | "E_TOO_FEW_PEERS" | "E_UNAVAILABLE", message: string) {
+  constructor(
+    readonly code: "E_NOT_ENROLLED" | "E_ADOPT" | "E_TOO_FEW_PEERS" | "E_UNAVAILABLE",
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -35,7 +38,14 @@ export interface AdoptOptions {
   threshold?: number | null;
 }
 
-export interface Adopted { node: string; epoch: number; k: number; n: number; cold_start: boolean; removed: string }
+export interface Adopted {
+  node: string;
+  epoch: number;
+  k: number;
+  n: number;
+  cold_start: boolean;
+  removed: string;
+}
 
 /** 64 hex digits from a 0600 file into 32 bytes, without a string holding them. */
 export function readHexKey(path: string): Uint8Array {
@@ -62,32 +72,53 @@ async function connectAsNode(store: NodeStore, timeoutMs: number) {
   const config = store.enrolled();
   if (!config) throw new AdoptError("E_NOT_ENROLLED", `${store.dir} holds no enrollment; run unibus-agent join first`);
   const { signer } = store.keys();
-  const nc: NatsConnection = await connectNats({ servers: config.urls, name: `unibus-agent ${config.node} adopt-key`, creds: store.creds(), caFile: store.path("ca"), inboxPrefix: inboxPrefix(signer.publicKey) });
+  const nc: NatsConnection = await connectNats({
+    servers: config.urls,
+    name: `unibus-agent ${config.node} adopt-key`,
+    creds: store.creds(),
+    caFile: store.path("ca"),
+    inboxPrefix: inboxPrefix(signer.publicKey),
+  });
   const ask = async (action: string, args: Record<string, unknown>): Promise<Reply> => {
     const cmd = signCommand({ action, args, actor: { id: nodeActorId(config.node), key: signer.publicKey } }, signer);
-    return Reply.parse((await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: timeoutMs })).json());
+    return Reply.parse(
+      (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: timeoutMs })).json(),
+    );
   };
-  const request = async (subject: string, payload: string, timeout: number) => (await nc.request(subject, payload, { timeout })).json();
+  const request = async (subject: string, payload: string, timeout: number) =>
+    (await nc.request(subject, payload, { timeout })).json();
   return { nc, node: config.node, signer, ask, request };
 }
 
 export async function adoptKey(o: AdoptOptions): Promise<Adopted> {
-  if (!existsSync(o.from)) throw new AdoptError("E_ADOPT", `${o.from} does not exist (already adopted? then nothing is left to do)`);
+  if (!existsSync(o.from))
+    throw new AdoptError("E_ADOPT", `${o.from} does not exist (already adopted? then nothing is left to do)`);
   const key = readHexKey(o.from);
   const link = await connectAsNode(o.store, o.timeoutMs ?? 10_000);
   const vault = new OwnerVault({
-    node: link.node, dir: o.store.dir, signer: link.signer, ask: link.ask, request: link.request, log: o.log,
-    adoptKey: () => key.slice(), minGuardians: o.minGuardians ?? 4, threshold: o.threshold ?? null, backoffUnitMs: 200,
+    node: link.node,
+    dir: o.store.dir,
+    signer: link.signer,
+    ask: link.ask,
+    request: link.request,
+    log: o.log,
+    adoptKey: () => key.slice(),
+    minGuardians: o.minGuardians ?? 4,
+    threshold: o.threshold ?? null,
+    backoffUnitMs: 200,
   });
   try {
     await intoVault(vault, link.node, key, link.ask, o.log);
     if (o.operatorKey) await sealColdStart(o.store.dir, key, o.operatorKey);
     // The proof the peers hold it: the key rebuilt from K+1 guardians is the file's, byte for byte.
     const same = await vault.withKey(async (k) => k.length === key.length && timingSafeEqual(k, key));
-    if (!same) throw new AdoptError("E_ADOPT", "the key rebuilt from the guardians is not the file's; the file is kept");
+    if (!same)
+      throw new AdoptError("E_ADOPT", "the key rebuilt from the guardians is not the file's; the file is kept");
     const { epoch, k, n } = vault.info();
     wipeFile(o.from);
-    o.log(`vault: ${link.node}'s JetStream key is now its data key, held by ${n} guardians (K=${k}); ${o.from} is wiped`);
+    o.log(
+      `vault: ${link.node}'s JetStream key is now its data key, held by ${n} guardians (K=${k}); ${o.from} is wiped`,
+    );
     return { node: link.node, epoch, k, n, cold_start: Boolean(o.operatorKey), removed: o.from };
   } finally {
     key.fill(0);
@@ -97,12 +128,26 @@ export async function adoptKey(o: AdoptOptions): Promise<Adopted> {
 }
 
 /** Distributes the key unless a distribution of this very key is there already (a rerun). */
-async function intoVault(vault: OwnerVault, node: string, key: Uint8Array, ask: (a: string, args: Record<string, unknown>) => Promise<Reply>, log: (l: string) => void): Promise<void> {
+async function intoVault(
+  vault: OwnerVault,
+  node: string,
+  key: Uint8Array,
+  ask: (a: string, args: Record<string, unknown>) => Promise<Reply>,
+  log: (l: string) => void,
+): Promise<void> {
   const disk = vault.disk;
   if (disk.exists()) {
     const file = disk.read();
-    if (file.genesis) throw new AdoptError("E_ADOPT", `${node}'s vault is still a genesis vault; adopt a key before making one, or once it is handed over`);
-    if (!fitsCommitment(key, node, file.commitment)) throw new AdoptError("E_ADOPT", `${node} already has a vault with another data key; its JetStream key cannot be adopted into it`);
+    if (file.genesis)
+      throw new AdoptError(
+        "E_ADOPT",
+        `${node}'s vault is still a genesis vault; adopt a key before making one, or once it is handed over`,
+      );
+    if (!fitsCommitment(key, node, file.commitment))
+      throw new AdoptError(
+        "E_ADOPT",
+        `${node} already has a vault with another data key; its JetStream key cannot be adopted into it`,
+      );
     log(`vault: ${node}'s vault already holds this key; checking the guardians`);
     return;
   }
@@ -110,10 +155,20 @@ async function intoVault(vault: OwnerVault, node: string, key: Uint8Array, ask: 
   if (!r.ok) throw new AdoptError("E_UNAVAILABLE", `membershipd refused vault.plan: ${r.error.message}`);
   const plan = PlanResult.parse(r.result);
   if (plan.distribution) {
-    if (!fitsCommitment(key, node, plan.distribution.commitment)) throw new AdoptError("E_ADOPT", `membershipd holds a distribution of another key of ${node} (epoch ${plan.distribution.epoch})`);
+    if (!fitsCommitment(key, node, plan.distribution.commitment))
+      throw new AdoptError(
+        "E_ADOPT",
+        `membershipd holds a distribution of another key of ${node} (epoch ${plan.distribution.epoch})`,
+      );
     // A crash after the distribution, before vault.json: finish it.
     if (!existsSync(disk.path("store")) || !(await disk.openStore(key, node))) await disk.writeStore(key, node, {});
-    disk.write({ v: 1, owner: node, commitment: plan.distribution.commitment, created_at: new Date().toISOString(), genesis: false });
+    disk.write({
+      v: 1,
+      owner: node,
+      commitment: plan.distribution.commitment,
+      created_at: new Date().toISOString(),
+      genesis: false,
+    });
     log(`vault: resumed an adoption: ${node}'s key was distributed already (epoch ${plan.distribution.epoch})`);
     return;
   }
@@ -122,6 +177,7 @@ async function intoVault(vault: OwnerVault, node: string, key: Uint8Array, ask: 
     await new Promise((res) => setTimeout(res, 100));
     const s = vault.info();
     if (s.state === "unlocked") return;
-    if (s.state === "waiting-for-peers") throw new AdoptError("E_TOO_FEW_PEERS", s.problem ?? "too few peers to hold the key");
+    if (s.state === "waiting-for-peers")
+      throw new AdoptError("E_TOO_FEW_PEERS", s.problem ?? "too few peers to hold the key");
   }
 }

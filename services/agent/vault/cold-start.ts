@@ -25,10 +25,15 @@ import { VaultDisk } from "./local.ts";
 
 export const COLD_START_FILE = "cold-start.key";
 
-const ColdStartFile = z.object({ v: z.literal(1), operator: z.string().regex(/^X[A-Z2-7]{55}$/), sealed: z.string() }).strict();
+const ColdStartFile = z
+  .object({ v: z.literal(1), operator: z.string().regex(/^X[A-Z2-7]{55}$/), sealed: z.string() })
+  .strict();
 
 export class ColdStartError extends Error {
-  constructor(readonly code: "E_NO_COLD_START" | "E_SHARE_MISMATCH" | "E_BAD_REQUEST", message: string) {
+  constructor(
+    readonly code: "E_NO_COLD_START" | "E_SHARE_MISMATCH" | "E_BAD_REQUEST",
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -44,20 +49,38 @@ export function hasColdStart(dir: string): boolean {
 
 /** The node's side: the request, then (given the operator's answer) the key into the hand-off. */
 export async function coldUnlock(o: {
-  node: string; dir: string; handoff: KeyHandoff; answer: (request: string) => Promise<string>;
+  node: string;
+  dir: string;
+  handoff: KeyHandoff;
+  answer: (request: string) => Promise<string>;
 }): Promise<void> {
   const disk = new VaultDisk(o.dir);
-  if (!disk.exists() || !hasColdStart(o.dir)) throw new ColdStartError("E_NO_COLD_START", `${o.dir} holds no vault with a cold-start copy (unibus-agent vault adopt-key --operator-key makes one)`);
+  if (!disk.exists() || !hasColdStart(o.dir))
+    throw new ColdStartError(
+      "E_NO_COLD_START",
+      `${o.dir} holds no vault with a cold-start copy (unibus-agent vault adopt-key --operator-key makes one)`,
+    );
   const cold = ColdStartFile.parse(JSON.parse(readFileSync(join(o.dir, COLD_START_FILE), "utf8")));
   const { commitment } = disk.read();
   const eph = await ephemeralPair();
   try {
-    const request = ColdStartRequest.parse({ v: 1, node: o.node, operator: cold.operator, sealed: cold.sealed, commitment, ephemeral: toBase64Url(eph.publicKey) });
+    const request = ColdStartRequest.parse({
+      v: 1,
+      node: o.node,
+      operator: cold.operator,
+      sealed: cold.sealed,
+      commitment,
+      ephemeral: toBase64Url(eph.publicKey),
+    });
     const answer = (await o.answer(JSON.stringify(request))).trim();
     const key = await openSealed(answer, eph);
     if (!key) throw new ColdStartError("E_BAD_REQUEST", "the answer is not sealed to this request's key");
     try {
-      if (!fitsCommitment(key, o.node, commitment)) throw new ColdStartError("E_SHARE_MISMATCH", `that is not ${o.node}'s data key (it does not fit the commitment)`);
+      if (!fitsCommitment(key, o.node, commitment))
+        throw new ColdStartError(
+          "E_SHARE_MISMATCH",
+          `that is not ${o.node}'s data key (it does not fit the commitment)`,
+        );
       o.handoff.giveAtRest(key);
     } finally {
       key.fill(0);

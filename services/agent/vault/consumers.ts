@@ -43,7 +43,9 @@ export class KeyConsumers {
       this.o.handoff.prepare();
       this.active = true;
     } catch (err) {
-      this.o.log(`vault: ${(err as Error).message}; no key is handed to services or membershipd [${(err as { code?: string }).code}]`);
+      this.o.log(
+        `vault: ${(err as Error).message}; no key is handed to services or membershipd [${(err as { code?: string }).code}]`,
+      );
     }
   }
 
@@ -65,7 +67,10 @@ export class KeyConsumers {
     if (!this.active) return;
     try {
       const consumers = this.consumers();
-      this.o.handoff.giveServices(key, consumers.map((c) => ({ name: c.name, ...serviceIdentity(c) })));
+      this.o.handoff.giveServices(
+        key,
+        consumers.map((c) => ({ name: c.name, ...serviceIdentity(c) })),
+      );
       for (const c of consumers.filter((c) => c.luks)) {
         const r = await openLuks(c.luks!, key, { allowed: this.o.allowLuks });
         if (!r.ok) {
@@ -98,7 +103,8 @@ export class KeyConsumers {
   /** membershipd asked (it restarted, or it started after the unlock): the key once more. */
   private answerMembershipd(): void {
     if (this.giving || !this.vault || this.vault.info().state !== "unlocked" || !this.o.handoff.atRestWanted()) return;
-    this.giving = this.vault.useKey(async (key) => this.giveAtRest(key))
+    this.giving = this.vault
+      .useKey(async (key) => this.giveAtRest(key))
       .catch((err) => this.o.log(`vault: could not hand membershipd its key: ${(err as Error).message}`))
       .finally(() => (this.giving = null));
   }

@@ -8,9 +8,27 @@
 // bucket. The guardian opens the share, seals it to the ephemeral key, answers, and zeroes the
 // opened share and its own secret key before the handler returns.
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { FetchResult, Reply, SHARE_ACTION, ShareReleaseResult, ShareRequestArgs, nodeActorId, vaultShareSubject, type CommandEnvelope } from "../../../schemas/mod.ts";
 import {
-  CLOCK_WINDOW_MS, checkCommandFront, checkCommandSignature, domainError, errorReply, fromBase64Url, kexPairFromSeed, openSealed, sealTo, zodMessage,
+  FetchResult,
+  Reply,
+  SHARE_ACTION,
+  ShareReleaseResult,
+  ShareRequestArgs,
+  nodeActorId,
+  vaultShareSubject,
+  type CommandEnvelope,
+} from "../../../schemas/mod.ts";
+import {
+  CLOCK_WINDOW_MS,
+  checkCommandFront,
+  checkCommandSignature,
+  domainError,
+  errorReply,
+  fromBase64Url,
+  kexPairFromSeed,
+  openSealed,
+  sealTo,
+  zodMessage,
 } from "../../core/mod.ts";
 import { TokenBuckets, type RateLimit } from "./pacing.ts";
 
@@ -58,21 +76,29 @@ class SeenNonces {
   }
 }
 
-const rateLimited = (owner: string) => errorReply(domainError("E_RATE_LIMITED", `${owner} asked for its share too often; wait and retry`));
+const rateLimited = (owner: string) =>
+  errorReply(domainError("E_RATE_LIMITED", `${owner} asked for its share too often; wait and retry`));
 
-export async function handleShareRequest(raw: Uint8Array, o: GuardianOptions, state: { nonces: SeenNonces; buckets: TokenBuckets }): Promise<Reply> {
+export async function handleShareRequest(
+  raw: Uint8Array,
+  o: GuardianOptions,
+  state: { nonces: SeenNonces; buckets: TokenBuckets },
+): Promise<Reply> {
   const now = o.now ?? Date.now;
   const front = checkCommandFront(raw, SHARE_ACTION, now());
   if (!front.ok) return errorReply(front.error);
   const cmd: CommandEnvelope = front.command;
   const parsed = ShareRequestArgs.safeParse(cmd.args);
-  if (!parsed.success) return errorReply(domainError("E_BAD_REQUEST", `bad arguments for ${SHARE_ACTION}: ${zodMessage(parsed.error)}`));
+  if (!parsed.success)
+    return errorReply(domainError("E_BAD_REQUEST", `bad arguments for ${SHARE_ACTION}: ${zodMessage(parsed.error)}`));
   const a = parsed.data;
   if (a.guardian !== o.node) return refuse(`this guardian is ${o.node}, not ${a.guardian}`);
-  if (cmd.actor.id !== nodeActorId(a.owner)) return refuse(`${cmd.actor.id} asked for ${a.owner}'s share; a node gets only its own shares`);
+  if (cmd.actor.id !== nodeActorId(a.owner))
+    return refuse(`${cmd.actor.id} asked for ${a.owner}'s share; a node gets only its own shares`);
   const badSig = checkCommandSignature(cmd);
   if (badSig) return errorReply(badSig);
-  if (!state.nonces.claim(cmd.actor.key, cmd.nonce)) return errorReply(domainError("E_NONCE_REUSED", "this request was already answered"));
+  if (!state.nonces.claim(cmd.actor.key, cmd.nonce))
+    return errorReply(domainError("E_NONCE_REUSED", "this request was already answered"));
   // Looked at, not spent: the request is not known to be the owner's yet.
   if (!state.buckets.allows(a.owner)) return rateLimited(a.owner);
 
@@ -90,7 +116,8 @@ export async function handleShareRequest(raw: Uint8Array, o: GuardianOptions, st
   let share: Uint8Array | null = null;
   try {
     share = await openSealed(f.data.sealed, pair);
-    if (!share) return errorReply(domainError("E_INTERNAL", `the stored share of ${a.owner} does not open with ${o.node}'s key`));
+    if (!share)
+      return errorReply(domainError("E_INTERNAL", `the stored share of ${a.owner} does not open with ${o.node}'s key`));
     o.tamper?.(share);
     const sealed = await sealTo(fromBase64Url(a.ephemeral), share);
     return { ok: true, result: ShareReleaseResult.parse({ guardian: o.node, epoch: a.epoch, sealed }) };
@@ -109,7 +136,9 @@ export function startGuardian(nc: NatsConnection, o: GuardianOptions): Guardian 
     callback: (err, msg: Msg) => {
       if (err || !msg.reply) return;
       void handleShareRequest(msg.data, o, state)
-        .catch((e) => errorReply(domainError("E_UNAVAILABLE", `the guardian could not reach membershipd: ${(e as Error).message}`)))
+        .catch((e) =>
+          errorReply(domainError("E_UNAVAILABLE", `the guardian could not reach membershipd: ${(e as Error).message}`)),
+        )
         .then((reply) => {
           if (reply.ok) g.released++;
           else {

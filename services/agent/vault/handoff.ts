@@ -13,7 +13,11 @@ import { join } from "node:path";
 import type { VaultInfo } from "../../../schemas/mod.ts";
 import { prepareKeyDir, wantPath, vaultStatePath, wipeFile, writeKeyFile } from "../../bus/mod.ts";
 
-export interface KeyConsumer { name: string; uid: number; gid: number }
+export interface KeyConsumer {
+  name: string;
+  uid: number;
+  gid: number;
+}
 
 /** The agent's runtime directory for keys. */
 export function keyRuntimeDir(node: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -36,7 +40,10 @@ export function hexLine(key: Uint8Array): Uint8Array {
 export class KeyHandoff {
   private readonly given = new Set<string>();
 
-  constructor(readonly dir: string, private readonly root = process.getuid?.() === 0) {}
+  constructor(
+    readonly dir: string,
+    private readonly root = process.getuid?.() === 0,
+  ) {}
 
   get atRestPath(): string {
     return join(this.dir, "at-rest.key");
@@ -92,7 +99,15 @@ export class KeyHandoff {
     if (!existsSync(this.dir)) return;
     const path = vaultStatePath(this.atRestPath);
     const tmp = `${path}.${process.pid}.tmp`;
-    const shown = { state: info.state, reachable: info.reachable, k: info.k, n: info.n, next_retry_ms: info.next_retry_ms, problem: info.problem, at: new Date().toISOString() };
+    const shown = {
+      state: info.state,
+      reachable: info.reachable,
+      k: info.k,
+      n: info.n,
+      next_retry_ms: info.next_retry_ms,
+      problem: info.problem,
+      at: new Date().toISOString(),
+    };
     writeFileSync(tmp, JSON.stringify(shown) + "\n", { mode: 0o600 });
     renameSync(tmp, path);
   }

@@ -12,12 +12,22 @@ import { replaceSecretFile } from "../../bus/mod.ts";
 export const VAULT_FILES = { vault: "vault.json", store: "secrets.enc", genesis: "genesis.key" } as const;
 
 /** `genesis`: the key is still kept under the operator's key (genesis.key), not yet by peers. */
-export const VaultFile = z.object({ v: z.literal(1), owner: Slug, commitment: Commitment, created_at: z.string(), genesis: z.boolean().default(false) }).strict();
+export const VaultFile = z
+  .object({
+    v: z.literal(1),
+    owner: Slug,
+    commitment: Commitment,
+    created_at: z.string(),
+    genesis: z.boolean().default(false),
+  })
+  .strict();
 /**
  * genesis.key: the data key sealed to the operator's X25519 (curve nkey) public key, and when that
  * key derives from a passphrase, the KDF and salt to derive it again (public, like the key).
  */
-export const GenesisFile = z.object({ v: z.literal(1), operator: CurvePublicKey, sealed: z.string(), kdf: GenesisKdf.nullable().default(null) }).strict();
+export const GenesisFile = z
+  .object({ v: z.literal(1), operator: CurvePublicKey, sealed: z.string(), kdf: GenesisKdf.nullable().default(null) })
+  .strict();
 export type GenesisFile = z.infer<typeof GenesisFile>;
 export type VaultFile = z.infer<typeof VaultFile>;
 
@@ -44,7 +54,10 @@ export class VaultDisk {
   }
 
   write(file: VaultFile): void {
-    replaceSecretFile(this.path("vault"), new TextEncoder().encode(JSON.stringify(VaultFile.parse(file), null, 2) + "\n"));
+    replaceSecretFile(
+      this.path("vault"),
+      new TextEncoder().encode(JSON.stringify(VaultFile.parse(file), null, 2) + "\n"),
+    );
   }
 
   readGenesis(): GenesisFile {

@@ -13,19 +13,24 @@ function unavailable(): string | null {
   const refused = luksRefusal(true);
   if (refused) return refused;
   if (!existsSync("/usr/sbin/mkfs.ext4")) return "mkfs.ext4 is not installed";
-  if (!readFileSync("/proc/misc", "utf8").includes("device-mapper")) return "the kernel has no device-mapper here (dm_mod is not loaded and cannot be in this sandbox): LUKS is built but not exercised";
+  if (!readFileSync("/proc/misc", "utf8").includes("device-mapper"))
+    return "the kernel has no device-mapper here (dm_mod is not loaded and cannot be in this sandbox): LUKS is built but not exercised";
   if (spawnSync("losetup", ["-f"]).status !== 0) return "no free loop device";
   return null;
 }
 const why = unavailable();
 
 test("refused unless allowed, as root, with cryptsetup", async () => {
-  const r = await openLuks({ device: "/dev/null", name: "unibus-never", mount: "/nonexistent" }, new Uint8Array(32), { allowed: false });
+  const r = await openLuks({ device: "/dev/null", name: "unibus-never", mount: "/nonexistent" }, new Uint8Array(32), {
+    allowed: false,
+  });
   assert.deepEqual([r.ok, !r.ok && r.code], [false, "E_LUKS_NOT_ALLOWED"]);
   assert.match(luksRefusal(true, "/nonexistent/cryptsetup") ?? luksRefusal(true) ?? "", /cryptsetup|root/);
 });
 
-test("a loop device formatted, opened and mounted with the data key; another key does not open it", { skip: why ? `skipped: ${why}` : false }, async () => {
+test("a loop device formatted, opened and mounted with the data key; another key does not open it", {
+  skip: why ? `skipped: ${why}` : false,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), "unibus-luks-"));
   const img = join(dir, "disk.img");
   execFileSync("truncate", ["-s", "64M", img]);

@@ -9,9 +9,16 @@ import { existsSync, readFileSync } from "node:fs";
 
 export const CRYPTSETUP = "/usr/sbin/cryptsetup";
 
-export interface LuksTarget { device: string; name: string; format?: boolean; mount: string }
+export interface LuksTarget {
+  device: string;
+  name: string;
+  format?: boolean;
+  mount: string;
+}
 
-export type LuksResult = { ok: true; mapper: string } | { ok: false; code: "E_LUKS_NOT_ALLOWED" | "E_LUKS"; message: string };
+export type LuksResult =
+  | { ok: true; mapper: string }
+  | { ok: false; code: "E_LUKS_NOT_ALLOWED" | "E_LUKS"; message: string };
 
 /** Why this agent may not open LUKS devices, or null when it may. */
 export function luksRefusal(allowed: boolean, cryptsetup = CRYPTSETUP): string | null {
@@ -21,9 +28,16 @@ export function luksRefusal(allowed: boolean, cryptsetup = CRYPTSETUP): string |
   return null;
 }
 
-function run(cryptsetup: string, args: string[], stdin: Uint8Array | null): Promise<{ code: number | null; stderr: string }> {
+function run(
+  cryptsetup: string,
+  args: string[],
+  stdin: Uint8Array | null,
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(cryptsetup, args, { stdio: ["pipe", "ignore", "pipe"], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+    const p = spawn(cryptsetup, args, {
+      stdio: ["pipe", "ignore", "pipe"],
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    });
     let stderr = "";
     p.stderr!.on("data", (d) => (stderr += d));
     p.once("error", (e) => resolve({ code: null, stderr: e.message }));
@@ -33,16 +47,29 @@ function run(cryptsetup: string, args: string[], stdin: Uint8Array | null): Prom
   });
 }
 
-export async function openLuks(t: LuksTarget, key: Uint8Array, o: { allowed: boolean; cryptsetup?: string }): Promise<LuksResult> {
+export async function openLuks(
+  t: LuksTarget,
+  key: Uint8Array,
+  o: { allowed: boolean; cryptsetup?: string },
+): Promise<LuksResult> {
   const cs = o.cryptsetup ?? CRYPTSETUP;
   const refused = luksRefusal(o.allowed, cs);
   if (refused) return { ok: false, code: "E_LUKS_NOT_ALLOWED", message: `cannot open ${t.device}: ${refused}` };
   const mapper = `/dev/mapper/${t.name}`;
-  const fail = (what: string, stderr: string): LuksResult => ({ ok: false, code: "E_LUKS", message: `${what} failed: ${stderr}` });
+  const fail = (what: string, stderr: string): LuksResult => ({
+    ok: false,
+    code: "E_LUKS",
+    message: `${what} failed: ${stderr}`,
+  });
   let fresh = false;
   if (!existsSync(mapper)) {
     if ((await run(cs, ["isLuks", t.device], null)).code !== 0) {
-      if (!t.format) return { ok: false, code: "E_LUKS", message: `${t.device} is not a LUKS device (set luks.format to format it with the data key)` };
+      if (!t.format)
+        return {
+          ok: false,
+          code: "E_LUKS",
+          message: `${t.device} is not a LUKS device (set luks.format to format it with the data key)`,
+        };
       const f = await run(cs, ["luksFormat", "--batch-mode", "--type", "luks2", "--key-file", "-", t.device], key);
       if (f.code !== 0) return fail(`cryptsetup luksFormat ${t.device}`, f.stderr);
       fresh = true;
@@ -67,5 +94,7 @@ export async function closeLuks(t: LuksTarget, cryptsetup = CRYPTSETUP): Promise
 }
 
 function isMounted(point: string): boolean {
-  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === point);
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .some((l) => l.split(" ")[4] === point);
 }

@@ -16,18 +16,43 @@
 // with GenesisHandover, deletes genesis.key and zeroes it; from then on it unlocks from its peers.
 import { randomInt } from "node:crypto";
 import {
-  PlanResult, Reply, SHARE_ACTION, ShareReleaseResult, nodeActorId, vaultShareSubject, type Commitment, type PlanResult as Plan, type VaultInfo,
+  PlanResult,
+  Reply,
+  SHARE_ACTION,
+  ShareReleaseResult,
+  nodeActorId,
+  vaultShareSubject,
+  type Commitment,
+  type PlanResult as Plan,
+  type VaultInfo,
 } from "../../../schemas/mod.ts";
 import {
-  commitTo, curvePublicRaw, ephemeralPair, fitsCommitment, newDataKey, openSealed, parseGenesisKey, rebuild, sealTo, signCommand, splitKey, thresholdFor, toBase64Url, zeroShares,
-  type Share, type Signer,
+  commitTo,
+  curvePublicRaw,
+  ephemeralPair,
+  fitsCommitment,
+  newDataKey,
+  openSealed,
+  parseGenesisKey,
+  rebuild,
+  sealTo,
+  signCommand,
+  splitKey,
+  thresholdFor,
+  toBase64Url,
+  zeroShares,
+  type Share,
+  type Signer,
 } from "../../core/mod.ts";
 import { VaultDisk, type Secrets } from "./local.ts";
 import { unlockBackoff } from "./pacing.ts";
 import { needsReshare } from "./reshare.ts";
 
 export class VaultError extends Error {
-  constructor(readonly code: "E_TOO_FEW_PEERS" | "E_SHARE_MISMATCH" | "E_VAULT_LOCKED" | "E_UNAVAILABLE" | "E_EPOCH", message: string) {
+  constructor(
+    readonly code: "E_TOO_FEW_PEERS" | "E_SHARE_MISMATCH" | "E_VAULT_LOCKED" | "E_UNAVAILABLE" | "E_EPOCH",
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -61,7 +86,11 @@ export interface OwnerVaultOptions {
   adoptKey?: () => Uint8Array;
 }
 
-export interface Attempt { reachable: number; asked: number; bad: string[] }
+export interface Attempt {
+  reachable: number;
+  asked: number;
+  bad: string[];
+}
 
 function shuffled<T>(xs: readonly T[]): T[] {
   const a = [...xs];
@@ -74,7 +103,17 @@ function shuffled<T>(xs: readonly T[]): T[] {
 
 export class OwnerVault {
   readonly disk: VaultDisk;
-  private status: VaultInfo = { state: "off", epoch: 0, k: 0, n: 0, reachable: 0, attempts: 0, next_retry_ms: null, mismatches: [], problem: null };
+  private status: VaultInfo = {
+    state: "off",
+    epoch: 0,
+    k: 0,
+    n: 0,
+    reachable: 0,
+    attempts: 0,
+    next_retry_ms: null,
+    mismatches: [],
+    problem: null,
+  };
   private unlockedSecrets: Secrets | null = null;
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
@@ -177,8 +216,13 @@ export class OwnerVault {
     const plan = await this.plan();
     const min = this.minPeers();
     if (plan.peers.length < min && this.o.genesisKey && !plan.distribution) return await this.createGenesis();
-    if (plan.peers.length < min) throw new VaultError("E_TOO_FEW_PEERS", `${plan.peers.length} peers can guard this node's key; it needs ${min}`);
-    if (plan.distribution) throw new VaultError("E_EPOCH", `membershipd already holds a distribution of ${this.o.node}'s key (epoch ${plan.distribution.epoch}) but this node has no vault.json`);
+    if (plan.peers.length < min)
+      throw new VaultError("E_TOO_FEW_PEERS", `${plan.peers.length} peers can guard this node's key; it needs ${min}`);
+    if (plan.distribution)
+      throw new VaultError(
+        "E_EPOCH",
+        `membershipd already holds a distribution of ${this.o.node}'s key (epoch ${plan.distribution.epoch}) but this node has no vault.json`,
+      );
     const key = this.o.adoptKey?.() ?? newDataKey();
     try {
       const commitment = commitTo(key, this.o.node);
@@ -195,16 +239,27 @@ export class OwnerVault {
 
   private async createGenesis(): Promise<void> {
     const spec = parseGenesisKey(this.o.genesisKey!);
-    if (!spec) throw new VaultError("E_VAULT_LOCKED", "the genesis key is neither a curve public key (X…) nor a scrypt:…:X… spec");
+    if (!spec)
+      throw new VaultError(
+        "E_VAULT_LOCKED",
+        "the genesis key is neither a curve public key (X…) nor a scrypt:…:X… spec",
+      );
     const key = this.o.adoptKey?.() ?? newDataKey();
     const commitment = commitTo(key, this.o.node);
     await this.disk.writeStore(key, this.o.node, this.o.initialSecrets ?? {});
-    this.disk.writeGenesis({ v: 1, operator: spec.operator, kdf: spec.kdf, sealed: await sealTo(curvePublicRaw(spec.operator), key) });
+    this.disk.writeGenesis({
+      v: 1,
+      operator: spec.operator,
+      kdf: spec.kdf,
+      sealed: await sealTo(curvePublicRaw(spec.operator), key),
+    });
     this.disk.write({ v: 1, owner: this.o.node, commitment, created_at: new Date().toISOString(), genesis: true });
     this.unlockedSecrets = await this.disk.openStore(key, this.o.node);
     this.heldKey = key;
     await this.o.onKey?.(key);
-    this.o.log(`vault: genesis: ${this.o.node}'s data key is kept under the operator's key until the fleet has ${this.minPeers() + 1} nodes`);
+    this.o.log(
+      `vault: genesis: ${this.o.node}'s data key is kept under the operator's key until the fleet has ${this.minPeers() + 1} nodes`,
+    );
   }
 
   /** A genesis vault at boot: handed over already (finish it), or wait for the operator's unlock. */
@@ -219,7 +274,11 @@ export class OwnerVault {
     this.genesisEph ??= await ephemeralPair();
     const genesis = this.disk.readGenesis();
     this.set({
-      state: "genesis-locked", genesis_sealed: genesis.sealed, genesis_ephemeral: toBase64Url(this.genesisEph.publicKey), genesis_operator: genesis.operator, genesis_kdf: genesis.kdf,
+      state: "genesis-locked",
+      genesis_sealed: genesis.sealed,
+      genesis_ephemeral: toBase64Url(this.genesisEph.publicKey),
+      genesis_operator: genesis.operator,
+      genesis_kdf: genesis.kdf,
       problem: "waiting for unibus node unlock --genesis",
     });
     this.o.log(`vault: genesis-locked; an operator unlocks it with: unibus node unlock --genesis ${this.o.node}`);
@@ -227,26 +286,51 @@ export class OwnerVault {
   }
 
   /** The operator's `unlock`: the key sealed to this node; it must fit the commitment and open the store. */
-  async unlockGenesis(sealed: string): Promise<{ ok: true; result: VaultInfo } | { ok: false; error: { code: string; message: string } }> {
+  async unlockGenesis(
+    sealed: string,
+  ): Promise<{ ok: true; result: VaultInfo } | { ok: false; error: { code: string; message: string } }> {
     const eph = this.genesisEph;
-    if (this.status.state !== "genesis-locked" || !eph) return { ok: false, error: { code: "E_BAD_REQUEST", message: `${this.o.node}'s vault is ${this.status.state}, not waiting for a genesis unlock` } };
+    if (this.status.state !== "genesis-locked" || !eph)
+      return {
+        ok: false,
+        error: {
+          code: "E_BAD_REQUEST",
+          message: `${this.o.node}'s vault is ${this.status.state}, not waiting for a genesis unlock`,
+        },
+      };
     const key = await openSealed(sealed, eph);
     const { commitment } = this.disk.read();
     if (!key || !fitsCommitment(key, this.o.node, commitment)) {
       key?.fill(0);
-      return { ok: false, error: { code: "E_SHARE_MISMATCH", message: `that is not ${this.o.node}'s data key (it does not fit the commitment)` } };
+      return {
+        ok: false,
+        error: {
+          code: "E_SHARE_MISMATCH",
+          message: `that is not ${this.o.node}'s data key (it does not fit the commitment)`,
+        },
+      };
     }
     const secrets = await this.disk.openStore(key, this.o.node);
     if (!secrets) {
       key.fill(0);
-      return { ok: false, error: { code: "E_SHARE_MISMATCH", message: "the key fits the commitment but does not open secrets.enc" } };
+      return {
+        ok: false,
+        error: { code: "E_SHARE_MISMATCH", message: "the key fits the commitment but does not open secrets.enc" },
+      };
     }
     this.unlockedSecrets = secrets;
     this.heldKey = key;
     await this.o.onKey?.(key);
     eph.secretKey.fill(0);
     this.genesisEph = null;
-    this.set({ state: "unlocked", genesis_sealed: null, genesis_ephemeral: null, genesis_operator: null, genesis_kdf: null, problem: null });
+    this.set({
+      state: "unlocked",
+      genesis_sealed: null,
+      genesis_ephemeral: null,
+      genesis_operator: null,
+      genesis_kdf: null,
+      problem: null,
+    });
     this.genesisUnlocked?.();
     this.o.log("vault: unlocked by the operator (genesis)");
     return { ok: true, result: this.info() };
@@ -263,7 +347,8 @@ export class OwnerVault {
   private async unlockAtBoot(): Promise<void> {
     await this.withKey(async (key, plan) => {
       const secrets = await this.disk.openStore(key, this.o.node);
-      if (!secrets) throw new VaultError("E_SHARE_MISMATCH", "the rebuilt key fits the commitment but does not open secrets.enc");
+      if (!secrets)
+        throw new VaultError("E_SHARE_MISMATCH", "the rebuilt key fits the commitment but does not open secrets.enc");
       this.unlockedSecrets = secrets;
       await this.o.onKey?.(key);
       if (this.needsReshare(plan)) await this.distribute(key, plan, this.disk.read().commitment);
@@ -273,7 +358,8 @@ export class OwnerVault {
 
   /** The key once more for `use` (the one held in genesis, else rebuilt from the guardians), zeroed after. */
   async useKey<T>(use: (key: Uint8Array) => Promise<T>): Promise<T> {
-    if (this.status.state !== "unlocked") throw new VaultError("E_VAULT_LOCKED", `${this.o.node}'s vault is ${this.status.state}`);
+    if (this.status.state !== "unlocked")
+      throw new VaultError("E_VAULT_LOCKED", `${this.o.node}'s vault is ${this.status.state}`);
     if (this.heldKey) return await use(this.heldKey);
     return await this.withKey((key) => use(key));
   }
@@ -305,30 +391,62 @@ export class OwnerVault {
     return this.checking;
   }
 
-  private async distribute(key: Uint8Array, plan: Plan, commitment: Commitment, genesisHandover = false): Promise<void> {
+  private async distribute(
+    key: Uint8Array,
+    plan: Plan,
+    commitment: Commitment,
+    genesisHandover = false,
+  ): Promise<void> {
     const n = plan.peers.length;
     const k = thresholdFor(n, this.o.threshold);
     const shares = await splitKey(key, n, k);
     let sealed: { guardian: string; sealed: string }[];
     try {
-      sealed = await Promise.all(plan.peers.map(async (p, i) => ({ guardian: p.node, sealed: await sealTo(curvePublicRaw(p.kex_key), shares[i]!) })));
+      sealed = await Promise.all(
+        plan.peers.map(async (p, i) => ({
+          guardian: p.node,
+          sealed: await sealTo(curvePublicRaw(p.kex_key), shares[i]!),
+        })),
+      );
     } finally {
       for (const s of shares) s.fill(0);
     }
     const epoch = (plan.distribution?.epoch ?? 0) + 1;
-    const r = await this.o.ask("vault.distribute", { owner: this.o.node, epoch, k, commitment, shares: sealed, genesis_handover: genesisHandover });
-    if (!r.ok) throw new VaultError(r.error.code === "E_EPOCH" ? "E_EPOCH" : "E_UNAVAILABLE", `membershipd refused the distribution: ${r.error.message}`);
+    const r = await this.o.ask("vault.distribute", {
+      owner: this.o.node,
+      epoch,
+      k,
+      commitment,
+      shares: sealed,
+      genesis_handover: genesisHandover,
+    });
+    if (!r.ok)
+      throw new VaultError(
+        r.error.code === "E_EPOCH" ? "E_EPOCH" : "E_UNAVAILABLE",
+        `membershipd refused the distribution: ${r.error.message}`,
+      );
     this.status = { ...this.status, epoch, k, n };
     this.o.log(`vault: ${this.o.node}'s key distributed to ${n} guardians, K=${k}, epoch ${epoch}`);
   }
 
   /** One guardian's share, opened with the ephemeral key; null when it refused, was silent or sent junk. */
-  private async askGuardian(guardian: string, epoch: number, eph: Awaited<ReturnType<typeof ephemeralPair>>): Promise<Share | null> {
-    const cmd = signCommand({
-      action: SHARE_ACTION, args: { owner: this.o.node, guardian, epoch, ephemeral: toBase64Url(eph.publicKey) }, actor: { id: nodeActorId(this.o.node), key: this.o.signer.publicKey },
-    }, this.o.signer);
+  private async askGuardian(
+    guardian: string,
+    epoch: number,
+    eph: Awaited<ReturnType<typeof ephemeralPair>>,
+  ): Promise<Share | null> {
+    const cmd = signCommand(
+      {
+        action: SHARE_ACTION,
+        args: { owner: this.o.node, guardian, epoch, ephemeral: toBase64Url(eph.publicKey) },
+        actor: { id: nodeActorId(this.o.node), key: this.o.signer.publicKey },
+      },
+      this.o.signer,
+    );
     try {
-      const reply = Reply.parse(await this.o.request(vaultShareSubject(guardian), JSON.stringify(cmd), this.o.guardianTimeoutMs ?? 2000));
+      const reply = Reply.parse(
+        await this.o.request(vaultShareSubject(guardian), JSON.stringify(cmd), this.o.guardianTimeoutMs ?? 2000),
+      );
       if (!reply.ok) {
         this.o.log(`vault: guardian ${guardian} refused: ${reply.error.code} ${reply.error.message}`);
         return null;
@@ -372,7 +490,13 @@ export class OwnerVault {
         r = await rebuild(got, d.k, this.o.node, commitment);
       }
       this.status = { ...this.status, reachable: got.length };
-      if (!r.ok) throw new VaultError(r.code, r.code === "E_TOO_FEW_PEERS" ? `${got.length} of ${d.guardians.length} guardians released a share; ${d.k} are needed` : r.message);
+      if (!r.ok)
+        throw new VaultError(
+          r.code,
+          r.code === "E_TOO_FEW_PEERS"
+            ? `${got.length} of ${d.guardians.length} guardians released a share; ${d.k} are needed`
+            : r.message,
+        );
       for (const g of r.bad) {
         this.o.log(`vault: guardian ${g} returned a share that does not fit the key's commitment`);
         const m = await this.o.ask("vault.mismatch", { owner: this.o.node, guardian: g, epoch: d.epoch });

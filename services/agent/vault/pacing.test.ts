@@ -4,7 +4,10 @@ import { TokenBuckets, unlockBackoff } from "./pacing.ts";
 
 test("unlock backoff: 1, 2, 4, 8, 16 units and round again, each within ±25 %", () => {
   const exact = unlockBackoff(1000, () => 0.5);
-  assert.deepEqual(Array.from({ length: 7 }, () => exact.next()), [1000, 2000, 4000, 8000, 16000, 1000, 2000]);
+  assert.deepEqual(
+    Array.from({ length: 7 }, () => exact.next()),
+    [1000, 2000, 4000, 8000, 16000, 1000, 2000],
+  );
   const low = unlockBackoff(1000, () => 0);
   const high = unlockBackoff(1000, () => 0.999999);
   assert.equal(low.next(), 750);

@@ -39,7 +39,10 @@ export const DEFAULT_RATE_LIMIT: RateLimit = { burst: 10, perSecond: 10 / 60 };
 export class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-  constructor(private readonly limit: RateLimit = DEFAULT_RATE_LIMIT, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly limit: RateLimit = DEFAULT_RATE_LIMIT,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** True when `owner` has a token now. */
   allows(owner: string): boolean {

@@ -5,8 +5,16 @@ import { needsReshare } from "./reshare.ts";
 
 const X = `X${"A".repeat(55)}`;
 const plan = (guardians: string[], k: number, peers: string[]): PlanResult => ({
-  owner: "o", fleet_size: peers.length + 1, peers: peers.map((node) => ({ node, kex_key: X })),
-  distribution: { epoch: 1, k, n: guardians.length, guardians, commitment: { mac: "0".repeat(64), salt: "0".repeat(32) } },
+  owner: "o",
+  fleet_size: peers.length + 1,
+  peers: peers.map((node) => ({ node, kex_key: X })),
+  distribution: {
+    epoch: 1,
+    k,
+    n: guardians.length,
+    guardians,
+    commitment: { mac: "0".repeat(64), salt: "0".repeat(32) },
+  },
 });
 const g = (n: number) => Array.from({ length: n }, (_, i) => `g${i}`);
 

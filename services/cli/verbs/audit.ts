@@ -37,7 +37,10 @@ export const AUDIT_VERBS = [
       print(o.json, r, () => {
         const head = `verified ${r.events} events`;
         if (r.findings.length === 0) return `${head}: every signature and hash chain is intact`;
-        return `${head}: ${r.findings.length} problem(s)\n${table(r.findings.map((f) => ({ ...f })), ["seq", "problem", "detail"])}`;
+        return `${head}: ${r.findings.length} problem(s)\n${table(
+          r.findings.map((f) => ({ ...f })),
+          ["seq", "problem", "detail"],
+        )}`;
       });
       return r.findings.length ? EXIT.failed : EXIT.ok;
     },

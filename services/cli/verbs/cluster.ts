@@ -8,11 +8,21 @@ import { defineVerb } from "../verb.ts";
 const SCALE_TIMEOUT_MS = 320_000;
 
 function followers(row: any): string {
-  return row.followers.map((f: any) => `${f.name}${f.offline ? " (offline)" : f.incomplete ? " (INCOMPLETE copy)" : f.current ? "" : ` (lag ${f.lag})`}`).join(", ") || "-";
+  return (
+    row.followers
+      .map(
+        (f: any) =>
+          `${f.name}${f.offline ? " (offline)" : f.incomplete ? " (INCOMPLETE copy)" : f.current ? "" : ` (lag ${f.lag})`}`,
+      )
+      .join(", ") || "-"
+  );
 }
 
 function streamsTable(rows: any[]): string {
-  return table(rows.map((r) => ({ ...r, followers: followers(r) })), ["stream", "replicas", "leader", "followers", "messages", "last_seq"]);
+  return table(
+    rows.map((r) => ({ ...r, followers: followers(r) })),
+    ["stream", "replicas", "leader", "followers", "messages", "last_seq"],
+  );
 }
 
 export const CLUSTER_VERBS = [
@@ -24,13 +34,22 @@ export const CLUSTER_VERBS = [
     dryRun: true,
     run: async ({ args, o, send }) => {
       if (args.length) usageError("cluster status takes no arguments");
-      return show(o, await send("cluster.status", {}), (r) => [
-        `cluster ${r.cluster}, meta leader ${r.meta_leader ?? "NONE (no quorum)"}`,
-        "",
-        table(r.peers.map((p: any) => ({ peer: p.name, state: p.offline ? "offline" : p.current ? "current" : "behind", leader: p.name === r.meta_leader ? "yes" : "" })), ["peer", "state", "leader"]),
-        "",
-        streamsTable(r.streams),
-      ].join("\n"));
+      return show(o, await send("cluster.status", {}), (r) =>
+        [
+          `cluster ${r.cluster}, meta leader ${r.meta_leader ?? "NONE (no quorum)"}`,
+          "",
+          table(
+            r.peers.map((p: any) => ({
+              peer: p.name,
+              state: p.offline ? "offline" : p.current ? "current" : "behind",
+              leader: p.name === r.meta_leader ? "yes" : "",
+            })),
+            ["peer", "state", "leader"],
+          ),
+          "",
+          streamsTable(r.streams),
+        ].join("\n"),
+      );
     },
   }),
   defineVerb({
@@ -43,13 +62,19 @@ export const CLUSTER_VERBS = [
       const given = flags.replicas ? [flags.replicas, ...args] : args;
       const replicas = Number(given[0]);
       if (given.length !== 1 || ![1, 3, 5].includes(replicas)) usageError("expected cluster scale --replicas 1|3|5");
-      return show(o, await sendWithin(SCALE_TIMEOUT_MS)("cluster.scale", { replicas }), (r) => [
-        `every stream and bucket keeps ${r.replicas} replicas now (was ${r.previous}), on ${r.peers.join(", ")}`,
-        ...(r.remade.length ? [`${r.remade.length} copies made by the scale-up from R1 were rebuilt from a replicated leader (a nats-server 2.9 fault; see docs/operations.md)`] : []),
-        ...r.rebuilt.map((b: any) => `rebuilt ${b.server}'s copy of ${b.stream}: it lacked messages its leader had`),
-        "",
-        streamsTable(r.streams),
-      ].join("\n"));
+      return show(o, await sendWithin(SCALE_TIMEOUT_MS)("cluster.scale", { replicas }), (r) =>
+        [
+          `every stream and bucket keeps ${r.replicas} replicas now (was ${r.previous}), on ${r.peers.join(", ")}`,
+          ...(r.remade.length
+            ? [
+                `${r.remade.length} copies made by the scale-up from R1 were rebuilt from a replicated leader (a nats-server 2.9 fault; see docs/operations.md)`,
+              ]
+            : []),
+          ...r.rebuilt.map((b: any) => `rebuilt ${b.server}'s copy of ${b.stream}: it lacked messages its leader had`),
+          "",
+          streamsTable(r.streams),
+        ].join("\n"),
+      );
     },
   }),
 ];

@@ -22,12 +22,19 @@ export const EVENTS_VERBS = [
       const done = new AbortController();
       const stop = new Promise<void>((r) => process.once("SIGINT", () => (done.abort(), r())));
       // By message gets, polling at the end with --follow: no consumer (only membershipd makes those).
-      const iter = streamRead(jsm, EVENTS_STREAM, flags.follow ? { fromSeq: from, follow: true, signal: done.signal } : { fromSeq: from, untilSeq: last });
+      const iter = streamRead(
+        jsm,
+        EVENTS_STREAM,
+        flags.follow ? { fromSeq: from, follow: true, signal: done.signal } : { fromSeq: from, untilSeq: last },
+      );
       const printed = (async () => {
         for await (const m of iter) {
           const e = decodeEvent(m.data);
           if (o.json) process.stdout.write(JSON.stringify({ seq: m.seq, ...e }) + "\n");
-          else process.stdout.write(`${String(m.seq).padStart(6)}  ${e.ts}  ${`${e.kind}/${e.aggregate}`.padEnd(24)} ${e.type.padEnd(18)} by ${e.actor.id}  ${JSON.stringify(e.data)}\n`);
+          else
+            process.stdout.write(
+              `${String(m.seq).padStart(6)}  ${e.ts}  ${`${e.kind}/${e.aggregate}`.padEnd(24)} ${e.type.padEnd(18)} by ${e.actor.id}  ${JSON.stringify(e.data)}\n`,
+            );
         }
       })();
       await Promise.race([printed, stop]);

@@ -13,7 +13,11 @@ export const MEMBER_VERBS = [
     dryRun: true,
     run: async ({ args, flags, o, send }) => {
       const [room, user] = need(args, 2, "<room> <user>");
-      return show(o, await send("member.add", { room, user, ...(flags.role ? { role: flags.role } : {}) }), () => `added ${user} to ${room}`);
+      return show(
+        o,
+        await send("member.add", { room, user, ...(flags.role ? { role: flags.role } : {}) }),
+        () => `added ${user} to ${room}`,
+      );
     },
   }),
   defineVerb({
@@ -45,7 +49,14 @@ export const MEMBER_VERBS = [
     flags: { ...LIMIT_FLAG, room: { type: "string" }, user: { type: "string" } },
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("member.list", { ...(flags.room ? { room: flags.room } : {}), ...(flags.user ? { user: flags.user } : {}), ...limitArg(flags.limit) }),
-        (r) => table(r.items, flags.room ? ["user", "role", "since"] : ["room", "role"])),
+      show(
+        o,
+        await send("member.list", {
+          ...(flags.room ? { room: flags.room } : {}),
+          ...(flags.user ? { user: flags.user } : {}),
+          ...limitArg(flags.limit),
+        }),
+        (r) => table(r.items, flags.room ? ["user", "role", "since"] : ["room", "role"]),
+      ),
   }),
 ];

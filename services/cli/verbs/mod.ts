@@ -14,6 +14,16 @@ import { USER_VERBS } from "./user.ts";
 import { VAULT_VERBS } from "./vault.ts";
 
 export const VERBS: readonly Verb[] = [
-  ...USER_VERBS, ...NODE_VERBS, ...ROOM_VERBS, ...MEMBER_VERBS, ...CLUSTER_VERBS, ...RELEASE_VERBS, ...ROLLOUT_VERBS,
-  ...EVENTS_VERBS, ...AUDIT_VERBS, ...REQ_VERBS, ...MONITOR_VERBS, ...VAULT_VERBS,
+  ...USER_VERBS,
+  ...NODE_VERBS,
+  ...ROOM_VERBS,
+  ...MEMBER_VERBS,
+  ...CLUSTER_VERBS,
+  ...RELEASE_VERBS,
+  ...ROLLOUT_VERBS,
+  ...EVENTS_VERBS,
+  ...AUDIT_VERBS,
+  ...REQ_VERBS,
+  ...MONITOR_VERBS,
+  ...VAULT_VERBS,
 ];

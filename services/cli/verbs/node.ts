@@ -49,9 +49,17 @@ const ENROLLMENT_VERBS = [
     dryRun: true,
     run: async ({ args, flags, o, send }) => {
       need(args, 0, "no arguments (flags --expiry, --uses, --note)");
-      const invite = { expiry_s: parseDuration(flags.expiry ?? "24h"), uses: Number(flags.uses ?? 1), note: flags.note ?? "" };
-      return show(o, await send("node.invite", invite), (r) =>
-        `${r.token}\n\n# invite ${r.hash.slice(0, 12)}: ${r.uses} use(s), expires ${r.expires_at}. This token is shown once; on the node run:\n#   unibus-agent join --token <token>`);
+      const invite = {
+        expiry_s: parseDuration(flags.expiry ?? "24h"),
+        uses: Number(flags.uses ?? 1),
+        note: flags.note ?? "",
+      };
+      return show(
+        o,
+        await send("node.invite", invite),
+        (r) =>
+          `${r.token}\n\n# invite ${r.hash.slice(0, 12)}: ${r.uses} use(s), expires ${r.expires_at}. This token is shown once; on the node run:\n#   unibus-agent join --token <token>`,
+      );
     },
   }),
   defineVerb({
@@ -62,7 +70,11 @@ const ENROLLMENT_VERBS = [
     dryRun: true,
     run: async ({ args, o, send }) => {
       const [hash] = need(args, 1, "revoke <hash-prefix>");
-      return show(o, await send("node.invite.revoke", { hash }), (r) => `revoked invite ${r.hash.slice(0, 12)}; its bootstrap credential is cut`);
+      return show(
+        o,
+        await send("node.invite.revoke", { hash }),
+        (r) => `revoked invite ${r.hash.slice(0, 12)}; its bootstrap credential is cut`,
+      );
     },
   }),
   defineVerb({
@@ -73,7 +85,11 @@ const ENROLLMENT_VERBS = [
     dryRun: true,
     run: async ({ flags, o, send }) =>
       show(o, await send("node.invites", limitArg(flags.limit)), (r) =>
-        table(r.items.map((i: any) => ({ ...i, hash: i.hash.slice(0, 12) })), ["hash", "note", "expires_at", "uses", "uses_left", "revoked"])),
+        table(
+          r.items.map((i: any) => ({ ...i, hash: i.hash.slice(0, 12) })),
+          ["hash", "note", "expires_at", "uses", "uses_left", "revoked"],
+        ),
+      ),
   }),
   defineVerb({
     words: ["node", "enroll"],
@@ -82,10 +98,15 @@ const ENROLLMENT_VERBS = [
     flags: { code: { type: "string" }, token: { type: "string" }, "token-file": { type: "string" } },
     dryRun: true,
     run: async ({ flags, o, send }) => {
-      const code = normalizeCode(flags.code ?? "") ?? usageError("--code takes the 8-character code the waiting node prints");
+      const code =
+        normalizeCode(flags.code ?? "") ?? usageError("--code takes the 8-character code the waiting node prints");
       const token = decodeInviteToken(tokenInput(flags));
       const enroll = { wait_id: waitIdFor(code), wait_key: deriveWaitKey(code), secret: token.secret };
-      return show(o, await send("node.enroll", enroll), (r) => `enrolled ${r.node} at ${r.address}; its configuration is on its way, sealed with the code`);
+      return show(
+        o,
+        await send("node.enroll", enroll),
+        (r) => `enrolled ${r.node} at ${r.address}; its configuration is on its way, sealed with the code`,
+      );
     },
   }),
   defineVerb({
@@ -95,8 +116,12 @@ const ENROLLMENT_VERBS = [
     flags: { expiry: { type: "string" } },
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("node.wait-bundle", { expiry_s: parseDuration(flags.expiry ?? "24h") }), (r) =>
-        `${r.bundle}\n\n# valid until ${r.expires_at}; on the node run: unibus-agent enroll-wait --bundle <bundle>`),
+      show(
+        o,
+        await send("node.wait-bundle", { expiry_s: parseDuration(flags.expiry ?? "24h") }),
+        (r) =>
+          `${r.bundle}\n\n# valid until ${r.expires_at}; on the node run: unibus-agent enroll-wait --bundle <bundle>`,
+      ),
   }),
 ];
 
@@ -108,7 +133,9 @@ const FLEET_VERBS = [
     flags: LIMIT_FLAG,
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("node.list", limitArg(flags.limit)), (r) => table(r.items, ["node", "address", "status", "flow", "enrolled_at", "sign_key"])),
+      show(o, await send("node.list", limitArg(flags.limit)), (r) =>
+        table(r.items, ["node", "address", "status", "flow", "enrolled_at", "sign_key"]),
+      ),
   }),
   defineVerb({
     words: ["node", "show"],
@@ -116,7 +143,8 @@ const FLEET_VERBS = [
     help: "",
     flags: {},
     dryRun: true,
-    run: async ({ args, o, send }) => show(o, await send("node.show", { node: need(args, 1, "a node name")[0] }), (r) => JSON.stringify(r, null, 2)),
+    run: async ({ args, o, send }) =>
+      show(o, await send("node.show", { node: need(args, 1, "a node name")[0] }), (r) => JSON.stringify(r, null, 2)),
   }),
   defineVerb({
     words: ["node", "revoke"],
@@ -126,8 +154,11 @@ const FLEET_VERBS = [
     dryRun: true,
     run: async ({ args, flags, o, send }) => {
       const [node] = need(args, 1, "a node name");
-      return show(o, await send("node.revoke", { node, ...(flags.reason ? { reason: flags.reason } : {}) }), (r) =>
-        `${node} is ${r.status}; its identity is revoked and its connections are cut`);
+      return show(
+        o,
+        await send("node.revoke", { node, ...(flags.reason ? { reason: flags.reason } : {}) }),
+        (r) => `${node} is ${r.status}; its identity is revoked and its connections are cut`,
+      );
     },
   }),
   defineVerb({
@@ -162,25 +193,30 @@ const AGENT_VERBS = [
   defineVerb({
     words: ["node", "status"],
     usage: "[<node> | --all]",
-    help: "with a node, asks its agent: its sandbox and each service's state, pid, uptime, restarts, last exit; without an answer (2 s), "
-      + "the last state it reported. Without one (or --all), every node's services as last reported to membershipd",
+    help:
+      "with a node, asks its agent: its sandbox and each service's state, pid, uptime, restarts, last exit; without an answer (2 s), " +
+      "the last state it reported. Without one (or --all), every node's services as last reported to membershipd",
     flags: { all: { type: "boolean" } },
     dryRun: true,
-    run: ({ args, flags, o, givenTimeoutMs, send, connection }) => nodeStatus(args, flags.all ?? false, givenTimeoutMs, o, send, connection),
+    run: ({ args, flags, o, givenTimeoutMs, send, connection }) =>
+      nodeStatus(args, flags.all ?? false, givenTimeoutMs, o, send, connection),
   }),
-  ...(["start", "stop", "restart", "check"] as const).map((verb) => defineVerb({
-    words: ["node", verb],
-    usage: "<node> <service>",
-    help: SERVICE_HELP[verb],
-    flags: {},
-    dryRun: true,
-    run: ({ args, o, givenTimeoutMs, connection }) => serviceVerb(verb, args, givenTimeoutMs, o, connection),
-  })),
+  ...(["start", "stop", "restart", "check"] as const).map((verb) =>
+    defineVerb({
+      words: ["node", verb],
+      usage: "<node> <service>",
+      help: SERVICE_HELP[verb],
+      flags: {},
+      dryRun: true,
+      run: ({ args, o, givenTimeoutMs, connection }) => serviceVerb(verb, args, givenTimeoutMs, o, connection),
+    }),
+  ),
   defineVerb({
     words: ["node", "command"],
     usage: "<selector> <action> [--service S] [--concurrency 64]",
-    help: "the action (status, start, stop, restart, check) on every active node the selector matches, in parallel; selector: role=web,zone=eu "
-      + "(every label must match), name=<node>, or all; a table of ok / failed / timed out / no agent, exit 1 unless every node is ok",
+    help:
+      "the action (status, start, stop, restart, check) on every active node the selector matches, in parallel; selector: role=web,zone=eu " +
+      "(every label must match), name=<node>, or all; a table of ok / failed / timed out / no agent, exit 1 unless every node is ok",
     flags: { service: { type: "string" }, concurrency: { type: "string" } },
     dryRun: "sends one command per node; --dry-run prints one: unibus --dry-run node <action> <node> …",
     run: ({ args, flags, o, givenTimeoutMs, send, connection }) =>
@@ -196,21 +232,33 @@ const UPDATE_VERBS = [
     flags: { reason: { type: "string" } },
     dryRun: true,
     run: async ({ args, flags, o, send }) =>
-      show(o, await send("node.lock", { node: need(args, 1, "a node name")[0], reason: flags.reason ?? "" }), (r) => `${r.node} is locked: rollouts skip it unless forced`),
+      show(
+        o,
+        await send("node.lock", { node: need(args, 1, "a node name")[0], reason: flags.reason ?? "" }),
+        (r) => `${r.node} is locked: rollouts skip it unless forced`,
+      ),
   }),
   defineVerb({
     words: ["node", "unlock"],
     usage: "<node> | --genesis <node> [--kex-seed FILE | --passphrase-file FILE]",
-    help: "lifts a node's update lock. With --genesis, unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed, "
-      + "or with the passphrase its genesis key was made for (FILE, UNIBUS_GENESIS_PASSPHRASE, or a prompt)",
+    help:
+      "lifts a node's update lock. With --genesis, unlocks a genesis-locked node (a fleet under five nodes) with the operator's curve seed, " +
+      "or with the passphrase its genesis key was made for (FILE, UNIBUS_GENESIS_PASSPHRASE, or a prompt)",
     flags: { genesis: { type: "boolean" }, "kex-seed": { type: "string" }, "passphrase-file": { type: "string" } },
     dryRun: true,
     run: async ({ args, flags, o, givenTimeoutMs, send, connection }) => {
       if (flags.genesis) {
-        if (o.dryRun) usageError("node unlock --genesis asks the node for its sealed key first; there is no command to print with --dry-run");
+        if (o.dryRun)
+          usageError(
+            "node unlock --genesis asks the node for its sealed key first; there is no command to print with --dry-run",
+          );
         return nodeUnlock(args, flags, o, connection, givenTimeoutMs);
       }
-      return show(o, await send("node.unlock", { node: need(args, 1, "a node name")[0] }), (r) => `${r.node} is unlocked`);
+      return show(
+        o,
+        await send("node.unlock", { node: need(args, 1, "a node name")[0] }),
+        (r) => `${r.node} is unlocked`,
+      );
     },
   }),
   defineVerb({
@@ -222,8 +270,19 @@ const UPDATE_VERBS = [
     run: async ({ args, o, givenTimeoutMs, send, connection }) => {
       const [node, name, version] = need(args, 3, "<node> <release name> <version>");
       const release = await send("release.show", { name, version });
-      const cmd = buildCommand(loadIdentity(o), o.as, "update", { node, manifest: release.manifest, signature: release.signature });
-      const reply = resultOf(await sendCommand(await connection(), nodeCommandSubject(node!, "update"), cmd, givenTimeoutMs ?? UPDATE_TIMEOUT_MS));
+      const cmd = buildCommand(loadIdentity(o), o.as, "update", {
+        node,
+        manifest: release.manifest,
+        signature: release.signature,
+      });
+      const reply = resultOf(
+        await sendCommand(
+          await connection(),
+          nodeCommandSubject(node!, "update"),
+          cmd,
+          givenTimeoutMs ?? UPDATE_TIMEOUT_MS,
+        ),
+      );
       return show(o, reply, (r) => `${node}: ${r.release} ${r.version} ${r.outcome} in slot ${r.slot}`);
     },
   }),

@@ -7,24 +7,40 @@ import { buildRelease, presigned, signedHere, signingKey, upload } from "../rele
 import { show } from "../session.ts";
 import { defineVerb } from "../verb.ts";
 
-const RELEASE_FLAGS = { version: { type: "string" }, name: { type: "string" }, notes: { type: "string" }, spec: { type: "string" } } as const;
+const RELEASE_FLAGS = {
+  version: { type: "string" },
+  name: { type: "string" },
+  notes: { type: "string" },
+  spec: { type: "string" },
+} as const;
 
 export const RELEASE_VERBS = [
   defineVerb({
     words: ["release", "publish"],
-    usage: "<dir|tarball> --version V --key FILE [--name N] [--notes T] [--spec FILE] | <tarball> --manifest FILE [--signature FILE.minisig]",
-    help: "tars a directory, signs its manifest (minisign format) with the key in a 0600 file (nkey seed or minisign -W secret key), "
-      + "uploads to UNIBUS_releases, publishes it; or publishes a manifest signed with minisign (release manifest, then minisign -S)",
+    usage:
+      "<dir|tarball> --version V --key FILE [--name N] [--notes T] [--spec FILE] | <tarball> --manifest FILE [--signature FILE.minisig]",
+    help:
+      "tars a directory, signs its manifest (minisign format) with the key in a 0600 file (nkey seed or minisign -W secret key), " +
+      "uploads to UNIBUS_releases, publishes it; or publishes a manifest signed with minisign (release manifest, then minisign -S)",
     flags: { ...RELEASE_FLAGS, key: { type: "string" }, manifest: { type: "string" }, signature: { type: "string" } },
     dryRun: true,
     run: async ({ args, flags, o, send, connection }) => {
       const [input] = need(args, 1, "<dir|tarball>") as [string];
       const release = flags.manifest
         ? presigned(input, flags.manifest, flags.signature)
-        : signedHere(input, flags.key ?? usageError("--key FILE (a 0600 nkey seed or minisign secret key), or --manifest and --signature"), flags);
+        : signedHere(
+            input,
+            flags.key ??
+              usageError("--key FILE (a 0600 nkey seed or minisign secret key), or --manifest and --signature"),
+            flags,
+          );
       if (!o.dryRun) await upload(await connection(), release.tarball, release.manifest);
-      return show(o, await send("release.publish", { manifest: release.manifest, signature: release.signature }), (r) =>
-        `published ${r.name} ${r.version} (${r.size} bytes, sha256 ${r.sha256.slice(0, 16)}…)${r.published ? "" : " (already published)"}`);
+      return show(
+        o,
+        await send("release.publish", { manifest: release.manifest, signature: release.signature }),
+        (r) =>
+          `published ${r.name} ${r.version} (${r.size} bytes, sha256 ${r.sha256.slice(0, 16)}…)${r.published ? "" : " (already published)"}`,
+      );
     },
   }),
   defineVerb({
@@ -40,8 +56,12 @@ export const RELEASE_VERBS = [
       writeFileSync(`${base}.tar.gz`, tarball);
       // The exact bytes a signature covers: sign this file with minisign -S -m.
       writeFileSync(`${base}.manifest.json`, canonicalJson(manifest));
-      return show(o, { tarball: `${base}.tar.gz`, manifest: `${base}.manifest.json`, sha256: manifest.sha256 }, (r) =>
-        `wrote ${r.tarball} and ${r.manifest}\n# sign: minisign -S -m ${r.manifest}\n# then: unibus release publish ${r.tarball} --manifest ${r.manifest} --signature ${r.manifest}.minisig`);
+      return show(
+        o,
+        { tarball: `${base}.tar.gz`, manifest: `${base}.manifest.json`, sha256: manifest.sha256 },
+        (r) =>
+          `wrote ${r.tarball} and ${r.manifest}\n# sign: minisign -S -m ${r.manifest}\n# then: unibus release publish ${r.tarball} --manifest ${r.manifest} --signature ${r.manifest}.minisig`,
+      );
     },
   }),
   defineVerb({
@@ -51,7 +71,9 @@ export const RELEASE_VERBS = [
     flags: { name: { type: "string" } },
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("release.list", { ...(flags.name ? { name: flags.name } : {}) }), (r) => table(r.items, ["name", "version", "size", "key_id", "published_at"])),
+      show(o, await send("release.list", { ...(flags.name ? { name: flags.name } : {}) }), (r) =>
+        table(r.items, ["name", "version", "size", "key_id", "published_at"]),
+      ),
   }),
   defineVerb({
     words: ["release", "show"],
@@ -72,7 +94,11 @@ export const RELEASE_VERBS = [
     dryRun: "only reads the key file; there is no command to print with --dry-run",
     run: async ({ args, o }) => {
       const k = signingKey(need(args, 1, "<key file>")[0]!);
-      return show(o, { key_id: k.keyId, public_key: publicKeyLine(publicKeyOf(k)) }, (r) => `untrusted comment: minisign public key ${r.key_id}\n${r.public_key}`);
+      return show(
+        o,
+        { key_id: k.keyId, public_key: publicKeyLine(publicKeyOf(k)) },
+        (r) => `untrusted comment: minisign public key ${r.key_id}\n${r.public_key}`,
+      );
     },
   }),
 ];

@@ -30,7 +30,9 @@ export const REQ_VERBS = [
       const [subject, json] = args;
       if (!subject || args.length !== 2) usageError("expected <subject> <json-args>");
       const commandArgs = parseJsonArgs(json!);
-      const action = commandAction(subject) ?? usageError("the subject must be unibus.cmd.membership.<action> or unibus.cmd.node.<node>.<action>");
+      const action =
+        commandAction(subject) ??
+        usageError("the subject must be unibus.cmd.membership.<action> or unibus.cmd.node.<node>.<action>");
       const reply = await request(subject, action, commandArgs);
       if (reply === DRY_RUN) return EXIT.ok;
       print(true, reply, () => "");

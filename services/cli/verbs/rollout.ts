@@ -23,26 +23,43 @@ const statusText = (r: any) =>
 export const ROLLOUT_VERBS = [
   defineVerb({
     words: ["rollout", "start"],
-    usage: "[<name>] <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force] [--release NAME]",
-    help: "the release is the one published with that version (--release NAME, or rollout start <name> <version>, when several are); "
-      + "canary first, then batches; --force includes locked nodes",
+    usage:
+      "[<name>] <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force] [--release NAME]",
+    help:
+      "the release is the one published with that version (--release NAME, or rollout start <name> <version>, when several are); " +
+      "canary first, then batches; --force includes locked nodes",
     flags: {
-      selector: { type: "string" }, all: { type: "boolean" }, canary: { type: "string" }, batch: { type: "string" }, "max-failures": { type: "string" },
-      force: { type: "boolean" }, release: { type: "string" },
+      selector: { type: "string" },
+      all: { type: "boolean" },
+      canary: { type: "string" },
+      batch: { type: "string" },
+      "max-failures": { type: "string" },
+      force: { type: "boolean" },
+      release: { type: "string" },
     },
     dryRun: true,
     run: async ({ args, flags: f, o, send }) => {
       // `rollout start <version>` (membershipd finds the release, or --release names it) or `rollout start <name> <version>`.
       if (args.length < 1 || args.length > 2) usageError("expected <version> (or <release name> <version>)");
       const [name, version] = args.length === 2 ? args : [f.release, args[0]];
-      if (args.length === 2 && f.release !== undefined && f.release !== name) usageError(`--release ${f.release} and the release name ${name} differ`);
+      if (args.length === 2 && f.release !== undefined && f.release !== name)
+        usageError(`--release ${f.release} and the release name ${name} differ`);
       const batch = f.batch === undefined ? "10%" : /%$/.test(f.batch) ? f.batch : Number(f.batch);
       const start = {
-        ...(name !== undefined ? { name } : {}), version, ...rolloutTargets(f.selector, f.all ?? false), batch, force: f.force ?? false,
-        ...(f.canary !== undefined ? { canary: Number(f.canary) } : {}), ...(f["max-failures"] !== undefined ? { max_failures: Number(f["max-failures"]) } : {}),
+        ...(name !== undefined ? { name } : {}),
+        version,
+        ...rolloutTargets(f.selector, f.all ?? false),
+        batch,
+        force: f.force ?? false,
+        ...(f.canary !== undefined ? { canary: Number(f.canary) } : {}),
+        ...(f["max-failures"] !== undefined ? { max_failures: Number(f["max-failures"]) } : {}),
       };
-      return show(o, await send("rollout.start", start), (r) =>
-        `rollout ${r.rollout} of ${r.name} ${r.version}: ${r.nodes} nodes in batches of ${r.batch}${r.skipped.length ? `, skipped ${r.skipped.map((s: any) => s.node).join(", ")} (locked)` : ""}\n# follow it: unibus rollout status ${r.rollout}`);
+      return show(
+        o,
+        await send("rollout.start", start),
+        (r) =>
+          `rollout ${r.rollout} of ${r.name} ${r.version}: ${r.nodes} nodes in batches of ${r.batch}${r.skipped.length ? `, skipped ${r.skipped.map((s: any) => s.node).join(", ")} (locked)` : ""}\n# follow it: unibus rollout status ${r.rollout}`,
+      );
     },
   }),
   defineVerb({
@@ -51,7 +68,8 @@ export const ROLLOUT_VERBS = [
     help: "per node: version, slot, state, attempts",
     flags: {},
     dryRun: true,
-    run: async ({ args, o, send }) => show(o, await send("rollout.status", { rollout: need(args, 1, "a rollout id")[0] }), statusText),
+    run: async ({ args, o, send }) =>
+      show(o, await send("rollout.status", { rollout: need(args, 1, "a rollout id")[0] }), statusText),
   }),
   defineVerb({
     words: ["rollout", "list"],
@@ -60,7 +78,9 @@ export const ROLLOUT_VERBS = [
     flags: {},
     dryRun: true,
     run: async ({ o, send }) =>
-      show(o, await send("rollout.list", {}), (r) => table(r.items, ["rollout", "name", "version", "state", "nodes", "failures", "started_at", "reason"])),
+      show(o, await send("rollout.list", {}), (r) =>
+        table(r.items, ["rollout", "name", "version", "state", "nodes", "failures", "started_at", "reason"]),
+      ),
   }),
   defineVerb({
     words: ["rollout", "resume"],
@@ -68,7 +88,12 @@ export const ROLLOUT_VERBS = [
     help: "",
     flags: {},
     dryRun: true,
-    run: async ({ args, o, send }) => show(o, await send("rollout.resume", { rollout: need(args, 1, "a rollout id")[0] }), (r) => `resumed ${r.rollout}`),
+    run: async ({ args, o, send }) =>
+      show(
+        o,
+        await send("rollout.resume", { rollout: need(args, 1, "a rollout id")[0] }),
+        (r) => `resumed ${r.rollout}`,
+      ),
   }),
   defineVerb({
     words: ["rollout", "abort"],
@@ -78,7 +103,11 @@ export const ROLLOUT_VERBS = [
     dryRun: true,
     run: async ({ args, flags, o, send }) => {
       const [rollout] = need(args, 1, "a rollout id");
-      return show(o, await send("rollout.abort", { rollout, ...(flags.reason ? { reason: flags.reason } : {}) }), (r) => `aborted ${r.rollout}: no further node is sent the update`);
+      return show(
+        o,
+        await send("rollout.abort", { rollout, ...(flags.reason ? { reason: flags.reason } : {}) }),
+        (r) => `aborted ${r.rollout}: no further node is sent the update`,
+      );
     },
   }),
 ];

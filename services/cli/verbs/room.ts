@@ -12,7 +12,11 @@ export const ROOM_VERBS = [
     flags: { subject: { type: "string" } },
     dryRun: true,
     run: async ({ args, flags, o, send }) =>
-      show(o, await send("room.create", { room: need(args, 1, "a room name")[0], subject: flags.subject ?? "" }), (r) => `created room ${args[0]} (event ${r.seq})`),
+      show(
+        o,
+        await send("room.create", { room: need(args, 1, "a room name")[0], subject: flags.subject ?? "" }),
+        (r) => `created room ${args[0]} (event ${r.seq})`,
+      ),
   }),
   defineVerb({
     words: ["room", "list"],
@@ -21,7 +25,9 @@ export const ROOM_VERBS = [
     flags: { ...LIMIT_FLAG, active: { type: "boolean" } },
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("room.list", { ...limitArg(flags.limit), archived: !flags.active }), (r) => table(r.items, ["room", "subject", "members", "archived", "created_by", "created_at"])),
+      show(o, await send("room.list", { ...limitArg(flags.limit), archived: !flags.active }), (r) =>
+        table(r.items, ["room", "subject", "members", "archived", "created_by", "created_at"]),
+      ),
   }),
   defineVerb({
     words: ["room", "show"],
@@ -30,8 +36,12 @@ export const ROOM_VERBS = [
     flags: {},
     dryRun: true,
     run: async ({ args, o, send }) =>
-      show(o, await send("room.show", { room: need(args, 1, "a room name")[0] }), (r) =>
-        `${table([r.room], ["room", "subject", "archived", "created_by", "created_at"])}\n\n${table(r.members, ["user", "role", "since"])}`),
+      show(
+        o,
+        await send("room.show", { room: need(args, 1, "a room name")[0] }),
+        (r) =>
+          `${table([r.room], ["room", "subject", "archived", "created_by", "created_at"])}\n\n${table(r.members, ["user", "role", "since"])}`,
+      ),
   }),
   defineVerb({
     words: ["room", "archive"],
@@ -39,6 +49,7 @@ export const ROOM_VERBS = [
     help: "",
     flags: {},
     dryRun: true,
-    run: async ({ args, o, send }) => show(o, await send("room.archive", { room: need(args, 1, "a room name")[0] }), () => `archived room ${args[0]}`),
+    run: async ({ args, o, send }) =>
+      show(o, await send("room.archive", { room: need(args, 1, "a room name")[0] }), () => `archived room ${args[0]}`),
   }),
 ];

@@ -10,7 +10,12 @@ import { show, type Send } from "../session.ts";
 import { defineVerb, type FlagValues } from "../verb.ts";
 import { LIMIT_FLAG, limitArg } from "./limit.ts";
 
-const ADD_FLAGS = { role: { type: "string" }, "sign-key": { type: "string" }, "kex-key": { type: "string" }, "seed-out": { type: "string" } } as const;
+const ADD_FLAGS = {
+  role: { type: "string" },
+  "sign-key": { type: "string" },
+  "kex-key": { type: "string" },
+  "seed-out": { type: "string" },
+} as const;
 
 /**
  * A new identity's seed is written 0600 next to its final place first and moved there only once
@@ -21,7 +26,8 @@ async function addUser(o: GlobalOptions, f: FlagValues<typeof ADD_FLAGS>, handle
   let seedPath: string | null = null;
   if (!signKey) {
     seedPath = f["seed-out"] ?? join(o.dataDir, "users", `${handle}.nk`);
-    if (existsSync(seedPath)) throw new CliError("E_USAGE", `${seedPath} already exists; move it away or pass --seed-out`, EXIT.usage);
+    if (existsSync(seedPath))
+      throw new CliError("E_USAGE", `${seedPath} already exists; move it away or pass --seed-out`, EXIT.usage);
     const seed = newUserSeed();
     signKey = signerFromSeed(seed).publicKey;
     if (!o.dryRun) {
@@ -32,17 +38,28 @@ async function addUser(o: GlobalOptions, f: FlagValues<typeof ADD_FLAGS>, handle
   }
   let result;
   try {
-    result = await send("user.add", { handle, sign_key: signKey, ...(f.role ? { role: f.role } : {}), ...(f["kex-key"] ? { kex_key: f["kex-key"] } : {}) });
+    result = await send("user.add", {
+      handle,
+      sign_key: signKey,
+      ...(f.role ? { role: f.role } : {}),
+      ...(f["kex-key"] ? { kex_key: f["kex-key"] } : {}),
+    });
   } catch (err) {
     if (seedPath) rmSync(`${seedPath}.pending`, { force: true });
     throw err;
   }
   if (result === DRY_RUN) return show(o, result, () => "");
   if (seedPath) renameSync(`${seedPath}.pending`, seedPath);
-  const credsFile = result.jwt ? writeUserCreds(result.jwt, seedPath, seedPath ? seedPath.replace(/\.nk$/, "") : join(o.dataDir, "users", handle)) : null;
+  const credsFile = result.jwt
+    ? writeUserCreds(result.jwt, seedPath, seedPath ? seedPath.replace(/\.nk$/, "") : join(o.dataDir, "users", handle))
+    : null;
   const { jwt: _jwt, ...shown } = result;
-  return show(o, { ...shown, handle, sign_key: signKey, seed_file: seedPath, creds_file: credsFile },
-    () => `created user ${handle} (${signKey})${seedPath ? `; its seed is in ${seedPath}` : ""}${credsFile ? `; its NATS credentials are in ${credsFile}` : ""}`);
+  return show(
+    o,
+    { ...shown, handle, sign_key: signKey, seed_file: seedPath, creds_file: credsFile },
+    () =>
+      `created user ${handle} (${signKey})${seedPath ? `; its seed is in ${seedPath}` : ""}${credsFile ? `; its NATS credentials are in ${credsFile}` : ""}`,
+  );
 }
 
 /** users/<handle>.creds when we hold the seed; otherwise users/<handle>.jwt for its owner to combine with theirs. */
@@ -71,7 +88,10 @@ export const USER_VERBS = [
     help: "",
     flags: LIMIT_FLAG,
     dryRun: true,
-    run: async ({ flags, o, send }) => show(o, await send("user.list", limitArg(flags.limit)), (r) => table(r.items, ["handle", "role", "revoked", "sign_key", "created_at"])),
+    run: async ({ flags, o, send }) =>
+      show(o, await send("user.list", limitArg(flags.limit)), (r) =>
+        table(r.items, ["handle", "role", "revoked", "sign_key", "created_at"]),
+      ),
   }),
   defineVerb({
     words: ["user", "revoke"],
@@ -81,7 +101,11 @@ export const USER_VERBS = [
     dryRun: true,
     run: async ({ args, flags, o, send }) => {
       const [handle] = need(args, 1, "a handle");
-      return show(o, await send("user.revoke", { handle, ...(flags.reason ? { reason: flags.reason } : {}) }), (r) => `revoked ${handle} (${r.key}): its connections are cut`);
+      return show(
+        o,
+        await send("user.revoke", { handle, ...(flags.reason ? { reason: flags.reason } : {}) }),
+        (r) => `revoked ${handle} (${r.key}): its connections are cut`,
+      );
     },
   }),
 ];

@@ -17,7 +17,13 @@ export interface VaultState {
 }
 
 export type VaultCommand = {
-  type: "Distribute"; owner: string; by: string; epoch: number; k: number; guardians: readonly string[]; commitment: Commitment;
+  type: "Distribute";
+  owner: string;
+  by: string;
+  epoch: number;
+  k: number;
+  guardians: readonly string[];
+  commitment: Commitment;
   /** The fleet's active nodes now (the owner among them). */
   active: ReadonlySet<string>;
   genesisHandover: boolean;
@@ -28,22 +34,37 @@ function distinct(xs: readonly string[]): boolean {
 }
 
 function distribute(c: VaultCommand, s: VaultState): VaultEvent[] | DomainError {
-  if (c.by !== `node:${c.owner}`) return domainError("E_FORBIDDEN", `${c.by} may not distribute ${c.owner}'s key; only the owner node does`, { owner: c.owner });
-  if (!c.active.has(c.owner)) return domainError("E_IDENTITY_REVOKED", `node ${c.owner} is not an active node`, { owner: c.owner });
-  if (c.epoch !== s.epoch + 1) return domainError("E_EPOCH", `the next epoch of ${c.owner} is ${s.epoch + 1}, not ${c.epoch}`, { owner: c.owner, epoch: s.epoch });
+  if (c.by !== `node:${c.owner}`)
+    return domainError("E_FORBIDDEN", `${c.by} may not distribute ${c.owner}'s key; only the owner node does`, {
+      owner: c.owner,
+    });
+  if (!c.active.has(c.owner))
+    return domainError("E_IDENTITY_REVOKED", `node ${c.owner} is not an active node`, { owner: c.owner });
+  if (c.epoch !== s.epoch + 1)
+    return domainError("E_EPOCH", `the next epoch of ${c.owner} is ${s.epoch + 1}, not ${c.epoch}`, {
+      owner: c.owner,
+      epoch: s.epoch,
+    });
   if (!distinct(c.guardians)) return domainError("E_BAD_REQUEST", "a guardian may hold only one share");
   if (c.guardians.includes(c.owner)) return domainError("E_BAD_REQUEST", "the owner cannot guard its own key");
   const inactive = c.guardians.filter((g) => !c.active.has(g));
-  if (inactive.length) return domainError("E_BAD_REQUEST", `guardians must be active nodes; not: ${inactive.join(", ")}`, { inactive });
+  if (inactive.length)
+    return domainError("E_BAD_REQUEST", `guardians must be active nodes; not: ${inactive.join(", ")}`, { inactive });
   const n = c.guardians.length;
   if (n < 2 || c.k < 2 || c.k > n) return domainError("E_BAD_REQUEST", `K must be between 2 and N (${n}), not ${c.k}`);
   // A reshare keeps the key: a different commitment would mean a different key under the same name.
   if (s.commitment && (s.commitment.mac !== c.commitment.mac || s.commitment.salt !== c.commitment.salt)) {
     return domainError("E_BAD_REQUEST", "a reshare keeps the same key and commitment");
   }
-  if (c.genesisHandover && s.handedOver) return domainError("E_BAD_REQUEST", `${c.owner}'s genesis key was already handed over`);
-  const shared: VaultEvent = { type: "SharesDistributed", data: { owner: c.owner, guardians: [...c.guardians], k: c.k, n, epoch: c.epoch, commitment: c.commitment } };
-  return c.genesisHandover ? [shared, { type: "GenesisHandover", data: { owner: c.owner, guardians: [...c.guardians], epoch: c.epoch } }] : [shared];
+  if (c.genesisHandover && s.handedOver)
+    return domainError("E_BAD_REQUEST", `${c.owner}'s genesis key was already handed over`);
+  const shared: VaultEvent = {
+    type: "SharesDistributed",
+    data: { owner: c.owner, guardians: [...c.guardians], k: c.k, n, epoch: c.epoch, commitment: c.commitment },
+  };
+  return c.genesisHandover
+    ? [shared, { type: "GenesisHandover", data: { owner: c.owner, guardians: [...c.guardians], epoch: c.epoch } }]
+    : [shared];
 }
 
 export const vaultDecider: Decider<VaultCommand, VaultEvent, VaultState> = {
@@ -63,7 +84,10 @@ export const vaultDecider: Decider<VaultCommand, VaultEvent, VaultState> = {
 
 export const vaultAggregate = defineAggregate("vault", vaultDecider);
 
-export interface ShareState { released: number; mismatches: number }
+export interface ShareState {
+  released: number;
+  mismatches: number;
+}
 
 export type ShareCommand =
   | { type: "Release"; owner: string; guardian: string; epoch: number; request: string; vault: VaultState }
@@ -73,24 +97,41 @@ export type ShareCommand =
 export function shareRefusal(v: VaultState, owner: string, guardian: string, epoch: number): DomainError | null {
   if (v.epoch === 0) return domainError("E_SHARE_REFUSED", `${owner} has no distributed key`, { owner });
   if (epoch !== v.epoch) {
-    return domainError("E_SHARE_REFUSED", `epoch ${epoch} of ${owner}'s key is ${epoch < v.epoch ? "superseded" : "unknown"}; the current epoch is ${v.epoch}`, { owner, epoch, current: v.epoch });
+    return domainError(
+      "E_SHARE_REFUSED",
+      `epoch ${epoch} of ${owner}'s key is ${epoch < v.epoch ? "superseded" : "unknown"}; the current epoch is ${v.epoch}`,
+      { owner, epoch, current: v.epoch },
+    );
   }
-  if (!v.guardians.includes(guardian)) return domainError("E_SHARE_REFUSED", `${guardian} holds no share of ${owner}'s epoch ${epoch}`, { owner, guardian, epoch });
+  if (!v.guardians.includes(guardian))
+    return domainError("E_SHARE_REFUSED", `${guardian} holds no share of ${owner}'s epoch ${epoch}`, {
+      owner,
+      guardian,
+      epoch,
+    });
   return null;
 }
 
 function decideShare(c: ShareCommand, _s: ShareState): ShareEvent[] | DomainError {
   const refused = shareRefusal(c.vault, c.owner, c.guardian, c.epoch);
-  if (c.type === "Release") return refused ?? [{ type: "ShareReleased", data: { owner: c.owner, guardian: c.guardian, epoch: c.epoch, request: c.request } }];
-  if (c.by !== `node:${c.owner}`) return domainError("E_FORBIDDEN", `only ${c.owner} reports mismatches of its own shares`);
-  if (c.vault.epoch === 0 || !c.vault.guardians.includes(c.guardian)) return domainError("E_BAD_REQUEST", `${c.guardian} is no guardian of ${c.owner}`);
+  if (c.type === "Release")
+    return (
+      refused ?? [
+        { type: "ShareReleased", data: { owner: c.owner, guardian: c.guardian, epoch: c.epoch, request: c.request } },
+      ]
+    );
+  if (c.by !== `node:${c.owner}`)
+    return domainError("E_FORBIDDEN", `only ${c.owner} reports mismatches of its own shares`);
+  if (c.vault.epoch === 0 || !c.vault.guardians.includes(c.guardian))
+    return domainError("E_BAD_REQUEST", `${c.guardian} is no guardian of ${c.owner}`);
   return [{ type: "ShareMismatch", data: { owner: c.owner, guardian: c.guardian, epoch: c.epoch } }];
 }
 
 export const shareDecider: Decider<ShareCommand, ShareEvent, ShareState> = {
   initialState: () => ({ released: 0, mismatches: 0 }),
   decide: decideShare,
-  evolve: (s, e) => (e.type === "ShareReleased" ? { ...s, released: s.released + 1 } : { ...s, mismatches: s.mismatches + 1 }),
+  evolve: (s, e) =>
+    e.type === "ShareReleased" ? { ...s, released: s.released + 1 } : { ...s, mismatches: s.mismatches + 1 },
 };
 
 export const shareAggregate = defineAggregate("share", shareDecider);

@@ -1,7 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createCurve } from "@nats-io/nkeys";
-import { curvePublicNkey, formatGenesisKey, newGenesisKdf, parseGenesisKey, passphrasePair, GENESIS_KDF_PARAMS } from "./passphrase.ts";
+import {
+  curvePublicNkey,
+  formatGenesisKey,
+  newGenesisKdf,
+  parseGenesisKey,
+  passphrasePair,
+  GENESIS_KDF_PARAMS,
+} from "./passphrase.ts";
 import { curvePublicRaw, openSealed, sealTo } from "./seal.ts";
 
 const pass = (s: string) => new TextEncoder().encode(s);
@@ -15,11 +22,18 @@ test("a genesis key spec: a bare curve key, or scrypt parameters, salt and key; 
   assert.equal(spec, `scrypt:ln=17,r=8,p=1:${kdf.salt}:${x}`);
   assert.deepEqual(parseGenesisKey(spec), { operator: x, kdf });
   for (const bad of [
-    "", "X", `U${x.slice(1)}`, `scrypt:ln=17,r=8,p=1:${kdf.salt}:`, `scrypt:ln=17,r=8,p=1:short:${x}`, `argon2:ln=17,r=8,p=1:${kdf.salt}:${x}`,
+    "",
+    "X",
+    `U${x.slice(1)}`,
+    `scrypt:ln=17,r=8,p=1:${kdf.salt}:`,
+    `scrypt:ln=17,r=8,p=1:short:${x}`,
+    `argon2:ln=17,r=8,p=1:${kdf.salt}:${x}`,
     `scrypt:ln=13,r=8,p=1:${kdf.salt}:${x}`, // too cheap
     `scrypt:ln=22,r=8,p=1:${kdf.salt}:${x}`, // 4 GiB: over the memory cap
-    `${spec} `, `scrypt:ln=17,r=8,p=1:${kdf.salt}:${x}:more`,
-  ]) assert.equal(parseGenesisKey(bad), null, bad);
+    `${spec} `,
+    `scrypt:ln=17,r=8,p=1:${kdf.salt}:${x}:more`,
+  ])
+    assert.equal(parseGenesisKey(bad), null, bad);
 });
 
 test("the passphrase pair is the same for the same passphrase and salt, another for either changed, and boxes sealed to its key open with it", async () => {

@@ -33,7 +33,14 @@ export function curvePublicNkey(raw: Uint8Array): string {
 function scryptAsync(passphrase: Uint8Array, kdf: GenesisKdf): Promise<Buffer> {
   const memory = 128 * kdf.r * 2 ** kdf.ln;
   return new Promise((resolve, reject) =>
-    scrypt(passphrase, Buffer.from(kdf.salt, "base64url"), 32, { N: 2 ** kdf.ln, r: kdf.r, p: kdf.p, maxmem: memory + 32 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))));
+    scrypt(
+      passphrase,
+      Buffer.from(kdf.salt, "base64url"),
+      32,
+      { N: 2 ** kdf.ln, r: kdf.r, p: kdf.p, maxmem: memory + 32 * 1024 * 1024 },
+      (err, key) => (err ? reject(err) : resolve(key)),
+    ),
+  );
 }
 
 /** The operator's pair for this passphrase and KDF record; the caller zeroes `secretKey`. */

@@ -6,7 +6,12 @@ import { isReadAction, roleAllows, VAULT_NODE_ACTIONS } from "../roles.ts";
 import { permissionsFor } from "../permissions.ts";
 
 test("a node may distribute, plan, fetch and report mismatches, not list every vault; monitors only read the status", () => {
-  assert.deepEqual([...VAULT_NODE_ACTIONS].sort(), Object.keys(VaultActionArgs).filter((a) => a !== "vault.status").sort());
+  assert.deepEqual(
+    [...VAULT_NODE_ACTIONS].sort(),
+    Object.keys(VaultActionArgs)
+      .filter((a) => a !== "vault.status")
+      .sort(),
+  );
   for (const a of VAULT_NODE_ACTIONS) assert.ok(roleAllows("node", a), a);
   assert.ok(!roleAllows("node", "vault.status"));
   assert.ok(roleAllows("monitor", "vault.status") && isReadAction("vault.status"));

@@ -18,7 +18,10 @@ export function curvePublicRaw(nkey: string): Uint8Array {
   return Codec.decode(Prefix.Curve, new TextEncoder().encode(nkey));
 }
 
-export interface KexPair { publicKey: Uint8Array; secretKey: Uint8Array }
+export interface KexPair {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
 
 /** The X25519 pair of a curve nkey seed ("SX…"); the caller zeroes `secretKey` after use. */
 export async function kexPairFromSeed(seed: Uint8Array): Promise<KexPair> {
@@ -49,16 +52,33 @@ export async function openSealed(sealed: string, pair: KexPair): Promise<Uint8Ar
 }
 
 /** XChaCha20-Poly1305 under a 32-byte key, bound to `context` (additional data). */
-export async function encryptWith(key: Uint8Array, plain: Uint8Array, context: string): Promise<{ nonce: string; box: string }> {
+export async function encryptWith(
+  key: Uint8Array,
+  plain: Uint8Array,
+  context: string,
+): Promise<{ nonce: string; box: string }> {
   const s = await sodiumReady();
   const nonce = s.randombytes_buf(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-  return { nonce: toBase64Url(nonce), box: toBase64Url(s.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, context, null, nonce, key)) };
+  return {
+    nonce: toBase64Url(nonce),
+    box: toBase64Url(s.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, context, null, nonce, key)),
+  };
 }
 
-export async function decryptWith(key: Uint8Array, sealed: { nonce: string; box: string }, context: string): Promise<Uint8Array | null> {
+export async function decryptWith(
+  key: Uint8Array,
+  sealed: { nonce: string; box: string },
+  context: string,
+): Promise<Uint8Array | null> {
   const s = await sodiumReady();
   try {
-    return s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, fromBase64Url(sealed.box), context, fromBase64Url(sealed.nonce), key);
+    return s.crypto_aead_xchacha20poly1305_ietf_decrypt(
+      null,
+      fromBase64Url(sealed.box),
+      context,
+      fromBase64Url(sealed.nonce),
+      key,
+    );
   } catch {
     return null;
   }

@@ -14,7 +14,10 @@ const COMMITMENT_TAG = "unibus.vault.commitment.v1";
 /** Past this many subsets tried, rebuild gives up (C(12,4) = 495; C(20,7) would be 77,520). */
 export const MAX_SUBSETS = 20_000;
 
-export interface Share { guardian: string; share: Uint8Array }
+export interface Share {
+  guardian: string;
+  share: Uint8Array;
+}
 
 export function newDataKey(): Uint8Array {
   return new Uint8Array(randomBytes(DATA_KEY_BYTES));
@@ -77,7 +80,8 @@ function* subsets<T>(items: readonly T[], k: number): Generator<T[]> {
  * honest ones: those that break the fit are `bad`.
  */
 export async function rebuild(shares: readonly Share[], k: number, owner: string, c: Commitment): Promise<Rebuilt> {
-  if (shares.length < k) return { ok: false, code: "E_TOO_FEW_PEERS", message: `${shares.length} of the ${k} shares needed` };
+  if (shares.length < k)
+    return { ok: false, code: "E_TOO_FEW_PEERS", message: `${shares.length} of the ${k} shares needed` };
   const all = await fits(shares, owner, c);
   if (all) return { ok: true, key: all, used: shares.map((s) => s.guardian), bad: [] };
   let tried = 0;
@@ -98,7 +102,11 @@ export async function rebuild(shares: readonly Share[], k: number, owner: string
     }
     return { ok: true, key, used, bad };
   }
-  return { ok: false, code: "E_SHARE_MISMATCH", message: `no ${k} of the ${shares.length} shares rebuild a key that fits the commitment` };
+  return {
+    ok: false,
+    code: "E_SHARE_MISMATCH",
+    message: `no ${k} of the ${shares.length} shares rebuild a key that fits the commitment`,
+  };
 }
 
 export function zeroShares(shares: readonly Share[]): void {

@@ -4,8 +4,21 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createCurve } from "@nats-io/nkeys";
 import {
-  commitTo, curvePublicRaw, ephemeralPair, fitsCommitment, kexPairFromSeed, newDataKey, openSealed, rebuild, sealTo, shareDecider, splitKey, thresholdFor, vaultDecider,
-  type Share, type VaultState,
+  commitTo,
+  curvePublicRaw,
+  ephemeralPair,
+  fitsCommitment,
+  kexPairFromSeed,
+  newDataKey,
+  openSealed,
+  rebuild,
+  sealTo,
+  shareDecider,
+  splitKey,
+  thresholdFor,
+  vaultDecider,
+  type Share,
+  type VaultState,
 } from "./mod.ts";
 import { isDomainError } from "../errors.ts";
 
@@ -35,7 +48,10 @@ async function sharesOf(key: Uint8Array, n: number, k: number): Promise<Share[]>
 
 describe("vault threshold", () => {
   test("K = max(3, ceil(N/3)), never above N, and an override is clamped to [2, N]", () => {
-    assert.deepEqual([2, 3, 4, 5, 9, 10, 12, 30, 31].map((n) => thresholdFor(n)), [2, 3, 3, 3, 3, 4, 4, 10, 11]);
+    assert.deepEqual(
+      [2, 3, 4, 5, 9, 10, 12, 30, 31].map((n) => thresholdFor(n)),
+      [2, 3, 3, 3, 3, 4, 4, 10, 11],
+    );
     assert.equal(thresholdFor(6, 5), 5);
     assert.equal(thresholdFor(4, 9), 4);
     assert.equal(thresholdFor(4, 1), 2);
@@ -78,7 +94,13 @@ describe("vault split and rebuild", () => {
 
   test("one corrupted share among K+1 is found by subsets, and the key still rebuilds", async () => {
     const random = seeded(7);
-    for (const [n, k] of [[4, 3], [5, 3], [9, 3], [12, 4], [16, 6]] as const) {
+    for (const [n, k] of [
+      [4, 3],
+      [5, 3],
+      [9, 3],
+      [12, 4],
+      [16, 6],
+    ] as const) {
       const key = newDataKey();
       const c = commitTo(key, OWNER);
       const shares = pick(await sharesOf(key, n, k), k + 1, random);
@@ -133,9 +155,22 @@ describe("vault sealed boxes", () => {
 describe("vault deciders", () => {
   const c = { mac: "a".repeat(64), salt: "b".repeat(32) };
   const active = new Set([OWNER, "g1", "g2", "g3", "g4"]);
-  const distribute = (s: VaultState, over: Record<string, unknown> = {}) => vaultDecider.decide({
-    type: "Distribute", owner: OWNER, by: `node:${OWNER}`, epoch: s.epoch + 1, k: 3, guardians: ["g1", "g2", "g3", "g4"], commitment: c, active, genesisHandover: false, ...over,
-  } as never, s);
+  const distribute = (s: VaultState, over: Record<string, unknown> = {}) =>
+    vaultDecider.decide(
+      {
+        type: "Distribute",
+        owner: OWNER,
+        by: `node:${OWNER}`,
+        epoch: s.epoch + 1,
+        k: 3,
+        guardians: ["g1", "g2", "g3", "g4"],
+        commitment: c,
+        active,
+        genesisHandover: false,
+        ...over,
+      } as never,
+      s,
+    );
 
   test("the first distribution is epoch 1; a reshare is the next epoch with the same commitment", () => {
     let s = vaultDecider.initialState();
@@ -149,8 +184,12 @@ describe("vault deciders", () => {
     s = again.reduce(vaultDecider.evolve, s);
     assert.deepEqual([s.epoch, s.guardians], [2, ["g1", "g2", "g3"]]);
     for (const [over, code] of [
-      [{ epoch: 2 }, "E_EPOCH"], [{ by: "node:g1" }, "E_FORBIDDEN"], [{ guardians: ["g1", "g1", "g2"] }, "E_BAD_REQUEST"],
-      [{ guardians: [OWNER, "g1", "g2"] }, "E_BAD_REQUEST"], [{ guardians: ["g1", "g9", "g2"] }, "E_BAD_REQUEST"], [{ k: 5 }, "E_BAD_REQUEST"],
+      [{ epoch: 2 }, "E_EPOCH"],
+      [{ by: "node:g1" }, "E_FORBIDDEN"],
+      [{ guardians: ["g1", "g1", "g2"] }, "E_BAD_REQUEST"],
+      [{ guardians: [OWNER, "g1", "g2"] }, "E_BAD_REQUEST"],
+      [{ guardians: ["g1", "g9", "g2"] }, "E_BAD_REQUEST"],
+      [{ k: 5 }, "E_BAD_REQUEST"],
       [{ commitment: { ...c, mac: "c".repeat(64) } }, "E_BAD_REQUEST"],
     ] as const) {
       const r = distribute(s, over);
@@ -159,15 +198,28 @@ describe("vault deciders", () => {
   });
 
   test("a release is for the current epoch and a current guardian only", () => {
-    const s = (distribute(vaultDecider.initialState()) as never[]).reduce(vaultDecider.evolve, vaultDecider.initialState());
-    const release = (guardian: string, epoch: number) => shareDecider.decide({ type: "Release", owner: OWNER, guardian, epoch, request: "r1", vault: s }, shareDecider.initialState());
+    const s = (distribute(vaultDecider.initialState()) as never[]).reduce(
+      vaultDecider.evolve,
+      vaultDecider.initialState(),
+    );
+    const release = (guardian: string, epoch: number) =>
+      shareDecider.decide(
+        { type: "Release", owner: OWNER, guardian, epoch, request: "r1", vault: s },
+        shareDecider.initialState(),
+      );
     assert.ok(!isDomainError(release("g1", 1)));
-    for (const [g, e] of [["g1", 2], ["g9", 1]] as const) {
+    for (const [g, e] of [
+      ["g1", 2],
+      ["g9", 1],
+    ] as const) {
       const r = release(g, e);
       assert.ok(isDomainError(r) && r.code === "E_SHARE_REFUSED");
     }
     const s2 = (distribute(s) as never[]).reduce(vaultDecider.evolve, s);
-    const old = shareDecider.decide({ type: "Release", owner: OWNER, guardian: "g1", epoch: 1, request: "r2", vault: s2 }, shareDecider.initialState());
+    const old = shareDecider.decide(
+      { type: "Release", owner: OWNER, guardian: "g1", epoch: 1, request: "r2", vault: s2 },
+      shareDecider.initialState(),
+    );
     assert.ok(isDomainError(old) && /superseded/.test(old.message));
   });
 });

@@ -6,15 +6,28 @@ import type { KV } from "@nats-io/kv";
 import { storageKey } from "../../core/mod.ts";
 import { liveEntry } from "../../bus/mod.ts";
 
-export interface NodeOutcome { ok: boolean; code: string | null; reason: string | null }
+export interface NodeOutcome {
+  ok: boolean;
+  code: string | null;
+  reason: string | null;
+}
 
-interface NodeReleaseView { state: string; version: string | null; last_reason: string | null; seq: number }
+interface NodeReleaseView {
+  state: string;
+  version: string | null;
+  last_reason: string | null;
+  seq: number;
+}
 
 /**
  * The outcome a node's release record tells for an update to `version` sent when the record was at
  * `sentAtSeq`, or null while it is still on trial. Only what happened after the send counts.
  */
-export function bootOutcome(record: NodeReleaseView | undefined, version: string, sentAtSeq: number): NodeOutcome | null {
+export function bootOutcome(
+  record: NodeReleaseView | undefined,
+  version: string,
+  sentAtSeq: number,
+): NodeOutcome | null {
   if (!record || record.seq <= sentAtSeq) return null;
   if (record.state === "committed" && record.version === version) return { ok: true, code: null, reason: null };
   if (record.state === "rolled-back") return { ok: false, code: "E_UPDATE_ROLLED_BACK", reason: record.last_reason };
@@ -50,7 +63,11 @@ export async function awaitBootOutcome(w: BootWait): Promise<NodeOutcome | null>
     const outcome = bootOutcome(record, w.version, w.sentAtSeq);
     if (outcome) return outcome;
     if (Date.now() > until) {
-      return { ok: false, code: "E_UNAVAILABLE", reason: `the agent switched to ${w.release} ${w.version} but reported no commit or rollback within ${Math.round(w.deadlineMs / 1000)} s` };
+      return {
+        ok: false,
+        code: "E_UNAVAILABLE",
+        reason: `the agent switched to ${w.release} ${w.version} but reported no commit or rollback within ${Math.round(w.deadlineMs / 1000)} s`,
+      };
     }
     await new Promise((r) => setTimeout(r, w.pollMs));
   }

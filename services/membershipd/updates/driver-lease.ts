@@ -39,8 +39,11 @@ export function leaseCurrent(renewedAt: number | null, now: number, ttlMs: numbe
 export const leaseMargin = (ttlMs: number) => Math.ceil(ttlMs / 4);
 
 function isWrongRevision(err: unknown): boolean {
-  return err instanceof JetStreamApiError
-    && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }
 
 export class DriverLease {
@@ -51,10 +54,18 @@ export class DriverLease {
   private stopped = false;
   private onAcquired: () => void = () => {};
 
-  private constructor(private readonly o: LeaseOptions, private readonly kv: KV, readonly ttlMs: number) {}
+  private constructor(
+    private readonly o: LeaseOptions,
+    private readonly kv: KV,
+    readonly ttlMs: number,
+  ) {}
 
   static async open(o: LeaseOptions): Promise<DriverLease> {
-    const kv = await new Kvm(o.nc).create(LEASES_BUCKET, { replicas: o.replicas, history: 1, ttl: o.ttlMs ?? DEFAULT_LEASE_MS });
+    const kv = await new Kvm(o.nc).create(LEASES_BUCKET, {
+      replicas: o.replicas,
+      history: 1,
+      ttl: o.ttlMs ?? DEFAULT_LEASE_MS,
+    });
     const ttl = (await kv.status()).ttl;
     if (!(ttl > 0)) throw new Error(`${LEASES_BUCKET} has no max_age: it cannot hold a lease`);
     return new DriverLease(o, kv, ttl);
@@ -106,7 +117,9 @@ export class DriverLease {
     const value = JSON.stringify({ holder: this.o.holder, at: new Date().toISOString() });
     const had = this.revision !== null;
     try {
-      this.revision = had ? await this.kv.update(DRIVER_LEASE_KEY, value, this.revision!) : await this.kv.create(DRIVER_LEASE_KEY, value);
+      this.revision = had
+        ? await this.kv.update(DRIVER_LEASE_KEY, value, this.revision!)
+        : await this.kv.create(DRIVER_LEASE_KEY, value);
       this.renewedAt = sentAt;
       // Stopped meanwhile: stop() deletes what was just written; nothing starts driving.
       if (this.stopped) return;
@@ -122,7 +135,9 @@ export class DriverLease {
         this.revision = null;
         this.renewedAt = null;
       } else if (had && !this.held()) {
-        this.o.log(`rollouts: could not renew the driver lease (${(err as Error).message}); not driving until it is renewed`);
+        this.o.log(
+          `rollouts: could not renew the driver lease (${(err as Error).message}); not driving until it is renewed`,
+        );
       }
       // Another failure (a timeout, a reconnect) keeps the revision: the next tick tries again,
       // and held() turns false on its own once the margin is reached.

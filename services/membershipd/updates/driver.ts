@@ -12,7 +12,14 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { nodeCommandSubject, Reply, type RolloutRecord } from "../../../schemas/mod.ts";
 import {
-  isDomainError, nodesInFlight, releaseAggregate, releaseId, rolloutAggregate, signCommand, type ReleaseState, type Signer,
+  isDomainError,
+  nodesInFlight,
+  releaseAggregate,
+  releaseId,
+  rolloutAggregate,
+  signCommand,
+  type ReleaseState,
+  type Signer,
 } from "../../core/mod.ts";
 import type { AggregateStore } from "../../bus/mod.ts";
 import { listBucket } from "./release-actions.ts";
@@ -85,7 +92,8 @@ export class RolloutDriver {
   async scan(): Promise<void> {
     if (this.stopped || !this.o.leader()) return;
     try {
-      for (const r of await listBucket<RolloutRecord>(this.o.jsm, this.o.rollouts, "UNIBUS_rollouts")) if (r.state === "running" || r.state === "paused") this.kick(r.rollout);
+      for (const r of await listBucket<RolloutRecord>(this.o.jsm, this.o.rollouts, "UNIBUS_rollouts"))
+        if (r.state === "running" || r.state === "paused") this.kick(r.rollout);
     } catch (err) {
       this.o.log(`rollouts: could not scan: ${(err as Error).message}`);
     }
@@ -118,7 +126,12 @@ export class RolloutDriver {
 
   private async step(rollout: string): Promise<void> {
     if (!this.o.leader()) return;
-    const adv = await this.o.aggregates.execute(rolloutAggregate, rollout, { type: "AdvanceRollout" }, this.meta(`advance-${rollout}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`));
+    const adv = await this.o.aggregates.execute(
+      rolloutAggregate,
+      rollout,
+      { type: "AdvanceRollout" },
+      this.meta(`advance-${rollout}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`),
+    );
     if (isDomainError(adv)) return this.o.log(`rollout ${rollout}: ${adv.message}`);
     const state = (await this.o.aggregates.load(rolloutAggregate, rollout)).state;
     if (!state.exists || state.phase === "completed" || state.phase === "aborted") return;
@@ -137,28 +150,53 @@ export class RolloutDriver {
     }
   }
 
-  private async send(rollout: string, node: string, release: Extract<ReleaseState, { published: true }>): Promise<void> {
-    const cmd = signCommand({ action: "update", args: { node, manifest: release.manifest, signature: release.signature }, actor: { id: this.o.driverId, key: this.o.driverKey.publicKey } }, this.o.driverKey);
+  private async send(
+    rollout: string,
+    node: string,
+    release: Extract<ReleaseState, { published: true }>,
+  ): Promise<void> {
+    const cmd = signCommand(
+      {
+        action: "update",
+        args: { node, manifest: release.manifest, signature: release.signature },
+        actor: { id: this.o.driverId, key: this.o.driverKey.publicKey },
+      },
+      this.o.driverKey,
+    );
     let outcome: NodeOutcome | "retry" | null;
     // Checked right before the send: the lease may have lapsed while the batch was being read.
     if (!this.o.leader() || this.stopped) return;
     const sentAtSeq = this.o.nodeReleases ? await nodeReleaseSeq(this.o.nodeReleases, node, release.manifest.name) : 0;
     try {
-      const msg = await this.o.nc.request(nodeCommandSubject(node, "update"), JSON.stringify(cmd), { timeout: this.o.updateTimeoutMs ?? 600_000 });
+      const msg = await this.o.nc.request(nodeCommandSubject(node, "update"), JSON.stringify(cmd), {
+        timeout: this.o.updateTimeoutMs ?? 600_000,
+      });
       const reply = Reply.parse(msg.json());
-      outcome = reply.ok ? { ok: true, code: null, reason: null } : RETRYABLE.has(reply.error.code) ? "retry" : { ok: false, code: reply.error.code, reason: reply.error.message.slice(0, 500) };
+      outcome = reply.ok
+        ? { ok: true, code: null, reason: null }
+        : RETRYABLE.has(reply.error.code)
+          ? "retry"
+          : { ok: false, code: reply.error.code, reason: reply.error.message.slice(0, 500) };
       // New agent code: the switch is not the outcome; the commit or the boot step's rollback is.
       if (reply.ok && (reply.result as { outcome?: string } | null)?.outcome === "switched" && this.o.nodeReleases) {
         outcome = await awaitBootOutcome({
-          nodeReleases: this.o.nodeReleases, node, release: release.manifest.name, version: release.manifest.version, sentAtSeq,
-          deadlineMs: this.o.bootWaitMs ?? 20 * 60_000, pollMs: this.o.bootPollMs ?? 2000, carryOn: () => this.o.leader() && !this.stopped,
+          nodeReleases: this.o.nodeReleases,
+          node,
+          release: release.manifest.name,
+          version: release.manifest.version,
+          sentAtSeq,
+          deadlineMs: this.o.bootWaitMs ?? 20 * 60_000,
+          pollMs: this.o.bootPollMs ?? 2000,
+          carryOn: () => this.o.leader() && !this.stopped,
         });
         // Stopped or no longer the driver: the next holder sends it again (E_CONFLICT while on trial, already-active once committed).
         if (outcome === null) return;
       }
     } catch (err) {
       outcome = "retry";
-      this.o.log(`rollout ${rollout}: ${node} did not answer the update (${(err as Error).message}); it will be sent again`);
+      this.o.log(
+        `rollout ${rollout}: ${node} did not answer the update (${(err as Error).message}); it will be sent again`,
+      );
     }
     if (this.stopped) return;
     const key = `${rollout}/${node}`;
@@ -167,14 +205,25 @@ export class RolloutDriver {
       r.n++;
       this.retries.set(key, r);
       if (Date.now() - r.since < (this.o.giveUpMs ?? 300_000)) {
-        await new Promise((res) => setTimeout(res, Math.min(10_000, (this.o.retryMs ?? 2000) * 2 ** Math.min(r.n - 1, 10))));
+        await new Promise((res) =>
+          setTimeout(res, Math.min(10_000, (this.o.retryMs ?? 2000) * 2 ** Math.min(r.n - 1, 10))),
+        );
         this.sending.delete(key);
         return this.kick(rollout);
       }
-      outcome = { ok: false, code: "E_UNAVAILABLE", reason: `no usable answer for ${Math.round((Date.now() - r.since) / 1000)} s (${r.n} tries)` };
+      outcome = {
+        ok: false,
+        code: "E_UNAVAILABLE",
+        reason: `no usable answer for ${Math.round((Date.now() - r.since) / 1000)} s (${r.n} tries)`,
+      };
     }
     this.retries.delete(key);
-    const r = await this.o.aggregates.execute(rolloutAggregate, rollout, { type: "FinishNode", node, ...outcome }, this.meta(`finish-${rollout}-${node}-${cmd.id}`));
+    const r = await this.o.aggregates.execute(
+      rolloutAggregate,
+      rollout,
+      { type: "FinishNode", node, ...outcome },
+      this.meta(`finish-${rollout}-${node}-${cmd.id}`),
+    );
     if (isDomainError(r)) this.o.log(`rollout ${rollout}: recording ${node}: ${r.message}`);
     this.kick(rollout);
   }

@@ -32,30 +32,57 @@ export interface UpdatesOptions {
   driverId: string;
   serviceKey: string;
   log(line: string): void;
-  driver?: Partial<Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "giveUpMs" | "scanMs" | "bootWaitMs" | "bootPollMs">> & { leaseMs?: number };
+  driver?: Partial<
+    Pick<DriverOptions, "updateTimeoutMs" | "retryMs" | "giveUpMs" | "scanMs" | "bootWaitMs" | "bootPollMs">
+  > & { leaseMs?: number };
 }
 
 /** The actions served here: release.*, rollout.*, node.lock and node.unlock. */
 export type UpdateAction = keyof typeof ReleaseActionArgs;
 
-export async function startUpdates(o: UpdatesOptions): Promise<{ handlers: Handlers<UpdateAction>; driver: RolloutDriver; lease: DriverLease; stop(): Promise<void> }> {
+export async function startUpdates(
+  o: UpdatesOptions,
+): Promise<{ handlers: Handlers<UpdateAction>; driver: RolloutDriver; lease: DriverLease; stop(): Promise<void> }> {
   const store = await ensureReleaseStore(o.nc, o.jsm, o.replicas);
   const { leaseMs, ...timings } = o.driver ?? {};
   const lease = await DriverLease.open({
-    nc: o.nc, replicas: o.replicas, holder: `${o.self}@${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`, log: o.log, ...(leaseMs ? { ttlMs: leaseMs } : {}),
+    nc: o.nc,
+    replicas: o.replicas,
+    holder: `${o.self}@${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`,
+    log: o.log,
+    ...(leaseMs ? { ttlMs: leaseMs } : {}),
   });
   const deps = {
-    aggregates: o.aggregates, jsm: o.jsm, store, caughtUp: o.caughtUp,
-    releases: o.buckets.UNIBUS_releases!, rollouts: o.buckets.UNIBUS_rollouts!, locks: o.buckets.UNIBUS_node_locks!, nodeReleases: o.buckets.UNIBUS_node_releases!, nodes: o.buckets.UNIBUS_nodes!,
+    aggregates: o.aggregates,
+    jsm: o.jsm,
+    store,
+    caughtUp: o.caughtUp,
+    releases: o.buckets.UNIBUS_releases!,
+    rollouts: o.buckets.UNIBUS_rollouts!,
+    locks: o.buckets.UNIBUS_node_locks!,
+    nodeReleases: o.buckets.UNIBUS_node_releases!,
+    nodes: o.buckets.UNIBUS_nodes!,
   };
   const d = new RolloutDriver({
-    nc: o.nc, jsm: o.jsm, aggregates: o.aggregates, rollouts: deps.rollouts, nodeReleases: deps.nodeReleases, leader: () => lease.held(), driverKey: o.driverKey, driverId: o.driverId, serviceKey: o.serviceKey, log: o.log, ...timings,
+    nc: o.nc,
+    jsm: o.jsm,
+    aggregates: o.aggregates,
+    rollouts: deps.rollouts,
+    nodeReleases: deps.nodeReleases,
+    leader: () => lease.held(),
+    driverKey: o.driverKey,
+    driverId: o.driverId,
+    serviceKey: o.serviceKey,
+    log: o.log,
+    ...timings,
   });
   const handlers = { ...releaseHandlers(deps), ...rolloutHandlers(deps, (r) => d.kick(r)) };
   d.start();
   lease.start(() => void d.scan());
   return {
-    handlers, driver: d, lease,
+    handlers,
+    driver: d,
+    lease,
     async stop() {
       await d.stop();
       await lease.stop();

@@ -4,7 +4,15 @@
 import type { KV } from "@nats-io/kv";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { CommandEnvelope, ReleaseRecord } from "../../../schemas/mod.ts";
-import { domainError, isDomainError, lockAggregate, releaseAggregate, releaseId, releaseKey, storageKey } from "../../core/mod.ts";
+import {
+  domainError,
+  isDomainError,
+  lockAggregate,
+  releaseAggregate,
+  releaseId,
+  releaseKey,
+  storageKey,
+} from "../../core/mod.ts";
 import { bucketKeys, liveEntry, type AggregateStore } from "../../bus/mod.ts";
 import type { Handlers } from "../handlers.ts";
 import { checkStoredTarball, type ReleaseStore } from "./release-store.ts";
@@ -22,27 +30,63 @@ export interface UpdateActionDeps {
 }
 
 /** Every live record of a bucket (`bucket` names `kv`, whose records are `R`s), listed without a consumer (bucketKeys). */
-export async function listBucket<R extends object>(jsm: JetStreamManager, kv: KV, bucket: string, filter?: string): Promise<R[]> {
+export async function listBucket<R extends object>(
+  jsm: JetStreamManager,
+  kv: KV,
+  bucket: string,
+  filter?: string,
+): Promise<R[]> {
   const keys = await bucketKeys(jsm, bucket, filter);
   const entries = await Promise.all(keys.map((k) => kv.get(k)));
   return entries.map((e) => liveEntry<R>(e)).filter((r) => r !== undefined);
 }
 
-export function releaseHandlers(d: UpdateActionDeps): Handlers<"release.publish" | "release.list" | "release.show" | "node.lock" | "node.unlock"> {
+export function releaseHandlers(
+  d: UpdateActionDeps,
+): Handlers<"release.publish" | "release.list" | "release.show" | "node.lock" | "node.unlock"> {
   const meta = (cmd: CommandEnvelope) => ({ actor: cmd.actor, commandId: cmd.id });
   return {
     "release.publish": async (a, cmd) => {
       const stored = await checkStoredTarball(d.store, a.manifest);
       if (stored) return stored;
-      const r = await d.aggregates.execute(releaseAggregate, releaseId(a.manifest.name, a.manifest.version), { type: "PublishRelease", manifest: a.manifest, signature: a.signature }, meta(cmd));
+      const r = await d.aggregates.execute(
+        releaseAggregate,
+        releaseId(a.manifest.name, a.manifest.version),
+        { type: "PublishRelease", manifest: a.manifest, signature: a.signature },
+        meta(cmd),
+      );
       if (isDomainError(r)) return r;
-      return { name: a.manifest.name, version: a.manifest.version, sha256: a.manifest.sha256, size: a.manifest.size, published: r.events.length > 0, seq: r.seqs.at(-1) ?? null };
+      return {
+        name: a.manifest.name,
+        version: a.manifest.version,
+        sha256: a.manifest.sha256,
+        size: a.manifest.size,
+        published: r.events.length > 0,
+        seq: r.seqs.at(-1) ?? null,
+      };
     },
     "release.list": async (a) => {
       await d.caughtUp();
-      const items = (await listBucket<ReleaseRecord>(d.jsm, d.releases, "UNIBUS_releases", a.name ? `${storageKey(a.name)}.>` : undefined))
-        .map((r) => ({ name: r.name, version: r.version, sha256: r.manifest.sha256, size: r.manifest.size, key_id: r.key_id, published_at: r.published_at, notes: r.manifest.notes }))
-        .sort((x, y) => (x.name === y.name ? x.published_at.localeCompare(y.published_at) : x.name.localeCompare(y.name)));
+      const items = (
+        await listBucket<ReleaseRecord>(
+          d.jsm,
+          d.releases,
+          "UNIBUS_releases",
+          a.name ? `${storageKey(a.name)}.>` : undefined,
+        )
+      )
+        .map((r) => ({
+          name: r.name,
+          version: r.version,
+          sha256: r.manifest.sha256,
+          size: r.manifest.size,
+          key_id: r.key_id,
+          published_at: r.published_at,
+          notes: r.manifest.notes,
+        }))
+        .sort((x, y) =>
+          x.name === y.name ? x.published_at.localeCompare(y.published_at) : x.name.localeCompare(y.name),
+        );
       return { items: items.slice(0, a.limit), total: items.length };
     },
     "release.show": async (a) => {
@@ -51,11 +95,21 @@ export function releaseHandlers(d: UpdateActionDeps): Handlers<"release.publish"
       return r ?? domainError("E_RELEASE_NOT_FOUND", `no release ${a.name} ${a.version}`);
     },
     "node.lock": async (a, cmd) => {
-      const r = await d.aggregates.execute(lockAggregate, a.node, { type: "LockNode", node: a.node, reason: a.reason, by: cmd.actor.id }, meta(cmd));
+      const r = await d.aggregates.execute(
+        lockAggregate,
+        a.node,
+        { type: "LockNode", node: a.node, reason: a.reason, by: cmd.actor.id },
+        meta(cmd),
+      );
       return isDomainError(r) ? r : { node: a.node, locked: true };
     },
     "node.unlock": async (a, cmd) => {
-      const r = await d.aggregates.execute(lockAggregate, a.node, { type: "UnlockNode", node: a.node, by: cmd.actor.id }, meta(cmd));
+      const r = await d.aggregates.execute(
+        lockAggregate,
+        a.node,
+        { type: "UnlockNode", node: a.node, by: cmd.actor.id },
+        meta(cmd),
+      );
       return isDomainError(r) ? r : { node: a.node, locked: false };
     },
   };

@@ -5,7 +5,12 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ReleaseManifest } from "../../../schemas/mod.ts";
 import { domainError, releaseObjectName, type DomainError } from "../../core/mod.ts";
-import { ensureReleaseStream, releaseObjectInfo, RELEASES_OBJECT_STORE, type ReleaseObjectInfo } from "../../bus/release-objects.ts";
+import {
+  ensureReleaseStream,
+  releaseObjectInfo,
+  RELEASES_OBJECT_STORE,
+  type ReleaseObjectInfo,
+} from "../../bus/release-objects.ts";
 
 export { RELEASES_OBJECT_STORE };
 
@@ -14,7 +19,11 @@ export interface ReleaseStore {
   info(name: string): Promise<ReleaseObjectInfo | null>;
 }
 
-export async function ensureReleaseStore(nc: NatsConnection, jsm: JetStreamManager, replicas: number): Promise<ReleaseStore> {
+export async function ensureReleaseStore(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  replicas: number,
+): Promise<ReleaseStore> {
   await ensureReleaseStream(jsm, replicas);
   return { info: (name) => releaseObjectInfo(nc, name) };
 }
@@ -26,13 +35,23 @@ export async function checkStoredTarball(store: ReleaseStore, m: ReleaseManifest
   try {
     info = await store.info(name);
   } catch (err) {
-    return domainError("E_RELEASE_TAMPERED", `the stored tarball of ${m.name} ${m.version} has an unreadable description: ${(err as Error).message}`);
+    return domainError(
+      "E_RELEASE_TAMPERED",
+      `the stored tarball of ${m.name} ${m.version} has an unreadable description: ${(err as Error).message}`,
+    );
   }
-  if (!info || info.deleted) return domainError("E_RELEASE_NOT_FOUND", `the tarball of ${m.name} ${m.version} is not in ${RELEASES_OBJECT_STORE} (upload it first; unibus release publish does)`);
+  if (!info || info.deleted)
+    return domainError(
+      "E_RELEASE_NOT_FOUND",
+      `the tarball of ${m.name} ${m.version} is not in ${RELEASES_OBJECT_STORE} (upload it first; unibus release publish does)`,
+    );
   const want = `SHA-256=${Buffer.from(m.sha256, "hex").toString("base64url")}`;
   const have = info.digest.replace(/=+$/, "");
   if (info.size !== m.size || have !== want) {
-    return domainError("E_RELEASE_TAMPERED", `the stored tarball (${info.size} bytes) does not match the manifest (${m.size} bytes, SHA-256 ${m.sha256.slice(0, 16)}…)`);
+    return domainError(
+      "E_RELEASE_TAMPERED",
+      `the stored tarball (${info.size} bytes) does not match the manifest (${m.size} bytes, SHA-256 ${m.sha256.slice(0, 16)}…)`,
+    );
   }
   return null;
 }
