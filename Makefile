@@ -18,7 +18,7 @@ typecheck: deps
 
 test: deps
 	npx tsc --noEmit
-	npx biome ci .
+	npx biome ci --colors=off --diagnostic-level=error .
 	npx tsx --test --test-concurrency=2 $(TESTS)
 	npx tsx --test $(SOLO_TESTS)
 
