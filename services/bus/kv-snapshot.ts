@@ -4,6 +4,7 @@ import { type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
 import type { KvEntry } from "@nats-io/kv";
 import { isTombstone } from "../../schemas/mod.ts";
 import { bucketKeys } from "./kv-keys.ts";
+import { leaderRead } from "./stream-read.ts";
 
 const WINDOW = 256;
 
@@ -29,11 +30,11 @@ export async function readKvSnapshot(
 ): Promise<Map<string, any>> {
   const out = new Map<string, any>();
   const stream = `KV_${bucket}`;
-  const keys = await bucketKeys(jsm, bucket);
+  const keys = await leaderRead(() => bucketKeys(jsm, bucket));
   for (let i = 0; i < keys.length; i += WINDOW) {
     const batch = keys.slice(i, i + WINDOW);
     const msgs = await Promise.all(
-      batch.map((k) => jsm.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${k}` })),
+      batch.map((k) => leaderRead(() => jsm.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${k}` }))),
     );
     batch.forEach((key, j) => {
       const m = msgs[j];

@@ -9,7 +9,7 @@ export * from "./at-rest-key.ts";
 export * from "./secret-file.ts";
 export * from "./kv-snapshot.ts";
 export * from "./kv-keys.ts";
-export { lastSeqOf, streamRead, type StreamReadOptions } from "./stream-read.ts";
+export { lastSeqOf, leaderRead, streamRead, type StreamReadOptions } from "./stream-read.ts";
 export * from "./operator.ts";
 export * from "./tls.ts";
 export * from "./creds.ts";

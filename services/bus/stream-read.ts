@@ -41,6 +41,24 @@ export async function lastSeqOf(jsm: JetStreamManager, stream: string): Promise<
   return (await jsm.streams.info(stream)).state.last_seq;
 }
 
+/**
+ * A read the stream's leader answers, asked again for RETRY_BUDGET_MS while it fails for another
+ * reason than a refusal or an unknown stream: right after a cluster restart a stream can have no
+ * leader for seconds ("JetStream system temporarily unavailable").
+ */
+export async function leaderRead<T>(read: () => Promise<T>): Promise<T> {
+  const since = Date.now();
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      const msg = (err as Error).message ?? String(err);
+      if (/permission|authorization|stream not found/i.test(msg) || Date.now() - since > RETRY_BUDGET_MS) throw err;
+      await pause(RETRY_MS);
+    }
+  }
+}
+
 /** One get, retried on transport errors for the budget (for ever in follow mode). */
 async function getRetried(
   jsm: JetStreamManager,

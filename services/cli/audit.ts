@@ -15,6 +15,7 @@ import {
   EVENTS_STREAM,
   decodeEvent,
   lastSequence,
+  leaderRead,
   projectionBuckets,
   readKvSnapshot,
   streamRead,
@@ -72,7 +73,7 @@ async function projectorCheckpoint(nc: NatsConnection): Promise<number> {
 /** Waits (bounded) until membershipd's projector has applied `seq`, so the comparison is fair. */
 async function waitForProjector(nc: NatsConnection, seq: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while ((await projectorCheckpoint(nc)) < seq) {
+  while ((await leaderRead(() => projectorCheckpoint(nc))) < seq) {
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -86,7 +87,7 @@ export async function auditReplay(
   showProgress: boolean,
 ): Promise<ReplayReport> {
   const started = performance.now();
-  const atSeq = await lastSequence(jsm);
+  const atSeq = await leaderRead(() => lastSequence(jsm));
   const memory = await rebuildProjections(js, jsm, atSeq, showProgress);
   const seconds = (performance.now() - started) / 1000;
   const caughtUp = await waitForProjector(nc, atSeq, 10_000);
@@ -116,7 +117,7 @@ export async function auditVerify(
   pinned: string[],
   showProgress: boolean,
 ) {
-  const atSeq = await lastSequence(jsm);
+  const atSeq = await leaderRead(() => lastSequence(jsm));
   const verifier = new ChainVerifier(pinned);
   const p = showProgress ? progress("verify") : null;
   const decoder = new TextDecoder();
