@@ -1,6 +1,6 @@
 // Every value of a KV bucket in one pass over its stream (last value per key), rather than a
 // request per key; and the one way readers turn a KV entry into a live record.
-import { type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KvEntry } from "@nats-io/kv";
 import { isTombstone } from "../../schemas/mod.ts";
 import { bucketKeys } from "./kv-keys.ts";
@@ -23,11 +23,7 @@ export function liveEntry<R = Record<string, unknown>>(entry: KvEntry | null): R
  * the keys from the stream's subject index, then each key's last message by a get the stream's
  * leader answers, many in flight. No consumer: only membershipd creates those.
  */
-export async function readKvSnapshot(
-  _js: JetStreamClient,
-  jsm: JetStreamManager,
-  bucket: string,
-): Promise<Map<string, any>> {
+export async function readKvSnapshot(jsm: JetStreamManager, bucket: string): Promise<Map<string, any>> {
   const out = new Map<string, any>();
   const stream = `KV_${bucket}`;
   const keys = await leaderRead(() => bucketKeys(jsm, bucket));

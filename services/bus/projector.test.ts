@@ -55,7 +55,7 @@ async function checkpoint(): Promise<number> {
 
 async function snapshot(): Promise<Map<string, Map<string, any>>> {
   const out = new Map<string, Map<string, any>>();
-  for (const b of projectionBuckets) out.set(b, await readKvSnapshot(c.js, c.jsm, b));
+  for (const b of projectionBuckets) out.set(b, await readKvSnapshot(c.jsm, b));
   return out;
 }
 
@@ -223,7 +223,7 @@ describe("Projector", () => {
     assert.equal(first.applied, last);
     assert.equal(first.lastError, null);
 
-    const users = await readKvSnapshot(c.js, c.jsm, "UNIBUS_users");
+    const users = await readKvSnapshot(c.jsm, "UNIBUS_users");
     assert.deepEqual([...users.keys()].sort(), ["alice", "bob", "carol"].map(storageKey).sort());
     for (const u of users.values()) UserRecord.parse(u);
 
@@ -245,7 +245,7 @@ describe("Projector", () => {
       { deleted: true, seq: carolRemoved },
       "a removed member leaves a tombstone with the removal's seq",
     );
-    const byMember = await readKvSnapshot(c.js, c.jsm, "UNIBUS_rooms_by_member");
+    const byMember = await readKvSnapshot(c.jsm, "UNIBUS_rooms_by_member");
     assert.deepEqual(
       [...liveRecords(byMember).keys()].sort(),
       ["alice.ops", "bob.dev", "bob.ops"].map(storageKey).sort(),

@@ -92,7 +92,7 @@ export async function auditReplay(
   const seconds = (performance.now() - started) / 1000;
   const caughtUp = await waitForProjector(nc, atSeq, 10_000);
   const stored = new Map<string, Map<string, any>>();
-  for (const bucket of projectionBuckets) stored.set(bucket, await readKvSnapshot(js, jsm, bucket));
+  for (const bucket of projectionBuckets) stored.set(bucket, await readKvSnapshot(jsm, bucket));
   // Compared under the digested keys KV stores; reported under the names people know.
   const names = new Map(
     [...memory.buckets.values()].flatMap((records) => [...records.keys()].map((k) => [storageKey(k), k] as const)),
