@@ -71,7 +71,7 @@ export async function run(): Promise<BenchResult> {
     const rawRead = () => rawOrderedRead(js, 1, lastSeq, () => {});
     let buckets = "";
     const rebuild = async () => {
-      const memory = await rebuildProjections(js, jsm, lastSeq, false);
+      const memory = await rebuildProjections(jsm, lastSeq, false);
       buckets = [...memory.buckets].map(([name, m]) => `${name} ${fmtInt(m.size)}`).join(", ");
       return lastSeq;
     };
@@ -138,7 +138,7 @@ export async function run(): Promise<BenchResult> {
       name: "replay",
       title: "Replay (audit replay core)",
       description:
-        `\`rebuildProjections(js, jsm, lastSeq, false)\` over ${fmtInt(lastSeq)} valid signed events (every event a new aggregate: rooms, users, memberships) ` +
+        `\`rebuildProjections(jsm, lastSeq, false)\` over ${fmtInt(lastSeq)} valid signed events (every event a new aggregate: rooms, users, memberships) ` +
         "vs a raw ordered consumer (same options as readEventMessages: the whole stream without a subject filter, max_messages 2048) that only counts the same messages. " +
         `${ROUNDS} alternating rounds per side; the best round of each is compared. Round 1 also times two layers of rebuildProjections alone ` +
         "(readEventMessages without decoding; readEventMessages + decodeEvent without projecting) to show where the time goes, " +

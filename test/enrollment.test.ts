@@ -555,9 +555,9 @@ describe("enrollment against a secured plane", () => {
 
   test("after the attacks the stream verifies and the projections match a replay", async () => {
     const pinned = [plane.plane.service.publicKey];
-    const verified = await auditVerify(jetstream(plane.nc), plane.plane.jsm, pinned, false);
+    const verified = await auditVerify(plane.plane.jsm, pinned, false);
     assert.deepEqual(verified.findings, []);
-    const replay = await auditReplay(plane.nc, jetstream(plane.nc), plane.plane.jsm, false);
+    const replay = await auditReplay(plane.nc, plane.plane.jsm, false);
     assert.equal(replay.projections_caught_up, true);
     assert.deepEqual(replay.differences, []);
   });

@@ -5,7 +5,6 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   NodeConfig,
@@ -425,10 +424,10 @@ describe("a node that was revoked", () => {
 
 describe("audit over node events", () => {
   test("audit verify finds nothing wrong and audit replay rebuilds UNIBUS_nodes exactly", async () => {
-    const verified = await auditVerify(jetstream(plane.nc), plane.plane.jsm, [plane.plane.service.publicKey], false);
+    const verified = await auditVerify(plane.plane.jsm, [plane.plane.service.publicKey], false);
     assert.deepEqual(verified.findings, []);
     assert.ok(verified.events > 10);
-    const replay = await auditReplay(plane.nc, jetstream(plane.nc), plane.plane.jsm, false);
+    const replay = await auditReplay(plane.nc, plane.plane.jsm, false);
     assert.equal(replay.projections_caught_up, true);
     assert.deepEqual(replay.differences, []);
   });

@@ -521,7 +521,7 @@ describe("AggregateStore retries (same commandId)", () => {
   });
 
   test("the whole stream so far passes audit verify (signatures, trusted writer, hash chains, no gaps)", async () => {
-    const report = await auditVerify(main.js, main.jsm, [service.publicKey], false);
+    const report = await auditVerify(main.jsm, [service.publicKey], false);
     assert.equal(report.events, await lastSequence(main.jsm));
     assert.ok(report.events > 60, `${report.events} events verified`);
     assert.deepEqual(report.findings, []);

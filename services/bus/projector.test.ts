@@ -69,7 +69,7 @@ async function kvWriteMarks(): Promise<Record<string, number>> {
 /** The KV buckets hold exactly what a replay of the stream 1..last builds in memory. */
 async function assertMatchesStream(label: string): Promise<number> {
   const last = await lastSequence(c.jsm);
-  const memory = await rebuildProjections(c.js, c.jsm, last, false);
+  const memory = await rebuildProjections(c.jsm, last, false);
   const stored = await snapshot();
   assert.deepEqual(
     diffBuckets(toStorageKeys(memory.buckets), stored, last),

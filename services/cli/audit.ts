@@ -1,5 +1,5 @@
 // `audit replay` and `audit verify`: read the whole stream once and check it.
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -49,7 +49,6 @@ function readEvents(jsm: JetStreamManager, atSeq: number, p: ReturnType<typeof p
 
 /** Rebuilds every projection in memory from events 1..atSeq. */
 export async function rebuildProjections(
-  _js: JetStreamClient,
   jsm: JetStreamManager,
   atSeq: number,
   showProgress: boolean,
@@ -82,13 +81,12 @@ async function waitForProjector(nc: NatsConnection, seq: number, timeoutMs: numb
 
 export async function auditReplay(
   nc: NatsConnection,
-  js: JetStreamClient,
   jsm: JetStreamManager,
   showProgress: boolean,
 ): Promise<ReplayReport> {
   const started = performance.now();
   const atSeq = await leaderRead(() => lastSequence(jsm));
-  const memory = await rebuildProjections(js, jsm, atSeq, showProgress);
+  const memory = await rebuildProjections(jsm, atSeq, showProgress);
   const seconds = (performance.now() - started) / 1000;
   const caughtUp = await waitForProjector(nc, atSeq, 10_000);
   const stored = new Map<string, Map<string, any>>();
@@ -111,12 +109,7 @@ export async function auditReplay(
   };
 }
 
-export async function auditVerify(
-  _js: JetStreamClient,
-  jsm: JetStreamManager,
-  pinned: string[],
-  showProgress: boolean,
-) {
+export async function auditVerify(jsm: JetStreamManager, pinned: string[], showProgress: boolean) {
   const atSeq = await leaderRead(() => lastSequence(jsm));
   const verifier = new ChainVerifier(pinned);
   const p = showProgress ? progress("verify") : null;

@@ -1,5 +1,5 @@
 // `unibus audit replay|verify`: the whole stream read once and checked (services/cli/audit.ts).
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { auditReplay, auditVerify } from "../audit.ts";
 import { EXIT, print, table } from "../output.ts";
 import { defineVerb } from "../verb.ts";
@@ -15,7 +15,7 @@ export const AUDIT_VERBS = [
     dryRun: READS_ONLY,
     run: async ({ o, connection }) => {
       const nc = await connection();
-      const r = await auditReplay(nc, jetstream(nc), await jetstreamManager(nc), !o.json);
+      const r = await auditReplay(nc, await jetstreamManager(nc), !o.json);
       print(o.json, r, () => {
         const head = `replayed ${r.events} events in ${r.seconds.toFixed(2)} s (${r.rate}/s)${r.projections_caught_up ? "" : "; warning: membershipd's projector had not caught up"}`;
         if (r.differences.length === 0) return `${head}\nno differences: every KV bucket matches the stream`;
@@ -33,7 +33,7 @@ export const AUDIT_VERBS = [
     dryRun: READS_ONLY,
     run: async ({ flags, o, connection }) => {
       const nc = await connection();
-      const r = await auditVerify(jetstream(nc), await jetstreamManager(nc), flags.trust ?? [], !o.json);
+      const r = await auditVerify(await jetstreamManager(nc), flags.trust ?? [], !o.json);
       print(o.json, r, () => {
         const head = `verified ${r.events} events`;
         if (r.findings.length === 0) return `${head}: every signature and hash chain is intact`;
