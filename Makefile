@@ -1,22 +1,28 @@
-# make run · make test · make bench · make docs · make fmt
+# make build · make run · make test · make bench · make docs · make fmt
 SHELL := /bin/bash
 # The 3-node cluster tests run by themselves after the rest: they time failovers and cold starts, and on 2 cores a
 # neighbouring test file starves their three servers.
 SOLO_TESTS = test/cluster.test.ts test/vault-control-plane.test.ts
 TESTS = $(filter-out $(SOLO_TESTS),$(shell find services schemas test -name '*.test.ts' | sort))
 
-.PHONY: deps run test typecheck bench docs fmt
+.PHONY: deps build run test typecheck bench docs fmt
 
 deps:
 	@scripts/install-deps.sh
 
-run: deps
+# The bundles bin/* run (scripts/build.ts): dist/cli, dist/membershipd, dist/agent. Rebuilt only when a
+# file they were built from is newer (bin/lib/launch.sh checks the same on every start);
+# `npx tsx scripts/build.ts` rebuilds regardless.
+build: deps
+	@bash -c 'source bin/lib/launch.sh && bundles_ensure "$$PWD"'
+
+run: build
 	@scripts/run.sh
 
 typecheck: deps
 	npx tsc --noEmit
 
-test: deps
+test: build
 	npx tsc --noEmit
 	npx biome ci --colors=off --diagnostic-level=error .
 	npx tsx --test --test-concurrency=2 $(TESTS)

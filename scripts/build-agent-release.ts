@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import { Version } from "../schemas/mod.ts";
 import { SELF_ENTRY, SELF_RELEASE } from "../services/agent/update/mod.ts";
+import { NODE_BUNDLE } from "./build.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -32,18 +33,9 @@ export async function buildAgentRelease(
   const r = await build({
     entryPoints: [join(ROOT, "services/agent/cli-entry.ts")],
     outfile: entry,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    // Bundled CommonJS (libsodium-wrappers, the nats transport) calls require for Node's built-ins.
-    banner: {
-      js: `import { createRequire as __unibusRequire } from "node:module";\nconst require = __unibusRequire(import.meta.url);`,
-    },
+    ...NODE_BUNDLE,
     // The bundle has no package.json beside it: its version is the release's (services/agent/version.ts).
     define: { UNIBUS_AGENT_BUILD_VERSION: JSON.stringify(version) },
-    legalComments: "inline",
-    logLevel: "silent",
     metafile: true,
   });
   if (r.errors.length > 0) throw new Error(`esbuild: ${r.errors.map((e) => e.text).join("; ")}`);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Deploys unibus to every node in cluster.env. Dry run by default: prints what it would do on each
-# node; --apply does it. Per node: install the package and nats-server, copy that node's
-# certificates, keys and rendered env, install the hardened systemd units, start membershipd; once
-# every node's /healthz answers ok, enroll each node's agent through its own membershipd and start it.
+# node; --apply does it. First the bundles bin/* run (scripts/build.ts, dist/). Per node: install
+# the package and nats-server, copy that node's certificates, keys and rendered env, install the
+# hardened systemd units, start membershipd; once every node's /healthz answers ok, enroll each
+# node's agent through its own membershipd and start it.
 #
 #   deploy-cluster.sh [--env FILE] [--secrets DIR] [--apply] [--only NAME]
 #                     [--transport ssh|netns] [--netns-root DIR] [--netns-prefix P]
@@ -10,12 +11,15 @@
 # --transport ssh (default) runs each step as root over `ssh SSH_USER@SSH_HOST sudo`. --transport
 # netns runs the same steps on this machine inside the network namespace P<NAME> (default prefix
 # unibus-), with each node's files under DIR/<NAME>/ instead of /, and processes started directly
-# instead of by systemd: this is how the cluster is tested (test/cluster.test.ts).
+# instead of by systemd: this is how the cluster is tested (test/cluster.test.ts). Over ssh the
+# package is HEAD (git archive) with its bundles built from that same tree, and no node_modules: the
+# bundles hold every dependency, so servers get no npm install and no dev dependencies. In netns
+# mode the nodes run this checkout's bin/*, whose bundles are rebuilt first if a source is newer.
 # Rerunning is safe: what is in place is kept, a node that runs is left running.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$here/lib.sh"
 
 env_file="$here/cluster.env" secrets="$here/secrets" apply=0 transport=ssh only=""
@@ -127,7 +131,7 @@ install_steps() { # runs on the node
 set -euo pipefail
 if [ "$transport" = ssh ]; then
   command -v nats-server >/dev/null && command -v node >/dev/null && command -v bwrap >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server nodejs npm bubblewrap openssl >/dev/null; }
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server nodejs bubblewrap openssl >/dev/null; }
   id -u "$CLUSTER_USER" >/dev/null 2>&1 || useradd --system --home-dir /var/lib/unibus --shell /usr/sbin/nologin "$CLUSTER_USER"
 else
   command -v nats-server >/dev/null || { echo "nats-server is not installed on this machine" >&2; exit 1; }
@@ -210,6 +214,27 @@ done
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
+
+# The package the nodes run. Over ssh: HEAD as git archives it plus dist/ built from exactly that
+# tree (the checkout's node_modules lent for the build only); the files keep the commit's time and
+# dist/ is newer, so bin/* on the node find it up to date (they cannot rebuild there: no esbuild, a
+# read-only /opt under ProtectSystem=strict). In netns mode: this checkout, its bundles brought up to date.
+release="$staging/release"
+if [ "$apply" = 0 ]; then
+  say local "would build the bundles (dist/) $([ "$transport" = ssh ] && echo "of HEAD for the package" || echo "of this checkout if a source is newer")"
+elif [ "$transport" = ssh ]; then
+  say local "build the package: HEAD ($(git -C "$repo" rev-parse --short HEAD)) and its bundles"
+  mkdir -p "$release"
+  git -C "$repo" archive --format=tar HEAD | tar -C "$release" -xf -
+  ln -s "$repo/node_modules" "$release/node_modules"
+  node --import "file://$repo/node_modules/tsx/dist/loader.mjs" "$release/scripts/build.ts"
+  rm "$release/node_modules"
+else
+  say local "bring this checkout's bundles (dist/) up to date"
+  # shellcheck source=SCRIPTDIR/../../bin/lib/launch.sh
+  source "$repo/bin/lib/launch.sh"
+  bundles_ensure "$repo"
+fi
 for e in "${selected[@]}"; do
   read -r name host public wg <<<"$e"
   paths "$name"
@@ -217,8 +242,8 @@ for e in "${selected[@]}"; do
   stage "$name" "$addr" "$staging/$name"
   run_step "$name" "$host" "install nats-server and unibus ($APP), create $ETC and $DATA" "$(install_steps)"
   if [ "$apply" = 1 ] && [ "$transport" = ssh ]; then
-    say "$name" "copy the unibus package to $APP"
-    git -C "$repo" archive --format=tar HEAD | ssh -o BatchMode=yes "$SSH_USER@$host" sudo bash -c "'mkdir -p $APP && tar -C $APP -xf - && cd $APP && npm ci --no-audit --no-fund >/dev/null'"
+    say "$name" "copy the unibus package (with its bundles, without node_modules) to $APP"
+    tar --owner=0 --group=0 --numeric-owner -C "$release" -cf - . | ssh -o BatchMode=yes "$SSH_USER@$host" sudo bash -c "'mkdir -p $APP && tar -C $APP -xf - && rm -rf $APP/node_modules'"
     put_dir "$name" "$host" "$staging/$name" "/tmp/unibus-stage"
     stage_dir=/tmp/unibus-stage
   else
