@@ -103,7 +103,7 @@ function writerAggregates(round: string, wi: number): Aggregate[] {
  * so only appendEvents is timed.
  */
 async function unibusRound(
-  js: JetStreamClient,
+  nc: NatsConnection,
   natsPid: number | undefined,
   w: Writer,
   round: string,
@@ -136,7 +136,7 @@ async function unibusRound(
         const start = now();
         const signed = prepared ? null : await signer.sign(nextMemberDraft(w, agg, round));
         const env = signed ? signed.event : prepared![wi]![i]!;
-        const { seqs } = await appendEvents(js, agg.subject, agg.seq, [env], signed ? [signed.bytes] : undefined);
+        const { seqs } = await appendEvents(nc, agg.subject, agg.seq, [env], signed ? [signed.bytes] : undefined);
         agg.seq = seqs[0]!;
         if (signed) agg.hash = signed.hash;
         latencies[wi * perWriter + i] = now() - start;
@@ -155,12 +155,13 @@ async function unibusRound(
  * js.publish, or with the pipelined JetStreamPublisher that appendEvents itself publishes through.
  */
 async function rawRound(
+  nc: NatsConnection,
   js: JetStreamClient,
   natsPid: number | undefined,
   payloads: string[][],
   via: "js.publish" | "publisher" = "js.publish",
 ): Promise<RoundResult> {
-  const publisher = publisherFor((js as unknown as { nc: NatsConnection }).nc);
+  const publisher = publisherFor(nc);
   const publish =
     via === "js.publish"
       ? (subject: string, data: string) => js.publish(subject, data)
@@ -224,9 +225,9 @@ export async function run(): Promise<BenchResult> {
 
     log(`append: warm-up (${WARMUP_EVENTS} events each side)`);
     const warmPayloads: string[][] = [];
-    await unibusRound(js, pid, w, "warm", WARMUP_EVENTS, warmPayloads);
-    await rawRound(js, pid, warmPayloads);
-    await rawRound(js, pid, warmPayloads, "publisher");
+    await unibusRound(nc, pid, w, "warm", WARMUP_EVENTS, warmPayloads);
+    await rawRound(nc, js, pid, warmPayloads);
+    await rawRound(nc, js, pid, warmPayloads, "publisher");
 
     const uni: RoundResult[] = [];
     const raw: RoundResult[] = [];
@@ -234,13 +235,13 @@ export async function run(): Promise<BenchResult> {
     const pre: RoundResult[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const payloads: string[][] = [];
-      uni.push(await unibusRound(js, pid, w, `r${r}`, EVENTS_PER_ROUND, payloads));
+      uni.push(await unibusRound(nc, pid, w, `r${r}`, EVENTS_PER_ROUND, payloads));
       log(`append: round ${r + 1} unibus ${fmtInt(uni[r]!.events / uni[r]!.seconds)} ev/s`);
-      raw.push(await rawRound(js, pid, payloads));
+      raw.push(await rawRound(nc, js, pid, payloads));
       log(`append: round ${r + 1} raw    ${fmtInt(raw[r]!.events / raw[r]!.seconds)} ev/s`);
-      lean.push(await rawRound(js, pid, payloads, "publisher"));
+      lean.push(await rawRound(nc, js, pid, payloads, "publisher"));
       log(`append: round ${r + 1} raw through JetStreamPublisher ${fmtInt(lean[r]!.events / lean[r]!.seconds)} ev/s`);
-      pre.push(await unibusRound(js, pid, w, `p${r}`, EVENTS_PER_ROUND, null, true));
+      pre.push(await unibusRound(nc, pid, w, `p${r}`, EVENTS_PER_ROUND, null, true));
       log(
         `append: round ${r + 1} appendEvents of pre-signed envelopes ${fmtInt(pre[r]!.events / pre[r]!.seconds)} ev/s`,
       );

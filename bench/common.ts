@@ -6,7 +6,14 @@ import { readFileSync, rmSync } from "node:fs";
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { EventEnvelope } from "../schemas/mod.ts";
 import { EVENTS_STREAM, eventSubject } from "../services/bus/mod.ts";
-import { newUserSeed, signEvent, signerFromSeed, type EventDraft, type Signer } from "../services/core/mod.ts";
+import {
+  newUserSeed,
+  signEvent,
+  signEventBatch,
+  signerFromSeed,
+  type EventDraft,
+  type Signer,
+} from "../services/core/mod.ts";
 import { startNats, startPlane, type NatsHandle, type PlaneHandle } from "../test/harness.ts";
 
 export interface BenchResult {
@@ -273,8 +280,8 @@ export async function benchNats(): Promise<NatsHandle> {
   return h;
 }
 
-export async function benchPlane(): Promise<PlaneHandle> {
-  const h = await startPlane();
+export async function benchPlane(opts: { liveChecks?: boolean } = {}): Promise<PlaneHandle> {
+  const h = await startPlane(opts);
   track(h.nats.proc, [h.nats.dir, h.dataDir]);
   return h;
 }
@@ -334,4 +341,26 @@ export function microUs<T>(items: T[], fn: (item: T, i: number) => unknown, repe
 
 export function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
+}
+
+/**
+ * BENCH_SIGN_BATCH=N (default 1: every event signed alone, the worst case for readers' checks):
+ * re-signs the events N to a signature, as membershipd's EventSigner does under load (at most 64
+ * per event-loop turn), each with its Merkle inclusion proof. Readers then verify one Ed25519
+ * signature per batch (issue 21's live checks; verifyEventSignature remembers a verified batch).
+ */
+export const SIGN_BATCH = Math.max(1, Math.min(64, Number(process.env.BENCH_SIGN_BATCH ?? "1") || 1));
+
+export function signInBatches(events: NewEvent[], w: Writer, size = SIGN_BATCH): NewEvent[] {
+  if (size <= 1) return events;
+  const out: NewEvent[] = [];
+  for (let i = 0; i < events.length; i += size) {
+    const group = events.slice(i, i + size);
+    const drafts = group.map(({ env }) => {
+      const { v: _v, signer: _s, sig: _sig, batch: _b, ...draft } = env;
+      return draft as EventDraft;
+    });
+    signEventBatch(drafts, w.signer).forEach((h, j) => out.push({ subject: group[j]!.subject, env: h.event }));
+  }
+  return out;
 }

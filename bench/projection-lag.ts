@@ -4,7 +4,8 @@
 // event as the time from its publish ack until projector.applied reaches its sequence. Baseline:
 // a raw ordered consumer on the same stream under the same load (on its own fresh server).
 import { availableParallelism } from "node:os";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
 import {
   appendEvents,
@@ -15,6 +16,7 @@ import {
   type RecordWriter,
 } from "../services/bus/mod.ts";
 import { clientFor } from "../test/harness.ts";
+import { GENESIS_ID, isDomainError, systemAggregate } from "../services/core/mod.ts";
 import {
   driveAtRate,
   fmtInt,
@@ -31,6 +33,7 @@ import {
   benchPlane,
   cpuMeter,
   fmtCpuPerEvent,
+  signInBatches,
   type BenchResult,
   type CpuUse,
   type NewEvent,
@@ -70,7 +73,7 @@ interface PhaseResult {
 
 /** Drives the load, samples lag, waits until `progress` reaches the head, and computes per-event lag. */
 async function loadPhase(
-  js: JetStreamClient,
+  nc: NatsConnection,
   jsm: JetStreamManager,
   natsPid: number | undefined,
   events: NewEvent[],
@@ -103,7 +106,7 @@ async function loadPhase(
     async (i) => {
       const e = events[i]!;
       const start = now();
-      const { seqs } = await appendEvents(js, e.subject, 0, [e.env]);
+      const { seqs } = await appendEvents(nc, e.subject, 0, [e.env]);
       ackAt[i] = now();
       ackLat[i] = ackAt[i]! - start;
       seqOf[i] = seqs[0]!;
@@ -168,7 +171,7 @@ async function rawPhase(events: NewEvent[]): Promise<PhaseResult> {
     const progress = new Progress();
     const reading = rawOrderedRead(reader.js, 1, null, (seq) => progress.record(seq), abort.signal);
     await sleep(200);
-    const r = await loadPhase(writer.js, writer.jsm, nats.proc.pid, events, progress);
+    const r = await loadPhase(writer.nc, writer.jsm, nats.proc.pid, events, progress);
     abort.abort();
     await reading.catch(() => 0);
     return r;
@@ -179,7 +182,11 @@ async function rawPhase(events: NewEvent[]): Promise<PhaseResult> {
   }
 }
 
-async function planePhase(events: NewEvent[]): Promise<
+/** `liveChecks`: whether the plane checks each event before using it (issue 21); false only for the comparison. */
+async function planePhase(
+  events: NewEvent[],
+  liveChecks = true,
+): Promise<
   PhaseResult & {
     batches: number;
     applied: number;
@@ -188,9 +195,18 @@ async function planePhase(events: NewEvent[]): Promise<
     batchSizes: { p50: number; p99: number; ones: number };
   }
 > {
-  const plane = await benchPlane();
+  const plane = await benchPlane({ liveChecks });
   const writer = await clientFor(plane.nats.url);
   try {
+    // The bench writer's key is added as a trusted writer by the plane's own (genesis) key, the way
+    // trust changes: without it the checks would quarantine every bench event as untrusted.
+    const added = await plane.plane.aggregates.execute(
+      systemAggregate,
+      GENESIS_ID,
+      { type: "AddWriter", key: events[0]!.env.signer, note: "bench writer" },
+      { actor: { id: "bench", key: events[0]!.env.signer }, commandId: "bench-writer" },
+    );
+    if (isDomainError(added)) throw new Error(added.message);
     const projector = plane.plane.projector;
     if (!(await projector.waitFor(await lastSequence(writer.jsm), 10_000)))
       throw new Error("projector did not catch up with the bootstrap events");
@@ -210,7 +226,7 @@ async function planePhase(events: NewEvent[]): Promise<
     const batches0 = projector.batches;
     const applied0 = value;
     const kv = instrumentKv(plane.plane.buckets, projector);
-    const r = await loadPhase(writer.js, writer.jsm, plane.nats.proc.pid, events, progress);
+    const r = await loadPhase(writer.nc, writer.jsm, plane.nats.proc.pid, events, progress);
     const projectorError = projector.lastError?.message ?? null;
     if (projectorError) log(`projection-lag: projector error during the run: ${projectorError}`);
     const sizes = progress.seqs.map((seq, i) => seq - (i === 0 ? applied0 : progress.seqs[i - 1]!));
@@ -289,13 +305,18 @@ export async function run(): Promise<BenchResult> {
   log(`projection-lag: signing ${fmtInt(total)} events before the timed load`);
   const w = newWriter();
   const signStart = now();
-  const events = Array.from({ length: total }, (_, i) => newAggregateEvent(w, "lag", i));
+  const events = signInBatches(
+    Array.from({ length: total }, (_, i) => newAggregateEvent(w, "lag", i)),
+    w,
+  );
   log(`projection-lag: signed in ${((now() - signStart) / 1000).toFixed(1)} s`);
 
   log(`projection-lag: raw ordered consumer at ${RATE}/s for ${SECONDS} s`);
   const raw = await rawPhase(events);
   log(`projection-lag: control plane projector at ${RATE}/s for ${SECONDS} s`);
   const uni = await planePhase(events);
+  log("projection-lag: the same with the live checks off");
+  const off = await planePhase(events, false);
 
   const lagMs = (n: number) => (Number.isFinite(n) ? fmtMs(n) : `> ${DRAIN_TIMEOUT_MS / 1000} s (not applied)`);
   const lagText = (n: number) =>
@@ -376,6 +397,13 @@ export async function run(): Promise<BenchResult> {
       ["sampled lag p99, events (time)", sec(uni.sampled.p99), sec(raw.sampled.p99), ""],
       ["sampled lag max, events (time)", sec(uni.sampled.max), sec(raw.sampled.max), ""],
       ["catch-up after last ack (ms)", lagMs(uni.drainMs), lagMs(raw.drainMs), ""],
+      [
+        "live checks off: per-event lag p50 / p99 (ms)",
+        `${lagMs(off.perEvent.p50)} / ${lagMs(off.perEvent.p99)}`,
+        "",
+        `${fmtRatio(off.perEvent.p50 / raw.perEvent.p50)} / ${fmtRatio(off.perEvent.p99 / raw.perEvent.p99)}`,
+      ],
+      ["live checks off: CPU µs per event (client + server)", fmtCpuPerEvent(off.cpu, total), "", ""],
       [
         "CPU µs per event: client + server",
         fmtCpuPerEvent(uni.cpu, total),

@@ -2,11 +2,22 @@
 // MemoryProjections), over 200,000 valid signed events, against a raw ordered consumer that reads
 // the same messages and only counts them. Rounds alternate so neither side gets a warmer cache.
 import { headers } from "@nats-io/transport-node";
-import { decodeEvent, ensureEventStream, lastSequence, readEventMessages, toStoredEvent } from "../services/bus/mod.ts";
+import {
+  decodeEvent,
+  ensureEventStream,
+  eventSubject,
+  lastSequence,
+  readEventMessages,
+  toStoredEvent,
+} from "../services/bus/mod.ts";
 import { rebuildProjections } from "../services/cli/audit.ts";
 import { MemoryProjections } from "../services/core/mod.ts";
 import { clientFor } from "../test/harness.ts";
+import type { QuarantineFinding } from "../services/core/mod.ts";
 import {
+  buildEvent,
+  signInBatches,
+  SIGN_BATCH,
   fmtInt,
   fmtMs,
   fmtRatio,
@@ -39,12 +50,31 @@ export async function run(): Promise<BenchResult> {
     log(`replay: writing ${fmtInt(EVENTS)} signed events (pipelined, flushed every ${fmtInt(CHUNK)})`);
     const w = newWriter();
     const writeStart = now();
+    // The genesis event first, naming the bench writer: its key is then the trusted writer, and the
+    // live checks (issue 21) pass every event instead of quarantining them all as untrusted.
+    const genesis = buildEvent(
+      w,
+      `genesis-rp`,
+      "system",
+      "genesis",
+      "SystemInitialized",
+      {
+        cluster: "bench",
+        service_key: w.signer.publicKey,
+      },
+      null,
+    );
+    await js.publish(eventSubject("system", "genesis"), JSON.stringify(genesis));
     // Setup only: the same message appendEvents would send (Nats-Msg-Id, expected last subject
     // sequence 0), but as pipelined core publishes with a flush per chunk instead of one awaited
     // ack per event; signing the next chunk overlaps with the server storing the last one.
     for (let from = 0; from < EVENTS; from += CHUNK) {
-      for (let i = from; i < Math.min(EVENTS, from + CHUNK); i++) {
-        const e = newAggregateEvent(w, "rp", i);
+      const n = Math.min(EVENTS, from + CHUNK) - from;
+      const chunk = signInBatches(
+        Array.from({ length: n }, (_v, j) => newAggregateEvent(w, "rp", from + j)),
+        w,
+      );
+      for (const e of chunk) {
         const h = headers();
         h.set("Nats-Msg-Id", e.env.id);
         h.set("Nats-Expected-Last-Subject-Sequence", "0");
@@ -52,10 +82,11 @@ export async function run(): Promise<BenchResult> {
       }
       await nc.flush();
     }
-    for (const deadline = now() + 120_000; (await lastSequence(jsm)) < EVENTS && now() < deadline; ) await sleep(100);
+    for (const deadline = now() + 120_000; (await lastSequence(jsm)) < EVENTS + 1 && now() < deadline; )
+      await sleep(100);
     const writeSeconds = (now() - writeStart) / 1000;
     const lastSeq = await lastSequence(jsm);
-    if (lastSeq !== EVENTS) throw new Error(`expected ${EVENTS} events in the stream, found ${lastSeq}`);
+    if (lastSeq !== EVENTS + 1) throw new Error(`expected ${EVENTS + 1} events in the stream, found ${lastSeq}`);
     log(`replay: wrote ${fmtInt(EVENTS)} events in ${writeSeconds.toFixed(1)} s`);
 
     const pid = nats.proc.pid;
@@ -71,19 +102,26 @@ export async function run(): Promise<BenchResult> {
     const rawRead = () => rawOrderedRead(js, 1, lastSeq, () => {});
     let buckets = "";
     const rebuild = async () => {
-      const memory = await rebuildProjections(jsm, lastSeq, false);
+      const quarantined: QuarantineFinding[] = [];
+      const memory = await rebuildProjections(jsm, lastSeq, false, { quarantined });
+      if (quarantined.length) throw new Error(`the checked rebuild quarantined ${quarantined.length} bench events`);
       buckets = [...memory.buckets].map(([name, m]) => `${name} ${fmtInt(m.size)}`).join(", ");
+      return lastSeq;
+    };
+    // The same rebuild with the live checks off (decodeEvent only, as before issue 21).
+    const rebuildUnchecked = async () => {
+      await rebuildProjections(jsm, lastSeq, false, { checks: false });
       return lastSeq;
     };
     // Two layers of rebuildProjections on their own, to show where its time goes.
     const generatorOnly = async () => {
       let n = 0;
-      for await (const _m of readEventMessages(js, jsm, { untilSeq: lastSeq })) n++;
+      for await (const _m of readEventMessages(nc, jsm, { untilSeq: lastSeq })) n++;
       return n;
     };
     const withDecode = async () => {
       let n = 0;
-      for await (const m of readEventMessages(js, jsm, { untilSeq: lastSeq })) {
+      for await (const m of readEventMessages(nc, jsm, { untilSeq: lastSeq })) {
         toStoredEvent(decodeEvent(m.data), m.seq);
         n++;
       }
@@ -98,13 +136,14 @@ export async function run(): Promise<BenchResult> {
     const unchecked = async () => {
       const memory = new MemoryProjections();
       const utf8 = new TextDecoder();
-      for await (const m of readEventMessages(js, jsm, { untilSeq: lastSeq }))
+      for await (const m of readEventMessages(nc, jsm, { untilSeq: lastSeq }))
         memory.apply(toStoredEvent(JSON.parse(utf8.decode(m.data)), m.seq));
       return lastSeq;
     };
 
     const raw: { seconds: number; cpu: CpuUse }[] = [];
     const uni: { seconds: number; cpu: CpuUse }[] = [];
+    const offs: { seconds: number; cpu: CpuUse }[] = [];
     let gen = { seconds: NaN, cpu: { nodeMs: NaN, natsMs: NaN } as CpuUse };
     let dec = gen;
     const cbs: { seconds: number; cpu: CpuUse }[] = [];
@@ -120,6 +159,8 @@ export async function run(): Promise<BenchResult> {
       }
       uni.push(await timed(rebuild));
       log(`replay: round ${r + 1} rebuildProjections         ${fmtInt(lastSeq / uni[r]!.seconds)} ev/s`);
+      offs.push(await timed(rebuildUnchecked));
+      log(`replay: round ${r + 1} rebuild, live checks off   ${fmtInt(lastSeq / offs[r]!.seconds)} ev/s`);
       cbs.push(await timed(rawByCallback));
       log(`replay: round ${r + 1} reference: raw by callback  ${fmtInt(lastSeq / cbs[r]!.seconds)} ev/s`);
       bares.push(await timed(unchecked));
@@ -127,6 +168,7 @@ export async function run(): Promise<BenchResult> {
     }
     const bestOf = (xs: { seconds: number; cpu: CpuUse }[]) => xs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
     const u = bestOf(uni);
+    const off = bestOf(offs);
     const b = bestOf(raw);
     const ratio = b.seconds / u.seconds;
     const cb = bestOf(cbs);
@@ -171,6 +213,14 @@ export async function run(): Promise<BenchResult> {
           cpuRatio(u.cpu),
         ],
         [
+          "rebuildProjections with the live checks off (best round)",
+          rate(off),
+          fmtRatio(b.seconds / off.seconds),
+          fmtMs(off.seconds * 1000),
+          cpuUs(off.cpu),
+          cpuRatio(off.cpu),
+        ],
+        [
           "reference: raw consumer by consume() callback (best round)",
           rate(cb),
           fmtRatio(b.seconds / cb.seconds),
@@ -209,6 +259,7 @@ export async function run(): Promise<BenchResult> {
       notes: [
         `Setup (not timed in the comparison): ${fmtInt(EVENTS)} events signed and published (pipelined core publishes with the appendEvents headers, a flush every ${fmtInt(CHUNK)}) in ${writeSeconds.toFixed(1)} s (${fmtInt(EVENTS / writeSeconds)} events/s).`,
         `Rebuilt projections: ${buckets}.`,
+        `Live checks (issue 21: schema, signature, trusted writer, hash chain per event, \`checkEvent\`): the checked rebuild reads at ${fmtRatio(off.seconds / u.seconds)} the rate of the same rebuild with them off (${rate(u)} against ${rate(off)} events/s; ratios to raw ${fmtRatio(ratio)} against ${fmtRatio(b.seconds / off.seconds)}). ${SIGN_BATCH === 1 ? "Every bench event is signed alone (one Ed25519 verify each); membershipd under load signs up to 64 to a signature, verified once per batch (BENCH_SIGN_BATCH=64 measures that)." : `Bench events signed ${SIGN_BATCH} to a signature (BENCH_SIGN_BATCH), as membershipd's EventSigner does under load: one Ed25519 verify per batch.`}`,
         "CPU µs per event = CPU time of this process and of the nats-server during the read, divided by events read.",
         `References (best of their rounds, not judged): the raw consumer by callback read ${rate(cb)} events/s; against it the checked rebuild's best round is ${fmtRatio(cb.seconds / u.seconds)} and the rebuild without schema checks ${fmtRatio(cb.seconds / bare.seconds)}. ` +
           "The target is judged against the iterator, the nats.js mode readEventMessages reads through.",

@@ -143,8 +143,8 @@ export async function run(): Promise<BenchResult> {
     };
     const getBounded = async () => {
       const f = await readBounded(store, object, sample.manifest.size);
-      if (!f.ok) throw new Error(f.message);
-      return f.bytes;
+      if (!f.ok) throw new Error(f.error.message);
+      return f.value;
     };
     const getChecked = async () => {
       const bytes = await getBounded();

@@ -1,6 +1,6 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
-import { CurvePublicKey, MemberRole, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import { CurvePublicKey, MemberRole, NodePublicKey, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 import { ReleaseActionArgs } from "./releases.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
@@ -57,6 +57,12 @@ export const MembershipActionArgs = {
   "room.list": z.object({ limit: Limit, archived: z.boolean().default(true) }).strict(),
   "room.show": z.object({ room: Slug }).strict(),
   "room.archive": z.object({ room: Slug }).strict(),
+  /** Another key may sign events (issue 21): WriterAdded, signed by membershipd's trusted key. */
+  "writer.add": z.object({ key: NodePublicKey, note: z.string().max(200).default("") }).strict(),
+  /** The key may no longer sign events: WriterRetired; never the last trusted writer. */
+  "writer.retire": z
+    .object({ key: NodePublicKey, reason: z.string().max(200).default("retired by an operator") })
+    .strict(),
   "member.add": z.object({ room: Slug, user: Slug, role: MemberRole.default("member") }).strict(),
   "member.role": z.object({ room: Slug, user: Slug, role: MemberRole }).strict(),
   "member.remove": z.object({ room: Slug, user: Slug }).strict(),

@@ -22,6 +22,16 @@ export const EventDataSchemas = {
       .object({ cluster: Slug, service_key: NodePublicKey })
       .strict()
       .describe("The first event of a store: names the cluster and the first trusted writer key."),
+    WriterAdded: z
+      .object({ key: NodePublicKey, note: z.string().max(200) })
+      .strict()
+      .describe(
+        "Another key may sign events from the next event on; it counts only when a key already trusted signed this event.",
+      ),
+    WriterRetired: z
+      .object({ key: NodePublicKey, reason: z.string().max(200) })
+      .strict()
+      .describe("The key may no longer sign events: events it signs after this one are quarantined."),
   },
   user: {
     UserCreated: z

@@ -8,3 +8,4 @@ export * from "./service-config.ts";
 export * from "./node-agent.ts";
 export * from "./releases.ts";
 export * from "./vault.ts";
+export * from "./checkpoint.ts";

@@ -1,15 +1,20 @@
 // Signed updates: the release manifest (what a signature covers), the events of releases, rollouts
 // and node update locks, the node's own update events, the membership actions (release.*,
 // rollout.*, node.lock/unlock), the agent's `update` action and the records projected from them.
+import semver from "semver";
 import { z } from "zod";
 import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
 import { ServiceLimits, ServiceName } from "./service-config.ts";
 
-/** major.minor.patch with an optional pre-release: what releases and agents are versioned by. */
+/**
+ * major.minor.patch with an optional pre-release, as semver writes it (no build metadata, no
+ * leading zeros): what releases and agents are versioned by, compared by the semver package.
+ */
 export const Version = z
   .string()
   .max(64)
-  .regex(/^\d{1,9}\.\d{1,9}\.\d{1,9}(-[0-9A-Za-z.-]{1,40})?$/, "must be a version like 1.2.3 or 1.2.3-rc.1");
+  .regex(/^\d{1,9}\.\d{1,9}\.\d{1,9}(-[0-9A-Za-z.-]{1,40})?$/, "must be a version like 1.2.3 or 1.2.3-rc.1")
+  .refine((v) => semver.valid(v) === v, "must be a semantic version like 1.2.3 or 1.2.3-rc.1 (no leading zeros)");
 export const SlotName = z.enum(["A", "B"]);
 export type SlotName = z.infer<typeof SlotName>;
 

@@ -1,5 +1,6 @@
-// Generates docs/events.md from the zod schemas and docs/security.md from the roles' permissions and
-// the secrets' file names (scripts/security-doc.ts), so neither can drift from the code.
+// Generates docs/events.md from the zod schemas, docs/security.md from the roles' permissions and
+// the secrets' file names (scripts/security-doc.ts), and docs/errors.md from the error-code registry
+// (services/core/errors.ts), so none can drift from the code.
 // `make docs` writes them and schemas/json/; test/docs.test.ts fails when any is stale.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -13,12 +14,14 @@ import {
   MembershipActions,
   NodeReportArgs,
 } from "../schemas/mod.ts";
+import { ERRORS, type ErrorInfo } from "../services/core/mod.ts";
 import { SECURITY_DOC, renderSecurityDoc } from "./security-doc.ts";
 
 export { SECURITY_DOC, renderSecurityDoc };
 
 export const EVENTS_DOC = resolve(import.meta.dirname, "../docs/events.md");
 export const JSON_SCHEMA_DIR = resolve(import.meta.dirname, "../schemas/json");
+export const ERRORS_DOC = resolve(import.meta.dirname, "../docs/errors.md");
 
 export function jsonSchema(schema: z.ZodType): any {
   return z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
@@ -124,11 +127,38 @@ export function renderEventsDoc(): string {
   return out.join("\n");
 }
 
+/** Every code the system answers with, its meaning, its exit code and whether a retry may cure it. */
+export function renderErrorsDoc(): string {
+  const rows = (Object.entries(ERRORS) as [string, ErrorInfo][])
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([code, e]) => `| \`${code}\` | ${e.exit ?? 1} | ${e.retry ? "yes" : ""} | ${e.meaning} |`);
+  return [
+    "# Error codes",
+    "",
+    "Generated from `services/core/errors.ts` by `make docs`; do not edit by hand (a test fails when this file is stale).",
+    "",
+    "Every refusal or failure the system answers with (membershipd's replies, a node agent's and its supervisor's,",
+    "`unibus` and `unibus-agent` themselves, the daemons at start-up) carries one of these codes and one sentence",
+    "saying what happened this time: `unibus: room ops already exists [E_ROOM_EXISTS]`, or with `--json`",
+    '`{"ok":false,"error":{"code":"E_ROOM_EXISTS","message":"room ops already exists"}}`. `exit` is the exit code of',
+    "`unibus` and `unibus-agent` (0 ok · 1 refused or failed · 2 usage error · 3 unavailable, retry); `retry` marks a",
+    "code for which sending the same request again later may succeed unchanged. A code not listed here comes from a",
+    "newer peer; it is passed on as it is and exits 1. test/error-codes.test.ts fails on a code in the source that is",
+    "not registered.",
+    "",
+    "| code | exit | retry | meaning |",
+    "|---|---|---|---|",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("gen-docs.ts")) {
   writeFileSync(EVENTS_DOC, renderEventsDoc());
+  writeFileSync(ERRORS_DOC, renderErrorsDoc());
   writeFileSync(SECURITY_DOC, renderSecurityDoc());
   rmSync(JSON_SCHEMA_DIR, { recursive: true, force: true });
   mkdirSync(JSON_SCHEMA_DIR, { recursive: true });
   for (const [name, text] of Object.entries(renderJsonSchemas())) writeFileSync(resolve(JSON_SCHEMA_DIR, name), text);
-  console.log(`wrote ${EVENTS_DOC}, ${SECURITY_DOC} and ${JSON_SCHEMA_DIR}/`);
+  console.log(`wrote ${EVENTS_DOC}, ${ERRORS_DOC}, ${SECURITY_DOC} and ${JSON_SCHEMA_DIR}/`);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl, minisign)
-# with apt when run as root, and the npm dependencies from package-lock.json.
+# Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl, minisign,
+# promtool, gcc and the NATS C client) with apt when run as root, and the npm dependencies from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,14 +20,30 @@ command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v minisign >/dev/null 2>&1 || missing+=(minisign)
+# promtool (Debian ships it in prometheus): the tests check /metrics with it. No Prometheus server runs.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# A C compiler and the NATS C client: test/srv-discovery.test.ts finds agents with a client other than nats.js.
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
+dpkg -s libnats-dev >/dev/null 2>&1 || missing+=(libnats-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "unibus: installing ${missing[*]} with apt" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # Packages start no services while they install (policy-rc.d 101: "not allowed"): unibus runs
+    # its own nats-server, and only promtool is wanted of prometheus.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # The Debian package enables a system-wide nats-server on 4222; unibus runs its own.
-    if [ -d /run/systemd/system ]; then systemctl disable --now nats-server >/dev/null 2>&1 || true; fi
+    [ "$own_policy" = 1 ] && rm -f "$policy"
+    # The Debian packages enable a system-wide nats-server on 4222 and a Prometheus server on 9090.
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now nats-server prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
   else
     echo "unibus: missing ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
     exit 1

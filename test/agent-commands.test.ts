@@ -189,6 +189,25 @@ describe("discovery: the NATS services protocol", () => {
       assert.equal(stats.endpoints.find((e: any) => e.name === "status").num_requests, 1);
     });
   });
+
+  test("a discovery request whose reply subject is no inbox gets no answer there, and is logged", async () => {
+    await withAgent(async (a) => {
+      const target = "unibus.evt.fleet.srv-reply";
+      const landed: string[] = [];
+      const sub = nc.subscribe(target, { callback: (_e, m) => void landed.push(m.string()) });
+      await nc.flush();
+      for (const verb of ["PING", "INFO", "STATS"]) nc.publish(`$SRV.${verb}`, "", { reply: target });
+      // Answered in order, STATS a promise later: once this one is answered, the three above were dealt with.
+      const last = (await nc.request(`$SRV.STATS.${AGENT_SERVICE_NAME}`, "", { timeout: 2000 })).json<{
+        metadata: { node: string };
+      }>();
+      assert.equal(last.metadata.node, NODE);
+      await nc.flush();
+      sub.unsubscribe();
+      assert.deepEqual(landed, []);
+      assert.equal(a.logs.filter((l) => /ignored a services discovery request on \$SRV\.\w+ whose/.test(l)).length, 3);
+    });
+  });
 });
 
 describe("every action, through the daemon's ops", () => {

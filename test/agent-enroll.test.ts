@@ -147,6 +147,16 @@ describe("unibus-agent enrollment", () => {
     );
   });
 
+  test("a revoked invite: the server refuses its bootstrap credential, which the agent names (E_INVITE_REFUSED, exit 1)", async () => {
+    const { token, hash } = (await send("node.invite", { uses: 1 })) as { token: string; hash: string };
+    await send("node.invite.revoke", { hash });
+    const dir = tempDir("unibus-agent-");
+    const r = await runAgent(["--data-dir", dir, "--name", "revoked-1", "join", "--token-file", tokenFile(token)]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /refused the invite's bootstrap credential .*\[E_INVITE_REFUSED\]/);
+    assert.ok(!existsSync(join(dir, "node.creds")));
+  });
+
   test("a damaged token is a clear error (exit 1), a missing one a usage error (exit 2)", async () => {
     const dir = tempDir("unibus-agent-");
     const damaged = await runAgent(["--data-dir", dir, "join", "--token", "-"], `${INVITE_PREFIX}not-json`);

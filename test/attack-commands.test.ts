@@ -86,7 +86,7 @@ describe("attacks 7 and 9 against a real membershipd", { timeout: 240_000 }, () 
     }).catch((err: Error) => err);
   };
   const invitesIssued = async (note: string) =>
-    (await subjectEvents(service.js, service.jsm, eventSubject("fleet", FLEET_ID))).filter(
+    (await subjectEvents(service.nc, service.jsm, eventSubject("fleet", FLEET_ID))).filter(
       (e) => e.type === "InviteIssued" && e.data.note === note,
     );
 
@@ -306,7 +306,7 @@ describe("attack 7's class: the invite handler mints a credential only for the i
       const second = await enrollment.invite(args, cmd);
       assert.ok(isDomainError(second), `the second run handed out ${JSON.stringify(second).slice(0, 200)}`);
       assert.equal(second.code, "E_INTERRUPTED");
-      const issued = (await subjectEvents(plane.plane.js, plane.plane.jsm, eventSubject("fleet", FLEET_ID))).filter(
+      const issued = (await subjectEvents(plane.plane.nc, plane.plane.jsm, eventSubject("fleet", FLEET_ID))).filter(
         (e) => e.type === "InviteIssued" && e.data.note === "rerun",
       );
       assert.equal(issued.length, 1);

@@ -1,5 +1,7 @@
 // A steady load for the cluster test, run inside the operator's namespace: signed room.create
-// commands one after another, failing over between the servers, until the stop file appears.
+// commands one after another, at most RATE a second, failing over between the servers, until the
+// stop file appears. The cap keeps the rooms of a whole run listable in one reply (`room list`
+// answers within the server's 1 MiB payload limit) however fast the cluster answers.
 // Every command acknowledged ok is written to the out file (room and stream sequence), so the
 // test can check afterwards that each one is still in the stream.
 // Usage: cluster-load.ts DATA_DIR SERVER[,SERVER…] OUT_FILE STOP_FILE TAG
@@ -22,9 +24,13 @@ const nc = await connectNats({
   inboxPrefix: inboxPrefix(creds.publicKey),
   timeoutMs: 5000,
 });
+const RATE = 40;
+const started = Date.now();
 let ok = 0;
 let failed = 0;
 for (let i = 0; !existsSync(stop); i++) {
+  const due = started + (i * 1000) / RATE - Date.now();
+  if (due > 0) await new Promise((r) => setTimeout(r, due));
   const room = `${tag}-${i}`;
   try {
     const reply = (

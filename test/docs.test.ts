@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  ERRORS_DOC,
   EVENTS_DOC,
   JSON_SCHEMA_DIR,
   SECURITY_DOC,
+  renderErrorsDoc,
   renderEventsDoc,
   renderJsonSchemas,
   renderSecurityDoc,
@@ -28,6 +30,10 @@ import { ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts
 
 test("docs/events.md matches the zod schemas (run `make docs` when this fails)", () => {
   assert.equal(readFileSync(EVENTS_DOC, "utf8"), renderEventsDoc());
+});
+
+test("docs/errors.md matches the error-code registry (run `make docs` when this fails)", () => {
+  assert.equal(readFileSync(ERRORS_DOC, "utf8"), renderErrorsDoc());
 });
 
 test("schemas/json/ matches the zod schemas (run `make docs` when this fails)", () => {

@@ -5,7 +5,6 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
 import { encodeUser } from "@nats-io/jwt";
 import { createAccount } from "@nats-io/nkeys";
 import { NodeConfig, SealedConfig, WaitBundle } from "../schemas/mod.ts";
@@ -570,7 +569,7 @@ function randomBytesFrom(random: () => number): Uint8Array {
 /** The fleet aggregate's events of one type, from the stream itself. */
 async function fleetEvents(type: string): Promise<Record<string, string>[]> {
   const out: Record<string, string>[] = [];
-  for await (const m of readEventMessages(jetstream(plane.nc), plane.plane.jsm, {
+  for await (const m of readEventMessages(plane.nc, plane.plane.jsm, {
     filter: eventSubject("fleet", "main"),
   })) {
     const e = decodeEvent(m.data);

@@ -93,11 +93,11 @@ export interface PlaneHandle {
 }
 
 /** The control plane in this process on a fresh server: for pipeline and store tests. */
-export async function startPlane(): Promise<PlaneHandle> {
+export async function startPlane(opts: { liveChecks?: boolean } = {}): Promise<PlaneHandle> {
   const nats = await startNats();
   const nc = await connectNats({ servers: nats.url, name: "test-plane" });
   const dataDir = tempDir("unibus-plane-");
-  const plane = await startControlPlane({ nc, dataDir, replicas: 1, clusterName: "test" });
+  const plane = await startControlPlane({ nc, dataDir, replicas: 1, clusterName: "test", ...opts });
   return {
     nats,
     nc,

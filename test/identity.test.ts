@@ -284,7 +284,7 @@ describe("identities on membershipd's secured embedded server", () => {
     // IdentityRevoked), as a crash right after that append would leave it.
     const daveKey = readCredsFile(path("users", "dave.creds")).publicKey;
     const store = new AggregateStore(
-      service!.js,
+      service!.nc,
       service!.jsm,
       signerFromSeed(readFileSync(path(SERVICE_SEED_FILE), "utf8")),
     );

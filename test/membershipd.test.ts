@@ -2,6 +2,7 @@
 // SIGTERM, a crash between appends, and /healthz when an external NATS goes away.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
@@ -148,7 +149,40 @@ describe("membershipd with its embedded nats-server", () => {
       const m2 = await metricsWhenUp(md!);
       assert.equal(m2.get("unibus_stream_last_seq"), before + 1);
       assert.equal(m2.get('unibus_commands_total{action="room.create",result="ok"}'), 1);
-      assert.equal(m2.get("unibus_vaults_waiting_for_peers"), 0);
+      assert.equal(m2.get('unibus_command_duration_seconds_count{action="room.create"}'), 1);
+      assert.equal(m2.get('unibus_vaults{state="waiting_for_peers"}'), 0);
+    } finally {
+      await c.nc.close();
+    }
+  });
+
+  test("/metrics passes promtool; a made-up action counts under one label and counters never go down", async () => {
+    const c = await clientFor(md!);
+    const admin = signerFromSeed(readFileSync(join(dataDir, "admin.nk"), "utf8"));
+    try {
+      for (let i = 0; i < 3; i++) {
+        const action = `made.up${i}`;
+        const reply = await sendCommand(
+          c.nc,
+          `unibus.cmd.membership.${action}`,
+          buildCommand(admin, "admin", action, {}),
+          5000,
+        );
+        assert.equal(reply.ok, false);
+      }
+      const res = await fetch(`${md!.httpUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+      const text = await res.text();
+      const lint = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+      assert.equal(lint.status, 0, `promtool: ${lint.stdout}${lint.stderr}`);
+      for (const family of ["unibus_commands_total", "unibus_command_duration_seconds", "process_cpu_seconds_total"])
+        assert.match(text, new RegExp(`^# HELP ${family} \\S`, "m"));
+      const m = parseMetrics(text);
+      assert.ok((m.get('unibus_commands_total{action="other",result="E_UNKNOWN_ACTION"}') ?? 0) >= 3);
+      assert.equal([...m.keys()].filter((k) => k.includes("made.up")).length, 0, "no series per made-up action");
+      assert.ok(m.has("nodejs_eventloop_lag_seconds"));
+      const again = parseMetrics(await (await fetch(`${md!.httpUrl}/metrics`)).text());
+      for (const [k, v] of m)
+        if (/_total(\{|$)/.test(k)) assert.ok((again.get(k) ?? 0) >= v, `${k} went from ${v} to ${again.get(k)}`);
     } finally {
       await c.nc.close();
     }

@@ -123,7 +123,7 @@ async function nodeEventsOf(node: string) {
   // A filtered read of a subject with no message would wait for one forever.
   if (!(await lastEventOf(plane.plane.jsm, subject))) return [];
   const last = await lastSequence(plane.plane.jsm);
-  for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter: subject, untilSeq: last })) {
+  for await (const m of readEventMessages(plane.plane.nc, plane.plane.jsm, { filter: subject, untilSeq: last })) {
     if (m.subject === subject) out.push(decodeEvent(m.data));
   }
   return out;

@@ -14,7 +14,7 @@ import { nodeCommandSubject } from "../schemas/mod.ts";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
-import { runAgent, runCli, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
+import { clientFor, runAgent, runCli, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
 import {
   cleanupMembershipd,
   startAgentDaemon,
@@ -89,6 +89,8 @@ describe("signed updates, end to end", { timeout: 240_000 }, () => {
     });
     chmodSync(join(work, "release.key"), 0o600);
     writeFileSync(join(dir, "release-keys.pub"), readFileSync(join(work, "release.pub")), { mode: 0o644 });
+    // The operator's copy of the same file: `release publish` checks signatures against it.
+    writeFileSync(join(md.dataDir, "release-keys.pub"), readFileSync(join(work, "release.pub")), { mode: 0o644 });
     mkdirSync(join(dir, "services"), { recursive: true, mode: 0o700 });
     writeFileSync(
       join(dir, "services", "web.json"),
@@ -149,6 +151,56 @@ describe("signed updates, end to end", { timeout: 240_000 }, () => {
     chmodSync(join(work, "release.key"), 0o600);
     assert.notEqual(loose.code, 0);
     assert.match(loose.stderr, /readable by others.*\[E_SECRET_PERMS\]/);
+  });
+
+  test("release publish refuses a key the publisher does not trust and a corrupted signature, storing nothing", async () => {
+    const service = await clientFor(md!);
+    const objects = async () => (await service.jsm.streams.info("OBJ_UNIBUS_releases")).state.messages;
+    const before = await objects();
+    // A second key, not in release-keys.pub.
+    execFileSync("minisign", ["-G", "-W", "-p", join(work, "other.pub"), "-s", join(work, "other.key")], {
+      stdio: "ignore",
+    });
+    chmodSync(join(work, "other.key"), 0o600);
+    const wrong = await runCli(
+      ["release", "publish", releaseDir(work, "1.0.2"), "--version", "1.0.2", "--key", join(work, "other.key")],
+      { dataDir: md!.dataDir },
+    );
+    assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
+    assert.match(wrong.stderr, /nothing was stored \[E_RELEASE_WRONG_KEY\]/);
+    // A presigned release whose signature was changed after signing.
+    const made = await cli(["release", "manifest", releaseDir(work, "1.0.3"), "--version", "1.0.3", "--out", work]);
+    assert.equal(made.code, 0, made.stderr);
+    const { tarball, manifest } = JSON.parse(made.stdout);
+    execFileSync("minisign", ["-S", "-s", join(work, "release.key"), "-m", manifest], { stdio: "ignore" });
+    const sig = readFileSync(`${manifest}.minisig`, "utf8").split("\n");
+    // The signature line's last characters changed: same key id, bytes that no longer verify.
+    sig[1] = sig[1]!.slice(0, -6) + (sig[1]!.slice(-6, -2) === "AAAA" ? "BBBB" : "AAAA") + sig[1]!.slice(-2);
+    writeFileSync(`${manifest}.minisig`, sig.join("\n"));
+    const corrupted = await runCli(["release", "publish", tarball, "--manifest", manifest], { dataDir: md!.dataDir });
+    assert.equal(corrupted.code, 1, corrupted.stdout + corrupted.stderr);
+    assert.match(corrupted.stderr, /\[E_RELEASE_BAD_SIGNATURE\]/);
+    // Without a trust list nothing is published at all.
+    const none = await runCli(
+      [
+        "release",
+        "publish",
+        releaseDir(work, "1.0.4"),
+        "--version",
+        "1.0.4",
+        "--key",
+        join(work, "release.key"),
+        "--trusted-keys",
+        join(work, "missing.pub"),
+      ],
+      { dataDir: md!.dataDir },
+    );
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /\[E_RELEASE_NO_TRUSTED_KEYS\]/);
+    assert.equal(await objects(), before, "no chunk or description was stored");
+    const list = JSON.parse((await cli(["release", "list"])).stdout).items.map((i: any) => i.version);
+    assert.deepEqual(list, ["1.0.0"]);
+    await service.nc.close();
   });
 
   test("rollout start <version> --all: the node downloads, verifies, switches, restarts its service on the new slot and commits", async () => {

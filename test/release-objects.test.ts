@@ -42,11 +42,14 @@ test("a store nats.js made is hardened in place; what it stored reads back by di
   assert.deepEqual([c.allow_direct, c.allow_rollup_hdrs, c.deny_purge, c.deny_delete], [true, false, true, true]);
   await ensureReleaseStream(jsm, 1);
   const r = await readReleaseObject(nc, "sha256-old", bytes.length);
-  assert.ok(r.ok && Buffer.compare(Buffer.from(r.bytes), bytes) === 0);
+  assert.ok(r.ok && Buffer.compare(Buffer.from(r.value), bytes) === 0);
   const small = await readReleaseObject(nc, "sha256-old", bytes.length - 1);
-  assert.ok(!small.ok && small.code === "E_RELEASE_TAMPERED", "larger than the manifest says: refused before reading");
+  assert.ok(
+    !small.ok && small.error.code === "E_RELEASE_TAMPERED",
+    "larger than the manifest says: refused before reading",
+  );
   const none = await readReleaseObject(nc, "sha256-none", 10);
-  assert.ok(!none.ok && none.code === "E_RELEASE_NOT_FOUND");
+  assert.ok(!none.ok && none.error.code === "E_RELEASE_NOT_FOUND");
 });
 
 test("an object is written once; rollups and later descriptions change nothing; the stream refuses a purge", async () => {
@@ -64,7 +67,7 @@ test("an object is written once; rollups and later descriptions change nothing; 
   await assert.rejects(jsm.streams.purge(RELEASE_OBJECTS_STREAM), /purge/i);
   const r = await readReleaseObject(nc, "sha256-new", bytes.length);
   assert.ok(r.ok, JSON.stringify(r));
-  assert.equal(createHash("sha256").update(r.bytes).digest("hex"), createHash("sha256").update(bytes).digest("hex"));
+  assert.equal(createHash("sha256").update(r.value).digest("hex"), createHash("sha256").update(bytes).digest("hex"));
   // nats.js reads our layout too (it takes the last description, which is why ours takes the first).
   assert.equal((await (await new Objm(nc).open(RELEASES_OBJECT_STORE)).info("sha256-old"))?.size, 300 * 1024);
 });

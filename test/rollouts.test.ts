@@ -329,7 +329,7 @@ describe("rollouts", { timeout: 120_000 }, () => {
     }
     // Each batch started once, also across the restart.
     const events: string[] = [];
-    for await (const m of readEventMessages(plane.js, plane.jsm)) {
+    for await (const m of readEventMessages(plane.nc, plane.jsm)) {
       const e = m.json<{ type: string; data: { rollout?: string; batch?: number } }>();
       if (e.data.rollout === r.rollout && e.type === "RolloutBatchStarted") events.push(String(e.data.batch));
     }

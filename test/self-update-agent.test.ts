@@ -128,6 +128,8 @@ describe("self-update of the real agent under its boot step", { timeout: 420_000
     });
     chmodSync(join(work, "release.key"), 0o600);
     writeFileSync(join(dir, "release-keys.pub"), readFileSync(join(work, "release.pub")), { mode: 0o644 });
+    // The operator's copy: `release publish` checks signatures against it.
+    writeFileSync(join(md!.dataDir, "release-keys.pub"), readFileSync(join(work, "release.pub")), { mode: 0o644 });
     // A sandboxed service: the new agent must launch it to count as healthy.
     mkdirSync(join(dir, "services"), { recursive: true, mode: 0o700 });
     writeFileSync(

@@ -7,7 +7,8 @@ import {
   type AgentVaultOptions,
   type RunningAgent,
 } from "../services/agent/run/agent.ts";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { lastEventOf, readEventMessages } from "../services/bus/mod.ts";
 
 export interface VaultFleet {
@@ -49,14 +50,14 @@ export function vaultFleet(extra: (node: string) => Partial<AgentOptions> = () =
 
 /** Every event stored on `filter` so far, parsed, in stream order. */
 export async function subjectEvents(
-  js: JetStreamClient,
+  nc: NatsConnection,
   jsm: JetStreamManager,
   filter: string,
 ): Promise<{ type: string; data: any }[]> {
   const out: { type: string; data: any }[] = [];
   const last = await lastEventOf(jsm, filter);
   if (!last) return out;
-  for await (const m of readEventMessages(js, jsm, { filter, untilSeq: last.seq }))
+  for await (const m of readEventMessages(nc, jsm, { filter, untilSeq: last.seq }))
     out.push(JSON.parse(new TextDecoder().decode(m.data)));
   return out;
 }

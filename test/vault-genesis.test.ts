@@ -63,7 +63,7 @@ describe("vault genesis", { timeout: 120_000 }, () => {
     const last = await lastEventOf(plane.plane.jsm, subject);
     const out: string[] = [];
     if (last)
-      for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, { filter: subject, untilSeq: last.seq }))
+      for await (const m of readEventMessages(plane.plane.nc, plane.plane.jsm, { filter: subject, untilSeq: last.seq }))
         out.push(JSON.parse(new TextDecoder().decode(m.data)).type);
     return out;
   }
@@ -186,7 +186,7 @@ describe("vault genesis with an operator passphrase", { timeout: 120_000 }, () =
     const last = await lastEventOf(plane.plane.jsm, subject);
     let n = 0;
     if (last) {
-      for await (const m of readEventMessages(plane.plane.js, plane.plane.jsm, {
+      for await (const m of readEventMessages(plane.plane.nc, plane.plane.jsm, {
         filter: subject,
         untilSeq: last.seq,
       })) {

@@ -96,7 +96,7 @@ describe("vault paths", { timeout: 240_000 }, () => {
       vaults: () => plane.plane.vaultTally.counts(),
     });
 
-  const events = (filter: string) => subjectEvents(plane.plane.js, plane.plane.jsm, filter);
+  const events = (filter: string) => subjectEvents(plane.plane.nc, plane.plane.jsm, filter);
   const signerOf = (node: string): Signer => new NodeStore(dirs.get(node)!).keys().signer;
   async function nodeConnection(node: string): Promise<NatsConnection> {
     const store = new NodeStore(dirs.get(node)!);

@@ -46,7 +46,7 @@ describe("vault", { timeout: 180_000 }, () => {
       20_000,
     );
 
-  const events = (filter: string) => subjectEvents(plane.plane.js, plane.plane.jsm, filter);
+  const events = (filter: string) => subjectEvents(plane.plane.nc, plane.plane.jsm, filter);
   function signerOf(node: string): Signer {
     return new NodeStore(dirs.get(node)!).keys().signer;
   }

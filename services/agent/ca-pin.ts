@@ -5,10 +5,11 @@
 import { X509Certificate } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type PeerCertificate, type DetailedPeerCertificate } from "node:tls";
+import type { Codes } from "../core/mod.ts";
 
 export class CaPinError extends Error {
   constructor(
-    readonly code: "E_CA_MISMATCH" | "E_UNREACHABLE" | "E_NO_TLS",
+    readonly code: Codes<"E_CA_MISMATCH" | "E_UNREACHABLE" | "E_NO_TLS">,
     message: string,
   ) {
     super(message);

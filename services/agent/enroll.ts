@@ -4,7 +4,7 @@
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { UserAuthenticationExpiredError, type NatsConnection } from "@nats-io/transport-node";
 import {
   ENROLL_JOIN_SUBJECT,
   ENROLL_WAIT_ANNOUNCE_SUBJECT,
@@ -18,7 +18,7 @@ import {
   type WaitBundle,
   type JoinRequest,
 } from "../../schemas/mod.ts";
-import { connectNats, parseCreds, seedFromCreds } from "../bus/mod.ts";
+import { classifyNatsError, connectNats, parseCreds, seedFromCreds } from "../bus/mod.ts";
 import {
   canonicalJson,
   deriveWaitKey,
@@ -29,17 +29,23 @@ import {
   signWaitAnnouncement,
   toBase64Url,
   waitIdFor,
+  type ErrorCode,
   type Signer,
 } from "../core/mod.ts";
 import { fetchPinnedCa } from "./ca-pin.ts";
 import type { NodeStore } from "./node-store.ts";
 
 export class EnrollError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
+  readonly code: string;
+  /** A registered code only (services/core/errors.ts). */
+  constructor(code: ErrorCode, message: string) {
     super(message);
+    this.code = code;
+  }
+
+  /** membershipd's refusal as it came: its code is data, perhaps one a newer server added. */
+  static fromAnswer(code: string, message: string): EnrollError {
+    return Object.assign(new EnrollError("E_INTERNAL", message), { code });
   }
 }
 
@@ -113,9 +119,9 @@ async function connectBootstrap(url: string, caFile: string, creds: string): Pro
     });
   } catch (err) {
     const msg = (err as Error).message;
-    if (/expired/i.test(msg))
+    if (err instanceof UserAuthenticationExpiredError)
       throw new EnrollError("E_INVITE_EXPIRED", "the invite's bootstrap credential has expired; ask for a new invite");
-    if (/authoriz|authentic|revoked/i.test(msg))
+    if (classifyNatsError(err) === "refused")
       throw new EnrollError(
         "E_INVITE_REFUSED",
         `the server refused the invite's bootstrap credential (revoked or expired): ${msg}`,
@@ -127,7 +133,7 @@ async function connectBootstrap(url: string, caFile: string, creds: string): Pro
 function configFrom(raw: unknown): NodeConfig {
   const reply = Reply.safeParse(raw);
   if (!reply.success) throw new EnrollError("E_BAD_REPLY", "membershipd sent a malformed reply");
-  if (!reply.data.ok) throw new EnrollError(reply.data.error.code, reply.data.error.message);
+  if (!reply.data.ok) throw EnrollError.fromAnswer(reply.data.error.code, reply.data.error.message);
   const config = NodeConfig.safeParse(reply.data.result);
   if (!config.success) throw new EnrollError("E_BAD_REPLY", "membershipd's reply holds no node configuration");
   return config.data;
@@ -254,7 +260,8 @@ export async function enrollWait(store: NodeStore, bundleText: string, o: WaitOp
         const reply = Reply.safeParse(
           (await nc.request(ENROLL_WAIT_ANNOUNCE_SUBJECT, JSON.stringify(body), { timeout: o.timeoutMs })).json(),
         );
-        if (reply.success && !reply.data.ok) throw new EnrollError(reply.data.error.code, reply.data.error.message);
+        if (reply.success && !reply.data.ok)
+          throw EnrollError.fromAnswer(reply.data.error.code, reply.data.error.message);
       };
       const timer = setInterval(
         () => void announce().catch((e: Error) => o.log(`announce: ${e.message}`)),

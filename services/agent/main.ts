@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
 import { NodeLabels } from "../../schemas/mod.ts";
-import { parseGenesisKey } from "../core/mod.ts";
+import { exitCodeOf, isErrorCode, parseGenesisKey } from "../core/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
 import { AgentError, runDaemon, type AgentOptions } from "./run/agent.ts";
@@ -62,8 +62,6 @@ flags (env in brackets):
   --timeout MS                            request timeout (default 10000)
 
 exit codes: 0 ok · 1 refused · 2 usage error · 3 server unreachable`;
-
-const EXIT_BY_CODE: Record<string, number> = { E_USAGE: 2, E_UNAVAILABLE: 3 };
 
 function usageError(message: string): never {
   throw new EnrollError("E_USAGE", `${message} (see unibus-agent --help)`);
@@ -132,18 +130,19 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The error as one line on stderr (and the JSON answer with --json); the exit code by its code. */
+/**
+ * The error as one line on stderr (and the JSON answer with --json); the exit code by its code
+ * (services/core/errors.ts). Any error carrying a registered code (the vault's, the CA pin's) keeps it.
+ */
 function failed(err: unknown, json: boolean): number {
+  const code = (err as { code?: unknown }).code;
   const e =
-    err instanceof EnrollError || err instanceof AgentError
-      ? err
-      : new EnrollError(
-          /ERR_PARSE_ARGS/.test((err as { code?: string }).code ?? "") ? "E_USAGE" : "E_INTERNAL",
-          (err as Error).message,
-        );
+    err instanceof EnrollError || err instanceof AgentError || (typeof code === "string" && isErrorCode(code))
+      ? { code: code as string, message: (err as Error).message }
+      : new EnrollError(/ERR_PARSE_ARGS/.test(String(code ?? "")) ? "E_USAGE" : "E_INTERNAL", (err as Error).message);
   if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }) + "\n");
   process.stderr.write(`unibus-agent: ${e.message} [${e.code}]\n`);
-  return EXIT_BY_CODE[e.code] ?? 1;
+  return exitCodeOf(e.code);
 }
 
 function status(store: NodeStore, json: boolean): number {

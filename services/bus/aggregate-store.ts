@@ -1,9 +1,13 @@
 // Load → decide → append for one aggregate, with optimistic concurrency: the loser of a race
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+// Every event loaded is checked first (checkEvent: schema, signature, trusted writer, hash chain):
+// a quarantined one is no part of the state, and the next event chains onto the last good one.
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Actor, AggregateKind, DomainEvent, EventEnvelope, EventOf } from "../../schemas/mod.ts";
 import {
   asDomainEvent,
+  checkEvent,
   domainError,
   eventHash,
   isDomainError,
@@ -14,6 +18,9 @@ import {
   type HashedEvent,
   type Signer,
 } from "../core/mod.ts";
+import { QuarantineLog } from "./quarantine.ts";
+import { StreamTrust } from "./trust-read.ts";
+import { SignedHere } from "./signed-here.ts";
 import { EventSigner } from "./event-signer.ts";
 import {
   appendEvents,
@@ -27,9 +34,9 @@ import {
 
 export interface Loaded<S> {
   state: S;
-  /** Stream sequence of the aggregate's last event; 0 when it does not exist. */
+  /** Stream sequence of the aggregate's last event, quarantined or not (the append's guard); 0 when it does not exist. */
   seq: number;
-  /** Hash of the last event: the next event's `prev`. */
+  /** Hash of the last good event: the next event's `prev`. */
   hash: string | null;
   /** Command ids whose events are already in this aggregate (answers a retried command). */
   causations: Set<string>;
@@ -53,17 +60,65 @@ const MAX_ATTEMPTS = 50;
 const RETRY_BUDGET_MS = 4000;
 const CACHE_LIMIT = 50_000;
 
+const utf8 = new TextDecoder();
+
+/** The `prev` an event's bytes name, without checking anything else (null when unreadable). */
+function prevOf(data: Uint8Array): string | null {
+  try {
+    const prev = (JSON.parse(utf8.decode(data)) as { prev?: unknown }).prev;
+    return typeof prev === "string" ? prev : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface AggregateStoreOptions {
+  /** Where quarantined events are reported (shared with the projector in membershipd). */
+  quarantine?: QuarantineLog;
+  /** false: load events unchecked, as before issue 21 (only the benches' comparison turns this off). */
+  checks?: boolean;
+}
+
 export class AggregateStore {
   private readonly cache = new Map<string, Loaded<unknown>>();
 
   private readonly signer: EventSigner;
+  readonly quarantine: QuarantineLog;
+  private readonly trust: StreamTrust;
+  private readonly checks: boolean;
+  /** The events this store signed: its readers skip verifying their signatures again (signed-here.ts). */
+  readonly signedHere = new SignedHere();
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     signer: Signer,
+    opts: AggregateStoreOptions = {},
   ) {
     this.signer = new EventSigner(signer);
+    this.quarantine = opts.quarantine ?? new QuarantineLog();
+    this.checks = opts.checks ?? true;
+    this.trust = new StreamTrust(nc, jsm, (f) => this.quarantine.record(f));
+  }
+
+  /**
+   * The event at `seq` if it passes the checks against `head` (the aggregate's last good hash), with
+   * its hash; null when it is quarantined (and reported).
+   */
+  private async accept(
+    seq: number,
+    subject: string,
+    data: Uint8Array,
+    head: string | null,
+  ): Promise<{ event: EventEnvelope; hash: string } | null> {
+    if (!this.checks) {
+      const event = decodeEvent(data);
+      return { event, hash: eventHash(event) };
+    }
+    const c = checkEvent(seq, subject, data, await this.trust.through(seq), head, this.signedHere.hashOf(data));
+    if (c.ok) return c;
+    this.quarantine.record(c.finding);
+    return null;
   }
 
   async load<K extends AggregateKind, C extends CommandShape, S>(
@@ -77,11 +132,14 @@ export class AggregateStore {
     // The cache is keyed by subject, and a subject names its kind: an entry holds this decider's state.
     const cached = this.cache.get(subject) as Loaded<S> | undefined;
     if (cached && cached.seq === last.seq) return cached;
-    if (cached && cached.seq < last.seq) {
-      // Usually a lost race lost to exactly one event: the last one, if it chains onto our cache.
-      const next = decodeEvent(last.data);
-      if (next.prev !== null && next.prev === cached.hash)
-        return this.extend(subject, cached, aggregate, next, last.seq);
+    // Trust exact up to the last event, once: each event's own check then needs no read.
+    if (this.checks) await this.trust.through(last.seq);
+    if (cached && cached.seq < last.seq && cached.hash !== null && prevOf(last.data) === cached.hash) {
+      // Usually a lost race lost to exactly one event: the last one, when it names our cached head
+      // as its `prev` and passes its checks. Only then is it checked here: another writer may have
+      // appended several events since, and the last of those chains onto one we have not read.
+      const next = await this.accept(last.seq, subject, last.data, cached.hash);
+      if (next) return this.extend(subject, cached, aggregate, next.event, next.hash, last.seq);
     }
     // A cached state is a valid prefix: read only what came after it (all of it on a cold cache).
     const base: Loaded<S> =
@@ -90,14 +148,16 @@ export class AggregateStore {
         : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
     let { state, hash } = base;
     const causations = new Set(base.causations);
-    for await (const m of readEventMessages(this.js, this.jsm, {
+    for await (const m of readEventMessages(this.nc, this.jsm, {
       filter: subject,
       fromSeq: base.seq + 1,
       untilSeq: last.seq,
     })) {
-      const e = decodeEvent(m.data);
+      const ok = await this.accept(m.seq, subject, m.data, hash);
+      if (!ok) continue;
+      const e = ok.event;
       state = decider.evolve(state, eventOf(kind, e));
-      hash = eventHash(e);
+      hash = ok.hash;
       if (e.causation !== null) causations.add(e.causation);
     }
     const loaded: Loaded<S> = { state, seq: last.seq, hash, causations };
@@ -110,6 +170,7 @@ export class AggregateStore {
     from: Loaded<S>,
     aggregate: Aggregate<K, C, S>,
     e: EventEnvelope,
+    hash: string,
     seq: number,
   ): Loaded<S> {
     const causations = new Set(from.causations);
@@ -117,7 +178,7 @@ export class AggregateStore {
     const loaded: Loaded<S> = {
       state: aggregate.decider.evolve(from.state, eventOf(aggregate.kind, e)),
       seq,
-      hash: eventHash(e),
+      hash,
       causations,
     };
     this.remember(subject, loaded);
@@ -145,7 +206,7 @@ export class AggregateStore {
       const envelopes = signed.map((s) => s.event);
       try {
         const { seqs, duplicate } = await appendEvents(
-          this.js,
+          this.nc,
           subject,
           loaded.seq,
           envelopes,
@@ -197,6 +258,7 @@ export class AggregateStore {
         data: e.data,
       });
       prev = signed.hash;
+      this.signedHere.add(signed.hash);
       out.push(signed);
     }
     return out;

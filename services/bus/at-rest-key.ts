@@ -5,9 +5,10 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { constantTimeEqualHex, hmacHex } from "../core/mod.ts";
 import { readSecretFile, writeSecretFile } from "./secret-file.ts";
+import type { ErrorCode } from "../core/mod.ts";
 
 export class AtRestKeyError extends Error {
-  readonly code = "E_AT_REST_KEY";
+  readonly code = "E_AT_REST_KEY" satisfies ErrorCode;
 }
 
 const CHECK_LABEL = "unibus at-rest key check v1";

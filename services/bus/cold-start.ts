@@ -1,11 +1,12 @@
 // A cold cluster has no JetStream meta leader until a quorum of servers has found each other, and
 // an R3 asset cannot be placed until three have: until then every create fails. Startup steps are
 // idempotent, so each is simply retried within the start budget, saying what it waits for.
+import type { ErrorCode } from "../core/mod.ts";
 
 export type ColdStartStep = <T>(what: string, step: () => Promise<T>) => Promise<T>;
 
 export class ColdStartTimeout extends Error {
-  readonly code = "E_COLD_START";
+  readonly code = "E_COLD_START" satisfies ErrorCode;
 }
 
 /** With budget 0 a step runs once (a single node needs no patience). */

@@ -18,8 +18,16 @@ export interface ConnectOptions {
   reconnectDelay?: () => number;
 }
 
+/** Each connection's inbox prefix as it was asked for: nats.js keeps it in its private options. */
+const inboxPrefixes = new WeakMap<NatsConnection, string>();
+
+/** The inbox prefix `connectNats` gave this connection (undefined: nats.js's default `_INBOX`). */
+export function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  return inboxPrefixes.get(nc);
+}
+
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
-  return await connect({
+  const nc = await connect({
     servers: opts.servers,
     name: opts.name,
     // Otherwise every request (each append and KV write) builds two Error objects up front just to
@@ -35,4 +43,6 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     ...(opts.waitOnFirstConnect ? { waitOnFirstConnect: true } : {}),
     ...(opts.reconnectDelay ? { reconnectDelayHandler: opts.reconnectDelay } : {}),
   });
+  if (opts.inboxPrefix) inboxPrefixes.set(nc, opts.inboxPrefix);
+  return nc;
 }

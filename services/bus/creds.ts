@@ -1,5 +1,6 @@
 // Reading standard NATS .creds files (a user JWT and the seed of the key it was minted for).
 import { readSecretFile } from "./secret-file.ts";
+import type { ErrorCode } from "../core/mod.ts";
 
 export interface Creds {
   /** The whole file, for the connection's authenticator. */
@@ -13,7 +14,7 @@ const JWT_BLOCK = /-----BEGIN NATS USER JWT-----\s*([A-Za-z0-9_.-]+)\s*------END
 const SEED_BLOCK = /-----BEGIN USER NKEY SEED-----\s*(SU[A-Z2-7]+)\s*------END USER NKEY SEED------/;
 
 export class CredsError extends Error {
-  readonly code = "E_CREDS";
+  readonly code = "E_CREDS" satisfies ErrorCode;
 }
 
 export function parseCreds(bytes: Uint8Array, where = "creds"): Creds {

@@ -1,12 +1,14 @@
 // Supervises a local nats-server (the distribution package): renders its config into the data dir
 // (0600, no secrets in it), passes the at-rest key through the environment only, waits for
 // JetStream, restarts it with backoff when it dies, and stops it cleanly.
+import semver from "semver";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { AtRestKeyError } from "./at-rest-key.ts";
+import type { ErrorCode } from "../core/mod.ts";
 
 export interface EmbeddedServerOptions {
   dataDir: string;
@@ -58,7 +60,7 @@ export function serverKeyValue(hexKey: string): string {
 }
 
 export class NatsServerMissingError extends Error {
-  readonly code = "E_NATS_SERVER_MISSING";
+  readonly code = "E_NATS_SERVER_MISSING" satisfies ErrorCode;
   constructor() {
     super(
       "nats-server is not installed; run `make run` as root (it installs it with apt) or `apt-get install nats-server`",
@@ -73,11 +75,8 @@ export function natsServerVersion(): string | null {
 }
 
 export function versionAtLeast(version: string | null, min: string): boolean {
-  if (!version) return false;
-  const a = version.split(".").map(Number);
-  const b = min.split(".").map(Number);
-  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
-  return true;
+  const v = version ? semver.coerce(version) : null;
+  return v !== null && semver.gte(v, min);
 }
 
 /**

@@ -3,7 +3,7 @@
 // separate writers, and the per-aggregate hash chain.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { publisherFor } from "./publisher.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -61,7 +61,7 @@ async function writers(n: number, signer: Signer = service): Promise<AggregateSt
   for (let i = 0; i < n; i++) {
     const c = await clientFor(nats.url);
     extra.push(c.nc);
-    out.push(new AggregateStore(c.js, c.jsm, signer));
+    out.push(new AggregateStore(c.nc, c.jsm, signer));
   }
   return out;
 }
@@ -73,14 +73,14 @@ async function subjectCount(jsm: JetStreamManager, subject: string): Promise<num
 
 /** Every stored event of one subject, in stream order, with its sequence. */
 async function readSubject(
-  js: JetStreamClient,
+  nc: NatsConnection,
   jsm: JetStreamManager,
   subject: string,
 ): Promise<{ seq: number; env: EventEnvelope }[]> {
   const count = await subjectCount(jsm, subject);
   if (count === 0) return [];
   const out: { seq: number; env: EventEnvelope }[] = [];
-  for await (const m of readEventMessages(js, jsm, { filter: subject }))
+  for await (const m of readEventMessages(nc, jsm, { filter: subject }))
     out.push({ seq: m.seq, env: decodeEvent(m.data) });
   assert.equal(out.length, count, `read ${out.length} events of ${subject}, the stream holds ${count}`);
   return out;
@@ -160,7 +160,7 @@ before(async () => {
   main = await clientFor(nats.url);
   await ensureEventStream(main.jsm, 1);
   // A genesis event signed by `service`, so the whole stream can be audited at the end.
-  await bootstrapStore(new AggregateStore(main.js, main.jsm, service), service, signerFromSeed(newUserSeed()), "test");
+  await bootstrapStore(new AggregateStore(main.nc, main.jsm, service), service, signerFromSeed(newUserSeed()), "test");
 });
 
 after(async () => {
@@ -216,26 +216,26 @@ describe("appendEvents", () => {
     const handle = fresh("u");
     const subject = eventSubject("user", handle);
     const first = userCreatedEvent(handle, fresh("e"), null);
-    const r = await appendEvents(main.js, subject, 0, [first]);
+    const r = await appendEvents(main.nc, subject, 0, [first]);
     assert.equal(r.seqs.length, 1);
     assert.equal(r.duplicate, false);
 
     const second = userCreatedEvent(handle, fresh("e"), null);
-    await assert.rejects(appendEvents(main.js, subject, 0, [second]), (err: unknown) => {
+    await assert.rejects(appendEvents(main.nc, subject, 0, [second]), (err: unknown) => {
       assert.ok(err instanceof ConcurrencyConflict, `got ${err}`);
       assert.equal(err.code, "E_CONFLICT");
       return true;
     });
     // A stale (non-zero) expectation is refused the same way.
     const third = userCreatedEvent(handle, fresh("e"), eventHash(first));
-    await assert.rejects(appendEvents(main.js, subject, r.seqs[0]! - 1, [third]), ConcurrencyConflict);
+    await assert.rejects(appendEvents(main.nc, subject, r.seqs[0]! - 1, [third]), ConcurrencyConflict);
     assert.equal(await subjectCount(main.jsm, subject), 1);
 
     // The right expectation succeeds.
-    const ok = await appendEvents(main.js, subject, r.seqs[0]!, [third]);
+    const ok = await appendEvents(main.nc, subject, r.seqs[0]!, [third]);
     assert.ok(ok.seqs[0]! > r.seqs[0]!, `appended at ${ok.seqs[0]} after ${r.seqs[0]}`);
     assert.equal(await subjectCount(main.jsm, subject), 2);
-    assertChain(await readSubject(main.js, main.jsm, subject), subject);
+    assertChain(await readSubject(main.nc, main.jsm, subject), subject);
   });
 
   test("several events in one call each expect the one before", async () => {
@@ -243,10 +243,10 @@ describe("appendEvents", () => {
     const subject = eventSubject("user", handle);
     const a = userCreatedEvent(handle, fresh("e"), null);
     const b = userCreatedEvent(handle, fresh("e"), eventHash(a));
-    const r = await appendEvents(main.js, subject, 0, [a, b]);
+    const r = await appendEvents(main.nc, subject, 0, [a, b]);
     assert.equal(r.seqs.length, 2);
     assert.ok(r.seqs[1]! > r.seqs[0]!, `sequences ${r.seqs}`);
-    const stored = await readSubject(main.js, main.jsm, subject);
+    const stored = await readSubject(main.nc, main.jsm, subject);
     assert.deepEqual(
       stored.map((s) => s.seq),
       r.seqs,
@@ -261,22 +261,22 @@ describe("appendEvents", () => {
     const handle = fresh("u");
     const subject = eventSubject("user", handle);
     const e = userCreatedEvent(handle, fresh("e"), null);
-    const first = await appendEvents(main.js, subject, 0, [e]);
+    const first = await appendEvents(main.nc, subject, 0, [e]);
     assert.deepEqual(first.duplicate, false);
     const lastBefore = await lastSequence(main.jsm);
 
     // Same id with the original expectation (0, now stale): deduplication answers before the check.
-    const again = await appendEvents(main.js, subject, 0, [e]);
+    const again = await appendEvents(main.nc, subject, 0, [e]);
     assert.equal(again.duplicate, true);
     assert.deepEqual(again.seqs, first.seqs);
     // Same id with the current expectation: still a duplicate, still not stored.
-    const third = await appendEvents(main.js, subject, first.seqs[0]!, [e]);
+    const third = await appendEvents(main.nc, subject, first.seqs[0]!, [e]);
     assert.equal(third.duplicate, true);
     assert.deepEqual(third.seqs, first.seqs);
 
     assert.equal(await subjectCount(main.jsm, subject), 1);
     assert.equal(await lastSequence(main.jsm), lastBefore);
-    const stored = await readSubject(main.js, main.jsm, subject);
+    const stored = await readSubject(main.nc, main.jsm, subject);
     assert.deepEqual(stored[0]!.env, e);
   });
 });
@@ -309,7 +309,7 @@ describe("AggregateStore races between separate writers", () => {
     assert.equal(w.replayed, false);
     assert.equal(w.events.length, 1);
 
-    const stored = await readSubject(main.js, main.jsm, subject);
+    const stored = await readSubject(main.nc, main.jsm, subject);
     assert.equal(stored.length, 1);
     assert.equal(stored[0]!.env.causation, ids[win.i]);
     assert.equal(stored[0]!.env.data.sign_key, keys[win.i]);
@@ -320,7 +320,7 @@ describe("AggregateStore races between separate writers", () => {
   test("20 writers each add a different member to one room at once: all succeed, the room counts 20 members", async () => {
     const room = fresh("room");
     const users = Array.from({ length: 20 }, (_v, i) => fresh(`m${i}`));
-    const setup = new AggregateStore(main.js, main.jsm, service);
+    const setup = new AggregateStore(main.nc, main.jsm, service);
     await createRoom(setup, room);
     for (const u of users) await createUser(setup, u);
 
@@ -347,14 +347,14 @@ describe("AggregateStore races between separate writers", () => {
     }
     for (const u of users) {
       const subject = eventSubject("member", `${room}.${u}`);
-      const stored = await readSubject(main.js, main.jsm, subject);
+      const stored = await readSubject(main.nc, main.jsm, subject);
       assert.equal(stored.length, 1, subject);
       assertChain(stored, subject);
     }
 
     // The projections rebuilt from the stream agree: 20 members, one record each.
     const memory = new MemoryProjections();
-    for await (const m of readEventMessages(main.js, main.jsm)) memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
+    for await (const m of readEventMessages(main.nc, main.jsm)) memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
     assert.equal(memory.buckets.get("UNIBUS_rooms")!.get(room).members, 20);
     const memberKeys = [...memory.buckets.get("UNIBUS_members")!.keys()].filter((k) => k.startsWith(`${room}.`)).sort();
     assert.deepEqual(memberKeys, users.map((u) => `${room}.${u}`).sort());
@@ -364,7 +364,7 @@ describe("AggregateStore races between separate writers", () => {
   async function hotMember() {
     const room = fresh("hot");
     const user = fresh("hotuser");
-    const setup = new AggregateStore(main.js, main.jsm, service);
+    const setup = new AggregateStore(main.nc, main.jsm, service);
     await createRoom(setup, room);
     await createUser(setup, user);
     const base = await facts(setup, room, user);
@@ -375,7 +375,7 @@ describe("AggregateStore races between separate writers", () => {
   }
 
   async function assertToggledChain(subject: string, ids: string[], results: Executed[]): Promise<void> {
-    const stored = await readSubject(main.js, main.jsm, subject);
+    const stored = await readSubject(main.nc, main.jsm, subject);
     assert.equal(stored.length, ids.length, `${ids.length} events on ${subject}`);
     assertChain(stored, subject);
     // Gapless: each command is there exactly once, and the toggles alternate.
@@ -438,7 +438,7 @@ describe("AggregateStore races between separate writers", () => {
 
 describe("AggregateStore retries (same commandId)", () => {
   test("executing the same command twice appends once: the retry returns replayed:true", async () => {
-    const store = new AggregateStore(main.js, main.jsm, service);
+    const store = new AggregateStore(main.nc, main.jsm, service);
     const room = fresh("retry");
     const subject = eventSubject("room", room);
     const meta = { actor, commandId: fresh("cmd") };
@@ -466,7 +466,7 @@ describe("AggregateStore retries (same commandId)", () => {
     const fourth = executed(await other.execute(roomAggregate, room, cmd, meta));
     assert.equal(fourth.replayed, true);
 
-    const stored = await readSubject(main.js, main.jsm, subject);
+    const stored = await readSubject(main.nc, main.jsm, subject);
     assert.deepEqual(
       stored.map((s) => s.env.type),
       ["RoomCreated", "RoomArchived"],
@@ -487,7 +487,7 @@ describe("AggregateStore retries (same commandId)", () => {
   });
 
   test("40 commands at once through one store share signatures: each event carries its batch proof and verifies alone", async () => {
-    const store = new AggregateStore(main.js, main.jsm, service);
+    const store = new AggregateStore(main.nc, main.jsm, service);
     const rooms = Array.from({ length: 40 }, () => fresh("batch"));
     const results = await Promise.all(
       rooms.map((room) =>
@@ -504,7 +504,7 @@ describe("AggregateStore retries (same commandId)", () => {
     assert.ok(batched.length >= 20, `${batched.length} of 40 events were signed in batches`);
     assert.ok(new Set(events.map((e) => e.sig)).size < 40, "some events share a signature");
     for (const room of rooms) {
-      const [stored] = await readSubject(main.js, main.jsm, eventSubject("room", room));
+      const [stored] = await readSubject(main.nc, main.jsm, eventSubject("room", room));
       assert.equal(EventEnvelope.safeParse(stored!.env).success, true);
       assert.equal(verifyEventSignature(stored!.env), true, room);
     }
@@ -528,7 +528,7 @@ describe("AggregateStore retries (same commandId)", () => {
   });
 
   test("a retry that loses to its own first attempt (duplicate ack) must not corrupt the next event's prev", async () => {
-    const setup = new AggregateStore(main.js, main.jsm, service);
+    const setup = new AggregateStore(main.nc, main.jsm, service);
     const room = fresh("dup");
     const user = fresh("dupuser");
     await createRoom(setup, room);
@@ -554,7 +554,7 @@ describe("AggregateStore retries (same commandId)", () => {
       await gate;
       return publish(...args);
     };
-    const b = new AggregateStore(c.js, c.jsm, service);
+    const b = new AggregateStore(c.nc, c.jsm, service);
     const pb = b.execute(
       memberAggregate,
       id,
@@ -563,7 +563,7 @@ describe("AggregateStore retries (same commandId)", () => {
     );
     await atGate;
     await new Promise((r) => setTimeout(r, 5)); // A signs at a later millisecond than B did
-    const a = new AggregateStore(main.js, main.jsm, service);
+    const a = new AggregateStore(main.nc, main.jsm, service);
     const ra = executed(
       await a.execute(
         memberAggregate,
@@ -586,7 +586,7 @@ describe("AggregateStore retries (same commandId)", () => {
         { actor, commandId: fresh("role") },
       ),
     );
-    const stored = await readSubject(main.js, main.jsm, subject);
+    const stored = await readSubject(main.nc, main.jsm, subject);
     assert.equal(stored.length, 2);
     assertChain(stored, subject);
   });

@@ -8,7 +8,6 @@ import {
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
-  type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
   type PubAck,
@@ -44,7 +43,7 @@ export interface EventStreamLimits {
 
 /**
  * The limit to set on a stream holding `bytes` now. A lower max_bytes makes the server drop the
- * oldest messages at once, deny_delete or not (seen with 2.9.10: 20 messages became 9), so the
+ * oldest messages at once, deny_delete or not (nats-server 2.9.10 does), so the
  * limit never goes below what is stored plus room for appends racing this update.
  */
 export function safeMaxBytes(wanted: number, bytes: number, current: number): number {
@@ -123,7 +122,7 @@ export interface AppendResult {
  * twice.
  */
 export function appendEvents(
-  js: JetStreamClient,
+  nc: NatsConnection,
   subject: string,
   expectedSeq: number,
   events: EventEnvelope[],
@@ -131,7 +130,7 @@ export function appendEvents(
 ): Promise<AppendResult> {
   // The connection's pipelined publisher, not js.publish: the same message and guards, a fraction
   // of the client's CPU per append (publisher.ts).
-  const publisher = publisherFor((js as unknown as { nc: NatsConnection }).nc);
+  const publisher = publisherFor(nc);
   // One event, the common case, without an async loop around it: a few µs per append at the
   // write path's rates (measured against the publisher called directly).
   if (events.length === 1) {
@@ -239,19 +238,22 @@ export interface ReadOptions {
  * reopens it after a reconnect).
  */
 export function readEventMessages(
-  js: JetStreamClient,
+  nc: NatsConnection,
   jsm: JetStreamManager,
   opts: ReadOptions = {},
 ): AsyncGenerator<JsMsg & { buffered: number }> {
-  return orderedRead(js, EVENTS_STREAM, {
+  return orderedRead(nc, EVENTS_STREAM, {
     // No filter for the whole stream (its only subject is `unibus.evt.>`): nats-server 2.9.10
-    // miscounts `num_pending` for a wildcard-filtered consumer that starts mid-stream (seen: 26 still
-    // "pending" at the stream's last message), and a reader waiting for 0 then waits forever.
+    // miscounts `num_pending` for a wildcard-filtered consumer that starts mid-stream (it can report
+    // messages pending at the stream's last one), and a reader waiting for 0 then waits forever.
     ...(opts.filter ? { filter: opts.filter } : {}),
     start: { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, opts.fromSeq ?? 1) },
     maxMessages: 2048,
     ...(opts.untilSeq !== undefined ? { until: opts.untilSeq } : opts.follow ? {} : { until: () => lastSequence(jsm) }),
     follow: opts.follow ?? false,
+    // A follower that goes quiet while the stream moves on reopens (ordered-read.ts says why), and
+    // retries its consumer calls after 2 s rather than nats.js's 5: it retries for as long as it runs.
+    ...(opts.follow ? { streamEnd: () => lastSequence(jsm), apiTimeoutMs: 2000 } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onReopen ? { onReopen: opts.onReopen } : {}),
   });

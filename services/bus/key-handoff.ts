@@ -21,10 +21,11 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname } from "node:path";
+import type { Codes } from "../core/mod.ts";
 
 export class KeyHandoffError extends Error {
   constructor(
-    readonly code: "E_KEY_DIR_NOT_TMPFS" | "E_KEY_DIR_UNSAFE" | "E_KEY_HANDOFF",
+    readonly code: Codes<"E_KEY_DIR_NOT_TMPFS" | "E_KEY_DIR_UNSAFE" | "E_KEY_HANDOFF">,
     message: string,
   ) {
     super(message);

@@ -21,6 +21,7 @@ import { z } from "zod";
 import { IsoTime, Slug } from "../../schemas/mod.ts";
 import { blindToken } from "../core/mod.ts";
 import { isStreamNotFound } from "./event-store.ts";
+import type { ErrorCode } from "../core/mod.ts";
 
 export const LOGS_STREAM = "UNIBUS_LOGS";
 export const LOGS_SUBJECT_PREFIX = "unibus.logs";
@@ -44,7 +45,7 @@ export interface LogsStreamLimits {
 }
 
 export class LogSubjectError extends Error {
-  readonly code = "E_BAD_REQUEST";
+  readonly code = "E_BAD_REQUEST" satisfies ErrorCode;
 }
 
 /**

@@ -18,3 +18,7 @@ export * from "./cold-start.ts";
 export { EventSigner, MAX_EVENT_BATCH } from "./event-signer.ts";
 export * from "./key-handoff.ts";
 export { JetStreamPublisher, PublishTimeout, publisherFor, type PublishOptions } from "./publisher.ts";
+export { classifyNatsError, isUnavailable, Unavailable, type NatsFailure } from "./nats-errors.ts";
+export * from "./quarantine.ts";
+export * from "./trust-read.ts";
+export { SignedHere } from "./signed-here.ts";

@@ -52,7 +52,7 @@ test("a bounded read whose consumer goes silent reopens after the last message i
   const later = setTimeout(() => void publish(3), 1200);
   const seen: number[] = [];
   for await (const m of orderedRead(
-    c.js,
+    c.nc,
     name,
     fromStart(8, { stallMs: 300, onReopen: (why, from) => reopens.push([why, from]) }),
   ))
@@ -67,7 +67,7 @@ test("a bounded read whose messages never come fails within its budget instead o
   const { name } = await streamWith(3);
   const started = Date.now();
   await assert.rejects(async () => {
-    for await (const _m of orderedRead(c.js, name, fromStart(6, { stallMs: 200, reopenBudgetMs: 1000 }))) {
+    for await (const _m of orderedRead(c.nc, name, fromStart(6, { stallMs: 200, reopenBudgetMs: 1000 }))) {
       // reads 1..3, then waits for 4..6
     }
   }, /delivers nothing from 4 to 6/);
@@ -79,7 +79,7 @@ test("a caller that takes its time between messages is not a stall", async () =>
   const reopens: number[] = [];
   const seen: number[] = [];
   for await (const m of orderedRead(
-    c.js,
+    c.nc,
     name,
     fromStart(4, { stallMs: 300, onReopen: (_why, from) => reopens.push(from) }),
   )) {

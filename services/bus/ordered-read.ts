@@ -1,14 +1,13 @@
 // Reads a stream in order through an ordered consumer, and goes on across reconnects. nats.js
 // resumes an ordered consumer only if its own check right after a reconnect succeeds; after a
 // nats-server restart JetStream is often still recovering then, the check fails, and nats.js waits
-// out a 30 s backoff, ignoring further reconnects meanwhile (seen: membershipd's projector that long
-// behind after a kill -9 of its nats-server). So on every reconnect the reader closes its consumer
-// and opens a new one just after the last message it handed out. A bounded read does the same when
-// its consumer stalls: in a cluster after a node's kill -9 and return, a consumer once handed out
-// the first event of 883 and then nothing for two minutes while it heartbeated (seen in CI:
-// `audit replay` timed out); nats.js resets an ordered consumer on a gap or missed heartbeats,
-// never on silence, so the reader watches for silence itself.
-import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+// out a 30 s backoff, ignoring further reconnects meanwhile. So on every reconnect the reader
+// closes its consumer and opens a new one just after the last message it handed out. nats.js
+// resets an ordered consumer on a gap or missed heartbeats, never on silence, and in a cluster a
+// consumer can heartbeat while delivering nothing (after a node's loss and return, after a full
+// restart): so a bounded read reopens after STALL_MS of silence, and a follower, whose silence is
+// normal, reopens after STALL_MS when the stream's end shows it has moved on.
+import { DeliverPolicy, jetstream, type Consumer, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -43,9 +42,20 @@ export interface OrderedReadOptions {
    * since the caller knew messages were there; "end" ends the read (a filter that may match none).
    */
   whenNothingPending?: "fail" | "end";
-  /** For tests: the silence after which a bounded read reopens (STALL_MS), and the reopen budget. */
+  /**
+   * A follower's way to the stream's last sequence: after STALL_MS of silence it is asked, and a
+   * stream that has moved past what was handed out reopens the consumer (as a bounded read does).
+   */
+  streamEnd?: () => Promise<number>;
+  /** For tests: the silence after which a read checks for a stall (STALL_MS), and the reopen budget. */
   stallMs?: number;
   reopenBudgetMs?: number;
+  /**
+   * The JetStream API timeout of its consumer calls (nats.js's 5 s by default). A follower that
+   * retries anyway sets it lower: after a failover each call to a server without a leader yet
+   * waits out this timeout before the next try.
+   */
+  apiTimeoutMs?: number;
   /** Called before each reopen, with why and the sequence the new consumer starts at. */
   onReopen?: (reason: "reconnect" | "stall", fromSeq: number) => void;
 }
@@ -58,12 +68,12 @@ export interface OrderedReadOptions {
  * buffered, and a reader waiting for 0 waited for the next message, forever on a quiet stream.
  */
 export async function* orderedRead(
-  js: JetStreamClient,
+  nc: NatsConnection,
   stream: string,
   o: OrderedReadOptions,
 ): AsyncGenerator<JsMsg & { buffered: number }> {
   const until = typeof o.until === "function" ? await o.until() : o.until;
-  const nc = (js as unknown as { nc: NatsConnection }).nc;
+  const js = jetstream(nc, o.apiTimeoutMs ? { timeout: o.apiTimeoutMs } : {});
   const stallMs = o.stallMs ?? STALL_MS;
   const budgetMs = o.reopenBudgetMs ?? REOPEN_BUDGET_MS;
   // Since when the read has had nothing though it kept reopening (0: it is moving).
@@ -117,15 +127,19 @@ export async function* orderedRead(
     // Silence is measured only while the reader waits for the consumer, not while its caller works.
     let stalled = false;
     let waitingSince = Date.now();
+    const stall = () => {
+      stalled = true;
+      void messages.close();
+    };
     const watchdog =
-      until === undefined
+      until === undefined && !o.streamEnd
         ? null
         : setInterval(
             () => {
-              if (waitingSince && Date.now() - waitingSince >= stallMs) {
-                stalled = true;
-                void messages.close();
-              }
+              if (!waitingSince || Date.now() - waitingSince < stallMs) return;
+              if (until !== undefined) return stall();
+              const since = waitingSince;
+              followerCheck(o.streamEnd!, nextSeq, () => waitingSince === since && !stalled, stall);
             },
             Math.min(1000, stallMs),
           );
@@ -149,7 +163,7 @@ export async function* orderedRead(
       void consumer.delete().catch(() => {});
     }
     if (!reconnected && !stalled) return;
-    if (!reconnected) {
+    if (!reconnected && until !== undefined) {
       stalledSince ||= Date.now() - stallMs;
       if (Date.now() - stalledSince > budgetMs) {
         throw new Error(
@@ -163,4 +177,18 @@ export async function* orderedRead(
     if (nextSeq > 1 || start.deliver_policy === DeliverPolicy.StartSequence)
       start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };
   }
+}
+
+/** Calls `stall` when the stream holds `nextSeq` or later while the follower still waits; one check at a time. */
+const checking = new WeakSet<() => Promise<number>>();
+function followerCheck(streamEnd: () => Promise<number>, nextSeq: number, waiting: () => boolean, stall: () => void) {
+  if (checking.has(streamEnd)) return;
+  checking.add(streamEnd);
+  streamEnd()
+    .then((last) => {
+      if (last >= nextSeq && waiting()) stall();
+    })
+    // The stream's end unknown (no leader): the next tick asks again.
+    .catch(() => {})
+    .finally(() => checking.delete(streamEnd));
 }

@@ -4,7 +4,7 @@
 // checkpoint. Records keep the sequence they last applied, and a removed record stays as a
 // tombstone that keeps the removal's, so replaying events after a crash or from an old checkpoint
 // is harmless: nothing older than what a key holds is applied to it again.
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -14,14 +14,42 @@ import {
   type AnyRecordProjection,
   type Stored,
   type StoredEvent,
+  checkEvent,
+  isTrustEvent,
+  TrustedWriters,
 } from "../core/mod.ts";
-import { decodeEvent, readEventMessages, toStoredEvent } from "./event-store.ts";
+import { QuarantineLog } from "./quarantine.ts";
+import type { SignedHere } from "./signed-here.ts";
+import { foldTrust, TRUST_SUBJECT } from "./trust-read.ts";
+import {
+  decodeEvent,
+  EVENTS_STREAM,
+  lastEventOf,
+  lastSequence,
+  readEventMessages,
+  toStoredEvent,
+} from "./event-store.ts";
+import { LagWatch } from "./projection-lag.ts";
+import { Unavailable } from "./nats-errors.ts";
 import { CHECKPOINTS_BUCKET, type Buckets } from "./buckets.ts";
 import { publisherFor } from "./publisher.ts";
 
 const BATCH_MAX = 1000;
 const CACHE_LIMIT = 100_000;
 const CHECKPOINT_KEY = "projector";
+/** Past this many aggregates' heads in memory the map starts over, and heads are read again as needed. */
+const HEADS_LIMIT = 500_000;
+
+export interface ProjectorOptions {
+  /** Where quarantined events are reported (shared with the aggregate store in membershipd). */
+  quarantine?: QuarantineLog;
+  /** false: apply events unchecked, as before issue 21 (only the benches' comparison turns this off). */
+  checks?: boolean;
+  /** The events this process signed (its AggregateStore's): their signatures need no second verify. */
+  signedHere?: SignedHere;
+}
+/** How often the stream's end is sampled to tell how far behind the projections are. */
+const LAG_SAMPLE_MS = 1000;
 
 /** A record (or its tombstone) as the bucket holds it, with the KV revision it was read or written at. */
 interface Cached {
@@ -62,25 +90,69 @@ export class Projector {
   private loop: Promise<void> | null = null;
   private waiters: { seq: number; resolve: () => void }[] = [];
   private readonly cache = new Map<string, Cached>();
+  private sampler: NodeJS.Timeout | null = null;
+  /** The last failure, until a batch is applied again. */
   lastError: Error | null = null;
+  readonly lag = new LagWatch();
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly buckets: Buckets,
     private readonly log: (line: string) => void = () => {},
-    private readonly write: RecordWriter = recordWriter((js as unknown as { nc: NatsConnection }).nc),
-  ) {}
+    private readonly write: RecordWriter = recordWriter(nc),
+    opts: ProjectorOptions = {},
+  ) {
+    this.quarantine = opts.quarantine ?? new QuarantineLog(log);
+    this.checks = opts.checks ?? true;
+    this.signedHere = opts.signedHere ?? null;
+  }
+
+  private readonly signedHere: SignedHere | null;
+
+  /** Events that failed their checks: never applied, reported here (and on /healthz). */
+  readonly quarantine: QuarantineLog;
+  private readonly checks: boolean;
+  private readonly writers = new TrustedWriters();
+  /**
+   * Each aggregate's last good event hash, by subject. Rebuilt as the projector reads rather than
+   * persisted with the checkpoint (docs/architecture.md, Aggregates and projections): from sequence 1
+   * every head is known; from a checkpoint, an aggregate's head is read from its own subject the
+   * first time the projector meets it.
+   */
+  private readonly heads = new Map<string, string | null>();
+  private headsComplete = false;
 
   async start(): Promise<void> {
     this.applied = await this.readCheckpoint();
+    // Trust as the stream holds it now (exact for every event up to here); later changes are met in order.
+    const trustEnd = this.checks ? await lastEventOf(this.jsm, TRUST_SUBJECT) : null;
+    if (trustEnd) {
+      const msgs = readEventMessages(this.nc, this.jsm, { filter: TRUST_SUBJECT, untilSeq: trustEnd.seq });
+      await foldTrust(this.writers, null, msgs, (f) => this.quarantine.record(f));
+    }
     this.loop = this.run();
+    this.sampler = setInterval(() => void this.sampleLag(), LAG_SAMPLE_MS).unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.sampler) clearInterval(this.sampler);
     this.abort.abort();
     await this.loop?.catch(() => {});
+  }
+
+  /**
+   * Read-your-writes: resolves once the projections hold every event the stream held when asked;
+   * throws Unavailable (E_UNAVAILABLE, retry) when they do not within `timeoutMs`, so a read never
+   * answers "not found" for something acknowledged.
+   */
+  async caughtUp(timeoutMs: number): Promise<void> {
+    const head = await lastSequence(this.jsm);
+    if (await this.waitFor(head, timeoutMs)) return;
+    throw new Unavailable(
+      `the projections are ${head - this.applied} event(s) behind the event store after ${timeoutMs} ms; retry`,
+    );
   }
 
   /** Resolves once every event up to `seq` is in the KV buckets, or after `timeoutMs`. */
@@ -96,6 +168,31 @@ export class Projector {
         },
       });
     });
+  }
+
+  /**
+   * Why the projections cannot be trusted to be current, in one sentence, or null: behind the
+   * stream for LAG_GRACE_MS (a stall, or a failure it keeps retrying).
+   */
+  problem(): string | null {
+    if (!this.lag.stalled) return null;
+    const { lag, behindMs } = this.lag.state;
+    const why = this.lastError ? `; last error: ${this.lastError.message.split("\n")[0]}` : "";
+    return `the projections are ${lag} event(s) behind the event stream and have not caught up for ${Math.round(behindMs / 1000)} s${why}`;
+  }
+
+  /** One sample of the stream's end; logs when the projections start and stop lagging. */
+  private async sampleLag(): Promise<void> {
+    let lastSeq: number;
+    try {
+      lastSeq = await lastSequence(this.jsm);
+    } catch {
+      return; // no leader right now: the lag stays as last seen
+    }
+    const was = this.lag.stalled;
+    this.lag.observe(this.applied, lastSeq, Date.now());
+    if (!was && this.lag.stalled) this.log(`projector: ${this.problem()}`);
+    if (was && !this.lag.stalled) this.log(`projector: caught up with the event stream at ${this.applied}`);
   }
 
   private async readCheckpoint(): Promise<number> {
@@ -120,29 +217,100 @@ export class Projector {
   }
 
   private async consume(): Promise<void> {
+    this.headsComplete = this.applied === 0;
+    try {
+      await this.consumeChecked();
+    } catch (err) {
+      // Heads may have moved past the checkpoint with a batch that was not applied: read them again.
+      this.heads.clear();
+      this.headsComplete = false;
+      throw err;
+    }
+  }
+
+  /**
+   * The event at `seq` if it passes its checks against its aggregate's last good head, which it
+   * then becomes; null (and a quarantine report) if not: its aggregate continues from that head.
+   */
+  private async verified(seq: number, subject: string, data: Uint8Array): Promise<StoredEvent | null> {
+    if (!this.checks) return toStoredEvent(decodeEvent(data), seq);
+    let head = this.heads.get(subject);
+    if (head === undefined) head = this.headsComplete ? null : await this.readHead(subject, seq);
+    const c = checkEvent(seq, subject, data, this.writers, head, this.signedHere?.hashOf(data) ?? null);
+    if (!c.ok) {
+      this.quarantine.record(c.finding);
+      return null;
+    }
+    if (this.heads.size >= HEADS_LIMIT) {
+      this.heads.clear();
+      this.headsComplete = false;
+    }
+    this.heads.set(subject, c.hash);
+    if (isTrustEvent(c.event)) this.writers.observe(c.event, seq);
+    return toStoredEvent(c.event, seq);
+  }
+
+  /** An aggregate's last good head before `seq`, from its own subject (a projector started mid-stream). */
+  private async readHead(subject: string, seq: number): Promise<string | null> {
+    let head: string | null = null;
+    if (seq <= 1) return head;
+    // Most aggregates met for the first time are new ones: one get of the subject's first event
+    // says so without a consumer (a filtered read of a range holding none of its messages would
+    // wait out the reader's budget for messages that are not there).
+    const first = await this.jsm.streams
+      .getMessage(EVENTS_STREAM, { next_by_subj: subject, seq: 1 } as never)
+      .catch((err: unknown) => {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
+        throw err;
+      });
+    if (!first || first.seq >= seq) return head;
+    for await (const m of readEventMessages(this.nc, this.jsm, { filter: subject, untilSeq: seq - 1 })) {
+      if (m.seq >= seq) break;
+      const c = checkEvent(m.seq, subject, m.data, this.writers, head);
+      if (c.ok) head = c.hash;
+      else this.quarantine.record(c.finding);
+    }
+    return head;
+  }
+
+  private async consumeChecked(): Promise<void> {
     let batch: StoredEvent[] = [];
-    for await (const m of readEventMessages(this.js, this.jsm, {
+    // The batch's first and last stream sequences: a quarantined event is in the range, not in the batch.
+    let first = 0;
+    let last = 0;
+    for await (const m of readEventMessages(this.nc, this.jsm, {
       fromSeq: this.applied + 1,
       follow: true,
       signal: this.abort.signal,
+      onReopen: (reason, fromSeq) =>
+        this.log(
+          reason === "stall"
+            ? `projector: no event delivered for a while though the stream holds more; reading again from ${fromSeq}`
+            : `projector: reconnected; reading again from ${fromSeq}`,
+        ),
     })) {
       if (this.stopped) break;
-      batch.push(toStoredEvent(decodeEvent(m.data), m.seq));
-      if (batch.length >= BATCH_MAX || (m.info.pending === 0 && m.buffered === 0)) {
-        await this.applyBatch(batch);
+      if (first === 0) first = m.seq;
+      last = m.seq;
+      const e = await this.verified(m.seq, m.subject, m.data);
+      if (e) batch.push(e);
+      if (last - first + 1 >= BATCH_MAX || (m.info.pending === 0 && m.buffered === 0)) {
+        await this.applyBatch(batch, first, last);
         batch = [];
+        first = 0;
       }
     }
-    if (batch.length) await this.applyBatch(batch);
+    if (first !== 0) await this.applyBatch(batch, first, last);
   }
 
-  private async applyBatch(events: StoredEvent[]): Promise<void> {
+  /** Applies the good events of stream sequences first..last, then moves the checkpoint to `last`. */
+  private async applyBatch(events: StoredEvent[], first: number, last: number): Promise<void> {
     const expected = this.applied + 1;
-    if (events[0]!.seq !== expected) throw new Error(`projector expected sequence ${expected}, got ${events[0]!.seq}`);
+    if (first !== expected) throw new Error(`projector expected sequence ${expected}, got ${first}`);
     await allSettled(allProjections.map((p) => this.applyProjection(p, events)));
-    const last = events[events.length - 1]!.seq;
     await this.buckets[CHECKPOINTS_BUCKET].put(CHECKPOINT_KEY, String(last));
     this.applied = last;
+    this.lastError = null;
     this.batches++;
     this.waiters = this.waiters.filter((w) => (w.seq <= last ? (w.resolve(), false) : true));
   }

@@ -4,7 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { JetStreamApiError, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { NoRespondersError } from "@nats-io/transport-node";
 import { connectNats } from "./connect.ts";
+import { classifyNatsError } from "./nats-errors.ts";
 import { JetStreamPublisher, PublishTimeout, publisherFor } from "./publisher.ts";
 import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
 
@@ -81,7 +83,18 @@ test("publish: the expected last subject sequence guards the write, and a lost r
 
 test("publish: a subject no stream holds is refused at once, not after a timeout", async () => {
   const started = Date.now();
-  await assert.rejects(publisherFor(c.nc).publish("nostream.x", "lost"), /not stored: 503/);
+  await assert.rejects(
+    publisherFor(c.nc).publish("nostream.x", "lost"),
+    (err: Error) => err instanceof NoRespondersError && /not stored: 503/.test(String((err.cause as Error).message)),
+  );
+  assert.equal(
+    classifyNatsError(
+      await publisherFor(c.nc)
+        .publish("nostream.y", "lost")
+        .catch((e) => e),
+    ),
+    "unavailable",
+  );
   assert.ok(Date.now() - started < 2000);
 });
 
@@ -107,4 +120,19 @@ test("publish: a connection that closes fails what is in flight and what comes a
   await nc.close();
   await assert.rejects(inFlight, /closed/);
   await assert.rejects(p.publish("pub.z", "x"), /closed/);
+});
+
+test("publish: the acks come back under the connection's own inbox prefix (a secured identity may be answered only there)", async () => {
+  const nc = await connectNats({ servers: nats.url, name: "publisher-prefix", inboxPrefix: "_INBOX_PUBTEST" });
+  const seen: string[] = [];
+  const spy = c.nc.subscribe("_INBOX_PUBTEST.>", { callback: (_err, m) => void seen.push(m.subject) });
+  await c.nc.flush();
+  try {
+    assert.equal((await new JetStreamPublisher(nc).publish("pub.prefixed", "x")).stream, "PUB");
+    await c.nc.flush();
+    assert.ok(seen.length === 1 && seen[0]!.startsWith("_INBOX_PUBTEST."), JSON.stringify(seen));
+  } finally {
+    spy.unsubscribe();
+    await nc.close();
+  }
 });

@@ -7,7 +7,15 @@
 // The wire protocol is the same: a PUB with a reply subject and the same headers, and the server's
 // PubAck (or API error) as the answer.
 import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import {
+  ClosedConnectionError,
+  createInbox,
+  NoRespondersError,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+} from "@nats-io/transport-node";
+import { inboxPrefixOf } from "./connect.ts";
 
 export interface PublishOptions {
   /** Nats-Msg-Id: a second publish with the same id inside the duplicate window is not stored again. */
@@ -58,15 +66,15 @@ export class JetStreamPublisher {
   private sweeper: NodeJS.Timeout | null = null;
   private closed: Error | null = null;
 
+  /** `inboxPrefix`: the identity's own (a secured connection may be answered only there); connectNats's by default. */
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+    inboxPrefix: string | undefined = inboxPrefixOf(nc),
   ) {
-    // The identity's own inbox prefix: a secured connection may answer only there.
-    const inboxPrefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
     this.prefix = createInbox(inboxPrefix);
     nc.subscribe(`${this.prefix}.*`, { callback: (err, m) => (err ? this.failAll(err) : this.settle(m)) });
-    void nc.closed().then((err) => this.failAll(err ?? new Error("connection closed")));
+    void nc.closed().then((err) => this.failAll(err ?? new ClosedConnectionError()));
   }
 
   /** Stores `data` on `subject` and resolves with the stream's ack; the stream's refusal (a lost guard) is a JetStreamApiError. */
@@ -106,8 +114,9 @@ export class JetStreamPublisher {
     this.pending.delete(token);
     // A status with no body: no stream listens on the subject (503) or the server refused it.
     if (m.data.length === 0 && m.headers?.code) {
+      const status = `publish was not stored: ${m.headers.code} ${m.headers.description || "no stream for this subject"}`;
       p.reject(
-        new Error(`publish was not stored: ${m.headers.code} ${m.headers.description || "no stream for this subject"}`),
+        m.headers.code === 503 ? new NoRespondersError(m.subject, { cause: new Error(status) }) : new Error(status),
       );
       return;
     }

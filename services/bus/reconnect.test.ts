@@ -10,9 +10,9 @@ import { randomBytes } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { newUserSeed, signerFromSeed, userAggregate } from "../core/mod.ts";
+import { GENESIS_ID, newUserSeed, signerFromSeed, systemAggregate, userAggregate } from "../core/mod.ts";
 import { tempDir } from "../../test/harness.ts";
 import { AggregateStore } from "./aggregate-store.ts";
 import { openBuckets } from "./buckets.ts";
@@ -26,7 +26,6 @@ const actor = { id: "tester", key: signer.publicKey };
 let dir: string;
 let server: EmbeddedNatsServer;
 let nc: NatsConnection;
-let js: JetStreamClient;
 let jsm: JetStreamManager;
 let store: AggregateStore;
 let users = 0;
@@ -107,10 +106,16 @@ before(async () => {
   });
   await server.start((err) => assert.fail(`nats-server gave up: ${err.message}`));
   nc = await connectNats({ servers: server.url, name: "reconnect-test", forever: true });
-  js = jetstream(nc);
   jsm = await jetstreamManager(nc);
   await ensureEventStream(jsm, 1);
-  store = new AggregateStore(js, jsm, signer);
+  store = new AggregateStore(nc, jsm, signer);
+  // The genesis event: `signer` is then the trusted writer (issue 21: nothing else is applied).
+  await store.execute(
+    systemAggregate,
+    GENESIS_ID,
+    { type: "InitializeSystem", cluster: "test", key: signer.publicKey },
+    { actor, commandId: "genesis" },
+  );
 });
 
 after(async () => {
@@ -125,12 +130,12 @@ describe("reading the stream across a nats-server crash and restart", () => {
   }, async () => {
     const buckets = await openBuckets(nc, 1);
     const log: string[] = [];
-    const projector = new Projector(js, jsm, buckets, (l) => log.push(l));
+    const projector = new Projector(nc, jsm, buckets, (l) => log.push(l));
     await projector.start();
     const seen: number[] = [];
     const abort = new AbortController();
     const follower = (async () => {
-      for await (const m of readEventMessages(js, jsm, { follow: true, signal: abort.signal })) seen.push(m.seq);
+      for await (const m of readEventMessages(nc, jsm, { follow: true, signal: abort.signal })) seen.push(m.seq);
     })();
     try {
       await addUsers(5);
@@ -173,12 +178,18 @@ describe("reading the stream across a nats-server crash and restart", () => {
     const key = randomBytes(32).toString("hex");
     let server = await plainServer(port, { store, key });
     const conn = await connectNats({ servers: `nats://127.0.0.1:${port}`, name: "slow-restart", forever: true });
-    const cjs = jetstream(conn);
     const cjsm = await jetstreamManager(conn);
     await ensureEventStream(cjsm, 1);
-    const cstore = new AggregateStore(cjs, cjsm, signer);
+    const cstore = new AggregateStore(conn, cjsm, signer);
+    // The genesis event: `signer` is then the trusted writer (issue 21: nothing else is applied).
+    await cstore.execute(
+      systemAggregate,
+      GENESIS_ID,
+      { type: "InitializeSystem", cluster: "test", key: signer.publicKey },
+      { actor, commandId: "genesis" },
+    );
     const log: string[] = [];
-    const projector = new Projector(cjs, cjsm, await openBuckets(conn, 1), (l) => log.push(l));
+    const projector = new Projector(conn, cjsm, await openBuckets(conn, 1), (l) => log.push(l));
     await projector.start();
     let n = 0;
     const add = async (k: number) => {

@@ -7,10 +7,11 @@
 // name, so one published later under the same name changes nothing.
 import { createHash, randomBytes } from "node:crypto";
 import type { JetStreamManager, StreamConfig } from "@nats-io/jetstream";
-import { jetstream } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { parseUntrustedJson } from "../core/json-limits.ts";
+import type { Result } from "../core/mod.ts";
 
 export const RELEASES_OBJECT_STORE = "UNIBUS_releases";
 export const RELEASE_OBJECTS_STREAM = `OBJ_${RELEASES_OBJECT_STORE}`;
@@ -62,7 +63,7 @@ const HARDENED = { allow_direct: true, allow_rollup_hdrs: false, deny_delete: tr
 /** Creates the stream, or turns the hardening on for one an older membershipd made (its replicas stay). */
 export async function ensureReleaseStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   const info = await jsm.streams.info(RELEASE_OBJECTS_STREAM).catch((err: Error) => {
-    if (/not found/i.test(err.message)) return null;
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return null;
     throw err;
   });
   if (!info) {
@@ -113,9 +114,8 @@ export async function releaseObjectInfo(
   return meta.data;
 }
 
-export type ReadObject =
-  | { ok: true; bytes: Uint8Array }
-  | { ok: false; code: "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED"; message: string };
+/** The object's bytes, checked against its own digest. */
+export type ReadObject = Result<Uint8Array, "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED">;
 
 /** Reads an object's chunks in order, never more than `maxBytes`, and checks its own SHA-256 digest. */
 export async function readReleaseObject(
@@ -128,14 +128,18 @@ export async function readReleaseObject(
   if (!meta || meta.deleted)
     return {
       ok: false,
-      code: "E_RELEASE_NOT_FOUND",
-      message: `the release's tarball (${name}) is not in ${RELEASES_OBJECT_STORE}`,
+      error: {
+        code: "E_RELEASE_NOT_FOUND",
+        message: `the release's tarball (${name}) is not in ${RELEASES_OBJECT_STORE}`,
+      },
     };
   if (meta.size > maxBytes)
     return {
       ok: false,
-      code: "E_RELEASE_TAMPERED",
-      message: `the stored tarball is ${meta.size} bytes, larger than the ${maxBytes} bytes its manifest says`,
+      error: {
+        code: "E_RELEASE_TAMPERED",
+        message: `the stored tarball is ${meta.size} bytes, larger than the ${maxBytes} bytes its manifest says`,
+      },
     };
   const chunks: Uint8Array[] = [];
   const hash = createHash("sha256");
@@ -146,15 +150,16 @@ export async function readReleaseObject(
     if (!got.ok)
       return {
         ok: false,
-        code: "E_RELEASE_TAMPERED",
-        message: `the stored tarball lacks chunk ${i + 1} of ${meta.chunks}`,
+        error: { code: "E_RELEASE_TAMPERED", message: `the stored tarball lacks chunk ${i + 1} of ${meta.chunks}` },
       };
     size += got.data.length;
     if (size > meta.size)
       return {
         ok: false,
-        code: "E_RELEASE_TAMPERED",
-        message: `the stored tarball's chunks hold more than the ${meta.size} bytes its description says`,
+        error: {
+          code: "E_RELEASE_TAMPERED",
+          message: `the stored tarball's chunks hold more than the ${meta.size} bytes its description says`,
+        },
       };
     hash.update(got.data);
     chunks.push(got.data);
@@ -164,11 +169,13 @@ export async function readReleaseObject(
   if (size !== meta.size || digest !== meta.digest.replace(/=+$/, "")) {
     return {
       ok: false,
-      code: "E_RELEASE_TAMPERED",
-      message: `the stored tarball (${size} bytes) does not match its description (${meta.size} bytes, ${meta.digest})`,
+      error: {
+        code: "E_RELEASE_TAMPERED",
+        message: `the stored tarball (${size} bytes) does not match its description (${meta.size} bytes, ${meta.digest})`,
+      },
     };
   }
-  return { ok: true, bytes: Buffer.concat(chunks) };
+  return { ok: true, value: Buffer.concat(chunks) };
 }
 
 /**
@@ -207,7 +214,11 @@ export async function putReleaseObject(
     await js.publish(releaseMetaSubject(name), JSON.stringify(meta), { headers: onlyIfAbsent() });
   } catch (err) {
     // Another upload of the same bytes won the race: its description names the same content.
-    if (/wrong last sequence/i.test((err as Error).message) && (await releaseObjectInfo(nc, name))) return "present";
+    const lost =
+      err instanceof JetStreamApiError &&
+      (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+        err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+    if (lost && (await releaseObjectInfo(nc, name))) return "present";
     throw err;
   }
   return "stored";

@@ -1,10 +1,11 @@
 // Secrets live in 0600 files. Reading refuses files others can read; writing never widens the mode.
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import type { Codes } from "../core/mod.ts";
 
 export class SecretFileError extends Error {
   constructor(
-    readonly code: "E_SECRET_MISSING" | "E_SECRET_PERMS",
+    readonly code: Codes<"E_SECRET_MISSING" | "E_SECRET_PERMS">,
     message: string,
   ) {
     super(message);

@@ -4,7 +4,8 @@
 // cannot tell a push consumer from a pull one by its create subject, nor check its deliver subject
 // against its creator's permissions, so a reader with a consumer grant could have the server
 // deliver stored messages to any subject.
-import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import { classifyNatsError } from "./nats-errors.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** How long a get that fails (a timeout, a leader election, a reconnect) is retried before the read fails. */
@@ -52,8 +53,7 @@ export async function leaderRead<T>(read: () => Promise<T>): Promise<T> {
     try {
       return await read();
     } catch (err) {
-      const msg = (err as Error).message ?? String(err);
-      if (/permission|authorization|stream not found/i.test(msg) || Date.now() - since > RETRY_BUDGET_MS) throw err;
+      if (isAnswer(err) || Date.now() - since > RETRY_BUDGET_MS) throw err;
       await pause(RETRY_MS);
     }
   }
@@ -72,14 +72,21 @@ async function getRetried(
       return await jsm.streams.getMessage(stream, req as never);
     } catch (err) {
       if (o.signal?.aborted) throw err;
+      if (isAnswer(err)) throw err;
       const msg = (err as Error).message ?? String(err);
-      // Refusals and unknown streams are answers, not hiccups.
-      if (/permission|authorization|stream not found/i.test(msg)) throw err;
       if (!o.follow && Date.now() - since > (o.retryBudgetMs ?? RETRY_BUDGET_MS)) throw err;
       o.onRetry?.(Number(req.seq), msg);
       await pause(RETRY_MS, o.signal);
     }
   }
+}
+
+/** Refusals and unknown streams are answers, not hiccups: retrying them cannot help. */
+function isAnswer(err: unknown): boolean {
+  return (
+    classifyNatsError(err) === "refused" ||
+    (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)
+  );
 }
 
 function pause(ms: number, signal?: AbortSignal): Promise<void> {

@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ErrorCode } from "../core/mod.ts";
 
 export interface TlsMaterial {
   dir: string;
@@ -16,7 +17,7 @@ export interface TlsMaterial {
 }
 
 export class TlsError extends Error {
-  readonly code = "E_TLS";
+  readonly code = "E_TLS" satisfies ErrorCode;
 }
 
 function openssl(args: string[], cwd: string): void {

@@ -125,7 +125,7 @@ export function answerError(
   const p = answerProblem(node, action, a, timeoutMs);
   const hint =
     a.kind === "timed out" && action !== "status" ? `; it may still be doing it (see unibus node status ${node})` : "";
-  return new CliError(
+  return CliError.fromAnswer(
     p.code,
     p.message + hint,
     a.kind === "failed" && a.code === "E_UNAVAILABLE" ? EXIT.unavailable : EXIT.failed,

@@ -1,14 +1,16 @@
 // `audit replay` and `audit verify`: read the whole stream once and check it.
-import type { JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   ChainVerifier,
+  EventChecker,
   diffBuckets,
   MemoryProjections,
   storageKey,
   toStorageKeys,
   type Difference,
+  type QuarantineFinding,
 } from "../core/mod.ts";
 import {
   CHECKPOINTS_BUCKET,
@@ -30,6 +32,8 @@ export interface ReplayReport {
   rate: number;
   projections_caught_up: boolean;
   differences: Difference[];
+  /** Events the rebuild left out, as every reader does (their checks failed). */
+  quarantined: QuarantineFinding[];
 }
 
 /** Says on the progress stream why the read paused, so a slow replay explains itself (once per event). */
@@ -47,16 +51,32 @@ function readEvents(jsm: JetStreamManager, atSeq: number, p: ReturnType<typeof p
   return streamRead(jsm, EVENTS_STREAM, { untilSeq: atSeq, onRetry: retryNote(p) });
 }
 
-/** Rebuilds every projection in memory from events 1..atSeq. */
+export interface RebuildOptions {
+  /** false: decode without the readers' checks (the benches' comparison only). */
+  checks?: boolean;
+  /** Collects the events left out because they failed their checks. */
+  quarantined?: QuarantineFinding[];
+}
+
+/**
+ * Rebuilds every projection in memory from events 1..atSeq, leaving out what the projector leaves
+ * out: an event that fails its checks (checkEvent), its aggregate continuing from its last good event.
+ */
 export async function rebuildProjections(
   jsm: JetStreamManager,
   atSeq: number,
   showProgress: boolean,
+  opts: RebuildOptions = {},
 ): Promise<MemoryProjections> {
   const memory = new MemoryProjections();
+  const checker = opts.checks === false ? null : new EventChecker();
   const p = showProgress ? progress("replay") : null;
   for await (const m of readEvents(jsm, atSeq, p)) {
-    memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
+    if (checker) {
+      const c = checker.check(m.seq, m.subject, m.data);
+      if (c.ok) memory.apply(toStoredEvent(c.event, m.seq));
+      else opts.quarantined?.push(c.finding);
+    } else memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
     p?.update(m.seq, atSeq);
   }
   p?.end();
@@ -86,7 +106,8 @@ export async function auditReplay(
 ): Promise<ReplayReport> {
   const started = performance.now();
   const atSeq = await leaderRead(() => lastSequence(jsm));
-  const memory = await rebuildProjections(jsm, atSeq, showProgress);
+  const quarantined: QuarantineFinding[] = [];
+  const memory = await rebuildProjections(jsm, atSeq, showProgress, { quarantined });
   const seconds = (performance.now() - started) / 1000;
   const caughtUp = await waitForProjector(nc, atSeq, 10_000);
   const stored = new Map<string, Map<string, any>>();
@@ -106,10 +127,17 @@ export async function auditReplay(
     rate: Math.round(atSeq / Math.max(seconds, 1e-6)),
     projections_caught_up: caughtUp,
     differences,
+    quarantined,
   };
 }
 
-export async function auditVerify(jsm: JetStreamManager, pinned: string[], showProgress: boolean) {
+/** `observe`: also shown each message after its check (a checkpoint's running hash, services/cli/audit-checkpoint.ts). */
+export async function auditVerify(
+  jsm: JetStreamManager,
+  pinned: string[],
+  showProgress: boolean,
+  observe?: (m: StoredMsg, verifier: ChainVerifier) => void,
+) {
   const atSeq = await leaderRead(() => lastSequence(jsm));
   const verifier = new ChainVerifier(pinned);
   const p = showProgress ? progress("verify") : null;
@@ -122,6 +150,7 @@ export async function auditVerify(jsm: JetStreamManager, pinned: string[], showP
       // reported as malformed by the verifier
     }
     verifier.check(m.seq, m.subject, raw);
+    observe?.(m, verifier);
     p?.update(m.seq, atSeq);
   }
   p?.end();

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { z } from "zod";
+import type { Codes } from "../core/mod.ts";
 
 export const CLUSTER_ENV_VARS = [
   "CLUSTER_NAME",
@@ -38,7 +39,7 @@ export interface ClusterEnv {
 
 export type ClusterEnvError = {
   ok: false;
-  code: "E_CLUSTER_ENV_MISSING" | "E_CLUSTER_ENV_PLACEHOLDER" | "E_CLUSTER_ENV_INVALID";
+  code: Codes<"E_CLUSTER_ENV_MISSING" | "E_CLUSTER_ENV_PLACEHOLDER" | "E_CLUSTER_ENV_INVALID">;
   message: string;
   placeholders?: string[];
 };

@@ -4,7 +4,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, readCredsFile, readSecretFile, seedFromCreds, type Creds } from "../bus/mod.ts";
+import {
+  classifyNatsError,
+  connectNats,
+  readCredsFile,
+  readSecretFile,
+  seedFromCreds,
+  type Creds,
+} from "../bus/mod.ts";
 import { inboxPrefix, signerFromSeed, type Signer } from "../core/mod.ts";
 import { CliError } from "./output.ts";
 
@@ -105,7 +112,7 @@ export async function openConnection(o: GlobalOptions): Promise<NatsConnection> 
     });
   } catch (err) {
     const msg = (err as Error).message;
-    if (/authorization|authentication|expired|revoked/i.test(msg)) {
+    if (classifyNatsError(err) === "refused") {
       throw new CliError(
         "E_AUTH",
         `NATS at ${server} refused ${credsPath ?? "a connection without credentials"}: ${msg}`,

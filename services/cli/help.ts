@@ -7,7 +7,7 @@ const WIDTH = 120;
 const TEXT_COLUMN = 39;
 
 export const EXIT_CODES =
-  "exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable";
+  "exit codes: 0 ok · 1 refused, failed, or differences found · 2 usage error · 3 server unreachable or unavailable (retry)";
 
 /** `text` in lines of at most `width` characters (a longer word stands alone; "5 s" stays whole). */
 export function wrap(text: string, width: number): string[] {

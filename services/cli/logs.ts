@@ -6,7 +6,15 @@
 // Loss markers and unexplained gaps in a run's line numbers are printed where they are.
 import { JetStreamApiError, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { LOGS_STREAM, decodeLogRecord, isStreamNotFound, logSubject, streamRead, type LogRecord } from "../bus/mod.ts";
+import {
+  LOGS_STREAM,
+  classifyNatsError,
+  decodeLogRecord,
+  isStreamNotFound,
+  logSubject,
+  streamRead,
+  type LogRecord,
+} from "../bus/mod.ts";
 import { parseSince } from "../core/mod.ts";
 import type { GlobalOptions } from "./context.ts";
 import { CliError, EXIT, need, printable, usageError } from "./output.ts";
@@ -102,7 +110,7 @@ async function firstAtOrAfter(jsm: JetStreamManager, subject: string, ms: number
 
 function refused(err: unknown): never {
   const msg = (err as Error).message ?? String(err);
-  if (/permissions violation|authorization/i.test(msg))
+  if (classifyNatsError(err) === "refused")
     throw new CliError(
       "E_FORBIDDEN",
       `this identity may not read ${LOGS_STREAM} (the server refused it); logs are for admins`,
@@ -176,7 +184,7 @@ function logsQuery(rest: string[], f: LogsFlags): LogsQuery {
   if (f.since !== undefined) {
     const s = parseSince(f.since, Date.now());
     if (!s.ok) usageError(`--since: ${s.error.message}`);
-    sinceMs = s.sinceMs;
+    sinceMs = s.value;
   }
   return { node, service, subject, lines, sinceMs, follow: f.follow ?? false };
 }

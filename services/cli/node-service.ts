@@ -70,5 +70,5 @@ export async function serviceVerb(
     verb === "check"
       ? `check of ${service} on ${node} failed: ${v.detail}`
       : `${service} on ${node} is ${v.detail} after ${verb}`;
-  throw new CliError(v.code, what, EXIT.failed);
+  throw CliError.fromAnswer(v.code, what, EXIT.failed);
 }

@@ -143,7 +143,7 @@ async function statusOne(
   const a = await askAgent(await agentLink(o, connection), node, "status", args, timeoutMs);
   if (a.kind === "ok") {
     const v = judge("status", a.result);
-    if (!v.ok) throw new CliError(v.code, `${node}: ${v.detail}`, EXIT.failed);
+    if (!v.ok) throw CliError.fromAnswer(v.code, `${node}: ${v.detail}`, EXIT.failed);
     const s = v.value as StatusView;
     print(o.json, { source: "agent", ...s }, () => `${agentLine(node, s, Date.now())}\n${liveTable(s, Date.now())}`);
     return EXIT.ok;

@@ -1,11 +1,21 @@
 // Tables for people, JSON for scripts, and errors as one sentence with a documented exit code.
+import { exitCodeOf, type ErrorCode } from "../core/mod.ts";
+
 export class CliError extends Error {
+  readonly code: string;
+  /** A registered code only (services/core/errors.ts); the exit code is the code's unless given. */
   constructor(
-    readonly code: string,
+    code: ErrorCode,
     message: string,
-    readonly exitCode = 1,
+    readonly exitCode: number = exitCodeOf(code),
   ) {
     super(message);
+    this.code = code;
+  }
+
+  /** A server's or agent's answer as it came: its code is data, perhaps one a newer peer added. */
+  static fromAnswer(code: string, message: string, exitCode: number = exitCodeOf(code)): CliError {
+    return Object.assign(new CliError("E_INTERNAL", message, exitCode), { code });
   }
 }
 

@@ -20,8 +20,8 @@ function withoutNewline(raw: Buffer): Buffer {
 /** One line typed with echo off; Ctrl-C or Ctrl-D give up. */
 function prompt(question: string): Promise<Buffer> {
   const stdin = process.stdin;
-  // Echo goes off before the prompt is shown: whatever is typed (or pasted) once it is up is never
-  // echoed (seen in CI: a passphrase typed on the prompt's arrival was echoed back).
+  // Echo goes off before the prompt is shown, so nothing typed (or pasted) the moment it appears
+  // is echoed.
   stdin.setRawMode(true);
   process.stderr.write(question);
   return new Promise((resolve, reject) => {

@@ -11,13 +11,18 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { ReleaseManifest, ReleaseSpec, type ReleaseManifest as Manifest } from "../../schemas/mod.ts";
 import {
   canonicalJson,
+  isDomainError,
   manifestBytes,
+  parseReleaseKeys,
   parseSigningKey,
   releaseObjectName,
   sha256Hex,
   signMinisign,
+  verifyManifest,
+  type MinisignPublicKey,
 } from "../core/mod.ts";
-import { readSecretFile } from "../bus/mod.ts";
+import { RELEASE_KEYS_FILE } from "../agent/update/release-keys-file.ts";
+import { SecretFileError, readSecretFile } from "../bus/mod.ts";
 import { putReleaseObject } from "../bus/release-objects.ts";
 import { CliError, EXIT, usageError } from "./output.ts";
 
@@ -96,7 +101,11 @@ export function signingKey(path: string) {
   try {
     text = readSecretFile(path).toString("utf8");
   } catch (err) {
-    throw new CliError((err as { code?: string }).code ?? "E_SECRET_MISSING", (err as Error).message, EXIT.usage);
+    throw new CliError(
+      err instanceof SecretFileError ? err.code : "E_SECRET_MISSING",
+      (err as Error).message,
+      EXIT.usage,
+    );
   }
   const k = parseSigningKey(text);
   if ("code" in k) throw new CliError(k.code, `${path}: ${k.message}`, EXIT.usage);
@@ -139,4 +148,35 @@ export function signedHere(input: string, keyFile: string, f: ReleaseFlags): Bui
       `unibus release ${manifest.name} ${manifest.version} sha256:${manifest.sha256}`,
     ),
   };
+}
+
+/**
+ * The release keys `release publish` checks a signature against: `--trusted-keys FILE`, else
+ * `<data dir>/release-keys.pub` (the file agents trust, copied to the operator's machine). Without
+ * either nothing is published: a release signed by a key no agent trusts would only fail later,
+ * on every node.
+ */
+export function publisherTrustedKeys(dataDir: string, explicit: string | undefined): MinisignPublicKey[] {
+  const path = explicit ?? join(dataDir, RELEASE_KEYS_FILE);
+  if (!existsSync(path))
+    throw new CliError(
+      "E_RELEASE_NO_TRUSTED_KEYS",
+      `no trusted release keys at ${path}: put your agents' release-keys.pub there (unibus release key KEYFILE prints a key's line) or pass --trusted-keys FILE`,
+      EXIT.usage,
+    );
+  if (statSync(path).mode & 0o022)
+    throw new CliError("E_RELEASE_NO_TRUSTED_KEYS", `${path} is writable by others; chmod 644 it first`, EXIT.usage);
+  const { keys } = parseReleaseKeys(readFileSync(path, "utf8"));
+  if (keys.length === 0)
+    throw new CliError("E_RELEASE_NO_TRUSTED_KEYS", `${path} holds no minisign public key`, EXIT.usage);
+  return keys;
+}
+
+/** Refuses a release whose signature is corrupted or by a key not in `trusted`, before anything is stored. */
+export function checkPublisherTrust(
+  release: { manifest: Manifest; signature: string },
+  trusted: MinisignPublicKey[],
+): void {
+  const v = verifyManifest(release.manifest, release.signature, trusted);
+  if (isDomainError(v)) throw new CliError(v.code, `${v.message}; nothing was stored`, EXIT.failed);
 }

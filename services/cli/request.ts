@@ -1,5 +1,6 @@
 // A CLI verb is a signed command on a subject; the same JSON works with a plain `nats req`.
-import { RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
+import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
+import { classifyNatsError } from "../bus/mod.ts";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
 import { signCommand, type Signer } from "../core/mod.ts";
 import { CliError } from "./output.ts";
@@ -38,12 +39,10 @@ export async function deliver(
     raw = await nc.request(subject, JSON.stringify(command), { timeout: timeoutMs });
   } catch (err) {
     if (err instanceof TimeoutError) return { kind: "timeout" };
-    if (err instanceof RequestError && err.isNoResponders()) return { kind: "no-responders" };
-    const msg = (err as Error).message ?? String(err);
-    if (/permissions violation/i.test(msg)) return { kind: "forbidden" };
-    if (/no responders/i.test(msg)) return { kind: "no-responders" };
-    if (/timeout/i.test(msg)) return { kind: "timeout" };
-    return { kind: "error", message: msg };
+    if ((err instanceof RequestError && err.isNoResponders()) || err instanceof NoRespondersError)
+      return { kind: "no-responders" };
+    if (classifyNatsError(err) === "refused") return { kind: "forbidden" };
+    return { kind: "error", message: (err as Error).message ?? String(err) };
   }
   let body: unknown;
   try {
@@ -85,5 +84,6 @@ export async function sendCommand(
 /** Unwraps a reply: the result, or a CliError carrying the server's code and sentence. */
 export function resultOf(reply: Reply): any {
   if (reply.ok) return reply.result;
-  throw new CliError(reply.error.code, reply.error.message, 1);
+  // The server's "retry" (E_UNAVAILABLE) exits 3 like no server at all, so a script's retry loop covers both.
+  throw CliError.fromAnswer(reply.error.code, reply.error.message);
 }

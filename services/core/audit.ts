@@ -1,66 +1,56 @@
-// Pure audit rules. ChainVerifier checks one event at a time, in stream order: sequence gaps,
-// schema, subject, signature, trusted writer, and each aggregate's hash chain. diffBuckets compares
-// projections rebuilt from the stream with what the KV buckets hold.
-import { EventEnvelope, eventTypeInfo, type CommandEnvelope } from "../../schemas/mod.ts";
-import { eventHash, verifyCommandSignature, verifyEventSignature } from "./envelope.ts";
-import { eventSubject } from "./blind.ts";
+// Pure audit rules. ChainVerifier checks one event at a time, in stream order: sequence gaps, then
+// the checks every reader makes (checkEvent: schema, subject, signature, trusted writer, each
+// aggregate's hash chain), so `audit verify` quarantines exactly what the projector and the
+// aggregate store do. diffBuckets compares projections rebuilt from the stream with what the KV
+// buckets hold.
+import { EventChecker, describeFinding, type QuarantineProblem } from "./event-check.ts";
 
-export type AuditProblem = "gap" | "malformed" | "misplaced" | "bad_signature" | "untrusted_signer" | "chain_broken";
+export type AuditProblem = "gap" | QuarantineProblem;
 
 export interface AuditFinding {
   seq: number;
+  /** `kind/id` of the event's aggregate ("" for a gap). */
+  aggregate: string;
   problem: AuditProblem;
+  /** One sentence for a person. */
   detail: string;
+}
+
+/** The finding for sequences missing between the last one checked and `seq`, or null. */
+export function gapFinding(lastSeq: number, seq: number): AuditFinding | null {
+  if (seq === lastSeq + 1) return null;
+  return { seq, aggregate: "", problem: "gap", detail: `sequences ${lastSeq + 1}..${seq - 1} are missing` };
 }
 
 export class ChainVerifier {
   private lastSeq = 0;
-  private readonly heads = new Map<string, string>();
-  private readonly trusted = new Set<string>();
+  private readonly checker: EventChecker;
   readonly findings: AuditFinding[] = [];
   checked = 0;
 
   /** `pinned`: writer keys the auditor trusts up front; the genesis event must be signed by one of them. */
-  constructor(private readonly pinned: string[] = []) {}
+  constructor(pinned: string[] = []) {
+    this.checker = new EventChecker(pinned);
+  }
+
+  /** The trusted writers as of the last event checked. */
+  get writers() {
+    return this.checker.writers;
+  }
 
   check(seq: number, subject: string, raw: unknown): void {
     this.checked++;
-    const found = (problem: AuditProblem, detail: string) => void this.findings.push({ seq, problem, detail });
-    if (seq !== this.lastSeq + 1) found("gap", `sequences ${this.lastSeq + 1}..${seq - 1} are missing`);
+    const gap = gapFinding(this.lastSeq, seq);
+    if (gap) this.findings.push(gap);
     this.lastSeq = seq;
-    const parsed = EventEnvelope.safeParse(raw);
-    if (!parsed.success) return found("malformed", "not a valid event envelope");
-    const e = parsed.data;
-    const info = eventTypeInfo(e.type);
-    if (!info || info.kind !== e.kind || !info.schema.safeParse(e.data).success)
-      return found("malformed", `unknown or invalid ${e.kind}/${e.type}`);
-    if (subject !== eventSubject(e.kind, e.aggregate))
-      found("misplaced", `${e.kind}/${e.aggregate} stored on ${subject}`);
-    if (!verifyEventSignature(e)) return found("bad_signature", `${e.type} ${e.id} signature does not verify`);
-    // membershipd signed the event, but the command inside is the operator's: it must hold up on its own.
-    if (e.type === "CommandReceived" && !verifyCommandSignature(e.data.command as CommandEnvelope)) {
-      found(
-        "bad_signature",
-        `${e.type} ${e.id} holds command ${(e.data.command as CommandEnvelope).id} whose signature does not verify against its actor's key`,
-      );
-    }
-    this.trustGenesis(e);
-    if (!this.trusted.has(e.signer))
-      found("untrusted_signer", `${e.type} ${e.id} signed by ${e.signer}, not a trusted writer`);
-    const key = `${e.kind}.${e.aggregate}`;
-    const head = this.heads.get(key) ?? null;
-    if (e.prev !== head)
-      found(
-        "chain_broken",
-        `${e.type} ${e.id} of ${key} does not follow the previous event (reordered, forged or missing)`,
-      );
-    this.heads.set(key, eventHash(e));
-  }
-
-  private trustGenesis(e: EventEnvelope): void {
-    if (e.type !== "SystemInitialized" || this.trusted.size > 0) return;
-    const key = String(e.data.service_key);
-    if (key === e.signer && (this.pinned.length === 0 || this.pinned.includes(key))) this.trusted.add(key);
+    const r = this.checker.check(seq, subject, raw ?? undefined);
+    if (!r.ok)
+      this.findings.push({
+        seq,
+        aggregate: r.finding.aggregate,
+        problem: r.finding.problem,
+        detail: describeFinding(r.finding),
+      });
   }
 }
 

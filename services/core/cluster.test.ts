@@ -1,6 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { clusterDecider, incompleteCopies, scaleRefusal, type ScaleCluster } from "./cluster.ts";
+import {
+  brokenCopies,
+  clusterDecider,
+  incompleteCopies,
+  leaderBehind,
+  scaleRefusal,
+  type ScaleCluster,
+} from "./cluster.ts";
 import { fold } from "./decider.ts";
 import { isDomainError } from "./errors.ts";
 
@@ -54,4 +61,35 @@ test("on an append-only stream a copy without its head is found whichever copy l
     ]),
     [],
   );
+});
+
+test("a leader that a look later has not reached a follower's end is broken, on any stream; followers behind it are not", () => {
+  // KV_UNIBUS_users after every server's kill -9: the leader came back empty.
+  const users = [
+    { server: "n2", messages: 1, first_seq: 1, last_seq: 1 },
+    { server: "n1", messages: 0, first_seq: 1, last_seq: 0 },
+    { server: "n3", messages: 1, first_seq: 1, last_seq: 1 },
+  ];
+  assert.deepEqual(incompleteCopies(users), [], "the counts alone read it as lag");
+  assert.deepEqual(leaderBehind(users, users, "n1"), ["n1"]);
+  assert.deepEqual(brokenCopies(users, users, "n1", false), ["n1"]);
+  assert.deepEqual(leaderBehind(users, users, "n2"), [], "a follower behind a whole leader is only behind");
+  assert.deepEqual(leaderBehind(users, users, null), []);
+  // A busy bucket: each server's copy read at another moment, a follower seems ahead in one look;
+  // a second later the leader is past it.
+  const busy1 = [
+    { server: "n1", messages: 1, first_seq: 220, last_seq: 220 },
+    { server: "n2", messages: 1, first_seq: 221, last_seq: 221 },
+  ];
+  const busy2 = [
+    { server: "n1", messages: 1, first_seq: 224, last_seq: 224 },
+    { server: "n2", messages: 1, first_seq: 223, last_seq: 223 },
+  ];
+  assert.deepEqual(leaderBehind(busy1, busy2, "n1"), []);
+  const headless = [
+    { server: "n1", messages: 10, first_seq: 1, last_seq: 10 },
+    { server: "n2", messages: 5, first_seq: 6, last_seq: 10 },
+  ];
+  assert.deepEqual(brokenCopies(headless, headless, "n1", true), ["n2"]);
+  assert.deepEqual(brokenCopies(headless, headless, "n1", false), [], "a KV's counts differ by its deletes");
 });

@@ -81,4 +81,32 @@ export function incompleteCopies(copies: ReplicaCopy[]): string[] {
     .sort();
 }
 
+/**
+ * The leader, when its copy ends before what a follower's held a look earlier: for any stream, KV
+ * buckets included. A RAFT leader stores an entry before its followers do, so one that a second
+ * later has still not reached a follower's last sequence has lost stored messages its log says it
+ * applied (nats-server 2.9 after every server's kill -9: a bucket's leader came back empty while
+ * its followers held the record), and reads through it miss them. Two looks, because each
+ * server's copy is read at a slightly different moment: in one look a busy stream's follower can
+ * seem ahead of its leader.
+ */
+export function leaderBehind(earlier: ReplicaCopy[], later: ReplicaCopy[], leader: string | null): string[] {
+  const l = later.find((c) => c.server === leader);
+  return l && earlier.some((o) => o.server !== leader && o.last_seq > l.last_seq) ? [l.server] : [];
+}
+
+/**
+ * The copies to rebuild, from two looks a second apart (`leader` led in both): a leader behind a
+ * follower, and on an append-only stream any copy lacking messages in both looks.
+ */
+export function brokenCopies(
+  earlier: ReplicaCopy[],
+  later: ReplicaCopy[],
+  leader: string | null,
+  appendOnly: boolean,
+): string[] {
+  const lacking = appendOnly ? incompleteCopies(later).filter((s) => incompleteCopies(earlier).includes(s)) : [];
+  return [...new Set([...leaderBehind(earlier, later, leader), ...lacking])].sort();
+}
+
 export const clusterAggregate = defineAggregate("cluster", clusterDecider);

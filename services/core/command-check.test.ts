@@ -27,8 +27,8 @@ function code(raw: Uint8Array, action = "status", at = now): string {
 test("a valid envelope passes and comes back parsed", () => {
   const r = checkCommandFront(bytes(valid), "status", now);
   assert.ok(r.ok);
-  assert.deepEqual(r.command, valid);
-  assert.equal(checkCommandSignature(r.command), null);
+  assert.deepEqual(r.value, valid);
+  assert.equal(checkCommandSignature(r.value), null);
 });
 
 test("each refusal: size, JSON, envelope, action match, clock window", () => {

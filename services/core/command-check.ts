@@ -10,6 +10,7 @@ import { sha256Hex } from "./crypto.ts";
 import { verifyCommandSignature } from "./envelope.ts";
 import { domainError, type DomainError } from "./errors.ts";
 import { parseUntrustedJson } from "./json-limits.ts";
+import type { Result } from "./result.ts";
 
 export { MAX_JSON_DEPTH, jsonDepth, parseUntrustedJson, type UntrustedJson } from "./json-limits.ts";
 
@@ -17,7 +18,7 @@ export const MAX_COMMAND_BYTES = 64 * 1024;
 /** A command's `ts` may be this far off the receiver's clock, either way. */
 export const CLOCK_WINDOW_MS = 60_000;
 
-export type FrontCheck = { ok: true; command: CommandEnvelope } | { ok: false; error: DomainError };
+export type FrontCheck = Result<CommandEnvelope>;
 
 /** Size, depth, JSON, envelope schema, action match and clock window, in that order; pure. */
 export function checkCommandFront(raw: Uint8Array, expectedAction: string, nowMs: number): FrontCheck {
@@ -39,7 +40,7 @@ export function checkCommandFront(raw: Uint8Array, expectedAction: string, nowMs
         `command time is ${Math.round(skew / 1000)} s off the server clock (limit ±${CLOCK_WINDOW_MS / 1000} s)`,
       ),
     );
-  return { ok: true, command };
+  return { ok: true, value: command };
 }
 
 function refuse(error: DomainError): FrontCheck {

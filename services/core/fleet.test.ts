@@ -352,6 +352,28 @@ describe("subject permissions per role", () => {
     permissionsFor("bootstrap", { key, flow: "wait" }),
   ];
 
+  // Issue 23: the services protocol's discovery requests, to all services, one name, one instance.
+  const DISCOVERY = ["PING", "INFO", "STATS"].flatMap((v) => [`$SRV.${v}`, `$SRV.${v}.*`, `$SRV.${v}.*.*`]);
+
+  test("admins and monitors may discover services, and reach no endpoint, no other $SRV subject, through it; nodes may not", () => {
+    const admin = permissionsFor("admin", { key, readableStreams: ["UNIBUS_EVENTS"] });
+    const monitor = permissionsFor("monitor", { key });
+    for (const p of [admin, monitor]) {
+      assert.deepEqual(
+        p.pub.allow.filter((s) => s.startsWith("$SRV.")),
+        DISCOVERY,
+      );
+      for (const s of ["$SRV.PING", "$SRV.INFO.unibus-agent", "$SRV.STATS.unibus-agent.ABC123"])
+        assert.ok(allows(p.pub, s), s);
+      for (const s of ["$SRV.PING.a.b.c", "$SRV.SCHEMA", "$SRV.x", "$SRV"]) assert.ok(!allows(p.pub, s), s);
+    }
+    for (const a of ["status", "restart", "leave", "update"])
+      assert.ok(!allows(monitor.pub, `unibus.cmd.node.n1.${a}`), `a monitor's node command ${a}`);
+    const node = permissionsFor("node", { key, node: "n1" });
+    for (const s of ["$SRV.PING", "$SRV.INFO.unibus-agent", "$SRV.STATS.unibus-agent.x", "unibus.cmd.node.n2.status"])
+      assert.ok(!allows(node.pub, s), `a node publishes ${s}`);
+  });
+
   test("service: everything", () => {
     assert.deepEqual(permissionsFor("service", { key }), {
       pub: { allow: [">"], deny: [] },
@@ -375,15 +397,19 @@ describe("subject permissions per role", () => {
       !allows(p.pub, "$JS.API.STREAM.PURGE.UNIBUS_EVENTS") && !allows(p.pub, "$JS.API.STREAM.DELETE.UNIBUS_EVENTS"),
     );
     assert.deepEqual(p.pub.deny, ["unibus.evt.>"]);
-    assert.deepEqual(p.sub, { allow: [inbox], deny: [] });
+    // Issue 21: and membershipd's published audit checkpoints, to keep off the box.
+    assert.deepEqual(p.sub, { allow: [inbox, "unibus.audit.checkpoint"], deny: [] });
   });
 
-  test("monitor: exactly the read actions, nothing else", () => {
+  test("monitor: exactly the read actions and services discovery, nothing else", () => {
     const p = permissionsFor("monitor", { key });
-    assert.deepEqual(new Set(p.pub.allow), new Set([...READ_ACTIONS].map((a) => `unibus.cmd.membership.${a}`)));
+    assert.deepEqual(
+      new Set(p.pub.allow),
+      new Set([...[...READ_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), ...DISCOVERY]),
+    );
     for (const w of ["node.invite", "node.revoke", "user.add", "node.enroll"])
       assert.ok(!allows(p.pub, `unibus.cmd.membership.${w}`), w);
-    assert.deepEqual(p.sub, { allow: [inbox], deny: [] });
+    assert.deepEqual(p.sub, { allow: [inbox, "unibus.audit.checkpoint"], deny: [] });
   });
 
   test("node: its own logs, its reports and trust list; its own commands, services discovery, trust changes and inbox; one reply per request", () => {

@@ -1,7 +1,8 @@
 // Limits on untrusted JSON, checked on the bytes before anything parses or walks them: everything
 // after JSON.parse (zod, canonical JSON for a fingerprint or a signature) recurses once per level of
 // nesting, so a deep enough document would overflow the stack before the sender is known.
-import { domainError, type DomainError } from "./errors.ts";
+import { domainError } from "./errors.ts";
+import type { Result } from "./result.ts";
 
 /** Arrays and objects inside one another; no legitimate request comes near it. */
 export const MAX_JSON_DEPTH = 64;
@@ -38,7 +39,7 @@ export function jsonDepth(raw: Uint8Array, limit = MAX_JSON_DEPTH): number {
   return max;
 }
 
-export type UntrustedJson = { ok: true; value: unknown } | { ok: false; error: DomainError };
+export type UntrustedJson = Result<unknown>;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

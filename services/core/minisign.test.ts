@@ -93,7 +93,7 @@ test("a signature by a key that is not trusted, a malformed one, and an encrypte
     const a = parseSigningKey(new TextDecoder().decode(newUserSeed())) as MinisignSecretKey;
     const b = parseSigningKey(new TextDecoder().decode(newUserSeed())) as MinisignSecretKey;
     const sig = signMinisign(Buffer.from("m"), a, "c");
-    assert.equal((verifyMinisign(Buffer.from("m"), sig, [publicKeyOf(b)]) as any).code, "E_WRONG_KEY");
+    assert.equal((verifyMinisign(Buffer.from("m"), sig, [publicKeyOf(b)]) as any).code, "E_RELEASE_WRONG_KEY");
     assert.equal((verifyMinisign(Buffer.from("m"), "nonsense", [publicKeyOf(a)]) as any).code, "E_MINISIGN_FORMAT");
     assert.equal((verifyMinisign(Buffer.from("m"), "", [publicKeyOf(a)]) as any).code, "E_MINISIGN_FORMAT");
     // An encrypted key's header says scrypt ("Sc"): we never ask for its password.

@@ -7,6 +7,7 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import { Codec } from "@nats-io/nkeys/lib/codec.js";
 import { fromSeed } from "@nats-io/nkeys";
+import type { Codes } from "./errors.ts";
 
 const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
 const SPKI_ED25519 = Buffer.from("302a300506032b6570032100", "hex");
@@ -35,7 +36,7 @@ export interface MinisignSignature {
 }
 
 export type MinisignProblem = {
-  code: "E_MINISIGN_FORMAT" | "E_KEY_ENCRYPTED" | "E_WRONG_KEY" | "E_BAD_SIGNATURE";
+  code: Codes<"E_MINISIGN_FORMAT" | "E_KEY_ENCRYPTED" | "E_RELEASE_WRONG_KEY" | "E_BAD_SIGNATURE">;
   message: string;
 };
 
@@ -197,7 +198,10 @@ export function verifyMinisign(
   if ("code" in sig) return sig;
   const key = trusted.find((k) => k.keyId === sig.keyId);
   if (!key)
-    return { code: "E_WRONG_KEY", message: `the signature is by key ${sig.keyId}, which is not a trusted release key` };
+    return {
+      code: "E_RELEASE_WRONG_KEY",
+      message: `the signature is by key ${sig.keyId}, which is not a trusted release key`,
+    };
   try {
     const pub = publicKeyObject(key.key);
     const data = sig.algorithm === "ED" ? createHash("blake2b512").update(message).digest() : Buffer.from(message);
@@ -215,4 +219,22 @@ export function verifyMinisign(
     return { code: "E_BAD_SIGNATURE", message: "the signature could not be checked" };
   }
   return { keyId: sig.keyId, trustedComment: sig.trustedComment };
+}
+
+/**
+ * The keys of a release-keys.pub file (minisign public keys, one per line, or whole .pub files:
+ * comment lines are skipped); `skipped` counts the other lines. Agents trust exactly these, and
+ * `release publish` checks a signature against them before it stores anything.
+ */
+export function parseReleaseKeys(text: string): { keys: MinisignPublicKey[]; skipped: number } {
+  const keys: MinisignPublicKey[] = [];
+  let skipped = 0;
+  for (const line of text.split("\n")) {
+    const t = line.trim();
+    if (t === "" || t.startsWith("untrusted comment:") || t.startsWith("#")) continue;
+    const k = parsePublicKey(t);
+    if ("code" in k) skipped++;
+    else keys.push(k);
+  }
+  return { keys, skipped };
 }

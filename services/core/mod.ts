@@ -1,6 +1,7 @@
 export { canonicalJson } from "./canonical.ts";
 export * from "./crypto.ts";
 export * from "./errors.ts";
+export * from "./result.ts";
 export * from "./envelope.ts";
 export * from "./command-check.ts";
 export * from "./decider.ts";
@@ -32,3 +33,8 @@ export * from "./vault/mod.ts";
 export * from "./quota.ts";
 export * from "./wait-proof.ts";
 export * from "./control-message.ts";
+export * from "./checkpoint.ts";
+export * from "./event-check.ts";
+export * from "./writers.ts";
+export * from "./checkpoint-resume.ts";
+export { replyGuard } from "./reply-guard.ts";

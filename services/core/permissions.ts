@@ -8,7 +8,7 @@
 // push from pull, nor a durable from an ephemeral, so the only role that may create consumers on
 // a stream it shares with others is the admin, and every control subject a receiver acts on
 // carries membershipd's signature (services/core/control-message.ts).
-import { TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
+import { CHECKPOINT_SUBJECT, TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
 import { NODE_ACTIONS, READ_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
 
 export interface SubjectPermissions {
@@ -44,6 +44,18 @@ export function inboxPrefix(key: string): string {
   return `_INBOX_${key}`;
 }
 
+const INBOX_REPLY = /^_INBOX(_[A-Z2-7]+)?(\.[^.*>\s]+)+$/;
+
+/**
+ * True when `reply` is an inbox: `_INBOX.…` or an identity's own `_INBOX_<key>.…`, where an answer
+ * reaches only the client that asked. A request's reply subject is the requester's choice, and the
+ * one answering publishes there with its own permissions (a node's one reply per request gets past
+ * its deny list), so whoever answers someone less trusted answers only on an inbox.
+ */
+export function isInboxReply(reply: string | undefined): boolean {
+  return reply !== undefined && INBOX_REPLY.test(reply);
+}
+
 const g = (subject: string, why: string): Grant => ({ subject, why });
 
 /**
@@ -74,7 +86,29 @@ const releaseUploads: Grant[] = [
   releaseDirectGet("`release publish` asks whether the tarball is stored already (by direct get, no consumer)"),
 ];
 
+/**
+ * The NATS services protocol's discovery requests (as @nats-io/services and `nats micro` send them):
+ * to every service, to those of one name, to one instance. Agents answer them with who they are,
+ * their endpoints and their counters (services/agent/commands/endpoint.ts); an endpoint is called
+ * on its own subject, which these do not reach.
+ */
+const discovery: Grant[] = (
+  [
+    ["PING", "its name, id and version (`nats micro ls`)"],
+    ["INFO", "its description and endpoints"],
+    ["STATS", "its endpoints' request, error and latency counters"],
+  ] as const
+).flatMap(([verb, what]) => [
+  g(`$SRV.${verb}`, `services discovery of every service: each agent answers with ${what}`),
+  g(`$SRV.${verb}.*`, `services discovery by service name: each agent of that name answers with ${what}`),
+  g(`$SRV.${verb}.*.*`, `services discovery by name and id: that one agent answers with ${what}`),
+]);
+
 const evtDeny = g("unibus.evt.>", "only membershipd appends events: whatever lands there stays (deny_delete)");
+const checkpoints = g(
+  CHECKPOINT_SUBJECT,
+  "membershipd's signed audit checkpoints (--checkpoint-interval), to keep off the box: `unibus audit checkpoints`",
+);
 
 export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
   const inbox = g(`${inboxPrefix(ctx.key)}.>`, "replies to its own requests, and no one else's");
@@ -93,15 +127,19 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
             g("$JS.API.INFO", "the JetStream client's account check before any stream call"),
             ...(ctx.readableStreams ?? []).flatMap(streamReads),
             ...releaseUploads,
+            ...discovery,
           ],
           deny: [evtDeny],
         },
-        sub: { allow: [inbox], deny: [] },
+        sub: { allow: [inbox, checkpoints], deny: [] },
       };
     case "monitor":
       return {
-        pub: { allow: [...READ_ACTIONS].map((a) => cmd(a, "a read-only membershipd action")), deny: [] },
-        sub: { allow: [inbox], deny: [] },
+        pub: {
+          allow: [...[...READ_ACTIONS].map((a) => cmd(a, "a read-only membershipd action")), ...discovery],
+          deny: [],
+        },
+        sub: { allow: [inbox, checkpoints], deny: [] },
       };
     case "node": {
       if (!ctx.node) throw new Error("a node identity needs its node name");
@@ -133,7 +171,10 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
         sub: {
           allow: [
             g(`unibus.cmd.node.${ctx.node}.>`, "signed commands addressed to it"),
-            g("$SRV.>", "services-protocol discovery pings"),
+            g(
+              "$SRV.>",
+              "services discovery requests from admins and monitors, answered only on an inbox (its one reply per request gets past its deny list)",
+            ),
             g(TRUST_CHANGED_SUBJECT, "membershipd's signed nudge to fetch the admins again"),
             inbox,
             g(`unibus.vault.${ctx.node}.share`, "share requests for the shares it guards"),

@@ -662,7 +662,7 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
       actor: command.actor,
       action: "restart",
       ok,
-      code: ok ? null : "E_X",
+      code: ok ? null : "E_SERVICE_UNKNOWN",
       message: ok ? null : "no",
       ms: 5,
     });

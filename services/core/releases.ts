@@ -1,6 +1,7 @@
 // Releases: the release aggregate (`release/<name>@<version>`, published once), the signed bytes
 // of a manifest, its verification against trusted minisign keys, and the UNIBUS_releases
 // projection. Pure: the shell fetches the tarball and the keys.
+import semver from "semver";
 import { ReleaseManifest, type ReleaseEvent, type ReleaseRecord } from "../../schemas/mod.ts";
 import { canonicalJson } from "./canonical.ts";
 import { defineAggregate } from "./aggregate.ts";
@@ -47,27 +48,24 @@ export function verifyManifest(
   const v = verifyMinisign(manifestBytes(m.data), signature, trusted);
   if ("code" in v) {
     const code =
-      v.code === "E_WRONG_KEY"
-        ? "E_RELEASE_WRONG_KEY"
-        : v.code === "E_MINISIGN_FORMAT"
-          ? "E_RELEASE_UNSIGNED"
+      v.code === "E_MINISIGN_FORMAT"
+        ? "E_RELEASE_UNSIGNED"
+        : v.code === "E_RELEASE_WRONG_KEY"
+          ? v.code
           : "E_RELEASE_BAD_SIGNATURE";
     return domainError(code, `release ${m.data.name} ${m.data.version}: ${v.message}`);
   }
   return { manifest: m.data, keyId: v.keyId };
 }
 
-/** Compares dotted versions numerically (pre-releases sort before their release). */
+/**
+ * Semantic-version order (semver's: numeric pre-release identifiers compare as numbers, so rc.10
+ * follows rc.2). Versions the schema admits are valid semver; anything else sorts first.
+ */
 export function compareVersions(a: string, b: string): number {
-  const [ma, pa] = a.split("-", 2) as [string, string | undefined];
-  const [mb, pb] = b.split("-", 2) as [string, string | undefined];
-  const x = ma.split(".").map(Number);
-  const y = mb.split(".").map(Number);
-  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return (x[i] ?? 0) - (y[i] ?? 0);
-  if (pa === pb) return 0;
-  if (pa === undefined) return 1;
-  if (pb === undefined) return -1;
-  return pa < pb ? -1 : 1;
+  const [x, y] = [semver.valid(a), semver.valid(b)];
+  if (!x || !y) return x ? 1 : y ? -1 : 0;
+  return semver.compare(x, y);
 }
 
 export type ReleaseState =

@@ -3,9 +3,10 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { AggregateKind, CommandEnvelope } from "../../schemas/mod.ts";
 import { isDomainError, storageKey, type Aggregate, type CommandShape, type DomainError } from "../core/mod.ts";
-import { bucketKeys, lastSequence, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
+import { bucketKeys, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
 
-const READ_WAIT_MS = 1000;
+/** Past this a read answers E_UNAVAILABLE rather than what the projections hold (the CLI waits 5 s). */
+export const READ_WAIT_MS = 3000;
 
 export interface ActionKitDeps {
   aggregates: AggregateStore;
@@ -41,9 +42,9 @@ export function createActionKit(deps: ActionKitDeps) {
     return { seq: r.seqs[r.seqs.length - 1] ?? null, events: r.events.map((e) => e.type), replayed: r.replayed };
   }
 
-  /** Reads wait (up to a second) for the projections to reach the stream's head: read-your-writes. */
+  /** Reads wait (a few seconds at most) for the projections to reach the stream's head: read-your-writes. */
   async function caughtUp(): Promise<void> {
-    await deps.projector.waitFor(await lastSequence(deps.jsm), READ_WAIT_MS);
+    await deps.projector.caughtUp(READ_WAIT_MS);
   }
 
   async function list(bucket: string, prefix: string | undefined, limit: number) {

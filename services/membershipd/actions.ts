@@ -15,6 +15,7 @@ import { roomHandlers } from "./room-actions.ts";
 import { trustedAdmins } from "./trust.ts";
 import type { UpdateAction } from "./updates/mod.ts";
 import { userHandlers } from "./user-actions.ts";
+import { writerHandlers } from "./writer-actions.ts";
 import { createVaultHandlers } from "./vault.ts";
 
 export { parseCommandArgs as parseActionArgs } from "./handlers.ts";
@@ -41,6 +42,7 @@ export function createActions(deps: ActionDeps) {
   const handlers: Handlers<ServedAction> = {
     ...userHandlers(kit, fleet, deps.trustChanged),
     ...roomHandlers(kit),
+    ...writerHandlers(kit),
     ...memberHandlers(kit),
     ...nodeReadHandlers(kit),
     ...fleet.handlers,

@@ -2,7 +2,7 @@
 // enrollment (invites, joins, waiting nodes). They start only when membershipd runs the server
 // in operator mode and holds the account signing key.
 import { Kvm } from "@nats-io/kv";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Msg } from "@nats-io/transport-node";
 import { join } from "node:path";
 import {
@@ -15,7 +15,7 @@ import {
   type AggregateStore,
   type OperatorAuth,
 } from "../bus/mod.ts";
-import { isDomainError, type Signer } from "../core/mod.ts";
+import { isDomainError, replyGuard, type Signer } from "../core/mod.ts";
 import { failureReply } from "./command-pipeline.ts";
 import { EnrollmentService, JOIN_SUBJECT, WAIT_ANNOUNCE_SUBJECT } from "./enrollment.ts";
 import { IdentityService } from "./identity-service.ts";
@@ -42,7 +42,6 @@ export interface PlaneSecurity {
 
 export interface AuthServicesOptions {
   nc: NatsConnection;
-  js: JetStreamClient;
   jsm: JetStreamManager;
   aggregates: AggregateStore;
   security: PlaneSecurity;
@@ -70,7 +69,7 @@ export async function startAuthServices(o: AuthServicesOptions) {
     actor,
     ADMIN_READABLE_STREAMS,
   );
-  await identities.start(o.js, o.jsm);
+  await identities.start(o.nc, o.jsm);
   const svc = await identities.issue(
     { key: o.service.publicKey, role: "service", name: "membershipd" },
     "bootstrap-service",
@@ -96,11 +95,12 @@ export async function startAuthServices(o: AuthServicesOptions) {
     waiting,
     o.nc,
   );
+  const inboxOnly = replyGuard("membershipd", o.log);
   const serve = (subject: string, handle: (data: Uint8Array) => Promise<unknown>) =>
     o.nc.subscribe(subject, {
       queue: "membershipd",
       callback: (err, msg: Msg) => {
-        if (err || !msg.reply) return;
+        if (err || !inboxOnly(msg.subject, msg.reply)) return;
         handle(msg.data)
           .catch((e: Error) => {
             o.log?.(`${subject}: ${e.message}`);

@@ -8,14 +8,14 @@ import type { CommandEnvelope } from "../../schemas/mod.ts";
 import {
   clusterAggregate,
   domainError,
-  incompleteCopies,
+  brokenCopies,
   isDomainError,
   scaleRefusal,
   type DomainError,
   type ReplicaCopy,
   type Signer,
 } from "../core/mod.ts";
-import type { AggregateStore } from "../bus/mod.ts";
+import { isUnavailable, type AggregateStore } from "../bus/mod.ts";
 import type { Handlers, ServedArgs } from "./handlers.ts";
 import { pauseWrites, resumeWrites } from "./write-pause.ts";
 
@@ -77,10 +77,9 @@ function currentPeers(self: string, meta: MetaCluster | null): string[] {
     .map((p) => p.name);
 }
 
-function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
+function streamRow(info: StreamInfo, copies?: ReplicaCopy[], broken: string[] = []) {
   const c = info.cluster;
-  // Only an append-only stream's copies can be compared by their counts (KV deletes apply unevenly).
-  const incomplete = new Set(copies && info.config.deny_delete ? incompleteCopies(copies) : []);
+  const incomplete = new Set(broken);
   return {
     stream: info.config.name,
     replicas: info.config.num_replicas,
@@ -95,10 +94,14 @@ function streamRow(info: StreamInfo, copies?: ReplicaCopy[]) {
       incomplete: incomplete.has(r.name),
     })),
     copies: copies ?? [],
+    /** Copies that lack what another holds (a follower's or the leader's own): the replica watch rebuilds them. */
+    incomplete: [...incomplete].sort(),
   };
 }
 
 const PEER_REMAP_FAILED = 10075;
+/** JetStream API codes for a peer the stream no longer has: "peer not a member", "server is not a member of the cluster". */
+const PEER_NOT_MEMBER = [10040, 10044];
 /** The longest a scale holds every membershipd's writes (it resumes them as soon as it is done). */
 const SCALE_PAUSE_MS = 300_000;
 const REPAIR_ROUNDS = 3;
@@ -113,7 +116,7 @@ async function patiently<T>(step: () => Promise<T>, tries = 5): Promise<T> {
     try {
       return await step();
     } catch (err) {
-      if (i >= tries || !/timeout|503|no responders|temporarily unavailable/i.test((err as Error).message)) throw err;
+      if (i >= tries || !isUnavailable(err)) throw err;
       await new Promise((r) => setTimeout(r, 500 * i));
     }
   }
@@ -146,29 +149,55 @@ export function createClusterActions(d: ClusterActionDeps) {
       ourStreams(d.jsm),
       d.copies().catch(() => new Map<string, ReplicaCopy[]>()),
     ]);
+    const broken = copies.size
+      ? await incompleteNow(streams.map((s) => s.config.name)).catch(() => [] as { stream: string; server: string }[])
+      : [];
     return {
       cluster: meta?.name ?? d.clusterName,
       meta_leader: meta ? (meta.leader ?? null) : d.self,
       cluster_size: meta?.cluster_size ?? 1,
       peers: metaPeers(d.self, meta),
-      streams: streams.map((s) => streamRow(s, copies.get(s.config.name))),
+      streams: streams.map((s) =>
+        streamRow(
+          s,
+          copies.get(s.config.name),
+          broken.filter((b) => b.stream === s.config.name).map((b) => b.server),
+        ),
+      ),
     };
   }
 
-  /** Replicas missing messages in two looks a second apart (one look can catch a copy mid-apply). */
+  /**
+   * Replicas lacking messages another holds, from two looks a second apart (one look can catch a
+   * copy mid-apply, or read a busy stream's servers at different moments); the second look is
+   * taken only when the first shows a candidate.
+   */
   async function incompleteNow(names: string[]): Promise<{ stream: string; server: string }[]> {
     const look = async () => {
       const [copies, infos] = await Promise.all([d.copies(), Promise.all(names.map((n) => d.jsm.streams.info(n)))]);
-      return infos.flatMap((i) =>
-        incompleteCopies(copies.get(i.config.name) ?? []).map((server) => `${i.config.name} ${server}`),
+      return new Map(
+        infos.map((i) => [
+          i.config.name,
+          {
+            copies: copies.get(i.config.name) ?? [],
+            leader: i.cluster?.leader ?? null,
+            appendOnly: Boolean(i.config.deny_delete),
+          },
+        ]),
       );
     };
-    const first = new Set(await look());
-    if (!first.size) return [];
+    const first = await look();
+    const candidate = [...first.values()].some(
+      (s) => brokenCopies(s.copies, s.copies, s.leader, s.appendOnly).length > 0,
+    );
+    if (!candidate) return [];
     await new Promise((r) => setTimeout(r, 1000));
-    return (await look())
-      .filter((k) => first.has(k))
-      .map((k) => ({ stream: k.split(" ")[0]!, server: k.split(" ")[1]! }));
+    const second = await look();
+    return [...second].flatMap(([stream, s]) => {
+      const before = first.get(stream);
+      if (!before || before.leader !== s.leader) return [];
+      return brokenCopies(before.copies, s.copies, s.leader, s.appendOnly).map((server) => ({ stream, server }));
+    });
   }
 
   /**
@@ -188,11 +217,7 @@ export function createClusterActions(d: ClusterActionDeps) {
         ).json<{ error?: { err_code?: number; description?: string } }>(),
       );
       // A peer already gone (a retried scale) is what a removal wants.
-      if (
-        r.error &&
-        r.error.err_code !== PEER_REMAP_FAILED &&
-        !/not a member|peer not/i.test(r.error.description ?? "")
-      ) {
+      if (r.error && r.error.err_code !== PEER_REMAP_FAILED && !PEER_NOT_MEMBER.includes(r.error.err_code ?? 0)) {
         throw new Error(`removing ${peer} from ${stream}: ${r.error.description}`);
       }
       let stuck: DomainError | null = null;

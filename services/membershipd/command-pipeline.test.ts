@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { TimeoutError, type NatsConnection } from "@nats-io/transport-node";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
 import {
   ErrorCodes,
@@ -410,7 +410,7 @@ describe("the nonce claim: a copy of a running write waits for its reply, never 
     const deps: PipelineDeps = {
       nonces: plane.plane.buckets[NONCES_BUCKET]!,
       lookupActor: async () => ({ role: "admin", signKey: admin.publicKey }),
-      parseArgs: (_action, args) => ({ ok: true, args }),
+      parseArgs: (_action, args) => ({ ok: true, value: args }),
       run,
       isRead: () => false,
       ...o,
@@ -462,7 +462,7 @@ describe("the nonce claim: a copy of a running write waits for its reply, never 
   test("a write that throws gives its claim back: the retry runs it", async () => {
     let runs = 0;
     const send = pipeline(async () => {
-      if (++runs === 1) throw new Error("request timeout");
+      if (++runs === 1) throw new TimeoutError();
       return { run: runs };
     });
     const cmd = command("room.create", { room: fresh("thrown") });

@@ -8,7 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { CommandEnvelope, Reply, Role } from "../../schemas/mod.ts";
-import { ConcurrencyConflict } from "../bus/mod.ts";
+import { ConcurrencyConflict, isUnavailable } from "../bus/mod.ts";
+import { logUnavailable } from "./outage-log.ts";
 import {
   checkCommandFront,
   checkCommandSignature,
@@ -19,6 +20,7 @@ import {
   isDomainError,
   roleAllows,
   type DomainError,
+  type Result,
 } from "../core/mod.ts";
 
 // Shared with the node agent (services/core/command-check.ts); re-exported for this folder's users.
@@ -36,7 +38,7 @@ export interface PipelineDeps<Args = unknown> {
   /** The actor's current identity, read from the event stream (not a lagging projection). */
   lookupActor(id: string): Promise<ActorRecord | null>;
   /** Validates args against the action's schema; undefined when the action does not exist. */
-  parseArgs(action: string, args: unknown): { ok: true; args: Args } | { ok: false; error: DomainError } | undefined;
+  parseArgs(action: string, args: unknown): Result<Args> | undefined;
   run(action: string, args: Args, command: CommandEnvelope): Promise<unknown | DomainError>;
   /** Reads are not stored with their nonce (they can be large, and re-running them is harmless). */
   isRead(action: string): boolean;
@@ -77,8 +79,8 @@ export async function handleCommand<Args>(
     const reply = failureReply(err);
     if (!reply.ok && reply.error.code === "E_INTERNAL")
       deps.log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
-    else if (!reply.ok && reply.error.code === "E_UNAVAILABLE")
-      deps.log?.(`${expectedAction}: ${(err as Error)?.message ?? String(err)}`);
+    else if (!reply.ok && reply.error.code === "E_UNAVAILABLE" && deps.log)
+      logUnavailable(deps.log, expectedAction, err);
     return reply;
   }
 }
@@ -87,8 +89,7 @@ export async function handleCommand<Args>(
 export function failureReply(err: unknown): Reply {
   if (err instanceof ConcurrencyConflict)
     return errorReply(domainError("E_CONFLICT", "too many concurrent writers on the same record; retry"));
-  const message = (err as Error)?.message ?? String(err);
-  const unavailable = /timeout|no responders|connection|closed|disconnect|503|jetstream is not enabled/i.test(message);
+  const unavailable = isUnavailable(err);
   return errorReply(
     domainError(
       unavailable ? "E_UNAVAILABLE" : "E_INTERNAL",
@@ -109,7 +110,7 @@ function isKeyTaken(err: unknown): boolean {
 async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: PipelineDeps<Args>): Promise<Reply> {
   const front = checkCommandFront(raw, expectedAction, deps.now?.() ?? Date.now());
   if (!front.ok) return errorReply(front.error);
-  const cmd = front.command;
+  const cmd = front.value;
   const args = deps.parseArgs(cmd.action, cmd.args);
   if (!args) return errorReply(CommandRefusal.unknownAction(cmd.action));
   if (!args.ok) return errorReply(args.error);
@@ -133,7 +134,7 @@ async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: Pip
   const write = !deps.isRead(cmd.action);
   const claim = await claimNonce(deps, cmd.nonce, fingerprint, write);
   if (claim !== "run") return claim;
-  if (!write) return replyOf(await deps.run(cmd.action, args.args, cmd));
+  if (!write) return replyOf(await deps.run(cmd.action, args.value, cmd));
 
   const local = running.get(deps.nonces) ?? new Map<string, Promise<Reply>>();
   running.set(deps.nonces, local);
@@ -141,7 +142,7 @@ async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: Pip
   local.set(cmd.nonce, new Promise<Reply>((r) => (settle = r)));
   let reply: Reply;
   try {
-    reply = replyOf(await deps.run(cmd.action, args.args, cmd));
+    reply = replyOf(await deps.run(cmd.action, args.value, cmd));
   } catch (err) {
     // It threw before any reply: the claim is given back so a retry runs it (events it appended,
     // if any, are deduplicated by command id) rather than waiting out the lease.

@@ -4,6 +4,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { EVENTS_DEFAULT_MAX_BYTES, EVENTS_MIN_MAX_BYTES } from "../bus/event-store.ts";
+import { parseDurationMs } from "../core/since.ts";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
@@ -46,6 +47,8 @@ export const MembershipdConfig = z.object({
   routePort: Port,
   routeTlsDir: z.string().min(1),
   routeSecretFile: z.string().min(1),
+  /** How often to emit a signed audit checkpoint (log and CHECKPOINT_SUBJECT); 0: never. */
+  checkpointIntervalMs: z.number().int().min(0),
 });
 export type MembershipdConfig = z.infer<typeof MembershipdConfig>;
 
@@ -74,6 +77,7 @@ const flags = {
   "route-port": "6250",
   "route-tls-dir": "",
   "route-secret-file": "",
+  "checkpoint-interval": "off",
 } as const;
 
 export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS_<FLAG>, e.g. UNIBUS_DATA_DIR)
@@ -98,6 +102,9 @@ export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS
                            degraded from 80 % of it
   --cluster-name NAME      cluster name recorded in the first event (default unibus)
   --server-name NAME       NATS server name (default: host name)
+  --checkpoint-interval D  every D (10m, 1h, 1d, at least 1s) log and publish on unibus.audit.checkpoint
+                           a signed audit checkpoint of the event stream, for a monitor to keep off
+                           this machine (default off; the first one reads the whole stream)
 cluster mode (docs/operations.md):
   --routes HOST:PORT[,…]   the other servers' route listeners; turns cluster mode on
   --route-host HOST        route listen address (default: --nats-host)
@@ -105,6 +112,17 @@ cluster mode (docs/operations.md):
   --route-tls-dir DIR      route-ca.pem, route.pem, route.key (default DATA_DIR/route)
   --route-secret-file F    the routes' shared secret, 0600 (default DATA_DIR/route.secret;
                            env UNIBUS_ROUTE_SECRET instead of a file, never a flag's value)`;
+
+/** "off" or "0": no timer; else a duration of at least a second. */
+function checkpointInterval(text: string): number {
+  if (text === "off" || text === "0") return 0;
+  const ms = parseDurationMs(text);
+  if (ms === null || ms < 1000)
+    throw new Error(
+      `--checkpoint-interval ${JSON.stringify(text)} is not off nor a duration of at least 1s (like 10m, 1h, 1d)`,
+    );
+  return ms;
+}
 
 function abs(path: string): string | undefined {
   if (!path) return undefined;
@@ -155,5 +173,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     routePort: pick("route-port"),
     routeTlsDir: abs(pick("route-tls-dir")) ?? join(dataDir, "route"),
     routeSecretFile: abs(pick("route-secret-file")) ?? join(dataDir, "route.secret"),
+    checkpointIntervalMs: checkpointInterval(pick("checkpoint-interval")),
   });
 }

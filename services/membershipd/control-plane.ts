@@ -6,12 +6,13 @@ import {
   AggregateStore,
   NONCES_BUCKET,
   Projector,
+  QuarantineLog,
   coldStartRetry,
   ensureEventStream,
   ensureLogsStream,
   openBuckets,
 } from "../bus/mod.ts";
-import { domainError, isReadAction, type ReplicaCopy } from "../core/mod.ts";
+import { domainError, isReadAction, replyGuard, type ReplicaCopy } from "../core/mod.ts";
 import { createActions, parseActionArgs } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
@@ -25,8 +26,9 @@ import { createClusterActions, type MetaCluster } from "./cluster-actions.ts";
 import { startReplicaWatch } from "./replica-watch.ts";
 import { WritePause } from "./write-pause.ts";
 import { startUpdates } from "./updates/mod.ts";
-import { lastSequence } from "../bus/mod.ts";
+import { READ_WAIT_MS } from "./action-kit.ts";
 import { startVaultTally } from "./vault-tally.ts";
+import { watchFleet } from "./fleet-metrics.ts";
 import { NodeQuotas, type NodeQuotaLimits } from "./node-quotas.ts";
 
 export const COMMAND_PREFIX = "unibus.cmd.membership.";
@@ -68,6 +70,8 @@ export interface ControlPlaneOptions {
   eventStreamMaxBytes?: number;
   /** Per-node quotas on node.report and the event growth it causes (DEFAULT_NODE_QUOTAS when not given). */
   nodeQuotas?: Partial<NodeQuotaLimits>;
+  /** false: the projector and the store use events unchecked (issue 21's comparison in the benches only). */
+  liveChecks?: boolean;
 }
 
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
@@ -84,18 +88,25 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   await cold("the logs stream", () => ensureLogsStream(jsm, { replicas: o.replicas }));
   const buckets = await cold("the KV buckets", () => openBuckets(o.nc, o.replicas));
   const service = serviceSigner(o.dataDir);
-  const aggregates = new AggregateStore(js, jsm, service);
+  // One log of quarantined events for both readers (issue 21): /healthz and the metric read it.
+  const quarantine = new QuarantineLog(o.log);
+  const checks = o.liveChecks ?? true;
+  const aggregates = new AggregateStore(o.nc, jsm, service, { quarantine, checks });
   const admin = adminSigner(o.dataDir);
   const driver = driverSigner(o.dataDir);
   await cold("the genesis events", () => bootstrapStore(aggregates, service, admin, o.clusterName));
-  const projector = new Projector(js, jsm, buckets, o.log);
-  // A cold cluster can have its buckets placed before their streams have leaders: the first reads
-  // then time out (seen in CI: a full-cluster cold start failed on one, after the vault key had
-  // been handed over). Both steps only read and append idempotently before they subscribe.
+  const projector = new Projector(o.nc, jsm, buckets, o.log, undefined, {
+    quarantine,
+    checks,
+    signedHere: aggregates.signedHere,
+  });
+  // A cold cluster can have its buckets placed before their streams have leaders, and the first
+  // reads then time out: both steps are retried, since they only read and append idempotently
+  // before they subscribe.
   await cold("the projector's checkpoint", () => projector.start());
   const auth = o.security
     ? await cold("the identity service", () =>
-        startAuthServices({ ...o, security: o.security!, js, jsm, aggregates, service, admin }),
+        startAuthServices({ ...o, security: o.security!, jsm, aggregates, service, admin }),
       )
     : null;
 
@@ -117,11 +128,18 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const metrics = new Metrics();
   const nodeQuotas = new NodeQuotas(o.nodeQuotas);
   metrics.addCounter(
+    "unibus_quarantined_events_total",
+    "problem",
+    () => quarantine.byProblem,
+    "Events that failed their checks (schema, signature, trusted writer, hash chain) and were left out, by problem.",
+  );
+  metrics.addCounter(
     "unibus_quota_refusals_total",
     "quota",
     () => new Map([...nodeQuotas.refusals, ...(auth?.waitGate.refusals ?? [])]),
   );
   const vaultTally = await cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
+  watchFleet(metrics, vaultTally);
   const updates = await cold("the release store", () =>
     startUpdates({
       nc: o.nc,
@@ -134,7 +152,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
       driverId: DRIVER_ACTOR_ID,
       serviceKey: service.publicKey,
       log: o.log ?? (() => {}),
-      caughtUp: async () => void (await projector.waitFor(await lastSequence(jsm), 1000)),
+      caughtUp: () => projector.caughtUp(READ_WAIT_MS),
       ...(o.updates ? { driver: o.updates } : {}),
     }),
   );
@@ -155,10 +173,11 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const lookupActor = createActorLookup(jsm, aggregates);
   const pause = new WritePause(o.nc, service.publicKey, o.log);
   let inFlight = 0;
+  const inboxOnly = replyGuard("membershipd", o.log);
   const sub = o.nc.subscribe(`${COMMAND_PREFIX}>`, {
     queue: "membershipd",
     callback: (err, msg) => {
-      if (err || !msg.reply) return;
+      if (err || !inboxOnly(msg.subject, msg.reply)) return;
       const action = msg.subject.slice(COMMAND_PREFIX.length);
       if (pause.active && !isReadAction(action) && action !== "cluster.scale") {
         return void msg.respond(
@@ -194,6 +213,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     },
   });
   return {
+    nc: o.nc,
     js,
     jsm,
     buckets,
@@ -204,6 +224,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     auth,
     updates,
     vaultTally,
+    replicaWatch: watch,
     streamMaxBytes,
     async stop() {
       watch?.stop();

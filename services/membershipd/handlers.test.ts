@@ -34,7 +34,7 @@ test("args are parsed with the action's schema, defaults filled in; an unknown a
   assert.equal(parseCommandArgs("room.explode", {}), undefined);
   assert.deepEqual(parseCommandArgs("room.create", { room: "lobby" }), {
     ok: true,
-    args: { action: "room.create", args: { room: "lobby", subject: "" } },
+    value: { action: "room.create", args: { room: "lobby", subject: "" } },
   });
   const bad = parseCommandArgs("room.create", { room: "lobby", replicas: 3 });
   assert.ok(bad && !bad.ok && isDomainError(bad.error));
@@ -49,6 +49,6 @@ test("a parsed command runs its own action's handler with its args", async () =>
   });
   const parsed = parseCommandArgs("member.add", { room: "lobby", user: "bob" });
   assert.ok(parsed?.ok);
-  await dispatch(handlers, parsed.args, cmd);
+  await dispatch(handlers, parsed.value, cmd);
   assert.deepEqual(ran, ['member.add {"room":"lobby","user":"bob","role":"member"}']);
 });

@@ -3,7 +3,7 @@
 // rollouts, vault) builds its table from: a handler takes exactly its action's parsed args.
 import type { z } from "zod";
 import { MembershipActionArgs, NodeReportArgs, VaultActionArgs, type CommandEnvelope } from "../../schemas/mod.ts";
-import { domainError, zodMessage, type DomainError } from "../core/mod.ts";
+import { domainError, zodMessage, type DomainError, type Result } from "../core/mod.ts";
 
 /** Every action's args schema: the operators', the vault's and the agents' (node.report, node.trust). */
 export const ServedActionArgs = { ...MembershipActionArgs, ...VaultActionArgs, ...NodeReportArgs } as const;
@@ -29,20 +29,14 @@ export function isServedAction(action: string): action is ServedAction {
 const argsSchemas: { [A in ServedAction]: z.ZodType<ServedArgs<A>> } = ServedActionArgs;
 
 /** `action`'s args parsed with its schema; undefined when membershipd serves no such action. */
-export function parseCommandArgs(
-  action: string,
-  args: unknown,
-): { ok: true; args: ParsedCommand } | { ok: false; error: DomainError } | undefined {
+export function parseCommandArgs(action: string, args: unknown): Result<ParsedCommand> | undefined {
   return isServedAction(action) ? parseArgsOf(action, args) : undefined;
 }
 
-function parseArgsOf<A extends ServedAction>(
-  action: A,
-  args: unknown,
-): { ok: true; args: ParsedCommand<A> } | { ok: false; error: DomainError } {
+function parseArgsOf<A extends ServedAction>(action: A, args: unknown): Result<ParsedCommand<A>> {
   const r = argsSchemas[action].safeParse(args);
   return r.success
-    ? { ok: true, args: { action, args: r.data } }
+    ? { ok: true, value: { action, args: r.data } }
     : { ok: false, error: domainError("E_BAD_REQUEST", `bad arguments for ${action}: ${zodMessage(r.error)}`) };
 }
 

@@ -1,20 +1,7 @@
 // The only listener membershipd has: GET /healthz and GET /metrics, loopback by default.
 import { createServer, type Server } from "node:http";
 import { healthz, type PostureDeps } from "./posture.ts";
-import type { Metrics } from "./metrics.ts";
-import type { VaultCounts } from "./vault-tally.ts";
-
-/** The fleet's vaults by state, once the tally knows them. */
-function vaultGauges(v: VaultCounts | null): Record<string, number> {
-  return v
-    ? {
-        unibus_vaults: v.owners,
-        unibus_vaults_unlocked: v.unlocked,
-        unibus_vaults_waiting_for_peers: v.waiting_for_peers,
-        unibus_vaults_genesis_locked: v.genesis_locked,
-      }
-    : {};
-}
+import type { HealthSnapshot, Metrics } from "./metrics.ts";
 
 export function startHttp(
   host: string,
@@ -23,6 +10,7 @@ export function startHttp(
   metrics: Metrics,
   restarts: () => number,
 ): Promise<Server> {
+  metrics.watchHealth(restarts);
   const server = createServer(async (req, res) => {
     try {
       if (req.method !== "GET") return void res.writeHead(405, { allow: "GET" }).end();
@@ -34,19 +22,12 @@ export function startHttp(
       }
       if (req.url === "/metrics") {
         const h = await healthz(deps);
-        const s = h.stream as { last_seq: number | null; bytes: number | null; max_bytes: number | null };
-        const text = metrics.render({
-          unibus_up: h.status === "ok" ? 1 : 0,
-          unibus_stream_last_seq: s.last_seq ?? 0,
-          // Alert on bytes / max_bytes (membershipd's own alarm is at 80 %); max_bytes 0: unlimited.
-          unibus_stream_bytes: s.bytes ?? 0,
-          unibus_stream_max_bytes: s.max_bytes ?? 0,
-          unibus_projection_applied_seq: deps.projector.applied,
-          unibus_projection_lag: (h.projections as { lag: number | null }).lag ?? 0,
-          unibus_nats_server_restarts_total: restarts(),
-          ...vaultGauges(h.vaults as VaultCounts | null),
+        const text = await metrics.render({
+          up: h.status === "ok",
+          stream: h.stream as HealthSnapshot["stream"],
+          projections: h.projections as HealthSnapshot["projections"],
         });
-        return void res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(text);
+        return void res.writeHead(200, { "content-type": metrics.contentType }).end(text);
       }
       res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found" }) + "\n");
     } catch (err) {

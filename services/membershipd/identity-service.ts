@@ -4,11 +4,12 @@
 // A key's JWT can be minted again with its role's current grants (`reissue`); once the holder
 // connects with it (`confirmReissue`), IdentityReissued is appended and the account JWT revokes
 // the key's JWTs issued up to one second before the new one: older grants stop working.
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Actor, Role } from "../../schemas/mod.ts";
 import {
   EVENT_SUBJECT_PREFIX,
+  EventChecker,
   foldRevocation,
   identityAggregate,
   isDomainError,
@@ -20,9 +21,11 @@ import {
   type DomainError,
   type PermissionContext,
 } from "../core/mod.ts";
-import { decodeEvent, readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
+import { readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
 
 const REVOKING_KINDS = ["fleet", "user", "identity"];
+/** Trust lives on the system kind (the genesis aggregate): read so the checks know the writers. */
+const READ_KINDS = ["system", ...REVOKING_KINDS];
 
 export interface IssueRequest {
   key: string;
@@ -57,16 +60,24 @@ export class IdentityService {
    * core/revocations.ts), finishes any revocation a crash left without its IdentityRevoked, and
    * pushes the account JWT once.
    */
-  async start(js: JetStreamClient, jsm: JetStreamManager): Promise<void> {
+  async start(nc: NatsConnection, jsm: JetStreamManager): Promise<void> {
     const fold = newRevocationFold();
     const issued = new Set<string>();
     const recorded = new Set<string>();
     const last = await jsm.streams.info("UNIBUS_EVENTS").then((i) => i.state.last_seq);
+    // Each event is checked as every reader checks it (issue 21): a forged revocation revokes nothing,
+    // and bad data is quarantined instead of stopping the start.
+    const checker = new EventChecker();
     if (last > 0) {
-      for await (const m of readEventMessages(js, jsm, { untilSeq: last })) {
+      for await (const m of readEventMessages(nc, jsm, { untilSeq: last })) {
         // Only these kinds hold keys and their revocations; rooms and members are most of a stream.
-        if (!REVOKING_KINDS.some((k) => m.subject.startsWith(`${EVENT_SUBJECT_PREFIX}.${k}.`))) continue;
-        const e = decodeEvent(m.data);
+        if (!READ_KINDS.some((k) => m.subject.startsWith(`${EVENT_SUBJECT_PREFIX}.${k}.`))) continue;
+        const checked = checker.check(m.seq, m.subject, m.data);
+        if (!checked.ok) {
+          this.aggregates.quarantine.record(checked.finding);
+          continue;
+        }
+        const e = checked.event;
         foldRevocation(fold, e);
         if (e.type === "IdentityIssued") {
           issued.add(String(e.data.key));

@@ -30,6 +30,8 @@ import type { ClusterOptions } from "../bus/mod.ts";
 import { agentVaultState, awaitHandedKey } from "./vault-key.ts";
 import { StopSignals } from "./stop-signals.ts";
 import { StreamAlarmLog, startStreamWatch } from "./stream-watch.ts";
+import { startCheckpointTimer } from "./checkpoint-timer.ts";
+import { serviceSigner } from "./identities.ts";
 
 /** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
 const CLUSTER_START_BUDGET_MS = 180_000;
@@ -193,6 +195,10 @@ export async function main(argv: string[]): Promise<void> {
   const { projector, metrics } = plane;
   const streamAlarms = new StreamAlarmLog(log);
   const streamWatch = startStreamWatch(jsm, streamAlarms);
+  const checkpoints =
+    cfg.checkpointIntervalMs > 0
+      ? startCheckpointTimer({ nc, jsm, signer: serviceSigner(cfg.dataDir), intervalMs: cfg.checkpointIntervalMs, log })
+      : null;
 
   const http = await startHttp(
     cfg.httpHost,
@@ -208,6 +214,7 @@ export async function main(argv: string[]): Promise<void> {
       operatorKey: security?.auth.operator.publicKey ?? null,
       meta,
       vaults: () => plane.vaultTally.counts(),
+      replicaProblems: () => plane.replicaWatch?.problems() ?? [],
       // Sealed: the running key came from the vault and no clear copy is on this disk.
       sealedKeys: () => Boolean(embedded?.fromVault) && !existsSync(cfg.atRestKeyFile),
       agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
@@ -226,6 +233,7 @@ export async function main(argv: string[]): Promise<void> {
     }, 15_000).unref();
     http.close();
     streamWatch.stop();
+    await checkpoints?.stop();
     await plane.stop();
     await nc.drain().catch(() => {});
     await systemNc?.drain().catch(() => {});

@@ -39,6 +39,8 @@ export interface PostureDeps {
   sealedKeys?: () => boolean;
   /** Vault mode: the co-located agent's vault state (vault-state.json), or null. */
   agentVault?: () => { state: string; problem: string | null } | null;
+  /** The replica watch's findings (copies lacking messages, being rebuilt); only the meta leader's has any. */
+  replicaProblems?: () => string[];
   /** Told the stream alarm (or null) each time it is computed: membershipd logs its changes. */
   onStreamAlarm?: (alarm: string | null) => void;
 }
@@ -84,8 +86,9 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
   const problems: string[] = [];
   if (d.nc.isClosed() || d.server?.running === false) problems.push("nats unavailable");
   if (!info) problems.push("event stream unavailable");
-  if (d.projector.lastError && info && d.projector.applied < info.state.last_seq)
-    problems.push(`projector: ${d.projector.lastError.message}`);
+  const lagging = d.projector.problem();
+  if (lagging) problems.push(lagging);
+  problems.push(...d.projector.quarantine.problems());
   const alarm = info ? streamAlarm(info.state.bytes, info.config.max_bytes) : null;
   if (alarm) problems.push(alarm);
   if (info) d.onStreamAlarm?.(alarm);
@@ -95,6 +98,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     problems.push("no JetStream meta leader (cluster quorum lost)");
   const peers = metaPeers(d.node, meta);
   // Running already, but this node's own vault waits for peers: its key services cannot start.
+  problems.push(...(d.replicaProblems?.() ?? []));
   const vault = d.agentVault?.() ?? null;
   if (vault?.state === "waiting-for-peers")
     problems.push(`the agent's vault is waiting for peers: ${vault.problem ?? "too few guardians"}`);
@@ -133,6 +137,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     projections: {
       applied_seq: d.projector.applied,
       lag: lastSeq === null ? null : Math.max(0, lastSeq - d.projector.applied),
+      behind_ms: d.projector.lag.state.behindMs,
     },
     // The fleet's vaults, as their nodes last reported them: a node waiting for peers has too few
     // guardians answering. Its own field: it says nothing of this membershipd's health, so no status change.

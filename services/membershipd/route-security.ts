@@ -5,13 +5,14 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readSecretFile, type ClusterOptions } from "../bus/mod.ts";
 import type { MembershipdConfig } from "./config.ts";
+import type { ErrorCode } from "../core/mod.ts";
 
 export const ROUTE_FILES = { ca: "route-ca.pem", cert: "route.pem", key: "route.key" } as const;
 const SECRET_ENV = "UNIBUS_ROUTE_SECRET";
 const SECRET_FORMAT = /^[0-9a-f]{32,128}$/;
 
 export class RouteSecurityError extends Error {
-  readonly code = "E_ROUTE_SECURITY";
+  readonly code = "E_ROUTE_SECURITY" satisfies ErrorCode;
 }
 
 function readSecret(cfg: MembershipdConfig, env: NodeJS.ProcessEnv, missing: string[]): string | null {

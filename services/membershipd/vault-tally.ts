@@ -1,6 +1,7 @@
-// How many active nodes' vaults are in each state, for /healthz: kept from a watch of UNIBUS_nodes
-// (each node's last reported vault state, services/core/node-projection.ts), so /healthz answers
-// from memory however large the fleet is, instead of reading every record at each poll.
+// How many active nodes' vaults are in each state, for /healthz, and the fleet's gauges for
+// /metrics (nodes by status, services by state, each active node's last report): kept from a watch
+// of UNIBUS_nodes (services/core/node-projection.ts), so both answer from memory however large the
+// fleet is, instead of reading every record at each poll.
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/nats-core";
 import { z } from "zod";
@@ -9,7 +10,32 @@ import { z } from "zod";
 const Counted = z.looseObject({
   status: z.string(),
   vault: z.looseObject({ state: z.string() }).nullable().optional(),
+  services: z.record(z.string(), z.looseObject({ state: z.string() })).optional(),
+  agent: z.looseObject({ last_report_at: z.string() }).nullable().optional(),
 });
+type Counted = z.infer<typeof Counted>;
+
+/** What /metrics shows of the fleet. */
+export interface FleetGauges {
+  nodesByStatus: Map<string, number>;
+  /** Services of active nodes, by their last reported state. */
+  servicesByState: Map<string, number>;
+  /** Seconds since each active node's agent last reported (nodes that never reported are absent). */
+  reportAge: Map<string, number>;
+}
+
+export function fleetGauges(records: Iterable<[string, Counted]>, now: number): FleetGauges {
+  const g: FleetGauges = { nodesByStatus: new Map(), servicesByState: new Map(), reportAge: new Map() };
+  const add = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+  for (const [node, r] of records) {
+    add(g.nodesByStatus, r.status);
+    if (r.status !== "active") continue;
+    for (const svc of Object.values(r.services ?? {})) add(g.servicesByState, svc.state);
+    const at = r.agent ? Date.parse(r.agent.last_report_at) : Number.NaN;
+    if (Number.isFinite(at)) g.reportAge.set(node, Math.max(0, (now - at) / 1000));
+  }
+  return g;
+}
 
 export interface VaultCounts {
   /** Active nodes whose agent reported a vault. */
@@ -24,6 +50,8 @@ export interface VaultCounts {
 export interface VaultTally {
   /** null until the watch has read every record once. */
   counts(): VaultCounts | null;
+  /** null until the watch has read every record once. */
+  fleet(now?: number): FleetGauges | null;
   stop(): void;
 }
 
@@ -41,11 +69,17 @@ export function countVaults(states: Iterable<string>): VaultCounts {
 
 export async function startVaultTally(kv: KV, log: (line: string) => void = () => {}): Promise<VaultTally> {
   const states = new Map<string, string>();
+  // By node name (the key is its digest).
+  const records = new Map<string, Counted>();
+  const names = new Map<string, string>();
   let ready = false;
   const apply = (e: KvWatchEntry) => {
     const r = e.operation === "PUT" ? Counted.safeParse(e.json()).data : undefined;
     if (r && r.status === "active" && r.vault) states.set(e.key, r.vault.state);
     else states.delete(e.key);
+    const name = r && typeof r.node === "string" ? r.node : names.get(e.key);
+    if (r && name) records.set(name, r), names.set(e.key, name);
+    else if (name) records.delete(name), names.delete(e.key);
     // The initial values come with a count of those still to come (delta); 0, or any update, means all were read.
     if (e.isUpdate || e.delta === 0) ready = true;
   };
@@ -56,6 +90,7 @@ export async function startVaultTally(kv: KV, log: (line: string) => void = () =
   })().catch((err) => log(`vault tally: the UNIBUS_nodes watch ended: ${(err as Error).message}`));
   return {
     counts: () => (ready ? countVaults(states.values()) : null),
+    fleet: (now = Date.now()) => (ready ? fleetGauges(records, now) : null),
     stop: () => watch.stop(),
   };
 }

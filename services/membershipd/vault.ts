@@ -269,7 +269,7 @@ export function createVaultHandlers(d: VaultDeps): Handlers<VaultAction> {
           n: v.guardians.length,
           guardians: [...v.guardians],
           active_guardians: v.guardians.filter((g) => active.has(g)).length,
-          distributed_at: last ? decodeEvent(last.data).ts : null,
+          distributed_at: last ? distributedAt(last.data) : null,
           mismatches,
           released,
           reported: said,
@@ -286,4 +286,16 @@ export function createVaultHandlers(d: VaultDeps): Handlers<VaultAction> {
     "vault.mismatch": mismatch,
     "vault.status": status,
   };
+}
+
+/**
+ * The time of the vault aggregate's last event, or null when that event does not decode: a bad
+ * event is quarantined by every reader (issue 21), and a status read must not fail on it.
+ */
+function distributedAt(data: Uint8Array): string | null {
+  try {
+    return decodeEvent(data).ts;
+  } catch {
+    return null;
+  }
 }

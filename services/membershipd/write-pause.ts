@@ -1,7 +1,7 @@
 // While `cluster scale` changes the streams' peers, every membershipd stops taking writes: on
 // nats-server 2.9 a copy being rebuilt under appends can be elected before it has caught up, and
-// the appends in that gap are lost (seen: acknowledged events missing after a scale under load;
-// upstream's fix of that gap is in 2.10, nats-server#4413). Reads go on; writes are answered
+// acknowledged appends in that gap are lost (upstream's fix of that gap is in 2.10,
+// nats-server#4413). Reads go on; writes are answered
 // E_UNAVAILABLE, which every client retries. The pause is a broadcast with a deadline, so a
 // membershipd that dies mid-scale does not leave the cluster paused for longer than that. It is a
 // transient operational signal, not a state change: nothing is appended for it (the scale itself

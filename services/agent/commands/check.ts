@@ -10,7 +10,7 @@ import {
   type CommandEnvelope,
   type NodeAction,
 } from "../../../schemas/mod.ts";
-import { checkCommandFront, CommandRefusal, domainError, type DomainError } from "../../core/mod.ts";
+import { checkCommandFront, CommandRefusal, domainError, type DomainError, type Result } from "../../core/mod.ts";
 
 export type NodeArgs<A extends NodeAction> = z.output<(typeof NodeActionArgs)[A]>;
 
@@ -19,20 +19,20 @@ export type CheckedCommand = {
   [A in NodeAction]: { command: CommandEnvelope; action: A; args: NodeArgs<A> };
 }[NodeAction];
 
-export type CheckResult = { ok: true; checked: CheckedCommand } | { ok: false; error: DomainError };
+export type CheckResult = Result<CheckedCommand>;
 
 /** `subjectAction` is the subject's last token(s): an endpoint's own action, or anything after the node. */
 export function checkNodeCommand(raw: Uint8Array, subjectAction: string, node: string, nowMs: number): CheckResult {
   const front = checkCommandFront(raw, subjectAction, nowMs);
   if (!front.ok) return front;
-  const command = front.command;
+  const command = front.value;
   const action = command.action;
   if (!isNodeAction(action))
     return { ok: false, error: CommandRefusal.unknownAction(action, { actions: NodeActions }) };
   const parsed = NodeActionArgs[action].safeParse(command.args);
   if (!parsed.success) return { ok: false, error: CommandRefusal.badArgs(action, parsed.error) };
   if (parsed.data.node !== node) return { ok: false, error: wrongNode(parsed.data.node, node) };
-  return { ok: true, checked: { command, action, args: parsed.data } as CheckedCommand };
+  return { ok: true, value: { command, action, args: parsed.data } as CheckedCommand };
 }
 
 export function wrongNode(asked: string, node: string): DomainError {

@@ -6,7 +6,8 @@
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { isNodeAction, NODE_READ_ACTIONS, nodeCommandSubject, NodeActions, type Reply } from "../../../schemas/mod.ts";
-import { domainError, errorReply } from "../../core/mod.ts";
+import { domainError, errorReply, replyGuard } from "../../core/mod.ts";
+import { guardDiscovery } from "./discovery-guard.ts";
 import { completion, describe, emit, handleNodeCommand, type CommandEventSink, type HandlerContext } from "./handle.ts";
 import { Lanes } from "./lanes.ts";
 import type { NodeOps } from "./ops.ts";
@@ -55,7 +56,9 @@ export async function startNodeCommandService(
   await settleInterrupted(ctx);
   const pending = new Set<Promise<void>>();
   const limit = o.maxInFlight ?? MAX_IN_FLIGHT;
+  const inboxOnly = replyGuard("commands", ctx.log);
   const serve = (msg: Msg | ServiceMsg, action: string): void => {
+    if (!inboxOnly(msg.subject, msg.reply)) return;
     if (pending.size >= limit)
       return respond(
         nc,
@@ -70,7 +73,9 @@ export async function startNodeCommandService(
 
   // @nats-io/services 3.0.0-25 (the newest published) carries its own older nats-core; the
   // connection works with it at run time, only the two copies' types differ.
-  const service = await new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0]).add({
+  // Discovery is answered only on an inbox (discovery-guard.ts): the reply would get past the node's deny list.
+  const guarded = guardDiscovery(nc, ctx.log);
+  const service = await new Svcm(guarded as unknown as ConstructorParameters<typeof Svcm>[0]).add({
     name: AGENT_SERVICE_NAME,
     version: semverOr(o.version),
     description: `unibus node agent of ${o.node}: signed commands`,

@@ -62,13 +62,13 @@ export async function handleNodeCommand(raw: Uint8Array, subjectAction: string, 
 async function handle(raw: Uint8Array, subjectAction: string, ctx: HandlerContext): Promise<Reply> {
   const checked = checkNodeCommand(raw, subjectAction, ctx.node, ctx.now());
   if (!checked.ok) return errorReply(checked.error);
-  const { command, action } = checked.checked;
+  const { command, action } = checked.value;
   const prior = ctx.record.find(command);
   if (prior.kind !== "none") return answerFromRecord(prior);
   const refused = checkCommandSignature(command) ?? (await ctx.trust.authorize(command.actor, action));
   if (refused) return errorReply(refused);
-  if (NODE_READ_ACTIONS.has(action)) return await runOp(checked.checked, ctx);
-  return await runWrite(checked.checked, ctx);
+  if (NODE_READ_ACTIONS.has(action)) return await runOp(checked.value, ctx);
+  return await runWrite(checked.value, ctx);
 }
 
 async function answerFromRecord(prior: Exclude<Prior, { kind: "none" }>): Promise<Reply> {

@@ -48,7 +48,7 @@ export function answerLogsQuery(
   if (since !== undefined) {
     const s = parseSince(since, nowMs);
     if (!s.ok) return s;
-    sinceMs = s.sinceMs;
+    sinceMs = s.value;
   }
   return {
     ok: true,

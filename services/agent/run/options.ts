@@ -2,10 +2,11 @@
 import type { NodeStore } from "../node-store.ts";
 import type { Supervisor, Tools } from "../supervisor/mod.ts";
 import type { OwnerVault, RateLimit, Secrets } from "../vault/mod.ts";
+import type { Codes } from "../../core/mod.ts";
 
 export class AgentError extends Error {
   constructor(
-    readonly code: "E_NOT_ENROLLED" | "E_SERVICE_CONFIG",
+    readonly code: Codes<"E_NOT_ENROLLED" | "E_SERVICE_CONFIG">,
     message: string,
   ) {
     super(message);

@@ -201,6 +201,7 @@ export class AgentRuntime implements RunningAgent {
       trust: this.trustList,
       record: this.commandRecord,
       onEvent: (type, data) => this.commandEvent(type, data),
+      log: this.log,
     });
     if (this.selfTrial) void this.selfTrial.commit();
   }

@@ -1,13 +1,17 @@
 // The supervisor's refusals: stable codes and one sentence, shaped like a bus reply's error so the
 // NATS shell can pass them on as they are.
-export type SupervisorErrorCode =
-  | "E_SERVICE_CONFIG" // a service file is unreadable or does not match the schema
-  | "E_SERVICE_DEPENDENCY" // `after` names an unknown service or closes a cycle
-  | "E_SERVICE_UNKNOWN" // no declared service has that name
-  | "E_SANDBOX_UNAVAILABLE" // the service asks for bwrap and bwrap cannot run here
-  | "E_SERVICE_START" // the process could not be set up or spawned
-  | "E_NO_HEALTH_CHECK" // the service declares no health check
-  | "E_VAULT_LOCKED"; // the service needs the data key and the vault is not unlocked yet
+// Their meanings are in the registry (services/core/errors.ts, docs/errors.md).
+import type { Codes } from "../../core/mod.ts";
+
+export type SupervisorErrorCode = Codes<
+  | "E_SERVICE_CONFIG"
+  | "E_SERVICE_DEPENDENCY"
+  | "E_SERVICE_UNKNOWN"
+  | "E_SANDBOX_UNAVAILABLE"
+  | "E_SERVICE_START"
+  | "E_NO_HEALTH_CHECK"
+  | "E_VAULT_LOCKED"
+>;
 
 export interface ServiceError {
   readonly code: SupervisorErrorCode;

@@ -4,12 +4,12 @@
 import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { readReleaseObject, RELEASES_OBJECT_STORE } from "../../bus/release-objects.ts";
+import type { Result } from "../../core/mod.ts";
 
 export { RELEASES_OBJECT_STORE };
 
-export type Fetched =
-  | { ok: true; bytes: Uint8Array }
-  | { ok: false; code: "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED" | "E_UNAVAILABLE"; message: string };
+/** The tarball's bytes, read no further than the manifest's size. */
+export type Fetched = Result<Uint8Array, "E_RELEASE_NOT_FOUND" | "E_RELEASE_TAMPERED" | "E_UNAVAILABLE">;
 export type ReleaseFetcher = (object: string, maxBytes: number) => Promise<Fetched>;
 
 export function objectStoreFetcher(nc: () => NatsConnection | null): ReleaseFetcher {
@@ -18,16 +18,14 @@ export function objectStoreFetcher(nc: () => NatsConnection | null): ReleaseFetc
     if (!conn)
       return {
         ok: false,
-        code: "E_UNAVAILABLE",
-        message: "not connected to NATS; the release cannot be downloaded now",
+        error: { code: "E_UNAVAILABLE", message: "not connected to NATS; the release cannot be downloaded now" },
       };
     try {
       return await readReleaseObject(conn, object, maxBytes);
     } catch (err) {
       return {
         ok: false,
-        code: "E_UNAVAILABLE",
-        message: `the object store could not be read: ${(err as Error).message}`,
+        error: { code: "E_UNAVAILABLE", message: `the object store could not be read: ${(err as Error).message}` },
       };
     }
   };
@@ -39,8 +37,10 @@ export async function readBounded(store: ObjectStore, object: string, maxBytes: 
   if (!r)
     return {
       ok: false,
-      code: "E_RELEASE_NOT_FOUND",
-      message: `the release's tarball (${object}) is not in ${RELEASES_OBJECT_STORE}`,
+      error: {
+        code: "E_RELEASE_NOT_FOUND",
+        message: `the release's tarball (${object}) is not in ${RELEASES_OBJECT_STORE}`,
+      },
     };
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -53,8 +53,10 @@ export async function readBounded(store: ObjectStore, object: string, maxBytes: 
       await reader.cancel().catch(() => {});
       return {
         ok: false,
-        code: "E_RELEASE_TAMPERED",
-        message: `the stored tarball is larger than the ${maxBytes} bytes its manifest says`,
+        error: {
+          code: "E_RELEASE_TAMPERED",
+          message: `the stored tarball is larger than the ${maxBytes} bytes its manifest says`,
+        },
       };
     }
     chunks.push(value);
@@ -64,8 +66,10 @@ export async function readBounded(store: ObjectStore, object: string, maxBytes: 
   if (err)
     return {
       ok: false,
-      code: "E_RELEASE_TAMPERED",
-      message: `the stored tarball failed its object-store check: ${err.message}`,
+      error: {
+        code: "E_RELEASE_TAMPERED",
+        message: `the stored tarball failed its object-store check: ${err.message}`,
+      },
     };
-  return { ok: true, bytes: Buffer.concat(chunks) };
+  return { ok: true, value: Buffer.concat(chunks) };
 }

@@ -5,14 +5,15 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { domainError, parsePublicKey, type MinisignPublicKey } from "../../core/mod.ts";
+import { domainError, parseReleaseKeys, type MinisignPublicKey } from "../../core/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { objectStoreFetcher } from "./fetch.ts";
 import { sandboxedSteps } from "./run-step.ts";
 import { BOOT_ENV, releasesDir, SELF_RELEASE } from "./self.ts";
 import { Updater, type CrashPoint, type UpdateEventType } from "./updater.ts";
 
-export const RELEASE_KEYS_FILE = "release-keys.pub";
+export { RELEASE_KEYS_FILE } from "./release-keys-file.ts";
+import { RELEASE_KEYS_FILE } from "./release-keys-file.ts";
 
 /** Every key in the file; a missing file trusts nobody (every update is then E_RELEASE_WRONG_KEY). */
 export function readReleaseKeys(path: string, log: (line: string) => void = () => {}): MinisignPublicKey[] {
@@ -21,14 +22,8 @@ export function readReleaseKeys(path: string, log: (line: string) => void = () =
     log(`${path} is writable by others; trusting no release key until that is fixed (chmod 644)`);
     return [];
   }
-  const keys: MinisignPublicKey[] = [];
-  for (const line of readFileSync(path, "utf8").split("\n")) {
-    const t = line.trim();
-    if (t === "" || t.startsWith("untrusted comment:") || t.startsWith("#")) continue;
-    const k = parsePublicKey(t);
-    if ("code" in k) log(`${path}: skipping a line that is not a minisign public key`);
-    else keys.push(k);
-  }
+  const { keys, skipped } = parseReleaseKeys(readFileSync(path, "utf8"));
+  for (let i = 0; i < skipped; i++) log(`${path}: skipping a line that is not a minisign public key`);
   return keys;
 }
 

@@ -7,6 +7,7 @@
 import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, writeSync } from "node:fs";
 import { join, posix } from "node:path";
 import { gunzipSync } from "node:zlib";
+import type { Codes } from "../../core/mod.ts";
 
 export interface TarEntry {
   path: string;
@@ -16,7 +17,7 @@ export interface TarEntry {
   target: string | null;
   offset: number;
 }
-export type TarProblem = { code: "E_RELEASE_UNSAFE" | "E_RELEASE_TOO_LARGE"; message: string };
+export type TarProblem = { code: Codes<"E_RELEASE_UNSAFE" | "E_RELEASE_TOO_LARGE">; message: string };
 export interface TarLimits {
   maxBytes: number;
   maxEntries: number;

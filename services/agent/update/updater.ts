@@ -196,15 +196,15 @@ export class Updater {
 
       // Nothing is unpacked before the bytes are known to be the signed ones.
       const fetched = await this.o.fetch(releaseObjectName(m.sha256), m.size);
-      if (!fetched.ok) return reject(domainError(fetched.code, fetched.message));
-      if (fetched.bytes.length !== m.size)
+      if (!fetched.ok) return reject(fetched.error);
+      if (fetched.value.length !== m.size)
         return reject(
           domainError(
             "E_RELEASE_TAMPERED",
-            `the tarball is ${fetched.bytes.length} bytes, not the ${m.size} its signed manifest says`,
+            `the tarball is ${fetched.value.length} bytes, not the ${m.size} its signed manifest says`,
           ),
         );
-      const digest = sha256Hex(fetched.bytes);
+      const digest = sha256Hex(fetched.value);
       if (digest !== m.sha256)
         return reject(
           domainError(
@@ -213,7 +213,7 @@ export class Updater {
           ),
         );
       this.o.report("UpdateVerified", { ...base, sha256: digest, size: m.size, key_id: verified.keyId });
-      const listed = listTar(fetched.bytes, this.o.limits ?? DEFAULT_TAR_LIMITS);
+      const listed = listTar(fetched.value, this.o.limits ?? DEFAULT_TAR_LIMITS);
       if ("code" in listed) return reject(domainError(listed.code, listed.message));
 
       // The standby slot's old contents are forgotten before they are overwritten.

@@ -16,10 +16,11 @@ import { fitsCommitment, inboxPrefix, signCommand } from "../../core/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { sealColdStart } from "./cold-start.ts";
 import { OwnerVault } from "./owner.ts";
+import type { Codes } from "../../core/mod.ts";
 
 export class AdoptError extends Error {
   constructor(
-    readonly code: "E_NOT_ENROLLED" | "E_ADOPT" | "E_TOO_FEW_PEERS" | "E_UNAVAILABLE",
+    readonly code: Codes<"E_NOT_ENROLLED" | "E_ADOPT" | "E_TOO_FEW_PEERS" | "E_UNAVAILABLE">,
     message: string,
   ) {
     super(message);

@@ -22,6 +22,7 @@ import { replaceSecretFile } from "../../bus/mod.ts";
 import { curvePublicRaw, ephemeralPair, fitsCommitment, openSealed, sealTo, toBase64Url } from "../../core/mod.ts";
 import type { KeyHandoff } from "./handoff.ts";
 import { VaultDisk } from "./local.ts";
+import type { Codes } from "../../core/mod.ts";
 
 export const COLD_START_FILE = "cold-start.key";
 
@@ -31,7 +32,7 @@ const ColdStartFile = z
 
 export class ColdStartError extends Error {
   constructor(
-    readonly code: "E_NO_COLD_START" | "E_SHARE_MISMATCH" | "E_BAD_REQUEST",
+    readonly code: Codes<"E_NO_COLD_START" | "E_SHARE_MISMATCH" | "E_BAD_REQUEST">,
     message: string,
   ) {
     super(message);

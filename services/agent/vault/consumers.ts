@@ -74,7 +74,7 @@ export class KeyConsumers {
       for (const c of consumers.filter((c) => c.luks)) {
         const r = await openLuks(c.luks!, key, { allowed: this.o.allowLuks });
         if (!r.ok) {
-          this.o.log(`vault: ${c.name}: ${r.message} [${r.code}]`);
+          this.o.log(`vault: ${c.name}: ${r.error.message} [${r.error.code}]`);
           this.o.handoff.removeService(c.name);
         }
       }

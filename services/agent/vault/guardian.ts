@@ -27,6 +27,7 @@ import {
   fromBase64Url,
   kexPairFromSeed,
   openSealed,
+  replyGuard,
   sealTo,
   zodMessage,
 } from "../../core/mod.ts";
@@ -87,7 +88,7 @@ export async function handleShareRequest(
   const now = o.now ?? Date.now;
   const front = checkCommandFront(raw, SHARE_ACTION, now());
   if (!front.ok) return errorReply(front.error);
-  const cmd: CommandEnvelope = front.command;
+  const cmd: CommandEnvelope = front.value;
   const parsed = ShareRequestArgs.safeParse(cmd.args);
   if (!parsed.success)
     return errorReply(domainError("E_BAD_REQUEST", `bad arguments for ${SHARE_ACTION}: ${zodMessage(parsed.error)}`));
@@ -132,9 +133,10 @@ export function startGuardian(nc: NatsConnection, o: GuardianOptions): Guardian 
   // Unsubscribed, not drained: the agent drains its whole connection right after (and a drain of
   // a connection the server has cut never ends, so nothing here waits on one).
   const g: Guardian = { released: 0, refused: 0, stop: async () => void sub.unsubscribe() };
+  const inboxOnly = replyGuard("vault", o.log);
   const sub: Subscription = nc.subscribe(vaultShareSubject(o.node), {
     callback: (err, msg: Msg) => {
-      if (err || !msg.reply) return;
+      if (err || !inboxOnly(msg.subject, msg.reply)) return;
       void handleShareRequest(msg.data, o, state)
         .catch((e) =>
           errorReply(domainError("E_UNAVAILABLE", `the guardian could not reach membershipd: ${(e as Error).message}`)),

@@ -24,7 +24,7 @@ test("refused unless allowed, as root, with cryptsetup", async () => {
   const r = await openLuks({ device: "/dev/null", name: "unibus-never", mount: "/nonexistent" }, new Uint8Array(32), {
     allowed: false,
   });
-  assert.deepEqual([r.ok, !r.ok && r.code], [false, "E_LUKS_NOT_ALLOWED"]);
+  assert.deepEqual([r.ok, !r.ok && r.error.code], [false, "E_LUKS_NOT_ALLOWED"]);
   assert.match(luksRefusal(true, "/nonexistent/cryptsetup") ?? luksRefusal(true) ?? "", /cryptsetup|root/);
 });
 

@@ -6,6 +6,7 @@
 // device that is not LUKS yet is formatted only when its config says `format: true`.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import type { Result } from "../../core/mod.ts";
 
 export const CRYPTSETUP = "/usr/sbin/cryptsetup";
 
@@ -16,9 +17,8 @@ export interface LuksTarget {
   mount: string;
 }
 
-export type LuksResult =
-  | { ok: true; mapper: string }
-  | { ok: false; code: "E_LUKS_NOT_ALLOWED" | "E_LUKS"; message: string };
+/** The device's mapper path once it is open and mounted. */
+export type LuksResult = Result<string, "E_LUKS_NOT_ALLOWED" | "E_LUKS">;
 
 /** Why this agent may not open LUKS devices, or null when it may. */
 export function luksRefusal(allowed: boolean, cryptsetup = CRYPTSETUP): string | null {
@@ -54,12 +54,12 @@ export async function openLuks(
 ): Promise<LuksResult> {
   const cs = o.cryptsetup ?? CRYPTSETUP;
   const refused = luksRefusal(o.allowed, cs);
-  if (refused) return { ok: false, code: "E_LUKS_NOT_ALLOWED", message: `cannot open ${t.device}: ${refused}` };
+  if (refused)
+    return { ok: false, error: { code: "E_LUKS_NOT_ALLOWED", message: `cannot open ${t.device}: ${refused}` } };
   const mapper = `/dev/mapper/${t.name}`;
   const fail = (what: string, stderr: string): LuksResult => ({
     ok: false,
-    code: "E_LUKS",
-    message: `${what} failed: ${stderr}`,
+    error: { code: "E_LUKS", message: `${what} failed: ${stderr}` },
   });
   let fresh = false;
   if (!existsSync(mapper)) {
@@ -67,8 +67,10 @@ export async function openLuks(
       if (!t.format)
         return {
           ok: false,
-          code: "E_LUKS",
-          message: `${t.device} is not a LUKS device (set luks.format to format it with the data key)`,
+          error: {
+            code: "E_LUKS",
+            message: `${t.device} is not a LUKS device (set luks.format to format it with the data key)`,
+          },
         };
       const f = await run(cs, ["luksFormat", "--batch-mode", "--type", "luks2", "--key-file", "-", t.device], key);
       if (f.code !== 0) return fail(`cryptsetup luksFormat ${t.device}`, f.stderr);
@@ -85,7 +87,7 @@ export async function openLuks(
     const m = await run("/usr/bin/mount", ["-o", "nodev,nosuid", mapper, t.mount], null);
     if (m.code !== 0) return fail(`mount ${mapper} ${t.mount}`, m.stderr);
   }
-  return { ok: true, mapper };
+  return { ok: true, value: mapper };
 }
 
 export async function closeLuks(t: LuksTarget, cryptsetup = CRYPTSETUP): Promise<void> {

@@ -47,10 +47,11 @@ import {
 import { VaultDisk, type Secrets } from "./local.ts";
 import { unlockBackoff } from "./pacing.ts";
 import { needsReshare } from "./reshare.ts";
+import type { Codes } from "../../core/mod.ts";
 
 export class VaultError extends Error {
   constructor(
-    readonly code: "E_TOO_FEW_PEERS" | "E_SHARE_MISMATCH" | "E_VAULT_LOCKED" | "E_UNAVAILABLE" | "E_EPOCH",
+    readonly code: Codes<"E_TOO_FEW_PEERS" | "E_SHARE_MISMATCH" | "E_VAULT_LOCKED" | "E_UNAVAILABLE" | "E_EPOCH">,
     message: string,
   ) {
     super(message);
@@ -485,28 +486,28 @@ export class OwnerVault {
       };
       await fetchMore(Math.min(d.k + 1, order.length));
       let r = await rebuild(got, d.k, this.o.node, commitment);
-      if (!r.ok && r.code === "E_SHARE_MISMATCH" && asked < order.length) {
+      if (!r.ok && r.error.code === "E_SHARE_MISMATCH" && asked < order.length) {
         await fetchMore(order.length);
         r = await rebuild(got, d.k, this.o.node, commitment);
       }
       this.status = { ...this.status, reachable: got.length };
       if (!r.ok)
         throw new VaultError(
-          r.code,
-          r.code === "E_TOO_FEW_PEERS"
+          r.error.code,
+          r.error.code === "E_TOO_FEW_PEERS"
             ? `${got.length} of ${d.guardians.length} guardians released a share; ${d.k} are needed`
-            : r.message,
+            : r.error.message,
         );
-      for (const g of r.bad) {
+      for (const g of r.value.bad) {
         this.o.log(`vault: guardian ${g} returned a share that does not fit the key's commitment`);
         const m = await this.o.ask("vault.mismatch", { owner: this.o.node, guardian: g, epoch: d.epoch });
         if (!m.ok) this.o.log(`vault: could not report ${g}'s mismatch: ${m.error.message}`);
       }
-      this.status = { ...this.status, mismatches: [...new Set([...this.status.mismatches, ...r.bad])] };
+      this.status = { ...this.status, mismatches: [...new Set([...this.status.mismatches, ...r.value.bad])] };
       try {
-        return await use(r.key, plan);
+        return await use(r.value.key, plan);
       } finally {
-        r.key.fill(0);
+        r.value.key.fill(0);
       }
     } finally {
       zeroShares(got);

@@ -1,6 +1,10 @@
 // `unibus events tail`: the newest events straight from the stream, then new ones with --follow.
+// Each is checked the way every reader checks it (checkEvent) and a quarantined one is shown as
+// such, never as if it had happened. The window starts mid-stream: an aggregate's first event in
+// it is checked for everything but its chain (its head before the window is not read).
 import { jetstreamManager } from "@nats-io/jetstream";
-import { EVENTS_STREAM, decodeEvent, lastSequence, streamRead } from "../../bus/mod.ts";
+import { EVENTS_STREAM, TRUST_SUBJECT, foldTrust, lastSequence, streamRead } from "../../bus/mod.ts";
+import { TrustedWriters, checkEvent, describeFinding, isTrustEvent } from "../../core/mod.ts";
 import { EXIT, usageError } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -27,9 +31,21 @@ export const EVENTS_VERBS = [
         EVENTS_STREAM,
         flags.follow ? { fromSeq: from, follow: true, signal: done.signal } : { fromSeq: from, untilSeq: last },
       );
+      const writers = new TrustedWriters();
+      if (last > 0)
+        await foldTrust(writers, null, streamRead(jsm, EVENTS_STREAM, { filter: TRUST_SUBJECT, untilSeq: last }));
+      const heads = new Map<string, string>();
       const printed = (async () => {
         for await (const m of iter) {
-          const e = decodeEvent(m.data);
+          const c = checkEvent(m.seq, m.subject, m.data, writers, heads.get(m.subject));
+          if (!c.ok) {
+            if (o.json) process.stdout.write(JSON.stringify({ seq: m.seq, quarantined: c.finding }) + "\n");
+            else process.stdout.write(`${String(m.seq).padStart(6)}  QUARANTINED  ${describeFinding(c.finding)}\n`);
+            continue;
+          }
+          heads.set(m.subject, c.hash);
+          if (isTrustEvent(c.event)) writers.observe(c.event, m.seq);
+          const e = c.event;
           if (o.json) process.stdout.write(JSON.stringify({ seq: m.seq, ...e }) + "\n");
           else
             process.stdout.write(

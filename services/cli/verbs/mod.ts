@@ -12,6 +12,7 @@ import { ROLLOUT_VERBS } from "./rollout.ts";
 import { ROOM_VERBS } from "./room.ts";
 import { USER_VERBS } from "./user.ts";
 import { VAULT_VERBS } from "./vault.ts";
+import { WRITER_VERBS } from "./writer.ts";
 
 export const VERBS: readonly Verb[] = [
   ...USER_VERBS,
@@ -23,6 +24,7 @@ export const VERBS: readonly Verb[] = [
   ...ROLLOUT_VERBS,
   ...EVENTS_VERBS,
   ...AUDIT_VERBS,
+  ...WRITER_VERBS,
   ...REQ_VERBS,
   ...MONITOR_VERBS,
   ...VAULT_VERBS,

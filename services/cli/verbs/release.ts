@@ -3,7 +3,15 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalJson, publicKeyLine, publicKeyOf } from "../../core/mod.ts";
 import { need, table, usageError } from "../output.ts";
-import { buildRelease, presigned, signedHere, signingKey, upload } from "../release.ts";
+import {
+  buildRelease,
+  checkPublisherTrust,
+  presigned,
+  publisherTrustedKeys,
+  signedHere,
+  signingKey,
+  upload,
+} from "../release.ts";
 import { show } from "../session.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -18,13 +26,21 @@ export const RELEASE_VERBS = [
   defineVerb({
     words: ["release", "publish"],
     usage:
-      "<dir|tarball> --version V --key FILE [--name N] [--notes T] [--spec FILE] | <tarball> --manifest FILE [--signature FILE.minisig]",
+      "<dir|tarball> --version V --key FILE [--name N] [--notes T] [--spec FILE] | <tarball> --manifest FILE [--signature FILE.minisig] [--trusted-keys FILE]",
     help:
       "tars a directory, signs its manifest (minisign format) with the key in a 0600 file (nkey seed or minisign -W secret key), " +
-      "uploads to UNIBUS_releases, publishes it; or publishes a manifest signed with minisign (release manifest, then minisign -S)",
-    flags: { ...RELEASE_FLAGS, key: { type: "string" }, manifest: { type: "string" }, signature: { type: "string" } },
+      "uploads to UNIBUS_releases, publishes it; or publishes a manifest signed with minisign (release manifest, then minisign -S). " +
+      "Nothing is stored unless the signature verifies against a trusted key: --trusted-keys FILE, else <data dir>/release-keys.pub (the agents' file)",
+    flags: {
+      ...RELEASE_FLAGS,
+      key: { type: "string" },
+      manifest: { type: "string" },
+      signature: { type: "string" },
+      "trusted-keys": { type: "string" },
+    },
     dryRun: true,
     run: async ({ args, flags, o, send, connection }) => {
+      const trusted = publisherTrustedKeys(o.dataDir, flags["trusted-keys"]);
       const [input] = need(args, 1, "<dir|tarball>") as [string];
       const release = flags.manifest
         ? presigned(input, flags.manifest, flags.signature)
@@ -34,6 +50,7 @@ export const RELEASE_VERBS = [
               usageError("--key FILE (a 0600 nkey seed or minisign secret key), or --manifest and --signature"),
             flags,
           );
+      checkPublisherTrust(release, trusted);
       if (!o.dryRun) await upload(await connection(), release.tarball, release.manifest);
       return show(
         o,

@@ -8,6 +8,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { combine, split } from "shamir-secret-sharing";
 import type { Commitment } from "../../../schemas/mod.ts";
+import type { Result } from "../result.ts";
 
 export const DATA_KEY_BYTES = 32;
 const COMMITMENT_TAG = "unibus.vault.commitment.v1";
@@ -42,9 +43,11 @@ export async function splitKey(key: Uint8Array, n: number, k: number): Promise<U
   return await split(key, n, k);
 }
 
-export type Rebuilt =
-  | { ok: true; key: Uint8Array; used: string[]; bad: string[] }
-  | { ok: false; code: "E_TOO_FEW_PEERS" | "E_SHARE_MISMATCH"; message: string };
+/** The key with the guardians whose shares were used and those whose shares did not fit. */
+export type Rebuilt = Result<
+  { key: Uint8Array; used: string[]; bad: string[] },
+  "E_TOO_FEW_PEERS" | "E_SHARE_MISMATCH"
+>;
 
 async function tryCombine(shares: readonly Share[]): Promise<Uint8Array | null> {
   try {
@@ -81,9 +84,9 @@ function* subsets<T>(items: readonly T[], k: number): Generator<T[]> {
  */
 export async function rebuild(shares: readonly Share[], k: number, owner: string, c: Commitment): Promise<Rebuilt> {
   if (shares.length < k)
-    return { ok: false, code: "E_TOO_FEW_PEERS", message: `${shares.length} of the ${k} shares needed` };
+    return { ok: false, error: { code: "E_TOO_FEW_PEERS", message: `${shares.length} of the ${k} shares needed` } };
   const all = await fits(shares, owner, c);
-  if (all) return { ok: true, key: all, used: shares.map((s) => s.guardian), bad: [] };
+  if (all) return { ok: true, value: { key: all, used: shares.map((s) => s.guardian), bad: [] } };
   let tried = 0;
   for (const subset of subsets(shares, k)) {
     if (++tried > MAX_SUBSETS) break;
@@ -100,12 +103,14 @@ export async function rebuild(shares: readonly Share[], k: number, owner: string
         used.push(s.guardian);
       } else bad.push(s.guardian);
     }
-    return { ok: true, key, used, bad };
+    return { ok: true, value: { key, used, bad } };
   }
   return {
     ok: false,
-    code: "E_SHARE_MISMATCH",
-    message: `no ${k} of the ${shares.length} shares rebuild a key that fits the commitment`,
+    error: {
+      code: "E_SHARE_MISMATCH",
+      message: `no ${k} of the ${shares.length} shares rebuild a key that fits the commitment`,
+    },
   };
 }
 

@@ -71,13 +71,13 @@ describe("vault split and rebuild", () => {
         for (const m of new Set([k, Math.min(n, k + 1), n])) {
           const r = await rebuild(pick(shares, m, random), k, OWNER, c);
           assert.ok(r.ok, `N=${n} K=${k} from ${m}`);
-          assert.deepEqual(r.key, key, `N=${n} K=${k} from ${m}`);
-          assert.deepEqual(r.bad, []);
+          assert.deepEqual(r.value.key, key, `N=${n} K=${k} from ${m}`);
+          assert.deepEqual(r.value.bad, []);
           rounds++;
         }
         if (k > 2) {
           const r = await rebuild(pick(shares, k - 1, random), k, OWNER, c);
-          assert.ok(!r.ok && r.code === "E_TOO_FEW_PEERS", `N=${n} K=${k} from K-1`);
+          assert.ok(!r.ok && r.error.code === "E_TOO_FEW_PEERS", `N=${n} K=${k} from K-1`);
         }
       }
     }
@@ -89,7 +89,7 @@ describe("vault split and rebuild", () => {
     const c = commitTo(key, OWNER);
     const shares = await sharesOf(key, 6, 4);
     const r = await rebuild(shares.slice(0, 3), 3, OWNER, c);
-    assert.ok(!r.ok && r.code === "E_SHARE_MISMATCH");
+    assert.ok(!r.ok && r.error.code === "E_SHARE_MISMATCH");
   });
 
   test("one corrupted share among K+1 is found by subsets, and the key still rebuilds", async () => {
@@ -108,9 +108,9 @@ describe("vault split and rebuild", () => {
       victim.share[Math.floor(random() * 32)]! ^= 1 + Math.floor(random() * 255);
       const r = await rebuild(shares, k, OWNER, c);
       assert.ok(r.ok, `N=${n} K=${k}`);
-      assert.deepEqual(r.key, key);
-      assert.deepEqual(r.bad, [victim.guardian]);
-      assert.equal(r.used.length, k);
+      assert.deepEqual(r.value.key, key);
+      assert.deepEqual(r.value.bad, [victim.guardian]);
+      assert.equal(r.value.used.length, k);
     }
   });
 
@@ -122,8 +122,8 @@ describe("vault split and rebuild", () => {
     shares[3] = { guardian: shares[3]!.guardian, share: shares[0]!.share.slice() };
     const r = await rebuild(shares, 3, OWNER, c);
     assert.ok(r.ok);
-    assert.deepEqual(r.key, key);
-    assert.deepEqual(r.bad.sort(), [shares[1]!.guardian, shares[3]!.guardian].sort());
+    assert.deepEqual(r.value.key, key);
+    assert.deepEqual(r.value.bad.sort(), [shares[1]!.guardian, shares[3]!.guardian].sort());
   });
 
   test("a shares' key under another owner's name, or another key, does not fit the commitment", async () => {
