@@ -31,6 +31,7 @@ import {
   waitIdFor,
   type ErrorCode,
   type Signer,
+  backoffMs,
 } from "../core/mod.ts";
 import { fetchPinnedCa } from "./ca-pin.ts";
 import type { NodeStore } from "./node-store.ts";
@@ -164,7 +165,7 @@ async function withRetries<T>(attempt: () => Promise<T>, log: (line: string) => 
       return await attempt();
     } catch (err) {
       if (!(err instanceof EnrollError) || !TRANSIENT.has(err.code) || i >= tries) throw err;
-      const delay = 250 * 2 ** i + Math.random() * 250;
+      const delay = backoffMs(i, { minMs: 250, maxMs: 8_000, jitter: 0.5 });
       log(`${err.message}; retrying in ${Math.round(delay)} ms`);
       await new Promise((r) => setTimeout(r, delay));
     }

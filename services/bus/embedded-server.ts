@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { AtRestKeyError } from "./at-rest-key.ts";
-import type { ErrorCode } from "../core/mod.ts";
+import { backoffMs, type ErrorCode } from "../core/mod.ts";
 
 export interface EmbeddedServerOptions {
   dataDir: string;
@@ -277,7 +277,7 @@ export class EmbeddedNatsServer {
   }
 
   private scheduleRestart(): void {
-    const delay = Math.min(10_000, 250 * 2 ** Math.min(this.restarts, 6));
+    const delay = backoffMs(this.restarts, { minMs: 250, maxMs: 10_000 });
     this.restarts++;
     this.opts.log?.(`restarting nats-server in ${delay} ms (restart ${this.restarts})`);
     setTimeout(() => {

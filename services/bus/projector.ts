@@ -17,6 +17,7 @@ import {
   checkEvent,
   isTrustEvent,
   TrustedWriters,
+  backoffMs,
 } from "../core/mod.ts";
 import { QuarantineLog } from "./quarantine.ts";
 import type { SignedHere } from "./signed-here.ts";
@@ -208,7 +209,7 @@ export class Projector {
         if (this.stopped) return;
         this.lastError = err as Error;
         failures++;
-        const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+        const delay = backoffMs(failures, { minMs: 100, maxMs: 5000 });
         this.log(`projector: ${(err as Error).message}; resuming from ${this.applied} in ${delay} ms`);
         this.cache.clear();
         await new Promise((r) => setTimeout(r, delay).unref());

@@ -38,3 +38,4 @@ export * from "./event-check.ts";
 export * from "./writers.ts";
 export * from "./checkpoint-resume.ts";
 export { replyGuard } from "./reply-guard.ts";
+export * from "./backoff.ts";

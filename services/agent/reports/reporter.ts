@@ -4,6 +4,7 @@
 // found by sending one at a time, dropped and counted, so it cannot block the ones after it.
 import { ReportResult, type ReportedEvent, type Reply } from "../../../schemas/mod.ts";
 import { seqOf, type ReportJournal } from "./journal.ts";
+import { backoffMs } from "../../core/mod.ts";
 
 export type SendReport = (events: ReportedEvent[]) => Promise<Reply>;
 
@@ -127,8 +128,7 @@ export class Reporter {
 
   private backoff(): number {
     this.failures++;
-    const base = Math.min(this.o.retryMaxMs, this.o.retryMinMs * 2 ** Math.min(this.failures - 1, 16));
-    return Math.round(base * (0.75 + Math.random() * 0.5));
+    return backoffMs(this.failures - 1, { minMs: this.o.retryMinMs, maxMs: this.o.retryMaxMs, jitter: 0.5 });
   }
 
   private async sendOnce(send: SendReport, events: ReportedEvent[]): Promise<"ok" | "retry"> {

@@ -3,6 +3,8 @@
 // each time it checks whether to dial yet (not once per attempt), so it reads `current()` and the
 // agent counts an attempt with `next()` when nats.js says it dials ("reconnecting"): otherwise
 // the wait would grow while nats.js only polls, and a reconnect soon after a connect took 30 s.
+import { backoffMs } from "../../core/mod.ts";
+
 export interface Backoff {
   /** The wait before the coming attempt, then counts that attempt. */
   next(): number;
@@ -14,8 +16,7 @@ export interface Backoff {
 export function jitteredBackoff(minMs = 250, maxMs = 30_000, random: () => number = Math.random): Backoff {
   let attempt = 0;
   let wait: number | null = null;
-  const current = () =>
-    (wait ??= Math.round(Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20)) * (0.75 + random() * 0.5)));
+  const current = () => (wait ??= backoffMs(attempt, { minMs, maxMs, jitter: 0.5, random }));
   return {
     current,
     next() {

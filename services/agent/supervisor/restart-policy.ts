@@ -1,6 +1,7 @@
 // What happens after a service exits on its own: restart it (after a backoff), leave it down, or
 // give it up as a crash loop. Pure: the shell passes the clock and the restart history in.
 import type { RestartConfig } from "../../../schemas/mod.ts";
+import { backoffMs } from "../../core/mod.ts";
 
 export interface ExitInfo {
   readonly code: number | null;
@@ -27,8 +28,7 @@ export function recentRestarts(history: readonly number[], restart: RestartConfi
 
 /** backoff_ms, doubled for each restart already made in the window, never above max_backoff_ms. */
 export function backoffDelay(restart: RestartConfig, attempt: number): number {
-  const doublings = Math.min(Math.max(attempt - 1, 0), 52);
-  return Math.min(restart.max_backoff_ms, restart.backoff_ms * 2 ** doublings);
+  return backoffMs(attempt - 1, { minMs: restart.backoff_ms, maxMs: restart.max_backoff_ms });
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   signCommand,
   type ReleaseState,
   type Signer,
+  backoffMs,
 } from "../../core/mod.ts";
 import type { AggregateStore } from "../../bus/mod.ts";
 import { listBucket } from "./release-actions.ts";
@@ -206,7 +207,7 @@ export class RolloutDriver {
       this.retries.set(key, r);
       if (Date.now() - r.since < (this.o.giveUpMs ?? 300_000)) {
         await new Promise((res) =>
-          setTimeout(res, Math.min(10_000, (this.o.retryMs ?? 2000) * 2 ** Math.min(r.n - 1, 10))),
+          setTimeout(res, backoffMs(r.n - 1, { minMs: this.o.retryMs ?? 2000, maxMs: 10_000 })),
         );
         this.sending.delete(key);
         return this.kick(rollout);
