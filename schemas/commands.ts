@@ -4,6 +4,8 @@ import { CurvePublicKey, MemberRole, NodePublicKey, Sha256Hex, Slug, UserPublicK
 import { ReleaseActionArgs } from "./releases.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
+/** A list's cursor: the `next` of the page before; the page starts after it. */
+const After = z.string().min(1).max(512).optional();
 
 export const MembershipActionArgs = {
   "user.add": z
@@ -14,7 +16,7 @@ export const MembershipActionArgs = {
       kex_key: CurvePublicKey.nullable().default(null),
     })
     .strict(),
-  "user.list": z.object({ limit: Limit }).strict(),
+  "user.list": z.object({ limit: Limit, after: After }).strict(),
   "user.revoke": z.object({ handle: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
   "node.invite": z
     .object({
@@ -28,7 +30,7 @@ export const MembershipActionArgs = {
       note: z.string().max(200).default(""),
     })
     .strict(),
-  "node.invites": z.object({ limit: Limit }).strict(),
+  "node.invites": z.object({ limit: Limit, after: After }).strict(),
   "node.invite.revoke": z
     .object({ hash: z.string().regex(/^[0-9a-f]{8,64}$/, "at least 8 hex digits of the invite hash") })
     .strict(),
@@ -49,12 +51,12 @@ export const MembershipActionArgs = {
         .default(86400),
     })
     .strict(),
-  "node.list": z.object({ limit: Limit }).strict(),
+  "node.list": z.object({ limit: Limit, after: After }).strict(),
   "node.show": z.object({ node: Slug }).strict(),
   "node.leave": z.object({ node: Slug }).strict(),
   "node.revoke": z.object({ node: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
   "room.create": z.object({ room: Slug, subject: z.string().max(200).default("") }).strict(),
-  "room.list": z.object({ limit: Limit, archived: z.boolean().default(true) }).strict(),
+  "room.list": z.object({ limit: Limit, after: After, archived: z.boolean().default(true) }).strict(),
   "room.show": z.object({ room: Slug }).strict(),
   "room.archive": z.object({ room: Slug }).strict(),
   /** Another key may sign events (issue 21): WriterAdded, signed by membershipd's trusted key. */
@@ -67,7 +69,7 @@ export const MembershipActionArgs = {
   "member.role": z.object({ room: Slug, user: Slug, role: MemberRole }).strict(),
   "member.remove": z.object({ room: Slug, user: Slug }).strict(),
   "member.list": z
-    .object({ room: Slug.optional(), user: Slug.optional(), limit: Limit })
+    .object({ room: Slug.optional(), user: Slug.optional(), limit: Limit, after: After })
     .strict()
     .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
   "cluster.status": z.object({}).strict(),

@@ -161,6 +161,35 @@ describe("unibus CLI against a real membershipd", () => {
     assert.deepEqual(JSON.parse(ok(verify, "audit verify").stdout), { events: 11, at_seq: 11, findings: [] });
   });
 
+  test("list verbs page: --limit and --after walk every room once, in order, and the text says where the next page starts", async () => {
+    for (let i = 0; i < 12; i++) {
+      const r = await cli(["room", "create", `page-${String(i).padStart(2, "0")}`]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const seen: string[] = [];
+    let after: string | null = null;
+    let pages = 0;
+    do {
+      const r = await cli(["--json", "room", "list", "--limit", "5", ...(after ? ["--after", after] : [])]);
+      assert.equal(r.code, 0, r.stderr);
+      const page = JSON.parse(r.stdout);
+      assert.ok(page.items.length <= 5);
+      seen.push(...page.items.map((x: { room: string }) => x.room));
+      after = page.next;
+      pages++;
+    } while (after && pages < 100);
+    const all = JSON.parse((await cli(["--json", "room", "list"])).stdout);
+    assert.equal(all.next, null, "one page holds them all");
+    assert.deepEqual(
+      seen,
+      all.items.map((x: { room: string }) => x.room),
+    );
+    assert.equal(new Set(seen).size, seen.length, "no room twice");
+    assert.ok(seen.filter((r) => r.startsWith("page-")).length === 12);
+    const text = await cli(["room", "list", "--limit", "5"]);
+    assert.match(text.stdout, /\(5 of \d+; the next page: --after \S+\)/);
+  });
+
   test("a refused command exits 1 with one sentence carrying the code", async () => {
     const alicePub = signerFromSeed(readFileSync(join(dataDir, "users", "alice.nk"), "utf8")).publicKey;
     const cases: [string[], string][] = [
@@ -337,7 +366,7 @@ describe("unibus CLI against a real membershipd", () => {
       JSON.parse(ok(byRoom, "member list --room").stdout).items.map((m: { user: string }) => m.user),
       ["alice"],
     );
-    assert.deepEqual(JSON.parse(ok(byUser, "member list --user").stdout), { items: [], total: 0 });
+    assert.deepEqual(JSON.parse(ok(byUser, "member list --user").stdout), { items: [], total: 0, next: null });
     const byMember = await new Kvm(client!.nc).open("UNIBUS_rooms_by_member");
     const tombstone = (await byMember.get(storageKey("bob.ops")))!.json<Record<string, unknown>>();
     assert.deepEqual(tombstone, { deleted: true, seq: tombstone.seq });
@@ -436,7 +465,7 @@ describe("the unibus command line, without a server", () => {
     assert.equal(canary.code, 2, canary.stderr);
     assert.equal(
       oneErrorLine(canary, "E_USAGE"),
-      "unibus: user list has no flag --canary (usage: unibus user list [--limit N]) [E_USAGE]",
+      "unibus: user list has no flag --canary (usage: unibus user list [--limit N] [--after KEY]) [E_USAGE]",
     );
     assert.equal(canary.stdout, "");
     assert.equal(trust.code, 2, trust.stderr);

@@ -1,7 +1,7 @@
 // A steady load for the cluster test, run inside the operator's namespace: signed room.create
 // commands one after another, at most RATE a second, failing over between the servers, until the
-// stop file appears. The cap keeps the rooms of a whole run listable in one reply (`room list`
-// answers within the server's 1 MiB payload limit) however fast the cluster answers.
+// stop file appears. The cap keeps a run's size (and the time its checks take to read every
+// acknowledged room back) the same however fast the cluster answers.
 // Every command acknowledged ok is written to the out file (room and stream sequence), so the
 // test can check afterwards that each one is still in the stream.
 // Usage: cluster-load.ts DATA_DIR SERVER[,SERVER…] OUT_FILE STOP_FILE TAG

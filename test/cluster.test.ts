@@ -227,14 +227,19 @@ describe("cluster on three network-namespace hosts", {
     }
     assert.fail(`audit replay via ${via}: ${replay.stdout}${replay.stderr}\neach server's copy:\n${copies}`);
   }
-  /** The rooms a node lists; null when it answers "retry" (exit 3: its projections still catching up). */
+  /** The rooms a node lists, page by page; null when it answers "retry" (exit 3: its projections still catching up). */
   async function roomsOrRetry(via: string): Promise<string[] | null> {
-    const r = await cli(via, ["--json", "room", "list", "--limit", "10000"]);
-    if (r.code === 3) return null;
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout)
-      .items.map((x: any) => x.room)
-      .sort();
+    const all: string[] = [];
+    let after: string | null = null;
+    do {
+      const r = await cli(via, ["--json", "room", "list", "--limit", "2000", ...(after ? ["--after", after] : [])]);
+      if (r.code === 3) return null;
+      assert.equal(r.code, 0, r.stderr);
+      const page = JSON.parse(r.stdout);
+      all.push(...page.items.map((x: any) => x.room));
+      after = page.next;
+    } while (after);
+    return all.sort();
   }
   async function rooms(via: string): Promise<string[]> {
     return until(`${via} lists its rooms`, () => roomsOrRetry(via), 30_000);

@@ -102,7 +102,7 @@ test("an unknown flag, a missing value or a value for a boolean is a usage error
   };
   assert.equal(
     refusal("user list", ["user", "list", "--canary", "3", "--replicas", "9"]),
-    "user list has no flag --canary (usage: unibus user list [--limit N])",
+    "user list has no flag --canary (usage: unibus user list [--limit N] [--after KEY])",
   );
   assert.equal(
     refusal("audit replay", ["audit", "replay", "--trust", "K"]),

@@ -7,6 +7,8 @@ import { bucketKeys, liveEntry, type AggregateStore, type Buckets, type Projecto
 
 /** Past this a read answers E_UNAVAILABLE rather than what the projections hold (the CLI waits 5 s). */
 export const READ_WAIT_MS = 3000;
+/** A list page's records stay under this many bytes of JSON: half the server's default 1 MiB payload limit. */
+const PAGE_BYTES = 512 * 1024;
 
 export interface ActionKitDeps {
   aggregates: AggregateStore;
@@ -25,7 +27,7 @@ export interface WriteResult {
 export type ActionKit = ReturnType<typeof createActionKit>;
 
 function naturalOrder(r: Record<string, unknown>): string {
-  return [r.handle, r.room, r.user, r.node, r.issued_at].filter((v) => typeof v === "string").join(".");
+  return [r.handle, r.room, r.user, r.node, r.issued_at, r.hash].filter((v) => typeof v === "string").join(".");
 }
 
 export function createActionKit(deps: ActionKitDeps) {
@@ -47,18 +49,37 @@ export function createActionKit(deps: ActionKitDeps) {
     await deps.projector.caughtUp(READ_WAIT_MS);
   }
 
-  async function list(bucket: string, prefix: string | undefined, limit: number) {
+  /**
+   * One page of a bucket's live records in their names' order: at most `limit`, those after the
+   * cursor `after`, and no more than fit PAGE_BYTES (so a page always fits one reply); `next` is
+   * the cursor of the page after this one, null on the last. `total` counts every match.
+   */
+  async function list(
+    bucket: string,
+    prefix: string | undefined,
+    limit: number,
+    page: { after?: string | undefined; keep?: (r: Record<string, unknown>) => boolean } = {},
+  ) {
     await caughtUp();
     const kv = buckets[bucket]!;
     const keys = await bucketKeys(deps.jsm, bucket, prefix ? `${storageKey(prefix)}.>` : undefined);
     const entries = await Promise.all(keys.map((k) => kv.get(k)));
     // A removed member's key holds a tombstone: not a record, neither listed nor counted.
     // Keys are digests, so order by the records' own names.
-    const items = entries
+    const all = entries
       .map((e) => liveEntry(e))
-      .filter((r) => r !== undefined)
-      .sort((a, b) => naturalOrder(a).localeCompare(naturalOrder(b)));
-    return { items: items.slice(0, limit), total: items.length };
+      .filter((r) => r !== undefined && (page.keep?.(r) ?? true))
+      .sort((a, b) => naturalOrder(a!).localeCompare(naturalOrder(b!))) as Record<string, unknown>[];
+    const rest = page.after === undefined ? all : all.filter((r) => naturalOrder(r).localeCompare(page.after!) > 0);
+    const items: Record<string, unknown>[] = [];
+    let bytes = 0;
+    for (const r of rest) {
+      bytes += JSON.stringify(r).length + 1;
+      if (items.length >= limit || (items.length > 0 && bytes > PAGE_BYTES)) break;
+      items.push(r);
+    }
+    const more = items.length < rest.length;
+    return { items, total: all.length, next: more ? naturalOrder(items[items.length - 1]!) : null };
   }
 
   /** The live record under `name` in `bucket`, once the projections caught up. */

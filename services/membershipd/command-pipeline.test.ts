@@ -721,7 +721,7 @@ describe("every action end to end", () => {
     assert.deepEqual((await ok("member.remove", { room, user: bob })).events, ["MemberRemoved"]);
     members = await ok("member.list", { room });
     assert.deepEqual([members.items.map((m: any) => m.user), members.total], [[alice], 1]);
-    assert.deepEqual(await ok("member.list", { user: bob }), { items: [], total: 0 });
+    assert.deepEqual(await ok("member.list", { user: bob }), { items: [], total: 0, next: null });
     await fails("member.remove", { room, user: bob }, "E_MEMBER_NOT_FOUND");
     await fails("member.role", { room, user: bob, role: "owner" }, "E_MEMBER_NOT_FOUND");
     show = await ok("room.show", { room });
@@ -749,7 +749,7 @@ describe("every action end to end", () => {
     );
     assert.equal((await ok("room.show", { room })).room.members, 2);
     await ok("member.remove", { room, user: bob });
-    assert.deepEqual(await ok("member.list", { user: bob }), { items: [], total: 0 });
+    assert.deepEqual(await ok("member.list", { user: bob }), { items: [], total: 0, next: null });
     assert.equal((await ok("room.show", { room })).room.members, 1);
 
     // room.archive: no new members, still listed (unless archived rooms are filtered out).
@@ -769,7 +769,7 @@ describe("every action end to end", () => {
       [alice],
     );
     await ok("member.remove", { room, user: alice });
-    assert.deepEqual(await ok("member.list", { room }), { items: [], total: 0 });
+    assert.deepEqual(await ok("member.list", { room }), { items: [], total: 0, next: null });
     assert.deepEqual((await ok("room.show", { room })).members, []);
   });
 

@@ -38,6 +38,8 @@ export function memberHandlers(
     "member.remove": async (a, cmd) =>
       write(a, { type: "RemoveMember", ...who(a, cmd), ...(await facts(a.room, a.user)) }, cmd),
     "member.list": (a) =>
-      a.room ? kit.list("UNIBUS_members", a.room, a.limit) : kit.list("UNIBUS_rooms_by_member", a.user, a.limit),
+      a.room
+        ? kit.list("UNIBUS_members", a.room, a.limit, { after: a.after })
+        : kit.list("UNIBUS_rooms_by_member", a.user, a.limit, { after: a.after }),
   };
 }

@@ -6,9 +6,9 @@ import type { Handlers } from "./handlers.ts";
 
 export function nodeReadHandlers(kit: ActionKit): Handlers<"node.list" | "node.show" | "node.invites"> {
   return {
-    "node.list": (a) => kit.list("UNIBUS_nodes", undefined, a.limit),
+    "node.list": (a) => kit.list("UNIBUS_nodes", undefined, a.limit, { after: a.after }),
     "node.show": async (a) =>
       (await kit.get("UNIBUS_nodes", a.node)) ?? domainError("E_NODE_NOT_FOUND", `no node ${a.node}`, { node: a.node }),
-    "node.invites": (a) => kit.list("UNIBUS_invites", undefined, a.limit),
+    "node.invites": (a) => kit.list("UNIBUS_invites", undefined, a.limit, { after: a.after }),
   };
 }

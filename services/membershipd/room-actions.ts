@@ -10,10 +10,8 @@ export function roomHandlers(kit: ActionKit): Handlers<"room.create" | "room.arc
       kit.write(roomAggregate, a.room, { type: "CreateRoom", room: a.room, subject: a.subject, by: cmd.actor.id }, cmd),
     "room.archive": (a, cmd) =>
       kit.write(roomAggregate, a.room, { type: "ArchiveRoom", room: a.room, by: cmd.actor.id }, cmd),
-    "room.list": async (a) => {
-      const r = await kit.list("UNIBUS_rooms", undefined, a.limit);
-      return a.archived ? r : { ...r, items: r.items.filter((x) => !x.archived) };
-    },
+    "room.list": (a) =>
+      kit.list("UNIBUS_rooms", undefined, a.limit, { after: a.after, keep: (r) => a.archived || !r.archived }),
     "room.show": async (a) => {
       const room = await kit.get("UNIBUS_rooms", a.room);
       if (!room) return domainError("E_ROOM_NOT_FOUND", `room ${a.room} does not exist`, { room: a.room });

@@ -20,6 +20,6 @@ export function userHandlers(
       const jwt = await fleet.issueUserJwt(a.handle, a.role, a.sign_key, cmd);
       return isDomainError(jwt) ? jwt : { ...created, jwt };
     },
-    "user.list": (a) => kit.list("UNIBUS_users", undefined, a.limit),
+    "user.list": (a) => kit.list("UNIBUS_users", undefined, a.limit, { after: a.after }),
   };
 }

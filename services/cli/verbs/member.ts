@@ -2,7 +2,7 @@
 import { need, table } from "../output.ts";
 import { show } from "../session.ts";
 import { defineVerb } from "../verb.ts";
-import { LIMIT_FLAG, limitArg } from "./limit.ts";
+import { LIMIT_FLAG, limitArg, PAGE_USAGE, pageText } from "./limit.ts";
 
 export const MEMBER_VERBS = [
   defineVerb({
@@ -44,7 +44,7 @@ export const MEMBER_VERBS = [
   }),
   defineVerb({
     words: ["member", "list"],
-    usage: "--room R | --user U [--limit N]",
+    usage: `--room R | --user U ${PAGE_USAGE}`,
     help: "a room's members, or a user's rooms",
     flags: { ...LIMIT_FLAG, room: { type: "string" }, user: { type: "string" } },
     dryRun: true,
@@ -54,9 +54,9 @@ export const MEMBER_VERBS = [
         await send("member.list", {
           ...(flags.room ? { room: flags.room } : {}),
           ...(flags.user ? { user: flags.user } : {}),
-          ...limitArg(flags.limit),
+          ...limitArg(flags),
         }),
-        (r) => table(r.items, flags.room ? ["user", "role", "since"] : ["room", "role"]),
+        (r) => pageText(r, table(r.items, flags.room ? ["user", "role", "since"] : ["room", "role"])),
       ),
   }),
 ];

@@ -15,7 +15,7 @@ import { need, table, usageError } from "../output.ts";
 import { buildCommand, resultOf, sendCommand } from "../request.ts";
 import { show } from "../session.ts";
 import { defineVerb, type Verb } from "../verb.ts";
-import { LIMIT_FLAG, limitArg } from "./limit.ts";
+import { LIMIT_FLAG, limitArg, PAGE_USAGE, pageText } from "./limit.ts";
 
 /** How long `node update` waits for the agent unless --timeout says: a download, a trial start and its health probe. */
 const UPDATE_TIMEOUT_MS = 600_000;
@@ -79,15 +79,18 @@ const ENROLLMENT_VERBS = [
   }),
   defineVerb({
     words: ["node", "invites"],
-    usage: "[--limit N]",
+    usage: PAGE_USAGE,
     help: "hash prefix, note, expiry, uses left",
     flags: LIMIT_FLAG,
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("node.invites", limitArg(flags.limit)), (r) =>
-        table(
-          r.items.map((i: any) => ({ ...i, hash: i.hash.slice(0, 12) })),
-          ["hash", "note", "expires_at", "uses", "uses_left", "revoked"],
+      show(o, await send("node.invites", limitArg(flags)), (r) =>
+        pageText(
+          r,
+          table(
+            r.items.map((i: any) => ({ ...i, hash: i.hash.slice(0, 12) })),
+            ["hash", "note", "expires_at", "uses", "uses_left", "revoked"],
+          ),
         ),
       ),
   }),
@@ -128,13 +131,13 @@ const ENROLLMENT_VERBS = [
 const FLEET_VERBS = [
   defineVerb({
     words: ["node", "list"],
-    usage: "[--limit N]",
+    usage: PAGE_USAGE,
     help: "",
     flags: LIMIT_FLAG,
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("node.list", limitArg(flags.limit)), (r) =>
-        table(r.items, ["node", "address", "status", "flow", "enrolled_at", "sign_key"]),
+      show(o, await send("node.list", limitArg(flags)), (r) =>
+        pageText(r, table(r.items, ["node", "address", "status", "flow", "enrolled_at", "sign_key"])),
       ),
   }),
   defineVerb({

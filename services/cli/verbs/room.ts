@@ -2,7 +2,7 @@
 import { need, table } from "../output.ts";
 import { show } from "../session.ts";
 import { defineVerb } from "../verb.ts";
-import { LIMIT_FLAG, limitArg } from "./limit.ts";
+import { LIMIT_FLAG, limitArg, PAGE_USAGE, pageText } from "./limit.ts";
 
 export const ROOM_VERBS = [
   defineVerb({
@@ -20,13 +20,13 @@ export const ROOM_VERBS = [
   }),
   defineVerb({
     words: ["room", "list"],
-    usage: "[--active] [--limit N]",
+    usage: `[--active] ${PAGE_USAGE}`,
     help: "--active leaves archived rooms out",
     flags: { ...LIMIT_FLAG, active: { type: "boolean" } },
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("room.list", { ...limitArg(flags.limit), archived: !flags.active }), (r) =>
-        table(r.items, ["room", "subject", "members", "archived", "created_by", "created_at"]),
+      show(o, await send("room.list", { ...limitArg(flags), archived: !flags.active }), (r) =>
+        pageText(r, table(r.items, ["room", "subject", "members", "archived", "created_by", "created_at"])),
       ),
   }),
   defineVerb({

@@ -8,7 +8,7 @@ import { DRY_RUN } from "../dry-run.ts";
 import { CliError, EXIT, need, table } from "../output.ts";
 import { show, type Send } from "../session.ts";
 import { defineVerb, type FlagValues } from "../verb.ts";
-import { LIMIT_FLAG, limitArg } from "./limit.ts";
+import { LIMIT_FLAG, limitArg, PAGE_USAGE, pageText } from "./limit.ts";
 
 const ADD_FLAGS = {
   role: { type: "string" },
@@ -84,13 +84,13 @@ export const USER_VERBS = [
   }),
   defineVerb({
     words: ["user", "list"],
-    usage: "[--limit N]",
+    usage: PAGE_USAGE,
     help: "",
     flags: LIMIT_FLAG,
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("user.list", limitArg(flags.limit)), (r) =>
-        table(r.items, ["handle", "role", "revoked", "sign_key", "created_at"]),
+      show(o, await send("user.list", limitArg(flags)), (r) =>
+        pageText(r, table(r.items, ["handle", "role", "revoked", "sign_key", "created_at"])),
       ),
   }),
   defineVerb({
