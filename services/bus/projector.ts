@@ -264,7 +264,12 @@ export class Projector {
         if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
         throw err;
       });
-    if (!first || first.seq >= seq) return head;
+    // None at all, though this very event was just read on that subject: the answering copy lacks
+    // messages (a leader back from a crash without its store). Guessing "no head" would quarantine
+    // a good event for good, so the batch fails and is read again.
+    if (!first)
+      throw new Error(`the event stream's leader holds no event of ${subject}, though one was read at ${seq}`);
+    if (first.seq >= seq) return head;
     for await (const m of readEventMessages(this.nc, this.jsm, { filter: subject, untilSeq: seq - 1 })) {
       if (m.seq >= seq) break;
       const c = checkEvent(m.seq, subject, m.data, this.writers, head);

@@ -95,18 +95,28 @@ export function leaderBehind(earlier: ReplicaCopy[], later: ReplicaCopy[], leade
   return l && earlier.some((o) => o.server !== leader && o.last_seq > l.last_seq) ? [l.server] : [];
 }
 
+/** What kind of stream the copies are of: what can be told from them. */
+export interface StreamKind {
+  /** Append-only (deny_delete): the counts of whole copies agree. */
+  appendOnly: boolean;
+  /** Its messages expire (max_age): the copies' ends drift apart as they expire and the records are short-lived. */
+  expiring: boolean;
+}
+
 /**
  * The copies to rebuild, from two looks a second apart (`leader` led in both): a leader behind a
- * follower, and on an append-only stream any copy lacking messages in both looks.
+ * follower (unless the stream's records expire: leases, nonces), and on an append-only stream any
+ * copy lacking messages in both looks.
  */
 export function brokenCopies(
   earlier: ReplicaCopy[],
   later: ReplicaCopy[],
   leader: string | null,
-  appendOnly: boolean,
+  kind: StreamKind,
 ): string[] {
-  const lacking = appendOnly ? incompleteCopies(later).filter((s) => incompleteCopies(earlier).includes(s)) : [];
-  return [...new Set([...leaderBehind(earlier, later, leader), ...lacking])].sort();
+  const lacking = kind.appendOnly ? incompleteCopies(later).filter((s) => incompleteCopies(earlier).includes(s)) : [];
+  const behind = kind.expiring ? [] : leaderBehind(earlier, later, leader);
+  return [...new Set([...behind, ...lacking])].sort();
 }
 
 export const clusterAggregate = defineAggregate("cluster", clusterDecider);

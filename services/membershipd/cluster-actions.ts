@@ -181,22 +181,20 @@ export function createClusterActions(d: ClusterActionDeps) {
           {
             copies: copies.get(i.config.name) ?? [],
             leader: i.cluster?.leader ?? null,
-            appendOnly: Boolean(i.config.deny_delete),
+            kind: { appendOnly: Boolean(i.config.deny_delete), expiring: (i.config.max_age ?? 0) > 0 },
           },
         ]),
       );
     };
     const first = await look();
-    const candidate = [...first.values()].some(
-      (s) => brokenCopies(s.copies, s.copies, s.leader, s.appendOnly).length > 0,
-    );
+    const candidate = [...first.values()].some((s) => brokenCopies(s.copies, s.copies, s.leader, s.kind).length > 0);
     if (!candidate) return [];
     await new Promise((r) => setTimeout(r, 1000));
     const second = await look();
     return [...second].flatMap(([stream, s]) => {
       const before = first.get(stream);
       if (!before || before.leader !== s.leader) return [];
-      return brokenCopies(before.copies, s.copies, s.leader, s.appendOnly).map((server) => ({ stream, server }));
+      return brokenCopies(before.copies, s.copies, s.leader, s.kind).map((server) => ({ stream, server }));
     });
   }
 

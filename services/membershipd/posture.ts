@@ -39,7 +39,10 @@ export interface PostureDeps {
   sealedKeys?: () => boolean;
   /** Vault mode: the co-located agent's vault state (vault-state.json), or null. */
   agentVault?: () => { state: string; problem: string | null } | null;
-  /** The replica watch's findings (copies lacking messages, being rebuilt); only the meta leader's has any. */
+  /**
+   * The replica watch's findings (copies lacking messages, being rebuilt); only the meta leader's has any.
+   * Shown, not a problem: the watch repairs them by itself, and a deploy waiting for "ok" must not wait on it.
+   */
   replicaProblems?: () => string[];
   /** Told the stream alarm (or null) each time it is computed: membershipd logs its changes. */
   onStreamAlarm?: (alarm: string | null) => void;
@@ -98,7 +101,6 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     problems.push("no JetStream meta leader (cluster quorum lost)");
   const peers = metaPeers(d.node, meta);
   // Running already, but this node's own vault waits for peers: its key services cannot start.
-  problems.push(...(d.replicaProblems?.() ?? []));
   const vault = d.agentVault?.() ?? null;
   if (vault?.state === "waiting-for-peers")
     problems.push(`the agent's vault is waiting for peers: ${vault.problem ?? "too few guardians"}`);
@@ -142,6 +144,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     // The fleet's vaults, as their nodes last reported them: a node waiting for peers has too few
     // guardians answering. Its own field: it says nothing of this membershipd's health, so no status change.
     vaults: d.vaults?.() ?? null,
+    replica_repairs: d.replicaProblems?.() ?? [],
     problems,
   };
 }
