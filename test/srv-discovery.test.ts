@@ -230,7 +230,7 @@ describe("services discovery with the NATS C client", { skip: missing, timeout: 
     assert.deepEqual(after, before, "the nodes bucket is neither purged nor written to");
     assert.match(
       agent!.out(),
-      /ignored a services discovery request on \$SRV\.PING whose reply subject .* is no inbox/,
+      /services discovery: ignored a request on \$SRV\.PING whose reply subject .* is not an inbox/,
     );
   });
   test("membershipd and the agent take a request only with an inbox reply: an answer steered at a purge or an event subject does nothing", async () => {

@@ -21,9 +21,8 @@ export function replyGuard(what: string, log: (line: string) => void = () => {},
       return false;
     }
     const since = more ? ` (and ${more} more since the last such line)` : "";
-    log(
-      `${what}: ignored a request on ${subject} whose reply subject ${JSON.stringify(reply ?? null)} is not an inbox${since}`,
-    );
+    const shown = reply === undefined ? "(none)" : JSON.stringify(reply.slice(0, 200));
+    log(`${what}: ignored a request on ${subject} whose reply subject ${shown} is not an inbox${since}`);
     lastLogged = now();
     more = 0;
     return false;

@@ -6,7 +6,7 @@
 // stream for good, over a projection, or purging a bucket (replayed in test/srv-discovery.test.ts).
 // The agent answers discovery only on an inbox: `_INBOX.` or an identity's own `_INBOX_<key>.`.
 import type { Msg, NatsConnection, SubscriptionOptions } from "@nats-io/transport-node";
-import { isInboxReply } from "../../core/mod.ts";
+import { replyGuard } from "../../core/mod.ts";
 
 const DISCOVERY_PREFIX = "$SRV.";
 
@@ -15,6 +15,8 @@ const DISCOVERY_PREFIX = "$SRV.";
  * requests whose reply subject is an inbox (the others are logged and dropped); all else is `nc`'s.
  */
 export function guardDiscovery(nc: NatsConnection, log: (line: string) => void): NatsConnection {
+  // Logged once per 10 s with a count: a monitor's flood of such requests does not flood the log.
+  const inboxOnly = replyGuard("services discovery", log);
   const subscribe = (subject: string, opts?: SubscriptionOptions) => {
     const callback = opts?.callback;
     if (!subject.startsWith(DISCOVERY_PREFIX)) return nc.subscribe(subject, opts);
@@ -23,12 +25,7 @@ export function guardDiscovery(nc: NatsConnection, log: (line: string) => void):
     return nc.subscribe(subject, {
       ...opts,
       callback: (err: Error | null, msg: Msg) => {
-        if (!err && !isInboxReply(msg.reply)) {
-          log(
-            `ignored a services discovery request on ${msg.subject} whose reply subject ${JSON.stringify((msg.reply ?? "").slice(0, 200))} is no inbox`,
-          );
-          return;
-        }
+        if (!err && !inboxOnly(msg.subject, msg.reply)) return;
         callback(err, msg);
       },
     });
