@@ -176,6 +176,15 @@ export async function run(): Promise<BenchResult> {
     const cpuUs = (c: CpuUse) => fmtCpuPerEvent(c, lastSeq);
     const cpuRatio = (c: CpuUse) => fmtRatio((c.nodeMs + c.natsMs) / (b.cpu.nodeMs + b.cpu.natsMs));
     const rate = (x: { seconds: number }) => fmtInt(lastSeq / x.seconds);
+    /** One measured layer against the raw consumer's best round. */
+    const row = (label: string, m: { seconds: number; cpu: CpuUse }) => [
+      label,
+      rate(m),
+      fmtRatio(b.seconds / m.seconds),
+      fmtMs(m.seconds * 1000),
+      cpuUs(m.cpu),
+      cpuRatio(m.cpu),
+    ];
     return {
       name: "replay",
       title: "Replay (audit replay core)",
@@ -188,54 +197,12 @@ export async function run(): Promise<BenchResult> {
       headers: ["", "events/s", "ratio to raw", "time (ms)", "CPU µs per event: client + server", "CPU ratio to raw"],
       rows: [
         ["raw ordered consumer (best round)", rate(b), "1.00×", fmtMs(b.seconds * 1000), cpuUs(b.cpu), "1.00×"],
-        [
-          "readEventMessages only (round 1)",
-          rate(gen),
-          fmtRatio(b.seconds / gen.seconds),
-          fmtMs(gen.seconds * 1000),
-          cpuUs(gen.cpu),
-          cpuRatio(gen.cpu),
-        ],
-        [
-          "+ decodeEvent, toStoredEvent (round 1)",
-          rate(dec),
-          fmtRatio(b.seconds / dec.seconds),
-          fmtMs(dec.seconds * 1000),
-          cpuUs(dec.cpu),
-          cpuRatio(dec.cpu),
-        ],
-        [
-          "**unibus rebuildProjections** (best round)",
-          rate(u),
-          fmtRatio(ratio),
-          fmtMs(u.seconds * 1000),
-          cpuUs(u.cpu),
-          cpuRatio(u.cpu),
-        ],
-        [
-          "rebuildProjections with the live checks off (best round)",
-          rate(off),
-          fmtRatio(b.seconds / off.seconds),
-          fmtMs(off.seconds * 1000),
-          cpuUs(off.cpu),
-          cpuRatio(off.cpu),
-        ],
-        [
-          "reference: raw consumer by consume() callback (best round)",
-          rate(cb),
-          fmtRatio(b.seconds / cb.seconds),
-          fmtMs(cb.seconds * 1000),
-          cpuUs(cb.cpu),
-          cpuRatio(cb.cpu),
-        ],
-        [
-          "reference: rebuild with bare JSON.parse, no schema checks (best round)",
-          rate(bare),
-          fmtRatio(b.seconds / bare.seconds),
-          fmtMs(bare.seconds * 1000),
-          cpuUs(bare.cpu),
-          cpuRatio(bare.cpu),
-        ],
+        row("readEventMessages only (round 1)", gen),
+        row("+ decodeEvent, toStoredEvent (round 1)", dec),
+        row("**unibus rebuildProjections** (best round)", u),
+        row("rebuildProjections with the live checks off (best round)", off),
+        row("reference: raw consumer by consume() callback (best round)", cb),
+        row("reference: rebuild with bare JSON.parse, no schema checks (best round)", bare),
         [
           "per-round events/s: raw | rebuildProjections",
           raw.map(rate).join(", "),

@@ -39,3 +39,4 @@ export * from "./writers.ts";
 export * from "./checkpoint-resume.ts";
 export { replyGuard } from "./reply-guard.ts";
 export * from "./backoff.ts";
+export { throttledLog } from "./log-throttle.ts";
