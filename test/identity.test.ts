@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AggregateStore,
+  jetStreamEventLog,
   connectNats,
   decodeEvent,
   eventSubject,
@@ -284,8 +285,7 @@ describe("identities on membershipd's secured embedded server", () => {
     // IdentityRevoked), as a crash right after that append would leave it.
     const daveKey = readCredsFile(path("users", "dave.creds")).publicKey;
     const store = new AggregateStore(
-      service!.nc,
-      service!.jsm,
+      jetStreamEventLog(service!.nc, service!.jsm),
       signerFromSeed(readFileSync(path(SERVICE_SEED_FILE), "utf8")),
     );
     const cut = await store.execute(

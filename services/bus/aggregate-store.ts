@@ -2,8 +2,6 @@
 // reloads and decides again. State is cached per aggregate and revalidated by its last sequence.
 // Every event loaded is checked first (checkEvent: schema, signature, trusted writer, hash chain):
 // a quarantined one is no part of the state, and the next event chains onto the last good one.
-import type { JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
 import type { Actor, AggregateKind, DomainEvent, EventEnvelope, EventOf } from "../../schemas/mod.ts";
 import {
   asDomainEvent,
@@ -22,15 +20,8 @@ import { QuarantineLog } from "./quarantine.ts";
 import { StreamTrust } from "./trust-read.ts";
 import { SignedHere } from "./signed-here.ts";
 import { EventSigner } from "./event-signer.ts";
-import {
-  appendEvents,
-  ConcurrencyConflict,
-  decodeEvent,
-  eventSubject,
-  lastEventOf,
-  readEventMessages,
-  StoreFull,
-} from "./event-store.ts";
+import type { EventLog } from "./event-log.ts";
+import { ConcurrencyConflict, decodeEvent, eventSubject, StoreFull } from "./event-store.ts";
 
 export interface Loaded<S> {
   state: S;
@@ -90,15 +81,14 @@ export class AggregateStore {
   readonly signedHere = new SignedHere();
 
   constructor(
-    private readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
+    private readonly log: EventLog,
     signer: Signer,
     opts: AggregateStoreOptions = {},
   ) {
     this.signer = new EventSigner(signer);
     this.quarantine = opts.quarantine ?? new QuarantineLog();
     this.checks = opts.checks ?? true;
-    this.trust = new StreamTrust(nc, jsm, (f) => this.quarantine.record(f));
+    this.trust = new StreamTrust(log, (f) => this.quarantine.record(f));
   }
 
   /**
@@ -127,7 +117,7 @@ export class AggregateStore {
   ): Promise<Loaded<S>> {
     const { kind, decider } = aggregate;
     const subject = eventSubject(kind, id);
-    const last = await lastEventOf(this.jsm, subject);
+    const last = await this.log.lastOf(subject);
     if (!last) return { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
     // The cache is keyed by subject, and a subject names its kind: an entry holds this decider's state.
     const cached = this.cache.get(subject) as Loaded<S> | undefined;
@@ -148,7 +138,7 @@ export class AggregateStore {
         : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
     let { state, hash } = base;
     const causations = new Set(base.causations);
-    for await (const m of readEventMessages(this.nc, this.jsm, {
+    for await (const m of this.log.read({
       filter: subject,
       fromSeq: base.seq + 1,
       untilSeq: last.seq,
@@ -205,8 +195,7 @@ export class AggregateStore {
       const signed = await this.sign(kind, id, decided.map(asDomainEvent), loaded.hash, meta);
       const envelopes = signed.map((s) => s.event);
       try {
-        const { seqs, duplicate } = await appendEvents(
-          this.nc,
+        const { seqs, duplicate } = await this.log.append(
           subject,
           loaded.seq,
           envelopes,

@@ -30,6 +30,7 @@ import { auditVerify } from "../cli/audit.ts";
 import { bootstrapStore } from "../membershipd/bootstrap.ts";
 import { clientFor, startNats, tempDir, type NatsHandle } from "../../test/harness.ts";
 import { AggregateStore, type Executed } from "./aggregate-store.ts";
+import { jetStreamEventLog } from "./event-log.ts";
 import { EmbeddedNatsServer, freePort } from "./embedded-server.ts";
 import {
   appendEvents,
@@ -61,7 +62,7 @@ async function writers(n: number, signer: Signer = service): Promise<AggregateSt
   for (let i = 0; i < n; i++) {
     const c = await clientFor(nats.url);
     extra.push(c.nc);
-    out.push(new AggregateStore(c.nc, c.jsm, signer));
+    out.push(new AggregateStore(jetStreamEventLog(c.nc, c.jsm), signer));
   }
   return out;
 }
@@ -160,7 +161,12 @@ before(async () => {
   main = await clientFor(nats.url);
   await ensureEventStream(main.jsm, 1);
   // A genesis event signed by `service`, so the whole stream can be audited at the end.
-  await bootstrapStore(new AggregateStore(main.nc, main.jsm, service), service, signerFromSeed(newUserSeed()), "test");
+  await bootstrapStore(
+    new AggregateStore(jetStreamEventLog(main.nc, main.jsm), service),
+    service,
+    signerFromSeed(newUserSeed()),
+    "test",
+  );
 });
 
 after(async () => {
@@ -320,7 +326,7 @@ describe("AggregateStore races between separate writers", () => {
   test("20 writers each add a different member to one room at once: all succeed, the room counts 20 members", async () => {
     const room = fresh("room");
     const users = Array.from({ length: 20 }, (_v, i) => fresh(`m${i}`));
-    const setup = new AggregateStore(main.nc, main.jsm, service);
+    const setup = new AggregateStore(jetStreamEventLog(main.nc, main.jsm), service);
     await createRoom(setup, room);
     for (const u of users) await createUser(setup, u);
 
@@ -364,7 +370,7 @@ describe("AggregateStore races between separate writers", () => {
   async function hotMember() {
     const room = fresh("hot");
     const user = fresh("hotuser");
-    const setup = new AggregateStore(main.nc, main.jsm, service);
+    const setup = new AggregateStore(jetStreamEventLog(main.nc, main.jsm), service);
     await createRoom(setup, room);
     await createUser(setup, user);
     const base = await facts(setup, room, user);
@@ -438,7 +444,7 @@ describe("AggregateStore races between separate writers", () => {
 
 describe("AggregateStore retries (same commandId)", () => {
   test("executing the same command twice appends once: the retry returns replayed:true", async () => {
-    const store = new AggregateStore(main.nc, main.jsm, service);
+    const store = new AggregateStore(jetStreamEventLog(main.nc, main.jsm), service);
     const room = fresh("retry");
     const subject = eventSubject("room", room);
     const meta = { actor, commandId: fresh("cmd") };
@@ -487,7 +493,7 @@ describe("AggregateStore retries (same commandId)", () => {
   });
 
   test("40 commands at once through one store share signatures: each event carries its batch proof and verifies alone", async () => {
-    const store = new AggregateStore(main.nc, main.jsm, service);
+    const store = new AggregateStore(jetStreamEventLog(main.nc, main.jsm), service);
     const rooms = Array.from({ length: 40 }, () => fresh("batch"));
     const results = await Promise.all(
       rooms.map((room) =>
@@ -528,7 +534,7 @@ describe("AggregateStore retries (same commandId)", () => {
   });
 
   test("a retry that loses to its own first attempt (duplicate ack) must not corrupt the next event's prev", async () => {
-    const setup = new AggregateStore(main.nc, main.jsm, service);
+    const setup = new AggregateStore(jetStreamEventLog(main.nc, main.jsm), service);
     const room = fresh("dup");
     const user = fresh("dupuser");
     await createRoom(setup, room);
@@ -554,7 +560,7 @@ describe("AggregateStore retries (same commandId)", () => {
       await gate;
       return publish(...args);
     };
-    const b = new AggregateStore(c.nc, c.jsm, service);
+    const b = new AggregateStore(jetStreamEventLog(c.nc, c.jsm), service);
     const pb = b.execute(
       memberAggregate,
       id,
@@ -563,7 +569,7 @@ describe("AggregateStore retries (same commandId)", () => {
     );
     await atGate;
     await new Promise((r) => setTimeout(r, 5)); // A signs at a later millisecond than B did
-    const a = new AggregateStore(main.nc, main.jsm, service);
+    const a = new AggregateStore(jetStreamEventLog(main.nc, main.jsm), service);
     const ra = executed(
       await a.execute(
         memberAggregate,

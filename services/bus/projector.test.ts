@@ -27,6 +27,7 @@ import {
 import { rebuildProjections } from "../cli/audit.ts";
 import { clientFor, seededRandom as rng, startNats, type NatsHandle } from "../../test/harness.ts";
 import { AggregateStore } from "./aggregate-store.ts";
+import { jetStreamEventLog } from "./event-log.ts";
 import { CHECKPOINTS_BUCKET, openBuckets, projectionBuckets, type Buckets } from "./buckets.ts";
 import { appendEvents, ensureEventStream, eventSubject, lastSequence } from "./event-store.ts";
 import { readKvSnapshot } from "./kv-snapshot.ts";
@@ -191,7 +192,7 @@ before(async () => {
   c = await clientFor(nats.url);
   await ensureEventStream(c.jsm, 1);
   buckets = await openBuckets(c.nc, 1);
-  store = new AggregateStore(c.nc, c.jsm, service);
+  store = new AggregateStore(jetStreamEventLog(c.nc, c.jsm), service);
   // The genesis event makes `service` the trusted writer: without it every event is quarantined.
   await store.execute(
     systemAggregate,

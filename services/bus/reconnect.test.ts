@@ -15,6 +15,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { GENESIS_ID, newUserSeed, signerFromSeed, systemAggregate, userAggregate } from "../core/mod.ts";
 import { tempDir } from "../../test/harness.ts";
 import { AggregateStore } from "./aggregate-store.ts";
+import { jetStreamEventLog } from "./event-log.ts";
 import { openBuckets } from "./buckets.ts";
 import { connectNats } from "./connect.ts";
 import { EmbeddedNatsServer, freePort, serverKeyValue } from "./embedded-server.ts";
@@ -108,7 +109,7 @@ before(async () => {
   nc = await connectNats({ servers: server.url, name: "reconnect-test", forever: true });
   jsm = await jetstreamManager(nc);
   await ensureEventStream(jsm, 1);
-  store = new AggregateStore(nc, jsm, signer);
+  store = new AggregateStore(jetStreamEventLog(nc, jsm), signer);
   // The genesis event: `signer` is then the trusted writer (issue 21: nothing else is applied).
   await store.execute(
     systemAggregate,
@@ -180,7 +181,7 @@ describe("reading the stream across a nats-server crash and restart", () => {
     const conn = await connectNats({ servers: `nats://127.0.0.1:${port}`, name: "slow-restart", forever: true });
     const cjsm = await jetstreamManager(conn);
     await ensureEventStream(cjsm, 1);
-    const cstore = new AggregateStore(conn, cjsm, signer);
+    const cstore = new AggregateStore(jetStreamEventLog(conn, cjsm), signer);
     // The genesis event: `signer` is then the trusted writer (issue 21: nothing else is applied).
     await cstore.execute(
       systemAggregate,

@@ -1,8 +1,6 @@
 // The trusted writers as the stream says, for readers that do not read the whole stream in order
 // (the aggregate store, a projector starting from its checkpoint, `events tail`, `audit writers`):
 // the genesis aggregate's events, each checked like any other before it changes trust.
-import type { JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
 import {
   checkEvent,
   eventSubject,
@@ -11,16 +9,10 @@ import {
   TrustedWriters,
   type QuarantineFinding,
 } from "../core/mod.ts";
-import { lastEventOf, readEventMessages } from "./event-store.ts";
+import type { EventLog, LoggedEvent } from "./event-log.ts";
 
 /** The one subject trust lives on: system/genesis. */
 export const TRUST_SUBJECT = eventSubject("system", GENESIS_ID);
-
-export interface RawEventMsg {
-  seq: number;
-  subject: string;
-  data: Uint8Array;
-}
 
 /**
  * Checks the genesis aggregate's events in order and lets the good ones change `writers`; answers
@@ -29,7 +21,7 @@ export interface RawEventMsg {
 export async function foldTrust(
   writers: TrustedWriters,
   head: string | null,
-  msgs: AsyncIterable<RawEventMsg>,
+  msgs: AsyncIterable<LoggedEvent>,
   onQuarantine: (f: QuarantineFinding) => void = () => {},
 ): Promise<string | null> {
   let at = head;
@@ -63,8 +55,7 @@ export class StreamTrust {
   private running: Promise<void> | null = null;
 
   constructor(
-    private readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
+    private readonly log: EventLog,
     private readonly onQuarantine: (f: QuarantineFinding) => void = () => {},
   ) {}
 
@@ -84,9 +75,9 @@ export class StreamTrust {
     // Everything asked before this read starts is covered by it: those sequences were stored before.
     const upTo = this.asked;
     const seq = this.highest;
-    const last = await lastEventOf(this.jsm, TRUST_SUBJECT);
+    const last = await this.log.lastOf(TRUST_SUBJECT);
     if (last && last.seq > this.readThrough) {
-      const msgs = readEventMessages(this.nc, this.jsm, {
+      const msgs = this.log.read({
         filter: TRUST_SUBJECT,
         fromSeq: this.readThrough + 1,
         untilSeq: last.seq,

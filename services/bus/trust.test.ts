@@ -17,6 +17,7 @@ import { auditWriters } from "../cli/audit-writers.ts";
 import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
 import { waitUntil } from "../../test/process-tools.ts";
 import { AggregateStore } from "./aggregate-store.ts";
+import { jetStreamEventLog } from "./event-log.ts";
 import { openBuckets, type Buckets } from "./buckets.ts";
 import { ensureEventStream, lastSequence } from "./event-store.ts";
 import { readKvSnapshot } from "./kv-snapshot.ts";
@@ -68,8 +69,8 @@ describe("trusted writers through the store and the projector", { timeout: 120_0
     c = await clientFor(nats.url);
     await ensureEventStream(c.jsm, 1);
     buckets = await openBuckets(c.nc, 1);
-    main = new AggregateStore(c.nc, c.jsm, service);
-    other = new AggregateStore(c.nc, c.jsm, second);
+    main = new AggregateStore(jetStreamEventLog(c.nc, c.jsm), service);
+    other = new AggregateStore(jetStreamEventLog(c.nc, c.jsm), second);
     const g = await main.execute(
       systemAggregate,
       GENESIS_ID,
@@ -96,7 +97,7 @@ describe("trusted writers through the store and the projector", { timeout: 120_0
 
     // Decisions: a fresh store loads each aggregate from the stream and judges each event by the
     // writers at its sequence (loading trust after the retirement changes nothing for the middle one).
-    const fresh = new AggregateStore(c.nc, c.jsm, service, { quarantine });
+    const fresh = new AggregateStore(jetStreamEventLog(c.nc, c.jsm), service, { quarantine });
     const exists = async (h: string) => (await fresh.load(userAggregate, h)).state.exists;
     assert.deepEqual(
       [await exists("before-added"), await exists("while-trusted"), await exists("after-retired")],

@@ -13,6 +13,7 @@ import {
 } from "../core/mod.ts";
 import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
 import { AggregateStore } from "./aggregate-store.ts";
+import { jetStreamEventLog } from "./event-log.ts";
 import { ensureEventStream } from "./event-store.ts";
 import { QuarantineLog } from "./quarantine.ts";
 
@@ -36,8 +37,8 @@ test("a store whose cache is several events behind another writer's reads them: 
   let n = 0;
   const meta = () => ({ actor, commandId: `cmd-${++n}` });
   const [qa, qb] = [new QuarantineLog(), new QuarantineLog()];
-  const a = new AggregateStore(c.nc, c.jsm, service, { quarantine: qa });
-  const b = new AggregateStore(c.nc, c.jsm, service, { quarantine: qb });
+  const a = new AggregateStore(jetStreamEventLog(c.nc, c.jsm), service, { quarantine: qa });
+  const b = new AggregateStore(jetStreamEventLog(c.nc, c.jsm), service, { quarantine: qb });
   const genesis = await a.execute(
     systemAggregate,
     GENESIS_ID,

@@ -1,9 +1,8 @@
 // What the operators' actions share: a write through an aggregate, and reads from the KV
 // projections once they have caught up with the stream (read-your-writes).
-import type { JetStreamManager } from "@nats-io/jetstream";
 import type { AggregateKind, CommandEnvelope } from "../../schemas/mod.ts";
-import { isDomainError, storageKey, type Aggregate, type CommandShape, type DomainError } from "../core/mod.ts";
-import { bucketKeys, liveEntry, type AggregateStore, type Buckets, type Projector } from "../bus/mod.ts";
+import { isDomainError, type Aggregate, type CommandShape, type DomainError } from "../core/mod.ts";
+import type { AggregateStore, ProjectionReads } from "../bus/mod.ts";
 
 /** Past this a read answers E_UNAVAILABLE rather than what the projections hold (the CLI waits 5 s). */
 export const READ_WAIT_MS = 3000;
@@ -12,9 +11,8 @@ const PAGE_BYTES = 512 * 1024;
 
 export interface ActionKitDeps {
   aggregates: AggregateStore;
-  buckets: Buckets;
-  projector: Projector;
-  jsm: JetStreamManager;
+  /** The projections: KV (kvProjectionReads) in membershipd, MemoryReadModel in unit tests. */
+  reads: ProjectionReads;
 }
 
 /** What a write answers: the last event's sequence, the events' types, and whether it was a retry. */
@@ -31,7 +29,7 @@ function naturalOrder(r: Record<string, unknown>): string {
 }
 
 export function createActionKit(deps: ActionKitDeps) {
-  const { aggregates, buckets } = deps;
+  const { aggregates, reads } = deps;
 
   async function write<K extends AggregateKind, C extends CommandShape, S>(
     aggregate: Aggregate<K, C, S>,
@@ -46,7 +44,7 @@ export function createActionKit(deps: ActionKitDeps) {
 
   /** Reads wait (a few seconds at most) for the projections to reach the stream's head: read-your-writes. */
   async function caughtUp(): Promise<void> {
-    await deps.projector.caughtUp(READ_WAIT_MS);
+    await reads.caughtUp(READ_WAIT_MS);
   }
 
   /**
@@ -61,15 +59,11 @@ export function createActionKit(deps: ActionKitDeps) {
     page: { after?: string | undefined; keep?: (r: Record<string, unknown>) => boolean } = {},
   ) {
     await caughtUp();
-    const kv = buckets[bucket]!;
-    const keys = await bucketKeys(deps.jsm, bucket, prefix ? `${storageKey(prefix)}.>` : undefined);
-    const entries = await Promise.all(keys.map((k) => kv.get(k)));
     // A removed member's key holds a tombstone: not a record, neither listed nor counted.
     // Keys are digests, so order by the records' own names.
-    const all = entries
-      .map((e) => liveEntry(e))
-      .filter((r) => r !== undefined && (page.keep?.(r) ?? true))
-      .sort((a, b) => naturalOrder(a!).localeCompare(naturalOrder(b!))) as Record<string, unknown>[];
+    const all = (await reads.records(bucket, prefix))
+      .filter((r) => page.keep?.(r) ?? true)
+      .sort((a, b) => naturalOrder(a).localeCompare(naturalOrder(b)));
     const rest = page.after === undefined ? all : all.filter((r) => naturalOrder(r).localeCompare(page.after!) > 0);
     const items: Record<string, unknown>[] = [];
     let bytes = 0;
@@ -85,7 +79,7 @@ export function createActionKit(deps: ActionKitDeps) {
   /** The live record under `name` in `bucket`, once the projections caught up. */
   async function get(bucket: string, name: string) {
     await caughtUp();
-    return liveEntry(await buckets[bucket]!.get(storageKey(name)));
+    return reads.record(bucket, name);
   }
 
   return { aggregates, write, caughtUp, list, get };

@@ -2,7 +2,9 @@
 // handler per action, assembled from each area's file (users, rooms, members, nodes, fleet, node
 // reports, cluster, releases and rollouts, vault). Writes go through the deciders; reads come from
 // the KV projections after they have caught up with the stream.
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Actor, CommandEnvelope } from "../../schemas/mod.ts";
+import { kvProjectionReads, type Buckets, type Projector } from "../bus/mod.ts";
 import { createActionKit, type ActionKitDeps } from "./action-kit.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
 import { dispatch, type Handlers, type ParsedCommand, type ServedAction } from "./handlers.ts";
@@ -20,7 +22,10 @@ import { createVaultHandlers } from "./vault.ts";
 
 export { parseCommandArgs as parseActionArgs } from "./handlers.ts";
 
-export interface ActionDeps extends FleetActionDeps, ActionKitDeps {
+export interface ActionDeps extends FleetActionDeps, Omit<ActionKitDeps, "reads"> {
+  buckets: Buckets;
+  projector: Projector;
+  jsm: JetStreamManager;
   /** Actors agents obey for `update` alone (node.trust): the rollout driver. */
   updaters: readonly Actor[];
   /** cluster.status and cluster.scale (createClusterActions). */
@@ -34,7 +39,7 @@ export interface ActionDeps extends FleetActionDeps, ActionKitDeps {
 
 export function createActions(deps: ActionDeps) {
   const { aggregates, buckets, jsm } = deps;
-  const kit = createActionKit(deps);
+  const kit = createActionKit({ aggregates, reads: kvProjectionReads(deps) });
   const fleet = createFleetActions(deps);
   const trust = () =>
     trustedAdmins({ aggregates, jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp: kit.caughtUp });

@@ -1,17 +1,15 @@
 // Who signed a command, read from the event stream (never a lagging projection): a user by its
 // handle, or a node's agent by `node:<name>` (its enrolled key; revoked once it left or was revoked).
-import type { JetStreamManager } from "@nats-io/jetstream";
 import { Slug } from "../../schemas/mod.ts";
 import { fleetAggregate, FLEET_ID, userAggregate } from "../core/mod.ts";
-import { eventSubject, lastEventOf, type AggregateStore } from "../bus/mod.ts";
+import type { AggregateStore } from "../bus/mod.ts";
 import type { ActorRecord } from "./command-pipeline.ts";
 
 const NODE_ACTOR = /^node:(.+)$/;
 
-export function createActorLookup(jsm: JetStreamManager, aggregates: AggregateStore) {
+export function createActorLookup(aggregates: AggregateStore) {
   async function user(handle: string): Promise<ActorRecord | null> {
-    // A handle that never existed costs one lookup, not a load.
-    if (!(await lastEventOf(jsm, eventSubject("user", handle)))) return null;
+    // A handle that never existed costs one lookup (the load's last-event read), no more.
     const u = (await aggregates.load(userAggregate, handle)).state;
     return u.exists ? { role: u.role, signKey: u.signKey, revoked: u.revoked } : null;
   }

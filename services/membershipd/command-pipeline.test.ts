@@ -27,6 +27,7 @@ import { startControlPlane } from "./control-plane.ts";
 import { adminSigner } from "./identities.ts";
 import { resign, signed, type Draft } from "../../test/signed-commands.ts";
 import { CLAIM_LEASE_MS, MAX_COMMAND_BYTES, handleCommand, type PipelineDeps } from "./command-pipeline.ts";
+import { kvNonceStore } from "./nonce-store.ts";
 import { commandFingerprint } from "../core/mod.ts";
 import { NONCES_BUCKET } from "../bus/mod.ts";
 
@@ -408,7 +409,7 @@ describe("the nonce claim: a copy of a running write waits for its reply, never 
   /** The pipeline over the plane's real nonce bucket, with a handler the test holds and counts. */
   function pipeline(run: PipelineDeps["run"], o: Partial<PipelineDeps> = {}) {
     const deps: PipelineDeps = {
-      nonces: plane.plane.buckets[NONCES_BUCKET]!,
+      nonces: kvNonceStore(plane.plane.buckets[NONCES_BUCKET]!),
       lookupActor: async () => ({ role: "admin", signKey: admin.publicKey }),
       parseArgs: (_action, args) => ({ ok: true, value: args }),
       run,

@@ -5,11 +5,10 @@
 // runs never runs itself: it waits (bounded) for the first one's reply. Any failure is a structured
 // error reply; nothing here throws at the caller.
 import { setTimeout as sleep } from "node:timers/promises";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import type { CommandEnvelope, Reply, Role } from "../../schemas/mod.ts";
 import { ConcurrencyConflict, isUnavailable } from "../bus/mod.ts";
 import { logUnavailable } from "./outage-log.ts";
+import type { NonceRecord, NonceStore } from "./nonce-store.ts";
 import {
   checkCommandFront,
   checkCommandSignature,
@@ -34,7 +33,7 @@ export interface ActorRecord {
 
 /** `Args`: what parseArgs makes of a command's args and run takes (membershipd: handlers.ts's ParsedCommand). */
 export interface PipelineDeps<Args = unknown> {
-  nonces: KV;
+  nonces: NonceStore;
   /** The actor's current identity, read from the event stream (not a lagging projection). */
   lookupActor(id: string): Promise<ActorRecord | null>;
   /** Validates args against the action's schema; undefined when the action does not exist. */
@@ -49,13 +48,6 @@ export interface PipelineDeps<Args = unknown> {
   duplicateWaitMs?: number;
 }
 
-/** `claimed_at` (ms, wall clock) lets a copy take over a claim whose process died before replying. */
-interface NonceRecord {
-  command: string;
-  reply?: Reply;
-  claimed_at?: number;
-}
-
 /** How long a copy of a write waits for the first copy's reply before it is told to retry. */
 export const DUPLICATE_WAIT_MS = 10_000;
 /**
@@ -66,7 +58,7 @@ export const DUPLICATE_WAIT_MS = 10_000;
 export const CLAIM_LEASE_MS = 30_000;
 
 /** Writes running in this process, by nonce store and nonce: a copy waits on the promise, not the store. */
-const running = new WeakMap<KV, Map<string, Promise<Reply>>>();
+const running = new WeakMap<NonceStore, Map<string, Promise<Reply>>>();
 
 export async function handleCommand<Args>(
   raw: Uint8Array,
@@ -98,15 +90,6 @@ export function failureReply(err: unknown): Reply {
   );
 }
 
-/** What KV `create` throws when the key exists. */
-function isKeyTaken(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
-}
-
 async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: PipelineDeps<Args>): Promise<Reply> {
   const front = checkCommandFront(raw, expectedAction, deps.now?.() ?? Date.now());
   if (!front.ok) return errorReply(front.error);
@@ -118,8 +101,8 @@ async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: Pip
   const fingerprint = commandFingerprint(cmd);
   // A stored reply answers the same signed command sent again, before the signature is checked again.
   const seen = await deps.nonces.get(cmd.nonce);
-  if (seen && seen.operation === "PUT") {
-    const record = seen.json<NonceRecord>();
+  if (seen) {
+    const { record } = seen;
     if (record.command !== fingerprint) return errorReply(CommandRefusal.nonceReused());
     if (record.reply) return record.reply;
   }
@@ -152,7 +135,7 @@ async function pipeline<Args>(raw: Uint8Array, expectedAction: string, deps: Pip
     throw err;
   }
   try {
-    await deps.nonces.put(cmd.nonce, JSON.stringify({ command: fingerprint, reply } satisfies NonceRecord));
+    await deps.nonces.put(cmd.nonce, { command: fingerprint, reply });
   } catch (err) {
     // It ran: this caller gets its real reply; a copy sent later waits out the claim's lease.
     deps.log?.(
@@ -181,19 +164,16 @@ async function claimNonce<Args>(
   write: boolean,
 ): Promise<"run" | Reply> {
   const deadline = Date.now() + (deps.duplicateWaitMs ?? DUPLICATE_WAIT_MS);
-  const claim = () => JSON.stringify({ command: fingerprint, claimed_at: Date.now() } satisfies NonceRecord);
+  const claim = (): NonceRecord => ({ command: fingerprint, claimed_at: Date.now() });
   let pause = 5;
   for (;;) {
-    try {
-      await deps.nonces.create(nonce, claim());
-      return "run";
-    } catch (err) {
-      // Any failure but a taken key (a timeout, a store that is restarting) says nothing about the nonce.
-      if (!isKeyTaken(err)) return failureReply(err);
-    }
+    // Any failure but a taken key (a timeout, a store that is restarting) says nothing about the nonce.
+    const taken = await deps.nonces.create(nonce, claim()).then((created) => !created, failureReply);
+    if (taken === false) return "run";
+    if (taken !== true) return taken;
     const entry = await deps.nonces.get(nonce);
-    if (entry && entry.operation === "PUT") {
-      const record = entry.json<NonceRecord>();
+    if (entry) {
+      const { record } = entry;
       if (record.command !== fingerprint) return errorReply(CommandRefusal.nonceReused());
       if (record.reply) return record.reply;
       if (!write) return "run";
@@ -202,13 +182,10 @@ async function claimNonce<Args>(
         return (await within(here, deadline - Date.now())) ?? inProgress();
       }
       if (Date.now() - (record.claimed_at ?? 0) > CLAIM_LEASE_MS) {
-        try {
-          await deps.nonces.update(nonce, claim(), entry.revision);
-          return "run";
-        } catch (err) {
-          if (!isKeyTaken(err)) return failureReply(err);
-          continue;
-        }
+        const won = await deps.nonces.update(nonce, claim(), entry.revision).catch(failureReply);
+        if (won === true) return "run";
+        if (won !== false) return won;
+        continue;
       }
     }
     // Still running in another instance, or given back after a failure (then the next create claims it).

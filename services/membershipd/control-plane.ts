@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AggregateStore,
+  jetStreamEventLog,
   NONCES_BUCKET,
   Projector,
   QuarantineLog,
@@ -18,6 +19,7 @@ import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
 import { bootstrapStore } from "./bootstrap.ts";
 import { errorReply, handleCommand } from "./command-pipeline.ts";
+import { kvNonceStore } from "./nonce-store.ts";
 import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, driverSigner, DRIVER_ACTOR_ID, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
@@ -91,7 +93,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   // One log of quarantined events for both readers (issue 21): /healthz and the metric read it.
   const quarantine = new QuarantineLog(o.log);
   const checks = o.liveChecks ?? true;
-  const aggregates = new AggregateStore(o.nc, jsm, service, { quarantine, checks });
+  const aggregates = new AggregateStore(jetStreamEventLog(o.nc, jsm), service, { quarantine, checks });
   const admin = adminSigner(o.dataDir);
   const driver = driverSigner(o.dataDir);
   await cold("the genesis events", () => bootstrapStore(aggregates, service, admin, o.clusterName));
@@ -170,7 +172,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     nodeQuotas,
     ...(o.log ? { log: o.log } : {}),
   });
-  const lookupActor = createActorLookup(jsm, aggregates);
+  const lookupActor = createActorLookup(aggregates);
   const pause = new WritePause(o.nc, service.publicKey, o.log);
   let inFlight = 0;
   const inboxOnly = replyGuard("membershipd", o.log);
@@ -198,7 +200,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
       inFlight++;
       const started = performance.now();
       handleCommand(msg.data, action, {
-        nonces: buckets[NONCES_BUCKET]!,
+        nonces: kvNonceStore(buckets[NONCES_BUCKET]!),
         lookupActor,
         parseArgs: parseActionArgs,
         run,

@@ -33,7 +33,8 @@ export function parseCommandArgs(action: string, args: unknown): Result<ParsedCo
   return isServedAction(action) ? parseArgsOf(action, args) : undefined;
 }
 
-function parseArgsOf<A extends ServedAction>(action: A, args: unknown): Result<ParsedCommand<A>> {
+/** `action`'s args parsed with its schema, for a table that serves `action`. */
+export function parseArgsOf<A extends ServedAction>(action: A, args: unknown): Result<ParsedCommand<A>> {
   const r = argsSchemas[action].safeParse(args);
   return r.success
     ? { ok: true, value: { action, args: r.data } }
@@ -42,7 +43,7 @@ function parseArgsOf<A extends ServedAction>(action: A, args: unknown): Result<P
 
 /** Runs the handler of a parsed command: handlers[action] takes exactly that action's args. */
 export function dispatch<A extends ServedAction>(
-  handlers: Handlers<ServedAction>,
+  handlers: Handlers<A>,
   parsed: ParsedCommand<A>,
   cmd: CommandEnvelope,
 ): Promise<unknown | DomainError> {
