@@ -361,7 +361,7 @@ describe("AggregateStore races between separate writers", () => {
     // The projections rebuilt from the stream agree: 20 members, one record each.
     const memory = new MemoryProjections();
     for await (const m of readEventMessages(main.nc, main.jsm)) memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
-    assert.equal(memory.buckets.get("UNIBUS_rooms")!.get(room).members, 20);
+    assert.equal(memory.find("UNIBUS_rooms", room)!.members, 20);
     const memberKeys = [...memory.buckets.get("UNIBUS_members")!.keys()].filter((k) => k.startsWith(`${room}.`)).sort();
     assert.deepEqual(memberKeys, users.map((u) => `${room}.${u}`).sort());
   });

@@ -4,6 +4,7 @@
 // aggregate store do. diffBuckets compares projections rebuilt from the stream with what the KV
 // buckets hold.
 import { EventChecker, describeFinding, type QuarantineProblem } from "./event-check.ts";
+import type { BucketMaps } from "./projection-kernel.ts";
 
 export type AuditProblem = "gap" | QuarantineProblem;
 
@@ -66,11 +67,7 @@ export interface Difference {
  * Compares rebuilt records with KV records as of stream sequence `atSeq`: a KV record that has
  * already applied a later event is not a difference.
  */
-export function diffBuckets(
-  rebuilt: Map<string, Map<string, any>>,
-  stored: Map<string, Map<string, any>>,
-  atSeq: number,
-): Difference[] {
+export function diffBuckets(rebuilt: BucketMaps, stored: BucketMaps, atSeq: number): Difference[] {
   const out: Difference[] = [];
   for (const [bucket, expected] of rebuilt) {
     const actual = stored.get(bucket) ?? new Map();

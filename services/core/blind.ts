@@ -22,7 +22,7 @@ export function eventSubject(kind: string, aggregate: string): string {
 }
 
 /** Re-keys rebuilt buckets (natural keys) the way the KV buckets store them. */
-export function toStorageKeys(buckets: Map<string, Map<string, any>>): Map<string, Map<string, any>> {
+export function toStorageKeys<V>(buckets: Map<string, Map<string, V>>): Map<string, Map<string, V>> {
   return new Map(
     [...buckets].map(([name, records]) => [name, new Map([...records].map(([k, v]) => [storageKey(k), v]))]),
   );

@@ -47,6 +47,10 @@ export interface Projection<R extends { seq: number }> {
 
 /** What a bucket holds under a key: a live record or the tombstone of a removed one. */
 export type Stored<R> = R | Tombstone;
+/** What a bucket holds under a key, as replay and the audit compare it: a record or a tombstone. */
+export type StoredRecord = { seq: number } & Record<string, unknown>;
+/** Buckets by name, each a map from key to what it stores. */
+export type BucketMaps = Map<string, Map<string, StoredRecord>>;
 
 /**
  * The stored value after one event. An event at or below the value's `seq` changes nothing (the

@@ -480,17 +480,17 @@ describe("MemoryProjections", () => {
 
   test("intermediate state: before removals and archive, three members in ops and one in dev", () => {
     const mp = replay(history.slice(0, 11)); // up to and including seq 11
-    assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("ops").members, 3);
-    assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("dev").members, 1);
-    assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("dev").archived, false);
-    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("ops.carol"), {
+    assert.equal(mp.find("UNIBUS_rooms", "ops")!.members, 3);
+    assert.equal(mp.find("UNIBUS_rooms", "dev")!.members, 1);
+    assert.equal(mp.find("UNIBUS_rooms", "dev")!.archived, false);
+    assert.deepEqual(mp.find("UNIBUS_members", "ops.carol"), {
       room: "ops",
       user: "carol",
       role: "member",
       since: tsOf(9),
       seq: 9,
     });
-    assert.deepEqual(mp.buckets.get("UNIBUS_rooms_by_member")!.get("bob.dev"), {
+    assert.deepEqual(mp.find("UNIBUS_rooms_by_member", "bob.dev"), {
       user: "bob",
       room: "dev",
       role: "owner",
@@ -537,21 +537,21 @@ describe("MemoryProjections", () => {
 
   test("a member removed then re-added gets a fresh record and is counted again", () => {
     const mp = replay([...history, memberAdded(15, "ops", "carol", "moderator")]);
-    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("ops.carol"), {
+    assert.deepEqual(mp.find("UNIBUS_members", "ops.carol"), {
       room: "ops",
       user: "carol",
       role: "moderator",
       since: tsOf(15),
       seq: 15,
     });
-    assert.deepEqual(mp.buckets.get("UNIBUS_rooms_by_member")!.get("carol.ops"), {
+    assert.deepEqual(mp.find("UNIBUS_rooms_by_member", "carol.ops"), {
       user: "carol",
       room: "ops",
       role: "moderator",
       seq: 15,
     });
-    assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("ops").members, 3);
-    assert.equal(mp.buckets.get("UNIBUS_rooms")!.get("ops").seq, 15);
+    assert.equal(mp.find("UNIBUS_rooms", "ops")!.members, 3);
+    assert.equal(mp.find("UNIBUS_rooms", "ops")!.seq, 15);
   });
 
   test("rooms' member count follows adds and removes, ignores role changes, and survives archive", () => {
@@ -564,7 +564,7 @@ describe("MemoryProjections", () => {
       memberRemoved(6, "lab", "c"),
       roomArchived(7, "lab", "alice"),
     ]);
-    assert.deepEqual(mp.buckets.get("UNIBUS_rooms")!.get("lab"), {
+    assert.deepEqual(mp.find("UNIBUS_rooms", "lab"), {
       room: "lab",
       subject: "Lab",
       created_by: "alice",
@@ -576,7 +576,7 @@ describe("MemoryProjections", () => {
     // members in the rooms record equals the number of live <room>.* records in the members bucket
     const listed = [...liveRecords(mp.buckets.get("UNIBUS_members")!).keys()].filter((k) => k.startsWith("lab."));
     assert.deepEqual(listed.sort(), ["lab.a", "lab.b"]);
-    assert.deepEqual(mp.buckets.get("UNIBUS_members")!.get("lab.c"), { deleted: true, seq: 6 });
+    assert.deepEqual(mp.find("UNIBUS_members", "lab.c"), { deleted: true, seq: 6 });
   });
 
   test("member events for a room with no record create no room record", () => {
@@ -730,7 +730,7 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
     seq: 18,
   };
 
-  const nodeOf = (events: StoredEvent[], node = "web-1") => replay(events).buckets.get("UNIBUS_nodes")!.get(node);
+  const nodeOf = (events: StoredEvent[], node = "web-1") => replay(events).find("UNIBUS_nodes", node) as NodeRecord;
 
   test("keys: fleet node events and every node-kind event are keyed by the node's name; invites and others are ignored", () => {
     assert.deepEqual(nodesProjection.keys(enrolled(1)), ["web-1"]);
@@ -857,7 +857,7 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
     });
     NodeRecord.parse(waiting);
     const unlocked = nodeOf([...life, vaultEv(19, "waiting-for-peers", 2), vaultEv(20, "unlocked", 4)]);
-    assert.deepEqual(pick(unlocked.vault, "state", "reachable", "since", "last_unlock_at"), {
+    assert.deepEqual(pick(unlocked.vault!, "state", "reachable", "since", "last_unlock_at"), {
       state: "unlocked",
       reachable: 4,
       since: at(20),
@@ -885,7 +885,7 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
         problem: "waiting for unibus node unlock --genesis",
       }),
     ]);
-    assert.deepEqual(pick(genesis.vault, "state", "epoch"), { state: "genesis-locked", epoch: 0 });
+    assert.deepEqual(pick(genesis.vault!, "state", "epoch"), { state: "genesis-locked", epoch: 0 });
     assert.equal(
       NodeRecord.parse({ ...expectedNode, vault: undefined }).vault,
       null,
@@ -894,7 +894,7 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
   });
 
   test("a failed command is the agent's last command", () => {
-    assert.deepEqual(nodeOf([...life, completed(19, false)]).agent.last_command, {
+    assert.deepEqual(nodeOf([...life, completed(19, false)]).agent!.last_command, {
       action: "restart",
       actor: "alice",
       ok: false,
@@ -924,7 +924,7 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
       agentStarted(4, ["constructor", "valueof"]),
     ]);
     assert.deepEqual(Object.keys(rec.services), ["constructor", "valueof"]);
-    assert.equal(rec.services.constructor.last_exit.code, 0);
+    assert.equal(new Map(Object.entries(rec.services)).get("constructor")!.last_exit!.code, 0);
     NodeRecord.parse(rec);
   });
 

@@ -16,7 +16,9 @@ import {
   liveRecords,
   storedEvent,
   type Projection,
+  type BucketMaps,
   type Stored,
+  type StoredRecord,
   type StoredEvent,
   type StoredEventFields,
 } from "./projection-kernel.ts";
@@ -33,7 +35,9 @@ export {
   liveRecords,
   storedEvent,
   type Projection,
+  type BucketMaps,
   type Stored,
+  type StoredRecord,
   type StoredEvent,
   type StoredEventFields,
 };
@@ -227,9 +231,16 @@ export const allProjections: readonly AnyRecordProjection[] = [
  * buckets hold what KV holds, tombstones included; `liveRecords` gives what readers see.
  */
 export class MemoryProjections {
-  readonly buckets = new Map<string, Map<string, any>>(allProjections.map((p) => [p.bucket, new Map()]));
+  readonly buckets: BucketMaps = new Map(allProjections.map((p) => [p.bucket, new Map()]));
   // Each projection beside its bucket: replay applies hundreds of thousands of events.
   private readonly pairs = allProjections.map((p) => [p, this.buckets.get(p.bucket)!] as const);
+
+  /** What bucket `bucket` stores under `key` (a record or a tombstone), or undefined. */
+  find(bucket: string, key: string): StoredRecord | undefined {
+    const b = this.buckets.get(bucket);
+    if (!b) throw new Error(`no projection bucket ${bucket}`);
+    return b.get(key);
+  }
 
   apply(event: StoredEvent): void {
     for (const [p, bucket] of this.pairs) {
