@@ -18,7 +18,7 @@ import { trustedAdmins } from "./trust.ts";
 import type { UpdateAction } from "./updates/mod.ts";
 import { userHandlers } from "./user-actions.ts";
 import { writerHandlers } from "./writer-actions.ts";
-import { createVaultHandlers } from "./vault.ts";
+import { createVaultHandlers } from "./vault/mod.ts";
 
 export { parseCommandArgs as parseActionArgs } from "./handlers.ts";
 
