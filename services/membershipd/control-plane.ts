@@ -24,7 +24,7 @@ import type { Reply } from "../../schemas/mod.ts";
 import { adminSigner, driverSigner, DRIVER_ACTOR_ID, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
-import { createClusterActions, type MetaCluster } from "./cluster-actions.ts";
+import { createClusterActions, type MetaCluster } from "./cluster/mod.ts";
 import { startReplicaWatch } from "./replica-watch.ts";
 import { WritePause } from "./write-pause.ts";
 import { startUpdates } from "./updates/mod.ts";

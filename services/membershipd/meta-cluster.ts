@@ -4,7 +4,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { EmbeddedNatsServer } from "../bus/mod.ts";
 import type { ReplicaCopy } from "../core/mod.ts";
-import type { MetaCluster } from "./cluster-actions.ts";
+import type { MetaCluster } from "./cluster/mod.ts";
 
 const ASK_ALL_MS = 500;
 

@@ -3,7 +3,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, type EmbeddedNatsServer, type Projector } from "../bus/mod.ts";
-import { metaPeers, type MetaCluster } from "./cluster-actions.ts";
+import { metaPeers, type MetaCluster } from "./cluster/mod.ts";
 import type { VaultCounts } from "./vault-tally.ts";
 
 const PROBE_MS = 400;

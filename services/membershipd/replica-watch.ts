@@ -7,7 +7,7 @@
 // copy leads, and reads through it see every record again.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Signer } from "../core/mod.ts";
-import type { ClusterActions, MetaCluster } from "./cluster-actions.ts";
+import type { ClusterActions, MetaCluster } from "./cluster/mod.ts";
 import { pauseWrites, resumeWrites } from "./write-pause.ts";
 
 const REBUILD_PAUSE_MS = 120_000;
