@@ -52,8 +52,16 @@ function within<T>(p: Promise<T>, ms = PROBE_MS): Promise<T | null> {
   return Promise.race([p.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
 }
 
-function monitor(server: EmbeddedNatsServer | null, path: string): Promise<any | null> {
-  return server ? server.monitor(path, PROBE_MS) : Promise.resolve(null);
+/** The fields of the server's /varz that the posture reads. */
+interface Varz {
+  auth_required?: boolean;
+  tls_required?: boolean;
+  cluster?: { cluster_port?: number; tls_required?: boolean; tls_verify?: boolean };
+  trusted_operators_claim?: { sub?: string }[];
+}
+
+function varzOf(server: EmbeddedNatsServer | null): Promise<Varz | null> {
+  return server ? server.monitor("/varz", PROBE_MS) : Promise.resolve(null);
 }
 
 function atRest(server: EmbeddedNatsServer | null): string {
@@ -67,13 +75,13 @@ function atRest(server: EmbeddedNatsServer | null): string {
  * Whether the server requires auth and TLS: from /varz, else from the INFO it sent our own
  * connection (an external NATS has no monitor we know of; a slow /varz probe must not read "none").
  */
-function required(varz: any | null, nc: NatsConnection, field: "auth_required" | "tls_required"): boolean | null {
+function required(varz: Varz | null, nc: NatsConnection, field: "auth_required" | "tls_required"): boolean | null {
   if (varz) return Boolean(varz[field]);
   return nc.info ? Boolean(nc.info[field]) : null;
 }
 
 /** "mtls" only when routes require TLS and verify the peer's certificate (cluster mode's rule). */
-function routes(varz: any | null): "none" | "mtls" | "tls" | "plain" | "unknown" {
+function routes(varz: Varz | null): "none" | "mtls" | "tls" | "plain" | "unknown" {
   if (!varz) return "unknown";
   const c = varz.cluster;
   if (!c?.cluster_port) return "none";
@@ -83,7 +91,7 @@ function routes(varz: any | null): "none" | "mtls" | "tls" | "plain" | "unknown"
 export async function healthz(d: PostureDeps): Promise<{ status: string; [k: string]: unknown }> {
   const [info, varz, meta] = await Promise.all([
     within(d.jsm.streams.info(EVENTS_STREAM)),
-    monitor(d.server, "/varz"),
+    varzOf(d.server),
     within(d.meta(), 2 * PROBE_MS),
   ]);
   const problems: string[] = [];
@@ -114,9 +122,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
       tls: required(varz, d.nc, "tls_required") === true,
       routes: routes(varz),
       acl: Boolean(
-        varz?.auth_required &&
-          d.operatorKey &&
-          varz?.trusted_operators_claim?.some((c: { sub?: string }) => c.sub === d.operatorKey),
+        varz?.auth_required && d.operatorKey && varz?.trusted_operators_claim?.some((c) => c.sub === d.operatorKey),
       ),
       at_rest: atRest(d.server),
       signed_commands: true,
