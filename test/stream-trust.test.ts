@@ -12,17 +12,17 @@ import {
   systemAggregate,
   userAggregate,
   type Signer,
-} from "../core/mod.ts";
-import { auditWriters } from "../cli/audit-writers.ts";
-import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
-import { waitUntil } from "../../test/process-tools.ts";
-import { AggregateStore } from "./aggregate-store.ts";
-import { jetStreamEventLog } from "./event-log.ts";
-import { openBuckets, type Buckets } from "./buckets.ts";
-import { ensureEventStream, lastSequence } from "./event-store.ts";
-import { readKvSnapshot } from "./kv-snapshot.ts";
-import { Projector } from "./projector.ts";
-import { QuarantineLog } from "./quarantine.ts";
+} from "../services/core/mod.ts";
+import { auditWriters } from "../services/cli/audit-writers.ts";
+import { clientFor, startNats, type NatsHandle } from "./harness.ts";
+import { waitUntil } from "./process-tools.ts";
+import { AggregateStore } from "../services/bus/aggregate-store.ts";
+import { jetStreamEventLog } from "../services/bus/event-log.ts";
+import { openBuckets, type Buckets } from "../services/bus/buckets.ts";
+import { ensureEventStream, lastSequence } from "../services/bus/event-store.ts";
+import { readKvSnapshot } from "../services/bus/kv-snapshot.ts";
+import { Projector } from "../services/bus/projector.ts";
+import { QuarantineLog } from "../services/bus/quarantine.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
 

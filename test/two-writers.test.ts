@@ -10,12 +10,12 @@ import {
   newUserSeed,
   signerFromSeed,
   systemAggregate,
-} from "../core/mod.ts";
-import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
-import { AggregateStore } from "./aggregate-store.ts";
-import { jetStreamEventLog } from "./event-log.ts";
-import { ensureEventStream } from "./event-store.ts";
-import { QuarantineLog } from "./quarantine.ts";
+} from "../services/core/mod.ts";
+import { clientFor, startNats, type NatsHandle } from "./harness.ts";
+import { AggregateStore } from "../services/bus/aggregate-store.ts";
+import { jetStreamEventLog } from "../services/bus/event-log.ts";
+import { ensureEventStream } from "../services/bus/event-store.ts";
+import { QuarantineLog } from "../services/bus/quarantine.ts";
 
 let nats: NatsHandle;
 let c: Awaited<ReturnType<typeof clientFor>>;

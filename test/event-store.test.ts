@@ -4,11 +4,11 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
-import { publisherFor } from "./publisher.ts";
+import { publisherFor } from "../services/bus/publisher.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { EventEnvelope } from "../../schemas/mod.ts";
+import { EventEnvelope } from "../schemas/mod.ts";
 import {
   eventHash,
   isDomainError,
@@ -25,13 +25,13 @@ import {
   type MemberState,
   type RoomCommand,
   type Signer,
-} from "../core/mod.ts";
-import { auditVerify } from "../cli/audit.ts";
-import { bootstrapStore } from "../membershipd/bootstrap.ts";
-import { clientFor, startNats, tempDir, type NatsHandle } from "../../test/harness.ts";
-import { AggregateStore, type Executed } from "./aggregate-store.ts";
-import { jetStreamEventLog } from "./event-log.ts";
-import { EmbeddedNatsServer, freePort } from "./embedded-server.ts";
+} from "../services/core/mod.ts";
+import { auditVerify } from "../services/cli/audit.ts";
+import { bootstrapStore } from "../services/membershipd/bootstrap.ts";
+import { clientFor, startNats, tempDir, type NatsHandle } from "./harness.ts";
+import { AggregateStore, type Executed } from "../services/bus/aggregate-store.ts";
+import { jetStreamEventLog } from "../services/bus/event-log.ts";
+import { EmbeddedNatsServer, freePort } from "../services/bus/embedded-server.ts";
 import {
   appendEvents,
   ConcurrencyConflict,
@@ -43,7 +43,7 @@ import {
   readEventMessages,
   safeMaxBytes,
   toStoredEvent,
-} from "./event-store.ts";
+} from "../services/bus/event-store.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
 

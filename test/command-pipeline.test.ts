@@ -10,7 +10,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { TimeoutError, type NatsConnection } from "@nats-io/transport-node";
-import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
+import { Reply, type CommandEnvelope } from "../schemas/mod.ts";
 import {
   ErrorCodes,
   isDomainError,
@@ -19,17 +19,22 @@ import {
   signEvent,
   userAggregate,
   type Signer,
-} from "../core/mod.ts";
-import { connectNats, EVENTS_STREAM, eventSubject, freePort, lastSequence } from "../bus/mod.ts";
-import { buildCommand } from "../cli/request.ts";
-import { seededRandom as rng, startPlane, tempDir, type PlaneHandle } from "../../test/harness.ts";
-import { startControlPlane } from "./control-plane.ts";
-import { adminSigner } from "./identities.ts";
-import { resign, signed, type Draft } from "../../test/signed-commands.ts";
-import { CLAIM_LEASE_MS, MAX_COMMAND_BYTES, handleCommand, type PipelineDeps } from "./command-pipeline.ts";
-import { kvNonceStore } from "./nonce-store.ts";
-import { commandFingerprint } from "../core/mod.ts";
-import { NONCES_BUCKET } from "../bus/mod.ts";
+} from "../services/core/mod.ts";
+import { connectNats, EVENTS_STREAM, eventSubject, freePort, lastSequence } from "../services/bus/mod.ts";
+import { buildCommand } from "../services/cli/request.ts";
+import { seededRandom as rng, startPlane, tempDir, type PlaneHandle } from "./harness.ts";
+import { startControlPlane } from "../services/membershipd/control-plane.ts";
+import { adminSigner } from "../services/membershipd/identities.ts";
+import { resign, signed, type Draft } from "./signed-commands.ts";
+import {
+  CLAIM_LEASE_MS,
+  MAX_COMMAND_BYTES,
+  handleCommand,
+  type PipelineDeps,
+} from "../services/membershipd/command-pipeline.ts";
+import { kvNonceStore } from "../services/membershipd/nonce-store.ts";
+import { commandFingerprint } from "../services/core/mod.ts";
+import { NONCES_BUCKET } from "../services/bus/mod.ts";
 
 const PREFIX = "unibus.cmd.membership.";
 const encoder = new TextEncoder();
@@ -320,7 +325,7 @@ describe("bad input gets a structured error with a stable code, and the service 
 
   test("unknown actor → E_UNKNOWN_ACTOR (no such id, wrong key for a real id, ids that are not handles)", async () => {
     const stranger = signerFromSeed(newUserSeed());
-    for (const actorId of ["nobody", "admin", "admin.x", "../admin", "ADMIN", "*", ">", "x".repeat(128)]) {
+    for (const actorId of ["nobody", "admin", "admin.x", "../services/admin", "ADMIN", "*", ">", "x".repeat(128)]) {
       assertError(
         await send(command("user.list", {}, { signer: stranger, actorId })),
         "E_UNKNOWN_ACTOR",

@@ -5,10 +5,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { JetStreamApiError, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { NoRespondersError } from "@nats-io/transport-node";
-import { connectNats } from "./connect.ts";
-import { classifyNatsError } from "./nats-errors.ts";
-import { JetStreamPublisher, PublishTimeout, publisherFor } from "./publisher.ts";
-import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
+import { connectNats } from "../services/bus/connect.ts";
+import { classifyNatsError } from "../services/bus/nats-errors.ts";
+import { JetStreamPublisher, PublishTimeout, publisherFor } from "../services/bus/publisher.ts";
+import { clientFor, startNats, type NatsHandle } from "./harness.ts";
 
 let nats: NatsHandle;
 let c: Awaited<ReturnType<typeof clientFor>>;
