@@ -25,6 +25,7 @@ typecheck: deps
 test: build
 	npx tsc --noEmit
 	npx biome ci --colors=off --diagnostic-level=error .
+	scripts/lint-shell.sh
 	npx tsx --test --test-concurrency=2 $(TESTS)
 	npx tsx --test $(SOLO_TESTS)
 

@@ -11,7 +11,7 @@ export const MembershipActionArgs = {
   "user.add": z
     .object({
       handle: Slug,
-      role: z.enum(["admin", "monitor"]).default("admin"),
+      role: z.enum(["admin", "monitor", "forwarder"]).default("admin"),
       sign_key: UserPublicKey,
       kex_key: CurvePublicKey.nullable().default(null),
     })

@@ -1,4 +1,4 @@
-// `make build`: bundles the CLI, membershipd, the agent and the agent's boot step with esbuild into
+// `make build`: bundles the CLI, membershipd, the agent, the agent's boot step and the log forwarder with esbuild into
 // dist/, each one ESM file with everything it imports (the nats clients, libsodium, zod…) that plain
 // `node` runs, and a source map beside it. bin/* run these bundles (bin/lib/launch.sh), never the
 // sources: tsx transpiled every module on every start (0.8 s of CPU for `unibus --help`, issue 23).
@@ -24,6 +24,7 @@ export const BUNDLES: Readonly<Record<string, string>> = {
   "membershipd/membershipd": "services/membershipd/cli-entry.ts",
   "agent/unibus-agent": "services/agent/cli-entry.ts",
   "agent/boot": "services/agent/update/boot-cli.ts",
+  "forwarder/unibus-forwarder": "services/forwarder/cli-entry.ts",
 };
 
 /** The stamp bin/lib/launch.sh checks: one input path (relative to the root) per line. */

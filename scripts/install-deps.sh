@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl, minisign,
-# promtool, gcc and the NATS C client) with apt when run as root, and the npm dependencies from package-lock.json.
+# Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl, minisign, rsyslog,
+# promtool, shellcheck, systemd-analyze, gcc and the NATS C client) with apt when run as root, and the npm dependencies from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,12 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
 dpkg -s libnats-dev >/dev/null 2>&1 || missing+=(libnats-dev)
+# rsyslog with its TLS driver: test/syslog-forward.test.ts runs its own rsyslogd; none runs system-wide.
+command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
+dpkg -s rsyslog-gnutls >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
+# make test runs shellcheck on every shell script and systemd-analyze on the deploy's units.
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "unibus: installing ${missing[*]} with apt" >&2
@@ -40,9 +46,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ "$own_policy" = 1 ] && rm -f "$policy"
-    # The Debian packages enable a system-wide nats-server on 4222 and a Prometheus server on 9090.
+    # The Debian packages enable a system-wide nats-server on 4222, a Prometheus server on 9090 and rsyslog;
+    # only what this run installed is disabled (a machine's own rsyslog, say, is left as it was).
     if [ -d /run/systemd/system ]; then
-      systemctl disable --now nats-server prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+      for unit in nats-server prometheus prometheus-node-exporter rsyslog; do
+        case " ${missing[*]} " in
+          *" ${unit%-node-exporter} "*) systemctl disable --now "$unit" >/dev/null 2>&1 || true ;;
+        esac
+      done
     fi
   else
     echo "unibus: missing ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2

@@ -25,7 +25,7 @@ fi
 
 # One example service, sandboxed when bubblewrap can run here (see docs/architecture.md).
 if [ ! -d "$agent_dir/services" ]; then
-  mkdir -p -m 700 "$agent_dir/services"
+  mkdir -p "$agent_dir/services" && chmod 700 "$agent_dir/services"
   profile=none
   if command -v bwrap >/dev/null && bwrap --ro-bind / / --unshare-user --unshare-uts true 2>/dev/null; then profile=bwrap; fi
   cat >"$agent_dir/services/hello.json" <<JSON

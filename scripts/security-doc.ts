@@ -61,11 +61,12 @@ export function placeholderGrants(v: RoleVariant): RoleGrants {
   return grantsFor(v.role, placeholderContext(v));
 }
 
-export function symbolic(subject: string): string {
+/** `streams`: the admin's table, where one row stands for the same call on each stream it reads. */
+export function symbolic(subject: string, streams = true): string {
   const digest = blindToken(NODE_PLACEHOLDER);
   return subject
     .split(".")
-    .map((t) => (t === digest ? NODE_DIGEST_SYMBOL : ADMIN_READABLE_STREAMS.includes(t) ? STREAM_SYMBOL : t))
+    .map((t) => (t === digest ? NODE_DIGEST_SYMBOL : streams && ADMIN_READABLE_STREAMS.includes(t) ? STREAM_SYMBOL : t))
     .join(".");
 }
 
@@ -89,6 +90,10 @@ const HELD_BY: Record<RoleName, { who: string; expiry: string }> = {
   node: { who: "each enrolled agent, for the key it generated", expiry: "none (revocation)" },
   service: { who: "membershipd", expiry: "none" },
   monitor: { who: "users added with `--role monitor` (read-only dashboards)", expiry: "none (revocation)" },
+  forwarder: {
+    who: "users added with `--role forwarder`: the log and audit forwarder (`bin/unibus-forwarder`)",
+    expiry: "none (revocation)",
+  },
   bootstrap: {
     who: "every holder of an invite token (flow join) or a wait bundle (flow wait)",
     expiry: "the invite's or bundle's expiry",
@@ -130,7 +135,8 @@ function renderRoleTable(v: RoleVariant): string {
   const rows = [
     ...new Set(
       grantRows(placeholderGrants(v)).map(
-        ([d, r, sub, why]) => `| ${d} | ${r} | \`${symbolic(sub)}\` | ${why.replace(/\|/g, "\\|")} |`,
+        ([d, r, sub, why]) =>
+          `| ${d} | ${r} | \`${symbolic(sub, v.role === "admin")}\` | ${why.replace(/\|/g, "\\|")} |`,
       ),
     ),
   ];

@@ -25,7 +25,7 @@ import {
   type RoleVariant,
 } from "../scripts/security-doc.ts";
 import { AggregateKinds, EventDataSchemas, Role } from "../schemas/mod.ts";
-import { blindToken, permissionsFor } from "../services/core/mod.ts";
+import { blindToken, FORWARDED_STREAMS, FORWARDER_DURABLE, permissionsFor } from "../services/core/mod.ts";
 import { ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts";
 
 test("docs/events.md matches the zod schemas (run `make docs` when this fails)", () => {
@@ -135,7 +135,7 @@ test("the permission facts docs/security.md's prose states still hold", () => {
     "a node's only JetStream call is a direct get of the release objects",
   );
   // Nor may admins: they read streams by message gets, so no role but the service creates consumers.
-  for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {
+  for (const role of Role.options.filter((r) => r !== "service" && r !== "forwarder")) {
     const js = permissionsFor(role, ctx).pub.allow.filter((s) => s.startsWith("$JS.API.CONSUMER."));
     assert.deepEqual(
       js,
@@ -143,6 +143,26 @@ test("the permission facts docs/security.md's prose states still hold", () => {
       `${role} creates, reads and deletes no consumer: no role but the service creates consumers`,
     );
   }
+  // Issue 23: the log and audit forwarder reads through a durable consumer, so nothing is lost while
+  // it or the syslog server is away. membershipd creates it (a pull consumer, services/bus/forwarder-consumers.ts);
+  // the forwarder may only inspect it, pull from it and ack it: no create, update or delete (a
+  // deliver subject of its choosing), no other consumer, no other stream.
+  const forwarder = permissionsFor("forwarder", ctx).pub.allow;
+  const own = FORWARDED_STREAMS.map((st) => `${st}.${FORWARDER_DURABLE}`);
+  assert.deepEqual(
+    forwarder.filter((s) => s.startsWith("$JS.")).sort(),
+    [
+      "$JS.API.INFO",
+      ...own.flatMap((c) => [`$JS.API.CONSUMER.INFO.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${c}`, `$JS.ACK.${c}.>`]),
+    ].sort(),
+    "the forwarder reads its own two durable consumers on UNIBUS_LOGS and UNIBUS_EVENTS and creates none",
+  );
+  assert.deepEqual([...FORWARDED_STREAMS].sort(), ["UNIBUS_EVENTS", "UNIBUS_LOGS"]);
+  assert.deepEqual(
+    forwarder.filter((s) => !s.startsWith("$JS.")),
+    [],
+    "the forwarder publishes nothing but its JetStream calls and acks",
+  );
   assert.deepEqual(
     admin.pub.allow.filter((s) => s.startsWith("$O.")),
     ["$O.UNIBUS_releases.C.*", "$O.UNIBUS_releases.M.*"],
@@ -154,7 +174,7 @@ test("the permission facts docs/security.md's prose states still hold", () => {
     "an invite's credential may only ask to join",
   );
   assert.deepEqual(permissionsFor("service", ctx).pub.allow, [">"], "the service's `>` is a stated limit");
-  for (const role of ["admin", "monitor", "node", "bootstrap"] as const) {
+  for (const role of ["admin", "monitor", "node", "bootstrap", "forwarder"] as const) {
     const inboxes = permissionsFor(role, ctx).sub.allow.filter((s) => s.startsWith("_INBOX"));
     assert.deepEqual(inboxes, ["_INBOX_UKEY.>"], `${role} reads only its own inbox`);
   }

@@ -131,12 +131,15 @@ describe("unibus monitor report", () => {
     const notHealthz = await serve("127.0.0.1", 0, (res) =>
       res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}'),
     );
+    const gateway = await serve("127.0.0.1", 0, (res) =>
+      res.writeHead(404, { "content-type": "text/html" }).end("<h1>404 Not Found</h1>"),
+    );
     const arrived: number[] = [];
     const silent = await serve("127.0.0.1", 0, () => void arrived.push(Date.now()));
-    servers.push(garbage, notHealthz, silent);
+    servers.push(garbage, notHealthz, gateway, silent);
     const r = await report(
       "--url",
-      [mds[0]!.httpUrl, urlOf(garbage), urlOf(notHealthz), urlOf(silent), urlOf(silent)].join(","),
+      [mds[0]!.httpUrl, urlOf(garbage), urlOf(notHealthz), urlOf(gateway), urlOf(silent), urlOf(silent)].join(","),
       "--timeout",
       "800ms",
       "--json",
@@ -145,13 +148,14 @@ describe("unibus monitor report", () => {
     const out = JSON.parse(r.stdout);
     assert.deepEqual(
       out.nodes.map((n: any) => n.status),
-      ["ok", "unreachable", "unreachable", "unreachable", "unreachable"],
+      ["ok", "unreachable", "unreachable", "unreachable", "unreachable", "unreachable"],
     );
     assert.deepEqual(
       out.nodes.slice(1).map((n: any) => n.problems),
       [
         ["HTTP 200 with an answer that is not JSON"],
-        ["HTTP 404 with JSON that is not a unibus /healthz answer"],
+        ["HTTP 404 Not Found: no unibus /healthz here (wrong address or port?)"],
+        ["HTTP 404 Not Found: no unibus /healthz here (wrong address or port?)"],
         ["no answer within 800 ms"],
         ["no answer within 800 ms"],
       ],
@@ -160,7 +164,7 @@ describe("unibus monitor report", () => {
     // Polled at once: the second silent node was asked while the first was still silent, not after its timeout.
     assert.equal(arrived.length, 2);
     assert.ok(Math.abs(arrived[1]! - arrived[0]!) < 400, `asked ${Math.abs(arrived[1]! - arrived[0]!)} ms apart`);
-    for (const n of out.nodes.slice(3)) assert.ok(n.ms >= 750 && n.ms < 800 + 1500, `${n.ms} ms`);
+    for (const n of out.nodes.slice(4)) assert.ok(n.ms >= 750 && n.ms < 800 + 1500, `${n.ms} ms`);
   });
 
   test("--env: each node at its WG_IP with ROUTE_NETWORK=wg, its PUBLIC_IP with public", async () => {

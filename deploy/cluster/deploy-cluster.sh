@@ -7,11 +7,15 @@
 #
 #   deploy-cluster.sh [--env FILE] [--secrets DIR] [--apply] [--only NAME]
 #                     [--transport ssh|netns] [--netns-root DIR] [--netns-prefix P]
+#                     [--network-only | --teardown]
 #
 # --transport ssh (default) runs each step as root over `ssh SSH_USER@SSH_HOST sudo`. --transport
 # netns runs the same steps on this machine inside the network namespace P<NAME> (default prefix
 # unibus-), with each node's files under DIR/<NAME>/ instead of /, and processes started directly
-# instead of by systemd: this is how the cluster is tested (test/cluster.test.ts). Over ssh the
+# instead of by systemd: this is how the cluster is tested (test/cluster.test.ts). A missing
+# namespace is made first (deploy/cluster/netns.sh: a veth into the bridge Pbr, which has no
+# address; the node's PUBLIC_IP and WG_IP inside); --network-only stops there. --teardown stops
+# what runs in the namespaces and removes them and the bridge (the node files stay). Over ssh the
 # package is HEAD (git archive) with its bundles built from that same tree, and no node_modules: the
 # bundles hold every dependency, so servers get no npm install and no dev dependencies. In netns
 # mode the nodes run this checkout's bin/*, whose bundles are rebuilt first if a source is newer.
@@ -23,7 +27,7 @@ repo="$(cd "$here/../.." && pwd)"
 source "$here/lib.sh"
 
 env_file="$here/cluster.env" secrets="$here/secrets" apply=0 transport=ssh only=""
-netns_root="$repo/local_files/netns" netns_prefix="unibus-"
+netns_root="$repo/local_files/netns" netns_prefix="unibus-" network_only=0 teardown=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --env) env_file=$2; shift 2 ;;
@@ -33,15 +37,19 @@ while [ $# -gt 0 ]; do
     --transport) transport=$2; shift 2 ;;
     --netns-root) netns_root=$2; shift 2 ;;
     --netns-prefix) netns_prefix=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --network-only) network_only=1; shift ;;
+    --teardown) teardown=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "deploy-cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$transport" in ssh|netns) ;; *) echo "deploy-cluster.sh: --transport is ssh or netns, not $transport" >&2; exit 2 ;; esac
+if [ "$network_only$teardown" != 00 ] && [ "$transport" != netns ]; then
+  echo "deploy-cluster.sh: --network-only and --teardown are for --transport netns" >&2; exit 2
+fi
 require_no_placeholders "$env_file"
 # shellcheck disable=SC1090
 source "$env_file"
-[ -d "$secrets/identities" ] || { echo "deploy-cluster.sh: no cluster material in $secrets; run generate-cluster-certs.sh first" >&2; exit 1; }
 
 say() { printf '[%s] %s\n' "$1" "$2"; }
 
@@ -104,10 +112,6 @@ $(vault_env "$name")
 ENV
 }
 
-render_unit() { # TEMPLATE
-  sed -e "s|@USER@|$CLUSTER_USER|g" -e "s|@ETC@|$ETC|g" -e "s|@APP@|$APP|g" -e "s|@DATA@|$DATA|g" "$here/systemd/$1"
-}
-
 # Everything one node gets, staged locally first so both transports copy the same files.
 stage() { # NAME ADDR STAGE_DIR
   local name=$1 addr=$2 s=$3 m="$secrets/nodes/$1"
@@ -121,8 +125,8 @@ stage() { # NAME ADDR STAGE_DIR
    cp -a "$m/tls/ca.pem" "$m/tls/server-chain.pem" "$m/tls/server.key" "$s/data/tls/"
    cp -a "$secrets/identities/auth/." "$s/data/auth/"
    cp -a "$secrets/identities/service.nk" "$secrets/identities/admin.nk" "$s/data/"
-   render_unit unibus-membershipd.service >"$s/units/unibus-membershipd.service"
-   render_unit unibus-agent.service >"$s/units/unibus-agent.service"
+   render_unit unibus-membershipd.service "$CLUSTER_USER" "$ETC" "$APP" "$DATA" >"$s/units/unibus-membershipd.service"
+   render_unit unibus-agent.service "$CLUSTER_USER" "$ETC" "$APP" "$DATA" >"$s/units/unibus-agent.service"
    chmod 644 "$s/etc/node.env" "$s/units/"*)
 }
 
@@ -178,15 +182,19 @@ if "$APP/bin/unibus-agent" --data-dir "$DATA/agent" status >/dev/null 2>&1; then
 SH
 }
 
-healthy_steps() { # ADDR: waits for /healthz to answer ok
+healthy_steps() { # ADDR: waits for /healthz to answer ok, with a line every 10 s on what it answers
   cat <<SH
 node -e '
-  const url = process.argv[1], deadline = Date.now() + Number(process.argv[2]);
+  const url = process.argv[1], started = Date.now(), deadline = started + Number(process.argv[2]);
+  let told = started, last = "no answer yet";
+  const why = (r, h) => "HTTP " + r.status + ": " + ((h.problems || []).join("; ") || h.status);
+  const answer = (r) => r.json().then((h) => (r.ok ? null : why(r, h)), () => "HTTP " + r.status);
   (async () => {
     for (;;) {
-      const ok = await fetch(url, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-      if (ok) return process.exit(0);
-      if (Date.now() > deadline) { console.error("no healthy answer from " + url); process.exit(1); }
+      last = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(answer, (e) => String(e.cause?.code || e.name));
+      if (last === null) return process.exit(0);
+      if (Date.now() > deadline) { console.error("no healthy answer from " + url + " (last: " + last + ")"); process.exit(1); }
+      if (Date.now() - told >= 10000) { told = Date.now(); console.log("  still waiting (" + Math.round((told - started) / 1000) + " s): " + last); }
       await new Promise((r) => setTimeout(r, 500));
     }
   })();' "http://$1:$HTTP_PORT/healthz" "${DEPLOY_HEALTH_BUDGET_MS:-240000}"
@@ -204,6 +212,22 @@ run_step() { # NAME HOST LABEL SCRIPT [ARGS…]
   fi
 }
 
+# Teardown stops a node's agent before the rest, as systemd does (the agent's unit is ordered after
+# membershipd's): with its membershipd gone first, an agent waits on NATS instead of exiting.
+stop_agent() { # NAME
+  local pidfile="$RUN/agent.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  [ "$(ip netns identify "$pid" 2>/dev/null)" = "${netns_prefix}$1" ] || return 0
+  if [ "$apply" = 0 ]; then say "$1" "would run: kill -TERM $pid (the agent, before membershipd)"; return 0; fi
+  say "$1" "kill -TERM $pid (the agent, before membershipd)"
+  kill -TERM "$pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+}
+
 selected=()
 for e in "${CLUSTER_NODES[@]}"; do
   read -r n _ <<<"$e"
@@ -211,6 +235,30 @@ for e in "${CLUSTER_NODES[@]}"; do
 done
 [ ${#selected[@]} -gt 0 ] || { echo "deploy-cluster.sh: no node named $only in $env_file" >&2; exit 2; }
 [ "$apply" = 1 ] || echo "dry run ($transport): nothing is changed; --apply does it"
+
+# netns: the namespaces and bridge first (or, with --teardown, away with them).
+if [ "$transport" = netns ]; then
+  # shellcheck source=SCRIPTDIR/netns.sh
+  source "$here/netns.sh"
+  if [ "$teardown" = 1 ]; then
+    for e in "${selected[@]}"; do
+      read -r name _ <<<"$e"
+      paths "$name"
+      stop_agent "$name"
+    done
+    netns_down "$apply" "$netns_prefix" "$only" "${CLUSTER_NODES[@]}"
+    # A pid file would name whatever process gets that pid next.
+    for e in "${selected[@]}"; do
+      read -r name _ <<<"$e"
+      paths "$name"
+      if [ "$apply" = 1 ]; then rm -f "$RUN/membershipd.pid" "$RUN/agent.pid"; fi
+    done
+    exit 0
+  fi
+  netns_up "$apply" "$netns_prefix" "$only" "${CLUSTER_NODES[@]}"
+  [ "$network_only" = 0 ] || exit 0
+fi
+[ -d "$secrets/identities" ] || { echo "deploy-cluster.sh: no cluster material in $secrets; run generate-cluster-certs.sh first" >&2; exit 1; }
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
@@ -275,4 +323,11 @@ for e in "${selected[@]}"; do
   run_step "$name" "$host" "enroll this node's agent through its own membershipd" "$(enroll_steps "$name")"
   run_step "$name" "$host" "start the agent" "$(start_steps agent)"
 done
-[ "$apply" = 1 ] && echo "deployed: ${#selected[@]} node(s). Next: bin/unibus monitor report --env $env_file; bin/unibus --data-dir $secrets/identities --server nats://$first_addr:$NATS_CLIENT_PORT cluster status" || true
+# Where the hint is printed: in netns mode only the namespaces reach the nodes' addresses.
+if [ "$apply" = 1 ]; then
+  via=""
+  if [ "$transport" = netns ]; then via="ip netns exec ${netns_prefix}${first} "; fi
+  echo "deployed: ${#selected[@]} node(s). Next, from here:"
+  echo "  ${via}$repo/bin/unibus monitor report --env $env_file"
+  echo "  ${via}$repo/bin/unibus --data-dir $secrets/identities --server nats://$first_addr:$NATS_CLIENT_PORT cluster status"
+fi

@@ -15,7 +15,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$here/lib.sh"
 
 env_file="$here/cluster.env" out="$here/secrets" rotate=0
@@ -34,6 +34,8 @@ source "$env_file"
 command -v openssl >/dev/null || { echo "generate-cluster-certs.sh: openssl is not installed (apt-get install openssl)" >&2; exit 1; }
 umask 077
 mkdir -p "$out"
+# Absolute: the identities are written from the repository's directory (scripts/cluster-keys.ts).
+out="$(cd "$out" && pwd)"
 
 quiet() { "$@" 2>/dev/null >/dev/null || { echo "generate-cluster-certs.sh: failed: $*" >&2; "$@" >&2; exit 1; }; }
 

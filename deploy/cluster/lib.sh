@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the deploy/cluster scripts. Source this file; it runs nothing by itself.
 
 # require_no_placeholders FILE: exits 2, naming every variable or CLUSTER_NODES line of FILE that
@@ -29,4 +30,13 @@ require_no_placeholders() {
     exit 2
   fi
   return 0
+}
+
+# render_unit TEMPLATE USER ETC APP DATA: a unit of deploy/cluster/systemd/ with its @NAME@
+# placeholders filled in, on stdout. The deploy installs exactly this; test/systemd-units.test.ts
+# checks it with systemd-analyze.
+render_unit() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/systemd"
+  sed -e "s|@USER@|$2|g" -e "s|@ETC@|$3|g" -e "s|@APP@|$4|g" -e "s|@DATA@|$5|g" "$dir/$1"
 }

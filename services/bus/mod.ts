@@ -14,6 +14,7 @@ export * from "./operator.ts";
 export * from "./tls.ts";
 export * from "./creds.ts";
 export * from "./logs-stream.ts";
+export * from "./forwarder-consumers.ts";
 export * from "./cold-start.ts";
 export { EventSigner, MAX_EVENT_BATCH } from "./event-signer.ts";
 export * from "./key-handoff.ts";

@@ -99,16 +99,21 @@ export async function pollHealthz(t: Target, timeoutMs: number): Promise<NodeRep
     return done({ problems: [signal.aborted ? `no answer within ${durationText(timeoutMs)}` : fetchProblem(err)] });
   }
   const http = res.status;
+  // A 503 carries a degraded /healthz; any other failure status means something else answered.
+  const elsewhere = `HTTP ${http}${res.statusText ? ` ${printable(res.statusText)}` : ""}: no unibus /healthz here (wrong address or port?)`;
   let body: unknown;
   try {
     if (text.length > MAX_BODY) throw new Error("too long");
     body = JSON.parse(text);
   } catch {
-    return done({ http_status: http, problems: [`HTTP ${http} with an answer that is not JSON`] });
+    return done({ http_status: http, problems: [res.ok ? `HTTP ${http} with an answer that is not JSON` : elsewhere] });
   }
   const h = Healthz.safeParse(body);
   if (!h.success)
-    return done({ http_status: http, problems: [`HTTP ${http} with JSON that is not a unibus /healthz answer`] });
+    return done({
+      http_status: http,
+      problems: [res.ok ? `HTTP ${http} with JSON that is not a unibus /healthz answer` : elsewhere],
+    });
   const v: Healthz = h.data;
   const problems = (v.problems ?? []).map(printable);
   if (v.error) problems.push(printable(v.error));

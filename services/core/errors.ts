@@ -142,6 +142,16 @@ export const ERRORS = {
     meaning: "an audit checkpoint file cannot be read, is no checkpoint, or would overwrite one",
     exit: 2,
   },
+  // The log and audit forwarder (services/forwarder/).
+  E_SYSLOG_TLS: {
+    meaning: "the syslog server's certificate does not verify against the forwarder's CA (or the TLS handshake failed)",
+    retry: true,
+  },
+  E_SYSLOG_UNAVAILABLE: {
+    meaning: "the syslog server cannot be reached or dropped a session; the forwarder sends it again",
+    retry: true,
+  },
+  E_FORWARDER_STATE: { meaning: "the forwarder's position file cannot be read or written" },
   // The CLI's own and the daemons' start-up.
   E_USAGE: { meaning: "the command line is wrong (see --help)", exit: 2 },
   E_AUTH: { meaning: "NATS refused the credentials" },

@@ -75,6 +75,25 @@ function streamReads(stream: string): Grant[] {
   ];
 }
 
+/** The log and audit forwarder's durable consumer on each stream it forwards (services/bus/forwarder-consumers.ts). */
+export const FORWARDER_DURABLE = "unibus-forwarder";
+/** What the forwarder sends to syslog: every log line, and the event stream as the audit trail. */
+export const FORWARDED_STREAMS = ["UNIBUS_LOGS", "UNIBUS_EVENTS"] as const;
+
+/**
+ * The forwarder reads through the two consumers membershipd made for it and acknowledges what the
+ * syslog server took; it creates, changes and deletes none (a consumer's deliver subject is not
+ * checked by nats-server 2.9, so a role that may create one could have a stream republished anywhere).
+ */
+function forwarderReads(stream: string): Grant[] {
+  const c = `${stream}.${FORWARDER_DURABLE}`;
+  return [
+    g(`$JS.API.CONSUMER.INFO.${c}`, "its consumer's position and backlog (num_pending), for /healthz and metrics"),
+    g(`$JS.API.CONSUMER.MSG.NEXT.${c}`, "pulls the next batch from its own durable pull consumer, and no other"),
+    g(`$JS.ACK.${c}.>`, "acknowledges a message once the syslog server has closed the session that carried it"),
+  ];
+}
+
 /** The object store release tarballs live in (services/bus/release-objects.ts): admins add, nodes download. */
 export const RELEASE_OBJECTS_STREAM = "OBJ_UNIBUS_releases";
 const releaseDirectGet = (why: string) => g(`$JS.API.DIRECT.GET.${RELEASE_OBJECTS_STREAM}`, why);
@@ -140,6 +159,17 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
           deny: [],
         },
         sub: { allow: [inbox, checkpoints], deny: [] },
+      };
+    case "forwarder":
+      return {
+        pub: {
+          allow: [
+            g("$JS.API.INFO", "the JetStream client's account check before any stream call"),
+            ...FORWARDED_STREAMS.flatMap(forwarderReads),
+          ],
+          deny: [],
+        },
+        sub: { allow: [inbox], deny: [] },
       };
     case "node": {
       if (!ctx.node) throw new Error("a node identity needs its node name");

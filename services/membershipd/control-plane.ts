@@ -10,6 +10,7 @@ import {
   QuarantineLog,
   coldStartRetry,
   ensureEventStream,
+  ensureForwarderConsumers,
   ensureLogsStream,
   openBuckets,
 } from "../bus/mod.ts";
@@ -88,6 +89,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     }),
   );
   await cold("the logs stream", () => ensureLogsStream(jsm, { replicas: o.replicas }));
+  await cold("the forwarder's consumers", () => ensureForwarderConsumers(jsm));
   const buckets = await cold("the KV buckets", () => openBuckets(o.nc, o.replicas));
   const service = serviceSigner(o.dataDir);
   // One log of quarantined events for both readers (issue 21): /healthz and the metric read it.

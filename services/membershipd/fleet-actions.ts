@@ -38,7 +38,12 @@ export function createFleetActions(d: FleetActionDeps) {
       enrollment ? h(enrollment, args, cmd) : unsupported();
 
   /** The user's NATS JWT, minted for the key it registered (its seed stays with the caller). */
-  const issueUserJwt = async (handle: string, role: "admin" | "monitor", key: string, cmd: CommandEnvelope) => {
+  const issueUserJwt = async (
+    handle: string,
+    role: "admin" | "monitor" | "forwarder",
+    key: string,
+    cmd: CommandEnvelope,
+  ) => {
     if (!identities) return null;
     const issued = await identities.issue({ key, role, name: handle }, cmd.id);
     return isDomainError(issued) ? issued : issued.jwt;

@@ -1,6 +1,7 @@
 // `unibus cluster status|scale`: both are membershipd commands (an admin's JWT may not change a
 // stream; membershipd's may), shown as tables.
 import { table, usageError } from "../output.ts";
+import { watchScale } from "../scale-progress.ts";
 import { show } from "../session.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -58,11 +59,14 @@ export const CLUSTER_VERBS = [
     help: "raise every stream's and bucket's replicas in place (3 needs 3 peers)",
     flags: { replicas: { type: "string" } },
     dryRun: true,
-    run: async ({ args, flags, o, sendWithin }) => {
+    run: async ({ args, flags, o, send, sendWithin }) => {
       const given = flags.replicas ? [flags.replicas, ...args] : args;
       const replicas = Number(given[0]);
       if (given.length !== 1 || ![1, 3, 5].includes(replicas)) usageError("expected cluster scale --replicas 1|3|5");
-      return show(o, await sendWithin(SCALE_TIMEOUT_MS)("cluster.scale", { replicas }), (r) =>
+      // Minutes of waiting on new replicas: a status line on stderr every few seconds (not with --json).
+      const watch = o.json || o.dryRun ? null : watchScale(send, replicas, (line) => process.stderr.write(`${line}\n`));
+      const result = await sendWithin(SCALE_TIMEOUT_MS)("cluster.scale", { replicas }).finally(() => watch?.stop());
+      return show(o, result, (r) =>
         [
           `every stream and bucket keeps ${r.replicas} replicas now (was ${r.previous}), on ${r.peers.join(", ")}`,
           ...(r.remade.length

@@ -1,0 +1,2 @@
+import { runMain } from "./main.ts";
+void runMain(process.argv.slice(2));
