@@ -6,7 +6,7 @@ import { EventChecker } from "./event-check.ts";
 import { eventSubject } from "./blind.ts";
 import { newUserSeed, signerFromSeed, type Signer } from "./crypto.ts";
 import { signEventBatch, type EventDraft } from "./envelope.ts";
-import { GENESIS_ID } from "./system.ts";
+import { GENESIS_ID } from "./system/decider.ts";
 
 interface Msg {
   seq: number;

@@ -7,7 +7,7 @@ import { newUserSeed, signerFromSeed, type Signer } from "./crypto.ts";
 import { eventHash, signEvent, signEventBatch } from "./envelope.ts";
 import { EventChecker, checkEvent, describeFinding, type EventCheck } from "./event-check.ts";
 import { TrustedWriters } from "./writers.ts";
-import { systemDecider } from "./system.ts";
+import { systemDecider } from "./system/decider.ts";
 import { fold } from "./decider.ts";
 import { isDomainError } from "./errors.ts";
 import type { EventEnvelope } from "../../schemas/mod.ts";

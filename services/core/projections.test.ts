@@ -29,7 +29,7 @@ import {
   type Projection,
   type StoredEvent,
   type StoredEventFields,
-} from "./projections.ts";
+} from "./mod.ts";
 
 const aliceKey = signerFromSeed(newUserSeed()).publicKey;
 const bobKey = signerFromSeed(newUserSeed()).publicKey;

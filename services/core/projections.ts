@@ -1,14 +1,6 @@
-// Pure projections: project(record | undefined, event) → record | undefined (undefined = removed),
-// applied through the kernel (projection-kernel.ts), one per bucket.
-import type {
-  IdentityRecord,
-  InviteRecord,
-  MemberRecord,
-  NodeRecord,
-  RoomByMemberRecord,
-  RoomRecord,
-  UserRecord,
-} from "../../schemas/mod.ts";
+// Every projection, one per bucket, each beside its aggregate's decider (<aggregate>/projection.ts):
+// project(record | undefined, event) → record | undefined (undefined = removed), applied through the
+// kernel (projection-kernel.ts). MemoryProjections replays them in memory.
 import {
   applyEvent,
   isOneOf,
@@ -22,11 +14,16 @@ import {
   type StoredEvent,
   type StoredEventFields,
 } from "./projection-kernel.ts";
-import { projectNodeActivity } from "./node-projection.ts";
-import { releasesProjection } from "./releases.ts";
-import { rolloutsProjection } from "./rollouts.ts";
-import { locksProjection } from "./locks.ts";
-import { nodeReleasesProjection } from "./node-releases.ts";
+import { usersProjection } from "./user/projection.ts";
+import { roomsProjection } from "./room/projection.ts";
+import { membersProjection, roomsByMemberProjection } from "./member/projection.ts";
+import { nodesProjection } from "./node/projection.ts";
+import { invitesProjection } from "./fleet/projection.ts";
+import { identitiesProjection } from "./identity/projection.ts";
+import { releasesProjection } from "./release/projection.ts";
+import { rolloutsProjection } from "./rollout/projection.ts";
+import { locksProjection } from "./lock/projection.ts";
+import { nodeReleasesProjection } from "./release/node-releases-projection.ts";
 
 export {
   applyEvent,
@@ -40,173 +37,6 @@ export {
   type StoredRecord,
   type StoredEvent,
   type StoredEventFields,
-};
-export const usersProjection: Projection<UserRecord> = {
-  bucket: "UNIBUS_users",
-  keys: (e) => (e.kind === "user" ? [e.data.handle] : []),
-  project(r, e) {
-    switch (e.type) {
-      case "UserCreated":
-        return {
-          handle: e.data.handle,
-          role: e.data.role,
-          sign_key: e.data.sign_key,
-          kex_key: e.data.kex_key,
-          created_at: e.ts,
-          revoked: false,
-          seq: e.seq,
-        };
-      case "UserRevoked":
-        return r && { ...r, revoked: true, seq: e.seq };
-      default:
-        return r;
-    }
-  },
-};
-
-export const roomsProjection: Projection<RoomRecord> = {
-  bucket: "UNIBUS_rooms",
-  keys: (e) => (isOneOf(e, ["RoomCreated", "RoomArchived", "MemberAdded", "MemberRemoved"]) ? [e.data.room] : []),
-  project(r, e) {
-    switch (e.type) {
-      case "RoomCreated":
-        return {
-          room: e.data.room,
-          subject: e.data.subject,
-          created_by: e.data.created_by,
-          created_at: e.ts,
-          archived: false,
-          members: r?.members ?? 0,
-          seq: e.seq,
-        };
-      case "RoomArchived":
-        return r && { ...r, archived: true, seq: e.seq };
-      case "MemberAdded":
-        return r && { ...r, members: r.members + 1, seq: e.seq };
-      case "MemberRemoved":
-        return r && { ...r, members: Math.max(0, r.members - 1), seq: e.seq };
-      default:
-        return r;
-    }
-  },
-};
-
-export const membersProjection: Projection<MemberRecord> = {
-  bucket: "UNIBUS_members",
-  keys: (e) => (e.kind === "member" ? [`${e.data.room}.${e.data.user}`] : []),
-  project(r, e) {
-    switch (e.type) {
-      case "MemberAdded":
-        return { room: e.data.room, user: e.data.user, role: e.data.role, since: e.ts, seq: e.seq };
-      case "MemberRoleChanged":
-        return r && { ...r, role: e.data.role, seq: e.seq };
-      default:
-        return undefined;
-    }
-  },
-};
-
-export const roomsByMemberProjection: Projection<RoomByMemberRecord> = {
-  bucket: "UNIBUS_rooms_by_member",
-  keys: (e) => (e.kind === "member" ? [`${e.data.user}.${e.data.room}`] : []),
-  project(r, e) {
-    switch (e.type) {
-      case "MemberAdded":
-        return { user: e.data.user, room: e.data.room, role: e.data.role, seq: e.seq };
-      case "MemberRoleChanged":
-        return r && { ...r, role: e.data.role, seq: e.seq };
-      default:
-        return undefined;
-    }
-  },
-};
-
-export const nodesProjection: Projection<NodeRecord> = {
-  bucket: "UNIBUS_nodes",
-  keys: (e) => (e.kind === "node" || isOneOf(e, ["NodeEnrolled", "NodeLeft", "NodeRevoked"]) ? [e.data.node] : []),
-  project(r, e) {
-    switch (e.type) {
-      case "NodeEnrolled": {
-        const d = e.data;
-        return {
-          node: d.node,
-          sign_key: d.sign_key,
-          kex_key: d.kex_key,
-          address: d.address,
-          labels: d.labels,
-          status: "active",
-          flow: d.flow,
-          enrolled_at: e.ts,
-          invite: d.invite,
-          services: {},
-          agent: null,
-          vault: null,
-          seq: e.seq,
-        };
-      }
-      case "NodeLeft":
-        return r && { ...r, status: "left", seq: e.seq };
-      case "NodeRevoked":
-        return r && { ...r, status: "revoked", seq: e.seq };
-      default:
-        // A report for a node with no record (never enrolled here) has nothing to attach to.
-        return r && e.kind === "node" ? { ...projectNodeActivity(r, e), seq: e.seq } : r;
-    }
-  },
-};
-
-export const invitesProjection: Projection<InviteRecord> = {
-  bucket: "UNIBUS_invites",
-  keys: (e) =>
-    e.type === "InviteIssued" || e.type === "InviteRevoked"
-      ? [e.data.hash]
-      : e.type === "NodeEnrolled"
-        ? [e.data.invite]
-        : [],
-  project(r, e) {
-    switch (e.type) {
-      case "InviteIssued":
-        return {
-          hash: e.data.hash,
-          note: e.data.note,
-          expires_at: e.data.expires_at,
-          uses: e.data.uses,
-          uses_left: e.data.uses,
-          revoked: false,
-          issued_at: e.ts,
-          seq: e.seq,
-        };
-      case "InviteRevoked":
-        return r && { ...r, revoked: true, seq: e.seq };
-      case "NodeEnrolled":
-        return r && { ...r, uses_left: r.uses_left - 1, seq: e.seq };
-      default:
-        return r;
-    }
-  },
-};
-
-export const identitiesProjection: Projection<IdentityRecord> = {
-  bucket: "UNIBUS_identities",
-  keys: (e) => (e.kind === "identity" ? [e.data.key] : []),
-  project(r, e) {
-    switch (e.type) {
-      case "IdentityIssued":
-        return {
-          key: e.data.key,
-          role: e.data.role,
-          name: e.data.name,
-          status: "active",
-          issued_at: e.ts,
-          expires_at: e.data.expires_at,
-          seq: e.seq,
-        };
-      case "IdentityRevoked":
-        return r && { ...r, status: "revoked", seq: e.seq };
-      default:
-        return r;
-    }
-  },
 };
 
 /** A projection of some record: what the projector and the in-memory replay go through. */

@@ -5,7 +5,7 @@
 // sequence, so an event signed by a key before its retirement still verifies after it, and a
 // reader that learns of a later change (a store loading trust fresh) judges older events the same.
 import type { EventEnvelope } from "../../schemas/mod.ts";
-import { GENESIS_ID } from "./system.ts";
+import { GENESIS_ID } from "./system/decider.ts";
 
 export interface WriterRecord {
   key: string;

@@ -1,6 +1,6 @@
 // How many active nodes' vaults are in each state, for /healthz, and the fleet's gauges for
 // /metrics (nodes by status, services by state, each active node's last report): kept from a watch
-// of UNIBUS_nodes (services/core/node-projection.ts), so both answer from memory however large the
+// of UNIBUS_nodes (services/core/node/projection.ts), so both answer from memory however large the
 // fleet is, instead of reading every record at each poll.
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/nats-core";
