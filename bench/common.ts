@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { EventEnvelope } from "../schemas/mod.ts";
-import { EVENTS_STREAM, eventSubject } from "../services/bus/mod.ts";
+import { EventSigner, EVENTS_STREAM, eventSubject } from "../services/bus/mod.ts";
 import {
   newUserSeed,
   signEvent,
@@ -103,6 +103,14 @@ export function buildEvent(...args: Parameters<typeof eventDraft>): EventEnvelop
 export interface NewEvent {
   subject: string;
   env: EventEnvelope;
+  /** What is published: the canonical JSON signing made (HashedEvent.bytes), as AggregateStore appends it. */
+  bytes: Uint8Array;
+}
+
+/** An event of a load before it is signed. */
+export interface NewDraft {
+  subject: string;
+  draft: EventDraft;
 }
 
 /**
@@ -111,6 +119,13 @@ export interface NewEvent {
  * its schema, so decodeEvent and the projections take their normal path.
  */
 export function newAggregateEvent(w: Writer, prefix: string, i: number): NewEvent {
+  const { subject, draft } = newAggregateDraft(w, prefix, i);
+  const [h] = signEventBatch([draft], w.signer);
+  return { subject, env: h!.event, bytes: h!.bytes };
+}
+
+/** newAggregateEvent's draft, to be signed the way the load needs (signLoad). */
+export function newAggregateDraft(w: Writer, prefix: string, i: number): NewDraft {
   const k = Math.floor(i / 5);
   const room = `${prefix}-r${k}`;
   const a = `${prefix}-a${k}`;
@@ -147,7 +162,7 @@ export function newAggregateEvent(w: Writer, prefix: string, i: number): NewEven
       ];
     }
   }
-  return { subject: eventSubject(kind, aggregate), env: buildEvent(w, cmd, kind, aggregate, type, data, null) };
+  return { subject: eventSubject(kind, aggregate), draft: eventDraft(w, cmd, kind, aggregate, type, data, null) };
 }
 
 /**
@@ -344,23 +359,22 @@ export function log(line: string): void {
 }
 
 /**
- * BENCH_SIGN_BATCH=N (default 1: every event signed alone, the worst case for readers' checks):
- * re-signs the events N to a signature, as membershipd's EventSigner does under load (at most 64
- * per event-loop turn), each with its Merkle inclusion proof. Readers then verify one Ed25519
- * signature per batch (issue 21's live checks; verifyEventSignature remembers a verified batch).
+ * How a load's events are signed. "batched": through an EventSigner, as AggregateStore signs on the
+ * write path: the drafts handed in during one event-loop turn share one signature over a Merkle
+ * root, at most MAX_EVENT_BATCH (64) to a batch, each event with its inclusion proof (a writer
+ * with a backlog, as under load). "single": one signature per event (an idle writer: one event per
+ * loop turn), the worst case for readers' checks. Either way the event is published as the
+ * canonical JSON bytes signing made, as appendEvents is handed them by AggregateStore.
  */
-export const SIGN_BATCH = Math.max(1, Math.min(64, Number(process.env.BENCH_SIGN_BATCH ?? "1") || 1));
+export type Signing = "batched" | "single";
 
-export function signInBatches(events: NewEvent[], w: Writer, size = SIGN_BATCH): NewEvent[] {
-  if (size <= 1) return events;
-  const out: NewEvent[] = [];
-  for (let i = 0; i < events.length; i += size) {
-    const group = events.slice(i, i + size);
-    const drafts = group.map(({ env }) => {
-      const { v: _v, signer: _s, sig: _sig, batch: _b, ...draft } = env;
-      return draft as EventDraft;
+export async function signLoad(drafts: readonly NewDraft[], w: Writer, how: Signing): Promise<NewEvent[]> {
+  if (how === "single")
+    return drafts.map(({ subject, draft }) => {
+      const [h] = signEventBatch([draft], w.signer);
+      return { subject, env: h!.event, bytes: h!.bytes };
     });
-    signEventBatch(drafts, w.signer).forEach((h, j) => out.push({ subject: group[j]!.subject, env: h.event }));
-  }
-  return out;
+  const signer = new EventSigner(w.signer);
+  const signed = await Promise.all(drafts.map(({ draft }) => signer.sign(draft)));
+  return signed.map((h, i) => ({ subject: drafts[i]!.subject, env: h.event, bytes: h.bytes }));
 }

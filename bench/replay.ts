@@ -11,18 +11,19 @@ import {
   toStoredEvent,
 } from "../services/bus/mod.ts";
 import { rebuildProjections } from "../services/cli/audit.ts";
-import { MemoryProjections } from "../services/core/mod.ts";
+import { checkEvent, MemoryProjections, VerifiedBatches } from "../services/core/mod.ts";
 import { clientFor } from "../test/harness.ts";
 import type { QuarantineFinding } from "../services/core/mod.ts";
 import {
   buildEvent,
-  signInBatches,
-  SIGN_BATCH,
+  signLoad,
+  microUs,
+  newAggregateDraft,
+  type NewEvent,
   fmtInt,
   fmtMs,
   fmtRatio,
   log,
-  newAggregateEvent,
   newWriter,
   now,
   rawOrderedRead,
@@ -68,17 +69,22 @@ export async function run(): Promise<BenchResult> {
     // Setup only: the same message appendEvents would send (Nats-Msg-Id, expected last subject
     // sequence 0), but as pipelined core publishes with a flush per chunk instead of one awaited
     // ack per event; signing the next chunk overlaps with the server storing the last one.
+    // Signed as AggregateStore signs under load (signLoad "batched": an EventSigner, up to 64 events
+    // to a signature) and published as the canonical bytes signing made.
+    let sample: NewEvent[] = [];
     for (let from = 0; from < EVENTS; from += CHUNK) {
       const n = Math.min(EVENTS, from + CHUNK) - from;
-      const chunk = signInBatches(
-        Array.from({ length: n }, (_v, j) => newAggregateEvent(w, "rp", from + j)),
+      const chunk = await signLoad(
+        Array.from({ length: n }, (_v, j) => newAggregateDraft(w, "rp", from + j)),
         w,
+        "batched",
       );
+      if (from === 0) sample = chunk;
       for (const e of chunk) {
         const h = headers();
         h.set("Nats-Msg-Id", e.env.id);
         h.set("Nats-Expected-Last-Subject-Sequence", "0");
-        nc.publish(e.subject, JSON.stringify(e.env), { headers: h });
+        nc.publish(e.subject, e.bytes, { headers: h });
       }
       await nc.flush();
     }
@@ -166,6 +172,7 @@ export async function run(): Promise<BenchResult> {
       bares.push(await timed(unchecked));
       log(`replay: round ${r + 1} reference: no schema checks ${fmtInt(lastSeq / bares[r]!.seconds)} ev/s`);
     }
+    const costs = await checkCosts(sample, w);
     const bestOf = (xs: { seconds: number; cpu: CpuUse }[]) => xs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
     const u = bestOf(uni);
     const off = bestOf(offs);
@@ -226,7 +233,10 @@ export async function run(): Promise<BenchResult> {
       notes: [
         `Setup (not timed in the comparison): ${fmtInt(EVENTS)} events signed and published (pipelined core publishes with the appendEvents headers, a flush every ${fmtInt(CHUNK)}) in ${writeSeconds.toFixed(1)} s (${fmtInt(EVENTS / writeSeconds)} events/s).`,
         `Rebuilt projections: ${buckets}.`,
-        `Live checks (issue 21: schema, signature, trusted writer, hash chain per event, \`checkEvent\`): the checked rebuild reads at ${fmtRatio(off.seconds / u.seconds)} the rate of the same rebuild with them off (${rate(u)} against ${rate(off)} events/s; ratios to raw ${fmtRatio(ratio)} against ${fmtRatio(b.seconds / off.seconds)}). ${SIGN_BATCH === 1 ? "Every bench event is signed alone (one Ed25519 verify each); membershipd under load signs up to 64 to a signature, verified once per batch (BENCH_SIGN_BATCH=64 measures that)." : `Bench events signed ${SIGN_BATCH} to a signature (BENCH_SIGN_BATCH), as membershipd's EventSigner does under load: one Ed25519 verify per batch.`}`,
+        `Live checks (issue 21: schema, signature or batch proof, trusted writer, hash chain per event, \`checkEvent\`): the checked rebuild reads at ${fmtRatio(off.seconds / u.seconds)} the rate of the same rebuild with them off (${rate(u)} against ${rate(off)} events/s; ratios to raw ${fmtRatio(ratio)} against ${fmtRatio(b.seconds / off.seconds)}). ` +
+          "The events are signed as AggregateStore signs them under load, through an EventSigner (up to 64 to one signature over a Merkle root, each with its inclusion proof), and stored as the canonical bytes signing made; the rebuild's checker keeps the batches it verified (VerifiedBatches), so each batch's signature is verified once and its other events by their leaf against nodes already proven.",
+        `Per event on one thread (best of 5 passes over ${fmtInt(costs.events)} of these stored events, no NATS): decodeEvent (the checks-off path) ${costs.decode.toFixed(1)} µs; checkEvent, batch-signed, a fresh VerifiedBatches per pass ${costs.batched.toFixed(1)} µs; ` +
+          `checkEvent of the same events signed one per signature (an idle writer's form; one Ed25519 verify each, which no cache can save) ${costs.single.toFixed(1)} µs.`,
         "CPU µs per event = CPU time of this process and of the nats-server during the read, divided by events read.",
         `References (best of their rounds, not judged): the raw consumer by callback read ${rate(cb)} events/s; against it the checked rebuild's best round is ${fmtRatio(cb.seconds / u.seconds)} and the rebuild without schema checks ${fmtRatio(cb.seconds / bare.seconds)}. ` +
           "The target is judged against the iterator, the nats.js mode readEventMessages reads through.",
@@ -237,4 +247,33 @@ export async function run(): Promise<BenchResult> {
     await nc.close();
     await nats.stop();
   }
+}
+
+/** checkEvent's cost per event on one thread against decodeEvent's, batch-signed and singly signed. */
+async function checkCosts(
+  batched: NewEvent[],
+  w: ReturnType<typeof newWriter>,
+): Promise<{ events: number; decode: number; batched: number; single: number }> {
+  const trust = { trusts: () => true };
+  const check = (e: NewEvent, i: number, batches: VerifiedBatches) =>
+    checkEvent(i + 2, e.subject, e.bytes, trust, null, null, batches);
+  let batches = new VerifiedBatches();
+  const decode = microUs(batched, (e) => decodeEvent(e.bytes));
+  // A fresh cache per pass: each pass pays every batch's one signature, as a replay does.
+  const batchedUs = microUs(batched, (e, i) => {
+    if (i === 0) batches = new VerifiedBatches();
+    if (!check(e, i, batches).ok) throw new Error("a bench event failed its checks");
+  });
+  const singles = await signLoad(
+    batched.slice(0, 256).map((e) => ({ subject: e.subject, draft: draftOf(e) })),
+    w,
+    "single",
+  );
+  const single = microUs(singles, (e, i) => check(e, i, batches), 3);
+  return { events: batched.length, decode, batched: batchedUs, single };
+}
+
+function draftOf(e: NewEvent) {
+  const { v: _v, signer: _s, sig: _sig, batch: _b, ...draft } = e.env;
+  return draft;
 }

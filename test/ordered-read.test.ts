@@ -5,8 +5,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { DeliverPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { orderedRead, type OrderedReadOptions } from "./ordered-read.ts";
-import { clientFor, startNats, type NatsHandle } from "../../test/harness.ts";
+import { orderedRead, type OrderedReadOptions } from "../services/bus/ordered-read.ts";
+import { clientFor, startNats, type NatsHandle } from "./harness.ts";
 
 let nats: NatsHandle;
 let c: Awaited<ReturnType<typeof clientFor>>;

@@ -6,7 +6,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { KvWatchInclude } from "@nats-io/kv";
-import { MemberRecord, RoomByMemberRecord, RoomRecord, UserRecord, type MemberRole } from "../../schemas/mod.ts";
+import { MemberRecord, RoomByMemberRecord, RoomRecord, UserRecord, type MemberRole } from "../schemas/mod.ts";
 import {
   diffBuckets,
   GENESIS_ID,
@@ -23,15 +23,15 @@ import {
   type Signer,
   storageKey,
   toStorageKeys,
-} from "../core/mod.ts";
-import { rebuildProjections } from "../cli/audit.ts";
-import { clientFor, seededRandom as rng, startNats, type NatsHandle } from "../../test/harness.ts";
-import { AggregateStore } from "./aggregate-store.ts";
-import { jetStreamEventLog } from "./event-log.ts";
-import { CHECKPOINTS_BUCKET, openBuckets, projectionBuckets, type Buckets } from "./buckets.ts";
-import { appendEvents, ensureEventStream, eventSubject, lastSequence } from "./event-store.ts";
-import { readKvSnapshot } from "./kv-snapshot.ts";
-import { Projector, recordWriter, type RecordWriter } from "./projector.ts";
+} from "../services/core/mod.ts";
+import { rebuildProjections } from "../services/cli/audit.ts";
+import { clientFor, seededRandom as rng, startNats, type NatsHandle } from "./harness.ts";
+import { AggregateStore } from "../services/bus/aggregate-store.ts";
+import { jetStreamEventLog } from "../services/bus/event-log.ts";
+import { CHECKPOINTS_BUCKET, openBuckets, projectionBuckets, type Buckets } from "../services/bus/buckets.ts";
+import { appendEvents, ensureEventStream, eventSubject, lastSequence } from "../services/bus/event-store.ts";
+import { readKvSnapshot } from "../services/bus/kv-snapshot.ts";
+import { Projector, recordWriter, type RecordWriter } from "../services/bus/projector.ts";
 
 type Client = Awaited<ReturnType<typeof clientFor>>;
 

@@ -15,6 +15,7 @@ import {
   type DomainError,
   type HashedEvent,
   type Signer,
+  VerifiedBatches,
 } from "../core/mod.ts";
 import { QuarantineLog } from "./quarantine.ts";
 import { StreamTrust } from "./trust-read.ts";
@@ -79,6 +80,8 @@ export class AggregateStore {
   private readonly checks: boolean;
   /** The events this store signed: its readers skip verifying their signatures again (signed-here.ts). */
   readonly signedHere = new SignedHere();
+  /** The batch signatures this store verified: a batch's later events cost their Merkle proof only. */
+  private readonly batches = new VerifiedBatches();
 
   constructor(
     private readonly log: EventLog,
@@ -105,7 +108,8 @@ export class AggregateStore {
       const event = decodeEvent(data);
       return { event, hash: eventHash(event) };
     }
-    const c = checkEvent(seq, subject, data, await this.trust.through(seq), head, this.signedHere.hashOf(data));
+    const writers = await this.trust.through(seq);
+    const c = checkEvent(seq, subject, data, writers, head, this.signedHere.hashOf(data), this.batches);
     if (c.ok) return c;
     this.quarantine.record(c.finding);
     return null;

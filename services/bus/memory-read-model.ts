@@ -1,7 +1,7 @@
 // The projections in memory, following an event log: each event checked as the projector checks it
 // (schema, trusted writer's signature, its aggregate's chain; a failure is quarantined, never
 // applied), then applied by the same pure projections the KV buckets are kept with.
-import { checkEvent, liveRecord, liveRecords, MemoryProjections } from "../core/mod.ts";
+import { checkEvent, liveRecord, liveRecords, MemoryProjections, VerifiedBatches } from "../core/mod.ts";
 import type { EventLog } from "./event-log.ts";
 import { toStoredEvent } from "./event-store.ts";
 import type { ProjectedRecord, ProjectionReads } from "./projection-reads.ts";
@@ -13,6 +13,7 @@ export class MemoryReadModel implements ProjectionReads {
   readonly quarantine: QuarantineLog;
   private readonly trust: StreamTrust;
   private readonly heads = new Map<string, string>();
+  private readonly batches = new VerifiedBatches();
   private applied = 0;
   private running: Promise<void> | null = null;
 
@@ -51,7 +52,7 @@ export class MemoryReadModel implements ProjectionReads {
   private async applyThrough(last: number): Promise<void> {
     const writers = await this.trust.through(last);
     for await (const m of this.log.read({ fromSeq: this.applied + 1, untilSeq: last })) {
-      const c = checkEvent(m.seq, m.subject, m.data, writers, this.heads.get(m.subject) ?? null);
+      const c = checkEvent(m.seq, m.subject, m.data, writers, this.heads.get(m.subject) ?? null, null, this.batches);
       if (c.ok) {
         this.heads.set(m.subject, c.hash);
         this.projections.apply(toStoredEvent(c.event, m.seq));

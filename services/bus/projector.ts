@@ -17,6 +17,7 @@ import {
   checkEvent,
   isTrustEvent,
   TrustedWriters,
+  VerifiedBatches,
   backoffMs,
 } from "../core/mod.ts";
 import { QuarantineLog } from "./quarantine.ts";
@@ -115,6 +116,8 @@ export class Projector {
   readonly quarantine: QuarantineLog;
   private readonly checks: boolean;
   private readonly writers = new TrustedWriters();
+  /** Batch signatures verified: each batch's once, its other events by their Merkle proofs. */
+  private readonly verifiedBatches = new VerifiedBatches();
   /**
    * Each aggregate's last good event hash, by subject. Rebuilt as the projector reads rather than
    * persisted with the checkpoint (docs/architecture.md, Aggregates and projections): from sequence 1
@@ -237,7 +240,15 @@ export class Projector {
     if (!this.checks) return toStoredEvent(decodeEvent(data), seq);
     let head = this.heads.get(subject);
     if (head === undefined) head = this.headsComplete ? null : await this.readHead(subject, seq);
-    const c = checkEvent(seq, subject, data, this.writers, head, this.signedHere?.hashOf(data) ?? null);
+    const c = checkEvent(
+      seq,
+      subject,
+      data,
+      this.writers,
+      head,
+      this.signedHere?.hashOf(data) ?? null,
+      this.verifiedBatches,
+    );
     if (!c.ok) {
       this.quarantine.record(c.finding);
       return null;
@@ -272,7 +283,7 @@ export class Projector {
     if (first.seq >= seq) return head;
     for await (const m of readEventMessages(this.nc, this.jsm, { filter: subject, untilSeq: seq - 1 })) {
       if (m.seq >= seq) break;
-      const c = checkEvent(m.seq, subject, m.data, this.writers, head);
+      const c = checkEvent(m.seq, subject, m.data, this.writers, head, null, this.verifiedBatches);
       if (c.ok) head = c.hash;
       else this.quarantine.record(c.finding);
     }

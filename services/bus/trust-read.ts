@@ -7,6 +7,7 @@ import {
   GENESIS_ID,
   isTrustEvent,
   TrustedWriters,
+  VerifiedBatches,
   type QuarantineFinding,
 } from "../core/mod.ts";
 import type { EventLog, LoggedEvent } from "./event-log.ts";
@@ -25,8 +26,9 @@ export async function foldTrust(
   onQuarantine: (f: QuarantineFinding) => void = () => {},
 ): Promise<string | null> {
   let at = head;
+  const batches = new VerifiedBatches();
   for await (const m of msgs) {
-    const c = checkEvent(m.seq, m.subject, m.data, writers, at);
+    const c = checkEvent(m.seq, m.subject, m.data, writers, at, null, batches);
     if (!c.ok) {
       onQuarantine(c.finding);
       continue;

@@ -8,6 +8,9 @@ import type { Actor, CommandEnvelope, EventBatchProof, EventEnvelope } from "../
 import { canonicalJson, canonicalMembers, sortedMembers } from "./canonical.ts";
 import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
 import { leafHash, merkleTree, rootFromProof } from "./merkle.ts";
+import { batchMessage, type VerifiedBatches } from "./envelope-batches.ts";
+
+export { VerifiedBatches } from "./envelope-batches.ts";
 
 const encoder = new TextEncoder();
 
@@ -15,15 +18,6 @@ function signingBytes<T extends { sig: string }>(envelope: Omit<T, "sig"> | T): 
   const { sig: _sig, batch: _batch, ...body } = envelope as T & { batch?: unknown };
   return encoder.encode(canonicalJson(body));
 }
-
-/** What a batch signature signs: a domain tag, the batch's size and its Merkle root. */
-function batchMessage(size: number, root: Uint8Array): Buffer {
-  const n = Buffer.alloc(4);
-  n.writeUInt32BE(size);
-  return Buffer.concat([BATCH_DOMAIN, n, root]);
-}
-
-const BATCH_DOMAIN = Buffer.from("unibus event batch v1\0");
 
 export interface EventDraft {
   id: string;
@@ -96,27 +90,52 @@ const DRAFT_FIELDS = 10;
  * `"signer":…`, serialized once.
  */
 function draftParts(d: EventDraft, signerMember: string): BodyParts | null {
-  if (Object.keys(d).length !== DRAFT_FIELDS) return null;
+  return Object.keys(d).length === DRAFT_FIELDS && hasDraftFields(d) ? standardParts(d, signerMember, "1") : null;
+}
+
+function hasDraftFields(d: EventDraft): boolean {
+  return (
+    d.actor !== undefined &&
+    d.aggregate !== undefined &&
+    d.causation !== undefined &&
+    d.correlation !== undefined &&
+    d.data !== undefined &&
+    d.id !== undefined &&
+    d.kind !== undefined &&
+    d.prev !== undefined &&
+    d.ts !== undefined &&
+    d.type !== undefined
+  );
+}
+
+/** The parts of a body with exactly EventDraft's fields plus `signer` and `v` (`vJson`: v's JSON). */
+function standardParts(d: EventDraft, signerMember: string, vJson: string): BodyParts {
   const { actor, aggregate, causation, correlation, data, id, kind, prev, ts, type } = d;
-  if (
-    actor === undefined ||
-    aggregate === undefined ||
-    causation === undefined ||
-    correlation === undefined ||
-    data === undefined ||
-    id === undefined ||
-    kind === undefined ||
-    prev === undefined ||
-    ts === undefined ||
-    type === undefined
-  )
-    return null;
   return {
     head: `"actor":${actorJson(actor)},"aggregate":${valueJson(aggregate)}`,
     middle: `"causation":${valueJson(causation)},"correlation":${valueJson(correlation)},"data":${valueJson(data)},"id":${valueJson(id)},"kind":${valueJson(kind)},"prev":${valueJson(prev)}`,
-    tail: `${signerMember},"ts":${valueJson(ts)},"type":${valueJson(type)},"v":1`,
+    tail: `${signerMember},"ts":${valueJson(ts)},"type":${valueJson(type)},"v":${vJson}`,
     standard: true,
   };
+}
+
+/**
+ * A signed event's body parts, for a reader: written out in canonical order when the event has
+ * exactly an event's fields (what the schema admits), else sorted the general way. The signed
+ * bytes and the event's hash are then both made of one serialization.
+ */
+function eventParts(e: EventEnvelope): BodyParts {
+  const fields = DRAFT_FIELDS + 3 + (e.batch !== undefined ? 1 : 0);
+  if (
+    Object.keys(e).length === fields &&
+    e.v !== undefined &&
+    typeof e.signer === "string" &&
+    e.sig !== undefined &&
+    hasDraftFields(e)
+  )
+    return standardParts(e, `"signer":${JSON.stringify(e.signer)}`, e.v === 1 ? "1" : valueJson(e.v));
+  const { batch: _batch, sig: _sig, ...body } = e;
+  return partsOfBody(body);
 }
 
 function bodyParts(draft: EventDraft, signer: Signer, signerMember: string): BodyParts {
@@ -128,6 +147,11 @@ function bodyParts(draft: EventDraft, signer: Signer, signerMember: string): Bod
     sig: _sig,
     ...body
   } = eventBody(draft, signer) as Omit<EventEnvelope, "sig"> & { batch?: unknown; sig?: unknown };
+  return partsOfBody(body);
+}
+
+/** Any body's members in canonical order, cut where `batch` and `sig` go. */
+function partsOfBody(body: Record<string, unknown>): BodyParts {
   const members = sortedMembers(canonicalMembers(body)).map(([k, v]) => [k, `${JSON.stringify(k)}:${v}`] as const);
   const group = (keep: (k: string) => boolean) =>
     members
@@ -269,31 +293,65 @@ export function signEventBatch(drafts: readonly EventDraft[], signer: Signer): H
   );
 }
 
-// A batch's events share one signature: verify it once per batch, not once per event.
-const verifiedBatches = new Set<string>();
-const VERIFIED_BATCHES_LIMIT = 4096;
-
-function verifyBatch(event: EventEnvelope, batch: EventBatchProof, sig: Uint8Array): boolean {
+function verifyBatch(
+  event: EventEnvelope,
+  batch: EventBatchProof,
+  sig: Uint8Array,
+  signed: string | Uint8Array,
+): boolean {
   const path: Uint8Array[] = [];
   for (const p of batch.path) {
     const bytes = Buffer.from(p, "base64url");
     if (bytes.length !== 32 || bytes.toString("base64url") !== p) return false;
     path.push(bytes);
   }
-  const root = rootFromProof(leafHash(signingBytes(event)), batch.i, batch.n, path);
-  if (!root) return false;
-  const key = `${event.signer} ${event.sig} ${batch.n} ${root.toString("hex")}`;
-  if (verifiedBatches.has(key)) return true;
-  if (!verifySignature(event.signer, batchMessage(batch.n, root), sig)) return false;
-  if (verifiedBatches.size >= VERIFIED_BATCHES_LIMIT) verifiedBatches.clear();
-  verifiedBatches.add(key);
-  return true;
+  const root = rootFromProof(leafHash(signed), batch.i, batch.n, path);
+  return root !== null && verifySignature(event.signer, batchMessage(batch.n, root), sig);
 }
 
-export function verifyEventSignature(event: EventEnvelope): boolean {
+/**
+ * Whether the event's signature (or its batch proof and the batch's signature) holds. `batches`:
+ * the caller's record of batches already verified, so a batch's signature is verified once
+ * (envelope-batches.ts); without it, every event's proof and signature are verified in full.
+ */
+export function verifyEventSignature(event: EventEnvelope, batches?: VerifiedBatches): boolean {
+  return signatureHolds(event, batches, signingBytes(event));
+}
+
+function signatureHolds(
+  event: EventEnvelope,
+  batches: VerifiedBatches | undefined,
+  signed: string | Uint8Array,
+): boolean {
+  if (event.batch && batches) return batches.verify(event.signer, event.sig, signed, event.batch);
   const sig = decodeSignature(event.sig);
   if (sig === null) return false;
-  return event.batch ? verifyBatch(event, event.batch, sig) : verifySignature(event.signer, signingBytes(event), sig);
+  if (!event.batch) return verifySignature(event.signer, toBytes(signed), sig);
+  return verifyBatch(event, event.batch, sig, signed);
+}
+
+const toBytes = (s: string | Uint8Array): Uint8Array => (typeof s === "string" ? encoder.encode(s) : s);
+
+/**
+ * verifyEventSignature and eventHash in one: the event is serialized once (its signed bytes and
+ * its stored form are cut from the same canonical members). The event's hash when its signature
+ * holds, else null.
+ */
+export function verifiedEventHash(event: EventEnvelope, batches?: VerifiedBatches): string | null {
+  const p = eventParts(event);
+  if (!signatureHolds(event, batches, signedJson(p))) return null;
+  const batch = event.batch ? `"batch":${batchJson(event.batch)}` : null;
+  return sha256Hex(storedJson(p, batch, `"sig":${JSON.stringify(event.sig)}`));
+}
+
+/**
+ * A verified batch proof's canonical JSON, written out for the schema's shape: its path's entries
+ * are then base64url (checked by the proof's verification), which JSON does not escape.
+ */
+function batchJson(b: EventBatchProof): string {
+  if (Object.keys(b).length !== 3 || !Number.isSafeInteger(b.i) || !Number.isSafeInteger(b.n) || !Array.isArray(b.path))
+    return canonicalJson(b);
+  return `{"i":${b.i},"n":${b.n},"path":[${b.path.length > 0 ? `"${b.path.join('","')}"` : ""}]}`;
 }
 
 /** The value the next event of the same aggregate carries as `prev`. */

@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import { EventEnvelope, eventTypeInfo, type CommandEnvelope } from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject } from "./blind.ts";
-import { eventHash, verifyCommandSignature, verifyEventSignature } from "./envelope.ts";
+import { VerifiedBatches, verifiedEventHash, verifyCommandSignature } from "./envelope.ts";
 import { TrustedWriters, isTrustEvent } from "./writers.ts";
 
 export type QuarantineProblem = "malformed" | "misplaced" | "bad_signature" | "untrusted_signer" | "chain_broken";
@@ -41,7 +41,9 @@ const utf8 = new TextDecoder();
  * started mid-stream: `events tail`), and the chain is then not checked. `signedHere`: the SHA-256
  * of `raw` when this very process signed exactly these bytes (SignedHere), so its signature holds
  * and that hash is the event's: the Ed25519 verify and the canonical hash are skipped, every other
- * check is made (a copy of our own event out of place is still chain_broken).
+ * check is made (a copy of our own event out of place is still chain_broken). `batches`: the
+ * reader's own record of the batch signatures it verified (VerifiedBatches), so an event signed in
+ * a batch costs its leaf hash once the batch's first event was verified.
  */
 export function checkEvent(
   seq: number,
@@ -50,46 +52,62 @@ export function checkEvent(
   trust: WriterTrust,
   head: string | null | undefined,
   signedHere: string | null = null,
+  batches?: VerifiedBatches,
 ): EventCheck {
-  const where = { seq, aggregate: subjectName(subject), type: null as string | null };
-  const quarantine = (problem: QuarantineProblem, reason: string, event: EventEnvelope | null = null): EventCheck => ({
-    ok: false,
-    event,
-    finding: { ...where, problem, reason },
-  });
+  // A finding is built (refused) only when there is one: this runs for every event a reader meets.
   const json = parseJson(raw);
-  if (json === undefined) return quarantine("malformed", "it is not JSON");
-  named(where, json);
+  if (json === undefined) return refused(seq, subject, json, "malformed", "it is not JSON");
   const env = EventEnvelope.safeParse(json);
-  if (!env.success) return quarantine("malformed", `its envelope ${describeIssue(env.error)}`);
+  if (!env.success) return refused(seq, subject, json, "malformed", `its envelope ${describeIssue(env.error)}`);
   const e = env.data;
   const info = eventTypeInfo(e.type);
-  if (!info) return quarantine("malformed", `${e.type} is not an event type this version knows`, e);
-  if (info.kind !== e.kind) return quarantine("malformed", `${e.type} is not an event of kind ${e.kind}`, e);
+  if (!info) return refused(seq, subject, json, "malformed", `${e.type} is not an event type this version knows`, e);
+  if (info.kind !== e.kind)
+    return refused(seq, subject, json, "malformed", `${e.type} is not an event of kind ${e.kind}`, e);
   const data = info.schema.safeParse(e.data);
-  if (!data.success) return quarantine("malformed", `its data ${describeIssue(data.error)}`, e);
+  if (!data.success) return refused(seq, subject, json, "malformed", `its data ${describeIssue(data.error)}`, e);
   if (subject !== eventSubject(e.kind, e.aggregate))
-    return quarantine("misplaced", `it is stored on another aggregate's subject (${subject})`, e);
-  if (signedHere === null && !verifyEventSignature(e))
-    return quarantine("bad_signature", "its signature does not verify", e);
+    return refused(seq, subject, json, "misplaced", `it is stored on another aggregate's subject (${subject})`, e);
+  // The signature and the hash from one serialization of the event (verifiedEventHash).
+  const hash = signedHere ?? verifiedEventHash(e, batches);
+  if (hash === null) return refused(seq, subject, json, "bad_signature", "its signature does not verify", e);
   // membershipd signed the event, but the command inside is the operator's: it must hold up on its own.
   if (e.type === "CommandReceived" && !verifyCommandSignature(e.data.command as CommandEnvelope))
-    return quarantine(
+    return refused(
+      seq,
+      subject,
+      json,
       "bad_signature",
       `it holds command ${(e.data.command as CommandEnvelope).id}, whose signature does not verify against its actor's key`,
       e,
     );
   if (!trust.trusts(e, seq))
-    return quarantine("untrusted_signer", `it is signed by ${e.signer}, not a trusted writer`, e);
+    return refused(seq, subject, json, "untrusted_signer", `it is signed by ${e.signer}, not a trusted writer`, e);
   if (head !== undefined && e.prev !== head)
-    return quarantine(
+    return refused(
+      seq,
+      subject,
+      json,
       "chain_broken",
       e.prev === null
         ? "it claims to be the aggregate's first event, but the aggregate has events before it (replayed or forged)"
         : "it does not follow the aggregate's last good event (replayed, reordered or forged)",
       e,
     );
-  return { ok: true, event: e, hash: signedHere ?? eventHash(e) };
+  return { ok: true, event: e, hash };
+}
+
+function refused(
+  seq: number,
+  subject: string,
+  json: unknown,
+  problem: QuarantineProblem,
+  reason: string,
+  event: EventEnvelope | null = null,
+): EventCheck {
+  const where = { seq, aggregate: subjectName(subject), type: null as string | null };
+  named(where, json);
+  return { ok: false, event, finding: { ...where, problem, reason } };
 }
 
 /** A finding as one sentence for a person: healthz, logs, the CLI. */
@@ -144,13 +162,15 @@ export function describeIssue(error: z.ZodError): string {
 export class EventChecker {
   private readonly heads = new Map<string, string>();
   readonly writers: TrustedWriters;
+  /** The batch signatures this checker verified: each once. */
+  readonly batches = new VerifiedBatches();
 
   constructor(pinned: readonly string[] = []) {
     this.writers = new TrustedWriters(pinned);
   }
 
   check(seq: number, subject: string, raw: unknown): EventCheck {
-    const r = checkEvent(seq, subject, raw, this.writers, this.heads.get(subject) ?? null);
+    const r = checkEvent(seq, subject, raw, this.writers, this.heads.get(subject) ?? null, null, this.batches);
     if (r.ok) {
       this.heads.set(subject, r.hash);
       if (isTrustEvent(r.event)) this.writers.observe(r.event, seq);

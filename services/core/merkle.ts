@@ -23,6 +23,15 @@ export function leafHash(data: Uint8Array | string): Buffer {
   return digest(b);
 }
 
+/** leafHash as base64url, the form inclusion proofs carry their nodes in. */
+export function leafHash64(data: Uint8Array | string): string {
+  if (typeof data === "string") return hash("sha256", `\0${data}`, "base64url");
+  const b = Buffer.allocUnsafe(1 + data.length);
+  b[0] = LEAF;
+  b.set(data, 1);
+  return hash("sha256", b, "base64url");
+}
+
 function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
   const b = Buffer.allocUnsafe(1 + left.length + right.length);
   b[0] = NODE;
@@ -85,3 +94,46 @@ export function rootFromProof(
   }
   return sn === 0 ? r : null;
 }
+
+/** Where one level of an inclusion proof sits: the node it computes and its sibling, as leaf ranges. */
+export interface ProofStep {
+  /** The subtree holding the leaf at this level, as `from:to` (leaves from..to-1). */
+  node: string;
+  /** The proof's entry at this level: the other half of the parent. */
+  sibling: string;
+  /** Whether the sibling is the left half (the parent is hash(sibling, node)). */
+  siblingLeft: boolean;
+}
+
+const stepsMemo = new Map<number, ProofStep[]>();
+const STEPS_MEMO_MAX_SIZE = 64;
+
+/**
+ * The shape of leaf `index`'s inclusion proof in a tree of `size` leaves, from the leaf upwards:
+ * the same splits merkleTree makes (RFC 9162's PATH), naming each node by the leaves it covers.
+ */
+export function proofSteps(index: number, size: number): ProofStep[] {
+  const memoKey = index * 1024 + size;
+  const small = size <= STEPS_MEMO_MAX_SIZE;
+  const memo = small ? stepsMemo.get(memoKey) : undefined;
+  if (memo) return memo;
+  const steps: ProofStep[] = [];
+  let from = 0;
+  let to = size;
+  while (to - from > 1) {
+    const mid = from + split(to - from);
+    if (index < mid) {
+      steps.push({ node: `${from}:${mid}`, sibling: `${mid}:${to}`, siblingLeft: false });
+      to = mid;
+    } else {
+      steps.push({ node: `${mid}:${to}`, sibling: `${from}:${mid}`, siblingLeft: true });
+      from = mid;
+    }
+  }
+  steps.reverse();
+  if (small) stepsMemo.set(memoKey, steps);
+  return steps;
+}
+
+/** The parent of two nodes (exported for the proof cache, which climbs a proof itself). */
+export { nodeHash };

@@ -4,7 +4,7 @@
 // it is checked for everything but its chain (its head before the window is not read).
 import { jetstreamManager } from "@nats-io/jetstream";
 import { EVENTS_STREAM, TRUST_SUBJECT, foldTrust, lastSequence, streamRead } from "../../bus/mod.ts";
-import { TrustedWriters, checkEvent, describeFinding, isTrustEvent } from "../../core/mod.ts";
+import { TrustedWriters, VerifiedBatches, checkEvent, describeFinding, isTrustEvent } from "../../core/mod.ts";
 import { EXIT, usageError } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -35,9 +35,10 @@ export const EVENTS_VERBS = [
       if (last > 0)
         await foldTrust(writers, null, streamRead(jsm, EVENTS_STREAM, { filter: TRUST_SUBJECT, untilSeq: last }));
       const heads = new Map<string, string>();
+      const batches = new VerifiedBatches();
       const printed = (async () => {
         for await (const m of iter) {
-          const c = checkEvent(m.seq, m.subject, m.data, writers, heads.get(m.subject));
+          const c = checkEvent(m.seq, m.subject, m.data, writers, heads.get(m.subject), null, batches);
           if (!c.ok) {
             if (o.json) process.stdout.write(JSON.stringify({ seq: m.seq, quarantined: c.finding }) + "\n");
             else process.stdout.write(`${String(m.seq).padStart(6)}  QUARANTINED  ${describeFinding(c.finding)}\n`);
