@@ -13,7 +13,7 @@ import { nodeActorId, type Reply } from "../schemas/mod.ts";
 import { NodeStore, join as joinFleet } from "../services/agent/mod.ts";
 import { OwnerVault, startGuardian, type Guardian } from "../services/agent/vault/mod.ts";
 import { connectNats } from "../services/bus/mod.ts";
-import { inboxPrefix, signCommand } from "../services/core/mod.ts";
+import { inboxPrefix, signCommand, systemInputs } from "../services/core/mod.ts";
 import { adminClient, newInvite } from "../test/enroll-helpers.ts";
 import { startSecurePlane, tempDir } from "../test/harness.ts";
 import { fmtMs, fmtRatio, log, now, percentiles, scaled, type BenchResult } from "./common.ts";
@@ -59,7 +59,11 @@ export async function run(): Promise<BenchResult> {
       (nc: NatsConnection, node: string) =>
       async (action: string, args: Record<string, unknown>): Promise<Reply> => {
         const signer = stores.get(node)!.keys().signer;
-        const cmd = signCommand({ action, args, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
+        const cmd = signCommand(
+          { action, args, actor: { id: nodeActorId(node), key: signer.publicKey } },
+          signer,
+          systemInputs,
+        );
         return (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: 10_000 })).json();
       };
     for (const g of nodes.slice(1)) {

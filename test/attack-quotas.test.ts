@@ -18,6 +18,7 @@ import {
   signerFromSeed,
   signWaitAnnouncement,
   toBase64Url,
+  systemInputs,
 } from "../services/core/mod.ts";
 import { connectNats, EVENTS_STREAM, seedFromCreds } from "../services/bus/mod.ts";
 import { serviceAccess, startMembershipd, tempDir, type MembershipdHandle, type SecurePlaneHandle } from "./harness.ts";
@@ -88,6 +89,7 @@ async function report(
   const cmd = signCommand(
     { action: "node.report", args: { node: claim, events }, actor: { id: nodeActorId(claim), key: signer.publicKey } },
     signer,
+    systemInputs,
   );
   return (
     await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 15_000 })

@@ -17,6 +17,7 @@ import {
   signerFromSeed,
   toBase64Url,
   type Signer,
+  systemInputs,
 } from "../services/core/mod.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
 import { startSecurePlane, tempDir, type SecurePlaneHandle } from "./harness.ts";
@@ -53,6 +54,7 @@ describe("attack 4: a node blocks another node's vault unlock through the guardi
         actor: { id: nodeActorId(OWNER), key: signer.publicKey },
       },
       signer,
+      systemInputs,
     );
     return (await nc.request(vaultShareSubject(GUARDIAN), JSON.stringify(cmd), { timeout: 10_000 })).json();
   }
@@ -126,6 +128,7 @@ describe("attack 4: a node blocks another node's vault unlock through the guardi
             actor: { id: nodeActorId(OWNER), key: n3.publicKey },
           },
           n3,
+          systemInputs,
         ),
       ).replace('"attack":0', `"attack":${"[".repeat(5000)}${"]".repeat(5000)}`);
       const r: Reply = (await victim.request(vaultShareSubject(GUARDIAN), body, { timeout: 10_000 })).json();

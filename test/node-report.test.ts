@@ -16,7 +16,14 @@ import {
   type Reply,
   type ReportedEvent,
 } from "../schemas/mod.ts";
-import { eventSubject, newUserSeed, signCommand, signerFromSeed, storageKey } from "../services/core/mod.ts";
+import {
+  eventSubject,
+  newUserSeed,
+  signCommand,
+  signerFromSeed,
+  storageKey,
+  systemInputs,
+} from "../services/core/mod.ts";
 import { decodeEvent, lastEventOf, lastSequence, readEventMessages } from "../services/bus/mod.ts";
 import { auditReplay, auditVerify } from "../services/cli/audit.ts";
 import { driverSigner } from "../services/membershipd/mod.ts";
@@ -73,6 +80,7 @@ async function nodeSend(
   const cmd = signCommand(
     { action, args, actor: { id: nodeActorId(o.claim ?? as.name), key: as.keys.signer.publicKey } },
     as.keys.signer,
+    systemInputs,
   );
   const msg = await (o.nc ?? as.nc).request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), {
     timeout: 10_000,
@@ -242,6 +250,7 @@ describe("node reports", () => {
         actor: { id: nodeActorId(web.name), key: web.keys.signer.publicKey },
       },
       web.keys.signer,
+      systemInputs,
     );
     const send = async () =>
       (

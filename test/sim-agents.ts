@@ -21,6 +21,7 @@ import {
   type MinisignSecretKey,
   type Signer,
   signerFromSeed,
+  systemInputs,
 } from "../services/core/mod.ts";
 import type { AggregateStore } from "../services/bus/mod.ts";
 import {
@@ -126,6 +127,7 @@ export async function startSimNodes(
                 actor: { id: nodeActorId(node), key: signer.publicKey },
               },
               signer,
+              systemInputs,
             );
             const r = Reply.parse(
               (await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 5_000 })).json(),

@@ -22,6 +22,7 @@ import {
   storageKey,
   toBase64Url,
   type Signer,
+  systemInputs,
 } from "../services/core/mod.ts";
 import { healthz } from "../services/membershipd/posture.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
@@ -118,6 +119,7 @@ describe("vault paths", { timeout: 240_000 }, () => {
         actor: { id: nodeActorId(OWNER), key: s.publicKey },
       },
       s,
+      systemInputs,
     );
     return (await nc.request(vaultShareSubject(o.guardian), JSON.stringify(cmd), { timeout: 5000 })).json();
   }
@@ -324,6 +326,7 @@ describe("vault paths", { timeout: 240_000 }, () => {
       signCommand(
         { action, args: args as Record<string, unknown>, actor: { id: nodeActorId(actor), key: signer.publicKey } },
         signer,
+        systemInputs,
       );
     const garbage: [string, Uint8Array | string][] = [
       ["empty", ""],

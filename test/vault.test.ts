@@ -24,6 +24,7 @@ import {
   toBase64Url,
   decryptWith,
   type Signer,
+  systemInputs,
 } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { adminClient, newInvite } from "./enroll-helpers.ts";
@@ -76,6 +77,7 @@ describe("vault", { timeout: 180_000 }, () => {
         actor: { id: nodeActorId(actorNode), key: signer.publicKey },
       },
       signer,
+      systemInputs,
     );
     return (await nc.request(vaultShareSubject(o.guardian), JSON.stringify(cmd), { timeout: 5000 })).json();
   }
@@ -287,7 +289,11 @@ describe("vault", { timeout: 180_000 }, () => {
       const nc = await nodeConnection(node);
       try {
         const signer = signerOf(node);
-        const cmd = signCommand({ action, args, actor: { id: nodeActorId(node), key: signer.publicKey } }, signer);
+        const cmd = signCommand(
+          { action, args, actor: { id: nodeActorId(node), key: signer.publicKey } },
+          signer,
+          systemInputs,
+        );
         return (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: 5000 })).json();
       } finally {
         await nc.close();
@@ -308,6 +314,7 @@ describe("vault", { timeout: 180_000 }, () => {
         actor: { id: nodeActorId(OWNER), key: ownerSigner.publicKey },
       },
       ownerSigner,
+      systemInputs,
     );
     const stolen = await as("guard-1", "vault.fetch", { owner: OWNER, guardian: "guard-2", epoch: 2, request });
     assert.ok(!stolen.ok && stolen.error.code === "E_FORBIDDEN", JSON.stringify(stolen));

@@ -2,7 +2,7 @@
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
 import { classifyNatsError } from "../bus/mod.ts";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
-import { signCommand, type Signer } from "../core/mod.ts";
+import { signCommand, type Signer, systemInputs } from "../core/mod.ts";
 import { CliError } from "./output.ts";
 
 export const MEMBERSHIP_PREFIX = "unibus.cmd.membership.";
@@ -13,7 +13,7 @@ export function buildCommand(
   action: string,
   args: Record<string, unknown>,
 ): CommandEnvelope {
-  return signCommand({ action, args, actor: { id: actorId, key: signer.publicKey } }, signer);
+  return signCommand({ action, args, actor: { id: actorId, key: signer.publicKey } }, signer, systemInputs);
 }
 
 /**

@@ -4,8 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ChainVerifier } from "./audit.ts";
 import { eventSubject } from "./blind.ts";
-import { newUserSeed, signerFromSeed } from "./crypto.ts";
-import { eventHash, signCommand, signEvent } from "./envelope.ts";
+import { newUserSeed, signerFromSeed } from "./signing/crypto.ts";
+import { eventHash, signCommand, signEvent, systemInputs } from "./signing/envelope.ts";
 
 const service = signerFromSeed(newUserSeed());
 const admin = signerFromSeed(newUserSeed());
@@ -44,6 +44,7 @@ const genesis = {
 const command = signCommand(
   { action: "restart", args: { node: "web-1", service: "api" }, actor: { id: "alice", key: admin.publicKey } },
   admin,
+  systemInputs,
 );
 const reported = (seq: number, type: string, data: Record<string, unknown>) => ({
   type,

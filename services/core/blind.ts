@@ -2,7 +2,7 @@
 // keys are subjects: a name put there would sit on disk in plain text next to an encrypted store.
 // So every name token in an event subject or KV key is replaced by a digest of it. The names
 // themselves travel only inside the (encrypted) payloads.
-import { sha256Hex } from "./crypto.ts";
+import { sha256Hex } from "./signing/crypto.ts";
 
 /** One subject or KV-key token for a name: 32 hex digits of SHA-256. */
 export function blindToken(name: string): string {

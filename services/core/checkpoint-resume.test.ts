@@ -4,8 +4,8 @@ import { ResumedChecker, activeWriters } from "./checkpoint-resume.ts";
 import { checkpointBody, compareHeads, headsAtCheckpoint, signCheckpoint, StreamDigest } from "./checkpoint.ts";
 import { EventChecker } from "./event-check.ts";
 import { eventSubject } from "./blind.ts";
-import { newUserSeed, signerFromSeed, type Signer } from "./crypto.ts";
-import { signEventBatch, type EventDraft } from "./envelope.ts";
+import { newUserSeed, signerFromSeed, type Signer } from "./signing/crypto.ts";
+import { signEventBatch, type EventDraft } from "./signing/envelope.ts";
 import { GENESIS_ID } from "./system/decider.ts";
 
 interface Msg {

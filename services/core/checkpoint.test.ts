@@ -14,7 +14,7 @@ import {
   StreamDigest,
 } from "./checkpoint.ts";
 import { isDomainError } from "./errors.ts";
-import { newUserSeed, sha256Hex, signerFromSeed } from "./crypto.ts";
+import { newUserSeed, sha256Hex, signerFromSeed } from "./signing/crypto.ts";
 
 type Msg = [number, string, string];
 const enc = (s: string) => Buffer.from(s);

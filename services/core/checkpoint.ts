@@ -11,8 +11,8 @@
 // membershipd stores it (canonical JSON) is the `prev` the aggregate's next event carries.
 import { createHash } from "node:crypto";
 import { Checkpoint, CHECKPOINT_TYPE } from "../../schemas/mod.ts";
-import { canonicalJson } from "./canonical.ts";
-import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
+import { canonicalJson } from "./signing/canonical.ts";
+import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./signing/crypto.ts";
 import { domainError, type DomainError } from "./errors.ts";
 
 const ZERO = Buffer.alloc(32);

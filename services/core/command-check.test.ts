@@ -9,13 +9,15 @@ import {
   commandFingerprint,
   MAX_COMMAND_BYTES,
 } from "./command-check.ts";
+import { inputsAt } from "./signing/envelope.ts";
 
 const signer = signerFromSeed(newUserSeed());
 const enc = new TextEncoder();
 const now = Date.parse("2025-06-01T12:00:00.000Z");
 const valid = signCommand(
-  { action: "status", args: { node: "n1" }, actor: { id: "alice", key: signer.publicKey }, now: new Date(now) },
+  { action: "status", args: { node: "n1" }, actor: { id: "alice", key: signer.publicKey } },
   signer,
+  inputsAt(new Date(now)),
 );
 const bytes = (v: unknown) => enc.encode(typeof v === "string" ? v : JSON.stringify(v));
 

@@ -5,9 +5,9 @@
 // follows (args, nonce, signature, who the actor is) needs each side's own state.
 import type { z } from "zod";
 import { CommandEnvelope, type Reply } from "../../schemas/mod.ts";
-import { canonicalJson } from "./canonical.ts";
-import { sha256Hex } from "./crypto.ts";
-import { verifyCommandSignature } from "./envelope.ts";
+import { canonicalJson } from "./signing/canonical.ts";
+import { sha256Hex } from "./signing/crypto.ts";
+import { verifyCommandSignature } from "./signing/envelope.ts";
 import { domainError, type DomainError } from "./errors.ts";
 import { parseUntrustedJson } from "./json-limits.ts";
 import type { Result } from "./result.ts";

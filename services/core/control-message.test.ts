@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { checkControl, MAX_CONTROL_BYTES, quietLog, signControl } from "./control-message.ts";
-import { newUserSeed, signerFromSeed } from "./crypto.ts";
+import { newUserSeed, signerFromSeed } from "./signing/crypto.ts";
 
 const membershipd = signerFromSeed(newUserSeed());
 const other = signerFromSeed(newUserSeed());

@@ -4,8 +4,8 @@
 // on a message signed by a key it knows to be membershipd's, for this very subject, within the
 // clock window.
 import { z } from "zod";
-import { canonicalJson } from "./canonical.ts";
-import { decodeSignature, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
+import { canonicalJson } from "./signing/canonical.ts";
+import { decodeSignature, toBase64Url, verifySignature, type Signer } from "./signing/crypto.ts";
 import { parseUntrustedJson } from "./json-limits.ts";
 
 /** Larger payloads are refused before they are parsed. */

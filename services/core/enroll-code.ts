@@ -4,7 +4,7 @@
 import { randomInt, scryptSync } from "node:crypto";
 import sodium from "libsodium-wrappers";
 import { NodeConfig } from "../../schemas/mod.ts";
-import { sha256Hex } from "./crypto.ts";
+import { sha256Hex } from "./signing/crypto.ts";
 
 const ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"; // no 0/O, 1/I
 

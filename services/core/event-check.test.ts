@@ -3,8 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { eventSubject } from "./blind.ts";
-import { newUserSeed, signerFromSeed, type Signer } from "./crypto.ts";
-import { eventHash, signEvent, signEventBatch } from "./envelope.ts";
+import { newUserSeed, signerFromSeed, type Signer } from "./signing/crypto.ts";
+import { eventHash, signEvent, signEventBatch } from "./signing/envelope.ts";
 import { EventChecker, checkEvent, describeFinding, type EventCheck } from "./event-check.ts";
 import { TrustedWriters } from "./writers.ts";
 import { systemDecider } from "./system/decider.ts";

@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import { EventEnvelope, eventTypeInfo, type CommandEnvelope } from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject } from "./blind.ts";
-import { VerifiedBatches, verifiedEventHash, verifyCommandSignature } from "./envelope.ts";
+import { VerifiedBatches, verifiedEventHash, verifyCommandSignature } from "./signing/envelope.ts";
 import { TrustedWriters, isTrustEvent } from "./writers.ts";
 
 export type QuarantineProblem = "malformed" | "misplaced" | "bad_signature" | "untrusted_signer" | "chain_broken";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { newUserSeed, signerFromSeed } from "./crypto.ts";
+import { newUserSeed, signerFromSeed } from "./signing/crypto.ts";
 import { inboxPrefix, isInboxReply } from "./permissions.ts";
 
 test("an inbox: the default one or an identity's own", () => {

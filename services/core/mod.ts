@@ -1,8 +1,6 @@
-export { canonicalJson } from "./canonical.ts";
-export * from "./crypto.ts";
+export * from "./signing/mod.ts";
 export * from "./errors.ts";
 export * from "./result.ts";
-export * from "./envelope.ts";
 export * from "./command-check.ts";
 export * from "./decider.ts";
 export * from "./aggregate.ts";
@@ -24,7 +22,6 @@ export * from "./revocations.ts";
 export * from "./grants-digest.ts";
 export * from "./since.ts";
 export * from "./cluster/mod.ts";
-export * from "./minisign.ts";
 export * from "./release/mod.ts";
 export * from "./rollout/mod.ts";
 export * from "./lock/mod.ts";

@@ -13,7 +13,7 @@ import {
   Tombstone,
   UserRecord,
 } from "../../schemas/mod.ts";
-import { newUserSeed, signerFromSeed } from "./crypto.ts";
+import { newUserSeed, signerFromSeed } from "./signing/crypto.ts";
 import {
   allProjections,
   applyEvent,

@@ -3,8 +3,8 @@
 // key (it holds the bundle it waits with). The second lets membershipd bound what one bundle may
 // register, charged to a bundle proven, never to one merely named.
 import type { WaitAnnouncement, WaitAnnounceRequest } from "../../schemas/mod.ts";
-import { canonicalJson } from "./canonical.ts";
-import { decodeSignature, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
+import { canonicalJson } from "./signing/canonical.ts";
+import { decodeSignature, toBase64Url, verifySignature, type Signer } from "./signing/crypto.ts";
 
 type Body = Omit<WaitAnnouncement, "sig">;
 

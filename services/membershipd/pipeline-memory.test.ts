@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { CommandEnvelope, Reply } from "../../schemas/mod.ts";
 import { AggregateStore, eventSubject, MemoryEventLog, MemoryReadModel } from "../bus/mod.ts";
-import { newUserSeed, signCommand, signerFromSeed, type Signer } from "../core/mod.ts";
+import { newUserSeed, signCommand, signerFromSeed, type Signer, systemInputs } from "../core/mod.ts";
 import { createActionKit } from "./action-kit.ts";
 import { createActorLookup } from "./actors.ts";
 import { bootstrapStore } from "./bootstrap.ts";
@@ -41,7 +41,7 @@ async function plane() {
   const send = (cmd: CommandEnvelope): Promise<Reply> =>
     handleCommand(new TextEncoder().encode(JSON.stringify(cmd)), cmd.action, deps);
   const command = (action: string, args: Record<string, unknown>, signer: Signer = admin, id = ADMIN_HANDLE) =>
-    signCommand({ actor: { id, key: signer.publicKey }, action, args }, signer);
+    signCommand({ actor: { id, key: signer.publicKey }, action, args }, signer, systemInputs);
   return { log, reads, aggregates, send, command };
 }
 

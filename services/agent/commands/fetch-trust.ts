@@ -11,6 +11,7 @@ import {
   type DomainError,
   type ErrorCode,
   type Signer,
+  systemInputs,
 } from "../../core/mod.ts";
 
 export const TRUST_SUBJECT = "unibus.cmd.membership.node.trust";
@@ -30,6 +31,7 @@ export async function fetchTrust(
       actor: { id: nodeActorId(node), key: signer.publicKey },
     },
     signer,
+    systemInputs,
   );
   let body: unknown;
   try {

@@ -6,7 +6,15 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Reply, nodeActorId, type HeldJwt, type NodeConfig, type TrustResult } from "../../../schemas/mod.ts";
 import { connectNats, credsFor, parseCreds } from "../../bus/mod.ts";
-import { inboxPrefix, isDomainError, jwtGrants, signCommand, type DomainError, type Signer } from "../../core/mod.ts";
+import {
+  inboxPrefix,
+  isDomainError,
+  jwtGrants,
+  signCommand,
+  type DomainError,
+  type Signer,
+  systemInputs,
+} from "../../core/mod.ts";
 import { fetchTrust } from "../commands/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import type { Backoff } from "./backoff.ts";
@@ -54,6 +62,7 @@ export class AgentConnection {
     const cmd = signCommand(
       { action, args, actor: { id: nodeActorId(this.node), key: this.signer.publicKey } },
       this.signer,
+      systemInputs,
     );
     const msg = await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), {
       timeout: REQUEST_TIMEOUT_MS,

@@ -12,7 +12,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PlanResult, Reply, nodeActorId } from "../../../schemas/mod.ts";
 import { connectNats, readSecretFile, wipeFile } from "../../bus/mod.ts";
-import { fitsCommitment, inboxPrefix, signCommand } from "../../core/mod.ts";
+import { fitsCommitment, inboxPrefix, signCommand, systemInputs } from "../../core/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import { sealColdStart } from "./cold-start.ts";
 import { OwnerVault } from "./owner.ts";
@@ -81,7 +81,11 @@ async function connectAsNode(store: NodeStore, timeoutMs: number) {
     inboxPrefix: inboxPrefix(signer.publicKey),
   });
   const ask = async (action: string, args: Record<string, unknown>): Promise<Reply> => {
-    const cmd = signCommand({ action, args, actor: { id: nodeActorId(config.node), key: signer.publicKey } }, signer);
+    const cmd = signCommand(
+      { action, args, actor: { id: nodeActorId(config.node), key: signer.publicKey } },
+      signer,
+      systemInputs,
+    );
     return Reply.parse(
       (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: timeoutMs })).json(),
     );

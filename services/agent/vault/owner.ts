@@ -43,6 +43,7 @@ import {
   zeroShares,
   type Share,
   type Signer,
+  systemInputs,
 } from "../../core/mod.ts";
 import { VaultDisk, type Secrets } from "./local.ts";
 import { unlockBackoff } from "./pacing.ts";
@@ -443,6 +444,7 @@ export class OwnerVault {
         actor: { id: nodeActorId(this.o.node), key: this.o.signer.publicKey },
       },
       this.o.signer,
+      systemInputs,
     );
     try {
       const reply = Reply.parse(

@@ -4,7 +4,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createCurve } from "@nats-io/nkeys";
 import { eventTypeInfo, type FleetEvent, type NodeConfig } from "../../../schemas/mod.ts";
-import { newUserSeed, sha256Hex, signerFromSeed } from "../crypto.ts";
+import { newUserSeed, sha256Hex, signerFromSeed } from "../signing/crypto.ts";
 import { fold } from "../decider.ts";
 import { isDomainError, type DomainError } from "../errors.ts";
 import { fleetDecider, findInvite, type FleetCommand, type FleetState } from "./decider.ts";

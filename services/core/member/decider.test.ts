@@ -3,7 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { MemberEvent } from "../../../schemas/mod.ts";
-import { newUserSeed, signerFromSeed } from "../crypto.ts";
+import { newUserSeed, signerFromSeed } from "../signing/crypto.ts";
 import { fold } from "../decider.ts";
 import { deciderSpec } from "../decider-spec.ts";
 import type { RoomState } from "../room/decider.ts";

@@ -3,11 +3,11 @@
 // projection. Pure: the shell fetches the tarball and the keys.
 import semver from "semver";
 import { ReleaseManifest, type ReleaseEvent } from "../../../schemas/mod.ts";
-import { canonicalJson } from "../canonical.ts";
+import { canonicalJson } from "../signing/canonical.ts";
 import { defineAggregate } from "../aggregate.ts";
 import type { Decider } from "../decider.ts";
 import { domainError, type DomainError } from "../errors.ts";
-import { parseSignature, verifyMinisign, type MinisignPublicKey } from "../minisign.ts";
+import { parseSignature, verifyMinisign, type MinisignPublicKey } from "../signing/minisign.ts";
 
 export const releaseId = (name: string, version: string) => `${name}@${version}`;
 /** Object names are the tarball's digest: content-addressed, and no release name in a subject. */

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createCurve } from "@nats-io/nkeys";
 import type { UserEvent } from "../../../schemas/mod.ts";
-import { newUserSeed, signerFromSeed } from "../crypto.ts";
+import { newUserSeed, signerFromSeed } from "../signing/crypto.ts";
 import { fold } from "../decider.ts";
 import { deciderSpec } from "../decider-spec.ts";
 import { userDecider, type UserCommand } from "./decider.ts";

@@ -9,7 +9,7 @@ import { randomBytes, scrypt } from "node:crypto";
 import { Codec } from "@nats-io/nkeys/lib/codec.js";
 import { Prefix } from "@nats-io/nkeys";
 import { CurvePublicKey, GenesisKdf } from "../../../schemas/mod.ts";
-import { toBase64Url } from "../crypto.ts";
+import { toBase64Url } from "../signing/crypto.ts";
 import { sodiumReady, type KexPair } from "./seal.ts";
 
 export const GENESIS_KDF_PARAMS = { alg: "scrypt", ln: 17, r: 8, p: 1 } as const;

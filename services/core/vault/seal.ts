@@ -6,7 +6,7 @@
 import sodium from "libsodium-wrappers";
 import { Codec } from "@nats-io/nkeys/lib/codec.js";
 import { Prefix } from "@nats-io/nkeys";
-import { fromBase64Url, toBase64Url } from "../crypto.ts";
+import { fromBase64Url, toBase64Url } from "../signing/crypto.ts";
 
 export async function sodiumReady(): Promise<typeof sodium> {
   await sodium.ready;

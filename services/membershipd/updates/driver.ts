@@ -21,6 +21,7 @@ import {
   type ReleaseState,
   type Signer,
   backoffMs,
+  systemInputs,
 } from "../../core/mod.ts";
 import type { AggregateStore } from "../../bus/mod.ts";
 import { listBucket } from "./release-actions.ts";
@@ -163,6 +164,7 @@ export class RolloutDriver {
         actor: { id: this.o.driverId, key: this.o.driverKey.publicKey },
       },
       this.o.driverKey,
+      systemInputs,
     );
     let outcome: NodeOutcome | "retry" | null;
     // Checked right before the send: the lease may have lapsed while the batch was being read.

@@ -4,7 +4,7 @@
 // signature over a Merkle root of several events' signing bytes, each event carrying its inclusion
 // proof, because on this hardware one signature costs as much as the whole raw publish of an event.
 import { randomBytes } from "node:crypto";
-import type { Actor, CommandEnvelope, EventBatchProof, EventEnvelope } from "../../schemas/mod.ts";
+import type { Actor, CommandEnvelope, EventBatchProof, EventEnvelope } from "../../../schemas/mod.ts";
 import { canonicalJson, canonicalMembers, sortedMembers } from "./canonical.ts";
 import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
 import { leafHash, merkleTree, rootFromProof } from "./merkle.ts";
@@ -364,15 +364,27 @@ export interface CommandDraft {
   args: Record<string, unknown>;
   actor: Actor;
   id?: string;
-  now?: Date;
 }
 
-export function signCommand(draft: CommandDraft, signer: Signer): CommandEnvelope {
+/** What a new command takes from the world: the time it is signed at and fresh random bytes (id, nonce). */
+export interface SigningInputs {
+  now(): Date;
+  randomBytes(size: number): Uint8Array;
+}
+
+/** The wall clock and the operating system's randomness: what every caller but a test passes. */
+export const systemInputs: SigningInputs = { now: () => new Date(), randomBytes: (size) => randomBytes(size) };
+
+/** The system's randomness with the clock stopped at `now` (a command signed at a chosen time). */
+export const inputsAt = (now: Date): SigningInputs => ({ ...systemInputs, now: () => now });
+
+/** A signed command; the same draft, signer and inputs give the same envelope. */
+export function signCommand(draft: CommandDraft, signer: Signer, inputs: SigningInputs): CommandEnvelope {
   const body = {
     v: 1 as const,
-    id: draft.id ?? randomBytes(12).toString("base64url"),
-    ts: (draft.now ?? new Date()).toISOString(),
-    nonce: randomBytes(18).toString("base64url"),
+    id: draft.id ?? toBase64Url(inputs.randomBytes(12)),
+    ts: inputs.now().toISOString(),
+    nonce: toBase64Url(inputs.randomBytes(18)),
     actor: draft.actor,
     action: draft.action,
     args: draft.args,

@@ -4,8 +4,8 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { createAccount, createServer, fromPublic, fromSeed } from "@nats-io/nkeys";
-import { CommandEnvelope, EventEnvelope, type Actor } from "../../schemas/mod.ts";
-import { seededRandom } from "../../test/harness.ts";
+import { CommandEnvelope, EventEnvelope, type Actor } from "../../../schemas/mod.ts";
+import { seededRandom } from "../../../test/harness.ts";
 import { canonicalJson } from "./canonical.ts";
 import { fromBase64Url, newUserSeed, signerFromSeed, toBase64Url, verifySignature } from "./crypto.ts";
 import {
@@ -17,6 +17,8 @@ import {
   verifyEventSignature,
   type EventDraft,
   type HashedEvent,
+  inputsAt,
+  systemInputs,
 } from "./envelope.ts";
 
 const enc = new TextEncoder();
@@ -387,8 +389,9 @@ describe("signCommand / verifyCommandSignature", () => {
 
   test("builds v, id, ts, nonce, actor, action, args and an 86-char sig", () => {
     const c = signCommand(
-      { action: "room.create", args: { room: "ops" }, actor: aliceActor, id: "cmd-0001", now },
+      { action: "room.create", args: { room: "ops" }, actor: aliceActor, id: "cmd-0001" },
       alice,
+      inputsAt(now),
     );
     assert.equal(c.v, 1);
     assert.equal(c.id, "cmd-0001");
@@ -403,16 +406,26 @@ describe("signCommand / verifyCommandSignature", () => {
 
   test("defaults: a random 16-char id and ts of now", () => {
     const before = Date.now();
-    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor }, alice);
+    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor }, alice, systemInputs);
     const after = Date.now();
     assert.match(c.id, /^[A-Za-z0-9_-]{16}$/);
     const t = Date.parse(c.ts);
     assert.ok(t >= before && t <= after, `${c.ts} not within the call`);
   });
 
+  test("the clock and the randomness are inputs: the same draft, signer and inputs give the same envelope", () => {
+    const fixed = { now: () => now, randomBytes: (size: number) => new Uint8Array(size).fill(7) };
+    const draft = { action: "user.list", args: {}, actor: aliceActor };
+    const c = signCommand(draft, alice, fixed);
+    assert.deepEqual(signCommand(draft, alice, fixed), c);
+    assert.equal(c.ts, now.toISOString());
+    assert.equal(c.nonce, Buffer.alloc(18, 7).toString("base64url"));
+    assert.ok(verifyCommandSignature(c));
+  });
+
   test("every command gets a fresh nonce and id", () => {
     const cmds = Array.from({ length: 20 }, () =>
-      signCommand({ action: "user.list", args: {}, actor: aliceActor, now }, alice),
+      signCommand({ action: "user.list", args: {}, actor: aliceActor }, alice, inputsAt(now)),
     );
     assert.equal(new Set(cmds.map((c) => c.nonce)).size, 20);
     assert.equal(new Set(cmds.map((c) => c.id)).size, 20);
@@ -420,37 +433,41 @@ describe("signCommand / verifyCommandSignature", () => {
 
   test("round trip: a signed command verifies, also after a JSON round trip", () => {
     const c = signCommand(
-      { action: "member.add", args: { room: "ops", user: "bob", role: "member" }, actor: aliceActor, now },
+      { action: "member.add", args: { room: "ops", user: "bob", role: "member" }, actor: aliceActor },
       alice,
+      inputsAt(now),
     );
     assert.equal(verifyCommandSignature(c), true);
     assert.equal(verifyCommandSignature(JSON.parse(JSON.stringify(c))), true);
   });
 
   test("the signature covers the canonical JSON of everything but sig", () => {
-    const c = signCommand({ action: "room.show", args: { room: "ops" }, actor: aliceActor, now }, alice);
+    const c = signCommand({ action: "room.show", args: { room: "ops" }, actor: aliceActor }, alice, inputsAt(now));
     const { sig, ...body } = c;
     assert.ok(verifySignature(alice.publicKey, enc.encode(canonicalJson(body)), fromBase64Url(sig)));
   });
 
   test("verification is against actor.key: a command signed by someone else fails", () => {
-    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor, now }, mallory);
+    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor }, mallory, inputsAt(now));
     assert.equal(verifyCommandSignature(c), false);
     const honest = signCommand(
-      { action: "user.list", args: {}, actor: { id: "mallory", key: mallory.publicKey }, now },
+      { action: "user.list", args: {}, actor: { id: "mallory", key: mallory.publicKey } },
       mallory,
+      inputsAt(now),
     );
     assert.equal(verifyCommandSignature(honest), true);
   });
 
   test("tampering with any field makes verification fail", () => {
     const c = signCommand(
-      { action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor, now },
+      { action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor },
       alice,
+      inputsAt(now),
     );
     const other = signCommand(
-      { action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor, now },
+      { action: "member.role", args: { room: "ops", user: "bob", role: "owner" }, actor: aliceActor },
       alice,
+      inputsAt(now),
     );
     const tampers: [string, CommandEnvelope][] = [
       ["v", { ...c, v: 2 as unknown as 1 }],
@@ -470,7 +487,7 @@ describe("signCommand / verifyCommandSignature", () => {
   });
 
   test("garbage actor key or sig makes verification false, never throws", () => {
-    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor, now }, alice);
+    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor }, alice, inputsAt(now));
     for (const t of [
       { ...c, actor: { ...c.actor, key: "" } },
       { ...c, actor: { ...c.actor, key: "Uxyz" } },
@@ -635,16 +652,16 @@ describe("zod schemas accept the produced envelopes", () => {
 
   test("signCommand output passes CommandEnvelope, with a default and a given id", () => {
     for (const c of [
-      signCommand({ action: "user.list", args: { limit: 10 }, actor: aliceActor }, alice),
+      signCommand({ action: "user.list", args: { limit: 10 }, actor: aliceActor }, alice, systemInputs),
       signCommand(
         {
           action: "member.add",
           args: { room: "ops", user: "bob" },
           actor: aliceActor,
           id: "cmd-0001",
-          now: new Date(0),
         },
         alice,
+        inputsAt(new Date(0)),
       ),
     ]) {
       assert.deepEqual(CommandEnvelope.parse(c), c);
@@ -656,7 +673,7 @@ describe("zod schemas accept the produced envelopes", () => {
     const e = signEvent(draft(), node);
     assert.equal(EventEnvelope.safeParse({ ...e, sig: e.sig.slice(1) }).success, false);
     assert.equal(EventEnvelope.safeParse({ ...e, extra: 1 }).success, false);
-    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor }, alice);
+    const c = signCommand({ action: "user.list", args: {}, actor: aliceActor }, alice, systemInputs);
     assert.equal(CommandEnvelope.safeParse({ ...c, sig: c.sig.slice(1) }).success, false);
     assert.equal(CommandEnvelope.safeParse({ ...c, extra: 1 }).success, false);
   });

@@ -7,7 +7,7 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import { Codec } from "@nats-io/nkeys/lib/codec.js";
 import { fromSeed } from "@nats-io/nkeys";
-import type { Codes } from "./errors.ts";
+import type { Codes } from "../errors.ts";
 
 const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
 const SPKI_ED25519 = Buffer.from("302a300506032b6570032100", "hex");

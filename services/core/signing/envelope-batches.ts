@@ -10,7 +10,7 @@
 // is kept yet, hashes up to one that is, and finally to the signed root). A forged event sharing a
 // root with good ones has another leaf, so it matches nothing and reaches no kept node but by a
 // SHA-256 collision, the same bar the plain proof check sets.
-import type { EventBatchProof } from "../../schemas/mod.ts";
+import type { EventBatchProof } from "../../../schemas/mod.ts";
 import { decodeSignature, verifySignature } from "./crypto.ts";
 import { leafHash, leafHash64, nodeHash, proofSteps, rootFromProof } from "./merkle.ts";
 

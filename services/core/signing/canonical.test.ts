@@ -1,7 +1,7 @@
 // The hand-assembled canonical forms agree with the canonicalize library (RFC 8785) byte for byte.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { seededRandom } from "../../test/harness.ts";
+import { seededRandom } from "../../../test/harness.ts";
 import canonicalizeLibModule from "canonicalize";
 import { canonicalJson, canonicalMembers, sortedMembers } from "./canonical.ts";
 

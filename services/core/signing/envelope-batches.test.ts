@@ -2,7 +2,7 @@
 // them. It must save the work without accepting anything the full proof check refuses.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { eventSubject } from "./blind.ts";
+import { eventSubject } from "../blind.ts";
 import { newUserSeed, signerFromSeed, toBase64Url } from "./crypto.ts";
 import {
   eventHash,
@@ -12,8 +12,8 @@ import {
   VerifiedBatches,
   type EventDraft,
 } from "./envelope.ts";
-import { checkEvent, type EventCheck } from "./event-check.ts";
-import type { EventEnvelope } from "../../schemas/mod.ts";
+import { checkEvent, type EventCheck } from "../event-check.ts";
+import type { EventEnvelope } from "../../../schemas/mod.ts";
 
 const writer = signerFromSeed(newUserSeed());
 const mallory = signerFromSeed(newUserSeed());
