@@ -14,14 +14,12 @@ import {
   ensureLogsStream,
   openBuckets,
 } from "../bus/mod.ts";
-import { domainError, isReadAction, replyGuard, type ReplicaCopy } from "../core/mod.ts";
-import { createActions, parseActionArgs } from "./actions.ts";
+import type { ReplicaCopy } from "../core/mod.ts";
+import { createActions } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
 import { bootstrapStore } from "./bootstrap.ts";
-import { errorReply, handleCommand } from "./command-pipeline.ts";
-import { kvNonceStore } from "./nonce-store.ts";
-import type { Reply } from "../../schemas/mod.ts";
+import { serveCommands } from "./command-service.ts";
 import { adminSigner, driverSigner, DRIVER_ACTOR_ID, serviceSigner } from "./identities.ts";
 import { startAuthServices, type PlaneSecurity } from "./auth-services.ts";
 import { Metrics } from "./metrics.ts";
@@ -34,23 +32,7 @@ import { startVaultTally } from "./vault-tally.ts";
 import { watchFleet } from "./fleet-metrics.ts";
 import { NodeQuotas, type NodeQuotaLimits } from "./node-quotas.ts";
 
-export const COMMAND_PREFIX = "unibus.cmd.membership.";
-
-/** A reply the server would refuse to carry becomes a structured error the caller can act on. */
-function fitReply(reply: Reply, maxPayload: number): string {
-  const text = JSON.stringify(reply);
-  const size = Buffer.byteLength(text);
-  if (size <= maxPayload - 512) return text;
-  return JSON.stringify(
-    errorReply(
-      domainError(
-        "E_TOO_LARGE",
-        `the reply would be ${size} bytes, over the server's ${maxPayload}-byte limit; ask for fewer with limit`,
-      ),
-    ),
-  );
-}
-const MAX_IN_FLIGHT = 512;
+export { COMMAND_PREFIX } from "./command-service.ts";
 
 export interface ControlPlaneOptions {
   nc: NatsConnection;
@@ -77,10 +59,9 @@ export interface ControlPlaneOptions {
   liveChecks?: boolean;
 }
 
-/** Everything membershipd runs on an open NATS connection: store, projector, command service. */
-export async function startControlPlane(o: ControlPlaneOptions) {
+/** The event stream, the logs stream, the buckets, the aggregate store with its genesis, the projector. */
+async function openStores(o: ControlPlaneOptions) {
   const jsm = await jetstreamManager(o.nc);
-  const js = jetstream(o.nc);
   const cold = coldStartRetry(o.coldStartBudgetMs ?? 0, o.log);
   const streamMaxBytes = await cold("the event stream", () =>
     ensureEventStream(jsm, o.replicas, {
@@ -97,7 +78,6 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const checks = o.liveChecks ?? true;
   const aggregates = new AggregateStore(jetStreamEventLog(o.nc, jsm), service, { quarantine, checks });
   const admin = adminSigner(o.dataDir);
-  const driver = driverSigner(o.dataDir);
   await cold("the genesis events", () => bootstrapStore(aggregates, service, admin, o.clusterName));
   const projector = new Projector(o.nc, jsm, buckets, o.log, undefined, {
     quarantine,
@@ -113,13 +93,35 @@ export async function startControlPlane(o: ControlPlaneOptions) {
         startAuthServices({ ...o, security: o.security!, jsm, aggregates, service, admin }),
       )
     : null;
+  return { jsm, cold, streamMaxBytes, buckets, service, quarantine, aggregates, projector, auth };
+}
 
+type Stores = Awaited<ReturnType<typeof openStores>>;
+
+/** The metrics families fed from counts kept elsewhere (quarantine, quotas); the fleet's gauges. */
+function startMetrics(s: Stores, nodeQuotas: NodeQuotas): Metrics {
+  const metrics = new Metrics();
+  metrics.addCounter(
+    "unibus_quarantined_events_total",
+    "problem",
+    () => s.quarantine.byProblem,
+    "Events that failed their checks (schema, signature, trusted writer, hash chain) and were left out, by problem.",
+  );
+  metrics.addCounter(
+    "unibus_quota_refusals_total",
+    "quota",
+    () => new Map([...nodeQuotas.refusals, ...(s.auth?.waitGate.refusals ?? [])]),
+  );
+  return metrics;
+}
+
+function clusterActionsOf(o: ControlPlaneOptions, s: Stores) {
   const meta = o.meta ?? (async () => null);
   const cluster = createClusterActions({
-    aggregates,
-    jsm,
+    aggregates: s.aggregates,
+    jsm: s.jsm,
     nc: o.nc,
-    signer: service,
+    signer: s.service,
     clusterName: o.clusterName,
     self: o.self ?? o.clusterName,
     meta,
@@ -127,24 +129,22 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     log: o.log,
   });
   const watch = o.copies
-    ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, signer: service, log: o.log })
+    ? startReplicaWatch({ self: o.self ?? o.clusterName, meta, cluster, nc: o.nc, signer: s.service, log: o.log })
     : null;
-  const metrics = new Metrics();
+  return { cluster, watch };
+}
+
+/** Everything membershipd runs on an open NATS connection: store, projector, command service. */
+export async function startControlPlane(o: ControlPlaneOptions) {
+  const s = await openStores(o);
+  const { jsm, buckets, aggregates, projector, service, auth } = s;
+  const driver = driverSigner(o.dataDir);
+  const { cluster, watch } = clusterActionsOf(o, s);
   const nodeQuotas = new NodeQuotas(o.nodeQuotas);
-  metrics.addCounter(
-    "unibus_quarantined_events_total",
-    "problem",
-    () => quarantine.byProblem,
-    "Events that failed their checks (schema, signature, trusted writer, hash chain) and were left out, by problem.",
-  );
-  metrics.addCounter(
-    "unibus_quota_refusals_total",
-    "quota",
-    () => new Map([...nodeQuotas.refusals, ...(auth?.waitGate.refusals ?? [])]),
-  );
-  const vaultTally = await cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
+  const metrics = startMetrics(s, nodeQuotas);
+  const vaultTally = await s.cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
   watchFleet(metrics, vaultTally);
-  const updates = await cold("the release store", () =>
+  const updates = await s.cold("the release store", () =>
     startUpdates({
       nc: o.nc,
       jsm,
@@ -174,51 +174,19 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     nodeQuotas,
     ...(o.log ? { log: o.log } : {}),
   });
-  const lookupActor = createActorLookup(aggregates);
   const pause = new WritePause(o.nc, service.publicKey, o.log);
-  let inFlight = 0;
-  const inboxOnly = replyGuard("membershipd", o.log);
-  const sub = o.nc.subscribe(`${COMMAND_PREFIX}>`, {
-    queue: "membershipd",
-    callback: (err, msg) => {
-      if (err || !inboxOnly(msg.subject, msg.reply)) return;
-      const action = msg.subject.slice(COMMAND_PREFIX.length);
-      if (pause.active && !isReadAction(action) && action !== "cluster.scale") {
-        return void msg.respond(
-          JSON.stringify({
-            ok: false,
-            error: {
-              code: "E_UNAVAILABLE",
-              message: "the cluster is changing its replicas (cluster scale); retry in a few seconds",
-            },
-          }),
-        );
-      }
-      if (inFlight >= MAX_IN_FLIGHT) {
-        return void msg.respond(
-          JSON.stringify({ ok: false, error: { code: "E_UNAVAILABLE", message: "membershipd is busy; retry" } }),
-        );
-      }
-      inFlight++;
-      const started = performance.now();
-      handleCommand(msg.data, action, {
-        nonces: kvNonceStore(buckets[NONCES_BUCKET]!),
-        lookupActor,
-        parseArgs: parseActionArgs,
-        run,
-        isRead: isReadAction,
-        log: o.log,
-      })
-        .then((reply) => {
-          metrics.countCommand(action, reply.ok ? "ok" : reply.error.code, performance.now() - started);
-          msg.respond(fitReply(reply, o.nc.info?.max_payload ?? 1024 * 1024));
-        })
-        .finally(() => inFlight--);
-    },
+  const sub = serveCommands({
+    nc: o.nc,
+    nonces: buckets[NONCES_BUCKET]!,
+    run,
+    lookupActor: createActorLookup(aggregates),
+    pause,
+    metrics,
+    log: o.log,
   });
   return {
     nc: o.nc,
-    js,
+    js: jetstream(o.nc),
     jsm,
     buckets,
     aggregates,
@@ -229,7 +197,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     updates,
     vaultTally,
     replicaWatch: watch,
-    streamMaxBytes,
+    streamMaxBytes: s.streamMaxBytes,
     async stop() {
       watch?.stop();
       vaultTally.stop();
