@@ -12,7 +12,7 @@ const THIS_FILE = "test/error-codes.test.ts";
 
 /** Codes a test sends on purpose to see an unknown code handled (a newer peer's), with where. */
 const DELIBERATELY_UNKNOWN: Record<string, string> = {
-  E_SOMETHING_NEW: "services/agent/commands/trust.test.ts",
+  E_SOMETHING_NEW: "test/agent-trust.test.ts",
 };
 
 function* sourceFiles(dir: string): Generator<string> {

@@ -118,16 +118,65 @@ async function handedKey(
   return key;
 }
 
-export async function main(argv: string[]): Promise<void> {
-  if (argv.includes("--help") || argv.includes("-h")) return void console.log(usage);
-  let cfg: MembershipdConfig;
+function configFrom(argv: string[]): MembershipdConfig {
   try {
-    cfg = loadConfig(argv);
+    return loadConfig(argv);
   } catch (err) {
     throw new StartupError(
       err instanceof ZodError ? `bad flag: ${zodMessage(err)}` : `${(err as Error).message}\n${usage}`,
     );
   }
+}
+
+type Security = Awaited<ReturnType<typeof prepareSecurity>>;
+
+/** membershipd's own connection and, in operator mode, the system account's (for /jsz and the meta view). */
+async function connectPlane(cfg: MembershipdConfig, natsUrl: string, security: Security | null, caFile?: string) {
+  const nc = await connectNats({
+    servers: natsUrl,
+    name: `membershipd-${cfg.serverName}`,
+    forever: true,
+    caFile,
+    creds: security?.serviceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
+  });
+  const systemNc = security
+    ? await connectNats({
+        servers: natsUrl,
+        name: `membershipd-${cfg.serverName}-system`,
+        forever: true,
+        caFile,
+        creds: security.systemCreds,
+      })
+    : null;
+  return { nc, systemNc };
+}
+
+/** membershipd.json (how the CLI and the tests find this instance) and the "ready" line. */
+function announceReady(
+  cfg: MembershipdConfig,
+  natsUrl: string,
+  httpPort: number,
+  security: Security | null,
+  caFile?: string,
+) {
+  const runtime = {
+    pid: process.pid,
+    nats_url: natsUrl,
+    http_url: `http://${cfg.httpHost}:${httpPort}`,
+    data_dir: cfg.dataDir,
+    version: VERSION,
+    ca_file: caFile ?? null,
+    admin_creds: security ? join(cfg.dataDir, ADMIN_CREDS_FILE) : null,
+  };
+  writeFileSync(join(cfg.dataDir, "membershipd.json"), JSON.stringify(runtime, null, 2) + "\n", { mode: 0o644 });
+  log(
+    `ready: nats ${natsUrl}${security ? " (TLS, operator-mode auth)" : ""}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`,
+  );
+}
+
+export async function main(argv: string[]): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) return void console.log(usage);
+  const cfg = configFrom(argv);
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const fatal = (err: Error) => {
     log(err.message);
@@ -145,22 +194,7 @@ export async function main(argv: string[]): Promise<void> {
   const natsUrl = cfg.natsUrl ?? server!.url;
   if (!embedded) signals.use(stopWhileStarting);
   const caFile = security?.tls.caFile ?? cfg.natsCa;
-  const nc = await connectNats({
-    servers: natsUrl,
-    name: `membershipd-${cfg.serverName}`,
-    forever: true,
-    caFile,
-    creds: security?.serviceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
-  });
-  const systemNc = security
-    ? await connectNats({
-        servers: natsUrl,
-        name: `membershipd-${cfg.serverName}-system`,
-        forever: true,
-        caFile,
-        creds: security.systemCreds,
-      })
-    : null;
+  const { nc, systemNc } = await connectPlane(cfg, natsUrl, security, caFile);
   const cold = coldStartRetry(startBudget, log);
   const jsm = await cold("JetStream", () => jetstreamManager(nc, { timeout: 2000 }));
   if (embedded?.storeExisted && !(await cold("the event stream", () => streamExists(jsm)))) {
@@ -244,19 +278,7 @@ export async function main(argv: string[]): Promise<void> {
   if (signals.stopping) return;
   // Before "ready" is written anywhere: whoever acts on it may signal at once.
   signals.use(shutdown);
-  const runtime = {
-    pid: process.pid,
-    nats_url: natsUrl,
-    http_url: `http://${cfg.httpHost}:${httpAddr.port}`,
-    data_dir: cfg.dataDir,
-    version: VERSION,
-    ca_file: caFile ?? null,
-    admin_creds: security ? join(cfg.dataDir, ADMIN_CREDS_FILE) : null,
-  };
-  writeFileSync(join(cfg.dataDir, "membershipd.json"), JSON.stringify(runtime, null, 2) + "\n", { mode: 0o644 });
-  log(
-    `ready: nats ${natsUrl}${security ? " (TLS, operator-mode auth)" : ""}, posture ${runtime.http_url}/healthz, admin identity ${join(cfg.dataDir, "admin.nk")}`,
-  );
+  announceReady(cfg, natsUrl, httpAddr.port, security, caFile);
 }
 
 export function runMain(argv: string[]): void {
