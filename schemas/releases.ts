@@ -232,6 +232,8 @@ export const ReleaseEventSchemas = {
 } as const;
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
+/** A list's cursor: the `next` of the page before. */
+const After = z.string().min(1).max(512).optional();
 const BatchSpec = z.union([
   z.number().int().min(1).max(10_000),
   z.string().regex(/^([1-9]\d?|100)%$/, "a percentage like 10%"),
@@ -239,7 +241,7 @@ const BatchSpec = z.union([
 
 export const ReleaseActionArgs = {
   "release.publish": z.object({ manifest: ReleaseManifest, signature: MinisignText }).strict(),
-  "release.list": z.object({ name: Slug.optional(), limit: Limit }).strict(),
+  "release.list": z.object({ name: Slug.optional(), limit: Limit, after: After }).strict(),
   "release.show": z.object({ name: Slug, version: Version }).strict(),
   "rollout.start": z
     .object({
@@ -256,7 +258,7 @@ export const ReleaseActionArgs = {
     .strict()
     .refine((a) => a.all || Object.keys(a.selector).length > 0, "give a label selector or all"),
   "rollout.status": z.object({ rollout: Slug }).strict(),
-  "rollout.list": z.object({ limit: Limit }).strict(),
+  "rollout.list": z.object({ limit: Limit, after: After }).strict(),
   "rollout.resume": z.object({ rollout: Slug }).strict(),
   "rollout.abort": z.object({ rollout: Slug, reason: Reason.default("aborted by an operator") }).strict(),
   "node.lock": z.object({ node: Slug, reason: Reason.default("") }).strict(),

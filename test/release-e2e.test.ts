@@ -275,6 +275,16 @@ describe("signed updates, end to end", { timeout: 240_000 }, () => {
     );
     const ev = (await cli(["events", "tail", "--lines", "40"])).stdout;
     assert.equal((ev.match(/UpdateProbeFailed/g) ?? []).length, 3, ev);
+    // Release and rollout lists page like the others: each page's cursor leads to the next.
+    const first = JSON.parse((await cli(["release", "list", "--limit", "1"])).stdout);
+    assert.deepEqual([first.items.map((i: { version: string }) => i.version), first.total], [["1.0.0"], 2]);
+    const second = JSON.parse((await cli(["release", "list", "--limit", "1", "--after", first.next])).stdout);
+    assert.deepEqual([second.items.map((i: { version: string }) => i.version), second.next], [["2.0.0"], null]);
+    const text = await runCli(["release", "list", "--limit", "1"], { dataDir: md!.dataDir });
+    assert.match(text.stdout, /\(1 of 2; the next page: --after web /);
+    const rollouts = JSON.parse((await cli(["rollout", "list", "--limit", "1"])).stdout);
+    assert.equal(rollouts.items.length, 1);
+    assert.ok(rollouts.total >= 1);
   });
 
   test("membershipd restarted mid-rollout (its nats-server with it) resumes the rollout; the node installs once", async () => {

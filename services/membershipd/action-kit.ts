@@ -3,11 +3,10 @@
 import type { AggregateKind, CommandEnvelope } from "../../schemas/mod.ts";
 import { isDomainError, type Aggregate, type CommandShape, type DomainError } from "../core/mod.ts";
 import type { AggregateStore, ProjectionReads } from "../bus/mod.ts";
+import { byCursor, pageOf } from "./page.ts";
 
 /** Past this a read answers E_UNAVAILABLE rather than what the projections hold (the CLI waits 5 s). */
 export const READ_WAIT_MS = 3000;
-/** A list page's records stay under this many bytes of JSON: half the server's default 1 MiB payload limit. */
-const PAGE_BYTES = 512 * 1024;
 
 export interface ActionKitDeps {
   aggregates: AggregateStore;
@@ -61,19 +60,8 @@ export function createActionKit(deps: ActionKitDeps) {
     await caughtUp();
     // A removed member's key holds a tombstone: not a record, neither listed nor counted.
     // Keys are digests, so order by the records' own names.
-    const all = (await reads.records(bucket, prefix))
-      .filter((r) => page.keep?.(r) ?? true)
-      .sort((a, b) => naturalOrder(a).localeCompare(naturalOrder(b)));
-    const rest = page.after === undefined ? all : all.filter((r) => naturalOrder(r).localeCompare(page.after!) > 0);
-    const items: Record<string, unknown>[] = [];
-    let bytes = 0;
-    for (const r of rest) {
-      bytes += JSON.stringify(r).length + 1;
-      if (items.length >= limit || (items.length > 0 && bytes > PAGE_BYTES)) break;
-      items.push(r);
-    }
-    const more = items.length < rest.length;
-    return { items, total: all.length, next: more ? naturalOrder(items[items.length - 1]!) : null };
+    const all = (await reads.records(bucket, prefix)).filter((r) => page.keep?.(r) ?? true);
+    return pageOf(byCursor(all, naturalOrder), naturalOrder, limit, page.after);
   }
 
   /** The live record under `name` in `bucket`, once the projections caught up. */

@@ -1,4 +1,5 @@
 // `unibus release …`: build, sign and publish releases (services/cli/release.ts), list and show them.
+import { LIMIT_FLAG, limitArg, PAGE_USAGE, pageText } from "./limit.ts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalJson, publicKeyLine, publicKeyOf } from "../../core/mod.ts";
@@ -83,13 +84,13 @@ export const RELEASE_VERBS = [
   }),
   defineVerb({
     words: ["release", "list"],
-    usage: "[--name N]",
+    usage: `[--name N] ${PAGE_USAGE}`,
     help: "",
-    flags: { name: { type: "string" } },
+    flags: { name: { type: "string" }, ...LIMIT_FLAG },
     dryRun: true,
     run: async ({ flags, o, send }) =>
-      show(o, await send("release.list", { ...(flags.name ? { name: flags.name } : {}) }), (r) =>
-        table(r.items, ["name", "version", "size", "key_id", "published_at"]),
+      show(o, await send("release.list", { ...(flags.name ? { name: flags.name } : {}), ...limitArg(flags) }), (r) =>
+        pageText(r, table(r.items, ["name", "version", "size", "key_id", "published_at"])),
       ),
   }),
   defineVerb({

@@ -1,4 +1,5 @@
 // `unibus rollout …`: a release to many nodes, canary first, then batches (membershipd drives it).
+import { LIMIT_FLAG, limitArg, PAGE_USAGE, pageText } from "./limit.ts";
 import { need, table, usageError } from "../output.ts";
 import { show } from "../session.ts";
 import { defineVerb } from "../verb.ts";
@@ -73,13 +74,16 @@ export const ROLLOUT_VERBS = [
   }),
   defineVerb({
     words: ["rollout", "list"],
-    usage: "",
+    usage: PAGE_USAGE,
     help: "",
-    flags: {},
+    flags: LIMIT_FLAG,
     dryRun: true,
-    run: async ({ o, send }) =>
-      show(o, await send("rollout.list", {}), (r) =>
-        table(r.items, ["rollout", "name", "version", "state", "nodes", "failures", "started_at", "reason"]),
+    run: async ({ flags, o, send }) =>
+      show(o, await send("rollout.list", limitArg(flags)), (r) =>
+        pageText(
+          r,
+          table(r.items, ["rollout", "name", "version", "state", "nodes", "failures", "started_at", "reason"]),
+        ),
       ),
   }),
   defineVerb({

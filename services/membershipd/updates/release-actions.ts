@@ -16,6 +16,7 @@ import {
 import { bucketKeys, liveEntry, type AggregateStore } from "../../bus/mod.ts";
 import type { Handlers } from "../handlers.ts";
 import { checkStoredTarball, type ReleaseStore } from "./release-store.ts";
+import { byCursor, pageOf } from "../page.ts";
 
 export interface UpdateActionDeps {
   aggregates: AggregateStore;
@@ -74,20 +75,18 @@ export function releaseHandlers(
           "UNIBUS_releases",
           a.name ? `${storageKey(a.name)}.>` : undefined,
         )
-      )
-        .map((r) => ({
-          name: r.name,
-          version: r.version,
-          sha256: r.manifest.sha256,
-          size: r.manifest.size,
-          key_id: r.key_id,
-          published_at: r.published_at,
-          notes: r.manifest.notes,
-        }))
-        .sort((x, y) =>
-          x.name === y.name ? x.published_at.localeCompare(y.published_at) : x.name.localeCompare(y.name),
-        );
-      return { items: items.slice(0, a.limit), total: items.length };
+      ).map((r) => ({
+        name: r.name,
+        version: r.version,
+        sha256: r.manifest.sha256,
+        size: r.manifest.size,
+        key_id: r.key_id,
+        published_at: r.published_at,
+        notes: r.manifest.notes,
+      }));
+      // By name, then by when it was published: the cursor says both (a space sorts before any name's character).
+      const cursor = (r: { name: string; published_at: string }) => `${r.name} ${r.published_at}`;
+      return pageOf(byCursor(items, cursor), cursor, a.limit, a.after);
     },
     "release.show": async (a) => {
       await d.caughtUp();

@@ -24,6 +24,7 @@ import {
 import { liveEntry } from "../../bus/mod.ts";
 import type { Handlers } from "../handlers.ts";
 import { listBucket, type UpdateActionDeps } from "./release-actions.ts";
+import { byCursor, pageOf } from "../page.ts";
 
 function matches(labels: Record<string, string>, selector: Record<string, string>): boolean {
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -118,19 +119,18 @@ export function rolloutHandlers(
     },
     "rollout.list": async (a) => {
       await d.caughtUp();
-      const items = (await listBucket<RolloutRecord>(d.jsm, d.rollouts, "UNIBUS_rollouts"))
-        .map((r) => ({
-          rollout: r.rollout,
-          name: r.name,
-          version: r.version,
-          state: r.state,
-          failures: r.failures,
-          nodes: Object.keys(r.nodes).length,
-          started_at: r.started_at,
-          reason: r.reason,
-        }))
-        .sort((x, y) => x.started_at.localeCompare(y.started_at));
-      return { items: items.slice(0, a.limit), total: items.length };
+      const items = (await listBucket<RolloutRecord>(d.jsm, d.rollouts, "UNIBUS_rollouts")).map((r) => ({
+        rollout: r.rollout,
+        name: r.name,
+        version: r.version,
+        state: r.state,
+        failures: r.failures,
+        nodes: Object.keys(r.nodes).length,
+        started_at: r.started_at,
+        reason: r.reason,
+      }));
+      const cursor = (r: { started_at: string; rollout: string }) => `${r.started_at} ${r.rollout}`;
+      return pageOf(byCursor(items, cursor), cursor, a.limit, a.after);
     },
     "rollout.resume": async (a, cmd) => {
       const r = await d.aggregates.execute(
