@@ -43,6 +43,24 @@ export function deciderSpec<C, E extends { type: string; data: unknown }, S>(dec
   };
 }
 
+/**
+ * The events a history of commands leaves, each decided on the state the ones before it made: a
+ * history written as what was asked, when its events are long to spell out (a refused command fails).
+ */
+export function eventsOf<C, E, S>(decider: Decider<C, E, S>, ...commands: C[]): E[] {
+  const out: E[] = [];
+  let state = decider.initialState();
+  for (const c of commands) {
+    const r = decider.decide(c, state);
+    assert.ok(!isDomainError(r), `the history's command ${JSON.stringify(c)} was refused: ${JSON.stringify(r)}`);
+    for (const e of r) {
+      out.push(e);
+      state = decider.evolve(state, e);
+    }
+  }
+  return out;
+}
+
 function checkSchema(event: { type: string; data: unknown }, kind: string): void {
   const info = eventTypeInfo(event.type);
   assert.ok(info, `unknown event type ${event.type}`);

@@ -8,9 +8,10 @@ import {
   scaleRefusal,
   type ScaleCluster,
 } from "./decider.ts";
-import { fold } from "../decider.ts";
-import { isDomainError } from "../errors.ts";
+import type { EventOf } from "../../../schemas/mod.ts";
+import { deciderSpec } from "../decider-spec.ts";
 
+const spec = deciderSpec(clusterDecider, "cluster");
 const scale = (replicas: number, peers = ["n1", "n2", "n3"]): ScaleCluster => ({
   type: "ScaleCluster",
   cluster: "lab",
@@ -21,32 +22,31 @@ const scale = (replicas: number, peers = ["n1", "n2", "n3"]): ScaleCluster => ({
 });
 
 test("scaling to more replicas than current peers is refused, naming them", () => {
-  const r = clusterDecider.decide(scale(3, ["n1", "n2"]), null);
-  assert.ok(isDomainError(r));
-  assert.equal(r.code, "E_TOO_FEW_PEERS");
-  assert.match(r.message, /3 replicas need 3 current peers; the cluster has 2 \(n1, n2\)/);
+  const err = spec
+    .given()
+    .when(scale(3, ["n1", "n2"]))
+    .thenError("E_TOO_FEW_PEERS");
+  assert.match(err.message, /3 replicas need 3 current peers; the cluster has 2 \(n1, n2\)/);
   assert.equal(scaleRefusal(1, ["n1"]), null);
 });
 
 test("a scale records ClusterScaled once, with what it was before; a retry records nothing", () => {
-  const events = clusterDecider.decide(scale(3), null);
-  assert.ok(!isDomainError(events));
-  assert.deepEqual(events, [
-    {
-      type: "ClusterScaled",
-      data: {
-        cluster: "lab",
-        replicas: 3,
-        previous: 1,
-        peers: ["n1", "n2", "n3"],
-        streams: ["KV_UNIBUS_users", "UNIBUS_EVENTS"],
-      },
+  const scaled: EventOf<"cluster"> = {
+    type: "ClusterScaled",
+    data: {
+      cluster: "lab",
+      replicas: 3,
+      previous: 1,
+      peers: ["n1", "n2", "n3"],
+      streams: ["KV_UNIBUS_users", "UNIBUS_EVENTS"],
     },
-  ]);
-  const state = fold(clusterDecider, events);
-  assert.deepEqual(clusterDecider.decide(scale(3), state), []);
-  const down = clusterDecider.decide(scale(1), state);
-  assert.ok(!isDomainError(down) && down[0]!.data.previous === 3);
+  };
+  spec.given().when(scale(3)).thenEvents([scaled]);
+  spec.given(scaled).when(scale(3)).thenNothing();
+  spec
+    .given(scaled)
+    .when(scale(1))
+    .thenEvents([{ type: "ClusterScaled", data: { ...scaled.data, replicas: 1, previous: 3 } }]);
 });
 
 test("on an append-only stream a copy without its head is found whichever copy leads", () => {

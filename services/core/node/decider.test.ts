@@ -1,18 +1,18 @@
 // The node-activity decider: what membershipd appends of a node's report, without I/O.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import type { ReportedEvent } from "../../../schemas/mod.ts";
-import { eventTypeInfo } from "../../../schemas/mod.ts";
+import type { NodeEvent, ReportedEvent } from "../../../schemas/mod.ts";
 import { fold } from "../decider.ts";
-import { isDomainError, type DomainError } from "../errors.ts";
+import { deciderSpec } from "../decider-spec.ts";
+import type { DomainError } from "../errors.ts";
 import { nodeActivityDecider as d, type NodeActivityCommand, type NodeActivityState } from "./decider.ts";
 
 const at = "2025-01-01T00:00:00.000Z";
-const started = (seq: number, node = "web-1"): ReportedEvent => ({
+const started = (seq: number, node = "web-1"): NodeEvent => ({
   type: "ServiceStarted",
   data: { node, seq, at, service: "api", pid: 100 + seq },
 });
-const agentStarted = (seq: number): ReportedEvent => ({
+const agentStarted = (seq: number): NodeEvent => ({
   type: "AgentStarted",
   data: {
     node: "web-1",
@@ -28,17 +28,7 @@ const agentStarted = (seq: number): ReportedEvent => ({
 const report = (...events: ReportedEvent[]): NodeActivityCommand => ({ type: "Report", node: "web-1", events });
 const state = (lastSeq: number): NodeActivityState => ({ lastSeq });
 
-function refused(r: unknown, code: DomainError["code"], pattern: RegExp): DomainError {
-  assert.ok(isDomainError(r), `expected ${code}, got ${JSON.stringify(r)}`);
-  assert.equal(r.code, code);
-  assert.match(r.message, pattern);
-  return r;
-}
-
-function accepted(r: unknown) {
-  assert.ok(Array.isArray(r), `expected events, got ${JSON.stringify(r)}`);
-  return r;
-}
+const spec = deciderSpec(d, "node");
 
 describe("nodeActivityDecider", () => {
   test("a fresh node has appended nothing", () => {
@@ -46,78 +36,91 @@ describe("nodeActivityDecider", () => {
   });
 
   test("a report of valid events appends them all, in order, with their validated data", () => {
-    const evs = accepted(d.decide(report(agentStarted(1), started(2)), d.initialState()));
-    assert.deepEqual(
-      evs.map((e) => [e.type, e.data.seq]),
-      [
-        ["AgentStarted", 1],
-        ["ServiceStarted", 2],
-      ],
-    );
-    for (const e of evs) assert.ok(eventTypeInfo(e.type)!.schema.safeParse(e.data).success);
-    assert.equal(fold(d, evs).lastSeq, 2);
+    spec
+      .given()
+      .when(report(agentStarted(1), started(2)))
+      .thenEvents([agentStarted(1), started(2)]);
+    assert.equal(fold(d, [agentStarted(1), started(2)]).lastSeq, 2);
   });
 
   test("events at or below the last appended seq are skipped: a retried report appends nothing", () => {
-    assert.deepEqual(d.decide(report(started(1), started(2)), state(2)), []);
-    const evs = accepted(d.decide(report(started(2), started(3), started(4)), state(2)));
-    assert.deepEqual(
-      evs.map((e) => e.data.seq),
-      [3, 4],
-    );
+    spec
+      .given(started(2))
+      .when(report(started(1), started(2)))
+      .thenNothing();
+    spec
+      .given(started(2))
+      .when(report(started(2), started(3), started(4)))
+      .thenEvents([started(3), started(4)]);
   });
 
   test("gaps are allowed (the agent dropped events when its outbox overflowed)", () => {
-    const evs = accepted(d.decide(report(started(3), started(9)), state(1)));
-    assert.deepEqual(
-      evs.map((e) => e.data.seq),
-      [3, 9],
-    );
-    assert.equal(evs.reduce(d.evolve, state(1)).lastSeq, 9);
+    spec
+      .given(started(1))
+      .when(report(started(3), started(9)))
+      .thenEvents([started(3), started(9)]);
+    assert.equal(fold(d, [started(1), started(3), started(9)]).lastSeq, 9);
   });
 
   test("seqs out of order or repeated within a report are refused, naming the event", () => {
-    refused(
-      d.decide(report(started(2), started(1)), state(0)),
-      "E_BAD_REQUEST",
-      /event 1 has seq 1, not above the previous event's 2/,
-    );
-    refused(d.decide(report(started(5), started(5)), state(0)), "E_BAD_REQUEST", /event 1 has seq 5/);
+    const refused = (history: NodeEvent[], c: NodeActivityCommand, code: DomainError["code"], pattern: RegExp) => {
+      const err = spec
+        .given(...history)
+        .when(c)
+        .thenError(code);
+      assert.match(err.message, pattern);
+      return err;
+    };
+    refused([], report(started(2), started(1)), "E_BAD_REQUEST", /event 1 has seq 1, not above the previous event's 2/);
+    refused([], report(started(5), started(5)), "E_BAD_REQUEST", /event 1 has seq 5/);
     // Also when the earlier one would be skipped as a duplicate: the report itself is malformed.
-    refused(d.decide(report(started(7), started(3)), state(4)), "E_BAD_REQUEST", /event 1/);
+    refused([started(4)], report(started(7), started(3)), "E_BAD_REQUEST", /event 1/);
   });
 
   test("an event whose data does not match its type's schema is refused with its index and the problem", () => {
     const bad = { type: "ServiceStarted", data: { node: "web-1", seq: 2, at, service: "api" } } as ReportedEvent;
-    const e = refused(
-      d.decide(report(started(1), bad), state(0)),
-      "E_BAD_REQUEST",
-      /event 1 \(ServiceStarted\) is invalid: pid/,
-    );
-    assert.deepEqual(e.details, { index: 1 });
+    const e = spec
+      .given()
+      .when(report(started(1), bad))
+      .thenError("E_BAD_REQUEST", { index: 1 });
+    assert.match(e.message, /event 1 \(ServiceStarted\) is invalid: pid/);
     const extra = { type: "ServiceStarted", data: { ...started(1).data, secret: "x" } } as ReportedEvent;
-    refused(d.decide(report(extra), state(0)), "E_BAD_REQUEST", /event 0 .*secret|event 0 .*unrecognized/i);
+    assert.match(
+      spec.given().when(report(extra)).thenError("E_BAD_REQUEST").message,
+      /event 0 .*secret|event 0 .*unrecognized/i,
+    );
     const zeroSeq = { type: "ServiceStarted", data: { ...started(1).data, seq: 0 } } as ReportedEvent;
-    refused(d.decide(report(zeroSeq), state(0)), "E_BAD_REQUEST", /event 0 .*seq/);
+    assert.match(spec.given().when(report(zeroSeq)).thenError("E_BAD_REQUEST").message, /event 0 .*seq/);
   });
 
   test("an unknown event type is refused (the args schema normally stops it first)", () => {
     const odd = { type: "UserCreated", data: {} } as unknown as ReportedEvent;
-    refused(d.decide(report(odd), state(0)), "E_BAD_REQUEST", /event 0: UserCreated is not a node event type/);
+    assert.match(
+      spec.given().when(report(odd)).thenError("E_BAD_REQUEST").message,
+      /event 0: UserCreated is not a node event type/,
+    );
   });
 
   test("an event about another node is forbidden, even when it would be skipped as a duplicate", () => {
-    refused(
-      d.decide(report(started(1), started(2, "db-1")), state(0)),
-      "E_FORBIDDEN",
+    assert.match(
+      spec
+        .given()
+        .when(report(started(1), started(2, "db-1")))
+        .thenError("E_FORBIDDEN").message,
       /event 1 is about node db-1, not web-1/,
     );
-    refused(d.decide(report(started(1, "db-1")), state(5)), "E_FORBIDDEN", /db-1/);
+    assert.match(
+      spec
+        .given(started(5))
+        .when(report(started(1, "db-1")))
+        .thenError("E_FORBIDDEN").message,
+      /db-1/,
+    );
   });
 
   test("every node event type is accepted with valid data", () => {
     const command = {
-      v: 1,
+      v: 1 as const,
       id: "abcdefgh",
       ts: at,
       nonce: "n".repeat(16),
@@ -126,7 +129,7 @@ describe("nodeActivityDecider", () => {
       args: { node: "web-1", service: "api" },
       sig: "s".repeat(86),
     };
-    const all: ReportedEvent[] = [
+    const all: NodeEvent[] = [
       agentStarted(1),
       started(2),
       { type: "ServiceExited", data: { node: "web-1", seq: 3, at, service: "api", code: null, signal: "SIGKILL" } },
@@ -149,11 +152,10 @@ describe("nodeActivityDecider", () => {
         },
       },
     ];
-    const evs = accepted(d.decide(report(...all), state(0)));
-    assert.deepEqual(
-      evs.map((e) => e.type),
-      all.map((e) => e.type),
-    );
+    spec
+      .given()
+      .when(report(...all))
+      .thenEvents(all);
   });
 
   test("evolve keeps the highest seq, whatever the order it is given", () => {

@@ -2,6 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { RolloutEvent } from "../../../schemas/mod.ts";
+import { fold } from "../decider.ts";
+import { deciderSpec, eventsOf } from "../decider-spec.ts";
 import { isDomainError } from "../errors.ts";
 import {
   batchSize,
@@ -28,19 +30,12 @@ const start = (o: Partial<Extract<RolloutCommand, { type: "StartRollout" }>> = {
   ...o,
 });
 
+/** A history of commands: its events, and the state they fold to. */
 function run(commands: RolloutCommand[]): { state: RolloutState; events: RolloutEvent[] } {
-  const events: RolloutEvent[] = [];
-  let state = rolloutDecider.initialState();
-  for (const c of commands) {
-    const out = rolloutDecider.decide(c, state);
-    if (isDomainError(out)) throw new Error(out.message);
-    for (const e of out) {
-      events.push(e);
-      state = rolloutDecider.evolve(state, e);
-    }
-  }
-  return { state, events };
+  const events = eventsOf(rolloutDecider, ...commands);
+  return { state: fold(rolloutDecider, events), events };
 }
+const spec = deciderSpec(rolloutDecider, "rollout");
 const adv: RolloutCommand = { type: "AdvanceRollout" };
 const fin = (node: string, ok = true): RolloutCommand => ({
   type: "FinishNode",
@@ -133,16 +128,21 @@ test("locked nodes are skipped unless forced; nothing to do is an error; abort i
   assert.equal(e.type === "RolloutStarted" && e.data.skipped[0]!.node, "a");
   const forced = run([{ ...locked, force: true } as RolloutCommand]).events[0]!;
   assert.equal(forced.type === "RolloutStarted" && forced.data.nodes.join(), "a,b");
-  const none = rolloutDecider.decide(
-    start({ candidates: [{ node: "a", locked: true }] }),
-    rolloutDecider.initialState(),
-  );
-  assert.equal(isDomainError(none) && none.code, "E_NO_NODES");
+  spec
+    .given()
+    .when(start({ candidates: [{ node: "a", locked: true }] }))
+    .thenError("E_NO_NODES");
   const aborted = run([start(), adv, { type: "AbortRollout", by: "x", reason: "stop" }, adv]);
   assert.equal(aborted.state.exists && aborted.state.phase, "aborted");
   assert.equal(aborted.events.filter((x) => x.type === "RolloutBatchStarted").length, 1);
-  const again = rolloutDecider.decide({ type: "AbortRollout", by: "x", reason: "again" }, aborted.state);
-  assert.equal(isDomainError(again) && again.code, "E_ROLLOUT_STATE");
+  spec
+    .given(...aborted.events)
+    .when({ type: "AbortRollout", by: "x", reason: "again" })
+    .thenError("E_ROLLOUT_STATE");
+  spec
+    .given(...aborted.events)
+    .when(adv)
+    .thenNothing();
 });
 
 test("releaseNameForVersion: the one release with that version; several or none is an error naming the candidates", () => {

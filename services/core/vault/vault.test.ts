@@ -18,9 +18,12 @@ import {
   thresholdFor,
   vaultDecider,
   type Share,
+  type VaultCommand,
   type VaultState,
 } from "./mod.ts";
-import { isDomainError } from "../errors.ts";
+import type { VaultEvent } from "../../../schemas/mod.ts";
+import { fold } from "../decider.ts";
+import { deciderSpec } from "../decider-spec.ts";
 
 const OWNER = "owner-1";
 
@@ -155,34 +158,38 @@ describe("vault sealed boxes", () => {
 describe("vault deciders", () => {
   const c = { mac: "a".repeat(64), salt: "b".repeat(32) };
   const active = new Set([OWNER, "g1", "g2", "g3", "g4"]);
-  const distribute = (s: VaultState, over: Record<string, unknown> = {}) =>
-    vaultDecider.decide(
-      {
-        type: "Distribute",
-        owner: OWNER,
-        by: `node:${OWNER}`,
-        epoch: s.epoch + 1,
-        k: 3,
-        guardians: ["g1", "g2", "g3", "g4"],
-        commitment: c,
-        active,
-        genesisHandover: false,
-        ...over,
-      } as never,
-      s,
-    );
+  const vaults = deciderSpec(vaultDecider, "vault");
+  const shares = deciderSpec(shareDecider, "share");
+  type Distribute = Extract<VaultCommand, { type: "Distribute" }>;
+  const distribute = (epoch: number, over: Partial<Distribute> = {}): Distribute => ({
+    type: "Distribute",
+    owner: OWNER,
+    by: `node:${OWNER}`,
+    epoch,
+    k: 3,
+    guardians: ["g1", "g2", "g3", "g4"],
+    commitment: c,
+    active,
+    genesisHandover: false,
+    ...over,
+  });
+  const distributed = (epoch: number, guardians = ["g1", "g2", "g3", "g4"]): VaultEvent => ({
+    type: "SharesDistributed",
+    data: { owner: OWNER, epoch, k: 3, n: guardians.length, guardians, commitment: c },
+  });
 
   test("the first distribution is epoch 1; a reshare is the next epoch with the same commitment", () => {
-    let s = vaultDecider.initialState();
-    const first = distribute(s);
-    assert.ok(!isDomainError(first));
-    assert.equal(first[0]!.type, "SharesDistributed");
-    s = first.reduce(vaultDecider.evolve, s);
-    assert.equal(s.epoch, 1);
-    const again = distribute(s, { guardians: ["g1", "g2", "g3"] });
-    assert.ok(!isDomainError(again));
-    s = again.reduce(vaultDecider.evolve, s);
+    vaults
+      .given()
+      .when(distribute(1))
+      .thenEvents([distributed(1)]);
+    vaults
+      .given(distributed(1))
+      .when(distribute(2, { guardians: ["g1", "g2", "g3"] }))
+      .thenEvents([distributed(2, ["g1", "g2", "g3"])]);
+    const s = fold(vaultDecider, [distributed(1), distributed(2, ["g1", "g2", "g3"])]);
     assert.deepEqual([s.epoch, s.guardians], [2, ["g1", "g2", "g3"]]);
+    const history = [distributed(1), distributed(2, ["g1", "g2", "g3"])];
     for (const [over, code] of [
       [{ epoch: 2 }, "E_EPOCH"],
       [{ by: "node:g1" }, "E_FORBIDDEN"],
@@ -191,35 +198,40 @@ describe("vault deciders", () => {
       [{ guardians: ["g1", "g9", "g2"] }, "E_BAD_REQUEST"],
       [{ k: 5 }, "E_BAD_REQUEST"],
       [{ commitment: { ...c, mac: "c".repeat(64) } }, "E_BAD_REQUEST"],
-    ] as const) {
-      const r = distribute(s, over);
-      assert.ok(isDomainError(r) && r.code === code, JSON.stringify(over));
-    }
+    ] as const)
+      vaults
+        .given(...history)
+        .when(distribute(3, over))
+        .thenError(code);
   });
 
   test("a release is for the current epoch and a current guardian only", () => {
-    const s = (distribute(vaultDecider.initialState()) as never[]).reduce(
-      vaultDecider.evolve,
-      vaultDecider.initialState(),
-    );
-    const release = (guardian: string, epoch: number) =>
-      shareDecider.decide(
-        { type: "Release", owner: OWNER, guardian, epoch, request: "r1", vault: s },
-        shareDecider.initialState(),
-      );
-    assert.ok(!isDomainError(release("g1", 1)));
+    const s = fold(vaultDecider, [distributed(1)]);
+    const release = (guardian: string, epoch: number, vault: VaultState, request = "r1") => ({
+      type: "Release" as const,
+      owner: OWNER,
+      guardian,
+      epoch,
+      request,
+      vault,
+    });
+    shares
+      .given()
+      .when(release("g1", 1, s))
+      .thenEvents([{ type: "ShareReleased", data: { owner: OWNER, guardian: "g1", epoch: 1, request: "r1" } }]);
     for (const [g, e] of [
       ["g1", 2],
       ["g9", 1],
-    ] as const) {
-      const r = release(g, e);
-      assert.ok(isDomainError(r) && r.code === "E_SHARE_REFUSED");
-    }
-    const s2 = (distribute(s) as never[]).reduce(vaultDecider.evolve, s);
-    const old = shareDecider.decide(
-      { type: "Release", owner: OWNER, guardian: "g1", epoch: 1, request: "r2", vault: s2 },
-      shareDecider.initialState(),
-    );
-    assert.ok(isDomainError(old) && /superseded/.test(old.message));
+    ] as const)
+      shares
+        .given()
+        .when(release(g, e, s))
+        .thenError("E_SHARE_REFUSED");
+    const s2 = fold(vaultDecider, [distributed(1), distributed(2)]);
+    const old = shares
+      .given()
+      .when(release("g1", 1, s2, "r2"))
+      .thenError("E_SHARE_REFUSED");
+    assert.match(old.message, /superseded/);
   });
 });
