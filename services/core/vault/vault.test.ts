@@ -183,6 +183,7 @@ describe("vault deciders", () => {
       .given()
       .when(distribute(1))
       .thenEvents([distributed(1)]);
+    assert.equal(fold(vaultDecider, [distributed(1)]).epoch, 1);
     vaults
       .given(distributed(1))
       .when(distribute(2, { guardians: ["g1", "g2", "g3"] }))
