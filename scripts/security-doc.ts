@@ -288,6 +288,13 @@ export const SECRETS: SecretEntry[] = [
     readers: "the same",
     source: { path: "services/cli/verbs/user.ts", text: "`${base}.creds`" },
   },
+  {
+    file: "the forwarder's `--syslog-key FILE`",
+    what: "the forwarder's TLS client key for the syslog server (its NATS identity is a `users/<handle>.creds` with role forwarder)",
+    mode: "0600 (refused otherwise)",
+    readers: "unibus-forwarder (the cluster user)",
+    source: { path: "services/forwarder/main.ts", text: "readSecretFile(cfg.syslogKey)" },
+  },
 ];
 
 /** Secrets that are not files unibus keeps. */
