@@ -139,7 +139,9 @@ export function appendEvents(
       duplicate: ack.duplicate,
     }));
   }
-  return appendInTurn(publisher, subject, expectedSeq, events, encoded);
+  return appendInTurn(expectedSeq, events, encoded, (event, expected, bytes) =>
+    appendOne(publisher, subject, expected, event, bytes),
+  );
 }
 
 function appendOne(
@@ -169,18 +171,25 @@ function appendOne(
     });
 }
 
-async function appendInTurn(
-  publisher: JetStreamPublisher,
-  subject: string,
+/** One event appended after the sequence `expected`: its stored sequence, and whether it was already there. */
+export type AppendOne = (
+  event: EventEnvelope,
+  expected: number,
+  encoded: string | Uint8Array | undefined,
+) => Promise<{ seq: number; duplicate: boolean }>;
+
+/** Appends events one after the other, each expecting the sequence the one before it got (every EventLog's rule). */
+export async function appendInTurn(
   expectedSeq: number,
   events: EventEnvelope[],
-  encoded?: readonly (string | Uint8Array)[],
+  encoded: readonly (string | Uint8Array)[] | undefined,
+  appendOne: AppendOne,
 ): Promise<AppendResult> {
   const seqs: number[] = [];
   let expected = expectedSeq;
   let duplicate = false;
   for (const [i, event] of events.entries()) {
-    const ack = await appendOne(publisher, subject, expected, event, encoded?.[i]);
+    const ack = await appendOne(event, expected, encoded?.[i]);
     seqs.push(ack.seq);
     duplicate ||= ack.duplicate;
     expected = ack.seq;

@@ -4,8 +4,9 @@
 // refuses the append whole. Emmett's in-memory event store is the model: the deciders, the aggregate
 // store, the command pipeline and the actions run against it in milliseconds.
 import type { EventEnvelope } from "../../schemas/mod.ts";
+import { subjectMatches } from "../core/mod.ts";
 import type { EventLog, LoggedEvent, LogRange } from "./event-log.ts";
-import { ConcurrencyConflict, StoreFull, type AppendResult } from "./event-store.ts";
+import { appendInTurn, ConcurrencyConflict, StoreFull, type AppendResult } from "./event-store.ts";
 
 const utf8 = new TextEncoder();
 
@@ -35,31 +36,30 @@ export class MemoryEventLog implements EventLog {
     }
   }
 
-  async append(
+  append(
     subject: string,
     expectedSeq: number,
     events: EventEnvelope[],
     encoded?: readonly (string | Uint8Array)[],
   ): Promise<AppendResult> {
-    const seqs: number[] = [];
-    let expected = expectedSeq;
-    let duplicate = false;
-    for (const [i, event] of events.entries()) {
-      const known = this.seqById.get(event.id);
-      if (known !== undefined) {
-        seqs.push(known);
-        duplicate = true;
-        expected = known;
-        continue;
-      }
-      if ((this.lastBySubject.get(subject) ?? 0) !== expected)
-        throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
-      const seq = this.store(subject, toBytes(encoded?.[i] ?? JSON.stringify(event)));
-      this.seqById.set(event.id, seq);
-      seqs.push(seq);
-      expected = seq;
-    }
-    return { seqs, duplicate };
+    return appendInTurn(expectedSeq, events, encoded, (event, expected, bytes) =>
+      this.appendOne(subject, expected, event, bytes),
+    );
+  }
+
+  private async appendOne(
+    subject: string,
+    expected: number,
+    event: EventEnvelope,
+    encoded: string | Uint8Array | undefined,
+  ): Promise<{ seq: number; duplicate: boolean }> {
+    const known = this.seqById.get(event.id);
+    if (known !== undefined) return { seq: known, duplicate: true };
+    if ((this.lastBySubject.get(subject) ?? 0) !== expected)
+      throw new ConcurrencyConflict(`${subject} moved past sequence ${expected}`);
+    const seq = this.store(subject, toBytes(encoded ?? JSON.stringify(event)));
+    this.seqById.set(event.id, seq);
+    return { seq, duplicate: false };
   }
 
   async lastSequence(): Promise<number> {
@@ -83,14 +83,3 @@ export class MemoryEventLog implements EventLog {
 }
 
 const toBytes = (v: string | Uint8Array): Uint8Array => (typeof v === "string" ? utf8.encode(v) : v);
-
-/** NATS subject matching: `*` is one token, a final `>` one or more. */
-export function subjectMatches(filter: string, subject: string): boolean {
-  const f = filter.split(".");
-  const s = subject.split(".");
-  for (const [i, t] of f.entries()) {
-    if (t === ">") return s.length > i;
-    if (i >= s.length || (t !== "*" && t !== s[i])) return false;
-  }
-  return f.length === s.length;
-}

@@ -35,18 +35,12 @@ export class MemoryReadModel implements ProjectionReads {
   }
 
   async records(bucket: string, prefix?: string): Promise<ProjectedRecord[]> {
-    const live = liveRecords(this.bucket(bucket));
+    const live = liveRecords(this.projections.bucket(bucket));
     return [...live].filter(([key]) => prefix === undefined || key.startsWith(`${prefix}.`)).map(([, r]) => r);
   }
 
   async record(bucket: string, name: string): Promise<ProjectedRecord | undefined> {
-    return liveRecord(this.bucket(bucket).get(name));
-  }
-
-  private bucket(name: string): Map<string, ProjectedRecord> {
-    const b = this.projections.buckets.get(name);
-    if (!b) throw new Error(`no projection bucket ${name}`);
-    return b;
+    return liveRecord(this.projections.find(bucket, name));
   }
 
   private async applyThrough(last: number): Promise<void> {

@@ -24,6 +24,6 @@ export * from "./quarantine.ts";
 export * from "./trust-read.ts";
 export { SignedHere } from "./signed-here.ts";
 export { jetStreamEventLog, type EventLog, type LoggedEvent, type LogRange } from "./event-log.ts";
-export { MemoryEventLog, subjectMatches, type MemoryEventLogOptions } from "./memory-event-log.ts";
+export { MemoryEventLog, type MemoryEventLogOptions } from "./memory-event-log.ts";
 export { kvProjectionReads, type ProjectedRecord, type ProjectionReads } from "./projection-reads.ts";
 export { MemoryReadModel } from "./memory-read-model.ts";

@@ -35,4 +35,5 @@ export * from "./writers.ts";
 export * from "./checkpoint-resume.ts";
 export { replyGuard } from "./reply-guard.ts";
 export * from "./backoff.ts";
+export { subjectMatches } from "./subject-match.ts";
 export { throttledLog } from "./log-throttle.ts";

@@ -4,23 +4,13 @@ import assert from "node:assert/strict";
 import { eventSubject } from "./blind.ts";
 import { inboxPrefix, permissionsFor } from "./permissions.ts";
 import { READ_ACTIONS } from "./roles.ts";
+import { subjectMatches } from "./subject-match.ts";
 import { newUserSeed, signerFromSeed } from "./signing/crypto.ts";
 
 const newKey = () => signerFromSeed(newUserSeed()).publicKey;
 
-/** NATS subject matching with `*` and `>` wildcards. */
-function matches(pattern: string, subject: string): boolean {
-  const p = pattern.split(".");
-  const s = subject.split(".");
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === ">") return s.length > i;
-    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
-  }
-  return p.length === s.length;
-}
-
 const allows = (list: { allow: string[]; deny: string[] }, subject: string) =>
-  list.allow.some((a) => matches(a, subject)) && !list.deny.some((d) => matches(d, subject));
+  list.allow.some((a) => subjectMatches(a, subject)) && !list.deny.some((d) => subjectMatches(d, subject));
 
 describe("subject permissions per role", () => {
   const key = newKey();

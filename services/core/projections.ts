@@ -67,9 +67,14 @@ export class MemoryProjections {
 
   /** What bucket `bucket` stores under `key` (a record or a tombstone), or undefined. */
   find(bucket: string, key: string): StoredRecord | undefined {
-    const b = this.buckets.get(bucket);
-    if (!b) throw new Error(`no projection bucket ${bucket}`);
-    return b.get(key);
+    return this.bucket(bucket).get(key);
+  }
+
+  /** One bucket's map, tombstones included; a name no projection has is a programming error. */
+  bucket(name: string): Map<string, StoredRecord> {
+    const b = this.buckets.get(name);
+    if (!b) throw new Error(`no projection bucket ${name}`);
+    return b;
   }
 
   apply(event: StoredEvent): void {

@@ -35,15 +35,21 @@ export async function plan(d: VaultDeps, a: ServedArgs<"vault.plan">, cmd: Comma
 export async function status(d: VaultDeps, a: ServedArgs<"vault.status">) {
   const f = await fleetOf(d);
   const rows: VaultStatusRow[] = [];
+  const active = activeNodes(f);
   for (const owner of [...f.nodes.keys()].sort()) {
-    const row = await statusRow(d, f, owner);
+    const row = await statusRow(d, f, active, owner);
     if (row) rows.push(row);
   }
   return { items: rows.slice(0, a.limit), total: rows.length };
 }
 
 /** One owner's row; null for a node that neither distributed nor reported a vault. */
-async function statusRow(d: VaultDeps, f: FleetState, owner: string): Promise<VaultStatusRow | null> {
+async function statusRow(
+  d: VaultDeps,
+  f: FleetState,
+  active: ReadonlySet<string>,
+  owner: string,
+): Promise<VaultStatusRow | null> {
   const v = (await vaultOf(d, owner)).state;
   const said = f.nodes.get(owner)?.status === "active" ? await reported(d, owner) : null;
   if (!v.epoch && !said) return null;
@@ -69,7 +75,6 @@ async function statusRow(d: VaultDeps, f: FleetState, owner: string): Promise<Va
   }
   // The aggregate's last event is the last distribution (a handover is appended with it).
   const last = await lastEventOf(d.jsm, eventSubject("vault", owner));
-  const active = activeNodes(f);
   return VaultStatusRow.parse({
     owner,
     epoch: v.epoch,
