@@ -1,6 +1,7 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
 import { CurvePublicKey, MemberRole, NodePublicKey, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import { AppActionArgs } from "./apps.ts";
 import { ReleaseActionArgs } from "./releases.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
@@ -75,6 +76,7 @@ export const MembershipActionArgs = {
   "cluster.status": z.object({}).strict(),
   "cluster.scale": z.object({ replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]) }).strict(),
   ...ReleaseActionArgs,
+  ...AppActionArgs,
 } as const;
 
 export type MembershipAction = keyof typeof MembershipActionArgs;

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { Actor, CommandEnvelope } from "./envelopes.ts";
 import { CurvePublicKey, IsoTime, MemberRole, NodePublicKey, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
+import { AppEventSchemas, AppStepEventSchemas } from "./apps.ts";
 import { ReleaseEventSchemas, UpdateEventSchemas } from "./releases.ts";
 import { Commitment, Epoch, MAX_GUARDIANS } from "./vault.ts";
 
@@ -155,6 +156,7 @@ export const EventDataSchemas = {
       .strict()
       .describe("How a command the agent accepted went: ok, or its error code and message."),
     ...UpdateEventSchemas,
+    ...AppStepEventSchemas,
     VaultStateChanged: z
       .object({
         ...Reported,
@@ -199,6 +201,7 @@ export const EventDataSchemas = {
       ),
   },
   ...ReleaseEventSchemas,
+  ...AppEventSchemas,
   vault: {
     SharesDistributed: z
       .object({
@@ -252,6 +255,8 @@ export type NodeEvent = EventOf<"node">;
 export type ReleaseEvent = EventOf<"release">;
 export type RolloutEvent = EventOf<"rollout">;
 export type LockEvent = EventOf<"lock">;
+export type AppEvent = EventOf<"app">;
+export type AppsEvent = EventOf<"apps">;
 export type VaultEvent = EventOf<"vault">;
 export type ShareEvent = EventOf<"share">;
 /** Every event of every kind, derived so that a new kind cannot be left out. */

@@ -7,5 +7,6 @@ export * from "./enrollment.ts";
 export * from "./service-config.ts";
 export * from "./node-agent.ts";
 export * from "./releases.ts";
+export * from "./apps.ts";
 export * from "./vault.ts";
 export * from "./checkpoint.ts";

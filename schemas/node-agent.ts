@@ -7,7 +7,8 @@ import { Actor } from "./envelopes.ts";
 import { EventDataSchemas } from "./events.ts";
 import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
-import { UpdateArgs } from "./releases.ts";
+import { UpdateArgs, Version } from "./releases.ts";
+import { AppName, LimitsMode, NodeAppsArgs } from "./apps.ts";
 import { SealedBlob, VaultInfo } from "./vault.ts";
 
 const Node = { node: Slug };
@@ -34,6 +35,8 @@ export const NodeActionArgs = {
   update: UpdateArgs,
   /** Genesis: the operator hands a vault-mode node its data key, sealed to the node's X25519 key. */
   unlock: z.object({ ...Node, sealed: SealedBlob }).strict(),
+  /** membershipd's nudge after the node's desired apps changed: the agent pulls `node.apps` and converges. */
+  "apps.sync": z.object(Node).strict(),
 } as const;
 
 export type NodeAction = keyof typeof NodeActionArgs;
@@ -43,6 +46,11 @@ export const NODE_READ_ACTIONS: ReadonlySet<NodeAction> = new Set(["status", "lo
 
 export function isNodeAction(action: string): action is NodeAction {
   return Object.hasOwn(NodeActionArgs, action);
+}
+
+/** The endpoint's name in the NATS services protocol, which allows no dot: `apps.sync` is `apps-sync`. */
+export function nodeEndpointName(action: NodeAction): string {
+  return action.replaceAll(".", "-");
 }
 
 /** The subject an agent answers `action` on. */
@@ -116,8 +124,32 @@ export const AgentInfo = z
   .strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
 
-/** The result of `status`. */
-export const NodeStatusResult = z.object({ node: Slug, agent: AgentInfo, services: z.array(ServiceStatus) }).strict();
+/** The result of `apps.sync`: the desired-state generation the agent last converged to, and whether a run was queued. */
+export const AppsSyncResult = z.object({ generation: z.number().int().min(0), queued: z.boolean() }).strict();
+export type AppsSyncResult = z.infer<typeof AppsSyncResult>;
+
+/** One app as the agent runs it (a row of `status`). */
+export const InstalledAppStatus = z
+  .object({
+    app: AppName,
+    version: Version,
+    generation: z.number().int().min(0),
+    state: z.enum(["installing", "running", "failed", "stopped"]),
+    limits: LimitsMode,
+    services: z.array(ServiceName),
+  })
+  .strict();
+export type InstalledAppStatus = z.infer<typeof InstalledAppStatus>;
+
+/** The result of `status`; `apps` is absent from an agent older than apps. */
+export const NodeStatusResult = z
+  .object({
+    node: Slug,
+    agent: AgentInfo,
+    services: z.array(ServiceStatus),
+    apps: z.array(InstalledAppStatus).max(256).optional(),
+  })
+  .strict();
 export type NodeStatusResult = z.infer<typeof NodeStatusResult>;
 
 /** The result of `leave`: the services that were running and are now stopped. */
@@ -168,6 +200,8 @@ export const NodeReportArgs = {
    * minted again; once it connects with that one, its older JWTs are revoked.
    */
   "node.trust": z.object({ ...Node, credentials: HeldJwt.optional() }).strict(),
+  /** The apps the node should run (NodeAppsResult), signed manifests included: the agent pulls it to reconcile. */
+  "node.apps": NodeAppsArgs,
 } as const;
 
 export const ReportResult = z.object({ applied: z.number().int().min(0), last_seq: z.number().int().min(0) }).strict();

@@ -183,6 +183,11 @@ export const ReleaseEventSchemas = {
         batch: z.number().int().min(1).max(10_000),
         max_failures: z.number().int().min(0).max(10_000),
         started_by: z.string().max(128),
+        // Optional, not defaulted: the events of release rollouts keep their bytes.
+        target: z
+          .literal("app")
+          .optional()
+          .describe("app: `name` is an app installed (or upgraded) on each node; absent: a release"),
       })
       .strict()
       .describe(
@@ -254,9 +259,15 @@ export const ReleaseActionArgs = {
       batch: BatchSpec.default("10%"),
       max_failures: z.number().int().min(0).max(10_000).default(1),
       force: z.boolean().default(false),
+      app: z.boolean().default(false).describe("name is an app: each node installs (or upgrades to) this version"),
+      plan: Sha256Hex.optional().describe("an app rollout: the digest of the plan reviewed (app.plan, op deploy)"),
     })
     .strict()
-    .refine((a) => a.all || Object.keys(a.selector).length > 0, "give a label selector or all"),
+    .refine((a) => a.all || Object.keys(a.selector).length > 0, "give a label selector or all")
+    .refine(
+      (a) => !a.app || (a.name !== undefined && a.plan !== undefined),
+      "an app rollout names the app and the reviewed plan",
+    ),
   "rollout.status": z.object({ rollout: Slug }).strict(),
   "rollout.list": z.object({ limit: Limit, after: After }).strict(),
   "rollout.resume": z.object({ rollout: Slug }).strict(),
@@ -325,6 +336,7 @@ export const RolloutRecord = z
     updated_at: IsoTime,
     reason: z.string().nullable(),
     seq: z.number().int().positive(),
+    target: z.literal("app").optional().describe("app: an app rollout; absent: a release"),
   })
   .strict();
 export type RolloutRecord = z.infer<typeof RolloutRecord>;

@@ -134,6 +134,42 @@ export const ServiceLimits = z
 export type ServiceLimits = z.infer<typeof ServiceLimits>;
 
 const Id = z.number().int().min(1).max(4_294_967_294);
+const within = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+
+// Bound into a sandbox read-only: never the whole root (it would undo system_only), nor /proc (a host
+// process's /proc/N/root is the host's root) or /dev (devices are named one by one).
+const ReadOnlyPath = AbsolutePath.refine(
+  (p) => p !== "/" && !within(p, "/proc") && !within(p, "/dev"),
+  "must be a directory or file of the host other than /, /proc or /dev",
+);
+const DevicePath = AbsolutePath.refine(
+  (p) => p.startsWith("/dev/") && p.split("/").length === 3,
+  "must be a device node directly under /dev",
+);
+const TcpPort = z.number().int().min(1).max(65_535);
+
+export const SandboxPorts = z
+  .object({
+    listen: z
+      .array(TcpPort)
+      .max(16)
+      .default([])
+      .refine((l) => new Set(l).size === l.length, "a port is listed twice")
+      .describe(
+        "the only TCP ports it may bind (Landlock); none: listen() itself is refused. An unbound socket's listen() still takes an ephemeral port: Landlock has no listen right",
+      ),
+    outbound: z
+      .boolean()
+      .default(false)
+      .describe(
+        "false: no TCP connection anywhere, loopback and its own ports included (Landlock matches ports, not addresses), and no UDP socket",
+      ),
+  })
+  .strict()
+  .describe(
+    "the host's network, narrowed: TCP bind only on `listen`, connects and UDP only with `outbound`, no other protocol (needs network: true, the bwrap profile and Landlock ABI 4)",
+  );
+export type SandboxPorts = z.infer<typeof SandboxPorts>;
 
 export const SandboxConfig = z
   .object({
@@ -149,15 +185,49 @@ export const SandboxConfig = z
       .describe("hostname inside the sandbox; the service name by default"),
     uid: Id.optional().describe("the UID the service runs as (never 0); derived from the name by default"),
     gid: Id.optional().describe("the GID the service runs as; the UID's number by default"),
+    ports: SandboxPorts.optional(),
+    system_only: z
+      .boolean()
+      .optional()
+      .describe(
+        "true (an app): the root shows only the system tree (/usr, /etc, the bin and lib directories) read-only, then read_only, writable and devices; false or absent: the whole host read-only",
+      ),
+    read_only: z
+      .array(ReadOnlyPath)
+      .max(32)
+      .optional()
+      .describe("host paths bound read-only (visible even where the agent's data dir is hidden or system_only)"),
+    devices: z.array(DevicePath).max(16).optional().describe("device nodes bound into the sandbox's fresh /dev"),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    // Unsandboxed there are no mounts to shape and no seccomp filter: asking for any of them is a mistake.
+    const asks = {
+      ports: s.ports !== undefined,
+      system_only: s.system_only === true,
+      read_only: (s.read_only ?? []).length > 0,
+      devices: (s.devices ?? []).length > 0,
+    };
+    for (const [key, asked] of Object.entries(asks))
+      if (s.profile === "none" && asked)
+        ctx.addIssue({ code: "custom", path: [key], message: `${key} needs the bwrap sandbox` });
+    if (s.ports && !s.network)
+      ctx.addIssue({
+        code: "custom",
+        path: ["ports"],
+        message: "ports narrow the host's network: set network: true (without it there is only loopback)",
+      });
+  });
 export type SandboxConfig = z.infer<typeof SandboxConfig>;
-
-const within = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
 
 export const ServiceConfig = z
   .object({
     name: ServiceName,
+    app: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,29}$/)
+      .optional()
+      .describe("set by the agent for an app's services (never in a service file): they share the app's one UID"),
     command: AbsolutePath.describe("absolute path of the executable; exec'd directly, never through a shell"),
     args: z.array(Arg).max(256).default([]).describe("arguments, passed as they are"),
     env: z
@@ -253,11 +323,21 @@ export const ServiceConfig = z
     if (c.after.includes(c.name))
       ctx.addIssue({ code: "custom", path: ["after"], message: "a service cannot come after itself" });
     // The sandbox's /tmp is a private tmpfs: a working directory there exists only inside a writable path.
-    if (c.sandbox.profile === "bwrap" && within(c.cwd, "/tmp") && !c.writable.some((w) => within(c.cwd, w))) {
+    const bound = [...c.writable, ...(c.sandbox.read_only ?? [])];
+    // With only the system tree shown, any other working directory does not exist in the sandbox.
+    if (c.sandbox.system_only && c.cwd !== "/" && ![...bound, "/usr", "/etc"].some((p) => within(c.cwd, p)))
       ctx.addIssue({
         code: "custom",
         path: ["cwd"],
-        message: "a working directory under /tmp must lie in a writable path (the sandbox's /tmp is private)",
+        message:
+          "with system_only the working directory must be /, or lie in a writable or read-only path, /usr or /etc",
+      });
+    if (c.sandbox.profile === "bwrap" && within(c.cwd, "/tmp") && !bound.some((w) => within(c.cwd, w))) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["cwd"],
+        message:
+          "a working directory under /tmp must lie in a writable or read-only path (the sandbox's /tmp is private)",
       });
     }
   });

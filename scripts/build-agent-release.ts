@@ -4,7 +4,8 @@
 // naming the release unibus-agent (boot-managed: the boot step tries it). Then
 // `unibus release publish DIR --version V --key KEY` publishes it like any release. A slot's
 // node_modules could not be a release (symlinks out of the slot are refused, rightly); a bundle
-// has none. esbuild is a dev dependency (tsx runs on it too).
+// has none. esbuild is a dev dependency (tsx runs on it too). The native helpers (unibus-netrules)
+// are compiled beside the bundle, for the architecture of the machine that builds the release.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -12,7 +13,7 @@ import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import { Version } from "../schemas/mod.ts";
 import { SELF_ENTRY, SELF_RELEASE } from "../services/agent/update/mod.ts";
-import { NODE_BUNDLE } from "./build.ts";
+import { NATIVE, NODE_BUNDLE, compileNative } from "./build.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -39,6 +40,8 @@ export async function buildAgentRelease(
     metafile: true,
   });
   if (r.errors.length > 0) throw new Error(`esbuild: ${r.errors.map((e) => e.text).join("; ")}`);
+  // The native helpers beside the bundle (built for this machine's architecture): the sandbox finds them there.
+  for (const [name, src] of Object.entries(NATIVE)) compileNative(ROOT, src, join(o.out, name));
   writeFileSync(
     join(o.out, "unibus-release.json"),
     JSON.stringify(

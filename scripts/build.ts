@@ -10,7 +10,12 @@
 // the same files. dist/inputs.txt lists what the bundles were built from: the repository's files
 // esbuild read, package-lock.json for everything under node_modules, tsconfig.json and this script.
 // The launcher rebuilds when one of them is newer than inputs.txt or gone.
-import { mkdirSync, renameSync, utimesSync, writeFileSync } from "node:fs";
+//
+// Native helpers (NATIVE) are compiled with the host's cc into dist/ beside the bundles' folders:
+// dist/unibus-netrules, the Landlock step of an app's sandbox, which Node cannot do itself
+// (services/agent/supervisor/sandbox.ts finds it there). scripts/install-deps.sh installs gcc.
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -25,6 +30,11 @@ export const BUNDLES: Readonly<Record<string, string>> = {
   "agent/unibus-agent": "services/agent/cli-entry.ts",
   "agent/boot": "services/agent/update/boot-cli.ts",
   "forwarder/unibus-forwarder": "services/forwarder/cli-entry.ts",
+};
+
+/** Helper (under dist/) → its C source, compiled with `cc -O2 -Wall -Werror`. */
+export const NATIVE: Readonly<Record<string, string>> = {
+  "unibus-netrules": "services/agent/supervisor/landlock/unibus-netrules.c",
 };
 
 /** The stamp bin/lib/launch.sh checks: one input path (relative to the root) per line. */
@@ -86,7 +96,13 @@ export async function buildBundles(root: string = ROOT): Promise<Built> {
     writeWhole(f.path, f.contents);
     files.push(relative(out, f.path));
   }
-  const inputs = [...new Set([...Object.keys(r.metafile.inputs).filter(ownFile), ...EXTRA_INPUTS])].sort();
+  for (const [name, src] of Object.entries(NATIVE)) {
+    compileNative(root, src, join(out, name));
+    files.push(name);
+  }
+  const inputs = [
+    ...new Set([...Object.keys(r.metafile.inputs).filter(ownFile), ...EXTRA_INPUTS, ...Object.values(NATIVE)]),
+  ].sort();
   const stamp = join(out, INPUTS_FILE);
   writeWhole(stamp, `${inputs.join("\n")}\n`);
   const at = (started - STAMP_MARGIN_MS) / 1000;
@@ -97,6 +113,22 @@ export async function buildBundles(root: string = ROOT): Promise<Built> {
 /** A file of the repository itself (node_modules is covered by package-lock.json). */
 function ownFile(path: string): boolean {
   return !path.startsWith("..") && !path.split(/[\\/]/).includes("node_modules") && !path.includes(":");
+}
+
+/**
+ * Compiles `src` (relative to `root`) to `path`: under a temporary name, then renamed like a bundle.
+ * Throws with cc's own message.
+ */
+export function compileNative(root: string, src: string, path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const cc = spawnSync("cc", ["-O2", "-Wall", "-Werror", "-o", tmp, join(root, src)], { encoding: "utf8" });
+  if (cc.error || cc.status !== 0)
+    throw new Error(
+      `cc could not compile ${src} (scripts/install-deps.sh installs gcc): ${cc.error?.message ?? cc.stderr.trim()}`,
+    );
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, path);
 }
 
 /** Writes under a temporary name and renames: a process starting now runs the old file or the new, never half. */

@@ -1,6 +1,7 @@
-// Generates docs/events.md from the zod schemas, docs/security.md from the roles' permissions and
-// the secrets' file names (scripts/security-doc.ts), and docs/errors.md from the error-code registry
-// (services/core/errors.ts), so none can drift from the code.
+// Generates docs/events.md from the zod schemas, docs/apps.md from the app contract (schemas/apps.ts,
+// scripts/apps-doc.ts), docs/security.md from the roles' permissions and the secrets' file names
+// (scripts/security-doc.ts), and docs/errors.md from the error-code registry (services/core/errors.ts),
+// so none can drift from the code.
 // `make docs` writes them and schemas/json/; test/docs.test.ts fails when any is stale.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -15,41 +16,15 @@ import {
   NodeReportArgs,
 } from "../schemas/mod.ts";
 import { ERRORS, type ErrorInfo } from "../services/core/mod.ts";
+import { APPS_DOC, renderAppsDoc } from "./apps-doc.ts";
+import { jsonSchema, schemaBlock } from "./schema-tables.ts";
 import { SECURITY_DOC, renderSecurityDoc } from "./security-doc.ts";
 
-export { SECURITY_DOC, renderSecurityDoc };
+export { APPS_DOC, SECURITY_DOC, jsonSchema, renderAppsDoc, renderSecurityDoc };
 
 export const EVENTS_DOC = resolve(import.meta.dirname, "../docs/events.md");
 export const JSON_SCHEMA_DIR = resolve(import.meta.dirname, "../schemas/json");
 export const ERRORS_DOC = resolve(import.meta.dirname, "../docs/errors.md");
-
-export function jsonSchema(schema: z.ZodType): any {
-  return z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
-}
-
-function describeType(p: any): string {
-  if (p.const !== undefined) return `\`${JSON.stringify(p.const)}\``;
-  if (p.enum) return p.enum.map((v: unknown) => `\`${v}\``).join(" \\| ");
-  if (p.anyOf) return p.anyOf.map(describeType).join(" \\| ");
-  const bits = [p.type ?? "any"];
-  if (p.format) bits.push(p.format);
-  else if (p.pattern) bits.push(`\`${p.pattern.replace(/\|/g, "\\|")}\``);
-  if (p.minLength !== undefined || p.maxLength !== undefined)
-    bits.push(`length ${p.minLength ?? 0}..${p.maxLength ?? "∞"}`);
-  if (p.minimum !== undefined || p.maximum !== undefined) bits.push(`${p.minimum ?? "-∞"}..${p.maximum ?? "∞"}`);
-  return bits.join(", ");
-}
-
-/** A field table for people; the full JSON Schemas are in schemas/json/. */
-function schemaBlock(schema: z.ZodType): string {
-  const js = jsonSchema(schema);
-  const required = new Set<string>(js.required ?? []);
-  const rows = Object.entries(js.properties ?? {}).map(
-    ([name, p]: [string, any]) =>
-      `| \`${name}\` | ${describeType(p)} | ${required.has(name) ? "yes" : `no${p.default !== undefined ? ` (default \`${JSON.stringify(p.default)}\`)` : ""}`} |`,
-  );
-  return ["| field | type | required |", "|---|---|---|", ...rows, ""].join("\n") + "\n";
-}
 
 export function renderJsonSchemas(): Record<string, string> {
   const out: Record<string, string> = {
@@ -156,9 +131,10 @@ export function renderErrorsDoc(): string {
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("gen-docs.ts")) {
   writeFileSync(EVENTS_DOC, renderEventsDoc());
   writeFileSync(ERRORS_DOC, renderErrorsDoc());
+  writeFileSync(APPS_DOC, renderAppsDoc());
   writeFileSync(SECURITY_DOC, renderSecurityDoc());
   rmSync(JSON_SCHEMA_DIR, { recursive: true, force: true });
   mkdirSync(JSON_SCHEMA_DIR, { recursive: true });
   for (const [name, text] of Object.entries(renderJsonSchemas())) writeFileSync(resolve(JSON_SCHEMA_DIR, name), text);
-  console.log(`wrote ${EVENTS_DOC}, ${ERRORS_DOC}, ${SECURITY_DOC} and ${JSON_SCHEMA_DIR}/`);
+  console.log(`wrote ${EVENTS_DOC}, ${ERRORS_DOC}, ${APPS_DOC}, ${SECURITY_DOC} and ${JSON_SCHEMA_DIR}/`);
 }

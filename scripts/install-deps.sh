@@ -22,9 +22,12 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v minisign >/dev/null 2>&1 || missing+=(minisign)
 # promtool (Debian ships it in prometheus): the tests check /metrics with it. No Prometheus server runs.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-# A C compiler and the NATS C client: test/srv-discovery.test.ts finds agents with a client other than nats.js.
+# A C compiler with libc's and the kernel's headers: scripts/build.ts compiles dist/unibus-netrules (the
+# Landlock step of an app's sandbox) with it. And the NATS C client: test/srv-discovery.test.ts finds
+# agents with a client other than nats.js.
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
+dpkg -s linux-libc-dev >/dev/null 2>&1 || missing+=(linux-libc-dev)
 dpkg -s libnats-dev >/dev/null 2>&1 || missing+=(libnats-dev)
 # rsyslog with its TLS driver: test/syslog-forward.test.ts runs its own rsyslogd; none runs system-wide.
 command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)

@@ -181,6 +181,8 @@ describe("discovery: the NATS services protocol", () => {
         leave: "write",
         update: "write",
         unlock: "write",
+        // The services protocol allows no dot in an endpoint's name; its subject keeps the action's.
+        "apps-sync": "write",
       });
       result(await send(cmd("status")));
       const stats = (
@@ -267,6 +269,19 @@ describe("every action, through the daemon's ops", () => {
       });
       assertEventShapes(a);
       assert.equal(a.record.size, 5);
+    });
+  });
+
+  test("apps.sync (on unibus.cmd.node.<node>.apps.sync) starts a reconcile, reported as received then completed", async () => {
+    await withAgent(async (a) => {
+      const c = cmd("apps.sync");
+      assert.deepEqual(result(await send(c)), { generation: 0, queued: false });
+      assert.deepEqual(a.ops.calls, ["apps.sync"]);
+      assert.deepEqual(
+        a.events.map((e) => e.type),
+        ["CommandReceived", "CommandCompleted"],
+      );
+      assertEventShapes(a);
     });
   });
 

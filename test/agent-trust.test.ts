@@ -80,7 +80,7 @@ describe("TrustList", () => {
     }
   });
 
-  test("an updater is obeyed for update alone, under its own id and key; a list without updaters (an older membershipd) has none", async () => {
+  test("an updater is obeyed for update and apps.sync alone, under its own id and key; a list without updaters (an older membershipd) has none", async () => {
     const f = fixture();
     try {
       const driver = newUser();
@@ -89,7 +89,8 @@ describe("TrustList", () => {
       const t = f.open();
       await t.refresh();
       assert.equal(await t.authorize(driverActor, "update"), null);
-      for (const action of ["restart", "status", "logs", "command"]) {
+      assert.equal(await t.authorize(driverActor, "apps.sync"), null);
+      for (const action of ["restart", "status", "logs", "command", "unlock"]) {
         const e = await t.authorize(driverActor, action);
         assert.equal(e?.code, "E_FORBIDDEN", action);
         assert.equal(e?.message, `role updater may not ${action}`);

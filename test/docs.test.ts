@@ -3,10 +3,12 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  APPS_DOC,
   ERRORS_DOC,
   EVENTS_DOC,
   JSON_SCHEMA_DIR,
   SECURITY_DOC,
+  renderAppsDoc,
   renderErrorsDoc,
   renderEventsDoc,
   renderJsonSchemas,
@@ -24,7 +26,7 @@ import {
   sourceOf,
   type RoleVariant,
 } from "../scripts/security-doc.ts";
-import { AggregateKinds, EventDataSchemas, Role } from "../schemas/mod.ts";
+import { AggregateKinds, AppEventSchemas, AppStepEventSchemas, EventDataSchemas, Role } from "../schemas/mod.ts";
 import { blindToken, FORWARDED_STREAMS, FORWARDER_DURABLE, permissionsFor } from "../services/core/mod.ts";
 import { ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts";
 
@@ -34,6 +36,28 @@ test("docs/events.md matches the zod schemas (run `make docs` when this fails)",
 
 test("docs/errors.md matches the error-code registry (run `make docs` when this fails)", () => {
   assert.equal(readFileSync(ERRORS_DOC, "utf8"), renderErrorsDoc());
+});
+
+test("docs/apps.md matches the app contract (run `make docs` when this fails)", () => {
+  assert.equal(readFileSync(APPS_DOC, "utf8"), renderAppsDoc());
+});
+
+test("docs/apps.md documents every manifest field and every app event", () => {
+  const doc = renderAppsDoc();
+  for (const field of [
+    "name",
+    "services[].command",
+    "permissions.network.listen[].port",
+    "limits.open_files",
+    "settings",
+  ])
+    assert.ok(doc.includes(`| \`${field}\` |`), field);
+  for (const type of [
+    ...Object.keys(AppEventSchemas.app),
+    ...Object.keys(AppEventSchemas.apps),
+    ...Object.keys(AppStepEventSchemas),
+  ])
+    assert.match(doc, new RegExp(`### ${type}\\n`));
 });
 
 test("schemas/json/ matches the zod schemas (run `make docs` when this fails)", () => {

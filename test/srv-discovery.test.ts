@@ -12,7 +12,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { NodeActions, nodeCommandSubject } from "../schemas/mod.ts";
+import { NodeActions, nodeCommandSubject, nodeEndpointName } from "../schemas/mod.ts";
 import { connectNats, EVENTS_STREAM, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
@@ -156,7 +156,7 @@ describe("services discovery with the NATS C client", { skip: missing, timeout: 
         NodeActions.map((a) => nodeCommandSubject(NODE, a)).sort(),
       );
       const stats = ours(all, "stats");
-      assert.deepEqual(stats.endpoints.map((e) => e.name).sort(), [...NodeActions].sort());
+      assert.deepEqual(stats.endpoints.map((e) => e.name).sort(), NodeActions.map(nodeEndpointName).sort());
       for (const e of stats.endpoints) assert.equal(typeof e.num_requests, "number", JSON.stringify(e));
 
       // By service name, and by name and id: the other two forms `nats micro` sends.
@@ -184,7 +184,11 @@ describe("services discovery with the NATS C client", { skip: missing, timeout: 
     assert.equal(unsigned.replies[0].ok, false);
     const stats = ours(await discover("monitor", `$SRV.STATS.${AGENT_SERVICE_NAME}`), "stats");
     const counted = Object.fromEntries(stats.endpoints.map((e) => [e.name, e.num_requests]));
-    assert.deepEqual(counted, { ...Object.fromEntries(NodeActions.map((a) => [a, 0])), status: 1 }, "only the admin's");
+    assert.deepEqual(
+      counted,
+      { ...Object.fromEntries(NodeActions.map((a) => [nodeEndpointName(a), 0])), status: 1 },
+      "only the admin's",
+    );
   });
 
   test("a node may not discover: $SRV.PING from a node identity is refused", async () => {

@@ -153,7 +153,13 @@ stage="\$1"
 cp -a "\$stage/etc/." "$ETC/"
 cp -a -n "\$stage/data/." "$DATA/membershipd/"
 cp "\$stage/units/"*.service "$UNITS/"
-if [ "$transport" = ssh ]; then chown -R "$CLUSTER_USER:$CLUSTER_USER" "$ETC" "$DATA"; systemctl daemon-reload; fi
+# The agent runs as root (docs/operations.md, "The agent's privileges"): its data dir, and the one
+# above it, stay root's; the services' directories in it belong to their own UIDs.
+if [ "$transport" = ssh ]; then
+  chown -R "$CLUSTER_USER:$CLUSTER_USER" "$ETC" "$DATA/membershipd"
+  chown root:root "$DATA" "$DATA/agent"
+  systemctl daemon-reload
+fi
 SH
 }
 

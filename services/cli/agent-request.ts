@@ -34,6 +34,7 @@ const DEFAULT_TIMEOUT_MS: Record<NodeAction, number> = {
   leave: 15_000,
   update: 600_000,
   unlock: 15_000,
+  "apps.sync": 5000,
 };
 
 export function agentTimeoutMs(action: NodeAction, given: number | undefined): number {

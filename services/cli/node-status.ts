@@ -9,6 +9,8 @@ import type { GlobalOptions } from "./context.ts";
 import { DRY_RUN, printAgentDryRun } from "./dry-run.ts";
 import { CliError, EXIT, ago, durationText, humanDuration, print, printable, table, usageError } from "./output.ts";
 import type { Send } from "./session.ts";
+import type { NodeAppRecord } from "../../schemas/mod.ts";
+import { statusRow } from "./app-status.ts";
 
 type Report = NonNullable<NodeView["services"]>[string];
 /** An agent says when a service exited as `ts`, the projection as `at`. */
@@ -145,7 +147,12 @@ async function statusOne(
     const v = judge("status", a.result);
     if (!v.ok) throw CliError.fromAnswer(v.code, `${node}: ${v.detail}`, EXIT.failed);
     const s = v.value as StatusView;
-    print(o.json, { source: "agent", ...s }, () => `${agentLine(node, s, Date.now())}\n${liveTable(s, Date.now())}`);
+    const apps = await appsOf(node, send);
+    print(
+      o.json,
+      { source: "agent", ...s, apps_desired: apps },
+      () => `${agentLine(node, s, Date.now())}\n${liveTable(s, Date.now())}${appsText(apps)}`,
+    );
     return EXIT.ok;
   }
   if (a.kind === "refused" || a.kind === "failed") throw answerError(node, "status", a, timeoutMs);
@@ -155,12 +162,30 @@ async function statusOne(
   if (!n.success)
     throw new CliError("E_BAD_REPLY", `membershipd's record of ${node} is not a node record`, EXIT.failed);
   const reported = reportedAt(n.data);
+  const apps = await appsOf(node, send);
   print(
     o.json,
-    { source: "membershipd", agent_answer: { result: a.kind, detail: why }, reported_at: reported, node: n.data },
-    () => fallbackText(n.data, why, Date.now()),
+    {
+      source: "membershipd",
+      agent_answer: { result: a.kind, detail: why },
+      reported_at: reported,
+      node: n.data,
+      apps_desired: apps,
+    },
+    () => `${fallbackText(n.data, why, Date.now())}${appsText(apps)}`,
   );
   return EXIT.ok;
+}
+
+/** The node's apps as membershipd sees them (desired beside what the agent reported); [] when it has none. */
+async function appsOf(node: string, send: Send): Promise<NodeAppRecord[]> {
+  const r = await send("app.status", { node });
+  return r && Array.isArray(r.items) ? (r.items as NodeAppRecord[]) : [];
+}
+
+function appsText(apps: NodeAppRecord[]): string {
+  if (apps.length === 0) return "";
+  return `\napps (desired beside running):\n${table(apps.map(statusRow), ["app", "desired", "actual", "state", "drift", "limits", "reason"])}`;
 }
 
 export interface FleetRow {

@@ -24,6 +24,8 @@ export * from "./since.ts";
 export * from "./cluster/mod.ts";
 export * from "./release/mod.ts";
 export * from "./rollout/mod.ts";
+export * from "./app/mod.ts";
+export * from "./apps/mod.ts";
 export * from "./lock/mod.ts";
 export * from "./vault/mod.ts";
 export * from "./quota.ts";

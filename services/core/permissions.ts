@@ -176,6 +176,7 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
       const why: Record<string, string> = {
         "node.report": "its own events, which membershipd checks before appending them",
         "node.trust": "the admins (and the rollout driver) it obeys",
+        "node.apps": "the apps it should run, each with its signed manifest, to reconcile",
         "vault.distribute": "as a vault owner: hand membershipd its sealed shares",
         "vault.plan": "as a vault owner: the guardians to seal shares to",
         "vault.fetch": "as a guardian: the sealed share an owner's signed request asks for",

@@ -132,6 +132,9 @@ const expectedBuckets = {
   UNIBUS_rollouts: {},
   UNIBUS_node_locks: {},
   UNIBUS_node_releases: {},
+  // Nor app events (issue 22).
+  UNIBUS_apps: {},
+  UNIBUS_node_apps: {},
 };
 
 function snapshot(mp: MemoryProjections): Record<string, Record<string, unknown>> {
@@ -303,7 +306,7 @@ describe("roomsByMemberProjection", () => {
 });
 
 describe("allProjections", () => {
-  test("lists the eleven projections with distinct buckets", () => {
+  test("lists the thirteen projections with distinct buckets", () => {
     assert.deepEqual(
       allProjections.map((p) => p.bucket),
       [
@@ -318,6 +321,8 @@ describe("allProjections", () => {
         "UNIBUS_rollouts",
         "UNIBUS_node_locks",
         "UNIBUS_node_releases",
+        "UNIBUS_apps",
+        "UNIBUS_node_apps",
       ],
     );
   });

@@ -24,6 +24,8 @@ import { releasesProjection } from "./release/projection.ts";
 import { rolloutsProjection } from "./rollout/projection.ts";
 import { locksProjection } from "./lock/projection.ts";
 import { nodeReleasesProjection } from "./release/node-releases-projection.ts";
+import { appProjection } from "./app/projection.ts";
+import { nodeAppsProjection } from "./apps/projection.ts";
 
 export {
   applyEvent,
@@ -54,6 +56,8 @@ export const allProjections: readonly AnyRecordProjection[] = [
   rolloutsProjection,
   locksProjection,
   nodeReleasesProjection,
+  appProjection,
+  nodeAppsProjection,
 ];
 
 /**

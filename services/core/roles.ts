@@ -15,13 +15,17 @@ export const READ_ACTIONS: ReadonlySet<string> = new Set([
   "rollout.list",
   "cluster.status",
   "vault.status",
+  "app.list",
+  "app.show",
+  "app.plan",
+  "app.status",
 ]);
 
 /**
  * What a node's agent asks of membershipd: append its own events, and learn which admins it obeys.
  * Kept apart from READ_ACTIONS, which monitors may send.
  */
-export const NODE_ACTIONS: ReadonlySet<string> = new Set(["node.report", "node.trust"]);
+export const NODE_ACTIONS: ReadonlySet<string> = new Set(["node.report", "node.trust", "node.apps"]);
 
 /** What a node's agent asks membershipd for its vault: as an owner (distribute, plan, mismatch) or a guardian (fetch). */
 export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
@@ -33,7 +37,7 @@ export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
 
 /** Reads whose reply is not stored with the nonce: the read actions and `node.trust`. */
 export function isReadAction(action: string): boolean {
-  return READ_ACTIONS.has(action) || action === "node.trust";
+  return READ_ACTIONS.has(action) || action === "node.trust" || action === "node.apps";
 }
 
 /** What each role may ask of membershipd. Services and bootstrap identities get nothing here. */

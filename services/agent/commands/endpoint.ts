@@ -5,7 +5,14 @@
 // "no responders"; it stays silent for the others, so each request gets exactly one reply.
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { isNodeAction, NODE_READ_ACTIONS, nodeCommandSubject, NodeActions, type Reply } from "../../../schemas/mod.ts";
+import {
+  isNodeAction,
+  NODE_READ_ACTIONS,
+  nodeCommandSubject,
+  nodeEndpointName,
+  NodeActions,
+  type Reply,
+} from "../../../schemas/mod.ts";
 import { domainError, errorReply, replyGuard } from "../../core/mod.ts";
 import { guardDiscovery } from "./discovery-guard.ts";
 import { completion, describe, emit, handleNodeCommand, type CommandEventSink, type HandlerContext } from "./handle.ts";
@@ -82,7 +89,7 @@ export async function startNodeCommandService(
     metadata: { node: o.node, version: o.version },
   });
   for (const action of NodeActions) {
-    service.addEndpoint(action, {
+    service.addEndpoint(nodeEndpointName(action), {
       subject: nodeCommandSubject(o.node, action),
       metadata: { kind: NODE_READ_ACTIONS.has(action) ? "read" : "write" },
       handler: (err, msg) => (err ? ctx.log(`endpoint ${action}: ${err.message}`) : serve(msg, action)),

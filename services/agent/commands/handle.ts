@@ -152,6 +152,10 @@ async function dispatch(checked: CheckedCommand, ops: NodeOps): Promise<OpResult
       return { ok: true, result: await ops.leave() };
     case "update":
       return ops.update(checked.command.id, checked.args.manifest, checked.args.signature);
+    case "apps.sync":
+      return ops.appsSync
+        ? ops.appsSync()
+        : { ok: false, error: { code: "E_UNSUPPORTED", message: "this agent runs no apps" } };
     case "unlock":
       return ops.unlock
         ? ops.unlock(checked.args.sealed)

@@ -1,7 +1,13 @@
 // What the daemon does for each action once a command passed every check. The endpoint owns the
 // checks, the record, the events and the reply; these only act. Results are either plain values
 // (status, leave) or the supervisor's `{ ok, result | error }`, whose codes reach the caller as they are.
-import type { HealthResult, LeaveResult, NodeStatusResult, ServiceStatus } from "../../../schemas/mod.ts";
+import type {
+  AppsSyncResult,
+  HealthResult,
+  LeaveResult,
+  NodeStatusResult,
+  ServiceStatus,
+} from "../../../schemas/mod.ts";
 import type { LogsAnswer } from "../logs/mod.ts";
 
 /** An action's outcome in the reply's shape; `code` is the supervisor's or the core's (E_SERVICE_UNKNOWN, …). */
@@ -31,4 +37,6 @@ export interface NodeOps {
   update(attempt: string, manifest: unknown, signature: string | null): Promise<OpResult<unknown>>;
   /** Genesis: opens the data key the operator sealed to this node and unlocks the vault with it. */
   unlock?(sealed: string): Promise<OpResult<unknown>>;
+  /** membershipd's nudge: a reconcile of the node's apps is started (or queued behind the running one); not awaited. */
+  appsSync?(): Promise<OpResult<AppsSyncResult>>;
 }

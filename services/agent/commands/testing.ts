@@ -88,6 +88,7 @@ export function fakeOps(node: string): FakeOps {
       return r.result;
     },
     update: (attempt: string) => write("update", "", () => ({ outcome: "committed", attempt })),
+    appsSync: () => write("apps.sync", "", () => ({ generation: 0, queued: false })),
   };
   async function write<T>(action: string, service: string, make: () => T): Promise<OpResult<T>> {
     const key = service ? `${action} ${service}` : action;

@@ -1,6 +1,7 @@
 // Whose signed commands this agent obeys: the fleet's admins (id and key), as membershipd last told
-// us, and for `update` alone the updaters (membershipd's rollout driver: it can send this node a
-// release, which the updater still checks against the node's own release keys, and nothing else). The list is kept on disk (0600) so an agent restarted while membershipd is down still obeys
+// us, and for `update` and `apps.sync` alone the updaters (membershipd's rollout driver: it can send
+// this node a release, which the updater still checks against the node's own release keys, and
+// nudge it to pull its desired apps, whose manifests it checks the same way; nothing else). The list is kept on disk (0600) so an agent restarted while membershipd is down still obeys
 // the admins it knew. It is fetched again when membershipd announces a change, and when a command
 // comes from a key we do not know (at most once a second, so unknown keys cannot make us hammer
 // membershipd).
@@ -122,14 +123,14 @@ export class TrustList implements TrustCheck {
   }
 
   /**
-   * Only a user key listed as an admin under this very id, or as an updater for `update`; a node
+   * Only a user key listed as an admin under this very id, or as an updater for UPDATER_ACTIONS; a node
    * is never obeyed, whatever the list says.
    */
   private judge(actor: Actor, action: string): DomainError | null {
     if (isNodeIdentity(actor)) return CommandRefusal.forbidden("node", action);
     const key = trustKey(actor);
     if (this.trusted.has(key)) return null;
-    if (this.updaters.has(key)) return action === UPDATER_ACTION ? null : CommandRefusal.forbidden("updater", action);
+    if (this.updaters.has(key)) return UPDATER_ACTIONS.has(action) ? null : CommandRefusal.forbidden("updater", action);
     return CommandRefusal.unknownActor(actor.id);
   }
 
@@ -163,8 +164,8 @@ export class TrustList implements TrustCheck {
   }
 }
 
-/** The one action an updater may send. */
-const UPDATER_ACTION = "update";
+/** What an updater may send: a signed release, and the nudge to pull the node's desired apps. */
+const UPDATER_ACTIONS: ReadonlySet<string> = new Set(["update", "apps.sync"]);
 
 function trustKey(actor: Actor): string {
   return `${actor.id} ${actor.key}`;

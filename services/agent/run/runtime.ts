@@ -1,13 +1,15 @@
 // The daemon's runtime, by phase. Local services up (local-services.ts): the node's services run
 // whether or not NATS is there. Then the updater, the vault, the command record and the trust list
 // are made here, and the agent connects for as long as it runs. Connected: the command endpoint,
-// the reporter, the log shipper, the trust list, the guardian and the vault get the connection.
+// the reporter, the log shipper, the trust list, the guardian, the vault and the apps' reconciler
+// get the connection (the reconciler pulls the desired apps at each connect).
 // Disconnected: nats.js reconnects by itself; the services keep running, events and log lines wait.
 // Shutdown: once, in order, every NATS step bounded.
 import { join } from "node:path";
 import type { NatsConnection, Status } from "@nats-io/transport-node";
 import type { AgentInfo, LeaveResult, NodeConfig, SlotName, VaultInfo } from "../../../schemas/mod.ts";
 import type { Signer } from "../../core/mod.ts";
+import { AppReconciler, fetchNodeApps } from "../apps/mod.ts";
 import {
   CommandRecord,
   TrustList,
@@ -20,9 +22,11 @@ import {
 import { answerLogsQuery, type LogShipper } from "../logs/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import type { ConfigError, Supervisor } from "../supervisor/mod.ts";
+import { limitsMode } from "../supervisor/limits-mode.ts";
 import {
   createAgentUpdater,
   EXIT_RESTART_INTO_SLOT,
+  objectStoreFetcher,
   releasesDir,
   runningSlot,
   SELF_RELEASE,
@@ -63,6 +67,7 @@ export class AgentRuntime implements RunningAgent {
   private readonly selfTrial: SelfTrial | null;
   private readonly commandRecord: CommandRecord;
   private readonly trustList: TrustList;
+  private readonly apps: AppReconciler;
   private guardian: Guardian | null = null;
   private commandService: NodeCommandService | null = null;
   private stopping: Promise<void> | null = null;
@@ -124,6 +129,21 @@ export class AgentRuntime implements RunningAgent {
     this.vault = this.openVault(local.signer, local.vaultMode);
     this.commandRecord = new CommandRecord(join(this.store.dir, "commands.jsonl"));
     this.trustList = new TrustList(join(this.store.dir, "trust.json"), () => this.connection.fetchTrust());
+    this.apps = this.makeApps(local);
+  }
+
+  /** The apps' reconciler: pulls `node.apps` over this agent's connection and runs them in its supervisor. */
+  private makeApps(local: LocalServices): AppReconciler {
+    const mode = limitsMode();
+    return new AppReconciler({
+      ...local.apps,
+      supervisor: this.supervisor,
+      desired: () => fetchNodeApps((action, args) => this.connection.ask(action, args), this.node),
+      fetchTarball: objectStoreFetcher(() => this.connection.current),
+      report: (type, data) => this.reports.add(type, data),
+      log: this.log,
+      limitsMode: () => mode,
+    });
   }
 
   stop(): Promise<void> {
@@ -204,6 +224,8 @@ export class AgentRuntime implements RunningAgent {
       log: this.log,
     });
     if (this.selfTrial) void this.selfTrial.commit();
+    this.apps.start();
+    this.apps.sync();
   }
 
   private async commandEvent(
@@ -227,7 +249,12 @@ export class AgentRuntime implements RunningAgent {
   private nodeOps(): NodeOps {
     const supervisor = this.supervisor;
     return {
-      status: async () => ({ node: this.node, agent: this.agentInfo(), services: supervisor.status() }),
+      status: async () => ({
+        node: this.node,
+        agent: this.agentInfo(),
+        services: supervisor.status(),
+        apps: this.apps.status(),
+      }),
       start: (service) => supervisor.start(service),
       stop: (service) => supervisor.stop(service),
       restart: (service) => supervisor.restart(service),
@@ -241,6 +268,7 @@ export class AgentRuntime implements RunningAgent {
       leave: () => this.leave(),
       update: (attempt, manifest, signature) => this.updater.update(attempt, manifest, signature),
       unlock: (sealed) => this.vault.unlockGenesis(sealed),
+      appsSync: async () => ({ ok: true, result: this.apps.sync() }),
     };
   }
 
@@ -303,6 +331,8 @@ export class AgentRuntime implements RunningAgent {
       this.reconnectBackoff.reset();
       this.log(`NATS: reconnected to ${nc.getServer()}`);
       void this.trustList.refresh().catch(() => {});
+      // A nudge sent while the link was down is lost: pull the desired apps again.
+      this.apps.sync();
     }
   }
 
@@ -327,6 +357,8 @@ export class AgentRuntime implements RunningAgent {
    */
   private async stopEverything(leaving: boolean, code: number): Promise<void> {
     this.selfTrial?.end();
+    // A pass in hand finishes (or rolls back) first: the services it swaps must not outlive the agent.
+    if (!(await atMost(60_000, this.apps.stop()))) this.log("apps: the reconcile in hand did not end in time");
     await this.supervisor.stopAll();
     await this.vault.stop();
     await this.keyConsumers.stop();

@@ -19,3 +19,5 @@ export type { Tools } from "./sandbox.ts";
 export { StepSandboxRunner, type SandboxedStepResult, type StepSandbox } from "./step.ts";
 export { serviceIdentity, type ServiceIdentity } from "./identity.ts";
 export { writableRootProblem, type WritableRoots } from "./writable.ts";
+export { landlockAbi, landlockNetSupported } from "./landlock/mod.ts";
+export { limitsMode, type LimitsMode } from "./limits-mode.ts";

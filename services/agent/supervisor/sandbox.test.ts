@@ -376,3 +376,109 @@ test("vault mode: the key runtime dir is an empty tmpfs in every sandbox; a data
     "a runtime dir that is not there is not mounted over (bwrap could not make it on the read-only root)",
   );
 });
+
+const TREE = [
+  { path: "/usr", kind: "bind" as const },
+  { path: "/etc", kind: "bind" as const },
+  { path: "/bin", kind: "symlink" as const, target: "usr/bin" },
+  { path: "/lib", kind: "symlink" as const, target: "usr/lib" },
+];
+const tools = { ...DEFAULT_TOOLS, netrules: "/opt/unibus/dist/unibus-netrules" };
+/** bwrap's mount options: from after --seccomp's fd up to --chdir. */
+const mounts = (args: string[]) => args.slice(args.indexOf("--seccomp") + 2, args.indexOf("--chdir"));
+
+test("system_only: bwrap's tmpfs root with the system tree, the agent's data dir not even hidden, then its paths, read-only at last", () => {
+  const host: Host = { ...asRoot, tools, systemTree: TREE, hidden: ["/var/lib/unibus"] };
+  const code = "/var/lib/unibus/apps/blog/code";
+  const inv = serviceInvocation(
+    config({
+      writable: ["/var/lib/unibus/apps/blog/volumes/data"],
+      sandbox: { system_only: true, read_only: [code, "/usr/share/zoneinfo"], devices: ["/dev/ttyUSB0"] },
+    }),
+    host,
+  );
+  assert.deepEqual(mounts(inv.args), [
+    ...["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"],
+    ...["--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib"],
+    ...["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"],
+    // No tmpfs over /var/lib/unibus: outside the system tree it is not there to hide.
+    ...["--dev-bind", "/dev/ttyUSB0", "/dev/ttyUSB0"],
+    ...["--ro-bind", "/usr/share/zoneinfo", "/usr/share/zoneinfo"],
+    ...["--perms", "0755", "--dir", "/var", "--perms", "0755", "--dir", "/var/lib"],
+    ...["--perms", "0755", "--dir", "/var/lib/unibus", "--perms", "0755", "--dir", "/var/lib/unibus/apps"],
+    ...["--perms", "0755", "--dir", "/var/lib/unibus/apps/blog"],
+    ...["--ro-bind", code, code],
+    ...["--perms", "0755", "--dir", "/var/lib/unibus/apps/blog/volumes"],
+    ...["--bind", "/var/lib/unibus/apps/blog/volumes/data", "/var/lib/unibus/apps/blog/volumes/data"],
+    ...["--remount-ro", "/"],
+  ]);
+  const hiddenInEtc = serviceInvocation(config({ sandbox: { system_only: true } }), {
+    ...host,
+    hidden: ["/etc/unibus"],
+  });
+  assert.ok(mounts(hiddenInEtc.args).join(" ").includes("--tmpfs /etc/unibus"), "inside the system tree it is hidden");
+});
+
+test("system_only in vault mode: the key runtime dir's parents are made on the tmpfs root, then the key bound", () => {
+  const dataKey = { dir: "/run/unibus/n1", exists: () => true, file: () => "/run/unibus/n1/services/db.key" };
+  const inv = serviceInvocation(config({ name: "db", data_key: true, sandbox: { system_only: true } }), {
+    ...asRoot,
+    tools,
+    systemTree: TREE,
+    dataKey,
+  });
+  assert.deepEqual(mounts(inv.args).slice(-17), [
+    ...["--perms", "0755", "--dir", "/run", "--perms", "0755", "--dir", "/run/unibus"],
+    ...["--perms", "0755", "--tmpfs", "/run/unibus/n1"],
+    ...["--ro-bind", "/run/unibus/n1/services/db.key", "/run/unibus/n1/data.key"],
+    ...["--remount-ro", "/"],
+  ]);
+});
+
+test("read_only and devices under the default profile: bound over the read-only host root", () => {
+  const inv = serviceInvocation(config({ sandbox: { read_only: ["/srv/code"], devices: ["/dev/kvm"] } }), asRoot);
+  assert.deepEqual(mounts(inv.args).slice(0, 3), ["--ro-bind", "/", "/"]);
+  assert.deepEqual(mounts(inv.args).slice(-6), [
+    "--ro-bind",
+    "/srv/code",
+    "/srv/code",
+    "--dev-bind",
+    "/dev/kvm",
+    "/dev/kvm",
+  ]);
+});
+
+test("ports: unibus-netrules after setpriv, bound read-only into the sandbox; the seccomp filter narrows sockets", () => {
+  const host: Host = { ...asRoot, tools, systemTree: TREE };
+  const serve = serviceInvocation(
+    config({
+      sandbox: { network: true, system_only: true, ports: { listen: [8080, 8443] } },
+      limits: { open_files: 64 },
+    }),
+    host,
+  );
+  const uid = String(derivedUid("web"));
+  assert.ok(!serve.args.includes("--unshare-net"), "the host's network");
+  assert.deepEqual(inner(serve.args), [
+    ...["/usr/bin/prlimit", "--nofile=64:64", "--"],
+    ...["/usr/bin/setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--no-new-privs"],
+    ...["--bounding-set=-all", "--inh-caps=-all", "--"],
+    ...[tools.netrules, "--bind-tcp", "8080", "--bind-tcp", "8443", "--no-connect", "--"],
+    ...["/usr/bin/web", "--port", "8080; rm -rf /"],
+  ]);
+  const m = mounts(serve.args);
+  assert.deepEqual(m.slice(m.indexOf(tools.netrules) - 1, m.indexOf(tools.netrules) + 2), [
+    "--ro-bind",
+    tools.netrules,
+    tools.netrules,
+  ]);
+  const client = serviceInvocation(config({ sandbox: { network: true, ports: { outbound: true } } }), {
+    ...asUser,
+    tools,
+  });
+  assert.deepEqual(inner(client.args), [tools.netrules, "--", "/usr/bin/web", "--port", "8080; rm -rf /"]);
+  const seccomp = (inv: typeof serve) => inv.inputs.find((i) => i.fd === 5)!.data;
+  const plain = serviceInvocation(config({ sandbox: { network: true } }), host);
+  assert.ok(seccomp(serve).length > seccomp(plain).length, "an allow-list of sockets on top of the default profile");
+  assert.ok(!plain.args.includes(tools.netrules), "no ports: no helper");
+});

@@ -15,11 +15,31 @@
 // of its argv too. Its child, prlimit and then setpriv, still run as root inside the sandbox with
 // those variables: the ones glibc loads code or data by are refused by the schema (and again by
 // the supervisor). Seccomp: every sandbox gets seccomp.ts's filter on SECCOMP_FD.
+//
+// Apps (schemas/apps.ts, turned into ServiceConfigs by the agent) get four more things, each also
+// open to any service file:
+//  - `system_only`: the root is bwrap's own tmpfs (read-only once set up) showing only the system
+//    tree (system-tree.ts: /usr, /etc, the bin and lib directories or their merged-/usr symlinks),
+//    then the service's read_only paths (its unpacked code), writable paths (its volumes) and
+//    devices. Other apps' data, /root, /home, /var/lib are not there at all; the default profile
+//    shows the whole host read-only and leaves them to file permissions (each app its own UID).
+//  - `ports` (with network: true): the host's network, narrowed. unibus-netrules (landlock/) runs
+//    after setpriv, as the service's UID, and execs the command inside a Landlock domain in which
+//    TCP bind works only on the listed ports and, without `outbound`, TCP connect nowhere
+//    (loopback and its own ports included: the rules match ports, not addresses). seccomp.ts makes
+//    internet sockets TCP only (UDP too with `outbound`) and, with no listen port, refuses listen().
+//    Landlock has no listen right: a socket listened on without bind still gets an ephemeral port.
+//    The helper is bound read-only at its host path; without Landlock ABI 4 it refuses (exit 126).
+//  - `read_only` and `devices`: bound read-only, and with --dev-bind into the fresh /dev.
+//  - limits: prlimit as for every service (limits-mode.ts says whether a cgroup could do better).
+import { existsSync } from "node:fs";
 import { constants } from "node:os";
-import type { HealthCheck, ServiceConfig, ServiceLimits } from "../../../schemas/mod.ts";
+import { fileURLToPath } from "node:url";
+import type { HealthCheck, SandboxPorts, ServiceConfig, ServiceLimits } from "../../../schemas/mod.ts";
 import { serviceIdentity, type ServiceIdentity } from "./identity.ts";
 import { seccompFilter } from "./seccomp.ts";
 import type { ExitInfo } from "./restart-policy.ts";
+import { hostSystemTree, type SystemEntry } from "./system-tree.ts";
 
 export interface Tools {
   readonly bwrap: string;
@@ -27,6 +47,19 @@ export interface Tools {
   readonly prlimit: string;
   /** Unsandboxed, `env -i` sets the service's environment as the last step, after the UID drop. */
   readonly env: string;
+  /** The Landlock helper for services with `ports` (landlock/unibus-netrules.c, built into dist/). */
+  readonly netrules: string;
+}
+
+/**
+ * dist/unibus-netrules, as scripts/build.ts makes it: beside dist/agent/ for the agent's bundle,
+ * three levels up for this source file (tests and tsx); in the agent's own release (a slot with
+ * agent.mjs, scripts/build-agent-release.ts), beside the bundle.
+ */
+function defaultNetrules(): string {
+  if (import.meta.url.endsWith(".ts")) return fileURLToPath(new URL("../../../dist/unibus-netrules", import.meta.url));
+  const beside = fileURLToPath(new URL("./unibus-netrules", import.meta.url));
+  return existsSync(beside) ? beside : fileURLToPath(new URL("../unibus-netrules", import.meta.url));
 }
 
 export const DEFAULT_TOOLS: Tools = {
@@ -34,6 +67,7 @@ export const DEFAULT_TOOLS: Tools = {
   setpriv: "/usr/bin/setpriv",
   prlimit: "/usr/bin/prlimit",
   env: "/usr/bin/env",
+  netrules: defaultNetrules(),
 };
 
 /** What the argv depends on besides the config: whether the agent is root, where the tools are. */
@@ -46,6 +80,8 @@ export interface Host {
   readonly arch?: string;
   /** Vault mode: the key runtime directory (hidden in every sandbox) and each service's key file, once handed over. */
   readonly dataKey?: { readonly dir: string; exists(): boolean; file(service: string): string | null };
+  /** What `system_only` shows of the host (system-tree.ts); read from the host when not given. */
+  readonly systemTree?: readonly SystemEntry[];
 }
 
 /** Where a service that declares `data_key` finds the key inside its sandbox ($UNIBUS_DATA_KEY_FILE). */
@@ -95,8 +131,12 @@ export function healthInvocation(config: ServiceConfig, check: HealthCheck, host
 
 function invocation(config: ServiceConfig, host: Host, command: string, args: string[]): Invocation {
   const id = serviceIdentity(config);
-  const profile = config.sandbox.profile;
-  const helpers = [...limitArgv(config.limits, host.tools), ...privilegeArgv(id, host, profile)];
+  const { profile, ports } = config.sandbox;
+  const helpers = [
+    ...limitArgv(config.limits, host.tools),
+    ...privilegeArgv(id, host, profile),
+    ...(ports ? netrulesArgv(ports, host.tools) : []),
+  ];
   const keyFile = config.data_key ? (host.dataKey?.file(config.name) ?? null) : null;
   const env = {
     PATH: DEFAULT_PATH,
@@ -124,15 +164,14 @@ function invocation(config: ServiceConfig, host: Host, command: string, args: st
       sandboxed: false,
     };
   }
-  const filter = seccomp(host, config.sandbox.network);
+  const filter = seccomp(host, config.sandbox.network, ports);
   const bwrap = [
     ...namespaceArgv(config, id, host),
     "--json-status-fd",
     String(STATUS_FD),
     ...envArgv(),
     ...filter.argv,
-    ...stepMountArgv({ writable: config.writable, readOnly: [], hidden: host.hidden ?? [] }),
-    ...keyArgv(host, keyFile),
+    ...serviceMountArgv(config, host, keyFile),
     "--chdir",
     config.cwd,
   ];
@@ -147,9 +186,17 @@ function invocation(config: ServiceConfig, host: Host, command: string, args: st
   };
 }
 
-/** The default seccomp profile on SECCOMP_FD; `network: false` also refuses socket(AF_UNIX). */
-function seccomp(host: Host, network: boolean): { argv: string[]; inputs: { fd: number; data: Buffer }[] } {
-  const data = seccompFilter(host.arch ?? process.arch, { unixSockets: network });
+/**
+ * The default seccomp profile on SECCOMP_FD; `network: false` also refuses socket(AF_UNIX), `ports`
+ * every socket but TCP (and UDP when outbound), and listen() when it lists no port.
+ */
+function seccomp(
+  host: Host,
+  network: boolean,
+  ports?: SandboxPorts,
+): { argv: string[]; inputs: { fd: number; data: Buffer }[] } {
+  const inet = ports ? { udp: ports.outbound, listen: ports.listen.length > 0 } : undefined;
+  const data = seccompFilter(host.arch ?? process.arch, { unixSockets: network, ...(inet ? { inet } : {}) });
   return data
     ? { argv: ["--seccomp", String(SECCOMP_FD)], inputs: [{ fd: SECCOMP_FD, data }] }
     : { argv: [], inputs: [] };
@@ -234,26 +281,65 @@ export function stepInvocation(step: StepSandbox, host: Host): Invocation {
  * would make them 0700 root, which the step's UID could not pass).
  */
 export function stepMountArgv(step: Pick<StepSandbox, "writable" | "readOnly" | "hidden">): string[] {
-  type Mount = { path: string; argv: string[] };
-  const mounts: Mount[] = [
+  return layMounts(null, [
     ...step.hidden.map((p) => ({ path: p, argv: ["--perms", "0755", "--tmpfs", p] })),
     ...step.readOnly.map((p) => ({ path: p, argv: ["--ro-bind", p, p] })),
     ...step.writable.map((p) => ({ path: p, argv: ["--bind", p, p] })),
-  ].sort((a, b) => depth(a.path) - depth(b.path));
-  const tmpfs = ["/tmp"];
-  const made = new Set<string>();
-  const out = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"];
-  for (const m of mounts) {
+  ]);
+}
+
+type Mount = { path: string; argv: string[] };
+
+/**
+ * A service's mounts: the host read-only (or, with `system_only`, only its system tree), the
+ * hidden paths, the read_only paths (and the Landlock helper), the writable ones, the devices, and
+ * the key runtime dir (vault mode).
+ */
+function serviceMountArgv(config: ServiceConfig, host: Host, keyFile: string | null): string[] {
+  const s = config.sandbox;
+  const tree = s.system_only ? (host.systemTree ?? hostSystemTree()) : null;
+  const shown = (p: string) => !tree || tree.some((e) => within(p, e.path));
+  const readOnly = [...(s.read_only ?? []), ...(s.ports ? [host.tools.netrules] : [])];
+  const key = host.dataKey?.exists() ? host.dataKey.dir : null;
+  return layMounts(tree, [
+    // Under system_only a hidden dir outside the system tree is not there to hide.
+    ...(host.hidden ?? []).filter(shown).map((p) => ({ path: p, argv: ["--perms", "0755", "--tmpfs", p] })),
+    ...readOnly.map((p) => ({ path: p, argv: ["--ro-bind", p, p] })),
+    ...config.writable.map((p) => ({ path: p, argv: ["--bind", p, p] })),
+    ...(s.devices ?? []).map((p) => ({ path: p, argv: ["--dev-bind", p, p] })),
+    ...keyMounts(key, keyFile),
+  ]);
+}
+
+/**
+ * The root (`tree` null: the host's, read-only; else bwrap's tmpfs with the system tree, made
+ * read-only last), fresh /proc, /dev and /tmp, then `mounts` shallow to deep (a stable sort: equal
+ * depths keep their order). A mount point on a tmpfs gets its missing parents made 0755 first.
+ */
+function layMounts(tree: readonly SystemEntry[] | null, mounts: Mount[]): string[] {
+  const sorted = [...mounts].sort((a, b) => depth(a.path) - depth(b.path));
+  const tmpfs = tree ? ["/", "/tmp"] : ["/tmp"];
+  const made = new Set<string>(["/proc", "/dev", "/tmp", ...(tree ?? []).map((e) => e.path)]);
+  const root = tree
+    ? tree.flatMap((e) => (e.kind === "symlink" ? ["--symlink", e.target, e.path] : ["--ro-bind", e.path, e.path]))
+    : ["--ro-bind", "/", "/"];
+  const out = [...root, "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"];
+  for (const m of sorted) {
     for (const parent of ancestors(m.path)) {
-      if (made.has(parent) || !tmpfs.some((t) => parent.startsWith(`${t}/`))) continue;
+      const onTmpfs = tmpfs.some((t) => t === "/" || parent.startsWith(`${t}/`));
+      // A parent inside a bound system directory is the host's own.
+      if (made.has(parent) || !onTmpfs || tree?.some((e) => within(parent, e.path))) continue;
       made.add(parent);
       out.push("--perms", "0755", "--dir", parent);
     }
     out.push(...m.argv);
+    made.add(m.path);
     if (m.argv.includes("--tmpfs")) tmpfs.push(m.path);
   }
-  return out;
+  return tree ? [...out, "--remount-ro", "/"] : out;
 }
+
+const within = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
 
 /** "/a/b/c" → ["/a", "/a/b"] */
 function ancestors(path: string): string[] {
@@ -339,11 +425,28 @@ export function mountArgv(writable: readonly string[]): string[] {
  * The key runtime directory is an empty tmpfs in every sandbox (a userns-mode service runs as the
  * agent's UID and could read it otherwise); a service that declares `data_key` gets its own copy
  * bound read-only inside it. bwrap takes the bind's source from the host's tree, not the tmpfs.
+ * A runtime dir that is not there (`dir` null) is not mounted over: bwrap could not make it on the
+ * read-only root.
  */
-function keyArgv(host: Host, keyFile: string | null): string[] {
-  if (!host.dataKey?.exists()) return [];
-  const dir = host.dataKey.dir;
-  return ["--perms", "0755", "--tmpfs", dir, ...(keyFile ? ["--ro-bind", keyFile, dataKeyInSandbox(dir)] : [])];
+function keyMounts(dir: string | null, keyFile: string | null): Mount[] {
+  if (!dir) return [];
+  const bind = keyFile ? [{ path: dataKeyInSandbox(dir), argv: ["--ro-bind", keyFile, dataKeyInSandbox(dir)] }] : [];
+  return [{ path: dir, argv: ["--perms", "0755", "--tmpfs", dir] }, ...bind];
+}
+
+/**
+ * `unibus-netrules [--bind-tcp PORT]... [--no-connect] --`, the last step before the command: it
+ * runs as the service's UID with no_new_privs already set (by setpriv; by bwrap when the agent is
+ * not root), so it needs no privilege and a flaw in it gains nothing, and the domain it makes holds
+ * the command and its children only (a Landlock domain survives execve and the UID change alike).
+ */
+export function netrulesArgv(ports: SandboxPorts, tools: Tools): string[] {
+  return [
+    tools.netrules,
+    ...ports.listen.flatMap((p) => ["--bind-tcp", String(p)]),
+    ...(ports.outbound ? [] : ["--no-connect"]),
+    "--",
+  ];
 }
 
 const depth = (p: string) => p.split("/").length;

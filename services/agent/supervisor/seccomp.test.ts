@@ -91,6 +91,41 @@ for (const [arch, t] of [
     assert.equal(evaluate(f, { arch: t.audit, nr: t.calls.socket!, arg0: 10 }), RET.ALLOW, "AF_INET6");
     assert.equal(evaluate(f, { arch: t.audit, nr: t.calls.clone!, arg0: 0x10000000 }), EPERM);
   });
+
+  test(`${arch}: ports: TCP sockets only (UDP with outbound), route netlink, no other family; listen() refused without a port`, () => {
+    const socket = (f: Buffer, arg0: number, arg1: number, arg2 = 0) =>
+      evaluate(f, { arch: t.audit, nr: t.calls.socket!, arg0, arg1, arg2 });
+    const NONBLOCK_CLOEXEC = 0x800 | 0x80000;
+    const server = seccompFilter(arch, { unixSockets: true, inet: { udp: false, listen: true } })!;
+    for (const family of [2, 10]) {
+      assert.equal(socket(server, family, 1), RET.ALLOW, `${family}: TCP`);
+      assert.equal(socket(server, family, 1 | NONBLOCK_CLOEXEC, 6), RET.ALLOW, `${family}: TCP, flags, IPPROTO_TCP`);
+      assert.equal(socket(server, family, 1, 262), EPERM, `${family}: MPTCP, which Landlock's port rules miss`);
+      assert.equal(socket(server, family, 1, 132), EPERM, `${family}: SCTP`);
+      assert.equal(socket(server, family, 2), EPERM, `${family}: UDP without outbound`);
+      assert.equal(socket(server, family, 3, 1), EPERM, `${family}: raw`);
+      assert.equal(socket(server, family, 5), EPERM, `${family}: SEQPACKET`);
+      assert.equal(socket(server, family, 0), EPERM, `${family}: no type`);
+    }
+    assert.equal(socket(server, 1, 1), RET.ALLOW, "AF_UNIX with the network");
+    assert.equal(socket(server, 16, 3, 0), RET.ALLOW, "NETLINK_ROUTE (glibc's getaddrinfo asks it)");
+    assert.equal(socket(server, 16, 3, 15), EAFNOSUPPORT, "another netlink protocol");
+    for (const family of [17, 40, 38, 44]) assert.equal(socket(server, family, 3), EAFNOSUPPORT, `family ${family}`);
+    assert.equal(evaluate(server, { arch: t.audit, nr: t.calls.listen! }), RET.ALLOW, "listen() with a port");
+    const client = seccompFilter(arch, { unixSockets: true, inet: { udp: true, listen: false } })!;
+    assert.equal(socket(client, 2, 2), RET.ALLOW, "UDP with outbound");
+    assert.equal(socket(client, 10, 2 | NONBLOCK_CLOEXEC, 17), RET.ALLOW, "UDP, flags, IPPROTO_UDP");
+    assert.equal(socket(client, 2, 2, 136), EPERM, "UDP-Lite");
+    assert.equal(socket(client, 2, 1), RET.ALLOW, "TCP");
+    assert.equal(socket(client, 2, 3, 1), EPERM, "raw ICMP");
+    assert.equal(evaluate(client, { arch: t.audit, nr: t.calls.listen! }), EPERM, "listen() without a port");
+    const offline = seccompFilter(arch, { unixSockets: false, inet: { udp: false, listen: false } })!;
+    assert.equal(socket(offline, 1, 1), EAFNOSUPPORT, "AF_UNIX stays refused without the network");
+    for (const f of [server, client]) {
+      assert.equal(evaluate(f, { arch: t.audit, nr: t.calls.unshare! }), EPERM, "the default profile still applies");
+      assert.equal(evaluate(f, { arch: t.audit, nr: t.calls.clone!, arg0: 0x40000000 }), EPERM);
+    }
+  });
 }
 
 test("another ABI is refused whole: i386 and x32 on x86_64, 32-bit arm on arm64", () => {
@@ -114,4 +149,6 @@ test("the tables: every denied call has a number on x86_64, the namespace mask i
   assert.equal(seccompFilter("riscv64", { unixSockets: true }), null);
   const program = seccompProgram("x64", { unixSockets: false })!;
   assert.ok(program.filter((i) => i.op !== "label").length < 100, "well under BPF_MAXINSNS");
+  const ports = seccompProgram("x64", { unixSockets: true, inet: { udp: true, listen: false } })!;
+  assert.ok(ports.filter((i) => i.op !== "label").length < 100, "with ports too");
 });

@@ -16,16 +16,33 @@
 //  - with `network: false`, socket(AF_UNIX): a socket file of the host reachable under a bound
 //    path (or the read-only root) cannot be connected to. socketpair() still works, for a
 //    service's own processes; abstract sockets are already per network namespace.
+//  - with `ports` (an app on the host's network, its TCP ports held by Landlock, landlock/): an
+//    allow-list of sockets. AF_UNIX and AF_NETLINK's route protocol; AF_INET/AF_INET6 only as TCP
+//    (SOCK_STREAM, protocol 0 or IPPROTO_TCP: Landlock's port rules cover TCP alone, and measured,
+//    an IPPROTO_MPTCP socket connects past them) and, with `outbound`, UDP; anything else fails.
+//    Without listen ports listen() itself is refused, which also holds on a kernel without Landlock.
 
 export interface SeccompOptions {
   /** false: socket(AF_UNIX) is refused too (`network: false`). */
   readonly unixSockets: boolean;
+  /** A service with `ports`: internet sockets are TCP only, plus UDP with `udp`; `listen` false refuses listen(). */
+  readonly inet?: { readonly udp: boolean; readonly listen: boolean };
 }
 
 const EPERM = 1;
 const ENOSYS = 38;
 const EAFNOSUPPORT = 97;
 const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const AF_NETLINK = 16;
+const NETLINK_ROUTE = 0;
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+/** socket()'s type is SOCK_TYPE_MASK (0xf) plus SOCK_NONBLOCK/SOCK_CLOEXEC: STREAM is 1, DGRAM 2. */
+const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const SOCK_TYPE_MASK = 0xf;
 /** CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET and NEWTIME. */
 export const CLONE_NEW_MASK =
   0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080;
@@ -75,7 +92,7 @@ export const DENIED_CALLS = [
   "ioperm",
   "uselib",
 ] as const;
-type Call = (typeof DENIED_CALLS)[number] | "clone" | "clone3" | "socket";
+type Call = (typeof DENIED_CALLS)[number] | "clone" | "clone3" | "socket" | "listen";
 
 interface ArchTable {
   readonly audit: number;
@@ -137,6 +154,7 @@ export const ARCHES: Readonly<Record<string, ArchTable>> = {
       clone: 56,
       clone3: 435,
       socket: 41,
+      listen: 50,
     },
   },
   arm64: {
@@ -176,6 +194,7 @@ export const ARCHES: Readonly<Record<string, ArchTable>> = {
       clone: 220,
       clone3: 435,
       socket: 198,
+      listen: 201,
     },
   },
 };
@@ -183,8 +202,8 @@ export const ARCHES: Readonly<Record<string, ArchTable>> = {
 // Classic BPF, as seccomp reads it (linux/filter.h, linux/seccomp.h).
 export const BPF = { LD_W_ABS: 0x20, JEQ_K: 0x15, JGE_K: 0x35, JSET_K: 0x45, RET_K: 0x06 } as const;
 export const RET = { ALLOW: 0x7fff0000, ERRNO: 0x00050000, KILL_PROCESS: 0x80000000 } as const;
-/** Offsets in struct seccomp_data: nr, arch, and the low 32 bits of args[0] (little-endian hosts). */
-export const DATA = { NR: 0, ARCH: 4, ARG0_LO: 16 } as const;
+/** Offsets in struct seccomp_data: nr, arch, and the low 32 bits of args[0..2] (little-endian hosts). */
+export const DATA = { NR: 0, ARCH: 4, ARG0_LO: 16, ARG1_LO: 24, ARG2_LO: 32 } as const;
 
 /** One instruction; a jump names its targets by label (null: the next instruction). */
 export type Insn =
@@ -246,22 +265,25 @@ export function seccompProgram(arch: string, o: SeccompOptions): Insn[] | null {
     ...denied.map((n): Insn => ({ op: "jeq", k: n, yes: "eperm", no: null })),
     { op: "jeq", k: nr("clone")!, yes: "clone", no: null },
     { op: "jeq", k: nr("clone3")!, yes: "enosys", no: null },
-    ...(o.unixSockets ? [] : [{ op: "jeq", k: nr("socket")!, yes: "socket", no: null } as Insn]),
+    ...(o.inet && !o.inet.listen ? [{ op: "jeq", k: nr("listen")!, yes: "eperm", no: null } as Insn] : []),
+    ...(o.unixSockets && !o.inet ? [] : [{ op: "jeq", k: nr("socket")!, yes: "socket", no: null } as Insn]),
     { op: "ret", k: RET.ALLOW },
     { op: "label", name: "clone" },
     { op: "ld", offset: DATA.ARG0_LO },
     { op: "jset", k: CLONE_NEW_MASK, yes: "eperm", no: null },
     { op: "ret", k: RET.ALLOW },
-    ...(o.unixSockets
-      ? []
-      : [
-          { op: "label", name: "socket" } as Insn,
-          { op: "ld", offset: DATA.ARG0_LO } as Insn,
-          { op: "jeq", k: AF_UNIX, yes: "eafnosupport", no: null } as Insn,
-          { op: "ret", k: RET.ALLOW } as Insn,
-          { op: "label", name: "eafnosupport" } as Insn,
-          { op: "ret", k: RET.ERRNO | EAFNOSUPPORT } as Insn,
-        ]),
+    ...(o.inet
+      ? inetSockets(o.unixSockets, o.inet.udp)
+      : o.unixSockets
+        ? []
+        : [
+            { op: "label", name: "socket" } as Insn,
+            { op: "ld", offset: DATA.ARG0_LO } as Insn,
+            { op: "jeq", k: AF_UNIX, yes: "eafnosupport", no: null } as Insn,
+            { op: "ret", k: RET.ALLOW } as Insn,
+            { op: "label", name: "eafnosupport" } as Insn,
+            { op: "ret", k: RET.ERRNO | EAFNOSUPPORT } as Insn,
+          ]),
     { op: "label", name: "eperm" },
     { op: "ret", k: RET.ERRNO | EPERM },
     { op: "label", name: "enosys" },
@@ -270,6 +292,46 @@ export function seccompProgram(arch: string, o: SeccompOptions): Insn[] | null {
     { op: "ret", k: RET.ERRNO | ENOSYS },
   ];
   return p;
+}
+
+/**
+ * socket() with `ports`: an allow-list by family, then for AF_INET/AF_INET6 by type (the flags
+ * SOCK_NONBLOCK and SOCK_CLOEXEC lie above SOCK_TYPE_MASK) and protocol. Jumps only go forward.
+ */
+function inetSockets(unix: boolean, udp: boolean): Insn[] {
+  const notStream = SOCK_TYPE_MASK & ~SOCK_STREAM;
+  const notDgram = SOCK_TYPE_MASK & ~SOCK_DGRAM;
+  return [
+    { op: "label", name: "socket" },
+    { op: "ld", offset: DATA.ARG0_LO },
+    { op: "jeq", k: AF_UNIX, yes: unix ? "allow" : "eafnosupport", no: null },
+    { op: "jeq", k: AF_INET, yes: "inet", no: null },
+    { op: "jeq", k: AF_INET6, yes: "inet", no: null },
+    { op: "jeq", k: AF_NETLINK, yes: null, no: "eafnosupport" },
+    { op: "ld", offset: DATA.ARG2_LO },
+    { op: "jeq", k: NETLINK_ROUTE, yes: "allow", no: "eafnosupport" },
+    { op: "label", name: "inet" },
+    { op: "ld", offset: DATA.ARG1_LO },
+    { op: "jset", k: notStream, yes: udp ? "dgram" : "eperm", no: null },
+    { op: "jset", k: SOCK_STREAM, yes: null, no: "eperm" },
+    { op: "ld", offset: DATA.ARG2_LO },
+    { op: "jeq", k: 0, yes: "allow", no: null },
+    { op: "jeq", k: IPPROTO_TCP, yes: "allow", no: "eperm" },
+    ...(udp
+      ? ([
+          { op: "label", name: "dgram" },
+          { op: "jset", k: notDgram, yes: "eperm", no: null },
+          { op: "jset", k: SOCK_DGRAM, yes: null, no: "eperm" },
+          { op: "ld", offset: DATA.ARG2_LO },
+          { op: "jeq", k: 0, yes: "allow", no: null },
+          { op: "jeq", k: IPPROTO_UDP, yes: "allow", no: "eperm" },
+        ] satisfies Insn[])
+      : []),
+    { op: "label", name: "allow" },
+    { op: "ret", k: RET.ALLOW },
+    { op: "label", name: "eafnosupport" },
+    { op: "ret", k: RET.ERRNO | EAFNOSUPPORT },
+  ];
 }
 
 /** The compiled default profile for `arch`, or null where there is no table for it. */
@@ -282,7 +344,10 @@ export function seccompFilter(arch: string, o: SeccompOptions): Buffer | null {
  * Runs a compiled program over one system call, as the kernel would: for the unit tests and the
  * docs (what a call gets), not used to decide anything at run time.
  */
-export function evaluate(filter: Buffer, call: { arch: number; nr: number; arg0?: number }): number {
+export function evaluate(
+  filter: Buffer,
+  call: { arch: number; nr: number; arg0?: number; arg1?: number; arg2?: number },
+): number {
   let a = 0;
   for (let pc = 0; pc < filter.length / 8; ) {
     const op = filter.readUInt16LE(pc * 8);
@@ -291,7 +356,12 @@ export function evaluate(filter: Buffer, call: { arch: number; nr: number; arg0?
     const k = filter.readUInt32LE(pc * 8 + 4);
     if (op === BPF.RET_K) return k;
     if (op === BPF.LD_W_ABS) {
-      a = k === DATA.ARCH ? call.arch : k === DATA.NR ? call.nr : k === DATA.ARG0_LO ? (call.arg0 ?? 0) >>> 0 : 0;
+      const args: Record<number, number | undefined> = {
+        [DATA.ARG0_LO]: call.arg0,
+        [DATA.ARG1_LO]: call.arg1,
+        [DATA.ARG2_LO]: call.arg2,
+      };
+      a = k === DATA.ARCH ? call.arch : k === DATA.NR ? call.nr : (args[k] ?? 0) >>> 0;
       pc++;
       continue;
     }

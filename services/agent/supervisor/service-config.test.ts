@@ -243,3 +243,35 @@ test("data_key needs the bwrap sandbox; luks needs data_key and mounts on a writ
   assert.ok(!valid({ data_key: true, writable: ["/var/lib/other"], luks }), "mount point not writable");
   assert.ok(!valid({ data_key: true, writable: ["/var/lib/web"], luks: { ...luks, name: "../x" } }));
 });
+
+test("an app's sandbox fields: ports need the host's network, every new field needs bwrap, read_only never /, /proc or /dev", () => {
+  const sandbox = (s: object) => ServiceConfig.safeParse({ ...base, sandbox: s });
+  const ok = sandbox({
+    network: true,
+    system_only: true,
+    ports: { listen: [8080] },
+    read_only: ["/srv/code"],
+    devices: ["/dev/ttyUSB0"],
+  });
+  assert.ok(ok.success);
+  assert.deepEqual(ok.data.sandbox.ports, { listen: [8080], outbound: false }, "no outbound unless asked");
+  assert.deepEqual(ServiceConfig.parse(base).sandbox, { profile: "bwrap", network: false }, "absent: nothing added");
+  const refused = (s: object, message: RegExp) => {
+    const r = sandbox(s);
+    assert.equal(r.success, false, JSON.stringify(s));
+    assert.match(r.error!.issues.map((i) => i.message).join("; "), message, JSON.stringify(s));
+  };
+  refused({ ports: { listen: [80] } }, /set network: true/);
+  refused({ network: true, ports: { listen: [80, 80] } }, /listed twice/);
+  refused({ network: true, ports: { listen: Array.from({ length: 17 }, (_, i) => 1000 + i) } }, /16/);
+  for (const port of [0, 65_536, 1.5]) refused({ network: true, ports: { listen: [port] } }, /./);
+  refused({ network: true, ports: { udp: true } }, /Unrecognized/);
+  refused({ profile: "none", network: true, ports: {} }, /ports needs the bwrap sandbox/);
+  refused({ profile: "none", system_only: true }, /system_only needs the bwrap sandbox/);
+  refused({ profile: "none", read_only: ["/srv"] }, /read_only needs the bwrap sandbox/);
+  refused({ profile: "none", devices: ["/dev/kvm"] }, /devices needs the bwrap sandbox/);
+  for (const p of ["/", "/proc", "/proc/1/root", "/dev", "/dev/sda", "relative", "/srv/../etc"])
+    refused({ read_only: [p] }, /./);
+  for (const d of ["/dev", "/dev/", "/dev/bus/usb", "/tmp/x", "/dev/../etc/shadow"]) refused({ devices: [d] }, /./);
+  assert.equal(sandbox({ profile: "none", system_only: false, read_only: [] }).success, true, "asking for nothing");
+});

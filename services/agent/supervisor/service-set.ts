@@ -1,5 +1,6 @@
 // Rules over the whole set of a node's services: unique names, dependencies that exist and do not
-// loop, and no two services sharing a UID (they would share files, signals and RLIMIT_NPROC). Pure.
+// loop, and no two services sharing a UID (they would share files, signals and RLIMIT_NPROC), but
+// the services of one app, which run as the app's one UID on purpose (its volumes are theirs). Pure.
 import type { ServiceConfig } from "../../../schemas/mod.ts";
 import { serviceError, type ServiceError } from "./errors.ts";
 import { serviceIdentity } from "./identity.ts";
@@ -26,11 +27,13 @@ function duplicateNames(configs: readonly ServiceConfig[]): ServiceError[] {
 
 function sharedUids(configs: readonly ServiceConfig[]): ServiceError[] {
   const owner = new Map<number, string>();
+  const appOf = new Map(configs.map((c) => [c.name, c.app]));
   const errors: ServiceError[] = [];
   for (const c of configs) {
     const { uid } = serviceIdentity(c);
     const other = owner.get(uid);
-    if (other !== undefined && other !== c.name) {
+    const sameApp = other !== undefined && c.app !== undefined && appOf.get(other) === c.app;
+    if (other !== undefined && other !== c.name && !sameApp) {
       errors.push(
         serviceError(
           "E_SERVICE_CONFIG",

@@ -1,6 +1,8 @@
 // The shell that runs a node's services: starts them in dependency order, follows their exits,
 // restarts them as their policy says, and stops them with SIGTERM, then SIGKILL after their grace.
-// The rules it follows are the pure modules next to it; this file only keeps state and spawns.
+// Services come and go while it runs (an app's, services/agent/apps): the whole set is checked
+// again each time. The rules it follows are the pure modules next to it; this file only keeps
+// state and spawns.
 import { statSync } from "node:fs";
 import { refusedEnvName, type ServiceConfig } from "../../../schemas/mod.ts";
 import { failure, serviceError, success, type Outcome, type ServiceError } from "./errors.ts";
@@ -33,6 +35,11 @@ export interface SupervisorOptions {
   writableRoots?: WritableRoots;
   /** Directories every sandbox gets an empty tmpfs over (the agent's data dir). */
   hidden?: readonly string[];
+  /**
+   * Where an app's volumes may be made (`<apps dir>/<app>/volumes`, the agent's own 0700 directory):
+   * an app's services may write below it and nowhere else. Without it an app's service writes nothing.
+   */
+  appVolumes?: (app: string) => string;
 }
 
 export interface SandboxPosture {
@@ -91,22 +98,45 @@ export class Supervisor {
       hidden: options.hidden ?? [],
       ...(options.dataKey ? { dataKey: options.dataKey } : {}),
     };
-    for (const config of ordered) {
-      this.slots.set(config.name, {
-        config,
-        state: "stopped",
-        proc: null,
-        settled: Promise.resolve(),
-        pid: null,
-        since: null,
-        restarts: 0,
-        history: [],
-        lastExit: null,
-        problem: null,
-        timer: null,
-        stopping: false,
-      });
-    }
+    for (const config of ordered) this.slots.set(config.name, freshSlot(config));
+  }
+
+  /**
+   * Adds services (stopped; `start` them): the set with them must pass the same checks as at
+   * creation (unique names and UIDs, dependencies that exist, no cycle), else nothing is added.
+   */
+  add(configs: readonly ServiceConfig[]): Outcome<void> {
+    const set = checkServiceSet([...[...this.slots.values()].map((s) => s.config), ...configs]);
+    if (!set.ok) return failure(setProblem(set.errors));
+    const slots = new Map(this.slots);
+    for (const c of configs) slots.set(c.name, freshSlot(c));
+    // Start order is the map's order: rebuilt from the checked set.
+    this.slots.clear();
+    for (const c of set.ordered) this.slots.set(c.name, slots.get(c.name)!);
+    return success(undefined);
+  }
+
+  /**
+   * Stops the services (dependents first) and forgets them. Refused, with nothing stopped, when a
+   * service that stays comes after one of them, or a name is unknown.
+   */
+  async remove(names: readonly string[]): Promise<Outcome<void>> {
+    const gone = new Set(names);
+    const missing = names.find((n) => !this.slots.has(n));
+    if (missing !== undefined) return failure(unknown(missing));
+    const left = [...this.slots.values()].map((s) => s.config).filter((c) => !gone.has(c.name));
+    const set = checkServiceSet(left);
+    if (!set.ok) return failure(setProblem(set.errors));
+    // Forgotten first, so that no command can start one of them again while they stop.
+    const leaving = [...this.slots.values()].filter((s) => gone.has(s.config.name)).reverse();
+    for (const slot of leaving) this.slots.delete(slot.config.name);
+    for (const slot of leaving) await this.stopSlot(slot);
+    return success(undefined);
+  }
+
+  /** The declared config of a service, or null. */
+  config(name: string): ServiceConfig | null {
+    return this.slots.get(name)?.config ?? null;
   }
 
   /** Starts every service, each once those it comes after are running (or could not be started). */
@@ -135,13 +165,17 @@ export class Supervisor {
   async stop(name: string): Promise<Outcome<ServiceStatus>> {
     const slot = this.slots.get(name);
     if (!slot) return failure(unknown(name));
+    await this.stopSlot(slot);
+    return success(this.statusOf(slot));
+  }
+
+  private async stopSlot(slot: Slot): Promise<void> {
     if (slot.timer) {
       this.cancelRestart(slot);
       this.settle(slot, "stopped", "requested");
     } else if (slot.proc) {
       await this.terminate(slot);
     }
-    return success(this.statusOf(slot));
   }
 
   async restart(name: string): Promise<Outcome<ServiceStatus>> {
@@ -272,7 +306,7 @@ export class Supervisor {
 
   /** Writable paths made and owned; then the working directory must exist (it may be one of them). */
   private prepare(config: ServiceConfig): ServiceError | null {
-    const roots = this.options.writableRoots ?? { serviceData: null, permitted: [] };
+    const roots = this.writableRootsOf(config);
     try {
       const r = prepareWritable(config.writable, {
         service: config.name,
@@ -299,6 +333,13 @@ export class Supervisor {
         { service: config.name },
       );
     return null;
+  }
+
+  /** An app's services write only below the app's volumes directory; a local service where the agent permits. */
+  private writableRootsOf(config: ServiceConfig): WritableRoots {
+    if (config.app === undefined) return this.options.writableRoots ?? { serviceData: null, permitted: [] };
+    const volumes = this.options.appVolumes?.(config.app);
+    return { serviceData: null, permitted: volumes ? [volumes] : [] };
   }
 
   private async terminate(slot: Slot): Promise<void> {
@@ -387,6 +428,29 @@ export class Supervisor {
       // ignored, as in emit
     }
   }
+}
+
+/** Every problem of a refused set in one error: the first one's code, all of their sentences. */
+function setProblem(errors: readonly ServiceError[]): ServiceError {
+  const first = errors[0]!;
+  return errors.length === 1 ? first : serviceError(first.code, errors.map((e) => e.message).join("; "), first.details);
+}
+
+function freshSlot(config: ServiceConfig): Slot {
+  return {
+    config,
+    state: "stopped",
+    proc: null,
+    settled: Promise.resolve(),
+    pid: null,
+    since: null,
+    restarts: 0,
+    history: [],
+    lastExit: null,
+    problem: null,
+    timer: null,
+    stopping: false,
+  };
 }
 
 function unknown(name: string): ServiceError {

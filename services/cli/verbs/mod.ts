@@ -1,5 +1,6 @@
 // Every verb of the unibus command, noun by noun, in the order the help lists them.
 import type { Verb } from "../verb.ts";
+import { APP_VERBS } from "./app.ts";
 import { AUDIT_VERBS } from "./audit.ts";
 import { CLUSTER_VERBS } from "./cluster.ts";
 import { EVENTS_VERBS } from "./events.ts";
@@ -22,6 +23,7 @@ export const VERBS: readonly Verb[] = [
   ...CLUSTER_VERBS,
   ...RELEASE_VERBS,
   ...ROLLOUT_VERBS,
+  ...APP_VERBS,
   ...EVENTS_VERBS,
   ...AUDIT_VERBS,
   ...WRITER_VERBS,

@@ -3,6 +3,22 @@ import { LIMIT_FLAG, limitArg, PAGE_USAGE, pageText } from "./limit.ts";
 import { need, table, usageError } from "../output.ts";
 import { show } from "../session.ts";
 import { defineVerb } from "../verb.ts";
+import { DRY_RUN } from "../dry-run.ts";
+import { EXIT } from "../output.ts";
+import type { Send } from "../session.ts";
+import { reviewPlan } from "./app.ts";
+
+/** An app rollout's review: the plan over every node the selector matches, printed, then a yes. */
+async function reviewedRollout(
+  send: Send,
+  app: string,
+  version: string,
+  target: { selector: Record<string, string>; all: boolean },
+  yes: boolean,
+) {
+  const where = target.all ? { all: true } : { selector: target.selector };
+  return reviewPlan(send, { op: "deploy", app, range: `=${version}`, ...where }, yes, "start the rollout?");
+}
 
 /** --selector role=web,zone=eu (every label must match), or --all (also --selector all). */
 function rolloutTargets(text: string | undefined, all: boolean): { selector: Record<string, string>; all: boolean } {
@@ -25,10 +41,11 @@ export const ROLLOUT_VERBS = [
   defineVerb({
     words: ["rollout", "start"],
     usage:
-      "[<name>] <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force] [--release NAME]",
+      "[<name>] <version> --selector role=web|--all [--canary 1] [--batch 10%|N] [--max-failures 1] [--force] [--release NAME | --app APP [--yes]]",
     help:
       "the release is the one published with that version (--release NAME, or rollout start <name> <version>, when several are); " +
-      "canary first, then batches; --force includes locked nodes",
+      "canary first, then batches; --force includes locked nodes; --app APP rolls out an app version instead " +
+      "(installed where absent, upgraded where present), after its permission review and a yes",
     flags: {
       selector: { type: "string" },
       all: { type: "boolean" },
@@ -37,6 +54,8 @@ export const ROLLOUT_VERBS = [
       "max-failures": { type: "string" },
       force: { type: "boolean" },
       release: { type: "string" },
+      app: { type: "string" },
+      yes: { type: "boolean" },
     },
     dryRun: true,
     run: async ({ args, flags: f, o, send }) => {
@@ -55,6 +74,18 @@ export const ROLLOUT_VERBS = [
         ...(f.canary !== undefined ? { canary: Number(f.canary) } : {}),
         ...(f["max-failures"] !== undefined ? { max_failures: Number(f["max-failures"]) } : {}),
       };
+      if (f.app !== undefined) {
+        if (args.length !== 1 || f.release !== undefined) usageError("an app rollout takes <version> and --app APP");
+        const app = await reviewedRollout(
+          send,
+          f.app,
+          version!,
+          rolloutTargets(f.selector, f.all ?? false),
+          f.yes ?? false,
+        );
+        if (app === DRY_RUN) return EXIT.ok;
+        Object.assign(start, { name: f.app, app: true, plan: app.digest });
+      }
       return show(
         o,
         await send("rollout.start", start),

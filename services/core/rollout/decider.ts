@@ -27,6 +27,8 @@ export type RolloutState =
       batch: number;
       maxFailures: number;
       phase: RolloutPhase;
+      /** What each node is sent: a release's update, or an app's desired state. */
+      target: "release" | "app";
       started: number;
       finished: ReadonlyMap<string, NodeOutcome>;
       failures: number;
@@ -46,6 +48,7 @@ export type RolloutCommand =
       batch: number;
       maxFailures: number;
       by: string;
+      target?: "app";
     }
   | { type: "AdvanceRollout" }
   | { type: "FinishNode"; node: string; ok: boolean; code: string | null; reason: string | null }
@@ -142,6 +145,7 @@ export const rolloutDecider: Decider<RolloutCommand, RolloutEvent, RolloutState>
             batch: c.batch,
             max_failures: c.maxFailures,
             started_by: c.by,
+            ...(c.target ? { target: c.target } : {}),
           },
         },
       ];
@@ -183,6 +187,7 @@ export const rolloutDecider: Decider<RolloutCommand, RolloutEvent, RolloutState>
         batch: d.batch,
         maxFailures: d.max_failures,
         phase: "running",
+        target: d.target ?? "release",
         started: 0,
         finished: new Map(),
         failures: 0,

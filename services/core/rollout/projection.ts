@@ -28,6 +28,7 @@ export const rolloutsProjection: Projection<RolloutRecord> = {
         updated_at: e.ts,
         reason: null,
         seq: e.seq,
+        ...(d.target ? { target: d.target } : {}),
       };
     }
     if (!r) return r;

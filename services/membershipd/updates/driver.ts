@@ -19,6 +19,7 @@ import {
   rolloutAggregate,
   signCommand,
   type ReleaseState,
+  type RolloutState,
   type Signer,
   backoffMs,
   systemInputs,
@@ -26,6 +27,7 @@ import {
 import type { AggregateStore } from "../../bus/mod.ts";
 import { listBucket } from "./release-actions.ts";
 import { awaitBootOutcome, nodeReleaseSeq, type NodeOutcome } from "./boot-outcome.ts";
+import type { AppDeployer } from "../apps/deploy.ts";
 
 /**
  * Answers that say "not now" rather than "failed": the node is sent the update again later. An
@@ -66,6 +68,8 @@ export interface DriverOptions {
   bootWaitMs?: number;
   /** How often the node's release record is read during that wait. */
   bootPollMs?: number;
+  /** App rollouts: each node's desired state written and its outcome awaited (services/membershipd/apps). */
+  apps?: AppDeployer;
 }
 
 export class RolloutDriver {
@@ -139,17 +143,63 @@ export class RolloutDriver {
     if (!state.exists || state.phase === "completed" || state.phase === "aborted") return;
     const pending = nodesInFlight(state).filter((n) => !this.sending.has(`${rollout}/${n}`));
     if (pending.length === 0) return;
-    const release = (await this.o.aggregates.load(releaseAggregate, releaseId(state.name, state.version))).state;
-    if (!release.published) return this.o.log(`rollout ${rollout}: release ${state.name} ${state.version} is gone`);
+    const send = await this.sender(rollout, state);
+    if (!send) return;
     for (const node of pending) {
       const key = `${rollout}/${node}`;
       this.sending.add(key);
-      const p = this.send(rollout, node, release).finally(() => {
+      const p = send(node).finally(() => {
         this.sending.delete(key);
         this.inflight.delete(p);
       });
       this.inflight.add(p);
     }
+  }
+
+  /** How each node of this rollout is sent its change: a release's update, or an app's desired state. */
+  private async sender(
+    rollout: string,
+    state: Extract<RolloutState, { exists: true }>,
+  ): Promise<((node: string) => Promise<void>) | null> {
+    if (state.target === "app") {
+      if (!this.o.apps) return (this.o.log(`rollout ${rollout}: this membershipd serves no apps`), null);
+      return (node) => this.sendApp(rollout, node, state.name, state.version);
+    }
+    const release = (await this.o.aggregates.load(releaseAggregate, releaseId(state.name, state.version))).state;
+    if (!release.published)
+      return (this.o.log(`rollout ${rollout}: release ${state.name} ${state.version} is gone`), null);
+    return (node) => this.send(rollout, node, release);
+  }
+
+  private async sendApp(rollout: string, node: string, app: string, version: string): Promise<void> {
+    if (!this.o.leader() || this.stopped) return;
+    let outcome: NodeOutcome | null;
+    try {
+      outcome = await this.o.apps!.deploy({
+        node,
+        app,
+        version,
+        by: this.o.driverId,
+        meta: this.meta(`deploy-${rollout}-${node}`),
+        deadlineMs: this.o.updateTimeoutMs ?? 600_000,
+        pollMs: this.o.bootPollMs ?? 1000,
+        carryOn: () => this.o.leader() && !this.stopped,
+      });
+    } catch (err) {
+      this.o.log(`rollout ${rollout}: ${node}: ${(err as Error).message}; it will be sent again`);
+      await new Promise((res) => setTimeout(res, this.o.retryMs ?? 2000));
+      this.sending.delete(`${rollout}/${node}`);
+      return this.kick(rollout);
+    }
+    if (outcome === null || this.stopped) return;
+    const r = await this.o.aggregates.execute(
+      rolloutAggregate,
+      rollout,
+      { type: "FinishNode", node, ...outcome },
+      this.meta(`finish-${rollout}-${node}`),
+    );
+    if (isDomainError(r)) this.o.log(`rollout ${rollout}: recording ${node}: ${r.message}`);
+    this.kick(rollout);
   }
 
   private async send(

@@ -13,6 +13,7 @@ import { DriverLease } from "./driver-lease.ts";
 import { releaseHandlers } from "./release-actions.ts";
 import { ensureReleaseStore } from "./release-store.ts";
 import { rolloutHandlers } from "./rollout-actions.ts";
+import { appDeployer, appHandlers, appSyncNotifier, type AppAction } from "../apps/mod.ts";
 
 export { RELEASES_OBJECT_STORE, ensureReleaseStore, checkStoredTarball, type ReleaseStore } from "./release-store.ts";
 export { RolloutDriver, type DriverOptions } from "./driver.ts";
@@ -37,8 +38,8 @@ export interface UpdatesOptions {
   > & { leaseMs?: number };
 }
 
-/** The actions served here: release.*, rollout.*, node.lock and node.unlock. */
-export type UpdateAction = keyof typeof ReleaseActionArgs;
+/** The actions served here: release.*, rollout.*, node.lock and node.unlock, and the apps' (app.*, node.apps). */
+export type UpdateAction = keyof typeof ReleaseActionArgs | AppAction;
 
 export async function startUpdates(
   o: UpdatesOptions,
@@ -63,7 +64,15 @@ export async function startUpdates(
     nodeReleases: o.buckets.UNIBUS_node_releases!,
     nodes: o.buckets.UNIBUS_nodes!,
   };
+  const appDeps = {
+    ...deps,
+    apps: o.buckets.UNIBUS_apps!,
+    nodeApps: o.buckets.UNIBUS_node_apps!,
+    notify: appSyncNotifier({ nc: o.nc, driverKey: o.driverKey, driverId: o.driverId, log: o.log }),
+  };
+  const deployer = appDeployer(appDeps);
   const d = new RolloutDriver({
+    apps: deployer,
     nc: o.nc,
     jsm: o.jsm,
     aggregates: o.aggregates,
@@ -76,7 +85,11 @@ export async function startUpdates(
     log: o.log,
     ...timings,
   });
-  const handlers = { ...releaseHandlers(deps), ...rolloutHandlers(deps, (r) => d.kick(r)) };
+  const handlers = {
+    ...releaseHandlers(deps),
+    ...rolloutHandlers({ ...deps, apps: deployer, nodeApps: appDeps.nodeApps }, (r) => d.kick(r)),
+    ...appHandlers(appDeps),
+  };
   d.start();
   lease.start(() => void d.scan());
   return {

@@ -16,6 +16,7 @@ import {
 import { bucketKeys, liveEntry, type AggregateStore } from "../../bus/mod.ts";
 import type { Handlers } from "../handlers.ts";
 import { checkStoredTarball, type ReleaseStore } from "./release-store.ts";
+import type { AppDeployer } from "../apps/deploy.ts";
 import { byCursor, pageOf } from "../page.ts";
 
 export interface UpdateActionDeps {
@@ -28,6 +29,10 @@ export interface UpdateActionDeps {
   nodes: KV;
   store: ReleaseStore;
   caughtUp(): Promise<void>;
+  /** App rollouts (services/membershipd/apps): absent where apps are not served. */
+  apps?: AppDeployer;
+  /** UNIBUS_node_apps, for an app rollout's status. */
+  nodeApps?: KV;
 }
 
 /** Every live record of a bucket (`bucket` names `kv`, whose records are `R`s), listed without a consumer (bucketKeys). */

@@ -29,7 +29,10 @@ export async function ensureReleaseStore(
 }
 
 /** The stored object must be there with the manifest's size and digest (the agent checks the bytes themselves again). */
-export async function checkStoredTarball(store: ReleaseStore, m: ReleaseManifest): Promise<DomainError | null> {
+export async function checkStoredTarball(
+  store: ReleaseStore,
+  m: Pick<ReleaseManifest, "name" | "version" | "sha256" | "size">,
+): Promise<DomainError | null> {
   const name = releaseObjectName(m.sha256);
   let info: ReleaseObjectInfo | null;
   try {

@@ -5,6 +5,7 @@ import type {
   CommandEnvelope,
   LockRecord,
   NodeRecord,
+  NodeAppRecord,
   NodeReleaseRecord,
   ReleaseRecord,
   RolloutRecord,
@@ -22,7 +23,7 @@ import {
   type RolloutState,
 } from "../../core/mod.ts";
 import { liveEntry } from "../../bus/mod.ts";
-import type { Handlers } from "../handlers.ts";
+import type { Handlers, ServedArgs } from "../handlers.ts";
 import { listBucket, type UpdateActionDeps } from "./release-actions.ts";
 import { byCursor, pageOf } from "../page.ts";
 
@@ -44,6 +45,7 @@ export function rolloutHandlers(
   return {
     "rollout.start": async (args, cmd) => {
       await d.caughtUp();
+      if (args.app) return startAppRollout(d, args, cmd, kick);
       // `rollout start <version>`: the release is the one published with that version.
       const name =
         args.name ??
@@ -53,46 +55,7 @@ export function rolloutHandlers(
       const release = (await d.aggregates.load(releaseAggregate, releaseId(a.name, a.version))).state;
       if (!release.published)
         return domainError("E_RELEASE_NOT_FOUND", `no release ${a.name} ${a.version}; publish it first`);
-      const nodes = (await listBucket<NodeRecord>(d.jsm, d.nodes, "UNIBUS_nodes")).filter(
-        (n) => n.status === "active" && (a.all || matches(n.labels ?? {}, a.selector)),
-      );
-      const locks = new Map(
-        (await listBucket<LockRecord>(d.jsm, d.locks, "UNIBUS_node_locks")).map((l) => [l.node, l.locked === true]),
-      );
-      const candidates = nodes
-        .map((n) => ({ node: n.node as string, locked: locks.get(n.node) ?? false }))
-        .sort((x, y) => x.node.localeCompare(y.node));
-      // The id is derived from the command id, so a retried start names the same rollout.
-      const rollout = a.rollout ?? `${slugOf(a.name)}-${slugOf(a.version)}-${sha256Hex(cmd.id).slice(0, 10)}`;
-      const r = await d.aggregates.execute(
-        rolloutAggregate,
-        rollout,
-        {
-          type: "StartRollout",
-          rollout,
-          name: a.name,
-          version: a.version,
-          selector: a.selector,
-          candidates,
-          force: a.force,
-          canary: a.canary,
-          batch: batchSize(a.batch, Math.max(1, candidates.length - a.canary)),
-          maxFailures: a.max_failures,
-          by: cmd.actor.id,
-        },
-        meta(cmd),
-      );
-      if (isDomainError(r)) return r;
-      kick(rollout);
-      const started = r.events[0]?.data as { nodes: string[]; skipped: unknown[]; batch: number } | undefined;
-      return {
-        rollout,
-        name: a.name,
-        version: a.version,
-        nodes: started?.nodes.length ?? null,
-        skipped: started?.skipped ?? [],
-        batch: started?.batch ?? null,
-      };
+      return startRollout(d, { ...a, candidates: await candidatesOf(d, a) }, cmd, kick);
     },
     "rollout.status": async (a) => {
       await d.caughtUp();
@@ -100,6 +63,15 @@ export function rolloutHandlers(
       if (!r) return domainError("E_ROLLOUT_NOT_FOUND", `no rollout ${a.rollout}`);
       const nodes = await Promise.all(
         Object.entries(r.nodes).map(async ([node, n]) => {
+          if (r.target === "app")
+            return {
+              node,
+              rollout_state: n.state,
+              batch: n.batch,
+              code: n.code,
+              reason: n.reason,
+              ...(await appColumns(d, node, r.name)),
+            };
           const nr = liveEntry<NodeReleaseRecord>(await d.nodeReleases.get(storageKey(`${node}.${r.name}`)));
           return {
             node,
@@ -154,6 +126,100 @@ export function rolloutHandlers(
       return { rollout: a.rollout, aborted: true };
     },
   };
+}
+
+/** An app rollout's node row: the version the node runs and its state, from UNIBUS_node_apps. */
+async function appColumns(d: UpdateActionDeps, node: string, app: string) {
+  const rec = d.nodeApps ? liveEntry<NodeAppRecord>(await d.nodeApps.get(storageKey(`${node}.${app}`))) : undefined;
+  return {
+    version: rec?.actual?.version ?? null,
+    slot: null,
+    state: rec?.actual?.state ?? null,
+    attempts: 0,
+    tries_left: null,
+  };
+}
+
+type StartArgs = ServedArgs<"rollout.start"> & { name: string };
+
+/** The active nodes the selector matches, each with whether it is locked, by name. */
+async function candidatesOf(d: UpdateActionDeps, a: StartArgs) {
+  const nodes = (await listBucket<NodeRecord>(d.jsm, d.nodes, "UNIBUS_nodes")).filter(
+    (n) => n.status === "active" && (a.all || matches(n.labels ?? {}, a.selector)),
+  );
+  const locks = new Map(
+    (await listBucket<LockRecord>(d.jsm, d.locks, "UNIBUS_node_locks")).map((l) => [l.node, l.locked === true]),
+  );
+  return nodes
+    .map((n) => ({ node: n.node as string, locked: locks.get(n.node) ?? false }))
+    .sort((x, y) => x.node.localeCompare(y.node));
+}
+
+async function startRollout(
+  d: UpdateActionDeps,
+  a: StartArgs & { candidates: { node: string; locked: boolean }[]; target?: "app" },
+  cmd: CommandEnvelope,
+  kick: (rollout: string) => void,
+) {
+  // The id is derived from the command id, so a retried start names the same rollout.
+  const rollout = a.rollout ?? `${slugOf(a.name)}-${slugOf(a.version)}-${sha256Hex(cmd.id).slice(0, 10)}`;
+  const { candidates } = a;
+  const r = await d.aggregates.execute(
+    rolloutAggregate,
+    rollout,
+    {
+      type: "StartRollout",
+      rollout,
+      name: a.name,
+      version: a.version,
+      selector: a.selector,
+      candidates,
+      force: a.force,
+      canary: a.canary,
+      batch: batchSize(a.batch, Math.max(1, candidates.length - a.canary)),
+      maxFailures: a.max_failures,
+      by: cmd.actor.id,
+      ...(a.target ? { target: a.target } : {}),
+    },
+    { actor: cmd.actor, commandId: cmd.id },
+  );
+  if (isDomainError(r)) return r;
+  kick(rollout);
+  const started = r.events[0]?.data as { nodes: string[]; skipped: unknown[]; batch: number } | undefined;
+  return {
+    rollout,
+    name: a.name,
+    version: a.version,
+    nodes: started?.nodes.length ?? null,
+    skipped: started?.skipped ?? [],
+    batch: started?.batch ?? null,
+  };
+}
+
+/** An app rollout: the plan over the nodes it would touch must be the one the operator reviewed. */
+async function startAppRollout(
+  d: UpdateActionDeps,
+  args: ServedArgs<"rollout.start">,
+  cmd: CommandEnvelope,
+  kick: (rollout: string) => void,
+) {
+  if (!d.apps) return domainError("E_APP_NOT_FOUND", "this membershipd serves no apps");
+  const a = { ...args, name: args.name! };
+  const candidates = await candidatesOf(d, a);
+  // The review covered every node the selector matches (app.plan, op deploy): locked ones too.
+  const plans = await d.apps.plans(
+    candidates.map((c) => c.node),
+    a.name,
+    a.version,
+  );
+  if (d.apps.digest(plans) !== a.plan)
+    return domainError(
+      "E_APP_PLAN_CHANGED",
+      `the plan for ${a.name} ${a.version} changed since it was reviewed (a node or the catalog changed); review it again`,
+    );
+  const refusal = d.apps.refusal(plans);
+  if (refusal) return refusal;
+  return startRollout(d, { ...a, candidates, target: "app" }, cmd, kick);
 }
 
 export type { RolloutState };
