@@ -13,6 +13,7 @@ import * as replay from "./replay.ts";
 import * as enroll from "./enroll.ts";
 import * as agent from "./agent.ts";
 import * as rollout from "./rollout.ts";
+import * as apps from "./apps.ts";
 import * as unlock from "./unlock.ts";
 
 const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
@@ -22,6 +23,7 @@ const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
   enroll,
   agent,
   rollout,
+  apps,
   unlock,
 };
 

@@ -9,7 +9,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
@@ -210,6 +210,11 @@ describe("apps, end to end", { timeout: 420_000 }, () => {
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /E_APP_BAD_SIGNATURE/);
 
+    rmSync(`${manifest}.minisig`);
+    const unsigned = await cli(["app", "publish", tarball, "--manifest", manifest]);
+    assert.notEqual(unsigned.code, 0);
+    assert.match(unsigned.stderr, /E_APP_UNSIGNED/);
+
     const list = await cli(["app", "list"]);
     assert.deepEqual(
       JSON.parse(list.stdout).items.map((i: any) => `${i.name} ${i.version}`),
@@ -275,6 +280,42 @@ describe("apps, end to end", { timeout: 420_000 }, () => {
     );
     const wrong = await cli(["app", "config", "set", "store", "greeting=5", "colour=red", "--node", NODE]);
     assert.match(wrong.stderr, /E_APP_SETTINGS/);
+  });
+
+  test("attack: an app signed by a key the node does not trust, stored anyway (the publisher's trust file swapped), is refused by the agent and nothing of it runs", async () => {
+    const evil = appDir(
+      work,
+      {
+        name: "evil",
+        version: "1.0.0",
+        description: "x",
+        services: [{ name: "main", command: "/usr/bin/sleep", args: ["100000"] }],
+      },
+      {},
+    );
+    const pub = await cli([
+      "app",
+      "publish",
+      evil,
+      "--key",
+      join(work, "other.key"),
+      "--trusted-keys",
+      join(work, "other.pub"),
+    ]);
+    assert.equal(pub.code, 0, pub.stderr);
+    const r = await cli(["app", "install", "evil", "--node", NODE, "--yes"]);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(
+      "the agent's refusal",
+      async () => (await status("evil")).some((x) => x.actual?.state === "failed"),
+      60_000,
+    );
+    const rec = (await status("evil"))[0];
+    assert.equal(rec.actual.code, "E_APP_WRONG_KEY");
+    assert.equal(rec.actual.version, null, "nothing of it runs");
+    assert.ok(!existsSync(join(dir, "apps", "evil", "1.0.0")), "nothing of it was unpacked");
+    const removed = await cli(["app", "remove", "evil", "--node", NODE]);
+    assert.equal(removed.code, 0, removed.stderr);
   });
 
   test("removing an app another app depends on is refused", async () => {

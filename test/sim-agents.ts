@@ -5,6 +5,7 @@
 // health probe), learns whom it obeys from membershipd (`node.trust`, again on unibus.trust.changed:
 // the admins, and the rollout driver for `update` alone) and reports its events to membershipd as
 // `node.report`, like an agent. Only the services are not there: restarting and checking them is a no-op.
+// With `apps`, each also runs the real apps' reconciler (test/sim-app-nodes.ts) and answers `apps.sync` with it.
 import { createCurve } from "@nats-io/nkeys";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -33,6 +34,8 @@ import {
 } from "../services/agent/commands/mod.ts";
 import { fakeOps } from "../services/agent/commands/testing.ts";
 import { objectStoreFetcher, unsandboxedStep, Updater, type TarLimits } from "../services/agent/update/mod.ts";
+import type { AppReconciler } from "../services/agent/apps/mod.ts";
+import { simAppReconciler } from "./sim-app-nodes.ts";
 
 export interface SimNode {
   node: string;
@@ -42,6 +45,8 @@ export interface SimNode {
   events: { type: string; data: Record<string, any> }[];
   record: CommandRecord;
   trust: TrustList;
+  /** With SimOptions.apps: the node's apps' reconciler. */
+  apps: AppReconciler | null;
 }
 
 /** Issues an invite and enrolls each node straight through the fleet decider (no JWTs: the plane runs without operator mode). */
@@ -98,6 +103,10 @@ export interface SimOptions {
   report?: boolean;
   limits?: TarLimits;
   log?: (line: string) => void;
+  /** Run the apps' reconciler (trusting releaseKey) and answer `apps.sync` with it. */
+  apps?: boolean;
+  /** With `report`: called once membershipd has taken a node event (`node` is in its data). */
+  onReported?: (e: { type: string; data: Record<string, any> }) => void;
 }
 
 export async function startSimNodes(
@@ -132,7 +141,7 @@ export async function startSimNodes(
             const r = Reply.parse(
               (await nc.request("unibus.cmd.membership.node.report", JSON.stringify(cmd), { timeout: 5_000 })).json(),
             );
-            if (r.ok) return;
+            if (r.ok) return o.onReported?.(e);
             o.log?.(`${node}: node.report refused: ${r.error.code} ${r.error.message}`);
           } catch (err) {
             o.log?.(`${node}: node.report failed: ${(err as Error).message}`);
@@ -159,10 +168,22 @@ export async function startSimNodes(
     if (fetched) throw new Error(`${node}: node.trust: ${fetched.code} ${fetched.message}`);
     trust.watch(nc);
     const record = new CommandRecord(join(o.dir, `${node}.commands.jsonl`));
+    const apps = o.apps
+      ? simAppReconciler({
+          node,
+          dir: join(o.dir, node),
+          nc,
+          signer,
+          trustedKeys: () => [publicKeyOf(o.releaseKey)],
+          report,
+          log: o.log ?? (() => {}),
+        })
+      : null;
     const ops = {
       ...fakeOps(node),
       update: (attempt: string, manifest: unknown, signature: string | null) =>
         updater.update(attempt, manifest, signature),
+      ...(apps ? { appsSync: async () => ({ ok: true as const, result: apps.sync() }) } : {}),
     };
     const svc = await startNodeCommandService(nc, {
       node,
@@ -172,13 +193,14 @@ export async function startSimNodes(
       record,
       onEvent: (type, data) => report(type, data as Record<string, unknown>),
     });
-    out.push({ node, signer, updater, svc, events, record, trust });
+    out.push({ node, signer, updater, svc, events, record, trust, apps });
   }
   return out;
 }
 
 export async function stopSimNodes(nodes: readonly SimNode[]): Promise<void> {
   for (const n of nodes) {
+    await n.apps?.stop();
     n.trust.stop();
     await n.svc.stop();
     n.record.close();

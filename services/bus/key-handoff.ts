@@ -6,10 +6,18 @@
 // The file holds the key as 64 lowercase hex digits and a newline, the format of at-rest.key. For
 // membershipd the agent writes it only when asked: membershipd leaves `<file>.want` (no secret in
 // it) and waits; the agent answers with the key; membershipd reads, wipes and unlinks both.
+//
+// A root agent shares the node's directory with membershipd, which runs as another user (its
+// unit's RuntimeDirectory makes the parent, /run/unibus, that user's): prepareSharedKeyDir. As
+// that user can rename and plant entries there, root works in such a directory only through a
+// descriptor it opened without following symlinks (withKeyDir) and never follows a planted link
+// when it wipes a file.
 import {
   closeSync,
+  constants,
   existsSync,
   fchownSync,
+  fstatSync,
   fsyncSync,
   lstatSync,
   mkdirSync,
@@ -18,9 +26,10 @@ import {
   realpathSync,
   renameSync,
   rmSync,
+  type Stats,
   writeSync,
 } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { Codes } from "../core/mod.ts";
 
 export class KeyHandoffError extends Error {
@@ -62,10 +71,7 @@ export function fsTypeOf(path: string): string | null {
  * Throws KeyHandoffError otherwise.
  */
 export function prepareKeyDir(dir: string): void {
-  // The nearest existing parent first: a directory on disk is refused before anything is made there.
-  let parent = dir;
-  while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
-  refuseUnlessMemory(parent, dir);
+  refuseUnlessMemoryAbove(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
   if (!st.isDirectory())
@@ -86,6 +92,13 @@ export function prepareKeyDir(dir: string): void {
   refuseUnlessMemory(dir, dir);
 }
 
+/** The nearest existing parent first: a directory on disk is refused before anything is made there. */
+function refuseUnlessMemoryAbove(dir: string): void {
+  let parent = dir;
+  while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+  refuseUnlessMemory(parent, dir);
+}
+
 function refuseUnlessMemory(path: string, dir: string): void {
   const type = fsTypeOf(path);
   if (!type || !(MEMORY_FS as readonly string[]).includes(type)) {
@@ -93,6 +106,99 @@ function refuseUnlessMemory(path: string, dir: string): void {
       "E_KEY_DIR_NOT_TMPFS",
       `the key hand-off directory ${dir} is on ${type ?? "an unknown file system"}, not tmpfs or ramfs: a key written there could reach a disk`,
     );
+  }
+}
+
+export interface KeyFileOwner {
+  uid: number;
+  gid: number;
+}
+
+const unsafe = (message: string) => new KeyHandoffError("E_KEY_DIR_UNSAFE", message);
+
+/**
+ * The node's hand-off directory as the agent shares it with membershipd; returns who must own the
+ * files membershipd reads (at-rest.key, vault-state.json), or null for this process.
+ *
+ * Not root, or the parent is root's: prepareKeyDir's rules (ours, 0700, in memory). A root agent
+ * also accepts a directory that belongs to its parent's owner (membershipd's user) when only root
+ * could have given that user the parent: the parent is a real directory nobody else may write, in
+ * a directory root's and writable by root alone (anybody could make a directory in /dev/shm or
+ * /tmp), and every directory above is root's and writable by root alone or sticky (no one can
+ * rename a root-owned entry away). A directory it makes there, or finds root's, it hands to that
+ * user, so membershipd (which requires its own) accepts it whichever of the two starts first.
+ */
+export function prepareSharedKeyDir(dir: string): KeyFileOwner | null {
+  const parent = dirname(resolve(dir));
+  if (process.getuid?.() !== 0 || !existsSync(parent) || lstatSync(parent).uid === 0) {
+    prepareKeyDir(dir);
+    return null;
+  }
+  refuseUnlessMemory(parent, dir);
+  const p = lstatSync(parent);
+  refuseUnlessOnlyRootGaveIt(parent, p, dir);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  const owner = withKeyDir(dir, [0, p.uid], (_, st, fd) => {
+    if (st.uid !== 0) return { uid: st.uid, gid: st.gid };
+    fchownSync(fd, p.uid, p.gid);
+    return { uid: p.uid, gid: p.gid };
+  });
+  refuseUnlessMemory(dir, dir);
+  return owner;
+}
+
+function refuseUnlessOnlyRootGaveIt(parent: string, p: Stats, dir: string): void {
+  const held = `the key hand-off directory ${dir} is in ${parent}, which belongs to UID ${p.uid}`;
+  if (!p.isDirectory()) throw unsafe(`${held} and is not a directory (a symlink is refused)`);
+  if (p.mode & 0o022)
+    throw unsafe(`${held} and is writable by its group or others (mode ${(p.mode & 0o7777).toString(8)})`);
+  for (let above = dirname(parent), first = true; ; above = dirname(above), first = false) {
+    const a = lstatSync(above);
+    const sticky = !first && (a.mode & 0o1000) !== 0;
+    if (!a.isDirectory())
+      throw unsafe(`${held}, but ${above} is not a directory (a symlink is refused: give the real path)`);
+    if (a.uid !== 0 || (a.mode & 0o022 && !sticky))
+      throw unsafe(
+        `${held}, but ${above} (UID ${a.uid}, mode ${(a.mode & 0o7777).toString(8)}) would let another user have made or replaced it: it must be root's and writable only by root`,
+      );
+    if (dirname(above) === above) return;
+  }
+}
+
+/**
+ * Runs `use` with `/proc/self/fd/N` for the directory `dir` opened without following a symlink:
+ * whatever is renamed or planted at `dir` afterwards, the calls under that path reach the
+ * directory that was checked. It must be a directory of one of `owners`, mode 0700.
+ */
+export function withKeyDir<T>(
+  dir: string,
+  owners: readonly number[],
+  use: (at: string, st: Stats, fd: number) => T,
+): T {
+  let fd: number;
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR" || code === "ELOOP")
+      throw unsafe(`the key hand-off directory ${dir} is not a directory (a symlink is refused)`);
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!owners.includes(st.uid))
+      throw unsafe(
+        `the key hand-off directory ${dir} belongs to UID ${st.uid}, not to ${owners.map((u) => `UID ${u}`).join(" or ")}`,
+      );
+    if ((st.mode & 0o777) !== 0o700)
+      throw unsafe(`the key hand-off directory ${dir} has mode ${(st.mode & 0o777).toString(8)}, not 700`);
+    return use(`/proc/self/fd/${fd}`, st, fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -111,22 +217,36 @@ export function writeKeyFile(path: string, content: Uint8Array, owner?: { uid: n
   renameSync(tmp, path);
 }
 
-/** Overwrites a file with zeros (what tmpfs keeps of it is then zeros) and unlinks it; no error if gone. */
+/**
+ * Overwrites a file with zeros (what tmpfs keeps of it is then zeros) and unlinks it; no error if
+ * gone. Only a regular file with no other name is zeroed: a symlink or hard link planted under
+ * that name (by a user who can write the directory) is unlinked, never followed.
+ */
 export function wipeFile(path: string): void {
-  if (!existsSync(path)) return;
+  if (!existsSync(path) && !isLink(path)) return;
   try {
-    const size = lstatSync(path).size;
-    const fd = openSync(path, "r+");
+    const fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      writeSync(fd, new Uint8Array(size));
-      fsyncSync(fd);
+      const st = fstatSync(fd);
+      if (st.isFile() && st.nlink === 1) {
+        writeSync(fd, new Uint8Array(st.size));
+        fsyncSync(fd);
+      }
     } finally {
       closeSync(fd);
     }
   } catch {
-    // unreadable to us: unlinking is still right
+    // unreadable to us, or a symlink: unlinking is still right
   }
   rmSync(path, { force: true });
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** The key in a hand-off file as hex, then the file wiped and unlinked; null while it is not there. */

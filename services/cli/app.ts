@@ -112,8 +112,24 @@ export function presignedApp(
   trusted: MinisignPublicKey[],
 ): BuiltApp {
   const tarball = new Uint8Array(readFileSync(tarballFile));
-  const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as unknown;
-  const signature = readFileSync(signatureFile ?? `${manifestFile}.minisig`, "utf8");
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(readFileSync(manifestFile, "utf8"));
+  } catch (err) {
+    throw new CliError(
+      "E_APP_INVALID",
+      `${manifestFile} is not a JSON manifest: ${(err as Error).message}`,
+      EXIT.usage,
+    );
+  }
+  const sigFile = signatureFile ?? `${manifestFile}.minisig`;
+  if (!existsSync(sigFile))
+    throw new CliError(
+      "E_APP_UNSIGNED",
+      `there is no signature at ${sigFile}; nothing unsigned is stored`,
+      EXIT.failed,
+    );
+  const signature = readFileSync(sigFile, "utf8");
   const v = verifyAppManifest(manifest, signature, trusted);
   if (isDomainError(v)) throw new CliError(v.code, `${v.message}; nothing was stored`, EXIT.failed);
   if (sha256Hex(tarball) !== v.manifest.sha256)

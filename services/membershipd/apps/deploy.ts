@@ -3,13 +3,13 @@
 // state, the node told, and its agent's report awaited in UNIBUS_node_apps: running at that
 // generation is the node's success, a failure (rolled back) its failure. Idempotent: sent again
 // after a restart, the desired state is already there and only the wait repeats.
-import type { AppRecord, NodeAppRecord } from "../../../schemas/mod.ts";
-import { isDomainError, nodeAppsAggregate, storageKey, type DomainError } from "../../core/mod.ts";
+import type { NodeAppRecord } from "../../../schemas/mod.ts";
+import { isDomainError, nodeAppsAggregate, storageKey, type DomainError, type NodeOutcome } from "../../core/mod.ts";
 import { liveEntry } from "../../bus/mod.ts";
-import type { NodeOutcome } from "../updates/boot-outcome.ts";
-import { listBucket } from "../updates/release-actions.ts";
-import type { AppActionDeps } from "./app-actions.ts";
-import { catalogOf, planDigest, planNode, planRefusal, type NodePlan } from "./plan.ts";
+
+import type { AppActionDeps } from "./context.ts";
+import { catalog } from "./context.ts";
+import { planDigest, planNode, planRefusal, type NodePlan } from "./plan.ts";
 
 export interface AppDeployer {
   /** The plans of a rollout of `app` `version` to `nodes`, for the review and rollout.start's digest. */
@@ -33,10 +33,9 @@ export interface DeployWait {
 }
 
 export function appDeployer(d: AppActionDeps): AppDeployer {
-  const catalog = async () => catalogOf(await listBucket<AppRecord>(d.jsm, d.apps, "UNIBUS_apps"));
   async function plans(nodes: readonly string[], app: string, version: string): Promise<NodePlan[]> {
     await d.caughtUp();
-    const cat = await catalog();
+    const cat = await catalog(d);
     const out: NodePlan[] = [];
     for (const node of nodes) {
       const state = (await d.aggregates.load(nodeAppsAggregate, node)).state;

@@ -25,7 +25,7 @@ import {
   systemInputs,
 } from "../../core/mod.ts";
 import type { AggregateStore } from "../../bus/mod.ts";
-import { listBucket } from "./release-actions.ts";
+import { listBucket } from "../list-bucket.ts";
 import { awaitBootOutcome, nodeReleaseSeq, type NodeOutcome } from "./boot-outcome.ts";
 import type { AppDeployer } from "../apps/deploy.ts";
 

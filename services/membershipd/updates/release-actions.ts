@@ -13,7 +13,8 @@ import {
   releaseKey,
   storageKey,
 } from "../../core/mod.ts";
-import { bucketKeys, liveEntry, type AggregateStore } from "../../bus/mod.ts";
+import { liveEntry, type AggregateStore } from "../../bus/mod.ts";
+import { listBucket } from "../list-bucket.ts";
 import type { Handlers } from "../handlers.ts";
 import { checkStoredTarball, type ReleaseStore } from "./release-store.ts";
 import type { AppDeployer } from "../apps/deploy.ts";
@@ -33,18 +34,6 @@ export interface UpdateActionDeps {
   apps?: AppDeployer;
   /** UNIBUS_node_apps, for an app rollout's status. */
   nodeApps?: KV;
-}
-
-/** Every live record of a bucket (`bucket` names `kv`, whose records are `R`s), listed without a consumer (bucketKeys). */
-export async function listBucket<R extends object>(
-  jsm: JetStreamManager,
-  kv: KV,
-  bucket: string,
-  filter?: string,
-): Promise<R[]> {
-  const keys = await bucketKeys(jsm, bucket, filter);
-  const entries = await Promise.all(keys.map((k) => kv.get(k)));
-  return entries.map((e) => liveEntry<R>(e)).filter((r) => r !== undefined);
 }
 
 export function releaseHandlers(

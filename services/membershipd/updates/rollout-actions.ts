@@ -24,7 +24,8 @@ import {
 } from "../../core/mod.ts";
 import { liveEntry } from "../../bus/mod.ts";
 import type { Handlers, ServedArgs } from "../handlers.ts";
-import { listBucket, type UpdateActionDeps } from "./release-actions.ts";
+import type { UpdateActionDeps } from "./release-actions.ts";
+import { listBucket } from "../list-bucket.ts";
 import { byCursor, pageOf } from "../page.ts";
 
 function matches(labels: Record<string, string>, selector: Record<string, string>): boolean {
