@@ -37,7 +37,7 @@ import {
 const NODES = scaled(100);
 const APP_BYTES = 1024 * 1024;
 const CONNECTIONS = 10;
-const ROUNDS = 2;
+const ROUNDS = 3;
 const POLL_MS = 20;
 const DEADLINE_MS = 120_000;
 const TARGET_RATIO = 3;

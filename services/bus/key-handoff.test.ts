@@ -2,7 +2,6 @@
 // file, wiped and gone once taken.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -29,6 +28,7 @@ import {
   wipeFile,
   writeKeyFile,
 } from "./key-handoff.ts";
+import { asUser } from "../../test/as-user.ts";
 
 const MOUNTINFO = [
   "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw",
@@ -113,24 +113,6 @@ const asRoot = process.getuid?.() === 0;
 const MD = 65534;
 const OTHER = 65533;
 
-/** Runs ESM `code` (with prepareKeyDir, takeKeyFile in scope) as `uid`; its stdout, or throws with its stderr. */
-export function asUser(uid: number, code: string): string {
-  const mod = new URL("./key-handoff.ts", import.meta.url).pathname;
-  const r = spawnSync(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "--input-type=module",
-      "-e",
-      `const { prepareKeyDir, takeKeyFile } = await import(${JSON.stringify(mod)});\n${code}`,
-    ],
-    { uid, gid: uid, encoding: "utf8", cwd: new URL("../..", import.meta.url).pathname },
-  );
-  if (r.status !== 0) throw new Error(`as UID ${uid}: ${r.stderr}`);
-  return r.stdout;
-}
-
 /** /dev/shm/unibus-kh-XXX (root's, 0755: a stand-in for /run) with unibus/ (membershipd's user's, 0700). */
 function runDir(): { run: string; parent: string } {
   const run = mkdtempSync("/dev/shm/unibus-kh-");
@@ -141,7 +123,10 @@ function runDir(): { run: string; parent: string } {
   return { run, parent };
 }
 
-const unsafeDir = (e: unknown) => e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE";
+const unsafeDir =
+  (why = /./) =>
+  (e: unknown) =>
+    e instanceof KeyHandoffError && e.code === "E_KEY_DIR_UNSAFE" && why.test(e.message);
 
 describe("a root agent shares the node's directory with membershipd's user", {
   skip: !shm ? "no tmpfs at /dev/shm" : !asRoot ? "needs root (the agent's UID) and setuid for the child" : false,
@@ -152,7 +137,11 @@ describe("a root agent shares the node's directory with membershipd's user", {
       const dir = join(parent, "n1");
       asUser(MD, `prepareKeyDir(${JSON.stringify(dir)});`);
       assert.equal(statSync(dir).uid, MD);
-      assert.throws(() => prepareKeyDir(dir), unsafeDir, "the check of its own ownership alone refuses it (the bug)");
+      assert.throws(
+        () => prepareKeyDir(dir),
+        unsafeDir(/belongs to UID 65534, not to this process/),
+        "the check of its own ownership alone refuses it (the bug)",
+      );
       assert.deepEqual(prepareSharedKeyDir(dir), { uid: MD, gid: MD });
       const file = join(dir, "at-rest.key");
       const hex = "cd".repeat(32);
@@ -198,13 +187,13 @@ describe("a root agent shares the node's directory with membershipd's user", {
       const third = join(parent, "third");
       mkdirSync(third, { mode: 0o700 });
       chownSync(third, OTHER, OTHER);
-      assert.throws(() => prepareSharedKeyDir(third), unsafeDir);
+      assert.throws(() => prepareSharedKeyDir(third), unsafeDir(/belongs to UID 65533, not to UID 0 or UID 65534/));
 
       const open = join(parent, "open");
       asUser(MD, `prepareKeyDir(${JSON.stringify(open)});`);
       for (const mode of [0o770, 0o707, 0o777, 0o750]) {
         chmodSync(open, mode);
-        assert.throws(() => prepareSharedKeyDir(open), unsafeDir, `mode ${mode.toString(8)}`);
+        assert.throws(() => prepareSharedKeyDir(open), unsafeDir(/has mode \d+, not 700/), `mode ${mode.toString(8)}`);
       }
 
       const target = join(parent, "target");
@@ -212,23 +201,31 @@ describe("a root agent shares the node's directory with membershipd's user", {
       const link = join(parent, "link");
       symlinkSync(target, link);
       lchownSync(link, MD, MD);
-      assert.throws(() => prepareSharedKeyDir(link), unsafeDir, "a symlink, even to membershipd's own directory");
+      assert.throws(
+        () => prepareSharedKeyDir(link),
+        unsafeDir(/a symlink is refused/),
+        "a symlink, even to membershipd's own directory",
+      );
 
       // The parent group-writable: others could have planted the node's directory.
       chmodSync(parent, 0o770);
-      assert.throws(() => prepareSharedKeyDir(join(parent, "n1")), unsafeDir);
+      assert.throws(() => prepareSharedKeyDir(join(parent, "n1")), unsafeDir(/writable by its group or others/));
       assert.equal(existsSync(join(parent, "n1")), false, "nothing made");
       chmodSync(parent, 0o700);
 
       // A parent in a directory anybody may write (sticky or not): anybody could have made it.
       for (const mode of [0o1777, 0o775]) {
         chmodSync(run, mode);
-        assert.throws(() => prepareSharedKeyDir(join(parent, "n1")), unsafeDir, `above: ${mode.toString(8)}`);
+        assert.throws(
+          () => prepareSharedKeyDir(join(parent, "n1")),
+          unsafeDir(/would let another user have made/),
+          `above: ${mode.toString(8)}`,
+        );
       }
       chmodSync(run, 0o755);
       // Or in a directory that is not root's.
       chownSync(run, OTHER, OTHER);
-      assert.throws(() => prepareSharedKeyDir(join(parent, "n1")), unsafeDir);
+      assert.throws(() => prepareSharedKeyDir(join(parent, "n1")), unsafeDir(/UID 65533, mode 755\) would let/));
       chownSync(run, 0, 0);
       assert.deepEqual(prepareSharedKeyDir(join(parent, "n1")), { uid: MD, gid: MD }, "and back to what is fine");
     } finally {

@@ -219,16 +219,18 @@ export function writeKeyFile(path: string, content: Uint8Array, owner?: { uid: n
 
 /**
  * Overwrites a file with zeros (what tmpfs keeps of it is then zeros) and unlinks it; no error if
- * gone. Only a regular file with no other name is zeroed: a symlink or hard link planted under
- * that name (by a user who can write the directory) is unlinked, never followed.
+ * gone. In a directory another user can write, only a regular file with no other name is zeroed:
+ * a symlink or hard link planted under that name is unlinked, never followed. `followLinks` is for
+ * a file the operator named (adopt-key's --from): the key is zeroed wherever that name leads.
  */
-export function wipeFile(path: string): void {
+export function wipeFile(path: string, opts: { followLinks?: boolean } = {}): void {
   if (!existsSync(path) && !isLink(path)) return;
+  const flags = opts.followLinks ? constants.O_RDWR : constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK;
   try {
-    const fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const fd = openSync(path, flags);
     try {
       const st = fstatSync(fd);
-      if (st.isFile() && st.nlink === 1) {
+      if (st.isFile() && (st.nlink === 1 || opts.followLinks)) {
         writeSync(fd, new Uint8Array(st.size));
         fsyncSync(fd);
       }

@@ -120,7 +120,7 @@ export async function adoptKey(o: AdoptOptions): Promise<Adopted> {
     if (!same)
       throw new AdoptError("E_ADOPT", "the key rebuilt from the guardians is not the file's; the file is kept");
     const { epoch, k, n } = vault.info();
-    wipeFile(o.from);
+    wipeFile(o.from, { followLinks: true });
     o.log(
       `vault: ${link.node}'s JetStream key is now its data key, held by ${n} guardians (K=${k}); ${o.from} is wiped`,
     );

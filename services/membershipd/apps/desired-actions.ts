@@ -4,7 +4,7 @@
 import type { CommandEnvelope } from "../../../schemas/mod.ts";
 import { checkSettings, domainError, isDomainError, nodeAppsAggregate, type DomainError } from "../../core/mod.ts";
 import type { Handlers } from "../handlers.ts";
-import { catalog, commandMeta, plansFor, targets, type AppActionDeps, type Target } from "./context.ts";
+import { catalog, plansFor, targets, type AppActionDeps, type Target } from "./context.ts";
 import { planDigest, planRefusal, type PlanRequest } from "./plan.ts";
 
 type DesiredAction = "app.plan" | "app.install" | "app.upgrade" | "app.remove" | "app.config";
@@ -26,6 +26,18 @@ export function desiredHandlers(d: AppActionDeps): Handlers<DesiredAction> {
   };
 }
 
+/**
+ * One command writes many nodes' aggregates, so each write has its own command id: an event's id
+ * (its Nats-Msg-Id) is `<command id>:<n>`, and with one id for all JetStream would drop every node's
+ * events after the first as duplicates. The same per node when the command is sent again; the
+ * command's own id is the events' correlation.
+ */
+const nodeMeta = (cmd: CommandEnvelope, node: string) => ({
+  actor: cmd.actor,
+  commandId: `${cmd.id}:${node}`,
+  correlation: cmd.id,
+});
+
 /** The plan again: refused when it is not the one reviewed or refuses anywhere; else the desired-state writes. */
 async function apply(d: AppActionDeps, t: Target, req: PlanRequest, digest: string, cmd: CommandEnvelope) {
   const p = await plansFor(d, t, req);
@@ -44,7 +56,7 @@ async function apply(d: AppActionDeps, t: Target, req: PlanRequest, digest: stri
       nodeAppsAggregate,
       plan.node,
       { type: "DesireApps", node: plan.node, apps, by: cmd.actor.id },
-      commandMeta(cmd),
+      nodeMeta(cmd, plan.node),
     );
     if (isDomainError(r)) return r;
     if (r.events.length > 0) d.notify(plan.node);
@@ -63,7 +75,7 @@ async function remove(d: AppActionDeps, a: Target & { app: string; purge: boolea
       nodeAppsAggregate,
       plan.node,
       { type: "UndesireApp", node: plan.node, app: a.app, purge: a.purge, by: cmd.actor.id },
-      commandMeta(cmd),
+      nodeMeta(cmd, plan.node),
     );
     if (isDomainError(r)) return r;
     d.notify(plan.node);
@@ -97,7 +109,7 @@ async function configure(
         apps: [{ app: a.app, version: w.version, settings: w.settings, reason: "config" }],
         by: cmd.actor.id,
       },
-      commandMeta(cmd),
+      nodeMeta(cmd, w.node),
     );
     if (isDomainError(r)) return r;
     if (r.events.length > 0) d.notify(w.node);
