@@ -63,6 +63,7 @@ $(try "bin/unibus node logs ${node_name:-<node>} hello --lines 5" "what hello pr
   bin/unibus room create ops --subject "Operations"
   bin/unibus member add ops alice --role owner
   bin/unibus member list --room ops
+  bin/unibus app status                      # signed apps on the nodes, desired beside running (README: Apps)
   bin/unibus events tail
   bin/unibus audit replay && bin/unibus audit verify
   curl -s http://127.0.0.1:${http_port}/healthz
