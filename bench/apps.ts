@@ -99,7 +99,8 @@ export async function run(): Promise<BenchResult> {
       log: (line) => void (nodeLog.length < 50 && nodeLog.push(line)),
       onReported: (e) => {
         if (!watch || e.data.app !== watch.app) return;
-        if (e.type === "AppRunning" && !watch.running.has(e.data.node)) watch.running.set(e.data.node, now() - watch.t0);
+        if (e.type === "AppRunning" && !watch.running.has(e.data.node))
+          watch.running.set(e.data.node, now() - watch.t0);
         if (e.type === "AppFailed") watch.failed.push(`${e.data.node}: ${e.data.code} ${e.data.reason}`);
       },
     });
