@@ -74,6 +74,19 @@ describe("aggregate store on the in-memory log", () => {
     assert.equal(await log.lastSequence(), 2);
   });
 
+  test("one command id writing two aggregates: the second's duplicate ack is not taken for an append", async () => {
+    const { log, store } = await fresh();
+    const shared = meta(service, "cmd-shared");
+    assert.ok(!isDomainError(await store.execute(userAggregate, "ann", createUser("ann"), shared)));
+    const before = await log.lastSequence();
+    const second = await store.execute(userAggregate, "bob", createUser("bob"), shared);
+    assert.ok(isDomainError(second), "not a silent success");
+    assert.equal(second.code, "E_INTERNAL");
+    assert.match(second.message, /nothing was appended to user\/bob/);
+    assert.equal(await log.lastSequence(), before);
+    assert.equal((await store.load(userAggregate, "bob")).state.exists, false);
+  });
+
   test("the decider's refusal is returned as a DomainError and nothing is appended", async () => {
     const { log, store } = await fresh();
     assert.ok(!isDomainError(await store.execute(userAggregate, "cy", createUser("cy"), meta())));

@@ -206,8 +206,11 @@ export class AggregateStore {
           signed.map((s) => s.bytes),
         );
         // A duplicate ack means an earlier attempt's envelopes are the stored ones: reload next time.
-        if (duplicate) this.cache.delete(subject);
-        else
+        if (duplicate) {
+          this.cache.delete(subject);
+          const collided = await this.collided(aggregate, id, meta.commandId);
+          if (collided) return collided;
+        } else
           this.remember(subject, {
             state: envelopes.reduce((s, _e, i) => decider.evolve(s, decided[i]!), loaded.state),
             seq: seqs[seqs.length - 1]!,
@@ -224,6 +227,23 @@ export class AggregateStore {
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 10 * attempt)));
       }
     }
+  }
+
+  /**
+   * Event ids are `<command id>:<n>`, the stream's duplicate check: a command that wrote another
+   * aggregate under the same id gets that aggregate's events acknowledged as its own. Its events
+   * must then be in this aggregate, else nothing was appended here and saying so is the answer.
+   */
+  private async collided<K extends AggregateKind, C extends CommandShape, S>(
+    aggregate: Aggregate<K, C, S>,
+    id: string,
+    commandId: string,
+  ): Promise<DomainError | null> {
+    if ((await this.load(aggregate, id)).causations.has(commandId)) return null;
+    return domainError(
+      "E_INTERNAL",
+      `command ${commandId} already wrote another aggregate's events under the same ids, so nothing was appended to ${aggregate.kind}/${id}; each aggregate a command writes needs its own command id`,
+    );
   }
 
   private async sign(
