@@ -3,7 +3,6 @@
 // files the app runs, tarred reproducibly like a release. The manifest is signed (minisign format)
 // with a key from a 0600 file and checked against the trusted release keys before anything is
 // stored; the tarball goes into the object store first, then the event.
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AppManifest, type AppManifest as Manifest } from "../../schemas/mod.ts";
@@ -20,7 +19,7 @@ import {
 import { putReleaseObject } from "../bus/release-objects.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CliError, EXIT, usageError } from "./output.ts";
-import { signingKey } from "./release.ts";
+import { signingKey, tarDirectory } from "./release.ts";
 
 export const APP_FILE = "unibus-app.json";
 
@@ -41,26 +40,7 @@ export function buildApp(dir: string, version: string | undefined): { tarball: U
   } catch (err) {
     throw new CliError("E_APP_INVALID", `${file} is not JSON: ${(err as Error).message}`, EXIT.usage);
   }
-  const tarball = new Uint8Array(
-    execFileSync(
-      "tar",
-      [
-        "--sort=name",
-        "--owner=0",
-        "--group=0",
-        "--numeric-owner",
-        "--mtime=@0",
-        "--exclude",
-        `./${APP_FILE}`,
-        "-czf",
-        "-",
-        "-C",
-        dir,
-        ".",
-      ],
-      { maxBuffer: 512 * 1024 * 1024 },
-    ),
-  );
+  const tarball = tarDirectory(dir, APP_FILE);
   const parsed = AppManifest.safeParse({
     ...raw,
     v: 1,

@@ -45,28 +45,7 @@ export interface ReleaseFlags {
 export function buildRelease(input: string, f: ReleaseFlags): Built {
   if (!existsSync(input)) usageError(`${input} does not exist`);
   const isDir = statSync(input).isDirectory();
-  const tarball = isDir
-    ? new Uint8Array(
-        execFileSync(
-          "tar",
-          [
-            "--sort=name",
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "--mtime=@0",
-            "--exclude",
-            `./${SPEC_FILE}`,
-            "-czf",
-            "-",
-            "-C",
-            input,
-            ".",
-          ],
-          { maxBuffer: 512 * 1024 * 1024 },
-        ),
-      )
-    : new Uint8Array(readFileSync(input));
+  const tarball = isDir ? tarDirectory(input, SPEC_FILE) : new Uint8Array(readFileSync(input));
   const specPath = f.spec ?? (isDir && existsSync(join(input, SPEC_FILE)) ? join(input, SPEC_FILE) : null);
   const raw = specPath ? JSON.parse(readFileSync(specPath, "utf8")) : {};
   const { name: specName, min_agent_version, notes, ...rest } = raw as Record<string, unknown>;
@@ -93,6 +72,16 @@ export function buildRelease(input: string, f: ReleaseFlags): Built {
   });
   if (!manifest.success) usageError(manifest.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
   return { tarball, manifest: manifest.data };
+}
+
+/** A directory tarred reproducibly (sorted, owner 0, mtime 0), without its spec file `exclude`. */
+export function tarDirectory(dir: string, exclude: string): Uint8Array {
+  const args = ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0"];
+  return new Uint8Array(
+    execFileSync("tar", [...args, "--exclude", `./${exclude}`, "-czf", "-", "-C", dir, "."], {
+      maxBuffer: 512 * 1024 * 1024,
+    }),
+  );
 }
 
 /** The signing key from a 0600 file: never from argv, never printed. */
