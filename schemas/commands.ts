@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { CurvePublicKey, MemberRole, NodePublicKey, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
 import { AppActionArgs } from "./apps.ts";
+import { BackupActionArgs } from "./backup.ts";
 import { ReleaseActionArgs } from "./releases.ts";
 
 const Limit = z.number().int().min(1).max(10_000).default(1000);
@@ -77,6 +78,7 @@ export const MembershipActionArgs = {
   "cluster.scale": z.object({ replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]) }).strict(),
   ...ReleaseActionArgs,
   ...AppActionArgs,
+  ...BackupActionArgs,
 } as const;
 
 export type MembershipAction = keyof typeof MembershipActionArgs;

@@ -8,5 +8,6 @@ export * from "./service-config.ts";
 export * from "./node-agent.ts";
 export * from "./releases.ts";
 export * from "./apps.ts";
+export * from "./backup.ts";
 export * from "./vault.ts";
 export * from "./checkpoint.ts";

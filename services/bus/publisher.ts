@@ -22,6 +22,8 @@ export interface PublishOptions {
   msgID?: string;
   /** Nats-Expected-Last-Subject-Sequence: 0 means the subject must hold nothing yet. */
   expectLastSubjectSeq?: number;
+  /** Further headers, written as given (a restore republishing stored messages with theirs). */
+  headers?: Record<string, readonly string[]>;
 }
 
 interface Pending {
@@ -44,9 +46,18 @@ function headerBlock(opts: PublishOptions): MsgHdrs | undefined {
   if (opts.msgID !== undefined) block += `\r\nNats-Msg-Id: ${headerValue(opts.msgID)}`;
   if (opts.expectLastSubjectSeq !== undefined)
     block += `\r\nNats-Expected-Last-Subject-Sequence: ${opts.expectLastSubjectSeq}`;
+  if (opts.headers)
+    for (const [key, values] of Object.entries(opts.headers))
+      for (const v of values) block += `\r\n${headerKey(key)}: ${headerValue(v)}`;
   if (block.length === "NATS/1.0".length) return undefined;
   const bytes = Buffer.from(`${block}\r\n\r\n`);
   return { encode: () => bytes } as unknown as MsgHdrs;
+}
+
+/** A header name: printable ASCII without a colon or a space, as nats.js accepts one. */
+function headerKey(k: string): string {
+  if (!/^[!-9;-~]+$/.test(k)) throw new TypeError(`${JSON.stringify(k)} is not a valid header name`);
+  return k;
 }
 
 /** A header value as nats.js writes one: trimmed, and never a line break (it would end the block). */

@@ -161,6 +161,23 @@ export const ERRORS = {
     meaning: "an audit checkpoint file cannot be read, is no checkpoint, or would overwrite one",
     exit: 2,
   },
+  // Backups (services/core/backup/, schemas/backup.ts).
+  E_BACKUP_FORMAT: { meaning: "the file is not a unibus backup, or its header or a frame is malformed" },
+  E_BACKUP_TRUNCATED: {
+    meaning: "the backup is cut short: it ends inside its header or a frame, or lacks its FINAL frame or trailer",
+  },
+  E_BACKUP_TAMPERED: {
+    meaning: "the backup's bytes differ from the ones signed: its SHA-256 does not match, or a frame does not decrypt",
+  },
+  E_BACKUP_BAD_SIGNATURE: {
+    meaning: "the backup's signature does not verify against its signer, or that signer is not a trusted writer",
+  },
+  E_BACKUP_WRONG_KEY: { meaning: "the backup's file key is not sealed to the key given (the message names the one)" },
+  E_BACKUP_OTHER_CLUSTER: { meaning: "the backup is of another cluster than the one named" },
+  E_BACKUP_INCONSISTENT: {
+    meaning:
+      "the backup opens and its signature holds, but its contents fail a check (a record, a sequence, a count, an event's chain)",
+  },
   // The log and audit forwarder (services/forwarder/).
   E_SYSLOG_TLS: {
     meaning: "the syslog server's certificate does not verify against the forwarder's CA (or the TLS handshake failed)",
@@ -190,6 +207,13 @@ export const ERRORS = {
   E_ROUTE_SECURITY: { meaning: "the cluster's route secret or route TLS is missing or malformed" },
   E_COLD_START: { meaning: "JetStream was not ready within the cold-start budget" },
   E_NATS_SERVER_MISSING: { meaning: "nats-server is not installed" },
+  // `membershipd restore` (services/membershipd/restore): the data dir it would write into.
+  E_BACKUP_TARGET_NOT_EMPTY: {
+    meaning: "the restore's data dir already holds a store or keys; nothing was written (--force replaces them)",
+    exit: 2,
+  },
+  E_BACKUP_TARGET_IN_USE: { meaning: "a nats-server is running on the restore's data dir; stop membershipd first" },
+  E_RESTORE_FAILED: { meaning: "the restore could not rebuild the store; the data dir was left as it was" },
 } as const satisfies Record<`E_${string}`, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERRORS;

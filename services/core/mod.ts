@@ -39,3 +39,4 @@ export { replyGuard } from "./reply-guard.ts";
 export * from "./backoff.ts";
 export { subjectMatches } from "./subject-match.ts";
 export { throttledLog } from "./log-throttle.ts";
+export * from "./backup/mod.ts";

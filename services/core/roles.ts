@@ -35,9 +35,12 @@ export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
   "vault.mismatch",
 ]);
 
-/** Reads whose reply is not stored with the nonce: the read actions and `node.trust`. */
+/**
+ * Reads whose reply is not stored with the nonce: the read actions, `node.trust`, `node.apps`, and
+ * `backup.fetch` (a piece of a backup file: admins only, so not in READ_ACTIONS).
+ */
 export function isReadAction(action: string): boolean {
-  return READ_ACTIONS.has(action) || action === "node.trust" || action === "node.apps";
+  return READ_ACTIONS.has(action) || action === "node.trust" || action === "node.apps" || action === "backup.fetch";
 }
 
 /** What each role may ask of membershipd. Services and bootstrap identities get nothing here. */

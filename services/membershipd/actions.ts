@@ -3,7 +3,7 @@
 // reports, cluster, releases and rollouts, vault). Writes go through the deciders; reads come from
 // the KV projections after they have caught up with the stream.
 import type { JetStreamManager } from "@nats-io/jetstream";
-import type { Actor, CommandEnvelope } from "../../schemas/mod.ts";
+import type { Actor, BackupAction, CommandEnvelope } from "../../schemas/mod.ts";
 import { kvProjectionReads, type Buckets, type Projector } from "../bus/mod.ts";
 import { createActionKit, type ActionKitDeps } from "./action-kit.ts";
 import { createFleetActions, type FleetActionDeps } from "./fleet-actions.ts";
@@ -32,6 +32,8 @@ export interface ActionDeps extends FleetActionDeps, Omit<ActionKitDeps, "reads"
   clusterHandlers: Handlers<"cluster.status" | "cluster.scale">;
   /** release.*, rollout.*, node.lock/unlock (services/membershipd/updates). */
   updateHandlers: Handlers<UpdateAction>;
+  /** backup.create and backup.fetch (services/membershipd/backup). */
+  backupHandlers: Handlers<BackupAction>;
   /** Per-node quotas node.report charges (node-quotas.ts); defaults when not given. */
   nodeQuotas?: NodeQuotas;
   log?: (line: string) => void;
@@ -60,6 +62,7 @@ export function createActions(deps: ActionDeps) {
     }),
     ...deps.clusterHandlers,
     ...deps.updateHandlers,
+    ...deps.backupHandlers,
     ...createVaultHandlers({ aggregates, buckets, jsm }),
   };
 

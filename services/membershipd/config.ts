@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { CurvePublicKey } from "../../schemas/mod.ts";
 import { EVENTS_DEFAULT_MAX_BYTES, EVENTS_MIN_MAX_BYTES } from "../bus/event-store.ts";
 import { parseDurationMs } from "../core/since.ts";
 
@@ -49,6 +50,16 @@ export const MembershipdConfig = z.object({
   routeSecretFile: z.string().min(1),
   /** How often to emit a signed audit checkpoint (log and CHECKPOINT_SUBJECT); 0: never. */
   checkpointIntervalMs: z.number().int().min(0),
+  /** Where backups are written, scheduled or asked for (backup.create). */
+  backupDir: z.string().min(1),
+  /** Scheduled backups (--backup-every): null when not asked for. */
+  backup: z
+    .object({
+      everyMs: z.number().int().min(1),
+      recipient: CurvePublicKey,
+      keep: z.number().int().min(1).max(10_000),
+    })
+    .nullable(),
 });
 export type MembershipdConfig = z.infer<typeof MembershipdConfig>;
 
@@ -78,9 +89,14 @@ const flags = {
   "route-tls-dir": "",
   "route-secret-file": "",
   "checkpoint-interval": "off",
+  "backup-every": "",
+  "backup-recipient": "",
+  "backup-dir": "",
+  "backup-keep": "7",
 } as const;
 
 export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS_<FLAG>, e.g. UNIBUS_DATA_DIR)
+       membershipd restore --from FILE --key FILE [--data-dir DIR] [--force]   (see membershipd restore --help)
   --data-dir DIR           runtime data (default local_files/)
   --nats-port N            embedded NATS client port (default 4250)
   --nats-host HOST         embedded NATS listen address (default 127.0.0.1)
@@ -105,6 +121,11 @@ export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS
   --checkpoint-interval D  every D (10m, 1h, 1d, at least 1s) log and publish on unibus.audit.checkpoint
                            a signed audit checkpoint of the event stream, for a monitor to keep off
                            this machine (default off; the first one reads the whole stream)
+  --backup-every HOURS     write a backup every HOURS (a fraction allowed: 0.5 is 30 minutes), encrypted
+                           to --backup-recipient; /healthz is degraded when the newest is over twice that old
+  --backup-recipient X…    the operator's X25519 key (unibus backup keygen) backups are sealed to
+  --backup-dir DIR         where backups are written (default DATA_DIR/backups; also backup.create's)
+  --backup-keep N          how many scheduled backups are kept, the oldest deleted first (default 7)
 cluster mode (docs/operations.md):
   --routes HOST:PORT[,…]   the other servers' route listeners; turns cluster mode on
   --route-host HOST        route listen address (default: --nats-host)
@@ -174,5 +195,24 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     routeTlsDir: abs(pick("route-tls-dir")) ?? join(dataDir, "route"),
     routeSecretFile: abs(pick("route-secret-file")) ?? join(dataDir, "route.secret"),
     checkpointIntervalMs: checkpointInterval(pick("checkpoint-interval")),
+    backupDir: abs(pick("backup-dir")) ?? join(dataDir, "backups"),
+    backup: backupSchedule(pick("backup-every"), pick("backup-recipient"), pick("backup-keep")),
   });
+}
+
+/** The schedule's flags, checked together: an interval needs a recipient, and the others need an interval. */
+function backupSchedule(every: string, recipient: string, keep: string) {
+  if (!every) {
+    if (recipient) throw new Error("--backup-recipient is given without --backup-every HOURS");
+    return null;
+  }
+  const hours = Number(every);
+  // A fraction of an hour is allowed (tests run one every few seconds), but not a busy loop.
+  if (!/^\d+(\.\d+)?$/.test(every) || !(hours * 3600 >= 1) || hours > 24 * 366)
+    throw new Error(
+      `--backup-every ${JSON.stringify(every)} is not a number of hours of at least a second (like 24, or 0.5)`,
+    );
+  if (!recipient) throw new Error("--backup-every needs --backup-recipient X… (the key from unibus backup keygen)");
+  if (!/^\d+$/.test(keep)) throw new Error(`--backup-keep ${JSON.stringify(keep)} is not a whole number`);
+  return { everyMs: Math.round(hours * 3_600_000), recipient, keep: Number(keep) };
 }

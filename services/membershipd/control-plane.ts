@@ -1,5 +1,6 @@
 // The control plane proper, on an open NATS connection: event store, projector and the
 // membership command service. membershipd's main wraps it with the embedded server and HTTP.
+import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -31,6 +32,7 @@ import { READ_WAIT_MS } from "./action-kit.ts";
 import { startVaultTally } from "./vault-tally.ts";
 import { watchFleet } from "./fleet-metrics.ts";
 import { NodeQuotas, type NodeQuotaLimits } from "./node-quotas.ts";
+import { Backups, createBackupHandlers } from "./backup/mod.ts";
 
 export { COMMAND_PREFIX } from "./command-service.ts";
 
@@ -57,6 +59,8 @@ export interface ControlPlaneOptions {
   nodeQuotas?: Partial<NodeQuotaLimits>;
   /** false: the projector and the store use events unchecked (issue 21's comparison in the benches only). */
   liveChecks?: boolean;
+  /** Where backups are written and fetched from (default DATA_DIR/backups). */
+  backupDir?: string;
 }
 
 /** The event stream, the logs stream, the buckets, the aggregate store with its genesis, the projector. */
@@ -160,6 +164,16 @@ export async function startControlPlane(o: ControlPlaneOptions) {
       ...(o.updates ? { driver: o.updates } : {}),
     }),
   );
+  const backups = new Backups({
+    nc: o.nc,
+    jsm,
+    dataDir: o.dataDir,
+    dir: o.backupDir ?? join(o.dataDir, "backups"),
+    signer: service,
+    cluster: o.clusterName,
+    madeBy: o.self ?? o.clusterName,
+    ...(o.log ? { log: o.log } : {}),
+  });
   const run = createActions({
     aggregates,
     buckets,
@@ -170,6 +184,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     enrollment: auth?.enrollment ?? null,
     trustChanged: () => announceTrustChange(o.nc, driver),
     updateHandlers: updates.handlers,
+    backupHandlers: createBackupHandlers(backups),
     clusterHandlers: cluster.handlers,
     nodeQuotas,
     ...(o.log ? { log: o.log } : {}),
@@ -196,6 +211,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     auth,
     updates,
     vaultTally,
+    backups,
     replicaWatch: watch,
     streamMaxBytes: s.streamMaxBytes,
     async stop() {

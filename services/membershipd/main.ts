@@ -32,6 +32,8 @@ import { StopSignals } from "./stop-signals.ts";
 import { StreamAlarmLog, startStreamWatch } from "./stream-watch.ts";
 import { startCheckpointTimer } from "./checkpoint-timer.ts";
 import { serviceSigner } from "./identities.ts";
+import { runRestore } from "./restore/mod.ts";
+import { startBackupSchedule } from "./backup/mod.ts";
 
 /** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
 const CLUSTER_START_BUDGET_MS = 180_000;
@@ -214,6 +216,7 @@ export async function main(argv: string[]): Promise<void> {
     self: cfg.serverName,
     meta,
     copies: replicaStatesView(systemNc),
+    backupDir: cfg.backupDir,
     security:
       security && systemNc
         ? {
@@ -233,6 +236,14 @@ export async function main(argv: string[]): Promise<void> {
     cfg.checkpointIntervalMs > 0
       ? startCheckpointTimer({ nc, jsm, signer: serviceSigner(cfg.dataDir), intervalMs: cfg.checkpointIntervalMs, log })
       : null;
+  const backups = cfg.backup ? startBackupSchedule(plane.backups, { ...cfg.backup, log }) : null;
+  if (backups)
+    metrics.addGauge(
+      "unibus_backup_age_seconds",
+      "Seconds since the newest backup was written (--backup-every); absent while there is none.",
+      null,
+      () => backups.ageSeconds(),
+    );
 
   const http = await startHttp(
     cfg.httpHost,
@@ -253,6 +264,7 @@ export async function main(argv: string[]): Promise<void> {
       sealedKeys: () => Boolean(embedded?.fromVault) && !existsSync(cfg.atRestKeyFile),
       agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
       onStreamAlarm: (alarm) => streamAlarms.observe(alarm),
+      ...(backups ? { backups: () => backups.status() } : {}),
     },
     metrics,
     () => server?.restarts ?? 0,
@@ -267,6 +279,7 @@ export async function main(argv: string[]): Promise<void> {
     }, 15_000).unref();
     http.close();
     streamWatch.stop();
+    backups?.stop();
     await checkpoints?.stop();
     await plane.stop();
     await nc.drain().catch(() => {});
@@ -282,6 +295,8 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 export function runMain(argv: string[]): void {
+  // `membershipd restore …`: a one-off that rebuilds a data dir from a backup, then exits.
+  if (argv[0] === "restore") return void runRestore(argv.slice(1));
   main(argv).catch((err: Error) => {
     // Stopped by a signal while starting: what failed is that start being cut short; the stop exits.
     if (signals.stopping) return;

@@ -5,6 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, type EmbeddedNatsServer, type Projector } from "../bus/mod.ts";
 import { metaPeers, type MetaCluster } from "./cluster/mod.ts";
 import type { VaultCounts } from "./vault-tally.ts";
+import type { BackupStatus } from "./backup/mod.ts";
 
 const PROBE_MS = 400;
 
@@ -44,6 +45,8 @@ export interface PostureDeps {
    * Shown, not a problem: the watch repairs them by itself, and a deploy waiting for "ok" must not wait on it.
    */
   replicaProblems?: () => string[];
+  /** Scheduled backups (--backup-every): the newest and whether it is overdue; absent when not scheduled. */
+  backups?: () => BackupStatus;
   /** Told the stream alarm (or null) each time it is computed: membershipd logs its changes. */
   onStreamAlarm?: (alarm: string | null) => void;
 }
@@ -112,6 +115,8 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
   const vault = d.agentVault?.() ?? null;
   if (vault?.state === "waiting-for-peers")
     problems.push(`the agent's vault is waiting for peers: ${vault.problem ?? "too few guardians"}`);
+  const backup = d.backups?.() ?? null;
+  if (backup?.problem) problems.push(backup.problem);
   const auth = required(varz, d.nc, "auth_required");
   return {
     status: problems.length ? "degraded" : "ok",
@@ -151,6 +156,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     // guardians answering. Its own field: it says nothing of this membershipd's health, so no status change.
     vaults: d.vaults?.() ?? null,
     replica_repairs: d.replicaProblems?.() ?? [],
+    ...(backup ? { backup } : {}),
     problems,
   };
 }

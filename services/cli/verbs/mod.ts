@@ -2,6 +2,8 @@
 import type { Verb } from "../verb.ts";
 import { APP_VERBS } from "./app.ts";
 import { AUDIT_VERBS } from "./audit.ts";
+import { BACKUP_VERBS } from "./backup.ts";
+import { BACKUP_CREATE_VERBS } from "./backup-create.ts";
 import { CLUSTER_VERBS } from "./cluster.ts";
 import { EVENTS_VERBS } from "./events.ts";
 import { MEMBER_VERBS } from "./member.ts";
@@ -30,4 +32,7 @@ export const VERBS: readonly Verb[] = [
   ...REQ_VERBS,
   ...MONITOR_VERBS,
   ...VAULT_VERBS,
+  // keygen and verify, then create: the help lists them in this order.
+  ...BACKUP_VERBS,
+  ...BACKUP_CREATE_VERBS,
 ];
