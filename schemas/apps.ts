@@ -4,7 +4,7 @@
 // what its agent reports (node events). docs/apps.md is generated from this file (`make docs`).
 import semver from "semver";
 import { z } from "zod";
-import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
+import { IsoTime, Labels, ListAfter, ListLimit, Sha256Hex, Slug } from "./ids.ts";
 import { MAX_RELEASE_BYTES, MinisignText, Version } from "./releases.ts";
 import { AbsolutePath, HealthCheck, RestartConfig, refusedEnvName } from "./service-config.ts";
 
@@ -377,9 +377,6 @@ export const AppRecord = z
   .strict();
 export type AppRecord = z.infer<typeof AppRecord>;
 
-const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
-const Limit = z.number().int().min(1).max(10_000).default(1000);
-const After = z.string().min(1).max(512).optional();
 /** Where: one node, or every active node whose labels match (a selector `{}` with all). */
 const Target = {
   node: Slug.optional(),
@@ -395,7 +392,7 @@ const PlanDigest = Sha256Hex.describe("app.plan's digest of what was reviewed");
 
 export const AppActionArgs = {
   "app.publish": z.object({ manifest: AppManifest, signature: MinisignText }).strict(),
-  "app.list": z.object({ name: AppName.optional(), limit: Limit, after: After }).strict(),
+  "app.list": z.object({ name: AppName.optional(), limit: ListLimit, after: ListAfter }).strict(),
   "app.show": z.object({ name: AppName, version: Version.optional() }).strict(),
   /** What an install, upgrade or removal would do on each node, with the permission review: a read. */
   "app.plan": z
@@ -432,7 +429,9 @@ export const AppActionArgs = {
     .object({ app: AppName, ...Target, settings: AppSettings })
     .strict()
     .refine(oneTarget, TARGET_MESSAGE),
-  "app.status": z.object({ app: AppName.optional(), node: Slug.optional(), limit: Limit, after: After }).strict(),
+  "app.status": z
+    .object({ app: AppName.optional(), node: Slug.optional(), limit: ListLimit, after: ListAfter })
+    .strict(),
 } as const;
 
 /** One node's part of a plan: the apps to install or change in order, what widens, and why not when refused. */

@@ -1,13 +1,18 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
-import { CurvePublicKey, MemberRole, NodePublicKey, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import {
+  CurvePublicKey,
+  ListAfter,
+  ListLimit,
+  MemberRole,
+  NodePublicKey,
+  Sha256Hex,
+  Slug,
+  UserPublicKey,
+} from "./ids.ts";
 import { AppActionArgs } from "./apps.ts";
 import { BackupActionArgs } from "./backup.ts";
 import { ReleaseActionArgs } from "./releases.ts";
-
-const Limit = z.number().int().min(1).max(10_000).default(1000);
-/** A list's cursor: the `next` of the page before; the page starts after it. */
-const After = z.string().min(1).max(512).optional();
 
 export const MembershipActionArgs = {
   "user.add": z
@@ -18,7 +23,7 @@ export const MembershipActionArgs = {
       kex_key: CurvePublicKey.nullable().default(null),
     })
     .strict(),
-  "user.list": z.object({ limit: Limit, after: After }).strict(),
+  "user.list": z.object({ limit: ListLimit, after: ListAfter }).strict(),
   "user.revoke": z.object({ handle: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
   "node.invite": z
     .object({
@@ -32,7 +37,7 @@ export const MembershipActionArgs = {
       note: z.string().max(200).default(""),
     })
     .strict(),
-  "node.invites": z.object({ limit: Limit, after: After }).strict(),
+  "node.invites": z.object({ limit: ListLimit, after: ListAfter }).strict(),
   "node.invite.revoke": z
     .object({ hash: z.string().regex(/^[0-9a-f]{8,64}$/, "at least 8 hex digits of the invite hash") })
     .strict(),
@@ -53,12 +58,12 @@ export const MembershipActionArgs = {
         .default(86400),
     })
     .strict(),
-  "node.list": z.object({ limit: Limit, after: After }).strict(),
+  "node.list": z.object({ limit: ListLimit, after: ListAfter }).strict(),
   "node.show": z.object({ node: Slug }).strict(),
   "node.leave": z.object({ node: Slug }).strict(),
   "node.revoke": z.object({ node: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
   "room.create": z.object({ room: Slug, subject: z.string().max(200).default("") }).strict(),
-  "room.list": z.object({ limit: Limit, after: After, archived: z.boolean().default(true) }).strict(),
+  "room.list": z.object({ limit: ListLimit, after: ListAfter, archived: z.boolean().default(true) }).strict(),
   "room.show": z.object({ room: Slug }).strict(),
   "room.archive": z.object({ room: Slug }).strict(),
   /** Another key may sign events (issue 21): WriterAdded, signed by membershipd's trusted key. */
@@ -71,7 +76,7 @@ export const MembershipActionArgs = {
   "member.role": z.object({ room: Slug, user: Slug, role: MemberRole }).strict(),
   "member.remove": z.object({ room: Slug, user: Slug }).strict(),
   "member.list": z
-    .object({ room: Slug.optional(), user: Slug.optional(), limit: Limit, after: After })
+    .object({ room: Slug.optional(), user: Slug.optional(), limit: ListLimit, after: ListAfter })
     .strict()
     .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
   "cluster.status": z.object({}).strict(),

@@ -1,13 +1,22 @@
 // Every event type, by aggregate kind. docs/events.md is generated from this file (`make docs`).
 import { z } from "zod";
 import { Actor, CommandEnvelope } from "./envelopes.ts";
-import { CurvePublicKey, IsoTime, MemberRole, NodePublicKey, Role, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import {
+  CurvePublicKey,
+  IsoTime,
+  Labels,
+  MemberRole,
+  NodePublicKey,
+  Role,
+  Sha256Hex,
+  Slug,
+  UserPublicKey,
+} from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { AppEventSchemas, AppStepEventSchemas } from "./apps.ts";
 import { ReleaseEventSchemas, UpdateEventSchemas } from "./releases.ts";
 import { Commitment, Epoch, MAX_GUARDIANS } from "./vault.ts";
 
-const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
 /**
  * What every event a node's agent reports carries: the node, the agent's own report sequence
  * (monotonic per node across agent restarts: membershipd appends each one once) and the agent's

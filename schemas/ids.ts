@@ -13,3 +13,10 @@ export const Role = z.enum(["admin", "node", "service", "monitor", "bootstrap", 
 export type Role = z.infer<typeof Role>;
 export const MemberRole = z.enum(["owner", "moderator", "member"]);
 export type MemberRole = z.infer<typeof MemberRole>;
+
+/** A node's labels (`role=web`): what selectors match. */
+export const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
+/** A list's page size: membershipd's default page is 1,000 records. */
+export const ListLimit = z.number().int().min(1).max(10_000).default(1000);
+/** A list's cursor: the `next` of the page before; the page starts after it. */
+export const ListAfter = z.string().min(1).max(512).optional();

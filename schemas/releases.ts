@@ -3,7 +3,7 @@
 // rollout.*, node.lock/unlock), the agent's `update` action and the records projected from them.
 import semver from "semver";
 import { z } from "zod";
-import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
+import { IsoTime, Labels, ListAfter, ListLimit, Sha256Hex, Slug } from "./ids.ts";
 import { ServiceLimits, ServiceName } from "./service-config.ts";
 
 /**
@@ -151,7 +151,6 @@ export const UpdateEventSchemas = {
     ),
 } as const;
 
-const Labels = z.record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128));
 const Skipped = z.object({ node: Slug, reason: z.string().max(200) }).strict();
 
 export const ReleaseEventSchemas = {
@@ -236,9 +235,6 @@ export const ReleaseEventSchemas = {
   },
 } as const;
 
-const Limit = z.number().int().min(1).max(10_000).default(1000);
-/** A list's cursor: the `next` of the page before. */
-const After = z.string().min(1).max(512).optional();
 const BatchSpec = z.union([
   z.number().int().min(1).max(10_000),
   z.string().regex(/^([1-9]\d?|100)%$/, "a percentage like 10%"),
@@ -246,7 +242,7 @@ const BatchSpec = z.union([
 
 export const ReleaseActionArgs = {
   "release.publish": z.object({ manifest: ReleaseManifest, signature: MinisignText }).strict(),
-  "release.list": z.object({ name: Slug.optional(), limit: Limit, after: After }).strict(),
+  "release.list": z.object({ name: Slug.optional(), limit: ListLimit, after: ListAfter }).strict(),
   "release.show": z.object({ name: Slug, version: Version }).strict(),
   "rollout.start": z
     .object({
@@ -269,7 +265,7 @@ export const ReleaseActionArgs = {
       "an app rollout names the app and the reviewed plan",
     ),
   "rollout.status": z.object({ rollout: Slug }).strict(),
-  "rollout.list": z.object({ limit: Limit, after: After }).strict(),
+  "rollout.list": z.object({ limit: ListLimit, after: ListAfter }).strict(),
   "rollout.resume": z.object({ rollout: Slug }).strict(),
   "rollout.abort": z.object({ rollout: Slug, reason: Reason.default("aborted by an operator") }).strict(),
   "node.lock": z.object({ node: Slug, reason: Reason.default("") }).strict(),

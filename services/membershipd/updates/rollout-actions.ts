@@ -63,30 +63,14 @@ export function rolloutHandlers(
       const r = liveEntry<RolloutRecord>(await d.rollouts.get(storageKey(a.rollout)));
       if (!r) return domainError("E_ROLLOUT_NOT_FOUND", `no rollout ${a.rollout}`);
       const nodes = await Promise.all(
-        Object.entries(r.nodes).map(async ([node, n]) => {
-          if (r.target === "app")
-            return {
-              node,
-              rollout_state: n.state,
-              batch: n.batch,
-              code: n.code,
-              reason: n.reason,
-              ...(await appColumns(d, node, r.name)),
-            };
-          const nr = liveEntry<NodeReleaseRecord>(await d.nodeReleases.get(storageKey(`${node}.${r.name}`)));
-          return {
-            node,
-            rollout_state: n.state,
-            batch: n.batch,
-            code: n.code,
-            reason: n.reason,
-            version: nr?.version ?? null,
-            slot: nr?.slot ?? null,
-            state: nr?.state ?? null,
-            attempts: nr?.attempts ?? 0,
-            tries_left: nr?.tries_left ?? null,
-          };
-        }),
+        Object.entries(r.nodes).map(async ([node, n]) => ({
+          node,
+          rollout_state: n.state,
+          batch: n.batch,
+          code: n.code,
+          reason: n.reason,
+          ...(r.target === "app" ? await appColumns(d, node, r.name) : await releaseColumns(d, node, r.name)),
+        })),
       );
       return { ...r, nodes: nodes.sort((x, y) => x.node.localeCompare(y.node)) };
     },
@@ -126,6 +110,18 @@ export function rolloutHandlers(
       if (isDomainError(r)) return r;
       return { rollout: a.rollout, aborted: true };
     },
+  };
+}
+
+/** A release rollout's node row: the node's version, slot and trial, from UNIBUS_node_releases. */
+async function releaseColumns(d: UpdateActionDeps, node: string, release: string) {
+  const nr = liveEntry<NodeReleaseRecord>(await d.nodeReleases.get(storageKey(`${node}.${release}`)));
+  return {
+    version: nr?.version ?? null,
+    slot: nr?.slot ?? null,
+    state: nr?.state ?? null,
+    attempts: nr?.attempts ?? 0,
+    tries_left: nr?.tries_left ?? null,
   };
 }
 
