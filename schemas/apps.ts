@@ -112,21 +112,23 @@ export const AppLimits = z
       .min(1 << 20)
       .max(Number.MAX_SAFE_INTEGER)
       .optional()
-      .describe("memory: cgroup memory.max, or RLIMIT_AS per process under rlimits"),
+      .describe("memory: RLIMIT_AS per process (cgroup memory.max once the cgroup mode is built)"),
     cpu_percent: z
       .number()
       .int()
       .min(1)
       .max(100_00)
       .optional()
-      .describe("CPU share in percent of one core: cgroup cpu.max; not enforced under rlimits (node status says so)"),
+      .describe(
+        "CPU share in percent of one core: needs the cgroup mode (cpu.max), not built yet: not enforced under rlimits",
+      ),
     processes: z
       .number()
       .int()
       .min(1)
       .max(1_000_000)
       .optional()
-      .describe("processes: cgroup pids.max, or RLIMIT_NPROC of the app's UID"),
+      .describe("processes: RLIMIT_NPROC of the app's own UID (cgroup pids.max once the cgroup mode is built)"),
     open_files: z.number().int().min(16).max(1_048_576).optional().describe("open files per process (RLIMIT_NOFILE)"),
   })
   .strict();
@@ -263,7 +265,9 @@ const Step = {
 };
 export const LimitsMode = z
   .enum(["cgroup", "rlimit"])
-  .describe("cgroup: a writable cgroup v2 with memory, pids and cpu; rlimit: per-process limits, no CPU share");
+  .describe(
+    "rlimit: per-process limits, no CPU share; cgroup: a writable cgroup v2 with memory, pids and cpu (detected, placement not built yet)",
+  );
 
 /** What the agent reports as it reconciles (kind node, like its other events). */
 export const AppStepEventSchemas = {
