@@ -15,6 +15,7 @@ import * as agent from "./agent.ts";
 import * as rollout from "./rollout.ts";
 import * as apps from "./apps.ts";
 import * as unlock from "./unlock.ts";
+import * as backup from "./backup.ts";
 
 const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
   append,
@@ -25,6 +26,7 @@ const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
   rollout,
   apps,
   unlock,
+  backup,
 };
 
 function machine() {

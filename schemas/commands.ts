@@ -1,6 +1,7 @@
 // Arguments of every membership action, validated before anything else looks at them.
 import { z } from "zod";
 import {
+  AccountPublicKey,
   CurvePublicKey,
   ListAfter,
   ListLimit,
@@ -72,6 +73,12 @@ export const MembershipActionArgs = {
   "writer.retire": z
     .object({ key: NodePublicKey, reason: z.string().max(200).default("retired by an operator") })
     .strict(),
+  /** A new account signing key mints every JWT from now on; the old one stays listed until retired. */
+  "account.rotate": z.object({}).strict(),
+  /** The account JWT stops listing `key`: what it signed is cut. Refused while active nodes hold such JWTs, unless `force`. */
+  "account.retire": z.object({ key: AccountPublicKey, force: z.boolean().default(false) }).strict(),
+  /** The signing keys listed, the one minting, and which identities still hold JWTs an older key signed. */
+  "account.status": z.object({}).strict(),
   "member.add": z.object({ room: Slug, user: Slug, role: MemberRole.default("member") }).strict(),
   "member.role": z.object({ room: Slug, user: Slug, role: MemberRole }).strict(),
   "member.remove": z.object({ room: Slug, user: Slug }).strict(),

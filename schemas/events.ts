@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { Actor, CommandEnvelope } from "./envelopes.ts";
 import {
+  AccountPublicKey,
   CurvePublicKey,
   IsoTime,
   Labels,
@@ -79,6 +80,20 @@ export const EventDataSchemas = {
       .strict()
       .describe(
         "The key connected with a JWT minted again with its role's current grants: every older JWT of the key (issued at or before `revokes_until`, unix seconds) is refused by the servers.",
+      ),
+  },
+  account: {
+    AccountSigningKeyAdded: z
+      .object({ key: AccountPublicKey, replaces: AccountPublicKey, since: z.number().int().min(0) })
+      .strict()
+      .describe(
+        "The UNIBUS account JWT lists this signing key too (`replaces` stays listed until retired); every user JWT issued from `since` (unix seconds) on is signed with it. Public keys only: the seed stays in DATA_DIR/auth/.",
+      ),
+    AccountSigningKeyRetired: z
+      .object({ key: AccountPublicKey })
+      .strict()
+      .describe(
+        "The account JWT no longer lists this signing key: the servers cut every connection whose JWT it signed and refuse them from then on.",
       ),
   },
   fleet: {
@@ -259,6 +274,7 @@ export type UserEvent = EventOf<"user">;
 export type RoomEvent = EventOf<"room">;
 export type MemberEvent = EventOf<"member">;
 export type IdentityEvent = EventOf<"identity">;
+export type AccountEvent = EventOf<"account">;
 export type FleetEvent = EventOf<"fleet">;
 export type NodeEvent = EventOf<"node">;
 export type ReleaseEvent = EventOf<"release">;

@@ -6,6 +6,8 @@ export const Slug = z
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1-63 of a-z 0-9 _ - starting with a letter or digit");
 export const UserPublicKey = z.string().regex(/^U[A-Z2-7]{55}$/, "must be an nkey user public key (U…)");
 export const NodePublicKey = z.string().regex(/^[UN][A-Z2-7]{55}$/, "must be an nkey public key");
+/** An nkey account public key (A…): the UNIBUS account's signing keys. */
+export const AccountPublicKey = z.string().regex(/^A[A-Z2-7]{55}$/, "must be an nkey account public key (A…)");
 export const CurvePublicKey = z.string().regex(/^X[A-Z2-7]{55}$/, "must be an nkey curve public key (X…)");
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 export const IsoTime = z.iso.datetime({ offset: false });

@@ -1,7 +1,7 @@
 // NATS operator mode: an operator key, the system account and the UNIBUS account, whose signing
 // key mints one user JWT per identity. Seeds live in DATA_DIR/auth/ (0600). JWTs are signed with
 // node:crypto through a KeyPair-shaped adapter (nkeys' own Ed25519 is ~300x slower).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAccount, createOperator, createUser, type KeyPair } from "@nats-io/nkeys";
 import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
@@ -43,21 +43,79 @@ export interface UserJwtOptions {
   expiresAt?: Date | null;
 }
 
+/** The first account signing key; later ones (rotations) are `account-signing-<public key>.nk`. */
+const FIRST_SIGNING_SEED = "account-signing.nk";
+/** The public key of the signing key that mints now, once a rotation made another one. */
+const MINTING_KEY_FILE = "account-signing.current";
+
 export class OperatorAuth {
   readonly operator: Signer;
   readonly systemAccount: Signer;
   readonly account: Signer;
-  readonly accountSigning: Signer;
+  readonly firstSigning: Signer;
+  /** The signing key every user JWT is minted with now (rotated: membershipd/signing-keys). */
+  accountSigning: Signer;
+  /** Every signing key the account JWT lists: JWTs signed by any of them verify. */
+  signingKeys: string[];
   readonly systemUser: Signer;
   private readonly accountJwtPath: string;
+  private readonly mintingKeyListeners: Array<() => Promise<void>> = [];
 
   constructor(readonly dir: string) {
     this.operator = loadOrCreateSeed(join(dir, "operator.nk"), createOperator);
     this.systemAccount = loadOrCreateSeed(join(dir, "system-account.nk"), createAccount);
     this.account = loadOrCreateSeed(join(dir, "account.nk"), createAccount);
-    this.accountSigning = loadOrCreateSeed(join(dir, "account-signing.nk"), createAccount);
+    this.firstSigning = loadOrCreateSeed(join(dir, FIRST_SIGNING_SEED), createAccount);
     this.systemUser = loadOrCreateSeed(join(dir, "system-user.nk"), createUser);
     this.accountJwtPath = join(dir, "account.jwt");
+    // Before the events are read (the service's JWT is minted first): the keys the last account JWT
+    // pushed lists, and the one a rotation made current if that JWT lists it.
+    this.signingKeys = listedSigningKeys(this.lastAccountJwt()) ?? [this.firstSigning.publicKey];
+    const current = existsSync(join(dir, MINTING_KEY_FILE))
+      ? readFileSync(join(dir, MINTING_KEY_FILE), "utf8").trim()
+      : null;
+    this.accountSigning =
+      (current && this.signingKeys.includes(current) && this.signingKey(current)) || this.firstSigning;
+  }
+
+  /** The seed file of signing key `publicKey`. */
+  signingSeedPath(publicKey: string): string {
+    return join(
+      this.dir,
+      publicKey === this.firstSigning.publicKey ? FIRST_SIGNING_SEED : `account-signing-${publicKey}.nk`,
+    );
+  }
+
+  /** A signing key held in auth/, or null when its seed is not here. */
+  signingKey(publicKey: string): Signer | null {
+    const path = this.signingSeedPath(publicKey);
+    return existsSync(path) ? loadOrCreateSeed(path, createAccount) : null;
+  }
+
+  /** A new signing key, its seed written (0600) before anything uses it; not listed yet. */
+  newSigningKey(): Signer {
+    const pair = createAccount();
+    const signer = loadOrCreateSeed(this.signingSeedPath(pair.getPublicKey()), () => pair);
+    return signer;
+  }
+
+  /**
+   * Lists `listed` in the account JWTs pushed from now on and mints with `current` (one of them);
+   * when the minting key changes, the listeners mint their own JWTs again (membershipd's service user).
+   */
+  async useSigningKeys(listed: string[], current: Signer): Promise<void> {
+    this.signingKeys = [...listed];
+    const changed = current.publicKey !== this.accountSigning.publicKey;
+    this.accountSigning = current;
+    const path = join(this.dir, MINTING_KEY_FILE);
+    writeFileSync(`${path}.tmp`, current.publicKey + "\n", { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+    if (changed) for (const l of this.mintingKeyListeners) await l();
+  }
+
+  /** Called after the minting key changed (membershipd re-mints its own connection's JWT). */
+  onMintingKeyChange(listener: () => Promise<void>): void {
+    this.mintingKeyListeners.push(listener);
   }
 
   operatorJwt(): Promise<string> {
@@ -77,7 +135,7 @@ export class OperatorAuth {
       jwtKeyPair(this.account),
       {
         limits: { ...UNLIMITED, ...JETSTREAM_UNLIMITED },
-        signing_keys: [this.accountSigning.publicKey],
+        signing_keys: this.signingKeys,
         revocations,
       } as never,
       { signer: jwtKeyPair(this.operator) },
@@ -117,6 +175,22 @@ export class OperatorAuth {
       `  ${this.account.publicKey}: ${accountJwt}`,
       `}`,
     ].join("\n");
+  }
+}
+
+/** The signing keys an account JWT lists; null when there is none or it cannot be read. */
+function listedSigningKeys(jwt: string | null): string[] | null {
+  if (!jwt) return null;
+  try {
+    const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as {
+      nats?: { signing_keys?: unknown[] };
+    };
+    const keys = (claims.nats?.signing_keys ?? []).map((k) =>
+      typeof k === "string" ? k : String((k as { key?: unknown }).key ?? ""),
+    );
+    return keys.length > 0 ? keys : null;
+  } catch {
+    return null;
   }
 }
 

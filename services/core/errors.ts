@@ -59,6 +59,9 @@ export const ERRORS = {
   E_INVITE_USED: { meaning: "the invite was already used" },
   E_INVITE_REVOKED: { meaning: "the invite was revoked" },
   E_IDENTITY_NOT_FOUND: { meaning: "no identity with that id" },
+  E_SIGNING_KEY_IN_USE: {
+    meaning: "active nodes still hold JWTs the account signing key signed: they would be cut off",
+  },
   // Nodes and their enrollment.
   E_NODE_EXISTS: { meaning: "a node with that name already exists" },
   E_NODE_NOT_FOUND: { meaning: "no node with that name" },
@@ -214,6 +217,16 @@ export const ERRORS = {
   },
   E_BACKUP_TARGET_IN_USE: { meaning: "a nats-server is running on the restore's data dir; stop membershipd first" },
   E_RESTORE_FAILED: { meaning: "the restore could not rebuild the store; the data dir was left as it was" },
+  // `membershipd rekey-store` (services/membershipd/rekey): encrypting a plaintext store, rotating its key.
+  E_REKEY_IN_USE: { meaning: "a nats-server is running on the data dir; stop membershipd before rekeying its store" },
+  E_REKEY_FAILED: { meaning: "the store could not be copied under the new key; the old store was left as it was" },
+  E_REKEY_UNSUPPORTED: {
+    meaning: "the data dir is not a single node's operator-mode store (a cluster node's rotation is not built yet)",
+    exit: 2,
+  },
+  E_REKEY_INTERRUPTED: {
+    meaning: "a rekey was interrupted while it swapped the stores; run membershipd rekey-store again to finish it",
+  },
 } as const satisfies Record<`E_${string}`, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERRORS;

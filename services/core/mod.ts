@@ -15,6 +15,7 @@ export * from "./blind.ts";
 export * from "./fleet/mod.ts";
 export * from "./node/mod.ts";
 export * from "./identity/mod.ts";
+export * from "./account/mod.ts";
 export { allocateAddress } from "./overlay.ts";
 export * from "./permissions.ts";
 export * from "./enroll-code.ts";

@@ -19,6 +19,7 @@ import type { UpdateAction } from "./updates/mod.ts";
 import { userHandlers } from "./user-actions.ts";
 import { writerHandlers } from "./writer-actions.ts";
 import { createVaultHandlers } from "./vault/mod.ts";
+import { accountHandlers, type SigningKeys } from "./signing-keys/mod.ts";
 
 export { parseCommandArgs as parseActionArgs } from "./handlers.ts";
 
@@ -36,6 +37,8 @@ export interface ActionDeps extends FleetActionDeps, Omit<ActionKitDeps, "reads"
   backupHandlers: Handlers<BackupAction>;
   /** Per-node quotas node.report charges (node-quotas.ts); defaults when not given. */
   nodeQuotas?: NodeQuotas;
+  /** account.rotate/retire/status (signing-keys/); null without operator-mode auth. */
+  signingKeys?: SigningKeys | null;
   log?: (line: string) => void;
 }
 
@@ -63,6 +66,7 @@ export function createActions(deps: ActionDeps) {
     ...deps.clusterHandlers,
     ...deps.updateHandlers,
     ...deps.backupHandlers,
+    ...accountHandlers(deps.signingKeys ?? null),
     ...createVaultHandlers({ aggregates, buckets, jsm }),
   };
 

@@ -15,7 +15,7 @@ import {
   ensureLogsStream,
   openBuckets,
 } from "../bus/mod.ts";
-import type { ReplicaCopy } from "../core/mod.ts";
+import type { ReplicaCopy, Signer } from "../core/mod.ts";
 import { createActions } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
@@ -27,12 +27,13 @@ import { Metrics } from "./metrics.ts";
 import { createClusterActions, type MetaCluster } from "./cluster/mod.ts";
 import { startReplicaWatch } from "./replica-watch.ts";
 import { WritePause } from "./write-pause.ts";
-import { startUpdates } from "./updates/mod.ts";
+import { startUpdates, type UpdatesOptions } from "./updates/mod.ts";
 import { READ_WAIT_MS } from "./action-kit.ts";
 import { startVaultTally } from "./vault-tally.ts";
 import { watchFleet } from "./fleet-metrics.ts";
 import { NodeQuotas, type NodeQuotaLimits } from "./node-quotas.ts";
 import { Backups, createBackupHandlers } from "./backup/mod.ts";
+import { SigningKeys } from "./signing-keys/mod.ts";
 
 export { COMMAND_PREFIX } from "./command-service.ts";
 
@@ -138,6 +139,53 @@ function clusterActionsOf(o: ControlPlaneOptions, s: Stores) {
   return { cluster, watch };
 }
 
+/** The release store, rollouts and apps: startUpdates' options from membershipd's. */
+function updatesOptions(o: ControlPlaneOptions, s: Stores, driver: Signer): UpdatesOptions {
+  return {
+    nc: o.nc,
+    jsm: s.jsm,
+    self: o.self ?? o.clusterName,
+    replicas: o.replicas,
+    aggregates: s.aggregates,
+    buckets: s.buckets,
+    driverKey: driver,
+    driverId: DRIVER_ACTOR_ID,
+    serviceKey: s.service.publicKey,
+    log: o.log ?? (() => {}),
+    caughtUp: () => s.projector.caughtUp(READ_WAIT_MS),
+    ...(o.updates ? { driver: o.updates } : {}),
+  };
+}
+
+function backupsOf(o: ControlPlaneOptions, s: Stores): Backups {
+  return new Backups({
+    nc: o.nc,
+    jsm: s.jsm,
+    dataDir: o.dataDir,
+    dir: o.backupDir ?? join(o.dataDir, "backups"),
+    signer: s.service,
+    cluster: o.clusterName,
+    madeBy: o.self ?? o.clusterName,
+    ...(o.log ? { log: o.log } : {}),
+  });
+}
+
+/** The account signing keys' rotation: only with operator-mode auth (a plane without it mints no JWTs). */
+function signingKeysOf(o: ControlPlaneOptions, s: Stores, trustChanged: () => void): SigningKeys | null {
+  if (!s.auth || !o.security) return null;
+  return new SigningKeys({
+    auth: o.security.auth,
+    aggregates: s.aggregates,
+    identities: s.auth.identities,
+    dataDir: o.dataDir,
+    service: s.service,
+    admin: adminSigner(o.dataDir),
+    clustered: async () => o.replicas > 1 || ((await o.meta?.())?.cluster_size ?? 1) > 1,
+    trustChanged,
+    ...(o.log ? { log: o.log } : {}),
+  });
+}
+
 /** Everything membershipd runs on an open NATS connection: store, projector, command service. */
 export async function startControlPlane(o: ControlPlaneOptions) {
   const s = await openStores(o);
@@ -148,32 +196,10 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const metrics = startMetrics(s, nodeQuotas);
   const vaultTally = await s.cold("the vault tally", () => startVaultTally(buckets.UNIBUS_nodes!, o.log));
   watchFleet(metrics, vaultTally);
-  const updates = await s.cold("the release store", () =>
-    startUpdates({
-      nc: o.nc,
-      jsm,
-      self: o.self ?? o.clusterName,
-      replicas: o.replicas,
-      aggregates,
-      buckets,
-      driverKey: driver,
-      driverId: DRIVER_ACTOR_ID,
-      serviceKey: service.publicKey,
-      log: o.log ?? (() => {}),
-      caughtUp: () => projector.caughtUp(READ_WAIT_MS),
-      ...(o.updates ? { driver: o.updates } : {}),
-    }),
-  );
-  const backups = new Backups({
-    nc: o.nc,
-    jsm,
-    dataDir: o.dataDir,
-    dir: o.backupDir ?? join(o.dataDir, "backups"),
-    signer: service,
-    cluster: o.clusterName,
-    madeBy: o.self ?? o.clusterName,
-    ...(o.log ? { log: o.log } : {}),
-  });
+  const updates = await s.cold("the release store", () => startUpdates(updatesOptions(o, s, driver)));
+  const backups = backupsOf(o, s);
+  const trustChanged = () => announceTrustChange(o.nc, driver);
+  const signingKeys = signingKeysOf(o, s, trustChanged);
   const run = createActions({
     aggregates,
     buckets,
@@ -182,7 +208,8 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     updaters: [{ id: DRIVER_ACTOR_ID, key: driver.publicKey }],
     identities: auth?.identities ?? null,
     enrollment: auth?.enrollment ?? null,
-    trustChanged: () => announceTrustChange(o.nc, driver),
+    trustChanged,
+    signingKeys,
     updateHandlers: updates.handlers,
     backupHandlers: createBackupHandlers(backups),
     clusterHandlers: cluster.handlers,
@@ -199,6 +226,9 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     metrics,
     log: o.log,
   });
+  // Agents that reconnected while membershipd was starting asked node.trust before it answered:
+  // those still on an older signing key are asked again now that it does.
+  if (signingKeys?.nodesBehind()) trustChanged();
   return {
     nc: o.nc,
     js: jetstream(o.nc),

@@ -22,6 +22,7 @@ import {
   type PermissionContext,
 } from "../core/mod.ts";
 import { readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
+import { startSigningKeys } from "./signing-keys/apply.ts";
 
 const REVOKING_KINDS = ["fleet", "user", "identity"];
 /** Trust lives on the system kind (the genesis aggregate): read so the checks know the writers. */
@@ -35,6 +36,16 @@ export interface IssueRequest {
   expiresAt?: Date | null;
 }
 
+/** An identity that is not revoked, and when the JWT its holder has was issued (unix seconds). */
+export interface Holder {
+  key: string;
+  role: Role;
+  name: string;
+  expiresAt: number | null;
+  /** The latest JWT handed to it and in use: enrolled, or minted again and confirmed. */
+  iat: number;
+}
+
 export class IdentityService {
   /** Revoked user keys → revocation time (unix seconds), as the account JWT carries them. */
   private readonly revocations: Record<string, number> = {};
@@ -42,6 +53,12 @@ export class IdentityService {
   private readonly reissued = new Map<string, number>();
   /** Issued keys → when (unix seconds): a JWT the key was enrolled with has an `iat` at most one later. */
   private readonly issuedAt = new Map<string, number>();
+  /** Every identity issued (revoked ones too; `holders` leaves those out), with its latest JWT's `iat`. */
+  private readonly held = new Map<string, Holder>();
+  /** membershipd's own connection: it reconnects when the account signing key changes. */
+  private nc: NatsConnection | null = null;
+  /** JWTs issued before this (unix seconds) were signed by an older account signing key (signing-keys/). */
+  signingKeySince = 0;
   /** Changes made to `revocations`, and how many of them the servers have acknowledged. */
   private changes = 0;
   private pushed = 0;
@@ -61,6 +78,7 @@ export class IdentityService {
    * pushes the account JWT once.
    */
   async start(nc: NatsConnection, jsm: JetStreamManager): Promise<void> {
+    this.nc = nc;
     const fold = newRevocationFold();
     const issued = new Set<string>();
     const recorded = new Set<string>();
@@ -82,12 +100,16 @@ export class IdentityService {
         if (e.type === "IdentityIssued") {
           issued.add(String(e.data.key));
           this.issuedAt.set(String(e.data.key), Math.floor(Date.parse(e.ts) / 1000));
+          this.noteHolder(e.data as never, Math.floor(Date.parse(e.ts) / 1000));
         }
+        if (e.type === "IdentityReissued") this.noteIat(String(e.data.key), Number(e.data.revokes_until) + 1);
         if (e.type === "IdentityRevoked") recorded.add(String(e.data.key));
       }
     }
     for (const [key, at] of fold.revoked) this.revocations[key] = at;
     for (const [key, until] of fold.reissued) this.reissued.set(key, until);
+    const signing = await startSigningKeys(this.auth, this.aggregates, this.actor);
+    this.signingKeySince = signing.rotations.at(-1)?.since ?? 0;
     this.changes++;
     await this.pushLatest();
     for (const key of fold.revoked.keys()) {
@@ -118,7 +140,12 @@ export class IdentityService {
     );
     if (isDomainError(result)) return result;
     if (!this.issuedAt.has(r.key)) this.issuedAt.set(r.key, Math.floor(Date.now() / 1000));
-    return { jwt: await this.mint(r) };
+    const jwt = await this.mint(r);
+    this.noteHolder(
+      { key: r.key, role: r.role, name: r.name, expires_at: r.expiresAt?.toISOString() ?? null },
+      Math.floor(Date.now() / 1000),
+    );
+    return { jwt };
   }
 
   /** The permissions `r`'s role has now: what a JWT minted again carries. */
@@ -161,9 +188,49 @@ export class IdentityService {
     );
     if (isDomainError(r)) return r;
     this.reissued.set(key, Math.max(this.reissued.get(key) ?? 0, until));
+    this.noteIat(key, iat);
     this.changes++;
     await this.pushLatest();
     return { revokedOlder: true };
+  }
+
+  /** Identities not revoked (nor expired), each with when the JWT its holder uses was issued. */
+  holders(now = Date.now()): Holder[] {
+    return [...this.held.values()].filter(
+      (h) => !this.isRevoked(h.key) && (h.expiresAt === null || h.expiresAt * 1000 > now),
+    );
+  }
+
+  /** The account signing keys changed (auth holds them): push the account JWT listing them now. */
+  async pushSigningKeys(): Promise<void> {
+    this.changes++;
+    await this.pushLatest();
+  }
+
+  /** membershipd's own connection comes back with the JWT the new signing key minted (security.ts). */
+  async reconnectService(timeoutMs = 15_000): Promise<void> {
+    const nc = this.nc;
+    if (!nc) return;
+    const statuses = nc.status();
+    const back = (async () => {
+      for await (const s of statuses) if (s.type === "reconnect") return;
+    })();
+    await nc.reconnect();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([back, new Promise((res) => (timer = setTimeout(res, timeoutMs)))]);
+    clearTimeout(timer);
+    // nats.js's status iterator has stop(); the type only says AsyncIterable.
+    (statuses as unknown as { stop?: () => void }).stop?.();
+  }
+
+  private noteHolder(d: { key: string; role: Role; name: string; expires_at: string | null }, iat: number): void {
+    const expiresAt = d.expires_at ? Math.floor(Date.parse(d.expires_at) / 1000) : null;
+    this.held.set(d.key, { key: d.key, role: d.role, name: d.name, expiresAt, iat });
+  }
+
+  private noteIat(key: string, iat: number): void {
+    const h = this.held.get(key);
+    if (h) h.iat = Math.max(h.iat, iat);
   }
 
   /** Its latest cut-off, or else when it was issued: a JWT it was enrolled with has an `iat` at most one later. */

@@ -18,7 +18,7 @@ import {
   NatsServerMissingError,
 } from "../bus/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
-import { startControlPlane } from "./control-plane.ts";
+import { startControlPlane, type ControlPlane } from "./control-plane.ts";
 import { ZodError } from "zod";
 import { loadConfig, usage, type MembershipdConfig } from "./config.ts";
 import { startHttp } from "./http.ts";
@@ -33,6 +33,7 @@ import { StreamAlarmLog, startStreamWatch } from "./stream-watch.ts";
 import { startCheckpointTimer } from "./checkpoint-timer.ts";
 import { serviceSigner } from "./identities.ts";
 import { runRestore } from "./restore/mod.ts";
+import { interruptedRekey, runRekeyStore } from "./rekey/mod.ts";
 import { startBackupSchedule } from "./backup/mod.ts";
 
 /** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
@@ -139,7 +140,7 @@ async function connectPlane(cfg: MembershipdConfig, natsUrl: string, security: S
     name: `membershipd-${cfg.serverName}`,
     forever: true,
     caFile,
-    creds: security?.serviceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
+    creds: security?.currentServiceCreds ?? (cfg.natsCreds ? readFileSync(cfg.natsCreds) : undefined),
   });
   const systemNc = security
     ? await connectNats({
@@ -176,9 +177,25 @@ function announceReady(
   );
 }
 
+/** --backup-every: the schedule and its age gauge; null without the flag. */
+function scheduledBackups(cfg: ReturnType<typeof configFrom>, plane: ControlPlane) {
+  if (!cfg.backup) return null;
+  const backups = startBackupSchedule(plane.backups, { ...cfg.backup, log });
+  plane.metrics.addGauge(
+    "unibus_backup_age_seconds",
+    "Seconds since the newest backup was written (--backup-every); absent while there is none.",
+    null,
+    () => backups.ageSeconds(),
+  );
+  return backups;
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) return void console.log(usage);
   const cfg = configFrom(argv);
+  // A store swap cut short, or a copy under way: the store must not be opened meanwhile.
+  const rekey = interruptedRekey(cfg.dataDir);
+  if (rekey) throw new StartupError(`refused (${rekey.code}): ${rekey.message}`);
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const fatal = (err: Error) => {
     log(err.message);
@@ -236,14 +253,7 @@ export async function main(argv: string[]): Promise<void> {
     cfg.checkpointIntervalMs > 0
       ? startCheckpointTimer({ nc, jsm, signer: serviceSigner(cfg.dataDir), intervalMs: cfg.checkpointIntervalMs, log })
       : null;
-  const backups = cfg.backup ? startBackupSchedule(plane.backups, { ...cfg.backup, log }) : null;
-  if (backups)
-    metrics.addGauge(
-      "unibus_backup_age_seconds",
-      "Seconds since the newest backup was written (--backup-every); absent while there is none.",
-      null,
-      () => backups.ageSeconds(),
-    );
+  const backups = scheduledBackups(cfg, plane);
 
   const http = await startHttp(
     cfg.httpHost,
@@ -297,6 +307,8 @@ export async function main(argv: string[]): Promise<void> {
 export function runMain(argv: string[]): void {
   // `membershipd restore …`: a one-off that rebuilds a data dir from a backup, then exits.
   if (argv[0] === "restore") return void runRestore(argv.slice(1));
+  // `membershipd rekey-store …`: a one-off that re-encrypts a stopped node's store, then exits.
+  if (argv[0] === "rekey-store") return void runRekeyStore(argv.slice(1));
   main(argv).catch((err: Error) => {
     // Stopped by a signal while starting: what failed is that start being cut short; the stop exits.
     if (signals.stopping) return;

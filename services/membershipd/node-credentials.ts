@@ -2,7 +2,8 @@
 // enrolled before the grants narrowed would keep the wider ones for good. The agent says in its
 // `node.trust` requests (at each connect, and when nudged) what its JWT carries (issued at, grants
 // digest); when the grants are not the node role's current ones, membershipd mints a JWT again for
-// the node's current key and hands it back in the reply; once the agent connects with it and says
+// the node's current key and hands it back in the reply (so too when an older account signing key
+// signed it: signing-keys/); once the agent connects with it and says
 // so, the older JWTs of the key are revoked (IdentityService.confirmReissue). Charged per node after
 // the pipeline authenticated it, and only when a JWT is minted: a few an hour.
 import type { HeldJwt } from "../../schemas/mod.ts";
@@ -35,7 +36,9 @@ export class NodeCredentials {
     commandId: string,
   ): Promise<{ jwt: string } | { refused: DomainError } | null> {
     const request = { key, role: "node" as const, name: node, ctx: { node } };
-    if (grantsDigest(this.identities.currentPermissions(request)) === held.grants) {
+    // A JWT issued before the account signing key was rotated is minted again like one with old grants.
+    const current = held.iat >= this.identities.signingKeySince;
+    if (current && grantsDigest(this.identities.currentPermissions(request)) === held.grants) {
       const confirmed = await this.identities.confirmReissue(key, held.iat, commandId);
       return isDomainError(confirmed) ? { refused: confirmed } : null;
     }

@@ -10,6 +10,8 @@ export interface SecurityMaterial {
   auth: OperatorAuth;
   tls: TlsMaterial;
   serviceCreds: Uint8Array;
+  /** The service creds as they are now: minted again when the account signing key is rotated. */
+  currentServiceCreds: () => Uint8Array;
   systemCreds: Uint8Array;
   /** The server config lines for operator mode with a full resolver. */
   serverAuthConfig: string;
@@ -20,15 +22,26 @@ export async function prepareSecurity(dataDir: string, serverName: string, names
   const auth = new OperatorAuth(join(dataDir, "auth"));
   const tls = ensureTlsMaterial(join(dataDir, "tls"), serverName, names);
   const service = serviceSigner(dataDir);
-  const jwt = await auth.userJwt({
-    name: "membershipd",
-    key: service.publicKey,
-    permissions: permissionsFor("service", { key: service.publicKey }),
+  const mint = async () =>
+    credsFromSeedFile(
+      await auth.userJwt({
+        name: "membershipd",
+        key: service.publicKey,
+        permissions: permissionsFor("service", { key: service.publicKey }),
+      }),
+      join(dataDir, SERVICE_SEED_FILE),
+    );
+  const serviceCreds = await mint();
+  let current = serviceCreds;
+  // The connection reads these at each (re)connect: after a rotation it comes back with the new key's JWT.
+  auth.onMintingKeyChange(async () => {
+    current = await mint();
   });
   return {
     auth,
     tls,
-    serviceCreds: credsFromSeedFile(jwt, join(dataDir, SERVICE_SEED_FILE)),
+    serviceCreds,
+    currentServiceCreds: () => current,
     systemCreds: await auth.systemUserCreds(),
     serverAuthConfig: await auth.serverConfig(join(dataDir, "nats", "resolver")),
   };

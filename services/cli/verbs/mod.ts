@@ -1,5 +1,6 @@
 // Every verb of the unibus command, noun by noun, in the order the help lists them.
 import type { Verb } from "../verb.ts";
+import { ACCOUNT_VERBS } from "./account.ts";
 import { APP_VERBS } from "./app.ts";
 import { AUDIT_VERBS } from "./audit.ts";
 import { BACKUP_VERBS } from "./backup.ts";
@@ -29,6 +30,7 @@ export const VERBS: readonly Verb[] = [
   ...EVENTS_VERBS,
   ...AUDIT_VERBS,
   ...WRITER_VERBS,
+  ...ACCOUNT_VERBS,
   ...REQ_VERBS,
   ...MONITOR_VERBS,
   ...VAULT_VERBS,

@@ -7,7 +7,12 @@ import { restoreSummaryText } from "./summary.ts";
 
 export { restore, type RestoreSummary, type RestoreContext } from "./restore.ts";
 export { parseRestoreArgs, restoreUsage, type RestoreOptions } from "./options.ts";
-export { RestoreError } from "./errors.ts";
+export { RestoreError, codeOf } from "./errors.ts";
+// Pieces `membershipd rekey-store` reuses (services/membershipd/rekey).
+export { StreamReplay, type ReplayedStream } from "./replay.ts";
+export { connectAllowedEverything, startStagingServer, type AtRestKey, type StagingServer } from "./staging-server.ts";
+export { runningServer } from "./target.ts";
+export { restoreProgress, type Progress } from "./progress.ts";
 
 const log = (line: string) => process.stderr.write(`membershipd restore: ${line}\n`);
 

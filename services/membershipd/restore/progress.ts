@@ -7,7 +7,7 @@ export interface Progress {
 
 export function restoreProgress(
   total: number,
-  o: { tty?: boolean; write?: (text: string) => void; now?: () => number } = {},
+  o: { tty?: boolean; write?: (text: string) => void; now?: () => number; label?: string } = {},
 ): Progress {
   const tty = o.tty ?? process.stderr.isTTY === true;
   const write = o.write ?? ((text: string) => void process.stderr.write(text));
@@ -18,7 +18,7 @@ export function restoreProgress(
   const line = (done: number) => {
     const seconds = Math.max(0.001, (now() - started) / 1000);
     const pct = total > 0 ? ` (${Math.floor((100 * done) / total)} %)` : "";
-    return `membershipd restore: ${done}/${total} messages${pct}, ${Math.round(done / seconds)}/s`;
+    return `${o.label ?? "membershipd restore"}: ${done}/${total} messages${pct}, ${Math.round(done / seconds)}/s`;
   };
   return {
     update(done) {

@@ -53,13 +53,18 @@ export function atRestKeyFor(staging: string, dataDir: string, given: string | n
   return { key: loadOrCreateAtRestKey({ keyFile: file, checkFile, storeExists: false }), file };
 }
 
+/**
+ * Starts the staging server. Its auth/ and tls/ are read from `secretsDir` (the staging dir itself for
+ * a restore, which wrote them there; the data dir for `rekey-store`, which keeps them).
+ */
 export async function startStagingServer(
   staging: string,
   serverName: string,
   atRest: AtRestKey,
   log: (line: string) => void,
+  secretsDir = staging,
 ): Promise<StagingServer> {
-  const auth = new OperatorAuth(join(staging, "auth"));
+  const auth = new OperatorAuth(join(secretsDir, "auth"));
   const server = new EmbeddedNatsServer({
     dataDir: staging,
     host: "127.0.0.1",
@@ -69,30 +74,15 @@ export async function startStagingServer(
     keyFile: atRest.file,
     log,
     authConfig: await auth.serverConfig(join(staging, "nats", "resolver")),
-    tls: { chainFile: join(staging, "tls", "server-chain.pem"), keyFile: join(staging, "tls", "server.key") },
+    tls: { chainFile: join(secretsDir, "tls", "server-chain.pem"), keyFile: join(secretsDir, "tls", "server.key") },
   });
   let fatal: Error | null = null;
   await server.start((err) => (fatal = err));
   try {
-    const user = createUser();
-    const seed = user.getSeed();
-    const jwt = await auth.userJwt({
-      name: "membershipd-restore",
-      key: user.getPublicKey(),
-      permissions: EVERYTHING,
-      expiresAt: new Date(Date.now() + 3_600_000),
-    });
-    const nc = await connectNats({
-      servers: server.url,
-      name: "membershipd-restore",
-      caFile: join(staging, "tls", "ca.pem"),
-      creds: credsFor(jwt, seed),
-    });
-    seed.fill(0);
-    const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+    const { nc, jsm, publisher } = await connectAllowedEverything(server.url, auth, join(secretsDir, "tls", "ca.pem"));
     return {
       nc,
-      publisher: new JetStreamPublisher(nc, 30_000),
+      publisher,
       jsm,
       async stop() {
         await nc.drain().catch(() => {});
@@ -104,6 +94,31 @@ export async function startStagingServer(
     };
   } catch (err) {
     server.killNow();
+    throw err;
+  }
+}
+
+/** A connection as a user minted for this one-off alone from the account signing key (its JWT expires within the hour). */
+export async function connectAllowedEverything(
+  url: string,
+  auth: OperatorAuth,
+  caFile: string,
+): Promise<{ nc: NatsConnection; jsm: JetStreamManager; publisher: JetStreamPublisher }> {
+  const user = createUser();
+  const seed = user.getSeed();
+  const jwt = await auth.userJwt({
+    name: "membershipd-restore",
+    key: user.getPublicKey(),
+    permissions: EVERYTHING,
+    expiresAt: new Date(Date.now() + 3_600_000),
+  });
+  const nc = await connectNats({ servers: url, name: "membershipd-restore", caFile, creds: credsFor(jwt, seed) });
+  seed.fill(0);
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+    return { nc, jsm, publisher: new JetStreamPublisher(nc, 30_000) };
+  } catch (err) {
+    await nc.close().catch(() => {});
     throw err;
   }
 }
