@@ -2,7 +2,7 @@
 // --at-rest-key-file fall back to UNIBUS_<NAME>, so the tool finds the data dir and key the service uses.
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseFlags } from "../one-off.ts";
 import { RekeyError } from "./errors.ts";
 
 export interface RekeyOptions {
@@ -43,12 +43,7 @@ const FLAGS = {
 } as const;
 
 export function parseRekeyArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RekeyOptions {
-  let values: { [K in keyof typeof FLAGS]?: (typeof FLAGS)[K]["type"] extends "boolean" ? boolean : string };
-  try {
-    ({ values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new RekeyError("E_USAGE", `${(err as Error).message}\n${rekeyUsage}`);
-  }
+  const values = parseFlags(argv, FLAGS, rekeyUsage, (code, message) => new RekeyError(code, message));
   if (values["from-plaintext"] && values["old-key-file"])
     throw new RekeyError("E_USAGE", `--from-plaintext and --old-key-file exclude each other\n${rekeyUsage}`);
   const dataDir = resolve(values["data-dir"] ?? env.UNIBUS_DATA_DIR ?? "local_files");

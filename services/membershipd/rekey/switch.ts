@@ -23,7 +23,7 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { runningServer } from "../restore/mod.ts";
+import { removeDeadStagingDirs } from "../restore/mod.ts";
 import { RekeyError } from "./errors.ts";
 
 export const READY_DIR = ".rekey-ready";
@@ -124,29 +124,7 @@ function moveFile(from: string, to: string): void {
 
 /** Staging dirs of rekeys that were killed (their pid gone), with any nats-server one left running. */
 export function removeStaleStagingDirs(dataDir: string): string[] {
-  if (!existsSync(dataDir)) return [];
-  const removed: string[] = [];
-  for (const name of readdirSync(dataDir)) {
-    const pid = Number(STAGING.exec(name)?.[1] ?? Number.NaN);
-    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
-    const stale = join(dataDir, name);
-    for (const dir of [stale, join(stale, "source")]) {
-      const server = runningServer(dir);
-      if (server !== null) process.kill(server, "SIGKILL");
-    }
-    rmSync(stale, { recursive: true, force: true });
-    removed.push(stale);
-  }
-  return removed;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return removeDeadStagingDirs(dataDir, STAGING, (stale) => [stale, join(stale, "source")]);
 }
 
 /**

@@ -2,7 +2,7 @@
 // --at-rest-key-file fall back to UNIBUS_<NAME>, so a restore finds the data dir the service uses.
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseFlags } from "../one-off.ts";
 import { RestoreError } from "./errors.ts";
 
 export interface RestoreOptions {
@@ -42,12 +42,7 @@ const FLAGS = {
 } as const;
 
 export function parseRestoreArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RestoreOptions {
-  let values: { [K in keyof typeof FLAGS]?: (typeof FLAGS)[K]["type"] extends "boolean" ? boolean : string };
-  try {
-    ({ values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new RestoreError("E_USAGE", `${(err as Error).message}\n${restoreUsage}`);
-  }
+  const values = parseFlags(argv, FLAGS, restoreUsage, (code, message) => new RestoreError(code, message));
   if (!values.from || !values.key) throw new RestoreError("E_USAGE", `--from and --key are required\n${restoreUsage}`);
   const keyFile = values["at-rest-key-file"] ?? env.UNIBUS_AT_REST_KEY_FILE;
   return {

@@ -76,18 +76,27 @@ export function removeStaleStagingDirs(dataDir: string): string[] {
     { dir: dataDir, pattern: /^\.restore-(\d+)$/ },
     { dir: dirname(dataDir), pattern: new RegExp(`^\\.${escapeRegExp(basename(dataDir))}\\.restore-(\\d+)$`) },
   ];
+  return places.flatMap(({ dir, pattern }) => removeDeadStagingDirs(dir, pattern, (stale) => [stale]));
+}
+
+/**
+ * The directories in `dir` named by `pattern` (its group 1 the pid of the process that made them)
+ * whose process is gone, each removed after a nats-server left running in one of `servers(it)` is
+ * killed: what a killed restore or rekey leaves behind.
+ */
+export function removeDeadStagingDirs(dir: string, pattern: RegExp, servers: (stale: string) => string[]): string[] {
+  if (!existsSync(dir)) return [];
   const removed: string[] = [];
-  for (const { dir, pattern } of places) {
-    if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir)) {
-      const pid = Number(pattern.exec(name)?.[1] ?? Number.NaN);
-      if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
-      const stale = join(dir, name);
-      const server = runningServer(stale);
+  for (const name of readdirSync(dir)) {
+    const pid = Number(pattern.exec(name)?.[1] ?? Number.NaN);
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    const stale = join(dir, name);
+    for (const d of servers(stale)) {
+      const server = runningServer(d);
       if (server !== null) process.kill(server, "SIGKILL");
-      rmSync(stale, { recursive: true, force: true });
-      removed.push(stale);
     }
+    rmSync(stale, { recursive: true, force: true });
+    removed.push(stale);
   }
   return removed;
 }
