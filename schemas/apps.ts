@@ -5,7 +5,7 @@
 import semver from "semver";
 import { z } from "zod";
 import { IsoTime, Labels, ListAfter, ListLimit, Sha256Hex, Slug } from "./ids.ts";
-import { MAX_RELEASE_BYTES, MinisignText, Version } from "./releases.ts";
+import { MAX_RELEASE_BYTES, MinisignText, publishedRecordSchema, Version } from "./releases.ts";
 import { AbsolutePath, HealthCheck, RestartConfig, refusedEnvName } from "./service-config.ts";
 
 /** App names become UIDs, directories and the prefix of their services' names (`<app>-<service>`). */
@@ -367,18 +367,7 @@ export const NodeAppRecord = z
   .strict();
 export type NodeAppRecord = z.infer<typeof NodeAppRecord>;
 
-export const AppRecord = z
-  .object({
-    name: AppName,
-    version: Version,
-    manifest: AppManifest,
-    signature: MinisignText,
-    key_id: z.string(),
-    object: z.string(),
-    published_at: IsoTime,
-    seq: z.number().int().positive(),
-  })
-  .strict();
+export const AppRecord = publishedRecordSchema(AppName, AppManifest);
 export type AppRecord = z.infer<typeof AppRecord>;
 
 /** Where: one node, or every active node whose labels match (a selector `{}` with all). */

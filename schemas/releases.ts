@@ -291,18 +291,23 @@ export const UpdateResult = z
   .strict();
 export type UpdateResult = z.infer<typeof UpdateResult>;
 
-export const ReleaseRecord = z
-  .object({
-    name: Slug,
-    version: Version,
-    manifest: ReleaseManifest,
-    signature: MinisignText,
-    key_id: z.string(),
-    object: z.string(),
-    published_at: IsoTime,
-    seq: z.number().int().positive(),
-  })
-  .strict();
+/** A published release's or app's record (UNIBUS_releases, UNIBUS_apps): its event's data, when and where it was appended. */
+export function publishedRecordSchema<N extends z.ZodType, M extends z.ZodType>(name: N, manifest: M) {
+  return z
+    .object({
+      name,
+      version: Version,
+      manifest,
+      signature: MinisignText,
+      key_id: z.string(),
+      object: z.string(),
+      published_at: IsoTime,
+      seq: z.number().int().positive(),
+    })
+    .strict();
+}
+
+export const ReleaseRecord = publishedRecordSchema(Slug, ReleaseManifest);
 export type ReleaseRecord = z.infer<typeof ReleaseRecord>;
 
 export const RolloutNodeState = z.enum(["pending", "updating", "committed", "failed", "skipped"]);

@@ -63,6 +63,15 @@ export const MembershipdConfig = z.object({
 });
 export type MembershipdConfig = z.infer<typeof MembershipdConfig>;
 
+/** The NATS server name when none is given: the host name, as a server name may spell it. */
+export function defaultServerName(): string {
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, "-")
+      .slice(0, 64) || "unibus"
+  );
+}
+
 const flags = {
   "data-dir": "local_files",
   "nats-port": "4250",
@@ -79,10 +88,7 @@ const flags = {
   replicas: "1",
   "event-stream-max-bytes": `${EVENTS_DEFAULT_MAX_BYTES / 1024 ** 3}GiB`,
   "cluster-name": "unibus",
-  "server-name":
-    hostname()
-      .replace(/[^A-Za-z0-9_-]/g, "-")
-      .slice(0, 64) || "unibus",
+  "server-name": defaultServerName(),
   routes: "",
   "route-host": "",
   "route-port": "6250",

@@ -1,7 +1,7 @@
 // `membershipd rekey-store`'s command line. Like membershipd's own flags, --data-dir, --server-name and
 // --at-rest-key-file fall back to UNIBUS_<NAME>, so the tool finds the data dir and key the service uses.
-import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { defaultServerName } from "../config.ts";
 import { parseFlags } from "../one-off.ts";
 import { RekeyError } from "./errors.ts";
 
@@ -54,12 +54,6 @@ export function parseRekeyArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     oldKeyFile: values["from-plaintext"] ? null : resolve(values["old-key-file"] ?? keyFile),
     newKeyFile: values["new-key-file"] ? resolve(values["new-key-file"]) : null,
     discardOld: values["discard-old"] === true,
-    serverName:
-      values["server-name"] ??
-      env.UNIBUS_SERVER_NAME ??
-      (hostname()
-        .replace(/[^A-Za-z0-9_-]/g, "-")
-        .slice(0, 64) ||
-        "unibus"),
+    serverName: values["server-name"] ?? env.UNIBUS_SERVER_NAME ?? defaultServerName(),
   };
 }

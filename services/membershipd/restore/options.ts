@@ -1,7 +1,7 @@
 // `membershipd restore`'s command line. Like membershipd's own flags, --data-dir, --server-name and
 // --at-rest-key-file fall back to UNIBUS_<NAME>, so a restore finds the data dir the service uses.
-import { hostname } from "node:os";
 import { resolve } from "node:path";
+import { defaultServerName } from "../config.ts";
 import { parseFlags } from "../one-off.ts";
 import { RestoreError } from "./errors.ts";
 
@@ -51,13 +51,7 @@ export function parseRestoreArgs(argv: string[], env: NodeJS.ProcessEnv = proces
     dataDir: resolve(values["data-dir"] ?? env.UNIBUS_DATA_DIR ?? "local_files"),
     force: values.force === true,
     cluster: values.cluster ?? env.UNIBUS_CLUSTER_NAME ?? null,
-    serverName:
-      values["server-name"] ??
-      env.UNIBUS_SERVER_NAME ??
-      (hostname()
-        .replace(/[^A-Za-z0-9_-]/g, "-")
-        .slice(0, 64) ||
-        "unibus"),
+    serverName: values["server-name"] ?? env.UNIBUS_SERVER_NAME ?? defaultServerName(),
     atRestKeyFile: keyFile ? resolve(keyFile) : null,
   };
 }
