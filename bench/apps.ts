@@ -6,19 +6,13 @@
 // against the raw plan of the same download: each node one `getBlob` of the same tarball on the
 // same connections, all at once.
 import { randomBytes } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { Objm } from "@nats-io/obj";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { AppManifest, type NodeAppRecord } from "../schemas/mod.ts";
-import { connectNats } from "../services/bus/mod.ts";
 import { putReleaseObject, RELEASES_OBJECT_STORE } from "../services/bus/release-objects.ts";
-import { appManifestBytes, appObjectName, sha256Hex, signerFromSeed, signMinisign } from "../services/core/mod.ts";
-import { startControlPlane } from "../services/membershipd/mod.ts";
-import { buildCommand, sendCommand } from "../services/cli/request.ts";
-import { startPlane, tempDir } from "../test/harness.ts";
+import { appManifestBytes, appObjectName, sha256Hex, signMinisign } from "../services/core/mod.ts";
 import { makeTar } from "../test/release-helpers.ts";
-import { enrollNodes, newReleaseKey, startSimNodes, stopSimNodes, type SimNode } from "../test/sim-agents.ts";
+import { enrollNodes, newReleaseKey, startSimNodes, type SimNode } from "../test/sim-agents.ts";
+import { startSimFleetPlane } from "./sim-fleet.ts";
 import {
   addCpu,
   cpuMeter,
@@ -59,32 +53,10 @@ interface Watch {
 
 export async function run(): Promise<BenchResult> {
   const started = now();
-  const h = await startPlane();
-  await h.plane.stop();
-  const plane = await startControlPlane({
-    nc: h.nc,
-    dataDir: h.dataDir,
-    replicas: 1,
-    clusterName: "bench",
-    updates: { scanMs: 1000, retryMs: 200 },
-  });
-  const dir = tempDir("unibus-bench-apps-");
-  const conns: NatsConnection[] = [];
+  const fleet = await startSimFleetPlane("apps", CONNECTIONS);
+  const { h, plane, dir, conns, send } = fleet;
   let nodes: SimNode[] = [];
   try {
-    for (let i = 0; i < CONNECTIONS; i++)
-      conns.push(await connectNats({ servers: h.nats.url, name: `bench-nodes-${i}` }));
-    const admin = signerFromSeed(readFileSync(join(h.dataDir, "admin.nk"), "utf8").trim());
-    const send = async (action: string, args: Record<string, unknown>) => {
-      const r = await sendCommand(
-        h.nc,
-        `unibus.cmd.membership.${action}`,
-        buildCommand(admin, "admin", action, args),
-        30_000,
-      );
-      if (!r.ok) throw new Error(`${action}: ${r.error.code} ${r.error.message}`);
-      return r.result as any;
-    };
     const key = newReleaseKey();
     const names = Array.from({ length: NODES }, (_v, i) => `sim-${String(i).padStart(3, "0")}`);
     let watch: Watch | null = null;
@@ -188,13 +160,7 @@ export async function run(): Promise<BenchResult> {
     }
     return result(uni, raw, commandMs, started);
   } finally {
-    await stopSimNodes(nodes).catch(() => {});
-    await plane.stop().catch(() => {});
-    for (const c of conns) await c.close().catch(() => {});
-    await h.nc.close().catch(() => {});
-    await h.nats.stop();
-    rmSync(h.dataDir, { recursive: true, force: true });
-    rmSync(dir, { recursive: true, force: true });
+    await fleet.stop(nodes);
   }
 }
 

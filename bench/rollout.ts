@@ -6,29 +6,21 @@
 // bytes (canary, then each batch in parallel, each node one get). (b) Download throughput: the
 // updater's bounded read of the 1 MiB object, and that plus the checks it makes before unpacking,
 // against a raw `getBlob` of the same object, one at a time.
-import { rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { Objm } from "@nats-io/obj";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats } from "../services/bus/mod.ts";
 import { putReleaseObject } from "../services/bus/release-objects.ts";
 import {
   batchSize,
   planBatches,
   publicKeyOf,
   releaseObjectName,
-  signerFromSeed,
   verifyManifest,
   sha256Hex,
 } from "../services/core/mod.ts";
-import { startControlPlane } from "../services/membershipd/mod.ts";
 import { readBounded, listTar } from "../services/agent/update/mod.ts";
-import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { makeTar, manifestFor, sign } from "../test/release-helpers.ts";
-import { enrollNodes, newReleaseKey, startSimNodes, stopSimNodes, type SimNode } from "../test/sim-agents.ts";
-import { startPlane, tempDir } from "../test/harness.ts";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { enrollNodes, newReleaseKey, startSimNodes, type SimNode } from "../test/sim-agents.ts";
+import { startSimFleetPlane } from "./sim-fleet.ts";
 import { fmtInt, fmtMs, fmtRatio, log, now, percentiles, scaled, type BenchResult } from "./common.ts";
 
 const NODES = scaled(100);
@@ -40,32 +32,10 @@ const TARGET_RATIO = 3;
 
 export async function run(): Promise<BenchResult> {
   const started = now();
-  const h = await startPlane();
-  await h.plane.stop();
-  const plane = await startControlPlane({
-    nc: h.nc,
-    dataDir: h.dataDir,
-    replicas: 1,
-    clusterName: "bench",
-    updates: { scanMs: 1000, retryMs: 200 },
-  });
-  const dir = tempDir("unibus-bench-rollout-");
-  const conns: NatsConnection[] = [];
+  const fleet = await startSimFleetPlane("rollout", CONNECTIONS);
+  const { h, plane, dir, conns, send } = fleet;
   let nodes: SimNode[] = [];
   try {
-    for (let i = 0; i < CONNECTIONS; i++)
-      conns.push(await connectNats({ servers: h.nats.url, name: `bench-nodes-${i}` }));
-    const admin = signerFromSeed(readFileSync(join(h.dataDir, "admin.nk"), "utf8").trim());
-    const send = async (action: string, args: Record<string, unknown>) => {
-      const r = await sendCommand(
-        h.nc,
-        `unibus.cmd.membership.${action}`,
-        buildCommand(admin, "admin", action, args),
-        30_000,
-      );
-      if (!r.ok) throw new Error(`${action}: ${r.error.code} ${r.error.message}`);
-      return r.result as any;
-    };
     const key = newReleaseKey();
     const names = Array.from({ length: NODES }, (_v, i) => `sim-${String(i).padStart(3, "0")}`);
     log(`rollout: enrolling and starting ${NODES} simulated nodes`);
@@ -214,12 +184,6 @@ export async function run(): Promise<BenchResult> {
       seconds: (now() - started) / 1000,
     };
   } finally {
-    await stopSimNodes(nodes).catch(() => {});
-    await plane.stop().catch(() => {});
-    for (const c of conns) await c.close().catch(() => {});
-    await h.nc.close().catch(() => {});
-    await h.nats.stop();
-    rmSync(h.dataDir, { recursive: true, force: true });
-    rmSync(dir, { recursive: true, force: true });
+    await fleet.stop(nodes);
   }
 }
