@@ -36,11 +36,14 @@ export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Reads whose reply is not stored with the nonce: the read actions, `node.trust`, `node.apps`, and
- * `backup.fetch` (a piece of a backup file: admins only, so not in READ_ACTIONS).
+ * Reads that monitors may not send: a node's trust list and desired apps, and `backup.fetch` (a piece
+ * of a backup file: admins only).
  */
+const OTHER_READS: ReadonlySet<string> = new Set(["node.trust", "node.apps", "backup.fetch"]);
+
+/** Reads whose reply is not stored with the nonce: the read actions and the other reads. */
 export function isReadAction(action: string): boolean {
-  return READ_ACTIONS.has(action) || action === "node.trust" || action === "node.apps" || action === "backup.fetch";
+  return READ_ACTIONS.has(action) || OTHER_READS.has(action);
 }
 
 /** What each role may ask of membershipd. Services and bootstrap identities get nothing here. */
