@@ -12,12 +12,13 @@
 //     (E_AT_REST_KEY), key B does, nothing lost. A wrong old key is refused before anything is written.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ROOT, runCli, startMembershipd, tempDir, type CliResult, type MembershipdHandle } from "./harness.ts";
 import { cleanupMembershipd, cmdline, waitUntil } from "./process-tools.ts";
+import { plaintextShim } from "./plaintext-shim.ts";
 
 const MARKER = `MARKER-${randomBytes(8).toString("hex")}`;
 
@@ -68,27 +69,6 @@ function serversUnder(dataDir: string): number[] {
 async function atRestPosture(md: MembershipdHandle): Promise<string> {
   const body = (await (await fetch(`${md.httpUrl}/healthz`)).json()) as { posture: { at_rest: string } };
   return body.posture.at_rest;
-}
-
-/** A `nats-server` that runs the real one on the rendered config without its at-rest key lines. */
-function plaintextShim(bin: string): string {
-  const real = execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim();
-  mkdirSync(bin, { recursive: true });
-  writeFileSync(
-    join(bin, "nats-server"),
-    [
-      "#!/bin/sh",
-      "# An older membershipd: the same nats-server, its JetStream store not encrypted at rest.",
-      'if [ "$1" = "-c" ]; then',
-      `  sed -e '/^  cipher: /d' -e '/^  key: \\$UNIBUS_JS_KEY/d' "$2" > "$2.plain"`,
-      `  exec ${real} -c "$2.plain"`,
-      "fi",
-      `exec ${real} "$@"`,
-      "",
-    ].join("\n"),
-    { mode: 0o755 },
-  );
-  return bin;
 }
 
 describe("membershipd rekey-store", { timeout: 300_000 }, () => {

@@ -7,7 +7,7 @@
 #
 #   deploy-cluster.sh [--env FILE] [--secrets DIR] [--apply] [--only NAME]
 #                     [--transport ssh|netns] [--netns-root DIR] [--netns-prefix P]
-#                     [--network-only | --teardown]
+#                     [--network-only | --teardown | --rekey-store [--discard-old]]
 #
 # --transport ssh (default) runs each step as root over `ssh SSH_USER@SSH_HOST sudo`. --transport
 # netns runs the same steps on this machine inside the network namespace P<NAME> (default prefix
@@ -20,6 +20,8 @@
 # bundles hold every dependency, so servers get no npm install and no dev dependencies. In netns
 # mode the nodes run this checkout's bin/*, whose bundles are rebuilt first if a source is newer.
 # Rerunning is safe: what is in place is kept, a node that runs is left running.
+# --rekey-store rebuilds each node's store under its next at-rest key, one node at a time, without
+# downtime (deploy/cluster/rekey.sh; make the keys with generate-cluster-certs.sh --next-at-rest-keys).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -27,7 +29,7 @@ repo="$(cd "$here/../.." && pwd)"
 source "$here/lib.sh"
 
 env_file="$here/cluster.env" secrets="$here/secrets" apply=0 transport=ssh only=""
-netns_root="$repo/local_files/netns" netns_prefix="unibus-" network_only=0 teardown=0
+netns_root="$repo/local_files/netns" netns_prefix="unibus-" network_only=0 teardown=0 rekey=0 discard_old=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --env) env_file=$2; shift 2 ;;
@@ -39,7 +41,9 @@ while [ $# -gt 0 ]; do
     --netns-prefix) netns_prefix=$2; shift 2 ;;
     --network-only) network_only=1; shift ;;
     --teardown) teardown=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rekey-store) rekey=1; shift ;;
+    --discard-old) discard_old=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "deploy-cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -268,6 +272,12 @@ fi
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
+if [ "$rekey" = 1 ]; then
+  # shellcheck source=SCRIPTDIR/rekey.sh
+  source "$here/rekey.sh"
+  rekey_cluster
+  exit 0
+fi
 
 # The package the nodes run. Over ssh: HEAD as git archives it plus dist/ built from exactly that
 # tree (the checkout's node_modules lent for the build only); the files keep the commit's time and

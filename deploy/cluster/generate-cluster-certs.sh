@@ -10,21 +10,23 @@
 #                     at-rest.key (its JetStream at-rest key)
 # Keys are 0600. A rerun keeps every existing key and certificate and only adds what is missing;
 # --rotate issues new server and route keys and certificates for every node under the same CAs
-# (CAs, identities, the route secret and the at-rest keys are never rotated here: see
-# docs/operations.md).
+# (CAs, identities and the route secret are never rotated here: see docs/operations.md).
+# --next-at-rest-keys makes each node a new at-rest key, nodes/NAME/at-rest.key.next, that
+# `deploy-cluster.sh --rekey-store` puts in place node by node (an existing .next is kept).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$here/lib.sh"
 
-env_file="$here/cluster.env" out="$here/secrets" rotate=0
+env_file="$here/cluster.env" out="$here/secrets" rotate=0 next_keys=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --env) env_file=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --rotate) rotate=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --next-at-rest-keys) next_keys=1; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "generate-cluster-certs.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -80,6 +82,11 @@ for entry in "${CLUSTER_NODES[@]}"; do
   # A node in vault mode (at-rest.vault) has no key file any more: making a new one would be wrong.
   if [ ! -f "$dir/at-rest.key" ] && [ ! -f "$dir/at-rest.vault" ]; then openssl rand -hex 32 >"$dir/at-rest.key"; fi
   [ -f "$dir/at-rest.key" ] && chmod 600 "$dir/at-rest.key"
+  if [ "$next_keys" = 1 ] && [ ! -f "$dir/at-rest.key.next" ]; then
+    [ -f "$dir/at-rest.vault" ] && { echo "generate-cluster-certs.sh: node $name keeps its key in its vault; a new at-rest key for it is not made here" >&2; exit 1; }
+    openssl rand -hex 32 >"$dir/at-rest.key.next" && chmod 600 "$dir/at-rest.key.next"
+    echo "node $name: next at-rest key ($dir/at-rest.key.next; deploy-cluster.sh --rekey-store puts it in place)"
+  fi
   chmod 600 "$dir/tls/server.key" "$dir/route/route.key"
   echo "node $name: server and route certificates ($san), at-rest key"
 done

@@ -104,7 +104,8 @@ export async function openConnection(o: GlobalOptions): Promise<NatsConnection> 
   const caFile = resolveCa(o) ?? undefined;
   try {
     return await connectNats({
-      servers: server,
+      // A comma-separated list: the CLI reaches whichever of a cluster's servers answers first.
+      servers: server.split(",").map((u) => u.trim()),
       name: "unibus-cli",
       timeoutMs: Math.max(o.timeoutMs, CONNECT_TIMEOUT_MS),
       caFile,

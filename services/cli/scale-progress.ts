@@ -13,10 +13,10 @@ const Status = z.object({
     }),
   ),
 });
-type StreamRow = z.infer<typeof Status>["streams"][number];
+export type StreamRow = z.infer<typeof Status>["streams"][number];
 
 /** Why a stream is not yet at `target` current replicas, or null when it is. */
-function waitingOn(s: StreamRow, target: number): string | null {
+export function waitingOn(s: StreamRow, target: number): string | null {
   if (s.replicas !== target) return `R${s.replicas}`;
   const behind = s.followers
     .filter((f) => f.offline || !f.current)

@@ -81,6 +81,11 @@ export const ERRORS = {
   // Cluster scaling.
   E_TOO_FEW_PEERS: { meaning: "too few peers can guard the node's key, or too few released their shares" },
   E_SCALE_TIMEOUT: { meaning: "the streams did not reach the new replica count in time; run cluster scale again" },
+  E_CLUSTER_NOT_WHOLE: {
+    meaning: "the cluster did not become whole (every peer current, every stream's copies current and complete) in time",
+    exit: 3,
+    retry: true,
+  },
   E_REPLICA_INCOMPLETE: { meaning: "a stream's copy still lacks messages its leader has; run cluster scale again" },
   // Releases, updates and rollouts.
   E_RELEASE_EXISTS: { meaning: "that release name and version already exists" },

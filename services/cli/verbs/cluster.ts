@@ -1,8 +1,10 @@
 // `unibus cluster status|scale`: both are membershipd commands (an admin's JWT may not change a
 // stream; membershipd's may), shown as tables.
-import { table, usageError } from "../output.ts";
+import { parseDurationMs } from "../../core/mod.ts";
+import { notWholeBecause } from "../cluster-wait.ts";
+import { CliError, table, usageError } from "../output.ts";
 import { watchScale } from "../scale-progress.ts";
-import { show } from "../session.ts";
+import { show, type Send } from "../session.ts";
 import { defineVerb } from "../verb.ts";
 
 /** A scale waits for every new replica to be current: longer than any other command. */
@@ -24,6 +26,32 @@ function streamsTable(rows: any[]): string {
     rows.map((r) => ({ ...r, followers: followers(r) })),
     ["stream", "replicas", "leader", "followers", "messages", "last_seq"],
   );
+}
+
+/** `cluster wait`: asks `cluster.status` every second until the cluster is whole, or the time is up. */
+async function waitWhole(
+  send: Send,
+  want: { replicas: number; peers: string[]; withinMs: number },
+  progress: ((line: string) => void) | null,
+): Promise<{ seconds: number; status: unknown }> {
+  const started = Date.now();
+  let told = started;
+  let why = "no answer yet";
+  for (;;) {
+    const status = await send("cluster.status", {}).catch((err: Error) => err);
+    why = status instanceof Error ? `no status (${status.message})` : (notWholeBecause(status, want) ?? "");
+    if (!why) return { seconds: (Date.now() - started) / 1000, status };
+    if (Date.now() - started > want.withinMs)
+      throw new CliError(
+        "E_CLUSTER_NOT_WHOLE",
+        `the cluster is not whole after ${Math.round(want.withinMs / 1000)} s: ${why}`,
+      );
+    if (progress && Date.now() - told >= 10_000) {
+      told = Date.now();
+      progress(`cluster wait: ${Math.round((told - started) / 1000)} s, waiting on ${why}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 export const CLUSTER_VERBS = [
@@ -51,6 +79,27 @@ export const CLUSTER_VERBS = [
           streamsTable(r.streams),
         ].join("\n"),
       );
+    },
+  }),
+  defineVerb({
+    words: ["cluster", "wait"],
+    usage: "[--replicas N] [--peers a,b,c] [--within 10m]",
+    help: "wait until every peer is current and every stream's copies are current and complete",
+    flags: { replicas: { type: "string" }, peers: { type: "string" }, within: { type: "string" } },
+    dryRun: "asks cluster.status until the cluster is whole; there is nothing to sign",
+    run: async ({ args, flags, o, send }) => {
+      if (args.length) usageError("cluster wait takes only flags");
+      const replicas = Number(flags.replicas ?? "1");
+      if (![1, 3, 5].includes(replicas)) usageError("--replicas is 1, 3 or 5");
+      const withinMs =
+        parseDurationMs(flags.within ?? "10m") ?? usageError(`"${flags.within}" is not a duration like 90s or 10m`);
+      const peers = (flags.peers ?? "").split(",").filter(Boolean);
+      const progress = o.json ? null : (line: string) => process.stderr.write(`${line}\n`);
+      const { seconds, status } = await waitWhole(send, { replicas, peers, withinMs }, progress);
+      return show(o, { whole: true, seconds, status }, (r) => {
+        const s = r.status as { peers: unknown[]; streams: unknown[] };
+        return `cluster whole after ${r.seconds.toFixed(1)} s: ${s.peers.length} current peers, ${s.streams.length} streams with every copy current and complete`;
+      });
     },
   }),
   defineVerb({
