@@ -1,9 +1,10 @@
 // The 3-node cluster, deployed the way an operator deploys it (generate-cluster-certs.sh, then
 // deploy-cluster.sh --transport netns --apply) onto three hosts in network namespaces, with a
 // fourth namespace as the operator's machine. Mutual-TLS routes, R1 → R3 under load, the loss
-// of the meta leader's node under load, lost quorum, and a full-cluster restart. The nodes run as a
-// version before at-rest encryption did (test/plaintext-shim.ts) until the last test migrates the
-// stores node by node to encryption under load, and then rotates the at-rest keys the same way.
+// of the meta leader's node under load, lost quorum, and a full-cluster restart. The nodes first run
+// as a version before at-rest encryption did (test/plaintext-shim.ts); after the scale to R3 the
+// stores are migrated node by node to encryption under load, then the at-rest keys rotated the
+// same way, and the crash and restart tests run on the encrypted stores.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -40,8 +41,8 @@ describe("cluster on three network-namespace hosts", {
   let envFile: string;
   let secrets: string;
   let netnsRoot: string;
-  /** PATH with the plaintext shim first: every start before the migration writes an unencrypted store. */
-  let olderVersion: Record<string, string>;
+  /** Until the migration, PATH with the plaintext shim first: every start writes an unencrypted store. */
+  let deployEnv: Record<string, string>;
   const ipOf = (n: string) => lab.hosts.find((h) => h.name === n)!.wgIp;
   const dataDir = (n: string) => join(netnsRoot, n, "var/lib/unibus/membershipd");
   const pidOf = (n: string, what: "membershipd" | "agent") =>
@@ -62,7 +63,7 @@ describe("cluster on three network-namespace hosts", {
       [join(ROOT, "bin/unibus"), "--data-dir", dataDir("n1"), "--server", `nats://${ipOf(via)}:4250`, ...args],
       { timeoutMs },
     );
-  const deploy = (extra: string[] = [], env = olderVersion) =>
+  const deploy = (extra: string[] = [], env = deployEnv) =>
     lab.exec(
       "op",
       [
@@ -274,7 +275,7 @@ describe("cluster on three network-namespace hosts", {
     secrets = join(dir, "secrets");
     netnsRoot = join(dir, "hosts");
     envFile = join(dir, "cluster.env");
-    olderVersion = { PATH: `${plaintextShim(join(dir, "older-version"))}:${process.env.PATH}` };
+    deployEnv = { PATH: `${plaintextShim(join(dir, "older-version"))}:${process.env.PATH}` };
     writeFileSync(
       envFile,
       [
@@ -378,6 +379,63 @@ describe("cluster on three network-namespace hosts", {
     await copiesAgree("n1");
   });
 
+  test("a store written without encryption becomes encrypted node by node under load, then its keys rotate the same way: nothing acknowledged lost, the marker nowhere on disk", async (t) => {
+    const marker = `PLAINTEXT-MARKER-${Date.now().toString(36)}`;
+    const made = await cli("n1", ["room", "create", "marker-room", "--subject", marker]);
+    assert.equal(made.code, 0, made.stdout + made.stderr);
+    await copiesAgree("n1");
+    const holders = () => NODES.flatMap((n) => filesHolding(join(netnsRoot, n), marker));
+    for (const n of NODES)
+      assert.ok(filesHolding(dataDir(n), marker).length > 0, `${n}'s store holds the marker in clear before`);
+    for (const n of NODES) assert.equal((await healthz(n)).posture.at_rest, "none");
+
+    /** One roll of every node onto its next at-rest key, under load; returns the roll's output. */
+    const roll = async (tag: string, extra: string[]) => {
+      const keys = await lab.exec("op", [
+        join(ROOT, "deploy/cluster/generate-cluster-certs.sh"),
+        "--env",
+        envFile,
+        "--out",
+        secrets,
+        "--next-at-rest-keys",
+      ]);
+      assert.equal(keys.code, 0, keys.stderr);
+      startLoad(tag);
+      await until("load running", async () => acked().length >= 20);
+      const started = Date.now();
+      // The migrated nodes run today's nats-server config: no shim on PATH.
+      const r = await deploy(["--rekey-store", ...extra], {});
+      const seconds = (Date.now() - started) / 1000;
+      const { ok, failed } = await stopLoad();
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      t.diagnostic(`${tag}: every node rekeyed in ${seconds.toFixed(1)} s; load ${ok} acknowledged, ${failed} failed`);
+      assert.ok(ok >= 20);
+      for (const n of NODES) {
+        assert.deepEqual(await unprojected(n), [], `acknowledged rooms missing via ${n} after the ${tag}`);
+        assert.equal((await healthz(n)).posture.at_rest, "chachapoly", n);
+      }
+      await copiesAgree("n2");
+      for (const n of NODES) await replayClean(n);
+      return r.stdout;
+    };
+
+    await roll("migrate", ["--discard-old"]);
+    deployEnv = {}; // from here on every node runs today's config (a shimmed start would see no store)
+    assert.deepEqual(holders(), [], "the marker is nowhere on any node's disk after the migration");
+    const shown = await cli("n3", ["--json", "room", "show", "marker-room"]);
+    assert.equal(JSON.parse(shown.stdout).subject, marker, "and the room still reads back through the plane");
+
+    const keyBefore = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
+    const out = await roll("rotate", []);
+    assert.match(out, /the old store and key stay in/);
+    const keyAfter = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
+    assert.notEqual(keyAfter, keyBefore, "the secrets dir holds the node's new key");
+    assert.equal(readFileSync(join(netnsRoot, "n2/etc/unibus/at-rest.key"), "utf8"), keyAfter, "and so does the node");
+    const aside = readdirSync(dataDir("n2")).filter((f) => f.startsWith(".rekey-old-"));
+    assert.equal(aside.length, 1, "the old store and key stay aside without --discard-old");
+    assert.equal(readFileSync(join(dataDir("n2"), aside[0]!, "at-rest.key"), "utf8"), keyBefore);
+  });
+
   test("kill -9 of the meta leader's node under load: failover, degraded in monitor report, nothing acknowledged lost, projections converge", async (t) => {
     const leader = (await healthz("n1")).cluster.meta_leader as string;
     assert.ok(NODES.includes(leader));
@@ -472,61 +530,8 @@ describe("cluster on three network-namespace hosts", {
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     await copiesAgree("n3");
     await replayClean("n1");
-  });
-
-  test("a store written without encryption becomes encrypted node by node under load, then its keys rotate the same way: nothing acknowledged lost, the marker nowhere on disk", async (t) => {
-    const marker = `PLAINTEXT-MARKER-${Date.now().toString(36)}`;
-    const made = await cli("n1", ["room", "create", "marker-room", "--subject", marker]);
-    assert.equal(made.code, 0, made.stdout + made.stderr);
-    await copiesAgree("n1");
-    const holders = () => NODES.flatMap((n) => filesHolding(join(netnsRoot, n), marker));
-    for (const n of NODES)
-      assert.ok(filesHolding(dataDir(n), marker).length > 0, `${n}'s store holds the marker in clear before`);
-    for (const n of NODES) assert.equal((await healthz(n)).posture.at_rest, "none");
-
-    /** One roll of every node onto its next at-rest key, under load; returns the roll's output. */
-    const roll = async (tag: string, extra: string[]) => {
-      const keys = await lab.exec("op", [
-        join(ROOT, "deploy/cluster/generate-cluster-certs.sh"),
-        "--env",
-        envFile,
-        "--out",
-        secrets,
-        "--next-at-rest-keys",
-      ]);
-      assert.equal(keys.code, 0, keys.stderr);
-      startLoad(tag);
-      await until("load running", async () => acked().length >= 20);
-      const started = Date.now();
-      // The migrated nodes run today's nats-server config: no shim on PATH.
-      const r = await deploy(["--rekey-store", ...extra], {});
-      const seconds = (Date.now() - started) / 1000;
-      const { ok, failed } = await stopLoad();
-      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-      t.diagnostic(`${tag}: every node rekeyed in ${seconds.toFixed(1)} s; load ${ok} acknowledged, ${failed} failed`);
-      assert.ok(ok >= 20);
-      for (const n of NODES) {
-        assert.deepEqual(await unprojected(n), [], `acknowledged rooms missing via ${n} after the ${tag}`);
-        assert.equal((await healthz(n)).posture.at_rest, "chachapoly", n);
-      }
-      await copiesAgree("n2");
-      for (const n of NODES) await replayClean(n);
-      return r.stdout;
-    };
-
-    await roll("migrate", ["--discard-old"]);
-    assert.deepEqual(holders(), [], "the marker is nowhere on any node's disk after the migration");
-    const shown = await cli("n3", ["--json", "room", "show", "marker-room"]);
-    assert.equal(JSON.parse(shown.stdout).subject, marker, "and the room still reads back through the plane");
-
-    const keyBefore = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
-    const out = await roll("rotate", []);
-    assert.match(out, /the old store and key stay in/);
-    const keyAfter = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
-    assert.notEqual(keyAfter, keyBefore, "the secrets dir holds the node's new key");
-    assert.equal(readFileSync(join(netnsRoot, "n2/etc/unibus/at-rest.key"), "utf8"), keyAfter, "and so does the node");
-    const aside = readdirSync(dataDir("n2")).filter((f) => f.startsWith(".rekey-old-"));
-    assert.equal(aside.length, 1, "the old store and key stay aside without --discard-old");
-    assert.equal(readFileSync(join(dataDir("n2"), aside[0]!, "at-rest.key"), "utf8"), keyBefore);
+    const status = JSON.parse((await cli("n1", ["--json", "cluster", "status"])).stdout);
+    const short = status.streams.filter((x: any) => x.followers.length < x.replicas - 1).map((x: any) => x.stream);
+    if (short.length) process.stderr.write(`streams with a replica not placed after the full restart: ${short}\n`);
   });
 });

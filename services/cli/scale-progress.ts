@@ -13,10 +13,10 @@ const Status = z.object({
     }),
   ),
 });
-export type StreamRow = z.infer<typeof Status>["streams"][number];
+type StreamRow = z.infer<typeof Status>["streams"][number];
 
 /** Why a stream is not yet at `target` current replicas, or null when it is. */
-export function waitingOn(s: StreamRow, target: number): string | null {
+function waitingOn(s: StreamRow, target: number): string | null {
   if (s.replicas !== target) return `R${s.replicas}`;
   const behind = s.followers
     .filter((f) => f.offline || !f.current)

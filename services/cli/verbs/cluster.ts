@@ -1,7 +1,7 @@
 // `unibus cluster status|scale`: both are membershipd commands (an admin's JWT may not change a
 // stream; membershipd's may), shown as tables.
 import { parseDurationMs } from "../../core/mod.ts";
-import { notWholeBecause } from "../cluster-wait.ts";
+import { notWholeBecause, type WholeWanted } from "../cluster-wait.ts";
 import { CliError, table, usageError } from "../output.ts";
 import { watchScale } from "../scale-progress.ts";
 import { show, type Send } from "../session.ts";
@@ -31,7 +31,7 @@ function streamsTable(rows: any[]): string {
 /** `cluster wait`: asks `cluster.status` every second until the cluster is whole, or the time is up. */
 async function waitWhole(
   send: Send,
-  want: { replicas: number; peers: string[]; withinMs: number },
+  want: WholeWanted & { withinMs: number },
   progress: ((line: string) => void) | null,
 ): Promise<{ seconds: number; status: unknown }> {
   const started = Date.now();
@@ -83,9 +83,14 @@ export const CLUSTER_VERBS = [
   }),
   defineVerb({
     words: ["cluster", "wait"],
-    usage: "[--replicas N] [--peers a,b,c] [--within 10m]",
+    usage: "[--replicas N] [--peers a,b,c] [--max-lag 100] [--within 10m]",
     help: "wait until every peer is current and every stream's copies are current and complete",
-    flags: { replicas: { type: "string" }, peers: { type: "string" }, within: { type: "string" } },
+    flags: {
+      replicas: { type: "string" },
+      peers: { type: "string" },
+      "max-lag": { type: "string" },
+      within: { type: "string" },
+    },
     dryRun: "asks cluster.status until the cluster is whole; there is nothing to sign",
     run: async ({ args, flags, o, send }) => {
       if (args.length) usageError("cluster wait takes only flags");
@@ -94,8 +99,10 @@ export const CLUSTER_VERBS = [
       const withinMs =
         parseDurationMs(flags.within ?? "10m") ?? usageError(`"${flags.within}" is not a duration like 90s or 10m`);
       const peers = (flags.peers ?? "").split(",").filter(Boolean);
+      const maxLag = Number(flags["max-lag"] ?? "100");
+      if (!Number.isInteger(maxLag) || maxLag < 0) usageError("--max-lag is a whole number of operations");
       const progress = o.json ? null : (line: string) => process.stderr.write(`${line}\n`);
-      const { seconds, status } = await waitWhole(send, { replicas, peers, withinMs }, progress);
+      const { seconds, status } = await waitWhole(send, { replicas, peers, maxLag, withinMs }, progress);
       return show(o, { whole: true, seconds, status }, (r) => {
         const s = r.status as { peers: unknown[]; streams: unknown[] };
         return `cluster whole after ${r.seconds.toFixed(1)} s: ${s.peers.length} current peers, ${s.streams.length} streams with every copy current and complete`;
