@@ -120,6 +120,11 @@ export const AgentInfo = z
       .array(z.object({ file: z.string().nullable(), code: z.string(), message: z.string() }).strict())
       .max(1000)
       .optional(),
+    /** SHA-256 fingerprints of the CAs the agent trusts for the servers' TLS (its ca.pem): a CA rotation waits on them. */
+    tls_cas: z
+      .array(z.string().regex(/^[0-9a-f]{64}$/))
+      .max(8)
+      .optional(),
   })
   .strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
@@ -224,6 +229,12 @@ export const TrustResult = z
       })
       .strict()
       .optional(),
+    /**
+     * The CAs (PEM, one or more) the servers' client TLS certificates chain to, from membershipd's
+     * tls/ca.pem: during a CA rotation the old and the new. The agent adopts it into its ca.pem
+     * when it shares a CA with the bundle it holds (docs/operations.md, "Rotating the CAs").
+     */
+    tls_ca: z.string().min(1).max(32_768).optional(),
   })
   .strict();
 export type TrustResult = z.infer<typeof TrustResult>;

@@ -3,12 +3,13 @@
 // fourth namespace as the operator's machine. Mutual-TLS routes, R1 → R3 under load, the loss
 // of the meta leader's node under load, lost quorum, and a full-cluster restart. The nodes first run
 // as a version before at-rest encryption did (test/plaintext-shim.ts); after the scale to R3 the
-// stores are migrated node by node to encryption under load, then the at-rest keys rotated the
-// same way, and the crash and restart tests run on the encrypted stores.
+// stores are migrated node by node to encryption under load, then the at-rest keys and both CAs
+// rotated the same way, and the crash and restart tests run on the encrypted stores.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, tempDir } from "./harness.ts";
 import { createLab, netnsUnavailable, type NetnsLab } from "./netns.ts";
@@ -379,61 +380,108 @@ describe("cluster on three network-namespace hosts", {
     await copiesAgree("n1");
   });
 
-  test("a store written without encryption becomes encrypted node by node under load, then its keys rotate the same way: nothing acknowledged lost, the marker nowhere on disk", async (t) => {
+  /** generate-cluster-certs.sh with `args` on the operator's machine. */
+  const material = async (args: string[]) => {
+    const r = await lab.exec("op", [
+      join(ROOT, "deploy/cluster/generate-cluster-certs.sh"),
+      "--env",
+      envFile,
+      "--out",
+      secrets,
+      ...args,
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  };
+  /**
+   * One rolling deploy (--rekey-store or --roll-certs) under load: nothing acknowledged lost, every
+   * copy the same, audit replay clean everywhere. Returns the deploy's output.
+   */
+  async function rollUnderLoad(t: { diagnostic(m: string): void }, tag: string, args: string[]): Promise<string> {
+    startLoad(tag);
+    await until("load running", async () => acked().length >= 20);
+    const started = Date.now();
+    const r = await deploy(args, {}); // today's nats-server config: no shim on PATH
+    const seconds = (Date.now() - started) / 1000;
+    const { ok, failed } = await stopLoad();
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    t.diagnostic(`${tag}: every node done in ${seconds.toFixed(1)} s; load ${ok} acknowledged, ${failed} failed`);
+    assert.ok(ok >= 20);
+    for (const n of NODES) {
+      assert.deepEqual(await unprojected(n), [], `acknowledged rooms missing via ${n} after the ${tag}`);
+      assert.equal((await healthz(n)).posture.at_rest, "chachapoly", n);
+    }
+    await copiesAgree("n2");
+    for (const n of NODES) await replayClean(n);
+    return r.stdout;
+  }
+  const agentCas = async (node: string): Promise<string[]> => {
+    const r = await cli(node, ["--json", "node", "status", node]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).agent.tls_cas;
+  };
+  const fingerprint = (pemFile: string) =>
+    new X509Certificate(readFileSync(pemFile)).fingerprint256.replace(/:/g, "").toLowerCase();
+
+  test("a store written without encryption becomes encrypted node by node under load: nothing acknowledged lost, the marker nowhere on disk", async (t) => {
     const marker = `PLAINTEXT-MARKER-${Date.now().toString(36)}`;
     const made = await cli("n1", ["room", "create", "marker-room", "--subject", marker]);
     assert.equal(made.code, 0, made.stdout + made.stderr);
     await copiesAgree("n1");
-    const holders = () => NODES.flatMap((n) => filesHolding(join(netnsRoot, n), marker));
     for (const n of NODES)
       assert.ok(filesHolding(dataDir(n), marker).length > 0, `${n}'s store holds the marker in clear before`);
     for (const n of NODES) assert.equal((await healthz(n)).posture.at_rest, "none");
 
-    /** One roll of every node onto its next at-rest key, under load; returns the roll's output. */
-    const roll = async (tag: string, extra: string[]) => {
-      const keys = await lab.exec("op", [
-        join(ROOT, "deploy/cluster/generate-cluster-certs.sh"),
-        "--env",
-        envFile,
-        "--out",
-        secrets,
-        "--next-at-rest-keys",
-      ]);
-      assert.equal(keys.code, 0, keys.stderr);
-      startLoad(tag);
-      await until("load running", async () => acked().length >= 20);
-      const started = Date.now();
-      // The migrated nodes run today's nats-server config: no shim on PATH.
-      const r = await deploy(["--rekey-store", ...extra], {});
-      const seconds = (Date.now() - started) / 1000;
-      const { ok, failed } = await stopLoad();
-      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-      t.diagnostic(`${tag}: every node rekeyed in ${seconds.toFixed(1)} s; load ${ok} acknowledged, ${failed} failed`);
-      assert.ok(ok >= 20);
-      for (const n of NODES) {
-        assert.deepEqual(await unprojected(n), [], `acknowledged rooms missing via ${n} after the ${tag}`);
-        assert.equal((await healthz(n)).posture.at_rest, "chachapoly", n);
-      }
-      await copiesAgree("n2");
-      for (const n of NODES) await replayClean(n);
-      return r.stdout;
-    };
-
-    await roll("migrate", ["--discard-old"]);
+    await material(["--next-at-rest-keys"]);
+    await rollUnderLoad(t, "migrate", ["--rekey-store", "--discard-old"]);
     deployEnv = {}; // from here on every node runs today's config (a shimmed start would see no store)
-    assert.deepEqual(holders(), [], "the marker is nowhere on any node's disk after the migration");
+    const holders = NODES.flatMap((n) => filesHolding(join(netnsRoot, n), marker));
+    assert.deepEqual(holders, [], "the marker is nowhere on any node's disk after the migration");
     const shown = await cli("n3", ["--json", "room", "show", "marker-room"]);
-    assert.equal(JSON.parse(shown.stdout).subject, marker, "and the room still reads back through the plane");
+    assert.equal(JSON.parse(shown.stdout).room.subject, marker, "and the room still reads back through the plane");
+  });
 
+  test("the at-rest keys, the client CA and the route CA rotate node by node under load, old and new CAs both trusted in between", async (t) => {
+    const oldRoute = join(dir, "old-route");
+    cpSync(join(secrets, "nodes/n2/route"), oldRoute, { recursive: true });
+    const oldClientCa = fingerprint(join(secrets, "client-ca/ca.pem"));
     const keyBefore = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
-    const out = await roll("rotate", []);
-    assert.match(out, /the old store and key stay in/);
+
+    // Phase 1 rides on the at-rest key rotation: every node and agent trusts the old and the new CAs.
+    await material(["--next-at-rest-keys", "--rotate-cas", "begin"]);
+    const newClientCa = fingerprint(join(secrets, "client-ca.next/ca.pem"));
+    const rekeyed = await rollUnderLoad(t, "rotate keys, trust both CAs", ["--rekey-store"]);
+    assert.match(rekeyed, /the old store and key stay in/);
     const keyAfter = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
     assert.notEqual(keyAfter, keyBefore, "the secrets dir holds the node's new key");
     assert.equal(readFileSync(join(netnsRoot, "n2/etc/unibus/at-rest.key"), "utf8"), keyAfter, "and so does the node");
     const aside = readdirSync(dataDir("n2")).filter((f) => f.startsWith(".rekey-old-"));
     assert.equal(aside.length, 1, "the old store and key stay aside without --discard-old");
     assert.equal(readFileSync(join(dataDir("n2"), aside[0]!, "at-rest.key"), "utf8"), keyBefore);
+    await until("the agents trust both client CAs", async () => (await agentCas("n1")).length === 2, 30_000);
+    assert.deepEqual((await agentCas("n3")).sort(), [oldClientCa, newClientCa].sort());
+
+    // Phase 2: every server presents certificates of the new CAs; phase 3: the old CAs retire.
+    await material(["--rotate-cas", "switch"]);
+    await rollUnderLoad(t, "certificates from the new CAs", ["--roll-certs"]);
+    await material(["--rotate-cas", "finish"]);
+    await rollUnderLoad(t, "old CAs retired", ["--roll-certs"]);
+    await until("the agents trust the new client CA alone", async () => {
+      const cas = await Promise.all(NODES.map(agentCas));
+      return cas.every((c) => c.length === 1 && c[0] === newClientCa);
+    });
+    for (const via of NODES) {
+      const r = await cli(via, ["--json", "node", "status", "n2"]);
+      assert.equal(r.code, 0, `via ${via}: ${r.stderr}`);
+    }
+    const probe = (args: string[]) =>
+      lab.exec("op", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
+    assert.match(
+      (await probe([join(oldRoute, "route.pem"), join(oldRoute, "route.key")])).stdout,
+      /^refused/,
+      "a route certificate of the retired route CA",
+    );
+    const n2 = join(secrets, "nodes/n2/route");
+    assert.match((await probe([join(n2, "route.pem"), join(n2, "route.key")])).stdout, /^accepted/);
   });
 
   test("kill -9 of the meta leader's node under load: failover, degraded in monitor report, nothing acknowledged lost, projections converge", async (t) => {

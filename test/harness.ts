@@ -182,6 +182,7 @@ export async function startSecurePlane(opts: { cidr?: string; now?: () => number
       auth: security.auth,
       systemNc,
       caFingerprint: security.tls.caFingerprint,
+      caFile: security.tls.caFile,
       urls: [natsUrl],
       cidr: opts.cidr ?? "10.0.0.0/24",
       now: opts.now,

@@ -7,7 +7,7 @@
 #
 #   deploy-cluster.sh [--env FILE] [--secrets DIR] [--apply] [--only NAME]
 #                     [--transport ssh|netns] [--netns-root DIR] [--netns-prefix P]
-#                     [--network-only | --teardown | --rekey-store [--discard-old]]
+#                     [--network-only | --teardown | --rekey-store [--discard-old] | --roll-certs]
 #
 # --transport ssh (default) runs each step as root over `ssh SSH_USER@SSH_HOST sudo`. --transport
 # netns runs the same steps on this machine inside the network namespace P<NAME> (default prefix
@@ -20,8 +20,10 @@
 # bundles hold every dependency, so servers get no npm install and no dev dependencies. In netns
 # mode the nodes run this checkout's bin/*, whose bundles are rebuilt first if a source is newer.
 # Rerunning is safe: what is in place is kept, a node that runs is left running.
-# --rekey-store rebuilds each node's store under its next at-rest key, one node at a time, without
-# downtime (deploy/cluster/rekey.sh; make the keys with generate-cluster-certs.sh --next-at-rest-keys).
+# --roll-certs puts each node's TLS material in place and restarts it, one node at a time without
+# downtime: how each phase of a CA rotation reaches the nodes. --rekey-store does that and rebuilds
+# each node's store under its next at-rest key (generate-cluster-certs.sh --next-at-rest-keys)
+# through R3 replication. Both: deploy/cluster/roll.sh.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -29,7 +31,7 @@ repo="$(cd "$here/../.." && pwd)"
 source "$here/lib.sh"
 
 env_file="$here/cluster.env" secrets="$here/secrets" apply=0 transport=ssh only=""
-netns_root="$repo/local_files/netns" netns_prefix="unibus-" network_only=0 teardown=0 rekey=0 discard_old=0
+netns_root="$repo/local_files/netns" netns_prefix="unibus-" network_only=0 teardown=0 rekey=0 discard_old=0 roll_certs=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --env) env_file=$2; shift 2 ;;
@@ -43,7 +45,8 @@ while [ $# -gt 0 ]; do
     --teardown) teardown=1; shift ;;
     --rekey-store) rekey=1; shift ;;
     --discard-old) discard_old=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --roll-certs) roll_certs=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "deploy-cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -272,10 +275,10 @@ fi
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
-if [ "$rekey" = 1 ]; then
-  # shellcheck source=SCRIPTDIR/rekey.sh
-  source "$here/rekey.sh"
-  rekey_cluster
+if [ "$rekey$roll_certs" != 00 ]; then
+  # shellcheck source=SCRIPTDIR/roll.sh
+  source "$here/roll.sh"
+  if [ "$rekey" = 1 ]; then roll_cluster rekey; else roll_cluster certs; fi
   exit 0
 fi
 

@@ -120,5 +120,15 @@ export function ensureTlsMaterial(dir: string, serverName: string, names: string
     writeFileSync(m.chainFile, readFileSync(join(dir, "server.pem"), "utf8") + readFileSync(m.caFile, "utf8"));
     for (const f of ["server.csr", "server.ext"]) rmSync(join(dir, f), { force: true });
   }
-  return { ...m, caFingerprint: caFingerprint(readFileSync(m.caFile, "utf8")) };
+  return { ...m, caFingerprint: caFingerprint(presentedCa(readFileSync(m.chainFile, "utf8"))) };
+}
+
+/**
+ * The CA the server presents: the last certificate of its chain. Invites carry its fingerprint;
+ * ca.pem may hold two CAs during a rotation (docs/operations.md, "Rotating the CAs").
+ */
+function presentedCa(chainPem: string): string {
+  const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (!blocks?.length) throw new TlsError("the server's certificate chain holds no certificate");
+  return blocks[blocks.length - 1]!;
 }

@@ -39,6 +39,8 @@ export interface ActionDeps extends FleetActionDeps, Omit<ActionKitDeps, "reads"
   nodeQuotas?: NodeQuotas;
   /** account.rotate/retire/status (signing-keys/); null without operator-mode auth. */
   signingKeys?: SigningKeys | null;
+  /** The CA bundle agents are handed in node.trust (a CA rotation's overlap); absent without TLS. */
+  tlsCa?: () => string | null;
   log?: (line: string) => void;
 }
 
@@ -47,7 +49,14 @@ export function createActions(deps: ActionDeps) {
   const kit = createActionKit({ aggregates, reads: kvProjectionReads(deps) });
   const fleet = createFleetActions(deps);
   const trust = () =>
-    trustedAdmins({ aggregates, jsm, users: buckets.UNIBUS_users!, updaters: deps.updaters, caughtUp: kit.caughtUp });
+    trustedAdmins({
+      aggregates,
+      jsm,
+      users: buckets.UNIBUS_users!,
+      updaters: deps.updaters,
+      caughtUp: kit.caughtUp,
+      ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+    });
 
   const handlers: Handlers<ServedAction> = {
     ...userHandlers(kit, fleet, deps.trustChanged),

@@ -32,6 +32,8 @@ export interface PlaneSecurity {
   /** A connection as the system account's user: it pushes account JWT updates to the servers. */
   systemNc: NatsConnection;
   caFingerprint: string;
+  /** The CA bundle clients should trust (tls/ca.pem: old and new during a CA rotation), for node.trust. */
+  caFile: string;
   /** Client URLs written into invites: where a joining node connects. */
   urls: string[];
   /** The overlay network nodes get their addresses from. */

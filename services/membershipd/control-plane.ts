@@ -19,6 +19,7 @@ import type { ReplicaCopy, Signer } from "../core/mod.ts";
 import { createActions } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
+import { announceCaBundleChange, caBundleReader } from "./tls-trust.ts";
 import { bootstrapStore } from "./bootstrap.ts";
 import { serveCommands } from "./command-service.ts";
 import { adminSigner, driverSigner, DRIVER_ACTOR_ID, serviceSigner } from "./identities.ts";
@@ -214,6 +215,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     backupHandlers: createBackupHandlers(backups),
     clusterHandlers: cluster.handlers,
     nodeQuotas,
+    ...(o.security ? { tlsCa: caBundleReader(o.security.caFile) } : {}),
     ...(o.log ? { log: o.log } : {}),
   });
   const pause = new WritePause(o.nc, service.publicKey, o.log);
@@ -229,6 +231,9 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   // Agents that reconnected while membershipd was starting asked node.trust before it answered:
   // those still on an older signing key are asked again now that it does.
   if (signingKeys?.nodesBehind()) trustChanged();
+  // A CA rotation's restart: agents are told to fetch the new bundle (tls-trust.ts).
+  if (o.security && announceCaBundleChange(o.security.caFile, join(o.dataDir, "tls", "ca.announced"), trustChanged))
+    o.log?.("tls: the CA bundle changed since the last start; agents were told to fetch it (node.trust)");
   return {
     nc: o.nc,
     js: jetstream(o.nc),

@@ -240,6 +240,7 @@ export async function main(argv: string[]): Promise<void> {
             auth: security.auth,
             systemNc,
             caFingerprint: security.tls.caFingerprint,
+            caFile: security.tls.caFile,
             urls: cfg.advertise,
             cidr: cfg.overlayCidr,
           }

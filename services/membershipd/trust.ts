@@ -15,6 +15,8 @@ export interface TrustDeps {
   updaters: readonly Actor[];
   /** Waits (bounded) for the projections to reach the stream's head. */
   caughtUp(): Promise<void>;
+  /** The CA bundle the servers' certificates chain to, handed to agents; null: none to hand. */
+  tlsCa?: () => string | null;
   now?: () => Date;
 }
 
@@ -42,7 +44,13 @@ export async function trustedAdmins(d: TrustDeps): Promise<TrustResult> {
     if (u.exists && u.role === "admin" && !u.revoked) admins.push({ id: u.handle, key: u.signKey });
   }
   admins.sort((a, b) => a.id.localeCompare(b.id));
-  return TrustResult.parse({ admins, updaters: [...d.updaters], at: (d.now?.() ?? new Date()).toISOString() });
+  const tlsCa = d.tlsCa?.() ?? null;
+  return TrustResult.parse({
+    admins,
+    updaters: [...d.updaters],
+    at: (d.now?.() ?? new Date()).toISOString(),
+    ...(tlsCa ? { tls_ca: tlsCa } : {}),
+  });
 }
 
 /**

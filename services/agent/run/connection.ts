@@ -2,10 +2,12 @@
 // succeeds, and never null again (nats.js reconnects it forever). What needs it before then (the
 // vault, the guardian's checks, the trust list) is refused with "not connected". The creds file is
 // read at each connect and reconnect: membershipd may hand back a JWT minted again with the node
-// role's current grants (node.trust), which replaces the file's JWT before a reconnect with it.
+// role's current grants (node.trust), which replaces the file's JWT before a reconnect with it; the
+// CA file too: a CA rotation's bundle (node.trust's `tls_ca`) is trusted from the next connect on.
+import { readFileSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Reply, nodeActorId, type HeldJwt, type NodeConfig, type TrustResult } from "../../../schemas/mod.ts";
-import { connectNats, credsFor, parseCreds } from "../../bus/mod.ts";
+import { connectNats, credsFor, parseCreds, replaceSecretFile } from "../../bus/mod.ts";
 import {
   inboxPrefix,
   isDomainError,
@@ -15,6 +17,7 @@ import {
   type Signer,
   systemInputs,
 } from "../../core/mod.ts";
+import { caBundleUpdate, caFingerprints } from "../ca-bundle.ts";
 import { fetchTrust } from "../commands/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import type { Backoff } from "./backoff.ts";
@@ -24,12 +27,18 @@ const REQUEST_TIMEOUT_MS = 10_000;
 export class AgentConnection {
   private nc: NatsConnection | null = null;
   private store: NodeStore | null = null;
+  /** Fingerprints of the CAs in ca.pem, read at open and on each adopted bundle (status reports them). */
+  private cas: string[] = [];
 
   constructor(
     private readonly node: string,
     private readonly signer: Signer,
     private readonly log: (line: string) => void = () => {},
   ) {}
+
+  get trustedCas(): string[] {
+    return this.cas;
+  }
 
   get current(): NatsConnection | null {
     return this.nc;
@@ -41,6 +50,7 @@ export class AgentConnection {
    */
   async open(config: NodeConfig, store: NodeStore, backoff: Backoff): Promise<NatsConnection> {
     this.store = store;
+    this.cas = caFingerprints(readFileSync(store.path("ca"), "utf8"));
     this.nc = await connectNats({
       servers: config.urls,
       name: `unibus-agent ${this.node}`,
@@ -83,10 +93,29 @@ export class AgentConnection {
     // A membershipd older than this agent knows no `credentials` in node.trust's args.
     if (held && isDomainError(result) && result.code === "E_BAD_REQUEST")
       result = await fetchTrust(nc, this.node, this.signer, REQUEST_TIMEOUT_MS);
-    if (isDomainError(result) || !result.credentials) return result;
-    const { credentials, ...trust } = result;
-    this.adoptJwt(nc, credentials.jwt);
+    if (isDomainError(result)) return result;
+    const { credentials, tls_ca, ...trust } = result;
+    if (tls_ca) this.adoptCaBundle(tls_ca);
+    if (credentials) this.adoptJwt(nc, credentials.jwt);
     return trust;
+  }
+
+  /**
+   * The CAs membershipd says the servers' certificates chain to (a CA rotation's overlap): written
+   * into ca.pem, which nats.js reads again at every reconnect, so the next connection trusts them.
+   */
+  private adoptCaBundle(offered: string): void {
+    if (!this.store) return;
+    const path = this.store.path("ca");
+    const verdict = caBundleUpdate(readFileSync(path, "utf8"), offered);
+    if ("keep" in verdict) return verdict.keep === "same" ? undefined : this.log(`tls: ${verdict.keep}`);
+    try {
+      replaceSecretFile(path, verdict.adopt);
+    } catch (err) {
+      return this.log(`tls: cannot write the new CA bundle (${(err as Error).message}); keeping the current one`);
+    }
+    this.cas = caFingerprints(verdict.adopt);
+    this.log(`tls: the servers' CAs are now ${this.cas.join(", ")} (from membershipd)`);
   }
 
   /** What the creds file's JWT carries; undefined when it cannot be read (then nothing is asked). */

@@ -293,6 +293,7 @@ export class AgentRuntime implements RunningAgent {
       logs_dropped: this.logShipper.stats().dropped,
       vault: this.vault.info(),
       ...(refused.length > 0 ? { refused_services: refused } : {}),
+      tls_cas: this.connection.trustedCas,
     };
   }
 

@@ -1,6 +1,8 @@
 // `unibus cluster status|scale`: both are membershipd commands (an admin's JWT may not change a
 // stream; membershipd's may), shown as tables.
 import { parseDurationMs } from "../../core/mod.ts";
+import { agentLink, type AgentLink } from "../agent-request.ts";
+import { agentsNotTrusting } from "../agents-trust.ts";
 import { notWholeBecause, type WholeWanted } from "../cluster-wait.ts";
 import { CliError, table, usageError } from "../output.ts";
 import { watchScale } from "../scale-progress.ts";
@@ -54,6 +56,25 @@ async function waitWhole(
   }
 }
 
+/** Asks every active agent until each trusts `ca`, or the deadline passes (E_CLUSTER_NOT_WHOLE naming them). */
+async function waitAgentsTrust(
+  send: Send,
+  link: AgentLink,
+  ca: string,
+  deadline: number,
+  progress: ((line: string) => void) | null,
+): Promise<void> {
+  for (;;) {
+    const lacking = await agentsNotTrusting(send, link, ca);
+    if (lacking.length === 0) return;
+    const shown = lacking.slice(0, 5).join(", ") + (lacking.length > 5 ? `, +${lacking.length - 5} more` : "");
+    if (Date.now() > deadline)
+      throw new CliError("E_CLUSTER_NOT_WHOLE", `${lacking.length} agent(s) do not trust the CA yet: ${shown}`);
+    progress?.(`cluster wait: ${lacking.length} agent(s) do not trust the CA yet: ${shown}`);
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
 export const CLUSTER_VERBS = [
   defineVerb({
     words: ["cluster", "status"],
@@ -83,17 +104,22 @@ export const CLUSTER_VERBS = [
   }),
   defineVerb({
     words: ["cluster", "wait"],
-    usage: "[--replicas N] [--peers a,b,c] [--max-lag 100] [--within 10m]",
-    help: "wait until every peer is current and every stream's copies are current and complete",
+    usage: "[--replicas N] [--peers a,b,c] [--max-lag 100] [--agents-trust SHA256] [--within 10m]",
+    help:
+      "wait until every peer is current and every stream's copies are current and complete; with --agents-trust, also " +
+      "until every active node's agent trusts that CA (a CA rotation's check)",
     flags: {
       replicas: { type: "string" },
       peers: { type: "string" },
       "max-lag": { type: "string" },
+      "agents-trust": { type: "string" },
       within: { type: "string" },
     },
     dryRun: "asks cluster.status until the cluster is whole; there is nothing to sign",
-    run: async ({ args, flags, o, send }) => {
+    run: async ({ args, flags, o, send, connection }) => {
       if (args.length) usageError("cluster wait takes only flags");
+      const ca = flags["agents-trust"]?.toLowerCase().replace(/:/g, "");
+      if (ca !== undefined && !/^[0-9a-f]{64}$/.test(ca)) usageError("--agents-trust takes a CA's SHA-256 fingerprint");
       const replicas = Number(flags.replicas ?? "1");
       if (![1, 3, 5].includes(replicas)) usageError("--replicas is 1, 3 or 5");
       const withinMs =
@@ -102,10 +128,13 @@ export const CLUSTER_VERBS = [
       const maxLag = Number(flags["max-lag"] ?? "100");
       if (!Number.isInteger(maxLag) || maxLag < 0) usageError("--max-lag is a whole number of operations");
       const progress = o.json ? null : (line: string) => process.stderr.write(`${line}\n`);
+      const deadline = Date.now() + withinMs;
       const { seconds, status } = await waitWhole(send, { replicas, peers, maxLag, withinMs }, progress);
-      return show(o, { whole: true, seconds, status }, (r) => {
+      if (ca) await waitAgentsTrust(send, await agentLink(o, connection), ca, deadline, progress);
+      return show(o, { whole: true, seconds, status, ...(ca ? { agents_trust: ca } : {}) }, (r) => {
         const s = r.status as { peers: unknown[]; streams: unknown[] };
-        return `cluster whole after ${r.seconds.toFixed(1)} s: ${s.peers.length} current peers, ${s.streams.length} streams with every copy current and complete`;
+        const agents = ca ? `; every active agent trusts CA ${ca.slice(0, 16)}…` : "";
+        return `cluster whole after ${r.seconds.toFixed(1)} s: ${s.peers.length} current peers, ${s.streams.length} streams with every copy current and complete${agents}`;
       });
     },
   }),
