@@ -394,7 +394,8 @@ describe("cluster on three network-namespace hosts", {
   };
   /**
    * One rolling deploy (--rekey-store or --roll-certs) under load: nothing acknowledged lost, every
-   * copy the same, audit replay clean everywhere. Returns the deploy's output.
+   * copy the same, audit replay clean everywhere. Returns the deploy's output. `tag` names the
+   * load's rooms, so it is a slug.
    */
   async function rollUnderLoad(t: { diagnostic(m: string): void }, tag: string, args: string[]): Promise<string> {
     startLoad(tag);
@@ -449,7 +450,7 @@ describe("cluster on three network-namespace hosts", {
     // Phase 1 rides on the at-rest key rotation: every node and agent trusts the old and the new CAs.
     await material(["--next-at-rest-keys", "--rotate-cas", "begin"]);
     const newClientCa = fingerprint(join(secrets, "client-ca.next/ca.pem"));
-    const rekeyed = await rollUnderLoad(t, "rotate keys, trust both CAs", ["--rekey-store"]);
+    const rekeyed = await rollUnderLoad(t, "rotate-keys-trust-both-cas", ["--rekey-store"]);
     assert.match(rekeyed, /the old store and key stay in/);
     const keyAfter = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
     assert.notEqual(keyAfter, keyBefore, "the secrets dir holds the node's new key");
@@ -462,9 +463,9 @@ describe("cluster on three network-namespace hosts", {
 
     // Phase 2: every server presents certificates of the new CAs; phase 3: the old CAs retire.
     await material(["--rotate-cas", "switch"]);
-    await rollUnderLoad(t, "certificates from the new CAs", ["--roll-certs"]);
+    await rollUnderLoad(t, "switch-to-new-cas", ["--roll-certs"]);
     await material(["--rotate-cas", "finish"]);
-    await rollUnderLoad(t, "old CAs retired", ["--roll-certs"]);
+    await rollUnderLoad(t, "retire-old-cas", ["--roll-certs"]);
     await until("the agents trust the new client CA alone", async () => {
       const cas = await Promise.all(NODES.map(agentCas));
       return cas.every((c) => c.length === 1 && c[0] === newClientCa);
