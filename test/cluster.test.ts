@@ -35,7 +35,7 @@ const NODES = ["n1", "n2", "n3"];
 
 describe("cluster on three network-namespace hosts", {
   skip: why ? `skipped: ${why}` : false,
-  timeout: 600_000,
+  timeout: 900_000,
 }, () => {
   let lab: NetnsLab;
   let dir: string;
@@ -397,7 +397,12 @@ describe("cluster on three network-namespace hosts", {
    * copy the same, audit replay clean everywhere. Returns the deploy's output. `tag` names the
    * load's rooms, so it is a slug.
    */
-  async function rollUnderLoad(t: { diagnostic(m: string): void }, tag: string, args: string[]): Promise<string> {
+  async function rollUnderLoad(
+    t: { diagnostic(m: string): void },
+    tag: string,
+    args: string[],
+    thorough = true,
+  ): Promise<string> {
     startLoad(tag);
     await until("load running", async () => acked().length >= 20);
     const started = Date.now();
@@ -407,12 +412,13 @@ describe("cluster on three network-namespace hosts", {
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     t.diagnostic(`${tag}: every node done in ${seconds.toFixed(1)} s; load ${ok} acknowledged, ${failed} failed`);
     assert.ok(ok >= 20);
-    for (const n of NODES) {
+    // Every copy agrees; the thorough rolls check every node's projections and replay, the others one node's.
+    const checked = thorough ? NODES : ["n2"];
+    for (const n of checked)
       assert.deepEqual(await unprojected(n), [], `acknowledged rooms missing via ${n} after the ${tag}`);
-      assert.equal((await healthz(n)).posture.at_rest, "chachapoly", n);
-    }
+    for (const n of NODES) assert.equal((await healthz(n)).posture.at_rest, "chachapoly", n);
     await copiesAgree("n2");
-    for (const n of NODES) await replayClean(n);
+    for (const n of checked) await replayClean(n);
     return r.stdout;
   }
   const agentCas = async (node: string): Promise<string[]> => {
@@ -450,7 +456,7 @@ describe("cluster on three network-namespace hosts", {
     // Phase 1 rides on the at-rest key rotation: every node and agent trusts the old and the new CAs.
     await material(["--next-at-rest-keys", "--rotate-cas", "begin"]);
     const newClientCa = fingerprint(join(secrets, "client-ca.next/ca.pem"));
-    const rekeyed = await rollUnderLoad(t, "rotate-keys-trust-both-cas", ["--rekey-store"]);
+    const rekeyed = await rollUnderLoad(t, "rotate-keys-trust-both-cas", ["--rekey-store"], false);
     assert.match(rekeyed, /the old store and key stay in/);
     const keyAfter = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
     assert.notEqual(keyAfter, keyBefore, "the secrets dir holds the node's new key");
@@ -463,7 +469,7 @@ describe("cluster on three network-namespace hosts", {
 
     // Phase 2: every server presents certificates of the new CAs; phase 3: the old CAs retire.
     await material(["--rotate-cas", "switch"]);
-    await rollUnderLoad(t, "switch-to-new-cas", ["--roll-certs"]);
+    await rollUnderLoad(t, "switch-to-new-cas", ["--roll-certs"], false);
     await material(["--rotate-cas", "finish"]);
     await rollUnderLoad(t, "retire-old-cas", ["--roll-certs"]);
     await until("the agents trust the new client CA alone", async () => {
