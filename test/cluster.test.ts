@@ -588,5 +588,22 @@ describe("cluster on three network-namespace hosts", {
     const status = JSON.parse((await cli("n1", ["--json", "cluster", "status"])).stdout);
     const short = status.streams.filter((x: any) => x.followers.length < x.replicas - 1).map((x: any) => x.stream);
     if (short.length) process.stderr.write(`streams with a replica not placed after the full restart: ${short}\n`);
+
+    // A backup of the running cluster through one node, verified offline against the cluster's name.
+    const opKey = join(dir, "operator-backup.key");
+    const keygen = await lab.exec("op", [join(ROOT, "bin/unibus"), "--json", "backup", "keygen", "--out", opKey]);
+    assert.equal(keygen.code, 0, keygen.stderr);
+    const file = join(dir, "cluster.unibus-backup");
+    const recipient = JSON.parse(keygen.stdout).public_key;
+    const made = await cli("n3", ["--json", "backup", "create", "--out", file, "--recipient", recipient], 120_000);
+    assert.equal(made.code, 0, made.stdout + made.stderr);
+    const verified = await lab.exec(
+      "op",
+      [join(ROOT, "bin/unibus"), "backup", "verify", file, "--key", opKey, "--cluster", "lab"],
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   });
 });
