@@ -43,7 +43,7 @@ const EVENTS = scaled(1_000_000);
 const CHUNK = 2_000;
 /**
  * Chosen before measuring. The backup reads every message through a consumer, turns it into a
- * JSON record (base64), encrypts and hashes it, where the snapshot has the server copy its blocks
+ * binary record, compresses, encrypts and hashes it, where the snapshot has the server copy its blocks
  * through s2: 3× its time is the most an operator should pay for a backup that is encrypted to a
  * key off the server, signed, and checkable offline. The restore proves the file (a hash pass),
  * checks every event's signature and chain, and republishes every message with its sequence
@@ -211,7 +211,7 @@ async function publishFloor(h: SecurePlaneHandle, work: string, config: Record<s
       w,
       "batched",
     )
-  ).map((e) => ({ subject: e.subject, data: Buffer.from(e.bytes).toString("base64") }));
+  ).map((e) => ({ subject: e.subject, data: e.bytes }));
   const dir = join(work, "floor");
   mkdirSync(dir, { mode: 0o700 });
   writeSecrets(dir, readSecretFiles(h.dataDir));
@@ -380,13 +380,23 @@ function result(m: Measured): BenchResult {
       row("JetStream snapshot to a file", m.snap.phase, m.snap.fileBytes, null),
       row("**unibus backup (Backups.create)**", m.made.phase, m.made.value.bytes, m.snap.phase),
       row("backup layer: ordered consumer read only", L.read.phase, null, m.snap.phase),
-      row("backup layer: + records (snapshotRecords: base64, JSON objects)", L.records.phase, null, m.snap.phase),
-      row("backup layer: + writeBackup into nothing (NDJSON, encrypt, SHA-256)", L.sealed.phase, null, m.snap.phase),
+      row("backup layer: + records (snapshotRecords: record objects)", L.records.phase, null, m.snap.phase),
+      row(
+        "backup layer: + writeBackup into nothing (binary records, brotli, encrypt, SHA-256)",
+        L.sealed.phase,
+        null,
+        m.snap.phase,
+      ),
       row("JetStream restore into a fresh server", m.jsRestore.phase, js.bytes, null),
       row("**unibus restore (restore())**", m.restored.phase, m.made.value.bytes, m.jsRestore.phase),
       row("restore layer: pass 1 (SHA-256, signature)", P.pass1, m.made.value.bytes, m.jsRestore.phase),
-      row("restore layer: pass 2 (decrypt, parse, zod)", P.pass2, m.made.value.bytes, m.jsRestore.phase),
-      row("restore layer: pass 2 + content checks (every event)", P.checked, m.made.value.bytes, m.jsRestore.phase),
+      row("restore layer: pass 2 (decrypt, decompress, decode)", P.pass2, m.made.value.bytes, m.jsRestore.phase),
+      row(
+        "restore layer: pass 2 + content checks (every event, in one thread)",
+        P.checked,
+        m.made.value.bytes,
+        m.jsRestore.phase,
+      ),
       row("restore layer: republish only (StreamReplay, no file, no checks)", m.republish, null, m.jsRestore.phase),
     ],
     target: `backup ≤ ${BACKUP_TARGET}× JetStream's snapshot time; restore ≤ ${RESTORE_TARGET}× JetStream's restore time`,
@@ -395,8 +405,8 @@ function result(m: Measured): BenchResult {
     notes: [
       `Setup (not timed): ${fmtInt(EVENTS)} events signed by membershipd's key as AggregateStore signs under load (an EventSigner, up to 64 to a signature) and published as pipelined core publishes with the appendEvents headers, a flush every ${fmtInt(CHUNK)}, in ${m.filled.seconds.toFixed(1)} s (${fmtInt(EVENTS / m.filled.seconds)} events/s). The plane's services (projector, command handlers) were stopped after it started, so nothing projected them meanwhile; the backup is the plane's own Backups object on its connection.`,
       `JetStream snapshot: ${fmtInt(m.snap.value.chunks)} chunks, ${fmtMs(gap50!)} ms p50 and ${fmtMs(gap99!)} ms p99 between chunks; its file is s2-compressed and not encrypted. JetStream restore: ${fmtInt(js.chunks)} chunks, ack p50 ${fmtMs(ack50!)} ms, p99 ${fmtMs(ack99!)} ms; the server's restore after the end message took ${fmtMs(js.finishMs)} ms of its ${m.jsRestore.phase.seconds.toFixed(2)} s.`,
-      `Where the backup's time goes (each layer a full pass of its own): consumer read ${L.read.phase.seconds.toFixed(1)} s, records ${(L.records.phase.seconds - L.read.phase.seconds).toFixed(1)} s more, NDJSON + encrypt + hash ${(L.sealed.phase.seconds - L.records.phase.seconds).toFixed(1)} s more, file write and fsync ${(m.made.phase.seconds - L.sealed.phase.seconds).toFixed(1)} s more. The consumer read alone is ${fmtRatio(L.read.phase.seconds / m.snap.phase.seconds)} the snapshot: the floor of any backup that reads messages through a consumer.`,
-      `Where the restore's time goes: pass 1 ${P.pass1.seconds.toFixed(1)} s, decrypt and parse ${P.pass2.seconds.toFixed(1)} s, event checks ${(P.checked.seconds - P.pass2.seconds).toFixed(1)} s more, and the rest, ${publishAndServer.toFixed(1)} s, is republishing with every ack's sequence checked, plus the staging server's start and stop; republishing alone (StreamReplay into the same kind of staging server, the same number of messages of the bench's event bytes, nothing else) took ${m.republish.seconds.toFixed(1)} s, ${fmtRatio(m.republish.seconds / m.jsRestore.phase.seconds)} JetStream's whole restore: the floor of a restore that republishes each message with its ack checked. Passes 1 and 2 with the checks alone are ${fmtRatio((P.pass1.seconds + P.checked.seconds) / m.jsRestore.phase.seconds)} JetStream's restore; in restore() they run interleaved with the publishing on one thread.`,
+      `Where the backup's time goes (each layer a full pass of its own): consumer read ${L.read.phase.seconds.toFixed(1)} s, records ${(L.records.phase.seconds - L.read.phase.seconds).toFixed(1)} s more, encode + compress + encrypt + hash ${(L.sealed.phase.seconds - L.records.phase.seconds).toFixed(1)} s more, file write and fsync ${(m.made.phase.seconds - L.sealed.phase.seconds).toFixed(1)} s more. The consumer read alone is ${fmtRatio(L.read.phase.seconds / m.snap.phase.seconds)} the snapshot: the floor of any backup that reads messages through a consumer.`,
+      `Where the restore's time goes: pass 1 ${P.pass1.seconds.toFixed(1)} s, decrypt, decompress and decode ${P.pass2.seconds.toFixed(1)} s, event checks ${(P.checked.seconds - P.pass2.seconds).toFixed(1)} s more (each a pass in one thread), and the rest of restore(), ${publishAndServer.toFixed(1)} s, is republishing with every ack's sequence checked, plus the staging server's start and stop (in restore() the events' checks run on a worker thread beside the republishing, so part of their time hides in it); republishing alone (StreamReplay into the same kind of staging server, the same number of messages of the bench's event bytes, nothing else) took ${m.republish.seconds.toFixed(1)} s, ${fmtRatio(m.republish.seconds / m.jsRestore.phase.seconds)} JetStream's whole restore: the floor of a restore that republishes each message with its ack checked. Passes 1 and 2 with the checks alone are ${fmtRatio((P.pass1.seconds + P.checked.seconds) / m.jsRestore.phase.seconds)} JetStream's restore.`,
       "Node CPU µs per event is this process only (plane, backup, restore, publisher); the nats-servers' CPU shows in machine busy. Machine busy and steal are of all cores during each phase (/proc/stat).",
     ],
     seconds: (now() - m.started) / 1000,

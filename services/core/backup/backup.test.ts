@@ -125,7 +125,7 @@ test("a backup of another cluster is E_BACKUP_OTHER_CLUSTER", async () => {
 test("what is not a backup is E_BACKUP_FORMAT", async () => {
   await refusedWith("E_BACKUP_FORMAT", new TextEncoder().encode("hello world\n".repeat(10)));
   const { head } = partsOf(file);
-  const header = Buffer.from(head).toString().replace('"v":1', '"v":2');
+  const header = Buffer.from(head).toString().replace('"v":2', '"v":3');
   await refusedWith("E_BACKUP_FORMAT", Buffer.concat([Buffer.from(header), file.subarray(head.length)]));
 });
 

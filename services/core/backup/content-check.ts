@@ -6,7 +6,7 @@
 // must name the header's cluster, its last event's hash must be the header's events_head, and the
 // key that signed the backup must be a writer the stream itself trusts.
 import type { BackupHeader, BackupRecord } from "../../../schemas/mod.ts";
-import { EventStreamCheck } from "./events-check.ts";
+import { EventStreamCheck, type EventsAudit } from "./events-check.ts";
 import { refuse } from "./refusal.ts";
 
 /** The stream every backup holds: the events, the source of truth. */
@@ -31,20 +31,28 @@ interface OpenStream {
   messages: number;
   first: number | null;
   last: number;
-  events: EventStreamCheck | null;
+  events: EventsAudit | null;
 }
+
+/** Makes the event stream's audit: in this thread by default, a restore's on a worker thread. */
+export type NewEventsAudit = (trust: readonly string[]) => EventsAudit;
 
 export class BackupContentCheck {
   private phase: "secrets" | "streams" | "ended" = "secrets";
   private current: OpenStream | null = null;
   private readonly done: BackupStreamReport[] = [];
   private messages = 0;
-  private events: EventStreamCheck | null = null;
+  private events: EventsAudit | null = null;
 
-  /** `trust`: writer keys pinned up front (as `audit verify --trust`): the stream's genesis must be signed by one. */
+  /**
+   * `trust`: writer keys pinned up front (as `audit verify --trust`): the stream's genesis must be
+   * signed by one. `newEventsAudit`: where the events are audited; one that runs elsewhere must have
+   * audited every event it was given before finish() is called.
+   */
   constructor(
     private readonly header: BackupHeader,
     private readonly trust: readonly string[] = [],
+    private readonly newEventsAudit: NewEventsAudit = (t) => new EventStreamCheck(t),
   ) {}
 
   add(r: BackupRecord): void {
@@ -119,7 +127,7 @@ export class BackupContentCheck {
         "E_BACKUP_INCONSISTENT",
         `the backup holds stream ${name} where its header lists ${expected ? expected.name : "no more streams"}`,
       );
-    const events = name === BACKUP_EVENTS_STREAM ? new EventStreamCheck(this.trust) : null;
+    const events = name === BACKUP_EVENTS_STREAM ? this.newEventsAudit(this.trust) : null;
     if (events) this.events = events;
     this.current = { expected, messages: 0, first: null, last: 0, events };
   }
@@ -135,7 +143,7 @@ export class BackupContentCheck {
     s.last = r.seq;
     s.messages++;
     this.messages++;
-    s.events?.add(r.seq, r.subject, Buffer.from(r.data, "base64"));
+    s.events?.add(r.seq, r.subject, r.data);
   }
 
   /**

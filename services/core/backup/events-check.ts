@@ -11,7 +11,21 @@ import { isGenesisEvent } from "../writers.ts";
 /** Findings kept with their detail; past this only counted. */
 const KEPT_FINDINGS = 100;
 
-export class EventStreamCheck {
+/** What a backup's content check needs of the event stream's audit, wherever it runs (events-worker.ts). */
+export interface EventsAudit {
+  add(seq: number, subject: string, data: Uint8Array): void;
+  readonly findings: AuditFinding[];
+  readonly problems: number;
+  readonly events: number;
+  /** The hash of the last event, when it passed its checks. */
+  readonly head: string | null;
+  /** The cluster its genesis event names. */
+  readonly cluster: string | null;
+  /** The keys trusted to sign events after the last one. */
+  trustedWriters(): string[];
+}
+
+export class EventStreamCheck implements EventsAudit {
   private readonly checker: EventChecker;
   private lastSeq = 0;
   readonly findings: AuditFinding[] = [];

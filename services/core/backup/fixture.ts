@@ -76,13 +76,15 @@ function draft(
 
 const b64 = (bytes: Uint8Array | string) => Buffer.from(bytes).toString("base64");
 
-/** A backup's header and records: the events, a KV stream with holes and a value larger than a frame, an empty object stream. */
+/** A backup's header and records: the events, a KV stream with holes and a value larger than a frame (compressed or not), an empty object stream. */
 export function backupOf(
   events: StoredEvent[],
   signer: Signer,
   recipient: string,
-): { header: Omit<BackupHeader, "v" | "sealed_key" | "stream_header">; records: BackupRecord[] } {
-  const big = new Uint8Array(200 * 1024).map((_, i) => i % 251);
+): { header: Omit<BackupHeader, "v" | "sealed_key" | "stream_header" | "compression">; records: BackupRecord[] } {
+  // Bytes that do not compress (an LCG's high bytes), so the value stays larger than a frame in the file.
+  let x = 1;
+  const big = new Uint8Array(200 * 1024).map(() => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24);
   const shares = [
     { seq: 2, subject: "$KV.UNIBUS_shares.a", data: new TextEncoder().encode("share a") },
     { seq: 5, subject: "$KV.UNIBUS_shares.b", data: big },
@@ -90,7 +92,9 @@ export function backupOf(
   const records: BackupRecord[] = [
     { t: "secrets", files: { "service.nk": b64("SUAFAKE"), "tls/ca.pem": b64("-----BEGIN CERTIFICATE-----") } },
     { t: "stream", name: "UNIBUS_EVENTS", config: { name: "UNIBUS_EVENTS", subjects: ["unibus.ev.>"] } },
-    ...events.map((e): BackupRecord => ({ t: "msg", seq: e.seq, subject: e.subject, time: TS, data: b64(e.data) })),
+    ...events.map(
+      (e): BackupRecord => ({ t: "msg", seq: e.seq, subject: e.subject, time: TS, data: Uint8Array.from(e.data) }),
+    ),
     { t: "stream", name: "KV_UNIBUS_shares", config: { name: "KV_UNIBUS_shares" } },
     ...shares.map(
       (m): BackupRecord => ({
@@ -98,7 +102,7 @@ export function backupOf(
         seq: m.seq,
         subject: m.subject,
         headers: { "Nats-Rollup": ["sub"] },
-        data: b64(m.data),
+        data: m.data,
       }),
     ),
     { t: "stream", name: "OBJ_UNIBUS_releases", config: { name: "OBJ_UNIBUS_releases" } },

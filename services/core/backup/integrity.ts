@@ -7,6 +7,7 @@ import {
   BACKUP_MAGIC,
   BACKUP_SIGNING_PREFIX,
   BACKUP_TRAILER_MAX_BYTES,
+  BACKUP_VERSION,
   BackupHeader,
   BackupTrailer,
 } from "../../../schemas/mod.ts";
@@ -79,7 +80,7 @@ class HeadReader {
     joined.set(take, this.bytes.length);
     this.bytes = joined;
     const magic = this.bytes.subarray(0, MAGIC.length);
-    if (!magic.every((b, i) => b === MAGIC[i])) refuse("E_BACKUP_FORMAT", "the file is not a unibus backup");
+    if (!magic.every((b, i) => b === MAGIC[i])) notThisVersion(this.bytes);
     const nl = this.bytes.indexOf(NL, MAGIC.length);
     if (nl >= 0) this.parsed = { header: parseHeader(this.bytes.subarray(MAGIC.length, nl)), end: nl + 1 };
   }
@@ -89,6 +90,18 @@ class HeadReader {
     if (total < HEAD_MAX) refuse("E_BACKUP_TRUNCATED", "the backup ends inside its header (the file is cut short)");
     return refuse("E_BACKUP_FORMAT", `the backup's header is longer than ${BACKUP_HEADER_MAX_BYTES} bytes`);
   }
+}
+
+/** Another version's backup is named as one; anything else is no backup. */
+function notThisVersion(head: Uint8Array): never {
+  const line = utf8.decode(head.subarray(0, MAGIC.length + 8)).split("\n")[0]!;
+  const version = /^unibus-backup (\d{1,6})$/.exec(line)?.[1];
+  return refuse(
+    "E_BACKUP_FORMAT",
+    version
+      ? `the file is a version ${version} unibus backup; this version of unibus reads version ${BACKUP_VERSION}`
+      : "the file is not a unibus backup",
+  );
 }
 
 function parseHeader(line: Uint8Array): BackupHeader {

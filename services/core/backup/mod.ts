@@ -10,5 +10,6 @@ export {
   type BackupStreamReport,
 } from "./content-check.ts";
 export type { BackupSource } from "./integrity.ts";
+export { WorkerEventsAudit } from "./events-worker.ts";
 export type { BackupSecretKey } from "./file-key.ts";
 export { BackupError, type BackupCode } from "./refusal.ts";

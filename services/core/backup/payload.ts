@@ -1,12 +1,14 @@
 // The reader's second pass, after the first proved the file whole and signed: the frames decrypted
-// in order under the file key, their plaintext cut into NDJSON lines (a record may span frames),
-// each line parsed as a BackupRecord. secretstream authenticates every frame and its place, and
-// the FINAL tag the payload's end, so a frame moved, dropped or added fails here.
+// in order under the file key, their plaintext cut into blocks (a block may span frames), each
+// block decompressed and cut into records (a record may span blocks), each record decoded.
+// secretstream authenticates every frame and its place, and the FINAL tag the payload's end, so a
+// frame moved, dropped or added fails here.
 import type { StateAddress } from "libsodium-wrappers";
-import { BACKUP_FRAME_BYTES, BACKUP_RECORD_MAX_BYTES, BackupRecord } from "../../../schemas/mod.ts";
-import { describeIssue } from "../event-check.ts";
+import { BACKUP_FRAME_BYTES, BACKUP_RECORD_MAX_BYTES, type BackupRecord } from "../../../schemas/mod.ts";
 import { sodiumReady } from "../vault/mod.ts";
+import { blockPieces, LengthPrefixed, openBlock } from "./blocks.ts";
 import { ByteReader } from "./byte-reader.ts";
+import { decodeRecord } from "./record-codec.ts";
 import type { BackupSource, CheckedBackup } from "./integrity.ts";
 import { refuse } from "./refusal.ts";
 
@@ -26,7 +28,9 @@ export async function* decryptRecords(
       fileKey,
     );
     fileKey.fill(0);
-    const lines = new LineSplitter();
+    const blocks = blockPieces();
+    const records = new LengthPrefixed(BACKUP_RECORD_MAX_BYTES, "record");
+    const compression = c.header.compression;
     let final = false;
     for await (const { at, cipher } of framesOf(reader, c)) {
       if (final) refuse("E_BACKUP_TAMPERED", `the backup holds bytes after its FINAL frame (at byte ${at})`);
@@ -34,10 +38,13 @@ export async function* decryptRecords(
       if (!opened)
         refuse("E_BACKUP_TAMPERED", `the backup's frame at byte ${at} does not decrypt (changed or out of place)`);
       final = opened.tag === s.crypto_secretstream_xchacha20poly1305_TAG_FINAL;
-      for (const line of lines.push(opened.message)) yield parseRecord(line, lines.count);
+      for (const stored of blocks.push(opened.message))
+        for (const body of records.push(openBlock(stored, compression, blocks.count)))
+          yield decodeRecord(body, records.count);
     }
     if (!final) refuse("E_BACKUP_TRUNCATED", "the backup's payload ends without its FINAL frame (cut short)");
-    if (lines.pending) refuse("E_BACKUP_INCONSISTENT", "the backup's last record is not ended by a newline");
+    if (blocks.pending || records.pending)
+      refuse("E_BACKUP_INCONSISTENT", "the backup's payload ends inside a block or a record");
     if (reader.digest() !== c.sha256) changedWhileRead();
   } finally {
     fileKey.fill(0);
@@ -87,68 +94,4 @@ function changedWhileRead(): never {
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-function parseRecord(line: Uint8Array, n: number): BackupRecord {
-  let json: unknown;
-  try {
-    json = JSON.parse(utf8.decode(line));
-  } catch {
-    return refuse("E_BACKUP_INCONSISTENT", `the backup's record ${n} is not UTF-8 JSON`);
-  }
-  const parsed = BackupRecord.safeParse(json);
-  if (!parsed.success) refuse("E_BACKUP_INCONSISTENT", `the backup's record ${n} ${describeIssue(parsed.error)}`);
-  return parsed.data;
-}
-
-/** Plaintext in, whole lines out; a line may begin in one frame and end several frames later. */
-class LineSplitter {
-  private parts: Uint8Array[] = [];
-  private partBytes = 0;
-  /** Lines handed out so far. */
-  count = 0;
-
-  get pending(): boolean {
-    return this.partBytes > 0;
-  }
-
-  *push(plain: Uint8Array): Generator<Uint8Array> {
-    let from = 0;
-    for (let nl = plain.indexOf(0x0a); nl >= 0; nl = plain.indexOf(0x0a, from)) {
-      this.count++;
-      yield this.join(plain.subarray(from, nl));
-      from = nl + 1;
-    }
-    if (from < plain.length) {
-      this.partBytes += plain.length - from;
-      if (this.partBytes > BACKUP_RECORD_MAX_BYTES)
-        refuse(
-          "E_BACKUP_INCONSISTENT",
-          `the backup's record ${this.count + 1} is longer than ${BACKUP_RECORD_MAX_BYTES} bytes`,
-        );
-      this.parts.push(plain.subarray(from));
-    }
-  }
-
-  private join(last: Uint8Array): Uint8Array {
-    if (this.parts.length === 0) return last;
-    const total = this.partBytes + last.length;
-    if (total > BACKUP_RECORD_MAX_BYTES)
-      refuse(
-        "E_BACKUP_INCONSISTENT",
-        `the backup's record ${this.count} is longer than ${BACKUP_RECORD_MAX_BYTES} bytes`,
-      );
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const p of this.parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    out.set(last, at);
-    this.parts = [];
-    this.partBytes = 0;
-    return out;
-  }
 }

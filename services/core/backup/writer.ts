@@ -1,27 +1,32 @@
 // Writes a backup as a stream of bytes (schemas/backup.ts has the format): the magic and header
-// lines, the records as NDJSON in secretstream frames under a fresh file key sealed to the
-// recipient, then the trailer with the SHA-256 of everything before it, signed. Nothing is held
-// but one frame, so a stream of a million events costs the memory of one.
+// lines, the records in blocks, compressed, in secretstream frames under a fresh file key sealed to
+// the recipient, then the trailer with the SHA-256 of everything before it, signed. Nothing is held
+// but one block and one frame, so a stream of a million events costs the memory of one block.
 import { createHash } from "node:crypto";
 import {
   BACKUP_FRAME_BYTES,
   BACKUP_HEADER_MAX_BYTES,
   BACKUP_MAGIC,
-  BACKUP_RECORD_MAX_BYTES,
   BACKUP_SIGNING_PREFIX,
+  BACKUP_VERSION,
   BackupHeader,
+  type BackupCompression,
   type BackupRecord,
   type BackupTrailer,
 } from "../../../schemas/mod.ts";
 import { describeIssue } from "../event-check.ts";
 import { toBase64Url, type Signer } from "../signing/crypto.ts";
 import { sodiumReady } from "../vault/mod.ts";
+import { BlockWriter } from "./blocks.ts";
 import { sealFileKey } from "./file-key.ts";
+import { RecordEncoder } from "./record-codec.ts";
 import { refuse } from "./refusal.ts";
 
 export interface WriteBackupOptions {
-  /** The header but what writing makes: the sealed file key and the secretstream header. */
-  header: Omit<BackupHeader, "v" | "sealed_key" | "stream_header">;
+  /** The header but what writing makes: the sealed file key, the secretstream header, the compression. */
+  header: Omit<BackupHeader, "v" | "sealed_key" | "stream_header" | "compression">;
+  /** How the blocks are compressed (default brotli). */
+  compression?: BackupCompression;
   /** Signs the trailer: its public key must be `header.signer`. */
   signer: Signer;
   /** In the format's order: one `secrets`, each `stream` with its `msg`s, one `end`. */
@@ -50,11 +55,13 @@ export async function writeBackup(o: WriteBackupOptions): Promise<WrittenBackup>
   const fileKey = s.crypto_secretstream_xchacha20poly1305_keygen();
   try {
     const { state, header: streamHeader } = s.crypto_secretstream_xchacha20poly1305_init_push(fileKey);
+    const compression = o.compression ?? "brotli";
     const header = headerLine({
-      v: 1,
+      v: BACKUP_VERSION,
       ...o.header,
       sealed_key: await sealFileKey(o.header.recipient, fileKey),
       stream_header: Buffer.from(streamHeader).toString("base64"),
+      compression,
     });
     fileKey.fill(0);
     const out = new HashedOutput(o);
@@ -66,7 +73,16 @@ export async function writeBackup(o: WriteBackupOptions): Promise<WrittenBackup>
         frame(s.crypto_secretstream_xchacha20poly1305_push(state, plain, null, final ? TAG_FINAL : TAG_MESSAGE)),
       (chunk) => out.write(chunk),
     );
-    for await (const record of o.records) await frames.write(recordLine(record));
+    const blocks = new BlockWriter(compression, (stored) => frames.write(stored));
+    const encoder = new RecordEncoder();
+    for await (const record of o.records) {
+      const full = blocks.write(encoder.encode(record));
+      if (full) await full;
+      // Nothing is compressed together with the secrets (schemas/backup.ts says why).
+      if (record.t === "secrets") await blocks.flush();
+    }
+    await blocks.flush();
+    blocks.wipe();
     await frames.end();
     const sha256 = out.digest();
     const trailer: BackupTrailer = {
@@ -112,14 +128,6 @@ function headerLine(value: unknown): Uint8Array {
   const line = utf8.encode(`${JSON.stringify(parsed.data)}\n`);
   if (line.length - 1 > BACKUP_HEADER_MAX_BYTES)
     refuse("E_BACKUP_FORMAT", `the backup's header is longer than ${BACKUP_HEADER_MAX_BYTES} bytes`);
-  return line;
-}
-
-function recordLine(record: BackupRecord): Uint8Array {
-  const line = utf8.encode(`${JSON.stringify(record)}\n`);
-  // A reader refuses a longer line: never write a file that cannot be read back.
-  if (line.length - 1 > BACKUP_RECORD_MAX_BYTES)
-    refuse("E_BACKUP_FORMAT", `a ${record.t} record is longer than ${BACKUP_RECORD_MAX_BYTES} bytes`);
   return line;
 }
 

@@ -101,10 +101,23 @@ function msgRecord(m: StoredMessage): BackupRecord {
     t: "msg",
     seq: m.seq,
     subject: m.subject,
-    time: m.time.toISOString(),
+    time: isoTime(m.time),
     ...(headers ? { headers } : {}),
-    data: Buffer.from(m.data).toString("base64"),
+    data: m.data,
   };
+}
+
+let lastMs = Number.NaN;
+let lastIso = "";
+
+/** Messages stored in the same millisecond come in runs: their time is formatted once. */
+function isoTime(t: Date): string {
+  const ms = t.getTime();
+  if (ms !== lastMs) {
+    lastIso = t.toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
 }
 
 function headersOf(h: MsgHdrs | undefined): Record<string, string[]> | undefined {

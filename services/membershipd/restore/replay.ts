@@ -137,7 +137,7 @@ export class StreamReplay {
     while (this.next < m.seq) await this.fill();
     const id = msgIdOf(m.headers);
     const h = restoredHeaders(m.headers, id !== null && this.ids.seen(id));
-    const data = Buffer.from(m.data, "base64");
+    const data = m.data;
     await this.publish(m.subject, data, h);
     this.restored++;
     this.lastData = data;

@@ -6,7 +6,7 @@
 import { createReadStream, existsSync, statSync } from "node:fs";
 import type { BackupHeader, BackupRecord } from "../../../schemas/mod.ts";
 import { readSecretFile } from "../../bus/mod.ts";
-import { BackupContentCheck, readBackup, type BackupContents } from "../../core/backup/mod.ts";
+import { BackupContentCheck, readBackup, WorkerEventsAudit, type BackupContents } from "../../core/backup/mod.ts";
 import { RestoreError } from "./errors.ts";
 import type { RestoreOptions } from "./options.ts";
 import { restoreProgress } from "./progress.ts";
@@ -105,7 +105,11 @@ interface Rebuild {
   atRest: AtRestKey | null;
 }
 
-/** Every record into the staging dir and its server, each checked before it is acted on. */
+/**
+ * Every record into the staging dir and its server, each checked before it is acted on; the
+ * events' own audit (schema, signature, chain) runs on a worker thread beside the republishing, and
+ * its verdict is awaited before the content check's end, so before anything is moved into place.
+ */
 async function rebuild(
   o: RestoreOptions,
   ctx: RestoreContext,
@@ -113,7 +117,27 @@ async function rebuild(
   records: AsyncIterable<BackupRecord>,
   run: Rebuild,
 ): Promise<{ streams: ReplayedStream[]; contents: BackupContents }> {
-  const check = new BackupContentCheck(header);
+  const audits: WorkerEventsAudit[] = [];
+  try {
+    return await rebuildChecked(o, ctx, header, records, run, audits);
+  } finally {
+    await Promise.all(audits.map((a) => a.close()));
+  }
+}
+
+async function rebuildChecked(
+  o: RestoreOptions,
+  ctx: RestoreContext,
+  header: BackupHeader,
+  records: AsyncIterable<BackupRecord>,
+  run: Rebuild,
+  audits: WorkerEventsAudit[],
+): Promise<{ streams: ReplayedStream[]; contents: BackupContents }> {
+  const check = new BackupContentCheck(header, [], (trust) => {
+    const audit = new WorkerEventsAudit(trust);
+    audits.push(audit);
+    return audit;
+  });
   const total = header.streams.reduce((n, s) => n + s.messages, 0);
   const progress = restoreProgress(total);
   const streams: ReplayedStream[] = [];
@@ -141,12 +165,15 @@ async function rebuild(
     } else if (r.t === "msg") {
       await replay!.put(r);
       progress.update(++done);
+      const behind = audits.at(-1)?.caughtUp();
+      if (behind) await behind;
     } else {
       if (replay) streams.push(await replay.finish());
       replay = null;
     }
   }
   progress.end(done);
+  for (const audit of audits) await audit.settle();
   return { streams, contents: check.finish() };
 }
 
