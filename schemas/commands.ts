@@ -13,6 +13,7 @@ import {
 } from "./ids.ts";
 import { AppActionArgs } from "./apps.ts";
 import { BackupActionArgs } from "./backup.ts";
+import { RoomActionArgs } from "./rooms.ts";
 import { ReleaseActionArgs } from "./releases.ts";
 
 export const MembershipActionArgs = {
@@ -26,6 +27,8 @@ export const MembershipActionArgs = {
     .strict(),
   "user.list": z.object({ limit: ListLimit, after: ListAfter }).strict(),
   "user.revoke": z.object({ handle: Slug, reason: z.string().max(200).default("revoked by an operator") }).strict(),
+  /** The user's X25519 key-exchange key for rooms (sent by the user itself or an admin). */
+  "user.kex": z.object({ handle: Slug, kex_key: CurvePublicKey }).strict(),
   "node.invite": z
     .object({
       expiry_s: z
@@ -73,8 +76,11 @@ export const MembershipActionArgs = {
   "writer.retire": z
     .object({ key: NodePublicKey, reason: z.string().max(200).default("retired by an operator") })
     .strict(),
-  /** A new account signing key mints every JWT from now on; the old one stays listed until retired. */
-  "account.rotate": z.object({}).strict(),
+  /**
+   * A new account signing key mints every JWT from now on; the old one stays listed until retired.
+   * `key`: one whose seed is already in every membershipd's auth/ (a cluster's way); else a new one.
+   */
+  "account.rotate": z.object({ key: AccountPublicKey.optional() }).strict(),
   /** The account JWT stops listing `key`: what it signed is cut. Refused while active nodes hold such JWTs, unless `force`. */
   "account.retire": z.object({ key: AccountPublicKey, force: z.boolean().default(false) }).strict(),
   /** The signing keys listed, the one minting, and which identities still hold JWTs an older key signed. */
@@ -91,6 +97,7 @@ export const MembershipActionArgs = {
   ...ReleaseActionArgs,
   ...AppActionArgs,
   ...BackupActionArgs,
+  ...RoomActionArgs,
 } as const;
 
 export type MembershipAction = keyof typeof MembershipActionArgs;

@@ -50,7 +50,7 @@ export const CommandEnvelope = z
     ts: IsoTime,
     nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
     actor: Actor,
-    action: z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*){0,3}$/),
+    action: z.string().regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*){0,3}$/),
     args: z.record(z.string(), z.unknown()),
     sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
   })

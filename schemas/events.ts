@@ -15,6 +15,7 @@ import {
 } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { AppEventSchemas, AppStepEventSchemas } from "./apps.ts";
+import { RoomKeyEventSchemas } from "./rooms.ts";
 import { ReleaseEventSchemas, UpdateEventSchemas } from "./releases.ts";
 import { Commitment, Epoch, MAX_GUARDIANS } from "./vault.ts";
 
@@ -53,6 +54,10 @@ export const EventDataSchemas = {
       .object({ handle: Slug, reason: z.string().max(200) })
       .strict()
       .describe("The user may no longer sign commands; its NATS identity is revoked with it (IdentityRevoked)."),
+    UserExchangeKeySet: z
+      .object({ handle: Slug, kex_key: CurvePublicKey })
+      .strict()
+      .describe("The user's X25519 key-exchange key, which rooms seal their keys to, is this one from now on."),
   },
   room: {
     RoomCreated: z
@@ -63,6 +68,7 @@ export const EventDataSchemas = {
       .object({ room: Slug, archived_by: Slug })
       .strict()
       .describe("The room is read-only from now on: no new members."),
+    ...RoomKeyEventSchemas,
   },
   identity: {
     IdentityIssued: z

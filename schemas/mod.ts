@@ -9,5 +9,7 @@ export * from "./node-agent.ts";
 export * from "./releases.ts";
 export * from "./apps.ts";
 export * from "./backup.ts";
+export * from "./rooms.ts";
+export * from "./room-messages.ts";
 export * from "./vault.ts";
 export * from "./checkpoint.ts";

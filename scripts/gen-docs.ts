@@ -3,7 +3,7 @@
 // (scripts/security-doc.ts), and docs/errors.md from the error-code registry (services/core/errors.ts),
 // so none can drift from the code.
 // `make docs` writes them and schemas/json/; test/docs.test.ts fails when any is stale.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import {
@@ -14,6 +14,8 @@ import {
   MembershipActionArgs,
   MembershipActions,
   NodeReportArgs,
+  RoomMessage,
+  RoomMessageBody,
 } from "../schemas/mod.ts";
 import { ERRORS, type ErrorInfo } from "../services/core/mod.ts";
 import { APPS_DOC, renderAppsDoc } from "./apps-doc.ts";
@@ -81,6 +83,7 @@ export function renderEventsDoc(): string {
       );
     }
   }
+  out.push(...renderRoomWireFormat());
   out.push("## Command envelope", "", schemaBlock(CommandEnvelope), "## Membership actions", "");
   for (const action of MembershipActions)
     out.push(
@@ -100,6 +103,49 @@ export function renderEventsDoc(): string {
     out.push(`### ${action}`, "", `Subject \`unibus.cmd.membership.${action}\`.`, "", schemaBlock(schema));
   }
   return out.join("\n");
+}
+
+/** The byte layout comment at the top of room-crypto/layout.ts: the one description of the bytes, kept with the code. */
+function roomLayoutComment(): string {
+  const text = readFileSync(resolve(import.meta.dirname, "../services/core/room-crypto/layout.ts"), "utf8");
+  const head: string[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("//")) break;
+    head.push(line.replace(/^\/\/ ?/, ""));
+  }
+  return head.slice(head.findIndex((l) => l.trim() === "") + 1).join("\n");
+}
+
+function renderRoomWireFormat(): string[] {
+  return [
+    "## Room messages (end-to-end encrypted)",
+    "",
+    "A room's messages are stored in stream `UNIBUS_ROOM_<digest>` on `unibus.room.<digest>.<epoch>` (the room's",
+    "name blinded as every name on disk is: docs/architecture.md, Names on disk); only membershipd",
+    "reads and writes that stream, for members (`room.send`, `room.read`). Everything below happens on the members'",
+    "machines: membershipd holds sealed epoch keys (`RoomKeysSealed`) and ciphertexts, never a key that opens them.",
+    "To read a room it is a member of, any NATS client with libsodium and Ed25519:",
+    "",
+    "1. sends `room.keys` (a signed command, as every action): the epochs it holds a copy of (`mine`), each epoch's",
+    "   members (`epochs[].sealed_to`) and every such member's Ed25519 key (`sign_keys`);",
+    "2. opens each copy with its X25519 key (`crypto_box_seal_open`) and checks the binding below (room, epoch);",
+    "3. pages through `room.read` (`after` = the last sequence seen, `wait_ms` to wait for new ones), and for each",
+    "   message: checks the sender is a member of that epoch, verifies the signature with the sender's key, derives",
+    "   the sender's chain to the message's counter, decrypts, and remembers (epoch, sender, counter) to refuse replays.",
+    "",
+    "A message on the wire:",
+    "",
+    schemaBlock(RoomMessage),
+    "Its plaintext body (inside the ciphertext):",
+    "",
+    schemaBlock(RoomMessageBody),
+    "The bytes, from `services/core/room-crypto/layout.ts`:",
+    "",
+    "```",
+    roomLayoutComment(),
+    "```",
+    "",
+  ];
 }
 
 /** Every code the system answers with, its meaning, its exit code and whether a retry may cure it. */

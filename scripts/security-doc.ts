@@ -289,6 +289,20 @@ export const SECRETS: SecretEntry[] = [
     source: { path: "services/cli/verbs/user.ts", text: "`${base}.creds`" },
   },
   {
+    file: "users/<handle>.kex.nk, <identity>.kex.nk",
+    what: "a user's X25519 exchange key (rooms' epoch keys are sealed to its public half), beside its signing seed",
+    mode: "0600",
+    readers: "the CLI of that user (room send, room read)",
+    source: { path: "services/cli/rooms/kex-seed.ts", text: '".kex.nk"' },
+  },
+  {
+    file: "rooms/<handle>/<room>.<epoch>.json",
+    what: "the user's sending ratchet in a room's epoch (its chain key and counter), saved before each message; older epochs' files deleted",
+    mode: "0600 (in a 0700 dir)",
+    readers: "the CLI of that user",
+    source: { path: "services/cli/rooms/ratchet-store.ts", text: 'join(dataDir, "rooms", handle)' },
+  },
+  {
     file: "the forwarder's `--syslog-key FILE`",
     what: "the forwarder's TLS client key for the syslog server (its NATS identity is a `users/<handle>.creds` with role forwarder)",
     mode: "0600 (refused otherwise)",

@@ -79,9 +79,9 @@ describe("unibus CLI against a real membershipd", () => {
     const alice = ok(await cli(["user", "add", "alice", "--role", "admin"]), "user add alice");
     assert.match(
       alice.stdout,
-      /^created user alice \(U[A-Z2-7]{55}\); its seed is in .*users\/alice\.nk; its NATS credentials are in .*users\/alice\.creds\n$/,
+      /^created user alice \(U[A-Z2-7]{55}\); its seed is in .*users\/alice\.nk; its exchange key's seed is in .*users\/alice\.kex\.nk; its NATS credentials are in .*users\/alice\.creds\n$/,
     );
-    for (const f of ["alice.nk", "alice.creds"])
+    for (const f of ["alice.nk", "alice.kex.nk", "alice.creds"])
       assert.equal(statSync(join(dataDir, "users", f)).mode & 0o777, 0o600, f);
     ok(await cli(["user", "add", "bob", "--role", "monitor"]), "user add bob");
     assert.match(

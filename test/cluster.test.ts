@@ -491,6 +491,50 @@ describe("cluster on three network-namespace hosts", {
     assert.match((await probe([join(n2, "route.pem"), join(n2, "route.key")])).stdout, /^accepted/);
   });
 
+  /** The account signing key that signed a creds file's JWT (its `iss`). */
+  const issuerOf = (credsFile: string) => {
+    const jwt = readFileSync(credsFile, "utf8").match(/-----BEGIN NATS USER JWT-----\s+(\S+)/)![1]!;
+    return JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString()).iss as string;
+  };
+
+  test("the account signing key rotates across the cluster: every membershipd mints with it, agents get new JWTs, the old key retires", async () => {
+    await material(["--next-signing-key"]);
+    const next = readFileSync(join(secrets, "identities/auth/account-signing.next"), "utf8").trim();
+    // A rerun of the deploy places the new seed on every node; the running membershipds stay up.
+    const placed = await deploy([], {});
+    assert.equal(placed.code, 0, placed.stdout + placed.stderr);
+    const oldAdmin = join(dir, "old-admin.creds");
+    cpSync(join(dataDir("n1"), "admin.creds"), oldAdmin);
+    const r = await cli("n1", ["--json", "account", "rotate-signing-key", "--key", next]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const old = JSON.parse(r.stdout).replaces as string;
+    await until("every membershipd mints with the new key", async () =>
+      NODES.every((n) => issuerOf(join(dataDir(n), "admin.creds")) === next),
+    );
+    await until("no node's agent holds a JWT of the old key", async () => {
+      const s = await cli("n2", ["--json", "account", "status"]);
+      return s.code === 0 && JSON.parse(s.stdout).on_older_keys.every((h: any) => h.role !== "node");
+    });
+    const retired = await cli("n3", ["--json", "account", "retire-signing-key", old]);
+    assert.equal(retired.code, 0, retired.stdout + retired.stderr);
+    for (const via of NODES) {
+      const st = await cli(via, ["--json", "node", "status", "n3"]);
+      assert.equal(st.code, 0, `via ${via}: ${st.stderr}`);
+    }
+    const cut = await lab.exec("op", [
+      join(ROOT, "bin/unibus"),
+      "--creds",
+      oldAdmin,
+      "--server",
+      `nats://${ipOf("n2")}:4250`,
+      "--ca",
+      join(dataDir("n1"), "tls/ca.pem"),
+      "room",
+      "list",
+    ]);
+    assert.notEqual(cut.code, 0, "credentials the retired key signed are refused");
+  });
+
   test("kill -9 of the meta leader's node under load: failover, degraded in monitor report, nothing acknowledged lost, projections converge", async (t) => {
     const leader = (await healthz("n1")).cluster.meta_leader as string;
     assert.ok(NODES.includes(leader));

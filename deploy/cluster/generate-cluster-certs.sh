@@ -17,6 +17,8 @@
 # `deploy-cluster.sh --roll-certs --apply`): begin makes client-ca.next/ and route-ca.next/ and
 # has every node and client trust old and new; switch issues every node's certificates from the
 # new CAs; finish retires the old CAs (client-ca.retired-<time>/) and trusts the new ones alone.
+# --next-signing-key makes the account signing key a rotation switches to (identities/auth/); deploy
+# it (deploy-cluster.sh --apply) before `unibus account rotate-signing-key --key A…`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -31,7 +33,8 @@ while [ $# -gt 0 ]; do
     --rotate) rotate=1; shift ;;
     --next-at-rest-keys) next_keys=1; shift ;;
     --rotate-cas) ca_phase=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --next-signing-key) next_signing=--next-signing-key; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "generate-cluster-certs.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -119,7 +122,7 @@ bundle() { # CA: the issuing CA's certificate, then the other one while a rotati
 }
 client_issuer=$(issuer client-ca) route_issuer=$(issuer route-ca)
 mkdir -p "$out/identities/tls" && bundle client-ca >"$out/identities/tls/ca.pem"   # so --data-dir identities finds the CA
-(cd "$root" && node --import "file://$root/node_modules/tsx/dist/loader.mjs" scripts/cluster-keys.ts "$out/identities") | sed 's/^/identity: /'
+(cd "$root" && node --import "file://$root/node_modules/tsx/dist/loader.mjs" scripts/cluster-keys.ts "$out/identities" ${next_signing:+"$next_signing"}) | sed 's/^/identity: /'
 
 for entry in "${CLUSTER_NODES[@]}"; do
   read -r name _ssh public wg <<<"$entry"

@@ -346,9 +346,9 @@ export class Projector {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current =
         this.cache.get(cacheKey) ??
-        (attempt === 0 ? this.assumeAbsent(p, events) : null) ??
+        (attempt === 0 ? this.assumeAbsent(p, events, naturalKey) : null) ??
         (await this.readRecord(kv, key));
-      const next = events.reduce((r, e) => applyEvent(p, r, e), current.record);
+      const next = events.reduce((r, e) => applyEvent(p, r, e, naturalKey), current.record);
       if (next === current.record) return this.remember(cacheKey, current);
       try {
         // `next` is a record or a tombstone (applyEvent never turns a stored value into nothing):
@@ -369,8 +369,8 @@ export class Projector {
    * record, or the tombstone of one it created and removed): if the batch makes nothing out of
    * nothing, nothing would be written to prove the key absent, so that case reads.
    */
-  private assumeAbsent(p: AnyRecordProjection, events: StoredEvent[]): Cached | null {
-    const created = events.reduce<Cached["record"]>((r, e) => applyEvent(p, r, e), undefined);
+  private assumeAbsent(p: AnyRecordProjection, events: StoredEvent[], naturalKey: string): Cached | null {
+    const created = events.reduce<Cached["record"]>((r, e) => applyEvent(p, r, e, naturalKey), undefined);
     return created === undefined ? null : { record: undefined, revision: 0 };
   }
 

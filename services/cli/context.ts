@@ -73,9 +73,14 @@ function seedBytesOf(path: string): Uint8Array {
   return seed;
 }
 
-/** The key commands are signed with: --identity (a seed or .creds file), else the --creds file, else admin.nk. */
+/** The file commands are signed with: --identity (a seed or .creds file), else the --creds file, else admin.nk. */
+export function resolveIdentityPath(o: GlobalOptions): string {
+  return resolve(o.identity ?? (o.creds ? o.creds : join(o.dataDir, "admin.nk")));
+}
+
+/** The key commands are signed with (resolveIdentityPath's file). */
 export function loadIdentity(o: GlobalOptions): Signer {
-  const path = resolve(o.identity ?? (o.creds ? o.creds : join(o.dataDir, "admin.nk")));
+  const path = resolveIdentityPath(o);
   const seed = seedBytesOf(path);
   try {
     return signerFromSeed(seed);

@@ -49,9 +49,17 @@ export const ERRORS = {
   // Users, rooms, members and invites.
   E_USER_EXISTS: { meaning: "a user with that id already exists" },
   E_USER_NOT_FOUND: { meaning: "no user with that id" },
+  E_USER_REVOKED: { meaning: "the user is revoked and takes no changes" },
   E_ROOM_EXISTS: { meaning: "a room with that name already exists" },
   E_ROOM_NOT_FOUND: { meaning: "no room with that name" },
   E_ROOM_ARCHIVED: { meaning: "the room is archived and takes no changes" },
+  E_NOT_MEMBER: { meaning: "the user is not a member of the room" },
+  E_ROOM_EPOCH: {
+    meaning:
+      "the room's key epoch is not the one given (a newer one began, or it is not the next); fetch the keys again",
+    retry: true,
+  },
+  E_ROOM_SEALING: { meaning: "the sealed room keys do not match the room's members and their exchange keys" },
   E_MEMBER_EXISTS: { meaning: "the user is already a member of the room" },
   E_MEMBER_NOT_FOUND: { meaning: "the user is not a member of the room" },
   E_INVITE_NOT_FOUND: { meaning: "no invite with that id" },
@@ -59,6 +67,9 @@ export const ERRORS = {
   E_INVITE_USED: { meaning: "the invite was already used" },
   E_INVITE_REVOKED: { meaning: "the invite was revoked" },
   E_IDENTITY_NOT_FOUND: { meaning: "no identity with that id" },
+  E_SIGNING_KEY_MISSING: {
+    meaning: "the named account signing key's seed is not in this membershipd's auth/ directory",
+  },
   E_SIGNING_KEY_IN_USE: {
     meaning: "active nodes still hold JWTs the account signing key signed: they would be cut off",
   },
@@ -82,7 +93,8 @@ export const ERRORS = {
   E_TOO_FEW_PEERS: { meaning: "too few peers can guard the node's key, or too few released their shares" },
   E_SCALE_TIMEOUT: { meaning: "the streams did not reach the new replica count in time; run cluster scale again" },
   E_CLUSTER_NOT_WHOLE: {
-    meaning: "the cluster did not become whole (every peer current, every stream's copies current and complete) in time",
+    meaning:
+      "the cluster did not become whole (every peer current, every stream's copies current and complete) in time",
     exit: 3,
     retry: true,
   },

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { eventSubject } from "./blind.ts";
 import { inboxPrefix, permissionsFor } from "./permissions.ts";
-import { READ_ACTIONS } from "./roles.ts";
+import { READ_ACTIONS, ROOM_ACTIONS } from "./roles.ts";
 import { subjectMatches } from "./subject-match.ts";
 import { newUserSeed, signerFromSeed } from "./signing/crypto.ts";
 
@@ -72,13 +72,13 @@ describe("subject permissions per role", () => {
     assert.deepEqual(p.sub, { allow: [inbox, "unibus.audit.checkpoint"], deny: [] });
   });
 
-  test("monitor: exactly the read actions and services discovery, nothing else", () => {
+  test("monitor: exactly the read actions, the room actions (membership checked by membershipd) and services discovery, nothing else", () => {
     const p = permissionsFor("monitor", { key });
     assert.deepEqual(
       new Set(p.pub.allow),
-      new Set([...[...READ_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), ...DISCOVERY]),
+      new Set([...[...READ_ACTIONS, ...ROOM_ACTIONS].map((a) => `unibus.cmd.membership.${a}`), ...DISCOVERY]),
     );
-    for (const w of ["node.invite", "node.revoke", "user.add", "node.enroll"])
+    for (const w of ["node.invite", "node.revoke", "user.add", "node.enroll", "room.create", "member.add"])
       assert.ok(!allows(p.pub, `unibus.cmd.membership.${w}`), w);
     assert.deepEqual(p.sub, { allow: [inbox, "unibus.audit.checkpoint"], deny: [] });
   });

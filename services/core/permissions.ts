@@ -9,7 +9,7 @@
 // a stream it shares with others is the admin, and every control subject a receiver acts on
 // carries membershipd's signature (services/core/control-message.ts).
 import { CHECKPOINT_SUBJECT, TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
-import { NODE_ACTIONS, READ_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
+import { NODE_ACTIONS, READ_ACTIONS, ROOM_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
 
 export interface SubjectPermissions {
   pub: { allow: string[]; deny: string[] };
@@ -155,7 +155,11 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
     case "monitor":
       return {
         pub: {
-          allow: [...[...READ_ACTIONS].map((a) => cmd(a, "a read-only membershipd action")), ...discovery],
+          allow: [
+            ...[...READ_ACTIONS].map((a) => cmd(a, "a read-only membershipd action")),
+            ...[...ROOM_ACTIONS].map((a) => cmd(a, "a room's keys and messages, for the rooms it is a member of")),
+            ...discovery,
+          ],
           deny: [],
         },
         sub: { allow: [inbox, checkpoints], deny: [] },

@@ -41,8 +41,12 @@ export interface Projection<R extends { seq: number }> {
   bucket: string;
   /** The record keys this event touches (none for events the projection ignores). */
   keys(event: StoredEvent): string[];
-  /** The live record after the event; undefined = there is none (applyEvent turns a removal into a tombstone). */
-  project(record: R | undefined, event: StoredEvent): R | undefined;
+  /**
+   * The live record under `key` after the event; undefined = there is none (applyEvent turns a
+   * removal into a tombstone). `key` is one of keys(event): an event that touches several records
+   * (a room key's sealed copies, one per member) tells them apart by it; the others may ignore it.
+   */
+  project(record: R | undefined, event: StoredEvent, key?: string): R | undefined;
 }
 
 /** What a bucket holds under a key: a live record or the tombstone of a removed one. */
@@ -62,10 +66,11 @@ export function applyEvent<R extends { seq: number }>(
   p: Projection<R>,
   stored: Stored<R> | undefined,
   event: StoredEvent,
+  key = "",
 ): Stored<R> | undefined {
   if (stored && stored.seq >= event.seq) return stored;
   const current = isTombstone(stored) ? undefined : stored;
-  const next = p.project(current, event);
+  const next = p.project(current, event, key);
   if (next === current) return stored;
   return next ?? { deleted: true, seq: event.seq };
 }

@@ -135,6 +135,9 @@ const expectedBuckets = {
   // Nor app events (issue 22).
   UNIBUS_apps: {},
   UNIBUS_node_apps: {},
+  // Nor room key epochs (issue 25).
+  UNIBUS_room_keys: {},
+  UNIBUS_room_epochs: {},
 };
 
 function snapshot(mp: MemoryProjections): Record<string, Record<string, unknown>> {
@@ -306,7 +309,7 @@ describe("roomsByMemberProjection", () => {
 });
 
 describe("allProjections", () => {
-  test("lists the thirteen projections with distinct buckets", () => {
+  test("lists the fifteen projections with distinct buckets", () => {
     assert.deepEqual(
       allProjections.map((p) => p.bucket),
       [
@@ -323,6 +326,8 @@ describe("allProjections", () => {
         "UNIBUS_node_releases",
         "UNIBUS_apps",
         "UNIBUS_node_apps",
+        "UNIBUS_room_keys",
+        "UNIBUS_room_epochs",
       ],
     );
   });

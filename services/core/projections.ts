@@ -26,6 +26,7 @@ import { locksProjection } from "./lock/projection.ts";
 import { nodeReleasesProjection } from "./release/node-releases-projection.ts";
 import { appProjection } from "./app/projection.ts";
 import { nodeAppsProjection } from "./apps/projection.ts";
+import { roomEpochsProjection, roomKeysProjection } from "./room/key-projections.ts";
 
 export {
   applyEvent,
@@ -58,6 +59,8 @@ export const allProjections: readonly AnyRecordProjection[] = [
   nodeReleasesProjection,
   appProjection,
   nodeAppsProjection,
+  roomKeysProjection,
+  roomEpochsProjection,
 ];
 
 /**
@@ -85,7 +88,7 @@ export class MemoryProjections {
     for (const [p, bucket] of this.pairs) {
       for (const key of p.keys(event)) {
         // undefined only for a key that never held a record (applyEvent keeps a tombstone otherwise).
-        const next = applyEvent(p, bucket.get(key), event);
+        const next = applyEvent(p, bucket.get(key), event, key);
         if (next !== undefined) bucket.set(key, next);
       }
     }

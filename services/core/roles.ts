@@ -22,6 +22,20 @@ export const READ_ACTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * What a user does in the rooms it is a member of, and setting its own exchange key: admins and
+ * monitors alike (people), each handler checking the membership.
+ */
+export const ROOM_ACTIONS: ReadonlySet<string> = new Set([
+  "room.keys",
+  "room.read",
+  "room.send",
+  "room.key_rotate",
+  "room.key_seal",
+  "room.key_policy",
+  "user.kex",
+]);
+
+/**
  * What a node's agent asks of membershipd: append its own events, and learn which admins it obeys.
  * Kept apart from READ_ACTIONS, which monitors may send.
  */
@@ -36,10 +50,10 @@ export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Reads that monitors may not send: a node's trust list and desired apps, and `backup.fetch` (a piece
- * of a backup file: admins only).
+ * Reads outside READ_ACTIONS: a node's trust list and desired apps, `backup.fetch` (a piece of a
+ * backup file: admins only), and a room's keys and messages (members only, ROOM_ACTIONS).
  */
-const OTHER_READS: ReadonlySet<string> = new Set(["node.trust", "node.apps", "backup.fetch"]);
+const OTHER_READS: ReadonlySet<string> = new Set(["node.trust", "node.apps", "backup.fetch", "room.keys", "room.read"]);
 
 /** Reads whose reply is not stored with the nonce: the read actions and the other reads. */
 export function isReadAction(action: string): boolean {
@@ -53,7 +67,7 @@ export function roleAllows(role: Role, action: string): boolean {
     case "admin":
       return action !== "node.report";
     case "monitor":
-      return READ_ACTIONS.has(action);
+      return READ_ACTIONS.has(action) || ROOM_ACTIONS.has(action);
     case "node":
       return NODE_ACTIONS.has(action) || VAULT_NODE_ACTIONS.has(action);
     default:

@@ -70,5 +70,17 @@ export function createActionKit(deps: ActionKitDeps) {
     return reads.record(bucket, name);
   }
 
-  return { aggregates, write, caughtUp, list, get };
+  /** Live records of `bucket` under `prefix` (all of them, unpaged), once the projections caught up. */
+  async function records(bucket: string, prefix?: string) {
+    await caughtUp();
+    return reads.records(bucket, prefix);
+  }
+
+  /** The live records under `names`, read together after one catch-up. */
+  async function getMany(bucket: string, names: readonly string[]) {
+    await caughtUp();
+    return Promise.all(names.map((n) => reads.record(bucket, n)));
+  }
+
+  return { aggregates, write, caughtUp, list, get, records, getMany };
 }

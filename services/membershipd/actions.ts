@@ -14,6 +14,7 @@ import { NodeCredentials } from "./node-credentials.ts";
 import { createNodeReportHandlers } from "./node-reports.ts";
 import type { NodeQuotas } from "./node-quotas.ts";
 import { roomHandlers } from "./room-actions.ts";
+import { roomKeyHandlers, type RoomMessages } from "./rooms/mod.ts";
 import { trustedAdmins } from "./trust.ts";
 import type { UpdateAction } from "./updates/mod.ts";
 import { userHandlers } from "./user-actions.ts";
@@ -39,6 +40,8 @@ export interface ActionDeps extends FleetActionDeps, Omit<ActionKitDeps, "reads"
   nodeQuotas?: NodeQuotas;
   /** account.rotate/retire/status (signing-keys/); null without operator-mode auth. */
   signingKeys?: SigningKeys | null;
+  /** The rooms' message streams (rooms/messages.ts). */
+  roomMessages: RoomMessages;
   /** The CA bundle agents are handed in node.trust (a CA rotation's overlap); absent without TLS. */
   tlsCa?: () => string | null;
   log?: (line: string) => void;
@@ -61,6 +64,7 @@ export function createActions(deps: ActionDeps) {
   const handlers: Handlers<ServedAction> = {
     ...userHandlers(kit, fleet, deps.trustChanged),
     ...roomHandlers(kit),
+    ...roomKeyHandlers(kit, deps.roomMessages),
     ...writerHandlers(kit),
     ...memberHandlers(kit),
     ...nodeReadHandlers(kit),

@@ -20,6 +20,7 @@ import { createActions } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
 import { announceCaBundleChange, caBundleReader } from "./tls-trust.ts";
+import { RoomMessages } from "./rooms/mod.ts";
 import { bootstrapStore } from "./bootstrap.ts";
 import { serveCommands } from "./command-service.ts";
 import { adminSigner, driverSigner, DRIVER_ACTOR_ID, serviceSigner } from "./identities.ts";
@@ -201,7 +202,11 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const backups = backupsOf(o, s);
   const trustChanged = () => announceTrustChange(o.nc, driver);
   const signingKeys = signingKeysOf(o, s, trustChanged);
+  const followKeys = signingKeys?.follow(o.nc);
+  const roomMessages = new RoomMessages(o.nc, jsm);
+  roomMessages.start();
   const run = createActions({
+    roomMessages,
     aggregates,
     buckets,
     projector,
@@ -250,6 +255,8 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     replicaWatch: watch,
     streamMaxBytes: s.streamMaxBytes,
     async stop() {
+      followKeys?.unsubscribe();
+      roomMessages.stop();
       watch?.stop();
       vaultTally.stop();
       pause.stop();

@@ -19,12 +19,14 @@ function holders(list: HolderLine[], what: string): string {
 export const ACCOUNT_VERBS = [
   defineVerb({
     words: ["account", "rotate-signing-key"],
-    usage: "",
-    help: "mint every JWT with a new account signing key from now on; the old one stays valid until retired",
-    flags: {},
+    usage: "[--key A…]",
+    help:
+      "mint every JWT with a new account signing key from now on; the old one stays valid until retired. " +
+      "--key: one whose seed is already on every server (a cluster: generate-cluster-certs.sh --next-signing-key, then deploy)",
+    flags: { key: { type: "string" } },
     dryRun: true,
-    run: async ({ o, send }) =>
-      show(o, await send("account.rotate", {}), (r) =>
+    run: async ({ flags, o, send }) =>
+      show(o, await send("account.rotate", flags.key ? { key: flags.key } : {}), (r) =>
         [
           `signing key ${r.key} mints from now on (it replaces ${r.replaces}, which stays valid until retired)`,
           holders(r.on_older_keys, "still hold a JWT an older key signed (nodes get new ones at their next connect)"),

@@ -6,13 +6,20 @@ import type { MemberEvent } from "../../../schemas/mod.ts";
 import { newUserSeed, signerFromSeed } from "../signing/crypto.ts";
 import { fold } from "../decider.ts";
 import { deciderSpec } from "../decider-spec.ts";
-import type { RoomState } from "../room/decider.ts";
+import { DEFAULT_KEY_POLICY, type RoomState } from "../room/decider.ts";
 import type { UserState } from "../user/decider.ts";
 import { memberDecider, type MemberCommand } from "./decider.ts";
 
 type Role = "owner" | "moderator" | "member";
 const spec = deciderSpec(memberDecider, "member");
-const openRoom: RoomState = { exists: true, room: "ops", subject: "Operations", archived: false };
+const openRoom = {
+  exists: true as const,
+  room: "ops",
+  subject: "Operations",
+  archived: false,
+  policy: DEFAULT_KEY_POLICY,
+  current: null,
+} satisfies RoomState;
 const archivedRoom: RoomState = { ...openRoom, archived: true };
 const noRoom: RoomState = { exists: false };
 const signKey = signerFromSeed(newUserSeed()).publicKey;

@@ -9,7 +9,8 @@ export type UserState =
 
 export type UserCommand =
   | ({ type: "CreateUser" } & ArgsOf<"user.add">)
-  | { type: "RevokeUser"; handle: string; reason: string };
+  | { type: "RevokeUser"; handle: string; reason: string }
+  | ({ type: "SetExchangeKey" } & ArgsOf<"user.kex">);
 
 export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
   initialState: () => ({ exists: false }),
@@ -29,6 +30,16 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
           return domainError("E_USER_NOT_FOUND", `user ${command.handle} does not exist`, { handle: command.handle });
         if (state.revoked) return [];
         return [{ type: "UserRevoked", data: { handle: command.handle, reason: command.reason } }];
+      case "SetExchangeKey":
+        if (!state.exists)
+          return domainError("E_USER_NOT_FOUND", `user ${command.handle} does not exist`, { handle: command.handle });
+        if (state.revoked)
+          return domainError("E_USER_REVOKED", `user ${command.handle} is revoked`, { handle: command.handle });
+        if (state.kexKey === command.kex_key)
+          return domainError("E_NO_CHANGE", `${command.handle} already has this exchange key`, {
+            handle: command.handle,
+          });
+        return [{ type: "UserExchangeKeySet", data: { handle: command.handle, kex_key: command.kex_key } }];
     }
   },
   evolve(state, event) {
@@ -39,6 +50,8 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
       }
       case "UserRevoked":
         return state.exists ? { ...state, revoked: true } : state;
+      case "UserExchangeKeySet":
+        return state.exists ? { ...state, kexKey: event.data.kex_key } : state;
     }
   },
 };

@@ -19,6 +19,8 @@ export const usersProjection: Projection<UserRecord> = {
         };
       case "UserRevoked":
         return r && { ...r, revoked: true, seq: e.seq };
+      case "UserExchangeKeySet":
+        return r && { ...r, kex_key: e.data.kex_key, seq: e.seq };
       default:
         return r;
     }

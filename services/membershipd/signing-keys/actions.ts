@@ -15,7 +15,7 @@ const unsupported = async () =>
 export function accountHandlers(keys: SigningKeys | null): Handlers<AccountAction> {
   if (!keys) return { "account.rotate": unsupported, "account.retire": unsupported, "account.status": unsupported };
   return {
-    "account.rotate": (_a, cmd) => keys.rotate(cmd.actor, cmd.id),
+    "account.rotate": (a, cmd) => keys.rotate(cmd.actor, cmd.id, a.key),
     "account.retire": (a, cmd) => keys.retire(a.key, a.force, cmd.actor, cmd.id),
     "account.status": () => keys.status(),
   };

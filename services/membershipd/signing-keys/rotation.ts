@@ -8,11 +8,14 @@
 import { join } from "node:path";
 import type { Actor, Role } from "../../../schemas/mod.ts";
 import { credsFromSeedFile, replaceSecretFile, type AggregateStore, type OperatorAuth } from "../../bus/mod.ts";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import {
   ACCOUNT_ID,
   accountAggregate,
   domainError,
+  eventSubject,
   isDomainError,
+  type DomainError,
   replacedSince,
   signingKeysOf,
   type AccountState,
@@ -78,24 +81,73 @@ export class SigningKeys {
       .map(view);
   }
 
-  rotate(actor: Actor, commandId: string) {
-    return this.serial(() => this.rotateNow(actor, commandId));
+  rotate(actor: Actor, commandId: string, key?: string) {
+    return this.serial(() => this.rotateNow(actor, commandId, key));
+  }
+
+  /**
+   * The other membershipds of a cluster follow a rotation or a retire one of them made: on each
+   * event of the account aggregate (a core subscription on its subject) the keys are applied again
+   * from the events, and a changed minting key re-mints this membershipd's own JWT and admin.creds.
+   */
+  follow(nc: NatsConnection): Subscription {
+    return nc.subscribe(eventSubject("account", ACCOUNT_ID), {
+      // The core copy of an event can arrive before the stream's leader has stored it: the keys are
+      // applied again a second and five seconds later too (applying is idempotent).
+      callback: () => {
+        for (const ms of [0, 1000, 5000])
+          setTimeout(() => {
+            void this.serial(() => this.catchUp()).catch((err: Error) =>
+              this.d.log?.(`account signing keys: cannot follow the events: ${err.message}`),
+            );
+          }, ms).unref();
+      },
+    });
+  }
+
+  private async catchUp(): Promise<void> {
+    const state = await this.state();
+    const since = state.rotations.at(-1)?.since;
+    if (since !== undefined) this.d.identities.signingKeySince = Math.max(this.d.identities.signingKeySince, since);
+    if (!(await applySigningKeys(this.d.auth, state))) return;
+    await this.d.identities.reconnectService();
+    await this.remintAdminCreds(`follow-${this.d.auth.accountSigning.publicKey}`);
+    this.d.log?.(
+      `account signing key: minting with ${this.d.auth.accountSigning.publicKey}, as another membershipd rotated it`,
+    );
+  }
+
+  /** The key a rotation switches to: the one named (its seed already here), or a new one (single server only). */
+  private async nextKey(key: string | undefined): Promise<Signer | DomainError> {
+    if (key) {
+      return (
+        this.d.auth.signingKey(key) ??
+        domainError(
+          "E_SIGNING_KEY_MISSING",
+          `the seed of ${key} is not in ${this.d.auth.dir}: make it with generate-cluster-certs.sh --next-signing-key and deploy it first`,
+        )
+      );
+    }
+    if (await this.d.clustered())
+      return domainError(
+        "E_UNSUPPORTED",
+        "in a cluster every membershipd needs the new key's seed first: generate-cluster-certs.sh --next-signing-key, deploy-cluster.sh --apply, then rotate-signing-key --key A…",
+      );
+    return this.d.auth.newSigningKey();
   }
 
   retire(key: string, force: boolean, actor: Actor, commandId: string) {
     return this.serial(() => this.retireNow(key, force, actor, commandId));
   }
 
-  private async rotateNow(actor: Actor, commandId: string) {
+  private async rotateNow(actor: Actor, commandId: string, key?: string) {
     const { auth, identities } = this.d;
-    if (await this.d.clustered())
-      return domainError(
-        "E_UNSUPPORTED",
-        "the account signing key is rotated on a single-server control plane only: every membershipd of a cluster would need the new seed first",
-      );
+    const fresh = await this.nextKey(key);
+    if (isDomainError(fresh)) return fresh;
     const old = auth.accountSigning;
+    if (fresh.publicKey === old.publicKey || auth.signingKeys.includes(fresh.publicKey))
+      return domainError("E_NO_CHANGE", `${fresh.publicKey} is listed already`);
     const before = [...auth.signingKeys];
-    const fresh = auth.newSigningKey();
     const listed = [...before, fresh.publicKey];
     // Listed before anything is minted with it: a JWT it signs must verify from its first use.
     await auth.useSigningKeys(listed, old);
