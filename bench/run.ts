@@ -16,6 +16,7 @@ import * as rollout from "./rollout.ts";
 import * as apps from "./apps.ts";
 import * as unlock from "./unlock.ts";
 import * as backup from "./backup.ts";
+import * as rooms from "./rooms.ts";
 
 const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
   append,
@@ -27,6 +28,7 @@ const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
   apps,
   unlock,
   backup,
+  rooms,
 };
 
 function machine() {

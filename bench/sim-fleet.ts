@@ -43,6 +43,8 @@ export async function startSimFleetPlane(label: string, connections: number) {
     dir,
     conns,
     send,
+    /** The bootstrap admin's signer (handle `admin`), which `send` signs with. */
+    adminSigner: admin,
     async stop(nodes: SimNode[]) {
       await stopSimNodes(nodes).catch(() => {});
       await plane.stop().catch(() => {});

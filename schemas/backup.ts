@@ -31,7 +31,7 @@ export const BACKUP_SIGNING_PREFIX = `unibus-backup-v${BACKUP_VERSION}:`;
 /** Plaintext bytes per secretstream frame. */
 export const BACKUP_FRAME_BYTES = 64 * 1024;
 /** The header line's most bytes (without its `\n`). */
-export const BACKUP_HEADER_MAX_BYTES = 64 * 1024;
+export const BACKUP_HEADER_MAX_BYTES = 1024 * 1024;
 /** Record bytes per block, before compression (a block is compressed on its own). */
 export const BACKUP_BLOCK_BYTES = 1024 * 1024;
 /** A block's most bytes as stored: compression that would not shrink it adds at most this. */
@@ -72,8 +72,8 @@ export const BackupHeader = z
           })
           .strict(),
       )
-      .max(16)
-      .describe("what each stream held when the snapshot was taken"),
+      .max(4096)
+      .describe("what each stream held when the snapshot was taken (the backed-up streams and every room's)"),
     events_head: Sha256Hex.nullable().describe("the hash of the last event in UNIBUS_EVENTS (its chain head)"),
   })
   .strict();

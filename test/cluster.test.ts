@@ -429,7 +429,10 @@ describe("cluster on three network-namespace hosts", {
   const fingerprint = (pemFile: string) =>
     new X509Certificate(readFileSync(pemFile)).fingerprint256.replace(/:/g, "").toLowerCase();
 
-  test("a store written without encryption becomes encrypted node by node under load: nothing acknowledged lost, the marker nowhere on disk", async (t) => {
+  // Filled in by the migration, used by the rotation after it.
+  const ca = { old: "", next: "", oldRoute: "" };
+
+  test("a store written without encryption becomes encrypted node by node under load (every node and agent trusting a new CA besides): nothing acknowledged lost, the marker nowhere on disk", async (t) => {
     const marker = `PLAINTEXT-MARKER-${Date.now().toString(36)}`;
     const made = await cli("n1", ["room", "create", "marker-room", "--subject", marker]);
     assert.equal(made.code, 0, made.stdout + made.stderr);
@@ -437,26 +440,28 @@ describe("cluster on three network-namespace hosts", {
     for (const n of NODES)
       assert.ok(filesHolding(dataDir(n), marker).length > 0, `${n}'s store holds the marker in clear before`);
     for (const n of NODES) assert.equal((await healthz(n)).posture.at_rest, "none");
+    ca.oldRoute = join(dir, "old-route");
+    cpSync(join(secrets, "nodes/n2/route"), ca.oldRoute, { recursive: true });
+    ca.old = fingerprint(join(secrets, "client-ca/ca.pem"));
 
-    await material(["--next-at-rest-keys"]);
+    // The CA rotation's first phase rides on the migration's roll: both CAs trusted from here on.
+    await material(["--next-at-rest-keys", "--rotate-cas", "begin"]);
+    ca.next = fingerprint(join(secrets, "client-ca.next/ca.pem"));
     await rollUnderLoad(t, "migrate", ["--rekey-store", "--discard-old"]);
     deployEnv = {}; // from here on every node runs today's config (a shimmed start would see no store)
     const holders = NODES.flatMap((n) => filesHolding(join(netnsRoot, n), marker));
     assert.deepEqual(holders, [], "the marker is nowhere on any node's disk after the migration");
     const shown = await cli("n3", ["--json", "room", "show", "marker-room"]);
     assert.equal(JSON.parse(shown.stdout).room.subject, marker, "and the room still reads back through the plane");
+    await until("the agents trust both client CAs", async () => (await agentCas("n1")).length === 2, 30_000);
+    assert.deepEqual((await agentCas("n3")).sort(), [ca.old, ca.next].sort());
   });
 
-  test("the at-rest keys, the client CA and the route CA rotate node by node under load, old and new CAs both trusted in between", async (t) => {
-    const oldRoute = join(dir, "old-route");
-    cpSync(join(secrets, "nodes/n2/route"), oldRoute, { recursive: true });
-    const oldClientCa = fingerprint(join(secrets, "client-ca/ca.pem"));
+  test("the at-rest keys rotate node by node under load as every server switches to the new CAs; then the old CAs retire", async (t) => {
     const keyBefore = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
-
-    // Phase 1 rides on the at-rest key rotation: every node and agent trusts the old and the new CAs.
-    await material(["--next-at-rest-keys", "--rotate-cas", "begin"]);
-    const newClientCa = fingerprint(join(secrets, "client-ca.next/ca.pem"));
-    const rekeyed = await rollUnderLoad(t, "rotate-keys-trust-both-cas", ["--rekey-store"], false);
+    // Phase 2 rides on the key rotation's roll: every server presents certificates of the new CAs.
+    await material(["--next-at-rest-keys", "--rotate-cas", "switch"]);
+    const rekeyed = await rollUnderLoad(t, "rotate-keys-switch-cas", ["--rekey-store"], false);
     assert.match(rekeyed, /the old store and key stay in/);
     const keyAfter = readFileSync(join(secrets, "nodes/n2/at-rest.key"), "utf8");
     assert.notEqual(keyAfter, keyBefore, "the secrets dir holds the node's new key");
@@ -464,17 +469,13 @@ describe("cluster on three network-namespace hosts", {
     const aside = readdirSync(dataDir("n2")).filter((f) => f.startsWith(".rekey-old-"));
     assert.equal(aside.length, 1, "the old store and key stay aside without --discard-old");
     assert.equal(readFileSync(join(dataDir("n2"), aside[0]!, "at-rest.key"), "utf8"), keyBefore);
-    await until("the agents trust both client CAs", async () => (await agentCas("n1")).length === 2, 30_000);
-    assert.deepEqual((await agentCas("n3")).sort(), [oldClientCa, newClientCa].sort());
 
-    // Phase 2: every server presents certificates of the new CAs; phase 3: the old CAs retire.
-    await material(["--rotate-cas", "switch"]);
-    await rollUnderLoad(t, "switch-to-new-cas", ["--roll-certs"], false);
+    // Phase 3: the old CAs retire.
     await material(["--rotate-cas", "finish"]);
     await rollUnderLoad(t, "retire-old-cas", ["--roll-certs"]);
     await until("the agents trust the new client CA alone", async () => {
       const cas = await Promise.all(NODES.map(agentCas));
-      return cas.every((c) => c.length === 1 && c[0] === newClientCa);
+      return cas.every((c) => c.length === 1 && c[0] === ca.next);
     });
     for (const via of NODES) {
       const r = await cli(via, ["--json", "node", "status", "n2"]);
@@ -483,7 +484,7 @@ describe("cluster on three network-namespace hosts", {
     const probe = (args: string[]) =>
       lab.exec("op", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
     assert.match(
-      (await probe([join(oldRoute, "route.pem"), join(oldRoute, "route.key")])).stdout,
+      (await probe([join(ca.oldRoute, "route.pem"), join(ca.oldRoute, "route.key")])).stdout,
       /^refused/,
       "a route certificate of the retired route CA",
     );

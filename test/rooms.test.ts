@@ -7,13 +7,14 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
 import { inboxPrefix, signerFromSeed } from "../services/core/mod.ts";
 import { readMessage, roomCryptoReady } from "../services/core/room-crypto/mod.ts";
+import { readBackup } from "../services/core/backup/mod.ts";
 import { buildCommand, MEMBERSHIP_PREFIX, resultOf, sendCommand } from "../services/cli/request.ts";
 import { loadKexPair, openRoomReader, type RoomReader } from "../services/cli/rooms/mod.ts";
 import type { Send } from "../services/cli/session.ts";
@@ -392,5 +393,24 @@ describe("end-to-end encrypted rooms on a real membershipd", { timeout: 300_000 
         ["ok", "after erin"],
       ],
     );
+  });
+  test("a backup holds every room's message stream, as it stood at the cut", async () => {
+    const keyFile = join(tempDir("unibus-rooms-backup-"), "operator.key");
+    const keygen = json(await cli(["--json", "backup", "keygen", "--out", keyFile]), "backup keygen");
+    const out = join(tempDir("unibus-rooms-backup-"), "rooms.unibus-backup");
+    const made = json(
+      await cli(["--json", "backup", "create", "--out", out, "--recipient", keygen.public_key]),
+      "backup create",
+    );
+    assert.ok(made.bytes > 0);
+    const source = async function* () {
+      for await (const chunk of createReadStream(out)) yield new Uint8Array(chunk as Buffer);
+    };
+    const opened = await readBackup(source, { secretKey: readFileSync(keyFile, "utf8") });
+    const names = opened.header.streams.map((x) => x.name);
+    for (const room of ["shared-room"]) assert.ok(names.includes(roomStream(room)), `${roomStream(room)} in ${names}`);
+    let records = 0;
+    for await (const _ of opened.records) records++;
+    assert.ok(records > names.length, "the whole file decrypts");
   });
 });

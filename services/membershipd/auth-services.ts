@@ -121,11 +121,14 @@ export async function startAuthServices(o: AuthServicesOptions) {
     return reply;
   };
   const subs = [serve(JOIN_SUBJECT, (d) => enrollment.handleJoin(d)), serve(WAIT_ANNOUNCE_SUBJECT, announce)];
+  // What other membershipds of a cluster revoke and re-mint goes into this one's list too.
+  const stopFollowing = identities.follow(o.nc, o.jsm, o.log);
   return {
     identities,
     enrollment,
     waitGate,
     async stop() {
+      stopFollowing();
       await Promise.all(subs.map((s) => s.drain().catch(() => {})));
     },
   };

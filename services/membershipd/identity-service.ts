@@ -20,6 +20,7 @@ import {
   domainError,
   type DomainError,
   type PermissionContext,
+  type RevocationFold,
 } from "../core/mod.ts";
 import { readEventMessages, type AggregateStore, type OperatorAuth } from "../bus/mod.ts";
 import { startSigningKeys } from "./signing-keys/apply.ts";
@@ -59,6 +60,9 @@ export class IdentityService {
   private nc: NatsConnection | null = null;
   /** JWTs issued before this (unix seconds) were signed by an older account signing key (signing-keys/). */
   signingKeySince = 0;
+  /** The revocations folded so far, and the stream sequence start() read to (follow() goes on from there). */
+  private fold: RevocationFold = newRevocationFold();
+  private followFrom = 0;
   /** Changes made to `revocations`, and how many of them the servers have acknowledged. */
   private changes = 0;
   private pushed = 0;
@@ -88,24 +92,13 @@ export class IdentityService {
     const checker = new EventChecker();
     if (last > 0) {
       for await (const m of readEventMessages(nc, jsm, { untilSeq: last })) {
-        // Only these kinds hold keys and their revocations; rooms and members are most of a stream.
-        if (!READ_KINDS.some((k) => m.subject.startsWith(`${EVENT_SUBJECT_PREFIX}.${k}.`))) continue;
-        const checked = checker.check(m.seq, m.subject, m.data);
-        if (!checked.ok) {
-          this.aggregates.quarantine.record(checked.finding);
-          continue;
-        }
-        const e = checked.event;
-        foldRevocation(fold, e);
-        if (e.type === "IdentityIssued") {
-          issued.add(String(e.data.key));
-          this.issuedAt.set(String(e.data.key), Math.floor(Date.parse(e.ts) / 1000));
-          this.noteHolder(e.data as never, Math.floor(Date.parse(e.ts) / 1000));
-        }
-        if (e.type === "IdentityReissued") this.noteIat(String(e.data.key), Number(e.data.revokes_until) + 1);
-        if (e.type === "IdentityRevoked") recorded.add(String(e.data.key));
+        const e = this.take(m, checker, fold);
+        if (e?.type === "IdentityIssued") issued.add(String(e.data.key));
+        if (e?.type === "IdentityRevoked") recorded.add(String(e.data.key));
       }
     }
+    this.fold = fold;
+    this.followFrom = last;
     for (const [key, at] of fold.revoked) this.revocations[key] = at;
     for (const [key, until] of fold.reissued) this.reissued.set(key, until);
     const signing = await startSigningKeys(this.auth, this.aggregates, this.actor);
@@ -118,6 +111,53 @@ export class IdentityService {
       if (isDomainError(r) && r.code !== "E_IDENTITY_NOT_FOUND")
         throw new Error(`cannot record the revocation of ${key}: ${r.message}`);
     }
+  }
+
+  /**
+   * One event of the stream folded in (null for the kinds that hold no keys, or a bad event, which
+   * is quarantined as every reader does): revocations, re-mints, identities and their `iat`s.
+   */
+  private take(m: { seq: number; subject: string; data: Uint8Array }, checker: EventChecker, fold: RevocationFold) {
+    // Only these kinds hold keys and their revocations; rooms and members are most of a stream.
+    if (!READ_KINDS.some((k) => m.subject.startsWith(`${EVENT_SUBJECT_PREFIX}.${k}.`))) return null;
+    const checked = checker.check(m.seq, m.subject, m.data);
+    if (!checked.ok) {
+      this.aggregates.quarantine.record(checked.finding);
+      return null;
+    }
+    const e = checked.event;
+    foldRevocation(fold, e);
+    if (e.type === "IdentityIssued") {
+      this.issuedAt.set(String(e.data.key), Math.floor(Date.parse(e.ts) / 1000));
+      this.noteHolder(e.data as never, Math.floor(Date.parse(e.ts) / 1000));
+    }
+    if (e.type === "IdentityReissued") this.noteIat(String(e.data.key), Number(e.data.revokes_until) + 1);
+    return e;
+  }
+
+  /**
+   * In a cluster every membershipd revokes, re-mints and issues, and each pushes the account JWT
+   * from its own list: after its start this one follows the stream, so the revocations and re-mints
+   * another recorded are in every account JWT it pushes, and its holders are current. Returns stop.
+   */
+  follow(nc: NatsConnection, jsm: JetStreamManager, log?: (line: string) => void): () => void {
+    const abort = new AbortController();
+    const fold = this.fold;
+    const checker = new EventChecker();
+    void (async () => {
+      for await (const m of readEventMessages(nc, jsm, {
+        fromSeq: this.followFrom + 1,
+        follow: true,
+        signal: abort.signal,
+      })) {
+        if (!this.take(m, checker, fold)) continue;
+        for (const [key, at] of fold.revoked) this.revocations[key] ??= at;
+        for (const [key, until] of fold.reissued) this.reissued.set(key, Math.max(this.reissued.get(key) ?? 0, until));
+      }
+    })().catch((err: Error) => {
+      if (!abort.signal.aborted) log?.(`identities: following the stream stopped: ${err.message}`);
+    });
+    return () => abort.abort();
   }
 
   isRevoked(key: string): boolean {

@@ -34,6 +34,7 @@ import { startCheckpointTimer } from "./checkpoint-timer.ts";
 import { serviceSigner } from "./identities.ts";
 import { runRestore } from "./restore/mod.ts";
 import { interruptedRekey, runRekeyStore } from "./rekey/mod.ts";
+import { runRotateCa } from "./rotate-ca/mod.ts";
 import { startBackupSchedule } from "./backup/mod.ts";
 
 /** A cold cluster waits for its peers: long enough for an operator's deploy to start all three. */
@@ -310,6 +311,8 @@ export function runMain(argv: string[]): void {
   if (argv[0] === "restore") return void runRestore(argv.slice(1));
   // `membershipd rekey-store …`: a one-off that re-encrypts a stopped node's store, then exits.
   if (argv[0] === "rekey-store") return void runRekeyStore(argv.slice(1));
+  // `membershipd rotate-ca …`: a one-off phase of the single-server TLS CA's rotation.
+  if (argv[0] === "rotate-ca") return void runRotateCa(argv.slice(1));
   main(argv).catch((err: Error) => {
     // Stopped by a signal while starting: what failed is that start being cut short; the stop exits.
     if (signals.stopping) return;

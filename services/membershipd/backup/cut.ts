@@ -3,6 +3,9 @@
 // not in the backup; the header's streams[] says where it stopped.
 import type { JetStreamManager, StreamConfig } from "@nats-io/jetstream";
 import { BACKED_UP_STREAMS, type BackupHeader, type EventEnvelope } from "../../../schemas/mod.ts";
+
+/** The rooms' message streams (services/membershipd/rooms/messages.ts). */
+const ROOM_STREAM_PREFIX = "UNIBUS_ROOM_";
 import { EVENTS_STREAM, isStreamNotFound, leaderRead } from "../../bus/mod.ts";
 import { eventHash } from "../../core/mod.ts";
 
@@ -43,7 +46,10 @@ export function restorableConfig(config: StreamConfig): Record<string, unknown> 
 /** Each backed-up stream that exists, as it stands now. */
 export async function takeCut(jsm: JetStreamManager): Promise<BackupCut> {
   const streams: StreamCut[] = [];
-  for (const name of BACKED_UP_STREAMS) {
+  // The rooms' message streams too (UNIBUS_ROOM_<digest>): their ciphertexts are the only copy.
+  const rooms: string[] = [];
+  for await (const name of jsm.streams.names()) if (name.startsWith(ROOM_STREAM_PREFIX)) rooms.push(name);
+  for (const name of [...BACKED_UP_STREAMS, ...rooms.sort()]) {
     const info = await leaderRead(() => jsm.streams.info(name)).catch((err) => {
       if (isStreamNotFound(err)) return null;
       throw err;

@@ -112,6 +112,9 @@ export class SigningKeys {
     if (!(await applySigningKeys(this.d.auth, state))) return;
     await this.d.identities.reconnectService();
     await this.remintAdminCreds(`follow-${this.d.auth.accountSigning.publicKey}`);
+    // Agents asked node.trust when the rotation was announced, perhaps of a membershipd that had not
+    // followed yet: ask them again now that this one mints with the new key.
+    this.d.trustChanged();
     this.d.log?.(
       `account signing key: minting with ${this.d.auth.accountSigning.publicKey}, as another membershipd rotated it`,
     );
