@@ -62,6 +62,8 @@ export class IdentityService {
   signingKeySince = 0;
   /** The revocations folded so far, and the stream sequence start() read to (follow() goes on from there). */
   private fold: RevocationFold = newRevocationFold();
+  /** The checker start() read with: it knows the writers the stream trusts so far. */
+  private checker = new EventChecker();
   private followFrom = 0;
   /** Changes made to `revocations`, and how many of them the servers have acknowledged. */
   private changes = 0;
@@ -98,6 +100,7 @@ export class IdentityService {
       }
     }
     this.fold = fold;
+    this.checker = checker;
     this.followFrom = last;
     for (const [key, at] of fold.revoked) this.revocations[key] = at;
     for (const [key, until] of fold.reissued) this.reissued.set(key, until);
@@ -142,8 +145,7 @@ export class IdentityService {
    */
   follow(nc: NatsConnection, jsm: JetStreamManager, log?: (line: string) => void): () => void {
     const abort = new AbortController();
-    const fold = this.fold;
-    const checker = new EventChecker();
+    const { fold, checker } = this;
     void (async () => {
       for await (const m of readEventMessages(nc, jsm, {
         fromSeq: this.followFrom + 1,
@@ -151,8 +153,22 @@ export class IdentityService {
         signal: abort.signal,
       })) {
         if (!this.take(m, checker, fold)) continue;
-        for (const [key, at] of fold.revoked) this.revocations[key] ??= at;
-        for (const [key, until] of fold.reissued) this.reissued.set(key, Math.max(this.reissued.get(key) ?? 0, until));
+        let changed = false;
+        for (const [key, at] of fold.revoked) {
+          if (key in this.revocations) continue;
+          this.revocations[key] = at;
+          changed = true;
+        }
+        for (const [key, until] of fold.reissued) {
+          if ((this.reissued.get(key) ?? 0) >= until) continue;
+          this.reissued.set(key, until);
+          changed = true;
+        }
+        // A list that changed is pushed: whoever recorded the change may not have pushed it yet.
+        if (changed) {
+          this.changes++;
+          await this.pushLatest();
+        }
       }
     })().catch((err: Error) => {
       if (!abort.signal.aborted) log?.(`identities: following the stream stopped: ${err.message}`);
