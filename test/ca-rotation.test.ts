@@ -9,12 +9,8 @@ import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { nodeCommandSubject } from "../schemas/mod.ts";
-import { connectNats, readCredsFile } from "../services/bus/mod.ts";
-import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
-import { buildCommand, sendCommand } from "../services/cli/request.ts";
 import { ROOT, runAgent, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
+import { adminSession, type AdminSession } from "./admin-session.ts";
 import { decodeInvite } from "./enroll-helpers.ts";
 import {
   cleanupMembershipd,
@@ -31,44 +27,25 @@ const casIn = (file: string) => (readFileSync(file, "utf8").match(PEM) ?? []).ma
 
 describe("rotating a single server's TLS CA", { timeout: 300_000 }, () => {
   let md: MembershipdHandle | undefined;
-  let admin: { nc: NatsConnection; signer: Signer } | undefined;
+  let admin: AdminSession | undefined;
   let agent: AgentDaemon | undefined;
   const node = "ca-rot";
   const agentDir = tempDir("unibus-ca-rot-agent-");
   const tls = () => join(md!.dataDir, "tls");
 
   const connectAdmin = async () => {
-    await admin?.nc.close().catch(() => {});
-    const creds = readCredsFile(join(md!.dataDir, "admin.creds"));
-    const nc = await connectNats({
-      servers: md!.natsUrl,
-      name: "test-admin",
-      caFile: join(tls(), "ca.pem"),
-      creds: creds.bytes,
-      inboxPrefix: inboxPrefix(creds.publicKey),
-    });
-    admin = { nc, signer: signerFromSeed(readFileSync(join(md!.dataDir, "admin.nk"), "utf8").trim()) };
+    await admin?.close();
+    admin = await adminSession(md!);
   };
-  const send = async (action: string, args: Record<string, unknown>) =>
-    (await sendCommand(
-      admin!.nc,
-      `unibus.cmd.membership.${action}`,
-      buildCommand(admin!.signer, "admin", action, args),
-      15_000,
-    )) as any;
+  const send = (action: string, args: Record<string, unknown>) => admin!.send(action, args);
   const agentCas = async (): Promise<string[] | null> => {
-    const r = await sendCommand(
-      admin!.nc,
-      nodeCommandSubject(node, "status"),
-      buildCommand(admin!.signer, "admin", "status", { node }),
-      2000,
-    ).catch(() => null);
+    const r = await admin!.status(node);
     return r?.ok ? ((r.result as any).agent.tls_cas as string[]) : null;
   };
   const rotateCa = (phase: string) =>
     spawnSync(join(ROOT, "bin/membershipd"), ["rotate-ca", phase, "--data-dir", md!.dataDir], { encoding: "utf8" });
   const restart = async () => {
-    await admin?.nc.close().catch(() => {});
+    await admin?.close();
     admin = undefined;
     const { dataDir, natsPort, httpPort } = md!;
     await md!.stop();
@@ -92,7 +69,7 @@ describe("rotating a single server's TLS CA", { timeout: 300_000 }, () => {
 
   after(async () => {
     await stopAgentDaemon(agent);
-    await admin?.nc.close().catch(() => {});
+    await admin?.close();
     await cleanupMembershipd(md);
   });
 

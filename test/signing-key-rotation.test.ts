@@ -8,11 +8,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { nodeCommandSubject } from "../schemas/mod.ts";
 import { connectNats, credsFor, OperatorAuth, readCredsFile } from "../services/bus/mod.ts";
-import { inboxPrefix, newUserSeed, signerFromSeed, type Signer } from "../services/core/mod.ts";
-import { buildCommand, sendCommand } from "../services/cli/request.ts";
+import { inboxPrefix, newUserSeed, signerFromSeed } from "../services/core/mod.ts";
+import { adminSession, type AdminSession } from "./admin-session.ts";
 import { runAgent, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
 import {
   cleanupMembershipd,
@@ -29,7 +27,7 @@ const disconnects = (agent: AgentDaemon) => agent.out().split("NATS: disconnecte
 
 describe("rotating the account signing key", { timeout: 300_000 }, () => {
   let md: MembershipdHandle | undefined;
-  let admin: { nc: NatsConnection; signer: Signer } | undefined;
+  let admin: AdminSession | undefined;
   const nodes = { a: "rotate-a", b: "rotate-b" } as const;
   const dirs = { a: tempDir("unibus-rotate-a-"), b: tempDir("unibus-rotate-b-") };
   const agents: { a?: AgentDaemon; b?: AgentDaemon } = {};
@@ -40,31 +38,11 @@ describe("rotating the account signing key", { timeout: 300_000 }, () => {
 
   const ca = () => join(md!.dataDir, "tls", "ca.pem");
   const connectAdmin = async () => {
-    await admin?.nc.close().catch(() => {});
-    const creds = readCredsFile(join(md!.dataDir, "admin.creds"));
-    const nc = await connectNats({
-      servers: md!.natsUrl,
-      name: "test-admin",
-      caFile: ca(),
-      creds: creds.bytes,
-      inboxPrefix: inboxPrefix(creds.publicKey),
-    });
-    admin = { nc, signer: signerFromSeed(readFileSync(join(md!.dataDir, "admin.nk"), "utf8").trim()) };
+    await admin?.close();
+    admin = await adminSession(md!);
   };
-  const send = async (action: string, args: Record<string, unknown>) =>
-    (await sendCommand(
-      admin!.nc,
-      `unibus.cmd.membership.${action}`,
-      buildCommand(admin!.signer, "admin", action, args),
-      15_000,
-    )) as any;
-  const status = async (node: string) =>
-    await sendCommand(
-      admin!.nc,
-      nodeCommandSubject(node, "status"),
-      buildCommand(admin!.signer, "admin", "status", { node }),
-      2000,
-    ).catch(() => null);
+  const send = (action: string, args: Record<string, unknown>) => admin!.send(action, args);
+  const status = (node: string) => admin!.status(node);
   /** Connects with `creds`; the connection, or the error that refused it. */
   const tryConnect = async (creds: Uint8Array) => {
     try {
@@ -106,7 +84,7 @@ describe("rotating the account signing key", { timeout: 300_000 }, () => {
   after(async () => {
     await stopAgentDaemon(agents.a);
     await stopAgentDaemon(agents.b);
-    await admin?.nc.close().catch(() => {});
+    await admin?.close();
     await cleanupMembershipd(md);
   });
 
@@ -227,7 +205,7 @@ describe("rotating the account signing key", { timeout: 300_000 }, () => {
   });
 
   test("a membershipd restart keeps the new key minting and the old one retired", async () => {
-    await admin!.nc.close();
+    await admin!.close();
     admin = undefined;
     const { dataDir, natsPort, httpPort } = md!;
     await md!.stop();
@@ -254,7 +232,7 @@ describe("rotating the account signing key", { timeout: 300_000 }, () => {
   });
 
   test("a rotation cut short after it began minting is finished on start, not dropped", async () => {
-    await admin!.nc.close();
+    await admin!.close();
     admin = undefined;
     const { dataDir, natsPort, httpPort } = md!;
     await md!.stop();
