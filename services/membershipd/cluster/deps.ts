@@ -49,10 +49,20 @@ export async function patiently<T>(step: () => Promise<T>, tries = 5): Promise<T
   }
 }
 
-/** Runs `work` over `items`, `n` at a time. */
-export async function inBatches<T, R>(items: T[], n: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += n) out.push(...(await Promise.all(items.slice(i, i + n).map(work))));
+/**
+ * Runs `work` over `items` with at most `n` running at once, the next one starting as soon as one
+ * ends (not in batches: one slow stream does not hold two others back); results in item order.
+ */
+export async function atMostAtOnce<T, R>(items: T[], n: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
   return out;
 }
 

@@ -6,7 +6,7 @@ import type { CommandEnvelope } from "../../../schemas/mod.ts";
 import { clusterAggregate, isDomainError, scaleRefusal } from "../../core/mod.ts";
 import type { ServedArgs } from "../handlers.ts";
 import { pauseWrites, resumeWrites } from "../write-pause.ts";
-import { inBatches, ourStreams, patiently, type ClusterActionDeps, type StreamServer } from "./deps.ts";
+import { atMostAtOnce, ourStreams, patiently, type ClusterActionDeps, type StreamServer } from "./deps.ts";
 import { makeWhole, rebuildReplica, waitSettled } from "./repair.ts";
 import { currentPeers, streamRow } from "./status.ts";
 
@@ -90,7 +90,7 @@ async function remakeFromOne(
   const fromR1 = after.filter(
     (i) => before.find((s) => s.config.name === i.config.name)!.config.num_replicas === 1 && replicas > 1,
   );
-  const remade = await inBatches(fromR1, REBUILDS_AT_ONCE, async (i) => {
+  const remade = await atMostAtOnce(fromR1, REBUILDS_AT_ONCE, async (i) => {
     const done: StreamServer[] = [];
     for (const f of i.cluster?.replicas ?? []) {
       await rebuildReplica(d, i.config.name, f.name, replicas);
