@@ -247,6 +247,13 @@ export const SECRETS: SecretEntry[] = [
     source: { path: "services/bus/tls.ts", text: `"ca.key"` },
   },
   {
+    file: "tls/next/ca.key, tls/retired-<time>/ca.key",
+    what: "during a CA rotation the new CA's key (`membershipd rotate-ca begin`); after it the old one's, kept aside",
+    mode: "0600 (in 0700 dirs)",
+    readers: "openssl, run by `membershipd rotate-ca`; nothing else",
+    source: { path: "services/membershipd/rotate-ca/rotate-ca.ts", text: `join(tls, "next")` },
+  },
+  {
     file: "tls/server.key",
     what: "the server's TLS private key",
     mode: "0600",

@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, runAgent, startMembershipd, tempDir, type MembershipdHandle } from "./harness.ts";
 import { adminSession, type AdminSession } from "./admin-session.ts";
@@ -91,6 +91,7 @@ describe("rotating a single server's TLS CA", { timeout: 300_000 }, () => {
     const begun = rotateCa("begin");
     assert.equal(begun.status, 0, begun.stderr);
     const newCa = casIn(join(tls(), "next", "ca.pem"));
+    assert.equal(statSync(join(tls(), "next", "ca.key")).mode & 0o777, 0o600, "the new CA's key is 0600");
     assert.deepEqual(casIn(join(tls(), "ca.pem")), [...oldCa, ...newCa]);
     await restart();
     // membershipd started on a bundle it had not announced: the agent fetches node.trust and adopts it.
@@ -101,6 +102,7 @@ describe("rotating a single server's TLS CA", { timeout: 300_000 }, () => {
     const switched = rotateCa("switch");
     assert.equal(switched.status, 0, switched.stderr);
     assert.deepEqual(casIn(join(tls(), "server-chain.pem")).slice(-1), newCa);
+    assert.equal(statSync(join(tls(), "server.key")).mode & 0o777, 0o600, "the new server key is 0600");
     await restart();
     // The agent reconnects to a server whose certificate the new CA signed.
     await waitUntil(

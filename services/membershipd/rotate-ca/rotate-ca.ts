@@ -8,7 +8,7 @@
 //   finish  the old CA moves to tls/retired-<time>/; ca.pem trusts the new one alone
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ErrorCode } from "../../core/mod.ts";
 
@@ -48,6 +48,7 @@ function makeCa(dir: string): void {
   const cn = `unibus CA ${new Date().toISOString().slice(0, 19)}`;
   // biome-ignore format: one openssl line
   openssl(["req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650", "-subj", `/CN=${cn}`, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"], dir);
+  chmodSync(join(dir, "ca.key"), 0o600);
 }
 
 /** The subjectAltName of a certificate as openssl's extension text ("DNS:a,IP:1.2.3.4"). */
@@ -75,6 +76,7 @@ function issueServer(tls: string, caDir: string): void {
   openssl(["x509", "-req", "-in", "server.csr", "-CA", join(caDir, "ca.pem"), "-CAkey", join(caDir, "ca.key"), "-CAcreateserial", "-out", "server.pem.new", "-days", "825", "-extfile", "server.ext"], tls);
   const chain = readFileSync(join(tls, "server.pem.new"), "utf8") + readFileSync(join(caDir, "ca.pem"), "utf8");
   // The key first: a chain never names a key that is not in place.
+  chmodSync(join(tls, "server.key.new"), 0o600);
   renameSync(join(tls, "server.key.new"), join(tls, "server.key"));
   renameSync(join(tls, "server.pem.new"), join(tls, "server.pem"));
   put(join(tls, "server-chain.pem"), chain);
