@@ -8,16 +8,16 @@ import assert from "node:assert/strict";
 import { createReadStream, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createCurve } from "@nats-io/nkeys";
-import type { NatsConnection } from "@nats-io/transport-node";
 import type { BackupHeader, BackupRecord, EventEnvelope } from "../schemas/mod.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
-import { connectNats, readCredsFile } from "../services/bus/mod.ts";
+import { connectNats } from "../services/bus/mod.ts";
 import { snapshotRecords, takeCut } from "../services/membershipd/backup/mod.ts";
 import { readBackup, verifyBackup, type BackupSource } from "../services/core/backup/mod.ts";
-import { eventHash, inboxPrefix, newUserSeed, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { eventHash, newUserSeed, signerFromSeed } from "../services/core/mod.ts";
 import { buildCommand, sendCommand } from "../services/cli/request.ts";
+import { adminSession, type AdminSession } from "./admin-session.ts";
 import { runCli, startNats, tempDir } from "./harness.ts";
 import { cleanupMembershipd, getJson, startFreshMembershipd, waitUntil } from "./process-tools.ts";
 import type { MembershipdHandle } from "./harness.ts";
@@ -35,34 +35,16 @@ function fileSource(path: string): BackupSource {
   };
 }
 
-async function adminOf(md: MembershipdHandle): Promise<{ nc: NatsConnection; signer: Signer }> {
-  const creds = readCredsFile(join(md.dataDir, "admin.creds"));
-  const nc = await connectNats({
-    servers: md.natsUrl,
-    name: "test-admin",
-    caFile: join(md.dataDir, "tls", "ca.pem"),
-    creds: creds.bytes,
-    inboxPrefix: inboxPrefix(creds.publicKey),
-  });
-  return { nc, signer: signerFromSeed(readFileSync(join(md.dataDir, "admin.nk"), "utf8").trim()) };
-}
-
 const modeOf = (path: string) => statSync(path).mode & 0o777;
 
 describe("backup create on a running membershipd", { timeout: 180_000 }, () => {
   let md: MembershipdHandle | undefined;
-  let admin: { nc: NatsConnection; signer: Signer } | undefined;
+  let admin: AdminSession | undefined;
   const work = tempDir("unibus-backup-");
   const keyFile = join(work, "backup.key");
   /** The operator's key, from `unibus backup keygen` (in before). */
   const key = { seed: "", recipient: "" };
-  const ask = (action: string, args: Record<string, unknown>) =>
-    sendCommand(
-      admin!.nc,
-      `unibus.cmd.membership.${action}`,
-      buildCommand(admin!.signer, "admin", action, args),
-      10_000,
-    );
+  const ask = (action: string, args: Record<string, unknown>) => admin!.send(action, args);
   const ok = async (action: string, args: Record<string, unknown>) => {
     const r = await ask(action, args);
     assert.ok(r.ok, `${action}: ${JSON.stringify(r)}`);
@@ -75,7 +57,7 @@ describe("backup create on a running membershipd", { timeout: 180_000 }, () => {
     key.recipient = JSON.parse(keygen.stdout).public_key;
     key.seed = readFileSync(keyFile, "utf8");
     md = await startFreshMembershipd();
-    admin = await adminOf(md);
+    admin = await adminSession(md);
     for (let i = 0; i < 5; i++)
       await ok("user.add", { handle: `user-${i}`, role: "monitor", sign_key: signerFromSeed(newUserSeed()).publicKey });
     // Enough history that writing a backup takes a while: commands must be answered meanwhile.
@@ -86,7 +68,7 @@ describe("backup create on a running membershipd", { timeout: 180_000 }, () => {
   });
 
   after(async () => {
-    await admin?.nc.close();
+    await admin?.close();
     await cleanupMembershipd(md);
   });
 
