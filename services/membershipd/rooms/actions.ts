@@ -58,7 +58,10 @@ async function keysView(
     })
     .sort((a, b) => a.epoch - b.epoch)
     .map(({ room: _r, seq: _s, ...e }) => e);
-  const signers = [...new Set([...shown.flatMap((e) => e.sealed_to), ...roster.keys()])];
+  // Current members' keys came with the roster; only past members' are read.
+  const past = [...new Set(shown.flatMap((e) => e.sealed_to))].filter((u) => !roster.get(u)?.signKey).sort();
+  const signKeys: Record<string, string> = await signKeysOf(kit, past);
+  for (const [u, m] of roster) if (m.signKey) signKeys[u] = m.signKey;
   return {
     room,
     archived: state.archived,
@@ -71,7 +74,7 @@ async function keysView(
       .filter(([, m]) => m.signKey)
       .map(([u, m]) => ({ user: u, role: m.role, sign_key: m.signKey!, kex_key: m.kexKey, revoked: m.revoked }))
       .sort((a, b) => a.user.localeCompare(b.user)),
-    sign_keys: await signKeysOf(kit, signers.sort()),
+    sign_keys: Object.fromEntries(Object.entries(signKeys).sort(([a], [b]) => a.localeCompare(b))),
   };
 }
 
