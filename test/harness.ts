@@ -147,7 +147,14 @@ export interface SecurePlaneHandle {
  * The control plane in this process on the same secured server membershipd runs (operator mode,
  * TLS, at-rest encryption), for identity and enrollment tests that need more than the CLI.
  */
-export async function startSecurePlane(opts: { cidr?: string; now?: () => number } = {}): Promise<SecurePlaneHandle> {
+/** A test plane's membershipd log: only failures (an outage, an internal error's stack), so CI shows their cause. */
+const logFailures = (line: string): void => {
+  if (/E_UNAVAILABLE|Error\b/.test(line)) console.error(`membershipd: ${line}`);
+};
+
+export async function startSecurePlane(
+  opts: { cidr?: string; now?: () => number; log?: (line: string) => void } = {},
+): Promise<SecurePlaneHandle> {
   const dataDir = tempDir("unibus-secure-");
   const port = await freePort();
   const security = await prepareSecurity(dataDir, "test", ["127.0.0.1"]);
@@ -187,6 +194,7 @@ export async function startSecurePlane(opts: { cidr?: string; now?: () => number
       cidr: opts.cidr ?? "10.0.0.0/24",
       now: opts.now,
     },
+    log: opts.log ?? logFailures,
   });
   return {
     server,

@@ -60,21 +60,43 @@ export const CLAIM_LEASE_MS = 30_000;
 /** Writes running in this process, by nonce store and nonce: a copy waits on the promise, not the store. */
 const running = new WeakMap<NonceStore, Map<string, Promise<Reply>>>();
 
+/**
+ * Pauses before the pipeline runs again after a fast transient failure. nats-server 2.9 answers a
+ * JetStream API request that meets an account JWT update (every revocation pushes one) with
+ * "jetstream is not enabled" about once in a few thousand: the next try a moment later succeeds.
+ */
+const FAST_RETRY_PAUSES_MS = [25, 100];
+/** A failure slower than this is an outage or a timeout, not that blip: it is answered at once. */
+const FAST_FAILURE_MS = 500;
+
 export async function handleCommand<Args>(
   raw: Uint8Array,
   expectedAction: string,
   deps: PipelineDeps<Args>,
 ): Promise<Reply> {
-  try {
-    return await pipeline(raw, expectedAction, deps);
-  } catch (err) {
-    const reply = failureReply(err);
-    if (!reply.ok && reply.error.code === "E_INTERNAL")
-      deps.log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
-    else if (!reply.ok && reply.error.code === "E_UNAVAILABLE" && deps.log)
-      logUnavailable(deps.log, expectedAction, err);
-    return reply;
+  for (let attempt = 0; ; attempt++) {
+    const started = Date.now();
+    try {
+      return await pipeline(raw, expectedAction, deps);
+    } catch (err) {
+      // The whole command runs again: a write's claim was given back and its events are deduplicated by command id.
+      const pause = FAST_RETRY_PAUSES_MS[attempt];
+      if (pause !== undefined && isUnavailable(err) && Date.now() - started < FAST_FAILURE_MS) {
+        await sleep(pause);
+        continue;
+      }
+      return failedReply(err, expectedAction, deps.log);
+    }
   }
+}
+
+/** The reply to a thrown failure, told in full to the log (an outage once per burst, see outage-log.ts). */
+function failedReply(err: unknown, expectedAction: string, log: ((line: string) => void) | undefined): Reply {
+  const reply = failureReply(err);
+  if (!reply.ok && reply.error.code === "E_INTERNAL")
+    log?.(`${expectedAction}: ${(err as Error)?.stack ?? String(err)}`);
+  else if (!reply.ok && reply.error.code === "E_UNAVAILABLE" && log) logUnavailable(log, expectedAction, err);
+  return reply;
 }
 
 /** A thrown failure as a reply: lost races and an unreachable store are worth a retry, the rest is ours. */
@@ -167,10 +189,9 @@ async function claimNonce<Args>(
   const claim = (): NonceRecord => ({ command: fingerprint, claimed_at: Date.now() });
   let pause = 5;
   for (;;) {
-    // Any failure but a taken key (a timeout, a store that is restarting) says nothing about the nonce.
-    const taken = await deps.nonces.create(nonce, claim()).then((created) => !created, failureReply);
-    if (taken === false) return "run";
-    if (taken !== true) return taken;
+    // Any failure but a taken key (a timeout, a store that is restarting) throws: it says nothing about the nonce.
+    const taken = !(await deps.nonces.create(nonce, claim()));
+    if (!taken) return "run";
     const entry = await deps.nonces.get(nonce);
     if (entry) {
       const { record } = entry;
@@ -182,9 +203,7 @@ async function claimNonce<Args>(
         return (await within(here, deadline - Date.now())) ?? inProgress();
       }
       if (Date.now() - (record.claimed_at ?? 0) > CLAIM_LEASE_MS) {
-        const won = await deps.nonces.update(nonce, claim(), entry.revision).catch(failureReply);
-        if (won === true) return "run";
-        if (won !== false) return won;
+        if (await deps.nonces.update(nonce, claim(), entry.revision)) return "run";
         continue;
       }
     }
