@@ -53,3 +53,20 @@ test("each way of not being whole is named", () => {
   assert.equal(notWholeBecause(status({ streams: [r1] }), want), "UNIBUS_EVENTS (has 1 replica(s), fewer than 3)");
   assert.equal(notWholeBecause({ nope: 1 }, want), "cluster status unreadable");
 });
+
+test("a copy its own server has not reported, or that ends short of the leader's, is not whole (the leader's view can be stale)", () => {
+  const copies = (n3: number | null) => [
+    { server: "n1", last_seq: 900 },
+    { server: "n2", last_seq: 899 },
+    ...(n3 === null ? [] : [{ server: "n3", last_seq: n3 }]),
+  ];
+  const row = (n3: number | null) => stream("KV_UNIBUS_rooms", { last_seq: 900, copies: copies(n3) });
+  assert.equal(notWholeBecause(status({ streams: [row(null)] }), want), "KV_UNIBUS_rooms (no copy reported by n3)");
+  assert.equal(notWholeBecause(status({ streams: [row(12)] }), want), "KV_UNIBUS_rooms (n3's copy at 12 of 900)");
+  assert.equal(notWholeBecause(status({ streams: [row(850)] }), want), null, "within --max-lag");
+  assert.equal(
+    notWholeBecause(status({ streams: [stream("S", { copies: [] })] }), want),
+    null,
+    "no copies: no servers asked",
+  );
+});

@@ -14,6 +14,9 @@ const Status = z.object({
       leader: z.string().nullable(),
       followers: z.array(z.object({ name: z.string(), current: z.boolean(), offline: z.boolean(), lag: z.number() })),
       incomplete: z.array(z.string()),
+      last_seq: z.number().default(0),
+      /** Each server's own copy, as that server reports it (empty when the servers could not be asked). */
+      copies: z.array(z.object({ server: z.string(), last_seq: z.number() })).default([]),
     }),
   ),
 });
@@ -42,7 +45,24 @@ function streamProblem(row: Row, want: WholeWanted): string | null {
   const missing = row.replicas - 1 - row.followers.length;
   if (missing > 0) behind.push(`${missing} replica${missing > 1 ? "s" : ""} not placed`);
   if (row.incomplete.length) behind.push(`incomplete copy on ${row.incomplete.join(", ")}`);
+  behind.push(...copiesBehind(row, want.maxLag));
   return behind.length ? behind.join(", ") : null;
+}
+
+/**
+ * The servers whose own copy is missing or ends short of the leader's last sequence. The leader's
+ * view of a follower is not enough: right after a server restarts on an empty store (a rekey) the
+ * leader still calls it current from before the stop, while its copy is still being made; a roll
+ * that moved on then could stop the leader and elect that half-made copy.
+ */
+function copiesBehind(row: Row, maxLag: number): string[] {
+  if (row.copies.length === 0 || !row.leader) return [];
+  const servers = [row.leader, ...row.followers.map((f) => f.name)];
+  return servers.flatMap((server) => {
+    const copy = row.copies.find((c) => c.server === server);
+    if (!copy) return [`no copy reported by ${server}`];
+    return row.last_seq - copy.last_seq > maxLag ? [`${server}'s copy at ${copy.last_seq} of ${row.last_seq}`] : [];
+  });
 }
 
 /** Why the cluster is not whole yet (one line, at most three reasons), or null when it is. */

@@ -65,7 +65,15 @@ async function waitAgentsTrust(
   progress: ((line: string) => void) | null,
 ): Promise<void> {
   for (;;) {
-    const lacking = await agentsNotTrusting(send, link, ca);
+    // A plane still settling after a restart may answer E_UNAVAILABLE: asked again until the deadline.
+    const lacking = await agentsNotTrusting(send, link, ca).catch((err: Error) => err);
+    if (lacking instanceof Error) {
+      if (Date.now() > deadline)
+        throw new CliError("E_CLUSTER_NOT_WHOLE", `the agents' trust could not be asked: ${lacking.message}`);
+      progress?.(`cluster wait: the agents' trust could not be asked yet (${lacking.message})`);
+      await new Promise((r) => setTimeout(r, 3000));
+      continue;
+    }
     if (lacking.length === 0) return;
     const shown = lacking.slice(0, 5).join(", ") + (lacking.length > 5 ? `, +${lacking.length - 5} more` : "");
     if (Date.now() > deadline)
