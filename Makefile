@@ -1,11 +1,11 @@
-# make build · make run · make test · make bench · make docs · make fmt
+# make build · make run · make test · make bench · make bench-scale · make docs · make fmt
 SHELL := /bin/bash
 # The 3-node cluster tests run by themselves after the rest: they time failovers and cold starts, and on 2 cores a
 # neighbouring test file starves their three servers.
 SOLO_TESTS = test/cluster.test.ts test/vault-control-plane.test.ts
 TESTS = $(filter-out $(SOLO_TESTS),$(shell find services schemas test -name '*.test.ts' | sort))
 
-.PHONY: deps build run test typecheck bench docs fmt
+.PHONY: deps build run test typecheck bench bench-scale docs fmt
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,10 @@ test: build
 
 bench: deps
 	npx tsx bench/run.ts
+
+# 10,000 simulated agents against one membershipd (bench/scale/run.ts); writes its section of docs/benchmarks.md.
+bench-scale: build
+	npx tsx bench/scale/run.ts
 
 docs: deps
 	npx tsx scripts/gen-docs.ts

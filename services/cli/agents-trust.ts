@@ -4,14 +4,17 @@
 import { z } from "zod";
 import { askAgent, type AgentLink } from "./agent-request.ts";
 import { readNodes } from "./agent-replies.ts";
+import { DRY_RUN } from "./dry-run.ts";
 import { mapLimited } from "./limited.ts";
+import { listAll } from "./list-all.ts";
 import type { Send } from "./session.ts";
 
 const Trusting = z.object({ agent: z.object({ tls_cas: z.array(z.string()).optional() }).loose() }).loose();
 
 /** Each active node whose agent does not report `fingerprint`, with why ("no answer", "trusts only …"). */
 export async function agentsNotTrusting(send: Send, link: AgentLink, fingerprint: string): Promise<string[]> {
-  const list = await send("node.list", { limit: 10_000 });
+  const list = await listAll(send, "node.list");
+  if (list === DRY_RUN) return [];
   const nodes = readNodes(list)
     .filter((n) => n.status === "active")
     .map((n) => n.node);

@@ -20,6 +20,7 @@ import {
   type Tally,
 } from "./fanout-tally.ts";
 import { mapLimited } from "./limited.ts";
+import { listAll } from "./list-all.ts";
 import { CliError, EXIT, need, print, table, usageError } from "./output.ts";
 import { describeSelector, parseSelector, selects, type Selector } from "./selector.ts";
 import type { Send } from "./session.ts";
@@ -94,10 +95,8 @@ export function planFanout(
 
 /** Active nodes the selector matches, from membershipd's node list. */
 async function targets(send: Send, selector: Selector): Promise<string[] | typeof DRY_RUN> {
-  const r = await send("node.list", { limit: 10_000 });
+  const r = await listAll(send, "node.list");
   if (r === DRY_RUN) return DRY_RUN;
-  if (r.total > r.items.length)
-    process.stderr.write(`unibus: warning: only the first ${r.items.length} of ${r.total} nodes were listed\n`);
   return readNodes(r)
     .filter((n) => n.status === "active" && selects(selector, n))
     .map((n) => n.node);

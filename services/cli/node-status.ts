@@ -8,6 +8,7 @@ import { agentArgs, agentLink, agentTimeoutMs, answerError, askAgent } from "./a
 import type { GlobalOptions } from "./context.ts";
 import { DRY_RUN, printAgentDryRun } from "./dry-run.ts";
 import { CliError, EXIT, ago, durationText, humanDuration, print, printable, table, usageError } from "./output.ts";
+import { listAll } from "./list-all.ts";
 import type { Send } from "./session.ts";
 import type { NodeAppRecord } from "../../schemas/mod.ts";
 import { statusRow } from "./app-status.ts";
@@ -242,7 +243,7 @@ export function fleetRows(nodes: NodeView[], nowMs: number): FleetRow[] {
 }
 
 async function statusAll(o: GlobalOptions, send: Send): Promise<number> {
-  const r = await send("node.list", { limit: 10_000 });
+  const r = await listAll(send, "node.list");
   if (r === DRY_RUN) return EXIT.ok;
   const nowMs = Date.now();
   const rows = fleetRows(readNodes(r), nowMs);
