@@ -220,7 +220,11 @@ async function main(): Promise<void> {
   const started = now();
   const dir = tempDir("unibus-scale-");
   // A /18 holds 16,382 node addresses.
-  let md = await startMembershipd({ args: ["--overlay-cidr", "10.64.0.0/18"] });
+  // SCALE_PROFILE=DIR: membershipd writes a CPU profile there when it stops (node --cpu-prof).
+  const profile = process.env.SCALE_PROFILE
+    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.SCALE_PROFILE}` }
+    : undefined;
+  let md = await startMembershipd({ args: ["--overlay-cidr", "10.64.0.0/18"], ...(profile ? { env: profile } : {}) });
   const ports = {
     dataDir: md.dataDir,
     natsPort: md.natsPort,

@@ -141,7 +141,10 @@ export class AggregateStore {
         ? cached
         : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
     let { state, hash } = base;
-    const causations = new Set(base.causations);
+    const causations = base.causations as Set<string>;
+    // The cached entry is given up to the fold (states and causations grow in place, see
+    // core/fleet/decider.ts): a read that fails half-way leaves no entry behind.
+    this.cache.delete(subject);
     for await (const m of this.log.read({
       filter: subject,
       fromSeq: base.seq + 1,
@@ -167,7 +170,8 @@ export class AggregateStore {
     hash: string,
     seq: number,
   ): Loaded<S> {
-    const causations = new Set(from.causations);
+    // Grown in place: `from` is the cached entry this one replaces (its aggregate's history grows with every write).
+    const causations = from.causations as Set<string>;
     if (e.causation !== null) causations.add(e.causation);
     const loaded: Loaded<S> = {
       state: aggregate.decider.evolve(from.state, eventOf(aggregate.kind, e)),
@@ -215,7 +219,7 @@ export class AggregateStore {
             state: envelopes.reduce((s, _e, i) => decider.evolve(s, decided[i]!), loaded.state),
             seq: seqs[seqs.length - 1]!,
             hash: signed[signed.length - 1]!.hash,
-            causations: new Set([...loaded.causations, meta.commandId]),
+            causations: (loaded.causations as Set<string>).add(meta.commandId),
           });
         return { events: envelopes, seqs, replayed: false };
       } catch (err) {

@@ -4,7 +4,7 @@ export interface Cidr {
   bits: number;
 }
 
-function ipToInt(ip: string): number | null {
+export function ipToInt(ip: string): number | null {
   const parts = ip.split(".");
   if (parts.length !== 4) return null;
   let n = 0;
@@ -15,7 +15,7 @@ function ipToInt(ip: string): number | null {
   return n;
 }
 
-function intToIp(n: number): string {
+export function intToIp(n: number): string {
   return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
 }
 
@@ -36,10 +36,12 @@ export function inCidr(cidr: Cidr, address: string): boolean {
   return n > cidr.base && n < cidr.base + size - 1;
 }
 
-/** The lowest host address of `cidr` not in `taken`, or null when the range is full. */
-export function allocateAddress(cidr: Cidr, taken: ReadonlySet<string>): string | null {
+/** The lowest host address of `cidr` (at or above `from`) not in `taken`, or null when the range is full. */
+export function allocateAddress(cidr: Cidr, taken: ReadonlySet<string>, from = 0): string | null {
   const size = 2 ** (32 - cidr.bits);
-  for (let i = 1; i < size - 1; i++) {
+  // `from`: the caller knows every host address below it is taken (the fleet keeps that mark).
+  const start = from > cidr.base + 1 && from < cidr.base + size - 1 ? from - cidr.base : 1;
+  for (let i = start; i < size - 1; i++) {
     const ip = intToIp(cidr.base + i);
     if (!taken.has(ip)) return ip;
   }

@@ -221,6 +221,40 @@ describe("fleet decider: enrollment", () => {
     assert.equal(new Set(active).size, active.length);
   });
 
+  test("500 random enrollments and departures: each address is the lowest free one, as a scan of every address finds it", () => {
+    // The state keeps a mark below which every address is held (evolve costs O(1), not a copy of
+    // the fleet): the addresses it hands out must be exactly those of the plain scan.
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const cidr = "10.1.0.0/22";
+    let state = fleetDecider.initialState();
+    const apply = (c: FleetCommand) => {
+      const r = fleetDecider.decide(c, state);
+      assert.ok(!isDomainError(r), JSON.stringify(r));
+      for (const e of r) state = fleetDecider.evolve(state, e);
+      return r;
+    };
+    apply(issue(1, { uses: 10_000 }));
+    const held = new Set<number>();
+    let next = 0;
+    for (let i = 0; i < 500; i++) {
+      const active = [...state.nodes.values()].filter((n) => n.status === "active");
+      if (active.length > 0 && rand() < 0.3) {
+        const gone = active[Math.floor(rand() * active.length)]!;
+        apply({ type: "LeaveNode", node: gone.node });
+        held.delete(Number(gone.address.split(".").at(-1)) + 256 * Number(gone.address.split(".")[2]));
+        continue;
+      }
+      let lowest = 1;
+      while (held.has(lowest)) lowest++;
+      const [e] = apply(enrollCmd(`n${next++}`, { cidr })) as FleetEvent[];
+      const address = (e!.data as { address: string }).address;
+      assert.equal(address, `10.1.${Math.floor(lowest / 256)}.${lowest % 256}`, `enrollment ${i}`);
+      held.add(lowest);
+    }
+    assert.equal(state.addresses.size, held.size);
+  });
+
   test("a full CIDR is E_NO_ADDRESS (a /30 has two host addresses); an invalid one is E_INTERNAL", () => {
     const full = history(
       issue(1, { uses: 10 }),

@@ -1,11 +1,17 @@
 // The fleet is the consistency boundary for invites, node names, node keys and overlay addresses:
 // one aggregate, so an enrollment consumes an invite use, claims a name and takes an address in
 // one event, and two racing enrollments cannot both take the last address.
+//
+// Its state grows with the fleet, so each event costs O(1): the state keeps indexes (keys, the
+// lowest address that may be free) and evolve updates its maps in place, returning a new state
+// object over them. Copying 10,000 nodes per enrollment was the cost that grew with the fleet.
+// The one holder of a fleet state (the aggregate store's cache, a fold) gives up the state it
+// passes to evolve.
 import type { FleetEvent } from "../../../schemas/mod.ts";
 import { defineAggregate } from "../aggregate.ts";
 import type { Decider } from "../decider.ts";
 import { domainError } from "../errors.ts";
-import { allocateAddress, inCidr, parseCidr } from "../overlay.ts";
+import { allocateAddress, inCidr, intToIp, ipToInt, parseCidr } from "../overlay.ts";
 
 /** The fleet is one aggregate: `fleet/main`. */
 export const FLEET_ID = "main";
@@ -31,6 +37,11 @@ export interface FleetState {
   nodes: ReadonlyMap<string, FleetNode>;
   /** Addresses held by active nodes. */
   addresses: ReadonlySet<string>;
+  /** Every node key ever enrolled, and every invite's bootstrap key: neither may enroll again. */
+  keys: ReadonlySet<string>;
+  bootstrapKeys: ReadonlySet<string>;
+  /** Every overlay address (as a number) below this one is held by an active node. */
+  freeFrom: number;
 }
 
 export type FleetCommand =
@@ -80,14 +91,14 @@ function enroll(
   const existing = s.nodes.get(c.node);
   if (existing && existing.status === "active")
     return domainError("E_NODE_EXISTS", `a node named ${c.node} is already enrolled`, { node: c.node });
-  if ([...s.nodes.values()].some((n) => n.signKey === c.signKey))
+  if (s.keys.has(c.signKey))
     return domainError("E_KEY_IN_USE", "that node key was already enrolled once; generate a new one");
   // Everyone holding an invite token holds its bootstrap seed: such a key proves nothing.
-  if ([...s.invites.values()].some((i) => i.bootstrapKey === c.signKey))
+  if (s.bootstrapKeys.has(c.signKey))
     return domainError("E_KEY_IN_USE", "that key is an invite's bootstrap key; generate a node key of your own");
   const cidr = parseCidr(c.cidr);
   if (!cidr) return domainError("E_INTERNAL", `overlay CIDR ${c.cidr} is invalid`);
-  const address = allocateAddress(cidr, s.addresses);
+  const address = allocateAddress(cidr, s.addresses, s.freeFrom);
   if (!address) return domainError("E_NO_ADDRESS", `no free overlay address left in ${c.cidr}`);
   return [
     {
@@ -106,7 +117,14 @@ function enroll(
 }
 
 export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
-  initialState: () => ({ invites: new Map(), nodes: new Map(), addresses: new Set() }),
+  initialState: () => ({
+    invites: new Map(),
+    nodes: new Map(),
+    addresses: new Set(),
+    keys: new Set(),
+    bootstrapKeys: new Set(),
+    freeFrom: 0,
+  }),
   decide(c, s) {
     switch (c.type) {
       case "IssueInvite":
@@ -137,49 +155,56 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
     }
   },
   evolve(s, e) {
+    // In place (see the top of this file): these are the maps of `s`, which its holder gives up.
+    const invites = s.invites as Map<string, Invite>;
+    const nodes = s.nodes as Map<string, FleetNode>;
+    const addresses = s.addresses as Set<string>;
     switch (e.type) {
       case "InviteIssued": {
         const d = e.data;
-        return {
-          ...s,
-          invites: new Map(s.invites).set(d.hash, {
-            hash: d.hash,
-            expiresAt: d.expires_at,
-            usesLeft: d.uses,
-            revoked: false,
-            note: d.note,
-            bootstrapKey: d.bootstrap_key,
-          }),
-        };
+        invites.set(d.hash, {
+          hash: d.hash,
+          expiresAt: d.expires_at,
+          usesLeft: d.uses,
+          revoked: false,
+          note: d.note,
+          bootstrapKey: d.bootstrap_key,
+        });
+        (s.bootstrapKeys as Set<string>).add(d.bootstrap_key);
+        return { ...s };
       }
       case "InviteRevoked": {
-        const inv = s.invites.get(e.data.hash);
-        return inv ? { ...s, invites: new Map(s.invites).set(inv.hash, { ...inv, revoked: true }) } : s;
+        const inv = invites.get(e.data.hash);
+        if (inv) invites.set(inv.hash, { ...inv, revoked: true });
+        return { ...s };
       }
       case "NodeEnrolled": {
         const d = e.data;
-        const inv = s.invites.get(d.invite);
-        const invites = inv ? new Map(s.invites).set(inv.hash, { ...inv, usesLeft: inv.usesLeft - 1 }) : s.invites;
-        const nodes = new Map(s.nodes).set(d.node, {
+        const inv = invites.get(d.invite);
+        if (inv) invites.set(inv.hash, { ...inv, usesLeft: inv.usesLeft - 1 });
+        nodes.set(d.node, {
           node: d.node,
           signKey: d.sign_key,
           kexKey: d.kex_key,
           address: d.address,
           status: "active",
         });
-        return { invites, nodes, addresses: new Set(s.addresses).add(d.address) };
+        addresses.add(d.address);
+        (s.keys as Set<string>).add(d.sign_key);
+        let freeFrom = s.freeFrom;
+        if (ipToInt(d.address) === freeFrom || freeFrom === 0) {
+          freeFrom = ipToInt(d.address)! + 1;
+          while (addresses.has(intToIp(freeFrom))) freeFrom++;
+        }
+        return { ...s, freeFrom };
       }
       case "NodeLeft":
       case "NodeRevoked": {
-        const n = s.nodes.get(e.data.node);
+        const n = nodes.get(e.data.node);
         if (!n) return s;
-        const addresses = new Set(s.addresses);
         addresses.delete(n.address);
-        return {
-          ...s,
-          nodes: new Map(s.nodes).set(n.node, { ...n, status: e.type === "NodeLeft" ? "left" : "revoked" }),
-          addresses,
-        };
+        nodes.set(n.node, { ...n, status: e.type === "NodeLeft" ? "left" : "revoked" });
+        return { ...s, freeFrom: Math.min(s.freeFrom, ipToInt(n.address)!) };
       }
     }
   },
