@@ -28,6 +28,8 @@ const REVOKE = Math.min(100, Math.floor(AGENTS / 10));
 const FANOUT_ROUNDS = 3;
 const FANOUT_TIMEOUT_MS = 10_000;
 const RAW_PREFIX = "bench.scale.raw";
+/** How long the agents get to answer again after membershipd (and its nats-server) restarts. */
+const BACK_WITHIN_MS = 180_000;
 
 /** A forked process of simulated agents, with a queue of its messages. */
 class Worker {
@@ -40,7 +42,12 @@ class Worker {
 
   constructor(readonly index: number) {
     this.proc = fork(join(import.meta.dirname, "worker.ts"), [], {
-      execArgv: ["--import", "tsx", "--max-old-space-size=4096"],
+      execArgv: [
+        "--import",
+        "tsx",
+        "--max-old-space-size=4096",
+        ...(process.env.SCALE_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SCALE_PROFILE}`] : []),
+      ],
       serialization: "advanced",
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
@@ -268,6 +275,12 @@ async function main(): Promise<void> {
   );
   await Promise.all(workers.map((w) => w.next("ready")));
   const phases: Phase[] = [];
+  /** Each phase is printed as it ends: a run cut short still tells what it measured. */
+  const addPhase = (p: Phase) => {
+    phases.push(p);
+    console.log(`\n== ${p.name} ==`);
+    for (const [k, v] of p.rows) console.log(`${k}: ${v}`);
+  };
 
   // Enrollment.
   log(`enrolling ${fmtInt(AGENTS)} agents from ${WORKERS} processes`);
@@ -280,7 +293,7 @@ async function main(): Promise<void> {
   const refused = Object.entries(merge(enrolled.map((e) => e.refusals)));
   const first = rateOver(times, 0, 1000);
   const last = rateOver(times, Math.max(0, times.length - 1000), 1000);
-  phases.push({
+  addPhase({
     name: "enrollment",
     rows: [
       [
@@ -325,7 +338,7 @@ async function main(): Promise<void> {
   const reportRefused = Object.entries(merge(reported.map((r) => r.refusals)));
   const reportCpu = cpuSeconds(mdPid()) - cpu0;
   const reportNatsCpu = cpuSeconds(natsPid) - natsCpu0;
-  phases.push({
+  addPhase({
     name: "agents up, reports and memory",
     rows: [
       [
@@ -381,7 +394,7 @@ async function main(): Promise<void> {
   }
   const rtt = await roundTrips(admin, raw, live[0]!, 300);
   const best = (k: "agent" | "raw") => Math.min(...rounds.map((r) => r[k]));
-  phases.push({
+  addPhase({
     name: "fan-out",
     rows: [
       [
@@ -410,7 +423,7 @@ async function main(): Promise<void> {
   const victims = Array.from({ length: REVOKE }, (_, i) => live[i * step]!);
   const rev = await revocations(admin, workers, victims);
   const [c50, c99] = percentiles(rev.cuts, [50, 99]);
-  phases.push({
+  addPhase({
     name: "revocation",
     rows: [
       [
@@ -443,20 +456,24 @@ async function main(): Promise<void> {
   }
   let backS = NaN;
   let lastMissed: Record<string, number> = {};
-  for (const deadline = Date.now() + 120_000; Date.now() < deadline; await sleep(1000)) {
+  for (const deadline = Date.now() + BACK_WITHIN_MS; Date.now() < deadline; await sleep(1000)) {
     const f = await fanout(
       admin,
       live.filter((n) => !victims.includes(n)),
     );
     lastMissed = f.missed;
+    const c = await all(workers, { type: "census" }, "census");
+    log(
+      `${((now() - t) / 1000).toFixed(0)} s after the restart: not answering ${JSON.stringify(f.missed)}; ` +
+        `connections up ${c.reduce((n, x) => n + x.connected, 0)}, closed ${c.reduce((n, x) => n + x.closed, 0)}; ` +
+        `errors ${JSON.stringify(c[0]!.errors).slice(0, 200)}`,
+    );
     if (Object.keys(f.missed).length === 0) {
       backS = (now() - t) / 1000;
       break;
     }
   }
-  const census = await all(workers, { type: "census" }, "census");
-  log(`after the restart: ${JSON.stringify(census)}`);
-  phases.push({
+  addPhase({
     name: "membershipd restart",
     rows: [
       ["stop (SIGTERM, its nats-server with it)", `${stopS.toFixed(1)} s`],
@@ -464,14 +481,20 @@ async function main(): Promise<void> {
       ["start until it answers a command", `${servingS.toFixed(1)} s`],
       [
         "start until every agent answers status again",
-        Number.isFinite(backS) ? `${backS.toFixed(1)} s` : `not within 120 s: ${JSON.stringify(lastMissed)}`,
+        Number.isFinite(backS)
+          ? `${backS.toFixed(1)} s`
+          : `not within ${BACK_WITHIN_MS / 1000} s: ${JSON.stringify(lastMissed)}`,
       ],
     ],
     notes: [],
   });
 
   await all(workers, { type: "stop" }, "stopped").catch(() => []);
-  for (const w of workers) w.proc.kill();
+  // Disconnected, a worker exits by itself (writing its CPU profile under SCALE_PROFILE).
+  for (const w of workers) w.proc.disconnect();
+  await Promise.all(
+    workers.map((w) => new Promise((r) => (w.proc.exitCode !== null ? r(null) : w.proc.once("exit", r)))),
+  );
   await raw.close().catch(() => {});
   await admin.nc.close().catch(() => {});
   await md.stop();
@@ -492,8 +515,6 @@ function report(phases: Phase[], machine: string): void {
     `\`make bench-scale\` (bench/scale/run.ts), ${new Date().toISOString()}: ${fmtInt(AGENTS)} simulated agents in ${WORKERS} processes, one membershipd with its embedded nats-server, all on this machine; ${machine}.`,
   ];
   for (const p of phases) {
-    console.log(`\n== ${p.name} ==`);
-    for (const [k, v] of p.rows) console.log(`${k}: ${v}`);
     md.push(
       "",
       `### ${p.name}`,

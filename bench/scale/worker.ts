@@ -6,6 +6,7 @@
 // membershipd (node.report, signed). Only the services behind the ops are stand-ins. The parent
 // drives the phases over IPC; secrets arrive over IPC, never in argv.
 import { mkdirSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ENROLL_JOIN_SUBJECT, NodeConfig, nodeActorId, Reply } from "../../schemas/mod.ts";
@@ -19,6 +20,7 @@ import {
   type NodeCommandService,
 } from "../../services/agent/commands/mod.ts";
 import { fakeOps } from "../../services/agent/commands/testing.ts";
+import { jitteredBackoff } from "../../services/agent/run/backoff.ts";
 import { joinRequest, nodeKeys, type NodeKeys } from "../../test/enroll-helpers.ts";
 import type { ToWorker, FromWorker } from "./protocol.ts";
 
@@ -29,6 +31,8 @@ interface Agent {
   nc?: NatsConnection;
   svc?: NodeCommandService;
   lastError?: string;
+  /** Connected now (from its connection's statuses). */
+  up?: boolean;
 }
 
 let setup: Extract<ToWorker, { type: "setup" }>;
@@ -77,6 +81,7 @@ async function enroll(): Promise<void> {
 }
 
 async function connectOne(a: Agent, dir: string): Promise<void> {
+  const backoff = jitteredBackoff();
   const nc = await connectNats({
     servers: setup.natsUrl,
     caFile: setup.caFile,
@@ -84,14 +89,29 @@ async function connectOne(a: Agent, dir: string): Promise<void> {
     inboxPrefix: inboxPrefix(a.keys.signer.publicKey),
     name: a.node,
     forever: true,
+    // The agent's own reconnect policy (services/agent/run/runtime.ts): a doubling, jittered wait.
+    reconnectDelay: () => backoff.current(),
   });
   a.nc = nc;
+  a.up = true;
+  const trust = new TrustList(join(dir, `${a.node}.trust.json`), () => fetchTrust(nc, a.node, a.keys.signer, 30_000));
   // The parent times a revocation to its cut (and counts the drops of a restart) from these.
   void (async () => {
-    for await (const s of nc.status())
-      if (s.type === "disconnect") send({ type: "closed", node: a.node, at: Date.now() });
+    for await (const s of nc.status()) {
+      if (s.type === "reconnecting") backoff.next();
+      if (s.type === "disconnect") {
+        a.up = false;
+        send({ type: "closed", node: a.node, at: Date.now() });
+      }
+      if (s.type === "reconnect") {
+        a.up = true;
+        backoff.reset();
+        // As the agent does once it is back: whom it obeys may have changed meanwhile.
+        void trust.refresh().catch(() => {});
+      }
+      if (s.type === "error") a.lastError = s.error.message;
+    }
   })();
-  const trust = new TrustList(join(dir, `${a.node}.trust.json`), () => fetchTrust(nc, a.node, a.keys.signer, 30_000));
   const problem = await trust.refresh();
   if (problem) throw new Error(`${a.node}: node.trust: ${problem.code} ${problem.message}`);
   a.svc = await startNodeCommandService(nc, {
@@ -176,18 +196,19 @@ function census(): void {
   for (const a of agents) {
     if (!a.nc) continue;
     if (a.nc.isClosed()) closed++;
-    else if (!a.nc.isDraining() && (a.nc as unknown as { protocol?: { connected?: boolean } }).protocol?.connected)
-      connected++;
+    else if (a.up) connected++;
     if (a.lastError) errors[a.lastError] = (errors[a.lastError] ?? 0) + 1;
   }
   send({ type: "census", connected, closed, other: agents.filter((a) => a.nc).length - connected - closed, errors });
 }
 
 async function stop(): Promise<void> {
+  // A connection still reconnecting would hold its drain for ever: each gets a few seconds.
+  const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => {}), sleep(5000)]);
   await Promise.all(
     agents.map(async (a) => {
-      await a.svc?.stop().catch(() => {});
-      await a.nc?.close().catch(() => {});
+      await bounded(a.svc?.stop() ?? Promise.resolve());
+      await bounded(a.nc?.close() ?? Promise.resolve());
     }),
   );
   await raw?.close().catch(() => {});
