@@ -3,6 +3,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  FLEET_ID,
+  fleetAggregate,
   GENESIS_ID,
   isDomainError,
   newUserSeed,
@@ -179,5 +181,54 @@ describe("aggregate store on the in-memory log", () => {
     assert.ok(full);
     assert.equal(await log.lastSequence(), before, "the refused append stored nothing");
     assert.equal((await store.load(userAggregate, `h${before - 1}`)).seq, 0);
+  });
+});
+
+// The fleet's state grows in place (core/fleet/decider.ts): an entry may be advanced only once.
+// Two loads at once after another writer's event, or a load racing the append's own update,
+// once applied the same enrollment twice to the cached maps (an invite lost two uses for one).
+describe("an aggregate whose state grows in place", () => {
+  const bootstrap = signerFromSeed(newUserSeed()).publicKey;
+  const invite = {
+    type: "IssueInvite" as const,
+    hash: "a".repeat(64),
+    expiresAt: "2999-01-01T00:00:00.000Z",
+    uses: 100,
+    note: "",
+    bootstrapKey: bootstrap,
+  };
+  const enroll = (node: string) => ({
+    type: "EnrollNode" as const,
+    node,
+    signKey: signerFromSeed(newUserSeed()).publicKey,
+    kexKey: "X".repeat(56),
+    labels: {},
+    inviteHash: invite.hash,
+    flow: "join" as const,
+    now: new Date().toISOString(),
+    cidr: "10.0.0.0/24",
+  });
+  const usesLeft = async (store: AggregateStore) =>
+    (await store.load(fleetAggregate, FLEET_ID)).state.invites.get(invite.hash)!.usesLeft;
+
+  test("loads at once after another writer's events, and loads racing appends, apply each event once", async () => {
+    const { log, store } = await fresh();
+    const other = new AggregateStore(log, service);
+    assert.ok(!isDomainError(await store.execute(fleetAggregate, FLEET_ID, invite, meta())));
+    assert.equal(await usesLeft(store), 100);
+    for (let round = 0; round < 5; round++) {
+      assert.ok(!isDomainError(await other.execute(fleetAggregate, FLEET_ID, enroll(`o${round}`), meta())));
+      const loads = await Promise.all(Array.from({ length: 4 }, () => store.load(fleetAggregate, FLEET_ID)));
+      for (const l of loads) assert.equal(l.state.invites.get(invite.hash)!.usesLeft, 100 - (round + 1) * 2 + 1);
+      const [w] = await Promise.all([
+        store.execute(fleetAggregate, FLEET_ID, enroll(`s${round}`), meta()),
+        store.load(fleetAggregate, FLEET_ID),
+        store.load(fleetAggregate, FLEET_ID),
+      ]);
+      assert.ok(!isDomainError(w));
+    }
+    assert.equal(await usesLeft(store), 90);
+    assert.equal(await usesLeft(new AggregateStore(log, service)), 90, "a fresh fold agrees");
+    assert.equal((await store.load(fleetAggregate, FLEET_ID)).state.nodes.size, 10);
   });
 });

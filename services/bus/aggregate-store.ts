@@ -32,6 +32,11 @@ export interface Loaded<S> {
   hash: string | null;
   /** Command ids whose events are already in this aggregate (answers a retried command). */
   causations: Set<string>;
+  /**
+   * Its state and causations were grown in place into a later entry (core/fleet/decider.ts says
+   * why): it must not be advanced again, or the same events would be applied twice.
+   */
+  spent?: boolean;
 }
 
 export interface CommandMeta {
@@ -73,6 +78,8 @@ export interface AggregateStoreOptions {
 
 export class AggregateStore {
   private readonly cache = new Map<string, Loaded<unknown>>();
+  /** The fold running for each subject (load): concurrent loads wait for it rather than advance an entry twice. */
+  private readonly folding = new Map<string, Promise<unknown>>();
 
   private readonly signer: EventSigner;
   readonly quarantine: QuarantineLog;
@@ -119,13 +126,41 @@ export class AggregateStore {
     aggregate: Aggregate<K, C, S>,
     id: string,
   ): Promise<Loaded<S>> {
+    const subject = eventSubject(aggregate.kind, id);
+    for (;;) {
+      const last = await this.log.lastOf(subject);
+      if (!last) return { state: aggregate.decider.initialState(), seq: 0, hash: null, causations: new Set() };
+      // The cache is keyed by subject, and a subject names its kind: an entry holds this decider's state.
+      const cached = this.cache.get(subject) as Loaded<S> | undefined;
+      if (cached && cached.seq === last.seq) return cached;
+      // One fold per aggregate at a time: a second would advance the same entry again.
+      const running = this.folding.get(subject);
+      if (running) {
+        await running.catch(() => {});
+        continue;
+      }
+      const fold = this.advance(subject, aggregate, cached, last);
+      this.folding.set(subject, fold);
+      try {
+        const loaded = await fold;
+        if (loaded) return loaded;
+      } finally {
+        this.folding.delete(subject);
+      }
+    }
+  }
+
+  /**
+   * The cached entry brought up to `last` (or a fresh fold when there is none); null when the
+   * entry was advanced meanwhile (by an append of this process), so the caller looks again.
+   */
+  private async advance<K extends AggregateKind, C extends CommandShape, S>(
+    subject: string,
+    aggregate: Aggregate<K, C, S>,
+    cached: Loaded<S> | undefined,
+    last: { seq: number; data: Uint8Array },
+  ): Promise<Loaded<S> | null> {
     const { kind, decider } = aggregate;
-    const subject = eventSubject(kind, id);
-    const last = await this.log.lastOf(subject);
-    if (!last) return { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
-    // The cache is keyed by subject, and a subject names its kind: an entry holds this decider's state.
-    const cached = this.cache.get(subject) as Loaded<S> | undefined;
-    if (cached && cached.seq === last.seq) return cached;
     // Trust exact up to the last event, once: each event's own check then needs no read.
     if (this.checks) await this.trust.through(last.seq);
     if (cached && cached.seq < last.seq && cached.hash !== null && prevOf(last.data) === cached.hash) {
@@ -136,15 +171,16 @@ export class AggregateStore {
       if (next) return this.extend(subject, cached, aggregate, next.event, next.hash, last.seq);
     }
     // A cached state is a valid prefix: read only what came after it (all of it on a cold cache).
-    const base: Loaded<S> =
-      cached && cached.seq < last.seq
-        ? cached
-        : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
+    const reuse = cached && cached.seq < last.seq;
+    if (reuse && cached.spent) return null;
+    const base: Loaded<S> = reuse
+      ? cached
+      : { state: decider.initialState(), seq: 0, hash: null, causations: new Set() };
+    // Given up to this fold (it grows in place): a read that fails half-way leaves no entry behind.
+    base.spent = true;
+    if (reuse) this.cache.delete(subject);
     let { state, hash } = base;
-    const causations = base.causations as Set<string>;
-    // The cached entry is given up to the fold (states and causations grow in place, see
-    // core/fleet/decider.ts): a read that fails half-way leaves no entry behind.
-    this.cache.delete(subject);
+    const causations = base.causations;
     for await (const m of this.log.read({
       filter: subject,
       fromSeq: base.seq + 1,
@@ -162,6 +198,7 @@ export class AggregateStore {
     return loaded;
   }
 
+  /** `from` advanced by the one event after it; null when `from` was advanced meanwhile. */
   private extend<K extends AggregateKind, C extends CommandShape, S>(
     subject: string,
     from: Loaded<S>,
@@ -169,9 +206,11 @@ export class AggregateStore {
     e: EventEnvelope,
     hash: string,
     seq: number,
-  ): Loaded<S> {
+  ): Loaded<S> | null {
+    if (from.spent) return null;
+    from.spent = true;
     // Grown in place: `from` is the cached entry this one replaces (its aggregate's history grows with every write).
-    const causations = from.causations as Set<string>;
+    const causations = from.causations;
     if (e.causation !== null) causations.add(e.causation);
     const loaded: Loaded<S> = {
       state: aggregate.decider.evolve(from.state, eventOf(aggregate.kind, e)),
@@ -214,13 +253,16 @@ export class AggregateStore {
           this.cache.delete(subject);
           const collided = await this.collided(aggregate, id, meta.commandId);
           if (collided) return collided;
-        } else
+        } else if (!loaded.spent) {
+          // Unless a load advanced it meanwhile (it then read these events itself).
+          loaded.spent = true;
           this.remember(subject, {
             state: envelopes.reduce((s, _e, i) => decider.evolve(s, decided[i]!), loaded.state),
             seq: seqs[seqs.length - 1]!,
             hash: signed[signed.length - 1]!.hash,
-            causations: (loaded.causations as Set<string>).add(meta.commandId),
+            causations: loaded.causations.add(meta.commandId),
           });
+        }
         return { events: envelopes, seqs, replayed: false };
       } catch (err) {
         // A full store is an answer, not a crash: the caller says so in one sentence.
