@@ -230,15 +230,32 @@ export interface MembershipdHandle {
 
 /** Runs bin/membershipd as a real process and waits for "ready" (or its exit). */
 export async function startMembershipd(
-  opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; natsPort?: number; httpPort?: number } = {},
+  opts: {
+    dataDir?: string;
+    args?: string[];
+    env?: Record<string, string>;
+    natsPort?: number;
+    httpPort?: number;
+    /** Node flags (--cpu-prof, say): the built bundle runs under them instead of bin/membershipd. */
+    nodeArgs?: string[];
+  } = {},
 ): Promise<MembershipdHandle> {
   const dataDir = opts.dataDir ?? tempDir("unibus-md-");
   // The same ports again restart a membershipd its nodes can reconnect to (their node.json names the URL).
   const natsPort = opts.natsPort ?? (await freePort());
   const httpPort = opts.httpPort ?? (await freePort());
+  const args = [
+    "--data-dir",
+    dataDir,
+    "--nats-port",
+    String(natsPort),
+    "--http-port",
+    String(httpPort),
+    ...(opts.args ?? []),
+  ];
   const proc = spawn(
-    join(ROOT, "bin/membershipd"),
-    ["--data-dir", dataDir, "--nats-port", String(natsPort), "--http-port", String(httpPort), ...(opts.args ?? [])],
+    opts.nodeArgs ? process.execPath : join(ROOT, "bin/membershipd"),
+    opts.nodeArgs ? [...opts.nodeArgs, join(ROOT, "dist/membershipd/membershipd.mjs"), ...args] : args,
     {
       env: { ...process.env, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -127,12 +127,17 @@ export class AggregateStore {
     id: string,
   ): Promise<Loaded<S>> {
     const subject = eventSubject(aggregate.kind, id);
+    let ahead = 0;
     for (;;) {
       const last = await this.log.lastOf(subject);
       if (!last) return { state: aggregate.decider.initialState(), seq: 0, hash: null, causations: new Set() };
       // The cache is keyed by subject, and a subject names its kind: an entry holds this decider's state.
       const cached = this.cache.get(subject) as Loaded<S> | undefined;
       if (cached && cached.seq === last.seq) return cached;
+      // An entry ahead of `last` was most likely remembered by an append of ours after lastOf read:
+      // look again rather than fold the whole history from scratch, as every load of a busy
+      // aggregate then did. (A few looks, then the fold: a stream rebuilt shorter must heal too.)
+      if (cached && cached.seq > last.seq && ++ahead <= 3) continue;
       // One fold per aggregate at a time: a second would advance the same entry again.
       const running = this.folding.get(subject);
       if (running) {

@@ -169,8 +169,9 @@ export class EventChecker {
     this.writers = new TrustedWriters(pinned);
   }
 
-  check(seq: number, subject: string, raw: unknown): EventCheck {
-    const r = checkEvent(seq, subject, raw, this.writers, this.heads.get(subject) ?? null, null, this.batches);
+  /** `signedHere`: the event's hash when this process signed exactly these bytes (its signature is then not verified again). */
+  check(seq: number, subject: string, raw: unknown, signedHere: string | null = null): EventCheck {
+    const r = checkEvent(seq, subject, raw, this.writers, this.heads.get(subject) ?? null, signedHere, this.batches);
     if (r.ok) {
       this.heads.set(subject, r.hash);
       if (isTrustEvent(r.event)) this.writers.observe(r.event, seq);

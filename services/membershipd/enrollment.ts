@@ -220,7 +220,8 @@ export class EnrollmentService {
     actor: Actor,
   ): Promise<NodeConfig | DomainError> {
     const state = await this.fleet();
-    const previous = [...state.nodes.values()].find((n) => n.signKey === body.sign_key);
+    const known = state.keys.get(body.sign_key);
+    const previous = known === undefined ? undefined : state.nodes.get(known);
     const retry = previous && previous.status === "active" && previous.node === body.node;
     if (!retry) {
       const taken = await this.keyTaken(body);

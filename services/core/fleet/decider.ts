@@ -37,8 +37,8 @@ export interface FleetState {
   nodes: ReadonlyMap<string, FleetNode>;
   /** Addresses held by active nodes. */
   addresses: ReadonlySet<string>;
-  /** Every node key ever enrolled, and every invite's bootstrap key: neither may enroll again. */
-  keys: ReadonlySet<string>;
+  /** Every node key ever enrolled (→ its node), and every invite's bootstrap key: neither may enroll again. */
+  keys: ReadonlyMap<string, string>;
   bootstrapKeys: ReadonlySet<string>;
   /** Every overlay address (as a number) below this one is held by an active node. */
   freeFrom: number;
@@ -121,7 +121,7 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
     invites: new Map(),
     nodes: new Map(),
     addresses: new Set(),
-    keys: new Set(),
+    keys: new Map(),
     bootstrapKeys: new Set(),
     freeFrom: 0,
   }),
@@ -190,7 +190,7 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
           status: "active",
         });
         addresses.add(d.address);
-        (s.keys as Set<string>).add(d.sign_key);
+        (s.keys as Map<string, string>).set(d.sign_key, d.node);
         let freeFrom = s.freeFrom;
         if (ipToInt(d.address) === freeFrom || freeFrom === 0) {
           freeFrom = ipToInt(d.address)! + 1;
