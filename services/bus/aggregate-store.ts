@@ -186,11 +186,16 @@ export class AggregateStore {
     if (reuse) this.cache.delete(subject);
     let { state, hash } = base;
     const causations = base.causations;
+    let passed = base.seq;
     for await (const m of this.log.read({
       filter: subject,
       fromSeq: base.seq + 1,
       untilSeq: last.seq,
     })) {
+      // A consumer on a copy still catching up (a node just rekeyed) can hand out messages the copy
+      // stores only now, older than where it was asked to start: nothing is folded twice.
+      if (m.seq <= passed) continue;
+      passed = m.seq;
       const ok = await this.accept(m.seq, subject, m.data, hash);
       if (!ok) continue;
       const e = ok.event;

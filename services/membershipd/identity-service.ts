@@ -93,7 +93,10 @@ export class IdentityService {
     // and bad data is quarantined instead of stopping the start.
     const checker = new EventChecker();
     if (last > 0) {
+      let passed = 0;
       for await (const m of readEventMessages(nc, jsm, { untilSeq: last })) {
+        if (m.seq <= passed) continue;
+        passed = m.seq;
         const e = this.take(m, checker, fold);
         if (e?.type === "IdentityIssued") issued.add(String(e.data.key));
         if (e?.type === "IdentityRevoked") recorded.add(String(e.data.key));
@@ -153,6 +156,9 @@ export class IdentityService {
         follow: true,
         signal: abort.signal,
       })) {
+        // Never an event twice (a consumer on a copy still catching up can hand out older ones).
+        if (m.seq <= this.followFrom) continue;
+        this.followFrom = m.seq;
         if (!this.take(m, checker, fold)) continue;
         let changed = false;
         for (const [key, at] of fold.revoked) {
