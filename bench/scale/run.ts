@@ -409,11 +409,11 @@ async function main(): Promise<void> {
     rows: [
       [
         `status to ${fmtInt(live.length)} agents (CLI loop, concurrency ${DEFAULT_CONCURRENCY}), best of ${FANOUT_ROUNDS}`,
-        `${fmtMs(best("agent"))} (${fmtInt((live.length * 1000) / best("agent"))} nodes/s); rounds ${rounds.map((r) => fmtMs(r.agent)).join(", ")}`,
+        `${fmtMs(best("agent"))} ms (${fmtInt((live.length * 1000) / best("agent"))} nodes/s); rounds ${rounds.map((r) => fmtMs(r.agent)).join(", ")} ms`,
       ],
       [
         "raw echo of the same bytes to the same agents, best",
-        `${fmtMs(best("raw"))}; ratio ${fmtRatio(best("agent") / best("raw"))}`,
+        `${fmtMs(best("raw"))} ms; ratio ${fmtRatio(best("agent") / best("raw"))}`,
       ],
       ["not answered ok", rounds.map((r) => JSON.stringify(r.missed)).join(", ")],
       [
@@ -422,7 +422,7 @@ async function main(): Promise<void> {
       ],
       [
         "one agent, sequential status round trip p50/p99",
-        `${fmtMs(rtt.agent[0]!)} / ${fmtMs(rtt.agent[1]!)} against raw ${fmtMs(rtt.echo[0]!)} / ${fmtMs(rtt.echo[1]!)}: ratio ${fmtRatio(rtt.agent[0]! / rtt.echo[0]!)}`,
+        `${fmtMs(rtt.agent[0]!)} / ${fmtMs(rtt.agent[1]!)} ms against raw ${fmtMs(rtt.echo[0]!)} / ${fmtMs(rtt.echo[1]!)}: ratio ${fmtRatio(rtt.agent[0]! / rtt.echo[0]!)}`,
       ],
     ],
     notes: [],
@@ -438,7 +438,7 @@ async function main(): Promise<void> {
     rows: [
       [
         `${REVOKE} revocations, one after another: command to cut connection p50 / p99 / max`,
-        `${fmtMs(c50!)} / ${fmtMs(c99!)} / ${fmtMs(Math.max(...rev.cuts))}`,
+        `${fmtMs(c50!)} / ${fmtMs(c99!)} / ${fmtMs(Math.max(...rev.cuts))} ms`,
       ],
       ["not cut within 10 s", rev.uncut.length ? rev.uncut.join(", ") : "none"],
     ],
