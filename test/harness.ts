@@ -228,8 +228,25 @@ export interface MembershipdHandle {
   kill9(): Promise<void>;
 }
 
-/** Runs bin/membershipd as a real process and waits for "ready" (or its exit). */
-export async function startMembershipd(
+type MembershipdOptions = Parameters<typeof startMembershipdOnce>[0];
+
+/**
+ * Runs bin/membershipd as a real process and waits for "ready" (or its exit). Ports it picks can be
+ * taken by a neighbouring test between freePort() and membershipd's listen: then it picks again.
+ */
+export async function startMembershipd(opts: MembershipdOptions = {}): Promise<MembershipdHandle> {
+  const dataDir = opts.dataDir ?? tempDir("unibus-md-");
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startMembershipdOnce({ ...opts, dataDir });
+    } catch (err) {
+      const picked = opts.natsPort === undefined || opts.httpPort === undefined;
+      if (!picked || attempt >= 3 || !/EADDRINUSE/.test(String((err as { output?: string }).output))) throw err;
+    }
+  }
+}
+
+async function startMembershipdOnce(
   opts: {
     dataDir?: string;
     args?: string[];
