@@ -302,7 +302,7 @@ export async function benchPlane(opts: { liveChecks?: boolean } = {}): Promise<P
 }
 
 /** CPU seconds used by a process (Linux /proc/<pid>/stat utime + stime), NaN when unavailable. */
-function processCpuSeconds(pid: number | undefined): number {
+export function processCpuSeconds(pid: number | undefined): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
     return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -352,6 +352,16 @@ export function microUs<T>(items: T[], fn: (item: T, i: number) => unknown, repe
     best = Math.min(best, now() - t);
   }
   return (best * 1000) / items.length;
+}
+
+/** Whole-machine CPU counters (Linux /proc/stat), to show how busy the machine was around a benchmark. */
+export function machineCpuTimes(): { total: number; idle: number; steal: number } | null {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { total: f.reduce((a, b) => a + b, 0), idle: (f[3] ?? 0) + (f[4] ?? 0), steal: f[7] ?? 0 };
+  } catch {
+    return null;
+  }
 }
 
 export function log(line: string): void {

@@ -2,11 +2,11 @@
 // loopback), prints each result beside its raw-NATS baseline and writes docs/benchmarks.md.
 // `npx tsx bench/run.ts append replay` runs a subset and does not touch docs/benchmarks.md.
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../test/harness.ts";
-import { log, SCALE, type BenchResult } from "./common.ts";
+import { log, machineCpuTimes, SCALE, type BenchResult } from "./common.ts";
 import * as append from "./append.ts";
 import * as projectionLag from "./projection-lag.ts";
 import * as replay from "./replay.ts";
@@ -62,17 +62,7 @@ function machine() {
   };
 }
 
-/** Whole-machine CPU counters (Linux /proc/stat), to show how busy the machine was around a benchmark. */
-function cpuTimes(): { total: number; idle: number; steal: number } | null {
-  try {
-    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return { total: f.reduce((a, b) => a + b, 0), idle: (f[3] ?? 0) + (f[4] ?? 0), steal: f[7] ?? 0 };
-  } catch {
-    return null;
-  }
-}
-
-function machineLoad(before: ReturnType<typeof cpuTimes>, after: ReturnType<typeof cpuTimes>): string {
+function machineLoad(before: ReturnType<typeof machineCpuTimes>, after: ReturnType<typeof machineCpuTimes>): string {
   const load = `load average ${loadavg()[0]!.toFixed(2)} after the run`;
   if (!before || !after || after.total <= before.total) return load;
   const d = after.total - before.total;
@@ -169,10 +159,12 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   for (const name of names) {
     log(`${name}: starting`);
-    const before = cpuTimes();
+    const before = machineCpuTimes();
     const r = await BENCHES[name]!.run();
     maxLoad = Math.max(maxLoad, loadavg()[0]!);
-    r.notes.push(`Machine while it ran (all processes, benchmark included): ${machineLoad(before, cpuTimes())}.`);
+    r.notes.push(
+      `Machine while it ran (all processes, benchmark included): ${machineLoad(before, machineCpuTimes())}.`,
+    );
     printResult(r);
     results.push(r);
   }

@@ -7,7 +7,7 @@
 // with the whole fleet enrolled, and resident memory per 1,000 agents. Writes its section of
 // docs/benchmarks.md (between the scale markers) unless SCALE_AGENTS is set.
 import { fork, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -19,7 +19,17 @@ import { DEFAULT_CONCURRENCY } from "../../services/cli/node-command.ts";
 import { buildCommand, sendCommand } from "../../services/cli/request.ts";
 import { decodeInvite } from "../../test/enroll-helpers.ts";
 import { ROOT, runCli, serviceAccess, startMembershipd, tempDir, type MembershipdHandle } from "../../test/harness.ts";
-import { fmtInt, fmtMs, fmtRatio, log, now, percentiles, sleep } from "../common.ts";
+import {
+  fmtInt,
+  fmtMs,
+  fmtRatio,
+  log,
+  machineCpuTimes,
+  now,
+  percentiles,
+  processCpuSeconds,
+  sleep,
+} from "../common.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
 const AGENTS = Number(process.env.SCALE_AGENTS ?? 10_000);
@@ -83,36 +93,15 @@ async function all<T extends FromWorker["type"]>(workers: Worker[], m: ToWorker,
   return Promise.all(workers.map((w) => w.next(type)));
 }
 
-/** CPU seconds (utime + stime) of a process, from /proc. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 /** Resident memory of a process in MiB. */
 function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
   return line ? Number(line[1]) / 1024 : NaN;
 }
 
-/** The nats-server whose command line names `dataDir` (membershipd's embedded one). */
+/** membershipd's embedded nats-server, from the pid file it keeps in its store (services/bus/embedded-server.ts). */
 function natsPidOf(dataDir: string): number {
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
-      if (cmd.startsWith("nats-server") || cmd.includes("/nats-server\0")) if (cmd.includes(dataDir)) return Number(d);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  throw new Error(`no nats-server for ${dataDir}`);
-}
-
-/** Whole-machine CPU counters, for the busy and steal shares during the run. */
-function machineTimes() {
-  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { total: f.reduce((a, b) => a + b, 0), idle: f[3]! + f[4]!, steal: f[7] ?? 0 };
+  return Number(readFileSync(join(dataDir, "nats", "nats-server.pid"), "utf8").trim());
 }
 
 interface Admin {
@@ -223,7 +212,7 @@ async function revocations(admin: Admin, workers: Worker[], victims: string[]) {
 }
 
 async function main(): Promise<void> {
-  const m0 = machineTimes();
+  const m0 = machineCpuTimes()!;
   const started = now();
   const dir = tempDir("unibus-scale-");
   // A /18 holds 16,382 node addresses.
@@ -285,11 +274,11 @@ async function main(): Promise<void> {
 
   // Enrollment.
   log(`enrolling ${fmtInt(AGENTS)} agents from ${WORKERS} processes`);
-  let cpu0 = cpuSeconds(mdPid());
+  let cpu0 = processCpuSeconds(mdPid());
   let t = now();
   const enrolled = await all(workers, { type: "enroll" }, "enrolled");
   const enrollS = (now() - t) / 1000;
-  const enrollCpu = cpuSeconds(mdPid()) - cpu0;
+  const enrollCpu = processCpuSeconds(mdPid()) - cpu0;
   const times = enrolled.flatMap((e) => e.times).sort((a, b) => a - b);
   const refused = Object.entries(merge(enrolled.map((e) => e.refusals)));
   const first = rateOver(times, 0, 1000);
@@ -339,15 +328,15 @@ async function main(): Promise<void> {
   const perK = (now_: number, before: number) => `${((now_ - before) / (up / 1000)).toFixed(1)} MiB`;
 
   // One report from every agent.
-  cpu0 = cpuSeconds(mdPid());
-  let natsCpu0 = cpuSeconds(natsPid);
+  cpu0 = processCpuSeconds(mdPid());
+  let natsCpu0 = processCpuSeconds(natsPid);
   t = now();
   const reported = await all(workers, { type: "report", round: 1 }, "reported");
   const reportS = (now() - t) / 1000;
   const reportsOk = reported.reduce((n, r) => n + r.ok, 0);
   const reportRefused = Object.entries(merge(reported.map((r) => r.refusals)));
-  const reportCpu = cpuSeconds(mdPid()) - cpu0;
-  const reportNatsCpu = cpuSeconds(natsPid) - natsCpu0;
+  const reportCpu = processCpuSeconds(mdPid()) - cpu0;
+  const reportNatsCpu = processCpuSeconds(natsPid) - natsCpu0;
   addPhase({
     name: "agents up, reports and memory",
     rows: [
@@ -383,7 +372,7 @@ async function main(): Promise<void> {
   );
   await fanout(admin, live.slice(0, 500));
   const rounds: { agent: number; raw: number; missed: Record<string, number> }[] = [];
-  natsCpu0 = cpuSeconds(natsPid);
+  natsCpu0 = processCpuSeconds(natsPid);
   for (let r = 0; r < FANOUT_ROUNDS; r++) {
     const a = await fanout(admin, live);
     const b = await rawFanout(raw, live, envelope);
@@ -514,7 +503,7 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   rmSync(md.dataDir, { recursive: true, force: true });
 
-  const m1 = machineTimes();
+  const m1 = machineCpuTimes()!;
   const d = m1.total - m0.total;
   const machine = `machine CPU busy ${(100 * (1 - (m1.idle - m0.idle) / d)).toFixed(0)}% of ${availableParallelism()} cores, steal ${((100 * (m1.steal - m0.steal)) / d).toFixed(1)}% during the run (${((now() - started) / 1000).toFixed(0)} s)`;
   report(phases, machine);

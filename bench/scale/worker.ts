@@ -21,6 +21,7 @@ import {
 } from "../../services/agent/commands/mod.ts";
 import { fakeOps } from "../../services/agent/commands/testing.ts";
 import { jitteredBackoff } from "../../services/agent/run/backoff.ts";
+import { mapLimited } from "../../services/cli/limited.ts";
 import { joinRequest, nodeKeys, type NodeKeys } from "../../test/enroll-helpers.ts";
 import type { ToWorker, FromWorker } from "./protocol.ts";
 
@@ -42,16 +43,6 @@ let raw: NatsConnection | undefined;
 /** To the parent, while it listens (a drop seen as it exits is no news). */
 const send = (m: FromWorker) => void (process.connected && process.send!(m));
 
-/** Runs `one` over `items` with at most `width` at once. */
-async function pool<T>(items: T[], width: number, one: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, items.length) }, async () => {
-      for (let i = next++; i < items.length; i = next++) await one(items[i]!);
-    }),
-  );
-}
-
 async function enroll(): Promise<void> {
   const bytes = new TextEncoder().encode(setup.bootstrapCreds);
   const boot = await connectNats({
@@ -63,7 +54,7 @@ async function enroll(): Promise<void> {
   });
   const times: number[] = [];
   const refusals: Record<string, number> = {};
-  await pool(agents, setup.enrollWidth, async (a) => {
+  await mapLimited(agents, setup.enrollWidth, async (a) => {
     const body = JSON.stringify(joinRequest(a.keys, { node: a.node, secret: setup.inviteSecret }));
     try {
       const reply = (await boot.request(ENROLL_JOIN_SUBJECT, body, { timeout: 60_000 })).json<any>();
@@ -128,7 +119,7 @@ async function connect(): Promise<void> {
   const dir = join(setup.dir, `worker-${setup.worker}`);
   mkdirSync(dir, { recursive: true });
   const failures: string[] = [];
-  await pool(
+  await mapLimited(
     agents.filter((a) => a.config),
     setup.connectWidth,
     (a) => connectOne(a, dir).catch((err: Error) => void failures.push(err.message)),
@@ -146,7 +137,7 @@ async function connect(): Promise<void> {
 async function report(round: number): Promise<void> {
   let ok = 0;
   const refusals: Record<string, number> = {};
-  await pool(
+  await mapLimited(
     agents.filter((a) => a.nc && !a.nc.isClosed()),
     setup.reportWidth,
     async (a) => {

@@ -1,6 +1,7 @@
 // The aggregate store against the in-memory event log: load → decide → append, retries, races,
 // the checks on every loaded event and a full log, in milliseconds and with no server.
 import { describe, test } from "node:test";
+import { createCurve } from "@nats-io/nkeys";
 import assert from "node:assert/strict";
 import {
   FLEET_ID,
@@ -231,4 +232,54 @@ describe("an aggregate whose state grows in place", () => {
     assert.equal(await usesLeft(new AggregateStore(log, service)), 90, "a fresh fold agrees");
     assert.equal((await store.load(fleetAggregate, FLEET_ID)).state.nodes.size, 10);
   });
+});
+
+// A consumer on a stream copy still catching up (a node just rekeyed) handed out events older than
+// where it was asked to start; the fold took them again and quarantined the aggregate's own history
+// as chain_broken (the cluster test's migration roll).
+test("a read that hands out events older than its start folds none of them twice", async () => {
+  const { log, store, quarantine } = await fresh();
+  assert.ok(!isDomainError(await store.execute(userAggregate, "ann", createUser("ann"), meta())));
+  await user(store, "ann");
+  // Another writer's event, so the next load reads on from the cached one instead of using it.
+  const other = new AggregateStore(log, service);
+  assert.ok(
+    !isDomainError(
+      await other.execute(
+        userAggregate,
+        "ann",
+        { type: "SetExchangeKey", handle: "ann", kex_key: createCurve().getPublicKey() },
+        meta(),
+      ),
+    ),
+  );
+  const catchingUp = Object.create(log) as typeof log;
+  catchingUp.read = async function* (range) {
+    yield* log.read({ ...range, fromSeq: 1 });
+  };
+  const replayed = new AggregateStore(catchingUp, service, { quarantine });
+  await replayed.load(userAggregate, "ann");
+  // Two more events, so the next load reads on from its cached entry, and meets the old ones again.
+  assert.ok(
+    !isDomainError(
+      await other.execute(
+        userAggregate,
+        "ann",
+        { type: "SetExchangeKey", handle: "ann", kex_key: createCurve().getPublicKey() },
+        meta(),
+      ),
+    ),
+  );
+  assert.ok(
+    !isDomainError(
+      await other.execute(
+        userAggregate,
+        "ann",
+        { type: "SetExchangeKey", handle: "ann", kex_key: createCurve().getPublicKey() },
+        meta(),
+      ),
+    ),
+  );
+  assert.equal((await replayed.load(userAggregate, "ann")).state.exists, true);
+  assert.deepEqual(quarantine.list(), [], "no event was quarantined");
 });
