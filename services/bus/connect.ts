@@ -1,4 +1,5 @@
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { credsAuthenticator } from "./creds.ts";
 
 export interface ConnectOptions {
   servers: string | string[];
