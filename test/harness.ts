@@ -41,14 +41,15 @@ export interface NatsHandle {
 }
 
 /** A real nats-server with JetStream (at-rest encrypted unless `encrypted: false`) on 127.0.0.1:<random>. */
-export async function startNats(opts: { encrypted?: boolean; dir?: string } = {}): Promise<NatsHandle> {
+/** `conf`: more of the server's configuration (an authorization block, say). */
+export async function startNats(opts: { encrypted?: boolean; dir?: string; conf?: string } = {}): Promise<NatsHandle> {
   const dir = opts.dir ?? tempDir("unibus-nats-");
   const port = await freePort();
   const conf = join(dir, "server.conf");
   const enc = opts.encrypted === false ? "" : "cipher: chachapoly, key: $UNIBUS_JS_KEY";
   writeFileSync(
     conf,
-    `listen: 127.0.0.1:${port}\nmax_payload: 1MB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))}, ${enc} }\n`,
+    `listen: 127.0.0.1:${port}\nmax_payload: 1MB\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))}, ${enc} }\n${opts.conf ?? ""}\n`,
     { mode: 0o600 },
   );
   const proc = spawn("nats-server", ["-c", conf], {

@@ -7,16 +7,20 @@ import type { Signer } from "../core/mod.ts";
 import { loadIdentity, type GlobalOptions } from "./context.ts";
 import { CliError, EXIT, durationText, printable, usageError } from "./output.ts";
 import { buildCommand, deliver } from "./request.ts";
+import { ReplyInbox } from "./reply-inbox.ts";
 
 /** Who signs, and the connection the requests go out on (one for every node). */
 export interface AgentLink {
   nc: NatsConnection;
   signer: Signer;
   actorId: string;
+  /** Where the replies come in, when many requests share one subscription (a fan-out). */
+  inbox?: ReplyInbox;
 }
 
 export async function agentLink(o: GlobalOptions, connection: () => Promise<NatsConnection>): Promise<AgentLink> {
-  return { signer: loadIdentity(o), actorId: o.as, nc: await connection() };
+  const nc = await connection();
+  return { signer: loadIdentity(o), actorId: o.as, nc, inbox: new ReplyInbox(nc) };
 }
 
 /**
@@ -66,7 +70,12 @@ export async function askAgent(
 ): Promise<AgentAnswer> {
   const started = performance.now();
   const subject = nodeCommandSubject(node, action);
-  const d = await deliver(link.nc, subject, buildCommand(link.signer, link.actorId, action, args), timeoutMs);
+  const d = await deliver(
+    link.inbox ?? link.nc,
+    subject,
+    buildCommand(link.signer, link.actorId, action, args),
+    timeoutMs,
+  );
   const ms = Math.round(performance.now() - started);
   switch (d.kind) {
     case "reply":

@@ -4,6 +4,7 @@ import { classifyNatsError } from "../bus/mod.ts";
 import { Reply, type CommandEnvelope } from "../../schemas/mod.ts";
 import { signCommand, type Signer, systemInputs } from "../core/mod.ts";
 import { CliError } from "./output.ts";
+import { ReplyInbox } from "./reply-inbox.ts";
 
 export const MEMBERSHIP_PREFIX = "unibus.cmd.membership.";
 
@@ -29,14 +30,17 @@ export type Delivery =
   | { kind: "error"; message: string };
 
 export async function deliver(
-  nc: NatsConnection,
+  via: NatsConnection | ReplyInbox,
   subject: string,
   command: CommandEnvelope,
   timeoutMs: number,
 ): Promise<Delivery> {
   let raw;
   try {
-    raw = await nc.request(subject, JSON.stringify(command), { timeout: timeoutMs });
+    const data = JSON.stringify(command);
+    raw = await (via instanceof ReplyInbox
+      ? via.request(subject, data, timeoutMs)
+      : via.request(subject, data, { timeout: timeoutMs }));
   } catch (err) {
     if (err instanceof TimeoutError) return { kind: "timeout" };
     if ((err instanceof RequestError && err.isNoResponders()) || err instanceof NoRespondersError)

@@ -1,0 +1,105 @@
+// Requests over one reply subscription, for a fan-out to thousands of agents. nats.js' request()
+// builds an Error with its stack for every request it settles (it cancels itself after the reply)
+// and a timer per request: 30 µs and more of the CLI's one thread per node, measured in the
+// 10,000-agent fan-out (make bench-scale). Here a request is a publish with a reply subject under
+// one wildcard subscription, and one sweep a second times out what is overdue.
+import {
+  createInbox,
+  NoRespondersError,
+  PermissionViolationError,
+  TimeoutError,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
+
+interface Pending {
+  subject: string;
+  deadline: number;
+  resolve: (m: Msg) => void;
+  reject: (err: Error) => void;
+}
+
+const SWEEP_MS = 100;
+
+export class ReplyInbox {
+  private readonly prefix: string;
+  private readonly pending = new Map<string, Pending>();
+  private readonly sub: Subscription;
+  private readonly statuses: ReturnType<NatsConnection["status"]>;
+  private sweep: NodeJS.Timeout | undefined;
+  private next = 0;
+
+  constructor(private readonly nc: NatsConnection) {
+    // Under the connection's own inbox prefix: the only replies its permissions let it receive.
+    this.prefix = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+    this.sub = nc.subscribe(`${this.prefix}.*`, {
+      callback: (err, m) => void (err ? undefined : this.settle(m)),
+    });
+    this.statuses = nc.status();
+    void this.watchRefusals();
+  }
+
+  /** The reply to `data` on `subject`; rejects as nats.js' request() does (TimeoutError, NoRespondersError, …). */
+  request(subject: string, data: string | Uint8Array, timeoutMs: number): Promise<Msg> {
+    const token = String(this.next++);
+    return new Promise<Msg>((resolve, reject) => {
+      this.pending.set(token, { subject, deadline: Date.now() + timeoutMs, resolve, reject });
+      this.sweep ??= setInterval(() => this.timeOut(), SWEEP_MS);
+      try {
+        this.nc.publish(subject, data, { reply: `${this.prefix}.${token}` });
+      } catch (err) {
+        this.pending.delete(token);
+        reject(err as Error);
+      }
+    });
+  }
+
+  close(): void {
+    this.sub.unsubscribe();
+    // nats.js' status() is a QueuedIterator: stopping it removes its listener.
+    (this.statuses as unknown as { stop(): void }).stop();
+    clearInterval(this.sweep);
+    this.sweep = undefined;
+  }
+
+  private settle(m: Msg): void {
+    const token = m.subject.slice(this.prefix.length + 1);
+    const p = this.pending.get(token);
+    if (!p) return;
+    this.pending.delete(token);
+    // The server's "no responders" is an empty message with status 503.
+    if (m.headers?.code === 503) p.reject(new NoRespondersError(p.subject));
+    else p.resolve(m);
+    this.idle();
+  }
+
+  private timeOut(): void {
+    const now = Date.now();
+    for (const [token, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(token);
+      p.reject(new TimeoutError());
+    }
+    this.idle();
+  }
+
+  /** A publish the server refused fails the requests on that subject (nats.js' request() does the same). */
+  private async watchRefusals(): Promise<void> {
+    for await (const s of this.statuses) {
+      if (s.type !== "error" || !(s.error instanceof PermissionViolationError)) continue;
+      if (s.error.operation !== "publish") continue;
+      for (const [token, p] of this.pending) {
+        if (p.subject !== s.error.subject) continue;
+        this.pending.delete(token);
+        p.reject(s.error);
+      }
+    }
+  }
+
+  private idle(): void {
+    if (this.pending.size || !this.sweep) return;
+    clearInterval(this.sweep);
+    this.sweep = undefined;
+  }
+}
