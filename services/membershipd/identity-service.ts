@@ -315,7 +315,12 @@ export class IdentityService {
       this.revocations[key] = revocationSeconds(Date.now());
       this.changes++;
     }
-    const [result] = await Promise.all([this.recordRevocation(key, reason, commandId), this.pushLatest()]);
+    // The event first, then the push: nats-server 2.9 fails JetStream requests that meet an account
+    // update ("jetstream is not enabled"), and with 10,000 connections an update holds the account
+    // for a second or more. The push goes out even when the append failed: the list has the key.
+    const result = await this.recordRevocation(key, reason, commandId).catch((err: unknown) => ({ thrown: err }));
+    await this.pushLatest();
+    if ("thrown" in result) throw result.thrown;
     if (isDomainError(result) && result.code !== "E_IDENTITY_NOT_FOUND") return result;
     return { revoked: true };
   }
