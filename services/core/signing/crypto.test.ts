@@ -17,3 +17,17 @@ test("deriveUserSeed: the same seed and label give the same user key; another la
   const data = new TextEncoder().encode("update");
   assert.ok(verifySignature(key.publicKey, data, key.sign(data)));
 });
+
+test("fresh random bytes: the asked length, never the same twice, across pool refills", async () => {
+  const { freshRandomBytes } = await import("./crypto.ts");
+  const seen = new Set<string>();
+  for (let i = 0; i < 2000; i++) {
+    const b = freshRandomBytes(18);
+    assert.equal(b.length, 18);
+    const hex = Buffer.from(b).toString("hex");
+    assert.ok(!seen.has(hex));
+    seen.add(hex);
+  }
+  assert.equal(freshRandomBytes(10_000).length, 10_000);
+  assert.ok(freshRandomBytes(32).some((x) => x !== 0));
+});

@@ -3,10 +3,9 @@
 // its aggregate (a hash chain per aggregate). Events can be signed in batches: one Ed25519
 // signature over a Merkle root of several events' signing bytes, each event carrying its inclusion
 // proof, because on this hardware one signature costs as much as the whole raw publish of an event.
-import { randomBytes } from "node:crypto";
 import type { Actor, CommandEnvelope, EventBatchProof, EventEnvelope } from "../../../schemas/mod.ts";
 import { canonicalJson, canonicalMembers, sortedMembers } from "./canonical.ts";
-import { decodeSignature, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
+import { decodeSignature, freshRandomBytes, sha256Hex, toBase64Url, verifySignature, type Signer } from "./crypto.ts";
 import { leafHash, merkleTree, rootFromProof } from "./merkle.ts";
 import { batchMessage, type VerifiedBatches } from "./envelope-batches.ts";
 
@@ -373,7 +372,7 @@ export interface SigningInputs {
 }
 
 /** The wall clock and the operating system's randomness: what every caller but a test passes. */
-export const systemInputs: SigningInputs = { now: () => new Date(), randomBytes: (size) => randomBytes(size) };
+export const systemInputs: SigningInputs = { now: () => new Date(), randomBytes: freshRandomBytes };
 
 /** The system's randomness with the clock stopped at `now` (a command signed at a chosen time). */
 export const inputsAt = (now: Date): SigningInputs => ({ ...systemInputs, now: () => now });
