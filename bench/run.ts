@@ -1,8 +1,8 @@
 // `make bench`: runs every benchmark in sequence (each starts and stops its own nats-server on
 // loopback), prints each result beside its raw-NATS baseline and writes docs/benchmarks.md.
-// `npx tsx bench/run.ts append replay` runs a subset and does not touch docs/benchmarks.md.
+// `npx tsx bench/run.ts append replay` runs a subset and rewrites only their sections of docs/benchmarks.md.
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../test/harness.ts";
@@ -127,21 +127,55 @@ function markdown(
       results.map((r) => [r.title, r.target, r.measured, r.pass ? "PASS" : "FAIL"]),
     ),
   ];
-  for (const r of results) {
-    out.push(
-      "",
-      `## ${r.title}`,
-      "",
-      `\`bench/${r.name}.ts\` — ${r.description}`,
-      "",
-      table(r.headers, r.rows),
-      "",
-      `Target: ${r.target}. Measured: ${r.measured}. **${r.pass ? "PASS" : "FAIL"}**`,
-    );
-    if (r.notes.length) out.push("", ...r.notes.map((n) => `- ${n}`));
-  }
+  for (const r of results) out.push("", ...section(r));
   return out.join("\n") + "\n";
 }
+
+/** One benchmark's section of docs/benchmarks.md, from its heading on. */
+function section(r: BenchResult, provenance?: string): string[] {
+  const out = [
+    `## ${r.title}`,
+    "",
+    `\`bench/${r.name}.ts\` — ${r.description}`,
+    ...(provenance ? ["", provenance] : []),
+    "",
+    table(r.headers, r.rows),
+    "",
+    `Target: ${r.target}. Measured: ${r.measured}. **${r.pass ? "PASS" : "FAIL"}**`,
+  ];
+  if (r.notes.length) out.push("", ...r.notes.map((n) => `- ${n}`));
+  return out;
+}
+
+const summaryRow = (r: BenchResult) =>
+  table([r.title, r.target, r.measured, r.pass ? "PASS" : "FAIL"], []).split("\n")[0]!;
+
+/**
+ * `npx tsx bench/run.ts NAME…` at full scale: rewrites only those benchmarks' sections and summary
+ * rows of docs/benchmarks.md, each saying it came from its own run; a benchmark without a section
+ * there yet is left to `make bench`.
+ */
+function rewriteSections(file: string, results: BenchResult[], m: ReturnType<typeof machine>, date: Date): void {
+  let md = readFileSync(file, "utf8");
+  for (const r of results) {
+    const start = md.indexOf(`\n## ${r.title}\n`);
+    if (start < 0) {
+      console.log(`docs/benchmarks.md has no section "${r.title}": run make bench`);
+      continue;
+    }
+    const next = md.indexOf("\n## ", start + 1);
+    const end = next < 0 ? md.length : next;
+    const provenance =
+      `This section is from \`npx tsx bench/run.ts ${r.name}\` alone (${date.toISOString()}, git ${m.code}, ` +
+      `${r.seconds.toFixed(0)} s), not from the \`make bench\` run the header describes.`;
+    md = `${md.slice(0, start + 1)}${section(r, provenance).join("\n")}\n${next < 0 ? "" : md.slice(end)}`;
+    md = md.replace(new RegExp(`^\\| ${escapeRegExp(r.title)} \\|.*$`, "m"), summaryRow(r));
+  }
+  writeFileSync(file, md);
+  console.log(`rewrote ${results.map((r) => r.name).join(", ")} in ${file}`);
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
@@ -171,12 +205,12 @@ async function main(): Promise<void> {
   const total = (performance.now() - t0) / 1000;
   console.log(`\nsummary (${total.toFixed(0)} s):`);
   for (const r of results) console.log(`  ${r.pass ? "PASS" : "FAIL"}  ${r.title}: ${r.measured} (target ${r.target})`);
+  const file = join(ROOT, "docs", "benchmarks.md");
   if (SCALE !== 1) console.log(`BENCH_SCALE=${SCALE}: workloads scaled, docs/benchmarks.md not written`);
   else if (wanted.length === 0) {
-    const file = join(ROOT, "docs", "benchmarks.md");
     writeFileSync(file, markdown(results, m, date, total, loadAtStart, maxLoad));
     console.log(`wrote ${file}`);
-  }
+  } else rewriteSections(file, results, m, date);
 }
 
 main().then(

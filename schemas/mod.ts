@@ -13,3 +13,4 @@ export * from "./rooms.ts";
 export * from "./room-messages.ts";
 export * from "./vault.ts";
 export * from "./checkpoint.ts";
+export * from "./compiled.ts";

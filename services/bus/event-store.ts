@@ -13,7 +13,7 @@ import {
   type PubAck,
 } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
+import { compiledEventData, compiledEventEnvelope, type EventEnvelope, eventTypeInfo } from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject, storedEvent, type StoredEvent } from "../core/mod.ts";
 import { orderedRead } from "./ordered-read.ts";
 import { publisherFor, type JetStreamPublisher } from "./publisher.ts";
@@ -203,10 +203,11 @@ const utf8 = new TextDecoder();
 
 /** Parses and validates one stored event; an event this version cannot read is an error, never skipped. */
 export function decodeEvent(data: Uint8Array): EventEnvelope {
-  const env = EventEnvelope.parse(JSON.parse(utf8.decode(data)));
+  // The schemas compiled from the zod ones (schemas/compiled.ts): zod's answers, errors and values, faster.
+  const env = compiledEventEnvelope().parse(JSON.parse(utf8.decode(data)));
   const info = eventTypeInfo(env.type);
   if (!info || info.kind !== env.kind) throw new Error(`unknown event type ${env.kind}/${env.type}`);
-  info.schema.parse(env.data);
+  compiledEventData(env.type)!.parse(env.data);
   return env;
 }
 

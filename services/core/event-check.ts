@@ -6,7 +6,13 @@
 // one) continues it. Pure: the projector, the aggregate store, `events tail`, `audit replay` and
 // `audit verify` (ChainVerifier) all call this.
 import type { z } from "zod";
-import { EventEnvelope, eventTypeInfo, type CommandEnvelope } from "../../schemas/mod.ts";
+import {
+  compiledEventData,
+  compiledEventEnvelope,
+  eventTypeInfo,
+  type CommandEnvelope,
+  type EventEnvelope,
+} from "../../schemas/mod.ts";
 import { EVENT_SUBJECT_PREFIX, eventSubject } from "./blind.ts";
 import { VerifiedBatches, verifiedEventHash, verifyCommandSignature } from "./signing/envelope.ts";
 import { TrustedWriters, isTrustEvent } from "./writers.ts";
@@ -57,14 +63,15 @@ export function checkEvent(
   // A finding is built (refused) only when there is one: this runs for every event a reader meets.
   const json = parseJson(raw);
   if (json === undefined) return refused(seq, subject, json, "malformed", "it is not JSON");
-  const env = EventEnvelope.safeParse(json);
+  // The schemas compiled from the zod ones (schemas/compiled.ts): zod's answers, issues and values, faster.
+  const env = compiledEventEnvelope().safeParse(json);
   if (!env.success) return refused(seq, subject, json, "malformed", `its envelope ${describeIssue(env.error)}`);
   const e = env.data;
   const info = eventTypeInfo(e.type);
   if (!info) return refused(seq, subject, json, "malformed", `${e.type} is not an event type this version knows`, e);
   if (info.kind !== e.kind)
     return refused(seq, subject, json, "malformed", `${e.type} is not an event of kind ${e.kind}`, e);
-  const data = info.schema.safeParse(e.data);
+  const data = compiledEventData(e.type)!.safeParse(e.data);
   if (!data.success) return refused(seq, subject, json, "malformed", `its data ${describeIssue(data.error)}`, e);
   if (subject !== eventSubject(e.kind, e.aggregate))
     return refused(seq, subject, json, "misplaced", `it is stored on another aggregate's subject (${subject})`, e);
