@@ -1,28 +1,32 @@
-// (c) Replay: `audit replay`'s core, rebuildProjections (message gets → checkEvent (the compiled zod
-// schemas, signature or batch proof, trust, chain) → MemoryProjections), over 200,000 valid signed
-// events, against a raw ordered consumer that reads the same messages and JSON-parses each (issue 26's
-// target: 0.7× that), beside the plain raw consumer that only counts them. Rounds alternate so neither
-// side gets a warmer cache.
+// (c) Replay: `audit replay`'s core, rebuildProjections (pulls from the admin's audit consumer, which
+// membershipd makes → checkEvent (the compiled zod schemas, signature or batch proof, trust, chain) →
+// MemoryProjections), over 200,000 valid signed events, against a raw ordered consumer that reads the
+// same messages and JSON-parses each (issue 26's target: 0.7× that), beside the plain raw consumer
+// that only counts them, and the same rebuild by message gets (its fallback) as a reference. Rounds
+// alternate so neither side gets a warmer cache.
 import { availableParallelism } from "node:os";
 import { headers } from "@nats-io/transport-node";
 import {
+  consumerRead,
   decodeEvent,
   ensureEventStream,
   EVENTS_STREAM,
   eventSubject,
   lastSequence,
   readEventMessages,
-  streamRead,
   toStoredEvent,
 } from "../services/bus/mod.ts";
-import { rebuildProjections } from "../services/cli/audit.ts";
+import { rebuildProjections, type AuditReadAccess } from "../services/cli/audit.ts";
 import {
   checkEvent,
   EventChecker,
   MemoryProjections,
+  newUserSeed,
+  signerFromSeed,
   VerifiedBatches,
   verifiedEventHash,
 } from "../services/core/mod.ts";
+import { openAuditConsumer } from "../services/membershipd/audit-actions.ts";
 import { compiledEventData, compiledEventEnvelope, EventEnvelope, eventTypeInfo } from "../schemas/mod.ts";
 import { clientFor } from "../test/harness.ts";
 import type { QuarantineFinding } from "../services/core/mod.ts";
@@ -126,35 +130,60 @@ export async function run(): Promise<BenchResult> {
       rawOrderedRead(js, 1, lastSeq, (_seq, m) => {
         if (JSON.parse(utf8.decode(m.data)) !== null) parsed++;
       });
+    // `audit replay`'s read: the audit consumer membershipd makes for the asking admin on its signed
+    // `audit.read` (services/membershipd/audit-actions.ts), made here by the same function without
+    // the command's one round trip; any fall back to message gets fails the bench.
+    const auditKey = signerFromSeed(newUserSeed()).publicKey;
+    const via: AuditReadAccess = {
+      nc,
+      open: (fromSeq) => openAuditConsumer(jsm, auditKey, fromSeq),
+      onFallback: (why) => {
+        throw new Error(`the audit read fell back to message gets: ${why}`);
+      },
+    };
     let buckets = "";
-    const rebuild = async () => {
+    const checkedRebuild = async (through: AuditReadAccess | undefined) => {
       const quarantined: QuarantineFinding[] = [];
-      const memory = await rebuildProjections(jsm, lastSeq, false, { quarantined });
+      const memory = await rebuildProjections(jsm, lastSeq, false, {
+        quarantined,
+        ...(through ? { via: through } : {}),
+      });
       if (quarantined.length) throw new Error(`the checked rebuild quarantined ${quarantined.length} bench events`);
       buckets = [...memory.buckets].map(([name, m]) => `${name} ${fmtInt(m.size)}`).join(", ");
       return lastSeq;
     };
+    const rebuild = () => checkedRebuild(via);
+    // The message-get path (`audit replay` when membershipd does not make the consumer), for reference.
+    const rebuildByGets = () => checkedRebuild(undefined);
     // The same rebuild with the live checks off (decodeEvent only, as before issue 21).
     const rebuildUnchecked = async () => {
-      await rebuildProjections(jsm, lastSeq, false, { checks: false });
+      await rebuildProjections(jsm, lastSeq, false, { checks: false, via });
       return lastSeq;
     };
-    // Two layers of rebuildProjections on their own, to show where its time goes: its read (message
-    // gets, streamRead, as `audit replay` reads: admins create no consumers) without checking or
-    // projecting anything, and that read with every event's checks (EventChecker) but no projections.
+    // Two layers of rebuildProjections on their own, to show where its time goes: its read (pulls
+    // from the audit consumer, consumerRead) without checking or projecting anything, and that read
+    // with every event's checks (EventChecker) but no projections.
+    const pulled = async () => {
+      const grant = await openAuditConsumer(jsm, auditKey, 1);
+      return consumerRead(nc, jsm, EVENTS_STREAM, grant.consumer, {
+        fromSeq: 1,
+        untilSeq: lastSeq,
+        onFallback: via.onFallback!,
+      });
+    };
     const readOnly = async () => {
       let n = 0;
-      // m.data decodes the bytes from the get's reply (base64 in JSON): part of the read's cost.
-      for await (const m of streamRead(jsm, EVENTS_STREAM, { untilSeq: lastSeq })) if (m.data.length > 0) n++;
+      for await (const batch of await pulled()) for (const m of batch) if (m.data.length > 0) n++;
       return n;
     };
     const withChecks = async () => {
       const checker = new EventChecker();
       let n = 0;
-      for await (const m of streamRead(jsm, EVENTS_STREAM, { untilSeq: lastSeq })) {
-        if (!checker.check(m.seq, m.subject, m.data).ok) throw new Error(`event ${m.seq} failed its checks`);
-        n++;
-      }
+      for await (const batch of await pulled())
+        for (const m of batch) {
+          if (!checker.check(m.seq, m.subject, m.data).ok) throw new Error(`event ${m.seq} failed its checks`);
+          n++;
+        }
       return n;
     };
 
@@ -179,17 +208,20 @@ export async function run(): Promise<BenchResult> {
     const decs: { seconds: number; cpu: CpuUse }[] = [];
     const cbs: { seconds: number; cpu: CpuUse }[] = [];
     const bares: { seconds: number; cpu: CpuUse }[] = [];
+    const getsRounds: { seconds: number; cpu: CpuUse }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       raw.push(await timed(rawRead));
       log(`replay: round ${r + 1} raw                        ${fmtInt(lastSeq / raw[r]!.seconds)} ev/s`);
       rawParsed.push(await timed(rawParsedRead));
       log(`replay: round ${r + 1} raw + JSON.parse           ${fmtInt(lastSeq / rawParsed[r]!.seconds)} ev/s`);
       gens.push(await timed(readOnly));
-      log(`replay: round ${r + 1} streamRead only               ${fmtInt(lastSeq / gens[r]!.seconds)} ev/s`);
+      log(`replay: round ${r + 1} consumerRead only          ${fmtInt(lastSeq / gens[r]!.seconds)} ev/s`);
       decs.push(await timed(withChecks));
-      log(`replay: round ${r + 1} streamRead + checks           ${fmtInt(lastSeq / decs[r]!.seconds)} ev/s`);
+      log(`replay: round ${r + 1} consumerRead + checks      ${fmtInt(lastSeq / decs[r]!.seconds)} ev/s`);
       uni.push(await timed(rebuild));
       log(`replay: round ${r + 1} rebuildProjections         ${fmtInt(lastSeq / uni[r]!.seconds)} ev/s`);
+      getsRounds.push(await timed(rebuildByGets));
+      log(`replay: round ${r + 1} rebuild by message gets    ${fmtInt(lastSeq / getsRounds[r]!.seconds)} ev/s`);
       offs.push(await timed(rebuildUnchecked));
       log(`replay: round ${r + 1} rebuild, live checks off   ${fmtInt(lastSeq / offs[r]!.seconds)} ev/s`);
       cbs.push(await timed(rawByCallback));
@@ -211,6 +243,7 @@ export async function run(): Promise<BenchResult> {
     const plainRatio = b.seconds / u.seconds;
     const cb = bestOf(cbs);
     const bare = bestOf(bares);
+    const byGets = bestOf(getsRounds);
     const cpuUs = (c: CpuUse) => fmtCpuPerEvent(c, lastSeq);
     const cpuRatio = (c: CpuUse) => fmtRatio((c.nodeMs + c.natsMs) / (b.cpu.nodeMs + b.cpu.natsMs));
     const rate = (x: { seconds: number }) => fmtInt(lastSeq / x.seconds);
@@ -240,10 +273,10 @@ export async function run(): Promise<BenchResult> {
       name: "replay",
       title: "Replay (audit replay core)",
       description:
-        `\`rebuildProjections(jsm, lastSeq, false)\` (what \`audit replay\` runs: message gets, every event's checks, the projections in memory) over ${fmtInt(lastSeq)} valid signed events (every event a new aggregate: rooms, users, memberships) ` +
+        `\`rebuildProjections(jsm, lastSeq, false, { via })\` (what \`audit replay\` runs: pulls from the admin's audit consumer, which membershipd makes on \`audit.read\` (made here by the same function, openAuditConsumer, without the command's round trip), every event's checks, the projections in memory) over ${fmtInt(lastSeq)} valid signed events (every event a new aggregate: rooms, users, memberships) ` +
         "vs a raw ordered consumer (same options as readEventMessages: the whole stream without a subject filter, max_messages 2048) that JSON-parses each of the same messages (the target's baseline), and beside it the same consumer only counting them (plain raw). " +
-        `${ROUNDS} alternating rounds per side; the best round of each is compared. Each round also times two layers of rebuildProjections alone ` +
-        "(its read, streamRead by message gets, without checking or projecting; that read with every event's checks, EventChecker, without projecting) to show where the time goes, " +
+        `${ROUNDS} alternating rounds per side; the best round of each is compared. Each round also times the same rebuild by message gets (\`audit replay\` without its audit consumer: membershipd down, or a JWT minted before the grant), and two layers of rebuildProjections alone ` +
+        "(its read, consumerRead from the audit consumer, without checking or projecting; that read with every event's checks, EventChecker, without projecting) to show where the time goes, " +
         "and two references that are not part of the comparison: the raw consumer through consume()'s callback, and a rebuild read through the ordered consumer with a bare JSON.parse in place of the checks.",
       headers: [
         "",
@@ -265,15 +298,17 @@ export async function run(): Promise<BenchResult> {
           cpuUs(b.cpu),
           "1.00×",
         ],
-        row("rebuildProjections' read alone: streamRead, message gets (best round)", gen),
+        row("rebuildProjections' read alone: consumerRead, pulls from the audit consumer (best round)", gen),
         row("+ EventChecker.check, no projections (best round)", dec),
-        row("**unibus rebuildProjections** (`audit replay`, best round)", u),
+        row("**unibus rebuildProjections** (`audit replay`, audit consumer, best round)", u),
         row("rebuildProjections with the live checks off (best round)", off),
+        row("reference: rebuildProjections by message gets (`audit replay` without its consumer, best round)", byGets),
         row("reference: raw consumer by consume() callback (best round)", cb),
         row("reference: rebuild through the ordered consumer, bare JSON.parse, no checks (best round)", bare),
         perRound("raw + JSON.parse", rawParsed),
         perRound("raw", raw),
         perRound("rebuildProjections", uni),
+        perRound("rebuild by message gets", getsRounds),
         perRound("live checks off", offs),
         perRound("raw by callback", cbs),
         perRound("ordered consumer, no checks", bares),
@@ -284,10 +319,11 @@ export async function run(): Promise<BenchResult> {
       notes: [
         `Setup (not timed in the comparison): ${fmtInt(EVENTS)} events signed and published (pipelined core publishes with the appendEvents headers, a flush every ${fmtInt(CHUNK)}) in ${writeSeconds.toFixed(1)} s (${fmtInt(EVENTS / writeSeconds)} events/s).`,
         `Rebuilt projections: ${buckets}.`,
-        `Where the time goes (best rounds, CPU µs per event, client + server): the raw consumer that JSON-parses ${cpu(p.cpu)}; rebuildProjections' read alone, by message gets, ${cpu(gen.cpu)} ` +
-          `at ${rate(gen)} events/s, ${fmtRatio(p.seconds / gen.seconds)} the raw + JSON.parse rate before a single check: the floor of a replay by message gets (one request and reply per event; nats-server 2.9 has no batched get, and admins create no consumers). ` +
+        `Where the time goes (best rounds, CPU µs per event, client + server): the raw consumer that JSON-parses ${cpu(p.cpu)}; rebuildProjections' read alone, pulled from the audit consumer, ${cpu(gen.cpu)} ` +
+          `at ${rate(gen)} events/s, ${fmtRatio(p.seconds / gen.seconds)} the raw + JSON.parse rate before a single check. ` +
           `With every event's checks ${cpu(dec.cpu)} at ${rate(dec)} events/s; the whole rebuild ${cpu(u.cpu)} at ${rate(u)} events/s. ` +
-          `At ${TARGET_RATIO}× the raw + JSON.parse rate (${fmtInt(TARGET_RATIO * (lastSeq / p.seconds))} events/s) this machine's ${availableParallelism()} cores would have ${budget.toFixed(0)} µs of CPU per event for client and server together; the gets alone take ${(((gen.cpu.nodeMs + gen.cpu.natsMs) * 1000) / lastSeq).toFixed(0)}.`,
+          `At ${TARGET_RATIO}× the raw + JSON.parse rate (${fmtInt(TARGET_RATIO * (lastSeq / p.seconds))} events/s) this machine's ${availableParallelism()} cores would have ${budget.toFixed(0)} µs of CPU per event for client and server together. ` +
+          `By message gets (one request and reply per event; nats-server 2.9 has no batched get) the same rebuild takes ${cpu(byGets.cpu)} at ${rate(byGets)} events/s (${fmtRatio(p.seconds / byGets.seconds)} the raw + JSON.parse rate; the audit consumer's rebuild is ${fmtRatio(byGets.seconds / u.seconds)} its rate).`,
         `Per event on one thread (best of 5 passes over ${fmtInt(costs.events)} of these stored events, no NATS): JSON.parse ${costs.json.toFixed(1)} µs; the envelope and data schemas ${costs.compiled.toFixed(1)} µs as compiled (schemas/compiled.ts, z.compile; the hot paths' form) against ${costs.zod.toFixed(1)} µs through zod's runtime parser; ` +
           `the batch proof and the event hash (verifiedEventHash, a fresh VerifiedBatches per pass, so each batch's one Ed25519 verify) ${costs.hash.toFixed(1)} µs; ` +
           `decodeEvent (the checks-off path: JSON.parse and the schemas) ${costs.decode.toFixed(1)} µs; checkEvent, batch-signed, ${costs.batched.toFixed(1)} µs; ` +

@@ -92,6 +92,22 @@ export const MembershipActionArgs = {
     .object({ room: Slug.optional(), user: Slug.optional(), limit: ListLimit, after: ListAfter })
     .strict()
     .refine((a) => (a.room === undefined) !== (a.user === undefined), "give exactly one of room or user"),
+  /**
+   * membershipd makes (or makes again) the sender's audit consumer on the event stream: a pull
+   * consumer from `from_seq`, no deliver subject, no acks, gone after a minute unused, that only the
+   * sender's JWT may pull from (`audit replay` and `audit verify` read through it; admins only).
+   */
+  "audit.read": z
+    .object({
+      from_seq: z
+        .number()
+        .int()
+        .min(1)
+        .max(Number.MAX_SAFE_INTEGER)
+        .default(1)
+        .describe("the first stream sequence it delivers"),
+    })
+    .strict(),
   "cluster.status": z.object({}).strict(),
   "cluster.scale": z.object({ replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]) }).strict(),
   ...ReleaseActionArgs,

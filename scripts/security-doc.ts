@@ -130,13 +130,25 @@ export function grantRows(p: RoleGrants): Array<[string, string, string, string]
   return rows;
 }
 
+/**
+ * True when `subject` is one of a family granted on every stream the admin reads, so `<stream>` in
+ * the table stands for exactly those; a grant on one stream alone (its audit consumer) keeps its name.
+ */
+function onEveryStream(subject: string, all: ReadonlySet<string>): boolean {
+  const tokens = subject.split(".");
+  const i = tokens.findIndex((t) => ADMIN_READABLE_STREAMS.includes(t));
+  if (i < 0) return false;
+  return ADMIN_READABLE_STREAMS.every((st) => all.has(tokens.with(i, st).join(".")));
+}
+
 function renderRoleTable(v: RoleVariant): string {
   const p = placeholderPermissions(v);
+  const all = new Set(permissionRows(p).map(([, , sub]) => sub));
   const rows = [
     ...new Set(
       grantRows(placeholderGrants(v)).map(
         ([d, r, sub, why]) =>
-          `| ${d} | ${r} | \`${symbolic(sub, v.role === "admin")}\` | ${why.replace(/\|/g, "\\|")} |`,
+          `| ${d} | ${r} | \`${symbolic(sub, v.role === "admin" && onEveryStream(sub, all))}\` | ${why.replace(/\|/g, "\\|")} |`,
       ),
     ),
   ];
@@ -165,7 +177,7 @@ function renderPermissions(): string {
   const streams = ADMIN_READABLE_STREAMS.map((st) => `\`${st}\``).join(", ");
   return [
     `In the admin's table \`${STREAM_SYMBOL}\` stands for each stream in \`ADMIN_READABLE_STREAMS\` (\`services/membershipd/auth-services.ts\`): ${streams}.`,
-    "None of these calls changes a stream: they read its info and single messages, and create, read through, inspect and delete consumers.",
+    "None of these calls changes a stream: they read its info and single messages, and pull from (the forwarder also inspects and acknowledges) consumers membershipd made for that identity; none creates, changes or deletes a consumer.",
     "Every `$JS.API` subject a role may reach is in its table with the reason it is needed; a role without one reaches no JetStream API at all.",
     "",
     ...ROLE_VARIANTS.map(renderRoleTable),

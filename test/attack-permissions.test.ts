@@ -7,7 +7,8 @@
 //    logs stream delivering where it chooses, and 200 consumers at once. Admins read those streams
 //    by message gets now; the deliveries the receivers must still ignore (from an admin JWT minted
 //    before this version, which keeps its consumer grants until minted again) are made here with
-//    the service's credentials.
+//    the service's credentials. An admin pulls the event stream from its own audit consumer, which
+//    membershipd makes (pull only, AckNone): never from another admin's; a node from none.
 // 5. an admin publishes to `$O.UNIBUS_releases.M.x` with `Nats-Rollup: all`.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,10 +16,18 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { createInbox, headers, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
 import { connectNats, EVENTS_STREAM, LOGS_STREAM, logSubject, readCredsFile } from "../services/bus/mod.ts";
 import { putReleaseObject } from "../services/bus/release-objects.ts";
-import { inboxPrefix, newUserSeed, releaseObjectName } from "../services/core/mod.ts";
+import {
+  auditConsumerName,
+  inboxPrefix,
+  newUserSeed,
+  releaseObjectName,
+  signerFromSeed,
+  type Signer,
+} from "../services/core/mod.ts";
+import { buildCommand, resultOf, sendCommand } from "../services/cli/request.ts";
 import { objectStoreFetcher } from "../services/agent/update/fetch.ts";
 import { clientFor, runAgent, runCli, tempDir, type MembershipdHandle } from "./harness.ts";
 import {
@@ -283,6 +292,81 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     );
   });
 
+  test("3: an admin pulls only from the audit consumer membershipd made for it: no other admin's, and a node none; it still creates, deletes and pushes none", async () => {
+    // Two admins, each with the audit consumer membershipd makes on its signed audit.read.
+    const added = await cli(["user", "add", "ops3", "--role", "admin"]);
+    assert.equal(added.code, 0, added.stdout + added.stderr);
+    const ops3Creds = readCredsFile(join(md!.dataDir, "users", "ops3.creds"));
+    const ops3 = await connectAs(ops3Creds.bytes, ops3Creds.publicKey, "attack-admin-ops3");
+    const adminSigner = signerFromSeed(readFileSync(join(md!.dataDir, "admin.nk"), "utf8").trim());
+    const ops3Signer = signerFromSeed(readFileSync(join(md!.dataDir, "users", "ops3.nk"), "utf8").trim());
+    const open = async (nc: NatsConnection, signer: Signer, actor: string) =>
+      resultOf(
+        await sendCommand(
+          nc,
+          "unibus.cmd.membership.audit.read",
+          buildCommand(signer, actor, "audit.read", { from_seq: 1 }),
+          15_000,
+        ),
+      ) as { stream: string; consumer: string };
+    try {
+      const mine = await open(admin, adminSigner, "admin");
+      const theirs = await open(ops3, ops3Signer, "ops3");
+      assert.deepEqual(
+        [mine.consumer, theirs.consumer],
+        [auditConsumerName(adminSigner.publicKey), auditConsumerName(ops3Signer.publicKey)],
+      );
+      // What membershipd made: pull only (no deliver subject), no acks, in memory, one replica, gone when idle.
+      for (const name of [mine.consumer, theirs.consumer]) {
+        const { config } = await service.jsm.consumers.info(EVENTS_STREAM, name);
+        assert.equal(config.deliver_subject, undefined, `${name} has a deliver subject`);
+        assert.equal(config.ack_policy, AckPolicy.None);
+        assert.equal(config.mem_storage, true);
+        assert.ok((config.num_replicas ?? 0) <= 1);
+        assert.ok((config.inactive_threshold ?? 0) > 0 && (config.inactive_threshold ?? 0) <= 120e9);
+      }
+      // Each admin pulls from its own, into its own inbox.
+      assert.equal(await pullOnce(admin, mine.consumer), "delivered");
+      assert.equal(await pullOnce(ops3, theirs.consumer), "delivered");
+      // Not from the other's, and a node from neither.
+      assert.equal(await pullOnce(admin, theirs.consumer), "refused", "an admin pulled from another admin's consumer");
+      assert.equal(await pullOnce(ops3, mine.consumer), "refused", "an admin pulled from another admin's consumer");
+      for (const c of [mine.consumer, theirs.consumer, "unibus-forwarder"])
+        assert.equal(await pullOnce(node, c), "refused", `a node pulled from ${c}`);
+      // Nor may a node ask for one.
+      const nodeSigner = signerFromSeed(readFileSync(join(dir, "node.nk"), "utf8").trim());
+      const asked = await attempt(() => open(node, nodeSigner, `node:${NODE}`));
+      assert.match(asked, /may not send|forbidden/i, `a node's audit.read: ${asked}`);
+      // The admin still creates, replaces and deletes no consumer: not its own name, not a push one.
+      const jsm = await jetstreamManager(admin, { timeout: 3000 });
+      for (const cfg of [
+        { name: mine.consumer, ack_policy: AckPolicy.None },
+        { name: mine.consumer, ack_policy: AckPolicy.None, deliver_subject: "unibus.cluster.writes" },
+        { durable_name: "attack-audit", ack_policy: AckPolicy.None, deliver_subject: "unibus.trust.changed" },
+      ]) {
+        const r = await attempt(() => jsm.consumers.add(EVENTS_STREAM, cfg));
+        assert.match(r, /permission/i, `${JSON.stringify(cfg)}: ${r}`);
+      }
+      for (const name of [mine.consumer, theirs.consumer]) {
+        const r = await attempt(() => jsm.consumers.delete(EVENTS_STREAM, name));
+        assert.match(r, /permission/i, `the delete of ${name}: ${r}`);
+      }
+      const after = (await consumers(EVENTS_STREAM)).filter((c) => c.name.startsWith("audit_") || c.deliver);
+      assert.deepEqual(
+        after.filter((c) => c.deliver && !c.deliver.startsWith("_INBOX")),
+        [],
+        "no push consumer on the event stream",
+      );
+      assert.deepEqual(
+        after.map((c) => c.name).sort(),
+        [mine.consumer, theirs.consumer].sort(),
+        "the two audit consumers, unchanged",
+      );
+    } finally {
+      await ops3.close();
+    }
+  });
+
   test("3: a delivery on unibus.trust.changed is ignored by the agent; membershipd's own nudge still works", async () => {
     const subject = logSubject(NODE, "nudge");
     await jetstream(node).publish(subject, "");
@@ -392,3 +476,29 @@ describe("attacks 3 and 5: what the server does on a client's behalf", { timeout
     assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 });
+
+/**
+ * One pull of one message from `consumer` on the event stream, into the connection's own inbox:
+ * "delivered", "refused" (the server's permission violation), or "nothing" within 3 s.
+ */
+async function pullOnce(nc: NatsConnection, consumer: string): Promise<"delivered" | "refused" | "nothing"> {
+  const subject = `$JS.API.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.${consumer}`;
+  const inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+  const statuses = nc.status();
+  return await new Promise((resolve) => {
+    const done = (r: "delivered" | "refused" | "nothing") => {
+      clearTimeout(timer);
+      sub.unsubscribe();
+      (statuses as unknown as { stop(): void }).stop();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done("nothing"), 3000);
+    const sub = nc.subscribe(inbox, { callback: (_err, m) => (m?.reply ? done("delivered") : undefined) });
+    void (async () => {
+      for await (const st of statuses)
+        if (st.type === "error" && st.error instanceof PermissionViolationError && st.error.subject === subject)
+          done("refused");
+    })();
+    nc.publish(subject, JSON.stringify({ batch: 1, expires: 2_000_000_000 }), { reply: inbox });
+  });
+}

@@ -27,7 +27,13 @@ import {
   type RoleVariant,
 } from "../scripts/security-doc.ts";
 import { AggregateKinds, AppEventSchemas, AppStepEventSchemas, EventDataSchemas, Role } from "../schemas/mod.ts";
-import { blindToken, FORWARDED_STREAMS, FORWARDER_DURABLE, permissionsFor } from "../services/core/mod.ts";
+import {
+  auditConsumerName,
+  blindToken,
+  FORWARDED_STREAMS,
+  FORWARDER_DURABLE,
+  permissionsFor,
+} from "../services/core/mod.ts";
 import { ADMIN_READABLE_STREAMS } from "../services/membershipd/auth-services.ts";
 
 test("docs/events.md matches the zod schemas (run `make docs` when this fails)", () => {
@@ -158,13 +164,14 @@ test("the permission facts docs/security.md's prose states still hold", () => {
     ["$JS.API.DIRECT.GET.OBJ_UNIBUS_releases"],
     "a node's only JetStream call is a direct get of the release objects",
   );
-  // Nor may admins: they read streams by message gets, so no role but the service creates consumers.
+  // Nor may admins: they read streams by message gets and pull the event stream from their own
+  // audit consumer, which membershipd makes (audit.read), so no role but the service creates consumers.
   for (const role of Role.options.filter((r) => r !== "service" && r !== "forwarder")) {
     const js = permissionsFor(role, ctx).pub.allow.filter((s) => s.startsWith("$JS.API.CONSUMER."));
     assert.deepEqual(
       js,
-      [],
-      `${role} creates, reads and deletes no consumer: no role but the service creates consumers`,
+      role === "admin" ? [`$JS.API.CONSUMER.MSG.NEXT.UNIBUS_EVENTS.${auditConsumerName(ctx.key)}`] : [],
+      `${role} creates, inspects and deletes no consumer, and pulls from none but its own audit consumer: no role but the service creates consumers`,
     );
   }
   // Issue 23: the log and audit forwarder reads through a durable consumer, so nothing is lost while

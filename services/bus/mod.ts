@@ -10,6 +10,7 @@ export * from "./secret-file.ts";
 export * from "./kv-snapshot.ts";
 export * from "./kv-keys.ts";
 export { lastSeqOf, leaderRead, streamRead, type StreamReadOptions } from "./stream-read.ts";
+export { consumerRead, deliveredSeq, type ConsumerReadOptions, type EventMsg } from "./consumer-read.ts";
 export * from "./operator.ts";
 export * from "./tls.ts";
 export * from "./creds.ts";

@@ -1,6 +1,8 @@
-// `audit replay` and `audit verify`: read the whole stream once and check it.
-import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+// `audit replay` and `audit verify`: read the whole stream once (through the identity's audit
+// consumer when membershipd makes one, else by message gets) and check it.
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { z } from "zod";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   ChainVerifier,
@@ -15,7 +17,9 @@ import {
 import {
   CHECKPOINTS_BUCKET,
   EVENTS_STREAM,
+  consumerRead,
   decodeEvent,
+  type EventMsg,
   lastSequence,
   leaderRead,
   projectionBuckets,
@@ -46,9 +50,53 @@ function retryNote(p: ReturnType<typeof progress> | null) {
   };
 }
 
-/** Events 1..atSeq in order, by message gets (no consumer: only membershipd makes those). */
-function readEvents(jsm: JetStreamManager, atSeq: number, p: ReturnType<typeof progress> | null) {
-  return streamRead(jsm, EVENTS_STREAM, { untilSeq: atSeq, onRetry: retryNote(p) });
+/**
+ * How `audit replay` and `audit verify` read fast: membershipd makes this identity's audit consumer
+ * (`audit.read`, admins only; only membershipd creates consumers) and the read pulls from it in
+ * batches (consumerRead). Without it, or when membershipd refuses or does not answer, the read goes
+ * by message gets.
+ */
+export interface AuditReadAccess {
+  nc: NatsConnection;
+  /** Sends the signed `audit.read` command: membershipd's result, or throws (refused, unavailable). */
+  open(fromSeq: number): Promise<unknown>;
+  /** Told once, why the read went (or went on) by message gets. */
+  onFallback?(why: string): void;
+}
+
+const AuditReadGrant = z.object({ stream: z.literal(EVENTS_STREAM), consumer: z.string().regex(/^audit_[A-Z0-9]+$/) });
+
+/**
+ * Events 1..atSeq in order, in batches: pulled from this identity's audit consumer when `via` gets
+ * one, else (and from wherever it fails) by message gets.
+ */
+async function* readEvents(
+  jsm: JetStreamManager,
+  atSeq: number,
+  p: ReturnType<typeof progress> | null,
+  via: AuditReadAccess | undefined,
+): AsyncGenerator<EventMsg[]> {
+  const onRetry = retryNote(p);
+  if (via && atSeq >= 1) {
+    let why: string;
+    try {
+      const grant = AuditReadGrant.safeParse(await via.open(1));
+      if (grant.success) {
+        yield* consumerRead(via.nc, jsm, EVENTS_STREAM, grant.data.consumer, {
+          fromSeq: 1,
+          untilSeq: atSeq,
+          onRetry,
+          ...(via.onFallback ? { onFallback: via.onFallback } : {}),
+        });
+        return;
+      }
+      why = "membershipd's answer to audit.read is not an audit consumer";
+    } catch (err) {
+      why = `membershipd did not open an audit consumer: ${(err as Error).message ?? String(err)}`;
+    }
+    via.onFallback?.(`${why}; reading by message gets`);
+  }
+  for await (const m of streamRead(jsm, EVENTS_STREAM, { untilSeq: atSeq, onRetry })) yield [m];
 }
 
 export interface RebuildOptions {
@@ -56,6 +104,8 @@ export interface RebuildOptions {
   checks?: boolean;
   /** Collects the events left out because they failed their checks. */
   quarantined?: QuarantineFinding[];
+  /** Read through this identity's audit consumer (else by message gets). */
+  via?: AuditReadAccess;
 }
 
 /**
@@ -71,13 +121,15 @@ export async function rebuildProjections(
   const memory = new MemoryProjections();
   const checker = opts.checks === false ? null : new EventChecker();
   const p = showProgress ? progress("replay") : null;
-  for await (const m of readEvents(jsm, atSeq, p)) {
-    if (checker) {
-      const c = checker.check(m.seq, m.subject, m.data);
-      if (c.ok) memory.apply(toStoredEvent(c.event, m.seq));
-      else opts.quarantined?.push(c.finding);
-    } else memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
-    p?.update(m.seq, atSeq);
+  for await (const batch of readEvents(jsm, atSeq, p, opts.via)) {
+    for (const m of batch) {
+      if (checker) {
+        const c = checker.check(m.seq, m.subject, m.data);
+        if (c.ok) memory.apply(toStoredEvent(c.event, m.seq));
+        else opts.quarantined?.push(c.finding);
+      } else memory.apply(toStoredEvent(decodeEvent(m.data), m.seq));
+    }
+    p?.update(batch[batch.length - 1]!.seq, atSeq);
   }
   p?.end();
   return memory;
@@ -103,11 +155,12 @@ export async function auditReplay(
   nc: NatsConnection,
   jsm: JetStreamManager,
   showProgress: boolean,
+  via?: AuditReadAccess,
 ): Promise<ReplayReport> {
   const started = performance.now();
   const atSeq = await leaderRead(() => lastSequence(jsm));
   const quarantined: QuarantineFinding[] = [];
-  const memory = await rebuildProjections(jsm, atSeq, showProgress, { quarantined });
+  const memory = await rebuildProjections(jsm, atSeq, showProgress, { quarantined, ...(via ? { via } : {}) });
   const seconds = (performance.now() - started) / 1000;
   const caughtUp = await waitForProjector(nc, atSeq, 10_000);
   const stored = new Map<string, Map<string, any>>();
@@ -136,22 +189,25 @@ export async function auditVerify(
   jsm: JetStreamManager,
   pinned: string[],
   showProgress: boolean,
-  observe?: (m: StoredMsg, verifier: ChainVerifier) => void,
+  observe?: (m: EventMsg, verifier: ChainVerifier) => void,
+  via?: AuditReadAccess,
 ) {
   const atSeq = await leaderRead(() => lastSequence(jsm));
   const verifier = new ChainVerifier(pinned);
   const p = showProgress ? progress("verify") : null;
   const decoder = new TextDecoder();
-  for await (const m of readEvents(jsm, atSeq, p)) {
-    let raw: unknown = null;
-    try {
-      raw = JSON.parse(decoder.decode(m.data));
-    } catch {
-      // reported as malformed by the verifier
+  for await (const batch of readEvents(jsm, atSeq, p, via)) {
+    for (const m of batch) {
+      let raw: unknown = null;
+      try {
+        raw = JSON.parse(decoder.decode(m.data));
+      } catch {
+        // reported as malformed by the verifier
+      }
+      verifier.check(m.seq, m.subject, raw);
+      observe?.(m, verifier);
     }
-    verifier.check(m.seq, m.subject, raw);
-    observe?.(m, verifier);
-    p?.update(m.seq, atSeq);
+    p?.update(batch[batch.length - 1]!.seq, atSeq);
   }
   p?.end();
   return { events: verifier.checked, at_seq: atSeq, findings: verifier.findings };

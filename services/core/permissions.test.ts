@@ -63,6 +63,19 @@ describe("subject permissions per role", () => {
         !allows(p.pub, "$JS.API.CONSUMER.CREATE.UNIBUS_EVENTS"),
       "it reads by message gets; only the service creates consumers",
     );
+    // Its own audit consumer, which membershipd makes (audit.read), and no other consumer.
+    const pulls = p.pub.allow.filter((s) => s.startsWith("$JS.API.CONSUMER."));
+    assert.deepEqual(pulls, [`$JS.API.CONSUMER.MSG.NEXT.UNIBUS_EVENTS.audit_${key}`]);
+    for (const s of [
+      `$JS.API.CONSUMER.MSG.NEXT.UNIBUS_EVENTS.audit_${newKey()}`,
+      "$JS.API.CONSUMER.MSG.NEXT.UNIBUS_EVENTS.unibus-forwarder",
+      `$JS.API.CONSUMER.MSG.NEXT.KV_UNIBUS_users.audit_${key}`,
+      `$JS.API.CONSUMER.CREATE.UNIBUS_EVENTS.audit_${key}`,
+      `$JS.API.CONSUMER.DELETE.UNIBUS_EVENTS.audit_${key}`,
+      `$JS.API.CONSUMER.INFO.UNIBUS_EVENTS.audit_${key}`,
+    ])
+      assert.ok(!allows(p.pub, s), s);
+    assert.ok(!allows(permissionsFor("admin", { key }).pub, pulls[0]!), "only with the event stream readable");
     assert.ok(!allows(p.pub, "$JS.API.STREAM.INFO.KV_UNIBUS_users"), "a stream it was not given");
     assert.ok(
       !allows(p.pub, "$JS.API.STREAM.PURGE.UNIBUS_EVENTS") && !allows(p.pub, "$JS.API.STREAM.DELETE.UNIBUS_EVENTS"),

@@ -5,9 +5,10 @@
 // nats-server 2.9 checks nothing about a push consumer's deliver subject: whoever may create a
 // consumer on a stream can have the server publish that stream's messages on any subject of the
 // account (measured in test/attack-permissions.test.ts). The consumer-create subjects cannot tell
-// push from pull, nor a durable from an ephemeral, so the only role that may create consumers on
-// a stream it shares with others is the admin, and every control subject a receiver acts on
-// carries membershipd's signature (services/core/control-message.ts).
+// push from pull, nor a durable from an ephemeral, so only the service creates consumers: the
+// forwarder and admins pull from the ones membershipd made for them, each named in its own grant,
+// and every control subject a receiver acts on carries membershipd's signature
+// (services/core/control-message.ts).
 import { CHECKPOINT_SUBJECT, TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
 import { NODE_ACTIONS, READ_ACTIONS, ROOM_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
 
@@ -68,11 +69,35 @@ function streamReads(stream: string): Grant[] {
     g(`$JS.API.STREAM.INFO.${stream}`, "the stream's state and its subject index (bucket keys without a consumer)"),
     g(
       `$JS.API.STREAM.MSG.GET.${stream}`,
-      "one message by sequence, next or last by subject, answered by the leader: how audit, replay, logs and KV snapshots read in order, complete up to last_seq",
+      "one message by sequence, next or last by subject, answered by the leader: how logs, KV snapshots and audit (without its audit consumer) read in order, complete up to last_seq",
     ),
     g(`$JS.API.DIRECT.GET.${stream}`, "one message by direct get (KV reads)"),
     g(`$JS.API.DIRECT.GET.${stream}.>`, "the last message of a subject by direct get (KV reads)"),
   ];
+}
+
+/** The event stream, the one stream an admin reads through a consumer (its audit consumer). */
+export const AUDIT_STREAM = "UNIBUS_EVENTS";
+
+/**
+ * The pull consumer membershipd makes on the event stream for one admin's audit reads (`audit.read`,
+ * services/membershipd/audit-actions.ts): one token, one per admin key, so the admin's grant names
+ * it and no other.
+ */
+export function auditConsumerName(key: string): string {
+  return `audit_${key}`;
+}
+
+/**
+ * Pulls from the admin's own audit consumer: membershipd creates it (no deliver subject, AckNone,
+ * gone after a minute unused), and a pull's deliveries go to the pull's reply subject, the admin's
+ * own inbox. No create, delete or info grant: the admin cannot make it deliver anywhere else.
+ */
+function auditPull(key: string): Grant {
+  return g(
+    `$JS.API.CONSUMER.MSG.NEXT.${AUDIT_STREAM}.${auditConsumerName(key)}`,
+    "pulls batches from its own audit consumer, which membershipd makes for it (`audit.read`: pull only, no deliver subject, no acks), the deliveries to its own inbox: how `audit replay` and `audit verify` read the event stream fast",
+  );
 }
 
 /** The log and audit forwarder's durable consumer on each stream it forwards (services/bus/forwarder-consumers.ts). */
@@ -145,6 +170,7 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
             g("unibus.cmd.>", "signed commands to membershipd and to nodes"),
             g("$JS.API.INFO", "the JetStream client's account check before any stream call"),
             ...(ctx.readableStreams ?? []).flatMap(streamReads),
+            ...(ctx.readableStreams?.includes(AUDIT_STREAM) ? [auditPull(ctx.key)] : []),
             ...releaseUploads,
             ...discovery,
           ],

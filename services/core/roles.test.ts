@@ -32,3 +32,10 @@ test("node.trust is a read (its reply is not kept with the nonce); node.report i
   assert.ok(!isReadAction("node.report"));
   for (const a of READ_ACTIONS) assert.ok(isReadAction(a), a);
 });
+
+test("audit.read (an admin's own audit consumer) is an admin's alone", () => {
+  assert.ok(roleAllows("admin", "audit.read"));
+  for (const role of ["monitor", "node", "forwarder", "bootstrap", "service"] as const)
+    assert.ok(!roleAllows(role, "audit.read"), role);
+  assert.ok(isReadAction("audit.read"), "a copy makes the consumer again: harmless, so its reply is not kept");
+});

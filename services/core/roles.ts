@@ -51,9 +51,17 @@ export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
 
 /**
  * Reads outside READ_ACTIONS: a node's trust list and desired apps, `backup.fetch` (a piece of a
- * backup file: admins only), and a room's keys and messages (members only, ROOM_ACTIONS).
+ * backup file: admins only), a room's keys and messages (members only, ROOM_ACTIONS), and
+ * `audit.read` (the admin's own audit consumer, made again by a copy of the command: harmless).
  */
-const OTHER_READS: ReadonlySet<string> = new Set(["node.trust", "node.apps", "backup.fetch", "room.keys", "room.read"]);
+const OTHER_READS: ReadonlySet<string> = new Set([
+  "node.trust",
+  "node.apps",
+  "backup.fetch",
+  "room.keys",
+  "room.read",
+  "audit.read",
+]);
 
 /** Reads whose reply is not stored with the nonce: the read actions and the other reads. */
 export function isReadAction(action: string): boolean {

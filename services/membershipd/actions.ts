@@ -1,6 +1,6 @@
 // What each action membershipd serves does once the pipeline has let it through: one table, one
 // handler per action, assembled from each area's file (users, rooms, members, nodes, fleet, node
-// reports, cluster, releases and rollouts, vault). Writes go through the deciders; reads come from
+// reports, cluster, releases and rollouts, vault, audit reads). Writes go through the deciders; reads come from
 // the KV projections after they have caught up with the stream.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Actor, BackupAction, CommandEnvelope } from "../../schemas/mod.ts";
@@ -21,6 +21,7 @@ import { userHandlers } from "./user-actions.ts";
 import { writerHandlers } from "./writer-actions.ts";
 import { createVaultHandlers } from "./vault/mod.ts";
 import { accountHandlers, type SigningKeys } from "./signing-keys/mod.ts";
+import { auditHandlers } from "./audit-actions.ts";
 
 export { parseCommandArgs as parseActionArgs } from "./handlers.ts";
 
@@ -80,6 +81,7 @@ export function createActions(deps: ActionDeps) {
     ...deps.updateHandlers,
     ...deps.backupHandlers,
     ...accountHandlers(deps.signingKeys ?? null),
+    ...auditHandlers(jsm),
     ...createVaultHandlers({ aggregates, buckets, jsm }),
   };
 

@@ -1,6 +1,8 @@
 // `unibus audit replay|verify`: the whole stream read once and checked (services/cli/audit.ts).
 import { jetstreamManager } from "@nats-io/jetstream";
-import { auditReplay, auditVerify } from "../audit.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { auditReplay, auditVerify, type AuditReadAccess } from "../audit.ts";
+import type { Session } from "../session.ts";
 import { EXIT, print, table, usageError } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 import { checkpointVerb, followCheckpointsVerb, verifyCheckpointVerb } from "./audit-checkpoint.ts";
@@ -8,6 +10,17 @@ import { auditWriters } from "../audit-writers.ts";
 import { describeFinding } from "../../core/mod.ts";
 
 const READS_ONLY = "reads the stream; there is no command to print with --dry-run";
+/** How long `audit.read` may take before the read goes by message gets (membershipd hung, not down). */
+const AUDIT_READ_TIMEOUT_MS = 5_000;
+
+/** The audit consumer membershipd makes for this identity; a word on stderr, once, when the read cannot use it. */
+function auditRead(nc: NatsConnection, sendWithin: Session["sendWithin"], verb: string): AuditReadAccess {
+  return {
+    nc,
+    open: (fromSeq) => sendWithin(AUDIT_READ_TIMEOUT_MS)("audit.read", { from_seq: fromSeq }),
+    onFallback: (why) => process.stderr.write(`unibus: audit ${verb}: ${why}\n`),
+  };
+}
 
 export const AUDIT_VERBS = [
   defineVerb({
@@ -18,9 +31,9 @@ export const AUDIT_VERBS = [
       "leaves them out, and listed; exit 1 when they differ or any event was left out",
     flags: {},
     dryRun: READS_ONLY,
-    run: async ({ o, connection }) => {
+    run: async ({ o, connection, sendWithin }) => {
       const nc = await connection();
-      const r = await auditReplay(nc, await jetstreamManager(nc), !o.json);
+      const r = await auditReplay(nc, await jetstreamManager(nc), !o.json, auditRead(nc, sendWithin, "replay"));
       print(o.json, r, () => {
         const head = `replayed ${r.events} events in ${r.seconds.toFixed(2)} s (${r.rate}/s)${r.projections_caught_up ? "" : "; warning: membershipd's projector had not caught up"}`;
         const left = r.quarantined.length
@@ -47,11 +60,17 @@ export const AUDIT_VERBS = [
       "since-checkpoint": { type: "boolean" },
     },
     dryRun: READS_ONLY,
-    run: async ({ flags, o, connection }) => {
+    run: async ({ flags, o, connection, sendWithin }) => {
       if (flags["since-checkpoint"] && !flags.checkpoint) usageError("--since-checkpoint needs --checkpoint FILE");
       if (flags.checkpoint) return await verifyCheckpointVerb(flags.checkpoint, flags, o, connection);
       const nc = await connection();
-      const r = await auditVerify(await jetstreamManager(nc), flags.trust ?? [], !o.json);
+      const r = await auditVerify(
+        await jetstreamManager(nc),
+        flags.trust ?? [],
+        !o.json,
+        undefined,
+        auditRead(nc, sendWithin, "verify"),
+      );
       print(o.json, r, () => {
         const head = `verified ${r.events} events`;
         if (r.findings.length === 0) return `${head}: every signature and hash chain is intact`;
