@@ -388,3 +388,23 @@ export async function signLoad(drafts: readonly NewDraft[], w: Writer, how: Sign
   const signed = await Promise.all(drafts.map(({ draft }) => signer.sign(draft)));
   return signed.map((h, i) => ({ subject: drafts[i]!.subject, env: h.event, bytes: h.bytes }));
 }
+
+/**
+ * A CPU profile of this process over one phase (node:inspector): `stop(file)` writes it as a
+ * .cpuprofile. For the phase alone, where --cpu-prof would profile the whole run.
+ */
+export async function startCpuProfile(): Promise<{ stop: (file: string) => Promise<void> }> {
+  const { Session } = await import("node:inspector/promises");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return {
+    stop: async (file) => {
+      const { profile } = await session.post("Profiler.stop");
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}

@@ -256,6 +256,8 @@ async function startMembershipdOnce(
     httpPort?: number;
     /** Node flags (--cpu-prof, say): the built bundle runs under them instead of bin/membershipd. */
     nodeArgs?: string[];
+    /** How long to wait for "ready" (30 s; a benchmark restarting under load waits longer). */
+    readyTimeoutMs?: number;
   } = {},
 ): Promise<MembershipdHandle> {
   const dataDir = opts.dataDir ?? tempDir("unibus-md-");
@@ -284,7 +286,8 @@ async function startMembershipdOnce(
   proc.stderr!.on("data", (d) => (out += d));
   const exited = new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
   await new Promise<void>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`membershipd not ready in 30 s:\n${out}`)), 30_000);
+    const waitMs = opts.readyTimeoutMs ?? 30_000;
+    const t = setTimeout(() => rej(new Error(`membershipd not ready in ${waitMs / 1000} s:\n${out}`)), waitMs);
     const check = setInterval(() => {
       if (out.includes("membershipd: ready")) {
         clearInterval(check);

@@ -23,6 +23,8 @@ export type ToWorker =
   | { type: "connect" }
   | { type: "report"; round: number }
   | { type: "census" }
+  /** Start a CPU profile, or stop it and write it to `file` (SCALE_PROFILE_FANOUT). */
+  | { type: "profile"; file?: string }
   | { type: "stop" };
 
 export type FromWorker =
@@ -32,5 +34,6 @@ export type FromWorker =
   | { type: "reported"; ok: number; refusals: Record<string, number> }
   | { type: "closed"; node: string; at: number }
   | { type: "census"; connected: number; closed: number; other: number; errors: Record<string, number> }
+  | { type: "profiled" }
   | { type: "stopped" }
   | { type: "failed"; message: string };

@@ -11,9 +11,11 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, parseCreds } from "../../services/bus/mod.ts";
-import { inboxPrefix, signerFromSeed } from "../../services/core/mod.ts";
+import { connectNats, credsFor, parseCreds } from "../../services/bus/mod.ts";
+import { inboxPrefix, newUserSeed, permissionsFor, signerFromSeed } from "../../services/core/mod.ts";
+import { prepareSecurity } from "../../services/membershipd/mod.ts";
 import { askAgent, type AgentLink } from "../../services/cli/agent-request.ts";
+import { ReplyInbox } from "../../services/cli/reply-inbox.ts";
 import { mapLimited } from "../../services/cli/limited.ts";
 import { DEFAULT_CONCURRENCY } from "../../services/cli/node-command.ts";
 import { buildCommand, sendCommand } from "../../services/cli/request.ts";
@@ -29,16 +31,21 @@ import {
   percentiles,
   processCpuSeconds,
   sleep,
+  startCpuProfile,
 } from "../common.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
 const AGENTS = Number(process.env.SCALE_AGENTS ?? 10_000);
 const WORKERS = Number(process.env.SCALE_WORKERS ?? 4);
-const REVOKE = Math.min(100, Math.floor(AGENTS / 10));
-const FANOUT_ROUNDS = 3;
+/** SCALE_SKIP=fanout,revoke: leave those phases out (a look at the restart alone, with the agents up). */
+const SKIP = new Set((process.env.SCALE_SKIP ?? "").split(","));
+const REVOKE = SKIP.has("revoke") ? 0 : Math.min(100, Math.floor(AGENTS / 10));
+const FANOUT_ROUNDS = SKIP.has("fanout") ? 0 : 3;
 const FANOUT_TIMEOUT_MS = 10_000;
 const RAW_PREFIX = "bench.scale.raw";
 /** How long the agents get to answer again after membershipd (and its nats-server) restarts. */
+/** Raw revocations (the server's own push) beside the 100 through membershipd. */
+const RAW_REVOKE = SKIP.has("revoke") ? 0 : 20;
 const BACK_WITHIN_MS = Number(process.env.SCALE_BACK_WITHIN_S ?? 120) * 1000;
 
 /** A forked process of simulated agents, with a queue of its messages. */
@@ -132,7 +139,7 @@ async function adminOf(md: MembershipdHandle): Promise<Admin> {
     if (!r.ok) throw new Error(`${action}: ${r.error.code} ${r.error.message}`);
     return r.result as any;
   };
-  return { nc, link: { nc, signer, actorId: "admin" }, send };
+  return { nc, link: { nc, signer, actorId: "admin", inbox: new ReplyInbox(nc) }, send };
 }
 
 /** Counts by code, added up. */
@@ -188,6 +195,42 @@ async function roundTrips(admin: Admin, raw: NatsConnection, node: string, n: nu
   return { agent: percentiles(agent, [50, 99]), echo: percentiles(echo, [50, 99]) };
 }
 
+/**
+ * The server's own revocation, the baseline: a fresh user connected, then an account JWT with it
+ * revoked pushed on the system account ($SYS.REQ.CLAIMS.UPDATE), timed to the push's answer and to
+ * the cut. The JWT keeps every revocation membershipd pushed last (read from its account.jwt).
+ */
+async function rawRevocations(md: MembershipdHandle, n: number) {
+  const m = await prepareSecurity(md.dataDir, "test", []);
+  const connectAs = (creds: Uint8Array, name: string, prefix?: string) =>
+    connectNats({ servers: md.natsUrl, caFile: m.tls.caFile, creds, name, ...(prefix ? { inboxPrefix: prefix } : {}) });
+  const system = await connectAs(m.systemCreds, "bench-scale-system");
+  const last = m.auth.lastAccountJwt()!;
+  const revoked: Record<string, number> = {
+    ...JSON.parse(Buffer.from(last.split(".")[1]!, "base64url").toString("utf8")).nats?.revocations,
+  };
+  const pushes: number[] = [];
+  const cuts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const seed = newUserSeed();
+    const key = signerFromSeed(seed).publicKey;
+    const jwt = await m.auth.userJwt({ name: `raw-${i}`, key, permissions: permissionsFor("monitor", { key }) });
+    const nc = await connectAs(credsFor(jwt, seed), `raw-${i}`, inboxPrefix(key));
+    seed.fill(0);
+    revoked[key] = Math.floor(Date.now() / 1000) + 1;
+    const t0 = now();
+    const cut = nc.closed().then(() => now() - t0);
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === "disconnect") return void nc.close();
+    })();
+    await system.request("$SYS.REQ.CLAIMS.UPDATE", await m.auth.accountJwt(revoked), { timeout: 30_000 });
+    pushes.push(now() - t0);
+    cuts.push(await Promise.race([cut, sleep(10_000).then(() => NaN)]));
+  }
+  await system.close();
+  return { pushes, cuts };
+}
+
 interface Phase {
   name: string;
   rows: string[][];
@@ -195,20 +238,50 @@ interface Phase {
 }
 
 /** Revokes `victims` one after another; each one's time from the command to its agent's dropped connection. */
-async function revocations(admin: Admin, workers: Worker[], victims: string[]) {
+async function revocations(admin: Admin, workers: Worker[], victims: string[], md: MembershipdHandle) {
   const cuts: number[] = [];
   const uncut: string[] = [];
+  const refused: string[] = [];
   const dropsOf = (node: string) => workers.flatMap((w) => w.drops.get(node) ?? []);
   for (const node of victims) {
     const t0 = Date.now();
-    await admin.send("node.revoke", { node });
+    const problem = await admin.send("node.revoke", { node }).then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    // Counted, and membershipd's account of it printed: the rest of the phase still measures.
+    if (problem) {
+      refused.push(`${node}: ${problem}`);
+      log(
+        `revoke ${node} refused: ${problem}\n${md
+          .output()
+          .split("\n")
+          .filter((l) => /E_UNAVAILABLE|Error\b/.test(l))
+          .slice(-10)
+          .join("\n")}`,
+      );
+      continue;
+    }
     const deadline = Date.now() + 10_000;
     let cut: number | undefined;
     while ((cut = dropsOf(node).find((at) => at >= t0)) === undefined && Date.now() < deadline) await sleep(5);
     if (cut === undefined) uncut.push(node);
     else cuts.push(cut - t0);
   }
-  return { cuts, uncut };
+  return { cuts, uncut, refused };
+}
+
+/** The agents, the bench's connections and membershipd, stopped in that order. */
+async function stopAll(workers: Worker[], admin: Admin, raw: NatsConnection, md: MembershipdHandle): Promise<void> {
+  await all(workers, { type: "stop" }, "stopped").catch(() => []);
+  // Disconnected, a worker exits by itself (writing its CPU profile under SCALE_PROFILE).
+  for (const w of workers) w.proc.disconnect();
+  await Promise.all(
+    workers.map((w) => new Promise((r) => (w.proc.exitCode !== null ? r(null) : w.proc.once("exit", r)))),
+  );
+  await raw.close().catch(() => {});
+  await admin.nc.close().catch(() => {});
+  await md.stop();
 }
 
 async function main(): Promise<void> {
@@ -300,8 +373,20 @@ async function main(): Promise<void> {
   log(`enrolled ${times.length} in ${enrollS.toFixed(1)} s; first 1,000 ${fmtInt(first)}/s, last ${fmtInt(last)}/s`);
 
   // SCALE_ONLY=enroll: enrollment alone (with SCALE_PROFILE, membershipd's profile of it).
-  if (process.env.SCALE_ONLY === "enroll") {
+  // SCALE_ONLY=restart: then a restart with no agent connected (membershipd's own start-up cost).
+  if (process.env.SCALE_ONLY === "enroll" || process.env.SCALE_ONLY === "restart") {
     for (const w of workers) w.proc.kill();
+    if (process.env.SCALE_ONLY === "restart") {
+      await md.stop();
+      t = now();
+      md = await startMembershipd({ ...ports, ...profile });
+      const readyS = (now() - t) / 1000;
+      const ok = await admin.send("node.list", { limit: 1 }, 30_000).then(
+        () => true,
+        () => false,
+      );
+      log(`restart alone: ready ${readyS.toFixed(1)} s, serving ${((now() - t) / 1000).toFixed(1)} s (${ok})`);
+    }
     await admin.nc.close().catch(() => {});
     await raw.close().catch(() => {});
     await md.stop();
@@ -370,19 +455,34 @@ async function main(): Promise<void> {
   const envelope = new TextEncoder().encode(
     JSON.stringify(buildCommand(admin.link.signer, "admin", "status", { node: live[0]! })),
   );
-  await fanout(admin, live.slice(0, 500));
+  if (!SKIP.has("fanout")) await fanout(admin, live.slice(0, 500));
   const rounds: { agent: number; raw: number; missed: Record<string, number> }[] = [];
   natsCpu0 = processCpuSeconds(natsPid);
+  // SCALE_PROFILE_FANOUT=DIR: CPU profiles of this process and of each agent process over round 1.
+  const fanoutProfiles = process.env.SCALE_PROFILE_FANOUT;
   for (let r = 0; r < FANOUT_ROUNDS; r++) {
+    const profiling = fanoutProfiles && r === 0;
+    const self = profiling ? await startCpuProfile() : undefined;
+    if (profiling) await all(workers, { type: "profile" }, "profiled");
     const a = await fanout(admin, live);
+    if (profiling) {
+      await self!.stop(join(fanoutProfiles, "fanout-cli.cpuprofile"));
+      workers.forEach((w, i) =>
+        w.send({ type: "profile", file: join(fanoutProfiles, `fanout-agents-${i}.cpuprofile`) }),
+      );
+      await Promise.all(workers.map((w) => w.next("profiled")));
+    }
     const b = await rawFanout(raw, live, envelope);
     rounds.push({ agent: a.ms, raw: b.ms, missed: a.missed });
     log(`fan-out round ${r + 1}: agents ${fmtMs(a.ms)} (missed ${JSON.stringify(a.missed)}), raw ${fmtMs(b.ms)}`);
   }
   t = now();
-  const viaCli = await runCli(["--json", "node", "command", "all", "status", "--timeout", "10s"], {
-    dataDir: md.dataDir,
-  });
+  const viaCli = await runCli(
+    ["--json", "node", "command", "all", "status", "--timeout", "10s", ...(SKIP.has("fanout") ? ["--help"] : [])],
+    {
+      dataDir: md.dataDir,
+    },
+  );
   const cliS = (now() - t) / 1000;
   let cliSummary = `exit ${viaCli.code}`;
   try {
@@ -391,7 +491,7 @@ async function main(): Promise<void> {
   } catch {
     cliSummary += `, ${viaCli.stderr.trim().split("\n").at(-1)}`;
   }
-  const rtt = await roundTrips(admin, raw, live[0]!, 300);
+  const rtt = await roundTrips(admin, raw, live[0]!, SKIP.has("fanout") ? 1 : 300);
   const best = (k: "agent" | "raw") => Math.min(...rounds.map((r) => r[k]));
   addPhase({
     name: "fan-out",
@@ -416,12 +516,19 @@ async function main(): Promise<void> {
     ],
     notes: [],
   });
+  if (process.env.SCALE_ONLY === "fanout") {
+    await stopAll(workers, admin, raw, md);
+    return rmSync(dir, { recursive: true, force: true });
+  }
 
   // Revocations.
   const step = Math.floor(live.length / REVOKE);
   const victims = Array.from({ length: REVOKE }, (_, i) => live[i * step]!);
-  const rev = await revocations(admin, workers, victims);
+  const rev = await revocations(admin, workers, victims, md);
   const [c50, c99] = percentiles(rev.cuts, [50, 99]);
+  const rawRev = await rawRevocations(md, RAW_REVOKE);
+  const [rc50, rc99] = percentiles(rawRev.cuts, [50, 99]);
+  const [rp50, rp99] = percentiles(rawRev.pushes, [50, 99]);
   addPhase({
     name: "revocation",
     rows: [
@@ -429,7 +536,12 @@ async function main(): Promise<void> {
         `${REVOKE} revocations, one after another: command to cut connection p50 / p99 / max`,
         `${fmtMs(c50!)} / ${fmtMs(c99!)} / ${fmtMs(Math.max(...rev.cuts))} ms`,
       ],
+      [
+        `raw: ${RAW_REVOKE} account JWT pushes, each revoking a fresh user: push to cut p50 / p99 / max`,
+        `${fmtMs(rc50!)} / ${fmtMs(rc99!)} / ${fmtMs(Math.max(...rawRev.cuts))} ms (the push's answer p50 / p99 ${fmtMs(rp50!)} / ${fmtMs(rp99!)} ms); ratio of p50 ${fmtRatio(c50! / rc50!)}`,
+      ],
       ["not cut within 10 s", rev.uncut.length ? rev.uncut.join(", ") : "none"],
+      ["revocations refused", rev.refused.length ? rev.refused.join("; ") : "none"],
     ],
     notes: [],
   });
@@ -439,11 +551,11 @@ async function main(): Promise<void> {
   await md.stop();
   const stopS = (now() - t) / 1000;
   t = now();
-  md = await startMembershipd(ports);
+  md = await startMembershipd({ ...ports, readyTimeoutMs: 180_000 });
   const readyS = (now() - t) / 1000;
   natsPid = natsPidOf(md.dataDir);
   let servingS = NaN;
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
+  for (const deadline = Date.now() + 120_000; Date.now() < deadline; await sleep(100)) {
     const ok = await admin.send("node.list", { limit: 1 }, 2000).then(
       () => true,
       () => false,
@@ -475,12 +587,26 @@ async function main(): Promise<void> {
       break;
     }
   }
+  // Once more with every agent stopped: membershipd's own start with the fleet enrolled, no storm.
+  await all(workers, { type: "stop" }, "stopped").catch(() => []);
+  await md.stop();
+  t = now();
+  md = await startMembershipd({ ...ports, readyTimeoutMs: 180_000 });
+  const aloneReadyS = (now() - t) / 1000;
+  const aloneServing = await admin.send("node.list", { limit: 1 }, 60_000).then(
+    () => (now() - t) / 1000,
+    () => NaN,
+  );
   addPhase({
     name: "membershipd restart",
     rows: [
+      [
+        "with no agent connected (every agent stopped first): start until ready / until it answers a command",
+        `${aloneReadyS.toFixed(1)} s / ${aloneServing.toFixed(1)} s`,
+      ],
       ["stop (SIGTERM, its nats-server with it)", `${stopS.toFixed(1)} s`],
-      ["start until ready", `${readyS.toFixed(1)} s`],
-      ["start until it answers a command", `${servingS.toFixed(1)} s`],
+      ["with every agent reconnecting: start until ready", `${readyS.toFixed(1)} s`],
+      ["with every agent reconnecting: start until it answers a command", `${servingS.toFixed(1)} s`],
       [
         "start until every agent answers status again",
         Number.isFinite(backS)
@@ -491,15 +617,7 @@ async function main(): Promise<void> {
     notes: [],
   });
 
-  await all(workers, { type: "stop" }, "stopped").catch(() => []);
-  // Disconnected, a worker exits by itself (writing its CPU profile under SCALE_PROFILE).
-  for (const w of workers) w.proc.disconnect();
-  await Promise.all(
-    workers.map((w) => new Promise((r) => (w.proc.exitCode !== null ? r(null) : w.proc.once("exit", r)))),
-  );
-  await raw.close().catch(() => {});
-  await admin.nc.close().catch(() => {});
-  await md.stop();
+  await stopAll(workers, admin, raw, md);
   rmSync(dir, { recursive: true, force: true });
   rmSync(md.dataDir, { recursive: true, force: true });
 
@@ -524,6 +642,7 @@ function report(phases: Phase[], machine: string): void {
       "| measure | result |",
       "|---|---|",
       ...p.rows.map(([k, v]) => `| ${k} | ${v!.replace(/\|/g, "\\|")} |`),
+      ...(p.notes.length ? ["", ...p.notes.map((n) => `- ${n}`)] : []),
     );
   }
   console.log(`\n${machine}`);

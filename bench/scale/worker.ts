@@ -24,6 +24,7 @@ import { jitteredBackoff } from "../../services/agent/run/backoff.ts";
 import { mapLimited } from "../../services/cli/limited.ts";
 import { joinRequest, nodeKeys, type NodeKeys } from "../../test/enroll-helpers.ts";
 import type { ToWorker, FromWorker } from "./protocol.ts";
+import { startCpuProfile } from "../common.ts";
 
 interface Agent {
   node: string;
@@ -72,7 +73,8 @@ async function enroll(): Promise<void> {
 }
 
 async function connectOne(a: Agent, dir: string): Promise<void> {
-  const backoff = jitteredBackoff();
+  // SCALE_JITTER: another spread than the agent's (an A/B of the reconnect storm after a restart).
+  const backoff = jitteredBackoff(250, 30_000, Math.random, Number(process.env.SCALE_JITTER ?? 2));
   const nc = await connectNats({
     servers: setup.natsUrl,
     caFile: setup.caFile,
@@ -193,6 +195,14 @@ function census(): void {
   send({ type: "census", connected, closed, other: agents.filter((a) => a.nc).length - connected - closed, errors });
 }
 
+let profiler: Awaited<ReturnType<typeof startCpuProfile>> | undefined;
+
+async function profile(file?: string): Promise<void> {
+  if (file) await profiler?.stop(file);
+  profiler = file ? undefined : await startCpuProfile();
+  send({ type: "profiled" });
+}
+
 async function stop(): Promise<void> {
   // A connection still reconnecting would hold its drain for ever: each gets a few seconds.
   const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => {}), sleep(5000)]);
@@ -217,6 +227,7 @@ process.on("message", (m: ToWorker) => {
     else if (m.type === "connect") await connect();
     else if (m.type === "report") await report(m.round);
     else if (m.type === "census") census();
+    else if (m.type === "profile") await profile(m.file);
     else if (m.type === "stop") await stop();
   };
   run().catch((err: Error) => send({ type: "failed", message: err.stack ?? err.message }));

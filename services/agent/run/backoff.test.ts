@@ -4,15 +4,17 @@ import { reportOf } from "./node-events.ts";
 import { jitteredBackoff } from "./backoff.ts";
 import { EventDataSchemas } from "../../../schemas/mod.ts";
 
-test("reconnect waits double up to the cap, jittered within ±25 %, and reset", () => {
+test("reconnect waits double up to the cap, drawn from 0 to twice the wait, and reset", () => {
   const b = jitteredBackoff(100, 1000, () => 0.5);
   assert.deepEqual([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()], [100, 200, 400, 800, 1000, 1000]);
   b.reset();
   assert.equal(b.next(), 100);
   const low = jitteredBackoff(100, 1000, () => 0);
   const high = jitteredBackoff(100, 1000, () => 0.999999);
-  assert.equal(low.next(), 75);
-  assert.equal(high.next(), 125);
+  assert.equal(low.next(), 0);
+  assert.equal(high.next(), 200);
+  assert.equal(low.next(), 0);
+  assert.equal(high.next(), 400);
 });
 
 test("every supervisor event maps onto its node event schema", () => {
