@@ -22,6 +22,7 @@ import {
 } from "../services/agent/commands/mod.ts";
 import { fakeOps, newUser } from "../services/agent/commands/testing.ts";
 import { askAgent, type AgentLink } from "../services/cli/agent-request.ts";
+import { ReplyInbox } from "../services/cli/reply-inbox.ts";
 import { mapLimited } from "../services/cli/limited.ts";
 import { DEFAULT_CONCURRENCY } from "../services/cli/node-command.ts";
 import { tempDir } from "../test/harness.ts";
@@ -97,7 +98,8 @@ export async function run(): Promise<BenchResult> {
   const agentConns: NatsConnection[] = [];
   for (let i = 0; i < AGENT_CONNECTIONS; i++)
     agentConns.push(await connectNats({ servers: nats.url, name: `bench-agents-${i}` }));
-  const link: AgentLink = { nc: operator, signer, actorId: admin.id };
+  // As the CLI's agentLink makes it: the replies come in on one subscription (ReplyInbox).
+  const link: AgentLink = { nc: operator, signer, actorId: admin.id, inbox: new ReplyInbox(operator) };
   const agents: SimAgent[] = [];
   try {
     // (a) one agent, one request at a time.

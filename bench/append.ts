@@ -159,13 +159,27 @@ async function rawRound(
   js: JetStreamClient,
   natsPid: number | undefined,
   payloads: string[][],
-  via: "js.publish" | "publisher" = "js.publish",
+  round: string,
+  via: "js.publish" | "publisher" | "guarded" = "js.publish",
 ): Promise<RoundResult> {
   const publisher = publisherFor(nc);
+  // "guarded": appendEvents' two headers on the raw bytes (a fresh Nats-Msg-Id and the subject's
+  // expected last sequence, from the previous ack): the server's share of the guard, alone.
+  const lastSeq = new Map<string, number>();
+  let id = 0;
+  const guarded = async (subject: string, data: string) => {
+    const ack = await publisher.publish(subject, data, {
+      msgID: `${RUN_TAG}-${round}-g${id++}`,
+      expectLastSubjectSeq: lastSeq.get(subject) ?? 0,
+    });
+    lastSeq.set(subject, ack.seq);
+  };
   const publish =
     via === "js.publish"
       ? (subject: string, data: string) => js.publish(subject, data)
-      : (subject: string, data: string) => publisher.publish(subject, data);
+      : via === "guarded"
+        ? guarded
+        : (subject: string, data: string) => publisher.publish(subject, data);
   const perWriter = payloads[0]!.length;
   const latencies = new Float64Array(perWriter * WRITERS);
   const cpu = cpuMeter(natsPid);
@@ -174,7 +188,10 @@ async function rawRound(
     payloads.map(async (mine, wi) => {
       for (let i = 0; i < mine.length; i++) {
         const start = now();
-        await publish(`bench.raw.w${wi}.a${i % AGGREGATES_PER_WRITER}`, mine[i]!);
+        await publish(
+          `bench.raw.${via === "guarded" ? "g" : "p"}${round}.w${wi}.a${i % AGGREGATES_PER_WRITER}`,
+          mine[i]!,
+        );
         latencies[wi * perWriter + i] = now() - start;
       }
     }),
@@ -226,21 +243,27 @@ export async function run(): Promise<BenchResult> {
     log(`append: warm-up (${WARMUP_EVENTS} events each side)`);
     const warmPayloads: string[][] = [];
     await unibusRound(nc, pid, w, "warm", WARMUP_EVENTS, warmPayloads);
-    await rawRound(nc, js, pid, warmPayloads);
-    await rawRound(nc, js, pid, warmPayloads, "publisher");
+    await rawRound(nc, js, pid, warmPayloads, "warm");
+    await rawRound(nc, js, pid, warmPayloads, "warm", "publisher");
+    await rawRound(nc, js, pid, warmPayloads, "warm", "guarded");
 
     const uni: RoundResult[] = [];
     const raw: RoundResult[] = [];
     const lean: RoundResult[] = [];
     const pre: RoundResult[] = [];
+    const guard: RoundResult[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const payloads: string[][] = [];
       uni.push(await unibusRound(nc, pid, w, `r${r}`, EVENTS_PER_ROUND, payloads));
       log(`append: round ${r + 1} unibus ${fmtInt(uni[r]!.events / uni[r]!.seconds)} ev/s`);
-      raw.push(await rawRound(nc, js, pid, payloads));
+      raw.push(await rawRound(nc, js, pid, payloads, `r${r}`));
       log(`append: round ${r + 1} raw    ${fmtInt(raw[r]!.events / raw[r]!.seconds)} ev/s`);
-      lean.push(await rawRound(nc, js, pid, payloads, "publisher"));
+      lean.push(await rawRound(nc, js, pid, payloads, `r${r}`, "publisher"));
       log(`append: round ${r + 1} raw through JetStreamPublisher ${fmtInt(lean[r]!.events / lean[r]!.seconds)} ev/s`);
+      guard.push(await rawRound(nc, js, pid, payloads, `r${r}`, "guarded"));
+      log(
+        `append: round ${r + 1} raw + msg id + expected sequence ${fmtInt(guard[r]!.events / guard[r]!.seconds)} ev/s`,
+      );
       pre.push(await unibusRound(nc, pid, w, `p${r}`, EVENTS_PER_ROUND, null, true));
       log(
         `append: round ${r + 1} appendEvents of pre-signed envelopes ${fmtInt(pre[r]!.events / pre[r]!.seconds)} ev/s`,
@@ -263,6 +286,7 @@ export async function run(): Promise<BenchResult> {
     // The target is judged against the faster of the two raw ways to publish the same bytes.
     const b = leanRaw.rate > jsRaw.rate ? leanRaw : jsRaw;
     const q = pool(pre);
+    const g = pool(guard);
     const cpuPer = (x: ReturnType<typeof pool>) => (x.cpu.nodeMs + x.cpu.natsMs) / x.events;
     const ratio = u.rate / b.rate;
     const payloadBytes = warmPayloads[0]![0]!.length;
@@ -285,17 +309,28 @@ export async function run(): Promise<BenchResult> {
         "unibus: sign + OCC append",
         "raw js.publish",
         "raw JetStreamPublisher",
+        "raw JetStreamPublisher + msg id + expected sequence",
         "unibus / faster raw",
         "appendEvents only (pre-signed)",
         "appendEvents only / faster raw",
       ],
       rows: [
-        ["events", fmtInt(u.events), fmtInt(jsRaw.events), fmtInt(leanRaw.events), "", fmtInt(q.events), ""],
+        [
+          "events",
+          fmtInt(u.events),
+          fmtInt(jsRaw.events),
+          fmtInt(leanRaw.events),
+          fmtInt(g.events),
+          "",
+          fmtInt(q.events),
+          "",
+        ],
         [
           "throughput (events/s)",
           fmtInt(u.rate),
           fmtInt(jsRaw.rate),
           fmtInt(leanRaw.rate),
+          fmtInt(g.rate),
           fmtRatio(ratio),
           fmtInt(q.rate),
           fmtRatio(q.rate / b.rate),
@@ -305,6 +340,7 @@ export async function run(): Promise<BenchResult> {
           u.perRound.map(fmtInt).join(", "),
           jsRaw.perRound.map(fmtInt).join(", "),
           leanRaw.perRound.map(fmtInt).join(", "),
+          g.perRound.map(fmtInt).join(", "),
           "",
           q.perRound.map(fmtInt).join(", "),
           "",
@@ -314,6 +350,7 @@ export async function run(): Promise<BenchResult> {
           fmtMs(u.p50),
           fmtMs(jsRaw.p50),
           fmtMs(leanRaw.p50),
+          fmtMs(g.p50),
           fmtRatio(u.p50 / b.p50),
           fmtMs(q.p50),
           fmtRatio(q.p50 / b.p50),
@@ -323,16 +360,27 @@ export async function run(): Promise<BenchResult> {
           fmtMs(u.p99),
           fmtMs(jsRaw.p99),
           fmtMs(leanRaw.p99),
+          fmtMs(g.p99),
           fmtRatio(u.p99 / b.p99),
           fmtMs(q.p99),
           fmtRatio(q.p99 / b.p99),
         ],
-        ["events per signature (mean batch)", (u.events / Math.max(1, u.signatures)).toFixed(1), "", "", "", "", ""],
+        [
+          "events per signature (mean batch)",
+          (u.events / Math.max(1, u.signatures)).toFixed(1),
+          "",
+          "",
+          "",
+          "",
+          "",
+          "",
+        ],
         [
           "CPU µs per event: client + server",
           fmtCpuPerEvent(u.cpu, u.events),
           fmtCpuPerEvent(jsRaw.cpu, jsRaw.events),
           fmtCpuPerEvent(leanRaw.cpu, leanRaw.events),
+          fmtCpuPerEvent(g.cpu, g.events),
           fmtRatio(cpuPer(u) / cpuPer(b)),
           fmtCpuPerEvent(q.cpu, q.events),
           fmtRatio(cpuPer(q) / cpuPer(b)),
@@ -351,6 +399,7 @@ export async function run(): Promise<BenchResult> {
           "the raw side publishes the same bytes, proofs included.",
         "All sides share one connection made by connectNats, which turns off nats.js async stack traces (an Error object built per request). " +
           "appendEvents publishes through JetStreamPublisher (services/bus/publisher.ts: the same PUB with headers, the acks on one subscription instead of a nats.js request each); the raw JetStreamPublisher column is that transport with nothing of unibus on it.",
+        `The guard's cost on the server, alone: the raw bytes through JetStreamPublisher with appendEvents' two headers (a fresh Nats-Msg-Id, the subject's expected last sequence) cost ${fmtCpuPerEvent(g.cpu, g.events)} µs per event (client + server) against ${fmtCpuPerEvent(leanRaw.cpu, leanRaw.events)} without them.`,
         "CPU µs per event = CPU time of this process (client) and of the nats-server (server) over the measured rounds, divided by events; it does not depend on how busy the rest of the machine is.",
       ],
       seconds: (now() - started) / 1000,
