@@ -201,7 +201,7 @@ export async function run(): Promise<BenchResult> {
       pass,
       notes: [
         "All enrollments go through one `fleet/main` aggregate (invites, names, keys and addresses are one consistency boundary), so concurrent joins serialize on its expected sequence and retry; the rate is bounded by that, by design.",
-        "The revoke time includes the admin's signed command through the pipeline, the NodeRevoked append and the account JWT push (IdentityRevoked is appended beside the push); the raw column is the push alone.",
+        "The revoke time includes the admin's signed command through the pipeline, the NodeRevoked and IdentityRevoked appends, then the account JWT push; the raw column is the push alone.",
       ],
       seconds: (now() - started) / 1000,
     };
