@@ -1,7 +1,7 @@
 // What crosses the wire during enrollment: the invite token, a node's join request, a waiting
 // node's announcement and the configuration handed back.
 import { z } from "zod";
-import { CurvePublicKey, IsoTime, Sha256Hex, Slug, UserPublicKey } from "./ids.ts";
+import { CurvePublicKey, IsoTime, Sha256Hex, Slug, UserPublicKey, WgEndpoint, WgPublicKey } from "./ids.ts";
 
 export const NodeLabels = z
   .record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/), z.string().max(128))
@@ -71,6 +71,10 @@ const signedBody = {
   sign_key: UserPublicKey,
   kex_key: CurvePublicKey,
   labels: NodeLabels,
+  /** The node's WireGuard public key (its private key stays in its data dir); optional for older agents. */
+  wg_key: WgPublicKey.optional(),
+  /** Where peers reach the node's WireGuard port, if it knows (host:port). */
+  wg_endpoint: WgEndpoint.optional(),
 };
 
 /** Signed by the node's own key: proves it holds the seed of `sign_key`. */

@@ -12,6 +12,8 @@ import {
   Sha256Hex,
   Slug,
   UserPublicKey,
+  WgEndpoint,
+  WgPublicKey,
 } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { AppEventSchemas, AppStepEventSchemas } from "./apps.ts";
@@ -126,9 +128,13 @@ export const EventDataSchemas = {
         labels: Labels,
         invite: Sha256Hex,
         flow: z.enum(["join", "code"]),
+        wg_key: WgPublicKey.optional().describe("the node's WireGuard public key (absent from older agents)"),
+        wg_endpoint: WgEndpoint.optional().describe("where its peers reach its WireGuard port (host:port), if it said"),
       })
       .strict()
-      .describe("A node joined with an invite: its keys, overlay address and labels. Uses one use of the invite."),
+      .describe(
+        "A node joined with an invite: its keys (and its WireGuard public key, when it sent one), overlay address and labels. Uses one use of the invite.",
+      ),
     NodeLeft: z
       .object({ node: Slug, address: Ipv4 })
       .strict()

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { INVITE_PREFIX } from "../schemas/mod.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, readCredsFile } from "../services/bus/mod.ts";
-import { inboxPrefix, signerFromSeed, type Signer } from "../services/core/mod.ts";
+import { inboxPrefix, parseWgKeyFile, signerFromSeed, wgPublicKeyOf, type Signer } from "../services/core/mod.ts";
 import { buildCommand, resultOf, sendCommand } from "../services/cli/request.ts";
 import { ROOT, runAgent, runCli, tempDir, type CliResult, type MembershipdHandle } from "./harness.ts";
 import { cleanupMembershipd, startFreshMembershipd } from "./process-tools.ts";
@@ -78,6 +78,8 @@ describe("unibus-agent enrollment", () => {
         "web-1",
         "--label",
         "role=web",
+        "--wg-endpoint",
+        "web-1.example.org:51820",
         "join",
         "--token-file",
         tokenFile(token),
@@ -85,7 +87,8 @@ describe("unibus-agent enrollment", () => {
       "join",
     );
     assert.match(r.stdout, /^enrolled as web-1 \(10\.0\.0\.\d+\) in cluster unibus; credentials in .*node\.creds\n$/);
-    for (const f of ["node.nk", "kex.nk", "node.creds"]) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+    for (const f of ["node.nk", "kex.nk", "node.creds", "wg.key"])
+      assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
     const listed = (
       JSON.parse(ok(await cli(["node", "list"]), "node list").stdout).items as {
         node: string;
@@ -100,6 +103,19 @@ describe("unibus-agent enrollment", () => {
     const seed = readFileSync(join(dir, "node.nk"), "utf8").trim();
     const tail = ok(await cli(["events", "tail", "--lines", "50"]), "events tail").stdout;
     assert.ok(!tail.includes(seed), "the node's seed appears in the event stream");
+    // Its WireGuard key pair likewise: the public key is in NodeEnrolled, the private key only in wg.key.
+    const wgFile = readFileSync(join(dir, "wg.key"));
+    const wgPrivate = wgFile.toString("utf8").trim();
+    const enrolled = tail
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> })
+      .find((e) => e.type === "NodeEnrolled" && e.data.node === "web-1");
+    assert.deepEqual(
+      [enrolled?.data.wg_key, enrolled?.data.wg_endpoint],
+      [wgPublicKeyOf(parseWgKeyFile(wgFile)!), "web-1.example.org:51820"],
+    );
+    assert.ok(!tail.includes(wgPrivate), "the node's WireGuard private key appears in the event stream");
   });
 
   test("the token read from stdin works, and a second run on an enrolled data dir is refused", async () => {

@@ -47,6 +47,9 @@ export interface JoinOptions {
   now?: number;
   /** Signs with this key instead of the one the request names (a forged proof). */
   signWith?: Signer;
+  /** The node's WireGuard public key and endpoint, when it sends them. */
+  wgKey?: string;
+  wgEndpoint?: string;
 }
 
 export function joinRequest(keys: NodeKeys, o: JoinOptions): JoinRequest {
@@ -58,6 +61,8 @@ export function joinRequest(keys: NodeKeys, o: JoinOptions): JoinRequest {
     kex_key: keys.kex,
     labels: o.labels ?? {},
     secret: o.secret,
+    ...(o.wgKey === undefined ? {} : { wg_key: o.wgKey }),
+    ...(o.wgEndpoint === undefined ? {} : { wg_endpoint: o.wgEndpoint }),
   };
   return signed(body, o.signWith ?? keys.signer);
 }

@@ -19,6 +19,9 @@ import {
   signerFromSeed,
   storageKey,
   waitIdFor,
+  newWgPrivateKey,
+  wgPeers,
+  wgPublicKeyOf,
   type FleetState,
 } from "../services/core/mod.ts";
 import {
@@ -208,6 +211,57 @@ describe("enrollment against a secured plane", () => {
     t.diagnostic(
       `same key, new name: ${refused(await sendJoin(plane, spare.token, joinRequest(keys, { node: "used-1-renamed", secret: spare.token.secret })), "E_KEY_IN_USE")}`,
     );
+  });
+
+  test("WireGuard: the signed key and endpoint are recorded in NodeEnrolled; a live node's key is refused (E_WG_KEY_IN_USE), a malformed one too", async (t) => {
+    const wgKey = wgPublicKeyOf(newWgPrivateKey());
+    const inv = await newInvite(send, { uses: 4 });
+    const a = nodeKeys();
+    const first = await sendJoin(
+      plane,
+      inv.token,
+      joinRequest(a, { node: "wg-a", secret: inv.token.secret, wgKey, wgEndpoint: "203.0.113.5:51820" }),
+    );
+    assert.equal(first.ok, true, JSON.stringify(first));
+    const recorded = (await fleetEvents("NodeEnrolled")).find((e) => e.node === "wg-a")!;
+    assert.deepEqual([recorded.wg_key, recorded.wg_endpoint], [wgKey, "203.0.113.5:51820"]);
+    assert.deepEqual(
+      wgPeers(await fleet()).find((p) => p.node === "wg-a"),
+      {
+        node: "wg-a",
+        public_key: wgKey,
+        overlay_ip: first.result.address,
+        endpoint: "203.0.113.5:51820",
+        allowed_ips: [`${first.result.address}/32`],
+      },
+    );
+
+    const b = nodeKeys();
+    const before = await snapshot();
+    const dup = await sendJoin(plane, inv.token, joinRequest(b, { node: "wg-b", secret: inv.token.secret, wgKey }));
+    t.diagnostic(refused(dup, "E_WG_KEY_IN_USE"));
+    await assertNoTrace(before, "wg-b", b.signer.publicKey);
+    for (const bad of [{ wgKey: "not-a-key" }, { wgKey, wgEndpoint: "203.0.113.5:99999" }])
+      t.diagnostic(
+        refused(
+          await sendJoin(plane, inv.token, joinRequest(b, { node: "wg-b", secret: inv.token.secret, ...bad })),
+          "E_BAD_REQUEST",
+        ),
+      );
+    // A key put in after signing is a forged proof.
+    const swapped = { ...joinRequest(b, { node: "wg-b", secret: inv.token.secret }), wg_key: wgKey };
+    t.diagnostic(refused(await sendJoin(plane, inv.token, swapped), "E_PROOF"));
+    await assertNoTrace(before, "wg-b", b.signer.publicKey);
+
+    // Once wg-a has left, its WireGuard key is no live node's: another node may hold it.
+    assert.equal((await send("node.leave", { node: "wg-a" })).ok, true);
+    assert.equal(
+      wgPeers(await fleet()).some((p) => p.node === "wg-a"),
+      false,
+    );
+    const later = await sendJoin(plane, inv.token, joinRequest(b, { node: "wg-b", secret: inv.token.secret, wgKey }));
+    assert.equal(later.ok, true, JSON.stringify(later));
+    assert.equal((await send("node.leave", { node: "wg-b" })).ok, true);
   });
 
   test("revoked invite: its bootstrap credential is cut at the server; its secret is refused (E_INVITE_REVOKED)", async (t) => {

@@ -20,6 +20,7 @@ export const options = {
   "operator-key": { type: "string" },
   "no-cold-start": { type: "boolean" },
   "writable-root": { type: "string", multiple: true },
+  "wg-endpoint": { type: "string" },
 } as const;
 
 /** Where the data dir is: --data-dir, UNIBUS_AGENT_DATA_DIR, or local_files/agent (relative to the working directory). */

@@ -55,6 +55,8 @@ const ANNOUNCE_EVERY_MS = 3000;
 export interface JoinOptions {
   node: string;
   labels: Record<string, string>;
+  /** Where peers reach this node's WireGuard port (host:port, checked by the caller); none when unset. */
+  wgEndpoint?: string;
   timeoutMs: number;
   log: (line: string) => void;
 }
@@ -172,22 +174,39 @@ async function withRetries<T>(attempt: () => Promise<T>, log: (line: string) => 
   }
 }
 
+/**
+ * What the node says about itself in a join or a wait announcement, all of it under its signature:
+ * its public keys (WireGuard's too, made here on first use) and, if given, its WireGuard endpoint.
+ */
+export function selfDescription(store: NodeStore, o: JoinOptions) {
+  const { signer, kexPublicKey } = store.keys();
+  const body = {
+    v: 1 as const,
+    ts: new Date().toISOString(),
+    node: o.node,
+    sign_key: signer.publicKey,
+    kex_key: kexPublicKey,
+    labels: o.labels,
+    wg_key: store.wgPublicKey(),
+    ...(o.wgEndpoint === undefined ? {} : { wg_endpoint: o.wgEndpoint }),
+  };
+  return { signer, body };
+}
+
+/** The signed join request (the invite's secret in it); exported for its test. */
+export function joinRequest(
+  store: NodeStore,
+  token: InviteToken,
+  o: JoinOptions,
+): { signer: Signer; request: JoinRequest } {
+  const { signer, body } = selfDescription(store, o);
+  return { signer, request: signed({ ...body, secret: token.secret }, signer) };
+}
+
 export async function join(store: NodeStore, tokenText: string, o: JoinOptions): Promise<NodeConfig> {
   const token = decodeInvite(tokenText);
   const { pem, url } = await pinCa(token.urls, token.ca, o.log);
-  const { signer, kexPublicKey } = store.keys();
-  const request: JoinRequest = signed(
-    {
-      v: 1 as const,
-      ts: new Date().toISOString(),
-      node: o.node,
-      sign_key: signer.publicKey,
-      kex_key: kexPublicKey,
-      labels: o.labels,
-      secret: token.secret,
-    },
-    signer,
-  );
+  const { signer, request } = joinRequest(store, token, o);
   return await withCaFile(pem, async (caFile) => {
     const nc = await connectBootstrap(url, caFile, token.creds);
     let config: NodeConfig;
@@ -232,7 +251,7 @@ function bundleSignerOf(creds: string): Signer {
 export async function enrollWait(store: NodeStore, bundleText: string, o: WaitOptions): Promise<NodeConfig> {
   const bundle = decodeWaitBundle(bundleText);
   const { pem, url } = await pinCa(bundle.urls, bundle.ca, o.log);
-  const { signer, kexPublicKey } = store.keys();
+  const { signer, body: self } = selfDescription(store, o);
   const bundleSigner = bundleSignerOf(bundle.creds);
   const code = newEnrollCode();
   const waitId = waitIdFor(code);
@@ -245,16 +264,7 @@ export async function enrollWait(store: NodeStore, bundleText: string, o: WaitOp
       const announce = async () => {
         // Signed by the bundle's key too: membershipd counts waiting nodes per bundle it can prove.
         const body = signWaitAnnouncement(
-          {
-            v: 1 as const,
-            ts: new Date().toISOString(),
-            node: o.node,
-            sign_key: signer.publicKey,
-            kex_key: kexPublicKey,
-            labels: o.labels,
-            wait_id: waitId,
-            bundle_key: bundleSigner.publicKey,
-          },
+          { ...self, ts: new Date().toISOString(), wait_id: waitId, bundle_key: bundleSigner.publicKey },
           signer,
           bundleSigner,
         );

@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
-import { NodeLabels } from "../../schemas/mod.ts";
+import { NodeLabels, wgEndpointProblem } from "../../schemas/mod.ts";
 import { exitCodeOf, isErrorCode, parseGenesisKey } from "../core/mod.ts";
 import { EnrollError, enrollWait, join, type JoinOptions } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
@@ -20,6 +20,8 @@ export const usage = `usage: unibus-agent [flags] <command>
 commands:
   join --token-file FILE | --token -   enroll with an invite (unibus node invite); "-" reads it from stdin
        [--token TOKEN]                 (also accepted, but then the token shows in the process list)
+       [--wg-endpoint HOST:PORT]       where the other nodes reach this node's WireGuard port (also
+                                       for enroll-wait); the key pair is made here (wg.key, 0600)
   enroll-wait --bundle-file FILE | --bundle -
                                        print a registration code and wait for an operator to run
                                        unibus node enroll --code CODE --token INVITE
@@ -86,6 +88,12 @@ function parseLabels(list: string[] = []): Record<string, string> {
   return r.success ? r.data : usageError(`bad labels: ${r.error.issues[0]?.message}`);
 }
 
+function wgEndpoint(text: string | undefined): { wgEndpoint?: string } {
+  if (text === undefined) return {};
+  const problem = wgEndpointProblem(text);
+  return problem ? usageError(`--wg-endpoint ${JSON.stringify(text)} ${problem}`) : { wgEndpoint: text };
+}
+
 function defaultName(): string {
   return (
     hostname()
@@ -116,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
     const o: JoinOptions = {
       node: f.name ?? defaultName(),
       labels: parseLabels(f.label),
+      ...wgEndpoint(f["wg-endpoint"]),
       timeoutMs: Number(f.timeout ?? 10_000),
       log,
     };

@@ -5,7 +5,15 @@ import { join } from "node:path";
 import { createCurve, fromCurveSeed } from "@nats-io/nkeys";
 import { NodeConfig } from "../../schemas/mod.ts";
 import { credsFor, readSecretFile, replaceSecretFile, writeSecretFile } from "../bus/mod.ts";
-import { newUserSeed, signerFromSeed, type Signer } from "../core/mod.ts";
+import {
+  newUserSeed,
+  newWgPrivateKey,
+  parseWgKeyFile,
+  signerFromSeed,
+  wgKeyFileText,
+  wgPublicKeyOf,
+  type Signer,
+} from "../core/mod.ts";
 
 export const FILES = {
   sign: "node.nk",
@@ -13,6 +21,8 @@ export const FILES = {
   creds: "node.creds",
   ca: "ca.pem",
   config: "node.json",
+  /** The WireGuard private key, as `wg genkey` writes it (base64, 0600): `wg set … private-key` reads it. */
+  wg: "wg.key",
 } as const;
 
 export interface NodeKeys {
@@ -51,6 +61,32 @@ export class NodeStore {
       seed.fill(0);
     }
     return { signer: this.loadSigner(), kexPublicKey: this.loadKexPublicKey() };
+  }
+
+  /**
+   * The node's WireGuard public key; its private key is made on first use and stays in `wg.key`
+   * (0600). A join retried after a failure reuses it, like the node's other keys.
+   */
+  wgPublicKey(): string {
+    if (!existsSync(this.path("wg"))) {
+      const raw = newWgPrivateKey();
+      const text = wgKeyFileText(raw);
+      try {
+        writeSecretFile(this.path("wg"), text);
+      } finally {
+        raw.fill(0);
+        text.fill(0);
+      }
+    }
+    const file = readSecretFile(this.path("wg"));
+    const raw = parseWgKeyFile(file);
+    file.fill(0);
+    if (!raw) throw new Error(`${this.path("wg")} does not hold one WireGuard private key (base64 of 32 bytes)`);
+    try {
+      return wgPublicKeyOf(raw);
+    } finally {
+      raw.fill(0);
+    }
   }
 
   private seed(name: "sign" | "kex"): Uint8Array {

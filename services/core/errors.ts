@@ -78,6 +78,13 @@ export const ERRORS = {
   E_NODE_NOT_FOUND: { meaning: "no node with that name" },
   E_KEY_IN_USE: { meaning: "that node key was already enrolled once; generate a new one" },
   E_NO_ADDRESS: { meaning: "no free overlay address is left in the network's range" },
+  E_WG_KEY_IN_USE: {
+    meaning: "another active node enrolled with that WireGuard public key; generate a key pair of your own",
+  },
+  E_OVERLAY_CIDR: {
+    meaning:
+      "the overlay CIDR is not a private range (10/8, 172.16/12, 192.168/16, 100.64/10) or overlaps this host's networks",
+  },
   E_PROOF: { meaning: "the request is not signed by the key it enrolls or the bundle it names" },
   E_UNSUPPORTED: { meaning: "this control plane or agent does not offer that (e.g. no operator-mode auth, no vault)" },
   E_NO_MATCH: { meaning: "no active node matches the selector" },

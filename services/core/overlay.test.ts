@@ -1,7 +1,7 @@
 // Overlay addresses: CIDR parsing, host addresses only, the lowest free one.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { allocateAddress, inCidr, parseCidr } from "./overlay.ts";
+import { allocateAddress, checkOverlayCidr, inCidr, parseCidr } from "./overlay.ts";
 
 describe("overlay addresses", () => {
   test("parseCidr normalises the base and refuses what is not a usable IPv4 range", () => {
@@ -54,5 +54,56 @@ describe("overlay addresses", () => {
       "10.0.0.2",
       "addresses outside the range do not matter",
     );
+  });
+});
+
+describe("the configured overlay CIDR", () => {
+  const lan = [{ name: "eth0", cidr: "192.168.1.20/24" }];
+
+  test("a private range no host network overlaps is accepted, whatever the tests and benches use", () => {
+    for (const ok of [
+      "10.0.0.0/24",
+      "10.64.0.0/16",
+      "10.64.0.0/18",
+      "172.16.0.0/12",
+      "192.168.2.0/24",
+      "100.64.0.0/10",
+    ])
+      assert.equal(checkOverlayCidr(ok, lan), null, ok);
+    assert.equal(checkOverlayCidr("10.0.0.0/24", [{ name: "eth0", cidr: "10.0.1.5/24" }]), null);
+  });
+
+  test("a public range, or one reaching out of its private range, is refused (E_OVERLAY_CIDR)", () => {
+    for (const bad of [
+      "8.8.8.0/24",
+      "11.0.0.0/8",
+      "172.32.0.0/16",
+      "172.0.0.0/8",
+      "192.0.2.0/24",
+      "100.128.0.0/16",
+      "10.0.0.0/7",
+    ]) {
+      const e = checkOverlayCidr(bad, []);
+      assert.equal(e?.code, "E_OVERLAY_CIDR", bad);
+    }
+    assert.match(
+      checkOverlayCidr("8.8.8.0/24", [])!.message,
+      /^overlay CIDR 8\.8\.8\.0\/24 is not inside a private range/,
+    );
+    assert.match(checkOverlayCidr("10.0.0.0", [])!.message, /is not an IPv4 range/);
+  });
+
+  test("overlapping one of the host's networks, either way round, is refused and names it", () => {
+    const inside = checkOverlayCidr("192.168.0.0/16", lan);
+    assert.equal(inside?.code, "E_OVERLAY_CIDR");
+    assert.equal(
+      inside?.message,
+      "overlay CIDR 192.168.0.0/16 overlaps this host's network 192.168.1.20/24 on eth0; choose a range no local network uses",
+    );
+    assert.equal(checkOverlayCidr("192.168.1.128/25", lan)?.code, "E_OVERLAY_CIDR");
+    assert.equal(checkOverlayCidr("10.1.2.0/24", [{ name: "vpn", cidr: "10.0.0.1/8" }])?.code, "E_OVERLAY_CIDR");
+    assert.equal(checkOverlayCidr("10.1.2.0/24", [{ name: "tun", cidr: "10.1.2.77/32" }])?.code, "E_OVERLAY_CIDR");
+    // A network that is not one (no cidr the parser reads) cannot overlap anything.
+    assert.equal(checkOverlayCidr("10.1.2.0/24", [{ name: "odd", cidr: "fe80::1/64" }]), null);
   });
 });

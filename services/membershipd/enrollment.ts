@@ -237,6 +237,9 @@ export class EnrollmentService {
           flow,
           now: new Date(this.now()).toISOString(),
           cidr: this.o.cidr,
+          // Covered by the node's signature (checkProof): nobody in between can swap the key.
+          ...(body.wg_key === undefined ? {} : { wgKey: body.wg_key }),
+          ...(body.wg_endpoint === undefined ? {} : { wgEndpoint: body.wg_endpoint }),
         },
         { actor, commandId },
       );

@@ -1,6 +1,7 @@
 // membershipd: starts (or joins) NATS, owns the event stream, the projections, the membership
 // commands and the posture endpoint.
 import { existsSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import {
@@ -17,6 +18,7 @@ import {
   SecretFileError,
   NatsServerMissingError,
 } from "../bus/mod.ts";
+import { checkOverlayCidr, type HostNetwork } from "../core/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
 import { startControlPlane, type ControlPlane } from "./control-plane.ts";
 import { ZodError } from "zod";
@@ -123,13 +125,26 @@ async function handedKey(
 }
 
 function configFrom(argv: string[]): MembershipdConfig {
+  let cfg: MembershipdConfig;
   try {
-    return loadConfig(argv);
+    cfg = loadConfig(argv);
   } catch (err) {
     throw new StartupError(
       err instanceof ZodError ? `bad flag: ${zodMessage(err)}` : `${(err as Error).message}\n${usage}`,
     );
   }
+  const bad = checkOverlayCidr(cfg.overlayCidr, hostNetworks());
+  if (bad) throw new StartupError(`refused (${bad.code}): ${bad.message}`);
+  return cfg;
+}
+
+/** This host's IPv4 networks, loopback left out: what the overlay's range must not overlap. */
+function hostNetworks(): HostNetwork[] {
+  return Object.entries(networkInterfaces()).flatMap(([name, addresses]) =>
+    (addresses ?? [])
+      .filter((a) => a.family === "IPv4" && !a.internal && a.cidr !== null)
+      .map((a) => ({ name, cidr: a.cidr! })),
+  );
 }
 
 type Security = Awaited<ReturnType<typeof prepareSecurity>>;

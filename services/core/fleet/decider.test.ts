@@ -192,6 +192,38 @@ describe("fleet decider: enrollment", () => {
     assert.ok(Array.isArray(again) && again.length === 1, "a left node's name is free for a new key");
   });
 
+  test("a WireGuard key and endpoint are recorded; a live node's WireGuard key is refused (E_WG_KEY_IN_USE), a departed one's is free", () => {
+    const wgKey = Buffer.alloc(32, 1).toString("base64");
+    const first = { ...enrollCmd("n1"), wgKey, wgEndpoint: "203.0.113.5:51820" };
+    const enrolled = history(issue(1, { uses: 5 }), first);
+    const data = enrolled[1]!.data as { wg_key?: string; wg_endpoint?: string };
+    assert.deepEqual([data.wg_key, data.wg_endpoint], [wgKey, "203.0.113.5:51820"]);
+    const n1 = fold(fleetDecider, enrolled).nodes.get("n1")!;
+    assert.deepEqual([n1.wgKey, n1.wgEndpoint], [wgKey, "203.0.113.5:51820"]);
+    const refused = error(
+      fleetDecider.decide({ ...enrollCmd("n2"), wgKey }, fold(fleetDecider, enrolled)),
+      "E_WG_KEY_IN_USE",
+    );
+    assert.equal(refused.message, "that WireGuard key is already node n1's; generate a key pair of your own");
+    spec
+      .given(...enrolled)
+      .when({ ...enrollCmd("n2"), wgKey })
+      .thenError("E_WG_KEY_IN_USE", { node: "n1" });
+    for (const gone of [
+      { type: "LeaveNode", node: "n1" } as const,
+      { type: "RevokeNode", node: "n1", reason: "x" } as const,
+    ]) {
+      const after = fold(fleetDecider, history(issue(1, { uses: 5 }), first, gone));
+      assert.equal(after.wgKeys.size, 0);
+      const again = fleetDecider.decide({ ...enrollCmd("n2"), wgKey }, after);
+      assert.ok(Array.isArray(again) && again.length === 1, `${gone.type}: the key is free again`);
+    }
+    // Without a key (an older agent) the event has no wg fields and the node none.
+    const plain = history(issue(1), enrollCmd("n3"));
+    assert.ok(!("wg_key" in plain[1]!.data) && !("wg_endpoint" in plain[1]!.data));
+    assert.equal(fold(fleetDecider, plain).nodes.get("n3")!.wgKey, null);
+  });
+
   test("the invite's own bootstrap key cannot become a node key (everyone holding the token has its seed)", () => {
     spec
       .given(...history(issue(1)))

@@ -30,6 +30,9 @@ export interface FleetNode {
   kexKey: string;
   address: string;
   status: "active" | "left" | "revoked";
+  /** Its WireGuard public key and endpoint (host:port), null when it enrolled without them. */
+  wgKey: string | null;
+  wgEndpoint: string | null;
 }
 
 export interface FleetState {
@@ -40,6 +43,8 @@ export interface FleetState {
   /** Every node key ever enrolled (→ its node), and every invite's bootstrap key: neither may enroll again. */
   keys: ReadonlyMap<string, string>;
   bootstrapKeys: ReadonlySet<string>;
+  /** The WireGuard public keys of active nodes (→ node): two peers with one key would be one peer. */
+  wgKeys: ReadonlyMap<string, string>;
   /** Every overlay address (as a number) below this one is held by an active node. */
   freeFrom: number;
 }
@@ -57,6 +62,8 @@ export type FleetCommand =
       flow: "join" | "code";
       now: string;
       cidr: string;
+      wgKey?: string;
+      wgEndpoint?: string;
     }
   | { type: "LeaveNode"; node: string }
   | { type: "RevokeNode"; node: string; reason: string };
@@ -96,6 +103,13 @@ function enroll(
   // Everyone holding an invite token holds its bootstrap seed: such a key proves nothing.
   if (s.bootstrapKeys.has(c.signKey))
     return domainError("E_KEY_IN_USE", "that key is an invite's bootstrap key; generate a node key of your own");
+  const wgHolder = c.wgKey === undefined ? undefined : s.wgKeys.get(c.wgKey);
+  if (wgHolder !== undefined)
+    return domainError(
+      "E_WG_KEY_IN_USE",
+      `that WireGuard key is already node ${wgHolder}'s; generate a key pair of your own`,
+      { node: wgHolder },
+    );
   const cidr = parseCidr(c.cidr);
   if (!cidr) return domainError("E_INTERNAL", `overlay CIDR ${c.cidr} is invalid`);
   const address = allocateAddress(cidr, s.addresses, s.freeFrom);
@@ -111,6 +125,8 @@ function enroll(
         labels: c.labels,
         invite: c.inviteHash,
         flow: c.flow,
+        ...(c.wgKey === undefined ? {} : { wg_key: c.wgKey }),
+        ...(c.wgEndpoint === undefined ? {} : { wg_endpoint: c.wgEndpoint }),
       },
     },
   ];
@@ -123,6 +139,7 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
     addresses: new Set(),
     keys: new Map(),
     bootstrapKeys: new Set(),
+    wgKeys: new Map(),
     freeFrom: 0,
   }),
   decide(c, s) {
@@ -188,8 +205,11 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
           kexKey: d.kex_key,
           address: d.address,
           status: "active",
+          wgKey: d.wg_key ?? null,
+          wgEndpoint: d.wg_endpoint ?? null,
         });
         addresses.add(d.address);
+        if (d.wg_key !== undefined) (s.wgKeys as Map<string, string>).set(d.wg_key, d.node);
         (s.keys as Map<string, string>).set(d.sign_key, d.node);
         let freeFrom = s.freeFrom;
         if (ipToInt(d.address) === freeFrom || freeFrom === 0) {
@@ -203,6 +223,7 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
         const n = nodes.get(e.data.node);
         if (!n) return s;
         addresses.delete(n.address);
+        if (n.wgKey !== null && s.wgKeys.get(n.wgKey) === n.node) (s.wgKeys as Map<string, string>).delete(n.wgKey);
         nodes.set(n.node, { ...n, status: e.type === "NodeLeft" ? "left" : "revoked" });
         return { ...s, freeFrom: Math.min(s.freeFrom, ipToInt(n.address)!) };
       }

@@ -1,2 +1,3 @@
 export * from "./decider.ts";
 export * from "./projection.ts";
+export * from "./peers.ts";
