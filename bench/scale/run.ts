@@ -17,7 +17,7 @@ import { prepareSecurity } from "../../services/membershipd/mod.ts";
 import { askAgent, type AgentLink } from "../../services/cli/agent-request.ts";
 import { ReplyInbox } from "../../services/cli/reply-inbox.ts";
 import { mapLimited } from "../../services/cli/limited.ts";
-import { DEFAULT_CONCURRENCY } from "../../services/cli/node-command.ts";
+import { DEFAULT_CONCURRENCY as CLI_CONCURRENCY } from "../../services/cli/node-command.ts";
 import { buildCommand, sendCommand } from "../../services/cli/request.ts";
 import { decodeInvite } from "../../test/enroll-helpers.ts";
 import { ROOT, runCli, serviceAccess, startMembershipd, tempDir, type MembershipdHandle } from "../../test/harness.ts";
@@ -37,6 +37,8 @@ import type { FromWorker, ToWorker } from "./protocol.ts";
 
 const AGENTS = Number(process.env.SCALE_AGENTS ?? 10_000);
 const WORKERS = Number(process.env.SCALE_WORKERS ?? 4);
+/** The fan-out's requests in flight: the CLI's default (--concurrency), or SCALE_CONCURRENCY. */
+const DEFAULT_CONCURRENCY = Number(process.env.SCALE_CONCURRENCY ?? CLI_CONCURRENCY);
 /** SCALE_SKIP=fanout,revoke: leave those phases out (a look at the restart alone, with the agents up). */
 const SKIP = new Set((process.env.SCALE_SKIP ?? "").split(","));
 const REVOKE = SKIP.has("revoke") ? 0 : Math.min(100, Math.floor(AGENTS / 10));
@@ -368,7 +370,9 @@ async function main(): Promise<void> {
       ["membershipd CPU per enrollment", `${fmtInt((enrollCpu * 1e6) / Math.max(1, times.length))} µs`],
       ["refused", refused.length ? refused.map(([k, v]) => `${k} ${v}`).join(", ") : "none"],
     ],
-    notes: [],
+    notes: [
+      "Each enrollment: the join request's proof checked, the invite's use, an overlay address (lowest free, O(1) per node), NodeEnrolled and IdentityIssued appended, a user JWT minted; the fleet's state is folded once and grown in place, so the cost per enrollment does not grow with the fleet.",
+    ],
   });
   log(`enrolled ${times.length} in ${enrollS.toFixed(1)} s; first 1,000 ${fmtInt(first)}/s, last ${fmtInt(last)}/s`);
 
@@ -447,7 +451,9 @@ async function main(): Promise<void> {
         `${rss.nats.toFixed(0)} MiB (${rss0.nats.toFixed(0)} before; ${perK(rss.nats, rss0.nats)} per 1,000 agents)`,
       ],
     ],
-    notes: [],
+    notes: [
+      "Memory per 1,000 agents: nats-server's share is its 10,000 TLS connections and their subscriptions (each agent subscribes to its command subjects); membershipd's is the fleet state, identities and the 50,000-key public key cache.",
+    ],
   });
 
   // Fan-out of status to every agent, beside the raw echo, alternating.
@@ -514,7 +520,10 @@ async function main(): Promise<void> {
         `${fmtMs(rtt.agent[0]!)} / ${fmtMs(rtt.agent[1]!)} ms against raw ${fmtMs(rtt.echo[0]!)} / ${fmtMs(rtt.echo[1]!)}: ratio ${fmtRatio(rtt.agent[0]! / rtt.echo[0]!)}`,
       ],
     ],
-    notes: [],
+    notes: [
+      "Everything runs on this machine's two cores: the CLI loop, the nats-server and the 10,000 agents in their processes. A status to one agent costs the CLI one Ed25519 signature and a socket write, and the agent one Ed25519 verify, its checks and a write on its own connection; the raw echo answers from one connection per agent process, unsigned. Profiles of a round (SCALE_PROFILE_FANOUT=DIR) show the CPU, not waiting, as the limit: signing is the CLI's largest cost and verifying the agents'.",
+      "The sequential round trip is the CLI and one agent in different processes, as deployed; bench/agent.ts (make bench) measures it with both in one process.",
+    ],
   });
   if (process.env.SCALE_ONLY === "fanout") {
     await stopAll(workers, admin, raw, md);
@@ -543,7 +552,9 @@ async function main(): Promise<void> {
       ["not cut within 10 s", rev.uncut.length ? rev.uncut.join(", ") : "none"],
       ["revocations refused", rev.refused.length ? rev.refused.join("; ") : "none"],
     ],
-    notes: [],
+    notes: [
+      "Raw is the server's own revocation: nats-server 2.9 re-evaluates the account's 10,000 connections on every account JWT update, so the push alone answers in about two seconds; the cut through membershipd adds its command, two appends and the push, one after another.",
+    ],
   });
 
   // Restart with the whole fleet enrolled.
@@ -614,7 +625,9 @@ async function main(): Promise<void> {
           : `not within ${BACK_WITHIN_MS / 1000} s: ${JSON.stringify(lastMissed)}`,
       ],
     ],
-    notes: [],
+    notes: [
+      "With no agent connected, the start is membershipd's own: its stream reads and every identity event's signature checked again. With every agent reconnecting at once, this machine's two cores also run the 10,000 agents' TLS handshakes, on both sides: nats-server 2.9 holds its accept path while thousands of handshakes are pending (a goroutine dump showed connections waiting in createClient), so membershipd's own connection and requests wait behind them. Agents reconnect with full jitter (0 to twice each doubling wait, capped at 30 s).",
+    ],
   });
 
   await stopAll(workers, admin, raw, md);
