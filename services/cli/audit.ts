@@ -13,7 +13,6 @@ import {
   toStorageKeys,
   type Difference,
   type QuarantineFinding,
-  SignatureWorker,
 } from "../core/mod.ts";
 import {
   CHECKPOINTS_BUCKET,
@@ -107,21 +106,7 @@ export interface RebuildOptions {
   quarantined?: QuarantineFinding[];
   /** Read through this identity's audit consumer (else by message gets). */
   via?: AuditReadAccess;
-  /**
-   * From this many events on, the signatures are verified on a worker thread (SignatureWorker)
-   * while the read goes on; default VERIFY_WORKER_FROM, Infinity: never (tests compare both).
-   */
-  verifyWorkerFrom?: number;
-  /** Tests: wait until the signature worker serves instead of checking the first events here meanwhile. */
-  awaitVerifyWorker?: boolean;
 }
-
-/** A read this long verifies its signatures on a worker thread: below it, starting one costs more than it saves. */
-export const VERIFY_WORKER_FROM = 4096;
-/** Events sent to the signature worker in one message. */
-const VERIFY_BATCH = 512;
-/** Batches sent to the worker and not yet applied before the read waits for the worker. */
-const VERIFY_AHEAD = 8;
 
 /**
  * Rebuilds every projection in memory from events 1..atSeq, leaving out what the projector leaves
@@ -136,13 +121,6 @@ export async function rebuildProjections(
   const memory = new MemoryProjections();
   const checker = opts.checks === false ? null : new EventChecker();
   const p = showProgress ? progress("replay") : null;
-  if (checker && atSeq >= (opts.verifyWorkerFrom ?? VERIFY_WORKER_FROM)) {
-    await rebuildVerifyingAhead(readEvents(jsm, atSeq, p, opts.via), checker, memory, opts, (seq) =>
-      p?.update(seq, atSeq),
-    );
-    p?.end();
-    return memory;
-  }
   for await (const batch of readEvents(jsm, atSeq, p, opts.via)) {
     for (const m of batch) {
       if (checker) {
@@ -155,69 +133,6 @@ export async function rebuildProjections(
   }
   p?.end();
   return memory;
-}
-
-/**
- * rebuildProjections' loop with the signatures verified ahead on a worker thread: the events are
- * sent to it in batches as they are read, and checked here in stream order with its verdicts (the
- * same checks, findings and projections: checkEvent's `verifiedElsewhere`). The worker ends with
- * the read, however the read ends.
- */
-async function rebuildVerifyingAhead(
-  events: AsyncIterable<EventMsg[]>,
-  checker: EventChecker,
-  memory: MemoryProjections,
-  opts: RebuildOptions,
-  progressed: (seq: number) => void,
-): Promise<void> {
-  const { quarantined } = opts;
-  const worker = new SignatureWorker();
-  const sent: EventMsg[][] = [];
-  let group: EventMsg[] = [];
-  /** Checks these events in order, with the worker's verdicts (null: checked here in full). */
-  const apply = (ms: EventMsg[], verdicts: (string | null)[] | null) => {
-    if (verdicts !== null && verdicts.length !== ms.length)
-      throw new Error(`the signature worker answered ${verdicts.length} of ${ms.length} events`);
-    for (let i = 0; i < ms.length; i++) {
-      const m = ms[i]!;
-      const c = checker.check(m.seq, m.subject, m.data, null, verdicts === null ? undefined : verdicts[i]!);
-      if (c.ok) memory.apply(toStoredEvent(c.event, m.seq));
-      else quarantined?.push(c.finding);
-    }
-    progressed(ms[ms.length - 1]!.seq);
-  };
-  /** Applies what the worker answered; waits for it while more than `ahead` batches are unapplied. */
-  const applyAnswered = async (ahead: number) => {
-    for (;;) {
-      const verdicts = worker.take() ?? (sent.length > ahead ? await worker.next() : null);
-      if (verdicts === null) return;
-      apply(sent.shift()!, verdicts);
-    }
-  };
-  try {
-    if (opts.awaitVerifyWorker) await worker.whenReady();
-    for await (const batch of events) {
-      if (!worker.ready && sent.length === 0) {
-        // The thread is still loading its code (a few hundred ms): these events are checked here.
-        apply(batch, null);
-        continue;
-      }
-      for (const m of batch) group.push(m);
-      if (group.length >= VERIFY_BATCH) {
-        worker.send(group);
-        sent.push(group);
-        group = [];
-      }
-      await applyAnswered(VERIFY_AHEAD);
-    }
-    if (group.length > 0) {
-      worker.send(group);
-      sent.push(group);
-    }
-    await applyAnswered(0);
-  } finally {
-    await worker.close();
-  }
 }
 
 async function projectorCheckpoint(nc: NatsConnection): Promise<number> {

@@ -49,11 +49,7 @@ const utf8 = new TextDecoder();
  * and that hash is the event's: the Ed25519 verify and the canonical hash are skipped, every other
  * check is made (a copy of our own event out of place is still chain_broken). `batches`: the
  * reader's own record of the batch signatures it verified (VerifiedBatches), so an event signed in
- * a batch costs its leaf hash once the batch's first event was verified. `verifiedElsewhere`: what
- * verifiedEventHash answered for these same bytes on another thread, which verified every event
- * before this one that reached that step, in the same order, with its own VerifiedBatches
- * (signatureVerdict; a replay's worker, verify-worker.ts): the event's hash, or null when its
- * signature does not verify. It is used in place of this thread's verifiedEventHash, nothing else.
+ * a batch costs its leaf hash once the batch's first event was verified.
  */
 export function checkEvent(
   seq: number,
@@ -63,13 +59,24 @@ export function checkEvent(
   head: string | null | undefined,
   signedHere: string | null = null,
   batches?: VerifiedBatches,
-  verifiedElsewhere?: string | null,
 ): EventCheck {
-  const p = parsedEvent(seq, subject, raw);
-  if (!p.ok) return p.refusal;
-  const { json, e } = p;
+  // A finding is built (refused) only when there is one: this runs for every event a reader meets.
+  const json = parseJson(raw);
+  if (json === undefined) return refused(seq, subject, json, "malformed", "it is not JSON");
+  // The schemas compiled from the zod ones (schemas/compiled.ts): zod's answers, issues and values, faster.
+  const env = compiledEventEnvelope().safeParse(json);
+  if (!env.success) return refused(seq, subject, json, "malformed", `its envelope ${describeIssue(env.error)}`);
+  const e = env.data;
+  const info = eventTypeInfo(e.type);
+  if (!info) return refused(seq, subject, json, "malformed", `${e.type} is not an event type this version knows`, e);
+  if (info.kind !== e.kind)
+    return refused(seq, subject, json, "malformed", `${e.type} is not an event of kind ${e.kind}`, e);
+  const data = compiledEventData(e.type)!.safeParse(e.data);
+  if (!data.success) return refused(seq, subject, json, "malformed", `its data ${describeIssue(data.error)}`, e);
+  if (subject !== eventSubject(e.kind, e.aggregate))
+    return refused(seq, subject, json, "misplaced", `it is stored on another aggregate's subject (${subject})`, e);
   // The signature and the hash from one serialization of the event (verifiedEventHash).
-  const hash = verifiedElsewhere !== undefined ? verifiedElsewhere : (signedHere ?? verifiedEventHash(e, batches));
+  const hash = signedHere ?? verifiedEventHash(e, batches);
   if (hash === null) return refused(seq, subject, json, "bad_signature", "its signature does not verify", e);
   // membershipd signed the event, but the command inside is the operator's: it must hold up on its own.
   if (e.type === "CommandReceived" && !verifyCommandSignature(e.data.command as CommandEnvelope))
@@ -95,43 +102,6 @@ export function checkEvent(
       e,
     );
   return { ok: true, event: e, hash };
-}
-
-/**
- * What checkEvent's signature step answers for these bytes (verifiedEventHash with `batches`): the
- * event's hash, or null when the signature does not verify or checkEvent refuses the event before
- * (then the answer is never used). Called for every event of a stream in order, with one
- * VerifiedBatches, it makes the very calls checkEvent makes; a replay's worker thread runs it
- * (verify-worker.ts) and the reading thread passes its answers to checkEvent as `verifiedElsewhere`.
- */
-export function signatureVerdict(subject: string, raw: unknown, batches: VerifiedBatches): string | null {
-  const p = parsedEvent(0, subject, raw);
-  return p.ok ? verifiedEventHash(p.e, batches) : null;
-}
-
-type Parsed = { ok: true; json: unknown; e: EventEnvelope } | { ok: false; refusal: EventCheck };
-
-const no = (refusal: EventCheck): Parsed => ({ ok: false, refusal });
-
-/** checkEvent's checks before the signature: JSON, the envelope's and the data's schemas, the subject. */
-function parsedEvent(seq: number, subject: string, raw: unknown): Parsed {
-  // A finding is built (refused) only when there is one: this runs for every event a reader meets.
-  const json = parseJson(raw);
-  if (json === undefined) return no(refused(seq, subject, json, "malformed", "it is not JSON"));
-  // The schemas compiled from the zod ones (schemas/compiled.ts): zod's answers, issues and values, faster.
-  const env = compiledEventEnvelope().safeParse(json);
-  if (!env.success) return no(refused(seq, subject, json, "malformed", `its envelope ${describeIssue(env.error)}`));
-  const e = env.data;
-  const info = eventTypeInfo(e.type);
-  if (!info)
-    return no(refused(seq, subject, json, "malformed", `${e.type} is not an event type this version knows`, e));
-  if (info.kind !== e.kind)
-    return no(refused(seq, subject, json, "malformed", `${e.type} is not an event of kind ${e.kind}`, e));
-  const data = compiledEventData(e.type)!.safeParse(e.data);
-  if (!data.success) return no(refused(seq, subject, json, "malformed", `its data ${describeIssue(data.error)}`, e));
-  if (subject !== eventSubject(e.kind, e.aggregate))
-    return no(refused(seq, subject, json, "misplaced", `it is stored on another aggregate's subject (${subject})`, e));
-  return { ok: true, json, e };
 }
 
 function refused(
@@ -206,20 +176,9 @@ export class EventChecker {
     this.writers = new TrustedWriters(pinned);
   }
 
-  /**
-   * `signedHere`: the event's hash when this process signed exactly these bytes (its signature is
-   * then not verified again). `verifiedElsewhere`: checkEvent's, another thread's verifiedEventHash
-   * answer for these bytes (signatureVerdict, verify-worker.ts).
-   */
-  check(
-    seq: number,
-    subject: string,
-    raw: unknown,
-    signedHere: string | null = null,
-    verifiedElsewhere?: string | null,
-  ): EventCheck {
-    const head = this.heads.get(subject) ?? null;
-    const r = checkEvent(seq, subject, raw, this.writers, head, signedHere, this.batches, verifiedElsewhere);
+  /** `signedHere`: the event's hash when this process signed exactly these bytes (its signature is then not verified again). */
+  check(seq: number, subject: string, raw: unknown, signedHere: string | null = null): EventCheck {
+    const r = checkEvent(seq, subject, raw, this.writers, this.heads.get(subject) ?? null, signedHere, this.batches);
     if (r.ok) {
       this.heads.set(subject, r.hash);
       if (isTrustEvent(r.event)) this.writers.observe(r.event, seq);

@@ -35,7 +35,6 @@ export * from "./wait-proof.ts";
 export * from "./control-message.ts";
 export * from "./checkpoint.ts";
 export * from "./event-check.ts";
-export { SignatureWorker } from "./verify-worker.ts";
 export * from "./writers.ts";
 export * from "./checkpoint-resume.ts";
 export { replyGuard } from "./reply-guard.ts";
