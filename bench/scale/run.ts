@@ -6,6 +6,12 @@
 // bytes to the same agents, 100 revocations (time to each cut connection), a membershipd restart
 // with the whole fleet enrolled, and resident memory per 1,000 agents. Writes its section of
 // docs/benchmarks.md (between the scale markers) unless SCALE_AGENTS is set.
+// For a closer look (never for the docs): SCALE_ONLY=enroll|fanout|restart stops after that phase
+// (restart: with no agent connected), SCALE_SKIP=fanout,revoke leaves phases out, SCALE_PROFILE=DIR
+// profiles membershipd and the agent processes, SCALE_PROFILE_FANOUT=DIR one fan-out round of the
+// CLI loop and the agents, SCALE_CONCURRENCY the fan-out's requests in flight, SCALE_JITTER the
+// agents' reconnect spread (backoffMs' jitter; the agent's is 2), SCALE_BACK_WITHIN_S how long the
+// agents get to come back after the restart.
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
