@@ -173,7 +173,10 @@ describe("services discovery with the NATS C client", { skip: missing, timeout: 
 
   test("discovery calls no endpoint: a monitor's node command stays refused, and the endpoints count no request", async () => {
     const denied = await discover("monitor", nodeCommandSubject(NODE, "status"), nodeCommandSubject(NODE, "restart"));
-    assert.equal(denied.code, 3, `exit ${denied.code}: ${denied.stderr}`);
+    // On any other outcome, membershipd's and the agent's last lines say what happened around it.
+    const around = () =>
+      `\nmembershipd: ${md!.output().split("\n").slice(-30).join("\n")}\nagent: ${agent!.out().split("\n").slice(-30).join("\n")}`;
+    assert.equal(denied.code, 3, `exit ${denied.code}: ${denied.stderr}${denied.code === 3 ? "" : around()}`);
     assert.match(denied.stderr, /Permissions Violation for Publish to "unibus\.cmd\.node\.disc-1\.status"/);
     assert.match(denied.stderr, /Permissions Violation for Publish to "unibus\.cmd\.node\.disc-1\.restart"/);
     assert.deepEqual(denied.replies, []);
