@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
 import { credsAuthenticator } from "./creds.ts";
 
 export interface ConnectOptions {
@@ -46,4 +46,19 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
   });
   if (opts.inboxPrefix) inboxPrefixes.set(nc, opts.inboxPrefix);
   return nc;
+}
+
+/**
+ * Calls `refused` with each publish the server refuses on `nc` (a permissions violation, which
+ * nats.js reports as a connection status, not to the publisher), until the returned stop.
+ */
+export function watchPublishRefusals(nc: NatsConnection, refused: (err: PermissionViolationError) => void): () => void {
+  const statuses = nc.status();
+  void (async () => {
+    for await (const s of statuses)
+      if (s.type === "error" && s.error instanceof PermissionViolationError && s.error.operation === "publish")
+        refused(s.error);
+  })();
+  // nats.js' status() is a QueuedIterator: stopping it removes its listener.
+  return () => (statuses as unknown as { stop(): void }).stop();
 }

@@ -9,8 +9,9 @@
 // order, so a sequence it skips is one the stream does not hold: that hole is asked of the leader
 // by message gets, retried and refused as stream-read.ts does. When the consumer fails (gone,
 // refused by the server, silent), the read goes on by message gets from the next sequence it needs.
-import { createInbox, type Msg, type NatsConnection, PermissionViolationError } from "@nats-io/transport-node";
+import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
+import { inboxPrefixOf, watchPublishRefusals } from "./connect.ts";
 import { streamRead } from "./stream-read.ts";
 
 /** What a reader of the event stream needs of a message: StoredMsg's and a delivery's common part. */
@@ -71,7 +72,7 @@ export async function* consumerRead(
   const window = batch * WINDOW_BATCHES;
   const giveUpMs = o.giveUpMs ?? GIVE_UP_MS;
   const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`;
-  const inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+  const inbox = createInbox(inboxPrefixOf(nc));
   const pullBody = (n: number) => JSON.stringify({ batch: n, expires: PULL_EXPIRES_MS * 1_000_000 });
 
   let buf: EventMsg[] = [];
@@ -105,16 +106,11 @@ export async function* consumerRead(
   };
   const sub = nc.subscribe(inbox, { callback: (err, m) => (err ? ((failure = err.message), rouse()) : onMsg(m)) });
   // A pull the server refuses (a JWT without the grant, minted before it existed) is told as a status.
-  const statuses = nc.status();
-  void (async () => {
-    for await (const s of statuses) {
-      if (s.type !== "error" || !(s.error instanceof PermissionViolationError)) continue;
-      if (s.error.operation === "publish" && s.error.subject === pullSubject) {
-        failure = "this identity's credentials may not pull from it (minted before the grant existed?)";
-        rouse();
-      }
-    }
-  })();
+  const stopWatching = watchPublishRefusals(nc, (err) => {
+    if (err.subject !== pullSubject) return;
+    failure = "this identity's credentials may not pull from it (minted before the grant existed?)";
+    rouse();
+  });
   const stall = setInterval(() => {
     if (Date.now() - lastDelivery > STALL_MS) {
       pending = 0; // the pulls may be lost (a reconnect): ask again
@@ -170,7 +166,7 @@ export async function* consumerRead(
   } finally {
     clearInterval(stall);
     sub.unsubscribe();
-    (statuses as unknown as { stop(): void }).stop();
+    stopWatching();
   }
   if (next > end || o.signal?.aborted) return;
   o.onFallback?.(`${failure ?? "the consumer failed"}; reading on by message gets from event ${next}`);

@@ -2,16 +2,17 @@
 // builds an Error with its stack for every request it settles (it cancels itself after the reply)
 // and a timer per request: 30 µs and more of the CLI's one thread per node, measured in the
 // 10,000-agent fan-out (make bench-scale). Here a request is a publish with a reply subject under
-// one wildcard subscription, and one sweep a second times out what is overdue.
+// one wildcard subscription, and one sweep every SWEEP_MS times out what is overdue.
 import {
   createInbox,
   NoRespondersError,
-  PermissionViolationError,
   TimeoutError,
+  type PermissionViolationError,
   type Msg,
   type NatsConnection,
   type Subscription,
 } from "@nats-io/transport-node";
+import { inboxPrefixOf, watchPublishRefusals } from "../bus/mod.ts";
 
 interface Pending {
   subject: string;
@@ -26,18 +27,18 @@ export class ReplyInbox {
   private readonly prefix: string;
   private readonly pending = new Map<string, Pending>();
   private readonly sub: Subscription;
-  private readonly statuses: ReturnType<NatsConnection["status"]>;
+  private readonly stopWatching: () => void;
   private sweep: NodeJS.Timeout | undefined;
   private next = 0;
 
   constructor(private readonly nc: NatsConnection) {
     // Under the connection's own inbox prefix: the only replies its permissions let it receive.
-    this.prefix = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+    this.prefix = createInbox(inboxPrefixOf(nc));
     this.sub = nc.subscribe(`${this.prefix}.*`, {
       callback: (err, m) => void (err ? undefined : this.settle(m)),
     });
-    this.statuses = nc.status();
-    void this.watchRefusals();
+    // A publish the server refused fails the requests on that subject (nats.js' request() does the same).
+    this.stopWatching = watchPublishRefusals(nc, (err) => this.refuse(err));
   }
 
   /** The reply to `data` on `subject`; rejects as nats.js' request() does (TimeoutError, NoRespondersError, …). */
@@ -57,8 +58,7 @@ export class ReplyInbox {
 
   close(): void {
     this.sub.unsubscribe();
-    // nats.js' status() is a QueuedIterator: stopping it removes its listener.
-    (this.statuses as unknown as { stop(): void }).stop();
+    this.stopWatching();
     clearInterval(this.sweep);
     this.sweep = undefined;
   }
@@ -84,16 +84,11 @@ export class ReplyInbox {
     this.idle();
   }
 
-  /** A publish the server refused fails the requests on that subject (nats.js' request() does the same). */
-  private async watchRefusals(): Promise<void> {
-    for await (const s of this.statuses) {
-      if (s.type !== "error" || !(s.error instanceof PermissionViolationError)) continue;
-      if (s.error.operation !== "publish") continue;
-      for (const [token, p] of this.pending) {
-        if (p.subject !== s.error.subject) continue;
-        this.pending.delete(token);
-        p.reject(s.error);
-      }
+  private refuse(err: PermissionViolationError): void {
+    for (const [token, p] of this.pending) {
+      if (p.subject !== err.subject) continue;
+      this.pending.delete(token);
+      p.reject(err);
     }
   }
 

@@ -42,12 +42,8 @@ export function wgPublicKeyOf(raw: Uint8Array): string {
 
 /** The private key as a file holds it (what `wg genkey` prints, and `wg set … private-key FILE` reads). */
 export function wgKeyFileText(raw: Uint8Array): Buffer {
-  const copy = Buffer.from(raw);
-  try {
-    return Buffer.from(`${copy.toString("base64")}\n`);
-  } finally {
-    copy.fill(0);
-  }
+  // A view of the caller's bytes (which it zeroes), not a copy that would need zeroing too.
+  return Buffer.from(`${Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64")}\n`);
 }
 
 /** The raw 32 bytes of a key file's text; null when it is not one WireGuard key. The caller zeroes it. */
