@@ -40,6 +40,15 @@ function fixture(initial: TrustResult | DomainError = list(aliceActor)) {
   };
 }
 
+/** Waits for `ok()` (polled every 2 ms), failing after 5 s. */
+async function until(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error("condition not met within 5 s");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 describe("TrustList", () => {
   test("a listed admin with that exact key is obeyed; another key, another id or nobody is E_UNKNOWN_ACTOR", async () => {
     const f = fixture();
@@ -162,6 +171,48 @@ describe("TrustList", () => {
       assert.equal((await t.refresh())?.code, "E_FORBIDDEN");
       assert.equal(await t.authorize(aliceActor, "restart"), null, "a failed fetch keeps the list");
       assert.ok(readFileSync(f.path, "utf8").includes(alice.publicKey));
+      t.stop(); // its next try would fetch after this test
+    } finally {
+      f.done();
+    }
+  });
+
+  test("a failed fetch is tried again, its wait doubling, until one succeeds; stop() ends the tries", async () => {
+    const f = fixture();
+    const lines: string[] = [];
+    try {
+      const t = new TrustList(
+        f.path,
+        async () => {
+          f.state.fetches++;
+          if (f.state.fetches <= 3) return domainError("E_UNAVAILABLE", "the plane is starting");
+          return list(aliceActor, bobActor);
+        },
+        { retry: { minMs: 5, maxMs: 40 }, log: (l) => lines.push(l) },
+      );
+      assert.equal((await t.refresh())?.code, "E_UNAVAILABLE");
+      await until(() => t.admins.length === 2);
+      assert.equal(f.state.fetches, 4, "three failures, then the list");
+      assert.deepEqual(lines, [
+        "trust: the plane is starting; trying again in 1 s",
+        "trust: fetched the admins again after 3 failed attempt(s)",
+      ]);
+
+      const stopped = new TrustList(
+        f.path,
+        async () => {
+          f.state.fetches++;
+          return domainError("E_UNAVAILABLE", "down");
+        },
+        { retry: { minMs: 5, maxMs: 5 } },
+      );
+      const before = f.state.fetches;
+      await stopped.refresh();
+      await until(() => f.state.fetches >= before + 3);
+      stopped.stop();
+      const atStop = f.state.fetches;
+      await new Promise((r) => setTimeout(r, 50)); // ten retry waits: none may run
+      assert.ok(f.state.fetches <= atStop + 1, "at most the fetch in hand when stop() came");
     } finally {
       f.done();
     }

@@ -4,12 +4,15 @@
 // nudge it to pull its desired apps, whose manifests it checks the same way; nothing else). The list is kept on disk (0600) so an agent restarted while membershipd is down still obeys
 // the admins it knew. It is fetched again when membershipd announces a change, and when a command
 // comes from a key we do not know (at most once a second, so unknown keys cannot make us hammer
-// membershipd).
+// membershipd). A fetch that fails (a membershipd restarting, a store still catching up) is tried
+// again after a doubling wait until one succeeds: the nudge that caused it is not sent twice, and a
+// CA rotation's bundle or a new admin would otherwise wait for the next reconnect.
 import { existsSync } from "node:fs";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { TRUST_CHANGED_SUBJECT, TrustResult, type Actor } from "../../../schemas/mod.ts";
 import { readSecretFile, replaceSecretFile } from "../../bus/mod.ts";
 import {
+  backoffMs,
   checkControl,
   CommandRefusal,
   quietLog,
@@ -26,6 +29,10 @@ export interface TrustListOptions {
   now?: () => number;
   /** The least time between two fetches caused by unknown keys (default 1000 ms). */
   unknownKeyRefreshMs?: number;
+  /** The waits before fetching again after a failure: doubling from minMs to maxMs (1 s to 60 s). */
+  retry?: { minMs: number; maxMs: number };
+  /** Says when fetches start failing and when one succeeds again. */
+  log?: (line: string) => void;
 }
 
 /** The authorization step of a command: null when the actor may run it. */
@@ -41,8 +48,13 @@ export class TrustList implements TrustCheck {
   private again = false;
   private lastUnknownRefresh = Number.NEGATIVE_INFINITY;
   private sub: Subscription | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private stopped = false;
   private readonly now: () => number;
   private readonly unknownKeyRefreshMs: number;
+  private readonly retry: { minMs: number; maxMs: number };
+  private readonly log: (line: string) => void;
   /** Why the file on disk was not used, if it was not (it is then replaced by the next fetch). */
   readonly loadProblem: string | null = null;
 
@@ -54,6 +66,8 @@ export class TrustList implements TrustCheck {
   ) {
     this.now = opts.now ?? Date.now;
     this.unknownKeyRefreshMs = opts.unknownKeyRefreshMs ?? 1000;
+    this.retry = opts.retry ?? { minMs: 1000, maxMs: 60_000 };
+    this.log = opts.log ?? (() => {});
     if (!existsSync(path)) return;
     const parsed = parseTrustFile(readSecretFile(path).toString("utf8"));
     if (isDomainError(parsed)) this.loadProblem = `${path}: ${parsed.message}`;
@@ -89,14 +103,17 @@ export class TrustList implements TrustCheck {
       this.again = true;
       return this.inFlight;
     }
-    this.inFlight = this.fetchOnce().finally(() => {
+    this.cancelRetry();
+    const fetching = this.fetchOnce();
+    this.inFlight = fetching;
+    // Registered before any caller's await: they see inFlight cleared when they resume.
+    void fetching.then((outcome) => {
       this.inFlight = null;
-      if (this.again) {
-        this.again = false;
-        void this.refresh();
-      }
+      if (!this.again) return this.settled(outcome);
+      this.again = false;
+      void this.refresh();
     });
-    return this.inFlight;
+    return fetching;
   }
 
   /**
@@ -105,6 +122,7 @@ export class TrustList implements TrustCheck {
    * subject (a message the server delivers for someone else) is ignored and logged.
    */
   watch(nc: NatsConnection, log?: (line: string) => void): void {
+    this.stopped = false;
     this.sub?.unsubscribe();
     const ignored = quietLog(log);
     this.sub = nc.subscribe(TRUST_CHANGED_SUBJECT, {
@@ -118,8 +136,32 @@ export class TrustList implements TrustCheck {
   }
 
   stop(): void {
+    this.stopped = true;
+    this.cancelRetry();
     this.sub?.unsubscribe();
     this.sub = null;
+  }
+
+  /** After a fetch: a failure schedules the next try (its wait doubling), a success ends the streak. */
+  private settled(outcome: DomainError | null): void {
+    if (outcome === null) {
+      if (this.failures > 0) this.log(`trust: fetched the admins again after ${this.failures} failed attempt(s)`);
+      this.failures = 0;
+      return;
+    }
+    if (this.stopped) return;
+    const wait = backoffMs(this.failures++, { ...this.retry, jitter: 1 });
+    if (this.failures === 1) this.log(`trust: ${outcome.message}; trying again in ${Math.ceil(wait / 1000)} s`);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.refresh();
+    }, wait);
+    this.retryTimer.unref();
+  }
+
+  private cancelRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   /**

@@ -128,7 +128,9 @@ export class AgentRuntime implements RunningAgent {
     this.done = new Promise<number>((r) => (this.finish = r));
     this.vault = this.openVault(local.signer, local.vaultMode);
     this.commandRecord = new CommandRecord(join(this.store.dir, "commands.jsonl"));
-    this.trustList = new TrustList(join(this.store.dir, "trust.json"), () => this.connection.fetchTrust());
+    this.trustList = new TrustList(join(this.store.dir, "trust.json"), () => this.connection.fetchTrust(), {
+      log: this.log,
+    });
     this.apps = this.makeApps(local);
   }
 
@@ -364,6 +366,7 @@ export class AgentRuntime implements RunningAgent {
     await this.vault.stop();
     await this.keyConsumers.stop();
     await this.guardian?.stop();
+    this.trustList.stop();
     if (this.commandService && !(await atMost(3000, this.commandService.stop())))
       this.log("stopping the command service timed out");
     const { journal, reporter } = this.reports;
