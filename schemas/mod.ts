@@ -14,3 +14,4 @@ export * from "./room-messages.ts";
 export * from "./vault.ts";
 export * from "./checkpoint.ts";
 export * from "./compiled.ts";
+export * from "./mesh.ts";

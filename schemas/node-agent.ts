@@ -9,6 +9,7 @@ import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { UpdateArgs, Version } from "./releases.ts";
 import { AppName, LimitsMode, NodeAppsArgs } from "./apps.ts";
+import { MeshArgs, MeshInfo } from "./mesh.ts";
 import { SealedBlob, VaultInfo } from "./vault.ts";
 
 const Node = { node: Slug };
@@ -125,6 +126,8 @@ export const AgentInfo = z
       .array(z.string().regex(/^[0-9a-f]{64}$/))
       .max(8)
       .optional(),
+    /** The WireGuard mesh's interface and peers (`run --mesh`). */
+    mesh: MeshInfo.optional(),
   })
   .strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
@@ -207,6 +210,8 @@ export const NodeReportArgs = {
   "node.trust": z.object({ ...Node, credentials: HeldJwt.optional() }).strict(),
   /** The apps the node should run (NodeAppsResult), signed manifests included: the agent pulls it to reconcile. */
   "node.apps": NodeAppsArgs,
+  /** The node's WireGuard peers (MeshResult), a page at a time: the agent keeps its interface in step. */
+  "node.mesh": MeshArgs,
 } as const;
 
 export const ReportResult = z.object({ applied: z.number().int().min(0), last_seq: z.number().int().min(0) }).strict();

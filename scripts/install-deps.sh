@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl, minisign, rsyslog,
-# promtool, shellcheck, systemd-analyze, gcc and the NATS C client) with apt when run as root, and the npm dependencies from package-lock.json.
+# promtool, shellcheck, systemd-analyze, gcc, the NATS C client, wg and wireguard-go) with apt when run as root, and the npm dependencies from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,11 @@ dpkg -s libnats-dev >/dev/null 2>&1 || missing+=(libnats-dev)
 # rsyslog with its TLS driver: test/syslog-forward.test.ts runs its own rsyslogd; none runs system-wide.
 command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
 dpkg -s rsyslog-gnutls >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
+# The WireGuard mesh (agent run --mesh): wg and wireguard-go where the kernel has no WireGuard;
+# test/mesh.test.ts runs three nodes' interfaces with them in network namespaces, and pings across.
+command -v wg >/dev/null 2>&1 || missing+=(wireguard-tools)
+command -v wireguard-go >/dev/null 2>&1 || missing+=(wireguard-go)
+command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
 # make test runs shellcheck on every shell script and systemd-analyze on the deploy's units.
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)

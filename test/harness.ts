@@ -258,6 +258,8 @@ async function startMembershipdOnce(
     nodeArgs?: string[];
     /** How long to wait for "ready" (30 s; a benchmark restarting under load waits longer). */
     readyTimeoutMs?: number;
+    /** A command it runs under, e.g. ["ip", "netns", "exec", NS] for a network namespace's host. */
+    wrap?: string[];
   } = {},
 ): Promise<MembershipdHandle> {
   const dataDir = opts.dataDir ?? tempDir("unibus-md-");
@@ -273,14 +275,17 @@ async function startMembershipdOnce(
     String(httpPort),
     ...(opts.args ?? []),
   ];
-  const proc = spawn(
-    opts.nodeArgs ? process.execPath : join(ROOT, "bin/membershipd"),
-    opts.nodeArgs ? [...opts.nodeArgs, join(ROOT, "dist/membershipd/membershipd.mjs"), ...args] : args,
-    {
-      env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const [file, ...argv] = [
+    ...(opts.wrap ?? []),
+    ...(opts.nodeArgs
+      ? [process.execPath, ...opts.nodeArgs, join(ROOT, "dist/membershipd/membershipd.mjs")]
+      : [join(ROOT, "bin/membershipd")]),
+    ...args,
+  ];
+  const proc = spawn(file!, argv, {
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));

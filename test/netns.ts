@@ -67,6 +67,8 @@ export function createLab(names: string[]): NetnsLab {
         const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
         proc.stdout.on("data", (d) => (stdout += d));
         proc.stderr.on("data", (d) => (stderr += d));
+        // A command that exits without reading its input (ping) closes the pipe first: no EPIPE then.
+        proc.stdin.on("error", () => {});
         proc.stdin.end(opts.input ?? "");
         proc.once("exit", (code) => {
           clearTimeout(timer);

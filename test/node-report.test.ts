@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
+  MESH_CHANGED_SUBJECT,
+  MeshResult,
   NodeConfig,
   NodeRecord,
   ReportResult,
@@ -19,10 +21,12 @@ import {
 import {
   eventSubject,
   newUserSeed,
+  newWgPrivateKey,
   signCommand,
   signerFromSeed,
   storageKey,
   systemInputs,
+  wgPublicKeyOf,
 } from "../services/core/mod.ts";
 import { decodeEvent, lastEventOf, lastSequence, readEventMessages } from "../services/bus/mod.ts";
 import { auditReplay, auditVerify } from "../services/cli/audit.ts";
@@ -49,10 +53,14 @@ interface Enrolled {
 }
 const nodes: Enrolled[] = [];
 
-async function enroll(name: string): Promise<Enrolled> {
+async function enroll(name: string, wg: { wgKey?: string; wgEndpoint?: string } = {}): Promise<Enrolled> {
   const invite = await newInvite(admin);
   const keys = nodeKeys();
-  const reply = await sendJoin(plane, invite.token, joinRequest(keys, { node: name, secret: invite.token.secret }));
+  const reply = await sendJoin(
+    plane,
+    invite.token,
+    joinRequest(keys, { node: name, secret: invite.token.secret, ...wg }),
+  );
   assert.equal(reply.ok, true, JSON.stringify(reply));
   const config = NodeConfig.parse(reply.result);
   const node = { name, keys, config, nc: await connectNode(plane, config, keys) };
@@ -393,6 +401,65 @@ describe("node trust", () => {
 
   test("a node reads node.trust only under its own name", async () => {
     refused(await nodeSend(web, "node.trust", { node: "rep-web" }), "E_FORBIDDEN");
+  });
+});
+
+describe("node mesh (issue 27)", () => {
+  const wgKey = () => wgPublicKeyOf(newWgPrivateKey());
+  let a: Enrolled;
+  let b: Enrolled;
+  let c: Enrolled;
+
+  before(async () => {
+    a = await enroll("mesh-a", { wgKey: wgKey(), wgEndpoint: "10.231.0.1:51000" });
+    b = await enroll("mesh-b", { wgKey: wgKey(), wgEndpoint: "mesh-b.example.org:51820" });
+    c = await enroll("mesh-c", { wgKey: wgKey() });
+  });
+
+  test("node.mesh pages through the node's peers (itself left out), with its own address and port", async () => {
+    const first = ok(await nodeSend(a, "node.mesh", { node: "mesh-a", limit: 1 }), MeshResult);
+    assert.equal(first.overlay_ip, a.config.address);
+    assert.equal(first.overlay_cidr, "10.7.0.0/28");
+    assert.equal(first.listen_port, 51000, "its own endpoint's port");
+    assert.deepEqual(
+      first.peers.map((p) => p.node),
+      ["mesh-b"],
+    );
+    assert.deepEqual(first.peers[0]!.allowed_ips, [`${b.config.address}/32`]);
+    assert.equal(first.peers[0]!.endpoint, "mesh-b.example.org:51820");
+    assert.equal(first.next, "mesh-b");
+    const second = ok(await nodeSend(a, "node.mesh", { node: "mesh-a", after: "mesh-b", limit: 1 }), MeshResult);
+    assert.deepEqual(
+      second.peers.map((p) => [p.node, p.endpoint]),
+      [["mesh-c", null]],
+    );
+    assert.equal(second.next, null);
+    assert.equal(second.version, first.version);
+    const fromC = ok(await nodeSend(c, "node.mesh", { node: "mesh-c" }), MeshResult);
+    assert.deepEqual(
+      fromC.peers.map((p) => p.node),
+      ["mesh-a", "mesh-b"],
+    );
+    assert.equal(fromC.listen_port, 51820, "no endpoint given: WireGuard's usual port");
+  });
+
+  test("a node reads only its own peers; a node without a WireGuard key is not in the mesh", async () => {
+    refused(await nodeSend(a, "node.mesh", { node: "mesh-b" }), "E_FORBIDDEN");
+    refused(await nodeSend(a, "node.mesh", { node: "mesh-b" }, { claim: "mesh-b" }), "E_UNKNOWN_ACTOR");
+    const old = nodes.find((n) => n.name === "rep-web")!;
+    refused(await nodeSend(old, "node.mesh", { node: "rep-web" }), "E_NO_WG_KEY");
+  });
+
+  test("a revoked node is gone from its peers' lists, and the change is announced on unibus.mesh.changed", async () => {
+    const heard = nextMessage(a.nc, MESH_CHANGED_SUBJECT, 5000);
+    await a.nc.flush();
+    assert.equal((await admin("node.revoke", { node: "mesh-c" })).ok, true);
+    assert.equal(await heard.done, true, "mesh-a heard the nudge");
+    const after = ok(await nodeSend(a, "node.mesh", { node: "mesh-a" }), MeshResult);
+    assert.deepEqual(
+      after.peers.map((p) => p.node),
+      ["mesh-b"],
+    );
   });
 });
 

@@ -405,7 +405,13 @@ describe("rollouts", { timeout: 120_000 }, () => {
     const [first, second] = by.map((c) => sends.filter((x) => x.by === c).map((x) => x.at));
     // A's sends all came before B's first one, and B took over within the lease's bound.
     assert.ok(Math.max(...first!) < Math.min(...second!), `the two drivers' sends overlap: ${JSON.stringify(sends)}`);
-    assert.ok(Math.max(...first!) <= killedAt);
+    // The times are when this process saw each request, not when A sent it: a request A sent just
+    // before the SIGKILL can be seen a little after it (in fresh-clone CI once). So A's last one is
+    // bounded by the delivery of what it had in flight, not by killedAt itself.
+    assert.ok(
+      Math.max(...first!) <= killedAt + 1000,
+      `A's last update seen ${Math.max(...first!) - killedAt} ms after its kill`,
+    );
     const takeover = Math.min(...second!) - killedAt;
     t.diagnostic(
       `B's first update ${takeover} ms after A was killed (lease ttl ${DRIVER.leaseMs} ms); A's last ${killedAt - Math.max(...first!)} ms before`,

@@ -21,6 +21,8 @@ export const options = {
   "no-cold-start": { type: "boolean" },
   "writable-root": { type: "string", multiple: true },
   "wg-endpoint": { type: "string" },
+  mesh: { type: "boolean" },
+  "wg-interface": { type: "string" },
 } as const;
 
 /** Where the data dir is: --data-dir, UNIBUS_AGENT_DATA_DIR, or local_files/agent (relative to the working directory). */

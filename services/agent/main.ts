@@ -43,6 +43,9 @@ commands:
       [--writable-root DIR]            services may also keep data below DIR (repeatable; DIR must be
                                        root's own and writable by no one else); by default only
                                        <data dir>/service-data/<service> may be a writable path
+      [--mesh]                         as root: bring up this node's WireGuard interface and keep its
+                                       peers in step with the fleet (kernel WireGuard, else wireguard-go)
+      [--wg-interface NAME]            the mesh's interface (default unibus0)
       [--allow-luks]                   as root: open the LUKS devices services declare with the data key
                                        the unlocked key goes to its consumers in $UNIBUS_KEY_RUNTIME_DIR
                                        (default /run/unibus/<node>, must be tmpfs)
@@ -225,7 +228,15 @@ function daemonOptions(store: NodeStore, f: Flags, log: (line: string) => void):
     vault,
     allowUnsandboxedSteps: f["allow-unsandboxed-steps"] ?? false,
     writableRoots: permitted,
+    ...(f.mesh ? { mesh: { iface: meshInterface(f["wg-interface"]) } } : {}),
   };
+}
+
+/** A Linux interface name: 1 to 15 of letters, digits, "-", "_" and ".". */
+function meshInterface(name = "unibus0"): string {
+  return /^[A-Za-z0-9_.-]{1,15}$/.test(name) && name !== "." && name !== ".."
+    ? name
+    : usageError(`--wg-interface ${JSON.stringify(name)} is not an interface name (1-15 letters, digits, - _ .)`);
 }
 
 const CURVE_KEY = /^X[A-Z2-7]{55}$/;

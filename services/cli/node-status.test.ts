@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { NodeView, StatusView } from "./agent-replies.ts";
-import { fallbackText, fleetRows, liveTable } from "./node-status.ts";
+import { fallbackText, fleetRows, liveTable, meshText } from "./node-status.ts";
 
 const NOW = Date.parse("2024-05-01T12:00:00.000Z");
 const base = {
@@ -146,4 +146,31 @@ test("the live table names each service file the agent refused, with its code an
   const lines = liveTable(s, NOW).split("\n");
   assert.match(lines[1]!, /^api +running +42/);
   assert.equal(lines[2], "refused broken.json [E_SERVICE_CONFIG]: broken.json is not readable JSON");
+});
+
+test("the mesh: its interface and how many peers had a handshake in the last 3 minutes", () => {
+  const NOW = Date.parse("2026-12-06T12:00:00Z");
+  const peer = (node: string, at: string | null) => ({
+    node,
+    public_key: `${node.padEnd(42, "A")}A=`,
+    endpoint: null,
+    latest_handshake: at,
+  });
+  const mesh = {
+    interface: "unibus0",
+    mode: "wireguard-go" as const,
+    overlay_ip: "10.0.0.1",
+    listen_port: 51820,
+    version: 15,
+    last_sync: "2026-12-06T11:59:50Z",
+    problem: null,
+    peer_count: 3,
+    peers: [peer("n2", "2026-12-06T11:59:00Z"), peer("n3", "2026-12-06T11:50:00Z"), peer("n4", null)],
+  };
+  assert.equal(
+    meshText(mesh, NOW),
+    "mesh unibus0 at 10.0.0.1 (wireguard-go), 1 of 3 peer(s) with a handshake in the last 3 min",
+  );
+  assert.match(meshText({ ...mesh, problem: "wg set failed" }, NOW), /: wg set failed$/);
+  assert.equal(meshText(undefined, NOW), "");
 });

@@ -10,7 +10,7 @@ import { DRY_RUN, printAgentDryRun } from "./dry-run.ts";
 import { CliError, EXIT, ago, durationText, humanDuration, print, printable, table, usageError } from "./output.ts";
 import { listAll } from "./list-all.ts";
 import type { Send } from "./session.ts";
-import type { NodeAppRecord } from "../../schemas/mod.ts";
+import type { MeshInfo, NodeAppRecord } from "../../schemas/mod.ts";
 import { statusRow } from "./app-status.ts";
 
 type Report = NonNullable<NodeView["services"]>[string];
@@ -47,6 +47,21 @@ export function vaultText(
   return `vault ${v.state} (${shape}${last})${v.problem && v.state !== "unlocked" ? `: ${printable(v.problem)}` : ""}`;
 }
 
+/** WireGuard considers a session stale 3 minutes after its last handshake (REJECT_AFTER_TIME). */
+const HANDSHAKE_FRESH_MS = 180_000;
+
+/** "mesh unibus0 at 10.0.0.1 (wireguard-go), 2 of 3 peers with a handshake in the last 3 min", or "". */
+export function meshText(m: MeshInfo | undefined, nowMs: number): string {
+  if (!m) return "";
+  const at = m.overlay_ip ? ` at ${m.overlay_ip}` : "";
+  const mode = m.mode ? ` (${m.mode})` : "";
+  const fresh = m.peers.filter(
+    (p) => p.latest_handshake !== null && nowMs - Date.parse(p.latest_handshake) < HANDSHAKE_FRESH_MS,
+  ).length;
+  const problem = m.problem ? `: ${printable(m.problem)}` : "";
+  return `mesh ${m.interface}${at}${mode}, ${fresh} of ${m.peer_count} peer(s) with a handshake in the last 3 min${problem}`;
+}
+
 function agentLine(node: string, s: StatusView, nowMs: number): string {
   const a = s.agent;
   const code = typeof a.code_slot === "string" ? ` (unibus-agent slot ${a.code_slot})` : "";
@@ -56,6 +71,8 @@ function agentLine(node: string, s: StatusView, nowMs: number): string {
   ];
   const vault = vaultText(a.vault, nowMs);
   if (vault) parts.push(vault);
+  const mesh = meshText(a.mesh, nowMs);
+  if (mesh) parts.push(mesh);
   if (a.sandbox_problem) parts.push(`sandbox problem: ${printable(a.sandbox_problem)}`);
   if (a.reports_pending) parts.push(`${a.reports_pending} report(s) waiting for membershipd`);
   const dropped = [

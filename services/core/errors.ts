@@ -81,6 +81,7 @@ export const ERRORS = {
   E_WG_KEY_IN_USE: {
     meaning: "another active node enrolled with that WireGuard public key; generate a key pair of your own",
   },
+  E_NO_WG_KEY: { meaning: "the node enrolled without a WireGuard key (an older agent): it is not in the mesh" },
   E_OVERLAY_CIDR: {
     meaning:
       "the overlay CIDR is not a private range (10/8, 172.16/12, 192.168/16, 100.64/10) or overlaps this host's networks",

@@ -96,15 +96,17 @@ describe("subject permissions per role", () => {
     assert.deepEqual(p.sub, { allow: [inbox, "unibus.audit.checkpoint"], deny: [] });
   });
 
-  test("node: its own logs, its reports, trust list and desired apps; its own commands, services discovery, trust changes and inbox; one reply per request", () => {
+  test("node: its own logs, its reports, trust list, desired apps and mesh peers; its own commands, services discovery, trust and mesh changes and inbox; one reply per request", () => {
     const p = permissionsFor("node", { key, node: "n1" });
-    const [own, releaseReads] = [p.pub.allow.slice(0, 9), p.pub.allow.slice(9)];
+    const [own, releaseReads] = [p.pub.allow.slice(0, 10), p.pub.allow.slice(10)];
     assert.deepEqual(own, [
       "unibus.logs.n1.>",
       "unibus.cmd.membership.node.report",
       "unibus.cmd.membership.node.trust",
       // Issue 22: the apps it should run (its own only: membershipd checks the actor).
       "unibus.cmd.membership.node.apps",
+      // Issue 27: its WireGuard peers (its own only: membershipd checks the actor).
+      "unibus.cmd.membership.node.mesh",
       "unibus.cmd.membership.vault.distribute",
       "unibus.cmd.membership.vault.plan",
       "unibus.cmd.membership.vault.fetch",
@@ -123,6 +125,7 @@ describe("subject permissions per role", () => {
       "unibus.cmd.node.n1.>",
       "$SRV.>",
       "unibus.trust.changed",
+      "unibus.mesh.changed",
       inbox,
       "unibus.vault.n1.share",
     ]);

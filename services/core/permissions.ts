@@ -9,7 +9,7 @@
 // forwarder and admins pull from the ones membershipd made for them, each named in its own grant,
 // and every control subject a receiver acts on carries membershipd's signature
 // (services/core/control-message.ts).
-import { CHECKPOINT_SUBJECT, TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
+import { CHECKPOINT_SUBJECT, MESH_CHANGED_SUBJECT, TRUST_CHANGED_SUBJECT, type Role } from "../../schemas/mod.ts";
 import { NODE_ACTIONS, READ_ACTIONS, ROOM_ACTIONS, VAULT_NODE_ACTIONS } from "./roles.ts";
 
 export interface SubjectPermissions {
@@ -207,6 +207,7 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
         "node.report": "its own events, which membershipd checks before appending them",
         "node.trust": "the admins (and the rollout driver) it obeys",
         "node.apps": "the apps it should run, each with its signed manifest, to reconcile",
+        "node.mesh": "its WireGuard peers (keys, overlay addresses, endpoints), to keep its interface in step",
         "vault.distribute": "as a vault owner: hand membershipd its sealed shares",
         "vault.plan": "as a vault owner: the guardians to seal shares to",
         "vault.fetch": "as a guardian: the sealed share an owner's signed request asks for",
@@ -237,6 +238,7 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
               "services discovery requests from admins and monitors, answered only on an inbox (its one reply per request gets past its deny list)",
             ),
             g(TRUST_CHANGED_SUBJECT, "membershipd's signed nudge to fetch the admins again"),
+            g(MESH_CHANGED_SUBJECT, "membershipd's signed nudge to fetch its WireGuard peers again"),
             inbox,
             g(`unibus.vault.${ctx.node}.share`, "share requests for the shares it guards"),
           ],

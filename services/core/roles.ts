@@ -39,7 +39,7 @@ export const ROOM_ACTIONS: ReadonlySet<string> = new Set([
  * What a node's agent asks of membershipd: append its own events, and learn which admins it obeys.
  * Kept apart from READ_ACTIONS, which monitors may send.
  */
-export const NODE_ACTIONS: ReadonlySet<string> = new Set(["node.report", "node.trust", "node.apps"]);
+export const NODE_ACTIONS: ReadonlySet<string> = new Set(["node.report", "node.trust", "node.apps", "node.mesh"]);
 
 /** What a node's agent asks membershipd for its vault: as an owner (distribute, plan, mismatch) or a guardian (fetch). */
 export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
@@ -57,6 +57,7 @@ export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([
 const OTHER_READS: ReadonlySet<string> = new Set([
   "node.trust",
   "node.apps",
+  "node.mesh",
   "backup.fetch",
   "room.keys",
   "room.read",

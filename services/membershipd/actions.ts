@@ -22,6 +22,7 @@ import { writerHandlers } from "./writer-actions.ts";
 import { createVaultHandlers } from "./vault/mod.ts";
 import { accountHandlers, type SigningKeys } from "./signing-keys/mod.ts";
 import { auditHandlers } from "./audit-actions.ts";
+import { meshHandlers } from "./mesh-actions.ts";
 
 export { parseCommandArgs as parseActionArgs } from "./handlers.ts";
 
@@ -45,6 +46,8 @@ export interface ActionDeps extends FleetActionDeps, Omit<ActionKitDeps, "reads"
   roomMessages: RoomMessages;
   /** The CA bundle agents are handed in node.trust (a CA rotation's overlap); absent without TLS. */
   tlsCa?: () => string | null;
+  /** The overlay's CIDR, for node.mesh; absent without operator-mode auth. */
+  overlayCidr?: string;
   log?: (line: string) => void;
 }
 
@@ -83,6 +86,7 @@ export function createActions(deps: ActionDeps) {
     ...accountHandlers(deps.signingKeys ?? null),
     ...auditHandlers(jsm),
     ...createVaultHandlers({ aggregates, buckets, jsm }),
+    ...meshHandlers({ aggregates, ...(deps.overlayCidr ? { overlayCidr: deps.overlayCidr } : {}) }),
   };
 
   return (_action: string, parsed: ParsedCommand, cmd: CommandEnvelope) => dispatch(handlers, parsed, cmd);

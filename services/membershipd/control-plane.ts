@@ -19,6 +19,7 @@ import type { ReplicaCopy, Signer } from "../core/mod.ts";
 import { createActions } from "./actions.ts";
 import { createActorLookup } from "./actors.ts";
 import { announceTrustChange } from "./trust.ts";
+import { meshChangeAnnouncer } from "./mesh-actions.ts";
 import { announceCaBundleChange, caBundleReader } from "./tls-trust.ts";
 import { RoomMessages } from "./rooms/mod.ts";
 import { bootstrapStore } from "./bootstrap.ts";
@@ -201,6 +202,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
   const updates = await s.cold("the release store", () => startUpdates(updatesOptions(o, s, driver)));
   const backups = backupsOf(o, s);
   const trustChanged = () => announceTrustChange(o.nc, driver);
+  auth?.enrollment.onMeshChange(meshChangeAnnouncer(o.nc, driver));
   const signingKeys = signingKeysOf(o, s, trustChanged);
   const followKeys = signingKeys?.follow(o.nc);
   const roomMessages = new RoomMessages(o.nc, jsm);
@@ -220,7 +222,7 @@ export async function startControlPlane(o: ControlPlaneOptions) {
     backupHandlers: createBackupHandlers(backups),
     clusterHandlers: cluster.handlers,
     nodeQuotas,
-    ...(o.security ? { tlsCa: caBundleReader(o.security.caFile) } : {}),
+    ...(o.security ? { tlsCa: caBundleReader(o.security.caFile), overlayCidr: o.security.cidr } : {}),
     ...(o.log ? { log: o.log } : {}),
   });
   const pause = new WritePause(o.nc, service.publicKey, o.log);

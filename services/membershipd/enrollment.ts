@@ -82,7 +82,17 @@ export class EnrollmentService {
   private writeFleet(command: FleetCommand, meta: { actor: Actor; commandId: string }) {
     const run = this.fleetWrites.then(() => this.aggregates.execute(fleetAggregate, FLEET, command, meta));
     this.fleetWrites = run.catch(() => {});
-    return run;
+    return run.then((r) => {
+      if (!isDomainError(r) && !r.replayed && r.events.some(changesMesh)) this.meshChanged();
+      return r;
+    });
+  }
+
+  private meshChanged: () => void = () => {};
+
+  /** Called after each fleet write of this process that adds a WireGuard peer or removes one. */
+  onMeshChange(listener: () => void): void {
+    this.meshChanged = listener;
   }
 
   private fleet(): Promise<FleetState> {
@@ -361,4 +371,10 @@ function parseJson<T>(raw: Uint8Array, schema: z.ZodType<T>): { value: T } | { e
   return r.success
     ? { value: r.data }
     : { error: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(r.error)}`)) };
+}
+
+/** A node that joins with a WireGuard key, leaves or is revoked: every node's peer list changes. */
+function changesMesh(e: { type: string; data: unknown }): boolean {
+  if (e.type === "NodeLeft" || e.type === "NodeRevoked") return true;
+  return e.type === "NodeEnrolled" && (e.data as { wg_key?: string }).wg_key !== undefined;
 }

@@ -18,7 +18,7 @@ import {
   SecretFileError,
   NatsServerMissingError,
 } from "../bus/mod.ts";
-import { checkOverlayCidr, type HostNetwork } from "../core/mod.ts";
+import { checkOverlayCidr, parseCidr, type HostNetwork } from "../core/mod.ts";
 import { zodMessage } from "./command-pipeline.ts";
 import { startControlPlane, type ControlPlane } from "./control-plane.ts";
 import { ZodError } from "zod";
@@ -133,18 +133,41 @@ function configFrom(argv: string[]): MembershipdConfig {
       err instanceof ZodError ? `bad flag: ${zodMessage(err)}` : `${(err as Error).message}\n${usage}`,
     );
   }
-  const bad = checkOverlayCidr(cfg.overlayCidr, hostNetworks());
+  const bad = checkOverlayCidr(cfg.overlayCidr, hostNetworks(cfg.overlayCidr));
   if (bad) throw new StartupError(`refused (${bad.code}): ${bad.message}`);
   return cfg;
 }
 
-/** This host's IPv4 networks, loopback left out: what the overlay's range must not overlap. */
-function hostNetworks(): HostNetwork[] {
+/**
+ * This host's IPv4 networks, loopback left out: what the overlay's range must not overlap. The
+ * mesh's own interface (a node's agent runs --mesh on this host too) is left out as well: a layer-3
+ * link (WireGuard, kernel or wireguard-go, has no link-layer address: ARPHRD_NONE) whose network
+ * is the overlay's exactly. A LAN on the same range is an Ethernet link and still refused.
+ */
+function hostNetworks(overlayCidr: string): HostNetwork[] {
   return Object.entries(networkInterfaces()).flatMap(([name, addresses]) =>
     (addresses ?? [])
       .filter((a) => a.family === "IPv4" && !a.internal && a.cidr !== null)
+      .filter((a) => !(sameNetwork(a.cidr!, overlayCidr) && linkTypeOf(name) === ARPHRD_NONE))
       .map((a) => ({ name, cidr: a.cidr! })),
   );
+}
+
+const ARPHRD_NONE = 65_534;
+
+function linkTypeOf(name: string): number | null {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/type`, "utf8").trim());
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `a` (an address with its prefix, 10.0.0.3/24) lies in network `b` with the same prefix. */
+function sameNetwork(a: string, b: string): boolean {
+  const x = parseCidr(a);
+  const y = parseCidr(b);
+  return x !== null && y !== null && x.base === y.base && x.bits === y.bits;
 }
 
 type Security = Awaited<ReturnType<typeof prepareSecurity>>;

@@ -127,12 +127,16 @@ export class TrustList implements TrustCheck {
     const ignored = quietLog(log);
     this.sub = nc.subscribe(TRUST_CHANGED_SUBJECT, {
       callback: (_err, msg) => {
-        const keys = (this.list?.updaters ?? []).filter((a) => !isNodeIdentity(a)).map((a) => a.key);
-        const c = checkControl(TRUST_CHANGED_SUBJECT, msg.data, keys, this.now());
+        const c = checkControl(TRUST_CHANGED_SUBJECT, msg.data, this.nudgeKeys(), this.now());
         if (c.ok) void this.refresh();
         else ignored(`ignored a message on ${TRUST_CHANGED_SUBJECT} that membershipd did not sign (${c.reason})`);
       },
     });
+  }
+
+  /** The keys membershipd signs its nudges with (its rollout driver's): the updaters that are not nodes. */
+  nudgeKeys(): string[] {
+    return (this.list?.updaters ?? []).filter((a) => !isNodeIdentity(a)).map((a) => a.key);
   }
 
   stop(): void {

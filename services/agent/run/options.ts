@@ -28,6 +28,8 @@ export interface AgentOptions {
    * `<data dir>/service-data/<service>`.
    */
   writableRoots?: readonly string[];
+  /** The WireGuard mesh (--mesh): its interface kept in step with the fleet's peers. */
+  mesh?: { iface: string };
 }
 
 /** Vault mode: this node's data key split among its peers (services/agent/vault). */

@@ -20,6 +20,7 @@ import {
   type NodeOps,
 } from "../commands/mod.ts";
 import { answerLogsQuery, type LogShipper } from "../logs/mod.ts";
+import { Mesh } from "../mesh/mod.ts";
 import type { NodeStore } from "../node-store.ts";
 import type { ConfigError, Supervisor } from "../supervisor/mod.ts";
 import { limitsMode } from "../supervisor/limits-mode.ts";
@@ -67,6 +68,8 @@ export class AgentRuntime implements RunningAgent {
   private readonly selfTrial: SelfTrial | null;
   private readonly commandRecord: CommandRecord;
   private readonly trustList: TrustList;
+  /** The WireGuard mesh (--mesh), null without it. */
+  private readonly mesh: Mesh | null;
   private readonly apps: AppReconciler;
   private guardian: Guardian | null = null;
   private commandService: NodeCommandService | null = null;
@@ -132,6 +135,16 @@ export class AgentRuntime implements RunningAgent {
       log: this.log,
     });
     this.apps = this.makeApps(local);
+    this.mesh = o.mesh
+      ? new Mesh({
+          node: this.node,
+          iface: o.mesh.iface,
+          keyFile: this.store.path("wg"),
+          ask: (action, args) => this.connection.ask(action, args),
+          nudgeKeys: () => this.trustList.nudgeKeys(),
+          log: this.log,
+        })
+      : null;
   }
 
   /** The apps' reconciler: pulls `node.apps` over this agent's connection and runs them in its supervisor. */
@@ -228,6 +241,8 @@ export class AgentRuntime implements RunningAgent {
     if (this.selfTrial) void this.selfTrial.commit();
     this.apps.start();
     this.apps.sync();
+    // After the trust list: the mesh's nudges are checked against its keys.
+    this.mesh?.start(nc);
   }
 
   private async commandEvent(
@@ -253,7 +268,7 @@ export class AgentRuntime implements RunningAgent {
     return {
       status: async () => ({
         node: this.node,
-        agent: this.agentInfo(),
+        agent: { ...this.agentInfo(), ...(this.mesh ? { mesh: await this.mesh.info() } : {}) },
         services: supervisor.status(),
         apps: this.apps.status(),
       }),
@@ -334,8 +349,9 @@ export class AgentRuntime implements RunningAgent {
       this.reconnectBackoff.reset();
       this.log(`NATS: reconnected to ${nc.getServer()}`);
       void this.trustList.refresh().catch(() => {});
-      // A nudge sent while the link was down is lost: pull the desired apps again.
+      // A nudge sent while the link was down is lost: pull the desired apps and the peers again.
       this.apps.sync();
+      void this.mesh?.sync();
     }
   }
 
@@ -367,6 +383,7 @@ export class AgentRuntime implements RunningAgent {
     await this.keyConsumers.stop();
     await this.guardian?.stop();
     this.trustList.stop();
+    this.mesh?.stop();
     if (this.commandService && !(await atMost(3000, this.commandService.stop())))
       this.log("stopping the command service timed out");
     const { journal, reporter } = this.reports;
