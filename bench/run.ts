@@ -17,6 +17,7 @@ import * as apps from "./apps.ts";
 import * as unlock from "./unlock.ts";
 import * as backup from "./backup.ts";
 import * as rooms from "./rooms.ts";
+import * as mesh from "./mesh.ts";
 
 const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
   append,
@@ -29,6 +30,7 @@ const BENCHES: Record<string, { run(): Promise<BenchResult> }> = {
   unlock,
   backup,
   rooms,
+  mesh,
 };
 
 function machine() {

@@ -143,6 +143,16 @@ export const EventDataSchemas = {
       .object({ node: Slug, address: Ipv4, reason: z.string().max(200) })
       .strict()
       .describe("A compromised node was cut off; its identity is revoked and its address may be reused."),
+    NodeWgChanged: z
+      .object({
+        node: Slug,
+        wg_key: WgPublicKey,
+        wg_endpoint: WgEndpoint.nullable().describe("null: its peers learn where it is from its packets"),
+      })
+      .strict()
+      .describe(
+        "An active node changed its WireGuard public key or endpoint (node.wg_update, signed with its node key): every peer takes the new ones.",
+      ),
   },
   node: {
     AgentStarted: z

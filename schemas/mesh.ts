@@ -8,6 +8,14 @@ const Ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
 /** Peers per page of node.mesh: 1,000 peers are about 160 KB, under the server's 1 MB payload limit. */
 export const MAX_MESH_PAGE = 1000;
 
+/** node.wg_update: the node's WireGuard key and endpoint from now on (both, as they should be). */
+export const WgUpdateArgs = z.object({ node: Slug, wg_key: WgPublicKey, wg_endpoint: WgEndpoint.nullable() }).strict();
+
+export const WgUpdateResult = z
+  .object({ node: Slug, wg_key: WgPublicKey, wg_endpoint: WgEndpoint.nullable(), changed: z.boolean() })
+  .strict();
+export type WgUpdateResult = z.infer<typeof WgUpdateResult>;
+
 export const MeshArgs = z
   .object({
     node: Slug,
@@ -32,6 +40,10 @@ export type WgPeer = z.infer<typeof WgPeer>;
 export const MeshResult = z
   .object({
     node: Slug,
+    /** The asking node's WireGuard public key as the fleet holds it: its interface must use the matching private key. */
+    public_key: WgPublicKey,
+    /** Its endpoint as the fleet holds it (null: none given). */
+    endpoint: WgEndpoint.nullable(),
     /** The asking node's own overlay address and the overlay's CIDR (its interface's prefix). */
     overlay_ip: Ipv4,
     overlay_cidr: z.string().regex(/^[\d.]+\/\d{1,2}$/),
@@ -65,6 +77,9 @@ export const MeshInfo = z
     last_sync: z.string().nullable(),
     /** Why the last sync failed; null when it did not. */
     problem: z.string().nullable(),
+    /** The overlay's nftables filter (--firewall): off, in place, not applied yet, or failed (firewall_problem says why). */
+    firewall: z.enum(["off", "nftables", "pending", "failed"]),
+    firewall_problem: z.string().nullable(),
     peer_count: z.number().int().min(0),
     peers: z
       .array(

@@ -9,7 +9,7 @@ import { IsoTime, Sha256Hex, Slug } from "./ids.ts";
 import { ServiceName } from "./service-config.ts";
 import { UpdateArgs, Version } from "./releases.ts";
 import { AppName, LimitsMode, NodeAppsArgs } from "./apps.ts";
-import { MeshArgs, MeshInfo } from "./mesh.ts";
+import { MeshArgs, MeshInfo, WgUpdateArgs } from "./mesh.ts";
 import { SealedBlob, VaultInfo } from "./vault.ts";
 
 const Node = { node: Slug };
@@ -128,6 +128,8 @@ export const AgentInfo = z
       .optional(),
     /** The WireGuard mesh's interface and peers (`run --mesh`). */
     mesh: MeshInfo.optional(),
+    /** IPv6 on the agent's host (its network namespace): off after `run --disable-ipv6`; absent from a kernel without it. */
+    ipv6: z.enum(["on", "off", "absent"]).optional(),
   })
   .strict();
 export type AgentInfo = z.infer<typeof AgentInfo>;
@@ -212,6 +214,8 @@ export const NodeReportArgs = {
   "node.apps": NodeAppsArgs,
   /** The node's WireGuard peers (MeshResult), a page at a time: the agent keeps its interface in step. */
   "node.mesh": MeshArgs,
+  /** A new WireGuard key or endpoint for the node itself (`unibus-agent wg update`). */
+  "node.wg_update": WgUpdateArgs,
 } as const;
 
 export const ReportResult = z.object({ applied: z.number().int().min(0), last_seq: z.number().int().min(0) }).strict();

@@ -124,6 +124,9 @@ export const NodeRecord = z
     agent: NodeAgentRecord.nullable(),
     /** Absent in records written before vault state was projected: read as null. */
     vault: NodeVaultRecord.nullable().default(null),
+    /** Its WireGuard public key and endpoint (NodeEnrolled, NodeWgChanged); null without one. */
+    wg_key: z.string().nullable().default(null),
+    wg_endpoint: z.string().nullable().default(null),
     seq: Seq,
   })
   .strict();

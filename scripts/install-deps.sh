@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what unibus needs and is missing: Debian packages (nats-server, bubblewrap, openssl, minisign, rsyslog,
-# promtool, shellcheck, systemd-analyze, gcc, the NATS C client, wg and wireguard-go) with apt when run as root, and the npm dependencies from package-lock.json.
+# promtool, shellcheck, systemd-analyze, gcc, the NATS C client, wg, wireguard-go and nft) with apt when run as root, and the npm dependencies from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,8 @@ dpkg -s rsyslog-gnutls >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
 command -v wg >/dev/null 2>&1 || missing+=(wireguard-tools)
 command -v wireguard-go >/dev/null 2>&1 || missing+=(wireguard-go)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+# The overlay's packet filter (agent run --mesh --firewall): nft, where the kernel has nf_tables.
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 # make test runs shellcheck on every shell script and systemd-analyze on the deploy's units.
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)

@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   MESH_CHANGED_SUBJECT,
   MeshResult,
+  WgUpdateResult,
   NodeConfig,
   NodeRecord,
   ReportResult,
@@ -448,6 +449,34 @@ describe("node mesh (issue 27)", () => {
     refused(await nodeSend(a, "node.mesh", { node: "mesh-b" }, { claim: "mesh-b" }), "E_UNKNOWN_ACTOR");
     const old = nodes.find((n) => n.name === "rep-web")!;
     refused(await nodeSend(old, "node.mesh", { node: "rep-web" }), "E_NO_WG_KEY");
+  });
+
+  test("node.wg_update: a node changes its own key or endpoint (announced; its peers see it); nobody else may", async () => {
+    const fresh = wgKey();
+    const heard = nextMessage(b.nc, MESH_CHANGED_SUBJECT, 5000);
+    await b.nc.flush();
+    const r = ok(
+      await nodeSend(a, "node.wg_update", { node: "mesh-a", wg_key: fresh, wg_endpoint: "10.231.0.1:51999" }),
+      WgUpdateResult,
+    );
+    assert.deepEqual([r.changed, r.wg_key], [true, fresh]);
+    assert.equal(await heard.done, true, "mesh-b heard the nudge");
+    const seen = ok(await nodeSend(b, "node.mesh", { node: "mesh-b" }), MeshResult);
+    const fromB = seen.peers.find((p) => p.node === "mesh-a")!;
+    assert.deepEqual([fromB.public_key, fromB.endpoint], [fresh, "10.231.0.1:51999"]);
+    const own = ok(await nodeSend(a, "node.mesh", { node: "mesh-a" }), MeshResult);
+    assert.deepEqual([own.public_key, own.endpoint, own.listen_port], [fresh, "10.231.0.1:51999", 51999]);
+    const again = ok(
+      await nodeSend(a, "node.wg_update", { node: "mesh-a", wg_key: fresh, wg_endpoint: "10.231.0.1:51999" }),
+      WgUpdateResult,
+    );
+    assert.equal(again.changed, false, "the same again records nothing");
+    refused(
+      await nodeSend(a, "node.wg_update", { node: "mesh-a", wg_key: seen.public_key, wg_endpoint: null }),
+      "E_WG_KEY_IN_USE",
+    );
+    refused(await nodeSend(a, "node.wg_update", { node: "mesh-b", wg_key: wgKey(), wg_endpoint: null }), "E_FORBIDDEN");
+    refused(await admin("node.wg_update", { node: "mesh-a", wg_key: wgKey(), wg_endpoint: null }), "E_FORBIDDEN");
   });
 
   test("a revoked node is gone from its peers' lists, and the change is announced on unibus.mesh.changed", async () => {

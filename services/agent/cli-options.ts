@@ -23,6 +23,12 @@ export const options = {
   "wg-endpoint": { type: "string" },
   mesh: { type: "boolean" },
   "wg-interface": { type: "string" },
+  firewall: { type: "boolean" },
+  "route-port": { type: "string" },
+  "route-peer": { type: "string", multiple: true },
+  "disable-ipv6": { type: "boolean" },
+  "rotate-key": { type: "boolean" },
+  "no-wg-endpoint": { type: "boolean" },
 } as const;
 
 /** Where the data dir is: --data-dir, UNIBUS_AGENT_DATA_DIR, or local_files/agent (relative to the working directory). */

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { isIPv4 } from "node:net";
 import { createInterface } from "node:readline";
 import { NodeLabels, wgEndpointProblem } from "../../schemas/mod.ts";
 import { exitCodeOf, isErrorCode, parseGenesisKey } from "../core/mod.ts";
@@ -14,6 +15,8 @@ import { DEFAULT_DATA_DIR, options } from "./cli-options.ts";
 import { AdoptError, ColdStartError, KeyHandoff, adoptKey, coldUnlock, keyRuntimeDir } from "./vault/mod.ts";
 import { KeyHandoffError } from "../bus/mod.ts";
 import { writableRootProblem } from "./supervisor/mod.ts";
+import { disableIpv6 } from "./run/ipv6.ts";
+import { wgUpdate } from "./wg-update.ts";
 
 export const usage = `usage: unibus-agent [flags] <command>
 
@@ -46,6 +49,11 @@ commands:
       [--mesh]                         as root: bring up this node's WireGuard interface and keep its
                                        peers in step with the fleet (kernel WireGuard, else wireguard-go)
       [--wg-interface NAME]            the mesh's interface (default unibus0)
+      [--firewall]                     with --mesh: an nftables table of the agent's own lets only the
+                                       mesh's peers in on its interface (and no IPv6 there)
+      [--route-port N --route-peer IP] with --firewall: the NATS route port takes only these addresses
+                                       (the cluster's other servers; --route-peer is repeatable)
+      [--disable-ipv6]                 switch IPv6 off on this host (its network namespace) first
       [--allow-luks]                   as root: open the LUKS devices services declare with the data key
                                        the unlocked key goes to its consumers in $UNIBUS_KEY_RUNTIME_DIR
                                        (default /run/unibus/<node>, must be tmpfs)
@@ -57,6 +65,9 @@ commands:
   vault cold-unlock                    full-cluster cold start: prints a request line for
                                        unibus vault cold-answer, reads its answer on stdin and hands the
                                        key to membershipd (--at-rest-key-handoff) on tmpfs
+  wg update [--rotate-key] [--wg-endpoint HOST:PORT | --no-wg-endpoint]
+                                       a new WireGuard key pair for this node, or a new endpoint:
+                                       membershipd records it, every peer and the running agent take it
   status                               this node's enrollment
 
 flags (env in brackets):
@@ -133,8 +144,13 @@ export async function main(argv: string[]): Promise<number> {
     };
     const [command] = positionals;
     if (command === "status") return status(store, json);
-    if (command === "run") return await runDaemon(daemonOptions(store, f, log));
+    if (command === "run") {
+      const options = daemonOptions(store, f, log);
+      if (f["disable-ipv6"]) disableIpv6();
+      return await runDaemon(options);
+    }
     if (command === "vault") return await vaultCommand(store, positionals.slice(1), f, log, json);
+    if (command === "wg") return await wgCommand(store, positionals.slice(1), f, json);
     if (command === "join" || command === "enroll-wait") return await enroll(command, store, f, o, json);
     return usageError(`unknown command "${positionals.join(" ")}"`);
   } catch (err) {
@@ -228,7 +244,27 @@ function daemonOptions(store: NodeStore, f: Flags, log: (line: string) => void):
     vault,
     allowUnsandboxedSteps: f["allow-unsandboxed-steps"] ?? false,
     writableRoots: permitted,
-    ...(f.mesh ? { mesh: { iface: meshInterface(f["wg-interface"]) } } : {}),
+    ...meshOptions(f),
+  };
+}
+
+/** --mesh, --wg-interface, --firewall, --route-port and --route-peer, checked together. */
+function meshOptions(f: Flags): Pick<AgentOptions, "mesh"> {
+  if (!f.mesh) {
+    for (const flag of ["wg-interface", "firewall", "route-port", "route-peer"] as const)
+      if (f[flag] !== undefined) usageError(`--${flag} needs --mesh`);
+    return {};
+  }
+  if (!f.firewall && (f["route-port"] !== undefined || f["route-peer"] !== undefined))
+    usageError("--route-port and --route-peer need --firewall");
+  const peers = f["route-peer"] ?? [];
+  for (const p of peers) if (!isIPv4(p)) usageError(`--route-peer ${JSON.stringify(p)} is not an IPv4 address`);
+  const port = f["route-port"] === undefined ? null : Number(f["route-port"]);
+  if (port !== null && !(Number.isInteger(port) && port >= 1 && port <= 65_535))
+    usageError(`--route-port ${JSON.stringify(f["route-port"])} is not a port (1-65535)`);
+  const route = port === null ? {} : { route: { port, peers } };
+  return {
+    mesh: { iface: meshInterface(f["wg-interface"]), ...(f.firewall ? { firewall: route } : {}) },
   };
 }
 
@@ -237,6 +273,32 @@ function meshInterface(name = "unibus0"): string {
   return /^[A-Za-z0-9_.-]{1,15}$/.test(name) && name !== "." && name !== ".."
     ? name
     : usageError(`--wg-interface ${JSON.stringify(name)} is not an interface name (1-15 letters, digits, - _ .)`);
+}
+
+/** `wg update [--rotate-key] [--wg-endpoint HOST:PORT | --no-wg-endpoint]`. */
+async function wgCommand(store: NodeStore, args: string[], f: Flags, json: boolean): Promise<number> {
+  if (args.join(" ") !== "update") usageError(`unknown command "wg ${args.join(" ")}" (wg update)`);
+  if (f["wg-endpoint"] !== undefined && f["no-wg-endpoint"])
+    usageError("--wg-endpoint and --no-wg-endpoint: one or the other");
+  const endpoint = f["no-wg-endpoint"]
+    ? null
+    : f["wg-endpoint"] === undefined
+      ? undefined
+      : wgEndpoint(f["wg-endpoint"]).wgEndpoint;
+  if (!f["rotate-key"] && endpoint === undefined)
+    usageError("wg update needs --rotate-key, --wg-endpoint or --no-wg-endpoint");
+  const r = await wgUpdate({
+    store,
+    rotateKey: f["rotate-key"] ?? false,
+    endpoint,
+    timeoutMs: Number(f.timeout ?? 10_000),
+  });
+  process.stdout.write(
+    json
+      ? `${JSON.stringify({ ok: true, result: r })}\n`
+      : `${r.node}: WireGuard key ${r.wg_key}, endpoint ${r.wg_endpoint ?? "none"}${r.changed ? "" : " (as before)"}; every peer and this node's running agent take it within seconds\n`,
+  );
+  return 0;
 }
 
 const CURVE_KEY = /^X[A-Z2-7]{55}$/;

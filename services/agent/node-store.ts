@@ -1,6 +1,6 @@
 // The agent's data dir: its keys (created here, never sent anywhere), and once enrolled its
 // credentials, the pinned CA and what membershipd told it. Seeds and creds are 0600 files.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCurve, fromCurveSeed } from "@nats-io/nkeys";
 import { NodeConfig } from "../../schemas/mod.ts";
@@ -23,6 +23,8 @@ export const FILES = {
   config: "node.json",
   /** The WireGuard private key, as `wg genkey` writes it (base64, 0600): `wg set … private-key` reads it. */
   wg: "wg.key",
+  /** A rotation's new key, until membershipd has recorded its public key (then it becomes wg.key). */
+  wgNext: "wg.key.next",
 } as const;
 
 export interface NodeKeys {
@@ -67,26 +69,53 @@ export class NodeStore {
    * The node's WireGuard public key; its private key is made on first use and stays in `wg.key`
    * (0600). A join retried after a failure reuses it, like the node's other keys.
    */
-  wgPublicKey(): string {
-    if (!existsSync(this.path("wg"))) {
-      const raw = newWgPrivateKey();
-      const text = wgKeyFileText(raw);
-      try {
-        writeSecretFile(this.path("wg"), text);
-      } finally {
-        raw.fill(0);
-        text.fill(0);
-      }
-    }
-    const file = readSecretFile(this.path("wg"));
+  wgPublicKey(which: "wg" | "wgNext" = "wg"): string {
+    if (which === "wg" && !existsSync(this.path("wg"))) this.newWgKey("wg");
+    const file = readSecretFile(this.path(which));
     const raw = parseWgKeyFile(file);
     file.fill(0);
-    if (!raw) throw new Error(`${this.path("wg")} does not hold one WireGuard private key (base64 of 32 bytes)`);
+    if (!raw) throw new Error(`${this.path(which)} does not hold one WireGuard private key (base64 of 32 bytes)`);
     try {
       return wgPublicKeyOf(raw);
     } finally {
       raw.fill(0);
     }
+  }
+
+  /** A new WireGuard private key in `which` (0600), replacing what is there; its public key. */
+  newWgKey(which: "wg" | "wgNext"): string {
+    const raw = newWgPrivateKey();
+    const text = wgKeyFileText(raw);
+    try {
+      replaceSecretFile(this.path(which), text);
+      return wgPublicKeyOf(raw);
+    } finally {
+      raw.fill(0);
+      text.fill(0);
+    }
+  }
+
+  /**
+   * A rotation's new key becomes wg.key once membershipd holds its public key (`recorded`): a
+   * rotation cut short after membershipd took it finishes here. Otherwise, with `removeStale`
+   * (`wg update` starting), a leftover wg.key.next (its update never landed) is removed. True when
+   * wg.key changed.
+   */
+  settleWgRotation(recorded: string, removeStale: boolean): boolean {
+    if (!existsSync(this.path("wgNext"))) return false;
+    let next: string | null = null;
+    try {
+      next = this.wgPublicKey("wgNext");
+    } catch {
+      // A damaged leftover is of no use: removed below.
+    }
+    if (next === recorded) {
+      renameSync(this.path("wgNext"), this.path("wg"));
+      return true;
+    }
+    // The daemon never removes it: a `wg update` may have sent its key and be waiting for the answer.
+    if (removeStale) rmSync(this.path("wgNext"), { force: true });
+    return false;
   }
 
   private seed(name: "sign" | "kex"): Uint8Array {

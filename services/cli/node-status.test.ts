@@ -164,12 +164,18 @@ test("the mesh: its interface and how many peers had a handshake in the last 3 m
     version: 15,
     last_sync: "2026-12-06T11:59:50Z",
     problem: null,
+    firewall: "nftables" as const,
+    firewall_problem: null,
     peer_count: 3,
     peers: [peer("n2", "2026-12-06T11:59:00Z"), peer("n3", "2026-12-06T11:50:00Z"), peer("n4", null)],
   };
   assert.equal(
     meshText(mesh, NOW),
-    "mesh unibus0 at 10.0.0.1 (wireguard-go), 1 of 3 peer(s) with a handshake in the last 3 min",
+    "mesh unibus0 at 10.0.0.1 (wireguard-go), 1 of 3 peer(s) with a handshake in the last 3 min, firewall nftables",
+  );
+  assert.match(
+    meshText({ ...mesh, firewall: "failed", firewall_problem: "nft is not installed" }, NOW),
+    /, firewall FAILED \(nft is not installed\)$/,
   );
   assert.match(meshText({ ...mesh, problem: "wg set failed" }, NOW), /: wg set failed$/);
   assert.equal(meshText(undefined, NOW), "");

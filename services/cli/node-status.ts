@@ -58,8 +58,14 @@ export function meshText(m: MeshInfo | undefined, nowMs: number): string {
   const fresh = m.peers.filter(
     (p) => p.latest_handshake !== null && nowMs - Date.parse(p.latest_handshake) < HANDSHAKE_FRESH_MS,
   ).length;
+  const firewall =
+    m.firewall === "off"
+      ? ", no firewall"
+      : m.firewall === "failed"
+        ? `, firewall FAILED (${printable(m.firewall_problem ?? "")})`
+        : `, firewall ${m.firewall}`;
   const problem = m.problem ? `: ${printable(m.problem)}` : "";
-  return `mesh ${m.interface}${at}${mode}, ${fresh} of ${m.peer_count} peer(s) with a handshake in the last 3 min${problem}`;
+  return `mesh ${m.interface}${at}${mode}, ${fresh} of ${m.peer_count} peer(s) with a handshake in the last 3 min${firewall}${problem}`;
 }
 
 function agentLine(node: string, s: StatusView, nowMs: number): string {

@@ -81,6 +81,7 @@ export const ERRORS = {
   E_WG_KEY_IN_USE: {
     meaning: "another active node enrolled with that WireGuard public key; generate a key pair of your own",
   },
+  E_HOST_SETTING: { meaning: "the agent could not apply a host setting it was started with (--disable-ipv6)" },
   E_NO_WG_KEY: { meaning: "the node enrolled without a WireGuard key (an older agent): it is not in the mesh" },
   E_OVERLAY_CIDR: {
     meaning:

@@ -96,9 +96,9 @@ describe("subject permissions per role", () => {
     assert.deepEqual(p.sub, { allow: [inbox, "unibus.audit.checkpoint"], deny: [] });
   });
 
-  test("node: its own logs, its reports, trust list, desired apps and mesh peers; its own commands, services discovery, trust and mesh changes and inbox; one reply per request", () => {
+  test("node: its own logs, its reports, trust list, desired apps, mesh peers and WireGuard key; its own commands, services discovery, trust and mesh changes and inbox; one reply per request", () => {
     const p = permissionsFor("node", { key, node: "n1" });
-    const [own, releaseReads] = [p.pub.allow.slice(0, 10), p.pub.allow.slice(10)];
+    const [own, releaseReads] = [p.pub.allow.slice(0, 11), p.pub.allow.slice(11)];
     assert.deepEqual(own, [
       "unibus.logs.n1.>",
       "unibus.cmd.membership.node.report",
@@ -107,6 +107,8 @@ describe("subject permissions per role", () => {
       "unibus.cmd.membership.node.apps",
       // Issue 27: its WireGuard peers (its own only: membershipd checks the actor).
       "unibus.cmd.membership.node.mesh",
+      // Its own new WireGuard key or endpoint (membershipd checks the actor is that node).
+      "unibus.cmd.membership.node.wg_update",
       "unibus.cmd.membership.vault.distribute",
       "unibus.cmd.membership.vault.plan",
       "unibus.cmd.membership.vault.fetch",

@@ -208,6 +208,7 @@ export function grantsFor(role: Role, ctx: PermissionContext): RoleGrants {
         "node.trust": "the admins (and the rollout driver) it obeys",
         "node.apps": "the apps it should run, each with its signed manifest, to reconcile",
         "node.mesh": "its WireGuard peers (keys, overlay addresses, endpoints), to keep its interface in step",
+        "node.wg_update": "its own new WireGuard public key or endpoint",
         "vault.distribute": "as a vault owner: hand membershipd its sealed shares",
         "vault.plan": "as a vault owner: the guardians to seal shares to",
         "vault.fetch": "as a guardian: the sealed share an owner's signed request asks for",

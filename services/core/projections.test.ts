@@ -737,6 +737,8 @@ describe("nodesProjection: enrollment and the node's own reports", () => {
       last_command: { action: "restart", actor: "alice", ok: true, at: at(18) },
     },
     vault: null,
+    wg_key: null,
+    wg_endpoint: null,
     seq: 18,
   };
 

@@ -39,7 +39,13 @@ export const ROOM_ACTIONS: ReadonlySet<string> = new Set([
  * What a node's agent asks of membershipd: append its own events, and learn which admins it obeys.
  * Kept apart from READ_ACTIONS, which monitors may send.
  */
-export const NODE_ACTIONS: ReadonlySet<string> = new Set(["node.report", "node.trust", "node.apps", "node.mesh"]);
+export const NODE_ACTIONS: ReadonlySet<string> = new Set([
+  "node.report",
+  "node.trust",
+  "node.apps",
+  "node.mesh",
+  "node.wg_update",
+]);
 
 /** What a node's agent asks membershipd for its vault: as an owner (distribute, plan, mismatch) or a guardian (fetch). */
 export const VAULT_NODE_ACTIONS: ReadonlySet<string> = new Set([

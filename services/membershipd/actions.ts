@@ -86,7 +86,11 @@ export function createActions(deps: ActionDeps) {
     ...accountHandlers(deps.signingKeys ?? null),
     ...auditHandlers(jsm),
     ...createVaultHandlers({ aggregates, buckets, jsm }),
-    ...meshHandlers({ aggregates, ...(deps.overlayCidr ? { overlayCidr: deps.overlayCidr } : {}) }),
+    ...meshHandlers({
+      aggregates,
+      enrollment: deps.enrollment,
+      ...(deps.overlayCidr ? { overlayCidr: deps.overlayCidr } : {}),
+    }),
   };
 
   return (_action: string, parsed: ParsedCommand, cmd: CommandEnvelope) => dispatch(handlers, parsed, cmd);

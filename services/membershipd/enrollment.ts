@@ -83,15 +83,19 @@ export class EnrollmentService {
     const run = this.fleetWrites.then(() => this.aggregates.execute(fleetAggregate, FLEET, command, meta));
     this.fleetWrites = run.catch(() => {});
     return run.then((r) => {
-      if (!isDomainError(r) && !r.replayed && r.events.some(changesMesh)) this.meshChanged();
+      if (!isDomainError(r) && !r.replayed && r.events.some(changesMesh))
+        this.meshChanged(r.events.some((e) => e.type !== "NodeEnrolled"));
       return r;
     });
   }
 
-  private meshChanged: () => void = () => {};
+  private meshChanged: (urgent: boolean) => void = () => {};
 
-  /** Called after each fleet write of this process that adds a WireGuard peer or removes one. */
-  onMeshChange(listener: () => void): void {
+  /**
+   * Called after each fleet write of this process that adds a WireGuard peer or removes one;
+   * `urgent` when a peer goes or changes its key (a revoked node must be dropped at once).
+   */
+  onMeshChange(listener: (urgent: boolean) => void): void {
     this.meshChanged = listener;
   }
 
@@ -361,6 +365,19 @@ export class EnrollmentService {
       );
     return { node: args.node, status: kind === "leave" ? "left" : "revoked" };
   }
+
+  /** node.wg_update: the node's new WireGuard key or endpoint; `changed` false when the fleet held them already. */
+  async changeWg(
+    args: { node: string; wg_key: string; wg_endpoint: string | null },
+    cmd: CommandEnvelope,
+  ): Promise<unknown> {
+    const r = await this.writeFleet(
+      { type: "ChangeNodeWg", node: args.node, wgKey: args.wg_key, wgEndpoint: args.wg_endpoint },
+      { actor: cmd.actor, commandId: cmd.id },
+    );
+    if (isDomainError(r)) return r;
+    return { node: args.node, wg_key: args.wg_key, wg_endpoint: args.wg_endpoint, changed: r.events.length > 0 };
+  }
 }
 
 /** Size and nesting depth are checked on the bytes, before the schema (or anything else) walks them. */
@@ -373,8 +390,8 @@ function parseJson<T>(raw: Uint8Array, schema: z.ZodType<T>): { value: T } | { e
     : { error: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(r.error)}`)) };
 }
 
-/** A node that joins with a WireGuard key, leaves or is revoked: every node's peer list changes. */
+/** A node that joins with a WireGuard key, changes it, leaves or is revoked: every node's peer list changes. */
 function changesMesh(e: { type: string; data: unknown }): boolean {
-  if (e.type === "NodeLeft" || e.type === "NodeRevoked") return true;
+  if (e.type === "NodeLeft" || e.type === "NodeRevoked" || e.type === "NodeWgChanged") return true;
   return e.type === "NodeEnrolled" && (e.data as { wg_key?: string }).wg_key !== undefined;
 }

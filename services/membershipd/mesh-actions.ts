@@ -6,15 +6,18 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { MESH_CHANGED_SUBJECT, nodeActorId, type MeshResult, type WgPeer } from "../../schemas/mod.ts";
 import { domainError, FLEET_ID, fleetAggregate, signControl, wgPeers, type Signer } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
+import type { EnrollmentService } from "./enrollment.ts";
 import type { Handlers } from "./handlers.ts";
 
 export interface MeshDeps {
   aggregates: AggregateStore;
+  /** Fleet writes (node.wg_update); null without operator-mode auth. */
+  enrollment: EnrollmentService | null;
   /** The overlay's CIDR (membershipd's --overlay-cidr); undefined without operator-mode auth. */
   overlayCidr?: string;
 }
 
-export function meshHandlers(d: MeshDeps): Handlers<"node.mesh"> {
+export function meshHandlers(d: MeshDeps): Handlers<"node.mesh" | "node.wg_update"> {
   let cached: { seq: number; peers: WgPeer[] } | null = null;
   return {
     "node.mesh": async (a, cmd) => {
@@ -32,6 +35,8 @@ export function meshHandlers(d: MeshDeps): Handlers<"node.mesh"> {
       const { peers, next } = pageAfter(cached.peers, a.node, a.after, a.limit);
       return {
         node: a.node,
+        public_key: self.wgKey,
+        endpoint: self.wgEndpoint,
         overlay_ip: self.address,
         overlay_cidr: d.overlayCidr,
         listen_port: portOf(self.wgEndpoint),
@@ -39,6 +44,14 @@ export function meshHandlers(d: MeshDeps): Handlers<"node.mesh"> {
         next,
         version: fleet.seq,
       } satisfies MeshResult;
+    },
+    // A node changes only its own (an admin may not: the key is the node's own secret's half).
+    "node.wg_update": async (a, cmd) => {
+      if (cmd.actor.id !== nodeActorId(a.node))
+        return domainError("E_FORBIDDEN", `${cmd.actor.id} may not change node ${a.node}'s WireGuard key or endpoint`);
+      if (!d.enrollment)
+        return domainError("E_UNSUPPORTED", "this control plane enrolls no nodes (no operator-mode auth)");
+      return d.enrollment.changeWg(a, cmd);
     },
   };
 }
@@ -67,9 +80,10 @@ function pageAfter(all: WgPeer[], self: string, after: string | undefined, limit
 /**
  * Tells every agent the mesh changed (they ask node.mesh again), signed with the rollout driver's
  * key as the trust nudge is. Calls in quick succession (an enrollment burst) send one nudge at
- * once and at most one a second after it: agents re-read the whole list anyway.
+ * once and at most one a second after it: agents re-read the whole list anyway. An urgent call (a
+ * node revoked, gone or re-keyed) is sent at once whatever came before.
  */
-export function meshChangeAnnouncer(nc: NatsConnection, signer: Signer, gapMs = 1000): () => void {
+export function meshChangeAnnouncer(nc: NatsConnection, signer: Signer, gapMs = 1000): (urgent: boolean) => void {
   let last = Number.NEGATIVE_INFINITY;
   let timer: NodeJS.Timeout | null = null;
   const send = () => {
@@ -81,7 +95,11 @@ export function meshChangeAnnouncer(nc: NatsConnection, signer: Signer, gapMs = 
       nc.publish(MESH_CHANGED_SUBJECT, signControl(MESH_CHANGED_SUBJECT, {}, signer));
     } catch {}
   };
-  return () => {
+  return (urgent) => {
+    if (urgent) {
+      if (timer) clearTimeout(timer);
+      return send();
+    }
     if (timer) return;
     const wait = last + gapMs - Date.now();
     if (wait <= 0) return send();

@@ -8,16 +8,18 @@ import { parseWgDump, type WgDump } from "./wg-dump.ts";
 
 export type WgMode = "kernel" | "wireguard-go";
 
-/** Runs a program to completion: its stdout, or a rejection carrying its stderr. */
-export type Run = (file: string, args: string[]) => Promise<string>;
+/** Runs a program to completion, `input` on its stdin: its stdout, or a rejection carrying its stderr. */
+export type Run = (file: string, args: string[], input?: string) => Promise<string>;
 
-export const run: Run = (file, args) =>
+export const run: Run = (file, args, input) =>
   new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: 15_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(file, args, { timeout: 15_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       const why = stderr.trim().split("\n").at(-1) || (err as NodeJS.ErrnoException).code || err.message;
       reject(new Error(`${file} ${args.slice(0, 3).join(" ")}: ${why}`));
     });
+    child.stdin?.on("error", () => {}); // a program that fails before reading it closes the pipe
+    child.stdin?.end(input ?? "");
   });
 
 export interface InterfaceWanted {
@@ -65,6 +67,20 @@ export async function bringUp(w: InterfaceWanted, r: Run = run): Promise<WgMode 
 export async function readInterface(iface: string, r: Run = run): Promise<WgDump | null> {
   const text = await r("wg", ["show", iface, "dump"]).catch(() => null);
   return text === null ? null : parseWgDump(text);
+}
+
+/** Replaces the agent's nftables table with `script` (firewall.ts) in one transaction. */
+export async function applyFirewall(script: string, r: Run = run): Promise<void> {
+  try {
+    await r("nft", ["-f", "-"], script);
+  } catch (err) {
+    const why = (err as Error).message;
+    throw new Error(
+      /ENOENT/.test(why)
+        ? "nft is not installed (apt-get install nftables): the overlay is not filtered"
+        : `nftables refused the overlay's rules (${why}): the overlay is not filtered; does this kernel have nf_tables?`,
+    );
+  }
 }
 
 /** Runs each `wg set` call of a plan. */

@@ -12,7 +12,8 @@ import {
   type WgPeer,
 } from "../../../schemas/mod.ts";
 import { backoffMs, checkControl, quietLog, zodMessage } from "../../core/mod.ts";
-import { applyPlan, bringUp, readInterface, run, type Run, type WgMode } from "./device.ts";
+import { applyFirewall, applyPlan, bringUp, readInterface, run, type Run, type WgMode } from "./device.ts";
+import { renderFirewall } from "./firewall.ts";
 import { planPeers } from "./peer-plan.ts";
 
 export type Ask = (action: string, args: Record<string, unknown>) => Promise<Reply>;
@@ -27,6 +28,10 @@ export interface MeshOptions {
   log: (line: string) => void;
   resyncMs?: number;
   run?: Run;
+  /** Called with the public key the fleet holds for this node: a rotation's new key file is put in place. */
+  keyRecorded?: (publicKey: string) => void;
+  /** Filter the overlay with nftables (firewall.ts); `route` narrows the NATS route port too. */
+  firewall?: { route?: { port: number; peers: readonly string[] } };
 }
 
 /** One consistent peer list: every page of node.mesh read at one fleet version. */
@@ -63,6 +68,9 @@ export class Mesh {
   private lastSync: string | null = null;
   private problem: string | null = null;
   private names = new Map<string, string>();
+  /** The rules last applied (to apply only a change), and why the last apply failed. */
+  private rules: string | null = null;
+  private firewallProblem: string | null = null;
   private readonly run: Run;
 
   constructor(private readonly o: MeshOptions) {
@@ -144,14 +152,15 @@ export class Mesh {
           `mesh: ${this.o.iface} up at ${head.overlay_ip}/${bits}, port ${head.listen_port}${made ? ` (${made})` : ""}`,
         );
       }
-      const dump = await readInterface(this.o.iface, this.run);
-      if (!dump) throw new Error(`${this.o.iface} is gone`);
+      this.o.keyRecorded?.(head.public_key);
+      const dump = await this.withFleetKey(head.public_key);
       const plan = planPeers(peers, dump.peers);
       await applyPlan(this.o.iface, plan.clauses, this.run);
       if (plan.added + plan.updated + plan.removed > 0)
         this.o.log(
           `mesh: peers at version ${head.version}: ${plan.added} added, ${plan.updated} updated, ${plan.removed} removed`,
         );
+      await this.filter(peers);
       this.names = new Map(peers.map((p) => [p.public_key, p.node]));
       this.version = head.version;
       this.lastSync = new Date().toISOString();
@@ -168,6 +177,46 @@ export class Mesh {
     }
   }
 
+  /**
+   * The interface as `wg` reports it, its private key set again from the key file when its public
+   * key is not the one the fleet holds (after `unibus-agent wg update --rotate-key`).
+   */
+  private async withFleetKey(recorded: string) {
+    let dump = await readInterface(this.o.iface, this.run);
+    if (!dump) throw new Error(`${this.o.iface} is gone`);
+    if (dump.public_key === recorded) return dump;
+    await this.run("wg", ["set", this.o.iface, "private-key", this.o.keyFile]);
+    dump = await readInterface(this.o.iface, this.run);
+    if (!dump) throw new Error(`${this.o.iface} is gone`);
+    if (dump.public_key !== recorded)
+      throw new Error(
+        `the fleet holds WireGuard key ${recorded} for this node but ${this.o.keyFile} is another's; run unibus-agent wg update`,
+      );
+    this.o.log(`mesh: ${this.o.iface} now uses the key the fleet holds (${recorded})`);
+    return dump;
+  }
+
+  /** The overlay's nftables rules for these peers, applied when they changed; a failure is reported, not fatal. */
+  private async filter(peers: WgPeer[]): Promise<void> {
+    if (!this.o.firewall) return;
+    const script = renderFirewall({
+      iface: this.o.iface,
+      peers: peers.map((p) => p.overlay_ip),
+      ...(this.o.firewall.route ? { route: this.o.firewall.route } : {}),
+    });
+    if (script === this.rules) return;
+    try {
+      await applyFirewall(script, this.run);
+      this.rules = script;
+      if (this.firewallProblem !== null) this.o.log("mesh: the overlay's firewall is in place again");
+      this.firewallProblem = null;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (this.firewallProblem !== message) this.o.log(`mesh: ${message}`);
+      this.firewallProblem = message;
+    }
+  }
+
   /** agent.mesh in `status`: the interface as `wg show` reports it now. */
   async info(): Promise<MeshInfo> {
     const dump = await readInterface(this.o.iface, this.run);
@@ -180,6 +229,8 @@ export class Mesh {
       version: this.version,
       last_sync: this.lastSync,
       problem: this.problem ?? (dump ? null : `${this.o.iface} is not up`),
+      firewall: !this.o.firewall ? "off" : this.firewallProblem ? "failed" : this.rules ? "nftables" : "pending",
+      firewall_problem: this.firewallProblem,
       peer_count: peers.length,
       peers: peers.slice(0, MAX_STATUS_PEERS).map((p) => ({
         node: this.names.get(p.public_key) ?? null,

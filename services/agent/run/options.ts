@@ -6,7 +6,7 @@ import type { Codes } from "../../core/mod.ts";
 
 export class AgentError extends Error {
   constructor(
-    readonly code: Codes<"E_NOT_ENROLLED" | "E_SERVICE_CONFIG">,
+    readonly code: Codes<"E_NOT_ENROLLED" | "E_SERVICE_CONFIG" | "E_HOST_SETTING">,
     message: string,
   ) {
     super(message);
@@ -28,8 +28,8 @@ export interface AgentOptions {
    * `<data dir>/service-data/<service>`.
    */
   writableRoots?: readonly string[];
-  /** The WireGuard mesh (--mesh): its interface kept in step with the fleet's peers. */
-  mesh?: { iface: string };
+  /** The WireGuard mesh (--mesh): its interface kept in step with the fleet's peers, and its filter (--firewall). */
+  mesh?: { iface: string; firewall?: { route?: { port: number; peers: readonly string[] } } };
 }
 
 /** Vault mode: this node's data key split among its peers (services/agent/vault). */

@@ -21,6 +21,7 @@ import {
 } from "../commands/mod.ts";
 import { answerLogsQuery, type LogShipper } from "../logs/mod.ts";
 import { Mesh } from "../mesh/mod.ts";
+import { ipv6State } from "./ipv6.ts";
 import type { NodeStore } from "../node-store.ts";
 import type { ConfigError, Supervisor } from "../supervisor/mod.ts";
 import { limitsMode } from "../supervisor/limits-mode.ts";
@@ -142,7 +143,9 @@ export class AgentRuntime implements RunningAgent {
           keyFile: this.store.path("wg"),
           ask: (action, args) => this.connection.ask(action, args),
           nudgeKeys: () => this.trustList.nudgeKeys(),
+          keyRecorded: (key) => void this.store.settleWgRotation(key, false),
           log: this.log,
+          ...(o.mesh.firewall ? { firewall: o.mesh.firewall } : {}),
         })
       : null;
   }
@@ -311,6 +314,7 @@ export class AgentRuntime implements RunningAgent {
       vault: this.vault.info(),
       ...(refused.length > 0 ? { refused_services: refused } : {}),
       tls_cas: this.connection.trustedCas,
+      ipv6: ipv6State(),
     };
   }
 

@@ -9,11 +9,11 @@
 // and carries on from there; a different key already in the vault is refused.
 import { existsSync } from "node:fs";
 import { timingSafeEqual } from "node:crypto";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { PlanResult, Reply, nodeActorId } from "../../../schemas/mod.ts";
-import { connectNats, readSecretFile, wipeFile } from "../../bus/mod.ts";
-import { fitsCommitment, inboxPrefix, signCommand, systemInputs } from "../../core/mod.ts";
+import { PlanResult, type Reply } from "../../../schemas/mod.ts";
+import { readSecretFile, wipeFile } from "../../bus/mod.ts";
+import { fitsCommitment } from "../../core/mod.ts";
 import type { NodeStore } from "../node-store.ts";
+import { connectAsNode } from "../node-link.ts";
 import { sealColdStart } from "./cold-start.ts";
 import { OwnerVault } from "./owner.ts";
 import type { Codes } from "../../core/mod.ts";
@@ -69,37 +69,11 @@ export function readHexKey(path: string): Uint8Array {
   return key;
 }
 
-async function connectAsNode(store: NodeStore, timeoutMs: number) {
-  const config = store.enrolled();
-  if (!config) throw new AdoptError("E_NOT_ENROLLED", `${store.dir} holds no enrollment; run unibus-agent join first`);
-  const { signer } = store.keys();
-  const nc: NatsConnection = await connectNats({
-    servers: config.urls,
-    name: `unibus-agent ${config.node} adopt-key`,
-    creds: store.creds(),
-    caFile: store.path("ca"),
-    inboxPrefix: inboxPrefix(signer.publicKey),
-  });
-  const ask = async (action: string, args: Record<string, unknown>): Promise<Reply> => {
-    const cmd = signCommand(
-      { action, args, actor: { id: nodeActorId(config.node), key: signer.publicKey } },
-      signer,
-      systemInputs,
-    );
-    return Reply.parse(
-      (await nc.request(`unibus.cmd.membership.${action}`, JSON.stringify(cmd), { timeout: timeoutMs })).json(),
-    );
-  };
-  const request = async (subject: string, payload: string, timeout: number) =>
-    (await nc.request(subject, payload, { timeout })).json();
-  return { nc, node: config.node, signer, ask, request };
-}
-
 export async function adoptKey(o: AdoptOptions): Promise<Adopted> {
   if (!existsSync(o.from))
     throw new AdoptError("E_ADOPT", `${o.from} does not exist (already adopted? then nothing is left to do)`);
   const key = readHexKey(o.from);
-  const link = await connectAsNode(o.store, o.timeoutMs ?? 10_000);
+  const link = await connectAsNode(o.store, o.timeoutMs ?? 10_000, "adopt-key");
   const vault = new OwnerVault({
     node: link.node,
     dir: o.store.dir,

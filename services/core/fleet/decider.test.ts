@@ -224,6 +224,48 @@ describe("fleet decider: enrollment", () => {
     assert.equal(fold(fleetDecider, plain).nodes.get("n3")!.wgKey, null);
   });
 
+  test("a node changes its WireGuard key or endpoint: recorded, its old key freed; another's key refused; the same again is nothing", () => {
+    const [k1, k2, k3] = [1, 2, 3].map((b) => Buffer.alloc(32, b).toString("base64"));
+    const enrolled = history(
+      issue(1, { uses: 5 }),
+      { ...enrollCmd("n1"), wgKey: k1, wgEndpoint: "203.0.113.5:51820" },
+      { ...enrollCmd("n2"), wgKey: k2 },
+    );
+    const change = (wgKey: string, wgEndpoint: string | null): FleetCommand => ({
+      type: "ChangeNodeWg",
+      node: "n1",
+      wgKey,
+      wgEndpoint,
+    });
+    spec
+      .given(...enrolled)
+      .when(change(k3, null))
+      .thenEvents([{ type: "NodeWgChanged", data: { node: "n1", wg_key: k3, wg_endpoint: null } }]);
+    spec
+      .given(...enrolled)
+      .when(change(k2, null))
+      .thenError("E_WG_KEY_IN_USE", { node: "n2" });
+    spec
+      .given(...enrolled)
+      .when(change(k1, "203.0.113.5:51820"))
+      .thenNothing();
+    const changed = history(
+      issue(1, { uses: 5 }),
+      { ...enrollCmd("n1"), wgKey: k1, wgEndpoint: "203.0.113.5:51820" },
+      { ...enrollCmd("n2"), wgKey: k2 },
+      change(k3, "203.0.113.9:51999"),
+    );
+    const s = fold(fleetDecider, changed);
+    assert.deepEqual([s.nodes.get("n1")!.wgKey, s.nodes.get("n1")!.wgEndpoint], [k3, "203.0.113.9:51999"]);
+    assert.equal(s.wgKeys.get(k3), "n1");
+    assert.equal(s.wgKeys.has(k1), false, "the old key is free");
+    const gone = fold(
+      fleetDecider,
+      history(issue(1), { ...enrollCmd("n1"), wgKey: k1 }, { type: "LeaveNode", node: "n1" }),
+    );
+    error(fleetDecider.decide(change(k3, null), gone), "E_NODE_NOT_FOUND");
+  });
+
   test("the invite's own bootstrap key cannot become a node key (everyone holding the token has its seed)", () => {
     spec
       .given(...history(issue(1)))

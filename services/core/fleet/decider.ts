@@ -66,7 +66,8 @@ export type FleetCommand =
       wgEndpoint?: string;
     }
   | { type: "LeaveNode"; node: string }
-  | { type: "RevokeNode"; node: string; reason: string };
+  | { type: "RevokeNode"; node: string; reason: string }
+  | { type: "ChangeNodeWg"; node: string; wgKey: string; wgEndpoint: string | null };
 
 /** Finds one invite by a unique prefix of its hash (at least 8 hex digits). */
 export function findInvite(state: FleetState, prefix: string) {
@@ -132,6 +133,27 @@ function enroll(
   ];
 }
 
+/** A node's new WireGuard key or endpoint; nothing when both are what the fleet holds (a retry). */
+function changeWg(
+  c: Extract<FleetCommand, { type: "ChangeNodeWg" }>,
+  s: FleetState,
+): FleetEvent[] | ReturnType<typeof domainError> {
+  const n = s.nodes.get(c.node);
+  if (!n || n.status !== "active")
+    return domainError("E_NODE_NOT_FOUND", `no enrolled node ${c.node}`, { node: c.node });
+  const holder = s.wgKeys.get(c.wgKey);
+  if (holder !== undefined && holder !== c.node)
+    return domainError(
+      "E_WG_KEY_IN_USE",
+      `that WireGuard key is already node ${holder}'s; generate a key pair of your own`,
+      {
+        node: holder,
+      },
+    );
+  if (n.wgKey === c.wgKey && n.wgEndpoint === c.wgEndpoint) return [];
+  return [{ type: "NodeWgChanged", data: { node: c.node, wg_key: c.wgKey, wg_endpoint: c.wgEndpoint } }];
+}
+
 export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
   initialState: () => ({
     invites: new Map(),
@@ -160,6 +182,8 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
       }
       case "EnrollNode":
         return enroll(c, s);
+      case "ChangeNodeWg":
+        return changeWg(c, s);
       case "LeaveNode":
       case "RevokeNode": {
         const n = s.nodes.get(c.node);
@@ -217,6 +241,15 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
           while (addresses.has(intToIp(freeFrom))) freeFrom++;
         }
         return { ...s, freeFrom };
+      }
+      case "NodeWgChanged": {
+        const n = nodes.get(e.data.node);
+        if (!n) return s;
+        const wgKeys = s.wgKeys as Map<string, string>;
+        if (n.wgKey !== null && wgKeys.get(n.wgKey) === n.node) wgKeys.delete(n.wgKey);
+        wgKeys.set(e.data.wg_key, n.node);
+        nodes.set(n.node, { ...n, wgKey: e.data.wg_key, wgEndpoint: e.data.wg_endpoint });
+        return { ...s };
       }
       case "NodeLeft":
       case "NodeRevoked": {

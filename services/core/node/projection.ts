@@ -5,7 +5,8 @@ import { projectNodeActivity } from "./activity-projection.ts";
 
 export const nodesProjection: Projection<NodeRecord> = {
   bucket: "UNIBUS_nodes",
-  keys: (e) => (e.kind === "node" || isOneOf(e, ["NodeEnrolled", "NodeLeft", "NodeRevoked"]) ? [e.data.node] : []),
+  keys: (e) =>
+    e.kind === "node" || isOneOf(e, ["NodeEnrolled", "NodeLeft", "NodeRevoked", "NodeWgChanged"]) ? [e.data.node] : [],
   project(r, e) {
     switch (e.type) {
       case "NodeEnrolled": {
@@ -23,9 +24,13 @@ export const nodesProjection: Projection<NodeRecord> = {
           services: {},
           agent: null,
           vault: null,
+          wg_key: d.wg_key ?? null,
+          wg_endpoint: d.wg_endpoint ?? null,
           seq: e.seq,
         };
       }
+      case "NodeWgChanged":
+        return r && { ...r, wg_key: e.data.wg_key, wg_endpoint: e.data.wg_endpoint, seq: e.seq };
       case "NodeLeft":
         return r && { ...r, status: "left", seq: e.seq };
       case "NodeRevoked":

@@ -6,6 +6,7 @@ import { patiently, settled, type ClusterActionDeps, type StreamServer } from ".
 import { incompleteNow } from "./status.ts";
 
 const PEER_REMAP_FAILED = 10075;
+const SUBJECT_OVERLAP = 10065;
 /** JetStream API codes for a peer the stream no longer has: "peer not a member", "server is not a member of the cluster". */
 const PEER_NOT_MEMBER = [10040, 10044];
 const REPAIR_ROUNDS = 3;
@@ -52,13 +53,34 @@ async function removePeer(d: ClusterActionDeps, stream: string, peer: string): P
 /** Scales the stream to the peers left and back up; the refusal when it did not settle. */
 async function regrow(d: ClusterActionDeps, stream: string, replicas: number): Promise<DomainError | null> {
   for (const n of [replicas - 1, replicas]) {
-    const info = await patiently(() => d.jsm.streams.info(stream));
-    if (info.config.num_replicas !== n)
-      await patiently(() => d.jsm.streams.update(stream, { ...info.config, num_replicas: n }));
+    await setReplicas(d, stream, n);
     const settledAt = await waitSettled(d, [stream], n, REBUILD_SETTLE_MS);
     if (isDomainError(settledAt)) return settledAt;
   }
   return null;
+}
+
+/**
+ * The stream's config with `n` replicas. nats-server 2.9's meta leader checks an update's subjects
+ * against every stream's assignment but its own, by identity; when the stream's assignment was
+ * replaced meanwhile (a previous update, a peer removal settling), the stream collides with itself
+ * and the update is refused "subjects overlap with an existing stream" (10065; seen in one
+ * fresh-clone CI run of the cluster test's scale under load). Our streams' subjects overlap no
+ * other's, so that refusal is read again and retried, a few times.
+ */
+export async function setReplicas(d: ClusterActionDeps, stream: string, n: number): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const info = await patiently(() => d.jsm.streams.info(stream));
+    if (info.config.num_replicas === n) return;
+    try {
+      await patiently(() => d.jsm.streams.update(stream, { ...info.config, num_replicas: n }));
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== SUBJECT_OVERLAP || attempt >= 5) throw err;
+      d.log?.(`${stream}: the update to R${n} was refused as overlapping itself (nats-server 2.9); again`);
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
 }
 
 /** After a scale: every replica whole, rebuilding the ones that are not (a few rounds at most). */

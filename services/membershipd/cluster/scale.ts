@@ -6,8 +6,8 @@ import type { CommandEnvelope } from "../../../schemas/mod.ts";
 import { clusterAggregate, isDomainError, scaleRefusal } from "../../core/mod.ts";
 import type { ServedArgs } from "../handlers.ts";
 import { pauseWrites, resumeWrites } from "../write-pause.ts";
-import { atMostAtOnce, ourStreams, patiently, type ClusterActionDeps, type StreamServer } from "./deps.ts";
-import { makeWhole, rebuildReplica, waitSettled } from "./repair.ts";
+import { atMostAtOnce, ourStreams, type ClusterActionDeps, type StreamServer } from "./deps.ts";
+import { makeWhole, rebuildReplica, setReplicas, waitSettled } from "./repair.ts";
 import { currentPeers, streamRow } from "./status.ts";
 
 /** The longest a scale holds every membershipd's writes (it resumes them as soon as it is done). */
@@ -39,10 +39,7 @@ async function scaleStreams(
 ) {
   // One stream at a time: each new replica catches up through RAFT while the leader keeps
   // taking writes, so nothing acknowledged before, during or after is lost.
-  for (const s of streams) {
-    if (s.config.num_replicas !== replicas)
-      await patiently(() => d.jsm.streams.update(s.config.name, { ...s.config, num_replicas: replicas }));
-  }
+  for (const s of streams) if (s.config.num_replicas !== replicas) await setReplicas(d, s.config.name, replicas);
   const names = streams.map((s) => s.config.name);
   const settledNow = await waitSettled(d, names, replicas);
   if (isDomainError(settledNow)) return settledNow;
