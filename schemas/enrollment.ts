@@ -82,7 +82,17 @@ export const JoinRequest = z
   .object({
     ...signedBody,
     secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    /**
+     * The invite's bootstrap key (the credential that sends the request), and its signature over the
+     * same bytes as `sig`: membershipd charges join attempts to the credential proven to send them.
+     * Optional for older agents, whose attempts share one bucket.
+     */
+    bootstrap_key: UserPublicKey.optional(),
     sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
+    bootstrap_sig: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{86}$/)
+      .optional(),
   })
   .strict();
 export type JoinRequest = z.infer<typeof JoinRequest>;

@@ -16,6 +16,7 @@ import {
   newUserSeed,
   signCommand,
   signerFromSeed,
+  signJoinRequest,
   signWaitAnnouncement,
   toBase64Url,
   systemInputs,
@@ -297,6 +298,98 @@ describe("attack 6: disk exhaustion through node reports and wait bundles", () =
     }
   });
 });
+
+describe("issue 27: a flood of join attempts", () => {
+  let p: Plane;
+
+  before(async () => {
+    p = await openPlane(await startMembershipd());
+  });
+
+  after(async () => {
+    await closePlane(p);
+    await p?.md.stop();
+    if (p) rmSync(p.md.dataDir, { recursive: true, force: true });
+  });
+
+  test("an invite's credential guessing other invites' secrets, or spending its own, is cut at 20 a minute; unproven guesses share 30; other invites still join", async (t) => {
+    const a = await newInvite(p.send);
+    const bootstrap = signerFromSeed(seedFromCreds(new TextEncoder().encode(a.token.creds))!);
+    const nc = await connectWithCreds(p.shim, a.token.creds);
+    try {
+      const join = async (req: unknown) =>
+        (await nc.request("unibus.enroll.join", JSON.stringify(req), { timeout: 10_000 })).json<Reply>();
+      const body = (secret: string) => {
+        const k = nodeKeys();
+        const b = {
+          v: 1 as const,
+          ts: new Date().toISOString(),
+          node: `guess-${randomBytes(4).toString("hex")}`,
+          sign_key: k.signer.publicKey,
+          kex_key: k.kex,
+          labels: {},
+          secret,
+        };
+        return { k, b };
+      };
+      const guess = () => randomBytes(32).toString("base64url");
+      // Proven guesses: charged to the credential that signed them.
+      const proven: Reply[] = [];
+      for (let i = 0; i < 25; i++) {
+        const { k, b } = body(guess());
+        proven.push(await join(signJoinRequest({ ...b, bootstrap_key: bootstrap.publicKey }, k.signer, bootstrap)));
+      }
+      t.diagnostic(`25 proven guesses from one invite's credential: ${JSON.stringify(codes(proven))}`);
+      cutAfter(proven, 20, "E_INVITE_NOT_FOUND");
+      const cut = proven.at(-1)!;
+      assert.ok(
+        !cut.ok && /^bootstrap key U[A-Z2-7]{11}… is over its join_attempts_per_source quota/.test(cut.error.message),
+      );
+      // Unproven guesses (no bootstrap proof): one bucket for all of them.
+      const unproven: Reply[] = [];
+      for (let i = 0; i < 35; i++) {
+        const { k, b } = body(guess());
+        unproven.push(await join(signedBy(b, k.signer)));
+      }
+      t.diagnostic(`35 unproven guesses: ${JSON.stringify(codes(unproven))}`);
+      cutAfter(unproven, 30, "E_INVITE_NOT_FOUND");
+      // Invite C's secret spent with broken node proofs: charged to invite C.
+      const c = await newInvite(p.send);
+      const spent: Reply[] = [];
+      for (let i = 0; i < 22; i++) {
+        const { b } = body(c.token.secret);
+        spent.push(await join({ ...signedBy(b, nodeKeys().signer) }));
+      }
+      t.diagnostic(`22 broken joins with invite C's secret: ${JSON.stringify(codes(spent))}`);
+      cutAfter(spent, 20, "E_PROOF");
+      // Another invite joins as usual (its own buckets), through the real agent's request.
+      const b = await newInvite(p.send);
+      const keys = nodeKeys();
+      const ok = await sendJoin(p.shim, b.token, joinRequest(keys, { node: "after-flood", secret: b.token.secret }));
+      assert.equal(ok.ok, true, JSON.stringify(ok));
+      const metrics = (await get(`${p.md.httpUrl}/metrics`)).text;
+      for (const q of ["per_source", "unproven", "per_invite"])
+        assert.match(metrics, new RegExp(`^unibus_quota_refusals_total\\{quota="join_attempts_${q}"\\} \\d+$`, "m"));
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+/**
+ * The first `n` replies are `code` (the bucket starts full), the last is E_QUOTA. A bucket refills
+ * one try in 60/n s: a slow machine may let one more through in between, never one fewer.
+ */
+function cutAfter(replies: Reply[], n: number, code: string): void {
+  assert.deepEqual(codes(replies.slice(0, n)), { [code]: n });
+  const last = replies.at(-1)!;
+  assert.equal(!last.ok && last.error.code, "E_QUOTA", JSON.stringify(codes(replies)));
+}
+
+/** `b` signed by `signer` alone, as an agent without a bootstrap proof signs it. */
+function signedBy<T extends object>(b: T, signer: ReturnType<typeof signerFromSeed>): T & { sig: string } {
+  return { ...b, sig: toBase64Url(signer.sign(new TextEncoder().encode(canonicalJson(b)))) };
+}
 
 describe("attack 6: the event stream's size limit", () => {
   const dataDir = tempDir("unibus-quota-stream-");

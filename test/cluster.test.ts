@@ -104,10 +104,17 @@ describe("cluster on three network-namespace hosts", {
     for (;;) {
       const v = await probe();
       if (v) return v;
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms\n${logTails()}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+  /** The last lines of every node's membershipd log: what a failed wait shows (the lab is gone after). */
+  const logTails = () =>
+    NODES.map((n) => {
+      const file = join(netnsRoot, n, "var/lib/unibus/membershipd.log");
+      const lines = existsSync(file) ? readFileSync(file, "utf8").trimEnd().split("\n").slice(-25) : ["(no log)"];
+      return `--- ${n}'s membershipd\n${lines.join("\n")}`;
+    }).join("\n");
   const kill9 = (pid: number) => {
     try {
       process.kill(pid, "SIGKILL");

@@ -20,14 +20,13 @@ import {
 } from "../../schemas/mod.ts";
 import { classifyNatsError, connectNats, parseCreds, seedFromCreds } from "../bus/mod.ts";
 import {
-  canonicalJson,
   deriveWaitKey,
   inboxPrefix,
   newEnrollCode,
   openConfig,
   signerFromSeed,
+  signJoinRequest,
   signWaitAnnouncement,
-  toBase64Url,
   waitIdFor,
   type ErrorCode,
   type Signer,
@@ -71,10 +70,6 @@ export function decodeWaitBundle(text: string): WaitBundle {
   const r = parseWaitBundle(text);
   if ("problem" in r) throw new EnrollError("E_BAD_TOKEN", r.problem);
   return r.value;
-}
-
-function signed<T extends Record<string, unknown>>(body: T, signer: Signer): T & { sig: string } {
-  return { ...body, sig: toBase64Url(signer.sign(new TextEncoder().encode(canonicalJson(body)))) };
 }
 
 /** Pins the CA from the first URL that answers; the PEM goes to a private temp file for the client. */
@@ -193,14 +188,21 @@ export function selfDescription(store: NodeStore, o: JoinOptions) {
   return { signer, body };
 }
 
-/** The signed join request (the invite's secret in it); exported for its test. */
+/**
+ * The join request (the invite's secret in it), signed by the node's key and by the invite's
+ * bootstrap key (membershipd charges join attempts to it); exported for its test.
+ */
 export function joinRequest(
   store: NodeStore,
   token: InviteToken,
   o: JoinOptions,
 ): { signer: Signer; request: JoinRequest } {
   const { signer, body } = selfDescription(store, o);
-  return { signer, request: signed({ ...body, secret: token.secret }, signer) };
+  const bootstrap = bundleSignerOf(token.creds, "the invite's credential holds no key");
+  return {
+    signer,
+    request: signJoinRequest({ ...body, secret: token.secret, bootstrap_key: bootstrap.publicKey }, signer, bootstrap),
+  };
 }
 
 export async function join(store: NodeStore, tokenText: string, o: JoinOptions): Promise<NodeConfig> {
@@ -236,10 +238,10 @@ export interface WaitOptions extends JoinOptions {
   signal?: AbortSignal;
 }
 
-/** The wait bundle's own key, from the seed in its credential. */
-function bundleSignerOf(creds: string): Signer {
+/** A bootstrap credential's own key (a wait bundle's, an invite's), from the seed in it. */
+function bundleSignerOf(creds: string, missing = "the wait bundle's credential holds no key"): Signer {
   const seed = seedFromCreds(new TextEncoder().encode(creds));
-  if (!seed) throw new EnrollError("E_BAD_TOKEN", "the wait bundle's credential holds no key");
+  if (!seed) throw new EnrollError("E_BAD_TOKEN", missing);
   try {
     return signerFromSeed(seed);
   } finally {

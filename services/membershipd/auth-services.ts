@@ -20,6 +20,7 @@ import { failureReply } from "./command-pipeline.ts";
 import { EnrollmentService, JOIN_SUBJECT, WAIT_ANNOUNCE_SUBJECT } from "./enrollment.ts";
 import { IdentityService } from "./identity-service.ts";
 import { WaitGate } from "./wait-gate.ts";
+import { JoinGate } from "./join-gate.ts";
 import { ADMIN_HANDLE, ADMIN_SEED_FILE } from "./identities.ts";
 
 export const ADMIN_CREDS_FILE = "admin.creds";
@@ -120,13 +121,23 @@ export async function startAuthServices(o: AuthServicesOptions) {
     admitted.settle(reply);
     return reply;
   };
-  const subs = [serve(JOIN_SUBJECT, (d) => enrollment.handleJoin(d)), serve(WAIT_ANNOUNCE_SUBJECT, announce)];
+  // How many join attempts an invite, a bootstrap credential, or the unproven may make (join-gate.ts).
+  const joinGate = new JoinGate(o.aggregates, undefined, o.security.now);
+  const join = async (d: Uint8Array) => {
+    const admitted = await joinGate.admit(d);
+    if ("reply" in admitted) return admitted.reply;
+    const reply = await enrollment.handleJoin(admitted.request);
+    admitted.settle(reply);
+    return reply;
+  };
+  const subs = [serve(JOIN_SUBJECT, join), serve(WAIT_ANNOUNCE_SUBJECT, announce)];
   // What other membershipds of a cluster revoke and re-mint goes into this one's list too.
   const stopFollowing = identities.follow(o.nc, o.jsm, o.log);
   return {
     identities,
     enrollment,
     waitGate,
+    joinGate,
     async stop() {
       stopFollowing();
       await Promise.all(subs.map((s) => s.drain().catch(() => {})));

@@ -118,7 +118,7 @@ function startMetrics(s: Stores, nodeQuotas: NodeQuotas): Metrics {
   metrics.addCounter(
     "unibus_quota_refusals_total",
     "quota",
-    () => new Map([...nodeQuotas.refusals, ...(s.auth?.waitGate.refusals ?? [])]),
+    () => new Map([...nodeQuotas.refusals, ...(s.auth?.waitGate.refusals ?? []), ...(s.auth?.joinGate.refusals ?? [])]),
   );
   return metrics;
 }

@@ -217,7 +217,8 @@ export class EnrollmentService {
   private checkProof(body: JoinRequest | WaitAnnouncement, checkClock = true): DomainError | null {
     if (checkClock && Math.abs(Date.parse(body.ts) - this.now()) > CLOCK_WINDOW_MS)
       return domainError("E_CLOCK_SKEW", "the request's time is outside ±60 s of the server clock");
-    const { sig, ...rest } = body;
+    // The node signs the body without either signature (a join's bootstrap_sig is over the same bytes).
+    const { sig, bootstrap_sig: _bootstrapSig, ...rest } = body as JoinRequest;
     const bytes = decodeSignature(sig);
     if (!bytes || !verifySignature(body.sign_key, new TextEncoder().encode(canonicalJson(rest)), bytes)) {
       return domainError("E_PROOF", "the request is not signed by the key it enrolls");
@@ -289,12 +290,10 @@ export class EnrollmentService {
     );
   }
 
-  async handleJoin(raw: Uint8Array): Promise<unknown> {
-    const parsed = parseJson(raw, JoinRequest);
-    if ("error" in parsed) return parsed.error;
-    const bad = this.checkProof(parsed.value);
+  /** A join request the JoinGate parsed and charged. */
+  async handleJoin(v: JoinRequest): Promise<unknown> {
+    const bad = this.checkProof(v);
     if (bad) return errorReply(bad);
-    const v = parsed.value;
     // A joining node speaks for itself: it is the actor of its own enrollment.
     const result = await this.enroll(v, sha256Hex(v.secret), "join", `join-${sha256Hex(v.sign_key).slice(0, 32)}`, {
       id: v.node,
