@@ -6,14 +6,30 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JoinRequest, type InviteToken } from "../../schemas/mod.ts";
-import { canonicalJson, decodeSignature, verifySignature, wgPublicKeyOf, parseWgKeyFile } from "../core/mod.ts";
+import { credsFor } from "../bus/mod.ts";
+import {
+  canonicalJson,
+  decodeSignature,
+  newUserSeed,
+  parseWgKeyFile,
+  provenJoinSource,
+  signerFromSeed,
+  verifySignature,
+  wgPublicKeyOf,
+} from "../core/mod.ts";
 import { joinRequest } from "./enroll.ts";
 import { NodeStore } from "./node-store.ts";
 
-const token = { secret: "s".repeat(43) } as InviteToken;
+// The invite's bootstrap credential: a JWT the request never carries, and the seed it signs with.
+const bootstrapSeed = newUserSeed();
+const bootstrapKey = signerFromSeed(bootstrapSeed).publicKey;
+const token = {
+  secret: "s".repeat(43),
+  creds: new TextDecoder().decode(credsFor("eyJ0eXAiOiJKV1QifQ.e30.c2ln", bootstrapSeed)),
+} as InviteToken;
 const options = { node: "web-1", labels: {}, timeoutMs: 1000, log: () => {} };
 const signedBy = (r: JoinRequest) => {
-  const { sig, ...body } = r;
+  const { sig, bootstrap_sig: _b, ...body } = r;
   return verifySignature(r.sign_key, new TextEncoder().encode(canonicalJson(body)), decodeSignature(sig)!);
 };
 
@@ -32,6 +48,8 @@ test("the join request carries the WireGuard public key and endpoint, signed; th
     assert.ok(!JSON.stringify(request).includes(privateText), "the private key is in the join request");
     assert.ok(!JSON.stringify(request).includes(Buffer.from(raw).toString("base64url").slice(0, 40)));
     assert.ok(signedBy(request));
+    assert.equal(provenJoinSource(request), bootstrapKey, "signed by the invite's bootstrap key too");
+    assert.equal(provenJoinSource({ ...request, node: "web-2" }), null);
     // The signature covers the key and the endpoint: swapping either breaks it.
     assert.equal(signedBy({ ...request, wg_key: Buffer.alloc(32, 9).toString("base64") }), false);
     assert.equal(signedBy({ ...request, wg_endpoint: "198.51.100.1:51820" }), false);
