@@ -6,7 +6,6 @@
 import { randomBytes } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { z } from "zod";
 import {
   type Actor,
   INVITE_PREFIX,
@@ -22,7 +21,6 @@ import {
   canonicalJson,
   decodeSignature,
   domainError,
-  parseUntrustedJson,
   sealConfig,
   fleetAggregate,
   FLEET_ID,
@@ -38,7 +36,8 @@ import {
 } from "../core/mod.ts";
 import { credsFor, type AggregateStore } from "../bus/mod.ts";
 import type { IdentityService } from "./identity-service.ts";
-import { CLOCK_WINDOW_MS, errorReply, zodMessage } from "./command-pipeline.ts";
+import { CLOCK_WINDOW_MS, errorReply } from "./command-pipeline.ts";
+import { parseRequest } from "./request-json.ts";
 
 export {
   ENROLL_JOIN_SUBJECT as JOIN_SUBJECT,
@@ -304,8 +303,8 @@ export class EnrollmentService {
 
   /** A waiting node announces itself (again every few seconds); an enrolled one gets its sealed config back. */
   async handleAnnounce(raw: Uint8Array): Promise<unknown> {
-    const parsed = parseJson(raw, WaitAnnouncement);
-    if ("error" in parsed) return parsed.error;
+    const parsed = parseRequest(raw, WaitAnnouncement);
+    if ("reply" in parsed) return parsed.reply;
     const a = parsed.value;
     const bad = this.checkProof(a);
     if (bad) return errorReply(bad);
@@ -377,16 +376,6 @@ export class EnrollmentService {
     if (isDomainError(r)) return r;
     return { node: args.node, wg_key: args.wg_key, wg_endpoint: args.wg_endpoint, changed: r.events.length > 0 };
   }
-}
-
-/** Size and nesting depth are checked on the bytes, before the schema (or anything else) walks them. */
-function parseJson<T>(raw: Uint8Array, schema: z.ZodType<T>): { value: T } | { error: unknown } {
-  const json = parseUntrustedJson(raw, { maxBytes: 16 * 1024, what: "request" });
-  if (!json.ok) return { error: errorReply(json.error) };
-  const r = schema.safeParse(json.value);
-  return r.success
-    ? { value: r.data }
-    : { error: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(r.error)}`)) };
 }
 
 /** A node that joins with a WireGuard key, changes it, leaves or is revoked: every node's peer list changes. */

@@ -8,11 +8,9 @@
 // membershipds each bounds its own share.
 import { JoinRequest, type Reply } from "../../schemas/mod.ts";
 import {
-  domainError,
   FLEET_ID,
   fleetAggregate,
   identityAggregate,
-  parseUntrustedJson,
   provenJoinSource,
   QuotaLedger,
   quotaError,
@@ -21,7 +19,8 @@ import {
   type QuotaRefusal,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
-import { errorReply, zodMessage } from "./command-pipeline.ts";
+import { errorReply } from "./command-pipeline.ts";
+import { parseRequest } from "./request-json.ts";
 
 export interface JoinLimits {
   /** Join attempts a minute with one invite's secret. */
@@ -35,7 +34,6 @@ export interface JoinLimits {
 /** An agent's join retries a few times on its own: these leave it room and a guesser very little. */
 export const DEFAULT_JOIN_LIMITS: JoinLimits = { perInvite: 20, perSource: 20, unproven: 30 };
 
-const MAX_REQUEST_BYTES = 16 * 1024;
 const MAX_KEYS = 10_000;
 const UNPROVEN = "unproven";
 
@@ -61,13 +59,9 @@ export class JoinGate {
 
   /** The request, parsed and charged, and `settle` to call with its reply; or the refusal to send as is. */
   async admit(raw: Uint8Array): Promise<{ reply: Reply } | { request: JoinRequest; settle(reply: unknown): void }> {
-    // Size and depth before anything parses or walks the bytes (services/core/json-limits.ts).
-    const json = parseUntrustedJson(raw, { maxBytes: MAX_REQUEST_BYTES, what: "request" });
-    if (!json.ok) return { reply: errorReply(json.error) };
-    const parsed = JoinRequest.safeParse(json.value);
-    if (!parsed.success)
-      return { reply: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(parsed.error)}`)) };
-    const req = parsed.data;
+    const parsed = parseRequest(raw, JoinRequest);
+    if ("reply" in parsed) return parsed;
+    const req = parsed.value;
     const invite = sha256Hex(req.secret);
     const known = (await this.aggregates.load(fleetAggregate, FLEET_ID)).state.invites.has(invite);
     const source = await this.activeBootstrap(provenJoinSource(req));

@@ -9,14 +9,14 @@ import {
   checkBundleProof,
   domainError,
   identityAggregate,
-  parseUntrustedJson,
   QuotaLedger,
   quotaError,
   type DomainError,
   type QuotaRefusal,
 } from "../core/mod.ts";
 import type { AggregateStore } from "../bus/mod.ts";
-import { errorReply, zodMessage } from "./command-pipeline.ts";
+import { errorReply } from "./command-pipeline.ts";
+import { parseRequest } from "./request-json.ts";
 
 export interface WaitLimits {
   /** Nodes one bundle may have waiting at once (each announced within the wait bucket's TTL). */
@@ -35,7 +35,6 @@ export const DEFAULT_WAIT_LIMITS: WaitLimits = {
 
 /** The name wait bundles' bootstrap identities are issued under (EnrollmentService.waitBundle). */
 const WAIT_BUNDLE_NAME = "enroll-wait";
-const MAX_REQUEST_BYTES = 16 * 1024;
 const MAX_BUNDLES = 10_000;
 
 export class WaitGate {
@@ -66,13 +65,9 @@ export class WaitGate {
    * announcement's bytes for EnrollmentService.handleAnnounce and `settle`, to call with its reply.
    */
   async admit(raw: Uint8Array): Promise<{ reply: Reply } | { announcement: Uint8Array; settle(reply: unknown): void }> {
-    // Size and depth before anything parses or walks the bytes (services/core/json-limits.ts).
-    const json = parseUntrustedJson(raw, { maxBytes: MAX_REQUEST_BYTES, what: "request" });
-    if (!json.ok) return { reply: errorReply(json.error) };
-    const parsed = WaitAnnounceRequest.safeParse(json.value);
-    if (!parsed.success)
-      return { reply: errorReply(domainError("E_BAD_REQUEST", `malformed request: ${zodMessage(parsed.error)}`)) };
-    const { announcement, bundleSigned } = checkBundleProof(parsed.data);
+    const parsed = parseRequest(raw, WaitAnnounceRequest);
+    if ("reply" in parsed) return parsed;
+    const { announcement, bundleSigned } = checkBundleProof(parsed.value);
     if (!bundleSigned)
       return {
         reply: errorReply(domainError("E_PROOF", "the announcement is not signed by the wait bundle it names")),
