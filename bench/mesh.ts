@@ -10,18 +10,39 @@ import { fmtInt, fmtMs, fmtRatio, log, now, percentiles, scaled, type BenchResul
 import { mapLimited } from "../services/cli/limited.ts";
 import { meshLabUnavailable, readWg, setWgPeers, startMeshLab, type MeshLab } from "../test/mesh-lab.ts";
 
-const NODES = Math.max(4, scaled(50));
+/** 50 as the issue asks; MESH_NODES=N for another size (this machine's two cores did not finish 50: docs/benchmarks.md). */
+const NODES = Math.max(4, Number(process.env.MESH_NODES) || scaled(50));
 const MEASURED = Math.min(10, NODES - 3);
 const TARGET_REVOKE_P99_MS = 5000;
 const TARGET_JOIN_P99_MS = 15_000;
+/** How often the interfaces are read while waiting: fifty control-socket reads each time. */
+const POLL_MS = 50;
 const name = (i: number) => `m${String(i).padStart(2, "0")}`;
 
-async function until(what: string, ok: () => Promise<boolean>, withinMs = 120_000): Promise<void> {
+async function until(
+  what: string,
+  ok: () => Promise<boolean>,
+  withinMs = 120_000,
+  why: () => Promise<string> = async () => "",
+): Promise<void> {
   const deadline = Date.now() + withinMs;
   while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`mesh bench: not within ${withinMs / 1000} s: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    if (Date.now() > deadline) throw new Error(`mesh bench: not within ${withinMs / 1000} s: ${what} ${await why()}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
   }
+}
+
+/** Which pairs of `nodes` have had no handshake yet, as "a→b" (a's interface has none with b). */
+async function missingPairs(m: MeshLab, nodes: string[], key: Map<string, string>): Promise<string> {
+  const states = await Promise.all(nodes.map((n) => readWg(m.iface(n))));
+  const missing: string[] = [];
+  states.forEach((s, i) => {
+    const shook = new Map(s?.peers.map((p) => [p.publicKey, p.lastHandshake]));
+    for (const o of nodes)
+      if (o !== nodes[i] && !((shook.get(key.get(o)!) ?? 0) > 0))
+        missing.push(`${nodes[i]}→${o}${shook.has(key.get(o)!) ? "" : " (no peer)"}`);
+  });
+  return `(missing: ${missing.slice(0, 12).join(", ")}${missing.length > 12 ? `, +${missing.length - 12}` : ""})`;
 }
 
 /**
@@ -82,7 +103,12 @@ export async function run(): Promise<BenchResult> {
       const tAgent = now();
       m.startAgent(n);
       members.push(n);
-      await until(`${n}'s handshakes`, () => allShook(m, members, key));
+      await until(
+        `${n}'s handshakes`,
+        () => allShook(m, members, key),
+        120_000,
+        () => missingPairs(m, members, key),
+      );
       joinMs.push(now() - t);
       agentMs.push(now() - tAgent);
     }
@@ -139,8 +165,8 @@ export async function run(): Promise<BenchResult> {
     );
     return {
       name: "mesh",
-      title: `WireGuard mesh: ${NODES} nodes`,
-      description: `${NODES} network-namespace hosts, each an agent \`run --mesh\` with wireguard-go (this kernel has no WireGuard module), membershipd on its own host. ${NODES - MEASURED} nodes enroll and start as the setup; then ${MEASURED} more enroll one at a time, each timed from \`node invite\` until it and every peer have a handshake with each other (and from its agent's start), and ${MEASURED} are revoked one at a time, each timed from \`node revoke\` until no peer's interface holds its key (its packets are then dropped: WireGuard accepts no unknown key). Interfaces are polled every 20 ms through wireguard-go's control sockets. Raw: on the same interfaces, without the control plane, a peer removed from every interface at once, and a node's peers configured on both sides at once until every handshake is new.`,
+      title: "WireGuard mesh: enrollment and revocation",
+      description: `${NODES} network-namespace hosts, each an agent \`run --mesh\` with wireguard-go (this kernel has no WireGuard module), membershipd on its own host. ${NODES - MEASURED} nodes enroll and start as the setup; then ${MEASURED} more enroll one at a time, each timed from \`node invite\` until it and every peer have a handshake with each other (and from its agent's start), and ${MEASURED} are revoked one at a time, each timed from \`node revoke\` until no peer's interface holds its key (its packets are then dropped: WireGuard accepts no unknown key). Interfaces are polled every ${POLL_MS} ms through wireguard-go's control sockets. Raw: on the same interfaces, without the control plane, a peer removed from every interface at once, and a node's peers configured on both sides (the others without a keepalive, so that it alone initiates) until every handshake is new.`,
       headers: ["", "unibus p50", "unibus p99", "raw p50", "raw p99", "unibus / raw p50"],
       rows: [
         [
@@ -167,8 +193,14 @@ export async function run(): Promise<BenchResult> {
       measured: `revoke p99 ${fmtMs(v99)} ms; enrollment p99 ${fmtMs(j99)} ms`,
       pass: v99 < TARGET_REVOKE_P99_MS && j99 < TARGET_JOIN_P99_MS,
       notes: [
+        ...(NODES < 50
+          ? [
+              `Run with MESH_NODES=${NODES}: 50 nodes (the issue's size) did not finish on this machine (2 cores) in four runs on 2026-12-06. After 40 to 48 nodes, either a newcomer's \`join\` timed out pinning the server's CA (5 s, twice), or its handshakes with 5 of 46 peers did not complete within 120 s. In that run every namespace's UDP counters showed send-buffer errors (SndbufErrors 283–527), while a plain UDP socket between the same two namespaces delivered. The cause is not known yet.`,
+            ]
+          : []),
         "Raw join: the others take the node without a keepalive and the node alone initiates, so no two handshakes cross; when both sides initiate at once (each configured with a keepalive) one handshake waits WireGuard's 5 s REKEY_TIMEOUT: p50 5.2 s in a 10-node trial run.",
         "An enrollment's time includes two CLI processes (`unibus node invite`, `unibus-agent join`) and the new agent's own start (Node.js, its connection, the first node.mesh); the raw side starts no process.",
+        "Agents spread their reaction to one nudge over up to 300 ms (each waits a random moment first), so that a fleet does not read node.mesh and run `wg` in the same instant: most of the acknowledged → removed time.",
         "A revocation's time includes the `unibus node revoke` process (Node.js start, connect, sign); the row below it starts when the command is acknowledged. It goes: `node.revoke` appends NodeRevoked, membershipd nudges every agent on `unibus.mesh.changed` (signed), each agent reads `node.mesh` (every page) and runs `wg set … remove`; the raw side is that last step alone.",
       ],
       seconds: (now() - started) / 1000,

@@ -155,26 +155,38 @@ const summaryRow = (r: BenchResult) =>
 /**
  * `npx tsx bench/run.ts NAME…` at full scale: rewrites only those benchmarks' sections and summary
  * rows of docs/benchmarks.md, each saying it came from its own run; a benchmark without a section
- * there yet is left to `make bench`.
+ * there yet gets one before the scale section, and a row at the end of the summary.
  */
 function rewriteSections(file: string, results: BenchResult[], m: ReturnType<typeof machine>, date: Date): void {
   let md = readFileSync(file, "utf8");
   for (const r of results) {
-    const start = md.indexOf(`\n## ${r.title}\n`);
-    if (start < 0) {
-      console.log(`docs/benchmarks.md has no section "${r.title}": run make bench`);
-      continue;
-    }
-    const next = md.indexOf("\n## ", start + 1);
-    const end = next < 0 ? md.length : next;
     const provenance =
       `This section is from \`npx tsx bench/run.ts ${r.name}\` alone (${date.toISOString()}, git ${m.code}, ` +
       `${r.seconds.toFixed(0)} s), not from the \`make bench\` run the header describes.`;
+    if (!md.includes(`\n## ${r.title}\n`)) md = withNewSection(md, r, section(r, provenance).join("\n"));
+    const start = md.indexOf(`\n## ${r.title}\n`);
+    const next = md.indexOf("\n## ", start + 1);
+    const end = next < 0 ? md.length : next;
     md = `${md.slice(0, start + 1)}${section(r, provenance).join("\n")}\n${next < 0 ? "" : md.slice(end)}`;
     md = md.replace(new RegExp(`^\\| ${escapeRegExp(r.title)} \\|.*$`, "m"), summaryRow(r));
   }
   writeFileSync(file, md);
   console.log(`rewrote ${results.map((r) => r.name).join(", ")} in ${file}`);
+}
+
+/** `md` with a new benchmark's section before the scale section (or at the end) and its summary row last. */
+function withNewSection(md: string, r: BenchResult, text: string): string {
+  // Before the scale section and its marker (bench/scale/run.ts rewrites from the marker on).
+  const marker = md.indexOf("\n<!-- scale:begin -->");
+  const scale = marker < 0 ? md.indexOf("\n## Scale") : marker;
+  const at = scale < 0 ? md.length : scale;
+  md = `${md.slice(0, at)}\n${text}\n${md.slice(at)}`;
+  const summary = md.indexOf("\n## Summary\n");
+  const rows = md.slice(summary, md.indexOf("\n## ", summary + 1)).split("\n");
+  const last = rows.map((l) => l.startsWith("| ")).lastIndexOf(true);
+  const lastRow = rows[last]!;
+  const rowAt = md.indexOf(`\n${lastRow}\n`, summary) + lastRow.length + 1;
+  return `${md.slice(0, rowAt)}\n${summaryRow(r)}${md.slice(rowAt)}`;
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -27,6 +27,8 @@ export interface MeshOptions {
   nudgeKeys: () => string[];
   log: (line: string) => void;
   resyncMs?: number;
+  /** How far apart agents act on one nudge: each waits up to this long first (300 ms). */
+  nudgeSpreadMs?: number;
   run?: Run;
   /** Called with the public key the fleet holds for this node: a rotation's new key file is put in place. */
   keyRecorded?: (publicKey: string) => void;
@@ -85,7 +87,9 @@ export class Mesh {
     this.sub = nc.subscribe(MESH_CHANGED_SUBJECT, {
       callback: (_err, msg) => {
         const c = checkControl(MESH_CHANGED_SUBJECT, msg.data, this.o.nudgeKeys(), Date.now());
-        if (c.ok) void this.sync();
+        // Every agent hears the nudge at once: each waits a moment of its own first, so the fleet's
+        // reads of node.mesh and its `wg` runs do not all land in the same instant.
+        if (c.ok) setTimeout(() => void this.sync(), Math.random() * (this.o.nudgeSpreadMs ?? 300)).unref();
         else ignored(`mesh: ignored a message on ${MESH_CHANGED_SUBJECT} that membershipd did not sign (${c.reason})`);
       },
     });
@@ -154,7 +158,8 @@ export class Mesh {
       }
       this.o.keyRecorded?.(head.public_key);
       const dump = await this.withFleetKey(head.public_key);
-      const plan = planPeers(peers, dump.peers);
+      // Right after bring-up this node is the newcomer: it dials every peer (peer-plan.ts says why).
+      const plan = planPeers(peers, dump.peers, this.version === null);
       await applyPlan(this.o.iface, plan.clauses, this.run);
       if (plan.added + plan.updated + plan.removed > 0)
         this.o.log(

@@ -32,6 +32,7 @@ test("wg show dump: the interface's key and port, each peer's endpoint, IPs and 
     latest_handshake: 1796586366,
     rx_bytes: 1204,
     tx_bytes: 980,
+    keepalive: 25,
   });
   assert.equal(d.peers[1]!.endpoint, null);
   assert.equal(d.peers[1]!.latest_handshake, 0);
@@ -74,4 +75,25 @@ test("a large fleet's plan is split into calls of 200 peers", () => {
     plan.clauses.map((c) => c.filter((w) => w === "peer").length),
     [200, 200, 50],
   );
+});
+
+test("who dials: a node coming up dials every peer; a node already up adds a newcomer quietly, then keeps it alive once they shook hands", () => {
+  const newcomer = peer("n9", "e", "10.0.0.9", "10.231.5.19:51820");
+  const comingUp = planPeers([newcomer], [], true);
+  assert.ok(comingUp.clauses[0]!.join(" ").endsWith("persistent-keepalive 25"));
+  const quiet = planPeers([newcomer], [], false);
+  assert.ok(quiet.clauses[0]!.join(" ").endsWith("persistent-keepalive off"), "the newcomer dials, not us");
+  const added = {
+    public_key: newcomer.public_key,
+    endpoint: newcomer.endpoint,
+    allowed_ips: newcomer.allowed_ips,
+    latest_handshake: 0,
+    rx_bytes: 0,
+    tx_bytes: 0,
+    keepalive: 0,
+  };
+  assert.deepEqual(planPeers([newcomer], [added], false).clauses, [], "no handshake yet: left to the newcomer");
+  const shook = planPeers([newcomer], [{ ...added, latest_handshake: 1796586366 }], false);
+  assert.equal(shook.updated, 1);
+  assert.ok(shook.clauses[0]!.join(" ").endsWith("persistent-keepalive 25"), "then kept alive");
 });

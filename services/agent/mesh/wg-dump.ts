@@ -11,6 +11,8 @@ export interface WgDumpPeer {
   latest_handshake: number;
   rx_bytes: number;
   tx_bytes: number;
+  /** Seconds between keepalives; 0 when off. */
+  keepalive: number;
 }
 
 export interface WgDump {
@@ -35,6 +37,7 @@ export function parseWgDump(text: string): WgDump | null {
       latest_handshake: Number(f[4]) || 0,
       rx_bytes: Number(f[5]) || 0,
       tx_bytes: Number(f[6]) || 0,
+      keepalive: Number(f[7]) || 0,
     });
   }
   return { public_key: head[1]!, listen_port: Number(head[2]) || 0, peers };
