@@ -195,7 +195,7 @@ export async function run(): Promise<BenchResult> {
       notes: [
         ...(NODES < 50
           ? [
-              `Run with MESH_NODES=${NODES}: 50 nodes (the issue's size) did not finish on this machine (2 cores) in four runs on 2026-12-06. After 40 to 48 nodes, either a newcomer's \`join\` timed out pinning the server's CA (5 s, twice), or its handshakes with 5 of 46 peers did not complete within 120 s. In that run every namespace's UDP counters showed send-buffer errors (SndbufErrors 283–527), while a plain UDP socket between the same two namespaces delivered. The cause is not known yet.`,
+              `Run with MESH_NODES=${NODES}: 50 nodes (the issue's size) did not finish on this machine (2 cores) in five runs on 2026-12-06. After 40 to 49 nodes, either a newcomer's \`join\` timed out pinning the server's CA (5 s; three runs), or its handshakes with some peers did not complete within 120 s (two runs; in the second, 5 of 46 peers). In that last run every namespace's UDP counters showed send-buffer errors (SndbufErrors 283–527), while a plain UDP socket between the same two namespaces delivered. The cause is not known yet.`,
             ]
           : []),
         "Raw join: the others take the node without a keepalive and the node alone initiates, so no two handshakes cross; when both sides initiate at once (each configured with a keepalive) one handshake waits WireGuard's 5 s REKEY_TIMEOUT: p50 5.2 s in a 10-node trial run.",
