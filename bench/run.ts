@@ -165,9 +165,10 @@ function rewriteSections(file: string, results: BenchResult[], m: ReturnType<typ
       `${r.seconds.toFixed(0)} s), not from the \`make bench\` run the header describes.`;
     if (!md.includes(`\n## ${r.title}\n`)) md = withNewSection(md, r, section(r, provenance).join("\n"));
     const start = md.indexOf(`\n## ${r.title}\n`);
-    const next = md.indexOf("\n## ", start + 1);
-    const end = next < 0 ? md.length : next;
-    md = `${md.slice(0, start + 1)}${section(r, provenance).join("\n")}\n${next < 0 ? "" : md.slice(end)}`;
+    // A section ends at the next one, or at the scale part's marker (bench/scale/run.ts owns what follows).
+    const ends = [md.indexOf("\n## ", start + 1), md.indexOf("\n<!-- scale:begin", start + 1)].filter((i) => i >= 0);
+    const end = ends.length ? Math.min(...ends) : md.length;
+    md = `${md.slice(0, start + 1)}${section(r, provenance).join("\n")}\n${md.slice(end)}`;
     md = md.replace(new RegExp(`^\\| ${escapeRegExp(r.title)} \\|.*$`, "m"), summaryRow(r));
   }
   writeFileSync(file, md);
