@@ -208,7 +208,20 @@ describe("unibus-agent run", { timeout: 240_000 }, () => {
       250,
     );
     assert.deepEqual(servicePids(MARK), pids);
-    const seqBefore = (await nodeRecord()).agent.last_seq;
+    // The agent can be back before membershipd's own connection is (each reconnects on its own
+    // jittered schedule): "no responders" for node.show until then (once in fresh-clone CI).
+    let seqBefore = 0;
+    await waitUntil(
+      "membershipd to answer again",
+      async () => {
+        const seq = (await nodeRecord().catch(() => null))?.agent?.last_seq;
+        if (typeof seq !== "number") return false;
+        seqBefore = seq;
+        return true;
+      },
+      60_000,
+      250,
+    );
     result(await ask("restart", { service: "ticker" }));
     await waitUntil(
       "the restart after the outage in UNIBUS_nodes",
