@@ -5,6 +5,7 @@ import {
   AccountPublicKey,
   CurvePublicKey,
   IsoTime,
+  Ipv4,
   Labels,
   MemberRole,
   NodePublicKey,
@@ -28,7 +29,6 @@ import { Commitment, Epoch, MAX_GUARDIANS } from "./vault.ts";
  */
 const Reported = { node: Slug, seq: z.number().int().positive(), at: IsoTime };
 const Signal = z.string().regex(/^SIG[A-Z0-9]+$/);
-const Ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
 
 export const EventDataSchemas = {
   system: {

@@ -2,6 +2,9 @@ import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 
 /** A name that is safe as one NATS subject token and one KV key token: no dots, wildcards or spaces. */
+/** A dotted-quad IPv4 address, as overlay addresses are written. */
+export const Ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
+
 export const Slug = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1-63 of a-z 0-9 _ - starting with a letter or digit");

@@ -1,9 +1,7 @@
 // The WireGuard mesh (issue 27): what a node's agent asks membershipd for (`node.mesh`, its peers
 // a page at a time) and the nudge membershipd sends when the peers change.
 import { z } from "zod";
-import { Slug, WgEndpoint, WgPublicKey } from "./ids.ts";
-
-const Ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
+import { Ipv4, Slug, WgEndpoint, WgPublicKey } from "./ids.ts";
 
 /** Peers per page of node.mesh: 1,000 peers are about 160 KB, under the server's 1 MB payload limit. */
 export const MAX_MESH_PAGE = 1000;

@@ -10,6 +10,7 @@ import { CommandEnvelope, TRUST_CHANGED_SUBJECT, type Actor, type TrustResult } 
 import { connectNats } from "../services/bus/mod.ts";
 import { domainError, signControl, verifyCommandSignature, type DomainError } from "../services/core/mod.ts";
 import { startNats, tempDir, type NatsHandle } from "./harness.ts";
+import { waitUntil } from "./process-tools.ts";
 import { fetchTrust, TRUST_SUBJECT } from "../services/agent/commands/fetch-trust.ts";
 import { TrustList } from "../services/agent/commands/trust.ts";
 import { newNode, newUser } from "../services/agent/commands/testing.ts";
@@ -38,15 +39,6 @@ function fixture(initial: TrustResult | DomainError = list(aliceActor)) {
     open,
     done: () => rmSync(dir, { recursive: true, force: true }),
   };
-}
-
-/** Waits for `ok()` (polled every 2 ms), failing after 5 s. */
-async function until(ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error("condition not met within 5 s");
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 describe("TrustList", () => {
@@ -191,7 +183,7 @@ describe("TrustList", () => {
         { retry: { minMs: 5, maxMs: 40 }, log: (l) => lines.push(l) },
       );
       assert.equal((await t.refresh())?.code, "E_UNAVAILABLE");
-      await until(() => t.admins.length === 2);
+      await waitUntil("the list after three failures", () => t.admins.length === 2, 5000, 2);
       assert.equal(f.state.fetches, 4, "three failures, then the list");
       assert.deepEqual(lines, [
         "trust: the plane is starting; trying again in 1 s",
@@ -208,7 +200,7 @@ describe("TrustList", () => {
       );
       const before = f.state.fetches;
       await stopped.refresh();
-      await until(() => f.state.fetches >= before + 3);
+      await waitUntil("three tries", () => f.state.fetches >= before + 3, 5000, 2);
       stopped.stop();
       const atStop = f.state.fetches;
       await new Promise((r) => setTimeout(r, 50)); // ten retry waits: none may run

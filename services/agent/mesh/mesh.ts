@@ -89,7 +89,8 @@ export class Mesh {
         const c = checkControl(MESH_CHANGED_SUBJECT, msg.data, this.o.nudgeKeys(), Date.now());
         // Every agent hears the nudge at once: each waits a moment of its own first, so the fleet's
         // reads of node.mesh and its `wg` runs do not all land in the same instant.
-        if (c.ok) setTimeout(() => void this.sync(), Math.random() * (this.o.nudgeSpreadMs ?? 300)).unref();
+        if (c.ok)
+          setTimeout(() => this.stopped || void this.sync(), Math.random() * (this.o.nudgeSpreadMs ?? 300)).unref();
         else ignored(`mesh: ignored a message on ${MESH_CHANGED_SUBJECT} that membershipd did not sign (${c.reason})`);
       },
     });
