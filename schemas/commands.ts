@@ -3,6 +3,7 @@ import { z } from "zod";
 import {
   AccountPublicKey,
   CurvePublicKey,
+  Ipv4,
   ListAfter,
   ListLimit,
   MemberRole,
@@ -39,6 +40,8 @@ export const MembershipActionArgs = {
         .default(86400),
       uses: z.number().int().min(1).max(10_000).default(1),
       note: z.string().max(200).default(""),
+      /** Pins the overlay address the enrolling node gets (deploy-cluster.sh: a control-plane node's WG_IP). */
+      overlay_ip: Ipv4.optional(),
     })
     .strict(),
   "node.invites": z.object({ limit: ListLimit, after: ListAfter }).strict(),

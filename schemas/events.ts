@@ -112,9 +112,13 @@ export const EventDataSchemas = {
         uses: z.number().int().min(1).max(10_000),
         note: z.string().max(200),
         bootstrap_key: UserPublicKey,
+        /** The overlay address the node that uses it gets (a control-plane node's WG_IP): single-use then. */
+        address: Ipv4.optional(),
       })
       .strict()
-      .describe("An invite token exists; only the SHA-256 of its secret is recorded, never the secret."),
+      .describe(
+        "An invite token exists; only the SHA-256 of its secret is recorded, never the secret. With an address, the node enrolled through it gets that overlay address.",
+      ),
     InviteRevoked: z
       .object({ hash: Sha256Hex })
       .strict()

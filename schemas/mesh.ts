@@ -35,6 +35,16 @@ export const WgPeer = z
   .strict();
 export type WgPeer = z.infer<typeof WgPeer>;
 
+/**
+ * The control plane's own mesh (deploy-cluster.sh with ROUTE_NETWORK=wg): the cluster's other
+ * servers, brought up by `unibus-agent mesh up` before membershipd and kept by the agent whatever
+ * node.mesh says, since the routes that carry node.mesh's answers run over them.
+ */
+export const StaticMeshPeers = z
+  .object({ peers: z.array(WgPeer.omit({ allowed_ips: true })).max(MAX_MESH_PAGE) })
+  .strict();
+export type StaticMeshPeers = z.infer<typeof StaticMeshPeers>;
+
 export const MeshResult = z
   .object({
     node: Slug,

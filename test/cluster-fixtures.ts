@@ -19,7 +19,7 @@ export function filledEnv(over: Record<string, string> = {}): string {
         [`<node${i}-name>`, `n${i}`],
         [`<node${i}-ssh-host>`, `n${i}.example.net`],
         [`<node${i}-public-ip>`, `203.0.113.${i}`],
-        [`<node${i}-wg-ip>`, `10.8.0.${i}`],
+        [`<node${i}-wg-ip>`, `10.0.0.${i}`],
       ]),
     ),
     ...over,

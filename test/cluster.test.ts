@@ -1,6 +1,8 @@
 // The 3-node cluster, deployed the way an operator deploys it (generate-cluster-certs.sh, then
 // deploy-cluster.sh --transport netns --apply) onto three hosts in network namespaces, with a
-// fourth namespace as the operator's machine. Mutual-TLS routes, R1 → R3 under load, the loss
+// fourth namespace as the operator's machine. ROUTE_NETWORK=wg: each node's WG_IP is on its
+// WireGuard interface alone (wireguard-go), so routes, the monitor and every client cross the mesh;
+// the operator's machine is not on it and works from n1, as an operator would over ssh. Mutual-TLS routes, R1 → R3 under load, the loss
 // of the meta leader's node under load, lost quorum, and a full-cluster restart. The nodes first run
 // as a version before at-rest encryption did (test/plaintext-shim.ts); after the scale to R3 the
 // stores are migrated node by node to encryption under load, then the at-rest keys and both CAs
@@ -32,6 +34,8 @@ function filesHolding(dir: string, text: string): string[] {
   return hits;
 }
 const NODES = ["n1", "n2", "n3"];
+/** Where the operator's network commands run: the WG_IPs are reachable from the mesh alone. */
+const SEAT = "n1";
 
 describe("cluster on three network-namespace hosts", {
   skip: why ? `skipped: ${why}` : false,
@@ -57,10 +61,10 @@ describe("cluster on three network-namespace hosts", {
     ...args,
   ];
 
-  /** The operator's CLI, in its own namespace, through one node's client port. */
+  /** The operator's CLI, on the seat, through one node's client port (over the mesh). */
   const cli = (via: string, args: string[], timeoutMs = 60_000) =>
     lab.exec(
-      "op",
+      SEAT,
       [join(ROOT, "bin/unibus"), "--data-dir", dataDir("n1"), "--server", `nats://${ipOf(via)}:4250`, ...args],
       { timeoutMs },
     );
@@ -85,9 +89,9 @@ describe("cluster on three network-namespace hosts", {
       { timeoutMs: 300_000, env },
     );
   const monitor = () =>
-    lab.exec("op", [join(ROOT, "bin/unibus"), "monitor", "report", "--env", envFile, "--json"], { timeoutMs: 30_000 });
+    lab.exec(SEAT, [join(ROOT, "bin/unibus"), "monitor", "report", "--env", envFile, "--json"], { timeoutMs: 30_000 });
   const healthz = async (n: string): Promise<any | null> => {
-    const r = await lab.exec("op", [
+    const r = await lab.exec(SEAT, [
       "node",
       "-e",
       `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => console.log(t), () => console.log("null"))`,
@@ -149,7 +153,7 @@ describe("cluster on three network-namespace hosts", {
       [
         "netns",
         "exec",
-        `${lab.prefix}op`,
+        `${lab.prefix}${SEAT}`,
         ...tsx("test/cluster-load.ts", [
           dataDir("n1"),
           NODES.map((n) => `nats://${ipOf(n)}:4250`).join(","),
@@ -279,7 +283,7 @@ describe("cluster on three network-namespace hosts", {
 
   before(async () => {
     dir = tempDir("unibus-cluster-");
-    lab = createLab([...NODES, "op"]);
+    lab = createLab([...NODES, "op"], { wgOnEth0: false });
     secrets = join(dir, "secrets");
     netnsRoot = join(dir, "hosts");
     envFile = join(dir, "cluster.env");
@@ -295,6 +299,7 @@ describe("cluster on three network-namespace hosts", {
         `HTTP_PORT=8470`,
         `SSH_USER="root"`,
         `ROUTE_NETWORK="wg"`,
+        `OVERLAY_CIDR="${ipOf("n1").replace(/\.\d+$/, ".0")}/24"`,
         `CLUSTER_NODES=(`,
         ...lab.hosts
           .filter((h) => h.name !== "op")
@@ -334,7 +339,7 @@ describe("cluster on three network-namespace hosts", {
       assert.equal(h.cluster.peers_current, 3);
     }
     const probe = (args: string[]) =>
-      lab.exec("op", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
+      lab.exec("n2", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
     const n2 = join(secrets, "nodes/n2");
     assert.match((await probe([])).stdout, /^refused/, "no client certificate");
     assert.match(
@@ -356,11 +361,44 @@ describe("cluster on three network-namespace hosts", {
     assert.match(conf, /verify: true/);
   });
 
-  test("a node's agent, enrolled through the cluster, is commandable through every node", async () => {
+  test("the routes run over the WireGuard mesh: each WG_IP is on its node's interface alone, and every server has handshaken with the other two", async () => {
+    for (const [i, n] of NODES.entries()) {
+      const iface = `${lab.prefix}w${i}`;
+      const addrs = (await lab.exec(n, ["ip", "-brief", "-4", "addr"])).stdout;
+      const holders = addrs.split("\n").filter((l) => l.includes(` ${ipOf(n)}/`));
+      assert.equal(holders.length, 1, addrs);
+      assert.ok(holders[0]!.startsWith(`${iface} `), addrs);
+      const dump = await lab.exec(n, ["wg", "show", iface, "dump"]);
+      assert.equal(dump.code, 0, dump.stderr);
+      const peers = dump.stdout
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.split("\t"));
+      const others = NODES.filter((o) => o !== n).map((o) => `${ipOf(o)}/32`);
+      assert.deepEqual(peers.map((p) => p[3]).sort(), others.sort(), dump.stdout);
+      for (const p of peers)
+        assert.ok(Number(p[4]) > 0 && Number(p[5]) > 0, `${n}: a handshake and bytes from ${p[3]}`);
+    }
+  });
+
+  test("a node's agent, enrolled through the cluster, is commandable through every node and keeps the mesh with its filter", async () => {
     for (const via of NODES) {
       const r = await cli(via, ["--json", "node", "status", "n1"]);
       assert.equal(r.code, 0, `via ${via}: ${r.stderr}`);
       assert.equal(JSON.parse(r.stdout).node, "n1");
+    }
+    for (const n of NODES) {
+      const mesh = await until(`${n}'s agent has its peers from the fleet and its filter`, async () => {
+        const r = await cli(n, ["--json", "node", "status", n]);
+        const m = r.code === 0 ? JSON.parse(r.stdout).agent?.mesh : null;
+        return m?.version !== null && m?.firewall === "nftables" && m?.problem === null ? m : null;
+      });
+      assert.equal(mesh.overlay_ip, ipOf(n));
+      assert.deepEqual(
+        mesh.peers.map((p: { node: string }) => p.node).sort(),
+        NODES.filter((o) => o !== n),
+      );
     }
   });
 
@@ -496,7 +534,7 @@ describe("cluster on three network-namespace hosts", {
       assert.equal(r.code, 0, `via ${via}: ${r.stderr}`);
     }
     const probe = (args: string[]) =>
-      lab.exec("op", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
+      lab.exec("n2", tsx("test/route-probe.ts", [ipOf("n1"), "6250", join(secrets, "route-ca/ca.pem"), ...args]));
     assert.match(
       (await probe([join(ca.oldRoute, "route.pem"), join(ca.oldRoute, "route.key")])).stdout,
       /^refused/,
@@ -536,7 +574,7 @@ describe("cluster on three network-namespace hosts", {
       const st = await cli(via, ["--json", "node", "status", "n3"]);
       assert.equal(st.code, 0, `via ${via}: ${st.stderr}`);
     }
-    const cut = await lab.exec("op", [
+    const cut = await lab.exec(SEAT, [
       join(ROOT, "bin/unibus"),
       "--creds",
       oldAdmin,

@@ -45,11 +45,10 @@ describe("deploy-cluster.sh --transport netns: the network", { skip: why ?? unde
   let dir: string;
   let envFile: string;
 
-  before(() => {
-    dir = tempDir("unibus-netns-deploy-");
-    envFile = join(dir, "cluster.env");
+  /** A cluster.env of these nodes; `extra` lines after ROUTE_NETWORK. */
+  const writeEnv = (file: string, network: "wg" | "public", extra: string[] = []) =>
     writeFileSync(
-      envFile,
+      file,
       [
         'CLUSTER_NAME="t"',
         'CLUSTER_USER="unibus"',
@@ -58,13 +57,20 @@ describe("deploy-cluster.sh --transport netns: the network", { skip: why ?? unde
         "NATS_ROUTE_PORT=6250",
         "HTTP_PORT=8470",
         'SSH_USER="root"',
-        'ROUTE_NETWORK="wg"',
+        `ROUTE_NETWORK="${network}"`,
+        ...extra,
         "CLUSTER_NODES=(",
         ...nodes.map((n) => `  "${n.name} ${n.name} ${n.pub} ${n.wg}"`),
         ")",
         "",
       ].join("\n"),
     );
+
+  before(() => {
+    dir = tempDir("unibus-netns-deploy-");
+    envFile = join(dir, "cluster.env");
+    // public: eth0 holds both addresses (with wg the WG_IP is the mesh interface's; cluster.test.ts).
+    writeEnv(envFile, "public");
   });
 
   after(() => {
@@ -92,6 +98,23 @@ describe("deploy-cluster.sh --transport netns: the network", { skip: why ?? unde
     );
     assert.deepEqual(namespaces(), []);
     assert.equal(bridgeExists(), false);
+  });
+
+  test("ROUTE_NETWORK=wg: the WG_IP is left to the mesh's interface; a WG_IP outside OVERLAY_CIDR is refused", () => {
+    const wgEnv = join(dir, "wg.env");
+    writeEnv(wgEnv, "wg", [`OVERLAY_CIDR="10.234.${net}.0/24"`]);
+    const out = deploy(wgEnv, "--network-only");
+    assert.match(
+      out,
+      new RegExp(`^\\[b\\] would run: ip -n ${prefix}b addr add 10\\.233\\.${net}\\.11/24 dev eth0$`, "m"),
+    );
+    assert.doesNotMatch(out, /addr add 10\.234\./);
+    writeEnv(wgEnv, "wg", [`OVERLAY_CIDR="10.234.${(net % 250) + 1}.0/24"`]);
+    const r = spawnSync(join(ROOT, "deploy/cluster/deploy-cluster.sh"), ["--env", wgEnv, "--transport", "netns"], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`a's WG_IP 10\\.234\\.${net}\\.10 is not a host address of OVERLAY_CIDR`));
   });
 
   test("--network-only --apply makes the namespaces and the bridge; a rerun keeps them", () => {

@@ -137,7 +137,7 @@ export function adminClient(plane: SecurePlaneHandle) {
 /** A fresh invite: its token decoded and its hash. */
 export async function newInvite(
   send: ReturnType<typeof adminClient>,
-  args: { expiry_s?: number; uses?: number; note?: string } = {},
+  args: { expiry_s?: number; uses?: number; note?: string; overlay_ip?: string } = {},
 ) {
   const r = await send("node.invite", { expiry_s: 3600, uses: 1, note: "", ...args });
   if (!r.ok) throw new Error(`node.invite: ${r.error.code} ${r.error.message}`);

@@ -264,6 +264,19 @@ describe("enrollment against a secured plane", () => {
     assert.equal((await send("node.leave", { node: "wg-b" })).ok, true);
   });
 
+  test("an invite that pins an overlay address (a control-plane node's WG_IP): its node gets it; held, outside the overlay or multi-use is refused", async () => {
+    const pinned = await newInvite(send, { overlay_ip: "10.9.0.14" });
+    const { config } = await enroll("pinned", pinned);
+    assert.equal(config.address, "10.9.0.14");
+    const again = await send("node.invite", { expiry_s: 3600, uses: 1, note: "", overlay_ip: "10.9.0.14" });
+    assert.equal(again.ok ? "ok" : again.error.code, "E_ADDRESS_IN_USE");
+    const outside = await send("node.invite", { expiry_s: 3600, uses: 1, note: "", overlay_ip: "10.10.0.5" });
+    assert.equal(outside.ok ? "ok" : outside.error.code, "E_BAD_REQUEST");
+    assert.match(outside.ok ? "" : outside.error.message, /10\.10\.0\.5 is not a host address of 10\.9\.0\.0\/28/);
+    const many = await send("node.invite", { expiry_s: 3600, uses: 2, note: "", overlay_ip: "10.9.0.13" });
+    assert.equal(many.ok ? "ok" : many.error.code, "E_BAD_REQUEST");
+  });
+
   test("revoked invite: its bootstrap credential is cut at the server; its secret is refused (E_INVITE_REVOKED)", async (t) => {
     const inv = await newInvite(send, { uses: 3 });
     const revoked = await send("node.invite.revoke", { hash: inv.hash.slice(0, 12) });

@@ -189,6 +189,7 @@ describe("unibus monitor report", () => {
           `HTTP_PORT=${port}`,
           "SSH_USER=deploy",
           `ROUTE_NETWORK=${net}`,
+          'OVERLAY_CIDR="127.0.0.0/24"',
           "CLUSTER_NODES=(",
           '  "alpha alpha.lab 127.0.0.4 127.0.0.2"',
           '  "beta beta.lab 127.0.0.5 127.0.0.3"',

@@ -4,6 +4,8 @@
 // stand in for a node's public and WireGuard addresses.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { ROOT, type CliResult } from "./harness.ts";
 
 export interface NetnsHost {
@@ -40,8 +42,12 @@ export function netnsUnavailable(): string | null {
   return null;
 }
 
-/** `names` hosts, 10.231.<net>.x ("public") and 10.232.<net>.x ("wg") on one bridge. */
-export function createLab(names: string[]): NetnsLab {
+/**
+ * `names` hosts, 10.231.<net>.x ("public") and 10.232.<net>.x ("wg") on one bridge. With
+ * `wgOnEth0: false` the wg addresses are left off eth0: a real mesh (deploy-cluster.sh with
+ * ROUTE_NETWORK=wg) puts them on its WireGuard interfaces.
+ */
+export function createLab(names: string[], o: { wgOnEth0?: boolean } = {}): NetnsLab {
   const id = randomBytes(2).toString("hex");
   const prefix = `ub${id}-`;
   const bridge = `ubbr${id}`;
@@ -82,6 +88,10 @@ export function createLab(names: string[]): NetnsLab {
       }
       for (const h of hosts) spawnSync("ip", ["netns", "del", h.ns]);
       spawnSync("ip", ["link", "del", bridge]);
+      // wireguard-go's sockets (the mesh's interfaces are named after the prefix) outlive a kill -9.
+      const sockets = "/var/run/wireguard";
+      if (existsSync(sockets))
+        for (const f of readdirSync(sockets)) if (f.startsWith(prefix)) rmSync(join(sockets, f), { force: true });
     },
   };
   try {
@@ -94,7 +104,7 @@ export function createLab(names: string[]): NetnsLab {
       ip(["link", "set", outside, "master", bridge, "up"]);
       ip(["-n", h.ns, "link", "set", "lo", "up"]);
       ip(["-n", h.ns, "addr", "add", `${h.publicIp}/24`, "dev", "eth0"]);
-      ip(["-n", h.ns, "addr", "add", `${h.wgIp}/24`, "dev", "eth0"]);
+      if (o.wgOnEth0 !== false) ip(["-n", h.ns, "addr", "add", `${h.wgIp}/24`, "dev", "eth0"]);
       ip(["-n", h.ns, "link", "set", "eth0", "up"]);
     });
   } catch (err) {

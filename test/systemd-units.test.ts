@@ -179,10 +179,27 @@ test("the agent's unit: root bounded to exactly the documented capabilities, its
   assert.equal(unit.get("RuntimeDirectory"), undefined);
 });
 
+test("the mesh's unit runs as root with CAP_NET_ADMIN alone, before membershipd", () => {
+  const dir = tempDir("unibus-units-");
+  try {
+    const file = render(dir).find((f) => f.endsWith("/unibus-mesh.service"))!;
+    const text = readFileSync(file, "utf8");
+    const unit = serviceSettings(text);
+    assert.equal(unit.get("User"), undefined);
+    assert.equal(single(unit, "CapabilityBoundingSet"), "CAP_NET_ADMIN");
+    assert.equal(single(unit, "NoNewPrivileges"), "true");
+    assert.equal(single(unit, "ProtectSystem"), "strict");
+    assert.equal(single(unit, "DeviceAllow"), "/dev/net/tun rw");
+    assert.match(text, /^Before=unibus-membershipd\.service unibus-agent\.service$/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("every other unit runs as the cluster user with no capabilities", () => {
   const dir = tempDir("unibus-units-");
   try {
-    for (const file of render(dir).filter((f) => !f.endsWith("/unibus-agent.service"))) {
+    for (const file of render(dir).filter((f) => !/\/unibus-(agent|mesh)\.service$/.test(f))) {
       const unit = serviceSettings(readFileSync(file, "utf8"));
       assert.equal(single(unit, "User"), "unibus", file);
       assert.equal(single(unit, "CapabilityBoundingSet"), "", file);

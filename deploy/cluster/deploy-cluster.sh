@@ -57,11 +57,80 @@ fi
 require_no_placeholders "$env_file"
 # shellcheck disable=SC1090
 source "$env_file"
+# Older cluster.env files lack these two: the defaults are the overlay's own.
+OVERLAY_CIDR="${OVERLAY_CIDR:-10.0.0.0/24}" WG_PORT="${WG_PORT:-51820}"
 
 say() { printf '[%s] %s\n' "$1" "$2"; }
 
-# The address of a node on the network cluster.env chose: routes, the monitor and invites use it.
+# The address of a node on the network cluster.env chose: routes and /healthz (the monitor) use it.
 node_addr() { if [ "$ROUTE_NETWORK" = wg ]; then echo "$4"; else echo "$3"; fi; }
+# Clients (agents joining with an invite, the operator's CLI) reach the client port at PUBLIC_IP in
+# either mode: a node that is joining is not on the mesh yet. TLS and nkey auth guard that port.
+client_url() { case "$1" in *:*) echo "nats://[$1]:$NATS_CLIENT_PORT" ;; *) echo "nats://$1:$NATS_CLIENT_PORT" ;; esac; }
+
+# ROUTE_NETWORK=wg: the mesh's interface (unibus0; in netns mode one name per node, as wireguard-go's
+# socket in /run/wireguard is the host's, not the namespace's), and the node's WireGuard endpoint.
+wg_iface() { # NAME
+  local i=0 e n
+  [ "$transport" = netns ] || { echo unibus0; return; }
+  for e in "${CLUSTER_NODES[@]}"; do
+    read -r n _ <<<"$e"
+    [ "$n" = "$1" ] && break
+    i=$((i + 1))
+  done
+  echo "${netns_prefix}w$i"
+}
+wg_endpoint() { case "$1" in *:*) echo "[$1]:$WG_PORT" ;; *) echo "$1:$WG_PORT" ;; esac; }
+ip_int() { local IFS=. a b c d; read -r a b c d <<<"$1"; echo $(((a << 24) + (b << 16) + (c << 8) + d)); }
+
+# Every WG_IP a host address of OVERLAY_CIDR: the fleet hands out overlay addresses from it, and
+# each control-plane node's invite pins its WG_IP.
+check_wg_ips() {
+  local base=${OVERLAY_CIDR%/*} bits=${OVERLAY_CIDR#*/} e n w size start x
+  if ! [[ "$OVERLAY_CIDR" =~ ^[0-9]+(\.[0-9]+){3}/[0-9]+$ ]] || [ "$bits" -lt 8 ] || [ "$bits" -gt 30 ]; then
+    echo "deploy-cluster.sh: OVERLAY_CIDR $OVERLAY_CIDR is not an IPv4 CIDR from /8 to /30" >&2
+    exit 2
+  fi
+  size=$((1 << (32 - bits)))
+  start=$(($(ip_int "$base") / size * size))
+  for e in "${CLUSTER_NODES[@]}"; do
+    read -r n _ _ w <<<"$e"
+    x=$(ip_int "$w")
+    if [ "$x" -le "$start" ] || [ "$x" -ge $((start + size - 1)) ]; then
+      echo "deploy-cluster.sh: $n's WG_IP $w is not a host address of OVERLAY_CIDR $OVERLAY_CIDR" >&2
+      exit 2
+    fi
+  done
+}
+if [ "$ROUTE_NETWORK" = wg ]; then check_wg_ips; fi
+
+# The cluster's other servers as the node's static peers (services/agent/mesh/static-peers.ts),
+# from the public keys each node's `mesh key` printed (kept in the secrets dir: they are public).
+mesh_peers_json() { # NAME
+  local sep="" e n p w key
+  printf '{"peers":['
+  for e in "${CLUSTER_NODES[@]}"; do
+    read -r n _ p w <<<"$e"
+    [ "$n" = "$1" ] && continue
+    key="<$n's key, read at --apply>"
+    if [ -s "$secrets/nodes/$n/wg.pub" ]; then key=$(cat "$secrets/nodes/$n/wg.pub"); fi
+    printf '%s{"node":"%s","public_key":"%s","overlay_ip":"%s","endpoint":"%s"}' "$sep" "$n" "$key" "$w" "$(wg_endpoint "$p")"
+    sep=,
+  done
+  printf ']}\n'
+}
+
+# The agent's flags (agent.env): --mesh over the static peers, and the overlay's filter with the
+# route port open to the cluster's other servers only.
+agent_args() { # NAME
+  local e n w peers=""
+  [ "$ROUTE_NETWORK" = wg ] || return 0
+  for e in "${CLUSTER_NODES[@]}"; do
+    read -r n _ _ w <<<"$e"
+    [ "$n" = "$1" ] || peers="$peers --route-peer $w"
+  done
+  echo "--mesh --wg-interface $(wg_iface "$1") --mesh-static $ETC/mesh-peers.json --firewall --route-port $NATS_ROUTE_PORT$peers"
+}
 
 # Per-node paths: the real ones over ssh; under the node's own root directory in netns mode.
 paths() { # NAME
@@ -89,14 +158,15 @@ vault_env() { # NAME
   if [ -f "$secrets/nodes/$1/at-rest.vault" ]; then echo "UNIBUS_AT_REST_KEY_HANDOFF=$RUN/$1/at-rest.key"; fi
 }
 
-render_env() { # NAME ADDR
-  local name=$1 addr=$2 routes="" advertise="nats://$2:$NATS_CLIENT_PORT"
+render_env() { # NAME ADDR PUBLIC_IP
+  local name=$1 addr=$2 routes="" advertise
+  advertise=$(client_url "$3")
   for e in "${CLUSTER_NODES[@]}"; do
     read -r n _s p w <<<"$e"
     [ "$n" = "$name" ] && continue
     a=$(node_addr "$n" "$_s" "$p" "$w")
     routes="${routes:+$routes,}$a:$NATS_ROUTE_PORT"
-    advertise="$advertise,nats://$a:$NATS_CLIENT_PORT"
+    advertise="$advertise,$(client_url "$p")"
   done
   cat <<ENV
 # rendered by deploy-cluster.sh for $name; no secrets here (they are files next to it)
@@ -115,17 +185,18 @@ UNIBUS_ROUTE_HOST=$addr
 UNIBUS_ROUTE_PORT=$NATS_ROUTE_PORT
 UNIBUS_ROUTE_TLS_DIR=$ETC/route
 UNIBUS_ROUTE_SECRET_FILE=$ETC/route.secret
+UNIBUS_OVERLAY_CIDR=$OVERLAY_CIDR
 $(vault_env "$name")
 ENV
 }
 
 # Everything one node gets, staged locally first so both transports copy the same files.
-stage() { # NAME ADDR STAGE_DIR
-  local name=$1 addr=$2 s=$3 m="$secrets/nodes/$1"
+stage() { # NAME ADDR STAGE_DIR PUBLIC_IP
+  local name=$1 addr=$2 s=$3 m="$secrets/nodes/$1" public=$4
   [ -d "$m" ] || { echo "deploy-cluster.sh: no material for node $name in $secrets/nodes; rerun generate-cluster-certs.sh" >&2; exit 1; }
   (umask 077
    mkdir -p "$s/etc/route" "$s/units" "$s/data/tls" "$s/data/auth"
-   render_env "$name" "$addr" >"$s/etc/node.env"
+   render_env "$name" "$addr" "$public" >"$s/etc/node.env"
    if [ -f "$m/at-rest.key" ]; then cp "$m/at-rest.key" "$s/etc/at-rest.key"; fi
    cp "$secrets/route.secret" "$s/etc/route.secret"
    cp "$m/route/." "$s/etc/route/" -a
@@ -134,18 +205,37 @@ stage() { # NAME ADDR STAGE_DIR
    cp -a "$secrets/identities/service.nk" "$secrets/identities/admin.nk" "$s/data/"
    render_unit unibus-membershipd.service "$CLUSTER_USER" "$ETC" "$APP" "$DATA" >"$s/units/unibus-membershipd.service"
    render_unit unibus-agent.service "$CLUSTER_USER" "$ETC" "$APP" "$DATA" >"$s/units/unibus-agent.service"
-   chmod 644 "$s/etc/node.env" "$s/units/"*)
+   echo "UNIBUS_AGENT_ARGS=\"$(agent_args "$name")\"" >"$s/etc/agent.env"
+   if [ "$ROUTE_NETWORK" = wg ]; then
+     mesh_peers_json "$name" >"$s/etc/mesh-peers.json"
+     echo "UNIBUS_MESH_ARGS=\"$(mesh_args "$name")\"" >"$s/etc/mesh.env"
+     render_unit unibus-mesh.service "$CLUSTER_USER" "$ETC" "$APP" "$DATA" >"$s/units/unibus-mesh.service"
+   fi
+   chmod 644 "$s/etc/"*.env "$s/units/"*)
 }
 
-install_steps() { # runs on the node
+mesh_args() { # NAME
+  local e n w
+  for e in "${CLUSTER_NODES[@]}"; do
+    read -r n _ _ w <<<"$e"
+    [ "$n" = "$1" ] && break
+  done
+  echo "--wg-interface $(wg_iface "$1") --overlay-address $w/${OVERLAY_CIDR#*/} --listen-port $WG_PORT --mesh-static $ETC/mesh-peers.json"
+}
+
+install_steps() { # runs on the node; with ROUTE_NETWORK=wg the mesh's tools too
+  local tools="nats-server node bwrap" pkgs="nats-server nodejs bubblewrap openssl"
+  if [ "$ROUTE_NETWORK" = wg ]; then tools="$tools wg wireguard-go nft" pkgs="$pkgs wireguard-tools wireguard-go nftables"; fi
   cat <<SH
 set -euo pipefail
+missing=0
+for t in $tools; do command -v "\$t" >/dev/null || missing=1; done
 if [ "$transport" = ssh ]; then
-  command -v nats-server >/dev/null && command -v node >/dev/null && command -v bwrap >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server nodejs bubblewrap openssl >/dev/null; }
+  [ "\$missing" = 0 ] ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null; }
   id -u "$CLUSTER_USER" >/dev/null 2>&1 || useradd --system --home-dir /var/lib/unibus --shell /usr/sbin/nologin "$CLUSTER_USER"
 else
-  command -v nats-server >/dev/null || { echo "nats-server is not installed on this machine" >&2; exit 1; }
+  [ "\$missing" = 0 ] || { echo "one of $tools is not installed on this machine (scripts/install-deps.sh)" >&2; exit 1; }
 fi
 mkdir -p "$ETC" "$DATA/membershipd" "$DATA/agent" "$UNITS" "$RUN"
 chmod 700 "$ETC" "$DATA/membershipd" "$DATA/agent"
@@ -179,19 +269,50 @@ if [ -f "\$pidfile" ] && kill -0 "\$(cat "\$pidfile")" 2>/dev/null; then echo "a
 if [ "$1" = membershipd ]; then
   setsid bash -c 'set -a; . "\$1"; set +a; exec "\$2/bin/membershipd"' _ "$ETC/node.env" "$APP" >>"$DATA/membershipd.log" 2>&1 </dev/null &
 else
-  setsid "$APP/bin/unibus-agent" --data-dir "$DATA/agent" run >>"$DATA/agent.log" 2>&1 </dev/null &
+  setsid bash -c 'set -a; . "\$1"; set +a; exec "\$2/bin/unibus-agent" --data-dir "\$3" run \$UNIBUS_AGENT_ARGS' _ "$ETC/agent.env" "$APP" "$DATA/agent" >>"$DATA/agent.log" 2>&1 </dev/null &
 fi
 echo \$! >"\$pidfile"
 echo "started (pid \$!)"
 SH
 }
 
-enroll_steps() { # NAME: the node's agent joins through its own membershipd, once
+# With ROUTE_NETWORK=wg the invite pins the node's WG_IP as its overlay address, and the agent
+# enrolls with the key pair the mesh already uses (wg.key) and its PUBLIC_IP:WG_PORT endpoint.
+enroll_steps() { # NAME PUBLIC_IP WG_IP: the node's agent joins through its own membershipd, once
+  local pin="" endpoint=""
+  if [ "$ROUTE_NETWORK" = wg ]; then pin="--overlay-ip $3" endpoint="--wg-endpoint $(wg_endpoint "$2")"; fi
   cat <<SH
 set -euo pipefail
 if "$APP/bin/unibus-agent" --data-dir "$DATA/agent" status >/dev/null 2>&1; then echo "already enrolled"; exit 0; fi
-"$APP/bin/unibus" --data-dir "$DATA/membershipd" node invite --note "deploy-cluster: $1" | head -1 |
-  "$APP/bin/unibus-agent" --data-dir "$DATA/agent" --name "$1" join --token -
+"$APP/bin/unibus" --data-dir "$DATA/membershipd" node invite --note "deploy-cluster: $1" $pin | head -1 |
+  "$APP/bin/unibus-agent" --data-dir "$DATA/agent" --name "$1" join $endpoint --token -
+SH
+}
+
+# The node's WireGuard key pair is made on the node (its private key never leaves it); the public
+# key comes back and is kept in the secrets dir, where the other nodes' static peers are read from.
+read_wg_key() { # NAME HOST
+  local key
+  if [ "$apply" = 0 ]; then say "$1" "would make this node's WireGuard key pair (on the node) and read its public key"; return; fi
+  say "$1" "make this node's WireGuard key pair (on the node) and read its public key"
+  key=$(run_quiet "$1" "$2" "$(printf '"%s/bin/unibus-agent" --data-dir "%s/agent" mesh key' "$APP" "$DATA")")
+  [[ "$key" =~ ^[A-Za-z0-9+/]{43}=$ ]] || { echo "deploy-cluster.sh: $1 answered no WireGuard public key (got: $key)" >&2; exit 1; }
+  (umask 022 && echo "$key" >"$secrets/nodes/$1/wg.pub")
+}
+
+# Brings the interface up (or updates its static peers when it is up). Over ssh through the
+# unibus-mesh unit, so wireguard-go lives in that unit's cgroup; a unit already active is not
+# restarted (that would stop wireguard-go and cut the routes): mesh up runs again beside it.
+mesh_up_steps() {
+  cat <<SH
+set -euo pipefail
+set -a; . "$ETC/mesh.env"; set +a
+if [ "$transport" = ssh ]; then
+  systemctl enable unibus-mesh >/dev/null 2>&1
+  if ! systemctl is-active --quiet unibus-mesh; then systemctl start unibus-mesh; systemctl status --no-pager -n 0 unibus-mesh >/dev/null; exit 0; fi
+fi
+# shellcheck disable=SC2086 # the rendered flags, one word each
+"$APP/bin/unibus-agent" --data-dir "$DATA/agent" mesh up \$UNIBUS_MESH_ARGS
 SH
 }
 
@@ -222,6 +343,15 @@ run_step() { # NAME HOST LABEL SCRIPT [ARGS…]
     ip netns exec "${netns_prefix}${name}" bash -c "$script" _ "$@"
   else
     ssh -o BatchMode=yes -o ConnectTimeout=10 "$SSH_USER@$host" sudo bash -c "$(printf '%q' "$script")" _ "$@"
+  fi
+}
+
+# A command's stdout only (run_step says what it does first); apply mode only.
+run_quiet() { # NAME HOST SCRIPT
+  if [ "$transport" = netns ]; then
+    ip netns exec "${netns_prefix}$1" bash -c "$3"
+  else
+    ssh -o BatchMode=yes -o ConnectTimeout=10 "$SSH_USER@$2" sudo bash -c "$(printf '%q' "$3")"
   fi
 }
 
@@ -305,18 +435,35 @@ fi
 for e in "${selected[@]}"; do
   read -r name host public wg <<<"$e"
   paths "$name"
-  addr=$(node_addr "$name" "$host" "$public" "$wg")
-  stage "$name" "$addr" "$staging/$name"
   run_step "$name" "$host" "install nats-server and unibus ($APP), create $ETC and $DATA" "$(install_steps)"
   if [ "$apply" = 1 ] && [ "$transport" = ssh ]; then
     say "$name" "copy the unibus package (with its bundles, without node_modules) to $APP"
     tar --owner=0 --group=0 --numeric-owner -C "$release" -cf - . | ssh -o BatchMode=yes "$SSH_USER@$host" sudo bash -c "'mkdir -p $APP && tar -C $APP -xf - && rm -rf $APP/node_modules'"
+  fi
+  if [ "$ROUTE_NETWORK" = wg ]; then read_wg_key "$name" "$host"; fi
+done
+if [ "$ROUTE_NETWORK" = wg ] && [ "$apply" = 1 ]; then
+  for e in "${CLUSTER_NODES[@]}"; do
+    read -r name _ <<<"$e"
+    [ -s "$secrets/nodes/$name/wg.pub" ] ||
+      { echo "deploy-cluster.sh: no WireGuard public key of $name in $secrets/nodes/$name/wg.pub; deploy every node once (without --only)" >&2; exit 1; }
+  done
+fi
+for e in "${selected[@]}"; do
+  read -r name host public wg <<<"$e"
+  paths "$name"
+  addr=$(node_addr "$name" "$host" "$public" "$wg")
+  stage "$name" "$addr" "$staging/$name" "$public"
+  if [ "$apply" = 1 ] && [ "$transport" = ssh ]; then
     put_dir "$name" "$host" "$staging/$name" "/tmp/unibus-stage"
     stage_dir=/tmp/unibus-stage
   else
     stage_dir="$staging/$name"
   fi
   run_step "$name" "$host" "place certificates, keys, node.env (routes to the other nodes over $ROUTE_NETWORK) and systemd units" "$(place_steps)" "$stage_dir"
+  if [ "$ROUTE_NETWORK" = wg ]; then
+    run_step "$name" "$host" "bring the mesh up on $(wg_iface "$name") at $wg (the other servers as peers) before the routes" "$(mesh_up_steps)"
+  fi
   run_step "$name" "$host" "start membershipd" "$(start_steps membershipd)"
 done
 for e in "${selected[@]}"; do
@@ -325,8 +472,7 @@ for e in "${selected[@]}"; do
   run_step "$name" "$host" "wait for /healthz on $(node_addr "$name" "$host" "$public" "$wg"):$HTTP_PORT" "$(healthy_steps "$(node_addr "$name" "$host" "$public" "$wg")")"
 done
 # The operator's CLI needs the bootstrap admin's JWT, which membershipd issues (and records as an event).
-read -r first first_host first_public first_wg <<<"${selected[0]}"
-first_addr=$(node_addr "$first" "$first_host" "$first_public" "$first_wg")
+read -r first first_host first_public _ <<<"${selected[0]}"
 paths "$first"
 if [ "$apply" = 1 ]; then
   say "$first" "fetch the bootstrap admin's credentials into $secrets/identities/admin.creds"
@@ -337,9 +483,9 @@ else
   say "$first" "would fetch the bootstrap admin's credentials into $secrets/identities/admin.creds"
 fi
 for e in "${selected[@]}"; do
-  read -r name host _ _ <<<"$e"
+  read -r name host public wg <<<"$e"
   paths "$name"
-  run_step "$name" "$host" "enroll this node's agent through its own membershipd" "$(enroll_steps "$name")"
+  run_step "$name" "$host" "enroll this node's agent through its own membershipd" "$(enroll_steps "$name" "$public" "$wg")"
   run_step "$name" "$host" "start the agent" "$(start_steps agent)"
 done
 # Where the hint is printed: in netns mode only the namespaces reach the nodes' addresses.
@@ -347,6 +493,13 @@ if [ "$apply" = 1 ]; then
   via=""
   if [ "$transport" = netns ]; then via="ip netns exec ${netns_prefix}${first} "; fi
   echo "deployed: ${#selected[@]} node(s). Next, from here:"
-  echo "  ${via}$repo/bin/unibus monitor report --env $env_file"
-  echo "  ${via}$repo/bin/unibus --data-dir $secrets/identities --server nats://$first_addr:$NATS_CLIENT_PORT cluster status"
+  if [ "$ROUTE_NETWORK" = wg ] && [ "$transport" = ssh ]; then
+    # /healthz is on the WG_IPs, which only the mesh reaches: from a node.
+    urls=""
+    for e in "${CLUSTER_NODES[@]}"; do read -r _ _ _ w <<<"$e"; urls="${urls:+$urls,}http://$w:$HTTP_PORT"; done
+    echo "  ssh $SSH_USER@$first_host $APP/bin/unibus monitor report --url $urls   # the WG_IPs are the mesh's alone"
+  else
+    echo "  ${via}$repo/bin/unibus monitor report --env $env_file"
+  fi
+  echo "  ${via}$repo/bin/unibus --data-dir $secrets/identities --server $(client_url "$first_public") cluster status"
 fi

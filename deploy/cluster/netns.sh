@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The network `deploy-cluster.sh --transport netns` deploys into, made on this machine: per node of
-# cluster.env a network namespace <prefix><NAME> whose eth0 holds the node's PUBLIC_IP and WG_IP
-# (/24), and a veth from it into one bridge, <prefix>br. The bridge has no address, so every node
+# cluster.env a network namespace <prefix><NAME> whose eth0 holds the node's PUBLIC_IP (/24), and
+# its WG_IP too unless ROUTE_NETWORK=wg (then the WG_IP is the mesh interface's alone, which
+# deploy-cluster.sh brings up: routes really cross WireGuard), and a veth from it into one bridge, <prefix>br. The bridge has no address, so every node
 # address lives only inside the namespaces made here; the host reaches them with `ip netns exec`.
 # Source this file; it runs nothing by itself. Both functions are idempotent, and with APPLY=0
 # print the exact commands they would run instead of running them.
@@ -41,7 +42,7 @@ netns_make() { # APPLY PREFIX BRIDGE VETH NAME PUBLIC WG
       netns_run "$apply" "$name" ip link set "$veth" master "$bridge" up &&
       netns_run "$apply" "$name" ip -n "$ns" link set lo up &&
       netns_run "$apply" "$name" ip -n "$ns" addr add "$public/24" dev eth0 &&
-      { [ "$wg" = "$public" ] || netns_run "$apply" "$name" ip -n "$ns" addr add "$wg/24" dev eth0; } &&
+      { [ "$wg" = "$public" ] || [ "${ROUTE_NETWORK:-}" = wg ] || netns_run "$apply" "$name" ip -n "$ns" addr add "$wg/24" dev eth0; } &&
       netns_run "$apply" "$name" ip -n "$ns" link set eth0 up
   }; then
     ip netns del "$ns" 2>/dev/null || true

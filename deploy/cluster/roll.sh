@@ -98,12 +98,12 @@ rekey_bookkeeping() { # NAME HOST M
 }
 
 roll_cluster() { # MODE: certs | rekey
-  local mode=$1 peers="" urls="" e n h p w replicas=1
+  local mode=$1 peers="" urls="" e n p replicas=1
   [ "$mode" = rekey ] && replicas=3
   for e in "${CLUSTER_NODES[@]}"; do
-    read -r n h p w <<<"$e"
+    read -r n _ p _ <<<"$e"
     peers="${peers:+$peers,}$n"
-    urls="${urls:+$urls,}nats://$(node_addr "$n" "$h" "$p" "$w"):$NATS_CLIENT_PORT"
+    urls="${urls:+$urls,}$(client_url "$p")"
   done
   cluster_wait() { # WITHIN [ARGS…]
     "$repo/bin/unibus" --data-dir "$secrets/identities" --server "$urls" cluster wait --replicas "$replicas" --peers "$peers" --within "$@"
@@ -125,7 +125,7 @@ roll_cluster() { # MODE: certs | rekey
     fi
     say "$name" "check that its peers hold everything and every agent trusts the CA its chain presents (${ca:0:16}…)"
     cluster_wait 5m --agents-trust "$ca" || { echo "deploy-cluster.sh: not safe to stop $name now; it is left as it is" >&2; exit 1; }
-    stage "$name" "$addr" "$staging/$name"
+    stage "$name" "$addr" "$staging/$name" "$public"
     if [ "$mode" = rekey ]; then (umask 077; mkdir -p "$staging/$name/rekey" && cp "$m/at-rest.key.next" "$staging/$name/rekey/at-rest.key"); fi
     local stage_dir="$staging/$name"
     if [ "$transport" = ssh ]; then

@@ -29,6 +29,9 @@ export const options = {
   "disable-ipv6": { type: "boolean" },
   "rotate-key": { type: "boolean" },
   "no-wg-endpoint": { type: "boolean" },
+  "mesh-static": { type: "string" },
+  "overlay-address": { type: "string" },
+  "listen-port": { type: "string" },
 } as const;
 
 /** Where the data dir is: --data-dir, UNIBUS_AGENT_DATA_DIR, or local_files/agent (relative to the working directory). */

@@ -17,6 +17,7 @@ import { KeyHandoffError } from "../bus/mod.ts";
 import { writableRootProblem } from "./supervisor/mod.ts";
 import { disableIpv6 } from "./run/ipv6.ts";
 import { wgUpdate } from "./wg-update.ts";
+import { meshUp, readStaticPeers } from "./mesh/mod.ts";
 
 export const usage = `usage: unibus-agent [flags] <command>
 
@@ -53,6 +54,8 @@ commands:
                                        mesh's peers in on its interface (and no IPv6 there)
       [--route-port N --route-peer IP] with --firewall: the NATS route port takes only these addresses
                                        (the cluster's other servers; --route-peer is repeatable)
+      [--mesh-static FILE]             with --mesh: peers kept whatever the fleet lists (the cluster's
+                                       servers, as deploy-cluster.sh writes them: {"peers":[…]})
       [--disable-ipv6]                 switch IPv6 off on this host (its network namespace) first
       [--allow-luks]                   as root: open the LUKS devices services declare with the data key
                                        the unlocked key goes to its consumers in $UNIBUS_KEY_RUNTIME_DIR
@@ -65,6 +68,11 @@ commands:
   vault cold-unlock                    full-cluster cold start: prints a request line for
                                        unibus vault cold-answer, reads its answer on stdin and hands the
                                        key to membershipd (--at-rest-key-handoff) on tmpfs
+  mesh key                             this node's WireGuard public key (the key pair is made if missing)
+  mesh up --overlay-address IP/BITS [--listen-port 51820] [--wg-interface NAME] [--mesh-static FILE]
+                                       as root: bring the interface up with this node's key and FILE's
+                                       peers now, without membershipd (a control-plane node's mesh
+                                       before its routes; deploy-cluster.sh runs it)
   wg update [--rotate-key] [--wg-endpoint HOST:PORT | --no-wg-endpoint]
                                        a new WireGuard key pair for this node, or a new endpoint:
                                        membershipd records it, every peer and the running agent take it
@@ -151,6 +159,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === "vault") return await vaultCommand(store, positionals.slice(1), f, log, json);
     if (command === "wg") return await wgCommand(store, positionals.slice(1), f, json);
+    if (command === "mesh") return await meshCommand(store, positionals.slice(1), f, json);
     if (command === "join" || command === "enroll-wait") return await enroll(command, store, f, o, json);
     return usageError(`unknown command "${positionals.join(" ")}"`);
   } catch (err) {
@@ -248,10 +257,10 @@ function daemonOptions(store: NodeStore, f: Flags, log: (line: string) => void):
   };
 }
 
-/** --mesh, --wg-interface, --firewall, --route-port and --route-peer, checked together. */
+/** --mesh, --wg-interface, --firewall, --route-port, --route-peer and --mesh-static, checked together. */
 function meshOptions(f: Flags): Pick<AgentOptions, "mesh"> {
   if (!f.mesh) {
-    for (const flag of ["wg-interface", "firewall", "route-port", "route-peer"] as const)
+    for (const flag of ["wg-interface", "firewall", "route-port", "route-peer", "mesh-static"] as const)
       if (f[flag] !== undefined) usageError(`--${flag} needs --mesh`);
     return {};
   }
@@ -263,9 +272,18 @@ function meshOptions(f: Flags): Pick<AgentOptions, "mesh"> {
   if (port !== null && !(Number.isInteger(port) && port >= 1 && port <= 65_535))
     usageError(`--route-port ${JSON.stringify(f["route-port"])} is not a port (1-65535)`);
   const route = port === null ? {} : { route: { port, peers } };
+  const statics = f["mesh-static"] === undefined ? {} : { staticPeers: staticPeers(f["mesh-static"]) };
   return {
-    mesh: { iface: meshInterface(f["wg-interface"]), ...(f.firewall ? { firewall: route } : {}) },
+    mesh: { iface: meshInterface(f["wg-interface"]), ...(f.firewall ? { firewall: route } : {}), ...statics },
   };
+}
+
+function staticPeers(file: string) {
+  try {
+    return readStaticPeers(resolve(file));
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
 }
 
 /** A Linux interface name: 1 to 15 of letters, digits, "-", "_" and ".". */
@@ -297,6 +315,42 @@ async function wgCommand(store: NodeStore, args: string[], f: Flags, json: boole
     json
       ? `${JSON.stringify({ ok: true, result: r })}\n`
       : `${r.node}: WireGuard key ${r.wg_key}, endpoint ${r.wg_endpoint ?? "none"}${r.changed ? "" : " (as before)"}; every peer and this node's running agent take it within seconds\n`,
+  );
+  return 0;
+}
+
+/**
+ * `mesh key`: this node's WireGuard public key (its key pair made here when there is none yet).
+ * `mesh up`: the interface with that key, --overlay-address and --listen-port, and --mesh-static's
+ * peers (mesh/mesh-up.ts): what deploy-cluster.sh runs before membershipd with ROUTE_NETWORK=wg.
+ */
+async function meshCommand(store: NodeStore, args: string[], f: Flags, json: boolean): Promise<number> {
+  const verb = args.join(" ");
+  if (verb === "key") {
+    const key = store.wgPublicKey();
+    process.stdout.write(json ? `${JSON.stringify({ ok: true, result: { public_key: key } })}\n` : `${key}\n`);
+    return 0;
+  }
+  if (verb !== "up") return usageError(`unknown command "mesh ${verb}" (mesh key, mesh up)`);
+  const address = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(f["overlay-address"] ?? "");
+  if (!address || !isIPv4(address[1]!) || Number(address[2]) < 8 || Number(address[2]) > 30)
+    usageError("mesh up needs --overlay-address IP/BITS (this node's WG_IP and the overlay's prefix, /8 to /30)");
+  const port = Number(f["listen-port"] ?? 51_820);
+  if (!(Number.isInteger(port) && port >= 1 && port <= 65_535))
+    usageError(`--listen-port ${JSON.stringify(f["listen-port"])} is not a port (1-65535)`);
+  const r = await meshUp({
+    iface: meshInterface(f["wg-interface"]),
+    keyFile: store.path("wg"),
+    publicKey: store.wgPublicKey(),
+    overlayIp: address[1]!,
+    prefixBits: Number(address[2]),
+    listenPort: port,
+    peers: f["mesh-static"] === undefined ? [] : staticPeers(f["mesh-static"]),
+  });
+  process.stdout.write(
+    json
+      ? `${JSON.stringify({ ok: true, result: r })}\n`
+      : `${r.interface} up at ${r.overlay}, port ${r.listen_port}${r.mode ? ` (${r.mode})` : ""}: ${r.added} peer(s) added, ${r.updated} updated${r.skipped.length ? `; left out (their address is another key's): ${r.skipped.join(", ")}` : ""}\n`,
   );
   return 0;
 }

@@ -44,9 +44,9 @@ const good = (): RawClusterEnv => ({
     ROUTE_NETWORK: "wg",
   },
   nodes: [
-    "n1 n1.example.net 203.0.113.1 10.8.0.1",
-    "n2 n2.example.net 203.0.113.2 10.8.0.2",
-    "n3 2001:db8::3 2001:db8::3 fd00::3",
+    "n1 n1.example.net 203.0.113.1 10.0.0.1",
+    "n2 n2.example.net 203.0.113.2 10.0.0.2",
+    "n3 2001:db8::3 2001:db8::3 10.0.0.3",
   ],
 });
 
@@ -80,11 +80,13 @@ test("a filled-in copy of the shipped file reads as typed config", () => {
     httpPort: 8470,
     sshUser: "deploy",
     routeNetwork: "wg",
+    overlayCidr: "10.0.0.0/24",
+    wgPort: 51820,
     nodes: [1, 2, 3].map((i) => ({
       name: `n${i}`,
       sshHost: `n${i}.example.net`,
       publicIp: `203.0.113.${i}`,
-      wgIp: `10.8.0.${i}`,
+      wgIp: `10.0.0.${i}`,
     })),
   });
 });
@@ -126,7 +128,7 @@ test("a missing file and a file bash cannot source are errors with a code", () =
   );
 });
 
-test("zod checks ports, replicas, ROUTE_NETWORK, users and names", () => {
+test("zod checks ports, replicas, ROUTE_NETWORK, the overlay, users and names", () => {
   const cases: [Partial<RawClusterEnv["vars"]>, RegExp][] = [
     [{ KV_REPLICAS: "2" }, /KV_REPLICAS must be 1, 3 or 5/],
     [{ KV_REPLICAS: "5" }, /KV_REPLICAS is 5 but CLUSTER_NODES lists only 3 node\(s\)/],
@@ -138,6 +140,9 @@ test("zod checks ports, replicas, ROUTE_NETWORK, users and names", () => {
     [{ CLUSTER_USER: "Root User" }, /CLUSTER_USER must be a Unix user name/],
     [{ CLUSTER_NAME: "-x" }, /CLUSTER_NAME must be 1-63 letters/],
     [{ CLUSTER_NAME: undefined }, /CLUSTER_NAME is not set/],
+    [{ OVERLAY_CIDR: "10.0.0.0/31" }, /OVERLAY_CIDR must be an IPv4 CIDR from \/8 to \/30/],
+    [{ OVERLAY_CIDR: "10.9.0.0/24" }, /n1's WG_IP 10\.0\.0\.1 is not a host address of OVERLAY_CIDR 10\.9\.0\.0\/24/],
+    [{ WG_PORT: "0" }, /WG_PORT must be a port from 1 to 65535/],
   ];
   for (const [over, pattern] of cases) {
     const raw = good();
@@ -152,18 +157,18 @@ test("node lines: four fields, valid addresses, unique names and addresses, an a
   const check = (nodes: string[] | null, pattern: RegExp) =>
     assert.match(failure(parseClusterEnv({ ...good(), nodes }), "E_CLUSTER_ENV_INVALID"), pattern);
   check(["n1 n1.example.net 203.0.113.1"], /CLUSTER_NODES\[0\] has 3 field\(s\), not the 4/);
-  check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.3 10.8.0.3 extra"], /CLUSTER_NODES\[2\] has 5 field/);
+  check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.3 10.0.0.3 extra"], /CLUSTER_NODES\[2\] has 5 field/);
   check(
-    [...good().nodes!.slice(0, 2), "n3 h 203.0.113.300 10.8.0.3"],
+    [...good().nodes!.slice(0, 2), "n3 h 203.0.113.300 10.0.0.3"],
     /CLUSTER_NODES\[2\]: PUBLIC_IP must be an IPv4 or IPv6 address/,
   );
   check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.3 wg0"], /CLUSTER_NODES\[2\]: WG_IP must be/);
   check(
-    [...good().nodes!.slice(0, 2), "n3 -oProxyCommand=x 203.0.113.3 10.8.0.3"],
+    [...good().nodes!.slice(0, 2), "n3 -oProxyCommand=x 203.0.113.3 10.0.0.3"],
     /CLUSTER_NODES\[2\]: SSH_HOST must be a host name/,
   );
-  check([...good().nodes!.slice(0, 2), "n1 h 203.0.113.3 10.8.0.3"], /lists the name n1 twice/);
-  check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.1 10.8.0.3"], /lists the PUBLIC_IP 203\.0\.113\.1 twice/);
+  check([...good().nodes!.slice(0, 2), "n1 h 203.0.113.3 10.0.0.3"], /lists the name n1 twice/);
+  check([...good().nodes!.slice(0, 2), "n3 h 203.0.113.1 10.0.0.3"], /lists the PUBLIC_IP 203\.0\.113\.1 twice/);
   check([], /CLUSTER_NODES lists no node/);
   check(null, /CLUSTER_NODES must be a bash array/);
   // Every problem at once, in one sentence.
@@ -178,8 +183,8 @@ test("monitor addresses: WG_IP with ROUTE_NETWORK=wg, PUBLIC_IP with public, IPv
   const r = parseClusterEnv(good());
   assert.ok(r.ok);
   const [n1, , n3] = r.env.nodes;
-  assert.equal(nodeAddress(r.env, n1!), "10.8.0.1");
-  assert.equal(healthzBase(r.env, n1!), "http://10.8.0.1:8470");
-  assert.equal(healthzBase(r.env, n3!), "http://[fd00::3]:8470");
+  assert.equal(nodeAddress(r.env, n1!), "10.0.0.1");
+  assert.equal(healthzBase(r.env, n1!), "http://10.0.0.1:8470");
+  assert.equal(healthzBase({ ...r.env, routeNetwork: "public" }, n3!), "http://[2001:db8::3]:8470");
   assert.equal(healthzBase({ ...r.env, routeNetwork: "public" }, n1!), "http://203.0.113.1:8470");
 });

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { z } from "zod";
-import type { Codes } from "../core/mod.ts";
+import { inCidr, parseCidr, type Codes } from "../core/mod.ts";
 
 export const CLUSTER_ENV_VARS = [
   "CLUSTER_NAME",
@@ -16,6 +16,8 @@ export const CLUSTER_ENV_VARS = [
   "HTTP_PORT",
   "SSH_USER",
   "ROUTE_NETWORK",
+  "OVERLAY_CIDR",
+  "WG_PORT",
 ] as const;
 type VarName = (typeof CLUSTER_ENV_VARS)[number];
 
@@ -34,6 +36,9 @@ export interface ClusterEnv {
   httpPort: number;
   sshUser: string;
   routeNetwork: "wg" | "public";
+  /** The overlay the WG_IPs are in (10.0.0.0/24 when unset) and the mesh's UDP port (51820). */
+  overlayCidr: string;
+  wgPort: number;
   nodes: ClusterNode[];
 }
 
@@ -146,6 +151,11 @@ const Vars = z.object({
   ROUTE_NETWORK: z.enum(["wg", "public"], {
     error: (i) => (i.input === undefined ? "ROUTE_NETWORK is not set" : "ROUTE_NETWORK must be wg or public"),
   }),
+  OVERLAY_CIDR: z
+    .string()
+    .refine((c) => parseCidr(c) !== null, "OVERLAY_CIDR must be an IPv4 CIDR from /8 to /30")
+    .default("10.0.0.0/24"),
+  WG_PORT: port("WG_PORT").default(51_820),
 });
 
 /** The checks on what bash printed (pure: the unit tests call it directly). */
@@ -200,6 +210,11 @@ export function parseClusterEnv(raw: RawClusterEnv, file = "cluster.env"): Clust
         if (ports[i]![1] === ports[j]![1])
           problems.push(`${ports[i]![0]} and ${ports[j]![0]} are both ${ports[i]![1]}`);
       }
+    const overlay = parseCidr(v.OVERLAY_CIDR);
+    if (v.ROUTE_NETWORK === "wg" && overlay)
+      for (const n of nodes)
+        if (!inCidr(overlay, n.wgIp))
+          problems.push(`${n.name}'s WG_IP ${n.wgIp} is not a host address of OVERLAY_CIDR ${v.OVERLAY_CIDR}`);
     if (raw.nodes && raw.nodes.length > 0 && v.KV_REPLICAS > raw.nodes.length)
       problems.push(`KV_REPLICAS is ${v.KV_REPLICAS} but CLUSTER_NODES lists only ${raw.nodes.length} node(s)`);
   }
@@ -217,6 +232,8 @@ export function parseClusterEnv(raw: RawClusterEnv, file = "cluster.env"): Clust
       httpPort: v.HTTP_PORT,
       sshUser: v.SSH_USER,
       routeNetwork: v.ROUTE_NETWORK,
+      overlayCidr: v.OVERLAY_CIDR,
+      wgPort: v.WG_PORT,
       nodes,
     },
   };

@@ -78,6 +78,7 @@ export const ERRORS = {
   E_NODE_NOT_FOUND: { meaning: "no node with that name" },
   E_KEY_IN_USE: { meaning: "that node key was already enrolled once; generate a new one" },
   E_NO_ADDRESS: { meaning: "no free overlay address is left in the network's range" },
+  E_ADDRESS_IN_USE: { meaning: "the overlay address an invite pins is held by another active node" },
   E_WG_KEY_IN_USE: {
     meaning: "another active node enrolled with that WireGuard public key; generate a key pair of your own",
   },

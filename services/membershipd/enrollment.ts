@@ -25,8 +25,10 @@ import {
   fleetAggregate,
   FLEET_ID,
   identityAggregate,
+  inCidr,
   isDomainError,
   newUserSeed,
+  parseCidr,
   sha256Hex,
   signerFromSeed,
   verifySignature,
@@ -108,7 +110,13 @@ export class EnrollmentService {
    * key that event names: every bootstrap JWT belongs to a recorded invite, so revoking the invite
    * reaches it. A run whose event was already recorded (the same command id) mints nothing.
    */
-  async invite(args: { expiry_s: number; uses: number; note: string }, cmd: CommandEnvelope): Promise<unknown> {
+  async invite(
+    args: { expiry_s: number; uses: number; note: string; overlay_ip?: string | undefined },
+    cmd: CommandEnvelope,
+  ): Promise<unknown> {
+    const cidr = parseCidr(this.o.cidr);
+    if (args.overlay_ip !== undefined && cidr && !inCidr(cidr, args.overlay_ip))
+      return domainError("E_BAD_REQUEST", `overlay address ${args.overlay_ip} is not a host address of ${this.o.cidr}`);
     const secret = randomBytes(32);
     const secretText = secret.toString("base64url");
     secret.fill(0);
@@ -125,6 +133,7 @@ export class EnrollmentService {
           uses: args.uses,
           note: args.note,
           bootstrapKey,
+          ...(args.overlay_ip === undefined ? {} : { address: args.overlay_ip }),
         },
         { actor: cmd.actor, commandId: cmd.id },
       );

@@ -15,6 +15,7 @@ import { backoffMs, checkControl, quietLog, zodMessage } from "../../core/mod.ts
 import { applyFirewall, applyPlan, bringUp, readInterface, run, type Run, type WgMode } from "./device.ts";
 import { renderFirewall } from "./firewall.ts";
 import { planPeers } from "./peer-plan.ts";
+import { withStaticPeers } from "./static-peers.ts";
 
 export type Ask = (action: string, args: Record<string, unknown>) => Promise<Reply>;
 
@@ -34,6 +35,8 @@ export interface MeshOptions {
   keyRecorded?: (publicKey: string) => void;
   /** Filter the overlay with nftables (firewall.ts); `route` narrows the NATS route port too. */
   firewall?: { route?: { port: number; peers: readonly string[] } };
+  /** The control plane's static peers (--mesh-static, static-peers.ts): kept whatever node.mesh lists. */
+  staticPeers?: readonly WgPeer[];
 }
 
 /** One consistent peer list: every page of node.mesh read at one fleet version. */
@@ -137,7 +140,9 @@ export class Mesh {
 
   private async syncOnce(): Promise<void> {
     try {
-      const { head, peers } = await fetchMesh(this.o.ask, this.o.node);
+      const fetched = await fetchMesh(this.o.ask, this.o.node);
+      const head = fetched.head;
+      const peers = withStaticPeers(fetched.peers, this.o.staticPeers ?? [], head);
       const bits = Number(head.overlay_cidr.split("/")[1]);
       const wanted = { overlayIp: head.overlay_ip, bits, port: head.listen_port };
       if (JSON.stringify(wanted) !== JSON.stringify(this.up)) {

@@ -2,3 +2,5 @@
 export { Mesh, type MeshOptions } from "./mesh.ts";
 export { planPeers, type PeerPlan } from "./peer-plan.ts";
 export { parseWgDump, type WgDump, type WgDumpPeer } from "./wg-dump.ts";
+export { meshUp, type MeshUpOptions, type MeshUpResult } from "./mesh-up.ts";
+export { readStaticPeers, withStaticPeers } from "./static-peers.ts";

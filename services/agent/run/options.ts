@@ -3,6 +3,7 @@ import type { NodeStore } from "../node-store.ts";
 import type { Supervisor, Tools } from "../supervisor/mod.ts";
 import type { OwnerVault, RateLimit, Secrets } from "../vault/mod.ts";
 import type { Codes } from "../../core/mod.ts";
+import type { WgPeer } from "../../../schemas/mod.ts";
 
 export class AgentError extends Error {
   constructor(
@@ -29,7 +30,12 @@ export interface AgentOptions {
    */
   writableRoots?: readonly string[];
   /** The WireGuard mesh (--mesh): its interface kept in step with the fleet's peers, and its filter (--firewall). */
-  mesh?: { iface: string; firewall?: { route?: { port: number; peers: readonly string[] } } };
+  mesh?: {
+    iface: string;
+    firewall?: { route?: { port: number; peers: readonly string[] } };
+    /** --mesh-static: the control plane's own peers, kept whatever node.mesh lists. */
+    staticPeers?: readonly WgPeer[];
+  };
 }
 
 /** Vault mode: this node's data key split among its peers (services/agent/vault). */

@@ -146,6 +146,7 @@ export class AgentRuntime implements RunningAgent {
           keyRecorded: (key) => void this.store.settleWgRotation(key, false),
           log: this.log,
           ...(o.mesh.firewall ? { firewall: o.mesh.firewall } : {}),
+          ...(o.mesh.staticPeers ? { staticPeers: o.mesh.staticPeers } : {}),
         })
       : null;
   }

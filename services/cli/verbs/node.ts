@@ -43,16 +43,22 @@ function tokenInput(f: { "token-file"?: string | undefined; token?: string | und
 const ENROLLMENT_VERBS = [
   defineVerb({
     words: ["node", "invite"],
-    usage: "[--expiry 24h] [--uses 1] [--note TEXT]",
-    help: "a one-time token for unibus-agent join (shown once)",
-    flags: { expiry: { type: "string" }, uses: { type: "string" }, note: { type: "string" } },
+    usage: "[--expiry 24h] [--uses 1] [--note TEXT] [--overlay-ip IP]",
+    help: "a one-time token for unibus-agent join (shown once); --overlay-ip pins the node's overlay address",
+    flags: {
+      expiry: { type: "string" },
+      uses: { type: "string" },
+      note: { type: "string" },
+      "overlay-ip": { type: "string" },
+    },
     dryRun: true,
     run: async ({ args, flags, o, send }) => {
-      need(args, 0, "no arguments (flags --expiry, --uses, --note)");
+      need(args, 0, "no arguments (flags --expiry, --uses, --note, --overlay-ip)");
       const invite = {
         expiry_s: parseDuration(flags.expiry ?? "24h"),
         uses: Number(flags.uses ?? 1),
         note: flags.note ?? "",
+        ...(flags["overlay-ip"] === undefined ? {} : { overlay_ip: flags["overlay-ip"] }),
       };
       return show(
         o,

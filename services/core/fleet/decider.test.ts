@@ -36,7 +36,7 @@ function error(r: unknown, code: DomainError["code"]): DomainError {
 const hashOf = (n: number) => sha256Hex(`secret-${n}`);
 const issue = (
   n: number,
-  o: Partial<{ uses: number; expiresAt: string }> = {},
+  o: Partial<{ uses: number; expiresAt: string; address: string }> = {},
 ): Extract<FleetCommand, { type: "IssueInvite" }> => ({
   type: "IssueInvite",
   hash: hashOf(n),
@@ -44,6 +44,7 @@ const issue = (
   uses: o.uses ?? 1,
   note: `n${n}`,
   bootstrapKey,
+  ...(o.address === undefined ? {} : { address: o.address }),
 });
 
 function enrollCmd(
@@ -293,6 +294,50 @@ describe("fleet decider: enrollment", () => {
     );
     const active = [...s.nodes.values()].filter((n) => n.status === "active").map((n) => n.address);
     assert.equal(new Set(active).size, active.length);
+  });
+
+  test("an invite that pins an address: its node gets it, the others still get the lowest free ones; held, outside or multi-use is refused", () => {
+    const pinned = [issue(1, { uses: 10 }), issue(2, { address: "10.0.0.5" })];
+    const s = stateAfter(...pinned, enrollCmd("cp", { invite: 2 }), enrollCmd("a"), enrollCmd("b"));
+    assert.deepEqual(
+      ["cp", "a", "b"].map((n) => addressOf(s, n)),
+      ["10.0.0.5", "10.0.0.1", "10.0.0.2"],
+    );
+    const more = stateAfter(
+      ...pinned,
+      enrollCmd("cp", { invite: 2 }),
+      ...["a", "b", "c", "d", "e"].map((n) => enrollCmd(n)),
+    );
+    assert.deepEqual(
+      ["d", "e"].map((n) => addressOf(more, n)),
+      ["10.0.0.4", "10.0.0.6"],
+      "allocation steps over the pinned address",
+    );
+    const held = history(...pinned, enrollCmd("cp", { invite: 2 }));
+    spec
+      .given(...held)
+      .when(issue(3, { address: "10.0.0.5" }))
+      .thenError("E_ADDRESS_IN_USE");
+    const taken = history(issue(1, { uses: 10 }), issue(2, { address: "10.0.0.1" }), enrollCmd("a"));
+    spec
+      .given(...taken)
+      .when(enrollCmd("cp", { invite: 2 }))
+      .thenError("E_ADDRESS_IN_USE");
+    spec
+      .given(...history(issue(2, { address: "10.0.1.5" })))
+      .when(enrollCmd("cp", { invite: 2 }))
+      .thenError("E_BAD_REQUEST");
+    spec
+      .given()
+      .when(issue(2, { address: "10.0.0.5", uses: 2 }))
+      .thenError("E_BAD_REQUEST");
+    const gone = stateAfter(
+      ...pinned,
+      enrollCmd("cp", { invite: 2 }),
+      { type: "LeaveNode", node: "cp" },
+      enrollCmd("a"),
+    );
+    assert.equal(addressOf(gone, "a"), "10.0.0.1");
   });
 
   test("500 random enrollments and departures: each address is the lowest free one, as a scan of every address finds it", () => {

@@ -23,6 +23,8 @@ export interface Invite {
   revoked: boolean;
   note: string;
   bootstrapKey: string;
+  /** The overlay address its node gets, when the invite pins one. */
+  address: string | null;
 }
 export interface FleetNode {
   node: string;
@@ -50,7 +52,15 @@ export interface FleetState {
 }
 
 export type FleetCommand =
-  | { type: "IssueInvite"; hash: string; expiresAt: string; uses: number; note: string; bootstrapKey: string }
+  | {
+      type: "IssueInvite";
+      hash: string;
+      expiresAt: string;
+      uses: number;
+      note: string;
+      bootstrapKey: string;
+      address?: string;
+    }
   | { type: "RevokeInvite"; hashPrefix: string }
   | {
       type: "EnrollNode";
@@ -113,8 +123,10 @@ function enroll(
     );
   const cidr = parseCidr(c.cidr);
   if (!cidr) return domainError("E_INTERNAL", `overlay CIDR ${c.cidr} is invalid`);
-  const address = allocateAddress(cidr, s.addresses, s.freeFrom);
+  const address = invite!.address ?? allocateAddress(cidr, s.addresses, s.freeFrom);
   if (!address) return domainError("E_NO_ADDRESS", `no free overlay address left in ${c.cidr}`);
+  const pinned = pinnedAddressProblem(s, cidr, invite!.address);
+  if (pinned) return pinned;
   return [
     {
       type: "NodeEnrolled",
@@ -131,6 +143,16 @@ function enroll(
       },
     },
   ];
+}
+
+/** Why an invite's pinned address cannot be given (outside the overlay, or held); null when it can or none is pinned. */
+function pinnedAddressProblem(s: FleetState, cidr: ReturnType<typeof parseCidr>, address: string | null | undefined) {
+  if (address == null) return null;
+  if (cidr && !inCidr(cidr, address))
+    return domainError("E_BAD_REQUEST", `overlay address ${address} is not a host address of the overlay's range`);
+  if (s.addresses.has(address))
+    return domainError("E_ADDRESS_IN_USE", `overlay address ${address} is held by another active node`, { address });
+  return null;
 }
 
 /** A node's new WireGuard key or endpoint; nothing when both are what the fleet holds (a retry). */
@@ -166,14 +188,26 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
   }),
   decide(c, s) {
     switch (c.type) {
-      case "IssueInvite":
+      case "IssueInvite": {
         if (s.invites.has(c.hash)) return domainError("E_CONFLICT", "an invite with this hash exists");
+        if (c.address !== undefined && c.uses !== 1)
+          return domainError("E_BAD_REQUEST", "an invite that pins an overlay address is for one node: --uses 1");
+        const pinned = pinnedAddressProblem(s, null, c.address);
+        if (pinned) return pinned;
         return [
           {
             type: "InviteIssued",
-            data: { hash: c.hash, expires_at: c.expiresAt, uses: c.uses, note: c.note, bootstrap_key: c.bootstrapKey },
+            data: {
+              hash: c.hash,
+              expires_at: c.expiresAt,
+              uses: c.uses,
+              note: c.note,
+              bootstrap_key: c.bootstrapKey,
+              ...(c.address === undefined ? {} : { address: c.address }),
+            },
           },
         ];
+      }
       case "RevokeInvite": {
         const inv = findInvite(s, c.hashPrefix);
         if ("code" in inv) return inv;
@@ -210,6 +244,7 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
           revoked: false,
           note: d.note,
           bootstrapKey: d.bootstrap_key,
+          address: d.address ?? null,
         });
         (s.bootstrapKeys as Set<string>).add(d.bootstrap_key);
         return { ...s };
@@ -236,7 +271,9 @@ export const fleetDecider: Decider<FleetCommand, FleetEvent, FleetState> = {
         if (d.wg_key !== undefined) (s.wgKeys as Map<string, string>).set(d.wg_key, d.node);
         (s.keys as Map<string, string>).set(d.sign_key, d.node);
         let freeFrom = s.freeFrom;
-        if (ipToInt(d.address) === freeFrom || freeFrom === 0) {
+        // An address the invite pinned may lie above free ones: only an allocated one moves the mark.
+        const pinned = inv?.address === d.address;
+        if (ipToInt(d.address) === freeFrom || (freeFrom === 0 && !pinned)) {
           freeFrom = ipToInt(d.address)! + 1;
           while (addresses.has(intToIp(freeFrom))) freeFrom++;
         }
