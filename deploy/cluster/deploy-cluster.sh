@@ -95,6 +95,7 @@ check_wg_ips() {
   start=$(($(ip_int "$base") / size * size))
   for e in "${CLUSTER_NODES[@]}"; do
     read -r n _ _ w <<<"$e"
+    [[ "$w" =~ ^[0-9]+(\.[0-9]+){3}$ ]] || { echo "deploy-cluster.sh: $n's WG_IP $w is not an IPv4 address (the mesh is IPv4)" >&2; exit 2; }
     x=$(ip_int "$w")
     if [ "$x" -le "$start" ] || [ "$x" -ge $((start + size - 1)) ]; then
       echo "deploy-cluster.sh: $n's WG_IP $w is not a host address of OVERLAY_CIDR $OVERLAY_CIDR" >&2
