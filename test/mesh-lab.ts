@@ -102,9 +102,10 @@ export interface MeshLab {
   destroy(): Promise<void>;
 }
 
-export async function startMeshLab(nodes: string[]): Promise<MeshLab> {
+/** `routed`: the hosts reach each other through a router host (test/netns.ts says why a large lab needs it). */
+export async function startMeshLab(nodes: string[], o: { routed?: boolean } = {}): Promise<MeshLab> {
   const dir = tempDir("unibus-mesh-");
-  const lab = createLab(["cp", ...nodes]);
+  const lab = createLab(["cp", ...nodes], o.routed ? { routed: true } : {});
   const agents = new Map<string, { proc: ChildProcess; out: string }>();
   const host = (n: string) => lab.hosts.find((h) => h.name === n)!;
   const iface = (n: string) => `${lab.prefix.replace("-", "")}${n}`;

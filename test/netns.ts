@@ -42,12 +42,43 @@ export function netnsUnavailable(): string | null {
   return null;
 }
 
-/**
- * `names` hosts, 10.231.<net>.x ("public") and 10.232.<net>.x ("wg") on one bridge. With
- * `wgOnEth0: false` the wg addresses are left off eth0: a real mesh (deploy-cluster.sh with
- * ROUTE_NETWORK=wg) puts them on its WireGuard interfaces.
- */
-export function createLab(names: string[], o: { wgOnEth0?: boolean } = {}): NetnsLab {
+export interface LabOptions {
+  /**
+   * false: the wg addresses are left off eth0: a real mesh (deploy-cluster.sh with
+   * ROUTE_NETWORK=wg) puts them on its WireGuard interfaces.
+   */
+  wgOnEth0?: boolean;
+  /**
+   * Every host reaches the others through one router host (its own namespace, <prefix>rt, at
+   * 10.231.<net>.1): each host's public address is a /32 with the router as gateway, as hosts on
+   * different networks are. The kernel's ARP table is one for all namespaces (1,024 entries at
+   * most by default); on one flat link a full mesh of N hosts needs N² of them (50 hosts: 2,500,
+   * "neighbor table overflow"), through a router 2N. No wg addresses on eth0 then.
+   */
+  routed?: boolean;
+}
+
+const ROUTER = "rt";
+
+/** The router host of a routed lab: forwards between the hosts, and sends no redirects (they would put the hosts back on one link). */
+function addRouter(ns: string, outside: string, bridge: string, address: string): void {
+  ip(["netns", "add", ns]);
+  ip(["link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+  ip(["link", "set", outside, "master", bridge, "up"]);
+  ip(["-n", ns, "link", "set", "lo", "up"]);
+  ip(["-n", ns, "addr", "add", address, "dev", "eth0"]);
+  ip(["-n", ns, "link", "set", "eth0", "up"]);
+  for (const setting of [
+    "net.ipv4.ip_forward=1",
+    "net.ipv4.conf.all.send_redirects=0",
+    "net.ipv4.conf.default.send_redirects=0",
+    "net.ipv4.conf.eth0.send_redirects=0",
+  ])
+    execFileSync("ip", ["netns", "exec", ns, "sysctl", "-q", "-w", setting]);
+}
+
+/** `names` hosts, 10.231.<net>.x ("public") and 10.232.<net>.x ("wg") on one bridge (LabOptions). */
+export function createLab(names: string[], o: LabOptions = {}): NetnsLab {
   const id = randomBytes(2).toString("hex");
   const prefix = `ub${id}-`;
   const bridge = `ubbr${id}`;
@@ -87,6 +118,7 @@ export function createLab(names: string[], o: { wgOnEth0?: boolean } = {}): Netn
         for (const pid of pids) spawnSync("kill", ["-9", pid]);
       }
       for (const h of hosts) spawnSync("ip", ["netns", "del", h.ns]);
+      if (o.routed) spawnSync("ip", ["netns", "del", `${prefix}${ROUTER}`]);
       spawnSync("ip", ["link", "del", bridge]);
       // wireguard-go's sockets (the mesh's interfaces are named after the prefix) outlive a kill -9.
       const sockets = "/var/run/wireguard";
@@ -103,10 +135,15 @@ export function createLab(names: string[], o: { wgOnEth0?: boolean } = {}): Netn
       ip(["link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", h.ns]);
       ip(["link", "set", outside, "master", bridge, "up"]);
       ip(["-n", h.ns, "link", "set", "lo", "up"]);
-      ip(["-n", h.ns, "addr", "add", `${h.publicIp}/24`, "dev", "eth0"]);
-      if (o.wgOnEth0 !== false) ip(["-n", h.ns, "addr", "add", `${h.wgIp}/24`, "dev", "eth0"]);
+      ip(["-n", h.ns, "addr", "add", `${h.publicIp}/${o.routed ? 32 : 24}`, "dev", "eth0"]);
+      if (o.wgOnEth0 !== false && !o.routed) ip(["-n", h.ns, "addr", "add", `${h.wgIp}/24`, "dev", "eth0"]);
       ip(["-n", h.ns, "link", "set", "eth0", "up"]);
+      if (o.routed) {
+        ip(["-n", h.ns, "route", "add", `10.231.${net}.1/32`, "dev", "eth0"]);
+        ip(["-n", h.ns, "route", "add", `10.231.${net}.0/24`, "via", `10.231.${net}.1`]);
+      }
     });
+    if (o.routed) addRouter(`${prefix}${ROUTER}`, `ubv${id}r`, bridge, `10.231.${net}.1/24`);
   } catch (err) {
     lab.destroy();
     throw err;
