@@ -145,8 +145,9 @@ export class Mesh {
       const peers = withStaticPeers(fetched.peers, this.o.staticPeers ?? [], head);
       const bits = Number(head.overlay_cidr.split("/")[1]);
       const wanted = { overlayIp: head.overlay_ip, bits, port: head.listen_port };
+      let made: WgMode | null = null;
       if (JSON.stringify(wanted) !== JSON.stringify(this.up)) {
-        const made = await bringUp(
+        made = await bringUp(
           {
             iface: this.o.iface,
             keyFile: this.o.keyFile,
@@ -165,7 +166,8 @@ export class Mesh {
       this.o.keyRecorded?.(head.public_key);
       const dump = await this.withFleetKey(head.public_key);
       // Right after bring-up this node is the newcomer: it dials every peer (peer-plan.ts says why).
-      const plan = planPeers(peers, dump.peers, this.version === null);
+      // So is an interface made anew under a running agent (wireguard-go died): it has no sessions.
+      const plan = planPeers(peers, dump.peers, this.version === null || made !== null);
       await applyPlan(this.o.iface, plan.clauses, this.run);
       if (plan.added + plan.updated + plan.removed > 0)
         this.o.log(
