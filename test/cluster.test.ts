@@ -382,7 +382,7 @@ describe("cluster on three network-namespace hosts", {
     }
   });
 
-  test("a node's agent, enrolled through the cluster, is commandable through every node and keeps the mesh with its filter", async () => {
+  test("a node's agent, enrolled through the cluster, is commandable through every node and keeps the mesh with its filter; /healthz shows it", async () => {
     for (const via of NODES) {
       const r = await cli(via, ["--json", "node", "status", "n1"]);
       assert.equal(r.code, 0, `via ${via}: ${r.stderr}`);
@@ -399,6 +399,13 @@ describe("cluster on three network-namespace hosts", {
         mesh.peers.map((p: { node: string }) => p.node).sort(),
         NODES.filter((o) => o !== n),
       );
+      // membershipd's /healthz shows the same, from the agent's --mesh-state file.
+      const shown = await until(`${n}'s /healthz shows its mesh`, async () => {
+        const m = (await healthz(n))?.mesh;
+        return m?.peers?.length === 2 && m.peers.every((p: any) => p.latest_handshake !== null) ? m : null;
+      });
+      assert.equal(shown.interface, mesh.interface);
+      assert.ok(shown.state_age_s <= 60, JSON.stringify(shown));
     }
   });
 

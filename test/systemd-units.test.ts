@@ -176,7 +176,8 @@ test("the agent's unit: root bounded to exactly the documented capabilities, its
     "-/sys/fs/cgroup/system.slice/%n",
     "/var/lib/unibus/agent",
   ]);
-  assert.equal(unit.get("RuntimeDirectory"), undefined);
+  // Not /run/unibus (membershipd's: systemd would chown it to root at each start): its own only.
+  assert.deepEqual(unit.get("RuntimeDirectory"), ["unibus-agent"]);
 });
 
 test("the mesh's unit runs as root with CAP_NET_ADMIN alone, before membershipd", () => {

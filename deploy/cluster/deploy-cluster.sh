@@ -130,7 +130,7 @@ agent_args() { # NAME
     read -r n _ _ w <<<"$e"
     [ "$n" = "$1" ] || peers="$peers --route-peer $w"
   done
-  echo "--mesh --wg-interface $(wg_iface "$1") --mesh-static $ETC/mesh-peers.json --firewall --route-port $NATS_ROUTE_PORT$peers"
+  echo "--mesh --wg-interface $(wg_iface "$1") --mesh-static $ETC/mesh-peers.json --mesh-state $MESH_STATE --firewall --route-port $NATS_ROUTE_PORT$peers"
 }
 
 # Per-node paths: the real ones over ssh; under the node's own root directory in netns mode.
@@ -141,6 +141,8 @@ paths() { # NAME
     ROOT="" APP=/opt/unibus
   fi
   ETC="$ROOT/etc/unibus" DATA="$ROOT/var/lib/unibus" UNITS="$ROOT/etc/systemd/system" RUN="$ROOT/run/unibus"
+  # The agent's mesh state for membershipd's /healthz: the agent unit's RuntimeDirectory (root's, 0755).
+  MESH_STATE="$ROOT/run/unibus-agent/mesh.json"
 }
 
 # Copies a local directory's contents to DEST on the node (modes kept).
@@ -187,6 +189,7 @@ UNIBUS_ROUTE_PORT=$NATS_ROUTE_PORT
 UNIBUS_ROUTE_TLS_DIR=$ETC/route
 UNIBUS_ROUTE_SECRET_FILE=$ETC/route.secret
 UNIBUS_OVERLAY_CIDR=$OVERLAY_CIDR
+$(if [ "$ROUTE_NETWORK" = wg ]; then echo "UNIBUS_MESH_STATE_FILE=$MESH_STATE"; fi)
 $(vault_env "$name")
 ENV
 }

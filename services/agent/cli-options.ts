@@ -30,6 +30,7 @@ export const options = {
   "rotate-key": { type: "boolean" },
   "no-wg-endpoint": { type: "boolean" },
   "mesh-static": { type: "string" },
+  "mesh-state": { type: "string" },
   "overlay-address": { type: "string" },
   "listen-port": { type: "string" },
 } as const;

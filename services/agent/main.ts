@@ -56,6 +56,8 @@ commands:
                                        (the cluster's other servers; --route-peer is repeatable)
       [--mesh-static FILE]             with --mesh: peers kept whatever the fleet lists (the cluster's
                                        servers, as deploy-cluster.sh writes them: {"peers":[…]})
+      [--mesh-state FILE]              with --mesh: the mesh as status reports it, written after every
+                                       sync (0644, public keys only) for membershipd's /healthz
       [--disable-ipv6]                 switch IPv6 off on this host (its network namespace) first
       [--allow-luks]                   as root: open the LUKS devices services declare with the data key
                                        the unlocked key goes to its consumers in $UNIBUS_KEY_RUNTIME_DIR
@@ -260,7 +262,7 @@ function daemonOptions(store: NodeStore, f: Flags, log: (line: string) => void):
 /** --mesh, --wg-interface, --firewall, --route-port, --route-peer and --mesh-static, checked together. */
 function meshOptions(f: Flags): Pick<AgentOptions, "mesh"> {
   if (!f.mesh) {
-    for (const flag of ["wg-interface", "firewall", "route-port", "route-peer", "mesh-static"] as const)
+    for (const flag of ["wg-interface", "firewall", "route-port", "route-peer", "mesh-static", "mesh-state"] as const)
       if (f[flag] !== undefined) usageError(`--${flag} needs --mesh`);
     return {};
   }
@@ -273,8 +275,14 @@ function meshOptions(f: Flags): Pick<AgentOptions, "mesh"> {
     usageError(`--route-port ${JSON.stringify(f["route-port"])} is not a port (1-65535)`);
   const route = port === null ? {} : { route: { port, peers } };
   const statics = f["mesh-static"] === undefined ? {} : { staticPeers: staticPeers(f["mesh-static"]) };
+  const state = f["mesh-state"] === undefined ? {} : { stateFile: resolve(f["mesh-state"]) };
   return {
-    mesh: { iface: meshInterface(f["wg-interface"]), ...(f.firewall ? { firewall: route } : {}), ...statics },
+    mesh: {
+      iface: meshInterface(f["wg-interface"]),
+      ...(f.firewall ? { firewall: route } : {}),
+      ...statics,
+      ...state,
+    },
   };
 }
 

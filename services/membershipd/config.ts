@@ -32,6 +32,8 @@ export const MembershipdConfig = z.object({
   atRestKeyFile: z.string().min(1),
   /** Vault mode: the agent hands the key over in this file (tmpfs); no key file is read. */
   atRestKeyHandoff: z.string().optional(),
+  /** The co-located agent's mesh state (its --mesh-state): /healthz shows it. */
+  meshStateFile: z.string().optional(),
   natsUrl: z.string().optional(),
   natsCreds: z.string().optional(),
   natsCa: z.string().optional(),
@@ -80,6 +82,7 @@ const flags = {
   "http-host": "127.0.0.1",
   "at-rest-key-file": "",
   "at-rest-key-handoff": "",
+  "mesh-state-file": "",
   "nats-url": "",
   "nats-creds": "",
   "nats-ca": "",
@@ -111,6 +114,8 @@ export const usage = `usage: membershipd [flags]   (each flag is also env UNIBUS
   --at-rest-key-file FILE  JetStream at-rest key (default DATA_DIR/at-rest.key, created 0600 on first start)
   --at-rest-key-handoff F  vault mode: wait for the co-located agent to hand the key over in F (on
                            tmpfs, e.g. /run/unibus/NODE/at-rest.key) instead of reading a key file
+  --mesh-state-file FILE   the co-located agent's mesh state (its --mesh-state): /healthz shows the
+                           interface and each peer's last handshake under "mesh"
   --advertise URL[,URL]    client URLs written into invites (default nats://HOST:PORT of the listener)
   --overlay-cidr CIDR      overlay network for node addresses (default 10.0.0.0/24)
   --nats-url URL           use an existing NATS instead of the embedded server (no operator mode:
@@ -178,6 +183,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     httpHost: pick("http-host"),
     atRestKeyFile: abs(keyFile) ?? join(dataDir, "at-rest.key"),
     atRestKeyHandoff: abs(pick("at-rest-key-handoff")),
+    meshStateFile: abs(pick("mesh-state-file")),
     natsUrl: pick("nats-url") || undefined,
     natsCreds: pick("nats-creds") || undefined,
     natsCa: pick("nats-ca") || undefined,

@@ -30,6 +30,7 @@ import { metaClusterView, replicaStatesView } from "./meta-cluster.ts";
 import { loadRouteSecurity, RouteSecurityError } from "./route-security.ts";
 import type { ClusterOptions } from "../bus/mod.ts";
 import { agentVaultState, awaitHandedKey } from "./vault-key.ts";
+import { agentMeshReader } from "./mesh-state.ts";
 import { StopSignals } from "./stop-signals.ts";
 import { StreamAlarmLog, startStreamWatch } from "./stream-watch.ts";
 import { startCheckpointTimer } from "./checkpoint-timer.ts";
@@ -313,6 +314,7 @@ export async function main(argv: string[]): Promise<void> {
       // Sealed: the running key came from the vault and no clear copy is on this disk.
       sealedKeys: () => Boolean(embedded?.fromVault) && !existsSync(cfg.atRestKeyFile),
       agentVault: () => (cfg.atRestKeyHandoff ? agentVaultState(cfg.atRestKeyHandoff) : null),
+      ...(cfg.meshStateFile ? { agentMesh: agentMeshReader(cfg.meshStateFile) } : {}),
       onStreamAlarm: (alarm) => streamAlarms.observe(alarm),
       ...(backups ? { backups: () => backups.status() } : {}),
     },

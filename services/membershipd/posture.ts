@@ -6,6 +6,7 @@ import { EVENTS_STREAM, type EmbeddedNatsServer, type Projector } from "../bus/m
 import { metaPeers, type MetaCluster } from "./cluster/mod.ts";
 import type { VaultCounts } from "./vault-tally.ts";
 import type { BackupStatus } from "./backup/mod.ts";
+import type { AgentMesh } from "./mesh-state.ts";
 
 const PROBE_MS = 400;
 
@@ -38,6 +39,8 @@ export interface PostureDeps {
   vaults?: () => VaultCounts | null;
   /** True when the running JetStream key came from the vault's hand-off and no clear key file exists. */
   sealedKeys?: () => boolean;
+  /** The co-located agent's mesh (--mesh-state-file): shown under "mesh", never a problem. */
+  agentMesh?: () => AgentMesh;
   /** Vault mode: the co-located agent's vault state (vault-state.json), or null. */
   agentVault?: () => { state: string; problem: string | null } | null;
   /**
@@ -157,6 +160,7 @@ export async function healthz(d: PostureDeps): Promise<{ status: string; [k: str
     vaults: d.vaults?.() ?? null,
     replica_repairs: d.replicaProblems?.() ?? [],
     ...(backup ? { backup } : {}),
+    ...(d.agentMesh ? { mesh: d.agentMesh() } : {}),
     problems,
   };
 }

@@ -16,6 +16,7 @@ import { applyFirewall, applyPlan, bringUp, readInterface, run, type Run, type W
 import { renderFirewall } from "./firewall.ts";
 import { planPeers } from "./peer-plan.ts";
 import { withStaticPeers } from "./static-peers.ts";
+import { writeMeshState } from "./state-file.ts";
 
 export type Ask = (action: string, args: Record<string, unknown>) => Promise<Reply>;
 
@@ -37,6 +38,8 @@ export interface MeshOptions {
   firewall?: { route?: { port: number; peers: readonly string[] } };
   /** The control plane's static peers (--mesh-static, static-peers.ts): kept whatever node.mesh lists. */
   staticPeers?: readonly WgPeer[];
+  /** --mesh-state: `info()` written here after every sync, for membershipd's /healthz (state-file.ts). */
+  stateFile?: string;
 }
 
 /** One consistent peer list: every page of node.mesh read at one fleet version. */
@@ -76,6 +79,7 @@ export class Mesh {
   /** The rules last applied (to apply only a change), and why the last apply failed. */
   private rules: string | null = null;
   private firewallProblem: string | null = null;
+  private stateProblem: string | null = null;
   private readonly run: Run;
 
   constructor(private readonly o: MeshOptions) {
@@ -116,7 +120,7 @@ export class Mesh {
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const syncing = this.syncOnce();
+    const syncing = this.syncOnce().then(() => this.writeState());
     this.inFlight = syncing;
     void syncing.then(() => {
       this.inFlight = null;
@@ -227,6 +231,18 @@ export class Mesh {
       const message = (err as Error).message;
       if (this.firewallProblem !== message) this.o.log(`mesh: ${message}`);
       this.firewallProblem = message;
+    }
+  }
+
+  private async writeState(): Promise<void> {
+    if (!this.o.stateFile) return;
+    try {
+      writeMeshState(this.o.stateFile, await this.info());
+      this.stateProblem = null;
+    } catch (err) {
+      const message = `mesh: could not write ${this.o.stateFile}: ${(err as Error).message}`;
+      if (this.stateProblem !== message) this.o.log(message);
+      this.stateProblem = message;
     }
   }
 

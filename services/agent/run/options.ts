@@ -35,6 +35,8 @@ export interface AgentOptions {
     firewall?: { route?: { port: number; peers: readonly string[] } };
     /** --mesh-static: the control plane's own peers, kept whatever node.mesh lists. */
     staticPeers?: readonly WgPeer[];
+    /** --mesh-state: where the mesh's state is written for membershipd's /healthz. */
+    stateFile?: string;
   };
 }
 

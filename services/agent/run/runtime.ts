@@ -147,6 +147,7 @@ export class AgentRuntime implements RunningAgent {
           log: this.log,
           ...(o.mesh.firewall ? { firewall: o.mesh.firewall } : {}),
           ...(o.mesh.staticPeers ? { staticPeers: o.mesh.staticPeers } : {}),
+          ...(o.mesh.stateFile ? { stateFile: o.mesh.stateFile } : {}),
         })
       : null;
   }
