@@ -259,7 +259,7 @@ function daemonOptions(store: NodeStore, f: Flags, log: (line: string) => void):
   };
 }
 
-/** --mesh, --wg-interface, --firewall, --route-port, --route-peer and --mesh-static, checked together. */
+/** --mesh, --wg-interface, --firewall, --route-port, --route-peer, --mesh-static and --mesh-state, checked together. */
 function meshOptions(f: Flags): Pick<AgentOptions, "mesh"> {
   if (!f.mesh) {
     for (const flag of ["wg-interface", "firewall", "route-port", "route-peer", "mesh-static", "mesh-state"] as const)
