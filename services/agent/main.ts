@@ -1,5 +1,6 @@
 // `unibus-agent`: the node's command line. It parses the flags and runs one command: `join` and
-// `enroll-wait` (enroll.ts), `status`, `run` (the daemon: run/), `vault adopt-key` and `vault cold-unlock`.
+// `enroll-wait` (enroll.ts), `status`, `run` (the daemon: run/), `vault adopt-key`, `vault cold-unlock`,
+// `wg update` (wg-update.ts), `mesh key` and `mesh up` (mesh/mesh-up.ts).
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
