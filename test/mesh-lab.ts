@@ -178,9 +178,7 @@ export async function startMeshLab(nodes: string[], o: { routed?: boolean } = {}
       for (const a of agents.values()) a.proc.kill("SIGKILL");
       await md.kill9();
       if (process.env.UNIBUS_KEEP_LAB) return void process.stderr.write(`lab kept: ${lab.prefix}* in ${dir}\n`);
-      lab.destroy();
-      // wireguard-go's control sockets are named by interface in one directory for every namespace.
-      for (const n of nodes) rmSync(`/var/run/wireguard/${iface(n)}.sock`, { force: true });
+      lab.destroy(); // wireguard-go's control sockets too
       rmSync(dir, { recursive: true, force: true });
     },
   };

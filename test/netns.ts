@@ -60,14 +60,19 @@ export interface LabOptions {
 
 const ROUTER = "rt";
 
-/** The router host of a routed lab: forwards between the hosts, and sends no redirects (they would put the hosts back on one link). */
-function addRouter(ns: string, outside: string, bridge: string, address: string): void {
+/** A namespace `ns` whose eth0 (with `addresses`) is a veth, `outside`, into `bridge`. */
+function addHost(ns: string, outside: string, bridge: string, addresses: string[]): void {
   ip(["netns", "add", ns]);
   ip(["link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns]);
   ip(["link", "set", outside, "master", bridge, "up"]);
   ip(["-n", ns, "link", "set", "lo", "up"]);
-  ip(["-n", ns, "addr", "add", address, "dev", "eth0"]);
+  for (const a of addresses) ip(["-n", ns, "addr", "add", a, "dev", "eth0"]);
   ip(["-n", ns, "link", "set", "eth0", "up"]);
+}
+
+/** The router host of a routed lab: forwards between the hosts, and sends no redirects (they would put the hosts back on one link). */
+function addRouter(ns: string, outside: string, bridge: string, address: string): void {
+  addHost(ns, outside, bridge, [address]);
   for (const setting of [
     "net.ipv4.ip_forward=1",
     "net.ipv4.conf.all.send_redirects=0",
@@ -120,24 +125,22 @@ export function createLab(names: string[], o: LabOptions = {}): NetnsLab {
       for (const h of hosts) spawnSync("ip", ["netns", "del", h.ns]);
       if (o.routed) spawnSync("ip", ["netns", "del", `${prefix}${ROUTER}`]);
       spawnSync("ip", ["link", "del", bridge]);
-      // wireguard-go's sockets (the mesh's interfaces are named after the prefix) outlive a kill -9.
+      // wireguard-go's sockets outlive a kill -9. The mesh interfaces of a lab are named after its id
+      // (deploy-cluster.sh: <prefix>w<i>; test/mesh-lab.ts: ub<id><node>).
       const sockets = "/var/run/wireguard";
       if (existsSync(sockets))
-        for (const f of readdirSync(sockets)) if (f.startsWith(prefix)) rmSync(join(sockets, f), { force: true });
+        for (const f of readdirSync(sockets)) if (f.startsWith(`ub${id}`)) rmSync(join(sockets, f), { force: true });
     },
   };
   try {
     ip(["link", "add", bridge, "type", "bridge"]);
     ip(["link", "set", bridge, "up"]);
     hosts.forEach((h, i) => {
-      const outside = `ubv${id}${i}`;
-      ip(["netns", "add", h.ns]);
-      ip(["link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", h.ns]);
-      ip(["link", "set", outside, "master", bridge, "up"]);
-      ip(["-n", h.ns, "link", "set", "lo", "up"]);
-      ip(["-n", h.ns, "addr", "add", `${h.publicIp}/${o.routed ? 32 : 24}`, "dev", "eth0"]);
-      if (o.wgOnEth0 !== false && !o.routed) ip(["-n", h.ns, "addr", "add", `${h.wgIp}/24`, "dev", "eth0"]);
-      ip(["-n", h.ns, "link", "set", "eth0", "up"]);
+      const wgOnEth0 = o.wgOnEth0 !== false && !o.routed;
+      addHost(h.ns, `ubv${id}${i}`, bridge, [
+        `${h.publicIp}/${o.routed ? 32 : 24}`,
+        ...(wgOnEth0 ? [`${h.wgIp}/24`] : []),
+      ]);
       if (o.routed) {
         ip(["-n", h.ns, "route", "add", `10.231.${net}.1/32`, "dev", "eth0"]);
         ip(["-n", h.ns, "route", "add", `10.231.${net}.0/24`, "via", `10.231.${net}.1`]);

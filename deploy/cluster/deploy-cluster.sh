@@ -66,7 +66,8 @@ say() { printf '[%s] %s\n' "$1" "$2"; }
 node_addr() { if [ "$ROUTE_NETWORK" = wg ]; then echo "$4"; else echo "$3"; fi; }
 # Clients (agents joining with an invite, the operator's CLI) reach the client port at PUBLIC_IP in
 # either mode: a node that is joining is not on the mesh yet. TLS and nkey auth guard that port.
-client_url() { case "$1" in *:*) echo "nats://[$1]:$NATS_CLIENT_PORT" ;; *) echo "nats://$1:$NATS_CLIENT_PORT" ;; esac; }
+client_url() { echo "nats://$(host_port "$1" "$NATS_CLIENT_PORT")"; }
+host_port() { case "$1" in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
 
 # ROUTE_NETWORK=wg: the mesh's interface (unibus0; in netns mode one name per node, as wireguard-go's
 # socket in /run/wireguard is the host's, not the namespace's), and the node's WireGuard endpoint.
@@ -80,7 +81,7 @@ wg_iface() { # NAME
   done
   echo "${netns_prefix}w$i"
 }
-wg_endpoint() { case "$1" in *:*) echo "[$1]:$WG_PORT" ;; *) echo "$1:$WG_PORT" ;; esac; }
+wg_endpoint() { host_port "$1" "$WG_PORT"; }
 ip_int() { local IFS=. a b c d; read -r a b c d <<<"$1"; echo $(((a << 24) + (b << 16) + (c << 8) + d)); }
 
 # Every WG_IP a host address of OVERLAY_CIDR: the fleet hands out overlay addresses from it, and
@@ -212,19 +213,14 @@ stage() { # NAME ADDR STAGE_DIR PUBLIC_IP
    echo "UNIBUS_AGENT_ARGS=\"$(agent_args "$name")\"" >"$s/etc/agent.env"
    if [ "$ROUTE_NETWORK" = wg ]; then
      mesh_peers_json "$name" >"$s/etc/mesh-peers.json"
-     echo "UNIBUS_MESH_ARGS=\"$(mesh_args "$name")\"" >"$s/etc/mesh.env"
+     echo "UNIBUS_MESH_ARGS=\"$(mesh_args "$name" "$addr")\"" >"$s/etc/mesh.env"
      render_unit unibus-mesh.service "$CLUSTER_USER" "$ETC" "$APP" "$DATA" >"$s/units/unibus-mesh.service"
    fi
    chmod 644 "$s/etc/"*.env "$s/units/"*)
 }
 
-mesh_args() { # NAME
-  local e n w
-  for e in "${CLUSTER_NODES[@]}"; do
-    read -r n _ _ w <<<"$e"
-    [ "$n" = "$1" ] && break
-  done
-  echo "--wg-interface $(wg_iface "$1") --overlay-address $w/${OVERLAY_CIDR#*/} --listen-port $WG_PORT --mesh-static $ETC/mesh-peers.json"
+mesh_args() { # NAME WG_IP
+  echo "--wg-interface $(wg_iface "$1") --overlay-address $2/${OVERLAY_CIDR#*/} --listen-port $WG_PORT --mesh-static $ETC/mesh-peers.json"
 }
 
 install_steps() { # runs on the node; with ROUTE_NETWORK=wg the mesh's tools too

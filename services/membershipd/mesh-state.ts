@@ -3,10 +3,13 @@
 // never a problem: a deploy waits for "ok" before it starts the agent that writes the file. Parsed
 // again only when the file changed; bounded before it is parsed.
 import { readFileSync, statSync } from "node:fs";
+import { z } from "zod";
 import { MeshInfo } from "../../schemas/mod.ts";
 import { zodMessage } from "../core/mod.ts";
 
 const MAX_BYTES = 1024 * 1024;
+/** The file: MeshInfo and when the agent wrote it. */
+const MeshState = MeshInfo.extend({ written_at: z.string() });
 
 export type AgentMesh =
   | (MeshInfo & { written_at: string; state_age_s: number })
@@ -19,9 +22,7 @@ export function agentMeshReader(file: string): (now?: number) => AgentMesh {
       const st = statSync(file);
       if (st.size > MAX_BYTES) return { problem: `${file} is over ${MAX_BYTES} bytes`, state_age_s: null };
       if (!cached || cached.mtimeMs !== st.mtimeMs || cached.size !== st.size) {
-        const r = MeshInfo.extend({ written_at: MeshInfo.shape.last_sync.unwrap() }).safeParse(
-          JSON.parse(readFileSync(file, "utf8")),
-        );
+        const r = MeshState.safeParse(JSON.parse(readFileSync(file, "utf8")));
         if (!r.success) return { problem: `${file} is malformed: ${zodMessage(r.error)}`, state_age_s: null };
         cached = { mtimeMs: st.mtimeMs, size: st.size, info: r.data };
       }

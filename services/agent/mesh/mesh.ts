@@ -1,7 +1,9 @@
 // Keeps the node's WireGuard interface in step with the fleet: on connect, on membershipd's signed
 // nudge (a node joined, left or was revoked), and every 30 s besides, it reads its peers
 // (node.mesh, every page) and applies the difference with `wg set`. A failed sync is tried again
-// after a doubling wait (2 s to 30 s). What it reports (`status`: agent.mesh) comes from `wg show`.
+// after a doubling wait (2 s to 30 s). What it reports (`status`: agent.mesh) comes from `wg show`,
+// and with --mesh-state it is also written to a file after each sync, for membershipd's /healthz.
+// A control-plane node's static peers (--mesh-static) stay whatever node.mesh lists.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import {
   MAX_STATUS_PEERS,

@@ -11,7 +11,7 @@ import type { FleetEvent } from "../../../schemas/mod.ts";
 import { defineAggregate } from "../aggregate.ts";
 import type { Decider } from "../decider.ts";
 import { domainError } from "../errors.ts";
-import { allocateAddress, inCidr, intToIp, ipToInt, parseCidr } from "../overlay.ts";
+import { allocateAddress, inCidr, intToIp, ipToInt, parseCidr, type Cidr } from "../overlay.ts";
 
 /** The fleet is one aggregate: `fleet/main`. */
 export const FLEET_ID = "main";
@@ -115,18 +115,13 @@ function enroll(
   if (s.bootstrapKeys.has(c.signKey))
     return domainError("E_KEY_IN_USE", "that key is an invite's bootstrap key; generate a node key of your own");
   const wgHolder = c.wgKey === undefined ? undefined : s.wgKeys.get(c.wgKey);
-  if (wgHolder !== undefined)
-    return domainError(
-      "E_WG_KEY_IN_USE",
-      `that WireGuard key is already node ${wgHolder}'s; generate a key pair of your own`,
-      { node: wgHolder },
-    );
+  if (wgHolder !== undefined) return wgKeyInUse(wgHolder);
   const cidr = parseCidr(c.cidr);
   if (!cidr) return domainError("E_INTERNAL", `overlay CIDR ${c.cidr} is invalid`);
-  const address = invite!.address ?? allocateAddress(cidr, s.addresses, s.freeFrom);
-  if (!address) return domainError("E_NO_ADDRESS", `no free overlay address left in ${c.cidr}`);
   const pinned = pinnedAddressProblem(s, cidr, invite!.address);
   if (pinned) return pinned;
+  const address = invite!.address ?? allocateAddress(cidr, s.addresses, s.freeFrom);
+  if (!address) return domainError("E_NO_ADDRESS", `no free overlay address left in ${c.cidr}`);
   return [
     {
       type: "NodeEnrolled",
@@ -145,8 +140,13 @@ function enroll(
   ];
 }
 
+const wgKeyInUse = (node: string) =>
+  domainError("E_WG_KEY_IN_USE", `that WireGuard key is already node ${node}'s; generate a key pair of your own`, {
+    node,
+  });
+
 /** Why an invite's pinned address cannot be given (outside the overlay, or held); null when it can or none is pinned. */
-function pinnedAddressProblem(s: FleetState, cidr: ReturnType<typeof parseCidr>, address: string | null | undefined) {
+function pinnedAddressProblem(s: FleetState, cidr: Cidr | null, address: string | null | undefined) {
   if (address == null) return null;
   if (cidr && !inCidr(cidr, address))
     return domainError("E_BAD_REQUEST", `overlay address ${address} is not a host address of the overlay's range`);
@@ -164,14 +164,7 @@ function changeWg(
   if (!n || n.status !== "active")
     return domainError("E_NODE_NOT_FOUND", `no enrolled node ${c.node}`, { node: c.node });
   const holder = s.wgKeys.get(c.wgKey);
-  if (holder !== undefined && holder !== c.node)
-    return domainError(
-      "E_WG_KEY_IN_USE",
-      `that WireGuard key is already node ${holder}'s; generate a key pair of your own`,
-      {
-        node: holder,
-      },
-    );
+  if (holder !== undefined && holder !== c.node) return wgKeyInUse(holder);
   if (n.wgKey === c.wgKey && n.wgEndpoint === c.wgEndpoint) return [];
   return [{ type: "NodeWgChanged", data: { node: c.node, wg_key: c.wgKey, wg_endpoint: c.wgEndpoint } }];
 }
